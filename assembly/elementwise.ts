@@ -1,0 +1,88 @@
+/**
+ * Elementwise kernels, f32x4 with a partial last vector. Same contracts as
+ * src/kernels/ref/elementwise.ts: backward kernels accumulate into dx. sigmoid, silu and softplus
+ * only ever evaluate exp(-|x|) ≤ 1, so nothing overflows for any finite input.
+ */
+import {
+  ldN, stN, vexp, vexpNegAbs, vlog1p, vsigmoidFromE, vOneMinusSigmoidFromE,
+} from './vmath';
+
+/** out (n) = x + y */
+export function add(out: usize, x: usize, y: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    stN(out + o, f32x4.add(ldN(x + o, c), ldN(y + o, c)), c);
+  }
+}
+
+/** out (n) = x ⊙ y */
+export function mul(out: usize, x: usize, y: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    stN(out + o, f32x4.mul(ldN(x + o, c), ldN(y + o, c)), c);
+  }
+}
+
+/** dst (n) += src */
+export function accumulate(dst: usize, src: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    stN(dst + o, f32x4.add(ldN(dst + o, c), ldN(src + o, c)), c);
+  }
+}
+
+/** dst (n) += x ⊙ y */
+export function mulAccumulate(dst: usize, x: usize, y: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    stN(dst + o, f32x4.add(ldN(dst + o, c), f32x4.mul(ldN(x + o, c), ldN(y + o, c))), c);
+  }
+}
+
+/** out (n) = silu(x) = x·sigmoid(x) */
+export function siluForward(out: usize, x: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    const xv = ldN(x + o, c);
+    stN(out + o, f32x4.mul(xv, vsigmoidFromE(xv, vexpNegAbs(xv))), c);
+  }
+}
+
+/** dx (n) += dout ⊙ (s + x·s·(1-s)), s = sigmoid(x) */
+export function siluBackward(dx: usize, dout: usize, x: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    const xv = ldN(x + o, c);
+    const e = vexpNegAbs(xv);
+    const s = vsigmoidFromE(xv, e), oms = vOneMinusSigmoidFromE(xv, e);
+    const d = f32x4.add(s, f32x4.mul(f32x4.mul(xv, s), oms));
+    stN(dx + o, f32x4.add(ldN(dx + o, c), f32x4.mul(ldN(dout + o, c), d)), c);
+  }
+}
+
+/** out (n) = softplus(x) = max(x,0) + log1p(exp(-|x|)) */
+export function softplusForward(out: usize, x: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    const xv = ldN(x + o, c);
+    stN(out + o, f32x4.add(f32x4.pmax(xv, f32x4.splat(0)), vlog1p(vexpNegAbs(xv))), c);
+  }
+}
+
+/** dx (n) += dout ⊙ sigmoid(x) */
+export function softplusBackward(dx: usize, dout: usize, x: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    const xv = ldN(x + o, c);
+    const s = vsigmoidFromE(xv, vexpNegAbs(xv));
+    stN(dx + o, f32x4.add(ldN(dx + o, c), f32x4.mul(ldN(dout + o, c), s)), c);
+  }
+}
+
+/** out (n) = exp(x): exposes the vector exp (tests compare it with Math.exp). */
+export function expForward(out: usize, x: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    stN(out + o, vexp(ldN(x + o, c)), c);
+  }
+}

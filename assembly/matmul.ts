@@ -1,0 +1,279 @@
+/**
+ * f32x4 matrix products, row-major, register-tiled. Same contracts as src/kernels/ref/matmul.ts:
+ * `beta` 0 overwrites `out`, any other value accumulates into it. All pointers are byte offsets.
+ */
+import { hsum4 } from './vmath';
+
+// ================================================================ NT: out = a (M,K) @ b (N,K)^T
+//
+// Both operands are contiguous along k, so each output is a dot product: the micro-kernel keeps
+// 3 rows of a × 4 rows of b = 12 lane-parallel partial sums, walks k four at a time, and reduces
+// each group of four partial sums with one transpose-add into a vector of 4 outputs.
+
+/** Block of b rows kept hot while all rows of a stream past it (bytes ≈ JB·K·4 ≤ 256 KiB). */
+@inline function ntBlock(K: i32): i32 {
+  let jb = (65536 / max<i32>(K, 1)) & ~3;
+  return max<i32>(jb, 16);
+}
+
+/** Scalar k-tail [k0,K) for one (row of a, 4 rows of b) pair, added to the 4 sums in s. */
+@inline function ntTail4(s: v128, pa: usize, pb: usize, rowB: usize, k0: i32, K: i32): v128 {
+  for (let k = k0; k < K; k++) {
+    const o = <usize>k << 2;
+    let bv = v128.load32_zero(pb + o);
+    bv = v128.load32_lane(pb + rowB + o, bv, 1);
+    bv = v128.load32_lane(pb + 2 * rowB + o, bv, 2);
+    bv = v128.load32_lane(pb + 3 * rowB + o, bv, 3);
+    s = f32x4.add(s, f32x4.mul(v128.load32_splat(pa + o), bv));
+  }
+  return s;
+}
+
+@inline function ntStore4(po: usize, s: v128, acc: bool): void {
+  if (acc) s = f32x4.add(s, v128.load(po));
+  v128.store(po, s);
+}
+
+/** Scalar dot product of a row of a and a row of b. */
+@inline function dot1(pa: usize, pb: usize, K: i32): f32 {
+  const K4 = K & ~3;
+  let v = f32x4.splat(0);
+  let k = 0;
+  for (; k < K4; k += 4) {
+    const o = <usize>k << 2;
+    v = f32x4.add(v, f32x4.mul(v128.load(pa + o), v128.load(pb + o)));
+  }
+  const t = f32x4.add(v, f32x4.shuffle(v, v, 2, 3, 0, 1));
+  let s = f32x4.extract_lane(f32x4.add(t, f32x4.shuffle(t, t, 1, 0, 3, 2)), 0);
+  for (; k < K; k++) {
+    const o = <usize>k << 2;
+    s += load<f32>(pa + o) * load<f32>(pb + o);
+  }
+  return s;
+}
+
+export function matmulNT(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32): void {
+  if (M <= 0 || N <= 0) return;
+  const acc = beta != 0;
+  const K4 = K & ~3;
+  const rowA = <usize>K << 2; // bytes per row of a and of b
+  const rowO = <usize>N << 2;
+  const JB = ntBlock(K);
+  for (let j0 = 0; j0 < N; j0 += JB) {
+    const j1 = min<i32>(N, j0 + JB);
+    const j4 = j0 + ((j1 - j0) & ~3);
+    let i = 0;
+    for (; i + 3 <= M; i += 3) {
+      const pa0 = a + <usize>i * rowA, pa1 = pa0 + rowA, pa2 = pa1 + rowA;
+      const po = out + <usize>i * rowO;
+      for (let j = j0; j < j4; j += 4) {
+        const pb0 = b + <usize>j * rowA, pb1 = pb0 + rowA, pb2 = pb1 + rowA, pb3 = pb2 + rowA;
+        let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
+        let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0), c13 = f32x4.splat(0);
+        let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c22 = f32x4.splat(0), c23 = f32x4.splat(0);
+        for (let o: usize = 0, oe = <usize>K4 << 2; o < oe; o += 16) {
+          const a0 = v128.load(pa0 + o), a1 = v128.load(pa1 + o), a2 = v128.load(pa2 + o);
+          let bv = v128.load(pb0 + o);
+          c00 = f32x4.add(c00, f32x4.mul(a0, bv));
+          c10 = f32x4.add(c10, f32x4.mul(a1, bv));
+          c20 = f32x4.add(c20, f32x4.mul(a2, bv));
+          bv = v128.load(pb1 + o);
+          c01 = f32x4.add(c01, f32x4.mul(a0, bv));
+          c11 = f32x4.add(c11, f32x4.mul(a1, bv));
+          c21 = f32x4.add(c21, f32x4.mul(a2, bv));
+          bv = v128.load(pb2 + o);
+          c02 = f32x4.add(c02, f32x4.mul(a0, bv));
+          c12 = f32x4.add(c12, f32x4.mul(a1, bv));
+          c22 = f32x4.add(c22, f32x4.mul(a2, bv));
+          bv = v128.load(pb3 + o);
+          c03 = f32x4.add(c03, f32x4.mul(a0, bv));
+          c13 = f32x4.add(c13, f32x4.mul(a1, bv));
+          c23 = f32x4.add(c23, f32x4.mul(a2, bv));
+        }
+        let s0 = hsum4(c00, c01, c02, c03);
+        let s1 = hsum4(c10, c11, c12, c13);
+        let s2 = hsum4(c20, c21, c22, c23);
+        if (K4 < K) {
+          s0 = ntTail4(s0, pa0, pb0, rowA, K4, K);
+          s1 = ntTail4(s1, pa1, pb0, rowA, K4, K);
+          s2 = ntTail4(s2, pa2, pb0, rowA, K4, K);
+        }
+        const pj = po + (<usize>j << 2);
+        ntStore4(pj, s0, acc);
+        ntStore4(pj + rowO, s1, acc);
+        ntStore4(pj + 2 * rowO, s2, acc);
+      }
+      for (let j = j4; j < j1; j++) {
+        const pb = b + <usize>j * rowA;
+        for (let r = 0; r < 3; r++) {
+          const p = po + <usize>r * rowO + (<usize>j << 2);
+          const s = dot1(pa0 + <usize>r * rowA, pb, K);
+          store<f32>(p, acc ? load<f32>(p) + s : s);
+        }
+      }
+    }
+    for (; i < M; i++) {
+      const pa0 = a + <usize>i * rowA;
+      const po = out + <usize>i * rowO;
+      for (let j = j0; j < j4; j += 4) {
+        const pb0 = b + <usize>j * rowA, pb1 = pb0 + rowA, pb2 = pb1 + rowA, pb3 = pb2 + rowA;
+        let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
+        for (let o: usize = 0, oe = <usize>K4 << 2; o < oe; o += 16) {
+          const a0 = v128.load(pa0 + o);
+          c00 = f32x4.add(c00, f32x4.mul(a0, v128.load(pb0 + o)));
+          c01 = f32x4.add(c01, f32x4.mul(a0, v128.load(pb1 + o)));
+          c02 = f32x4.add(c02, f32x4.mul(a0, v128.load(pb2 + o)));
+          c03 = f32x4.add(c03, f32x4.mul(a0, v128.load(pb3 + o)));
+        }
+        let s0 = hsum4(c00, c01, c02, c03);
+        if (K4 < K) s0 = ntTail4(s0, pa0, pb0, rowA, K4, K);
+        ntStore4(po + (<usize>j << 2), s0, acc);
+      }
+      for (let j = j4; j < j1; j++) {
+        const p = po + (<usize>j << 2);
+        const s = dot1(pa0, b + <usize>j * rowA, K);
+        store<f32>(p, acc ? load<f32>(p) + s : s);
+      }
+    }
+  }
+}
+
+// ================================================================ NN and TN
+//
+// out (M,N) += A (M,K) · b (K,N), where A[i,k] lives at a + i·sa + k·sk (bytes):
+//   NN: a is (M,K) → sa = 4K, sk = 4;   TN: a is (K,M) → sa = 4, sk = 4M.
+// b rows are contiguous along j. The micro-kernel holds a 4×8 block of out in 8 vectors and, per
+// k, broadcasts 4 elements of A and loads 8 of b. k is blocked (KC) so a KC×8 panel of b stays in
+// L1 while the rows of A stream past it; out is loaded when accumulating (beta or later k-blocks).
+
+const KC: i32 = 256;
+
+@inline function ld0(p: usize, acc: bool): v128 {
+  return acc ? v128.load(p) : f32x4.splat(0);
+}
+
+function gemmAB(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32, sa: usize, sk: usize): void {
+  if (M <= 0 || N <= 0) return;
+  const rowB = <usize>N << 2;
+  const rowO = <usize>N << 2;
+  const N8 = N & ~7;
+  const N4 = N & ~3;
+  const M4 = M & ~3;
+  const sa2 = sa * 2, sa3 = sa * 3;
+  if (K <= 0) {
+    if (beta == 0) memory.fill(out, 0, <usize>M * rowO);
+    return;
+  }
+  for (let k0 = 0; k0 < K; k0 += KC) {
+    const k1 = min<i32>(K, k0 + KC);
+    const acc = k0 > 0 || beta != 0;
+    // 8-wide column panels
+    for (let j = 0; j < N8; j += 8) {
+      const pbj = b + (<usize>j << 2);
+      let i = 0;
+      for (; i < M4; i += 4) {
+        const po = out + <usize>i * rowO + (<usize>j << 2);
+        let c00 = ld0(po, acc), c01 = ld0(po + 16, acc);
+        let c10 = ld0(po + rowO, acc), c11 = ld0(po + rowO + 16, acc);
+        let c20 = ld0(po + 2 * rowO, acc), c21 = ld0(po + 2 * rowO + 16, acc);
+        let c30 = ld0(po + 3 * rowO, acc), c31 = ld0(po + 3 * rowO + 16, acc);
+        let pa = a + <usize>i * sa + <usize>k0 * sk;
+        let pb = pbj + <usize>k0 * rowB;
+        for (let k = k0; k < k1; k++) {
+          const b0 = v128.load(pb), b1 = v128.load(pb, 16);
+          let av = v128.load32_splat(pa);
+          c00 = f32x4.add(c00, f32x4.mul(av, b0));
+          c01 = f32x4.add(c01, f32x4.mul(av, b1));
+          av = v128.load32_splat(pa + sa);
+          c10 = f32x4.add(c10, f32x4.mul(av, b0));
+          c11 = f32x4.add(c11, f32x4.mul(av, b1));
+          av = v128.load32_splat(pa + sa2);
+          c20 = f32x4.add(c20, f32x4.mul(av, b0));
+          c21 = f32x4.add(c21, f32x4.mul(av, b1));
+          av = v128.load32_splat(pa + sa3);
+          c30 = f32x4.add(c30, f32x4.mul(av, b0));
+          c31 = f32x4.add(c31, f32x4.mul(av, b1));
+          pa += sk;
+          pb += rowB;
+        }
+        v128.store(po, c00); v128.store(po, c01, 16);
+        v128.store(po + rowO, c10); v128.store(po + rowO, c11, 16);
+        v128.store(po + 2 * rowO, c20); v128.store(po + 2 * rowO, c21, 16);
+        v128.store(po + 3 * rowO, c30); v128.store(po + 3 * rowO, c31, 16);
+      }
+      for (; i < M; i++) {
+        const po = out + <usize>i * rowO + (<usize>j << 2);
+        let c00 = ld0(po, acc), c01 = ld0(po + 16, acc);
+        let pa = a + <usize>i * sa + <usize>k0 * sk;
+        let pb = pbj + <usize>k0 * rowB;
+        for (let k = k0; k < k1; k++) {
+          const av = v128.load32_splat(pa);
+          c00 = f32x4.add(c00, f32x4.mul(av, v128.load(pb)));
+          c01 = f32x4.add(c01, f32x4.mul(av, v128.load(pb, 16)));
+          pa += sk;
+          pb += rowB;
+        }
+        v128.store(po, c00); v128.store(po, c01, 16);
+      }
+    }
+    // one 4-wide column panel
+    if (N8 < N4) {
+      const j = N8;
+      const pbj = b + (<usize>j << 2);
+      let i = 0;
+      for (; i < M4; i += 4) {
+        const po = out + <usize>i * rowO + (<usize>j << 2);
+        let c0 = ld0(po, acc), c1 = ld0(po + rowO, acc), c2 = ld0(po + 2 * rowO, acc), c3 = ld0(po + 3 * rowO, acc);
+        let pa = a + <usize>i * sa + <usize>k0 * sk;
+        let pb = pbj + <usize>k0 * rowB;
+        for (let k = k0; k < k1; k++) {
+          const b0 = v128.load(pb);
+          c0 = f32x4.add(c0, f32x4.mul(v128.load32_splat(pa), b0));
+          c1 = f32x4.add(c1, f32x4.mul(v128.load32_splat(pa + sa), b0));
+          c2 = f32x4.add(c2, f32x4.mul(v128.load32_splat(pa + sa2), b0));
+          c3 = f32x4.add(c3, f32x4.mul(v128.load32_splat(pa + sa3), b0));
+          pa += sk;
+          pb += rowB;
+        }
+        v128.store(po, c0); v128.store(po + rowO, c1); v128.store(po + 2 * rowO, c2); v128.store(po + 3 * rowO, c3);
+      }
+      for (; i < M; i++) {
+        const po = out + <usize>i * rowO + (<usize>j << 2);
+        let c0 = ld0(po, acc);
+        let pa = a + <usize>i * sa + <usize>k0 * sk;
+        let pb = pbj + <usize>k0 * rowB;
+        for (let k = k0; k < k1; k++) {
+          c0 = f32x4.add(c0, f32x4.mul(v128.load32_splat(pa), v128.load(pb)));
+          pa += sk;
+          pb += rowB;
+        }
+        v128.store(po, c0);
+      }
+    }
+    // remaining (< 4) columns, scalar
+    for (let j = N4; j < N; j++) {
+      for (let i = 0; i < M; i++) {
+        const po = out + <usize>i * rowO + (<usize>j << 2);
+        let s: f32 = acc ? load<f32>(po) : 0;
+        let pa = a + <usize>i * sa + <usize>k0 * sk;
+        let pb = b + <usize>k0 * rowB + (<usize>j << 2);
+        for (let k = k0; k < k1; k++) {
+          s += load<f32>(pa) * load<f32>(pb);
+          pa += sk;
+          pb += rowB;
+        }
+        store<f32>(po, s);
+      }
+    }
+  }
+}
+
+/** out (M,N) = beta·out + a (M,K) @ b (K,N) */
+export function matmulNN(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32): void {
+  gemmAB(out, a, b, M, N, K, beta, <usize>K << 2, 4);
+}
+
+/** out (M,N) = beta·out + a (K,M)^T @ b (K,N) */
+export function matmulTN(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32): void {
+  gemmAB(out, a, b, M, N, K, beta, 4, <usize>M << 2);
+}

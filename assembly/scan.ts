@@ -1,0 +1,263 @@
+/**
+ * Selective scan (Mamba-1), f32x4 over the state dimension N. Same contracts as
+ * src/kernels/ref/scan.ts (read it for the math and the shapes); pointers are byte offsets,
+ * `hck` = 0 / `dh0` = 0 skip those outputs.
+ *
+ * Per (batch, channel) the state is processed in groups of lanes whose running state lives in v128
+ * locals across the whole time loop: 16 lanes (4 vectors) in the forward, 8 lanes (2 vectors) in
+ * the backward, then groups of 4, the last one partial (N % 4 lanes, other lanes zero: A = B = C = 0
+ * there, so those lanes stay exactly 0 and contribute nothing). The per-time-step outputs that
+ * sum over n (y, dx, ddelta) get one horizontal sum per group: the first group writes, the others add.
+ */
+import { vexp, ldN, stN, hsum } from './vmath';
+
+// ================================================================ forward
+
+@inline function fwd16(y: usize, ph: usize, pck: usize, ckStride: usize, x: usize, delta: usize, pA: usize,
+  pB: usize, pC: usize, Dd: f32, first: bool, L: i32, chunk: i32, rowE: usize, rowN: usize): void {
+  let h0 = v128.load(ph), h1 = v128.load(ph, 16), h2 = v128.load(ph, 32), h3 = v128.load(ph, 48);
+  const A0 = v128.load(pA), A1 = v128.load(pA, 16), A2 = v128.load(pA, 32), A3 = v128.load(pA, 48);
+  let px = x, pd = delta, py = y, pb = pB, pc = pC, ck = pck;
+  let tc = 0;
+  for (let t = 0; t < L; t++) {
+    if (pck != 0) {
+      if (tc == 0) {
+        v128.store(ck, h0); v128.store(ck, h1, 16); v128.store(ck, h2, 32); v128.store(ck, h3, 48);
+        ck += ckStride;
+      }
+      if (++tc == chunk) tc = 0;
+    }
+    const dt = load<f32>(pd), xt = load<f32>(px);
+    const dtv = f32x4.splat(dt), dtx = f32x4.splat(dt * xt);
+    h0 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A0)), h0), f32x4.mul(dtx, v128.load(pb)));
+    h1 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A1)), h1), f32x4.mul(dtx, v128.load(pb, 16)));
+    h2 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A2)), h2), f32x4.mul(dtx, v128.load(pb, 32)));
+    h3 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A3)), h3), f32x4.mul(dtx, v128.load(pb, 48)));
+    const acc = f32x4.add(
+      f32x4.add(f32x4.mul(v128.load(pc), h0), f32x4.mul(v128.load(pc, 16), h1)),
+      f32x4.add(f32x4.mul(v128.load(pc, 32), h2), f32x4.mul(v128.load(pc, 48), h3)));
+    const s = hsum(acc);
+    if (first) store<f32>(py, s + Dd * xt);
+    else store<f32>(py, load<f32>(py) + s);
+    px += rowE; pd += rowE; py += rowE; pb += rowN; pc += rowN;
+  }
+  v128.store(ph, h0); v128.store(ph, h1, 16); v128.store(ph, h2, 32); v128.store(ph, h3, 48);
+}
+
+@inline function fwd4(y: usize, ph: usize, pck: usize, ckStride: usize, x: usize, delta: usize, pA: usize,
+  pB: usize, pC: usize, Dd: f32, first: bool, L: i32, chunk: i32, rowE: usize, rowN: usize, cnt: i32): void {
+  let h0 = ldN(ph, cnt);
+  const A0 = ldN(pA, cnt);
+  let px = x, pd = delta, py = y, pb = pB, pc = pC, ck = pck;
+  let tc = 0;
+  for (let t = 0; t < L; t++) {
+    if (pck != 0) {
+      if (tc == 0) { stN(ck, h0, cnt); ck += ckStride; }
+      if (++tc == chunk) tc = 0;
+    }
+    const dt = load<f32>(pd), xt = load<f32>(px);
+    h0 = f32x4.add(f32x4.mul(vexp(f32x4.mul(f32x4.splat(dt), A0)), h0), f32x4.mul(f32x4.splat(dt * xt), ldN(pb, cnt)));
+    const s = hsum(f32x4.mul(ldN(pc, cnt), h0));
+    if (first) store<f32>(py, s + Dd * xt);
+    else store<f32>(py, load<f32>(py) + s);
+    px += rowE; pd += rowE; py += rowE; pb += rowN; pc += rowN;
+  }
+  stN(ph, h0, cnt);
+}
+
+export function scanForward(y: usize, h: usize, hck: usize, x: usize, delta: usize, A: usize, Bm: usize, Cm: usize,
+  D: usize, B: i32, L: i32, ED: i32, N: i32, chunk: i32): void {
+  if (chunk < 1) chunk = 1;
+  const nChunks = (L + chunk - 1) / chunk;
+  const rowE = <usize>ED << 2, rowN = <usize>N << 2;
+  const ckStride = <usize>ED * rowN; // bytes between consecutive chunks of one (b, d)
+  for (let b = 0; b < B; b++) {
+    const bLE = <usize>b * <usize>L * rowE;
+    const bLN = <usize>b * <usize>L * rowN;
+    for (let d = 0; d < ED; d++) {
+      const dOff = <usize>d << 2;
+      const ph = h + (<usize>b * <usize>ED + <usize>d) * rowN;
+      const pA = A + <usize>d * rowN;
+      const Dd = load<f32>(D + dOff);
+      const px = x + bLE + dOff, pd = delta + bLE + dOff, py = y + bLE + dOff;
+      const pck = hck == 0 ? <usize>0 : hck + (<usize>b * <usize>nChunks * <usize>ED + <usize>d) * rowN;
+      if (N <= 0) {
+        for (let t = 0; t < L; t++) {
+          const o = <usize>t * rowE;
+          store<f32>(py + o, Dd * load<f32>(px + o));
+        }
+        continue;
+      }
+      let n0 = 0;
+      let first = true;
+      for (; n0 + 16 <= N; n0 += 16) {
+        const no = <usize>n0 << 2;
+        fwd16(py, ph + no, pck == 0 ? <usize>0 : pck + no, ckStride, px, pd, pA + no, Bm + bLN + no, Cm + bLN + no,
+          Dd, first, L, chunk, rowE, rowN);
+        first = false;
+      }
+      for (; n0 < N; n0 += 4) {
+        const no = <usize>n0 << 2;
+        fwd4(py, ph + no, pck == 0 ? <usize>0 : pck + no, ckStride, px, pd, pA + no, Bm + bLN + no, Cm + bLN + no,
+          Dd, first, L, chunk, rowE, rowN, min<i32>(4, N - n0));
+        first = false;
+      }
+    }
+  }
+}
+
+/** One recurrent step (L = 1): y (B, ED), h (B, ED, N) updated. */
+export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, Bm: usize, Cm: usize, D: usize,
+  B: i32, ED: i32, N: i32): void {
+  scanForward(y, h, 0, x, delta, A, Bm, Cm, D, B, 1, ED, N, 1);
+}
+
+// ================================================================ backward
+
+/**
+ * Backward for one group of lanes (2 vectors, or 1 possibly partial vector when `two` is false).
+ * Walks the chunks last to first: recomputes the group's states of the chunk into `work` (same
+ * layout as the reference: work[s·N + n] = h_{t0+s-1}), then back-propagates through them.
+ */
+@inline function bwdGroup(two: bool, cnt: i32, first: bool,
+  dx: usize, ddelta: usize, pdA: usize, dB: usize, dC: usize, pdh0: usize,
+  dy: usize, x: usize, delta: usize, pA: usize, Bm: usize, Cm: usize, Dd: f32, pck: usize, ckStride: usize,
+  work: usize, L: i32, chunk: i32, nChunks: i32, rowE: usize, rowN: usize): void {
+  const A0 = two ? v128.load(pA) : ldN(pA, cnt);
+  const A1 = two ? v128.load(pA, 16) : f32x4.splat(0);
+  let g0 = f32x4.splat(0), g1 = f32x4.splat(0);
+  let dA0 = f32x4.splat(0), dA1 = f32x4.splat(0);
+  for (let c = nChunks - 1; c >= 0; c--) {
+    const t0 = c * chunk, t1 = min<i32>(L, t0 + chunk);
+    // recompute the states of this chunk
+    const pc0 = pck + <usize>c * ckStride;
+    let h0 = two ? v128.load(pc0) : ldN(pc0, cnt);
+    let h1 = two ? v128.load(pc0, 16) : f32x4.splat(0);
+    let pw = work;
+    if (two) { v128.store(pw, h0); v128.store(pw, h1, 16); } else stN(pw, h0, cnt);
+    for (let t = t0; t < t1; t++) {
+      const ie = <usize>t * rowE, in_ = <usize>t * rowN;
+      const dt = load<f32>(delta + ie), dtv = f32x4.splat(dt), dtx = f32x4.splat(dt * load<f32>(x + ie));
+      pw += rowN;
+      if (two) {
+        h0 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A0)), h0), f32x4.mul(dtx, v128.load(Bm + in_)));
+        h1 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A1)), h1), f32x4.mul(dtx, v128.load(Bm + in_, 16)));
+        v128.store(pw, h0); v128.store(pw, h1, 16);
+      } else {
+        h0 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A0)), h0), f32x4.mul(dtx, ldN(Bm + in_, cnt)));
+        stN(pw, h0, cnt);
+      }
+    }
+    // back-propagate through the chunk
+    for (let t = t1 - 1; t >= t0; t--) {
+      const ie = <usize>t * rowE, in_ = <usize>t * rowN;
+      const dyt = load<f32>(dy + ie), dt = load<f32>(delta + ie), xt = load<f32>(x + ie);
+      const dyv = f32x4.splat(dyt), dtv = f32x4.splat(dt), xtv = f32x4.splat(xt), dtxv = f32x4.splat(dt * xt);
+      const pws = work + <usize>(t - t0 + 1) * rowN;
+      const pwp = pws - rowN;
+      let ddt: v128, dxv: v128;
+      {
+        const a = vexp(f32x4.mul(dtv, A0));
+        const hs = two ? v128.load(pws) : ldN(pws, cnt);
+        const Bv = two ? v128.load(Bm + in_) : ldN(Bm + in_, cnt);
+        const Cv = two ? v128.load(Cm + in_) : ldN(Cm + in_, cnt);
+        const pdC = dC + in_, pdB = dB + in_;
+        if (two) v128.store(pdC, f32x4.add(v128.load(pdC), f32x4.mul(dyv, hs)));
+        else stN(pdC, f32x4.add(ldN(pdC, cnt), f32x4.mul(dyv, hs)), cnt);
+        const gn = f32x4.add(g0, f32x4.mul(dyv, Cv));
+        const hp = two ? v128.load(pwp) : ldN(pwp, cnt);
+        const da = f32x4.mul(f32x4.mul(gn, hp), a);
+        ddt = f32x4.add(f32x4.mul(da, A0), f32x4.mul(f32x4.mul(gn, xtv), Bv));
+        dA0 = f32x4.add(dA0, f32x4.mul(da, dtv));
+        if (two) v128.store(pdB, f32x4.add(v128.load(pdB), f32x4.mul(gn, dtxv)));
+        else stN(pdB, f32x4.add(ldN(pdB, cnt), f32x4.mul(gn, dtxv)), cnt);
+        dxv = f32x4.mul(f32x4.mul(gn, dtv), Bv);
+        g0 = f32x4.mul(gn, a);
+      }
+      if (two) {
+        const a = vexp(f32x4.mul(dtv, A1));
+        const hs = v128.load(pws, 16);
+        const Bv = v128.load(Bm + in_, 16);
+        const Cv = v128.load(Cm + in_, 16);
+        const pdC = dC + in_ + 16, pdB = dB + in_ + 16;
+        v128.store(pdC, f32x4.add(v128.load(pdC), f32x4.mul(dyv, hs)));
+        const gn = f32x4.add(g1, f32x4.mul(dyv, Cv));
+        const da = f32x4.mul(f32x4.mul(gn, v128.load(pwp, 16)), a);
+        ddt = f32x4.add(ddt, f32x4.add(f32x4.mul(da, A1), f32x4.mul(f32x4.mul(gn, xtv), Bv)));
+        dA1 = f32x4.add(dA1, f32x4.mul(da, dtv));
+        v128.store(pdB, f32x4.add(v128.load(pdB), f32x4.mul(gn, dtxv)));
+        dxv = f32x4.add(dxv, f32x4.mul(f32x4.mul(gn, dtv), Bv));
+        g1 = f32x4.mul(gn, a);
+      }
+      const pdx = dx + ie, pdd = ddelta + ie;
+      let dxt = hsum(dxv);
+      if (first) dxt += dyt * Dd;
+      store<f32>(pdx, load<f32>(pdx) + dxt);
+      store<f32>(pdd, load<f32>(pdd) + hsum(ddt));
+    }
+  }
+  if (two) {
+    v128.store(pdA, f32x4.add(v128.load(pdA), dA0));
+    v128.store(pdA, f32x4.add(v128.load(pdA, 16), dA1), 16);
+    if (pdh0 != 0) {
+      v128.store(pdh0, f32x4.add(v128.load(pdh0), g0));
+      v128.store(pdh0, f32x4.add(v128.load(pdh0, 16), g1), 16);
+    }
+  } else {
+    stN(pdA, f32x4.add(ldN(pdA, cnt), dA0), cnt);
+    if (pdh0 != 0) stN(pdh0, f32x4.add(ldN(pdh0, cnt), g0), cnt);
+  }
+}
+
+export function scanBackward(dx: usize, ddelta: usize, dA: usize, dB: usize, dC: usize, dD: usize, dh0: usize,
+  dy: usize, x: usize, delta: usize, A: usize, Bm: usize, Cm: usize, D: usize, hck: usize, work: usize,
+  B: i32, L: i32, ED: i32, N: i32, chunk: i32): void {
+  if (chunk < 1) chunk = 1;
+  const nChunks = (L + chunk - 1) / chunk;
+  const rowE = <usize>ED << 2, rowN = <usize>N << 2;
+  const ckStride = <usize>ED * rowN;
+  for (let b = 0; b < B; b++) {
+    const bLE = <usize>b * <usize>L * rowE;
+    const bLN = <usize>b * <usize>L * rowN;
+    for (let d = 0; d < ED; d++) {
+      const dOff = <usize>d << 2;
+      const Dd = load<f32>(D + dOff);
+      const pdy = dy + bLE + dOff, px = x + bLE + dOff, pdl = delta + bLE + dOff;
+      const pdx = dx + bLE + dOff, pdd = ddelta + bLE + dOff;
+      // dD and the D·x path of dx do not depend on the state
+      let dDd: f64 = 0;
+      for (let t = 0; t < L; t++) {
+        const o = <usize>t * rowE;
+        dDd += <f64>load<f32>(pdy + o) * <f64>load<f32>(px + o);
+      }
+      store<f32>(dD + dOff, load<f32>(dD + dOff) + <f32>dDd);
+      if (N <= 0) {
+        for (let t = 0; t < L; t++) {
+          const o = <usize>t * rowE;
+          store<f32>(pdx + o, load<f32>(pdx + o) + load<f32>(pdy + o) * Dd);
+        }
+        continue;
+      }
+      const pck = hck + (<usize>b * <usize>nChunks * <usize>ED + <usize>d) * rowN;
+      const pA = A + <usize>d * rowN;
+      const pdA = dA + <usize>d * rowN;
+      const pdh = dh0 == 0 ? <usize>0 : dh0 + (<usize>b * <usize>ED + <usize>d) * rowN;
+      let n0 = 0;
+      let first = true;
+      for (; n0 + 8 <= N; n0 += 8) {
+        const no = <usize>n0 << 2;
+        bwdGroup(true, 4, first, pdx, pdd, pdA + no, dB + bLN + no, dC + bLN + no, pdh == 0 ? <usize>0 : pdh + no,
+          pdy, px, pdl, pA + no, Bm + bLN + no, Cm + bLN + no, Dd, pck + no, ckStride, work + no,
+          L, chunk, nChunks, rowE, rowN);
+        first = false;
+      }
+      for (; n0 < N; n0 += 4) {
+        const no = <usize>n0 << 2;
+        bwdGroup(false, min<i32>(4, N - n0), first, pdx, pdd, pdA + no, dB + bLN + no, dC + bLN + no,
+          pdh == 0 ? <usize>0 : pdh + no, pdy, px, pdl, pA + no, Bm + bLN + no, Cm + bLN + no, Dd, pck + no, ckStride,
+          work + no, L, chunk, nChunks, rowE, rowN);
+        first = false;
+      }
+    }
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * f32x4 elementary functions and small SIMD helpers shared by the kernels. No static data, no
+ * allocation: everything lives in locals.
+ */
+
+// ---------------------------------------------------------------- partial loads / stores
+
+/** Load `cnt` (1..4) consecutive f32 at p into the low lanes, the other lanes zero. */
+@inline export function ldN(p: usize, cnt: i32): v128 {
+  if (cnt >= 4) return v128.load(p);
+  let v = v128.load32_zero(p);
+  if (cnt > 1) v = v128.load32_lane(p, v, 1, 4);
+  if (cnt > 2) v = v128.load32_lane(p, v, 2, 8);
+  return v;
+}
+
+/** Store the low `cnt` (1..4) lanes of v at p. */
+@inline export function stN(p: usize, v: v128, cnt: i32): void {
+  if (cnt >= 4) { v128.store(p, v); return; }
+  v128.store32_lane(p, v, 0);
+  if (cnt > 1) v128.store32_lane(p, v, 1, 4);
+  if (cnt > 2) v128.store32_lane(p, v, 2, 8);
+}
+
+/** Sum of the four lanes. */
+@inline export function hsum(v: v128): f32 {
+  const t = f32x4.add(v, f32x4.shuffle(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(f32x4.add(t, f32x4.shuffle(t, t, 1, 0, 3, 2)), 0);
+}
+
+/** Maximum of the four lanes. */
+@inline export function hmax(v: v128): f32 {
+  const t = f32x4.pmax(v, f32x4.shuffle(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(f32x4.pmax(t, f32x4.shuffle(t, t, 1, 0, 3, 2)), 0);
+}
+
+/** [Σv0, Σv1, Σv2, Σv3]: four horizontal sums packed into one vector. */
+@inline export function hsum4(v0: v128, v1: v128, v2: v128, v3: v128): v128 {
+  const s01 = f32x4.add(f32x4.shuffle(v0, v1, 0, 4, 1, 5), f32x4.shuffle(v0, v1, 2, 6, 3, 7));
+  const s23 = f32x4.add(f32x4.shuffle(v2, v3, 0, 4, 1, 5), f32x4.shuffle(v2, v3, 2, 6, 3, 7));
+  return f32x4.add(f32x4.shuffle(s01, s23, 0, 1, 4, 5), f32x4.shuffle(s01, s23, 2, 3, 6, 7));
+}
+
+// ---------------------------------------------------------------- exp
+
+/**
+ * e^x lane-wise. Cody–Waite range reduction x = n·ln2 + r, |r| ≤ ln2/2, a degree-7 (Cephes)
+ * polynomial for e^r, and the scale 2^n applied as 2^(n>>1)·2^(n-(n>>1)) so that results down in
+ * the subnormal range are rounded once and exactly, and overflow gives +inf. x is clamped to
+ * [-104, 89] first (e^-104 rounds to 0, e^89 overflows to inf); NaN propagates.
+ * Error: about 1 ulp over the normal range.
+ */
+@inline export function vexp(x0: v128): v128 {
+  let x = f32x4.pmax(x0, f32x4.splat(-104.0));
+  x = f32x4.pmin(x, f32x4.splat(89.0));
+  const fn = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+  let r = f32x4.sub(x, f32x4.mul(fn, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(fn, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
+  const n = i32x4.trunc_sat_f32x4_s(fn);
+  const n1 = i32x4.shr_s(n, 1);
+  const n2 = i32x4.sub(n, n1);
+  const bias = i32x4.splat(127);
+  const s1 = i32x4.shl(i32x4.add(n1, bias), 23);
+  const s2 = i32x4.shl(i32x4.add(n2, bias), 23);
+  return f32x4.mul(f32x4.mul(p, s1), s2);
+}
+
+/** Scalar e^x through the vector routine (same numerics as vexp). */
+@inline export function sexp(x: f32): f32 {
+  return f32x4.extract_lane(vexp(f32x4.splat(x)), 0);
+}
+
+// ---------------------------------------------------------------- log, log1p (musl logf/log1pf)
+
+const Lg1: f32 = 0.66666662693;
+const Lg2: f32 = 0.40000972152;
+const Lg3: f32 = 0.28498786688;
+const Lg4: f32 = 0.24279078841;
+const LN2_HI: f32 = 6.9313812256e-01;
+const LN2_LO: f32 = 9.0580006145e-06;
+
+/** log(1+f) + k·ln2 tail shared by vlog and vlog1p; f in [sqrt(2)/2-1, sqrt(2)-1]. */
+@inline function logTail(f: v128, k: v128, c: v128): v128 {
+  const s = f32x4.div(f, f32x4.add(f32x4.splat(2.0), f));
+  const z = f32x4.mul(s, s);
+  const w = f32x4.mul(z, z);
+  const t1 = f32x4.mul(w, f32x4.add(f32x4.splat(Lg2), f32x4.mul(w, f32x4.splat(Lg4))));
+  const t2 = f32x4.mul(z, f32x4.add(f32x4.splat(Lg1), f32x4.mul(w, f32x4.splat(Lg3))));
+  const R = f32x4.add(t2, t1);
+  const hfsq = f32x4.mul(f32x4.mul(f32x4.splat(0.5), f), f);
+  const dk = f32x4.convert_i32x4_s(k);
+  let res = f32x4.mul(s, f32x4.add(hfsq, R));
+  res = f32x4.add(res, f32x4.add(f32x4.mul(dk, f32x4.splat(LN2_LO)), c));
+  res = f32x4.sub(res, hfsq);
+  res = f32x4.add(res, f);
+  return f32x4.add(res, f32x4.mul(dk, f32x4.splat(LN2_HI)));
+}
+
+/** Natural log lane-wise for positive normal inputs (about 1 ulp). */
+@inline export function vlog(x: v128): v128 {
+  let ix = i32x4.add(x, i32x4.splat(0x3f800000 - 0x3f3504f3));
+  const k = i32x4.sub(i32x4.shr_u(ix, 23), i32x4.splat(0x7f));
+  ix = i32x4.add(v128.and(ix, i32x4.splat(0x007fffff)), i32x4.splat(0x3f3504f3));
+  const f = f32x4.sub(ix, f32x4.splat(1.0));
+  return logTail(f, k, f32x4.splat(0.0));
+}
+
+/** log(1+x) lane-wise for x ≥ 0 (accurate for tiny x as well: log1p(x) = x). */
+@inline export function vlog1p(x: v128): v128 {
+  const u = f32x4.add(f32x4.splat(1.0), x);
+  let iu = i32x4.add(u, i32x4.splat(0x3f800000 - 0x3f3504f3));
+  const k = i32x4.sub(i32x4.shr_u(iu, 23), i32x4.splat(0x7f));
+  // correction term ~ log(1+x) - log(u) for the rounding of 1+x
+  const cBig = f32x4.sub(f32x4.splat(1.0), f32x4.sub(u, x));
+  const cSmall = f32x4.sub(x, f32x4.sub(u, f32x4.splat(1.0)));
+  let c = v128.bitselect(cBig, cSmall, i32x4.ge_s(k, i32x4.splat(2)));
+  c = f32x4.div(c, u);
+  c = v128.andnot(c, i32x4.ge_s(k, i32x4.splat(25)));
+  iu = i32x4.add(v128.and(iu, i32x4.splat(0x007fffff)), i32x4.splat(0x3f3504f3));
+  const f = f32x4.sub(iu, f32x4.splat(1.0));
+  return logTail(f, k, c);
+}
+
+/** Scalar log through the vector routine. */
+@inline export function slog(x: f32): f32 {
+  return f32x4.extract_lane(vlog(f32x4.splat(x)), 0);
+}
+
+// ---------------------------------------------------------------- sigmoid family
+
+/**
+ * Overflow-free sigmoid: with e = exp(-|x|) (≤ 1), s = 1/(1+e) for x ≥ 0 and e/(1+e) for x < 0.
+ * Also returns 1-s computed the same way (no cancellation). `e` is passed in so callers that also
+ * need it (softplus) compute exp once.
+ */
+@inline export function vsigmoidFromE(x: v128, e: v128): v128 {
+  const pos = f32x4.ge(x, f32x4.splat(0.0));
+  return f32x4.div(v128.bitselect(f32x4.splat(1.0), e, pos), f32x4.add(f32x4.splat(1.0), e));
+}
+
+@inline export function vOneMinusSigmoidFromE(x: v128, e: v128): v128 {
+  const pos = f32x4.ge(x, f32x4.splat(0.0));
+  return f32x4.div(v128.bitselect(e, f32x4.splat(1.0), pos), f32x4.add(f32x4.splat(1.0), e));
+}
+
+@inline export function vexpNegAbs(x: v128): v128 {
+  return vexp(f32x4.neg(f32x4.abs(x)));
+}

@@ -1,0 +1,64 @@
+import * as ref from './ref/index.js';
+import type { F } from './ref/types.js';
+import { Tensor } from '../tensor/index.js';
+import type { Heap } from '../tensor/index.js';
+import { loadWasmKernels } from './wasm/index.js';
+
+/**
+ * A backend is the set of kernels with tensor arguments. It is derived from the reference kernels'
+ * own signatures (every typed-array parameter becomes a Tensor), so the list is kept in one place.
+ * - `ref`: each tensor becomes a fresh typed-array view (f32 or f64) and the TypeScript twin runs.
+ * - `wasm`: each tensor becomes its byte offset and the WebAssembly SIMD kernel runs (f32 only);
+ *   kernels without a wasm twin run their reference version on f32 views.
+ */
+type RefKernels = typeof ref;
+type KernelName = {
+  [K in keyof RefKernels]: RefKernels[K] extends (a: never, b: never, ...rest: never[]) => unknown ? K : never
+}[keyof RefKernels];
+type ToTensor<P> = P extends F ? Tensor : P extends F | null ? Tensor | null : P extends Int32Array ? Tensor : P;
+type TensorArgs<T extends unknown[]> = { [I in keyof T]: ToTensor<T[I]> };
+export type Backend = {
+  readonly [K in KernelName]: (...args: TensorArgs<Parameters<RefKernels[K]>>) => ReturnType<RefKernels[K]>;
+} & { readonly kind: KernelKind; readonly wasmKernels: readonly string[] };
+
+export type KernelKind = 'wasm' | 'ref';
+export const KERNEL_KINDS: readonly KernelKind[] = ['wasm', 'ref'];
+
+type AnyKernel = (...args: unknown[]) => unknown;
+
+function isKernel(v: unknown): v is AnyKernel {
+  return typeof v === 'function' && v.length > 1;
+}
+
+export function createBackend(kind: KernelKind, heap: Heap): Backend {
+  const table: Record<string, unknown> = { kind, wasmKernels: [] };
+  const wasm = kind === 'wasm' ? loadWasmKernels(heap.memory) as unknown as Record<string, AnyKernel | undefined> : null;
+  const wasmNames: string[] = [];
+  for (const [name, fn] of Object.entries(ref)) {
+    if (!isKernel(fn)) continue;
+    const fast = wasm?.[name];
+    if (fast) {
+      wasmNames.push(name);
+      table[name] = (...args: unknown[]) => {
+        for (let i = 0; i < args.length; i++) {
+          const a = args[i];
+          if (a instanceof Tensor) {
+            if (a.dtype === 'f64') throw new Error(`wasm kernel ${name}: float64 tensors need --kernels ref`);
+            args[i] = a.offset;
+          } else if (a === null) args[i] = 0;
+        }
+        return fast(...args);
+      };
+    } else {
+      table[name] = (...args: unknown[]) => {
+        for (let i = 0; i < args.length; i++) {
+          const a = args[i];
+          if (a instanceof Tensor) args[i] = a.data();
+        }
+        return (fn as AnyKernel)(...args);
+      };
+    }
+  }
+  table.wasmKernels = wasmNames;
+  return table as unknown as Backend;
+}

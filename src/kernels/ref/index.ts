@@ -1,0 +1,9 @@
+/** Plain TypeScript reference kernels: the twins every fast kernel is tested against. */
+export * from './types.js';
+export * from './matmul.js';
+export * from './elementwise.js';
+export * from './norm.js';
+export * from './conv.js';
+export * from './scan.js';
+export * from './loss.js';
+export * from './optim.js';

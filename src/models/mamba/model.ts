@@ -1,0 +1,129 @@
+import type { Tensor } from '../../tensor/index.js';
+import type { Engine } from '../../ops/index.js';
+import * as op from '../../ops/ops.js';
+import type { Rng } from '../../io/rng.js';
+import type { MambaConfig } from './config.js';
+import { mambaParamSpecs } from './params.js';
+import { initValues } from '../init.js';
+import type { ModelState, ParamSpec, ParamTable, SequenceModel } from '../types.js';
+import { MambaRunner } from './runner.js';
+
+/** Parameters of one layer, looked up once by name. */
+export interface MambaLayer {
+  norm: Tensor;
+  inProj: Tensor; inProjBias: Tensor | null;
+  convW: Tensor; convB: Tensor | null;
+  xProj: Tensor;
+  dtProj: Tensor; dtProjBias: Tensor;
+  Alog: Tensor; D: Tensor;
+  outProj: Tensor; outProjBias: Tensor | null;
+}
+
+/**
+ * Mamba-1 language model (Gu & Dao 2023; transformers' MambaForCausalLM):
+ *   embedding → n_layer × [h = h + mixer(RMSNorm(h))] → RMSNorm → lm_head (tied by default)
+ * `forward` is the parallel pass (differentiable); `step` / `prefill` are the recurrent
+ * inference paths in runner.ts, with buffers allocated once per batch size.
+ */
+export class MambaLM implements SequenceModel {
+  readonly e: Engine;
+  readonly config: MambaConfig;
+  readonly specs: readonly ParamSpec[];
+  readonly params: ParamTable;
+  readonly layers: MambaLayer[];
+  readonly embed: Tensor;
+  readonly normF: Tensor;
+  readonly head: Tensor;
+  private runner: MambaRunner | null = null;
+
+  /** Allocate parameters (zero-filled) for `config`; fill them with `init` or by loading. */
+  constructor(e: Engine, config: MambaConfig) {
+    this.e = e;
+    this.config = config;
+    this.specs = Object.freeze(mambaParamSpecs(config));
+    this.params = new Map();
+    for (const s of this.specs) {
+      const t = e.persistent(s.shape);
+      t.requiresGrad = true;
+      this.params.set(s.name, t);
+    }
+    const p = (name: string): Tensor => this.params.get(name) as Tensor;
+    const opt = (name: string): Tensor | null => this.params.get(name) ?? null;
+    this.layers = [];
+    for (let i = 0; i < config.nLayer; i++) {
+      const m = `backbone.layers.${i}.mixer`;
+      this.layers.push({
+        norm: p(`backbone.layers.${i}.norm.weight`),
+        inProj: p(`${m}.in_proj.weight`), inProjBias: opt(`${m}.in_proj.bias`),
+        convW: p(`${m}.conv1d.weight`), convB: opt(`${m}.conv1d.bias`),
+        xProj: p(`${m}.x_proj.weight`),
+        dtProj: p(`${m}.dt_proj.weight`), dtProjBias: p(`${m}.dt_proj.bias`),
+        Alog: p(`${m}.A_log`), D: p(`${m}.D`),
+        outProj: p(`${m}.out_proj.weight`), outProjBias: opt(`${m}.out_proj.bias`),
+      });
+    }
+    this.embed = p('backbone.embeddings.weight');
+    this.normF = p('backbone.norm_f.weight');
+    this.head = config.tieWordEmbeddings ? this.embed : p('lm_head.weight');
+  }
+
+  /** Reference initialisation, drawn in parameter-table order from `rng`. */
+  init(rng: Rng): this {
+    for (const s of this.specs) initValues((this.params.get(s.name) as Tensor).floats(), s.shape, s.init, rng);
+    this.weightsChanged();
+    return this;
+  }
+
+  /** Call after parameters change (optimiser step, load) so cached derived weights are rebuilt. */
+  weightsChanged(): void { this.runner?.invalidate(); }
+
+  get parameterCount(): number {
+    let n = 0;
+    for (const t of this.params.values()) n += t.size;
+    return n;
+  }
+
+  /** Logits (B, L, V) for ids (B·L), differentiable. */
+  forward(ids: Int32Array, B: number, L: number): Tensor {
+    const e = this.e, c = this.config;
+    if (ids.length !== B * L) throw new Error(`forward: ${ids.length} ids for B=${B}, L=${L}`);
+    const idT = e.ids(ids, [B, L]);
+    let h = op.embedding(e, this.embed, idT);                                  // (B, L, D)
+    for (const ly of this.layers) h = op.add(e, h, this.mixer(ly, op.rmsnorm(e, h, ly.norm, c.layerNormEpsilon)));
+    const hf = op.rmsnorm(e, h, this.normF, c.layerNormEpsilon);               // (B, L, D)
+    return op.linear(e, hf, this.head, null);                                  // (B, L, V)
+  }
+
+  /** Mean next-token cross-entropy (nats) of targets (B·L) given ids (B·L). */
+  loss(ids: Int32Array, targets: Int32Array, B: number, L: number): Tensor {
+    const logits = this.forward(ids, B, L);
+    return op.crossEntropy(this.e, logits, this.e.ids(targets, [B * L]));
+  }
+
+  /** The Mamba block's mixer on u (B, L, D) -> (B, L, D). */
+  private mixer(ly: MambaLayer, u: Tensor): Tensor {
+    const e = this.e, { dInner: ED, dState: N, dtRank: R } = this.config;
+    const xz = op.linear(e, u, ly.inProj, ly.inProjBias);                      // (B, L, 2ED)
+    const x = op.sliceLast(e, xz, 0, ED);                                      // (B, L, ED)
+    const z = op.sliceLast(e, xz, ED, ED);                                     // (B, L, ED)
+    const xc = op.silu(e, op.conv1d(e, x, ly.convW, ly.convB));                // (B, L, ED)
+    const xdbl = op.linear(e, xc, ly.xProj, null);                             // (B, L, R + 2N)
+    const dt = op.sliceLast(e, xdbl, 0, R);                                    // (B, L, R)
+    const Bm = op.sliceLast(e, xdbl, R, N);                                    // (B, L, N)
+    const Cm = op.sliceLast(e, xdbl, R + N, N);                                // (B, L, N)
+    const delta = op.softplus(e, op.linear(e, dt, ly.dtProj, ly.dtProjBias));  // (B, L, ED)
+    const A = op.negExp(e, ly.Alog);                                           // (ED, N)
+    const y = op.selectiveScan(e, xc, delta, A, Bm, Cm, ly.D);                 // (B, L, ED)
+    const gated = op.mul(e, y, op.silu(e, z));                                 // (B, L, ED)
+    return op.linear(e, gated, ly.outProj, ly.outProjBias);                    // (B, L, D)
+  }
+
+  private getRunner(): MambaRunner {
+    if (!this.runner) this.runner = new MambaRunner(this);
+    return this.runner;
+  }
+
+  createState(B: number): ModelState { return this.getRunner().createState(B); }
+  step(ids: Int32Array, state: ModelState): Float32Array { return this.getRunner().step(ids, state); }
+  prefill(ids: Int32Array, L: number, state: ModelState): Float32Array { return this.getRunner().prefill(ids, L, state); }
+}

@@ -1,0 +1,176 @@
+import type { Tensor } from '../../tensor/index.js';
+import type { Engine } from '../../ops/index.js';
+import type { ModelState } from '../types.js';
+import type { MambaLM } from './model.js';
+import { SCAN_CHUNK } from '../../ops/ops.js';
+
+/** Working buffers of one decoding step for batch size B, allocated once and reused for every token. */
+interface StepBuffers {
+  ids: Tensor;                       // (B) i32
+  h: Tensor; h2: Tensor;             // (B, D) residual stream (ping-pong)
+  u: Tensor; rstd: Tensor;           // (B, D), (B)
+  xz: Tensor;                        // (B, 2ED)
+  x: Tensor; z: Tensor; xc: Tensor;  // (B, ED)
+  xdbl: Tensor;                      // (B, R + 2N)
+  dt: Tensor; Bm: Tensor; Cm: Tensor;// (B, R), (B, N), (B, N)
+  delta: Tensor; y: Tensor;          // (B, ED)
+  out: Tensor;                       // (B, D)
+  logits: Tensor;                    // (B, V)
+}
+
+/**
+ * The recurrent inference paths of Mamba-1: `step` (one token per stream in O(1) time and memory)
+ * and `prefill` (a parallel pass that leaves the state ready for `step`). Both call kernels
+ * directly, outside any tape. A = −exp(A_log) is computed once per weight version.
+ */
+export class MambaRunner {
+  private readonly m: MambaLM;
+  private readonly e: Engine;
+  private A: Tensor[] | null = null;       // per layer (ED, N)
+  private zeroConvBias: Tensor | null = null;
+  private buffers = new Map<number, StepBuffers>();
+
+  constructor(m: MambaLM) {
+    this.m = m;
+    this.e = m.e;
+  }
+
+  invalidate(): void {
+    if (this.A) for (const a of this.A) a.dispose();
+    this.A = null;
+  }
+
+  private getA(): Tensor[] {
+    if (!this.A) {
+      this.A = this.m.layers.map((ly) => {
+        const a = this.e.persistent(ly.Alog.shape);
+        this.e.k.negExpForward(a, ly.Alog, ly.Alog.size);
+        return a;
+      });
+    }
+    return this.A;
+  }
+
+  private convBias(t: Tensor | null): Tensor {
+    if (t) return t;
+    if (!this.zeroConvBias) this.zeroConvBias = this.e.persistent([this.m.config.dInner]);
+    return this.zeroConvBias;
+  }
+
+  createState(B: number): ModelState {
+    const { nLayer, dInner: ED, dConv: K, dState: N } = this.m.config;
+    const tensors = new Map<string, Tensor>();
+    for (let i = 0; i < nLayer; i++) {
+      tensors.set(`conv.${i}`, this.e.persistent([B, ED, K]));  // last K conv inputs, oldest first
+      tensors.set(`ssm.${i}`, this.e.persistent([B, ED, N]));   // h
+    }
+    return { batch: B, tensors, position: 0 };
+  }
+
+  private stepBuffers(B: number): StepBuffers {
+    let s = this.buffers.get(B);
+    if (!s) {
+      const { dModel: D, dInner: ED, dState: N, dtRank: R, vocabSize: V } = this.m.config;
+      const p = (shape: number[]) => this.e.persistent(shape);
+      s = {
+        ids: this.e.persistent([B], 'i32'), h: p([B, D]), h2: p([B, D]), u: p([B, D]), rstd: p([B]),
+        xz: p([B, 2 * ED]), x: p([B, ED]), z: p([B, ED]), xc: p([B, ED]), xdbl: p([B, R + 2 * N]),
+        dt: p([B, R]), Bm: p([B, N]), Cm: p([B, N]), delta: p([B, ED]), y: p([B, ED]), out: p([B, D]), logits: p([B, V]),
+      };
+      this.buffers.set(B, s);
+    }
+    return s;
+  }
+
+  /** y (rows, N) = x (rows, K) W^T + b */
+  private linear(y: Tensor, x: Tensor, w: Tensor, b: Tensor | null, rows: number): void {
+    const [N, K] = w.shape;
+    this.e.k.matmulNT(y, x, w, rows, N, K, 0);
+    if (b) this.e.k.addBias(y, y, b, rows, N);
+  }
+
+  step(ids: Int32Array, state: ModelState): Float32Array {
+    const B = state.batch, c = this.m.config, k = this.e.k;
+    const { dModel: D, dInner: ED, dState: N, dtRank: R, dConv: K, vocabSize: V } = c;
+    if (ids.length !== B) throw new Error(`step: ${ids.length} ids for a state of batch ${B}`);
+    for (const id of ids) if (id < 0 || id >= V) throw new RangeError(`token id ${id} is outside the vocabulary [0, ${V})`);
+    const s = this.stepBuffers(B), A = this.getA();
+    s.ids.set(ids);
+    k.embeddingForward(s.h, this.m.embed, s.ids, B, D);
+    this.m.layers.forEach((ly, i) => {
+      k.rmsnormForward(s.u, s.rstd, s.h, ly.norm, B, D, c.layerNormEpsilon);
+      this.linear(s.xz, s.u, ly.inProj, ly.inProjBias, B);
+      k.sliceColumns(s.x, s.xz, B, 2 * ED, 0, ED);
+      k.sliceColumns(s.z, s.xz, B, 2 * ED, ED, ED);
+      k.conv1dStep(s.y, state.tensors.get(`conv.${i}`) as Tensor, s.x, ly.convW, this.convBias(ly.convB), B, ED, K);
+      k.siluForward(s.xc, s.y, B * ED);
+      this.linear(s.xdbl, s.xc, ly.xProj, null, B);
+      k.sliceColumns(s.dt, s.xdbl, B, R + 2 * N, 0, R);
+      k.sliceColumns(s.Bm, s.xdbl, B, R + 2 * N, R, N);
+      k.sliceColumns(s.Cm, s.xdbl, B, R + 2 * N, R + N, N);
+      this.linear(s.y, s.dt, ly.dtProj, ly.dtProjBias, B);
+      k.softplusForward(s.delta, s.y, B * ED);
+      k.scanStep(s.y, state.tensors.get(`ssm.${i}`) as Tensor, s.xc, s.delta, A[i], s.Bm, s.Cm, ly.D, B, ED, N);
+      k.siluForward(s.x, s.z, B * ED);            // x is free again: reuse it for silu(z)
+      k.mul(s.xc, s.y, s.x, B * ED);
+      this.linear(s.out, s.xc, ly.outProj, ly.outProjBias, B);
+      k.add(s.h2, s.h, s.out, B * D);
+      [s.h, s.h2] = [s.h2, s.h];
+    });
+    k.rmsnormForward(s.u, s.rstd, s.h, this.m.normF, B, D, c.layerNormEpsilon);
+    this.linear(s.logits, s.u, this.m.head, null, B);
+    state.position += 1;
+    return Float32Array.from(s.logits.data());
+  }
+
+  prefill(ids: Int32Array, L: number, state: ModelState): Float32Array {
+    const B = state.batch, c = this.m.config, e = this.e, k = e.k;
+    const { dModel: D, dInner: ED, dState: N, dtRank: R, dConv: K, vocabSize: V } = c;
+    if (ids.length !== B * L) throw new Error(`prefill: ${ids.length} ids for batch ${B} × ${L} tokens`);
+    if (L === 0) throw new Error('prefill: needs at least one token');
+    for (const id of ids) if (id < 0 || id >= V) throw new RangeError(`token id ${id} is outside the vocabulary [0, ${V})`);
+    const A = this.getA();
+    const M = B * L;
+    const out = e.scope(() => {
+      const idT = e.ids(ids);
+      let h = e.empty([M, D]);
+      const h2 = e.empty([M, D]), u = e.empty([M, D]), rstd = e.empty([M]), xz = e.empty([M, 2 * ED]);
+      const x = e.empty([M, ED]), z = e.empty([M, ED]), xc = e.empty([M, ED]), tmp = e.empty([M, ED]);
+      const xdbl = e.empty([M, R + 2 * N]), dt = e.empty([M, R]), Bm = e.empty([M, N]), Cm = e.empty([M, N]);
+      const delta = e.empty([M, ED]), y = e.empty([M, ED]), o = e.empty([M, D]);
+      let hNext = h2;
+      k.embeddingForward(h, this.m.embed, idT, M, D);
+      this.m.layers.forEach((ly, i) => {
+        const conv = state.tensors.get(`conv.${i}`) as Tensor, ssm = state.tensors.get(`ssm.${i}`) as Tensor;
+        k.rmsnormForward(u, rstd, h, ly.norm, M, D, c.layerNormEpsilon);
+        this.linear(xz, u, ly.inProj, ly.inProjBias, M);
+        k.sliceColumns(x, xz, M, 2 * ED, 0, ED);
+        k.sliceColumns(z, xz, M, 2 * ED, ED, ED);
+        k.conv1dPrefill(tmp, x, conv, ly.convW, this.convBias(ly.convB), B, L, ED, K);
+        k.conv1dFillState(conv, x, B, L, ED, K);
+        k.siluForward(xc, tmp, M * ED);
+        this.linear(xdbl, xc, ly.xProj, null, M);
+        k.sliceColumns(dt, xdbl, M, R + 2 * N, 0, R);
+        k.sliceColumns(Bm, xdbl, M, R + 2 * N, R, N);
+        k.sliceColumns(Cm, xdbl, M, R + 2 * N, R + N, N);
+        this.linear(tmp, dt, ly.dtProj, ly.dtProjBias, M);
+        k.softplusForward(delta, tmp, M * ED);
+        k.scanForward(y, ssm, null, xc, delta, A[i], Bm, Cm, ly.D, B, L, ED, N, SCAN_CHUNK);
+        k.siluForward(tmp, z, M * ED);
+        k.mul(x, y, tmp, M * ED);
+        this.linear(o, x, ly.outProj, ly.outProjBias, M);
+        k.add(hNext, h, o, M * D);
+        [h, hNext] = [hNext, h];
+      });
+      // only the last position of each stream needs logits
+      const last = e.empty([B, D]), lu = e.empty([B, D]), lr = e.empty([B]), logits = e.empty([B, V]);
+      const hv = h.floats(), lv = last.floats();
+      for (let b = 0; b < B; b++) lv.set(hv.subarray((b * L + L - 1) * D, (b * L + L) * D), b * D);
+      k.rmsnormForward(lu, lr, last, this.m.normF, B, D, c.layerNormEpsilon);
+      this.linear(logits, lu, this.m.head, null, B);
+      return Float32Array.from(logits.data());
+    });
+    state.position += L;
+    return out;
+  }
+}

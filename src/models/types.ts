@@ -1,0 +1,41 @@
+import type { Tensor } from '../tensor/index.js';
+
+/** name -> tensor, with Hugging Face names. Insertion order is the parameter table's order. */
+export type ParamTable = Map<string, Tensor>;
+
+/** Initialisation rule of one parameter (see each model's params.ts for the source of each). */
+export type Init =
+  | { kind: 'normal'; std: number }
+  | { kind: 'uniform'; bound: number }
+  | { kind: 'zeros' }
+  | { kind: 'ones' }
+  | { kind: 'alog' }                                                   // A_log[d, n] = log(n + 1)
+  | { kind: 'dtBias'; min: number; max: number; floor: number };       // inverse softplus of log-uniform Δ
+
+/** One row of a parameter table: allocation, init, loading, saving, gradients and optimiser all read it. */
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+  init: Init;
+  decay: boolean; // AdamW weight decay applies
+}
+
+export interface ModelState {
+  readonly batch: number;
+  /** Named state tensors (e.g. conv.0, ssm.0): copied to fork, serialised to persist. */
+  readonly tensors: Map<string, Tensor>;
+  /** Tokens consumed so far (per stream, identical for a batch). */
+  position: number;
+}
+
+export interface SequenceModel {
+  readonly params: ParamTable;
+  readonly specs: readonly ParamSpec[];
+  /** Logits (B, L, V), differentiable when the engine records a tape. */
+  forward(ids: Int32Array, B: number, L: number): Tensor;
+  createState(B: number): ModelState;
+  /** One token per stream: logits (B, V); O(1) time and memory per token for SSMs. */
+  step(ids: Int32Array, state: ModelState): Float32Array;
+  /** A parallel pass over L tokens per stream that leaves `state` ready for `step`; logits (B, V) of the last token. */
+  prefill(ids: Int32Array, L: number, state: ModelState): Float32Array;
+}

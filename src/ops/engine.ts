@@ -1,0 +1,80 @@
+import { Heap, Tensor } from '../tensor/index.js';
+import type { DType } from '../tensor/index.js';
+import { createBackend } from '../kernels/backend.js';
+import type { Backend, KernelKind } from '../kernels/backend.js';
+import type { Tape } from './tape.js';
+
+export interface EngineOptions {
+  kernels?: KernelKind;   // default 'wasm'
+  dtype?: 'f32' | 'f64';  // float64 needs the reference kernels (gradient checks)
+  initialPages?: number;
+}
+
+/**
+ * The engine owns the shared memory, the kernel backend, the float dtype, the allocation scopes
+ * and, while training, the tape. Every op takes the engine as its first argument.
+ */
+export class Engine {
+  readonly heap: Heap;
+  readonly k: Backend;
+  readonly dtype: 'f32' | 'f64';
+  /** Set while recording a differentiable computation. */
+  tape: Tape | null = null;
+  private scopes: Tensor[][] = [];
+
+  constructor(opts: EngineOptions = {}) {
+    const kernels = opts.kernels ?? 'wasm';
+    this.dtype = opts.dtype ?? 'f32';
+    if (kernels === 'wasm' && this.dtype === 'f64') throw new Error('float64 engines need --kernels ref (the wasm kernels are f32)');
+    this.heap = new Heap(opts.initialPages);
+    this.k = createBackend(kernels, this.heap);
+  }
+
+  /** A new zero-filled tensor of the engine's float dtype (or `dtype`), owned by the current scope. */
+  empty(shape: readonly number[], dtype: DType = this.dtype): Tensor {
+    const t = new Tensor(this.heap, shape, dtype);
+    const s = this.scopes[this.scopes.length - 1];
+    if (s) s.push(t);
+    return t;
+  }
+
+  /** A tensor that outlives every scope (parameters, optimiser moments, recurrent state). */
+  persistent(shape: readonly number[], dtype: DType = this.dtype): Tensor {
+    return new Tensor(this.heap, shape, dtype);
+  }
+
+  fromValues(shape: readonly number[], values: ArrayLike<number>, dtype: DType = this.dtype): Tensor {
+    return this.empty(shape, dtype).set(values);
+  }
+
+  ids(values: ArrayLike<number>, shape: readonly number[] = [values.length]): Tensor {
+    return this.fromValues(shape, values, 'i32');
+  }
+
+  /**
+   * Run `fn` in an allocation scope: every tensor allocated inside is released at the end, except
+   * those listed in `keep` (moved to the enclosing scope). Returns fn's result.
+   */
+  scope<T>(fn: () => T, keep: (r: T) => Tensor[] = () => []): T {
+    this.scopes.push([]);
+    let result: T;
+    let kept: Tensor[] = [];
+    try {
+      result = fn();
+      kept = keep(result);
+    } finally {
+      const owned = this.scopes.pop() as Tensor[];
+      const outer = this.scopes[this.scopes.length - 1];
+      for (const t of owned) {
+        if (kept.includes(t)) { if (outer) outer.push(t); } else t.dispose();
+      }
+    }
+    return result;
+  }
+
+  /** The gradient buffer of t, allocated (zeroed) in the current scope on first use. */
+  gradOf(t: Tensor): Tensor {
+    if (!t.grad) t.grad = this.empty(t.shape, t.dtype);
+    return t.grad;
+  }
+}

@@ -1,0 +1,5 @@
+export * from './engine.js';
+export * from './tape.js';
+export * from './ops.js';
+export { GRAD_RULES } from './grads.js';
+export type { OpName } from './grads.js';

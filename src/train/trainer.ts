@@ -1,0 +1,145 @@
+import { existsSync } from 'node:fs';
+import { Engine, valueAndGrad } from '../ops/index.js';
+import type { KernelKind } from '../kernels/backend.js';
+import { Rng } from '../io/rng.js';
+import { inputError } from '../io/errors.js';
+import { evalWindows, loadCorpus, sampleBatch, splitCorpus, unigramEntropyBits } from '../io/corpus.js';
+import { createMambaConfig } from '../models/mamba/config.js';
+import { MambaLM } from '../models/mamba/model.js';
+import { loadModel } from '../models/checkpoint.js';
+import { AdamW, learningRate } from './optim.js';
+import { loadOptimizerState, readTrainerState, saveTrainingCheckpoint } from './checkpoint.js';
+import type { TrainerState } from './checkpoint.js';
+
+export interface TrainOptions {
+  data: string;            // 'sotu' or a text file
+  out: string;             // checkpoint directory
+  dModel: number;
+  layers: number;
+  dState: number;
+  seqLen: number;
+  batch: number;
+  steps: number;
+  lr: number;
+  warmup: number;
+  minLr: number;
+  weightDecay: number;
+  clip: number;
+  seed: number;
+  evalEvery: number;       // 0: only at the end
+  evalWindows: number;
+  saveEvery: number;       // 0: only at the end
+  valFraction: number;
+  kernels: KernelKind;
+  threads: number;
+  resume: boolean;
+  init: string | null;     // start from an existing model directory
+}
+
+export interface StepReport { step: number; steps: number; loss: number; lr: number; gradNorm: number; tokPerSec: number; elapsed: number }
+export interface TrainHooks {
+  onStep?: (r: StepReport) => void;
+  onEval?: (step: number, bpb: number) => void;
+  onSave?: (step: number) => void;
+  log?: (msg: string) => void;
+}
+
+export interface TrainResult {
+  model: MambaLM;
+  engine: Engine;
+  state: TrainerState;
+  parameters: number;
+  valBpb: number;
+  unigramBpb: number;
+  trainTokPerSec: number;
+  trainSeconds: number;
+}
+
+/** Options that must match when resuming (the rest, like --steps, may change). */
+const FIXED_ON_RESUME = ['dModel', 'layers', 'dState', 'seqLen', 'batch', 'seed', 'valFraction'] as const;
+
+/** Validation loss in bits per byte over fixed windows of the validation split (no tape). */
+export function evaluate(model: MambaLM, val: Uint8Array, L: number, maxWindows: number, B: number): number {
+  const w = evalWindows(val, L, maxWindows);
+  let nats = 0;
+  for (let r0 = 0; r0 < w.count; r0 += B) {
+    const rows = Math.min(B, w.count - r0);
+    const ids = w.inputs.subarray(r0 * L, (r0 + rows) * L), targets = w.targets.subarray(r0 * L, (r0 + rows) * L);
+    nats += model.e.scope(() => model.loss(ids, targets, rows, L).data()[0]) * rows;
+  }
+  return nats / w.count / Math.LN2; // byte tokenizer: one token per byte
+}
+
+export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
+  const log = hooks.log ?? (() => {});
+  const corpus = loadCorpus(o.data);
+  const { train: trainBytes, val } = splitCorpus(corpus.bytes, o.valFraction);
+  const e = new Engine({ kernels: o.kernels });
+  let model: MambaLM;
+  let state: TrainerState;
+  const dataRng = Rng.fromSeed(o.seed + 1);
+  const resuming = o.resume && existsSync(o.out);
+  if (resuming) {
+    state = readTrainerState(o.out);
+    for (const k of FIXED_ON_RESUME) {
+      if (state.options[k] !== o[k]) throw inputError(`--resume: ${o.out} was trained with ${k}=${String(state.options[k])}, not ${String(o[k])}; drop the flag or use the same value`);
+    }
+    if (state.data.spec !== o.data || state.data.bytes !== corpus.bytes.length) {
+      throw inputError(`--resume: ${o.out} was trained on '${state.data.spec}' (${state.data.bytes} bytes), not '${o.data}' (${corpus.bytes.length} bytes)`);
+    }
+    model = loadModel(e, o.out).model;
+    dataRng.setState(state.dataRng);
+    log(`resuming ${o.out} at step ${state.step}`);
+  } else {
+    if (o.init) {
+      model = loadModel(e, o.init).model;
+      log(`starting from ${o.init}`);
+    } else {
+      model = new MambaLM(e, createMambaConfig({ dModel: o.dModel, nLayer: o.layers, dState: o.dState, vocabSize: 256 })).init(Rng.fromSeed(o.seed));
+    }
+    state = { format: 'frugal-trainer-state/1', step: 0, dataRng: [], data: { spec: o.data, bytes: corpus.bytes.length },
+      options: { ...o }, losses: [], valBpb: [], tokensSeen: 0 };
+  }
+  if (model.config.vocabSize < 256) throw inputError(`the byte tokenizer needs a vocabulary of at least 256, the model has ${model.config.vocabSize}`);
+  const opt = new AdamW(e, model.specs, model.params, { lr: o.lr, weightDecay: o.weightDecay });
+  if (resuming) loadOptimizerState(o.out, opt, state.step);
+
+  const save = () => {
+    state.dataRng = dataRng.getState();
+    state.options = { ...o, resume: false };
+    saveTrainingCheckpoint(o.out, model, opt, state);
+    hooks.onSave?.(state.step);
+  };
+  const t0 = performance.now();
+  let tokens = 0, lastBpb = NaN;
+  while (state.step < o.steps) {
+    const step = state.step + 1;
+    const batch = sampleBatch(dataRng, trainBytes, o.batch, o.seqLen);
+    opt.zeroGrad();
+    const loss = valueAndGrad(e, () => model.loss(batch.inputs, batch.targets, o.batch, o.seqLen));
+    const lr = learningRate(step, o.lr, o.warmup, o.steps, o.minLr);
+    const gradNorm = opt.update(lr, o.clip);
+    model.weightsChanged();
+    state.step = step;
+    state.losses.push(loss);
+    state.tokensSeen += o.batch * o.seqLen;
+    tokens += o.batch * o.seqLen;
+    const elapsed = (performance.now() - t0) / 1000;
+    hooks.onStep?.({ step, steps: o.steps, loss, lr, gradNorm, tokPerSec: tokens / elapsed, elapsed });
+    if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < o.steps) {
+      lastBpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch);
+      state.valBpb.push({ step, bpb: lastBpb });
+      hooks.onEval?.(step, lastBpb);
+    }
+    if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < o.steps) save();
+  }
+  const trainSeconds = (performance.now() - t0) / 1000;
+  lastBpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch);
+  if (state.valBpb.at(-1)?.step !== state.step) state.valBpb.push({ step: state.step, bpb: lastBpb });
+  hooks.onEval?.(state.step, lastBpb);
+  save();
+  return {
+    model, engine: e, state, parameters: model.parameterCount, valBpb: lastBpb,
+    unigramBpb: unigramEntropyBits(trainBytes), trainTokPerSec: tokens / Math.max(trainSeconds, 1e-9), trainSeconds,
+  };
+}
