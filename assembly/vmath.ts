@@ -53,7 +53,9 @@
 @inline export function vexp(x0: v128): v128 {
   let x = f32x4.pmax(x0, f32x4.splat(-104.0));
   x = f32x4.pmin(x, f32x4.splat(89.0));
-  const fn = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+  // n = round(x·log2 e) by the 1.5·2^23 trick: the sum's low mantissa bits hold n (|n| < 2^22)
+  const tm = f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504088896341)), f32x4.splat(12582912.0));
+  const fn = f32x4.sub(tm, f32x4.splat(12582912.0));
   let r = f32x4.sub(x, f32x4.mul(fn, f32x4.splat(0.693359375)));
   r = f32x4.sub(r, f32x4.mul(fn, f32x4.splat(-2.12194440e-4)));
   let p = f32x4.splat(1.9875691500e-4);
@@ -63,7 +65,7 @@
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
   p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
-  const n = i32x4.trunc_sat_f32x4_s(fn);
+  const n = i32x4.sub(tm, i32x4.splat(0x4b400000));
   const n1 = i32x4.shr_s(n, 1);
   const n2 = i32x4.sub(n, n1);
   const bias = i32x4.splat(127);

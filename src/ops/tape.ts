@@ -30,7 +30,12 @@ export class Tape {
 
   backward(e: Engine, loss: Tensor): void {
     if (loss.size !== 1) throw new Error(`backward needs a scalar loss, got shape [${loss.shape}]`);
-    e.gradOf(loss).data().fill(1);
+    this.backwardFrom(e, loss, [1]);
+  }
+
+  /** Back-propagate a given output gradient `seed` (same size as `out`) through the recorded ops. */
+  backwardFrom(e: Engine, out: Tensor, seed: ArrayLike<number>): void {
+    e.gradOf(out).set(seed);
     for (let i = this.nodes.length - 1; i >= 0; i--) {
       const node = this.nodes[i];
       if (node.out.grad) GRAD_RULES[node.op](e, node, node.out.grad);
@@ -43,7 +48,7 @@ export class Tape {
  * intermediate tensor. Parameter gradients (allocated beforehand) accumulate. Returns the loss.
  */
 export function valueAndGrad(e: Engine, fn: () => Tensor): number {
-  const tape = new (Tape)();
+  const tape = new Tape();
   const prev = e.tape;
   e.tape = tape;
   try {
