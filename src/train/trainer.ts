@@ -3,6 +3,7 @@ import { Engine, valueAndGrad } from '../ops/index.js';
 import type { KernelKind } from '../kernels/backend.js';
 import { Rng } from '../io/rng.js';
 import { inputError } from '../io/errors.js';
+import { recoverDir } from '../io/atomic.js';
 import { evalWindows, loadCorpus, sampleBatch, splitCorpus, unigramEntropyBits } from '../io/corpus.js';
 import { createMambaConfig } from '../models/mamba/config.js';
 import { MambaLM } from '../models/mamba/model.js';
@@ -78,7 +79,16 @@ export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
   let model: MambaLM;
   let state: TrainerState;
   const dataRng = Rng.fromSeed(o.seed + 1);
-  const resuming = o.resume && existsSync(o.out);
+  let resuming = false;
+  if (o.resume) {
+    try {
+      recoverDir(o.out); // finish or roll back a save that a kill interrupted
+      resuming = existsSync(o.out);
+    } catch (err) {
+      if (existsSync(o.out)) throw err;
+      log(`--resume: no checkpoint in ${o.out} yet, starting a new run`);
+    }
+  }
   if (resuming) {
     state = readTrainerState(o.out);
     for (const k of FIXED_ON_RESUME) {
