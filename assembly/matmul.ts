@@ -146,7 +146,7 @@ export function matmulNT(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32,
 // k, broadcasts 4 elements of A and loads 8 of b. k is blocked (KC) so a KC×8 panel of b stays in
 // L1 while the rows of A stream past it; out is loaded when accumulating (beta or later k-blocks).
 
-const KC: i32 = 128;
+const KC: i32 = 256;
 
 @inline function ld0(p: usize, acc: bool): v128 {
   return acc ? v128.load(p) : f32x4.splat(0);

@@ -8,20 +8,20 @@ import { train } from '../train/trainer.js';
 import type { TrainOptions } from '../train/trainer.js';
 import { startEnergy, formatJPerToken } from '../energy/index.js';
 import { createProgress } from './progress.js';
-import type { MambaLM } from '../models/mamba/model.js';
+import type { TrainableModel } from '../models/types.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
 
 export interface ModelOpts { model: string; kernels: 'wasm' | 'ref'; threads: number }
 
-function openModel(o: ModelOpts): MambaLM {
+function openModel(o: ModelOpts): TrainableModel {
   const e = new Engine({ kernels: o.kernels });
   const { model, warnings } = loadModel(e, o.model);
   for (const w of warnings) err(`warning: ${w}`);
   return model;
 }
 
-function byteTokenizer(model: MambaLM, dir: string): ByteTokenizer {
+function byteTokenizer(model: TrainableModel, dir: string): ByteTokenizer {
   if (model.config.vocabSize < 256) throw inputError(`${dir} has a vocabulary of ${model.config.vocabSize} and no tokenizer.json; pass token ids with 'frugal logits --ids' instead of text`);
   return new ByteTokenizer();
 }
@@ -72,7 +72,7 @@ export function generateCommand(o: GenerateOpts): void {
 }
 
 /** Train (or resume), with a live progress bar; ends with a summary line on stderr. */
-export function trainCommand(o: TrainOptions): { model: MambaLM; summary: Record<string, number> } {
+export function trainCommand(o: TrainOptions): { model: TrainableModel; summary: Record<string, number> } {
   const energy = startEnergy();
   const bar = createProgress(o.steps, 'train');
   const r = train(o, {

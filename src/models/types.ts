@@ -1,4 +1,5 @@
 import type { Tensor } from '../tensor/index.js';
+import type { Engine } from '../ops/engine.js';
 
 /** name -> tensor, with Hugging Face names. Insertion order is the parameter table's order. */
 export type ParamTable = Map<string, Tensor>;
@@ -38,4 +39,20 @@ export interface SequenceModel {
   step(ids: Int32Array, state: ModelState): Float32Array;
   /** A parallel pass over L tokens per stream that leaves `state` ready for `step`; logits (B, V) of the last token. */
   prefill(ids: Int32Array, L: number, state: ModelState): Float32Array;
+}
+
+/**
+ * What training, checkpoints and the CLI need of any architecture (Mamba, the transformer
+ * baseline): the sequence-model interface plus the loss, the parameter table and the HF config.
+ */
+export interface TrainableModel extends SequenceModel {
+  readonly e: Engine;
+  readonly config: { readonly vocabSize: number; readonly modelType: string };
+  readonly parameterCount: number;
+  /** Mean next-token cross-entropy (nats), differentiable: a (1) tensor. */
+  loss(ids: Int32Array, targets: Int32Array, B: number, L: number): Tensor;
+  /** Call after parameters change so cached derived weights are rebuilt. */
+  weightsChanged(): void;
+  /** The config.json that transformers' from_pretrained expects for this model. */
+  hfConfig(): Record<string, unknown>;
 }

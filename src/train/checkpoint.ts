@@ -6,7 +6,7 @@ import { writeDirAtomic, recoverDir } from '../io/atomic.js';
 import { decodeSafetensors, encodeSafetensors, readTensorF32 } from '../io/safetensors.js';
 import type { SafeTensorIn } from '../io/safetensors.js';
 import { modelFiles } from '../models/checkpoint.js';
-import type { MambaLM } from '../models/mamba/model.js';
+import type { TrainableModel } from '../models/types.js';
 import type { AdamW } from './optim.js';
 
 /**
@@ -29,7 +29,7 @@ export interface TrainerState {
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 
-export function saveTrainingCheckpoint(dir: string, model: MambaLM, opt: AdamW, state: TrainerState): void {
+export function saveTrainingCheckpoint(dir: string, model: TrainableModel, opt: AdamW, state: TrainerState): void {
   const moments: SafeTensorIn[] = [];
   for (const s of model.specs) {
     for (const [prefix, table] of [['m', opt.m], ['v', opt.v]] as const) {

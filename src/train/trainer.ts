@@ -5,14 +5,15 @@ import { Rng } from '../io/rng.js';
 import { inputError } from '../io/errors.js';
 import { recoverDir } from '../io/atomic.js';
 import { evalWindows, loadCorpus, sampleBatch, splitCorpus, unigramEntropyBits } from '../io/corpus.js';
-import { createMambaConfig } from '../models/mamba/config.js';
-import { MambaLM } from '../models/mamba/model.js';
+import { createModel } from '../models/factory.js';
+import type { TrainableModel } from '../models/types.js';
 import { loadModel } from '../models/checkpoint.js';
 import { AdamW, learningRate } from './optim.js';
 import { loadOptimizerState, readTrainerState, saveTrainingCheckpoint } from './checkpoint.js';
 import type { TrainerState } from './checkpoint.js';
 
 export interface TrainOptions {
+  arch: string;            // 'mamba' (see models/factory.ts)
   data: string;            // 'sotu' or a text file
   out: string;             // checkpoint directory
   dModel: number;
@@ -46,7 +47,7 @@ export interface TrainHooks {
 }
 
 export interface TrainResult {
-  model: MambaLM;
+  model: TrainableModel;
   engine: Engine;
   state: TrainerState;
   parameters: number;
@@ -57,10 +58,10 @@ export interface TrainResult {
 }
 
 /** Options that must match when resuming (the rest, like --steps, may change). */
-const FIXED_ON_RESUME = ['dModel', 'layers', 'dState', 'seqLen', 'batch', 'seed', 'valFraction'] as const;
+const FIXED_ON_RESUME = ['arch', 'dModel', 'layers', 'dState', 'seqLen', 'batch', 'seed', 'valFraction'] as const;
 
 /** Validation loss in bits per byte over fixed windows of the validation split (no tape). */
-export function evaluate(model: MambaLM, val: Uint8Array, L: number, maxWindows: number, B: number): number {
+export function evaluate(model: TrainableModel, val: Uint8Array, L: number, maxWindows: number, B: number): number {
   const w = evalWindows(val, L, maxWindows);
   let nats = 0;
   for (let r0 = 0; r0 < w.count; r0 += B) {
@@ -76,7 +77,7 @@ export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
   const corpus = loadCorpus(o.data);
   const { train: trainBytes, val } = splitCorpus(corpus.bytes, o.valFraction);
   const e = new Engine({ kernels: o.kernels });
-  let model: MambaLM;
+  let model: TrainableModel;
   let state: TrainerState;
   const dataRng = Rng.fromSeed(o.seed + 1);
   let resuming = false;
@@ -105,7 +106,7 @@ export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
       model = loadModel(e, o.init).model;
       log(`starting from ${o.init}`);
     } else {
-      model = new MambaLM(e, createMambaConfig({ dModel: o.dModel, nLayer: o.layers, dState: o.dState, vocabSize: 256 })).init(Rng.fromSeed(o.seed));
+      model = createModel(o.arch, e, { dModel: o.dModel, layers: o.layers, dState: o.dState, vocabSize: 256 }, Rng.fromSeed(o.seed));
     }
     state = { format: 'frugal-trainer-state/1', step: 0, dataRng: [], data: { spec: o.data, bytes: corpus.bytes.length },
       options: { ...o }, losses: [], valBpb: [], tokensSeen: 0 };

@@ -3,9 +3,10 @@ import type { Engine } from '../../ops/index.js';
 import * as op from '../../ops/ops.js';
 import type { Rng } from '../../io/rng.js';
 import type { MambaConfig } from './config.js';
+import { mambaConfigToHF } from './config.js';
 import { mambaParamSpecs } from './params.js';
 import { initValues } from '../init.js';
-import type { ModelState, ParamSpec, ParamTable, SequenceModel } from '../types.js';
+import type { ModelState, ParamSpec, ParamTable, TrainableModel } from '../types.js';
 import { MambaRunner } from './runner.js';
 
 /** Parameters of one layer, looked up once by name. */
@@ -25,7 +26,7 @@ export interface MambaLayer {
  * `forward` is the parallel pass (differentiable); `step` / `prefill` are the recurrent
  * inference paths in runner.ts, with buffers allocated once per batch size.
  */
-export class MambaLM implements SequenceModel {
+export class MambaLM implements TrainableModel {
   readonly e: Engine;
   readonly config: MambaConfig;
   readonly specs: readonly ParamSpec[];
@@ -76,6 +77,8 @@ export class MambaLM implements SequenceModel {
 
   /** Call after parameters change (optimiser step, load) so cached derived weights are rebuilt. */
   weightsChanged(): void { this.runner?.invalidate(); }
+
+  hfConfig(): Record<string, unknown> { return mambaConfigToHF(this.config); }
 
   get parameterCount(): number {
     let n = 0;
