@@ -7,7 +7,8 @@
  * locals across the whole time loop: 16 lanes (4 vectors) in the forward, 8 lanes (2 vectors) in
  * the backward, then groups of 4, the last one partial (N % 4 lanes, other lanes zero: A = B = C = 0
  * there, so those lanes stay exactly 0 and contribute nothing). The per-time-step outputs that
- * sum over n (y, dx, ddelta) get one horizontal sum per group: the first group writes, the others add.
+ * sum over n get one horizontal sum per group: for y the first group writes Σ + D·x and the others
+ * add; dx and ddelta are accumulated by every group (the D·dy term of dx once).
  */
 import { vexp, ldN, stN, hsum } from './vmath';
 

@@ -48,7 +48,8 @@
  * polynomial for e^r, and the scale 2^n applied as 2^(n>>1)·2^(n-(n>>1)) so that results down in
  * the subnormal range are rounded once and exactly, and overflow gives +inf. x is clamped to
  * [-104, 89] first (e^-104 rounds to 0, e^89 overflows to inf); NaN propagates.
- * Error: about 1 ulp over the normal range.
+ * Error: at most 1 ulp from the correctly rounded result (checked on every 7th f32 bit pattern with
+ * |x| < 104, subnormal results included).
  */
 @inline export function vexp(x0: v128): v128 {
   let x = f32x4.pmax(x0, f32x4.splat(-104.0));
