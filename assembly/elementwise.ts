@@ -86,3 +86,25 @@ export function expForward(out: usize, x: usize, n: i32): void {
     stN(out + o, vexp(ldN(x + o, c)), c);
   }
 }
+
+/**
+ * dst (n) += p_0 + p_1 + … + p_{G-1}, partial g starting `ld` floats after partial g-1, added in
+ * the fixed order g = 0, 1, … so the result does not depend on how threads split anything.
+ */
+export function accumulatePartials(dst: usize, partials: usize, G: i32, n: i32, ld: i32): void {
+  const stride = <usize>ld << 2;
+  const n4 = n & ~3;
+  let i = 0;
+  for (; i < n4; i += 4) {
+    const o = <usize>i << 2;
+    let s = v128.load(dst + o);
+    for (let g = 0; g < G; g++) s = f32x4.add(s, v128.load(partials + <usize>g * stride + o));
+    v128.store(dst + o, s);
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    let s = load<f32>(dst + o);
+    for (let g = 0; g < G; g++) s += load<f32>(partials + <usize>g * stride + o);
+    store<f32>(dst + o, s);
+  }
+}

@@ -3,12 +3,13 @@
  * taking byte offsets into the imported shared memory instead of arrays. Nothing here allocates and
  * the module has no static data, so everything below 64 KiB that the heap leaves us is unused.
  */
-export { matmulNT, matmulNN, matmulTN } from './matmul';
-export { scanForward, scanBackward, scanStep } from './scan';
+export { matmulNT, matmulNN, matmulTN, matmulNTStrided, matmulNNStrided, matmulTNStrided } from './matmul';
+export { scanForward, scanBackward, scanStep, scanForwardRange, scanBackwardRange } from './scan';
 export { conv1dForward, conv1dBackward, conv1dStep } from './conv';
 export { rmsnormForward, rmsnormBackward } from './norm';
 export {
   add, mul, accumulate, mulAccumulate, siluForward, siluBackward, softplusForward, softplusBackward, expForward,
+  accumulatePartials,
 } from './elementwise';
 export { crossEntropyForward, crossEntropyBackward, embeddingForward, embeddingBackward } from './loss';
 export { adamwStep } from './optim';

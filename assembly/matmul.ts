@@ -53,11 +53,20 @@ import { hsum4 } from './vmath';
 }
 
 export function matmulNT(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32): void {
+  matmulNTStrided(out, a, b, M, N, K, beta, N);
+}
+
+/**
+ * matmulNT on a block of columns of a wider output: out rows are `ldo` floats apart. Threads split
+ * the output by rows, or by columns at multiples of 4, so every element takes the same path (4-wide
+ * tile or the dot1 tail) as in a single call: results are bit-identical for any split.
+ */
+export function matmulNTStrided(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32, ldo: i32): void {
   if (M <= 0 || N <= 0) return;
   const acc = beta != 0;
   const K4 = K & ~3;
   const rowA = <usize>K << 2; // bytes per row of a and of b
-  const rowO = <usize>N << 2;
+  const rowO = <usize>ldo << 2;
   const JB = ntBlock(K);
   for (let j0 = 0; j0 < N; j0 += JB) {
     const j1 = min<i32>(N, j0 + JB);
@@ -152,16 +161,15 @@ const KC: i32 = 256;
   return acc ? v128.load(p) : f32x4.splat(0);
 }
 
-function gemmAB(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32, sa: usize, sk: usize): void {
+function gemmAB(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32, sa: usize, sk: usize,
+  rowB: usize, rowO: usize): void {
   if (M <= 0 || N <= 0) return;
-  const rowB = <usize>N << 2;
-  const rowO = <usize>N << 2;
   const N8 = N & ~7;
   const N4 = N & ~3;
   const M4 = M & ~3;
   const sa2 = sa * 2, sa3 = sa * 3;
   if (K <= 0) {
-    if (beta == 0) memory.fill(out, 0, <usize>M * rowO);
+    if (beta == 0) for (let i = 0; i < M; i++) memory.fill(out + <usize>i * rowO, 0, <usize>N << 2);
     return;
   }
   for (let k0 = 0; k0 < K; k0 += KC) {
@@ -270,10 +278,23 @@ function gemmAB(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f3
 
 /** out (M,N) = beta·out + a (M,K) @ b (K,N) */
 export function matmulNN(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32): void {
-  gemmAB(out, a, b, M, N, K, beta, <usize>K << 2, 4);
+  gemmAB(out, a, b, M, N, K, beta, <usize>K << 2, 4, <usize>N << 2, <usize>N << 2);
+}
+
+/**
+ * Strided twins for threads: a sub-block of the output (rows and/or columns) of a larger product.
+ * Every element accumulates over k in the same order whatever the tile, so any split is
+ * bit-identical to one call. lda/ldb/ldo are row lengths in floats of the full a, b and out.
+ */
+export function matmulNNStrided(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32, lda: i32, ldb: i32, ldo: i32): void {
+  gemmAB(out, a, b, M, N, K, beta, <usize>lda << 2, 4, <usize>ldb << 2, <usize>ldo << 2);
+}
+
+export function matmulTNStrided(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32, lda: i32, ldb: i32, ldo: i32): void {
+  gemmAB(out, a, b, M, N, K, beta, 4, <usize>lda << 2, <usize>ldb << 2, <usize>ldo << 2);
 }
 
 /** out (M,N) = beta·out + a (K,M)^T @ b (K,N) */
 export function matmulTN(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32): void {
-  gemmAB(out, a, b, M, N, K, beta, 4, <usize>M << 2);
+  gemmAB(out, a, b, M, N, K, beta, 4, <usize>M << 2, <usize>N << 2, <usize>N << 2);
 }

@@ -68,14 +68,24 @@ import { vexp, ldN, stN, hsum } from './vmath';
 
 export function scanForward(y: usize, h: usize, hck: usize, x: usize, delta: usize, A: usize, Bm: usize, Cm: usize,
   D: usize, B: i32, L: i32, ED: i32, N: i32, chunk: i32): void {
+  scanForwardRange(y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk, 0, B * ED);
+}
+
+/**
+ * scanForward over the (batch, channel) pairs c = b·ED + d in [c0, c1) only: each pair is
+ * independent (outputs y[b,:,d], h[b,d,:], hck[b,:,d,:]), so threads split them freely.
+ */
+export function scanForwardRange(y: usize, h: usize, hck: usize, x: usize, delta: usize, A: usize, Bm: usize, Cm: usize,
+  D: usize, B: i32, L: i32, ED: i32, N: i32, chunk: i32, c0: i32, c1: i32): void {
   if (chunk < 1) chunk = 1;
   const nChunks = (L + chunk - 1) / chunk;
   const rowE = <usize>ED << 2, rowN = <usize>N << 2;
   const ckStride = <usize>ED * rowN; // bytes between consecutive chunks of one (b, d)
-  for (let b = 0; b < B; b++) {
+  for (let c = c0; c < c1; c++) {
+    const b = c / ED, d = c % ED;
     const bLE = <usize>b * <usize>L * rowE;
     const bLN = <usize>b * <usize>L * rowN;
-    for (let d = 0; d < ED; d++) {
+    {
       const dOff = <usize>d << 2;
       const ph = h + (<usize>b * <usize>ED + <usize>d) * rowN;
       const pA = A + <usize>d * rowN;
@@ -213,14 +223,25 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
 export function scanBackward(dx: usize, ddelta: usize, dA: usize, dB: usize, dC: usize, dD: usize, dh0: usize,
   dy: usize, x: usize, delta: usize, A: usize, Bm: usize, Cm: usize, D: usize, hck: usize, work: usize,
   B: i32, L: i32, ED: i32, N: i32, chunk: i32): void {
+  scanBackwardRange(dx, ddelta, dA, dB, dC, dD, dh0, dy, x, delta, A, Bm, Cm, D, hck, work, B, L, ED, N, chunk, 0, ED);
+}
+
+/**
+ * scanBackward for channels [d0, d1) of every batch element. dx, ddelta, dA, dD and dh0 of those
+ * channels are this call's own outputs; dB and dC sum over channels, so threads give each channel
+ * group its own dB/dC partial buffers and add them up in a fixed order afterwards.
+ */
+export function scanBackwardRange(dx: usize, ddelta: usize, dA: usize, dB: usize, dC: usize, dD: usize, dh0: usize,
+  dy: usize, x: usize, delta: usize, A: usize, Bm: usize, Cm: usize, D: usize, hck: usize, work: usize,
+  B: i32, L: i32, ED: i32, N: i32, chunk: i32, d0: i32, d1: i32): void {
   if (chunk < 1) chunk = 1;
   const nChunks = (L + chunk - 1) / chunk;
   const rowE = <usize>ED << 2, rowN = <usize>N << 2;
   const ckStride = <usize>ED * rowN;
-  for (let b = 0; b < B; b++) {
-    const bLE = <usize>b * <usize>L * rowE;
-    const bLN = <usize>b * <usize>L * rowN;
-    for (let d = 0; d < ED; d++) {
+  for (let d = d0; d < d1; d++) {
+    for (let b = 0; b < B; b++) {
+      const bLE = <usize>b * <usize>L * rowE;
+      const bLN = <usize>b * <usize>L * rowN;
       const dOff = <usize>d << 2;
       const Dd = load<f32>(D + dOff);
       const pdy = dy + bLE + dOff, px = x + bLE + dOff, pdl = delta + bLE + dOff;

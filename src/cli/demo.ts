@@ -14,7 +14,7 @@ const DEMO = { dModel: 128, layers: 2, dState: 16, seqLen: 128, batch: 8 };
  * on the State of the Union corpus, stream a sample to stdout, and print the summary to stderr.
  */
 export function demoCommand(o: { out: string; seconds: number; kernels: 'wasm' | 'ref'; threads: number }): void {
-  const e = new Engine({ kernels: o.kernels });
+  const e = new Engine({ kernels: o.kernels, threads: o.threads });
   const probe = new MambaLM(e, createMambaConfig({ dModel: DEMO.dModel, nLayer: DEMO.layers, dState: DEMO.dState, vocabSize: 256 })).init(Rng.fromSeed(0));
   for (const t of probe.params.values()) t.grad = e.persistent(t.shape);
   const ids = new Int32Array(DEMO.batch * DEMO.seqLen).fill(65);
@@ -39,6 +39,6 @@ export function demoCommand(o: { out: string; seconds: number; kernels: 'wasm' |
   process.stdout.write(dec.flush() + '\n');
   const genTps = r.ids.length / Math.max(r.decodeSeconds, 1e-9);
   process.stderr.write(`demo: ${summary.parameters.toLocaleString('en-US')} parameters | training ${summary.trainTokPerSec.toFixed(0)} tok/s | ` +
-    `generation ${genTps.toFixed(1)} tok/s, ${formatJPerToken(energy.stop(), r.ids.length + r.promptTokens)} | ` +
+    `generation ${genTps.toFixed(1)} tok/s, ${formatJPerToken(energy.stop(r.ids.length + r.promptTokens))} | ` +
     `validation ${summary.valBpb.toFixed(3)} bits/byte vs unigram entropy ${summary.unigramBpb.toFixed(3)} | model in ${o.out}\n`);
 }

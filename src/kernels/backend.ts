@@ -2,7 +2,9 @@ import * as ref from './ref/index.js';
 import type { F } from './ref/types.js';
 import { Tensor } from '../tensor/index.js';
 import type { Heap } from '../tensor/index.js';
-import { loadWasmKernels } from './wasm/index.js';
+import { getWasmModule, instantiateWasmKernels } from './wasm/index.js';
+import { ThreadPool } from './threads.js';
+import { threadedKernels } from './parallel.js';
 
 /**
  * A backend is the set of kernels with tensor arguments. It is derived from the reference kernels'
@@ -19,7 +21,7 @@ type ToTensor<P> = P extends F ? Tensor : P extends F | null ? Tensor | null : P
 type TensorArgs<T extends unknown[]> = { [I in keyof T]: ToTensor<T[I]> };
 export type Backend = {
   readonly [K in KernelName]: (...args: TensorArgs<Parameters<RefKernels[K]>>) => ReturnType<RefKernels[K]>;
-} & { readonly kind: KernelKind; readonly wasmKernels: readonly string[] };
+} & { readonly kind: KernelKind; readonly wasmKernels: readonly string[]; readonly threads: number; dispose(): void; parallelRuns(): number };
 
 export type KernelKind = 'wasm' | 'ref';
 export const KERNEL_KINDS: readonly KernelKind[] = ['wasm', 'ref'];
@@ -30,9 +32,21 @@ function isKernel(v: unknown): v is AnyKernel {
   return typeof v === 'function' && v.length > 1;
 }
 
-export function createBackend(kind: KernelKind, heap: Heap): Backend {
-  const table: Record<string, unknown> = { kind, wasmKernels: [] };
-  const wasm = kind === 'wasm' ? loadWasmKernels(heap.memory) as unknown as Record<string, AnyKernel | undefined> : null;
+/**
+ * `threads` > 1 starts worker threads for the wasm kernels (see threads.ts and parallel.ts); the
+ * reference kernels always run on the calling thread.
+ */
+export function createBackend(kind: KernelKind, heap: Heap, threads = 1): Backend {
+  const table: Record<string, unknown> = { kind, wasmKernels: [], threads: kind === 'wasm' ? threads : 1, dispose: () => {}, parallelRuns: () => 0 };
+  let wasm: Record<string, AnyKernel | undefined> | null = null;
+  if (kind === 'wasm') {
+    const module = getWasmModule();
+    const main = instantiateWasmKernels(module, heap.memory);
+    const pool = new ThreadPool(heap.memory, module, main, threads);
+    wasm = { ...main, ...threadedKernels(pool, main, heap) } as unknown as Record<string, AnyKernel | undefined>;
+    table.dispose = () => pool.dispose();
+    table.parallelRuns = () => pool.parallelRuns;
+  }
   const wasmNames: string[] = [];
   for (const [name, fn] of Object.entries(ref)) {
     if (!isKernel(fn)) continue;

@@ -8,6 +8,7 @@ export interface EngineOptions {
   kernels?: KernelKind;   // default 'wasm'
   dtype?: 'f32' | 'f64';  // float64 needs the reference kernels (gradient checks)
   initialPages?: number;
+  threads?: number;       // worker threads for the wasm kernels (default 1: the calling thread only)
 }
 
 /**
@@ -27,8 +28,11 @@ export class Engine {
     this.dtype = opts.dtype ?? 'f32';
     if (kernels === 'wasm' && this.dtype === 'f64') throw new Error('float64 engines need --kernels ref (the wasm kernels are f32)');
     this.heap = new Heap(opts.initialPages);
-    this.k = createBackend(kernels, this.heap);
+    this.k = createBackend(kernels, this.heap, opts.threads ?? 1);
   }
+
+  /** Stop the engine's worker threads (its tensors stay readable). */
+  dispose(): void { this.k.dispose(); }
 
   /** A new zero-filled tensor of the engine's float dtype (or `dtype`), owned by the current scope. */
   empty(shape: readonly number[], dtype: DType = this.dtype): Tensor {

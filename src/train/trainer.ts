@@ -19,6 +19,7 @@ export interface TrainOptions {
   dModel: number;
   layers: number;
   dState: number;
+  heads?: number;          // transformer attention heads (default: head size closest to 64)
   seqLen: number;
   batch: number;
   steps: number;
@@ -76,7 +77,7 @@ export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
   const log = hooks.log ?? (() => {});
   const corpus = loadCorpus(o.data);
   const { train: trainBytes, val } = splitCorpus(corpus.bytes, o.valFraction);
-  const e = new Engine({ kernels: o.kernels });
+  const e = new Engine({ kernels: o.kernels, threads: o.threads });
   let model: TrainableModel;
   let state: TrainerState;
   const dataRng = Rng.fromSeed(o.seed + 1);
@@ -106,7 +107,7 @@ export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
       model = loadModel(e, o.init).model;
       log(`starting from ${o.init}`);
     } else {
-      model = createModel(o.arch, e, { dModel: o.dModel, layers: o.layers, dState: o.dState, vocabSize: 256 }, Rng.fromSeed(o.seed));
+      model = createModel(o.arch, e, { dModel: o.dModel, layers: o.layers, dState: o.dState, heads: o.heads, vocabSize: 256 }, Rng.fromSeed(o.seed));
     }
     state = { format: 'frugal-trainer-state/1', step: 0, dataRng: [], data: { spec: o.data, bytes: corpus.bytes.length },
       options: { ...o }, losses: [], valBpb: [], tokensSeen: 0 };

@@ -7,3 +7,5 @@ export * from './conv.js';
 export * from './scan.js';
 export * from './loss.js';
 export * from './optim.js';
+export * from './attention.js';
+export * from './kvcache.js';

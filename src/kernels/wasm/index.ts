@@ -21,6 +21,10 @@ export interface WasmKernels {
   matmulNN(out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, beta: number): void;
   /** out (M,N) = beta·out + a (K,M)^T @ b (K,N) */
   matmulTN(out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, beta: number): void;
+  /** Strided blocks of the same products, for threads (lda/ldb/ldo: row lengths of the full matrices). */
+  matmulNTStrided(out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, beta: number, ldo: number): void;
+  matmulNNStrided(out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, beta: number, lda: number, ldb: number, ldo: number): void;
+  matmulTNStrided(out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, beta: number, lda: number, ldb: number, ldo: number): void;
 
   // ---- scan.ts (hck = 0 / dh0 = 0 skip; work holds (chunk+1)·N f32)
   scanForward(y: Ptr, h: Ptr, hck: Ptr, x: Ptr, delta: Ptr, A: Ptr, Bm: Ptr, Cm: Ptr, D: Ptr,
@@ -29,6 +33,13 @@ export interface WasmKernels {
     dy: Ptr, x: Ptr, delta: Ptr, A: Ptr, Bm: Ptr, Cm: Ptr, D: Ptr, hck: Ptr, work: Ptr,
     B: number, L: number, ED: number, N: number, chunk: number): void;
   scanStep(y: Ptr, h: Ptr, x: Ptr, delta: Ptr, A: Ptr, Bm: Ptr, Cm: Ptr, D: Ptr, B: number, ED: number, N: number): void;
+  /** scanForward over (batch, channel) pairs c = b·ED + d in [c0, c1) */
+  scanForwardRange(y: Ptr, h: Ptr, hck: Ptr, x: Ptr, delta: Ptr, A: Ptr, Bm: Ptr, Cm: Ptr, D: Ptr,
+    B: number, L: number, ED: number, N: number, chunk: number, c0: number, c1: number): void;
+  /** scanBackward over channels [d0, d1) of every batch element; dB/dC get this range's contribution */
+  scanBackwardRange(dx: Ptr, ddelta: Ptr, dA: Ptr, dB: Ptr, dC: Ptr, dD: Ptr, dh0: Ptr,
+    dy: Ptr, x: Ptr, delta: Ptr, A: Ptr, Bm: Ptr, Cm: Ptr, D: Ptr, hck: Ptr, work: Ptr,
+    B: number, L: number, ED: number, N: number, chunk: number, d0: number, d1: number): void;
 
   // ---- conv.ts
   conv1dForward(out: Ptr, x: Ptr, w: Ptr, bias: Ptr, B: number, L: number, C: number, K: number): void;
@@ -50,6 +61,8 @@ export interface WasmKernels {
   softplusBackward(dx: Ptr, dout: Ptr, x: Ptr, n: number): void;
   /** out (n) = exp(x) with the kernels' vector exp (no reference twin; used to test it). */
   expForward(out: Ptr, x: Ptr, n: number): void;
+  /** dst (n) += Σ_g partials[g] (partial g at partials + g·ld floats), in the fixed order g = 0, 1, … */
+  accumulatePartials(dst: Ptr, partials: Ptr, G: number, n: number, ld: number): void;
 
   // ---- loss.ts (ids / targets are offsets of Int32 arrays)
   crossEntropyForward(losses: Ptr, lse: Ptr, logits: Ptr, targets: Ptr, rows: number, V: number): void;
@@ -65,8 +78,8 @@ export interface WasmKernels {
 export type WasmKernelName = keyof WasmKernels;
 
 const NAMES: readonly WasmKernelName[] = [
-  'matmulNT', 'matmulNN', 'matmulTN',
-  'scanForward', 'scanBackward', 'scanStep',
+  'matmulNT', 'matmulNN', 'matmulTN', 'matmulNTStrided', 'matmulNNStrided', 'matmulTNStrided',
+  'scanForward', 'scanBackward', 'scanStep', 'scanForwardRange', 'scanBackwardRange', 'accumulatePartials',
   'conv1dForward', 'conv1dBackward', 'conv1dStep',
   'rmsnormForward', 'rmsnormBackward',
   'add', 'mul', 'accumulate', 'mulAccumulate',

@@ -1,0 +1,95 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { Engine, valueAndGrad } from '../../src/ops/index.js';
+import { Rng } from '../../src/io/rng.js';
+import { MambaLM } from '../../src/models/mamba/model.js';
+import { createMambaConfig } from '../../src/models/mamba/config.js';
+import * as ref from '../../src/kernels/ref/index.js';
+import { splitRange } from '../../src/kernels/threads.js';
+import { expectClose } from '../helpers/compare.js';
+
+/**
+ * Every thread count gives the single-thread answer bit for bit (work is split over outputs, never
+ * over a reduction), for each threaded kernel on shapes that take every split path, and for a
+ * whole training step and decoding.
+ */
+const engines: Engine[] = [];
+afterAll(() => { for (const e of engines) e.dispose(); });
+function engine(threads: number): Engine {
+  const e = new Engine({ kernels: 'wasm', threads });
+  engines.push(e);
+  return e;
+}
+const THREADS = [1, 2, 3, 4];
+const bits = (a: Float32Array | Float64Array | Int32Array) => Buffer.from(Float32Array.from(a).buffer);
+
+function randomValues(seed: number, n: number): number[] {
+  const r = Rng.fromSeed(seed);
+  return Array.from({ length: n }, () => r.normal());
+}
+
+describe('splitRange', () => {
+  it('covers [0, n) with contiguous ranges aligned as asked', () => {
+    for (const [n, p, a] of [[10, 3, 1], [37, 4, 4], [3, 4, 4], [0, 2, 1]]) {
+      const r = splitRange(n, p, a);
+      expect(r.length).toBe(p);
+      expect(r[0][0]).toBe(0);
+      expect(r[p - 1][1]).toBe(n);
+      for (let i = 1; i < p; i++) { expect(r[i][0]).toBe(r[i - 1][1]); expect(r[i][0] % a === 0 || r[i][0] === n).toBe(true); }
+    }
+  });
+});
+
+describe.each([
+  ['matmulNT', 'rows', 37, 45, 65], ['matmulNT', 'one row (columns)', 1, 1003, 129], ['matmulNT', 'few rows', 3, 518, 70],
+  ['matmulNN', 'rows', 29, 41, 90], ['matmulNN', 'few rows', 2, 301, 130],
+  ['matmulTN', 'rows', 40, 27, 61], ['matmulTN', 'few rows', 3, 257, 200],
+] as const)('%s split by %s (%i x %i x %i)', (name, _how, M, N, K) => {
+  it('is bit-identical for 1-4 threads and matches the reference', () => {
+    const outs = THREADS.map((T) => {
+      const e = engine(T);
+      const [aShape, bShape] = name === 'matmulNT' ? [[M, K], [N, K]] : name === 'matmulNN' ? [[M, K], [K, N]] : [[K, M], [K, N]];
+      const a = e.persistent(aShape).set(randomValues(1, M * K)), b = e.persistent(bShape).set(randomValues(2, N * K));
+      const out = e.persistent([M, N]).set(randomValues(3, M * N));
+      const before = e.k.parallelRuns();
+      e.k[name](out, a, b, M, N, K, 1);
+      expect(e.k.parallelRuns() - before, 'work went to the worker threads').toBe(T > 1 ? 1 : 0);
+      return { out: out.toFloat64(), a: a.toFloat64(), b: b.toFloat64() };
+    });
+    for (let i = 1; i < outs.length; i++) expect(bits(outs[i].out).equals(bits(outs[0].out)), `${THREADS[i]} threads`).toBe(true);
+    const want = Float64Array.from(randomValues(3, M * N));
+    ref[name](want, outs[0].a, outs[0].b, M, N, K, 1);
+    expectClose(outs[0].out, want, 1e-5, `${name} vs reference`);
+  });
+});
+
+describe('whole-model work across thread counts', () => {
+  const cfg = createMambaConfig({ dModel: 48, nLayer: 2, dState: 16, vocabSize: 64 });
+  it('a training step (loss and every gradient) is bit-identical for 1-4 threads', () => {
+    const ids = Int32Array.from(randomValues(4, 4 * 40), (v) => Math.abs(Math.floor(v * 20)) % 64);
+    const tg = Int32Array.from(randomValues(5, 4 * 40), (v) => Math.abs(Math.floor(v * 20)) % 64);
+    const runs = THREADS.map((T) => {
+      const e = engine(T);
+      const m = new MambaLM(e, cfg).init(Rng.fromSeed(9));
+      for (const p of m.params.values()) p.grad = e.persistent(p.shape);
+      const loss = valueAndGrad(e, () => m.loss(ids, tg, 4, 40));
+      if (T > 1) expect(e.k.parallelRuns()).toBeGreaterThan(10);
+      return { loss, grads: [...m.params.values()].map((p) => bits(p.grad!.floats())) };
+    });
+    for (let i = 1; i < runs.length; i++) {
+      expect(runs[i].loss).toBe(runs[0].loss);
+      runs[i].grads.forEach((g, j) => expect(g.equals(runs[0].grads[j]), `${THREADS[i]} threads, gradient ${j}`).toBe(true));
+    }
+  });
+
+  it('prefill and steps are bit-identical for 1-4 threads', () => {
+    const ids = Int32Array.from({ length: 30 }, (_, i) => (i * 7) % 64);
+    const runs = THREADS.map((T) => {
+      const m = new MambaLM(engine(T), cfg).init(Rng.fromSeed(9));
+      const s = m.createState(1);
+      const out = [bits(m.prefill(ids.subarray(0, 20), 20, s))];
+      for (let t = 20; t < 30; t++) out.push(bits(m.step(ids.subarray(t, t + 1), s)));
+      return Buffer.concat(out);
+    });
+    for (let i = 1; i < runs.length; i++) expect(runs[i].equals(runs[0]), `${THREADS[i]} threads`).toBe(true);
+  });
+});
