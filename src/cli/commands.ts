@@ -1,12 +1,14 @@
 import { Engine } from '../ops/index.js';
 import { loadModel } from '../models/checkpoint.js';
-import { ByteTokenizer } from '../io/tokenizer.js';
+import { ByteTokenizer, loadTokenizer } from '../io/tokenizer.js';
+import type { Tokenizer } from '../io/tokenizer.js';
 import { inputError } from '../io/errors.js';
 import { Rng } from '../io/rng.js';
 import { generate } from '../infer/generate.js';
 import { train } from '../train/trainer.js';
 import type { TrainOptions } from '../train/trainer.js';
-import { startEnergy, formatJPerToken } from '../energy/index.js';
+import { appendEnergyLog, formatJPerToken, startEnergy } from '../energy/index.js';
+import type { EnergyReport, EnergySession } from '../energy/index.js';
 import { createProgress } from './progress.js';
 import type { TrainableModel } from '../models/types.js';
 
@@ -14,16 +16,47 @@ const err = (s: string) => process.stderr.write(s + '\n');
 
 export interface ModelOpts { model: string; kernels: 'wasm' | 'ref'; threads: number }
 
+/** --energy-log FILE and --tdp W (train, generate, bench). */
+export interface EnergyFlags { energyLog?: string; tdp?: number }
+
+/** Start the energy meter, telling the user about counters that exist but cannot be read. */
+export function meterFor(f: EnergyFlags): EnergySession {
+  const m = startEnergy({ tdp: f.tdp });
+  for (const n of m.notes) err(`energy: ${n}; figures are estimates`);
+  return m;
+}
+
+/** Append the run's row to --energy-log when given. */
+export function logEnergy(f: EnergyFlags, r: EnergyReport, command: string, tokens: number, seconds: number): void {
+  if (f.energyLog) appendEnergyLog(f.energyLog, r, { command, tokens, seconds });
+}
+
 function openModel(o: ModelOpts): TrainableModel {
-  const e = new Engine({ kernels: o.kernels });
+  const e = new Engine({ kernels: o.kernels, threads: o.threads });
   const { model, warnings } = loadModel(e, o.model);
   for (const w of warnings) err(`warning: ${w}`);
   return model;
 }
 
-function byteTokenizer(model: TrainableModel, dir: string): ByteTokenizer {
-  if (model.config.vocabSize < 256) throw inputError(`${dir} has a vocabulary of ${model.config.vocabSize} and no tokenizer.json; pass token ids with 'frugal logits --ids' instead of text`);
-  return new ByteTokenizer();
+/**
+ * The checkpoint's tokenizer: its tokenizer.json when it has one, else frugal's byte tokenizer
+ * (warning when the checkpoint does not say it was trained with bytes). `stopAt` is the end-of-text
+ * id generation stops at (tokenizer.json checkpoints only; byte models have none).
+ */
+function modelTokenizer(model: TrainableModel, dir: string): { tok: Tokenizer; stopAt: number | null } {
+  const V = model.config.vocabSize;
+  const hf = model.hfConfig();
+  const file = loadTokenizer(dir);
+  if (file) {
+    if (file.vocabSize > V) err(`warning: ${file.file} has ${file.vocabSize} tokens but the model only ${V}; text that uses the extra ids is refused`);
+    const eos = hf.eos_token_id;
+    return { tok: file, stopAt: typeof eos === 'number' && file.specialIds.has(eos) ? eos : null };
+  }
+  if (V < 256) throw inputError(`${dir} has a vocabulary of ${V} and no tokenizer.json; pass token ids with 'frugal logits --ids' instead of text`);
+  const kind = (hf.frugal as { tokenizer?: unknown } | undefined)?.tokenizer;
+  if (kind !== 'byte') err(`warning: ${dir} has no tokenizer.json; using frugal's byte tokenizer (one id per UTF-8 byte). ` +
+    'Published Mamba checkpoints use the GPT-NeoX tokenizer: put its tokenizer.json in the model directory');
+  return { tok: new ByteTokenizer(), stopAt: null };
 }
 
 export interface LogitsOpts extends ModelOpts { ids?: number[]; text?: string; mode: 'parallel' | 'step' }
@@ -32,7 +65,7 @@ export interface LogitsOpts extends ModelOpts { ids?: number[]; text?: string; m
 export function logitsCommand(o: LogitsOpts): void {
   const model = openModel(o);
   if ((o.ids === undefined) === (o.text === undefined)) throw inputError('logits: give exactly one of --ids 3,1,4 or --text "..."');
-  const ids = o.ids ? Int32Array.from(o.ids) : byteTokenizer(model, o.model).encode(o.text as string);
+  const ids = o.ids ? Int32Array.from(o.ids) : modelTokenizer(model, o.model).tok.encode(o.text as string);
   const V = model.config.vocabSize, L = ids.length;
   for (let i = 0; i < L; i++) if (ids[i] >= V) throw inputError(`--ids: token id ${ids[i]} at position ${i} is outside the vocabulary [0, ${V})`);
   if (L === 0) throw inputError('logits: need at least one token');
@@ -49,42 +82,52 @@ export function logitsCommand(o: LogitsOpts): void {
   const sec = (performance.now() - t0) / 1000;
   const values = Array.from(out, (v) => Number.isFinite(v) ? v : null);
   process.stdout.write(JSON.stringify({ shape: [L, V], logits: values }) + '\n');
-  err(`logits: ${L} tokens (${o.mode}) in ${sec.toFixed(3)} s, ${(L / sec).toFixed(1)} tok/s, ${formatJPerToken(energy.stop(), L)}`);
+  err(`logits: ${L} tokens (${o.mode}) in ${sec.toFixed(3)} s, ${(L / sec).toFixed(1)} tok/s, ${formatJPerToken(energy.stop(L))}`);
 }
 
-export interface GenerateOpts extends ModelOpts {
+export interface GenerateOpts extends ModelOpts, EnergyFlags {
   prompt: string; maxTokens: number; temperature: number; topK: number; topP: number; seed: number;
 }
 
 /** Stream generated text to stdout as it is made. */
 export function generateCommand(o: GenerateOpts): void {
   const model = openModel(o);
-  const tok = byteTokenizer(model, o.model);
+  const { tok, stopAt } = modelTokenizer(model, o.model);
   const prompt = tok.encode(o.prompt);
+  const bad = prompt.findIndex((id) => id >= model.config.vocabSize);
+  if (bad >= 0) throw inputError(`--prompt: token ${prompt[bad]} at position ${bad} is outside the model's vocabulary [0, ${model.config.vocabSize})`);
   const dec = tok.createStreamDecoder();
-  const energy = startEnergy();
+  const energy = meterFor(o);
   const r = generate(model, prompt, o.maxTokens, { temperature: o.temperature, topK: o.topK, topP: o.topP }, Rng.fromSeed(o.seed),
-    (id) => { const s = dec.push(id); if (s) process.stdout.write(s); });
+    (id) => { const s = dec.push(id); if (s) process.stdout.write(s); }, stopAt);
   process.stdout.write(dec.flush() + '\n');
-  const n = r.ids.length;
+  const n = r.ids.length, report = energy.stop(r.promptTokens + n);
   err(`generate: prompt ${r.promptTokens} tokens, prefill ${(r.promptTokens / Math.max(r.prefillSeconds, 1e-9)).toFixed(1)} tok/s; ` +
-    `${n} tokens at ${(n / Math.max(r.decodeSeconds, 1e-9)).toFixed(1)} tok/s; ${formatJPerToken(energy.stop(), r.promptTokens + n)}`);
+    `${n} tokens at ${(n / Math.max(r.decodeSeconds, 1e-9)).toFixed(1)} tok/s; ${formatJPerToken(report)}`);
+  logEnergy(o, report, 'generate', r.promptTokens + n, r.prefillSeconds + r.decodeSeconds);
 }
 
 /** Train (or resume), with a live progress bar; ends with a summary line on stderr. */
-export function trainCommand(o: TrainOptions): { model: TrainableModel; summary: Record<string, number> } {
-  const energy = startEnergy();
+export function trainCommand(o: TrainOptions, f: EnergyFlags = {}): { model: TrainableModel; summary: Record<string, number> } {
+  const energy = meterFor(f);
   const bar = createProgress(o.steps, 'train');
+  // the first step (JIT compilation, first allocations) is warm-up, excluded when more steps follow
+  let warmStep = -1;
   const r = train(o, {
-    onStep: (s) => bar.update(s.step, { loss: s.loss.toFixed(4), tps: s.tokPerSec.toFixed(0) }),
+    onStep: (s) => {
+      if (warmStep < 0 && s.step < s.steps) { warmStep = s.step; energy.markWarm(); }
+      energy.poll();
+      bar.update(s.step, { loss: s.loss.toFixed(4), tps: s.tokPerSec.toFixed(0) });
+    },
     onEval: (step, bpb) => { if (step < o.steps) err(`\nstep ${step}: validation ${bpb.toFixed(3)} bits/byte`); },
     log: (m) => err(m),
   });
   bar.stop();
-  const tokens = r.state.tokensSeen;
-  const e = energy.stop();
+  const tokens = warmStep < 0 ? r.state.tokensSeen : (r.state.step - warmStep) * o.batch * o.seqLen;
+  const e = energy.stop(tokens);
   err(`train: ${r.parameters.toLocaleString('en-US')} parameters, ${r.state.step} steps, ${r.trainTokPerSec.toFixed(0)} tok/s, ` +
     `validation ${r.valBpb.toFixed(3)} bits/byte (unigram entropy ${r.unigramBpb.toFixed(3)}), ` +
-    `${formatJPerToken(e, tokens)}; saved ${o.out}`);
+    `${formatJPerToken(e)}${warmStep < 0 ? '' : ' (after a 1-step warm-up)'}; saved ${o.out}`);
+  logEnergy(f, e, 'train', tokens, e.seconds);
   return { model: r.model, summary: { parameters: r.parameters, trainTokPerSec: r.trainTokPerSec, valBpb: r.valBpb, unigramBpb: r.unigramBpb } };
 }

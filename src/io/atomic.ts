@@ -29,17 +29,26 @@ function tempSuffix(): string {
   return `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
-function toBytes(data: Uint8Array | string): Uint8Array {
-  return typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+/**
+ * Writes a file's content piece by piece through `write`, for files too large to build in memory
+ * (checkpoints of hundreds of megabytes streamed from the model's weights or from another file).
+ */
+export type FileProducer = (write: (chunk: Uint8Array) => void) => void;
+
+/** What a file may be given as: bytes, text (UTF-8), or a producer. */
+export type FileData = Uint8Array | string | FileProducer;
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
 }
 
 /** Write all of `data` to `path` and fsync it, so a later rename publishes durable bytes. */
-function writeAndSync(path: string, data: Uint8Array | string): void {
-  const bytes = toBytes(data);
+function writeAndSync(path: string, data: FileData): void {
   const fd = openSync(path, 'w');
   try {
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    if (typeof data === 'function') data((chunk) => writeAll(fd, chunk));
+    else writeAll(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -77,7 +86,7 @@ function isIgnorableDirSyncError(e: unknown): boolean {
  * Replace `path` with `data` atomically: readers see either the old file or the new one, never
  * a truncated mix. The parent folder must exist.
  */
-export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+export function writeFileAtomic(path: string, data: FileData): void {
   const tmp = path + tempSuffix();
   try {
     writeAndSync(tmp, data);
@@ -117,7 +126,7 @@ function checkFileName(dir: string, name: string): void {
  * Whatever instant a kill lands on, one complete copy exists under `dir`, a `.tmp-*` or `.old`
  * name, and `recoverDir` finds it.
  */
-export function writeDirAtomic(dir: string, files: Record<string, Uint8Array | string>): void {
+export function writeDirAtomic(dir: string, files: Record<string, FileData>): void {
   const names = Object.keys(files);
   for (const name of names) checkFileName(dir, name);
   const parent = dirname(dir);
@@ -126,7 +135,7 @@ export function writeDirAtomic(dir: string, files: Record<string, Uint8Array | s
   try {
     mkdirSync(parent, { recursive: true });
     mkdirSync(tmp);
-    for (const name of names) writeAndSync(join(tmp, name), files[name] as Uint8Array | string);
+    for (const name of names) writeAndSync(join(tmp, name), files[name] as FileData);
     writeAndSync(join(tmp, COMPLETE_MARKER), `${new Date().toISOString()}\n`);
     fsyncDir(tmp);
   } catch (e) {

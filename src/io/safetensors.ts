@@ -4,11 +4,19 @@
  * offsets relative to the end of the header), then the raw little-endian tensor data.
  *
  * Why safetensors: it is the interchange format of the Hugging Face ecosystem, it cannot carry
- * code (unlike pickles), and it is trivially memory-mappable. Files come from anywhere, so the
- * decoder validates every size and offset before touching or allocating anything.
+ * code (unlike pickles), and its header says where every tensor lives, so a reader can index a
+ * multi-gigabyte file by reading a few kilobytes. Files come from anywhere, so every size and
+ * offset is validated against the real file size before anything is read or allocated.
  */
 import { readFileSync } from 'node:fs';
 import { inputError } from './errors.js';
+import type { ByteSource } from './bytesource.js';
+import { MemorySource, readBytes } from './bytesource.js';
+import { DTYPE_BYTES, bf16BitsToF32 } from './tensors.js';
+import type { TensorEntry } from './tensors.js';
+import type { FileProducer } from './atomic.js';
+
+export { DTYPE_BYTES } from './tensors.js';
 
 export type SafeDtypeIn = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8';
 
@@ -21,6 +29,14 @@ export interface SafeTensorIn {
   dtype: SafeDtypeIn;
   shape: number[];
   data: Float32Array | Float64Array | Int32Array | Uint8Array | Uint16Array | BigInt64Array;
+}
+
+/** A tensor to write in a stream: `write` emits exactly its little-endian bytes, in pieces if it likes. */
+export interface StreamTensor {
+  name: string;
+  dtype: SafeDtypeIn;
+  shape: number[];
+  write(emit: (chunk: Uint8Array) => void): void;
 }
 
 export interface SafeTensorInfo {
@@ -41,13 +57,12 @@ export interface SafetensorsFile {
   file: string;
 }
 
-/** Bytes per element of every dtype the format defines (decoding accepts all of them). */
-export const DTYPE_BYTES: Readonly<Record<string, number>> = Object.freeze({
-  BOOL: 1, U8: 1, I8: 1, F8_E4M3: 1, F8_E5M2: 1,
-  U16: 2, I16: 2, F16: 2, BF16: 2,
-  U32: 4, I32: 4, F32: 4,
-  U64: 8, I64: 8, F64: 8,
-});
+/** A file indexed without reading its data: tensors point into `src`. */
+export interface SafetensorsIndex {
+  metadata: Record<string, string>;
+  entries: Map<string, TensorEntry>;
+  dataStart: number;
+}
 
 /** Header bigger than this is refused: real headers are kilobytes, and it is read into memory. */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -60,8 +75,22 @@ const EXPECTED_ARRAY: Record<SafeDtypeIn, ArrayCtor> = {
 
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Encode tensors (in the given order, contiguous) plus optional string metadata. */
-export function encodeSafetensors(tensors: SafeTensorIn[], metadata?: Record<string, string>): Uint8Array {
+/** Validate a shape; returns the element count, or calls `fail` with what is wrong. */
+function checkShape(shape: unknown, fail: (what: string) => never): number {
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+    fail(`shape ${JSON.stringify(shape)} must be a list of non-negative integers`);
+  }
+  let count = 1;
+  for (const d of shape as number[]) {
+    count *= d;
+    if (!Number.isSafeInteger(count)) fail(`shape ${JSON.stringify(shape)} has too many elements`);
+  }
+  return count;
+}
+
+/** The header (length prefix + JSON padded to 8 bytes) for tensors laid out contiguously in order. */
+function encodeHeader(tensors: readonly { name: string; dtype: string; shape: number[] }[], metadata?: Record<string, string>):
+  { header: Uint8Array; dataBytes: number } {
   const header: Record<string, unknown> = {};
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -79,89 +108,83 @@ export function encodeSafetensors(tensors: SafeTensorIn[], metadata?: Record<str
       throw inputError(`Cannot encode ${where}: names must be non-empty, unique and not "__metadata__".`);
     }
     seen.add(t.name);
-    const size = DTYPE_BYTES[t.dtype];
-    const want = Object.hasOwn(EXPECTED_ARRAY, t.dtype) ? EXPECTED_ARRAY[t.dtype] : undefined;
-    if (size === undefined || want === undefined) {
+    const size = Object.hasOwn(EXPECTED_ARRAY, t.dtype) ? DTYPE_BYTES[t.dtype] : undefined;
+    if (size === undefined) {
       throw inputError(`Cannot encode ${where}: dtype ${String(t.dtype)} is not one of ${Object.keys(EXPECTED_ARRAY).join(', ')}.`);
     }
-    if (!(t.data instanceof want)) {
-      throw inputError(`Cannot encode ${where}: dtype ${t.dtype} needs a ${want.name}, got a ${t.data.constructor.name}.`);
-    }
     const count = checkShape(t.shape, (what) => { throw inputError(`Cannot encode ${where}: ${what}.`); });
-    if (count !== t.data.length) {
-      throw inputError(`Cannot encode ${where}: shape [${t.shape.join(', ')}] holds ${count} elements but the data has ${t.data.length}.`);
-    }
     header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + count * size] };
     offset += count * size;
   }
   let json = JSON.stringify(header);
-  let headerBytes = new TextEncoder().encode(json);
-  const pad = (8 - (headerBytes.length % 8)) % 8;
-  if (pad > 0) {
-    json += ' '.repeat(pad);
-    headerBytes = new TextEncoder().encode(json);
-  }
-  const out = new Uint8Array(8 + headerBytes.length + offset);
-  const view = new DataView(out.buffer);
-  view.setBigUint64(0, BigInt(headerBytes.length), true);
-  out.set(headerBytes, 8);
-  let pos = 8 + headerBytes.length;
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8); // align the data section to 8 bytes
+  const text = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + text.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
+  out.set(text, 8);
+  return { header: out, dataBytes: offset };
+}
+
+function rawBytes(data: SafeTensorIn['data']): Uint8Array {
+  const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (HOST_LE || data.BYTES_PER_ELEMENT === 1) return raw;
+  const k = data.BYTES_PER_ELEMENT, out = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i += k) for (let j = 0; j < k; j++) out[i + j] = raw[i + k - 1 - j];
+  return out;
+}
+
+/** Encode tensors (in the given order, contiguous) plus optional string metadata. */
+export function encodeSafetensors(tensors: SafeTensorIn[], metadata?: Record<string, string>): Uint8Array {
   for (const t of tensors) {
-    const raw = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    if (HOST_LE || t.data.BYTES_PER_ELEMENT === 1) {
-      out.set(raw, pos);
-    } else {
-      const k = t.data.BYTES_PER_ELEMENT;
-      for (let i = 0; i < raw.length; i += k) for (let j = 0; j < k; j++) out[pos + i + j] = raw[i + k - 1 - j]!;
+    const where = `tensor ${JSON.stringify(t.name)}`;
+    const want = Object.hasOwn(EXPECTED_ARRAY, t.dtype) ? EXPECTED_ARRAY[t.dtype] : undefined;
+    if (want !== undefined && !(t.data instanceof want)) {
+      throw inputError(`Cannot encode ${where}: dtype ${t.dtype} needs a ${want.name}, got a ${t.data.constructor.name}.`);
     }
+    if (want !== undefined && Array.isArray(t.shape) && t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      const count = t.shape.reduce((a, b) => a * b, 1);
+      if (count !== t.data.length) {
+        throw inputError(`Cannot encode ${where}: shape [${t.shape.join(', ')}] holds ${count} elements but the data has ${t.data.length}.`);
+      }
+    }
+  }
+  const { header, dataBytes } = encodeHeader(tensors, metadata);
+  const out = new Uint8Array(header.length + dataBytes);
+  out.set(header, 0);
+  let pos = header.length;
+  for (const t of tensors) {
+    const raw = rawBytes(t.data);
+    out.set(raw, pos);
     pos += raw.length;
   }
   return out;
 }
 
-/** Validate a shape; returns the element count, or calls `fail` with what is wrong. */
-function checkShape(shape: unknown, fail: (what: string) => never): number {
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-    fail(`shape ${JSON.stringify(shape)} must be a list of non-negative integers`);
-  }
-  let count = 1;
-  for (const d of shape as number[]) {
-    count *= d;
-    if (!Number.isSafeInteger(count)) fail(`shape ${JSON.stringify(shape)} has too many elements`);
-  }
-  return count;
+/**
+ * A producer for writeFileAtomic / writeDirAtomic that streams a safetensors file: the header, then
+ * each tensor's bytes as its `write` emits them. Nothing larger than one emitted chunk is held.
+ */
+export function safetensorsProducer(tensors: StreamTensor[], metadata?: Record<string, string>): { producer: FileProducer; byteLength: number } {
+  const { header, dataBytes } = encodeHeader(tensors, metadata);
+  const producer: FileProducer = (write) => {
+    write(header);
+    for (const t of tensors) {
+      const want = t.shape.reduce((a, b) => a * b, 1) * (DTYPE_BYTES[t.dtype] as number);
+      let got = 0;
+      t.write((chunk) => { got += chunk.length; write(chunk); });
+      if (got !== want) throw new Error(`safetensors writer: tensor '${t.name}' emitted ${got} bytes, expected ${want}`);
+    }
+  };
+  return { producer, byteLength: header.length + dataBytes };
 }
 
 /**
- * Parse and validate a safetensors file held in memory. `file` names it in error messages.
- * Tensor data is not copied; read it with `readTensorF32` and friends.
+ * Validate a header object against a data section of `dataLen` bytes. `bad` throws the caller's
+ * error. Returns the metadata and each tensor's dtype, shape and relative byte range.
  */
-export function decodeSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
-  const bad: (what: string) => never = (what) => {
-    throw inputError(`${file} is not a valid safetensors file: ${what}. ` +
-      'Re-export it, or check that the path points to a .safetensors file.');
-  };
-  if (bytes.length < 8) bad(`it has ${bytes.length} bytes, fewer than the 8-byte header length`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n64 = view.getBigUint64(0, true);
-  if (n64 > BigInt(MAX_HEADER_BYTES)) bad(`the header length ${n64} is over the ${MAX_HEADER_BYTES}-byte limit`);
-  const n = Number(n64);
-  if (8 + n > bytes.length) bad(`the header length ${n} runs past the end of the ${bytes.length}-byte file`);
-  let text = '';
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
-  } catch {
-    bad('the header is not valid UTF-8');
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    bad(`the header is not JSON (${(e as Error).message})`);
-  }
+function validateHeader(parsed: unknown, dataLen: number, bad: (what: string) => never):
+  { metadata: Record<string, string>; tensors: Map<string, SafeTensorInfo> } {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) bad('the header is not a JSON object');
-  const dataStart = 8 + n;
-  const dataLen = bytes.length - dataStart;
   let metadata: Record<string, string> = {};
   const tensors = new Map<string, SafeTensorInfo>();
   for (const [name, entry] of Object.entries(parsed as Record<string, unknown>)) {
@@ -199,10 +222,62 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): SafetensorsF
     const [cn, c] = sorted[i]!;
     if (c.begin < p.end) bad(`tensors ${JSON.stringify(pn)} and ${JSON.stringify(cn)} overlap`);
   }
+  return { metadata, tensors };
+}
+
+function badFile(file: string): (what: string) => never {
+  return (what) => {
+    throw inputError(`${file} is not a valid safetensors file: ${what}. ` +
+      'Re-export it, or check that the path points to a .safetensors file.');
+  };
+}
+
+/** Read, bound-check and parse the header of a safetensors source (the data is not read). */
+function readHeader(src: ByteSource, bad: (what: string) => never): { parsed: unknown; dataStart: number } {
+  if (src.size < 8) bad(`it has ${src.size} bytes, fewer than the 8-byte header length`);
+  const len = readBytes(src, 0, 8, 'the header length');
+  const n64 = new DataView(len.buffer).getBigUint64(0, true);
+  if (n64 > BigInt(MAX_HEADER_BYTES)) bad(`the header length ${n64} is over the ${MAX_HEADER_BYTES}-byte limit`);
+  const n = Number(n64);
+  if (8 + n > src.size) bad(`the header length ${n} runs past the end of the ${src.size}-byte file`);
+  const headerBytes = src instanceof MemorySource ? src.view(8, n) : readBytes(src, 8, n, 'the header');
+  let text = '';
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+  } catch {
+    bad('the header is not valid UTF-8');
+  }
+  try {
+    return { parsed: JSON.parse(text), dataStart: 8 + n };
+  } catch (e) {
+    bad(`the header is not JSON (${(e as Error).message})`);
+  }
+}
+
+/** Index a safetensors file (any source) by reading its header only. */
+export function indexSafetensors(src: ByteSource): SafetensorsIndex {
+  const bad = badFile(src.file);
+  const { parsed, dataStart } = readHeader(src, bad);
+  const { metadata, tensors } = validateHeader(parsed, src.size - dataStart, bad);
+  const entries = new Map<string, TensorEntry>();
+  for (const [name, t] of tensors) {
+    entries.set(name, { name, dtype: t.dtype, shape: t.shape, src, offset: dataStart + t.begin, byteLength: t.end - t.begin });
+  }
+  return { metadata, entries, dataStart };
+}
+
+/**
+ * Parse and validate a safetensors file held in memory. `file` names it in error messages.
+ * Tensor data is not copied; read it with `readTensorF32` and friends.
+ */
+export function decodeSafetensors(bytes: Uint8Array, file: string): SafetensorsFile {
+  const bad = badFile(file);
+  const { parsed, dataStart } = readHeader(new MemorySource(bytes, file), bad);
+  const { metadata, tensors } = validateHeader(parsed, bytes.length - dataStart, bad);
   return { metadata, tensors, dataStart, bytes, file };
 }
 
-/** Read and decode a safetensors file from disk. */
+/** Read and decode a safetensors file from disk (small files: optimiser state, goldens). */
 export function readSafetensors(path: string): SafetensorsFile {
   let bytes: Uint8Array;
   try {
@@ -243,8 +318,6 @@ export function tensorBytes(f: SafetensorsFile, name: string): Uint8Array {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }
 
-const F16_SCRATCH = new DataView(new ArrayBuffer(4));
-
 /** IEEE half-precision bits to a number (subnormals, infinities and NaN included). */
 export function f16BitsToNumber(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
@@ -257,8 +330,7 @@ export function f16BitsToNumber(h: number): number {
 
 /** bfloat16 bits (the top half of a float32) to a number. */
 export function bf16BitsToNumber(h: number): number {
-  F16_SCRATCH.setUint32(0, (h & 0xffff) << 16 >>> 0);
-  return F16_SCRATCH.getFloat32(0);
+  return bf16BitsToF32(h);
 }
 
 /** Convert any float tensor into `out` (a new array of the requested precision). */

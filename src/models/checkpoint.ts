@@ -1,25 +1,49 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine } from '../ops/index.js';
+import type { Tensor } from '../tensor/index.js';
 import { inputError } from '../io/errors.js';
-import { decodeSafetensors, encodeSafetensors, readTensorF32 } from '../io/safetensors.js';
-import type { SafeTensorIn } from '../io/safetensors.js';
+import { safetensorsProducer } from '../io/safetensors.js';
+import type { SafetensorsFile, StreamTensor } from '../io/safetensors.js';
+import { MemorySource } from '../io/bytesource.js';
 import { recoverDir } from '../io/atomic.js';
+import type { FileData } from '../io/atomic.js';
+import { openWeights } from '../io/weights.js';
+import type { WeightSet } from '../io/weights.js';
+import { firstNonFinite, isFloatDtype, readFloatsInto } from '../io/tensors.js';
+import type { TensorEntry } from '../io/tensors.js';
+import { TOKENIZER_FILES } from '../io/tokenizer.js';
 import { MambaLM } from './mamba/model.js';
-import { mambaConfigFromHF } from './mamba/config.js';
-import type { TrainableModel } from './types.js';
+import { mambaConfigFromJson } from './mamba/config.js';
+import type { CheckpointLayout } from './mamba/config.js';
+import { mambaParamSpecs } from './mamba/params.js';
+import { TransformerLM } from './transformer/model.js';
+import { llamaConfigFromHF } from './transformer/config.js';
+import type { ParamSpec, TrainableModel } from './types.js';
 
 /**
- * Hugging Face-style checkpoint directories: config.json + model.safetensors (tensors under their
- * HF names, F32). A tied head is not stored (transformers re-ties it on load).
+ * Checkpoint directories as Hugging Face and state-spaces publish them: config.json plus weights
+ * in model.safetensors, sharded safetensors with an index, or pytorch_model.bin (see io/weights.ts),
+ * in F32, F16 or BF16. Loading indexes the files, checks every name, shape and dtype against
+ * config.json, then reads each tensor straight into its parameter in the wasm heap (F16/BF16
+ * converted on the way), so memory peaks at the f32 weights. Saving writes transformers' layout:
+ * config.json + model.safetensors (F32, HF names, no tied head), streamed from the heap.
  */
 
-export interface LoadedModel { model: TrainableModel; warnings: string[]; dir: string }
+export interface LoadedModel { model: TrainableModel; warnings: string[]; dir: string; layout: CheckpointLayout }
+
+/** WebAssembly's 32-bit memory: every parameter and activation lives below this. */
+export const WASM_MEMORY_LIMIT = 2 ** 32;
+const MAX_CONFIG_BYTES = 16 << 20;
+
+/** The directory each loaded model came from, so that saving it carries its tokenizer along. */
+const SOURCE_DIR = new WeakMap<TrainableModel, string>();
 
 export function readConfigJson(dir: string): unknown {
   const file = join(dir, 'config.json');
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw inputError(`model directory ${dir} does not exist (train one with 'frugal train --out ${dir}')`);
-  if (!existsSync(file)) throw inputError(`${file} is missing: a model directory needs config.json and model.safetensors`);
+  if (!existsSync(file)) throw inputError(`${file} is missing: a model directory needs config.json and its weights (model.safetensors)`);
+  if (statSync(file).size > MAX_CONFIG_BYTES) throw inputError(`${file} is over ${MAX_CONFIG_BYTES} bytes; it is not a model config`);
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
@@ -27,63 +51,150 @@ export function readConfigJson(dir: string): unknown {
   }
 }
 
-/** Load a checkpoint directory into a new model on engine `e`. */
+/** Load a checkpoint directory (either published layout, any weight format) into a new model on `e`. */
 export function loadModel(e: Engine, dir: string): LoadedModel {
   recoverDir(dir);
   const file = join(dir, 'config.json');
-  const { model, warnings } = modelFromConfig(e, readConfigJson(dir), file);
-  const weightsFile = join(dir, 'model.safetensors');
-  if (!existsSync(weightsFile)) throw inputError(`${weightsFile} is missing`);
-  loadWeights(model, decodeSafetensors(new Uint8Array(readFileSync(weightsFile)), weightsFile));
-  return { model, warnings, dir };
+  const json = readConfigJson(dir);
+  const weights = openWeights(dir);
+  try {
+    const { model, warnings, layout } = modelFromConfig(e, json, file);
+    loadWeights(model, weights, layout);
+    SOURCE_DIR.set(model, dir);
+    return { model, warnings, dir, layout };
+  } finally {
+    weights.close();
+  }
+}
+
+/**
+ * Refuse a model whose weights cannot fit in WebAssembly's 4 GiB memory, before allocating any of it.
+ * `bytesPer` is 4 for f32 engines (8 for the float64 engines of gradient checks).
+ */
+export function checkWeightsFit(parameters: number, bytesPer: number, file: string): void {
+  const bytes = parameters * bytesPer;
+  if (bytes < WASM_MEMORY_LIMIT) return;
+  const gib = (x: number) => (x / 2 ** 30).toFixed(2);
+  throw inputError(`${file}: this model has ${parameters.toLocaleString('en-US')} parameters, ${gib(bytes)} GiB as f${bytesPer * 8}, ` +
+    `over the 4 GiB limit of WebAssembly memory (wasm32) that frugal computes in. The way around it is quantised loading ` +
+    '(8-bit weights), which frugal does not have yet; until then use a model under about 1 billion parameters (mamba-790m or smaller)');
 }
 
 /** Build an (uninitialised) model of the architecture config.json names (model_type). */
-export function modelFromConfig(e: Engine, json: unknown, file: string): { model: TrainableModel; warnings: string[] } {
+export function modelFromConfig(e: Engine, json: unknown, file: string): { model: TrainableModel; warnings: string[]; layout: CheckpointLayout } {
   const type = typeof json === 'object' && json !== null ? (json as Record<string, unknown>).model_type : undefined;
-  switch (type) {
-    case 'mamba':
-    case undefined: {
-      const { config, warnings } = mambaConfigFromHF(json, file);
-      return { model: new MambaLM(e, config), warnings };
+  const bytesPer = e.dtype === 'f64' ? 8 : 4;
+  try {
+    switch (type) {
+      case 'mamba':
+      case undefined: {
+        const { config, warnings, layout } = mambaConfigFromJson(json, file);
+        checkWeightsFit(mambaParamSpecs(config).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0), bytesPer, file);
+        return { model: new MambaLM(e, config), warnings, layout };
+      }
+      case 'llama': {
+        const { config, warnings } = llamaConfigFromHF(json, file);
+        return { model: new TransformerLM(e, config), warnings, layout: 'hf' };
+      }
+      default:
+        throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, llama)`);
     }
-    default:
-      throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba)`);
+  } catch (err) {
+    // the heap refuses to grow past 4 GiB: for a model being built that is bad input, not a crash
+    if (err instanceof RangeError && /4 GiB/.test(err.message)) throw inputError(`${file}: ${err.message}`);
+    throw err;
   }
 }
 
-/** Copy every parameter from a decoded safetensors file, checking names, shapes and values. */
-export function loadWeights(model: TrainableModel, f: ReturnType<typeof decodeSafetensors>): void {
-  const expected = new Set(model.specs.map((s) => s.name));
-  for (const name of f.tensors.keys()) {
-    if (!expected.has(name) && !(name === 'lm_head.weight' && tiedHead(model))) {
-      throw inputError(`${f.file}: unexpected tensor '${name}' (config.json describes a model without it)`);
+/** The stored name of parameter `name` in a checkpoint of `layout` (state-spaces spells one differently). */
+export function storedName(name: string, layout: CheckpointLayout): string {
+  return layout === 'original' && name === 'backbone.embeddings.weight' ? 'backbone.embedding.weight' : name;
+}
+
+/**
+ * Match every parameter of `model` to a stored tensor, checking names, shapes and dtypes before
+ * reading anything. A stored lm_head.weight is ignored when the head is tied to the embedding.
+ */
+export function planWeights(model: TrainableModel, entries: Map<string, TensorEntry>, file: string, layout: CheckpointLayout = 'hf'): Map<string, TensorEntry> {
+  return planTensors(model.specs, tiedHead(model), entries, file, layout);
+}
+
+/** planWeights for a parameter table without a model (conversion works on files only). */
+export function planTensors(specs: readonly ParamSpec[], tied: boolean, entries: Map<string, TensorEntry>, file: string,
+  layout: CheckpointLayout): Map<string, TensorEntry> {
+  const plan = new Map<string, TensorEntry>();
+  const expected = new Set(specs.map((s) => storedName(s.name, layout)));
+  for (const name of entries.keys()) {
+    if (!expected.has(name) && !(name === 'lm_head.weight' && tied)) {
+      throw inputError(`${file}: unexpected tensor '${name}' (config.json describes a model without it; is this the config of these weights?)`);
     }
   }
-  for (const s of model.specs) {
-    const info = f.tensors.get(s.name);
-    if (!info) throw inputError(`${f.file}: tensor '${s.name}' is missing`);
+  for (const s of specs) {
+    const name = storedName(s.name, layout);
+    const info = entries.get(name);
+    if (!info) throw inputError(`${file}: tensor '${name}' is missing (config.json implies it, shape [${s.shape}])`);
     const same = info.shape.length === s.shape.length && info.shape.every((v, i) => v === s.shape[i]);
-    if (!same) throw inputError(`${f.file}: tensor '${s.name}' has shape [${info.shape}] but config.json implies [${s.shape}]`);
-    const values = readTensorF32(f, s.name);
-    for (let i = 0; i < values.length; i++) {
-      if (!Number.isFinite(values[i])) throw inputError(`${f.file}: tensor '${s.name}' holds a non-finite value at index ${i}`);
-    }
-    (model.params.get(s.name) as NonNullable<ReturnType<typeof model.params.get>>).set(values);
+    if (!same) throw inputError(`${info.src.file}: tensor '${name}' has shape [${info.shape}] but config.json implies [${s.shape}]`);
+    if (!isFloatDtype(info.dtype)) throw inputError(`${info.src.file}: tensor '${name}' has dtype ${info.dtype}; weights must be F32, F16, BF16 or F64`);
+    plan.set(s.name, info);
+  }
+  return plan;
+}
+
+/**
+ * Copy every parameter from stored tensors (a weight set, or a decoded in-memory safetensors file),
+ * checking names, shapes, dtypes and that every value is finite.
+ */
+export function loadWeights(model: TrainableModel, f: WeightSet | SafetensorsFile, layout: CheckpointLayout = 'hf'): void {
+  const { entries, file } = 'entries' in f ? f : { entries: entriesOf(f), file: f.file };
+  const plan = planWeights(model, entries, file, layout);
+  for (const [name, entry] of plan) {
+    const values = (model.params.get(name) as Tensor).floats(); // a view of the heap: read straight into place
+    readFloatsInto(entry, values);
+    const bad = firstNonFinite(values);
+    if (bad >= 0) throw inputError(`${entry.src.file}: tensor '${entry.name}' holds ${values[bad]} at index ${bad}; the checkpoint is corrupt or diverged`);
   }
   model.weightsChanged();
 }
 
-/** The files of a checkpoint directory (to hand to writeDirAtomic with any training state). */
-export function modelFiles(model: TrainableModel): Record<string, Uint8Array | string> {
-  const tensors: SafeTensorIn[] = model.specs.map((s) => ({
-    name: s.name, dtype: 'F32', shape: s.shape,
-    data: Float32Array.from((model.params.get(s.name) as NonNullable<ReturnType<typeof model.params.get>>).data()),
+function entriesOf(f: SafetensorsFile): Map<string, TensorEntry> {
+  const src = new MemorySource(f.bytes, f.file);
+  const out = new Map<string, TensorEntry>();
+  for (const [name, t] of f.tensors) out.set(name, { name, dtype: t.dtype, shape: t.shape, src, offset: f.dataStart + t.begin, byteLength: t.end - t.begin });
+  return out;
+}
+
+/** The parameters of `model` as safetensors stream tensors (F32, HF names), read from the heap when written. */
+export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
+  return model.specs.map((s) => ({
+    name: s.name, dtype: 'F32' as const, shape: s.shape,
+    write: (emit) => {
+      const t = model.params.get(s.name) as Tensor;
+      const v = t.floats(); // built now: the heap may have grown since modelFiles was called
+      if (v instanceof Float32Array) { emit(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)); return; }
+      for (let i = 0; i < v.length; i += 1 << 18) emit(new Uint8Array(Float32Array.from(v.subarray(i, i + (1 << 18))).buffer));
+    },
   }));
-  return {
+}
+
+/**
+ * The files of a checkpoint directory (to hand to writeDirAtomic with any training state):
+ * config.json, model.safetensors streamed from the heap, and the tokenizer files of the directory
+ * the model was loaded from, if any.
+ */
+export function modelFiles(model: TrainableModel): Record<string, FileData> {
+  const files: Record<string, FileData> = {
     'config.json': JSON.stringify(model.hfConfig(), null, 2) + '\n',
-    'model.safetensors': encodeSafetensors(tensors, { format: 'pt' }),
+    'model.safetensors': safetensorsProducer(modelStreamTensors(model), { format: 'pt' }).producer,
   };
+  const source = SOURCE_DIR.get(model);
+  if (source !== undefined) {
+    for (const name of TOKENIZER_FILES) {
+      const p = join(source, name);
+      if (existsSync(p)) files[name] = new Uint8Array(readFileSync(p));
+    }
+  }
+  return files;
 }
 
 /** Whether the checkpoint's head shares the embedding (a stored lm_head.weight is then redundant). */

@@ -72,6 +72,22 @@ export const GRAD_RULES = {
     scale.data().fill(dy.data()[0] / rows);
     e.k.crossEntropyBackward(gl, scale, input(n, 0), n.saved[0], n.saved[1], rows, V);
   },
+  // rotation by −angle (kernels/ref/attention.ts)
+  rope: (e, n, dy) => {
+    const gx = g(e, n, 0), { B, L, H, hd, pos0, theta } = n.attrs;
+    if (gx) e.k.ropeBackward(gx, dy, B, L, H, hd, pos0, theta);
+  },
+  // softmax recomputed from the saved log-sum-exp; inputs q, k, v (kernels/ref/attention.ts)
+  attention: (e, n, dy) => {
+    const { B, L, H, Hkv, hd } = n.attrs;
+    const [gq, gk, gv] = [0, 1, 2].map((i) => g(e, n, i) ?? e.empty(input(n, i).shape));
+    e.k.attentionBackward(gq, gk, gv, dy, input(n, 0), input(n, 1), input(n, 2), n.out, n.saved[0], B, L, H, Hkv, hd);
+  },
+  // silu(gate) ⊙ up:  dgate += dy·up·silu'(gate);  dup += dy·silu(gate)
+  swiglu: (e, n, dy) => {
+    const gg = g(e, n, 0) ?? e.empty(input(n, 0).shape), gu = g(e, n, 1) ?? e.empty(input(n, 1).shape);
+    e.k.swigluBackward(gg, gu, dy, input(n, 0), input(n, 1), n.attrs.n);
+  },
 } satisfies Record<string, Rule>;
 
 export type OpName = keyof typeof GRAD_RULES;

@@ -1,5 +1,6 @@
 export * from './engine.js';
 export * from './tape.js';
 export * from './ops.js';
+export * from './attention.js';
 export { GRAD_RULES } from './grads.js';
 export type { OpName } from './grads.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Engine, Tape } from '../../src/ops/index.js';
 import * as op from '../../src/ops/ops.js';
+import { causalAttention, rope, swiglu } from '../../src/ops/attention.js';
 import type { Tensor } from '../../src/tensor/index.js';
 import { Rng } from '../../src/io/rng.js';
 import { MambaLM } from '../../src/models/mamba/model.js';
@@ -99,6 +100,26 @@ const CASES: Case[] = [
     run: (e, [x, d, A, Bm, Cm, D]) => op.selectiveScan(e, x, d, A, Bm, Cm, D, 16),
   },
   { name: 'crossEntropy', inputs: (e, r) => [t(e, r, [5, 7], 2)], run: (e, [x]) => op.crossEntropy(e, x, e.ids([0, 6, 3, 3, 1])) },
+  // the transformer baseline's ops (src/ops/attention.ts)
+  { name: 'rope (3 heads of 4, from position 5)', inputs: (e, r) => [t(e, r, [2, 6, 12])], run: (e, [x]) => rope(e, x, 3, 50, 5) },
+  { name: 'rope (1 head of 6, large theta)', inputs: (e, r) => [t(e, r, [1, 4, 6])], run: (e, [x]) => rope(e, x, 1, 10000) },
+  {
+    name: 'causal attention, 2 heads',
+    inputs: (e, r) => [t(e, r, [2, 7, 8], 1.5), t(e, r, [2, 7, 8], 1.5), t(e, r, [2, 7, 8])],
+    run: (e, [q, k, v]) => causalAttention(e, q, k, v, 2, 2),
+  },
+  {
+    name: 'causal attention, grouped queries (4 heads, 2 kv heads), one query head of one token',
+    inputs: (e, r) => [t(e, r, [1, 5, 12], 2), t(e, r, [1, 5, 6], 2), t(e, r, [1, 5, 6])],
+    run: (e, [q, k, v]) => causalAttention(e, q, k, v, 4, 2),
+  },
+  {
+    name: 'causal attention, L = 1',
+    inputs: (e, r) => [t(e, r, [3, 1, 4]), t(e, r, [3, 1, 4]), t(e, r, [3, 1, 4])],
+    run: (e, [q, k, v]) => causalAttention(e, q, k, v, 1, 1),
+  },
+  { name: 'swiglu', inputs: (e, r) => [t(e, r, [23], 4), t(e, r, [23])], run: (e, [g, u]) => swiglu(e, g, u) },
+  { name: 'swiglu of a tensor with itself', inputs: (e, r) => [t(e, r, [9], 3)], run: (e, [g]) => swiglu(e, g, g) },
 ];
 
 describe('float64 finite-difference gradient checks, op by op', () => {
@@ -107,7 +128,8 @@ describe('float64 finite-difference gradient checks, op by op', () => {
   it('covers every op in the gradient table', async () => {
     const { GRAD_RULES } = await import('../../src/ops/grads.js');
     const names = new Set(Object.keys(GRAD_RULES));
-    const covered = new Set(['linear', 'embedding', 'rmsnorm', 'add', 'mul', 'silu', 'softplus', 'negExp', 'sliceLast', 'conv1d', 'scan', 'crossEntropy']);
+    const covered = new Set(['linear', 'embedding', 'rmsnorm', 'add', 'mul', 'silu', 'softplus', 'negExp', 'sliceLast', 'conv1d', 'scan', 'crossEntropy',
+      'rope', 'attention', 'swiglu']);
     expect([...names].sort()).toEqual([...covered].sort());
   });
 });
