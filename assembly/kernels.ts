@@ -13,3 +13,8 @@ export {
 } from './elementwise';
 export { crossEntropyForward, crossEntropyBackward, embeddingForward, embeddingBackward } from './loss';
 export { adamwStep } from './optim';
+export { readBandwidth } from './bench';
+export {
+  quantizeQ8, quantizeQ4, dequantizeQ8, dequantizeQ4, embeddingQ8, embeddingQ4,
+  matmulQ8, matmulQ4, matmulQ8Strided, matmulQ4Strided,
+} from './quant';

@@ -17,7 +17,7 @@ type RefKernels = typeof ref;
 type KernelName = {
   [K in keyof RefKernels]: RefKernels[K] extends (a: never, b: never, ...rest: never[]) => unknown ? K : never
 }[keyof RefKernels];
-type ToTensor<P> = P extends F ? Tensor : P extends F | null ? Tensor | null : P extends Int32Array ? Tensor : P;
+type ToTensor<P> = P extends F ? Tensor : P extends F | null ? Tensor | null : P extends Int32Array | Int8Array | Uint8Array ? Tensor : P;
 type TensorArgs<T extends unknown[]> = { [I in keyof T]: ToTensor<T[I]> };
 export type Backend = {
   readonly [K in KernelName]: (...args: TensorArgs<Parameters<RefKernels[K]>>) => ReturnType<RefKernels[K]>;

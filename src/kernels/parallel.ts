@@ -96,7 +96,22 @@ export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): P
     }
   };
 
+  // quantised products: rows of the output, or columns (weight rows) when there are few rows
+  const matmulQ = (single: Kernel, name: 'matmulQ8Strided' | 'matmulQ4Strided', wRowBytes: (K: number) => number): Kernel =>
+    (out, qx, sx, qw, sw, M, N, K) => {
+      if (T === 1 || M * N * K < MIN_PARALLEL_FLOPS) return single(out, qx, sx, qw, sw, M, N, K);
+      const nb = K / 32;
+      if (M >= T) {
+        const r = splitRange(M, T);
+        return jobs((t) => ({ name, args: [out + r[t][0] * N * 4, qx + r[t][0] * K, sx + r[t][0] * nb * 4, qw, sw, r[t][1] - r[t][0], N, K, N] }));
+      }
+      const c = splitRange(N, T, 2);
+      return jobs((t) => ({ name, args: [out + c[t][0] * 4, qx, sx, qw + c[t][0] * wRowBytes(K), sw + c[t][0] * nb * 4, M, c[t][1] - c[t][0], K, N] }));
+    };
+
   return {
+    matmulQ8: matmulQ(w.matmulQ8, 'matmulQ8Strided', (K) => K),
+    matmulQ4: matmulQ(w.matmulQ4, 'matmulQ4Strided', (K) => K / 2),
     matmulNT,
     matmulNN: gemmAB('matmulNNStrided', w.matmulNN),
     matmulTN: gemmAB('matmulTNStrided', w.matmulTN),

@@ -1,4 +1,5 @@
-import type { Tensor } from '../tensor/index.js';
+import type { Tensor, Weight, QWeight } from '../tensor/index.js';
+import { isQuant, QBLOCK } from '../tensor/index.js';
 import type { Engine } from './engine.js';
 
 /**
@@ -15,8 +16,12 @@ function sameShape(op: string, a: Tensor, b: Tensor): void {
   if (a.size !== b.size) throw new Error(`${op}: shapes [${a.shape}] and [${b.shape}] differ`);
 }
 
-/** y (rows, N) = x (rows, K) @ w (N, K)^T + b (N) */
-export function linear(e: Engine, x: Tensor, w: Tensor, b: Tensor | null): Tensor {
+/**
+ * y (rows, N) = x (rows, K) @ w (N, K)^T + b (N). A quantised w (inference only) quantises the
+ * rows of x to q8 and runs the integer-dot kernels.
+ */
+export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null): Tensor {
+  if (isQuant(w)) return linearQuant(e, x, w, b);
   const [N, K] = w.shape, M = rowsOf(x);
   if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
   const y = e.empty(withLast(x, N));
@@ -26,16 +31,45 @@ export function linear(e: Engine, x: Tensor, w: Tensor, b: Tensor | null): Tenso
   return y;
 }
 
+/** y = x @ w^T (+ b) with a quantised weight: not differentiable with respect to w. */
+export function linearQuant(e: Engine, x: Tensor, w: QWeight, b: Tensor | null): Tensor {
+  const [N, K] = w.shape, M = rowsOf(x);
+  if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
+  if (e.tape && x.requiresGrad) throw new Error('quantised weights are for inference: train the f32 model, then quantise');
+  const y = e.empty(withLast(x, N));
+  const qx = e.empty([M, K], 'i8'), sx = e.empty([M, K / QBLOCK]);
+  e.k.quantizeQ8(qx, sx, x, M, K);
+  if (w.format === 'q8') e.k.matmulQ8(y, qx, sx, w.q, w.scales, M, N, K);
+  else e.k.matmulQ4(y, qx, sx, w.q, w.scales, M, N, K);
+  if (b) e.k.addBias(y, y, b, M, N);
+  return y;
+}
+
 /** out (n, D) = table (V, D)[ids (n)] */
-export function embedding(e: Engine, table: Tensor, ids: Tensor): Tensor {
+export function embedding(e: Engine, table: Weight, ids: Tensor): Tensor {
+  if (isQuant(table)) return embeddingQuant(e, table, ids);
   const [V, D] = table.shape, n = ids.size;
-  const idv = ids.ints();
-  for (let i = 0; i < n; i++) {
-    if (idv[i] < 0 || idv[i] >= V) throw new RangeError(`token id ${idv[i]} at position ${i} is outside the vocabulary [0, ${V})`);
-  }
+  checkIds(ids, V);
   const out = e.empty([...ids.shape, D]);
   e.k.embeddingForward(out, table, ids, n, D);
   e.tape?.record(e, 'embedding', out, [table], [ids], { n, D });
+  return out;
+}
+
+function checkIds(ids: Tensor, V: number): void {
+  const idv = ids.ints();
+  for (let i = 0; i < idv.length; i++) {
+    if (idv[i] < 0 || idv[i] >= V) throw new RangeError(`token id ${idv[i]} at position ${i} is outside the vocabulary [0, ${V})`);
+  }
+}
+
+/** Rows of a quantised embedding table, dequantised (inference only). */
+export function embeddingQuant(e: Engine, table: QWeight, ids: Tensor): Tensor {
+  const [V, D] = table.shape, n = ids.size;
+  checkIds(ids, V);
+  const out = e.empty([...ids.shape, D]);
+  if (table.format === 'q8') e.k.embeddingQ8(out, table.q, table.scales, ids, n, D);
+  else e.k.embeddingQ4(out, table.q, table.scales, ids, n, D);
   return out;
 }
 

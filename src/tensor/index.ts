@@ -1,2 +1,3 @@
 export * from './heap.js';
 export * from './tensor.js';
+export * from './quant.js';

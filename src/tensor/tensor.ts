@@ -1,7 +1,7 @@
 import type { Heap } from './heap.js';
 
-export type DType = 'f32' | 'f64' | 'i32';
-export const BYTES: Readonly<Record<DType, number>> = { f32: 4, f64: 8, i32: 4 };
+export type DType = 'f32' | 'f64' | 'i32' | 'i8' | 'u8';
+export const BYTES: Readonly<Record<DType, number>> = { f32: 4, f64: 8, i32: 4, i8: 1, u8: 1 };
 
 export function sizeOf(shape: readonly number[]): number {
   let n = 1;
@@ -35,18 +35,22 @@ export class Tensor {
 
   get byteLength(): number { return this.size * BYTES[this.dtype]; }
 
-  /** A fresh view of the values (Float32Array, Float64Array or Int32Array by dtype). */
-  data(): Float32Array | Float64Array | Int32Array {
+  /** A fresh view of the values (Float32Array, Float64Array, Int32Array, Int8Array or Uint8Array by dtype). */
+  data(): Float32Array | Float64Array | Int32Array | Int8Array | Uint8Array {
     this.check();
-    if (this.dtype === 'f32') return this.heap.f32(this.offset, this.size);
-    if (this.dtype === 'f64') return this.heap.f64(this.offset, this.size);
-    return this.heap.i32(this.offset, this.size);
+    switch (this.dtype) {
+      case 'f32': return this.heap.f32(this.offset, this.size);
+      case 'f64': return this.heap.f64(this.offset, this.size);
+      case 'i32': return this.heap.i32(this.offset, this.size);
+      case 'i8': return new Int8Array(this.heap.u8().buffer, this.offset, this.size);
+      case 'u8': return new Uint8Array(this.heap.u8().buffer, this.offset, this.size);
+    }
   }
 
   /** A fresh float view; throws for integer tensors. */
   floats(): Float32Array | Float64Array {
     const d = this.data();
-    if (d instanceof Int32Array) throw new Error(`tensor of shape [${this.shape}] holds i32, not floats`);
+    if (!(d instanceof Float32Array || d instanceof Float64Array)) throw new Error(`tensor of shape [${this.shape}] holds i32, not floats`);
     return d;
   }
 

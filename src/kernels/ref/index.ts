@@ -9,3 +9,4 @@ export * from './loss.js';
 export * from './optim.js';
 export * from './attention.js';
 export * from './kvcache.js';
+export * from './quant.js';

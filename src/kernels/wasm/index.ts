@@ -70,6 +70,22 @@ export interface WasmKernels {
   embeddingForward(out: Ptr, table: Ptr, ids: Ptr, n: number, D: number): void;
   embeddingBackward(dtable: Ptr, dout: Ptr, ids: Ptr, n: number, D: number): void;
 
+  // ---- quant.ts (q8 / q4 blocks of 32; see src/kernels/ref/quant.ts)
+  quantizeQ8(q: Ptr, scales: Ptr, x: Ptr, rows: number, K: number): void;
+  quantizeQ4(q: Ptr, scales: Ptr, x: Ptr, rows: number, K: number): void;
+  dequantizeQ8(out: Ptr, q: Ptr, scales: Ptr, rows: number, K: number): void;
+  dequantizeQ4(out: Ptr, q: Ptr, scales: Ptr, rows: number, K: number): void;
+  embeddingQ8(out: Ptr, q: Ptr, scales: Ptr, ids: Ptr, n: number, D: number): void;
+  embeddingQ4(out: Ptr, q: Ptr, scales: Ptr, ids: Ptr, n: number, D: number): void;
+  matmulQ8(out: Ptr, qx: Ptr, sx: Ptr, qw: Ptr, sw: Ptr, M: number, N: number, K: number): void;
+  matmulQ4(out: Ptr, qx: Ptr, sx: Ptr, qw: Ptr, sw: Ptr, M: number, N: number, K: number): void;
+  matmulQ8Strided(out: Ptr, qx: Ptr, sx: Ptr, qw: Ptr, sw: Ptr, M: number, N: number, K: number, ldo: number): void;
+  matmulQ4Strided(out: Ptr, qx: Ptr, sx: Ptr, qw: Ptr, sw: Ptr, M: number, N: number, K: number, ldo: number): void;
+
+  // ---- bench.ts (measurement only, no reference twin)
+  /** out[0] = Σ x (n) over `passes` passes: a streaming read for `frugal bench`'s bandwidth figure. */
+  readBandwidth(out: Ptr, x: Ptr, n: number, passes: number): void;
+
   // ---- optim.ts
   adamwStep(p: Ptr, g: Ptr, m: Ptr, v: Ptr, n: number, lr: number, beta1: number, beta2: number,
     eps: number, wd: number, bc1: number, bc2: number): void;
@@ -85,7 +101,9 @@ const NAMES: readonly WasmKernelName[] = [
   'add', 'mul', 'accumulate', 'mulAccumulate',
   'siluForward', 'siluBackward', 'softplusForward', 'softplusBackward', 'expForward',
   'crossEntropyForward', 'crossEntropyBackward', 'embeddingForward', 'embeddingBackward',
-  'adamwStep',
+  'adamwStep', 'readBandwidth',
+  'quantizeQ8', 'quantizeQ4', 'dequantizeQ8', 'dequantizeQ4', 'embeddingQ8', 'embeddingQ4',
+  'matmulQ8', 'matmulQ4', 'matmulQ8Strided', 'matmulQ4Strided',
 ];
 
 /** Names of the kernels the wasm module provides (the rest stay reference-only). */

@@ -1,4 +1,5 @@
-import type { Tensor } from '../../tensor/index.js';
+import type { QFormat, QWeight, Tensor, Weight } from '../../tensor/index.js';
+import { QBLOCK } from '../../tensor/index.js';
 import type { Engine } from '../../ops/index.js';
 import * as op from '../../ops/ops.js';
 import type { Rng } from '../../io/rng.js';
@@ -12,12 +13,12 @@ import { MambaRunner } from './runner.js';
 /** Parameters of one layer, looked up once by name. */
 export interface MambaLayer {
   norm: Tensor;
-  inProj: Tensor; inProjBias: Tensor | null;
+  inProj: Weight; inProjBias: Tensor | null;
   convW: Tensor; convB: Tensor | null;
-  xProj: Tensor;
-  dtProj: Tensor; dtProjBias: Tensor;
+  xProj: Weight;
+  dtProj: Weight; dtProjBias: Tensor;
   Alog: Tensor; D: Tensor;
-  outProj: Tensor; outProjBias: Tensor | null;
+  outProj: Weight; outProjBias: Tensor | null;
 }
 
 /**
@@ -30,46 +31,64 @@ export class MambaLM implements TrainableModel {
   readonly e: Engine;
   readonly config: MambaConfig;
   readonly specs: readonly ParamSpec[];
+  /** f32 parameters (the trainable ones); quantised weights live in `qweights` instead. */
   readonly params: ParamTable;
+  /** Weights stored block-quantised (inference only), by HF name. */
+  readonly qweights: Map<string, QWeight> = new Map();
   readonly layers: MambaLayer[];
-  readonly embed: Tensor;
+  embed: Weight;
   readonly normF: Tensor;
-  readonly head: Tensor;
+  head: Weight;
   private runner: MambaRunner | null = null;
 
-  /** Allocate parameters (zero-filled) for `config`; fill them with `init` or by loading. */
-  constructor(e: Engine, config: MambaConfig) {
+  /**
+   * Allocate parameters (zero-filled) for `config`; fill them with `init` or by loading. Names in
+   * `quant` are allocated block-quantised instead of f32 (loading a quantised checkpoint).
+   */
+  constructor(e: Engine, config: MambaConfig, quant: ReadonlyMap<string, QFormat> = new Map()) {
     this.e = e;
     this.config = config;
     this.specs = Object.freeze(mambaParamSpecs(config));
     this.params = new Map();
     for (const s of this.specs) {
+      const format = quant.get(s.name);
+      if (format) {
+        const [N, K] = s.shape;
+        this.qweights.set(s.name, {
+          kind: 'quant', format, shape: [N, K],
+          q: e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'),
+          scales: e.persistent([N, K / QBLOCK]),
+        });
+        continue;
+      }
       const t = e.persistent(s.shape);
       t.requiresGrad = true;
       this.params.set(s.name, t);
     }
     const p = (name: string): Tensor => this.params.get(name) as Tensor;
+    const w = (name: string): Weight => (this.qweights.get(name) ?? this.params.get(name)) as Weight;
     const opt = (name: string): Tensor | null => this.params.get(name) ?? null;
     this.layers = [];
     for (let i = 0; i < config.nLayer; i++) {
       const m = `backbone.layers.${i}.mixer`;
       this.layers.push({
         norm: p(`backbone.layers.${i}.norm.weight`),
-        inProj: p(`${m}.in_proj.weight`), inProjBias: opt(`${m}.in_proj.bias`),
+        inProj: w(`${m}.in_proj.weight`), inProjBias: opt(`${m}.in_proj.bias`),
         convW: p(`${m}.conv1d.weight`), convB: opt(`${m}.conv1d.bias`),
-        xProj: p(`${m}.x_proj.weight`),
-        dtProj: p(`${m}.dt_proj.weight`), dtProjBias: p(`${m}.dt_proj.bias`),
+        xProj: w(`${m}.x_proj.weight`),
+        dtProj: w(`${m}.dt_proj.weight`), dtProjBias: p(`${m}.dt_proj.bias`),
         Alog: p(`${m}.A_log`), D: p(`${m}.D`),
-        outProj: p(`${m}.out_proj.weight`), outProjBias: opt(`${m}.out_proj.bias`),
+        outProj: w(`${m}.out_proj.weight`), outProjBias: opt(`${m}.out_proj.bias`),
       });
     }
-    this.embed = p('backbone.embeddings.weight');
+    this.embed = w('backbone.embeddings.weight');
     this.normF = p('backbone.norm_f.weight');
-    this.head = config.tieWordEmbeddings ? this.embed : p('lm_head.weight');
+    this.head = config.tieWordEmbeddings ? this.embed : w('lm_head.weight');
   }
 
   /** Reference initialisation, drawn in parameter-table order from `rng`. */
   init(rng: Rng): this {
+    if (this.qweights.size > 0) throw new Error('init: quantised models are made by quantising a trained one');
     for (const s of this.specs) initValues((this.params.get(s.name) as Tensor).floats(), s.shape, s.init, rng);
     this.weightsChanged();
     return this;
@@ -83,6 +102,7 @@ export class MambaLM implements TrainableModel {
   get parameterCount(): number {
     let n = 0;
     for (const t of this.params.values()) n += t.size;
+    for (const q of this.qweights.values()) n += q.shape[0] * q.shape[1];
     return n;
   }
 

@@ -1,4 +1,5 @@
-import type { Tensor } from '../../tensor/index.js';
+import type { QWeight, Tensor, Weight } from '../../tensor/index.js';
+import { isQuant, QBLOCK } from '../../tensor/index.js';
 import type { Engine } from '../../ops/index.js';
 import type { ModelState } from '../types.js';
 import type { MambaLM } from './model.js';
@@ -16,6 +17,7 @@ interface StepBuffers {
   delta: Tensor; y: Tensor;          // (B, ED)
   out: Tensor;                       // (B, D)
   logits: Tensor;                    // (B, V)
+  qx: Tensor; sx: Tensor;            // (B, Kmax) i8, (B, Kmax/32): activations quantised for q8/q4 weights
 }
 
 /**
@@ -72,7 +74,9 @@ export class MambaRunner {
     if (!s) {
       const { dModel: D, dInner: ED, dState: N, dtRank: R, vocabSize: V } = this.m.config;
       const p = (shape: number[]) => this.e.persistent(shape);
+      const Kmax = Math.ceil(Math.max(D, ED, R) / QBLOCK) * QBLOCK;
       s = {
+        qx: this.e.persistent([B, Kmax], 'i8'), sx: p([B, Kmax / QBLOCK]),
         ids: this.e.persistent([B], 'i32'), h: p([B, D]), h2: p([B, D]), u: p([B, D]), rstd: p([B]),
         xz: p([B, 2 * ED]), x: p([B, ED]), z: p([B, ED]), xc: p([B, ED]), xdbl: p([B, R + 2 * N]),
         dt: p([B, R]), Bm: p([B, N]), Cm: p([B, N]), delta: p([B, ED]), y: p([B, ED]), out: p([B, D]), logits: p([B, V]),
@@ -82,43 +86,66 @@ export class MambaRunner {
     return s;
   }
 
-  /** y (rows, N) = x (rows, K) W^T + b */
-  private linear(y: Tensor, x: Tensor, w: Tensor, b: Tensor | null, rows: number): void {
-    const [N, K] = w.shape;
-    this.e.k.matmulNT(y, x, w, rows, N, K, 0);
-    if (b) this.e.k.addBias(y, y, b, rows, N);
+  /**
+   * y (rows, N) = x (rows, K) W^T + b. A quantised W quantises x into the scratch qx/sx
+   * (at least rows × K) first and runs the integer-dot kernel.
+   */
+  private linear(y: Tensor, x: Tensor, w: Weight, b: Tensor | null, rows: number, qx: Tensor | null = null, sx: Tensor | null = null): void {
+    const [N, K] = w.shape, k = this.e.k;
+    if (isQuant(w)) {
+      if (!qx || !sx) throw new Error('linear: quantised weight without scratch');
+      k.quantizeQ8(qx, sx, x, rows, K);
+      if (w.format === 'q8') k.matmulQ8(y, qx, sx, w.q, w.scales, rows, N, K);
+      else k.matmulQ4(y, qx, sx, w.q, w.scales, rows, N, K);
+    } else {
+      k.matmulNT(y, x, w, rows, N, K, 0);
+    }
+    if (b) k.addBias(y, y, b, rows, N);
   }
 
+  /** out (n, D) = embedding rows of ids */
+  private embedRows(out: Tensor, ids: Tensor, n: number): void {
+    const t = this.m.embed, D = this.m.config.dModel, k = this.e.k;
+    if (!isQuant(t)) k.embeddingForward(out, t, ids, n, D);
+    else if ((t as QWeight).format === 'q8') k.embeddingQ8(out, t.q, t.scales, ids, n, D);
+    else k.embeddingQ4(out, t.q, t.scales, ids, n, D);
+  }
+
+  /**
+   * One token for each of the first ids.length streams of `state` (≤ its batch): batched decoding
+   * keeps its active streams in the leading rows.
+   */
   step(ids: Int32Array, state: ModelState): Float32Array {
-    const B = state.batch, c = this.m.config, k = this.e.k;
+    const B = ids.length, c = this.m.config, k = this.e.k;
     const { dModel: D, dInner: ED, dState: N, dtRank: R, dConv: K, vocabSize: V } = c;
-    if (ids.length !== B) throw new Error(`step: ${ids.length} ids for a state of batch ${B}`);
+    if (B < 1 || B > state.batch) throw new Error(`step: ${ids.length} ids for a state of batch ${state.batch}`);
     for (const id of ids) if (id < 0 || id >= V) throw new RangeError(`token id ${id} is outside the vocabulary [0, ${V})`);
     const s = this.stepBuffers(B), A = this.getA();
     s.ids.set(ids);
-    k.embeddingForward(s.h, this.m.embed, s.ids, B, D);
+    this.embedRows(s.h, s.ids, B);
+    const q = [s.qx, s.sx] as const;
     this.m.layers.forEach((ly, i) => {
       k.rmsnormForward(s.u, s.rstd, s.h, ly.norm, B, D, c.layerNormEpsilon);
-      this.linear(s.xz, s.u, ly.inProj, ly.inProjBias, B);
+      this.linear(s.xz, s.u, ly.inProj, ly.inProjBias, B, ...q);
       k.sliceColumns(s.x, s.xz, B, 2 * ED, 0, ED);
       k.sliceColumns(s.z, s.xz, B, 2 * ED, ED, ED);
       k.conv1dStep(s.y, state.tensors.get(`conv.${i}`) as Tensor, s.x, ly.convW, this.convBias(ly.convB), B, ED, K);
       k.siluForward(s.xc, s.y, B * ED);
-      this.linear(s.xdbl, s.xc, ly.xProj, null, B);
+      this.linear(s.xdbl, s.xc, ly.xProj, null, B, ...q);
       k.sliceColumns(s.dt, s.xdbl, B, R + 2 * N, 0, R);
       k.sliceColumns(s.Bm, s.xdbl, B, R + 2 * N, R, N);
       k.sliceColumns(s.Cm, s.xdbl, B, R + 2 * N, R + N, N);
-      this.linear(s.y, s.dt, ly.dtProj, ly.dtProjBias, B);
+      this.linear(s.y, s.dt, ly.dtProj, ly.dtProjBias, B, ...q);
       k.softplusForward(s.delta, s.y, B * ED);
       k.scanStep(s.y, state.tensors.get(`ssm.${i}`) as Tensor, s.xc, s.delta, A[i], s.Bm, s.Cm, ly.D, B, ED, N);
       k.siluForward(s.x, s.z, B * ED);            // x is free again: reuse it for silu(z)
       k.mul(s.xc, s.y, s.x, B * ED);
-      this.linear(s.out, s.xc, ly.outProj, ly.outProjBias, B);
+      this.linear(s.out, s.xc, ly.outProj, ly.outProjBias, B, ...q);
       k.add(s.h2, s.h, s.out, B * D);
       [s.h, s.h2] = [s.h2, s.h];
     });
     k.rmsnormForward(s.u, s.rstd, s.h, this.m.normF, B, D, c.layerNormEpsilon);
-    this.linear(s.logits, s.u, this.m.head, null, B);
+    this.linear(s.logits, s.u, this.m.head, null, B, ...q);
     state.position += 1;
     return Float32Array.from(s.logits.data());
   }
@@ -139,26 +166,28 @@ export class MambaRunner {
       const xdbl = e.empty([M, R + 2 * N]), dt = e.empty([M, R]), Bm = e.empty([M, N]), Cm = e.empty([M, N]);
       const delta = e.empty([M, ED]), y = e.empty([M, ED]), o = e.empty([M, D]);
       let hNext = h2;
-      k.embeddingForward(h, this.m.embed, idT, M, D);
+      const Kmax = Math.ceil(Math.max(D, ED, R) / QBLOCK) * QBLOCK;
+      const q = [e.empty([M, Kmax], 'i8'), e.empty([M, Kmax / QBLOCK])] as const;
+      this.embedRows(h, idT, M);
       this.m.layers.forEach((ly, i) => {
         const conv = state.tensors.get(`conv.${i}`) as Tensor, ssm = state.tensors.get(`ssm.${i}`) as Tensor;
         k.rmsnormForward(u, rstd, h, ly.norm, M, D, c.layerNormEpsilon);
-        this.linear(xz, u, ly.inProj, ly.inProjBias, M);
+        this.linear(xz, u, ly.inProj, ly.inProjBias, M, ...q);
         k.sliceColumns(x, xz, M, 2 * ED, 0, ED);
         k.sliceColumns(z, xz, M, 2 * ED, ED, ED);
         k.conv1dPrefill(tmp, x, conv, ly.convW, this.convBias(ly.convB), B, L, ED, K);
         k.conv1dFillState(conv, x, B, L, ED, K);
         k.siluForward(xc, tmp, M * ED);
-        this.linear(xdbl, xc, ly.xProj, null, M);
+        this.linear(xdbl, xc, ly.xProj, null, M, ...q);
         k.sliceColumns(dt, xdbl, M, R + 2 * N, 0, R);
         k.sliceColumns(Bm, xdbl, M, R + 2 * N, R, N);
         k.sliceColumns(Cm, xdbl, M, R + 2 * N, R + N, N);
-        this.linear(tmp, dt, ly.dtProj, ly.dtProjBias, M);
+        this.linear(tmp, dt, ly.dtProj, ly.dtProjBias, M, ...q);
         k.softplusForward(delta, tmp, M * ED);
         k.scanForward(y, ssm, null, xc, delta, A[i], Bm, Cm, ly.D, B, L, ED, N, SCAN_CHUNK);
         k.siluForward(tmp, z, M * ED);
         k.mul(x, y, tmp, M * ED);
-        this.linear(o, x, ly.outProj, ly.outProjBias, M);
+        this.linear(o, x, ly.outProj, ly.outProjBias, M, ...q);
         k.add(hNext, h, o, M * D);
         [h, hNext] = [hNext, h];
       });
@@ -167,7 +196,7 @@ export class MambaRunner {
       const hv = h.floats(), lv = last.floats();
       for (let b = 0; b < B; b++) lv.set(hv.subarray((b * L + L - 1) * D, (b * L + L) * D), b * D);
       k.rmsnormForward(lu, lr, last, this.m.normF, B, D, c.layerNormEpsilon);
-      this.linear(logits, lu, this.m.head, null, B);
+      this.linear(logits, lu, this.m.head, null, B, ...q);
       return Float32Array.from(logits.data());
     });
     state.position += L;

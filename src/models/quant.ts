@@ -1,0 +1,65 @@
+import type { QFormat, QWeight, Tensor, Weight } from '../tensor/index.js';
+import { QBLOCK, isQuant, weightByteLength } from '../tensor/index.js';
+import { inputError } from '../io/errors.js';
+import type { MambaLM } from './mamba/model.js';
+
+/**
+ * Quantising a Mamba model for inference (llama.cpp's choices, after ANCHORS.md): the big
+ * projections (in_proj, x_proj, out_proj, dt_proj when its rows are a multiple of the block) and
+ * the embedding/head go to q8 or q4; A_log, D, conv weights, norms, biases and the recurrent state
+ * stay f32, because quantising those hurts Mamba most. With q4 the embedding/head stays at q8
+ * (higher precision, as llama.cpp keeps its output tensor).
+ */
+export function quantPlan(model: MambaLM, format: QFormat): Map<string, QFormat> {
+  const plan = new Map<string, QFormat>();
+  for (const s of model.specs) {
+    if (s.shape.length !== 2 || s.shape[1] % QBLOCK !== 0) continue;
+    const n = s.name;
+    if (/\.mixer\.(in_proj|x_proj|out_proj|dt_proj)\.weight$/.test(n)) plan.set(n, format);
+    else if (n === 'backbone.embeddings.weight' || n === 'lm_head.weight') plan.set(n, 'q8');
+  }
+  return plan;
+}
+
+/** Quantise one f32 (N, K) tensor into a new QWeight (K a multiple of 32). */
+export function quantizeTensor(model: MambaLM, t: Tensor, format: QFormat): QWeight {
+  const e = model.e, [N, K] = t.shape;
+  if (K % QBLOCK !== 0) throw inputError(`cannot quantise a tensor of shape [${t.shape}]: its rows are not a multiple of ${QBLOCK}`);
+  const q = e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8');
+  const scales = e.persistent([N, K / QBLOCK]);
+  if (format === 'q8') e.k.quantizeQ8(q, scales, t, N, K);
+  else e.k.quantizeQ4(q, scales, t, N, K);
+  return { kind: 'quant', format, shape: [N, K], q, scales };
+}
+
+/** Quantise a loaded f32 model in place (inference only afterwards). */
+export function quantizeModel(model: MambaLM, format: QFormat): void {
+  if (model.qweights.size > 0) throw inputError('this model is already quantised; quantise the f32 checkpoint instead');
+  const plan = quantPlan(model, format);
+  const swap = new Map<Weight, QWeight>();
+  for (const [name, f] of plan) {
+    const t = model.params.get(name) as Tensor;
+    const qw = quantizeTensor(model, t, f);
+    model.qweights.set(name, qw);
+    model.params.delete(name);
+    swap.set(t, qw);
+  }
+  const sub = (w: Weight): Weight => swap.get(w) ?? w;
+  for (const ly of model.layers) {
+    ly.inProj = sub(ly.inProj); ly.xProj = sub(ly.xProj); ly.dtProj = sub(ly.dtProj); ly.outProj = sub(ly.outProj);
+  }
+  model.embed = sub(model.embed);
+  model.head = sub(model.head);
+  for (const t of swap.keys()) if (!isQuant(t)) t.dispose();
+  model.weightsChanged();
+}
+
+/** Bytes of weights a decoding step reads (each distinct weight once; a tied head counts once). */
+export function weightBytes(model: MambaLM): number {
+  const seen = new Set<Weight>();
+  let bytes = 0;
+  const add = (w: Weight | null) => { if (w && !seen.has(w)) { seen.add(w); bytes += weightByteLength(w); } };
+  for (const t of model.params.values()) add(t);
+  for (const q of model.qweights.values()) add(q);
+  return bytes;
+}

@@ -1,0 +1,105 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { Engine } from '../../src/ops/index.js';
+import * as ref from '../../src/kernels/ref/index.js';
+import { Rng } from '../../src/io/rng.js';
+import { MambaLM } from '../../src/models/mamba/model.js';
+import { createMambaConfig } from '../../src/models/mamba/config.js';
+import { quantizeModel, weightBytes } from '../../src/models/quant.js';
+import { isQuant } from '../../src/tensor/index.js';
+import { expectClose, relErr } from '../helpers/compare.js';
+
+/**
+ * Quantisation: each format's round-trip error within its named bound, the wasm quantisers equal to
+ * the reference ones exactly, the fused integer-dot products equal to their reference twins, and a
+ * quantised model close to its f32 original (parallel, step and thread counts agreeing).
+ */
+const QK = 32;
+/** q8: round to nearest of 255 levels: |x − x̂| ≤ max|block| / 254 (+ f32 rounding). */
+const Q8_BOUND = (amax: number) => amax / 254 * (1 + 1e-5);
+/** q4: 16 levels with the block's extreme at −8·d: |x − x̂| ≤ d = max|block| / 8 (the clamped +8 end). */
+const Q4_BOUND = (amax: number) => amax / 8 * (1 + 1e-5);
+
+const engines: Engine[] = [];
+afterAll(() => { for (const e of engines) e.dispose(); });
+const engine = (kernels: 'wasm' | 'ref', threads = 1) => { const e = new Engine({ kernels, threads }); engines.push(e); return e; };
+const randn = (seed: number, n: number, scale = 1) => { const r = Rng.fromSeed(seed); return Array.from({ length: n }, () => r.normal() * scale); };
+
+describe.each(['q8', 'q4'] as const)('%s', (format) => {
+  const bound = format === 'q8' ? Q8_BOUND : Q4_BOUND;
+  const N = 13, K = 96;
+  const x = Float32Array.from(randn(1, N * K).map((v, i) => (i % 41 === 0 ? v * 50 : v))); // some outliers
+  x.fill(0, 0, QK); // an all-zero block
+
+  it('quantise -> dequantise stays within the named bound, block by block', () => {
+    for (const kernels of ['ref', 'wasm'] as const) {
+      const e = engine(kernels);
+      const xt = e.persistent([N, K]).set(x);
+      const q = e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'), s = e.persistent([N, K / QK]);
+      const back = e.persistent([N, K]);
+      if (format === 'q8') { e.k.quantizeQ8(q, s, xt, N, K); e.k.dequantizeQ8(back, q, s, N, K); }
+      else { e.k.quantizeQ4(q, s, xt, N, K); e.k.dequantizeQ4(back, q, s, N, K); }
+      const b = back.floats();
+      for (let blk = 0; blk < N * K / QK; blk++) {
+        let amax = 0;
+        for (let i = 0; i < QK; i++) amax = Math.max(amax, Math.abs(x[blk * QK + i]));
+        for (let i = 0; i < QK; i++) {
+          const k = blk * QK + i;
+          expect(Math.abs(b[k] - x[k]), `${kernels} block ${blk} element ${i}`).toBeLessThanOrEqual(bound(amax));
+        }
+      }
+    }
+  });
+
+  it('the wasm quantiser gives exactly the reference bytes and scales', () => {
+    const e = engine('wasm');
+    const xt = e.persistent([N, K]).set(x);
+    const q = e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'), s = e.persistent([N, K / QK]);
+    const rq = format === 'q8' ? new Int8Array(N * K) : new Uint8Array(N * K / 2), rs = new Float32Array(N * K / QK);
+    if (format === 'q8') { e.k.quantizeQ8(q, s, xt, N, K); ref.quantizeQ8(rq as Int8Array, rs, x, N, K); }
+    else { e.k.quantizeQ4(q, s, xt, N, K); ref.quantizeQ4(rq as Uint8Array, rs, x, N, K); }
+    expect(Array.from(q.data())).toEqual(Array.from(rq));
+    expect(Array.from(s.floats())).toEqual(Array.from(rs));
+  });
+
+  it.each([[1, 200, 64], [3, 37, 160], [17, 9, 32]])('fused product (M=%i, N=%i, K=%i) equals the reference twin', (M, Nw, Kw) => {
+    const e = engine('wasm');
+    const w = Float32Array.from(randn(2, Nw * Kw)), a = Float32Array.from(randn(3, M * Kw));
+    const qw = e.persistent(format === 'q8' ? [Nw, Kw] : [Nw, Kw / 2], format === 'q8' ? 'i8' : 'u8'), sw = e.persistent([Nw, Kw / QK]);
+    const qx = e.persistent([M, Kw], 'i8'), sx = e.persistent([M, Kw / QK]);
+    const wt = e.persistent([Nw, Kw]).set(w), at = e.persistent([M, Kw]).set(a), out = e.persistent([M, Nw]);
+    if (format === 'q8') e.k.quantizeQ8(qw, sw, wt, Nw, Kw); else e.k.quantizeQ4(qw, sw, wt, Nw, Kw);
+    e.k.quantizeQ8(qx, sx, at, M, Kw);
+    if (format === 'q8') e.k.matmulQ8(out, qx, sx, qw, sw, M, Nw, Kw); else e.k.matmulQ4(out, qx, sx, qw, sw, M, Nw, Kw);
+    const want = new Float64Array(M * Nw);
+    if (format === 'q8') ref.matmulQ8(want, qx.data() as Int8Array, sx.floats(), qw.data() as Int8Array, sw.floats(), M, Nw, Kw);
+    else ref.matmulQ4(want, qx.data() as Int8Array, sx.floats(), qw.data() as Uint8Array, sw.floats(), M, Nw, Kw);
+    expectClose(out.floats(), want, 1e-5, 'quantised product');
+    // and it approximates the f32 product
+    const exact = new Float64Array(M * Nw);
+    ref.matmulNT(exact, a, w, M, Nw, Kw, 0);
+    expect(relErr(out.floats(), exact)).toBeLessThan(format === 'q8' ? 0.02 : 0.2);
+  });
+
+  it('a quantised model stays close to the f32 one; parallel = steps; threads agree bit for bit', () => {
+    const cfg = createMambaConfig({ dModel: 64, nLayer: 2, dState: 16, vocabSize: 96 });
+    const ids = Int32Array.from({ length: 24 }, (_, i) => (i * 11) % 96);
+    const run = (threads: number, quant: boolean) => {
+      const e = engine('wasm', threads);
+      const m = new MambaLM(e, cfg).init(Rng.fromSeed(4));
+      const before = weightBytes(m);
+      if (quant) quantizeModel(m, format);
+      const par = e.scope(() => m.forward(ids, 1, 24).toFloat64());
+      const st = m.createState(1);
+      const steps: number[] = [];
+      for (let t = 0; t < 24; t++) steps.push(...m.step(ids.subarray(t, t + 1), st));
+      return { m, par, steps: Float32Array.from(steps), before, after: weightBytes(m) };
+    };
+    const f32 = run(1, false), q1 = run(1, true), q2 = run(2, true);
+    expect(isQuant(q1.m.layers[0].inProj)).toBe(true);
+    expect(q1.m.params.has('backbone.layers.0.mixer.A_log')).toBe(true);
+    expect(q1.after).toBeLessThan(q1.before * (format === 'q8' ? 0.4 : 0.3));
+    expectClose(q1.steps, q1.par, 1e-5, 'quantised steps vs parallel');
+    expect(Buffer.from(q2.steps.buffer).equals(Buffer.from(q1.steps.buffer))).toBe(true);
+    expect(relErr(q1.par, f32.par)).toBeLessThan(format === 'q8' ? 0.03 : 0.3);
+  });
+});
