@@ -1,0 +1,88 @@
+import type { Tensor } from '../tensor/index.js';
+import type { ModelState, SequenceModel } from '../models/types.js';
+
+/**
+ * Batched decoding: up to `capacity` independent streams stepped together, so each weight read
+ * serves every stream (GEMV becomes GEMM). Active streams occupy the leading rows of one state;
+ * a stream joins by prefilling its prompt alone and copying its state into the next free row, and
+ * leaves by moving the last row into its place. Every kernel treats rows independently, so each
+ * stream gets bit for bit the logits it would get alone. The state must be batch-major (every
+ * state tensor's first dimension is the batch), as Mamba's conv and SSM states are.
+ */
+export class BatchDecoder {
+  readonly model: SequenceModel;
+  readonly capacity: number;
+  private readonly state: ModelState;
+  private readonly rows: number[] = [];          // stream id of each active row
+  private nextId = 1;
+
+  constructor(model: SequenceModel, capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`capacity must be a positive integer, got ${capacity}`);
+    this.model = model;
+    this.capacity = capacity;
+    this.state = model.createState(capacity);
+    for (const [name, t] of this.state.tensors) {
+      if (t.shape[0] !== capacity) throw new Error(`BatchDecoder needs batch-major state; '${name}' has shape [${t.shape}]`);
+    }
+  }
+
+  get active(): readonly number[] { return this.rows; }
+
+  /** Add a stream: prefill its prompt (≥ 1 token) alone, then give it a row. Returns its id and its next-token logits. */
+  join(prompt: Int32Array): { id: number; logits: Float32Array } {
+    if (this.rows.length >= this.capacity) throw new Error(`all ${this.capacity} streams are busy`);
+    if (prompt.length === 0) throw new Error('join: the prompt needs at least one token');
+    const solo = this.model.createState(1);
+    try {
+      const logits = this.model.prefill(prompt, prompt.length, solo);
+      const r = this.rows.length;
+      for (const [name, t] of this.state.tensors) copyRow(t, r, solo.tensors.get(name) as Tensor, 0);
+      const id = this.nextId++;
+      this.rows.push(id);
+      return { id, logits };
+    } finally {
+      for (const t of solo.tensors.values()) t.dispose();
+    }
+  }
+
+  /** Remove a stream; the last active row moves into its place. */
+  leave(id: number): void {
+    const r = this.rows.indexOf(id);
+    if (r < 0) throw new Error(`no active stream ${id}`);
+    const last = this.rows.length - 1;
+    if (r !== last) {
+      for (const t of this.state.tensors.values()) copyRow(t, r, t, last);
+      this.rows[r] = this.rows[last];
+    }
+    this.rows.pop();
+  }
+
+  /** One token for every active stream (all must be given); returns each stream's next logits. */
+  step(tokens: ReadonlyMap<number, number>): Map<number, Float32Array> {
+    const n = this.rows.length;
+    if (n === 0) return new Map();
+    if (tokens.size !== n) throw new Error(`step: ${tokens.size} tokens for ${n} active streams`);
+    const ids = new Int32Array(n);
+    this.rows.forEach((id, r) => {
+      const tok = tokens.get(id);
+      if (tok === undefined) throw new Error(`step: no token for stream ${id}`);
+      ids[r] = tok;
+    });
+    const logits = this.model.step(ids, this.state);
+    const V = logits.length / n;
+    const out = new Map<number, Float32Array>();
+    this.rows.forEach((id, r) => out.set(id, logits.slice(r * V, (r + 1) * V)));
+    return out;
+  }
+
+  dispose(): void { for (const t of this.state.tensors.values()) t.dispose(); }
+}
+
+/** dst[row rd] = src[row rs] for batch-major tensors. */
+function copyRow(dst: Tensor, rd: number, src: Tensor, rs: number): void {
+  const n = dst.size / dst.shape[0];
+  if (src.size / src.shape[0] !== n) throw new Error('copyRow: row sizes differ');
+  const dv = dst.data(), sv = src.data();
+  if (dv === sv || dst === src) dv.copyWithin(rd * n, rs * n, (rs + 1) * n);
+  else dv.set(sv.subarray(rs * n, (rs + 1) * n), rd * n);
+}
