@@ -107,11 +107,15 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   }
 }
 
-/** i32x4 partial sums of the exact dot product of two 16-value int8 vectors. */
-@inline function dot16(a: v128, b: v128): v128 {
-  return i32x4.add(
-    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b)),
-    i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b)));
+/**
+ * i32x4 partial sums of the exact dot product of 32 int8 pairs (two vectors each). Products of
+ * values in [-127, 127] are at most 16129, so two of them still fit an i16 lane (32258 < 32767):
+ * extmul low/high, add, then widen pairwise — 5 instructions per 16 products.
+ */
+@inline function dot32(x0: v128, x1: v128, w0: v128, w1: v128): v128 {
+  const a = i16x8.add(i16x8.extmul_low_i8x16_s(x0, w0), i16x8.extmul_high_i8x16_s(x0, w0));
+  const b = i16x8.add(i16x8.extmul_low_i8x16_s(x1, w1), i16x8.extmul_high_i8x16_s(x1, w1));
+  return i32x4.add(i32x4.extadd_pairwise_i16x8_s(a), i32x4.extadd_pairwise_i16x8_s(b));
 }
 
 @inline function hsumf(v: v128): f32 {
@@ -119,83 +123,73 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   return f32x4.extract_lane(f32x4.add(t, f32x4.shuffle(t, t, 1, 0, 3, 2)), 0);
 }
 
-/** out (M, N) rows `ldo` floats apart = qx (M, K) @ qw (N, K)^T, q8 weights. */
-export function matmulQ8Strided(out: usize, qx: usize, sx: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32, ldo: i32): void {
+/** acc + isum · (d_w · d_x) */
+@inline function scaleAdd(acc: v128, isum: v128, dw: f32, dx: f32): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dw * dx)));
+}
+
+/**
+ * out (M, N), rows `ldo` floats apart, = x (M, K) @ W (N, K)^T with W quantised (q8 when `four`
+ * is false, q4 nibbles when true) and x quantised to q8. Four weight rows at a time share the
+ * activation loads and keep four independent streams of weight loads in flight.
+ */
+@inline function matmulQ(out: usize, qx: usize, sx: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32, ldo: i32, four: bool): void {
   const nb = K / QK;
+  const rowW: usize = four ? <usize>K >> 1 : <usize>K;
+  const bw: usize = four ? QK / 2 : QK;                 // weight bytes per block
+  const rowS = <usize>nb << 2;
   for (let i = 0; i < M; i++) {
-    const px = qx + <usize>i * <usize>K, psx = sx + ((<usize>i * <usize>nb) << 2);
+    const px = qx + <usize>i * <usize>K, psx = sx + <usize>i * rowS;
     const po = out + ((<usize>i * <usize>ldo) << 2);
     let j = 0;
-    for (; j + 2 <= N; j += 2) {
-      const pw0 = qw + <usize>j * <usize>K, pw1 = pw0 + <usize>K;
-      const ps0 = sw + ((<usize>j * <usize>nb) << 2), ps1 = ps0 + ((<usize>nb) << 2);
-      let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+    for (; j + 4 <= N; j += 4) {
+      const pw = qw + <usize>j * rowW, ps = sw + <usize>j * rowS;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       for (let b = 0; b < nb; b++) {
-        const o = <usize>b * QK;
+        const o = <usize>b * QK, ow = <usize>b * bw, os = <usize>b << 2;
         const x0 = v128.load(px + o), x1 = v128.load(px + o + 16);
-        const s0 = i32x4.add(dot16(x0, v128.load(pw0 + o)), dot16(x1, v128.load(pw0 + o + 16)));
-        const s1 = i32x4.add(dot16(x0, v128.load(pw1 + o)), dot16(x1, v128.load(pw1 + o + 16)));
-        const dx = load<f32>(psx + (<usize>b << 2));
-        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(s0), f32x4.splat(load<f32>(ps0 + (<usize>b << 2)) * dx)));
-        acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(s1), f32x4.splat(load<f32>(ps1 + (<usize>b << 2)) * dx)));
+        const dx = load<f32>(psx + os);
+        if (four) {
+          a0 = scaleAdd(a0, dot32(x0, x1, unpack4lo(pw + ow), unpack4hi(pw + ow)), load<f32>(ps + os), dx);
+          a1 = scaleAdd(a1, dot32(x0, x1, unpack4lo(pw + rowW + ow), unpack4hi(pw + rowW + ow)), load<f32>(ps + rowS + os), dx);
+          a2 = scaleAdd(a2, dot32(x0, x1, unpack4lo(pw + 2 * rowW + ow), unpack4hi(pw + 2 * rowW + ow)), load<f32>(ps + 2 * rowS + os), dx);
+          a3 = scaleAdd(a3, dot32(x0, x1, unpack4lo(pw + 3 * rowW + ow), unpack4hi(pw + 3 * rowW + ow)), load<f32>(ps + 3 * rowS + os), dx);
+        } else {
+          a0 = scaleAdd(a0, dot32(x0, x1, v128.load(pw + ow), v128.load(pw + ow + 16)), load<f32>(ps + os), dx);
+          a1 = scaleAdd(a1, dot32(x0, x1, v128.load(pw + rowW + ow), v128.load(pw + rowW + ow + 16)), load<f32>(ps + rowS + os), dx);
+          a2 = scaleAdd(a2, dot32(x0, x1, v128.load(pw + 2 * rowW + ow), v128.load(pw + 2 * rowW + ow + 16)), load<f32>(ps + 2 * rowS + os), dx);
+          a3 = scaleAdd(a3, dot32(x0, x1, v128.load(pw + 3 * rowW + ow), v128.load(pw + 3 * rowW + ow + 16)), load<f32>(ps + 3 * rowS + os), dx);
+        }
       }
-      store<f32>(po + (<usize>j << 2), hsumf(acc0));
-      store<f32>(po + (<usize>(j + 1) << 2), hsumf(acc1));
+      const pj = po + (<usize>j << 2);
+      store<f32>(pj, hsumf(a0)); store<f32>(pj, hsumf(a1), 4); store<f32>(pj, hsumf(a2), 8); store<f32>(pj, hsumf(a3), 12);
     }
     for (; j < N; j++) {
-      const pw0 = qw + <usize>j * <usize>K, ps0 = sw + ((<usize>j * <usize>nb) << 2);
-      let acc0 = f32x4.splat(0);
+      const pw = qw + <usize>j * rowW, ps = sw + <usize>j * rowS;
+      let a0 = f32x4.splat(0);
       for (let b = 0; b < nb; b++) {
-        const o = <usize>b * QK;
-        const s0 = i32x4.add(dot16(v128.load(px + o), v128.load(pw0 + o)), dot16(v128.load(px + o + 16), v128.load(pw0 + o + 16)));
-        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(s0), f32x4.splat(load<f32>(ps0 + (<usize>b << 2)) * load<f32>(psx + (<usize>b << 2)))));
+        const o = <usize>b * QK, ow = <usize>b * bw, os = <usize>b << 2;
+        const x0 = v128.load(px + o), x1 = v128.load(px + o + 16);
+        const w0 = four ? unpack4lo(pw + ow) : v128.load(pw + ow), w1 = four ? unpack4hi(pw + ow) : v128.load(pw + ow + 16);
+        a0 = scaleAdd(a0, dot32(x0, x1, w0, w1), load<f32>(ps + os), load<f32>(psx + os));
       }
-      store<f32>(po + (<usize>j << 2), hsumf(acc0));
+      store<f32>(po + (<usize>j << 2), hsumf(a0));
     }
   }
+}
+
+export function matmulQ8Strided(out: usize, qx: usize, sx: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32, ldo: i32): void {
+  matmulQ(out, qx, sx, qw, sw, M, N, K, ldo, false);
 }
 
 export function matmulQ8(out: usize, qx: usize, sx: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32): void {
-  matmulQ8Strided(out, qx, sx, qw, sw, M, N, K, N);
+  matmulQ(out, qx, sx, qw, sw, M, N, K, N, false);
 }
 
-/** out (M, N) rows `ldo` floats apart = qx (M, K) @ qw (N, K)^T, q4 weights (nibbles). */
 export function matmulQ4Strided(out: usize, qx: usize, sx: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32, ldo: i32): void {
-  const nb = K / QK;
-  const rowW = <usize>K >> 1;
-  for (let i = 0; i < M; i++) {
-    const px = qx + <usize>i * <usize>K, psx = sx + ((<usize>i * <usize>nb) << 2);
-    const po = out + ((<usize>i * <usize>ldo) << 2);
-    let j = 0;
-    for (; j + 2 <= N; j += 2) {
-      const pw0 = qw + <usize>j * rowW, pw1 = pw0 + rowW;
-      const ps0 = sw + ((<usize>j * <usize>nb) << 2), ps1 = ps0 + ((<usize>nb) << 2);
-      let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
-      for (let b = 0; b < nb; b++) {
-        const o = <usize>b * QK, ow = <usize>b * (QK / 2);
-        const x0 = v128.load(px + o), x1 = v128.load(px + o + 16);
-        const s0 = i32x4.add(dot16(x0, unpack4lo(pw0 + ow)), dot16(x1, unpack4hi(pw0 + ow)));
-        const s1 = i32x4.add(dot16(x0, unpack4lo(pw1 + ow)), dot16(x1, unpack4hi(pw1 + ow)));
-        const dx = load<f32>(psx + (<usize>b << 2));
-        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(s0), f32x4.splat(load<f32>(ps0 + (<usize>b << 2)) * dx)));
-        acc1 = f32x4.add(acc1, f32x4.mul(f32x4.convert_i32x4_s(s1), f32x4.splat(load<f32>(ps1 + (<usize>b << 2)) * dx)));
-      }
-      store<f32>(po + (<usize>j << 2), hsumf(acc0));
-      store<f32>(po + (<usize>(j + 1) << 2), hsumf(acc1));
-    }
-    for (; j < N; j++) {
-      const pw0 = qw + <usize>j * rowW, ps0 = sw + ((<usize>j * <usize>nb) << 2);
-      let acc0 = f32x4.splat(0);
-      for (let b = 0; b < nb; b++) {
-        const o = <usize>b * QK, ow = <usize>b * (QK / 2);
-        const s0 = i32x4.add(dot16(v128.load(px + o), unpack4lo(pw0 + ow)), dot16(v128.load(px + o + 16), unpack4hi(pw0 + ow)));
-        acc0 = f32x4.add(acc0, f32x4.mul(f32x4.convert_i32x4_s(s0), f32x4.splat(load<f32>(ps0 + (<usize>b << 2)) * load<f32>(psx + (<usize>b << 2)))));
-      }
-      store<f32>(po + (<usize>j << 2), hsumf(acc0));
-    }
-  }
+  matmulQ(out, qx, sx, qw, sw, M, N, K, ldo, true);
 }
 
 export function matmulQ4(out: usize, qx: usize, sx: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32): void {
-  matmulQ4Strided(out, qx, sx, qw, sw, M, N, K, N);
+  matmulQ(out, qx, sx, qw, sw, M, N, K, N, true);
 }
