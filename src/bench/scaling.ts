@@ -93,6 +93,7 @@ export function projectNextSeconds(prefill: { context: number; seconds: number }
   return prefillNext + d2 * growth;
 }
 
+function mib(bytes: number): string { return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`; }
 function disposeState(state: ModelState): void { for (const t of state.tensors.values()) t.dispose(); }
 function stateBytes(state: ModelState): number { let n = 0; for (const t of state.tensors.values()) n += t.byteLength; return n; }
 
@@ -140,7 +141,7 @@ export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, 
     const need = bytesAt(n + d + 1);
     if (need > o.maxStateBytes) {
       stopped = { reason: 'memory', lastContext: last, nextContext: n,
-        detail: `the state at ${n} tokens would hold ${(need / 2 ** 20).toFixed(0)} MiB, over the ${(o.maxStateBytes / 2 ** 20).toFixed(0)} MiB memory budget` };
+        detail: `the state at ${n} tokens would hold ${mib(need)}, over the ${mib(o.maxStateBytes)} memory budget` };
       break;
     }
     const projected = projectNextSeconds(cumulative, decodeSeconds), left = (deadlineMs - performance.now()) / 1000;

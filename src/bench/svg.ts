@@ -78,10 +78,14 @@ export function scalingSvg(r: ScalingResult, title: string): string {
     `<rect width="${width}" height="${height}" fill="white"/>`,
     `<text x="${width / 2}" y="22" text-anchor="middle" font-size="16" font-weight="bold">${esc(title)}</text>`,
   ];
+  // legend entries side by side, each as wide as its label (about 7 px per character at 13 px)
+  const labels = r.results.map((a) => `${a.arch} (${(a.parameters / 1e6).toFixed(2)}M parameters)`);
+  const widths = labels.map((l) => 32 + 7 * l.length + 24);
+  let x = (width - widths.reduce((a, b) => a + b, 0)) / 2;
   r.results.forEach((a, i) => {
-    const x = width / 2 - 170 + i * 200;
     parts.push(`<g id="legend-${a.arch}"><line x1="${x}" y1="40" x2="${x + 26}" y2="40" stroke="${COLORS[a.arch] ?? '#333'}" stroke-width="3"/>` +
-      `<text x="${x + 32}" y="44" font-size="13">${esc(`${a.arch} (${(a.parameters / 1e6).toFixed(2)}M parameters)`)}</text></g>`);
+      `<text x="${x + 32}" y="44" font-size="13">${esc(labels[i])}</text></g>`);
+    x += widths[i];
   });
   panels.forEach((p, i) => parts.push(panelSvg(p, r.results, (i % 2) * W, 50 + Math.floor(i / 2) * H)));
   const notes = r.results.map((a) => `${a.arch}: ${a.stopped.reason === 'completed' ? 'completed' : `stopped after ${a.stopped.lastContext ?? 'no'} tokens`} (${a.stopped.detail})`);

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import { cpus } from 'node:os';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -8,6 +8,7 @@ import type { StudyArch } from '../bench/index.js';
 import { formatJPerToken } from '../energy/index.js';
 import { floatArg, intArg } from './args.js';
 import { logEnergy, meterFor } from './commands.js';
+import { registerSpeed } from './bench-speed.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
 
@@ -29,16 +30,19 @@ const QUICK: Record<string, number> = { minContext: 16, maxContext: 256, decodeT
 
 /** `frugal bench scaling` (registered by main.ts with its common --kernels/--threads options). */
 export function registerBench(program: Command, common: (c: Command) => Command): void {
+  // `bench` has options of its own (the speed benchmark, bench-speed.ts); for `frugal bench scaling
+  // --quick` to reach `scaling`, the program must stop reading options at the subcommand name too
+  program.enablePositionalOptions();
   const bench = program.command('bench').description('measurements; `bench scaling`: Mamba vs transformer across context lengths');
   common(bench.command('scaling').description('decode latency, state memory, J/token and prefill time from 2^8 to 2^20 tokens of context (at most 15 minutes by default)'))
-    .option('--arch <list>', 'architectures, comma-separated', archList, ['mamba', 'transformer'] as StudyArch[])
+    .addOption(new Option('--arch <list>', 'architectures, comma-separated').default(['mamba', 'transformer'], 'mamba,transformer').argParser(archList))
     .option('--min-context <n>', 'first context length (a power of two)', powerOfTwo, 256)
     .option('--max-context <n>', 'last context length (a power of two)', powerOfTwo, 1 << 20)
     .option('--decode-tokens <n>', 'timed decode steps per context', intArg(1, 4096), 32)
     .option('--prefill-chunk <n>', 'tokens per prefill call', intArg(1, 1 << 20), 4096)
     .option('--budget-seconds <n>', 'time budget of the whole study; each architecture gets an equal share of what is left', floatArg(1, 86400), 900)
-    .option('--max-state-mb <n>', 'memory budget of one stream\'s state / KV cache, in MiB', floatArg(1, 3072), 1024)
-    .option('--quick', 'tiny models (~50k parameters) and contexts 2^4..2^8: a smoke test in seconds')
+    .option('--max-state-mb <n>', 'memory budget of one stream\'s state / KV cache, in MiB', floatArg(0.001, 3072), 1024)
+    .option('--quick', 'tiny models (~25k parameters each) and contexts 2^4..2^8: a smoke test in seconds')
     .option('--seed <n>', 'weights and token seed', intArg(0, Number.MAX_SAFE_INTEGER), 1)
     .option('--json', 'write the numbers as JSON to stdout (otherwise a Markdown table)')
     .option('--svg <file>', 'write the log-log chart to this SVG file')
@@ -49,6 +53,7 @@ export function registerBench(program: Command, common: (c: Command) => Command)
       if ((o.minContext as number) > (o.maxContext as number)) throw inputError(`--min-context ${o.minContext} is larger than --max-context ${o.maxContext}`);
       benchScalingCommand(o, process.argv.slice(2).join(' '));
     });
+  registerSpeed(bench); // `frugal bench` with no subcommand: the speed benchmark
 }
 
 function benchScalingCommand(o: Record<string, unknown>, args: string): void {

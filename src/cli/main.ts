@@ -3,6 +3,7 @@ import { FrugalError } from '../io/errors.js';
 import { DEFAULT_THREADS, floatArg, idsArg, intArg, kernelsArg } from './args.js';
 import { generateCommand, logitsCommand, trainCommand } from './commands.js';
 import { demoCommand } from './demo.js';
+import { quantizeCommand } from './quantize.js';
 import { registerBench } from './bench.js';
 import { convertCommand, sizeArg } from './convert.js';
 import type { ConvertDtype, ConvertTarget } from './convert.js';
@@ -103,6 +104,14 @@ export function buildProgram(): Command {
     }));
 
   registerBench(program, common);
+
+  common(program.command('quantize').description('write a q8 or q4 block-quantised copy of a Mamba checkpoint (for generate, logits, bench)'))
+    .requiredOption('--model <dir>', 'f32 (or f16/bf16) model directory')
+    .addOption(new Option('--to <format>', 'q8 (8-bit, blocks of 32) or q4 (4-bit, blocks of 32)').choices(['q8', 'q4']).makeOptionMandatory())
+    .requiredOption('--out <dir>', 'output directory')
+    .action((o: Record<string, unknown>) => quantizeCommand({
+      model: o.model as string, to: o.to as 'q8' | 'q4', out: o.out as string, kernels: o.kernels as 'wasm' | 'ref', threads: o.threads as number,
+    }));
 
   common(program.command('demo').description('npm start: train a small model on the default corpus for about a minute, then generate'))
     .option('--out <dir>', 'where to save the model', 'runs/demo')

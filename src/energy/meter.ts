@@ -25,6 +25,7 @@ export interface EnergyOptions {
   now?: () => number;             // milliseconds (tests)
   cpuSeconds?: () => number;      // this process's CPU seconds (tests)
   cpuModel?: string;
+  readCounter?: (file: string) => string; // tests: simulate unreadable counters
 }
 
 export interface EnergySession {
@@ -49,7 +50,7 @@ function processCpuSeconds(): number { const u = process.cpuUsage(); return (u.u
 
 function openSources(o: EnergyOptions, notes: string[]): Source[] {
   const sources: Source[] = [];
-  const rapl = probeRapl(o.powercapRoot ?? POWERCAP_ROOT);
+  const rapl = o.readCounter ? probeRapl(o.powercapRoot ?? POWERCAP_ROOT, o.readCounter) : probeRapl(o.powercapRoot ?? POWERCAP_ROOT);
   if (rapl.problem === null) {
     const r = new RaplReader(rapl.domains);
     sources.push({ id: 'rapl', device: 'cpu', what: `RAPL ${r.describe()}`, joules: () => r.joules(), close: () => {} });

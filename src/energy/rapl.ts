@@ -24,8 +24,11 @@ export interface RaplProbe {
 
 function readText(file: string): string { return readFileSync(file, 'utf8').trim(); }
 
-/** Find the package domains under `root` and check that their counters can be read. */
-export function probeRapl(root = POWERCAP_ROOT): RaplProbe {
+/**
+ * Find the package domains under `root` and check that their counters can be read. `read` is the
+ * file reader (tests inject permission errors, which root, who runs CI, never gets from chmod).
+ */
+export function probeRapl(root = POWERCAP_ROOT, read: (file: string) => string = readText): RaplProbe {
   if (!existsSync(root)) return { domains: [], problem: `no powercap interface (${root} does not exist)` };
   let entries: string[];
   try { entries = readdirSync(root); } catch (e) {
@@ -35,13 +38,13 @@ export function probeRapl(root = POWERCAP_ROOT): RaplProbe {
   for (const zone of entries.filter((z) => /^intel-rapl:\d+$/.test(z)).sort()) {
     const dir = join(root, zone);
     let name: string;
-    try { name = readText(join(dir, 'name')); } catch { continue; }
+    try { name = read(join(dir, 'name')); } catch { continue; }
     if (!/^package-\d+$/.test(name)) continue;
     const file = join(dir, 'energy_uj');
     let maxRangeUj = Number.NaN;
-    try { maxRangeUj = Number(readText(join(dir, 'max_energy_range_uj'))); } catch { /* checked below */ }
+    try { maxRangeUj = Number(read(join(dir, 'max_energy_range_uj'))); } catch { /* checked below */ }
     try {
-      const v = Number(readText(file));
+      const v = Number(read(file));
       if (!Number.isFinite(v)) return { domains: [], problem: `${file} does not hold a number` };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;

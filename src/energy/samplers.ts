@@ -122,7 +122,7 @@ class FileSampler implements Sampler {
     if (this.closed) return;
     this.closed = true;
     process.removeListener('exit', this.onExit);
-    this.child.kill('SIGINT');
+    this.child.kill('SIGTERM'); // not SIGINT: a shell's background jobs ignore it, and the interval samples are already written
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -132,7 +132,7 @@ export class HFTokenizer implements Tokenizer {
       if (!Number.isInteger(id) || id < 0) throw inputError(`Token id ${String(id)} at position ${i} is not a valid id for ${this.file}.`);
       list.push(id);
     }
-    return this.tok.decode(list, { skip_special_tokens: skipSpecial });
+    return list.length === 0 ? '' : this.tok.decode(list, { skip_special_tokens: skipSpecial });
   }
 
   /**

@@ -63,3 +63,25 @@ export function weightBytes(model: MambaLM): number {
   for (const q of model.qweights.values()) add(q);
   return bytes;
 }
+
+/**
+ * The quantised weights a config.json declares (its `quantization_config` block, written by
+ * `frugal quantize`), by HF name; empty for an f32 checkpoint.
+ */
+export function quantMapFromConfig(json: unknown, file: string): Map<string, QFormat> {
+  const out = new Map<string, QFormat>();
+  const qc = (json as Record<string, unknown> | null)?.quantization_config;
+  if (qc === undefined || qc === null) return out;
+  const o = qc as Record<string, unknown>;
+  if (typeof qc !== 'object' || o.quant_method !== 'frugal') {
+    throw inputError(`${file}: quantization_config with quant_method '${String(o.quant_method)}' is not supported (frugal reads its own q8/q4 checkpoints)`);
+  }
+  if (o.group_size !== QBLOCK) throw inputError(`${file}: quantization_config.group_size must be ${QBLOCK}`);
+  const modules = o.modules as Record<string, unknown> | undefined;
+  if (typeof modules !== 'object' || modules === null) throw inputError(`${file}: quantization_config.modules must map tensor names to q8 or q4`);
+  for (const [name, f] of Object.entries(modules)) {
+    if (f !== 'q8' && f !== 'q4') throw inputError(`${file}: quantization_config.modules['${name}'] is '${String(f)}', expected q8 or q4`);
+    out.set(name, f);
+  }
+  return out;
+}

@@ -10,6 +10,25 @@ import { initValues } from '../init.js';
 import type { ModelState, ParamSpec, ParamTable, TrainableModel } from '../types.js';
 import { MambaRunner } from './runner.js';
 
+/** SUFFIX of the tensor holding a quantised weight's block scales, beside the weight's HF name. */
+export const SCALE_SUFFIX = '_scale';
+
+/**
+ * The `quantization_config` block of a quantised checkpoint's config.json: which weights are
+ * block-quantised and how (tensor `<name>` holds int8 values, q8, or packed nibbles, q4; tensor
+ * `<name>_scale` the f32 scale of each block of 32).
+ */
+export function quantizationConfig(q: ReadonlyMap<string, QWeight>): Record<string, unknown> {
+  const formats = new Set([...q.values()].map((w) => w.format));
+  return {
+    quant_method: 'frugal',
+    format: formats.has('q4') ? 'q4' : 'q8',
+    group_size: QBLOCK,
+    scale_suffix: SCALE_SUFFIX,
+    modules: Object.fromEntries([...q].map(([n, w]) => [n, w.format])),
+  };
+}
+
 /** Parameters of one layer, looked up once by name. */
 export interface MambaLayer {
   norm: Tensor;
@@ -97,7 +116,11 @@ export class MambaLM implements TrainableModel {
   /** Call after parameters change (optimiser step, load) so cached derived weights are rebuilt. */
   weightsChanged(): void { this.runner?.invalidate(); }
 
-  hfConfig(): Record<string, unknown> { return mambaConfigToHF(this.config); }
+  hfConfig(): Record<string, unknown> {
+    const c = mambaConfigToHF(this.config);
+    if (this.qweights.size > 0) c.quantization_config = quantizationConfig(this.qweights);
+    return c;
+  }
 
   get parameterCount(): number {
     let n = 0;

@@ -1,0 +1,171 @@
+/**
+ * `frugal bench` (the speed benchmark of issue #4): the JSON document it writes and the plans that
+ * size it. Every array entry holds finite numbers; what could not be measured (no quantiser yet,
+ * no PyTorch, no llama-bench) is listed under `skipped` with the reason instead.
+ */
+import type { MambaOptions } from '../models/mamba/config.js';
+
+export type Precision = 'f32' | 'q8' | 'q4';
+export const PRECISIONS: readonly Precision[] = ['f32', 'q8', 'q4'];
+
+/** Machine ceilings measured with the project's own SIMD kernels, at one thread count. */
+export interface MachinePoint {
+  threads: number;
+  /** Streaming read over `bandwidth_bytes` with the wasm `readBandwidth` kernel (best pass), GB/s (1e9). */
+  bandwidth_gbs: number;
+  /** matmulNT at gemm_shape (M = N = K), GFLOP/s. */
+  gemm_gflops: number;
+}
+
+export interface MachineSection extends MachinePoint {
+  cpu: string;
+  logical_cpus: number;
+  node: string;
+  /** os.loadavg()[0] when the run started: other work on the machine lowers every figure. */
+  load_before: number;
+  bandwidth_bytes: number;
+  gemm_shape: number;
+  /** Every thread count measured (the top-level figures are the all-threads one). */
+  by_threads: MachinePoint[];
+}
+
+export interface DecodeEntry {
+  model: string;
+  precision: Precision;
+  threads: number;
+  tok_s: number;
+  /** Bytes of weights read per decoded token (the whole model: the tied head reads the embedding). */
+  weight_bytes_per_token: number;
+  /** tok_s ÷ (bandwidth at these threads ÷ weight_bytes_per_token). */
+  bound_fraction: number;
+}
+
+export interface PrefillEntry {
+  model: string;
+  precision: Precision;
+  threads: number;
+  prompt_tokens: number;
+  tok_s: number;
+  /** tok_s ÷ decode tok_s at the same precision and threads: a prefill against as many single steps. */
+  over_steps: number;
+}
+
+export interface TrainEntry {
+  model: string;
+  threads: number;
+  batch: number;
+  seq_len: number;
+  parameters: number;
+  tok_s: number;
+  /** 6 × parameters × tok_s ÷ gemm peak at these threads (matmul FLOPs only, the scan not counted). */
+  mfu: number;
+  /** The same with the selective scan's forward and backward FLOPs added (7 forward + 14 backward per (token, ED, N, layer), the backward's recomputation not counted). */
+  mfu_with_scan: number;
+}
+
+export interface StreamsEntry {
+  model: string;
+  precision: Precision;
+  streams: number;
+  threads: number;
+  aggregate_tok_s: number;
+  /** aggregate_tok_s ÷ the one-stream aggregate at the same threads. */
+  over_one: number;
+  /** 'BatchDecoder' (src/infer/batch.ts) or 'state batch' (one model state of batch S) before it exists. */
+  via: string;
+}
+
+export interface KernelEntry {
+  name: string;
+  shape: string;
+  wasm_ms: number;
+  ref_ms: number;
+  /** Speed-up of the wasm SIMD kernel over its TypeScript twin (ref time ÷ wasm time), one thread. */
+  wasm_over_ref: number;
+}
+
+export interface PeerEntry {
+  name: 'llama.cpp' | 'pytorch';
+  /** 'decode', 'prefill-128', 'train' */
+  measure: string;
+  precision: Precision;
+  threads: number;
+  tok_s: number;
+  frugal_tok_s: number;
+  /** frugal ÷ peer: above 1 means frugal is faster. */
+  ratio: number;
+  /** The peer's version and build (e.g. its BLAS), the GGUF type. */
+  detail: string;
+}
+
+export interface Skipped { section: string; what: string; reason: string }
+
+export interface SpeedDoc {
+  command: string;
+  mode: SpeedMode;
+  seconds: number;
+  machine: MachineSection;
+  decode: DecodeEntry[];
+  prefill: PrefillEntry[];
+  train: TrainEntry[];
+  streams: StreamsEntry[];
+  kernels: KernelEntry[];
+  peers: PeerEntry[];
+  skipped: Skipped[];
+}
+
+export type SpeedMode = 'full' | 'quick' | 'tiny';
+
+/** How much of everything one run measures. */
+export interface SpeedPlan {
+  mode: SpeedMode;
+  /** Thread counts of decode, prefill, train and the machine ceilings: 1 and all. */
+  threads: number[];
+  decodeName: string;
+  decodeModel: MambaOptions;
+  trainName: string;
+  trainModel: MambaOptions;
+  trainBatch: number;
+  trainSeq: number;
+  /** Timed steps at least, and seconds at least, of every timed loop (after its warm-up). */
+  minSeconds: number;
+  decodeTokens: number;
+  trainSteps: number;
+  prefillLens: number[];
+  /** Prompt lengths prefilled at every precision; the others at f32 only. */
+  prefillAllPrecisions: number[];
+  streams: number[];
+  /** Thread counts of the streams section. */
+  streamThreads: number[];
+  bandwidthBytes: number;
+  gemmSize: number;
+  kernelSeconds: number;
+  /** Small kernel shapes (tests). */
+  kernelTiny: boolean;
+}
+
+/** mamba-130m's shapes (state-spaces/mamba-130m; ../shared/ANCHORS.md) with random weights. */
+const MAMBA_130M: MambaOptions = { dModel: 768, nLayer: 24, dState: 16, dConv: 4, dInner: 1536, dtRank: 48, vocabSize: 50280, tieWordEmbeddings: true };
+const D256: MambaOptions = { dModel: 256, nLayer: 4, dState: 16, vocabSize: 256 };
+
+/** The plan of each mode for a machine with `all` logical CPUs. */
+export function speedPlan(mode: SpeedMode, all: number): SpeedPlan {
+  const threads = [...new Set([1, all])];
+  if (mode === 'tiny') {
+    return {
+      mode, threads, decodeName: 'tiny-d64-l2-v512', decodeModel: { dModel: 64, nLayer: 2, dState: 16, vocabSize: 512 },
+      trainName: 'tiny-d32-l2-v256', trainModel: { dModel: 32, nLayer: 2, dState: 8, vocabSize: 256 }, trainBatch: 2, trainSeq: 16,
+      minSeconds: 0.02, decodeTokens: 2, trainSteps: 1, prefillLens: [8, 32], prefillAllPrecisions: [8, 32], streams: [1, 2, 4],
+      streamThreads: [all], bandwidthBytes: 16 * 2 ** 20, gemmSize: 64, kernelSeconds: 0.005, kernelTiny: true,
+    };
+  }
+  const quick = mode === 'quick';
+  return {
+    mode, threads, decodeName: 'mamba-130m-shape', decodeModel: MAMBA_130M, trainName: 'd256-l4-v256', trainModel: D256,
+    trainBatch: 8, trainSeq: 256,
+    minSeconds: quick ? 0.5 : 3, decodeTokens: quick ? 8 : 32, trainSteps: quick ? 1 : 3,
+    prefillLens: [128, 1024], prefillAllPrecisions: quick ? [128] : [128, 1024], streams: [1, 8, 32],
+    streamThreads: quick ? [all] : threads, bandwidthBytes: 2 ** 30, gemmSize: quick ? 768 : 1024,
+    kernelSeconds: quick ? 0.05 : 0.25, kernelTiny: false,
+  };
+}

@@ -1,0 +1,60 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Engine } from '../../src/ops/index.js';
+import { loadModel, modelFiles } from '../../src/models/checkpoint.js';
+import { MambaLM } from '../../src/models/mamba/model.js';
+import { quantizeModel } from '../../src/models/quant.js';
+import { writeDirAtomic } from '../../src/io/atomic.js';
+import { loadCorpus, splitCorpus } from '../../src/io/corpus.js';
+import { evaluate } from '../../src/train/trainer.js';
+import { isQuant } from '../../src/tensor/index.js';
+
+/**
+ * On a committed small trained model (d_model 256, 4 layers, trained on the State of the Union
+ * corpus by `frugal train`, see test/fixtures/mamba-d256-l4/README.md), q8's validation loss is
+ * within 1% of f32's and q4's within 5%; a quantised checkpoint saves and loads bit for bit.
+ */
+const DIR = 'test/fixtures/mamba-d256-l4';
+const engines: Engine[] = [];
+afterAll(() => { for (const e of engines) e.dispose(); });
+function load(): MambaLM {
+  const e = new Engine({ kernels: 'wasm', threads: 2 });
+  engines.push(e);
+  return loadModel(e, DIR).model as MambaLM;
+}
+
+describe('quantised quality on a trained model', () => {
+  const { val } = splitCorpus(loadCorpus('sotu').bytes, 0.05);
+  const bpb = (m: MambaLM) => evaluate(m, val, 256, 24, 8);
+  const f32 = bpb(load());
+
+  it('the f32 model has learned the corpus (below the unigram entropy)', () => {
+    expect(f32).toBeLessThan(4.0);
+  });
+
+  it.each([['q8', 0.01], ['q4', 0.05]] as const)('%s validation loss within %f of f32', (format, tol) => {
+    const m = load();
+    quantizeModel(m, format);
+    const q = bpb(m);
+    expect(Math.abs(q - f32) / f32, `${format} ${q.toFixed(4)} vs f32 ${f32.toFixed(4)} bits/byte`).toBeLessThanOrEqual(tol);
+  });
+
+  it.each(['q8', 'q4'] as const)('a %s checkpoint saves and loads with identical logits', (format) => {
+    const m = load();
+    quantizeModel(m, format);
+    const dir = join(mkdtempSync(join(tmpdir(), 'frugal-q-')), 'm');
+    try {
+      writeDirAtomic(dir, modelFiles(m));
+      const e2 = new Engine({ kernels: 'wasm', threads: 2 });
+      engines.push(e2);
+      const back = loadModel(e2, dir).model as MambaLM;
+      expect(isQuant(back.layers[0].inProj)).toBe(true);
+      const ids = Int32Array.from(new TextEncoder().encode('The Congress of the United States'));
+      const a = m.e.scope(() => Float32Array.from(m.forward(ids, 1, ids.length).data()));
+      const b = back.e.scope(() => Float32Array.from(back.forward(ids, 1, ids.length).data()));
+      expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
+    } finally { rmSync(dir, { recursive: true, force: true }); }
+  });
+});
