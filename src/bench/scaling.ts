@@ -52,6 +52,7 @@ export interface ScalingPoint {
   context: number;                  // tokens in the state when decoding starts
   decodeMsPerToken: number;         // median over the timed steps
   decodeMsPerTokenMean: number;
+  decodeCpuMsPerToken: number;      // median CPU time of this process per step: robust to other processes sharing the cores
   stateBytes: number;               // bytes the stream's state holds (allocated)
   prefillSeconds: number;           // prefill time to reach this context (cumulative, decode steps excluded)
   prefillTokensPerSecond: number;
@@ -163,11 +164,13 @@ export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, 
     // one untimed step (warm-up), then d timed greedy steps
     logits = model.step(Int32Array.of(argmax(logits)), state);
     const meter = measured ? startEnergy({ tdp: o.tdp }) : null;
-    const c0 = process.cpuUsage(), times: number[] = [], w0 = performance.now();
+    const c0 = process.cpuUsage(), times: number[] = [], cpuTimes: number[] = [], w0 = performance.now();
     for (let i = 0; i < d; i++) {
-      const s0 = performance.now();
+      const u0 = process.cpuUsage(), s0 = performance.now();
       logits = model.step(Int32Array.of(argmax(logits)), state);
       times.push(performance.now() - s0);
+      const u = process.cpuUsage(u0);
+      cpuTimes.push((u.user + u.system) / 1000);
     }
     const wall = (performance.now() - w0) / 1000, cu = process.cpuUsage(c0), cpuSec = (cu.user + cu.system) / 1e6;
     const m = meter?.stop(d) ?? null;
@@ -177,12 +180,12 @@ export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, 
     const estimated: Record<string, number> = { 'cpu-time': cpuSec * power.watts / d };
     for (const id of PROFILE_IDS) estimated[`analytic:${id}`] = analyticEstimate(at, 1, getProfile(id)).joules;
     const point: ScalingPoint = {
-      context: n, decodeMsPerToken: median(times), decodeMsPerTokenMean: times.reduce((x, y) => x + y, 0) / d,
+      context: n, decodeMsPerToken: median(times), decodeMsPerTokenMean: times.reduce((x, y) => x + y, 0) / d, decodeCpuMsPerToken: median(cpuTimes),
       stateBytes: stateBytes(state), prefillSeconds: prefillTotal, prefillTokensPerSecond: n / Math.max(prefillTotal, 1e-9),
       energy: { estimated, measured: m && m.kind === 'measured' ? { jPerToken: m.jPerToken, method: m.method, scope: m.scope } : null },
     };
     points.push(point);
-    log(`bench ${arch}: context ${n}: decode ${point.decodeMsPerToken.toFixed(3)} ms/token, state ${(point.stateBytes / 1024).toFixed(0)} KiB, ` +
+    log(`bench ${arch}: context ${n}: decode ${point.decodeMsPerToken.toFixed(3)} ms/token (CPU ${point.decodeCpuMsPerToken.toFixed(3)}), state ${(point.stateBytes / 1024).toFixed(0)} KiB, ` +
       `prefill ${prefillTotal.toFixed(2)} s (${point.prefillTokensPerSecond.toFixed(0)} tok/s), ${estimated['cpu-time'].toExponential(2)} J/token (estimated)`);
   }
   disposeState(state);

@@ -12,8 +12,7 @@ import type { ModelState } from '../models/types.js';
 import { AdamW } from '../train/optim.js';
 import { Rng } from '../io/rng.js';
 import { timePerCall } from './speed-machine.js';
-import type { BatchDecoderCtor } from './speed-optional.js';
-import { joinedId } from './speed-optional.js';
+import { BatchDecoder } from '../infer/batch.js';
 
 /** Tokens processed by the timed and warm-up loops of the run (for the closing tokens/s and J/token). */
 export class TokenCounter { tokens = 0; }
@@ -41,12 +40,6 @@ export function buildModel(w: ModelWeights, threads: number): MambaLM {
   for (const [name, t] of m.params) t.set(w.values.get(name) as Float32Array);
   m.weightsChanged();
   return m;
-}
-
-/** Bytes of f32 weights a decoding step reads: all of them, except a separate embedding of which one row is read. */
-export function f32WeightBytes(m: MambaLM): number {
-  const { vocabSize: V, dModel: D, tieWordEmbeddings } = m.config;
-  return 4 * (m.parameterCount - (tieWordEmbeddings ? 0 : (V - 1) * D));
 }
 
 /** A pseudo-random token stream over the vocabulary (decode speed does not depend on the ids). */
@@ -81,41 +74,31 @@ export function prefillRate(m: MambaLM, L: number, minSeconds: number, count: To
   return L / r.mean;
 }
 
+/** The stream id `join` returns: a number (issue #4's contract) or `{ id, logits }`. */
+function joinedId(j: number | { id: number }): number {
+  return typeof j === 'number' ? j : j.id;
+}
+
 /**
- * Aggregate tokens/s of S streams decoding together: through BatchDecoder when it exists,
- * otherwise one model state of batch S stepped at once (what BatchDecoder does per step, without
- * streams joining and leaving). Each stream starts from a 4-token prompt.
+ * Aggregate tokens/s of S streams decoding together through BatchDecoder (src/infer/batch.ts):
+ * each joins with its own 4-token prompt, then every timed call is one step of all S streams.
  */
-export function streamsRate(m: MambaLM, S: number, Batch: BatchDecoderCtor | null, steps: number, minSeconds: number, count: TokenCounter): number {
+export function streamsRate(m: MambaLM, S: number, steps: number, minSeconds: number, count: TokenCounter): number {
   const V = m.config.vocabSize;
-  if (Batch) {
-    const dec = new Batch(m, S);
-    const tokens = new Map<number, number>();
+  const dec = new BatchDecoder(m, S);
+  const tokens = new Map<number, number>();
+  try {
     for (let s = 0; s < S; s++) tokens.set(joinedId(dec.join(Int32Array.from([1, 2, 3, 4].map((k) => (s * 4 + k) % V)))), (s * 7 + 5) % V);
     count.tokens += 4 * S;
-    try {
-      const r = timePerCall(() => {
-        const out = dec.step(tokens);
-        for (const id of out.keys()) tokens.set(id, nextId(tokens.get(id) ?? 1, V));
-        count.tokens += S;
-      }, minSeconds, steps, 2);
-      return S / r.mean;
-    } finally {
-      for (const id of tokens.keys()) dec.leave(id);
-      dec.dispose?.();
-    }
-  }
-  const st = m.createState(S), ids = new Int32Array(S);
-  for (let s = 0; s < S; s++) ids[s] = (s * 7 + 5) % V;
-  try {
     const r = timePerCall(() => {
-      m.step(ids, st);
-      for (let s = 0; s < S; s++) ids[s] = nextId(ids[s], V);
+      const out = dec.step(tokens);
+      for (const id of out.keys()) tokens.set(id, nextId(tokens.get(id) ?? 1, V));
       count.tokens += S;
     }, minSeconds, steps, 2);
     return S / r.mean;
   } finally {
-    for (const t of st.tensors.values()) t.dispose();
+    for (const id of tokens.keys()) dec.leave(id);
+    dec.dispose();
   }
 }
 

@@ -1,8 +1,8 @@
 /**
  * Side-by-side peers of `frugal bench`, run on the same machine in the same run:
- * - llama.cpp (`--llama-bench PATH`): the decode model is saved, converted to GGUF with
- *   `frugal convert` (run as a child process) (f32, q8_0; q4_0 through the llama-quantize next to llama-bench), and
- *   llama-bench runs a 128-token prompt and a decode on the same threads;
+ * - llama.cpp (`--llama-bench PATH`): the decode model is saved and converted to GGUF by
+ *   `frugal convert` run as a child process (f32, q8_0; q4_0 through the llama-quantize next to
+ *   llama-bench), then llama-bench runs a 128-token prompt and a decode on the same threads;
  * - PyTorch (when `python -c "import torch"` works): tools/bench_torch.py, a mamba.py-style model
  *   (parallel scan for training, plain recurrent step for decoding) on the same shapes and threads.
  * Whatever is missing is reported as skipped with the reason; the run carries on.
@@ -46,7 +46,8 @@ export interface TorchOptions {
   threads: number[];
   /** tools/bench_torch.py --mode: model sizes and how long each loop runs. */
   mode: 'full' | 'quick' | 'tiny';
-  timeoutSeconds: number;
+  /** The script skips what would start past this many seconds (and is killed 60 s later). */
+  budgetSeconds: number;
   log: (m: string) => void;
 }
 
@@ -59,8 +60,8 @@ export function runTorchPeer(o: TorchOptions): PeerResult {
     return skip(`${o.python} cannot import torch (${firstLine(probe.stderr) || probe.error?.message || 'no output'}); on Debian: apt-get install python3-torch`);
   }
   o.log(`peers: PyTorch ${probe.stdout.trim()} (${o.python}), threads ${o.threads.join(', ')}`);
-  const r = spawnSync(o.python, [TORCH_SCRIPT, '--mode', o.mode, '--threads', o.threads.join(',')],
-    { encoding: 'utf8', timeout: o.timeoutSeconds * 1000, maxBuffer: 1 << 24 });
+  const r = spawnSync(o.python, [TORCH_SCRIPT, '--mode', o.mode, '--threads', o.threads.join(','), '--budget', o.budgetSeconds.toFixed(0)],
+    { encoding: 'utf8', timeout: Math.round((o.budgetSeconds + 60) * 1000), maxBuffer: 1 << 24 });
   for (const line of (r.stderr ?? '').split('\n')) if (line.trim() !== '') o.log(`peers: pytorch: ${line}`);
   if (r.status !== 0) return skip(`tools/bench_torch.py failed (${r.error?.message ?? `exit ${r.status}`}: ${firstLine(r.stderr)})`);
   let doc: unknown;
@@ -68,11 +69,15 @@ export function runTorchPeer(o: TorchOptions): PeerResult {
   const results = isRecord(doc) && Array.isArray(doc.results) ? doc.results : [];
   const detail = isRecord(doc) ? `torch ${String(doc.torch)}, BLAS ${String(doc.blas)}` : '';
   const runs: PeerRun[] = [];
+  const skipped: Skipped[] = [];
+  for (const x of isRecord(doc) && Array.isArray(doc.skipped) ? doc.skipped : []) {
+    if (typeof x === 'string') skipped.push({ section: 'peers', what: `pytorch ${x}`, reason: 'past the time budget' });
+  }
   for (const x of results) {
     if (!isRecord(x) || typeof x.measure !== 'string' || typeof x.threads !== 'number' || typeof x.tok_s !== 'number' || !Number.isFinite(x.tok_s)) continue;
     runs.push({ name: 'pytorch', measure: x.measure, precision: 'f32', threads: x.threads, tok_s: x.tok_s, detail });
   }
-  return { runs, skipped: [] };
+  return { runs, skipped };
 }
 
 /** llama-bench's build: the record's build_commit and cpu_info. */
@@ -156,7 +161,8 @@ export function runLlamaPeer(o: LlamaOptions): PeerResult {
         o.log(`peers: ${o.llamaBench} ${args.join(' ')}`);
         const r = spawnSync(o.llamaBench, args, { encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 24 });
         if (r.status !== 0) {
-          skipped.push({ section: 'peers', what: `llama.cpp ${p} ${T} threads`, reason: `llama-bench failed: ${firstLine(r.stderr) || r.error?.message}` });
+          const why = firstLine(r.stderr) || r.error?.message || (r.signal ? `killed by ${r.signal}` : `exit ${r.status}`);
+          skipped.push({ section: 'peers', what: `llama.cpp ${p} ${T} threads`, reason: `llama-bench failed: ${why}` });
           continue;
         }
         try {

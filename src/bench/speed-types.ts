@@ -1,7 +1,7 @@
 /**
  * `frugal bench` (the speed benchmark of issue #4): the JSON document it writes and the plans that
- * size it. Every array entry holds finite numbers; what could not be measured (no quantiser yet,
- * no PyTorch, no llama-bench) is listed under `skipped` with the reason instead.
+ * size it. Every array entry holds finite numbers; what could not be measured (no PyTorch, no
+ * llama-bench, past the time budget) is listed under `skipped` with the reason instead.
  */
 import type { MambaOptions } from '../models/mamba/config.js';
 
@@ -71,8 +71,6 @@ export interface StreamsEntry {
   aggregate_tok_s: number;
   /** aggregate_tok_s ÷ the one-stream aggregate at the same threads. */
   over_one: number;
-  /** 'BatchDecoder' (src/infer/batch.ts) or 'state batch' (one model state of batch S) before it exists. */
-  via: string;
 }
 
 export interface KernelEntry {
@@ -142,6 +140,8 @@ export interface SpeedPlan {
   kernelSeconds: number;
   /** Small kernel shapes (tests). */
   kernelTiny: boolean;
+  /** Seconds the run aims to stay under: optional measurements are skipped once it runs short. */
+  budgetSeconds: number;
 }
 
 /** mamba-130m's shapes (state-spaces/mamba-130m; ../shared/ANCHORS.md) with random weights. */
@@ -156,7 +156,7 @@ export function speedPlan(mode: SpeedMode, all: number): SpeedPlan {
       mode, threads, decodeName: 'tiny-d64-l2-v512', decodeModel: { dModel: 64, nLayer: 2, dState: 16, vocabSize: 512 },
       trainName: 'tiny-d32-l2-v256', trainModel: { dModel: 32, nLayer: 2, dState: 8, vocabSize: 256 }, trainBatch: 2, trainSeq: 16,
       minSeconds: 0.02, decodeTokens: 2, trainSteps: 1, prefillLens: [8, 32], prefillAllPrecisions: [8, 32], streams: [1, 2, 4],
-      streamThreads: [all], bandwidthBytes: 16 * 2 ** 20, gemmSize: 64, kernelSeconds: 0.005, kernelTiny: true,
+      streamThreads: [all], bandwidthBytes: 16 * 2 ** 20, gemmSize: 64, kernelSeconds: 0.005, kernelTiny: true, budgetSeconds: 600,
     };
   }
   const quick = mode === 'quick';
@@ -166,6 +166,6 @@ export function speedPlan(mode: SpeedMode, all: number): SpeedPlan {
     minSeconds: quick ? 0.5 : 3, decodeTokens: quick ? 8 : 32, trainSteps: quick ? 1 : 3,
     prefillLens: [128, 1024], prefillAllPrecisions: quick ? [128] : [128, 1024], streams: [1, 8, 32],
     streamThreads: quick ? [all] : threads, bandwidthBytes: 2 ** 30, gemmSize: quick ? 768 : 1024,
-    kernelSeconds: quick ? 0.05 : 0.25, kernelTiny: false,
+    kernelSeconds: quick ? 0.05 : 0.25, kernelTiny: false, budgetSeconds: quick ? 75 : 540,
   };
 }

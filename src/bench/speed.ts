@@ -8,16 +8,25 @@
 import { cpus, loadavg } from 'node:os';
 import type { MambaLM } from '../models/mamba/model.js';
 import type {
-  DecodeEntry, MachinePoint, PeerEntry, PrefillEntry, Precision, Skipped, SpeedDoc, SpeedMode, SpeedPlan, StreamsEntry, TrainEntry,
+  DecodeEntry, MachinePoint, PeerEntry, PrefillEntry, Skipped, SpeedDoc, SpeedMode, SpeedPlan, StreamsEntry, TrainEntry,
 } from './speed-types.js';
 import { PRECISIONS, speedPlan } from './speed-types.js';
 import { measureKernels, measureMachine } from './speed-machine.js';
-import { TokenCounter, buildModel, decodeRate, f32WeightBytes, makeWeights, prefillRate, streamsRate, trainRate } from './speed-models.js';
+import { quantizeModel, weightBytes } from '../models/quant.js';
+import { TokenCounter, buildModel, decodeRate, makeWeights, prefillRate, streamsRate, trainRate } from './speed-models.js';
 import type { ModelWeights } from './speed-models.js';
-import { loadOptionalParts } from './speed-optional.js';
-import type { OptionalParts } from './speed-optional.js';
 import { runLlamaPeer, runTorchPeer } from './speed-peers.js';
 import type { PeerRun } from './speed-peers.js';
+
+/** The run's time budget: optional measurements are skipped, and listed, once it runs short. */
+export class Budget {
+  private readonly t0 = performance.now();
+  constructor(readonly seconds: number) {}
+  get elapsed(): number { return (performance.now() - this.t0) / 1000; }
+  get left(): number { return this.seconds - this.elapsed; }
+  /** Whether less than `fraction` of the budget is spent. */
+  before(fraction: number): boolean { return this.elapsed < fraction * this.seconds; }
+}
 
 export interface SpeedOptions {
   mode: SpeedMode;
@@ -28,6 +37,8 @@ export interface SpeedOptions {
   /** Python with torch for the PyTorch peer, or null to skip it. */
   python: string | null;
   seed: number;
+  /** Seconds the whole run aims to stay under (optional parts are skipped past it); default from the mode. */
+  budgetSeconds?: number;
   command: string;
   log: (m: string) => void;
 }
@@ -37,19 +48,17 @@ export interface SpeedResult { doc: SpeedDoc; tokens: number }
 /** Measurements of the decode model at every (threads, precision). */
 interface DecodeRuns { decode: DecodeEntry[]; prefill: PrefillEntry[]; streams: StreamsEntry[]; skipped: Skipped[] }
 
-function decodeSection(plan: SpeedPlan, w: ModelWeights, parts: OptionalParts, machine: MachinePoint[], count: TokenCounter,
-  log: (m: string) => void, keep: (m: MambaLM) => void): DecodeRuns {
+function decodeSection(plan: SpeedPlan, w: ModelWeights, machine: MachinePoint[], count: TokenCounter,
+  budget: Budget, log: (m: string) => void, keep: (m: MambaLM) => void): DecodeRuns {
   const r: DecodeRuns = { decode: [], prefill: [], streams: [], skipped: [] };
   const model = plan.decodeName;
-  const precisions = PRECISIONS.filter((p) => p === 'f32' || parts.quant !== null);
-  if (!parts.quant) for (const p of ['q8', 'q4']) r.skipped.push({ section: 'decode', what: `${p} decode and prefill`, reason: parts.quantWhy });
   for (const T of plan.threads) {
     const bw = (machine.find((x) => x.threads === T) as MachinePoint).bandwidth_gbs;
-    for (const precision of precisions) {
+    for (const precision of PRECISIONS) {
       const m = buildModel(w, T);
       try {
-        if (precision !== 'f32') (parts.quant as NonNullable<OptionalParts['quant']>).quantizeModel(m, precision);
-        const bytes = parts.quant ? parts.quant.weightBytes(m) : f32WeightBytes(m);
+        if (precision !== 'f32') quantizeModel(m, precision);
+        const bytes = weightBytes(m);
         const tokS = decodeRate(m, plan.decodeTokens, plan.minSeconds, count);
         const bound = (bw * 1e9) / bytes;
         r.decode.push({ model, precision, threads: T, tok_s: tokS, weight_bytes_per_token: bytes, bound_fraction: tokS / bound });
@@ -57,29 +66,35 @@ function decodeSection(plan: SpeedPlan, w: ModelWeights, parts: OptionalParts, m
           `${(bytes / 1e6).toFixed(1)} MB/token, ${(100 * tokS / bound).toFixed(0)}% of the ${bound.toFixed(1)} tok/s bandwidth bound`);
         for (const L of plan.prefillLens) {
           if (precision !== 'f32' && !plan.prefillAllPrecisions.includes(L)) continue;
+          if (precision !== 'f32' && L > 128 && !budget.before(0.4)) {
+            r.skipped.push({ section: 'prefill', what: `${precision} ${L} tokens ${T} threads`, reason: `the time budget (${budget.seconds} s) runs short` });
+            continue;
+          }
           const p = prefillRate(m, L, plan.minSeconds, count);
           r.prefill.push({ model, precision, threads: T, prompt_tokens: L, tok_s: p, over_steps: p / tokS });
           log(`prefill: ${precision} ${T} thread${T > 1 ? 's' : ''} ${L} tokens: ${p.toFixed(1)} tok/s (${(p / tokS).toFixed(1)}× single steps)`);
         }
-        if (precision === 'f32' && plan.streamThreads.includes(T)) r.streams.push(...streamsSection(plan, m, parts, T, count, log));
+        const top = T === plan.threads[plan.threads.length - 1];
+        if (precision === 'f32' && plan.streamThreads.includes(T)) {
+          if (top || budget.before(0.3)) r.streams.push(...streamsSection(plan, m, T, count, log));
+          else r.skipped.push({ section: 'streams', what: `${T} threads`, reason: `the time budget (${budget.seconds} s) runs short` });
+        }
         if (precision === 'f32' && T === plan.threads[0]) keep(m);
       } finally {
         m.e.dispose();
       }
     }
   }
-  if (!parts.batch) r.skipped.push({ section: 'streams', what: 'BatchDecoder', reason: `${parts.batchWhy}; measured one model state of batch S instead` });
   return r;
 }
 
-function streamsSection(plan: SpeedPlan, m: MambaLM, parts: OptionalParts, T: number, count: TokenCounter, log: (m: string) => void): StreamsEntry[] {
+function streamsSection(plan: SpeedPlan, m: MambaLM, T: number, count: TokenCounter, log: (m: string) => void): StreamsEntry[] {
   const out: StreamsEntry[] = [];
   let one = NaN;
   for (const S of plan.streams) {
-    const agg = streamsRate(m, S, parts.batch, Math.max(2, plan.decodeTokens / 4), plan.minSeconds, count);
+    const agg = streamsRate(m, S, Math.max(2, plan.decodeTokens / 4), plan.minSeconds, count);
     if (S === 1 || !Number.isFinite(one)) one = agg / S;
-    out.push({ model: plan.decodeName, precision: 'f32', streams: S, threads: T, aggregate_tok_s: agg, over_one: agg / one,
-      via: parts.batch ? 'BatchDecoder' : 'state batch' });
+    out.push({ model: plan.decodeName, precision: 'f32', streams: S, threads: T, aggregate_tok_s: agg, over_one: agg / one });
     log(`streams: ${S} × f32 on ${T} thread${T > 1 ? 's' : ''}: ${agg.toFixed(1)} tok/s aggregate (${(agg / one).toFixed(1)}× one stream)`);
   }
   return out;
@@ -124,12 +139,11 @@ function pairPeers(runs: PeerRun[], doc: Pick<SpeedDoc, 'decode' | 'prefill' | '
 }
 
 /** Run the whole benchmark; progress goes to `log`. */
-export async function runSpeedBench(o: SpeedOptions): Promise<SpeedResult> {
-  const t0 = performance.now();
+export function runSpeedBench(o: SpeedOptions): SpeedResult {
   const plan = speedPlan(o.mode, o.threads);
+  const budget = new Budget(o.budgetSeconds ?? plan.budgetSeconds);
   const log = o.log, count = new TokenCounter();
   const skipped: Skipped[] = [];
-  const parts = await loadOptionalParts();
   const load = loadavg()[0];
   if (load > 0.25 * cpus().length) log(`bench: warning: load average ${load.toFixed(2)} on ${cpus().length} CPUs: other work is running and every figure will be low`);
   log(`bench: ${o.mode} run, threads ${plan.threads.join(' and ')}; decode model ${plan.decodeName}, training model ${plan.trainName}`);
@@ -146,21 +160,21 @@ export async function runSpeedBench(o: SpeedOptions): Promise<SpeedResult> {
   const peerThreads = o.mode === 'quick' ? plan.threads.slice(-1) : plan.threads; // quick: all threads only
   const keep = (m: MambaLM) => { // the f32 model is converted for llama.cpp while it exists
     if (o.llamaBench === null) return;
-    const precisions: Precision[] = parts.quant ? ['f32', 'q8', 'q4'] : ['f32', 'q8'];
-    const lr = runLlamaPeer({ llamaBench: o.llamaBench, model: m, precisions, threads: peerThreads, promptTokens: 128,
+    const lr = runLlamaPeer({ llamaBench: o.llamaBench, model: m, precisions: [...PRECISIONS], threads: peerThreads, promptTokens: plan.prefillLens[0],
       decodeTokens: plan.decodeTokens, repetitions: o.mode === 'full' ? 3 : 1, log });
     llamaRuns = lr.runs;
     skipped.push(...lr.skipped);
   };
-  const dec = decodeSection(plan, weights, parts, points, count, log, keep);
+  const dec = decodeSection(plan, weights, points, count, budget, log, keep);
   skipped.push(...dec.skipped);
   if (o.llamaBench === null) skipped.push({ section: 'peers', what: 'llama.cpp', reason: 'no --llama-bench PATH given' });
   const train = trainSection(plan, points, count, log);
 
   let torchRuns: PeerRun[] = [];
   if (o.python === null) skipped.push({ section: 'peers', what: 'pytorch', reason: 'skipped (--no-torch)' });
+  else if (budget.left < 30 && o.mode !== 'tiny') skipped.push({ section: 'peers', what: 'pytorch', reason: `the time budget (${budget.seconds} s) is spent` });
   else {
-    const tr = runTorchPeer({ python: o.python, threads: peerThreads, mode: o.mode, timeoutSeconds: o.mode === 'full' ? 300 : 120, log });
+    const tr = runTorchPeer({ python: o.python, threads: peerThreads, mode: o.mode, budgetSeconds: Math.max(30, budget.left - 10), log });
     torchRuns = tr.runs;
     skipped.push(...tr.skipped);
   }
@@ -168,7 +182,7 @@ export async function runSpeedBench(o: SpeedOptions): Promise<SpeedResult> {
   const peers = pairPeers([...llamaRuns, ...torchRuns], body, skipped);
   for (const s of skipped) log(`bench: skipped ${s.section}: ${s.what}: ${s.reason}`);
   const doc: SpeedDoc = {
-    command: o.command, mode: o.mode, seconds: (performance.now() - t0) / 1000, machine,
+    command: o.command, mode: o.mode, seconds: budget.elapsed, machine,
     ...body, streams: dec.streams, kernels, peers, skipped,
   };
   return { doc, tokens: count.tokens };

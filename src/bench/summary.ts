@@ -7,6 +7,8 @@ import type { ArchResult, ScalingPoint, ScalingResult } from './scaling.js';
 export interface ScalingSummary {
   /** max/min over the measured contexts (1 = perfectly flat), per architecture. */
   decodeFlatness: Record<string, number>;
+  /** The same for the per-step CPU time (insensitive to other processes taking turns on the cores). */
+  decodeCpuFlatness: Record<string, number>;
   stateFlatness: Record<string, number>;
   /** Last / first decode time and state bytes, per architecture (growth over the measured range). */
   decodeGrowth: Record<string, number>;
@@ -25,11 +27,12 @@ const ratio = (xs: number[]) => (xs.length ? Math.max(...xs) / Math.min(...xs) :
 function byArch(r: ScalingResult, arch: string): ArchResult | undefined { return r.results.find((a) => a.arch === arch); }
 
 export function summarize(r: ScalingResult, ratioContext = 1 << 16): ScalingSummary {
-  const s: ScalingSummary = { decodeFlatness: {}, stateFlatness: {}, decodeGrowth: {}, stateGrowth: {}, crossoverContext: null,
+  const s: ScalingSummary = { decodeFlatness: {}, decodeCpuFlatness: {}, stateFlatness: {}, decodeGrowth: {}, stateGrowth: {}, crossoverContext: null,
     sharedContexts: [], ratioContext, jPerTokenRatio: null };
   for (const a of r.results) {
     const d = a.points.map((p) => p.decodeMsPerToken), m = a.points.map((p) => p.stateBytes);
     s.decodeFlatness[a.arch] = ratio(d);
+    s.decodeCpuFlatness[a.arch] = ratio(a.points.map((p) => p.decodeCpuMsPerToken));
     s.stateFlatness[a.arch] = ratio(m);
     s.decodeGrowth[a.arch] = d.length ? d[d.length - 1] / d[0] : NaN;
     s.stateGrowth[a.arch] = m.length ? m[m.length - 1] / m[0] : NaN;
@@ -86,7 +89,8 @@ export function scalingTable(r: ScalingResult): string {
 export function summaryLines(r: ScalingResult, s: ScalingSummary): string[] {
   const out: string[] = [];
   for (const a of r.results) {
-    out.push(`${a.arch}: ${a.parameters.toLocaleString('en-US')} parameters; decode max/min ${s.decodeFlatness[a.arch].toFixed(3)}, ` +
+    out.push(`${a.arch}: ${a.parameters.toLocaleString('en-US')} parameters; decode max/min ${s.decodeFlatness[a.arch].toFixed(3)} ` +
+      `(CPU time ${s.decodeCpuFlatness[a.arch].toFixed(3)}), ` +
       `state max/min ${s.stateFlatness[a.arch].toFixed(3)} over ${a.points.length} contexts; stopped: ${a.stopped.reason} (${a.stopped.detail})`);
   }
   if (s.sharedContexts.length) {

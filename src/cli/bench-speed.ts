@@ -9,7 +9,6 @@ import type { Command } from 'commander';
 import { availableParallelism } from 'node:os';
 import { runSpeedBench, speedTable, speedTargets } from '../bench/speed-index.js';
 import type { SpeedMode } from '../bench/speed-index.js';
-import { FrugalError } from '../io/errors.js';
 import { formatJPerToken } from '../energy/index.js';
 import { floatArg, intArg } from './args.js';
 import { logEnergy, meterFor } from './commands.js';
@@ -28,6 +27,7 @@ export interface BenchSpeedFlags {
   python: string;
   torch: boolean;
   seed: number;
+  budgetSeconds?: number;
   energyLog?: string;
   tdp?: number;
   debug?: boolean;
@@ -44,26 +44,20 @@ export function registerSpeed(bench: Command): void {
     .option('--python <path>', 'Python with torch for the PyTorch comparison', DEFAULT_PYTHON)
     .option('--no-torch', 'skip the PyTorch comparison')
     .option('--seed <n>', 'weights seed', intArg(0, Number.MAX_SAFE_INTEGER), 1)
+    .option('--budget-seconds <n>', 'time the run aims to stay under; optional parts past it are skipped and listed (default 540, --quick 75)', floatArg(1, 86400))
     .option('--energy-log <file>', 'append a CodeCarbon-style CSV row (kWh, W, kg CO2) with joules, J/token, kind and method')
     .option('--tdp <watts>', 'CPU package power for the CPU-time energy estimate (default: from a table of CPUs, else 10 W per core)', floatArg(0.001, 1e5))
     .option('--debug', 'print stack traces on errors')
-    .action((o: BenchSpeedFlags) => {
-      benchSpeedCommand(o, process.argv.slice(2).join(' ')).catch((e: unknown) => {
-        const msg = e instanceof Error ? e.message : String(e);
-        err(`frugal: ${msg}`);
-        if (o.debug === true && e instanceof Error) err(String(e.stack));
-        process.exitCode = e instanceof FrugalError ? e.exitCode : 1;
-      });
-    });
+    .action((o: BenchSpeedFlags) => benchSpeedCommand(o, process.argv.slice(2).join(' ')));
 }
 
 /** Run the benchmark, print the table (stderr) and the document (stdout with --json), then the summary line. */
-export async function benchSpeedCommand(o: BenchSpeedFlags, args: string): Promise<void> {
+export function benchSpeedCommand(o: BenchSpeedFlags, args: string): void {
   const mode: SpeedMode = o.tiny === true ? 'tiny' : o.quick === true ? 'quick' : 'full';
   const flags = { energyLog: o.energyLog, tdp: o.tdp };
   const energy = meterFor(flags);
-  const { doc, tokens } = await runSpeedBench({
-    mode, threads: o.threads, llamaBench: o.llamaBench ?? null, python: o.torch ? o.python : null, seed: o.seed,
+  const { doc, tokens } = runSpeedBench({
+    mode, threads: o.threads, llamaBench: o.llamaBench ?? null, python: o.torch ? o.python : null, seed: o.seed, budgetSeconds: o.budgetSeconds,
     command: `frugal ${args}`, log: err,
   });
   const report = energy.stop(tokens);

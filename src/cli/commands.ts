@@ -67,7 +67,7 @@ export function logitsCommand(o: LogitsOpts): void {
   if ((o.ids === undefined) === (o.text === undefined)) throw inputError('logits: give exactly one of --ids 3,1,4 or --text "..."');
   const ids = o.ids ? Int32Array.from(o.ids) : modelTokenizer(model, o.model).tok.encode(o.text as string);
   const V = model.config.vocabSize, L = ids.length;
-  for (let i = 0; i < L; i++) if (ids[i] >= V) throw inputError(`--ids: token id ${ids[i]} at position ${i} is outside the vocabulary [0, ${V})`);
+  for (let i = 0; i < L; i++) if (ids[i] >= V) throw inputError(`${o.ids ? '--ids' : '--text'}: token id ${ids[i]} at position ${i} is outside the vocabulary [0, ${V})`);
   if (L === 0) throw inputError('logits: need at least one token');
   const energy = startEnergy();
   const t0 = performance.now();

@@ -58,8 +58,12 @@ export function convertCheckpoint(o: ConvertOpts): { tensors: number; bytes: num
   for (const w of parsed.warnings) log(`warning: ${w}`);
   const weights = openWeights(o.model);
   try {
+    if ((json as Record<string, unknown>).quantization_config !== undefined) {
+      throw inputError(`${file}: this is a quantised checkpoint; convert the f32 (or f16) checkpoint it was made from`);
+    }
     const specs = mambaParamSpecs(parsed.config);
-    const plan = planTensors(specs, parsed.config.tieWordEmbeddings, weights.entries, weights.file, parsed.layout);
+    const plan = new Map([...planTensors(specs, parsed.config.tieWordEmbeddings, weights.entries, weights.file, parsed.layout)]
+      .map(([n, w]) => [n, (w as { entry: TensorEntry }).entry]));
     const kept = parsed.original ?? keptOriginal(json as Record<string, unknown>);
     const src: Source = { config: parsed.config, json: json as Record<string, unknown>, original: kept, plan };
     if (o.to === 'gguf') return writeGguf(o, src, log);

@@ -18,7 +18,7 @@ import type { FileProducer } from './atomic.js';
 
 export { DTYPE_BYTES } from './tensors.js';
 
-export type SafeDtypeIn = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8';
+export type SafeDtypeIn = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8' | 'I8';
 
 /**
  * A tensor to encode. F16 and BF16 data are raw bit patterns in a Uint16Array; I64 is a
@@ -28,7 +28,7 @@ export interface SafeTensorIn {
   name: string;
   dtype: SafeDtypeIn;
   shape: number[];
-  data: Float32Array | Float64Array | Int32Array | Uint8Array | Uint16Array | BigInt64Array;
+  data: Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | Uint16Array | BigInt64Array;
 }
 
 /** A tensor to write in a stream: `write` emits exactly its little-endian bytes, in pieces if it likes. */
@@ -70,7 +70,7 @@ export const MAX_HEADER_BYTES = 100_000_000;
 type ArrayCtor = abstract new (...args: never[]) => SafeTensorIn['data'];
 const EXPECTED_ARRAY: Record<SafeDtypeIn, ArrayCtor> = {
   F32: Float32Array, F64: Float64Array, F16: Uint16Array, BF16: Uint16Array,
-  I32: Int32Array, I64: BigInt64Array, U8: Uint8Array,
+  I32: Int32Array, I64: BigInt64Array, U8: Uint8Array, I8: Int8Array,
 };
 
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

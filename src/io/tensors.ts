@@ -48,6 +48,7 @@ export function elementCount(shape: readonly number[]): number {
 
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const CHUNK_BYTES = 1 << 20; // scratch for converting reads: 1 MiB, a multiple of every element size
+let SCRATCH: Uint8Array | null = null;
 
 /** f16 bit pattern -> f32 value, all 65536 of them (256 KiB, built on first use). */
 let F16_TABLE: Float32Array | null = null;
@@ -143,7 +144,10 @@ export function readFloatsInto(e: TensorEntry, out: Float32Array | Float64Array)
     e.src.readInto(new Uint8Array(out.buffer, out.byteOffset, out.byteLength), e.offset);
     return;
   }
-  const scratch = new Uint8Array(Math.min(CHUNK_BYTES, e.byteLength));
+  // one scratch buffer for every conversion: a fresh one per tensor would leave hundreds of
+  // megabytes of garbage for the collector during a large load
+  SCRATCH ??= new Uint8Array(CHUNK_BYTES);
+  const scratch = SCRATCH;
   const per = scratch.length / size;
   for (let i = 0; i < n; i += per) {
     const k = Math.min(per, n - i);
@@ -158,6 +162,13 @@ export function readFloat32(e: TensorEntry): Float32Array {
   const out = new Float32Array(e.byteLength / (DTYPE_BYTES[e.dtype] ?? 1));
   readFloatsInto(e, out);
   return out;
+}
+
+/** Read a tensor's raw stored bytes into `dst` (e.g. a heap view of quantised int8 weights). */
+export function readRawInto(e: TensorEntry, dst: Uint8Array): void {
+  if (dst.length !== e.byteLength) throw new Error(`readRawInto: ${e.name} has ${e.byteLength} bytes, destination ${dst.length}`);
+  checkRange(e.src, e.offset, e.byteLength, `tensor '${e.name}'`);
+  e.src.readInto(dst, e.offset);
 }
 
 /** The raw stored bytes of a tensor (a new array). */

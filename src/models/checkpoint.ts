@@ -1,7 +1,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine } from '../ops/index.js';
-import type { Tensor } from '../tensor/index.js';
+import type { QFormat, QWeight, Tensor } from '../tensor/index.js';
+import { QBLOCK } from '../tensor/index.js';
 import { inputError } from '../io/errors.js';
 import { safetensorsProducer } from '../io/safetensors.js';
 import type { SafetensorsFile, StreamTensor } from '../io/safetensors.js';
@@ -10,13 +11,15 @@ import { recoverDir } from '../io/atomic.js';
 import type { FileData } from '../io/atomic.js';
 import { openWeights } from '../io/weights.js';
 import type { WeightSet } from '../io/weights.js';
-import { firstNonFinite, isFloatDtype, readFloatsInto } from '../io/tensors.js';
+import { firstNonFinite, readFloatsInto, readRawInto } from '../io/tensors.js';
 import type { TensorEntry } from '../io/tensors.js';
 import { TOKENIZER_FILES } from '../io/tokenizer.js';
-import { MambaLM } from './mamba/model.js';
-import { mambaConfigFromJson } from './mamba/config.js';
-import type { CheckpointLayout } from './mamba/config.js';
+import { MambaLM, SCALE_SUFFIX } from './mamba/model.js';
+import { quantMapFromConfig } from './quant.js';
+import { mambaConfigFromJson, mambaParameterCount } from './mamba/config.js';
+import type { MambaConfig } from './mamba/config.js';
 import { mambaParamSpecs } from './mamba/params.js';
+import type { CheckpointLayout } from './mamba/config.js';
 import { TransformerLM } from './transformer/model.js';
 import { llamaConfigFromHF } from './transformer/config.js';
 import type { ParamSpec, TrainableModel } from './types.js';
@@ -53,7 +56,12 @@ export function readConfigJson(dir: string): unknown {
 
 /** Load a checkpoint directory (either published layout, any weight format) into a new model on `e`. */
 export function loadModel(e: Engine, dir: string): LoadedModel {
-  recoverDir(dir);
+  try {
+    recoverDir(dir); // finish or roll back a save a kill interrupted
+  } catch (err) {
+    if (!existsSync(dir)) throw inputError(`model directory ${dir} does not exist (train one with 'frugal train --out ${dir}', or give a checkpoint directory)`);
+    throw err;
+  }
   const file = join(dir, 'config.json');
   const json = readConfigJson(dir);
   const weights = openWeights(dir);
@@ -71,13 +79,24 @@ export function loadModel(e: Engine, dir: string): LoadedModel {
  * Refuse a model whose weights cannot fit in WebAssembly's 4 GiB memory, before allocating any of it.
  * `bytesPer` is 4 for f32 engines (8 for the float64 engines of gradient checks).
  */
-export function checkWeightsFit(parameters: number, bytesPer: number, file: string): void {
-  const bytes = parameters * bytesPer;
+export function checkWeightsFit(parameters: number, bytesPer: number, file: string, bytes = parameters * bytesPer): void {
   if (bytes < WASM_MEMORY_LIMIT) return;
   const gib = (x: number) => (x / 2 ** 30).toFixed(2);
   throw inputError(`${file}: this model has ${parameters.toLocaleString('en-US')} parameters, ${gib(bytes)} GiB as f${bytesPer * 8}, ` +
     `over the 4 GiB limit of WebAssembly memory (wasm32) that frugal computes in. The way around it is quantised loading ` +
-    '(8-bit weights), which frugal does not have yet; until then use a model under about 1 billion parameters (mamba-790m or smaller)');
+    '(8-bit weights read straight from the file), which frugal does not have yet ("frugal quantize" needs the f32 model to fit first); ' +
+    'until then use a model under about 1 billion parameters (mamba-790m or smaller)');
+}
+
+/** Bytes a quantised Mamba checkpoint occupies in memory: q8 one byte per weight, q4 half, plus f32 block scales. */
+function quantBytes(config: MambaConfig, quant: ReadonlyMap<string, QFormat>, bytesPer: number): number {
+  let n = 0;
+  for (const s of mambaParamSpecs(config)) { // safe to list: the layer count is bounded by the config reader
+    const size = s.shape.reduce((a, b) => a * b, 1);
+    const f = quant.get(s.name);
+    n += f ? size * (f === 'q8' ? 1 : 0.5) + (size / QBLOCK) * 4 : size * bytesPer;
+  }
+  return n;
 }
 
 /** Build an (uninitialised) model of the architecture config.json names (model_type). */
@@ -89,8 +108,9 @@ export function modelFromConfig(e: Engine, json: unknown, file: string): { model
       case 'mamba':
       case undefined: {
         const { config, warnings, layout } = mambaConfigFromJson(json, file);
-        checkWeightsFit(mambaParamSpecs(config).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0), bytesPer, file);
-        return { model: new MambaLM(e, config), warnings, layout };
+        const quant = quantMapFromConfig(json, file);
+        checkWeightsFit(mambaParameterCount(config), bytesPer, file, quant.size > 0 ? quantBytes(config, quant, bytesPer) : undefined);
+        return { model: new MambaLM(e, config, quant), warnings, layout };
       }
       case 'llama': {
         const { config, warnings } = llamaConfigFromHF(json, file);
@@ -111,32 +131,60 @@ export function storedName(name: string, layout: CheckpointLayout): string {
   return layout === 'original' && name === 'backbone.embeddings.weight' ? 'backbone.embedding.weight' : name;
 }
 
-/**
- * Match every parameter of `model` to a stored tensor, checking names, shapes and dtypes before
- * reading anything. A stored lm_head.weight is ignored when the head is tied to the embedding.
- */
-export function planWeights(model: TrainableModel, entries: Map<string, TensorEntry>, file: string, layout: CheckpointLayout = 'hf'): Map<string, TensorEntry> {
-  return planTensors(model.specs, tiedHead(model), entries, file, layout);
+/** Where each parameter comes from: one float tensor, or a quantised weight's values and block scales. */
+export type WeightSource =
+  | { kind: 'float'; entry: TensorEntry }
+  | { kind: 'quant'; format: QFormat; q: TensorEntry; scales: TensorEntry };
+
+/** The block-quantised weights of a model (MambaLM keeps them apart from its f32 parameters). */
+function quantOf(model: TrainableModel): ReadonlyMap<string, QWeight> {
+  return model instanceof MambaLM ? model.qweights : new Map();
 }
 
-/** planWeights for a parameter table without a model (conversion works on files only). */
+/**
+ * Match every parameter of `model` to stored tensors, checking names, shapes and dtypes before
+ * reading anything. A stored lm_head.weight is ignored when the head is tied to the embedding.
+ */
+export function planWeights(model: TrainableModel, entries: Map<string, TensorEntry>, file: string, layout: CheckpointLayout = 'hf'): Map<string, WeightSource> {
+  const formats = new Map([...quantOf(model)].map(([n, w]) => [n, w.format]));
+  return planTensors(model.specs, tiedHead(model), entries, file, layout, formats);
+}
+
+/**
+ * planWeights for a parameter table without a model (conversion works on files only). A weight
+ * named in `quant` is stored as `<name>` (int8 for q8, packed nibbles for q4) and `<name>_scale`
+ * (f32, one per block of 32).
+ */
 export function planTensors(specs: readonly ParamSpec[], tied: boolean, entries: Map<string, TensorEntry>, file: string,
-  layout: CheckpointLayout): Map<string, TensorEntry> {
-  const plan = new Map<string, TensorEntry>();
-  const expected = new Set(specs.map((s) => storedName(s.name, layout)));
+  layout: CheckpointLayout, quant: ReadonlyMap<string, QFormat> = new Map()): Map<string, WeightSource> {
+  const plan = new Map<string, WeightSource>();
+  const expected = new Set(specs.flatMap((s) => quant.has(s.name) ? [s.name, s.name + SCALE_SUFFIX] : [storedName(s.name, layout)]));
   for (const name of entries.keys()) {
     if (!expected.has(name) && !(name === 'lm_head.weight' && tied)) {
       throw inputError(`${file}: unexpected tensor '${name}' (config.json describes a model without it; is this the config of these weights?)`);
     }
   }
-  for (const s of specs) {
-    const name = storedName(s.name, layout);
+  const get = (name: string, shape: readonly number[], dtypes: readonly string[], what: string): TensorEntry => {
     const info = entries.get(name);
-    if (!info) throw inputError(`${file}: tensor '${name}' is missing (config.json implies it, shape [${s.shape}])`);
-    const same = info.shape.length === s.shape.length && info.shape.every((v, i) => v === s.shape[i]);
-    if (!same) throw inputError(`${info.src.file}: tensor '${name}' has shape [${info.shape}] but config.json implies [${s.shape}]`);
-    if (!isFloatDtype(info.dtype)) throw inputError(`${info.src.file}: tensor '${name}' has dtype ${info.dtype}; weights must be F32, F16, BF16 or F64`);
-    plan.set(s.name, info);
+    if (!info) throw inputError(`${file}: tensor '${name}' is missing (config.json implies it, shape [${shape}])`);
+    const same = info.shape.length === shape.length && info.shape.every((v, i) => v === shape[i]);
+    if (!same) throw inputError(`${info.src.file}: tensor '${name}' has shape [${info.shape}] but config.json implies [${shape}]`);
+    const list = dtypes.length > 1 ? `${dtypes.slice(0, -1).join(', ')} or ${dtypes[dtypes.length - 1]}` : dtypes[0];
+    if (!dtypes.includes(info.dtype)) throw inputError(`${info.src.file}: tensor '${name}' has dtype ${info.dtype}; ${what} must be ${list}`);
+    return info;
+  };
+  for (const s of specs) {
+    const format = quant.get(s.name);
+    if (format) {
+      const [N, K] = s.shape;
+      plan.set(s.name, {
+        kind: 'quant', format,
+        q: get(s.name, format === 'q8' ? [N, K] : [N, K / 2], [format === 'q8' ? 'I8' : 'U8'], `a ${format} weight`),
+        scales: get(s.name + SCALE_SUFFIX, [N, K / QBLOCK], ['F32'], 'block scales'),
+      });
+      continue;
+    }
+    plan.set(s.name, { kind: 'float', entry: get(storedName(s.name, layout), s.shape, ['F32', 'F16', 'BF16', 'F64'], 'weights') });
   }
   return plan;
 }
@@ -148,11 +196,23 @@ export function planTensors(specs: readonly ParamSpec[], tied: boolean, entries:
 export function loadWeights(model: TrainableModel, f: WeightSet | SafetensorsFile, layout: CheckpointLayout = 'hf'): void {
   const { entries, file } = 'entries' in f ? f : { entries: entriesOf(f), file: f.file };
   const plan = planWeights(model, entries, file, layout);
-  for (const [name, entry] of plan) {
-    const values = (model.params.get(name) as Tensor).floats(); // a view of the heap: read straight into place
-    readFloatsInto(entry, values);
+  const finite = (entry: TensorEntry, values: Float32Array | Float64Array) => {
     const bad = firstNonFinite(values);
     if (bad >= 0) throw inputError(`${entry.src.file}: tensor '${entry.name}' holds ${values[bad]} at index ${bad}; the checkpoint is corrupt or diverged`);
+  };
+  for (const [name, w] of plan) {
+    if (w.kind === 'quant') {
+      const qw = quantOf(model).get(name) as QWeight;
+      const bytes = qw.q.data();
+      readRawInto(w.q, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      const scales = qw.scales.floats();
+      readFloatsInto(w.scales, scales);
+      finite(w.scales, scales);
+      continue;
+    }
+    const values = (model.params.get(name) as Tensor).floats(); // a view of the heap: read straight into place
+    readFloatsInto(w.entry, values);
+    finite(w.entry, values);
   }
   model.weightsChanged();
 }
@@ -164,17 +224,29 @@ function entriesOf(f: SafetensorsFile): Map<string, TensorEntry> {
   return out;
 }
 
-/** The parameters of `model` as safetensors stream tensors (F32, HF names), read from the heap when written. */
-export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
-  return model.specs.map((s) => ({
-    name: s.name, dtype: 'F32' as const, shape: s.shape,
+/** A heap tensor as a stream tensor, read from the heap when written (the heap may grow before then). */
+function heapStream(name: string, t: Tensor): StreamTensor {
+  const dtype = t.dtype === 'i8' ? 'I8' : t.dtype === 'u8' ? 'U8' : 'F32';
+  return {
+    name, dtype, shape: [...t.shape],
     write: (emit) => {
-      const t = model.params.get(s.name) as Tensor;
-      const v = t.floats(); // built now: the heap may have grown since modelFiles was called
-      if (v instanceof Float32Array) { emit(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)); return; }
+      const v = t.data();
+      if (!(v instanceof Float64Array)) { emit(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)); return; }
       for (let i = 0; i < v.length; i += 1 << 18) emit(new Uint8Array(Float32Array.from(v.subarray(i, i + (1 << 18))).buffer));
     },
-  }));
+  };
+}
+
+/**
+ * The parameters of `model` as safetensors stream tensors: F32 with HF names, and for each
+ * quantised weight `<name>` (I8 or U8) plus `<name>_scale` (F32).
+ */
+export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
+  const quant = quantOf(model);
+  return model.specs.flatMap((s) => {
+    const q = quant.get(s.name);
+    return q ? [heapStream(s.name, q.q), heapStream(s.name + SCALE_SUFFIX, q.scales)] : [heapStream(s.name, model.params.get(s.name) as Tensor)];
+  });
 }
 
 /**

@@ -36,6 +36,7 @@ describe('frugal bench scaling on tiny shapes', () => {
         expect(a.stopped.reason).toBe('completed');
         for (const p of a.points) {
           expect(p.decodeMsPerToken).toBeGreaterThan(0);
+          expect(p.decodeCpuMsPerToken).toBeGreaterThanOrEqual(0);
           expect(p.prefillSeconds).toBeGreaterThan(0);
           expect(Object.keys(p.energy.estimated).sort()).toEqual(['analytic:horowitz-45nm', 'analytic:mobile-npu', 'analytic:photonic', 'cpu-time']);
           for (const v of Object.values(p.energy.estimated)) expect(v).toBeGreaterThan(0);
@@ -121,7 +122,7 @@ describe('scaling study arithmetic', () => {
 
   it('summarises flatness, the crossover context and the J/token ratio', () => {
     const pt = (context: number, ms: number, bytes: number, j: number): ScalingPoint => ({
-      context, decodeMsPerToken: ms, decodeMsPerTokenMean: ms, stateBytes: bytes, prefillSeconds: 1, prefillTokensPerSecond: 1,
+      context, decodeMsPerToken: ms, decodeMsPerTokenMean: ms, decodeCpuMsPerToken: ms, stateBytes: bytes, prefillSeconds: 1, prefillTokensPerSecond: 1,
       energy: { estimated: { 'cpu-time': j }, measured: null },
     });
     const stop = { reason: 'completed' as const, lastContext: null, nextContext: null, detail: '' };

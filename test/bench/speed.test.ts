@@ -76,7 +76,7 @@ describe('frugal bench --tiny --json', () => {
     entries(doc, 'prefill').forEach((e, i) => expectFields(`prefill[${i}]`, e, ['threads', 'prompt_tokens', 'tok_s', 'over_steps'], ['precision']));
     entries(doc, 'train').forEach((e, i) => expectFields(`train[${i}]`, e, ['threads', 'batch', 'seq_len', 'parameters', 'tok_s', 'mfu', 'mfu_with_scan'], ['model']));
     const s = entries(doc, 'streams');
-    s.forEach((e, i) => expectFields(`streams[${i}]`, e, ['streams', 'threads', 'aggregate_tok_s', 'over_one'], ['via']));
+    s.forEach((e, i) => expectFields(`streams[${i}]`, e, ['streams', 'threads', 'aggregate_tok_s', 'over_one'], ['model', 'precision']));
     expect(s.map((e) => (e as Doc).streams)).toEqual(expect.arrayContaining([1]));
     entries(doc, 'kernels').forEach((e, i) => expectFields(`kernels[${i}]`, e, ['wasm_ms', 'ref_ms', 'wasm_over_ref'], ['name', 'shape']));
   });

@@ -9,13 +9,16 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { train } from '../../src/train/trainer.js';
 import { trainOptions } from '../helpers/train.js';
 import { fixture } from './fixtures.js';
+import { MambaLM } from '../../src/models/mamba/model.js';
+import { quantizeModel } from '../../src/models/quant.js';
 
 /**
  * What frugal saves is what transformers' MambaForCausalLM.from_pretrained loads. The fixture
  * frugal-trained/ was written by `frugal train` and checked by tools/check_interop.py, which loads
  * it the way transformers does (names, shapes, dtypes, metadata, config keys) and computes the
  * golden logits in PyTorch (test/interop/layouts.test.ts compares them in both modes). Here: the
- * writer still produces those bytes, and a fresh training run saves the same structure.
+ * writer still produces those bytes, and a fresh training run saves the same structure. A deliberate
+ * change of the saved format must be checked again: npm run build && tools/check_interop.py.
  */
 const TRAINED = fixture('frugal-trained');
 const tmp = mkdtempSync(join(tmpdir(), 'frugal-save-'));
@@ -61,6 +64,24 @@ describe('saving for transformers', () => {
     expect(structure(out)).toEqual(structure(TRAINED));
     const keys = (d: string) => Object.keys(JSON.parse(readFileSync(join(d, 'config.json'), 'utf8')) as object);
     expect(keys(out)).toEqual(keys(TRAINED));
+  });
+
+  it.each(['q8', 'q4'] as const)('a %s-quantised checkpoint saves its int8 values and f32 scales, and loads bit for bit', (format) => {
+    const e = new Engine({ kernels: 'wasm' });
+    const model = loadModel(e, TRAINED).model as MambaLM;
+    quantizeModel(model, format);
+    const out = join(tmp, `quant-${format}`);
+    writeDirAtomic(out, modelFiles(model));
+    const f = readSafetensors(join(out, 'model.safetensors'));
+    const w = 'backbone.layers.0.mixer.in_proj.weight';
+    expect(f.tensors.get(w)).toMatchObject({ dtype: format === 'q8' ? 'I8' : 'U8', shape: format === 'q8' ? [128, 32] : [128, 16] });
+    expect(f.tensors.get(`${w}_scale`)).toMatchObject({ dtype: 'F32', shape: [128, 1] });
+    const back = loadModel(new Engine({ kernels: 'wasm' }), out).model as MambaLM;
+    expect(back.qweights.size).toBe(model.qweights.size);
+    const ids = Int32Array.from(new TextEncoder().encode('The state of the Union'));
+    const a = e.scope(() => Float32Array.from(model.forward(ids, 1, ids.length).data()));
+    const b = back.e.scope(() => Float32Array.from(back.forward(ids, 1, ids.length).data()));
+    expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
   });
 
   it('continues training a published checkpoint (train --init) and keeps its tokenizer', () => {

@@ -9,7 +9,7 @@ import { readZipDirectory, zipProducer } from '../../src/io/zip.js';
 import type { TensorEntry } from '../../src/io/tensors.js';
 import { Engine } from '../../src/ops/index.js';
 import { checkWeightsFit, loadWeights, modelFromConfig } from '../../src/models/checkpoint.js';
-import { mambaConfigFromJson } from '../../src/models/mamba/config.js';
+import { mambaConfigFromJson, mambaParameterCount } from '../../src/models/mamba/config.js';
 import { mambaParamSpecs } from '../../src/models/mamba/params.js';
 import type { TrainableModel } from '../../src/models/types.js';
 import { collect } from './io-helpers.js';
@@ -22,8 +22,9 @@ import { collect } from './io-helpers.js';
  * a hang or an allocation from a forged size fails the test. Cases reach the model: parsed files
  * are matched against a real parameter table and read into the wasm heap.
  */
-const CASES = { safetensors: 1000, pickle: 800, config: 400 };
-const SEED = 20240611;
+const CASES = { safetensors: 2500, pickle: 2500, config: 1000 };
+// FUZZ_SEED=n explores another stream locally; without it the suite runs this fixed one
+const SEED = Number(process.env.FUZZ_SEED ?? 20240611);
 
 const HF_DIR = 'test/fixtures/interop/hf-bf16-untied', ORIG_DIR = 'test/fixtures/interop/orig-bin-tied';
 const stBytes = new Uint8Array(readFileSync(`${HF_DIR}/model.safetensors`));
@@ -153,9 +154,10 @@ function mutateConfig(r: Rng): unknown {
 function runConfig(j: unknown): void {
   const { config } = mambaConfigFromJson(j, 'config.json');
   // what loading does before it allocates: count the parameters and refuse what cannot fit
-  const n = mambaParamSpecs(config).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
-  if (!Number.isFinite(n)) throw new Error(`parameter count ${n}`);
-  checkWeightsFit(n, 4, 'config.json');
+  checkWeightsFit(mambaParameterCount(config), 4, 'config.json');
+  // and what it builds once they fit: the parameter table agrees with the count
+  const specs = mambaParamSpecs(config);
+  expect(specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0)).toBe(mambaParameterCount(config));
 }
 
 describe('fuzzing checkpoint readers', () => {
@@ -165,7 +167,7 @@ describe('fuzzing checkpoint readers', () => {
     const stats = { cases: 0, loaded: 0, refused: 0 };
     const failures: string[] = [];
     const run = (kind: string, i: number, fn: () => void) => {
-      stats.cases++; if (process.env.FUZZ_TRACE) process.stderr.write(`${kind} ${i}\n`);
+      stats.cases++;
       try {
         fn();
         stats.loaded++;

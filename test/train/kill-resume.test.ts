@@ -39,6 +39,8 @@ describe('kill -9 during checkpoint saves', () => {
         const r = await runCli(out, 350 + rng.int(900));
         if (r.signal === 'SIGKILL') kills++;
         else expect(r.code, r.stderr).toBe(0);
+        // on a loaded machine a run can be killed before its first save: nothing to check yet
+        if (!existsSync(out) && !readdirSync(dir).some((f) => f.startsWith('run.'))) continue;
         recoverDir(out);
         expect(isCompleteDir(out)).toBe(true);
         const st = readTrainerState(out);

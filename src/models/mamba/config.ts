@@ -42,6 +42,8 @@ const OPTION_KEYS = new Set(['dModel', 'nLayer', 'dState', 'dConv', 'expand', 'd
   'timeStepFloor', 'timeStepScale', 'rescalePrenormResidual', 'residualInFp32', 'padTokenId', 'bosTokenId',
   'eosTokenId', 'tokenizer']);
 
+const MAX_LAYERS = 65536;
+
 function positiveInt(v: unknown, key: string, where: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
     throw inputError(`${where}: ${key} must be a positive integer, got ${JSON.stringify(v)}`);
@@ -92,8 +94,22 @@ export function createMambaConfig(o: MambaOptions, where = 'model options'): Mam
     tokenizer: o.tokenizer ?? 'byte',
   };
   if (c.layerNormEpsilon <= 0) throw inputError(`${where}: layer_norm_epsilon must be > 0`);
+  // published Mamba models have up to 64 layers; far more is a forged or broken config, refused before any table is built
+  if (c.nLayer > MAX_LAYERS) throw inputError(`${where}: ${c.nLayer} layers is over the ${MAX_LAYERS} frugal accepts`);
   if (!(c.timeStepMin > 0 && c.timeStepMax >= c.timeStepMin)) throw inputError(`${where}: need 0 < time_step_min <= time_step_max`);
   return Object.freeze(c);
+}
+
+/**
+ * Parameters of a model of config `c`, counted from the shape legend without building the table
+ * (params.ts lists the same shapes): a forged config with 2^31 layers must be refused by arithmetic,
+ * not by listing its layers.
+ */
+export function mambaParameterCount(c: MambaConfig): number {
+  const { dModel: D, dInner: ED, dState: N, dConv: K, dtRank: R, vocabSize: V } = c;
+  const layer = D + 2 * ED * D + (c.useBias ? 2 * ED + D : 0) + ED * K + (c.useConvBias ? ED : 0)
+    + (R + 2 * N) * ED + ED * R + ED + ED * N + ED + D * ED;
+  return V * D * (c.tieWordEmbeddings ? 1 : 2) + c.nLayer * layer + D;
 }
 
 /**
