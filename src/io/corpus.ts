@@ -110,6 +110,9 @@ export function unigramEntropyBits(bytes: Uint8Array): number {
   return h;
 }
 
+/** Training data as token ids: bytes for the byte tokenizer, or ids from a tokenizer.json. */
+export type TokenData = Uint8Array | Uint16Array | Int32Array;
+
 export interface Batch {
   /** Row-major (B, L) input ids. */
   inputs: Int32Array;
@@ -117,17 +120,17 @@ export interface Batch {
   targets: Int32Array;
 }
 
-function checkWindow(data: Uint8Array, L: number, what: string): void {
+function checkWindow(data: TokenData, L: number, what: string): void {
   if (!Number.isSafeInteger(L) || L <= 0) {
     throw inputError(`Context length ${String(L)} must be a positive whole number (e.g. --seq-len 128).`);
   }
   if (data.length < L + 1) {
-    throw inputError(`The ${what} data has ${data.length} bytes, but one window of context ${L} needs ${L + 1}. ` +
+    throw inputError(`The ${what} data has ${data.length} tokens, but one window of context ${L} needs ${L + 1}. ` +
       'Use a shorter --seq-len, a smaller validation fraction, or a larger data file.');
   }
 }
 
-function fillWindow(data: Uint8Array, offset: number, row: number, L: number, batch: Batch): void {
+function fillWindow(data: TokenData, offset: number, row: number, L: number, batch: Batch): void {
   const base = row * L;
   for (let t = 0; t < L; t++) {
     batch.inputs[base + t] = data[offset + t]!;
@@ -136,7 +139,7 @@ function fillWindow(data: Uint8Array, offset: number, row: number, L: number, ba
 }
 
 /** B windows of L+1 bytes at random offsets: inputs are the first L, targets the last L. */
-export function sampleBatch(rng: Rng, data: Uint8Array, B: number, L: number): Batch {
+export function sampleBatch(rng: Rng, data: TokenData, B: number, L: number): Batch {
   if (!Number.isSafeInteger(B) || B <= 0) {
     throw inputError(`Batch size ${String(B)} must be a positive whole number (e.g. --batch 16).`);
   }
@@ -160,7 +163,7 @@ export interface EvalWindows extends Batch {
  * predicted once; a tail shorter than a window is left out); otherwise `maxWindows` windows
  * spread evenly from the first byte to the last.
  */
-export function evalWindows(data: Uint8Array, L: number, maxWindows: number): EvalWindows {
+export function evalWindows(data: TokenData, L: number, maxWindows: number): EvalWindows {
   if (!Number.isSafeInteger(maxWindows) || maxWindows <= 0) {
     throw inputError(`The number of validation windows ${String(maxWindows)} must be a positive whole number.`);
   }

@@ -5,6 +5,9 @@ import { Rng } from '../io/rng.js';
 import { inputError } from '../io/errors.js';
 import { recoverDir } from '../io/atomic.js';
 import { evalWindows, loadCorpus, sampleBatch, splitCorpus, unigramEntropyBits } from '../io/corpus.js';
+import type { TokenData } from '../io/corpus.js';
+import { loadTokenizer } from '../io/tokenizer.js';
+import type { HFTokenizer } from '../io/tokenizer.js';
 import { createModel } from '../models/factory.js';
 import type { TrainableModel } from '../models/types.js';
 import { loadModel } from '../models/checkpoint.js';
@@ -61,8 +64,12 @@ export interface TrainResult {
 /** Options that must match when resuming (the rest, like --steps, may change). */
 const FIXED_ON_RESUME = ['arch', 'dModel', 'layers', 'dState', 'seqLen', 'batch', 'seed', 'valFraction'] as const;
 
-/** Validation loss in bits per byte over fixed windows of the validation split (no tape). */
-export function evaluate(model: TrainableModel, val: Uint8Array, L: number, maxWindows: number, B: number): number {
+/**
+ * Validation loss in bits per byte over fixed windows of the validation split (no tape).
+ * `bytesPerToken` converts per-token loss to per-byte loss: 1 for the byte tokenizer, the
+ * validation text's bytes ÷ tokens for a tokenizer.json.
+ */
+export function evaluate(model: TrainableModel, val: TokenData, L: number, maxWindows: number, B: number, bytesPerToken = 1): number {
   const w = evalWindows(val, L, maxWindows);
   let nats = 0;
   for (let r0 = 0; r0 < w.count; r0 += B) {
@@ -70,13 +77,35 @@ export function evaluate(model: TrainableModel, val: Uint8Array, L: number, maxW
     const ids = w.inputs.subarray(r0 * L, (r0 + rows) * L), targets = w.targets.subarray(r0 * L, (r0 + rows) * L);
     nats += model.e.scope(() => model.loss(ids, targets, rows, L).data()[0]) * rows;
   }
-  return nats / w.count / Math.LN2; // byte tokenizer: one token per byte
+  return nats / w.count / Math.LN2 / bytesPerToken;
+}
+
+/** The corpus as token ids for a model: raw bytes, or the ids of the checkpoint's tokenizer.json. */
+function tokenize(tok: HFTokenizer | null, train: Uint8Array, val: Uint8Array, log: (m: string) => void):
+  { train: TokenData; val: TokenData; bytesPerToken: number } {
+  if (!tok) return { train, val, bytesPerToken: 1 };
+  const t0 = performance.now();
+  const dec = new TextDecoder();
+  // encode in pieces: a tokenizer's cost grows with the length of what it is handed at once
+  const enc = (b: Uint8Array) => {
+    const parts: Int32Array[] = [];
+    const text = dec.decode(b);
+    const PIECE = 1 << 16;
+    for (let i = 0; i < text.length; i += PIECE) parts.push(tok.encode(text.slice(i, i + PIECE)));
+    const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) { out.set(p, o); o += p.length; }
+    return out;
+  };
+  const tt = enc(train), tv = enc(val);
+  log(`tokenised the corpus with ${tok.file}: ${tt.length + tv.length} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return { train: tt, val: tv, bytesPerToken: val.length / Math.max(1, tv.length) };
 }
 
 export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
   const log = hooks.log ?? (() => {});
   const corpus = loadCorpus(o.data);
-  const { train: trainBytes, val } = splitCorpus(corpus.bytes, o.valFraction);
+  const { train: trainBytes, val: valBytes } = splitCorpus(corpus.bytes, o.valFraction);
   const e = new Engine({ kernels: o.kernels, threads: o.threads });
   let model: TrainableModel;
   let state: TrainerState;
@@ -112,7 +141,11 @@ export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
     state = { format: 'frugal-trainer-state/1', step: 0, dataRng: [], data: { spec: o.data, bytes: corpus.bytes.length },
       options: { ...o }, losses: [], valBpb: [], tokensSeen: 0 };
   }
-  if (model.config.vocabSize < 256) throw inputError(`the byte tokenizer needs a vocabulary of at least 256, the model has ${model.config.vocabSize}`);
+  // a checkpoint with a tokenizer.json (a published model given to --init) trains on its token ids
+  const tok = resuming ? loadTokenizer(o.out) : o.init ? loadTokenizer(o.init) : null;
+  if (!tok && model.config.vocabSize < 256) throw inputError(`the byte tokenizer needs a vocabulary of at least 256, the model has ${model.config.vocabSize}`);
+  if (tok && tok.vocabSize > model.config.vocabSize) throw inputError(`${tok.file} has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
+  const { train: trainData, val, bytesPerToken } = tokenize(tok, trainBytes, valBytes, log);
   const opt = new AdamW(e, model.specs, model.params, { lr: o.lr, weightDecay: o.weightDecay });
   if (resuming) loadOptimizerState(o.out, opt, state.step);
 
@@ -126,7 +159,7 @@ export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
   let tokens = 0, lastBpb = NaN;
   while (state.step < o.steps) {
     const step = state.step + 1;
-    const batch = sampleBatch(dataRng, trainBytes, o.batch, o.seqLen);
+    const batch = sampleBatch(dataRng, trainData, o.batch, o.seqLen);
     opt.zeroGrad();
     const loss = valueAndGrad(e, () => model.loss(batch.inputs, batch.targets, o.batch, o.seqLen));
     const lr = learningRate(step, o.lr, o.warmup, o.steps, o.minLr);
@@ -139,14 +172,14 @@ export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
     const elapsed = (performance.now() - t0) / 1000;
     hooks.onStep?.({ step, steps: o.steps, loss, lr, gradNorm, tokPerSec: tokens / elapsed, elapsed });
     if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < o.steps) {
-      lastBpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch);
+      lastBpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
       state.valBpb.push({ step, bpb: lastBpb });
       hooks.onEval?.(step, lastBpb);
     }
     if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < o.steps) save();
   }
   const trainSeconds = (performance.now() - t0) / 1000;
-  lastBpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch);
+  lastBpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
   if (state.valBpb.at(-1)?.step !== state.step) state.valBpb.push({ step: state.step, bpb: lastBpb });
   hooks.onEval?.(state.step, lastBpb);
   save();

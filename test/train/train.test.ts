@@ -105,3 +105,28 @@ describe('training', () => {
     } finally { rmSync(dir, { recursive: true, force: true }); }
   });
 });
+
+describe('continuing a published model (train --init)', () => {
+  it('trains on the ids of the checkpoint tokenizer.json and keeps it beside the weights', async () => {
+    const { existsSync } = await import('node:fs');
+    const { loadTokenizer } = await import('../../src/io/tokenizer.js');
+    const dir = mkdtempSync(join(tmpdir(), 'frugal-'));
+    try {
+      const file = join(dir, 'text.txt');
+      writeFileSync(file, 'The quick brown fox jumps over the lazy dog. The Congress shall make no law. '.repeat(60));
+      const init = 'test/fixtures/interop/hf-tokenizer';
+      const logs: string[] = [];
+      const r = train(trainOptions({ data: file, out: join(dir, 'm'), init, steps: 6, seqLen: 16, batch: 2, valFraction: 0.2 }), { log: (m) => logs.push(m) });
+      expect(logs.some((l) => /tokenised the corpus/.test(l))).toBe(true);
+      expect(existsSync(join(dir, 'm', 'tokenizer.json'))).toBe(true);
+      expect(r.model.config.vocabSize).toBe(464);
+      // byte ids would be < 256 and the tokenizer's far fewer per byte: the validation figure is per byte either way
+      const tok = loadTokenizer(init)!;
+      const ids = tok.encode('The quick brown fox');
+      expect(ids.length).toBeLessThan('The quick brown fox'.length);
+      expect(Number.isFinite(r.valBpb)).toBe(true);
+      const resumed = train(trainOptions({ data: file, out: join(dir, 'm'), init, steps: 8, seqLen: 16, batch: 2, valFraction: 0.2, resume: true }));
+      expect(resumed.state.step).toBe(8);
+    } finally { rmSync(dir, { recursive: true, force: true }); }
+  });
+});
