@@ -4,6 +4,8 @@
  * buffer of ≥ 1 GiB, GEMM throughput with `matmulNT`, and the speed-up of every hot wasm kernel
  * over its TypeScript twin.
  */
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { Heap } from '../tensor/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { Engine } from '../ops/index.js';
@@ -28,10 +30,50 @@ export function timePerCall(fn: () => void, minSeconds: number, minReps = 1, war
   return { mean: (now - t0) / 1000 / reps, best, reps };
 }
 
+/** CPU time of the whole machine and of this process (its threads, and its finished children). */
+export interface CpuSample { wallMs: number; busyMs: number; ownMs: number }
+
+/** Children's CPU time from /proc/self/stat (cutime + cstime, clock ticks of 10 ms); 0 where there is no /proc. */
+function childrenMs(): number {
+  try {
+    const f = readFileSync('/proc/self/stat', 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+    return (Number(rest[13]) + Number(rest[14])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+export function cpuSample(): CpuSample {
+  let busyMs = 0;
+  for (const c of cpus()) busyMs += c.times.user + c.times.nice + c.times.sys + c.times.irq;
+  const u = process.cpuUsage();
+  return { wallMs: performance.now(), busyMs, ownMs: (u.user + u.system) / 1000 + childrenMs() };
+}
+
+/**
+ * The share of the machine's CPUs that OTHER processes kept busy between two samples (0: the
+ * machine was ours alone, 1: every CPU busy with other work). Every figure of the run drops with it.
+ */
+export function otherCpuShare(a: CpuSample, b: CpuSample): number {
+  const wall = Math.max(1e-9, b.wallMs - a.wallMs) * cpus().length;
+  return Math.min(1, Math.max(0, (b.busyMs - a.busyMs - (b.ownMs - a.ownMs)) / wall));
+}
+
+/** otherCpuShare over the next `ms` milliseconds, sleeping meanwhile. */
+export function otherCpuShareNow(ms: number): number {
+  const a = cpuSample();
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  return otherCpuShare(a, cpuSample());
+}
+
+/** Streams each thread's piece is read as (assembly/bench.ts: 16 beat 1 by ≈ 40% on one core). */
+export const READ_STREAMS = 16;
+
 /**
  * Read bandwidth in GB/s (1e9 bytes) at each thread count: one pass of `readBandwidth` over
- * `bytes`, split into one contiguous piece per thread, best of the passes that fit in minSeconds
- * (at least 3). The buffer lives in its own wasm memory, committed by the zero-fill of alloc.
+ * `bytes`, split into one contiguous piece per thread (each read as READ_STREAMS streams), best of
+ * the passes that fit in minSeconds (at least 3). The buffer lives in its own wasm memory.
  */
 export function measureBandwidth(bytes: number, threads: readonly number[], minSeconds: number): Map<number, number> {
   const heap = new Heap();
@@ -46,7 +88,7 @@ export function measureBandwidth(bytes: number, threads: readonly number[], minS
     const pool = new ThreadPool(heap.memory, module, main, T);
     try {
       const parts = splitRange(n, T, 32);
-      const run = () => pool.run(parts.map(([a, b], t) => ({ name: 'readBandwidth' as const, args: [out + 64 * t, x + a * 4, b - a, 1] })));
+      const run = () => pool.run(parts.map(([a, b], t) => ({ name: 'readBandwidth' as const, args: [out + 64 * t, x + a * 4, b - a, READ_STREAMS] })));
       const r = timePerCall(run, minSeconds, 3, 2);
       result.set(T, (n * 4) / r.best / 1e9);
     } finally {

@@ -3,6 +3,8 @@ import type { SpeedDoc } from './speed-types.js';
 
 type Cell = string | number;
 
+const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+
 function fmt(v: Cell, digits = 1): string {
   if (typeof v === 'string') return v;
   if (!Number.isFinite(v)) return 'n/a';
@@ -18,14 +20,13 @@ function table(title: string, head: string[], rows: Cell[][], digits: number[] =
   return [`${title}`, line(head), sep, ...cells.map(line)].join('\n') + '\n';
 }
 
-const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 
 /** Every section as a table, then the skipped parts. */
 export function speedTable(d: SpeedDoc): string {
   const m = d.machine;
   const parts = [
-    `frugal bench (${d.mode}, ${d.seconds.toFixed(0)} s): ${m.cpu}, ${m.logical_cpus} logical CPUs, Node ${m.node}, load average ${m.load_before.toFixed(2)} at the start\n`,
-    table(`machine (wasm readBandwidth over ${(m.bandwidth_bytes / 2 ** 30).toFixed(2)} GiB; matmulNT ${m.gemm_shape}³)`,
+    `frugal bench (${d.mode}, ${d.seconds.toFixed(0)} s): ${m.cpu}, ${m.logical_cpus} logical CPUs, Node ${m.node}, other processes busy ${pct(m.other_busy_before)} before, ${pct(m.other_busy_during)} during the run\n`,
+    table(`machine (wasm readBandwidth over ${(m.bandwidth_bytes / 2 ** 30).toFixed(2)} GiB, 16 streams a thread; matmulNT ${m.gemm_shape}³)`,
       ['threads', 'read GB/s', 'GEMM GFLOP/s'], m.by_threads.map((p) => [String(p.threads), p.bandwidth_gbs, p.gemm_gflops])),
     table('decode (batch 1)', ['model', 'precision', 'threads', 'tok/s', 'MB/token', 'bound tok/s', 'of bound'],
       d.decode.map((e) => [e.model, e.precision, String(e.threads), e.tok_s, e.weight_bytes_per_token / 1e6,

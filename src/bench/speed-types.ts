@@ -11,7 +11,7 @@ export const PRECISIONS: readonly Precision[] = ['f32', 'q8', 'q4'];
 /** Machine ceilings measured with the project's own SIMD kernels, at one thread count. */
 export interface MachinePoint {
   threads: number;
-  /** Streaming read over `bandwidth_bytes` with the wasm `readBandwidth` kernel (best pass), GB/s (1e9). */
+  /** Streaming read over `bandwidth_bytes` with the wasm `readBandwidth` kernel (16 streams per thread, best pass), GB/s (1e9). */
   bandwidth_gbs: number;
   /** matmulNT at gemm_shape (M = N = K), GFLOP/s. */
   gemm_gflops: number;
@@ -21,8 +21,9 @@ export interface MachineSection extends MachinePoint {
   cpu: string;
   logical_cpus: number;
   node: string;
-  /** os.loadavg()[0] when the run started: other work on the machine lowers every figure. */
-  load_before: number;
+  /** Share of all CPUs other processes kept busy just before the run (0.5 s) and during it: every figure drops with it. */
+  other_busy_before: number;
+  other_busy_during: number;
   bandwidth_bytes: number;
   gemm_shape: number;
   /** Every thread count measured (the top-level figures are the all-threads one). */

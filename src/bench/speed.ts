@@ -5,13 +5,13 @@
  * TypeScript twin, and the peers (llama.cpp, PyTorch) side by side. See speed-types.ts for the
  * document and the plans (full ≤ 10 minutes, quick ≈ 1, tiny for tests).
  */
-import { cpus, loadavg } from 'node:os';
+import { cpus } from 'node:os';
 import type { MambaLM } from '../models/mamba/model.js';
 import type {
   DecodeEntry, MachinePoint, PeerEntry, PrefillEntry, Skipped, SpeedDoc, SpeedMode, SpeedPlan, StreamsEntry, TrainEntry,
 } from './speed-types.js';
 import { PRECISIONS, speedPlan } from './speed-types.js';
-import { measureKernels, measureMachine } from './speed-machine.js';
+import { cpuSample, measureKernels, measureMachine, otherCpuShare, otherCpuShareNow } from './speed-machine.js';
 import { quantizeModel, weightBytes } from '../models/quant.js';
 import { TokenCounter, buildModel, decodeRate, makeWeights, prefillRate, streamsRate, trainRate } from './speed-models.js';
 import type { ModelWeights } from './speed-models.js';
@@ -144,13 +144,14 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
   const budget = new Budget(o.budgetSeconds ?? plan.budgetSeconds);
   const log = o.log, count = new TokenCounter();
   const skipped: Skipped[] = [];
-  const load = loadavg()[0];
-  if (load > 0.25 * cpus().length) log(`bench: warning: load average ${load.toFixed(2)} on ${cpus().length} CPUs: other work is running and every figure will be low`);
+  const busyBefore = otherCpuShareNow(500);
+  if (busyBefore > 0.1) log(`bench: warning: other processes keep ${(100 * busyBefore).toFixed(0)}% of the CPUs busy: every figure will be low`);
+  const cpu0 = cpuSample();
   log(`bench: ${o.mode} run, threads ${plan.threads.join(' and ')}; decode model ${plan.decodeName}, training model ${plan.trainName}`);
 
   const points = measureMachine(plan.bandwidthBytes, plan.gemmSize, plan.threads, plan.minSeconds / 3, log);
   const top = points[points.length - 1];
-  const machine = { ...top, cpu: cpus()[0]?.model?.trim() ?? 'unknown', logical_cpus: cpus().length, node: process.version, load_before: load,
+  const machine = { ...top, cpu: cpus()[0]?.model?.trim() ?? 'unknown', logical_cpus: cpus().length, node: process.version, other_busy_before: busyBefore, other_busy_during: NaN,
     bandwidth_bytes: plan.bandwidthBytes, gemm_shape: plan.gemmSize, by_threads: points };
   const kernels = measureKernels(plan.kernelTiny, plan.kernelSeconds, log);
 
@@ -181,6 +182,8 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
   const body = { decode: dec.decode, prefill: dec.prefill, train };
   const peers = pairPeers([...llamaRuns, ...torchRuns], body, skipped);
   for (const s of skipped) log(`bench: skipped ${s.section}: ${s.what}: ${s.reason}`);
+  machine.other_busy_during = otherCpuShare(cpu0, cpuSample());
+  if (machine.other_busy_during > 0.1) log(`bench: warning: other processes kept ${(100 * machine.other_busy_during).toFixed(0)}% of the CPUs busy during the run: its figures are low`);
   const doc: SpeedDoc = {
     command: o.command, mode: o.mode, seconds: budget.elapsed, machine,
     ...body, streams: dec.streams, kernels, peers, skipped,

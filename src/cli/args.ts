@@ -28,7 +28,10 @@ export function kernelsArg(v: string): 'wasm' | 'ref' {
 export function idsArg(v: string): number[] {
   const parts = v.split(',').map((s) => s.trim());
   if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p))) throw new InvalidArgumentError(`expected comma-separated token ids like 3,1,4, got '${v}'`);
-  return parts.map(Number);
+  const ids = parts.map(Number);
+  const big = ids.find((v) => v > 0x7fffffff);
+  if (big !== undefined) throw new InvalidArgumentError(`token id ${big} is too large (ids are below 2^31)`);
+  return ids;
 }
 
 export const DEFAULT_THREADS = availableParallelism();

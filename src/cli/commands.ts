@@ -123,7 +123,8 @@ export function trainCommand(o: TrainOptions, f: EnergyFlags = {}): { model: Tra
     log: (m) => err(m),
   });
   bar.stop();
-  const tokens = warmStep < 0 ? r.state.tokensSeen : (r.state.step - warmStep) * o.batch * o.seqLen;
+  // tokens of this session only (a resumed run's tokensSeen counts earlier sessions too)
+  const tokens = warmStep < 0 ? r.sessionTokens : (r.state.step - warmStep) * o.batch * o.seqLen;
   const e = energy.stop(tokens);
   err(`train: ${r.parameters.toLocaleString('en-US')} parameters, ${r.state.step} steps, ${r.trainTokPerSec.toFixed(0)} tok/s, ` +
     `validation ${r.valBpb.toFixed(3)} bits/byte (unigram entropy ${r.unigramBpb.toFixed(3)}), ` +

@@ -22,6 +22,7 @@ export function demoCommand(o: { out: string; seconds: number; kernels: 'wasm' |
   const t0 = performance.now();
   valueAndGrad(e, () => probe.loss(ids, ids, DEMO.batch, DEMO.seqLen));
   const stepSeconds = (performance.now() - t0) / 1000 * 1.15; // + optimiser and bookkeeping
+  e.dispose(); // the probe's workers; its memory goes with the engine
   const steps = Math.max(20, Math.min(5000, Math.floor(o.seconds * 0.9 / stepSeconds)));
   process.stderr.write(`demo: training a ${DEMO.layers}-layer Mamba (d_model ${DEMO.dModel}) for ${steps} steps (~${o.seconds} s) on State of the Union addresses\n`);
   const { model, summary } = trainCommand({

@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { FrugalError } from '../io/errors.js';
+import { FrugalError, inputError } from '../io/errors.js';
 import { DEFAULT_THREADS, floatArg, idsArg, intArg, kernelsArg } from './args.js';
 import { generateCommand, logitsCommand, trainCommand } from './commands.js';
 import { demoCommand } from './demo.js';
@@ -51,8 +51,14 @@ export function buildProgram(): Command {
     .option('--resume', 'continue the run saved in --out')
     .option('--energy-log <file>', 'append a CodeCarbon-style CSV row (kWh, W, kg CO2) with joules, J/token, kind and method')
     .option('--tdp <watts>', 'CPU package power for the CPU-time energy estimate (default: from a table of CPUs, else 10 W per core)', floatArg(0.001, 1e5))
-    .action((o: Record<string, unknown>) => {
+    .action((o: Record<string, unknown>, cmd: Command) => {
+      const explicit = Object.keys(o).filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      if (o.init !== undefined) {
+        const size = explicit.find((k) => ['arch', 'dModel', 'layers', 'dState', 'heads'].includes(k));
+        if (size) throw inputError(`--${size.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} has no effect with --init: the model's shape comes from ${String(o.init)}/config.json`);
+      }
       const opts: TrainOptions = {
+        explicit,
         arch: o.arch as string, data: o.data as string, out: o.out as string, dModel: o.dModel as number, layers: o.layers as number,
         dState: o.dState as number, seqLen: o.seqLen as number, batch: o.batch as number, steps: o.steps as number,
         lr: o.lr as number, warmup: o.warmup as number, minLr: (o.minLr as number | undefined) ?? (o.lr as number) / 10,

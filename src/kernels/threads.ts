@@ -10,7 +10,7 @@ import { wasmKernelNames } from './wasm/index.js';
  * until every worker has counted itself done. Kernels allocate nothing, so any number of threads
  * can run them on one memory at once as long as their outputs do not overlap.
  */
-const GEN = 0, DONE = 1, FAILED = 2;
+const GEN = 0, DONE = 1, FAILED = 2, STOP = 3;
 const MAX_ARGS = 30;
 const SLOT = MAX_ARGS + 2; // [kernel index, arg count, args…]
 
@@ -31,8 +31,8 @@ for (;;) {
   while ((g = Atomics.load(ctl, ${GEN})) === gen) {
     if (++spins > 4000) Atomics.wait(ctl, ${GEN}, gen, 50);
   }
-  gen = g;
-  if (g < 0) break;
+  gen = g; // the counter wraps around: only a change matters, never its sign
+  if (Atomics.load(ctl, ${STOP}) !== 0) break;
   const base = index * slot, k = jobs[base];
   if (k >= 0) {
     try {
@@ -98,16 +98,20 @@ export class ThreadPool {
       Atomics.notify(this.ctl, GEN);
     }
     const own = jobs[0];
-    if (own) (this.main[own.name] as (...a: number[]) => void)(...own.args);
-    if (n > 0) {
-      let spins = 0, d: number;
-      while ((d = Atomics.load(this.ctl, DONE)) < n) {
-        if (++spins > 4000) Atomics.wait(this.ctl, DONE, d, 50);
+    try {
+      if (own) (this.main[own.name] as (...a: number[]) => void)(...own.args);
+    } finally {
+      // always wait: the workers write into buffers the caller frees once this returns or throws
+      if (n > 0) {
+        let spins = 0, d: number;
+        while ((d = Atomics.load(this.ctl, DONE)) < n) {
+          if (++spins > 4000) Atomics.wait(this.ctl, DONE, d, 50);
+        }
       }
-      if (Atomics.load(this.ctl, FAILED) !== 0) {
-        Atomics.store(this.ctl, FAILED, 0);
-        throw new Error('a kernel failed in a worker thread (out-of-bounds memory access?)');
-      }
+    }
+    if (n > 0 && Atomics.load(this.ctl, FAILED) !== 0) {
+      Atomics.store(this.ctl, FAILED, 0);
+      throw new Error('a kernel failed in a worker thread (out-of-bounds memory access?)');
     }
   }
 
@@ -115,7 +119,8 @@ export class ThreadPool {
   dispose(): void {
     if (this.closed) return;
     this.closed = true;
-    Atomics.store(this.ctl, GEN, -1);
+    Atomics.store(this.ctl, STOP, 1);
+    Atomics.add(this.ctl, GEN, 1);
     Atomics.notify(this.ctl, GEN);
     for (const w of this.workers) void w.terminate();
   }

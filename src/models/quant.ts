@@ -10,6 +10,9 @@ import type { MambaLM } from './mamba/model.js';
  * stay f32, because quantising those hurts Mamba most. With q4 the embedding/head stays at q8
  * (higher precision, as llama.cpp keeps its output tensor).
  */
+/** Names of the weights that may be quantised (see quantPlan). */
+const QUANTISABLE = /^(backbone\.layers\.\d+\.mixer\.(in_proj|x_proj|out_proj|dt_proj)\.weight|backbone\.embeddings\.weight|lm_head\.weight)$/;
+
 export function quantPlan(model: MambaLM, format: QFormat): Map<string, QFormat> {
   const plan = new Map<string, QFormat>();
   for (const s of model.specs) {
@@ -80,6 +83,7 @@ export function quantMapFromConfig(json: unknown, file: string): Map<string, QFo
   const modules = o.modules as Record<string, unknown> | undefined;
   if (typeof modules !== 'object' || modules === null) throw inputError(`${file}: quantization_config.modules must map tensor names to q8 or q4`);
   for (const [name, f] of Object.entries(modules)) {
+    if (!QUANTISABLE.test(name)) throw inputError(`${file}: quantization_config.modules names '${name}', which frugal never quantises`);
     if (f !== 'q8' && f !== 'q4') throw inputError(`${file}: quantization_config.modules['${name}'] is '${String(f)}', expected q8 or q4`);
     out.set(name, f);
   }

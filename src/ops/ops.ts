@@ -163,6 +163,7 @@ export function selectiveScan(e: Engine, x: Tensor, delta: Tensor, A: Tensor, Bm
 export function crossEntropy(e: Engine, logits: Tensor, targets: Tensor): Tensor {
   const V = lastDim(logits), rows = rowsOf(logits);
   if (targets.size !== rows) throw new Error(`crossEntropy: ${targets.size} targets for ${rows} rows`);
+  checkIds(targets, V);
   const losses = e.empty([rows]), lse = e.empty([rows]), out = e.empty([1]);
   e.k.crossEntropyForward(losses, lse, logits, targets, rows, V);
   e.k.meanForward(out, losses, rows);

@@ -11,6 +11,8 @@
  * memory grows (in 64 KiB pages) when no free block fits. Offsets below `BASE` are left to the
  * WebAssembly kernels' own static data.
  */
+import { inputError } from '../io/errors.js';
+
 export const PAGE = 65536;
 export const BASE = PAGE; // first 64 KiB reserved for the kernels module's static data and stack
 export const ALIGN = 64;
@@ -47,13 +49,14 @@ export class Heap {
   grow(pages: number): void {
     const cur = this.memory.buffer.byteLength / PAGE;
     if (cur + pages > MAX_PAGES) {
-      throw new RangeError(`frugal needs ${((cur + pages) * PAGE / 2 ** 30).toFixed(2)} GiB of WebAssembly memory, over the 4 GiB limit of wasm32; use a smaller model, batch or sequence length`);
+      throw inputError(`frugal needs ${((cur + pages) * PAGE / 2 ** 30).toFixed(2)} GiB of WebAssembly memory, over the 4 GiB limit of wasm32; use a smaller model, batch or sequence length (or a quantised model)`);
     }
     this.memory.grow(pages);
   }
 
   /** Allocate `bytes` (rounded up to 64) and return the byte offset. Memory is zero-filled. */
   alloc(bytes: number): number {
+    if (!Number.isFinite(bytes) || bytes < 0) throw new RangeError(`heap: cannot allocate ${bytes} bytes`);
     if (this.onAlloc) this.onAlloc(bytes);
     const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
     for (let i = 0; i < this.free.length; i++) {
@@ -70,7 +73,11 @@ export class Heap {
     const off = this.top;
     const end = off + size;
     const have = this.memory.buffer.byteLength;
-    if (end > have) this.grow(Math.ceil((end - have) / PAGE) + Math.ceil(have / PAGE / 8));
+    if (end > have) {
+      // grow by what is needed plus 1/8 slack, the slack capped so it never pushes past 4 GiB
+      const need = Math.ceil((end - have) / PAGE), cur = have / PAGE;
+      this.grow(need + Math.max(0, Math.min(Math.ceil(cur / 8), MAX_PAGES - cur - need)));
+    }
     this.top = end;
     this.used.set(off, size);
     this.u8().fill(0, off, end); // a block may have been used before and returned to the top

@@ -40,6 +40,8 @@ export interface TrainOptions {
   threads: number;
   resume: boolean;
   init: string | null;     // start from an existing model directory
+  /** Options given explicitly on the command line (the rest may be taken from a resumed run). */
+  explicit?: readonly string[];
 }
 
 export interface StepReport { step: number; steps: number; loss: number; lr: number; gradNorm: number; tokPerSec: number; elapsed: number }
@@ -58,6 +60,8 @@ export interface TrainResult {
   valBpb: number;
   unigramBpb: number;
   trainTokPerSec: number;
+  /** Tokens trained on in this call (a resumed run's state.tokensSeen also counts earlier sessions). */
+  sessionTokens: number;
   trainSeconds: number;
 }
 
@@ -102,14 +106,24 @@ function tokenize(tok: HFTokenizer | null, train: Uint8Array, val: Uint8Array, l
   return { train: tt, val: tv, bytesPerToken: val.length / Math.max(1, tv.length) };
 }
 
-export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
+/**
+ * On --resume, options that shape the run (FIXED_ON_RESUME, and --data) come from the saved run
+ * unless given explicitly (`o.explicit`, the flags typed on the command line); an explicit value
+ * that differs is an error. Without `o.explicit` (library use) every value must match.
+ */
+function adoptSaved(o: TrainOptions, state: TrainerState): TrainOptions {
+  const out: Record<string, unknown> = { ...o };
+  for (const k of [...FIXED_ON_RESUME, 'data'] as const) {
+    const saved = k === 'data' ? state.data.spec : state.options[k];
+    if (o.explicit && !o.explicit.includes(k)) { if (saved !== undefined) out[k] = saved; continue; }
+    if (saved !== o[k]) throw inputError(`--resume: ${o.out} was trained with ${k}=${String(saved)}, not ${String(o[k])}; drop the flag or use the same value`);
+  }
+  return out as unknown as TrainOptions;
+}
+
+export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult {
   const log = hooks.log ?? (() => {});
-  const corpus = loadCorpus(o.data);
-  const { train: trainBytes, val: valBytes } = splitCorpus(corpus.bytes, o.valFraction);
-  const e = new Engine({ kernels: o.kernels, threads: o.threads });
-  let model: TrainableModel;
-  let state: TrainerState;
-  const dataRng = Rng.fromSeed(o.seed + 1);
+  let o = input;
   let resuming = false;
   if (o.resume) {
     try {
@@ -120,13 +134,18 @@ export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
       log(`--resume: no checkpoint in ${o.out} yet, starting a new run`);
     }
   }
-  if (resuming) {
-    state = readTrainerState(o.out);
-    for (const k of FIXED_ON_RESUME) {
-      if (state.options[k] !== o[k]) throw inputError(`--resume: ${o.out} was trained with ${k}=${String(state.options[k])}, not ${String(o[k])}; drop the flag or use the same value`);
-    }
-    if (state.data.spec !== o.data || state.data.bytes !== corpus.bytes.length) {
-      throw inputError(`--resume: ${o.out} was trained on '${state.data.spec}' (${state.data.bytes} bytes), not '${o.data}' (${corpus.bytes.length} bytes)`);
+  const saved = resuming ? readTrainerState(o.out) : null;
+  if (saved) o = adoptSaved(o, saved);
+  const corpus = loadCorpus(o.data);
+  const { train: trainBytes, val: valBytes } = splitCorpus(corpus.bytes, o.valFraction);
+  const e = new Engine({ kernels: o.kernels, threads: o.threads });
+  let model: TrainableModel;
+  let state: TrainerState;
+  const dataRng = Rng.fromSeed(o.seed + 1);
+  if (saved) {
+    state = saved;
+    if (state.data.bytes !== corpus.bytes.length) {
+      throw inputError(`--resume: ${o.out} was trained on '${state.data.spec}' (${state.data.bytes} bytes), but it now has ${corpus.bytes.length} bytes`);
     }
     model = loadModel(e, o.out).model;
     dataRng.setState(state.dataRng);
@@ -146,12 +165,15 @@ export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
   if (!tok && model.config.vocabSize < 256) throw inputError(`the byte tokenizer needs a vocabulary of at least 256, the model has ${model.config.vocabSize}`);
   if (tok && tok.vocabSize > model.config.vocabSize) throw inputError(`${tok.file} has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
   const { train: trainData, val, bytesPerToken } = tokenize(tok, trainBytes, valBytes, log);
+  if ('qweights' in model && (model.qweights as Map<string, unknown>).size > 0) {
+    throw inputError(`${o.init ?? o.out} is quantised, and quantised models are for inference only: train the f32 checkpoint, then 'frugal quantize' it`);
+  }
   const opt = new AdamW(e, model.specs, model.params, { lr: o.lr, weightDecay: o.weightDecay });
   if (resuming) loadOptimizerState(o.out, opt, state.step);
 
   const save = () => {
     state.dataRng = dataRng.getState();
-    state.options = { ...o, resume: false };
+    state.options = { ...o, resume: false, explicit: undefined };
     saveTrainingCheckpoint(o.out, model, opt, state);
     hooks.onSave?.(state.step);
   };
@@ -185,6 +207,6 @@ export function train(o: TrainOptions, hooks: TrainHooks = {}): TrainResult {
   save();
   return {
     model, engine: e, state, parameters: model.parameterCount, valBpb: lastBpb,
-    unigramBpb: unigramEntropyBits(trainBytes), trainTokPerSec: tokens / Math.max(trainSeconds, 1e-9), trainSeconds,
+    unigramBpb: unigramEntropyBits(trainBytes), trainTokPerSec: tokens / Math.max(trainSeconds, 1e-9), trainSeconds, sessionTokens: tokens,
   };
 }

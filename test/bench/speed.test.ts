@@ -56,7 +56,7 @@ describe('frugal bench --tiny --json', () => {
   });
 
   it('machine: bandwidth, GEMM and threads, at 1 and all threads', () => {
-    expectFields('machine', doc.machine, ['bandwidth_gbs', 'gemm_gflops', 'threads', 'logical_cpus', 'bandwidth_bytes', 'gemm_shape', 'load_before'], ['cpu']);
+    expectFields('machine', doc.machine, ['bandwidth_gbs', 'gemm_gflops', 'threads', 'logical_cpus', 'bandwidth_bytes', 'gemm_shape', 'other_busy_before', 'other_busy_during'], ['cpu']);
     const by = (doc.machine as Doc).by_threads as unknown[];
     expect(by.map((p) => (p as Doc).threads)).toContain(1);
     by.forEach((p, i) => expectFields(`machine.by_threads[${i}]`, p, ['threads', 'bandwidth_gbs', 'gemm_gflops']));

@@ -81,7 +81,8 @@ describe.each(['q8', 'q4'] as const)('%s', (format) => {
   });
 
   it('a quantised model stays close to the f32 one; parallel = steps; threads agree bit for bit', () => {
-    const cfg = createMambaConfig({ dModel: 64, nLayer: 2, dState: 16, vocabSize: 96 });
+    // wide enough that decoding's one-row products go to the worker threads (MIN_PARALLEL_FLOPS)
+    const cfg = createMambaConfig({ dModel: 256, nLayer: 2, dState: 16, vocabSize: 96 });
     const ids = Int32Array.from({ length: 24 }, (_, i) => (i * 11) % 96);
     const run = (threads: number, quant: boolean) => {
       const e = engine('wasm', threads);
@@ -91,7 +92,9 @@ describe.each(['q8', 'q4'] as const)('%s', (format) => {
       const par = e.scope(() => m.forward(ids, 1, 24).toFloat64());
       const st = m.createState(1);
       const steps: number[] = [];
+      const runs0 = e.k.parallelRuns();
       for (let t = 0; t < 24; t++) steps.push(...m.step(ids.subarray(t, t + 1), st));
+      if (threads > 1) expect(e.k.parallelRuns() - runs0, 'decoding used the worker threads').toBeGreaterThan(24);
       return { m, par, steps: Float32Array.from(steps), before, after: weightBytes(m) };
     };
     const f32 = run(1, false), q1 = run(1, true), q2 = run(2, true);

@@ -82,12 +82,17 @@ describe('whole-model work across thread counts', () => {
   });
 
   it('prefill and steps are bit-identical for 1-4 threads', () => {
+    // wide enough that one-row decoding products go to the workers
+    const wide = createMambaConfig({ dModel: 256, nLayer: 2, dState: 16, vocabSize: 64 });
     const ids = Int32Array.from({ length: 30 }, (_, i) => (i * 7) % 64);
     const runs = THREADS.map((T) => {
-      const m = new MambaLM(engine(T), cfg).init(Rng.fromSeed(9));
+      const e = engine(T);
+      const m = new MambaLM(e, wide).init(Rng.fromSeed(9));
       const s = m.createState(1);
       const out = [bits(m.prefill(ids.subarray(0, 20), 20, s))];
+      const r0 = e.k.parallelRuns();
       for (let t = 20; t < 30; t++) out.push(bits(m.step(ids.subarray(t, t + 1), s)));
+      if (T > 1) expect(e.k.parallelRuns() - r0, 'decoding used the workers').toBeGreaterThan(10);
       return Buffer.concat(out);
     });
     for (let i = 1; i < runs.length; i++) expect(runs[i].equals(runs[0]), `${THREADS[i]} threads`).toBe(true);

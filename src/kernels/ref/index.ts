@@ -10,3 +10,4 @@ export * from './optim.js';
 export * from './attention.js';
 export * from './kvcache.js';
 export * from './quant.js';
+export * from './strided.js';

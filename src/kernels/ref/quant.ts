@@ -1,4 +1,5 @@
 import type { F } from './types.js';
+import { matmulQ4Strided, matmulQ8Strided } from './strided.js';
 
 /**
  * Block quantisation, after llama.cpp's q8_0 and q4_0 (blocks of QK = 32 values along K, one scale
@@ -79,38 +80,12 @@ export function dequantizeQ4(out: F, q: Uint8Array, scales: F, rows: number, K: 
  * Per output: acc = Σ_b (d_w[j,b]·d_x[b])·isum_b, isum_b the exact integer dot of block b.
  */
 export function matmulQ8(out: F, qx: Int8Array, sx: F, qw: Int8Array, sw: F, M: number, N: number, K: number): void {
-  const nb = K / QK;
-  for (let i = 0; i < M; i++) {
-    for (let j = 0; j < N; j++) {
-      let acc = 0;
-      for (let b = 0; b < nb; b++) {
-        let isum = 0;
-        const xo = i * K + b * QK, wo = j * K + b * QK;
-        for (let k = 0; k < QK; k++) isum += qx[xo + k] * qw[wo + k];
-        acc += Math.fround(sw[j * nb + b] * sx[i * nb + b]) * isum;
-      }
-      out[i * N + j] = acc;
-    }
-  }
+  matmulQ8Strided(out, qx, sx, qw, sw, M, N, K, N);
 }
 
 /** out (M, N) = x (M, K) @ W (N, K)^T with W in q4 (nibbles) and x quantised to q8 (qx, sx). */
 export function matmulQ4(out: F, qx: Int8Array, sx: F, qw: Uint8Array, sw: F, M: number, N: number, K: number): void {
-  const nb = K / QK;
-  for (let i = 0; i < M; i++) {
-    for (let j = 0; j < N; j++) {
-      let acc = 0;
-      for (let b = 0; b < nb; b++) {
-        let isum = 0;
-        const xo = i * K + b * QK, wo = (j * K + b * QK) / 2;
-        for (let k = 0; k < QK / 2; k++) {
-          isum += qx[xo + k] * ((qw[wo + k] & 15) - 8) + qx[xo + k + QK / 2] * ((qw[wo + k] >> 4) - 8);
-        }
-        acc += Math.fround(sw[j * nb + b] * sx[i * nb + b]) * isum;
-      }
-      out[i * N + j] = acc;
-    }
-  }
+  matmulQ4Strided(out, qx, sx, qw, sw, M, N, K, N);
 }
 
 /** out (n, D) <- rows ids (n) of a q8 table (V, D) */

@@ -83,8 +83,8 @@ export interface WasmKernels {
   matmulQ4Strided(out: Ptr, qx: Ptr, sx: Ptr, qw: Ptr, sw: Ptr, M: number, N: number, K: number, ldo: number): void;
 
   // ---- bench.ts (measurement only, no reference twin)
-  /** out[0] = Σ x (n) over `passes` passes: a streaming read for `frugal bench`'s bandwidth figure. */
-  readBandwidth(out: Ptr, x: Ptr, n: number, passes: number): void;
+  /** out[0] = Σ x (n), read as `streams` parts side by side: `frugal bench`'s bandwidth figure. */
+  readBandwidth(out: Ptr, x: Ptr, n: number, streams: number): void;
 
   // ---- optim.ts
   adamwStep(p: Ptr, g: Ptr, m: Ptr, v: Ptr, n: number, lr: number, beta1: number, beta2: number,

@@ -9,6 +9,7 @@ import { mambaParamSpecs } from './params.js';
 import { initValues } from '../init.js';
 import type { ModelState, ParamSpec, ParamTable, TrainableModel } from '../types.js';
 import { MambaRunner } from './runner.js';
+import { inputError } from '../../io/errors.js';
 
 /** SUFFIX of the tensor holding a quantised weight's block scales, beside the weight's HF name. */
 export const SCALE_SUFFIX = '_scale';
@@ -73,6 +74,9 @@ export class MambaLM implements TrainableModel {
       const format = quant.get(s.name);
       if (format) {
         const [N, K] = s.shape;
+        if (s.shape.length !== 2 || K % QBLOCK !== 0) {
+          throw inputError(`${s.name} [${s.shape}] cannot be stored quantised: its rows are not a multiple of ${QBLOCK}`);
+        }
         this.qweights.set(s.name, {
           kind: 'quant', format, shape: [N, K],
           q: e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'),

@@ -120,8 +120,8 @@ export class MambaRunner {
     const { dModel: D, dInner: ED, dState: N, dtRank: R, dConv: K, vocabSize: V } = c;
     if (B < 1 || B > state.batch) throw new Error(`step: ${ids.length} ids for a state of batch ${state.batch}`);
     for (const id of ids) if (id < 0 || id >= V) throw new RangeError(`token id ${id} is outside the vocabulary [0, ${V})`);
-    const s = this.stepBuffers(B), A = this.getA();
-    s.ids.set(ids);
+    const s = this.stepBuffers(state.batch), A = this.getA(); // sized for the state; the first B rows are used
+    s.ids.ints().set(ids);
     this.embedRows(s.h, s.ids, B);
     const q = [s.qx, s.sx] as const;
     this.m.layers.forEach((ly, i) => {
@@ -147,7 +147,7 @@ export class MambaRunner {
     k.rmsnormForward(s.u, s.rstd, s.h, this.m.normF, B, D, c.layerNormEpsilon);
     this.linear(s.logits, s.u, this.m.head, null, B, ...q);
     state.position += 1;
-    return Float32Array.from(s.logits.data());
+    return s.logits.floats().slice(0, B * V) as Float32Array;
   }
 
   prefill(ids: Int32Array, L: number, state: ModelState): Float32Array {
