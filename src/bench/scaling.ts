@@ -94,6 +94,9 @@ export function projectNextSeconds(prefill: { context: number; seconds: number }
   return prefillNext + d2 * growth;
 }
 
+/** Milliseconds of decode steps run before any measurement (JIT warm-up). */
+const WARMUP_MS = 1000;
+
 function mib(bytes: number): string { return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`; }
 function disposeState(state: ModelState): void { for (const t of state.tensors.values()) t.dispose(); }
 function stateBytes(state: ModelState): number { let n = 0; for (const t of state.tensors.values()) n += t.byteLength; return n; }
@@ -126,10 +129,12 @@ export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, 
   const { model, engine, work, bytesAt } = setup(arch, o);
   const V = model.config.vocabSize, d = o.decodeTokens, rng = Rng.fromSeed(o.seed + 17);
   const nextIds = (n: number) => Int32Array.from({ length: n }, () => rng.int(V));
-  // warm-up on a throwaway state: compile the prefill and step paths before anything is timed
-  const warm = model.createState(1);
-  let wl: Float32Array<ArrayBufferLike> = model.prefill(nextIds(Math.min(64, o.minContext)), Math.min(64, o.minContext), warm);
-  for (let i = 0; i < 3; i++) wl = model.step(Int32Array.of(argmax(wl)), warm);
+  // warm-up on a throwaway state: let the JIT compile and optimise the prefill and step paths
+  // (two prefills, then steps for WARMUP_MS) before anything is timed
+  const warm = model.createState(1), w = Math.min(256, o.minContext);
+  let wl: Float32Array<ArrayBufferLike> = model.prefill(nextIds(w), w, warm);
+  wl = model.prefill(nextIds(w), w, warm);
+  for (const end = performance.now() + (o.tiny ? 50 : WARMUP_MS); performance.now() < end;) wl = model.step(Int32Array.of(argmax(wl)), warm);
   disposeState(warm);
 
   const state = model.createState(1);

@@ -127,7 +127,7 @@ describe('sampleBatch', () => {
   });
 
   it('explains data shorter than one window and bad sizes', () => {
-    expect(inputErrorOf(() => sampleBatch(Rng.fromSeed(1), enc('abc'), 1, 3)).message).toMatch(/has 3 bytes.*needs 4/);
+    expect(inputErrorOf(() => sampleBatch(Rng.fromSeed(1), enc('abc'), 1, 3)).message).toMatch(/has 3 tokens.*needs 4/);
     expect(inputErrorOf(() => sampleBatch(Rng.fromSeed(1), data, 0, 4)).message).toMatch(/Batch size 0/);
     expect(inputErrorOf(() => sampleBatch(Rng.fromSeed(1), data, 2, 0)).message).toMatch(/Context length 0/);
   });
@@ -161,7 +161,7 @@ describe('evalWindows', () => {
 
   it('is deterministic and validates its inputs', () => {
     expect(evalWindows(data, 30, 7)).toEqual(evalWindows(data, 30, 7));
-    expect(inputErrorOf(() => evalWindows(enc('ab'), 2, 4)).message).toMatch(/validation data has 2 bytes/);
+    expect(inputErrorOf(() => evalWindows(enc('ab'), 2, 4)).message).toMatch(/validation data has 2 tokens/);
     expect(inputErrorOf(() => evalWindows(data, 8, 0)).message).toMatch(/validation windows 0/);
   });
 });
