@@ -29,7 +29,7 @@ export interface ScalingOptions {
   archs: StudyArch[];
   minContext: number;        // a power of two
   maxContext: number;        // a power of two
-  decodeTokens: number;      // timed decode steps per point (after one untimed warm-up step)
+  decodeTokens: number;      // timed decode steps per burst; DECODE_BURSTS bursts per point, after one untimed step
   prefillChunk: number;      // tokens per prefill call
   budgetSeconds: number;     // whole study
   maxStateBytes: number;     // memory budget for one stream's state / KV cache
@@ -50,7 +50,7 @@ export interface PointEnergy {
 
 export interface ScalingPoint {
   context: number;                  // tokens in the state when decoding starts
-  decodeMsPerToken: number;         // median over the timed steps
+  decodeMsPerToken: number;         // the lowest burst median: a burst slowed by another process does not count
   decodeMsPerTokenMean: number;
   decodeCpuMsPerToken: number;      // median CPU time of this process per step: robust to other processes sharing the cores
   stateBytes: number;               // bytes the stream's state holds (allocated)
@@ -96,6 +96,9 @@ export function projectNextSeconds(prefill: { context: number; seconds: number }
 
 /** Milliseconds of decode steps run before any measurement (JIT warm-up). */
 const WARMUP_MS = 1000;
+/** Decode bursts per point and the pause between them: the reported latency is the lowest burst median. */
+export const DECODE_BURSTS = 3;
+const BURST_PAUSE_MS = 20;
 
 function mib(bytes: number): string { return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`; }
 function disposeState(state: ModelState): void { for (const t of state.tensors.values()) t.dispose(); }
@@ -127,7 +130,7 @@ export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, 
   const log = o.log ?? (() => {});
   const t0 = performance.now();
   const { model, engine, work, bytesAt } = setup(arch, o);
-  const V = model.config.vocabSize, d = o.decodeTokens, rng = Rng.fromSeed(o.seed + 17);
+  const V = model.config.vocabSize, d = o.decodeTokens * DECODE_BURSTS, rng = Rng.fromSeed(o.seed + 17);
   const nextIds = (n: number) => Int32Array.from({ length: n }, () => rng.int(V));
   // warm-up on a throwaway state: let the JIT compile and optimise the prefill and step paths
   // (two prefills, then steps for WARMUP_MS) before anything is timed
@@ -166,18 +169,24 @@ export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, 
     const increment = (performance.now() - p0) / 1000;
     prefillTotal += increment;
     cumulative.push({ context: n, seconds: prefillTotal });
-    // one untimed step (warm-up), then d timed greedy steps
+    // one untimed step (warm-up), then DECODE_BURSTS bursts of timed greedy steps, a short pause apart
     logits = model.step(Int32Array.of(argmax(logits)), state);
     const meter = measured ? startEnergy({ tdp: o.tdp }) : null;
-    const c0 = process.cpuUsage(), times: number[] = [], cpuTimes: number[] = [], w0 = performance.now();
-    for (let i = 0; i < d; i++) {
-      const u0 = process.cpuUsage(), s0 = performance.now();
-      logits = model.step(Int32Array.of(argmax(logits)), state);
-      times.push(performance.now() - s0);
-      const u = process.cpuUsage(u0);
-      cpuTimes.push((u.user + u.system) / 1000);
+    const c0 = process.cpuUsage(), bursts: { times: number[]; cpu: number[] }[] = [];
+    for (let r = 0; r < DECODE_BURSTS; r++) {
+      if (r > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, BURST_PAUSE_MS);
+      const b = { times: [] as number[], cpu: [] as number[] };
+      for (let i = 0; i < o.decodeTokens; i++) {
+        const u0 = process.cpuUsage(), s0 = performance.now();
+        logits = model.step(Int32Array.of(argmax(logits)), state);
+        b.times.push(performance.now() - s0);
+        const u = process.cpuUsage(u0);
+        b.cpu.push((u.user + u.system) / 1000);
+      }
+      bursts.push(b);
     }
-    const wall = (performance.now() - w0) / 1000, cu = process.cpuUsage(c0), cpuSec = (cu.user + cu.system) / 1e6;
+    const times = bursts.flatMap((b) => b.times);
+    const wall = times.reduce((x, y) => x + y, 0) / 1000, cu = process.cpuUsage(c0), cpuSec = (cu.user + cu.system) / 1e6;
     const m = meter?.stop(d) ?? null;
     tokens += d + 1;
     decodeSeconds.push(wall);
@@ -185,7 +194,8 @@ export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, 
     const estimated: Record<string, number> = { 'cpu-time': cpuSec * power.watts / d };
     for (const id of PROFILE_IDS) estimated[`analytic:${id}`] = analyticEstimate(at, 1, getProfile(id)).joules;
     const point: ScalingPoint = {
-      context: n, decodeMsPerToken: median(times), decodeMsPerTokenMean: times.reduce((x, y) => x + y, 0) / d, decodeCpuMsPerToken: median(cpuTimes),
+      context: n, decodeMsPerToken: Math.min(...bursts.map((b) => median(b.times))), decodeMsPerTokenMean: times.reduce((x, y) => x + y, 0) / d,
+      decodeCpuMsPerToken: Math.min(...bursts.map((b) => median(b.cpu))),
       stateBytes: stateBytes(state), prefillSeconds: prefillTotal, prefillTokensPerSecond: n / Math.max(prefillTotal, 1e-9),
       energy: { estimated, measured: m && m.kind === 'measured' ? { jPerToken: m.jPerToken, method: m.method, scope: m.scope } : null },
     };

@@ -167,6 +167,6 @@ export function speedPlan(mode: SpeedMode, all: number): SpeedPlan {
     minSeconds: quick ? 0.5 : 3, decodeTokens: quick ? 8 : 32, trainSteps: quick ? 1 : 3,
     prefillLens: [128, 1024], prefillAllPrecisions: quick ? [128] : [128, 1024], streams: [1, 8, 32],
     streamThreads: quick ? [all] : threads, bandwidthBytes: 2 ** 30, gemmSize: quick ? 768 : 1024,
-    kernelSeconds: quick ? 0.05 : 0.25, kernelTiny: false, budgetSeconds: quick ? 75 : 540,
+    kernelSeconds: quick ? 0.05 : 0.25, kernelTiny: false, budgetSeconds: quick ? 80 : 540,
   };
 }

@@ -173,9 +173,9 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
 
   let torchRuns: PeerRun[] = [];
   if (o.python === null) skipped.push({ section: 'peers', what: 'pytorch', reason: 'skipped (--no-torch)' });
-  else if (budget.left < 30 && o.mode !== 'tiny') skipped.push({ section: 'peers', what: 'pytorch', reason: `the time budget (${budget.seconds} s) is spent` });
+  else if (budget.left < 15 && o.mode !== 'tiny') skipped.push({ section: 'peers', what: 'pytorch', reason: `the time budget (${budget.seconds} s) is spent` });
   else {
-    const tr = runTorchPeer({ python: o.python, threads: peerThreads, mode: o.mode, budgetSeconds: Math.max(30, budget.left - 10), log });
+    const tr = runTorchPeer({ python: o.python, threads: peerThreads, mode: o.mode, budgetSeconds: Math.max(15, budget.left - 5), log });
     torchRuns = tr.runs;
     skipped.push(...tr.skipped);
   }

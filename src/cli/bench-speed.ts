@@ -44,7 +44,7 @@ export function registerSpeed(bench: Command): void {
     .option('--python <path>', 'Python with torch for the PyTorch comparison', DEFAULT_PYTHON)
     .option('--no-torch', 'skip the PyTorch comparison')
     .option('--seed <n>', 'weights seed', intArg(0, Number.MAX_SAFE_INTEGER), 1)
-    .option('--budget-seconds <n>', 'time the run aims to stay under; optional parts past it are skipped and listed (default 540, --quick 75)', floatArg(1, 86400))
+    .option('--budget-seconds <n>', 'time the run aims to stay under; optional parts past it are skipped and listed (default 540, --quick 80)', floatArg(1, 86400))
     .option('--energy-log <file>', 'append a CodeCarbon-style CSV row (kWh, W, kg CO2) with joules, J/token, kind and method')
     .option('--tdp <watts>', 'CPU package power for the CPU-time energy estimate (default: from a table of CPUs, else 10 W per core)', floatArg(0.001, 1e5))
     .option('--debug', 'print stack traces on errors')

@@ -26,7 +26,7 @@ function archList(v: string): StudyArch[] {
 }
 
 /** Flags --quick changes unless they were given explicitly. */
-const QUICK: Record<string, number> = { minContext: 16, maxContext: 256, decodeTokens: 4, prefillChunk: 64 };
+const QUICK: Record<string, number> = { minContext: 16, maxContext: 256, decodeTokens: 2, prefillChunk: 64 };
 
 /** `frugal bench scaling` (registered by main.ts with its common --kernels/--threads options). */
 export function registerBench(program: Command, common: (c: Command) => Command): void {
@@ -38,7 +38,7 @@ export function registerBench(program: Command, common: (c: Command) => Command)
     .addOption(new Option('--arch <list>', 'architectures, comma-separated').default(['mamba', 'transformer'], 'mamba,transformer').argParser(archList))
     .option('--min-context <n>', 'first context length (a power of two)', powerOfTwo, 256)
     .option('--max-context <n>', 'last context length (a power of two)', powerOfTwo, 1 << 20)
-    .option('--decode-tokens <n>', 'timed decode steps per context', intArg(1, 4096), 32)
+    .option('--decode-tokens <n>', 'timed decode steps per burst (3 bursts per context; the lowest burst median is reported)', intArg(1, 4096), 16)
     .option('--prefill-chunk <n>', 'tokens per prefill call', intArg(1, 1 << 20), 4096)
     .option('--budget-seconds <n>', 'time budget of the whole study; each architecture gets an equal share of what is left', floatArg(1, 86400), 900)
     .option('--max-state-mb <n>', 'memory budget of one stream\'s state / KV cache, in MiB', floatArg(0.001, 3072), 1024)

@@ -1,5 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { Engine } from '../../src/ops/index.js';
+import { Rng } from '../../src/io/rng.js';
 
 /**
  * `frugal bench` (the speed benchmark of issue #4) on its hidden --tiny settings: the document has
@@ -106,5 +108,25 @@ describe('frugal bench command line', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--bogus/);
     expect(r.stdout).toBe('');
+  });
+});
+
+describe('readBandwidth (the bandwidth probe) against its twin', () => {
+  it('sums the same values for odd lengths and stream counts', () => {
+    const rng = Rng.fromSeed(9);
+    const ew = new Engine({ kernels: 'wasm', threads: 1 }), er = new Engine({ kernels: 'ref' });
+    try {
+      for (const [n, S] of [[1, 1], [63, 16], [1000, 3], [4096, 16], [100_003, 7]]) {
+        const v = Array.from({ length: n }, () => rng.uniform() - 0.25);
+        const run = (e: Engine) => {
+          const out = e.fromValues([1], [0]);
+          e.k.readBandwidth(out, e.fromValues([n], v), n, S);
+          return out.data()[0];
+        };
+        const want = v.reduce((a, b) => a + b, 0);
+        expect(Math.abs(run(ew) - want), `n ${n}, ${S} streams`).toBeLessThan(1e-5 * n + 1e-6);
+        expect(Math.abs(run(er) - want)).toBeLessThan(1e-5 * n + 1e-6);
+      }
+    } finally { ew.dispose(); er.dispose(); }
   });
 });

@@ -11,3 +11,4 @@ export * from './attention.js';
 export * from './kvcache.js';
 export * from './quant.js';
 export * from './strided.js';
+export * from './bench.js';
