@@ -42,6 +42,9 @@ const MAX_CONFIG_BYTES = 16 << 20;
 /** The directory each loaded model came from, so that saving it carries its tokenizer along. */
 const SOURCE_DIR = new WeakMap<TrainableModel, string>();
 
+/** Record that `model` was read from `dir` (its tokenizer files travel with it when saved). */
+export function rememberSource(model: TrainableModel, dir: string): void { SOURCE_DIR.set(model, dir); }
+
 export function readConfigJson(dir: string): unknown {
   const file = join(dir, 'config.json');
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw inputError(`model directory ${dir} does not exist (train one with 'frugal train --out ${dir}')`);
@@ -83,9 +86,9 @@ export function checkWeightsFit(parameters: number, bytesPer: number, file: stri
   if (bytes < WASM_MEMORY_LIMIT) return;
   const gib = (x: number) => (x / 2 ** 30).toFixed(2);
   throw inputError(`${file}: this model has ${parameters.toLocaleString('en-US')} parameters, ${gib(bytes)} GiB as f${bytesPer * 8}, ` +
-    `over the 4 GiB limit of WebAssembly memory (wasm32) that frugal computes in. The way around it is quantised loading ` +
-    '(8-bit weights read straight from the file), which frugal does not have yet ("frugal quantize" needs the f32 model to fit first); ' +
-    'until then use a model under about 1 billion parameters (mamba-790m or smaller)');
+    `over the 4 GiB limit of WebAssembly memory (wasm32) that frugal computes in. The way around it is a quantised copy: ` +
+    `'frugal quantize --model DIR --to q8 --out DIR-q8' reads one tensor at a time, so it works on this checkpoint, ` +
+    'and the q8 (or q4) copy loads in about a quarter (or an eighth) of the memory');
 }
 
 /** Bytes a quantised Mamba checkpoint occupies in memory: q8 one byte per weight, q4 half, plus f32 block scales. */

@@ -2,6 +2,7 @@ import type { QFormat, QWeight, Tensor, Weight } from '../tensor/index.js';
 import { QBLOCK, isQuant, weightByteLength } from '../tensor/index.js';
 import { inputError } from '../io/errors.js';
 import type { MambaLM } from './mamba/model.js';
+import type { ParamSpec } from './types.js';
 
 /**
  * Quantising a Mamba model for inference (llama.cpp's choices, after ANCHORS.md): the big
@@ -13,9 +14,9 @@ import type { MambaLM } from './mamba/model.js';
 /** Names of the weights that may be quantised (see quantPlan). */
 const QUANTISABLE = /^(backbone\.layers\.\d+\.mixer\.(in_proj|x_proj|out_proj|dt_proj)\.weight|backbone\.embeddings\.weight|lm_head\.weight)$/;
 
-export function quantPlan(model: MambaLM, format: QFormat): Map<string, QFormat> {
+export function quantPlan(specs: readonly ParamSpec[], format: QFormat): Map<string, QFormat> {
   const plan = new Map<string, QFormat>();
-  for (const s of model.specs) {
+  for (const s of specs) {
     if (s.shape.length !== 2 || s.shape[1] % QBLOCK !== 0) continue;
     const n = s.name;
     if (/\.mixer\.(in_proj|x_proj|out_proj|dt_proj)\.weight$/.test(n)) plan.set(n, format);
@@ -38,7 +39,7 @@ export function quantizeTensor(model: MambaLM, t: Tensor, format: QFormat): QWei
 /** Quantise a loaded f32 model in place (inference only afterwards). */
 export function quantizeModel(model: MambaLM, format: QFormat): void {
   if (model.qweights.size > 0) throw inputError('this model is already quantised; quantise the f32 checkpoint instead');
-  const plan = quantPlan(model, format);
+  const plan = quantPlan(model.specs, format);
   const swap = new Map<Weight, QWeight>();
   for (const [name, f] of plan) {
     const t = model.params.get(name) as Tensor;

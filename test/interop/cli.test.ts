@@ -83,6 +83,6 @@ describe('published layouts through the CLI', () => {
     writeFileSync(join(d, 'model.safetensors'), encodeSafetensors([]));
     const r = frugal('logits', '--model', d, '--ids', '1,2');
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/over the 4 GiB limit of WebAssembly memory.*quantised loading/);
+    expect(r.stderr).toMatch(/over the 4 GiB limit of WebAssembly memory.*frugal quantize/);
   });
 });

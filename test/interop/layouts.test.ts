@@ -125,7 +125,7 @@ describe('broken checkpoints', () => {
   });
   it('a model too large for WebAssembly memory, before reading any weight', () => {
     const big = { model_type: 'mamba', hidden_size: 2560, num_hidden_layers: 64, vocab_size: 50280, use_bias: false, time_step_rank: 'auto' };
-    fails(variant(encodeSafetensors([]), JSON.stringify(big)), /2,7\d\d,\d{3},\d{3} parameters, 10\.\d\d GiB as f32, over the 4 GiB limit of WebAssembly memory.*quantised loading/);
+    fails(variant(encodeSafetensors([]), JSON.stringify(big)), /2,7\d\d,\d{3},\d{3} parameters, 10\.\d\d GiB as f32, over the 4 GiB limit of WebAssembly memory.*frugal quantize/);
   });
   it('the values of BF16 weights are their exact widening', () => {
     const { model } = loadModel(new Engine({ kernels: 'ref' }), fixture('hf-bf16-untied'));

@@ -58,3 +58,31 @@ describe('quantised quality on a trained model', () => {
     } finally { rmSync(dir, { recursive: true, force: true }); }
   });
 });
+
+describe('quantising a checkpoint tensor by tensor', () => {
+  it('gives the same model as loading in f32 and quantising, and the CLI writes a runnable copy', async () => {
+    const { quantizeCheckpoint } = await import('../../src/models/quantize-checkpoint.js');
+    const { spawnSync } = await import('node:child_process');
+    const ids = Int32Array.from(new TextEncoder().encode('We the people'));
+    const a = load();
+    quantizeModel(a, 'q4');
+    const e = new Engine({ kernels: 'wasm', threads: 2 });
+    engines.push(e);
+    const b = quantizeCheckpoint(e, DIR, 'q4').model;
+    const la = a.e.scope(() => Float32Array.from(a.forward(ids, 1, ids.length).data()));
+    const lb = b.e.scope(() => Float32Array.from(b.forward(ids, 1, ids.length).data()));
+    expect(Buffer.from(lb.buffer).equals(Buffer.from(la.buffer))).toBe(true);
+    const out = join(mkdtempSync(join(tmpdir(), 'frugal-q-')), 'q8');
+    try {
+      const q = spawnSync(process.execPath, ['bin/frugal.js', 'quantize', '--model', DIR, '--to', 'q8', '--out', out], { encoding: 'utf8' });
+      expect(q.status, q.stderr).toBe(0);
+      expect(q.stderr).toMatch(/MB \(as f32\) -> .* MB/);
+      const g = spawnSync(process.execPath, ['bin/frugal.js', 'generate', '--model', out, '--prompt', 'The ', '--max-tokens', '10', '--temperature', '0'], { encoding: 'utf8' });
+      expect(g.status, g.stderr).toBe(0);
+      expect(g.stdout.length).toBeGreaterThan(4);
+      const bad = spawnSync(process.execPath, ['bin/frugal.js', 'quantize', '--model', out, '--to', 'q4', '--out', out + '-again'], { encoding: 'utf8' });
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toMatch(/already quantised/);
+    } finally { rmSync(join(out, '..'), { recursive: true, force: true }); }
+  });
+});
