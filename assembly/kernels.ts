@@ -6,7 +6,7 @@
 export { matmulNT, matmulNN, matmulTN, matmulNTStrided, matmulNNStrided, matmulTNStrided } from './matmul';
 export { scanForward, scanBackward, scanStep, scanForwardRange, scanBackwardRange } from './scan';
 export { conv1dForward, conv1dBackward, conv1dStep } from './conv';
-export { rmsnormForward, rmsnormBackward } from './norm';
+export { rmsnormForward, rmsnormBackward, addRmsnormForward } from './norm';
 export {
   add, mul, accumulate, mulAccumulate, siluForward, siluBackward, softplusForward, softplusBackward, expForward,
   accumulatePartials,

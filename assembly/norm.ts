@@ -50,3 +50,28 @@ export function rmsnormBackward(dx: usize, dw: usize, dout: usize, x: usize, w: 
     }
   }
 }
+
+/**
+ * hOut = h + delta, then out = RMSNorm(hOut)·w, in one pass that also sums the squares (twin of
+ * addRmsnormForward in src/kernels/ref/norm.ts; hOut may alias h).
+ */
+export function addRmsnormForward(hOut: usize, out: usize, rstd: usize, h: usize, delta: usize, w: usize, rows: i32, D: i32, eps: f32): void {
+  const rowD = <usize>D << 2;
+  for (let r = 0; r < rows; r++) {
+    const ph = h + <usize>r * rowD, pd = delta + <usize>r * rowD, pho = hOut + <usize>r * rowD, po = out + <usize>r * rowD;
+    let ss = f32x4.splat(0);
+    for (let i = 0; i < D; i += 4) {
+      const o = <usize>i << 2, c = D - i;
+      const v = f32x4.add(ldN(ph + o, c), ldN(pd + o, c));
+      stN(pho + o, v, c);
+      ss = f32x4.add(ss, f32x4.mul(v, v));
+    }
+    const rs = <f32>(1.0 / Math.sqrt(<f64>hsum(ss) / <f64>D + <f64>eps));
+    store<f32>(rstd + (<usize>r << 2), rs);
+    const rv = f32x4.splat(rs);
+    for (let i = 0; i < D; i += 4) {
+      const o = <usize>i << 2, c = D - i;
+      stN(po + o, f32x4.mul(f32x4.mul(ldN(pho + o, c), rv), ldN(w + o, c)), c);
+    }
+  }
+}

@@ -100,3 +100,16 @@ describe('block kernels vs reference twins', () => {
     expectClose(getF(po, M * Nf), want, 1e-5, `matmul ${f} strided`);
   });
 });
+
+describe('fused residual add + RMSNorm', () => {
+  it.each([[3, 48], [2, 13]])('addRmsnormForward (%i rows, D %i) equals its twin, in place too', (rows, D) => {
+    const h = rand(rows * D), d = rand(rows * D), wv = rand(D);
+    const ph = put(h), pd = put(d), pw = put(wv), pu = put(new Float32Array(rows * D)), pr = put(new Float32Array(rows));
+    w.addRmsnormForward(ph, pu, pr, ph, pd, pw, rows, D, 1e-5);
+    const hh = Float32Array.from(h), u = new Float32Array(rows * D), r = new Float32Array(rows);
+    ref.addRmsnormForward(hh, u, r, hh, d, wv, rows, D, 1e-5);
+    expectClose(getF(ph, rows * D), hh, 1e-6, 'residual');
+    expectClose(getF(pu, rows * D), u, 1e-5, 'normed');
+    expectClose(getF(pr, rows), r, 1e-5, 'rstd');
+  });
+});

@@ -37,3 +37,13 @@ export function rmsnormBackward(dx: F, dw: F, dout: F, x: F, w: F, rstd: F, rows
     }
   }
 }
+
+/**
+ * The residual add fused with the next RMSNorm (one pass over the stream instead of two):
+ *   hOut = h + delta;  out = RMSNorm(hOut)·w
+ * hOut, out (rows, D), rstd (rows) <- h, delta (rows, D), w (D). hOut may alias h.
+ */
+export function addRmsnormForward(hOut: F, out: F, rstd: F, h: F, delta: F, w: F, rows: number, D: number, eps: number): void {
+  for (let i = 0; i < rows * D; i++) hOut[i] = h[i] + delta[i];
+  rmsnormForward(out, rstd, hOut, w, rows, D, eps);
+}

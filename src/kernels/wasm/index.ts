@@ -49,6 +49,8 @@ export interface WasmKernels {
   // ---- norm.ts
   rmsnormForward(out: Ptr, rstd: Ptr, x: Ptr, w: Ptr, rows: number, D: number, eps: number): void;
   rmsnormBackward(dx: Ptr, dw: Ptr, dout: Ptr, x: Ptr, w: Ptr, rstd: Ptr, rows: number, D: number): void;
+  /** hOut = h + delta; out = RMSNorm(hOut)·w (hOut may alias h) */
+  addRmsnormForward(hOut: Ptr, out: Ptr, rstd: Ptr, h: Ptr, delta: Ptr, w: Ptr, rows: number, D: number, eps: number): void;
 
   // ---- elementwise.ts
   add(out: Ptr, x: Ptr, y: Ptr, n: number): void;
@@ -97,7 +99,7 @@ const NAMES: readonly WasmKernelName[] = [
   'matmulNT', 'matmulNN', 'matmulTN', 'matmulNTStrided', 'matmulNNStrided', 'matmulTNStrided',
   'scanForward', 'scanBackward', 'scanStep', 'scanForwardRange', 'scanBackwardRange', 'accumulatePartials',
   'conv1dForward', 'conv1dBackward', 'conv1dStep',
-  'rmsnormForward', 'rmsnormBackward',
+  'rmsnormForward', 'rmsnormBackward', 'addRmsnormForward',
   'add', 'mul', 'accumulate', 'mulAccumulate',
   'siluForward', 'siluBackward', 'softplusForward', 'softplusBackward', 'expForward',
   'crossEntropyForward', 'crossEntropyBackward', 'embeddingForward', 'embeddingBackward',

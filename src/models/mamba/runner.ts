@@ -8,7 +8,7 @@ import { SCAN_CHUNK } from '../../ops/ops.js';
 /** Working buffers of one decoding step for batch size B, allocated once and reused for every token. */
 interface StepBuffers {
   ids: Tensor;                       // (B) i32
-  h: Tensor; h2: Tensor;             // (B, D) residual stream (ping-pong)
+  h: Tensor;                         // (B, D) residual stream
   u: Tensor; rstd: Tensor;           // (B, D), (B)
   xz: Tensor;                        // (B, 2ED)
   x: Tensor; z: Tensor; xc: Tensor;  // (B, ED)
@@ -77,7 +77,7 @@ export class MambaRunner {
       const Kmax = Math.ceil(Math.max(D, ED, R) / QBLOCK) * QBLOCK;
       s = {
         qx: this.e.persistent([B, Kmax], 'i8'), sx: p([B, Kmax / QBLOCK]),
-        ids: this.e.persistent([B], 'i32'), h: p([B, D]), h2: p([B, D]), u: p([B, D]), rstd: p([B]),
+        ids: this.e.persistent([B], 'i32'), h: p([B, D]), u: p([B, D]), rstd: p([B]),
         xz: p([B, 2 * ED]), x: p([B, ED]), z: p([B, ED]), xc: p([B, ED]), xdbl: p([B, R + 2 * N]),
         dt: p([B, R]), Bm: p([B, N]), Cm: p([B, N]), delta: p([B, ED]), y: p([B, ED]), out: p([B, D]), logits: p([B, V]),
       };
@@ -125,7 +125,7 @@ export class MambaRunner {
     this.embedRows(s.h, s.ids, B);
     const q = [s.qx, s.sx] as const;
     this.m.layers.forEach((ly, i) => {
-      k.rmsnormForward(s.u, s.rstd, s.h, ly.norm, B, D, c.layerNormEpsilon);
+      if (i === 0) k.rmsnormForward(s.u, s.rstd, s.h, ly.norm, B, D, c.layerNormEpsilon); // later layers: fused below
       this.linear(s.xz, s.u, ly.inProj, ly.inProjBias, B, ...q);
       k.sliceColumns(s.x, s.xz, B, 2 * ED, 0, ED);
       k.sliceColumns(s.z, s.xz, B, 2 * ED, ED, ED);
@@ -141,10 +141,10 @@ export class MambaRunner {
       k.siluForward(s.x, s.z, B * ED);            // x is free again: reuse it for silu(z)
       k.mul(s.xc, s.y, s.x, B * ED);
       this.linear(s.out, s.xc, ly.outProj, ly.outProjBias, B, ...q);
-      k.add(s.h2, s.h, s.out, B * D);
-      [s.h, s.h2] = [s.h2, s.h];
+      // residual add fused with the next norm (the next layer's, or norm_f after the last)
+      const next = i + 1 < this.m.layers.length ? this.m.layers[i + 1].norm : this.m.normF;
+      k.addRmsnormForward(s.h, s.u, s.rstd, s.h, s.out, next, B, D, c.layerNormEpsilon);
     });
-    k.rmsnormForward(s.u, s.rstd, s.h, this.m.normF, B, D, c.layerNormEpsilon);
     this.linear(s.logits, s.u, this.m.head, null, B, ...q);
     state.position += 1;
     return s.logits.floats().slice(0, B * V) as Float32Array;
@@ -160,18 +160,17 @@ export class MambaRunner {
     const M = B * L;
     const out = e.scope(() => {
       const idT = e.ids(ids);
-      let h = e.empty([M, D]);
-      const h2 = e.empty([M, D]), u = e.empty([M, D]), rstd = e.empty([M]), xz = e.empty([M, 2 * ED]);
+      const h = e.empty([M, D]);
+      const u = e.empty([M, D]), rstd = e.empty([M]), xz = e.empty([M, 2 * ED]);
       const x = e.empty([M, ED]), z = e.empty([M, ED]), xc = e.empty([M, ED]), tmp = e.empty([M, ED]);
       const xdbl = e.empty([M, R + 2 * N]), dt = e.empty([M, R]), Bm = e.empty([M, N]), Cm = e.empty([M, N]);
       const delta = e.empty([M, ED]), y = e.empty([M, ED]), o = e.empty([M, D]);
-      let hNext = h2;
       const Kmax = Math.ceil(Math.max(D, ED, R) / QBLOCK) * QBLOCK;
       const q = [e.empty([M, Kmax], 'i8'), e.empty([M, Kmax / QBLOCK])] as const;
       this.embedRows(h, idT, M);
       this.m.layers.forEach((ly, i) => {
         const conv = state.tensors.get(`conv.${i}`) as Tensor, ssm = state.tensors.get(`ssm.${i}`) as Tensor;
-        k.rmsnormForward(u, rstd, h, ly.norm, M, D, c.layerNormEpsilon);
+        if (i === 0) k.rmsnormForward(u, rstd, h, ly.norm, M, D, c.layerNormEpsilon); // later layers: fused below
         this.linear(xz, u, ly.inProj, ly.inProjBias, M, ...q);
         k.sliceColumns(x, xz, M, 2 * ED, 0, ED);
         k.sliceColumns(z, xz, M, 2 * ED, ED, ED);
@@ -188,8 +187,9 @@ export class MambaRunner {
         k.siluForward(tmp, z, M * ED);
         k.mul(x, y, tmp, M * ED);
         this.linear(o, x, ly.outProj, ly.outProjBias, M, ...q);
-        k.add(hNext, h, o, M * D);
-        [h, hNext] = [hNext, h];
+        // residual add, fused with the next layer's norm (norm_f only runs on the last rows, below)
+        if (i + 1 < this.m.layers.length) k.addRmsnormForward(h, u, rstd, h, o, this.m.layers[i + 1].norm, M, D, c.layerNormEpsilon);
+        else k.add(h, h, o, M * D);
       });
       // only the last position of each stream needs logits
       const last = e.empty([B, D]), lu = e.empty([B, D]), lr = e.empty([B]), logits = e.empty([B, V]);
