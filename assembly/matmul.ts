@@ -52,6 +52,71 @@ import { hsum4 } from './vmath';
   return s;
 }
 
+/**
+ * One row of a against all N rows of b (the decoding GEMV): out[j] = a · b_j for j < N. Rows of b
+ * are read as eight far-apart streams at once (rows u, u+S, …, u+7S), which keeps more memory
+ * requests in flight than four adjacent rows; each output is still reduced exactly as in the
+ * 4-row tiles (4-lane partial sums, hsum4, then the scalar k-tail), so results are bit-identical
+ * to the tiled path and to any split of the columns at multiples of 4.
+ */
+function ntRow(po: usize, pa: usize, b: usize, N: i32, K: i32, acc: bool): void {
+  const K4 = K & ~3;
+  const rowA = <usize>K << 2;
+  const N4 = N & ~3;
+  const S = N4 >> 3; // rows [0, 8S) in groups of 8 far-apart rows
+  const rowS = <usize>S * rowA;
+  for (let u = 0; u < S; u++) {
+    const p0 = b + <usize>u * rowA;
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+    let c4 = f32x4.splat(0), c5 = f32x4.splat(0), c6 = f32x4.splat(0), c7 = f32x4.splat(0);
+    for (let o: usize = 0, oe = <usize>K4 << 2; o < oe; o += 16) {
+      const av = v128.load(pa + o);
+      c0 = f32x4.add(c0, f32x4.mul(av, v128.load(p0 + o)));
+      c1 = f32x4.add(c1, f32x4.mul(av, v128.load(p0 + rowS + o)));
+      c2 = f32x4.add(c2, f32x4.mul(av, v128.load(p0 + 2 * rowS + o)));
+      c3 = f32x4.add(c3, f32x4.mul(av, v128.load(p0 + 3 * rowS + o)));
+      c4 = f32x4.add(c4, f32x4.mul(av, v128.load(p0 + 4 * rowS + o)));
+      c5 = f32x4.add(c5, f32x4.mul(av, v128.load(p0 + 5 * rowS + o)));
+      c6 = f32x4.add(c6, f32x4.mul(av, v128.load(p0 + 6 * rowS + o)));
+      c7 = f32x4.add(c7, f32x4.mul(av, v128.load(p0 + 7 * rowS + o)));
+    }
+    let s0 = hsum4(c0, c1, c2, c3), s1 = hsum4(c4, c5, c6, c7);
+    if (K4 < K) {
+      s0 = ntTail4(s0, pa, p0, rowS, K4, K);
+      s1 = ntTail4(s1, pa, p0 + 4 * rowS, rowS, K4, K);
+    }
+    const q = po + (<usize>u << 2), qs = <usize>S << 2;
+    storeLane(q, f32x4.extract_lane(s0, 0), acc); storeLane(q + qs, f32x4.extract_lane(s0, 1), acc);
+    storeLane(q + 2 * qs, f32x4.extract_lane(s0, 2), acc); storeLane(q + 3 * qs, f32x4.extract_lane(s0, 3), acc);
+    storeLane(q + 4 * qs, f32x4.extract_lane(s1, 0), acc); storeLane(q + 5 * qs, f32x4.extract_lane(s1, 1), acc);
+    storeLane(q + 6 * qs, f32x4.extract_lane(s1, 2), acc); storeLane(q + 7 * qs, f32x4.extract_lane(s1, 3), acc);
+  }
+  // rows [8S, N4): adjacent 4-row tiles; [N4, N): single dot products (as in the tiled path)
+  for (let j = S << 3; j < N4; j += 4) {
+    const pb0 = b + <usize>j * rowA, pb1 = pb0 + rowA, pb2 = pb1 + rowA, pb3 = pb2 + rowA;
+    let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
+    for (let o: usize = 0, oe = <usize>K4 << 2; o < oe; o += 16) {
+      const a0 = v128.load(pa + o);
+      c00 = f32x4.add(c00, f32x4.mul(a0, v128.load(pb0 + o)));
+      c01 = f32x4.add(c01, f32x4.mul(a0, v128.load(pb1 + o)));
+      c02 = f32x4.add(c02, f32x4.mul(a0, v128.load(pb2 + o)));
+      c03 = f32x4.add(c03, f32x4.mul(a0, v128.load(pb3 + o)));
+    }
+    let s0 = hsum4(c00, c01, c02, c03);
+    if (K4 < K) s0 = ntTail4(s0, pa, pb0, rowA, K4, K);
+    ntStore4(po + (<usize>j << 2), s0, acc);
+  }
+  for (let j = N4; j < N; j++) {
+    const p = po + (<usize>j << 2);
+    const v = dot1(pa, b + <usize>j * rowA, K);
+    store<f32>(p, acc ? load<f32>(p) + v : v);
+  }
+}
+
+@inline function storeLane(p: usize, v: f32, acc: bool): void {
+  store<f32>(p, acc ? load<f32>(p) + v : v);
+}
+
 export function matmulNT(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32): void {
   matmulNTStrided(out, a, b, M, N, K, beta, N);
 }
@@ -121,30 +186,9 @@ export function matmulNTStrided(out: usize, a: usize, b: usize, M: i32, N: i32, 
         }
       }
     }
-    for (; i < M; i++) {
-      const pa0 = a + <usize>i * rowA;
-      const po = out + <usize>i * rowO;
-      for (let j = j0; j < j4; j += 4) {
-        const pb0 = b + <usize>j * rowA, pb1 = pb0 + rowA, pb2 = pb1 + rowA, pb3 = pb2 + rowA;
-        let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
-        for (let o: usize = 0, oe = <usize>K4 << 2; o < oe; o += 16) {
-          const a0 = v128.load(pa0 + o);
-          c00 = f32x4.add(c00, f32x4.mul(a0, v128.load(pb0 + o)));
-          c01 = f32x4.add(c01, f32x4.mul(a0, v128.load(pb1 + o)));
-          c02 = f32x4.add(c02, f32x4.mul(a0, v128.load(pb2 + o)));
-          c03 = f32x4.add(c03, f32x4.mul(a0, v128.load(pb3 + o)));
-        }
-        let s0 = hsum4(c00, c01, c02, c03);
-        if (K4 < K) s0 = ntTail4(s0, pa0, pb0, rowA, K4, K);
-        ntStore4(po + (<usize>j << 2), s0, acc);
-      }
-      for (let j = j4; j < j1; j++) {
-        const p = po + (<usize>j << 2);
-        const s = dot1(pa0, b + <usize>j * rowA, K);
-        store<f32>(p, acc ? load<f32>(p) + s : s);
-      }
-    }
   }
+  // rows left after the 3-row tiles: one at a time (the decoding case M = 1)
+  for (let i = M - M % 3; i < M; i++) ntRow(out + <usize>i * rowO, a + <usize>i * rowA, b, N, K, acc);
 }
 
 // ================================================================ NN and TN
