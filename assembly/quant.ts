@@ -131,7 +131,7 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
 /**
  * out (M, N), rows `ldo` floats apart, = x (M, K) @ W (N, K)^T with W quantised (q8 when `four`
  * is false, q4 nibbles when true) and x quantised to q8. Four weight rows at a time share the
- * activation loads and keep four independent streams of weight loads in flight.
+ * activation loads; taking them far apart keeps four independent streams of weight loads in flight.
  */
 @inline function matmulQ(out: usize, qx: usize, sx: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32, ldo: i32, four: bool): void {
   const nb = K / QK;
@@ -141,9 +141,11 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   for (let i = 0; i < M; i++) {
     const px = qx + <usize>i * <usize>K, psx = sx + <usize>i * rowS;
     const po = out + ((<usize>i * <usize>ldo) << 2);
-    let j = 0;
-    for (; j + 4 <= N; j += 4) {
-      const pw = qw + <usize>j * rowW, ps = sw + <usize>j * rowS;
+    // four far-apart weight rows (u, u+S, u+2S, u+3S) per pass: four memory streams in flight
+    const S = (N & ~3) >> 2;
+    const wS = <usize>S * rowW, sS = <usize>S * rowS;
+    for (let u = 0; u < S; u++) {
+      const pw = qw + <usize>u * rowW, ps = sw + <usize>u * rowS;
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       for (let b = 0; b < nb; b++) {
         const o = <usize>b * QK, ow = <usize>b * bw, os = <usize>b << 2;
@@ -151,19 +153,20 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
         const dx = load<f32>(psx + os);
         if (four) {
           a0 = scaleAdd(a0, dot32(x0, x1, unpack4lo(pw + ow), unpack4hi(pw + ow)), load<f32>(ps + os), dx);
-          a1 = scaleAdd(a1, dot32(x0, x1, unpack4lo(pw + rowW + ow), unpack4hi(pw + rowW + ow)), load<f32>(ps + rowS + os), dx);
-          a2 = scaleAdd(a2, dot32(x0, x1, unpack4lo(pw + 2 * rowW + ow), unpack4hi(pw + 2 * rowW + ow)), load<f32>(ps + 2 * rowS + os), dx);
-          a3 = scaleAdd(a3, dot32(x0, x1, unpack4lo(pw + 3 * rowW + ow), unpack4hi(pw + 3 * rowW + ow)), load<f32>(ps + 3 * rowS + os), dx);
+          a1 = scaleAdd(a1, dot32(x0, x1, unpack4lo(pw + wS + ow), unpack4hi(pw + wS + ow)), load<f32>(ps + sS + os), dx);
+          a2 = scaleAdd(a2, dot32(x0, x1, unpack4lo(pw + 2 * wS + ow), unpack4hi(pw + 2 * wS + ow)), load<f32>(ps + 2 * sS + os), dx);
+          a3 = scaleAdd(a3, dot32(x0, x1, unpack4lo(pw + 3 * wS + ow), unpack4hi(pw + 3 * wS + ow)), load<f32>(ps + 3 * sS + os), dx);
         } else {
           a0 = scaleAdd(a0, dot32(x0, x1, v128.load(pw + ow), v128.load(pw + ow + 16)), load<f32>(ps + os), dx);
-          a1 = scaleAdd(a1, dot32(x0, x1, v128.load(pw + rowW + ow), v128.load(pw + rowW + ow + 16)), load<f32>(ps + rowS + os), dx);
-          a2 = scaleAdd(a2, dot32(x0, x1, v128.load(pw + 2 * rowW + ow), v128.load(pw + 2 * rowW + ow + 16)), load<f32>(ps + 2 * rowS + os), dx);
-          a3 = scaleAdd(a3, dot32(x0, x1, v128.load(pw + 3 * rowW + ow), v128.load(pw + 3 * rowW + ow + 16)), load<f32>(ps + 3 * rowS + os), dx);
+          a1 = scaleAdd(a1, dot32(x0, x1, v128.load(pw + wS + ow), v128.load(pw + wS + ow + 16)), load<f32>(ps + sS + os), dx);
+          a2 = scaleAdd(a2, dot32(x0, x1, v128.load(pw + 2 * wS + ow), v128.load(pw + 2 * wS + ow + 16)), load<f32>(ps + 2 * sS + os), dx);
+          a3 = scaleAdd(a3, dot32(x0, x1, v128.load(pw + 3 * wS + ow), v128.load(pw + 3 * wS + ow + 16)), load<f32>(ps + 3 * sS + os), dx);
         }
       }
-      const pj = po + (<usize>j << 2);
-      store<f32>(pj, hsumf(a0)); store<f32>(pj, hsumf(a1), 4); store<f32>(pj, hsumf(a2), 8); store<f32>(pj, hsumf(a3), 12);
+      const pj = po + (<usize>u << 2), oS = <usize>S << 2;
+      store<f32>(pj, hsumf(a0)); store<f32>(pj + oS, hsumf(a1)); store<f32>(pj + 2 * oS, hsumf(a2)); store<f32>(pj + 3 * oS, hsumf(a3));
     }
+    let j = S << 2;
     for (; j < N; j++) {
       const pw = qw + <usize>j * rowW, ps = sw + <usize>j * rowS;
       let a0 = f32x4.splat(0);
