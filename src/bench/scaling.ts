@@ -38,7 +38,6 @@ export interface ScalingOptions {
   threads: number;
   seed: number;
   tdp?: number;
-  log?: (msg: string) => void;
 }
 
 export interface PointEnergy {
@@ -125,9 +124,34 @@ function setup(arch: StudyArch, o: ScalingOptions): ArchSetup {
   };
 }
 
+interface Burst { times: number[]; cpu: number[] }
+
+/**
+ * DECODE_BURSTS bursts of `perBurst` greedy steps, a short pause apart: wall and CPU milliseconds
+ * of every step, and the process's CPU seconds over all of them (every thread: GC included).
+ */
+function decodeBursts(model: TrainableModel, state: ModelState, logits: Float32Array<ArrayBufferLike>, perBurst: number):
+  { logits: Float32Array<ArrayBufferLike>; bursts: Burst[]; cpuSeconds: number } {
+  const c0 = process.cpuUsage(), bursts: Burst[] = [];
+  for (let r = 0; r < DECODE_BURSTS; r++) {
+    if (r > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, BURST_PAUSE_MS);
+    const b: Burst = { times: [], cpu: [] };
+    for (let i = 0; i < perBurst; i++) {
+      const u0 = process.cpuUsage(), s0 = performance.now();
+      logits = model.step(Int32Array.of(argmax(logits)), state);
+      b.times.push(performance.now() - s0);
+      const u = process.cpuUsage(u0);
+      b.cpu.push((u.user + u.system) / 1000);
+    }
+    bursts.push(b);
+  }
+  const cu = process.cpuUsage(c0);
+  return { logits, bursts, cpuSeconds: (cu.user + cu.system) / 1e6 };
+}
+
 /** Run the study for one architecture until maxContext or a budget stops it. */
-export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, power: CorePower, measured: boolean): ArchResult {
-  const log = o.log ?? (() => {});
+export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, power: CorePower, measured: boolean,
+  log: (msg: string) => void = () => {}): ArchResult {
   const t0 = performance.now();
   const { model, engine, work, bytesAt } = setup(arch, o);
   const V = model.config.vocabSize, d = o.decodeTokens * DECODE_BURSTS, rng = Rng.fromSeed(o.seed + 17);
@@ -169,33 +193,21 @@ export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, 
     const increment = (performance.now() - p0) / 1000;
     prefillTotal += increment;
     cumulative.push({ context: n, seconds: prefillTotal });
-    // one untimed step (warm-up), then DECODE_BURSTS bursts of timed greedy steps, a short pause apart
+    // one untimed step (warm-up), then the timed bursts
     logits = model.step(Int32Array.of(argmax(logits)), state);
     const meter = measured ? startEnergy({ tdp: o.tdp }) : null;
-    const c0 = process.cpuUsage(), bursts: { times: number[]; cpu: number[] }[] = [];
-    for (let r = 0; r < DECODE_BURSTS; r++) {
-      if (r > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, BURST_PAUSE_MS);
-      const b = { times: [] as number[], cpu: [] as number[] };
-      for (let i = 0; i < o.decodeTokens; i++) {
-        const u0 = process.cpuUsage(), s0 = performance.now();
-        logits = model.step(Int32Array.of(argmax(logits)), state);
-        b.times.push(performance.now() - s0);
-        const u = process.cpuUsage(u0);
-        b.cpu.push((u.user + u.system) / 1000);
-      }
-      bursts.push(b);
-    }
-    const times = bursts.flatMap((b) => b.times);
-    const wall = times.reduce((x, y) => x + y, 0) / 1000, cu = process.cpuUsage(c0), cpuSec = (cu.user + cu.system) / 1e6;
+    const dec = decodeBursts(model, state, logits, o.decodeTokens);
+    logits = dec.logits;
     const m = meter?.stop(d) ?? null;
+    const times = dec.bursts.flatMap((b) => b.times), wall = times.reduce((x, y) => x + y, 0) / 1000, cpuSec = dec.cpuSeconds;
     tokens += d + 1;
     decodeSeconds.push(wall);
     const at = work(n + (d + 1) / 2);
     const estimated: Record<string, number> = { 'cpu-time': cpuSec * power.watts / d };
     for (const id of PROFILE_IDS) estimated[`analytic:${id}`] = analyticEstimate(at, 1, getProfile(id)).joules;
     const point: ScalingPoint = {
-      context: n, decodeMsPerToken: Math.min(...bursts.map((b) => median(b.times))), decodeMsPerTokenMean: times.reduce((x, y) => x + y, 0) / d,
-      decodeCpuMsPerToken: Math.min(...bursts.map((b) => median(b.cpu))),
+      context: n, decodeMsPerToken: Math.min(...dec.bursts.map((b) => median(b.times))), decodeMsPerTokenMean: wall * 1000 / d,
+      decodeCpuMsPerToken: Math.min(...dec.bursts.map((b) => median(b.cpu))),
       stateBytes: stateBytes(state), prefillSeconds: prefillTotal, prefillTokensPerSecond: n / Math.max(prefillTotal, 1e-9),
       energy: { estimated, measured: m && m.kind === 'measured' ? { jPerToken: m.jPerToken, method: m.method, scope: m.scope } : null },
     };
@@ -210,15 +222,15 @@ export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, 
 }
 
 export interface ScalingResult {
-  options: Omit<ScalingOptions, 'log' | 'archs'> & { archs: StudyArch[] };
+  options: ScalingOptions;
   energy: { cpuWattsPerCore: number; cpuPowerSource: string; measured: boolean; profiles: string[] };
   results: ArchResult[];
   seconds: number;
   tokens: number;
 }
 
-/** Run the whole study (architectures in the order given). */
-export function runScaling(o: ScalingOptions): ScalingResult {
+/** Run the whole study (architectures in the order given); progress lines go to `log`. */
+export function runScaling(o: ScalingOptions, log: (msg: string) => void = () => {}): ScalingResult {
   const start = performance.now(), deadline = start + o.budgetSeconds * 1000;
   const power = wattsPerCore(undefined, o.tdp);
   const probe = startEnergy({ tdp: o.tdp, idleBaseline: false });
@@ -227,12 +239,10 @@ export function runScaling(o: ScalingOptions): ScalingResult {
   const results: ArchResult[] = [];
   o.archs.forEach((arch, i) => {
     const share = (deadline - performance.now()) / (o.archs.length - i);
-    results.push(runArch(arch, o, performance.now() + share, power, measured));
+    results.push(runArch(arch, o, performance.now() + share, power, measured, log));
   });
-  const { log: _log, ...rest } = o;
-  void _log;
   return {
-    options: rest, energy: { cpuWattsPerCore: power.watts, cpuPowerSource: power.source, measured, profiles: [...PROFILE_IDS] },
+    options: o, energy: { cpuWattsPerCore: power.watts, cpuPowerSource: power.source, measured, profiles: [...PROFILE_IDS] },
     results, seconds: (performance.now() - start) / 1000, tokens: results.reduce((n, r) => n + r.tokens, 0),
   };
 }

@@ -63,8 +63,8 @@ function benchScalingCommand(o: Record<string, unknown>, args: string): void {
     archs: o.arch as StudyArch[], minContext: o.minContext as number, maxContext: o.maxContext as number,
     decodeTokens: o.decodeTokens as number, prefillChunk: o.prefillChunk as number, budgetSeconds: o.budgetSeconds as number,
     maxStateBytes: (o.maxStateMb as number) * 2 ** 20, tiny: o.quick === true, kernels: o.kernels as 'wasm' | 'ref',
-    threads: o.threads as number, seed: o.seed as number, tdp: flags.tdp, log: err,
-  });
+    threads: o.threads as number, seed: o.seed as number, tdp: flags.tdp,
+  }, err);
   const summary = summarize(result);
   const table = scalingTable(result);
   const title = `frugal: Mamba vs transformer, ${result.results.map((r) => `${r.arch} ${(r.parameters / 1e6).toFixed(2)}M`).join(' vs ')} parameters`;
