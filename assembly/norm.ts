@@ -4,6 +4,17 @@
  */
 import { ldN, stN, hsum } from './vmath';
 
+/** One row: rstd = 1/sqrt(Σx²/D + eps) from the lane sums ss, then out = x·rstd·w. */
+@inline function normRow(po: usize, prstd: usize, px: usize, w: usize, ss: v128, D: i32, eps: f32): void {
+  const rs = <f32>(1.0 / Math.sqrt(<f64>hsum(ss) / <f64>D + <f64>eps));
+  store<f32>(prstd, rs);
+  const rv = f32x4.splat(rs);
+  for (let i = 0; i < D; i += 4) {
+    const o = <usize>i << 2, c = D - i;
+    stN(po + o, f32x4.mul(f32x4.mul(ldN(px + o, c), rv), ldN(w + o, c)), c);
+  }
+}
+
 /** out (rows, D), rstd (rows) <- x (rows, D), w (D) */
 export function rmsnormForward(out: usize, rstd: usize, x: usize, w: usize, rows: i32, D: i32, eps: f32): void {
   const rowD = <usize>D << 2;
@@ -14,13 +25,7 @@ export function rmsnormForward(out: usize, rstd: usize, x: usize, w: usize, rows
       const v = ldN(px + (<usize>i << 2), D - i);
       ss = f32x4.add(ss, f32x4.mul(v, v));
     }
-    const rs = <f32>(1.0 / Math.sqrt(<f64>hsum(ss) / <f64>D + <f64>eps));
-    store<f32>(rstd + (<usize>r << 2), rs);
-    const rv = f32x4.splat(rs);
-    for (let i = 0; i < D; i += 4) {
-      const o = <usize>i << 2, c = D - i;
-      stN(po + o, f32x4.mul(f32x4.mul(ldN(px + o, c), rv), ldN(w + o, c)), c);
-    }
+    normRow(po, rstd + (<usize>r << 2), px, w, ss, D, eps);
   }
 }
 
@@ -66,12 +71,6 @@ export function addRmsnormForward(hOut: usize, out: usize, rstd: usize, h: usize
       stN(pho + o, v, c);
       ss = f32x4.add(ss, f32x4.mul(v, v));
     }
-    const rs = <f32>(1.0 / Math.sqrt(<f64>hsum(ss) / <f64>D + <f64>eps));
-    store<f32>(rstd + (<usize>r << 2), rs);
-    const rv = f32x4.splat(rs);
-    for (let i = 0; i < D; i += 4) {
-      const o = <usize>i << 2, c = D - i;
-      stN(po + o, f32x4.mul(f32x4.mul(ldN(pho + o, c), rv), ldN(w + o, c)), c);
-    }
+    normRow(po, rstd + (<usize>r << 2), pho, w, ss, D, eps);
   }
 }
