@@ -1,10 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { Engine, valueAndGrad } from '../../src/ops/index.js';
 import { loadModel } from '../../src/models/checkpoint.js';
-import { decodeSafetensors, readTensorF64 } from '../../src/io/safetensors.js';
-import type { KernelKind } from '../../src/kernels/backend.js';
 import { expectClose } from '../helpers/compare.js';
+import { GOLDEN_SETUPS, golden } from '../helpers/golden.js';
 
 /**
  * The model against golden values written by an independent PyTorch implementation
@@ -12,19 +10,8 @@ import { expectClose } from '../helpers/compare.js';
  * of every parameter, and the recurrent state left after the sequence.
  */
 const FIXTURES = ['mamba-tiny-a', 'mamba-tiny-b'];
-const SETUPS: { kernels: KernelKind; dtype: 'f32' | 'f64'; tol: number }[] = [
-  { kernels: 'ref', dtype: 'f64', tol: 1e-6 },
-  { kernels: 'ref', dtype: 'f32', tol: 1e-4 },
-  { kernels: 'wasm', dtype: 'f32', tol: 1e-4 },
-];
+const SETUPS = GOLDEN_SETUPS;
 
-function golden(name: string) {
-  const file = `test/fixtures/${name}/golden.safetensors`;
-  const g = decodeSafetensors(new Uint8Array(readFileSync(file)), file);
-  const get = (n: string) => readTensorF64(g, n);
-  const ints = (n: string) => Int32Array.from(get(n));
-  return { g, get, ids: ints('ids'), targets: ints('targets'), B: g.tensors.get('ids')!.shape[0], L: g.tensors.get('ids')!.shape[1] };
-}
 
 describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
   const gold = golden(name);
