@@ -10,6 +10,7 @@ import { loadModel, modelFiles } from '../../src/models/checkpoint.js';
 import { writeDirAtomic } from '../../src/io/atomic.js';
 import type { KernelKind } from '../../src/kernels/backend.js';
 import { expectClose } from '../helpers/compare.js';
+import { perturb, randomIds } from '../helpers/models.js';
 
 const KINDS: KernelKind[] = ['wasm', 'ref'];
 
@@ -19,15 +20,10 @@ function makeModel(kernels: KernelKind, seed = 3) {
   const model = new MambaLM(e, cfg).init(Rng.fromSeed(seed));
   // perturb D, norms and biases away from their init so every path matters
   const rng = Rng.fromSeed(seed + 100);
-  for (const p of model.params.values()) { const v = p.floats(); for (let i = 0; i < v.length; i++) v[i] += 0.05 * rng.normal(); }
-  model.weightsChanged();
+  perturb(model, rng, 0.05);
   return { e, model };
 }
 
-function randomIds(seed: number, n: number, V: number): Int32Array {
-  const r = Rng.fromSeed(seed);
-  return Int32Array.from({ length: n }, () => r.int(V));
-}
 
 describe.each(KINDS)('Mamba invariants, %s kernels', (kernels) => {
   it('parallel forward over 80 tokens equals 80 successive steps (zero state)', () => {

@@ -5,6 +5,7 @@ import { causalAttention, rope, swiglu } from '../../src/ops/attention.js';
 import type { Tensor } from '../../src/tensor/index.js';
 import { Rng } from '../../src/io/rng.js';
 import { MambaLM } from '../../src/models/mamba/model.js';
+import { checkModelGradients, perturb } from '../helpers/models.js';
 import { createMambaConfig } from '../../src/models/mamba/config.js';
 
 /**
@@ -143,31 +144,7 @@ describe('float64 finite-difference gradient check of a whole 2-layer Mamba LM',
     const cfg = createMambaConfig({ dModel: 8, nLayer: 2, dState: 4, dConv: 3, vocabSize: 11, ...extra });
     const rng = Rng.fromSeed(7);
     const model = new MambaLM(e, cfg).init(rng);
-    // move parameters off their init values so every path carries gradient (D = 1, norms = 1, zero biases)
-    for (const p of model.params.values()) { const v = p.floats(); for (let i = 0; i < v.length; i++) v[i] += 0.2 * rng.normal(); }
-    for (const p of model.params.values()) p.grad = e.persistent(p.shape);
-    const B = 2, L = 9;
-    const ids = Int32Array.from({ length: B * L }, () => rng.int(11)), targets = Int32Array.from({ length: B * L }, () => rng.int(11));
-    const lossAt = () => e.scope(() => model.loss(ids, targets, B, L).data()[0]);
-    const tape = new Tape();
-    e.tape = tape;
-    e.scope(() => { const loss = model.loss(ids, targets, B, L); e.tape = null; tape.backward(e, loss); });
-    for (const [name, p] of model.params) {
-      const g = p.grad!.toFloat64();
-      let scale = 0;
-      for (const v of g) scale = Math.max(scale, Math.abs(v));
-      expect(scale, `${name} gets a gradient`).toBeGreaterThan(0);
-      // elements whose gradient is at least 1% of the tensor's largest, so round-off cannot dominate
-      const big = [...g.keys()].filter((i) => Math.abs(g[i]) >= 0.01 * scale);
-      for (let k = 0; k < 6; k++) {
-        const i = big[rng.int(big.length)];
-        const v = p.floats()[i];
-        const at = (d: number) => { p.floats()[i] = v + d; const f = lossAt(); p.floats()[i] = v; return f; };
-        // fourth-order central difference: truncation O(h^4)
-        const num = (8 * (at(HM) - at(-HM)) - (at(2 * HM) - at(-2 * HM))) / (12 * HM);
-        const rel = Math.abs(g[i] - num) / Math.max(Math.abs(g[i]), Math.abs(num));
-        expect(rel, `${name}[${i}] analytic ${g[i]} numeric ${num}`).toBeLessThanOrEqual(TOL);
-      }
-    }
+    perturb(model, rng, 0.2);
+    checkModelGradients(model, rng, 2, 9, 6, TOL, HM);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Engine, Tape } from '../../src/ops/index.js';
+import { Engine } from '../../src/ops/index.js';
 import { Rng } from '../../src/io/rng.js';
 import { TransformerLM } from '../../src/models/transformer/model.js';
 import { createLlamaConfig } from '../../src/models/transformer/config.js';
@@ -13,6 +13,7 @@ import { decodeSafetensors } from '../../src/io/safetensors.js';
 import { writeDirAtomic } from '../../src/io/atomic.js';
 import type { KernelKind } from '../../src/kernels/backend.js';
 import { expectClose } from '../helpers/compare.js';
+import { checkModelGradients, perturb, randomIds } from '../helpers/models.js';
 
 const KINDS: KernelKind[] = ['wasm', 'ref'];
 
@@ -22,15 +23,10 @@ function makeModel(kernels: KernelKind, extra: Partial<LlamaOptions> = {}, seed 
   const model = new TransformerLM(e, cfg).init(Rng.fromSeed(seed));
   // larger weights than the 0.02 init, so attention is far from uniform and every path matters
   const rng = Rng.fromSeed(seed + 100);
-  for (const p of model.params.values()) { const v = p.floats(); for (let i = 0; i < v.length; i++) v[i] += 0.3 * rng.normal(); }
-  model.weightsChanged();
+  perturb(model, rng, 0.3);
   return { e, model };
 }
 
-function randomIds(seed: number, n: number, V: number): Int32Array {
-  const r = Rng.fromSeed(seed);
-  return Int32Array.from({ length: n }, () => r.int(V));
-}
 
 /** Columns t0..t1 of each of B rows of ids (B, L). */
 const cols = (ids: Int32Array, B: number, L: number, t0: number, t1: number) =>
@@ -100,29 +96,7 @@ describe('float64 finite-difference gradient check of a whole 2-layer transforme
     const cfg = createLlamaConfig({ dModel: 8, nLayer: 2, nHead: 2, intermediateSize: 12, vocabSize: 11, ropeTheta: 100, ...extra });
     const rng = Rng.fromSeed(7);
     const model = new TransformerLM(e, cfg).init(rng);
-    for (const p of model.params.values()) { const v = p.floats(); for (let i = 0; i < v.length; i++) v[i] += 0.4 * rng.normal(); }
-    for (const p of model.params.values()) p.grad = e.persistent(p.shape);
-    const B = 2, L = 7;
-    const ids = Int32Array.from({ length: B * L }, () => rng.int(11)), targets = Int32Array.from({ length: B * L }, () => rng.int(11));
-    const lossAt = () => e.scope(() => model.loss(ids, targets, B, L).data()[0]);
-    const tape = new Tape();
-    e.tape = tape;
-    e.scope(() => { const loss = model.loss(ids, targets, B, L); e.tape = null; tape.backward(e, loss); });
-    const HM = 1e-3;
-    for (const [name, p] of model.params) {
-      const g = p.grad!.toFloat64();
-      let scale = 0;
-      for (const v of g) scale = Math.max(scale, Math.abs(v));
-      expect(scale, `${name} gets a gradient`).toBeGreaterThan(0);
-      const big = [...g.keys()].filter((i) => Math.abs(g[i]) >= 0.01 * scale);
-      for (let k = 0; k < 5; k++) {
-        const i = big[rng.int(big.length)];
-        const v = p.floats()[i];
-        const at = (d: number) => { p.floats()[i] = v + d; const f = lossAt(); p.floats()[i] = v; return f; };
-        const num = (8 * (at(HM) - at(-HM)) - (at(2 * HM) - at(-2 * HM))) / (12 * HM); // fourth-order central difference
-        const rel = Math.abs(g[i] - num) / Math.max(Math.abs(g[i]), Math.abs(num));
-        expect(rel, `${name}[${i}] analytic ${g[i]} numeric ${num}`).toBeLessThanOrEqual(1e-5);
-      }
-    }
+    perturb(model, rng, 0.4);
+    checkModelGradients(model, rng, 2, 7, 5, 1e-5);
   });
 });

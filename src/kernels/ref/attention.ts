@@ -26,36 +26,27 @@ function inverseFrequencies(hd: number, theta: number): Float64Array {
  * out, x (B, L, H, hd)
  */
 export function ropeForward(out: F, x: F, B: number, L: number, H: number, hd: number, pos0: number, theta: number): void {
-  const half = hd >> 1, f = inverseFrequencies(hd, theta);
-  for (let t = 0; t < L; t++) {
-    const p = pos0 + t;
-    for (let i = 0; i < half; i++) {
-      const c = Math.cos(p * f[i]), s = Math.sin(p * f[i]);
-      for (let b = 0; b < B; b++) {
-        for (let h = 0; h < H; h++) {
-          const o = ((b * L + t) * H + h) * hd + i;
-          const x1 = x[o], x2 = x[o + half];
-          out[o] = x1 * c - x2 * s;
-          out[o + half] = x2 * c + x1 * s;
-        }
-      }
-    }
-  }
+  rotate(out, x, B, L, H, hd, pos0, theta, 1, false);
 }
 
 /** dx (B, L, H, hd) += Rᵀ·dout: the rotation's transpose is the rotation by −angle. */
 export function ropeBackward(dx: F, dout: F, B: number, L: number, H: number, hd: number, pos0: number, theta: number): void {
+  rotate(dx, dout, B, L, H, hd, pos0, theta, -1, true);
+}
+
+/** out = R(sign·angle)·x in the rotate_half layout, overwriting or (acc) accumulating; out may alias x when overwriting. */
+function rotate(out: F, x: F, B: number, L: number, H: number, hd: number, pos0: number, theta: number, sign: 1 | -1, acc: boolean): void {
   const half = hd >> 1, f = inverseFrequencies(hd, theta);
   for (let t = 0; t < L; t++) {
     const p = pos0 + t;
     for (let i = 0; i < half; i++) {
-      const c = Math.cos(p * f[i]), s = Math.sin(p * f[i]);
+      const c = Math.cos(p * f[i]), s = sign * Math.sin(p * f[i]);
       for (let b = 0; b < B; b++) {
         for (let h = 0; h < H; h++) {
           const o = ((b * L + t) * H + h) * hd + i;
-          const g1 = dout[o], g2 = dout[o + half];
-          dx[o] += g1 * c + g2 * s;
-          dx[o + half] += g2 * c - g1 * s;
+          const x1 = x[o], x2 = x[o + half];
+          const y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
+          if (acc) { out[o] += y1; out[o + half] += y2; } else { out[o] = y1; out[o + half] = y2; }
         }
       }
     }
