@@ -27,7 +27,7 @@ export const GRAD_RULES = {
   embedding: (e, n, dy) => { const gt = g(e, n, 0); if (gt) e.k.embeddingBackward(gt, dy, n.saved[0], n.attrs.n, n.attrs.D); },
   // see kernels/ref/norm.ts for the formula
   rmsnorm: (e, n, dy) => {
-    const gx = g(e, n, 0) ?? e.empty(input(n, 0).shape), gw = g(e, n, 1) ?? e.empty(input(n, 1).shape);
+    const gx = g(e, n, 0) ?? e.zeros(input(n, 0).shape), gw = g(e, n, 1) ?? e.zeros(input(n, 1).shape);
     e.k.rmsnormBackward(gx, gw, dy, input(n, 0), input(n, 1), n.saved[0], n.attrs.rows, n.attrs.D);
   },
   // a + b:  da += dy; db += dy
@@ -52,15 +52,15 @@ export const GRAD_RULES = {
   // see kernels/ref/conv.ts
   conv1d: (e, n, dy) => {
     const { B, L, C, K } = n.attrs;
-    const gx = g(e, n, 0) ?? e.empty([B, L, C]), gw = g(e, n, 1) ?? e.empty([C, K]), gb = g(e, n, 2) ?? e.empty([C]);
+    const gx = g(e, n, 0) ?? e.zeros([B, L, C]), gw = g(e, n, 1) ?? e.zeros([C, K]), gb = g(e, n, 2) ?? e.zeros([C]);
     e.k.conv1dBackward(gx, gw, gb, dy, input(n, 0), input(n, 1), B, L, C, K);
   },
   // see kernels/ref/scan.ts; inputs x, delta, A, Bm, Cm, D
   scan: (e, n, dy) => {
     const { B, L, ED, N, chunk } = n.attrs;
     const [x, delta, A, Bm, Cm, D] = n.inputs as Tensor[];
-    const grads = [0, 1, 2, 3, 4, 5].map((i) => g(e, n, i) ?? e.empty(input(n, i).shape));
-    const work = e.empty([chunk + 1, N]);
+    const grads = [0, 1, 2, 3, 4, 5].map((i) => g(e, n, i) ?? e.zeros(input(n, i).shape));
+    const work = e.zeros([chunk + 1, N]);
     e.k.scanBackward(grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], null,
       dy, x, delta, A, Bm, Cm, D, n.saved[0], work, B, L, ED, N, chunk);
   },
@@ -68,7 +68,7 @@ export const GRAD_RULES = {
   crossEntropy: (e, n, dy) => {
     const gl = g(e, n, 0), { rows, V } = n.attrs;
     if (!gl) return;
-    const scale = e.empty([rows]);
+    const scale = e.zeros([rows]);
     scale.data().fill(dy.data()[0] / rows);
     e.k.crossEntropyBackward(gl, scale, input(n, 0), n.saved[0], n.saved[1], rows, V);
   },
@@ -80,12 +80,12 @@ export const GRAD_RULES = {
   // softmax recomputed from the saved log-sum-exp; inputs q, k, v (kernels/ref/attention.ts)
   attention: (e, n, dy) => {
     const { B, L, H, Hkv, hd } = n.attrs;
-    const [gq, gk, gv] = [0, 1, 2].map((i) => g(e, n, i) ?? e.empty(input(n, i).shape));
+    const [gq, gk, gv] = [0, 1, 2].map((i) => g(e, n, i) ?? e.zeros(input(n, i).shape));
     e.k.attentionBackward(gq, gk, gv, dy, input(n, 0), input(n, 1), input(n, 2), n.out, n.saved[0], B, L, H, Hkv, hd);
   },
   // silu(gate) ⊙ up:  dgate += dy·up·silu'(gate);  dup += dy·silu(gate)
   swiglu: (e, n, dy) => {
-    const gg = g(e, n, 0) ?? e.empty(input(n, 0).shape), gu = g(e, n, 1) ?? e.empty(input(n, 1).shape);
+    const gg = g(e, n, 0) ?? e.zeros(input(n, 0).shape), gu = g(e, n, 1) ?? e.zeros(input(n, 1).shape);
     e.k.swigluBackward(gg, gu, dy, input(n, 0), input(n, 1), n.attrs.n);
   },
 } satisfies Record<string, Rule>;

@@ -24,7 +24,7 @@ export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null): Tenso
   if (isQuant(w)) return linearQuant(e, x, w, b);
   const [N, K] = w.shape, M = rowsOf(x);
   if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
-  const y = e.empty(withLast(x, N));
+  const y = e.zeros(withLast(x, N));
   e.k.matmulNT(y, x, w, M, N, K, 0);
   if (b) e.k.addBias(y, y, b, M, N);
   e.tape?.record(e, 'linear', y, [x, w, b], [], { M, N, K });
@@ -36,8 +36,8 @@ export function linearQuant(e: Engine, x: Tensor, w: QWeight, b: Tensor | null):
   const [N, K] = w.shape, M = rowsOf(x);
   if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
   if (e.tape && x.requiresGrad) throw new Error('quantised weights are for inference: train the f32 model, then quantise');
-  const y = e.empty(withLast(x, N));
-  const qx = e.empty([M, K], 'i8'), sx = e.empty([M, K / QBLOCK]);
+  const y = e.zeros(withLast(x, N));
+  const qx = e.zeros([M, K], 'i8'), sx = e.zeros([M, K / QBLOCK]);
   e.k.quantizeQ8(qx, sx, x, M, K);
   if (w.format === 'q8') e.k.matmulQ8(y, qx, sx, w.q, w.scales, M, N, K);
   else e.k.matmulQ4(y, qx, sx, w.q, w.scales, M, N, K);
@@ -50,7 +50,7 @@ export function embedding(e: Engine, table: Weight, ids: Tensor): Tensor {
   if (isQuant(table)) return embeddingQuant(e, table, ids);
   const [V, D] = table.shape, n = ids.size;
   checkIds(ids, V);
-  const out = e.empty([...ids.shape, D]);
+  const out = e.zeros([...ids.shape, D]);
   e.k.embeddingForward(out, table, ids, n, D);
   e.tape?.record(e, 'embedding', out, [table], [ids], { n, D });
   return out;
@@ -67,7 +67,7 @@ function checkIds(ids: Tensor, V: number): void {
 export function embeddingQuant(e: Engine, table: QWeight, ids: Tensor): Tensor {
   const [V, D] = table.shape, n = ids.size;
   checkIds(ids, V);
-  const out = e.empty([...ids.shape, D]);
+  const out = e.zeros([...ids.shape, D]);
   if (table.format === 'q8') e.k.embeddingQ8(out, table.q, table.scales, ids, n, D);
   else e.k.embeddingQ4(out, table.q, table.scales, ids, n, D);
   return out;
@@ -76,7 +76,7 @@ export function embeddingQuant(e: Engine, table: QWeight, ids: Tensor): Tensor {
 /** out = x / rms(x) · w over the last dim; saves rstd (rows) */
 export function rmsnorm(e: Engine, x: Tensor, w: Tensor, eps: number): Tensor {
   const D = lastDim(x), rows = rowsOf(x);
-  const out = e.empty(x.shape), rstd = e.empty([rows]);
+  const out = e.zeros(x.shape), rstd = e.zeros([rows]);
   e.k.rmsnormForward(out, rstd, x, w, rows, D, eps);
   e.tape?.record(e, 'rmsnorm', out, [x, w], [rstd], { rows, D });
   return out;
@@ -84,7 +84,7 @@ export function rmsnorm(e: Engine, x: Tensor, w: Tensor, eps: number): Tensor {
 
 export function add(e: Engine, a: Tensor, b: Tensor): Tensor {
   sameShape('add', a, b);
-  const out = e.empty(a.shape);
+  const out = e.zeros(a.shape);
   e.k.add(out, a, b, a.size);
   e.tape?.record(e, 'add', out, [a, b], [], { n: a.size });
   return out;
@@ -92,21 +92,21 @@ export function add(e: Engine, a: Tensor, b: Tensor): Tensor {
 
 export function mul(e: Engine, a: Tensor, b: Tensor): Tensor {
   sameShape('mul', a, b);
-  const out = e.empty(a.shape);
+  const out = e.zeros(a.shape);
   e.k.mul(out, a, b, a.size);
   e.tape?.record(e, 'mul', out, [a, b], [], { n: a.size });
   return out;
 }
 
 export function silu(e: Engine, x: Tensor): Tensor {
-  const out = e.empty(x.shape);
+  const out = e.zeros(x.shape);
   e.k.siluForward(out, x, x.size);
   e.tape?.record(e, 'silu', out, [x], [], { n: x.size });
   return out;
 }
 
 export function softplus(e: Engine, x: Tensor): Tensor {
-  const out = e.empty(x.shape);
+  const out = e.zeros(x.shape);
   e.k.softplusForward(out, x, x.size);
   e.tape?.record(e, 'softplus', out, [x], [], { n: x.size });
   return out;
@@ -114,7 +114,7 @@ export function softplus(e: Engine, x: Tensor): Tensor {
 
 /** out = −exp(x)  (A = −exp(A_log)) */
 export function negExp(e: Engine, x: Tensor): Tensor {
-  const out = e.empty(x.shape);
+  const out = e.zeros(x.shape);
   e.k.negExpForward(out, x, x.size);
   e.tape?.record(e, 'negExp', out, [x], [], { n: x.size });
   return out;
@@ -124,7 +124,7 @@ export function negExp(e: Engine, x: Tensor): Tensor {
 export function sliceLast(e: Engine, x: Tensor, c0: number, w: number): Tensor {
   const C = lastDim(x), rows = rowsOf(x);
   if (c0 < 0 || c0 + w > C) throw new Error(`sliceLast: columns [${c0}, ${c0 + w}) outside [0, ${C})`);
-  const out = e.empty(withLast(x, w));
+  const out = e.zeros(withLast(x, w));
   e.k.sliceColumns(out, x, rows, C, c0, w);
   e.tape?.record(e, 'sliceLast', out, [x], [], { rows, C, c0, w });
   return out;
@@ -134,8 +134,8 @@ export function sliceLast(e: Engine, x: Tensor, c0: number, w: number): Tensor {
 export function conv1d(e: Engine, x: Tensor, w: Tensor, bias: Tensor | null): Tensor {
   const [B, L, C] = x.shape, K = w.shape[w.shape.length - 1];
   if (w.size !== C * K) throw new Error(`conv1d: weight [${w.shape}] does not match ${C} channels`);
-  const b = bias ?? e.empty([C]);
-  const out = e.empty(x.shape);
+  const b = bias ?? e.zeros([C]);
+  const out = e.zeros(x.shape);
   e.k.conv1dForward(out, x, w, b, B, L, C, K);
   e.tape?.record(e, 'conv1d', out, [x, w, bias], [], { B, L, C, K });
   return out;
@@ -151,9 +151,9 @@ export const SCAN_CHUNK = 16;
 export function selectiveScan(e: Engine, x: Tensor, delta: Tensor, A: Tensor, Bm: Tensor, Cm: Tensor, D: Tensor,
   chunk = SCAN_CHUNK): Tensor {
   const [B, L, ED] = x.shape, N = A.shape[1];
-  const y = e.empty(x.shape);
-  const h = e.empty([B, ED, N]);
-  const hck = e.empty([B, Math.ceil(L / chunk), ED, N]);
+  const y = e.zeros(x.shape);
+  const h = e.zeros([B, ED, N]);
+  const hck = e.zeros([B, Math.ceil(L / chunk), ED, N]);
   e.k.scanForward(y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk);
   e.tape?.record(e, 'scan', y, [x, delta, A, Bm, Cm, D], [hck], { B, L, ED, N, chunk });
   return y;
@@ -164,7 +164,7 @@ export function crossEntropy(e: Engine, logits: Tensor, targets: Tensor): Tensor
   const V = lastDim(logits), rows = rowsOf(logits);
   if (targets.size !== rows) throw new Error(`crossEntropy: ${targets.size} targets for ${rows} rows`);
   checkIds(targets, V);
-  const losses = e.empty([rows]), lse = e.empty([rows]), out = e.empty([1]);
+  const losses = e.zeros([rows]), lse = e.zeros([rows]), out = e.zeros([1]);
   e.k.crossEntropyForward(losses, lse, logits, targets, rows, V);
   e.k.meanForward(out, losses, rows);
   e.tape?.record(e, 'crossEntropy', out, [logits], [lse, targets], { rows, V });

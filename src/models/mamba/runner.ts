@@ -160,13 +160,13 @@ export class MambaRunner {
     const M = B * L;
     const out = e.scope(() => {
       const idT = e.ids(ids);
-      const h = e.empty([M, D]);
-      const u = e.empty([M, D]), rstd = e.empty([M]), xz = e.empty([M, 2 * ED]);
-      const x = e.empty([M, ED]), z = e.empty([M, ED]), xc = e.empty([M, ED]), tmp = e.empty([M, ED]);
-      const xdbl = e.empty([M, R + 2 * N]), dt = e.empty([M, R]), Bm = e.empty([M, N]), Cm = e.empty([M, N]);
-      const delta = e.empty([M, ED]), y = e.empty([M, ED]), o = e.empty([M, D]);
+      const h = e.zeros([M, D]);
+      const u = e.zeros([M, D]), rstd = e.zeros([M]), xz = e.zeros([M, 2 * ED]);
+      const x = e.zeros([M, ED]), z = e.zeros([M, ED]), xc = e.zeros([M, ED]), tmp = e.zeros([M, ED]);
+      const xdbl = e.zeros([M, R + 2 * N]), dt = e.zeros([M, R]), Bm = e.zeros([M, N]), Cm = e.zeros([M, N]);
+      const delta = e.zeros([M, ED]), y = e.zeros([M, ED]), o = e.zeros([M, D]);
       const Kmax = Math.ceil(Math.max(D, ED, R) / QBLOCK) * QBLOCK;
-      const q = [e.empty([M, Kmax], 'i8'), e.empty([M, Kmax / QBLOCK])] as const;
+      const q = [e.zeros([M, Kmax], 'i8'), e.zeros([M, Kmax / QBLOCK])] as const;
       this.embedRows(h, idT, M);
       this.m.layers.forEach((ly, i) => {
         const conv = state.tensors.get(`conv.${i}`) as Tensor, ssm = state.tensors.get(`ssm.${i}`) as Tensor;
@@ -192,7 +192,7 @@ export class MambaRunner {
         else k.add(h, h, o, M * D);
       });
       // only the last position of each stream needs logits
-      const last = e.empty([B, D]), lu = e.empty([B, D]), lr = e.empty([B]), logits = e.empty([B, V]);
+      const last = e.zeros([B, D]), lu = e.zeros([B, D]), lr = e.zeros([B]), logits = e.zeros([B, V]);
       const hv = h.floats(), lv = last.floats();
       for (let b = 0; b < B; b++) lv.set(hv.subarray((b * L + L - 1) * D, (b * L + L) * D), b * D);
       k.rmsnormForward(lu, lr, last, this.m.normF, B, D, c.layerNormEpsilon);
