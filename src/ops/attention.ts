@@ -21,7 +21,7 @@ export function rope(e: Engine, x: Tensor, heads: number, theta: number, pos0 = 
   if (!Number.isInteger(hd) || hd % 2 !== 0) throw new Error(`rope: ${C} channels do not split into ${heads} heads of an even size`);
   const out = e.zeros(x.shape);
   e.k.ropeForward(out, x, B, L, heads, hd, pos0, theta);
-  e.tape?.record(e, 'rope', out, [x], [], { B, L, H: heads, hd, pos0, theta });
+  e.tape?.record('rope', out, [x], [], { B, L, H: heads, hd, pos0, theta });
   return out;
 }
 
@@ -39,7 +39,7 @@ export function causalAttention(e: Engine, q: Tensor, k: Tensor, v: Tensor, H: n
   }
   const out = e.zeros(q.shape), lse = e.zeros([B, H, L]);
   e.k.attentionForward(out, lse, q, k, v, B, L, H, Hkv, hd);
-  e.tape?.record(e, 'attention', out, [q, k, v], [lse], { B, L, H, Hkv, hd });
+  e.tape?.record('attention', out, [q, k, v], [lse], { B, L, H, Hkv, hd });
   return out;
 }
 
@@ -48,6 +48,6 @@ export function swiglu(e: Engine, gate: Tensor, up: Tensor): Tensor {
   if (gate.size !== up.size) throw new Error(`swiglu: shapes [${gate.shape}] and [${up.shape}] differ`);
   const out = e.zeros(gate.shape);
   e.k.swigluForward(out, gate, up, gate.size);
-  e.tape?.record(e, 'swiglu', out, [gate, up], [], { n: gate.size });
+  e.tape?.record('swiglu', out, [gate, up], [], { n: gate.size });
   return out;
 }

@@ -27,7 +27,7 @@ export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null): Tenso
   const y = e.zeros(withLast(x, N));
   e.k.matmulNT(y, x, w, M, N, K, 0);
   if (b) e.k.addBias(y, y, b, M, N);
-  e.tape?.record(e, 'linear', y, [x, w, b], [], { M, N, K });
+  e.tape?.record('linear', y, [x, w, b], [], { M, N, K });
   return y;
 }
 
@@ -52,7 +52,7 @@ export function embedding(e: Engine, table: Weight, ids: Tensor): Tensor {
   checkIds(ids, V);
   const out = e.zeros([...ids.shape, D]);
   e.k.embeddingForward(out, table, ids, n, D);
-  e.tape?.record(e, 'embedding', out, [table], [ids], { n, D });
+  e.tape?.record('embedding', out, [table], [ids], { n, D });
   return out;
 }
 
@@ -78,7 +78,7 @@ export function rmsnorm(e: Engine, x: Tensor, w: Tensor, eps: number): Tensor {
   const D = lastDim(x), rows = rowsOf(x);
   const out = e.zeros(x.shape), rstd = e.zeros([rows]);
   e.k.rmsnormForward(out, rstd, x, w, rows, D, eps);
-  e.tape?.record(e, 'rmsnorm', out, [x, w], [rstd], { rows, D });
+  e.tape?.record('rmsnorm', out, [x, w], [rstd], { rows, D });
   return out;
 }
 
@@ -86,7 +86,7 @@ export function add(e: Engine, a: Tensor, b: Tensor): Tensor {
   sameShape('add', a, b);
   const out = e.zeros(a.shape);
   e.k.add(out, a, b, a.size);
-  e.tape?.record(e, 'add', out, [a, b], [], { n: a.size });
+  e.tape?.record('add', out, [a, b], [], { n: a.size });
   return out;
 }
 
@@ -94,21 +94,21 @@ export function mul(e: Engine, a: Tensor, b: Tensor): Tensor {
   sameShape('mul', a, b);
   const out = e.zeros(a.shape);
   e.k.mul(out, a, b, a.size);
-  e.tape?.record(e, 'mul', out, [a, b], [], { n: a.size });
+  e.tape?.record('mul', out, [a, b], [], { n: a.size });
   return out;
 }
 
 export function silu(e: Engine, x: Tensor): Tensor {
   const out = e.zeros(x.shape);
   e.k.siluForward(out, x, x.size);
-  e.tape?.record(e, 'silu', out, [x], [], { n: x.size });
+  e.tape?.record('silu', out, [x], [], { n: x.size });
   return out;
 }
 
 export function softplus(e: Engine, x: Tensor): Tensor {
   const out = e.zeros(x.shape);
   e.k.softplusForward(out, x, x.size);
-  e.tape?.record(e, 'softplus', out, [x], [], { n: x.size });
+  e.tape?.record('softplus', out, [x], [], { n: x.size });
   return out;
 }
 
@@ -116,7 +116,7 @@ export function softplus(e: Engine, x: Tensor): Tensor {
 export function negExp(e: Engine, x: Tensor): Tensor {
   const out = e.zeros(x.shape);
   e.k.negExpForward(out, x, x.size);
-  e.tape?.record(e, 'negExp', out, [x], [], { n: x.size });
+  e.tape?.record('negExp', out, [x], [], { n: x.size });
   return out;
 }
 
@@ -126,7 +126,7 @@ export function sliceLast(e: Engine, x: Tensor, c0: number, w: number): Tensor {
   if (c0 < 0 || c0 + w > C) throw new Error(`sliceLast: columns [${c0}, ${c0 + w}) outside [0, ${C})`);
   const out = e.zeros(withLast(x, w));
   e.k.sliceColumns(out, x, rows, C, c0, w);
-  e.tape?.record(e, 'sliceLast', out, [x], [], { rows, C, c0, w });
+  e.tape?.record('sliceLast', out, [x], [], { rows, C, c0, w });
   return out;
 }
 
@@ -137,7 +137,7 @@ export function conv1d(e: Engine, x: Tensor, w: Tensor, bias: Tensor | null): Te
   const b = bias ?? e.zeros([C]);
   const out = e.zeros(x.shape);
   e.k.conv1dForward(out, x, w, b, B, L, C, K);
-  e.tape?.record(e, 'conv1d', out, [x, w, bias], [], { B, L, C, K });
+  e.tape?.record('conv1d', out, [x, w, bias], [], { B, L, C, K });
   return out;
 }
 
@@ -155,7 +155,7 @@ export function selectiveScan(e: Engine, x: Tensor, delta: Tensor, A: Tensor, Bm
   const h = e.zeros([B, ED, N]);
   const hck = e.zeros([B, Math.ceil(L / chunk), ED, N]);
   e.k.scanForward(y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk);
-  e.tape?.record(e, 'scan', y, [x, delta, A, Bm, Cm, D], [hck], { B, L, ED, N, chunk });
+  e.tape?.record('scan', y, [x, delta, A, Bm, Cm, D], [hck], { B, L, ED, N, chunk });
   return y;
 }
 
@@ -167,6 +167,6 @@ export function crossEntropy(e: Engine, logits: Tensor, targets: Tensor): Tensor
   const losses = e.zeros([rows]), lse = e.zeros([rows]), out = e.zeros([1]);
   e.k.crossEntropyForward(losses, lse, logits, targets, rows, V);
   e.k.meanForward(out, losses, rows);
-  e.tape?.record(e, 'crossEntropy', out, [logits], [lse, targets], { rows, V });
+  e.tape?.record('crossEntropy', out, [logits], [lse, targets], { rows, V });
   return out;
 }
