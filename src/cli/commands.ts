@@ -3,6 +3,7 @@ import { loadModel } from '../models/checkpoint.js';
 import { ByteTokenizer, loadTokenizer } from '../io/tokenizer.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { inputError } from '../io/errors.js';
+import { checkTokenIds } from '../io/tokenids.js';
 import { Rng } from '../io/rng.js';
 import { generate } from '../infer/generate.js';
 import { train } from '../train/trainer.js';
@@ -67,7 +68,7 @@ export function logitsCommand(o: LogitsOpts): void {
   if ((o.ids === undefined) === (o.text === undefined)) throw inputError('logits: give exactly one of --ids 3,1,4 or --text "..."');
   const ids = o.ids ? Int32Array.from(o.ids) : modelTokenizer(model, o.model).tok.encode(o.text as string);
   const V = model.config.vocabSize, L = ids.length;
-  for (let i = 0; i < L; i++) if (ids[i] >= V) throw inputError(`${o.ids ? '--ids' : '--text'}: token id ${ids[i]} at position ${i} is outside the vocabulary [0, ${V})`);
+  checkTokenIds(ids, V, o.ids ? '--ids' : '--text');
   if (L === 0) throw inputError('logits: need at least one token');
   const energy = startEnergy();
   const t0 = performance.now();
@@ -94,8 +95,7 @@ export function generateCommand(o: GenerateOpts): void {
   const model = openModel(o);
   const { tok, stopAt } = modelTokenizer(model, o.model);
   const prompt = tok.encode(o.prompt);
-  const bad = prompt.findIndex((id) => id >= model.config.vocabSize);
-  if (bad >= 0) throw inputError(`--prompt: token ${prompt[bad]} at position ${bad} is outside the model's vocabulary [0, ${model.config.vocabSize})`);
+  checkTokenIds(prompt, model.config.vocabSize, '--prompt');
   const dec = tok.createStreamDecoder();
   const energy = meterFor(o);
   const r = generate(model, prompt, o.maxTokens, { temperature: o.temperature, topK: o.topK, topP: o.topP }, Rng.fromSeed(o.seed),

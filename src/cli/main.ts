@@ -146,6 +146,6 @@ export function main(argv: string[]): void {
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`frugal: ${msg}${debug ? '' : ' (run with --debug for details)'}\n`);
     if (debug && e instanceof Error) process.stderr.write(`${e.stack}\n`);
-    process.exit(e instanceof RangeError && /outside the vocabulary/.test(msg) ? 2 : 1);
+    process.exit(1);
   }
 }

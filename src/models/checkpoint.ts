@@ -106,26 +106,20 @@ function quantBytes(config: MambaConfig, quant: ReadonlyMap<string, QFormat>, by
 export function modelFromConfig(e: Engine, json: unknown, file: string): { model: TrainableModel; warnings: string[]; layout: CheckpointLayout } {
   const type = typeof json === 'object' && json !== null ? (json as Record<string, unknown>).model_type : undefined;
   const bytesPer = e.dtype === 'f64' ? 8 : 4;
-  try {
-    switch (type) {
-      case 'mamba':
-      case undefined: {
-        const { config, warnings, layout } = mambaConfigFromJson(json, file);
-        const quant = quantMapFromConfig(json, file);
-        checkWeightsFit(mambaParameterCount(config), bytesPer, file, quant.size > 0 ? quantBytes(config, quant, bytesPer) : undefined);
-        return { model: new MambaLM(e, config, quant), warnings, layout };
-      }
-      case 'llama': {
-        const { config, warnings } = llamaConfigFromHF(json, file);
-        return { model: new TransformerLM(e, config), warnings, layout: 'hf' };
-      }
-      default:
-        throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, llama)`);
+  switch (type) {
+    case 'mamba':
+    case undefined: {
+      const { config, warnings, layout } = mambaConfigFromJson(json, file);
+      const quant = quantMapFromConfig(json, file);
+      checkWeightsFit(mambaParameterCount(config), bytesPer, file, quant.size > 0 ? quantBytes(config, quant, bytesPer) : undefined);
+      return { model: new MambaLM(e, config, quant), warnings, layout };
     }
-  } catch (err) {
-    // the heap refuses to grow past 4 GiB: for a model being built that is bad input, not a crash
-    if (err instanceof RangeError && /4 GiB/.test(err.message)) throw inputError(`${file}: ${err.message}`);
-    throw err;
+    case 'llama': {
+      const { config, warnings } = llamaConfigFromHF(json, file);
+      return { model: new TransformerLM(e, config), warnings, layout: 'hf' };
+    }
+    default:
+      throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, llama)`);
   }
 }
 

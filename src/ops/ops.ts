@@ -1,6 +1,7 @@
 import type { Tensor, Weight, QWeight } from '../tensor/index.js';
 import { isQuant, QBLOCK } from '../tensor/index.js';
 import type { Engine } from './engine.js';
+import { checkTokenIds } from '../io/tokenids.js';
 
 /**
  * Differentiable ops: each allocates its output in the current scope, runs one or two kernels, and
@@ -49,24 +50,17 @@ export function linearQuant(e: Engine, x: Tensor, w: QWeight, b: Tensor | null):
 export function embedding(e: Engine, table: Weight, ids: Tensor): Tensor {
   if (isQuant(table)) return embeddingQuant(e, table, ids);
   const [V, D] = table.shape, n = ids.size;
-  checkIds(ids, V);
+  checkTokenIds(ids.ints(), V, 'embedding');
   const out = e.zeros([...ids.shape, D]);
   e.k.embeddingForward(out, table, ids, n, D);
   e.tape?.record('embedding', out, [table], [ids], { n, D });
   return out;
 }
 
-function checkIds(ids: Tensor, V: number): void {
-  const idv = ids.ints();
-  for (let i = 0; i < idv.length; i++) {
-    if (idv[i] < 0 || idv[i] >= V) throw new RangeError(`token id ${idv[i]} at position ${i} is outside the vocabulary [0, ${V})`);
-  }
-}
-
 /** Rows of a quantised embedding table, dequantised (inference only). */
 export function embeddingQuant(e: Engine, table: QWeight, ids: Tensor): Tensor {
   const [V, D] = table.shape, n = ids.size;
-  checkIds(ids, V);
+  checkTokenIds(ids.ints(), V, 'embedding');
   const out = e.zeros([...ids.shape, D]);
   if (table.format === 'q8') e.k.embeddingQ8(out, table.q, table.scales, ids, n, D);
   else e.k.embeddingQ4(out, table.q, table.scales, ids, n, D);
@@ -163,7 +157,7 @@ export function selectiveScan(e: Engine, x: Tensor, delta: Tensor, A: Tensor, Bm
 export function crossEntropy(e: Engine, logits: Tensor, targets: Tensor): Tensor {
   const V = lastDim(logits), rows = rowsOf(logits);
   if (targets.size !== rows) throw new Error(`crossEntropy: ${targets.size} targets for ${rows} rows`);
-  checkIds(targets, V);
+  checkTokenIds(targets.ints(), V, 'targets');
   const losses = e.zeros([rows]), lse = e.zeros([rows]), out = e.zeros([1]);
   e.k.crossEntropyForward(losses, lse, logits, targets, rows, V);
   e.k.meanForward(out, losses, rows);

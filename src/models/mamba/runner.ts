@@ -4,6 +4,7 @@ import type { Engine } from '../../ops/index.js';
 import type { ModelState } from '../types.js';
 import type { MambaLM } from './model.js';
 import { SCAN_CHUNK } from '../../ops/ops.js';
+import { checkTokenIds } from '../../io/tokenids.js';
 
 /** Working buffers of one decoding step for batch size B, allocated once and reused for every token. */
 interface StepBuffers {
@@ -119,7 +120,7 @@ export class MambaRunner {
     const B = ids.length, c = this.m.config, k = this.e.k;
     const { dModel: D, dInner: ED, dState: N, dtRank: R, dConv: K, vocabSize: V } = c;
     if (B < 1 || B > state.batch) throw new Error(`step: ${ids.length} ids for a state of batch ${state.batch}`);
-    for (const id of ids) if (id < 0 || id >= V) throw new RangeError(`token id ${id} is outside the vocabulary [0, ${V})`);
+    checkTokenIds(ids, V, 'step');
     const s = this.stepBuffers(state.batch), A = this.getA(); // sized for the state; the first B rows are used
     s.ids.ints().set(ids);
     this.embedRows(s.h, s.ids, B);
@@ -155,7 +156,7 @@ export class MambaRunner {
     const { dModel: D, dInner: ED, dState: N, dtRank: R, dConv: K, vocabSize: V } = c;
     if (ids.length !== B * L) throw new Error(`prefill: ${ids.length} ids for batch ${B} × ${L} tokens`);
     if (L === 0) throw new Error('prefill: needs at least one token');
-    for (const id of ids) if (id < 0 || id >= V) throw new RangeError(`token id ${id} is outside the vocabulary [0, ${V})`);
+    checkTokenIds(ids, V, 'prefill');
     const A = this.getA();
     const M = B * L;
     const out = e.scope(() => {
