@@ -1,4 +1,4 @@
-import type { Tensor, Weight, QWeight } from '../tensor/index.js';
+import type { Tensor, Weight } from '../tensor/index.js';
 import { isQuant, QBLOCK } from '../tensor/index.js';
 import type { Engine } from './engine.js';
 import { checkTokenIds } from '../io/tokenids.js';
@@ -17,53 +17,57 @@ function sameShape(op: string, a: Tensor, b: Tensor): void {
   if (a.size !== b.size) throw new Error(`${op}: shapes [${a.shape}] and [${b.shape}] differ`);
 }
 
+/** Scratch of a product with a quantised weight: the input quantised to q8 per block, (rows, ≥ K) int8 and (rows, ≥ K/32) f32. */
+export interface QuantScratch { readonly qx: Tensor; readonly sx: Tensor }
+
+/**
+ * y (rows, N) = x (rows, K) @ w (N, K)^T + b (N), outside any tape: the one product the taped op,
+ * decoding and prefill all run. A quantised w first quantises the rows of x into `scratch`, then
+ * runs the integer-dot kernel.
+ */
+export function linearInto(e: Engine, y: Tensor, x: Tensor, w: Weight, b: Tensor | null, rows: number, scratch: QuantScratch | null): void {
+  const [N, K] = w.shape, k = e.k;
+  if (isQuant(w)) {
+    if (!scratch) throw new Error('linear: a quantised weight needs scratch for its quantised input');
+    k.quantizeQ8(scratch.qx, scratch.sx, x, rows, K);
+    if (w.format === 'q8') k.matmulQ8(y, scratch.qx, scratch.sx, w.q, w.scales, rows, N, K);
+    else k.matmulQ4(y, scratch.qx, scratch.sx, w.q, w.scales, rows, N, K);
+  } else {
+    k.matmulNT(y, x, w, rows, N, K, 0);
+  }
+  if (b) k.addBias(y, y, b, rows, N);
+}
+
+/** out (n, D) = rows ids (n) of table (V, D), f32 or quantised (dequantised on the way), outside any tape. */
+export function embeddingInto(e: Engine, out: Tensor, table: Weight, ids: Tensor, n: number): void {
+  const D = table.shape[1];
+  if (!isQuant(table)) e.k.embeddingForward(out, table, ids, n, D);
+  else if (table.format === 'q8') e.k.embeddingQ8(out, table.q, table.scales, ids, n, D);
+  else e.k.embeddingQ4(out, table.q, table.scales, ids, n, D);
+}
+
 /**
  * y (rows, N) = x (rows, K) @ w (N, K)^T + b (N). A quantised w (inference only) quantises the
- * rows of x to q8 and runs the integer-dot kernels.
+ * rows of x to q8 and runs the integer-dot kernels; it is not differentiable with respect to w.
  */
 export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null): Tensor {
-  if (isQuant(w)) return linearQuant(e, x, w, b);
   const [N, K] = w.shape, M = rowsOf(x);
   if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
+  const quant = isQuant(w);
+  if (quant && e.tape && x.requiresGrad) throw new Error('quantised weights are for inference: train the f32 model, then quantise');
   const y = e.zeros(withLast(x, N));
-  e.k.matmulNT(y, x, w, M, N, K, 0);
-  if (b) e.k.addBias(y, y, b, M, N);
-  e.tape?.record('linear', y, [x, w, b], [], { M, N, K });
+  linearInto(e, y, x, w, b, M, quant ? { qx: e.zeros([M, K], 'i8'), sx: e.zeros([M, K / QBLOCK]) } : null);
+  if (!quant) e.tape?.record('linear', y, [x, w, b], [], { M, N, K });
   return y;
 }
 
-/** y = x @ w^T (+ b) with a quantised weight: not differentiable with respect to w. */
-export function linearQuant(e: Engine, x: Tensor, w: QWeight, b: Tensor | null): Tensor {
-  const [N, K] = w.shape, M = rowsOf(x);
-  if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
-  if (e.tape && x.requiresGrad) throw new Error('quantised weights are for inference: train the f32 model, then quantise');
-  const y = e.zeros(withLast(x, N));
-  const qx = e.zeros([M, K], 'i8'), sx = e.zeros([M, K / QBLOCK]);
-  e.k.quantizeQ8(qx, sx, x, M, K);
-  if (w.format === 'q8') e.k.matmulQ8(y, qx, sx, w.q, w.scales, M, N, K);
-  else e.k.matmulQ4(y, qx, sx, w.q, w.scales, M, N, K);
-  if (b) e.k.addBias(y, y, b, M, N);
-  return y;
-}
-
-/** out (n, D) = table (V, D)[ids (n)] */
+/** out (n, D) = table (V, D)[ids (n)]; a quantised table (inference only) is dequantised row by row. */
 export function embedding(e: Engine, table: Weight, ids: Tensor): Tensor {
-  if (isQuant(table)) return embeddingQuant(e, table, ids);
-  const [V, D] = table.shape, n = ids.size;
+  const [V, D] = table.shape;
   checkTokenIds(ids.ints(), V, 'embedding');
   const out = e.zeros([...ids.shape, D]);
-  e.k.embeddingForward(out, table, ids, n, D);
-  e.tape?.record('embedding', out, [table], [ids], { n, D });
-  return out;
-}
-
-/** Rows of a quantised embedding table, dequantised (inference only). */
-export function embeddingQuant(e: Engine, table: QWeight, ids: Tensor): Tensor {
-  const [V, D] = table.shape, n = ids.size;
-  checkTokenIds(ids.ints(), V, 'embedding');
-  const out = e.zeros([...ids.shape, D]);
-  if (table.format === 'q8') e.k.embeddingQ8(out, table.q, table.scales, ids, n, D);
-  else e.k.embeddingQ4(out, table.q, table.scales, ids, n, D);
+  embeddingInto(e, out, table, ids, ids.size);
+  if (!isQuant(table)) e.tape?.record('embedding', out, [table], [ids], { n: ids.size, D });
   return out;
 }
 
