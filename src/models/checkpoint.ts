@@ -8,7 +8,7 @@ import { safetensorsProducer } from '../io/safetensors.js';
 import type { SafetensorsFile, StreamTensor } from '../io/safetensors.js';
 import { MemorySource } from '../io/bytesource.js';
 import { recoverDir } from '../io/atomic.js';
-import type { FileData } from '../io/atomic.js';
+import type { FileData, FileProducer } from '../io/atomic.js';
 import { openWeights } from '../io/weights.js';
 import type { WeightSet } from '../io/weights.js';
 import { firstNonFinite, readFloatsInto, readRawInto } from '../io/tensors.js';
@@ -246,6 +246,11 @@ export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
   });
 }
 
+/** The bytes of the model.safetensors frugal writes for `model` (streamed from the heap when run). */
+export function modelWeightsProducer(model: TrainableModel): FileProducer {
+  return safetensorsProducer(modelStreamTensors(model), { format: 'pt' }).producer;
+}
+
 /**
  * The files of a checkpoint directory (to hand to writeDirAtomic with any training state):
  * config.json, model.safetensors streamed from the heap, and the tokenizer files of the directory
@@ -254,7 +259,7 @@ export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
 export function modelFiles(model: TrainableModel): Record<string, FileData> {
   const files: Record<string, FileData> = {
     'config.json': JSON.stringify(model.hfConfig(), null, 2) + '\n',
-    'model.safetensors': safetensorsProducer(modelStreamTensors(model), { format: 'pt' }).producer,
+    'model.safetensors': modelWeightsProducer(model),
   };
   const source = SOURCE_DIR.get(model);
   if (source !== undefined) {

@@ -83,6 +83,14 @@ export class MambaRunner {
     return { batch: B, tensors, position: 0 };
   }
 
+  /** conv.i (B, ED, K) and ssm.i (B, ED, N), whole: a recurrent state does not grow with tokens. */
+  savedStateShapes(B: number): Map<string, number[]> {
+    const { nLayer, dInner: ED, dConv: K, dState: N } = this.m.config;
+    const shapes = new Map<string, number[]>();
+    for (let i = 0; i < nLayer; i++) { shapes.set(`conv.${i}`, [B, ED, K]); shapes.set(`ssm.${i}`, [B, ED, N]); }
+    return shapes;
+  }
+
   /** A full set of pass buffers for M rows and B streams, from `alloc` (scoped or persistent). */
   private buffers(M: number, B: number, alloc: (shape: number[], dtype?: DType) => Tensor): PassBuffers {
     const { dModel: D, dInner: ED, dState: N, dtRank: R, vocabSize: V } = this.m.config;

@@ -133,7 +133,8 @@ export class TransformerLM implements TrainableModel {
     return this.runner;
   }
 
-  createState(B: number): ModelState { return this.getRunner().createState(B); }
+  createState(B: number, tokens = 0): ModelState { return this.getRunner().createState(B, tokens); }
+  savedStateShapes(B: number, position: number): Map<string, number[]> { return this.getRunner().savedStateShapes(B, position); }
   step(ids: Int32Array, state: ModelState): Float32Array { return this.getRunner().step(ids, state); }
   prefill(ids: Int32Array, L: number, state: ModelState): Float32Array { return this.getRunner().prefill(ids, L, state); }
   /** Grow the KV cache of `state` to hold `tokens` positions now (exactly), instead of doubling on demand. */

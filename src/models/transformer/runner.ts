@@ -32,17 +32,24 @@ export class TransformerRunner {
     this.e = m.e;
   }
 
-  createState(B: number): ModelState {
-    const { nLayer, nKvHead, headDim } = this.m.config;
+  /** Every layer's, stream's and kv head's cache, with room for max(INITIAL_CAPACITY, tokens) rows. */
+  createState(B: number, tokens = 0): ModelState {
+    const rows = Math.max(INITIAL_CAPACITY, tokens), hd = this.m.config.headDim;
     const tensors = new Map<string, Tensor>();
+    for (const name of this.savedStateShapes(B, rows).keys()) tensors.set(name, this.e.persistent([rows, hd]));
+    return { batch: B, tensors, position: 0 };
+  }
+
+  /** k.i.b.g and v.i.b.g: the first `position` rows (position, hd) of each cache hold the state. */
+  savedStateShapes(B: number, position: number): Map<string, number[]> {
+    const { nLayer, nKvHead, headDim } = this.m.config;
+    const shapes = new Map<string, number[]>();
     for (let i = 0; i < nLayer; i++) {
       for (let b = 0; b < B; b++) {
-        for (let g = 0; g < nKvHead; g++) {
-          for (const name of kvNames(i, b, g)) tensors.set(name, this.e.persistent([INITIAL_CAPACITY, headDim]));
-        }
+        for (let g = 0; g < nKvHead; g++) for (const name of kvNames(i, b, g)) shapes.set(name, [position, headDim]);
       }
     }
-    return { batch: B, tensors, position: 0 };
+    return shapes;
   }
 
   /** Rows the cache of `state` can hold. */
