@@ -121,6 +121,12 @@ function adoptSaved(o: TrainOptions, state: TrainerState): TrainOptions {
   return out as unknown as TrainOptions;
 }
 
+/**
+ * One training run, new or resumed, to `o.steps` steps. Longer than most functions here on purpose:
+ * the order of its parts (finish an interrupted save, adopt the saved options, load the corpus,
+ * model, tokenizer and optimiser state, then the step loop with its evaluations and saves) is what
+ * makes a resumed run repeat an uninterrupted one bit for bit, and it reads best top to bottom.
+ */
 export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult {
   const log = hooks.log ?? (() => {});
   let o = input;
