@@ -250,7 +250,7 @@ def main():
     what = set(args.what.split(','))
     torch.manual_seed(0)
     results = []
-    # training first: it is the comparison issue #4 sets a goal for (≥ 5×)
+    # training first: the comparison with a stated goal (≥ 5×)
     if 'train' in what:
         model = MambaLM(**plan['train']).float()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)

@@ -74,7 +74,7 @@ export function prefillRate(m: MambaLM, L: number, minSeconds: number, count: To
   return L / r.mean;
 }
 
-/** The stream id `join` returns: a number (issue #4's contract) or `{ id, logits }`. */
+/** The stream id `join` returns: a number (as an earlier BatchDecoder returned) or `{ id, logits }`. */
 function joinedId(j: number | { id: number }): number {
   return typeof j === 'number' ? j : j.id;
 }
