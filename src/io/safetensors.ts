@@ -347,27 +347,27 @@ function readFloat(f: SafetensorsFile, name: string, out: Float32Array | Float64
 
 const FLOAT_DTYPES = ['F32', 'F16', 'BF16', 'F64'] as const;
 
-/** A tensor as a new Float32Array (from F32, F16, BF16 or F64; F64 is rounded). */
-export function readTensorF32(f: SafetensorsFile, name: string): Float32Array {
-  const { info, view, count } = tensorView(f, name, FLOAT_DTYPES, 'readTensorF32');
-  if (info.dtype === 'F32' && HOST_LE) {
-    // Fast path: one byte copy (into a fresh, hence aligned, buffer) instead of an element loop.
-    return new Float32Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+/** A float tensor as a new array of `Ctor`'s precision; the matching stored dtype is one byte copy. */
+function readFloats<T extends Float32Array | Float64Array>(f: SafetensorsFile, name: string, fn: string,
+  Ctor: { new (n: number): T; new (b: ArrayBuffer): T }, native: 'F32' | 'F64'): T {
+  const { info, view, count } = tensorView(f, name, FLOAT_DTYPES, fn);
+  if (info.dtype === native && HOST_LE) {
+    // one byte copy (into a fresh, hence aligned, buffer) instead of an element loop
+    return new Ctor(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer);
   }
-  const out = new Float32Array(count);
+  const out = new Ctor(count);
   readFloat(f, name, out, info, view);
   return out;
 }
 
+/** A tensor as a new Float32Array (from F32, F16, BF16 or F64; F64 is rounded). */
+export function readTensorF32(f: SafetensorsFile, name: string): Float32Array {
+  return readFloats(f, name, 'readTensorF32', Float32Array, 'F32');
+}
+
 /** A tensor as a new Float64Array (from F64, F32, F16 or BF16). */
 export function readTensorF64(f: SafetensorsFile, name: string): Float64Array {
-  const { info, view, count } = tensorView(f, name, FLOAT_DTYPES, 'readTensorF64');
-  if (info.dtype === 'F64' && HOST_LE) {
-    return new Float64Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
-  }
-  const out = new Float64Array(count);
-  readFloat(f, name, out, info, view);
-  return out;
+  return readFloats(f, name, 'readTensorF64', Float64Array, 'F64');
 }
 
 /** A tensor as a new Int32Array (from I32, or I64 when every value fits in 32 bits). */

@@ -80,43 +80,30 @@ export function rmsnorm(e: Engine, x: Tensor, w: Tensor, eps: number): Tensor {
   return out;
 }
 
-export function add(e: Engine, a: Tensor, b: Tensor): Tensor {
-  sameShape('add', a, b);
+/** out = a ∘ b elementwise for the two-input ops (same size). */
+function binary(e: Engine, op: 'add' | 'mul', a: Tensor, b: Tensor): Tensor {
+  sameShape(op, a, b);
   const out = e.zeros(a.shape);
-  e.k.add(out, a, b, a.size);
-  e.tape?.record('add', out, [a, b], [], { n: a.size });
+  e.k[op](out, a, b, a.size);
+  e.tape?.record(op, out, [a, b], [], { n: a.size });
   return out;
 }
 
-export function mul(e: Engine, a: Tensor, b: Tensor): Tensor {
-  sameShape('mul', a, b);
-  const out = e.zeros(a.shape);
-  e.k.mul(out, a, b, a.size);
-  e.tape?.record('mul', out, [a, b], [], { n: a.size });
-  return out;
-}
-
-export function silu(e: Engine, x: Tensor): Tensor {
+/** out = f(x) elementwise for the one-input ops, each with its forward kernel. */
+const UNARY = { silu: 'siluForward', softplus: 'softplusForward', negExp: 'negExpForward' } as const;
+function unary(e: Engine, op: keyof typeof UNARY, x: Tensor): Tensor {
   const out = e.zeros(x.shape);
-  e.k.siluForward(out, x, x.size);
-  e.tape?.record('silu', out, [x], [], { n: x.size });
+  e.k[UNARY[op]](out, x, x.size);
+  e.tape?.record(op, out, [x], [], { n: x.size });
   return out;
 }
 
-export function softplus(e: Engine, x: Tensor): Tensor {
-  const out = e.zeros(x.shape);
-  e.k.softplusForward(out, x, x.size);
-  e.tape?.record('softplus', out, [x], [], { n: x.size });
-  return out;
-}
-
+export function add(e: Engine, a: Tensor, b: Tensor): Tensor { return binary(e, 'add', a, b); }
+export function mul(e: Engine, a: Tensor, b: Tensor): Tensor { return binary(e, 'mul', a, b); }
+export function silu(e: Engine, x: Tensor): Tensor { return unary(e, 'silu', x); }
+export function softplus(e: Engine, x: Tensor): Tensor { return unary(e, 'softplus', x); }
 /** out = −exp(x)  (A = −exp(A_log)) */
-export function negExp(e: Engine, x: Tensor): Tensor {
-  const out = e.zeros(x.shape);
-  e.k.negExpForward(out, x, x.size);
-  e.tape?.record('negExp', out, [x], [], { n: x.size });
-  return out;
-}
+export function negExp(e: Engine, x: Tensor): Tensor { return unary(e, 'negExp', x); }
 
 /** Columns [c0, c0+w) of the last dim */
 export function sliceLast(e: Engine, x: Tensor, c0: number, w: number): Tensor {
