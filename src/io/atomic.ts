@@ -19,7 +19,7 @@
  */
 import {
   closeSync, copyFileSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync,
-  readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeSync,
+  readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
@@ -158,7 +158,7 @@ export function writeDirAtomic(dir: string, files: Record<string, FileData>): vo
   try {
     mkdirSync(parent, { recursive: true });
     mkdirSync(tmp);
-    writeAndSync(join(tmp, OWNER_MARKER), 'a folder frugal is writing\n');
+    writeFileSync(join(tmp, OWNER_MARKER), 'a folder frugal is writing\n'); // no fsync: it only names the folder's owner
     for (const name of names) writeAndSync(join(tmp, name), files[name] as FileData);
     if (exists) carryUserFiles(dir, tmp, names);
     writeAndSync(join(tmp, COMPLETE_MARKER), JSON.stringify({ written: new Date().toISOString(), files: names }) + '\n');

@@ -72,6 +72,8 @@ export interface TrainResult {
 
 /** Options of the machine, not of the run: never restored on resume, free to differ. */
 const MACHINE_OPTIONS = new Set(['out', 'resume', 'force', 'explicit', 'threads']);
+/** Restored on resume when not given, but free to change: they change no number of the run. */
+const FREE_ON_RESUME = new Set(['saveEvery']);
 
 /**
  * Validation loss in bits per byte over fixed windows of the validation split (no tape).
@@ -116,7 +118,7 @@ const flagName = (k: string) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowe
 /**
  * On --resume every saved option (and --data) is restored, so the continued run is the run that
  * was interrupted. An option given explicitly (`o.explicit`) that differs from the saved value is
- * refused, unless `o.force`, which keeps the new value.
+ * refused, unless `o.force`, which keeps the new value (--save-every may always change).
  */
 function adoptSaved(o: TrainOptions, state: TrainerState, log: (m: string) => void): TrainOptions {
   const out: Record<string, unknown> = { ...o };
@@ -125,6 +127,7 @@ function adoptSaved(o: TrainOptions, state: TrainerState, log: (m: string) => vo
     if (MACHINE_OPTIONS.has(k) || v === undefined) continue;
     const explicit = o.explicit ? o.explicit.includes(k) : k in given;
     if (!explicit || given[k] === v) { out[k] = v; continue; }
+    if (FREE_ON_RESUME.has(k)) continue;
     const was = `${flagName(k)} ${String(v)}`, now = `${flagName(k)} ${String(given[k])}`;
     if (!o.force) {
       throw inputError(`--resume: ${o.out} was trained with ${was}, and ${now} contradicts it; drop ${flagName(k)} to continue ` +
