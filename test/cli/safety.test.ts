@@ -1,35 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import {
-  chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync,
-  symlinkSync, writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TINY, expectOneLineError, frugal, snapshot } from '../helpers/cli.js';
+import { DEAD_PID, TINY, expectOneLineError, frugal, snapshot, workspace } from '../helpers/cli.js';
 
 /**
  * No command deletes, moves or overwrites what frugal did not create unless --force is given:
  * each case runs the real CLI in a temporary folder and compares the disk before and after.
  */
-const root = realpathSync(mkdtempSync(join(tmpdir(), 'frugal-safety-')));
-const corpus = join(root, 'corpus.txt');
-const base = join(root, 'base'); // one trained checkpoint, copied by the cases that need one
-const DEAD_PID = 99_999_999;
-afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-beforeAll(() => {
-  writeFileSync(corpus, 'The quick brown fox jumps over the lazy dog; the Congress shall make no law. '.repeat(60));
-  const r = frugal(['train', ...TINY, '--steps', '3', '--data', corpus, '--out', base]);
-  expect(r.code, r.stderr).toBe(0);
-});
-
-let n = 0;
-function caseDir(): string {
-  const d = join(root, `case${n++}`);
-  mkdirSync(d);
-  return d;
-}
+const { corpus, base, caseDir } = workspace('frugal-safety-');
 
 /** A user's folder: a thesis and a CSV. */
 function userFolder(path: string): void {

@@ -1,41 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { createHash } from 'node:crypto';
-import {
-  closeSync, cpSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statfsSync, statSync,
-  writeFileSync,
-} from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { closeSync, cpSync, mkdirSync, openSync, readdirSync, readFileSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { encodeSafetensors } from '../../src/io/safetensors.js';
 import { mambaConfigFromJson } from '../../src/models/mamba/config.js';
 import { mambaParamSpecs } from '../../src/models/mamba/params.js';
-import { TINY, expectOneLineError, frugal, snapshot } from '../helpers/cli.js';
+import { DEAD_PID, TINY, expectOneLineError, frugal, snapshot, workspace } from '../helpers/cli.js';
 
 /**
  * One writer per folder, exact resume, and how commands end: signals, a reader that stops
  * reading, a full disk. The real CLI, in temporary folders.
  */
-const root = realpathSync(mkdtempSync(join(tmpdir(), 'frugal-signals-')));
-const corpus = join(root, 'corpus.txt');
-const base = join(root, 'base');
-const DEAD_PID = 99_999_999;
-afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-beforeAll(() => {
-  writeFileSync(corpus, 'It was the best of times, it was the worst of times, it was the age of wisdom. '.repeat(60));
-  const r = frugal(['train', ...TINY, '--steps', '3', '--data', corpus, '--out', base]);
-  expect(r.code, r.stderr).toBe(0);
-});
-
-let n = 0;
-function caseDir(): string {
-  const d = join(root, `case${n++}`);
-  mkdirSync(d);
-  return d;
-}
+const { corpus, base, caseDir } = workspace('frugal-signals-');
 
 /** A command running in the background, its stderr collected. */
 function start(command: string, args: readonly string[]) {

@@ -1,8 +1,9 @@
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import type { SpawnSyncOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface CliResult { code: number | null; stdout: string; stderr: string; lines: string[] }
@@ -25,6 +26,33 @@ export function expectOneLineError(r: CliResult, code: number, mention: RegExp):
 
 /** A tiny model that trains in well under a second. */
 export const TINY = ['--d-model', '16', '--layers', '1', '--d-state', '4', '--seq-len', '16', '--batch', '2', '--eval-windows', '2', '--threads', '1'];
+
+/** Above any pid_max, so certainly not a running process. */
+export const DEAD_PID = 99_999_999;
+
+/**
+ * A test file's temporary folder (removed after its tests) with a small corpus and one tiny trained
+ * checkpoint, `base`, made once and copied by the cases that need one; `caseDir` gives each case
+ * a fresh subfolder.
+ */
+export function workspace(prefix: string): { root: string; corpus: string; base: string; caseDir: () => string } {
+  const root = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
+  const corpus = join(root, 'corpus.txt');
+  const base = join(root, 'base');
+  beforeAll(() => {
+    writeFileSync(corpus, 'The quick brown fox jumps over the lazy dog; the Congress shall make no law. '.repeat(60));
+    const r = frugal(['train', ...TINY, '--steps', '3', '--data', corpus, '--out', base]);
+    expect(r.code, r.stderr).toBe(0);
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  let n = 0;
+  const caseDir = () => {
+    const d = join(root, `case${n++}`);
+    mkdirSync(d);
+    return d;
+  };
+  return { root, corpus, base, caseDir };
+}
 
 /**
  * Everything under `root`: each file's SHA-256, each link's target, each folder, by relative path
