@@ -60,11 +60,12 @@ export function logEnergy(f: EnergyFlags, r: EnergyReport, command: string, toke
   if (f.energyLog) appendEnergyLog(f.energyLog, r, { command, tokens, seconds });
 }
 
-function openModel(o: ModelOpts): TrainableModel {
+/** The model and the folder it was read from (after an interrupted save, the sealed copy beside --model). */
+function openModel(o: ModelOpts): { model: TrainableModel; dir: string } {
   const e = new Engine({ kernels: o.kernels, threads: o.threads });
-  const { model, warnings } = loadModel(e, o.model);
+  const { model, warnings, dir } = loadModel(e, o.model);
   for (const w of warnings) err(`warning: ${w}`);
-  return model;
+  return { model, dir };
 }
 
 /**
@@ -92,9 +93,9 @@ export interface LogitsOpts extends ModelOpts { ids?: number[]; text?: string; m
 
 /** Print {"shape":[L,V],"logits":[...]} for one sequence to stdout. */
 export function logitsCommand(o: LogitsOpts): void {
-  const model = openModel(o);
+  const { model, dir } = openModel(o);
   if ((o.ids === undefined) === (o.text === undefined)) throw inputError('logits: give exactly one of --ids 3,1,4 or --text "..."');
-  const ids = o.ids ? Int32Array.from(o.ids) : modelTokenizer(model, o.model).tok.encode(o.text as string);
+  const ids = o.ids ? Int32Array.from(o.ids) : modelTokenizer(model, dir).tok.encode(o.text as string);
   const V = model.config.vocabSize, L = ids.length;
   for (let i = 0; i < L; i++) if (ids[i] >= V) throw inputError(`${o.ids ? '--ids' : '--text'}: token id ${ids[i]} at position ${i} is outside the vocabulary [0, ${V})`);
   if (L === 0) throw inputError('logits: need at least one token');
@@ -121,8 +122,8 @@ export interface GenerateOpts extends ModelOpts, EnergyFlags {
 /** Stream generated text to stdout as it is made (stopping at once when the reader goes away). */
 export function generateCommand(input: GenerateOpts): void {
   const o = { ...input, ...checkEnergyLog(input, [input.model]) };
-  const model = openModel(o);
-  const { tok, stopAt } = modelTokenizer(model, o.model);
+  const { model, dir } = openModel(o);
+  const { tok, stopAt } = modelTokenizer(model, dir);
   const prompt = tok.encode(o.prompt);
   const bad = prompt.findIndex((id) => id >= model.config.vocabSize);
   if (bad >= 0) throw inputError(`--prompt: token ${prompt[bad]} at position ${bad} is outside the model's vocabulary [0, ${model.config.vocabSize})`);
