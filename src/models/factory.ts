@@ -15,15 +15,18 @@ export type Arch = (typeof ARCHITECTURES)[number];
 export interface SizeOptions {
   dModel: number; layers: number; dState: number; vocabSize: number;
   heads?: number;           // transformer: attention heads (default: head size closest to 64)
+  tokenizer?: 'byte' | 'file'; // 'file': the ids of a tokenizer.json saved with the model
+  eosTokenId?: number;      // its end-of-text id (generation stops there)
 }
 
 /** A freshly initialised model of architecture `arch`. */
 export function createModel(arch: string, e: Engine, s: SizeOptions, rng: Rng): TrainableModel {
+  const vocab = { ...(s.tokenizer ? { tokenizer: s.tokenizer } : {}), ...(s.eosTokenId !== undefined ? { eosTokenId: s.eosTokenId } : {}) };
   switch (arch) {
     case 'mamba':
-      return new MambaLM(e, createMambaConfig({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize })).init(rng);
+      return new MambaLM(e, createMambaConfig({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize, ...vocab })).init(rng);
     case 'transformer':
-      return new TransformerLM(e, createLlamaConfig({ dModel: s.dModel, nLayer: s.layers, nHead: s.heads, vocabSize: s.vocabSize }, '--arch transformer')).init(rng);
+      return new TransformerLM(e, createLlamaConfig({ dModel: s.dModel, nLayer: s.layers, nHead: s.heads, vocabSize: s.vocabSize, ...vocab }, '--arch transformer')).init(rng);
     default:
       throw inputError(`--arch '${arch}' is not supported (choose one of: ${ARCHITECTURES.join(', ')})`);
   }

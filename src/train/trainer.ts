@@ -10,7 +10,7 @@ import { loadTokenizer } from '../io/tokenizer.js';
 import type { HFTokenizer } from '../io/tokenizer.js';
 import { createModel } from '../models/factory.js';
 import type { TrainableModel } from '../models/types.js';
-import { loadModel } from '../models/checkpoint.js';
+import { loadModel, rememberSource } from '../models/checkpoint.js';
 import { AdamW, learningRate } from './optim.js';
 import { loadOptimizerState, readTrainerState, saveTrainingCheckpoint } from './checkpoint.js';
 import type { TrainerState } from './checkpoint.js';
@@ -42,6 +42,8 @@ export interface TrainOptions {
   /** Replace an existing checkpoint in `out`; with `resume`, accept options that differ from the saved run's. */
   force?: boolean;
   init: string | null;     // start from an existing model directory
+  /** A new model's tokenizer: a folder with tokenizer.json (its ids are the vocabulary); absent: bytes. */
+  tokenizer?: string | null;
   /**
    * Options given explicitly on the command line; on resume the others come from the saved run.
    * Without it (library use) every option counts as given.
@@ -205,13 +207,17 @@ function load(input: TrainOptions, out: OutputDir, log: (m: string) => void): Lo
       model = loadModel(e, o.init).model;
       log(`starting from ${o.init}`);
     } else {
-      model = createModel(o.arch, e, { dModel: o.dModel, layers: o.layers, dState: o.dState, heads: o.heads, vocabSize: 256 }, Rng.fromSeed(o.seed));
+      const newTok = o.tokenizer ? loadTokenizer(o.tokenizer) : null;
+      if (o.tokenizer && !newTok) throw inputError(`--tokenizer ${o.tokenizer} has no tokenizer.json (make one with 'frugal tokenizer train')`);
+      const vocab = newTok ? { vocabSize: newTok.vocabSize, tokenizer: 'file' as const, eosTokenId: [...newTok.specialIds].at(-1) } : { vocabSize: 256 };
+      model = createModel(o.arch, e, { dModel: o.dModel, layers: o.layers, dState: o.dState, heads: o.heads, ...vocab }, Rng.fromSeed(o.seed));
+      if (o.tokenizer) rememberSource(model, o.tokenizer); // its tokenizer files are saved with the model
     }
     state = { format: 'frugal-trainer-state/1', step: 0, dataRng: [], data: { spec: o.data, bytes: corpus.bytes.length },
       options: {}, losses: [], valBpb: [], tokensSeen: 0 };
   }
   // a checkpoint with a tokenizer.json (a published model given to --init) trains on its token ids
-  const tok = resuming ? loadTokenizer(dir) : o.init ? loadTokenizer(o.init) : null;
+  const tok = resuming ? loadTokenizer(dir) : o.init ? loadTokenizer(o.init) : o.tokenizer ? loadTokenizer(o.tokenizer) : null;
   if (!tok && model.config.vocabSize < 256) throw inputError(`the byte tokenizer needs a vocabulary of at least 256, the model has ${model.config.vocabSize}`);
   if (tok && tok.vocabSize > model.config.vocabSize) throw inputError(`${tok.file} has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
   const { train: trainData, val, bytesPerToken } = tokenize(tok, trainBytes, valBytes, log);
