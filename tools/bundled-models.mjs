@@ -19,12 +19,12 @@ import { join } from 'node:path';
 
 export const TOKENIZER_FLAGS = ['--data', 'sotu', '--vocab-size', '2048', '--val-fraction', '0.05'];
 const COMMON = ['--data', 'sotu', '--seq-len', '128', '--batch', '8', '--warmup', '50', '--weight-decay', '0.1',
-  '--val-fraction', '0.05', '--seed', '1', '--eval-every', '250', '--eval-windows', '64', '--save-every', '250'];
+  '--val-fraction', '0.05', '--seed', '1', '--eval-every', '200', '--eval-windows', '64', '--save-every', '100'];
 export const MODELS = {
   'mamba-sotu': ['--arch', 'mamba', '--d-model', '256', '--layers', '4', '--d-state', '16', '--lr', '3e-3', '--min-lr', '3e-4', ...COMMON],
   'transformer-sotu': ['--arch', 'transformer', '--d-model', '256', '--layers', '2', '--heads', '4', '--lr', '2e-3', '--min-lr', '2e-4', ...COMMON],
 };
-export const STEPS = 1500;
+export const STEPS = 1000;
 /** The flags the hash check trains with (the recipe's, stopped at step 20; evaluation kept small). */
 export const STEP20_FLAGS = ['--steps', '20', '--eval-every', '0', '--eval-windows', '1', '--save-every', '0'];
 
@@ -54,7 +54,7 @@ export function step20Hashes(tokDir, threads = '1') {
 if (process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {
   const models = join(root, 'models');
   const tok = join(models, 'tokenizer');
-  const threads = process.env.THREADS ?? '1';
+  const threads = process.env.THREADS ?? '2';
   if (!process.argv.includes('--hashes')) {
     frugal(['tokenizer', 'train', ...TOKENIZER_FLAGS, '--out', tok, '--force']);
     // trained in runs/ (with the optimiser state, to resume), then copied as plain checkpoints

@@ -145,7 +145,7 @@ export function generateCommand(input: GenerateOpts): void {
  * StoppedError says how to continue.
  */
 export async function trainCommand(o: TrainOptions, flags: EnergyFlags = {}): Promise<{ model: TrainableModel; summary: Record<string, number> }> {
-  const f = checkEnergyLog(flags, [o.data === 'sotu' ? null : o.data, o.init]);
+  const f = checkEnergyLog(flags, [o.data === 'sotu' ? null : o.data, o.init, o.tokenizer]);
   const energy = meterFor(f);
   let bar: Progress | null = null;
   // the first step (JIT compilation, first allocations) is warm-up, excluded when more steps follow
@@ -181,9 +181,9 @@ export async function trainCommand(o: TrainOptions, flags: EnergyFlags = {}): Pr
   // tokens of this session only (a resumed run's tokensSeen counts earlier sessions too)
   const tokens = warmStep < 0 ? r.sessionTokens : (r.state.step - warmStep) * batch * seqLen;
   const e = energy.stop(tokens);
-  err(`train: ${r.parameters.toLocaleString('en-US')} parameters, ${r.state.step} steps, ${r.trainTokPerSec.toFixed(0)} tok/s, ` +
+  err(`train: ${r.parameters.toLocaleString('en-US')} parameters${r.adapter ? ` (${r.trainable.toLocaleString('en-US')} trained: the adapter)` : ''}, ${r.state.step} steps, ${r.trainTokPerSec.toFixed(0)} tok/s, ` +
     `validation ${r.valBpb.toFixed(3)} bits/byte (unigram entropy ${r.unigramBpb.toFixed(3)}), ` +
     `${formatJPerToken(e)}${warmStep < 0 ? '' : ' (after a 1-step warm-up)'}; saved ${o.out}`);
   logEnergy(f, e, 'train', tokens, e.seconds);
-  return { model: r.model, summary: { parameters: r.parameters, trainTokPerSec: r.trainTokPerSec, valBpb: r.valBpb, unigramBpb: r.unigramBpb } };
+  return { model: r.model, summary: { parameters: r.parameters, trainable: r.trainable, trainTokPerSec: r.trainTokPerSec, valBpb: r.valBpb, unigramBpb: r.unigramBpb } };
 }

@@ -7,6 +7,7 @@ import { demoCommand } from './demo.js';
 import { quantizeCommand } from './quantize.js';
 import { registerBench } from './bench.js';
 import { registerTokenizer } from './tokenizer.js';
+import { registerFinetune } from './finetune.js';
 import { convertCommand, sizeArg } from './convert.js';
 import type { ConvertDtype, ConvertTarget } from './convert.js';
 import type { TrainOptions } from '../train/trainer.js';
@@ -120,6 +121,7 @@ export function buildProgram(): Command {
 
   registerBench(program, common);
   registerTokenizer(program);
+  registerFinetune(program, common);
 
   common(program.command('quantize').description('write a q8 or q4 block-quantised copy of a Mamba checkpoint (for generate, logits, bench)'))
     .requiredOption('--model <dir>', 'f32 (or f16/bf16) model directory')

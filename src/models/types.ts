@@ -1,4 +1,5 @@
-import type { Tensor } from '../tensor/index.js';
+import type { Tensor, Weight } from '../tensor/index.js';
+import type { LoraPair } from '../ops/ops.js';
 import type { Engine } from '../ops/engine.js';
 
 /** name -> tensor, with Hugging Face names. Insertion order is the parameter table's order. */
@@ -56,6 +57,8 @@ export interface TrainableModel extends SequenceModel {
   readonly e: Engine;
   readonly config: { readonly vocabSize: number; readonly modelType: string };
   readonly parameterCount: number;
+  /** The attached adapter's LoRA pairs, by the weight each updates (models/lora.ts); empty: the base alone. */
+  readonly lora: Map<Weight, LoraPair>;
   /** Mean next-token cross-entropy (nats), differentiable: a (1) tensor. */
   loss(ids: Int32Array, targets: Int32Array, B: number, L: number): Tensor;
   /** Call after parameters change so cached derived weights are rebuilt. */

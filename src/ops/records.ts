@@ -9,6 +9,10 @@ import type { Tensor } from '../tensor/index.js';
  */
 export interface OpRecords {
   linear: { inputs: [x: Tensor, w: Tensor, b: Tensor | null]; saved: []; attrs: { M: number; N: number; K: number } };
+  // a frozen block-quantised weight (QLoRA-style training): only x (and a bias) can need a gradient
+  linearQuant: { inputs: [x: Tensor, b: Tensor | null]; saved: [q: Tensor, scales: Tensor]; attrs: { M: number; N: number; K: number; q4: boolean } };
+  // a low-rank update s·(x Aᵀ) Bᵀ; saves t = s·x Aᵀ (M, r)
+  lora: { inputs: [x: Tensor, A: Tensor, B: Tensor]; saved: [t: Tensor]; attrs: { M: number; N: number; K: number; r: number; scale: number } };
   embedding: { inputs: [table: Tensor]; saved: [ids: Tensor]; attrs: { n: number; D: number } };
   rmsnorm: { inputs: [x: Tensor, w: Tensor]; saved: [rstd: Tensor]; attrs: { rows: number; D: number } };
   add: { inputs: [a: Tensor, b: Tensor]; saved: []; attrs: { n: number } };

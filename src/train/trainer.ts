@@ -10,7 +10,9 @@ import { loadTokenizer } from '../io/tokenizer.js';
 import type { HFTokenizer } from '../io/tokenizer.js';
 import { createModel } from '../models/factory.js';
 import type { TrainableModel } from '../models/types.js';
-import { loadModel, rememberSource } from '../models/checkpoint.js';
+import { loadModel, modelFiles, rememberSource } from '../models/checkpoint.js';
+import { Adapter, loadAdapter } from '../models/lora.js';
+import type { LoraOptions } from '../models/lora.js';
 import { AdamW, learningRate } from './optim.js';
 import { loadOptimizerState, readTrainerState, saveTrainingCheckpoint } from './checkpoint.js';
 import type { TrainerState } from './checkpoint.js';
@@ -44,6 +46,10 @@ export interface TrainOptions {
   init: string | null;     // start from an existing model directory
   /** A new model's tokenizer: a folder with tokenizer.json (its ids are the vocabulary); absent: bytes. */
   tokenizer?: string | null;
+  /** With `init`: 'full' trains every weight (the default), 'lora' trains a LoRA adapter on the frozen base. */
+  method?: 'full' | 'lora';
+  /** The adapter's shape for method 'lora'. */
+  lora?: LoraOptions;
   /**
    * Options given explicitly on the command line; on resume the others come from the saved run.
    * Without it (library use) every option counts as given.
@@ -61,6 +67,10 @@ export interface TrainHooks {
 
 export interface TrainResult {
   model: TrainableModel;
+  /** The adapter trained (method 'lora'), attached to `model`; null for a full run. */
+  adapter: Adapter | null;
+  /** Parameters the optimiser updated (the adapter's alone for LoRA). */
+  trainable: number;
   engine: Engine;
   state: TrainerState;
   parameters: number;
@@ -128,7 +138,7 @@ function adoptSaved(o: TrainOptions, state: TrainerState, log: (m: string) => vo
   for (const [k, v] of Object.entries({ ...state.options, data: state.data.spec })) {
     if (MACHINE_OPTIONS.has(k) || v === undefined) continue;
     const explicit = o.explicit ? o.explicit.includes(k) : k in given;
-    if (!explicit || given[k] === v) { out[k] = v; continue; }
+    if (!explicit || JSON.stringify(given[k]) === JSON.stringify(v)) { out[k] = v; continue; }
     if (FREE_ON_RESUME.has(k)) continue;
     const was = `${flagName(k)} ${String(v)}`, now = `${flagName(k)} ${String(given[k])}`;
     if (!o.force) {
@@ -173,7 +183,7 @@ export function startTraining(input: TrainOptions, hooks: TrainHooks = {}): Trai
 
 /** Everything a run steps with, loaded or created. */
 interface Loaded {
-  o: TrainOptions; e: Engine; model: TrainableModel; opt: AdamW; state: TrainerState; dataRng: Rng;
+  o: TrainOptions; e: Engine; model: TrainableModel; adapter: Adapter | null; opt: AdamW; state: TrainerState; dataRng: Rng;
   trainData: TokenData; val: TokenData; bytesPerToken: number; unigramBpb: number; resuming: boolean;
 }
 
@@ -199,13 +209,12 @@ function load(input: TrainOptions, out: OutputDir, log: (m: string) => void): Lo
       log(`--force: ${why}; continuing on the new data`);
       state.data = { spec: o.data, bytes: corpus.bytes.length };
     }
-    model = loadModel(e, dir).model;
+    model = loadModel(e, o.method === 'lora' ? o.init as string : dir).model;
     dataRng.setState(state.dataRng);
     log(`resuming ${input.out} at step ${state.step}`);
   } else {
     if (o.init) {
       model = loadModel(e, o.init).model;
-      log(`starting from ${o.init}`);
     } else {
       const newTok = o.tokenizer ? loadTokenizer(o.tokenizer) : null;
       if (o.tokenizer && !newTok) throw inputError(`--tokenizer ${o.tokenizer} has no tokenizer.json (make one with 'frugal tokenizer train')`);
@@ -217,26 +226,43 @@ function load(input: TrainOptions, out: OutputDir, log: (m: string) => void): Lo
       options: {}, losses: [], valBpb: [], tokensSeen: 0 };
   }
   // a checkpoint with a tokenizer.json (a published model given to --init) trains on its token ids
-  const tok = resuming ? loadTokenizer(dir) : o.init ? loadTokenizer(o.init) : o.tokenizer ? loadTokenizer(o.tokenizer) : null;
+  const tokDir = o.method === 'lora' ? o.init : resuming ? dir : o.init ?? o.tokenizer;
+  const tok = tokDir ? loadTokenizer(tokDir) : null;
   if (!tok && model.config.vocabSize < 256) throw inputError(`the byte tokenizer needs a vocabulary of at least 256, the model has ${model.config.vocabSize}`);
   if (tok && tok.vocabSize > model.config.vocabSize) throw inputError(`${tok.file} has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
   const { train: trainData, val, bytesPerToken } = tokenize(tok, trainBytes, valBytes, log);
-  if ('qweights' in model && (model.qweights as Map<string, unknown>).size > 0) {
-    throw inputError(`${o.init ?? input.out} is quantised, and quantised models are for inference only: train the f32 checkpoint, then 'frugal quantize' it`);
+  if (o.method !== 'lora' && 'qweights' in model && (model.qweights as Map<string, unknown>).size > 0) {
+    throw inputError(`${o.init ?? input.out} is quantised: full fine-tuning needs the f32 checkpoint (or train a LoRA adapter on this base with --method lora)`);
   }
-  const opt = new AdamW(e, model.specs, model.params, { lr: o.lr, weightDecay: o.weightDecay });
+  const adapter = o.method === 'lora' ? loraAdapter(o, model, resuming ? dir : null) : null;
+  const table = adapter ?? model;
+  const opt = new AdamW(e, table.specs, table.params, { lr: o.lr, weightDecay: o.weightDecay });
   if (resuming) loadOptimizerState(dir, opt, state.step);
-  return { o, e, model, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb: unigramEntropyBits(trainBytes), resuming };
+  if (!saved && o.init) log(`starting from ${o.init}${adapter ? ` with a LoRA adapter (r ${adapter.options.r}, alpha ${adapter.options.alpha}, ${adapter.modules.size} modules)` : ''}`);
+  return { o, e, model, adapter, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb: unigramEntropyBits(trainBytes), resuming };
+}
+
+/**
+ * The adapter of a LoRA run, attached to its frozen base: restored from `dir` when resuming, else
+ * new (B = 0). Its dropout draws come from a generator seeded by the run's seed and the step, so a
+ * resumed run draws what the uninterrupted one would.
+ */
+function loraAdapter(o: TrainOptions, model: TrainableModel, dir: string | null): Adapter {
+  if (!o.init || !o.lora) throw inputError('a LoRA run needs its base model (--model) and adapter options');
+  for (const p of model.params.values()) p.requiresGrad = false;
+  const adapter = dir ? loadAdapter(model, dir) : new Adapter(model, o.lora, o.init).init(Rng.fromSeed(o.seed));
+  Adapter.attach(model, adapter);
+  return adapter;
 }
 
 function setUp(input: TrainOptions, out: OutputDir, hooks: TrainHooks, log: (m: string) => void): TrainingRun {
-  const { o, e, model, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb, resuming } = load(input, out, log);
+  const { o, e, model, adapter, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb, resuming } = load(input, out, log);
   const dir = out.path;
   let savedStep = resuming ? state.step : -1;
   const save = () => {
     state.dataRng = dataRng.getState();
     state.options = { ...o, resume: false, force: false, explicit: undefined };
-    saveTrainingCheckpoint(dir, model, opt, state);
+    saveTrainingCheckpoint(dir, adapter ? adapter.files(model) : modelFiles(model), opt, state);
     savedStep = state.step;
     hooks.onSave?.(state.step);
   };
@@ -246,6 +272,7 @@ function setUp(input: TrainOptions, out: OutputDir, hooks: TrainHooks, log: (m: 
     const step = state.step + 1;
     const batch = sampleBatch(dataRng, trainData, o.batch, o.seqLen);
     opt.zeroGrad();
+    if (adapter) adapter.rng = Rng.fromSeed(o.seed * 1_000_003 + step); // dropout's draws for this step
     const loss = valueAndGrad(e, () => model.loss(batch.inputs, batch.targets, o.batch, o.seqLen));
     const lr = learningRate(step, o.lr, o.warmup, o.steps, o.minLr);
     const gradNorm = opt.update(lr, o.clip);
@@ -270,7 +297,7 @@ function setUp(input: TrainOptions, out: OutputDir, hooks: TrainHooks, log: (m: 
     hooks.onEval?.(state.step, bpb);
     save();
     return {
-      model, engine: e, state, parameters: model.parameterCount, valBpb: bpb,
+      model, adapter, trainable: adapter ? adapter.parameterCount : model.parameterCount, engine: e, state, parameters: model.parameterCount, valBpb: bpb,
       unigramBpb, trainTokPerSec: tokens / Math.max(trainSeconds, 1e-9), trainSeconds, sessionTokens: tokens,
     };
   };

@@ -2,6 +2,7 @@ import type { QFormat, QWeight, Tensor, Weight } from '../../tensor/index.js';
 import { QBLOCK } from '../../tensor/index.js';
 import type { Engine } from '../../ops/index.js';
 import * as op from '../../ops/ops.js';
+import type { LoraPair } from '../../ops/ops.js';
 import type { Rng } from '../../io/rng.js';
 import type { MambaConfig } from './config.js';
 import { mambaConfigToHF } from './config.js';
@@ -60,6 +61,8 @@ export class MambaLM implements TrainableModel {
   embed: Weight;
   readonly normF: Tensor;
   head: Weight;
+  /** The attached adapter's LoRA pairs, by the weight each updates (models/lora.ts); empty: the base alone. */
+  readonly lora: Map<Weight, LoraPair> = new Map();
   private runner: MambaRunner | null = null;
 
   /**
@@ -149,22 +152,25 @@ export class MambaLM implements TrainableModel {
     return lmLoss(this, ids, targets, B, L);
   }
 
+  /** The attached adapter's update of weight w, or null. */
+  loraOf(w: Weight): LoraPair | null { return this.lora.get(w) ?? null; }
+
   /** The Mamba block's mixer on u (B, L, D) -> (B, L, D). */
   private mixer(ly: MambaLayer, u: Tensor): Tensor {
     const e = this.e, { dInner: ED, dState: N, dtRank: R } = this.config;
-    const xz = op.linear(e, u, ly.inProj, ly.inProjBias);                      // (B, L, 2ED)
+    const xz = op.linear(e, u, ly.inProj, ly.inProjBias, this.loraOf(ly.inProj));  // (B, L, 2ED)
     const x = op.sliceLast(e, xz, 0, ED);                                      // (B, L, ED)
     const z = op.sliceLast(e, xz, ED, ED);                                     // (B, L, ED)
     const xc = op.silu(e, op.conv1d(e, x, ly.convW, ly.convB));                // (B, L, ED)
-    const xdbl = op.linear(e, xc, ly.xProj, null);                             // (B, L, R + 2N)
+    const xdbl = op.linear(e, xc, ly.xProj, null, this.loraOf(ly.xProj));      // (B, L, R + 2N)
     const dt = op.sliceLast(e, xdbl, 0, R);                                    // (B, L, R)
     const Bm = op.sliceLast(e, xdbl, R, N);                                    // (B, L, N)
     const Cm = op.sliceLast(e, xdbl, R + N, N);                                // (B, L, N)
-    const delta = op.softplus(e, op.linear(e, dt, ly.dtProj, ly.dtProjBias));  // (B, L, ED)
+    const delta = op.softplus(e, op.linear(e, dt, ly.dtProj, ly.dtProjBias, this.loraOf(ly.dtProj)));  // (B, L, ED)
     const A = op.negExp(e, ly.Alog);                                           // (ED, N)
     const y = op.selectiveScan(e, xc, delta, A, Bm, Cm, ly.D);                 // (B, L, ED)
     const gated = op.mul(e, y, op.silu(e, z));                                 // (B, L, ED)
-    return op.linear(e, gated, ly.outProj, ly.outProjBias);                    // (B, L, D)
+    return op.linear(e, gated, ly.outProj, ly.outProjBias, this.loraOf(ly.outProj));  // (B, L, D)
   }
 
   private getRunner(): MambaRunner {

@@ -155,22 +155,22 @@ export class MambaRunner {
   /** Layer i's mixer on s.u (M, D) -> s.out (M, D), continuing from and advancing its conv and SSM state. */
   private mixer(s: PassBuffers, ly: MambaLayer, i: number, B: number, L: number, state: ModelState): void {
     const { dInner: ED, dState: N, dtRank: R } = this.m.config, e = this.e, k = e.k, M = B * L;
-    linearInto(e, s.xz, s.u, ly.inProj, ly.inProjBias, M, s.q);                      // (M, 2ED)
+    linearInto(e, s.xz, s.u, ly.inProj, ly.inProjBias, M, s.q, this.m.loraOf(ly.inProj));  // (M, 2ED)
     k.sliceColumns(s.x, s.xz, M, 2 * ED, 0, ED);
     k.sliceColumns(s.z, s.xz, M, 2 * ED, ED, ED);
     this.conv(s.xconv, s.x, state.tensors.get(`conv.${i}`) as Tensor, ly, B, L);      // (M, ED)
     k.siluForward(s.xc, s.xconv, M * ED);
-    linearInto(e, s.xdbl, s.xc, ly.xProj, null, M, s.q);                             // (M, R + 2N)
+    linearInto(e, s.xdbl, s.xc, ly.xProj, null, M, s.q, this.m.loraOf(ly.xProj));  // (M, R + 2N)
     k.sliceColumns(s.dt, s.xdbl, M, R + 2 * N, 0, R);
     k.sliceColumns(s.Bm, s.xdbl, M, R + 2 * N, R, N);
     k.sliceColumns(s.Cm, s.xdbl, M, R + 2 * N, R + N, N);
-    linearInto(e, s.dtp, s.dt, ly.dtProj, ly.dtProjBias, M, s.q);                    // (M, ED)
+    linearInto(e, s.dtp, s.dt, ly.dtProj, ly.dtProjBias, M, s.q, this.m.loraOf(ly.dtProj));  // (M, ED)
     k.softplusForward(s.delta, s.dtp, M * ED);
     // no checkpoints (hck null), so the chunk length does not enter the arithmetic
     k.scanForward(s.y, state.tensors.get(`ssm.${i}`) as Tensor, null, s.xc, s.delta, this.getA()[i], s.Bm, s.Cm, ly.D, B, L, ED, N, SCAN_CHUNK);
     k.siluForward(s.gate, s.z, M * ED);
     k.mul(s.gated, s.y, s.gate, M * ED);
-    linearInto(e, s.out, s.gated, ly.outProj, ly.outProjBias, M, s.q);               // (M, D)
+    linearInto(e, s.out, s.gated, ly.outProj, ly.outProjBias, M, s.q, this.m.loraOf(ly.outProj));  // (M, D)
   }
 
   /**
