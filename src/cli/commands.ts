@@ -1,6 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { Engine } from '../ops/index.js';
 import { loadModel } from '../models/checkpoint.js';
+import { Adapter, loadAdapter } from '../models/lora.js';
 import { ByteTokenizer, loadTokenizer } from '../io/tokenizer.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { StoppedError, inputError } from '../io/errors.js';
@@ -20,7 +21,7 @@ import type { TrainableModel } from '../models/types.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
 
-export interface ModelOpts { model: string; kernels: 'wasm' | 'ref'; threads: number }
+export interface ModelOpts { model: string; kernels: 'wasm' | 'ref'; threads: number; /** a LoRA adapter folder to run on the model */ adapter?: string }
 
 /** --energy-log FILE and --tdp W (train, generate, bench). */
 export interface EnergyFlags { energyLog?: string; tdp?: number }
@@ -61,11 +62,15 @@ export function logEnergy(f: EnergyFlags, r: EnergyReport, command: string, toke
   if (f.energyLog) appendEnergyLog(f.energyLog, r, { command, tokens, seconds });
 }
 
-/** The model and the folder it was read from (after an interrupted save, the sealed copy beside --model). */
-function openModel(o: ModelOpts): { model: TrainableModel; dir: string } {
+/**
+ * The model and the folder it was read from (after an interrupted save, the sealed copy beside
+ * --model), with --adapter attached when given.
+ */
+export function openModel(o: ModelOpts): { model: TrainableModel; dir: string } {
   const e = new Engine({ kernels: o.kernels, threads: o.threads });
   const { model, warnings, dir } = loadModel(e, o.model);
   for (const w of warnings) err(`warning: ${w}`);
+  if (o.adapter !== undefined) Adapter.attach(model, loadAdapter(model, o.adapter));
   return { model, dir };
 }
 
@@ -74,7 +79,7 @@ function openModel(o: ModelOpts): { model: TrainableModel; dir: string } {
  * (warning when the checkpoint does not say it was trained with bytes). `stopAt` is the end-of-text
  * id generation stops at (tokenizer.json checkpoints only; byte models have none).
  */
-function modelTokenizer(model: TrainableModel, dir: string): { tok: Tokenizer; stopAt: number | null } {
+export function modelTokenizer(model: TrainableModel, dir: string): { tok: Tokenizer; stopAt: number | null } {
   const V = model.config.vocabSize;
   const hf = model.hfConfig();
   const file = loadTokenizer(dir);
@@ -122,7 +127,7 @@ export interface GenerateOpts extends ModelOpts, EnergyFlags {
 
 /** Stream generated text to stdout as it is made (stopping at once when the reader goes away). */
 export function generateCommand(input: GenerateOpts): void {
-  const o = { ...input, ...checkEnergyLog(input, [input.model]) };
+  const o = { ...input, ...checkEnergyLog(input, [input.model, input.adapter]) };
   const { model, dir } = openModel(o);
   const { tok, stopAt } = modelTokenizer(model, dir);
   const prompt = tok.encode(o.prompt);

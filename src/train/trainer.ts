@@ -103,24 +103,24 @@ export function evaluate(model: TrainableModel, val: TokenData, L: number, maxWi
   return nats / w.count / Math.LN2 / bytesPerToken;
 }
 
+/** Text bytes as the ids of a tokenizer.json, encoded in pieces (a tokenizer's cost grows with what it is handed at once). */
+export function encodeBytes(tok: HFTokenizer, bytes: Uint8Array): Int32Array {
+  const parts: Int32Array[] = [];
+  const text = new TextDecoder().decode(bytes);
+  const PIECE = 1 << 16;
+  for (let i = 0; i < text.length; i += PIECE) parts.push(tok.encode(text.slice(i, i + PIECE)));
+  const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
 /** The corpus as token ids for a model: raw bytes, or the ids of the checkpoint's tokenizer.json. */
 function tokenize(tok: HFTokenizer | null, train: Uint8Array, val: Uint8Array, log: (m: string) => void):
   { train: TokenData; val: TokenData; bytesPerToken: number } {
   if (!tok) return { train, val, bytesPerToken: 1 };
   const t0 = performance.now();
-  const dec = new TextDecoder();
-  // encode in pieces: a tokenizer's cost grows with the length of what it is handed at once
-  const enc = (b: Uint8Array) => {
-    const parts: Int32Array[] = [];
-    const text = dec.decode(b);
-    const PIECE = 1 << 16;
-    for (let i = 0; i < text.length; i += PIECE) parts.push(tok.encode(text.slice(i, i + PIECE)));
-    const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
-    let o = 0;
-    for (const p of parts) { out.set(p, o); o += p.length; }
-    return out;
-  };
-  const tt = enc(train), tv = enc(val);
+  const tt = encodeBytes(tok, train), tv = encodeBytes(tok, val);
   log(`tokenised the corpus with ${tok.file}: ${tt.length + tv.length} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return { train: tt, val: tv, bytesPerToken: val.length / Math.max(1, tv.length) };
 }
