@@ -125,6 +125,15 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
     e.k.crossEntropyBackward(gl, scale, logits, n.saved[0], n.saved[1], rows, V);
     return [gl];
   },
+  // mean distillation loss: see kernels/ref/loss.ts
+  distill: (e, n, dy) => {
+    const [logits] = n.inputs, gl = gradOf(e, logits), { rows, V, T, alpha } = n.attrs, [teacher, lseT, lse1, targets] = n.saved;
+    if (!gl) return [null];
+    const scale = e.zeros([rows]);
+    scale.data().fill(dy.data()[0] / rows);
+    e.k.distillBackward(gl, scale, logits, teacher, lseT, lse1, targets, rows, V, T, alpha);
+    return [gl];
+  },
   // rotation by −angle (kernels/ref/attention.ts)
   rope: (e, n, dy) => {
     const gx = gradOf(e, n.inputs[0]), { B, L, H, hd, pos0, theta } = n.attrs;

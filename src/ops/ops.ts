@@ -196,3 +196,20 @@ export function crossEntropy(e: Engine, logits: Tensor, targets: Tensor): Tensor
   e.tape?.record('crossEntropy', out, [logits], [lse, targets], { rows, V });
   return out;
 }
+
+/**
+ * Mean distillation loss (1) of student logits (rows, V) against the teacher's logits (rows, V,
+ * not differentiated) and the next tokens: alpha · T² · KL(softmax(teacher/T) ‖ softmax(logits/T))
+ * + (1 − alpha) · cross-entropy. T² keeps the soft term's gradients on the scale of the hard one's.
+ */
+export function distillLoss(e: Engine, logits: Tensor, teacher: Tensor, targets: Tensor, T: number, alpha: number): Tensor {
+  const V = lastDim(logits), rows = rowsOf(logits);
+  sameShape('distill', logits, teacher);
+  if (targets.size !== rows) throw new Error(`distill: ${targets.size} targets for ${rows} rows`);
+  checkTokenIds(targets.ints(), V, 'targets');
+  const losses = e.zeros([rows]), lseT = e.zeros([rows]), lse1 = e.zeros([rows]), out = e.zeros([1]);
+  e.k.distillForward(losses, lseT, lse1, logits, teacher, targets, rows, V, T, alpha);
+  e.k.meanForward(out, losses, rows);
+  e.tape?.record('distill', out, [logits], [teacher, lseT, lse1, targets], { rows, V, T, alpha });
+  return out;
+}

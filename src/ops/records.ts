@@ -28,6 +28,7 @@ export interface OpRecords {
     attrs: { B: number; L: number; ED: number; N: number; chunk: number };
   };
   crossEntropy: { inputs: [logits: Tensor]; saved: [lse: Tensor, targets: Tensor]; attrs: { rows: number; V: number } };
+  distill: { inputs: [logits: Tensor]; saved: [teacher: Tensor, lseT: Tensor, lse1: Tensor, targets: Tensor]; attrs: { rows: number; V: number; T: number; alpha: number } };
   rope: { inputs: [x: Tensor]; saved: []; attrs: { B: number; L: number; H: number; hd: number; pos0: number; theta: number } };
   attention: { inputs: [q: Tensor, k: Tensor, v: Tensor]; saved: [lse: Tensor]; attrs: { B: number; L: number; H: number; Hkv: number; hd: number } };
   swiglu: { inputs: [gate: Tensor, up: Tensor]; saved: []; attrs: { n: number } };

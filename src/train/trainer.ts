@@ -1,4 +1,7 @@
 import { Engine, valueAndGrad } from '../ops/index.js';
+import * as op from '../ops/ops.js';
+import type { Tensor } from '../tensor/index.js';
+import { tokenizerSha256 } from '../io/statefile.js';
 import type { KernelKind } from '../kernels/backend.js';
 import { Rng } from '../io/rng.js';
 import { inputError } from '../io/errors.js';
@@ -50,6 +53,10 @@ export interface TrainOptions {
   method?: 'full' | 'lora';
   /** The adapter's shape for method 'lora'. */
   lora?: LoraOptions;
+  /** Distillation: the teacher's model folder (same tokenizer), its softmax temperature and the soft loss's weight. */
+  teacher?: string | null;
+  temperature?: number;
+  alpha?: number;
   /**
    * Options given explicitly on the command line; on resume the others come from the saved run.
    * Without it (library use) every option counts as given.
@@ -171,7 +178,7 @@ export interface TrainingRun {
 export function startTraining(input: TrainOptions, hooks: TrainHooks = {}): TrainingRun {
   const log = hooks.log ?? (() => {});
   const out = openOutputDir(input.out, {
-    flag: '--out', inputs: [input.data === 'sotu' ? null : input.data, input.init], force: input.force, resume: input.resume,
+    flag: '--out', inputs: [input.data === 'sotu' ? null : input.data, input.init, input.tokenizer, input.teacher], force: input.force, resume: input.resume,
   }, (m) => log(`warning: ${m}`));
   try {
     return setUp(input, out, hooks, log);
@@ -183,7 +190,7 @@ export function startTraining(input: TrainOptions, hooks: TrainHooks = {}): Trai
 
 /** Everything a run steps with, loaded or created. */
 interface Loaded {
-  o: TrainOptions; e: Engine; model: TrainableModel; adapter: Adapter | null; opt: AdamW; state: TrainerState; dataRng: Rng;
+  o: TrainOptions; e: Engine; model: TrainableModel; adapter: Adapter | null; teacher: TrainableModel | null; opt: AdamW; state: TrainerState; dataRng: Rng;
   trainData: TokenData; val: TokenData; bytesPerToken: number; unigramBpb: number; resuming: boolean;
 }
 
@@ -235,11 +242,12 @@ function load(input: TrainOptions, out: OutputDir, log: (m: string) => void): Lo
     throw inputError(`${o.init ?? input.out} is quantised: full fine-tuning needs the f32 checkpoint (or train a LoRA adapter on this base with --method lora)`);
   }
   const adapter = o.method === 'lora' ? loraAdapter(o, model, resuming ? dir : null) : null;
+  const teacher = o.teacher ? loadTeacher(e, o.teacher, model, tokDir ?? null) : null;
   const table = adapter ?? model;
   const opt = new AdamW(e, table.specs, table.params, { lr: o.lr, weightDecay: o.weightDecay });
   if (resuming) loadOptimizerState(dir, opt, state.step);
   if (!saved && o.init) log(`starting from ${o.init}${adapter ? ` with a LoRA adapter (r ${adapter.options.r}, alpha ${adapter.options.alpha}, ${adapter.modules.size} modules)` : ''}`);
-  return { o, e, model, adapter, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb: unigramEntropyBits(trainBytes), resuming };
+  return { o, e, model, adapter, teacher, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb: unigramEntropyBits(trainBytes), resuming };
 }
 
 /**
@@ -255,8 +263,31 @@ function loraAdapter(o: TrainOptions, model: TrainableModel, dir: string | null)
   return adapter;
 }
 
+/**
+ * The frozen teacher of a distillation run, on the student's engine. Both must read text the same
+ * way: the same tokenizer.json (by SHA-256), or both frugal's bytes, and the same vocabulary.
+ */
+function loadTeacher(e: Engine, dir: string, student: TrainableModel, studentTok: string | null): TrainableModel {
+  const teacher = loadModel(e, dir).model;
+  const [ts, ss] = [tokenizerSha256(dir), tokenizerSha256(studentTok)];
+  const name = (h: string) => h === 'byte' ? "frugal's byte tokenizer" : `tokenizer.json ${h.slice(0, 12)}…`;
+  if (ts !== ss || teacher.config.vocabSize !== student.config.vocabSize) {
+    throw inputError(`--teacher ${dir} and the student do not share a tokenizer (teacher: ${name(ts)}, ${teacher.config.vocabSize} ids; ` +
+      `student: ${name(ss)}, ${student.config.vocabSize} ids); distillation compares their next-token distributions id by id, so both need the same tokenizer`);
+  }
+  for (const p of teacher.params.values()) p.requiresGrad = false;
+  return teacher;
+}
+
+/** The distillation loss of a batch: the teacher's logits (not recorded: its weights are frozen) against the student's. */
+function distillBatch(e: Engine, student: TrainableModel, teacher: TrainableModel, ids: Int32Array, targets: Int32Array, o: TrainOptions): Tensor {
+  const B = o.batch, L = o.seqLen;
+  const soft = teacher.forward(ids, B, L);
+  return op.distillLoss(e, student.forward(ids, B, L), soft, e.ids(targets, [B * L]), o.temperature ?? 2, o.alpha ?? 0.5);
+}
+
 function setUp(input: TrainOptions, out: OutputDir, hooks: TrainHooks, log: (m: string) => void): TrainingRun {
-  const { o, e, model, adapter, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb, resuming } = load(input, out, log);
+  const { o, e, model, adapter, teacher, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb, resuming } = load(input, out, log);
   const dir = out.path;
   let savedStep = resuming ? state.step : -1;
   const save = () => {
@@ -273,7 +304,8 @@ function setUp(input: TrainOptions, out: OutputDir, hooks: TrainHooks, log: (m: 
     const batch = sampleBatch(dataRng, trainData, o.batch, o.seqLen);
     opt.zeroGrad();
     if (adapter) adapter.rng = Rng.fromSeed(o.seed * 1_000_003 + step); // dropout's draws for this step
-    const loss = valueAndGrad(e, () => model.loss(batch.inputs, batch.targets, o.batch, o.seqLen));
+    const loss = valueAndGrad(e, () => teacher ? distillBatch(e, model, teacher, batch.inputs, batch.targets, o)
+      : model.loss(batch.inputs, batch.targets, o.batch, o.seqLen));
     const lr = learningRate(step, o.lr, o.warmup, o.steps, o.minLr);
     const gradNorm = opt.update(lr, o.clip);
     model.weightsChanged();

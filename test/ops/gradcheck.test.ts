@@ -112,6 +112,11 @@ const CASES: Case[] = [
     run: (e, [x, d, A, Bm, Cm, D]) => op.selectiveScan(e, x, d, A, Bm, Cm, D, 16),
   },
   { name: 'crossEntropy', inputs: (e, r) => [t(e, r, [5, 7], 2)], run: (e, [x]) => op.crossEntropy(e, x, e.ids([0, 6, 3, 3, 1])) },
+  {
+    name: 'distillation loss (T 2, alpha 0.7)',
+    inputs: (e, r) => [t(e, r, [5, 7], 2)],
+    run: (e, [x]) => op.distillLoss(e, x, e.persistent([5, 7]).set(randn(Rng.fromSeed(3), 35, 2)), e.ids([0, 6, 3, 3, 1]), 2, 0.7),
+  },
   // the transformer baseline's ops (src/ops/attention.ts)
   { name: 'rope (3 heads of 4, from position 5)', inputs: (e, r) => [t(e, r, [2, 6, 12])], run: (e, [x]) => rope(e, x, 3, 50, 5) },
   { name: 'rope (1 head of 6, large theta)', inputs: (e, r) => [t(e, r, [1, 4, 6])], run: (e, [x]) => rope(e, x, 1, 10000) },
@@ -142,7 +147,7 @@ describe('float64 finite-difference gradient checks, op by op', () => {
     const names = new Set(Object.keys(GRAD_RULES));
     // linearQuant's rule is checked against the f32 product's in test/models/lora.test.ts: its forward
     // quantises x to q8, so finite differences of it are steps, not slopes
-    const covered = new Set(['linear', 'linearQuant', 'lora', 'embedding', 'rmsnorm', 'add', 'mul', 'silu', 'softplus', 'negExp', 'sliceLast', 'conv1d', 'scan', 'crossEntropy',
+    const covered = new Set(['linear', 'linearQuant', 'lora', 'distill', 'embedding', 'rmsnorm', 'add', 'mul', 'silu', 'softplus', 'negExp', 'sliceLast', 'conv1d', 'scan', 'crossEntropy',
       'rope', 'attention', 'swiglu']);
     expect([...names].sort()).toEqual([...covered].sort());
   });
