@@ -11,6 +11,7 @@ import { registerFinetune } from './finetune.js';
 import { registerEvalLm } from './eval-lm.js';
 import { registerMerge } from './merge.js';
 import { registerDistill } from './distill.js';
+import { registerReportRefine } from './report-refine.js';
 import { convertCommand, sizeArg } from './convert.js';
 import type { ConvertDtype, ConvertTarget } from './convert.js';
 import type { TrainOptions } from '../train/trainer.js';
@@ -130,6 +131,7 @@ export function buildProgram(): Command {
   registerEvalLm(program, common);
   registerMerge(program, common);
   registerDistill(program, common);
+  registerReportRefine(program, common);
 
   common(program.command('quantize').description('write a q8 or q4 block-quantised copy of a Mamba checkpoint (for generate, logits, bench)'))
     .requiredOption('--model <dir>', 'f32 (or f16/bf16) model directory')
