@@ -158,3 +158,92 @@ export function bpeTokenizerConfigs(): { config: Record<string, unknown>; specia
     specialTokens: { bos_token: EOS_TOKEN, eos_token: EOS_TOKEN },
   };
 }
+
+/** The fields of a tokenizer.json that decide whether ByteBpeEncoder applies (all optional: probed). */
+interface TokenizerJsonShape {
+  normalizer?: unknown;
+  pre_tokenizer?: { type?: string; add_prefix_space?: boolean; use_regex?: boolean } | null;
+  post_processor?: { type?: string } | null;
+  added_tokens?: { content: string; id: number }[];
+  model?: { type?: string; vocab?: Record<string, number> | null; merges?: unknown[]; continuing_subword_prefix?: unknown;
+    end_of_word_suffix?: unknown; byte_fallback?: unknown; ignore_merges?: unknown; dropout?: unknown };
+}
+
+/**
+ * A fast encoder for plain byte-level BPE tokenizer.json files (as `tokenizer train` writes them,
+ * and GPT-2's): each word's ids are cached, and a word is merged as the Hugging Face BPE model does
+ * it (the lowest-ranked adjacent pair first, the leftmost of equals). Corpora are encoded with it
+ * instead of the general library (several times faster on megabytes); a test compares both on the
+ * first 300 kB of the State of the Union corpus and on random text. `fromJson` returns null for any other kind of tokenizer.
+ */
+export class ByteBpeEncoder {
+  private readonly cache = new Map<string, Int32Array>();
+  private readonly enc = new TextEncoder();
+
+  private constructor(
+    private readonly byteIds: Int32Array,
+    private readonly ranks: Map<number, number>,
+    private readonly merged: Map<number, number>,
+    private readonly added: readonly { content: string; id: number }[],
+  ) {}
+
+  static fromJson(json: unknown): ByteBpeEncoder | null {
+    const j = (json ?? {}) as TokenizerJsonShape;
+    const m = j.model, pre = j.pre_tokenizer, post = j.post_processor;
+    const plain = m !== undefined && m.type === 'BPE' && !j.normalizer && pre?.type === 'ByteLevel' && pre.add_prefix_space === false && pre.use_regex !== false
+      && (!post || post.type === 'ByteLevel') && !m.continuing_subword_prefix && !m.end_of_word_suffix && !m.byte_fallback && !m.ignore_merges && !m.dropout;
+    if (!plain || !m || typeof m.vocab !== 'object' || m.vocab === null || !Array.isArray(m.merges)) return null;
+    const vocab = m.vocab, u = byteToUnicode();
+    const byteIds = Int32Array.from(u, (c) => vocab[c] ?? -1);
+    if (byteIds.some((id) => id < 0)) return null;
+    const ranks = new Map<number, number>(), merged = new Map<number, number>();
+    m.merges.forEach((x, rank) => {
+      const [a, b] = Array.isArray(x) ? x as string[] : String(x).split(' ', 2);
+      const ia = vocab[a], ib = vocab[b], im = vocab[a + b];
+      if (ia === undefined || ib === undefined || im === undefined) return;
+      const k = ia * 4294967296 + ib;
+      if (!ranks.has(k)) { ranks.set(k, rank); merged.set(k, im); }
+    });
+    const added = Array.isArray(j.added_tokens) ? j.added_tokens.filter((t) => typeof t.content === 'string' && t.content !== '') : [];
+    return new ByteBpeEncoder(byteIds, ranks, merged, added);
+  }
+
+  encode(text: string): Int32Array {
+    const out: number[] = [];
+    let rest = text;
+    while (rest.length > 0) {
+      // the earliest added token (the longest at that place) splits the text, as the library splits it
+      let at = rest.length, hit: { content: string; id: number } | null = null;
+      for (const t of this.added) {
+        const i = rest.indexOf(t.content);
+        if (i >= 0 && (i < at || (i === at && hit !== null && t.content.length > hit.content.length))) { at = i; hit = t; }
+      }
+      this.encodeSegment(rest.slice(0, at), out);
+      if (!hit) break;
+      out.push(hit.id);
+      rest = rest.slice(at + hit.content.length);
+    }
+    return Int32Array.from(out);
+  }
+
+  private encodeSegment(s: string, out: number[]): void {
+    for (const m of s.matchAll(GPT2_PATTERN)) {
+      let ids = this.cache.get(m[0]);
+      if (!ids) { ids = this.word(m[0]); if (this.cache.size < 1 << 20) this.cache.set(m[0], ids); }
+      for (const id of ids) out.push(id);
+    }
+  }
+
+  private word(w: string): Int32Array {
+    const sym = Array.from(this.enc.encode(w), (b) => this.byteIds[b]);
+    for (;;) {
+      let best = -1, bestRank = Infinity;
+      for (let i = 0; i + 1 < sym.length; i++) {
+        const r = this.ranks.get(sym[i] * 4294967296 + sym[i + 1]);
+        if (r !== undefined && r < bestRank) { bestRank = r; best = i; }
+      }
+      if (best < 0) return Int32Array.from(sym);
+      sym.splice(best, 2, this.merged.get(sym[best] * 4294967296 + sym[best + 1]) as number);
+    }
+  }
+}

@@ -181,7 +181,8 @@ function study(o: RefineOptions, s: Shape, work: string, t0: number): RefineRepo
   const tokens = (n: number) => n * s.batch * s.seqLen;
   const entries: RefineEntry[] = [];
   const score = (name: string, description: string, phase: { joules: number }, trainTok: number, withBase: number, artefact: string[], adapter: boolean) => {
-    const e = new Engine({ kernels: 'wasm', threads: o.threads });
+    // one thread: at these sizes a second thread's hand-offs cost more than they save, and would blur J/token
+    const e = new Engine({ kernels: 'wasm', threads: 1 });
     try {
       const modelDir = adapter ? dir('small-general') : dir(name);
       const model = loadModel(e, modelDir).model;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { bpeTokenizerJson, byteToUnicode, trainBpe } from '../../src/io/bpe.js';
-import { HFTokenizer } from '../../src/io/tokenizer.js';
+import { ByteBpeEncoder, bpeTokenizerJson, byteToUnicode, trainBpe } from '../../src/io/bpe.js';
+import { HFTokenizer, loadTokenizer } from '../../src/io/tokenizer.js';
+import { loadCorpus } from '../../src/io/corpus.js';
 import { Rng } from '../../src/io/rng.js';
 
 const TEXT = 'The Congress shall make no law respecting an establishment of religion. Ünïcödé façade — naïve café 東京 😀🎉 '.repeat(30) +
@@ -48,5 +49,30 @@ describe('byte-level BPE training', () => {
       expect(tok.decode(tok.encode(s)), JSON.stringify(s)).toBe(s);
     }
     for (const s of ['😀🎉 東京 café', '\u{10FFFF}\u{1F600}', '\ufeffBOM first', '  spaces\t\ttabs\n\nnewlines ', '']) expect(tok.decode(tok.encode(s))).toBe(s);
+  });
+});
+
+describe('the bulk encoder of byte-level BPE files', () => {
+  it('gives the library\'s ids on 300 kB of the corpus, random UTF-8 and special tokens', () => {
+    const tok = loadTokenizer('models/tokenizer') as HFTokenizer;
+    expect(tok.bulk).not.toBeNull();
+    const text = new TextDecoder().decode(loadCorpus('sotu').bytes.subarray(0, 300_000)).replace(/\uFFFD+$/, '');
+    for (let i = 0; i < text.length; i += 1 << 14) {
+      const piece = text.slice(i, i + (1 << 14));
+      expect(Array.from(tok.bulk!.encode(piece))).toEqual(Array.from(tok.encode(piece)));
+    }
+    const rng = Rng.fromSeed(4);
+    for (let i = 0; i < 100; i++) {
+      const s = randomText(rng, 1 + rng.int(30)) + (i % 3 === 0 ? '<|endoftext|>' : '') + ' the Union';
+      expect(Array.from(tok.bulk!.encode(s)), JSON.stringify(s)).toEqual(Array.from(tok.encode(s)));
+    }
+  });
+
+  it('declines tokenizers it does not cover', () => {
+    const json = bpeTokenizerJson(trainBpe(TEXT, 300));
+    expect(ByteBpeEncoder.fromJson(json)).not.toBeNull();
+    expect(ByteBpeEncoder.fromJson({ ...json, normalizer: { type: 'NFC' } })).toBeNull();
+    expect(ByteBpeEncoder.fromJson({ ...json, pre_tokenizer: { type: 'Whitespace' } })).toBeNull();
+    expect(ByteBpeEncoder.fromJson({ model: { type: 'WordPiece' } })).toBeNull();
   });
 });
