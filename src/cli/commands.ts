@@ -1,4 +1,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
+import { basename } from 'node:path';
+import { compareLine, decodeCostOf } from './compare.js';
 import { Engine } from '../ops/index.js';
 import { loadModel } from '../models/checkpoint.js';
 import { Adapter, loadAdapter } from '../models/lora.js';
@@ -123,11 +125,13 @@ export function logitsCommand(o: LogitsOpts): void {
 
 export interface GenerateOpts extends ModelOpts, EnergyFlags {
   prompt: string; maxTokens: number; temperature: number; topK: number; topP: number; seed: number;
+  /** Another model folder to decode the same prompt with, for one comparison line on stderr (cli/compare.ts). */
+  compare?: string;
 }
 
 /** Stream generated text to stdout as it is made (stopping at once when the reader goes away). */
 export function generateCommand(input: GenerateOpts): void {
-  const o = { ...input, ...checkEnergyLog(input, [input.model, input.adapter]) };
+  const o = { ...input, ...checkEnergyLog(input, [input.model, input.adapter, input.compare]) };
   const { model, dir } = openModel(o);
   const { tok, stopAt } = modelTokenizer(model, dir);
   const prompt = tok.encode(o.prompt);
@@ -142,6 +146,10 @@ export function generateCommand(input: GenerateOpts): void {
   err(`generate: prompt ${r.promptTokens} tokens, prefill ${(r.promptTokens / Math.max(r.prefillSeconds, 1e-9)).toFixed(1)} tok/s; ` +
     `${n} tokens at ${(n / Math.max(r.decodeSeconds, 1e-9)).toFixed(1)} tok/s; ${formatJPerToken(report)}`);
   logEnergy(o, report, 'generate', r.promptTokens + n, r.prefillSeconds + r.decodeSeconds);
+  if (o.compare !== undefined) {
+    const mine = { name: basename(dir), parameters: model.parameterCount, tokens: n, tokS: n / Math.max(r.decodeSeconds, 1e-9), jPerToken: report.jPerToken, kind: report.kind };
+    err(compareLine(mine, decodeCostOf(o.compare, o)));
+  }
 }
 
 /**

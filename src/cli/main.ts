@@ -93,12 +93,14 @@ export function buildProgram(): Command {
     .option('--top-k <n>', 'sample among the k most likely tokens (0: all)', intArg(0, 1e9), 0)
     .option('--top-p <x>', 'nucleus sampling mass (1: off)', floatArg(0.000001, 1), 1)
     .option('--seed <n>', `sampling seed, ${SEED_HELP}`, seedArg, 1)
+    .option('--compare <dir>', 'then decode the same prompt with this model too (output discarded) and print one line comparing tok/s and J/token on stderr')
     .option('--energy-log <file>', 'append a CodeCarbon-style CSV row (kWh, W, kg CO2) with joules, J/token, kind and method')
     .option('--tdp <watts>', 'CPU package power for the CPU-time energy estimate (default: from a table of CPUs, else 10 W per core)', floatArg(0.001, 1e5))
     .action((o: Record<string, unknown>) => generateCommand({
       energyLog: o.energyLog as string | undefined, tdp: o.tdp as number | undefined,
       model: o.model as string, adapter: o.adapter as string | undefined, kernels: o.kernels as 'wasm' | 'ref', threads: o.threads as number, prompt: o.prompt as string,
       maxTokens: o.maxTokens as number, temperature: o.temperature as number, topK: o.topK as number, topP: o.topP as number, seed: o.seed as number,
+      compare: o.compare as string | undefined,
     }));
 
   common(program.command('logits').description('print {"shape":[L,V],"logits":[...]} for a token sequence to stdout'))
