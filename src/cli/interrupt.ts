@@ -9,7 +9,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { FrugalError, StoppedError } from '../io/errors.js';
-import type { ConvertOpts } from './convert.js';
+import type { ConvertOpts } from '../models/convert.js';
 import type { QuantizeJob } from './quantize.js';
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;

@@ -6,7 +6,18 @@ import { readableDir, recoverDir, writeDirAtomic } from '../io/atomic.js';
 import { inputError } from '../io/errors.js';
 import { openOutputDir } from '../io/outputs.js';
 import type { QFormat } from '../tensor/index.js';
+import { Option } from '@commander-js/extra-typings';
 import { runInWorker } from './interrupt.js';
+import { engineOptions, forceOption, modelOption } from './options.js';
+import type { AnyCommand } from './options.js';
+
+export function registerQuantize(program: AnyCommand): void {
+  const cmd = modelOption(engineOptions(program.command('quantize')
+    .description('write a q8 or q4 block-quantised copy of a Mamba checkpoint (for generate, logits, bench)')), 'f32 (or f16/bf16) model directory')
+    .addOption(new Option('--to <format>', 'q8 (8-bit, blocks of 32) or q4 (4-bit, blocks of 32)').choices(['q8', 'q4'] as const).makeOptionMandatory())
+    .requiredOption('--out <dir>', 'output directory');
+  forceOption(cmd, 'replace an existing checkpoint in --out').action((o) => quantizeCommand(o));
+}
 
 export interface QuantizeOpts { model: string; to: QFormat; out: string; kernels: 'wasm' | 'ref'; threads: number; force?: boolean }
 
@@ -17,8 +28,9 @@ export interface QuantizeJob { model: string; to: QFormat; outDir: string; kerne
 export function quantizeToDir(j: QuantizeJob, log: (m: string) => void): { before: number; after: number } {
   const e = new Engine({ kernels: j.kernels, threads: j.threads });
   try {
-    const json = readConfigJson(readableDir(j.model).dir) as Record<string, unknown> | null;
-    if (json?.model_type !== undefined && json.model_type !== 'mamba') throw inputError(`${j.model}: quantisation supports Mamba checkpoints (model_type 'mamba')`);
+    const json = readConfigJson(readableDir(j.model).dir);
+    const type = typeof json === 'object' && json !== null && 'model_type' in json ? json.model_type : undefined;
+    if (type !== undefined && type !== 'mamba') throw inputError(`${j.model}: quantisation supports Mamba checkpoints (model_type 'mamba')`);
     // tensor by tensor: the f32 model never needs to fit in memory at once
     const { model, warnings } = quantizeCheckpoint(e, j.model, j.to);
     for (const w of warnings) log(`warning: ${w}`);
