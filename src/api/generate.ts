@@ -40,8 +40,9 @@ export interface Generation {
   ids: number[];
   /** Tokens in the prompt. */
   promptTokens: number;
-  /** Seconds spent reading the prompt (one parallel pass) and generating (token by token). */
+  /** Seconds spent reading the prompt (one parallel pass). */
   prefillSeconds: number;
+  /** Seconds spent generating, token by token. */
   decodeSeconds: number;
   /** Generated tokens per second of decoding. */
   tokensPerSecond: number;
@@ -84,9 +85,13 @@ export function generate(model: Model, prompt: string | ArrayLike<number>, optio
 
 /** Logits of one sequence: `values` holds `shape[0]` rows (tokens) of `shape[1]` (the vocabulary). */
 export interface Logits {
+  /** [tokens, vocabulary size]. */
   shape: [number, number];
+  /** The logits, row by row (token by token). */
   values: Float32Array;
+  /** Seconds of the computation. */
   seconds: number;
+  /** Its energy; `kind` says measured or estimated. */
   energy: EnergyReport;
 }
 

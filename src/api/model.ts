@@ -30,7 +30,10 @@ export interface TextCodec {
  * `threads: 1` has none; its memory is freed with the object either way).
  */
 export class Model {
-  /** The network (Mamba or the transformer baseline) with its parameters in the engine's memory. */
+  /**
+   * The network (Mamba or the transformer baseline) with its parameters in the engine's memory.
+   * @internal For frugal's own layers (the commands, benchmarks); not part of the library's API.
+   */
   readonly network: TrainableModel;
   /** The folder actually read (after an interrupted save, the sealed copy beside the path given). */
   readonly dir: string;

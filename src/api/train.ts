@@ -15,12 +15,15 @@ export type TrainSettings = Partial<Omit<TrainOptions, 'explicit' | 'out'>> & En
   out: string;
 };
 
-/** The defaults of every training setting (`minLr` defaults to `lr / 10`). */
-export const TRAIN_DEFAULTS = {
+/** The training settings that have a fixed default (`minLr` defaults to `lr / 10`, `heads` to a head size near 64). */
+export type TrainDefaults = Readonly<Omit<TrainOptions, 'out' | 'minLr' | 'heads' | 'explicit'>>;
+
+/** The defaults of every training setting, those of `frugal train` (which runs on every core: `threads` here is 1). */
+export const TRAIN_DEFAULTS: TrainDefaults = {
   arch: 'mamba', data: 'sotu', dModel: 128, layers: 2, dState: 16, seqLen: 128, batch: 8, steps: 300,
   lr: 2e-3, warmup: 30, weightDecay: 0.1, clip: 1.0, seed: 1, evalEvery: 0, evalWindows: 64, saveEvery: 100,
   valFraction: 0.05, kernels: 'wasm', threads: 1, resume: false, force: false, init: null,
-} as const satisfies Omit<TrainOptions, 'out' | 'minLr' | 'heads' | 'explicit'>;
+};
 
 /** The full options of a run: `settings` over the defaults; the settings given are the explicit ones (see TrainOptions.explicit). */
 export function trainOptions(settings: TrainSettings): TrainOptions {
@@ -33,6 +36,7 @@ export function trainOptions(settings: TrainSettings): TrainOptions {
 export interface Trained {
   /** The trained model, ready for {@link generate} (also saved in `out`). */
   model: Model;
+  /** Number of parameters. */
   parameters: number;
   /** The step reached (a resumed run counts the steps of earlier sessions too). */
   steps: number;
@@ -46,13 +50,28 @@ export interface Trained {
   tokens: number;
   /** Energy of this session (warm-up excluded when `warmUpExcluded`); `energy.kind` says measured or estimated. */
   energy: EnergyReport;
+  /** Whether the first step (compilation, first allocations) was left out of `tokens` and `energy`. */
   warmUpExcluded: boolean;
 }
 
 /** A training run in progress, one optimiser step at a time (so a caller can stop it between steps). */
-export interface Training extends Omit<TrainingRun, 'finish'> {
+export interface Training {
+  /** The options in force (a resumed run's are the saved ones). */
+  readonly options: TrainOptions;
+  /** The last step taken (a resumed run starts at its saved step; 0 before the first). */
+  readonly reached: number;
+  /** The step of the checkpoint on disk (-1: none written by this run yet). */
+  readonly savedStep: number;
+  /** Whether every step of the schedule is taken. */
+  done(): boolean;
+  /** One optimiser step, with its validation and periodic save. */
+  step(): void;
+  /** Save a checkpoint of the step reached (for example before stopping early). */
+  save(): void;
   /** Final validation and save; stops the energy meter. */
   finish(): Trained;
+  /** Release the output folder (its lock) and the energy meter. Always call it, also after an error. */
+  close(): void;
 }
 
 /**
@@ -83,7 +102,7 @@ export function startTraining(settings: TrainSettings, hooks: TrainHooks = {}): 
   }
   return {
     get options() { return run.options; },
-    get state() { return run.state; },
+    get reached() { return run.state.step; },
     get savedStep() { return run.savedStep; },
     done: () => run.done(),
     step: () => run.step(),

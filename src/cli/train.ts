@@ -77,8 +77,8 @@ export async function trainCommand(settings: TrainSettings, flags: { energyLog?:
       const signal = await stop.check();
       if (signal === null) continue;
       bar.stop();
-      if (run.savedStep !== run.state.step) run.save();
-      throw new StoppedError(`stopped at step ${run.state.step}; continue with --resume`, signal);
+      if (run.savedStep !== run.reached) run.save();
+      throw new StoppedError(`stopped at step ${run.reached}; continue with --resume`, signal);
     }
     r = run.finish();
   } finally {

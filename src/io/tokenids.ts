@@ -6,8 +6,11 @@ import { FrugalError } from './errors.js';
  * error's type, never from its message.
  */
 export class TokenIdError extends FrugalError {
+  /** The offending id. */
   readonly id: number;
+  /** Its position in the input. */
   readonly position: number;
+  /** The model's vocabulary size: valid ids are 0 … vocabSize − 1. */
   readonly vocabSize: number;
   constructor(id: number, position: number, vocabSize: number, where: string) {
     super(`${where}: token id ${id} at position ${position} is outside the model's vocabulary [0, ${vocabSize}); ` +

