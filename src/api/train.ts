@@ -1,4 +1,4 @@
-import { startTraining as startRun } from '../train/trainer.js';
+import { runToEnd, startTraining as startRun } from '../train/trainer.js';
 import type { StepReport, TrainHooks, TrainOptions, TrainingRun } from '../train/trainer.js';
 import { startEnergy } from '../energy/index.js';
 import type { EnergyReport } from '../energy/index.js';
@@ -129,11 +129,5 @@ export function startTraining(settings: TrainSettings, hooks: TrainHooks = {}): 
  * @throws FrugalError when `out` may not be written, a setting is out of range or contradicts a resumed run
  */
 export function train(settings: TrainSettings, hooks: TrainHooks = {}): Trained {
-  const run = startTraining(settings, hooks);
-  try {
-    while (!run.done()) run.step();
-    return run.finish();
-  } finally {
-    run.close();
-  }
+  return runToEnd(startTraining(settings, hooks));
 }

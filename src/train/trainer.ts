@@ -344,13 +344,17 @@ class Steps implements TrainingRun {
   }
 }
 
-/** Train (or resume) to the end in one call. */
-export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult {
-  const run = startTraining(input, hooks);
+/** Step `run` to the end and finish it; its output is released whatever happens. */
+export function runToEnd<R>(run: { done(): boolean; step(): void; finish(): R; close(): void }): R {
   try {
     while (!run.done()) run.step();
     return run.finish();
   } finally {
     run.close();
   }
+}
+
+/** Train (or resume) to the end in one call. */
+export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult {
+  return runToEnd(startTraining(input, hooks));
 }
