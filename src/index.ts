@@ -1,6 +1,6 @@
 /**
- * frugal as a library: load a checkpoint, generate text, compute logits, train, all on the CPU in
- * Node, with the energy figure of each call. The `frugal` command is a thin layer over these same
+ * frugal as a library: load a checkpoint, generate text, compute logits, train, convert and
+ * quantise checkpoints, all on the CPU in Node, with the energy figure of each call. The `frugal` command is a thin layer over these same
  * functions.
  *
  * ```ts
@@ -22,6 +22,9 @@ export type { EnergyOptions, GenerateOptions, Generation, Logits } from './api/g
 export { startTraining, train, trainOptions, TRAIN_DEFAULTS } from './api/train.js';
 export type { Trained, TrainDefaults, Training, TrainSettings } from './api/train.js';
 export type { StepReport, TrainHooks, TrainOptions } from './train/trainer.js';
+export { convert, quantize } from './api/checkpoints.js';
+export type { Converted, ConvertSettings, Quantized, QuantizeSettings } from './api/checkpoints.js';
+export type { ConvertDtype, ConvertTarget } from './models/convert.js';
 export { FrugalError, StoppedError } from './io/errors.js';
 export { TokenIdError } from './io/tokenids.js';
 export type { StreamDecoder, Tokenizer } from './io/tokenizer.js';

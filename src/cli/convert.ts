@@ -3,9 +3,7 @@
  * is src/models/convert.ts): --to hf | original | gguf, --dtype f32 | f16 (| q8_0 for gguf).
  */
 import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
-import { recoverDir, removeOwnTempFiles } from '../io/atomic.js';
-import { checkOutputFile, openOutputDir } from '../io/outputs.js';
-import { checkRequest } from '../models/convert.js';
+import { openConvertOutput } from '../models/convert.js';
 import type { ConvertOpts } from '../models/convert.js';
 import { startEnergy } from '../energy/index.js';
 import { runInWorker } from './interrupt.js';
@@ -29,15 +27,12 @@ export function registerConvert(program: AnyCommand): void {
  */
 export async function convertCommand(o: ConvertOpts): Promise<void> {
   const log = (m: string) => process.stderr.write(m + '\n');
-  checkRequest(o);
-  const check = { flag: '--out', inputs: [o.model], force: o.force };
-  const out = o.to === 'gguf' ? { path: checkOutputFile(o.out, check), release: () => {} } : openOutputDir(o.out, check, (m) => log(`warning: ${m}`));
+  const out = openConvertOutput(o, log);
   try {
     const t0 = performance.now();
     const energy = startEnergy();
-    const cleanUp = () => (o.to === 'gguf' ? removeOwnTempFiles(out.path) : recoverDir(out.path));
     const { model, to, dtype, maxShardBytes } = o;
-    const r = await runInWorker<{ tensors: number; bytes: number }>({ task: 'convert', options: { model, out: out.path, to, dtype, maxShardBytes } }, cleanUp);
+    const r = await runInWorker<{ tensors: number; bytes: number }>({ task: 'convert', options: { model, out: out.path, to, dtype, maxShardBytes } }, out.cleanUp);
     const sec = (performance.now() - t0) / 1000;
     const e = energy.stop();
     const mib = r.bytes / 2 ** 20;

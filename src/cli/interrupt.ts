@@ -10,7 +10,7 @@
 import { Worker } from 'node:worker_threads';
 import { FrugalError, StoppedError } from '../io/errors.js';
 import type { ConvertOpts } from '../models/convert.js';
-import type { QuantizeJob } from './quantize.js';
+import type { QuantizeJob } from '../models/quantize-checkpoint.js';
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 

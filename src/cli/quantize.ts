@@ -1,10 +1,6 @@
-import { Engine } from '../ops/index.js';
-import { modelFiles, readConfigJson } from '../models/checkpoint.js';
-import { weightBytes } from '../models/quant.js';
-import { quantizeCheckpoint } from '../models/quantize-checkpoint.js';
-import { readableDir, recoverDir, writeDirAtomic } from '../io/atomic.js';
-import { inputError } from '../io/errors.js';
+import { recoverDir } from '../io/atomic.js';
 import { openOutputDir } from '../io/outputs.js';
+import type { QuantizeJob } from '../models/quantize-checkpoint.js';
 import type { QFormat } from '../tensor/index.js';
 import { Option } from '@commander-js/extra-typings';
 import { runInWorker } from './interrupt.js';
@@ -20,28 +16,6 @@ export function registerQuantize(program: AnyCommand): void {
 }
 
 export interface QuantizeOpts { model: string; to: QFormat; out: string; kernels: 'wasm' | 'ref'; threads: number; force?: boolean }
-
-/** The work itself, given the checked output folder (run in a worker thread by the command). */
-export interface QuantizeJob { model: string; to: QFormat; outDir: string; kernels: 'wasm' | 'ref'; threads: number }
-
-/** Quantise `j.model` into `j.outDir`; returns the weights' bytes before (as f32) and after. */
-export function quantizeToDir(j: QuantizeJob, log: (m: string) => void): { before: number; after: number } {
-  const e = new Engine({ kernels: j.kernels, threads: j.threads });
-  try {
-    const json = readConfigJson(readableDir(j.model).dir);
-    const type = typeof json === 'object' && json !== null && 'model_type' in json ? json.model_type : undefined;
-    if (type !== undefined && type !== 'mamba') throw inputError(`${j.model}: quantisation supports Mamba checkpoints (model_type 'mamba')`);
-    // tensor by tensor: the f32 model never needs to fit in memory at once
-    const { model, warnings } = quantizeCheckpoint(e, j.model, j.to);
-    for (const w of warnings) log(`warning: ${w}`);
-    const after = weightBytes(model);
-    const before = model.parameterCount * 4;
-    writeDirAtomic(j.outDir, modelFiles(model));
-    return { before, after };
-  } finally {
-    e.dispose();
-  }
-}
 
 /**
  * `frugal quantize`: load an f32 (or f16/bf16) checkpoint, block-quantise its big projections and

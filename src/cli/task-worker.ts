@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { FrugalError } from '../io/errors.js';
 import { convertCheckpoint } from '../models/convert.js';
-import { quantizeToDir } from './quantize.js';
+import { quantizeToDir } from '../models/quantize-checkpoint.js';
 import type { WorkerJob, WorkerReply } from './interrupt.js';
 
 const port = parentPort;

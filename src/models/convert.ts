@@ -10,7 +10,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { inputError } from '../io/errors.js';
-import { readableDir, writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
+import { readableDir, recoverDir, removeOwnTempFiles, writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
+import { checkOutputFile, openOutputDir } from '../io/outputs.js';
 import type { FileData } from '../io/atomic.js';
 import { openWeights, shardName } from '../io/weights.js';
 import { safetensorsProducer } from '../io/safetensors.js';
@@ -27,7 +28,9 @@ import type { MambaConfig } from './mamba/config.js';
 import { mambaParamSpecs } from './mamba/params.js';
 import { planTensors, readConfigJson, storedName } from './checkpoint.js';
 
+/** Layouts a checkpoint converts to: transformers (`hf`), state-spaces mamba_ssm (`original`), llama.cpp (`gguf`). */
 export type ConvertTarget = 'hf' | 'original' | 'gguf';
+/** Tensor types of a conversion (`q8_0`: GGUF only). */
 export type ConvertDtype = 'f32' | 'f16' | 'q8_0';
 
 export interface ConvertOpts {
@@ -239,4 +242,19 @@ function writeGguf(o: ConvertOpts, s: Source, log: (m: string) => void): { tenso
   const producer = ggufProducer(kv, tensors);
   writeFileAtomic(o.out, (write) => producer((chunk) => { bytes += chunk.length; write(chunk); }));
   return { tensors: tensors.length, bytes };
+}
+
+/** A conversion's checked output (a folder is locked too until `release`); `cleanUp` removes what an interrupted conversion left. */
+export interface ConvertOutput { path: string; release(): void; cleanUp(): void }
+
+/** Check `o.out` before any work: a .gguf file (--to gguf) or a checkpoint folder, locked. */
+export function openConvertOutput(o: ConvertOpts, log: (m: string) => void): ConvertOutput {
+  checkRequest(o);
+  const check = { flag: '--out', inputs: [o.model], force: o.force };
+  if (o.to === 'gguf') {
+    const path = checkOutputFile(o.out, check);
+    return { path, release: () => {}, cleanUp: () => removeOwnTempFiles(path) };
+  }
+  const dir = openOutputDir(o.out, check, (m) => log(`warning: ${m}`));
+  return { path: dir.path, release: () => dir.release(), cleanUp: () => recoverDir(dir.path) };
 }

@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FrugalError, TRAIN_DEFAULTS, TokenIdError, generate, loadModel, logits, train, trainOptions } from '../../src/index.js';
+import { FrugalError, TRAIN_DEFAULTS, TokenIdError, convert, generate, loadModel, logits, quantize, train, trainOptions } from '../../src/index.js';
 import { readTrainerState } from '../../src/train/checkpoint.js';
 import { frugal } from '../helpers/cli.js';
 import { relErr } from '../helpers/compare.js';
@@ -96,5 +96,18 @@ describe('library API', () => {
     expect(saved.options.dModel).toBe(16);
     expect(saved.options.seed).toBe(3);
     expect(saved.losses.length).toBe(5);
+  });
+
+  it('quantize and convert write the same files as `frugal quantize` and `frugal convert`, and refuse to overwrite', () => {
+    const q = quantize({ model: MODEL, out: join(root, 'q8'), to: 'q8' });
+    expect(q.after).toBeLessThan(q.before / 3);
+    expect(frugal(['quantize', '--model', MODEL, '--to', 'q8', '--out', join(root, 'q8-cli'), '--threads', '1']).code).toBe(0);
+    expect(readFileSync(join(root, 'q8', 'model.safetensors')).equals(readFileSync(join(root, 'q8-cli', 'model.safetensors')))).toBe(true);
+    const c = convert({ model: MODEL, out: join(root, 'm.gguf'), to: 'gguf', dtype: 'q8_0' });
+    expect(c.tensors).toBeGreaterThan(10);
+    expect(frugal(['convert', '--model', MODEL, '--out', join(root, 'm-cli.gguf'), '--to', 'gguf', '--dtype', 'q8_0']).code).toBe(0);
+    expect(readFileSync(join(root, 'm.gguf')).equals(readFileSync(join(root, 'm-cli.gguf')))).toBe(true);
+    expect(() => convert({ model: MODEL, out: join(root, 'm.gguf'), to: 'gguf' })).toThrow(/--out .*m\.gguf/);
+    expect(() => quantize({ model: MODEL, out: join(root, 'q8'), to: 'q4' })).toThrow(FrugalError);
   });
 });
