@@ -1,5 +1,5 @@
 /**
- * `frugal bench` with no subcommand: the speed benchmark (src/bench/speed.ts). The table and
+ * `frugal bench` with no subcommand: the speed benchmark (src/bench/speed/run.ts). The table and
  * progress go to stderr; `--json` writes the document to stdout. Registered on the `bench` command
  * that src/cli/bench.ts creates; its options are positional (given before any subcommand), so
  * `frugal bench scaling --quick` still reaches the scaling study.
@@ -7,8 +7,8 @@
 import { Option } from '@commander-js/extra-typings';
 import type { Command } from '@commander-js/extra-typings';
 import { availableParallelism } from 'node:os';
-import { runSpeedBench, speedTable, speedTargets } from '../bench/speed-index.js';
-import type { SpeedMode } from '../bench/speed-index.js';
+import { runSpeedBench, speedTable, speedTargets } from '../bench/speed/index.js';
+import type { SpeedMode } from '../bench/speed/index.js';
 import { formatJPerToken } from '../energy/index.js';
 import { debugOption, energyOptions, floatArg, intArg, seedOption } from './options.js';
 import { checkEnergyLog, logEnergy, meterFor } from './energy-log.js';

@@ -3,7 +3,7 @@
  * size it. Every array entry holds finite numbers; what could not be measured (no PyTorch, no
  * llama-bench, past the time budget) is listed under `skipped` with the reason instead.
  */
-import type { MambaOptions } from '../models/mamba/config.js';
+import type { MambaOptions } from '../../models/mamba/config.js';
 
 export type Precision = 'f32' | 'q8' | 'q4';
 export const PRECISIONS: readonly Precision[] = ['f32', 'q8', 'q4'];

@@ -1,5 +1,5 @@
 /** The table `frugal bench` prints to stderr: one Markdown table per section of the document. */
-import type { SpeedDoc } from './speed-types.js';
+import type { SpeedDoc } from './types.js';
 
 type Cell = string | number;
 
