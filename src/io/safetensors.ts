@@ -98,7 +98,7 @@ function encodeHeader(tensors: readonly { name: string; dtype: string; shape: nu
         throw inputError(`Safetensors metadata value for ${JSON.stringify(k)} must be a string, got ${typeof v}.`);
       }
     }
-    header['__metadata__'] = metadata;
+    header.__metadata__ = metadata;
   }
   let offset = 0;
   const seen = new Set<string>();
@@ -199,11 +199,11 @@ function validateHeader(parsed: unknown, dataLen: number, bad: (what: string) =>
     const where = `tensor ${JSON.stringify(name)}`;
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) bad(`${where} is not an object`);
     const e = entry as Record<string, unknown>;
-    const dtype = e['dtype'];
+    const dtype = e.dtype;
     const size = typeof dtype === 'string' && Object.hasOwn(DTYPE_BYTES, dtype) ? DTYPE_BYTES[dtype] : undefined;
     if (size === undefined) bad(`${where} has unknown dtype ${JSON.stringify(dtype)}`);
-    const count = checkShape(e['shape'], (what) => bad(`${where}: ${what}`));
-    const offs = e['data_offsets'];
+    const count = checkShape(e.shape, (what) => bad(`${where}: ${what}`));
+    const offs = e.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
       bad(`${where} has data_offsets ${JSON.stringify(offs)}; it must be two non-negative integers [begin, end]`);
     }
@@ -212,9 +212,9 @@ function validateHeader(parsed: unknown, dataLen: number, bad: (what: string) =>
       bad(`${where} has data_offsets [${begin}, ${end}] outside the ${dataLen}-byte data section`);
     }
     if (end - begin !== count * size) {
-      bad(`${where} spans ${end - begin} bytes but shape [${(e['shape'] as number[]).join(', ')}] of ${String(dtype)} needs ${count * size}`);
+      bad(`${where} spans ${end - begin} bytes but shape [${(e.shape as number[]).join(', ')}] of ${String(dtype)} needs ${count * size}`);
     }
-    tensors.set(name, { dtype: dtype as string, shape: [...(e['shape'] as number[])], begin, end });
+    tensors.set(name, { dtype: dtype as string, shape: [...(e.shape as number[])], begin, end });
   }
   const sorted = [...tensors.entries()].filter(([, t]) => t.end > t.begin).sort((a, b) => a[1].begin - b[1].begin);
   for (let i = 1; i < sorted.length; i++) {

@@ -104,6 +104,7 @@ export class ThreadPool {
       // always wait: the workers write into buffers the caller frees once this returns or throws
       if (n > 0) {
         let spins = 0, d: number;
+        // biome-ignore lint/suspicious/noAssignInExpressions: one atomic read per spin, kept for the wait below
         while ((d = Atomics.load(this.ctl, DONE)) < n) {
           if (++spins > 4000) Atomics.wait(this.ctl, DONE, d, 50);
         }

@@ -33,7 +33,7 @@ export function quantizeCheckpoint(e: Engine, path: string, format: QFormat): { 
     const model = new MambaLM(e, config, plan);
     for (const s of specs) {
       const src = sources.get(s.name);
-      if (!src || src.kind !== 'float') throw inputError(`${weights.file}: tensor '${s.name}' is not stored as floats`);
+      if (src?.kind !== 'float') throw inputError(`${weights.file}: tensor '${s.name}' is not stored as floats`);
       const q = model.qweights.get(s.name);
       const into = q ? e.persistent(s.shape) : (model.params.get(s.name) as Tensor);
       try {

@@ -11,7 +11,7 @@ export type Rule<O extends OpName> = (e: Engine, n: OpNode<O>, dy: Tensor) => In
 
 /** The gradient buffer of t (allocated, zeroed, on first use), or null when t needs none. */
 function gradOf(e: Engine, t: Tensor | null): Tensor | null {
-  return t && t.requiresGrad ? e.gradOf(t) : null;
+  return t?.requiresGrad ? e.gradOf(t) : null;
 }
 
 export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {

@@ -134,6 +134,7 @@ describe('Ctrl-C in a terminal', () => {
 describe('pipes and full disks', () => {
   it('generate | head -c 10 stops at once with exit 0 and no stack trace', () => {
     const r = spawnSync('bash', ['-c', `'${process.execPath}' bin/frugal.js generate --model '${base}' --max-tokens 100000000 | head -c 10; ` +
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: bash expands it, not JavaScript
       'echo "status=${PIPESTATUS[0]}" >&2'], { timeout: 60_000 });
     expect(r.error, 'it kept generating after the reader left').toBeUndefined();
     expect(r.stdout.length).toBe(10);
