@@ -194,7 +194,12 @@ function decodeBursts(
   return { logits, bursts, cpuSeconds: (cu.user + cu.system) / 1e6 };
 }
 
-/** Run the study for one architecture until maxContext or a budget stops it. */
+/**
+ * Run the study for one architecture until maxContext or a budget stops it. One function over
+ * 80 lines on purpose: warm-up, then per context length the memory check, the time projection,
+ * the prefill, the decode bursts and the point's record, in the order they happen (its helpers,
+ * decodeBursts and projectNextSeconds, are already apart).
+ */
 export function runArch(
   arch: StudyArch,
   o: ScalingOptions,

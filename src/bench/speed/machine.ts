@@ -167,7 +167,10 @@ function ids(e: Engine, n: number, V: number, rng: Rng): Tensor {
   return t;
 }
 
-/** The hot kernels of decode, prefill and training, at mamba-130m / d256 shapes (tiny: small ones). */
+/**
+ * The hot kernels of decode, prefill and training, at mamba-130m / d256 shapes (tiny: small ones).
+ * Over 80 lines because it is one table, a case per kernel, read top to bottom.
+ */
 function kernelCases(tiny: boolean): KernelCase[] {
   const s = (full: number, small: number) => (tiny ? small : full);
   const D = s(768, 32),

@@ -190,7 +190,10 @@ function pairPeers(runs: PeerRun[], doc: Pick<SpeedDoc, 'decode' | 'prefill' | '
   return out;
 }
 
-/** Run the whole benchmark; progress goes to `log`. */
+/**
+ * Run the whole benchmark; progress goes to `log`. Just over 80 lines: the plan's parts (machine,
+ * decode, prefill, training, streams, kernels, peers) in the order they run, each a call.
+ */
 export function runSpeedBench(o: SpeedOptions): SpeedResult {
   const plan = speedPlan(o.mode, o.threads);
   const budget = new Budget(o.budgetSeconds ?? plan.budgetSeconds);
