@@ -9,7 +9,7 @@
 
 Each at every --threads count (torch.set_num_threads). Prints one JSON document to stdout:
   {"torch": version, "blas": name, "results": [{"measure", "threads", "tok_s"}, ...], "skipped": [...]}
-progress to stderr. Run by src/bench/speed-peers.ts; by hand:
+progress to stderr. Run by src/bench/speed/peers.ts; by hand:
   /usr/bin/python3 tools/bench_torch.py --mode quick --threads 1,2
 """
 import argparse

@@ -18,11 +18,45 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const TOKENIZER_FLAGS = ['--data', 'sotu', '--vocab-size', '2048', '--val-fraction', '0.05'];
-const COMMON = ['--data', 'sotu', '--seq-len', '128', '--batch', '8', '--warmup', '50', '--weight-decay', '0.1',
-  '--val-fraction', '0.05', '--seed', '1', '--eval-every', '200', '--eval-windows', '64', '--save-every', '100'];
+const COMMON = [
+  '--data',
+  'sotu',
+  '--seq-len',
+  '128',
+  '--batch',
+  '8',
+  '--warmup',
+  '50',
+  '--weight-decay',
+  '0.1',
+  '--val-fraction',
+  '0.05',
+  '--seed',
+  '1',
+  '--eval-every',
+  '200',
+  '--eval-windows',
+  '64',
+  '--save-every',
+  '100',
+];
 export const MODELS = {
   'mamba-sotu': ['--arch', 'mamba', '--d-model', '256', '--layers', '4', '--d-state', '16', '--lr', '3e-3', '--min-lr', '3e-4', ...COMMON],
-  'transformer-sotu': ['--arch', 'transformer', '--d-model', '256', '--layers', '2', '--heads', '4', '--lr', '2e-3', '--min-lr', '2e-4', ...COMMON],
+  'transformer-sotu': [
+    '--arch',
+    'transformer',
+    '--d-model',
+    '256',
+    '--layers',
+    '2',
+    '--heads',
+    '4',
+    '--lr',
+    '2e-3',
+    '--min-lr',
+    '2e-4',
+    ...COMMON,
+  ],
 };
 export const STEPS = 1000;
 /** The flags the hash check trains with (the recipe's, stopped at step 20; evaluation kept small). */
@@ -43,7 +77,9 @@ export function step20Hashes(tokDir, threads = '1') {
     for (const [name, flags] of Object.entries(MODELS)) {
       const dir = join(tmp, name);
       frugal(['train', ...flags, ...STEP20_FLAGS, '--tokenizer', tokDir, '--threads', threads, '--out', dir]);
-      out[name] = createHash('sha256').update(readFileSync(join(dir, 'model.safetensors'))).digest('hex');
+      out[name] = createHash('sha256')
+        .update(readFileSync(join(dir, 'model.safetensors')))
+        .digest('hex');
     }
     return out;
   } finally {

@@ -1,38 +1,46 @@
 import { basename } from 'node:path';
-import { Rng } from '../io/rng.js';
-import { checkTokenIds } from '../io/tokenids.js';
-import { generate } from '../infer/generate.js';
+import { generate } from '../api/generate.js';
 import { formatJoules } from '../energy/index.js';
-import type { TrainableModel } from '../models/types.js';
-import { meterFor, modelTokenizer, openModel } from './commands.js';
-import type { GenerateOpts } from './commands.js';
+import type { Model } from '../api/model.js';
+import type { Generation } from '../api/generate.js';
+import { loadModel } from '../api/model.js';
+import type { GenerateFlags } from './generate.js';
 
-/** One model's decoding on a prompt: tokens, tokens/s and J/token (measured or estimated). */
-export interface DecodeCost { name: string; parameters: number; tokens: number; tokS: number; jPerToken: number; kind: string }
-
-/** Decode `o.maxTokens` tokens from the prompt on the model in `dir` (its output discarded), timed and metered. */
-export function decodeCostOf(dir: string, o: GenerateOpts): DecodeCost {
-  const { model, dir: read } = openModel({ ...o, model: dir, adapter: undefined });
-  try {
-    return measure(model, read, o);
-  } finally {
-    model.e.dispose();
-  }
+/** One model's decoding of a prompt: its size, tokens/s and J/token (measured or estimated). */
+export interface DecodeCost {
+  name: string;
+  parameters: number;
+  tokS: number;
+  jPerToken: number;
+  kind: string;
 }
 
-function measure(model: TrainableModel, dir: string, o: GenerateOpts): DecodeCost {
-  const { tok, stopAt } = modelTokenizer(model, dir);
-  const prompt = tok.encode(o.prompt);
-  checkTokenIds(prompt, model.config.vocabSize, '--prompt');
-  const energy = meterFor(o);
-  const r = generate(model, prompt, o.maxTokens, { temperature: o.temperature, topK: o.topK, topP: o.topP }, Rng.fromSeed(o.seed), () => {}, stopAt);
-  const rep = energy.stop(r.promptTokens + r.ids.length);
-  return { name: basename(dir), parameters: model.parameterCount, tokens: r.ids.length, tokS: r.ids.length / Math.max(r.decodeSeconds, 1e-9), jPerToken: rep.jPerToken, kind: rep.kind };
+export function decodeCost(model: Model, g: Generation): DecodeCost {
+  return {
+    name: basename(model.dir),
+    parameters: model.parameters,
+    tokS: g.tokensPerSecond,
+    jPerToken: g.energy.jPerToken,
+    kind: g.energy.kind,
+  };
+}
+
+/** Decode the same prompt with the model in `dir` (its text discarded), with the same sampling settings. */
+export function decodeCostOf(dir: string, o: GenerateFlags): DecodeCost {
+  const model = loadModel(dir, { kernels: o.kernels, threads: o.threads });
+  try {
+    return decodeCost(model, generate(model, o.prompt, { ...o }));
+  } finally {
+    model.dispose();
+  }
 }
 
 /** The one line `generate --compare` prints on stderr: both models on the same prompt and settings. */
 export function compareLine(a: DecodeCost, b: DecodeCost): string {
-  const one = (c: DecodeCost) => `${c.name} (${(c.parameters / 1e6).toFixed(2)}M parameters) ${c.tokS.toFixed(1)} tok/s, ${formatJoules(c.jPerToken)} J/token (${c.kind})`;
-  return `compare, same prompt and sampling: ${one(a)} | ${one(b)} | ${b.name} takes ${(a.tokS / Math.max(b.tokS, 1e-9)).toFixed(2)}x the time per token and ` +
-    `${(b.jPerToken / a.jPerToken).toFixed(2)}x the energy per token of ${a.name}`;
+  const one = (c: DecodeCost) =>
+    `${c.name} (${(c.parameters / 1e6).toFixed(2)}M parameters) ${c.tokS.toFixed(1)} tok/s, ${formatJoules(c.jPerToken)} J/token (${c.kind})`;
+  return (
+    `compare, same prompt and sampling: ${one(a)} | ${one(b)} | ${b.name} takes ${(a.tokS / Math.max(b.tokS, 1e-9)).toFixed(2)}x the time ` +
+    `per token and ${(b.jPerToken / a.jPerToken).toFixed(2)}x the energy per token of ${a.name}`
+  );
 }

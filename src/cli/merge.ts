@@ -1,13 +1,32 @@
-import type { Command } from 'commander';
 import { Engine } from '../ops/index.js';
 import { loadModel, modelFiles } from '../models/checkpoint.js';
 import { loadAdapter, mergeAdapter } from '../models/lora.js';
 import { writeDirAtomic } from '../io/atomic.js';
 import { openOutputDir } from '../io/outputs.js';
+import type { KernelKind } from '../kernels/backend.js';
+import { engineOptions, forceOption, modelOption } from './options.js';
+import type { AnyCommand } from './options.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
 
-export interface MergeOpts { model: string; adapter: string; out: string; force: boolean; kernels: 'wasm' | 'ref'; threads: number }
+export interface MergeOpts {
+  model: string;
+  adapter: string;
+  out: string;
+  force?: boolean;
+  kernels: KernelKind;
+  threads: number;
+}
+
+export function registerMerge(program: AnyCommand): void {
+  const cmd = modelOption(
+    engineOptions(program.command('merge').description('fold a LoRA adapter into its base model and write a plain checkpoint')),
+    'the base model folder the adapter was trained on (f32)',
+  )
+    .requiredOption('--adapter <dir>', "the LoRA adapter folder (PEFT layout, from 'frugal finetune')")
+    .requiredOption('--out <dir>', 'output model folder');
+  forceOption(cmd, 'replace a checkpoint frugal wrote before in --out').action((o) => mergeCommand(o));
+}
 
 /**
  * `frugal merge`: fold a LoRA adapter into its base, W + (lora_alpha / r) · B A, and write a plain
@@ -23,22 +42,11 @@ export function mergeCommand(o: MergeOpts): void {
     const adapter = loadAdapter(model, o.adapter);
     mergeAdapter(model, adapter);
     writeDirAtomic(out.path, modelFiles(model));
-    err(`merge: ${o.adapter} (${adapter.modules.size} modules, r ${adapter.options.r}) into ${o.model} -> ${o.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    err(
+      `merge: ${o.adapter} (${adapter.modules.size} modules, r ${adapter.options.r}) into ${o.model} -> ${o.out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
   } finally {
     e.dispose();
     out.release();
   }
-}
-
-/** Register `frugal merge` (with the common --kernels/--threads options). */
-export function registerMerge(program: Command, common: (c: Command) => Command): void {
-  common(program.command('merge').description('fold a LoRA adapter into its base model and write a plain checkpoint'))
-    .requiredOption('--model <dir>', 'the base model folder the adapter was trained on (f32)')
-    .requiredOption('--adapter <dir>', "the LoRA adapter folder (PEFT layout, from 'frugal finetune')")
-    .requiredOption('--out <dir>', 'output model folder')
-    .option('--force', 'replace a checkpoint frugal wrote before in --out')
-    .action((o: Record<string, unknown>) => mergeCommand({
-      model: o.model as string, adapter: o.adapter as string, out: o.out as string, force: o.force === true,
-      kernels: o.kernels as 'wasm' | 'ref', threads: o.threads as number,
-    }));
 }

@@ -1,13 +1,20 @@
-import type { Command } from 'commander';
 import { writeDirAtomic } from '../io/atomic.js';
 import { openOutputDir } from '../io/outputs.js';
 import { refineMarkdown, refineSvg } from '../report/refine-md.js';
 import { runRefine } from '../report/refine.js';
-import { SEED_HELP, floatArg, seedArg } from './args.js';
+import { engineOptions, floatArg, forceOption, seedOption } from './options.js';
+import type { AnyCommand } from './options.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
 
-export interface ReportRefineOpts { out: string; quick: boolean; budgetMinutes: number; threads: number; seed: number; force: boolean }
+export interface ReportRefineOpts {
+  out: string;
+  quick: boolean;
+  budgetMinutes: number;
+  threads: number;
+  seed: number;
+  force?: boolean;
+}
 
 /**
  * `frugal report refine`: run the refinement study (src/report/refine.ts) and write
@@ -29,21 +36,26 @@ export function reportRefineCommand(o: ReportRefineOpts, command: string): void 
 }
 
 /** Add `refine` to a `report` command (the one `frugal report` has, or a new one). */
-export function addReportRefine(report: Command, common: (c: Command) => Command): void {
-  common(report.command('refine').description('does a small model refined for a task beat a 4× larger general one, at a fraction of its J/token? (held-out era of the State of the Union)'))
+export function addReportRefine(report: AnyCommand): void {
+  const cmd = engineOptions(
+    report
+      .command('refine')
+      .description(
+        'does a small model refined for a task beat a 4x larger general one, at a fraction of its J/token? (a held-out era of the State of the Union)',
+      ),
+  )
     .requiredOption('--out <dir>', 'folder for refine.json, refine.md and refine.svg')
     .option('--quick', 'tiny models and a few steps: a smoke test of the whole pipeline in under a minute')
-    .option('--budget-minutes <n>', 'time the full run is sized to (training steps are set from timed steps)', floatArg(1, 1440), 60)
-    .option('--seed <n>', `seed of every model and data order, ${SEED_HELP}`, seedArg, 1)
-    .option('--force', 'replace a report frugal wrote before in --out')
-    .action((o: Record<string, unknown>) => reportRefineCommand({
-      out: o.out as string, quick: o.quick === true, budgetMinutes: o.budgetMinutes as number, threads: o.threads as number,
-      seed: o.seed as number, force: o.force === true,
-    }, `frugal ${process.argv.slice(2).join(' ')}`));
+    .option('--budget-minutes <n>', 'time the full run is sized to (training steps are set from timed steps)', floatArg(1, 1440), 60);
+  forceOption(seedOption(cmd, 'seed of every model and data order'), 'replace a report frugal wrote before in --out').action((o) =>
+    reportRefineCommand({ ...o, quick: o.quick === true }, `frugal ${process.argv.slice(2).join(' ')}`),
+  );
 }
 
-/** Register `frugal report refine` on `program`, adding to an existing `report` command if there is one. */
-export function registerReportRefine(program: Command, common: (c: Command) => Command): void {
-  const existing = program.commands.find((c) => c.name() === 'report');
-  addReportRefine(existing ?? program.command('report').description('reports: `report refine` runs the small-and-refined vs big-and-general study'), common);
+/** Register `frugal report refine`, adding to the program's `report` command if it has one. */
+export function registerReportRefine(program: AnyCommand): void {
+  const existing = program.commands.find((c) => c.name() === 'report') as AnyCommand | undefined;
+  addReportRefine(
+    existing ?? program.command('report').description('reports: `report refine` runs the small-and-refined vs big-and-general study'),
+  );
 }

@@ -58,7 +58,10 @@ class PairIndex {
       const k = key(word[i], word[i + 1]);
       this.counts.set(k, (this.counts.get(k) ?? 0) + n);
       let s = this.where.get(k);
-      if (!s) { s = new Set(); this.where.set(k, s); }
+      if (!s) {
+        s = new Set();
+        this.where.set(k, s);
+      }
       s.add(w);
     }
   }
@@ -72,8 +75,13 @@ class PairIndex {
 
   /** The most frequent pair (ties: the smaller key), or null when no pair occurs twice. */
   best(): number | null {
-    let bestKey = -1, bestCount = 1;
-    for (const [k, c] of this.counts) if (c > bestCount || (c === bestCount && c > 1 && k < bestKey)) { bestKey = k; bestCount = c; }
+    let bestKey = -1,
+      bestCount = 1;
+    for (const [k, c] of this.counts)
+      if (c > bestCount || (c === bestCount && c > 1 && k < bestKey)) {
+        bestKey = k;
+        bestCount = c;
+      }
     return bestKey < 0 ? null : bestKey;
   }
 }
@@ -84,34 +92,51 @@ class PairIndex {
  */
 export function trainBpe(text: string, vocabSize: number, log: (m: string) => void = () => {}): BpeResult {
   if (!Number.isInteger(vocabSize) || vocabSize < MIN_VOCAB || vocabSize > MAX_VOCAB) {
-    throw inputError(`--vocab-size ${vocabSize}: a byte-level BPE vocabulary needs ${MIN_VOCAB} … ${MAX_VOCAB} ids (256 bytes, the merges and the end-of-text token)`);
+    throw inputError(
+      `--vocab-size ${vocabSize}: a byte-level BPE vocabulary needs ${MIN_VOCAB} … ${MAX_VOCAB} ids (256 bytes, the merges and the end-of-text token)`,
+    );
   }
   const enc = new TextEncoder();
   const tokens: Uint8Array[] = Array.from({ length: 256 }, (_, b) => Uint8Array.of(b));
   const idOf = new Map<string, number>(tokens.map((t, i) => [String(t[0]), i]));
-  const words: number[][] = [], freq: number[] = [];
-  for (const [w, n] of countWords(text)) { words.push(Array.from(enc.encode(w))); freq.push(n); }
+  const words: number[][] = [],
+    freq: number[] = [];
+  for (const [w, n] of countWords(text)) {
+    words.push(Array.from(enc.encode(w)));
+    freq.push(n);
+  }
   log(`bpe: ${words.length} distinct words`);
   const pairs = new PairIndex();
   words.forEach((w, i) => pairs.add(w, i, freq[i]));
   const merges: [number, number][] = [];
   while (tokens.length < vocabSize - 1) {
     const k = pairs.best();
-    if (k === null) { log(`bpe: no pair occurs twice any more; stopping at ${tokens.length + 1} ids`); break; }
-    const a = Math.floor(k / MAX_VOCAB), b = k % MAX_VOCAB;
+    if (k === null) {
+      log(`bpe: no pair occurs twice any more; stopping at ${tokens.length + 1} ids`);
+      break;
+    }
+    const a = Math.floor(k / MAX_VOCAB),
+      b = k % MAX_VOCAB;
     const bytes = new Uint8Array(tokens[a].length + tokens[b].length);
     bytes.set(tokens[a]);
     bytes.set(tokens[b], tokens[a].length);
     const name = bytes.join(',');
     let id = idOf.get(name);
-    if (id === undefined) { id = tokens.length; tokens.push(bytes); idOf.set(name, id); }
+    if (id === undefined) {
+      id = tokens.length;
+      tokens.push(bytes);
+      idOf.set(name, id);
+    }
     merges.push([a, b]);
     for (const w of pairs.where.get(k) as Set<number>) {
       const word = words[w];
       pairs.remove(word, freq[w]);
       const merged: number[] = [];
       for (let i = 0; i < word.length; i++) {
-        if (i + 1 < word.length && word[i] === a && word[i + 1] === b) { merged.push(id); i++; } else merged.push(word[i]);
+        if (i + 1 < word.length && word[i] === a && word[i + 1] === b) {
+          merged.push(id);
+          i++;
+        } else merged.push(word[i]);
       }
       words[w] = merged;
       pairs.add(merged, w, freq[w]);
@@ -127,7 +152,9 @@ export function bpeTokenizerJson(r: BpeResult): Record<string, unknown> {
   const u = byteToUnicode();
   const str = (t: Uint8Array) => Array.from(t, (b) => u[b]).join('');
   const vocab: Record<string, number> = {};
-  r.tokens.forEach((t, id) => { vocab[str(t)] ??= id; });
+  r.tokens.forEach((t, id) => {
+    vocab[str(t)] ??= id;
+  });
   const eos = r.tokens.length;
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
   return {
@@ -140,8 +167,14 @@ export function bpeTokenizerJson(r: BpeResult): Record<string, unknown> {
     post_processor: { ...byteLevel, trim_offsets: false },
     decoder: byteLevel,
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false,
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
       vocab: { ...vocab, [EOS_TOKEN]: eos },
       merges: r.merges.map(([a, b]) => [str(r.tokens[a]), str(r.tokens[b])]),
     },
@@ -152,8 +185,12 @@ export function bpeTokenizerJson(r: BpeResult): Record<string, unknown> {
 export function bpeTokenizerConfigs(): { config: Record<string, unknown>; specialTokens: Record<string, unknown> } {
   return {
     config: {
-      tokenizer_class: 'PreTrainedTokenizerFast', model_max_length: 1e30, add_prefix_space: false,
-      bos_token: EOS_TOKEN, eos_token: EOS_TOKEN, clean_up_tokenization_spaces: false,
+      tokenizer_class: 'PreTrainedTokenizerFast',
+      model_max_length: 1e30,
+      add_prefix_space: false,
+      bos_token: EOS_TOKEN,
+      eos_token: EOS_TOKEN,
+      clean_up_tokenization_spaces: false,
     },
     specialTokens: { bos_token: EOS_TOKEN, eos_token: EOS_TOKEN },
   };
@@ -165,8 +202,16 @@ interface TokenizerJsonShape {
   pre_tokenizer?: { type?: string; add_prefix_space?: boolean; use_regex?: boolean } | null;
   post_processor?: { type?: string } | null;
   added_tokens?: { content: string; id: number }[];
-  model?: { type?: string; vocab?: Record<string, number> | null; merges?: unknown[]; continuing_subword_prefix?: unknown;
-    end_of_word_suffix?: unknown; byte_fallback?: unknown; ignore_merges?: unknown; dropout?: unknown };
+  model?: {
+    type?: string;
+    vocab?: Record<string, number> | null;
+    merges?: unknown[];
+    continuing_subword_prefix?: unknown;
+    end_of_word_suffix?: unknown;
+    byte_fallback?: unknown;
+    ignore_merges?: unknown;
+    dropout?: unknown;
+  };
 }
 
 /**
@@ -189,20 +234,40 @@ export class ByteBpeEncoder {
 
   static fromJson(json: unknown): ByteBpeEncoder | null {
     const j = (json ?? {}) as TokenizerJsonShape;
-    const m = j.model, pre = j.pre_tokenizer, post = j.post_processor;
-    const plain = m !== undefined && m.type === 'BPE' && !j.normalizer && pre?.type === 'ByteLevel' && pre.add_prefix_space === false && pre.use_regex !== false
-      && (!post || post.type === 'ByteLevel') && !m.continuing_subword_prefix && !m.end_of_word_suffix && !m.byte_fallback && !m.ignore_merges && !m.dropout;
+    const m = j.model,
+      pre = j.pre_tokenizer,
+      post = j.post_processor;
+    const plain =
+      m !== undefined &&
+      m.type === 'BPE' &&
+      !j.normalizer &&
+      pre?.type === 'ByteLevel' &&
+      pre.add_prefix_space === false &&
+      pre.use_regex !== false &&
+      (!post || post.type === 'ByteLevel') &&
+      !m.continuing_subword_prefix &&
+      !m.end_of_word_suffix &&
+      !m.byte_fallback &&
+      !m.ignore_merges &&
+      !m.dropout;
     if (!plain || !m || typeof m.vocab !== 'object' || m.vocab === null || !Array.isArray(m.merges)) return null;
-    const vocab = m.vocab, u = byteToUnicode();
+    const vocab = m.vocab,
+      u = byteToUnicode();
     const byteIds = Int32Array.from(u, (c) => vocab[c] ?? -1);
     if (byteIds.some((id) => id < 0)) return null;
-    const ranks = new Map<number, number>(), merged = new Map<number, number>();
+    const ranks = new Map<number, number>(),
+      merged = new Map<number, number>();
     m.merges.forEach((x, rank) => {
-      const [a, b] = Array.isArray(x) ? x as string[] : String(x).split(' ', 2);
-      const ia = vocab[a], ib = vocab[b], im = vocab[a + b];
+      const [a, b] = Array.isArray(x) ? (x as string[]) : String(x).split(' ', 2);
+      const ia = vocab[a],
+        ib = vocab[b],
+        im = vocab[a + b];
       if (ia === undefined || ib === undefined || im === undefined) return;
       const k = ia * 4294967296 + ib;
-      if (!ranks.has(k)) { ranks.set(k, rank); merged.set(k, im); }
+      if (!ranks.has(k)) {
+        ranks.set(k, rank);
+        merged.set(k, im);
+      }
     });
     const added = Array.isArray(j.added_tokens) ? j.added_tokens.filter((t) => typeof t.content === 'string' && t.content !== '') : [];
     return new ByteBpeEncoder(byteIds, ranks, merged, added);
@@ -213,10 +278,14 @@ export class ByteBpeEncoder {
     let rest = text;
     while (rest.length > 0) {
       // the earliest added token (the longest at that place) splits the text, as the library splits it
-      let at = rest.length, hit: { content: string; id: number } | null = null;
+      let at = rest.length,
+        hit: { content: string; id: number } | null = null;
       for (const t of this.added) {
         const i = rest.indexOf(t.content);
-        if (i >= 0 && (i < at || (i === at && hit !== null && t.content.length > hit.content.length))) { at = i; hit = t; }
+        if (i >= 0 && (i < at || (i === at && hit !== null && t.content.length > hit.content.length))) {
+          at = i;
+          hit = t;
+        }
       }
       this.encodeSegment(rest.slice(0, at), out);
       if (!hit) break;
@@ -229,7 +298,10 @@ export class ByteBpeEncoder {
   private encodeSegment(s: string, out: number[]): void {
     for (const m of s.matchAll(GPT2_PATTERN)) {
       let ids = this.cache.get(m[0]);
-      if (!ids) { ids = this.word(m[0]); if (this.cache.size < 1 << 20) this.cache.set(m[0], ids); }
+      if (!ids) {
+        ids = this.word(m[0]);
+        if (this.cache.size < 1 << 20) this.cache.set(m[0], ids);
+      }
       for (const id of ids) out.push(id);
     }
   }
@@ -237,10 +309,14 @@ export class ByteBpeEncoder {
   private word(w: string): Int32Array {
     const sym = Array.from(this.enc.encode(w), (b) => this.byteIds[b]);
     for (;;) {
-      let best = -1, bestRank = Infinity;
+      let best = -1,
+        bestRank = Infinity;
       for (let i = 0; i + 1 < sym.length; i++) {
         const r = this.ranks.get(sym[i] * 4294967296 + sym[i + 1]);
-        if (r !== undefined && r < bestRank) { bestRank = r; best = i; }
+        if (r !== undefined && r < bestRank) {
+          bestRank = r;
+          best = i;
+        }
       }
       if (best < 0) return Int32Array.from(sym);
       sym.splice(best, 2, this.merged.get(sym[best] * 4294967296 + sym[best + 1]) as number);

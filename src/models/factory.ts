@@ -13,10 +13,13 @@ export type Arch = (typeof ARCHITECTURES)[number];
 
 /** The size flags of `frugal train` (each architecture reads those that apply to it). */
 export interface SizeOptions {
-  dModel: number; layers: number; dState: number; vocabSize: number;
-  heads?: number;           // transformer: attention heads (default: head size closest to 64)
+  dModel: number;
+  layers: number;
+  dState: number;
+  vocabSize: number;
+  heads?: number; // transformer: attention heads (default: head size closest to 64)
   tokenizer?: 'byte' | 'file'; // 'file': the ids of a tokenizer.json saved with the model
-  eosTokenId?: number;      // its end-of-text id (generation stops there)
+  eosTokenId?: number; // its end-of-text id (generation stops there)
 }
 
 /** A freshly initialised model of architecture `arch`. */
@@ -24,9 +27,15 @@ export function createModel(arch: string, e: Engine, s: SizeOptions, rng: Rng): 
   const vocab = { ...(s.tokenizer ? { tokenizer: s.tokenizer } : {}), ...(s.eosTokenId !== undefined ? { eosTokenId: s.eosTokenId } : {}) };
   switch (arch) {
     case 'mamba':
-      return new MambaLM(e, createMambaConfig({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize, ...vocab })).init(rng);
+      return new MambaLM(
+        e,
+        createMambaConfig({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize, ...vocab }),
+      ).init(rng);
     case 'transformer':
-      return new TransformerLM(e, createLlamaConfig({ dModel: s.dModel, nLayer: s.layers, nHead: s.heads, vocabSize: s.vocabSize, ...vocab }, '--arch transformer')).init(rng);
+      return new TransformerLM(
+        e,
+        createLlamaConfig({ dModel: s.dModel, nLayer: s.layers, nHead: s.heads, vocabSize: s.vocabSize, ...vocab }, '--arch transformer'),
+      ).init(rng);
     default:
       throw inputError(`--arch '${arch}' is not supported (choose one of: ${ARCHITECTURES.join(', ')})`);
   }

@@ -34,17 +34,31 @@ export const LORA_TARGETS: Readonly<Record<string, readonly string[]>> = {
   llama: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
 };
 
-export interface LoraOptions { r: number; alpha: number; dropout: number; targets: readonly string[] }
+export interface LoraOptions {
+  r: number;
+  alpha: number;
+  dropout: number;
+  targets: readonly string[];
+}
 
 /** adapter_config.json as PEFT writes it (the keys frugal reads and writes). */
 export interface AdapterConfigJson {
-  peft_type: 'LORA'; r: number; lora_alpha: number; lora_dropout: number; target_modules: string[]; bias: 'none';
-  task_type: 'CAUSAL_LM'; fan_in_fan_out: false; base_model_name_or_path: string; [key: string]: unknown;
+  peft_type: 'LORA';
+  r: number;
+  lora_alpha: number;
+  lora_dropout: number;
+  target_modules: string[];
+  bias: 'none';
+  task_type: 'CAUSAL_LM';
+  fan_in_fan_out: false;
+  base_model_name_or_path: string;
+  [key: string]: unknown;
 }
 
 /** The modules of `model` a target list selects: module path -> its weight's shape [out, in]. */
 export function targetModules(model: TrainableModel, targets: readonly string[], where = '--targets'): Map<string, [number, number]> {
-  const type = model.config.modelType, allowed = LORA_TARGETS[type] ?? [];
+  const type = model.config.modelType,
+    allowed = LORA_TARGETS[type] ?? [];
   for (const t of targets) {
     if (!allowed.includes(t)) {
       throw inputError(`${where}: '${t}' is not a module LoRA can adapt in a ${type} model (choose from ${allowed.join(',')})`);
@@ -85,12 +99,19 @@ export class Adapter {
     this.params = new Map();
     for (const [path, [out, inp]] of targetModules(model, options.targets, where)) {
       if (options.r > Math.min(out, inp)) {
-        throw inputError(`${where === '--targets' ? '--rank' : `${where}: r`} ${options.r} is larger than the matrix ${path}.weight [${out}, ${inp}] allows (at most ${Math.min(out, inp)}); choose a smaller --rank or drop that target`);
+        throw inputError(
+          `${where === '--targets' ? '--rank' : `${where}: r`} ${options.r} is larger than the matrix ${path}.weight [${out}, ${inp}] allows (at most ${Math.min(out, inp)}); choose a smaller --rank or drop that target`,
+        );
       }
-      const A = model.e.persistent([options.r, inp]), B = model.e.persistent([out, options.r]);
-      A.requiresGrad = true; B.requiresGrad = true;
+      const A = model.e.persistent([options.r, inp]),
+        B = model.e.persistent([out, options.r]);
+      A.requiresGrad = true;
+      B.requiresGrad = true;
       this.modules.set(path, { A, B });
-      for (const [n, t] of [[`${PREFIX}${path}.lora_A.weight`, A], [`${PREFIX}${path}.lora_B.weight`, B]] as const) {
+      for (const [n, t] of [
+        [`${PREFIX}${path}.lora_A.weight`, A],
+        [`${PREFIX}${path}.lora_B.weight`, B],
+      ] as const) {
         specs.push({ name: n, shape: [...t.shape], init: { kind: 'zeros' }, decay: true });
         this.params.set(n, t);
       }
@@ -99,14 +120,21 @@ export class Adapter {
     this.specs = Object.freeze(specs);
   }
 
-  get scale(): number { return this.options.alpha / this.options.r; }
+  get scale(): number {
+    return this.options.alpha / this.options.r;
+  }
 
-  get parameterCount(): number { let n = 0; for (const t of this.params.values()) n += t.size; return n; }
+  get parameterCount(): number {
+    let n = 0;
+    for (const t of this.params.values()) n += t.size;
+    return n;
+  }
 
   /** PEFT's initialisation: A ~ U(±1/sqrt(in)) (kaiming_uniform with a = sqrt(5)), B = 0, so the adapter starts as a no-op. */
   init(rng: Rng): this {
     for (const { A, B } of this.modules.values()) {
-      const bound = 1 / Math.sqrt(A.shape[1]), a = A.data();
+      const bound = 1 / Math.sqrt(A.shape[1]),
+        a = A.data();
       for (let i = 0; i < a.length; i++) a[i] = (2 * rng.uniform() - 1) * bound;
       B.data().fill(0);
     }
@@ -119,7 +147,10 @@ export class Adapter {
     if (adapter) {
       for (const [path, { A, B }] of adapter.modules) {
         const w = weightOf(model, path) as Weight;
-        const draw = () => { if (!adapter.rng) throw new Error('LoRA dropout needs the adapter\'s rng set'); return adapter.rng.uniform(); };
+        const draw = () => {
+          if (!adapter.rng) throw new Error("LoRA dropout needs the adapter's rng set");
+          return adapter.rng.uniform();
+        };
         const pair: LoraPair = { A, B, scale: adapter.scale, dropout: adapter.options.dropout, draw };
         model.lora.set(w, pair);
       }
@@ -129,16 +160,32 @@ export class Adapter {
 
   configJson(): AdapterConfigJson {
     return {
-      peft_type: 'LORA', r: this.options.r, lora_alpha: this.options.alpha, lora_dropout: this.options.dropout,
-      target_modules: [...this.options.targets], bias: 'none', task_type: 'CAUSAL_LM', fan_in_fan_out: false,
-      base_model_name_or_path: this.base, inference_mode: true, init_lora_weights: true, use_rslora: false,
-      modules_to_save: null, layers_to_transform: null, revision: null,
+      peft_type: 'LORA',
+      r: this.options.r,
+      lora_alpha: this.options.alpha,
+      lora_dropout: this.options.dropout,
+      target_modules: [...this.options.targets],
+      bias: 'none',
+      task_type: 'CAUSAL_LM',
+      fan_in_fan_out: false,
+      base_model_name_or_path: this.base,
+      inference_mode: true,
+      init_lora_weights: true,
+      use_rslora: false,
+      modules_to_save: null,
+      layers_to_transform: null,
+      revision: null,
     };
   }
 
   /** The adapter's two files (PEFT layout). */
   files(model: TrainableModel): Record<string, Uint8Array | string> {
-    const tensors = [...this.params].map(([name, t]) => ({ name, dtype: 'F32' as const, shape: [...t.shape], data: Float32Array.from(t.data()) }));
+    const tensors = [...this.params].map(([name, t]) => ({
+      name,
+      dtype: 'F32' as const,
+      shape: [...t.shape],
+      data: Float32Array.from(t.data()),
+    }));
     const meta = { format: 'pt', frugal_model_type: model.config.modelType, frugal_vocab_size: String(model.config.vocabSize) };
     return { [ADAPTER_CONFIG]: JSON.stringify(this.configJson(), null, 2) + '\n', [ADAPTER_WEIGHTS]: encodeSafetensors(tensors, meta) };
   }
@@ -146,18 +193,29 @@ export class Adapter {
 
 function readAdapterConfig(dir: string): AdapterConfigJson {
   const file = join(dir, ADAPTER_CONFIG);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw inputError(`--adapter ${dir} is not a folder (give the folder 'frugal finetune --method lora' wrote)`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw inputError(`--adapter ${dir} is not a folder (give the folder 'frugal finetune --method lora' wrote)`);
   if (!existsSync(file)) throw inputError(`${file} is missing: an adapter folder holds ${ADAPTER_CONFIG} and ${ADAPTER_WEIGHTS}`);
   let c: Record<string, unknown>;
-  try { c = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>; } catch (e) { throw inputError(`${file} is not valid JSON (${(e as Error).message})`); }
+  try {
+    c = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw inputError(`${file} is not valid JSON (${(e as Error).message})`);
+  }
   if (c.peft_type !== 'LORA') throw inputError(`${file}: peft_type is ${JSON.stringify(c.peft_type)}; frugal runs LoRA adapters ("LORA")`);
   if (!Number.isInteger(c.r) || (c.r as number) < 1) throw inputError(`${file}: r must be a positive whole number`);
   if (typeof c.lora_alpha !== 'number' || !Number.isFinite(c.lora_alpha)) throw inputError(`${file}: lora_alpha must be a number`);
   if (c.fan_in_fan_out === true) throw inputError(`${file}: fan_in_fan_out adapters (GPT-2 Conv1D layouts) are not supported`);
-  if (c.use_rslora === true || c.use_dora === true) throw inputError(`${file}: ${c.use_dora ? 'DoRA' : 'rsLoRA'} adapters are not supported`);
-  if (c.bias !== undefined && c.bias !== 'none') throw inputError(`${file}: bias "${String(c.bias)}" adapters are not supported (only "none")`);
-  const targets = Array.isArray(c.target_modules) ? c.target_modules as string[] : typeof c.target_modules === 'string' ? [c.target_modules] : null;
-  if (!targets || !targets.every((t) => typeof t === 'string')) throw inputError(`${file}: target_modules must be a list of module names`);
+  if (c.use_rslora === true || c.use_dora === true)
+    throw inputError(`${file}: ${c.use_dora ? 'DoRA' : 'rsLoRA'} adapters are not supported`);
+  if (c.bias !== undefined && c.bias !== 'none')
+    throw inputError(`${file}: bias "${String(c.bias)}" adapters are not supported (only "none")`);
+  const targets = Array.isArray(c.target_modules)
+    ? (c.target_modules as string[])
+    : typeof c.target_modules === 'string'
+      ? [c.target_modules]
+      : null;
+  if (!targets?.every((t) => typeof t === 'string')) throw inputError(`${file}: target_modules must be a list of module names`);
   return { ...c, target_modules: targets } as AdapterConfigJson;
 }
 
@@ -172,8 +230,10 @@ export function loadAdapter(model: TrainableModel, path: string): Adapter {
   const file = join(dir, ADAPTER_WEIGHTS);
   if (!existsSync(file)) throw inputError(`${file} is missing: an adapter folder holds ${ADAPTER_CONFIG} and ${ADAPTER_WEIGHTS}`);
   const f = decodeSafetensors(new Uint8Array(readFileSync(file)), file);
-  const type = f.metadata.frugal_model_type, vocab = f.metadata.frugal_vocab_size;
-  if (type !== undefined && type !== model.config.modelType) throw inputError(`${file} was trained on a ${type} model, not this ${model.config.modelType} base`);
+  const type = f.metadata.frugal_model_type,
+    vocab = f.metadata.frugal_vocab_size;
+  if (type !== undefined && type !== model.config.modelType)
+    throw inputError(`${file} was trained on a ${type} model, not this ${model.config.modelType} base`);
   if (vocab !== undefined && Number(vocab) !== model.config.vocabSize) {
     throw inputError(`${file} was trained on a base with a vocabulary of ${vocab}, this base has ${model.config.vocabSize}`);
   }
@@ -186,7 +246,8 @@ export function loadAdapter(model: TrainableModel, path: string): Adapter {
   const options = { r: c.r, alpha: c.lora_alpha, dropout: Number(c.lora_dropout ?? 0), targets: c.target_modules };
   const adapter = new Adapter(model, options, c.base_model_name_or_path ?? '', join(dir, ADAPTER_CONFIG));
   for (const name of f.tensors.keys()) {
-    if (!adapter.params.has(name)) throw inputError(`${file}: tensor '${name}' is for a module outside target_modules (${c.target_modules.join(',')})`);
+    if (!adapter.params.has(name))
+      throw inputError(`${file}: tensor '${name}' is for a module outside target_modules (${c.target_modules.join(',')})`);
   }
   for (const [name, t] of adapter.params) {
     const info = f.tensors.get(name);
@@ -206,9 +267,10 @@ export function mergeAdapter(model: TrainableModel, adapter: Adapter): void {
     const w = weightOf(model, path) as Weight;
     if (isQuant(w)) throw inputError(`${path}.weight is quantised: merge the adapter into the f32 base, then 'frugal quantize' the result`);
     e.scope(() => {
-      const [out, inp] = w.shape, r = A.shape[0];
+      const [out, inp] = w.shape,
+        r = A.shape[0];
       const delta = e.zeros([out, inp]);
-      e.k.matmulNN(delta, B, A, out, inp, r, 0);                                     // (out, in) = B (out, r) A (r, in)
+      e.k.matmulNN(delta, B, A, out, inp, r, 0); // (out, in) = B (out, r) A (r, in)
       e.k.scaleInPlace(delta, adapter.scale, out * inp);
       e.k.accumulate(w, delta, out * inp);
     });

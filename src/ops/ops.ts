@@ -9,22 +9,37 @@ import { checkTokenIds } from '../io/tokenids.js';
  * rows = product of leading dims; B batch, L sequence, C/ED channels, N d_state, K kernel, V vocab.
  */
 
-function lastDim(t: Tensor): number { return t.shape[t.shape.length - 1]; }
-function rowsOf(t: Tensor): number { return t.size / lastDim(t); }
-function withLast(t: Tensor, n: number): number[] { return [...t.shape.slice(0, -1), n]; }
+function lastDim(t: Tensor): number {
+  return t.shape[t.shape.length - 1];
+}
+function rowsOf(t: Tensor): number {
+  return t.size / lastDim(t);
+}
+function withLast(t: Tensor, n: number): number[] {
+  return [...t.shape.slice(0, -1), n];
+}
 
 function sameShape(op: string, a: Tensor, b: Tensor): void {
   if (a.size !== b.size) throw new Error(`${op}: shapes [${a.shape}] and [${b.shape}] differ`);
 }
 
 /** Scratch of a product with a quantised weight: the input quantised to q8 per block, (rows, ≥ K) int8 and (rows, ≥ K/32) f32. */
-export interface QuantScratch { readonly qx: Tensor; readonly sx: Tensor }
+export interface QuantScratch {
+  readonly qx: Tensor;
+  readonly sx: Tensor;
+}
 
 /**
  * A LoRA update of one weight W (N, K): W + scale · B A, with A (r, K), B (N, r). `dropout`
  * (training only) zeroes inputs of the update with that probability, drawn from `draw`.
  */
-export interface LoraPair { readonly A: Tensor; readonly B: Tensor; readonly scale: number; readonly dropout: number; readonly draw: (() => number) | null }
+export interface LoraPair {
+  readonly A: Tensor;
+  readonly B: Tensor;
+  readonly scale: number;
+  readonly dropout: number;
+  readonly draw: (() => number) | null;
+}
 
 /**
  * y (rows, N) = x (rows, K) @ w (N, K)^T + b (N) [+ scale · (x Aᵀ) Bᵀ with a LoRA pair], outside
@@ -32,9 +47,18 @@ export interface LoraPair { readonly A: Tensor; readonly B: Tensor; readonly sca
  * quantises the rows of x into `scratch`, then runs the integer-dot kernel. The LoRA update is
  * added unmerged, so one base serves any adapter (f32 or quantised).
  */
-export function linearInto(e: Engine, y: Tensor, x: Tensor, w: Weight, b: Tensor | null, rows: number, scratch: QuantScratch | null,
-  lora: LoraPair | null = null): void {
-  const [N, K] = w.shape, k = e.k;
+export function linearInto(
+  e: Engine,
+  y: Tensor,
+  x: Tensor,
+  w: Weight,
+  b: Tensor | null,
+  rows: number,
+  scratch: QuantScratch | null,
+  lora: LoraPair | null = null,
+): void {
+  const [N, K] = w.shape,
+    k = e.k;
   if (isQuant(w)) {
     if (!scratch) throw new Error('linear: a quantised weight needs scratch for its quantised input');
     k.quantizeQ8(scratch.qx, scratch.sx, x, rows, K);
@@ -50,7 +74,7 @@ export function linearInto(e: Engine, y: Tensor, x: Tensor, w: Weight, b: Tensor
       const t = e.zeros([rows, r]);
       k.matmulNT(t, x, lora.A, rows, r, K, 0);
       k.scaleInPlace(t, lora.scale, rows * r);
-      k.matmulNT(y, t, lora.B, rows, N, r, 1);                                   // y += t Bᵀ
+      k.matmulNT(y, t, lora.B, rows, N, r, 1); // y += t Bᵀ
     });
   }
 }
@@ -69,7 +93,8 @@ export function embeddingInto(e: Engine, out: Tensor, table: Weight, ids: Tensor
  * flow through it to x (for adapters trained on a quantised base).
  */
 export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null, lora: LoraPair | null = null): Tensor {
-  const [N, K] = w.shape, M = rowsOf(x);
+  const [N, K] = w.shape,
+    M = rowsOf(x);
   if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
   const y = e.zeros(withLast(x, N));
   if (isQuant(w)) {
@@ -84,17 +109,22 @@ export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null, lora: 
 
 /** scale · (x Aᵀ) Bᵀ (rows, N) for x (rows, K): a LoRA pair's update, with its dropout while a tape records. */
 export function loraUpdate(e: Engine, x: Tensor, lora: LoraPair, N: number): Tensor {
-  const K = lastDim(x), M = rowsOf(x), r = lora.A.shape[0];
+  const K = lastDim(x),
+    M = rowsOf(x),
+    r = lora.A.shape[0];
   if (lora.A.shape[1] !== K || lora.B.shape[0] !== N || lora.B.shape[1] !== r) {
     throw new Error(`lora: A [${lora.A.shape}] and B [${lora.B.shape}] do not fit a (${N}, ${K}) weight`);
   }
   let xin = x;
   if (lora.dropout > 0 && e.tape && lora.draw) {
-    const keep = 1 - lora.dropout, mask = e.zeros(x.shape), m = mask.data();
+    const keep = 1 - lora.dropout,
+      mask = e.zeros(x.shape),
+      m = mask.data();
     for (let i = 0; i < m.length; i++) m[i] = lora.draw() < keep ? 1 / keep : 0;
     xin = mul(e, x, mask);
   }
-  const t = e.zeros([M, lora.A.shape[0]]), out = e.zeros(withLast(x, N));
+  const t = e.zeros([M, lora.A.shape[0]]),
+    out = e.zeros(withLast(x, N));
   e.k.matmulNT(t, xin, lora.A, M, r, K, 0);
   e.k.scaleInPlace(t, lora.scale, M * r);
   e.k.matmulNT(out, t, lora.B, M, N, r, 0);
@@ -114,8 +144,10 @@ export function embedding(e: Engine, table: Weight, ids: Tensor): Tensor {
 
 /** out = x / rms(x) · w over the last dim; saves rstd (rows) */
 export function rmsnorm(e: Engine, x: Tensor, w: Tensor, eps: number): Tensor {
-  const D = lastDim(x), rows = rowsOf(x);
-  const out = e.zeros(x.shape), rstd = e.zeros([rows]);
+  const D = lastDim(x),
+    rows = rowsOf(x);
+  const out = e.zeros(x.shape),
+    rstd = e.zeros([rows]);
   e.k.rmsnormForward(out, rstd, x, w, rows, D, eps);
   e.tape?.record('rmsnorm', out, [x, w], [rstd], { rows, D });
   return out;
@@ -139,16 +171,27 @@ function unary(e: Engine, op: keyof typeof UNARY, x: Tensor): Tensor {
   return out;
 }
 
-export function add(e: Engine, a: Tensor, b: Tensor): Tensor { return binary(e, 'add', a, b); }
-export function mul(e: Engine, a: Tensor, b: Tensor): Tensor { return binary(e, 'mul', a, b); }
-export function silu(e: Engine, x: Tensor): Tensor { return unary(e, 'silu', x); }
-export function softplus(e: Engine, x: Tensor): Tensor { return unary(e, 'softplus', x); }
+export function add(e: Engine, a: Tensor, b: Tensor): Tensor {
+  return binary(e, 'add', a, b);
+}
+export function mul(e: Engine, a: Tensor, b: Tensor): Tensor {
+  return binary(e, 'mul', a, b);
+}
+export function silu(e: Engine, x: Tensor): Tensor {
+  return unary(e, 'silu', x);
+}
+export function softplus(e: Engine, x: Tensor): Tensor {
+  return unary(e, 'softplus', x);
+}
 /** out = −exp(x)  (A = −exp(A_log)) */
-export function negExp(e: Engine, x: Tensor): Tensor { return unary(e, 'negExp', x); }
+export function negExp(e: Engine, x: Tensor): Tensor {
+  return unary(e, 'negExp', x);
+}
 
 /** Columns [c0, c0+w) of the last dim */
 export function sliceLast(e: Engine, x: Tensor, c0: number, w: number): Tensor {
-  const C = lastDim(x), rows = rowsOf(x);
+  const C = lastDim(x),
+    rows = rowsOf(x);
   if (c0 < 0 || c0 + w > C) throw new Error(`sliceLast: columns [${c0}, ${c0 + w}) outside [0, ${C})`);
   const out = e.zeros(withLast(x, w));
   e.k.sliceColumns(out, x, rows, C, c0, w);
@@ -158,7 +201,8 @@ export function sliceLast(e: Engine, x: Tensor, c0: number, w: number): Tensor {
 
 /** Causal depthwise conv over time: x (B, L, C), w (C, 1, K), bias (C) or null -> (B, L, C) */
 export function conv1d(e: Engine, x: Tensor, w: Tensor, bias: Tensor | null): Tensor {
-  const [B, L, C] = x.shape, K = w.shape[w.shape.length - 1];
+  const [B, L, C] = x.shape,
+    K = w.shape[w.shape.length - 1];
   if (w.size !== C * K) throw new Error(`conv1d: weight [${w.shape}] does not match ${C} channels`);
   const b = bias ?? e.zeros([C]);
   const out = e.zeros(x.shape);
@@ -174,9 +218,18 @@ export const SCAN_CHUNK = 16;
  * Selective scan y (B, L, ED) from x, delta (B, L, ED), A (ED, N), Bm, Cm (B, L, N), D (ED),
  * starting from a zero state. Saves the chunk checkpoints (B, ceil(L/chunk), ED, N).
  */
-export function selectiveScan(e: Engine, x: Tensor, delta: Tensor, A: Tensor, Bm: Tensor, Cm: Tensor, D: Tensor,
-  chunk = SCAN_CHUNK): Tensor {
-  const [B, L, ED] = x.shape, N = A.shape[1];
+export function selectiveScan(
+  e: Engine,
+  x: Tensor,
+  delta: Tensor,
+  A: Tensor,
+  Bm: Tensor,
+  Cm: Tensor,
+  D: Tensor,
+  chunk = SCAN_CHUNK,
+): Tensor {
+  const [B, L, ED] = x.shape,
+    N = A.shape[1];
   const y = e.zeros(x.shape);
   const h = e.zeros([B, ED, N]);
   const hck = e.zeros([B, Math.ceil(L / chunk), ED, N]);
@@ -187,10 +240,13 @@ export function selectiveScan(e: Engine, x: Tensor, delta: Tensor, A: Tensor, Bm
 
 /** Mean next-token cross-entropy (nats) of logits (rows, V) against targets (rows) -> (1) */
 export function crossEntropy(e: Engine, logits: Tensor, targets: Tensor): Tensor {
-  const V = lastDim(logits), rows = rowsOf(logits);
+  const V = lastDim(logits),
+    rows = rowsOf(logits);
   if (targets.size !== rows) throw new Error(`crossEntropy: ${targets.size} targets for ${rows} rows`);
   checkTokenIds(targets.ints(), V, 'targets');
-  const losses = e.zeros([rows]), lse = e.zeros([rows]), out = e.zeros([1]);
+  const losses = e.zeros([rows]),
+    lse = e.zeros([rows]),
+    out = e.zeros([1]);
   e.k.crossEntropyForward(losses, lse, logits, targets, rows, V);
   e.k.meanForward(out, losses, rows);
   e.tape?.record('crossEntropy', out, [logits], [lse, targets], { rows, V });
@@ -203,11 +259,15 @@ export function crossEntropy(e: Engine, logits: Tensor, targets: Tensor): Tensor
  * + (1 − alpha) · cross-entropy. T² keeps the soft term's gradients on the scale of the hard one's.
  */
 export function distillLoss(e: Engine, logits: Tensor, teacher: Tensor, targets: Tensor, T: number, alpha: number): Tensor {
-  const V = lastDim(logits), rows = rowsOf(logits);
+  const V = lastDim(logits),
+    rows = rowsOf(logits);
   sameShape('distill', logits, teacher);
   if (targets.size !== rows) throw new Error(`distill: ${targets.size} targets for ${rows} rows`);
   checkTokenIds(targets.ints(), V, 'targets');
-  const losses = e.zeros([rows]), lseT = e.zeros([rows]), lse1 = e.zeros([rows]), out = e.zeros([1]);
+  const losses = e.zeros([rows]),
+    lseT = e.zeros([rows]),
+    lse1 = e.zeros([rows]),
+    out = e.zeros([1]);
   e.k.distillForward(losses, lseT, lse1, logits, teacher, targets, rows, V, T, alpha);
   e.k.meanForward(out, losses, rows);
   e.tape?.record('distill', out, [logits], [teacher, lseT, lse1, targets], { rows, V, T, alpha });

@@ -7,16 +7,28 @@ function esc(s: string): string {
 }
 
 const COLORS: Record<string, string> = {
-  'small-general': '#8a8a8a', 'large-general': '#c8511b', 'small-lora': '#1b7f5f', 'small-full': '#2a6fb0', 'small-distilled': '#7a4bb0',
+  'small-general': '#8a8a8a',
+  'large-general': '#c8511b',
+  'small-lora': '#1b7f5f',
+  'small-full': '#2a6fb0',
+  'small-distilled': '#7a4bb0',
 };
 
 /** One horizontal bar panel: a value per model, bars from 0, labelled. */
 function panel(r: RefineReport, title: string, value: (m: RefineEntry) => number, fmt: (v: number) => string, ox: number): string {
-  const W = 420, rowH = 34, top = 40, left = 130, pw = W - left - 70;
+  const W = 420,
+    rowH = 34,
+    top = 40,
+    left = 130,
+    pw = W - left - 70;
   const max = Math.max(...r.models.map(value)) * 1.05;
-  const out = [`<g id="${esc(title)}">`, `<text x="${ox + W / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`];
+  const out = [
+    `<g id="${esc(title)}">`,
+    `<text x="${ox + W / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`,
+  ];
   r.models.forEach((m, i) => {
-    const y = top + i * rowH, w = (value(m) / max) * pw;
+    const y = top + i * rowH,
+      w = (value(m) / max) * pw;
     out.push(`<text x="${ox + left - 8}" y="${y + 20}" text-anchor="end" font-size="12">${esc(m.name)}</text>`);
     out.push(`<rect x="${ox + left}" y="${y + 6}" width="${w.toFixed(1)}" height="${rowH - 12}" fill="${COLORS[m.name] ?? '#555'}"/>`);
     out.push(`<text x="${(ox + left + w + 6).toFixed(1)}" y="${y + 20}" font-size="12">${esc(fmt(value(m)))}</text>`);
@@ -31,19 +43,35 @@ export function refineSvg(r: RefineReport): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="860" height="${H}" viewBox="0 0 860 ${H}" font-family="sans-serif">`,
     '<rect width="100%" height="100%" fill="white"/>',
-    panel(r, 'bits per byte on the held-out era (lower is better)', (m) => m.domain_bits_per_byte, (v) => v.toFixed(3), 0),
-    panel(r, 'J per decoded token (lower is better)', (m) => m.j_per_token, (v) => v.toExponential(2), 430),
+    panel(
+      r,
+      'bits per byte on the held-out era (lower is better)',
+      (m) => m.domain_bits_per_byte,
+      (v) => v.toFixed(3),
+      0,
+    ),
+    panel(
+      r,
+      'J per decoded token (lower is better)',
+      (m) => m.j_per_token,
+      (v) => v.toExponential(2),
+      430,
+    ),
     `<text x="430" y="${H - 12}" text-anchor="middle" font-size="11" fill="#444">${esc(note)}</text>`,
-    '</svg>', '',
+    '</svg>',
+    '',
   ].join('\n');
 }
 
 const kb = (b: number) => `${(b / 1024).toFixed(0)} KiB`;
 
 export function refineMarkdown(r: RefineReport, command: string): string {
-  const rows = r.models.map((m) => `| ${m.name} | ${m.description} | ${m.parameters.toLocaleString('en-US')} | ${m.trained_parameters.toLocaleString('en-US')} | ` +
-    `**${m.domain_bits_per_byte.toFixed(3)}** | ${m.general_bits_per_byte.toFixed(3)} | ${m.decode_tok_s.toFixed(0)} | ${m.j_per_token.toExponential(2)} | ` +
-    `${m.train_tokens.toLocaleString('en-US')} | ${m.train_joules.toFixed(0)} | ${m.train_joules_with_base.toFixed(0)} | ${kb(m.artefact_bytes)} |`);
+  const rows = r.models.map(
+    (m) =>
+      `| ${m.name} | ${m.description} | ${m.parameters.toLocaleString('en-US')} | ${m.trained_parameters.toLocaleString('en-US')} | ` +
+      `**${m.domain_bits_per_byte.toFixed(3)}** | ${m.general_bits_per_byte.toFixed(3)} | ${m.decode_tok_s.toFixed(0)} | ${m.j_per_token.toExponential(2)} | ` +
+      `${m.train_tokens.toLocaleString('en-US')} | ${m.train_joules.toFixed(0)} | ${m.train_joules_with_base.toFixed(0)} | ${kb(m.artefact_bytes)} |`,
+  );
   return [
     '# Small and refined vs big and general',
     '',
@@ -55,7 +83,9 @@ export function refineMarkdown(r: RefineReport, command: string): string {
     '',
     `**Models**: Mamba, small d_model ${r.sizes.small.dModel} × ${r.sizes.small.layers} layers (${r.sizes.small.parameters.toLocaleString('en-US')} parameters), ` +
       `large d_model ${r.sizes.large.dModel} × ${r.sizes.large.layers} layers (${r.sizes.large.parameters.toLocaleString('en-US')}; ${r.sizes.parameter_ratio.toFixed(2)}× the small one). ` +
-      `Steps (batch ${r.batch} × ${r.seq_len} tokens): ${Object.entries(r.steps).map(([k, v]) => `${k} ${v}`).join(', ')}; both general models see the same tokens.`,
+      `Steps (batch ${r.batch} × ${r.seq_len} tokens): ${Object.entries(r.steps)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}; both general models see the same tokens.`,
     '',
     `**Result**: ${r.target.statement}.`,
     '',
@@ -65,7 +95,7 @@ export function refineMarkdown(r: RefineReport, command: string): string {
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
     '',
-    '- bits/byte: mean next-token loss over windows of the held-out text, each window starting without context, over the text\'s bytes per token.',
+    "- bits/byte: mean next-token loss over windows of the held-out text, each window starting without context, over the text's bytes per token.",
     `- decode tok/s and J/token: ${r.models[0].energy_kind} greedy decoding of a short prompt, one stream; LoRA runs unmerged (merged, it costs what the small model costs).`,
     `- energy: ${r.models[0].energy_kind === 'estimated' ? 'this machine has no energy counters, so every joule figure is an **estimate** (CPU time × power per core)' : 'measured by hardware counters'}; ` +
       '"training J with its base" adds the general training the model started from (and, for distillation, the teacher\'s).',

@@ -4,12 +4,19 @@ import { HFTokenizer, loadTokenizer } from '../../src/io/tokenizer.js';
 import { loadCorpus } from '../../src/io/corpus.js';
 import { Rng } from '../../src/io/rng.js';
 
-const TEXT = 'The Congress shall make no law respecting an establishment of religion. Ünïcödé façade — naïve café 東京 😀🎉 '.repeat(30) +
+const TEXT =
+  'The Congress shall make no law respecting an establishment of religion. Ünïcödé façade — naïve café 東京 😀🎉 '.repeat(30) +
   'The state of the Union is strong; the people of the Union are strong. '.repeat(40);
 
 /** A random string of code points from every UTF-8 length class (1 to 4 bytes), lone surrogates excluded. */
 function randomText(rng: Rng, n: number): string {
-  const ranges: [number, number][] = [[0x00, 0x7f], [0x80, 0x7ff], [0x800, 0xd7ff], [0xe000, 0xffff], [0x10000, 0x10ffff]];
+  const ranges: [number, number][] = [
+    [0x00, 0x7f],
+    [0x80, 0x7ff],
+    [0x800, 0xd7ff],
+    [0xe000, 0xffff],
+    [0x10000, 0x10ffff],
+  ];
   let s = '';
   for (let i = 0; i < n; i++) {
     const [lo, hi] = ranges[rng.int(ranges.length)];
@@ -26,13 +33,19 @@ describe('byte-level BPE training', () => {
     expect(r.tokens.length).toBe(257);
     expect(Array.from(r.tokens[256])).toEqual([97, 97]);
     // "ab ab ab": words "ab" ×1 and " ab" ×2; (a, b) occurs 3 times, ( , a) twice -> first (a, b), then ( , ab)
-    expect(trainBpe('ab ab ab', 300).merges).toEqual([[97, 98], [32, 256]]);
+    expect(trainBpe('ab ab ab', 300).merges).toEqual([
+      [97, 98],
+      [32, 256],
+    ]);
   });
 
   it('is deterministic, gives the size asked for, and writes GPT-2 byte-level names', () => {
     const a = JSON.stringify(bpeTokenizerJson(trainBpe(TEXT, 300)));
     expect(JSON.stringify(bpeTokenizerJson(trainBpe(TEXT, 300)))).toBe(a);
-    const json = JSON.parse(a) as { model: { vocab: Record<string, number>; merges: string[][] }; added_tokens: { id: number; content: string }[] };
+    const json = JSON.parse(a) as {
+      model: { vocab: Record<string, number>; merges: string[][] };
+      added_tokens: { id: number; content: string }[];
+    };
     expect(Object.keys(json.model.vocab).length).toBe(300);
     expect(json.added_tokens).toMatchObject([{ id: 299, content: '<|endoftext|>' }]);
     expect(json.model.vocab[byteToUnicode()[32]]).toBe(32); // 'Ġ' is byte 0x20
@@ -48,12 +61,13 @@ describe('byte-level BPE training', () => {
       const s = randomText(rng, 1 + rng.int(40));
       expect(tok.decode(tok.encode(s)), JSON.stringify(s)).toBe(s);
     }
-    for (const s of ['😀🎉 東京 café', '\u{10FFFF}\u{1F600}', '\ufeffBOM first', '  spaces\t\ttabs\n\nnewlines ', '']) expect(tok.decode(tok.encode(s))).toBe(s);
+    for (const s of ['😀🎉 東京 café', '\u{10FFFF}\u{1F600}', '\ufeffBOM first', '  spaces\t\ttabs\n\nnewlines ', ''])
+      expect(tok.decode(tok.encode(s))).toBe(s);
   });
 });
 
 describe('the bulk encoder of byte-level BPE files', () => {
-  it('gives the library\'s ids on 300 kB of the corpus, random UTF-8 and special tokens', () => {
+  it("gives the library's ids on 300 kB of the corpus, random UTF-8 and special tokens", () => {
     const tok = loadTokenizer('models/tokenizer') as HFTokenizer;
     expect(tok.bulk).not.toBeNull();
     const text = new TextDecoder().decode(loadCorpus('sotu').bytes.subarray(0, 300_000)).replace(/\uFFFD+$/, '');

@@ -16,7 +16,11 @@ const ws = workspace('frugal-bundled-');
 const MODEL_DIRS = ['mamba-sotu', 'mamba-sotu-q8', 'transformer-sotu'];
 
 function sizeOf(dir: string): number {
-  return readdirSync(dir).reduce((n, f) => { const p = join(dir, f); const st = statSync(p); return n + (st.isDirectory() ? sizeOf(p) : st.size); }, 0);
+  return readdirSync(dir).reduce((n, f) => {
+    const p = join(dir, f);
+    const st = statSync(p);
+    return n + (st.isDirectory() ? sizeOf(p) : st.size);
+  }, 0);
 }
 
 describe('the bundled models', () => {
@@ -49,7 +53,12 @@ describe('the bundled models', () => {
       const out = join(ws.root, name);
       const r = frugal(['train', ...flags, ...STEP20_FLAGS, '--tokenizer', tok, '--out', out]);
       expect(r.code, r.stderr).toBe(0);
-      expect(createHash('sha256').update(readFileSync(join(out, 'model.safetensors'))).digest('hex'), name).toBe(hashes[name]);
+      expect(
+        createHash('sha256')
+          .update(readFileSync(join(out, 'model.safetensors')))
+          .digest('hex'),
+        name,
+      ).toBe(hashes[name]);
     }
   });
 });

@@ -40,7 +40,9 @@ export function crossEntropyForward(losses: F, lse: F, logits: F, targets: Int32
 /** dlogits (rows, V) += dloss[r] · (softmax(logits) − onehot(target)) */
 export function crossEntropyBackward(dlogits: F, dloss: F, logits: F, lse: F, targets: Int32Array, rows: number, V: number): void {
   for (let r = 0; r < rows; r++) {
-    const o = r * V, g = dloss[r], l = lse[r];
+    const o = r * V,
+      g = dloss[r],
+      l = lse[r];
     for (let v = 0; v < V; v++) dlogits[o + v] += g * Math.exp(logits[o + v] - l);
     dlogits[o + targets[r]] -= g;
   }
@@ -73,9 +75,23 @@ function logSumExpScaled(x: F, o: number, V: number, T: number): number {
  * (rows, V): losses[r] = alpha · T² · KL(softmax(t/T) ‖ softmax(s/T)) + (1 − alpha) · CE(s, target).
  * Saves lseT[r] = logsumexp(s/T) and lse1[r] = logsumexp(s) for the backward.
  */
-export function distillForward(losses: F, lseT: F, lse1: F, s: F, t: F, targets: Int32Array, rows: number, V: number, T: number, alpha: number): void {
+export function distillForward(
+  losses: F,
+  lseT: F,
+  lse1: F,
+  s: F,
+  t: F,
+  targets: Int32Array,
+  rows: number,
+  V: number,
+  T: number,
+  alpha: number,
+): void {
   for (let r = 0; r < rows; r++) {
-    const o = r * V, ls = logSumExpScaled(s, o, V, T), lt = logSumExpScaled(t, o, V, T), l1 = logSumExpScaled(s, o, V, 1);
+    const o = r * V,
+      ls = logSumExpScaled(s, o, V, T),
+      lt = logSumExpScaled(t, o, V, T),
+      l1 = logSumExpScaled(s, o, V, 1);
     let kl = 0;
     for (let v = 0; v < V; v++) {
       const logp = t[o + v] / T - lt;
@@ -88,11 +104,27 @@ export function distillForward(losses: F, lseT: F, lse1: F, s: F, t: F, targets:
 }
 
 /** ds (rows, V) += dloss[r] · (alpha · T · (softmax(s/T) − softmax(t/T)) + (1 − alpha) · (softmax(s) − onehot(target))) */
-export function distillBackward(ds: F, dloss: F, s: F, t: F, lseT: F, lse1: F, targets: Int32Array, rows: number, V: number, T: number, alpha: number): void {
+export function distillBackward(
+  ds: F,
+  dloss: F,
+  s: F,
+  t: F,
+  lseT: F,
+  lse1: F,
+  targets: Int32Array,
+  rows: number,
+  V: number,
+  T: number,
+  alpha: number,
+): void {
   for (let r = 0; r < rows; r++) {
-    const o = r * V, g = dloss[r], lt = logSumExpScaled(t, o, V, T);
+    const o = r * V,
+      g = dloss[r],
+      lt = logSumExpScaled(t, o, V, T);
     for (let v = 0; v < V; v++) {
-      const qT = Math.exp(s[o + v] / T - lseT[r]), pT = Math.exp(t[o + v] / T - lt), q1 = Math.exp(s[o + v] - lse1[r]);
+      const qT = Math.exp(s[o + v] / T - lseT[r]),
+        pT = Math.exp(t[o + v] / T - lt),
+        q1 = Math.exp(s[o + v] - lse1[r]);
       ds[o + v] += g * (alpha * T * (qT - pT) + (1 - alpha) * q1);
     }
     ds[o + targets[r]] -= g * (1 - alpha);
