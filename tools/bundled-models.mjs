@@ -13,7 +13,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -69,6 +69,15 @@ function frugal(args) {
   if (r.status !== 0) throw new Error(`frugal ${args[0]} failed (exit ${r.status})`);
 }
 
+/** Copy a checkpoint's model files (not the optimiser state, nor frugal's folder markers) into `to`. */
+function exportDir(from, to) {
+  rmSync(to, { recursive: true, force: true });
+  mkdirSync(to, { recursive: true });
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+    if (existsSync(join(from, f))) copyFileSync(join(from, f), join(to, f));
+  }
+}
+
 /** SHA-256 of model.safetensors after the recipe's first 20 steps, per model (tokenizer from `tokDir`). */
 export function step20Hashes(tokDir, threads = '1') {
   const tmp = mkdtempSync(join(tmpdir(), 'frugal-recipe-'));
@@ -92,14 +101,17 @@ if (process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {
   const tok = join(models, 'tokenizer');
   const threads = process.env.THREADS ?? '2';
   if (!process.argv.includes('--hashes')) {
-    frugal(['tokenizer', 'train', ...TOKENIZER_FLAGS, '--out', tok, '--force']);
+    frugal(['tokenizer', 'train', ...TOKENIZER_FLAGS, '--out', join(root, 'runs', 'bundled', 'tokenizer'), '--force']);
+    exportDir(join(root, 'runs', 'bundled', 'tokenizer'), tok);
     // trained in runs/ (with the optimiser state, to resume), then copied as plain checkpoints
     for (const [name, flags] of Object.entries(MODELS)) {
       const run = join(root, 'runs', 'bundled', name);
       frugal(['train', ...flags, '--steps', String(STEPS), '--tokenizer', tok, '--threads', threads, '--out', run, '--resume']);
-      frugal(['convert', '--model', run, '--to', 'hf', '--out', join(models, name), '--force']);
+      exportDir(run, join(models, name));
     }
-    frugal(['quantize', '--model', join(models, 'mamba-sotu'), '--to', 'q8', '--out', join(models, 'mamba-sotu-q8'), '--force']);
+    const q8 = join(root, 'runs', 'bundled', 'mamba-sotu-q8');
+    frugal(['quantize', '--model', join(models, 'mamba-sotu'), '--to', 'q8', '--out', q8, '--force']);
+    exportDir(q8, join(models, 'mamba-sotu-q8'));
   }
   writeFileSync(join(models, 'recipe-hashes.json'), JSON.stringify(step20Hashes(tok, threads), null, 2) + '\n');
 }
