@@ -408,15 +408,18 @@ function study(o: RefineOptions, s: Shape, work: string, t0: number): RefineRepo
   return summarize(o, s, data.info, bpe.tokens.length + 1, steps, entries, (performance.now() - t0) / 1000);
 }
 
-function summarize(
-  o: RefineOptions,
-  s: Shape,
-  domain: RefineReport['domain'],
-  vocab: number,
-  steps: Record<string, number>,
-  models: RefineEntry[],
-  seconds: number,
-): RefineReport {
+/**
+ * The study's verdict: void unless the large general model beats the small one on general held-out
+ * text; the target is met when the best refined small model has lower bits per byte on the task than
+ * the large one at no more than a quarter of its J/token.
+ */
+export function refineVerdict(models: readonly RefineEntry[]): {
+  valid: boolean;
+  met: boolean;
+  best: string;
+  ratio: number;
+  statement: string;
+} {
   const by = (n: string) => models.find((m) => m.name === n) as RefineEntry;
   const small = by('small-general'),
     large = by('large-general');
@@ -429,6 +432,27 @@ function summarize(
     ? `void: the large general model does not beat the small one on general held-out text (${large.general_bits_per_byte.toFixed(3)} vs ${small.general_bits_per_byte.toFixed(3)} bits/byte)`
     : `${best.name}: ${best.domain_bits_per_byte.toFixed(3)} bits/byte on the held-out era vs ${large.domain_bits_per_byte.toFixed(3)} for the 4× larger general model, ` +
       `at ${(ratio * 100).toFixed(1)}% of its J/token (target: a lower figure at ≤ 25%): target ${met ? 'met' : 'missed'}`;
+  return { valid, met, best: best.name, ratio, statement };
+}
+
+function summarize(
+  o: RefineOptions,
+  s: Shape,
+  domain: RefineReport['domain'],
+  vocab: number,
+  steps: Record<string, number>,
+  models: RefineEntry[],
+  seconds: number,
+): RefineReport {
+  const by = (n: string) => models.find((m) => m.name === n) as RefineEntry;
+  const small = by('small-general'),
+    large = by('large-general');
+  const v = refineVerdict(models);
+  const valid = v.valid,
+    met = v.met,
+    ratio = v.ratio,
+    statement = v.statement;
+  const best = by(v.best);
   return {
     format: 'frugal-refine/1',
     quick: o.quick,
