@@ -1,5 +1,6 @@
 import type { Tensor } from '../tensor/index.js';
 import type { Engine } from './engine.js';
+import { attentionForwardBlocked } from './attention-blocked.js';
 
 /**
  * Differentiable ops of the transformer baseline (kernels in kernels/ref/attention.ts, gradient
@@ -38,7 +39,9 @@ export function causalAttention(e: Engine, q: Tensor, k: Tensor, v: Tensor, H: n
     }
   }
   const out = e.empty(q.shape), lse = e.empty([B, H, L]);
-  e.k.attentionForward(out, lse, q, k, v, B, L, H, Hkv, hd);
+  // the wasm backend runs the products on its SIMD matmuls (attention-blocked.ts); ref runs the spec
+  if (e.k.kind === 'wasm') attentionForwardBlocked(e, out, lse, q, k, v, { B, L, H, Hkv, hd });
+  else e.k.attentionForward(out, lse, q, k, v, B, L, H, Hkv, hd);
   e.tape?.record(e, 'attention', out, [q, k, v], [lse], { B, L, H, Hkv, hd });
   return out;
 }

@@ -1,6 +1,7 @@
 import type { Tensor } from '../tensor/index.js';
 import type { Engine } from './engine.js';
 import type { Node } from './tape.js';
+import { attentionBackwardBlocked } from './attention-blocked.js';
 
 /**
  * Every gradient rule in one table. `dy` is the output's gradient; each rule accumulates into the
@@ -81,7 +82,8 @@ export const GRAD_RULES = {
   attention: (e, n, dy) => {
     const { B, L, H, Hkv, hd } = n.attrs;
     const [gq, gk, gv] = [0, 1, 2].map((i) => g(e, n, i) ?? e.empty(input(n, i).shape));
-    e.k.attentionBackward(gq, gk, gv, dy, input(n, 0), input(n, 1), input(n, 2), n.out, n.saved[0], B, L, H, Hkv, hd);
+    if (e.k.kind === 'wasm') attentionBackwardBlocked(e, gq, gk, gv, dy, input(n, 0), input(n, 1), input(n, 2), n.out, n.saved[0], { B, L, H, Hkv, hd });
+    else e.k.attentionBackward(gq, gk, gv, dy, input(n, 0), input(n, 1), input(n, 2), n.out, n.saved[0], B, L, H, Hkv, hd);
   },
   // silu(gate) ⊙ up:  dgate += dy·up·silu'(gate);  dup += dy·silu(gate)
   swiglu: (e, n, dy) => {
