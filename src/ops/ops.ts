@@ -159,6 +159,20 @@ export function selectiveScan(e: Engine, x: Tensor, delta: Tensor, A: Tensor, Bm
   return y;
 }
 
+/**
+ * out (n, C) = x (rows, C)[idx (n)]: the rows a loss reads (for example the answer positions of a
+ * synthetic task). The gather is the embedding lookup with x as the table, so it shares that
+ * kernel and gradient rule (d x[idx] += d out, repeated rows accumulate).
+ */
+export function gatherRows(e: Engine, x: Tensor, idx: Tensor): Tensor {
+  const C = lastDim(x), rows = rowsOf(x), n = idx.size;
+  checkIds(idx, rows);
+  const out = e.empty([n, C]);
+  e.k.embeddingForward(out, x, idx, n, C);
+  e.tape?.record(e, 'embedding', out, [x], [idx], { n, D: C });
+  return out;
+}
+
 /** Mean next-token cross-entropy (nats) of logits (rows, V) against targets (rows) -> (1) */
 export function crossEntropy(e: Engine, logits: Tensor, targets: Tensor): Tensor {
   const V = lastDim(logits), rows = rowsOf(logits);

@@ -100,6 +100,7 @@ const CASES: Case[] = [
     inputs: (e, r) => [t(e, r, [1, 6, 2]), t(e, r, [1, 6, 2], 0.3, 0.5), t(e, r, [2, 3], 0.5, -1), t(e, r, [1, 6, 3]), t(e, r, [1, 6, 3]), t(e, r, [2])],
     run: (e, [x, d, A, Bm, Cm, D]) => op.selectiveScan(e, x, d, A, Bm, Cm, D, 16),
   },
+  { name: 'gatherRows (a row twice)', inputs: (e, r) => [t(e, r, [2, 3, 4])], run: (e, [x]) => op.gatherRows(e, x, e.ids([5, 0, 5, 2])) },
   { name: 'crossEntropy', inputs: (e, r) => [t(e, r, [5, 7], 2)], run: (e, [x]) => op.crossEntropy(e, x, e.ids([0, 6, 3, 3, 1])) },
   // the transformer baseline's ops (src/ops/attention.ts)
   { name: 'rope (3 heads of 4, from position 5)', inputs: (e, r) => [t(e, r, [2, 6, 12])], run: (e, [x]) => rope(e, x, 3, 50, 5) },
