@@ -5,6 +5,9 @@ import { generateCommand, logitsCommand, trainCommand } from './commands.js';
 import { demoCommand } from './demo.js';
 import { quantizeCommand } from './quantize.js';
 import { registerBench } from './bench.js';
+import { registerRepro } from './repro.js';
+import { registerEval } from './eval.js';
+import { registerReport } from './report.js';
 import { convertCommand, sizeArg } from './convert.js';
 import type { ConvertDtype, ConvertTarget } from './convert.js';
 import type { TrainOptions } from '../train/trainer.js';
@@ -110,6 +113,9 @@ export function buildProgram(): Command {
     }));
 
   registerBench(program, common);
+  registerRepro(program, common);
+  registerEval(program, common);
+  registerReport(program, common);
 
   common(program.command('quantize').description('write a q8 or q4 block-quantised copy of a Mamba checkpoint (for generate, logits, bench)'))
     .requiredOption('--model <dir>', 'f32 (or f16/bf16) model directory')
