@@ -6,7 +6,7 @@ import type { LlamaConfig } from '../models/transformer/config.js';
 import { argmaxRow } from '../train/scored.js';
 import { INDUCTION_CONTENT, inductionSequence } from '../tasks/induction.js';
 import { COPY_MARKER, COPY_TOKENS, selectiveCopySequence } from '../tasks/selective-copy.js';
-import { END, hanoiScene, observationLength, observe, scoreEpisode } from '../tasks/hanoi.js';
+import { END, hanoiScene, observationLength, observe, parserQueries, scoreEpisode } from '../tasks/hanoi.js';
 import type { HanoiMethod, TaskName } from '../tasks/registry.js';
 import { wilson } from './stats.js';
 
@@ -100,30 +100,40 @@ function selectiveCopy(model: TrainableModel, rng: Rng, B: number, L: number): B
   } finally { disposeState(state); }
 }
 
-/** Greedy decoding cap: the longest valid output with room to spare (2^(n+1) for moves, 8 for pegs). */
-export function decodeCap(method: HanoiMethod, disks: number): number { return method === 'end-to-end' ? 2 ** (disks + 1) : 8; }
+/** Greedy decoding cap of the end-to-end model: the longest move list of n disks, with as much again to spare. */
+export function decodeCap(disks: number): number { return 2 ** (disks + 1); }
 
+/**
+ * Episodes of n disks: prefill the observations, then end-to-end: decode greedily (each stream
+ * reads its own output back) until END or the cap; neuro-symbolic: step through the queries (the
+ * disks the observation names, then SEP) and take the model's token after each.
+ */
 function hanoi(model: TrainableModel, rng: Rng, B: number, disks: number, method: HanoiMethod): BatchScore {
   const V = model.config.vocabSize, Lo = observationLength(disks);
-  const scenes = Array.from({ length: B }, () => hanoiScene(rng, disks)), ids = new Int32Array(B * Lo);
-  scenes.forEach((s, b) => ids.set(observe(rng, s).ids, b * Lo));
+  const scenes = Array.from({ length: B }, () => hanoiScene(rng, disks)), obs = scenes.map((s) => observe(rng, s).ids);
+  const ids = new Int32Array(B * Lo);
+  obs.forEach((o, b) => ids.set(o, b * Lo));
+  const queries = method === 'neuro-symbolic' ? obs.map((o) => parserQueries(o)) : null;
   const state = model.createState(B);
   try {
     let logits = prefillChunked(model, ids, B, Lo, state);
     const outputs: number[][] = scenes.map(() => []), done = new Array<boolean>(B).fill(false);
-    let steps = 0;
-    const cap = decodeCap(method, disks), next = new Int32Array(B);
-    for (let t = 0; t < cap; t++) {
+    const steps = queries ? queries[0].length : decodeCap(disks), next = new Int32Array(B);
+    let fed = 0;
+    for (let t = 0; t < steps; t++) {
       for (let b = 0; b < B; b++) {
-        next[b] = argmaxRow(logits, b, V);
-        if (!done[b]) { outputs[b].push(next[b]); done[b] = next[b] === END; }
+        const tok = argmaxRow(logits, b, V);
+        if (queries) { if (t > 0) outputs[b].push(tok); next[b] = queries[b][t]; continue; }
+        next[b] = tok;
+        if (!done[b]) { outputs[b].push(tok); done[b] = tok === END; }
       }
-      if (done.every(Boolean) || t + 1 === cap) break;
+      if (!queries && (done.every(Boolean) || t + 1 === steps)) break;
       logits = model.step(next, state);
-      steps++;
+      fed++;
     }
+    if (queries) for (let b = 0; b < B; b++) outputs[b].push(argmaxRow(logits, b, V));
     const correct = scenes.reduce((c, s, b) => c + (scoreEpisode(s, method, outputs[b]).success ? 1 : 0), 0);
-    return { correct, trials: B, tokens: B * (Lo + steps) };
+    return { correct, trials: B, tokens: B * (Lo + fed) };
   } finally { disposeState(state); }
 }
 

@@ -13,9 +13,13 @@ import type { ScoredBatch, Vocabulary } from './types.js';
  * observation lists each (disk, peg) pair three times at random places, each peg token replaced by
  * a uniformly random peg with probability 0.05, with as many distractor tokens as pair tokens
  * (half of the observation), then SEP.
- *   end-to-end:     the model emits the optimal moves, then END.
+ *   end-to-end:     the model emits the optimal moves, then END, reading its own output back.
  *   neuro-symbolic: the model emits the peg of each disk present, smallest first, then END; the
- *                   planner (planner.ts) makes the moves.
+ *                   planner (planner.ts) makes the moves. The symbolic side also structures the
+ *                   reading: it lists the disks the observation names (noise touches pegs only) and
+ *                   feeds each disk token in turn, then SEP; after each disk token the model emits
+ *                   that disk's peg, after SEP it emits END (an object-by-object query, as a
+ *                   perception module is asked about each detected object).
  */
 export const HANOI_DISKS = 6;
 export const DISK0 = 0;
@@ -82,19 +86,33 @@ export function hanoiTarget(scene: HanoiScene, method: HanoiMethod): Int32Array 
 /** Training length for n-disk scenes, the same for both methods (so both see the same tokens): observation + the longest move list. */
 export function hanoiTrainLength(n: number): number { return observationLength(n) + 2 ** n - 1; }
 
+/** The neuro-symbolic queries: the disk tokens an observation names, smallest first, then SEP. */
+export function parserQueries(obs: ArrayLike<number>): Int32Array {
+  const seen = new Set<number>();
+  for (let i = 0; i < obs.length; i++) if (obs[i] >= DISK0 && obs[i] < DISK0 + HANOI_DISKS) seen.add(obs[i]);
+  return Int32Array.from([...[...seen].sort((a, b) => a - b), SEP]);
+}
+
 /**
- * B training sequences of n-disk scenes: observation, then the target teacher-forced (padded with
- * END to L); scored from SEP on, each position predicting the next output token.
+ * One training sequence: the observation, then (end-to-end) the target teacher-forced, scored from
+ * SEP on, each position predicting the next output token; or (neuro-symbolic) the queries, each
+ * scored against the target token it asks for. Padded with END to L.
  */
+export function hanoiSequence(obs: Int32Array, target: Int32Array, method: HanoiMethod, L: number): { ids: Int32Array; at: number[]; targets: Int32Array } {
+  const tail = method === 'end-to-end' ? target.subarray(0, target.length - 1) : parserQueries(obs);
+  const first = method === 'end-to-end' ? obs.length - 1 : obs.length;
+  if (obs.length + tail.length > L) throw new RangeError(`hanoi: ${obs.length + tail.length} tokens do not fit in a training length of ${L}`);
+  const ids = new Int32Array(L).fill(END);
+  ids.set(obs);
+  ids.set(tail, obs.length);
+  return { ids, at: Array.from(target, (_, k) => first + k), targets: target };
+}
+
+/** B training sequences of n-disk scenes (see hanoiSequence). */
 export function hanoiBatch(rng: Rng, B: number, n: number, method: HanoiMethod, L = hanoiTrainLength(n)): ScoredBatch {
   return packBatch(L, Array.from({ length: B }, () => {
-    const scene = hanoiScene(rng, n), obs = observe(rng, scene).ids, target = hanoiTarget(scene, method);
-    const len = obs.length + target.length - 1;
-    if (len > L) throw new RangeError(`hanoi: ${len} tokens do not fit in a training length of ${L}`);
-    const ids = new Int32Array(L).fill(END);
-    ids.set(obs);
-    ids.set(target.subarray(0, target.length - 1), obs.length);
-    return { ids, at: Array.from(target, (_, k) => obs.length - 1 + k), targets: target };
+    const scene = hanoiScene(rng, n), obs = observe(rng, scene).ids;
+    return hanoiSequence(obs, hanoiTarget(scene, method), method, L);
   }));
 }
 

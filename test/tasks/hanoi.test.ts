@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/io/rng.js';
 import {
-  DISTRACTOR0, END, HANOI_NAMES, MOVE0, PEG0, SEP, hanoiBatch, hanoiScene, hanoiTarget, hanoiTrainLength, observationLength, observe, scoreEpisode,
+  DISTRACTOR0, END, HANOI_NAMES, MOVE0, PEG0, SEP, hanoiBatch, hanoiScene, hanoiTarget, hanoiTrainLength, observationLength, observe, parserQueries, scoreEpisode,
 } from '../../src/tasks/hanoi.js';
 import type { HanoiScene } from '../../src/tasks/hanoi.js';
 import { checkMoves, planHanoi } from '../../src/tasks/planner.js';
@@ -148,21 +148,48 @@ describe('Tower of Hanoi scenes and observations', () => {
     expect(scoreEpisode(scene, 'end-to-end', e2e).success).toBe(true);
   });
 
-  it.each(['end-to-end', 'neuro-symbolic'] as const)('%s batch: targets teacher-forced after SEP, scored from SEP on, same length for both methods', (method) => {
-    const n = 3, L = hanoiTrainLength(n), b = hanoiBatch(Rng.fromSeed(8), 6, n, method), obs = observationLength(n);
+  it('end-to-end batch: the target teacher-forced after SEP, scored from SEP on, each position predicting the next output', () => {
+    const n = 3, L = hanoiTrainLength(n), b = hanoiBatch(Rng.fromSeed(8), 6, n, 'end-to-end'), obs = observationLength(n);
     expect(L).toBe(44);
     expect(b.L).toBe(L);
     let k = 0;
     for (let i = 0; i < b.B; i++) {
       expect(b.ids[i * L + obs - 1]).toBe(SEP);
       expect(b.rows[k]).toBe(i * L + obs - 1);
+      const first = k;
       while (k < b.rows.length && b.rows[k] < (i + 1) * L) {
-        if (b.rows[k] > i * L + obs - 1) expect(b.ids[b.rows[k]]).toBe(b.targets[k - 1]);
+        expect(b.rows[k]).toBe(i * L + obs - 1 + k - first);
+        if (k > first) expect(b.ids[b.rows[k]]).toBe(b.targets[k - 1]);
         k++;
       }
       expect(b.targets[k - 1]).toBe(END);
+      for (let j = first; j < k - 1; j++) expect(b.targets[j]).toBeGreaterThanOrEqual(MOVE0);
     }
     expect(k).toBe(b.rows.length);
+  });
+
+  it('neuro-symbolic batch: the disks named, then SEP, after the observation; each scored against its peg, SEP against END', () => {
+    const n = 3, L = hanoiTrainLength(n), b = hanoiBatch(Rng.fromSeed(9), 6, n, 'neuro-symbolic'), obs = observationLength(n);
+    expect(b.L).toBe(L);
+    expect(b.rows.length).toBe(6 * (n + 1));
+    for (let i = 0; i < b.B; i++) {
+      const seq = b.ids.subarray(i * L, (i + 1) * L), named = [...new Set([...seq.subarray(0, obs)].filter((t) => t < PEG0))].sort((x, y) => x - y);
+      for (let k = 0; k <= n; k++) {
+        const r = i * (n + 1) + k;
+        expect(b.rows[r]).toBe(i * L + obs + k);
+        expect(seq[obs + k]).toBe(k < n ? named[k] : SEP);
+        expect(b.targets[r] >= PEG0 && b.targets[r] < PEG0 + 3).toBe(k < n);
+      }
+      expect(b.targets[i * (n + 1) + n]).toBe(END);
+    }
+  });
+
+  it('the queries are the disks an observation names, smallest first, then SEP, whatever the noise', () => {
+    const rng = Rng.fromSeed(10);
+    for (let i = 0; i < 100; i++) {
+      const scene = hanoiScene(rng, 1 + (i % 6));
+      expect([...parserQueries(observe(rng, scene, 0.5).ids)]).toEqual([...scene.disks, SEP]);
+    }
   });
 });
 
