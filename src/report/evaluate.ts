@@ -196,7 +196,7 @@ export function evaluateModel(model: TrainableModel, o: EvalOptions): EvalRow[] 
 function budgetProblem(model: TrainableModel, o: EvalOptions, length: number, n: number,
   done: readonly { length: number; seconds: number; n: number }[], maxState: number): string | null {
   const bytes = stateBytesPerStream(model, length);
-  if (bytes > maxState) return `memory: one stream's KV cache needs ${(bytes / 2 ** 20).toFixed(0)} MiB, over the ${(maxState / 2 ** 20).toFixed(0)} MiB budget`;
+  if (bytes > maxState) return `memory: one stream's KV cache needs ${(bytes / 2 ** 20).toFixed(1)} MiB, over the ${(maxState / 2 ** 20).toFixed(1)} MiB budget`;
   if (o.deadline === undefined || done.length === 0) return null;
   const last = done[done.length - 1], prev = done.length > 1 ? done[done.length - 2] : null;
   let k = model.config.modelType === 'llama' ? 2 : 1;
