@@ -96,23 +96,36 @@ export function parserQueries(obs: ArrayLike<number>): Int32Array {
 /**
  * One training sequence: the observation, then (end-to-end) the target teacher-forced, scored from
  * SEP on, each position predicting the next output token; or (neuro-symbolic) the queries, each
- * scored against the target token it asks for. Padded with END to L.
+ * scored against the peg of the disk it names and SEP against END. Training asks about the disks in
+ * a random order (`rng`): a parser that may rely on the order learns "the third query is the
+ * largest disk" and fails on a fourth disk; in random order it must look each disk up. Evaluation
+ * asks smallest first. Padded with END to L.
  */
-export function hanoiSequence(obs: Int32Array, target: Int32Array, method: HanoiMethod, L: number): { ids: Int32Array; at: number[]; targets: Int32Array } {
-  const tail = method === 'end-to-end' ? target.subarray(0, target.length - 1) : parserQueries(obs);
-  const first = method === 'end-to-end' ? obs.length - 1 : obs.length;
+export function hanoiSequence(scene: HanoiScene, obs: Int32Array, method: HanoiMethod, L: number, rng: Rng | null = null): { ids: Int32Array; at: number[]; targets: Int32Array } {
+  let tail: Int32Array, targets: Int32Array, first: number;
+  if (method === 'end-to-end') {
+    targets = hanoiTarget(scene, method);
+    tail = targets.subarray(0, targets.length - 1);
+    first = obs.length - 1;
+  } else {
+    const order = scene.disks.map((_, i) => i);
+    if (rng) for (let i = order.length - 1; i > 0; i--) { const j = rng.int(i + 1); [order[i], order[j]] = [order[j], order[i]]; }
+    tail = Int32Array.from([...order.map((i) => DISK0 + scene.disks[i]), SEP]);
+    targets = Int32Array.from([...order.map((i) => PEG0 + scene.pegs[i]), END]);
+    first = obs.length;
+  }
   if (obs.length + tail.length > L) throw new RangeError(`hanoi: ${obs.length + tail.length} tokens do not fit in a training length of ${L}`);
   const ids = new Int32Array(L).fill(END);
   ids.set(obs);
   ids.set(tail, obs.length);
-  return { ids, at: Array.from(target, (_, k) => first + k), targets: target };
+  return { ids, at: Array.from(targets, (_, k) => first + k), targets };
 }
 
 /** B training sequences of n-disk scenes (see hanoiSequence). */
 export function hanoiBatch(rng: Rng, B: number, n: number, method: HanoiMethod, L = hanoiTrainLength(n)): ScoredBatch {
   return packBatch(L, Array.from({ length: B }, () => {
     const scene = hanoiScene(rng, n), obs = observe(rng, scene).ids;
-    return hanoiSequence(obs, hanoiTarget(scene, method), method, L);
+    return hanoiSequence(scene, obs, method, L, rng);
   }));
 }
 

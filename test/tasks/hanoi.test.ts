@@ -168,20 +168,29 @@ describe('Tower of Hanoi scenes and observations', () => {
     expect(k).toBe(b.rows.length);
   });
 
-  it('neuro-symbolic batch: the disks named, then SEP, after the observation; each scored against its peg, SEP against END', () => {
-    const n = 3, L = hanoiTrainLength(n), b = hanoiBatch(Rng.fromSeed(9), 6, n, 'neuro-symbolic'), obs = observationLength(n);
-    expect(b.L).toBe(L);
-    expect(b.rows.length).toBe(6 * (n + 1));
-    for (let i = 0; i < b.B; i++) {
-      const seq = b.ids.subarray(i * L, (i + 1) * L), named = [...new Set([...seq.subarray(0, obs)].filter((t) => t < PEG0))].sort((x, y) => x - y);
-      for (let k = 0; k <= n; k++) {
-        const r = i * (n + 1) + k;
-        expect(b.rows[r]).toBe(i * L + obs + k);
-        expect(seq[obs + k]).toBe(k < n ? named[k] : SEP);
-        expect(b.targets[r] >= PEG0 && b.targets[r] < PEG0 + 3).toBe(k < n);
+  it('neuro-symbolic batch: the disks named, in a random order, then SEP; each scored against its own peg, SEP against END', () => {
+    const n = 3, L = hanoiTrainLength(n), rng = Rng.fromSeed(9), obs = observationLength(n), orders = new Set<string>();
+    for (let rep = 0; rep < 20; rep++) {
+      const b = hanoiBatch(rng, 6, n, 'neuro-symbolic');
+      expect(b.L).toBe(L);
+      expect(b.rows.length).toBe(6 * (n + 1));
+      for (let i = 0; i < b.B; i++) {
+        const seq = b.ids.subarray(i * L, (i + 1) * L), named = [...new Set([...seq.subarray(0, obs)].filter((t) => t < PEG0))].sort((x, y) => x - y);
+        const asked = [...seq.subarray(obs, obs + n)];
+        expect([...asked].sort((x, y) => x - y)).toEqual(named);
+        orders.add(asked.map((d) => named.indexOf(d)).join(''));
+        expect(seq[obs + n]).toBe(SEP);
+        for (let k = 0; k <= n; k++) {
+          const r = i * (n + 1) + k;
+          expect(b.rows[r]).toBe(i * L + obs + k);
+          if (k === n) { expect(b.targets[r]).toBe(END); continue; }
+          // the target is a peg the observation gives this disk (all three copies corrupted away from it: about 1 in 27,000)
+          const pegs = [...seq.subarray(0, obs)].flatMap((t, j) => (t === asked[k] ? [seq[j + 1]] : []));
+          expect(pegs).toContain(b.targets[r]);
+        }
       }
-      expect(b.targets[i * (n + 1) + n]).toBe(END);
     }
+    expect(orders.size).toBe(6); // every order of three disks occurs
   });
 
   it('the queries are the disks an observation names, smallest first, then SEP, whatever the noise', () => {
