@@ -68,17 +68,21 @@ export function powersOfTwo(lo: number, hi: number): number[] { return Array.fro
 
 interface EvalPlan { lengths: number[]; n: (length: number) => number }
 
-/** Lengths and sequences per length of each evaluation (fewer sequences at long lengths, where each costs more). */
+/**
+ * Lengths and sequences per length of each evaluation. Past 2^12 tokens each length gets a fixed
+ * number of tokens (2^20 for Mamba, 2^19 for the transformer, whose sequences cost more the longer
+ * they are), with at least 8 (Mamba) or 4 (transformer) sequences.
+ */
 export function evalPlan(m: StudyModel, quick: boolean): EvalPlan {
   if (m.task === 'hanoi') return { lengths: [3, 4], n: () => (quick ? 16 : 256) };
   if (m.task === 'selective-copy') return quick ? { lengths: [128], n: () => 8 } : { lengths: [1024, 4096], n: () => 128 };
   if (quick) return { lengths: [64, 256, 1024], n: () => 16 };
-  // 2^6 .. 2^20: 256 sequences up to 2^14, then a fixed 2^22 tokens per length, at least 4 sequences
-  return { lengths: powersOfTwo(6, 20), n: (L) => Math.max(4, Math.min(256, Math.floor(2 ** 22 / L))) };
+  const [tokens, least] = m.arch === 'mamba' ? [2 ** 20, 8] : [2 ** 19, 4];
+  return { lengths: powersOfTwo(6, 20), n: (L) => Math.max(least, Math.min(256, Math.floor(tokens / L))) };
 }
 
 /** Relative shares of the time budget: [training, evaluation] per model of STUDY. */
-const WEIGHTS: readonly [number, number][] = [[8, 4], [7, 7], [7, 1], [7, 1], [1, 0.3], [3, 0.5], [1, 0.3], [3, 0.5]];
+const WEIGHTS: readonly [number, number][] = [[2, 3], [2.5, 6], [5, 0.5], [6, 0.5], [2, 0.2], [3, 0.3], [2, 0.2], [3, 0.3]];
 
 export interface StudyOptions {
   out: string;

@@ -55,12 +55,12 @@ function base(task: TaskName, method: HanoiMethod | null): Base {
     case 'induction':
       return { model: d64, steps: 2000, quickSteps: 12, batch: 8, seqLen: 256, quickSeqLen: 256, lr: 3e-3, minLr: 3e-3, weightDecay: 0, disks: null };
     case 'selective-copy':
-      return { model: d64, steps: 1500, quickSteps: 8, batch: 8, seqLen: 1024, quickSeqLen: 128, lr: 3e-3, minLr: 3e-3, weightDecay: 0, disks: null };
+      return { model: d64, steps: 1000, quickSteps: 8, batch: 8, seqLen: 1024, quickSeqLen: 128, lr: 3e-3, minLr: 3e-3, weightDecay: 0, disks: null };
     case 'hanoi': {
       const L = hanoiTrainLength(HANOI_DISKS_TRAIN);
       // the end-to-end planner gets the larger model (it has to plan, not only read)
       const model = method === 'end-to-end' ? { dModel: 64, layers: 4, dState: 16 } : { dModel: 32, layers: 2, dState: 16 };
-      return { model, steps: 2400, quickSteps: 12, batch: 16, seqLen: L, quickSeqLen: L, lr: 3e-3, minLr: 3e-4, weightDecay: 0.1, disks: HANOI_DISKS_TRAIN };
+      return { model, steps: 3000, quickSteps: 12, batch: 16, seqLen: L, quickSeqLen: L, lr: 3e-3, minLr: 3e-4, weightDecay: 0.1, disks: HANOI_DISKS_TRAIN };
     }
   }
 }
