@@ -55,7 +55,7 @@ function base(task: TaskName, method: HanoiMethod | null): Base {
     case 'induction':
       return { model: d64, steps: 2000, quickSteps: 12, batch: 8, seqLen: 256, quickSeqLen: 256, lr: 3e-3, minLr: 3e-3, weightDecay: 0, disks: null };
     case 'selective-copy':
-      return { model: d64, steps: 1000, quickSteps: 8, batch: 8, seqLen: 1024, quickSeqLen: 128, lr: 3e-3, minLr: 3e-3, weightDecay: 0, disks: null };
+      return { model: d64, steps: 600, quickSteps: 8, batch: 8, seqLen: 1024, quickSeqLen: 128, lr: 3e-3, minLr: 3e-3, weightDecay: 0, disks: null };
     case 'hanoi': {
       const L = hanoiTrainLength(HANOI_DISKS_TRAIN);
       // the end-to-end planner gets the larger model (it has to plan, not only read)
