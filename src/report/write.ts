@@ -29,13 +29,19 @@ const byArch = (rows: readonly TaskRow[], task: string, point: (r: TaskRow) => S
 export function reportCharts(rep: SyntheticReport, curves: ReadonlyMap<string, CurvePoint[]>): ChartFile[] {
   const ran = (r: TaskRow) => r.eval.filter((e) => e.accuracy !== null);
   const curve = (r: TaskRow) => (curves.get(r.model_dir) ?? []).map((p) => ({ x: p.tokens, y: p.accuracy }));
+  // lengths not run are named under the chart, never silently missing
+  const skipped = rep.tasks.filter((r) => r.task === 'induction').flatMap((r) => {
+    const first = r.eval.find((e) => e.accuracy === null);
+    return first ? [`${r.arch} from 2^${Math.log2(first.length)} (${(first.out_of_budget ?? '').split(':')[0]})`] : [];
+  });
+  const note = skipped.length ? `out of budget: ${skipped.join('; ')}` : undefined;
   const charts: ChartFile[] = [
     {
       file: 'induction-accuracy.svg', caption: 'Induction heads: accuracy against sequence length (trained at 256 tokens)',
       chart: {
         title: 'Induction heads: accuracy against length', x: { label: 'sequence length (tokens, log scale)', scale: 'log2' },
         y: { label: 'accuracy', scale: 'linear', min: 0, max: 1 }, refs: [{ y: 1 / 16, label: 'chance (1/16)' }],
-        series: byArch(rep.tasks, 'induction', (r) => ran(r).map((e) => ({ x: e.length, y: e.accuracy as number }))),
+        series: byArch(rep.tasks, 'induction', (r) => ran(r).map((e) => ({ x: e.length, y: e.accuracy as number }))), note,
       },
     },
     {
@@ -43,7 +49,7 @@ export function reportCharts(rep: SyntheticReport, curves: ReadonlyMap<string, C
       chart: {
         title: 'Induction heads: energy per sequence', x: { label: 'sequence length (tokens, log scale)', scale: 'log2' },
         y: { label: `joules per sequence (${rep.headline?.energy_kind ?? 'estimated'})`, scale: 'log10' },
-        series: byArch(rep.tasks, 'induction', (r) => ran(r).map((e) => ({ x: e.length, y: e.joules_per_sequence as number }))),
+        series: byArch(rep.tasks, 'induction', (r) => ran(r).map((e) => ({ x: e.length, y: e.joules_per_sequence as number }))), note,
       },
     },
     {

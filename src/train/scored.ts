@@ -20,6 +20,19 @@ export interface ScoredRecipe {
   minLr: number;
   weightDecay: number;
   clip: number;
+  /**
+   * Warm-up, then a constant `lr` until the last `decaySteps` steps, which decay it to `minLr` by a
+   * cosine (warmup-stable-decay). Absent: warm-up, then a cosine decay over all the rest.
+   */
+  decaySteps?: number;
+}
+
+/** The learning rate of step `step` (from 1) of recipe r. */
+export function scheduledLr(step: number, r: ScoredRecipe): number {
+  if (r.decaySteps === undefined) return learningRate(step, r.lr, r.warmup, r.steps, r.minLr);
+  const stable = r.steps - Math.min(r.decaySteps, r.steps);
+  if (step <= stable) return learningRate(step, r.lr, r.warmup, Infinity, r.lr);
+  return learningRate(step - stable, r.lr, 0, r.steps - stable, r.minLr);
 }
 
 /** Mean over a window of steps: the learning curve. Accuracy is on each step's fresh batch, before its update. */
@@ -89,7 +102,7 @@ export function trainScored(model: TrainableModel, r: ScoredRecipe, next: (step:
       return op.crossEntropy(e, picked, e.ids(b.targets));
     });
     step++;
-    opt.update(learningRate(step, r.lr, r.warmup, r.steps, r.minLr), r.clip);
+    opt.update(scheduledLr(step, r), r.clip);
     model.weightsChanged();
     tokens += b.B * b.L;
     wLoss += loss; wTotal += b.targets.length; wSteps++;
