@@ -9,7 +9,7 @@
 
 Each at every --threads count (torch.set_num_threads). Prints one JSON document to stdout:
   {"torch": version, "blas": name, "results": [{"measure", "threads", "tok_s"}, ...], "skipped": [...]}
-progress to stderr. Run by src/bench/speed-peers.ts; by hand:
+progress to stderr. Run by src/bench/speed/peers.ts; by hand:
   /usr/bin/python3 tools/bench_torch.py --mode quick --threads 1,2
 """
 import argparse
@@ -250,7 +250,7 @@ def main():
     what = set(args.what.split(','))
     torch.manual_seed(0)
     results = []
-    # training first: it is the comparison issue #4 sets a goal for (≥ 5×)
+    # training first: the comparison with a stated goal (≥ 5×)
     if 'train' in what:
         model = MambaLM(**plan['train']).float()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)

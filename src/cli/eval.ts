@@ -1,6 +1,7 @@
-import { InvalidArgumentError } from 'commander';
-import type { Command } from 'commander';
-import { intArg } from './args.js';
+import { InvalidArgumentError } from '@commander-js/extra-typings';
+import type { AnyCommand } from './options.js';
+import { engineOptions } from './options.js';
+import { intArg } from './options.js';
 import { Engine } from '../ops/index.js';
 import { loadModel } from '../models/checkpoint.js';
 import { inputError } from '../io/errors.js';
@@ -30,16 +31,16 @@ const DEFAULT_LENGTHS: Record<TaskName, number[]> = {
  * The `eval` command group: one subcommand per task (and later `eval lm`, added the same way by
  * its own module through evalGroup). Each prints a JSON array to stdout.
  */
-export function evalGroup(program: Command): Command {
+export function evalGroup(program: AnyCommand): AnyCommand {
   return program.commands.find((c) => c.name() === 'eval')
     ?? program.command('eval').description('score a model: the synthetic tasks (accuracy with a 95% interval, joules per sequence, tokens/s)');
 }
 
-export function registerEval(program: Command, common: (c: Command) => Command): void {
+export function registerEval(program: AnyCommand): void {
   const group = evalGroup(program);
   for (const task of TASK_NAMES) {
     const unit = TASKS[task].lengthUnit;
-    common(group.command(task).description(`score a 'frugal repro ${task}' model; prints [{"length","n","accuracy","ci95","joules_per_sequence","energy_kind","tok_s"}] on stdout`))
+    engineOptions(group.command(task).description(`score a 'frugal repro ${task}' model; prints [{"length","n","accuracy","ci95","joules_per_sequence","energy_kind","tok_s"}] on stdout`))
       .requiredOption('--model <dir>', `model directory written by 'frugal repro ${task}'`)
       .option('--lengths <list>', `${unit === 'disks' ? 'numbers of disks' : 'sequence lengths'}, comma-separated (default ${DEFAULT_LENGTHS[task].join(',')})`, lengthsArg)
       .option('--n <n>', `${task === 'hanoi' ? 'episodes' : 'sequences'} per length`, intArg(1, 1e7), 256)

@@ -56,68 +56,48 @@ const OPNAMES: Record<number, string> = {
  * `where` names the file (and record) in errors.
  */
 export function readStateDictPickle(b: Uint8Array, where: string): Map<string, TensorRef> {
-  let pos = 0;
-  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const fail = (what: string, at = pos): never => {
-    throw inputError(`${where}: byte ${at}: ${what}. frugal reads only state dicts of tensors from PyTorch files; ` +
+  const machine = new PickleMachine(b, where);
+  return stateDict(machine.run(), (what) => machine.fail(what));
+}
+
+/** The stack machine: the bytes, the read position, the stack and the memo, and one method per kind of step. */
+class PickleMachine {
+  private pos = 0;
+  private readonly view: DataView;
+  private readonly stack: Slot[] = [];
+  private readonly memo = new Map<number, Value>();
+
+  constructor(private readonly b: Uint8Array, private readonly where: string) {
+    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
+
+  fail(what: string, at = this.pos): never {
+    throw inputError(`${this.where}: byte ${at}: ${what}. frugal reads only state dicts of tensors from PyTorch files; ` +
       'save one with torch.save(model.state_dict(), path) or convert the checkpoint to safetensors');
-  };
-  const need = (n: number): number => {
-    if (pos + n > b.length) fail(`the pickle ends inside an opcode (needs ${n} more bytes)`);
-    const at = pos;
-    pos += n;
-    return at;
-  };
-  const str = (n: number): string => {
-    const at = need(n);
-    try { return new TextDecoder('utf-8', { fatal: true }).decode(b.subarray(at, at + n)); } catch { return fail('a string is not valid UTF-8', at); }
-  };
-  const line = (): string => {
-    const end = b.indexOf(0x0a, pos);
-    if (end < 0 || end - pos > 256) fail('a GLOBAL name is not terminated');
-    const s = new TextDecoder().decode(b.subarray(pos, end));
-    pos = end + 1;
-    return s;
-  };
-  const stack: Slot[] = [];
-  const memo = new Map<number, Value>();
-  const pop = (): Value => {
-    const v = stack.pop();
-    if (v === undefined || v === MARK) fail('the pickle pops from an empty stack');
-    return v as Value;
-  };
-  const popMark = (): Value[] => {
-    const i = stack.lastIndexOf(MARK);
-    if (i < 0) fail('no MARK before a collection opcode');
-    const items = stack.splice(i) as Slot[];
-    return items.slice(1) as Value[];
-  };
-  const top = (): Value => { const v = stack[stack.length - 1]; if (v === undefined || v === MARK) fail('the stack is empty'); return v as Value; };
-  const setItems = (d: Value, kv: Value[]): void => {
-    if (!(d instanceof Dict)) fail('SETITEM(S) on something that is not a dict');
-    if (kv.length % 2 !== 0) fail('SETITEMS with an odd number of items');
-    for (let i = 0; i < kv.length; i += 2) {
-      const k = kv[i];
-      if (typeof k !== 'string' && typeof k !== 'number') fail('a dict key that is not a string or a number');
-      (d as Dict).map.set(k as string | number, kv[i + 1]);
-    }
-  };
-  const global = (module: string, name: string, at: number): Global => {
-    const full = `${module}.${name}`;
-    if (!ALLOWED_GLOBALS.has(full)) fail(`global '${full}' is not allowed (a pickle that names it could run code)`, at);
-    return new Global(module, name);
-  };
-  while (true) {
-    const at = pos;
-    const op = b[need(1)];
-    switch (op) {
-      case 0x80: { if (b[need(1)] > 5) fail('unknown pickle protocol', at); break; } // PROTO
-      case 0x95: need(8); break; // FRAME: a length hint only
-      case 0x2e: { // STOP
-        const result = pop();
-        if (stack.length !== 0) fail('values are left on the stack at STOP', at);
-        return stateDict(result, fail);
+  }
+
+  /** Run opcodes up to STOP; returns the one value left. */
+  run(): Value {
+    while (true) {
+      const at = this.pos;
+      const op = this.b[this.need(1)];
+      if (op === 0x2e) { // STOP
+        const result = this.pop();
+        if (this.stack.length !== 0) this.fail('values are left on the stack at STOP', at);
+        return result;
       }
+      this.step(op, at);
+      // a state dict needs a few thousand slots; a forged pickle must not grow these without bound
+      if (this.stack.length > MAX_SLOTS || this.memo.size > MAX_SLOTS) this.fail(`the pickle holds more than ${MAX_SLOTS} values at once`, at);
+    }
+  }
+
+  /** One opcode other than STOP, read at byte `at`. */
+  private step(op: number, at: number): void {
+    const { b, view, stack, memo } = this;
+    switch (op) {
+      case 0x80: { if (b[this.need(1)] > 5) this.fail('unknown pickle protocol', at); break; } // PROTO
+      case 0x95: this.need(8); break; // FRAME: a length hint only
       case 0x28: stack.push(MARK); break;
       case 0x29: stack.push(new Tuple([])); break;
       case 0x5d: stack.push(new List([])); break;
@@ -125,60 +105,123 @@ export function readStateDictPickle(b: Uint8Array, where: string): Map<string, T
       case 0x4e: stack.push(null); break;
       case 0x88: stack.push(true); break;
       case 0x89: stack.push(false); break;
-      case 0x4a: stack.push(view.getInt32(need(4), true)); break;
-      case 0x4b: stack.push(b[need(1)]); break;
-      case 0x4d: stack.push(view.getUint16(need(2), true)); break;
-      case 0x8a: { // LONG1: little-endian two's complement of n bytes
-        const n = b[need(1)];
-        if (n > 8) fail(`an integer of ${n} bytes is too large`, at);
-        const s = need(n);
-        let v = 0n;
-        for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[s + i]);
-        if (n > 0 && b[s + n - 1] & 0x80) v -= 1n << BigInt(8 * n);
-        if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) fail('an integer is out of range', at);
-        stack.push(Number(v));
-        break;
-      }
-      case 0x47: stack.push(view.getFloat64(need(8), false)); break; // BINFLOAT is big-endian
-      case 0x58: stack.push(str(view.getUint32(need(4), true))); break;
-      case 0x8c: stack.push(str(b[need(1)])); break;
-      case 0x8d: { const n = u64(view, need(8)); if (n > b.length) fail('a string longer than the pickle', at); stack.push(str(n)); break; }
-      case 0x71: memo.set(b[need(1)], top()); break;
-      case 0x72: memo.set(view.getUint32(need(4), true), top()); break;
-      case 0x94: memo.set(memo.size, top()); break;
+      case 0x4a: stack.push(view.getInt32(this.need(4), true)); break;
+      case 0x4b: stack.push(b[this.need(1)]); break;
+      case 0x4d: stack.push(view.getUint16(this.need(2), true)); break;
+      case 0x8a: stack.push(this.long1(at)); break;
+      case 0x47: stack.push(view.getFloat64(this.need(8), false)); break; // BINFLOAT is big-endian
+      case 0x58: stack.push(this.str(view.getUint32(this.need(4), true))); break;
+      case 0x8c: stack.push(this.str(b[this.need(1)])); break;
+      case 0x8d: { const n = u64(view, this.need(8)); if (n > b.length) this.fail('a string longer than the pickle', at); stack.push(this.str(n)); break; }
+      case 0x71: memo.set(b[this.need(1)], this.top()); break;
+      case 0x72: memo.set(view.getUint32(this.need(4), true), this.top()); break;
+      case 0x94: memo.set(memo.size, this.top()); break;
       case 0x68: case 0x6a: {
-        const k = op === 0x68 ? b[need(1)] : view.getUint32(need(4), true);
-        if (!memo.has(k)) fail(`memo entry ${k} was never stored`, at);
+        const k = op === 0x68 ? b[this.need(1)] : view.getUint32(this.need(4), true);
+        if (!memo.has(k)) this.fail(`memo entry ${k} was never stored`, at);
         stack.push(memo.get(k) as Value);
         break;
       }
-      case 0x74: stack.push(new Tuple(popMark())); break;
-      case 0x85: stack.push(new Tuple([pop()])); break;
-      case 0x86: { const y = pop(), x = pop(); stack.push(new Tuple([x, y])); break; }
-      case 0x87: { const z = pop(), y = pop(), x = pop(); stack.push(new Tuple([x, y, z])); break; }
-      case 0x61: { const v = pop(); const l = top(); if (!(l instanceof List)) fail('APPEND to a non-list', at); (l as List).items.push(v); break; }
-      case 0x65: { const vs = popMark(); const l = top(); if (!(l instanceof List)) fail('APPENDS to a non-list', at); (l as List).items.push(...vs); break; }
-      case 0x73: { const v = pop(), k = pop(); setItems(top(), [k, v]); break; }
-      case 0x75: { const kv = popMark(); setItems(top(), kv); break; }
-      case 0x63: { const m = line(); const n = line(); stack.push(global(m, n, at)); break; }
+      default: this.structure(op, at);
+    }
+  }
+
+  /** Opcodes that build tuples, lists and dicts, name globals, or call them. */
+  private structure(op: number, at: number): void {
+    const stack = this.stack;
+    switch (op) {
+      case 0x74: stack.push(new Tuple(this.popMark())); break;
+      case 0x85: stack.push(new Tuple([this.pop()])); break;
+      case 0x86: { const y = this.pop(), x = this.pop(); stack.push(new Tuple([x, y])); break; }
+      case 0x87: { const z = this.pop(), y = this.pop(), x = this.pop(); stack.push(new Tuple([x, y, z])); break; }
+      case 0x61: { const v = this.pop(); const l = this.top(); if (!(l instanceof List)) this.fail('APPEND to a non-list', at); (l as List).items.push(v); break; }
+      case 0x65: { const vs = this.popMark(); const l = this.top(); if (!(l instanceof List)) this.fail('APPENDS to a non-list', at); (l as List).items.push(...vs); break; }
+      case 0x73: { const v = this.pop(), k = this.pop(); this.setItems(this.top(), [k, v]); break; }
+      case 0x75: { const kv = this.popMark(); this.setItems(this.top(), kv); break; }
+      case 0x63: { const m = this.line(); const n = this.line(); stack.push(this.global(m, n, at)); break; }
       case 0x93: {
-        const n = pop(), m = pop();
-        if (typeof m !== 'string' || typeof n !== 'string') fail('STACK_GLOBAL needs two strings', at);
-        stack.push(global(m as string, n as string, at));
+        const n = this.pop(), m = this.pop();
+        if (typeof m !== 'string' || typeof n !== 'string') this.fail('STACK_GLOBAL needs two strings', at);
+        stack.push(this.global(m as string, n as string, at));
         break;
       }
-      case 0x51: stack.push(persistent(pop(), (w) => fail(w, at))); break;
-      case 0x52: { const args = pop(), fn = pop(); stack.push(reduce(fn, args, (w) => fail(w, at))); break; }
+      case 0x51: stack.push(persistent(this.pop(), (w) => this.fail(w, at))); break;
+      case 0x52: { const args = this.pop(), fn = this.pop(); stack.push(reduce(fn, args, (w) => this.fail(w, at))); break; }
       case 0x62: { // BUILD: only the attribute dict torch attaches to a state dict (_metadata), which is ignored
-        const state = pop();
-        if (!(top() instanceof Dict) || !(state instanceof Dict || state === null)) fail('BUILD on something other than a state dict', at);
+        const state = this.pop();
+        if (!(this.top() instanceof Dict) || !(state instanceof Dict || state === null)) this.fail('BUILD on something other than a state dict', at);
         break;
       }
       default:
-        fail(`opcode 0x${op.toString(16).padStart(2, '0')} (${OPNAMES[op] ?? 'unknown'}) is outside the tensor-storage subset`, at);
+        this.fail(`opcode 0x${op.toString(16).padStart(2, '0')} (${OPNAMES[op] ?? 'unknown'}) is outside the tensor-storage subset`, at);
     }
-    // a state dict needs a few thousand slots; a forged pickle must not grow these without bound
-    if (stack.length > MAX_SLOTS || memo.size > MAX_SLOTS) fail(`the pickle holds more than ${MAX_SLOTS} values at once`, at);
+  }
+
+  private need(n: number): number {
+    if (this.pos + n > this.b.length) this.fail(`the pickle ends inside an opcode (needs ${n} more bytes)`);
+    const at = this.pos;
+    this.pos += n;
+    return at;
+  }
+
+  private str(n: number): string {
+    const at = this.need(n);
+    try { return new TextDecoder('utf-8', { fatal: true }).decode(this.b.subarray(at, at + n)); } catch { return this.fail('a string is not valid UTF-8', at); }
+  }
+
+  private line(): string {
+    const end = this.b.indexOf(0x0a, this.pos);
+    if (end < 0 || end - this.pos > 256) this.fail('a GLOBAL name is not terminated');
+    const s = new TextDecoder().decode(this.b.subarray(this.pos, end));
+    this.pos = end + 1;
+    return s;
+  }
+
+  /** LONG1: little-endian two's complement of n bytes. */
+  private long1(at: number): number {
+    const n = this.b[this.need(1)];
+    if (n > 8) this.fail(`an integer of ${n} bytes is too large`, at);
+    const s = this.need(n);
+    let v = 0n;
+    for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(this.b[s + i]);
+    if (n > 0 && this.b[s + n - 1] & 0x80) v -= 1n << BigInt(8 * n);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) this.fail('an integer is out of range', at);
+    return Number(v);
+  }
+
+  private pop(): Value {
+    const v = this.stack.pop();
+    if (v === undefined || v === MARK) this.fail('the pickle pops from an empty stack');
+    return v as Value;
+  }
+
+  private popMark(): Value[] {
+    const i = this.stack.lastIndexOf(MARK);
+    if (i < 0) this.fail('no MARK before a collection opcode');
+    const items = this.stack.splice(i) as Slot[];
+    return items.slice(1) as Value[];
+  }
+
+  private top(): Value {
+    const v = this.stack[this.stack.length - 1];
+    if (v === undefined || v === MARK) this.fail('the stack is empty');
+    return v as Value;
+  }
+
+  private setItems(d: Value, kv: Value[]): void {
+    if (!(d instanceof Dict)) this.fail('SETITEM(S) on something that is not a dict');
+    if (kv.length % 2 !== 0) this.fail('SETITEMS with an odd number of items');
+    for (let i = 0; i < kv.length; i += 2) {
+      const k = kv[i];
+      if (typeof k !== 'string' && typeof k !== 'number') this.fail('a dict key that is not a string or a number');
+      (d as Dict).map.set(k as string | number, kv[i + 1]);
+    }
+  }
+
+  private global(module: string, name: string, at: number): Global {
+    const full = `${module}.${name}`;
+    if (!ALLOWED_GLOBALS.has(full)) this.fail(`global '${full}' is not allowed (a pickle that names it could run code)`, at);
+    return new Global(module, name);
   }
 }
 

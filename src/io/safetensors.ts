@@ -98,7 +98,7 @@ function encodeHeader(tensors: readonly { name: string; dtype: string; shape: nu
         throw inputError(`Safetensors metadata value for ${JSON.stringify(k)} must be a string, got ${typeof v}.`);
       }
     }
-    header['__metadata__'] = metadata;
+    header.__metadata__ = metadata;
   }
   let offset = 0;
   const seen = new Set<string>();
@@ -199,11 +199,11 @@ function validateHeader(parsed: unknown, dataLen: number, bad: (what: string) =>
     const where = `tensor ${JSON.stringify(name)}`;
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) bad(`${where} is not an object`);
     const e = entry as Record<string, unknown>;
-    const dtype = e['dtype'];
+    const dtype = e.dtype;
     const size = typeof dtype === 'string' && Object.hasOwn(DTYPE_BYTES, dtype) ? DTYPE_BYTES[dtype] : undefined;
     if (size === undefined) bad(`${where} has unknown dtype ${JSON.stringify(dtype)}`);
-    const count = checkShape(e['shape'], (what) => bad(`${where}: ${what}`));
-    const offs = e['data_offsets'];
+    const count = checkShape(e.shape, (what) => bad(`${where}: ${what}`));
+    const offs = e.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
       bad(`${where} has data_offsets ${JSON.stringify(offs)}; it must be two non-negative integers [begin, end]`);
     }
@@ -212,9 +212,9 @@ function validateHeader(parsed: unknown, dataLen: number, bad: (what: string) =>
       bad(`${where} has data_offsets [${begin}, ${end}] outside the ${dataLen}-byte data section`);
     }
     if (end - begin !== count * size) {
-      bad(`${where} spans ${end - begin} bytes but shape [${(e['shape'] as number[]).join(', ')}] of ${String(dtype)} needs ${count * size}`);
+      bad(`${where} spans ${end - begin} bytes but shape [${(e.shape as number[]).join(', ')}] of ${String(dtype)} needs ${count * size}`);
     }
-    tensors.set(name, { dtype: dtype as string, shape: [...(e['shape'] as number[])], begin, end });
+    tensors.set(name, { dtype: dtype as string, shape: [...(e.shape as number[])], begin, end });
   }
   const sorted = [...tensors.entries()].filter(([, t]) => t.end > t.begin).sort((a, b) => a[1].begin - b[1].begin);
   for (let i = 1; i < sorted.length; i++) {
@@ -347,27 +347,27 @@ function readFloat(f: SafetensorsFile, name: string, out: Float32Array | Float64
 
 const FLOAT_DTYPES = ['F32', 'F16', 'BF16', 'F64'] as const;
 
-/** A tensor as a new Float32Array (from F32, F16, BF16 or F64; F64 is rounded). */
-export function readTensorF32(f: SafetensorsFile, name: string): Float32Array {
-  const { info, view, count } = tensorView(f, name, FLOAT_DTYPES, 'readTensorF32');
-  if (info.dtype === 'F32' && HOST_LE) {
-    // Fast path: one byte copy (into a fresh, hence aligned, buffer) instead of an element loop.
-    return new Float32Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+/** A float tensor as a new array of `Ctor`'s precision; the matching stored dtype is one byte copy. */
+function readFloats<T extends Float32Array | Float64Array>(f: SafetensorsFile, name: string, fn: string,
+  Ctor: { new (n: number): T; new (b: ArrayBuffer): T }, native: 'F32' | 'F64'): T {
+  const { info, view, count } = tensorView(f, name, FLOAT_DTYPES, fn);
+  if (info.dtype === native && HOST_LE) {
+    // one byte copy (into a fresh, hence aligned, buffer) instead of an element loop
+    return new Ctor(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength) as ArrayBuffer);
   }
-  const out = new Float32Array(count);
+  const out = new Ctor(count);
   readFloat(f, name, out, info, view);
   return out;
 }
 
+/** A tensor as a new Float32Array (from F32, F16, BF16 or F64; F64 is rounded). */
+export function readTensorF32(f: SafetensorsFile, name: string): Float32Array {
+  return readFloats(f, name, 'readTensorF32', Float32Array, 'F32');
+}
+
 /** A tensor as a new Float64Array (from F64, F32, F16 or BF16). */
 export function readTensorF64(f: SafetensorsFile, name: string): Float64Array {
-  const { info, view, count } = tensorView(f, name, FLOAT_DTYPES, 'readTensorF64');
-  if (info.dtype === 'F64' && HOST_LE) {
-    return new Float64Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
-  }
-  const out = new Float64Array(count);
-  readFloat(f, name, out, info, view);
-  return out;
+  return readFloats(f, name, 'readTensorF64', Float64Array, 'F64');
 }
 
 /** A tensor as a new Int32Array (from I32, or I64 when every value fits in 32 bits). */

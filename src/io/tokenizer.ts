@@ -23,10 +23,15 @@ export interface StreamDecoder {
   flush(): string;
 }
 
+/** Text to token ids and back. */
 export interface Tokenizer {
+  /** Number of ids the tokenizer can produce. */
   readonly vocabSize: number;
+  /** The ids of `text`. */
   encode(text: string): Int32Array;
+  /** The text of `ids` (an incomplete UTF-8 sequence at the end decodes to U+FFFD). */
   decode(ids: ArrayLike<number>): string;
+  /** A decoder that turns ids into text one at a time, holding back partial characters. */
   createStreamDecoder(): StreamDecoder;
 }
 

@@ -23,6 +23,7 @@ export type Backend = {
   readonly [K in KernelName]: (...args: TensorArgs<Parameters<RefKernels[K]>>) => ReturnType<RefKernels[K]>;
 } & { readonly kind: KernelKind; readonly wasmKernels: readonly string[]; readonly threads: number; dispose(): void; parallelRuns(): number };
 
+/** Which kernels run the model: WebAssembly SIMD (`'wasm'`), or their plain TypeScript reference twins (`'ref'`). */
 export type KernelKind = 'wasm' | 'ref';
 export const KERNEL_KINDS: readonly KernelKind[] = ['wasm', 'ref'];
 

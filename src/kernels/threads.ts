@@ -47,8 +47,8 @@ for (;;) {
 }
 `;
 
-/** One job: a kernel and its arguments, or null for a thread with nothing to do this time. */
-export type Job = { name: WasmKernelName; args: number[] } | null;
+/** One job: a kernel and its arguments (typed as that kernel takes them), or null for a thread with nothing to do this time. */
+export type Job = { [K in WasmKernelName]: { name: K; args: Parameters<WasmKernels[K]> } }[WasmKernelName] | null;
 
 export class ThreadPool {
   /** Threads that run kernels, the calling thread included. */
@@ -56,7 +56,7 @@ export class ThreadPool {
   private readonly workers: Worker[] = [];
   private readonly ctl: Int32Array;
   private readonly jobs: Float64Array;
-  private readonly index = new Map<string, number>();
+  private readonly index = new Map<WasmKernelName, number>();
   private readonly main: WasmKernels;
   private closed = false;
   /** Calls that handed work to the workers (for tests and benchmarks). */
@@ -104,6 +104,7 @@ export class ThreadPool {
       // always wait: the workers write into buffers the caller frees once this returns or throws
       if (n > 0) {
         let spins = 0, d: number;
+        // biome-ignore lint/suspicious/noAssignInExpressions: one atomic read per spin, kept for the wait below
         while ((d = Atomics.load(this.ctl, DONE)) < n) {
           if (++spins > 4000) Atomics.wait(this.ctl, DONE, d, 50);
         }

@@ -7,8 +7,8 @@ import { inputError } from '../io/errors.js';
 import { safetensorsProducer } from '../io/safetensors.js';
 import type { SafetensorsFile, StreamTensor } from '../io/safetensors.js';
 import { MemorySource } from '../io/bytesource.js';
-import { recoverDir } from '../io/atomic.js';
-import type { FileData } from '../io/atomic.js';
+import { readableDir } from '../io/atomic.js';
+import type { FileData, FileProducer } from '../io/atomic.js';
 import { openWeights } from '../io/weights.js';
 import type { WeightSet } from '../io/weights.js';
 import { firstNonFinite, readFloatsInto, readRawInto } from '../io/tensors.js';
@@ -47,7 +47,10 @@ export function rememberSource(model: TrainableModel, dir: string): void { SOURC
 
 export function readConfigJson(dir: string): unknown {
   const file = join(dir, 'config.json');
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw inputError(`model directory ${dir} does not exist (train one with 'frugal train --out ${dir}')`);
+  if (!existsSync(dir)) throw inputError(`model directory ${dir} does not exist (train one with 'frugal train --out ${dir}', or give a checkpoint directory)`);
+  if (!statSync(dir).isDirectory()) {
+    throw inputError(`${dir} is a file, not a model folder: give the folder that holds config.json and the weights${/\.gguf$/i.test(dir) ? ' (frugal reads checkpoint folders, not GGUF files)' : ''}`);
+  }
   if (!existsSync(file)) throw inputError(`${file} is missing: a model directory needs config.json and its weights (model.safetensors)`);
   if (statSync(file).size > MAX_CONFIG_BYTES) throw inputError(`${file} is over ${MAX_CONFIG_BYTES} bytes; it is not a model config`);
   try {
@@ -57,14 +60,13 @@ export function readConfigJson(dir: string): unknown {
   }
 }
 
-/** Load a checkpoint directory (either published layout, any weight format) into a new model on `e`. */
-export function loadModel(e: Engine, dir: string): LoadedModel {
-  try {
-    recoverDir(dir); // finish or roll back a save a kill interrupted
-  } catch (err) {
-    if (!existsSync(dir)) throw inputError(`model directory ${dir} does not exist (train one with 'frugal train --out ${dir}', or give a checkpoint directory)`);
-    throw err;
-  }
+/**
+ * Load a checkpoint directory (either published layout, any weight format) into a new model on `e`.
+ * Reading only: a save that a kill interrupted is left for the next writer (readableDir), and
+ * `dir` in the result is the folder actually read.
+ */
+export function loadModel(e: Engine, path: string): LoadedModel {
+  const { dir, warnings: found } = readableDir(path);
   const file = join(dir, 'config.json');
   const json = readConfigJson(dir);
   const weights = openWeights(dir);
@@ -72,7 +74,7 @@ export function loadModel(e: Engine, dir: string): LoadedModel {
     const { model, warnings, layout } = modelFromConfig(e, json, file);
     loadWeights(model, weights, layout);
     SOURCE_DIR.set(model, dir);
-    return { model, warnings, dir, layout };
+    return { model, warnings: [...found, ...warnings], dir, layout };
   } finally {
     weights.close();
   }
@@ -106,26 +108,20 @@ function quantBytes(config: MambaConfig, quant: ReadonlyMap<string, QFormat>, by
 export function modelFromConfig(e: Engine, json: unknown, file: string): { model: TrainableModel; warnings: string[]; layout: CheckpointLayout } {
   const type = typeof json === 'object' && json !== null ? (json as Record<string, unknown>).model_type : undefined;
   const bytesPer = e.dtype === 'f64' ? 8 : 4;
-  try {
-    switch (type) {
-      case 'mamba':
-      case undefined: {
-        const { config, warnings, layout } = mambaConfigFromJson(json, file);
-        const quant = quantMapFromConfig(json, file);
-        checkWeightsFit(mambaParameterCount(config), bytesPer, file, quant.size > 0 ? quantBytes(config, quant, bytesPer) : undefined);
-        return { model: new MambaLM(e, config, quant), warnings, layout };
-      }
-      case 'llama': {
-        const { config, warnings } = llamaConfigFromHF(json, file);
-        return { model: new TransformerLM(e, config), warnings, layout: 'hf' };
-      }
-      default:
-        throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, llama)`);
+  switch (type) {
+    case 'mamba':
+    case undefined: {
+      const { config, warnings, layout } = mambaConfigFromJson(json, file);
+      const quant = quantMapFromConfig(json, file);
+      checkWeightsFit(mambaParameterCount(config), bytesPer, file, quant.size > 0 ? quantBytes(config, quant, bytesPer) : undefined);
+      return { model: new MambaLM(e, config, quant), warnings, layout };
     }
-  } catch (err) {
-    // the heap refuses to grow past 4 GiB: for a model being built that is bad input, not a crash
-    if (err instanceof RangeError && /4 GiB/.test(err.message)) throw inputError(`${file}: ${err.message}`);
-    throw err;
+    case 'llama': {
+      const { config, warnings } = llamaConfigFromHF(json, file);
+      return { model: new TransformerLM(e, config), warnings, layout: 'hf' };
+    }
+    default:
+      throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, llama)`);
   }
 }
 
@@ -252,6 +248,11 @@ export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
   });
 }
 
+/** The bytes of the model.safetensors frugal writes for `model` (streamed from the heap when run). */
+export function modelWeightsProducer(model: TrainableModel): FileProducer {
+  return safetensorsProducer(modelStreamTensors(model), { format: 'pt' }).producer;
+}
+
 /**
  * The files of a checkpoint directory (to hand to writeDirAtomic with any training state):
  * config.json, model.safetensors streamed from the heap, and the tokenizer files of the directory
@@ -260,7 +261,7 @@ export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
 export function modelFiles(model: TrainableModel): Record<string, FileData> {
   const files: Record<string, FileData> = {
     'config.json': JSON.stringify(model.hfConfig(), null, 2) + '\n',
-    'model.safetensors': safetensorsProducer(modelStreamTensors(model), { format: 'pt' }).producer,
+    'model.safetensors': modelWeightsProducer(model),
   };
   const source = SOURCE_DIR.get(model);
   if (source !== undefined) {

@@ -5,7 +5,7 @@ import type { MambaLM } from './mamba/model.js';
 import type { ParamSpec } from './types.js';
 
 /**
- * Quantising a Mamba model for inference (llama.cpp's choices, after ANCHORS.md): the big
+ * Quantising a Mamba model for inference (following llama.cpp's choices): the big
  * projections (in_proj, x_proj, out_proj, dt_proj when its rows are a multiple of the block) and
  * the embedding/head go to q8 or q4; A_log, D, conv weights, norms, biases and the recurrent state
  * stay f32, because quantising those hurts Mamba most. With q4 the embedding/head stays at q8

@@ -53,8 +53,8 @@ function maskShift(s: Float32Array | Float64Array, rows: number, n: number, i0: 
 export function attentionForwardBlocked(e: Engine, out: Tensor, lse: Tensor, q: Tensor, k: Tensor, v: Tensor, d: Dims): void {
   const { B, L, H, Hkv, hd } = d, kk = e.k, scale = 1 / Math.sqrt(hd), group = H / Hkv, T = Math.min(L, ATTENTION_TILE);
   e.scope(() => {
-    const Kg = e.empty([L, hd]), Vg = e.empty([L, hd]), Qt = e.empty([T, hd]), Ot = e.empty([T, hd]);
-    const S = e.empty([T, L]), z = e.empty([T]), ones = e.empty([L]);
+    const Kg = e.zeros([L, hd]), Vg = e.zeros([L, hd]), Qt = e.zeros([T, hd]), Ot = e.zeros([T, hd]);
+    const S = e.zeros([T, L]), z = e.zeros([T]), ones = e.zeros([L]);
     const maxima = new Float64Array(T);
     ones.data().fill(1);
     for (let b = 0; b < B; b++) {
@@ -88,9 +88,9 @@ export function attentionBackwardBlocked(e: Engine, dq: Tensor, dk: Tensor, dv: 
   out: Tensor, lse: Tensor, d: Dims): void {
   const { B, L, H, Hkv, hd } = d, kk = e.k, scale = 1 / Math.sqrt(hd), group = H / Hkv, T = Math.min(L, ATTENTION_TILE);
   e.scope(() => {
-    const Kg = e.empty([L, hd]), Vg = e.empty([L, hd]), dKg = e.empty([L, hd]), dVg = e.empty([L, hd]);
-    const Qt = e.empty([T, hd]), dOt = e.empty([T, hd]), dQt = e.empty([T, hd]);
-    const P = e.empty([T, L]), dS = e.empty([T, L]);
+    const Kg = e.zeros([L, hd]), Vg = e.zeros([L, hd]), dKg = e.zeros([L, hd]), dVg = e.zeros([L, hd]);
+    const Qt = e.zeros([T, hd]), dOt = e.zeros([T, hd]), dQt = e.zeros([T, hd]);
+    const P = e.zeros([T, L]), dS = e.zeros([T, L]);
     const Dr = new Float64Array(T), unused = new Float64Array(T);
     for (let b = 0; b < B; b++) {
       for (let g = 0; g < Hkv; g++) {

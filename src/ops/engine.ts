@@ -35,7 +35,7 @@ export class Engine {
   dispose(): void { this.k.dispose(); }
 
   /** A new zero-filled tensor of the engine's float dtype (or `dtype`), owned by the current scope. */
-  empty(shape: readonly number[], dtype: DType = this.dtype): Tensor {
+  zeros(shape: readonly number[], dtype: DType = this.dtype): Tensor {
     const t = new Tensor(this.heap, shape, dtype);
     const s = this.scopes[this.scopes.length - 1];
     if (s) s.push(t);
@@ -48,7 +48,7 @@ export class Engine {
   }
 
   fromValues(shape: readonly number[], values: ArrayLike<number>, dtype: DType = this.dtype): Tensor {
-    return this.empty(shape, dtype).set(values);
+    return this.zeros(shape, dtype).set(values);
   }
 
   ids(values: ArrayLike<number>, shape: readonly number[] = [values.length]): Tensor {
@@ -78,7 +78,7 @@ export class Engine {
 
   /** The gradient buffer of t, allocated (zeroed) in the current scope on first use. */
   gradOf(t: Tensor): Tensor {
-    if (!t.grad) t.grad = this.empty(t.shape, t.dtype);
+    if (!t.grad) t.grad = this.zeros(t.shape, t.dtype);
     return t.grad;
   }
 }

@@ -1,4 +1,4 @@
-import { COLORS, decade, esc } from '../bench/svg.js';
+import { COLORS, decade, esc } from '../bench/scaling/svg.js';
 
 /**
  * Small hand-written SVG charts for the synthetic report: one panel, one series per architecture

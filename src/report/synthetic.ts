@@ -4,7 +4,7 @@ import { Engine } from '../ops/index.js';
 import { loadModel } from '../models/checkpoint.js';
 import { cpuModel, logicalCpus, wattsPerCore } from '../energy/index.js';
 import type { EnergyKind } from '../energy/index.js';
-import { cpuSample, otherCpuShare } from '../bench/speed-machine.js';
+import { cpuSample, otherCpuShare } from '../bench/speed/machine.js';
 import { repro } from '../tasks/repro.js';
 import type { TaskFile, TrainRecord } from '../tasks/repro.js';
 import type { TaskArch } from '../tasks/recipes.js';

@@ -1,9 +1,9 @@
-import { existsSync } from 'node:fs';
 import { Engine, valueAndGrad } from '../ops/index.js';
 import type { KernelKind } from '../kernels/backend.js';
 import { Rng } from '../io/rng.js';
 import { inputError } from '../io/errors.js';
-import { recoverDir } from '../io/atomic.js';
+import { openOutputDir } from '../io/outputs.js';
+import type { OutputDir } from '../io/outputs.js';
 import { evalWindows, loadCorpus, sampleBatch, splitCorpus, unigramEntropyBits } from '../io/corpus.js';
 import type { TokenData } from '../io/corpus.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -15,40 +15,92 @@ import { AdamW, learningRate } from './optim.js';
 import { loadOptimizerState, readTrainerState, saveTrainingCheckpoint } from './checkpoint.js';
 import type { TrainerState } from './checkpoint.js';
 
+/** Every setting of a training run (the flags of `frugal train`). */
 export interface TrainOptions {
-  arch: string;            // 'mamba' (see models/factory.ts)
-  data: string;            // 'sotu' or a text file
-  out: string;             // checkpoint directory
+  /** Architecture: `'mamba'` or `'transformer'` (the Llama-style baseline). */
+  arch: string;
+  /** Training text: a file, or `'sotu'` (State of the Union addresses, from npm). */
+  data: string;
+  /** The checkpoint folder to write. */
+  out: string;
+  /** Model width D. */
   dModel: number;
+  /** Number of layers. */
   layers: number;
+  /** Mamba: SSM state size N. */
   dState: number;
-  heads?: number;          // transformer attention heads (default: head size closest to 64)
+  /** Transformer: attention heads (default: head size closest to 64). */
+  heads?: number;
+  /** Training sequence length L, in tokens. */
   seqLen: number;
+  /** Sequences per step B. */
   batch: number;
+  /** Total optimiser steps. */
   steps: number;
+  /** Peak learning rate. */
   lr: number;
+  /** Linear warm-up steps. */
   warmup: number;
+  /** Final learning rate of the cosine decay. */
   minLr: number;
+  /** AdamW decoupled weight decay. */
   weightDecay: number;
+  /** Gradient clipping by global norm (0: off). */
   clip: number;
+  /** Seed of the initial weights and the data order. */
   seed: number;
-  evalEvery: number;       // 0: only at the end
+  /** Validation every n steps (0: only at the end). */
+  evalEvery: number;
+  /** Validation windows of `seqLen` tokens. */
   evalWindows: number;
-  saveEvery: number;       // 0: only at the end
+  /** Checkpoint every n steps (0: only at the end). */
+  saveEvery: number;
+  /** Tail fraction of the corpus held out for validation. */
   valFraction: number;
+  /** `'wasm'` (WebAssembly SIMD) or `'ref'` (the plain TypeScript twins). */
   kernels: KernelKind;
+  /** Worker threads (any count gives the same numbers bit for bit). */
   threads: number;
+  /** Continue the run saved in `out` with every option it was started with. */
   resume: boolean;
-  init: string | null;     // start from an existing model directory
-  /** Options given explicitly on the command line (the rest may be taken from a resumed run). */
+  /** Replace an existing checkpoint in `out`; with `resume`, accept options that differ from the saved run's. */
+  force?: boolean;
+  /** Start from this model folder instead of random weights (null: random). */
+  init: string | null;
+  /**
+   * The options given explicitly (the command line's flags, a library call's settings); on resume
+   * the others come from the saved run. Without it every option counts as given.
+   */
   explicit?: readonly string[];
 }
 
-export interface StepReport { step: number; steps: number; loss: number; lr: number; gradNorm: number; tokPerSec: number; elapsed: number }
+/** One optimiser step, as reported to {@link TrainHooks.onStep}. */
+export interface StepReport {
+  /** The step just taken (1-based) and the total. */
+  step: number;
+  /** The total number of steps of the run. */
+  steps: number;
+  /** Training loss of the step's batch (nats per token). */
+  loss: number;
+  /** Learning rate used. */
+  lr: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Training tokens per second so far in this session. */
+  tokPerSec: number;
+  /** Seconds since the session's first step started. */
+  elapsed: number;
+}
+
+/** Callbacks of a training run; each is optional. */
 export interface TrainHooks {
+  /** After every optimiser step. */
   onStep?: (r: StepReport) => void;
+  /** After each validation, with the validation loss in bits per byte. */
   onEval?: (step: number, bpb: number) => void;
+  /** After each checkpoint save. */
   onSave?: (step: number) => void;
+  /** Progress messages and warnings for the user. */
   log?: (msg: string) => void;
 }
 
@@ -65,8 +117,10 @@ export interface TrainResult {
   trainSeconds: number;
 }
 
-/** Options that must match when resuming (the rest, like --steps, may change). */
-const FIXED_ON_RESUME = ['arch', 'dModel', 'layers', 'dState', 'seqLen', 'batch', 'seed', 'valFraction'] as const;
+/** Options of the machine, not of the run: never restored on resume, free to differ. */
+const MACHINE_OPTIONS = new Set(['out', 'resume', 'force', 'explicit', 'threads']);
+/** Restored on resume when not given, but free to change: they change no number of the run. */
+const FREE_ON_RESUME = new Set(['saveEvery']);
 
 /**
  * Validation loss in bits per byte over fixed windows of the validation split (no tape).
@@ -106,36 +160,79 @@ function tokenize(tok: HFTokenizer | null, train: Uint8Array, val: Uint8Array, l
   return { train: tt, val: tv, bytesPerToken: val.length / Math.max(1, tv.length) };
 }
 
+const flagName = (k: string) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+
 /**
- * On --resume, options that shape the run (FIXED_ON_RESUME, and --data) come from the saved run
- * unless given explicitly (`o.explicit`, the flags typed on the command line); an explicit value
- * that differs is an error. Without `o.explicit` (library use) every value must match.
+ * On --resume every saved option (and --data) is restored, so the continued run is the run that
+ * was interrupted. An option given explicitly (`o.explicit`) that differs from the saved value is
+ * refused, unless `o.force`, which keeps the new value (--save-every may always change).
  */
-function adoptSaved(o: TrainOptions, state: TrainerState): TrainOptions {
+function adoptSaved(o: TrainOptions, state: TrainerState, log: (m: string) => void): TrainOptions {
   const out: Record<string, unknown> = { ...o };
-  for (const k of [...FIXED_ON_RESUME, 'data'] as const) {
-    const saved = k === 'data' ? state.data.spec : state.options[k];
-    if (o.explicit && !o.explicit.includes(k)) { if (saved !== undefined) out[k] = saved; continue; }
-    if (saved !== o[k]) throw inputError(`--resume: ${o.out} was trained with ${k}=${String(saved)}, not ${String(o[k])}; drop the flag or use the same value`);
+  const given = o as unknown as Record<string, unknown>;
+  for (const [k, v] of Object.entries({ ...state.options, data: state.data.spec })) {
+    if (MACHINE_OPTIONS.has(k) || v === undefined) continue;
+    const explicit = o.explicit ? o.explicit.includes(k) : k in given;
+    if (!explicit || given[k] === v) { out[k] = v; continue; }
+    if (FREE_ON_RESUME.has(k)) continue;
+    const was = `${flagName(k)} ${String(v)}`, now = `${flagName(k)} ${String(given[k])}`;
+    if (!o.force) {
+      throw inputError(`--resume: ${o.out} was trained with ${was}, and ${now} contradicts it; drop ${flagName(k)} to continue ` +
+        'the run exactly as it was, or add --force to change it');
+    }
+    log(`--force: continuing ${o.out} with ${now} instead of ${was}`);
   }
   return out as unknown as TrainOptions;
 }
 
-export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult {
+/** A training run in progress: one step at a time, so that a caller can stop it between steps. */
+export interface TrainingRun {
+  /** The options in force (a resumed run's are the saved ones). */
+  readonly options: TrainOptions;
+  readonly state: TrainerState;
+  /** The step of the checkpoint on disk (-1: none written by this run yet). */
+  readonly savedStep: number;
+  done(): boolean;
+  /** One optimiser step, with its validation and periodic save. */
+  step(): void;
+  save(): void;
+  /** Final validation and save. */
+  finish(): TrainResult;
+  /** Release the output folder (its lock). Always call it, also after an error. */
+  close(): void;
+}
+
+/**
+ * Check the output and take its lock, then prepare the run (prepareRun: data, model, optimiser,
+ * or the saved run to resume) and return it ready to step (Steps).
+ */
+export function startTraining(input: TrainOptions, hooks: TrainHooks = {}): TrainingRun {
   const log = hooks.log ?? (() => {});
-  let o = input;
-  let resuming = false;
-  if (o.resume) {
-    try {
-      recoverDir(o.out); // finish or roll back a save that a kill interrupted
-      resuming = existsSync(o.out);
-    } catch (err) {
-      if (existsSync(o.out)) throw err;
-      log(`--resume: no checkpoint in ${o.out} yet, starting a new run`);
-    }
+  const out = openOutputDir(input.out, {
+    flag: '--out', inputs: [input.data === 'sotu' ? null : input.data, input.init], force: input.force, resume: input.resume,
+  }, (m) => log(`warning: ${m}`));
+  try {
+    return new Steps(prepareRun(input, out, log), out, hooks);
+  } catch (e) {
+    out.release();
+    throw e;
   }
-  const saved = resuming ? readTrainerState(o.out) : null;
-  if (saved) o = adoptSaved(o, saved);
+}
+
+/** Everything a run steps with, loaded or created. */
+interface PreparedRun {
+  o: TrainOptions; e: Engine; model: TrainableModel; opt: AdamW; state: TrainerState; dataRng: Rng;
+  trainData: TokenData; val: TokenData; bytesPerToken: number; unigramBpb: number; resuming: boolean;
+}
+
+/** Restore a saved run (model, optimiser, data order, options) or create a new one. */
+function prepareRun(input: TrainOptions, out: OutputDir, log: (m: string) => void): PreparedRun {
+  const dir = out.path;
+  const resuming = input.resume && out.state === 'checkpoint';
+  if (input.resume && !resuming) log(`--resume: no checkpoint in ${input.out} yet, starting a new run`);
+  if (!input.resume && out.state === 'checkpoint') log(`--force: the checkpoint in ${input.out} is replaced at the first save`);
+  const saved = resuming ? readTrainerState(dir) : null;
+  const o = saved ? adoptSaved(input, saved, log) : input;
   const corpus = loadCorpus(o.data);
   const { train: trainBytes, val: valBytes } = splitCorpus(corpus.bytes, o.valFraction);
   const e = new Engine({ kernels: o.kernels, threads: o.threads });
@@ -145,11 +242,14 @@ export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult 
   if (saved) {
     state = saved;
     if (state.data.bytes !== corpus.bytes.length) {
-      throw inputError(`--resume: ${o.out} was trained on '${state.data.spec}' (${state.data.bytes} bytes), but it now has ${corpus.bytes.length} bytes`);
+      const why = `${input.out} was trained on '${state.data.spec}' (${state.data.bytes} bytes), but it now has ${corpus.bytes.length} bytes`;
+      if (!o.force) throw inputError(`--resume: ${why}; add --force to continue on the new data`);
+      log(`--force: ${why}; continuing on the new data`);
+      state.data = { spec: o.data, bytes: corpus.bytes.length };
     }
-    model = loadModel(e, o.out).model;
+    model = loadModel(e, dir).model;
     dataRng.setState(state.dataRng);
-    log(`resuming ${o.out} at step ${state.step}`);
+    log(`resuming ${input.out} at step ${state.step}`);
   } else {
     if (o.init) {
       model = loadModel(e, o.init).model;
@@ -158,30 +258,50 @@ export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult 
       model = createModel(o.arch, e, { dModel: o.dModel, layers: o.layers, dState: o.dState, heads: o.heads, vocabSize: 256 }, Rng.fromSeed(o.seed));
     }
     state = { format: 'frugal-trainer-state/1', step: 0, dataRng: [], data: { spec: o.data, bytes: corpus.bytes.length },
-      options: { ...o }, losses: [], valBpb: [], tokensSeen: 0 };
+      options: {}, losses: [], valBpb: [], tokensSeen: 0 };
   }
   // a checkpoint with a tokenizer.json (a published model given to --init) trains on its token ids
-  const tok = resuming ? loadTokenizer(o.out) : o.init ? loadTokenizer(o.init) : null;
+  const tok = resuming ? loadTokenizer(dir) : o.init ? loadTokenizer(o.init) : null;
   if (!tok && model.config.vocabSize < 256) throw inputError(`the byte tokenizer needs a vocabulary of at least 256, the model has ${model.config.vocabSize}`);
   if (tok && tok.vocabSize > model.config.vocabSize) throw inputError(`${tok.file} has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
   const { train: trainData, val, bytesPerToken } = tokenize(tok, trainBytes, valBytes, log);
   if ('qweights' in model && (model.qweights as Map<string, unknown>).size > 0) {
-    throw inputError(`${o.init ?? o.out} is quantised, and quantised models are for inference only: train the f32 checkpoint, then 'frugal quantize' it`);
+    throw inputError(`${o.init ?? input.out} is quantised, and quantised models are for inference only: train the f32 checkpoint, then 'frugal quantize' it`);
   }
   const opt = new AdamW(e, model.specs, model.params, { lr: o.lr, weightDecay: o.weightDecay });
-  if (resuming) loadOptimizerState(o.out, opt, state.step);
+  if (resuming) loadOptimizerState(dir, opt, state.step);
+  return { o, e, model, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb: unigramEntropyBits(trainBytes), resuming };
+}
 
-  const save = () => {
+/** A prepared run, stepped one optimiser step at a time. */
+class Steps implements TrainingRun {
+  private readonly t0 = performance.now();
+  private tokens = 0;
+  private closed = false;
+  private saved: number;
+
+  constructor(private readonly p: PreparedRun, private readonly out: OutputDir, private readonly hooks: TrainHooks) {
+    this.saved = p.resuming ? p.state.step : -1;
+  }
+
+  get options(): TrainOptions { return this.p.o; }
+  get state(): TrainerState { return this.p.state; }
+  get savedStep(): number { return this.saved; }
+  done(): boolean { return this.p.state.step >= this.p.o.steps; }
+
+  save(): void {
+    const { state, dataRng, o, model, opt } = this.p;
     state.dataRng = dataRng.getState();
-    state.options = { ...o, resume: false, explicit: undefined };
-    saveTrainingCheckpoint(o.out, model, opt, state);
-    hooks.onSave?.(state.step);
-  };
-  const t0 = performance.now();
-  let tokens = 0, lastBpb = NaN;
-  while (state.step < o.steps) {
+    state.options = { ...o, resume: false, force: false, explicit: undefined };
+    saveTrainingCheckpoint(this.out.path, model, opt, state);
+    this.saved = state.step;
+    this.hooks.onSave?.(state.step);
+  }
+
+  step(): void {
+    const { o, e, model, opt, state } = this.p;
     const step = state.step + 1;
-    const batch = sampleBatch(dataRng, trainData, o.batch, o.seqLen);
+    const batch = sampleBatch(this.p.dataRng, this.p.trainData, o.batch, o.seqLen);
     opt.zeroGrad();
     const loss = valueAndGrad(e, () => model.loss(batch.inputs, batch.targets, o.batch, o.seqLen));
     const lr = learningRate(step, o.lr, o.warmup, o.steps, o.minLr);
@@ -190,23 +310,51 @@ export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult 
     state.step = step;
     state.losses.push(loss);
     state.tokensSeen += o.batch * o.seqLen;
-    tokens += o.batch * o.seqLen;
-    const elapsed = (performance.now() - t0) / 1000;
-    hooks.onStep?.({ step, steps: o.steps, loss, lr, gradNorm, tokPerSec: tokens / elapsed, elapsed });
+    this.tokens += o.batch * o.seqLen;
+    const elapsed = (performance.now() - this.t0) / 1000;
+    this.hooks.onStep?.({ step, steps: o.steps, loss, lr, gradNorm, tokPerSec: this.tokens / elapsed, elapsed });
     if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < o.steps) {
-      lastBpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
-      state.valBpb.push({ step, bpb: lastBpb });
-      hooks.onEval?.(step, lastBpb);
+      const bpb = this.validate();
+      state.valBpb.push({ step, bpb });
+      this.hooks.onEval?.(step, bpb);
     }
-    if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < o.steps) save();
+    if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < o.steps) this.save();
   }
-  const trainSeconds = (performance.now() - t0) / 1000;
-  lastBpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
-  if (state.valBpb.at(-1)?.step !== state.step) state.valBpb.push({ step: state.step, bpb: lastBpb });
-  hooks.onEval?.(state.step, lastBpb);
-  save();
-  return {
-    model, engine: e, state, parameters: model.parameterCount, valBpb: lastBpb,
-    unigramBpb: unigramEntropyBits(trainBytes), trainTokPerSec: tokens / Math.max(trainSeconds, 1e-9), trainSeconds, sessionTokens: tokens,
-  };
+
+  finish(): TrainResult {
+    const { model, e, state } = this.p;
+    const trainSeconds = (performance.now() - this.t0) / 1000;
+    const bpb = this.validate();
+    if (state.valBpb.at(-1)?.step !== state.step) state.valBpb.push({ step: state.step, bpb });
+    this.hooks.onEval?.(state.step, bpb);
+    this.save();
+    return {
+      model, engine: e, state, parameters: model.parameterCount, valBpb: bpb, unigramBpb: this.p.unigramBpb,
+      trainTokPerSec: this.tokens / Math.max(trainSeconds, 1e-9), trainSeconds, sessionTokens: this.tokens,
+    };
+  }
+
+  close(): void {
+    if (!this.closed) { this.closed = true; this.out.release(); }
+  }
+
+  private validate(): number {
+    const { model, val, o, bytesPerToken } = this.p;
+    return evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
+  }
+}
+
+/** Step `run` to the end and finish it; its output is released whatever happens. */
+export function runToEnd<R>(run: { done(): boolean; step(): void; finish(): R; close(): void }): R {
+  try {
+    while (!run.done()) run.step();
+    return run.finish();
+  } finally {
+    run.close();
+  }
+}
+
+/** Train (or resume) to the end in one call. */
+export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult {
+  return runToEnd(startTraining(input, hooks));
 }

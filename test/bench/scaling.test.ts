@@ -3,8 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PARITY_TOLERANCE, projectNextSeconds, studyPair, summarize } from '../../src/bench/index.js';
-import type { ScalingPoint, ScalingResult } from '../../src/bench/index.js';
+import { PARITY_TOLERANCE, projectNextSeconds, studyPair, summarize } from '../../src/bench/scaling/index.js';
+import type { ScalingPoint, ScalingResult } from '../../src/bench/scaling/index.js';
 import { parseXml } from './xml.js';
 
 function frugal(...args: string[]) {

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gguf } from '@huggingface/gguf';
-import { convertCheckpoint, ggufName } from '../../src/cli/convert.js';
+import { convertCheckpoint, ggufName } from '../../src/models/convert.js';
 import { Engine } from '../../src/ops/index.js';
 import { loadModel } from '../../src/models/checkpoint.js';
 import { openWeights } from '../../src/io/weights.js';

@@ -9,7 +9,7 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { train } from '../../src/train/trainer.js';
 import { trainOptions } from '../helpers/train.js';
 import { fixture } from './fixtures.js';
-import { MambaLM } from '../../src/models/mamba/model.js';
+import type { MambaLM } from '../../src/models/mamba/model.js';
 import { quantizeModel } from '../../src/models/quant.js';
 
 /**

@@ -11,6 +11,7 @@ const { exports: k } = new WebAssembly.Instance(new WebAssembly.Module(wasm), {
 });
 let top = 65536;
 let seed = 7;
+// biome-ignore lint/suspicious/noAssignInExpressions: a one-line LCG
 const rnd = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
 /** allocate n f32 filled from gen; returns [offset, Float32Array copy] */
 function arr(n, lo = -1, hi = 1) {

@@ -14,6 +14,7 @@ const alloc = (n) => { const o = top; top += Math.ceil(n * 4 / 64) * 64; return 
 const pa = alloc(M * K), pb = alloc(N * K), pout = alloc(M * N);
 const f = (o, n) => new Float32Array(memory.buffer, o, n);
 let seed = 1;
+// biome-ignore lint/suspicious/noAssignInExpressions: a one-line LCG
 const rnd = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
 f(pa, M * K).forEach((_, i, arr) => { arr[i] = rnd(); });
 f(pb, N * K).forEach((_, i, arr) => { arr[i] = rnd(); });

@@ -61,6 +61,27 @@ describe.each(['q8', 'q4'] as const)('%s', (format) => {
     expect(Array.from(s.floats())).toEqual(Array.from(rs));
   });
 
+  it('the wasm dequantiser and quantised embedding give exactly the reference values', () => {
+    const e = engine('wasm');
+    const xt = e.persistent([N, K]).set(x);
+    const q = e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'), s = e.persistent([N, K / QK]);
+    if (format === 'q8') e.k.quantizeQ8(q, s, xt, N, K); else e.k.quantizeQ4(q, s, xt, N, K);
+    const ids = Int32Array.from([3, 0, 12, 3, 7]), n = ids.length;
+    const back = e.persistent([N, K]), rows = e.persistent([n, K]), idT = e.persistent([n], 'i32').set(ids);
+    const wantBack = new Float32Array(N * K), wantRows = new Float32Array(n * K);
+    if (format === 'q8') {
+      e.k.dequantizeQ8(back, q, s, N, K); ref.dequantizeQ8(wantBack, q.data() as Int8Array, s.floats(), N, K);
+      e.k.embeddingQ8(rows, q, s, idT, n, K); ref.embeddingQ8(wantRows, q.data() as Int8Array, s.floats(), ids, n, K);
+    } else {
+      e.k.dequantizeQ4(back, q, s, N, K); ref.dequantizeQ4(wantBack, q.data() as Uint8Array, s.floats(), N, K);
+      e.k.embeddingQ4(rows, q, s, idT, n, K); ref.embeddingQ4(wantRows, q.data() as Uint8Array, s.floats(), ids, n, K);
+    }
+    expect(Array.from(back.floats())).toEqual(Array.from(wantBack));
+    expect(Array.from(rows.floats())).toEqual(Array.from(wantRows));
+    // and a row of the embedding is that row of the dequantised table
+    expect(Array.from(rows.floats().subarray(2 * K, 3 * K))).toEqual(Array.from(wantBack.subarray(12 * K, 13 * K)));
+  });
+
   it.each([[1, 200, 64], [3, 37, 160], [17, 9, 32]])('fused product (M=%i, N=%i, K=%i) equals the reference twin', (M, Nw, Kw) => {
     const e = engine('wasm');
     const w = Float32Array.from(randn(2, Nw * Kw)), a = Float32Array.from(randn(3, M * Kw));

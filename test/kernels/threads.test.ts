@@ -57,6 +57,7 @@ describe.each([
     });
     for (let i = 1; i < outs.length; i++) expect(bits(outs[i].out).equals(bits(outs[0].out)), `${THREADS[i]} threads`).toBe(true);
     const want = Float64Array.from(randomValues(3, M * N));
+    // biome-ignore lint/performance/noDynamicNamespaceImportAccess: the test loops over the reference kernels by name
     ref[name](want, outs[0].a, outs[0].b, M, N, K, 1);
     expectClose(outs[0].out, want, 1e-5, `${name} vs reference`);
   });

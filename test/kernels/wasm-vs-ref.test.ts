@@ -92,7 +92,7 @@ beforeAll(() => {
 // ------------------------------------------------------------------ module
 
 describe('wasm module', () => {
-  it('exports every listed kernel, each with a reference twin (except the exp probe)', () => {
+  it('exports every listed kernel, each with a reference twin', () => {
     const names = wasmKernelNames();
     for (const req of ['matmulNT', 'matmulNN', 'matmulTN', 'scanForward', 'scanBackward', 'scanStep']) {
       expect(names).toContain(req);
@@ -101,7 +101,7 @@ describe('wasm module', () => {
     const k = wk as unknown as Record<string, unknown>;
     for (const n of names) {
       expect(typeof k[n], n).toBe('function');
-      if (n !== 'expForward') expect(typeof refs[n], `ref twin of ${n}`).toBe('function');
+      expect(typeof refs[n], `ref twin of ${n}`).toBe('function');
     }
   });
 
@@ -150,8 +150,9 @@ describe('matmul', () => {
           rand = prng(M * 1000003 + N * 1009 + K * 7 + beta);
           const t = place({ out: uni(M * N), a: uni(M * K), b: uni(N * K) });
           const name = `matmul${kind}` as const;
-          wk[name](t.p.out, t.p.a, t.p.b, M, N, K, beta);
-          ref[name](t.r.out, t.r.a, t.r.b, M, N, K, beta);
+          const [fast, twin] = ({ NT: [wk.matmulNT, ref.matmulNT], NN: [wk.matmulNN, ref.matmulNN], TN: [wk.matmulTN, ref.matmulTN] } as const)[kind];
+          fast(t.p.out, t.p.a, t.p.b, M, N, K, beta);
+          twin(t.r.out, t.r.a, t.r.b, M, N, K, beta);
           expectClose(`${name} ${M}x${N}x${K} beta=${beta}`, t.got('out'), t.r.out);
           t.free();
         });
@@ -390,6 +391,9 @@ describe('elementwise', () => {
     expect(worstRel, `worst relative error ${worstRel} at x=${worstX}`).toBeLessThanOrEqual(4e-7);
     expect(Array.from(got.subarray(n, n + 7))).toEqual([1, 1, 1, 1, 0, 0, Infinity]);
     expect(Number.isNaN(got[n + 7])).toBe(true);
+    // and its twin (Math.exp, rounded to f32) over the finite part
+    ref.expForward(t.r.out, t.r.x, n);
+    expectClose('expForward', got.subarray(0, n), t.r.out.subarray(0, n), 1e-6);
     t.free();
   });
 });
@@ -425,6 +429,22 @@ describe('loss and embedding', () => {
       wk.embeddingBackward(t.p.dtable, t.p.dout, t.p.ids, n, D);
       ref.embeddingBackward(t.r.dtable, t.r.dout, t.r.ids, n, D);
       expectClose('embeddingBackward', t.got('dtable'), t.r.dtable);
+      t.free();
+    });
+  }
+});
+
+// ------------------------------------------------------------------ bandwidth probe
+
+describe('readBandwidth', () => {
+  for (const [n, S] of [[1, 1], [63, 16], [1000, 3], [4096, 16], [100_003, 7]]) {
+    it(`readBandwidth n=${n} streams=${S}`, () => {
+      rand = prng(n + S);
+      const t = place({ out: uni(1), x: uni(n, -0.25, 0.75) });
+      wk.readBandwidth(t.p.out, t.p.x, n, S);
+      ref.readBandwidth(t.r.out, t.r.x, n, S);
+      // f32 lane sums against a float64 sum: rounding grows with n (see its twin's comment)
+      expect(Math.abs(t.got('out')[0] - t.r.out[0])).toBeLessThan(1e-5 * n + 1e-6);
       t.free();
     });
   }

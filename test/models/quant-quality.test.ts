@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine } from '../../src/ops/index.js';
 import { loadModel, modelFiles } from '../../src/models/checkpoint.js';
-import { MambaLM } from '../../src/models/mamba/model.js';
+import type { MambaLM } from '../../src/models/mamba/model.js';
 import { quantizeModel } from '../../src/models/quant.js';
 import { writeDirAtomic } from '../../src/io/atomic.js';
 import { loadCorpus, splitCorpus } from '../../src/io/corpus.js';

@@ -12,7 +12,7 @@ import { sigmoid } from './elementwise.js';
 /** inv_freq[i] = theta^(-2i / hd), i < hd/2: the per-pair rotation frequencies of RoPE. */
 function inverseFrequencies(hd: number, theta: number): Float64Array {
   const half = hd >> 1, f = new Float64Array(half);
-  for (let i = 0; i < half; i++) f[i] = Math.pow(theta, -2 * i / hd);
+  for (let i = 0; i < half; i++) f[i] = theta ** (-2 * i / hd);
   return f;
 }
 

@@ -89,31 +89,34 @@ export function scanBackwardRange(dx: F, ddelta: F, dA: F, dB: F, dC: F, dD: F, 
   }
 }
 
-/** out (M, N; rows ldo apart) = x (M, K) @ W (N, K)^T, q8 weights, q8 activations */
-export function matmulQ8Strided(out: F, qx: Int8Array, sx: F, qw: Int8Array, sw: F, M: number, N: number, K: number, ldo: number): void {
+/**
+ * out (M, N; rows ldo apart) = Σ_blocks (sw·sx) · dot(i, j, b): the shape both quantised products
+ * share, `dot` the exact integer dot of block b of activation row i and weight row j.
+ */
+function quantProduct(out: F, sx: F, sw: F, M: number, N: number, K: number, ldo: number, dot: (i: number, j: number, b: number) => number): void {
   const nb = K / QK;
   for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
     let acc = 0;
-    for (let b = 0; b < nb; b++) {
-      let isum = 0;
-      for (let k = 0; k < QK; k++) isum += qx[i * K + b * QK + k] * qw[j * K + b * QK + k];
-      acc += Math.fround(sw[j * nb + b] * sx[i * nb + b]) * isum;
-    }
+    for (let b = 0; b < nb; b++) acc += Math.fround(sw[j * nb + b] * sx[i * nb + b]) * dot(i, j, b);
     out[i * ldo + j] = acc;
   }
 }
 
-/** out (M, N; rows ldo apart) = x (M, K) @ W (N, K)^T, q4 weights, q8 activations */
+/** out (M, N; rows ldo apart) = x (M, K) @ W (N, K)^T, q8 weights, q8 activations */
+export function matmulQ8Strided(out: F, qx: Int8Array, sx: F, qw: Int8Array, sw: F, M: number, N: number, K: number, ldo: number): void {
+  quantProduct(out, sx, sw, M, N, K, ldo, (i, j, b) => {
+    let isum = 0;
+    for (let k = 0; k < QK; k++) isum += qx[i * K + b * QK + k] * qw[j * K + b * QK + k];
+    return isum;
+  });
+}
+
+/** out (M, N; rows ldo apart) = x (M, K) @ W (N, K)^T, q4 weights (nibbles), q8 activations */
 export function matmulQ4Strided(out: F, qx: Int8Array, sx: F, qw: Uint8Array, sw: F, M: number, N: number, K: number, ldo: number): void {
-  const nb = K / QK;
-  for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
-    let acc = 0;
-    for (let b = 0; b < nb; b++) {
-      let isum = 0;
-      const xo = i * K + b * QK, wo = (j * K + b * QK) / 2;
-      for (let k = 0; k < QK / 2; k++) isum += qx[xo + k] * ((qw[wo + k] & 15) - 8) + qx[xo + k + QK / 2] * ((qw[wo + k] >> 4) - 8);
-      acc += Math.fround(sw[j * nb + b] * sx[i * nb + b]) * isum;
-    }
-    out[i * ldo + j] = acc;
-  }
+  quantProduct(out, sx, sw, M, N, K, ldo, (i, j, b) => {
+    let isum = 0;
+    const xo = i * K + b * QK, wo = (j * K + b * QK) / 2;
+    for (let k = 0; k < QK / 2; k++) isum += qx[xo + k] * ((qw[wo + k] & 15) - 8) + qx[xo + k + QK / 2] * ((qw[wo + k] >> 4) - 8);
+    return isum;
+  });
 }

@@ -7,6 +7,7 @@ import type { MambaConfig } from './config.js';
 import { mambaConfigToHF } from './config.js';
 import { mambaParamSpecs } from './params.js';
 import { initValues } from '../init.js';
+import { lmLogits, lmLoss } from '../lm.js';
 import type { ModelState, ParamSpec, ParamTable, TrainableModel } from '../types.js';
 import { MambaRunner } from './runner.js';
 import { inputError } from '../../io/errors.js';
@@ -140,14 +141,12 @@ export class MambaLM implements TrainableModel {
     const idT = e.ids(ids, [B, L]);
     let h = op.embedding(e, this.embed, idT);                                  // (B, L, D)
     for (const ly of this.layers) h = op.add(e, h, this.mixer(ly, op.rmsnorm(e, h, ly.norm, c.layerNormEpsilon)));
-    const hf = op.rmsnorm(e, h, this.normF, c.layerNormEpsilon);               // (B, L, D)
-    return op.linear(e, hf, this.head, null);                                  // (B, L, V)
+    return lmLogits(e, h, this.normF, c.layerNormEpsilon, this.head);         // (B, L, V)
   }
 
   /** Mean next-token cross-entropy (nats) of targets (B·L) given ids (B·L). */
   loss(ids: Int32Array, targets: Int32Array, B: number, L: number): Tensor {
-    const logits = this.forward(ids, B, L);
-    return op.crossEntropy(this.e, logits, this.e.ids(targets, [B * L]));
+    return lmLoss(this, ids, targets, B, L);
   }
 
   /** The Mamba block's mixer on u (B, L, D) -> (B, L, D). */
@@ -174,6 +173,7 @@ export class MambaLM implements TrainableModel {
   }
 
   createState(B: number): ModelState { return this.getRunner().createState(B); }
+  savedStateShapes(B: number): Map<string, number[]> { return this.getRunner().savedStateShapes(B); }
   step(ids: Int32Array, state: ModelState): Float32Array { return this.getRunner().step(ids, state); }
   prefill(ids: Int32Array, L: number, state: ModelState): Float32Array { return this.getRunner().prefill(ids, L, state); }
 }

@@ -7,6 +7,7 @@ import type { LlamaConfig } from './config.js';
 import { llamaConfigToHF } from './config.js';
 import { llamaParamSpecs } from './params.js';
 import { initValues } from '../init.js';
+import { lmLogits, lmLoss } from '../lm.js';
 import type { ModelState, ParamSpec, ParamTable, TrainableModel } from '../types.js';
 import { TransformerRunner } from './runner.js';
 
@@ -101,14 +102,12 @@ export class TransformerLM implements TrainableModel {
       h = op.add(e, h, this.attention(ly, op.rmsnorm(e, h, ly.inNorm, c.rmsNormEps)));
       h = op.add(e, h, this.mlp(ly, op.rmsnorm(e, h, ly.postNorm, c.rmsNormEps)));
     }
-    const hf = op.rmsnorm(e, h, this.norm, c.rmsNormEps);                      // (B, L, D)
-    return op.linear(e, hf, this.head, null);                                  // (B, L, V)
+    return lmLogits(e, h, this.norm, c.rmsNormEps, this.head);                 // (B, L, V)
   }
 
   /** Mean next-token cross-entropy (nats) of targets (B·L) given ids (B·L). */
   loss(ids: Int32Array, targets: Int32Array, B: number, L: number): Tensor {
-    const logits = this.forward(ids, B, L);
-    return op.crossEntropy(this.e, logits, this.e.ids(targets, [B * L]));
+    return lmLoss(this, ids, targets, B, L);
   }
 
   /** Self-attention on x (B, L, D) -> (B, L, D). */
@@ -133,7 +132,8 @@ export class TransformerLM implements TrainableModel {
     return this.runner;
   }
 
-  createState(B: number): ModelState { return this.getRunner().createState(B); }
+  createState(B: number, tokens = 0): ModelState { return this.getRunner().createState(B, tokens); }
+  savedStateShapes(B: number, position: number): Map<string, number[]> { return this.getRunner().savedStateShapes(B, position); }
   step(ids: Int32Array, state: ModelState): Float32Array { return this.getRunner().step(ids, state); }
   prefill(ids: Int32Array, L: number, state: ModelState): Float32Array { return this.getRunner().prefill(ids, L, state); }
   /** Grow the KV cache of `state` to hold `tokens` positions now (exactly), instead of doubling on demand. */

@@ -2,6 +2,7 @@ import type { Tensor } from '../../tensor/index.js';
 import type { Engine } from '../../ops/index.js';
 import type { ModelState } from '../types.js';
 import type { TransformerLM } from './model.js';
+import { checkTokenIds } from '../../io/tokenids.js';
 
 /** Cache rows a new state starts with; it doubles when a token does not fit (or grows exactly on `reserve`). */
 export const INITIAL_CAPACITY = 64;
@@ -31,17 +32,24 @@ export class TransformerRunner {
     this.e = m.e;
   }
 
-  createState(B: number): ModelState {
-    const { nLayer, nKvHead, headDim } = this.m.config;
+  /** Every layer's, stream's and kv head's cache, with room for max(INITIAL_CAPACITY, tokens) rows. */
+  createState(B: number, tokens = 0): ModelState {
+    const rows = Math.max(INITIAL_CAPACITY, tokens), hd = this.m.config.headDim;
     const tensors = new Map<string, Tensor>();
+    for (const name of this.savedStateShapes(B, rows).keys()) tensors.set(name, this.e.persistent([rows, hd]));
+    return { batch: B, tensors, position: 0 };
+  }
+
+  /** k.i.b.g and v.i.b.g: the first `position` rows (position, hd) of each cache hold the state. */
+  savedStateShapes(B: number, position: number): Map<string, number[]> {
+    const { nLayer, nKvHead, headDim } = this.m.config;
+    const shapes = new Map<string, number[]>();
     for (let i = 0; i < nLayer; i++) {
       for (let b = 0; b < B; b++) {
-        for (let g = 0; g < nKvHead; g++) {
-          for (const name of kvNames(i, b, g)) tensors.set(name, this.e.persistent([INITIAL_CAPACITY, headDim]));
-        }
+        for (let g = 0; g < nKvHead; g++) for (const name of kvNames(i, b, g)) shapes.set(name, [position, headDim]);
       }
     }
-    return { batch: B, tensors, position: 0 };
+    return shapes;
   }
 
   /** Rows the cache of `state` can hold. */
@@ -74,14 +82,9 @@ export class TransformerRunner {
     return t;
   }
 
-  private checkIds(ids: Int32Array): void {
-    const V = this.m.config.vocabSize;
-    for (const id of ids) if (id < 0 || id >= V) throw new RangeError(`token id ${id} is outside the vocabulary [0, ${V})`);
-  }
-
   step(ids: Int32Array, state: ModelState): Float32Array {
     if (ids.length !== state.batch) throw new Error(`step: ${ids.length} ids for a state of batch ${state.batch}`);
-    this.checkIds(ids);
+    checkTokenIds(ids, this.m.config.vocabSize, 'step');
     return this.chunk(ids, 1, state, true) as Float32Array;
   }
 
@@ -89,7 +92,7 @@ export class TransformerRunner {
     const B = state.batch;
     if (ids.length !== B * L) throw new Error(`prefill: ${ids.length} ids for batch ${B} × ${L} tokens`);
     if (L === 0) throw new Error('prefill: needs at least one token');
-    this.checkIds(ids);
+    checkTokenIds(ids, this.m.config.vocabSize, 'prefill');
     let logits: Float32Array | null = null;
     for (let t0 = 0; t0 < L;) {
       const C = Math.min(L - t0, prefillChunk(state.position + L - t0));

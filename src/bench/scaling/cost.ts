@@ -1,6 +1,6 @@
-import type { WorkCount } from '../energy/index.js';
-import type { MambaConfig } from '../models/mamba/config.js';
-import type { LlamaConfig } from '../models/transformer/config.js';
+import type { WorkCount } from '../../energy/index.js';
+import type { MambaConfig } from '../../models/mamba/config.js';
+import type { LlamaConfig } from '../../models/transformer/config.js';
 
 /**
  * Work of one decoded token, counted from the configuration, for the analytic energy estimate

@@ -6,13 +6,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { Heap } from '../tensor/index.js';
-import type { Tensor } from '../tensor/index.js';
-import { Engine } from '../ops/index.js';
-import { getWasmModule, instantiateWasmKernels } from '../kernels/wasm/index.js';
-import { ThreadPool, splitRange } from '../kernels/threads.js';
-import { Rng } from '../io/rng.js';
-import type { KernelEntry, MachinePoint } from './speed-types.js';
+import { Heap } from '../../tensor/index.js';
+import type { Tensor } from '../../tensor/index.js';
+import { Engine } from '../../ops/index.js';
+import { getWasmModule, instantiateWasmKernels } from '../../kernels/wasm/index.js';
+import { ThreadPool, splitRange } from '../../kernels/threads.js';
+import { Rng } from '../../io/rng.js';
+import type { KernelEntry, MachinePoint } from './types.js';
 
 /** Seconds per call of `fn`, after `warm` untimed calls: mean over ≥ minReps calls and ≥ minSeconds. */
 export function timePerCall(fn: () => void, minSeconds: number, minReps = 1, warm = 1): { mean: number; best: number; reps: number } {

@@ -12,19 +12,19 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeDirAtomic } from '../io/atomic.js';
-import { modelFiles } from '../models/checkpoint.js';
-import type { MambaLM } from '../models/mamba/model.js';
-import type { PeerEntry, Precision, Skipped } from './speed-types.js';
+import { writeDirAtomic } from '../../io/atomic.js';
+import { modelFiles } from '../../models/checkpoint.js';
+import type { MambaLM } from '../../models/mamba/model.js';
+import type { PeerEntry, Precision, Skipped } from './types.js';
 
 /** A peer measurement before it is paired with frugal's own figure. */
 export interface PeerRun { name: PeerEntry['name']; measure: string; precision: Precision; threads: number; tok_s: number; detail: string }
 
 export interface PeerResult { runs: PeerRun[]; skipped: Skipped[] }
 
-const TORCH_SCRIPT = fileURLToPath(new URL('../../tools/bench_torch.py', import.meta.url));
+const TORCH_SCRIPT = fileURLToPath(new URL('../../../tools/bench_torch.py', import.meta.url));
 /** The CLI, run as a child for `frugal convert` (the CLI layer sits above this one). */
-const FRUGAL_BIN = fileURLToPath(new URL('../../bin/frugal.js', import.meta.url));
+const FRUGAL_BIN = fileURLToPath(new URL('../../../bin/frugal.js', import.meta.url));
 
 /** `frugal convert --to gguf --dtype <dtype>`; throws with its message when it fails. */
 function frugalConvert(model: string, out: string, dtype: 'f32' | 'q8_0'): void {

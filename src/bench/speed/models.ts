@@ -3,16 +3,16 @@
  * Every loop runs a few untimed warm-up calls first (JIT, first allocations, waking the worker
  * threads) and is then timed over at least a number of calls and a number of seconds.
  */
-import { Engine, valueAndGrad } from '../ops/index.js';
-import type { Tensor } from '../tensor/index.js';
-import { MambaLM } from '../models/mamba/model.js';
-import { createMambaConfig } from '../models/mamba/config.js';
-import type { MambaConfig, MambaOptions } from '../models/mamba/config.js';
-import type { ModelState } from '../models/types.js';
-import { AdamW } from '../train/optim.js';
-import { Rng } from '../io/rng.js';
-import { timePerCall } from './speed-machine.js';
-import { BatchDecoder } from '../infer/batch.js';
+import { Engine, valueAndGrad } from '../../ops/index.js';
+import type { Tensor } from '../../tensor/index.js';
+import { MambaLM } from '../../models/mamba/model.js';
+import { createMambaConfig } from '../../models/mamba/config.js';
+import type { MambaConfig, MambaOptions } from '../../models/mamba/config.js';
+import type { ModelState } from '../../models/types.js';
+import { AdamW } from '../../train/optim.js';
+import { Rng } from '../../io/rng.js';
+import { timePerCall } from './machine.js';
+import { BatchDecoder } from '../../infer/batch.js';
 
 /** Tokens processed by the timed and warm-up loops of the run (for the closing tokens/s and J/token). */
 export class TokenCounter { tokens = 0; }
@@ -74,7 +74,7 @@ export function prefillRate(m: MambaLM, L: number, minSeconds: number, count: To
   return L / r.mean;
 }
 
-/** The stream id `join` returns: a number (issue #4's contract) or `{ id, logits }`. */
+/** The stream id `join` returns: a number (as an earlier BatchDecoder returned) or `{ id, logits }`. */
 function joinedId(j: number | { id: number }): number {
   return typeof j === 'number' ? j : j.id;
 }

@@ -1,4 +1,4 @@
-import type { ArchResult, ScalingPoint, ScalingResult } from './scaling.js';
+import type { ArchResult, ScalingPoint, ScalingResult } from './study.js';
 
 /**
  * The study's headline numbers (the targets of the closing note) and its table, computed from the

@@ -1,9 +1,9 @@
 /**
- * `frugal bench` (the speed benchmark of issue #4): the JSON document it writes and the plans that
+ * `frugal bench` (the speed benchmark): the JSON document it writes and the plans that
  * size it. Every array entry holds finite numbers; what could not be measured (no PyTorch, no
  * llama-bench, past the time budget) is listed under `skipped` with the reason instead.
  */
-import type { MambaOptions } from '../models/mamba/config.js';
+import type { MambaOptions } from '../../models/mamba/config.js';
 
 export type Precision = 'f32' | 'q8' | 'q4';
 export const PRECISIONS: readonly Precision[] = ['f32', 'q8', 'q4'];
@@ -145,7 +145,7 @@ export interface SpeedPlan {
   budgetSeconds: number;
 }
 
-/** mamba-130m's shapes (state-spaces/mamba-130m; ../shared/ANCHORS.md) with random weights. */
+/** mamba-130m's shapes (the state-spaces/mamba-130m checkpoint's config) with random weights. */
 const MAMBA_130M: MambaOptions = { dModel: 768, nLayer: 24, dState: 16, dConv: 4, dInner: 1536, dtRank: 48, vocabSize: 50280, tieWordEmbeddings: true };
 const D256: MambaOptions = { dModel: 256, nLayer: 4, dState: 16, vocabSize: 256 };
 

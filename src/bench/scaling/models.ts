@@ -1,11 +1,11 @@
-import { runtimeError } from '../io/errors.js';
-import { createMambaConfig } from '../models/mamba/config.js';
-import type { MambaConfig } from '../models/mamba/config.js';
-import { mambaParamSpecs } from '../models/mamba/params.js';
-import { createLlamaConfig, defaultHeads } from '../models/transformer/config.js';
-import type { LlamaConfig } from '../models/transformer/config.js';
-import { llamaParamSpecs } from '../models/transformer/params.js';
-import type { ParamSpec } from '../models/types.js';
+import { runtimeError } from '../../io/errors.js';
+import { createMambaConfig } from '../../models/mamba/config.js';
+import type { MambaConfig } from '../../models/mamba/config.js';
+import { mambaParamSpecs } from '../../models/mamba/params.js';
+import { createLlamaConfig, defaultHeads } from '../../models/transformer/config.js';
+import type { LlamaConfig } from '../../models/transformer/config.js';
+import { llamaParamSpecs } from '../../models/transformer/params.js';
+import type { ParamSpec } from '../../models/types.js';
 
 /**
  * The pair of models the scaling study compares: the same width D and byte vocabulary, the

@@ -1,12 +1,12 @@
-import { Engine } from '../ops/index.js';
-import type { KernelKind } from '../kernels/backend.js';
-import { Rng } from '../io/rng.js';
-import { argmax } from '../infer/sample.js';
-import { MambaLM } from '../models/mamba/model.js';
-import { TransformerLM } from '../models/transformer/model.js';
-import type { ModelState, TrainableModel } from '../models/types.js';
-import { PROFILE_IDS, analyticEstimate, getProfile, startEnergy, wattsPerCore } from '../energy/index.js';
-import type { CorePower, WorkCount } from '../energy/index.js';
+import { Engine } from '../../ops/index.js';
+import type { KernelKind } from '../../kernels/backend.js';
+import { Rng } from '../../io/rng.js';
+import { argmax } from '../../infer/sample.js';
+import { MambaLM } from '../../models/mamba/model.js';
+import { TransformerLM } from '../../models/transformer/model.js';
+import type { ModelState, TrainableModel } from '../../models/types.js';
+import { PROFILE_IDS, analyticEstimate, getProfile, startEnergy, wattsPerCore } from '../../energy/index.js';
+import type { CorePower, WorkCount } from '../../energy/index.js';
 import { kvBytesPerToken, mambaDecodeWork, transformerDecodeWork } from './cost.js';
 import { studyPair } from './models.js';
 

@@ -1,5 +1,5 @@
 /** The table `frugal bench` prints to stderr: one Markdown table per section of the document. */
-import type { SpeedDoc } from './speed-types.js';
+import type { SpeedDoc } from './types.js';
 
 type Cell = string | number;
 
@@ -46,7 +46,7 @@ export function speedTable(d: SpeedDoc): string {
   return parts.join('\n');
 }
 
-/** The targets of issue #4, each with its figure from this run (met, missed, or not measured). */
+/** The benchmark's targets, each with its figure from this run (met, missed, or not measured). */
 export function speedTargets(d: SpeedDoc): string[] {
   const out: string[] = [];
   const all = Math.max(...d.machine.by_threads.map((p) => p.threads));

@@ -2,21 +2,21 @@
  * `frugal bench`: one run on the current machine that measures its ceilings (read bandwidth, GEMM),
  * batch-1 decode and prefill of a mamba-130m-shaped model at f32 / q8 / q4 on 1 and all threads,
  * many streams decoding together, training of the d256 model, every hot kernel against its
- * TypeScript twin, and the peers (llama.cpp, PyTorch) side by side. See speed-types.ts for the
+ * TypeScript twin, and the peers (llama.cpp, PyTorch) side by side. See types.ts for the
  * document and the plans (full ≤ 10 minutes, quick ≈ 1, tiny for tests).
  */
 import { cpus } from 'node:os';
-import type { MambaLM } from '../models/mamba/model.js';
+import type { MambaLM } from '../../models/mamba/model.js';
 import type {
   DecodeEntry, MachinePoint, PeerEntry, PrefillEntry, Skipped, SpeedDoc, SpeedMode, SpeedPlan, StreamsEntry, TrainEntry,
-} from './speed-types.js';
-import { PRECISIONS, speedPlan } from './speed-types.js';
-import { cpuSample, measureKernels, measureMachine, otherCpuShare, otherCpuShareNow } from './speed-machine.js';
-import { quantizeModel, weightBytes } from '../models/quant.js';
-import { TokenCounter, buildModel, decodeRate, makeWeights, prefillRate, streamsRate, trainRate } from './speed-models.js';
-import type { ModelWeights } from './speed-models.js';
-import { runLlamaPeer, runTorchPeer } from './speed-peers.js';
-import type { PeerRun } from './speed-peers.js';
+} from './types.js';
+import { PRECISIONS, speedPlan } from './types.js';
+import { cpuSample, measureKernels, measureMachine, otherCpuShare, otherCpuShareNow } from './machine.js';
+import { quantizeModel, weightBytes } from '../../models/quant.js';
+import { TokenCounter, buildModel, decodeRate, makeWeights, prefillRate, streamsRate, trainRate } from './models.js';
+import type { ModelWeights } from './models.js';
+import { runLlamaPeer, runTorchPeer } from './peers.js';
+import type { PeerRun } from './peers.js';
 
 /** The run's time budget: optional measurements are skipped, and listed, once it runs short. */
 export class Budget {

@@ -1,4 +1,4 @@
-import type { ArchResult, ScalingPoint, ScalingResult } from './scaling.js';
+import type { ArchResult, ScalingPoint, ScalingResult } from './study.js';
 
 /**
  * The scaling study as one hand-written SVG: four log-log panels (decode latency, state memory,
