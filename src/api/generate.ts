@@ -74,10 +74,24 @@ export function generate(model: Model, prompt: string | ArrayLike<number>, optio
   const energy = startEnergy({ tdp: options.tdp });
   for (const n of energy.notes) options.log?.(`energy: ${n}; figures are estimates`);
   let text = '';
-  const emit = (s: string) => { if (s) { text += s; options.onText?.(s); } };
-  const r = generateIds(model.network, ids, options.maxTokens ?? 200,
-    { temperature: options.temperature ?? 0.8, topK: options.topK ?? 0, topP: options.topP ?? 1 }, Rng.fromSeed(options.seed ?? 1),
-    (id) => { options.onToken?.(id); if (dec) emit(dec.push(id)); }, stopAt);
+  const emit = (s: string) => {
+    if (s) {
+      text += s;
+      options.onText?.(s);
+    }
+  };
+  const r = generateIds(
+    model.network,
+    ids,
+    options.maxTokens ?? 200,
+    { temperature: options.temperature ?? 0.8, topK: options.topK ?? 0, topP: options.topP ?? 1 },
+    Rng.fromSeed(options.seed ?? 1),
+    (id) => {
+      options.onToken?.(id);
+      if (dec) emit(dec.push(id));
+    },
+    stopAt,
+  );
   if (dec) emit(dec.flush());
   const report = energy.stop(r.promptTokens + r.ids.length);
   return { ...r, text, tokensPerSecond: r.ids.length / Math.max(r.decodeSeconds, 1e-9), energy: report };
@@ -101,7 +115,9 @@ export interface Logits {
  */
 export function logits(model: Model, input: string | ArrayLike<number>, options: { mode?: 'parallel' | 'step' } = {}): Logits {
   const ids = tokenIds(model, input, typeof input === 'string' ? 'text' : 'ids');
-  const net = model.network, V = model.vocabSize, L = ids.length;
+  const net = model.network,
+    V = model.vocabSize,
+    L = ids.length;
   if (L === 0) throw inputError('logits: need at least one token');
   const energy = startEnergy();
   const t0 = performance.now();

@@ -49,11 +49,17 @@ export class Model {
   }
 
   /** `'mamba'` or `'llama'` (the transformer baseline), as config.json's `model_type`. */
-  get architecture(): string { return this.network.config.modelType; }
+  get architecture(): string {
+    return this.network.config.modelType;
+  }
   /** Number of parameters. */
-  get parameters(): number { return this.network.parameterCount; }
+  get parameters(): number {
+    return this.network.parameterCount;
+  }
   /** Size of the vocabulary: token ids run from 0 to `vocabSize - 1`. */
-  get vocabSize(): number { return this.network.config.vocabSize; }
+  get vocabSize(): number {
+    return this.network.config.vocabSize;
+  }
 
   /**
    * The model's tokenizer (read once): its `tokenizer.json` when the folder has one, else the byte
@@ -66,7 +72,9 @@ export class Model {
   }
 
   /** Stop the model's worker threads. The model must not be used afterwards. */
-  dispose(): void { this.network.e.dispose(); }
+  dispose(): void {
+    this.network.e.dispose();
+  }
 }
 
 /**
@@ -97,13 +105,22 @@ function modelCodec(model: TrainableModel, dir: string): TextCodec {
   const hf = model.hfConfig();
   const file = loadTokenizer(dir);
   if (file) {
-    const warnings = file.vocabSize > V ? [`${file.file} has ${file.vocabSize} tokens but the model only ${V}; text that uses the extra ids is refused`] : [];
+    const warnings =
+      file.vocabSize > V
+        ? [`${file.file} has ${file.vocabSize} tokens but the model only ${V}; text that uses the extra ids is refused`]
+        : [];
     const eos = hf.eos_token_id;
     return { tokenizer: file, stopAt: typeof eos === 'number' && file.specialIds.has(eos) ? eos : null, warnings };
   }
-  if (V < 256) throw inputError(`${dir} has a vocabulary of ${V} and no tokenizer.json; pass token ids with 'frugal logits --ids' instead of text`);
+  if (V < 256)
+    throw inputError(`${dir} has a vocabulary of ${V} and no tokenizer.json; pass token ids with 'frugal logits --ids' instead of text`);
   const kind = (hf.frugal as { tokenizer?: unknown } | undefined)?.tokenizer;
-  const warnings = kind === 'byte' ? [] : [`${dir} has no tokenizer.json; using frugal's byte tokenizer (one id per UTF-8 byte). ` +
-    'Published Mamba checkpoints use the GPT-NeoX tokenizer: put its tokenizer.json in the model directory'];
+  const warnings =
+    kind === 'byte'
+      ? []
+      : [
+          `${dir} has no tokenizer.json; using frugal's byte tokenizer (one id per UTF-8 byte). ` +
+            'Published Mamba checkpoints use the GPT-NeoX tokenizer: put its tokenizer.json in the model directory',
+        ];
   return { tokenizer: new ByteTokenizer(), stopAt: null, warnings };
 }

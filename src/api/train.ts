@@ -10,19 +10,39 @@ import type { EnergyOptions } from './generate.js';
  * {@link TRAIN_DEFAULTS} (those of `frugal train`). With `resume`, the settings not given here
  * come from the saved run.
  */
-export type TrainSettings = Partial<Omit<TrainOptions, 'explicit' | 'out'>> & EnergyOptions & {
-  /** The checkpoint folder to write (Hugging Face layout, plus the optimiser state to resume from). */
-  out: string;
-};
+export type TrainSettings = Partial<Omit<TrainOptions, 'explicit' | 'out'>> &
+  EnergyOptions & {
+    /** The checkpoint folder to write (Hugging Face layout, plus the optimiser state to resume from). */
+    out: string;
+  };
 
 /** The training settings that have a fixed default (`minLr` defaults to `lr / 10`, `heads` to a head size near 64). */
 export type TrainDefaults = Readonly<Omit<TrainOptions, 'out' | 'minLr' | 'heads' | 'explicit'>>;
 
 /** The defaults of every training setting, those of `frugal train` (which runs on every core: `threads` here is 1). */
 export const TRAIN_DEFAULTS: TrainDefaults = {
-  arch: 'mamba', data: 'sotu', dModel: 128, layers: 2, dState: 16, seqLen: 128, batch: 8, steps: 300,
-  lr: 2e-3, warmup: 30, weightDecay: 0.1, clip: 1.0, seed: 1, evalEvery: 0, evalWindows: 64, saveEvery: 100,
-  valFraction: 0.05, kernels: 'wasm', threads: 1, resume: false, force: false, init: null,
+  arch: 'mamba',
+  data: 'sotu',
+  dModel: 128,
+  layers: 2,
+  dState: 16,
+  seqLen: 128,
+  batch: 8,
+  steps: 300,
+  lr: 2e-3,
+  warmup: 30,
+  weightDecay: 0.1,
+  clip: 1.0,
+  seed: 1,
+  evalEvery: 0,
+  evalWindows: 64,
+  saveEvery: 100,
+  valFraction: 0.05,
+  kernels: 'wasm',
+  threads: 1,
+  resume: false,
+  force: false,
+  init: null,
 };
 
 /** The full options of a run: `settings` over the defaults; the settings given are the explicit ones (see TrainOptions.explicit). */
@@ -87,12 +107,18 @@ export function startTraining(settings: TrainSettings, hooks: TrainHooks = {}): 
   // the first step (JIT compilation, first allocations) is warm-up, excluded when more steps follow
   let warmStep = -1;
   const onStep = (s: StepReport) => {
-    if (warmStep < 0 && s.step < s.steps) { warmStep = s.step; energy.markWarm(); }
+    if (warmStep < 0 && s.step < s.steps) {
+      warmStep = s.step;
+      energy.markWarm();
+    }
     energy.poll();
     hooks.onStep?.(s);
   };
   let metering = true;
-  const stopMeter = (tokens: number) => { metering = false; return energy.stop(tokens); };
+  const stopMeter = (tokens: number) => {
+    metering = false;
+    return energy.stop(tokens);
+  };
   let run: TrainingRun;
   try {
     run = startRun(trainOptions(settings), { ...hooks, onStep });
@@ -101,21 +127,37 @@ export function startTraining(settings: TrainSettings, hooks: TrainHooks = {}): 
     throw e;
   }
   return {
-    get options() { return run.options; },
-    get reached() { return run.state.step; },
-    get savedStep() { return run.savedStep; },
+    get options() {
+      return run.options;
+    },
+    get reached() {
+      return run.state.step;
+    },
+    get savedStep() {
+      return run.savedStep;
+    },
     done: () => run.done(),
     step: () => run.step(),
     save: () => run.save(),
-    close: () => { run.close(); if (metering) stopMeter(0); },
+    close: () => {
+      run.close();
+      if (metering) stopMeter(0);
+    },
     finish: (): Trained => {
       const r = run.finish();
       const { batch, seqLen, out } = run.options;
       // tokens of this session only (a resumed run's tokensSeen counts earlier sessions too)
       const tokens = warmStep < 0 ? r.sessionTokens : (r.state.step - warmStep) * batch * seqLen;
       return {
-        model: new Model(r.model, out), parameters: r.parameters, steps: r.state.step, valBpb: r.valBpb, unigramBpb: r.unigramBpb,
-        tokensPerSecond: r.trainTokPerSec, tokens, energy: stopMeter(tokens), warmUpExcluded: warmStep >= 0,
+        model: new Model(r.model, out),
+        parameters: r.parameters,
+        steps: r.state.step,
+        valBpb: r.valBpb,
+        unigramBpb: r.unigramBpb,
+        tokensPerSecond: r.trainTokPerSec,
+        tokens,
+        energy: stopMeter(tokens),
+        warmUpExcluded: warmStep >= 0,
       };
     },
   };

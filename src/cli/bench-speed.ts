@@ -36,16 +36,25 @@ export interface BenchSpeedFlags {
 
 /** Add the speed benchmark's options and default action to `bench`. */
 export function registerSpeed(bench: Command): void {
-  const cmd = bench.enablePositionalOptions()
+  const cmd = bench
+    .enablePositionalOptions()
     .option('--quick', 'about one minute: shorter timings, fewer prompt lengths and thread counts for streams')
     .addOption(new Option('--tiny', 'tests only: tiny models and buffers, a few seconds').hideHelp())
     .option('--json', 'write the results document as JSON to stdout')
-    .option('--threads <n>', '"all threads": the largest thread count measured (1 is always measured too)', intArg(1, 256), availableParallelism())
+    .option(
+      '--threads <n>',
+      '"all threads": the largest thread count measured (1 is always measured too)',
+      intArg(1, 256),
+      availableParallelism(),
+    )
     .option('--llama-bench <path>', "llama.cpp's llama-bench binary: convert the decode model to GGUF and run it side by side")
     .option('--python <path>', 'Python with torch for the PyTorch comparison', DEFAULT_PYTHON)
     .option('--no-torch', 'skip the PyTorch comparison');
-  const run = seedOption(cmd, 'weights seed')
-    .option('--budget-seconds <n>', 'time the run aims to stay under; optional parts past it are skipped and listed (default 540, --quick 80)', floatArg(1, 86400));
+  const run = seedOption(cmd, 'weights seed').option(
+    '--budget-seconds <n>',
+    'time the run aims to stay under; optional parts past it are skipped and listed (default 540, --quick 80)',
+    floatArg(1, 86400),
+  );
   debugOption(energyOptions(run)).action((o) => benchSpeedCommand(o, process.argv.slice(2).join(' ')));
 }
 
@@ -55,14 +64,22 @@ export function benchSpeedCommand(o: BenchSpeedFlags, args: string): void {
   const flags = checkEnergyLog({ energyLog: o.energyLog, tdp: o.tdp }, []);
   const energy = meterFor(flags);
   const { doc, tokens } = runSpeedBench({
-    mode, threads: o.threads, llamaBench: o.llamaBench ?? null, python: o.torch ? o.python : null, seed: o.seed, budgetSeconds: o.budgetSeconds,
-    command: `frugal ${args}`, log: err,
+    mode,
+    threads: o.threads,
+    llamaBench: o.llamaBench ?? null,
+    python: o.torch ? o.python : null,
+    seed: o.seed,
+    budgetSeconds: o.budgetSeconds,
+    command: `frugal ${args}`,
+    log: err,
   });
   const report = energy.stop(tokens);
   err('');
   err(speedTable(doc));
   if (mode !== 'tiny') for (const line of speedTargets(doc)) err(`bench: target: ${line}`);
   if (o.json === true) writeOut(JSON.stringify(doc, null, 2) + '\n');
-  err(`bench: ${tokens} tokens in ${doc.seconds.toFixed(1)} s, ${(tokens / Math.max(doc.seconds, 1e-9)).toFixed(0)} tok/s, ${formatJPerToken(report)} (whole run)`);
+  err(
+    `bench: ${tokens} tokens in ${doc.seconds.toFixed(1)} s, ${(tokens / Math.max(doc.seconds, 1e-9)).toFixed(0)} tok/s, ${formatJPerToken(report)} (whole run)`,
+  );
   logEnergy(flags, report, 'bench', tokens, report.seconds);
 }

@@ -11,14 +11,29 @@ import { debugOption, forceOption, modelOption } from './options.js';
 import type { AnyCommand } from './options.js';
 
 export function registerConvert(program: AnyCommand): void {
-  const cmd = modelOption(program.command('convert').description('convert a Mamba checkpoint: state-spaces <-> Hugging Face layout, f32 -> f16, or to a llama.cpp GGUF file'),
-    'checkpoint directory (either layout; model.safetensors, shards or pytorch_model.bin)')
+  const cmd = modelOption(
+    program
+      .command('convert')
+      .description('convert a Mamba checkpoint: state-spaces <-> Hugging Face layout, f32 -> f16, or to a llama.cpp GGUF file'),
+    'checkpoint directory (either layout; model.safetensors, shards or pytorch_model.bin)',
+  )
     .requiredOption('--out <path>', 'output directory (--to hf, original) or .gguf file (--to gguf)')
-    .addOption(new Option('--to <layout>', 'hf: transformers; original: state-spaces mamba_ssm; gguf: llama.cpp').choices(['hf', 'original', 'gguf'] as const).default('hf'))
-    .addOption(new Option('--dtype <type>', 'tensor type (default: as stored, lossless); q8_0 for gguf only').choices(['f32', 'f16', 'q8_0'] as const))
+    .addOption(
+      new Option('--to <layout>', 'hf: transformers; original: state-spaces mamba_ssm; gguf: llama.cpp')
+        .choices(['hf', 'original', 'gguf'] as const)
+        .default('hf'),
+    )
+    .addOption(
+      new Option('--dtype <type>', 'tensor type (default: as stored, lossless); q8_0 for gguf only').choices([
+        'f32',
+        'f16',
+        'q8_0',
+      ] as const),
+    )
     .option('--max-shard-size <size>', 'hf: split model.safetensors into shards past this size, e.g. 2GB', sizeArg, 5e9);
-  debugOption(forceOption(cmd, 'replace an existing --out (a frugal checkpoint, or the .gguf file)'))
-    .action((o) => convertCommand({ ...o, maxShardBytes: o.maxShardSize, force: o.force === true }));
+  debugOption(forceOption(cmd, 'replace an existing --out (a frugal checkpoint, or the .gguf file)')).action((o) =>
+    convertCommand({ ...o, maxShardBytes: o.maxShardSize, force: o.force === true }),
+  );
 }
 
 /**
@@ -32,12 +47,17 @@ export async function convertCommand(o: ConvertOpts): Promise<void> {
     const t0 = performance.now();
     const energy = startEnergy();
     const { model, to, dtype, maxShardBytes } = o;
-    const r = await runInWorker<{ tensors: number; bytes: number }>({ task: 'convert', options: { model, out: out.path, to, dtype, maxShardBytes } }, out.cleanUp);
+    const r = await runInWorker<{ tensors: number; bytes: number }>(
+      { task: 'convert', options: { model, out: out.path, to, dtype, maxShardBytes } },
+      out.cleanUp,
+    );
     const sec = (performance.now() - t0) / 1000;
     const e = energy.stop();
     const mib = r.bytes / 2 ** 20;
-    log(`convert: ${o.model} -> ${o.out} (${o.to}${o.dtype ? `, ${o.dtype}` : ''}): ${r.tensors} tensors, ${mib.toFixed(1)} MiB ` +
-      `in ${sec.toFixed(2)} s (${(mib / Math.max(sec, 1e-9)).toFixed(1)} MiB/s), ${e.joules.toFixed(2)} J (${e.kind})`);
+    log(
+      `convert: ${o.model} -> ${o.out} (${o.to}${o.dtype ? `, ${o.dtype}` : ''}): ${r.tensors} tensors, ${mib.toFixed(1)} MiB ` +
+        `in ${sec.toFixed(2)} s (${(mib / Math.max(sec, 1e-9)).toFixed(1)} MiB/s), ${e.joules.toFixed(2)} J (${e.kind})`,
+    );
   } finally {
     out.release();
   }

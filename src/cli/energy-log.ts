@@ -7,7 +7,10 @@ import type { EnergyReport, EnergySession } from '../energy/index.js';
 const err = (s: string) => process.stderr.write(s + '\n');
 
 /** --energy-log FILE and --tdp W (train, generate, bench). */
-export interface EnergyFlags { energyLog?: string; tdp?: number }
+export interface EnergyFlags {
+  energyLog?: string;
+  tdp?: number;
+}
 
 /**
  * Check --energy-log before any work (inputs: what the command reads) and return the flags with
@@ -21,14 +24,21 @@ export function checkEnergyLog(f: EnergyFlags, inputs: readonly (string | null |
     const fd = openSync(path, 'r');
     try {
       const buf = Buffer.alloc(8192);
-      first = buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString('utf8').split(/\r?\n/, 1)[0];
+      first = buf
+        .subarray(0, readSync(fd, buf, 0, buf.length, 0))
+        .toString('utf8')
+        .split(/\r?\n/, 1)[0];
     } finally {
       closeSync(fd);
     }
-  } catch { /* a new file */ }
+  } catch {
+    /* a new file */
+  }
   const header = ENERGY_LOG_COLUMNS.join(',');
   if (first.trim() !== '' && first !== header) {
-    throw inputError(`--energy-log ${f.energyLog} has other columns than frugal writes (its header is '${first.slice(0, 60)}…'); use a new file`);
+    throw inputError(
+      `--energy-log ${f.energyLog} has other columns than frugal writes (its header is '${first.slice(0, 60)}…'); use a new file`,
+    );
   }
   return { ...f, energyLog: path };
 }

@@ -16,7 +16,8 @@ const err = (s: string) => process.stderr.write(s + '\n');
 /** `--lengths 64,256,4096`: comma-separated whole numbers. */
 export function lengthsArg(v: string): number[] {
   const parts = v.split(',').map((s) => s.trim());
-  if (parts.some((p) => !/^\d+$/.test(p))) throw new InvalidArgumentError(`expected comma-separated whole numbers like 64,256,4096, got '${v}'`);
+  if (parts.some((p) => !/^\d+$/.test(p)))
+    throw new InvalidArgumentError(`expected comma-separated whole numbers like 64,256,4096, got '${v}'`);
   return parts.map(Number);
 }
 
@@ -32,33 +33,61 @@ const DEFAULT_LENGTHS: Record<TaskName, number[]> = {
  * its own module through evalGroup). Each prints a JSON array to stdout.
  */
 export function evalGroup(program: AnyCommand): AnyCommand {
-  return program.commands.find((c) => c.name() === 'eval')
-    ?? program.command('eval').description('score a model: the synthetic tasks (accuracy with a 95% interval, joules per sequence, tokens/s)');
+  return (
+    program.commands.find((c) => c.name() === 'eval') ??
+    program.command('eval').description('score a model: the synthetic tasks (accuracy with a 95% interval, joules per sequence, tokens/s)')
+  );
 }
 
 export function registerEval(program: AnyCommand): void {
   const group = evalGroup(program);
   for (const task of TASK_NAMES) {
     const unit = TASKS[task].lengthUnit;
-    engineOptions(group.command(task).description(`score a 'frugal repro ${task}' model; prints [{"length","n","accuracy","ci95","joules_per_sequence","energy_kind","tok_s"}] on stdout`))
+    engineOptions(
+      group
+        .command(task)
+        .description(
+          `score a 'frugal repro ${task}' model; prints [{"length","n","accuracy","ci95","joules_per_sequence","energy_kind","tok_s"}] on stdout`,
+        ),
+    )
       .requiredOption('--model <dir>', `model directory written by 'frugal repro ${task}'`)
-      .option('--lengths <list>', `${unit === 'disks' ? 'numbers of disks' : 'sequence lengths'}, comma-separated (default ${DEFAULT_LENGTHS[task].join(',')})`, lengthsArg)
+      .option(
+        '--lengths <list>',
+        `${unit === 'disks' ? 'numbers of disks' : 'sequence lengths'}, comma-separated (default ${DEFAULT_LENGTHS[task].join(',')})`,
+        lengthsArg,
+      )
       .option('--n <n>', `${task === 'hanoi' ? 'episodes' : 'sequences'} per length`, intArg(1, 1e7), 256)
       .option('--seed <n>', 'seed of the evaluation sequences', intArg(0, 2 ** 32), 1234)
-      .action((o: Record<string, unknown>) => evalCommand(task, {
-        model: o.model as string, lengths: (o.lengths as number[] | undefined) ?? DEFAULT_LENGTHS[task], n: o.n as number,
-        seed: o.seed as number, threads: o.threads as number, kernels: o.kernels as 'wasm' | 'ref',
-      }));
+      .action((o: Record<string, unknown>) =>
+        evalCommand(task, {
+          model: o.model as string,
+          lengths: (o.lengths as number[] | undefined) ?? DEFAULT_LENGTHS[task],
+          n: o.n as number,
+          seed: o.seed as number,
+          threads: o.threads as number,
+          kernels: o.kernels as 'wasm' | 'ref',
+        }),
+      );
   }
 }
 
-interface EvalCliOptions { model: string; lengths: number[]; n: number; seed: number; threads: number; kernels: 'wasm' | 'ref' }
+interface EvalCliOptions {
+  model: string;
+  lengths: number[];
+  n: number;
+  seed: number;
+  threads: number;
+  kernels: 'wasm' | 'ref';
+}
 
 function evalCommand(task: TaskName, o: EvalCliOptions): void {
-  const spec = TASKS[task], meta = readTaskFile(o.model);
-  if (meta.task !== task) throw inputError(`${o.model} was trained for ${meta.task}, not ${task}: run 'frugal eval ${meta.task} --model ${o.model}'`);
+  const spec = TASKS[task],
+    meta = readTaskFile(o.model);
+  if (meta.task !== task)
+    throw inputError(`${o.model} was trained for ${meta.task}, not ${task}: run 'frugal eval ${meta.task} --model ${o.model}'`);
   const bad = o.lengths.find((L) => L < spec.minLength || L > spec.maxLength);
-  if (bad !== undefined) throw inputError(`--lengths: ${bad} is outside ${spec.minLength}..${spec.maxLength} ${spec.lengthUnit} for ${task}`);
+  if (bad !== undefined)
+    throw inputError(`--lengths: ${bad} is outside ${spec.minLength}..${spec.maxLength} ${spec.lengthUnit} for ${task}`);
   const e = new Engine({ kernels: o.kernels, threads: o.threads });
   try {
     const { model, warnings } = loadModel(e, o.model);
@@ -66,8 +95,10 @@ function evalCommand(task: TaskName, o: EvalCliOptions): void {
     const rows = evaluateModel(model, { task, method: meta.method, lengths: o.lengths, n: o.n, seed: o.seed });
     process.stdout.write(JSON.stringify(rows) + '\n');
     for (const r of rows) {
-      err(`eval ${task}: ${r.length} ${spec.lengthUnit}, n ${r.n}: accuracy ${(100 * (r.accuracy as number)).toFixed(2)}% ` +
-        `[${(r.ci95 as number[]).map((x) => (100 * x).toFixed(2)).join(', ')}], ${formatJoules(r.joules_per_sequence as number)} J/sequence (${r.energy_kind}), ${(r.tok_s as number).toFixed(0)} tok/s`);
+      err(
+        `eval ${task}: ${r.length} ${spec.lengthUnit}, n ${r.n}: accuracy ${(100 * (r.accuracy as number)).toFixed(2)}% ` +
+          `[${(r.ci95 as number[]).map((x) => (100 * x).toFixed(2)).join(', ')}], ${formatJoules(r.joules_per_sequence as number)} J/sequence (${r.energy_kind}), ${(r.tok_s as number).toFixed(0)} tok/s`,
+      );
     }
   } finally {
     e.dispose();

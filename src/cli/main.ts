@@ -43,7 +43,9 @@ function quietPipes(): void {
     if (e.code !== 'EPIPE') process.stderr.write(`frugal: cannot write the output to stdout (${e.code ?? e.message})\n`);
     process.exit(e.code === 'EPIPE' ? 0 : 1);
   });
-  process.stderr.on('error', () => { /* the log reader has gone: keep working for stdout's */ });
+  process.stderr.on('error', () => {
+    /* the log reader has gone: keep working for stdout's */
+  });
 }
 
 export async function main(argv: string[]): Promise<void> {

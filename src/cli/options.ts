@@ -35,7 +35,8 @@ export function kernelsArg(v: string): KernelKind {
 
 export function idsArg(v: string): number[] {
   const parts = v.split(',').map((s) => s.trim());
-  if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p))) throw new InvalidArgumentError(`expected comma-separated token ids like 3,1,4, got '${v}'`);
+  if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p)))
+    throw new InvalidArgumentError(`expected comma-separated token ids like 3,1,4, got '${v}'`);
   const ids = parts.map(Number);
   const big = ids.find((v) => v > 0x7fffffff);
   if (big !== undefined) throw new InvalidArgumentError(`token id ${big} is too large (ids are below 2^31)`);
@@ -64,16 +65,26 @@ export function debugOption<A extends unknown[], O extends OptionValues, G exten
 
 /** --kernels, --threads and --debug: every command that runs a model. */
 export function engineOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(c: Command<A, O, G>) {
-  return debugOption(c
-    .addOption(new Option('--kernels <kind>', 'wasm (WebAssembly SIMD) or ref (plain TypeScript twins)').default<KernelKind>('wasm').argParser(kernelsArg))
-    .addOption(new Option('--threads <n>', 'worker threads').default(DEFAULT_THREADS).argParser(intArg(1, 256))));
+  return debugOption(
+    c
+      .addOption(
+        new Option('--kernels <kind>', 'wasm (WebAssembly SIMD) or ref (plain TypeScript twins)')
+          .default<KernelKind>('wasm')
+          .argParser(kernelsArg),
+      )
+      .addOption(new Option('--threads <n>', 'worker threads').default(DEFAULT_THREADS).argParser(intArg(1, 256))),
+  );
 }
 
 /** --energy-log and --tdp: the commands that end with a J/token figure (train, generate, bench). */
 export function energyOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(c: Command<A, O, G>) {
   return c
     .option('--energy-log <file>', 'append a CodeCarbon-style CSV row (kWh, W, kg CO2) with joules, J/token, kind and method')
-    .option('--tdp <watts>', 'CPU package power for the CPU-time energy estimate (default: from a table of CPUs, else 10 W per core)', floatArg(0.001, 1e5));
+    .option(
+      '--tdp <watts>',
+      'CPU package power for the CPU-time energy estimate (default: from a table of CPUs, else 10 W per core)',
+      floatArg(0.001, 1e5),
+    );
 }
 
 /** --force with what it replaces: the commands that write an output (see io/outputs.ts). */
@@ -82,7 +93,10 @@ export function forceOption<A extends unknown[], O extends OptionValues, G exten
 }
 
 /** --model DIR: the commands that read a checkpoint. */
-export function modelOption<A extends unknown[], O extends OptionValues, G extends OptionValues>(c: Command<A, O, G>, help = 'model directory') {
+export function modelOption<A extends unknown[], O extends OptionValues, G extends OptionValues>(
+  c: Command<A, O, G>,
+  help = 'model directory',
+) {
   return c.requiredOption('--model <dir>', help);
 }
 

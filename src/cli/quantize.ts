@@ -8,14 +8,29 @@ import { engineOptions, forceOption, modelOption } from './options.js';
 import type { AnyCommand } from './options.js';
 
 export function registerQuantize(program: AnyCommand): void {
-  const cmd = modelOption(engineOptions(program.command('quantize')
-    .description('write a q8 or q4 block-quantised copy of a Mamba checkpoint (for generate, logits, bench)')), 'f32 (or f16/bf16) model directory')
-    .addOption(new Option('--to <format>', 'q8 (8-bit, blocks of 32) or q4 (4-bit, blocks of 32)').choices(['q8', 'q4'] as const).makeOptionMandatory())
+  const cmd = modelOption(
+    engineOptions(
+      program.command('quantize').description('write a q8 or q4 block-quantised copy of a Mamba checkpoint (for generate, logits, bench)'),
+    ),
+    'f32 (or f16/bf16) model directory',
+  )
+    .addOption(
+      new Option('--to <format>', 'q8 (8-bit, blocks of 32) or q4 (4-bit, blocks of 32)')
+        .choices(['q8', 'q4'] as const)
+        .makeOptionMandatory(),
+    )
     .requiredOption('--out <dir>', 'output directory');
   forceOption(cmd, 'replace an existing checkpoint in --out').action((o) => quantizeCommand(o));
 }
 
-export interface QuantizeOpts { model: string; to: QFormat; out: string; kernels: 'wasm' | 'ref'; threads: number; force?: boolean }
+export interface QuantizeOpts {
+  model: string;
+  to: QFormat;
+  out: string;
+  kernels: 'wasm' | 'ref';
+  threads: number;
+  force?: boolean;
+}
 
 /**
  * `frugal quantize`: load an f32 (or f16/bf16) checkpoint, block-quantise its big projections and
@@ -29,9 +44,13 @@ export async function quantizeCommand(o: QuantizeOpts): Promise<void> {
   const out = openOutputDir(o.out, { flag: '--out', inputs: [o.model], force: o.force }, (m) => log(`warning: ${m}`));
   try {
     const job: QuantizeJob = { model: o.model, to: o.to, outDir: out.path, kernels: o.kernels, threads: o.threads };
-    const { before, after } = await runInWorker<{ before: number; after: number }>({ task: 'quantize', options: job }, () => recoverDir(out.path));
-    log(`quantize: ${o.model} -> ${o.out} (${o.to}): weights ${(before / 1e6).toFixed(1)} MB (as f32) -> ${(after / 1e6).toFixed(1)} MB ` +
-      `(${(before / after).toFixed(2)}x smaller) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const { before, after } = await runInWorker<{ before: number; after: number }>({ task: 'quantize', options: job }, () =>
+      recoverDir(out.path),
+    );
+    log(
+      `quantize: ${o.model} -> ${o.out} (${o.to}): weights ${(before / 1e6).toFixed(1)} MB (as f32) -> ${(after / 1e6).toFixed(1)} MB ` +
+        `(${(before / after).toFixed(2)}x smaller) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
   } finally {
     out.release();
   }

@@ -14,9 +14,15 @@ const err = (s: string) => process.stderr.write(s + '\n');
 /** The report's progress on stderr: a bar over the whole plan when stderr is a terminal, else a line per phase. */
 function studyProgress(): { update: (label: string, fraction: number) => void; stop: () => void } {
   if (process.stderr.isTTY) {
-    const bar = new cliProgress.SingleBar({
-      stream: process.stderr, format: 'report [{bar}] {percentage}% | {phase} | {duration_formatted}', hideCursor: true, fps: 2,
-    }, cliProgress.Presets.shades_classic);
+    const bar = new cliProgress.SingleBar(
+      {
+        stream: process.stderr,
+        format: 'report [{bar}] {percentage}% | {phase} | {duration_formatted}',
+        hideCursor: true,
+        fps: 2,
+      },
+      cliProgress.Presets.shades_classic,
+    );
     bar.start(1000, 0, { phase: 'starting' });
     return { update: (label, f) => bar.update(Math.round(1000 * f), { phase: label }), stop: () => bar.stop() };
   }
@@ -44,39 +50,62 @@ function checkReportDir(out: string, force: boolean): void {
   const entries = readdirSync(path);
   if (entries.length === 0) return;
   if (!entries.includes(REPORT_JSON)) {
-    throw inputError(`--out ${out} already exists and is not a frugal report (it holds ${entries.slice(0, 3).join(', ')}); choose a new folder`);
+    throw inputError(
+      `--out ${out} already exists and is not a frugal report (it holds ${entries.slice(0, 3).join(', ')}); choose a new folder`,
+    );
   }
   if (!force) throw inputError(`--out ${out} already holds a report; pass --force to replace it`);
 }
 
 /** `frugal report synthetic`: the whole synthetic study into a folder. */
 export function registerReport(program: AnyCommand): void {
-  const group = program.commands.find((c) => c.name() === 'report') ?? program.command('report').description('studies that write a report folder');
-  engineOptions(group.command('synthetic').description('train and evaluate every model of the synthetic study; writes synthetic.json, synthetic.md, SVG charts and models/'))
+  const group =
+    program.commands.find((c) => c.name() === 'report') ?? program.command('report').description('studies that write a report folder');
+  engineOptions(
+    group
+      .command('synthetic')
+      .description('train and evaluate every model of the synthetic study; writes synthetic.json, synthetic.md, SVG charts and models/'),
+  )
     .requiredOption('--out <dir>', 'report folder')
     .option('--quick', 'fixed small step counts and short lengths (what the test suite runs), no time budget')
     .option('--budget-minutes <n>', 'time budget of the full study, shared among its jobs', floatArg(1, 100000), 40)
     .option('--seed <n>', 'seed of every model and of the evaluation data', intArg(0, 2 ** 32), 1)
-    .option('--render-only', 'only write synthetic.md and the charts again from the folder\'s synthetic.json (after editing its NOTES.md)')
+    .option('--render-only', "only write synthetic.md and the charts again from the folder's synthetic.json (after editing its NOTES.md)")
     .option('--force', 'replace the report already in --out')
     .action((o: Record<string, unknown>) => {
       const out = o.out as string;
       checkReportDir(out, o.force === true || o.renderOnly === true);
-      if (o.renderOnly === true) { writeReport(out, readReport(out)); err(`report: rendered ${out}/synthetic.md`); return; }
+      if (o.renderOnly === true) {
+        writeReport(out, readReport(out));
+        err(`report: rendered ${out}/synthetic.md`);
+        return;
+      }
       const quick = o.quick === true;
-      const command = `frugal report synthetic --out ${out}${quick ? ' --quick' : ''}` +
-        (!quick && o.budgetMinutes !== 40 ? ` --budget-minutes ${String(o.budgetMinutes)}` : '') + (o.seed !== 1 ? ` --seed ${String(o.seed)}` : '');
+      const command =
+        `frugal report synthetic --out ${out}${quick ? ' --quick' : ''}` +
+        (!quick && o.budgetMinutes !== 40 ? ` --budget-minutes ${String(o.budgetMinutes)}` : '') +
+        (o.seed !== 1 ? ` --seed ${String(o.seed)}` : '');
       const bar = studyProgress();
       const rep = runStudy({
-        out, quick, budgetMinutes: o.budgetMinutes as number, threads: o.threads as number, seed: o.seed as number, command,
-        progress: (label, f) => bar.update(label, f), log: (m) => err(`\n${m}`),
+        out,
+        quick,
+        budgetMinutes: o.budgetMinutes as number,
+        threads: o.threads as number,
+        seed: o.seed as number,
+        command,
+        progress: (label, f) => bar.update(label, f),
+        log: (m) => err(`\n${m}`),
       });
       bar.stop();
       writeReport(out, rep);
       const h = rep.headline;
-      err(`report: ${rep.tasks.length} models in ${rep.run.seconds.toFixed(0)} s; ` +
-        (h ? `induction heads at ${h.length} tokens: Mamba ${(100 * h.accuracy.mamba).toFixed(1)}%, transformer ${(100 * h.accuracy.transformer).toFixed(1)}%, ` +
-          `${formatJoules(h.joules_per_sequence.mamba)} vs ${formatJoules(h.joules_per_sequence.transformer)} J/sequence (${h.energy_kind}, ${h.ratio.toFixed(1)}×); ` : '') +
-        `wrote ${out}/synthetic.md`);
+      err(
+        `report: ${rep.tasks.length} models in ${rep.run.seconds.toFixed(0)} s; ` +
+          (h
+            ? `induction heads at ${h.length} tokens: Mamba ${(100 * h.accuracy.mamba).toFixed(1)}%, transformer ${(100 * h.accuracy.transformer).toFixed(1)}%, ` +
+              `${formatJoules(h.joules_per_sequence.mamba)} vs ${formatJoules(h.joules_per_sequence.transformer)} J/sequence (${h.energy_kind}, ${h.ratio.toFixed(1)}×); `
+            : '') +
+          `wrote ${out}/synthetic.md`,
+      );
     });
 }

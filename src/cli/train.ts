@@ -41,18 +41,22 @@ export function registerTrain(program: AnyCommand): void {
     .option('--save-every <n>', 'checkpoint every n steps (0: only at the end)', intArg(0, 1e9), D.saveEvery)
     .option('--val-fraction <x>', 'tail fraction of the corpus held out for validation', floatArg(0.0001, 0.5), D.valFraction)
     .option('--resume', 'continue the run saved in --out with every option it was started with');
-  energyOptions(forceOption(run, 'replace an existing checkpoint in --out; with --resume, accept options that differ from the saved run'))
-    .action(async (o, c) => {
-      const given = givenOptions(o, c);
-      if (o.init !== undefined) {
-        const size = SHAPE_FLAGS.find((k) => given[k] !== undefined);
-        if (size) throw inputError(`--${size.replace(/[A-Z]/g, (ch) => '-' + ch.toLowerCase())} has no effect with --init: the model's shape comes from ${o.init}/config.json`);
-      }
-      // only the flags given are settings (so that --resume restores the others); --out and
-      // --threads are the machine's and take the command line's defaults (the library's differ)
-      const { debug: _debug, energyLog: _log, tdp: _tdp, ...settings } = given;
-      await trainCommand({ ...settings, out: o.out, threads: o.threads }, o);
-    });
+  energyOptions(
+    forceOption(run, 'replace an existing checkpoint in --out; with --resume, accept options that differ from the saved run'),
+  ).action(async (o, c) => {
+    const given = givenOptions(o, c);
+    if (o.init !== undefined) {
+      const size = SHAPE_FLAGS.find((k) => given[k] !== undefined);
+      if (size)
+        throw inputError(
+          `--${size.replace(/[A-Z]/g, (ch) => '-' + ch.toLowerCase())} has no effect with --init: the model's shape comes from ${o.init}/config.json`,
+        );
+    }
+    // only the flags given are settings (so that --resume restores the others); --out and
+    // --threads are the machine's and take the command line's defaults (the library's differ)
+    const { debug: _debug, energyLog: _log, tdp: _tdp, ...settings } = given;
+    await trainCommand({ ...settings, out: o.out, threads: o.threads }, o);
+  });
 }
 
 /**
@@ -63,11 +67,16 @@ export function registerTrain(program: AnyCommand): void {
 export async function trainCommand(settings: TrainSettings, flags: { energyLog?: string; tdp?: number } = {}): Promise<Trained> {
   const f = checkEnergyLog(flags, [settings.data === undefined || settings.data === 'sotu' ? null : settings.data, settings.init]);
   let bar: Progress | null = null;
-  const run = startTraining({ ...settings, tdp: f.tdp }, {
-    onStep: (s) => bar?.update(s.step, { loss: s.loss.toFixed(4), tps: s.tokPerSec.toFixed(0) }),
-    onEval: (step, bpb) => { if (step < run.options.steps) err(`\nstep ${step}: validation ${bpb.toFixed(3)} bits/byte`); },
-    log: err,
-  });
+  const run = startTraining(
+    { ...settings, tdp: f.tdp },
+    {
+      onStep: (s) => bar?.update(s.step, { loss: s.loss.toFixed(4), tps: s.tokPerSec.toFixed(0) }),
+      onEval: (step, bpb) => {
+        if (step < run.options.steps) err(`\nstep ${step}: validation ${bpb.toFixed(3)} bits/byte`);
+      },
+      log: err,
+    },
+  );
   const stop = watchStopSignals();
   let r: Trained;
   try {
@@ -86,9 +95,11 @@ export async function trainCommand(settings: TrainSettings, flags: { energyLog?:
     stop.dispose();
     run.close();
   }
-  err(`train: ${r.parameters.toLocaleString('en-US')} parameters, ${r.steps} steps, ${r.tokensPerSecond.toFixed(0)} tok/s, ` +
-    `validation ${r.valBpb.toFixed(3)} bits/byte (unigram entropy ${r.unigramBpb.toFixed(3)}), ` +
-    `${formatJPerToken(r.energy)}${r.warmUpExcluded ? ' (after a 1-step warm-up)' : ''}; saved ${settings.out}`);
+  err(
+    `train: ${r.parameters.toLocaleString('en-US')} parameters, ${r.steps} steps, ${r.tokensPerSecond.toFixed(0)} tok/s, ` +
+      `validation ${r.valBpb.toFixed(3)} bits/byte (unigram entropy ${r.unigramBpb.toFixed(3)}), ` +
+      `${formatJPerToken(r.energy)}${r.warmUpExcluded ? ' (after a 1-step warm-up)' : ''}; saved ${settings.out}`,
+  );
   logEnergy(f, r.energy, 'train', r.tokens, r.energy.seconds);
   return r;
 }

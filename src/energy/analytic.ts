@@ -45,7 +45,7 @@ export const PROFILES: Readonly<Record<string, HardwareProfile>> = Object.freeze
     // a MAC is 2 operations: 2 / 11.5e12 J = 174 fJ per MAC
     joulesPerMac: 2 / 11.5e12,
     joulesPerByte: HBM2_JOULES_PER_BYTE,
-    sources: 'Song et al., ISSCC 2019: 11.5 TOPS/W (174 fJ/MAC); O\'Connor et al., MICRO 2017: HBM2 3.97 pJ/bit',
+    sources: "Song et al., ISSCC 2019: 11.5 TOPS/W (174 fJ/MAC); O'Connor et al., MICRO 2017: HBM2 3.97 pJ/bit",
   },
   photonic: {
     id: 'photonic',
@@ -56,7 +56,7 @@ export const PROFILES: Readonly<Record<string, HardwareProfile>> = Object.freeze
     // 021032, 2019; weights and activations still come from electronic memory.)
     joulesPerMac: 2 / 22.3e12,
     joulesPerByte: HBM2_JOULES_PER_BYTE,
-    sources: 'Zhu et al. (TeMPO), J. Appl. Phys. 2024: 22.3 TOPS/W (89.7 fJ/MAC); O\'Connor et al., MICRO 2017: HBM2 3.97 pJ/bit',
+    sources: "Zhu et al. (TeMPO), J. Appl. Phys. 2024: 22.3 TOPS/W (89.7 fJ/MAC); O'Connor et al., MICRO 2017: HBM2 3.97 pJ/bit",
   },
 });
 
@@ -70,16 +70,26 @@ export function getProfile(id: string): HardwareProfile {
 }
 
 /** Work counted for some tokens: multiply-accumulates (elementwise ops as one each) and bytes moved. */
-export interface WorkCount { macs: number; bytes: number }
+export interface WorkCount {
+  macs: number;
+  bytes: number;
+}
 
 /** The analytic estimate for `work` done on `tokens` tokens on `profile`. */
 export function analyticEstimate(work: WorkCount, tokens: number, profile: HardwareProfile, seconds = 0): EnergyReport {
-  const compute = work.macs * profile.joulesPerMac, memory = work.bytes * profile.joulesPerByte;
+  const compute = work.macs * profile.joulesPerMac,
+    memory = work.bytes * profile.joulesPerByte;
   return makeReport({
-    joules: compute + memory, tokens, kind: 'estimated', method: `analytic:${profile.id}`,
+    joules: compute + memory,
+    tokens,
+    kind: 'estimated',
+    method: `analytic:${profile.id}`,
     scope: `counted arithmetic and memory traffic on a ${profile.name} (no idle or static power)`,
-    detail: `${work.macs.toExponential(3)} MACs × ${(profile.joulesPerMac * 1e15).toFixed(1)} fJ + ` +
+    detail:
+      `${work.macs.toExponential(3)} MACs × ${(profile.joulesPerMac * 1e15).toFixed(1)} fJ + ` +
       `${work.bytes.toExponential(3)} bytes × ${(profile.joulesPerByte * 1e12).toFixed(2)} pJ (${profile.sources})`,
-    seconds, cpuJoules: compute + memory, gpuJoules: 0,
+    seconds,
+    cpuJoules: compute + memory,
+    gpuJoules: 0,
   });
 }

@@ -15,15 +15,15 @@ import type { EnergyReport } from './types.js';
  * when it ends. Estimated: this process's CPU time × power per core (cpu.ts).
  */
 export interface EnergyOptions {
-  tdp?: number;                   // --tdp: package watts for the CPU-time estimate
-  powercapRoot?: string;          // default /sys/class/powercap (tests point it at fake counter files)
-  perf?: string | null;           // perf binary, null: do not use perf
-  nvidiaSmi?: string | null;      // nvidia-smi binary, null: do not use NVML
-  idleBaseline?: boolean;         // default true
-  maxIdleSeconds?: number;        // default 30
-  sleep?: (ms: number) => void;   // tests
-  now?: () => number;             // milliseconds (tests)
-  cpuSeconds?: () => number;      // this process's CPU seconds (tests)
+  tdp?: number; // --tdp: package watts for the CPU-time estimate
+  powercapRoot?: string; // default /sys/class/powercap (tests point it at fake counter files)
+  perf?: string | null; // perf binary, null: do not use perf
+  nvidiaSmi?: string | null; // nvidia-smi binary, null: do not use NVML
+  idleBaseline?: boolean; // default true
+  maxIdleSeconds?: number; // default 30
+  sleep?: (ms: number) => void; // tests
+  now?: () => number; // milliseconds (tests)
+  cpuSeconds?: () => number; // this process's CPU seconds (tests)
   cpuModel?: string;
   readCounter?: (file: string) => string; // tests: simulate unreadable counters
 }
@@ -41,12 +41,21 @@ export interface EnergySession {
   stop(tokens?: number): EnergyReport;
 }
 
-interface Source { id: string; device: 'cpu' | 'gpu'; what: string; joules(): number; close(): void }
+interface Source {
+  id: string;
+  device: 'cpu' | 'gpu';
+  what: string;
+  joules(): number;
+  close(): void;
+}
 
 function blockingSleep(ms: number): void {
   if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
-function processCpuSeconds(): number { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; }
+function processCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
 
 function openSources(o: EnergyOptions, notes: string[]): Source[] {
   const sources: Source[] = [];
@@ -82,14 +91,22 @@ export function startEnergy(o: EnergyOptions = {}): EnergySession {
   const power = wattsPerCore(o.cpuModel ?? cpuModel(), o.tdp);
   const notes: string[] = [];
   const sources = openSources(o, notes);
-  let t0 = now(), c0 = cpuSeconds(), base = sources.map((s) => s.joules());
+  let t0 = now(),
+    c0 = cpuSeconds(),
+    base = sources.map((s) => s.joules());
   let stopped = false;
   const readAll = () => sources.map((s) => s.joules());
   return {
     sources: sources.map((s) => s.id),
     notes,
-    markWarm() { t0 = now(); c0 = cpuSeconds(); base = readAll(); },
-    poll() { for (const s of sources) s.joules(); },
+    markWarm() {
+      t0 = now();
+      c0 = cpuSeconds();
+      base = readAll();
+    },
+    poll() {
+      for (const s of sources) s.joules();
+    },
     stop(tokens = 0): EnergyReport {
       if (stopped) throw new Error('energy: stop() called twice on one session');
       stopped = true;
@@ -97,13 +114,16 @@ export function startEnergy(o: EnergyOptions = {}): EnergySession {
       if (sources.length === 0) return cpuTimeEstimate(cpuSeconds() - c0, seconds, tokens, power);
       const end = readAll();
       const run = sources.map((_, i) => end[i] - base[i]);
-      let idle = sources.map(() => 0), idleNote = 'no idle baseline subtracted';
+      let idle = sources.map(() => 0),
+        idleNote = 'no idle baseline subtracted';
       if ((o.idleBaseline ?? true) && seconds > 0) {
         const idleSeconds = Math.min(seconds, o.maxIdleSeconds ?? 30);
-        const i0 = readAll(), w0 = now();
+        const i0 = readAll(),
+          w0 = now();
         sleep(idleSeconds * 1000);
-        const i1 = readAll(), measuredIdle = Math.max(1e-9, (now() - w0) / 1000);
-        idle = sources.map((_, i) => (i1[i] - i0[i]) / measuredIdle * seconds);
+        const i1 = readAll(),
+          measuredIdle = Math.max(1e-9, (now() - w0) / 1000);
+        idle = sources.map((_, i) => ((i1[i] - i0[i]) / measuredIdle) * seconds);
         const watts = idle.reduce((a, b) => a + b, 0) / seconds;
         idleNote = `idle baseline ${watts.toFixed(2)} W measured over ${measuredIdle.toFixed(2)} s and subtracted for ${seconds.toFixed(2)} s`;
       }
@@ -112,10 +132,15 @@ export function startEnergy(o: EnergyOptions = {}): EnergySession {
       const by = (d: 'cpu' | 'gpu') => net.reduce((a, j, i) => a + (sources[i].device === d ? j : 0), 0);
       const joules = net.reduce((a, b) => a + b, 0);
       return makeReport({
-        joules, tokens, kind: 'measured', method: sources.map((s) => s.id).join('+'),
+        joules,
+        tokens,
+        kind: 'measured',
+        method: sources.map((s) => s.id).join('+'),
         scope: `${sources.map((s) => s.what).join('; ')}: whole devices, every process on them; ${idleNote}`,
         detail: sources.map((s, i) => `${s.id} ${run[i].toFixed(3)} J − idle ${idle[i].toFixed(3)} J`).join(', '),
-        seconds, cpuJoules: by('cpu'), gpuJoules: by('gpu'),
+        seconds,
+        cpuJoules: by('cpu'),
+        gpuJoules: by('gpu'),
       });
     },
   };

@@ -14,7 +14,12 @@ import { join } from 'node:path';
  */
 export const POWERCAP_ROOT = '/sys/class/powercap';
 
-export interface RaplDomain { zone: string; name: string; file: string; maxRangeUj: number }
+export interface RaplDomain {
+  zone: string;
+  name: string;
+  file: string;
+  maxRangeUj: number;
+}
 
 export interface RaplProbe {
   domains: RaplDomain[];
@@ -22,7 +27,9 @@ export interface RaplProbe {
   problem: string | null;
 }
 
-function readText(file: string): string { return readFileSync(file, 'utf8').trim(); }
+function readText(file: string): string {
+  return readFileSync(file, 'utf8').trim();
+}
 
 /**
  * Find the package domains under `root` and check that their counters can be read. `read` is the
@@ -31,26 +38,40 @@ function readText(file: string): string { return readFileSync(file, 'utf8').trim
 export function probeRapl(root = POWERCAP_ROOT, read: (file: string) => string = readText): RaplProbe {
   if (!existsSync(root)) return { domains: [], problem: `no powercap interface (${root} does not exist)` };
   let entries: string[];
-  try { entries = readdirSync(root); } catch (e) {
+  try {
+    entries = readdirSync(root);
+  } catch (e) {
     return { domains: [], problem: `cannot list ${root} (${(e as Error).message})` };
   }
   const domains: RaplDomain[] = [];
   for (const zone of entries.filter((z) => /^intel-rapl:\d+$/.test(z)).sort()) {
     const dir = join(root, zone);
     let name: string;
-    try { name = read(join(dir, 'name')); } catch { continue; }
+    try {
+      name = read(join(dir, 'name'));
+    } catch {
+      continue;
+    }
     if (!/^package-\d+$/.test(name)) continue;
     const file = join(dir, 'energy_uj');
     let maxRangeUj = Number.NaN;
-    try { maxRangeUj = Number(read(join(dir, 'max_energy_range_uj'))); } catch { /* checked below */ }
+    try {
+      maxRangeUj = Number(read(join(dir, 'max_energy_range_uj')));
+    } catch {
+      /* checked below */
+    }
     try {
       const v = Number(read(file));
       if (!Number.isFinite(v)) return { domains: [], problem: `${file} does not hold a number` };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EACCES' || code === 'EPERM') {
-        return { domains: [], problem: `RAPL energy counters need root: ${file} is not readable by this user ` +
-          `(run as root, or grant read access with 'sudo chmod a+r ${join(root, 'intel-rapl:*', 'energy_uj')}')` };
+        return {
+          domains: [],
+          problem:
+            `RAPL energy counters need root: ${file} is not readable by this user ` +
+            `(run as root, or grant read access with 'sudo chmod a+r ${join(root, 'intel-rapl:*', 'energy_uj')}')`,
+        };
       }
       return { domains: [], problem: `cannot read ${file} (${(e as Error).message})` };
     }
@@ -95,5 +116,7 @@ export class RaplReader {
     return this.totalUj / 1e6;
   }
 
-  describe(): string { return this.domains.map((d) => `${d.zone} (${d.name})`).join(' + '); }
+  describe(): string {
+    return this.domains.map((d) => `${d.zone} (${d.name})`).join(' + ');
+  }
 }

@@ -21,18 +21,32 @@ export interface Sampler {
   close(): void;
 }
 
-export interface Probe { ok: boolean; problem: string | null; detail: string }
+export interface Probe {
+  ok: boolean;
+  problem: string | null;
+  detail: string;
+}
 
-function firstLine(s: string): string { return s.trim().split('\n')[0] ?? ''; }
+function firstLine(s: string): string {
+  return s.trim().split('\n')[0] ?? '';
+}
 
 /** Whether `perf` can count power/energy-pkg/ system-wide here. */
 export function probePerf(bin = 'perf'): Probe {
-  const r = spawnSync(bin, ['stat', '-a', '-x', ',', '-e', 'power/energy-pkg/', '--', 'sleep', '0.01'], { encoding: 'utf8', timeout: 5000 });
-  if (r.error) return { ok: false, problem: `perf is not available (${(r.error as NodeJS.ErrnoException).code ?? r.error.message})`, detail: '' };
+  const r = spawnSync(bin, ['stat', '-a', '-x', ',', '-e', 'power/energy-pkg/', '--', 'sleep', '0.01'], {
+    encoding: 'utf8',
+    timeout: 5000,
+  });
+  if (r.error)
+    return { ok: false, problem: `perf is not available (${(r.error as NodeJS.ErrnoException).code ?? r.error.message})`, detail: '' };
   const line = (r.stderr ?? '').split('\n').find((l) => /energy-pkg/.test(l)) ?? '';
   if (r.status === 0 && /^\s*[\d.]+,Joules,/.test(line)) return { ok: true, problem: null, detail: 'perf power/energy-pkg/' };
   const why = firstLine(r.stderr ?? '') || `exit ${r.status}`;
-  return { ok: false, problem: `perf power events unavailable: ${why}${/paranoid|permission|access/i.test(why) ? ' (needs root or kernel.perf_event_paranoid ≤ 0)' : ''}`, detail: '' };
+  return {
+    ok: false,
+    problem: `perf power events unavailable: ${why}${/paranoid|permission|access/i.test(why) ? ' (needs root or kernel.perf_event_paranoid ≤ 0)' : ''}`,
+    detail: '',
+  };
 }
 
 /** Whether nvidia-smi reports board power here; detail lists the GPUs. */
@@ -40,9 +54,14 @@ export function probeNvidiaSmi(bin = 'nvidia-smi'): Probe {
   const r = spawnSync(bin, ['--query-gpu=index,name,power.draw', '--format=csv,noheader,nounits'], { encoding: 'utf8', timeout: 10000 });
   if (r.error) return { ok: false, problem: null, detail: '' }; // no NVIDIA driver: nothing to say
   if (r.status !== 0) return { ok: false, problem: `nvidia-smi failed: ${firstLine(r.stderr || r.stdout)}`, detail: '' };
-  const gpus = r.stdout.trim().split('\n').filter((l) => l.trim() !== '').map((l) => l.split(',').map((s) => s.trim()));
+  const gpus = r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.split(',').map((s) => s.trim()));
   if (gpus.length === 0) return { ok: false, problem: null, detail: '' };
-  if (gpus.some((g) => !Number.isFinite(Number(g[2])))) return { ok: false, problem: `nvidia-smi reports no power reading (${gpus.map((g) => g[2]).join(', ')})`, detail: '' };
+  if (gpus.some((g) => !Number.isFinite(Number(g[2]))))
+    return { ok: false, problem: `nvidia-smi reports no power reading (${gpus.map((g) => g[2]).join(', ')})`, detail: '' };
   return { ok: true, problem: null, detail: gpus.map((g) => `GPU ${g[0]} (${g[1]})`).join(', ') };
 }
 
@@ -69,7 +88,8 @@ export function integrateSmiSamples(text: string): number {
   for (const line of text.split('\n')) {
     const f = line.split(',').map((s) => s.trim());
     if (f.length < 3) continue;
-    const t = smiTime(f[0]), w = Number(f[2]);
+    const t = smiTime(f[0]),
+      w = Number(f[2]);
     if (!Number.isFinite(t) || !Number.isFinite(w) || f[2] === '') continue;
     const s = series.get(f[1]) ?? [];
     s.push({ t, w });
@@ -79,7 +99,7 @@ export function integrateSmiSamples(text: string): number {
   for (const s of series.values()) {
     for (let i = 1; i < s.length; i++) {
       const dt = (s[i].t - s[i - 1].t) / 1000;
-      if (dt > 0) j += dt * (s[i].w + s[i - 1].w) / 2;
+      if (dt > 0) j += (dt * (s[i].w + s[i - 1].w)) / 2;
     }
   }
   return j;
@@ -96,7 +116,14 @@ class FileSampler implements Sampler {
   private readonly onExit: () => void;
   private closed = false;
 
-  constructor(id: 'perf' | 'nvml', bin: string, args: (file: string) => string[], toStdout: boolean, parse: (t: string) => number, what: string) {
+  constructor(
+    id: 'perf' | 'nvml',
+    bin: string,
+    args: (file: string) => string[],
+    toStdout: boolean,
+    parse: (t: string) => number,
+    what: string,
+  ) {
     this.id = id;
     this.device = id === 'perf' ? 'cpu' : 'gpu';
     this.dir = mkdtempSync(join(tmpdir(), 'frugal-energy-'));
@@ -106,16 +133,26 @@ class FileSampler implements Sampler {
     const fd = openSync(this.file, 'w');
     try {
       this.child = spawn(bin, args(this.file), { stdio: ['ignore', toStdout ? fd : 'ignore', 'ignore'] });
-    } finally { closeSync(fd); }
-    this.child.on('error', () => { /* reported as zero samples */ });
+    } finally {
+      closeSync(fd);
+    }
+    this.child.on('error', () => {
+      /* reported as zero samples */
+    });
     this.onExit = () => this.close();
     process.once('exit', this.onExit);
   }
 
-  describe(): string { return this.what; }
+  describe(): string {
+    return this.what;
+  }
 
   joules(): number {
-    try { return existsSync(this.file) ? this.parse(readFileSync(this.file, 'utf8')) : 0; } catch { return 0; }
+    try {
+      return existsSync(this.file) ? this.parse(readFileSync(this.file, 'utf8')) : 0;
+    } catch {
+      return 0;
+    }
   }
 
   close(): void {
@@ -128,11 +165,23 @@ class FileSampler implements Sampler {
 }
 
 export function startPerfSampler(bin = 'perf'): Sampler {
-  return new FileSampler('perf', bin, (file) => ['stat', '-a', '-x', ',', '-I', '100', '-e', 'power/energy-pkg/', '-o', file], false,
-    parsePerfIntervals, 'perf power/energy-pkg/ (all packages, every process)');
+  return new FileSampler(
+    'perf',
+    bin,
+    (file) => ['stat', '-a', '-x', ',', '-I', '100', '-e', 'power/energy-pkg/', '-o', file],
+    false,
+    parsePerfIntervals,
+    'perf power/energy-pkg/ (all packages, every process)',
+  );
 }
 
 export function startNvidiaSmiSampler(bin = 'nvidia-smi', gpus = 'NVIDIA GPUs'): Sampler {
-  return new FileSampler('nvml', bin, () => ['--query-gpu=timestamp,index,power.draw', '--format=csv,noheader,nounits', '-lms', '100'], true,
-    integrateSmiSamples, `NVML board power via nvidia-smi, 100 ms samples integrated: ${gpus}`);
+  return new FileSampler(
+    'nvml',
+    bin,
+    () => ['--query-gpu=timestamp,index,power.draw', '--format=csv,noheader,nounits', '-lms', '100'],
+    true,
+    integrateSmiSamples,
+    `NVML board power via nvidia-smi, 100 ms samples integrated: ${gpus}`,
+  );
 }

@@ -3,14 +3,26 @@ import type { SequenceModel } from '../models/types.js';
 import { sampleToken } from './sample.js';
 import type { SamplingOptions } from './sample.js';
 
-export interface GenerateResult { ids: number[]; promptTokens: number; prefillSeconds: number; decodeSeconds: number }
+export interface GenerateResult {
+  ids: number[];
+  promptTokens: number;
+  prefillSeconds: number;
+  decodeSeconds: number;
+}
 
 /**
  * Prefill the prompt in one parallel pass, then decode one token at a time from the recurrent
  * state (constant memory per token). `onToken` sees each new id as soon as it is chosen.
  */
-export function generate(model: SequenceModel, prompt: Int32Array, maxTokens: number, sampling: SamplingOptions, rng: Rng,
-  onToken: (id: number) => void = () => {}, stopAt: number | null = null): GenerateResult {
+export function generate(
+  model: SequenceModel,
+  prompt: Int32Array,
+  maxTokens: number,
+  sampling: SamplingOptions,
+  rng: Rng,
+  onToken: (id: number) => void = () => {},
+  stopAt: number | null = null,
+): GenerateResult {
   const state = model.createState(1);
   const t0 = performance.now();
   let logits = prompt.length > 0 ? model.prefill(prompt, prompt.length, state) : null;

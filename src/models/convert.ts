@@ -45,7 +45,12 @@ export interface ConvertOpts {
   force?: boolean;
 }
 
-interface Source { config: MambaConfig; json: Record<string, unknown>; original?: Record<string, unknown>; plan: Map<string, TensorEntry> }
+interface Source {
+  config: MambaConfig;
+  json: Record<string, unknown>;
+  original?: Record<string, unknown>;
+  plan: Map<string, TensorEntry>;
+}
 
 const TORCH_DTYPE: Record<string, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
@@ -67,7 +72,8 @@ export function convertCheckpoint(input: ConvertOpts): { tensors: number; bytes:
   const file = join(o.model, 'config.json');
   const json = readConfigJson(o.model);
   const type = typeof json === 'object' && json !== null ? (json as Record<string, unknown>).model_type : undefined;
-  if (type !== undefined && type !== 'mamba') throw inputError(`${file}: convert handles Mamba checkpoints; model_type '${String(type)}' is not one`);
+  if (type !== undefined && type !== 'mamba')
+    throw inputError(`${file}: convert handles Mamba checkpoints; model_type '${String(type)}' is not one`);
   const parsed = mambaConfigFromJson(json, file);
   for (const w of parsed.warnings) log(`warning: ${w}`);
   const weights = openWeights(o.model);
@@ -76,13 +82,17 @@ export function convertCheckpoint(input: ConvertOpts): { tensors: number; bytes:
       throw inputError(`${file}: this is a quantised checkpoint; convert the f32 (or f16) checkpoint it was made from`);
     }
     const specs = mambaParamSpecs(parsed.config);
-    const plan = new Map([...planTensors(specs, parsed.config.tieWordEmbeddings, weights.entries, weights.file, parsed.layout)]
-      .map(([n, w]) => [n, (w as { entry: TensorEntry }).entry]));
+    const plan = new Map(
+      [...planTensors(specs, parsed.config.tieWordEmbeddings, weights.entries, weights.file, parsed.layout)].map(([n, w]) => [
+        n,
+        (w as { entry: TensorEntry }).entry,
+      ]),
+    );
     const kept = parsed.original ?? keptOriginal(json as Record<string, unknown>);
     const src: Source = { config: parsed.config, json: json as Record<string, unknown>, original: kept, plan };
     if (o.to === 'gguf') return writeGguf(o, src, log);
-    const dtype = (e: TensorEntry): 'F32' | 'F16' | 'BF16' => o.dtype === 'f32' ? 'F32' : o.dtype === 'f16' ? 'F16'
-      : e.dtype === 'F16' || e.dtype === 'BF16' ? e.dtype : 'F32';
+    const dtype = (e: TensorEntry): 'F32' | 'F16' | 'BF16' =>
+      o.dtype === 'f32' ? 'F32' : o.dtype === 'f16' ? 'F16' : e.dtype === 'F16' || e.dtype === 'BF16' ? e.dtype : 'F32';
     return o.to === 'hf' ? writeHf(o, src, parsed.layout, dtype) : writeOriginal(o, src, dtype);
   } finally {
     weights.close();
@@ -93,14 +103,15 @@ export function convertCheckpoint(input: ConvertOpts): { tensors: number; bytes:
 function keptOriginal(json: Record<string, unknown>): Record<string, unknown> | undefined {
   const f = json.frugal;
   const k = typeof f === 'object' && f !== null ? (f as Record<string, unknown>).original_config : undefined;
-  return typeof k === 'object' && k !== null && !Array.isArray(k) ? k as Record<string, unknown> : undefined;
+  return typeof k === 'object' && k !== null && !Array.isArray(k) ? (k as Record<string, unknown>) : undefined;
 }
 
 /** A tensor's bytes in `to`, after checking every value is finite. */
 function tensorBytes(e: TensorEntry, to: 'F32' | 'F16' | 'BF16'): Uint8Array {
   const values = readFloat32(e);
   const bad = firstNonFinite(values);
-  if (bad >= 0) throw inputError(`${e.src.file}: tensor '${e.name}' holds ${values[bad]} at index ${bad}; the checkpoint is corrupt or diverged`);
+  if (bad >= 0)
+    throw inputError(`${e.src.file}: tensor '${e.name}' holds ${values[bad]} at index ${bad}; the checkpoint is corrupt or diverged`);
   const what = `${e.src.file}: tensor '${e.name}'`;
   if (e.dtype === to) return readRaw(e); // lossless: the stored bytes
   return to === 'F32' ? new Uint8Array(values.buffer) : convertRaw(new Uint8Array(values.buffer), 'F32', to, what);
@@ -112,39 +123,64 @@ function tokenizerFiles(dir: string): Record<string, FileData> {
   return out;
 }
 
-function writeHf(o: ConvertOpts, s: Source, layout: string, dtypeOf: (e: TensorEntry) => 'F32' | 'F16' | 'BF16'): { tensors: number; bytes: number } {
+function writeHf(
+  o: ConvertOpts,
+  s: Source,
+  layout: string,
+  dtypeOf: (e: TensorEntry) => 'F32' | 'F16' | 'BF16',
+): { tensors: number; bytes: number } {
   const items = [...s.plan].map(([name, e]) => {
     const dtype = dtypeOf(e);
-    return { name, dtype, bytes: elementCount(e.shape) * (DTYPE_BYTES[dtype] as number), stream: {
-      name, dtype: dtype as SafeDtypeIn, shape: e.shape, write: (emit: (c: Uint8Array) => void) => emit(tensorBytes(e, dtype)),
-    } satisfies StreamTensor };
+    return {
+      name,
+      dtype,
+      bytes: elementCount(e.shape) * (DTYPE_BYTES[dtype] as number),
+      stream: {
+        name,
+        dtype: dtype as SafeDtypeIn,
+        shape: e.shape,
+        write: (emit: (c: Uint8Array) => void) => emit(tensorBytes(e, dtype)),
+      } satisfies StreamTensor,
+    };
   });
   const dtypes = new Set(items.map((i) => i.dtype));
-  const config: Record<string, unknown> = layout === 'hf' ? { ...s.json } : {
-    ...mambaConfigToHF(s.config),
-    pad_vocab_size_multiple: typeof s.original?.pad_vocab_size_multiple === 'number' ? s.original.pad_vocab_size_multiple : 8,
-    frugal: { tokenizer: 'file', original_config: s.original },
-  };
+  const config: Record<string, unknown> =
+    layout === 'hf'
+      ? { ...s.json }
+      : {
+          ...mambaConfigToHF(s.config),
+          pad_vocab_size_multiple: typeof s.original?.pad_vocab_size_multiple === 'number' ? s.original.pad_vocab_size_multiple : 8,
+          frugal: { tokenizer: 'file', original_config: s.original },
+        };
   config.torch_dtype = dtypes.size === 1 ? TORCH_DTYPE[[...dtypes][0]] : 'float32';
   const files: Record<string, FileData> = { 'config.json': JSON.stringify(config, null, 2) + '\n', ...tokenizerFiles(o.model) };
   const limit = o.maxShardBytes ?? 5e9;
   const shards: (typeof items)[] = [[]];
   let size = 0;
   for (const it of items) {
-    if (size > 0 && size + it.bytes > limit) { shards.push([]); size = 0; }
+    if (size > 0 && size + it.bytes > limit) {
+      shards.push([]);
+      size = 0;
+    }
     shards[shards.length - 1].push(it);
     size += it.bytes;
   }
   let total = 0;
   if (shards.length === 1) {
-    const w = safetensorsProducer(items.map((i) => i.stream), { format: 'pt' });
+    const w = safetensorsProducer(
+      items.map((i) => i.stream),
+      { format: 'pt' },
+    );
     files['model.safetensors'] = w.producer;
     total = w.byteLength;
   } else {
     const weightMap: Record<string, string> = {};
     shards.forEach((sh, k) => {
       const name = shardName('model', 'safetensors', k + 1, shards.length);
-      const w = safetensorsProducer(sh.map((i) => i.stream), { format: 'pt' });
+      const w = safetensorsProducer(
+        sh.map((i) => i.stream),
+        { format: 'pt' },
+      );
       files[name] = w.producer;
       total += w.byteLength;
       for (const i of sh) weightMap[i.name] = name;
@@ -171,7 +207,11 @@ function writeOriginal(o: ConvertOpts, s: Source, dtypeOf: (e: TensorEntry) => '
   const producer = torchBinProducer(tensors, { archive: 'pytorch_model' });
   writeDirAtomic(o.out, {
     'config.json': JSON.stringify(config, null, 2) + '\n',
-    'pytorch_model.bin': (write) => producer((c) => { bytes += c.length; write(c); }),
+    'pytorch_model.bin': (write) =>
+      producer((c) => {
+        bytes += c.length;
+        write(c);
+      }),
     ...tokenizerFiles(o.model),
   });
   return { tensors: tensors.length, bytes };
@@ -179,9 +219,16 @@ function writeOriginal(o: ConvertOpts, s: Source, dtypeOf: (e: TensorEntry) => '
 
 /** llama.cpp's names for Mamba tensors (gguf-py tensor_mapping), keyed by HF name without the layer. */
 const GGUF_NAMES: Record<string, string> = {
-  'norm.weight': 'attn_norm.weight', 'mixer.in_proj.weight': 'ssm_in.weight', 'mixer.conv1d.weight': 'ssm_conv1d.weight',
-  'mixer.conv1d.bias': 'ssm_conv1d.bias', 'mixer.x_proj.weight': 'ssm_x.weight', 'mixer.dt_proj.weight': 'ssm_dt.weight',
-  'mixer.dt_proj.bias': 'ssm_dt.bias', 'mixer.A_log': 'ssm_a', 'mixer.D': 'ssm_d', 'mixer.out_proj.weight': 'ssm_out.weight',
+  'norm.weight': 'attn_norm.weight',
+  'mixer.in_proj.weight': 'ssm_in.weight',
+  'mixer.conv1d.weight': 'ssm_conv1d.weight',
+  'mixer.conv1d.bias': 'ssm_conv1d.bias',
+  'mixer.x_proj.weight': 'ssm_x.weight',
+  'mixer.dt_proj.weight': 'ssm_dt.weight',
+  'mixer.dt_proj.bias': 'ssm_dt.bias',
+  'mixer.A_log': 'ssm_a',
+  'mixer.D': 'ssm_d',
+  'mixer.out_proj.weight': 'ssm_out.weight',
 };
 
 export function ggufName(hf: string): string {
@@ -196,9 +243,14 @@ export function ggufName(hf: string): string {
 
 function writeGguf(o: ConvertOpts, s: Source, log: (m: string) => void): { tensors: number; bytes: number } {
   const c = s.config;
-  const why = c.dInner !== 2 * c.dModel ? `intermediate_size ${c.dInner} is not 2 × hidden_size (llama.cpp supports expand = 2 only)`
-    : !c.useConvBias ? 'use_conv_bias is false (llama.cpp needs the conv1d bias)'
-    : c.useBias ? 'use_bias is true (llama.cpp has no in_proj/out_proj bias)' : null;
+  const why =
+    c.dInner !== 2 * c.dModel
+      ? `intermediate_size ${c.dInner} is not 2 × hidden_size (llama.cpp supports expand = 2 only)`
+      : !c.useConvBias
+        ? 'use_conv_bias is false (llama.cpp needs the conv1d bias)'
+        : c.useBias
+          ? 'use_bias is true (llama.cpp has no in_proj/out_proj bias)'
+          : null;
   if (why) throw inputError(`${join(o.model, 'config.json')}: cannot write a llama.cpp GGUF: ${why}`);
   const want: ConvertDtype = o.dtype ?? ([...s.plan.values()].some((e) => e.dtype === 'F16' || e.dtype === 'BF16') ? 'f16' : 'f32');
   const tensors: GgufTensor[] = [];
@@ -209,15 +261,24 @@ function writeGguf(o: ConvertOpts, s: Source, log: (m: string) => void): { tenso
     const f32Only = shape.length <= 1 || name.endsWith('_norm.weight') || name.endsWith('ssm_conv1d.weight') || !name.endsWith('.weight');
     const row = shape[shape.length - 1];
     const type: GgmlType = f32Only || want === 'f32' ? 'F32' : want === 'q8_0' && row % 32 === 0 ? 'Q8_0' : 'F16';
-    if (want === 'q8_0' && type === 'F16') log(`convert: ${name} rows of ${row} are not a multiple of 32; stored as f16 (as llama.cpp's converter does)`);
-    tensors.push({ name, shape, type, data: () => {
-      const v = readFloat32(e);
-      const bad = firstNonFinite(v);
-      if (bad >= 0) throw inputError(`${e.src.file}: tensor '${e.name}' holds ${v[bad]} at index ${bad}; the checkpoint is corrupt or diverged`);
-      if (hf.endsWith('.A_log')) for (let i = 0; i < v.length; i++) v[i] = -Math.exp(v[i]); // llama.cpp stores A = -exp(A_log)
-      if (type === 'Q8_0') return quantizeQ8_0(v);
-      return type === 'F32' ? new Uint8Array(v.buffer) : convertRaw(new Uint8Array(v.buffer), 'F32', 'F16', `${e.src.file}: tensor '${e.name}'`);
-    } });
+    if (want === 'q8_0' && type === 'F16')
+      log(`convert: ${name} rows of ${row} are not a multiple of 32; stored as f16 (as llama.cpp's converter does)`);
+    tensors.push({
+      name,
+      shape,
+      type,
+      data: () => {
+        const v = readFloat32(e);
+        const bad = firstNonFinite(v);
+        if (bad >= 0)
+          throw inputError(`${e.src.file}: tensor '${e.name}' holds ${v[bad]} at index ${bad}; the checkpoint is corrupt or diverged`);
+        if (hf.endsWith('.A_log')) for (let i = 0; i < v.length; i++) v[i] = -Math.exp(v[i]); // llama.cpp stores A = -exp(A_log)
+        if (type === 'Q8_0') return quantizeQ8_0(v);
+        return type === 'F32'
+          ? new Uint8Array(v.buffer)
+          : convertRaw(new Uint8Array(v.buffer), 'F32', 'F16', `${e.src.file}: tensor '${e.name}'`);
+      },
+    });
   }
   const u32 = (value: number): GgufValue => ({ type: 'u32', value });
   const kv: [string, GgufValue][] = [
@@ -240,12 +301,21 @@ function writeGguf(o: ConvertOpts, s: Source, log: (m: string) => void): { tenso
   ];
   let bytes = 0;
   const producer = ggufProducer(kv, tensors);
-  writeFileAtomic(o.out, (write) => producer((chunk) => { bytes += chunk.length; write(chunk); }));
+  writeFileAtomic(o.out, (write) =>
+    producer((chunk) => {
+      bytes += chunk.length;
+      write(chunk);
+    }),
+  );
   return { tensors: tensors.length, bytes };
 }
 
 /** A conversion's checked output (a folder is locked too until `release`); `cleanUp` removes what an interrupted conversion left. */
-export interface ConvertOutput { path: string; release(): void; cleanUp(): void }
+export interface ConvertOutput {
+  path: string;
+  release(): void;
+  cleanUp(): void;
+}
 
 /** Check `o.out` before any work: a .gguf file (--to gguf) or a checkpoint folder, locked. */
 export function openConvertOutput(o: ConvertOpts, log: (m: string) => void): ConvertOutput {

@@ -22,7 +22,8 @@ export function quantizeCheckpoint(e: Engine, path: string, format: QFormat): { 
   const { dir, warnings: found } = readableDir(path); // reading only
   const file = join(dir, 'config.json');
   const json = readConfigJson(dir);
-  if (quantMapFromConfig(json, file).size > 0) throw inputError(`${dir} is already quantised; quantise the f32 (or f16/bf16) checkpoint instead`);
+  if (quantMapFromConfig(json, file).size > 0)
+    throw inputError(`${dir} is already quantised; quantise the f32 (or f16/bf16) checkpoint instead`);
   const { config, warnings: configWarnings, layout } = mambaConfigFromJson(json, file);
   const warnings = [...found, ...configWarnings];
   const specs = mambaParamSpecs(config);
@@ -59,7 +60,13 @@ export function quantizeCheckpoint(e: Engine, path: string, format: QFormat): { 
 }
 
 /** The work itself, given the checked output folder (the command runs it in a worker thread). */
-export interface QuantizeJob { model: string; to: QFormat; outDir: string; kernels: 'wasm' | 'ref'; threads: number }
+export interface QuantizeJob {
+  model: string;
+  to: QFormat;
+  outDir: string;
+  kernels: 'wasm' | 'ref';
+  threads: number;
+}
 
 /** Quantise `j.model` into `j.outDir`; returns the weights' bytes before (as f32) and after. */
 export function quantizeToDir(j: QuantizeJob, log: (m: string) => void): { before: number; after: number } {
@@ -67,7 +74,8 @@ export function quantizeToDir(j: QuantizeJob, log: (m: string) => void): { befor
   try {
     const json = readConfigJson(readableDir(j.model).dir);
     const type = typeof json === 'object' && json !== null && 'model_type' in json ? json.model_type : undefined;
-    if (type !== undefined && type !== 'mamba') throw inputError(`${j.model}: quantisation supports Mamba checkpoints (model_type 'mamba')`);
+    if (type !== undefined && type !== 'mamba')
+      throw inputError(`${j.model}: quantisation supports Mamba checkpoints (model_type 'mamba')`);
     // tensor by tensor: the f32 model never needs to fit in memory at once
     const { model, warnings } = quantizeCheckpoint(e, j.model, j.to);
     for (const w of warnings) log(`warning: ${w}`);

@@ -10,8 +10,8 @@ export type Init =
   | { kind: 'uniform'; bound: number }
   | { kind: 'zeros' }
   | { kind: 'ones' }
-  | { kind: 'alog' }                                                   // A_log[d, n] = log(n + 1)
-  | { kind: 'dtBias'; min: number; max: number; floor: number };       // inverse softplus of log-uniform Δ
+  | { kind: 'alog' } // A_log[d, n] = log(n + 1)
+  | { kind: 'dtBias'; min: number; max: number; floor: number }; // inverse softplus of log-uniform Δ
 
 /** One row of a parameter table: allocation, init, loading, saving, gradients and optimiser all read it. */
 export interface ParamSpec {

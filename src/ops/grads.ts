@@ -18,8 +18,11 @@ function gradOf(e: Engine, t: Tensor | null): Tensor | null {
 export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   // y = x W^T + b:  dx += dy W;  dW += dy^T x;  db += Σ_rows dy
   linear: (e, n, dy) => {
-    const [x, w, b] = n.inputs, { M, N, K } = n.attrs;
-    const gx = gradOf(e, x), gw = gradOf(e, w), gb = gradOf(e, b);
+    const [x, w, b] = n.inputs,
+      { M, N, K } = n.attrs;
+    const gx = gradOf(e, x),
+      gw = gradOf(e, w),
+      gb = gradOf(e, b);
     if (gx) e.k.matmulNN(gx, dy, w, M, K, N, 1);
     if (gw) e.k.matmulTN(gw, dy, x, N, K, M, 1);
     if (gb) e.k.addBiasBackward(gb, dy, M, N);
@@ -33,7 +36,9 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   },
   // see kernels/ref/norm.ts for the formula; the kernel writes both gradients, so scratch stands in for one not needed
   rmsnorm: (e, n, dy) => {
-    const [x, w] = n.inputs, gx = gradOf(e, x), gw = gradOf(e, w);
+    const [x, w] = n.inputs,
+      gx = gradOf(e, x),
+      gw = gradOf(e, w);
     e.k.rmsnormBackward(gx ?? e.zeros(x.shape), gw ?? e.zeros(w.shape), dy, x, w, n.saved[0], n.attrs.rows, n.attrs.D);
     return [gx, gw];
   },
@@ -46,20 +51,24 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   },
   // a ⊙ b:  da += dy ⊙ b; db += dy ⊙ a
   mul: (e, n, dy) => {
-    const [a, b] = n.inputs, ga = gradOf(e, a), gb = gradOf(e, b);
+    const [a, b] = n.inputs,
+      ga = gradOf(e, a),
+      gb = gradOf(e, b);
     if (ga) e.k.mulAccumulate(ga, dy, b, n.attrs.n);
     if (gb) e.k.mulAccumulate(gb, dy, a, n.attrs.n);
     return [ga, gb];
   },
   // silu'(x) = s(1 + x(1 − s))
   silu: (e, n, dy) => {
-    const [x] = n.inputs, gx = gradOf(e, x);
+    const [x] = n.inputs,
+      gx = gradOf(e, x);
     if (gx) e.k.siluBackward(gx, dy, x, n.attrs.n);
     return [gx];
   },
   // softplus'(x) = sigmoid(x)
   softplus: (e, n, dy) => {
-    const [x] = n.inputs, gx = gradOf(e, x);
+    const [x] = n.inputs,
+      gx = gradOf(e, x);
     if (gx) e.k.softplusBackward(gx, dy, x, n.attrs.n);
     return [gx];
   },
@@ -71,20 +80,25 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   },
   // columns scatter back
   sliceLast: (e, n, dy) => {
-    const gx = gradOf(e, n.inputs[0]), { rows, C, c0, w } = n.attrs;
+    const gx = gradOf(e, n.inputs[0]),
+      { rows, C, c0, w } = n.attrs;
     if (gx) e.k.sliceColumnsBackward(gx, dy, rows, C, c0, w);
     return [gx];
   },
   // see kernels/ref/conv.ts
   conv1d: (e, n, dy) => {
-    const [x, w, bias] = n.inputs, { B, L, C, K } = n.attrs;
-    const gx = gradOf(e, x), gw = gradOf(e, w), gb = gradOf(e, bias);
+    const [x, w, bias] = n.inputs,
+      { B, L, C, K } = n.attrs;
+    const gx = gradOf(e, x),
+      gw = gradOf(e, w),
+      gb = gradOf(e, bias);
     e.k.conv1dBackward(gx ?? e.zeros([B, L, C]), gw ?? e.zeros([C, K]), gb ?? e.zeros([C]), dy, x, w, B, L, C, K);
     return [gx, gw, gb];
   },
   // see kernels/ref/scan.ts
   scan: (e, n, dy) => {
-    const { B, L, ED, N, chunk } = n.attrs, [x, delta, A, Bm, Cm, D] = n.inputs;
+    const { B, L, ED, N, chunk } = n.attrs,
+      [x, delta, A, Bm, Cm, D] = n.inputs;
     const grads = n.inputs.map((t) => gradOf(e, t));
     const [dx, ddelta, dA, dB, dC, dD] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
     const work = e.zeros([chunk + 1, N]);
@@ -93,7 +107,9 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   },
   // mean CE:  dlogits += (dy / rows) · (softmax − onehot)
   crossEntropy: (e, n, dy) => {
-    const [logits] = n.inputs, gl = gradOf(e, logits), { rows, V } = n.attrs;
+    const [logits] = n.inputs,
+      gl = gradOf(e, logits),
+      { rows, V } = n.attrs;
     if (!gl) return [null];
     const scale = e.zeros([rows]);
     scale.data().fill(dy.data()[0] / rows);
@@ -102,13 +118,15 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   },
   // rotation by −angle (kernels/ref/attention.ts)
   rope: (e, n, dy) => {
-    const gx = gradOf(e, n.inputs[0]), { B, L, H, hd, pos0, theta } = n.attrs;
+    const gx = gradOf(e, n.inputs[0]),
+      { B, L, H, hd, pos0, theta } = n.attrs;
     if (gx) e.k.ropeBackward(gx, dy, B, L, H, hd, pos0, theta);
     return [gx];
   },
   // softmax recomputed from the saved log-sum-exp (kernels/ref/attention.ts)
   attention: (e, n, dy) => {
-    const [q, k, v] = n.inputs, { B, L, H, Hkv, hd } = n.attrs;
+    const [q, k, v] = n.inputs,
+      { B, L, H, Hkv, hd } = n.attrs;
     const grads = n.inputs.map((t) => gradOf(e, t));
     const [gq, gk, gv] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
     // the wasm backend runs the products on its SIMD matmuls (attention-blocked.ts); ref runs the spec
@@ -118,7 +136,9 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   },
   // silu(gate) ⊙ up:  dgate += dy·up·silu'(gate);  dup += dy·silu(gate)
   swiglu: (e, n, dy) => {
-    const [gate, up] = n.inputs, gg = gradOf(e, gate), gu = gradOf(e, up);
+    const [gate, up] = n.inputs,
+      gg = gradOf(e, gate),
+      gu = gradOf(e, up);
     e.k.swigluBackward(gg ?? e.zeros(gate.shape), gu ?? e.zeros(up.shape), dy, gate, up, n.attrs.n);
     return [gg, gu];
   },

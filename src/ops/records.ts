@@ -25,7 +25,11 @@ export interface OpRecords {
   };
   crossEntropy: { inputs: [logits: Tensor]; saved: [lse: Tensor, targets: Tensor]; attrs: { rows: number; V: number } };
   rope: { inputs: [x: Tensor]; saved: []; attrs: { B: number; L: number; H: number; hd: number; pos0: number; theta: number } };
-  attention: { inputs: [q: Tensor, k: Tensor, v: Tensor]; saved: [lse: Tensor]; attrs: { B: number; L: number; H: number; Hkv: number; hd: number } };
+  attention: {
+    inputs: [q: Tensor, k: Tensor, v: Tensor];
+    saved: [lse: Tensor];
+    attrs: { B: number; L: number; H: number; Hkv: number; hd: number };
+  };
   swiglu: { inputs: [gate: Tensor, up: Tensor]; saved: []; attrs: { n: number } };
 }
 

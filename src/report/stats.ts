@@ -15,9 +15,11 @@ export function wilson(successes: number, trials: number, z = Z95): [number, num
   if (!Number.isInteger(successes) || !Number.isInteger(trials) || trials <= 0 || successes < 0 || successes > trials) {
     throw new RangeError(`wilson: need 0 <= successes <= trials and trials > 0, got ${successes}/${trials}`);
   }
-  const n = trials, p = successes / n, z2 = z * z;
+  const n = trials,
+    p = successes / n,
+    z2 = z * z;
   const center = (p + z2 / (2 * n)) / (1 + z2 / n);
-  const half = z * Math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n);
+  const half = (z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n))) / (1 + z2 / n);
   return [Math.max(0, center - half), Math.min(1, center + half)];
 }
 

@@ -20,7 +20,11 @@ import { ratio } from './stats.js';
  * job that reaches its share stops early, an evaluation length predicted to overrun is reported
  * out of budget. --quick uses fixed small step counts and short lengths, with no time budget.
  */
-export interface StudyModel { task: TaskName; arch: TaskArch; method: HanoiMethod | null }
+export interface StudyModel {
+  task: TaskName;
+  arch: TaskArch;
+  method: HanoiMethod | null;
+}
 
 export interface TaskRow {
   task: TaskName;
@@ -61,12 +65,19 @@ export const STUDY: readonly StudyModel[] = [
 ];
 
 /** models/<task>-<arch>[-<method>] */
-export function modelDirName(m: StudyModel): string { return `models/${m.task}-${m.arch}${m.method ? `-${m.method}` : ''}`; }
+export function modelDirName(m: StudyModel): string {
+  return `models/${m.task}-${m.arch}${m.method ? `-${m.method}` : ''}`;
+}
 
 /** Every power of two from 2^lo to 2^hi. */
-export function powersOfTwo(lo: number, hi: number): number[] { return Array.from({ length: hi - lo + 1 }, (_, i) => 2 ** (lo + i)); }
+export function powersOfTwo(lo: number, hi: number): number[] {
+  return Array.from({ length: hi - lo + 1 }, (_, i) => 2 ** (lo + i));
+}
 
-interface EvalPlan { lengths: number[]; n: (length: number) => number }
+interface EvalPlan {
+  lengths: number[];
+  n: (length: number) => number;
+}
 
 /**
  * Lengths and sequences per length of each evaluation. Long lengths get a fixed number of tokens
@@ -87,7 +98,16 @@ export function evalPlan(m: StudyModel, quick: boolean): EvalPlan {
  * get the most: Mamba jumps from chance to solved only after about 1,200 steps, and the
  * transformer's long lengths are the headline's energy figures.
  */
-const WEIGHTS: readonly [number, number][] = [[8, 3], [8, 5], [1.5, 0.2], [3, 0.3], [1.5, 0.2], [3, 0.3], [3, 0.3], [3, 0.3]];
+const WEIGHTS: readonly [number, number][] = [
+  [8, 3],
+  [8, 5],
+  [1.5, 0.2],
+  [3, 0.3],
+  [1.5, 0.2],
+  [3, 0.3],
+  [3, 0.3],
+  [3, 0.3],
+];
 
 export interface StudyOptions {
   out: string;
@@ -104,43 +124,74 @@ export interface StudyOptions {
 /** Run the plan; writes the models under out/models and returns the report (the caller writes the files). */
 export function runStudy(o: StudyOptions): SyntheticReport {
   const log = o.log ?? (() => {});
-  const t0 = performance.now(), c0 = cpuSample();
+  const t0 = performance.now(),
+    c0 = cpuSample();
   const end = o.quick ? undefined : t0 + o.budgetMinutes * 60e3;
-  let weightLeft = WEIGHTS.reduce((a, [t, e]) => a + t + e, 0), weightDone = 0;
+  let weightLeft = WEIGHTS.reduce((a, [t, e]) => a + t + e, 0),
+    weightDone = 0;
   const total = weightLeft;
   // each job's deadline: its weight's share of the time still left
-  const deadline = (w: number) => (end === undefined ? undefined : performance.now() + Math.max(0, end - performance.now()) * w / weightLeft);
+  const deadline = (w: number) =>
+    end === undefined ? undefined : performance.now() + (Math.max(0, end - performance.now()) * w) / weightLeft;
   const rows: TaskRow[] = [];
   STUDY.forEach((m, i) => {
-    const [wt, we] = WEIGHTS[i], dir = modelDirName(m), name = dir.slice('models/'.length);
+    const [wt, we] = WEIGHTS[i],
+      dir = modelDirName(m),
+      name = dir.slice('models/'.length);
     mkdirSync(join(o.out, 'models'), { recursive: true });
     const tf: TaskFile = repro({
-      task: m.task, arch: m.arch, method: m.method, out: join(o.out, dir), quick: o.quick, seed: o.seed, threads: o.threads,
+      task: m.task,
+      arch: m.arch,
+      method: m.method,
+      out: join(o.out, dir),
+      quick: o.quick,
+      seed: o.seed,
+      threads: o.threads,
       deadline: deadline(wt),
-      onStep: (s, steps) => o.progress?.(`train ${name} ${s}/${steps}`, (weightDone + wt * s / steps) / total),
+      onStep: (s, steps) => o.progress?.(`train ${name} ${s}/${steps}`, (weightDone + (wt * s) / steps) / total),
     });
     if (tf.train.stopped_early) log(`${name}: ${tf.train.stopped_early}`);
-    weightLeft -= wt; weightDone += wt;
-    const plan = evalPlan(m, o.quick), e = new Engine({ threads: o.threads });
+    weightLeft -= wt;
+    weightDone += wt;
+    const plan = evalPlan(m, o.quick),
+      e = new Engine({ threads: o.threads });
     try {
       const { model } = loadModel(e, join(o.out, dir));
       const ev = evaluateModel(model, {
-        task: m.task, method: m.method, lengths: plan.lengths, n: plan.n, seed: o.seed + 1000, deadline: deadline(we),
+        task: m.task,
+        method: m.method,
+        lengths: plan.lengths,
+        n: plan.n,
+        seed: o.seed + 1000,
+        deadline: deadline(we),
         onProgress: (length, done, n) => o.progress?.(`eval ${name} at ${length} ${done}/${n}`, weightDone / total),
       });
       rows.push({ task: m.task, arch: m.arch, method: m.method, params: tf.params, model_dir: dir, train: pickTrain(tf), eval: ev });
     } finally {
       e.dispose();
     }
-    weightLeft -= we; weightDone += we;
+    weightLeft -= we;
+    weightDone += we;
   });
   const seconds = (performance.now() - t0) / 1000;
   return {
     machine: {
-      cpu: cpuModel(), logical_cpus: logicalCpus(), node: process.version, platform: `${process.platform}-${process.arch}`,
-      threads: o.threads, watts_per_core: wattsPerCore().watts, watts_source: wattsPerCore().source,
+      cpu: cpuModel(),
+      logical_cpus: logicalCpus(),
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+      threads: o.threads,
+      watts_per_core: wattsPerCore().watts,
+      watts_source: wattsPerCore().source,
     },
-    run: { command: o.command, quick: o.quick, budget_minutes: o.quick ? null : o.budgetMinutes, seed: o.seed, seconds, other_cpu_share: otherCpuShare(c0, cpuSample()) },
+    run: {
+      command: o.command,
+      quick: o.quick,
+      budget_minutes: o.quick ? null : o.budgetMinutes,
+      seed: o.seed,
+      seconds,
+      other_cpu_share: otherCpuShare(c0, cpuSample()),
+    },
     tasks: rows,
     headline: headline(rows),
   };
@@ -154,12 +205,15 @@ function pickTrain(tf: TaskFile): TrainRecord {
 /** Induction heads at the longest length both architectures ran: both accuracies and the ratio of joules per sequence. */
 export function headline(rows: readonly TaskRow[]): Headline | null {
   const find = (arch: TaskArch) => rows.find((r) => r.task === 'induction' && r.arch === arch);
-  const m = find('mamba'), t = find('transformer');
+  const m = find('mamba'),
+    t = find('transformer');
   if (!m || !t) return null;
   const ran = (r: TaskRow, L: number) => r.eval.find((x) => x.length === L && x.accuracy !== null);
   const common = m.eval.map((x) => x.length).filter((L) => ran(m, L) && ran(t, L));
   if (common.length === 0) return null;
-  const L = Math.max(...common), a = ran(m, L) as EvalRow, b = ran(t, L) as EvalRow;
+  const L = Math.max(...common),
+    a = ran(m, L) as EvalRow,
+    b = ran(t, L) as EvalRow;
   return {
     length: L,
     accuracy: { mamba: a.accuracy as number, transformer: b.accuracy as number },

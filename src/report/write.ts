@@ -20,7 +20,11 @@ export const REPORT_JSON = 'synthetic.json';
 export const REPORT_MD = 'synthetic.md';
 export const NOTES_FILE = 'NOTES.md';
 
-export interface ChartFile { file: string; caption: string; chart: Chart }
+export interface ChartFile {
+  file: string;
+  caption: string;
+  chart: Chart;
+}
 
 const byArch = (rows: readonly TaskRow[], task: string, point: (r: TaskRow) => Series['points'], line = true): Series[] =>
   ARCHS.map((arch) => ({ arch, label: arch, line, points: rows.filter((r) => r.task === task && r.arch === arch).flatMap(point) }));
@@ -30,52 +34,78 @@ export function reportCharts(rep: SyntheticReport, curves: ReadonlyMap<string, C
   const ran = (r: TaskRow) => r.eval.filter((e) => e.accuracy !== null);
   const curve = (r: TaskRow) => (curves.get(r.model_dir) ?? []).map((p) => ({ x: p.tokens, y: p.accuracy }));
   // lengths not run are named under the chart, never silently missing
-  const skipped = rep.tasks.filter((r) => r.task === 'induction').flatMap((r) => {
-    const first = r.eval.find((e) => e.accuracy === null);
-    return first ? [`${r.arch} from 2^${Math.log2(first.length)} (${(first.out_of_budget ?? '').split(':')[0]})`] : [];
-  });
+  const skipped = rep.tasks
+    .filter((r) => r.task === 'induction')
+    .flatMap((r) => {
+      const first = r.eval.find((e) => e.accuracy === null);
+      return first ? [`${r.arch} from 2^${Math.log2(first.length)} (${(first.out_of_budget ?? '').split(':')[0]})`] : [];
+    });
   const note = skipped.length ? `out of budget: ${skipped.join('; ')}` : undefined;
   const charts: ChartFile[] = [
     {
-      file: 'induction-accuracy.svg', caption: 'Induction heads: accuracy against sequence length (trained at 256 tokens)',
+      file: 'induction-accuracy.svg',
+      caption: 'Induction heads: accuracy against sequence length (trained at 256 tokens)',
       chart: {
-        title: 'Induction heads: accuracy against length', x: { label: 'sequence length (tokens, log scale)', scale: 'log2' },
-        y: { label: 'accuracy', scale: 'linear', min: 0, max: 1 }, refs: [{ y: 1 / 16, label: 'chance (1/16)' }],
-        series: byArch(rep.tasks, 'induction', (r) => ran(r).map((e) => ({ x: e.length, y: e.accuracy as number }))), note,
+        title: 'Induction heads: accuracy against length',
+        x: { label: 'sequence length (tokens, log scale)', scale: 'log2' },
+        y: { label: 'accuracy', scale: 'linear', min: 0, max: 1 },
+        refs: [{ y: 1 / 16, label: 'chance (1/16)' }],
+        series: byArch(rep.tasks, 'induction', (r) => ran(r).map((e) => ({ x: e.length, y: e.accuracy as number }))),
+        note,
       },
     },
     {
-      file: 'induction-joules.svg', caption: 'Induction heads: joules per sequence against length (estimated)',
+      file: 'induction-joules.svg',
+      caption: 'Induction heads: joules per sequence against length (estimated)',
       chart: {
-        title: 'Induction heads: energy per sequence', x: { label: 'sequence length (tokens, log scale)', scale: 'log2' },
+        title: 'Induction heads: energy per sequence',
+        x: { label: 'sequence length (tokens, log scale)', scale: 'log2' },
         y: { label: `joules per sequence (${rep.headline?.energy_kind ?? 'estimated'})`, scale: 'log10' },
-        series: byArch(rep.tasks, 'induction', (r) => ran(r).map((e) => ({ x: e.length, y: e.joules_per_sequence as number }))), note,
+        series: byArch(rep.tasks, 'induction', (r) => ran(r).map((e) => ({ x: e.length, y: e.joules_per_sequence as number }))),
+        note,
       },
     },
     {
-      file: 'induction-curve.svg', caption: 'Induction heads: accuracy on each training batch against training tokens (learning curve)',
+      file: 'induction-curve.svg',
+      caption: 'Induction heads: accuracy on each training batch against training tokens (learning curve)',
       chart: {
-        title: 'Induction heads: learning curve', x: { label: 'training tokens', scale: 'linear' },
-        y: { label: 'accuracy on training batches', scale: 'linear', min: 0, max: 1 }, refs: [{ y: 1 / 16, label: 'chance' }],
+        title: 'Induction heads: learning curve',
+        x: { label: 'training tokens', scale: 'linear' },
+        y: { label: 'accuracy on training batches', scale: 'linear', min: 0, max: 1 },
+        refs: [{ y: 1 / 16, label: 'chance' }],
         series: byArch(rep.tasks, 'induction', curve),
       },
     },
     {
-      file: 'selective-copy-curve.svg', caption: 'Selective copying: accuracy against training tokens',
+      file: 'selective-copy-curve.svg',
+      caption: 'Selective copying: accuracy against training tokens',
       chart: {
-        title: 'Selective copying: accuracy against training tokens', x: { label: 'training tokens', scale: 'linear' },
-        y: { label: 'data tokens copied (training batches)', scale: 'linear', min: 0, max: 1 }, refs: [{ y: 1 / 18, label: 'chance' }],
+        title: 'Selective copying: accuracy against training tokens',
+        x: { label: 'training tokens', scale: 'linear' },
+        y: { label: 'data tokens copied (training batches)', scale: 'linear', min: 0, max: 1 },
+        refs: [{ y: 1 / 18, label: 'chance' }],
         series: byArch(rep.tasks, 'selective-copy', curve),
       },
     },
     {
-      file: 'hanoi-success.svg', caption: 'Tower of Hanoi: success against inference joules per episode (NS neuro-symbolic, E2E end-to-end; 3 disks trained, 4 unseen)',
+      file: 'hanoi-success.svg',
+      caption:
+        'Tower of Hanoi: success against inference joules per episode (NS neuro-symbolic, E2E end-to-end; 3 disks trained, 4 unseen)',
       chart: {
-        title: 'Tower of Hanoi: success against inference energy', x: { label: 'joules per episode (log scale)', scale: 'log10' },
+        title: 'Tower of Hanoi: success against inference energy',
+        x: { label: 'joules per episode (log scale)', scale: 'log10' },
         y: { label: 'episodes solved', scale: 'linear', min: 0, max: 1 },
-        series: byArch(rep.tasks, 'hanoi', (r) => ran(r).map((e) => ({
-          x: e.joules_per_sequence as number, y: e.accuracy as number, label: `${r.method === 'neuro-symbolic' ? 'NS' : 'E2E'} ${e.length}`,
-        })), false),
+        series: byArch(
+          rep.tasks,
+          'hanoi',
+          (r) =>
+            ran(r).map((e) => ({
+              x: e.joules_per_sequence as number,
+              y: e.accuracy as number,
+              label: `${r.method === 'neuro-symbolic' ? 'NS' : 'E2E'} ${e.length}`,
+            })),
+          false,
+        ),
       },
     },
   ];
@@ -84,7 +114,8 @@ export function reportCharts(rep: SyntheticReport, curves: ReadonlyMap<string, C
 
 /** Curves and recipes of every model of the report, read from its directory. */
 function modelExtras(dir: string, rep: SyntheticReport): { curves: Map<string, CurvePoint[]>; recipes: Map<string, TaskRecipe> } {
-  const curves = new Map<string, CurvePoint[]>(), recipes = new Map<string, TaskRecipe>();
+  const curves = new Map<string, CurvePoint[]>(),
+    recipes = new Map<string, TaskRecipe>();
   for (const t of rep.tasks) {
     const p = join(dir, t.model_dir);
     if (!existsSync(p)) continue;
@@ -104,7 +135,10 @@ export function writeReport(dir: string, rep: SyntheticReport): void {
   const notesPath = join(dir, NOTES_FILE);
   const notes = existsSync(notesPath) ? readFileSync(notesPath, 'utf8') : null;
   writeFileAtomic(join(dir, REPORT_JSON), JSON.stringify(rep, null, 1) + '\n');
-  writeFileAtomic(join(dir, REPORT_MD), renderMarkdown(rep, { curves, recipes, notes, charts: charts.map((c) => ({ file: c.file, caption: c.caption })) }));
+  writeFileAtomic(
+    join(dir, REPORT_MD),
+    renderMarkdown(rep, { curves, recipes, notes, charts: charts.map((c) => ({ file: c.file, caption: c.caption })) }),
+  );
 }
 
 /** Read a report back (to render it again, e.g. after editing NOTES.md). */

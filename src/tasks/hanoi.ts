@@ -32,59 +32,92 @@ export const END = 32;
 export const HANOI_VOCAB = 33;
 export const PEG_NOISE = 0.05;
 export const COPIES = 3;
-export const MOVES: readonly Move[] = [[0, 1], [0, 2], [1, 0], [1, 2], [2, 0], [2, 1]];
+export const MOVES: readonly Move[] = [
+  [0, 1],
+  [0, 2],
+  [1, 0],
+  [1, 2],
+  [2, 0],
+  [2, 1],
+];
 
 export const HANOI_METHODS = ['end-to-end', 'neuro-symbolic'] as const;
 export type HanoiMethod = (typeof HANOI_METHODS)[number];
 
 export const HANOI_NAMES: Vocabulary = [
-  ...Array.from({ length: HANOI_DISKS }, (_, i) => `D${i + 1}`), 'P1', 'P2', 'P3',
-  ...Array.from({ length: DISTRACTORS }, (_, i) => `X${i + 1}`), 'SEP',
-  ...MOVES.map(([f, t]) => `M${f + 1}${t + 1}`), 'END',
+  ...Array.from({ length: HANOI_DISKS }, (_, i) => `D${i + 1}`),
+  'P1',
+  'P2',
+  'P3',
+  ...Array.from({ length: DISTRACTORS }, (_, i) => `X${i + 1}`),
+  'SEP',
+  ...MOVES.map(([f, t]) => `M${f + 1}${t + 1}`),
+  'END',
 ];
 
-export interface HanoiScene { disks: number[]; pegs: number[] }
+export interface HanoiScene {
+  disks: number[];
+  pegs: number[];
+}
 
 /** n distinct sizes (ascending, uniform among the subsets of six), each on a uniformly random peg. */
 export function hanoiScene(rng: Rng, n: number): HanoiScene {
   if (!Number.isInteger(n) || n < 1 || n > HANOI_DISKS) throw new RangeError(`hanoi: disks must be 1 to ${HANOI_DISKS}, got ${n}`);
   const sizes = Array.from({ length: HANOI_DISKS }, (_, i) => i);
-  for (let i = 0; i < n; i++) { const j = i + rng.int(HANOI_DISKS - i); [sizes[i], sizes[j]] = [sizes[j], sizes[i]]; }
+  for (let i = 0; i < n; i++) {
+    const j = i + rng.int(HANOI_DISKS - i);
+    [sizes[i], sizes[j]] = [sizes[j], sizes[i]];
+  }
   const disks = sizes.slice(0, n).sort((a, b) => a - b);
   return { disks, pegs: disks.map(() => rng.int(PEGS)) };
 }
 
 /** Observation tokens for n disks: 3n pairs, 6n distractors, SEP. */
-export function observationLength(n: number): number { return 4 * COPIES * n + 1; }
+export function observationLength(n: number): number {
+  return 4 * COPIES * n + 1;
+}
 
-export interface Observation { ids: Int32Array; replaced: number }
+export interface Observation {
+  ids: Int32Array;
+  replaced: number;
+}
 
 /** The observation of a scene; `replaced` counts peg tokens redrawn (a redraw may give the same peg). */
 export function observe(rng: Rng, scene: HanoiScene, noise = PEG_NOISE): Observation {
-  const n = scene.disks.length, items: number[][] = [];
+  const n = scene.disks.length,
+    items: number[][] = [];
   let replaced = 0;
   for (let c = 0; c < COPIES; c++) {
     scene.disks.forEach((d, i) => {
       let peg = scene.pegs[i];
-      if (rng.uniform() < noise) { peg = rng.int(PEGS); replaced++; }
+      if (rng.uniform() < noise) {
+        peg = rng.int(PEGS);
+        replaced++;
+      }
       items.push([DISK0 + d, PEG0 + peg]);
     });
   }
   for (let i = 0; i < 2 * COPIES * n; i++) items.push([DISTRACTOR0 + rng.int(DISTRACTORS)]);
-  for (let i = items.length - 1; i > 0; i--) { const j = rng.int(i + 1); [items[i], items[j]] = [items[j], items[i]]; }
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [items[i], items[j]] = [items[j], items[i]];
+  }
   return { ids: Int32Array.from([...items.flat(), SEP]), replaced };
 }
 
 /** What the model must emit after SEP: the optimal moves, or the pegs smallest first; then END. */
 export function hanoiTarget(scene: HanoiScene, method: HanoiMethod): Int32Array {
-  const body = method === 'end-to-end'
-    ? planHanoi(scene.pegs).map(([f, t]) => MOVE0 + MOVES.findIndex((m) => m[0] === f && m[1] === t))
-    : scene.pegs.map((p) => PEG0 + p);
+  const body =
+    method === 'end-to-end'
+      ? planHanoi(scene.pegs).map(([f, t]) => MOVE0 + MOVES.findIndex((m) => m[0] === f && m[1] === t))
+      : scene.pegs.map((p) => PEG0 + p);
   return Int32Array.from([...body, END]);
 }
 
 /** Training length for n-disk scenes, the same for both methods (so both see the same tokens): observation + the longest move list. */
-export function hanoiTrainLength(n: number): number { return observationLength(n) + 2 ** n - 1; }
+export function hanoiTrainLength(n: number): number {
+  return observationLength(n) + 2 ** n - 1;
+}
 
 /** The neuro-symbolic queries: the disk tokens an observation names, smallest first, then SEP. */
 export function parserQueries(obs: ArrayLike<number>): Int32Array {
@@ -101,7 +134,13 @@ export function parserQueries(obs: ArrayLike<number>): Int32Array {
  * largest disk" and fails on a fourth disk; in random order it must look each disk up. Evaluation
  * asks smallest first. Padded with END to L.
  */
-export function hanoiSequence(scene: HanoiScene, obs: Int32Array, method: HanoiMethod, L: number, rng: Rng | null = null): { ids: Int32Array; at: number[]; targets: Int32Array } {
+export function hanoiSequence(
+  scene: HanoiScene,
+  obs: Int32Array,
+  method: HanoiMethod,
+  L: number,
+  rng: Rng | null = null,
+): { ids: Int32Array; at: number[]; targets: Int32Array } {
   let tail: Int32Array, targets: Int32Array, first: number;
   if (method === 'end-to-end') {
     targets = hanoiTarget(scene, method);
@@ -109,12 +148,17 @@ export function hanoiSequence(scene: HanoiScene, obs: Int32Array, method: HanoiM
     first = obs.length - 1;
   } else {
     const order = scene.disks.map((_, i) => i);
-    if (rng) for (let i = order.length - 1; i > 0; i--) { const j = rng.int(i + 1); [order[i], order[j]] = [order[j], order[i]]; }
+    if (rng)
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = rng.int(i + 1);
+        [order[i], order[j]] = [order[j], order[i]];
+      }
     tail = Int32Array.from([...order.map((i) => DISK0 + scene.disks[i]), SEP]);
     targets = Int32Array.from([...order.map((i) => PEG0 + scene.pegs[i]), END]);
     first = obs.length;
   }
-  if (obs.length + tail.length > L) throw new RangeError(`hanoi: ${obs.length + tail.length} tokens do not fit in a training length of ${L}`);
+  if (obs.length + tail.length > L)
+    throw new RangeError(`hanoi: ${obs.length + tail.length} tokens do not fit in a training length of ${L}`);
   const ids = new Int32Array(L).fill(END);
   ids.set(obs);
   ids.set(tail, obs.length);
@@ -123,13 +167,21 @@ export function hanoiSequence(scene: HanoiScene, obs: Int32Array, method: HanoiM
 
 /** B training sequences of n-disk scenes (see hanoiSequence). */
 export function hanoiBatch(rng: Rng, B: number, n: number, method: HanoiMethod, L = hanoiTrainLength(n)): ScoredBatch {
-  return packBatch(L, Array.from({ length: B }, () => {
-    const scene = hanoiScene(rng, n), obs = observe(rng, scene).ids;
-    return hanoiSequence(scene, obs, method, L, rng);
-  }));
+  return packBatch(
+    L,
+    Array.from({ length: B }, () => {
+      const scene = hanoiScene(rng, n),
+        obs = observe(rng, scene).ids;
+      return hanoiSequence(scene, obs, method, L, rng);
+    }),
+  );
 }
 
-export interface EpisodeResult { success: boolean; moves: Move[]; reason: string }
+export interface EpisodeResult {
+  success: boolean;
+  moves: Move[];
+  reason: string;
+}
 
 /**
  * Score what a model emitted after SEP (up to and including END) for the true scene: the moves
@@ -137,12 +189,14 @@ export interface EpisodeResult { success: boolean; moves: Move[]; reason: string
  * the goal. Output without END, or with a token of the wrong kind, fails.
  */
 export function scoreEpisode(scene: HanoiScene, method: HanoiMethod, output: ArrayLike<number>): EpisodeResult {
-  const toks = Array.from(output), end = toks.indexOf(END);
+  const toks = Array.from(output),
+    end = toks.indexOf(END);
   if (end < 0) return { success: false, moves: [], reason: 'no END' };
   const body = toks.slice(0, end);
   let moves: Move[];
   if (method === 'end-to-end') {
-    if (body.some((t) => t < MOVE0 || t >= MOVE0 + MOVES.length)) return { success: false, moves: [], reason: 'a token that is not a move' };
+    if (body.some((t) => t < MOVE0 || t >= MOVE0 + MOVES.length))
+      return { success: false, moves: [], reason: 'a token that is not a move' };
     moves = body.map((t) => MOVES[t - MOVE0]);
   } else {
     if (body.some((t) => t < PEG0 || t >= PEG0 + PEGS)) return { success: false, moves: [], reason: 'a token that is not a peg' };

@@ -16,14 +16,20 @@ export const INDUCTION_MIN_LENGTH = 3;
 
 export const INDUCTION_NAMES: Vocabulary = [...Array.from({ length: INDUCTION_CONTENT }, (_, i) => `c${i}`), 'TRIG'];
 
-export interface InductionSequence { ids: Int32Array; trigger: number; answer: number }
+export interface InductionSequence {
+  ids: Int32Array;
+  trigger: number;
+  answer: number;
+}
 
 /** One sequence of length L ≥ 3; draws L − 1 content tokens, then p, then a, in that order. */
 export function inductionSequence(rng: Rng, L: number): InductionSequence {
-  if (!Number.isInteger(L) || L < INDUCTION_MIN_LENGTH) throw new RangeError(`induction: length must be at least ${INDUCTION_MIN_LENGTH}, got ${L}`);
+  if (!Number.isInteger(L) || L < INDUCTION_MIN_LENGTH)
+    throw new RangeError(`induction: length must be at least ${INDUCTION_MIN_LENGTH}, got ${L}`);
   const ids = new Int32Array(L);
   for (let t = 0; t < L - 1; t++) ids[t] = rng.int(INDUCTION_CONTENT);
-  const trigger = rng.int(L - 2), answer = rng.int(INDUCTION_CONTENT);
+  const trigger = rng.int(L - 2),
+    answer = rng.int(INDUCTION_CONTENT);
   ids[trigger] = INDUCTION_TRIGGER;
   ids[trigger + 1] = answer;
   ids[L - 1] = INDUCTION_TRIGGER;
@@ -32,8 +38,11 @@ export function inductionSequence(rng: Rng, L: number): InductionSequence {
 
 /** B sequences of length L, each scored at its last position. */
 export function inductionBatch(rng: Rng, B: number, L: number): ScoredBatch {
-  return packBatch(L, Array.from({ length: B }, () => {
-    const s = inductionSequence(rng, L);
-    return { ids: s.ids, at: [L - 1], targets: [s.answer] };
-  }));
+  return packBatch(
+    L,
+    Array.from({ length: B }, () => {
+      const s = inductionSequence(rng, L);
+      return { ids: s.ids, at: [L - 1], targets: [s.answer] };
+    }),
+  );
 }

@@ -21,8 +21,10 @@ export function checkState(pegs: readonly number[]): void {
  */
 export function planHanoi(pegs: readonly number[], goal = PEGS - 1): Move[] {
   checkState(pegs);
-  const state = [...pegs], moves: Move[] = [];
-  const gather = (k: number, target: number): void => {   // disks 0..k-1 onto target
+  const state = [...pegs],
+    moves: Move[] = [];
+  const gather = (k: number, target: number): void => {
+    // disks 0..k-1 onto target
     for (let d = k - 1; d >= 0; d--) {
       if (state[d] === target) continue;
       const spare = PEGS - state[d] - target;
@@ -52,11 +54,12 @@ export interface CheckResult {
 export function checkMoves(pegs: readonly number[], moves: readonly Move[], goal = PEGS - 1): CheckResult {
   checkState(pegs);
   const state = [...pegs];
-  const top = (p: number) => state.indexOf(p);              // disks are smallest first: the first on p is its top
+  const top = (p: number) => state.indexOf(p); // disks are smallest first: the first on p is its top
   for (let i = 0; i < moves.length; i++) {
     const [from, to] = moves[i];
     const ok = Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from < PEGS && to >= 0 && to < PEGS && from !== to;
-    const d = ok ? top(from) : -1, under = ok ? top(to) : -1;
+    const d = ok ? top(from) : -1,
+      under = ok ? top(to) : -1;
     if (d < 0 || (under >= 0 && under < d)) return { legal: false, solved: false, firstIllegal: i, final: state };
     state[d] = to;
   }

@@ -21,7 +21,11 @@ import type { HanoiMethod, TaskName } from './registry.js';
 export const ARCHS = ['mamba', 'transformer'] as const;
 export type TaskArch = (typeof ARCHS)[number];
 
-export interface ModelShape { dModel: number; layers: number; dState: number }
+export interface ModelShape {
+  dModel: number;
+  layers: number;
+  dState: number;
+}
 
 export interface TaskRecipe {
   task: TaskName;
@@ -37,8 +41,16 @@ export interface TaskRecipe {
 }
 
 interface Base {
-  model: ModelShape; steps: number; quickSteps: number; batch: number; seqLen: number; quickSeqLen: number;
-  lr: number; minLr: number; weightDecay: number; disks: number | null;
+  model: ModelShape;
+  steps: number;
+  quickSteps: number;
+  batch: number;
+  seqLen: number;
+  quickSeqLen: number;
+  lr: number;
+  minLr: number;
+  weightDecay: number;
+  disks: number | null;
   /** Steps of the final decay (warmup-stable-decay); absent: cosine over the whole run. */
   decaySteps?: number;
 }
@@ -56,31 +68,78 @@ const HANOI_DISKS_TRAIN = 3;
 function base(task: TaskName, method: HanoiMethod | null): Base {
   switch (task) {
     case 'induction':
-      return { model: d64, steps: 3000, quickSteps: 12, batch: 8, seqLen: 256, quickSeqLen: 256, lr: 3e-3, minLr: 3e-5, weightDecay: 0, disks: null, decaySteps: 1000 };
+      return {
+        model: d64,
+        steps: 3000,
+        quickSteps: 12,
+        batch: 8,
+        seqLen: 256,
+        quickSeqLen: 256,
+        lr: 3e-3,
+        minLr: 3e-5,
+        weightDecay: 0,
+        disks: null,
+        decaySteps: 1000,
+      };
     case 'selective-copy':
-      return { model: d64, steps: 600, quickSteps: 8, batch: 8, seqLen: 1024, quickSeqLen: 128, lr: 3e-3, minLr: 3e-3, weightDecay: 0, disks: null };
+      return {
+        model: d64,
+        steps: 600,
+        quickSteps: 8,
+        batch: 8,
+        seqLen: 1024,
+        quickSeqLen: 128,
+        lr: 3e-3,
+        minLr: 3e-3,
+        weightDecay: 0,
+        disks: null,
+      };
     case 'hanoi': {
       const L = hanoiTrainLength(HANOI_DISKS_TRAIN);
       // the end-to-end planner gets the larger model (it has to plan, not only read)
       const model = method === 'end-to-end' ? { dModel: 64, layers: 4, dState: 16 } : { dModel: 32, layers: 2, dState: 16 };
-      return { model, steps: 3000, quickSteps: 12, batch: 16, seqLen: L, quickSeqLen: L, lr: 3e-3, minLr: 3e-4, weightDecay: 0.1, disks: HANOI_DISKS_TRAIN };
+      return {
+        model,
+        steps: 3000,
+        quickSteps: 12,
+        batch: 16,
+        seqLen: L,
+        quickSeqLen: L,
+        lr: 3e-3,
+        minLr: 3e-4,
+        weightDecay: 0.1,
+        disks: HANOI_DISKS_TRAIN,
+      };
     }
   }
 }
 
-export interface RecipeOptions { steps?: number; quick?: boolean }
+export interface RecipeOptions {
+  steps?: number;
+  quick?: boolean;
+}
 
 /** The recipe of one model of the study; `steps` overrides the step count. */
 export function recipeFor(task: TaskName, arch: TaskArch, method: HanoiMethod | null, o: RecipeOptions = {}): TaskRecipe {
   if (task !== 'hanoi' && method !== null) throw inputError(`--method applies to the hanoi task only, not ${task}`);
-  const m = task === 'hanoi' ? method ?? 'neuro-symbolic' : null;
+  const m = task === 'hanoi' ? (method ?? 'neuro-symbolic') : null;
   const b = base(task, m);
   const steps = o.steps ?? (o.quick ? b.quickSteps : b.steps);
   return {
-    task, arch, method: m, model: b.model,
+    task,
+    arch,
+    method: m,
+    model: b.model,
     train: {
-      steps, batch: b.batch, seqLen: o.quick ? b.quickSeqLen : b.seqLen, disks: b.disks,
-      lr: b.lr, warmup: Math.min(100, Math.ceil(steps / 10)), minLr: b.minLr, weightDecay: b.weightDecay, clip: 1,
+      steps,
+      batch: b.batch,
+      seqLen: o.quick ? b.quickSeqLen : b.seqLen,
+      disks: b.disks,
+      lr: b.lr,
+      warmup: Math.min(100, Math.ceil(steps / 10)),
+      minLr: b.minLr,
+      weightDecay: b.weightDecay,
+      clip: 1,
       ...(b.decaySteps !== undefined ? { decaySteps: b.decaySteps } : {}),
     },
   };
@@ -88,12 +147,26 @@ export function recipeFor(task: TaskName, arch: TaskArch, method: HanoiMethod | 
 
 function mambaConfig(s: ModelShape, task: TaskName) {
   const t = TASKS[task];
-  return createMambaConfig({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: t.vocabSize, tokenizer: 'file', eosTokenId: t.eos ?? 0 });
+  return createMambaConfig({
+    dModel: s.dModel,
+    nLayer: s.layers,
+    dState: s.dState,
+    vocabSize: t.vocabSize,
+    tokenizer: 'file',
+    eosTokenId: t.eos ?? 0,
+  });
 }
 
 function llamaConfig(s: ModelShape, task: TaskName, intermediateSize: number): LlamaConfig {
   const t = TASKS[task];
-  return createLlamaConfig({ dModel: s.dModel, nLayer: s.layers, intermediateSize, vocabSize: t.vocabSize, tokenizer: 'file', eosTokenId: t.eos });
+  return createLlamaConfig({
+    dModel: s.dModel,
+    nLayer: s.layers,
+    intermediateSize,
+    vocabSize: t.vocabSize,
+    tokenizer: 'file',
+    eosTokenId: t.eos,
+  });
 }
 
 function llamaParameters(c: LlamaConfig): number {

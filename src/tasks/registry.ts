@@ -28,18 +28,36 @@ export interface TaskSpec {
 
 export const TASKS: Readonly<Record<TaskName, TaskSpec>> = {
   induction: {
-    name: 'induction', names: INDUCTION_NAMES, vocabSize: INDUCTION_VOCAB, eos: null, among: INDUCTION_CONTENT,
-    lengthUnit: 'tokens', minLength: INDUCTION_MIN_LENGTH, maxLength: 1 << 24,
+    name: 'induction',
+    names: INDUCTION_NAMES,
+    vocabSize: INDUCTION_VOCAB,
+    eos: null,
+    among: INDUCTION_CONTENT,
+    lengthUnit: 'tokens',
+    minLength: INDUCTION_MIN_LENGTH,
+    maxLength: 1 << 24,
     batch: (rng, B, L) => inductionBatch(rng, B, L),
   },
   'selective-copy': {
-    name: 'selective-copy', names: COPY_NAMES, vocabSize: COPY_VOCAB, eos: null, among: COPY_VOCAB,
-    lengthUnit: 'tokens', minLength: COPY_MIN_LENGTH, maxLength: 1 << 24,
+    name: 'selective-copy',
+    names: COPY_NAMES,
+    vocabSize: COPY_VOCAB,
+    eos: null,
+    among: COPY_VOCAB,
+    lengthUnit: 'tokens',
+    minLength: COPY_MIN_LENGTH,
+    maxLength: 1 << 24,
     batch: (rng, B, L) => selectiveCopyBatch(rng, B, L),
   },
   hanoi: {
-    name: 'hanoi', names: HANOI_NAMES, vocabSize: HANOI_VOCAB, eos: END, among: HANOI_VOCAB,
-    lengthUnit: 'disks', minLength: 1, maxLength: HANOI_DISKS,
+    name: 'hanoi',
+    names: HANOI_NAMES,
+    vocabSize: HANOI_VOCAB,
+    eos: END,
+    among: HANOI_VOCAB,
+    lengthUnit: 'disks',
+    minLength: 1,
+    maxLength: HANOI_DISKS,
     batch: (rng, B, n, method) => hanoiBatch(rng, B, n, method ?? 'neuro-symbolic'),
   },
 };
@@ -55,12 +73,32 @@ export type { HanoiMethod };
  */
 export function tokenizerJson(names: Vocabulary, unk: string, special: readonly number[]): string {
   const vocab = Object.fromEntries(names.map((n, i) => [n, i]));
-  const added = special.map((id) => ({ id, content: names[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
-  return JSON.stringify({
-    version: '1.0', truncation: null, padding: null, added_tokens: added, normalizer: null,
-    pre_tokenizer: { type: 'WhitespaceSplit' }, post_processor: null, decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
-    model: { type: 'WordPiece', unk_token: unk, continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
-  }, null, 1) + '\n';
+  const added = special.map((id) => ({
+    id,
+    content: names[id],
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  }));
+  return (
+    JSON.stringify(
+      {
+        version: '1.0',
+        truncation: null,
+        padding: null,
+        added_tokens: added,
+        normalizer: null,
+        pre_tokenizer: { type: 'WhitespaceSplit' },
+        post_processor: null,
+        decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
+        model: { type: 'WordPiece', unk_token: unk, continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+      },
+      null,
+      1,
+    ) + '\n'
+  );
 }
 
 /** The tokenizer.json of a task's checkpoints. */

@@ -22,7 +22,13 @@ import type { HanoiMethod, TaskName } from './registry.js';
  */
 export const TASK_FILE = 'frugal_task.json';
 
-export interface TrainRecord { steps: number; tokens: number; seconds: number; joules: number; energy_kind: EnergyKind }
+export interface TrainRecord {
+  steps: number;
+  tokens: number;
+  seconds: number;
+  joules: number;
+  energy_kind: EnergyKind;
+}
 
 export interface TaskFile {
   format: 'frugal-task/1';
@@ -57,17 +63,31 @@ export function repro(o: ReproOptions): TaskFile {
   const e = new Engine({ kernels: o.kernels ?? 'wasm', threads: o.threads });
   try {
     const model = buildModel(e, recipe, Rng.fromSeed(o.seed));
-    const data = Rng.fromSeed(o.seed + 1), t = recipe.train, spec = TASKS[o.task];
+    const data = Rng.fromSeed(o.seed + 1),
+      t = recipe.train,
+      spec = TASKS[o.task];
     const size = t.disks ?? t.seqLen;
     const r = trainScored(model, t, () => spec.batch(data, t.batch, size, recipe.method), {
-      deadline: o.deadline, among: spec.among,
+      deadline: o.deadline,
+      among: spec.among,
       onStep: (s, loss, tokens) => o.onStep?.(s, t.steps, loss, tokens),
     });
     const file: TaskFile = {
-      format: 'frugal-task/1', task: o.task, arch: o.arch, method: recipe.method, params: model.parameterCount, seed: o.seed, recipe,
+      format: 'frugal-task/1',
+      task: o.task,
+      arch: o.arch,
+      method: recipe.method,
+      params: model.parameterCount,
+      seed: o.seed,
+      recipe,
       train: {
-        steps: r.steps, tokens: r.tokens, seconds: r.seconds, joules: r.energy.joules, energy_kind: r.energy.kind,
-        energy_method: r.energy.method, stopped_early: r.stoppedEarly,
+        steps: r.steps,
+        tokens: r.tokens,
+        seconds: r.seconds,
+        joules: r.energy.joules,
+        energy_kind: r.energy.kind,
+        energy_method: r.energy.method,
+        stopped_early: r.stoppedEarly,
       },
       curve: r.curve,
     };
@@ -90,7 +110,10 @@ export function saveTaskModel(dir: string, model: TrainableModel, file: TaskFile
 /** frugal_task.json of a model directory, checked enough to trust its task and method. */
 export function readTaskFile(dir: string): TaskFile {
   const p = join(dir, TASK_FILE);
-  if (!existsSync(p)) throw inputError(`${dir} has no ${TASK_FILE}: it was not made by 'frugal repro' (train one with 'frugal repro <task> --arch mamba --out ${dir}')`);
+  if (!existsSync(p))
+    throw inputError(
+      `${dir} has no ${TASK_FILE}: it was not made by 'frugal repro' (train one with 'frugal repro <task> --arch mamba --out ${dir}')`,
+    );
   let f: TaskFile;
   try {
     f = JSON.parse(readFileSync(p, 'utf8')) as TaskFile;
@@ -100,6 +123,7 @@ export function readTaskFile(dir: string): TaskFile {
   if (f.format !== 'frugal-task/1' || !(TASK_NAMES as readonly string[]).includes(f.task)) {
     throw inputError(`${p}: not a frugal task file (format ${JSON.stringify(f.format)}, task ${JSON.stringify(f.task)})`);
   }
-  if (f.task === 'hanoi' && !(HANOI_METHODS as readonly string[]).includes(f.method ?? '')) throw inputError(`${p}: unknown Hanoi method ${JSON.stringify(f.method)}`);
+  if (f.task === 'hanoi' && !(HANOI_METHODS as readonly string[]).includes(f.method ?? ''))
+    throw inputError(`${p}: unknown Hanoi method ${JSON.stringify(f.method)}`);
   return f;
 }

@@ -16,13 +16,19 @@ export interface ScoredBatch {
 
 /** Gather a batch from per-sequence parts: sequences of length L, and per sequence the scored positions and targets. */
 export function packBatch(L: number, seqs: readonly { ids: Int32Array; at: ArrayLike<number>; targets: ArrayLike<number> }[]): ScoredBatch {
-  const B = seqs.length, ids = new Int32Array(B * L);
-  const n = seqs.reduce((a, s) => a + s.at.length, 0), rows = new Int32Array(n), targets = new Int32Array(n);
+  const B = seqs.length,
+    ids = new Int32Array(B * L);
+  const n = seqs.reduce((a, s) => a + s.at.length, 0),
+    rows = new Int32Array(n),
+    targets = new Int32Array(n);
   let k = 0;
   seqs.forEach((s, b) => {
     if (s.ids.length !== L) throw new Error(`packBatch: sequence ${b} has ${s.ids.length} tokens, not ${L}`);
     ids.set(s.ids, b * L);
-    for (let i = 0; i < s.at.length; i++, k++) { rows[k] = b * L + s.at[i]; targets[k] = s.targets[i]; }
+    for (let i = 0; i < s.at.length; i++, k++) {
+      rows[k] = b * L + s.at[i];
+      targets[k] = s.targets[i];
+    }
   });
   return { B, L, ids, rows, targets };
 }

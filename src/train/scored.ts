@@ -36,7 +36,12 @@ export function scheduledLr(step: number, r: ScoredRecipe): number {
 }
 
 /** Mean over a window of steps: the learning curve. Accuracy is on each step's fresh batch, before its update. */
-export interface CurvePoint { step: number; tokens: number; loss: number; accuracy: number }
+export interface CurvePoint {
+  step: number;
+  tokens: number;
+  loss: number;
+  accuracy: number;
+}
 
 export interface ScoredTrainResult {
   steps: number;
@@ -50,8 +55,15 @@ export interface ScoredTrainResult {
 
 /** Index of the largest of the first `among` values of row r of logits (rows, V); ties go to the lower id. */
 export function argmaxRow(logits: ArrayLike<number>, r: number, V: number, among = V): number {
-  let best = 0, bv = -Infinity;
-  for (let j = 0; j < among; j++) { const x = logits[r * V + j]; if (x > bv) { bv = x; best = j; } }
+  let best = 0,
+    bv = -Infinity;
+  for (let j = 0; j < among; j++) {
+    const x = logits[r * V + j];
+    if (x > bv) {
+      bv = x;
+      best = j;
+    }
+  }
   return best;
 }
 
@@ -65,8 +77,8 @@ export function countCorrect(picked: ArrayLike<number>, targets: Int32Array, V: 
 /** Logits (n, V) at the scored positions of a batch, differentiable. */
 export function scoredLogits(model: TrainableModel, b: ScoredBatch): Tensor {
   const e = model.e;
-  const logits = model.forward(b.ids, b.B, b.L);                           // (B, L, V)
-  return op.gatherRows(e, logits, e.ids(b.rows));                          // (n, V)
+  const logits = model.forward(b.ids, b.B, b.L); // (B, L, V)
+  return op.gatherRows(e, logits, e.ids(b.rows)); // (n, V)
 }
 
 export interface ScoredHooks {
@@ -81,14 +93,26 @@ export interface ScoredHooks {
 }
 
 /** Train `model` for recipe.steps steps on batches from `next(step)`; energy covers the whole loop. */
-export function trainScored(model: TrainableModel, r: ScoredRecipe, next: (step: number) => ScoredBatch, hooks: ScoredHooks = {}): ScoredTrainResult {
-  const e = model.e, V = model.config.vocabSize;
+export function trainScored(
+  model: TrainableModel,
+  r: ScoredRecipe,
+  next: (step: number) => ScoredBatch,
+  hooks: ScoredHooks = {},
+): ScoredTrainResult {
+  const e = model.e,
+    V = model.config.vocabSize;
   const opt = new AdamW(e, model.specs, model.params, { lr: r.lr, weightDecay: r.weightDecay });
   const every = Math.max(1, hooks.curveEvery ?? Math.round(r.steps / 40));
   const curve: CurvePoint[] = [];
   const energy = startEnergy();
   const t0 = performance.now();
-  let tokens = 0, step = 0, wLoss = 0, wCorrect = 0, wTotal = 0, wSteps = 0, stoppedEarly: string | null = null;
+  let tokens = 0,
+    step = 0,
+    wLoss = 0,
+    wCorrect = 0,
+    wTotal = 0,
+    wSteps = 0,
+    stoppedEarly: string | null = null;
   while (step < r.steps) {
     if (hooks.deadline !== undefined && performance.now() > hooks.deadline) {
       stoppedEarly = `time budget reached after ${step} of ${r.steps} steps`;
@@ -105,10 +129,15 @@ export function trainScored(model: TrainableModel, r: ScoredRecipe, next: (step:
     opt.update(scheduledLr(step, r), r.clip);
     model.weightsChanged();
     tokens += b.B * b.L;
-    wLoss += loss; wTotal += b.targets.length; wSteps++;
+    wLoss += loss;
+    wTotal += b.targets.length;
+    wSteps++;
     if (step % every === 0 || step === r.steps) {
       curve.push({ step, tokens, loss: wLoss / wSteps, accuracy: wCorrect / wTotal });
-      wLoss = 0; wCorrect = 0; wTotal = 0; wSteps = 0;
+      wLoss = 0;
+      wCorrect = 0;
+      wTotal = 0;
+      wSteps = 0;
     }
     hooks.onStep?.(step, loss, tokens);
   }

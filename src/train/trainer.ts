@@ -132,15 +132,20 @@ export function evaluate(model: TrainableModel, val: TokenData, L: number, maxWi
   let nats = 0;
   for (let r0 = 0; r0 < w.count; r0 += B) {
     const rows = Math.min(B, w.count - r0);
-    const ids = w.inputs.subarray(r0 * L, (r0 + rows) * L), targets = w.targets.subarray(r0 * L, (r0 + rows) * L);
+    const ids = w.inputs.subarray(r0 * L, (r0 + rows) * L),
+      targets = w.targets.subarray(r0 * L, (r0 + rows) * L);
     nats += model.e.scope(() => model.loss(ids, targets, rows, L).data()[0]) * rows;
   }
   return nats / w.count / Math.LN2 / bytesPerToken;
 }
 
 /** The corpus as token ids for a model: raw bytes, or the ids of the checkpoint's tokenizer.json. */
-function tokenize(tok: HFTokenizer | null, train: Uint8Array, val: Uint8Array, log: (m: string) => void):
-  { train: TokenData; val: TokenData; bytesPerToken: number } {
+function tokenize(
+  tok: HFTokenizer | null,
+  train: Uint8Array,
+  val: Uint8Array,
+  log: (m: string) => void,
+): { train: TokenData; val: TokenData; bytesPerToken: number } {
   if (!tok) return { train, val, bytesPerToken: 1 };
   const t0 = performance.now();
   const dec = new TextDecoder();
@@ -152,10 +157,14 @@ function tokenize(tok: HFTokenizer | null, train: Uint8Array, val: Uint8Array, l
     for (let i = 0; i < text.length; i += PIECE) parts.push(tok.encode(text.slice(i, i + PIECE)));
     const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
     let o = 0;
-    for (const p of parts) { out.set(p, o); o += p.length; }
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
     return out;
   };
-  const tt = enc(train), tv = enc(val);
+  const tt = enc(train),
+    tv = enc(val);
   log(`tokenised the corpus with ${tok.file}: ${tt.length + tv.length} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return { train: tt, val: tv, bytesPerToken: val.length / Math.max(1, tv.length) };
 }
@@ -173,12 +182,18 @@ function adoptSaved(o: TrainOptions, state: TrainerState, log: (m: string) => vo
   for (const [k, v] of Object.entries({ ...state.options, data: state.data.spec })) {
     if (MACHINE_OPTIONS.has(k) || v === undefined) continue;
     const explicit = o.explicit ? o.explicit.includes(k) : k in given;
-    if (!explicit || given[k] === v) { out[k] = v; continue; }
+    if (!explicit || given[k] === v) {
+      out[k] = v;
+      continue;
+    }
     if (FREE_ON_RESUME.has(k)) continue;
-    const was = `${flagName(k)} ${String(v)}`, now = `${flagName(k)} ${String(given[k])}`;
+    const was = `${flagName(k)} ${String(v)}`,
+      now = `${flagName(k)} ${String(given[k])}`;
     if (!o.force) {
-      throw inputError(`--resume: ${o.out} was trained with ${was}, and ${now} contradicts it; drop ${flagName(k)} to continue ` +
-        'the run exactly as it was, or add --force to change it');
+      throw inputError(
+        `--resume: ${o.out} was trained with ${was}, and ${now} contradicts it; drop ${flagName(k)} to continue ` +
+          'the run exactly as it was, or add --force to change it',
+      );
     }
     log(`--force: continuing ${o.out} with ${now} instead of ${was}`);
   }
@@ -208,9 +223,16 @@ export interface TrainingRun {
  */
 export function startTraining(input: TrainOptions, hooks: TrainHooks = {}): TrainingRun {
   const log = hooks.log ?? (() => {});
-  const out = openOutputDir(input.out, {
-    flag: '--out', inputs: [input.data === 'sotu' ? null : input.data, input.init], force: input.force, resume: input.resume,
-  }, (m) => log(`warning: ${m}`));
+  const out = openOutputDir(
+    input.out,
+    {
+      flag: '--out',
+      inputs: [input.data === 'sotu' ? null : input.data, input.init],
+      force: input.force,
+      resume: input.resume,
+    },
+    (m) => log(`warning: ${m}`),
+  );
   try {
     return new Steps(prepareRun(input, out, log), out, hooks);
   } catch (e) {
@@ -221,8 +243,17 @@ export function startTraining(input: TrainOptions, hooks: TrainHooks = {}): Trai
 
 /** Everything a run steps with, loaded or created. */
 interface PreparedRun {
-  o: TrainOptions; e: Engine; model: TrainableModel; opt: AdamW; state: TrainerState; dataRng: Rng;
-  trainData: TokenData; val: TokenData; bytesPerToken: number; unigramBpb: number; resuming: boolean;
+  o: TrainOptions;
+  e: Engine;
+  model: TrainableModel;
+  opt: AdamW;
+  state: TrainerState;
+  dataRng: Rng;
+  trainData: TokenData;
+  val: TokenData;
+  bytesPerToken: number;
+  unigramBpb: number;
+  resuming: boolean;
 }
 
 /** Restore a saved run (model, optimiser, data order, options) or create a new one. */
@@ -255,18 +286,35 @@ function prepareRun(input: TrainOptions, out: OutputDir, log: (m: string) => voi
       model = loadModel(e, o.init).model;
       log(`starting from ${o.init}`);
     } else {
-      model = createModel(o.arch, e, { dModel: o.dModel, layers: o.layers, dState: o.dState, heads: o.heads, vocabSize: 256 }, Rng.fromSeed(o.seed));
+      model = createModel(
+        o.arch,
+        e,
+        { dModel: o.dModel, layers: o.layers, dState: o.dState, heads: o.heads, vocabSize: 256 },
+        Rng.fromSeed(o.seed),
+      );
     }
-    state = { format: 'frugal-trainer-state/1', step: 0, dataRng: [], data: { spec: o.data, bytes: corpus.bytes.length },
-      options: {}, losses: [], valBpb: [], tokensSeen: 0 };
+    state = {
+      format: 'frugal-trainer-state/1',
+      step: 0,
+      dataRng: [],
+      data: { spec: o.data, bytes: corpus.bytes.length },
+      options: {},
+      losses: [],
+      valBpb: [],
+      tokensSeen: 0,
+    };
   }
   // a checkpoint with a tokenizer.json (a published model given to --init) trains on its token ids
   const tok = resuming ? loadTokenizer(dir) : o.init ? loadTokenizer(o.init) : null;
-  if (!tok && model.config.vocabSize < 256) throw inputError(`the byte tokenizer needs a vocabulary of at least 256, the model has ${model.config.vocabSize}`);
-  if (tok && tok.vocabSize > model.config.vocabSize) throw inputError(`${tok.file} has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
+  if (!tok && model.config.vocabSize < 256)
+    throw inputError(`the byte tokenizer needs a vocabulary of at least 256, the model has ${model.config.vocabSize}`);
+  if (tok && tok.vocabSize > model.config.vocabSize)
+    throw inputError(`${tok.file} has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
   const { train: trainData, val, bytesPerToken } = tokenize(tok, trainBytes, valBytes, log);
   if ('qweights' in model && (model.qweights as Map<string, unknown>).size > 0) {
-    throw inputError(`${o.init ?? input.out} is quantised, and quantised models are for inference only: train the f32 checkpoint, then 'frugal quantize' it`);
+    throw inputError(
+      `${o.init ?? input.out} is quantised, and quantised models are for inference only: train the f32 checkpoint, then 'frugal quantize' it`,
+    );
   }
   const opt = new AdamW(e, model.specs, model.params, { lr: o.lr, weightDecay: o.weightDecay });
   if (resuming) loadOptimizerState(dir, opt, state.step);
@@ -280,14 +328,26 @@ class Steps implements TrainingRun {
   private closed = false;
   private saved: number;
 
-  constructor(private readonly p: PreparedRun, private readonly out: OutputDir, private readonly hooks: TrainHooks) {
+  constructor(
+    private readonly p: PreparedRun,
+    private readonly out: OutputDir,
+    private readonly hooks: TrainHooks,
+  ) {
     this.saved = p.resuming ? p.state.step : -1;
   }
 
-  get options(): TrainOptions { return this.p.o; }
-  get state(): TrainerState { return this.p.state; }
-  get savedStep(): number { return this.saved; }
-  done(): boolean { return this.p.state.step >= this.p.o.steps; }
+  get options(): TrainOptions {
+    return this.p.o;
+  }
+  get state(): TrainerState {
+    return this.p.state;
+  }
+  get savedStep(): number {
+    return this.saved;
+  }
+  done(): boolean {
+    return this.p.state.step >= this.p.o.steps;
+  }
 
   save(): void {
     const { state, dataRng, o, model, opt } = this.p;
@@ -329,13 +389,23 @@ class Steps implements TrainingRun {
     this.hooks.onEval?.(state.step, bpb);
     this.save();
     return {
-      model, engine: e, state, parameters: model.parameterCount, valBpb: bpb, unigramBpb: this.p.unigramBpb,
-      trainTokPerSec: this.tokens / Math.max(trainSeconds, 1e-9), trainSeconds, sessionTokens: this.tokens,
+      model,
+      engine: e,
+      state,
+      parameters: model.parameterCount,
+      valBpb: bpb,
+      unigramBpb: this.p.unigramBpb,
+      trainTokPerSec: this.tokens / Math.max(trainSeconds, 1e-9),
+      trainSeconds,
+      sessionTokens: this.tokens,
     };
   }
 
   close(): void {
-    if (!this.closed) { this.closed = true; this.out.release(); }
+    if (!this.closed) {
+      this.closed = true;
+      this.out.release();
+    }
   }
 
   private validate(): number {

@@ -2,7 +2,18 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FrugalError, TRAIN_DEFAULTS, TokenIdError, convert, generate, loadModel, logits, quantize, train, trainOptions } from '../../src/index.js';
+import {
+  FrugalError,
+  TRAIN_DEFAULTS,
+  TokenIdError,
+  convert,
+  generate,
+  loadModel,
+  logits,
+  quantize,
+  train,
+  trainOptions,
+} from '../../src/index.js';
 import { readTrainerState } from '../../src/train/checkpoint.js';
 import { frugal } from '../helpers/cli.js';
 import { relErr } from '../helpers/compare.js';
@@ -17,7 +28,14 @@ describe('library API', () => {
     const model = loadModel(MODEL);
     const pieces: string[] = [];
     const ids: number[] = [];
-    const out = generate(model, 'The Congress', { maxTokens: 40, temperature: 0.8, topK: 20, seed: 5, onText: (s) => pieces.push(s), onToken: (id) => ids.push(id) });
+    const out = generate(model, 'The Congress', {
+      maxTokens: 40,
+      temperature: 0.8,
+      topK: 20,
+      seed: 5,
+      onText: (s) => pieces.push(s),
+      onToken: (id) => ids.push(id),
+    });
     model.dispose();
     expect(out.ids).toEqual(ids);
     expect(out.ids.length).toBe(40);
@@ -26,7 +44,21 @@ describe('library API', () => {
     expect(out.tokensPerSecond).toBeGreaterThan(0);
     expect(out.energy.tokens).toBe(40 + out.promptTokens);
     expect(['measured', 'estimated']).toContain(out.energy.kind);
-    const cli = frugal(['generate', '--model', MODEL, '--prompt', 'The Congress', '--max-tokens', '40', '--top-k', '20', '--seed', '5', '--threads', '1']);
+    const cli = frugal([
+      'generate',
+      '--model',
+      MODEL,
+      '--prompt',
+      'The Congress',
+      '--max-tokens',
+      '40',
+      '--top-k',
+      '20',
+      '--seed',
+      '5',
+      '--threads',
+      '1',
+    ]);
     expect(cli.code, cli.stderr).toBe(0);
     expect(cli.stdout).toBe(out.text + '\n');
   });

@@ -16,8 +16,13 @@ function readmeExample(readme = readFileSync('README.md', 'utf8')): string {
 /** Type-check and compile `file` as a user's ESM project would (strict, NodeNext); the diagnostics as text. */
 function compile(file: string, outDir: string): string {
   const program = ts.createProgram([file], {
-    target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    strict: true, types: ['node'], outDir, skipLibCheck: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    strict: true,
+    types: ['node'],
+    outDir,
+    skipLibCheck: true,
   });
   const diagnostics = [...ts.getPreEmitDiagnostics(program), ...program.emit().diagnostics];
   return ts.formatDiagnostics(diagnostics, { getCanonicalFileName: (f) => f, getCurrentDirectory: () => outDir, getNewLine: () => '\n' });
@@ -36,7 +41,8 @@ describe('the README library example', () => {
     symlinkSync(resolve('node_modules/@types'), join(root, 'node_modules', '@types'));
     writeFileSync(join(root, 'package.json'), JSON.stringify({ type: 'module' }));
     mkdirSync(join(root, 'runs', 'demo'), { recursive: true });
-    for (const f of ['config.json', 'model.safetensors']) copyFileSync(join('test/fixtures/mamba-d256-l4', f), join(root, 'runs', 'demo', f));
+    for (const f of ['config.json', 'model.safetensors'])
+      copyFileSync(join('test/fixtures/mamba-d256-l4', f), join(root, 'runs', 'demo', f));
     writeFileSync(join(root, 'example.ts'), code);
 
     expect(compile(join(root, 'example.ts'), root)).toBe('');

@@ -58,7 +58,21 @@ describe('frugal bench --tiny --json', () => {
   });
 
   it('machine: bandwidth, GEMM and threads, at 1 and all threads', () => {
-    expectFields('machine', doc.machine, ['bandwidth_gbs', 'gemm_gflops', 'threads', 'logical_cpus', 'bandwidth_bytes', 'gemm_shape', 'other_busy_before', 'other_busy_during'], ['cpu']);
+    expectFields(
+      'machine',
+      doc.machine,
+      [
+        'bandwidth_gbs',
+        'gemm_gflops',
+        'threads',
+        'logical_cpus',
+        'bandwidth_bytes',
+        'gemm_shape',
+        'other_busy_before',
+        'other_busy_during',
+      ],
+      ['cpu'],
+    );
     const by = (doc.machine as Doc).by_threads as unknown[];
     expect(by.map((p) => (p as Doc).threads)).toContain(1);
     by.forEach((p, i) => expectFields(`machine.by_threads[${i}]`, p, ['threads', 'bandwidth_gbs', 'gemm_gflops']));
@@ -66,7 +80,9 @@ describe('frugal bench --tiny --json', () => {
 
   it('decode: f32, q8 and q4 at 1 and all threads, with the bandwidth bound', () => {
     const d = entries(doc, 'decode');
-    d.forEach((e, i) => expectFields(`decode[${i}]`, e, ['threads', 'tok_s', 'weight_bytes_per_token', 'bound_fraction'], ['model', 'precision']));
+    d.forEach((e, i) =>
+      expectFields(`decode[${i}]`, e, ['threads', 'tok_s', 'weight_bytes_per_token', 'bound_fraction'], ['model', 'precision']),
+    );
     const seen = new Set(d.map((e) => `${(e as Doc).precision}@${(e as Doc).threads}`));
     for (const p of ['f32', 'q8', 'q4']) expect(seen, `decode ${p} at 1 thread`).toContain(`${p}@1`);
     const bytes = (p: string) => (d.find((e) => (e as Doc).precision === p) as Doc).weight_bytes_per_token as number;
@@ -75,8 +91,12 @@ describe('frugal bench --tiny --json', () => {
   });
 
   it('prefill, train, streams and kernels entries carry every field', () => {
-    entries(doc, 'prefill').forEach((e, i) => expectFields(`prefill[${i}]`, e, ['threads', 'prompt_tokens', 'tok_s', 'over_steps'], ['precision']));
-    entries(doc, 'train').forEach((e, i) => expectFields(`train[${i}]`, e, ['threads', 'batch', 'seq_len', 'parameters', 'tok_s', 'mfu', 'mfu_with_scan'], ['model']));
+    entries(doc, 'prefill').forEach((e, i) =>
+      expectFields(`prefill[${i}]`, e, ['threads', 'prompt_tokens', 'tok_s', 'over_steps'], ['precision']),
+    );
+    entries(doc, 'train').forEach((e, i) =>
+      expectFields(`train[${i}]`, e, ['threads', 'batch', 'seq_len', 'parameters', 'tok_s', 'mfu', 'mfu_with_scan'], ['model']),
+    );
     const s = entries(doc, 'streams');
     s.forEach((e, i) => expectFields(`streams[${i}]`, e, ['streams', 'threads', 'aggregate_tok_s', 'over_one'], ['model', 'precision']));
     expect(s.map((e) => (e as Doc).streams)).toEqual(expect.arrayContaining([1]));
@@ -85,7 +105,9 @@ describe('frugal bench --tiny --json', () => {
 
   it('peers: PyTorch side by side when python3-torch is installed; llama.cpp skipped without --llama-bench', () => {
     const peers = entries(doc, 'peers', false);
-    peers.forEach((e, i) => expectFields(`peers[${i}]`, e, ['threads', 'tok_s', 'frugal_tok_s', 'ratio'], ['name', 'measure', 'precision']));
+    peers.forEach((e, i) =>
+      expectFields(`peers[${i}]`, e, ['threads', 'tok_s', 'frugal_tok_s', 'ratio'], ['name', 'measure', 'precision']),
+    );
     const skipped = entries(doc, 'skipped', false) as Doc[];
     expect(skipped.some((x) => x.what === 'llama.cpp' && /--llama-bench/.test(String(x.reason)))).toBe(true);
     if (hasTorch) {
@@ -114,9 +136,16 @@ describe('frugal bench command line', () => {
 describe('readBandwidth (the bandwidth probe) against its twin', () => {
   it('sums the same values for odd lengths and stream counts', () => {
     const rng = Rng.fromSeed(9);
-    const ew = new Engine({ kernels: 'wasm', threads: 1 }), er = new Engine({ kernels: 'ref' });
+    const ew = new Engine({ kernels: 'wasm', threads: 1 }),
+      er = new Engine({ kernels: 'ref' });
     try {
-      for (const [n, S] of [[1, 1], [63, 16], [1000, 3], [4096, 16], [100_003, 7]]) {
+      for (const [n, S] of [
+        [1, 1],
+        [63, 16],
+        [1000, 3],
+        [4096, 16],
+        [100_003, 7],
+      ]) {
         const v = Array.from({ length: n }, () => rng.uniform() - 0.25);
         const run = (e: Engine) => {
           const out = e.fromValues([1], [0]);
@@ -127,6 +156,9 @@ describe('readBandwidth (the bandwidth probe) against its twin', () => {
         expect(Math.abs(run(ew) - want), `n ${n}, ${S} streams`).toBeLessThan(1e-5 * n + 1e-6);
         expect(Math.abs(run(er) - want)).toBeLessThan(1e-5 * n + 1e-6);
       }
-    } finally { ew.dispose(); er.dispose(); }
+    } finally {
+      ew.dispose();
+      er.dispose();
+    }
   });
 });

@@ -13,7 +13,9 @@ import { expectClose } from '../helpers/compare.js';
  * whole training step and decoding.
  */
 const engines: Engine[] = [];
-afterAll(() => { for (const e of engines) e.dispose(); });
+afterAll(() => {
+  for (const e of engines) e.dispose();
+});
 function engine(threads: number): Engine {
   const e = new Engine({ kernels: 'wasm', threads });
   engines.push(e);
@@ -29,26 +31,53 @@ function randomValues(seed: number, n: number): number[] {
 
 describe('splitRange', () => {
   it('covers [0, n) with contiguous ranges aligned as asked', () => {
-    for (const [n, p, a] of [[10, 3, 1], [37, 4, 4], [3, 4, 4], [0, 2, 1]]) {
+    for (const [n, p, a] of [
+      [10, 3, 1],
+      [37, 4, 4],
+      [3, 4, 4],
+      [0, 2, 1],
+    ]) {
       const r = splitRange(n, p, a);
       expect(r.length).toBe(p);
       expect(r[0][0]).toBe(0);
       expect(r[p - 1][1]).toBe(n);
-      for (let i = 1; i < p; i++) { expect(r[i][0]).toBe(r[i - 1][1]); expect(r[i][0] % a === 0 || r[i][0] === n).toBe(true); }
+      for (let i = 1; i < p; i++) {
+        expect(r[i][0]).toBe(r[i - 1][1]);
+        expect(r[i][0] % a === 0 || r[i][0] === n).toBe(true);
+      }
     }
   });
 });
 
 describe.each([
-  ['matmulNT', 'rows', 37, 45, 65], ['matmulNT', 'one row (columns)', 1, 1003, 129], ['matmulNT', 'few rows', 3, 518, 70],
-  ['matmulNN', 'rows', 29, 41, 90], ['matmulNN', 'few rows', 2, 301, 130],
-  ['matmulTN', 'rows', 40, 27, 61], ['matmulTN', 'few rows', 3, 257, 200],
+  ['matmulNT', 'rows', 37, 45, 65],
+  ['matmulNT', 'one row (columns)', 1, 1003, 129],
+  ['matmulNT', 'few rows', 3, 518, 70],
+  ['matmulNN', 'rows', 29, 41, 90],
+  ['matmulNN', 'few rows', 2, 301, 130],
+  ['matmulTN', 'rows', 40, 27, 61],
+  ['matmulTN', 'few rows', 3, 257, 200],
 ] as const)('%s split by %s (%i x %i x %i)', (name, _how, M, N, K) => {
   it('is bit-identical for 1-4 threads and matches the reference', () => {
     const outs = THREADS.map((T) => {
       const e = engine(T);
-      const [aShape, bShape] = name === 'matmulNT' ? [[M, K], [N, K]] : name === 'matmulNN' ? [[M, K], [K, N]] : [[K, M], [K, N]];
-      const a = e.persistent(aShape).set(randomValues(1, M * K)), b = e.persistent(bShape).set(randomValues(2, N * K));
+      const [aShape, bShape] =
+        name === 'matmulNT'
+          ? [
+              [M, K],
+              [N, K],
+            ]
+          : name === 'matmulNN'
+            ? [
+                [M, K],
+                [K, N],
+              ]
+            : [
+                [K, M],
+                [K, N],
+              ];
+      const a = e.persistent(aShape).set(randomValues(1, M * K)),
+        b = e.persistent(bShape).set(randomValues(2, N * K));
       const out = e.persistent([M, N]).set(randomValues(3, M * N));
       const before = e.k.parallelRuns();
       e.k[name](out, a, b, M, N, K, 1);

@@ -18,7 +18,14 @@ describe('evaluation budgets', () => {
   };
 
   it('a length predicted to overrun the deadline is reported out of budget, never left blank', () => {
-    const rows = evaluateModel(tiny('mamba'), { task: 'induction', method: null, lengths: [32, 64, 128], n: 2, seed: 1, deadline: performance.now() - 1 });
+    const rows = evaluateModel(tiny('mamba'), {
+      task: 'induction',
+      method: null,
+      lengths: [32, 64, 128],
+      n: 2,
+      seed: 1,
+      deadline: performance.now() - 1,
+    });
     expect(rows[0].accuracy).not.toBeNull();
     for (const r of rows.slice(1)) {
       expect(r.accuracy).toBeNull();
@@ -27,8 +34,15 @@ describe('evaluation budgets', () => {
     }
   });
 
-  it("a transformer whose KV cache would not fit is out of the memory budget at that length", () => {
-    const rows = evaluateModel(tiny('transformer'), { task: 'induction', method: null, lengths: [16, 4096], n: 2, seed: 1, maxStateBytes: 1 << 18 });
+  it('a transformer whose KV cache would not fit is out of the memory budget at that length', () => {
+    const rows = evaluateModel(tiny('transformer'), {
+      task: 'induction',
+      method: null,
+      lengths: [16, 4096],
+      n: 2,
+      seed: 1,
+      maxStateBytes: 1 << 18,
+    });
     expect(rows[0].accuracy).not.toBeNull();
     expect(rows[1].accuracy).toBeNull();
     expect(rows[1].out_of_budget).toMatch(/^memory: one stream's KV cache needs 0.5 MiB, over the 0.3 MiB budget/);
@@ -44,16 +58,43 @@ describe('evaluation budgets', () => {
 
 describe('headline', () => {
   const row = (arch: 'mamba' | 'transformer', ev: Partial<EvalRow>[]): TaskRow => ({
-    task: 'induction', arch, method: null, params: 1, model_dir: `models/induction-${arch}`,
+    task: 'induction',
+    arch,
+    method: null,
+    params: 1,
+    model_dir: `models/induction-${arch}`,
     train: { steps: 1, tokens: 1, seconds: 1, joules: 1, energy_kind: 'estimated' },
-    eval: ev.map((x) => ({ n: 4, ci95: [0, 1], energy_kind: 'estimated', tok_s: 1, accuracy: null, joules_per_sequence: null, length: 0, ...x })),
+    eval: ev.map((x) => ({
+      n: 4,
+      ci95: [0, 1],
+      energy_kind: 'estimated',
+      tok_s: 1,
+      accuracy: null,
+      joules_per_sequence: null,
+      length: 0,
+      ...x,
+    })),
   });
   it('is taken at the longest length both architectures ran, with the ratio of joules per sequence', () => {
     const h = headline([
-      row('mamba', [{ length: 64, accuracy: 1, joules_per_sequence: 1 }, { length: 128, accuracy: 1, joules_per_sequence: 2 }, { length: 256, accuracy: 1, joules_per_sequence: 4 }]),
-      row('transformer', [{ length: 64, accuracy: 0.5, joules_per_sequence: 3 }, { length: 128, accuracy: 0.25, joules_per_sequence: 50 }, { length: 256, out_of_budget: 'time' }]),
+      row('mamba', [
+        { length: 64, accuracy: 1, joules_per_sequence: 1 },
+        { length: 128, accuracy: 1, joules_per_sequence: 2 },
+        { length: 256, accuracy: 1, joules_per_sequence: 4 },
+      ]),
+      row('transformer', [
+        { length: 64, accuracy: 0.5, joules_per_sequence: 3 },
+        { length: 128, accuracy: 0.25, joules_per_sequence: 50 },
+        { length: 256, out_of_budget: 'time' },
+      ]),
     ]);
-    expect(h).toEqual({ length: 128, accuracy: { mamba: 1, transformer: 0.25 }, joules_per_sequence: { mamba: 2, transformer: 50 }, ratio: 25, energy_kind: 'estimated' });
+    expect(h).toEqual({
+      length: 128,
+      accuracy: { mamba: 1, transformer: 0.25 },
+      joules_per_sequence: { mamba: 2, transformer: 50 },
+      ratio: 25,
+      energy_kind: 'estimated',
+    });
   });
   it('is null without a common length', () => {
     expect(headline([row('mamba', [{ length: 64, accuracy: 1, joules_per_sequence: 1 }])])).toBeNull();
@@ -67,7 +108,7 @@ describe('transformer of the same parameter count', () => {
     const F = matchedIntermediate(shape, 'induction');
     const t = buildModel(e, { ...recipeFor('induction', 'transformer', null), model: shape }, Rng.fromSeed(1));
     // each unit of SwiGLU width adds 3·d_model parameters per layer: the best width is within half of that
-    expect(Math.abs(t.parameterCount - mamba)).toBeLessThanOrEqual(3 * 64 * 2 / 2);
+    expect(Math.abs(t.parameterCount - mamba)).toBeLessThanOrEqual((3 * 64 * 2) / 2);
     expect(F).toBeGreaterThan(0);
   });
 });

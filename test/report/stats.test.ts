@@ -15,17 +15,24 @@ describe('Wilson score interval', () => {
   });
 
   it('its endpoints are where the score test reaches z: |k/n − p| = z·sqrt(p(1 − p)/n)', () => {
-    for (const [k, n] of [[3, 17], [40, 256], [255, 256], [1, 1000]]) {
+    for (const [k, n] of [
+      [3, 17],
+      [40, 256],
+      [255, 256],
+      [1, 1000],
+    ]) {
       for (const p of wilson(k, n)) {
         if (p === 0 || p === 1) continue;
-        expect(Math.abs(k / n - p) / Math.sqrt(p * (1 - p) / n)).toBeCloseTo(Z95, 9);
+        expect(Math.abs(k / n - p) / Math.sqrt((p * (1 - p)) / n)).toBeCloseTo(Z95, 9);
       }
     }
   });
 
   it('contains the observed rate and narrows as n grows', () => {
-    const [a, b] = wilson(16, 64), [c, d] = wilson(256, 1024);
-    expect(a).toBeLessThan(0.25); expect(b).toBeGreaterThan(0.25);
+    const [a, b] = wilson(16, 64),
+      [c, d] = wilson(256, 1024);
+    expect(a).toBeLessThan(0.25);
+    expect(b).toBeGreaterThan(0.25);
     expect(d - c).toBeLessThan(b - a);
   });
 

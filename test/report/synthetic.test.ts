@@ -19,9 +19,22 @@ let dir = '';
 let run: ReturnType<typeof frugal>;
 let rep: {
   machine: Record<string, unknown>;
-  tasks: { task: string; arch: string; method: string | null; params: number; model_dir: string;
-    train: Record<string, number | string>; eval: Record<string, unknown>[] }[];
-  headline: { length: number; accuracy: Record<string, number>; joules_per_sequence: Record<string, number>; ratio: number; energy_kind: string } | null;
+  tasks: {
+    task: string;
+    arch: string;
+    method: string | null;
+    params: number;
+    model_dir: string;
+    train: Record<string, number | string>;
+    eval: Record<string, unknown>[];
+  }[];
+  headline: {
+    length: number;
+    accuracy: Record<string, number>;
+    joules_per_sequence: Record<string, number>;
+    ratio: number;
+    energy_kind: string;
+  } | null;
 };
 let md = '';
 
@@ -33,13 +46,18 @@ beforeAll(() => {
     md = readFileSync(join(dir, 'synthetic.md'), 'utf8');
   }
 });
-afterAll(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 /** The markdown table row whose first two cells are `name` and `length`, as its cells. */
 function mdRow(name: string, length: string): string[] {
   const line = md.split('\n').find((l) => l.startsWith(`| ${name} | ${length} |`));
   expect(line, `a row for ${name} at ${length}`).toBeDefined();
-  return (line as string).split('|').slice(1, -1).map((c) => c.trim());
+  return (line as string)
+    .split('|')
+    .slice(1, -1)
+    .map((c) => c.trim());
 }
 const pct = (s: string) => Number(s.replace('%', '')) / 100;
 const name = (t: { task: string; arch: string; method: string | null }) => `${t.task} ${t.arch}${t.method ? ` ${t.method}` : ''}`;
@@ -48,15 +66,28 @@ describe('frugal report synthetic --quick', () => {
   it('exits 0, writes nothing on stdout, and writes the report files', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toBe('');
-    for (const f of ['synthetic.json', 'synthetic.md', 'induction-accuracy.svg', 'induction-joules.svg', 'hanoi-success.svg', 'selective-copy-curve.svg']) {
+    for (const f of [
+      'synthetic.json',
+      'synthetic.md',
+      'induction-accuracy.svg',
+      'induction-joules.svg',
+      'hanoi-success.svg',
+      'selective-copy-curve.svg',
+    ]) {
       expect(existsSync(join(dir, f)), f).toBe(true);
     }
   });
 
   it('synthetic.json has the documented shape, one row per task, arch and method, model_dir relative', () => {
     expect(rep.tasks.map(name).sort()).toEqual([
-      'hanoi mamba end-to-end', 'hanoi mamba neuro-symbolic', 'hanoi transformer end-to-end', 'hanoi transformer neuro-symbolic',
-      'induction mamba', 'induction transformer', 'selective-copy mamba', 'selective-copy transformer',
+      'hanoi mamba end-to-end',
+      'hanoi mamba neuro-symbolic',
+      'hanoi transformer end-to-end',
+      'hanoi transformer neuro-symbolic',
+      'induction mamba',
+      'induction transformer',
+      'selective-copy mamba',
+      'selective-copy transformer',
     ]);
     for (const t of rep.tasks) {
       expect(Object.keys(t).sort()).toEqual(['arch', 'eval', 'method', 'model_dir', 'params', 'task', 'train']);
@@ -77,7 +108,10 @@ describe('frugal report synthetic --quick', () => {
     for (const t of rep.tasks) {
       const trainRow = md.split('\n').find((l) => l.startsWith(`| ${name(t)} | ${t.params} |`));
       expect(trainRow, `training row of ${name(t)}`).toBeDefined();
-      const c = (trainRow as string).split('|').slice(1, -1).map((x) => x.trim());
+      const c = (trainRow as string)
+        .split('|')
+        .slice(1, -1)
+        .map((x) => x.trim());
       expect(Number(c[2])).toBe(t.train.steps);
       expect(Number(c[3])).toBe(t.train.tokens);
       expect(Math.abs(Number(c[4]) - (t.train.seconds as number))).toBeLessThanOrEqual(0.05 + 1e-9);
@@ -87,7 +121,10 @@ describe('frugal report synthetic --quick', () => {
         const cells = mdRow(name(t), t.task === 'hanoi' ? `${L} disks` : `2^${Math.log2(L)}`);
         expect(Number(cells[2])).toBe(e.n);
         expect(Math.abs(pct(cells[3]) - (e.accuracy as number))).toBeLessThanOrEqual(5e-5 + 1e-12);
-        const [lo, hi] = cells[4].replace(/[[\]]/g, '').split(',').map((s) => pct(s.trim()));
+        const [lo, hi] = cells[4]
+          .replace(/[[\]]/g, '')
+          .split(',')
+          .map((s) => pct(s.trim()));
         const ci = e.ci95 as number[];
         expect(Math.abs(lo - ci[0])).toBeLessThanOrEqual(5e-5 + 1e-12);
         expect(Math.abs(hi - ci[1])).toBeLessThanOrEqual(5e-5 + 1e-12);
@@ -98,7 +135,13 @@ describe('frugal report synthetic --quick', () => {
   });
 
   it('each chart parses as XML and has exactly one series per architecture', () => {
-    for (const f of ['induction-accuracy.svg', 'induction-joules.svg', 'induction-curve.svg', 'selective-copy-curve.svg', 'hanoi-success.svg']) {
+    for (const f of [
+      'induction-accuracy.svg',
+      'induction-joules.svg',
+      'induction-curve.svg',
+      'selective-copy-curve.svg',
+      'hanoi-success.svg',
+    ]) {
       const els = parseXml(readFileSync(join(dir, f), 'utf8'));
       expect(els[0].name, f).toBe('svg');
       const series = els.filter((x) => x.name === 'g' && x.attrs.class === 'series').map((x) => x.attrs['data-arch']);
@@ -110,8 +153,25 @@ describe('frugal report synthetic --quick', () => {
     const l = frugal('logits', '--model', join(dir, 'models/induction-transformer'), '--ids', '1,2,16,5,16', '--threads', '1');
     expect(l.code, l.stderr).toBe(0);
     expect(JSON.parse(l.stdout).shape).toEqual([5, 17]);
-    const g = frugal('generate', '--model', join(dir, 'models/hanoi-mamba-neuro-symbolic'), '--prompt', 'D1 P2 X3 SEP', '--max-tokens', '4', '--temperature', '0', '--threads', '1');
+    const g = frugal(
+      'generate',
+      '--model',
+      join(dir, 'models/hanoi-mamba-neuro-symbolic'),
+      '--prompt',
+      'D1 P2 X3 SEP',
+      '--max-tokens',
+      '4',
+      '--temperature',
+      '0',
+      '--threads',
+      '1',
+    );
     expect(g.code, g.stderr).toBe(0);
-    expect(g.stdout.trim().split(/\s+/).every((w) => /^(D[1-6]|P[1-3]|X\d+|SEP|M\d\d)?$/.test(w))).toBe(true);
+    expect(
+      g.stdout
+        .trim()
+        .split(/\s+/)
+        .every((w) => /^(D[1-6]|P[1-3]|X\d+|SEP|M\d\d)?$/.test(w)),
+    ).toBe(true);
   });
 });

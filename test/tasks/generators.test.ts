@@ -25,7 +25,8 @@ describe('induction heads generator', () => {
     const b = inductionBatch(Rng.fromSeed(3), 5, 40);
     expect(b.rows).toEqual(Int32Array.from([39, 79, 119, 159, 199]));
     for (let i = 0; i < 5; i++) {
-      const seq = b.ids.subarray(i * 40, (i + 1) * 40), p = seq.indexOf(INDUCTION_TRIGGER);
+      const seq = b.ids.subarray(i * 40, (i + 1) * 40),
+        p = seq.indexOf(INDUCTION_TRIGGER);
       expect(seq[39]).toBe(INDUCTION_TRIGGER);
       expect(b.targets[i]).toBe(seq[p + 1]);
     }
@@ -37,12 +38,17 @@ describe('induction heads generator', () => {
   });
 
   it('leaks nothing: answers and trigger positions are uniform, and shortcuts score at chance', () => {
-    const rng = Rng.fromSeed(5), L = 32, N = 16000;
-    const answers = new Array(16).fill(0), positions = new Array(L - 2).fill(0);
-    let beforeLast = 0, mostFrequent = 0;
+    const rng = Rng.fromSeed(5),
+      L = 32,
+      N = 16000;
+    const answers = new Array(16).fill(0),
+      positions = new Array(L - 2).fill(0);
+    let beforeLast = 0,
+      mostFrequent = 0;
     for (let i = 0; i < N; i++) {
       const s = inductionSequence(rng, L);
-      answers[s.answer]++; positions[s.trigger]++;
+      answers[s.answer]++;
+      positions[s.trigger]++;
       if (s.ids[L - 2] === s.answer) beforeLast++;
       const counts = new Array(17).fill(0);
       for (let t = 0; t < L - 1; t++) counts[s.ids[t]]++;
@@ -71,13 +77,17 @@ describe('selective copying generator', () => {
       expect([...s.ids.subarray(L - 16)]).toEqual(new Array(16).fill(COPY_MARKER));
       const data = [...s.ids.subarray(0, L - 16)].filter((t) => t !== COPY_NOISE);
       expect(data).toEqual([...s.data]);
-      for (const d of data) { expect(d).toBeGreaterThanOrEqual(1); expect(d).toBeLessThanOrEqual(16); }
+      for (const d of data) {
+        expect(d).toBeGreaterThanOrEqual(1);
+        expect(d).toBeLessThanOrEqual(16);
+      }
       for (let k = 1; k < 16; k++) expect(s.positions[k]).toBeGreaterThan(s.positions[k - 1]);
     }
   });
 
   it('the batch scores the 16 marker positions against the data tokens in order', () => {
-    const L = 48, b = selectiveCopyBatch(Rng.fromSeed(2), 3, L);
+    const L = 48,
+      b = selectiveCopyBatch(Rng.fromSeed(2), 3, L);
     expect(b.rows.length).toBe(48);
     for (let i = 0; i < 3; i++) {
       const seq = b.ids.subarray(i * L, (i + 1) * L);
@@ -96,16 +106,19 @@ describe('selective copying generator', () => {
   });
 
   it('leaks nothing: data tokens uniform, positions spread over the whole body', () => {
-    const rng = Rng.fromSeed(6), L = 216, N = 2000;
-    const counts = new Array(17).fill(0), slots = new Array(L - 16).fill(0);
+    const rng = Rng.fromSeed(6),
+      L = 216,
+      N = 2000;
+    const counts = new Array(17).fill(0),
+      slots = new Array(L - 16).fill(0);
     for (let i = 0; i < N; i++) {
       const s = selectiveCopySequence(rng, L);
       for (const d of s.data) counts[d]++;
       for (const p of s.positions) slots[p]++;
     }
-    const per = N * 16 / 16;
+    const per = (N * 16) / 16;
     for (let d = 1; d <= 16; d++) expect(Math.abs(counts[d] - per)).toBeLessThan(5 * Math.sqrt(per));
-    const perSlot = N * 16 / (L - 16);
+    const perSlot = (N * 16) / (L - 16);
     for (const c of slots) expect(Math.abs(c - perSlot)).toBeLessThan(6 * Math.sqrt(perSlot));
   });
 });

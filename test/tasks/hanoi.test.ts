@@ -1,7 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/io/rng.js';
 import {
-  DISTRACTOR0, END, HANOI_NAMES, MOVE0, PEG0, SEP, hanoiBatch, hanoiScene, hanoiTarget, hanoiTrainLength, observationLength, observe, parserQueries, scoreEpisode,
+  DISTRACTOR0,
+  END,
+  HANOI_NAMES,
+  MOVE0,
+  PEG0,
+  SEP,
+  hanoiBatch,
+  hanoiScene,
+  hanoiTarget,
+  hanoiTrainLength,
+  observationLength,
+  observe,
+  parserQueries,
+  scoreEpisode,
 } from '../../src/tasks/hanoi.js';
 import type { HanoiScene } from '../../src/tasks/hanoi.js';
 import { checkMoves, planHanoi } from '../../src/tasks/planner.js';
@@ -18,15 +31,22 @@ function allStates(n: number): number[][] {
  */
 function bfsDistances(n: number): Map<string, number> {
   const key = (s: number[]) => s.join('');
-  const goal = new Array(n).fill(2), dist = new Map([[key(goal), 0]]), queue = [goal];
+  const goal = new Array(n).fill(2),
+    dist = new Map([[key(goal), 0]]),
+    queue = [goal];
   while (queue.length > 0) {
     const s = queue.shift() as number[];
     for (let from = 0; from < 3; from++) {
       for (let to = 0; to < 3; to++) {
-        const d = s.indexOf(from), under = s.indexOf(to);
+        const d = s.indexOf(from),
+          under = s.indexOf(to);
         if (from === to || d < 0 || (under >= 0 && under < d)) continue;
-        const t = [...s]; t[d] = to;                   // moves are reversible: the distance to the goal is symmetric
-        if (!dist.has(key(t))) { dist.set(key(t), (dist.get(key(s)) as number) + 1); queue.push(t); }
+        const t = [...s];
+        t[d] = to; // moves are reversible: the distance to the goal is symmetric
+        if (!dist.has(key(t))) {
+          dist.set(key(t), (dist.get(key(s)) as number) + 1);
+          queue.push(t);
+        }
       }
     }
   }
@@ -60,7 +80,13 @@ describe('move checker', () => {
   const start = [0, 0, 0]; // three disks on P1
   it.each<[string, Move[]]>([
     ['a move from an empty peg', [[1, 2]]],
-    ['a larger disk onto a smaller one', [[0, 2], [0, 2]]],
+    [
+      'a larger disk onto a smaller one',
+      [
+        [0, 2],
+        [0, 2],
+      ],
+    ],
     ['a disk onto its own peg', [[0, 0]]],
     ['a peg that does not exist', [[0, 3]]],
     ['a negative peg', [[-1, 2]]],
@@ -72,7 +98,12 @@ describe('move checker', () => {
   });
 
   it('accepts legal moves that stop short of the goal, without calling them solved', () => {
-    expect(checkMoves(start, [[0, 2], [0, 1]])).toMatchObject({ legal: true, solved: false, final: [2, 1, 0] });
+    expect(
+      checkMoves(start, [
+        [0, 2],
+        [0, 1],
+      ]),
+    ).toMatchObject({ legal: true, solved: false, final: [2, 1, 0] });
   });
 
   it('takes the top disk: the smallest on the peg', () => {
@@ -83,30 +114,48 @@ describe('move checker', () => {
 describe('Tower of Hanoi scenes and observations', () => {
   it('token names follow the id layout', () => {
     expect(HANOI_NAMES.length).toBe(33);
-    expect([HANOI_NAMES[0], HANOI_NAMES[5], HANOI_NAMES[6], HANOI_NAMES[8], HANOI_NAMES[9], HANOI_NAMES[24], HANOI_NAMES[25], HANOI_NAMES[26], HANOI_NAMES[31], HANOI_NAMES[32]])
-      .toEqual(['D1', 'D6', 'P1', 'P3', 'X1', 'X16', 'SEP', 'M12', 'M32', 'END']);
+    expect([
+      HANOI_NAMES[0],
+      HANOI_NAMES[5],
+      HANOI_NAMES[6],
+      HANOI_NAMES[8],
+      HANOI_NAMES[9],
+      HANOI_NAMES[24],
+      HANOI_NAMES[25],
+      HANOI_NAMES[26],
+      HANOI_NAMES[31],
+      HANOI_NAMES[32],
+    ]).toEqual(['D1', 'D6', 'P1', 'P3', 'X1', 'X16', 'SEP', 'M12', 'M32', 'END']);
   });
 
   it.each([1, 3, 4, 6])('an observation of %i disks: 3 pairs per disk, half distractors, SEP last, no output tokens', (n) => {
     const rng = Rng.fromSeed(n);
     for (let i = 0; i < 200; i++) {
-      const scene = hanoiScene(rng, n), ids = observe(rng, scene).ids;
+      const scene = hanoiScene(rng, n),
+        ids = observe(rng, scene).ids;
       expect(ids.length).toBe(observationLength(n));
       expect(ids[ids.length - 1]).toBe(SEP);
       const body = [...ids.subarray(0, ids.length - 1)];
       expect(body.filter((t) => t >= DISTRACTOR0 && t < SEP).length).toBe(body.length / 2);
       expect(body.some((t) => t >= SEP)).toBe(false);
       for (const d of scene.disks) expect(body.filter((t) => t === d).length).toBe(3);
-      body.forEach((t, k) => { if (t < PEG0) expect(body[k + 1] >= PEG0 && body[k + 1] < DISTRACTOR0).toBe(true); });
+      body.forEach((t, k) => {
+        if (t < PEG0) expect(body[k + 1] >= PEG0 && body[k + 1] < DISTRACTOR0).toBe(true);
+      });
       expect(body.filter((t) => t >= PEG0 && t < DISTRACTOR0).length).toBe(3 * n);
     }
   });
 
   it('replaces each peg token with a random peg with probability 0.05', () => {
-    const rng = Rng.fromSeed(11), n = 4, N = 8000;
-    let replaced = 0, wrong = 0, tokens = 0;
+    const rng = Rng.fromSeed(11),
+      n = 4,
+      N = 8000;
+    let replaced = 0,
+      wrong = 0,
+      tokens = 0;
     for (let i = 0; i < N; i++) {
-      const scene = hanoiScene(rng, n), o = observe(rng, scene);
+      const scene = hanoiScene(rng, n),
+        o = observe(rng, scene);
       replaced += o.replaced;
       const body = o.ids;
       for (let k = 0; k + 1 < body.length; k++) {
@@ -115,15 +164,18 @@ describe('Tower of Hanoi scenes and observations', () => {
         if (body[k + 1] - PEG0 !== scene.pegs[scene.disks.indexOf(body[k])]) wrong++;
       }
     }
-    const sd = (p: number) => Math.sqrt(p * (1 - p) / tokens);
+    const sd = (p: number) => Math.sqrt((p * (1 - p)) / tokens);
     expect(tokens).toBe(N * 3 * n);
     expect(Math.abs(replaced / tokens - 0.05)).toBeLessThan(4 * sd(0.05));
     // a redrawn peg is wrong two times in three
-    expect(Math.abs(wrong / tokens - 0.05 * 2 / 3)).toBeLessThan(4 * sd(0.05 * 2 / 3));
+    expect(Math.abs(wrong / tokens - (0.05 * 2) / 3)).toBeLessThan(4 * sd((0.05 * 2) / 3));
   });
 
   it('scenes use n distinct sizes, every size and peg equally often', () => {
-    const rng = Rng.fromSeed(12), N = 6000, sizes = new Array(6).fill(0), pegs = [0, 0, 0];
+    const rng = Rng.fromSeed(12),
+      N = 6000,
+      sizes = new Array(6).fill(0),
+      pegs = [0, 0, 0];
     for (let i = 0; i < N; i++) {
       const s = hanoiScene(rng, 3);
       expect(new Set(s.disks).size).toBe(3);
@@ -131,7 +183,7 @@ describe('Tower of Hanoi scenes and observations', () => {
       for (const p of s.pegs) pegs[p]++;
     }
     for (const c of sizes) expect(Math.abs(c - N / 2)).toBeLessThan(5 * Math.sqrt(N / 4));
-    for (const c of pegs) expect(Math.abs(c - N)).toBeLessThan(5 * Math.sqrt(N * 2 / 3));
+    for (const c of pegs) expect(Math.abs(c - N)).toBeLessThan(5 * Math.sqrt((N * 2) / 3));
   });
 
   it('is determined by the seed', () => {
@@ -149,7 +201,10 @@ describe('Tower of Hanoi scenes and observations', () => {
   });
 
   it('end-to-end batch: the target teacher-forced after SEP, scored from SEP on, each position predicting the next output', () => {
-    const n = 3, L = hanoiTrainLength(n), b = hanoiBatch(Rng.fromSeed(8), 6, n, 'end-to-end'), obs = observationLength(n);
+    const n = 3,
+      L = hanoiTrainLength(n),
+      b = hanoiBatch(Rng.fromSeed(8), 6, n, 'end-to-end'),
+      obs = observationLength(n);
     expect(L).toBe(44);
     expect(b.L).toBe(L);
     let k = 0;
@@ -169,13 +224,18 @@ describe('Tower of Hanoi scenes and observations', () => {
   });
 
   it('neuro-symbolic batch: the disks named, in a random order, then SEP; each scored against its own peg, SEP against END', () => {
-    const n = 3, L = hanoiTrainLength(n), rng = Rng.fromSeed(9), obs = observationLength(n), orders = new Set<string>();
+    const n = 3,
+      L = hanoiTrainLength(n),
+      rng = Rng.fromSeed(9),
+      obs = observationLength(n),
+      orders = new Set<string>();
     for (let rep = 0; rep < 20; rep++) {
       const b = hanoiBatch(rng, 6, n, 'neuro-symbolic');
       expect(b.L).toBe(L);
       expect(b.rows.length).toBe(6 * (n + 1));
       for (let i = 0; i < b.B; i++) {
-        const seq = b.ids.subarray(i * L, (i + 1) * L), named = [...new Set([...seq.subarray(0, obs)].filter((t) => t < PEG0))].sort((x, y) => x - y);
+        const seq = b.ids.subarray(i * L, (i + 1) * L),
+          named = [...new Set([...seq.subarray(0, obs)].filter((t) => t < PEG0))].sort((x, y) => x - y);
         const asked = [...seq.subarray(obs, obs + n)];
         expect([...asked].sort((x, y) => x - y)).toEqual(named);
         orders.add(asked.map((d) => named.indexOf(d)).join(''));
@@ -183,7 +243,10 @@ describe('Tower of Hanoi scenes and observations', () => {
         for (let k = 0; k <= n; k++) {
           const r = i * (n + 1) + k;
           expect(b.rows[r]).toBe(i * L + obs + k);
-          if (k === n) { expect(b.targets[r]).toBe(END); continue; }
+          if (k === n) {
+            expect(b.targets[r]).toBe(END);
+            continue;
+          }
           // the target is a peg the observation gives this disk (all three copies corrupted away from it: about 1 in 27,000)
           const pegs = [...seq.subarray(0, obs)].flatMap((t, j) => (t === asked[k] ? [seq[j + 1]] : []));
           expect(pegs).toContain(b.targets[r]);
@@ -212,7 +275,18 @@ describe('episode scoring', () => {
   });
 
   it('end-to-end: tokens after END are ignored; a peg token fails', () => {
-    const moves = planHanoi(scene.pegs).map(([f, t]) => MOVE0 + [[0, 1], [0, 2], [1, 0], [1, 2], [2, 0], [2, 1]].findIndex((m) => m[0] === f && m[1] === t));
+    const moves = planHanoi(scene.pegs).map(
+      ([f, t]) =>
+        MOVE0 +
+        [
+          [0, 1],
+          [0, 2],
+          [1, 0],
+          [1, 2],
+          [2, 0],
+          [2, 1],
+        ].findIndex((m) => m[0] === f && m[1] === t),
+    );
     expect(scoreEpisode(scene, 'end-to-end', [...moves, END, PEG0]).success).toBe(true);
     expect(scoreEpisode(scene, 'end-to-end', [...moves.slice(1), END]).success).toBe(false);
     expect(scoreEpisode(scene, 'end-to-end', [PEG0, END]).reason).toBe('a token that is not a move');

@@ -31,7 +31,8 @@ describe.each([
     const r = frugal('repro', task, ...flags, '--out', out, '--threads', '1');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('');
-    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'frugal_task.json']) expect(existsSync(join(out, f)), f).toBe(true);
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'frugal_task.json'])
+      expect(existsSync(join(out, f)), f).toBe(true);
     const meta = JSON.parse(readFileSync(join(out, 'frugal_task.json'), 'utf8'));
     expect(meta.task).toBe(task);
     expect(meta.train.steps).toBe(Number(flags[flags.length - 1]));
@@ -43,7 +44,8 @@ describe.each([
     expect(rows.map((x) => x.length)).toEqual(lengths.split(',').map(Number));
     for (const x of rows) {
       expect(Object.keys(x).sort()).toEqual(['accuracy', 'ci95', 'energy_kind', 'joules_per_sequence', 'length', 'n', 'tok_s']);
-      const [lo, hi] = x.ci95 as number[], acc = x.accuracy as number;
+      const [lo, hi] = x.ci95 as number[],
+        acc = x.accuracy as number;
       expect(x.n).toBe(4);
       expect(lo <= acc && acc <= hi && lo >= 0 && hi <= 1).toBe(true);
       expect(x.joules_per_sequence as number).toBeGreaterThan(0);

@@ -14,17 +14,54 @@ import { trainOptions } from '../helpers/train.js';
  * goes to saving, since it saves every step) must always find an intact checkpoint, and the
  * finished run must reproduce an uninterrupted run's losses bit for bit.
  */
-const ARGS = ['--d-model', '32', '--layers', '2', '--d-state', '8', '--seq-len', '32', '--batch', '4', '--lr', '0.003',
-  '--warmup', '5', '--min-lr', '0.0003', '--seed', '1', '--eval-windows', '8', '--save-every', '1', '--threads', '1'];
+const ARGS = [
+  '--d-model',
+  '32',
+  '--layers',
+  '2',
+  '--d-state',
+  '8',
+  '--seq-len',
+  '32',
+  '--batch',
+  '4',
+  '--lr',
+  '0.003',
+  '--warmup',
+  '5',
+  '--min-lr',
+  '0.0003',
+  '--seed',
+  '1',
+  '--eval-windows',
+  '8',
+  '--save-every',
+  '1',
+  '--threads',
+  '1',
+];
 const STEPS = 2500;
 
-function runCli(out: string, killAfterMs: number | null, extra: string[] = []): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+function runCli(
+  out: string,
+  killAfterMs: number | null,
+  extra: string[] = [],
+): Promise<{ code: number | null; signal: string | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/frugal.js', 'train', ...ARGS, '--steps', String(STEPS), '--out', out, '--resume', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['bin/frugal.js', 'train', ...ARGS, '--steps', String(STEPS), '--out', out, '--resume', ...extra],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
-    child.stderr.on('data', (d) => { stderr += d; });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     const timer = killAfterMs === null ? null : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-    child.on('exit', (code, signal) => { if (timer) clearTimeout(timer); resolve({ code, signal, stderr }); });
+    child.on('exit', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, signal, stderr });
+    });
   });
 }
 
@@ -34,14 +71,18 @@ describe('kill -9 during checkpoint saves', () => {
     try {
       const out = join(dir, 'run');
       const rng = Rng.fromSeed(2024);
-      let kills = 0, lastStep = 0;
+      let kills = 0,
+        lastStep = 0;
       for (let i = 0; i < 20; i++) {
         const r = await runCli(out, 350 + rng.int(900));
         if (r.signal === 'SIGKILL') kills++;
         else expect(r.code, r.stderr).toBe(0);
         recoverDir(out);
         // on a loaded machine a run can be killed before its first save: nothing to check yet
-        if (!existsSync(out)) { expect(lastStep, 'a saved checkpoint never disappears').toBe(0); continue; }
+        if (!existsSync(out)) {
+          expect(lastStep, 'a saved checkpoint never disappears').toBe(0);
+          continue;
+        }
         expect(isCompleteDir(out)).toBe(true);
         const st = readTrainerState(out);
         expect(st.losses.length).toBe(st.step);
@@ -56,8 +97,13 @@ describe('kill -9 during checkpoint saves', () => {
       const full = train(trainOptions({ out: join(dir, 'full'), steps: STEPS, saveEvery: 0 })).state.losses;
       expect(resumed.length).toBe(STEPS);
       expect(resumed).toEqual(full);
-      expect(readdirSync(dir).filter((f) => f.startsWith('run.')), 'no temporary directories or lock left').toEqual([]);
+      expect(
+        readdirSync(dir).filter((f) => f.startsWith('run.')),
+        'no temporary directories or lock left',
+      ).toEqual([]);
       expect(existsSync(join(out, 'model.safetensors'))).toBe(true);
-    } finally { rmSync(dir, { recursive: true, force: true }); }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -13,7 +13,12 @@ import type { ParamSpec } from '../../models/types.js';
  * layer 4D² + 3DF) and its SwiGLU width F chosen so that both have the same parameter count
  * (within 5%, checked).
  */
-export interface StudyPair { mamba: MambaConfig; transformer: LlamaConfig; mambaParams: number; transformerParams: number }
+export interface StudyPair {
+  mamba: MambaConfig;
+  transformer: LlamaConfig;
+  mambaParams: number;
+  transformerParams: number;
+}
 
 export const PARITY_TOLERANCE = 0.05;
 
@@ -23,16 +28,29 @@ function count(specs: readonly ParamSpec[]): number {
 
 /** The default pair (~1.8M parameters each: D 256, Mamba 4 layers, transformer 2 layers) or a tiny one for tests. */
 export function studyPair(tiny: boolean): StudyPair {
-  const D = tiny ? 32 : 256, layers = tiny ? 2 : 4, V = 256;
+  const D = tiny ? 32 : 256,
+    layers = tiny ? 2 : 4,
+    V = 256;
   const mamba = createMambaConfig({ dModel: D, nLayer: layers, dState: tiny ? 8 : 16, vocabSize: V });
   const mambaParams = count(mambaParamSpecs(mamba));
-  const tLayers = Math.max(1, layers / 2), H = defaultHeads(D);
+  const tLayers = Math.max(1, layers / 2),
+    H = defaultHeads(D);
   // everything but the MLP, then the MLP width that closes the gap (a multiple of 16)
-  const withoutMlp = count(llamaParamSpecs(createLlamaConfig({ dModel: D, nLayer: tLayers, nHead: H, vocabSize: V, intermediateSize: 1 }))) - 3 * D * tLayers;
+  const withoutMlp =
+    count(llamaParamSpecs(createLlamaConfig({ dModel: D, nLayer: tLayers, nHead: H, vocabSize: V, intermediateSize: 1 }))) -
+    3 * D * tLayers;
   const F = Math.max(16, 16 * Math.round((mambaParams - withoutMlp) / (3 * D * tLayers) / 16));
-  const transformer = createLlamaConfig({ dModel: D, nLayer: tLayers, nHead: H, vocabSize: V, intermediateSize: F, maxPositionEmbeddings: 1 << 20 });
+  const transformer = createLlamaConfig({
+    dModel: D,
+    nLayer: tLayers,
+    nHead: H,
+    vocabSize: V,
+    intermediateSize: F,
+    maxPositionEmbeddings: 1 << 20,
+  });
   const transformerParams = count(llamaParamSpecs(transformer));
   const gap = Math.abs(transformerParams - mambaParams) / mambaParams;
-  if (gap > PARITY_TOLERANCE) throw runtimeError(`bench: the models differ by ${(gap * 100).toFixed(1)}% in parameters (${mambaParams} vs ${transformerParams})`);
+  if (gap > PARITY_TOLERANCE)
+    throw runtimeError(`bench: the models differ by ${(gap * 100).toFixed(1)}% in parameters (${mambaParams} vs ${transformerParams})`);
   return { mamba, transformer, mambaParams, transformerParams };
 }

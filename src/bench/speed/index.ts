@@ -4,5 +4,16 @@ export type { SpeedOptions, SpeedResult } from './run.js';
 export { speedTable, speedTargets } from './table.js';
 export { speedPlan, PRECISIONS } from './types.js';
 export type {
-  DecodeEntry, KernelEntry, MachineSection, PeerEntry, Precision, PrefillEntry, Skipped, SpeedDoc, SpeedMode, SpeedPlan, StreamsEntry, TrainEntry,
+  DecodeEntry,
+  KernelEntry,
+  MachineSection,
+  PeerEntry,
+  Precision,
+  PrefillEntry,
+  Skipped,
+  SpeedDoc,
+  SpeedMode,
+  SpeedPlan,
+  StreamsEntry,
+  TrainEntry,
 } from './types.js';

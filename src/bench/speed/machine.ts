@@ -17,7 +17,8 @@ import type { KernelEntry, MachinePoint } from './types.js';
 /** Seconds per call of `fn`, after `warm` untimed calls: mean over ≥ minReps calls and ≥ minSeconds. */
 export function timePerCall(fn: () => void, minSeconds: number, minReps = 1, warm = 1): { mean: number; best: number; reps: number } {
   for (let i = 0; i < warm; i++) fn();
-  let reps = 0, best = Infinity;
+  let reps = 0,
+    best = Infinity;
   const t0 = performance.now();
   let now = t0;
   while (reps < minReps || now - t0 < minSeconds * 1000) {
@@ -31,7 +32,11 @@ export function timePerCall(fn: () => void, minSeconds: number, minReps = 1, war
 }
 
 /** CPU time of the whole machine and of this process (its threads, and its finished children). */
-export interface CpuSample { wallMs: number; busyMs: number; ownMs: number }
+export interface CpuSample {
+  wallMs: number;
+  busyMs: number;
+  ownMs: number;
+}
 
 /** Children's CPU time from /proc/self/stat (cutime + cstime, clock ticks of 10 ms); 0 where there is no /proc. */
 function childrenMs(): number {
@@ -88,7 +93,8 @@ export function measureBandwidth(bytes: number, threads: readonly number[], minS
     const pool = new ThreadPool(heap.memory, module, main, T);
     try {
       const parts = splitRange(n, T, 32);
-      const run = () => pool.run(parts.map(([a, b], t) => ({ name: 'readBandwidth' as const, args: [out + 64 * t, x + a * 4, b - a, READ_STREAMS] })));
+      const run = () =>
+        pool.run(parts.map(([a, b], t) => ({ name: 'readBandwidth' as const, args: [out + 64 * t, x + a * 4, b - a, READ_STREAMS] })));
       const r = timePerCall(run, minSeconds, 3, 2);
       result.set(T, (n * 4) / r.best / 1e9);
     } finally {
@@ -109,17 +115,27 @@ function uniform(e: Engine, shape: number[], rng: Rng, lo = -1, hi = 1): Tensor 
 /** matmulNT GFLOP/s at M = N = K = `size` on `e`'s threads (best call; one warm-up call wakes the workers). */
 export function measureGemm(e: Engine, size: number, minSeconds: number): number {
   const rng = Rng.fromSeed(11);
-  const a = uniform(e, [size, size], rng), b = uniform(e, [size, size], rng), out = e.persistent([size, size]);
+  const a = uniform(e, [size, size], rng),
+    b = uniform(e, [size, size], rng),
+    out = e.persistent([size, size]);
   try {
     const r = timePerCall(() => e.k.matmulNT(out, a, b, size, size, size, 0), minSeconds, 3, 2);
     return (2 * size ** 3) / r.best / 1e9;
   } finally {
-    out.dispose(); b.dispose(); a.dispose();
+    out.dispose();
+    b.dispose();
+    a.dispose();
   }
 }
 
 /** Bandwidth and GEMM at every thread count. */
-export function measureMachine(bandwidthBytes: number, gemmSize: number, threads: readonly number[], minSeconds: number, log: (m: string) => void): MachinePoint[] {
+export function measureMachine(
+  bandwidthBytes: number,
+  gemmSize: number,
+  threads: readonly number[],
+  minSeconds: number,
+  log: (m: string) => void,
+): MachinePoint[] {
   const bw = measureBandwidth(bandwidthBytes, threads, minSeconds);
   const points: MachinePoint[] = [];
   for (const T of threads) {
@@ -127,7 +143,9 @@ export function measureMachine(bandwidthBytes: number, gemmSize: number, threads
     try {
       const gemm = measureGemm(e, gemmSize, minSeconds);
       points.push({ threads: T, bandwidth_gbs: bw.get(T) as number, gemm_gflops: gemm });
-      log(`machine: ${T} thread${T > 1 ? 's' : ''}: read ${(bw.get(T) as number).toFixed(1)} GB/s, matmulNT ${gemmSize}³ ${gemm.toFixed(1)} GFLOP/s`);
+      log(
+        `machine: ${T} thread${T > 1 ? 's' : ''}: read ${(bw.get(T) as number).toFixed(1)} GB/s, matmulNT ${gemmSize}³ ${gemm.toFixed(1)} GFLOP/s`,
+      );
     } finally {
       e.dispose();
     }
@@ -136,7 +154,11 @@ export function measureMachine(bandwidthBytes: number, gemmSize: number, threads
 }
 
 /** One kernel case: allocate its operands on `e` (values from `rng`) and return the call to time. */
-interface KernelCase { name: string; shape: string; make: (e: Engine, rng: Rng) => () => void }
+interface KernelCase {
+  name: string;
+  shape: string;
+  make: (e: Engine, rng: Rng) => () => void;
+}
 
 function ids(e: Engine, n: number, V: number, rng: Rng): Tensor {
   const t = e.persistent([n], 'i32');
@@ -148,69 +170,177 @@ function ids(e: Engine, n: number, V: number, rng: Rng): Tensor {
 /** The hot kernels of decode, prefill and training, at mamba-130m / d256 shapes (tiny: small ones). */
 function kernelCases(tiny: boolean): KernelCase[] {
   const s = (full: number, small: number) => (tiny ? small : full);
-  const D = s(768, 32), ED = s(1536, 64), Vt = s(4096, 256), L = s(256, 16), N = 16, G = s(256, 16);
-  const n = s(1 << 18, 1 << 10), rows = s(2048, 32), K = 4, chunk = 16;
+  const D = s(768, 32),
+    ED = s(1536, 64),
+    Vt = s(4096, 256),
+    L = s(256, 16),
+    N = 16,
+    G = s(256, 16);
+  const n = s(1 << 18, 1 << 10),
+    rows = s(2048, 32),
+    K = 4,
+    chunk = 16;
   const u = uniform;
   return [
-    { name: 'matmulNT', shape: `decode in_proj 1×${D} · (${2 * ED}×${D})ᵀ`, make: (e, r) => {
-      const x = u(e, [1, D], r), w = u(e, [2 * ED, D], r), y = e.persistent([1, 2 * ED]);
-      return () => e.k.matmulNT(y, x, w, 1, 2 * ED, D, 0);
-    } },
-    { name: 'matmulNT', shape: `${G}×${G}×${G}`, make: (e, r) => {
-      const a = u(e, [G, G], r), b = u(e, [G, G], r), y = e.persistent([G, G]);
-      return () => e.k.matmulNT(y, a, b, G, G, G, 0);
-    } },
-    { name: 'matmulTN', shape: `weight grad ${G}×${G}, ${rows} rows`, make: (e, r) => {
-      const a = u(e, [rows, G], r), b = u(e, [rows, G], r), y = e.persistent([G, G]);
-      return () => e.k.matmulTN(y, a, b, G, G, rows, 0);
-    } },
-    { name: 'scanStep', shape: `B1 ED${ED} N${N}`, make: (e, r) => {
-      const y = e.persistent([1, ED]), h = u(e, [1, ED, N], r), x = u(e, [1, ED], r), dl = u(e, [1, ED], r, 0.001, 0.2);
-      const A = u(e, [ED, N], r, -16, -1), Bm = u(e, [1, N], r), Cm = u(e, [1, N], r), Dp = u(e, [ED], r);
-      return () => e.k.scanStep(y, h, x, dl, A, Bm, Cm, Dp, 1, ED, N);
-    } },
-    { name: 'scanForward', shape: `B1 L${L} ED${ED} N${N}`, make: (e, r) => {
-      const y = e.persistent([1, L, ED]), h = e.persistent([1, ED, N]), x = u(e, [1, L, ED], r), dl = u(e, [1, L, ED], r, 0.001, 0.2);
-      const A = u(e, [ED, N], r, -16, -1), Bm = u(e, [1, L, N], r), Cm = u(e, [1, L, N], r), Dp = u(e, [ED], r);
-      return () => { h.zero(); e.k.scanForward(y, h, null, x, dl, A, Bm, Cm, Dp, 1, L, ED, N, chunk); };
-    } },
-    { name: 'scanBackward', shape: `B1 L${L} ED${ED / 2} N${N}`, make: (e, r) => {
-      const C = ED / 2, nc = Math.ceil(L / chunk);
-      const x = u(e, [1, L, C], r), dl = u(e, [1, L, C], r, 0.001, 0.2), A = u(e, [C, N], r, -16, -1);
-      const Bm = u(e, [1, L, N], r), Cm = u(e, [1, L, N], r), Dp = u(e, [C], r), dy = u(e, [1, L, C], r);
-      const hck = u(e, [1, nc, C, N], r), work = e.persistent([(chunk + 1) * N]);
-      const dx = e.persistent([1, L, C]), dd = e.persistent([1, L, C]), dA = e.persistent([C, N]);
-      const dB = e.persistent([1, L, N]), dC = e.persistent([1, L, N]), dD = e.persistent([C]);
-      return () => e.k.scanBackward(dx, dd, dA, dB, dC, dD, null, dy, x, dl, A, Bm, Cm, Dp, hck, work, 1, L, C, N, chunk);
-    } },
-    { name: 'conv1dForward', shape: `B1 L${L} C${ED} K${K}`, make: (e, r) => {
-      const o = e.persistent([1, L, ED]), x = u(e, [1, L, ED], r), w = u(e, [ED, K], r), b = u(e, [ED], r);
-      return () => e.k.conv1dForward(o, x, w, b, 1, L, ED, K);
-    } },
-    { name: 'rmsnormForward', shape: `${L}×${D}`, make: (e, r) => {
-      const o = e.persistent([L, D]), rs = e.persistent([L]), x = u(e, [L, D], r), w = u(e, [D], r);
-      return () => e.k.rmsnormForward(o, rs, x, w, L, D, 1e-5);
-    } },
-    { name: 'siluForward', shape: `n ${n}`, make: (e, r) => {
-      const o = e.persistent([n]), x = u(e, [n], r, -8, 8);
-      return () => e.k.siluForward(o, x, n);
-    } },
-    { name: 'softplusForward', shape: `n ${n}`, make: (e, r) => {
-      const o = e.persistent([n]), x = u(e, [n], r, -8, 8);
-      return () => e.k.softplusForward(o, x, n);
-    } },
-    { name: 'crossEntropyForward', shape: `${rows}×256`, make: (e, r) => {
-      const lg = u(e, [rows, 256], r, -5, 5), ls = e.persistent([rows]), lse = e.persistent([rows]), t = ids(e, rows, 256, r);
-      return () => e.k.crossEntropyForward(ls, lse, lg, t, rows, 256);
-    } },
-    { name: 'embeddingForward', shape: `${rows} rows of ${Vt}×${D}`, make: (e, r) => {
-      const tab = u(e, [Vt, D], r), o = e.persistent([rows, D]), t = ids(e, rows, Vt, r);
-      return () => e.k.embeddingForward(o, tab, t, rows, D);
-    } },
-    { name: 'adamwStep', shape: `n ${n}`, make: (e, r) => {
-      const p = u(e, [n], r), g = u(e, [n], r), m = u(e, [n], r, -0.01, 0.01), v = u(e, [n], r, 0, 1e-4);
-      return () => e.k.adamwStep(p, g, m, v, n, 1e-3, 0.9, 0.999, 1e-8, 0.1, 0.5, 0.5);
-    } },
+    {
+      name: 'matmulNT',
+      shape: `decode in_proj 1×${D} · (${2 * ED}×${D})ᵀ`,
+      make: (e, r) => {
+        const x = u(e, [1, D], r),
+          w = u(e, [2 * ED, D], r),
+          y = e.persistent([1, 2 * ED]);
+        return () => e.k.matmulNT(y, x, w, 1, 2 * ED, D, 0);
+      },
+    },
+    {
+      name: 'matmulNT',
+      shape: `${G}×${G}×${G}`,
+      make: (e, r) => {
+        const a = u(e, [G, G], r),
+          b = u(e, [G, G], r),
+          y = e.persistent([G, G]);
+        return () => e.k.matmulNT(y, a, b, G, G, G, 0);
+      },
+    },
+    {
+      name: 'matmulTN',
+      shape: `weight grad ${G}×${G}, ${rows} rows`,
+      make: (e, r) => {
+        const a = u(e, [rows, G], r),
+          b = u(e, [rows, G], r),
+          y = e.persistent([G, G]);
+        return () => e.k.matmulTN(y, a, b, G, G, rows, 0);
+      },
+    },
+    {
+      name: 'scanStep',
+      shape: `B1 ED${ED} N${N}`,
+      make: (e, r) => {
+        const y = e.persistent([1, ED]),
+          h = u(e, [1, ED, N], r),
+          x = u(e, [1, ED], r),
+          dl = u(e, [1, ED], r, 0.001, 0.2);
+        const A = u(e, [ED, N], r, -16, -1),
+          Bm = u(e, [1, N], r),
+          Cm = u(e, [1, N], r),
+          Dp = u(e, [ED], r);
+        return () => e.k.scanStep(y, h, x, dl, A, Bm, Cm, Dp, 1, ED, N);
+      },
+    },
+    {
+      name: 'scanForward',
+      shape: `B1 L${L} ED${ED} N${N}`,
+      make: (e, r) => {
+        const y = e.persistent([1, L, ED]),
+          h = e.persistent([1, ED, N]),
+          x = u(e, [1, L, ED], r),
+          dl = u(e, [1, L, ED], r, 0.001, 0.2);
+        const A = u(e, [ED, N], r, -16, -1),
+          Bm = u(e, [1, L, N], r),
+          Cm = u(e, [1, L, N], r),
+          Dp = u(e, [ED], r);
+        return () => {
+          h.zero();
+          e.k.scanForward(y, h, null, x, dl, A, Bm, Cm, Dp, 1, L, ED, N, chunk);
+        };
+      },
+    },
+    {
+      name: 'scanBackward',
+      shape: `B1 L${L} ED${ED / 2} N${N}`,
+      make: (e, r) => {
+        const C = ED / 2,
+          nc = Math.ceil(L / chunk);
+        const x = u(e, [1, L, C], r),
+          dl = u(e, [1, L, C], r, 0.001, 0.2),
+          A = u(e, [C, N], r, -16, -1);
+        const Bm = u(e, [1, L, N], r),
+          Cm = u(e, [1, L, N], r),
+          Dp = u(e, [C], r),
+          dy = u(e, [1, L, C], r);
+        const hck = u(e, [1, nc, C, N], r),
+          work = e.persistent([(chunk + 1) * N]);
+        const dx = e.persistent([1, L, C]),
+          dd = e.persistent([1, L, C]),
+          dA = e.persistent([C, N]);
+        const dB = e.persistent([1, L, N]),
+          dC = e.persistent([1, L, N]),
+          dD = e.persistent([C]);
+        return () => e.k.scanBackward(dx, dd, dA, dB, dC, dD, null, dy, x, dl, A, Bm, Cm, Dp, hck, work, 1, L, C, N, chunk);
+      },
+    },
+    {
+      name: 'conv1dForward',
+      shape: `B1 L${L} C${ED} K${K}`,
+      make: (e, r) => {
+        const o = e.persistent([1, L, ED]),
+          x = u(e, [1, L, ED], r),
+          w = u(e, [ED, K], r),
+          b = u(e, [ED], r);
+        return () => e.k.conv1dForward(o, x, w, b, 1, L, ED, K);
+      },
+    },
+    {
+      name: 'rmsnormForward',
+      shape: `${L}×${D}`,
+      make: (e, r) => {
+        const o = e.persistent([L, D]),
+          rs = e.persistent([L]),
+          x = u(e, [L, D], r),
+          w = u(e, [D], r);
+        return () => e.k.rmsnormForward(o, rs, x, w, L, D, 1e-5);
+      },
+    },
+    {
+      name: 'siluForward',
+      shape: `n ${n}`,
+      make: (e, r) => {
+        const o = e.persistent([n]),
+          x = u(e, [n], r, -8, 8);
+        return () => e.k.siluForward(o, x, n);
+      },
+    },
+    {
+      name: 'softplusForward',
+      shape: `n ${n}`,
+      make: (e, r) => {
+        const o = e.persistent([n]),
+          x = u(e, [n], r, -8, 8);
+        return () => e.k.softplusForward(o, x, n);
+      },
+    },
+    {
+      name: 'crossEntropyForward',
+      shape: `${rows}×256`,
+      make: (e, r) => {
+        const lg = u(e, [rows, 256], r, -5, 5),
+          ls = e.persistent([rows]),
+          lse = e.persistent([rows]),
+          t = ids(e, rows, 256, r);
+        return () => e.k.crossEntropyForward(ls, lse, lg, t, rows, 256);
+      },
+    },
+    {
+      name: 'embeddingForward',
+      shape: `${rows} rows of ${Vt}×${D}`,
+      make: (e, r) => {
+        const tab = u(e, [Vt, D], r),
+          o = e.persistent([rows, D]),
+          t = ids(e, rows, Vt, r);
+        return () => e.k.embeddingForward(o, tab, t, rows, D);
+      },
+    },
+    {
+      name: 'adamwStep',
+      shape: `n ${n}`,
+      make: (e, r) => {
+        const p = u(e, [n], r),
+          g = u(e, [n], r),
+          m = u(e, [n], r, -0.01, 0.01),
+          v = u(e, [n], r, 0, 1e-4);
+        return () => e.k.adamwStep(p, g, m, v, n, 1e-3, 0.9, 0.999, 1e-8, 0.1, 0.5, 0.5);
+      },
+    },
   ];
 }
 
@@ -218,14 +348,16 @@ function kernelCases(tiny: boolean): KernelCase[] {
 export function measureKernels(tiny: boolean, seconds: number, log: (m: string) => void): KernelEntry[] {
   const out: KernelEntry[] = [];
   for (const c of kernelCases(tiny)) {
-    const ew = new Engine({ kernels: 'wasm', threads: 1 }), er = new Engine({ kernels: 'ref' });
+    const ew = new Engine({ kernels: 'wasm', threads: 1 }),
+      er = new Engine({ kernels: 'ref' });
     try {
       const tw = timePerCall(c.make(ew, Rng.fromSeed(5)), seconds, 2).mean;
       const tr = timePerCall(c.make(er, Rng.fromSeed(5)), seconds, 1).mean;
       out.push({ name: c.name, shape: c.shape, wasm_ms: tw * 1e3, ref_ms: tr * 1e3, wasm_over_ref: tr / tw });
       log(`kernels: ${c.name} ${c.shape}: wasm ${(tw * 1e3).toFixed(3)} ms, ref ${(tr * 1e3).toFixed(3)} ms, ×${(tr / tw).toFixed(1)}`);
     } finally {
-      ew.dispose(); er.dispose();
+      ew.dispose();
+      er.dispose();
     }
   }
   return out;

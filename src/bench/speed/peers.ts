@@ -18,9 +18,19 @@ import type { MambaLM } from '../../models/mamba/model.js';
 import type { PeerEntry, Precision, Skipped } from './types.js';
 
 /** A peer measurement before it is paired with frugal's own figure. */
-export interface PeerRun { name: PeerEntry['name']; measure: string; precision: Precision; threads: number; tok_s: number; detail: string }
+export interface PeerRun {
+  name: PeerEntry['name'];
+  measure: string;
+  precision: Precision;
+  threads: number;
+  tok_s: number;
+  detail: string;
+}
 
-export interface PeerResult { runs: PeerRun[]; skipped: Skipped[] }
+export interface PeerResult {
+  runs: PeerRun[];
+  skipped: Skipped[];
+}
 
 const TORCH_SCRIPT = fileURLToPath(new URL('../../../tools/bench_torch.py', import.meta.url));
 /** The CLI, run as a child for `frugal convert` (the CLI layer sits above this one). */
@@ -28,13 +38,21 @@ const FRUGAL_BIN = fileURLToPath(new URL('../../../bin/frugal.js', import.meta.u
 
 /** `frugal convert --to gguf --dtype <dtype>`; throws with its message when it fails. */
 function frugalConvert(model: string, out: string, dtype: 'f32' | 'q8_0'): void {
-  const r = spawnSync(process.execPath, [FRUGAL_BIN, 'convert', '--model', model, '--out', out, '--to', 'gguf', '--dtype', dtype],
-    { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync(process.execPath, [FRUGAL_BIN, 'convert', '--model', model, '--out', out, '--to', 'gguf', '--dtype', dtype], {
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
   if (r.status !== 0) throw new Error(`frugal convert --dtype ${dtype}: ${firstLine(r.stderr) || r.error?.message || `exit ${r.status}`}`);
 }
 
 function firstLine(s: string | null | undefined): string {
-  return (s ?? '').trim().split('\n').filter((l) => l.trim() !== '').slice(-1)[0] ?? '';
+  return (
+    (s ?? '')
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .slice(-1)[0] ?? ''
+  );
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -57,15 +75,24 @@ export function runTorchPeer(o: TorchOptions): PeerResult {
   if (!existsSync(TORCH_SCRIPT)) return skip(`${TORCH_SCRIPT} is not installed with this copy of frugal`);
   const probe = spawnSync(o.python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 60_000 });
   if (probe.status !== 0) {
-    return skip(`${o.python} cannot import torch (${firstLine(probe.stderr) || probe.error?.message || 'no output'}); on Debian: apt-get install python3-torch`);
+    return skip(
+      `${o.python} cannot import torch (${firstLine(probe.stderr) || probe.error?.message || 'no output'}); on Debian: apt-get install python3-torch`,
+    );
   }
   o.log(`peers: PyTorch ${probe.stdout.trim()} (${o.python}), threads ${o.threads.join(', ')}`);
-  const r = spawnSync(o.python, [TORCH_SCRIPT, '--mode', o.mode, '--threads', o.threads.join(','), '--budget', o.budgetSeconds.toFixed(0)],
-    { encoding: 'utf8', timeout: Math.round((o.budgetSeconds + 60) * 1000), maxBuffer: 1 << 24 });
+  const r = spawnSync(
+    o.python,
+    [TORCH_SCRIPT, '--mode', o.mode, '--threads', o.threads.join(','), '--budget', o.budgetSeconds.toFixed(0)],
+    { encoding: 'utf8', timeout: Math.round((o.budgetSeconds + 60) * 1000), maxBuffer: 1 << 24 },
+  );
   for (const line of (r.stderr ?? '').split('\n')) if (line.trim() !== '') o.log(`peers: pytorch: ${line}`);
   if (r.status !== 0) return skip(`tools/bench_torch.py failed (${r.error?.message ?? `exit ${r.status}`}: ${firstLine(r.stderr)})`);
   let doc: unknown;
-  try { doc = JSON.parse(r.stdout); } catch { return skip(`tools/bench_torch.py printed no JSON: ${firstLine(r.stdout)}`); }
+  try {
+    doc = JSON.parse(r.stdout);
+  } catch {
+    return skip(`tools/bench_torch.py printed no JSON: ${firstLine(r.stdout)}`);
+  }
   const results = isRecord(doc) && Array.isArray(doc.results) ? doc.results : [];
   const detail = isRecord(doc) ? `torch ${String(doc.torch)}, BLAS ${String(doc.blas)}` : '';
   const runs: PeerRun[] = [];
@@ -74,7 +101,14 @@ export function runTorchPeer(o: TorchOptions): PeerResult {
     if (typeof x === 'string') skipped.push({ section: 'peers', what: `pytorch ${x}`, reason: 'past the time budget' });
   }
   for (const x of results) {
-    if (!isRecord(x) || typeof x.measure !== 'string' || typeof x.threads !== 'number' || typeof x.tok_s !== 'number' || !Number.isFinite(x.tok_s)) continue;
+    if (
+      !isRecord(x) ||
+      typeof x.measure !== 'string' ||
+      typeof x.threads !== 'number' ||
+      typeof x.tok_s !== 'number' ||
+      !Number.isFinite(x.tok_s)
+    )
+      continue;
     runs.push({ name: 'pytorch', measure: x.measure, precision: 'f32', threads: x.threads, tok_s: x.tok_s, detail });
   }
   return { runs, skipped };
@@ -106,7 +140,10 @@ function ggufFiles(o: LlamaOptions, dir: string, skipped: Skipped[]): Map<Precis
   const f32 = join(dir, 'model-f32.gguf');
   frugalConvert(ckpt, f32, 'f32');
   for (const p of o.precisions) {
-    if (p === 'f32') { files.set(p, f32); continue; }
+    if (p === 'f32') {
+      files.set(p, f32);
+      continue;
+    }
     const out = join(dir, `model-${GGUF_TYPE[p]}.gguf`);
     if (p === 'q8') {
       frugalConvert(ckpt, out, 'q8_0');
@@ -115,12 +152,20 @@ function ggufFiles(o: LlamaOptions, dir: string, skipped: Skipped[]): Map<Precis
     }
     const quantize = join(dirname(o.llamaBench), 'llama-quantize');
     if (!existsSync(quantize)) {
-      skipped.push({ section: 'peers', what: `llama.cpp ${p}`, reason: `frugal convert writes f32, f16 and q8_0; ${GGUF_TYPE[p]} needs ${quantize}, which is missing` });
+      skipped.push({
+        section: 'peers',
+        what: `llama.cpp ${p}`,
+        reason: `frugal convert writes f32, f16 and q8_0; ${GGUF_TYPE[p]} needs ${quantize}, which is missing`,
+      });
       continue;
     }
     const r = spawnSync(quantize, [f32, out, GGUF_TYPE[p]], { encoding: 'utf8', timeout: 600_000 });
     if (r.status !== 0) {
-      skipped.push({ section: 'peers', what: `llama.cpp ${p}`, reason: `llama-quantize failed: ${firstLine(r.stderr) || r.error?.message}` });
+      skipped.push({
+        section: 'peers',
+        what: `llama.cpp ${p}`,
+        reason: `llama-quantize failed: ${firstLine(r.stderr) || r.error?.message}`,
+      });
       continue;
     }
     files.set(p, out);
@@ -136,7 +181,9 @@ function parseLlamaBench(stdout: string, type: string): { nPrompt: number; nGen:
   const out: { nPrompt: number; nGen: number; tokS: number; detail: string }[] = [];
   for (const x of doc) {
     if (!isRecord(x)) continue;
-    const nPrompt = Number(x.n_prompt), nGen = Number(x.n_gen), tokS = Number(x.avg_ts);
+    const nPrompt = Number(x.n_prompt),
+      nGen = Number(x.n_gen),
+      tokS = Number(x.avg_ts);
     if (Number.isFinite(tokS)) out.push({ nPrompt, nGen, tokS, detail: llamaDetail(x, type) });
   }
   return out;
@@ -145,7 +192,8 @@ function parseLlamaBench(stdout: string, type: string): { nPrompt: number; nGen:
 /** Convert the decode model and run llama-bench at every precision and thread count. */
 export function runLlamaPeer(o: LlamaOptions): PeerResult {
   const skipped: Skipped[] = [];
-  if (!existsSync(o.llamaBench)) return { runs: [], skipped: [{ section: 'peers', what: 'llama.cpp', reason: `--llama-bench ${o.llamaBench} does not exist` }] };
+  if (!existsSync(o.llamaBench))
+    return { runs: [], skipped: [{ section: 'peers', what: 'llama.cpp', reason: `--llama-bench ${o.llamaBench} does not exist` }] };
   const dir = mkdtempSync(join(tmpdir(), 'frugal-bench-'));
   const runs: PeerRun[] = [];
   try {
@@ -157,7 +205,20 @@ export function runLlamaPeer(o: LlamaOptions): PeerResult {
     }
     for (const [p, file] of files) {
       for (const T of o.threads) {
-        const args = ['-m', file, '-t', String(T), '-p', String(o.promptTokens), '-n', String(o.decodeTokens), '-r', String(o.repetitions), '-o', 'json'];
+        const args = [
+          '-m',
+          file,
+          '-t',
+          String(T),
+          '-p',
+          String(o.promptTokens),
+          '-n',
+          String(o.decodeTokens),
+          '-r',
+          String(o.repetitions),
+          '-o',
+          'json',
+        ];
         o.log(`peers: ${o.llamaBench} ${args.join(' ')}`);
         const r = spawnSync(o.llamaBench, args, { encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 24 });
         if (r.status !== 0) {

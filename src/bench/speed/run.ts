@@ -8,7 +8,16 @@
 import { cpus } from 'node:os';
 import type { MambaLM } from '../../models/mamba/model.js';
 import type {
-  DecodeEntry, MachinePoint, PeerEntry, PrefillEntry, Skipped, SpeedDoc, SpeedMode, SpeedPlan, StreamsEntry, TrainEntry,
+  DecodeEntry,
+  MachinePoint,
+  PeerEntry,
+  PrefillEntry,
+  Skipped,
+  SpeedDoc,
+  SpeedMode,
+  SpeedPlan,
+  StreamsEntry,
+  TrainEntry,
 } from './types.js';
 import { PRECISIONS, speedPlan } from './types.js';
 import { cpuSample, measureKernels, measureMachine, otherCpuShare, otherCpuShareNow } from './machine.js';
@@ -22,10 +31,16 @@ import type { PeerRun } from './peers.js';
 export class Budget {
   private readonly t0 = performance.now();
   constructor(readonly seconds: number) {}
-  get elapsed(): number { return (performance.now() - this.t0) / 1000; }
-  get left(): number { return this.seconds - this.elapsed; }
+  get elapsed(): number {
+    return (performance.now() - this.t0) / 1000;
+  }
+  get left(): number {
+    return this.seconds - this.elapsed;
+  }
   /** Whether less than `fraction` of the budget is spent. */
-  before(fraction: number): boolean { return this.elapsed < fraction * this.seconds; }
+  before(fraction: number): boolean {
+    return this.elapsed < fraction * this.seconds;
+  }
 }
 
 export interface SpeedOptions {
@@ -43,13 +58,28 @@ export interface SpeedOptions {
   log: (m: string) => void;
 }
 
-export interface SpeedResult { doc: SpeedDoc; tokens: number }
+export interface SpeedResult {
+  doc: SpeedDoc;
+  tokens: number;
+}
 
 /** Measurements of the decode model at every (threads, precision). */
-interface DecodeRuns { decode: DecodeEntry[]; prefill: PrefillEntry[]; streams: StreamsEntry[]; skipped: Skipped[] }
+interface DecodeRuns {
+  decode: DecodeEntry[];
+  prefill: PrefillEntry[];
+  streams: StreamsEntry[];
+  skipped: Skipped[];
+}
 
-function decodeSection(plan: SpeedPlan, w: ModelWeights, machine: MachinePoint[], count: TokenCounter,
-  budget: Budget, log: (m: string) => void, keep: (m: MambaLM) => void): DecodeRuns {
+function decodeSection(
+  plan: SpeedPlan,
+  w: ModelWeights,
+  machine: MachinePoint[],
+  count: TokenCounter,
+  budget: Budget,
+  log: (m: string) => void,
+  keep: (m: MambaLM) => void,
+): DecodeRuns {
   const r: DecodeRuns = { decode: [], prefill: [], streams: [], skipped: [] };
   const model = plan.decodeName;
   for (const T of plan.threads) {
@@ -62,17 +92,25 @@ function decodeSection(plan: SpeedPlan, w: ModelWeights, machine: MachinePoint[]
         const tokS = decodeRate(m, plan.decodeTokens, plan.minSeconds, count);
         const bound = (bw * 1e9) / bytes;
         r.decode.push({ model, precision, threads: T, tok_s: tokS, weight_bytes_per_token: bytes, bound_fraction: tokS / bound });
-        log(`decode: ${model} ${precision} ${T} thread${T > 1 ? 's' : ''}: ${tokS.toFixed(2)} tok/s, ` +
-          `${(bytes / 1e6).toFixed(1)} MB/token, ${(100 * tokS / bound).toFixed(0)}% of the ${bound.toFixed(1)} tok/s bandwidth bound`);
+        log(
+          `decode: ${model} ${precision} ${T} thread${T > 1 ? 's' : ''}: ${tokS.toFixed(2)} tok/s, ` +
+            `${(bytes / 1e6).toFixed(1)} MB/token, ${((100 * tokS) / bound).toFixed(0)}% of the ${bound.toFixed(1)} tok/s bandwidth bound`,
+        );
         for (const L of plan.prefillLens) {
           if (precision !== 'f32' && !plan.prefillAllPrecisions.includes(L)) continue;
           if (precision !== 'f32' && L > 128 && !budget.before(0.4)) {
-            r.skipped.push({ section: 'prefill', what: `${precision} ${L} tokens ${T} threads`, reason: `the time budget (${budget.seconds} s) runs short` });
+            r.skipped.push({
+              section: 'prefill',
+              what: `${precision} ${L} tokens ${T} threads`,
+              reason: `the time budget (${budget.seconds} s) runs short`,
+            });
             continue;
           }
           const p = prefillRate(m, L, plan.minSeconds, count);
           r.prefill.push({ model, precision, threads: T, prompt_tokens: L, tok_s: p, over_steps: p / tokS });
-          log(`prefill: ${precision} ${T} thread${T > 1 ? 's' : ''} ${L} tokens: ${p.toFixed(1)} tok/s (${(p / tokS).toFixed(1)}× single steps)`);
+          log(
+            `prefill: ${precision} ${T} thread${T > 1 ? 's' : ''} ${L} tokens: ${p.toFixed(1)} tok/s (${(p / tokS).toFixed(1)}× single steps)`,
+          );
         }
         const top = T === plan.threads[plan.threads.length - 1];
         if (precision === 'f32' && plan.streamThreads.includes(T)) {
@@ -106,11 +144,21 @@ function trainSection(plan: SpeedPlan, machine: MachinePoint[], count: TokenCoun
     const t = trainRate(plan.trainModel, T, plan.trainBatch, plan.trainSeq, plan.trainSteps, plan.minSeconds, count);
     const peak = (machine.find((x) => x.threads === T) as MachinePoint).gemm_gflops * 1e9;
     const flops = 6 * t.parameters * t.tokPerSec;
-    const entry: TrainEntry = { model: plan.trainName, threads: T, batch: plan.trainBatch, seq_len: plan.trainSeq, parameters: t.parameters,
-      tok_s: t.tokPerSec, mfu: flops / peak, mfu_with_scan: (flops + t.scanFlopsPerToken * t.tokPerSec) / peak };
+    const entry: TrainEntry = {
+      model: plan.trainName,
+      threads: T,
+      batch: plan.trainBatch,
+      seq_len: plan.trainSeq,
+      parameters: t.parameters,
+      tok_s: t.tokPerSec,
+      mfu: flops / peak,
+      mfu_with_scan: (flops + t.scanFlopsPerToken * t.tokPerSec) / peak,
+    };
     out.push(entry);
-    log(`train: ${plan.trainName} ${T} thread${T > 1 ? 's' : ''}: ${t.tokPerSec.toFixed(0)} tok/s, MFU ${(100 * entry.mfu).toFixed(0)}% ` +
-      `(${(100 * entry.mfu_with_scan).toFixed(0)}% with the scan) of ${(peak / 1e9).toFixed(1)} GFLOP/s`);
+    log(
+      `train: ${plan.trainName} ${T} thread${T > 1 ? 's' : ''}: ${t.tokPerSec.toFixed(0)} tok/s, MFU ${(100 * entry.mfu).toFixed(0)}% ` +
+        `(${(100 * entry.mfu_with_scan).toFixed(0)}% with the scan) of ${(peak / 1e9).toFixed(1)} GFLOP/s`,
+    );
   }
   return out;
 }
@@ -130,7 +178,11 @@ function pairPeers(runs: PeerRun[], doc: Pick<SpeedDoc, 'decode' | 'prefill' | '
   for (const r of runs) {
     const mine = frugalFigure(r, doc);
     if (!Number.isFinite(mine) || !(r.tok_s > 0)) {
-      skipped.push({ section: 'peers', what: `${r.name} ${r.measure} ${r.precision} ${r.threads} threads`, reason: 'no frugal figure to compare with in this run' });
+      skipped.push({
+        section: 'peers',
+        what: `${r.name} ${r.measure} ${r.precision} ${r.threads} threads`,
+        reason: 'no frugal figure to compare with in this run',
+      });
       continue;
     }
     out.push({ ...r, frugal_tok_s: mine, ratio: mine / r.tok_s });
@@ -142,27 +194,47 @@ function pairPeers(runs: PeerRun[], doc: Pick<SpeedDoc, 'decode' | 'prefill' | '
 export function runSpeedBench(o: SpeedOptions): SpeedResult {
   const plan = speedPlan(o.mode, o.threads);
   const budget = new Budget(o.budgetSeconds ?? plan.budgetSeconds);
-  const log = o.log, count = new TokenCounter();
+  const log = o.log,
+    count = new TokenCounter();
   const skipped: Skipped[] = [];
   const busyBefore = otherCpuShareNow(500);
-  if (busyBefore > 0.1) log(`bench: warning: other processes keep ${(100 * busyBefore).toFixed(0)}% of the CPUs busy: every figure will be low`);
+  if (busyBefore > 0.1)
+    log(`bench: warning: other processes keep ${(100 * busyBefore).toFixed(0)}% of the CPUs busy: every figure will be low`);
   const cpu0 = cpuSample();
   log(`bench: ${o.mode} run, threads ${plan.threads.join(' and ')}; decode model ${plan.decodeName}, training model ${plan.trainName}`);
 
   const points = measureMachine(plan.bandwidthBytes, plan.gemmSize, plan.threads, plan.minSeconds / 3, log);
   const top = points[points.length - 1];
-  const machine = { ...top, cpu: cpus()[0]?.model?.trim() ?? 'unknown', logical_cpus: cpus().length, node: process.version, other_busy_before: busyBefore, other_busy_during: NaN,
-    bandwidth_bytes: plan.bandwidthBytes, gemm_shape: plan.gemmSize, by_threads: points };
+  const machine = {
+    ...top,
+    cpu: cpus()[0]?.model?.trim() ?? 'unknown',
+    logical_cpus: cpus().length,
+    node: process.version,
+    other_busy_before: busyBefore,
+    other_busy_during: NaN,
+    bandwidth_bytes: plan.bandwidthBytes,
+    gemm_shape: plan.gemmSize,
+    by_threads: points,
+  };
   const kernels = measureKernels(plan.kernelTiny, plan.kernelSeconds, log);
 
   const weights = makeWeights(plan.decodeModel, o.seed);
   log(`bench: ${plan.decodeName}: ${[...weights.values.values()].reduce((a, v) => a + v.length, 0).toLocaleString('en-US')} parameters`);
   let llamaRuns: PeerRun[] = [];
   const peerThreads = o.mode === 'quick' ? plan.threads.slice(-1) : plan.threads; // quick: all threads only
-  const keep = (m: MambaLM) => { // the f32 model is converted for llama.cpp while it exists
+  const keep = (m: MambaLM) => {
+    // the f32 model is converted for llama.cpp while it exists
     if (o.llamaBench === null) return;
-    const lr = runLlamaPeer({ llamaBench: o.llamaBench, model: m, precisions: [...PRECISIONS], threads: peerThreads, promptTokens: plan.prefillLens[0],
-      decodeTokens: plan.decodeTokens, repetitions: o.mode === 'full' ? 3 : 1, log });
+    const lr = runLlamaPeer({
+      llamaBench: o.llamaBench,
+      model: m,
+      precisions: [...PRECISIONS],
+      threads: peerThreads,
+      promptTokens: plan.prefillLens[0],
+      decodeTokens: plan.decodeTokens,
+      repetitions: o.mode === 'full' ? 3 : 1,
+      log,
+    });
     llamaRuns = lr.runs;
     skipped.push(...lr.skipped);
   };
@@ -173,7 +245,8 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
 
   let torchRuns: PeerRun[] = [];
   if (o.python === null) skipped.push({ section: 'peers', what: 'pytorch', reason: 'skipped (--no-torch)' });
-  else if (budget.left < 15 && o.mode !== 'tiny') skipped.push({ section: 'peers', what: 'pytorch', reason: `the time budget (${budget.seconds} s) is spent` });
+  else if (budget.left < 15 && o.mode !== 'tiny')
+    skipped.push({ section: 'peers', what: 'pytorch', reason: `the time budget (${budget.seconds} s) is spent` });
   else {
     const tr = runTorchPeer({ python: o.python, threads: peerThreads, mode: o.mode, budgetSeconds: Math.max(15, budget.left - 5), log });
     torchRuns = tr.runs;
@@ -183,10 +256,20 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
   const peers = pairPeers([...llamaRuns, ...torchRuns], body, skipped);
   for (const s of skipped) log(`bench: skipped ${s.section}: ${s.what}: ${s.reason}`);
   machine.other_busy_during = otherCpuShare(cpu0, cpuSample());
-  if (machine.other_busy_during > 0.1) log(`bench: warning: other processes kept ${(100 * machine.other_busy_during).toFixed(0)}% of the CPUs busy during the run: its figures are low`);
+  if (machine.other_busy_during > 0.1)
+    log(
+      `bench: warning: other processes kept ${(100 * machine.other_busy_during).toFixed(0)}% of the CPUs busy during the run: its figures are low`,
+    );
   const doc: SpeedDoc = {
-    command: o.command, mode: o.mode, seconds: budget.elapsed, machine,
-    ...body, streams: dec.streams, kernels, peers, skipped,
+    command: o.command,
+    mode: o.mode,
+    seconds: budget.elapsed,
+    machine,
+    ...body,
+    streams: dec.streams,
+    kernels,
+    peers,
+    skipped,
   };
   return { doc, tokens: count.tokens };
 }

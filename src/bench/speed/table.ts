@@ -20,27 +20,58 @@ function table(title: string, head: string[], rows: Cell[][], digits: number[] =
   return [`${title}`, line(head), sep, ...cells.map(line)].join('\n') + '\n';
 }
 
-
 /** Every section as a table, then the skipped parts. */
 export function speedTable(d: SpeedDoc): string {
   const m = d.machine;
   const parts = [
     `frugal bench (${d.mode}, ${d.seconds.toFixed(0)} s): ${m.cpu}, ${m.logical_cpus} logical CPUs, Node ${m.node}, other processes busy ${pct(m.other_busy_before)} before, ${pct(m.other_busy_during)} during the run\n`,
-    table(`machine (wasm readBandwidth over ${(m.bandwidth_bytes / 2 ** 30).toFixed(2)} GiB, 16 streams a thread; matmulNT ${m.gemm_shape}³)`,
-      ['threads', 'read GB/s', 'GEMM GFLOP/s'], m.by_threads.map((p) => [String(p.threads), p.bandwidth_gbs, p.gemm_gflops])),
-    table('decode (batch 1)', ['model', 'precision', 'threads', 'tok/s', 'MB/token', 'bound tok/s', 'of bound'],
-      d.decode.map((e) => [e.model, e.precision, String(e.threads), e.tok_s, e.weight_bytes_per_token / 1e6,
-        e.tok_s / e.bound_fraction, pct(e.bound_fraction)]), [1, 1, 1, 2, 1, 1]),
-    table('prefill', ['model', 'precision', 'threads', 'prompt', 'tok/s', '× single steps'],
-      d.prefill.map((e) => [e.model, e.precision, String(e.threads), String(e.prompt_tokens), e.tok_s, e.over_steps])),
-    table('train (AdamW step)', ['model', 'threads', 'batch × seq', 'tok/s', 'MFU (6·P)', 'MFU with scan'],
-      d.train.map((e) => [e.model, String(e.threads), `${e.batch} × ${e.seq_len}`, e.tok_s, pct(e.mfu), pct(e.mfu_with_scan)]), [1, 1, 1, 0]),
-    table('streams (BatchDecoder, f32)', ['model', 'streams', 'threads', 'aggregate tok/s', '× one stream'],
-      d.streams.map((e) => [e.model, String(e.streams), String(e.threads), e.aggregate_tok_s, e.over_one])),
-    table('kernels (one thread)', ['kernel', 'shape', 'wasm ms', 'ref ms', 'wasm ÷ ref'],
-      d.kernels.map((e) => [e.name, e.shape, e.wasm_ms, e.ref_ms, e.wasm_over_ref]), [1, 1, 3, 3, 1]),
-    table('peers (ratio = frugal ÷ peer)', ['peer', 'measure', 'precision', 'threads', 'peer tok/s', 'frugal tok/s', 'ratio', 'peer build'],
-      d.peers.map((e) => [e.name, e.measure, e.precision, String(e.threads), e.tok_s, e.frugal_tok_s, e.ratio, e.detail]), [1, 1, 1, 1, 1, 1, 2]),
+    table(
+      `machine (wasm readBandwidth over ${(m.bandwidth_bytes / 2 ** 30).toFixed(2)} GiB, 16 streams a thread; matmulNT ${m.gemm_shape}³)`,
+      ['threads', 'read GB/s', 'GEMM GFLOP/s'],
+      m.by_threads.map((p) => [String(p.threads), p.bandwidth_gbs, p.gemm_gflops]),
+    ),
+    table(
+      'decode (batch 1)',
+      ['model', 'precision', 'threads', 'tok/s', 'MB/token', 'bound tok/s', 'of bound'],
+      d.decode.map((e) => [
+        e.model,
+        e.precision,
+        String(e.threads),
+        e.tok_s,
+        e.weight_bytes_per_token / 1e6,
+        e.tok_s / e.bound_fraction,
+        pct(e.bound_fraction),
+      ]),
+      [1, 1, 1, 2, 1, 1],
+    ),
+    table(
+      'prefill',
+      ['model', 'precision', 'threads', 'prompt', 'tok/s', '× single steps'],
+      d.prefill.map((e) => [e.model, e.precision, String(e.threads), String(e.prompt_tokens), e.tok_s, e.over_steps]),
+    ),
+    table(
+      'train (AdamW step)',
+      ['model', 'threads', 'batch × seq', 'tok/s', 'MFU (6·P)', 'MFU with scan'],
+      d.train.map((e) => [e.model, String(e.threads), `${e.batch} × ${e.seq_len}`, e.tok_s, pct(e.mfu), pct(e.mfu_with_scan)]),
+      [1, 1, 1, 0],
+    ),
+    table(
+      'streams (BatchDecoder, f32)',
+      ['model', 'streams', 'threads', 'aggregate tok/s', '× one stream'],
+      d.streams.map((e) => [e.model, String(e.streams), String(e.threads), e.aggregate_tok_s, e.over_one]),
+    ),
+    table(
+      'kernels (one thread)',
+      ['kernel', 'shape', 'wasm ms', 'ref ms', 'wasm ÷ ref'],
+      d.kernels.map((e) => [e.name, e.shape, e.wasm_ms, e.ref_ms, e.wasm_over_ref]),
+      [1, 1, 3, 3, 1],
+    ),
+    table(
+      'peers (ratio = frugal ÷ peer)',
+      ['peer', 'measure', 'precision', 'threads', 'peer tok/s', 'frugal tok/s', 'ratio', 'peer build'],
+      d.peers.map((e) => [e.name, e.measure, e.precision, String(e.threads), e.tok_s, e.frugal_tok_s, e.ratio, e.detail]),
+      [1, 1, 1, 1, 1, 1, 2],
+    ),
   ];
   if (d.skipped.length > 0) parts.push(`skipped:\n${d.skipped.map((s) => `- ${s.section}: ${s.what}: ${s.reason}`).join('\n')}\n`);
   return parts.join('\n');
@@ -53,12 +84,19 @@ export function speedTargets(d: SpeedDoc): string[] {
   const dec = (p: string, t: number) => d.decode.find((e) => e.precision === p && e.threads === t);
   const say = (what: string, value: number | undefined, goal: number, unit = '×') => {
     if (value === undefined || !Number.isFinite(value)) out.push(`${what}: not measured`);
-    else out.push(`${what}: ${unit === '%' ? pct(value) : `${value.toFixed(2)}×`} (goal ${unit === '%' ? pct(goal) : `${goal}×`}) ${value >= goal ? 'met' : 'MISSED'}`);
+    else
+      out.push(
+        `${what}: ${unit === '%' ? pct(value) : `${value.toFixed(2)}×`} (goal ${unit === '%' ? pct(goal) : `${goal}×`}) ${value >= goal ? 'met' : 'MISSED'}`,
+      );
   };
   for (const p of ['f32', 'q8']) say(`decode ${p} ${all} threads of bandwidth bound`, dec(p, all)?.bound_fraction, 0.9, '%');
   const f32 = dec('f32', all)?.tok_s;
   say(`q8 decode over f32 (${all} threads)`, f32 ? (dec('q8', all)?.tok_s ?? NaN) / f32 : undefined, 3);
-  say(`q4 decode over q8 (${all} threads)`, dec('q8', all) ? (dec('q4', all)?.tok_s ?? NaN) / (dec('q8', all)?.tok_s ?? NaN) : undefined, 1);
+  say(
+    `q4 decode over q8 (${all} threads)`,
+    dec('q8', all) ? (dec('q4', all)?.tok_s ?? NaN) / (dec('q8', all)?.tok_s ?? NaN) : undefined,
+    1,
+  );
   const long = d.prefill.filter((e) => e.precision === 'f32' && e.prompt_tokens >= 1024).sort((a, b) => b.threads - a.threads)[0];
   say(`1024-token prefill over 1024 single steps (f32, ${all} threads)`, long?.over_steps, 5);
   const tr = d.train.find((e) => e.threads === all);
