@@ -164,6 +164,8 @@ export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, 
   for (const end = performance.now() + (o.tiny ? 50 : WARMUP_MS); performance.now() < end;) wl = model.step(Int32Array.of(argmax(wl)), warm);
   disposeState(warm);
 
+  let warned = false; // a decode burst is short: say once, not at every context, why it is not measured
+  const warnOnce = (m: string) => { if (!warned) log(`bench ${arch}: ${m}`); warned = true; };
   const state = model.createState(1);
   const points: ScalingPoint[] = [], cumulative: { context: number; seconds: number }[] = [], decodeSeconds: number[] = [];
   let prefillTotal = 0, tokens = 0;
@@ -195,7 +197,7 @@ export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, 
     cumulative.push({ context: n, seconds: prefillTotal });
     // one untimed step (warm-up), then the timed bursts
     logits = model.step(Int32Array.of(argmax(logits)), state);
-    const meter = measured ? startEnergy({ tdp: o.tdp }) : null;
+    const meter = measured ? startEnergy({ tdp: o.tdp, warn: warnOnce }) : null;
     const dec = decodeBursts(model, state, logits, o.decodeTokens);
     logits = dec.logits;
     const m = meter?.stop(d) ?? null;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_WATTS_PER_CORE, PROFILES, analyticEstimate, cpuTimeEstimate, getProfile, integrateSmiSamples,
-  parsePerfIntervals, wattsPerCore } from '../../src/energy/index.js';
+  parsePerfIntervals, perfSamples, smiSamples, wattsPerCore } from '../../src/energy/index.js';
 import { FrugalError } from '../../src/io/errors.js';
 
 /** The estimators' arithmetic, and the parsers of perf and nvidia-smi output. */
@@ -40,6 +40,7 @@ describe('sample parsers', () => {
     const text = ['# started on Sat Nov 29', '     0.100119,2.41,Joules,power/energy-pkg/,100211430,100.00,,',
       '     0.200301,2.39,Joules,power/energy-pkg/,100181212,100.00,,', '     0.300512,<not counted>,Joules,power/energy-pkg/,0,100.00,,'].join('\n');
     expect(parsePerfIntervals(text)).toBeCloseTo(4.8, 12);
+    expect(perfSamples(text).readings).toBe(2);                                         // the uncounted interval is no reading
   });
 
   it('integrates nvidia-smi power samples per GPU (output captured from an H200)', () => {
@@ -49,5 +50,7 @@ describe('sample parsers', () => {
     expect(integrateSmiSamples(h200)).toBeCloseTo(want, 9);
     const two = '2026/01/01 00:00:00.000, 0, 10\n2026/01/01 00:00:00.000, 1, 200\n2026/01/01 00:00:01.000, 0, 10\n2026/01/01 00:00:01.000, 1, [N/A]\n2026/01/01 00:00:02.000, 1, 200';
     expect(integrateSmiSamples(two)).toBeCloseTo(10 + 400, 9);                          // GPUs integrated separately
+    expect(smiSamples(h200).readings).toBe(5);
+    expect(smiSamples(two).readings).toBe(2);                                           // one reading covers every GPU sampled with it
   });
 });
