@@ -6,7 +6,7 @@ import { MambaLM } from '../models/mamba/model.js';
 import { TransformerLM } from '../models/transformer/model.js';
 import type { ModelState, TrainableModel } from '../models/types.js';
 import { PROFILE_IDS, analyticEstimate, getProfile, startEnergy, wattsPerCore } from '../energy/index.js';
-import type { CorePower, WorkCount } from '../energy/index.js';
+import type { CorePower, HardwareProfile, WorkCount } from '../energy/index.js';
 import { kvBytesPerToken, mambaDecodeWork, transformerDecodeWork } from './cost.js';
 import { studyPair } from './models.js';
 
@@ -225,7 +225,8 @@ export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, 
 
 export interface ScalingResult {
   options: ScalingOptions;
-  energy: { cpuWattsPerCore: number; cpuPowerSource: string; measured: boolean; profiles: string[] };
+  /** The CPU-time estimate's power, and every analytic hardware profile with its figures and sources. */
+  energy: { cpuWattsPerCore: number; cpuPowerSource: string; measured: boolean; profiles: HardwareProfile[] };
   results: ArchResult[];
   seconds: number;
   tokens: number;
@@ -244,7 +245,7 @@ export function runScaling(o: ScalingOptions, log: (msg: string) => void = () =>
     results.push(runArch(arch, o, performance.now() + share, power, measured, log));
   });
   return {
-    options: o, energy: { cpuWattsPerCore: power.watts, cpuPowerSource: power.source, measured, profiles: [...PROFILE_IDS] },
+    options: o, energy: { cpuWattsPerCore: power.watts, cpuPowerSource: power.source, measured, profiles: PROFILE_IDS.map(getProfile) },
     results, seconds: (performance.now() - start) / 1000, tokens: results.reduce((n, r) => n + r.tokens, 0),
   };
 }

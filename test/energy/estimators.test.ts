@@ -27,8 +27,12 @@ describe('analytic estimate', () => {
     expect(h.joules).toBeCloseTo(2e6 * 4.6e-12 + 3e6 * 1.95e-9 / 8, 15);               // 3.7 + 0.9 pJ; 1.95 nJ / 8 B
     expect(h.jPerToken).toBeCloseTo(h.joules / 4, 18);
     expect(h).toMatchObject({ kind: 'estimated', method: 'analytic:horowitz-45nm' });
-    expect(analyticEstimate(w, 1, PROFILES['mobile-npu']).joules).toBeCloseTo(2e6 * 2 / 11.5e12 + 3e6 * 3.97e-12 * 8, 15);
-    expect(analyticEstimate(w, 1, PROFILES.photonic).joules).toBeCloseTo(2e6 * 2 / 22.3e12 + 3e6 * 3.97e-12 * 8, 15);
+    expect(analyticEstimate(w, 1, PROFILES['mobile-npu']).joules).toBeCloseTo(2e6 * 2 / 11.5e12 + 3e6 * 14.0e-12 * 8, 15); // LPDDR4
+    expect(analyticEstimate(w, 1, PROFILES.photonic).joules).toBeCloseTo(2e6 * 2 / 22.3e12 + 3e6 * 3.97e-12 * 8, 15);    // HBM2
+    // each profile has its own memory system: the mobile NPU and the photonic accelerator differ per byte as well as per MAC
+    const perToken = Object.values(PROFILES).map((p) => analyticEstimate({ macs: 0, bytes: 1 }, 1, p).jPerToken);
+    expect(new Set(perToken).size).toBe(3);
+    expect(analyticEstimate(w, 1, PROFILES['mobile-npu']).scope).toMatch(/8-bit integer MAC.*LPDDR4/);
     expect(PROFILES.photonic.joulesPerMac * 1e15).toBeCloseTo(89.7, 1);                 // fJ per MAC
     expect(PROFILES['mobile-npu'].joulesPerMac * 1e15).toBeCloseTo(173.9, 1);
     expect(() => getProfile('abacus')).toThrow(/horowitz-45nm, mobile-npu, photonic/);
