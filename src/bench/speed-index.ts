@@ -4,5 +4,9 @@ export type { SpeedOptions, SpeedResult } from './speed.js';
 export { speedTable, speedTargets } from './speed-table.js';
 export { speedPlan, PRECISIONS } from './speed-types.js';
 export type {
-  DecodeEntry, KernelEntry, MachineSection, PeerEntry, Precision, PrefillEntry, Skipped, SpeedDoc, SpeedMode, SpeedPlan, StreamsEntry, TrainEntry,
+  DecodeEntry, KernelEntry, MachineSection, PeerBuilds, PeerEntry, Precision, PrefillEntry, Skipped, SpeedDoc, SpeedMode, SpeedPlan, StreamsEntry, TrainEntry,
 } from './speed-types.js';
+export { cpuPeak, cpuPeakFrom, peakGflopsAt } from './cpu-peak.js';
+export type { CpuPeak } from './cpu-peak.js';
+export { bandwidthBound, boundFraction, flopsFraction, mambaScanFlopsPerToken, spread, trainFlopsPerToken } from './formulas.js';
+export type { Spread } from './formulas.js';

@@ -12,6 +12,8 @@ import type { ModelState } from '../models/types.js';
 import { AdamW } from '../train/optim.js';
 import { Rng } from '../io/rng.js';
 import { timePerCall } from './speed-machine.js';
+import { mambaScanFlopsPerToken, rateSpread } from './formulas.js';
+import type { Spread } from './formulas.js';
 import { BatchDecoder } from '../infer/batch.js';
 
 /** Tokens processed by the timed and warm-up loops of the run (for the closing tokens/s and J/token). */
@@ -50,19 +52,18 @@ function resetState(s: ModelState): void {
   s.position = 0;
 }
 
-/** Batch-1 decode tokens/s: ≥ `tokens` steps and ≥ minSeconds after 3 warm-up steps. */
-export function decodeRate(m: MambaLM, tokens: number, minSeconds: number, count: TokenCounter): number {
+/** Batch-1 decode tokens/s of each step: ≥ `tokens` steps and ≥ minSeconds after 3 warm-up steps. */
+export function decodeRate(m: MambaLM, tokens: number, minSeconds: number, count: TokenCounter): Spread {
   const V = m.config.vocabSize, st = m.createState(1), ids = new Int32Array(1);
   let id = 1;
-  const r = timePerCall(() => { ids[0] = id; m.step(ids, st); id = nextId(id, V); count.tokens++; }, minSeconds, tokens, 3);
-  return 1 / r.mean;
+  return rateSpread(1, timePerCall(() => { ids[0] = id; m.step(ids, st); id = nextId(id, V); count.tokens++; }, minSeconds, tokens, 3).samples);
 }
 
 /**
  * Prefill tokens/s of an L-token prompt from an empty state. The warm-up prefills min(L, 128)
  * tokens; L ≤ 128 is then timed over ≥ minSeconds, longer prompts once (seconds each).
  */
-export function prefillRate(m: MambaLM, L: number, minSeconds: number, count: TokenCounter): number {
+export function prefillRate(m: MambaLM, L: number, minSeconds: number, count: TokenCounter): Spread {
   const V = m.config.vocabSize, st = m.createState(1);
   const ids = new Int32Array(L);
   for (let i = 0, id = 7; i < L; i++, id = nextId(id, V)) ids[i] = id;
@@ -70,11 +71,10 @@ export function prefillRate(m: MambaLM, L: number, minSeconds: number, count: To
   resetState(st);
   m.prefill(ids.subarray(0, warmL), warmL, st);
   count.tokens += warmL;
-  const r = timePerCall(() => { resetState(st); m.prefill(ids, L, st); count.tokens += L; }, L <= 128 ? minSeconds : 0, 1, 0);
-  return L / r.mean;
+  return rateSpread(L, timePerCall(() => { resetState(st); m.prefill(ids, L, st); count.tokens += L; }, L <= 128 ? minSeconds : 0, 1, 0).samples);
 }
 
-/** The stream id `join` returns: a number (issue #4's contract) or `{ id, logits }`. */
+/** The stream id `join` returns: a number or `{ id, logits }`. */
 function joinedId(j: number | { id: number }): number {
   return typeof j === 'number' ? j : j.id;
 }
@@ -83,7 +83,7 @@ function joinedId(j: number | { id: number }): number {
  * Aggregate tokens/s of S streams decoding together through BatchDecoder (src/infer/batch.ts):
  * each joins with its own 4-token prompt, then every timed call is one step of all S streams.
  */
-export function streamsRate(m: MambaLM, S: number, steps: number, minSeconds: number, count: TokenCounter): number {
+export function streamsRate(m: MambaLM, S: number, steps: number, minSeconds: number, count: TokenCounter): Spread {
   const V = m.config.vocabSize;
   const dec = new BatchDecoder(m, S);
   const tokens = new Map<number, number>();
@@ -95,14 +95,14 @@ export function streamsRate(m: MambaLM, S: number, steps: number, minSeconds: nu
       for (const id of out.keys()) tokens.set(id, nextId(tokens.get(id) ?? 1, V));
       count.tokens += S;
     }, minSeconds, steps, 2);
-    return S / r.mean;
+    return rateSpread(S, r.samples);
   } finally {
     for (const id of tokens.keys()) dec.leave(id);
     dec.dispose();
   }
 }
 
-export interface TrainTiming { tokPerSec: number; parameters: number; scanFlopsPerToken: number }
+export interface TrainTiming { rate: Spread; parameters: number; scanFlopsPerToken: number }
 
 /**
  * Training tokens/s of a fresh model: one AdamW step (forward, backward, clip, update) per batch of
@@ -125,8 +125,7 @@ export function trainRate(options: MambaOptions, threads: number, B: number, L: 
       count.tokens += B * L;
     };
     const r = timePerCall(step, minSeconds, steps, 1);
-    const { dInner: ED, dState: N, nLayer } = m.config;
-    return { tokPerSec: (B * L) / r.mean, parameters: m.parameterCount, scanFlopsPerToken: 21 * ED * N * nLayer };
+    return { rate: rateSpread(B * L, r.samples), parameters: m.parameterCount, scanFlopsPerToken: mambaScanFlopsPerToken(m.config) };
   } finally {
     e.dispose();
   }
