@@ -9,6 +9,7 @@ import { PROFILE_IDS, analyticEstimate, getProfile, startEnergy, wattsPerCore } 
 import type { CorePower, HardwareProfile, WorkCount } from '../energy/index.js';
 import { kvBytesPerToken, mambaDecodeWork, transformerDecodeWork } from './cost.js';
 import { studyPair } from './models.js';
+import { median, spread } from './formulas.js';
 
 /**
  * `frugal bench scaling`: for each architecture, one stream grows from minContext to maxContext
@@ -49,7 +50,9 @@ export interface PointEnergy {
 
 export interface ScalingPoint {
   context: number;                  // tokens in the state when decoding starts
-  decodeMsPerToken: number;         // the lowest burst median: a burst slowed by another process does not count
+  decodeMsPerToken: number;         // the median step of all bursts, with the fastest and slowest step beside it
+  decodeMsPerTokenMin: number;
+  decodeMsPerTokenMax: number;
   decodeMsPerTokenMean: number;
   decodeCpuMsPerToken: number;      // median CPU time of this process per step: robust to other processes sharing the cores
   stateBytes: number;               // bytes the stream's state holds (allocated)
@@ -95,7 +98,7 @@ export function projectNextSeconds(prefill: { context: number; seconds: number }
 
 /** Milliseconds of decode steps run before any measurement (JIT warm-up). */
 const WARMUP_MS = 1000;
-/** Decode bursts per point and the pause between them: the reported latency is the lowest burst median. */
+/** Decode bursts per point and the pause between them: the reported latency is the median step of all bursts. */
 export const DECODE_BURSTS = 3;
 const BURST_PAUSE_MS = 20;
 
@@ -103,10 +106,6 @@ function mib(bytes: number): string { return bytes >= 2 ** 20 ? `${(bytes / 2 **
 function disposeState(state: ModelState): void { for (const t of state.tensors.values()) t.dispose(); }
 function stateBytes(state: ModelState): number { let n = 0; for (const t of state.tensors.values()) n += t.byteLength; return n; }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y), m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 interface ArchSetup { model: TrainableModel; engine: Engine; work: (context: number) => WorkCount; bytesAt: (tokens: number) => number }
 
@@ -202,14 +201,15 @@ export function runArch(arch: StudyArch, o: ScalingOptions, deadlineMs: number, 
     logits = dec.logits;
     const m = meter?.stop(d) ?? null;
     const times = dec.bursts.flatMap((b) => b.times), wall = times.reduce((x, y) => x + y, 0) / 1000, cpuSec = dec.cpuSeconds;
+    const step = spread(times);
     tokens += d + 1;
     decodeSeconds.push(wall);
     const at = work(n + (d + 1) / 2);
     const estimated: Record<string, number> = { 'cpu-time': cpuSec * power.watts / d };
     for (const id of PROFILE_IDS) estimated[`analytic:${id}`] = analyticEstimate(at, 1, getProfile(id)).joules;
     const point: ScalingPoint = {
-      context: n, decodeMsPerToken: Math.min(...dec.bursts.map((b) => median(b.times))), decodeMsPerTokenMean: wall * 1000 / d,
-      decodeCpuMsPerToken: Math.min(...dec.bursts.map((b) => median(b.cpu))),
+      context: n, decodeMsPerToken: step.median, decodeMsPerTokenMin: step.min, decodeMsPerTokenMax: step.max, decodeMsPerTokenMean: wall * 1000 / d,
+      decodeCpuMsPerToken: median(dec.bursts.flatMap((b) => b.cpu)),
       stateBytes: stateBytes(state), prefillSeconds: prefillTotal, prefillTokensPerSecond: n / Math.max(prefillTotal, 1e-9),
       energy: { estimated, measured: m && m.kind === 'measured' ? { jPerToken: m.jPerToken, method: m.method, scope: m.scope } : null },
     };

@@ -36,6 +36,8 @@ describe('frugal bench scaling on tiny shapes', () => {
         expect(a.stopped.reason).toBe('completed');
         for (const p of a.points) {
           expect(p.decodeMsPerToken).toBeGreaterThan(0);
+          expect(p.decodeMsPerTokenMin).toBeLessThanOrEqual(p.decodeMsPerToken);
+          expect(p.decodeMsPerToken).toBeLessThanOrEqual(p.decodeMsPerTokenMax);
           expect(p.decodeCpuMsPerToken).toBeGreaterThanOrEqual(0);
           expect(p.prefillSeconds).toBeGreaterThan(0);
           expect(Object.keys(p.energy.estimated).sort()).toEqual(['analytic:horowitz-45nm', 'analytic:mobile-npu', 'analytic:photonic', 'cpu-time']);
@@ -126,7 +128,8 @@ describe('scaling study arithmetic', () => {
 
   it('summarises flatness, the crossover context and the J/token ratio', () => {
     const pt = (context: number, ms: number, bytes: number, j: number): ScalingPoint => ({
-      context, decodeMsPerToken: ms, decodeMsPerTokenMean: ms, decodeCpuMsPerToken: ms, stateBytes: bytes, prefillSeconds: 1, prefillTokensPerSecond: 1,
+      context, decodeMsPerToken: ms, decodeMsPerTokenMin: ms / 2, decodeMsPerTokenMax: ms * 3, decodeMsPerTokenMean: ms, decodeCpuMsPerToken: ms,
+      stateBytes: bytes, prefillSeconds: 1, prefillTokensPerSecond: 1,
       energy: { estimated: { 'cpu-time': j }, measured: null },
     });
     const stop = { reason: 'completed' as const, lastContext: null, nextContext: null, detail: '' };
@@ -139,7 +142,8 @@ describe('scaling study arithmetic', () => {
       ],
     } as unknown as ScalingResult;
     const s = summarize(r);
-    expect(s.decodeFlatness.mamba).toBeCloseTo(1.05 / 0.98, 12);
+    expect(s.decodeFlatness.mamba).toBeCloseTo(1.05 / 0.98, 12);            // from the medians, not the single fastest or slowest step
+    expect(s.decodeMedians.mamba).toEqual({ min: 0.98, max: 1.05 });
     expect(s.stateFlatness.mamba).toBe(1);
     expect(s.stateGrowth.transformer).toBe(400);
     expect(s.crossoverContext).toBe(65536); // faster at 512 but not at 1024: the last switch counts
