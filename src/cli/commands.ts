@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Engine } from '../ops/index.js';
 import { loadModel } from '../models/checkpoint.js';
 import { ByteTokenizer, loadTokenizer } from '../io/tokenizer.js';
@@ -89,11 +90,25 @@ export interface GenerateOpts extends ModelOpts, EnergyFlags {
   prompt: string; maxTokens: number; temperature: number; topK: number; topP: number; seed: number;
 }
 
+/**
+ * The prompt's ids; an empty prompt starts from the config's BOS token, and a model without one
+ * needs a prompt (generation must start from some token, and picking one silently would be a guess).
+ */
+function promptIds(model: TrainableModel, ids: Int32Array, dir: string): Int32Array {
+  if (ids.length > 0) return ids;
+  const bos = model.hfConfig().bos_token_id;
+  if (typeof bos === 'number' && Number.isInteger(bos) && bos >= 0 && bos < model.config.vocabSize) {
+    err(`generate: the prompt is empty: starting from the BOS token ${bos} (bos_token_id in ${join(dir, 'config.json')})`);
+    return Int32Array.of(bos);
+  }
+  throw inputError(`--prompt is empty and ${join(dir, 'config.json')} names no bos_token_id to start from: give a prompt, e.g. --prompt "The "`);
+}
+
 /** Stream generated text to stdout as it is made. */
 export function generateCommand(o: GenerateOpts): void {
   const model = openModel(o);
   const { tok, stopAt } = modelTokenizer(model, o.model);
-  const prompt = tok.encode(o.prompt);
+  const prompt = promptIds(model, tok.encode(o.prompt), o.model);
   const bad = prompt.findIndex((id) => id >= model.config.vocabSize);
   if (bad >= 0) throw inputError(`--prompt: token ${prompt[bad]} at position ${bad} is outside the model's vocabulary [0, ${model.config.vocabSize})`);
   const dec = tok.createStreamDecoder();
