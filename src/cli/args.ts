@@ -34,4 +34,14 @@ export function idsArg(v: string): number[] {
   return ids;
 }
 
+/** --seed: JavaScript's exact integers, 0 … 2^53 − 1. */
+export const SEED_HELP = '0 … 2^53 − 1';
+
+export function seedArg(v: string): number {
+  if (!/^\s*\d+\s*$/.test(v)) throw new InvalidArgumentError(`expected a whole number from ${SEED_HELP}, got '${v}'`);
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`must be at most 2^53 − 1 (${Number.MAX_SAFE_INTEGER}), got ${v.trim()}`);
+  return n;
+}
+
 export const DEFAULT_THREADS = availableParallelism();

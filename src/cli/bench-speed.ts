@@ -10,8 +10,9 @@ import { availableParallelism } from 'node:os';
 import { runSpeedBench, speedTable, speedTargets } from '../bench/speed-index.js';
 import type { SpeedMode } from '../bench/speed-index.js';
 import { formatJPerToken } from '../energy/index.js';
-import { floatArg, intArg } from './args.js';
-import { logEnergy, meterFor } from './commands.js';
+import { SEED_HELP, floatArg, intArg, seedArg } from './args.js';
+import { checkEnergyLog, logEnergy, meterFor } from './commands.js';
+import { writeOut } from './stdout.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
 
@@ -43,7 +44,7 @@ export function registerSpeed(bench: Command): void {
     .option('--llama-bench <path>', "llama.cpp's llama-bench binary: convert the decode model to GGUF and run it side by side")
     .option('--python <path>', 'Python with torch for the PyTorch comparison', DEFAULT_PYTHON)
     .option('--no-torch', 'skip the PyTorch comparison')
-    .option('--seed <n>', 'weights seed', intArg(0, Number.MAX_SAFE_INTEGER), 1)
+    .option('--seed <n>', `weights seed, ${SEED_HELP}`, seedArg, 1)
     .option('--budget-seconds <n>', 'time the run aims to stay under; optional parts past it are skipped and listed (default 540, --quick 80)', floatArg(1, 86400))
     .option('--energy-log <file>', 'append a CodeCarbon-style CSV row (kWh, W, kg CO2) with joules, J/token, kind and method')
     .option('--tdp <watts>', 'CPU package power for the CPU-time energy estimate (default: from a table of CPUs, else 10 W per core)', floatArg(0.001, 1e5))
@@ -54,7 +55,7 @@ export function registerSpeed(bench: Command): void {
 /** Run the benchmark, print the table (stderr) and the document (stdout with --json), then the summary line. */
 export function benchSpeedCommand(o: BenchSpeedFlags, args: string): void {
   const mode: SpeedMode = o.tiny === true ? 'tiny' : o.quick === true ? 'quick' : 'full';
-  const flags = { energyLog: o.energyLog, tdp: o.tdp };
+  const flags = checkEnergyLog({ energyLog: o.energyLog, tdp: o.tdp }, []);
   const energy = meterFor(flags);
   const { doc, tokens } = runSpeedBench({
     mode, threads: o.threads, llamaBench: o.llamaBench ?? null, python: o.torch ? o.python : null, seed: o.seed, budgetSeconds: o.budgetSeconds,
@@ -64,7 +65,7 @@ export function benchSpeedCommand(o: BenchSpeedFlags, args: string): void {
   err('');
   err(speedTable(doc));
   if (mode !== 'tiny') for (const line of speedTargets(doc)) err(`bench: target: ${line}`);
-  if (o.json === true) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+  if (o.json === true) writeOut(JSON.stringify(doc, null, 2) + '\n');
   err(`bench: ${tokens} tokens in ${doc.seconds.toFixed(1)} s, ${(tokens / Math.max(doc.seconds, 1e-9)).toFixed(0)} tok/s, ${formatJPerToken(report)} (whole run)`);
   logEnergy(flags, report, 'bench', tokens, report.seconds);
 }

@@ -6,8 +6,10 @@ import { inputError } from '../io/errors.js';
 import { ARCHS, runScaling, scalingSvg, scalingTable, summarize, summaryLines } from '../bench/index.js';
 import type { StudyArch } from '../bench/index.js';
 import { formatJPerToken } from '../energy/index.js';
-import { floatArg, intArg } from './args.js';
-import { logEnergy, meterFor } from './commands.js';
+import { SEED_HELP, floatArg, intArg, seedArg } from './args.js';
+import { checkEnergyLog, logEnergy, meterFor } from './commands.js';
+import { checkOutputFile } from '../io/outputs.js';
+import { writeOut } from './stdout.js';
 import { registerSpeed } from './bench-speed.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
@@ -43,9 +45,10 @@ export function registerBench(program: Command, common: (c: Command) => Command)
     .option('--budget-seconds <n>', 'time budget of the whole study; each architecture gets an equal share of what is left', floatArg(1, 86400), 900)
     .option('--max-state-mb <n>', 'memory budget of one stream\'s state / KV cache, in MiB', floatArg(0.001, 3072), 1024)
     .option('--quick', 'tiny models (~25k parameters each) and contexts 2^4..2^8: a smoke test in seconds')
-    .option('--seed <n>', 'weights and token seed', intArg(0, Number.MAX_SAFE_INTEGER), 1)
+    .option('--seed <n>', `weights and token seed, ${SEED_HELP}`, seedArg, 1)
     .option('--json', 'write the numbers as JSON to stdout (otherwise a Markdown table)')
     .option('--svg <file>', 'write the log-log chart to this SVG file')
+    .option('--force', 'replace an existing --svg file')
     .option('--energy-log <file>', 'append a CodeCarbon-style CSV row (kWh, W, kg CO2) with joules, J/token, kind and method')
     .option('--tdp <watts>', 'CPU package power for the CPU-time energy estimate (default: from a table of CPUs, else 10 W per core)', floatArg(0.001, 1e5))
     .action((o: Record<string, unknown>, cmd: Command) => {
@@ -57,7 +60,8 @@ export function registerBench(program: Command, common: (c: Command) => Command)
 }
 
 function benchScalingCommand(o: Record<string, unknown>, args: string): void {
-  const flags = { energyLog: o.energyLog as string | undefined, tdp: o.tdp as number | undefined };
+  const flags = checkEnergyLog({ energyLog: o.energyLog as string | undefined, tdp: o.tdp as number | undefined }, []);
+  const svg = o.svg === undefined ? null : checkOutputFile(o.svg as string, { flag: '--svg', force: o.force === true });
   const energy = meterFor(flags);
   const result = runScaling({
     archs: o.arch as StudyArch[], minContext: o.minContext as number, maxContext: o.maxContext as number,
@@ -68,18 +72,18 @@ function benchScalingCommand(o: Record<string, unknown>, args: string): void {
   const summary = summarize(result);
   const table = scalingTable(result);
   const title = `frugal: Mamba vs transformer, ${result.results.map((r) => `${r.arch} ${(r.parameters / 1e6).toFixed(2)}M`).join(' vs ')} parameters`;
-  if (o.svg) {
-    writeFileAtomic(o.svg as string, scalingSvg(result, title));
+  if (svg !== null) {
+    writeFileAtomic(svg, scalingSvg(result, title));
     err(`bench scaling: chart written to ${o.svg as string}`);
   }
   const report = energy.stop(result.tokens);
   if (o.json) {
     const doc = { command: `frugal ${args}`, machine: { cpu: cpus()[0]?.model ?? 'unknown', logicalCpus: cpus().length, node: process.version },
       ...result, summary, energyOfRun: report };
-    process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+    writeOut(JSON.stringify(doc, null, 2) + '\n');
     err(table);
   } else {
-    process.stdout.write(table + '\n');
+    writeOut(table + '\n');
   }
   for (const line of summaryLines(result, summary)) err(`bench scaling: ${line}`);
   err(`bench scaling: ${result.tokens} tokens in ${result.seconds.toFixed(1)} s, ${(result.tokens / Math.max(result.seconds, 1e-9)).toFixed(0)} tok/s, ` +

@@ -1,16 +1,21 @@
+import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../ops/index.js';
 import { loadModel } from '../models/checkpoint.js';
 import { ByteTokenizer, loadTokenizer } from '../io/tokenizer.js';
 import type { Tokenizer } from '../io/tokenizer.js';
-import { inputError } from '../io/errors.js';
+import { StoppedError, inputError } from '../io/errors.js';
+import { checkOutputFile } from '../io/outputs.js';
 import { Rng } from '../io/rng.js';
 import { generate } from '../infer/generate.js';
-import { train } from '../train/trainer.js';
-import type { TrainOptions } from '../train/trainer.js';
-import { appendEnergyLog, formatJPerToken, startEnergy } from '../energy/index.js';
+import { startTraining } from '../train/trainer.js';
+import type { TrainOptions, TrainResult } from '../train/trainer.js';
+import { ENERGY_LOG_COLUMNS, appendEnergyLog, formatJPerToken, startEnergy } from '../energy/index.js';
 import type { EnergyReport, EnergySession } from '../energy/index.js';
 import { createProgress } from './progress.js';
+import type { Progress } from './progress.js';
+import { watchStopSignals } from './interrupt.js';
+import { writeOut } from './stdout.js';
 import type { TrainableModel } from '../models/types.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
@@ -19,6 +24,30 @@ export interface ModelOpts { model: string; kernels: 'wasm' | 'ref'; threads: nu
 
 /** --energy-log FILE and --tdp W (train, generate, bench). */
 export interface EnergyFlags { energyLog?: string; tdp?: number }
+
+/**
+ * Check --energy-log before any work (inputs: what the command reads) and return the flags with
+ * its real path (a symbolic link is written through). An existing file must be frugal's CSV.
+ */
+export function checkEnergyLog(f: EnergyFlags, inputs: readonly (string | null | undefined)[]): EnergyFlags {
+  if (!f.energyLog) return f;
+  const path = checkOutputFile(f.energyLog, { flag: '--energy-log', inputs, append: true });
+  let first = '';
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const buf = Buffer.alloc(8192);
+      first = buf.subarray(0, readSync(fd, buf, 0, buf.length, 0)).toString('utf8').split(/\r?\n/, 1)[0];
+    } finally {
+      closeSync(fd);
+    }
+  } catch { /* a new file */ }
+  const header = ENERGY_LOG_COLUMNS.join(',');
+  if (first.trim() !== '' && first !== header) {
+    throw inputError(`--energy-log ${f.energyLog} has other columns than frugal writes (its header is '${first.slice(0, 60)}…'); use a new file`);
+  }
+  return { ...f, energyLog: path };
+}
 
 /** Start the energy meter, telling the user about counters that exist but cannot be read. */
 export function meterFor(f: EnergyFlags): EnergySession {
@@ -32,11 +61,12 @@ export function logEnergy(f: EnergyFlags, r: EnergyReport, command: string, toke
   if (f.energyLog) appendEnergyLog(f.energyLog, r, { command, tokens, seconds });
 }
 
-function openModel(o: ModelOpts): TrainableModel {
+/** The model and the folder it was read from (after an interrupted save, the sealed copy beside --model). */
+function openModel(o: ModelOpts): { model: TrainableModel; dir: string } {
   const e = new Engine({ kernels: o.kernels, threads: o.threads });
-  const { model, warnings } = loadModel(e, o.model);
+  const { model, warnings, dir } = loadModel(e, o.model);
   for (const w of warnings) err(`warning: ${w}`);
-  return model;
+  return { model, dir };
 }
 
 /**
@@ -64,9 +94,9 @@ export interface LogitsOpts extends ModelOpts { ids?: number[]; text?: string; m
 
 /** Print {"shape":[L,V],"logits":[...]} for one sequence to stdout. */
 export function logitsCommand(o: LogitsOpts): void {
-  const model = openModel(o);
+  const { model, dir } = openModel(o);
   if ((o.ids === undefined) === (o.text === undefined)) throw inputError('logits: give exactly one of --ids 3,1,4 or --text "..."');
-  const ids = o.ids ? Int32Array.from(o.ids) : modelTokenizer(model, o.model).tok.encode(o.text as string);
+  const ids = o.ids ? Int32Array.from(o.ids) : modelTokenizer(model, dir).tok.encode(o.text as string);
   const V = model.config.vocabSize, L = ids.length;
   for (let i = 0; i < L; i++) if (ids[i] >= V) throw inputError(`${o.ids ? '--ids' : '--text'}: token id ${ids[i]} at position ${i} is outside the vocabulary [0, ${V})`);
   if (L === 0) throw inputError('logits: need at least one token');
@@ -82,7 +112,7 @@ export function logitsCommand(o: LogitsOpts): void {
   }
   const sec = (performance.now() - t0) / 1000;
   const values = Array.from(out, (v) => Number.isFinite(v) ? v : null);
-  process.stdout.write(JSON.stringify({ shape: [L, V], logits: values }) + '\n');
+  writeOut(JSON.stringify({ shape: [L, V], logits: values }) + '\n');
   err(`logits: ${L} tokens (${o.mode}) in ${sec.toFixed(3)} s, ${(L / sec).toFixed(1)} tok/s, ${formatJPerToken(energy.stop(L))}`);
 }
 
@@ -104,42 +134,67 @@ function promptIds(model: TrainableModel, ids: Int32Array, dir: string): Int32Ar
   throw inputError(`--prompt is empty and ${join(dir, 'config.json')} names no bos_token_id to start from: give a prompt, e.g. --prompt "The "`);
 }
 
-/** Stream generated text to stdout as it is made. */
-export function generateCommand(o: GenerateOpts): void {
-  const model = openModel(o);
-  const { tok, stopAt } = modelTokenizer(model, o.model);
-  const prompt = promptIds(model, tok.encode(o.prompt), o.model);
+/** Stream generated text to stdout as it is made (stopping at once when the reader goes away). */
+export function generateCommand(input: GenerateOpts): void {
+  const o = { ...input, ...checkEnergyLog(input, [input.model]) };
+  const { model, dir } = openModel(o);
+  const { tok, stopAt } = modelTokenizer(model, dir);
+  const prompt = promptIds(model, tok.encode(o.prompt), dir);
   const bad = prompt.findIndex((id) => id >= model.config.vocabSize);
   if (bad >= 0) throw inputError(`--prompt: token ${prompt[bad]} at position ${bad} is outside the model's vocabulary [0, ${model.config.vocabSize})`);
   const dec = tok.createStreamDecoder();
   const energy = meterFor(o);
   const r = generate(model, prompt, o.maxTokens, { temperature: o.temperature, topK: o.topK, topP: o.topP }, Rng.fromSeed(o.seed),
-    (id) => { const s = dec.push(id); if (s) process.stdout.write(s); }, stopAt);
-  process.stdout.write(dec.flush() + '\n');
-  const n = r.ids.length, report = energy.stop(r.promptTokens + n);
+    (id) => { const s = dec.push(id); if (s) writeOut(s); }, stopAt);
+  const n = r.ids.length;
+  if (n > 0) writeOut(dec.flush() + '\n');
+  const report = energy.stop(r.promptTokens + n);
   err(`generate: prompt ${r.promptTokens} tokens, prefill ${(r.promptTokens / Math.max(r.prefillSeconds, 1e-9)).toFixed(1)} tok/s; ` +
     `${n} tokens at ${(n / Math.max(r.decodeSeconds, 1e-9)).toFixed(1)} tok/s; ${formatJPerToken(report)}`);
   logEnergy(o, report, 'generate', r.promptTokens + n, r.prefillSeconds + r.decodeSeconds);
 }
 
-/** Train (or resume), with a live progress bar; ends with a summary line on stderr. */
-export function trainCommand(o: TrainOptions, f: EnergyFlags = {}): { model: TrainableModel; summary: Record<string, number> } {
+/**
+ * Train (or resume), with a live progress bar; ends with a summary line on stderr. Ctrl-C or
+ * SIGTERM stop it between steps: the step reached is saved, the terminal restored, and a
+ * StoppedError says how to continue.
+ */
+export async function trainCommand(o: TrainOptions, flags: EnergyFlags = {}): Promise<{ model: TrainableModel; summary: Record<string, number> }> {
+  const f = checkEnergyLog(flags, [o.data === 'sotu' ? null : o.data, o.init]);
   const energy = meterFor(f);
-  const bar = createProgress(o.steps, 'train');
+  let bar: Progress | null = null;
   // the first step (JIT compilation, first allocations) is warm-up, excluded when more steps follow
   let warmStep = -1;
-  const r = train(o, {
+  const run = startTraining(o, {
     onStep: (s) => {
       if (warmStep < 0 && s.step < s.steps) { warmStep = s.step; energy.markWarm(); }
       energy.poll();
-      bar.update(s.step, { loss: s.loss.toFixed(4), tps: s.tokPerSec.toFixed(0) });
+      bar?.update(s.step, { loss: s.loss.toFixed(4), tps: s.tokPerSec.toFixed(0) });
     },
-    onEval: (step, bpb) => { if (step < o.steps) err(`\nstep ${step}: validation ${bpb.toFixed(3)} bits/byte`); },
+    onEval: (step, bpb) => { if (step < run.options.steps) err(`\nstep ${step}: validation ${bpb.toFixed(3)} bits/byte`); },
     log: (m) => err(m),
   });
-  bar.stop();
+  const stop = watchStopSignals();
+  let r: TrainResult;
+  try {
+    bar = createProgress(run.options.steps, 'train');
+    while (!run.done()) {
+      run.step();
+      const signal = await stop.check();
+      if (signal === null) continue;
+      bar.stop();
+      if (run.savedStep !== run.state.step) run.save();
+      throw new StoppedError(`stopped at step ${run.state.step}; continue with --resume`, signal);
+    }
+    r = run.finish();
+  } finally {
+    bar?.stop();
+    stop.dispose();
+    run.close();
+  }
+  const { batch, seqLen } = run.options;
   // tokens of this session only (a resumed run's tokensSeen counts earlier sessions too)
-  const tokens = warmStep < 0 ? r.sessionTokens : (r.state.step - warmStep) * o.batch * o.seqLen;
+  const tokens = warmStep < 0 ? r.sessionTokens : (r.state.step - warmStep) * batch * seqLen;
   const e = energy.stop(tokens);
   err(`train: ${r.parameters.toLocaleString('en-US')} parameters, ${r.state.step} steps, ${r.trainTokPerSec.toFixed(0)} tok/s, ` +
     `validation ${r.valBpb.toFixed(3)} bits/byte (unigram entropy ${r.unigramBpb.toFixed(3)}), ` +

@@ -11,7 +11,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import { basename, join } from 'node:path';
 import { inputError } from '../io/errors.js';
-import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
+import { readableDir, recoverDir, removeOwnTempFiles, writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
+import { checkOutputFile, openOutputDir } from '../io/outputs.js';
 import type { FileData } from '../io/atomic.js';
 import { openWeights, shardName } from '../io/weights.js';
 import { safetensorsProducer } from '../io/safetensors.js';
@@ -28,6 +29,7 @@ import type { MambaConfig } from '../models/mamba/config.js';
 import { mambaParamSpecs } from '../models/mamba/params.js';
 import { planTensors, readConfigJson, storedName } from '../models/checkpoint.js';
 import { startEnergy } from '../energy/index.js';
+import { runInWorker } from './interrupt.js';
 
 export type ConvertTarget = 'hf' | 'original' | 'gguf';
 export type ConvertDtype = 'f32' | 'f16' | 'q8_0';
@@ -40,16 +42,29 @@ export interface ConvertOpts {
   /** HF output: start a new shard past this many bytes (transformers' default is 5 GB). */
   maxShardBytes?: number;
   log?: (m: string) => void;
+  /** Replace an existing output (the command line's --force). */
+  force?: boolean;
 }
 
 interface Source { config: MambaConfig; json: Record<string, unknown>; original?: Record<string, unknown>; plan: Map<string, TensorEntry> }
 
 const TORCH_DTYPE: Record<string, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
-/** Convert a checkpoint directory; returns the number of tensors and bytes written. */
-export function convertCheckpoint(o: ConvertOpts): { tensors: number; bytes: number } {
-  const log = o.log ?? (() => {});
+/** Refuse option combinations that cannot work, before anything is read or written. */
+function checkRequest(o: ConvertOpts): void {
   if (o.dtype === 'q8_0' && o.to !== 'gguf') throw inputError(`--dtype q8_0 is for --to gguf; choose f32 or f16 for --to ${o.to}`);
+}
+
+/**
+ * Convert a checkpoint directory into `o.out` (a path the caller checked: see convertCommand);
+ * returns the number of tensors and bytes written.
+ */
+export function convertCheckpoint(input: ConvertOpts): { tensors: number; bytes: number } {
+  const log = input.log ?? (() => {});
+  checkRequest(input);
+  const { dir: model, warnings: found } = readableDir(input.model); // reading only
+  for (const w of found) log(`warning: ${w}`);
+  const o = { ...input, model };
   const file = join(o.model, 'config.json');
   const json = readConfigJson(o.model);
   const type = typeof json === 'object' && json !== null ? (json as Record<string, unknown>).model_type : undefined;
@@ -230,17 +245,29 @@ function writeGguf(o: ConvertOpts, s: Source, log: (m: string) => void): { tenso
   return { tensors: tensors.length, bytes };
 }
 
-/** The CLI command: convert, then one summary line on stderr (throughput and energy, with its kind). */
-export function convertCommand(o: ConvertOpts): void {
-  const t0 = performance.now();
-  const energy = startEnergy();
+/**
+ * The CLI command: check the output (a folder is locked too), convert in a worker thread (Ctrl-C
+ * leaves no partial file), then one summary line on stderr (throughput and energy, with its kind).
+ */
+export async function convertCommand(o: ConvertOpts): Promise<void> {
   const log = (m: string) => process.stderr.write(m + '\n');
-  const r = convertCheckpoint({ ...o, log });
-  const sec = (performance.now() - t0) / 1000;
-  const e = energy.stop();
-  const mib = r.bytes / 2 ** 20;
-  log(`convert: ${o.model} -> ${o.out} (${o.to}${o.dtype ? `, ${o.dtype}` : ''}): ${r.tensors} tensors, ${mib.toFixed(1)} MiB ` +
-    `in ${sec.toFixed(2)} s (${(mib / Math.max(sec, 1e-9)).toFixed(1)} MiB/s), ${e.joules.toFixed(2)} J (${e.kind})`);
+  checkRequest(o);
+  const check = { flag: '--out', inputs: [o.model], force: o.force };
+  const out = o.to === 'gguf' ? { path: checkOutputFile(o.out, check), release: () => {} } : openOutputDir(o.out, check, (m) => log(`warning: ${m}`));
+  try {
+    const t0 = performance.now();
+    const energy = startEnergy();
+    const cleanUp = () => (o.to === 'gguf' ? removeOwnTempFiles(out.path) : recoverDir(out.path));
+    const { model, to, dtype, maxShardBytes } = o;
+    const r = await runInWorker<{ tensors: number; bytes: number }>({ task: 'convert', options: { model, out: out.path, to, dtype, maxShardBytes } }, cleanUp);
+    const sec = (performance.now() - t0) / 1000;
+    const e = energy.stop();
+    const mib = r.bytes / 2 ** 20;
+    log(`convert: ${o.model} -> ${o.out} (${o.to}${o.dtype ? `, ${o.dtype}` : ''}): ${r.tensors} tensors, ${mib.toFixed(1)} MiB ` +
+      `in ${sec.toFixed(2)} s (${(mib / Math.max(sec, 1e-9)).toFixed(1)} MiB/s), ${e.joules.toFixed(2)} J (${e.kind})`);
+  } finally {
+    out.release();
+  }
 }
 
 /** A size flag: bytes, or a number with KB / MB / GB (powers of 1000, as transformers' max_shard_size). */

@@ -14,7 +14,11 @@ export function createProgress(total: number, label: string): Progress {
       hideCursor: true, etaBuffer: 20, fps: 5,
     }, cliProgress.Presets.shades_classic);
     bar.start(total, 0, { loss: '-', tps: '-' });
-    return { update: (s, f) => bar.update(s, f), stop: () => bar.stop() };
+    // stop() shows the cursor and turns line wrapping back on; also when the process exits early
+    let active = true;
+    const stop = () => { if (active) { active = false; bar.stop(); process.off('exit', stop); } };
+    process.on('exit', stop);
+    return { update: (s, f) => { if (active) bar.update(s, f); }, stop };
   }
   const every = Math.max(1, Math.round(total / 10));
   const t0 = performance.now();

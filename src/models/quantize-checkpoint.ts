@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Engine } from '../ops/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { inputError } from '../io/errors.js';
-import { recoverDir } from '../io/atomic.js';
+import { readableDir } from '../io/atomic.js';
 import { openWeights } from '../io/weights.js';
 import { firstNonFinite, readFloatsInto } from '../io/tensors.js';
 import { planTensors, readConfigJson, rememberSource } from './checkpoint.js';
@@ -18,12 +18,13 @@ import type { QFormat } from '../tensor/index.js';
  * temporary buffer, quantised into place and released. Memory peaks at the quantised model plus
  * one f32 tensor, so checkpoints whose f32 weights exceed WebAssembly's 4 GiB still quantise.
  */
-export function quantizeCheckpoint(e: Engine, dir: string, format: QFormat): { model: MambaLM; warnings: string[] } {
-  recoverDir(dir);
+export function quantizeCheckpoint(e: Engine, path: string, format: QFormat): { model: MambaLM; warnings: string[] } {
+  const { dir, warnings: found } = readableDir(path); // reading only
   const file = join(dir, 'config.json');
   const json = readConfigJson(dir);
   if (quantMapFromConfig(json, file).size > 0) throw inputError(`${dir} is already quantised; quantise the f32 (or f16/bf16) checkpoint instead`);
-  const { config, warnings, layout } = mambaConfigFromJson(json, file);
+  const { config, warnings: configWarnings, layout } = mambaConfigFromJson(json, file);
+  const warnings = [...found, ...configWarnings];
   const specs = mambaParamSpecs(config);
   const plan = quantPlan(specs, format);
   const weights = openWeights(dir);

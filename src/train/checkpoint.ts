@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../tensor/index.js';
 import { inputError } from '../io/errors.js';
-import { writeDirAtomic, recoverDir } from '../io/atomic.js';
+import { writeDirAtomic } from '../io/atomic.js';
 import { decodeSafetensors, encodeSafetensors, readTensorF32 } from '../io/safetensors.js';
 import type { SafeTensorIn } from '../io/safetensors.js';
 import { modelFiles } from '../models/checkpoint.js';
@@ -43,9 +43,8 @@ export function saveTrainingCheckpoint(dir: string, model: TrainableModel, opt: 
   });
 }
 
-/** Read the trainer state of a checkpoint directory (after recovering an interrupted save). */
+/** Read the trainer state of a checkpoint directory (reading only: the trainer recovers interrupted saves first). */
 export function readTrainerState(dir: string): TrainerState {
-  recoverDir(dir);
   const file = join(dir, TRAINER_STATE_FILE);
   if (!existsSync(file)) throw inputError(`${dir} has no ${TRAINER_STATE_FILE}: it is a model, not a resumable training run (use --init to start from it)`);
   let s: TrainerState;

@@ -1,9 +1,9 @@
-import { existsSync } from 'node:fs';
 import { Engine, valueAndGrad } from '../ops/index.js';
 import type { KernelKind } from '../kernels/backend.js';
 import { Rng } from '../io/rng.js';
 import { inputError } from '../io/errors.js';
-import { recoverDir } from '../io/atomic.js';
+import { openOutputDir } from '../io/outputs.js';
+import type { OutputDir } from '../io/outputs.js';
 import { evalWindows, loadCorpus, sampleBatch, splitCorpus, unigramEntropyBits } from '../io/corpus.js';
 import type { TokenData } from '../io/corpus.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -39,8 +39,13 @@ export interface TrainOptions {
   kernels: KernelKind;
   threads: number;
   resume: boolean;
+  /** Replace an existing checkpoint in `out`; with `resume`, accept options that differ from the saved run's. */
+  force?: boolean;
   init: string | null;     // start from an existing model directory
-  /** Options given explicitly on the command line (the rest may be taken from a resumed run). */
+  /**
+   * Options given explicitly on the command line; on resume the others come from the saved run.
+   * Without it (library use) every option counts as given.
+   */
   explicit?: readonly string[];
 }
 
@@ -65,8 +70,10 @@ export interface TrainResult {
   trainSeconds: number;
 }
 
-/** Options that must match when resuming (the rest, like --steps, may change). */
-const FIXED_ON_RESUME = ['arch', 'dModel', 'layers', 'dState', 'seqLen', 'batch', 'seed', 'valFraction'] as const;
+/** Options of the machine, not of the run: never restored on resume, free to differ. */
+const MACHINE_OPTIONS = new Set(['out', 'resume', 'force', 'explicit', 'threads']);
+/** Restored on resume when not given, but free to change: they change no number of the run. */
+const FREE_ON_RESUME = new Set(['saveEvery']);
 
 /**
  * Validation loss in bits per byte over fixed windows of the validation split (no tape).
@@ -106,36 +113,76 @@ function tokenize(tok: HFTokenizer | null, train: Uint8Array, val: Uint8Array, l
   return { train: tt, val: tv, bytesPerToken: val.length / Math.max(1, tv.length) };
 }
 
+const flagName = (k: string) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+
 /**
- * On --resume, options that shape the run (FIXED_ON_RESUME, and --data) come from the saved run
- * unless given explicitly (`o.explicit`, the flags typed on the command line); an explicit value
- * that differs is an error. Without `o.explicit` (library use) every value must match.
+ * On --resume every saved option (and --data) is restored, so the continued run is the run that
+ * was interrupted. An option given explicitly (`o.explicit`) that differs from the saved value is
+ * refused, unless `o.force`, which keeps the new value (--save-every may always change).
  */
-function adoptSaved(o: TrainOptions, state: TrainerState): TrainOptions {
+function adoptSaved(o: TrainOptions, state: TrainerState, log: (m: string) => void): TrainOptions {
   const out: Record<string, unknown> = { ...o };
-  for (const k of [...FIXED_ON_RESUME, 'data'] as const) {
-    const saved = k === 'data' ? state.data.spec : state.options[k];
-    if (o.explicit && !o.explicit.includes(k)) { if (saved !== undefined) out[k] = saved; continue; }
-    if (saved !== o[k]) throw inputError(`--resume: ${o.out} was trained with ${k}=${String(saved)}, not ${String(o[k])}; drop the flag or use the same value`);
+  const given = o as unknown as Record<string, unknown>;
+  for (const [k, v] of Object.entries({ ...state.options, data: state.data.spec })) {
+    if (MACHINE_OPTIONS.has(k) || v === undefined) continue;
+    const explicit = o.explicit ? o.explicit.includes(k) : k in given;
+    if (!explicit || given[k] === v) { out[k] = v; continue; }
+    if (FREE_ON_RESUME.has(k)) continue;
+    const was = `${flagName(k)} ${String(v)}`, now = `${flagName(k)} ${String(given[k])}`;
+    if (!o.force) {
+      throw inputError(`--resume: ${o.out} was trained with ${was}, and ${now} contradicts it; drop ${flagName(k)} to continue ` +
+        'the run exactly as it was, or add --force to change it');
+    }
+    log(`--force: continuing ${o.out} with ${now} instead of ${was}`);
   }
   return out as unknown as TrainOptions;
 }
 
-export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult {
+/** A training run in progress: one step at a time, so that a caller can stop it between steps. */
+export interface TrainingRun {
+  /** The options in force (a resumed run's are the saved ones). */
+  readonly options: TrainOptions;
+  readonly state: TrainerState;
+  /** The step of the checkpoint on disk (-1: none written by this run yet). */
+  readonly savedStep: number;
+  done(): boolean;
+  /** One optimiser step, with its validation and periodic save. */
+  step(): void;
+  save(): void;
+  /** Final validation and save. */
+  finish(): TrainResult;
+  /** Release the output folder (its lock). Always call it, also after an error. */
+  close(): void;
+}
+
+/** Check the output, take its lock, then set up (or resume) the run. */
+export function startTraining(input: TrainOptions, hooks: TrainHooks = {}): TrainingRun {
   const log = hooks.log ?? (() => {});
-  let o = input;
-  let resuming = false;
-  if (o.resume) {
-    try {
-      recoverDir(o.out); // finish or roll back a save that a kill interrupted
-      resuming = existsSync(o.out);
-    } catch (err) {
-      if (existsSync(o.out)) throw err;
-      log(`--resume: no checkpoint in ${o.out} yet, starting a new run`);
-    }
+  const out = openOutputDir(input.out, {
+    flag: '--out', inputs: [input.data === 'sotu' ? null : input.data, input.init], force: input.force, resume: input.resume,
+  }, (m) => log(`warning: ${m}`));
+  try {
+    return setUp(input, out, hooks, log);
+  } catch (e) {
+    out.release();
+    throw e;
   }
-  const saved = resuming ? readTrainerState(o.out) : null;
-  if (saved) o = adoptSaved(o, saved);
+}
+
+/** Everything a run steps with, loaded or created. */
+interface Loaded {
+  o: TrainOptions; e: Engine; model: TrainableModel; opt: AdamW; state: TrainerState; dataRng: Rng;
+  trainData: TokenData; val: TokenData; bytesPerToken: number; unigramBpb: number; resuming: boolean;
+}
+
+/** Restore a saved run (model, optimiser, data order, options) or create a new one. */
+function load(input: TrainOptions, out: OutputDir, log: (m: string) => void): Loaded {
+  const dir = out.path;
+  const resuming = input.resume && out.state === 'checkpoint';
+  if (input.resume && !resuming) log(`--resume: no checkpoint in ${input.out} yet, starting a new run`);
+  if (!input.resume && out.state === 'checkpoint') log(`--force: the checkpoint in ${input.out} is replaced at the first save`);
+  const saved = resuming ? readTrainerState(dir) : null;
+  const o = saved ? adoptSaved(input, saved, log) : input;
   const corpus = loadCorpus(o.data);
   const { train: trainBytes, val: valBytes } = splitCorpus(corpus.bytes, o.valFraction);
   const e = new Engine({ kernels: o.kernels, threads: o.threads });
@@ -145,11 +192,14 @@ export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult 
   if (saved) {
     state = saved;
     if (state.data.bytes !== corpus.bytes.length) {
-      throw inputError(`--resume: ${o.out} was trained on '${state.data.spec}' (${state.data.bytes} bytes), but it now has ${corpus.bytes.length} bytes`);
+      const why = `${input.out} was trained on '${state.data.spec}' (${state.data.bytes} bytes), but it now has ${corpus.bytes.length} bytes`;
+      if (!o.force) throw inputError(`--resume: ${why}; add --force to continue on the new data`);
+      log(`--force: ${why}; continuing on the new data`);
+      state.data = { spec: o.data, bytes: corpus.bytes.length };
     }
-    model = loadModel(e, o.out).model;
+    model = loadModel(e, dir).model;
     dataRng.setState(state.dataRng);
-    log(`resuming ${o.out} at step ${state.step}`);
+    log(`resuming ${input.out} at step ${state.step}`);
   } else {
     if (o.init) {
       model = loadModel(e, o.init).model;
@@ -158,28 +208,35 @@ export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult 
       model = createModel(o.arch, e, { dModel: o.dModel, layers: o.layers, dState: o.dState, heads: o.heads, vocabSize: 256 }, Rng.fromSeed(o.seed));
     }
     state = { format: 'frugal-trainer-state/1', step: 0, dataRng: [], data: { spec: o.data, bytes: corpus.bytes.length },
-      options: { ...o }, losses: [], valBpb: [], tokensSeen: 0 };
+      options: {}, losses: [], valBpb: [], tokensSeen: 0 };
   }
   // a checkpoint with a tokenizer.json (a published model given to --init) trains on its token ids
-  const tok = resuming ? loadTokenizer(o.out) : o.init ? loadTokenizer(o.init) : null;
+  const tok = resuming ? loadTokenizer(dir) : o.init ? loadTokenizer(o.init) : null;
   if (!tok && model.config.vocabSize < 256) throw inputError(`the byte tokenizer needs a vocabulary of at least 256, the model has ${model.config.vocabSize}`);
   if (tok && tok.vocabSize > model.config.vocabSize) throw inputError(`${tok.file} has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
   const { train: trainData, val, bytesPerToken } = tokenize(tok, trainBytes, valBytes, log);
   if ('qweights' in model && (model.qweights as Map<string, unknown>).size > 0) {
-    throw inputError(`${o.init ?? o.out} is quantised, and quantised models are for inference only: train the f32 checkpoint, then 'frugal quantize' it`);
+    throw inputError(`${o.init ?? input.out} is quantised, and quantised models are for inference only: train the f32 checkpoint, then 'frugal quantize' it`);
   }
   const opt = new AdamW(e, model.specs, model.params, { lr: o.lr, weightDecay: o.weightDecay });
-  if (resuming) loadOptimizerState(o.out, opt, state.step);
+  if (resuming) loadOptimizerState(dir, opt, state.step);
+  return { o, e, model, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb: unigramEntropyBits(trainBytes), resuming };
+}
 
+function setUp(input: TrainOptions, out: OutputDir, hooks: TrainHooks, log: (m: string) => void): TrainingRun {
+  const { o, e, model, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb, resuming } = load(input, out, log);
+  const dir = out.path;
+  let savedStep = resuming ? state.step : -1;
   const save = () => {
     state.dataRng = dataRng.getState();
-    state.options = { ...o, resume: false, explicit: undefined };
-    saveTrainingCheckpoint(o.out, model, opt, state);
+    state.options = { ...o, resume: false, force: false, explicit: undefined };
+    saveTrainingCheckpoint(dir, model, opt, state);
+    savedStep = state.step;
     hooks.onSave?.(state.step);
   };
   const t0 = performance.now();
-  let tokens = 0, lastBpb = NaN;
-  while (state.step < o.steps) {
+  let tokens = 0, closed = false;
+  const step = () => {
     const step = state.step + 1;
     const batch = sampleBatch(dataRng, trainData, o.batch, o.seqLen);
     opt.zeroGrad();
@@ -194,19 +251,37 @@ export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult 
     const elapsed = (performance.now() - t0) / 1000;
     hooks.onStep?.({ step, steps: o.steps, loss, lr, gradNorm, tokPerSec: tokens / elapsed, elapsed });
     if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < o.steps) {
-      lastBpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
-      state.valBpb.push({ step, bpb: lastBpb });
-      hooks.onEval?.(step, lastBpb);
+      const bpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
+      state.valBpb.push({ step, bpb });
+      hooks.onEval?.(step, bpb);
     }
     if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < o.steps) save();
-  }
-  const trainSeconds = (performance.now() - t0) / 1000;
-  lastBpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
-  if (state.valBpb.at(-1)?.step !== state.step) state.valBpb.push({ step: state.step, bpb: lastBpb });
-  hooks.onEval?.(state.step, lastBpb);
-  save();
-  return {
-    model, engine: e, state, parameters: model.parameterCount, valBpb: lastBpb,
-    unigramBpb: unigramEntropyBits(trainBytes), trainTokPerSec: tokens / Math.max(trainSeconds, 1e-9), trainSeconds, sessionTokens: tokens,
   };
+  const finish = (): TrainResult => {
+    const trainSeconds = (performance.now() - t0) / 1000;
+    const bpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
+    if (state.valBpb.at(-1)?.step !== state.step) state.valBpb.push({ step: state.step, bpb });
+    hooks.onEval?.(state.step, bpb);
+    save();
+    return {
+      model, engine: e, state, parameters: model.parameterCount, valBpb: bpb,
+      unigramBpb, trainTokPerSec: tokens / Math.max(trainSeconds, 1e-9), trainSeconds, sessionTokens: tokens,
+    };
+  };
+  return {
+    options: o, state, get savedStep() { return savedStep; },
+    done: () => state.step >= o.steps, step, save, finish,
+    close: () => { if (!closed) { closed = true; out.release(); } },
+  };
+}
+
+/** Train (or resume) to the end in one call. */
+export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult {
+  const run = startTraining(input, hooks);
+  try {
+    while (!run.done()) run.step();
+    return run.finish();
+  } finally {
+    run.close();
+  }
 }

@@ -51,10 +51,11 @@ describe('frugal CLI errors', () => {
   it('an impossible configuration exits 2', () => {
     expectUsageError(frugal('train', '--d-model', '0'), /--d-model/);
   });
-  it('--help exits 0', () => {
+  it('--help exits 0 and prints to stdout (it is what was asked for)', () => {
     const r = frugal('train', '--help');
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/--seq-len/);
+    expect(r.stdout).toMatch(/--seq-len/);
+    expect(r.stderr).toBe('');
   });
 });
 

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
-  COMPLETE_MARKER, isCompleteDir, recoverDir, writeDirAtomic, writeFileAtomic,
+  COMPLETE_MARKER, OWNER_MARKER, isCompleteDir, readableDir, recoverDir, writeDirAtomic, writeFileAtomic,
 } from '../../src/io/atomic.js';
 import { FrugalError } from '../../src/io/errors.js';
 import { Rng } from '../../src/io/rng.js';
@@ -27,11 +27,18 @@ function freshDir(): string {
   return join(parent, 'ckpt');
 }
 
+/** A folder as frugal leaves it: sealed with `.complete`, or (partial) still carrying `.frugal`. */
 function makeCheckpoint(path: string, gen: number, complete = true): void {
   mkdirSync(path);
   writeFileSync(join(path, 'a.txt'), `gen=${gen}`);
   writeFileSync(join(path, 'b.txt'), `gen=${gen}`);
-  if (complete) writeFileSync(join(path, COMPLETE_MARKER), 'x');
+  writeFileSync(join(path, complete ? COMPLETE_MARKER : OWNER_MARKER), 'x');
+}
+
+/** A user's folder that merely looks like frugal's (no marker inside). */
+function makeForeign(path: string): void {
+  mkdirSync(path);
+  writeFileSync(join(path, 'thesis.txt'), 'mine');
 }
 
 function genOf(path: string): number {
@@ -54,12 +61,12 @@ describe('writeFileAtomic', () => {
     expect(readdirSync(root).filter((f) => f.startsWith('file.bin'))).toEqual(['file.bin']);
   });
 
-  it('explains a missing folder with an input error naming the path', () => {
+  it('reports a write failure as a runtime error (exit 1) naming the path (paths are checked before any work)', () => {
     const p = join(root, 'no-such-folder', 'x.bin');
     let err: unknown;
     try { writeFileAtomic(p, 'x'); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(FrugalError);
-    expect((err as FrugalError).exitCode).toBe(2);
+    expect((err as FrugalError).exitCode).toBe(1);
     expect((err as FrugalError).message).toContain(p);
   });
 });
@@ -92,9 +99,38 @@ describe('writeDirAtomic', () => {
     expect(siblings(dir)).toEqual(['ckpt']);
   });
 
-  it('rejects file names that would escape the folder or fake the marker', () => {
+  it('carries files the user put inside the checkpoint into each new version', () => {
     const dir = freshDir();
-    for (const bad of ['', '.', '..', '../x', 'a/b', 'a\\b', COMPLETE_MARKER]) {
+    writeDirAtomic(dir, { 'a.txt': 'one', 'extra.bin': 'x' });
+    writeFileSync(join(dir, 'notes.txt'), 'my notes');
+    mkdirSync(join(dir, 'plots'));
+    writeFileSync(join(dir, 'plots', 'loss.csv'), '1,2');
+    writeDirAtomic(dir, { 'a.txt': 'two' });
+    expect(readdirSync(dir).sort()).toEqual([COMPLETE_MARKER, 'a.txt', 'notes.txt', 'plots']);
+    expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('my notes');
+    expect(readFileSync(join(dir, 'plots', 'loss.csv'), 'utf8')).toBe('1,2');
+    expect(siblings(dir)).toEqual(['ckpt']);
+  });
+
+  it('never replaces or moves a folder it did not write, nor look-alikes beside it', () => {
+    const dir = freshDir();
+    makeForeign(dir);
+    makeForeign(`${dir}.old`);
+    makeForeign(`${dir}.tmp-${DEAD_PID}-abcd`);
+    let err: unknown;
+    try { writeDirAtomic(dir, { 'a.txt': 'x' }); } catch (e) { err = e; }
+    expect((err as FrugalError).exitCode).toBe(2);
+    const other = join(dir, '..', 'other');
+    writeDirAtomic(other, { 'a.txt': 'x' });
+    rmSync(dir, { recursive: true });
+    writeDirAtomic(dir, { 'a.txt': 'x' });
+    for (const p of [`${dir}.old`, `${dir}.tmp-${DEAD_PID}-abcd`]) expect(readFileSync(join(p, 'thesis.txt'), 'utf8')).toBe('mine');
+    expect(siblings(dir)).toEqual(['ckpt', 'ckpt.old', `ckpt.tmp-${DEAD_PID}-abcd`, 'other']);
+  });
+
+  it('rejects file names that would escape the folder or fake the markers', () => {
+    const dir = freshDir();
+    for (const bad of ['', '.', '..', '../x', 'a/b', 'a\\b', COMPLETE_MARKER, OWNER_MARKER]) {
       let err: unknown;
       try { writeDirAtomic(dir, { [bad]: 'x' }); } catch (e) { err = e; }
       expect(err).toBeInstanceOf(FrugalError);
@@ -171,21 +207,28 @@ describe('recoverDir after a kill at each step of the protocol', () => {
     expect(siblings(dir)).toEqual(['ckpt']);
   });
 
-  it('moves an unmarked dir aside (not deleting it) when a complete copy exists', () => {
-    makeCheckpoint(dir, 0, false);
-    makeCheckpoint(`${dir}.tmp-${DEAD_PID}-0005`, 4);
+  it('killed between the two renames of this version (old copy named by pid): promotes the temp', () => {
+    makeCheckpoint(`${dir}.old-${DEAD_PID}-0a0a`, 1);
+    makeCheckpoint(`${dir}.tmp-${DEAD_PID}-0b0b`, 2);
     recoverDir(dir);
-    expect(genOf(dir)).toBe(4);
-    const s = siblings(dir);
-    expect(s).toHaveLength(2);
-    expect(s[1]).toMatch(/^ckpt\.incomplete-\d+$/);
+    expect(genOf(dir)).toBe(2);
+    expect(siblings(dir)).toEqual(['ckpt']);
   });
 
-  it('leaves an unmarked dir alone when nothing better exists', () => {
-    makeCheckpoint(dir, 0, false);
+  it('leaves a user\'s folder and everything beside it alone, even a complete copy', () => {
+    makeForeign(dir);
+    makeCheckpoint(`${dir}.tmp-${DEAD_PID}-0005`, 4);
     recoverDir(dir);
-    expect(genOf(dir)).toBe(0);
-    expect(siblings(dir)).toEqual(['ckpt']);
+    expect(readFileSync(join(dir, 'thesis.txt'), 'utf8')).toBe('mine');
+    expect(siblings(dir)).toEqual(['ckpt', `ckpt.tmp-${DEAD_PID}-0005`]);
+  });
+
+  it('never deletes look-alike folders without frugal\'s marker', () => {
+    makeCheckpoint(dir, 1);
+    makeForeign(`${dir}.old`);
+    makeForeign(`${dir}.tmp-${DEAD_PID}-0009`);
+    recoverDir(dir);
+    expect(siblings(dir)).toEqual(['ckpt', 'ckpt.old', `ckpt.tmp-${DEAD_PID}-0009`]);
   });
 
   it('does not touch a temp folder of a writer that is still running', () => {
@@ -196,15 +239,37 @@ describe('recoverDir after a kill at each step of the protocol', () => {
     expect(existsSync(live)).toBe(true);
   });
 
-  it('throws an input error naming the directory when nothing usable exists', () => {
+  it('with nothing complete, removes frugal\'s partial leftovers and leaves dir missing', () => {
     makeCheckpoint(`${dir}.tmp-${DEAD_PID}-0007`, 2, false);
     makeCheckpoint(`${dir}.old`, 1, false);
-    let err: unknown;
-    try { recoverDir(dir); } catch (e) { err = e; }
-    expect(err).toBeInstanceOf(FrugalError);
-    expect((err as FrugalError).exitCode).toBe(2);
-    expect((err as FrugalError).message).toContain(dir);
-    expect(() => recoverDir(join(root, 'never-written'))).toThrow(/never-written/);
+    recoverDir(dir);
+    expect(siblings(dir)).toEqual([]);
+    recoverDir(join(root, 'never-written'));
+    expect(existsSync(join(root, 'never-written'))).toBe(false);
+  });
+});
+
+describe('readableDir (readers never write)', () => {
+  it('reads the sealed copy an interrupted save left when dir is missing, moving nothing', () => {
+    const dir = freshDir();
+    makeCheckpoint(`${dir}.old-${DEAD_PID}-00aa`, 1);
+    makeCheckpoint(`${dir}.tmp-${DEAD_PID}-00bb`, 2);
+    const r = readableDir(dir);
+    expect(r.dir).toBe(`${dir}.tmp-${DEAD_PID}-00bb`);
+    expect(r.warnings.join('\n')).toMatch(/interrupted save/);
+    expect(siblings(dir)).toEqual([`ckpt.old-${DEAD_PID}-00aa`, `ckpt.tmp-${DEAD_PID}-00bb`]);
+  });
+
+  it('reads dir itself, warning about frugal\'s leftovers and ignoring a user\'s look-alike', () => {
+    const dir = freshDir();
+    makeForeign(dir);
+    makeForeign(`${dir}.old`);
+    makeCheckpoint(`${dir}.old-${DEAD_PID}-00cc`, 1);
+    const r = readableDir(dir);
+    expect(r.dir).toBe(dir);
+    expect(r.warnings).toHaveLength(1);
+    expect(r.warnings[0]).toContain(`ckpt.old-${DEAD_PID}-00cc`);
+    expect(siblings(dir)).toEqual(['ckpt', 'ckpt.old', `ckpt.old-${DEAD_PID}-00cc`]);
   });
 });
 

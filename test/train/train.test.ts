@@ -87,8 +87,10 @@ describe('training', () => {
     const dir = mkdtempSync(join(tmpdir(), 'frugal-'));
     try {
       const full = train(trainOptions({ out: join(dir, 'full'), steps: 12 })).state.losses;
-      train(trainOptions({ out: join(dir, 'part'), steps: 5 }));
-      const resumed = train(trainOptions({ out: join(dir, 'part'), steps: 12, resume: true })).state.losses;
+      const stopAt5 = { onSave: (step: number) => { if (step === 5) throw new Error('interrupted'); } };
+      expect(() => train(trainOptions({ out: join(dir, 'part'), steps: 12, saveEvery: 5 }), stopAt5)).toThrow('interrupted');
+      expect(readTrainerState(join(dir, 'part')).step).toBe(5);
+      const resumed = train(trainOptions({ out: join(dir, 'part'), steps: 12, saveEvery: 5, resume: true })).state.losses;
       expect(resumed).toEqual(full);
       expect(readTrainerState(join(dir, 'part')).step).toBe(12);
     } finally { rmSync(dir, { recursive: true, force: true }); }
@@ -125,7 +127,7 @@ describe('continuing a published model (train --init)', () => {
       const ids = tok.encode('The quick brown fox');
       expect(ids.length).toBeLessThan('The quick brown fox'.length);
       expect(Number.isFinite(r.valBpb)).toBe(true);
-      const resumed = train(trainOptions({ data: file, out: join(dir, 'm'), init, steps: 8, seqLen: 16, batch: 2, valFraction: 0.2, resume: true }));
+      const resumed = train(trainOptions({ data: file, out: join(dir, 'm'), init, steps: 8, seqLen: 16, batch: 2, valFraction: 0.2, resume: true, force: true }));
       expect(resumed.state.step).toBe(8);
     } finally { rmSync(dir, { recursive: true, force: true }); }
   });
