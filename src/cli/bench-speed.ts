@@ -37,7 +37,7 @@ export interface BenchSpeedFlags {
 /** Add the speed benchmark's options and default action to `bench`. */
 export function registerSpeed(bench: Command): void {
   bench.enablePositionalOptions()
-    .option('--quick', 'about one minute: shorter timings, fewer prompt lengths and thread counts for streams')
+    .option('--quick', 'a few minutes with the peers, about one without: shorter timings, one interleaved peer round, fewer prompt lengths and thread counts')
     .addOption(new Option('--tiny', 'tests only: tiny models and buffers, a few seconds').hideHelp())
     .option('--json', 'write the results document as JSON to stdout')
     .option('--threads <n>', '"all threads": the largest thread count measured (1 is always measured too)', intArg(1, 256), availableParallelism())
