@@ -75,6 +75,21 @@ function peerSentences(d: SpeedDoc): string[] {
   return out;
 }
 
+/**
+ * When other processes held most of the CPUs, say what that does to the figures: threads that wait
+ * by spinning (OpenMP in llama.cpp and PyTorch, frugal's pool for a while) lose their turn to the
+ * other processes, so multi-thread figures, the peers' above all, measure the load as much as the
+ * program.
+ */
+function loadNote(d: SpeedDoc): string[] {
+  const busy = Math.max(d.machine.other_busy_before, d.machine.other_busy_during);
+  if (!(busy > 0.25)) return [];
+  return ['', `Other processes kept up to ${pct(busy)} of the CPUs busy around this run, so every figure is low and noisy, and the ` +
+    'multi-thread ones most: threads that wait for each other by spinning (OpenMP in llama.cpp and PyTorch) lose their turns to ' +
+    'the other processes, and their 2-thread figures drop far below their 1-thread ones. The 1-thread rows are the fairer comparison; ' +
+    'the interleaved rounds give each side the same load, not a quiet machine.'];
+}
+
 /** The README's "Measured on this machine" block. */
 export function readmeSpeedSection(d: SpeedDoc): string {
   const m = d.machine, pk = m.cpu_peak, threads = m.by_threads.map((p) => p.threads);
@@ -98,6 +113,7 @@ export function readmeSpeedSection(d: SpeedDoc): string {
     ...peerRows(d.peers),
     '',
     ...peerSentences(d),
+    ...loadNote(d),
   ];
   if (llama) {
     const flags = README_FLAGS.filter((k) => k in llama.cmake).map((k) => `${k}=${llama.cmake[k]}`).join(' ');
@@ -134,7 +150,8 @@ export function readmeScalingSection(r: ScalingResult & { summary: ScalingSummar
   }
   if (s.jPerTokenRatio) {
     const parts = Object.entries(s.jPerTokenRatio).map(([k, v]) => `${f(v, 0)}× by ${k === 'cpu-time' ? 'the CPU-time estimate' : k === 'measured' ? 'measurement' : `the ${k.replace('analytic:', '')} analytic estimate`}`);
-    lines.push(`- **At ${pow2(s.ratioContext)} tokens** the transformer spends ${parts.join(', ')} of Mamba's J/token.`);
+    lines.push(`- **At ${pow2(s.ratioContext)} tokens** the transformer's J/token over Mamba's is ${parts.join(', ')} (the analytic ratios agree ` +
+      'when the KV cache read per token dominates the work in every profile).');
   }
   for (const a of r.results) lines.push(`- **Where ${a.arch === 'mamba' ? 'Mamba' : 'the transformer'} stopped**: ${a.stopped.reason === 'completed' ? 'it completed' : `after ${pow2(a.stopped.lastContext ?? 0)} tokens`}: ${a.stopped.detail}.`);
   return lines.join('\n');
