@@ -127,10 +127,7 @@ export interface GenerateOpts extends ModelOpts, EnergyFlags {
 function promptIds(model: TrainableModel, ids: Int32Array, dir: string): Int32Array {
   if (ids.length > 0) return ids;
   const bos = model.hfConfig().bos_token_id;
-  if (typeof bos === 'number' && Number.isInteger(bos) && bos >= 0 && bos < model.config.vocabSize) {
-    err(`generate: the prompt is empty: starting from the BOS token ${bos} (bos_token_id in ${join(dir, 'config.json')})`);
-    return Int32Array.of(bos);
-  }
+  if (typeof bos === 'number' && Number.isInteger(bos) && bos >= 0 && bos < model.config.vocabSize) return Int32Array.of(bos);
   throw inputError(`--prompt is empty and ${join(dir, 'config.json')} names no bos_token_id to start from: give a prompt, e.g. --prompt "The "`);
 }
 

@@ -71,7 +71,7 @@ describe('generate with an empty prompt', () => {
     const args = ['generate', '--model', dir, '--max-tokens', '8', '--temperature', '0'];
     const empty = frugal(...args, '--prompt', ''), a = frugal(...args, '--prompt', 'A'); // byte 65 is 'A'
     expect(empty.code, empty.stderr).toBe(0);
-    expect(empty.stderr).toMatch(/the prompt is empty: starting from the BOS token 65/);
+    expect(empty.stderr).toMatch(/generate: prompt 1 tokens/);                // the BOS token is the prompt
     expect(empty.stdout).toBe(a.stdout);
   });
 
