@@ -14,7 +14,7 @@ Each at every --threads count (torch.set_num_threads). Prints one JSON document 
 where tok_s is the median timed call (min and max beside it); training results also carry the
 model's parameters and the scan's FLOPs per token, for its MFU. Progress goes to stderr.
 This is frugal's own peer script, not a published implementation: `frugal bench` runs it one
-measure at a time, interleaved with its own timings (src/bench/speed-peers.ts); by hand:
+measure at a time, interleaved with its own timings (src/bench/speed/peers.ts); by hand:
   /usr/bin/python3 tools/bench_torch.py --mode quick --threads 1,2
 """
 import argparse

@@ -312,6 +312,57 @@ def check_gradcheck(model, ids, targets, name):
 # ---------------------------------------------------------------------------
 
 
+def check_recurrence(model, ids):
+    """Parallel forward vs successive steps, and a prefill continued by steps: the reference must
+    agree with itself (< 1e-10). Returns the logits of both, the step states and the three gaps."""
+    with torch.no_grad():
+        logits, states = model.forward(ids, return_states=True)
+        logits_step, step_states = model.forward_by_steps(ids)
+    d_logits = (logits - logits_step).abs().max().item()
+    assert d_logits < 1e-10, f"parallel vs step logits differ by {d_logits}"
+    d_state = 0.0
+    for (cs, ss), (cs2, ss2) in zip(states, step_states):
+        d_state = max(d_state, (cs - cs2).abs().max().item(), (ss - ss2).abs().max().item())
+    assert d_state < 1e-10, f"parallel vs step states differ by {d_state}"
+
+    # prefix consistency: stepping from a parallel-prefill state continues correctly
+    with torch.no_grad():
+        _, pre_states = model.forward(ids[:, :7], return_states=True)
+        st = [(c.clone(), s.clone()) for c, s in pre_states]
+        tail = []
+        for t in range(7, ids.shape[1]):
+            lg, st = model.step(ids[:, t], st)
+            tail.append(lg)
+        d_tail = (torch.stack(tail, 1) - logits[:, 7:]).abs().max().item()
+    assert d_tail < 1e-10, f"prefill+step differs by {d_tail}"
+    return logits, logits_step, step_states, (d_logits, d_state, d_tail)
+
+
+def memory_effect(model, ids, logits, names):
+    """How much the SSM memory moves the logits: A -> -inf makes the state forget instantly."""
+    with torch.no_grad():
+        saved = {n: model.params[n] for n in names if n.endswith("A_log")}
+        for n in saved:
+            model.params[n] = saved[n] + 30.0
+        nomem = model(ids)
+        model.params.update(saved)
+        return (nomem - logits).abs().max().item()
+
+
+def write_golden(out_dir, golden):
+    """Write golden.safetensors (F32) and confirm what was written by reading it back."""
+    batch, seq = golden["ids"].shape
+    save_safetensors(os.path.join(out_dir, "golden.safetensors"), golden,
+                     metadata={"generator": "tools/make_fixtures.py", "batch": batch, "seq_len": seq})
+
+    # re-read and confirm what was written
+    back, _ = load_safetensors(os.path.join(out_dir, "golden.safetensors"))
+    assert set(back) == set(golden)
+    for k, v in golden.items():
+        assert tuple(back[k].shape) == tuple(v.shape), k
+        assert torch.equal(back[k].double(), v.detach().float().double()), k
+
+
 def make_fixture(dirname, spec):
     out_dir = os.path.join(FIXTURES, dirname)
     os.makedirs(out_dir, exist_ok=True)
@@ -341,26 +392,7 @@ def make_fixture(dirname, spec):
     targets = torch.randint(0, cfg.vocab_size, (batch, seq), generator=gen)
 
     # 3. forward (parallel) vs step
-    with torch.no_grad():
-        logits, states = model.forward(ids, return_states=True)
-        logits_step, step_states = model.forward_by_steps(ids)
-    d_logits = (logits - logits_step).abs().max().item()
-    assert d_logits < 1e-10, f"parallel vs step logits differ by {d_logits}"
-    d_state = 0.0
-    for (cs, ss), (cs2, ss2) in zip(states, step_states):
-        d_state = max(d_state, (cs - cs2).abs().max().item(), (ss - ss2).abs().max().item())
-    assert d_state < 1e-10, f"parallel vs step states differ by {d_state}"
-
-    # prefix consistency: stepping from a parallel-prefill state continues correctly
-    with torch.no_grad():
-        _, pre_states = model.forward(ids[:, :7], return_states=True)
-        st = [(c.clone(), s.clone()) for c, s in pre_states]
-        tail = []
-        for t in range(7, seq):
-            lg, st = model.step(ids[:, t], st)
-            tail.append(lg)
-        d_tail = (torch.stack(tail, 1) - logits[:, 7:]).abs().max().item()
-    assert d_tail < 1e-10, f"prefill+step differs by {d_tail}"
+    logits, logits_step, step_states, (d_logits, d_state, d_tail) = check_recurrence(model, ids)
 
     with torch.no_grad():
         cf_err = check_scan_closed_form(model, ids)
@@ -379,13 +411,7 @@ def make_fixture(dirname, spec):
     check_gradcheck(model, ids, targets, "backbone.layers.1.mixer.conv1d.bias")
 
     # diagnostic: how much the SSM memory contributes to the logits
-    with torch.no_grad():
-        saved = {n: model.params[n] for n in names if n.endswith("A_log")}
-        for n in saved:
-            model.params[n] = saved[n] + 30.0  # A -> -inf: state forgets instantly
-        nomem = model(ids)
-        model.params.update(saved)
-        mem_effect = (nomem - logits).abs().max().item()
+    mem_effect = memory_effect(model, ids, logits, names)
 
     # 5. golden file
     golden = {
@@ -400,15 +426,7 @@ def make_fixture(dirname, spec):
     for i, (cs, ss) in enumerate(step_states):
         golden[f"conv_state.{i}"] = cs
         golden[f"ssm_state.{i}"] = ss
-    save_safetensors(os.path.join(out_dir, "golden.safetensors"), golden,
-                     metadata={"generator": "tools/make_fixtures.py", "batch": batch, "seq_len": seq})
-
-    # re-read and confirm what was written
-    back, _ = load_safetensors(os.path.join(out_dir, "golden.safetensors"))
-    assert set(back) == set(golden)
-    for k, v in golden.items():
-        assert tuple(back[k].shape) == tuple(v.shape), k
-        assert torch.equal(back[k].double(), v.detach().float().double()), k
+    write_golden(out_dir, golden)
 
     print(f"{dirname}: loss={loss.item():.10f} |parallel-step| logits={d_logits:.2e} states={d_state:.2e} "
           f"prefill+step={d_tail:.2e} closed-form={cf_err:.2e} FD worst={fd_worst:.2e} ({fd_count} params) "

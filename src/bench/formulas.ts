@@ -31,10 +31,15 @@ export function flopsFraction(tokS: number, flopsPerToken: number, peakGflops: n
 }
 
 /** The median of some measurements, with their min and max: how every headline figure is reported. */
-export interface Spread { median: number; min: number; max: number }
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
 
 export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((x, y) => x - y), m = s.length >> 1;
+  const s = [...xs].sort((x, y) => x - y),
+    m = s.length >> 1;
   return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 

@@ -79,16 +79,26 @@ export function getProfile(id: string): HardwareProfile {
 }
 
 /** Work counted for some tokens: multiply-accumulates (elementwise ops as one each) and bytes moved. */
-export interface WorkCount { macs: number; bytes: number }
+export interface WorkCount {
+  macs: number;
+  bytes: number;
+}
 
 /** The analytic estimate for `work` done on `tokens` tokens on `profile`. */
 export function analyticEstimate(work: WorkCount, tokens: number, profile: HardwareProfile, seconds = 0): EnergyReport {
-  const compute = work.macs * profile.joulesPerMac, memory = work.bytes * profile.joulesPerByte;
+  const compute = work.macs * profile.joulesPerMac,
+    memory = work.bytes * profile.joulesPerByte;
   return makeReport({
-    joules: compute + memory, tokens, kind: 'estimated', method: `analytic:${profile.id}`,
+    joules: compute + memory,
+    tokens,
+    kind: 'estimated',
+    method: `analytic:${profile.id}`,
     scope: `counted arithmetic (${profile.mac}) and ${profile.memory} traffic on a ${profile.name} (no idle or static power)`,
-    detail: `${work.macs.toExponential(3)} MACs × ${(profile.joulesPerMac * 1e15).toFixed(1)} fJ + ` +
+    detail:
+      `${work.macs.toExponential(3)} MACs × ${(profile.joulesPerMac * 1e15).toFixed(1)} fJ + ` +
       `${work.bytes.toExponential(3)} bytes × ${(profile.joulesPerByte * 1e12).toFixed(2)} pJ (${profile.sources})`,
-    seconds, cpuJoules: compute + memory, gpuJoules: 0,
+    seconds,
+    cpuJoules: compute + memory,
+    gpuJoules: 0,
   });
 }

@@ -17,7 +17,12 @@ import type { Sampler } from './samplers.js';
  */
 export const POWERCAP_ROOT = '/sys/class/powercap';
 
-export interface RaplDomain { zone: string; name: string; file: string; maxRangeUj: number }
+export interface RaplDomain {
+  zone: string;
+  name: string;
+  file: string;
+  maxRangeUj: number;
+}
 
 export interface RaplProbe {
   domains: RaplDomain[];
@@ -25,7 +30,9 @@ export interface RaplProbe {
   problem: string | null;
 }
 
-function readText(file: string): string { return readFileSync(file, 'utf8').trim(); }
+function readText(file: string): string {
+  return readFileSync(file, 'utf8').trim();
+}
 
 /**
  * Find the package domains under `root` and check that their counters can be read. `read` is the
@@ -34,26 +41,40 @@ function readText(file: string): string { return readFileSync(file, 'utf8').trim
 export function probeRapl(root = POWERCAP_ROOT, read: (file: string) => string = readText): RaplProbe {
   if (!existsSync(root)) return { domains: [], problem: `no powercap interface (${root} does not exist)` };
   let entries: string[];
-  try { entries = readdirSync(root); } catch (e) {
+  try {
+    entries = readdirSync(root);
+  } catch (e) {
     return { domains: [], problem: `cannot list ${root} (${(e as Error).message})` };
   }
   const domains: RaplDomain[] = [];
   for (const zone of entries.filter((z) => /^intel-rapl:\d+$/.test(z)).sort()) {
     const dir = join(root, zone);
     let name: string;
-    try { name = read(join(dir, 'name')); } catch { continue; }
+    try {
+      name = read(join(dir, 'name'));
+    } catch {
+      continue;
+    }
     if (!/^package-\d+$/.test(name)) continue;
     const file = join(dir, 'energy_uj');
     let maxRangeUj = Number.NaN;
-    try { maxRangeUj = Number(read(join(dir, 'max_energy_range_uj'))); } catch { /* checked below */ }
+    try {
+      maxRangeUj = Number(read(join(dir, 'max_energy_range_uj')));
+    } catch {
+      /* checked below */
+    }
     try {
       const v = Number(read(file));
       if (!Number.isFinite(v)) return { domains: [], problem: `${file} does not hold a number` };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EACCES' || code === 'EPERM') {
-        return { domains: [], problem: `RAPL energy counters need root: ${file} is not readable by this user ` +
-          `(run as root, or grant read access with 'sudo chmod a+r ${join(root, 'intel-rapl:*', 'energy_uj')}')` };
+        return {
+          domains: [],
+          problem:
+            `RAPL energy counters need root: ${file} is not readable by this user ` +
+            `(run as root, or grant read access with 'sudo chmod a+r ${join(root, 'intel-rapl:*', 'energy_uj')}')`,
+        };
       }
       return { domains: [], problem: `cannot read ${file} (${(e as Error).message})` };
     }
@@ -73,7 +94,11 @@ export function counterDelta(before: number, after: number, maxRangeUj: number):
 export const RAPL_INTERVAL_MS = 100;
 
 // control block of the sampler's worker: request, answer count, stop, readings, started
-const REQ = 0, ANS = 1, STOP = 2, READS = 3, STARTED = 4;
+const REQ = 0,
+  ANS = 1,
+  STOP = 2,
+  READS = 3,
+  STARTED = 4;
 
 /**
  * Plain JavaScript of the sampling worker (eval'd, so it works from src/ under vitest and from
@@ -119,15 +144,26 @@ class RaplSampler implements Sampler {
 
   constructor(domains: readonly RaplDomain[], intervalMs: number) {
     this.what = `RAPL ${domains.map((d) => `${d.zone} (${d.name})`).join(' + ')}, read every ${intervalMs} ms`;
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: {
-      files: domains.map((d) => d.file), maxUj: domains.map((d) => d.maxRangeUj), intervalMs,
-      ctlBuf: this.ctl.buffer, totalBuf: this.total.buffer } });
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        files: domains.map((d) => d.file),
+        maxUj: domains.map((d) => d.maxRangeUj),
+        intervalMs,
+        ctlBuf: this.ctl.buffer,
+        totalBuf: this.total.buffer,
+      },
+    });
     this.worker.unref();
-    this.worker.on('error', () => { /* readings stop; the meter sees too few and says so */ });
+    this.worker.on('error', () => {
+      /* readings stop; the meter sees too few and says so */
+    });
     Atomics.wait(this.ctl, STARTED, 0, 10_000);
   }
 
-  describe(): string { return this.what; }
+  describe(): string {
+    return this.what;
+  }
 
   /** A fresh reading (asks the worker and waits for it, at most a second), then the total. */
   joules(): number {
@@ -140,7 +176,9 @@ class RaplSampler implements Sampler {
     return this.total[0];
   }
 
-  readings(): number { return Atomics.load(this.ctl, READS); }
+  readings(): number {
+    return Atomics.load(this.ctl, READS);
+  }
 
   close(): void {
     if (this.closed) return;

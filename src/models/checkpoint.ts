@@ -8,7 +8,7 @@ import { safetensorsProducer } from '../io/safetensors.js';
 import type { SafetensorsFile, StreamTensor } from '../io/safetensors.js';
 import { MemorySource } from '../io/bytesource.js';
 import { readableDir } from '../io/atomic.js';
-import type { FileData } from '../io/atomic.js';
+import type { FileData, FileProducer } from '../io/atomic.js';
 import { openWeights } from '../io/weights.js';
 import type { WeightSet } from '../io/weights.js';
 import { firstNonFinite, readFloatsInto, readRawInto } from '../io/tensors.js';
@@ -33,7 +33,12 @@ import type { ParamSpec, TrainableModel } from './types.js';
  * config.json + model.safetensors (F32, HF names, no tied head), streamed from the heap.
  */
 
-export interface LoadedModel { model: TrainableModel; warnings: string[]; dir: string; layout: CheckpointLayout }
+export interface LoadedModel {
+  model: TrainableModel;
+  warnings: string[];
+  dir: string;
+  layout: CheckpointLayout;
+}
 
 /** WebAssembly's 32-bit memory: every parameter and activation lives below this. */
 export const WASM_MEMORY_LIMIT = 2 ** 32;
@@ -43,13 +48,18 @@ const MAX_CONFIG_BYTES = 16 << 20;
 const SOURCE_DIR = new WeakMap<TrainableModel, string>();
 
 /** Record that `model` was read from `dir` (its tokenizer files travel with it when saved). */
-export function rememberSource(model: TrainableModel, dir: string): void { SOURCE_DIR.set(model, dir); }
+export function rememberSource(model: TrainableModel, dir: string): void {
+  SOURCE_DIR.set(model, dir);
+}
 
 export function readConfigJson(dir: string): unknown {
   const file = join(dir, 'config.json');
-  if (!existsSync(dir)) throw inputError(`model directory ${dir} does not exist (train one with 'frugal train --out ${dir}', or give a checkpoint directory)`);
+  if (!existsSync(dir))
+    throw inputError(`model directory ${dir} does not exist (train one with 'frugal train --out ${dir}', or give a checkpoint directory)`);
   if (!statSync(dir).isDirectory()) {
-    throw inputError(`${dir} is a file, not a model folder: give the folder that holds config.json and the weights${/\.gguf$/i.test(dir) ? ' (frugal reads checkpoint folders, not GGUF files)' : ''}`);
+    throw inputError(
+      `${dir} is a file, not a model folder: give the folder that holds config.json and the weights${/\.gguf$/i.test(dir) ? ' (frugal reads checkpoint folders, not GGUF files)' : ''}`,
+    );
   }
   if (!existsSync(file)) throw inputError(`${file} is missing: a model directory needs config.json and its weights (model.safetensors)`);
   if (statSync(file).size > MAX_CONFIG_BYTES) throw inputError(`${file} is over ${MAX_CONFIG_BYTES} bytes; it is not a model config`);
@@ -88,16 +98,19 @@ export function loadModel(e: Engine, path: string): LoadedModel {
 export function checkWeightsFit(parameters: number, bytesPer: number, file: string, bytes = parameters * bytesPer): void {
   if (bytes < WASM_MEMORY_LIMIT) return;
   const gib = (x: number) => (x / 2 ** 30).toFixed(2);
-  throw inputError(`${file}: this model has ${parameters.toLocaleString('en-US')} parameters, ${gib(bytes)} GiB as f${bytesPer * 8}, ` +
-    `over the 4 GiB limit of WebAssembly memory (wasm32) that frugal computes in. The way around it is a quantised copy: ` +
-    `'frugal quantize --model DIR --to q8 --out DIR-q8' reads one tensor at a time, so it works on this checkpoint, ` +
-    'and the q8 (or q4) copy loads in about a quarter (or an eighth) of the memory');
+  throw inputError(
+    `${file}: this model has ${parameters.toLocaleString('en-US')} parameters, ${gib(bytes)} GiB as f${bytesPer * 8}, ` +
+      `over the 4 GiB limit of WebAssembly memory (wasm32) that frugal computes in. The way around it is a quantised copy: ` +
+      `'frugal quantize --model DIR --to q8 --out DIR-q8' reads one tensor at a time, so it works on this checkpoint, ` +
+      'and the q8 (or q4) copy loads in about a quarter (or an eighth) of the memory',
+  );
 }
 
 /** Bytes a quantised Mamba checkpoint occupies in memory: q8 one byte per weight, q4 half, plus f32 block scales. */
 function quantBytes(config: MambaConfig, quant: ReadonlyMap<string, QFormat>, bytesPer: number): number {
   let n = 0;
-  for (const s of mambaParamSpecs(config)) { // safe to list: the layer count is bounded by the config reader
+  for (const s of mambaParamSpecs(config)) {
+    // safe to list: the layer count is bounded by the config reader
     const size = s.shape.reduce((a, b) => a * b, 1);
     const f = quant.get(s.name);
     n += f ? size * (f === 'q8' ? 1 : 0.5) + (size / QBLOCK) * 4 : size * bytesPer;
@@ -106,29 +119,27 @@ function quantBytes(config: MambaConfig, quant: ReadonlyMap<string, QFormat>, by
 }
 
 /** Build an (uninitialised) model of the architecture config.json names (model_type). */
-export function modelFromConfig(e: Engine, json: unknown, file: string): { model: TrainableModel; warnings: string[]; layout: CheckpointLayout } {
+export function modelFromConfig(
+  e: Engine,
+  json: unknown,
+  file: string,
+): { model: TrainableModel; warnings: string[]; layout: CheckpointLayout } {
   const type = typeof json === 'object' && json !== null ? (json as Record<string, unknown>).model_type : undefined;
   const bytesPer = e.dtype === 'f64' ? 8 : 4;
-  try {
-    switch (type) {
-      case 'mamba':
-      case undefined: {
-        const { config, warnings, layout } = mambaConfigFromJson(json, file);
-        const quant = quantMapFromConfig(json, file);
-        checkWeightsFit(mambaParameterCount(config), bytesPer, file, quant.size > 0 ? quantBytes(config, quant, bytesPer) : undefined);
-        return { model: new MambaLM(e, config, quant), warnings, layout };
-      }
-      case 'llama': {
-        const { config, warnings } = llamaConfigFromHF(json, file);
-        return { model: new TransformerLM(e, config), warnings, layout: 'hf' };
-      }
-      default:
-        throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, llama)`);
+  switch (type) {
+    case 'mamba':
+    case undefined: {
+      const { config, warnings, layout } = mambaConfigFromJson(json, file);
+      const quant = quantMapFromConfig(json, file);
+      checkWeightsFit(mambaParameterCount(config), bytesPer, file, quant.size > 0 ? quantBytes(config, quant, bytesPer) : undefined);
+      return { model: new MambaLM(e, config, quant), warnings, layout };
     }
-  } catch (err) {
-    // the heap refuses to grow past 4 GiB: for a model being built that is bad input, not a crash
-    if (err instanceof RangeError && /4 GiB/.test(err.message)) throw inputError(`${file}: ${err.message}`);
-    throw err;
+    case 'llama': {
+      const { config, warnings } = llamaConfigFromHF(json, file);
+      return { model: new TransformerLM(e, config), warnings, layout: 'hf' };
+    }
+    default:
+      throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, llama)`);
   }
 }
 
@@ -138,9 +149,7 @@ export function storedName(name: string, layout: CheckpointLayout): string {
 }
 
 /** Where each parameter comes from: one float tensor, or a quantised weight's values and block scales. */
-export type WeightSource =
-  | { kind: 'float'; entry: TensorEntry }
-  | { kind: 'quant'; format: QFormat; q: TensorEntry; scales: TensorEntry };
+export type WeightSource = { kind: 'float'; entry: TensorEntry } | { kind: 'quant'; format: QFormat; q: TensorEntry; scales: TensorEntry };
 
 /** The block-quantised weights of a model (MambaLM keeps them apart from its f32 parameters). */
 function quantOf(model: TrainableModel): ReadonlyMap<string, QWeight> {
@@ -151,7 +160,12 @@ function quantOf(model: TrainableModel): ReadonlyMap<string, QWeight> {
  * Match every parameter of `model` to stored tensors, checking names, shapes and dtypes before
  * reading anything. A stored lm_head.weight is ignored when the head is tied to the embedding.
  */
-export function planWeights(model: TrainableModel, entries: Map<string, TensorEntry>, file: string, layout: CheckpointLayout = 'hf'): Map<string, WeightSource> {
+export function planWeights(
+  model: TrainableModel,
+  entries: Map<string, TensorEntry>,
+  file: string,
+  layout: CheckpointLayout = 'hf',
+): Map<string, WeightSource> {
   const formats = new Map([...quantOf(model)].map(([n, w]) => [n, w.format]));
   return planTensors(model.specs, tiedHead(model), entries, file, layout, formats);
 }
@@ -161,13 +175,21 @@ export function planWeights(model: TrainableModel, entries: Map<string, TensorEn
  * named in `quant` is stored as `<name>` (int8 for q8, packed nibbles for q4) and `<name>_scale`
  * (f32, one per block of 32).
  */
-export function planTensors(specs: readonly ParamSpec[], tied: boolean, entries: Map<string, TensorEntry>, file: string,
-  layout: CheckpointLayout, quant: ReadonlyMap<string, QFormat> = new Map()): Map<string, WeightSource> {
+export function planTensors(
+  specs: readonly ParamSpec[],
+  tied: boolean,
+  entries: Map<string, TensorEntry>,
+  file: string,
+  layout: CheckpointLayout,
+  quant: ReadonlyMap<string, QFormat> = new Map(),
+): Map<string, WeightSource> {
   const plan = new Map<string, WeightSource>();
-  const expected = new Set(specs.flatMap((s) => quant.has(s.name) ? [s.name, s.name + SCALE_SUFFIX] : [storedName(s.name, layout)]));
+  const expected = new Set(specs.flatMap((s) => (quant.has(s.name) ? [s.name, s.name + SCALE_SUFFIX] : [storedName(s.name, layout)])));
   for (const name of entries.keys()) {
     if (!expected.has(name) && !(name === 'lm_head.weight' && tied)) {
-      throw inputError(`${file}: unexpected tensor '${name}' (config.json describes a model without it; is this the config of these weights?)`);
+      throw inputError(
+        `${file}: unexpected tensor '${name}' (config.json describes a model without it; is this the config of these weights?)`,
+      );
     }
   }
   const get = (name: string, shape: readonly number[], dtypes: readonly string[], what: string): TensorEntry => {
@@ -176,7 +198,8 @@ export function planTensors(specs: readonly ParamSpec[], tied: boolean, entries:
     const same = info.shape.length === shape.length && info.shape.every((v, i) => v === shape[i]);
     if (!same) throw inputError(`${info.src.file}: tensor '${name}' has shape [${info.shape}] but config.json implies [${shape}]`);
     const list = dtypes.length > 1 ? `${dtypes.slice(0, -1).join(', ')} or ${dtypes[dtypes.length - 1]}` : dtypes[0];
-    if (!dtypes.includes(info.dtype)) throw inputError(`${info.src.file}: tensor '${name}' has dtype ${info.dtype}; ${what} must be ${list}`);
+    if (!dtypes.includes(info.dtype))
+      throw inputError(`${info.src.file}: tensor '${name}' has dtype ${info.dtype}; ${what} must be ${list}`);
     return info;
   };
   for (const s of specs) {
@@ -184,7 +207,8 @@ export function planTensors(specs: readonly ParamSpec[], tied: boolean, entries:
     if (format) {
       const [N, K] = s.shape;
       plan.set(s.name, {
-        kind: 'quant', format,
+        kind: 'quant',
+        format,
         q: get(s.name, format === 'q8' ? [N, K] : [N, K / 2], [format === 'q8' ? 'I8' : 'U8'], `a ${format} weight`),
         scales: get(s.name + SCALE_SUFFIX, [N, K / QBLOCK], ['F32'], 'block scales'),
       });
@@ -204,7 +228,10 @@ export function loadWeights(model: TrainableModel, f: WeightSet | SafetensorsFil
   const plan = planWeights(model, entries, file, layout);
   const finite = (entry: TensorEntry, values: Float32Array | Float64Array) => {
     const bad = firstNonFinite(values);
-    if (bad >= 0) throw inputError(`${entry.src.file}: tensor '${entry.name}' holds ${values[bad]} at index ${bad}; the checkpoint is corrupt or diverged`);
+    if (bad >= 0)
+      throw inputError(
+        `${entry.src.file}: tensor '${entry.name}' holds ${values[bad]} at index ${bad}; the checkpoint is corrupt or diverged`,
+      );
   };
   for (const [name, w] of plan) {
     if (w.kind === 'quant') {
@@ -226,7 +253,8 @@ export function loadWeights(model: TrainableModel, f: WeightSet | SafetensorsFil
 function entriesOf(f: SafetensorsFile): Map<string, TensorEntry> {
   const src = new MemorySource(f.bytes, f.file);
   const out = new Map<string, TensorEntry>();
-  for (const [name, t] of f.tensors) out.set(name, { name, dtype: t.dtype, shape: t.shape, src, offset: f.dataStart + t.begin, byteLength: t.end - t.begin });
+  for (const [name, t] of f.tensors)
+    out.set(name, { name, dtype: t.dtype, shape: t.shape, src, offset: f.dataStart + t.begin, byteLength: t.end - t.begin });
   return out;
 }
 
@@ -234,10 +262,15 @@ function entriesOf(f: SafetensorsFile): Map<string, TensorEntry> {
 function heapStream(name: string, t: Tensor): StreamTensor {
   const dtype = t.dtype === 'i8' ? 'I8' : t.dtype === 'u8' ? 'U8' : 'F32';
   return {
-    name, dtype, shape: [...t.shape],
+    name,
+    dtype,
+    shape: [...t.shape],
     write: (emit) => {
       const v = t.data();
-      if (!(v instanceof Float64Array)) { emit(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)); return; }
+      if (!(v instanceof Float64Array)) {
+        emit(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+        return;
+      }
       for (let i = 0; i < v.length; i += 1 << 18) emit(new Uint8Array(Float32Array.from(v.subarray(i, i + (1 << 18))).buffer));
     },
   };
@@ -251,8 +284,15 @@ export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
   const quant = quantOf(model);
   return model.specs.flatMap((s) => {
     const q = quant.get(s.name);
-    return q ? [heapStream(s.name, q.q), heapStream(s.name + SCALE_SUFFIX, q.scales)] : [heapStream(s.name, model.params.get(s.name) as Tensor)];
+    return q
+      ? [heapStream(s.name, q.q), heapStream(s.name + SCALE_SUFFIX, q.scales)]
+      : [heapStream(s.name, model.params.get(s.name) as Tensor)];
   });
+}
+
+/** The bytes of the model.safetensors frugal writes for `model` (streamed from the heap when run). */
+export function modelWeightsProducer(model: TrainableModel): FileProducer {
+  return safetensorsProducer(modelStreamTensors(model), { format: 'pt' }).producer;
 }
 
 /**
@@ -263,7 +303,7 @@ export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
 export function modelFiles(model: TrainableModel): Record<string, FileData> {
   const files: Record<string, FileData> = {
     'config.json': JSON.stringify(model.hfConfig(), null, 2) + '\n',
-    'model.safetensors': safetensorsProducer(modelStreamTensors(model), { format: 'pt' }).producer,
+    'model.safetensors': modelWeightsProducer(model),
   };
   const source = SOURCE_DIR.get(model);
   if (source !== undefined) {
@@ -281,11 +321,18 @@ export function modelFiles(model: TrainableModel): Record<string, FileData> {
  * they differ, the model computes something else than the checkpoint's author may have meant, so
  * say so, naming both tensors and which one is used. Call after loadWeights (the embedding is read).
  */
-function tiedHeadWarnings(model: TrainableModel, entries: Map<string, TensorEntry>, json: unknown, layout: CheckpointLayout, file: string): string[] {
+function tiedHeadWarnings(
+  model: TrainableModel,
+  entries: Map<string, TensorEntry>,
+  json: unknown,
+  layout: CheckpointLayout,
+  file: string,
+): string[] {
   const head = entries.get('lm_head.weight');
   const embedName = model.specs.find((s) => /embed/.test(s.name))?.name;
   if (!head || !tiedHead(model) || embedName === undefined) return [];
-  const stored = storedName(embedName, layout), embed = model.params.get(embedName);
+  const stored = storedName(embedName, layout),
+    embed = model.params.get(embedName);
   const shape = embed?.shape ?? [];
   if (embed && head.shape.length === shape.length && head.shape.every((v, i) => v === shape[i])) {
     const values = new Float32Array(head.shape.reduce((a, b) => a * b, 1));
@@ -295,10 +342,14 @@ function tiedHeadWarnings(model: TrainableModel, entries: Map<string, TensorEntr
     for (let i = 0; i < values.length && same; i++) same = values[i] === e[i];
     if (same) return [];
   }
-  const says = (json as Record<string, unknown> | null)?.tie_word_embeddings === undefined
-    ? 'has no tie_word_embeddings, so the head defaults to tied' : 'sets "tie_word_embeddings": true';
-  return [`${file} ${says}, but the checkpoint's lm_head.weight differs from ${stored}: using ${stored} as both the embedding ` +
-    'and the head, and lm_head.weight is not used (set "tie_word_embeddings": false in config.json to use it)'];
+  const says =
+    (json as Record<string, unknown> | null)?.tie_word_embeddings === undefined
+      ? 'has no tie_word_embeddings, so the head defaults to tied'
+      : 'sets "tie_word_embeddings": true';
+  return [
+    `${file} ${says}, but the checkpoint's lm_head.weight differs from ${stored}: using ${stored} as both the embedding ` +
+      'and the head, and lm_head.weight is not used (set "tie_word_embeddings": false in config.json to use it)',
+  ];
 }
 
 /** Whether the checkpoint's head shares the embedding (a stored lm_head.weight is then redundant). */

@@ -13,8 +13,11 @@ export type Arch = (typeof ARCHITECTURES)[number];
 
 /** The size flags of `frugal train` (each architecture reads those that apply to it). */
 export interface SizeOptions {
-  dModel: number; layers: number; dState: number; vocabSize: number;
-  heads?: number;           // transformer: attention heads (default: head size closest to 64)
+  dModel: number;
+  layers: number;
+  dState: number;
+  vocabSize: number;
+  heads?: number; // transformer: attention heads (default: head size closest to 64)
 }
 
 /** A freshly initialised model of architecture `arch`. */
@@ -23,7 +26,10 @@ export function createModel(arch: string, e: Engine, s: SizeOptions, rng: Rng): 
     case 'mamba':
       return new MambaLM(e, createMambaConfig({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize })).init(rng);
     case 'transformer':
-      return new TransformerLM(e, createLlamaConfig({ dModel: s.dModel, nLayer: s.layers, nHead: s.heads, vocabSize: s.vocabSize }, '--arch transformer')).init(rng);
+      return new TransformerLM(
+        e,
+        createLlamaConfig({ dModel: s.dModel, nLayer: s.layers, nHead: s.heads, vocabSize: s.vocabSize }, '--arch transformer'),
+      ).init(rng);
     default:
       throw inputError(`--arch '${arch}' is not supported (choose one of: ${ARCHITECTURES.join(', ')})`);
   }

@@ -10,8 +10,8 @@ export type Init =
   | { kind: 'uniform'; bound: number }
   | { kind: 'zeros' }
   | { kind: 'ones' }
-  | { kind: 'alog' }                                                   // A_log[d, n] = log(n + 1)
-  | { kind: 'dtBias'; min: number; max: number; floor: number };       // inverse softplus of log-uniform Δ
+  | { kind: 'alog' } // A_log[d, n] = log(n + 1)
+  | { kind: 'dtBias'; min: number; max: number; floor: number }; // inverse softplus of log-uniform Δ
 
 /** One row of a parameter table: allocation, init, loading, saving, gradients and optimiser all read it. */
 export interface ParamSpec {
@@ -34,7 +34,14 @@ export interface SequenceModel {
   readonly specs: readonly ParamSpec[];
   /** Logits (B, L, V), differentiable when the engine records a tape. */
   forward(ids: Int32Array, B: number, L: number): Tensor;
-  createState(B: number): ModelState;
+  /** A zeroed state for B streams; `tokens` is room to reserve for that many (a KV cache; a recurrent state needs none). */
+  createState(B: number, tokens?: number): ModelState;
+  /**
+   * The shape each state tensor is stored with in a state file (src/io/statefile.ts) for B streams
+   * after `position` tokens: its leading part that carries the state (the whole of a recurrent
+   * state; a KV cache's first `position` rows).
+   */
+  savedStateShapes(B: number, position: number): Map<string, number[]>;
   /** One token per stream: logits (B, V); O(1) time and memory per token for SSMs. */
   step(ids: Int32Array, state: ModelState): Float32Array;
   /** A parallel pass over L tokens per stream that leaves `state` ready for `step`; logits (B, V) of the last token. */

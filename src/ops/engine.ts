@@ -5,10 +5,10 @@ import type { Backend, KernelKind } from '../kernels/backend.js';
 import type { Tape } from './tape.js';
 
 export interface EngineOptions {
-  kernels?: KernelKind;   // default 'wasm'
-  dtype?: 'f32' | 'f64';  // float64 needs the reference kernels (gradient checks)
+  kernels?: KernelKind; // default 'wasm'
+  dtype?: 'f32' | 'f64'; // float64 needs the reference kernels (gradient checks)
   initialPages?: number;
-  threads?: number;       // worker threads for the wasm kernels (default 1: the calling thread only)
+  threads?: number; // worker threads for the wasm kernels (default 1: the calling thread only)
 }
 
 /**
@@ -32,10 +32,12 @@ export class Engine {
   }
 
   /** Stop the engine's worker threads (its tensors stay readable). */
-  dispose(): void { this.k.dispose(); }
+  dispose(): void {
+    this.k.dispose();
+  }
 
   /** A new zero-filled tensor of the engine's float dtype (or `dtype`), owned by the current scope. */
-  empty(shape: readonly number[], dtype: DType = this.dtype): Tensor {
+  zeros(shape: readonly number[], dtype: DType = this.dtype): Tensor {
     const t = new Tensor(this.heap, shape, dtype);
     const s = this.scopes[this.scopes.length - 1];
     if (s) s.push(t);
@@ -48,7 +50,7 @@ export class Engine {
   }
 
   fromValues(shape: readonly number[], values: ArrayLike<number>, dtype: DType = this.dtype): Tensor {
-    return this.empty(shape, dtype).set(values);
+    return this.zeros(shape, dtype).set(values);
   }
 
   ids(values: ArrayLike<number>, shape: readonly number[] = [values.length]): Tensor {
@@ -70,7 +72,9 @@ export class Engine {
       const owned = this.scopes.pop() as Tensor[];
       const outer = this.scopes[this.scopes.length - 1];
       for (const t of owned) {
-        if (kept.includes(t)) { if (outer) outer.push(t); } else t.dispose();
+        if (kept.includes(t)) {
+          if (outer) outer.push(t);
+        } else t.dispose();
       }
     }
     return result;
@@ -78,7 +82,7 @@ export class Engine {
 
   /** The gradient buffer of t, allocated (zeroed) in the current scope on first use. */
   gradOf(t: Tensor): Tensor {
-    if (!t.grad) t.grad = this.empty(t.shape, t.dtype);
+    if (!t.grad) t.grad = this.zeros(t.shape, t.dtype);
     return t.grad;
   }
 }

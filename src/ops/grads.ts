@@ -1,93 +1,142 @@
 import type { Tensor } from '../tensor/index.js';
 import type { Engine } from './engine.js';
-import type { Node } from './tape.js';
+import type { InputGrads, OpName, OpNode } from './records.js';
 
 /**
- * Every gradient rule in one table. `dy` is the output's gradient; each rule accumulates into the
- * gradients of the inputs that require them (d(input) += …). Inputs: the order ops.ts records.
+ * Every gradient rule in one table, typed per op by OpRecords (records.ts). `dy` is the output's
+ * gradient; each rule accumulates into the gradients of the inputs that require them
+ * (d(input) += …) and returns those buffers, one entry per input (null where none is needed).
  */
-type Rule = (e: Engine, n: Node, dy: Tensor) => void;
+export type Rule<O extends OpName> = (e: Engine, n: OpNode<O>, dy: Tensor) => InputGrads<O>;
 
-/** The gradient buffer of input i, or null when it needs none. */
-function g(e: Engine, n: Node, i: number): Tensor | null {
-  const t = n.inputs[i];
-  return t && t.requiresGrad ? e.gradOf(t) : null;
+/** The gradient buffer of t (allocated, zeroed, on first use), or null when t needs none. */
+function gradOf(e: Engine, t: Tensor | null): Tensor | null {
+  return t?.requiresGrad ? e.gradOf(t) : null;
 }
-function input(n: Node, i: number): Tensor { return n.inputs[i] as Tensor; }
 
-export const GRAD_RULES = {
+export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   // y = x W^T + b:  dx += dy W;  dW += dy^T x;  db += Σ_rows dy
   linear: (e, n, dy) => {
-    const { M, N, K } = n.attrs, [gx, gw, gb] = [g(e, n, 0), g(e, n, 1), g(e, n, 2)];
-    if (gx) e.k.matmulNN(gx, dy, input(n, 1), M, K, N, 1);
-    if (gw) e.k.matmulTN(gw, dy, input(n, 0), N, K, M, 1);
+    const [x, w, b] = n.inputs,
+      { M, N, K } = n.attrs;
+    const gx = gradOf(e, x),
+      gw = gradOf(e, w),
+      gb = gradOf(e, b);
+    if (gx) e.k.matmulNN(gx, dy, w, M, K, N, 1);
+    if (gw) e.k.matmulTN(gw, dy, x, N, K, M, 1);
     if (gb) e.k.addBiasBackward(gb, dy, M, N);
+    return [gx, gw, gb];
   },
   // out = table[ids]:  dtable[ids] += dout
-  embedding: (e, n, dy) => { const gt = g(e, n, 0); if (gt) e.k.embeddingBackward(gt, dy, n.saved[0], n.attrs.n, n.attrs.D); },
-  // see kernels/ref/norm.ts for the formula
+  embedding: (e, n, dy) => {
+    const gt = gradOf(e, n.inputs[0]);
+    if (gt) e.k.embeddingBackward(gt, dy, n.saved[0], n.attrs.n, n.attrs.D);
+    return [gt];
+  },
+  // see kernels/ref/norm.ts for the formula; the kernel writes both gradients, so scratch stands in for one not needed
   rmsnorm: (e, n, dy) => {
-    const gx = g(e, n, 0) ?? e.empty(input(n, 0).shape), gw = g(e, n, 1) ?? e.empty(input(n, 1).shape);
-    e.k.rmsnormBackward(gx, gw, dy, input(n, 0), input(n, 1), n.saved[0], n.attrs.rows, n.attrs.D);
+    const [x, w] = n.inputs,
+      gx = gradOf(e, x),
+      gw = gradOf(e, w);
+    e.k.rmsnormBackward(gx ?? e.zeros(x.shape), gw ?? e.zeros(w.shape), dy, x, w, n.saved[0], n.attrs.rows, n.attrs.D);
+    return [gx, gw];
   },
   // a + b:  da += dy; db += dy
-  add: (e, n, dy) => { for (const i of [0, 1]) { const gi = g(e, n, i); if (gi) e.k.accumulate(gi, dy, n.attrs.n); } },
+  add: (e, n, dy) => {
+    const [ga, gb] = n.inputs.map((t) => gradOf(e, t));
+    if (ga) e.k.accumulate(ga, dy, n.attrs.n);
+    if (gb) e.k.accumulate(gb, dy, n.attrs.n);
+    return [ga, gb];
+  },
   // a ⊙ b:  da += dy ⊙ b; db += dy ⊙ a
   mul: (e, n, dy) => {
-    const ga = g(e, n, 0), gb = g(e, n, 1);
-    if (ga) e.k.mulAccumulate(ga, dy, input(n, 1), n.attrs.n);
-    if (gb) e.k.mulAccumulate(gb, dy, input(n, 0), n.attrs.n);
+    const [a, b] = n.inputs,
+      ga = gradOf(e, a),
+      gb = gradOf(e, b);
+    if (ga) e.k.mulAccumulate(ga, dy, b, n.attrs.n);
+    if (gb) e.k.mulAccumulate(gb, dy, a, n.attrs.n);
+    return [ga, gb];
   },
   // silu'(x) = s(1 + x(1 − s))
-  silu: (e, n, dy) => { const gx = g(e, n, 0); if (gx) e.k.siluBackward(gx, dy, input(n, 0), n.attrs.n); },
+  silu: (e, n, dy) => {
+    const [x] = n.inputs,
+      gx = gradOf(e, x);
+    if (gx) e.k.siluBackward(gx, dy, x, n.attrs.n);
+    return [gx];
+  },
   // softplus'(x) = sigmoid(x)
-  softplus: (e, n, dy) => { const gx = g(e, n, 0); if (gx) e.k.softplusBackward(gx, dy, input(n, 0), n.attrs.n); },
+  softplus: (e, n, dy) => {
+    const [x] = n.inputs,
+      gx = gradOf(e, x);
+    if (gx) e.k.softplusBackward(gx, dy, x, n.attrs.n);
+    return [gx];
+  },
   // d(−exp x) = −exp x = out
-  negExp: (e, n, dy) => { const gx = g(e, n, 0); if (gx) e.k.negExpBackward(gx, dy, n.out, n.attrs.n); },
+  negExp: (e, n, dy) => {
+    const gx = gradOf(e, n.inputs[0]);
+    if (gx) e.k.negExpBackward(gx, dy, n.out, n.attrs.n);
+    return [gx];
+  },
   // columns scatter back
   sliceLast: (e, n, dy) => {
-    const gx = g(e, n, 0), { rows, C, c0, w } = n.attrs;
+    const gx = gradOf(e, n.inputs[0]),
+      { rows, C, c0, w } = n.attrs;
     if (gx) e.k.sliceColumnsBackward(gx, dy, rows, C, c0, w);
+    return [gx];
   },
   // see kernels/ref/conv.ts
   conv1d: (e, n, dy) => {
-    const { B, L, C, K } = n.attrs;
-    const gx = g(e, n, 0) ?? e.empty([B, L, C]), gw = g(e, n, 1) ?? e.empty([C, K]), gb = g(e, n, 2) ?? e.empty([C]);
-    e.k.conv1dBackward(gx, gw, gb, dy, input(n, 0), input(n, 1), B, L, C, K);
+    const [x, w, bias] = n.inputs,
+      { B, L, C, K } = n.attrs;
+    const gx = gradOf(e, x),
+      gw = gradOf(e, w),
+      gb = gradOf(e, bias);
+    e.k.conv1dBackward(gx ?? e.zeros([B, L, C]), gw ?? e.zeros([C, K]), gb ?? e.zeros([C]), dy, x, w, B, L, C, K);
+    return [gx, gw, gb];
   },
-  // see kernels/ref/scan.ts; inputs x, delta, A, Bm, Cm, D
+  // see kernels/ref/scan.ts
   scan: (e, n, dy) => {
-    const { B, L, ED, N, chunk } = n.attrs;
-    const [x, delta, A, Bm, Cm, D] = n.inputs as Tensor[];
-    const grads = [0, 1, 2, 3, 4, 5].map((i) => g(e, n, i) ?? e.empty(input(n, i).shape));
-    const work = e.empty([chunk + 1, N]);
-    e.k.scanBackward(grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], null,
-      dy, x, delta, A, Bm, Cm, D, n.saved[0], work, B, L, ED, N, chunk);
+    const { B, L, ED, N, chunk } = n.attrs,
+      [x, delta, A, Bm, Cm, D] = n.inputs;
+    const grads = n.inputs.map((t) => gradOf(e, t));
+    const [dx, ddelta, dA, dB, dC, dD] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
+    const work = e.zeros([chunk + 1, N]);
+    e.k.scanBackward(dx, ddelta, dA, dB, dC, dD, null, dy, x, delta, A, Bm, Cm, D, n.saved[0], work, B, L, ED, N, chunk);
+    return grads as InputGrads<'scan'>;
   },
   // mean CE:  dlogits += (dy / rows) · (softmax − onehot)
   crossEntropy: (e, n, dy) => {
-    const gl = g(e, n, 0), { rows, V } = n.attrs;
-    if (!gl) return;
-    const scale = e.empty([rows]);
+    const [logits] = n.inputs,
+      gl = gradOf(e, logits),
+      { rows, V } = n.attrs;
+    if (!gl) return [null];
+    const scale = e.zeros([rows]);
     scale.data().fill(dy.data()[0] / rows);
-    e.k.crossEntropyBackward(gl, scale, input(n, 0), n.saved[0], n.saved[1], rows, V);
+    e.k.crossEntropyBackward(gl, scale, logits, n.saved[0], n.saved[1], rows, V);
+    return [gl];
   },
   // rotation by −angle (kernels/ref/attention.ts)
   rope: (e, n, dy) => {
-    const gx = g(e, n, 0), { B, L, H, hd, pos0, theta } = n.attrs;
+    const gx = gradOf(e, n.inputs[0]),
+      { B, L, H, hd, pos0, theta } = n.attrs;
     if (gx) e.k.ropeBackward(gx, dy, B, L, H, hd, pos0, theta);
+    return [gx];
   },
-  // softmax recomputed from the saved log-sum-exp; inputs q, k, v (kernels/ref/attention.ts)
+  // softmax recomputed from the saved log-sum-exp (kernels/ref/attention.ts)
   attention: (e, n, dy) => {
-    const { B, L, H, Hkv, hd } = n.attrs;
-    const [gq, gk, gv] = [0, 1, 2].map((i) => g(e, n, i) ?? e.empty(input(n, i).shape));
-    e.k.attentionBackward(gq, gk, gv, dy, input(n, 0), input(n, 1), input(n, 2), n.out, n.saved[0], B, L, H, Hkv, hd);
+    const [q, k, v] = n.inputs,
+      { B, L, H, Hkv, hd } = n.attrs;
+    const grads = n.inputs.map((t) => gradOf(e, t));
+    const [gq, gk, gv] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
+    e.k.attentionBackward(gq, gk, gv, dy, q, k, v, n.out, n.saved[0], B, L, H, Hkv, hd);
+    return grads as InputGrads<'attention'>;
   },
   // silu(gate) ⊙ up:  dgate += dy·up·silu'(gate);  dup += dy·silu(gate)
   swiglu: (e, n, dy) => {
-    const gg = g(e, n, 0) ?? e.empty(input(n, 0).shape), gu = g(e, n, 1) ?? e.empty(input(n, 1).shape);
-    e.k.swigluBackward(gg, gu, dy, input(n, 0), input(n, 1), n.attrs.n);
+    const [gate, up] = n.inputs,
+      gg = gradOf(e, gate),
+      gu = gradOf(e, up);
+    e.k.swigluBackward(gg ?? e.zeros(gate.shape), gu ?? e.zeros(up.shape), dy, gate, up, n.attrs.n);
+    return [gg, gu];
   },
-} satisfies Record<string, Rule>;
-
-export type OpName = keyof typeof GRAD_RULES;
+};

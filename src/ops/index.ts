@@ -3,4 +3,4 @@ export * from './tape.js';
 export * from './ops.js';
 export * from './attention.js';
 export { GRAD_RULES } from './grads.js';
-export type { OpName } from './grads.js';
+export type { OpName, OpRecords, OpNode, InputGrads } from './records.js';

@@ -1,15 +1,27 @@
 import type { Tensor } from '../tensor/index.js';
 import type { Engine } from './engine.js';
 import { GRAD_RULES } from './grads.js';
-import type { OpName } from './grads.js';
+import type { Rule } from './grads.js';
+import type { Node, OpName, OpNode, OpRecords } from './records.js';
 
-/** One recorded op: its output, inputs (null for an absent optional input), saved tensors, sizes. */
-export interface Node {
-  op: OpName;
-  out: Tensor;
-  inputs: readonly (Tensor | null)[];
-  saved: readonly Tensor[];
-  attrs: Readonly<Record<string, number>>;
+export type { Node } from './records.js';
+
+/**
+ * Check what a gradient rule returned: one entry per input, and for each input that requires a
+ * gradient exactly its gradient buffer (null for the others). A rule that forgets an input, or
+ * returns a gradient for the wrong one, fails here instead of training silently wrong.
+ */
+export function checkRuleGrads(node: Node, grads: readonly (Tensor | null)[]): void {
+  if (grads.length !== node.inputs.length) {
+    throw new Error(`gradient rule '${node.op}' returned ${grads.length} gradients for ${node.inputs.length} inputs`);
+  }
+  node.inputs.forEach((t, i) => {
+    const want = t?.requiresGrad ? t.grad : null;
+    if (grads[i] !== want)
+      throw new Error(
+        `gradient rule '${node.op}': input ${i} ${want ? 'needs its gradient buffer' : 'needs no gradient'}, got ${grads[i] ? 'a tensor' : 'none'}`,
+      );
+  });
 }
 
 /**
@@ -20,12 +32,17 @@ export interface Node {
 export class Tape {
   readonly nodes: Node[] = [];
 
-  record(e: Engine, op: OpName, out: Tensor, inputs: readonly (Tensor | null)[], saved: readonly Tensor[] = [],
-    attrs: Record<string, number> = {}): void {
-    if (!inputs.some((t) => t !== null && t.requiresGrad)) return;
+  record<O extends OpName>(
+    op: O,
+    out: Tensor,
+    inputs: OpRecords[O]['inputs'],
+    saved: OpRecords[O]['saved'],
+    attrs: OpRecords[O]['attrs'],
+  ): void {
+    if (!inputs.some((t) => t?.requiresGrad)) return;
     out.requiresGrad = true;
-    this.nodes.push({ op, out, inputs, saved, attrs });
-    void e;
+    const node: OpNode<O> = { op, out, inputs, saved, attrs };
+    this.nodes.push(node as Node);
   }
 
   backward(e: Engine, loss: Tensor): void {
@@ -38,7 +55,10 @@ export class Tape {
     e.gradOf(out).set(seed);
     for (let i = this.nodes.length - 1; i >= 0; i--) {
       const node = this.nodes[i];
-      if (node.out.grad) GRAD_RULES[node.op](e, node, node.out.grad);
+      if (!node.out.grad) continue;
+      // the table is indexed by the node's own op, so its rule takes this node (TypeScript cannot follow the correlation)
+      const rule = GRAD_RULES[node.op] as Rule<OpName> as (e: Engine, n: Node, dy: Tensor) => readonly (Tensor | null)[];
+      checkRuleGrads(node, rule(e, node, node.out.grad));
     }
   }
 }

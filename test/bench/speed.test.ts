@@ -62,23 +62,51 @@ describe('frugal bench --tiny --json', () => {
   });
 
   it('has every section', () => {
-    for (const k of ['machine', 'decode', 'prefill', 'train', 'streams', 'kernels', 'peers', 'peer_builds', 'skipped']) expect(doc, k).toHaveProperty(k);
+    for (const k of ['machine', 'decode', 'prefill', 'train', 'streams', 'kernels', 'peers', 'peer_builds', 'skipped'])
+      expect(doc, k).toHaveProperty(k);
   });
 
   it('machine: bandwidth, GEMM and threads, at 1 and all threads; CPU model, ISA, Node and V8; the CPU peak', () => {
-    expectFields('machine', doc.machine, ['bandwidth_gbs', 'gemm_gflops', 'threads', 'logical_cpus', 'bandwidth_bytes', 'gemm_shape', 'other_busy_before', 'other_busy_during'], ['cpu', 'node', 'v8']);
+    expectFields(
+      'machine',
+      doc.machine,
+      [
+        'bandwidth_gbs',
+        'gemm_gflops',
+        'threads',
+        'logical_cpus',
+        'bandwidth_bytes',
+        'gemm_shape',
+        'other_busy_before',
+        'other_busy_during',
+      ],
+      ['cpu', 'node', 'v8'],
+    );
     const m = doc.machine as Doc;
     expect(Array.isArray(m.isa)).toBe(true);
     expect(m.v8).toBe(process.versions.v8);
     const by = m.by_threads as unknown[];
     expect(by.map((p) => (p as Doc).threads)).toContain(1);
     by.forEach((p, i) => {
-      expectFields(`machine.by_threads[${i}]`, p, ['threads', 'bandwidth_gbs', 'bandwidth_gbs_min', 'bandwidth_gbs_max', 'gemm_gflops', 'gemm_gflops_min', 'gemm_gflops_max']);
+      expectFields(`machine.by_threads[${i}]`, p, [
+        'threads',
+        'bandwidth_gbs',
+        'bandwidth_gbs_min',
+        'bandwidth_gbs_max',
+        'gemm_gflops',
+        'gemm_gflops_min',
+        'gemm_gflops_max',
+      ]);
       expectSpread(`machine.by_threads[${i}] bandwidth`, p, 'bandwidth_gbs');
       expectSpread(`machine.by_threads[${i}] gemm`, p, 'gemm_gflops');
     });
     const pk = m.cpu_peak as Doc;
-    expectFields('machine.cpu_peak', pk, ['cores', 'ghz', 'vector_bits', 'datapath_bits', 'fma_units', 'flops_per_cycle', 'gflops'], ['model']);
+    expectFields(
+      'machine.cpu_peak',
+      pk,
+      ['cores', 'ghz', 'vector_bits', 'datapath_bits', 'fma_units', 'flops_per_cycle', 'gflops'],
+      ['model'],
+    );
     expect(pk.gflops as number).toBeCloseTo((pk.cores as number) * (pk.ghz as number) * (pk.flops_per_cycle as number), 6);
     for (const k of ['detected', 'assumed']) expect((pk[k] as string[]).length, `cpu_peak.${k}`).toBeGreaterThan(0);
   });
@@ -86,10 +114,16 @@ describe('frugal bench --tiny --json', () => {
   it('decode: f32, q8 and q4 at 1 and all threads, with the bandwidth bound', () => {
     const d = entries(doc, 'decode');
     d.forEach((e, i) => {
-      expectFields(`decode[${i}]`, e, ['threads', 'tok_s', 'tok_s_min', 'tok_s_max', 'weight_bytes_per_token', 'bound_tok_s', 'bound_fraction'], ['model', 'precision']);
+      expectFields(
+        `decode[${i}]`,
+        e,
+        ['threads', 'tok_s', 'tok_s_min', 'tok_s_max', 'weight_bytes_per_token', 'bound_tok_s', 'bound_fraction'],
+        ['model', 'precision'],
+      );
       expectSpread(`decode[${i}]`, e, 'tok_s');
-      const x = e as Doc, bw = ((doc.machine as Doc).by_threads as Doc[]).find((p) => p.threads === x.threads) as Doc;
-      expect(x.bound_tok_s as number).toBeCloseTo((bw.bandwidth_gbs_max as number) * 1e9 / (x.weight_bytes_per_token as number), 3);
+      const x = e as Doc,
+        bw = ((doc.machine as Doc).by_threads as Doc[]).find((p) => p.threads === x.threads) as Doc;
+      expect(x.bound_tok_s as number).toBeCloseTo(((bw.bandwidth_gbs_max as number) * 1e9) / (x.weight_bytes_per_token as number), 3);
       expect(x.bound_fraction as number).toBeCloseTo((x.tok_s as number) / (x.bound_tok_s as number), 9);
     });
     const seen = new Set(d.map((e) => `${(e as Doc).precision}@${(e as Doc).threads}`));
@@ -106,19 +140,44 @@ describe('frugal bench --tiny --json', () => {
     });
     const pk = (doc.machine as Doc).cpu_peak as Doc;
     entries(doc, 'train').forEach((e, i) => {
-      expectFields(`train[${i}]`, e, ['threads', 'batch', 'seq_len', 'parameters', 'tok_s', 'tok_s_min', 'tok_s_max', 'flops_per_token',
-        'flops_per_token_with_scan', 'mfu', 'mfu_with_scan', 'of_gemm_peak', 'of_gemm_peak_with_scan'], ['model']);
-      const x = e as Doc, T = x.threads as number, tok = x.tok_s as number;
+      expectFields(
+        `train[${i}]`,
+        e,
+        [
+          'threads',
+          'batch',
+          'seq_len',
+          'parameters',
+          'tok_s',
+          'tok_s_min',
+          'tok_s_max',
+          'flops_per_token',
+          'flops_per_token_with_scan',
+          'mfu',
+          'mfu_with_scan',
+          'of_gemm_peak',
+          'of_gemm_peak_with_scan',
+        ],
+        ['model'],
+      );
+      const x = e as Doc,
+        T = x.threads as number,
+        tok = x.tok_s as number;
       const gemm = (((doc.machine as Doc).by_threads as Doc[]).find((p) => p.threads === T) as Doc).gemm_gflops_max as number;
       const cpu = Math.min(T, pk.cores as number) * (pk.ghz as number) * (pk.flops_per_cycle as number);
       expect(x.flops_per_token).toBe(6 * (x.parameters as number));
-      expect(x.mfu as number).toBeCloseTo(tok * (x.flops_per_token as number) / (cpu * 1e9), 12);          // against the hardware
-      expect(x.of_gemm_peak as number).toBeCloseTo(tok * (x.flops_per_token as number) / (gemm * 1e9), 12); // against frugal's GEMM
+      expect(x.mfu as number).toBeCloseTo((tok * (x.flops_per_token as number)) / (cpu * 1e9), 12); // against the hardware
+      expect(x.of_gemm_peak as number).toBeCloseTo((tok * (x.flops_per_token as number)) / (gemm * 1e9), 12); // against frugal's GEMM
       expect(x.mfu_with_scan as number).toBeGreaterThan(x.mfu as number);
     });
     const s = entries(doc, 'streams');
     s.forEach((e, i) => {
-      expectFields(`streams[${i}]`, e, ['streams', 'threads', 'aggregate_tok_s', 'aggregate_tok_s_min', 'aggregate_tok_s_max', 'over_one'], ['model', 'precision']);
+      expectFields(
+        `streams[${i}]`,
+        e,
+        ['streams', 'threads', 'aggregate_tok_s', 'aggregate_tok_s_min', 'aggregate_tok_s_max', 'over_one'],
+        ['model', 'precision'],
+      );
       expectSpread(`streams[${i}]`, e, 'aggregate_tok_s');
     });
     expect(s.map((e) => (e as Doc).streams)).toEqual(expect.arrayContaining([1]));
@@ -128,8 +187,24 @@ describe('frugal bench --tiny --json', () => {
   it('peers: PyTorch side by side when python3-torch is installed; llama.cpp skipped without --llama-bench', () => {
     const peers = entries(doc, 'peers', false);
     peers.forEach((e, i) => {
-      expectFields(`peers[${i}]`, e, ['threads', 'rounds', 'tok_s', 'tok_s_min', 'tok_s_max', 'frugal_tok_s', 'frugal_tok_s_min', 'frugal_tok_s_max',
-        'ratio', 'ratio_min', 'ratio_max'], ['name', 'measure', 'precision', 'detail']);
+      expectFields(
+        `peers[${i}]`,
+        e,
+        [
+          'threads',
+          'rounds',
+          'tok_s',
+          'tok_s_min',
+          'tok_s_max',
+          'frugal_tok_s',
+          'frugal_tok_s_min',
+          'frugal_tok_s_max',
+          'ratio',
+          'ratio_min',
+          'ratio_max',
+        ],
+        ['name', 'measure', 'precision', 'detail'],
+      );
       for (const k of ['tok_s', 'frugal_tok_s', 'ratio']) expectSpread(`peers[${i}]`, e, k);
       expect((e as Doc).rounds).toBe(2);
     });
@@ -164,9 +239,16 @@ describe('frugal bench command line', () => {
 describe('readBandwidth (the bandwidth probe) against its twin', () => {
   it('sums the same values for odd lengths and stream counts', () => {
     const rng = Rng.fromSeed(9);
-    const ew = new Engine({ kernels: 'wasm', threads: 1 }), er = new Engine({ kernels: 'ref' });
+    const ew = new Engine({ kernels: 'wasm', threads: 1 }),
+      er = new Engine({ kernels: 'ref' });
     try {
-      for (const [n, S] of [[1, 1], [63, 16], [1000, 3], [4096, 16], [100_003, 7]]) {
+      for (const [n, S] of [
+        [1, 1],
+        [63, 16],
+        [1000, 3],
+        [4096, 16],
+        [100_003, 7],
+      ]) {
         const v = Array.from({ length: n }, () => rng.uniform() - 0.25);
         const run = (e: Engine) => {
           const out = e.fromValues([1], [0]);
@@ -177,6 +259,9 @@ describe('readBandwidth (the bandwidth probe) against its twin', () => {
         expect(Math.abs(run(ew) - want), `n ${n}, ${S} streams`).toBeLessThan(1e-5 * n + 1e-6);
         expect(Math.abs(run(er) - want)).toBeLessThan(1e-5 * n + 1e-6);
       }
-    } finally { ew.dispose(); er.dispose(); }
+    } finally {
+      ew.dispose();
+      er.dispose();
+    }
   });
 });

@@ -22,13 +22,20 @@ describe('RAPL package counters', () => {
       const r = startRaplSampler(p.domains);
       try {
         // every zone moves; only the two packages may be summed: 2 J + 0.5 J
-        f.set('intel-rapl:0', 3_000_000); f.set('intel-rapl:1', 3_500_000);
-        f.set('intel-rapl:0:0', 9_000_000); f.set('intel-rapl:2', 99_000_000); f.set('intel-rapl-mmio:0', 3_000_000);
+        f.set('intel-rapl:0', 3_000_000);
+        f.set('intel-rapl:1', 3_500_000);
+        f.set('intel-rapl:0:0', 9_000_000);
+        f.set('intel-rapl:2', 99_000_000);
+        f.set('intel-rapl-mmio:0', 3_000_000);
         expect(r.joules()).toBeCloseTo(2.5, 12);
         expect(r.readings()).toBeGreaterThanOrEqual(1);
         expect(r.describe()).toMatch(/intel-rapl:0 \(package-0\) \+ intel-rapl:1 \(package-1\)/);
-      } finally { r.close(); }
-    } finally { rmSync(f.root, { recursive: true, force: true }); }
+      } finally {
+        r.close();
+      }
+    } finally {
+      rmSync(f.root, { recursive: true, force: true });
+    }
   });
 
   it('handles a counter wrapping past max_energy_range_uj, across several readings', () => {
@@ -38,15 +45,19 @@ describe('RAPL package counters', () => {
     try {
       const r = startRaplSampler(probeRapl(f.root).domains);
       try {
-        f.set('intel-rapl:0', 4_000_000);           // wrapped: 1 J to the top + 4 J after
-        expect(r.joules()).toBeCloseTo(5, 9);       // joules() takes a fresh reading
-        f.set('intel-rapl:0', 996_000_000);         // 992 J more, no wrap
+        f.set('intel-rapl:0', 4_000_000); // wrapped: 1 J to the top + 4 J after
+        expect(r.joules()).toBeCloseTo(5, 9); // joules() takes a fresh reading
+        f.set('intel-rapl:0', 996_000_000); // 992 J more, no wrap
         expect(r.joules()).toBeCloseTo(5 + 992, 9);
-        f.set('intel-rapl:0', 1_000_000);           // wrapped again: 4 J + 1 J
+        f.set('intel-rapl:0', 1_000_000); // wrapped again: 4 J + 1 J
         expect(r.joules()).toBeCloseTo(5 + 992 + 5, 9);
         expect(r.readings()).toBeGreaterThanOrEqual(3);
-      } finally { r.close(); }
-    } finally { rmSync(f.root, { recursive: true, force: true }); }
+      } finally {
+        r.close();
+      }
+    } finally {
+      rmSync(f.root, { recursive: true, force: true });
+    }
   });
 
   it('says the counters need root when energy_uj cannot be read (permission denied)', () => {
@@ -61,17 +72,24 @@ describe('RAPL package counters', () => {
       expect(p.problem).toMatch(/need root/);
       expect(p.problem).toContain(join(f.root, 'intel-rapl:0', 'energy_uj'));
       expect(p.problem).toMatch(/chmod/);
-    } finally { rmSync(f.root, { recursive: true, force: true }); }
+    } finally {
+      rmSync(f.root, { recursive: true, force: true });
+    }
   });
 
   it('reports missing interfaces and trees without package zones', () => {
     expect(probeRapl('/nonexistent/powercap').problem).toMatch(/no powercap interface/);
-    const f = fakePowercap([{ zone: 'intel-rapl:0:0', name: 'core', energyUj: 1 }, { zone: 'intel-rapl:3', name: 'psys', energyUj: 1 }]);
+    const f = fakePowercap([
+      { zone: 'intel-rapl:0:0', name: 'core', energyUj: 1 },
+      { zone: 'intel-rapl:3', name: 'psys', energyUj: 1 },
+    ]);
     try {
       const p = probeRapl(f.root);
       expect(p.domains).toEqual([]);
       expect(p.problem).toMatch(/no RAPL package domain/);
-    } finally { rmSync(f.root, { recursive: true, force: true }); }
+    } finally {
+      rmSync(f.root, { recursive: true, force: true });
+    }
   });
 
   it('refuses a zone without max_energy_range_uj (wrap-around could not be handled)', () => {
@@ -79,6 +97,8 @@ describe('RAPL package counters', () => {
     try {
       rmSync(join(f.root, 'intel-rapl:0', 'max_energy_range_uj'));
       expect(probeRapl(f.root).problem).toMatch(/max_energy_range_uj/);
-    } finally { rmSync(f.root, { recursive: true, force: true }); }
+    } finally {
+      rmSync(f.root, { recursive: true, force: true });
+    }
   });
 });

@@ -19,7 +19,9 @@ import { expectClose } from '../helpers/compare.js';
  * forward, backward and KV-cache decoding.
  */
 const engines: Engine[] = [];
-afterAll(() => { for (const e of engines) e.dispose(); });
+afterAll(() => {
+  for (const e of engines) e.dispose();
+});
 function engine(threads: number): Engine {
   const e = new Engine({ kernels: 'wasm', threads });
   engines.push(e);
@@ -35,26 +37,53 @@ function randomValues(seed: number, n: number): number[] {
 
 describe('splitRange', () => {
   it('covers [0, n) with contiguous ranges aligned as asked', () => {
-    for (const [n, p, a] of [[10, 3, 1], [37, 4, 4], [3, 4, 4], [0, 2, 1]]) {
+    for (const [n, p, a] of [
+      [10, 3, 1],
+      [37, 4, 4],
+      [3, 4, 4],
+      [0, 2, 1],
+    ]) {
       const r = splitRange(n, p, a);
       expect(r.length).toBe(p);
       expect(r[0][0]).toBe(0);
       expect(r[p - 1][1]).toBe(n);
-      for (let i = 1; i < p; i++) { expect(r[i][0]).toBe(r[i - 1][1]); expect(r[i][0] % a === 0 || r[i][0] === n).toBe(true); }
+      for (let i = 1; i < p; i++) {
+        expect(r[i][0]).toBe(r[i - 1][1]);
+        expect(r[i][0] % a === 0 || r[i][0] === n).toBe(true);
+      }
     }
   });
 });
 
 describe.each([
-  ['matmulNT', 'rows', 37, 45, 65], ['matmulNT', 'one row (columns)', 1, 1003, 129], ['matmulNT', 'few rows', 3, 518, 70],
-  ['matmulNN', 'rows', 29, 41, 90], ['matmulNN', 'few rows', 2, 301, 130],
-  ['matmulTN', 'rows', 40, 27, 61], ['matmulTN', 'few rows', 3, 257, 200],
+  ['matmulNT', 'rows', 37, 45, 65],
+  ['matmulNT', 'one row (columns)', 1, 1003, 129],
+  ['matmulNT', 'few rows', 3, 518, 70],
+  ['matmulNN', 'rows', 29, 41, 90],
+  ['matmulNN', 'few rows', 2, 301, 130],
+  ['matmulTN', 'rows', 40, 27, 61],
+  ['matmulTN', 'few rows', 3, 257, 200],
 ] as const)('%s split by %s (%i x %i x %i)', (name, _how, M, N, K) => {
   it('is bit-identical for 1-4 threads and matches the reference', () => {
     const outs = THREADS.map((T) => {
       const e = engine(T);
-      const [aShape, bShape] = name === 'matmulNT' ? [[M, K], [N, K]] : name === 'matmulNN' ? [[M, K], [K, N]] : [[K, M], [K, N]];
-      const a = e.persistent(aShape).set(randomValues(1, M * K)), b = e.persistent(bShape).set(randomValues(2, N * K));
+      const [aShape, bShape] =
+        name === 'matmulNT'
+          ? [
+              [M, K],
+              [N, K],
+            ]
+          : name === 'matmulNN'
+            ? [
+                [M, K],
+                [K, N],
+              ]
+            : [
+                [K, M],
+                [K, N],
+              ];
+      const a = e.persistent(aShape).set(randomValues(1, M * K)),
+        b = e.persistent(bShape).set(randomValues(2, N * K));
       const out = e.persistent([M, N]).set(randomValues(3, M * N));
       const before = e.k.parallelRuns();
       e.k[name](out, a, b, M, N, K, 1);
@@ -63,6 +92,7 @@ describe.each([
     });
     for (let i = 1; i < outs.length; i++) expect(bits(outs[i].out).equals(bits(outs[0].out)), `${THREADS[i]} threads`).toBe(true);
     const want = Float64Array.from(randomValues(3, M * N));
+    // biome-ignore lint/performance/noDynamicNamespaceImportAccess: the test loops over the reference kernels by name
     ref[name](want, outs[0].a, outs[0].b, M, N, K, 1);
     expectClose(outs[0].out, want, 1e-5, `${name} vs reference`);
   });
@@ -115,7 +145,10 @@ describe('whole-model work across thread counts', () => {
       const r0 = e.k.parallelRuns();
       for (let t = 0; t < 6; t++) {
         const logits = dec.step(next);
-        for (const [id, l] of [...logits].sort((a, b) => a[0] - b[0])) { out.push(bits(l)); next.set(id, (id * 11 + t) % 64); }
+        for (const [id, l] of [...logits].sort((a, b) => a[0] - b[0])) {
+          out.push(bits(l));
+          next.set(id, (id * 11 + t) % 64);
+        }
       }
       if (T > 1) expect(e.k.parallelRuns() - r0, 'batched decoding used the workers').toBeGreaterThan(10);
       return Buffer.concat(out);
@@ -142,7 +175,8 @@ describe('the transformer across thread counts', () => {
     const ids = Int32Array.from(randomValues(6, 2 * 24), (v) => Math.abs(Math.floor(v * 20)) % 64);
     const tg = Int32Array.from(randomValues(7, 2 * 24), (v) => Math.abs(Math.floor(v * 20)) % 64);
     const runs = THREADS.map((T) => {
-      const m = make(T), e = m.e;
+      const m = make(T),
+        e = m.e;
       const logits = e.scope(() => bits(m.forward(ids, 2, 24).floats()));
       for (const p of m.params.values()) p.grad = e.persistent(p.shape);
       const loss = valueAndGrad(e, () => m.loss(ids, tg, 2, 24));

@@ -14,7 +14,6 @@ import { GOLDEN_SETUPS, golden } from '../helpers/golden.js';
 const FIXTURES = ['mamba-tiny-a', 'mamba-tiny-b', 'mamba-tiny-c'];
 const SETUPS = GOLDEN_SETUPS;
 
-
 describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
   const gold = golden(name);
 
@@ -32,7 +31,8 @@ describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
 
     it('successive steps give the golden step logits and final state', () => {
       const { model } = load();
-      const { B, L } = gold, V = model.config.vocabSize;
+      const { B, L } = gold,
+        V = model.config.vocabSize;
       const state = model.createState(B);
       const out = new Float64Array(B * L * V);
       for (let t = 0; t < L; t++) {
@@ -49,15 +49,21 @@ describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
 
     it('prefill then steps continue exactly', () => {
       const { model } = load();
-      const { B, L } = gold, V = model.config.vocabSize, P = 7;
+      const { B, L } = gold,
+        V = model.config.vocabSize,
+        P = 7;
       const state = model.createState(B);
       const first = Int32Array.from({ length: B * P }, (_, i) => gold.ids[Math.floor(i / P) * L + (i % P)]);
       const pre = model.prefill(first, P, state);
       const ref = gold.get('logits');
-      const rows = (t: number, src: ArrayLike<number>) => Float64Array.from({ length: B * V }, (_, i) => src[(Math.floor(i / V) * L + t) * V + (i % V)]);
+      const rows = (t: number, src: ArrayLike<number>) =>
+        Float64Array.from({ length: B * V }, (_, i) => src[(Math.floor(i / V) * L + t) * V + (i % V)]);
       expectClose(pre, rows(P - 1, ref), tol, 'prefill logits');
       for (let t = P; t < L; t++) {
-        const logits = model.step(Int32Array.from({ length: B }, (_, b) => gold.ids[b * L + t]), state);
+        const logits = model.step(
+          Int32Array.from({ length: B }, (_, b) => gold.ids[b * L + t]),
+          state,
+        );
         expectClose(logits, rows(t, ref), tol, `step ${t} after prefill`);
       }
     });

@@ -18,12 +18,14 @@ const TOL = 1e-5;
 /** Step for the whole-model check: the loss is O(1), so a larger step keeps round-off (≈ 1e-16·loss/h) far below the tolerance. */
 const HM = 1e-3;
 
-function randn(rng: Rng, n: number, scale = 1): number[] { return Array.from({ length: n }, () => rng.normal() * scale); }
+function randn(rng: Rng, n: number, scale = 1): number[] {
+  return Array.from({ length: n }, () => rng.normal() * scale);
+}
 
 interface Case {
   name: string;
-  inputs: (e: Engine, rng: Rng) => Tensor[];      // differentiable inputs (f64)
-  run: (e: Engine, xs: Tensor[]) => Tensor;       // the op under test
+  inputs: (e: Engine, rng: Rng) => Tensor[]; // differentiable inputs (f64)
+  run: (e: Engine, xs: Tensor[]) => Tensor; // the op under test
 }
 
 function probe(e: Engine, c: Case, xs: Tensor[], R: number[]): number {
@@ -39,7 +41,10 @@ function check(c: Case, maxPerInput = 40): void {
   const e = new Engine({ kernels: 'ref', dtype: 'f64' });
   const rng = Rng.fromSeed(1234);
   const xs = c.inputs(e, rng);
-  for (const x of xs) { x.requiresGrad = true; x.grad = e.persistent(x.shape); }
+  for (const x of xs) {
+    x.requiresGrad = true;
+    x.grad = e.persistent(x.shape);
+  }
   // analytic
   const tape = new Tape();
   e.tape = tape;
@@ -50,7 +55,7 @@ function check(c: Case, maxPerInput = 40): void {
     tape.backwardFrom(e, y, r);
     return r;
   });
-  const analytic = xs.map((x) => x.grad ? x.grad.toFloat64() : new Float64Array(x.size));
+  const analytic = xs.map((x) => (x.grad ? x.grad.toFloat64() : new Float64Array(x.size)));
   // numeric, on up to maxPerInput sampled elements of each input
   let worst = 0;
   let scale = 0;
@@ -60,10 +65,13 @@ function check(c: Case, maxPerInput = 40): void {
     const idx = n <= maxPerInput ? [...Array(n).keys()] : Array.from({ length: maxPerInput }, () => rng.int(n));
     for (const i of idx) {
       const v = x.floats()[i];
-      x.floats()[i] = v + H; const fp = probe(e, c, xs, R);
-      x.floats()[i] = v - H; const fm = probe(e, c, xs, R);
+      x.floats()[i] = v + H;
+      const fp = probe(e, c, xs, R);
+      x.floats()[i] = v - H;
+      const fm = probe(e, c, xs, R);
       x.floats()[i] = v;
-      const num = (fp - fm) / (2 * H), an = analytic[xi][i];
+      const num = (fp - fm) / (2 * H),
+        an = analytic[xi][i];
       const rel = Math.abs(an - num) / Math.max(Math.abs(an), Math.abs(num), 1e-6 * scale, 1e-12);
       if (rel > worst) worst = rel;
       expect(rel, `${c.name}: input ${xi}[${i}] analytic ${an} numeric ${num}`).toBeLessThanOrEqual(TOL);
@@ -73,7 +81,13 @@ function check(c: Case, maxPerInput = 40): void {
 }
 
 const t = (e: Engine, rng: Rng, shape: number[], scale = 1, offset = 0) =>
-  e.persistent(shape).set(randn(rng, shape.reduce((a, b) => a * b, 1), scale).map((v) => v + offset));
+  e.persistent(shape).set(
+    randn(
+      rng,
+      shape.reduce((a, b) => a * b, 1),
+      scale,
+    ).map((v) => v + offset),
+  );
 
 const CASES: Case[] = [
   { name: 'linear', inputs: (e, r) => [t(e, r, [2, 3, 5]), t(e, r, [4, 5]), t(e, r, [4])], run: (e, [x, w, b]) => op.linear(e, x, w, b) },
@@ -88,16 +102,38 @@ const CASES: Case[] = [
   { name: 'softplus', inputs: (e, r) => [t(e, r, [31], 4)], run: (e, [x]) => op.softplus(e, x) },
   { name: 'negExp', inputs: (e, r) => [t(e, r, [13])], run: (e, [x]) => op.negExp(e, x) },
   { name: 'sliceLast', inputs: (e, r) => [t(e, r, [3, 10])], run: (e, [x]) => op.sliceLast(e, x, 3, 4) },
-  { name: 'conv1d', inputs: (e, r) => [t(e, r, [2, 9, 3]), t(e, r, [3, 1, 4]), t(e, r, [3])], run: (e, [x, w, b]) => op.conv1d(e, x, w, b) },
-  { name: 'conv1d, K > L, no bias', inputs: (e, r) => [t(e, r, [1, 2, 5]), t(e, r, [5, 1, 3])], run: (e, [x, w]) => op.conv1d(e, x, w, null) },
+  {
+    name: 'conv1d',
+    inputs: (e, r) => [t(e, r, [2, 9, 3]), t(e, r, [3, 1, 4]), t(e, r, [3])],
+    run: (e, [x, w, b]) => op.conv1d(e, x, w, b),
+  },
+  {
+    name: 'conv1d, K > L, no bias',
+    inputs: (e, r) => [t(e, r, [1, 2, 5]), t(e, r, [5, 1, 3])],
+    run: (e, [x, w]) => op.conv1d(e, x, w, null),
+  },
   {
     name: 'selective scan (chunk 4, L 11)',
-    inputs: (e, r) => [t(e, r, [2, 11, 3]), t(e, r, [2, 11, 3], 0.3, 0.5), t(e, r, [3, 5], 0.5, -1), t(e, r, [2, 11, 5]), t(e, r, [2, 11, 5]), t(e, r, [3])],
+    inputs: (e, r) => [
+      t(e, r, [2, 11, 3]),
+      t(e, r, [2, 11, 3], 0.3, 0.5),
+      t(e, r, [3, 5], 0.5, -1),
+      t(e, r, [2, 11, 5]),
+      t(e, r, [2, 11, 5]),
+      t(e, r, [3]),
+    ],
     run: (e, [x, d, A, Bm, Cm, D]) => op.selectiveScan(e, x, d, A, Bm, Cm, D, 4),
   },
   {
     name: 'selective scan (one chunk)',
-    inputs: (e, r) => [t(e, r, [1, 6, 2]), t(e, r, [1, 6, 2], 0.3, 0.5), t(e, r, [2, 3], 0.5, -1), t(e, r, [1, 6, 3]), t(e, r, [1, 6, 3]), t(e, r, [2])],
+    inputs: (e, r) => [
+      t(e, r, [1, 6, 2]),
+      t(e, r, [1, 6, 2], 0.3, 0.5),
+      t(e, r, [2, 3], 0.5, -1),
+      t(e, r, [1, 6, 3]),
+      t(e, r, [1, 6, 3]),
+      t(e, r, [2]),
+    ],
     run: (e, [x, d, A, Bm, Cm, D]) => op.selectiveScan(e, x, d, A, Bm, Cm, D, 16),
   },
   { name: 'crossEntropy', inputs: (e, r) => [t(e, r, [5, 7], 2)], run: (e, [x]) => op.crossEntropy(e, x, e.ids([0, 6, 3, 3, 1])) },
@@ -129,8 +165,23 @@ describe('float64 finite-difference gradient checks, op by op', () => {
   it('covers every op in the gradient table', async () => {
     const { GRAD_RULES } = await import('../../src/ops/grads.js');
     const names = new Set(Object.keys(GRAD_RULES));
-    const covered = new Set(['linear', 'embedding', 'rmsnorm', 'add', 'mul', 'silu', 'softplus', 'negExp', 'sliceLast', 'conv1d', 'scan', 'crossEntropy',
-      'rope', 'attention', 'swiglu']);
+    const covered = new Set([
+      'linear',
+      'embedding',
+      'rmsnorm',
+      'add',
+      'mul',
+      'silu',
+      'softplus',
+      'negExp',
+      'sliceLast',
+      'conv1d',
+      'scan',
+      'crossEntropy',
+      'rope',
+      'attention',
+      'swiglu',
+    ]);
     expect([...names].sort()).toEqual([...covered].sort());
   });
 });

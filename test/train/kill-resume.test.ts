@@ -16,10 +16,35 @@ import { trainOptions } from '../helpers/train.js';
  * mid-way leaves one. After every kill the checkpoint must recover intact, and the finished run
  * must reproduce an uninterrupted run's losses bit for bit.
  */
-const ARGS = ['--d-model', '32', '--layers', '2', '--d-state', '8', '--seq-len', '32', '--batch', '4', '--lr', '0.003',
-  '--warmup', '5', '--min-lr', '0.0003', '--seed', '1', '--eval-windows', '8', '--save-every', '1', '--threads', '1'];
+const ARGS = [
+  '--d-model',
+  '32',
+  '--layers',
+  '2',
+  '--d-state',
+  '8',
+  '--seq-len',
+  '32',
+  '--batch',
+  '4',
+  '--lr',
+  '0.003',
+  '--warmup',
+  '5',
+  '--min-lr',
+  '0.0003',
+  '--seed',
+  '1',
+  '--eval-windows',
+  '8',
+  '--save-every',
+  '1',
+  '--threads',
+  '1',
+];
 const STEPS = 300;
-const MIN_LANDED = 15, MAX_ATTEMPTS = 100;
+const MIN_LANDED = 15,
+  MAX_ATTEMPTS = 100;
 
 /** Temporary or old copies beside `run`: the traces of a save in flight. */
 function saveTraces(dir: string): string[] {
@@ -32,11 +57,23 @@ function saveTraces(dir: string): string[] {
  * doing). Waiting from the first save, not from the start, keeps each run's progress short, so
  * the run does not finish before enough kills have landed, whatever the machine's speed.
  */
-function runCli(dir: string, out: string, killAfterMs: number | null, extra: string[] = []): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+function runCli(
+  dir: string,
+  out: string,
+  killAfterMs: number | null,
+  extra: string[] = [],
+): Promise<{ code: number | null; signal: string | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/frugal.js', 'train', ...ARGS, '--steps', String(STEPS), '--out', out, '--resume', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '', done = false;
-    child.stderr.on('data', (d) => { stderr += d; });
+    const child = spawn(
+      process.execPath,
+      ['bin/frugal.js', 'train', ...ARGS, '--steps', String(STEPS), '--out', out, '--resume', ...extra],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '',
+      done = false;
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     const killAtSave = (until: number) => {
       if (done) return;
       if (saveTraces(dir).length > 0 || performance.now() > until) child.kill('SIGKILL');
@@ -48,7 +85,10 @@ function runCli(dir: string, out: string, killAfterMs: number | null, extra: str
       else setImmediate(() => firstSave(until));
     };
     firstSave(performance.now() + 30_000);
-    child.on('exit', (code, signal) => { done = true; resolve({ code, signal, stderr }); });
+    child.on('exit', (code, signal) => {
+      done = true;
+      resolve({ code, signal, stderr });
+    });
   });
 }
 
@@ -58,15 +98,20 @@ describe('kill -9 during checkpoint saves', () => {
     try {
       const out = join(dir, 'run');
       const rng = Rng.fromSeed(2024);
-      let landed = 0, attempts = 0, lastStep = 0;
+      let landed = 0,
+        attempts = 0,
+        lastStep = 0;
       while (landed < MIN_LANDED && attempts < MAX_ATTEMPTS) {
         attempts++;
         const r = await runCli(dir, out, rng.int(200));
         expect(r.signal, `attempt ${attempts}: the run finished before ${MIN_LANDED} kills landed (${landed} did)`).toBe('SIGKILL');
-        if (saveTraces(dir).length > 0) landed++;                        // the process is dead: these are its unfinished save
+        if (saveTraces(dir).length > 0) landed++; // the process is dead: these are its unfinished save
         recoverDir(out);
         // on a loaded machine a run can be killed before its first save: nothing to check yet
-        if (!existsSync(out)) { expect(lastStep, 'a saved checkpoint never disappears').toBe(0); continue; }
+        if (!existsSync(out)) {
+          expect(lastStep, 'a saved checkpoint never disappears').toBe(0);
+          continue;
+        }
         expect(isCompleteDir(out)).toBe(true);
         expect(saveTraces(dir), 'recovery leaves no temporary or old copy').toEqual([]);
         const st = readTrainerState(out);
@@ -82,8 +127,13 @@ describe('kill -9 during checkpoint saves', () => {
       const full = train(trainOptions({ out: join(dir, 'full'), steps: STEPS, saveEvery: 0 })).state.losses;
       expect(resumed.length).toBe(STEPS);
       expect(resumed).toEqual(full);
-      expect(readdirSync(dir).filter((f) => f.startsWith('run.')), 'no temporary directories or lock left').toEqual([]);
+      expect(
+        readdirSync(dir).filter((f) => f.startsWith('run.')),
+        'no temporary directories or lock left',
+      ).toEqual([]);
       expect(existsSync(join(out, 'model.safetensors'))).toBe(true);
-    } finally { rmSync(dir, { recursive: true, force: true }); }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

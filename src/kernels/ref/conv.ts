@@ -6,21 +6,9 @@ import type { F } from './types.js';
  * Channels last: x and out are (B, L, C); w is (C, K) (PyTorch's (C, 1, K)); bias is (C).
  */
 
-/** out (B, L, C) <- x (B, L, C), w (C, K), bias (C) */
+/** out (B, L, C) <- x (B, L, C), w (C, K), bias (C): conv1dPrefill from an empty state */
 export function conv1dForward(out: F, x: F, w: F, bias: F, B: number, L: number, C: number, K: number): void {
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < L; t++) {
-      const o = (b * L + t) * C;
-      for (let c = 0; c < C; c++) {
-        let s = bias[c];
-        for (let k = 0; k < K; k++) {
-          const tt = t - (K - 1) + k;
-          if (tt >= 0) s += w[c * K + k] * x[(b * L + tt) * C + c];
-        }
-        out[o + c] = s;
-      }
-    }
-  }
+  conv1dPrefill(out, x, null, w, bias, B, L, C, K);
 }
 
 /** dx (B, L, C) += …, dw (C, K) += …, dbias (C) += … <- dout (B, L, C), x, w */
@@ -82,10 +70,11 @@ export function conv1dFillState(state: F, x: F, B: number, L: number, C: number,
 
 /**
  * The parallel conv of a prefill that continues from a recurrent state: inputs before t = 0 come
- * from state (B, C, K) (slot K-1 is the newest) instead of zeros. A zero state gives conv1dForward.
- * out (B, L, C) <- x (B, L, C), state (B, C, K), w (C, K), bias (C)
+ * from state (B, C, K) (slot K-1 is the newest) instead of zeros; a null state means zeros (the
+ * training forward, conv1dForward).
+ * out (B, L, C) <- x (B, L, C), state (B, C, K) or null, w (C, K), bias (C)
  */
-export function conv1dPrefill(out: F, x: F, state: F, w: F, bias: F, B: number, L: number, C: number, K: number): void {
+export function conv1dPrefill(out: F, x: F, state: F | null, w: F, bias: F, B: number, L: number, C: number, K: number): void {
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < L; t++) {
       const o = (b * L + t) * C;
@@ -93,7 +82,8 @@ export function conv1dPrefill(out: F, x: F, state: F, w: F, bias: F, B: number, 
         let s = bias[c];
         for (let k = 0; k < K; k++) {
           const tt = t - (K - 1) + k;
-          s += w[c * K + k] * (tt >= 0 ? x[(b * L + tt) * C + c] : state[(b * C + c) * K + K + tt]);
+          if (tt >= 0) s += w[c * K + k] * x[(b * L + tt) * C + c];
+          else if (state !== null) s += w[c * K + k] * state[(b * C + c) * K + K + tt];
         }
         out[o + c] = s;
       }

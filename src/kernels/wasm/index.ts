@@ -9,108 +9,83 @@
  * the memory it is pointed at.
  */
 import { readFileSync } from 'node:fs';
+import type * as ref from '../ref/index.js';
+import type { F } from '../ref/types.js';
 
 /** Byte offset into the shared memory. */
 export type Ptr = number;
 
-export interface WasmKernels {
-  // ---- matmul.ts (beta 0 overwrites out, otherwise accumulates)
-  /** out (M,N) = beta·out + a (M,K) @ b (N,K)^T */
-  matmulNT(out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, beta: number): void;
-  /** out (M,N) = beta·out + a (M,K) @ b (K,N) */
-  matmulNN(out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, beta: number): void;
-  /** out (M,N) = beta·out + a (K,M)^T @ b (K,N) */
-  matmulTN(out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, beta: number): void;
-  /** Strided blocks of the same products, for threads (lda/ldb/ldo: row lengths of the full matrices). */
-  matmulNTStrided(out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, beta: number, ldo: number): void;
-  matmulNNStrided(out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, beta: number, lda: number, ldb: number, ldo: number): void;
-  matmulTNStrided(out: Ptr, a: Ptr, b: Ptr, M: number, N: number, K: number, beta: number, lda: number, ldb: number, ldo: number): void;
+/**
+ * The kernels build/kernels.wasm exports, listed once. Each is the f32 twin of the reference kernel
+ * of the same name (src/kernels/ref/, which documents it), so its signature is derived from that
+ * kernel's below; a name without a reference kernel does not compile. assembly/kernels.ts exports
+ * the same names, and instantiating a module that lacks one fails with its name.
+ */
+export const WASM_KERNELS = [
+  // matmul.ts (beta 0 overwrites out, otherwise accumulates; the strided forms compute one block for threads)
+  'matmulNT',
+  'matmulNN',
+  'matmulTN',
+  'matmulNTStrided',
+  'matmulNNStrided',
+  'matmulTNStrided',
+  // scan.ts (hck = 0 / dh0 = 0 skip; the range forms compute some channels for threads)
+  'scanForward',
+  'scanBackward',
+  'scanStep',
+  'scanForwardRange',
+  'scanBackwardRange',
+  // conv.ts, norm.ts
+  'conv1dForward',
+  'conv1dBackward',
+  'conv1dStep',
+  'rmsnormForward',
+  'rmsnormBackward',
+  'addRmsnormForward',
+  // elementwise.ts
+  'add',
+  'mul',
+  'accumulate',
+  'mulAccumulate',
+  'accumulatePartials',
+  'siluForward',
+  'siluBackward',
+  'softplusForward',
+  'softplusBackward',
+  'expForward',
+  // loss.ts, optim.ts, bench.ts
+  'crossEntropyForward',
+  'crossEntropyBackward',
+  'embeddingForward',
+  'embeddingBackward',
+  'adamwStep',
+  'readBandwidth',
+  // quant.ts (q8 / q4 blocks of 32)
+  'quantizeQ8',
+  'quantizeQ4',
+  'dequantizeQ8',
+  'dequantizeQ4',
+  'embeddingQ8',
+  'embeddingQ4',
+  'matmulQ8',
+  'matmulQ4',
+  'matmulQ8Strided',
+  'matmulQ4Strided',
+] as const satisfies readonly (keyof typeof ref)[];
 
-  // ---- scan.ts (hck = 0 / dh0 = 0 skip; work holds (chunk+1)·N f32)
-  scanForward(y: Ptr, h: Ptr, hck: Ptr, x: Ptr, delta: Ptr, A: Ptr, Bm: Ptr, Cm: Ptr, D: Ptr,
-    B: number, L: number, ED: number, N: number, chunk: number): void;
-  scanBackward(dx: Ptr, ddelta: Ptr, dA: Ptr, dB: Ptr, dC: Ptr, dD: Ptr, dh0: Ptr,
-    dy: Ptr, x: Ptr, delta: Ptr, A: Ptr, Bm: Ptr, Cm: Ptr, D: Ptr, hck: Ptr, work: Ptr,
-    B: number, L: number, ED: number, N: number, chunk: number): void;
-  scanStep(y: Ptr, h: Ptr, x: Ptr, delta: Ptr, A: Ptr, Bm: Ptr, Cm: Ptr, D: Ptr, B: number, ED: number, N: number): void;
-  /** scanForward over (batch, channel) pairs c = b·ED + d in [c0, c1) */
-  scanForwardRange(y: Ptr, h: Ptr, hck: Ptr, x: Ptr, delta: Ptr, A: Ptr, Bm: Ptr, Cm: Ptr, D: Ptr,
-    B: number, L: number, ED: number, N: number, chunk: number, c0: number, c1: number): void;
-  /** scanBackward over channels [d0, d1) of every batch element; dB/dC get this range's contribution */
-  scanBackwardRange(dx: Ptr, ddelta: Ptr, dA: Ptr, dB: Ptr, dC: Ptr, dD: Ptr, dh0: Ptr,
-    dy: Ptr, x: Ptr, delta: Ptr, A: Ptr, Bm: Ptr, Cm: Ptr, D: Ptr, hck: Ptr, work: Ptr,
-    B: number, L: number, ED: number, N: number, chunk: number, d0: number, d1: number): void;
+export type WasmKernelName = (typeof WASM_KERNELS)[number];
 
-  // ---- conv.ts
-  conv1dForward(out: Ptr, x: Ptr, w: Ptr, bias: Ptr, B: number, L: number, C: number, K: number): void;
-  conv1dBackward(dx: Ptr, dw: Ptr, dbias: Ptr, dout: Ptr, x: Ptr, w: Ptr, B: number, L: number, C: number, K: number): void;
-  conv1dStep(out: Ptr, state: Ptr, x: Ptr, w: Ptr, bias: Ptr, B: number, C: number, K: number): void;
+/** A reference parameter as the wasm kernel takes it: arrays (and absent optional arrays) as byte offsets, 0 for absent. */
+type ToPtr<P> = P extends F | Int32Array | Int8Array | Uint8Array | null ? Ptr : P;
+/** A reference kernel's parameter list with every array replaced by its byte offset. */
+export type PtrArgs<T extends readonly unknown[]> = { [I in keyof T]: ToPtr<T[I]> };
 
-  // ---- norm.ts
-  rmsnormForward(out: Ptr, rstd: Ptr, x: Ptr, w: Ptr, rows: number, D: number, eps: number): void;
-  rmsnormBackward(dx: Ptr, dw: Ptr, dout: Ptr, x: Ptr, w: Ptr, rstd: Ptr, rows: number, D: number): void;
-  /** hOut = h + delta; out = RMSNorm(hOut)·w (hOut may alias h) */
-  addRmsnormForward(hOut: Ptr, out: Ptr, rstd: Ptr, h: Ptr, delta: Ptr, w: Ptr, rows: number, D: number, eps: number): void;
-
-  // ---- elementwise.ts
-  add(out: Ptr, x: Ptr, y: Ptr, n: number): void;
-  mul(out: Ptr, x: Ptr, y: Ptr, n: number): void;
-  accumulate(dst: Ptr, src: Ptr, n: number): void;
-  mulAccumulate(dst: Ptr, x: Ptr, y: Ptr, n: number): void;
-  siluForward(out: Ptr, x: Ptr, n: number): void;
-  siluBackward(dx: Ptr, dout: Ptr, x: Ptr, n: number): void;
-  softplusForward(out: Ptr, x: Ptr, n: number): void;
-  softplusBackward(dx: Ptr, dout: Ptr, x: Ptr, n: number): void;
-  /** out (n) = exp(x) with the kernels' vector exp (no reference twin; used to test it). */
-  expForward(out: Ptr, x: Ptr, n: number): void;
-  /** dst (n) += Σ_g partials[g] (partial g at partials + g·ld floats), in the fixed order g = 0, 1, … */
-  accumulatePartials(dst: Ptr, partials: Ptr, G: number, n: number, ld: number): void;
-
-  // ---- loss.ts (ids / targets are offsets of Int32 arrays)
-  crossEntropyForward(losses: Ptr, lse: Ptr, logits: Ptr, targets: Ptr, rows: number, V: number): void;
-  crossEntropyBackward(dlogits: Ptr, dloss: Ptr, logits: Ptr, lse: Ptr, targets: Ptr, rows: number, V: number): void;
-  embeddingForward(out: Ptr, table: Ptr, ids: Ptr, n: number, D: number): void;
-  embeddingBackward(dtable: Ptr, dout: Ptr, ids: Ptr, n: number, D: number): void;
-
-  // ---- quant.ts (q8 / q4 blocks of 32; see src/kernels/ref/quant.ts)
-  quantizeQ8(q: Ptr, scales: Ptr, x: Ptr, rows: number, K: number): void;
-  quantizeQ4(q: Ptr, scales: Ptr, x: Ptr, rows: number, K: number): void;
-  dequantizeQ8(out: Ptr, q: Ptr, scales: Ptr, rows: number, K: number): void;
-  dequantizeQ4(out: Ptr, q: Ptr, scales: Ptr, rows: number, K: number): void;
-  embeddingQ8(out: Ptr, q: Ptr, scales: Ptr, ids: Ptr, n: number, D: number): void;
-  embeddingQ4(out: Ptr, q: Ptr, scales: Ptr, ids: Ptr, n: number, D: number): void;
-  matmulQ8(out: Ptr, qx: Ptr, sx: Ptr, qw: Ptr, sw: Ptr, M: number, N: number, K: number): void;
-  matmulQ4(out: Ptr, qx: Ptr, sx: Ptr, qw: Ptr, sw: Ptr, M: number, N: number, K: number): void;
-  matmulQ8Strided(out: Ptr, qx: Ptr, sx: Ptr, qw: Ptr, sw: Ptr, M: number, N: number, K: number, ldo: number): void;
-  matmulQ4Strided(out: Ptr, qx: Ptr, sx: Ptr, qw: Ptr, sw: Ptr, M: number, N: number, K: number, ldo: number): void;
-
-  // ---- bench.ts (measurement only, no reference twin)
-  /** out[0] = Σ x (n), read as `streams` parts side by side: `frugal bench`'s bandwidth figure. */
-  readBandwidth(out: Ptr, x: Ptr, n: number, streams: number): void;
-
-  // ---- optim.ts
-  adamwStep(p: Ptr, g: Ptr, m: Ptr, v: Ptr, n: number, lr: number, beta1: number, beta2: number,
-    eps: number, wd: number, bc1: number, bc2: number): void;
-}
-
-export type WasmKernelName = keyof WasmKernels;
-
-const NAMES: readonly WasmKernelName[] = [
-  'matmulNT', 'matmulNN', 'matmulTN', 'matmulNTStrided', 'matmulNNStrided', 'matmulTNStrided',
-  'scanForward', 'scanBackward', 'scanStep', 'scanForwardRange', 'scanBackwardRange', 'accumulatePartials',
-  'conv1dForward', 'conv1dBackward', 'conv1dStep',
-  'rmsnormForward', 'rmsnormBackward', 'addRmsnormForward',
-  'add', 'mul', 'accumulate', 'mulAccumulate',
-  'siluForward', 'siluBackward', 'softplusForward', 'softplusBackward', 'expForward',
-  'crossEntropyForward', 'crossEntropyBackward', 'embeddingForward', 'embeddingBackward',
-  'adamwStep', 'readBandwidth',
-  'quantizeQ8', 'quantizeQ4', 'dequantizeQ8', 'dequantizeQ4', 'embeddingQ8', 'embeddingQ4',
-  'matmulQ8', 'matmulQ4', 'matmulQ8Strided', 'matmulQ4Strided',
-];
+/** The wasm kernels, each typed from its reference twin's signature. */
+export type WasmKernels = { readonly [K in WasmKernelName]: (...args: PtrArgs<Parameters<(typeof ref)[K]>>) => void };
 
 /** Names of the kernels the wasm module provides (the rest stay reference-only). */
-export function wasmKernelNames(): string[] {
-  return [...NAMES];
+export function wasmKernelNames(): WasmKernelName[] {
+  return [...WASM_KERNELS];
 }
 
 /** Location of the compiled module: build/ at the package root, from src/kernels/wasm/ or dist/kernels/wasm/. */
@@ -144,12 +119,14 @@ export function instantiateWasmKernels(module: WebAssembly.Module, memory: WebAs
   const instance = new WebAssembly.Instance(module, {
     env: {
       memory,
-      abort: (): never => { throw new Error('frugal: wasm kernel aborted'); },
+      abort: (): never => {
+        throw new Error('frugal: wasm kernel aborted');
+      },
     },
   });
   const ex = instance.exports as Record<string, unknown>;
   const out: Partial<Record<WasmKernelName, unknown>> = {};
-  for (const name of NAMES) {
+  for (const name of WASM_KERNELS) {
     const f = ex[name];
     if (typeof f !== 'function') throw new Error(`frugal: build/kernels.wasm lacks kernel ${name}; rebuild with \`npm run build:wasm\``);
     out[name] = f;

@@ -7,6 +7,7 @@ import type { MambaConfig } from './config.js';
 import { mambaConfigToHF } from './config.js';
 import { mambaParamSpecs } from './params.js';
 import { initValues } from '../init.js';
+import { lmLogits, lmLoss } from '../lm.js';
 import type { ModelState, ParamSpec, ParamTable, TrainableModel } from '../types.js';
 import { MambaRunner } from './runner.js';
 import { inputError } from '../../io/errors.js';
@@ -33,12 +34,17 @@ export function quantizationConfig(q: ReadonlyMap<string, QWeight>): Record<stri
 /** Parameters of one layer, looked up once by name. */
 export interface MambaLayer {
   norm: Tensor;
-  inProj: Weight; inProjBias: Tensor | null;
-  convW: Tensor; convB: Tensor | null;
+  inProj: Weight;
+  inProjBias: Tensor | null;
+  convW: Tensor;
+  convB: Tensor | null;
   xProj: Weight;
-  dtProj: Weight; dtProjBias: Tensor;
-  Alog: Tensor; D: Tensor;
-  outProj: Weight; outProjBias: Tensor | null;
+  dtProj: Weight;
+  dtProjBias: Tensor;
+  Alog: Tensor;
+  D: Tensor;
+  outProj: Weight;
+  outProjBias: Tensor | null;
 }
 
 /**
@@ -78,7 +84,9 @@ export class MambaLM implements TrainableModel {
           throw inputError(`${s.name} [${s.shape}] cannot be stored quantised: its rows are not a multiple of ${QBLOCK}`);
         }
         this.qweights.set(s.name, {
-          kind: 'quant', format, shape: [N, K],
+          kind: 'quant',
+          format,
+          shape: [N, K],
           q: e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'),
           scales: e.persistent([N, K / QBLOCK]),
         });
@@ -96,12 +104,17 @@ export class MambaLM implements TrainableModel {
       const m = `backbone.layers.${i}.mixer`;
       this.layers.push({
         norm: p(`backbone.layers.${i}.norm.weight`),
-        inProj: w(`${m}.in_proj.weight`), inProjBias: opt(`${m}.in_proj.bias`),
-        convW: p(`${m}.conv1d.weight`), convB: opt(`${m}.conv1d.bias`),
+        inProj: w(`${m}.in_proj.weight`),
+        inProjBias: opt(`${m}.in_proj.bias`),
+        convW: p(`${m}.conv1d.weight`),
+        convB: opt(`${m}.conv1d.bias`),
         xProj: w(`${m}.x_proj.weight`),
-        dtProj: w(`${m}.dt_proj.weight`), dtProjBias: p(`${m}.dt_proj.bias`),
-        Alog: p(`${m}.A_log`), D: p(`${m}.D`),
-        outProj: w(`${m}.out_proj.weight`), outProjBias: opt(`${m}.out_proj.bias`),
+        dtProj: w(`${m}.dt_proj.weight`),
+        dtProjBias: p(`${m}.dt_proj.bias`),
+        Alog: p(`${m}.A_log`),
+        D: p(`${m}.D`),
+        outProj: w(`${m}.out_proj.weight`),
+        outProjBias: opt(`${m}.out_proj.bias`),
       });
     }
     this.embed = w('backbone.embeddings.weight');
@@ -118,7 +131,9 @@ export class MambaLM implements TrainableModel {
   }
 
   /** Call after parameters change (optimiser step, load) so cached derived weights are rebuilt. */
-  weightsChanged(): void { this.runner?.invalidate(); }
+  weightsChanged(): void {
+    this.runner?.invalidate();
+  }
 
   hfConfig(): Record<string, unknown> {
     const c = mambaConfigToHF(this.config);
@@ -135,37 +150,37 @@ export class MambaLM implements TrainableModel {
 
   /** Logits (B, L, V) for ids (B·L), differentiable. */
   forward(ids: Int32Array, B: number, L: number): Tensor {
-    const e = this.e, c = this.config;
+    const e = this.e,
+      c = this.config;
     if (ids.length !== B * L) throw new Error(`forward: ${ids.length} ids for B=${B}, L=${L}`);
     const idT = e.ids(ids, [B, L]);
-    let h = op.embedding(e, this.embed, idT);                                  // (B, L, D)
+    let h = op.embedding(e, this.embed, idT); // (B, L, D)
     for (const ly of this.layers) h = op.add(e, h, this.mixer(ly, op.rmsnorm(e, h, ly.norm, c.layerNormEpsilon)));
-    const hf = op.rmsnorm(e, h, this.normF, c.layerNormEpsilon);               // (B, L, D)
-    return op.linear(e, hf, this.head, null);                                  // (B, L, V)
+    return lmLogits(e, h, this.normF, c.layerNormEpsilon, this.head); // (B, L, V)
   }
 
   /** Mean next-token cross-entropy (nats) of targets (B·L) given ids (B·L). */
   loss(ids: Int32Array, targets: Int32Array, B: number, L: number): Tensor {
-    const logits = this.forward(ids, B, L);
-    return op.crossEntropy(this.e, logits, this.e.ids(targets, [B * L]));
+    return lmLoss(this, ids, targets, B, L);
   }
 
   /** The Mamba block's mixer on u (B, L, D) -> (B, L, D). */
   private mixer(ly: MambaLayer, u: Tensor): Tensor {
-    const e = this.e, { dInner: ED, dState: N, dtRank: R } = this.config;
-    const xz = op.linear(e, u, ly.inProj, ly.inProjBias);                      // (B, L, 2ED)
-    const x = op.sliceLast(e, xz, 0, ED);                                      // (B, L, ED)
-    const z = op.sliceLast(e, xz, ED, ED);                                     // (B, L, ED)
-    const xc = op.silu(e, op.conv1d(e, x, ly.convW, ly.convB));                // (B, L, ED)
-    const xdbl = op.linear(e, xc, ly.xProj, null);                             // (B, L, R + 2N)
-    const dt = op.sliceLast(e, xdbl, 0, R);                                    // (B, L, R)
-    const Bm = op.sliceLast(e, xdbl, R, N);                                    // (B, L, N)
-    const Cm = op.sliceLast(e, xdbl, R + N, N);                                // (B, L, N)
-    const delta = op.softplus(e, op.linear(e, dt, ly.dtProj, ly.dtProjBias));  // (B, L, ED)
-    const A = op.negExp(e, ly.Alog);                                           // (ED, N)
-    const y = op.selectiveScan(e, xc, delta, A, Bm, Cm, ly.D);                 // (B, L, ED)
-    const gated = op.mul(e, y, op.silu(e, z));                                 // (B, L, ED)
-    return op.linear(e, gated, ly.outProj, ly.outProjBias);                    // (B, L, D)
+    const e = this.e,
+      { dInner: ED, dState: N, dtRank: R } = this.config;
+    const xz = op.linear(e, u, ly.inProj, ly.inProjBias); // (B, L, 2ED)
+    const x = op.sliceLast(e, xz, 0, ED); // (B, L, ED)
+    const z = op.sliceLast(e, xz, ED, ED); // (B, L, ED)
+    const xc = op.silu(e, op.conv1d(e, x, ly.convW, ly.convB)); // (B, L, ED)
+    const xdbl = op.linear(e, xc, ly.xProj, null); // (B, L, R + 2N)
+    const dt = op.sliceLast(e, xdbl, 0, R); // (B, L, R)
+    const Bm = op.sliceLast(e, xdbl, R, N); // (B, L, N)
+    const Cm = op.sliceLast(e, xdbl, R + N, N); // (B, L, N)
+    const delta = op.softplus(e, op.linear(e, dt, ly.dtProj, ly.dtProjBias)); // (B, L, ED)
+    const A = op.negExp(e, ly.Alog); // (ED, N)
+    const y = op.selectiveScan(e, xc, delta, A, Bm, Cm, ly.D); // (B, L, ED)
+    const gated = op.mul(e, y, op.silu(e, z)); // (B, L, ED)
+    return op.linear(e, gated, ly.outProj, ly.outProjBias); // (B, L, D)
   }
 
   private getRunner(): MambaRunner {
@@ -173,7 +188,16 @@ export class MambaLM implements TrainableModel {
     return this.runner;
   }
 
-  createState(B: number): ModelState { return this.getRunner().createState(B); }
-  step(ids: Int32Array, state: ModelState): Float32Array { return this.getRunner().step(ids, state); }
-  prefill(ids: Int32Array, L: number, state: ModelState): Float32Array { return this.getRunner().prefill(ids, L, state); }
+  createState(B: number): ModelState {
+    return this.getRunner().createState(B);
+  }
+  savedStateShapes(B: number): Map<string, number[]> {
+    return this.getRunner().savedStateShapes(B);
+  }
+  step(ids: Int32Array, state: ModelState): Float32Array {
+    return this.getRunner().step(ids, state);
+  }
+  prefill(ids: Int32Array, L: number, state: ModelState): Float32Array {
+    return this.getRunner().prefill(ids, L, state);
+  }
 }

@@ -36,7 +36,10 @@ export interface CpuPeak {
 
 /** The fields of /proc/cpuinfo that matter here (the first processor's; cores counted over all). */
 export interface CpuInfo {
-  vendor: string; family: number | null; model: string; flags: Set<string>;
+  vendor: string;
+  family: number | null;
+  model: string;
+  flags: Set<string>;
   /** Physical cores: distinct (physical id, core id) pairs, else 'cpu cores' × packages, else null. */
   cores: number | null;
   mhz: number | null;
@@ -45,10 +48,15 @@ export interface CpuInfo {
 /** Parse /proc/cpuinfo text (x86 or ARM). */
 export function parseCpuInfo(text: string): CpuInfo {
   const blocks = text.split(/\n\s*\n/).filter((b) => b.trim() !== '');
-  const fields = blocks.map((b) => new Map(b.split('\n').map((l) => {
-    const i = l.indexOf(':');
-    return [l.slice(0, i).trim(), l.slice(i + 1).trim()] as [string, string];
-  })));
+  const fields = blocks.map(
+    (b) =>
+      new Map(
+        b.split('\n').map((l) => {
+          const i = l.indexOf(':');
+          return [l.slice(0, i).trim(), l.slice(i + 1).trim()] as [string, string];
+        }),
+      ),
+  );
   const first = fields[0] ?? new Map<string, string>();
   const pairs = new Set(fields.filter((f) => f.has('core id')).map((f) => `${f.get('physical id') ?? 0}:${f.get('core id')}`));
   const packages = new Set(fields.map((f) => f.get('physical id') ?? '0')).size;
@@ -57,17 +65,34 @@ export function parseCpuInfo(text: string): CpuInfo {
   const mhz = Number(first.get('cpu MHz'));
   const family = Number(first.get('cpu family'));
   return {
-    vendor: first.get('vendor_id') ?? first.get('CPU implementer') ?? '', family: Number.isFinite(family) ? family : null,
-    model: first.get('model name') ?? first.get('Processor') ?? '', flags: new Set((first.get('flags') ?? first.get('Features') ?? '').split(/\s+/)),
-    cores, mhz: Number.isFinite(mhz) && mhz > 0 ? mhz : null,
+    vendor: first.get('vendor_id') ?? first.get('CPU implementer') ?? '',
+    family: Number.isFinite(family) ? family : null,
+    model: first.get('model name') ?? first.get('Processor') ?? '',
+    flags: new Set((first.get('flags') ?? first.get('Features') ?? '').split(/\s+/)),
+    cores,
+    mhz: Number.isFinite(mhz) && mhz > 0 ? mhz : null,
   };
 }
 
 const ISA_NAMES: [string, string][] = [
-  ['sse4_2', 'SSE4.2'], ['avx', 'AVX'], ['avx2', 'AVX2'], ['fma', 'FMA'], ['f16c', 'F16C'], ['avx_vnni', 'AVX-VNNI'],
-  ['avx512f', 'AVX-512F'], ['avx512bw', 'AVX-512BW'], ['avx512vl', 'AVX-512VL'], ['avx512_vnni', 'AVX-512 VNNI'],
-  ['avx512_bf16', 'AVX-512 BF16'], ['avx512_fp16', 'AVX-512 FP16'], ['amx_tile', 'AMX'], ['asimd', 'NEON'], ['asimddp', 'NEON dot product'],
-  ['sve', 'SVE'], ['sve2', 'SVE2'], ['i8mm', 'I8MM'],
+  ['sse4_2', 'SSE4.2'],
+  ['avx', 'AVX'],
+  ['avx2', 'AVX2'],
+  ['fma', 'FMA'],
+  ['f16c', 'F16C'],
+  ['avx_vnni', 'AVX-VNNI'],
+  ['avx512f', 'AVX-512F'],
+  ['avx512bw', 'AVX-512BW'],
+  ['avx512vl', 'AVX-512VL'],
+  ['avx512_vnni', 'AVX-512 VNNI'],
+  ['avx512_bf16', 'AVX-512 BF16'],
+  ['avx512_fp16', 'AVX-512 FP16'],
+  ['amx_tile', 'AMX'],
+  ['asimd', 'NEON'],
+  ['asimddp', 'NEON dot product'],
+  ['sve', 'SVE'],
+  ['sve2', 'SVE2'],
+  ['i8mm', 'I8MM'],
 ];
 
 /** The vector ISA flags by name, in a fixed order. */
@@ -77,17 +102,34 @@ export function isaNames(flags: Set<string>): string[] {
 
 /** FMA units and datapath width by CPU family: what no /proc or sysfs file says. */
 function microarchitecture(info: CpuInfo, vectorBits: number): { units: number; datapath: number; why: string } {
-  const amd = /AMD/i.test(info.vendor), intel = /Intel/i.test(info.vendor);
-  if (amd && info.family === 26) return { units: 2, datapath: Math.min(512, vectorBits), why: 'AMD family 26 (Zen 5): 2 FMA pipes, 512-bit on desktop and server parts' };
-  if (amd && info.family === 25) return { units: 2, datapath: Math.min(256, vectorBits), why: 'AMD family 25 (Zen 3/4): 2 FMA pipes of 256 bits (Zen 4 runs AVX-512 as two halves)' };
-  if (amd && info.family === 23) return { units: 2, datapath: Math.min(256, vectorBits), why: 'AMD family 23 (Zen 2): 2 FMA pipes of 256 bits (Zen 1: 128)' };
-  if (intel && vectorBits === 512) return { units: 2, datapath: 512, why: 'Intel with AVX-512: 2 FMA units of 512 bits (some Xeon Silver/Gold 5xxx parts have 1)' };
+  const amd = /AMD/i.test(info.vendor),
+    intel = /Intel/i.test(info.vendor);
+  if (amd && info.family === 26)
+    return {
+      units: 2,
+      datapath: Math.min(512, vectorBits),
+      why: 'AMD family 26 (Zen 5): 2 FMA pipes, 512-bit on desktop and server parts',
+    };
+  if (amd && info.family === 25)
+    return {
+      units: 2,
+      datapath: Math.min(256, vectorBits),
+      why: 'AMD family 25 (Zen 3/4): 2 FMA pipes of 256 bits (Zen 4 runs AVX-512 as two halves)',
+    };
+  if (amd && info.family === 23)
+    return { units: 2, datapath: Math.min(256, vectorBits), why: 'AMD family 23 (Zen 2): 2 FMA pipes of 256 bits (Zen 1: 128)' };
+  if (intel && vectorBits === 512)
+    return { units: 2, datapath: 512, why: 'Intel with AVX-512: 2 FMA units of 512 bits (some Xeon Silver/Gold 5xxx parts have 1)' };
   if (intel) return { units: 2, datapath: vectorBits, why: 'Intel since Haswell: 2 FMA units' };
   return { units: 2, datapath: vectorBits, why: 'unknown CPU family: 2 FMA units of the full vector width' };
 }
 
 function readText(file: string): string | null {
-  try { return existsSync(file) ? readFileSync(file, 'utf8') : null; } catch { return null; }
+  try {
+    return existsSync(file) ? readFileSync(file, 'utf8') : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The frequency in GHz and where it came from: cpufreq's maximum, '@ x GHz' in the model name, or the reported clock. */
@@ -118,11 +160,21 @@ export function cpuPeakFrom(cpuinfo: string, maxKhz: string | null, logical = cp
     info.cores !== null ? `${cores} physical cores (/proc/cpuinfo)` : `${cores} cores (logical CPUs: /proc/cpuinfo has no core ids)`,
     `${clock.ghz.toFixed(3)} GHz (${clock.from})`,
   ];
-  const assumed = [`${units} FMA unit${units > 1 ? 's' : ''} per core, ${arch.datapath}-bit datapath: ${arch.why}${fma ? '' : '; no FMA flag: one multiply and one add pipe'}`];
+  const assumed = [
+    `${units} FMA unit${units > 1 ? 's' : ''} per core, ${arch.datapath}-bit datapath: ${arch.why}${fma ? '' : '; no FMA flag: one multiply and one add pipe'}`,
+  ];
   return {
-    model: info.model || cpus()[0]?.model || 'unknown CPU', isa: isaNames(f), cores, ghz: clock.ghz, vector_bits: vectorBits,
-    datapath_bits: arch.datapath, fma_units: units, flops_per_cycle: flopsPerCycle, gflops: cores * clock.ghz * flopsPerCycle,
-    detected, assumed,
+    model: info.model || cpus()[0]?.model || 'unknown CPU',
+    isa: isaNames(f),
+    cores,
+    ghz: clock.ghz,
+    vector_bits: vectorBits,
+    datapath_bits: arch.datapath,
+    fma_units: units,
+    flops_per_cycle: flopsPerCycle,
+    gflops: cores * clock.ghz * flopsPerCycle,
+    detected,
+    assumed,
   };
 }
 

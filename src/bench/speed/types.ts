@@ -3,7 +3,7 @@
  * size it. Every array entry holds finite numbers; what could not be measured (no PyTorch, no
  * llama-bench, past the time budget) is listed under `skipped` with the reason instead.
  */
-import type { MambaOptions } from '../models/mamba/config.js';
+import type { MambaOptions } from '../../models/mamba/config.js';
 import type { CpuPeak } from './cpu-peak.js';
 
 export type Precision = 'f32' | 'q8' | 'q4';
@@ -44,7 +44,11 @@ export interface MachineSection extends MachinePoint {
 }
 
 /** Tokens per second: the median timed call, with the slowest and the fastest. */
-export interface Rate { tok_s: number; tok_s_min: number; tok_s_max: number }
+export interface Rate {
+  tok_s: number;
+  tok_s_min: number;
+  tok_s_max: number;
+}
 
 export interface DecodeEntry extends Rate {
   model: string;
@@ -143,7 +147,11 @@ export interface PeerBuilds {
   pytorch?: { python: string; torch: string; blas: string };
 }
 
-export interface Skipped { section: string; what: string; reason: string }
+export interface Skipped {
+  section: string;
+  what: string;
+  reason: string;
+}
 
 export interface SpeedDoc {
   command: string;
@@ -196,7 +204,16 @@ export interface SpeedPlan {
 }
 
 /** mamba-130m's shapes (state-spaces/mamba-130m) with random weights. */
-const MAMBA_130M: MambaOptions = { dModel: 768, nLayer: 24, dState: 16, dConv: 4, dInner: 1536, dtRank: 48, vocabSize: 50280, tieWordEmbeddings: true };
+const MAMBA_130M: MambaOptions = {
+  dModel: 768,
+  nLayer: 24,
+  dState: 16,
+  dConv: 4,
+  dInner: 1536,
+  dtRank: 48,
+  vocabSize: 50280,
+  tieWordEmbeddings: true,
+};
 const D256: MambaOptions = { dModel: 256, nLayer: 4, dState: 16, vocabSize: 256 };
 
 /** The plan of each mode for a machine with `all` logical CPUs. */
@@ -204,21 +221,53 @@ export function speedPlan(mode: SpeedMode, all: number): SpeedPlan {
   const threads = [...new Set([1, all])];
   if (mode === 'tiny') {
     return {
-      mode, threads, decodeName: 'tiny-d64-l2-v512', decodeModel: { dModel: 64, nLayer: 2, dState: 16, vocabSize: 512 },
-      trainName: 'tiny-d32-l2-v256', trainModel: { dModel: 32, nLayer: 2, dState: 8, vocabSize: 256 }, trainBatch: 2, trainSeq: 16,
-      minSeconds: 0.02, decodeTokens: 2, trainSteps: 1, prefillLens: [8, 32], prefillAllPrecisions: [8, 32], streams: [1, 2, 4],
-      streamThreads: [all], bandwidthBytes: 16 * 2 ** 20, gemmSize: 64, kernelSeconds: 0.005, kernelTiny: true, budgetSeconds: 600,
-      peerRounds: 2, roundSeconds: 0.01,
+      mode,
+      threads,
+      decodeName: 'tiny-d64-l2-v512',
+      decodeModel: { dModel: 64, nLayer: 2, dState: 16, vocabSize: 512 },
+      trainName: 'tiny-d32-l2-v256',
+      trainModel: { dModel: 32, nLayer: 2, dState: 8, vocabSize: 256 },
+      trainBatch: 2,
+      trainSeq: 16,
+      minSeconds: 0.02,
+      decodeTokens: 2,
+      trainSteps: 1,
+      prefillLens: [8, 32],
+      prefillAllPrecisions: [8, 32],
+      streams: [1, 2, 4],
+      streamThreads: [all],
+      bandwidthBytes: 16 * 2 ** 20,
+      gemmSize: 64,
+      kernelSeconds: 0.005,
+      kernelTiny: true,
+      budgetSeconds: 600,
+      peerRounds: 2,
+      roundSeconds: 0.01,
     };
   }
   const quick = mode === 'quick';
   return {
-    mode, threads, decodeName: 'mamba-130m-shape', decodeModel: MAMBA_130M, trainName: 'd256-l4-v256', trainModel: D256,
-    trainBatch: 8, trainSeq: 256,
-    minSeconds: quick ? 0.5 : 3, decodeTokens: quick ? 8 : 32, trainSteps: quick ? 1 : 3,
-    prefillLens: [128, 1024], prefillAllPrecisions: quick ? [128] : [128, 1024], streams: [1, 8, 32],
-    streamThreads: quick ? [all] : threads, bandwidthBytes: 2 ** 30, gemmSize: quick ? 768 : 1024,
-    kernelSeconds: quick ? 0.05 : 0.25, kernelTiny: false, budgetSeconds: quick ? 80 : 540,
-    peerRounds: quick ? 1 : 3, roundSeconds: quick ? 0.3 : 1,
+    mode,
+    threads,
+    decodeName: 'mamba-130m-shape',
+    decodeModel: MAMBA_130M,
+    trainName: 'd256-l4-v256',
+    trainModel: D256,
+    trainBatch: 8,
+    trainSeq: 256,
+    minSeconds: quick ? 0.5 : 3,
+    decodeTokens: quick ? 8 : 32,
+    trainSteps: quick ? 1 : 3,
+    prefillLens: [128, 1024],
+    prefillAllPrecisions: quick ? [128] : [128, 1024],
+    streams: [1, 8, 32],
+    streamThreads: quick ? [all] : threads,
+    bandwidthBytes: 2 ** 30,
+    gemmSize: quick ? 768 : 1024,
+    kernelSeconds: quick ? 0.05 : 0.25,
+    kernelTiny: false,
+    budgetSeconds: quick ? 80 : 540,
+    peerRounds: quick ? 1 : 3,
+    roundSeconds: quick ? 0.3 : 1,
   };
 }

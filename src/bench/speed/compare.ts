@@ -4,13 +4,24 @@
  * to back, and the ratio of each round is taken; an entry reports the median over its rounds with
  * min and max, for frugal, the peer and their ratio.
  */
-import type { PeerEntry, Precision, Skipped } from './speed-types.js';
-import { flopsFraction, spread, trainFlopsPerToken } from './formulas.js';
-import type { PeerRound } from './speed-peers.js';
+import type { PeerEntry, Precision, Skipped } from './types.js';
+import { flopsFraction, spread, trainFlopsPerToken } from '../formulas.js';
+import type { PeerRound } from './peers.js';
 
-export interface PeerKey { name: PeerEntry['name']; measure: string; precision: Precision; threads: number }
+export interface PeerKey {
+  name: PeerEntry['name'];
+  measure: string;
+  precision: Precision;
+  threads: number;
+}
 
-interface Series { key: PeerKey; frugal: number[]; peer: number[]; detail: string; flops?: { perToken: number; withScan: number } }
+interface Series {
+  key: PeerKey;
+  frugal: number[];
+  peer: number[];
+  detail: string;
+  flops?: { perToken: number; withScan: number };
+}
 
 export class Comparisons {
   private readonly series = new Map<string, Series>();
@@ -29,10 +40,21 @@ export class Comparisons {
   /** One entry per key; training peers get their own MFU against `peakGflops(threads)`. */
   entries(peakGflops: (threads: number) => number): PeerEntry[] {
     return [...this.series.values()].map((s) => {
-      const f = spread(s.frugal), p = spread(s.peer), r = spread(s.frugal.map((x, i) => x / s.peer[i]));
+      const f = spread(s.frugal),
+        p = spread(s.peer),
+        r = spread(s.frugal.map((x, i) => x / s.peer[i]));
       const e: PeerEntry = {
-        ...s.key, rounds: s.peer.length, tok_s: p.median, tok_s_min: p.min, tok_s_max: p.max,
-        frugal_tok_s: f.median, frugal_tok_s_min: f.min, frugal_tok_s_max: f.max, ratio: r.median, ratio_min: r.min, ratio_max: r.max,
+        ...s.key,
+        rounds: s.peer.length,
+        tok_s: p.median,
+        tok_s_min: p.min,
+        tok_s_max: p.max,
+        frugal_tok_s: f.median,
+        frugal_tok_s_min: f.min,
+        frugal_tok_s_max: f.max,
+        ratio: r.median,
+        ratio_min: r.min,
+        ratio_max: r.max,
         detail: s.detail,
       };
       if (s.flops) {
@@ -69,12 +91,20 @@ export function runRounds(o: RoundsOptions, into: Comparisons, skipped: Skipped[
     }
     const mine = o.frugal();
     const theirs = o.peer();
-    if (theirs.error !== null) { skipped.push({ section: 'peers', what: o.what, reason: theirs.error }); return; }
+    if (theirs.error !== null) {
+      skipped.push({ section: 'peers', what: o.what, reason: theirs.error });
+      return;
+    }
     for (const [measure, peer] of theirs.tokS) {
       const f = mine.get(measure);
       if (f === undefined || !(peer > 0)) continue;
-      const flops = theirs.parameters === undefined ? undefined
-        : { perToken: trainFlopsPerToken(theirs.parameters), withScan: trainFlopsPerToken(theirs.parameters, theirs.scanFlopsPerToken ?? 0) };
+      const flops =
+        theirs.parameters === undefined
+          ? undefined
+          : {
+              perToken: trainFlopsPerToken(theirs.parameters),
+              withScan: trainFlopsPerToken(theirs.parameters, theirs.scanFlopsPerToken ?? 0),
+            };
       into.add(o.key(measure), f, peer, theirs.detail, flops);
     }
   }

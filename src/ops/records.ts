@@ -1,0 +1,56 @@
+import type { Tensor } from '../tensor/index.js';
+
+/**
+ * What each differentiable op records on the tape, one entry per op name: its inputs in order
+ * (null for an absent optional input), the tensors its gradient rule reads back (`saved`) and its
+ * sizes (`attrs`). ops.ts records these and grads.ts reads them, both through this one table, so a
+ * misnamed or missing size, a wrong input count or an unknown op name is a compile error.
+ * Shape legend as in ops.ts.
+ */
+export interface OpRecords {
+  linear: { inputs: [x: Tensor, w: Tensor, b: Tensor | null]; saved: []; attrs: { M: number; N: number; K: number } };
+  embedding: { inputs: [table: Tensor]; saved: [ids: Tensor]; attrs: { n: number; D: number } };
+  rmsnorm: { inputs: [x: Tensor, w: Tensor]; saved: [rstd: Tensor]; attrs: { rows: number; D: number } };
+  add: { inputs: [a: Tensor, b: Tensor]; saved: []; attrs: { n: number } };
+  mul: { inputs: [a: Tensor, b: Tensor]; saved: []; attrs: { n: number } };
+  silu: { inputs: [x: Tensor]; saved: []; attrs: { n: number } };
+  softplus: { inputs: [x: Tensor]; saved: []; attrs: { n: number } };
+  negExp: { inputs: [x: Tensor]; saved: []; attrs: { n: number } };
+  sliceLast: { inputs: [x: Tensor]; saved: []; attrs: { rows: number; C: number; c0: number; w: number } };
+  conv1d: { inputs: [x: Tensor, w: Tensor, bias: Tensor | null]; saved: []; attrs: { B: number; L: number; C: number; K: number } };
+  scan: {
+    inputs: [x: Tensor, delta: Tensor, A: Tensor, Bm: Tensor, Cm: Tensor, D: Tensor];
+    saved: [hck: Tensor];
+    attrs: { B: number; L: number; ED: number; N: number; chunk: number };
+  };
+  crossEntropy: { inputs: [logits: Tensor]; saved: [lse: Tensor, targets: Tensor]; attrs: { rows: number; V: number } };
+  rope: { inputs: [x: Tensor]; saved: []; attrs: { B: number; L: number; H: number; hd: number; pos0: number; theta: number } };
+  attention: {
+    inputs: [q: Tensor, k: Tensor, v: Tensor];
+    saved: [lse: Tensor];
+    attrs: { B: number; L: number; H: number; Hkv: number; hd: number };
+  };
+  swiglu: { inputs: [gate: Tensor, up: Tensor]; saved: []; attrs: { n: number } };
+}
+
+export type OpName = keyof OpRecords;
+
+/** One recorded op of kind O: its output and what OpRecords says it keeps. */
+export interface OpNode<O extends OpName> {
+  readonly op: O;
+  readonly out: Tensor;
+  readonly inputs: Readonly<OpRecords[O]['inputs']>;
+  readonly saved: Readonly<OpRecords[O]['saved']>;
+  readonly attrs: Readonly<OpRecords[O]['attrs']>;
+}
+
+/** Any recorded op (a union discriminated by `op`). */
+export type Node = { [O in OpName]: OpNode<O> }[OpName];
+
+/**
+ * What a gradient rule returns: one entry per input, in input order — the gradient buffer it
+ * accumulated into, or null for an input that needs no gradient (or is absent).
+ */
+export type InputGrads<O extends OpName> = GradsOf<OpRecords[O]['inputs']>;
+/** A tuple of the same length as T with every entry Tensor | null (a homomorphic mapped type keeps tuples tuples). */
+type GradsOf<T extends readonly unknown[]> = { [I in keyof T]: Tensor | null };
