@@ -65,7 +65,7 @@ export function tokenIds(model: Model, input: string | ArrayLike<number>, what: 
  * The prompt's ids; an empty prompt starts from the config's BOS token, and a model without one
  * needs a prompt (generation must start from some token, and picking one silently would be a guess).
  */
-function startIds(model: Model, ids: Int32Array): Int32Array {
+export function startIds(model: Model, ids: Int32Array): Int32Array {
   if (ids.length > 0) return ids;
   const bos = model.network.hfConfig().bos_token_id;
   if (typeof bos === 'number' && Number.isInteger(bos) && bos >= 0 && bos < model.vocabSize) return Int32Array.of(bos);

@@ -7,6 +7,7 @@ import { registerConvert } from './convert.js';
 import { registerBench } from './bench.js';
 import { registerQuantize } from './quantize.js';
 import { registerDemo } from './demo.js';
+import { registerWeb } from './web.js';
 
 /**
  * `frugal` command line. stdout carries only the product (generated text, JSON); progress, logs,
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerBench(program); // bench and bench scaling
   registerQuantize(program);
   registerDemo(program);
+  registerWeb(program);
   return program;
 }
 

@@ -70,8 +70,10 @@ export class ThreadPool {
     this.main = main;
     const names = wasmKernelNames();
     names.forEach((n, i) => this.index.set(n, i));
-    const ctlBuf = new SharedArrayBuffer(16);
-    const jobsBuf = new SharedArrayBuffer(8 * SLOT * this.size);
+    // one thread shares nothing: plain buffers, so that a page without cross-origin isolation (no SharedArrayBuffer) runs too
+    const Buf = this.size > 1 ? SharedArrayBuffer : ArrayBuffer;
+    const ctlBuf = new Buf(16);
+    const jobsBuf = new Buf(8 * SLOT * this.size);
     this.ctl = new Int32Array(ctlBuf);
     this.jobs = new Float64Array(jobsBuf);
     for (let i = 1; i < this.size; i++) {

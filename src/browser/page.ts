@@ -1,0 +1,130 @@
+/**
+ * The page: renders what the Worker reports and sends it what the person asks. Contract for
+ * outside checks: `?prompt=&max_tokens=&temperature=&seed=&autorun=1`, and the `data-testid`s
+ * prompt, generate, stop, output (generated text only), status (loading | ready | generating |
+ * done | error: <message>), backend, speed (tokens/s), energy (J/token with its label).
+ */
+import type { FromWorker, ToWorker } from './protocol.js';
+
+const $ = <T extends HTMLElement>(id: string) => document.querySelector(`[data-testid="${id}"]`) as T;
+
+interface ModelEntry {
+  name: string;
+  url: string;
+}
+
+// beside this file in dist/web/ (a plain string, so that the bundler leaves it alone)
+const worker = new Worker(import.meta.url.replace(/page\.js([?#].*)?$/, 'worker.js'), { type: 'module' });
+const send = (m: ToWorker) => worker.postMessage(m);
+const params = new URLSearchParams(location.search);
+let models: ModelEntry[] = [];
+let autorun = params.get('autorun') === '1';
+
+function setStatus(s: string): void {
+  $('status').textContent = s;
+  const busy = s === 'generating' || s === 'loading';
+  $<HTMLButtonElement>('generate').disabled = busy;
+  $<HTMLButtonElement>('stop').disabled = s !== 'generating';
+}
+
+function numberField(id: string, fallback: number): number {
+  const v = Number($<HTMLInputElement>(id).value);
+  return Number.isFinite(v) ? v : fallback;
+}
+
+function generate(): void {
+  $('output').textContent = '';
+  $('speed').textContent = '';
+  setStatus('generating');
+  send({
+    type: 'generate',
+    prompt: $<HTMLTextAreaElement>('prompt').value,
+    maxTokens: Math.max(0, Math.floor(numberField('max-tokens', 200))),
+    temperature: Math.max(0, numberField('temperature', 0.8)),
+    topK: Math.max(0, Math.floor(numberField('top-k', 0))),
+    topP: Math.min(1, Math.max(1e-6, numberField('top-p', 1))),
+    seed: Math.max(0, Math.floor(numberField('seed', 1))),
+  });
+}
+
+function load(entry: ModelEntry): void {
+  setStatus('loading');
+  send({
+    type: 'load',
+    kernels: new URL('/kernels.wasm', location.href).href,
+    name: entry.name,
+    model: { url: new URL(entry.url, location.href).href },
+  });
+}
+
+async function loadPicked(list: FileList): Promise<void> {
+  const files: Record<string, Uint8Array> = {};
+  for (const f of Array.from(list)) files[f.name] = new Uint8Array(await f.arrayBuffer());
+  setStatus('loading');
+  send({ type: 'load', kernels: new URL('/kernels.wasm', location.href).href, name: list[0]?.name ?? 'picked files', model: { files } });
+}
+
+worker.onmessage = (ev: MessageEvent<FromWorker>) => {
+  const m = ev.data;
+  switch (m.type) {
+    case 'progress':
+      $('progress').textContent = `${(m.loaded / 1e6).toFixed(2)} / ${(m.total / 1e6).toFixed(2)} MB`;
+      break;
+    case 'ready':
+      $('backend').textContent = m.backend;
+      $('model-info').textContent = `${m.name}: ${m.architecture}, ${m.parameters.toLocaleString('en-US')} parameters`;
+      setStatus('ready');
+      if (autorun) {
+        autorun = false;
+        generate();
+      }
+      break;
+    case 'tokens':
+      $('output').textContent += m.text;
+      $('speed').textContent = m.tokensPerSecond.toFixed(1);
+      break;
+    case 'done':
+      $('speed').textContent = m.tokensPerSecond.toFixed(1);
+      $('energy').textContent = `${m.jPerToken.toPrecision(3)} J/token (${m.energyLabel})`;
+      $('state').textContent = `${(m.stateBytes / 1024).toFixed(1)} KiB`;
+      setStatus('done');
+      break;
+    case 'snapshot':
+      break;
+    case 'error':
+      setStatus(`error: ${m.message}`);
+      $<HTMLButtonElement>('generate').disabled = false;
+      break;
+  }
+};
+worker.onerror = (e) => setStatus(`error: ${e.message || 'the worker failed to start'}`);
+
+async function start(): Promise<void> {
+  const p = params.get('prompt');
+  if (p !== null) $<HTMLTextAreaElement>('prompt').value = p;
+  for (const [q, id] of [
+    ['max_tokens', 'max-tokens'],
+    ['temperature', 'temperature'],
+    ['seed', 'seed'],
+    ['top_k', 'top-k'],
+    ['top_p', 'top-p'],
+  ] as const) {
+    const v = params.get(q);
+    if (v !== null) $<HTMLInputElement>(id).value = v;
+  }
+  $('generate').addEventListener('click', generate);
+  $('stop').addEventListener('click', () => send({ type: 'abort' }));
+  const picker = $<HTMLSelectElement>('model');
+  picker.addEventListener('change', () => load(models[picker.selectedIndex]));
+  $<HTMLInputElement>('files').addEventListener('change', (e) => {
+    const list = (e.target as HTMLInputElement).files;
+    if (list && list.length > 0) void loadPicked(list);
+  });
+  const res = await fetch('/api/models');
+  models = (await res.json()) as ModelEntry[];
+  for (const m of models) picker.append(new Option(m.name, m.url));
+  if (models.length > 0) load(models[0]);
+  else setStatus('error: the server offers no model; pick a model folder’s files');
+}
+
+start().catch((e: unknown) => setStatus(`error: ${e instanceof Error ? e.message : String(e)}`));

@@ -1,0 +1,37 @@
+/**
+ * Messages between the page and the module Worker that owns the wasm memory, the model and every
+ * recurrent state (the main thread only renders).
+ */
+
+/** Where a model's files come from: a folder URL the server lists, or files the person picked. */
+export type ModelSource = { url: string } | { files: Record<string, Uint8Array> };
+
+export type ToWorker =
+  | { type: 'load'; kernels: string; name: string; model: ModelSource }
+  | { type: 'generate'; prompt: string; maxTokens: number; temperature: number; topK: number; topP: number; seed: number }
+  | { type: 'abort' }
+  | { type: 'snapshot' }
+  | { type: 'restore'; bytes: Uint8Array };
+
+export type FromWorker =
+  | { type: 'progress'; loaded: number; total: number }
+  | { type: 'ready'; name: string; architecture: string; parameters: number; backend: string }
+  | { type: 'tokens'; text: string; count: number; tokensPerSecond: number }
+  | {
+      type: 'done';
+      tokens: number;
+      tokensPerSecond: number;
+      /** Joules per token, estimated (browsers expose no energy counters): see `energyLabel`. */
+      jPerToken: number;
+      energyLabel: string;
+      stateBytes: number;
+      aborted: boolean;
+    }
+  | { type: 'snapshot'; bytes: Uint8Array }
+  | { type: 'error'; message: string };
+
+/** How often the worker posts the tokens made so far (and listens for `abort`). */
+export const BATCH_MS = 30;
+
+/** Watts per busy core behind the browser's J/token estimate (frugal's fallback CPU figure in Node too). */
+export const WATTS_PER_CORE = 10;

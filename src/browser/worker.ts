@@ -1,0 +1,124 @@
+/**
+ * The module Worker: loads the kernels and a model, generates in batches of about BATCH_MS
+ * (posting the text of each batch, then yielding so that an `abort` is heard between batches).
+ */
+import { initKernels, loadModelFiles, TokenStream } from './index.js';
+import type { Model, ModelFiles } from './index.js';
+import { BATCH_MS, WATTS_PER_CORE } from './protocol.js';
+import type { FromWorker, ModelSource, ToWorker } from './protocol.js';
+
+// the tsconfig's lib is DOM: the worker's global is typed by the one method used
+const post = (m: FromWorker) => (self as unknown as { postMessage(m: FromWorker): void }).postMessage(m);
+let model: Model | null = null;
+let kernelsReady: Promise<void> | null = null;
+let aborted = false;
+let busy = false;
+
+/** Fetch a model folder's files from the server, reporting bytes as they arrive. */
+async function fetchModel(url: string): Promise<ModelFiles> {
+  const base = url.endsWith('/') ? url : `${url}/`;
+  const names = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
+  const heads = await Promise.all(names.map((n) => fetch(base + n, { method: 'HEAD' })));
+  let total = 0;
+  for (const h of heads) if (h.ok) total += Number(h.headers.get('content-length') ?? 0);
+  let loaded = 0;
+  const files: Record<string, Uint8Array> = {};
+  for (let i = 0; i < names.length; i++) {
+    if (!heads[i].ok) continue;
+    const res = await fetch(base + names[i]);
+    if (!res.ok || res.body === null) throw new Error(`cannot fetch ${base}${names[i]} (HTTP ${res.status})`);
+    const parts: Uint8Array[] = [];
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      loaded += value.byteLength;
+      post({ type: 'progress', loaded, total });
+    }
+    files[names[i]] = concat(parts);
+  }
+  return files;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
+  }
+  return out;
+}
+
+async function load(kernels: string, name: string, source: ModelSource): Promise<void> {
+  kernelsReady ??= initKernels(kernels);
+  await kernelsReady;
+  const files = 'url' in source ? await fetchModel(source.url) : source.files;
+  const next = loadModelFiles(files, name);
+  model?.dispose();
+  model = next;
+  post({ type: 'ready', name, architecture: next.architecture, parameters: next.parameters, backend: 'wasm-simd' });
+}
+
+/** Let queued messages (an abort) run: a macrotask, as timers are clamped and microtasks would not do. */
+const yieldToEvents = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<void> {
+  if (model === null) throw new Error('no model is loaded yet');
+  aborted = false;
+  const t0 = performance.now();
+  const s = new TokenStream(model, m.prompt, m);
+  const t1 = performance.now();
+  let count = 0;
+  let ended = false;
+  while (!ended && !aborted) {
+    let text = '';
+    const start = performance.now();
+    while (performance.now() - start < BATCH_MS) {
+      const t = s.next();
+      if (t === null) {
+        ended = true;
+        break;
+      }
+      count++;
+      text += t.text;
+    }
+    const tps = count / Math.max((performance.now() - t1) / 1000, 1e-9);
+    if (text || count) post({ type: 'tokens', text, count, tokensPerSecond: tps });
+    await yieldToEvents();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const decode = (performance.now() - t1) / 1000;
+  post({
+    type: 'done',
+    tokens: count,
+    tokensPerSecond: count / Math.max(decode, 1e-9),
+    jPerToken: (seconds * WATTS_PER_CORE) / Math.max(1, count + s.promptTokens),
+    energyLabel: `estimated: ${WATTS_PER_CORE} W per busy core × CPU time`,
+    stateBytes: s.stateBytes,
+    aborted,
+  });
+}
+
+self.onmessage = async (ev: MessageEvent<ToWorker>) => {
+  const m = ev.data;
+  if (m.type === 'abort') {
+    aborted = true;
+    return;
+  }
+  if (busy) {
+    post({ type: 'error', message: `busy: '${m.type}' arrived while the worker was still working` });
+    return;
+  }
+  busy = true;
+  try {
+    if (m.type === 'load') await load(m.kernels, m.name, m.model);
+    else if (m.type === 'generate') await generate(m);
+    else post({ type: 'error', message: `${m.type}: conversation state snapshots are not available in the browser build yet` });
+  } catch (e) {
+    post({ type: 'error', message: e instanceof Error ? e.message : String(e) });
+  } finally {
+    busy = false;
+  }
+};
