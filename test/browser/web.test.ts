@@ -1,0 +1,169 @@
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+
+/**
+ * The page served by `frugal web` on loopback, in Debian's Chromium (`.ci/run` installs it):
+ * greedy output equal to `frugal generate --temperature 0`, with and without cross-origin
+ * isolation; stop; a broken file; the layout on a phone-sized screen; a bundle without Node built-ins.
+ */
+const CHROMIUM = '/usr/bin/chromium';
+const MODEL = 'test/fixtures/mamba-d256-l4'; // trained by frugal: its greedy text has many distinct bytes
+const PROMPT = 'The ';
+
+interface Server {
+  proc: ChildProcess;
+  url: string;
+}
+
+function startWeb(extra: string[]): Promise<Server> {
+  const proc = spawn(process.execPath, ['bin/frugal.js', 'web', '--port', '0', '--model', MODEL, ...extra], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  return new Promise((ok, fail) => {
+    let err = '';
+    proc.stderr?.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /web: (http:\/\/\S+\/)/.exec(err);
+      if (m) ok({ proc, url: m[1] });
+    });
+    proc.on('exit', (code) => fail(new Error(`frugal web exited with ${code}: ${err}`)));
+  });
+}
+
+async function waitStatus(page: Page, done: (s: string) => boolean, timeout = 60_000): Promise<string> {
+  const src = done.toString();
+  await page.waitForFunction(
+    (f) => new Function(`return (${f})`)()(document.querySelector('[data-testid=status]')?.textContent ?? ''),
+    src,
+    { timeout },
+  );
+  return (await page.textContent('[data-testid=status]')) ?? '';
+}
+
+const finished = (s: string) => s === 'done' || s.startsWith('error');
+
+let browser: Browser;
+const servers: Server[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium), as .ci/run does`);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  for (const s of servers) s.proc.kill('SIGTERM');
+});
+
+/** Node's greedy text for the same model and prompt (the product on stdout, less its closing newline). */
+function nodeGreedy(tokens: number): string {
+  const r = spawnSync(
+    process.execPath,
+    [
+      'bin/frugal.js',
+      'generate',
+      '--model',
+      MODEL,
+      '--prompt',
+      PROMPT,
+      '--max-tokens',
+      String(tokens),
+      '--temperature',
+      '0',
+      '--seed',
+      '1',
+    ],
+    { encoding: 'utf8' },
+  );
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout.replace(/\n$/, '');
+}
+
+describe.each([
+  { isolated: true, flags: [] as string[] },
+  { isolated: false, flags: ['--no-isolation'] },
+])('frugal web (cross-origin isolated: $isolated)', ({ isolated, flags }) => {
+  let server: Server;
+  beforeAll(async () => {
+    server = await startWeb(flags);
+    servers.push(server);
+  });
+
+  it('generates greedily exactly what frugal generate does, and reports its backend', async () => {
+    const expected = nodeGreedy(64);
+    expect(new Set(expected).size).toBeGreaterThanOrEqual(10); // a byte model: one character per token here
+    const page = await browser.newPage();
+    await page.goto(`${server.url}?prompt=${encodeURIComponent(PROMPT)}&max_tokens=64&temperature=0&seed=1&autorun=1`);
+    expect(await waitStatus(page, finished)).toBe('done');
+    expect(await page.textContent('[data-testid=output]')).toBe(expected);
+    expect(await page.evaluate(() => crossOriginIsolated)).toBe(isolated);
+    expect(await page.textContent('[data-testid=backend]')).toBe('wasm-simd');
+    expect(Number(await page.textContent('[data-testid=speed]'))).toBeGreaterThan(0);
+    expect(await page.textContent('[data-testid=energy]')).toMatch(/^\d\S* J\/token \(estimated/);
+    await page.close();
+  });
+});
+
+describe('the page', () => {
+  let page: Page;
+  beforeAll(async () => {
+    page = await browser.newPage({ viewport: { width: 375, height: 667 } });
+    await page.goto(servers[0].url);
+    await waitStatus(page, (s) => s === 'ready' || s.startsWith('error'));
+  });
+
+  it('stops a long generation when asked', async () => {
+    await page.fill('[data-testid=max-tokens]', '1000000');
+    await page.fill('[data-testid=temperature]', '0');
+    await page.click('[data-testid=generate]');
+    await page.waitForFunction(() => (document.querySelector('[data-testid=output]')?.textContent ?? '').length > 0);
+    await page.click('[data-testid=stop]');
+    expect(await waitStatus(page, finished, 10_000)).toBe('done');
+    const made = (await page.textContent('[data-testid=output]'))?.length ?? 0;
+    expect(made).toBeGreaterThan(0);
+    expect(made).toBeLessThan(1_000_000);
+    await page.fill('[data-testid=max-tokens]', '8');
+  });
+
+  it('shows a readable error for a truncated safetensors file, and keeps working', async () => {
+    const weights = readFileSync(join(MODEL, 'model.safetensors'));
+    await page.setInputFiles('[data-testid=files]', [
+      { name: 'config.json', mimeType: 'application/json', buffer: readFileSync(join(MODEL, 'config.json')) },
+      { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: weights.subarray(0, weights.length >> 1) },
+    ]);
+    const status = await waitStatus(page, (s) => s.startsWith('error'));
+    expect(status).toMatch(/^error: .*model\.safetensors/);
+    await page.click('[data-testid=generate]');
+    expect(await waitStatus(page, finished)).toBe('done'); // the model loaded before still runs
+  });
+
+  it('fits a 375×667 screen, and Tab reaches every enabled control', async () => {
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    const reached = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      await page.keyboard.press('Tab');
+      reached.add(await page.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? ''));
+    }
+    for (const id of ['model', 'files', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'generate'])
+      expect(reached, id).toContain(id);
+  });
+});
+
+it('the browser bundle imports no Node built-in', () => {
+  const dir = 'dist/web';
+  const files = readdirSync(dir).filter((f) => f.endsWith('.js'));
+  expect(files).toContain('frugal.js');
+  for (const f of files) {
+    const code = readFileSync(join(dir, f), 'utf8');
+    expect(code, f).not.toMatch(/\bfrom\s*["'](node:)?(fs|path|os|crypto|worker_threads|zlib|child_process|url|http)["']/);
+    expect(code, f).not.toMatch(/\bimport\s*\(\s*["']node:/);
+    expect(code, f).not.toMatch(/\bfrom\s*["']node:/);
+  }
+});
