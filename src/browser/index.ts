@@ -7,7 +7,7 @@
  * ```ts
  * import { initKernels, loadModelFiles, TokenStream } from 'frugal/browser';
  * await initKernels('/kernels.wasm');
- * const model = loadModelFiles({ 'config.json': cfg, 'model.safetensors': weights });
+ * const model = await loadModelFiles({ 'config.json': cfg, 'model.safetensors': weights });
  * const s = new TokenStream(model, 'The Congress', { maxTokens: 50, temperature: 0 });
  * for (let t = s.next(); t; t = s.next()) console.log(t.text);
  * ```
@@ -27,6 +27,7 @@ import { sampleToken } from '../infer/sample.js';
 import type { SamplingOptions } from '../infer/sample.js';
 import type { ModelState } from '../models/types.js';
 import type { StreamDecoder } from '../io/tokenizer.js';
+import { threadsStarted, useWebWorkerThreads } from './threads.js';
 
 export { Model } from '../api/model.js';
 export type { TextCodec } from '../api/model.js';
@@ -63,17 +64,21 @@ function jsonFile(files: ModelFiles, name: string, where: string): unknown {
 
 /**
  * Load a model from its files (an HF-style folder held in memory; `where` names it in messages).
- * Runs the WebAssembly SIMD kernels on the calling thread; call {@link initKernels} first.
+ * Runs the WebAssembly SIMD kernels, on the calling thread or on `threads` threads (the calling
+ * one included: needs a cross-origin isolated page, and a Worker as the calling thread); call
+ * {@link initKernels} first. Every thread count gives the same numbers, bit for bit, as Node.
  *
  * @throws FrugalError for a missing, wrong or broken file, naming it
  */
-export function loadModelFiles(files: ModelFiles, where = 'model'): Model {
+export async function loadModelFiles(files: ModelFiles, where = 'model', threads = 1): Promise<Model> {
   const json = jsonFile(files, 'config.json', where);
   if (json === undefined) throw inputError(`${where} has no config.json: a model needs config.json and model.safetensors`);
   const weights = files['model.safetensors'];
   if (weights === undefined) throw inputError(`${where} has no model.safetensors: a model needs config.json and model.safetensors`);
-  const e = new Engine({ kernels: 'wasm', threads: 1 });
+  if (threads > 1) useWebWorkerThreads();
+  const e = new Engine({ kernels: 'wasm', threads });
   try {
+    await threadsStarted();
     const { model, warnings, layout } = modelFromConfig(e, json, `${where}/config.json`);
     loadWeights(model, decodeSafetensors(weights, `${where}/model.safetensors`), layout);
     const tj = jsonFile(files, 'tokenizer.json', where);

@@ -19,6 +19,8 @@ const send = (m: ToWorker) => worker.postMessage(m);
 const params = new URLSearchParams(location.search);
 let models: ModelEntry[] = [];
 let autorun = params.get('autorun') === '1';
+/** Kernel threads when the page is cross-origin isolated: ?threads=N, else up to 4 of the device's cores. */
+const threads = Math.max(1, Math.floor(Number(params.get('threads') ?? Math.min(4, navigator.hardwareConcurrency || 1))) || 1);
 
 function setStatus(s: string): void {
   $('status').textContent = s;
@@ -54,6 +56,7 @@ function load(entry: ModelEntry): void {
     kernels: new URL('/kernels.wasm', location.href).href,
     name: entry.name,
     model: { url: new URL(entry.url, location.href).href },
+    threads,
   });
 }
 
@@ -61,7 +64,13 @@ async function loadPicked(list: FileList): Promise<void> {
   const files: Record<string, Uint8Array> = {};
   for (const f of Array.from(list)) files[f.name] = new Uint8Array(await f.arrayBuffer());
   setStatus('loading');
-  send({ type: 'load', kernels: new URL('/kernels.wasm', location.href).href, name: list[0]?.name ?? 'picked files', model: { files } });
+  send({
+    type: 'load',
+    kernels: new URL('/kernels.wasm', location.href).href,
+    name: list[0]?.name ?? 'picked files',
+    model: { files },
+    threads,
+  });
 }
 
 worker.onmessage = (ev: MessageEvent<FromWorker>) => {

@@ -7,7 +7,7 @@
 export type ModelSource = { url: string } | { files: Record<string, Uint8Array> };
 
 export type ToWorker =
-  | { type: 'load'; kernels: string; name: string; model: ModelSource }
+  | { type: 'load'; kernels: string; name: string; model: ModelSource; threads: number }
   | { type: 'generate'; prompt: string; maxTokens: number; temperature: number; topK: number; topP: number; seed: number }
   | { type: 'abort' }
   | { type: 'snapshot' }

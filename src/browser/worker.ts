@@ -5,7 +5,7 @@
 import { initKernels, loadModelFiles, TokenStream } from './index.js';
 import type { Model, ModelFiles } from './index.js';
 import { BATCH_MS, WATTS_PER_CORE } from './protocol.js';
-import type { FromWorker, ModelSource, ToWorker } from './protocol.js';
+import type { FromWorker, ToWorker } from './protocol.js';
 
 // the tsconfig's lib is DOM: the worker's global is typed by the one method used
 const post = (m: FromWorker) => (self as unknown as { postMessage(m: FromWorker): void }).postMessage(m);
@@ -13,6 +13,7 @@ let model: Model | null = null;
 let kernelsReady: Promise<void> | null = null;
 let aborted = false;
 let busy = false;
+let threadCount = 1;
 
 /** Fetch a model folder's files from the server, reporting bytes as they arrive. */
 async function fetchModel(url: string): Promise<ModelFiles> {
@@ -51,14 +52,18 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-async function load(kernels: string, name: string, source: ModelSource): Promise<void> {
-  kernelsReady ??= initKernels(kernels);
+async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
+  kernelsReady ??= initKernels(m.kernels);
   await kernelsReady;
-  const files = 'url' in source ? await fetchModel(source.url) : source.files;
-  const next = loadModelFiles(files, name);
+  const files = 'url' in m.model ? await fetchModel(m.model.url) : m.model.files;
+  // kernel threads share memory: only in a cross-origin isolated page
+  const threads = crossOriginIsolated ? Math.max(1, Math.floor(m.threads)) : 1;
+  const next = await loadModelFiles(files, m.name, threads);
   model?.dispose();
   model = next;
-  post({ type: 'ready', name, architecture: next.architecture, parameters: next.parameters, backend: 'wasm-simd' });
+  threadCount = threads;
+  const backend = threads > 1 ? `wasm-simd-threads:${threads}` : 'wasm-simd';
+  post({ type: 'ready', name: m.name, architecture: next.architecture, parameters: next.parameters, backend });
 }
 
 /** Let queued messages (an abort) run: a macrotask, as timers are clamped and microtasks would not do. */
@@ -94,7 +99,7 @@ async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<voi
     type: 'done',
     tokens: count,
     tokensPerSecond: count / Math.max(decode, 1e-9),
-    jPerToken: (seconds * WATTS_PER_CORE) / Math.max(1, count + s.promptTokens),
+    jPerToken: (seconds * WATTS_PER_CORE * threadCount) / Math.max(1, count + s.promptTokens),
     energyLabel: `estimated: ${WATTS_PER_CORE} W per busy core × CPU time`,
     stateBytes: s.stateBytes,
     aborted,
@@ -113,7 +118,7 @@ self.onmessage = async (ev: MessageEvent<ToWorker>) => {
   }
   busy = true;
   try {
-    if (m.type === 'load') await load(m.kernels, m.name, m.model);
+    if (m.type === 'load') await load(m);
     else if (m.type === 'generate') await generate(m);
     else post({ type: 'error', message: `${m.type}: conversation state snapshots are not available in the browser build yet` });
   } catch (e) {

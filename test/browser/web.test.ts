@@ -86,9 +86,9 @@ function nodeGreedy(tokens: number): string {
 }
 
 describe.each([
-  { isolated: true, flags: [] as string[] },
-  { isolated: false, flags: ['--no-isolation'] },
-])('frugal web (cross-origin isolated: $isolated)', ({ isolated, flags }) => {
+  { isolated: true, flags: [] as string[], backend: 'wasm-simd-threads:2' },
+  { isolated: false, flags: ['--no-isolation'], backend: 'wasm-simd' },
+])('frugal web (cross-origin isolated: $isolated)', ({ isolated, flags, backend }) => {
   let server: Server;
   beforeAll(async () => {
     server = await startWeb(flags);
@@ -99,11 +99,11 @@ describe.each([
     const expected = nodeGreedy(64);
     expect(new Set(expected).size).toBeGreaterThanOrEqual(10); // a byte model: one character per token here
     const page = await browser.newPage();
-    await page.goto(`${server.url}?prompt=${encodeURIComponent(PROMPT)}&max_tokens=64&temperature=0&seed=1&autorun=1`);
+    await page.goto(`${server.url}?prompt=${encodeURIComponent(PROMPT)}&max_tokens=64&temperature=0&seed=1&autorun=1&threads=2`);
     expect(await waitStatus(page, finished)).toBe('done');
     expect(await page.textContent('[data-testid=output]')).toBe(expected);
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(isolated);
-    expect(await page.textContent('[data-testid=backend]')).toBe('wasm-simd');
+    expect(await page.textContent('[data-testid=backend]')).toBe(backend); // threads only where memory can be shared
     expect(Number(await page.textContent('[data-testid=speed]'))).toBeGreaterThan(0);
     expect(await page.textContent('[data-testid=energy]')).toMatch(/^\d\S* J\/token \(estimated/);
     await page.close();
