@@ -35,6 +35,8 @@ export { FrugalError } from '../io/errors.js';
 export { ByteTokenizer, HFTokenizer } from '../io/tokenizer.js';
 export type { StreamDecoder, Tokenizer } from '../io/tokenizer.js';
 export { Rng } from '../io/rng.js';
+export { decodeState, encodeState, stateIdentity } from './state.js';
+export type { StateIdentity } from './state.js';
 export { argmax, sampleToken } from '../infer/sample.js';
 export type { SamplingOptions } from '../infer/sample.js';
 
@@ -95,6 +97,8 @@ export async function loadModelFiles(files: ModelFiles, where = 'model', threads
 export interface StreamOptions extends Partial<SamplingOptions> {
   maxTokens?: number;
   seed?: number;
+  /** Continue this state (a conversation so far) instead of starting a new one; it is advanced in place. */
+  state?: ModelState;
 }
 
 /**
@@ -106,7 +110,8 @@ export class TokenStream {
   readonly promptTokens: number;
   /** Bytes of recurrent state (or KV cache) this generation holds. */
   readonly stateBytes: number;
-  private readonly state: ModelState;
+  /** The recurrent state (or KV cache) after the tokens so far: keep it to continue the conversation. */
+  readonly state: ModelState;
   private readonly dec: StreamDecoder;
   private readonly rng: Rng;
   private readonly sampling: SamplingOptions;
@@ -115,6 +120,7 @@ export class TokenStream {
   private logits: Float32Array;
   private made = 0;
   private ended = false;
+  private last: number | null = null;
 
   constructor(
     private readonly model: Model,
@@ -129,7 +135,7 @@ export class TokenStream {
     this.sampling = { temperature: o.temperature ?? 0.8, topK: o.topK ?? 0, topP: o.topP ?? 1 };
     this.max = o.maxTokens ?? 200;
     this.promptTokens = ids.length;
-    this.state = model.network.createState(1);
+    this.state = o.state ?? model.network.createState(1);
     this.stateBytes = stateBytes(this.state);
     this.logits = model.network.prefill(ids, ids.length, this.state);
   }
@@ -144,7 +150,17 @@ export class TokenStream {
     this.made++;
     if ((this.stopAt !== null && id === this.stopAt) || this.made >= this.max) this.ended = true;
     else this.logits = this.model.network.step(Int32Array.of(id), this.state);
+    this.last = id;
     return { id, text: this.dec.push(id) + (this.ended ? this.dec.flush() : '') };
+  }
+
+  /**
+   * Feed the last token into the state when the generation ended on it (Node's generate skips
+   * that step, as nothing follows): then {@link state} holds the whole conversation, to continue.
+   */
+  settle(): void {
+    if (this.ended && this.last !== null) this.model.network.step(Int32Array.of(this.last), this.state);
+    this.last = null;
   }
 }
 

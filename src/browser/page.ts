@@ -18,6 +18,29 @@ const worker = new Worker(import.meta.url.replace(/page\.js([?#].*)?$/, 'worker.
 const send = (m: ToWorker) => worker.postMessage(m);
 const params = new URLSearchParams(location.search);
 let models: ModelEntry[] = [];
+let current = '';
+
+/** The conversation of model `name` is kept in the Origin Private File System, as a state file. */
+const stateFileName = (name: string) => `frugal-state-${name.replace(/[^\w.-]/g, '_')}.safetensors`;
+
+async function saveConversation(bytes: Uint8Array): Promise<void> {
+  const dir = await navigator.storage.getDirectory();
+  const f = await (await dir.getFileHandle(stateFileName(current), { create: true })).createWritable();
+  await f.write(bytes as Uint8Array<ArrayBuffer>);
+  await f.close();
+}
+
+/** Send the saved conversation of the model just loaded to the worker, if there is one. */
+async function restoreConversation(): Promise<void> {
+  const dir = await navigator.storage.getDirectory();
+  let file: File;
+  try {
+    file = await (await dir.getFileHandle(stateFileName(current))).getFile();
+  } catch {
+    return; // nothing saved for this model
+  }
+  send({ type: 'restore', bytes: new Uint8Array(await file.arrayBuffer()) });
+}
 let autorun = params.get('autorun') === '1';
 /** Kernel threads when the page is cross-origin isolated: ?threads=N, else up to 4 of the device's cores. */
 const threads = Math.max(1, Math.floor(Number(params.get('threads') ?? Math.min(4, navigator.hardwareConcurrency || 1))) || 1);
@@ -46,6 +69,7 @@ function generate(): void {
     topK: Math.max(0, Math.floor(numberField('top-k', 0))),
     topP: Math.min(1, Math.max(1e-6, numberField('top-p', 1))),
     seed: Math.max(0, Math.floor(numberField('seed', 1))),
+    continue: $<HTMLInputElement>('continue').checked,
   });
 }
 
@@ -80,7 +104,9 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       $('progress').textContent = `${(m.loaded / 1e6).toFixed(2)} / ${(m.total / 1e6).toFixed(2)} MB`;
       break;
     case 'ready':
+      current = m.name;
       $('backend').textContent = m.backend;
+      void restoreConversation().catch((e: unknown) => setStatus(`error: cannot read the saved conversation (${String(e)})`));
       $('model-info').textContent = `${m.name}: ${m.architecture}, ${m.parameters.toLocaleString('en-US')} parameters`;
       setStatus('ready');
       if (autorun) {
@@ -96,9 +122,20 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       $('speed').textContent = m.tokensPerSecond.toFixed(1);
       $('energy').textContent = `${m.jPerToken.toPrecision(3)} J/token (${m.energyLabel})`;
       $('state').textContent = `${(m.stateBytes / 1024).toFixed(1)} KiB`;
+      if ($<HTMLInputElement>('continue').checked) send({ type: 'snapshot' });
       setStatus('done');
       break;
     case 'snapshot':
+      void saveConversation(m.bytes).then(
+        () => {
+          $('saved').textContent = `${m.tokens} tokens saved`;
+        },
+        (e: unknown) => setStatus(`error: cannot save the conversation (${String(e)})`),
+      );
+      break;
+    case 'restored':
+      $<HTMLInputElement>('continue').checked = true;
+      $('saved').textContent = `${m.tokens} tokens restored`;
       break;
     case 'error':
       setStatus(`error: ${m.message}`);

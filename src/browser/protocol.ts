@@ -8,7 +8,17 @@ export type ModelSource = { url: string } | { files: Record<string, Uint8Array> 
 
 export type ToWorker =
   | { type: 'load'; kernels: string; name: string; model: ModelSource; threads: number }
-  | { type: 'generate'; prompt: string; maxTokens: number; temperature: number; topK: number; topP: number; seed: number }
+  | {
+      type: 'generate';
+      prompt: string;
+      maxTokens: number;
+      temperature: number;
+      topK: number;
+      topP: number;
+      seed: number;
+      /** Continue the conversation so far (its state) instead of starting afresh. */
+      continue: boolean;
+    }
   | { type: 'abort' }
   | { type: 'snapshot' }
   | { type: 'restore'; bytes: Uint8Array };
@@ -27,7 +37,9 @@ export type FromWorker =
       stateBytes: number;
       aborted: boolean;
     }
-  | { type: 'snapshot'; bytes: Uint8Array }
+  /** The conversation's state as a state file (docs/DESIGN.md), and the tokens it holds. */
+  | { type: 'snapshot'; bytes: Uint8Array; tokens: number }
+  | { type: 'restored'; tokens: number }
   | { type: 'error'; message: string };
 
 /** How often the worker posts the tokens made so far (and listens for `abort`). */

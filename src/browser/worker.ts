@@ -2,8 +2,9 @@
  * The module Worker: loads the kernels and a model, generates in batches of about BATCH_MS
  * (posting the text of each batch, then yielding so that an `abort` is heard between batches).
  */
-import { initKernels, loadModelFiles, TokenStream } from './index.js';
-import type { Model, ModelFiles } from './index.js';
+import { decodeState, encodeState, initKernels, loadModelFiles, stateIdentity, TokenStream } from './index.js';
+import type { Model, ModelFiles, StateIdentity } from './index.js';
+import type { ModelState } from '../models/types.js';
 import { BATCH_MS, WATTS_PER_CORE } from './protocol.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 
@@ -12,8 +13,10 @@ const post = (m: FromWorker) => (self as unknown as { postMessage(m: FromWorker)
 let model: Model | null = null;
 let kernelsReady: Promise<void> | null = null;
 let aborted = false;
-let busy = false;
 let threadCount = 1;
+let identity: StateIdentity | null = null;
+/** The state after the last generation: what `snapshot` saves and a `continue` generation resumes. */
+let conversation: ModelState | null = null;
 
 /** Fetch a model folder's files from the server, reporting bytes as they arrive. */
 async function fetchModel(url: string): Promise<ModelFiles> {
@@ -62,6 +65,8 @@ async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   model?.dispose();
   model = next;
   threadCount = threads;
+  identity = await stateIdentity(next, files);
+  conversation = null;
   const backend = threads > 1 ? `wasm-simd-threads:${threads}` : 'wasm-simd';
   post({ type: 'ready', name: m.name, architecture: next.architecture, parameters: next.parameters, backend });
 }
@@ -73,7 +78,7 @@ async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<voi
   if (model === null) throw new Error('no model is loaded yet');
   aborted = false;
   const t0 = performance.now();
-  const s = new TokenStream(model, m.prompt, m);
+  const s = new TokenStream(model, m.prompt, { ...m, state: m.continue && conversation ? conversation : undefined });
   const t1 = performance.now();
   let count = 0;
   let ended = false;
@@ -95,6 +100,8 @@ async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<voi
   }
   const seconds = (performance.now() - t0) / 1000;
   const decode = (performance.now() - t1) / 1000;
+  s.settle();
+  conversation = s.state;
   post({
     type: 'done',
     tokens: count,
@@ -106,24 +113,33 @@ async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<voi
   });
 }
 
-self.onmessage = async (ev: MessageEvent<ToWorker>) => {
-  const m = ev.data;
-  if (m.type === 'abort') {
-    aborted = true;
-    return;
-  }
-  if (busy) {
-    post({ type: 'error', message: `busy: '${m.type}' arrived while the worker was still working` });
-    return;
-  }
-  busy = true;
+function snapshot(): void {
+  if (model === null || identity === null || conversation === null) throw new Error('snapshot: there is no conversation yet');
+  post({ type: 'snapshot', bytes: encodeState(model, conversation, identity), tokens: conversation.position });
+}
+
+function restore(bytes: Uint8Array): void {
+  if (model === null || identity === null) throw new Error('restore: no model is loaded yet');
+  conversation = decodeState(bytes, 'the saved conversation', model, identity);
+  post({ type: 'restored', tokens: conversation.position });
+}
+
+/** One message at a time, in order (a load, then a restore, then a generation); `abort` at once. */
+let queue: Promise<void> = Promise.resolve();
+
+async function handle(m: Exclude<ToWorker, { type: 'abort' }>): Promise<void> {
   try {
     if (m.type === 'load') await load(m);
     else if (m.type === 'generate') await generate(m);
-    else post({ type: 'error', message: `${m.type}: conversation state snapshots are not available in the browser build yet` });
+    else if (m.type === 'snapshot') snapshot();
+    else restore(m.bytes);
   } catch (e) {
     post({ type: 'error', message: e instanceof Error ? e.message : String(e) });
-  } finally {
-    busy = false;
   }
+}
+
+self.onmessage = (ev: MessageEvent<ToWorker>) => {
+  const m = ev.data;
+  if (m.type === 'abort') aborted = true;
+  else queue = queue.then(() => handle(m));
 };

@@ -43,6 +43,7 @@ export const PAGE_HTML = `<!doctype html>
   <div><label for="top-p">Top-p</label><input id="top-p" data-testid="top-p" type="number" min="0" max="1" step="0.05" value="1"></div>
   <div><label for="seed">Seed</label><input id="seed" data-testid="seed" type="number" min="0" value="1"></div>
 </div>
+<label><input id="continue" data-testid="continue" type="checkbox" style="width:auto"> Continue the conversation (kept in this browser, as a frugal state file)</label>
 <button type="button" data-testid="generate">Generate</button><button type="button" data-testid="stop" disabled>Stop</button>
 <h2 style="font-size:1.1rem">Output</h2>
 <pre data-testid="output" aria-live="polite"></pre>
@@ -52,6 +53,7 @@ export const PAGE_HTML = `<!doctype html>
   <dt>Backend</dt><dd data-testid="backend"></dd>
   <dt>Tokens/s</dt><dd data-testid="speed"></dd>
   <dt>State memory</dt><dd data-testid="state"></dd>
+  <dt>Conversation</dt><dd data-testid="saved"></dd>
   <dt>Energy</dt><dd data-testid="energy"></dd>
 </dl>
 </main>

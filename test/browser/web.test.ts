@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium } from 'playwright-core';
@@ -154,6 +155,59 @@ describe('the page', () => {
     for (const id of ['model', 'files', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'generate'])
       expect(reached, id).toContain(id);
   });
+});
+
+it('keeps a conversation across a reload, in a state file that Node continues identically', async () => {
+  const context = await browser.newContext(); // one origin's storage, kept across the reload
+  const page = await context.newPage();
+  await page.goto(`${servers[1].url}?prompt=${encodeURIComponent(PROMPT)}&max_tokens=16&temperature=0`);
+  await waitStatus(page, (s) => s === 'ready');
+  await page.check('[data-testid=continue]');
+  await page.click('[data-testid=generate]');
+  await page.waitForFunction(() => /tokens saved$/.test(document.querySelector('[data-testid=saved]')?.textContent ?? ''));
+  expect(await page.textContent('[data-testid=saved]')).toBe('20 tokens saved'); // 4 prompt bytes + 16 generated
+  await page.reload();
+  await page.waitForFunction(() => /restored$/.test(document.querySelector('[data-testid=saved]')?.textContent ?? ''));
+  expect(await page.textContent('[data-testid=saved]')).toBe('20 tokens restored');
+  await page.fill('[data-testid=prompt]', ' and');
+  await page.fill('[data-testid=max-tokens]', '24');
+  await page.click('[data-testid=generate]');
+  expect(await waitStatus(page, finished)).toBe('done');
+  const continued = await page.textContent('[data-testid=output]');
+  const bytes = await page.evaluate(async () => {
+    const dir = await navigator.storage.getDirectory();
+    const f = await (await dir.getFileHandle('frugal-state-mamba-d256-l4.safetensors')).getFile();
+    return Array.from(new Uint8Array(await f.arrayBuffer()));
+  });
+  await context.close();
+
+  // Node: the state the page saved after the first generation would now be the continued one, so
+  // replay: the first generation, its state through Node's saveState format, then the continuation
+  const { loadModel } = await import('../../src/api/model.js');
+  const { loadState } = await import('../../src/models/state.js');
+  const { TokenStream } = await import('../../src/browser/index.js');
+  const dir = mkdtempSync(join(tmpdir(), 'frugal-web-'));
+  const file = join(dir, 'state.safetensors');
+  writeFileSync(file, Uint8Array.from(bytes));
+  const model = loadModel(MODEL);
+  try {
+    const saved = loadState(file, model.network, 'byte'); // the page's last save: after the continuation
+    expect(saved.position).toBe(20 + 4 + 24);
+    const first = new TokenStream(model, PROMPT, { maxTokens: 16, temperature: 0 });
+    while (first.next()) {}
+    first.settle();
+    const again = new TokenStream(model, ' and', { maxTokens: 24, temperature: 0, state: first.state });
+    let text = '';
+    for (let t = again.next(); t; t = again.next()) text += t.text;
+    expect(continued).toBe(text);
+    again.settle();
+    const a = [...again.state.tensors.values()].map((t) => Array.from(t.floats()));
+    const b = [...saved.tensors.values()].map((t) => Array.from(t.floats()));
+    expect(a).toEqual(b); // the state file holds Node's state bit for bit
+  } finally {
+    model.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 it('the browser bundle imports no Node built-in', () => {

@@ -1,0 +1,61 @@
+/**
+ * Conversation state in the browser, in the state file format of docs/DESIGN.md (the bytes Node's
+ * `saveState` writes, so a state saved by the page loads in Node and the other way round). Web
+ * Crypto hashes whole buffers only, so the weights are hashed once, at load, from one copy.
+ */
+import { modelWeightsProducer } from '../models/checkpoint.js';
+import { checkStateFile, stateFileProducer, BYTE_TOKENIZER } from '../io/statefile.js';
+import { decodeSafetensors } from '../io/safetensors.js';
+import { restoreState, stateHeader, stateTensors } from '../models/state.js';
+import type { FileProducer } from '../io/atomic.js';
+import type { Model } from '../api/model.js';
+import type { ModelState } from '../models/types.js';
+import type { ModelFiles } from './index.js';
+
+/** Which model and tokenizer a state belongs to (the state file's model_sha256 and tokenizer_sha256). */
+export interface StateIdentity {
+  modelSha256: string;
+  tokenizerSha256: string;
+}
+
+function collect(producer: FileProducer): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  producer((c) => {
+    parts.push(c.slice());
+    n += c.byteLength;
+  });
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
+  }
+  return out;
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The identity of a loaded model: its weights as frugal writes them, and its tokenizer.json (or "byte"). */
+export async function stateIdentity(model: Model, files: ModelFiles): Promise<StateIdentity> {
+  const tok = files['tokenizer.json'];
+  return {
+    modelSha256: await sha256Hex(collect(modelWeightsProducer(model.network))),
+    tokenizerSha256: tok === undefined ? BYTE_TOKENIZER : await sha256Hex(tok),
+  };
+}
+
+/** The state file bytes of `state`. */
+export function encodeState(model: Model, state: ModelState, id: StateIdentity): Uint8Array {
+  const header = stateHeader(model.network, state, id.tokenizerSha256, id.modelSha256);
+  return collect(stateFileProducer(header, stateTensors(model.network, state)));
+}
+
+/** A state restored from state file bytes (`where` names them in errors), checked against the model. */
+export function decodeState(bytes: Uint8Array, where: string, model: Model, id: StateIdentity): ModelState {
+  const { header, file } = checkStateFile(decodeSafetensors(bytes, where), where);
+  return restoreState(header, file, where, model.network, id.tokenizerSha256, id.modelSha256);
+}
