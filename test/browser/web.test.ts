@@ -152,8 +152,17 @@ describe('the page', () => {
       await page.keyboard.press('Tab');
       reached.add(await page.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? ''));
     }
-    for (const id of ['model', 'files', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'generate'])
+    for (const id of ['model', 'files', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'seed', 'continue', 'generate'])
       expect(reached, id).toContain(id);
+  });
+
+  it('has no serious or critical accessibility violation (axe-core)', async () => {
+    await page.addScriptTag({ path: 'node_modules/axe-core/axe.min.js' });
+    const found = await page.evaluate(async () => {
+      const r = await (window as unknown as { axe: { run(): Promise<{ violations: { id: string; impact: string | null }[] }> } }).axe.run();
+      return r.violations.map((v) => ({ id: v.id, impact: v.impact }));
+    });
+    expect(found.filter((v) => v.impact === 'serious' || v.impact === 'critical')).toEqual([]);
   });
 });
 
