@@ -4,13 +4,14 @@
  * prompt, generate, stop, output (generated text only), status (loading | ready | generating |
  * done | error: <message>), backend, speed (tokens/s), energy (J/token with its label).
  */
-import type { FromWorker, ToWorker } from './protocol.js';
+import type { FileEntry, FromWorker, ToWorker } from './protocol.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.querySelector(`[data-testid="${id}"]`) as T;
 
 interface ModelEntry {
   name: string;
   url: string;
+  files: Record<string, FileEntry>;
 }
 
 // beside this file in dist/web/ (a plain string, so that the bundler leaves it alone)
@@ -79,7 +80,7 @@ function load(entry: ModelEntry): void {
     type: 'load',
     kernels: new URL('/kernels.wasm', location.href).href,
     name: entry.name,
-    model: { url: new URL(entry.url, location.href).href },
+    model: { url: new URL(entry.url, location.href).href, manifest: entry.files },
     threads,
   });
 }
@@ -107,7 +108,9 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       current = m.name;
       $('backend').textContent = m.backend;
       void restoreConversation().catch((e: unknown) => setStatus(`error: cannot read the saved conversation (${String(e)})`));
-      $('model-info').textContent = `${m.name}: ${m.architecture}, ${m.parameters.toLocaleString('en-US')} parameters`;
+      $('model-info').textContent =
+        `${m.name}: ${m.architecture}, ${m.parameters.toLocaleString('en-US')} parameters` +
+        (m.cached ? ' (from this browser’s cache)' : '');
       setStatus('ready');
       if (autorun) {
         autorun = false;

@@ -3,8 +3,14 @@
  * recurrent state (the main thread only renders).
  */
 
-/** Where a model's files come from: a folder URL the server lists, or files the person picked. */
-export type ModelSource = { url: string } | { files: Record<string, Uint8Array> };
+/** A file of a model the server offers: its size and SHA-256 (the page caches it by that). */
+export interface FileEntry {
+  bytes: number;
+  sha256: string;
+}
+
+/** Where a model's files come from: a folder URL the server lists (with its files), or files the person picked. */
+export type ModelSource = { url: string; manifest: Record<string, FileEntry> } | { files: Record<string, Uint8Array> };
 
 export type ToWorker =
   | { type: 'load'; kernels: string; name: string; model: ModelSource; threads: number }
@@ -25,7 +31,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'progress'; loaded: number; total: number }
-  | { type: 'ready'; name: string; architecture: string; parameters: number; backend: string }
+  | { type: 'ready'; name: string; architecture: string; parameters: number; backend: string; cached: boolean }
   | { type: 'tokens'; text: string; count: number; tokensPerSecond: number }
   | {
       type: 'done';

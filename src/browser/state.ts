@@ -11,6 +11,7 @@ import type { FileProducer } from '../io/atomic.js';
 import type { Model } from '../api/model.js';
 import type { ModelState } from '../models/types.js';
 import type { ModelFiles } from './index.js';
+import { sha256Hex } from './cache.js';
 
 /** Which model and tokenizer a state belongs to (the state file's model_sha256 and tokenizer_sha256). */
 export interface StateIdentity {
@@ -32,11 +33,6 @@ function collect(producer: FileProducer): Uint8Array {
     o += p.byteLength;
   }
   return out;
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 /** The identity of a loaded model: its weights as frugal writes them, and its tokenizer.json (or "byte"). */

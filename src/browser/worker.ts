@@ -6,7 +6,8 @@ import { decodeState, encodeState, initKernels, loadModelFiles, stateIdentity, T
 import type { Model, ModelFiles, StateIdentity } from './index.js';
 import type { ModelState } from '../models/types.js';
 import { BATCH_MS, WATTS_PER_CORE } from './protocol.js';
-import type { FromWorker, ToWorker } from './protocol.js';
+import type { FileEntry, FromWorker, ToWorker } from './protocol.js';
+import { cachedFile, cacheFile, sha256Hex } from './cache.js';
 
 // the tsconfig's lib is DOM: the worker's global is typed by the one method used
 const post = (m: FromWorker) => (self as unknown as { postMessage(m: FromWorker): void }).postMessage(m);
@@ -18,31 +19,51 @@ let identity: StateIdentity | null = null;
 /** The state after the last generation: what `snapshot` saves and a `continue` generation resumes. */
 let conversation: ModelState | null = null;
 
-/** Fetch a model folder's files from the server, reporting bytes as they arrive. */
-async function fetchModel(url: string): Promise<ModelFiles> {
+/**
+ * A model folder's files from the OPFS cache when a checked copy is there, else from the server
+ * (reporting bytes as they arrive), each checked against the SHA-256 the server lists.
+ */
+async function fetchModel(url: string, manifest: Record<string, FileEntry>): Promise<{ files: ModelFiles; cached: boolean }> {
   const base = url.endsWith('/') ? url : `${url}/`;
-  const names = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
-  const heads = await Promise.all(names.map((n) => fetch(base + n, { method: 'HEAD' })));
-  let total = 0;
-  for (const h of heads) if (h.ok) total += Number(h.headers.get('content-length') ?? 0);
+  const names = Object.keys(manifest);
+  const total = names.reduce((n, k) => n + manifest[k].bytes, 0);
   let loaded = 0;
+  let cached = true;
   const files: Record<string, Uint8Array> = {};
-  for (let i = 0; i < names.length; i++) {
-    if (!heads[i].ok) continue;
-    const res = await fetch(base + names[i]);
-    if (!res.ok || res.body === null) throw new Error(`cannot fetch ${base}${names[i]} (HTTP ${res.status})`);
-    const parts: Uint8Array[] = [];
-    const reader = res.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      parts.push(value);
-      loaded += value.byteLength;
-      post({ type: 'progress', loaded, total });
+  for (const name of names) {
+    const entry = manifest[name];
+    let bytes = await cachedFile(entry);
+    if (bytes === null) {
+      cached = false;
+      bytes = await download(base + name, (n) => post({ type: 'progress', loaded: loaded + n, total }));
+      const sum = await sha256Hex(bytes);
+      if (sum !== entry.sha256)
+        throw new Error(
+          `${base}${name} arrived damaged (SHA-256 ${sum.slice(0, 12)}…, the server lists ${entry.sha256.slice(0, 12)}…); reload to try again`,
+        );
+      await cacheFile(entry.sha256, bytes);
     }
-    files[names[i]] = concat(parts);
+    loaded += entry.bytes;
+    post({ type: 'progress', loaded, total });
+    files[name] = bytes;
   }
-  return files;
+  return { files, cached };
+}
+
+async function download(url: string, progress: (n: number) => void): Promise<Uint8Array> {
+  const res = await fetch(url);
+  if (!res.ok || res.body === null) throw new Error(`cannot fetch ${url} (HTTP ${res.status})`);
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    n += value.byteLength;
+    progress(n);
+  }
+  return concat(parts);
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
@@ -58,7 +79,7 @@ function concat(parts: Uint8Array[]): Uint8Array {
 async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   kernelsReady ??= initKernels(m.kernels);
   await kernelsReady;
-  const files = 'url' in m.model ? await fetchModel(m.model.url) : m.model.files;
+  const { files, cached } = 'url' in m.model ? await fetchModel(m.model.url, m.model.manifest) : { files: m.model.files, cached: false };
   // kernel threads share memory: only in a cross-origin isolated page
   const threads = crossOriginIsolated ? Math.max(1, Math.floor(m.threads)) : 1;
   const next = await loadModelFiles(files, m.name, threads);
@@ -68,7 +89,7 @@ async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   identity = await stateIdentity(next, files);
   conversation = null;
   const backend = threads > 1 ? `wasm-simd-threads:${threads}` : 'wasm-simd';
-  post({ type: 'ready', name: m.name, architecture: next.architecture, parameters: next.parameters, backend });
+  post({ type: 'ready', name: m.name, architecture: next.architecture, parameters: next.parameters, backend, cached });
 }
 
 /** Let queued messages (an abort) run: a macrotask, as timers are clamped and microtasks would not do. */

@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,6 +90,33 @@ function sendFile(res: ServerResponse, isolation: boolean, path: string, head: b
   } else send(res, isolation, 200, type, body);
 }
 
+/** A model file's size and SHA-256, which the page checks and caches it by. */
+export interface FileEntry {
+  bytes: number;
+  sha256: string;
+}
+
+const hashes = new Map<string, FileEntry & { mtime: number }>();
+
+/** The SHA-256 of a file, computed once per version (size and modification time). */
+function fileEntry(path: string): FileEntry {
+  const st = statSync(path);
+  const known = hashes.get(path);
+  if (known && known.mtime === st.mtimeMs && known.bytes === st.size) return known;
+  const e = { bytes: st.size, sha256: createHash('sha256').update(readFileSync(path)).digest('hex'), mtime: st.mtimeMs };
+  hashes.set(path, e);
+  return { bytes: e.bytes, sha256: e.sha256 };
+}
+
+/** What /api/models says: each model's name, URL and files (size and SHA-256). */
+export function listing(models: readonly string[]) {
+  return models.map((d, i) => {
+    const files: Record<string, FileEntry> = {};
+    for (const f of MODEL_FILES) if (existsSync(join(d, f))) files[f] = fileEntry(join(d, f));
+    return { name: basename(d), url: `/models/${i}/`, files };
+  });
+}
+
 /** Route one request: the page, its scripts, the kernels, the model list and the models' files. */
 export function handler(models: readonly string[], isolation: boolean, root = ROOT) {
   const bundle = join(root, 'dist', 'web');
@@ -98,10 +126,8 @@ export function handler(models: readonly string[], isolation: boolean, root = RO
     const m = /^\/models\/(\d+)\/([^/]+)$/.exec(p);
     if (p === '/' || p === '/index.html') send(res, isolation, 200, 'text/html; charset=utf-8', PAGE_HTML);
     else if (p === '/kernels.wasm') sendFile(res, isolation, join(root, 'build', 'kernels.wasm'), head);
-    else if (p === '/api/models') {
-      const list = models.map((d, i) => ({ name: basename(d), url: `/models/${i}/` }));
-      send(res, isolation, 200, 'application/json', JSON.stringify(list));
-    } else if (m && Number(m[1]) < models.length && MODEL_FILES.has(m[2])) sendFile(res, isolation, join(models[Number(m[1])], m[2]), head);
+    else if (p === '/api/models') send(res, isolation, 200, 'application/json', JSON.stringify(listing(models)));
+    else if (m && Number(m[1]) < models.length && MODEL_FILES.has(m[2])) sendFile(res, isolation, join(models[Number(m[1])], m[2]), head);
     else if (/^\/[\w.-]+\.js$/.test(p)) sendFile(res, isolation, join(bundle, p.slice(1)), head);
     else send(res, isolation, 404, 'text/plain', 'not found\n');
   };

@@ -178,6 +178,7 @@ it('keeps a conversation across a reload, in a state file that Node continues id
   await page.reload();
   await page.waitForFunction(() => /restored$/.test(document.querySelector('[data-testid=saved]')?.textContent ?? ''));
   expect(await page.textContent('[data-testid=saved]')).toBe('20 tokens restored');
+  expect(await page.textContent('[data-testid=model-info]')).toMatch(/from this browser’s cache/); // OPFS, checked by SHA-256
   await page.fill('[data-testid=prompt]', ' and');
   await page.fill('[data-testid=max-tokens]', '24');
   await page.click('[data-testid=generate]');
