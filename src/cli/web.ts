@@ -5,7 +5,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inputError } from '../io/errors.js';
-import { intArg } from './options.js';
+import { debugOption, intArg } from './options.js';
 import type { AnyCommand } from './options.js';
 import { PAGE_HTML } from './page-html.js';
 
@@ -34,14 +34,14 @@ export interface WebFlags {
 }
 
 export function registerWeb(program: AnyCommand): void {
-  program
+  const cmd = program
     .command('web')
     .description('serve the in-browser page (the same engine and kernels, in a Web Worker) on http://HOST:PORT/')
     .option('--model <dir>', 'model folder the page offers (repeat for several; default: the bundled models)', collect)
     .option('--port <n>', 'TCP port (0: any free one)', intArg(0, 65535), 8080)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
-    .option('--no-isolation', 'serve without the COOP/COEP headers (no threads in the page)')
-    .action((o) => webCommand(o));
+    .option('--no-isolation', 'serve without the COOP/COEP headers (no threads in the page)');
+  debugOption(cmd).action((o) => webCommand(o));
 }
 
 function collect(v: string, prev: string[] | undefined): string[] {

@@ -220,6 +220,19 @@ it('keeps a conversation across a reload, in a state file that Node continues id
   }
 });
 
+it('serves COOP/COEP only when isolated, and refuses a folder that is not a model', async () => {
+  const [on, off] = await Promise.all(servers.map((s) => fetch(s.url)));
+  expect(on.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+  expect(on.headers.get('cross-origin-embedder-policy')).toBe('require-corp');
+  expect(off.headers.get('cross-origin-opener-policy')).toBeNull();
+  const models = (await (await fetch(`${servers[0].url}api/models`)).json()) as { files: Record<string, { sha256: string }> }[];
+  expect(Object.keys(models[0].files).sort()).toEqual(['config.json', 'model.safetensors']);
+  const r = spawnSync(process.execPath, ['bin/frugal.js', 'web', '--model', 'test/fixtures'], { encoding: 'utf8' });
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(/^frugal: --model \S+: the page needs a folder with config\.json and model\.safetensors/);
+  expect(r.stderr.trim().split('\n')).toHaveLength(1);
+});
+
 it('the browser bundle imports no Node built-in', () => {
   const dir = 'dist/web';
   const files = readdirSync(dir).filter((f) => f.endsWith('.js'));
