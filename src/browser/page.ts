@@ -15,7 +15,8 @@ interface ModelEntry {
 }
 
 // beside this file in dist/web/ (a plain string, so that the bundler leaves it alone)
-const worker = new Worker(import.meta.url.replace(/page\.js([?#].*)?$/, 'worker.js'), { type: 'module' });
+const workerUrl = import.meta.url.replace(/page\.js([?#].*)?$/, 'worker.js');
+const worker = new Worker(workerUrl, { type: 'module' });
 const send = (m: ToWorker) => worker.postMessage(m);
 const params = new URLSearchParams(location.search);
 let models: ModelEntry[] = [];
@@ -62,7 +63,7 @@ function generate(): void {
   $('output').textContent = '';
   $('speed').textContent = '';
   setStatus('generating');
-  send({
+  const request: ToWorker = {
     type: 'generate',
     prompt: $<HTMLTextAreaElement>('prompt').value,
     maxTokens: Math.max(0, Math.floor(numberField('max-tokens', 200))),
@@ -71,18 +72,58 @@ function generate(): void {
     topP: Math.min(1, Math.max(1e-6, numberField('top-p', 1))),
     seed: Math.max(0, Math.floor(numberField('seed', 1))),
     continue: $<HTMLInputElement>('continue').checked,
-  });
+  };
+  send(request);
+  if (side !== null) {
+    $('output-b').textContent = '';
+    $('status-b').textContent = 'generating';
+    side.postMessage({ ...request, continue: false });
+  }
 }
 
-function load(entry: ModelEntry): void {
-  setStatus('loading');
-  send({
+/**
+ * Side by side: a second Worker runs another model (by default the transformer, when the server
+ * offers one) on the same prompt and settings, and renders into its own pane.
+ */
+let side: Worker | null = null;
+
+function loadRequest(entry: ModelEntry): ToWorker {
+  return {
     type: 'load',
     kernels: new URL('/kernels.wasm', location.href).href,
     name: entry.name,
     model: { url: new URL(entry.url, location.href).href, manifest: entry.files },
     threads,
-  });
+  };
+}
+
+function toggleSide(on: boolean): void {
+  $('pane-b').hidden = !on;
+  if (!on) {
+    side?.terminate();
+    side = null;
+    return;
+  }
+  side = new Worker(workerUrl, { type: 'module' });
+  side.onmessage = (ev: MessageEvent<FromWorker>) => {
+    const m = ev.data;
+    if (m.type === 'ready') $('status-b').textContent = `ready: ${m.name} (${m.architecture}), ${m.backend}`;
+    else if (m.type === 'tokens') {
+      $('output-b').textContent += m.text;
+      $('speed-b').textContent = m.tokensPerSecond.toFixed(1);
+    } else if (m.type === 'done') {
+      $('speed-b').textContent = m.tokensPerSecond.toFixed(1);
+      $('status-b').textContent = 'done';
+    } else if (m.type === 'error') $('status-b').textContent = `error: ${m.message}`;
+  };
+  const pickB = $<HTMLSelectElement>('model-b');
+  $('status-b').textContent = 'loading';
+  side.postMessage(loadRequest(models[pickB.selectedIndex]));
+}
+
+function load(entry: ModelEntry): void {
+  setStatus('loading');
+  send(loadRequest(entry));
 }
 
 async function loadPicked(list: FileList): Promise<void> {
@@ -162,7 +203,15 @@ async function start(): Promise<void> {
     if (v !== null) $<HTMLInputElement>(id).value = v;
   }
   $('generate').addEventListener('click', generate);
-  $('stop').addEventListener('click', () => send({ type: 'abort' }));
+  $('stop').addEventListener('click', () => {
+    send({ type: 'abort' });
+    side?.postMessage({ type: 'abort' });
+  });
+  $<HTMLInputElement>('side-by-side').addEventListener('change', (e) => toggleSide((e.target as HTMLInputElement).checked));
+  $<HTMLSelectElement>('model-b').addEventListener('change', () => {
+    toggleSide(false);
+    toggleSide(true);
+  });
   const picker = $<HTMLSelectElement>('model');
   picker.addEventListener('change', () => load(models[picker.selectedIndex]));
   $<HTMLInputElement>('files').addEventListener('change', (e) => {
@@ -171,7 +220,13 @@ async function start(): Promise<void> {
   });
   const res = await fetch('/api/models');
   models = (await res.json()) as ModelEntry[];
-  for (const m of models) picker.append(new Option(m.name, m.url));
+  const pickB = $<HTMLSelectElement>('model-b');
+  for (const m of models) {
+    picker.append(new Option(m.name, m.url));
+    pickB.append(new Option(m.name, m.url));
+  }
+  const transformer = models.findIndex((m) => /transformer|llama/i.test(m.name));
+  pickB.selectedIndex = transformer >= 0 ? transformer : Math.min(1, models.length - 1);
   if (models.length > 0) load(models[0]);
   else setStatus('error: the server offers no model; pick a model folder’s files');
 }

@@ -7,7 +7,7 @@ import { modelWeightsProducer } from '../models/checkpoint.js';
 import { checkStateFile, stateFileProducer, BYTE_TOKENIZER } from '../io/statefile.js';
 import { decodeSafetensors } from '../io/safetensors.js';
 import { restoreState, stateHeader, stateTensors } from '../models/state.js';
-import type { FileProducer } from '../io/atomic.js';
+import { collectBytes } from '../io/atomic.js';
 import type { Model } from '../api/model.js';
 import type { ModelState } from '../models/types.js';
 import type { ModelFiles } from './index.js';
@@ -19,27 +19,11 @@ export interface StateIdentity {
   tokenizerSha256: string;
 }
 
-function collect(producer: FileProducer): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  producer((c) => {
-    parts.push(c.slice());
-    n += c.byteLength;
-  });
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.byteLength;
-  }
-  return out;
-}
-
 /** The identity of a loaded model: its weights as frugal writes them, and its tokenizer.json (or "byte"). */
 export async function stateIdentity(model: Model, files: ModelFiles): Promise<StateIdentity> {
   const tok = files['tokenizer.json'];
   return {
-    modelSha256: await sha256Hex(collect(modelWeightsProducer(model.network))),
+    modelSha256: await sha256Hex(collectBytes(modelWeightsProducer(model.network))),
     tokenizerSha256: tok === undefined ? BYTE_TOKENIZER : await sha256Hex(tok),
   };
 }
@@ -47,7 +31,7 @@ export async function stateIdentity(model: Model, files: ModelFiles): Promise<St
 /** The state file bytes of `state`. */
 export function encodeState(model: Model, state: ModelState, id: StateIdentity): Uint8Array {
   const header = stateHeader(model.network, state, id.tokenizerSha256, id.modelSha256);
-  return collect(stateFileProducer(header, stateTensors(model.network, state)));
+  return collectBytes(stateFileProducer(header, stateTensors(model.network, state)));
 }
 
 /** A state restored from state file bytes (`where` names them in errors), checked against the model. */

@@ -8,6 +8,7 @@ import type { ModelState } from '../models/types.js';
 import { BATCH_MS, WATTS_PER_CORE } from './protocol.js';
 import type { FileEntry, FromWorker, ToWorker } from './protocol.js';
 import { cachedFile, cacheFile, sha256Hex } from './cache.js';
+import { concatBytes } from '../io/atomic.js';
 
 // the tsconfig's lib is DOM: the worker's global is typed by the one method used
 const post = (m: FromWorker) => (self as unknown as { postMessage(m: FromWorker): void }).postMessage(m);
@@ -63,17 +64,7 @@ async function download(url: string, progress: (n: number) => void): Promise<Uin
     n += value.byteLength;
     progress(n);
   }
-  return concat(parts);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {

@@ -45,8 +45,15 @@ export const PAGE_HTML = `<!doctype html>
 </div>
 <label><input id="continue" data-testid="continue" type="checkbox" style="width:auto"> Continue the conversation (kept in this browser, as a frugal state file)</label>
 <button type="button" data-testid="generate">Generate</button><button type="button" data-testid="stop" disabled>Stop</button>
+<label><input id="side-by-side" data-testid="side-by-side" type="checkbox" style="width:auto"> Side by side: run a second model on the same prompt</label>
 <h2 style="font-size:1.1rem">Output</h2>
 <pre data-testid="output" aria-live="polite"></pre>
+<section id="pane-b" data-testid="pane-b" hidden>
+  <label for="model-b">Second model</label>
+  <select id="model-b" data-testid="model-b"></select>
+  <pre data-testid="output-b" aria-live="polite"></pre>
+  <p>Status: <span data-testid="status-b"></span> · Tokens/s: <span data-testid="speed-b"></span></p>
+</section>
 <dl>
   <dt>Status</dt><dd data-testid="status">loading</dd>
   <dt>Loaded</dt><dd data-testid="progress"></dd>

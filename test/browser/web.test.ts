@@ -220,6 +220,21 @@ it('keeps a conversation across a reload, in a state file that Node continues id
   }
 });
 
+it('runs a second model side by side on the same prompt', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${servers[1].url}?prompt=${encodeURIComponent(PROMPT)}&max_tokens=64&temperature=0`);
+  await waitStatus(page, (s) => s === 'ready');
+  await page.check('[data-testid=side-by-side]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=status-b]')?.textContent?.startsWith('ready'));
+  await page.click('[data-testid=generate]');
+  expect(await waitStatus(page, finished)).toBe('done');
+  await page.waitForFunction(() => document.querySelector('[data-testid=status-b]')?.textContent === 'done');
+  const expected = nodeGreedy(64); // the server offers one model: both panes run it
+  expect(await page.textContent('[data-testid=output]')).toBe(expected);
+  expect(await page.textContent('[data-testid=output-b]')).toBe(expected);
+  await page.close();
+});
+
 it('serves COOP/COEP only when isolated, and refuses a folder that is not a model', async () => {
   const [on, off] = await Promise.all(servers.map((s) => fetch(s.url)));
   expect(on.headers.get('cross-origin-opener-policy')).toBe('same-origin');
