@@ -14,6 +14,7 @@ import type { Browser, Page } from 'playwright-core';
  */
 const CHROMIUM = '/usr/bin/chromium';
 const MODEL = 'test/fixtures/mamba-d256-l4'; // trained by frugal: its greedy text has many distinct bytes
+const TRANSFORMER = 'test/fixtures/llama-d64-l2'; // the transformer baseline, trained by frugal too
 const PROMPT = 'The ';
 
 interface Server {
@@ -22,7 +23,7 @@ interface Server {
 }
 
 function startWeb(extra: string[]): Promise<Server> {
-  const proc = spawn(process.execPath, ['bin/frugal.js', 'web', '--port', '0', '--model', MODEL, ...extra], {
+  const proc = spawn(process.execPath, ['bin/frugal.js', 'web', '--port', '0', '--model', MODEL, '--model', TRANSFORMER, ...extra], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   return new Promise((ok, fail) => {
@@ -63,14 +64,14 @@ afterAll(async () => {
 });
 
 /** Node's greedy text for the same model and prompt (the product on stdout, less its closing newline). */
-function nodeGreedy(tokens: number): string {
+function nodeGreedy(tokens: number, model = MODEL): string {
   const r = spawnSync(
     process.execPath,
     [
       'bin/frugal.js',
       'generate',
       '--model',
-      MODEL,
+      model,
       '--prompt',
       PROMPT,
       '--max-tokens',
@@ -107,6 +108,21 @@ describe.each([
     expect(await page.textContent('[data-testid=backend]')).toBe(backend); // threads only where memory can be shared
     expect(Number(await page.textContent('[data-testid=speed]'))).toBeGreaterThan(0);
     expect(await page.textContent('[data-testid=energy]')).toMatch(/^\d\S* J\/token \(estimated/);
+    await page.close();
+  });
+
+  it('generates greedily exactly what frugal generate does with the transformer', async () => {
+    const expected = nodeGreedy(64, TRANSFORMER);
+    expect(new Set(expected).size).toBeGreaterThanOrEqual(10);
+    const page = await browser.newPage();
+    await page.goto(`${server.url}?prompt=${encodeURIComponent(PROMPT)}&max_tokens=64&temperature=0&seed=1&threads=2`);
+    await waitStatus(page, (s) => s === 'ready');
+    await page.selectOption('[data-testid=model]', { index: 1 });
+    await page.waitForFunction(() => /llama-d64-l2: llama/.test(document.querySelector('[data-testid=model-info]')?.textContent ?? ''));
+    await waitStatus(page, (s) => s === 'ready');
+    await page.click('[data-testid=generate]');
+    expect(await waitStatus(page, finished)).toBe('done');
+    expect(await page.textContent('[data-testid=output]')).toBe(expected);
     await page.close();
   });
 });
@@ -184,6 +200,7 @@ it('keeps a conversation across a reload, in a state file that Node continues id
   await page.click('[data-testid=generate]');
   expect(await waitStatus(page, finished)).toBe('done');
   const continued = await page.textContent('[data-testid=output]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=saved]')?.textContent === '48 tokens saved'); // 20 + 4 + 24
   const bytes = await page.evaluate(async () => {
     const dir = await navigator.storage.getDirectory();
     const f = await (await dir.getFileHandle('frugal-state-mamba-d256-l4.safetensors')).getFile();
@@ -229,9 +246,8 @@ it('runs a second model side by side on the same prompt', async () => {
   await page.click('[data-testid=generate]');
   expect(await waitStatus(page, finished)).toBe('done');
   await page.waitForFunction(() => document.querySelector('[data-testid=status-b]')?.textContent === 'done');
-  const expected = nodeGreedy(64); // the server offers one model: both panes run it
-  expect(await page.textContent('[data-testid=output]')).toBe(expected);
-  expect(await page.textContent('[data-testid=output-b]')).toBe(expected);
+  expect(await page.textContent('[data-testid=output]')).toBe(nodeGreedy(64));
+  expect(await page.textContent('[data-testid=output-b]')).toBe(nodeGreedy(64, TRANSFORMER)); // the transformer by default
   await page.close();
 });
 
