@@ -19,10 +19,10 @@ import { PAGE_HTML } from './page-html.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /**
  * Models the page offers when --model is not given: the bundled ones when present, else a small
- * trained checkpoint committed with the tests (so the page always opens on something).
+ * trained Mamba and transformer committed with the tests (so the page always opens on something).
  */
 export const DEFAULT_WEB_MODELS = ['models/mamba', 'models/transformer'];
-export const FALLBACK_WEB_MODEL = 'test/fixtures/mamba-d256-l4';
+export const FALLBACK_WEB_MODELS = ['test/fixtures/mamba-d256-l4', 'test/fixtures/llama-d64-l2'];
 const MODEL_FILES = new Set(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 
@@ -51,7 +51,7 @@ function collect(v: string, prev: string[] | undefined): string[] {
 /** The model folders to offer, checked up front (a bad --model is a clear error, not a broken page). */
 export function webModels(given: readonly string[] | undefined, root = ROOT): string[] {
   const dirs = given?.length ? given.map((d) => resolve(d)) : DEFAULT_WEB_MODELS.map((d) => join(root, d)).filter((d) => existsSync(d));
-  if (!given?.length && dirs.length === 0) dirs.push(join(root, FALLBACK_WEB_MODEL));
+  if (!given?.length && dirs.length === 0) dirs.push(...FALLBACK_WEB_MODELS.map((d) => join(root, d)));
   for (const d of dirs) {
     if (!existsSync(join(d, 'config.json')) || !existsSync(join(d, 'model.safetensors')))
       throw inputError(
