@@ -10,6 +10,7 @@ import { registerDemo } from './demo.js';
 import { registerRepro } from './repro.js';
 import { registerEval } from './eval.js';
 import { registerReport } from './report.js';
+import { registerWeb } from './web.js';
 
 /**
  * `frugal` command line. stdout carries only the product (generated text, JSON); progress, logs,
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerRepro(program);
   registerEval(program);
   registerReport(program);
+  registerWeb(program);
   return program;
 }
 

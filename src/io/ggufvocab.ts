@@ -47,6 +47,7 @@ function usesGpt2Regex(p: unknown): boolean {
  * tokenizer.ggml.* key-values for a model with `rows` embedding rows, from `dir`'s tokenizer.json
  * (BPE only) or, when there is none, frugal's byte tokenizer. Special ids come from
  * tokenizer_config.json token names, then from config.json ids, as llama.cpp's converter does.
+ * Over 80 lines because it writes llama.cpp's key-values in llama.cpp's order, one after another.
  */
 export function ggufVocab(dir: string, rows: number, fromConfig: SpecialIds, warn: (m: string) => void): [string, GgufValue][] {
   const file = join(dir, 'tokenizer.json');

@@ -54,7 +54,11 @@ function u64(v: DataView, at: number): number {
   return x > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(x);
 }
 
-/** Index the entries of a ZIP archive (names, sizes, CRCs, where each one's data starts). */
+/**
+ * Index the entries of a ZIP archive (names, sizes, CRCs, where each one's data starts). Over 80
+ * lines because it follows the format's records in order (end record, ZIP64 locator and record,
+ * central directory, local headers), each field checked where it is read.
+ */
 export function readZipDirectory(src: ByteSource): Map<string, ZipEntry> {
   const bad = (what: string): never => {
     throw inputError(
@@ -160,6 +164,8 @@ export interface ZipWriteEntry {
 /**
  * Stream a stored ZIP archive the way PyTorch writes one: data aligned to 64 bytes through a padding
  * extra field ("FB"), ZIP64 records when an offset or size passes 4 GiB (or always, with `zip64`).
+ * Over 80 lines because it writes the format's records in order (local headers and data, central
+ * directory, ZIP64 record and locator, end record), the mirror of readZipDirectory.
  */
 export function zipProducer(entries: ZipWriteEntry[], opts: { zip64?: boolean } = {}): FileProducer {
   return (write) => {

@@ -83,6 +83,7 @@ export function loadModel(e: Engine, path: string): LoadedModel {
   try {
     const { model, warnings, layout } = modelFromConfig(e, json, file);
     loadWeights(model, weights, layout);
+    warnings.push(...tiedHeadWarnings(model, weights.entries, json, layout, file));
     SOURCE_DIR.set(model, dir);
     return { model, warnings: [...found, ...warnings], dir, layout };
   } finally {
@@ -312,6 +313,43 @@ export function modelFiles(model: TrainableModel): Record<string, FileData> {
     }
   }
   return files;
+}
+
+/**
+ * A stored lm_head.weight beside a tied head is not loaded: the embedding serves as the head too.
+ * That is harmless when the two hold the same values (state-spaces checkpoints store both); when
+ * they differ, the model computes something else than the checkpoint's author may have meant, so
+ * say so, naming both tensors and which one is used. Call after loadWeights (the embedding is read).
+ */
+function tiedHeadWarnings(
+  model: TrainableModel,
+  entries: Map<string, TensorEntry>,
+  json: unknown,
+  layout: CheckpointLayout,
+  file: string,
+): string[] {
+  const head = entries.get('lm_head.weight');
+  const embedName = model.specs.find((s) => /embed/.test(s.name))?.name;
+  if (!head || !tiedHead(model) || embedName === undefined) return [];
+  const stored = storedName(embedName, layout),
+    embed = model.params.get(embedName);
+  const shape = embed?.shape ?? [];
+  if (embed && head.shape.length === shape.length && head.shape.every((v, i) => v === shape[i])) {
+    const values = new Float32Array(head.shape.reduce((a, b) => a * b, 1));
+    readFloatsInto(head, values);
+    const e = embed.floats();
+    let same = true;
+    for (let i = 0; i < values.length && same; i++) same = values[i] === e[i];
+    if (same) return [];
+  }
+  const says =
+    (json as Record<string, unknown> | null)?.tie_word_embeddings === undefined
+      ? 'has no tie_word_embeddings, so the head defaults to tied'
+      : 'sets "tie_word_embeddings": true';
+  return [
+    `${file} ${says}, but the checkpoint's lm_head.weight differs from ${stored}: using ${stored} as both the embedding ` +
+      'and the head, and lm_head.weight is not used (set "tie_word_embeddings": false in config.json to use it)',
+  ];
 }
 
 /** Whether the checkpoint's head shares the embedding (a stored lm_head.weight is then redundant). */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Engine, valueAndGrad } from '../../src/ops/index.js';
 import { loadModel } from '../../src/models/checkpoint.js';
+import { SCAN_CHUNK } from '../../src/ops/ops.js';
 import { expectClose } from '../helpers/compare.js';
 import { GOLDEN_SETUPS, golden } from '../helpers/golden.js';
 
@@ -9,11 +10,13 @@ import { GOLDEN_SETUPS, golden } from '../helpers/golden.js';
  * (tools/mamba_reference.py, tools/make_fixtures.py): logits in both modes, the loss, the gradient
  * of every parameter, and the recurrent state left after the sequence.
  */
-const FIXTURES = ['mamba-tiny-a', 'mamba-tiny-b'];
+// mamba-tiny-c has L = 48: the checkpointed scan backward (chunks of SCAN_CHUNK = 16) crosses chunk boundaries
+const FIXTURES = ['mamba-tiny-a', 'mamba-tiny-b', 'mamba-tiny-c'];
 const SETUPS = GOLDEN_SETUPS;
 
 describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
   const gold = golden(name);
+
   describe.each(SETUPS)('kernels $kernels, $dtype', ({ kernels, dtype, tol }) => {
     const load = () => {
       const e = new Engine({ kernels, dtype });
@@ -76,5 +79,13 @@ describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
         expectClose(t.grad!.toFloat64(), gold.get(gname), tol * 10, gname);
       }
     });
+  });
+});
+
+describe('the long golden sequence', () => {
+  it('mamba-tiny-c spans at least 40 steps: three chunks of the checkpointed scan', () => {
+    const { L } = golden('mamba-tiny-c');
+    expect(L).toBeGreaterThanOrEqual(40);
+    expect(Math.ceil(L / SCAN_CHUNK)).toBeGreaterThanOrEqual(3);
   });
 });

@@ -6,9 +6,10 @@ import { MambaLM } from '../../models/mamba/model.js';
 import { TransformerLM } from '../../models/transformer/model.js';
 import type { ModelState, TrainableModel } from '../../models/types.js';
 import { PROFILE_IDS, analyticEstimate, getProfile, startEnergy, wattsPerCore } from '../../energy/index.js';
-import type { CorePower, WorkCount } from '../../energy/index.js';
+import type { CorePower, HardwareProfile, WorkCount } from '../../energy/index.js';
 import { kvBytesPerToken, mambaDecodeWork, transformerDecodeWork } from './cost.js';
 import { studyPair } from './models.js';
+import { median, spread } from '../formulas.js';
 
 /**
  * `frugal bench scaling`: for each architecture, one stream grows from minContext to maxContext
@@ -49,7 +50,9 @@ export interface PointEnergy {
 
 export interface ScalingPoint {
   context: number; // tokens in the state when decoding starts
-  decodeMsPerToken: number; // the lowest burst median: a burst slowed by another process does not count
+  decodeMsPerToken: number; // the median step of all bursts, with the fastest and slowest step beside it
+  decodeMsPerTokenMin: number;
+  decodeMsPerTokenMax: number;
   decodeMsPerTokenMean: number;
   decodeCpuMsPerToken: number; // median CPU time of this process per step: robust to other processes sharing the cores
   stateBytes: number; // bytes the stream's state holds (allocated)
@@ -113,7 +116,7 @@ export function projectNextSeconds(prefill: { context: number; seconds: number }
 
 /** Milliseconds of decode steps run before any measurement (JIT warm-up). */
 const WARMUP_MS = 1000;
-/** Decode bursts per point and the pause between them: the reported latency is the lowest burst median. */
+/** Decode bursts per point and the pause between them: the reported latency is the median step of all bursts. */
 export const DECODE_BURSTS = 3;
 const BURST_PAUSE_MS = 20;
 
@@ -127,12 +130,6 @@ function stateBytes(state: ModelState): number {
   let n = 0;
   for (const t of state.tensors.values()) n += t.byteLength;
   return n;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y),
-    m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 interface ArchSetup {
@@ -219,6 +216,11 @@ export function runArch(
     wl = model.step(Int32Array.of(argmax(wl)), warm);
   disposeState(warm);
 
+  let warned = false; // a decode burst is short: say once, not at every context, why it is not measured
+  const warnOnce = (m: string) => {
+    if (!warned) log(`bench ${arch}: ${m}`);
+    warned = true;
+  };
   const state = model.createState(1);
   const points: ScalingPoint[] = [],
     cumulative: { context: number; seconds: number }[] = [],
@@ -262,13 +264,14 @@ export function runArch(
     cumulative.push({ context: n, seconds: prefillTotal });
     // one untimed step (warm-up), then the timed bursts
     logits = model.step(Int32Array.of(argmax(logits)), state);
-    const meter = measured ? startEnergy({ tdp: o.tdp }) : null;
+    const meter = measured ? startEnergy({ tdp: o.tdp, warn: warnOnce }) : null;
     const dec = decodeBursts(model, state, logits, o.decodeTokens);
     logits = dec.logits;
     const m = meter?.stop(d) ?? null;
     const times = dec.bursts.flatMap((b) => b.times),
       wall = times.reduce((x, y) => x + y, 0) / 1000,
       cpuSec = dec.cpuSeconds;
+    const step = spread(times);
     tokens += d + 1;
     decodeSeconds.push(wall);
     const at = work(n + (d + 1) / 2);
@@ -276,9 +279,11 @@ export function runArch(
     for (const id of PROFILE_IDS) estimated[`analytic:${id}`] = analyticEstimate(at, 1, getProfile(id)).joules;
     const point: ScalingPoint = {
       context: n,
-      decodeMsPerToken: Math.min(...dec.bursts.map((b) => median(b.times))),
+      decodeMsPerToken: step.median,
+      decodeMsPerTokenMin: step.min,
+      decodeMsPerTokenMax: step.max,
       decodeMsPerTokenMean: (wall * 1000) / d,
-      decodeCpuMsPerToken: Math.min(...dec.bursts.map((b) => median(b.cpu))),
+      decodeCpuMsPerToken: median(dec.bursts.flatMap((b) => b.cpu)),
       stateBytes: stateBytes(state),
       prefillSeconds: prefillTotal,
       prefillTokensPerSecond: n / Math.max(prefillTotal, 1e-9),
@@ -306,7 +311,8 @@ export function runArch(
 
 export interface ScalingResult {
   options: ScalingOptions;
-  energy: { cpuWattsPerCore: number; cpuPowerSource: string; measured: boolean; profiles: string[] };
+  /** The CPU-time estimate's power, and every analytic hardware profile with its figures and sources. */
+  energy: { cpuWattsPerCore: number; cpuPowerSource: string; measured: boolean; profiles: HardwareProfile[] };
   results: ArchResult[];
   seconds: number;
   tokens: number;
@@ -327,7 +333,7 @@ export function runScaling(o: ScalingOptions, log: (msg: string) => void = () =>
   });
   return {
     options: o,
-    energy: { cpuWattsPerCore: power.watts, cpuPowerSource: power.source, measured, profiles: [...PROFILE_IDS] },
+    energy: { cpuWattsPerCore: power.watts, cpuPowerSource: power.source, measured, profiles: PROFILE_IDS.map(getProfile) },
     results,
     seconds: (performance.now() - start) / 1000,
     tokens: results.reduce((n, r) => n + r.tokens, 0),

@@ -106,6 +106,14 @@ export function compileWasmModule(): WebAssembly.Module {
 }
 
 /**
+ * Use `module` (compiled elsewhere, e.g. from a fetched build/kernels.wasm in a browser, where there
+ * is no file system) as the kernels module from now on.
+ */
+export function useWasmModule(module: WebAssembly.Module): void {
+  cachedModule = module;
+}
+
+/**
  * The compiled module, compiled once and cached. A WebAssembly.Module can be posted to worker
  * threads, which instantiate it on the same shared memory with `instantiateWasmKernels`.
  */
