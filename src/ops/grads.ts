@@ -1,6 +1,7 @@
 import type { Tensor } from '../tensor/index.js';
 import type { Engine } from './engine.js';
 import type { InputGrads, OpName, OpNode } from './records.js';
+import { ssdWorkSize } from '../kernels/ssd-work.js';
 
 /**
  * Every gradient rule in one table, typed per op by OpRecords (records.ts). `dy` is the output's
@@ -118,5 +119,26 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
     const [gate, up] = n.inputs, gg = gradOf(e, gate), gu = gradOf(e, up);
     e.k.swigluBackward(gg ?? e.zeros(gate.shape), gu ?? e.zeros(up.shape), dy, gate, up, n.attrs.n);
     return [gg, gu];
+  },
+  // Mamba-2: see kernels/ref/mamba2.ts and kernels/ref/ssd.ts
+  dtSoftplus: (e, n, dy) => {
+    const [dt, bias] = n.inputs, gd = gradOf(e, dt), gb = gradOf(e, bias), { rows, H, lo, hi } = n.attrs;
+    e.k.dtSoftplusBackward(gd ?? e.zeros(dt.shape), gb ?? e.zeros(bias.shape), dy, dt, bias, rows, H, lo, hi);
+    return [gd, gb];
+  },
+  gatedRmsnorm: (e, n, dy) => {
+    const [y, z, w] = n.inputs, { rows, D, gs } = n.attrs;
+    const grads = n.inputs.map((t) => gradOf(e, t));
+    const [gy, gz, gw] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
+    e.k.gatedRmsnormBackward(gy, gz, gw, dy, y, z, w, n.saved[0], rows, D, gs);
+    return grads as InputGrads<'gatedRmsnorm'>;
+  },
+  ssd: (e, n, dy) => {
+    const { B, L, H, P, G, N, Q } = n.attrs, [x, delta, A, Bm, Cm, D] = n.inputs;
+    const grads = n.inputs.map((t) => gradOf(e, t));
+    const [dx, ddelta, dA, dB, dC, dD] = grads.slice(0, 6).map((g, i) => g ?? e.zeros((n.inputs[i] as Tensor).shape));
+    e.k.ssdChunkBackward(dx, ddelta, dA, dB, dC, dD, grads[6], dy, x, delta, A, Bm, Cm, D, n.saved[0],
+      e.zeros([ssdWorkSize(B, H, P, N, Q)]), B, L, H, P, G, N, Q);
+    return grads as InputGrads<'ssd'>;
   },
 };

@@ -27,6 +27,14 @@ export interface OpRecords {
   rope: { inputs: [x: Tensor]; saved: []; attrs: { B: number; L: number; H: number; hd: number; pos0: number; theta: number } };
   attention: { inputs: [q: Tensor, k: Tensor, v: Tensor]; saved: [lse: Tensor]; attrs: { B: number; L: number; H: number; Hkv: number; hd: number } };
   swiglu: { inputs: [gate: Tensor, up: Tensor]; saved: []; attrs: { n: number } };
+  // Mamba-2 (ops/ssd.ts)
+  dtSoftplus: { inputs: [dt: Tensor, bias: Tensor]; saved: []; attrs: { rows: number; H: number; lo: number; hi: number } };
+  gatedRmsnorm: { inputs: [y: Tensor, z: Tensor, w: Tensor]; saved: [rstd: Tensor]; attrs: { rows: number; D: number; gs: number } };
+  ssd: {
+    inputs: [x: Tensor, delta: Tensor, A: Tensor, Bm: Tensor, Cm: Tensor, D: Tensor, h0: Tensor | null];
+    saved: [hck: Tensor];
+    attrs: { B: number; L: number; H: number; P: number; G: number; N: number; Q: number };
+  };
 }
 
 export type OpName = keyof OpRecords;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Engine, Tape } from '../../src/ops/index.js';
 import * as op from '../../src/ops/ops.js';
 import { causalAttention, rope, swiglu } from '../../src/ops/attention.js';
+import { dtSoftplus, gatedRmsnorm, ssd } from '../../src/ops/ssd.js';
 import type { Tensor } from '../../src/tensor/index.js';
 import { Rng } from '../../src/io/rng.js';
 import { MambaLM } from '../../src/models/mamba/model.js';
@@ -120,6 +121,26 @@ const CASES: Case[] = [
     run: (e, [q, k, v]) => causalAttention(e, q, k, v, 1, 1),
   },
   { name: 'swiglu', inputs: (e, r) => [t(e, r, [23], 4), t(e, r, [23])], run: (e, [g, u]) => swiglu(e, g, u) },
+  // Mamba-2 (src/ops/ssd.ts)
+  { name: 'dtSoftplus', inputs: (e, r) => [t(e, r, [2, 5, 3], 2), t(e, r, [3])], run: (e, [dt, b]) => dtSoftplus(e, dt, b, 0, Infinity) },
+  { name: 'dtSoftplus clamped to [0.3, 1.5]', inputs: (e, r) => [t(e, r, [4, 6], 2), t(e, r, [6])], run: (e, [dt, b]) => dtSoftplus(e, dt, b, 0.3, 1.5) },
+  { name: 'gatedRmsnorm, 2 groups of 4', inputs: (e, r) => [t(e, r, [3, 8]), t(e, r, [3, 8], 2), t(e, r, [8], 0.5, 1)], run: (e, [y, z, w]) => gatedRmsnorm(e, y, z, w, 4, 1e-5) },
+  { name: 'gatedRmsnorm, one group, large eps', inputs: (e, r) => [t(e, r, [2, 6], 0.1), t(e, r, [2, 6]), t(e, r, [6])], run: (e, [y, z, w]) => gatedRmsnorm(e, y, z, w, 6, 0.5) },
+  {
+    name: 'ssd (chunk 4, L 11, 4 heads in 2 groups, initial state)',
+    inputs: (e, r) => [t(e, r, [2, 11, 8]), t(e, r, [2, 11, 4], 0.3, 0.5), t(e, r, [4], 0.5, -1), t(e, r, [2, 11, 6]), t(e, r, [2, 11, 6]), t(e, r, [4]), t(e, r, [2, 4, 2, 3])],
+    run: (e, [x, d, A, Bm, Cm, D, h0]) => ssd(e, x, d, A, Bm, Cm, D, h0, 4, 2, 4),
+  },
+  {
+    name: 'ssd (one partial chunk, one group per head, zero state)',
+    inputs: (e, r) => [t(e, r, [1, 6, 6]), t(e, r, [1, 6, 2], 0.3, 0.5), t(e, r, [2], 0.5, -1), t(e, r, [1, 6, 8]), t(e, r, [1, 6, 8]), t(e, r, [2])],
+    run: (e, [x, d, A, Bm, Cm, D]) => ssd(e, x, d, A, Bm, Cm, D, null, 2, 2, 16),
+  },
+  {
+    name: 'ssd (chunk 1)',
+    inputs: (e, r) => [t(e, r, [1, 5, 2]), t(e, r, [1, 5, 1], 0.3, 0.5), t(e, r, [1], 0.5, -1), t(e, r, [1, 5, 3]), t(e, r, [1, 5, 3]), t(e, r, [1]), t(e, r, [1, 1, 2, 3])],
+    run: (e, [x, d, A, Bm, Cm, D, h0]) => ssd(e, x, d, A, Bm, Cm, D, h0, 1, 1, 1),
+  },
   { name: 'swiglu of a tensor with itself', inputs: (e, r) => [t(e, r, [9], 3)], run: (e, [g]) => swiglu(e, g, g) },
 ];
 
@@ -130,7 +151,7 @@ describe('float64 finite-difference gradient checks, op by op', () => {
     const { GRAD_RULES } = await import('../../src/ops/grads.js');
     const names = new Set(Object.keys(GRAD_RULES));
     const covered = new Set(['linear', 'embedding', 'rmsnorm', 'add', 'mul', 'silu', 'softplus', 'negExp', 'sliceLast', 'conv1d', 'scan', 'crossEntropy',
-      'rope', 'attention', 'swiglu']);
+      'rope', 'attention', 'swiglu', 'dtSoftplus', 'gatedRmsnorm', 'ssd']);
     expect([...names].sort()).toEqual([...covered].sort());
   });
 });
