@@ -44,19 +44,19 @@ const OPTION_KEYS = new Set(['dModel', 'nLayer', 'dState', 'dConv', 'expand', 'd
 
 const MAX_LAYERS = 65536;
 
-function positiveInt(v: unknown, key: string, where: string): number {
+export function positiveInt(v: unknown, key: string, where: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
     throw inputError(`${where}: ${key} must be a positive integer, got ${JSON.stringify(v)}`);
   }
   return v;
 }
 
-function finiteNum(v: unknown, key: string, where: string): number {
+export function finiteNum(v: unknown, key: string, where: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw inputError(`${where}: ${key} must be a number, got ${JSON.stringify(v)}`);
   return v;
 }
 
-function bool(v: unknown, key: string, where: string): boolean {
+export function bool(v: unknown, key: string, where: string): boolean {
   if (typeof v !== 'boolean') throw inputError(`${where}: ${key} must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
@@ -117,13 +117,12 @@ export function mambaParameterCount(c: MambaConfig): number {
  * (https://huggingface.co/docs/transformers/model_doc/mamba, .../main_classes/configuration).
  * Init-only keys are accepted and kept; keys outside this list produce a warning, never an error.
  */
-const HF_KNOWN = new Set([
-  // MambaConfig
-  'vocab_size', 'hidden_size', 'state_size', 'num_hidden_layers', 'layer_norm_epsilon', 'pad_token_id',
-  'bos_token_id', 'eos_token_id', 'expand', 'conv_kernel', 'use_bias', 'use_conv_bias', 'hidden_act',
-  'initializer_range', 'residual_in_fp32', 'time_step_rank', 'time_step_scale', 'time_step_min', 'time_step_max',
-  'time_step_init_scheme', 'time_step_floor', 'rescale_prenorm_residual', 'use_cache', 'use_mambapy', 'intermediate_size',
-  // PretrainedConfig
+/**
+ * Keys of the PretrainedConfig every transformers config.json may carry, the ones left in the
+ * published state-spaces *-hf configs by their conversion from the original layout, and frugal's
+ * own block (tokenizer kind, the original-layout config kept for a lossless round trip).
+ */
+export const PRETRAINED_KEYS: readonly string[] = [
   'tie_word_embeddings', 'model_type', 'architectures', 'torch_dtype', 'dtype', 'transformers_version', '_name_or_path',
   'name_or_path', 'return_dict', 'output_hidden_states', 'output_attentions', 'torchscript', 'use_return_dict',
   'is_encoder_decoder', 'is_decoder', 'add_cross_attention', 'cross_attention_hidden_size', 'tie_encoder_decoder',
@@ -134,10 +133,21 @@ const HF_KNOWN = new Set([
   'encoder_no_repeat_ngram_size', 'bad_words_ids', 'num_return_sequences', 'output_scores', 'return_dict_in_generate',
   'forced_bos_token_id', 'forced_eos_token_id', 'remove_invalid_values', 'exponential_decay_length_penalty',
   'suppress_tokens', 'begin_suppress_tokens', 'use_bfloat16', 'quantization_config',
-  // left in the published state-spaces/mamba-*-hf configs by their conversion from the original layout
   'pad_vocab_size_multiple', 'fused_add_norm', 'rms_norm', 'n_layer', 'd_model',
-  // frugal's own block (tokenizer kind, the original-layout config kept for a lossless round trip)
   'frugal',
+];
+
+/**
+ * Keys of transformers' MambaConfig (https://huggingface.co/docs/transformers/model_doc/mamba) and
+ * PRETRAINED_KEYS. Init-only keys are accepted and kept; keys outside this list produce a warning,
+ * never an error.
+ */
+const HF_KNOWN = new Set([
+  'vocab_size', 'hidden_size', 'state_size', 'num_hidden_layers', 'layer_norm_epsilon', 'pad_token_id',
+  'bos_token_id', 'eos_token_id', 'expand', 'conv_kernel', 'use_bias', 'use_conv_bias', 'hidden_act',
+  'initializer_range', 'residual_in_fp32', 'time_step_rank', 'time_step_scale', 'time_step_min', 'time_step_max',
+  'time_step_init_scheme', 'time_step_floor', 'rescale_prenorm_residual', 'use_cache', 'use_mambapy', 'intermediate_size',
+  ...PRETRAINED_KEYS,
 ]);
 
 export type CheckpointLayout = 'hf' | 'original';
@@ -151,7 +161,7 @@ export interface HFParseResult {
 }
 
 /** Typed getters over a config object whose errors name the config key and file. */
-function reader(o: Record<string, unknown>, file: string) {
+export function reader(o: Record<string, unknown>, file: string) {
   const has = (k: string) => o[k] !== undefined && o[k] !== null;
   return {
     has,
@@ -184,7 +194,7 @@ function reader(o: Record<string, unknown>, file: string) {
   };
 }
 
-function asObject(j: unknown, file: string): Record<string, unknown> {
+export function asObject(j: unknown, file: string): Record<string, unknown> {
   if (typeof j !== 'object' || j === null || Array.isArray(j)) throw inputError(`${file}: config.json must be a JSON object`);
   return j as Record<string, unknown>;
 }
