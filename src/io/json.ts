@@ -18,7 +18,7 @@ export function parseJsonLenient(text: string): unknown {
       out += text.slice(i, j + 1);
       i = j + 1;
     } else if (text.startsWith('Infinity', i)) { out += '1e999'; i += 8; }  // JSON.parse reads 1e999 as Infinity
-    else if (text.startsWith('NaN', i)) { out += '"\u0000NaN"'; i += 3; }
+    else if (text.startsWith('NaN', i)) { out += '"\\u0000NaN"'; i += 3; }  // a string only this parse can have made
     else { out += ch; i++; }
   }
   return JSON.parse(out, (_k, v: unknown) => (v === '\u0000NaN' ? NaN : v));

@@ -17,11 +17,14 @@ import { TOKENIZER_FILES } from '../io/tokenizer.js';
 import { MambaLM, SCALE_SUFFIX } from './mamba/model.js';
 import { quantMapFromConfig } from './quant.js';
 import { mambaConfigFromJson, mambaParameterCount } from './mamba/config.js';
-import type { MambaConfig } from './mamba/config.js';
 import { mambaParamSpecs } from './mamba/params.js';
 import type { CheckpointLayout } from './mamba/config.js';
 import { TransformerLM } from './transformer/model.js';
 import { llamaConfigFromHF } from './transformer/config.js';
+import { parseJsonLenient, stringifyJson } from '../io/json.js';
+import { mamba2ConfigFromHF, mamba2ConfigFromOriginal, mamba2ParameterCount } from './mamba2/config.js';
+import { mamba2ParamSpecs } from './mamba2/params.js';
+import { Mamba2LM } from './mamba2/model.js';
 import type { ParamSpec, TrainableModel } from './types.js';
 
 /**
@@ -54,7 +57,7 @@ export function readConfigJson(dir: string): unknown {
   if (!existsSync(file)) throw inputError(`${file} is missing: a model directory needs config.json and its weights (model.safetensors)`);
   if (statSync(file).size > MAX_CONFIG_BYTES) throw inputError(`${file} is over ${MAX_CONFIG_BYTES} bytes; it is not a model config`);
   try {
-    return JSON.parse(readFileSync(file, 'utf8'));
+    return parseJsonLenient(readFileSync(file, 'utf8')); // transformers writes bare Infinity (time_step_limit)
   } catch (err) {
     throw inputError(`${file} is not valid JSON (${(err as Error).message})`);
   }
@@ -93,10 +96,10 @@ export function checkWeightsFit(parameters: number, bytesPer: number, file: stri
     'and the q8 (or q4) copy loads in about a quarter (or an eighth) of the memory');
 }
 
-/** Bytes a quantised Mamba checkpoint occupies in memory: q8 one byte per weight, q4 half, plus f32 block scales. */
-function quantBytes(config: MambaConfig, quant: ReadonlyMap<string, QFormat>, bytesPer: number): number {
+/** Bytes a quantised checkpoint occupies in memory: q8 one byte per weight, q4 half, plus f32 block scales. */
+function quantBytes(specs: readonly ParamSpec[], quant: ReadonlyMap<string, QFormat>, bytesPer: number): number {
   let n = 0;
-  for (const s of mambaParamSpecs(config)) { // safe to list: the layer count is bounded by the config reader
+  for (const s of specs) { // safe to list: the layer count is bounded by the config reader
     const size = s.shape.reduce((a, b) => a * b, 1);
     const f = quant.get(s.name);
     n += f ? size * (f === 'q8' ? 1 : 0.5) + (size / QBLOCK) * 4 : size * bytesPer;
@@ -104,24 +107,41 @@ function quantBytes(config: MambaConfig, quant: ReadonlyMap<string, QFormat>, by
   return n;
 }
 
+/**
+ * The architecture a config.json describes: its model_type, or for state-spaces' layout (no
+ * model_type, d_model) the block its ssm_cfg.layer names (Mamba1 by default).
+ */
+export function architectureOf(json: unknown): string | undefined {
+  const o = typeof json === 'object' && json !== null ? json as Record<string, unknown> : {};
+  if (o.model_type !== undefined || o.hidden_size !== undefined || o.d_model === undefined) return o.model_type as string | undefined;
+  const layer = (typeof o.ssm_cfg === 'object' && o.ssm_cfg !== null ? (o.ssm_cfg as Record<string, unknown>).layer : undefined) ?? 'Mamba1';
+  return layer === 'Mamba2' ? 'mamba2' : 'mamba';
+}
+
 /** Build an (uninitialised) model of the architecture config.json names (model_type). */
 export function modelFromConfig(e: Engine, json: unknown, file: string): { model: TrainableModel; warnings: string[]; layout: CheckpointLayout } {
-  const type = typeof json === 'object' && json !== null ? (json as Record<string, unknown>).model_type : undefined;
+  const type = architectureOf(json);
   const bytesPer = e.dtype === 'f64' ? 8 : 4;
+  const quant = quantMapFromConfig(json, file);
   switch (type) {
     case 'mamba':
     case undefined: {
       const { config, warnings, layout } = mambaConfigFromJson(json, file);
-      const quant = quantMapFromConfig(json, file);
-      checkWeightsFit(mambaParameterCount(config), bytesPer, file, quant.size > 0 ? quantBytes(config, quant, bytesPer) : undefined);
+      checkWeightsFit(mambaParameterCount(config), bytesPer, file, quant.size > 0 ? quantBytes(mambaParamSpecs(config), quant, bytesPer) : undefined);
       return { model: new MambaLM(e, config, quant), warnings, layout };
+    }
+    case 'mamba2': {
+      const o = json as Record<string, unknown>;
+      const { config, warnings, layout } = o.model_type === undefined ? mamba2ConfigFromOriginal(o, file) : mamba2ConfigFromHF(o, file);
+      checkWeightsFit(mamba2ParameterCount(config), bytesPer, file, quant.size > 0 ? quantBytes(mamba2ParamSpecs(config), quant, bytesPer) : undefined);
+      return { model: new Mamba2LM(e, config, quant), warnings, layout };
     }
     case 'llama': {
       const { config, warnings } = llamaConfigFromHF(json, file);
       return { model: new TransformerLM(e, config), warnings, layout: 'hf' };
     }
     default:
-      throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, llama)`);
+      throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, mamba2, llama)`);
   }
 }
 
@@ -135,9 +155,9 @@ export type WeightSource =
   | { kind: 'float'; entry: TensorEntry }
   | { kind: 'quant'; format: QFormat; q: TensorEntry; scales: TensorEntry };
 
-/** The block-quantised weights of a model (MambaLM keeps them apart from its f32 parameters). */
+/** The block-quantised weights of a model (the state-space models keep them apart from their f32 parameters). */
 function quantOf(model: TrainableModel): ReadonlyMap<string, QWeight> {
-  return model instanceof MambaLM ? model.qweights : new Map();
+  return 'qweights' in model ? (model as { qweights: ReadonlyMap<string, QWeight> }).qweights : new Map();
 }
 
 /**
@@ -260,7 +280,7 @@ export function modelWeightsProducer(model: TrainableModel): FileProducer {
  */
 export function modelFiles(model: TrainableModel): Record<string, FileData> {
   const files: Record<string, FileData> = {
-    'config.json': JSON.stringify(model.hfConfig(), null, 2) + '\n',
+    'config.json': stringifyJson(model.hfConfig()) + '\n',
     'model.safetensors': modelWeightsProducer(model),
   };
   const source = SOURCE_DIR.get(model);
