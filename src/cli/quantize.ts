@@ -1,5 +1,5 @@
 import { Engine } from '../ops/index.js';
-import { modelFiles, readConfigJson } from '../models/checkpoint.js';
+import { architectureOf, modelFiles, readConfigJson } from '../models/checkpoint.js';
 import { weightBytes } from '../models/quant.js';
 import { quantizeCheckpoint } from '../models/quantize-checkpoint.js';
 import { readableDir, recoverDir, writeDirAtomic } from '../io/atomic.js';
@@ -17,8 +17,8 @@ export interface QuantizeJob { model: string; to: QFormat; outDir: string; kerne
 export function quantizeToDir(j: QuantizeJob, log: (m: string) => void): { before: number; after: number } {
   const e = new Engine({ kernels: j.kernels, threads: j.threads });
   try {
-    const json = readConfigJson(readableDir(j.model).dir) as Record<string, unknown> | null;
-    if (json?.model_type !== undefined && json.model_type !== 'mamba') throw inputError(`${j.model}: quantisation supports Mamba checkpoints (model_type 'mamba')`);
+    const arch = architectureOf(readConfigJson(readableDir(j.model).dir));
+    if (arch === 'llama') throw inputError(`${j.model}: quantisation supports the state-space models (model_type mamba, mamba2), not '${arch}'`);
     // tensor by tensor: the f32 model never needs to fit in memory at once
     const { model, warnings } = quantizeCheckpoint(e, j.model, j.to);
     for (const w of warnings) log(`warning: ${w}`);

@@ -118,31 +118,57 @@ export function architectureOf(json: unknown): string | undefined {
   return layer === 'Mamba2' ? 'mamba2' : 'mamba';
 }
 
-/** Build an (uninitialised) model of the architecture config.json names (model_type). */
-export function modelFromConfig(e: Engine, json: unknown, file: string): { model: TrainableModel; warnings: string[]; layout: CheckpointLayout } {
+/** What loading needs of a config.json before any weight is allocated. */
+export interface ArchConfig {
+  warnings: string[];
+  layout: CheckpointLayout;
+  /** Parameters, by arithmetic on the shape legend (a forged config is refused before listing anything). */
+  parameterCount: number;
+  /** The parameter table (lists every layer: call after the count was checked). */
+  specs(): ParamSpec[];
+  /** An uninitialised model, storing the weights `quant` names block-quantised. */
+  build(e: Engine, quant: ReadonlyMap<string, QFormat>): TrainableModel;
+}
+
+/** Read config.json as the architecture it names (model_type, or state-spaces' ssm_cfg.layer). */
+export function archConfig(json: unknown, file: string): ArchConfig {
   const type = architectureOf(json);
-  const bytesPer = e.dtype === 'f64' ? 8 : 4;
-  const quant = quantMapFromConfig(json, file);
   switch (type) {
     case 'mamba':
     case undefined: {
       const { config, warnings, layout } = mambaConfigFromJson(json, file);
-      checkWeightsFit(mambaParameterCount(config), bytesPer, file, quant.size > 0 ? quantBytes(mambaParamSpecs(config), quant, bytesPer) : undefined);
-      return { model: new MambaLM(e, config, quant), warnings, layout };
+      return { warnings, layout, parameterCount: mambaParameterCount(config), specs: () => mambaParamSpecs(config), build: (e, q) => new MambaLM(e, config, q) };
     }
     case 'mamba2': {
       const o = json as Record<string, unknown>;
       const { config, warnings, layout } = o.model_type === undefined ? mamba2ConfigFromOriginal(o, file) : mamba2ConfigFromHF(o, file);
-      checkWeightsFit(mamba2ParameterCount(config), bytesPer, file, quant.size > 0 ? quantBytes(mamba2ParamSpecs(config), quant, bytesPer) : undefined);
-      return { model: new Mamba2LM(e, config, quant), warnings, layout };
+      return { warnings, layout, parameterCount: mamba2ParameterCount(config), specs: () => mamba2ParamSpecs(config), build: (e, q) => new Mamba2LM(e, config, q) };
     }
     case 'llama': {
       const { config, warnings } = llamaConfigFromHF(json, file);
-      return { model: new TransformerLM(e, config), warnings, layout: 'hf' };
+      return {
+        warnings, layout: 'hf', parameterCount: 0, specs: () => [],
+        build: (e, q) => {
+          if (q.size > 0) throw inputError(`${file}: quantised transformer checkpoints are not supported`);
+          return new TransformerLM(e, config);
+        },
+      };
     }
     default:
       throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, mamba2, llama)`);
   }
+}
+
+/**
+ * Build an (uninitialised) model of the architecture config.json names, after checking that its
+ * weights fit; `quant` (default: config.json's quantization_config) names the weights stored
+ * block-quantised.
+ */
+export function modelFromConfig(e: Engine, json: unknown, file: string, quant = quantMapFromConfig(json, file)): { model: TrainableModel; warnings: string[]; layout: CheckpointLayout } {
+  const a = archConfig(json, file);
+  const bytesPer = e.dtype === 'f64' ? 8 : 4;
+  if (a.parameterCount > 0) checkWeightsFit(a.parameterCount, bytesPer, file, quant.size > 0 ? quantBytes(a.specs(), quant, bytesPer) : undefined);
+  return { model: a.build(e, quant), warnings: a.warnings, layout: a.layout };
 }
 
 /** The stored name of parameter `name` in a checkpoint of `layout` (state-spaces spells one differently). */

@@ -6,11 +6,10 @@ import type { Rng } from '../../io/rng.js';
 import type { MambaConfig } from './config.js';
 import { mambaConfigToHF } from './config.js';
 import { mambaParamSpecs } from './params.js';
-import { initValues } from '../init.js';
+import { allocateWeights, countParameters, initWeights, lookups } from '../stack.js';
 import { lmLogits, lmLoss } from '../lm.js';
 import type { ModelState, ParamSpec, ParamTable, TrainableModel } from '../types.js';
 import { MambaRunner } from './runner.js';
-import { inputError } from '../../io/errors.js';
 
 /** SUFFIX of the tensor holding a quantised weight's block scales, beside the weight's HF name. */
 export const SCALE_SUFFIX = '_scale';
@@ -55,7 +54,7 @@ export class MambaLM implements TrainableModel {
   /** f32 parameters (the trainable ones); quantised weights live in `qweights` instead. */
   readonly params: ParamTable;
   /** Weights stored block-quantised (inference only), by HF name. */
-  readonly qweights: Map<string, QWeight> = new Map();
+  readonly qweights: Map<string, QWeight>;
   readonly layers: MambaLayer[];
   embed: Weight;
   readonly normF: Tensor;
@@ -70,50 +69,37 @@ export class MambaLM implements TrainableModel {
     this.e = e;
     this.config = config;
     this.specs = Object.freeze(mambaParamSpecs(config));
-    this.params = new Map();
-    for (const s of this.specs) {
-      const format = quant.get(s.name);
-      if (format) {
-        const [N, K] = s.shape;
-        if (s.shape.length !== 2 || K % QBLOCK !== 0) {
-          throw inputError(`${s.name} [${s.shape}] cannot be stored quantised: its rows are not a multiple of ${QBLOCK}`);
-        }
-        this.qweights.set(s.name, {
-          kind: 'quant', format, shape: [N, K],
-          q: e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'),
-          scales: e.persistent([N, K / QBLOCK]),
-        });
-        continue;
-      }
-      const t = e.persistent(s.shape);
-      t.requiresGrad = true;
-      this.params.set(s.name, t);
-    }
-    const p = (name: string): Tensor => this.params.get(name) as Tensor;
-    const w = (name: string): Weight => (this.qweights.get(name) ?? this.params.get(name)) as Weight;
-    const opt = (name: string): Tensor | null => this.params.get(name) ?? null;
-    this.layers = [];
-    for (let i = 0; i < config.nLayer; i++) {
+    ({ params: this.params, qweights: this.qweights } = allocateWeights(e, this.specs, quant));
+    const { p, opt } = lookups(this);
+    this.layers = Array.from({ length: config.nLayer }, (_, i) => {
       const m = `backbone.layers.${i}.mixer`;
-      this.layers.push({
-        norm: p(`backbone.layers.${i}.norm.weight`),
-        inProj: w(`${m}.in_proj.weight`), inProjBias: opt(`${m}.in_proj.bias`),
-        convW: p(`${m}.conv1d.weight`), convB: opt(`${m}.conv1d.bias`),
-        xProj: w(`${m}.x_proj.weight`),
-        dtProj: w(`${m}.dt_proj.weight`), dtProjBias: p(`${m}.dt_proj.bias`),
-        Alog: p(`${m}.A_log`), D: p(`${m}.D`),
-        outProj: w(`${m}.out_proj.weight`), outProjBias: opt(`${m}.out_proj.bias`),
-      });
-    }
-    this.embed = w('backbone.embeddings.weight');
+      return {
+        norm: p(`backbone.layers.${i}.norm.weight`), ...this.projections(i),
+        inProjBias: opt(`${m}.in_proj.bias`), convW: p(`${m}.conv1d.weight`), convB: opt(`${m}.conv1d.bias`),
+        dtProjBias: p(`${m}.dt_proj.bias`), Alog: p(`${m}.A_log`), D: p(`${m}.D`), outProjBias: opt(`${m}.out_proj.bias`),
+      };
+    });
     this.normF = p('backbone.norm_f.weight');
-    this.head = config.tieWordEmbeddings ? this.embed : w('lm_head.weight');
+    this.embed = lookups(this).w('backbone.embeddings.weight');
+    this.head = config.tieWordEmbeddings ? this.embed : lookups(this).w('lm_head.weight');
+  }
+
+  /** Layer i's four projections, f32 or quantised, by name. */
+  private projections(i: number): Pick<MambaLayer, 'inProj' | 'xProj' | 'dtProj' | 'outProj'> {
+    const { w } = lookups(this), m = `backbone.layers.${i}.mixer`;
+    return { inProj: w(`${m}.in_proj.weight`), xProj: w(`${m}.x_proj.weight`), dtProj: w(`${m}.dt_proj.weight`), outProj: w(`${m}.out_proj.weight`) };
+  }
+
+  /** Re-read the weights by name after quantisation replaced some of them (quant.ts). */
+  relink(): void {
+    this.layers.forEach((ly, i) => Object.assign(ly, this.projections(i)));
+    this.embed = lookups(this).w('backbone.embeddings.weight');
+    this.head = this.config.tieWordEmbeddings ? this.embed : lookups(this).w('lm_head.weight');
   }
 
   /** Reference initialisation, drawn in parameter-table order from `rng`. */
   init(rng: Rng): this {
-    if (this.qweights.size > 0) throw new Error('init: quantised models are made by quantising a trained one');
-    for (const s of this.specs) initValues((this.params.get(s.name) as Tensor).floats(), s.shape, s.init, rng);
+    initWeights(this, this.specs, rng);
     this.weightsChanged();
     return this;
   }
@@ -127,12 +113,7 @@ export class MambaLM implements TrainableModel {
     return c;
   }
 
-  get parameterCount(): number {
-    let n = 0;
-    for (const t of this.params.values()) n += t.size;
-    for (const q of this.qweights.values()) n += q.shape[0] * q.shape[1];
-    return n;
-  }
+  get parameterCount(): number { return countParameters(this); }
 
   /** Logits (B, L, V) for ids (B·L), differentiable. */
   forward(ids: Int32Array, B: number, L: number): Tensor {
