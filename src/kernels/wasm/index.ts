@@ -26,6 +26,9 @@ export const WASM_KERNELS = [
   'matmulNT', 'matmulNN', 'matmulTN', 'matmulNTStrided', 'matmulNNStrided', 'matmulTNStrided',
   // scan.ts (hck = 0 / dh0 = 0 skip; the range forms compute some channels for threads)
   'scanForward', 'scanBackward', 'scanStep', 'scanForwardRange', 'scanBackwardRange',
+  // ssd.ts, mamba2.ts (Mamba-2: work = ssdWorkSize floats of scratch)
+  'ssdRecurrent', 'ssdChunkForward', 'ssdChunkBackward',
+  'dtSoftplusForward', 'dtSoftplusBackward', 'gatedRmsnormForward', 'gatedRmsnormBackward',
   // conv.ts, norm.ts
   'conv1dForward', 'conv1dBackward', 'conv1dStep',
   'rmsnormForward', 'rmsnormBackward', 'addRmsnormForward',
