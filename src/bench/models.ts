@@ -6,6 +6,8 @@ import { createLlamaConfig, defaultHeads } from '../models/transformer/config.js
 import type { LlamaConfig } from '../models/transformer/config.js';
 import { llamaParamSpecs } from '../models/transformer/params.js';
 import type { ParamSpec } from '../models/types.js';
+import { createMamba2Config } from '../models/mamba2/config.js';
+import type { Mamba2Config } from '../models/mamba2/config.js';
 
 /**
  * The pair of models the scaling study compares: the same width D and byte vocabulary, the
@@ -13,7 +15,7 @@ import type { ParamSpec } from '../models/types.js';
  * layer 4D² + 3DF) and its SwiGLU width F chosen so that both have the same parameter count
  * (within 5%, checked).
  */
-export interface StudyPair { mamba: MambaConfig; transformer: LlamaConfig; mambaParams: number; transformerParams: number }
+export interface StudyPair { mamba: MambaConfig; transformer: LlamaConfig; mambaParams: number; transformerParams: number; mamba2: Mamba2Config }
 
 export const PARITY_TOLERANCE = 0.05;
 
@@ -34,5 +36,7 @@ export function studyPair(tiny: boolean): StudyPair {
   const transformerParams = count(llamaParamSpecs(transformer));
   const gap = Math.abs(transformerParams - mambaParams) / mambaParams;
   if (gap > PARITY_TOLERANCE) throw runtimeError(`bench: the models differ by ${(gap * 100).toFixed(1)}% in parameters (${mambaParams} vs ${transformerParams})`);
-  return { mamba, transformer, mambaParams, transformerParams };
+  // Mamba-2 at the same width and depth (its in_proj is a little wider: within about 6% of Mamba's parameters)
+  const mamba2 = createMamba2Config({ dModel: D, nLayer: layers, dState: tiny ? 16 : 64, headDim: tiny ? 16 : 64, vocabSize: V });
+  return { mamba, transformer, mambaParams, transformerParams, mamba2 };
 }
