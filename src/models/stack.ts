@@ -82,6 +82,18 @@ export function stackForward(e: Engine, ends: LmEnds, blocks: readonly Block[], 
   return lmLogits(e, h, ends.normF, ends.eps, ends.head);                    // (B, L, V)
 }
 
+/**
+ * out (B·L, C) = the causal depthwise conv of x (B·L, C) over time, continuing from the window
+ * `state` (B, C, K) of the last K inputs, which then holds the new last K. One token (decoding)
+ * runs conv1dStep, which is conv1dPrefill + conv1dFillState at L = 1 (its reference twin is, to
+ * the bit) with a SIMD twin, since decoding runs it once per token and layer.
+ */
+export function convContinue(e: Engine, out: Tensor, x: Tensor, state: Tensor, w: Tensor, bias: Tensor, B: number, L: number, C: number, K: number): void {
+  if (L === 1) { e.k.conv1dStep(out, state, x, w, bias, B, C, K); return; }
+  e.k.conv1dPrefill(out, x, state, w, bias, B, L, C, K);
+  e.k.conv1dFillState(state, x, B, L, C, K);
+}
+
 /** Working buffers of one pass over M = B·L rows, by name; blocks of one kind share theirs. */
 export type Buffers = (name: string, shape: number[], dtype?: DType) => Tensor;
 
@@ -128,10 +140,14 @@ export class StackRunner {
     let cache = this.stepBuffers.get(state.batch);
     if (!cache) { cache = new Map(); this.stepBuffers.set(state.batch, cache); }
     const kept = cache, rows = state.batch; // sized for the state; the first B rows are used
+    // by name: a step asks for the same shapes every time (new ones only when the active streams change)
     const buf: Buffers = (name, shape, dtype) => {
-      const key = `${name}:${shape.join('x')}:${dtype ?? ''}`;
-      let t = kept.get(key);
-      if (!t) { t = this.e.persistent(shape, dtype); kept.set(key, t); }
+      let t = kept.get(name);
+      if (!t || t.dtype !== (dtype ?? this.e.dtype) || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+        t?.dispose();
+        t = this.e.persistent(shape, dtype);
+        kept.set(name, t);
+      }
       return t;
     };
     return this.pass(buf, rows, ids, B, 1, state);
@@ -163,11 +179,13 @@ export class StackRunner {
     const q: QuantScratch = { qx: buf('qx', [M, kq], 'i8'), sx: buf('sx', [M, kq / QBLOCK]) };
     idT.ints().set(ids);
     embeddingInto(this.e, h, embed, idT, rows);
-    for (const b of this.blocks) {
-      k.rmsnormForward(u, rstd, h, b.norm, rows, D, eps);
+    this.blocks.forEach((b, i) => {
+      if (i === 0) k.rmsnormForward(u, rstd, h, b.norm, rows, D, eps);               // later blocks: fused below
       b.run(buf, q, u, out, B, L, state);
-      k.add(h, h, out, rows * D);
-    }
+      // the residual add, fused with the next block's norm; norm_f runs on the last rows only
+      if (i + 1 < this.blocks.length) k.addRmsnormForward(h, u, rstd, h, out, this.blocks[i + 1].norm, rows, D, eps);
+      else k.add(h, h, out, rows * D);
+    });
     const last = buf('last', [state.batch, D]), lastU = buf('lastU', [state.batch, D]), lastR = buf('lastRstd', [state.batch]);
     const logits = buf('logits', [state.batch, V]);
     const hv = h.floats(), lv = last.floats();

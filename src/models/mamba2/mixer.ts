@@ -5,6 +5,7 @@ import { linearInto } from '../../ops/ops.js';
 import { dtSoftplus, gatedRmsnorm, ssd } from '../../ops/ssd.js';
 import { ssdWorkSize } from '../../kernels/ssd-work.js';
 import type { ModelState } from '../types.js';
+import { convContinue } from '../stack.js';
 import type { BlockRunner, Buffers } from '../stack.js';
 import type { Mamba2Config } from './config.js';
 import { convDim, inProjDim } from './config.js';
@@ -100,9 +101,7 @@ export class Mamba2BlockRunner implements BlockRunner {
     k.sliceColumns(z, zx, M, IP, 0, ED);
     k.sliceColumns(xBC, zx, M, IP, ED, CD);
     k.sliceColumns(dt, zx, M, IP, ED + CD, H);
-    // the conv continues from the window of the last K inputs; one token is conv1dStep (see MambaRunner.conv)
-    if (L === 1) k.conv1dStep(conv, convState, xBC, ly.convW, this.convBias(), B, CD, K);
-    else { k.conv1dPrefill(conv, xBC, convState, ly.convW, this.convBias(), B, L, CD, K); k.conv1dFillState(convState, xBC, B, L, CD, K); }
+    convContinue(e, conv, xBC, convState, ly.convW, this.convBias(), B, L, CD, K);
     k.siluForward(conv, conv, M * CD);
     k.sliceColumns(x, conv, M, CD, 0, ED);
     k.sliceColumns(Bm, conv, M, CD, ED, GN);
