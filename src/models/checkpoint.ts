@@ -25,6 +25,9 @@ import { parseJsonLenient, stringifyJson } from '../io/json.js';
 import { mamba2ConfigFromHF, mamba2ConfigFromOriginal, mamba2ParameterCount } from './mamba2/config.js';
 import { mamba2ParamSpecs } from './mamba2/params.js';
 import { Mamba2LM } from './mamba2/model.js';
+import { hybridConfigFromHF } from './hybrid/config.js';
+import { hybridParamSpecs, hybridParameterCount } from './hybrid/params.js';
+import { HybridLM } from './hybrid/model.js';
 import type { ParamSpec, TrainableModel } from './types.js';
 
 /**
@@ -144,6 +147,11 @@ export function archConfig(json: unknown, file: string): ArchConfig {
       const { config, warnings, layout } = o.model_type === undefined ? mamba2ConfigFromOriginal(o, file) : mamba2ConfigFromHF(o, file);
       return { warnings, layout, parameterCount: mamba2ParameterCount(config), specs: () => mamba2ParamSpecs(config), build: (e, q) => new Mamba2LM(e, config, q) };
     }
+    case 'bamba':
+    case 'frugal-hybrid': {
+      const { config, warnings } = hybridConfigFromHF(json, file);
+      return { warnings, layout: 'hf', parameterCount: hybridParameterCount(config), specs: () => hybridParamSpecs(config), build: (e, q) => new HybridLM(e, config, q) };
+    }
     case 'llama': {
       const { config, warnings } = llamaConfigFromHF(json, file);
       return {
@@ -155,7 +163,7 @@ export function archConfig(json: unknown, file: string): ArchConfig {
       };
     }
     default:
-      throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, mamba2, llama)`);
+      throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, mamba2, bamba, frugal-hybrid, llama)`);
   }
 }
 

@@ -94,14 +94,21 @@ export function convContinue(e: Engine, out: Tensor, x: Tensor, state: Tensor, w
   e.k.conv1dFillState(state, x, B, L, C, K);
 }
 
+/** Rows a new KV cache starts with (it doubles when full); recurrent states do not grow. */
+export const INITIAL_ROWS = 64;
+
 /** Working buffers of one pass over M = B·L rows, by name; blocks of one kind share theirs. */
 export type Buffers = (name: string, shape: number[], dtype?: DType) => Tensor;
 
 /** The inference side of a block: its state tensors, and its f on u (M, D) -> out (M, D). */
 export interface BlockRunner {
   norm: Tensor;
-  /** The state tensors this block keeps for B streams (empty for a block without state). */
-  stateShapes(B: number): [string, number[]][];
+  /**
+   * The state tensors this block keeps for B streams (empty for a block without state). A block
+   * whose state grows with the tokens (a KV cache) sizes it by `rows`: the capacity to allocate,
+   * or the tokens consumed when a state file stores it; a recurrent state ignores it.
+   */
+  stateShapes(B: number, rows: number): [string, number[]][];
   /** out (M, D) = f(u (M, D)) for B streams of L tokens, continuing from and advancing its state. */
   run(buf: Buffers, q: QuantScratch, u: Tensor, out: Tensor, B: number, L: number, state: ModelState): void;
   /** Forget values derived from the weights (after an optimiser step or a load). */
@@ -122,14 +129,15 @@ export class StackRunner {
 
   invalidate(): void { for (const b of this.blocks) b.invalidate?.(); }
 
-  createState(B: number): ModelState {
+  /** A zeroed state for B streams, with room for `tokens` tokens in any KV cache (at least INITIAL_ROWS). */
+  createState(B: number, tokens = 0): ModelState {
     const tensors = new Map<string, Tensor>();
-    for (const [name, shape] of this.savedStateShapes(B)) tensors.set(name, this.e.persistent(shape));
+    for (const [name, shape] of this.savedStateShapes(B, Math.max(INITIAL_ROWS, tokens))) tensors.set(name, this.e.persistent(shape));
     return { batch: B, tensors, position: 0 };
   }
 
-  savedStateShapes(B: number): Map<string, number[]> {
-    return new Map(this.blocks.flatMap((b) => b.stateShapes(B)));
+  savedStateShapes(B: number, position: number): Map<string, number[]> {
+    return new Map(this.blocks.flatMap((b) => b.stateShapes(B, position)));
   }
 
   /** One token for each of the first ids.length streams of `state` (≤ its batch); logits (B, V). */

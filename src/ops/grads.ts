@@ -120,7 +120,12 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
     e.k.swigluBackward(gg ?? e.zeros(gate.shape), gu ?? e.zeros(up.shape), dy, gate, up, n.attrs.n);
     return [gg, gu];
   },
-  // Mamba-2: see kernels/ref/mamba2.ts and kernels/ref/ssd.ts
+  // Mamba-2 and the hybrids: see kernels/ref/mamba2.ts, ssd.ts and rotary.ts
+  ropePartial: (e, n, dy) => {
+    const gx = gradOf(e, n.inputs[0]), { B, L, H, hd, rd, pos0, theta } = n.attrs;
+    if (gx) e.k.ropePartialBackward(gx, dy, B, L, H, hd, rd, pos0, theta);
+    return [gx];
+  },
   dtSoftplus: (e, n, dy) => {
     const [dt, bias] = n.inputs, gd = gradOf(e, dt), gb = gradOf(e, bias), { rows, H, lo, hi } = n.attrs;
     e.k.dtSoftplusBackward(gd ?? e.zeros(dt.shape), gb ?? e.zeros(bias.shape), dy, dt, bias, rows, H, lo, hi);

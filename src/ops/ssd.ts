@@ -56,3 +56,16 @@ export function ssd(e: Engine, x: Tensor, delta: Tensor, A: Tensor, Bm: Tensor, 
   e.tape?.record('ssd', y, [x, delta, A, Bm, Cm, D, h0], [hck], { B, L, H, P, G, N, Q });
   return y;
 }
+
+/**
+ * Rotary embedding of the first rd channels of each head (partial rotary; rd = hd is `rope`):
+ * x (B, L, heads·hd) for positions pos0 .. pos0+L−1 -> (B, L, heads·hd).
+ */
+export function ropePartial(e: Engine, x: Tensor, heads: number, rd: number, theta: number, pos0 = 0): Tensor {
+  const [B, L, C] = x.shape, hd = C / heads;
+  if (x.shape.length !== 3 || !Number.isInteger(hd) || rd % 2 !== 0 || rd > hd) throw new Error(`ropePartial: [${x.shape}] does not split into ${heads} heads with ${rd} rotated channels`);
+  const out = e.zeros(x.shape);
+  e.k.ropePartialForward(out, x, B, L, heads, hd, rd, pos0, theta);
+  e.tape?.record('ropePartial', out, [x], [], { B, L, H: heads, hd, rd, pos0, theta });
+  return out;
+}

@@ -22,7 +22,8 @@ export interface TrainOptions {
   dModel: number;
   layers: number;
   dState: number;
-  heads?: number;          // transformer attention heads (default: head size closest to 64)
+  heads?: number;          // transformer and hybrid attention heads (default: head size closest to 64)
+  layerTypes?: string;     // hybrid: comma-separated layer types, e.g. 'mamba2,attention,mamba2'
   seqLen: number;
   batch: number;
   steps: number;
@@ -205,7 +206,8 @@ function load(input: TrainOptions, out: OutputDir, log: (m: string) => void): Lo
       model = loadModel(e, o.init).model;
       log(`starting from ${o.init}`);
     } else {
-      model = createModel(o.arch, e, { dModel: o.dModel, layers: o.layers, dState: o.dState, heads: o.heads, vocabSize: 256 }, Rng.fromSeed(o.seed));
+      model = createModel(o.arch, e, { dModel: o.dModel, layers: o.layers, dState: o.dState, heads: o.heads, vocabSize: 256,
+        layerTypes: o.layerTypes?.split(',').map((t) => t.trim()) }, Rng.fromSeed(o.seed));
     }
     state = { format: 'frugal-trainer-state/1', step: 0, dataRng: [], data: { spec: o.data, bytes: corpus.bytes.length },
       options: {}, losses: [], valBpb: [], tokensSeen: 0 };

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Engine, Tape } from '../../src/ops/index.js';
 import * as op from '../../src/ops/ops.js';
 import { causalAttention, rope, swiglu } from '../../src/ops/attention.js';
-import { dtSoftplus, gatedRmsnorm, ssd } from '../../src/ops/ssd.js';
+import { dtSoftplus, gatedRmsnorm, ropePartial, ssd } from '../../src/ops/ssd.js';
 import type { Tensor } from '../../src/tensor/index.js';
 import { Rng } from '../../src/io/rng.js';
 import { MambaLM } from '../../src/models/mamba/model.js';
@@ -121,7 +121,9 @@ const CASES: Case[] = [
     run: (e, [q, k, v]) => causalAttention(e, q, k, v, 1, 1),
   },
   { name: 'swiglu', inputs: (e, r) => [t(e, r, [23], 4), t(e, r, [23])], run: (e, [g, u]) => swiglu(e, g, u) },
-  // Mamba-2 (src/ops/ssd.ts)
+  // Mamba-2 and the hybrids (src/ops/ssd.ts)
+  { name: 'ropePartial (2 heads of 8, 4 rotated, from position 3)', inputs: (e, r) => [t(e, r, [2, 5, 16])], run: (e, [x]) => ropePartial(e, x, 2, 4, 100, 3) },
+  { name: 'ropePartial, all rotated', inputs: (e, r) => [t(e, r, [1, 4, 6])], run: (e, [x]) => ropePartial(e, x, 1, 6, 10000) },
   { name: 'dtSoftplus', inputs: (e, r) => [t(e, r, [2, 5, 3], 2), t(e, r, [3])], run: (e, [dt, b]) => dtSoftplus(e, dt, b, 0, Infinity) },
   { name: 'dtSoftplus clamped to [0.3, 1.5]', inputs: (e, r) => [t(e, r, [4, 6], 2), t(e, r, [6])], run: (e, [dt, b]) => dtSoftplus(e, dt, b, 0.3, 1.5) },
   { name: 'gatedRmsnorm, 2 groups of 4', inputs: (e, r) => [t(e, r, [3, 8]), t(e, r, [3, 8], 2), t(e, r, [8], 0.5, 1)], run: (e, [y, z, w]) => gatedRmsnorm(e, y, z, w, 4, 1e-5) },
@@ -151,7 +153,7 @@ describe('float64 finite-difference gradient checks, op by op', () => {
     const { GRAD_RULES } = await import('../../src/ops/grads.js');
     const names = new Set(Object.keys(GRAD_RULES));
     const covered = new Set(['linear', 'embedding', 'rmsnorm', 'add', 'mul', 'silu', 'softplus', 'negExp', 'sliceLast', 'conv1d', 'scan', 'crossEntropy',
-      'rope', 'attention', 'swiglu', 'dtSoftplus', 'gatedRmsnorm', 'ssd']);
+      'rope', 'attention', 'swiglu', 'dtSoftplus', 'gatedRmsnorm', 'ssd', 'ropePartial']);
     expect([...names].sort()).toEqual([...covered].sort());
   });
 });

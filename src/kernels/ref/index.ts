@@ -14,3 +14,4 @@ export * from './strided.js';
 export * from './bench.js';
 export * from './ssd.js';
 export * from './mamba2.js';
+export * from './rotary.js';

@@ -124,7 +124,7 @@ export class MambaLM implements TrainableModel {
   }
 
   createState(B: number): ModelState { return this.getRunner().createState(B); }
-  savedStateShapes(B: number): Map<string, number[]> { return this.getRunner().savedStateShapes(B); }
+  savedStateShapes(B: number): Map<string, number[]> { return this.getRunner().savedStateShapes(B, 0); }
   step(ids: Int32Array, state: ModelState): Float32Array { return this.getRunner().step(ids, state); }
   prefill(ids: Int32Array, L: number, state: ModelState): Float32Array { return this.getRunner().prefill(ids, L, state); }
 }

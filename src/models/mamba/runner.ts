@@ -71,7 +71,7 @@ export class MambaBlockRunner implements BlockRunner {
 
   invalidate(): void { this.A?.dispose(); this.A = null; }
 
-  stateShapes(B: number): [string, number[]][] {
+  stateShapes(B: number): [string, number[]][] { // a recurrent state: the same whatever the tokens
     const { dInner: ED, dConv: K, dState: N } = this.c;
     return [[`conv.${this.i}`, [B, ED, K]], [`ssm.${this.i}`, [B, ED, N]]]; // last K conv inputs (oldest first), h
   }

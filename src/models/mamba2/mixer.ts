@@ -71,7 +71,7 @@ export class Mamba2BlockRunner implements BlockRunner {
 
   invalidate(): void { this.A?.dispose(); this.A = null; }
 
-  stateShapes(B: number): [string, number[]][] {
+  stateShapes(B: number): [string, number[]][] { // a recurrent state: the same whatever the tokens
     const { nHeads: H, headDim: P, dState: N, dConv: K } = this.c;
     return [[`conv.${this.i}`, [B, convDim(this.c), K]], [`ssm.${this.i}`, [B, H, P, N]]];
   }
