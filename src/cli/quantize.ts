@@ -18,7 +18,7 @@ export function quantizeToDir(j: QuantizeJob, log: (m: string) => void): { befor
   const e = new Engine({ kernels: j.kernels, threads: j.threads });
   try {
     const arch = architectureOf(readConfigJson(readableDir(j.model).dir));
-    if (arch === 'llama') throw inputError(`${j.model}: quantisation supports the state-space models (model_type mamba, mamba2), not '${arch}'`);
+    if (arch === 'llama') throw inputError(`${j.model}: quantisation supports the state-space models (model_type mamba, mamba2, mamba3, bamba), not '${arch}'`);
     // tensor by tensor: the f32 model never needs to fit in memory at once
     const { model, warnings } = quantizeCheckpoint(e, j.model, j.to);
     for (const w of warnings) log(`warning: ${w}`);

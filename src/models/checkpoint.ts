@@ -26,6 +26,9 @@ import { mamba2ConfigFromHF, mamba2ConfigFromOriginal, mamba2ParameterCount } fr
 import { mamba2ParamSpecs } from './mamba2/params.js';
 import { Mamba2LM } from './mamba2/model.js';
 import { hybridConfigFromHF } from './hybrid/config.js';
+import { mamba3ConfigFromHF, mamba3ConfigFromOriginal, mamba3ParameterCount } from './mamba3/config.js';
+import { mamba3ParamSpecs } from './mamba3/params.js';
+import { Mamba3LM } from './mamba3/model.js';
 import { hybridParamSpecs, hybridParameterCount } from './hybrid/params.js';
 import { HybridLM } from './hybrid/model.js';
 import type { ParamSpec, TrainableModel } from './types.js';
@@ -118,7 +121,7 @@ export function architectureOf(json: unknown): string | undefined {
   const o = typeof json === 'object' && json !== null ? json as Record<string, unknown> : {};
   if (o.model_type !== undefined || o.hidden_size !== undefined || o.d_model === undefined) return o.model_type as string | undefined;
   const layer = (typeof o.ssm_cfg === 'object' && o.ssm_cfg !== null ? (o.ssm_cfg as Record<string, unknown>).layer : undefined) ?? 'Mamba1';
-  return layer === 'Mamba2' ? 'mamba2' : 'mamba';
+  return layer === 'Mamba2' ? 'mamba2' : layer === 'Mamba3' ? 'mamba3' : 'mamba';
 }
 
 /** What loading needs of a config.json before any weight is allocated. */
@@ -147,6 +150,11 @@ export function archConfig(json: unknown, file: string): ArchConfig {
       const { config, warnings, layout } = o.model_type === undefined ? mamba2ConfigFromOriginal(o, file) : mamba2ConfigFromHF(o, file);
       return { warnings, layout, parameterCount: mamba2ParameterCount(config), specs: () => mamba2ParamSpecs(config), build: (e, q) => new Mamba2LM(e, config, q) };
     }
+    case 'mamba3': {
+      const o = json as Record<string, unknown>;
+      const { config, warnings, layout } = o.model_type === undefined ? mamba3ConfigFromOriginal(o, file) : mamba3ConfigFromHF(o, file);
+      return { warnings, layout, parameterCount: mamba3ParameterCount(config), specs: () => mamba3ParamSpecs(config), build: (e, q) => new Mamba3LM(e, config, q) };
+    }
     case 'bamba':
     case 'frugal-hybrid': {
       const { config, warnings } = hybridConfigFromHF(json, file);
@@ -163,7 +171,7 @@ export function archConfig(json: unknown, file: string): ArchConfig {
       };
     }
     default:
-      throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, mamba2, bamba, frugal-hybrid, llama)`);
+      throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, mamba2, mamba3, bamba, frugal-hybrid, llama)`);
   }
 }
 

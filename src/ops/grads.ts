@@ -138,6 +138,25 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
     e.k.gatedRmsnormBackward(gy, gz, gw, dy, y, z, w, n.saved[0], rows, D, gs);
     return grads as InputGrads<'gatedRmsnorm'>;
   },
+  // Mamba-3: see kernels/ref/mamba3.ts
+  sigmoid: (e, n, dy) => {
+    const [x] = n.inputs, gx = gradOf(e, x);
+    if (gx) e.k.sigmoidBackward(gx, dy, x, n.attrs.n);
+    return [gx];
+  },
+  negHeavyTail: (e, n, dy) => {
+    const [x] = n.inputs, gx = gradOf(e, x);
+    if (gx) e.k.negHeavyTailBackward(gx, dy, x, n.attrs.floor, n.attrs.n);
+    return [gx];
+  },
+  mamba3Scan: (e, n, dy) => {
+    const { B, L, H, P, G, N, S, chunk } = n.attrs, [x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D] = n.inputs;
+    const grads = n.inputs.map((t) => gradOf(e, t));
+    const [gx, ga, gd, gt, gB, gC, gBb, gCb, gang, gD] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
+    e.k.mamba3ScanBackward(gx, ga, gd, gt, gB, gC, gBb, gCb, gang, gD, dy, x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D, n.saved[0],
+      B, L, H, P, G, N, S, chunk);
+    return grads as InputGrads<'mamba3Scan'>;
+  },
   ssd: (e, n, dy) => {
     const { B, L, H, P, G, N, Q } = n.attrs, [x, delta, A, Bm, Cm, D] = n.inputs;
     const grads = n.inputs.map((t) => gradOf(e, t));

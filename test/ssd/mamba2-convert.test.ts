@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gguf } from '@huggingface/gguf';
 import { convertCheckpoint } from '../../src/cli/convert.js';
-import { mamba2GgufName } from '../../src/cli/convert-mamba2.js';
+import { mamba2GgufName } from '../../src/cli/convert-ssm.js';
 import { Engine } from '../../src/ops/index.js';
 import { loadModel } from '../../src/models/checkpoint.js';
 import { openWeights } from '../../src/io/weights.js';
@@ -51,6 +51,21 @@ describe('Mamba-2 checkpoints between layouts', () => {
     convertCheckpoint({ model: out('a-orig'), out: out('a-hf'), to: 'hf' });
     expect(config(out('a-hf'))).toMatchObject({ time_step_limit: [0, Infinity], n_groups: 2 });
     goldenLogits(out('a-hf'), 'mamba2-tiny-a');
+  });
+});
+
+describe('Mamba-3 checkpoints between layouts', () => {
+  it('state-spaces -> frugal\'s layout -> state-spaces gives back the same tensors and config.json, and the golden logits', () => {
+    const M3 = 'test/fixtures/mamba3-tiny';
+    convertCheckpoint({ model: M3, out: out('m3-hf'), to: 'hf' });
+    expect(config(out('m3-hf'))).toMatchObject({ model_type: 'mamba3', num_heads: 4, n_groups: 2, state_size: 8, vocab_size: 40 });
+    goldenLogits(out('m3-hf'), 'mamba3-tiny');
+    convertCheckpoint({ model: out('m3-hf'), out: out('m3-back'), to: 'original' });
+    const a = tensors(M3), b = tensors(out('m3-back'));
+    expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+    for (const [n, t] of a) expect(b.get(n)!.equals(t), n).toBe(true);
+    expect(config(out('m3-back'))).toEqual(config(M3));
+    expectInputError(() => convertCheckpoint({ model: M3, out: out('m3.gguf'), to: 'gguf' }), /llama\.cpp has no Mamba-3 architecture/);
   });
 });
 

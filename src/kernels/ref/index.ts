@@ -15,3 +15,4 @@ export * from './bench.js';
 export * from './ssd.js';
 export * from './mamba2.js';
 export * from './rotary.js';
+export * from './mamba3.js';

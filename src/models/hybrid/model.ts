@@ -11,7 +11,7 @@ import type { Mamba2Mixer } from '../mamba2/mixer.js';
 import { MambaBlockRunner, mambaMixer, mambaMixerParams } from '../mamba/runner.js';
 import type { MambaMixer } from '../mamba/runner.js';
 import { lmLoss } from '../lm.js';
-import { quantizationConfig } from '../mamba/model.js';
+import { quantizationConfig } from '../backbone.js';
 import { StackRunner, allocateWeights, countParameters, initWeights, lookups, stackForward } from '../stack.js';
 import type { Block, BlockRunner, LmEnds } from '../stack.js';
 import type { ModelState, ParamSpec, ParamTable, TrainableModel } from '../types.js';

@@ -273,7 +273,7 @@ export function mambaConfigFromOriginal(o: Record<string, unknown>, file: string
   const ssm = ssmRaw as Record<string, unknown>;
   warnings.push(...Object.keys(ssm).filter((k) => !SSM_KNOWN.has(k)).map((k) => `${file}: unknown ssm_cfg key '${k}' ignored`));
   if (ssm.layer !== undefined && ssm.layer !== 'Mamba1') {
-    throw inputError(`${file}: ssm_cfg.layer '${String(ssm.layer)}' is not supported (frugal runs Mamba-1 blocks)`);
+    throw inputError(`${file}: ssm_cfg.layer '${String(ssm.layer)}' is not supported (frugal runs Mamba1, Mamba2 and Mamba3 blocks)`);
   }
   const r = reader(o, file), s = reader(ssm, `${file} ssm_cfg`);
   if (r.has('d_intermediate') && o.d_intermediate !== 0) throw inputError(`${file}: d_intermediate ${JSON.stringify(o.d_intermediate)} adds MLP blocks, which Mamba-1 checkpoints frugal runs do not have`);

@@ -250,6 +250,18 @@ export function mamba2ConfigToOriginal(c: Mamba2Config, kept?: Record<string, un
   put('ngroups', c.nGroups, 1); put('chunk_size', c.chunkSize, 256); put('bias', c.useBias, false); put('conv_bias', c.useConvBias, true);
   put('dt_min', c.timeStepMin, 0.001); put('dt_max', c.timeStepMax, 0.1); put('dt_init_floor', c.timeStepFloor, 1e-4);
   if (ssm.dt_limit !== undefined || c.timeStepLimit[0] !== 0 || c.timeStepLimit[1] !== Infinity) ssm.dt_limit = [...c.timeStepLimit];
+  return originalConfig(c, k, ssm);
+}
+
+/** The fields of a state-space model that state-spaces' config.json spells outside ssm_cfg. */
+interface OriginalOuter { dModel: number; nLayer: number; vocabSize: number; residualInFp32: boolean; tieWordEmbeddings: boolean }
+
+/**
+ * A state-spaces config.json around `ssm` (its ssm_cfg) for `c`, keeping the keys of `kept` (the
+ * original config read earlier) and its unpadded vocabulary size when it still pads to the same rows.
+ */
+export function originalConfig(c: OriginalOuter, kept: Record<string, unknown>, ssm: Record<string, unknown>): Record<string, unknown> {
+  const k = kept;
   const multiple = typeof k.pad_vocab_size_multiple === 'number' && c.vocabSize % k.pad_vocab_size_multiple === 0 ? k.pad_vocab_size_multiple
     : c.vocabSize % 8 === 0 ? 8 : 1;
   const keptVocab = typeof k.vocab_size === 'number' && Math.ceil(k.vocab_size / multiple) * multiple === c.vocabSize ? k.vocab_size : c.vocabSize;

@@ -4,9 +4,25 @@ import { mamba2ConfigFromHF, mamba2ConfigFromOriginal, mamba2ConfigToHF, mamba2C
 import type { Mamba2Config } from '../models/mamba2/config.js';
 import { mamba2ParamSpecs } from '../models/mamba2/params.js';
 import type { ConvertOpts, GgufPlan, Parsed } from './convert.js';
+import { mamba3ConfigFromHF, mamba3ConfigFromOriginal, mamba3ConfigToHF, mamba3ConfigToOriginal } from '../models/mamba3/config.js';
+import { mamba3ParamSpecs } from '../models/mamba3/params.js';
 
 /**
- * Mamba-2's side of `frugal convert`: transformers' and state-spaces' config.json, and llama.cpp's
+ * Mamba-3: state-spaces' layout and frugal's own (model_type "mamba3"; transformers has no
+ * Mamba-3 class); llama.cpp has no Mamba-3 architecture, so no GGUF.
+ */
+export function mamba3Source(json: unknown, file: string): Parsed {
+  const o = json as Record<string, unknown>;
+  const p = o.model_type === undefined ? mamba3ConfigFromOriginal(o, file) : mamba3ConfigFromHF(o, file), c = p.config;
+  return {
+    specs: mamba3ParamSpecs(c), tied: c.tieWordEmbeddings, layout: p.layout, warnings: p.warnings, original: p.original,
+    toHF: () => mamba3ConfigToHF(c), toOriginal: (kept) => mamba3ConfigToOriginal(c, kept),
+    gguf: () => ({ refuse: 'llama.cpp has no Mamba-3 architecture', kv: [], tensor: (hf, shape, values) => ({ name: hf, shape, values }) }),
+  };
+}
+
+/**
+ * Mamba-2's and Mamba-3's sides of `frugal convert`. Mamba-2: transformers' and state-spaces' config.json, and llama.cpp's
  * GGUF architecture `mamba2` (the tensor names and shapes of its convert_hf_to_gguf.py Mamba2Model:
  * A = −exp(A_log) and D as (H, 1), the gated norm's weight as (G, ED/G), dt_bias as ssm_dt.bias).
  */
