@@ -1,5 +1,5 @@
 /**
- * Measurement kernels for `frugal bench` (src/bench/speed-machine.ts). No reference twin: they
+ * Measurement kernels for `frugal bench` (src/bench/speed/machine.ts). No reference twin: they
  * compute nothing a model uses, they only exercise the machine the way the real kernels do.
  */
 import { hsum } from './vmath';

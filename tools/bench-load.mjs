@@ -17,13 +17,28 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const arg = (k, d) => { const i = process.argv.indexOf(k); return i >= 0 ? process.argv[i + 1] : d; };
+const arg = (k, d) => {
+  const i = process.argv.indexOf(k);
+  return i >= 0 ? process.argv[i + 1] : d;
+};
 const DIR = arg('--dir', '/tmp/frugal-bench-130m');
 const KEEP = process.argv.includes('--keep');
 const CONFIG = {
-  architectures: ['MambaForCausalLM'], model_type: 'mamba', hidden_size: 768, num_hidden_layers: 24, state_size: 16,
-  expand: 2, intermediate_size: 1536, conv_kernel: 4, time_step_rank: 48, vocab_size: 50280, use_bias: false,
-  use_conv_bias: true, layer_norm_epsilon: 1e-5, tie_word_embeddings: true, pad_vocab_size_multiple: 8,
+  architectures: ['MambaForCausalLM'],
+  model_type: 'mamba',
+  hidden_size: 768,
+  num_hidden_layers: 24,
+  state_size: 16,
+  expand: 2,
+  intermediate_size: 1536,
+  conv_kernel: 4,
+  time_step_rank: 48,
+  vocab_size: 50280,
+  use_bias: false,
+  use_conv_bias: true,
+  layer_norm_epsilon: 1e-5,
+  tie_word_embeddings: true,
+  pad_vocab_size_multiple: 8,
 };
 
 /** Write the F32 checkpoint with frugal's streaming writer (one tensor in memory at a time). */
@@ -36,11 +51,16 @@ async function writeCheckpoint(dir, dtype) {
   const specs = mambaParamSpecs(mambaConfigFromHF(CONFIG, 'bench').config);
   let s = 1;
   const tensors = specs.map((sp) => ({
-    name: sp.name, dtype, shape: sp.shape,
+    name: sp.name,
+    dtype,
+    shape: sp.shape,
     write: (emit) => {
       const n = sp.shape.reduce((a, b) => a * b, 1);
       const v = new Float32Array(n);
-      for (let i = 0; i < n; i++) { s = (s * 1664525 + 1013904223) >>> 0; v[i] = (s / 2 ** 32 - 0.5) * 0.1; }
+      for (let i = 0; i < n; i++) {
+        s = (s * 1664525 + 1013904223) >>> 0;
+        v[i] = (s / 2 ** 32 - 0.5) * 0.1;
+      }
       if (dtype === 'F32') emit(new Uint8Array(v.buffer));
       else if (dtype === 'F16') emit(new Uint8Array(toF16Bits(v, sp.name).buffer));
       else emit(new Uint8Array(Uint16Array.from(new Uint32Array(v.buffer), (x) => x >>> 16).buffer)); // BF16: truncate
@@ -82,7 +102,11 @@ for (const dtype of ['F32', 'F16', 'BF16']) {
 }
 const orig = join(DIR, 'original-f32');
 if (!existsSync(join(orig, 'pytorch_model.bin'))) {
-  execFileSync(process.execPath, [join(ROOT, 'bin/frugal.js'), 'convert', '--model', join(DIR, 'hf-f32'), '--out', orig, '--to', 'original'], { stdio: 'inherit' });
+  execFileSync(
+    process.execPath,
+    [join(ROOT, 'bin/frugal.js'), 'convert', '--model', join(DIR, 'hf-f32'), '--out', orig, '--to', 'original'],
+    { stdio: 'inherit' },
+  );
 }
 rows.push(['pytorch_model.bin F32 (state-spaces layout)', orig]);
 process.stdout.write(`mamba-130m-shaped checkpoint (hidden 768, 24 layers, vocab 50280), node ${process.version}\n`);
@@ -90,8 +114,10 @@ for (const [label, d] of rows) {
   const r = measure(d);
   params = r.params;
   const f32 = r.params * 4;
-  process.stdout.write(`${label.padEnd(44)} files ${mib(dirSize(d)).padStart(8)}  load ${r.sec.toFixed(2)} s  ` +
-    `peak RSS ${mib(r.peak)} (baseline ${mib(r.base)})  = ${(r.peak / f32).toFixed(3)} x the ${mib(f32)} of f32 weights\n`);
+  process.stdout.write(
+    `${label.padEnd(44)} files ${mib(dirSize(d)).padStart(8)}  load ${r.sec.toFixed(2)} s  ` +
+      `peak RSS ${mib(r.peak)} (baseline ${mib(r.base)})  = ${(r.peak / f32).toFixed(3)} x the ${mib(f32)} of f32 weights\n`,
+  );
 }
 process.stdout.write(`${params.toLocaleString('en-US')} parameters\n`);
 if (!KEEP) rmSync(DIR, { recursive: true, force: true });

@@ -1,17 +1,17 @@
 /**
- * `frugal bench` with no subcommand: the speed benchmark (src/bench/speed.ts). The table and
+ * `frugal bench` with no subcommand: the speed benchmark (src/bench/speed/run.ts). The table and
  * progress go to stderr; `--json` writes the document to stdout. Registered on the `bench` command
  * that src/cli/bench.ts creates; its options are positional (given before any subcommand), so
  * `frugal bench scaling --quick` still reaches the scaling study.
  */
-import { Option } from 'commander';
-import type { Command } from 'commander';
+import { Option } from '@commander-js/extra-typings';
+import type { Command } from '@commander-js/extra-typings';
 import { availableParallelism } from 'node:os';
-import { runSpeedBench, speedTable, speedTargets } from '../bench/speed-index.js';
-import type { SpeedMode } from '../bench/speed-index.js';
+import { runSpeedBench, speedTable, speedTargets } from '../bench/speed/index.js';
+import type { SpeedMode } from '../bench/speed/index.js';
 import { formatJPerToken } from '../energy/index.js';
-import { SEED_HELP, floatArg, intArg, seedArg } from './args.js';
-import { checkEnergyLog, logEnergy, meterFor } from './commands.js';
+import { debugOption, energyOptions, floatArg, intArg, seedOption } from './options.js';
+import { checkEnergyLog, logEnergy, meterFor } from './energy-log.js';
 import { writeOut } from './stdout.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
@@ -36,20 +36,29 @@ export interface BenchSpeedFlags {
 
 /** Add the speed benchmark's options and default action to `bench`. */
 export function registerSpeed(bench: Command): void {
-  bench.enablePositionalOptions()
-    .option('--quick', 'about one minute: shorter timings, fewer prompt lengths and thread counts for streams')
+  const cmd = bench
+    .enablePositionalOptions()
+    .option(
+      '--quick',
+      'a few minutes with the peers, about one without: shorter timings, one interleaved peer round, fewer prompt lengths and thread counts',
+    )
     .addOption(new Option('--tiny', 'tests only: tiny models and buffers, a few seconds').hideHelp())
     .option('--json', 'write the results document as JSON to stdout')
-    .option('--threads <n>', '"all threads": the largest thread count measured (1 is always measured too)', intArg(1, 256), availableParallelism())
+    .option(
+      '--threads <n>',
+      '"all threads": the largest thread count measured (1 is always measured too)',
+      intArg(1, 256),
+      availableParallelism(),
+    )
     .option('--llama-bench <path>', "llama.cpp's llama-bench binary: convert the decode model to GGUF and run it side by side")
     .option('--python <path>', 'Python with torch for the PyTorch comparison', DEFAULT_PYTHON)
-    .option('--no-torch', 'skip the PyTorch comparison')
-    .option('--seed <n>', `weights seed, ${SEED_HELP}`, seedArg, 1)
-    .option('--budget-seconds <n>', 'time the run aims to stay under; optional parts past it are skipped and listed (default 540, --quick 80)', floatArg(1, 86400))
-    .option('--energy-log <file>', 'append a CodeCarbon-style CSV row (kWh, W, kg CO2) with joules, J/token, kind and method')
-    .option('--tdp <watts>', 'CPU package power for the CPU-time energy estimate (default: from a table of CPUs, else 10 W per core)', floatArg(0.001, 1e5))
-    .option('--debug', 'print stack traces on errors')
-    .action((o: BenchSpeedFlags) => benchSpeedCommand(o, process.argv.slice(2).join(' ')));
+    .option('--no-torch', 'skip the PyTorch comparison');
+  const run = seedOption(cmd, 'weights seed').option(
+    '--budget-seconds <n>',
+    'time the run aims to stay under; optional parts past it are skipped and listed (default 540, --quick 80)',
+    floatArg(1, 86400),
+  );
+  debugOption(energyOptions(run)).action((o) => benchSpeedCommand(o, process.argv.slice(2).join(' ')));
 }
 
 /** Run the benchmark, print the table (stderr) and the document (stdout with --json), then the summary line. */
@@ -58,14 +67,22 @@ export function benchSpeedCommand(o: BenchSpeedFlags, args: string): void {
   const flags = checkEnergyLog({ energyLog: o.energyLog, tdp: o.tdp }, []);
   const energy = meterFor(flags);
   const { doc, tokens } = runSpeedBench({
-    mode, threads: o.threads, llamaBench: o.llamaBench ?? null, python: o.torch ? o.python : null, seed: o.seed, budgetSeconds: o.budgetSeconds,
-    command: `frugal ${args}`, log: err,
+    mode,
+    threads: o.threads,
+    llamaBench: o.llamaBench ?? null,
+    python: o.torch ? o.python : null,
+    seed: o.seed,
+    budgetSeconds: o.budgetSeconds,
+    command: `frugal ${args}`,
+    log: err,
   });
   const report = energy.stop(tokens);
   err('');
   err(speedTable(doc));
   if (mode !== 'tiny') for (const line of speedTargets(doc)) err(`bench: target: ${line}`);
   if (o.json === true) writeOut(JSON.stringify(doc, null, 2) + '\n');
-  err(`bench: ${tokens} tokens in ${doc.seconds.toFixed(1)} s, ${(tokens / Math.max(doc.seconds, 1e-9)).toFixed(0)} tok/s, ${formatJPerToken(report)} (whole run)`);
+  err(
+    `bench: ${tokens} tokens in ${doc.seconds.toFixed(1)} s, ${(tokens / Math.max(doc.seconds, 1e-9)).toFixed(0)} tok/s, ${formatJPerToken(report)} (whole run)`,
+  );
   logEnergy(flags, report, 'bench', tokens, report.seconds);
 }

@@ -9,8 +9,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { FrugalError, StoppedError } from '../io/errors.js';
-import type { ConvertOpts } from './convert.js';
-import type { QuantizeJob } from './quantize.js';
+import type { ConvertOpts } from '../models/convert.js';
+import type { QuantizeJob } from '../models/quantize-checkpoint.js';
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
@@ -22,19 +22,27 @@ export interface StopWatch {
 
 export function watchStopSignals(): StopWatch {
   let got: NodeJS.Signals | null = null;
-  const on = (s: NodeJS.Signals) => { got ??= s; };
+  const on = (s: NodeJS.Signals) => {
+    got ??= s;
+  };
   for (const s of SIGNALS) process.on(s, on);
   return {
     // a check-phase callback runs after the poll phase, where libuv delivers signals
     check: () => new Promise((resolve) => setImmediate(() => resolve(got))),
-    dispose: () => { for (const s of SIGNALS) process.off(s, on); },
+    dispose: () => {
+      for (const s of SIGNALS) process.off(s, on);
+    },
   };
 }
 
 export type WorkerJob = { task: 'convert'; options: Omit<ConvertOpts, 'log'> } | { task: 'quantize'; options: QuantizeJob };
 
 /** Messages from task-worker.ts: a log line, the result, or an error. */
-export interface WorkerReply { log?: string; done?: unknown; error?: { message: string; exitCode?: number; stack?: string } }
+export interface WorkerReply {
+  log?: string;
+  done?: unknown;
+  error?: { message: string; exitCode?: number; stack?: string };
+}
 
 /**
  * Run `job` in a worker thread; its log lines go to stderr. On SIGINT/SIGTERM the worker is
@@ -62,7 +70,9 @@ export function runInWorker<T>(job: WorkerJob, cleanUp: () => void): Promise<T> 
       }
       if ('done' in m) outcome = { ok: m.done as T };
     });
-    worker.on('error', (e) => { outcome = { err: e }; });
+    worker.on('error', (e) => {
+      outcome = { err: e };
+    });
     worker.on('exit', () => {
       for (const s of SIGNALS) process.off(s, onSignal);
       if (stopped !== null) {

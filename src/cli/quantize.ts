@@ -1,34 +1,39 @@
-import { Engine } from '../ops/index.js';
-import { architectureOf, modelFiles, readConfigJson } from '../models/checkpoint.js';
-import { weightBytes } from '../models/quant.js';
-import { quantizeCheckpoint } from '../models/quantize-checkpoint.js';
-import { readableDir, recoverDir, writeDirAtomic } from '../io/atomic.js';
-import { inputError } from '../io/errors.js';
+import { recoverDir } from '../io/atomic.js';
 import { openOutputDir } from '../io/outputs.js';
+import type { QuantizeJob } from '../models/quantize-checkpoint.js';
 import type { QFormat } from '../tensor/index.js';
+import { Option } from '@commander-js/extra-typings';
 import { runInWorker } from './interrupt.js';
+import { engineOptions, forceOption, modelOption } from './options.js';
+import type { AnyCommand } from './options.js';
 
-export interface QuantizeOpts { model: string; to: QFormat; out: string; kernels: 'wasm' | 'ref'; threads: number; force?: boolean }
+export function registerQuantize(program: AnyCommand): void {
+  const cmd = modelOption(
+    engineOptions(
+      program
+        .command('quantize')
+        .description(
+          'write a q8 or q4 block-quantised copy of a Mamba, Mamba-2, Mamba-3 or hybrid checkpoint (for generate, logits, bench)',
+        ),
+    ),
+    'f32 (or f16/bf16) model directory',
+  )
+    .addOption(
+      new Option('--to <format>', 'q8 (8-bit, blocks of 32) or q4 (4-bit, blocks of 32)')
+        .choices(['q8', 'q4'] as const)
+        .makeOptionMandatory(),
+    )
+    .requiredOption('--out <dir>', 'output directory');
+  forceOption(cmd, 'replace an existing checkpoint in --out').action((o) => quantizeCommand(o));
+}
 
-/** The work itself, given the checked output folder (run in a worker thread by the command). */
-export interface QuantizeJob { model: string; to: QFormat; outDir: string; kernels: 'wasm' | 'ref'; threads: number }
-
-/** Quantise `j.model` into `j.outDir`; returns the weights' bytes before (as f32) and after. */
-export function quantizeToDir(j: QuantizeJob, log: (m: string) => void): { before: number; after: number } {
-  const e = new Engine({ kernels: j.kernels, threads: j.threads });
-  try {
-    const arch = architectureOf(readConfigJson(readableDir(j.model).dir));
-    if (arch === 'llama') throw inputError(`${j.model}: quantisation supports the state-space models (model_type mamba, mamba2, mamba3, bamba), not '${arch}'`);
-    // tensor by tensor: the f32 model never needs to fit in memory at once
-    const { model, warnings } = quantizeCheckpoint(e, j.model, j.to);
-    for (const w of warnings) log(`warning: ${w}`);
-    const after = weightBytes(model);
-    const before = model.parameterCount * 4;
-    writeDirAtomic(j.outDir, modelFiles(model));
-    return { before, after };
-  } finally {
-    e.dispose();
-  }
+export interface QuantizeOpts {
+  model: string;
+  to: QFormat;
+  out: string;
+  kernels: 'wasm' | 'ref';
+  threads: number;
+  force?: boolean;
 }
 
 /**
@@ -43,9 +48,13 @@ export async function quantizeCommand(o: QuantizeOpts): Promise<void> {
   const out = openOutputDir(o.out, { flag: '--out', inputs: [o.model], force: o.force }, (m) => log(`warning: ${m}`));
   try {
     const job: QuantizeJob = { model: o.model, to: o.to, outDir: out.path, kernels: o.kernels, threads: o.threads };
-    const { before, after } = await runInWorker<{ before: number; after: number }>({ task: 'quantize', options: job }, () => recoverDir(out.path));
-    log(`quantize: ${o.model} -> ${o.out} (${o.to}): weights ${(before / 1e6).toFixed(1)} MB (as f32) -> ${(after / 1e6).toFixed(1)} MB ` +
-      `(${(before / after).toFixed(2)}x smaller) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const { before, after } = await runInWorker<{ before: number; after: number }>({ task: 'quantize', options: job }, () =>
+      recoverDir(out.path),
+    );
+    log(
+      `quantize: ${o.model} -> ${o.out} (${o.to}): weights ${(before / 1e6).toFixed(1)} MB (as f32) -> ${(after / 1e6).toFixed(1)} MB ` +
+        `(${(before / after).toFixed(2)}x smaller) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
   } finally {
     out.release();
   }

@@ -26,10 +26,13 @@ export function writeOut(text: string): void {
     try {
       off += writeSync(1, bytes, off, bytes.length - off);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') { Atomics.wait(pause, 0, 0, 1); continue; } // a non-blocking pipe is full: wait for the reader
+      const code = typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
+      if (code === 'EAGAIN') {
+        Atomics.wait(pause, 0, 0, 1);
+        continue;
+      } // a non-blocking pipe is full: wait for the reader
       if (code === 'EPIPE') throw new PipeClosed();
-      const why = code === 'ENOSPC' ? 'the disk is full' : (e as Error).message;
+      const why = code === 'ENOSPC' ? 'the disk is full' : e instanceof Error ? e.message : String(e);
       throw runtimeError(`cannot write the output to stdout: ${why}${code ? ` (${code})` : ''}`);
     }
   }

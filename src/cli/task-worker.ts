@@ -1,8 +1,8 @@
 /** Worker-thread entry for runInWorker (interrupt.ts): runs one convert or quantize job. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { FrugalError } from '../io/errors.js';
-import { convertCheckpoint } from './convert.js';
-import { quantizeToDir } from './quantize.js';
+import { convertCheckpoint } from '../models/convert.js';
+import { quantizeToDir } from '../models/quantize-checkpoint.js';
 import type { WorkerJob, WorkerReply } from './interrupt.js';
 
 const port = parentPort;

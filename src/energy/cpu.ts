@@ -34,10 +34,17 @@ export const TDP_TABLE: readonly { pattern: RegExp; tdp: number; cores: number }
   { pattern: /Apple M2\b/, tdp: 22, cores: 8 },
 ];
 
-export function cpuModel(): string { return cpus()[0]?.model?.trim() || 'unknown CPU'; }
-export function logicalCpus(): number { return Math.max(1, cpus().length); }
+export function cpuModel(): string {
+  return cpus()[0]?.model?.trim() || 'unknown CPU';
+}
+export function logicalCpus(): number {
+  return Math.max(1, cpus().length);
+}
 
-export interface CorePower { watts: number; source: string }
+export interface CorePower {
+  watts: number;
+  source: string;
+}
 
 /**
  * Watts per busy core for `model`, and where the figure came from. `tdp` (the --tdp flag) overrides
@@ -52,16 +59,24 @@ export function wattsPerCore(model = cpuModel(), tdp?: number, cores = logicalCp
     return { watts: tdp / n, source: `--tdp ${tdp} W / ${n} ${known ? 'cores' : 'logical CPUs'} (${model})` };
   }
   if (known) return { watts: known.tdp / known.cores, source: `${model}: TDP ${known.tdp} W / ${known.cores} cores` };
-  return { watts: DEFAULT_WATTS_PER_CORE, source: `default ${DEFAULT_WATTS_PER_CORE} W per core (${model} is not in the TDP table; pass --tdp W)` };
+  return {
+    watts: DEFAULT_WATTS_PER_CORE,
+    source: `default ${DEFAULT_WATTS_PER_CORE} W per core (${model} is not in the TDP table; pass --tdp W)`,
+  };
 }
 
 /** The CPU-time estimate for `cpuSeconds` of this process's CPU time over `seconds` of wall time. */
 export function cpuTimeEstimate(cpuSeconds: number, seconds: number, tokens: number, power: CorePower): EnergyReport {
   const joules = cpuSeconds * power.watts;
   return makeReport({
-    joules, tokens, kind: 'estimated', method: 'cpu-time',
+    joules,
+    tokens,
+    kind: 'estimated',
+    method: 'cpu-time',
     scope: "this process's CPU time (user + system, all threads); idle cores and other processes excluded",
     detail: `CPU time ${cpuSeconds.toFixed(3)} s × ${power.watts.toFixed(2)} W/core (${power.source})`,
-    seconds, cpuJoules: joules, gpuJoules: 0,
+    seconds,
+    cpuJoules: joules,
+    gpuJoules: 0,
   });
 }

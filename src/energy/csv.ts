@@ -14,14 +14,49 @@ import type { EnergyReport } from './types.js';
  * RAM energy is not modelled (0). Rows are appended by rewriting the file atomically.
  */
 export const CODECARBON_COLUMNS = [
-  'timestamp', 'project_name', 'run_id', 'duration', 'emissions', 'emissions_rate', 'cpu_power', 'gpu_power', 'ram_power',
-  'cpu_energy', 'gpu_energy', 'ram_energy', 'energy_consumed', 'country_name', 'country_iso_code', 'region', 'cloud_provider',
-  'cloud_region', 'os', 'python_version', 'codecarbon_version', 'cpu_count', 'cpu_model', 'gpu_count', 'gpu_model', 'longitude',
-  'latitude', 'ram_total_size', 'tracking_mode', 'on_cloud', 'pue',
+  'timestamp',
+  'project_name',
+  'run_id',
+  'duration',
+  'emissions',
+  'emissions_rate',
+  'cpu_power',
+  'gpu_power',
+  'ram_power',
+  'cpu_energy',
+  'gpu_energy',
+  'ram_energy',
+  'energy_consumed',
+  'country_name',
+  'country_iso_code',
+  'region',
+  'cloud_provider',
+  'cloud_region',
+  'os',
+  'python_version',
+  'codecarbon_version',
+  'cpu_count',
+  'cpu_model',
+  'gpu_count',
+  'gpu_model',
+  'longitude',
+  'latitude',
+  'ram_total_size',
+  'tracking_mode',
+  'on_cloud',
+  'pue',
 ] as const;
 
 export const FRUGAL_COLUMNS = [
-  'command', 'tokens', 'tokens_per_s', 'joules', 'j_per_token', 'energy_kind', 'energy_method', 'energy_scope', 'carbon_intensity_g_per_kwh',
+  'command',
+  'tokens',
+  'tokens_per_s',
+  'joules',
+  'j_per_token',
+  'energy_kind',
+  'energy_method',
+  'energy_scope',
+  'carbon_intensity_g_per_kwh',
 ] as const;
 
 export const ENERGY_LOG_COLUMNS: readonly string[] = [...CODECARBON_COLUMNS, ...FRUGAL_COLUMNS];
@@ -36,24 +71,65 @@ function field(v: string | number): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export interface RunInfo { command: string; tokens: number; seconds: number; gpuCount?: number; gpuModel?: string }
+export interface RunInfo {
+  command: string;
+  tokens: number;
+  seconds: number;
+  gpuCount?: number;
+  gpuModel?: string;
+}
 
 /** The row's values, by column name (exposed for tests). */
-export function energyLogRow(r: EnergyReport, run: RunInfo, when = new Date(), intensity = WORLD_CARBON_INTENSITY_G_PER_KWH): Record<string, string | number> {
-  const kwh = r.joules / J_PER_KWH, seconds = Math.max(run.seconds, 1e-9);
-  const emissions = kwh * intensity / 1000;
+export function energyLogRow(
+  r: EnergyReport,
+  run: RunInfo,
+  when = new Date(),
+  intensity = WORLD_CARBON_INTENSITY_G_PER_KWH,
+): Record<string, string | number> {
+  const kwh = r.joules / J_PER_KWH,
+    seconds = Math.max(run.seconds, 1e-9);
+  const emissions = (kwh * intensity) / 1000;
   return {
-    timestamp: when.toISOString().slice(0, 19), project_name: 'frugal', run_id: randomUUID(), duration: run.seconds,
-    emissions, emissions_rate: emissions / seconds,
-    cpu_power: r.cpuJoules / seconds, gpu_power: r.gpuJoules / seconds, ram_power: 0,
-    cpu_energy: r.cpuJoules / J_PER_KWH, gpu_energy: r.gpuJoules / J_PER_KWH, ram_energy: 0, energy_consumed: kwh,
-    country_name: '', country_iso_code: '', region: '', cloud_provider: '', cloud_region: '',
-    os: `${type()}-${release()}-${arch()}`, python_version: '', codecarbon_version: '',
-    cpu_count: logicalCpus(), cpu_model: cpuModel(), gpu_count: run.gpuCount ?? 0, gpu_model: run.gpuModel ?? '',
-    longitude: '', latitude: '', ram_total_size: totalmem() / 2 ** 30,
-    tracking_mode: r.kind === 'measured' ? 'machine' : 'process', on_cloud: '', pue: 1.0,
-    command: run.command, tokens: run.tokens, tokens_per_s: run.tokens / seconds, joules: r.joules, j_per_token: r.jPerToken,
-    energy_kind: r.kind, energy_method: r.method, energy_scope: r.scope, carbon_intensity_g_per_kwh: intensity,
+    timestamp: when.toISOString().slice(0, 19),
+    project_name: 'frugal',
+    run_id: randomUUID(),
+    duration: run.seconds,
+    emissions,
+    emissions_rate: emissions / seconds,
+    cpu_power: r.cpuJoules / seconds,
+    gpu_power: r.gpuJoules / seconds,
+    ram_power: 0,
+    cpu_energy: r.cpuJoules / J_PER_KWH,
+    gpu_energy: r.gpuJoules / J_PER_KWH,
+    ram_energy: 0,
+    energy_consumed: kwh,
+    country_name: '',
+    country_iso_code: '',
+    region: '',
+    cloud_provider: '',
+    cloud_region: '',
+    os: `${type()}-${release()}-${arch()}`,
+    python_version: '',
+    codecarbon_version: '',
+    cpu_count: logicalCpus(),
+    cpu_model: cpuModel(),
+    gpu_count: run.gpuCount ?? 0,
+    gpu_model: run.gpuModel ?? '',
+    longitude: '',
+    latitude: '',
+    ram_total_size: totalmem() / 2 ** 30,
+    tracking_mode: r.kind === 'measured' ? 'machine' : 'process',
+    on_cloud: '',
+    pue: 1.0,
+    command: run.command,
+    tokens: run.tokens,
+    tokens_per_s: run.tokens / seconds,
+    joules: r.joules,
+    j_per_token: r.jPerToken,
+    energy_kind: r.kind,
+    energy_method: r.method,
+    energy_scope: r.scope,
+    carbon_intensity_g_per_kwh: intensity,
   };
 }
 
@@ -65,7 +141,9 @@ export function appendEnergyLog(file: string, r: EnergyReport, run: RunInfo): vo
     text = readFileSync(file, 'utf8');
     const first = text.split(/\r?\n/, 1)[0];
     if (text.trim() !== '' && first !== header) {
-      throw inputError(`--energy-log ${file} has other columns than frugal writes (its header is '${first.slice(0, 60)}…'); use a new file`);
+      throw inputError(
+        `--energy-log ${file} has other columns than frugal writes (its header is '${first.slice(0, 60)}…'); use a new file`,
+      );
     }
     if (text !== '' && !text.endsWith('\n')) text += '\n';
   }

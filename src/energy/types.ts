@@ -3,13 +3,18 @@
  * counters) or estimated (a model of the hardware), never a mix: the two kinds are kept apart
  * everywhere, including the CSV log.
  */
+/** `'measured'`: hardware energy counters; `'estimated'`: a model of the hardware (no counters on the machine). */
 export type EnergyKind = 'measured' | 'estimated';
 
+/** The energy of one run or call, with how it was obtained. */
 export interface EnergyReport {
+  /** Energy of the window, in joules. */
   joules: number;
+  /** Tokens processed in the window. */
   tokens: number;
   /** joules / tokens (NaN when no token was processed). */
   jPerToken: number;
+  /** Measured by hardware counters, or estimated. */
   kind: EnergyKind;
   /** Short id: 'rapl', 'perf', 'nvml', 'rapl+nvml', 'cpu-time', 'analytic:<profile>'. */
   method: string;
@@ -19,8 +24,9 @@ export interface EnergyReport {
   detail: string;
   /** Wall-clock seconds of the measured window. */
   seconds: number;
-  /** Split by device for the CSV's cpu_energy / gpu_energy columns (joules). */
+  /** The CPU's part of `joules` (the CSV's cpu_energy column). */
   cpuJoules: number;
+  /** The GPU's part of `joules` (the CSV's gpu_energy column). */
   gpuJoules: number;
 }
 

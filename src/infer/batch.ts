@@ -13,7 +13,7 @@ export class BatchDecoder {
   readonly model: SequenceModel;
   readonly capacity: number;
   private readonly state: ModelState;
-  private readonly rows: number[] = [];          // stream id of each active row
+  private readonly rows: number[] = []; // stream id of each active row
   private nextId = 1;
 
   constructor(model: SequenceModel, capacity: number) {
@@ -26,7 +26,9 @@ export class BatchDecoder {
     }
   }
 
-  get active(): readonly number[] { return this.rows; }
+  get active(): readonly number[] {
+    return this.rows;
+  }
 
   /** Add a stream: prefill its prompt (≥ 1 token) alone, then give it a row. Returns its id and its next-token logits. */
   join(prompt: Int32Array): { id: number; logits: Float32Array } {
@@ -75,14 +77,17 @@ export class BatchDecoder {
     return out;
   }
 
-  dispose(): void { for (const t of this.state.tensors.values()) t.dispose(); }
+  dispose(): void {
+    for (const t of this.state.tensors.values()) t.dispose();
+  }
 }
 
 /** dst[row rd] = src[row rs] for batch-major tensors. */
 function copyRow(dst: Tensor, rd: number, src: Tensor, rs: number): void {
   const n = dst.size / dst.shape[0];
   if (src.size / src.shape[0] !== n) throw new Error('copyRow: row sizes differ');
-  const dv = dst.data(), sv = src.data();
+  const dv = dst.data(),
+    sv = src.data();
   if (dv === sv || dst === src) dv.copyWithin(rd * n, rs * n, (rs + 1) * n);
   else dv.set(sv.subarray(rs * n, (rs + 1) * n), rd * n);
 }

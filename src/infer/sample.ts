@@ -2,14 +2,19 @@ import type { Rng } from '../io/rng.js';
 
 export interface SamplingOptions {
   temperature: number; // 0: greedy (argmax)
-  topK: number;        // 0: no limit
-  topP: number;        // 1: no nucleus cut
+  topK: number; // 0: no limit
+  topP: number; // 1: no nucleus cut
 }
 
 /** Index of the largest value; ties go to the lowest index. */
 export function argmax(logits: ArrayLike<number>, offset = 0, n = logits.length - offset): number {
-  let best = 0, bv = -Infinity;
-  for (let i = 0; i < n; i++) if (logits[offset + i] > bv) { bv = logits[offset + i]; best = i; }
+  let best = 0,
+    bv = -Infinity;
+  for (let i = 0; i < n; i++)
+    if (logits[offset + i] > bv) {
+      bv = logits[offset + i];
+      best = i;
+    }
   return best;
 }
 
@@ -26,15 +31,27 @@ export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: 
   const m = logits[offset + idx[0]];
   const p = new Float64Array(k);
   let z = 0;
-  for (let i = 0; i < k; i++) { p[i] = Math.exp((logits[offset + idx[i]] - m) / o.temperature); z += p[i]; }
+  for (let i = 0; i < k; i++) {
+    p[i] = Math.exp((logits[offset + idx[i]] - m) / o.temperature);
+    z += p[i];
+  }
   let keep = k;
   if (o.topP < 1) {
     let c = 0;
-    for (let i = 0; i < k; i++) { c += p[i] / z; if (c >= o.topP) { keep = i + 1; break; } }
+    for (let i = 0; i < k; i++) {
+      c += p[i] / z;
+      if (c >= o.topP) {
+        keep = i + 1;
+        break;
+      }
+    }
   }
   let zk = 0;
   for (let i = 0; i < keep; i++) zk += p[i];
   let r = rng.uniform() * zk;
-  for (let i = 0; i < keep; i++) { r -= p[i]; if (r < 0) return idx[i]; }
+  for (let i = 0; i < keep; i++) {
+    r -= p[i];
+    if (r < 0) return idx[i];
+  }
   return idx[keep - 1];
 }

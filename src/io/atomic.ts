@@ -18,8 +18,25 @@
  * `readableDir`, which never writes.
  */
 import {
-  closeSync, copyFileSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync,
-  readlinkSync, renameSync, rmdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, writeSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
@@ -105,7 +122,11 @@ export function writeFileAtomic(path: string, data: FileData): void {
     writeAndSync(tmp, data);
     renameSync(tmp, path);
   } catch (e) {
-    try { unlinkSync(tmp); } catch { /* already gone or never made */ }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already gone or never made */
+    }
     throw wrapFsError(e, path);
   }
   fsyncDir(dirname(path));
@@ -127,11 +148,11 @@ export function isFrugalDir(dir: string): boolean {
 
 /** Reject names that would escape the checkpoint folder or clash with the markers. */
 function checkFileName(dir: string, name: string): void {
-  if (name === '' || name === '.' || name === '..' || (MARKERS as readonly string[]).includes(name)
-    || /[/\\\0]/.test(name)) {
+  if (name === '' || name === '.' || name === '..' || (MARKERS as readonly string[]).includes(name) || /[/\\\0]/.test(name)) {
     throw inputError(
       `Cannot write checkpoint ${dir}: file name ${JSON.stringify(name)} is not allowed. ` +
-      `Use a plain file name (no slashes, not "." or "..", not "${COMPLETE_MARKER}" or "${OWNER_MARKER}").`);
+        `Use a plain file name (no slashes, not "." or "..", not "${COMPLETE_MARKER}" or "${OWNER_MARKER}").`,
+    );
   }
 }
 
@@ -178,7 +199,11 @@ export function writeDirAtomic(dir: string, files: Record<string, FileData>): vo
     fsyncDir(parent);
   } catch (e) {
     if (old !== null && !existsSync(dir)) {
-      try { renameSync(old, dir); } catch { /* recoverDir puts it back */ }
+      try {
+        renameSync(old, dir);
+      } catch {
+        /* recoverDir puts it back */
+      }
     }
     throw wrapFsError(e, dir);
   }
@@ -213,7 +238,11 @@ function linkTree(from: string, to: string): void {
     mkdirSync(to);
     for (const e of readdirSync(from)) linkTree(join(from, e), join(to, e));
   } else {
-    try { linkSync(from, to); } catch { copyFileSync(from, to); }
+    try {
+      linkSync(from, to);
+    } catch {
+      copyFileSync(from, to);
+    }
   }
 }
 
@@ -232,12 +261,24 @@ function removeOwnDir(path: string): boolean {
   if (entries.length > 0 && !MARKERS.some((m) => entries.includes(m))) return false;
   for (const e of entries) if (!(MARKERS as readonly string[]).includes(e)) rmSync(join(path, e), { recursive: true, force: true });
   for (const m of MARKERS) rmSync(join(path, m), { force: true });
-  try { rmdirSync(path); } catch { /* something new appeared inside: leave it */ }
+  try {
+    rmdirSync(path);
+  } catch {
+    /* something new appeared inside: leave it */
+  }
   return true;
 }
 
 /** A sibling `${dir}.tmp-…`, `${dir}.old-…` (or `${dir}.old` of older versions) left by a save. */
-interface Leftover { path: string; kind: 'tmp' | 'old'; pid: number | null; ours: boolean; complete: boolean; live: boolean; time: number }
+interface Leftover {
+  path: string;
+  kind: 'tmp' | 'old';
+  pid: number | null;
+  ours: boolean;
+  complete: boolean;
+  live: boolean;
+  time: number;
+}
 
 /** Folders beside `dir` named like the temporary and old copies of a save. */
 function leftovers(dir: string): Leftover[] {
@@ -264,9 +305,13 @@ function leftovers(dir: string): Leftover[] {
     }
     const pid = m ? Number(m[2]) : null;
     out.push({
-      path, kind: m ? m[1] as 'tmp' | 'old' : 'old', pid,
+      path,
+      kind: m ? (m[1] as 'tmp' | 'old') : 'old',
+      pid,
       ours: names.length === 0 || MARKERS.some((k) => names.includes(k)),
-      complete: names.includes(COMPLETE_MARKER), live: pid !== null && isLiveOther(pid), time: markerTime(path),
+      complete: names.includes(COMPLETE_MARKER),
+      live: pid !== null && isLiveOther(pid),
+      time: markerTime(path),
     });
   }
   return out;
@@ -294,8 +339,9 @@ function markerTime(dir: string): number {
 /** The copy to bring back when `dir` is missing: the newest sealed temp, else the newest sealed old copy. */
 function bestCopy(found: readonly Leftover[]): Leftover | null {
   const rank = (l: Leftover) => (l.kind === 'tmp' ? 1 : 0);
-  const sealed = found.filter((l) => l.ours && l.complete && !l.live)
-    .sort((a, b) => (rank(b) - rank(a)) || (b.time - a.time) || (a.path < b.path ? 1 : a.path > b.path ? -1 : 0));
+  const sealed = found
+    .filter((l) => l.ours && l.complete && !l.live)
+    .sort((a, b) => rank(b) - rank(a) || b.time - a.time || (a.path < b.path ? 1 : a.path > b.path ? -1 : 0));
   return sealed[0] ?? null;
 }
 
@@ -333,19 +379,32 @@ export function readableDir(dir: string): { dir: string; warnings: string[] } {
   if (!existsSync(dir)) {
     const pick = bestCopy(found);
     if (pick) {
-      return { dir: pick.path, warnings: [`${dir} is missing but an interrupted save left a complete copy in ${pick.path}; ` +
-        `reading that (the next frugal command that writes ${dir} puts it back in place)`] };
+      return {
+        dir: pick.path,
+        warnings: [
+          `${dir} is missing but an interrupted save left a complete copy in ${pick.path}; ` +
+            `reading that (the next frugal command that writes ${dir} puts it back in place)`,
+        ],
+      };
     }
   }
-  return { dir, warnings: found.map((l) => `${l.path} is left over from an interrupted save of ${dir}; ` +
-    'the next frugal command that writes there removes it') };
+  return {
+    dir,
+    warnings: found.map(
+      (l) => `${l.path} is left over from an interrupted save of ${dir}; ` + 'the next frugal command that writes there removes it',
+    ),
+  };
 }
 
 /** After a writer in this process was stopped: delete its temporary files `${path}.tmp-${pid}-*`. */
 export function removeOwnTempFiles(path: string): void {
   const prefix = `${basename(path)}.tmp-${process.pid}-`;
   let entries: string[] = [];
-  try { entries = readdirSync(dirname(path)); } catch { /* nothing to remove */ }
+  try {
+    entries = readdirSync(dirname(path));
+  } catch {
+    /* nothing to remove */
+  }
   for (const e of entries) if (e.startsWith(prefix)) rmSync(join(dirname(path), e), { force: true });
 }
 

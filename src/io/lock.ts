@@ -9,9 +9,18 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { inputError } from './errors.js';
 
-interface Holder { pid: number; host: string; started: string; command: string; procStart: string | null }
+interface Holder {
+  pid: number;
+  host: string;
+  started: string;
+  command: string;
+  procStart: string | null;
+}
 
-export interface Lock { readonly path: string; release(): void }
+export interface Lock {
+  readonly path: string;
+  release(): void;
+}
 
 /** The start time of a process in clock ticks since boot (Linux), to tell a reused pid from the owner. */
 function processStart(pid: number): string | null {
@@ -41,12 +50,16 @@ function readHolder(path: string): { holder: Holder; text: string } | null {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw inputError(`cannot read the lock file ${path} (${(e as NodeJS.ErrnoException).code}); remove it if no frugal command is writing there`);
+    throw inputError(
+      `cannot read the lock file ${path} (${(e as NodeJS.ErrnoException).code}); remove it if no frugal command is writing there`,
+    );
   }
   try {
     const h = JSON.parse(text) as Holder;
     if (typeof h.pid === 'number' && typeof h.host === 'string') return { holder: h, text };
-  } catch { /* not ours */ }
+  } catch {
+    /* not ours */
+  }
   if (text === '') return { holder: { pid: -1, host: hostname(), started: '', command: '', procStart: null }, text }; // being written
   throw inputError(`${path} exists and is not a frugal lock file; move it away or choose another output`);
 }
@@ -61,7 +74,13 @@ function describe(h: Holder): string {
  */
 export function acquireLock(dir: string, warn: (m: string) => void): Lock {
   const path = `${dir}.lock`;
-  const me: Holder = { pid: process.pid, host: hostname(), started: new Date().toISOString(), command: process.argv.slice(2).join(' '), procStart: processStart(process.pid) };
+  const me: Holder = {
+    pid: process.pid,
+    host: hostname(),
+    started: new Date().toISOString(),
+    command: process.argv.slice(2).join(' '),
+    procStart: processStart(process.pid),
+  };
   const text = JSON.stringify(me) + '\n';
   for (let attempt = 0; attempt < 5; attempt++) {
     let fd: number;
@@ -73,8 +92,10 @@ export function acquireLock(dir: string, warn: (m: string) => void): Lock {
       const seen = readHolder(path);
       if (seen === null) continue; // released meanwhile
       if (seen.holder.pid === -1 || isRunning(seen.holder)) {
-        throw inputError(`${dir} is being written by another frugal process (${describe(seen.holder)}); wait for it to finish, ` +
-          `or choose another output${seen.holder.host !== hostname() ? ` (if that process is gone, delete ${path})` : ''}`);
+        throw inputError(
+          `${dir} is being written by another frugal process (${describe(seen.holder)}); wait for it to finish, ` +
+            `or choose another output${seen.holder.host !== hostname() ? ` (if that process is gone, delete ${path})` : ''}`,
+        );
       }
       takeOver(path, seen.text);
       warn(`took over the stale lock ${path} of ${describe(seen.holder)}, which is no longer running`);
@@ -89,7 +110,9 @@ export function acquireLock(dir: string, warn: (m: string) => void): Lock {
       process.off('exit', release);
       try {
         if (readFileSync(path, 'utf8') === text) unlinkSync(path);
-      } catch { /* already gone */ }
+      } catch {
+        /* already gone */
+      }
     };
     process.on('exit', release);
     return { path, release };
@@ -110,6 +133,8 @@ function takeOver(path: string, staleText: string): void {
   }
   try {
     if (readFileSync(aside, 'utf8') !== staleText) linkSync(aside, path);
-  } catch { /* someone else holds it now: the next attempt sees them */ }
+  } catch {
+    /* someone else holds it now: the next attempt sees them */
+  }
   unlinkSync(aside);
 }

@@ -36,7 +36,11 @@ export function realOutputPath(p: string, flag: string): string {
   let abs = resolve(p);
   for (let hops = 0; ; hops++) {
     let link = false;
-    try { link = lstatSync(abs).isSymbolicLink(); } catch { break; }
+    try {
+      link = lstatSync(abs).isSymbolicLink();
+    } catch {
+      break;
+    }
     if (!link) return realpathSync(abs);
     if (hops === 40) throw inputError(`${flag} ${p}: too many levels of symbolic links`);
     abs = resolve(dirname(abs), readlinkSync(abs));
@@ -61,7 +65,8 @@ function checkNotInput(path: string, p: string, c: OutputCheck, folder: boolean)
     if (!input || !existsSync(input)) continue;
     const real = realpathSync(input);
     const what = `${c.flag} ${p}`;
-    if (real === path) throw inputError(`${what} is the input ${input}: writing it would destroy what is being read; choose another ${c.flag}`);
+    if (real === path)
+      throw inputError(`${what} is the input ${input}: writing it would destroy what is being read; choose another ${c.flag}`);
     if (isInside(path, real)) throw inputError(`${what} is inside the input ${input}; choose a ${c.flag} outside it`);
     if (folder && isInside(real, path)) throw inputError(`${what} holds the input ${input}; choose a ${c.flag} that does not`);
   }
@@ -93,20 +98,27 @@ export function checkOutputDir(p: string, c: OutputCheck): { path: string; state
   checkFolders(path, p, c.flag);
   if (!existsSync(path)) return { path, state: 'new' };
   const st = statSync(path);
-  if (!st.isDirectory()) throw inputError(`${c.flag} ${p} is a file, not a folder; ${c.flag} names the folder to write the checkpoint into`);
+  if (!st.isDirectory())
+    throw inputError(`${c.flag} ${p} is a file, not a folder; ${c.flag} names the folder to write the checkpoint into`);
   if (st.dev !== statSync(dirname(path)).dev) {
-    throw inputError(`${c.flag} ${p} is a mount point, which frugal cannot replace atomically; use a folder inside it, e.g. ${join(p, 'run')}`);
+    throw inputError(
+      `${c.flag} ${p} is a mount point, which frugal cannot replace atomically; use a folder inside it, e.g. ${join(p, 'run')}`,
+    );
   }
   const entries = readdirSync(path);
   if (entries.length === 0) return { path, state: 'new' };
   if (!isFrugalDir(path)) {
     const some = entries.slice(0, 3).join(', ') + (entries.length > 3 ? ', …' : '');
-    throw inputError(`${c.flag} ${p} already exists and is not a frugal checkpoint (it holds ${some}); frugal will not replace it: ` +
-      `choose a new folder, e.g. ${join(p, 'run')}`);
+    throw inputError(
+      `${c.flag} ${p} already exists and is not a frugal checkpoint (it holds ${some}); frugal will not replace it: ` +
+        `choose a new folder, e.g. ${join(p, 'run')}`,
+    );
   }
   if (!c.force && !c.resume) {
-    throw inputError(`${c.flag} ${p} already holds a frugal checkpoint; ${c.resume === false ? 'pass --resume to continue its run, or ' : ''}` +
-      'pass --force to replace it');
+    throw inputError(
+      `${c.flag} ${p} already holds a frugal checkpoint; ${c.resume === false ? 'pass --resume to continue its run, or ' : ''}` +
+        'pass --force to replace it',
+    );
   }
   return { path, state: 'checkpoint' };
 }
@@ -124,14 +136,22 @@ export function checkOutputFile(p: string, c: OutputCheck & { append?: boolean }
   if (st.isDirectory()) throw inputError(`${c.flag} ${p} is a folder; ${c.flag} names a file to write`);
   if (!st.isFile()) throw inputError(`${c.flag} ${p} is not a regular file; name a file to write`);
   if (c.append) {
-    try { accessSync(path, constants.W_OK); } catch { throw inputError(`${c.flag} ${p} is not writable; choose a file you can write to`); }
+    try {
+      accessSync(path, constants.W_OK);
+    } catch {
+      throw inputError(`${c.flag} ${p} is not writable; choose a file you can write to`);
+    }
     return path;
   }
   if (!c.force) throw inputError(`${c.flag} ${p} already exists; pass --force to replace it, or choose another name`);
   return path;
 }
 
-export interface OutputDir { path: string; state: DirState; release(): void }
+export interface OutputDir {
+  path: string;
+  state: DirState;
+  release(): void;
+}
 
 /**
  * Check an output folder, create the folders above it, take its lock and finish an interrupted

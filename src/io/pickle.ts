@@ -14,17 +14,48 @@ import { inputError } from './errors.js';
 
 /** Storage classes torch.save names, and the safetensors dtype of their elements. */
 export const STORAGE_DTYPES: Readonly<Record<string, string>> = Object.freeze({
-  FloatStorage: 'F32', HalfStorage: 'F16', BFloat16Storage: 'BF16', DoubleStorage: 'F64',
-  LongStorage: 'I64', IntStorage: 'I32', ShortStorage: 'I16', CharStorage: 'I8', ByteStorage: 'U8', BoolStorage: 'BOOL',
+  FloatStorage: 'F32',
+  HalfStorage: 'F16',
+  BFloat16Storage: 'BF16',
+  DoubleStorage: 'F64',
+  LongStorage: 'I64',
+  IntStorage: 'I32',
+  ShortStorage: 'I16',
+  CharStorage: 'I8',
+  ByteStorage: 'U8',
+  BoolStorage: 'BOOL',
 });
 
-export interface StorageRef { kind: 'storage'; dtype: string; key: string; location: string; numel: number }
-export interface TensorRef { kind: 'tensor'; storage: StorageRef; offset: number; shape: number[]; stride: number[] }
+export interface StorageRef {
+  kind: 'storage';
+  dtype: string;
+  key: string;
+  location: string;
+  numel: number;
+}
+export interface TensorRef {
+  kind: 'tensor';
+  storage: StorageRef;
+  offset: number;
+  shape: number[];
+  stride: number[];
+}
 
-class Tuple { constructor(readonly items: Value[]) {} }
-class List { constructor(readonly items: Value[]) {} }
-class Dict { readonly map = new Map<string | number, Value>(); }
-class Global { constructor(readonly module: string, readonly name: string) {} }
+class Tuple {
+  constructor(readonly items: Value[]) {}
+}
+class List {
+  constructor(readonly items: Value[]) {}
+}
+class Dict {
+  readonly map = new Map<string | number, Value>();
+}
+class Global {
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
+}
 type Value = null | boolean | number | string | Tuple | List | Dict | Global | StorageRef | TensorRef;
 const MARK = Symbol('mark');
 type Slot = Value | typeof MARK;
@@ -32,23 +63,82 @@ type Slot = Value | typeof MARK;
 const MAX_SLOTS = 1 << 20;
 
 const ALLOWED_GLOBALS = new Set([
-  'collections.OrderedDict', 'torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter',
+  'collections.OrderedDict',
+  'torch._utils._rebuild_tensor_v2',
+  'torch._utils._rebuild_parameter',
   ...Object.keys(STORAGE_DTYPES).map((s) => `torch.${s}`),
 ]);
 
 /** Opcode names, for messages (every opcode of protocols 0-5; only some are interpreted). */
 const OPNAMES: Record<number, string> = {
-  0x28: 'MARK', 0x2e: 'STOP', 0x30: 'POP', 0x31: 'POP_MARK', 0x32: 'DUP', 0x46: 'FLOAT', 0x49: 'INT', 0x4a: 'BININT',
-  0x4b: 'BININT1', 0x4c: 'LONG', 0x4d: 'BININT2', 0x4e: 'NONE', 0x50: 'PERSID', 0x51: 'BINPERSID', 0x52: 'REDUCE',
-  0x53: 'STRING', 0x54: 'BINSTRING', 0x55: 'SHORT_BINSTRING', 0x56: 'UNICODE', 0x58: 'BINUNICODE', 0x61: 'APPEND',
-  0x62: 'BUILD', 0x63: 'GLOBAL', 0x64: 'DICT', 0x7d: 'EMPTY_DICT', 0x65: 'APPENDS', 0x67: 'GET', 0x68: 'BINGET',
-  0x69: 'INST', 0x6a: 'LONG_BINGET', 0x6c: 'LIST', 0x5d: 'EMPTY_LIST', 0x6f: 'OBJ', 0x70: 'PUT', 0x71: 'BINPUT',
-  0x72: 'LONG_BINPUT', 0x73: 'SETITEM', 0x74: 'TUPLE', 0x29: 'EMPTY_TUPLE', 0x75: 'SETITEMS', 0x47: 'BINFLOAT',
-  0x80: 'PROTO', 0x81: 'NEWOBJ', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4', 0x85: 'TUPLE1', 0x86: 'TUPLE2',
-  0x87: 'TUPLE3', 0x88: 'NEWTRUE', 0x89: 'NEWFALSE', 0x8a: 'LONG1', 0x8b: 'LONG4', 0x42: 'BINBYTES',
-  0x43: 'SHORT_BINBYTES', 0x8c: 'SHORT_BINUNICODE', 0x8d: 'BINUNICODE8', 0x8e: 'BINBYTES8', 0x8f: 'EMPTY_SET',
-  0x90: 'ADDITEMS', 0x91: 'FROZENSET', 0x92: 'NEWOBJ_EX', 0x93: 'STACK_GLOBAL', 0x94: 'MEMOIZE', 0x95: 'FRAME',
-  0x96: 'BYTEARRAY8', 0x97: 'NEXT_BUFFER', 0x98: 'READONLY_BUFFER',
+  0x28: 'MARK',
+  0x2e: 'STOP',
+  0x30: 'POP',
+  0x31: 'POP_MARK',
+  0x32: 'DUP',
+  0x46: 'FLOAT',
+  0x49: 'INT',
+  0x4a: 'BININT',
+  0x4b: 'BININT1',
+  0x4c: 'LONG',
+  0x4d: 'BININT2',
+  0x4e: 'NONE',
+  0x50: 'PERSID',
+  0x51: 'BINPERSID',
+  0x52: 'REDUCE',
+  0x53: 'STRING',
+  0x54: 'BINSTRING',
+  0x55: 'SHORT_BINSTRING',
+  0x56: 'UNICODE',
+  0x58: 'BINUNICODE',
+  0x61: 'APPEND',
+  0x62: 'BUILD',
+  0x63: 'GLOBAL',
+  0x64: 'DICT',
+  0x7d: 'EMPTY_DICT',
+  0x65: 'APPENDS',
+  0x67: 'GET',
+  0x68: 'BINGET',
+  0x69: 'INST',
+  0x6a: 'LONG_BINGET',
+  0x6c: 'LIST',
+  0x5d: 'EMPTY_LIST',
+  0x6f: 'OBJ',
+  0x70: 'PUT',
+  0x71: 'BINPUT',
+  0x72: 'LONG_BINPUT',
+  0x73: 'SETITEM',
+  0x74: 'TUPLE',
+  0x29: 'EMPTY_TUPLE',
+  0x75: 'SETITEMS',
+  0x47: 'BINFLOAT',
+  0x80: 'PROTO',
+  0x81: 'NEWOBJ',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+  0x85: 'TUPLE1',
+  0x86: 'TUPLE2',
+  0x87: 'TUPLE3',
+  0x88: 'NEWTRUE',
+  0x89: 'NEWFALSE',
+  0x8a: 'LONG1',
+  0x8b: 'LONG4',
+  0x42: 'BINBYTES',
+  0x43: 'SHORT_BINBYTES',
+  0x8c: 'SHORT_BINUNICODE',
+  0x8d: 'BINUNICODE8',
+  0x8e: 'BINBYTES8',
+  0x8f: 'EMPTY_SET',
+  0x90: 'ADDITEMS',
+  0x91: 'FROZENSET',
+  0x92: 'NEWOBJ_EX',
+  0x93: 'STACK_GLOBAL',
+  0x94: 'MEMOIZE',
+  0x95: 'FRAME',
+  0x96: 'BYTEARRAY8',
+  0x97: 'NEXT_BUFFER',
+  0x98: 'READONLY_BUFFER',
 };
 
 /**
@@ -67,13 +157,18 @@ class PickleMachine {
   private readonly stack: Slot[] = [];
   private readonly memo = new Map<number, Value>();
 
-  constructor(private readonly b: Uint8Array, private readonly where: string) {
+  constructor(
+    private readonly b: Uint8Array,
+    private readonly where: string,
+  ) {
     this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   }
 
   fail(what: string, at = this.pos): never {
-    throw inputError(`${this.where}: byte ${at}: ${what}. frugal reads only state dicts of tensors from PyTorch files; ` +
-      'save one with torch.save(model.state_dict(), path) or convert the checkpoint to safetensors');
+    throw inputError(
+      `${this.where}: byte ${at}: ${what}. frugal reads only state dicts of tensors from PyTorch files; ` +
+        'save one with torch.save(model.state_dict(), path) or convert the checkpoint to safetensors',
+    );
   }
 
   /** Run opcodes up to STOP; returns the one value left. */
@@ -81,14 +176,16 @@ class PickleMachine {
     while (true) {
       const at = this.pos;
       const op = this.b[this.need(1)];
-      if (op === 0x2e) { // STOP
+      if (op === 0x2e) {
+        // STOP
         const result = this.pop();
         if (this.stack.length !== 0) this.fail('values are left on the stack at STOP', at);
         return result;
       }
       this.step(op, at);
       // a state dict needs a few thousand slots; a forged pickle must not grow these without bound
-      if (this.stack.length > MAX_SLOTS || this.memo.size > MAX_SLOTS) this.fail(`the pickle holds more than ${MAX_SLOTS} values at once`, at);
+      if (this.stack.length > MAX_SLOTS || this.memo.size > MAX_SLOTS)
+        this.fail(`the pickle holds more than ${MAX_SLOTS} values at once`, at);
     }
   }
 
@@ -96,33 +193,79 @@ class PickleMachine {
   private step(op: number, at: number): void {
     const { b, view, stack, memo } = this;
     switch (op) {
-      case 0x80: { if (b[this.need(1)] > 5) this.fail('unknown pickle protocol', at); break; } // PROTO
-      case 0x95: this.need(8); break; // FRAME: a length hint only
-      case 0x28: stack.push(MARK); break;
-      case 0x29: stack.push(new Tuple([])); break;
-      case 0x5d: stack.push(new List([])); break;
-      case 0x7d: stack.push(new Dict()); break;
-      case 0x4e: stack.push(null); break;
-      case 0x88: stack.push(true); break;
-      case 0x89: stack.push(false); break;
-      case 0x4a: stack.push(view.getInt32(this.need(4), true)); break;
-      case 0x4b: stack.push(b[this.need(1)]); break;
-      case 0x4d: stack.push(view.getUint16(this.need(2), true)); break;
-      case 0x8a: stack.push(this.long1(at)); break;
-      case 0x47: stack.push(view.getFloat64(this.need(8), false)); break; // BINFLOAT is big-endian
-      case 0x58: stack.push(this.str(view.getUint32(this.need(4), true))); break;
-      case 0x8c: stack.push(this.str(b[this.need(1)])); break;
-      case 0x8d: { const n = u64(view, this.need(8)); if (n > b.length) this.fail('a string longer than the pickle', at); stack.push(this.str(n)); break; }
-      case 0x71: memo.set(b[this.need(1)], this.top()); break;
-      case 0x72: memo.set(view.getUint32(this.need(4), true), this.top()); break;
-      case 0x94: memo.set(memo.size, this.top()); break;
-      case 0x68: case 0x6a: {
+      case 0x80: {
+        if (b[this.need(1)] > 5) this.fail('unknown pickle protocol', at);
+        break;
+      } // PROTO
+      case 0x95:
+        this.need(8);
+        break; // FRAME: a length hint only
+      case 0x28:
+        stack.push(MARK);
+        break;
+      case 0x29:
+        stack.push(new Tuple([]));
+        break;
+      case 0x5d:
+        stack.push(new List([]));
+        break;
+      case 0x7d:
+        stack.push(new Dict());
+        break;
+      case 0x4e:
+        stack.push(null);
+        break;
+      case 0x88:
+        stack.push(true);
+        break;
+      case 0x89:
+        stack.push(false);
+        break;
+      case 0x4a:
+        stack.push(view.getInt32(this.need(4), true));
+        break;
+      case 0x4b:
+        stack.push(b[this.need(1)]);
+        break;
+      case 0x4d:
+        stack.push(view.getUint16(this.need(2), true));
+        break;
+      case 0x8a:
+        stack.push(this.long1(at));
+        break;
+      case 0x47:
+        stack.push(view.getFloat64(this.need(8), false));
+        break; // BINFLOAT is big-endian
+      case 0x58:
+        stack.push(this.str(view.getUint32(this.need(4), true)));
+        break;
+      case 0x8c:
+        stack.push(this.str(b[this.need(1)]));
+        break;
+      case 0x8d: {
+        const n = u64(view, this.need(8));
+        if (n > b.length) this.fail('a string longer than the pickle', at);
+        stack.push(this.str(n));
+        break;
+      }
+      case 0x71:
+        memo.set(b[this.need(1)], this.top());
+        break;
+      case 0x72:
+        memo.set(view.getUint32(this.need(4), true), this.top());
+        break;
+      case 0x94:
+        memo.set(memo.size, this.top());
+        break;
+      case 0x68:
+      case 0x6a: {
         const k = op === 0x68 ? b[this.need(1)] : view.getUint32(this.need(4), true);
         if (!memo.has(k)) this.fail(`memo entry ${k} was never stored`, at);
         stack.push(memo.get(k) as Value);
         break;
       }
-      default: this.structure(op, at);
+      default:
+        this.structure(op, at);
     }
   }
 
@@ -130,26 +273,77 @@ class PickleMachine {
   private structure(op: number, at: number): void {
     const stack = this.stack;
     switch (op) {
-      case 0x74: stack.push(new Tuple(this.popMark())); break;
-      case 0x85: stack.push(new Tuple([this.pop()])); break;
-      case 0x86: { const y = this.pop(), x = this.pop(); stack.push(new Tuple([x, y])); break; }
-      case 0x87: { const z = this.pop(), y = this.pop(), x = this.pop(); stack.push(new Tuple([x, y, z])); break; }
-      case 0x61: { const v = this.pop(); const l = this.top(); if (!(l instanceof List)) this.fail('APPEND to a non-list', at); (l as List).items.push(v); break; }
-      case 0x65: { const vs = this.popMark(); const l = this.top(); if (!(l instanceof List)) this.fail('APPENDS to a non-list', at); (l as List).items.push(...vs); break; }
-      case 0x73: { const v = this.pop(), k = this.pop(); this.setItems(this.top(), [k, v]); break; }
-      case 0x75: { const kv = this.popMark(); this.setItems(this.top(), kv); break; }
-      case 0x63: { const m = this.line(); const n = this.line(); stack.push(this.global(m, n, at)); break; }
+      case 0x74:
+        stack.push(new Tuple(this.popMark()));
+        break;
+      case 0x85:
+        stack.push(new Tuple([this.pop()]));
+        break;
+      case 0x86: {
+        const y = this.pop(),
+          x = this.pop();
+        stack.push(new Tuple([x, y]));
+        break;
+      }
+      case 0x87: {
+        const z = this.pop(),
+          y = this.pop(),
+          x = this.pop();
+        stack.push(new Tuple([x, y, z]));
+        break;
+      }
+      case 0x61: {
+        const v = this.pop();
+        const l = this.top();
+        if (!(l instanceof List)) this.fail('APPEND to a non-list', at);
+        (l as List).items.push(v);
+        break;
+      }
+      case 0x65: {
+        const vs = this.popMark();
+        const l = this.top();
+        if (!(l instanceof List)) this.fail('APPENDS to a non-list', at);
+        (l as List).items.push(...vs);
+        break;
+      }
+      case 0x73: {
+        const v = this.pop(),
+          k = this.pop();
+        this.setItems(this.top(), [k, v]);
+        break;
+      }
+      case 0x75: {
+        const kv = this.popMark();
+        this.setItems(this.top(), kv);
+        break;
+      }
+      case 0x63: {
+        const m = this.line();
+        const n = this.line();
+        stack.push(this.global(m, n, at));
+        break;
+      }
       case 0x93: {
-        const n = this.pop(), m = this.pop();
+        const n = this.pop(),
+          m = this.pop();
         if (typeof m !== 'string' || typeof n !== 'string') this.fail('STACK_GLOBAL needs two strings', at);
         stack.push(this.global(m as string, n as string, at));
         break;
       }
-      case 0x51: stack.push(persistent(this.pop(), (w) => this.fail(w, at))); break;
-      case 0x52: { const args = this.pop(), fn = this.pop(); stack.push(reduce(fn, args, (w) => this.fail(w, at))); break; }
-      case 0x62: { // BUILD: only the attribute dict torch attaches to a state dict (_metadata), which is ignored
+      case 0x51:
+        stack.push(persistent(this.pop(), (w) => this.fail(w, at)));
+        break;
+      case 0x52: {
+        const args = this.pop(),
+          fn = this.pop();
+        stack.push(reduce(fn, args, (w) => this.fail(w, at)));
+        break;
+      }
+      case 0x62: {
+        // BUILD: only the attribute dict torch attaches to a state dict (_metadata), which is ignored
         const state = this.pop();
-        if (!(this.top() instanceof Dict) || !(state instanceof Dict || state === null)) this.fail('BUILD on something other than a state dict', at);
+        if (!(this.top() instanceof Dict) || !(state instanceof Dict || state === null))
+          this.fail('BUILD on something other than a state dict', at);
         break;
       }
       default:
@@ -166,7 +360,11 @@ class PickleMachine {
 
   private str(n: number): string {
     const at = this.need(n);
-    try { return new TextDecoder('utf-8', { fatal: true }).decode(this.b.subarray(at, at + n)); } catch { return this.fail('a string is not valid UTF-8', at); }
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(this.b.subarray(at, at + n));
+    } catch {
+      return this.fail('a string is not valid UTF-8', at);
+    }
   }
 
   private line(): string {
@@ -239,7 +437,13 @@ function persistent(pid: Value, fail: (what: string) => never): StorageRef {
   if (!(type instanceof Global) || type.module !== 'torch' || !Object.hasOwn(STORAGE_DTYPES, type.name)) fail('a storage of unknown type');
   if (typeof key !== 'string' || !/^[0-9A-Za-z_.-]{1,64}$/.test(key)) fail('a storage key that is not a plain name');
   if (typeof location !== 'string' || !isInt(numel as Value)) fail('a storage without a location or element count');
-  return { kind: 'storage', dtype: STORAGE_DTYPES[(type as Global).name] as string, key: key as string, location: location as string, numel: numel as number };
+  return {
+    kind: 'storage',
+    dtype: STORAGE_DTYPES[(type as Global).name] as string,
+    key: key as string,
+    location: location as string,
+    numel: numel as number,
+  };
 }
 
 /** REDUCE on an allowed tag: build the description the call would have returned. */
@@ -258,9 +462,11 @@ function reduce(fn: Value, args: Value, fail: (what: string) => never): Value {
   if (name === 'torch._utils._rebuild_tensor_v2') {
     if (a.length < 6 || a.length > 7) fail('_rebuild_tensor_v2 with the wrong number of arguments');
     const [storage, offset, size, stride] = a;
-    if (!(storage !== null && typeof storage === 'object' && 'kind' in storage && storage.kind === 'storage')) fail('_rebuild_tensor_v2 without a storage');
+    if (!(storage !== null && typeof storage === 'object' && 'kind' in storage && storage.kind === 'storage'))
+      fail('_rebuild_tensor_v2 without a storage');
     const ints = (t: Value): number[] => {
-      if (!(t instanceof Tuple) || t.items.length > 16 || !t.items.every(isInt)) fail('a tensor size or stride that is not a tuple of integers');
+      if (!(t instanceof Tuple) || t.items.length > 16 || !t.items.every(isInt))
+        fail('a tensor size or stride that is not a tuple of integers');
       return (t as Tuple).items as number[];
     };
     if (!isInt(offset)) fail('a tensor with a bad storage offset');
@@ -287,7 +493,14 @@ function stateDict(v: Value, fail: (what: string) => never): Map<string, TensorR
 // --- writing -------------------------------------------------------------------------------------
 
 /** A tensor to pickle: it lives at element `offset` of storage `key` (shared keys share storage). */
-export interface PickleTensor { name: string; storageClass: string; key: string; numel: number; offset: number; shape: number[] }
+export interface PickleTensor {
+  name: string;
+  storageClass: string;
+  key: string;
+  numel: number;
+  offset: number;
+  shape: number[];
+}
 
 /**
  * The state-dict pickle torch.save writes (protocol 2): an OrderedDict of name ->
@@ -295,38 +508,68 @@ export interface PickleTensor { name: string; storageClass: string; key: string;
  */
 export function writeStateDictPickle(tensors: PickleTensor[]): Uint8Array {
   const out: number[] = [0x80, 0x02];
-  const bytes = (...xs: number[]) => { for (const x of xs) out.push(x); };
-  const text = (s: string) => { for (const c of new TextEncoder().encode(s)) out.push(c); };
-  const glob = (m: string, n: string) => { bytes(0x63); text(`${m}\n${n}\n`); };
-  const uni = (s: string) => { const e = new TextEncoder().encode(s); bytes(0x58, ...u32(e.length)); for (const c of e) out.push(c); };
+  const bytes = (...xs: number[]) => {
+    for (const x of xs) out.push(x);
+  };
+  const text = (s: string) => {
+    for (const c of new TextEncoder().encode(s)) out.push(c);
+  };
+  const glob = (m: string, n: string) => {
+    bytes(0x63);
+    text(`${m}\n${n}\n`);
+  };
+  const uni = (s: string) => {
+    const e = new TextEncoder().encode(s);
+    bytes(0x58, ...u32(e.length));
+    for (const c of e) out.push(c);
+  };
   const int = (n: number) => {
     if (n < 256) bytes(0x4b, n);
     else if (n < 65536) bytes(0x4d, n & 0xff, n >> 8);
     else if (n < 2 ** 31) bytes(0x4a, ...u32(n));
-    else { // LONG1, 8 bytes, little-endian two's complement (n is a non-negative safe integer)
+    else {
+      // LONG1, 8 bytes, little-endian two's complement (n is a non-negative safe integer)
       const v = new DataView(new ArrayBuffer(8));
       v.setBigUint64(0, BigInt(n), true);
       bytes(0x8a, 8, ...new Uint8Array(v.buffer));
     }
   };
   const tuple = (xs: number[]) => {
-    if (xs.length === 0) { bytes(0x29); return; }
-    if (xs.length <= 3) { xs.forEach(int); bytes([0x85, 0x86, 0x87][xs.length - 1]); return; }
-    bytes(0x28); xs.forEach(int); bytes(0x74);
+    if (xs.length === 0) {
+      bytes(0x29);
+      return;
+    }
+    if (xs.length <= 3) {
+      xs.forEach(int);
+      bytes([0x85, 0x86, 0x87][xs.length - 1]);
+      return;
+    }
+    bytes(0x28);
+    xs.forEach(int);
+    bytes(0x74);
   };
-  glob('collections', 'OrderedDict'); bytes(0x29, 0x52);
-  for (let i = 0; i < tensors.length; i += 1000) { // pickle batches SETITEMS by 1000
+  glob('collections', 'OrderedDict');
+  bytes(0x29, 0x52);
+  for (let i = 0; i < tensors.length; i += 1000) {
+    // pickle batches SETITEMS by 1000
     bytes(0x28);
     for (const t of tensors.slice(i, i + 1000)) {
       uni(t.name);
       glob('torch._utils', '_rebuild_tensor_v2');
       bytes(0x28); // args
-      bytes(0x28); uni('storage'); glob('torch', t.storageClass); uni(t.key); uni('cpu'); int(t.numel); bytes(0x74, 0x51);
+      bytes(0x28);
+      uni('storage');
+      glob('torch', t.storageClass);
+      uni(t.key);
+      uni('cpu');
+      int(t.numel);
+      bytes(0x74, 0x51);
       int(t.offset);
       tuple(t.shape);
       tuple(contiguousStride(t.shape));
       bytes(0x89);
-      glob('collections', 'OrderedDict'); bytes(0x29, 0x52);
+      glob('collections', 'OrderedDict');
+      bytes(0x29, 0x52);
       bytes(0x74, 0x52);
     }
     bytes(0x75);
@@ -335,12 +578,17 @@ export function writeStateDictPickle(tensors: PickleTensor[]): Uint8Array {
   return Uint8Array.from(out);
 }
 
-function u32(n: number): number[] { return [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff]; }
+function u32(n: number): number[] {
+  return [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
+}
 
 /** Row-major strides of a shape (in elements). */
 export function contiguousStride(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);
   let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) { s[i] = acc; acc *= shape[i]; }
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
   return s;
 }

@@ -117,16 +117,21 @@ export class Rng {
 
   /** Restore a state from `getState()` (e.g. read from a checkpoint); validated. */
   setState(s: readonly number[]): void {
-    if (!Array.isArray(s) || s.length !== 4
-      || !s.every((w) => Number.isInteger(w) && w >= 0 && w < TWO_POW_32)) {
+    if (!Array.isArray(s) || s.length !== 4 || !s.every((w) => Number.isInteger(w) && w >= 0 && w < TWO_POW_32)) {
       throw inputError(
         `Random-generator state ${JSON.stringify(s)} is invalid: expected four integers in ` +
-        `[0, 2^32). The checkpoint may be damaged; resume from another one or start fresh.`);
+          `[0, 2^32). The checkpoint may be damaged; resume from another one or start fresh.`,
+      );
     }
     if (s.every((w) => w === 0)) {
-      throw inputError('Random-generator state is all zeros, which xoshiro128** cannot use. ' +
-        'The checkpoint may be damaged; resume from another one or start fresh.');
+      throw inputError(
+        'Random-generator state is all zeros, which xoshiro128** cannot use. ' +
+          'The checkpoint may be damaged; resume from another one or start fresh.',
+      );
     }
-    this.s0 = s[0]!; this.s1 = s[1]!; this.s2 = s[2]!; this.s3 = s[3]!;
+    this.s0 = s[0]!;
+    this.s1 = s[1]!;
+    this.s2 = s[2]!;
+    this.s3 = s[3]!;
   }
 }

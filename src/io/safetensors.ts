@@ -69,8 +69,14 @@ export const MAX_HEADER_BYTES = 100_000_000;
 
 type ArrayCtor = abstract new (...args: never[]) => SafeTensorIn['data'];
 const EXPECTED_ARRAY: Record<SafeDtypeIn, ArrayCtor> = {
-  F32: Float32Array, F64: Float64Array, F16: Uint16Array, BF16: Uint16Array,
-  I32: Int32Array, I64: BigInt64Array, U8: Uint8Array, I8: Int8Array,
+  F32: Float32Array,
+  F64: Float64Array,
+  F16: Uint16Array,
+  BF16: Uint16Array,
+  I32: Int32Array,
+  I64: BigInt64Array,
+  U8: Uint8Array,
+  I8: Int8Array,
 };
 
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -89,8 +95,10 @@ function checkShape(shape: unknown, fail: (what: string) => never): number {
 }
 
 /** The header (length prefix + JSON padded to 8 bytes) for tensors laid out contiguously in order. */
-function encodeHeader(tensors: readonly { name: string; dtype: string; shape: number[] }[], metadata?: Record<string, string>):
-  { header: Uint8Array; dataBytes: number } {
+function encodeHeader(
+  tensors: readonly { name: string; dtype: string; shape: number[] }[],
+  metadata?: Record<string, string>,
+): { header: Uint8Array; dataBytes: number } {
   const header: Record<string, unknown> = {};
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -98,7 +106,7 @@ function encodeHeader(tensors: readonly { name: string; dtype: string; shape: nu
         throw inputError(`Safetensors metadata value for ${JSON.stringify(k)} must be a string, got ${typeof v}.`);
       }
     }
-    header['__metadata__'] = metadata;
+    header.__metadata__ = metadata;
   }
   let offset = 0;
   const seen = new Set<string>();
@@ -112,7 +120,9 @@ function encodeHeader(tensors: readonly { name: string; dtype: string; shape: nu
     if (size === undefined) {
       throw inputError(`Cannot encode ${where}: dtype ${String(t.dtype)} is not one of ${Object.keys(EXPECTED_ARRAY).join(', ')}.`);
     }
-    const count = checkShape(t.shape, (what) => { throw inputError(`Cannot encode ${where}: ${what}.`); });
+    const count = checkShape(t.shape, (what) => {
+      throw inputError(`Cannot encode ${where}: ${what}.`);
+    });
     header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + count * size] };
     offset += count * size;
   }
@@ -128,7 +138,8 @@ function encodeHeader(tensors: readonly { name: string; dtype: string; shape: nu
 function rawBytes(data: SafeTensorIn['data']): Uint8Array {
   const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (HOST_LE || data.BYTES_PER_ELEMENT === 1) return raw;
-  const k = data.BYTES_PER_ELEMENT, out = new Uint8Array(raw.length);
+  const k = data.BYTES_PER_ELEMENT,
+    out = new Uint8Array(raw.length);
   for (let i = 0; i < raw.length; i += k) for (let j = 0; j < k; j++) out[i + j] = raw[i + k - 1 - j];
   return out;
 }
@@ -144,7 +155,9 @@ export function encodeSafetensors(tensors: SafeTensorIn[], metadata?: Record<str
     if (want !== undefined && Array.isArray(t.shape) && t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       const count = t.shape.reduce((a, b) => a * b, 1);
       if (count !== t.data.length) {
-        throw inputError(`Cannot encode ${where}: shape [${t.shape.join(', ')}] holds ${count} elements but the data has ${t.data.length}.`);
+        throw inputError(
+          `Cannot encode ${where}: shape [${t.shape.join(', ')}] holds ${count} elements but the data has ${t.data.length}.`,
+        );
       }
     }
   }
@@ -164,14 +177,20 @@ export function encodeSafetensors(tensors: SafeTensorIn[], metadata?: Record<str
  * A producer for writeFileAtomic / writeDirAtomic that streams a safetensors file: the header, then
  * each tensor's bytes as its `write` emits them. Nothing larger than one emitted chunk is held.
  */
-export function safetensorsProducer(tensors: StreamTensor[], metadata?: Record<string, string>): { producer: FileProducer; byteLength: number } {
+export function safetensorsProducer(
+  tensors: StreamTensor[],
+  metadata?: Record<string, string>,
+): { producer: FileProducer; byteLength: number } {
   const { header, dataBytes } = encodeHeader(tensors, metadata);
   const producer: FileProducer = (write) => {
     write(header);
     for (const t of tensors) {
       const want = t.shape.reduce((a, b) => a * b, 1) * (DTYPE_BYTES[t.dtype] as number);
       let got = 0;
-      t.write((chunk) => { got += chunk.length; write(chunk); });
+      t.write((chunk) => {
+        got += chunk.length;
+        write(chunk);
+      });
       if (got !== want) throw new Error(`safetensors writer: tensor '${t.name}' emitted ${got} bytes, expected ${want}`);
     }
   };
@@ -182,15 +201,22 @@ export function safetensorsProducer(tensors: StreamTensor[], metadata?: Record<s
  * Validate a header object against a data section of `dataLen` bytes. `bad` throws the caller's
  * error. Returns the metadata and each tensor's dtype, shape and relative byte range.
  */
-function validateHeader(parsed: unknown, dataLen: number, bad: (what: string) => never):
-  { metadata: Record<string, string>; tensors: Map<string, SafeTensorInfo> } {
+function validateHeader(
+  parsed: unknown,
+  dataLen: number,
+  bad: (what: string) => never,
+): { metadata: Record<string, string>; tensors: Map<string, SafeTensorInfo> } {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) bad('the header is not a JSON object');
   let metadata: Record<string, string> = {};
   const tensors = new Map<string, SafeTensorInfo>();
   for (const [name, entry] of Object.entries(parsed as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)
-        || !Object.values(entry).every((v) => typeof v === 'string')) {
+      if (
+        typeof entry !== 'object' ||
+        entry === null ||
+        Array.isArray(entry) ||
+        !Object.values(entry).every((v) => typeof v === 'string')
+      ) {
         bad('"__metadata__" must be an object of string values');
       }
       metadata = Object.fromEntries(Object.entries(entry as Record<string, string>));
@@ -199,11 +225,11 @@ function validateHeader(parsed: unknown, dataLen: number, bad: (what: string) =>
     const where = `tensor ${JSON.stringify(name)}`;
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) bad(`${where} is not an object`);
     const e = entry as Record<string, unknown>;
-    const dtype = e['dtype'];
+    const dtype = e.dtype;
     const size = typeof dtype === 'string' && Object.hasOwn(DTYPE_BYTES, dtype) ? DTYPE_BYTES[dtype] : undefined;
     if (size === undefined) bad(`${where} has unknown dtype ${JSON.stringify(dtype)}`);
-    const count = checkShape(e['shape'], (what) => bad(`${where}: ${what}`));
-    const offs = e['data_offsets'];
+    const count = checkShape(e.shape, (what) => bad(`${where}: ${what}`));
+    const offs = e.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
       bad(`${where} has data_offsets ${JSON.stringify(offs)}; it must be two non-negative integers [begin, end]`);
     }
@@ -212,9 +238,9 @@ function validateHeader(parsed: unknown, dataLen: number, bad: (what: string) =>
       bad(`${where} has data_offsets [${begin}, ${end}] outside the ${dataLen}-byte data section`);
     }
     if (end - begin !== count * size) {
-      bad(`${where} spans ${end - begin} bytes but shape [${(e['shape'] as number[]).join(', ')}] of ${String(dtype)} needs ${count * size}`);
+      bad(`${where} spans ${end - begin} bytes but shape [${(e.shape as number[]).join(', ')}] of ${String(dtype)} needs ${count * size}`);
     }
-    tensors.set(name, { dtype: dtype as string, shape: [...(e['shape'] as number[])], begin, end });
+    tensors.set(name, { dtype: dtype as string, shape: [...(e.shape as number[])], begin, end });
   }
   const sorted = [...tensors.entries()].filter(([, t]) => t.end > t.begin).sort((a, b) => a[1].begin - b[1].begin);
   for (let i = 1; i < sorted.length; i++) {
@@ -227,8 +253,9 @@ function validateHeader(parsed: unknown, dataLen: number, bad: (what: string) =>
 
 function badFile(file: string): (what: string) => never {
   return (what) => {
-    throw inputError(`${file} is not a valid safetensors file: ${what}. ` +
-      'Re-export it, or check that the path points to a .safetensors file.');
+    throw inputError(
+      `${file} is not a valid safetensors file: ${what}. ` + 'Re-export it, or check that the path points to a .safetensors file.',
+    );
   };
 }
 
@@ -284,28 +311,41 @@ export function readSafetensors(path: string): SafetensorsFile {
     bytes = readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'it does not exist'
-      : code === 'EISDIR' ? 'it is a directory, not a file'
-      : code === 'EACCES' ? 'permission denied'
-      : code === 'ERR_FS_FILE_TOO_LARGE' ? 'it is too large to read into memory (over 2 GiB)'
-      : (e as Error).message;
+    const why =
+      code === 'ENOENT'
+        ? 'it does not exist'
+        : code === 'EISDIR'
+          ? 'it is a directory, not a file'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'ERR_FS_FILE_TOO_LARGE'
+              ? 'it is too large to read into memory (over 2 GiB)'
+              : (e as Error).message;
     throw inputError(`Cannot read safetensors file ${path}: ${why}. Check the path.`);
   }
   return decodeSafetensors(bytes, path);
 }
 
-function tensorView(f: SafetensorsFile, name: string, allowed: readonly string[], fn: string):
-  { info: SafeTensorInfo; view: DataView; count: number } {
+function tensorView(
+  f: SafetensorsFile,
+  name: string,
+  allowed: readonly string[],
+  fn: string,
+): { info: SafeTensorInfo; view: DataView; count: number } {
   const info = f.tensors.get(name);
   if (info === undefined) {
     const names = [...f.tensors.keys()];
     const list = names.slice(0, 10).join(', ') + (names.length > 10 ? ', ...' : '');
-    throw inputError(`${f.file} has no tensor ${JSON.stringify(name)} (it has: ${list || 'none'}). ` +
-      'The file may be from a different model or version.');
+    throw inputError(
+      `${f.file} has no tensor ${JSON.stringify(name)} (it has: ${list || 'none'}). ` +
+        'The file may be from a different model or version.',
+    );
   }
   if (!allowed.includes(info.dtype)) {
-    throw inputError(`${f.file}: tensor ${JSON.stringify(name)} has dtype ${info.dtype}, but ${fn} reads only ` +
-      `${allowed.join(', ')}. Convert the file to a supported dtype.`);
+    throw inputError(
+      `${f.file}: tensor ${JSON.stringify(name)} has dtype ${info.dtype}, but ${fn} reads only ` +
+        `${allowed.join(', ')}. Convert the file to a supported dtype.`,
+    );
   }
   const bytes = f.bytes;
   const view = new DataView(bytes.buffer, bytes.byteOffset + f.dataStart + info.begin, info.end - info.begin);
@@ -337,19 +377,33 @@ export function bf16BitsToNumber(h: number): number {
 function readFloat(f: SafetensorsFile, name: string, out: Float32Array | Float64Array, info: SafeTensorInfo, view: DataView): void {
   const n = out.length;
   switch (info.dtype) {
-    case 'F32': for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true); break;
-    case 'F64': for (let i = 0; i < n; i++) out[i] = view.getFloat64(i * 8, true); break;
-    case 'F16': for (let i = 0; i < n; i++) out[i] = f16BitsToNumber(view.getUint16(i * 2, true)); break;
-    case 'BF16': for (let i = 0; i < n; i++) out[i] = bf16BitsToNumber(view.getUint16(i * 2, true)); break;
-    default: throw inputError(`${f.file}: tensor ${JSON.stringify(name)} has unsupported dtype ${info.dtype}.`);
+    case 'F32':
+      for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
+      break;
+    case 'F64':
+      for (let i = 0; i < n; i++) out[i] = view.getFloat64(i * 8, true);
+      break;
+    case 'F16':
+      for (let i = 0; i < n; i++) out[i] = f16BitsToNumber(view.getUint16(i * 2, true));
+      break;
+    case 'BF16':
+      for (let i = 0; i < n; i++) out[i] = bf16BitsToNumber(view.getUint16(i * 2, true));
+      break;
+    default:
+      throw inputError(`${f.file}: tensor ${JSON.stringify(name)} has unsupported dtype ${info.dtype}.`);
   }
 }
 
 const FLOAT_DTYPES = ['F32', 'F16', 'BF16', 'F64'] as const;
 
 /** A float tensor as a new array of `Ctor`'s precision; the matching stored dtype is one byte copy. */
-function readFloats<T extends Float32Array | Float64Array>(f: SafetensorsFile, name: string, fn: string,
-  Ctor: { new (n: number): T; new (b: ArrayBuffer): T }, native: 'F32' | 'F64'): T {
+function readFloats<T extends Float32Array | Float64Array>(
+  f: SafetensorsFile,
+  name: string,
+  fn: string,
+  Ctor: { new (n: number): T; new (b: ArrayBuffer): T },
+  native: 'F32' | 'F64',
+): T {
   const { info, view, count } = tensorView(f, name, FLOAT_DTYPES, fn);
   if (info.dtype === native && HOST_LE) {
     // one byte copy (into a fresh, hence aligned, buffer) instead of an element loop
@@ -381,8 +435,9 @@ export function readTensorI32(f: SafetensorsFile, name: string): Int32Array {
   for (let i = 0; i < count; i++) {
     const v = view.getBigInt64(i * 8, true);
     if (v < -2147483648n || v > 2147483647n) {
-      throw inputError(`${f.file}: tensor ${JSON.stringify(name)} element ${i} is ${v}, outside the 32-bit ` +
-        'integer range this reader supports.');
+      throw inputError(
+        `${f.file}: tensor ${JSON.stringify(name)} element ${i} is ${v}, outside the 32-bit ` + 'integer range this reader supports.',
+      );
     }
     out[i] = Number(v);
   }

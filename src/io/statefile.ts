@@ -54,8 +54,13 @@ export function tokenizerSha256(dir: string | null): string {
 export function writeStateFile(path: string, header: StateHeader, tensors: StreamTensor[]): void {
   for (const t of tensors) if (t.dtype !== 'F32') throw new Error(`state file: tensor '${t.name}' is ${t.dtype}; state tensors are F32`);
   const metadata = {
-    format: STATE_FORMAT, architecture: header.architecture, model_sha256: header.modelSha256,
-    tokenizer_sha256: header.tokenizerSha256, tokens: String(header.tokens), batch: String(header.batch), dtype: 'F32',
+    format: STATE_FORMAT,
+    architecture: header.architecture,
+    model_sha256: header.modelSha256,
+    tokenizer_sha256: header.tokenizerSha256,
+    tokens: String(header.tokens),
+    batch: String(header.batch),
+    dtype: 'F32',
   };
   writeFileAtomic(path, safetensorsProducer(tensors, metadata).producer);
 }
@@ -66,7 +71,9 @@ const HEX64 = /^[0-9a-f]{64}$/;
 export function readStateFile(path: string): { header: StateHeader; file: SafetensorsFile } {
   const file = readSafetensors(path);
   const m = file.metadata;
-  const bad = (what: string): never => { throw inputError(`${path} is not a usable frugal state file: ${what}`); };
+  const bad = (what: string): never => {
+    throw inputError(`${path} is not a usable frugal state file: ${what}`);
+  };
   if (m.format !== STATE_FORMAT) bad(`its __metadata__ format is ${JSON.stringify(m.format ?? null)}, expected "${STATE_FORMAT}"`);
   if (m.dtype !== 'F32') bad(`dtype ${JSON.stringify(m.dtype ?? null)}, expected "F32"`);
   if (typeof m.architecture !== 'string' || m.architecture === '') bad('it names no architecture');
@@ -75,12 +82,19 @@ export function readStateFile(path: string): { header: StateHeader; file: Safete
   if (tok !== BYTE_TOKENIZER && !HEX64.test(tok)) bad(`tokenizer_sha256 is neither a SHA-256 in hex nor "${BYTE_TOKENIZER}"`);
   const count = (key: 'tokens' | 'batch', min: number): number => {
     const v = m[key] ?? '';
-    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) < min) bad(`${key} ${JSON.stringify(v)} is not a whole number ≥ ${min}`);
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) < min)
+      bad(`${key} ${JSON.stringify(v)} is not a whole number ≥ ${min}`);
     return Number(v);
   };
   for (const [name, t] of file.tensors) if (t.dtype !== 'F32') bad(`tensor '${name}' is ${t.dtype}, not F32`);
   return {
-    header: { architecture: m.architecture, modelSha256: m.model_sha256, tokenizerSha256: tok, tokens: count('tokens', 0), batch: count('batch', 1) },
+    header: {
+      architecture: m.architecture,
+      modelSha256: m.model_sha256,
+      tokenizerSha256: tok,
+      tokens: count('tokens', 0),
+      batch: count('batch', 1),
+    },
     file,
   };
 }

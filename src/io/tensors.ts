@@ -16,10 +16,21 @@ export const FLOAT_DTYPES: readonly FloatDtype[] = ['F32', 'F16', 'BF16', 'F64']
 
 /** Bytes per element of every safetensors dtype (decoding accepts all of them). */
 export const DTYPE_BYTES: Readonly<Record<string, number>> = Object.freeze({
-  BOOL: 1, U8: 1, I8: 1, F8_E4M3: 1, F8_E5M2: 1,
-  U16: 2, I16: 2, F16: 2, BF16: 2,
-  U32: 4, I32: 4, F32: 4,
-  U64: 8, I64: 8, F64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  U16: 2,
+  I16: 2,
+  F16: 2,
+  BF16: 2,
+  U32: 4,
+  I32: 4,
+  F32: 4,
+  U64: 8,
+  I64: 8,
+  F64: 8,
 });
 
 export interface TensorEntry {
@@ -56,8 +67,11 @@ function f16Table(): Float32Array {
   if (F16_TABLE) return F16_TABLE;
   const t = new Float32Array(65536);
   for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
-    t[h] = exp === 0 ? sign * frac * 2 ** -24 : exp === 31 ? (frac === 0 ? sign * Infinity : NaN) : sign * (1 + frac / 1024) * 2 ** (exp - 15);
+    const sign = h & 0x8000 ? -1 : 1,
+      exp = (h >> 10) & 0x1f,
+      frac = h & 0x3ff;
+    t[h] =
+      exp === 0 ? sign * frac * 2 ** -24 : exp === 31 ? (frac === 0 ? sign * Infinity : NaN) : sign * (1 + frac / 1024) * 2 ** (exp - 15);
   }
   F16_TABLE = t;
   return t;
@@ -85,7 +99,8 @@ export function f32BitsToF16Bits(x: number): number {
   if (shift > 24) return sign;
   const m = mant | 0x800000;
   let r = m >>> shift;
-  const rest = m & ((1 << shift) - 1), half = 1 << (shift - 1);
+  const rest = m & ((1 << shift) - 1),
+    half = 1 << (shift - 1);
   if (rest > half || (rest === half && (r & 1) === 1)) r++;
   return sign | r;
 }
@@ -100,12 +115,22 @@ const BITS_F32 = new Float32Array(BITS_U32.buffer);
 
 /** Convert `n` little-endian elements of `dtype` in `raw` to floats in out[at .. at + n). */
 function convertChunk(raw: Uint8Array, dtype: FloatDtype, out: Float32Array | Float64Array, at: number, n: number): void {
-  const buf = raw.buffer, off = raw.byteOffset; // raw is a fresh scratch array: aligned, host order assumed LE below
+  const buf = raw.buffer,
+    off = raw.byteOffset; // raw is a fresh scratch array: aligned, host order assumed LE below
   switch (dtype) {
-    case 'F32': { const s = new Float32Array(buf, off, n); out.set(s, at); return; }
-    case 'F64': { const s = new Float64Array(buf, off, n); out.set(s, at); return; }
+    case 'F32': {
+      const s = new Float32Array(buf, off, n);
+      out.set(s, at);
+      return;
+    }
+    case 'F64': {
+      const s = new Float64Array(buf, off, n);
+      out.set(s, at);
+      return;
+    }
     case 'F16': {
-      const s = new Uint16Array(buf, off, n), t = f16Table();
+      const s = new Uint16Array(buf, off, n),
+        t = f16Table();
       for (let i = 0; i < n; i++) out[at + i] = t[s[i]];
       return;
     }

@@ -6,12 +6,18 @@ import { FrugalError } from './errors.js';
  * error's type, never from its message.
  */
 export class TokenIdError extends FrugalError {
+  /** The offending id. */
   readonly id: number;
+  /** Its position in the input. */
   readonly position: number;
+  /** The model's vocabulary size: valid ids are 0 … vocabSize − 1. */
   readonly vocabSize: number;
   constructor(id: number, position: number, vocabSize: number, where: string) {
-    super(`${where}: token id ${id} at position ${position} is outside the model's vocabulary [0, ${vocabSize}); ` +
-      'use ids the model was trained with (or its own tokenizer)', 2);
+    super(
+      `${where}: token id ${id} at position ${position} is outside the model's vocabulary [0, ${vocabSize}); ` +
+        'use ids the model was trained with (or its own tokenizer)',
+      2,
+    );
     this.name = 'TokenIdError';
     this.id = id;
     this.position = position;

@@ -23,10 +23,15 @@ export interface StreamDecoder {
   flush(): string;
 }
 
+/** Text to token ids and back. */
 export interface Tokenizer {
+  /** Number of ids the tokenizer can produce. */
   readonly vocabSize: number;
+  /** The ids of `text`. */
   encode(text: string): Int32Array;
+  /** The text of `ids` (an incomplete UTF-8 sequence at the end decodes to U+FFFD). */
   decode(ids: ArrayLike<number>): string;
+  /** A decoder that turns ids into text one at a time, holding back partial characters. */
   createStreamDecoder(): StreamDecoder;
 }
 
@@ -68,7 +73,8 @@ function checkId(id: number, index: number): number {
   if (!Number.isInteger(id) || id < 0 || id > 255) {
     throw inputError(
       `Token id ${String(id)} at position ${index} is outside the byte vocabulary 0..255. ` +
-      'The model and tokenizer do not match; use the tokenizer the model was trained with.');
+        'The model and tokenizer do not match; use the tokenizer the model was trained with.',
+    );
   }
   return id;
 }
@@ -79,7 +85,8 @@ export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'spec
 const MAX_TOKENIZER_BYTES = 256 << 20;
 
 function readJson(file: string): unknown {
-  if (statSync(file).size > MAX_TOKENIZER_BYTES) throw inputError(`${file} is over ${MAX_TOKENIZER_BYTES} bytes; it is not a tokenizer file`);
+  if (statSync(file).size > MAX_TOKENIZER_BYTES)
+    throw inputError(`${file} is over ${MAX_TOKENIZER_BYTES} bytes; it is not a tokenizer file`);
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
@@ -98,7 +105,11 @@ export class HFTokenizer implements Tokenizer {
 
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown, file: string) {
     this.file = file;
-    if (typeof tokenizerJson !== 'object' || tokenizerJson === null || typeof (tokenizerJson as Record<string, unknown>).model !== 'object') {
+    if (
+      typeof tokenizerJson !== 'object' ||
+      tokenizerJson === null ||
+      typeof (tokenizerJson as Record<string, unknown>).model !== 'object'
+    ) {
       throw inputError(`${file} is not a Hugging Face tokenizer.json (it has no "model" object)`);
     }
     try {
@@ -143,24 +154,32 @@ export class HFTokenizer implements Tokenizer {
    */
   createStreamDecoder(): StreamDecoder {
     let ids: number[] = [];
-    let prefix = 0, read = 0;
+    let prefix = 0,
+      read = 0;
     const text = (a: number, b: number) => this.decode(ids.slice(a, b), true);
     return {
       push: (id: number): string => {
         ids.push(id);
-        const before = text(prefix, read), after = text(prefix, ids.length);
+        const before = text(prefix, read),
+          after = text(prefix, ids.length);
         if (after.length > before.length && !after.endsWith('\uFFFD')) {
           const out = after.slice(before.length);
           prefix = read;
           read = ids.length;
-          if (prefix > 64) { ids = ids.slice(prefix); read -= prefix; prefix = 0; }
+          if (prefix > 64) {
+            ids = ids.slice(prefix);
+            read -= prefix;
+            prefix = 0;
+          }
           return out;
         }
         return '';
       },
       flush: (): string => {
         const out = text(prefix, ids.length).slice(text(prefix, read).length);
-        ids = []; prefix = 0; read = 0;
+        ids = [];
+        prefix = 0;
+        read = 0;
         return out;
       },
     };

@@ -24,20 +24,26 @@ export function indexTorchBin(src: ByteSource): Map<string, TensorEntry> {
   if (src.size >= 2) {
     const head = readBytes(src, 0, 2, 'the file signature');
     if (head[0] === 0x80) {
-      throw inputError(`${src.file} uses PyTorch's legacy (pre-1.6) serialisation, which frugal does not read; ` +
-        'load and re-save it with a current torch.save, or convert it to safetensors');
+      throw inputError(
+        `${src.file} uses PyTorch's legacy (pre-1.6) serialisation, which frugal does not read; ` +
+          'load and re-save it with a current torch.save, or convert it to safetensors',
+      );
     }
   }
   const zip = readZipDirectory(src);
   const pkls = [...zip.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
   if (pkls.length !== 1) {
-    throw inputError(`${src.file} is a zip archive but not a torch.save checkpoint (expected one <archive>/data.pkl, found ${pkls.length})`);
+    throw inputError(
+      `${src.file} is a zip archive but not a torch.save checkpoint (expected one <archive>/data.pkl, found ${pkls.length})`,
+    );
   }
   const prefix = pkls[0].slice(0, -'data.pkl'.length);
   const pkl = zip.get(pkls[0])!;
-  if (pkl.size > MAX_PICKLE_BYTES) throw inputError(`${src.file}: ${pkls[0]} is ${pkl.size} bytes, over the ${MAX_PICKLE_BYTES}-byte limit for a state dict`);
+  if (pkl.size > MAX_PICKLE_BYTES)
+    throw inputError(`${src.file}: ${pkls[0]} is ${pkl.size} bytes, over the ${MAX_PICKLE_BYTES}-byte limit for a state dict`);
   const bytes = readBytes(src, pkl.dataOffset, pkl.size, pkls[0]);
-  if (crc32(bytes) !== pkl.crc32) throw inputError(`${src.file}: ${pkls[0]} fails its CRC check (the file is corrupt; download or save it again)`);
+  if (crc32(bytes) !== pkl.crc32)
+    throw inputError(`${src.file}: ${pkls[0]} fails its CRC check (the file is corrupt; download or save it again)`);
   const refs = readStateDictPickle(bytes, `${src.file} (${pkls[0]})`);
   const entries = new Map<string, TensorEntry>();
   for (const [name, t] of refs) {
@@ -46,8 +52,10 @@ export function indexTorchBin(src: ByteSource): Map<string, TensorEntry> {
     if (!rec) throw inputError(`${where} refers to storage '${t.storage.key}', which the archive does not contain`);
     const size = DTYPE_BYTES[t.storage.dtype] as number;
     if (rec.size !== t.storage.numel * size) {
-      throw inputError(`${where}: storage '${t.storage.key}' should hold ${t.storage.numel} ${t.storage.dtype} elements ` +
-        `(${t.storage.numel * size} bytes) but its record has ${rec.size} bytes`);
+      throw inputError(
+        `${where}: storage '${t.storage.key}' should hold ${t.storage.numel} ${t.storage.dtype} elements ` +
+          `(${t.storage.numel * size} bytes) but its record has ${rec.size} bytes`,
+      );
     }
     const n = elementCount(t.shape);
     if (!Number.isSafeInteger(n)) throw inputError(`${where}: shape [${t.shape}] has too many elements`);
@@ -58,8 +66,13 @@ export function indexTorchBin(src: ByteSource): Map<string, TensorEntry> {
       throw inputError(`${where}: elements [${t.offset}, ${t.offset + n}) run past its storage of ${t.storage.numel}`);
     }
     entries.set(name, {
-      name, dtype: t.storage.dtype, shape: [...t.shape], src,
-      offset: rec.dataOffset + t.offset * size, byteLength: n * size, storage: t.storage.key,
+      name,
+      dtype: t.storage.dtype,
+      shape: [...t.shape],
+      src,
+      offset: rec.dataOffset + t.offset * size,
+      byteLength: n * size,
+      storage: t.storage.key,
     });
   }
   return entries;
@@ -72,7 +85,13 @@ function sameStride(shape: number[], stride: number[]): boolean {
 }
 
 /** A tensor to save; tensors with the same `storage` share one record (a tied head). */
-export interface TorchSaveTensor { name: string; dtype: string; shape: number[]; storage: string; data: () => Uint8Array }
+export interface TorchSaveTensor {
+  name: string;
+  dtype: string;
+  shape: number[];
+  storage: string;
+  data: () => Uint8Array;
+}
 
 const STORAGE_CLASS: Record<string, string> = Object.fromEntries(Object.entries(STORAGE_DTYPES).map(([k, v]) => [v, k]));
 
@@ -88,8 +107,10 @@ export function torchBinProducer(tensors: TorchSaveTensor[], opts: { archive?: s
     const cls = STORAGE_CLASS[t.dtype];
     if (!cls) throw inputError(`cannot save tensor '${t.name}' of dtype ${t.dtype} in a PyTorch file`);
     let s = keys.get(t.storage);
-    if (!s) { s = { key: String(keys.size), t }; keys.set(t.storage, s); }
-    else if (s.t.dtype !== t.dtype || elementCount(s.t.shape) !== elementCount(t.shape)) {
+    if (!s) {
+      s = { key: String(keys.size), t };
+      keys.set(t.storage, s);
+    } else if (s.t.dtype !== t.dtype || elementCount(s.t.shape) !== elementCount(t.shape)) {
       throw new Error(`tensors '${s.t.name}' and '${t.name}' share storage but differ in dtype or size`);
     }
     const n = elementCount(t.shape);

@@ -15,7 +15,12 @@ import { indexSafetensors } from './safetensors.js';
 import { indexTorchBin } from './torchbin.js';
 import type { TensorEntry } from './tensors.js';
 
-export const WEIGHT_FILE_NAMES = ['model.safetensors.index.json', 'model.safetensors', 'pytorch_model.bin.index.json', 'pytorch_model.bin'] as const;
+export const WEIGHT_FILE_NAMES = [
+  'model.safetensors.index.json',
+  'model.safetensors',
+  'pytorch_model.bin.index.json',
+  'pytorch_model.bin',
+] as const;
 
 export interface WeightSet {
   /** Tensor name (as stored) -> where it lives. */
@@ -37,13 +42,17 @@ export function indexWeightFile(src: ByteSource): Map<string, TensorEntry> {
 export function openWeights(dir: string): WeightSet {
   const found = WEIGHT_FILE_NAMES.find((n) => existsSync(join(dir, n)));
   if (!found) {
-    throw inputError(`${dir} has no weights: expected one of ${WEIGHT_FILE_NAMES.join(', ')} ` +
-      '(a Hugging Face or state-spaces Mamba checkpoint directory)');
+    throw inputError(
+      `${dir} has no weights: expected one of ${WEIGHT_FILE_NAMES.join(', ')} ` +
+        '(a Hugging Face or state-spaces Mamba checkpoint directory)',
+    );
   }
   const file = join(dir, found);
   const format = found.startsWith('model') ? 'safetensors' : 'pytorch';
   const sources: ByteSource[] = [];
-  const close = () => { for (const s of sources) s.close(); };
+  const close = () => {
+    for (const s of sources) s.close();
+  };
   try {
     if (!found.endsWith('.index.json')) {
       const src = new FileSource(file);
@@ -58,7 +67,8 @@ export function openWeights(dir: string): WeightSet {
       sources.push(src);
       for (const [name, e] of indexWeightFile(src)) {
         const want = map.get(name);
-        if (want === undefined) throw inputError(`${src.file}: tensor '${name}' is not listed in ${file} (extra tensor, or a shard from another checkpoint)`);
+        if (want === undefined)
+          throw inputError(`${src.file}: tensor '${name}' is not listed in ${file} (extra tensor, or a shard from another checkpoint)`);
         if (want !== shard) throw inputError(`${src.file}: tensor '${name}' is here but ${file} says it is in ${want}`);
         entries.set(name, e);
       }
@@ -83,7 +93,8 @@ function readIndex(file: string): Map<string, string> {
     throw inputError(`${file} is not valid JSON (${(e as Error).message})`);
   }
   const wm = typeof j === 'object' && j !== null ? (j as Record<string, unknown>).weight_map : undefined;
-  if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) throw inputError(`${file} has no "weight_map" object (tensor name -> shard file)`);
+  if (typeof wm !== 'object' || wm === null || Array.isArray(wm))
+    throw inputError(`${file} has no "weight_map" object (tensor name -> shard file)`);
   const map = new Map<string, string>();
   for (const [name, shard] of Object.entries(wm as Record<string, unknown>)) {
     if (typeof shard !== 'string' || shard === '' || basename(shard) !== shard || shard === '.' || shard === '..') {

@@ -15,14 +15,21 @@ import { threadedKernels } from './parallel.js';
  */
 type RefKernels = typeof ref;
 type KernelName = {
-  [K in keyof RefKernels]: RefKernels[K] extends (a: never, b: never, ...rest: never[]) => unknown ? K : never
+  [K in keyof RefKernels]: RefKernels[K] extends (a: never, b: never, ...rest: never[]) => unknown ? K : never;
 }[keyof RefKernels];
 type ToTensor<P> = P extends F ? Tensor : P extends F | null ? Tensor | null : P extends Int32Array | Int8Array | Uint8Array ? Tensor : P;
 type TensorArgs<T extends unknown[]> = { [I in keyof T]: ToTensor<T[I]> };
 export type Backend = {
   readonly [K in KernelName]: (...args: TensorArgs<Parameters<RefKernels[K]>>) => ReturnType<RefKernels[K]>;
-} & { readonly kind: KernelKind; readonly wasmKernels: readonly string[]; readonly threads: number; dispose(): void; parallelRuns(): number };
+} & {
+  readonly kind: KernelKind;
+  readonly wasmKernels: readonly string[];
+  readonly threads: number;
+  dispose(): void;
+  parallelRuns(): number;
+};
 
+/** Which kernels run the model: WebAssembly SIMD (`'wasm'`), or their plain TypeScript reference twins (`'ref'`). */
 export type KernelKind = 'wasm' | 'ref';
 export const KERNEL_KINDS: readonly KernelKind[] = ['wasm', 'ref'];
 
@@ -37,7 +44,13 @@ function isKernel(v: unknown): v is AnyKernel {
  * reference kernels always run on the calling thread.
  */
 export function createBackend(kind: KernelKind, heap: Heap, threads = 1): Backend {
-  const table: Record<string, unknown> = { kind, wasmKernels: [], threads: kind === 'wasm' ? threads : 1, dispose: () => {}, parallelRuns: () => 0 };
+  const table: Record<string, unknown> = {
+    kind,
+    wasmKernels: [],
+    threads: kind === 'wasm' ? threads : 1,
+    dispose: () => {},
+    parallelRuns: () => 0,
+  };
   let wasm: Record<string, AnyKernel | undefined> | null = null;
   if (kind === 'wasm') {
     const module = getWasmModule();

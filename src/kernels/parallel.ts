@@ -19,7 +19,11 @@ export const MIN_PARALLEL_FLOPS = 1 << 16;
 export const SCAN_GROUPS = 8;
 
 /** What each threaded kernel needs: the thread count, the single-thread kernels, and a way to run one job per thread. */
-interface Pool { T: number; w: WasmKernels; jobs: (make: (t: number) => Job) => void }
+interface Pool {
+  T: number;
+  w: WasmKernels;
+  jobs: (make: (t: number) => Job) => void;
+}
 
 export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): Partial<WasmKernels> {
   const p: Pool = { T: pool.size, w, jobs: (make) => pool.run(Array.from({ length: pool.size }, (_, t) => make(t))) };
@@ -49,14 +53,21 @@ function threadedMatmulNT({ T, w, jobs }: Pool): WasmKernels['matmulNT'] {
 }
 
 /** out (M,N) = a·b with A[i,k] at a + i·sa + k·sk: split rows when there are enough, else columns */
-function threadedGemmAB({ T, jobs }: Pool, name: 'matmulNNStrided' | 'matmulTNStrided', single: WasmKernels['matmulNN']): WasmKernels['matmulNN'] {
-  const lda = (M: number, K: number) => name === 'matmulNNStrided' ? K : M; // NN: a (M,K) rows of K; TN: a (K,M) rows of M
+function threadedGemmAB(
+  { T, jobs }: Pool,
+  name: 'matmulNNStrided' | 'matmulTNStrided',
+  single: WasmKernels['matmulNN'],
+): WasmKernels['matmulNN'] {
+  const lda = (M: number, K: number) => (name === 'matmulNNStrided' ? K : M); // NN: a (M,K) rows of K; TN: a (K,M) rows of M
   return (out, a, b, M, N, K, beta) => {
     if (T === 1 || M * N * K < MIN_PARALLEL_FLOPS) return single(out, a, b, M, N, K, beta);
     const rowStep = name === 'matmulNNStrided' ? K * 4 : 4;
     if (M >= T) {
       const r = splitRange(M, T);
-      return jobs((t) => ({ name, args: [out + r[t][0] * N * 4, a + r[t][0] * rowStep, b, r[t][1] - r[t][0], N, K, beta, lda(M, K), N, N] }));
+      return jobs((t) => ({
+        name,
+        args: [out + r[t][0] * N * 4, a + r[t][0] * rowStep, b, r[t][1] - r[t][0], N, K, beta, lda(M, K), N, N],
+      }));
     }
     const c = splitRange(N, T, 4);
     return jobs((t) => ({ name, args: [out + c[t][0] * 4, a, b + c[t][0] * 4, M, c[t][1] - c[t][0], K, beta, lda(M, K), N, N] }));
@@ -64,17 +75,27 @@ function threadedGemmAB({ T, jobs }: Pool, name: 'matmulNNStrided' | 'matmulTNSt
 }
 
 /** Quantised products: rows of the output, or columns (weight rows) when there are few rows. */
-function threadedMatmulQ({ T, jobs }: Pool, single: WasmKernels['matmulQ8'], name: 'matmulQ8Strided' | 'matmulQ4Strided',
-  wRowBytes: (K: number) => number): WasmKernels['matmulQ8'] {
+function threadedMatmulQ(
+  { T, jobs }: Pool,
+  single: WasmKernels['matmulQ8'],
+  name: 'matmulQ8Strided' | 'matmulQ4Strided',
+  wRowBytes: (K: number) => number,
+): WasmKernels['matmulQ8'] {
   return (out, qx, sx, qw, sw, M, N, K) => {
     if (T === 1 || M * N * K < MIN_PARALLEL_FLOPS) return single(out, qx, sx, qw, sw, M, N, K);
     const nb = K / 32;
     if (M >= T) {
       const r = splitRange(M, T);
-      return jobs((t) => ({ name, args: [out + r[t][0] * N * 4, qx + r[t][0] * K, sx + r[t][0] * nb * 4, qw, sw, r[t][1] - r[t][0], N, K, N] }));
+      return jobs((t) => ({
+        name,
+        args: [out + r[t][0] * N * 4, qx + r[t][0] * K, sx + r[t][0] * nb * 4, qw, sw, r[t][1] - r[t][0], N, K, N],
+      }));
     }
     const c = splitRange(N, T, 2);
-    return jobs((t) => ({ name, args: [out + c[t][0] * 4, qx, sx, qw + c[t][0] * wRowBytes(K), sw + c[t][0] * nb * 4, M, c[t][1] - c[t][0], K, N] }));
+    return jobs((t) => ({
+      name,
+      args: [out + c[t][0] * 4, qx, sx, qw + c[t][0] * wRowBytes(K), sw + c[t][0] * nb * 4, M, c[t][1] - c[t][0], K, N],
+    }));
   };
 }
 
@@ -93,11 +114,35 @@ function threadedScanBackward({ T, w, jobs }: Pool, heap: Heap): WasmKernels['sc
     const n = B * L * N;
     const groups = splitRange(ED, G);
     const partBytes = n * 4 * G;
-    const dBp = heap.alloc(partBytes), dCp = heap.alloc(partBytes); // zero-filled
+    const dBp = heap.alloc(partBytes),
+      dCp = heap.alloc(partBytes); // zero-filled
     const workBytes = (chunk + 1) * N * 4;
     const work = heap.alloc(workBytes * G);
-    const args = (g: number): Parameters<WasmKernels['scanBackwardRange']> => [dx, ddelta, dA, dBp + g * n * 4, dCp + g * n * 4, dD, dh0,
-      dy, x, delta, A, Bm, Cm, D, hck, work + g * workBytes, B, L, ED, N, chunk, groups[g][0], groups[g][1]];
+    const args = (g: number): Parameters<WasmKernels['scanBackwardRange']> => [
+      dx,
+      ddelta,
+      dA,
+      dBp + g * n * 4,
+      dCp + g * n * 4,
+      dD,
+      dh0,
+      dy,
+      x,
+      delta,
+      A,
+      Bm,
+      Cm,
+      D,
+      hck,
+      work + g * workBytes,
+      B,
+      L,
+      ED,
+      N,
+      chunk,
+      groups[g][0],
+      groups[g][1],
+    ];
     try {
       const owner = splitRange(G, Math.min(T, G)); // thread t runs groups owner[t]
       if (T === 1 || B * L * ED * N < MIN_PARALLEL_FLOPS) {
@@ -113,13 +158,17 @@ function threadedScanBackward({ T, w, jobs }: Pool, heap: Heap): WasmKernels['sc
         }
       }
       const e = splitRange(n, T === 1 || n < MIN_PARALLEL_FLOPS ? 1 : T, 4);
-      if (e.length === 1) { w.accumulatePartials(dB, dBp, G, n, n); w.accumulatePartials(dC, dCp, G, n, n); }
-      else {
+      if (e.length === 1) {
+        w.accumulatePartials(dB, dBp, G, n, n);
+        w.accumulatePartials(dC, dCp, G, n, n);
+      } else {
         jobs((t) => ({ name: 'accumulatePartials', args: [dB + e[t][0] * 4, dBp + e[t][0] * 4, G, e[t][1] - e[t][0], n] }));
         jobs((t) => ({ name: 'accumulatePartials', args: [dC + e[t][0] * 4, dCp + e[t][0] * 4, G, e[t][1] - e[t][0], n] }));
       }
     } finally {
-      heap.release(work); heap.release(dCp); heap.release(dBp);
+      heap.release(work);
+      heap.release(dCp);
+      heap.release(dBp);
     }
   };
 }

@@ -10,7 +10,10 @@ import { wasmKernelNames } from './wasm/index.js';
  * until every worker has counted itself done. Kernels allocate nothing, so any number of threads
  * can run them on one memory at once as long as their outputs do not overlap.
  */
-const GEN = 0, DONE = 1, FAILED = 2, STOP = 3;
+const GEN = 0,
+  DONE = 1,
+  FAILED = 2,
+  STOP = 3;
 const MAX_ARGS = 30;
 const SLOT = MAX_ARGS + 2; // [kernel index, arg count, args…]
 
@@ -72,7 +75,10 @@ export class ThreadPool {
     this.ctl = new Int32Array(ctlBuf);
     this.jobs = new Float64Array(jobsBuf);
     for (let i = 1; i < this.size; i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { memory, module, ctlBuf, jobsBuf, index: i, names, slot: SLOT, startGen: 0 } });
+      const w = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { memory, module, ctlBuf, jobsBuf, index: i, names, slot: SLOT, startGen: 0 },
+      });
       w.unref(); // never keep the process alive
       this.workers.push(w);
     }
@@ -87,8 +93,12 @@ export class ThreadPool {
       this.parallelRuns++;
       Atomics.store(this.ctl, DONE, 0);
       for (let t = 1; t <= n; t++) {
-        const job = jobs[t] ?? null, base = t * SLOT;
-        if (job === null) { this.jobs[base] = -1; continue; }
+        const job = jobs[t] ?? null,
+          base = t * SLOT;
+        if (job === null) {
+          this.jobs[base] = -1;
+          continue;
+        }
         if (job.args.length > MAX_ARGS) throw new Error(`thread pool: ${job.name} has too many arguments`);
         this.jobs[base] = this.index.get(job.name) as number;
         this.jobs[base + 1] = job.args.length;
@@ -103,7 +113,9 @@ export class ThreadPool {
     } finally {
       // always wait: the workers write into buffers the caller frees once this returns or throws
       if (n > 0) {
-        let spins = 0, d: number;
+        let spins = 0,
+          d: number;
+        // biome-ignore lint/suspicious/noAssignInExpressions: one atomic read per spin, kept for the wait below
         while ((d = Atomics.load(this.ctl, DONE)) < n) {
           if (++spins > 4000) Atomics.wait(this.ctl, DONE, d, 50);
         }

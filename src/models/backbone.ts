@@ -28,8 +28,12 @@ export function quantizationConfig(q: ReadonlyMap<string, QWeight>): Record<stri
 
 /** What the backbone needs of any config. */
 export interface BackboneConfig {
-  readonly modelType: string; readonly dModel: number; readonly nLayer: number; readonly vocabSize: number;
-  readonly layerNormEpsilon: number; readonly tieWordEmbeddings: boolean;
+  readonly modelType: string;
+  readonly dModel: number;
+  readonly nLayer: number;
+  readonly vocabSize: number;
+  readonly layerNormEpsilon: number;
+  readonly tieWordEmbeddings: boolean;
 }
 
 type Lookups = ReturnType<typeof lookups>;
@@ -65,14 +69,20 @@ export class BackboneLM<C extends BackboneConfig, M> implements TrainableModel {
   private runner: StackRunner | null = null;
 
   /** Parameters allocated zero-filled; `quant` names those stored block-quantised (loading a quantised checkpoint). */
-  constructor(e: Engine, config: C, private readonly kind: MixerKind<C, M>, quant: ReadonlyMap<string, QFormat> = new Map()) {
+  constructor(
+    e: Engine,
+    config: C,
+    private readonly kind: MixerKind<C, M>,
+    quant: ReadonlyMap<string, QFormat> = new Map(),
+  ) {
     this.e = e;
     this.config = config;
     this.specs = Object.freeze(kind.specs(config));
     ({ params: this.params, qweights: this.qweights } = allocateWeights(e, this.specs, quant));
     const l = lookups(this);
     this.layers = Array.from({ length: config.nLayer }, (_, i) => ({
-      ...kind.params(l, `backbone.layers.${i}.mixer`), norm: l.p(`backbone.layers.${i}.norm.weight`),
+      ...kind.params(l, `backbone.layers.${i}.mixer`),
+      norm: l.p(`backbone.layers.${i}.norm.weight`),
     }));
     this.normF = l.p('backbone.norm_f.weight');
     this.relink();
@@ -86,7 +96,9 @@ export class BackboneLM<C extends BackboneConfig, M> implements TrainableModel {
   }
 
   /** Call after parameters change (optimiser step, load) so values derived from them are rebuilt. */
-  weightsChanged(): void { this.runner?.invalidate(); }
+  weightsChanged(): void {
+    this.runner?.invalidate();
+  }
 
   /** Re-read the weights by name (after quantisation replaced some of them, quant.ts). */
   relink(): void {
@@ -103,7 +115,9 @@ export class BackboneLM<C extends BackboneConfig, M> implements TrainableModel {
     return c;
   }
 
-  get parameterCount(): number { return countParameters(this); }
+  get parameterCount(): number {
+    return countParameters(this);
+  }
 
   private ends(): LmEnds {
     const c = this.config;
@@ -117,7 +131,9 @@ export class BackboneLM<C extends BackboneConfig, M> implements TrainableModel {
   }
 
   /** Mean next-token cross-entropy (nats) of targets (B·L) given ids (B·L). */
-  loss(ids: Int32Array, targets: Int32Array, B: number, L: number): Tensor { return lmLoss(this, ids, targets, B, L); }
+  loss(ids: Int32Array, targets: Int32Array, B: number, L: number): Tensor {
+    return lmLoss(this, ids, targets, B, L);
+  }
 
   private getRunner(): StackRunner {
     if (!this.runner) {
@@ -127,8 +143,16 @@ export class BackboneLM<C extends BackboneConfig, M> implements TrainableModel {
     return this.runner;
   }
 
-  createState(B: number): ModelState { return this.getRunner().createState(B); }
-  savedStateShapes(B: number): Map<string, number[]> { return this.getRunner().savedStateShapes(B, 0); }
-  step(ids: Int32Array, state: ModelState): Float32Array { return this.getRunner().step(ids, state); }
-  prefill(ids: Int32Array, L: number, state: ModelState): Float32Array { return this.getRunner().prefill(ids, L, state); }
+  createState(B: number): ModelState {
+    return this.getRunner().createState(B);
+  }
+  savedStateShapes(B: number): Map<string, number[]> {
+    return this.getRunner().savedStateShapes(B, 0);
+  }
+  step(ids: Int32Array, state: ModelState): Float32Array {
+    return this.getRunner().step(ids, state);
+  }
+  prefill(ids: Int32Array, L: number, state: ModelState): Float32Array {
+    return this.getRunner().prefill(ids, L, state);
+  }
 }

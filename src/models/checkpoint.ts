@@ -42,7 +42,12 @@ import type { ParamSpec, TrainableModel } from './types.js';
  * config.json + model.safetensors (F32, HF names, no tied head), streamed from the heap.
  */
 
-export interface LoadedModel { model: TrainableModel; warnings: string[]; dir: string; layout: CheckpointLayout }
+export interface LoadedModel {
+  model: TrainableModel;
+  warnings: string[];
+  dir: string;
+  layout: CheckpointLayout;
+}
 
 /** WebAssembly's 32-bit memory: every parameter and activation lives below this. */
 export const WASM_MEMORY_LIMIT = 2 ** 32;
@@ -52,13 +57,18 @@ const MAX_CONFIG_BYTES = 16 << 20;
 const SOURCE_DIR = new WeakMap<TrainableModel, string>();
 
 /** Record that `model` was read from `dir` (its tokenizer files travel with it when saved). */
-export function rememberSource(model: TrainableModel, dir: string): void { SOURCE_DIR.set(model, dir); }
+export function rememberSource(model: TrainableModel, dir: string): void {
+  SOURCE_DIR.set(model, dir);
+}
 
 export function readConfigJson(dir: string): unknown {
   const file = join(dir, 'config.json');
-  if (!existsSync(dir)) throw inputError(`model directory ${dir} does not exist (train one with 'frugal train --out ${dir}', or give a checkpoint directory)`);
+  if (!existsSync(dir))
+    throw inputError(`model directory ${dir} does not exist (train one with 'frugal train --out ${dir}', or give a checkpoint directory)`);
   if (!statSync(dir).isDirectory()) {
-    throw inputError(`${dir} is a file, not a model folder: give the folder that holds config.json and the weights${/\.gguf$/i.test(dir) ? ' (frugal reads checkpoint folders, not GGUF files)' : ''}`);
+    throw inputError(
+      `${dir} is a file, not a model folder: give the folder that holds config.json and the weights${/\.gguf$/i.test(dir) ? ' (frugal reads checkpoint folders, not GGUF files)' : ''}`,
+    );
   }
   if (!existsSync(file)) throw inputError(`${file} is missing: a model directory needs config.json and its weights (model.safetensors)`);
   if (statSync(file).size > MAX_CONFIG_BYTES) throw inputError(`${file} is over ${MAX_CONFIG_BYTES} bytes; it is not a model config`);
@@ -82,6 +92,7 @@ export function loadModel(e: Engine, path: string): LoadedModel {
   try {
     const { model, warnings, layout } = modelFromConfig(e, json, file);
     loadWeights(model, weights, layout);
+    warnings.push(...tiedHeadWarnings(model, weights.entries, json, layout, file));
     SOURCE_DIR.set(model, dir);
     return { model, warnings: [...found, ...warnings], dir, layout };
   } finally {
@@ -96,16 +107,19 @@ export function loadModel(e: Engine, path: string): LoadedModel {
 export function checkWeightsFit(parameters: number, bytesPer: number, file: string, bytes = parameters * bytesPer): void {
   if (bytes < WASM_MEMORY_LIMIT) return;
   const gib = (x: number) => (x / 2 ** 30).toFixed(2);
-  throw inputError(`${file}: this model has ${parameters.toLocaleString('en-US')} parameters, ${gib(bytes)} GiB as f${bytesPer * 8}, ` +
-    `over the 4 GiB limit of WebAssembly memory (wasm32) that frugal computes in. The way around it is a quantised copy: ` +
-    `'frugal quantize --model DIR --to q8 --out DIR-q8' reads one tensor at a time, so it works on this checkpoint, ` +
-    'and the q8 (or q4) copy loads in about a quarter (or an eighth) of the memory');
+  throw inputError(
+    `${file}: this model has ${parameters.toLocaleString('en-US')} parameters, ${gib(bytes)} GiB as f${bytesPer * 8}, ` +
+      `over the 4 GiB limit of WebAssembly memory (wasm32) that frugal computes in. The way around it is a quantised copy: ` +
+      `'frugal quantize --model DIR --to q8 --out DIR-q8' reads one tensor at a time, so it works on this checkpoint, ` +
+      'and the q8 (or q4) copy loads in about a quarter (or an eighth) of the memory',
+  );
 }
 
 /** Bytes a quantised checkpoint occupies in memory: q8 one byte per weight, q4 half, plus f32 block scales. */
 function quantBytes(specs: readonly ParamSpec[], quant: ReadonlyMap<string, QFormat>, bytesPer: number): number {
   let n = 0;
-  for (const s of specs) { // safe to list: the layer count is bounded by the config reader
+  for (const s of specs) {
+    // safe to list: the layer count is bounded by the config reader
     const size = s.shape.reduce((a, b) => a * b, 1);
     const f = quant.get(s.name);
     n += f ? size * (f === 'q8' ? 1 : 0.5) + (size / QBLOCK) * 4 : size * bytesPer;
@@ -118,9 +132,10 @@ function quantBytes(specs: readonly ParamSpec[], quant: ReadonlyMap<string, QFor
  * model_type, d_model) the block its ssm_cfg.layer names (Mamba1 by default).
  */
 export function architectureOf(json: unknown): string | undefined {
-  const o = typeof json === 'object' && json !== null ? json as Record<string, unknown> : {};
+  const o = typeof json === 'object' && json !== null ? (json as Record<string, unknown>) : {};
   if (o.model_type !== undefined || o.hidden_size !== undefined || o.d_model === undefined) return o.model_type as string | undefined;
-  const layer = (typeof o.ssm_cfg === 'object' && o.ssm_cfg !== null ? (o.ssm_cfg as Record<string, unknown>).layer : undefined) ?? 'Mamba1';
+  const layer =
+    (typeof o.ssm_cfg === 'object' && o.ssm_cfg !== null ? (o.ssm_cfg as Record<string, unknown>).layer : undefined) ?? 'Mamba1';
   return layer === 'Mamba2' ? 'mamba2' : layer === 'Mamba3' ? 'mamba3' : 'mamba';
 }
 
@@ -143,27 +158,54 @@ export function archConfig(json: unknown, file: string): ArchConfig {
     case 'mamba':
     case undefined: {
       const { config, warnings, layout } = mambaConfigFromJson(json, file);
-      return { warnings, layout, parameterCount: mambaParameterCount(config), specs: () => mambaParamSpecs(config), build: (e, q) => new MambaLM(e, config, q) };
+      return {
+        warnings,
+        layout,
+        parameterCount: mambaParameterCount(config),
+        specs: () => mambaParamSpecs(config),
+        build: (e, q) => new MambaLM(e, config, q),
+      };
     }
     case 'mamba2': {
       const o = json as Record<string, unknown>;
       const { config, warnings, layout } = o.model_type === undefined ? mamba2ConfigFromOriginal(o, file) : mamba2ConfigFromHF(o, file);
-      return { warnings, layout, parameterCount: mamba2ParameterCount(config), specs: () => mamba2ParamSpecs(config), build: (e, q) => new Mamba2LM(e, config, q) };
+      return {
+        warnings,
+        layout,
+        parameterCount: mamba2ParameterCount(config),
+        specs: () => mamba2ParamSpecs(config),
+        build: (e, q) => new Mamba2LM(e, config, q),
+      };
     }
     case 'mamba3': {
       const o = json as Record<string, unknown>;
       const { config, warnings, layout } = o.model_type === undefined ? mamba3ConfigFromOriginal(o, file) : mamba3ConfigFromHF(o, file);
-      return { warnings, layout, parameterCount: mamba3ParameterCount(config), specs: () => mamba3ParamSpecs(config), build: (e, q) => new Mamba3LM(e, config, q) };
+      return {
+        warnings,
+        layout,
+        parameterCount: mamba3ParameterCount(config),
+        specs: () => mamba3ParamSpecs(config),
+        build: (e, q) => new Mamba3LM(e, config, q),
+      };
     }
     case 'bamba':
     case 'frugal-hybrid': {
       const { config, warnings } = hybridConfigFromHF(json, file);
-      return { warnings, layout: 'hf', parameterCount: hybridParameterCount(config), specs: () => hybridParamSpecs(config), build: (e, q) => new HybridLM(e, config, q) };
+      return {
+        warnings,
+        layout: 'hf',
+        parameterCount: hybridParameterCount(config),
+        specs: () => hybridParamSpecs(config),
+        build: (e, q) => new HybridLM(e, config, q),
+      };
     }
     case 'llama': {
       const { config, warnings } = llamaConfigFromHF(json, file);
       return {
-        warnings, layout: 'hf', parameterCount: 0, specs: () => [],
+        warnings,
+        layout: 'hf',
+        parameterCount: 0,
+        specs: () => [],
         build: (e, q) => {
           if (q.size > 0) throw inputError(`${file}: quantised transformer checkpoints are not supported`);
           return new TransformerLM(e, config);
@@ -171,7 +213,9 @@ export function archConfig(json: unknown, file: string): ArchConfig {
       };
     }
     default:
-      throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, mamba2, mamba3, bamba, frugal-hybrid, llama)`);
+      throw inputError(
+        `${file}: model_type '${String(type)}' is not supported (supported: mamba, mamba2, mamba3, bamba, frugal-hybrid, llama)`,
+      );
   }
 }
 
@@ -180,10 +224,16 @@ export function archConfig(json: unknown, file: string): ArchConfig {
  * weights fit; `quant` (default: config.json's quantization_config) names the weights stored
  * block-quantised.
  */
-export function modelFromConfig(e: Engine, json: unknown, file: string, quant = quantMapFromConfig(json, file)): { model: TrainableModel; warnings: string[]; layout: CheckpointLayout } {
+export function modelFromConfig(
+  e: Engine,
+  json: unknown,
+  file: string,
+  quant = quantMapFromConfig(json, file),
+): { model: TrainableModel; warnings: string[]; layout: CheckpointLayout } {
   const a = archConfig(json, file);
   const bytesPer = e.dtype === 'f64' ? 8 : 4;
-  if (a.parameterCount > 0) checkWeightsFit(a.parameterCount, bytesPer, file, quant.size > 0 ? quantBytes(a.specs(), quant, bytesPer) : undefined);
+  if (a.parameterCount > 0)
+    checkWeightsFit(a.parameterCount, bytesPer, file, quant.size > 0 ? quantBytes(a.specs(), quant, bytesPer) : undefined);
   return { model: a.build(e, quant), warnings: a.warnings, layout: a.layout };
 }
 
@@ -193,9 +243,7 @@ export function storedName(name: string, layout: CheckpointLayout): string {
 }
 
 /** Where each parameter comes from: one float tensor, or a quantised weight's values and block scales. */
-export type WeightSource =
-  | { kind: 'float'; entry: TensorEntry }
-  | { kind: 'quant'; format: QFormat; q: TensorEntry; scales: TensorEntry };
+export type WeightSource = { kind: 'float'; entry: TensorEntry } | { kind: 'quant'; format: QFormat; q: TensorEntry; scales: TensorEntry };
 
 /** The block-quantised weights of a model (the state-space models keep them apart from their f32 parameters). */
 function quantOf(model: TrainableModel): ReadonlyMap<string, QWeight> {
@@ -206,7 +254,12 @@ function quantOf(model: TrainableModel): ReadonlyMap<string, QWeight> {
  * Match every parameter of `model` to stored tensors, checking names, shapes and dtypes before
  * reading anything. A stored lm_head.weight is ignored when the head is tied to the embedding.
  */
-export function planWeights(model: TrainableModel, entries: Map<string, TensorEntry>, file: string, layout: CheckpointLayout = 'hf'): Map<string, WeightSource> {
+export function planWeights(
+  model: TrainableModel,
+  entries: Map<string, TensorEntry>,
+  file: string,
+  layout: CheckpointLayout = 'hf',
+): Map<string, WeightSource> {
   const formats = new Map([...quantOf(model)].map(([n, w]) => [n, w.format]));
   return planTensors(model.specs, tiedHead(model), entries, file, layout, formats);
 }
@@ -216,13 +269,21 @@ export function planWeights(model: TrainableModel, entries: Map<string, TensorEn
  * named in `quant` is stored as `<name>` (int8 for q8, packed nibbles for q4) and `<name>_scale`
  * (f32, one per block of 32).
  */
-export function planTensors(specs: readonly ParamSpec[], tied: boolean, entries: Map<string, TensorEntry>, file: string,
-  layout: CheckpointLayout, quant: ReadonlyMap<string, QFormat> = new Map()): Map<string, WeightSource> {
+export function planTensors(
+  specs: readonly ParamSpec[],
+  tied: boolean,
+  entries: Map<string, TensorEntry>,
+  file: string,
+  layout: CheckpointLayout,
+  quant: ReadonlyMap<string, QFormat> = new Map(),
+): Map<string, WeightSource> {
   const plan = new Map<string, WeightSource>();
-  const expected = new Set(specs.flatMap((s) => quant.has(s.name) ? [s.name, s.name + SCALE_SUFFIX] : [storedName(s.name, layout)]));
+  const expected = new Set(specs.flatMap((s) => (quant.has(s.name) ? [s.name, s.name + SCALE_SUFFIX] : [storedName(s.name, layout)])));
   for (const name of entries.keys()) {
     if (!expected.has(name) && !(name === 'lm_head.weight' && tied)) {
-      throw inputError(`${file}: unexpected tensor '${name}' (config.json describes a model without it; is this the config of these weights?)`);
+      throw inputError(
+        `${file}: unexpected tensor '${name}' (config.json describes a model without it; is this the config of these weights?)`,
+      );
     }
   }
   const get = (name: string, shape: readonly number[], dtypes: readonly string[], what: string): TensorEntry => {
@@ -231,7 +292,8 @@ export function planTensors(specs: readonly ParamSpec[], tied: boolean, entries:
     const same = info.shape.length === shape.length && info.shape.every((v, i) => v === shape[i]);
     if (!same) throw inputError(`${info.src.file}: tensor '${name}' has shape [${info.shape}] but config.json implies [${shape}]`);
     const list = dtypes.length > 1 ? `${dtypes.slice(0, -1).join(', ')} or ${dtypes[dtypes.length - 1]}` : dtypes[0];
-    if (!dtypes.includes(info.dtype)) throw inputError(`${info.src.file}: tensor '${name}' has dtype ${info.dtype}; ${what} must be ${list}`);
+    if (!dtypes.includes(info.dtype))
+      throw inputError(`${info.src.file}: tensor '${name}' has dtype ${info.dtype}; ${what} must be ${list}`);
     return info;
   };
   for (const s of specs) {
@@ -239,7 +301,8 @@ export function planTensors(specs: readonly ParamSpec[], tied: boolean, entries:
     if (format) {
       const [N, K] = s.shape;
       plan.set(s.name, {
-        kind: 'quant', format,
+        kind: 'quant',
+        format,
         q: get(s.name, format === 'q8' ? [N, K] : [N, K / 2], [format === 'q8' ? 'I8' : 'U8'], `a ${format} weight`),
         scales: get(s.name + SCALE_SUFFIX, [N, K / QBLOCK], ['F32'], 'block scales'),
       });
@@ -259,7 +322,10 @@ export function loadWeights(model: TrainableModel, f: WeightSet | SafetensorsFil
   const plan = planWeights(model, entries, file, layout);
   const finite = (entry: TensorEntry, values: Float32Array | Float64Array) => {
     const bad = firstNonFinite(values);
-    if (bad >= 0) throw inputError(`${entry.src.file}: tensor '${entry.name}' holds ${values[bad]} at index ${bad}; the checkpoint is corrupt or diverged`);
+    if (bad >= 0)
+      throw inputError(
+        `${entry.src.file}: tensor '${entry.name}' holds ${values[bad]} at index ${bad}; the checkpoint is corrupt or diverged`,
+      );
   };
   for (const [name, w] of plan) {
     if (w.kind === 'quant') {
@@ -281,7 +347,8 @@ export function loadWeights(model: TrainableModel, f: WeightSet | SafetensorsFil
 function entriesOf(f: SafetensorsFile): Map<string, TensorEntry> {
   const src = new MemorySource(f.bytes, f.file);
   const out = new Map<string, TensorEntry>();
-  for (const [name, t] of f.tensors) out.set(name, { name, dtype: t.dtype, shape: t.shape, src, offset: f.dataStart + t.begin, byteLength: t.end - t.begin });
+  for (const [name, t] of f.tensors)
+    out.set(name, { name, dtype: t.dtype, shape: t.shape, src, offset: f.dataStart + t.begin, byteLength: t.end - t.begin });
   return out;
 }
 
@@ -289,10 +356,15 @@ function entriesOf(f: SafetensorsFile): Map<string, TensorEntry> {
 function heapStream(name: string, t: Tensor): StreamTensor {
   const dtype = t.dtype === 'i8' ? 'I8' : t.dtype === 'u8' ? 'U8' : 'F32';
   return {
-    name, dtype, shape: [...t.shape],
+    name,
+    dtype,
+    shape: [...t.shape],
     write: (emit) => {
       const v = t.data();
-      if (!(v instanceof Float64Array)) { emit(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)); return; }
+      if (!(v instanceof Float64Array)) {
+        emit(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+        return;
+      }
       for (let i = 0; i < v.length; i += 1 << 18) emit(new Uint8Array(Float32Array.from(v.subarray(i, i + (1 << 18))).buffer));
     },
   };
@@ -306,7 +378,9 @@ export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
   const quant = quantOf(model);
   return model.specs.flatMap((s) => {
     const q = quant.get(s.name);
-    return q ? [heapStream(s.name, q.q), heapStream(s.name + SCALE_SUFFIX, q.scales)] : [heapStream(s.name, model.params.get(s.name) as Tensor)];
+    return q
+      ? [heapStream(s.name, q.q), heapStream(s.name + SCALE_SUFFIX, q.scales)]
+      : [heapStream(s.name, model.params.get(s.name) as Tensor)];
   });
 }
 
@@ -338,4 +412,41 @@ export function modelFiles(model: TrainableModel): Record<string, FileData> {
 /** Whether the checkpoint's head shares the embedding (a stored lm_head.weight is then redundant). */
 function tiedHead(model: TrainableModel): boolean {
   return model.hfConfig().tie_word_embeddings === true;
+}
+
+/**
+ * A stored lm_head.weight beside a tied head is not loaded: the embedding serves as the head too.
+ * That is harmless when the two hold the same values (state-spaces checkpoints store both); when
+ * they differ, the model computes something else than the checkpoint's author may have meant, so
+ * say so, naming both tensors and which one is used. Call after loadWeights (the embedding is read).
+ */
+function tiedHeadWarnings(
+  model: TrainableModel,
+  entries: Map<string, TensorEntry>,
+  json: unknown,
+  layout: CheckpointLayout,
+  file: string,
+): string[] {
+  const head = entries.get('lm_head.weight');
+  const embedName = model.specs.find((s) => /embed/.test(s.name))?.name;
+  if (!head || !tiedHead(model) || embedName === undefined) return [];
+  const stored = storedName(embedName, layout),
+    embed = model.params.get(embedName);
+  const shape = embed?.shape ?? [];
+  if (embed && head.shape.length === shape.length && head.shape.every((v, i) => v === shape[i])) {
+    const values = new Float32Array(head.shape.reduce((a, b) => a * b, 1));
+    readFloatsInto(head, values);
+    const e = embed.floats();
+    let same = true;
+    for (let i = 0; i < values.length && same; i++) same = values[i] === e[i];
+    if (same) return [];
+  }
+  const says =
+    (json as Record<string, unknown> | null)?.tie_word_embeddings === undefined
+      ? 'has no tie_word_embeddings, so the head defaults to tied'
+      : 'sets "tie_word_embeddings": true';
+  return [
+    `${file} ${says}, but the checkpoint's lm_head.weight differs from ${stored}: using ${stored} as both the embedding ` +
+      'and the head, and lm_head.weight is not used (set "tie_word_embeddings": false in config.json to use it)',
+  ];
 }

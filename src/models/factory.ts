@@ -18,12 +18,17 @@ export const ARCHITECTURES = ['mamba', 'mamba2', 'mamba3', 'hybrid', 'transforme
 export type Arch = (typeof ARCHITECTURES)[number];
 
 /** The SSM state size N when --d-state is not given: Mamba-1's 16, Mamba-2's and Mamba-3's 128. */
-export function defaultDState(arch: string): number { return arch === 'mamba' || arch === 'transformer' ? 16 : 128; }
+export function defaultDState(arch: string): number {
+  return arch === 'mamba' || arch === 'transformer' ? 16 : 128;
+}
 
 /** The size flags of `frugal train` (each architecture reads those that apply to it). */
 export interface SizeOptions {
-  dModel: number; layers: number; dState: number; vocabSize: number;
-  heads?: number;           // transformer and hybrid: attention heads (default: head size closest to 64)
+  dModel: number;
+  layers: number;
+  dState: number;
+  vocabSize: number;
+  heads?: number; // transformer and hybrid: attention heads (default: head size closest to 64)
   layerTypes?: readonly string[]; // hybrid: one of mamba, mamba2, attention per layer
 }
 
@@ -33,16 +38,32 @@ export function createModel(arch: string, e: Engine, s: SizeOptions, rng: Rng): 
     case 'mamba':
       return new MambaLM(e, createMambaConfig({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize })).init(rng);
     case 'mamba2':
-      return new Mamba2LM(e, createMamba2Config({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize }, '--arch mamba2')).init(rng);
+      return new Mamba2LM(
+        e,
+        createMamba2Config({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize }, '--arch mamba2'),
+      ).init(rng);
     case 'mamba3':
-      return new Mamba3LM(e, createMamba3Config({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize }, '--arch mamba3')).init(rng);
+      return new Mamba3LM(
+        e,
+        createMamba3Config({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize }, '--arch mamba3'),
+      ).init(rng);
     case 'hybrid': {
       if (!s.layerTypes) throw inputError('--arch hybrid needs --layer-types, one type per layer, e.g. mamba2,attention,mamba2');
-      if (s.layerTypes.length !== s.layers) throw inputError(`--layer-types lists ${s.layerTypes.length} layers but --layers is ${s.layers}`);
-      return new HybridLM(e, createHybridConfig({ dModel: s.dModel, layerTypes: s.layerTypes, dState: s.dState, nHead: s.heads, vocabSize: s.vocabSize }, '--arch hybrid')).init(rng);
+      if (s.layerTypes.length !== s.layers)
+        throw inputError(`--layer-types lists ${s.layerTypes.length} layers but --layers is ${s.layers}`);
+      return new HybridLM(
+        e,
+        createHybridConfig(
+          { dModel: s.dModel, layerTypes: s.layerTypes, dState: s.dState, nHead: s.heads, vocabSize: s.vocabSize },
+          '--arch hybrid',
+        ),
+      ).init(rng);
     }
     case 'transformer':
-      return new TransformerLM(e, createLlamaConfig({ dModel: s.dModel, nLayer: s.layers, nHead: s.heads, vocabSize: s.vocabSize }, '--arch transformer')).init(rng);
+      return new TransformerLM(
+        e,
+        createLlamaConfig({ dModel: s.dModel, nLayer: s.layers, nHead: s.heads, vocabSize: s.vocabSize }, '--arch transformer'),
+      ).init(rng);
     default:
       throw inputError(`--arch '${arch}' is not supported (choose one of: ${ARCHITECTURES.join(', ')})`);
   }

@@ -10,7 +10,12 @@ export function lmLogits(e: Engine, h: Tensor, norm: Tensor, eps: number, head: 
 }
 
 /** Mean next-token cross-entropy (nats) of a model's logits for ids (B·L) against targets (B·L). */
-export function lmLoss(m: { e: Engine; forward(ids: Int32Array, B: number, L: number): Tensor },
-  ids: Int32Array, targets: Int32Array, B: number, L: number): Tensor {
+export function lmLoss(
+  m: { e: Engine; forward(ids: Int32Array, B: number, L: number): Tensor },
+  ids: Int32Array,
+  targets: Int32Array,
+  B: number,
+  L: number,
+): Tensor {
   return op.crossEntropy(m.e, m.forward(ids, B, L), m.e.ids(targets, [B * L]));
 }

@@ -12,7 +12,8 @@ import type { ParamSpec, ParamTable, TrainableModel } from './types.js';
  * recurrent state stay f32, because quantising those hurts Mamba most. With q4 the
  * embedding/head stays at q8 (higher precision, as llama.cpp keeps its output tensor).
  */
-const PROJECTION = /^(backbone|model)\.layers\.\d+\.((mixer|mamba)\.(in_proj|x_proj|out_proj|dt_proj)|self_attn\.[qkvo]_proj|feed_forward\.(gate|up|down)_proj)\.weight$/;
+const PROJECTION =
+  /^(backbone|model)\.layers\.\d+\.((mixer|mamba)\.(in_proj|x_proj|out_proj|dt_proj)|self_attn\.[qkvo]_proj|feed_forward\.(gate|up|down)_proj)\.weight$/;
 const TABLE = /^(backbone\.embeddings\.weight|model\.embed_tokens\.weight|lm_head\.weight)$/;
 
 /** A model that can hold block-quantised weights: its f32 parameters, its quantised ones, and `relink` to re-read its layers after a swap. */
@@ -36,7 +37,8 @@ export function quantPlan(specs: readonly ParamSpec[], format: QFormat): Map<str
 
 /** Quantise one f32 (N, K) tensor into a new QWeight (K a multiple of 32). */
 export function quantizeTensor(model: { e: Engine }, t: Tensor, format: QFormat): QWeight {
-  const e = model.e, [N, K] = t.shape;
+  const e = model.e,
+    [N, K] = t.shape;
   if (K % QBLOCK !== 0) throw inputError(`cannot quantise a tensor of shape [${t.shape}]: its rows are not a multiple of ${QBLOCK}`);
   const q = e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8');
   const scales = e.persistent([N, K / QBLOCK]);
@@ -64,7 +66,12 @@ export function quantizeModel(model: QuantisableModel, format: QFormat): void {
 export function weightBytes(model: { params: ParamTable; qweights: ReadonlyMap<string, QWeight> }): number {
   const seen = new Set<Weight>();
   let bytes = 0;
-  const add = (w: Weight | null) => { if (w && !seen.has(w)) { seen.add(w); bytes += weightByteLength(w); } };
+  const add = (w: Weight | null) => {
+    if (w && !seen.has(w)) {
+      seen.add(w);
+      bytes += weightByteLength(w);
+    }
+  };
   for (const t of model.params.values()) add(t);
   for (const q of model.qweights.values()) add(q);
   return bytes;
@@ -80,13 +87,17 @@ export function quantMapFromConfig(json: unknown, file: string): Map<string, QFo
   if (qc === undefined || qc === null) return out;
   const o = qc as Record<string, unknown>;
   if (typeof qc !== 'object' || o.quant_method !== 'frugal') {
-    throw inputError(`${file}: quantization_config with quant_method '${String(o.quant_method)}' is not supported (frugal reads its own q8/q4 checkpoints)`);
+    throw inputError(
+      `${file}: quantization_config with quant_method '${String(o.quant_method)}' is not supported (frugal reads its own q8/q4 checkpoints)`,
+    );
   }
   if (o.group_size !== QBLOCK) throw inputError(`${file}: quantization_config.group_size must be ${QBLOCK}`);
   const modules = o.modules as Record<string, unknown> | undefined;
-  if (typeof modules !== 'object' || modules === null) throw inputError(`${file}: quantization_config.modules must map tensor names to q8 or q4`);
+  if (typeof modules !== 'object' || modules === null)
+    throw inputError(`${file}: quantization_config.modules must map tensor names to q8 or q4`);
   for (const [name, f] of Object.entries(modules)) {
-    if (!PROJECTION.test(name) && !TABLE.test(name)) throw inputError(`${file}: quantization_config.modules names '${name}', which frugal never quantises`);
+    if (!PROJECTION.test(name) && !TABLE.test(name))
+      throw inputError(`${file}: quantization_config.modules names '${name}', which frugal never quantises`);
     if (f !== 'q8' && f !== 'q4') throw inputError(`${file}: quantization_config.modules['${name}'] is '${String(f)}', expected q8 or q4`);
     out.set(name, f);
   }

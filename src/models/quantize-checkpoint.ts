@@ -1,12 +1,12 @@
 import { join } from 'node:path';
-import type { Engine } from '../ops/index.js';
+import { Engine } from '../ops/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { inputError } from '../io/errors.js';
-import { readableDir } from '../io/atomic.js';
+import { readableDir, writeDirAtomic } from '../io/atomic.js';
 import { openWeights } from '../io/weights.js';
 import { firstNonFinite, readFloatsInto } from '../io/tensors.js';
-import { archConfig, modelFromConfig, planTensors, readConfigJson, rememberSource } from './checkpoint.js';
-import { quantMapFromConfig, quantPlan } from './quant.js';
+import { architectureOf, archConfig, modelFiles, modelFromConfig, planTensors, readConfigJson, rememberSource } from './checkpoint.js';
+import { quantMapFromConfig, quantPlan, weightBytes } from './quant.js';
 import type { QuantisableModel } from './quant.js';
 import type { QFormat } from '../tensor/index.js';
 
@@ -21,7 +21,8 @@ export function quantizeCheckpoint(e: Engine, path: string, format: QFormat): { 
   const { dir, warnings: found } = readableDir(path); // reading only
   const file = join(dir, 'config.json');
   const json = readConfigJson(dir);
-  if (quantMapFromConfig(json, file).size > 0) throw inputError(`${dir} is already quantised; quantise the f32 (or f16/bf16) checkpoint instead`);
+  if (quantMapFromConfig(json, file).size > 0)
+    throw inputError(`${dir} is already quantised; quantise the f32 (or f16/bf16) checkpoint instead`);
   const arch = archConfig(json, file);
   const specs = arch.specs();
   const plan = quantPlan(specs, format);
@@ -34,7 +35,7 @@ export function quantizeCheckpoint(e: Engine, path: string, format: QFormat): { 
     const sources = planTensors(specs, model.hfConfig().tie_word_embeddings === true, weights.entries, weights.file, layout);
     for (const s of specs) {
       const src = sources.get(s.name);
-      if (!src || src.kind !== 'float') throw inputError(`${weights.file}: tensor '${s.name}' is not stored as floats`);
+      if (src?.kind !== 'float') throw inputError(`${weights.file}: tensor '${s.name}' is not stored as floats`);
       const q = model.qweights.get(s.name);
       const into = q ? e.persistent(s.shape) : (model.params.get(s.name) as Tensor);
       try {
@@ -56,5 +57,33 @@ export function quantizeCheckpoint(e: Engine, path: string, format: QFormat): { 
     return { model, warnings };
   } finally {
     weights.close();
+  }
+}
+
+/** The work itself, given the checked output folder (the command runs it in a worker thread). */
+export interface QuantizeJob {
+  model: string;
+  to: QFormat;
+  outDir: string;
+  kernels: 'wasm' | 'ref';
+  threads: number;
+}
+
+/** Quantise `j.model` into `j.outDir`; returns the weights' bytes before (as f32) and after. */
+export function quantizeToDir(j: QuantizeJob, log: (m: string) => void): { before: number; after: number } {
+  const e = new Engine({ kernels: j.kernels, threads: j.threads });
+  try {
+    const arch = architectureOf(readConfigJson(readableDir(j.model).dir));
+    if (arch === 'llama')
+      throw inputError(`${j.model}: quantisation supports the state-space models (model_type mamba, mamba2, mamba3, bamba), not '${arch}'`);
+    // tensor by tensor: the f32 model never needs to fit in memory at once
+    const { model, warnings } = quantizeCheckpoint(e, j.model, j.to);
+    for (const w of warnings) log(`warning: ${w}`);
+    const after = weightBytes(model);
+    const before = model.parameterCount * 4;
+    writeDirAtomic(j.outDir, modelFiles(model));
+    return { before, after };
+  } finally {
+    e.dispose();
   }
 }

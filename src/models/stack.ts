@@ -19,21 +19,28 @@ import type { ModelState, ParamSpec, ParamTable } from './types.js';
  */
 
 /** Parameters by name: f32 tensors (trainable) and block-quantised weights (inference only). */
-export interface Weights { params: ParamTable; qweights: Map<string, QWeight> }
+export interface Weights {
+  params: ParamTable;
+  qweights: Map<string, QWeight>;
+}
 
 /**
  * Allocate every parameter of `specs` zero-filled; names in `quant` are stored block-quantised
  * (loading a quantised checkpoint).
  */
 export function allocateWeights(e: Engine, specs: readonly ParamSpec[], quant: ReadonlyMap<string, QFormat>): Weights {
-  const params: ParamTable = new Map(), qweights = new Map<string, QWeight>();
+  const params: ParamTable = new Map(),
+    qweights = new Map<string, QWeight>();
   for (const s of specs) {
     const format = quant.get(s.name);
     if (format) {
       const [N, K] = s.shape;
-      if (s.shape.length !== 2 || K % QBLOCK !== 0) throw inputError(`${s.name} [${s.shape}] cannot be stored quantised: its rows are not a multiple of ${QBLOCK}`);
+      if (s.shape.length !== 2 || K % QBLOCK !== 0)
+        throw inputError(`${s.name} [${s.shape}] cannot be stored quantised: its rows are not a multiple of ${QBLOCK}`);
       qweights.set(s.name, {
-        kind: 'quant', format, shape: [N, K],
+        kind: 'quant',
+        format,
+        shape: [N, K],
         q: e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'),
         scales: e.persistent([N, K / QBLOCK]),
       });
@@ -49,8 +56,16 @@ export function allocateWeights(e: Engine, specs: readonly ParamSpec[], quant: R
 /** Typed lookups into a Weights: a required f32 tensor, a weight (f32 or quantised), an optional tensor. */
 export function lookups(w: Weights) {
   return {
-    p: (name: string): Tensor => { const t = w.params.get(name); if (!t) throw new Error(`no parameter ${name}`); return t; },
-    w: (name: string): Weight => { const t = w.qweights.get(name) ?? w.params.get(name); if (!t) throw new Error(`no weight ${name}`); return t; },
+    p: (name: string): Tensor => {
+      const t = w.params.get(name);
+      if (!t) throw new Error(`no parameter ${name}`);
+      return t;
+    },
+    w: (name: string): Weight => {
+      const t = w.qweights.get(name) ?? w.params.get(name);
+      if (!t) throw new Error(`no weight ${name}`);
+      return t;
+    },
     opt: (name: string): Tensor | null => w.params.get(name) ?? null,
   };
 }
@@ -69,17 +84,27 @@ export function countParameters(w: Weights): number {
 }
 
 /** A residual block for the taped forward: h = h + f(RMSNorm(h; norm)). */
-export interface Block { norm: Tensor; f(u: Tensor): Tensor }
+export interface Block {
+  norm: Tensor;
+  f(u: Tensor): Tensor;
+}
 
 /** The LM's ends: embedding table, final norm and head, and the norms' epsilon. */
-export interface LmEnds { embed: Weight; normF: Tensor; head: Weight; eps: number; vocabSize: number; dModel: number }
+export interface LmEnds {
+  embed: Weight;
+  normF: Tensor;
+  head: Weight;
+  eps: number;
+  vocabSize: number;
+  dModel: number;
+}
 
 /** Logits (B, L, V) for ids (B·L), differentiable. */
 export function stackForward(e: Engine, ends: LmEnds, blocks: readonly Block[], ids: Int32Array, B: number, L: number): Tensor {
   if (ids.length !== B * L) throw new Error(`forward: ${ids.length} ids for B=${B}, L=${L}`);
-  let h = op.embedding(e, ends.embed, e.ids(ids, [B, L]));                  // (B, L, D)
+  let h = op.embedding(e, ends.embed, e.ids(ids, [B, L])); // (B, L, D)
   for (const b of blocks) h = op.add(e, h, b.f(op.rmsnorm(e, h, b.norm, ends.eps)));
-  return lmLogits(e, h, ends.normF, ends.eps, ends.head);                    // (B, L, V)
+  return lmLogits(e, h, ends.normF, ends.eps, ends.head); // (B, L, V)
 }
 
 /**
@@ -88,8 +113,22 @@ export function stackForward(e: Engine, ends: LmEnds, blocks: readonly Block[], 
  * runs conv1dStep, which is conv1dPrefill + conv1dFillState at L = 1 (its reference twin is, to
  * the bit) with a SIMD twin, since decoding runs it once per token and layer.
  */
-export function convContinue(e: Engine, out: Tensor, x: Tensor, state: Tensor, w: Tensor, bias: Tensor, B: number, L: number, C: number, K: number): void {
-  if (L === 1) { e.k.conv1dStep(out, state, x, w, bias, B, C, K); return; }
+export function convContinue(
+  e: Engine,
+  out: Tensor,
+  x: Tensor,
+  state: Tensor,
+  w: Tensor,
+  bias: Tensor,
+  B: number,
+  L: number,
+  C: number,
+  K: number,
+): void {
+  if (L === 1) {
+    e.k.conv1dStep(out, state, x, w, bias, B, C, K);
+    return;
+  }
   e.k.conv1dPrefill(out, x, state, w, bias, B, L, C, K);
   e.k.conv1dFillState(state, x, B, L, C, K);
 }
@@ -124,10 +163,16 @@ export interface BlockRunner {
 export class StackRunner {
   private readonly stepBuffers = new Map<number, Map<string, Tensor>>();
 
-  constructor(private readonly e: Engine, private readonly ends: () => LmEnds, private readonly blocks: readonly BlockRunner[],
-    private readonly kmax: number) {}
+  constructor(
+    private readonly e: Engine,
+    private readonly ends: () => LmEnds,
+    private readonly blocks: readonly BlockRunner[],
+    private readonly kmax: number,
+  ) {}
 
-  invalidate(): void { for (const b of this.blocks) b.invalidate?.(); }
+  invalidate(): void {
+    for (const b of this.blocks) b.invalidate?.();
+  }
 
   /** A zeroed state for B streams, with room for `tokens` tokens in any KV cache (at least INITIAL_ROWS). */
   createState(B: number, tokens = 0): ModelState {
@@ -146,8 +191,12 @@ export class StackRunner {
     if (B < 1 || B > state.batch) throw new Error(`step: ${ids.length} ids for a state of batch ${state.batch}`);
     checkTokenIds(ids, this.ends().vocabSize, 'step');
     let cache = this.stepBuffers.get(state.batch);
-    if (!cache) { cache = new Map(); this.stepBuffers.set(state.batch, cache); }
-    const kept = cache, rows = state.batch; // sized for the state; the first B rows are used
+    if (!cache) {
+      cache = new Map();
+      this.stepBuffers.set(state.batch, cache);
+    }
+    const kept = cache,
+      rows = state.batch; // sized for the state; the first B rows are used
     // by name: a step asks for the same shapes every time (new ones only when the active streams change)
     const buf: Buffers = (name, shape, dtype) => {
       let t = kept.get(name);
@@ -172,7 +221,10 @@ export class StackRunner {
       const buf: Buffers = (name, shape, dtype) => {
         const key = `${name}:${shape.join('x')}:${dtype ?? ''}`;
         let t = made.get(key);
-        if (!t) { t = this.e.zeros(shape, dtype); made.set(key, t); }
+        if (!t) {
+          t = this.e.zeros(shape, dtype);
+          made.set(key, t);
+        }
         return t;
       };
       return this.pass(buf, B * L, ids, B, L, state);
@@ -181,22 +233,31 @@ export class StackRunner {
 
   /** ids (B·L) through every block from `state`, which it advances; logits (B, V) of each stream's last token. */
   private pass(buf: Buffers, M: number, ids: Int32Array, B: number, L: number, state: ModelState): Float32Array {
-    const { embed, normF, head, eps, vocabSize: V, dModel: D } = this.ends(), k = this.e.k, rows = B * L;
-    const idT = buf('ids', [M], 'i32'), h = buf('h', [M, D]), u = buf('u', [M, D]), rstd = buf('rstd', [M]), out = buf('out', [M, D]);
+    const { embed, normF, head, eps, vocabSize: V, dModel: D } = this.ends(),
+      k = this.e.k,
+      rows = B * L;
+    const idT = buf('ids', [M], 'i32'),
+      h = buf('h', [M, D]),
+      u = buf('u', [M, D]),
+      rstd = buf('rstd', [M]),
+      out = buf('out', [M, D]);
     const kq = Math.ceil(this.kmax / QBLOCK) * QBLOCK;
     const q: QuantScratch = { qx: buf('qx', [M, kq], 'i8'), sx: buf('sx', [M, kq / QBLOCK]) };
     idT.ints().set(ids);
     embeddingInto(this.e, h, embed, idT, rows);
     this.blocks.forEach((b, i) => {
-      if (i === 0) k.rmsnormForward(u, rstd, h, b.norm, rows, D, eps);               // later blocks: fused below
+      if (i === 0) k.rmsnormForward(u, rstd, h, b.norm, rows, D, eps); // later blocks: fused below
       b.run(buf, q, u, out, B, L, state);
       // the residual add, fused with the next block's norm; norm_f runs on the last rows only
       if (i + 1 < this.blocks.length) k.addRmsnormForward(h, u, rstd, h, out, this.blocks[i + 1].norm, rows, D, eps);
       else k.add(h, h, out, rows * D);
     });
-    const last = buf('last', [state.batch, D]), lastU = buf('lastU', [state.batch, D]), lastR = buf('lastRstd', [state.batch]);
+    const last = buf('last', [state.batch, D]),
+      lastU = buf('lastU', [state.batch, D]),
+      lastR = buf('lastRstd', [state.batch]);
     const logits = buf('logits', [state.batch, V]);
-    const hv = h.floats(), lv = last.floats();
+    const hv = h.floats(),
+      lv = last.floats();
     for (let b = 0; b < B; b++) lv.set(hv.subarray((b * L + L - 1) * D, (b * L + L) * D), b * D);
     k.rmsnormForward(lastU, lastR, last, normF, B, D, eps);
     linearInto(this.e, logits, lastU, head, null, B, q);

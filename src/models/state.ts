@@ -24,7 +24,9 @@ export function modelSha256(model: TrainableModel): string {
 function leading(name: string, t: Tensor, shape: number[]): StreamTensor {
   const count = shape.reduce((a, b) => a * b, 1);
   return {
-    name, dtype: 'F32', shape,
+    name,
+    dtype: 'F32',
+    shape,
     write: (emit) => {
       const v = t.floats().subarray(0, count);
       const f = v instanceof Float32Array ? v : Float32Array.from(v); // float64 engines store F32 too
@@ -34,16 +36,29 @@ function leading(name: string, t: Tensor, shape: number[]): StreamTensor {
 }
 
 /** Write `state` of `model` to `path` (atomically), naming the model and the tokenizer (tokenizerSha256 of its directory). */
-export function saveState(path: string, model: TrainableModel, state: ModelState, tokenizer: string, weightsSha256 = modelSha256(model)): void {
+export function saveState(
+  path: string,
+  model: TrainableModel,
+  state: ModelState,
+  tokenizer: string,
+  weightsSha256 = modelSha256(model),
+): void {
   const tensors = [...model.savedStateShapes(state.batch, state.position)].map(([name, shape]) => {
     const t = state.tensors.get(name);
     if (!t) throw new Error(`saveState: the state has no tensor '${name}'`);
     return leading(name, t, shape);
   });
-  writeStateFile(path, {
-    architecture: model.config.modelType, modelSha256: weightsSha256, tokenizerSha256: tokenizer,
-    tokens: state.position, batch: state.batch,
-  }, tensors);
+  writeStateFile(
+    path,
+    {
+      architecture: model.config.modelType,
+      modelSha256: weightsSha256,
+      tokenizerSha256: tokenizer,
+      tokens: state.position,
+      batch: state.batch,
+    },
+    tensors,
+  );
 }
 
 /**
@@ -55,20 +70,27 @@ export function loadState(path: string, model: TrainableModel, tokenizer: string
   const arch = model.config.modelType;
   if (header.architecture !== arch) throw inputError(`${path} holds the state of a ${header.architecture} model; this model is ${arch}`);
   if (header.modelSha256 !== weightsSha256) {
-    throw inputError(`${path} was saved from another model (weights SHA-256 ${header.modelSha256.slice(0, 12)}…, this model's ${weightsSha256.slice(0, 12)}…); ` +
-      'continue a state with the model that made it');
+    throw inputError(
+      `${path} was saved from another model (weights SHA-256 ${header.modelSha256.slice(0, 12)}…, this model's ${weightsSha256.slice(0, 12)}…); ` +
+        'continue a state with the model that made it',
+    );
   }
   if (header.tokenizerSha256 !== tokenizer) {
-    throw inputError(`${path} consumed ids of another tokenizer (${short(header.tokenizerSha256)}, this model's ${short(tokenizer)}); ` +
-      'continue a state with the tokenizer that made it');
+    throw inputError(
+      `${path} consumed ids of another tokenizer (${short(header.tokenizerSha256)}, this model's ${short(tokenizer)}); ` +
+        'continue a state with the tokenizer that made it',
+    );
   }
   const want = model.savedStateShapes(header.batch, header.tokens);
-  for (const name of file.tensors.keys()) if (!want.has(name)) throw inputError(`${path}: tensor '${name}' is not part of this model's state`);
+  for (const name of file.tensors.keys())
+    if (!want.has(name)) throw inputError(`${path}: tensor '${name}' is not part of this model's state`);
   for (const [name, shape] of want) {
     const got = file.tensors.get(name)?.shape;
     if (!got) throw inputError(`${path}: state tensor '${name}' is missing`);
     if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
-      throw inputError(`${path}: state tensor '${name}' has shape [${got}], but ${header.batch} stream(s) after ${header.tokens} tokens need [${shape}]`);
+      throw inputError(
+        `${path}: state tensor '${name}' has shape [${got}], but ${header.batch} stream(s) after ${header.tokens} tokens need [${shape}]`,
+      );
     }
   }
   const state = model.createState(header.batch, header.tokens);
@@ -77,4 +99,6 @@ export function loadState(path: string, model: TrainableModel, tokenizer: string
   return state;
 }
 
-function short(id: string): string { return id.length === 64 ? `SHA-256 ${id.slice(0, 12)}…` : `"${id}"`; }
+function short(id: string): string {
+  return id.length === 64 ? `SHA-256 ${id.slice(0, 12)}…` : `"${id}"`;
+}

@@ -17,7 +17,8 @@ function dims3(op: string, t: Tensor): [number, number, number] {
  * convention of Hugging Face Llama) -> (B, L, heads·hd).
  */
 export function rope(e: Engine, x: Tensor, heads: number, theta: number, pos0 = 0): Tensor {
-  const [B, L, C] = dims3('rope', x), hd = C / heads;
+  const [B, L, C] = dims3('rope', x),
+    hd = C / heads;
   if (!Number.isInteger(hd) || hd % 2 !== 0) throw new Error(`rope: ${C} channels do not split into ${heads} heads of an even size`);
   const out = e.zeros(x.shape);
   e.k.ropeForward(out, x, B, L, heads, hd, pos0, theta);
@@ -30,14 +31,16 @@ export function rope(e: Engine, x: Tensor, heads: number, theta: number, pos0 = 
  * 0 .. L-1 of each stream. Saves the per-row log-sum-exp (B, H, L) for the backward.
  */
 export function causalAttention(e: Engine, q: Tensor, k: Tensor, v: Tensor, H: number, Hkv: number): Tensor {
-  const [B, L, C] = dims3('causalAttention', q), hd = C / H;
+  const [B, L, C] = dims3('causalAttention', q),
+    hd = C / H;
   if (!Number.isInteger(hd) || H % Hkv !== 0) throw new Error(`causalAttention: ${C} channels, ${H} heads and ${Hkv} kv heads do not fit`);
   for (const t of [k, v]) {
     if (t.shape[0] !== B || t.shape[1] !== L || t.shape[2] !== Hkv * hd) {
       throw new Error(`causalAttention: keys/values [${t.shape}] do not match queries [${q.shape}] with ${Hkv} kv heads`);
     }
   }
-  const out = e.zeros(q.shape), lse = e.zeros([B, H, L]);
+  const out = e.zeros(q.shape),
+    lse = e.zeros([B, H, L]);
   e.k.attentionForward(out, lse, q, k, v, B, L, H, Hkv, hd);
   e.tape?.record('attention', out, [q, k, v], [lse], { B, L, H, Hkv, hd });
   return out;

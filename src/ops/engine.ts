@@ -5,10 +5,10 @@ import type { Backend, KernelKind } from '../kernels/backend.js';
 import type { Tape } from './tape.js';
 
 export interface EngineOptions {
-  kernels?: KernelKind;   // default 'wasm'
-  dtype?: 'f32' | 'f64';  // float64 needs the reference kernels (gradient checks)
+  kernels?: KernelKind; // default 'wasm'
+  dtype?: 'f32' | 'f64'; // float64 needs the reference kernels (gradient checks)
   initialPages?: number;
-  threads?: number;       // worker threads for the wasm kernels (default 1: the calling thread only)
+  threads?: number; // worker threads for the wasm kernels (default 1: the calling thread only)
 }
 
 /**
@@ -32,7 +32,9 @@ export class Engine {
   }
 
   /** Stop the engine's worker threads (its tensors stay readable). */
-  dispose(): void { this.k.dispose(); }
+  dispose(): void {
+    this.k.dispose();
+  }
 
   /** A new zero-filled tensor of the engine's float dtype (or `dtype`), owned by the current scope. */
   zeros(shape: readonly number[], dtype: DType = this.dtype): Tensor {
@@ -70,7 +72,9 @@ export class Engine {
       const owned = this.scopes.pop() as Tensor[];
       const outer = this.scopes[this.scopes.length - 1];
       for (const t of owned) {
-        if (kept.includes(t)) { if (outer) outer.push(t); } else t.dispose();
+        if (kept.includes(t)) {
+          if (outer) outer.push(t);
+        } else t.dispose();
       }
     }
     return result;

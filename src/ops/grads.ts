@@ -12,14 +12,17 @@ export type Rule<O extends OpName> = (e: Engine, n: OpNode<O>, dy: Tensor) => In
 
 /** The gradient buffer of t (allocated, zeroed, on first use), or null when t needs none. */
 function gradOf(e: Engine, t: Tensor | null): Tensor | null {
-  return t && t.requiresGrad ? e.gradOf(t) : null;
+  return t?.requiresGrad ? e.gradOf(t) : null;
 }
 
 export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   // y = x W^T + b:  dx += dy W;  dW += dy^T x;  db += Σ_rows dy
   linear: (e, n, dy) => {
-    const [x, w, b] = n.inputs, { M, N, K } = n.attrs;
-    const gx = gradOf(e, x), gw = gradOf(e, w), gb = gradOf(e, b);
+    const [x, w, b] = n.inputs,
+      { M, N, K } = n.attrs;
+    const gx = gradOf(e, x),
+      gw = gradOf(e, w),
+      gb = gradOf(e, b);
     if (gx) e.k.matmulNN(gx, dy, w, M, K, N, 1);
     if (gw) e.k.matmulTN(gw, dy, x, N, K, M, 1);
     if (gb) e.k.addBiasBackward(gb, dy, M, N);
@@ -33,7 +36,9 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   },
   // see kernels/ref/norm.ts for the formula; the kernel writes both gradients, so scratch stands in for one not needed
   rmsnorm: (e, n, dy) => {
-    const [x, w] = n.inputs, gx = gradOf(e, x), gw = gradOf(e, w);
+    const [x, w] = n.inputs,
+      gx = gradOf(e, x),
+      gw = gradOf(e, w);
     e.k.rmsnormBackward(gx ?? e.zeros(x.shape), gw ?? e.zeros(w.shape), dy, x, w, n.saved[0], n.attrs.rows, n.attrs.D);
     return [gx, gw];
   },
@@ -46,20 +51,24 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   },
   // a ⊙ b:  da += dy ⊙ b; db += dy ⊙ a
   mul: (e, n, dy) => {
-    const [a, b] = n.inputs, ga = gradOf(e, a), gb = gradOf(e, b);
+    const [a, b] = n.inputs,
+      ga = gradOf(e, a),
+      gb = gradOf(e, b);
     if (ga) e.k.mulAccumulate(ga, dy, b, n.attrs.n);
     if (gb) e.k.mulAccumulate(gb, dy, a, n.attrs.n);
     return [ga, gb];
   },
   // silu'(x) = s(1 + x(1 − s))
   silu: (e, n, dy) => {
-    const [x] = n.inputs, gx = gradOf(e, x);
+    const [x] = n.inputs,
+      gx = gradOf(e, x);
     if (gx) e.k.siluBackward(gx, dy, x, n.attrs.n);
     return [gx];
   },
   // softplus'(x) = sigmoid(x)
   softplus: (e, n, dy) => {
-    const [x] = n.inputs, gx = gradOf(e, x);
+    const [x] = n.inputs,
+      gx = gradOf(e, x);
     if (gx) e.k.softplusBackward(gx, dy, x, n.attrs.n);
     return [gx];
   },
@@ -71,20 +80,25 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   },
   // columns scatter back
   sliceLast: (e, n, dy) => {
-    const gx = gradOf(e, n.inputs[0]), { rows, C, c0, w } = n.attrs;
+    const gx = gradOf(e, n.inputs[0]),
+      { rows, C, c0, w } = n.attrs;
     if (gx) e.k.sliceColumnsBackward(gx, dy, rows, C, c0, w);
     return [gx];
   },
   // see kernels/ref/conv.ts
   conv1d: (e, n, dy) => {
-    const [x, w, bias] = n.inputs, { B, L, C, K } = n.attrs;
-    const gx = gradOf(e, x), gw = gradOf(e, w), gb = gradOf(e, bias);
+    const [x, w, bias] = n.inputs,
+      { B, L, C, K } = n.attrs;
+    const gx = gradOf(e, x),
+      gw = gradOf(e, w),
+      gb = gradOf(e, bias);
     e.k.conv1dBackward(gx ?? e.zeros([B, L, C]), gw ?? e.zeros([C, K]), gb ?? e.zeros([C]), dy, x, w, B, L, C, K);
     return [gx, gw, gb];
   },
   // see kernels/ref/scan.ts
   scan: (e, n, dy) => {
-    const { B, L, ED, N, chunk } = n.attrs, [x, delta, A, Bm, Cm, D] = n.inputs;
+    const { B, L, ED, N, chunk } = n.attrs,
+      [x, delta, A, Bm, Cm, D] = n.inputs;
     const grads = n.inputs.map((t) => gradOf(e, t));
     const [dx, ddelta, dA, dB, dC, dD] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
     const work = e.zeros([chunk + 1, N]);
@@ -93,7 +107,9 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   },
   // mean CE:  dlogits += (dy / rows) · (softmax − onehot)
   crossEntropy: (e, n, dy) => {
-    const [logits] = n.inputs, gl = gradOf(e, logits), { rows, V } = n.attrs;
+    const [logits] = n.inputs,
+      gl = gradOf(e, logits),
+      { rows, V } = n.attrs;
     if (!gl) return [null];
     const scale = e.zeros([rows]);
     scale.data().fill(dy.data()[0] / rows);
@@ -102,13 +118,15 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   },
   // rotation by −angle (kernels/ref/attention.ts)
   rope: (e, n, dy) => {
-    const gx = gradOf(e, n.inputs[0]), { B, L, H, hd, pos0, theta } = n.attrs;
+    const gx = gradOf(e, n.inputs[0]),
+      { B, L, H, hd, pos0, theta } = n.attrs;
     if (gx) e.k.ropeBackward(gx, dy, B, L, H, hd, pos0, theta);
     return [gx];
   },
   // softmax recomputed from the saved log-sum-exp (kernels/ref/attention.ts)
   attention: (e, n, dy) => {
-    const [q, k, v] = n.inputs, { B, L, H, Hkv, hd } = n.attrs;
+    const [q, k, v] = n.inputs,
+      { B, L, H, Hkv, hd } = n.attrs;
     const grads = n.inputs.map((t) => gradOf(e, t));
     const [gq, gk, gv] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
     e.k.attentionBackward(gq, gk, gv, dy, q, k, v, n.out, n.saved[0], B, L, H, Hkv, hd);
@@ -116,23 +134,30 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   },
   // silu(gate) ⊙ up:  dgate += dy·up·silu'(gate);  dup += dy·silu(gate)
   swiglu: (e, n, dy) => {
-    const [gate, up] = n.inputs, gg = gradOf(e, gate), gu = gradOf(e, up);
+    const [gate, up] = n.inputs,
+      gg = gradOf(e, gate),
+      gu = gradOf(e, up);
     e.k.swigluBackward(gg ?? e.zeros(gate.shape), gu ?? e.zeros(up.shape), dy, gate, up, n.attrs.n);
     return [gg, gu];
   },
   // Mamba-2 and the hybrids: see kernels/ref/mamba2.ts, ssd.ts and rotary.ts
   ropePartial: (e, n, dy) => {
-    const gx = gradOf(e, n.inputs[0]), { B, L, H, hd, rd, pos0, theta } = n.attrs;
+    const gx = gradOf(e, n.inputs[0]),
+      { B, L, H, hd, rd, pos0, theta } = n.attrs;
     if (gx) e.k.ropePartialBackward(gx, dy, B, L, H, hd, rd, pos0, theta);
     return [gx];
   },
   dtSoftplus: (e, n, dy) => {
-    const [dt, bias] = n.inputs, gd = gradOf(e, dt), gb = gradOf(e, bias), { rows, H, lo, hi } = n.attrs;
+    const [dt, bias] = n.inputs,
+      gd = gradOf(e, dt),
+      gb = gradOf(e, bias),
+      { rows, H, lo, hi } = n.attrs;
     e.k.dtSoftplusBackward(gd ?? e.zeros(dt.shape), gb ?? e.zeros(bias.shape), dy, dt, bias, rows, H, lo, hi);
     return [gd, gb];
   },
   gatedRmsnorm: (e, n, dy) => {
-    const [y, z, w] = n.inputs, { rows, D, gs } = n.attrs;
+    const [y, z, w] = n.inputs,
+      { rows, D, gs } = n.attrs;
     const grads = n.inputs.map((t) => gradOf(e, t));
     const [gy, gz, gw] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
     e.k.gatedRmsnormBackward(gy, gz, gw, dy, y, z, w, n.saved[0], rows, D, gs);
@@ -140,29 +165,86 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   },
   // Mamba-3: see kernels/ref/mamba3.ts
   sigmoid: (e, n, dy) => {
-    const [x] = n.inputs, gx = gradOf(e, x);
+    const [x] = n.inputs,
+      gx = gradOf(e, x);
     if (gx) e.k.sigmoidBackward(gx, dy, x, n.attrs.n);
     return [gx];
   },
   negHeavyTail: (e, n, dy) => {
-    const [x] = n.inputs, gx = gradOf(e, x);
+    const [x] = n.inputs,
+      gx = gradOf(e, x);
     if (gx) e.k.negHeavyTailBackward(gx, dy, x, n.attrs.floor, n.attrs.n);
     return [gx];
   },
   mamba3Scan: (e, n, dy) => {
-    const { B, L, H, P, G, N, S, chunk } = n.attrs, [x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D] = n.inputs;
+    const { B, L, H, P, G, N, S, chunk } = n.attrs,
+      [x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D] = n.inputs;
     const grads = n.inputs.map((t) => gradOf(e, t));
     const [gx, ga, gd, gt, gB, gC, gBb, gCb, gang, gD] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
-    e.k.mamba3ScanBackward(gx, ga, gd, gt, gB, gC, gBb, gCb, gang, gD, dy, x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D, n.saved[0],
-      B, L, H, P, G, N, S, chunk);
+    e.k.mamba3ScanBackward(
+      gx,
+      ga,
+      gd,
+      gt,
+      gB,
+      gC,
+      gBb,
+      gCb,
+      gang,
+      gD,
+      dy,
+      x,
+      adt,
+      dt,
+      trap,
+      Bn,
+      Cn,
+      Bb,
+      Cb,
+      ang,
+      D,
+      n.saved[0],
+      B,
+      L,
+      H,
+      P,
+      G,
+      N,
+      S,
+      chunk,
+    );
     return grads as InputGrads<'mamba3Scan'>;
   },
   ssd: (e, n, dy) => {
-    const { B, L, H, P, G, N, Q } = n.attrs, [x, delta, A, Bm, Cm, D] = n.inputs;
+    const { B, L, H, P, G, N, Q } = n.attrs,
+      [x, delta, A, Bm, Cm, D] = n.inputs;
     const grads = n.inputs.map((t) => gradOf(e, t));
     const [dx, ddelta, dA, dB, dC, dD] = grads.slice(0, 6).map((g, i) => g ?? e.zeros((n.inputs[i] as Tensor).shape));
-    e.k.ssdChunkBackward(dx, ddelta, dA, dB, dC, dD, grads[6], dy, x, delta, A, Bm, Cm, D, n.saved[0],
-      e.zeros([ssdWorkSize(B, H, P, N, Q)]), B, L, H, P, G, N, Q);
+    e.k.ssdChunkBackward(
+      dx,
+      ddelta,
+      dA,
+      dB,
+      dC,
+      dD,
+      grads[6],
+      dy,
+      x,
+      delta,
+      A,
+      Bm,
+      Cm,
+      D,
+      n.saved[0],
+      e.zeros([ssdWorkSize(B, H, P, N, Q)]),
+      B,
+      L,
+      H,
+      P,
+      G,
+      N,
+      Q,
+    );
     return grads as InputGrads<'ssd'>;
   },
 };

@@ -9,16 +9,25 @@ import { checkTokenIds } from '../io/tokenids.js';
  * rows = product of leading dims; B batch, L sequence, C/ED channels, N d_state, K kernel, V vocab.
  */
 
-function lastDim(t: Tensor): number { return t.shape[t.shape.length - 1]; }
-function rowsOf(t: Tensor): number { return t.size / lastDim(t); }
-function withLast(t: Tensor, n: number): number[] { return [...t.shape.slice(0, -1), n]; }
+function lastDim(t: Tensor): number {
+  return t.shape[t.shape.length - 1];
+}
+function rowsOf(t: Tensor): number {
+  return t.size / lastDim(t);
+}
+function withLast(t: Tensor, n: number): number[] {
+  return [...t.shape.slice(0, -1), n];
+}
 
 function sameShape(op: string, a: Tensor, b: Tensor): void {
   if (a.size !== b.size) throw new Error(`${op}: shapes [${a.shape}] and [${b.shape}] differ`);
 }
 
 /** Scratch of a product with a quantised weight: the input quantised to q8 per block, (rows, ≥ K) int8 and (rows, ≥ K/32) f32. */
-export interface QuantScratch { readonly qx: Tensor; readonly sx: Tensor }
+export interface QuantScratch {
+  readonly qx: Tensor;
+  readonly sx: Tensor;
+}
 
 /**
  * y (rows, N) = x (rows, K) @ w (N, K)^T + b (N), outside any tape: the one product the taped op,
@@ -26,7 +35,8 @@ export interface QuantScratch { readonly qx: Tensor; readonly sx: Tensor }
  * runs the integer-dot kernel.
  */
 export function linearInto(e: Engine, y: Tensor, x: Tensor, w: Weight, b: Tensor | null, rows: number, scratch: QuantScratch | null): void {
-  const [N, K] = w.shape, k = e.k;
+  const [N, K] = w.shape,
+    k = e.k;
   if (isQuant(w)) {
     if (!scratch) throw new Error('linear: a quantised weight needs scratch for its quantised input');
     k.quantizeQ8(scratch.qx, scratch.sx, x, rows, K);
@@ -51,7 +61,8 @@ export function embeddingInto(e: Engine, out: Tensor, table: Weight, ids: Tensor
  * rows of x to q8 and runs the integer-dot kernels; it is not differentiable with respect to w.
  */
 export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null): Tensor {
-  const [N, K] = w.shape, M = rowsOf(x);
+  const [N, K] = w.shape,
+    M = rowsOf(x);
   if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
   const quant = isQuant(w);
   if (quant && e.tape && x.requiresGrad) throw new Error('quantised weights are for inference: train the f32 model, then quantise');
@@ -73,8 +84,10 @@ export function embedding(e: Engine, table: Weight, ids: Tensor): Tensor {
 
 /** out = x / rms(x) · w over the last dim; saves rstd (rows) */
 export function rmsnorm(e: Engine, x: Tensor, w: Tensor, eps: number): Tensor {
-  const D = lastDim(x), rows = rowsOf(x);
-  const out = e.zeros(x.shape), rstd = e.zeros([rows]);
+  const D = lastDim(x),
+    rows = rowsOf(x);
+  const out = e.zeros(x.shape),
+    rstd = e.zeros([rows]);
   e.k.rmsnormForward(out, rstd, x, w, rows, D, eps);
   e.tape?.record('rmsnorm', out, [x, w], [rstd], { rows, D });
   return out;
@@ -98,16 +111,27 @@ function unary(e: Engine, op: keyof typeof UNARY, x: Tensor): Tensor {
   return out;
 }
 
-export function add(e: Engine, a: Tensor, b: Tensor): Tensor { return binary(e, 'add', a, b); }
-export function mul(e: Engine, a: Tensor, b: Tensor): Tensor { return binary(e, 'mul', a, b); }
-export function silu(e: Engine, x: Tensor): Tensor { return unary(e, 'silu', x); }
-export function softplus(e: Engine, x: Tensor): Tensor { return unary(e, 'softplus', x); }
+export function add(e: Engine, a: Tensor, b: Tensor): Tensor {
+  return binary(e, 'add', a, b);
+}
+export function mul(e: Engine, a: Tensor, b: Tensor): Tensor {
+  return binary(e, 'mul', a, b);
+}
+export function silu(e: Engine, x: Tensor): Tensor {
+  return unary(e, 'silu', x);
+}
+export function softplus(e: Engine, x: Tensor): Tensor {
+  return unary(e, 'softplus', x);
+}
 /** out = −exp(x)  (A = −exp(A_log)) */
-export function negExp(e: Engine, x: Tensor): Tensor { return unary(e, 'negExp', x); }
+export function negExp(e: Engine, x: Tensor): Tensor {
+  return unary(e, 'negExp', x);
+}
 
 /** Columns [c0, c0+w) of the last dim */
 export function sliceLast(e: Engine, x: Tensor, c0: number, w: number): Tensor {
-  const C = lastDim(x), rows = rowsOf(x);
+  const C = lastDim(x),
+    rows = rowsOf(x);
   if (c0 < 0 || c0 + w > C) throw new Error(`sliceLast: columns [${c0}, ${c0 + w}) outside [0, ${C})`);
   const out = e.zeros(withLast(x, w));
   e.k.sliceColumns(out, x, rows, C, c0, w);
@@ -117,7 +141,8 @@ export function sliceLast(e: Engine, x: Tensor, c0: number, w: number): Tensor {
 
 /** Causal depthwise conv over time: x (B, L, C), w (C, 1, K), bias (C) or null -> (B, L, C) */
 export function conv1d(e: Engine, x: Tensor, w: Tensor, bias: Tensor | null): Tensor {
-  const [B, L, C] = x.shape, K = w.shape[w.shape.length - 1];
+  const [B, L, C] = x.shape,
+    K = w.shape[w.shape.length - 1];
   if (w.size !== C * K) throw new Error(`conv1d: weight [${w.shape}] does not match ${C} channels`);
   const b = bias ?? e.zeros([C]);
   const out = e.zeros(x.shape);
@@ -133,9 +158,18 @@ export const SCAN_CHUNK = 16;
  * Selective scan y (B, L, ED) from x, delta (B, L, ED), A (ED, N), Bm, Cm (B, L, N), D (ED),
  * starting from a zero state. Saves the chunk checkpoints (B, ceil(L/chunk), ED, N).
  */
-export function selectiveScan(e: Engine, x: Tensor, delta: Tensor, A: Tensor, Bm: Tensor, Cm: Tensor, D: Tensor,
-  chunk = SCAN_CHUNK): Tensor {
-  const [B, L, ED] = x.shape, N = A.shape[1];
+export function selectiveScan(
+  e: Engine,
+  x: Tensor,
+  delta: Tensor,
+  A: Tensor,
+  Bm: Tensor,
+  Cm: Tensor,
+  D: Tensor,
+  chunk = SCAN_CHUNK,
+): Tensor {
+  const [B, L, ED] = x.shape,
+    N = A.shape[1];
   const y = e.zeros(x.shape);
   const h = e.zeros([B, ED, N]);
   const hck = e.zeros([B, Math.ceil(L / chunk), ED, N]);
@@ -146,10 +180,13 @@ export function selectiveScan(e: Engine, x: Tensor, delta: Tensor, A: Tensor, Bm
 
 /** Mean next-token cross-entropy (nats) of logits (rows, V) against targets (rows) -> (1) */
 export function crossEntropy(e: Engine, logits: Tensor, targets: Tensor): Tensor {
-  const V = lastDim(logits), rows = rowsOf(logits);
+  const V = lastDim(logits),
+    rows = rowsOf(logits);
   if (targets.size !== rows) throw new Error(`crossEntropy: ${targets.size} targets for ${rows} rows`);
   checkTokenIds(targets.ints(), V, 'targets');
-  const losses = e.zeros([rows]), lse = e.zeros([rows]), out = e.zeros([1]);
+  const losses = e.zeros([rows]),
+    lse = e.zeros([rows]),
+    out = e.zeros([1]);
   e.k.crossEntropyForward(losses, lse, logits, targets, rows, V);
   e.k.meanForward(out, losses, rows);
   e.tape?.record('crossEntropy', out, [logits], [lse, targets], { rows, V });

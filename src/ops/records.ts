@@ -25,10 +25,18 @@ export interface OpRecords {
   };
   crossEntropy: { inputs: [logits: Tensor]; saved: [lse: Tensor, targets: Tensor]; attrs: { rows: number; V: number } };
   rope: { inputs: [x: Tensor]; saved: []; attrs: { B: number; L: number; H: number; hd: number; pos0: number; theta: number } };
-  attention: { inputs: [q: Tensor, k: Tensor, v: Tensor]; saved: [lse: Tensor]; attrs: { B: number; L: number; H: number; Hkv: number; hd: number } };
+  attention: {
+    inputs: [q: Tensor, k: Tensor, v: Tensor];
+    saved: [lse: Tensor];
+    attrs: { B: number; L: number; H: number; Hkv: number; hd: number };
+  };
   swiglu: { inputs: [gate: Tensor, up: Tensor]; saved: []; attrs: { n: number } };
   // Mamba-2 and the hybrids (ops/ssd.ts)
-  ropePartial: { inputs: [x: Tensor]; saved: []; attrs: { B: number; L: number; H: number; hd: number; rd: number; pos0: number; theta: number } };
+  ropePartial: {
+    inputs: [x: Tensor];
+    saved: [];
+    attrs: { B: number; L: number; H: number; hd: number; rd: number; pos0: number; theta: number };
+  };
   dtSoftplus: { inputs: [dt: Tensor, bias: Tensor]; saved: []; attrs: { rows: number; H: number; lo: number; hi: number } };
   gatedRmsnorm: { inputs: [y: Tensor, z: Tensor, w: Tensor]; saved: [rstd: Tensor]; attrs: { rows: number; D: number; gs: number } };
   // Mamba-3 (ops/mamba3.ts)

@@ -16,8 +16,11 @@ export function checkRuleGrads(node: Node, grads: readonly (Tensor | null)[]): v
     throw new Error(`gradient rule '${node.op}' returned ${grads.length} gradients for ${node.inputs.length} inputs`);
   }
   node.inputs.forEach((t, i) => {
-    const want = t !== null && t.requiresGrad ? t.grad : null;
-    if (grads[i] !== want) throw new Error(`gradient rule '${node.op}': input ${i} ${want ? 'needs its gradient buffer' : 'needs no gradient'}, got ${grads[i] ? 'a tensor' : 'none'}`);
+    const want = t?.requiresGrad ? t.grad : null;
+    if (grads[i] !== want)
+      throw new Error(
+        `gradient rule '${node.op}': input ${i} ${want ? 'needs its gradient buffer' : 'needs no gradient'}, got ${grads[i] ? 'a tensor' : 'none'}`,
+      );
   });
 }
 
@@ -29,8 +32,14 @@ export function checkRuleGrads(node: Node, grads: readonly (Tensor | null)[]): v
 export class Tape {
   readonly nodes: Node[] = [];
 
-  record<O extends OpName>(op: O, out: Tensor, inputs: OpRecords[O]['inputs'], saved: OpRecords[O]['saved'], attrs: OpRecords[O]['attrs']): void {
-    if (!inputs.some((t) => t !== null && t.requiresGrad)) return;
+  record<O extends OpName>(
+    op: O,
+    out: Tensor,
+    inputs: OpRecords[O]['inputs'],
+    saved: OpRecords[O]['saved'],
+    attrs: OpRecords[O]['attrs'],
+  ): void {
+    if (!inputs.some((t) => t?.requiresGrad)) return;
     out.requiresGrad = true;
     const node: OpNode<O> = { op, out, inputs, saved, attrs };
     this.nodes.push(node as Node);

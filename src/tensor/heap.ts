@@ -18,15 +18,18 @@ export const BASE = PAGE; // first 64 KiB reserved for the kernels module's stat
 export const ALIGN = 64;
 export const MAX_PAGES = 65536; // 4 GiB: the wasm32 limit
 
-interface Block { offset: number; bytes: number }
+interface Block {
+  offset: number;
+  bytes: number;
+}
 
 export class Heap {
   readonly memory: WebAssembly.Memory;
   private buf: ArrayBufferLike;
   private u8v: Uint8Array;
-  private free: Block[] = [];           // sorted by offset, coalesced
+  private free: Block[] = []; // sorted by offset, coalesced
   private used = new Map<number, number>(); // offset -> bytes
-  private top = BASE;                   // end of the highest block ever handed out
+  private top = BASE; // end of the highest block ever handed out
   /** Test hook: called before every allocation (used to force growth at chosen moments). */
   onAlloc: ((bytes: number) => void) | null = null;
 
@@ -43,13 +46,17 @@ export class Heap {
     return s;
   }
 
-  get byteLength(): number { return this.memory.buffer.byteLength; }
+  get byteLength(): number {
+    return this.memory.buffer.byteLength;
+  }
 
   /** Grow the memory by `pages` pages (also used by tests to grow it mid-computation). */
   grow(pages: number): void {
     const cur = this.memory.buffer.byteLength / PAGE;
     if (cur + pages > MAX_PAGES) {
-      throw inputError(`frugal needs ${((cur + pages) * PAGE / 2 ** 30).toFixed(2)} GiB of WebAssembly memory, over the 4 GiB limit of wasm32; use a smaller model, batch or sequence length (or a quantised model)`);
+      throw inputError(
+        `frugal needs ${(((cur + pages) * PAGE) / 2 ** 30).toFixed(2)} GiB of WebAssembly memory, over the 4 GiB limit of wasm32; use a smaller model, batch or sequence length (or a quantised model)`,
+      );
     }
     this.memory.grow(pages);
   }
@@ -64,7 +71,10 @@ export class Heap {
       if (b.bytes >= size) {
         const off = b.offset;
         if (b.bytes === size) this.free.splice(i, 1);
-        else { b.offset += size; b.bytes -= size; }
+        else {
+          b.offset += size;
+          b.bytes -= size;
+        }
         this.used.set(off, size);
         this.u8().fill(0, off, off + size);
         return off;
@@ -75,7 +85,8 @@ export class Heap {
     const have = this.memory.buffer.byteLength;
     if (end > have) {
       // grow by what is needed plus 1/8 slack, the slack capped so it never pushes past 4 GiB
-      const need = Math.ceil((end - have) / PAGE), cur = have / PAGE;
+      const need = Math.ceil((end - have) / PAGE),
+        cur = have / PAGE;
       this.grow(need + Math.max(0, Math.min(Math.ceil(cur / 8), MAX_PAGES - cur - need)));
     }
     this.top = end;
@@ -93,17 +104,31 @@ export class Heap {
       this.top = offset;
       // fold a free block that now touches the top back into it
       const last = this.free[this.free.length - 1];
-      if (last && last.offset + last.bytes === this.top) { this.top = last.offset; this.free.pop(); }
+      if (last && last.offset + last.bytes === this.top) {
+        this.top = last.offset;
+        this.free.pop();
+      }
       return;
     }
-    let lo = 0, hi = this.free.length;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (this.free[mid].offset < offset) lo = mid + 1; else hi = mid; }
+    let lo = 0,
+      hi = this.free.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.free[mid].offset < offset) lo = mid + 1;
+      else hi = mid;
+    }
     this.free.splice(lo, 0, { offset, bytes: size });
     const next = this.free[lo + 1];
     const cur = this.free[lo];
-    if (next && cur.offset + cur.bytes === next.offset) { cur.bytes += next.bytes; this.free.splice(lo + 1, 1); }
+    if (next && cur.offset + cur.bytes === next.offset) {
+      cur.bytes += next.bytes;
+      this.free.splice(lo + 1, 1);
+    }
     const prev = this.free[lo - 1];
-    if (prev && prev.offset + prev.bytes === cur.offset) { prev.bytes += cur.bytes; this.free.splice(lo, 1); }
+    if (prev && prev.offset + prev.bytes === cur.offset) {
+      prev.bytes += cur.bytes;
+      this.free.splice(lo, 1);
+    }
   }
 
   private refresh(): void {
@@ -113,8 +138,20 @@ export class Heap {
     }
   }
 
-  u8(): Uint8Array { this.refresh(); return this.u8v; }
-  f32(offset: number, length: number): Float32Array { this.refresh(); return new Float32Array(this.buf, offset, length); }
-  f64(offset: number, length: number): Float64Array { this.refresh(); return new Float64Array(this.buf, offset, length); }
-  i32(offset: number, length: number): Int32Array { this.refresh(); return new Int32Array(this.buf, offset, length); }
+  u8(): Uint8Array {
+    this.refresh();
+    return this.u8v;
+  }
+  f32(offset: number, length: number): Float32Array {
+    this.refresh();
+    return new Float32Array(this.buf, offset, length);
+  }
+  f64(offset: number, length: number): Float64Array {
+    this.refresh();
+    return new Float64Array(this.buf, offset, length);
+  }
+  i32(offset: number, length: number): Int32Array {
+    this.refresh();
+    return new Int32Array(this.buf, offset, length);
+  }
 }

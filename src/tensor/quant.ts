@@ -29,5 +29,8 @@ export function weightByteLength(w: Weight): number {
 }
 
 export function disposeWeight(w: Weight): void {
-  if (isQuant(w)) { w.q.dispose(); w.scales.dispose(); } else w.dispose();
+  if (isQuant(w)) {
+    w.q.dispose();
+    w.scales.dispose();
+  } else w.dispose();
 }

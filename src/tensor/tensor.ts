@@ -33,17 +33,24 @@ export class Tensor {
     this.offset = heap.alloc(this.size * BYTES[dtype]);
   }
 
-  get byteLength(): number { return this.size * BYTES[this.dtype]; }
+  get byteLength(): number {
+    return this.size * BYTES[this.dtype];
+  }
 
   /** A fresh view of the values (Float32Array, Float64Array, Int32Array, Int8Array or Uint8Array by dtype). */
   data(): Float32Array | Float64Array | Int32Array | Int8Array | Uint8Array {
     this.check();
     switch (this.dtype) {
-      case 'f32': return this.heap.f32(this.offset, this.size);
-      case 'f64': return this.heap.f64(this.offset, this.size);
-      case 'i32': return this.heap.i32(this.offset, this.size);
-      case 'i8': return new Int8Array(this.heap.u8().buffer, this.offset, this.size);
-      case 'u8': return new Uint8Array(this.heap.u8().buffer, this.offset, this.size);
+      case 'f32':
+        return this.heap.f32(this.offset, this.size);
+      case 'f64':
+        return this.heap.f64(this.offset, this.size);
+      case 'i32':
+        return this.heap.i32(this.offset, this.size);
+      case 'i8':
+        return new Int8Array(this.heap.u8().buffer, this.offset, this.size);
+      case 'u8':
+        return new Uint8Array(this.heap.u8().buffer, this.offset, this.size);
     }
   }
 
@@ -68,17 +75,26 @@ export class Tensor {
   }
 
   /** A copy of the values as a plain Float64Array (for tests and reports). */
-  toFloat64(): Float64Array { return Float64Array.from(this.data()); }
+  toFloat64(): Float64Array {
+    return Float64Array.from(this.data());
+  }
 
-  zero(): void { this.data().fill(0); }
+  zero(): void {
+    this.data().fill(0);
+  }
 
-  get isDisposed(): boolean { return this.disposed; }
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.heap.release(this.offset);
-    if (this.grad) { this.grad.dispose(); this.grad = null; }
+    if (this.grad) {
+      this.grad.dispose();
+      this.grad = null;
+    }
   }
 
   private check(): void {

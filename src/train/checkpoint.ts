@@ -32,8 +32,16 @@ export const TRAINER_STATE_FILE = 'trainer_state.json';
 export function saveTrainingCheckpoint(dir: string, model: TrainableModel, opt: AdamW, state: TrainerState): void {
   const moments: SafeTensorIn[] = [];
   for (const s of model.specs) {
-    for (const [prefix, table] of [['m', opt.m], ['v', opt.v]] as const) {
-      moments.push({ name: `${prefix}.${s.name}`, dtype: 'F32', shape: s.shape, data: Float32Array.from((table.get(s.name) as Tensor).data()) });
+    for (const [prefix, table] of [
+      ['m', opt.m],
+      ['v', opt.v],
+    ] as const) {
+      moments.push({
+        name: `${prefix}.${s.name}`,
+        dtype: 'F32',
+        shape: s.shape,
+        data: Float32Array.from((table.get(s.name) as Tensor).data()),
+      });
     }
   }
   writeDirAtomic(dir, {
@@ -46,7 +54,8 @@ export function saveTrainingCheckpoint(dir: string, model: TrainableModel, opt: 
 /** Read the trainer state of a checkpoint directory (reading only: the trainer recovers interrupted saves first). */
 export function readTrainerState(dir: string): TrainerState {
   const file = join(dir, TRAINER_STATE_FILE);
-  if (!existsSync(file)) throw inputError(`${dir} has no ${TRAINER_STATE_FILE}: it is a model, not a resumable training run (use --init to start from it)`);
+  if (!existsSync(file))
+    throw inputError(`${dir} has no ${TRAINER_STATE_FILE}: it is a model, not a resumable training run (use --init to start from it)`);
   let s: TrainerState;
   try {
     s = JSON.parse(readFileSync(file, 'utf8')) as TrainerState;
@@ -63,7 +72,10 @@ export function loadOptimizerState(dir: string, opt: AdamW, step: number): void 
   if (!existsSync(file)) throw inputError(`${file} is missing: cannot resume the optimiser`);
   const f = decodeSafetensors(new Uint8Array(readFileSync(file)), file);
   for (const s of opt.specs) {
-    for (const [prefix, table] of [['m', opt.m], ['v', opt.v]] as const) {
+    for (const [prefix, table] of [
+      ['m', opt.m],
+      ['v', opt.v],
+    ] as const) {
       const name = `${prefix}.${s.name}`;
       if (!f.tensors.has(name)) throw inputError(`${file}: tensor '${name}' is missing`);
       (table.get(s.name) as Tensor).set(readTensorF32(f, name));

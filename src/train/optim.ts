@@ -60,12 +60,26 @@ export class AdamW {
     const scale = maxNorm > 0 && norm > maxNorm ? maxNorm / norm : 1;
     this.step += 1;
     const { beta1, beta2, eps, weightDecay } = this.opts;
-    const bc1 = 1 - beta1 ** this.step, bc2 = 1 - beta2 ** this.step;
+    const bc1 = 1 - beta1 ** this.step,
+      bc2 = 1 - beta2 ** this.step;
     for (const s of this.specs) {
-      const p = this.params.get(s.name) as Tensor, g = p.grad as Tensor;
+      const p = this.params.get(s.name) as Tensor,
+        g = p.grad as Tensor;
       if (scale !== 1) this.e.k.scaleInPlace(g, scale, g.size);
-      this.e.k.adamwStep(p, g, this.m.get(s.name) as Tensor, this.v.get(s.name) as Tensor, p.size, lr, beta1, beta2, eps,
-        s.decay ? weightDecay : 0, bc1, bc2);
+      this.e.k.adamwStep(
+        p,
+        g,
+        this.m.get(s.name) as Tensor,
+        this.v.get(s.name) as Tensor,
+        p.size,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        s.decay ? weightDecay : 0,
+        bc1,
+        bc2,
+      );
     }
     return norm;
   }
@@ -73,7 +87,7 @@ export class AdamW {
 
 /** Linear warm-up to `peak` over `warmup` steps, then cosine decay to `minLr` at `total`. Step counts from 1. */
 export function learningRate(step: number, peak: number, warmup: number, total: number, minLr = peak / 10): number {
-  if (warmup > 0 && step <= warmup) return peak * step / warmup;
+  if (warmup > 0 && step <= warmup) return (peak * step) / warmup;
   if (step >= total) return minLr;
   const p = (step - warmup) / Math.max(1, total - warmup);
   return minLr + 0.5 * (peak - minLr) * (1 + Math.cos(Math.PI * p));

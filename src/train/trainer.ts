@@ -15,46 +15,94 @@ import { AdamW, learningRate } from './optim.js';
 import { loadOptimizerState, readTrainerState, saveTrainingCheckpoint } from './checkpoint.js';
 import type { TrainerState } from './checkpoint.js';
 
+/** Every setting of a training run (the flags of `frugal train`). */
 export interface TrainOptions {
-  arch: string;            // 'mamba' (see models/factory.ts)
-  data: string;            // 'sotu' or a text file
-  out: string;             // checkpoint directory
+  /** Architecture: `'mamba'`, `'mamba2'`, `'mamba3'`, `'hybrid'` or `'transformer'` (the Llama-style baseline). */
+  arch: string;
+  /** Training text: a file, or `'sotu'` (State of the Union addresses, from npm). */
+  data: string;
+  /** The checkpoint folder to write. */
+  out: string;
+  /** Model width D. */
   dModel: number;
+  /** Number of layers. */
   layers: number;
+  /** State-space models: SSM state size N. */
   dState: number;
-  heads?: number;          // transformer and hybrid attention heads (default: head size closest to 64)
-  layerTypes?: string;     // hybrid: comma-separated layer types, e.g. 'mamba2,attention,mamba2'
+  /** Transformer and hybrid: attention heads (default: head size closest to 64). */
+  heads?: number;
+  /** Hybrid: comma-separated layer types, one per layer (mamba2, attention, mamba), e.g. `'mamba2,attention,mamba2'`. */
+  layerTypes?: string;
+  /** Training sequence length L, in tokens. */
   seqLen: number;
+  /** Sequences per step B. */
   batch: number;
+  /** Total optimiser steps. */
   steps: number;
+  /** Peak learning rate. */
   lr: number;
+  /** Linear warm-up steps. */
   warmup: number;
+  /** Final learning rate of the cosine decay. */
   minLr: number;
+  /** AdamW decoupled weight decay. */
   weightDecay: number;
+  /** Gradient clipping by global norm (0: off). */
   clip: number;
+  /** Seed of the initial weights and the data order. */
   seed: number;
-  evalEvery: number;       // 0: only at the end
+  /** Validation every n steps (0: only at the end). */
+  evalEvery: number;
+  /** Validation windows of `seqLen` tokens. */
   evalWindows: number;
-  saveEvery: number;       // 0: only at the end
+  /** Checkpoint every n steps (0: only at the end). */
+  saveEvery: number;
+  /** Tail fraction of the corpus held out for validation. */
   valFraction: number;
+  /** `'wasm'` (WebAssembly SIMD) or `'ref'` (the plain TypeScript twins). */
   kernels: KernelKind;
+  /** Worker threads (any count gives the same numbers bit for bit). */
   threads: number;
+  /** Continue the run saved in `out` with every option it was started with. */
   resume: boolean;
   /** Replace an existing checkpoint in `out`; with `resume`, accept options that differ from the saved run's. */
   force?: boolean;
-  init: string | null;     // start from an existing model directory
+  /** Start from this model folder instead of random weights (null: random). */
+  init: string | null;
   /**
-   * Options given explicitly on the command line; on resume the others come from the saved run.
-   * Without it (library use) every option counts as given.
+   * The options given explicitly (the command line's flags, a library call's settings); on resume
+   * the others come from the saved run. Without it every option counts as given.
    */
   explicit?: readonly string[];
 }
 
-export interface StepReport { step: number; steps: number; loss: number; lr: number; gradNorm: number; tokPerSec: number; elapsed: number }
+/** One optimiser step, as reported to {@link TrainHooks.onStep}. */
+export interface StepReport {
+  /** The step just taken (1-based) and the total. */
+  step: number;
+  /** The total number of steps of the run. */
+  steps: number;
+  /** Training loss of the step's batch (nats per token). */
+  loss: number;
+  /** Learning rate used. */
+  lr: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Training tokens per second so far in this session. */
+  tokPerSec: number;
+  /** Seconds since the session's first step started. */
+  elapsed: number;
+}
+
+/** Callbacks of a training run; each is optional. */
 export interface TrainHooks {
+  /** After every optimiser step. */
   onStep?: (r: StepReport) => void;
+  /** After each validation, with the validation loss in bits per byte. */
   onEval?: (step: number, bpb: number) => void;
+  /** After each checkpoint save. */
   onSave?: (step: number) => void;
+  /** Progress messages and warnings for the user. */
   log?: (msg: string) => void;
 }
 
@@ -86,15 +134,20 @@ export function evaluate(model: TrainableModel, val: TokenData, L: number, maxWi
   let nats = 0;
   for (let r0 = 0; r0 < w.count; r0 += B) {
     const rows = Math.min(B, w.count - r0);
-    const ids = w.inputs.subarray(r0 * L, (r0 + rows) * L), targets = w.targets.subarray(r0 * L, (r0 + rows) * L);
+    const ids = w.inputs.subarray(r0 * L, (r0 + rows) * L),
+      targets = w.targets.subarray(r0 * L, (r0 + rows) * L);
     nats += model.e.scope(() => model.loss(ids, targets, rows, L).data()[0]) * rows;
   }
   return nats / w.count / Math.LN2 / bytesPerToken;
 }
 
 /** The corpus as token ids for a model: raw bytes, or the ids of the checkpoint's tokenizer.json. */
-function tokenize(tok: HFTokenizer | null, train: Uint8Array, val: Uint8Array, log: (m: string) => void):
-  { train: TokenData; val: TokenData; bytesPerToken: number } {
+function tokenize(
+  tok: HFTokenizer | null,
+  train: Uint8Array,
+  val: Uint8Array,
+  log: (m: string) => void,
+): { train: TokenData; val: TokenData; bytesPerToken: number } {
   if (!tok) return { train, val, bytesPerToken: 1 };
   const t0 = performance.now();
   const dec = new TextDecoder();
@@ -106,10 +159,14 @@ function tokenize(tok: HFTokenizer | null, train: Uint8Array, val: Uint8Array, l
     for (let i = 0; i < text.length; i += PIECE) parts.push(tok.encode(text.slice(i, i + PIECE)));
     const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
     let o = 0;
-    for (const p of parts) { out.set(p, o); o += p.length; }
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
     return out;
   };
-  const tt = enc(train), tv = enc(val);
+  const tt = enc(train),
+    tv = enc(val);
   log(`tokenised the corpus with ${tok.file}: ${tt.length + tv.length} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return { train: tt, val: tv, bytesPerToken: val.length / Math.max(1, tv.length) };
 }
@@ -127,12 +184,18 @@ function adoptSaved(o: TrainOptions, state: TrainerState, log: (m: string) => vo
   for (const [k, v] of Object.entries({ ...state.options, data: state.data.spec })) {
     if (MACHINE_OPTIONS.has(k) || v === undefined) continue;
     const explicit = o.explicit ? o.explicit.includes(k) : k in given;
-    if (!explicit || given[k] === v) { out[k] = v; continue; }
+    if (!explicit || given[k] === v) {
+      out[k] = v;
+      continue;
+    }
     if (FREE_ON_RESUME.has(k)) continue;
-    const was = `${flagName(k)} ${String(v)}`, now = `${flagName(k)} ${String(given[k])}`;
+    const was = `${flagName(k)} ${String(v)}`,
+      now = `${flagName(k)} ${String(given[k])}`;
     if (!o.force) {
-      throw inputError(`--resume: ${o.out} was trained with ${was}, and ${now} contradicts it; drop ${flagName(k)} to continue ` +
-        'the run exactly as it was, or add --force to change it');
+      throw inputError(
+        `--resume: ${o.out} was trained with ${was}, and ${now} contradicts it; drop ${flagName(k)} to continue ` +
+          'the run exactly as it was, or add --force to change it',
+      );
     }
     log(`--force: continuing ${o.out} with ${now} instead of ${was}`);
   }
@@ -156,14 +219,24 @@ export interface TrainingRun {
   close(): void;
 }
 
-/** Check the output, take its lock, then set up (or resume) the run. */
+/**
+ * Check the output and take its lock, then prepare the run (prepareRun: data, model, optimiser,
+ * or the saved run to resume) and return it ready to step (Steps).
+ */
 export function startTraining(input: TrainOptions, hooks: TrainHooks = {}): TrainingRun {
   const log = hooks.log ?? (() => {});
-  const out = openOutputDir(input.out, {
-    flag: '--out', inputs: [input.data === 'sotu' ? null : input.data, input.init], force: input.force, resume: input.resume,
-  }, (m) => log(`warning: ${m}`));
+  const out = openOutputDir(
+    input.out,
+    {
+      flag: '--out',
+      inputs: [input.data === 'sotu' ? null : input.data, input.init],
+      force: input.force,
+      resume: input.resume,
+    },
+    (m) => log(`warning: ${m}`),
+  );
   try {
-    return setUp(input, out, hooks, log);
+    return new Steps(prepareRun(input, out, log), out, hooks);
   } catch (e) {
     out.release();
     throw e;
@@ -171,13 +244,22 @@ export function startTraining(input: TrainOptions, hooks: TrainHooks = {}): Trai
 }
 
 /** Everything a run steps with, loaded or created. */
-interface Loaded {
-  o: TrainOptions; e: Engine; model: TrainableModel; opt: AdamW; state: TrainerState; dataRng: Rng;
-  trainData: TokenData; val: TokenData; bytesPerToken: number; unigramBpb: number; resuming: boolean;
+interface PreparedRun {
+  o: TrainOptions;
+  e: Engine;
+  model: TrainableModel;
+  opt: AdamW;
+  state: TrainerState;
+  dataRng: Rng;
+  trainData: TokenData;
+  val: TokenData;
+  bytesPerToken: number;
+  unigramBpb: number;
+  resuming: boolean;
 }
 
 /** Restore a saved run (model, optimiser, data order, options) or create a new one. */
-function load(input: TrainOptions, out: OutputDir, log: (m: string) => void): Loaded {
+function prepareRun(input: TrainOptions, out: OutputDir, log: (m: string) => void): PreparedRun {
   const dir = out.path;
   const resuming = input.resume && out.state === 'checkpoint';
   if (input.resume && !resuming) log(`--resume: no checkpoint in ${input.out} yet, starting a new run`);
@@ -206,41 +288,89 @@ function load(input: TrainOptions, out: OutputDir, log: (m: string) => void): Lo
       model = loadModel(e, o.init).model;
       log(`starting from ${o.init}`);
     } else {
-      model = createModel(o.arch, e, { dModel: o.dModel, layers: o.layers, dState: o.dState, heads: o.heads, vocabSize: 256,
-        layerTypes: o.layerTypes?.split(',').map((t) => t.trim()) }, Rng.fromSeed(o.seed));
+      model = createModel(
+        o.arch,
+        e,
+        {
+          dModel: o.dModel,
+          layers: o.layers,
+          dState: o.dState,
+          heads: o.heads,
+          vocabSize: 256,
+          layerTypes: o.layerTypes?.split(',').map((t) => t.trim()),
+        },
+        Rng.fromSeed(o.seed),
+      );
     }
-    state = { format: 'frugal-trainer-state/1', step: 0, dataRng: [], data: { spec: o.data, bytes: corpus.bytes.length },
-      options: {}, losses: [], valBpb: [], tokensSeen: 0 };
+    state = {
+      format: 'frugal-trainer-state/1',
+      step: 0,
+      dataRng: [],
+      data: { spec: o.data, bytes: corpus.bytes.length },
+      options: {},
+      losses: [],
+      valBpb: [],
+      tokensSeen: 0,
+    };
   }
   // a checkpoint with a tokenizer.json (a published model given to --init) trains on its token ids
   const tok = resuming ? loadTokenizer(dir) : o.init ? loadTokenizer(o.init) : null;
-  if (!tok && model.config.vocabSize < 256) throw inputError(`the byte tokenizer needs a vocabulary of at least 256, the model has ${model.config.vocabSize}`);
-  if (tok && tok.vocabSize > model.config.vocabSize) throw inputError(`${tok.file} has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
+  if (!tok && model.config.vocabSize < 256)
+    throw inputError(`the byte tokenizer needs a vocabulary of at least 256, the model has ${model.config.vocabSize}`);
+  if (tok && tok.vocabSize > model.config.vocabSize)
+    throw inputError(`${tok.file} has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
   const { train: trainData, val, bytesPerToken } = tokenize(tok, trainBytes, valBytes, log);
   if ('qweights' in model && (model.qweights as Map<string, unknown>).size > 0) {
-    throw inputError(`${o.init ?? input.out} is quantised, and quantised models are for inference only: train the f32 checkpoint, then 'frugal quantize' it`);
+    throw inputError(
+      `${o.init ?? input.out} is quantised, and quantised models are for inference only: train the f32 checkpoint, then 'frugal quantize' it`,
+    );
   }
   const opt = new AdamW(e, model.specs, model.params, { lr: o.lr, weightDecay: o.weightDecay });
   if (resuming) loadOptimizerState(dir, opt, state.step);
   return { o, e, model, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb: unigramEntropyBits(trainBytes), resuming };
 }
 
-function setUp(input: TrainOptions, out: OutputDir, hooks: TrainHooks, log: (m: string) => void): TrainingRun {
-  const { o, e, model, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb, resuming } = load(input, out, log);
-  const dir = out.path;
-  let savedStep = resuming ? state.step : -1;
-  const save = () => {
+/** A prepared run, stepped one optimiser step at a time. */
+class Steps implements TrainingRun {
+  private readonly t0 = performance.now();
+  private tokens = 0;
+  private closed = false;
+  private saved: number;
+
+  constructor(
+    private readonly p: PreparedRun,
+    private readonly out: OutputDir,
+    private readonly hooks: TrainHooks,
+  ) {
+    this.saved = p.resuming ? p.state.step : -1;
+  }
+
+  get options(): TrainOptions {
+    return this.p.o;
+  }
+  get state(): TrainerState {
+    return this.p.state;
+  }
+  get savedStep(): number {
+    return this.saved;
+  }
+  done(): boolean {
+    return this.p.state.step >= this.p.o.steps;
+  }
+
+  save(): void {
+    const { state, dataRng, o, model, opt } = this.p;
     state.dataRng = dataRng.getState();
     state.options = { ...o, resume: false, force: false, explicit: undefined };
-    saveTrainingCheckpoint(dir, model, opt, state);
-    savedStep = state.step;
-    hooks.onSave?.(state.step);
-  };
-  const t0 = performance.now();
-  let tokens = 0, closed = false;
-  const step = () => {
+    saveTrainingCheckpoint(this.out.path, model, opt, state);
+    this.saved = state.step;
+    this.hooks.onSave?.(state.step);
+  }
+
+  step(): void {
+    const { o, e, model, opt, state } = this.p;
     const step = state.step + 1;
-    const batch = sampleBatch(dataRng, trainData, o.batch, o.seqLen);
+    const batch = sampleBatch(this.p.dataRng, this.p.trainData, o.batch, o.seqLen);
     opt.zeroGrad();
     const loss = valueAndGrad(e, () => model.loss(batch.inputs, batch.targets, o.batch, o.seqLen));
     const lr = learningRate(step, o.lr, o.warmup, o.steps, o.minLr);
@@ -249,41 +379,61 @@ function setUp(input: TrainOptions, out: OutputDir, hooks: TrainHooks, log: (m: 
     state.step = step;
     state.losses.push(loss);
     state.tokensSeen += o.batch * o.seqLen;
-    tokens += o.batch * o.seqLen;
-    const elapsed = (performance.now() - t0) / 1000;
-    hooks.onStep?.({ step, steps: o.steps, loss, lr, gradNorm, tokPerSec: tokens / elapsed, elapsed });
+    this.tokens += o.batch * o.seqLen;
+    const elapsed = (performance.now() - this.t0) / 1000;
+    this.hooks.onStep?.({ step, steps: o.steps, loss, lr, gradNorm, tokPerSec: this.tokens / elapsed, elapsed });
     if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < o.steps) {
-      const bpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
+      const bpb = this.validate();
       state.valBpb.push({ step, bpb });
-      hooks.onEval?.(step, bpb);
+      this.hooks.onEval?.(step, bpb);
     }
-    if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < o.steps) save();
-  };
-  const finish = (): TrainResult => {
-    const trainSeconds = (performance.now() - t0) / 1000;
-    const bpb = evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
+    if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < o.steps) this.save();
+  }
+
+  finish(): TrainResult {
+    const { model, e, state } = this.p;
+    const trainSeconds = (performance.now() - this.t0) / 1000;
+    const bpb = this.validate();
     if (state.valBpb.at(-1)?.step !== state.step) state.valBpb.push({ step: state.step, bpb });
-    hooks.onEval?.(state.step, bpb);
-    save();
+    this.hooks.onEval?.(state.step, bpb);
+    this.save();
     return {
-      model, engine: e, state, parameters: model.parameterCount, valBpb: bpb,
-      unigramBpb, trainTokPerSec: tokens / Math.max(trainSeconds, 1e-9), trainSeconds, sessionTokens: tokens,
+      model,
+      engine: e,
+      state,
+      parameters: model.parameterCount,
+      valBpb: bpb,
+      unigramBpb: this.p.unigramBpb,
+      trainTokPerSec: this.tokens / Math.max(trainSeconds, 1e-9),
+      trainSeconds,
+      sessionTokens: this.tokens,
     };
-  };
-  return {
-    options: o, state, get savedStep() { return savedStep; },
-    done: () => state.step >= o.steps, step, save, finish,
-    close: () => { if (!closed) { closed = true; out.release(); } },
-  };
+  }
+
+  close(): void {
+    if (!this.closed) {
+      this.closed = true;
+      this.out.release();
+    }
+  }
+
+  private validate(): number {
+    const { model, val, o, bytesPerToken } = this.p;
+    return evaluate(model, val, o.seqLen, o.evalWindows, o.batch, bytesPerToken);
+  }
 }
 
-/** Train (or resume) to the end in one call. */
-export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult {
-  const run = startTraining(input, hooks);
+/** Step `run` to the end and finish it; its output is released whatever happens. */
+export function runToEnd<R>(run: { done(): boolean; step(): void; finish(): R; close(): void }): R {
   try {
     while (!run.done()) run.step();
     return run.finish();
   } finally {
     run.close();
   }
+}
+
+/** Train (or resume) to the end in one call. */
+export function train(input: TrainOptions, hooks: TrainHooks = {}): TrainResult {
+  return runToEnd(startTraining(input, hooks));
 }

@@ -3,14 +3,26 @@
  * order, attributes are name="value" pairs without duplicates, text holds no raw '<' or bare '&'.
  * Returns the elements (name, attributes) in document order.
  */
-export interface XmlElement { name: string; attrs: Record<string, string> }
+export interface XmlElement {
+  name: string;
+  attrs: Record<string, string>;
+}
 
 export function parseXml(text: string): XmlElement[] {
-  const stack: string[] = [], out: XmlElement[] = [];
-  let i = 0, root = 0;
-  const fail = (msg: string): never => { throw new Error(`XML: ${msg} at offset ${i}`); };
-  const checkText = (t: string) => { if (/&(?!(amp|lt|gt|quot|apos|#\d+|#x[0-9a-f]+);)/i.test(t)) fail(`bare '&' in ${JSON.stringify(t.slice(0, 40))}`); };
-  if (text.startsWith('<?xml')) { i = text.indexOf('?>') + 2; if (i < 2) fail('unterminated declaration'); }
+  const stack: string[] = [],
+    out: XmlElement[] = [];
+  let i = 0,
+    root = 0;
+  const fail = (msg: string): never => {
+    throw new Error(`XML: ${msg} at offset ${i}`);
+  };
+  const checkText = (t: string) => {
+    if (/&(?!(amp|lt|gt|quot|apos|#\d+|#x[0-9a-f]+);)/i.test(t)) fail(`bare '&' in ${JSON.stringify(t.slice(0, 40))}`);
+  };
+  if (text.startsWith('<?xml')) {
+    i = text.indexOf('?>') + 2;
+    if (i < 2) fail('unterminated declaration');
+  }
   while (i < text.length) {
     const lt = text.indexOf('<', i);
     const chunk = lt < 0 ? text.slice(i) : text.slice(i, lt);

@@ -44,9 +44,14 @@ describe('frugal CLI errors', () => {
       cpSync('test/fixtures/mamba-tiny-a', join(dir, 'm'), { recursive: true });
       writeFileSync(join(dir, 'm', 'config.json'), '{ not json');
       expectUsageError(frugal('logits', '--model', join(dir, 'm'), '--ids', '1,2'), /config\.json/);
-      writeFileSync(join(dir, 'm', 'config.json'), JSON.stringify({ model_type: 'mamba', hidden_size: 16, num_hidden_layers: 3, vocab_size: 37, time_step_rank: 'auto' }));
+      writeFileSync(
+        join(dir, 'm', 'config.json'),
+        JSON.stringify({ model_type: 'mamba', hidden_size: 16, num_hidden_layers: 3, vocab_size: 37, time_step_rank: 'auto' }),
+      );
       expectUsageError(frugal('logits', '--model', join(dir, 'm'), '--ids', '1,2'), /model\.safetensors.*(missing|shape)/);
-    } finally { rmSync(dir, { recursive: true, force: true }); }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   it('an impossible configuration exits 2', () => {
     expectUsageError(frugal('train', '--d-model', '0'), /--d-model/);
@@ -82,7 +87,7 @@ describe('frugal train and generate', () => {
       const t = frugal('train', '--steps', '15', '--d-model', '32', '--seq-len', '32', '--batch', '4', '--out', out, '--eval-windows', '4');
       expect(t.code, t.stderr).toBe(0);
       expect(t.stdout).toBe('');
-      expect(t.stderr).toMatch(/tok\/s.*bits\/byte.*J\/token \(estimated|measured\)/);
+      expect(t.stderr).toMatch(/tok\/s.*bits\/byte.*J\/token \((estimated|measured)\)/);
       const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
       expect(config.model_type).toBe('mamba');
       expect(config.hidden_size).toBe(32);
@@ -95,6 +100,8 @@ describe('frugal train and generate', () => {
       const s1 = frugal('generate', '--model', out, '--max-tokens', '20', '--seed', '5', '--top-k', '10', '--top-p', '0.9');
       const s2 = frugal('generate', '--model', out, '--max-tokens', '20', '--seed', '5', '--top-k', '10', '--top-p', '0.9');
       expect(s1.stdout).toBe(s2.stdout);
-    } finally { rmSync(dir, { recursive: true, force: true }); }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

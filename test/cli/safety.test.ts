@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { DEAD_PID, TINY, expectOneLineError, frugal, snapshot, workspace } from '../helpers/cli.js';
 
@@ -28,7 +39,10 @@ describe('outputs are checked before any work', () => {
       [['train', ...TINY, '--data', corpus, '--out', join(d, 'mywork')], /mywork already exists and is not a frugal checkpoint \(it holds/],
       [['train', ...TINY, '--data', corpus, '--out', join(d, 'mywork'), '--force'], /not a frugal checkpoint/],
       [['train', ...TINY, '--data', corpus, '--out', join(d, 'notes.txt')], /notes\.txt is a file, not a folder/],
-      [['train', ...TINY, '--data', corpus, '--out', join(d, 'ckpt')], /already holds a frugal checkpoint; pass --resume .* or pass --force/],
+      [
+        ['train', ...TINY, '--data', corpus, '--out', join(d, 'ckpt')],
+        /already holds a frugal checkpoint; pass --resume .* or pass --force/,
+      ],
       [['convert', '--model', base, '--out', join(d, 'mywork')], /not a frugal checkpoint/],
       [['convert', '--model', base, '--out', join(d, 'ckpt')], /pass --force to replace it/],
       [['convert', '--model', base, '--to', 'gguf', '--out', join(d, 'notes.txt')], /notes\.txt already exists; pass --force/],
@@ -66,23 +80,31 @@ describe('outputs are checked before any work', () => {
     if (process.getuid?.() === 0) {
       // root writes through permissions: a read-only file system is what stops it
       const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', ro], { encoding: 'utf8' });
-      if (m.status !== 0) { console.warn(`unwritable-output test not run: mounting a read-only tmpfs failed (${m.stderr.trim()})`); return; }
+      if (m.status !== 0) {
+        console.warn(`unwritable-output test not run: mounting a read-only tmpfs failed (${m.stderr.trim()})`);
+        return;
+      }
       how = 'mount';
     } else {
       chmodSync(ro, 0o555);
     }
     try {
       const long = ['train', ...TINY, '--steps', '100000', '--data', corpus];
-      expectOneLineError(frugal([...long, '--out', join(ro, 'run')]), 2, /cannot write in .*ro \((the file system is read-only|permission denied)\)/);
+      expectOneLineError(
+        frugal([...long, '--out', join(ro, 'run')]),
+        2,
+        /cannot write in .*ro \((the file system is read-only|permission denied)\)/,
+      );
       expectOneLineError(frugal([...long, '--out', join(d, 'ok'), '--energy-log', join(ro, 'e.csv')]), 2, /--energy-log .*cannot write in/);
       expect(readdirSync(d)).toEqual(['ro']);
     } finally {
-      if (how === 'mount') spawnSync('umount', [ro]); else chmodSync(ro, 0o755);
+      if (how === 'mount') spawnSync('umount', [ro]);
+      else chmodSync(ro, 0o755);
     }
   });
 });
 
-describe('writing commands keep the user\'s files', () => {
+describe("writing commands keep the user's files", () => {
   it('files inside --out and folders beside it that look like leftovers survive train, convert and quantize', () => {
     const d = caseDir();
     const ckpt = join(d, 'ckpt');
@@ -91,8 +113,7 @@ describe('writing commands keep the user\'s files', () => {
     userFolder(join(ckpt, 'plots'));
     userFolder(join(d, 'ckpt.old'));
     userFolder(join(d, `ckpt.tmp-${DEAD_PID}-abcd`));
-    const mine = () => Object.fromEntries(Object.entries(snapshot(d))
-      .filter(([k]) => /^ckpt\/(notes|plots)|^ckpt\.(old|tmp)/.test(k)));
+    const mine = () => Object.fromEntries(Object.entries(snapshot(d)).filter(([k]) => /^ckpt\/(notes|plots)|^ckpt\.(old|tmp)/.test(k)));
     const before = mine();
     expect(Object.keys(before)).toHaveLength(10);
     for (const args of [
@@ -121,7 +142,10 @@ describe('writing commands keep the user\'s files', () => {
     expect(existsSync(join(d, 'real', 'trainer_state.json')), 'convert wrote the folder behind the link').toBe(false);
     const t = frugal(['train', ...TINY, '--steps', '2', '--data', corpus, '--out', join(d, 'dangling')]);
     expect(t.code, t.stderr).toBe(0);
-    for (const [link, target] of [['link', 'real'], ['dangling', 'later']]) {
+    for (const [link, target] of [
+      ['link', 'real'],
+      ['dangling', 'later'],
+    ]) {
       expect(lstatSync(join(d, link)).isSymbolicLink()).toBe(true);
       expect(readlinkSync(join(d, link))).toBe(join(d, target));
     }
@@ -134,12 +158,18 @@ describe('writing commands keep the user\'s files', () => {
     const r = frugal(['train', ...TINY, '--steps', '2', '--data', corpus, '--out', join(d, 'runs', 'slash') + '/']);
     expect(r.code, r.stderr).toBe(0);
     expect(readdirSync(join(d, 'runs'))).toEqual(['slash']);
-    expect(readdirSync(join(d, 'runs', 'slash')).sort()).toEqual(['.complete', 'config.json', 'model.safetensors', 'optimizer.safetensors', 'trainer_state.json']);
+    expect(readdirSync(join(d, 'runs', 'slash')).sort()).toEqual([
+      '.complete',
+      'config.json',
+      'model.safetensors',
+      'optimizer.safetensors',
+      'trainer_state.json',
+    ]);
   });
 });
 
 describe('reading commands never write', () => {
-  it('generate and logits leave the disk byte-identical beside leftovers and a user\'s look-alike folders', () => {
+  it("generate and logits leave the disk byte-identical beside leftovers and a user's look-alike folders", () => {
     const d = caseDir();
     cpSync(base, join(d, 'g'), { recursive: true });
     userFolder(join(d, 'g.old'));
@@ -179,7 +209,11 @@ describe('small things', () => {
 
   it('an out-of-range seed names the limit; --model FILE says it is a file; --max-tokens 0 prints nothing', () => {
     expectOneLineError(frugal(['train', '--seed', '9007199254740992']), 2, /--seed.*at most 2\^53 − 1 \(9007199254740991\)/);
-    expectOneLineError(frugal(['generate', '--model', join(base, 'model.safetensors')]), 2, /model\.safetensors is a file, not a model folder/);
+    expectOneLineError(
+      frugal(['generate', '--model', join(base, 'model.safetensors')]),
+      2,
+      /model\.safetensors is a file, not a model folder/,
+    );
     const g = frugal(['generate', '--model', base, '--max-tokens', '0']);
     expect(g.code, g.stderr).toBe(0);
     expect(g.stdout).toBe('');
@@ -189,7 +223,14 @@ describe('small things', () => {
     const d = caseDir();
     const r = frugal(['train', ...TINY, '--steps', '2', '--data', '/dev/stdin', '--out', join(d, 'm')], { input: readFileSync(corpus) });
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(readFileSync(join(d, 'm', 'trainer_state.json'), 'utf8')).data).toEqual({ spec: '/dev/stdin', bytes: readFileSync(corpus).length });
-    expectOneLineError(frugal(['train', ...TINY, '--data', '/dev/stdin', '--out', join(d, 'e')], { input: '' }), 2, /\/dev\/stdin gave no bytes/);
+    expect(JSON.parse(readFileSync(join(d, 'm', 'trainer_state.json'), 'utf8')).data).toEqual({
+      spec: '/dev/stdin',
+      bytes: readFileSync(corpus).length,
+    });
+    expectOneLineError(
+      frugal(['train', ...TINY, '--data', '/dev/stdin', '--out', join(d, 'e')], { input: '' }),
+      2,
+      /\/dev\/stdin gave no bytes/,
+    );
   });
 });

@@ -21,25 +21,69 @@ const { corpus, base, caseDir } = workspace('frugal-signals-');
 function start(command: string, args: readonly string[]) {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] }) as ChildProcessByStdio<Writable, Readable, Readable>;
   let out = '';
-  child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-  child.stderr.on('data', (b: Buffer) => { out += b.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const waitFor = (re: RegExp) => new Promise<void>((resolve, reject) => {
-    const poll = () => { if (re.test(out)) resolve(); else if (child.exitCode !== null) reject(new Error(`exited first: ${out}`)); else setTimeout(poll, 5); };
-    poll();
+  child.stdout.on('data', (b: Buffer) => {
+    out += b.toString();
   });
+  child.stderr.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const waitFor = (re: RegExp) =>
+    new Promise<void>((resolve, reject) => {
+      const poll = () => {
+        if (re.test(out)) resolve();
+        else if (child.exitCode !== null) reject(new Error(`exited first: ${out}`));
+        else setTimeout(poll, 5);
+      };
+      poll();
+    });
   return { child, exited, waitFor, output: () => out };
 }
 
-const trainerState = (dir: string) => JSON.parse(readFileSync(join(dir, 'trainer_state.json'), 'utf8')) as { step: number; losses: number[] };
+const trainerState = (dir: string) =>
+  JSON.parse(readFileSync(join(dir, 'trainer_state.json'), 'utf8')) as { step: number; losses: number[] };
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
 describe('resume and locks', () => {
   it('SIGTERM mid-run, then --resume alone, equals the uninterrupted run bit for bit with non-default options', async () => {
     const d = caseDir();
-    const RUN = ['train', '--d-model', '16', '--layers', '1', '--d-state', '4', '--seq-len', '12', '--batch', '3', '--lr', '0.004',
-      '--min-lr', '0.0002', '--warmup', '7', '--weight-decay', '0.02', '--clip', '0.7', '--seed', '11', '--steps', '300',
-      '--save-every', '50', '--val-fraction', '0.1', '--eval-windows', '2', '--threads', '1', '--data', corpus];
+    const RUN = [
+      'train',
+      '--d-model',
+      '16',
+      '--layers',
+      '1',
+      '--d-state',
+      '4',
+      '--seq-len',
+      '12',
+      '--batch',
+      '3',
+      '--lr',
+      '0.004',
+      '--min-lr',
+      '0.0002',
+      '--warmup',
+      '7',
+      '--weight-decay',
+      '0.02',
+      '--clip',
+      '0.7',
+      '--seed',
+      '11',
+      '--steps',
+      '300',
+      '--save-every',
+      '50',
+      '--val-fraction',
+      '0.1',
+      '--eval-windows',
+      '2',
+      '--threads',
+      '1',
+      '--data',
+      corpus,
+    ];
     const ref = frugal([...RUN, '--out', join(d, 'ref')]);
     expect(ref.code, ref.stderr).toBe(0);
     const run = join(d, 'run');
@@ -49,8 +93,11 @@ describe('resume and locks', () => {
     const pid = a.child.pid as number;
     process.kill(pid, 'SIGSTOP');
     try {
-      expectOneLineError(frugal(['train', '--out', run, '--resume']), 2,
-        new RegExp(`${run} is being written by another frugal process \\(pid ${pid} on ${hostname()}`));
+      expectOneLineError(
+        frugal(['train', '--out', run, '--resume']),
+        2,
+        new RegExp(`${run} is being written by another frugal process \\(pid ${pid} on ${hostname()}`),
+      );
     } finally {
       process.kill(pid, 'SIGCONT');
     }
@@ -65,8 +112,11 @@ describe('resume and locks', () => {
     expect(readdirSync(d).sort()).toEqual(['ref', 'run']);
 
     const before = snapshot(d);
-    expectOneLineError(frugal(['train', '--out', run, '--resume', '--lr', '0.01']), 2,
-      /trained with --lr 0\.004, and --lr 0\.01 contradicts it; drop --lr .*add --force/);
+    expectOneLineError(
+      frugal(['train', '--out', run, '--resume', '--lr', '0.01']),
+      2,
+      /trained with --lr 0\.004, and --lr 0\.01 contradicts it; drop --lr .*add --force/,
+    );
     expect(snapshot(d)).toEqual(before);
 
     // a writer killed with -9 leaves its lock: taken over with a warning
@@ -87,10 +137,15 @@ describe('resume and locks', () => {
 
 describe('Ctrl-C in a terminal', () => {
   it('restores the cursor and line wrap, says how to continue, and leaves no partial files', async () => {
-    if (spawnSync('script', ['--version']).status !== 0) { console.warn('terminal test not run: util-linux `script` (a pseudo-terminal) is not installed'); return; }
+    if (spawnSync('script', ['--version']).status !== 0) {
+      console.warn('terminal test not run: util-linux `script` (a pseudo-terminal) is not installed');
+      return;
+    }
     const d = caseDir();
     const out = join(d, 'tty');
-    const cmd = [process.execPath, 'bin/frugal.js', 'train', ...TINY, '--steps', '1000000', '--data', corpus, '--out', out].map((s) => `'${s}'`).join(' ');
+    const cmd = [process.execPath, 'bin/frugal.js', 'train', ...TINY, '--steps', '1000000', '--data', corpus, '--out', out]
+      .map((s) => `'${s}'`)
+      .join(' ');
     const t = start('script', ['-qefc', cmd, '/dev/null']);
     await t.waitFor(/train \[[^\]]*\] [1-9]\d*\/1000000/); // the bar is up and moving
     t.child.stdin.write('\x03');
@@ -112,13 +167,37 @@ describe('Ctrl-C in a terminal', () => {
     const { config } = mambaConfigFromJson(json, 'config.json');
     mkdirSync(big);
     writeFileSync(join(big, 'config.json'), JSON.stringify(json));
-    writeFileSync(join(big, 'model.safetensors'), encodeSafetensors(mambaParamSpecs(config).map((s) => (
-      { name: s.name, dtype: 'F32' as const, shape: [...s.shape], data: new Float32Array(s.shape.reduce((x, y) => x * y, 1)) }))));
+    writeFileSync(
+      join(big, 'model.safetensors'),
+      encodeSafetensors(
+        mambaParamSpecs(config).map((s) => ({
+          name: s.name,
+          dtype: 'F32' as const,
+          shape: [...s.shape],
+          data: new Float32Array(s.shape.reduce((x, y) => x * y, 1)),
+        })),
+      ),
+    );
     let stopped = 0;
     for (let attempt = 0; attempt < 3 && stopped === 0; attempt++) {
-      const c = start(process.execPath, ['bin/frugal.js', 'convert', '--model', big, '--to', 'gguf', '--dtype', 'q8_0', '--out', join(d, 'm.gguf'), '--force']);
+      const c = start(process.execPath, [
+        'bin/frugal.js',
+        'convert',
+        '--model',
+        big,
+        '--to',
+        'gguf',
+        '--dtype',
+        'q8_0',
+        '--out',
+        join(d, 'm.gguf'),
+        '--force',
+      ]);
       const seen = () => readdirSync(d).some((f) => f.startsWith('m.gguf.tmp-'));
-      await new Promise<void>((resolve) => { const poll = () => (seen() || c.child.exitCode !== null ? resolve() : setTimeout(poll, 2)); poll(); });
+      await new Promise<void>((resolve) => {
+        const poll = () => (seen() || c.child.exitCode !== null ? resolve() : setTimeout(poll, 2));
+        poll();
+      });
       c.child.kill('SIGINT');
       const code = await c.exited;
       if (code === 0) continue; // finished before the signal: try again
@@ -133,8 +212,16 @@ describe('Ctrl-C in a terminal', () => {
 
 describe('pipes and full disks', () => {
   it('generate | head -c 10 stops at once with exit 0 and no stack trace', () => {
-    const r = spawnSync('bash', ['-c', `'${process.execPath}' bin/frugal.js generate --model '${base}' --max-tokens 100000000 | head -c 10; ` +
-      'echo "status=${PIPESTATUS[0]}" >&2'], { timeout: 60_000 });
+    const r = spawnSync(
+      'bash',
+      [
+        '-c',
+        `'${process.execPath}' bin/frugal.js generate --model '${base}' --max-tokens 100000000 | head -c 10; ` +
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: bash expands it, not JavaScript
+          'echo "status=${PIPESTATUS[0]}" >&2',
+      ],
+      { timeout: 60_000 },
+    );
     expect(r.error, 'it kept generating after the reader left').toBeUndefined();
     expect(r.stdout.length).toBe(10);
     const stderr = r.stderr.toString();
@@ -146,10 +233,16 @@ describe('pipes and full disks', () => {
     const disk = join(d, 'disk');
     mkdirSync(disk);
     const pages = readdirSync(base).reduce((s, f) => s + Math.ceil(statSync(join(base, f)).size / 4096), 0);
-    if (process.getuid?.() !== 0) { console.warn('full-disk test not run: mounting a small tmpfs needs root'); return; }
+    if (process.getuid?.() !== 0) {
+      console.warn('full-disk test not run: mounting a small tmpfs needs root');
+      return;
+    }
     // room for one checkpoint and a lock file, not for the second copy a save builds
     const m = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${(pages + 4) * 4096}`, 'tmpfs', disk], { encoding: 'utf8' });
-    if (m.status !== 0) { console.warn(`full-disk test not run: mounting a tmpfs failed (${m.stderr.trim()})`); return; }
+    if (m.status !== 0) {
+      console.warn(`full-disk test not run: mounting a tmpfs failed (${m.stderr.trim()})`);
+      return;
+    }
     try {
       const ckpt = join(disk, 'ckpt');
       cpSync(base, ckpt, { recursive: true });
@@ -164,7 +257,10 @@ describe('pipes and full disks', () => {
       writeFileSync(join(disk, 'filler'), Buffer.alloc(Number(free.bavail) * Number(free.bsize)));
       const fd = openSync(join(disk, 'out.txt'), 'w');
       try {
-        const g = spawnSync(process.execPath, ['bin/frugal.js', 'generate', '--model', base, '--max-tokens', '500'], { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8' });
+        const g = spawnSync(process.execPath, ['bin/frugal.js', 'generate', '--model', base, '--max-tokens', '500'], {
+          stdio: ['ignore', fd, 'pipe'],
+          encoding: 'utf8',
+        });
         expect(g.status, g.stderr).toBe(1);
         expect(g.stderr).toBe('frugal: cannot write the output to stdout: the disk is full (ENOSPC)\n');
       } finally {

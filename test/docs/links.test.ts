@@ -8,11 +8,24 @@ import { dirname, join, relative, resolve } from 'node:path';
  * issue number or a path above the repository.
  */
 const root = resolve('.');
-const docs = ['README.md', 'tools/README.md', ...readdirSync('docs').filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
+const docs = [
+  'README.md',
+  'tools/README.md',
+  ...readdirSync('docs')
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => join('docs', f)),
+];
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens. */
 function anchors(md: string): Set<string> {
-  return new Set([...md.matchAll(/^#+\s+(.*)$/gm)].map((m) => m[1].toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-')));
+  return new Set(
+    [...md.matchAll(/^#+\s+(.*)$/gm)].map((m) =>
+      m[1]
+        .toLowerCase()
+        .replace(/[^\w\- ]/g, '')
+        .replace(/ /g, '-'),
+    ),
+  );
 }
 
 function files(dir: string): string[] {
@@ -40,9 +53,11 @@ describe('documentation links', () => {
   it('no source file cites an issue number or a path above the repository', () => {
     const bad: string[] = [];
     for (const f of ['src', 'test', 'tools', 'assembly'].flatMap(files)) {
-      readFileSync(f, 'utf8').split('\n').forEach((line, i) => {
-        if (/\bissue #?\d+|#\d+'s|\.\.\/shared\/|ANCHORS\.md/i.test(line)) bad.push(`${f}:${i + 1}: ${line.trim()}`);
-      });
+      readFileSync(f, 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (/\bissue #?\d+|#\d+'s|\.\.\/shared\/|ANCHORS\.md/i.test(line)) bad.push(`${f}:${i + 1}: ${line.trim()}`);
+        });
     }
     expect(bad).toEqual([]);
   });

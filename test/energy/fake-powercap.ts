@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** A fake /sys/class/powercap: zone directories with name, energy_uj and max_energy_range_uj files. */
-export interface FakeZone { zone: string; name: string; energyUj: number; maxUj?: number }
+export interface FakeZone {
+  zone: string;
+  name: string;
+  energyUj: number;
+  maxUj?: number;
+}
 
 export function fakePowercap(zones: FakeZone[]): { root: string; set: (zone: string, energyUj: number) => void } {
   const root = mkdtempSync(join(tmpdir(), 'frugal-powercap-'));

@@ -6,7 +6,12 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export interface CliResult { code: number | null; stdout: string; stderr: string; lines: string[] }
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  lines: string[];
+}
 
 /** The CLI as a user runs it (the built package, bin/frugal.js). */
 export function frugal(args: readonly string[], options: SpawnSyncOptions = {}): CliResult {
@@ -25,7 +30,22 @@ export function expectOneLineError(r: CliResult, code: number, mention: RegExp):
 }
 
 /** A tiny model that trains in well under a second. */
-export const TINY = ['--d-model', '16', '--layers', '1', '--d-state', '4', '--seq-len', '16', '--batch', '2', '--eval-windows', '2', '--threads', '1'];
+export const TINY = [
+  '--d-model',
+  '16',
+  '--layers',
+  '1',
+  '--d-state',
+  '4',
+  '--seq-len',
+  '16',
+  '--batch',
+  '2',
+  '--eval-windows',
+  '2',
+  '--threads',
+  '1',
+];
 
 /** Above any pid_max, so certainly not a running process. */
 export const DEAD_PID = 99_999_999;
@@ -65,8 +85,13 @@ export function snapshot(root: string): Record<string, string> {
       const r = rel === '' ? name : `${rel}/${name}`;
       const st = lstatSync(join(root, r));
       if (st.isSymbolicLink()) out[r] = `link -> ${readlinkSync(join(root, r))}`;
-      else if (st.isDirectory()) { out[r] = 'folder'; walk(r); }
-      else out[r] = createHash('sha256').update(readFileSync(join(root, r))).digest('hex');
+      else if (st.isDirectory()) {
+        out[r] = 'folder';
+        walk(r);
+      } else
+        out[r] = createHash('sha256')
+          .update(readFileSync(join(root, r)))
+          .digest('hex');
     }
   };
   walk('');

@@ -3,7 +3,8 @@ import { expect } from 'vitest';
 /** max |a - b| / max(|b|) — the relative error used across frugal's tests. */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
-  let maxDiff = 0, maxRef = 0;
+  let maxDiff = 0,
+    maxRef = 0;
   for (let i = 0; i < b.length; i++) {
     maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
     maxRef = Math.max(maxRef, Math.abs(b[i]));

@@ -11,7 +11,10 @@ export function randomIds(seed: number, n: number, V: number): Int32Array {
 
 /** Add scale·N(0,1) to every parameter, so no path is silenced by its init (D = 1, norms = 1, zero biases). */
 export function perturb(model: TrainableModel, rng: Rng, scale: number): void {
-  for (const p of model.params.values()) { const v = p.floats(); for (let i = 0; i < v.length; i++) v[i] += scale * rng.normal(); }
+  for (const p of model.params.values()) {
+    const v = p.floats();
+    for (let i = 0; i < v.length; i++) v[i] += scale * rng.normal();
+  }
   model.weightsChanged();
 }
 
@@ -21,13 +24,19 @@ export function perturb(model: TrainableModel, rng: Rng, scale: number): void {
  * tensor's largest so round-off cannot dominate. The model's engine must be float64.
  */
 export function checkModelGradients(model: TrainableModel, rng: Rng, B: number, L: number, samples: number, tol: number, h = 1e-3): void {
-  const e = model.e, V = model.config.vocabSize;
+  const e = model.e,
+    V = model.config.vocabSize;
   for (const p of model.params.values()) p.grad = e.persistent(p.shape);
-  const ids = Int32Array.from({ length: B * L }, () => rng.int(V)), targets = Int32Array.from({ length: B * L }, () => rng.int(V));
+  const ids = Int32Array.from({ length: B * L }, () => rng.int(V)),
+    targets = Int32Array.from({ length: B * L }, () => rng.int(V));
   const lossAt = () => e.scope(() => model.loss(ids, targets, B, L).data()[0]);
   const tape = new Tape();
   e.tape = tape;
-  e.scope(() => { const loss = model.loss(ids, targets, B, L); e.tape = null; tape.backward(e, loss); });
+  e.scope(() => {
+    const loss = model.loss(ids, targets, B, L);
+    e.tape = null;
+    tape.backward(e, loss);
+  });
   for (const [name, p] of model.params) {
     const g = p.grad!.toFloat64();
     let scale = 0;
@@ -37,7 +46,12 @@ export function checkModelGradients(model: TrainableModel, rng: Rng, B: number, 
     for (let k = 0; k < samples; k++) {
       const i = big[rng.int(big.length)];
       const v = p.floats()[i];
-      const at = (d: number) => { p.floats()[i] = v + d; const f = lossAt(); p.floats()[i] = v; return f; };
+      const at = (d: number) => {
+        p.floats()[i] = v + d;
+        const f = lossAt();
+        p.floats()[i] = v;
+        return f;
+      };
       const num = (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h); // truncation O(h^4)
       const rel = Math.abs(g[i] - num) / Math.max(Math.abs(g[i]), Math.abs(num));
       expect(rel, `${name}[${i}] analytic ${g[i]} numeric ${num}`).toBeLessThanOrEqual(tol);

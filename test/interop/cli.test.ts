@@ -29,7 +29,8 @@ describe('the checkpoint tokenizer in the CLI', () => {
 
   it('generate --prompt streams reproducible text and ends with the summary line', () => {
     const args = ['generate', '--model', fixture('hf-tokenizer'), '--prompt', 'The state', '--max-tokens', '12', '--seed', '4'];
-    const a = frugal(...args), b = frugal(...args);
+    const a = frugal(...args),
+      b = frugal(...args);
     expect(a.code, a.stderr).toBe(0);
     expect(a.stdout).toBe(b.stdout);
     expect(a.stderr).toMatch(/generate: prompt 2 tokens.*J\/token/);
@@ -76,10 +77,13 @@ describe('published layouts through the CLI', () => {
     }
   });
 
-  it('a checkpoint over WebAssembly\'s 4 GiB is refused with exit 2, naming the limit and the way around it', () => {
+  it("a checkpoint over WebAssembly's 4 GiB is refused with exit 2, naming the limit and the way around it", () => {
     const d = join(tmp, 'mamba-2.8b-shaped');
     mkdirSync(d);
-    writeFileSync(join(d, 'config.json'), JSON.stringify({ model_type: 'mamba', hidden_size: 2560, num_hidden_layers: 64, vocab_size: 50280, use_bias: false }));
+    writeFileSync(
+      join(d, 'config.json'),
+      JSON.stringify({ model_type: 'mamba', hidden_size: 2560, num_hidden_layers: 64, vocab_size: 50280, use_bias: false }),
+    );
     writeFileSync(join(d, 'model.safetensors'), encodeSafetensors([]));
     const r = frugal('logits', '--model', d, '--ids', '1,2');
     expect(r.code).toBe(2);

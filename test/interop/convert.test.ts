@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gguf } from '@huggingface/gguf';
-import { convertCheckpoint, ggufName } from '../../src/cli/convert.js';
+import { convertCheckpoint, ggufName } from '../../src/models/convert.js';
 import { Engine } from '../../src/ops/index.js';
 import { loadModel } from '../../src/models/checkpoint.js';
 import { openWeights } from '../../src/io/weights.js';
@@ -22,12 +22,20 @@ const json = (p: string) => JSON.parse(readFileSync(p, 'utf8')) as Record<string
 
 function withWeights<T>(dir: string, fn: (w: WeightSet) => T): T {
   const w = openWeights(dir);
-  try { return fn(w); } finally { w.close(); }
+  try {
+    return fn(w);
+  } finally {
+    w.close();
+  }
 }
 
 /** name -> { dtype, shape, bytes, storage } of every stored tensor. */
 function snapshot(dir: string) {
-  return withWeights(dir, (w) => new Map([...w.entries].map(([n, e]) => [n, { dtype: e.dtype, shape: e.shape, bytes: Buffer.from(readRaw(e)), storage: e.storage }])));
+  return withWeights(
+    dir,
+    (w) =>
+      new Map([...w.entries].map(([n, e]) => [n, { dtype: e.dtype, shape: e.shape, bytes: Buffer.from(readRaw(e)), storage: e.storage }])),
+  );
 }
 
 function logitsOf(dir: string, name: string) {
@@ -41,7 +49,8 @@ describe('original layout <-> Hugging Face layout', () => {
   it.each(['orig-bin-tied', 'orig-bin-f16-untied'])('%s -> hf -> original gives back the same tensors and config.json', (name) => {
     convertCheckpoint({ model: fixture(name), out: out(`${name}-hf`), to: 'hf' });
     convertCheckpoint({ model: out(`${name}-hf`), out: out(`${name}-back`), to: 'original' });
-    const a = snapshot(fixture(name)), b = snapshot(out(`${name}-back`));
+    const a = snapshot(fixture(name)),
+      b = snapshot(out(`${name}-back`));
     expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
     for (const [n, t] of a) {
       const u = b.get(n)!;
@@ -59,7 +68,12 @@ describe('original layout <-> Hugging Face layout', () => {
     const names = withWeights(hf, (w) => [...w.entries.keys()]);
     expect(names).toContain('backbone.embeddings.weight');
     expect(names).not.toContain('lm_head.weight');
-    expect(json(join(hf, 'config.json'))).toMatchObject({ model_type: 'mamba', vocab_size: 40, tie_word_embeddings: true, torch_dtype: 'float32' });
+    expect(json(join(hf, 'config.json'))).toMatchObject({
+      model_type: 'mamba',
+      vocab_size: 40,
+      tie_word_embeddings: true,
+      torch_dtype: 'float32',
+    });
     const { got, want } = logitsOf(hf, 'orig-bin-tied');
     expectClose(got, want, 1e-4, 'converted logits');
     const f16 = out('orig-f16-hf');
@@ -75,14 +89,17 @@ describe('dtype and sharding', () => {
     convertCheckpoint({ model: fixture('hf-tokenizer'), out: d, to: 'hf', dtype: 'f16' });
     expect(existsSync(join(d, 'tokenizer.json')) && existsSync(join(d, 'tokenizer_config.json'))).toBe(true);
     expect(json(join(d, 'config.json')).torch_dtype).toBe('float16');
-    withWeights(fixture('hf-tokenizer'), (src) => withWeights(d, (dst) => {
-      for (const [n, e] of src.entries) {
-        const f = readFloat32(e), bits = new Uint32Array(f.buffer);
-        const h = new Uint16Array(readRaw(dst.entries.get(n)!).buffer);
-        expect(dst.entries.get(n)!.dtype).toBe('F16');
-        for (let i = 0; i < f.length; i++) if (h[i] !== f32BitsToF16Bits(bits[i])) throw new Error(`${n}[${i}]`);
-      }
-    }));
+    withWeights(fixture('hf-tokenizer'), (src) =>
+      withWeights(d, (dst) => {
+        for (const [n, e] of src.entries) {
+          const f = readFloat32(e),
+            bits = new Uint32Array(f.buffer);
+          const h = new Uint16Array(readRaw(dst.entries.get(n)!).buffer);
+          expect(dst.entries.get(n)!.dtype).toBe('F16');
+          for (let i = 0; i < f.length; i++) if (h[i] !== f32BitsToF16Bits(bits[i])) throw new Error(`${n}[${i}]`);
+        }
+      }),
+    );
     const { got, want } = logitsOf(d, 'hf-tokenizer');
     expectClose(got, want, 2e-2, 'f16 logits'); // f16 weights: about 3 significant digits
   });
@@ -100,9 +117,14 @@ describe('dtype and sharding', () => {
   });
 
   it('refuses a float16 overflow, q8_0 outside GGUF, and GGUF for blocks llama.cpp cannot run', () => {
-    expectInputError(() => convertCheckpoint({ model: fixture('hf-tokenizer'), out: out('x'), to: 'hf', dtype: 'q8_0' }), /--dtype q8_0 is for --to gguf/);
-    expectInputError(() => convertCheckpoint({ model: fixture('hf-bf16-untied'), out: out('x.gguf'), to: 'gguf' }),
-      /cannot write a llama\.cpp GGUF: use_bias is true/);
+    expectInputError(
+      () => convertCheckpoint({ model: fixture('hf-tokenizer'), out: out('x'), to: 'hf', dtype: 'q8_0' }),
+      /--dtype q8_0 is for --to gguf/,
+    );
+    expectInputError(
+      () => convertCheckpoint({ model: fixture('hf-bf16-untied'), out: out('x.gguf'), to: 'gguf' }),
+      /cannot write a llama\.cpp GGUF: use_bias is true/,
+    );
     expect(existsSync(out('x')) || existsSync(out('x.gguf'))).toBe(false);
   });
 });
@@ -117,8 +139,14 @@ describe('Hugging Face layout -> GGUF (llama.cpp architecture "mamba")', () => {
     const r = await gguf(p, { allowLocalFile: true });
     const m = r.metadata as Record<string, unknown>;
     expect(m['general.architecture']).toBe('mamba');
-    expect([m['mamba.embedding_length'], m['mamba.block_count'], m['mamba.ssm.inner_size'], m['mamba.ssm.state_size'], m['mamba.ssm.time_step_rank'], m['mamba.ssm.conv_kernel']])
-      .toEqual([cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size, cfg.state_size, cfg.time_step_rank, cfg.conv_kernel]);
+    expect([
+      m['mamba.embedding_length'],
+      m['mamba.block_count'],
+      m['mamba.ssm.inner_size'],
+      m['mamba.ssm.state_size'],
+      m['mamba.ssm.time_step_rank'],
+      m['mamba.ssm.conv_kernel'],
+    ]).toEqual([cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size, cfg.state_size, cfg.time_step_rank, cfg.conv_kernel]);
     expect(m['general.file_type']).toBe({ f32: 0, f16: 1, q8_0: 7 }[dtype]);
     expect((m['tokenizer.ggml.tokens'] as string[]).length).toBe(cfg.vocab_size);
     expect(m['tokenizer.ggml.model']).toBe('gpt2');
@@ -140,7 +168,10 @@ describe('Hugging Face layout -> GGUF (llama.cpp architecture "mamba")', () => {
         const type = f32Only || dtype === 'f32' ? 0 : dtype === 'q8_0' && shape[shape.length - 1] % 32 === 0 ? 8 : 1;
         expect(t.dtype, t.name).toBe(type);
         if (type === 0) {
-          expect(Array.from(new Float32Array(file.buffer.slice(file.byteOffset + at, file.byteOffset + at + want.length * 4))), t.name).toEqual(Array.from(want));
+          expect(
+            Array.from(new Float32Array(file.buffer.slice(file.byteOffset + at, file.byteOffset + at + want.length * 4))),
+            t.name,
+          ).toEqual(Array.from(want));
         } else if (type === 1) {
           const h = new Uint16Array(file.buffer.slice(file.byteOffset + at, file.byteOffset + at + want.length * 2));
           const bits = new Uint32Array(want.buffer);

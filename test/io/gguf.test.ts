@@ -19,7 +19,7 @@ describe('Q8_0 (ggml block format)', () => {
     expect(q.length).toBe(34);
     const dv = new DataView(q.buffer);
     expect(f16BitsToNumber(dv.getUint16(0, true))).toBeCloseTo(8 / 127, 4);
-    expect(dv.getInt8(2)).toBe(-127);        // -8 -> -127
+    expect(dv.getInt8(2)).toBe(-127); // -8 -> -127
     expect(dv.getInt8(2 + 16)).toBe(0);
     // 0.5 / (8/127) = 7.9375 -> 8; -0.5 -> -8
     expect(dv.getInt8(2 + 17)).toBe(8);
@@ -30,7 +30,10 @@ describe('Q8_0 (ggml block format)', () => {
   it('keeps every value within half a step of the block scale', () => {
     let s = 7;
     const v = new Float32Array(32 * 50);
-    for (let i = 0; i < v.length; i++) { s = (s * 48271) % 2147483647; v[i] = ((s / 2147483647) - 0.5) * (1 + (i >> 5)); }
+    for (let i = 0; i < v.length; i++) {
+      s = (s * 48271) % 2147483647;
+      v[i] = (s / 2147483647 - 0.5) * (1 + (i >> 5));
+    }
     const back = dequantizeQ8_0(quantizeQ8_0(v), f16BitsToNumber);
     for (let b = 0; b < v.length; b += 32) {
       let amax = 0;
@@ -54,18 +57,24 @@ describe('GGUF writer', () => {
     const a = new Float32Array([1, 2, 3, 4, 5, 6]);
     const q = new Float32Array(64).map((_, i) => Math.sin(i));
     const p = join(tmp, 't.gguf');
-    writeFileAtomic(p, ggufProducer([
-      ['general.architecture', { type: 'string', value: 'mamba' }],
-      ['mamba.block_count', { type: 'u32', value: 3 }],
-      ['mamba.attention.layer_norm_rms_epsilon', { type: 'f32', value: 1e-5 }],
-      ['mamba.ssm.dt_b_c_rms', { type: 'bool', value: false }],
-      ['tokenizer.ggml.tokens', { type: 'string[]', value: ['a', 'ü', '🙂'] }],
-      ['tokenizer.ggml.token_type', { type: 'i32[]', value: [1, 3, 5] }],
-      ['tokenizer.ggml.merges', { type: 'string[]', value: [] }],
-    ], [
-      { name: 'x', shape: [2, 3], type: 'F32', data: () => new Uint8Array(a.buffer) },
-      { name: 'q', shape: [2, 32], type: 'Q8_0', data: () => quantizeQ8_0(q) },
-    ]));
+    writeFileAtomic(
+      p,
+      ggufProducer(
+        [
+          ['general.architecture', { type: 'string', value: 'mamba' }],
+          ['mamba.block_count', { type: 'u32', value: 3 }],
+          ['mamba.attention.layer_norm_rms_epsilon', { type: 'f32', value: 1e-5 }],
+          ['mamba.ssm.dt_b_c_rms', { type: 'bool', value: false }],
+          ['tokenizer.ggml.tokens', { type: 'string[]', value: ['a', 'ü', '🙂'] }],
+          ['tokenizer.ggml.token_type', { type: 'i32[]', value: [1, 3, 5] }],
+          ['tokenizer.ggml.merges', { type: 'string[]', value: [] }],
+        ],
+        [
+          { name: 'x', shape: [2, 3], type: 'F32', data: () => new Uint8Array(a.buffer) },
+          { name: 'q', shape: [2, 32], type: 'Q8_0', data: () => quantizeQ8_0(q) },
+        ],
+      ),
+    );
     const r = await gguf(p, { allowLocalFile: true });
     expect(r.metadata['general.architecture']).toBe('mamba');
     expect(r.metadata['mamba.block_count']).toBe(3);
@@ -73,7 +82,8 @@ describe('GGUF writer', () => {
     expect(r.metadata['tokenizer.ggml.tokens']).toEqual(['a', 'ü', '🙂']);
     expect(r.metadata['tokenizer.ggml.token_type']).toEqual([1, 3, 5]);
     expect(r.tensorInfos.map((t) => [t.name, t.shape.map(Number), t.dtype, Number(t.offset)])).toEqual([
-      ['x', [3, 2], 0, 0], ['q', [32, 2], 8, 32],
+      ['x', [3, 2], 0, 0],
+      ['q', [32, 2], 8, 32],
     ]);
     expect(Number(r.tensorDataOffset) % 32).toBe(0);
   });

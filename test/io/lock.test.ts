@@ -10,12 +10,17 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const DEAD_PID = 99_999_999; // above any pid_max, so certainly not running
 
 function refusal(f: () => unknown): FrugalError {
-  try { f(); } catch (e) { expect(e).toBeInstanceOf(FrugalError); return e as FrugalError; }
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(FrugalError);
+    return e as FrugalError;
+  }
   throw new Error('expected a refusal');
 }
 
 describe('the lock of a checkpoint folder', () => {
-  it('is exclusive: a second writer is refused (exit 2) with the holder\'s pid and host', () => {
+  it("is exclusive: a second writer is refused (exit 2) with the holder's pid and host", () => {
     const dir = join(root, 'a');
     const warnings: string[] = [];
     const lock = acquireLock(dir, (m) => warnings.push(m));
@@ -32,7 +37,10 @@ describe('the lock of a checkpoint folder', () => {
 
   it('takes over a stale lock (its process is gone) with a warning', () => {
     const dir = join(root, 'b');
-    writeFileSync(`${dir}.lock`, JSON.stringify({ pid: DEAD_PID, host: hostname(), started: '2020-01-01T00:00:00Z', command: 'train', procStart: null }));
+    writeFileSync(
+      `${dir}.lock`,
+      JSON.stringify({ pid: DEAD_PID, host: hostname(), started: '2020-01-01T00:00:00Z', command: 'train', procStart: null }),
+    );
     const warnings: string[] = [];
     const lock = acquireLock(dir, (m) => warnings.push(m));
     expect(warnings).toHaveLength(1);
@@ -41,7 +49,7 @@ describe('the lock of a checkpoint folder', () => {
     lock.release();
   });
 
-  it('treats a lock of another host as held, and a file that is not a lock as someone else\'s', () => {
+  it("treats a lock of another host as held, and a file that is not a lock as someone else's", () => {
     const dir = join(root, 'c');
     writeFileSync(`${dir}.lock`, JSON.stringify({ pid: DEAD_PID, host: 'elsewhere', started: '', command: '', procStart: null }));
     expect(refusal(() => acquireLock(dir, () => {})).message).toMatch(/pid 99999999 on elsewhere.*delete .*c\.lock/);

@@ -10,7 +10,13 @@ const root = realpathSync(mkdtempSync(join(tmpdir(), 'frugal-outputs-')));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function refusal(f: () => unknown): string {
-  try { f(); } catch (e) { expect(e).toBeInstanceOf(FrugalError); expect((e as FrugalError).exitCode).toBe(2); return (e as Error).message; }
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(FrugalError);
+    expect((e as FrugalError).exitCode).toBe(2);
+    return (e as Error).message;
+  }
   throw new Error('expected a refusal');
 }
 
@@ -35,7 +41,7 @@ describe('output paths', () => {
     expect(refusal(() => checkOutputDir(root, { flag: '--out', inputs }))).toMatch(/holds the input/);
   });
 
-  it('refuse a file where a folder is meant and the reverse, a user\'s folder, and a checkpoint without --force', () => {
+  it("refuse a file where a folder is meant and the reverse, a user's folder, and a checkpoint without --force", () => {
     writeFileSync(join(root, 'notes.txt'), 'x');
     mkdirSync(join(root, 'mywork'));
     writeFileSync(join(root, 'mywork', 'thesis.txt'), 'x');
@@ -44,7 +50,9 @@ describe('output paths', () => {
     expect(refusal(() => checkOutputDir(join(root, 'notes.txt'), { flag: '--out' }))).toMatch(/is a file, not a folder/);
     expect(refusal(() => checkOutputDir(join(root, 'notes.txt', 'x'), { flag: '--out' }))).toMatch(/is a file, not a folder/);
     expect(refusal(() => checkOutputFile(join(root, 'mywork'), { flag: '--svg' }))).toMatch(/is a folder/);
-    expect(refusal(() => checkOutputDir(join(root, 'mywork'), { flag: '--out', force: true }))).toMatch(/not a frugal checkpoint.*thesis\.txt/);
+    expect(refusal(() => checkOutputDir(join(root, 'mywork'), { flag: '--out', force: true }))).toMatch(
+      /not a frugal checkpoint.*thesis\.txt/,
+    );
     expect(refusal(() => checkOutputDir(ckpt, { flag: '--out', resume: false }))).toMatch(/--resume .*--force/);
     expect(refusal(() => checkOutputDir(ckpt, { flag: '--out' }))).not.toMatch(/--resume/);
     expect(refusal(() => checkOutputFile(join(root, 'notes.txt'), { flag: '--out' }))).toMatch(/--force/);

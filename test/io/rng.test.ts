@@ -11,7 +11,12 @@ function referenceXoshiro(state: number[], n: number): number[] {
   for (let i = 0; i < n; i++) {
     out.push(Number((rotl((b! * 5n) & M, 7n) * 9n) & M));
     const t = (b! << 9n) & M;
-    c = c! ^ a!; d = d! ^ b!; b = b! ^ c; a = a! ^ d; c = c ^ t; d = rotl(d, 11n);
+    c = c! ^ a!;
+    d = d! ^ b!;
+    b = b! ^ c;
+    a = a! ^ d;
+    c = c ^ t;
+    d = rotl(d, 11n);
   }
   return out;
 }
@@ -25,7 +30,9 @@ describe('Rng', () => {
   });
 
   it('is deterministic per seed and differs across seeds', () => {
-    const a = Rng.fromSeed(42), b = Rng.fromSeed(42), c = Rng.fromSeed(43);
+    const a = Rng.fromSeed(42),
+      b = Rng.fromSeed(42),
+      c = Rng.fromSeed(43);
     const sa = Array.from({ length: 100 }, () => a.next());
     const sb = Array.from({ length: 100 }, () => b.next());
     const sc = Array.from({ length: 100 }, () => c.next());
@@ -53,9 +60,19 @@ describe('Rng', () => {
 
   it('rejects bad states and seeds with input errors', () => {
     const r = Rng.fromSeed(1);
-    for (const s of [[1, 2, 3], [0, 0, 0, 0], [1, 2, 3, 2 ** 32], [1, 2, 3, -1], [1.5, 2, 3, 4]]) {
+    for (const s of [
+      [1, 2, 3],
+      [0, 0, 0, 0],
+      [1, 2, 3, 2 ** 32],
+      [1, 2, 3, -1],
+      [1.5, 2, 3, 4],
+    ]) {
       let err: unknown;
-      try { r.setState(s); } catch (e) { err = e; }
+      try {
+        r.setState(s);
+      } catch (e) {
+        err = e;
+      }
       expect(err).toBeInstanceOf(FrugalError);
       expect((err as FrugalError).exitCode).toBe(2);
     }
@@ -66,13 +83,19 @@ describe('Rng', () => {
   it('uniform has the moments of U[0,1)', () => {
     const r = Rng.fromSeed(123);
     const n = 200_000;
-    let s = 0, s2 = 0, min = 1, max = 0;
+    let s = 0,
+      s2 = 0,
+      min = 1,
+      max = 0;
     for (let i = 0; i < n; i++) {
       const u = r.uniform();
-      s += u; s2 += u * u;
-      min = Math.min(min, u); max = Math.max(max, u);
+      s += u;
+      s2 += u * u;
+      min = Math.min(min, u);
+      max = Math.max(max, u);
     }
-    const mean = s / n, variance = s2 / n - mean * mean;
+    const mean = s / n,
+      variance = s2 / n - mean * mean;
     expect(min).toBeGreaterThanOrEqual(0);
     expect(max).toBeLessThan(1);
     expect(Math.abs(mean - 0.5)).toBeLessThan(0.005);
@@ -89,14 +112,18 @@ describe('Rng', () => {
   it('normal has mean 0 and variance 1', () => {
     const r = Rng.fromSeed(9);
     const n = 200_000;
-    let s = 0, s2 = 0, finite = 0;
+    let s = 0,
+      s2 = 0,
+      finite = 0;
     for (let i = 0; i < n; i++) {
       const z = r.normal();
       if (Number.isFinite(z)) finite++;
-      s += z; s2 += z * z;
+      s += z;
+      s2 += z * z;
     }
     expect(finite).toBe(n);
-    const mean = s / n, variance = s2 / n - mean * mean;
+    const mean = s / n,
+      variance = s2 / n - mean * mean;
     expect(Math.abs(mean)).toBeLessThan(0.01);
     expect(Math.abs(variance - 1)).toBeLessThan(0.02);
   });

@@ -3,8 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  bf16BitsToNumber, decodeSafetensors, encodeSafetensors, f16BitsToNumber, readSafetensors,
-  readTensorF32, readTensorF64, readTensorI32, tensorBytes, type SafeTensorIn,
+  bf16BitsToNumber,
+  decodeSafetensors,
+  encodeSafetensors,
+  f16BitsToNumber,
+  readSafetensors,
+  readTensorF32,
+  readTensorF64,
+  readTensorI32,
+  tensorBytes,
+  type SafeTensorIn,
 } from '../../src/io/safetensors.js';
 import { FrugalError } from '../../src/io/errors.js';
 
@@ -23,7 +31,11 @@ function rawFile(header: unknown, data: number[] | Uint8Array = [], headerLenOve
 
 function expectInputError(fn: () => unknown, pattern: RegExp): void {
   let err: unknown;
-  try { fn(); } catch (e) { err = e; }
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
   expect(err).toBeInstanceOf(FrugalError);
   expect((err as FrugalError).exitCode).toBe(2);
   expect((err as FrugalError).message).toMatch(pattern);
@@ -113,9 +125,18 @@ describe('encode/decode round trip', () => {
 describe('half-precision conversion', () => {
   it('decodes F16 bit patterns', () => {
     const cases: [number, number][] = [
-      [0x3c00, 1], [0xc000, -2], [0x3800, 0.5], [0x3555, 0.333251953125], [0x7bff, 65504],
-      [0x0400, 2 ** -14], [0x0001, 2 ** -24], [0x03ff, 1023 * 2 ** -24], [0x8001, -(2 ** -24)],
-      [0x7c00, Infinity], [0xfc00, -Infinity], [0x0000, 0],
+      [0x3c00, 1],
+      [0xc000, -2],
+      [0x3800, 0.5],
+      [0x3555, 0.333251953125],
+      [0x7bff, 65504],
+      [0x0400, 2 ** -14],
+      [0x0001, 2 ** -24],
+      [0x03ff, 1023 * 2 ** -24],
+      [0x8001, -(2 ** -24)],
+      [0x7c00, Infinity],
+      [0xfc00, -Infinity],
+      [0x0000, 0],
     ];
     for (const [bits, value] of cases) expect(f16BitsToNumber(bits)).toBe(value);
     expect(Object.is(f16BitsToNumber(0x8000), -0)).toBe(true);
@@ -125,8 +146,14 @@ describe('half-precision conversion', () => {
 
   it('decodes BF16 bit patterns', () => {
     const cases: [number, number][] = [
-      [0x3f80, 1], [0xc000, -2], [0x4049, 3.140625], [0x7f7f, 3.3895313892515355e38],
-      [0x0001, 2 ** -133], [0x0080, 2 ** -126], [0x7f80, Infinity], [0xff80, -Infinity],
+      [0x3f80, 1],
+      [0xc000, -2],
+      [0x4049, 3.140625],
+      [0x7f7f, 3.3895313892515355e38],
+      [0x0001, 2 ** -133],
+      [0x0080, 2 ** -126],
+      [0x7f80, Infinity],
+      [0xff80, -Infinity],
     ];
     for (const [bits, value] of cases) expect(bf16BitsToNumber(bits)).toBe(value);
     expect(Object.is(bf16BitsToNumber(0x8000), -0)).toBe(true);
@@ -136,10 +163,13 @@ describe('half-precision conversion', () => {
   it('converts whole F16 and BF16 tensors including specials', () => {
     const h = new Uint16Array([0x0001, 0x7c00, 0x7e00, 0xbc00]);
     const b = new Uint16Array([0x0001, 0xff80, 0x7fc0, 0xbf80]);
-    const f = decodeSafetensors(encodeSafetensors([
-      { name: 'h', dtype: 'F16', shape: [4], data: h },
-      { name: 'b', dtype: 'BF16', shape: [4], data: b },
-    ]), 'half.safetensors');
+    const f = decodeSafetensors(
+      encodeSafetensors([
+        { name: 'h', dtype: 'F16', shape: [4], data: h },
+        { name: 'b', dtype: 'BF16', shape: [4], data: b },
+      ]),
+      'half.safetensors',
+    );
     const h32 = readTensorF32(f, 'h');
     expect([h32[0], h32[1], h32[3]]).toEqual([Math.fround(2 ** -24), Infinity, -1]);
     expect(h32[2]).toBeNaN();
@@ -165,19 +195,38 @@ describe('malformed files', () => {
     ['entry not object', rawFile({ a: 3 }, data8), /tensor "a" is not an object/],
     ['unknown dtype', rawFile({ a: { dtype: 'F128', shape: [2], data_offsets: [0, 8] } }, data8), /tensor "a" has unknown dtype "F128"/],
     ['missing dtype', rawFile({ a: { shape: [2], data_offsets: [0, 8] } }, data8), /unknown dtype undefined/],
-    ['negative dim', rawFile({ a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, data8), /tensor "a": shape \[-2\] must be a list of non-negative integers/],
+    [
+      'negative dim',
+      rawFile({ a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, data8),
+      /tensor "a": shape \[-2\] must be a list of non-negative integers/,
+    ],
     ['fractional dim', rawFile({ a: { dtype: 'F32', shape: [1.5], data_offsets: [0, 8] } }, data8), /shape \[1.5\]/],
     ['shape not list', rawFile({ a: { dtype: 'F32', shape: '2', data_offsets: [0, 8] } }, data8), /shape "2"/],
-    ['huge shape', rawFile({ a: { dtype: 'F32', shape: [2 ** 30, 2 ** 30], data_offsets: [0, 8] } }, data8), /tensor "a": shape \[1073741824,1073741824\] has too many elements/],
+    [
+      'huge shape',
+      rawFile({ a: { dtype: 'F32', shape: [2 ** 30, 2 ** 30], data_offsets: [0, 8] } }, data8),
+      /tensor "a": shape \[1073741824,1073741824\] has too many elements/,
+    ],
     ['offsets past data', rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, data8), /\[4, 12\] outside the 8-byte data/],
     ['offsets reversed', rawFile({ a: { dtype: 'F32', shape: [0], data_offsets: [8, 0] } }, data8), /outside the 8-byte data/],
     ['offsets malformed', rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0] } }, data8), /data_offsets \[0\]/],
     ['negative offset', rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [-8, 0] } }, data8), /data_offsets \[-8,0\]/],
-    ['size mismatch', rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(12)), /spans 8 bytes but shape \[3\] of F32 needs 12/],
-    ['overlap', rawFile({
-      a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
-      b: { dtype: 'I32', shape: [2], data_offsets: [4, 12] },
-    }, new Uint8Array(12)), /tensors "a" and "b" overlap/],
+    [
+      'size mismatch',
+      rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(12)),
+      /spans 8 bytes but shape \[3\] of F32 needs 12/,
+    ],
+    [
+      'overlap',
+      rawFile(
+        {
+          a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+          b: { dtype: 'I32', shape: [2], data_offsets: [4, 12] },
+        },
+        new Uint8Array(12),
+      ),
+      /tensors "a" and "b" overlap/,
+    ],
     ['metadata not strings', rawFile({ __metadata__: { n: 3 }, ...ok }, data8), /"__metadata__" must be an object of string values/],
   ];
   for (const [label, bytes, pattern] of cases) {
@@ -188,30 +237,40 @@ describe('malformed files', () => {
   }
 
   it('allows gaps between tensors and an empty tensor anywhere', () => {
-    const f = decodeSafetensors(rawFile({
-      a: { dtype: 'U8', shape: [2], data_offsets: [0, 2] },
-      z: { dtype: 'F32', shape: [0], data_offsets: [1, 1] },
-      b: { dtype: 'U8', shape: [2], data_offsets: [6, 8] },
-    }, [1, 2, 0, 0, 0, 0, 3, 4]), FILE);
+    const f = decodeSafetensors(
+      rawFile(
+        {
+          a: { dtype: 'U8', shape: [2], data_offsets: [0, 2] },
+          z: { dtype: 'F32', shape: [0], data_offsets: [1, 1] },
+          b: { dtype: 'U8', shape: [2], data_offsets: [6, 8] },
+        },
+        [1, 2, 0, 0, 0, 0, 3, 4],
+      ),
+      FILE,
+    );
     expect(Array.from(tensorBytes(f, 'b'))).toEqual([3, 4]);
     expect(readTensorF32(f, 'z')).toHaveLength(0);
   });
 
   it('decodes a hand-written file with metadata and header padding', () => {
-    const f = decodeSafetensors(rawFile(
-      '{"__metadata__":{"k":"v"},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}    ',
-      [0, 0, 0x80, 0x3f]), FILE);
+    const f = decodeSafetensors(
+      rawFile('{"__metadata__":{"k":"v"},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}    ', [0, 0, 0x80, 0x3f]),
+      FILE,
+    );
     expect(f.metadata).toEqual({ k: 'v' });
     expect(Array.from(readTensorF32(f, 'w'))).toEqual([1]);
   });
 });
 
 describe('reader and encoder errors', () => {
-  const f = decodeSafetensors(encodeSafetensors([
-    { name: 'ids', dtype: 'I32', shape: [1], data: new Int32Array([3]) },
-    { name: 'big', dtype: 'I64', shape: [2], data: new BigInt64Array([1n, 1n << 31n]) },
-    { name: 'neg', dtype: 'I64', shape: [1], data: new BigInt64Array([-(1n << 31n)]) },
-  ]), 'ids.safetensors');
+  const f = decodeSafetensors(
+    encodeSafetensors([
+      { name: 'ids', dtype: 'I32', shape: [1], data: new Int32Array([3]) },
+      { name: 'big', dtype: 'I64', shape: [2], data: new BigInt64Array([1n, 1n << 31n]) },
+      { name: 'neg', dtype: 'I64', shape: [1], data: new BigInt64Array([-(1n << 31n)]) },
+    ]),
+    'ids.safetensors',
+  );
 
   it('names the file and tensor on a missing tensor or wrong dtype', () => {
     expectInputError(() => readTensorF32(f, 'nope'), /ids\.safetensors has no tensor "nope" \(it has: ids, big, neg\)/);
@@ -221,9 +280,18 @@ describe('reader and encoder errors', () => {
   });
 
   it('rejects inconsistent tensors when encoding', () => {
-    expectInputError(() => encodeSafetensors([{ name: 'a', dtype: 'F32', shape: [2], data: new Float64Array(2) }]), /needs a Float32Array, got a Float64Array/);
-    expectInputError(() => encodeSafetensors([{ name: 'a', dtype: 'F32', shape: [3], data: new Float32Array(2) }]), /holds 3 elements but the data has 2/);
-    expectInputError(() => encodeSafetensors([{ name: 'a', dtype: 'F32', shape: [-1], data: new Float32Array(0) }]), /non-negative integers/);
+    expectInputError(
+      () => encodeSafetensors([{ name: 'a', dtype: 'F32', shape: [2], data: new Float64Array(2) }]),
+      /needs a Float32Array, got a Float64Array/,
+    );
+    expectInputError(
+      () => encodeSafetensors([{ name: 'a', dtype: 'F32', shape: [3], data: new Float32Array(2) }]),
+      /holds 3 elements but the data has 2/,
+    );
+    expectInputError(
+      () => encodeSafetensors([{ name: 'a', dtype: 'F32', shape: [-1], data: new Float32Array(0) }]),
+      /non-negative integers/,
+    );
     const t = { name: 'a', dtype: 'U8' as const, shape: [1], data: new Uint8Array(1) };
     expectInputError(() => encodeSafetensors([t, t]), /unique/);
     expectInputError(() => encodeSafetensors([{ ...t, name: '__metadata__' }]), /unique and not "__metadata__"/);

@@ -37,11 +37,12 @@ describe('f32 -> f16 rounding', () => {
     let s = 12345;
     for (let i = 0; i < 20000; i++) {
       s = (s * 1103515245 + 12345) >>> 0;
-      const x = Math.fround(((s / 2 ** 32) - 0.5) * 2 ** ((s % 40) - 20));
+      const x = Math.fround((s / 2 ** 32 - 0.5) * 2 ** ((s % 40) - 20));
       const h = f32BitsToF16Bits(bitsOf(x));
       const y = f16BitsToNumber(h);
       // no other f16 is closer: the neighbours are at least as far
-      const up = f16BitsToNumber(h + 1), down = f16BitsToNumber(h === 0 ? 0 : h - 1);
+      const up = f16BitsToNumber(h + 1),
+        down = f16BitsToNumber(h === 0 ? 0 : h - 1);
       if ((h & 0x7fff) < 0x7bff && (h & 0x7fff) > 0) {
         expect(Math.abs(x - y)).toBeLessThanOrEqual(Math.abs(x - up));
         expect(Math.abs(x - y)).toBeLessThanOrEqual(Math.abs(x - down));
@@ -59,7 +60,8 @@ describe('f32 -> f16 rounding', () => {
 describe('readFloatsInto', () => {
   it('reads F32 into place, and F16 / BF16 / F64 through chunks, at any byte offset', () => {
     const values = [1, -2.5, 0.333251953125, 65504, -0];
-    const f16 = new Uint8Array(1 + 10); new DataView(f16.buffer).setUint16(1, 0x3c00, true);
+    const f16 = new Uint8Array(1 + 10);
+    new DataView(f16.buffer).setUint16(1, 0x3c00, true);
     const h = [0x3c00, 0xc100, 0x3555, 0x7bff, 0x8000];
     h.forEach((v, i) => new DataView(f16.buffer).setUint16(1 + 2 * i, v, true));
     const out = new Float32Array(5);

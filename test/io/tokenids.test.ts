@@ -9,9 +9,17 @@ import { createModel } from '../../src/models/factory.js';
 describe('token ids', () => {
   it('accepts ids in [0, V) and refuses the rest with a typed input error naming the input', () => {
     expect(() => checkTokenIds([0, 1, 9], 10)).not.toThrow();
-    for (const [bad, at] of [[[3, 10], 1], [[-1], 0], [[2, 2, 1.5], 2]] as const) {
+    for (const [bad, at] of [
+      [[3, 10], 1],
+      [[-1], 0],
+      [[2, 2, 1.5], 2],
+    ] as const) {
       let err: unknown;
-      try { checkTokenIds(bad, 10, '--ids'); } catch (e) { err = e; }
+      try {
+        checkTokenIds(bad, 10, '--ids');
+      } catch (e) {
+        err = e;
+      }
       expect(err).toBeInstanceOf(TokenIdError);
       expect(err).toBeInstanceOf(FrugalError);
       const t = err as TokenIdError;

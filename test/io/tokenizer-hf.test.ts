@@ -10,7 +10,9 @@ import { expectInputError } from './io-helpers.js';
  * @huggingface/tokenizers, against the ids its independent Python reference encoder recorded.
  */
 const DIR = 'test/fixtures/interop/hf-tokenizer';
-const cases = JSON.parse(readFileSync(join(DIR, 'tokenizer-cases.json'), 'utf8')) as { cases: { text: string; ids: number[]; decoded: string }[] };
+const cases = JSON.parse(readFileSync(join(DIR, 'tokenizer-cases.json'), 'utf8')) as {
+  cases: { text: string; ids: number[]; decoded: string }[];
+};
 
 describe('Hugging Face tokenizer.json', () => {
   const tok = loadTokenizer(DIR)!;
@@ -76,6 +78,8 @@ describe('Hugging Face tokenizer.json', () => {
       expectInputError(() => loadTokenizer(d), /tokenizer\.json is not valid JSON/);
       writeFileSync(join(d, 'tokenizer.json'), '{"version": "1.0"}');
       expectInputError(() => loadTokenizer(d), /tokenizer\.json is not a Hugging Face tokenizer\.json/);
-    } finally { rmSync(d, { recursive: true, force: true }); }
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });

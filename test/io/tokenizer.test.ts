@@ -26,7 +26,11 @@ describe('ByteTokenizer', () => {
   it('rejects ids outside 0..255 with an input error', () => {
     for (const bad of [256, -1, 1.5, NaN]) {
       let err: unknown;
-      try { tok.decode([65, bad]); } catch (e) { err = e; }
+      try {
+        tok.decode([65, bad]);
+      } catch (e) {
+        err = e;
+      }
       expect(err).toBeInstanceOf(FrugalError);
       expect((err as FrugalError).exitCode).toBe(2);
       expect((err as FrugalError).message).toMatch(/position 1/);

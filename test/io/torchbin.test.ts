@@ -10,11 +10,13 @@ import { collect, expectInputError } from './io-helpers.js';
 const text = (s: string) => Array.from(new TextEncoder().encode(s));
 /** A zip holding archive/data.pkl = `pkl` and one 8-byte F32 storage record. */
 function archive(pkl: number[] | Uint8Array, extra: ZipWriteEntry[] = []): Uint8Array {
-  return collect(zipProducer([
-    { name: 'archive/data.pkl', data: () => Uint8Array.from(pkl) },
-    { name: 'archive/data/0', data: () => new Uint8Array(new Float32Array([1, 2]).buffer) },
-    ...extra,
-  ]));
+  return collect(
+    zipProducer([
+      { name: 'archive/data.pkl', data: () => Uint8Array.from(pkl) },
+      { name: 'archive/data/0', data: () => new Uint8Array(new Float32Array([1, 2]).buffer) },
+      ...extra,
+    ]),
+  );
 }
 const load = (bytes: Uint8Array) => indexTorchBin(new MemorySource(bytes, 'pytorch_model.bin'));
 
@@ -24,14 +26,17 @@ describe('PyTorch checkpoints written by torch.save', () => {
     try {
       const e = indexTorchBin(src);
       expect(e.size).toBe(2 + 2 * 10 + 1);
-      const emb = e.get('backbone.embedding.weight')!, head = e.get('lm_head.weight')!;
+      const emb = e.get('backbone.embedding.weight')!,
+        head = e.get('lm_head.weight')!;
       expect(emb.shape).toEqual([40, 16]);
       expect(emb.dtype).toBe('F32');
       expect(head.storage).toBe(emb.storage);
       expect(head.offset).toBe(emb.offset);
       expect(e.get('backbone.layers.1.mixer.conv1d.weight')!.shape).toEqual([32, 1, 4]);
       expect(Array.from(readFloat32(head))).toEqual(Array.from(readFloat32(emb)));
-    } finally { src.close(); }
+    } finally {
+      src.close();
+    }
   });
 
   it('indexes HalfStorage tensors', () => {
@@ -41,11 +46,14 @@ describe('PyTorch checkpoints written by torch.save', () => {
       expect(e.get('lm_head.weight')!.dtype).toBe('F16');
       expect(e.get('lm_head.weight')!.storage).not.toBe(e.get('backbone.embedding.weight')!.storage);
       expect(e.get('backbone.layers.0.mixer.in_proj.bias')!.shape).toEqual([48]);
-    } finally { src.close(); }
+    } finally {
+      src.close();
+    }
   });
 
   it('round-trips through its own writer, with and without ZIP64 records', () => {
-    const a = new Float32Array([1, -2, 3.5, 4, 5, 6]), h = new Uint16Array([0x3c00, 0xc000, 0x7bff]);
+    const a = new Float32Array([1, -2, 3.5, 4, 5, 6]),
+      h = new Uint16Array([0x3c00, 0xc000, 0x7bff]);
     const tensors = [
       { name: 'w', dtype: 'F32', shape: [2, 3], storage: 's0', data: () => new Uint8Array(a.buffer) },
       { name: 'tied', dtype: 'F32', shape: [2, 3], storage: 's0', data: () => new Uint8Array(a.buffer) },
@@ -79,15 +87,31 @@ describe('refusing everything outside a state dict of tensors', () => {
   it('accepts the reference archive', () => expect(load(archive(good)).get('w')!.shape).toEqual([2]));
 
   const cases: [string, number[], RegExp][] = [
-    ['os.system via GLOBAL', [0x80, 2, 0x63, ...text('os\nsystem\n'), 0x8c, 2, ...text('ls'), 0x85, 0x52, 0x2e], /global 'os\.system' is not allowed/],
-    ['builtins.eval via STACK_GLOBAL', [0x80, 4, 0x8c, 8, ...text('builtins'), 0x8c, 4, ...text('eval'), 0x93, 0x2e], /global 'builtins\.eval' is not allowed/],
+    [
+      'os.system via GLOBAL',
+      [0x80, 2, 0x63, ...text('os\nsystem\n'), 0x8c, 2, ...text('ls'), 0x85, 0x52, 0x2e],
+      /global 'os\.system' is not allowed/,
+    ],
+    [
+      'builtins.eval via STACK_GLOBAL',
+      [0x80, 4, 0x8c, 8, ...text('builtins'), 0x8c, 4, ...text('eval'), 0x93, 0x2e],
+      /global 'builtins\.eval' is not allowed/,
+    ],
     ['INST', [0x80, 2, 0x28, 0x69, ...text('os\nsystem\n'), 0x2e], /opcode 0x69 \(INST\)/],
     ['OBJ', [0x80, 2, 0x28, 0x6f, 0x2e], /opcode 0x6f \(OBJ\)/],
     ['NEWOBJ', [0x80, 2, 0x81, 0x2e], /opcode 0x81 \(NEWOBJ\)/],
     ['EXT1', [0x80, 2, 0x82, 1, 0x2e], /opcode 0x82 \(EXT1\)/],
     ['text PERSID', [0x80, 2, 0x50, ...text('x\n'), 0x2e], /opcode 0x50 \(PERSID\)/],
-    ['REDUCE of a storage class', [0x80, 2, 0x63, ...text('torch\nFloatStorage\n'), 0x29, 0x52, 0x2e], /calling 'torch\.FloatStorage' is not allowed/],
-    ['OrderedDict with arguments', [0x80, 2, 0x63, ...text('collections\nOrderedDict\n'), 0x4b, 1, 0x85, 0x52, 0x2e], /OrderedDict called with arguments/],
+    [
+      'REDUCE of a storage class',
+      [0x80, 2, 0x63, ...text('torch\nFloatStorage\n'), 0x29, 0x52, 0x2e],
+      /calling 'torch\.FloatStorage' is not allowed/,
+    ],
+    [
+      'OrderedDict with arguments',
+      [0x80, 2, 0x63, ...text('collections\nOrderedDict\n'), 0x4b, 1, 0x85, 0x52, 0x2e],
+      /OrderedDict called with arguments/,
+    ],
     ['a persistent id that is not a storage', [0x80, 2, 0x8c, 1, ...text('x'), 0x51, 0x2e], /persistent id that is not a torch storage/],
     ['a list at top level', [0x80, 2, 0x5d, 0x2e], /does not hold a dict/],
     ['a non-tensor value', [0x80, 2, 0x7d, 0x8c, 1, ...text('a'), 0x4b, 1, 0x73, 0x2e], /entry 'a' is not a tensor/],
@@ -116,7 +140,9 @@ describe('refusing everything outside a state dict of tensors', () => {
     const pklAt = readZipDirectory(new MemorySource(ok, 'x')).get('archive/data.pkl')!.dataOffset;
     flipped[pklAt + 5] ^= 0xff;
     expectInputError(() => load(flipped), /fails its CRC check/);
-    const other = Array.from(writeStateDictPickle([{ name: 'w', storageClass: 'FloatStorage', key: '7', numel: 2, offset: 0, shape: [2] }]));
+    const other = Array.from(
+      writeStateDictPickle([{ name: 'w', storageClass: 'FloatStorage', key: '7', numel: 2, offset: 0, shape: [2] }]),
+    );
     expectInputError(() => load(archive(other)), /tensor 'w' refers to storage '7', which the archive does not contain/);
     const big = Array.from(writeStateDictPickle([{ name: 'w', storageClass: 'FloatStorage', key: '0', numel: 3, offset: 0, shape: [3] }]));
     expectInputError(() => load(archive(big)), /should hold 3 F32 elements \(12 bytes\) but its record has 8 bytes/);

@@ -29,7 +29,9 @@ describe('checkpoint weight files', () => {
       const files = new Set([...w.entries.values()].map((e) => e.src.file));
       expect(files.size).toBe(3);
       expect(w.entries.get('backbone.layers.2.mixer.A_log')!.dtype).toBe('F16');
-    } finally { w.close(); }
+    } finally {
+      w.close();
+    }
   });
 
   it('finds model.safetensors and pytorch_model.bin, and names the expected files when none is there', () => {
@@ -41,11 +43,16 @@ describe('checkpoint weight files', () => {
     b.close();
     const empty = join(tmp, 'empty');
     cpSync('test/fixtures/interop/orig-bin-tied/config.json', join(empty, 'config.json'));
-    expectInputError(() => openWeights(empty), /has no weights: expected one of model\.safetensors\.index\.json, model\.safetensors, pytorch_model\.bin\.index\.json, pytorch_model\.bin/);
+    expectInputError(
+      () => openWeights(empty),
+      /has no weights: expected one of model\.safetensors\.index\.json, model\.safetensors, pytorch_model\.bin\.index\.json, pytorch_model\.bin/,
+    );
   });
 
-  const index = (d: string) => JSON.parse(readFileSync(join(d, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
-  const writeIndex = (d: string, j: unknown) => writeFileSync(join(d, 'model.safetensors.index.json'), typeof j === 'string' ? j : JSON.stringify(j));
+  const index = (d: string) =>
+    JSON.parse(readFileSync(join(d, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+  const writeIndex = (d: string, j: unknown) =>
+    writeFileSync(join(d, 'model.safetensors.index.json'), typeof j === 'string' ? j : JSON.stringify(j));
 
   it('refuses an index that disagrees with its shards, naming the tensor and files', () => {
     let d = copy(SHARDED);
@@ -60,7 +67,10 @@ describe('checkpoint weight files', () => {
     j = index(d);
     j.weight_map['backbone.layers.9.mixer.D'] = shardName('model', 'safetensors', 1, 3);
     writeIndex(d, j);
-    expectInputError(() => openWeights(d), /lists tensor 'backbone\.layers\.9\.mixer\.D' in model-00001-of-00003\.safetensors, but that shard does not contain it/);
+    expectInputError(
+      () => openWeights(d),
+      /lists tensor 'backbone\.layers\.9\.mixer\.D' in model-00001-of-00003\.safetensors, but that shard does not contain it/,
+    );
     d = copy(SHARDED);
     j = index(d);
     j.weight_map['backbone.norm_f.weight'] = shardName('model', 'safetensors', 1, 3);
@@ -79,10 +89,21 @@ describe('checkpoint weight files', () => {
 
   it('streams a safetensors file to disk and indexes it back from the file', () => {
     const a = new Float32Array([1, 2, 3, 4, 5, 6]);
-    const { producer, byteLength } = safetensorsProducer([
-      { name: 'a', dtype: 'F32', shape: [2, 3], write: (emit) => { emit(new Uint8Array(a.buffer, 0, 8)); emit(new Uint8Array(a.buffer, 8)); } },
-      { name: 'b', dtype: 'F16', shape: [1], write: (emit) => emit(new Uint8Array(new Uint16Array([0x3c00]).buffer)) },
-    ], { format: 'pt' });
+    const { producer, byteLength } = safetensorsProducer(
+      [
+        {
+          name: 'a',
+          dtype: 'F32',
+          shape: [2, 3],
+          write: (emit) => {
+            emit(new Uint8Array(a.buffer, 0, 8));
+            emit(new Uint8Array(a.buffer, 8));
+          },
+        },
+        { name: 'b', dtype: 'F16', shape: [1], write: (emit) => emit(new Uint8Array(new Uint16Array([0x3c00]).buffer)) },
+      ],
+      { format: 'pt' },
+    );
     const p = join(tmp, 'stream.safetensors');
     writeFileAtomic(p, producer);
     const src = new FileSource(p);
@@ -92,7 +113,9 @@ describe('checkpoint weight files', () => {
       expect(idx.metadata).toEqual({ format: 'pt' });
       expect(Array.from(readFloat32(idx.entries.get('a')!))).toEqual([1, 2, 3, 4, 5, 6]);
       expect(Array.from(readFloat32(idx.entries.get('b')!))).toEqual([1]);
-    } finally { src.close(); }
+    } finally {
+      src.close();
+    }
     const bad = safetensorsProducer([{ name: 'a', dtype: 'F32', shape: [2], write: (emit) => emit(new Uint8Array(4)) }]);
     expect(() => writeFileAtomic(join(tmp, 'short.safetensors'), bad.producer)).toThrow(/emitted 4 bytes, expected 8/);
   });
@@ -104,7 +127,12 @@ describe('checkpoint weight files', () => {
     writeFileSync(p, b);
     const src = new FileSource(p);
     try {
-      expectInputError(() => indexSafetensors(src), /lying\.safetensors is not a valid safetensors file: the header length 1000 runs past the end of the 16-byte file/);
-    } finally { src.close(); }
+      expectInputError(
+        () => indexSafetensors(src),
+        /lying\.safetensors is not a valid safetensors file: the header length 1000 runs past the end of the 16-byte file/,
+      );
+    } finally {
+      src.close();
+    }
   });
 });

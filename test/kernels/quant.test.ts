@@ -15,18 +15,28 @@ import { expectClose, relErr } from '../helpers/compare.js';
  */
 const QK = 32;
 /** q8: round to nearest of 255 levels: |x − x̂| ≤ max|block| / 254 (+ f32 rounding). */
-const Q8_BOUND = (amax: number) => amax / 254 * (1 + 1e-5);
+const Q8_BOUND = (amax: number) => (amax / 254) * (1 + 1e-5);
 /** q4: 16 levels with the block's extreme at −8·d: |x − x̂| ≤ d = max|block| / 8 (the clamped +8 end). */
-const Q4_BOUND = (amax: number) => amax / 8 * (1 + 1e-5);
+const Q4_BOUND = (amax: number) => (amax / 8) * (1 + 1e-5);
 
 const engines: Engine[] = [];
-afterAll(() => { for (const e of engines) e.dispose(); });
-const engine = (kernels: 'wasm' | 'ref', threads = 1) => { const e = new Engine({ kernels, threads }); engines.push(e); return e; };
-const randn = (seed: number, n: number, scale = 1) => { const r = Rng.fromSeed(seed); return Array.from({ length: n }, () => r.normal() * scale); };
+afterAll(() => {
+  for (const e of engines) e.dispose();
+});
+const engine = (kernels: 'wasm' | 'ref', threads = 1) => {
+  const e = new Engine({ kernels, threads });
+  engines.push(e);
+  return e;
+};
+const randn = (seed: number, n: number, scale = 1) => {
+  const r = Rng.fromSeed(seed);
+  return Array.from({ length: n }, () => r.normal() * scale);
+};
 
 describe.each(['q8', 'q4'] as const)('%s', (format) => {
   const bound = format === 'q8' ? Q8_BOUND : Q4_BOUND;
-  const N = 13, K = 96;
+  const N = 13,
+    K = 96;
   const x = Float32Array.from(randn(1, N * K).map((v, i) => (i % 41 === 0 ? v * 50 : v))); // some outliers
   x.fill(0, 0, QK); // an all-zero block
 
@@ -34,12 +44,18 @@ describe.each(['q8', 'q4'] as const)('%s', (format) => {
     for (const kernels of ['ref', 'wasm'] as const) {
       const e = engine(kernels);
       const xt = e.persistent([N, K]).set(x);
-      const q = e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'), s = e.persistent([N, K / QK]);
+      const q = e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'),
+        s = e.persistent([N, K / QK]);
       const back = e.persistent([N, K]);
-      if (format === 'q8') { e.k.quantizeQ8(q, s, xt, N, K); e.k.dequantizeQ8(back, q, s, N, K); }
-      else { e.k.quantizeQ4(q, s, xt, N, K); e.k.dequantizeQ4(back, q, s, N, K); }
+      if (format === 'q8') {
+        e.k.quantizeQ8(q, s, xt, N, K);
+        e.k.dequantizeQ8(back, q, s, N, K);
+      } else {
+        e.k.quantizeQ4(q, s, xt, N, K);
+        e.k.dequantizeQ4(back, q, s, N, K);
+      }
       const b = back.floats();
-      for (let blk = 0; blk < N * K / QK; blk++) {
+      for (let blk = 0; blk < (N * K) / QK; blk++) {
         let amax = 0;
         for (let i = 0; i < QK; i++) amax = Math.max(amax, Math.abs(x[blk * QK + i]));
         for (let i = 0; i < QK; i++) {
@@ -53,10 +69,17 @@ describe.each(['q8', 'q4'] as const)('%s', (format) => {
   it('the wasm quantiser gives exactly the reference bytes and scales', () => {
     const e = engine('wasm');
     const xt = e.persistent([N, K]).set(x);
-    const q = e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'), s = e.persistent([N, K / QK]);
-    const rq = format === 'q8' ? new Int8Array(N * K) : new Uint8Array(N * K / 2), rs = new Float32Array(N * K / QK);
-    if (format === 'q8') { e.k.quantizeQ8(q, s, xt, N, K); ref.quantizeQ8(rq as Int8Array, rs, x, N, K); }
-    else { e.k.quantizeQ4(q, s, xt, N, K); ref.quantizeQ4(rq as Uint8Array, rs, x, N, K); }
+    const q = e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'),
+      s = e.persistent([N, K / QK]);
+    const rq = format === 'q8' ? new Int8Array(N * K) : new Uint8Array((N * K) / 2),
+      rs = new Float32Array((N * K) / QK);
+    if (format === 'q8') {
+      e.k.quantizeQ8(q, s, xt, N, K);
+      ref.quantizeQ8(rq as Int8Array, rs, x, N, K);
+    } else {
+      e.k.quantizeQ4(q, s, xt, N, K);
+      ref.quantizeQ4(rq as Uint8Array, rs, x, N, K);
+    }
     expect(Array.from(q.data())).toEqual(Array.from(rq));
     expect(Array.from(s.floats())).toEqual(Array.from(rs));
   });
@@ -64,17 +87,27 @@ describe.each(['q8', 'q4'] as const)('%s', (format) => {
   it('the wasm dequantiser and quantised embedding give exactly the reference values', () => {
     const e = engine('wasm');
     const xt = e.persistent([N, K]).set(x);
-    const q = e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'), s = e.persistent([N, K / QK]);
-    if (format === 'q8') e.k.quantizeQ8(q, s, xt, N, K); else e.k.quantizeQ4(q, s, xt, N, K);
-    const ids = Int32Array.from([3, 0, 12, 3, 7]), n = ids.length;
-    const back = e.persistent([N, K]), rows = e.persistent([n, K]), idT = e.persistent([n], 'i32').set(ids);
-    const wantBack = new Float32Array(N * K), wantRows = new Float32Array(n * K);
+    const q = e.persistent(format === 'q8' ? [N, K] : [N, K / 2], format === 'q8' ? 'i8' : 'u8'),
+      s = e.persistent([N, K / QK]);
+    if (format === 'q8') e.k.quantizeQ8(q, s, xt, N, K);
+    else e.k.quantizeQ4(q, s, xt, N, K);
+    const ids = Int32Array.from([3, 0, 12, 3, 7]),
+      n = ids.length;
+    const back = e.persistent([N, K]),
+      rows = e.persistent([n, K]),
+      idT = e.persistent([n], 'i32').set(ids);
+    const wantBack = new Float32Array(N * K),
+      wantRows = new Float32Array(n * K);
     if (format === 'q8') {
-      e.k.dequantizeQ8(back, q, s, N, K); ref.dequantizeQ8(wantBack, q.data() as Int8Array, s.floats(), N, K);
-      e.k.embeddingQ8(rows, q, s, idT, n, K); ref.embeddingQ8(wantRows, q.data() as Int8Array, s.floats(), ids, n, K);
+      e.k.dequantizeQ8(back, q, s, N, K);
+      ref.dequantizeQ8(wantBack, q.data() as Int8Array, s.floats(), N, K);
+      e.k.embeddingQ8(rows, q, s, idT, n, K);
+      ref.embeddingQ8(wantRows, q.data() as Int8Array, s.floats(), ids, n, K);
     } else {
-      e.k.dequantizeQ4(back, q, s, N, K); ref.dequantizeQ4(wantBack, q.data() as Uint8Array, s.floats(), N, K);
-      e.k.embeddingQ4(rows, q, s, idT, n, K); ref.embeddingQ4(wantRows, q.data() as Uint8Array, s.floats(), ids, n, K);
+      e.k.dequantizeQ4(back, q, s, N, K);
+      ref.dequantizeQ4(wantBack, q.data() as Uint8Array, s.floats(), N, K);
+      e.k.embeddingQ4(rows, q, s, idT, n, K);
+      ref.embeddingQ4(wantRows, q.data() as Uint8Array, s.floats(), ids, n, K);
     }
     expect(Array.from(back.floats())).toEqual(Array.from(wantBack));
     expect(Array.from(rows.floats())).toEqual(Array.from(wantRows));
@@ -82,15 +115,26 @@ describe.each(['q8', 'q4'] as const)('%s', (format) => {
     expect(Array.from(rows.floats().subarray(2 * K, 3 * K))).toEqual(Array.from(wantBack.subarray(12 * K, 13 * K)));
   });
 
-  it.each([[1, 200, 64], [3, 37, 160], [17, 9, 32]])('fused product (M=%i, N=%i, K=%i) equals the reference twin', (M, Nw, Kw) => {
+  it.each([
+    [1, 200, 64],
+    [3, 37, 160],
+    [17, 9, 32],
+  ])('fused product (M=%i, N=%i, K=%i) equals the reference twin', (M, Nw, Kw) => {
     const e = engine('wasm');
-    const w = Float32Array.from(randn(2, Nw * Kw)), a = Float32Array.from(randn(3, M * Kw));
-    const qw = e.persistent(format === 'q8' ? [Nw, Kw] : [Nw, Kw / 2], format === 'q8' ? 'i8' : 'u8'), sw = e.persistent([Nw, Kw / QK]);
-    const qx = e.persistent([M, Kw], 'i8'), sx = e.persistent([M, Kw / QK]);
-    const wt = e.persistent([Nw, Kw]).set(w), at = e.persistent([M, Kw]).set(a), out = e.persistent([M, Nw]);
-    if (format === 'q8') e.k.quantizeQ8(qw, sw, wt, Nw, Kw); else e.k.quantizeQ4(qw, sw, wt, Nw, Kw);
+    const w = Float32Array.from(randn(2, Nw * Kw)),
+      a = Float32Array.from(randn(3, M * Kw));
+    const qw = e.persistent(format === 'q8' ? [Nw, Kw] : [Nw, Kw / 2], format === 'q8' ? 'i8' : 'u8'),
+      sw = e.persistent([Nw, Kw / QK]);
+    const qx = e.persistent([M, Kw], 'i8'),
+      sx = e.persistent([M, Kw / QK]);
+    const wt = e.persistent([Nw, Kw]).set(w),
+      at = e.persistent([M, Kw]).set(a),
+      out = e.persistent([M, Nw]);
+    if (format === 'q8') e.k.quantizeQ8(qw, sw, wt, Nw, Kw);
+    else e.k.quantizeQ4(qw, sw, wt, Nw, Kw);
     e.k.quantizeQ8(qx, sx, at, M, Kw);
-    if (format === 'q8') e.k.matmulQ8(out, qx, sx, qw, sw, M, Nw, Kw); else e.k.matmulQ4(out, qx, sx, qw, sw, M, Nw, Kw);
+    if (format === 'q8') e.k.matmulQ8(out, qx, sx, qw, sw, M, Nw, Kw);
+    else e.k.matmulQ4(out, qx, sx, qw, sw, M, Nw, Kw);
     const want = new Float64Array(M * Nw);
     if (format === 'q8') ref.matmulQ8(want, qx.data() as Int8Array, sx.floats(), qw.data() as Int8Array, sw.floats(), M, Nw, Kw);
     else ref.matmulQ4(want, qx.data() as Int8Array, sx.floats(), qw.data() as Uint8Array, sw.floats(), M, Nw, Kw);
@@ -118,7 +162,9 @@ describe.each(['q8', 'q4'] as const)('%s', (format) => {
       if (threads > 1) expect(e.k.parallelRuns() - runs0, 'decoding used the worker threads').toBeGreaterThan(24);
       return { m, par, steps: Float32Array.from(steps), before, after: weightBytes(m) };
     };
-    const f32 = run(1, false), q1 = run(1, true), q2 = run(2, true);
+    const f32 = run(1, false),
+      q1 = run(1, true),
+      q2 = run(2, true);
     expect(isQuant(q1.m.layers[0].inProj)).toBe(true);
     expect(q1.m.params.has('backbone.layers.0.mixer.A_log')).toBe(true);
     expect(q1.after).toBeLessThan(q1.before * (format === 'q8' ? 0.4 : 0.3));

@@ -11,14 +11,18 @@ import { WASM_KERNELS } from '../../src/kernels/wasm/index.js';
  * run in TypeScript.
  */
 const dir = 'test/kernels';
-const sources = readdirSync(dir).filter((f) => f.endsWith('.test.ts')).map((f) => readFileSync(join(dir, f), 'utf8'));
+const sources = readdirSync(dir)
+  .filter((f) => f.endsWith('.test.ts'))
+  .map((f) => readFileSync(join(dir, f), 'utf8'));
 
 /** The receivers `x` of every use `x.name` (a call, or the kernel taken to call it) in a source text. */
 function callers(src: string, name: string): Set<string> {
   return new Set([...src.matchAll(new RegExp(`([\\w$]+)\\.${name}(?![\\w$])`, 'g'))].map((m) => m[1]));
 }
 
-const refKernels = Object.entries(ref).filter(([, f]) => typeof f === 'function' && f.length > 1).map(([n]) => n);
+const refKernels = Object.entries(ref)
+  .filter(([, f]) => typeof f === 'function' && f.length > 1)
+  .map(([n]) => n);
 
 describe('kernel twins', () => {
   it.each([...WASM_KERNELS])('%s has a twin test (its wasm kernel and its reference kernel used in one test file)', (name) => {

@@ -9,7 +9,9 @@ import { argmax } from '../../src/infer/sample.js';
 
 /** Streams joining and leaving a batch get, bit for bit, what each gets decoding alone. */
 const engines: Engine[] = [];
-afterAll(() => { for (const e of engines) e.dispose(); });
+afterAll(() => {
+  for (const e of engines) e.dispose();
+});
 
 function model(threads: number, quant: 'q8' | null) {
   const e = new Engine({ kernels: 'wasm', threads });
@@ -31,28 +33,49 @@ function alone(m: MambaLM, prompt: Int32Array, steps: number): Buffer[] {
   return out;
 }
 
-describe.each([[1, null], [2, null], [2, 'q8']] as const)('batched decoding, %i thread(s), %s weights', (threads, quant) => {
+describe.each([
+  [1, null],
+  [2, null],
+  [2, 'q8'],
+] as const)('batched decoding, %i thread(s), %s weights', (threads, quant) => {
   it('each stream gets bit for bit what it gets alone while others join and leave', () => {
     const m = model(threads, quant);
     const prompts = [[1, 2, 3], [7, 7], [40, 41, 42, 43, 44], [5], [60, 61, 62, 63]].map((p) => Int32Array.from(p));
-    const plan = [ // [stream index, join step, steps to run]
-      [0, 0, 9], [1, 0, 4], [2, 2, 8], [3, 3, 3], [4, 5, 6],
+    const plan = [
+      // [stream index, join step, steps to run]
+      [0, 0, 9],
+      [1, 0, 4],
+      [2, 2, 8],
+      [3, 3, 3],
+      [4, 5, 6],
     ];
     const dec = new BatchDecoder(m, 4);
-    const got = new Map<number, Buffer[]>(), ids = new Map<number, number>(), last = new Map<number, Float32Array>();
+    const got = new Map<number, Buffer[]>(),
+      ids = new Map<number, number>(),
+      last = new Map<number, Float32Array>();
     for (let t = 0; t < 14; t++) {
       for (const [k, join] of plan) {
         if (join === t) {
           const j = dec.join(prompts[k]);
-          ids.set(k, j.id); last.set(k, j.logits); got.set(k, [Buffer.from(j.logits.buffer.slice(0))]);
+          ids.set(k, j.id);
+          last.set(k, j.logits);
+          got.set(k, [Buffer.from(j.logits.buffer.slice(0))]);
         }
       }
-      for (const [k, join, n] of plan) if (ids.has(k) && got.get(k)!.length === n + 1 && join <= t) { dec.leave(ids.get(k)!); ids.delete(k); }
+      for (const [k, join, n] of plan)
+        if (ids.has(k) && got.get(k)!.length === n + 1 && join <= t) {
+          dec.leave(ids.get(k)!);
+          ids.delete(k);
+        }
       if (dec.active.length === 0) continue;
       const tokens = new Map<number, number>();
       for (const [k, id] of ids) tokens.set(id, argmax(last.get(k)!));
       const out = dec.step(tokens);
-      for (const [k, id] of ids) { const l = out.get(id)!; last.set(k, l); got.get(k)!.push(Buffer.from(l.buffer.slice(0))); }
+      for (const [k, id] of ids) {
+        const l = out.get(id)!;
+        last.set(k, l);
+        got.get(k)!.push(Buffer.from(l.buffer.slice(0)));
+      }
     }
     expect(dec.active.length).toBeLessThanOrEqual(4);
     for (const [k, , n] of plan) {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Engine, valueAndGrad } from '../../src/ops/index.js';
 import { loadModel } from '../../src/models/checkpoint.js';
+import { SCAN_CHUNK } from '../../src/ops/ops.js';
 import { expectClose } from '../helpers/compare.js';
 import { GOLDEN_SETUPS, golden } from '../helpers/golden.js';
 
@@ -10,12 +11,13 @@ import { GOLDEN_SETUPS, golden } from '../helpers/golden.js';
  * tools/make_mamba2_fixtures.py, in transformers' and state-spaces' layouts): logits in both
  * modes, the loss, the gradient of every parameter, and the recurrent state left after the sequence.
  */
-const FIXTURES = ['mamba-tiny-a', 'mamba-tiny-b', 'mamba2-tiny-a', 'mamba2-tiny-b'];
+// mamba-tiny-c has L = 48: the checkpointed scan backward (chunks of SCAN_CHUNK = 16) crosses chunk boundaries
+const FIXTURES = ['mamba-tiny-a', 'mamba-tiny-b', 'mamba-tiny-c', 'mamba2-tiny-a', 'mamba2-tiny-b'];
 const SETUPS = GOLDEN_SETUPS;
-
 
 describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
   const gold = golden(name);
+
   describe.each(SETUPS)('kernels $kernels, $dtype', ({ kernels, dtype, tol }) => {
     const load = () => {
       const e = new Engine({ kernels, dtype });
@@ -30,7 +32,8 @@ describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
 
     it('successive steps give the golden step logits and final state', () => {
       const { model } = load();
-      const { B, L } = gold, V = model.config.vocabSize;
+      const { B, L } = gold,
+        V = model.config.vocabSize;
       const state = model.createState(B);
       const out = new Float64Array(B * L * V);
       for (let t = 0; t < L; t++) {
@@ -47,15 +50,21 @@ describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
 
     it('prefill then steps continue exactly', () => {
       const { model } = load();
-      const { B, L } = gold, V = model.config.vocabSize, P = 7;
+      const { B, L } = gold,
+        V = model.config.vocabSize,
+        P = 7;
       const state = model.createState(B);
       const first = Int32Array.from({ length: B * P }, (_, i) => gold.ids[Math.floor(i / P) * L + (i % P)]);
       const pre = model.prefill(first, P, state);
       const ref = gold.get('logits');
-      const rows = (t: number, src: ArrayLike<number>) => Float64Array.from({ length: B * V }, (_, i) => src[(Math.floor(i / V) * L + t) * V + (i % V)]);
+      const rows = (t: number, src: ArrayLike<number>) =>
+        Float64Array.from({ length: B * V }, (_, i) => src[(Math.floor(i / V) * L + t) * V + (i % V)]);
       expectClose(pre, rows(P - 1, ref), tol, 'prefill logits');
       for (let t = P; t < L; t++) {
-        const logits = model.step(Int32Array.from({ length: B }, (_, b) => gold.ids[b * L + t]), state);
+        const logits = model.step(
+          Int32Array.from({ length: B }, (_, b) => gold.ids[b * L + t]),
+          state,
+        );
         expectClose(logits, rows(t, ref), tol, `step ${t} after prefill`);
       }
     });
@@ -71,5 +80,13 @@ describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
         expectClose(t.grad!.toFloat64(), gold.get(gname), tol * 10, gname);
       }
     });
+  });
+});
+
+describe('the long golden sequence', () => {
+  it('mamba-tiny-c spans at least 40 steps: three chunks of the checkpointed scan', () => {
+    const { L } = golden('mamba-tiny-c');
+    expect(L).toBeGreaterThanOrEqual(40);
+    expect(Math.ceil(L / SCAN_CHUNK)).toBeGreaterThanOrEqual(3);
   });
 });

@@ -22,8 +22,15 @@ import type { ModelState } from '../../src/models/types.js';
  */
 const tmp = mkdtempSync(join(tmpdir(), 'frugal-state-'));
 const engines: Engine[] = [];
-afterAll(() => { for (const e of engines) e.dispose(); rmSync(tmp, { recursive: true, force: true }); });
-const engine = (kernels: 'wasm' | 'ref', threads = 1) => { const e = new Engine({ kernels, threads }); engines.push(e); return e; };
+afterAll(() => {
+  for (const e of engines) e.dispose();
+  rmSync(tmp, { recursive: true, force: true });
+});
+const engine = (kernels: 'wasm' | 'ref', threads = 1) => {
+  const e = new Engine({ kernels, threads });
+  engines.push(e);
+  return e;
+};
 
 const make = (arch: string, kernels: 'wasm' | 'ref', seed = 5) =>
   createModel(arch, engine(kernels), { dModel: 32, layers: 2, dState: 8, heads: 2, vocabSize: 40 }, Rng.fromSeed(seed));
@@ -32,23 +39,43 @@ const bytes = (f: Float32Array) => Buffer.from(f.buffer, f.byteOffset, f.byteLen
 /** Prefill, then steps: the state a stream has after some work. */
 function warm(m: TrainableModel, B: number): ModelState {
   const s = m.createState(B);
-  m.prefill(Int32Array.from({ length: B * 5 }, (_, i) => (i * 7 + 3) % 40), 5, s);
-  for (let t = 0; t < 3; t++) m.step(Int32Array.from({ length: B }, (_, b) => (t * 5 + b + 1) % 40), s);
+  m.prefill(
+    Int32Array.from({ length: B * 5 }, (_, i) => (i * 7 + 3) % 40),
+    5,
+    s,
+  );
+  for (let t = 0; t < 3; t++)
+    m.step(
+      Int32Array.from({ length: B }, (_, b) => (t * 5 + b + 1) % 40),
+      s,
+    );
   return s;
 }
 /** Four more steps: their logits, concatenated. */
 function more(m: TrainableModel, s: ModelState): Buffer {
   const out: Buffer[] = [];
-  for (let t = 0; t < 4; t++) out.push(bytes(m.step(Int32Array.from({ length: s.batch }, (_, b) => (t * 11 + 2 * b) % 40), s)));
+  for (let t = 0; t < 4; t++)
+    out.push(
+      bytes(
+        m.step(
+          Int32Array.from({ length: s.batch }, (_, b) => (t * 11 + 2 * b) % 40),
+          s,
+        ),
+      ),
+    );
   return Buffer.concat(out);
 }
 
 describe.each([
-  ['mamba', 'wasm', 2], ['mamba', 'ref', 1], ['transformer', 'wasm', 1], ['transformer', 'ref', 2],
+  ['mamba', 'wasm', 2],
+  ['mamba', 'ref', 1],
+  ['transformer', 'wasm', 1],
+  ['transformer', 'ref', 2],
 ] as const)('%s state file (%s kernels, batch %i)', (arch, kernels, B) => {
   it('save -> load on another engine -> continue gives the logits of never having saved, bit for bit', () => {
     const m = make(arch, kernels);
-    const dir = join(tmp, `${arch}-${kernels}`), file = join(tmp, `${arch}-${kernels}.state.safetensors`);
+    const dir = join(tmp, `${arch}-${kernels}`),
+      file = join(tmp, `${arch}-${kernels}.state.safetensors`);
     writeDirAtomic(dir, modelFiles(m));
     const s = warm(m, B);
     saveState(file, m, s, tokenizerSha256(dir));
@@ -63,23 +90,37 @@ describe.each([
 
   it('writes the documented header, names the weights file by its SHA-256, and refuses another model', () => {
     const m = make(arch, kernels);
-    const dir = join(tmp, `${arch}-${kernels}-h`), file = join(tmp, `${arch}-${kernels}-h.state.safetensors`);
+    const dir = join(tmp, `${arch}-${kernels}-h`),
+      file = join(tmp, `${arch}-${kernels}-h.state.safetensors`);
     writeDirAtomic(dir, modelFiles(m));
     saveState(file, m, warm(m, B), BYTE_TOKENIZER);
     const f = readSafetensors(file);
-    const weights = createHash('sha256').update(readFileSync(join(dir, 'model.safetensors'))).digest('hex');
+    const weights = createHash('sha256')
+      .update(readFileSync(join(dir, 'model.safetensors')))
+      .digest('hex');
     expect(f.metadata).toEqual({
-      format: STATE_FORMAT, architecture: arch === 'mamba' ? 'mamba' : 'llama', model_sha256: weights,
-      tokenizer_sha256: 'byte', tokens: '8', batch: String(B), dtype: 'F32',
+      format: STATE_FORMAT,
+      architecture: arch === 'mamba' ? 'mamba' : 'llama',
+      model_sha256: weights,
+      tokenizer_sha256: 'byte',
+      tokens: '8',
+      batch: String(B),
+      dtype: 'F32',
     });
     expect(modelSha256(m)).toBe(weights);
 
     const other = make(arch, kernels, 6);
     expect(() => loadState(file, other, BYTE_TOKENIZER)).toThrow(FrugalError);
-    expect(() => loadState(file, other, BYTE_TOKENIZER)).toThrow(/was saved from another model \(weights SHA-256 [0-9a-f]{12}…, this model's [0-9a-f]{12}…\)/);
-    expect(() => loadState(file, m, 'f'.repeat(64))).toThrow(/consumed ids of another tokenizer \("byte", this model's SHA-256 ffffffffffff…\)/);
+    expect(() => loadState(file, other, BYTE_TOKENIZER)).toThrow(
+      /was saved from another model \(weights SHA-256 [0-9a-f]{12}…, this model's [0-9a-f]{12}…\)/,
+    );
+    expect(() => loadState(file, m, 'f'.repeat(64))).toThrow(
+      /consumed ids of another tokenizer \("byte", this model's SHA-256 ffffffffffff…\)/,
+    );
     const otherArch = make(arch === 'mamba' ? 'transformer' : 'mamba', kernels);
-    expect(() => loadState(file, otherArch, BYTE_TOKENIZER)).toThrow(/holds the state of a (mamba|llama) model; this model is (llama|mamba)/);
+    expect(() => loadState(file, otherArch, BYTE_TOKENIZER)).toThrow(
+      /holds the state of a (mamba|llama) model; this model is (llama|mamba)/,
+    );
   });
 });
 
@@ -87,13 +128,19 @@ describe('state file checks', () => {
   it('model_sha256 of a checkpoint `frugal train` saved is the SHA-256 of its model.safetensors', () => {
     const dir = 'test/fixtures/interop/frugal-trained';
     const m = loadModel(engine('ref'), dir).model;
-    expect(modelSha256(m)).toBe(createHash('sha256').update(readFileSync(join(dir, 'model.safetensors'))).digest('hex'));
+    expect(modelSha256(m)).toBe(
+      createHash('sha256')
+        .update(readFileSync(join(dir, 'model.safetensors')))
+        .digest('hex'),
+    );
   });
 
   it('refuses a file that is not a state file, naming it', () => {
     const m = make('mamba', 'ref');
     const dir = join(tmp, 'plain');
     writeDirAtomic(dir, modelFiles(m));
-    expect(() => loadState(join(dir, 'model.safetensors'), m, BYTE_TOKENIZER)).toThrow(/model\.safetensors is not a usable frugal state file: its __metadata__ format is "pt"/);
+    expect(() => loadState(join(dir, 'model.safetensors'), m, BYTE_TOKENIZER)).toThrow(
+      /model\.safetensors is not a usable frugal state file: its __metadata__ format is "pt"/,
+    );
   });
 });

@@ -20,12 +20,14 @@ const TOL = 1e-5;
 /** Step for the whole-model check: the loss is O(1), so a larger step keeps round-off (≈ 1e-16·loss/h) far below the tolerance. */
 const HM = 1e-3;
 
-function randn(rng: Rng, n: number, scale = 1): number[] { return Array.from({ length: n }, () => rng.normal() * scale); }
+function randn(rng: Rng, n: number, scale = 1): number[] {
+  return Array.from({ length: n }, () => rng.normal() * scale);
+}
 
 interface Case {
   name: string;
-  inputs: (e: Engine, rng: Rng) => Tensor[];      // differentiable inputs (f64)
-  run: (e: Engine, xs: Tensor[]) => Tensor;       // the op under test
+  inputs: (e: Engine, rng: Rng) => Tensor[]; // differentiable inputs (f64)
+  run: (e: Engine, xs: Tensor[]) => Tensor; // the op under test
 }
 
 function probe(e: Engine, c: Case, xs: Tensor[], R: number[]): number {
@@ -41,7 +43,10 @@ function check(c: Case, maxPerInput = 40): void {
   const e = new Engine({ kernels: 'ref', dtype: 'f64' });
   const rng = Rng.fromSeed(1234);
   const xs = c.inputs(e, rng);
-  for (const x of xs) { x.requiresGrad = true; x.grad = e.persistent(x.shape); }
+  for (const x of xs) {
+    x.requiresGrad = true;
+    x.grad = e.persistent(x.shape);
+  }
   // analytic
   const tape = new Tape();
   e.tape = tape;
@@ -52,7 +57,7 @@ function check(c: Case, maxPerInput = 40): void {
     tape.backwardFrom(e, y, r);
     return r;
   });
-  const analytic = xs.map((x) => x.grad ? x.grad.toFloat64() : new Float64Array(x.size));
+  const analytic = xs.map((x) => (x.grad ? x.grad.toFloat64() : new Float64Array(x.size)));
   // numeric, on up to maxPerInput sampled elements of each input
   let worst = 0;
   let scale = 0;
@@ -62,13 +67,16 @@ function check(c: Case, maxPerInput = 40): void {
     const idx = n <= maxPerInput ? [...Array(n).keys()] : Array.from({ length: maxPerInput }, () => rng.int(n));
     for (const i of idx) {
       const v = x.floats()[i];
-      x.floats()[i] = v + H; const fp = probe(e, c, xs, R);
-      x.floats()[i] = v - H; const fm = probe(e, c, xs, R);
+      x.floats()[i] = v + H;
+      const fp = probe(e, c, xs, R);
+      x.floats()[i] = v - H;
+      const fm = probe(e, c, xs, R);
       x.floats()[i] = v;
-      const num = (fp - fm) / (2 * H), an = analytic[xi][i];
+      const num = (fp - fm) / (2 * H),
+        an = analytic[xi][i];
       // a difference within the central difference's own rounding (ε·|S|/H) says nothing: an
       // exactly zero gradient (Mamba-3's first angle: only angle differences matter) reads as noise
-      if (Math.abs(an - num) <= 8 * Number.EPSILON * Math.max(Math.abs(fp), Math.abs(fm)) / H) continue;
+      if (Math.abs(an - num) <= (8 * Number.EPSILON * Math.max(Math.abs(fp), Math.abs(fm))) / H) continue;
       const rel = Math.abs(an - num) / Math.max(Math.abs(an), Math.abs(num), 1e-6 * scale, 1e-12);
       if (rel > worst) worst = rel;
       expect(rel, `${c.name}: input ${xi}[${i}] analytic ${an} numeric ${num}`).toBeLessThanOrEqual(TOL);
@@ -78,7 +86,13 @@ function check(c: Case, maxPerInput = 40): void {
 }
 
 const t = (e: Engine, rng: Rng, shape: number[], scale = 1, offset = 0) =>
-  e.persistent(shape).set(randn(rng, shape.reduce((a, b) => a * b, 1), scale).map((v) => v + offset));
+  e.persistent(shape).set(
+    randn(
+      rng,
+      shape.reduce((a, b) => a * b, 1),
+      scale,
+    ).map((v) => v + offset),
+  );
 
 const CASES: Case[] = [
   { name: 'linear', inputs: (e, r) => [t(e, r, [2, 3, 5]), t(e, r, [4, 5]), t(e, r, [4])], run: (e, [x, w, b]) => op.linear(e, x, w, b) },
@@ -93,16 +107,38 @@ const CASES: Case[] = [
   { name: 'softplus', inputs: (e, r) => [t(e, r, [31], 4)], run: (e, [x]) => op.softplus(e, x) },
   { name: 'negExp', inputs: (e, r) => [t(e, r, [13])], run: (e, [x]) => op.negExp(e, x) },
   { name: 'sliceLast', inputs: (e, r) => [t(e, r, [3, 10])], run: (e, [x]) => op.sliceLast(e, x, 3, 4) },
-  { name: 'conv1d', inputs: (e, r) => [t(e, r, [2, 9, 3]), t(e, r, [3, 1, 4]), t(e, r, [3])], run: (e, [x, w, b]) => op.conv1d(e, x, w, b) },
-  { name: 'conv1d, K > L, no bias', inputs: (e, r) => [t(e, r, [1, 2, 5]), t(e, r, [5, 1, 3])], run: (e, [x, w]) => op.conv1d(e, x, w, null) },
+  {
+    name: 'conv1d',
+    inputs: (e, r) => [t(e, r, [2, 9, 3]), t(e, r, [3, 1, 4]), t(e, r, [3])],
+    run: (e, [x, w, b]) => op.conv1d(e, x, w, b),
+  },
+  {
+    name: 'conv1d, K > L, no bias',
+    inputs: (e, r) => [t(e, r, [1, 2, 5]), t(e, r, [5, 1, 3])],
+    run: (e, [x, w]) => op.conv1d(e, x, w, null),
+  },
   {
     name: 'selective scan (chunk 4, L 11)',
-    inputs: (e, r) => [t(e, r, [2, 11, 3]), t(e, r, [2, 11, 3], 0.3, 0.5), t(e, r, [3, 5], 0.5, -1), t(e, r, [2, 11, 5]), t(e, r, [2, 11, 5]), t(e, r, [3])],
+    inputs: (e, r) => [
+      t(e, r, [2, 11, 3]),
+      t(e, r, [2, 11, 3], 0.3, 0.5),
+      t(e, r, [3, 5], 0.5, -1),
+      t(e, r, [2, 11, 5]),
+      t(e, r, [2, 11, 5]),
+      t(e, r, [3]),
+    ],
     run: (e, [x, d, A, Bm, Cm, D]) => op.selectiveScan(e, x, d, A, Bm, Cm, D, 4),
   },
   {
     name: 'selective scan (one chunk)',
-    inputs: (e, r) => [t(e, r, [1, 6, 2]), t(e, r, [1, 6, 2], 0.3, 0.5), t(e, r, [2, 3], 0.5, -1), t(e, r, [1, 6, 3]), t(e, r, [1, 6, 3]), t(e, r, [2])],
+    inputs: (e, r) => [
+      t(e, r, [1, 6, 2]),
+      t(e, r, [1, 6, 2], 0.3, 0.5),
+      t(e, r, [2, 3], 0.5, -1),
+      t(e, r, [1, 6, 3]),
+      t(e, r, [1, 6, 3]),
+      t(e, r, [2]),
+    ],
     run: (e, [x, d, A, Bm, Cm, D]) => op.selectiveScan(e, x, d, A, Bm, Cm, D, 16),
   },
   { name: 'crossEntropy', inputs: (e, r) => [t(e, r, [5, 7], 2)], run: (e, [x]) => op.crossEntropy(e, x, e.ids([0, 6, 3, 3, 1])) },
@@ -126,41 +162,108 @@ const CASES: Case[] = [
   },
   { name: 'swiglu', inputs: (e, r) => [t(e, r, [23], 4), t(e, r, [23])], run: (e, [g, u]) => swiglu(e, g, u) },
   // Mamba-2 and the hybrids (src/ops/ssd.ts)
-  { name: 'ropePartial (2 heads of 8, 4 rotated, from position 3)', inputs: (e, r) => [t(e, r, [2, 5, 16])], run: (e, [x]) => ropePartial(e, x, 2, 4, 100, 3) },
+  {
+    name: 'ropePartial (2 heads of 8, 4 rotated, from position 3)',
+    inputs: (e, r) => [t(e, r, [2, 5, 16])],
+    run: (e, [x]) => ropePartial(e, x, 2, 4, 100, 3),
+  },
   { name: 'ropePartial, all rotated', inputs: (e, r) => [t(e, r, [1, 4, 6])], run: (e, [x]) => ropePartial(e, x, 1, 6, 10000) },
   { name: 'dtSoftplus', inputs: (e, r) => [t(e, r, [2, 5, 3], 2), t(e, r, [3])], run: (e, [dt, b]) => dtSoftplus(e, dt, b, 0, Infinity) },
-  { name: 'dtSoftplus clamped to [0.3, 1.5]', inputs: (e, r) => [t(e, r, [4, 6], 2), t(e, r, [6])], run: (e, [dt, b]) => dtSoftplus(e, dt, b, 0.3, 1.5) },
-  { name: 'gatedRmsnorm, 2 groups of 4', inputs: (e, r) => [t(e, r, [3, 8]), t(e, r, [3, 8], 2), t(e, r, [8], 0.5, 1)], run: (e, [y, z, w]) => gatedRmsnorm(e, y, z, w, 4, 1e-5) },
-  { name: 'gatedRmsnorm, one group, large eps', inputs: (e, r) => [t(e, r, [2, 6], 0.1), t(e, r, [2, 6]), t(e, r, [6])], run: (e, [y, z, w]) => gatedRmsnorm(e, y, z, w, 6, 0.5) },
+  {
+    name: 'dtSoftplus clamped to [0.3, 1.5]',
+    inputs: (e, r) => [t(e, r, [4, 6], 2), t(e, r, [6])],
+    run: (e, [dt, b]) => dtSoftplus(e, dt, b, 0.3, 1.5),
+  },
+  {
+    name: 'gatedRmsnorm, 2 groups of 4',
+    inputs: (e, r) => [t(e, r, [3, 8]), t(e, r, [3, 8], 2), t(e, r, [8], 0.5, 1)],
+    run: (e, [y, z, w]) => gatedRmsnorm(e, y, z, w, 4, 1e-5),
+  },
+  {
+    name: 'gatedRmsnorm, one group, large eps',
+    inputs: (e, r) => [t(e, r, [2, 6], 0.1), t(e, r, [2, 6]), t(e, r, [6])],
+    run: (e, [y, z, w]) => gatedRmsnorm(e, y, z, w, 6, 0.5),
+  },
   {
     name: 'ssd (chunk 4, L 11, 4 heads in 2 groups, initial state)',
-    inputs: (e, r) => [t(e, r, [2, 11, 8]), t(e, r, [2, 11, 4], 0.3, 0.5), t(e, r, [4], 0.5, -1), t(e, r, [2, 11, 6]), t(e, r, [2, 11, 6]), t(e, r, [4]), t(e, r, [2, 4, 2, 3])],
+    inputs: (e, r) => [
+      t(e, r, [2, 11, 8]),
+      t(e, r, [2, 11, 4], 0.3, 0.5),
+      t(e, r, [4], 0.5, -1),
+      t(e, r, [2, 11, 6]),
+      t(e, r, [2, 11, 6]),
+      t(e, r, [4]),
+      t(e, r, [2, 4, 2, 3]),
+    ],
     run: (e, [x, d, A, Bm, Cm, D, h0]) => ssd(e, x, d, A, Bm, Cm, D, h0, 4, 2, 4),
   },
   {
     name: 'ssd (one partial chunk, one group per head, zero state)',
-    inputs: (e, r) => [t(e, r, [1, 6, 6]), t(e, r, [1, 6, 2], 0.3, 0.5), t(e, r, [2], 0.5, -1), t(e, r, [1, 6, 8]), t(e, r, [1, 6, 8]), t(e, r, [2])],
+    inputs: (e, r) => [
+      t(e, r, [1, 6, 6]),
+      t(e, r, [1, 6, 2], 0.3, 0.5),
+      t(e, r, [2], 0.5, -1),
+      t(e, r, [1, 6, 8]),
+      t(e, r, [1, 6, 8]),
+      t(e, r, [2]),
+    ],
     run: (e, [x, d, A, Bm, Cm, D]) => ssd(e, x, d, A, Bm, Cm, D, null, 2, 2, 16),
   },
   {
     name: 'ssd (chunk 1)',
-    inputs: (e, r) => [t(e, r, [1, 5, 2]), t(e, r, [1, 5, 1], 0.3, 0.5), t(e, r, [1], 0.5, -1), t(e, r, [1, 5, 3]), t(e, r, [1, 5, 3]), t(e, r, [1]), t(e, r, [1, 1, 2, 3])],
+    inputs: (e, r) => [
+      t(e, r, [1, 5, 2]),
+      t(e, r, [1, 5, 1], 0.3, 0.5),
+      t(e, r, [1], 0.5, -1),
+      t(e, r, [1, 5, 3]),
+      t(e, r, [1, 5, 3]),
+      t(e, r, [1]),
+      t(e, r, [1, 1, 2, 3]),
+    ],
     run: (e, [x, d, A, Bm, Cm, D, h0]) => ssd(e, x, d, A, Bm, Cm, D, h0, 1, 1, 1),
   },
   // Mamba-3 (src/ops/mamba3.ts)
   { name: 'sigmoid', inputs: (e, r) => [t(e, r, [17], 4)], run: (e, [x]) => sigmoid(e, x) },
-  { name: 'negHeavyTail (both branches; the floor bites at x < −1)', inputs: (e, r) => [t(e, r, [23], 2)], run: (e, [x]) => negHeavyTail(e, x, 0.5) },
-  { name: 'rmsnormRuns (2 groups of 3 per row)', inputs: (e, r) => [t(e, r, [2, 3, 6]), t(e, r, [3], 0.5, 1)], run: (e, [x, w]) => rmsnormRuns(e, x, w, 1e-5) },
+  {
+    name: 'negHeavyTail (both branches; the floor bites at x < −1)',
+    inputs: (e, r) => [t(e, r, [23], 2)],
+    run: (e, [x]) => negHeavyTail(e, x, 0.5),
+  },
+  {
+    name: 'rmsnormRuns (2 groups of 3 per row)',
+    inputs: (e, r) => [t(e, r, [2, 3, 6]), t(e, r, [3], 0.5, 1)],
+    run: (e, [x, w]) => rmsnormRuns(e, x, w, 1e-5),
+  },
   {
     name: 'mamba3Scan (chunk 3, L 8, 4 heads in 2 groups, 2 of 3 pairs turned)',
-    inputs: (e, r) => [t(e, r, [2, 8, 8]), t(e, r, [2, 8, 4], 0.3, -0.5), t(e, r, [2, 8, 4], 0.2, 0.5), t(e, r, [2, 8, 4]),
-      t(e, r, [2, 8, 12]), t(e, r, [2, 8, 12]), t(e, r, [4, 6], 0.5, 1), t(e, r, [4, 6], 0.5, 1), t(e, r, [2, 8, 2]), t(e, r, [4])],
+    inputs: (e, r) => [
+      t(e, r, [2, 8, 8]),
+      t(e, r, [2, 8, 4], 0.3, -0.5),
+      t(e, r, [2, 8, 4], 0.2, 0.5),
+      t(e, r, [2, 8, 4]),
+      t(e, r, [2, 8, 12]),
+      t(e, r, [2, 8, 12]),
+      t(e, r, [4, 6], 0.5, 1),
+      t(e, r, [4, 6], 0.5, 1),
+      t(e, r, [2, 8, 2]),
+      t(e, r, [4]),
+    ],
     run: (e, [x, a, d, tr, Bn, Cn, Bb, Cb, ang, D]) => mamba3Scan(e, x, a, d, sigmoid(e, tr), Bn, Cn, Bb, Cb, ang, D, 4, 2, 3),
   },
   {
     name: 'mamba3Scan (one chunk, one head, odd state)',
-    inputs: (e, r) => [t(e, r, [1, 5, 3]), t(e, r, [1, 5, 1], 0.3, -0.5), t(e, r, [1, 5, 1], 0.2, 0.5), t(e, r, [1, 5, 1], 0.3, 0.5),
-      t(e, r, [1, 5, 5]), t(e, r, [1, 5, 5]), t(e, r, [1, 5]), t(e, r, [1, 5]), t(e, r, [1, 5, 2]), t(e, r, [1])],
+    inputs: (e, r) => [
+      t(e, r, [1, 5, 3]),
+      t(e, r, [1, 5, 1], 0.3, -0.5),
+      t(e, r, [1, 5, 1], 0.2, 0.5),
+      t(e, r, [1, 5, 1], 0.3, 0.5),
+      t(e, r, [1, 5, 5]),
+      t(e, r, [1, 5, 5]),
+      t(e, r, [1, 5]),
+      t(e, r, [1, 5]),
+      t(e, r, [1, 5, 2]),
+      t(e, r, [1]),
+    ],
     run: (e, [x, a, d, tr, Bn, Cn, Bb, Cb, ang, D]) => mamba3Scan(e, x, a, d, tr, Bn, Cn, Bb, Cb, ang, D, 1, 1, 16),
   },
   { name: 'swiglu of a tensor with itself', inputs: (e, r) => [t(e, r, [9], 3)], run: (e, [g]) => swiglu(e, g, g) },
@@ -172,8 +275,30 @@ describe('float64 finite-difference gradient checks, op by op', () => {
   it('covers every op in the gradient table', async () => {
     const { GRAD_RULES } = await import('../../src/ops/grads.js');
     const names = new Set(Object.keys(GRAD_RULES));
-    const covered = new Set(['linear', 'embedding', 'rmsnorm', 'add', 'mul', 'silu', 'softplus', 'negExp', 'sliceLast', 'conv1d', 'scan', 'crossEntropy',
-      'rope', 'attention', 'swiglu', 'dtSoftplus', 'gatedRmsnorm', 'ssd', 'ropePartial', 'sigmoid', 'negHeavyTail', 'mamba3Scan']);
+    const covered = new Set([
+      'linear',
+      'embedding',
+      'rmsnorm',
+      'add',
+      'mul',
+      'silu',
+      'softplus',
+      'negExp',
+      'sliceLast',
+      'conv1d',
+      'scan',
+      'crossEntropy',
+      'rope',
+      'attention',
+      'swiglu',
+      'dtSoftplus',
+      'gatedRmsnorm',
+      'ssd',
+      'ropePartial',
+      'sigmoid',
+      'negHeavyTail',
+      'mamba3Scan',
+    ]);
     expect([...names].sort()).toEqual([...covered].sort());
   });
 });

@@ -40,23 +40,29 @@ describe.each(SETUPS)('numerical stability, $kernels kernels in $dtype', ({ kern
   const fresh = (): Tensor => e.persistent([n]);
 
   it('silu and its gradient', () => {
-    const y = fresh(); e.k.siluForward(y, x, n);
+    const y = fresh();
+    e.k.siluForward(y, x, n);
     expectAccurate(y.toFloat64(), TRUTH.silu, rel, 'silu', x.toFloat64());
-    const g = fresh(); e.k.siluBackward(g, ones, x, n);
+    const g = fresh();
+    e.k.siluBackward(g, ones, x, n);
     expectAccurate(g.toFloat64(), TRUTH.dsilu, rel, "silu'", x.toFloat64());
   });
 
   it('softplus and its gradient', () => {
-    const y = fresh(); e.k.softplusForward(y, x, n);
+    const y = fresh();
+    e.k.softplusForward(y, x, n);
     expectAccurate(y.toFloat64(), TRUTH.softplus, rel, 'softplus', x.toFloat64());
-    const g = fresh(); e.k.softplusBackward(g, ones, x, n);
+    const g = fresh();
+    e.k.softplusBackward(g, ones, x, n);
     expectAccurate(g.toFloat64(), TRUTH.dsoftplus, rel, "softplus'", x.toFloat64());
   });
 
   it('-exp(x) and its gradient (up to the largest finite float32 exponent)', () => {
     const lim = dtype === 'f32' ? 88 : 100;
     const ins = xs.filter((v) => v <= lim);
-    const xi = e.persistent([ins.length]).set(ins), y = e.persistent([ins.length]), g = e.persistent([ins.length]);
+    const xi = e.persistent([ins.length]).set(ins),
+      y = e.persistent([ins.length]),
+      g = e.persistent([ins.length]);
     e.k.negExpForward(y, xi, ins.length);
     expectAccurate(y.toFloat64(), (v) => -Math.exp(v), rel, '-exp', xi.toFloat64());
     e.k.negExpBackward(g, e.persistent([ins.length]).set(ins.map(() => 1)), y, ins.length);
@@ -64,28 +70,56 @@ describe.each(SETUPS)('numerical stability, $kernels kernels in $dtype', ({ kern
   });
 
   it('the scan stays finite when Δ·A reaches -1e4, forward and backward', () => {
-    const B = 1, L = 5, ED = 2, N = 4;
+    const B = 1,
+      L = 5,
+      ED = 2,
+      N = 4;
     const xv = e.persistent([B, L, ED]).set([1, -2, 3, 100, -100, 5, 0.5, 1, 2, 3]);
     const delta = e.persistent([B, L, ED]).set([100, 1e-4, 50, 100, 0.001, 100, 20, 3, 100, 100]);
     const A = e.persistent([ED, N]).set([-100, -1, -50, -0.01, -100, -100, -1e-3, -20]);
     const Bm = e.persistent([B, L, N]).set(Array.from({ length: L * N }, (_, i) => ((i * 7) % 5) - 2));
     const Cm = e.persistent([B, L, N]).set(Array.from({ length: L * N }, (_, i) => ((i * 3) % 7) - 3));
     const D = e.persistent([ED]).set([1, -1]);
-    const y = e.persistent([B, L, ED]), h = e.persistent([B, ED, N]), hck = e.persistent([B, 2, ED, N]);
+    const y = e.persistent([B, L, ED]),
+      h = e.persistent([B, ED, N]),
+      hck = e.persistent([B, 2, ED, N]);
     e.k.scanForward(y, h, hck, xv, delta, A, Bm, Cm, D, B, L, ED, N, 4);
     for (const v of y.toFloat64()) expect(Number.isFinite(v)).toBe(true);
     const grads = [[B, L, ED], [B, L, ED], [ED, N], [B, L, N], [B, L, N], [ED]].map((s) => e.persistent(s));
     const dy = e.persistent([B, L, ED]).set(Array.from({ length: L * ED }, () => 1));
-    e.k.scanBackward(grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], null, dy, xv, delta, A, Bm, Cm, D, hck,
-      e.persistent([5, N]), B, L, ED, N, 4);
+    e.k.scanBackward(
+      grads[0],
+      grads[1],
+      grads[2],
+      grads[3],
+      grads[4],
+      grads[5],
+      null,
+      dy,
+      xv,
+      delta,
+      A,
+      Bm,
+      Cm,
+      D,
+      hck,
+      e.persistent([5, N]),
+      B,
+      L,
+      ED,
+      N,
+      4,
+    );
     for (const g of grads) for (const v of g.toFloat64()) expect(Number.isFinite(v)).toBe(true);
   });
 
   it('cross-entropy with logits of ±100 is finite and exact', () => {
-    const V = 5, rows = 2;
+    const V = 5,
+      rows = 2;
     const logits = e.persistent([rows, V]).set([100, -100, 0, 99, -50, -100, -100, -100, -100, 100]);
     const targets = e.persistent([rows], 'i32').set([3, 0]);
-    const losses = e.persistent([rows]), lse = e.persistent([rows]);
+    const losses = e.persistent([rows]),
+      lse = e.persistent([rows]);
     e.k.crossEntropyForward(losses, lse, logits, targets, rows, V);
     const l = losses.toFloat64();
     expect(l[0]).toBeCloseTo(1 + Math.log1p(Math.exp(-1)), 5);

@@ -5,14 +5,19 @@ import * as op from '../../src/ops/ops.js';
 /** The tape's check of what each gradient rule returns: one gradient per input, the right buffers. */
 describe('tape', () => {
   const e = new Engine({ kernels: 'ref' });
-  const a = e.persistent([3]).set([1, 2, 3]), b = e.persistent([3]).set([4, 5, 6]);
+  const a = e.persistent([3]).set([1, 2, 3]),
+    b = e.persistent([3]).set([4, 5, 6]);
   a.requiresGrad = true;
   a.grad = e.persistent([3]);
 
   it('records a node per op with the op name, inputs and sizes', () => {
     const tape = new Tape();
     e.tape = tape;
-    try { e.scope(() => op.mul(e, a, b)); } finally { e.tape = null; }
+    try {
+      e.scope(() => op.mul(e, a, b));
+    } finally {
+      e.tape = null;
+    }
     expect(tape.nodes).toHaveLength(1);
     const [n] = tape.nodes;
     expect(n.op).toBe('mul');
@@ -23,9 +28,9 @@ describe('tape', () => {
   it('runs the rules: d(Σ a⊙b)/da = b', () => {
     a.grad!.zero();
     const loss = valueAndGrad(e, () => {
-      const p = op.mul(e, a, b);                 // (3)
+      const p = op.mul(e, a, b); // (3)
       const s = op.linear(e, op.add(e, p, p), e.fromValues([1, 3], [0.5, 0.5, 0.5]), null);
-      return s;                                  // (1) = Σ a⊙b
+      return s; // (1) = Σ a⊙b
     });
     expect(loss).toBeCloseTo(32, 5);
     expect(Array.from(a.grad!.data())).toEqual([4, 5, 6]);

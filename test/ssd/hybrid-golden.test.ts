@@ -14,18 +14,32 @@ import { GOLDEN_SETUPS, golden } from '../helpers/golden.js';
 const gold = golden('bamba-tiny');
 
 describe.each(GOLDEN_SETUPS)('bamba-tiny against the PyTorch reference, kernels $kernels, $dtype', ({ kernels, dtype, tol }) => {
-  const load = () => { const e = new Engine({ kernels, dtype }); return { e, model: loadModel(e, 'test/fixtures/bamba-tiny').model }; };
+  const load = () => {
+    const e = new Engine({ kernels, dtype });
+    return { e, model: loadModel(e, 'test/fixtures/bamba-tiny').model };
+  };
 
   it('parallel forward gives the golden logits', () => {
     const { e, model } = load();
-    expectClose(e.scope(() => model.forward(gold.ids, gold.B, gold.L).toFloat64()), gold.get('logits'), tol, 'logits');
+    expectClose(
+      e.scope(() => model.forward(gold.ids, gold.B, gold.L).toFloat64()),
+      gold.get('logits'),
+      tol,
+      'logits',
+    );
   });
 
   it('successive steps give the golden step logits and the final state', () => {
     const { model } = load();
-    const { B, L } = gold, V = model.config.vocabSize, state = model.createState(B), out = new Float64Array(B * L * V);
+    const { B, L } = gold,
+      V = model.config.vocabSize,
+      state = model.createState(B),
+      out = new Float64Array(B * L * V);
     for (let t = 0; t < L; t++) {
-      const logits = model.step(Int32Array.from({ length: B }, (_, b) => gold.ids[b * L + t]), state);
+      const logits = model.step(
+        Int32Array.from({ length: B }, (_, b) => gold.ids[b * L + t]),
+        state,
+      );
       for (let b = 0; b < B; b++) out.set(logits.subarray(b * V, (b + 1) * V), (b * L + t) * V);
     }
     expectClose(out, gold.get('logits_step'), tol, 'step logits');
@@ -35,9 +49,20 @@ describe.each(GOLDEN_SETUPS)('bamba-tiny against the PyTorch reference, kernels 
     }
     // golden k.1 / v.1 are (B, L, Hkv = 1, hd); frugal keeps one (capacity, hd) cache per stream and kv head
     const hd = 8;
-    for (const [which, at] of [['k', 0], ['v', 1]] as const) {
-      const want = gold.get(`${which}.1`), got = new Float64Array(want.length);
-      for (let b = 0; b < B; b++) got.set(state.tensors.get(kvNames(1, b, 0)[at])!.toFloat64().subarray(0, L * hd), b * L * hd);
+    for (const [which, at] of [
+      ['k', 0],
+      ['v', 1],
+    ] as const) {
+      const want = gold.get(`${which}.1`),
+        got = new Float64Array(want.length);
+      for (let b = 0; b < B; b++)
+        got.set(
+          state.tensors
+            .get(kvNames(1, b, 0)[at])!
+            .toFloat64()
+            .subarray(0, L * hd),
+          b * L * hd,
+        );
       expectClose(got, want, tol, `${which} cache`);
     }
   });

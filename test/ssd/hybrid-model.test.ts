@@ -17,8 +17,15 @@ import { checkModelGradients, perturb, randomIds } from '../helpers/models.js';
 const tmp = mkdtempSync(join(tmpdir(), 'frugal-hybrid-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const SMALL: HybridOptions = {
-  dModel: 16, layerTypes: ['mamba2', 'attention', 'mamba'], vocabSize: 40, dState: 8, nHead: 2, nKvHead: 1, intermediateSize: 24,
-  tieWordEmbeddings: false, mamba2: { headDim: 8, nGroups: 2, chunkSize: 8 },
+  dModel: 16,
+  layerTypes: ['mamba2', 'attention', 'mamba'],
+  vocabSize: 40,
+  dState: 8,
+  nHead: 2,
+  nKvHead: 1,
+  intermediateSize: 24,
+  tieWordEmbeddings: false,
+  mamba2: { headDim: 8, nGroups: 2, chunkSize: 8 },
 };
 
 function makeModel(kernels: KernelKind, o: HybridOptions = SMALL, seed = 3) {
@@ -30,7 +37,8 @@ function makeModel(kernels: KernelKind, o: HybridOptions = SMALL, seed = 3) {
 
 it('partial rotary with every channel turned is the full rotary embedding', () => {
   const x = Float64Array.from({ length: 2 * 3 * 2 * 8 }, (_, i) => Math.sin(i));
-  const a = new Float64Array(x.length), b = new Float64Array(x.length);
+  const a = new Float64Array(x.length),
+    b = new Float64Array(x.length);
   ref.ropePartialForward(a, x, 2, 3, 2, 8, 8, 5, 100);
   ref.ropeForward(b, x, 2, 3, 2, 8, 5, 100);
   expectClose(a, b, 1e-15, 'rotary');
@@ -39,11 +47,18 @@ it('partial rotary with every channel turned is the full rotary embedding', () =
 describe.each(['wasm', 'ref'] as KernelKind[])('hybrid invariants (Mamba-2, attention, Mamba-1 layers), %s kernels', (kernels) => {
   it('parallel forward equals successive steps', () => {
     const { e, model } = makeModel(kernels);
-    const B = 2, L = 20, V = 40, ids = randomIds(1, B * L, V);
+    const B = 2,
+      L = 20,
+      V = 40,
+      ids = randomIds(1, B * L, V);
     const par = e.scope(() => model.forward(ids, B, L).toFloat64());
-    const state = model.createState(B), seq = new Float64Array(B * L * V);
+    const state = model.createState(B),
+      seq = new Float64Array(B * L * V);
     for (let t = 0; t < L; t++) {
-      const logits = model.step(Int32Array.from({ length: B }, (_, b) => ids[b * L + t]), state);
+      const logits = model.step(
+        Int32Array.from({ length: B }, (_, b) => ids[b * L + t]),
+        state,
+      );
       for (let b = 0; b < B; b++) seq.set(logits.subarray(b * V, (b + 1) * V), (b * L + t) * V);
     }
     expectClose(seq, par, 1e-5, 'steps vs parallel');
@@ -51,7 +66,10 @@ describe.each(['wasm', 'ref'] as KernelKind[])('hybrid invariants (Mamba-2, atte
 
   it('steps continue from prefills, across the KV cache growing past its first capacity', () => {
     const { e, model } = makeModel(kernels);
-    const B = 1, L = 90, V = 40, ids = randomIds(2, L, V);
+    const B = 1,
+      L = 90,
+      V = 40,
+      ids = randomIds(2, L, V);
     const par = e.scope(() => model.forward(ids, B, L).toFloat64());
     const row = (t: number) => par.subarray(t * V, (t + 1) * V);
     const state = model.createState(B);
@@ -84,8 +102,16 @@ describe('hybrid checkpoints', () => {
 describe('float64 finite-difference gradient check of a whole hybrid', () => {
   it('Mamba-2, attention and Mamba-1 layers: loss w.r.t. every parameter tensor (sampled elements)', () => {
     const e = new Engine({ kernels: 'ref', dtype: 'f64' });
-    const cfg = createHybridConfig({ dModel: 8, layerTypes: ['mamba2', 'attention', 'mamba'], vocabSize: 11, dState: 4, nHead: 2, nKvHead: 1,
-      intermediateSize: 12, mamba2: { headDim: 4, nGroups: 2, chunkSize: 4 } });
+    const cfg = createHybridConfig({
+      dModel: 8,
+      layerTypes: ['mamba2', 'attention', 'mamba'],
+      vocabSize: 11,
+      dState: 4,
+      nHead: 2,
+      nKvHead: 1,
+      intermediateSize: 12,
+      mamba2: { headDim: 4, nGroups: 2, chunkSize: 4 },
+    });
     const rng = Rng.fromSeed(7);
     const model = new HybridLM(e, cfg).init(rng);
     perturb(model, rng, 0.2);

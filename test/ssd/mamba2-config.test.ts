@@ -10,12 +10,16 @@ import { FrugalError } from '../../src/io/errors.js';
 import { randomIds } from '../helpers/models.js';
 
 /** Mamba-2 checkpoints: both layouts' configs read and refused as documented, and saving round-trips. */
-const A = 'test/fixtures/mamba2-tiny-a', B = 'test/fixtures/mamba2-tiny-b';
+const A = 'test/fixtures/mamba2-tiny-a',
+  B = 'test/fixtures/mamba2-tiny-b';
 const made: string[] = [];
-afterAll(() => { for (const d of made) rmSync(d, { recursive: true, force: true }); });
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 
 function withConfig(src: string, edit: (j: Record<string, unknown>) => void): string {
-  const root = mkdtempSync(join(tmpdir(), 'frugal-m2-')), dir = join(root, 'ckpt');
+  const root = mkdtempSync(join(tmpdir(), 'frugal-m2-')),
+    dir = join(root, 'ckpt');
   made.push(root);
   cpSync(src, dir, { recursive: true });
   const j = parseJsonLenient(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
@@ -25,7 +29,9 @@ function withConfig(src: string, edit: (j: Record<string, unknown>) => void): st
 }
 
 function refused(dir: string): string {
-  try { loadModel(new Engine({ kernels: 'ref' }), dir); } catch (e) {
+  try {
+    loadModel(new Engine({ kernels: 'ref' }), dir);
+  } catch (e) {
     expect(e).toBeInstanceOf(FrugalError);
     expect((e as FrugalError).exitCode).toBe(2);
     return (e as Error).message;
@@ -55,26 +61,78 @@ describe('Mamba-2 configs', () => {
     const e = new Engine({ kernels: 'ref' });
     const a = loadModel(e, A);
     expect(a.layout).toBe('hf');
-    expect(a.model.hfConfig()).toMatchObject({ model_type: 'mamba2', num_heads: 4, head_dim: 8, n_groups: 2, time_step_limit: [0, Infinity], tie_word_embeddings: false });
+    expect(a.model.hfConfig()).toMatchObject({
+      model_type: 'mamba2',
+      num_heads: 4,
+      head_dim: 8,
+      n_groups: 2,
+      time_step_limit: [0, Infinity],
+      tie_word_embeddings: false,
+    });
     const b = loadModel(e, B);
     expect(b.layout).toBe('original');
     expect(b.model.config.vocabSize).toBe(40); // 37 padded to a multiple of 8
-    expect(b.model.hfConfig()).toMatchObject({ num_heads: 4, head_dim: 6, n_groups: 1, chunk_size: 5, time_step_limit: [0.02, 0.6], use_bias: true, tie_word_embeddings: true });
+    expect(b.model.hfConfig()).toMatchObject({
+      num_heads: 4,
+      head_dim: 6,
+      n_groups: 1,
+      chunk_size: 5,
+      time_step_limit: [0.02, 0.6],
+      use_bias: true,
+      tie_word_embeddings: true,
+    });
   });
 
   it('refuses what it does not run, naming the key', () => {
-    expect(refused(withConfig(A, (j) => { j.num_heads = 3; }))).toMatch(/num_heads 3 × head_dim 8 must equal expand 2 × hidden_size 16/);
-    expect(refused(withConfig(A, (j) => { j.n_groups = 3; }))).toMatch(/4 heads do not split into 3 groups/);
-    expect(refused(withConfig(A, (j) => { j.time_step_limit = [1, 0.5]; }))).toMatch(/time_step_limit must be a pair/);
-    expect(refused(withConfig(B, (j) => { (j.ssm_cfg as Record<string, unknown>).D_has_hdim = true; }))).toMatch(/D_has_hdim true .* not supported/);
-    expect(refused(withConfig(B, (j) => { (j.ssm_cfg as Record<string, unknown>).d_ssm = 8; }))).toMatch(/d_ssm 8/);
-    expect(refused(withConfig(B, (j) => { j.attn_layer_idx = [1]; }))).toMatch(/attn_layer_idx/);
+    expect(
+      refused(
+        withConfig(A, (j) => {
+          j.num_heads = 3;
+        }),
+      ),
+    ).toMatch(/num_heads 3 × head_dim 8 must equal expand 2 × hidden_size 16/);
+    expect(
+      refused(
+        withConfig(A, (j) => {
+          j.n_groups = 3;
+        }),
+      ),
+    ).toMatch(/4 heads do not split into 3 groups/);
+    expect(
+      refused(
+        withConfig(A, (j) => {
+          j.time_step_limit = [1, 0.5];
+        }),
+      ),
+    ).toMatch(/time_step_limit must be a pair/);
+    expect(
+      refused(
+        withConfig(B, (j) => {
+          (j.ssm_cfg as Record<string, unknown>).D_has_hdim = true;
+        }),
+      ),
+    ).toMatch(/D_has_hdim true .* not supported/);
+    expect(
+      refused(
+        withConfig(B, (j) => {
+          (j.ssm_cfg as Record<string, unknown>).d_ssm = 8;
+        }),
+      ),
+    ).toMatch(/d_ssm 8/);
+    expect(
+      refused(
+        withConfig(B, (j) => {
+          j.attn_layer_idx = [1];
+        }),
+      ),
+    ).toMatch(/attn_layer_idx/);
   });
 
-  it('saves transformers\' layout (Infinity written bare) and loads it back to the same logits, bit for bit', () => {
+  it("saves transformers' layout (Infinity written bare) and loads it back to the same logits, bit for bit", () => {
     const e = new Engine({ kernels: 'wasm' });
     const { model } = loadModel(e, B);
-    const root = mkdtempSync(join(tmpdir(), 'frugal-m2-')), dir = join(root, 'saved');
+    const root = mkdtempSync(join(tmpdir(), 'frugal-m2-')),
+      dir = join(root, 'saved');
     made.push(root);
     {
       writeDirAtomic(dir, modelFiles(model));

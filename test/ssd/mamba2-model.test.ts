@@ -21,13 +21,18 @@ function makeModel(kernels: KernelKind, extra: Partial<Mamba2Options> = {}, seed
 describe.each(KINDS)('Mamba-2 invariants, %s kernels', (kernels) => {
   it('parallel forward over 30 tokens (chunks of 8) equals 30 successive steps', () => {
     const { e, model } = makeModel(kernels);
-    const B = 2, L = 30, V = model.config.vocabSize;
+    const B = 2,
+      L = 30,
+      V = model.config.vocabSize;
     const ids = randomIds(1, B * L, V);
     const par = e.scope(() => model.forward(ids, B, L).toFloat64());
     const state = model.createState(B);
     const seq = new Float64Array(B * L * V);
     for (let t = 0; t < L; t++) {
-      const logits = model.step(Int32Array.from({ length: B }, (_, b) => ids[b * L + t]), state);
+      const logits = model.step(
+        Int32Array.from({ length: B }, (_, b) => ids[b * L + t]),
+        state,
+      );
       for (let b = 0; b < B; b++) seq.set(logits.subarray(b * V, (b + 1) * V), (b * L + t) * V);
     }
     expectClose(seq, par, 1e-5, 'steps vs parallel');
@@ -36,10 +41,13 @@ describe.each(KINDS)('Mamba-2 invariants, %s kernels', (kernels) => {
 
   it('steps continue exactly from the state prefills leave (a prefill shorter than the conv, then one spanning chunks)', () => {
     const { e, model } = makeModel(kernels);
-    const B = 2, L = 40, V = model.config.vocabSize;
+    const B = 2,
+      L = 40,
+      V = model.config.vocabSize;
     const ids = randomIds(2, B * L, V);
     const par = e.scope(() => model.forward(ids, B, L).toFloat64());
-    const cols = (t0: number, t1: number) => Int32Array.from({ length: B * (t1 - t0) }, (_, i) => ids[Math.floor(i / (t1 - t0)) * L + t0 + (i % (t1 - t0))]);
+    const cols = (t0: number, t1: number) =>
+      Int32Array.from({ length: B * (t1 - t0) }, (_, i) => ids[Math.floor(i / (t1 - t0)) * L + t0 + (i % (t1 - t0))]);
     const row = (t: number) => Float64Array.from({ length: B * V }, (_, i) => par[(Math.floor(i / V) * L + t) * V + (i % V)]);
     const state = model.createState(B);
     expectClose(model.prefill(cols(0, 2), 2, state), row(1), 1e-5, 'prefill of 2');
@@ -51,10 +59,23 @@ describe.each(KINDS)('Mamba-2 invariants, %s kernels', (kernels) => {
 describe('float64 finite-difference gradient check of a whole 2-layer Mamba-2 LM', () => {
   it.each([
     ['tied head, 2 groups, no projection bias', {}],
-    ['untied head, projection biases, one group, no conv bias, a clamped Δ', { tieWordEmbeddings: false, useBias: true, nGroups: 1, useConvBias: false, timeStepLimit: [0.05, 3] as [number, number] }],
+    [
+      'untied head, projection biases, one group, no conv bias, a clamped Δ',
+      { tieWordEmbeddings: false, useBias: true, nGroups: 1, useConvBias: false, timeStepLimit: [0.05, 3] as [number, number] },
+    ],
   ] as const)('%s: loss w.r.t. every parameter tensor (sampled elements)', (_, extra) => {
     const e = new Engine({ kernels: 'ref', dtype: 'f64' });
-    const cfg = createMamba2Config({ dModel: 8, nLayer: 2, dState: 4, headDim: 4, nGroups: 2, dConv: 3, chunkSize: 4, vocabSize: 11, ...extra });
+    const cfg = createMamba2Config({
+      dModel: 8,
+      nLayer: 2,
+      dState: 4,
+      headDim: 4,
+      nGroups: 2,
+      dConv: 3,
+      chunkSize: 4,
+      vocabSize: 11,
+      ...extra,
+    });
     const rng = Rng.fromSeed(7);
     const model = new Mamba2LM(e, cfg).init(rng);
     perturb(model, rng, 0.2);

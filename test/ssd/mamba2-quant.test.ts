@@ -30,24 +30,32 @@ describe.each(['q8', 'q4'] as const)('Mamba-2 %s', (format) => {
   it('quantises in_proj, out_proj and the embedding only; stays close to f32; steps equal the parallel pass', () => {
     expect([...quantPlan(new Mamba2LM(new Engine({ kernels: 'ref' }), cfg).specs, format).keys()].sort()).toEqual([
       'backbone.embeddings.weight',
-      'backbone.layers.0.mixer.in_proj.weight', 'backbone.layers.0.mixer.out_proj.weight',
-      'backbone.layers.1.mixer.in_proj.weight', 'backbone.layers.1.mixer.out_proj.weight',
+      'backbone.layers.0.mixer.in_proj.weight',
+      'backbone.layers.0.mixer.out_proj.weight',
+      'backbone.layers.1.mixer.in_proj.weight',
+      'backbone.layers.1.mixer.out_proj.weight',
     ]);
-    const f = model(), q = model(), ids = randomIds(9, 20, 64);
+    const f = model(),
+      q = model(),
+      ids = randomIds(9, 20, 64);
     const before = weightBytes(q);
     quantizeModel(q, format);
     expect(isQuant(q.layers[0].inProj) && isQuant(q.head)).toBe(true);
     expect(q.params.has('backbone.layers.0.mixer.A_log') && q.params.has('backbone.layers.0.mixer.norm.weight')).toBe(true);
     expect(weightBytes(q)).toBeLessThan(before * (format === 'q8' ? 0.4 : 0.35));
-    const pf = f.e.scope(() => f.forward(ids, 1, 20).toFloat64()), pq = q.e.scope(() => q.forward(ids, 1, 20).toFloat64());
+    const pf = f.e.scope(() => f.forward(ids, 1, 20).toFloat64()),
+      pq = q.e.scope(() => q.forward(ids, 1, 20).toFloat64());
     expect(relErr(pq, pf)).toBeLessThan(format === 'q8' ? 0.05 : 0.4); // random weights: max error over the largest logit
-    const st = q.createState(1), steps: number[] = [];
+    const st = q.createState(1),
+      steps: number[] = [];
     for (let t = 0; t < 20; t++) steps.push(...q.step(ids.subarray(t, t + 1), st));
     expectClose(steps, pq, 1e-5, 'quantised steps vs parallel');
   });
 
   it('saves, loads and quantises from the file to the same logits', () => {
-    const m = model(), src = join(tmp, `f32-${format}`), dst = join(tmp, format);
+    const m = model(),
+      src = join(tmp, `f32-${format}`),
+      dst = join(tmp, format);
     writeDirAtomic(src, modelFiles(m));
     quantizeModel(m, format);
     writeDirAtomic(dst, modelFiles(m));

@@ -13,19 +13,33 @@ import { GOLDEN_SETUPS, golden } from '../helpers/golden.js';
 const gold = golden('mamba3-tiny');
 
 describe.each(GOLDEN_SETUPS)('mamba3-tiny against the PyTorch reference, kernels $kernels, $dtype', ({ kernels, dtype, tol }) => {
-  const load = () => { const e = new Engine({ kernels, dtype }); return { e, ...loadModel(e, 'test/fixtures/mamba3-tiny') }; };
+  const load = () => {
+    const e = new Engine({ kernels, dtype });
+    return { e, ...loadModel(e, 'test/fixtures/mamba3-tiny') };
+  };
 
   it('parallel forward gives the golden logits', () => {
     const { e, model, layout } = load();
     expect(layout).toBe('original');
-    expectClose(e.scope(() => model.forward(gold.ids, gold.B, gold.L).toFloat64()), gold.get('logits'), tol, 'logits');
+    expectClose(
+      e.scope(() => model.forward(gold.ids, gold.B, gold.L).toFloat64()),
+      gold.get('logits'),
+      tol,
+      'logits',
+    );
   });
 
   it('successive steps give the golden step logits and the final state', () => {
     const { model } = load();
-    const { B, L } = gold, V = model.config.vocabSize, state = model.createState(B), out = new Float64Array(B * L * V);
+    const { B, L } = gold,
+      V = model.config.vocabSize,
+      state = model.createState(B),
+      out = new Float64Array(B * L * V);
     for (let t = 0; t < L; t++) {
-      const logits = model.step(Int32Array.from({ length: B }, (_, b) => gold.ids[b * L + t]), state);
+      const logits = model.step(
+        Int32Array.from({ length: B }, (_, b) => gold.ids[b * L + t]),
+        state,
+      );
       for (let b = 0; b < B; b++) out.set(logits.subarray(b * V, (b + 1) * V), (b * L + t) * V);
     }
     expectClose(out, gold.get('logits_step'), tol, 'step logits');

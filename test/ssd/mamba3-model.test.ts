@@ -20,11 +20,18 @@ function makeModel(kernels: KernelKind, seed = 3) {
 describe.each(['wasm', 'ref'] as KernelKind[])('Mamba-3 invariants, %s kernels', (kernels) => {
   it('parallel forward over 40 tokens equals 40 successive steps', () => {
     const { e, model } = makeModel(kernels);
-    const B = 2, L = 40, V = 40, ids = randomIds(1, B * L, V);
+    const B = 2,
+      L = 40,
+      V = 40,
+      ids = randomIds(1, B * L, V);
     const par = e.scope(() => model.forward(ids, B, L).toFloat64());
-    const state = model.createState(B), seq = new Float64Array(B * L * V);
+    const state = model.createState(B),
+      seq = new Float64Array(B * L * V);
     for (let t = 0; t < L; t++) {
-      const logits = model.step(Int32Array.from({ length: B }, (_, b) => ids[b * L + t]), state);
+      const logits = model.step(
+        Int32Array.from({ length: B }, (_, b) => ids[b * L + t]),
+        state,
+      );
       for (let b = 0; b < B; b++) seq.set(logits.subarray(b * V, (b + 1) * V), (b * L + t) * V);
     }
     expectClose(seq, par, 1e-5, 'steps vs parallel');
@@ -32,9 +39,12 @@ describe.each(['wasm', 'ref'] as KernelKind[])('Mamba-3 invariants, %s kernels',
 
   it('steps continue from the state prefills leave', () => {
     const { e, model } = makeModel(kernels);
-    const L = 36, V = 40, ids = randomIds(2, L, V);
+    const L = 36,
+      V = 40,
+      ids = randomIds(2, L, V);
     const par = e.scope(() => model.forward(ids, 1, L).toFloat64());
-    const row = (t: number) => par.subarray(t * V, (t + 1) * V), state = model.createState(1);
+    const row = (t: number) => par.subarray(t * V, (t + 1) * V),
+      state = model.createState(1);
     expectClose(model.prefill(ids.subarray(0, 1), 1, state), row(0), 1e-5, 'prefill of 1');
     expectClose(model.prefill(ids.subarray(1, 20), 19, state), row(19), 1e-5, 'prefill of 19');
     for (let t = 20; t < L; t++) expectClose(model.step(ids.subarray(t, t + 1), state), row(t), 1e-5, `step ${t}`);
@@ -43,13 +53,15 @@ describe.each(['wasm', 'ref'] as KernelKind[])('Mamba-3 invariants, %s kernels',
 });
 
 describe('float64 finite-difference gradient check of a whole 2-layer Mamba-3 LM', () => {
-  it.each([['tied head, 2 groups', {}], ['untied head, one group, every state channel turned', { tieWordEmbeddings: false, nGroups: 1, ropeFraction: 1 }]] as const)(
-    '%s: loss w.r.t. every parameter tensor (sampled elements)', (_, extra) => {
-      const e = new Engine({ kernels: 'ref', dtype: 'f64' });
-      const cfg = createMamba3Config({ dModel: 8, nLayer: 2, dState: 6, headDim: 4, nGroups: 2, vocabSize: 11, ...extra });
-      const rng = Rng.fromSeed(7);
-      const model = new Mamba3LM(e, cfg).init(rng);
-      perturb(model, rng, 0.2);
-      checkModelGradients(model, rng, 2, 9, 3, 1e-5, 1e-3);
-    });
+  it.each([
+    ['tied head, 2 groups', {}],
+    ['untied head, one group, every state channel turned', { tieWordEmbeddings: false, nGroups: 1, ropeFraction: 1 }],
+  ] as const)('%s: loss w.r.t. every parameter tensor (sampled elements)', (_, extra) => {
+    const e = new Engine({ kernels: 'ref', dtype: 'f64' });
+    const cfg = createMamba3Config({ dModel: 8, nLayer: 2, dState: 6, headDim: 4, nGroups: 2, vocabSize: 11, ...extra });
+    const rng = Rng.fromSeed(7);
+    const model = new Mamba3LM(e, cfg).init(rng);
+    perturb(model, rng, 0.2);
+    checkModelGradients(model, rng, 2, 9, 3, 1e-5, 1e-3);
+  });
 });

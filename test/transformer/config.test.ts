@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { createLlamaConfig, defaultHeads, defaultIntermediate, llamaConfigFromHF, llamaConfigToHF } from '../../src/models/transformer/config.js';
+import {
+  createLlamaConfig,
+  defaultHeads,
+  defaultIntermediate,
+  llamaConfigFromHF,
+  llamaConfigToHF,
+} from '../../src/models/transformer/config.js';
 import { FrugalError } from '../../src/io/errors.js';
 import { Engine } from '../../src/ops/index.js';
 import { modelFromConfig } from '../../src/models/checkpoint.js';
@@ -10,7 +16,9 @@ import { Rng } from '../../src/io/rng.js';
 const BASE = { model_type: 'llama', hidden_size: 32, num_hidden_layers: 2, vocab_size: 40, num_attention_heads: 4, intermediate_size: 48 };
 
 function inputErr(fn: () => unknown, mention: RegExp): void {
-  try { fn(); } catch (e) {
+  try {
+    fn();
+  } catch (e) {
     expect(e).toBeInstanceOf(FrugalError);
     expect((e as FrugalError).exitCode).toBe(2);
     expect((e as Error).message).toMatch(mention);
@@ -24,8 +32,21 @@ describe('LlamaConfig from config.json (lenient) and frugal options (strict)', (
     const raw = JSON.parse(readFileSync('test/fixtures/llama-tiny-b/config.json', 'utf8'));
     const { config, warnings } = llamaConfigFromHF(raw, 'cfg');
     expect(warnings).toEqual([]);
-    expect(config).toMatchObject({ dModel: 12, nHead: 4, nKvHead: 2, headDim: 6, intermediateSize: 20, ropeTheta: 500, rmsNormEps: 1e-5,
-      attentionBias: true, mlpBias: true, tieWordEmbeddings: false, bosTokenId: 1, eosTokenId: 2, padTokenId: null });
+    expect(config).toMatchObject({
+      dModel: 12,
+      nHead: 4,
+      nKvHead: 2,
+      headDim: 6,
+      intermediateSize: 20,
+      ropeTheta: 500,
+      rmsNormEps: 1e-5,
+      attentionBias: true,
+      mlpBias: true,
+      tieWordEmbeddings: false,
+      bosTokenId: 1,
+      eosTokenId: 2,
+      padTokenId: null,
+    });
     expect(llamaConfigFromHF(llamaConfigToHF(config), 'again').config).toEqual(config);
   });
 
@@ -35,7 +56,10 @@ describe('LlamaConfig from config.json (lenient) and frugal options (strict)', (
   });
 
   it('warns about unknown keys and accepts documented init-only ones', () => {
-    const { warnings } = llamaConfigFromHF({ ...BASE, pretraining_tp: 1, initializer_range: 0.1, use_cache: false, flux_capacitor: 3 }, 'c.json');
+    const { warnings } = llamaConfigFromHF(
+      { ...BASE, pretraining_tp: 1, initializer_range: 0.1, use_cache: false, flux_capacitor: 3 },
+      'c.json',
+    );
     expect(warnings).toEqual(["c.json: unknown config key 'flux_capacitor' ignored"]);
   });
 
@@ -64,6 +88,9 @@ describe('LlamaConfig from config.json (lenient) and frugal options (strict)', (
     expect(modelFromConfig(e, BASE, 'c').model.config.modelType).toBe('llama');
     const m = createModel('transformer', e, { dModel: 64, layers: 2, dState: 16, vocabSize: 256, heads: 2 }, Rng.fromSeed(1));
     expect(m.hfConfig()).toMatchObject({ model_type: 'llama', num_attention_heads: 2, hidden_size: 64, tie_word_embeddings: true });
-    inputErr(() => createModel('transformer', e, { dModel: 60, layers: 1, dState: 16, vocabSize: 256, heads: 7 }, Rng.fromSeed(1)), /--arch transformer/);
+    inputErr(
+      () => createModel('transformer', e, { dModel: 60, layers: 1, dState: 16, vocabSize: 256, heads: 7 }, Rng.fromSeed(1)),
+      /--arch transformer/,
+    );
   });
 });

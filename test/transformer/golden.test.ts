@@ -15,7 +15,6 @@ import { GOLDEN_SETUPS, golden } from '../helpers/golden.js';
 const FIXTURES = ['llama-tiny-a', 'llama-tiny-b'];
 const SETUPS = GOLDEN_SETUPS;
 
-
 describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
   const gold = golden(name);
   describe.each(SETUPS)('kernels $kernels, $dtype', ({ kernels, dtype, tol }) => {
@@ -36,11 +35,16 @@ describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
 
     it('successive KV-cache steps give the golden step logits and the golden keys and values', () => {
       const { model } = load();
-      const { B, L } = gold, V = model.config.vocabSize, { nKvHead: Hkv, headDim: hd } = model.config;
+      const { B, L } = gold,
+        V = model.config.vocabSize,
+        { nKvHead: Hkv, headDim: hd } = model.config;
       const state = model.createState(B);
       const out = new Float64Array(B * L * V);
       for (let t = 0; t < L; t++) {
-        const logits = model.step(Int32Array.from({ length: B }, (_, b) => gold.ids[b * L + t]), state);
+        const logits = model.step(
+          Int32Array.from({ length: B }, (_, b) => gold.ids[b * L + t]),
+          state,
+        );
         for (let b = 0; b < B; b++) out.set(logits.subarray(b * V, (b + 1) * V), (b * L + t) * V);
       }
       expectClose(out, gold.get('logits_step'), tol, 'step logits');
@@ -50,9 +54,26 @@ describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
         const [gk, gv] = [gold.get(`key_cache.${i}`), gold.get(`value_cache.${i}`)];
         for (let b = 0; b < B; b++) {
           for (let g = 0; g < Hkv; g++) {
-            const [kn, vn] = kvNames(i, b, g), at = ((b * Hkv + g) * L) * hd;
-            expectClose(state.tensors.get(kn)!.toFloat64().subarray(0, L * hd), gk.subarray(at, at + L * hd), tol, `${kn}`);
-            expectClose(state.tensors.get(vn)!.toFloat64().subarray(0, L * hd), gv.subarray(at, at + L * hd), tol, `${vn}`);
+            const [kn, vn] = kvNames(i, b, g),
+              at = (b * Hkv + g) * L * hd;
+            expectClose(
+              state.tensors
+                .get(kn)!
+                .toFloat64()
+                .subarray(0, L * hd),
+              gk.subarray(at, at + L * hd),
+              tol,
+              `${kn}`,
+            );
+            expectClose(
+              state.tensors
+                .get(vn)!
+                .toFloat64()
+                .subarray(0, L * hd),
+              gv.subarray(at, at + L * hd),
+              tol,
+              `${vn}`,
+            );
           }
         }
       }
@@ -60,8 +81,11 @@ describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
 
     it('a prefill, a second prefill and then steps continue exactly', () => {
       const { model } = load();
-      const { B, L } = gold, V = model.config.vocabSize, ref = gold.get('logits');
-      const cols = (t0: number, t1: number) => Int32Array.from({ length: B * (t1 - t0) }, (_, i) => gold.ids[Math.floor(i / (t1 - t0)) * L + t0 + (i % (t1 - t0))]);
+      const { B, L } = gold,
+        V = model.config.vocabSize,
+        ref = gold.get('logits');
+      const cols = (t0: number, t1: number) =>
+        Int32Array.from({ length: B * (t1 - t0) }, (_, i) => gold.ids[Math.floor(i / (t1 - t0)) * L + t0 + (i % (t1 - t0))]);
       const state = model.createState(B);
       expectClose(model.prefill(cols(0, 4), 4, state), row(3, V, ref), tol, 'first prefill');
       expectClose(model.prefill(cols(4, 9), 5, state), row(8, V, ref), tol, 'second prefill');

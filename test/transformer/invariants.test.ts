@@ -27,7 +27,6 @@ function makeModel(kernels: KernelKind, extra: Partial<LlamaOptions> = {}, seed 
   return { e, model };
 }
 
-
 /** Columns t0..t1 of each of B rows of ids (B, L). */
 const cols = (ids: Int32Array, B: number, L: number, t0: number, t1: number) =>
   Int32Array.from({ length: B * (t1 - t0) }, (_, i) => ids[Math.floor(i / (t1 - t0)) * L + t0 + (i % (t1 - t0))]);
@@ -37,7 +36,9 @@ const row = (par: Float64Array, B: number, L: number, V: number, t: number) =>
 describe.each(KINDS)('transformer invariants, %s kernels', (kernels) => {
   it('the parallel forward over 80 tokens equals 80 successive KV-cache steps (and the cache doubles past its capacity)', () => {
     const { e, model } = makeModel(kernels);
-    const B = 2, L = 80, V = model.config.vocabSize;
+    const B = 2,
+      L = 80,
+      V = model.config.vocabSize;
     const ids = randomIds(1, B * L, V);
     const par = e.scope(() => model.forward(ids, B, L).toFloat64());
     const state = model.createState(B);
@@ -53,7 +54,9 @@ describe.each(KINDS)('transformer invariants, %s kernels', (kernels) => {
 
   it('a prefill longer than one chunk (600 tokens), then a reserved cache, then steps, all match the forward', () => {
     const { e, model } = makeModel(kernels, { dModel: 16, nLayer: 1, nHead: 2, nKvHead: 1 });
-    const B = 1, L = 620, V = model.config.vocabSize;
+    const B = 1,
+      L = 620,
+      V = model.config.vocabSize;
     const ids = randomIds(2, B * L, V);
     const par = e.scope(() => model.forward(ids, B, L).toFloat64());
     const state = model.createState(B);
@@ -70,11 +73,29 @@ describe.each(KINDS)('transformer invariants, %s kernels', (kernels) => {
     try {
       writeDirAtomic(dir, modelFiles(model));
       const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-      expect(cfg).toMatchObject({ model_type: 'llama', architectures: ['LlamaForCausalLM'], hidden_size: 24, num_attention_heads: 4,
-        num_key_value_heads: 2, head_dim: 6, num_hidden_layers: 2, tie_word_embeddings: false, attention_bias: true, mlp_bias: true, hidden_act: 'silu' });
+      expect(cfg).toMatchObject({
+        model_type: 'llama',
+        architectures: ['LlamaForCausalLM'],
+        hidden_size: 24,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        head_dim: 6,
+        num_hidden_layers: 2,
+        tie_word_embeddings: false,
+        attention_bias: true,
+        mlp_bias: true,
+        hidden_act: 'silu',
+      });
       const names = [...decodeSafetensors(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), 'm').tensors.keys()];
-      for (const n of ['model.embed_tokens.weight', 'model.layers.1.self_attn.q_proj.weight', 'model.layers.0.self_attn.o_proj.bias',
-        'model.layers.0.mlp.gate_proj.weight', 'model.layers.1.post_attention_layernorm.weight', 'model.norm.weight', 'lm_head.weight']) {
+      for (const n of [
+        'model.embed_tokens.weight',
+        'model.layers.1.self_attn.q_proj.weight',
+        'model.layers.0.self_attn.o_proj.bias',
+        'model.layers.0.mlp.gate_proj.weight',
+        'model.layers.1.post_attention_layernorm.weight',
+        'model.norm.weight',
+        'lm_head.weight',
+      ]) {
         expect(names).toContain(n);
       }
       const e2 = new Engine({ kernels });
@@ -83,7 +104,9 @@ describe.each(KINDS)('transformer invariants, %s kernels', (kernels) => {
       const a = e.scope(() => Float32Array.from(model.forward(ids, 1, 33).data()));
       const b = e2.scope(() => Float32Array.from(loaded.forward(ids, 1, 33).data()));
       expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
-    } finally { rmSync(dir, { recursive: true, force: true }); }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

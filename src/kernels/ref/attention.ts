@@ -11,8 +11,9 @@ import { sigmoid } from './elementwise.js';
 
 /** inv_freq[i] = theta^(-2i / hd), i < hd/2: the per-pair rotation frequencies of RoPE. */
 function inverseFrequencies(hd: number, theta: number): Float64Array {
-  const half = hd >> 1, f = new Float64Array(half);
-  for (let i = 0; i < half; i++) f[i] = Math.pow(theta, -2 * i / hd);
+  const half = hd >> 1,
+    f = new Float64Array(half);
+  for (let i = 0; i < half; i++) f[i] = theta ** ((-2 * i) / hd);
   return f;
 }
 
@@ -36,17 +37,27 @@ export function ropeBackward(dx: F, dout: F, B: number, L: number, H: number, hd
 
 /** out = R(sign·angle)·x in the rotate_half layout, overwriting or (acc) accumulating; out may alias x when overwriting. */
 function rotate(out: F, x: F, B: number, L: number, H: number, hd: number, pos0: number, theta: number, sign: 1 | -1, acc: boolean): void {
-  const half = hd >> 1, f = inverseFrequencies(hd, theta);
+  const half = hd >> 1,
+    f = inverseFrequencies(hd, theta);
   for (let t = 0; t < L; t++) {
     const p = pos0 + t;
     for (let i = 0; i < half; i++) {
-      const c = Math.cos(p * f[i]), s = sign * Math.sin(p * f[i]);
+      const c = Math.cos(p * f[i]),
+        s = sign * Math.sin(p * f[i]);
       for (let b = 0; b < B; b++) {
         for (let h = 0; h < H; h++) {
           const o = ((b * L + t) * H + h) * hd + i;
-          const x1 = x[o], x2 = x[o + half];
-          const y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
-          if (acc) { out[o] += y1; out[o + half] += y2; } else { out[o] = y1; out[o + half] = y2; }
+          const x1 = x[o],
+            x2 = x[o + half];
+          const y1 = x1 * c - x2 * s,
+            y2 = x2 * c + x1 * s;
+          if (acc) {
+            out[o] += y1;
+            out[o + half] += y2;
+          } else {
+            out[o] = y1;
+            out[o + half] = y2;
+          }
         }
       }
     }
@@ -61,7 +72,8 @@ function rotate(out: F, x: F, B: number, L: number, H: number, hd: number, pos0:
  * out (B, L, H, hd), lse (B, H, L) <- q (B, L, H, hd), k, v (B, L, Hkv, hd)
  */
 export function attentionForward(out: F, lse: F, q: F, k: F, v: F, B: number, L: number, H: number, Hkv: number, hd: number): void {
-  const scale = 1 / Math.sqrt(hd), group = H / Hkv;
+  const scale = 1 / Math.sqrt(hd),
+    group = H / Hkv;
   const s = new Float64Array(L); // one score row, reused
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
@@ -77,7 +89,10 @@ export function attentionForward(out: F, lse: F, q: F, k: F, v: F, B: number, L:
           if (s[j] > m) m = s[j];
         }
         let z = 0;
-        for (let j = 0; j <= i; j++) { s[j] = Math.exp(s[j] - m); z += s[j]; }
+        for (let j = 0; j <= i; j++) {
+          s[j] = Math.exp(s[j] - m);
+          z += s[j];
+        }
         for (let d = 0; d < hd; d++) {
           let acc = 0;
           for (let j = 0; j <= i; j++) acc += s[j] * v[((b * L + j) * Hkv + g) * hd + d];
@@ -95,20 +110,40 @@ export function attentionForward(out: F, lse: F, q: F, k: F, v: F, B: number, L:
  *   dv_j += p_ij·dout_i;  ds_ij = p_ij·(dout_i·v_j − D_i);
  *   dq_i += ds_ij·k_j / sqrt(hd);  dk_j += ds_ij·q_i / sqrt(hd)
  */
-export function attentionBackward(dq: F, dk: F, dv: F, dout: F, q: F, k: F, v: F, out: F, lse: F,
-  B: number, L: number, H: number, Hkv: number, hd: number): void {
-  const scale = 1 / Math.sqrt(hd), group = H / Hkv;
+export function attentionBackward(
+  dq: F,
+  dk: F,
+  dv: F,
+  dout: F,
+  q: F,
+  k: F,
+  v: F,
+  out: F,
+  lse: F,
+  B: number,
+  L: number,
+  H: number,
+  Hkv: number,
+  hd: number,
+): void {
+  const scale = 1 / Math.sqrt(hd),
+    group = H / Hkv;
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       const g = Math.floor(h / group);
       for (let i = 0; i < L; i++) {
-        const qo = ((b * L + i) * H + h) * hd, l = lse[(b * H + h) * L + i];
+        const qo = ((b * L + i) * H + h) * hd,
+          l = lse[(b * H + h) * L + i];
         let Di = 0;
         for (let d = 0; d < hd; d++) Di += dout[qo + d] * out[qo + d];
         for (let j = 0; j <= i; j++) {
           const ko = ((b * L + j) * Hkv + g) * hd;
-          let dot = 0, dp = 0;
-          for (let d = 0; d < hd; d++) { dot += q[qo + d] * k[ko + d]; dp += dout[qo + d] * v[ko + d]; }
+          let dot = 0,
+            dp = 0;
+          for (let d = 0; d < hd; d++) {
+            dot += q[qo + d] * k[ko + d];
+            dp += dout[qo + d] * v[ko + d];
+          }
           const p = Math.exp(dot * scale - l);
           const ds = p * (dp - Di) * scale;
           for (let d = 0; d < hd; d++) {
@@ -130,7 +165,8 @@ export function swigluForward(out: F, gate: F, up: F, n: number): void {
 /** dgate (n) += dout·up·silu'(gate);  dup (n) += dout·silu(gate);  silu'(x) = s(1 + x(1 − s)) */
 export function swigluBackward(dgate: F, dup: F, dout: F, gate: F, up: F, n: number): void {
   for (let i = 0; i < n; i++) {
-    const x = gate[i], s = sigmoid(x);
+    const x = gate[i],
+      s = sigmoid(x);
     dgate[i] += dout[i] * up[i] * s * (1 + x * (1 - s));
     dup[i] += dout[i] * x * s;
   }

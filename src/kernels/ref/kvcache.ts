@@ -12,7 +12,8 @@ import type { F } from './types.js';
 /** out (rows, hd) = scale · x (…, H, hd)[row0 .. row0+rows, h, :] */
 export function gatherHead(out: F, x: F, row0: number, rows: number, H: number, hd: number, h: number, scale: number): void {
   for (let r = 0; r < rows; r++) {
-    const src = ((row0 + r) * H + h) * hd, dst = r * hd;
+    const src = ((row0 + r) * H + h) * hd,
+      dst = r * hd;
     for (let d = 0; d < hd; d++) out[dst + d] = x[src + d] * scale;
   }
 }
@@ -20,7 +21,9 @@ export function gatherHead(out: F, x: F, row0: number, rows: number, H: number, 
 /** out (…, H, hd)[row0 + r, h, :] = x (rows, hd)[r, :] / z[r]: normalise the softmax rows and scatter back. */
 export function scatterHead(out: F, x: F, z: F, row0: number, rows: number, H: number, hd: number, h: number): void {
   for (let r = 0; r < rows; r++) {
-    const dst = ((row0 + r) * H + h) * hd, src = r * hd, inv = 1 / z[r];
+    const dst = ((row0 + r) * H + h) * hd,
+      src = r * hd,
+      inv = 1 / z[r];
     for (let d = 0; d < hd; d++) out[dst + d] = x[src + d] * inv;
   }
 }
@@ -28,7 +31,8 @@ export function scatterHead(out: F, x: F, z: F, row0: number, rows: number, H: n
 /** cache (capacity, hd)[pos + r, :] = x (…, H, hd)[row0 + r, h, :]: append a chunk's keys or values. */
 export function kvAppend(cache: F, x: F, row0: number, rows: number, H: number, hd: number, h: number, pos: number): void {
   for (let r = 0; r < rows; r++) {
-    const src = ((row0 + r) * H + h) * hd, dst = (pos + r) * hd;
+    const src = ((row0 + r) * H + h) * hd,
+      dst = (pos + r) * hd;
     for (let d = 0; d < hd; d++) cache[dst + d] = x[src + d];
   }
 }
@@ -40,7 +44,8 @@ export function kvAppend(cache: F, x: F, row0: number, rows: number, H: number, 
  */
 export function causalMaxShift(s: F, rows: number, n: number, valid0: number): void {
   for (let r = 0; r < rows; r++) {
-    const o = r * n, valid = Math.min(n, valid0 + r);
+    const o = r * n,
+      valid = Math.min(n, valid0 + r);
     let m = -Infinity;
     for (let j = 0; j < valid; j++) if (s[o + j] > m) m = s[o + j];
     for (let j = 0; j < valid; j++) s[o + j] -= m;

@@ -40,7 +40,9 @@ export function crossEntropyForward(losses: F, lse: F, logits: F, targets: Int32
 /** dlogits (rows, V) += dloss[r] · (softmax(logits) − onehot(target)) */
 export function crossEntropyBackward(dlogits: F, dloss: F, logits: F, lse: F, targets: Int32Array, rows: number, V: number): void {
   for (let r = 0; r < rows; r++) {
-    const o = r * V, g = dloss[r], l = lse[r];
+    const o = r * V,
+      g = dloss[r],
+      l = lse[r];
     for (let v = 0; v < V; v++) dlogits[o + v] += g * Math.exp(logits[o + v] - l);
     dlogits[o + targets[r]] -= g;
   }

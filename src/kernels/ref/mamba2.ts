@@ -24,7 +24,8 @@ export function dtSoftplusForward(out: F, dt: F, bias: F, rows: number, H: numbe
 export function dtSoftplusBackward(ddt: F, dbias: F, dout: F, dt: F, bias: F, rows: number, H: number, lo: number, hi: number): void {
   for (let r = 0; r < rows; r++) {
     for (let h = 0; h < H; h++) {
-      const v = dt[r * H + h] + bias[h], sp = softplus1(v);
+      const v = dt[r * H + h] + bias[h],
+        sp = softplus1(v);
       const g = sp < lo || sp > hi ? 0 : dout[r * H + h] * sigmoid(v);
       ddt[r * H + h] += g;
       dbias[h] += g;
@@ -43,7 +44,10 @@ export function gatedRmsnormForward(out: F, rstd: F, y: F, z: F, w: F, rows: num
     for (let k = 0; k < D / gs; k++) {
       const o = r * D + k * gs;
       let ss = 0;
-      for (let i = 0; i < gs; i++) { const gv = y[o + i] * z[o + i] * sigmoid(z[o + i]); ss += gv * gv; }
+      for (let i = 0; i < gs; i++) {
+        const gv = y[o + i] * z[o + i] * sigmoid(z[o + i]);
+        ss += gv * gv;
+      }
       const rs = 1 / Math.sqrt(ss / gs + eps);
       rstd[r * (D / gs) + k] = rs;
       for (let i = 0; i < gs; i++) out[o + i] = y[o + i] * z[o + i] * sigmoid(z[o + i]) * rs * w[k * gs + i];
@@ -59,12 +63,16 @@ export function gatedRmsnormForward(out: F, rstd: F, y: F, z: F, w: F, rows: num
 export function gatedRmsnormBackward(dy: F, dz: F, dw: F, dout: F, y: F, z: F, w: F, rstd: F, rows: number, D: number, gs: number): void {
   for (let r = 0; r < rows; r++) {
     for (let k = 0; k < D / gs; k++) {
-      const o = r * D + k * gs, rs = rstd[r * (D / gs) + k];
+      const o = r * D + k * gs,
+        rs = rstd[r * (D / gs) + k];
       let dot = 0;
       for (let i = 0; i < gs; i++) dot += dout[o + i] * w[k * gs + i] * y[o + i] * z[o + i] * sigmoid(z[o + i]) * rs;
       const m = dot / gs;
       for (let i = 0; i < gs; i++) {
-        const zi = z[o + i], s = sigmoid(zi), silu = zi * s, ghat = y[o + i] * silu * rs;
+        const zi = z[o + i],
+          s = sigmoid(zi),
+          silu = zi * s,
+          ghat = y[o + i] * silu * rs;
         dw[k * gs + i] += dout[o + i] * ghat;
         const dg = rs * (dout[o + i] * w[k * gs + i] - ghat * m);
         dy[o + i] += dg * silu;

@@ -7,15 +7,27 @@ import type { F } from './types.js';
  * bc1 = 1 − β1^t and bc2 = 1 − β2^t are the bias corrections for step t (passed in).
  * p, g, m, v (n)
  */
-export function adamwStep(p: F, g: F, m: F, v: F, n: number, lr: number, beta1: number, beta2: number,
-  eps: number, wd: number, bc1: number, bc2: number): void {
+export function adamwStep(
+  p: F,
+  g: F,
+  m: F,
+  v: F,
+  n: number,
+  lr: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  wd: number,
+  bc1: number,
+  bc2: number,
+): void {
   for (let i = 0; i < n; i++) {
     const gi = g[i];
     const mi = beta1 * m[i] + (1 - beta1) * gi;
     const vi = beta2 * v[i] + (1 - beta2) * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    p[i] -= lr * ((mi / bc1) / (Math.sqrt(vi / bc2) + eps) + wd * p[i]);
+    p[i] -= lr * (mi / bc1 / (Math.sqrt(vi / bc2) + eps) + wd * p[i]);
   }
 }
 

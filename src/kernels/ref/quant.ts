@@ -28,7 +28,8 @@ export function quantizeQ8(q: Int8Array, scales: F, x: F, rows: number, K: numbe
       const o = r * K + b * QK;
       let amax = 0;
       for (let i = 0; i < QK; i++) amax = Math.max(amax, Math.abs(x[o + i]));
-      const d = Math.fround(amax / 127), id = d !== 0 ? Math.fround(1 / d) : 0;
+      const d = Math.fround(amax / 127),
+        id = d !== 0 ? Math.fround(1 / d) : 0;
       scales[r * nb + b] = d;
       for (let i = 0; i < QK; i++) q[o + i] = roundAway(Math.fround(x[o + i] * id));
     }
@@ -41,9 +42,15 @@ export function quantizeQ4(q: Uint8Array, scales: F, x: F, rows: number, K: numb
   for (let r = 0; r < rows; r++) {
     for (let b = 0; b < nb; b++) {
       const o = r * K + b * QK;
-      let amax = 0, m = 0;
-      for (let i = 0; i < QK; i++) if (Math.abs(x[o + i]) > amax) { amax = Math.abs(x[o + i]); m = x[o + i]; }
-      const d = Math.fround(m / -8), id = d !== 0 ? Math.fround(1 / d) : 0;
+      let amax = 0,
+        m = 0;
+      for (let i = 0; i < QK; i++)
+        if (Math.abs(x[o + i]) > amax) {
+          amax = Math.abs(x[o + i]);
+          m = x[o + i];
+        }
+      const d = Math.fround(m / -8),
+        id = d !== 0 ? Math.fround(1 / d) : 0;
       scales[r * nb + b] = d;
       const qo = (r * K + b * QK) / 2;
       for (let j = 0; j < QK / 2; j++) {
@@ -66,7 +73,9 @@ export function dequantizeQ4(out: F, q: Uint8Array, scales: F, rows: number, K: 
   const nb = K / QK;
   for (let r = 0; r < rows; r++) {
     for (let b = 0; b < nb; b++) {
-      const d = scales[r * nb + b], qo = (r * K + b * QK) / 2, o = r * K + b * QK;
+      const d = scales[r * nb + b],
+        qo = (r * K + b * QK) / 2,
+        o = r * K + b * QK;
       for (let j = 0; j < QK / 2; j++) {
         out[o + j] = ((q[qo + j] & 15) - 8) * d;
         out[o + j + QK / 2] = ((q[qo + j] >> 4) - 8) * d;
@@ -103,7 +112,9 @@ export function embeddingQ4(out: F, q: Uint8Array, scales: F, ids: Int32Array, n
   for (let i = 0; i < n; i++) {
     const r = ids[i];
     for (let b = 0; b < nb; b++) {
-      const d = scales[r * nb + b], qo = (r * D + b * QK) / 2, o = i * D + b * QK;
+      const d = scales[r * nb + b],
+        qo = (r * D + b * QK) / 2,
+        o = i * D + b * QK;
       for (let j = 0; j < QK / 2; j++) {
         out[o + j] = ((q[qo + j] & 15) - 8) * d;
         out[o + j + QK / 2] = ((q[qo + j] >> 4) - 8) * d;

@@ -17,8 +17,22 @@ import type { F } from './types.js';
  * y (B, L, ED) <- …; h (B, ED, N) holds the initial state on entry and the final state on exit;
  * hck (B, nChunks, ED, N) receives the state at the start of each chunk (pass null to skip).
  */
-export function scanForward(y: F, h: F, hck: F | null, x: F, delta: F, A: F, Bm: F, Cm: F, D: F,
-  B: number, L: number, ED: number, N: number, chunk: number): void {
+export function scanForward(
+  y: F,
+  h: F,
+  hck: F | null,
+  x: F,
+  delta: F,
+  A: F,
+  Bm: F,
+  Cm: F,
+  D: F,
+  B: number,
+  L: number,
+  ED: number,
+  N: number,
+  chunk: number,
+): void {
   const nChunks = Math.ceil(L / chunk);
   for (let b = 0; b < B; b++) {
     for (let d = 0; d < ED; d++) {
@@ -29,7 +43,9 @@ export function scanForward(y: F, h: F, hck: F | null, x: F, delta: F, A: F, Bm:
           for (let n = 0; n < N; n++) hck[c0 + n] = h[h0 + n];
         }
         const i = (b * L + t) * ED + d;
-        const dt = delta[i], xt = x[i], dtx = dt * xt;
+        const dt = delta[i],
+          xt = x[i],
+          dtx = dt * xt;
         const bt = (b * L + t) * N;
         let acc = 0;
         for (let n = 0; n < N; n++) {
@@ -48,9 +64,29 @@ export function scanForward(y: F, h: F, hck: F | null, x: F, delta: F, A: F, Bm:
  * dh0 (B, ED, N) receives the gradient w.r.t. the initial state (pass null to skip).
  * work (chunk + 1) · N scratch for the recomputed states. No gradient flows into the final state.
  */
-export function scanBackward(dx: F, ddelta: F, dA: F, dB: F, dC: F, dD: F, dh0: F | null,
-  dy: F, x: F, delta: F, A: F, Bm: F, Cm: F, D: F, hck: F, work: F,
-  B: number, L: number, ED: number, N: number, chunk: number): void {
+export function scanBackward(
+  dx: F,
+  ddelta: F,
+  dA: F,
+  dB: F,
+  dC: F,
+  dD: F,
+  dh0: F | null,
+  dy: F,
+  x: F,
+  delta: F,
+  A: F,
+  Bm: F,
+  Cm: F,
+  D: F,
+  hck: F,
+  work: F,
+  B: number,
+  L: number,
+  ED: number,
+  N: number,
+  chunk: number,
+): void {
   const nChunks = Math.ceil(L / chunk);
   const g = new (dx.constructor as { new (n: number): F })(N); // dL/dh_t, carried backwards
   for (let b = 0; b < B; b++) {
@@ -58,30 +94,38 @@ export function scanBackward(dx: F, ddelta: F, dA: F, dB: F, dC: F, dD: F, dh0: 
       g.fill(0);
       let dDd = 0;
       for (let c = nChunks - 1; c >= 0; c--) {
-        const t0 = c * chunk, t1 = Math.min(L, t0 + chunk);
+        const t0 = c * chunk,
+          t1 = Math.min(L, t0 + chunk);
         // recompute states: work[s*N + n] = h_{t0+s-1} for s = 0..(t1-t0)
         const c0 = ((b * nChunks + c) * ED + d) * N;
         for (let n = 0; n < N; n++) work[n] = hck[c0 + n];
         for (let t = t0; t < t1; t++) {
-          const i = (b * L + t) * ED + d, bt = (b * L + t) * N, s = (t - t0 + 1) * N;
+          const i = (b * L + t) * ED + d,
+            bt = (b * L + t) * N,
+            s = (t - t0 + 1) * N;
           const dtx = delta[i] * x[i];
           for (let n = 0; n < N; n++) work[s + n] = Math.exp(delta[i] * A[d * N + n]) * work[s - N + n] + dtx * Bm[bt + n];
         }
         for (let t = t1 - 1; t >= t0; t--) {
-          const i = (b * L + t) * ED + d, bt = (b * L + t) * N, s = (t - t0 + 1) * N;
-          const dyt = dy[i], dt = delta[i], xt = x[i];
+          const i = (b * L + t) * ED + d,
+            bt = (b * L + t) * N,
+            s = (t - t0 + 1) * N;
+          const dyt = dy[i],
+            dt = delta[i],
+            xt = x[i];
           dDd += dyt * xt;
-          let dxt = dyt * D[d], ddt = 0;
+          let dxt = dyt * D[d],
+            ddt = 0;
           for (let n = 0; n < N; n++) {
             const a = Math.exp(dt * A[d * N + n]);
             dC[bt + n] += dyt * work[s + n];
-            const gn = g[n] + dyt * Cm[bt + n];                 // total dL/dh_t
-            const da = gn * work[s - N + n] * a;                // dL/d(Δ·A) through exp
+            const gn = g[n] + dyt * Cm[bt + n]; // total dL/dh_t
+            const da = gn * work[s - N + n] * a; // dL/d(Δ·A) through exp
             ddt += da * A[d * N + n] + gn * xt * Bm[bt + n];
             dA[d * N + n] += da * dt;
             dB[bt + n] += gn * dt * xt;
             dxt += gn * dt * Bm[bt + n];
-            g[n] = gn * a;                                      // dL/dh_{t-1}
+            g[n] = gn * a; // dL/dh_{t-1}
           }
           dx[i] += dxt;
           ddelta[i] += ddt;

@@ -1,6 +1,4 @@
 import type { F } from './types.js';
-import { ssdWorkSize } from '../ssd-work.js';
-
 
 /**
  * Mamba-2's state-space dual (SSD, Dao & Gu 2024), per batch b and head h with scalar decay:
@@ -25,22 +23,42 @@ import { ssdWorkSize } from '../ssd-work.js';
  */
 
 /** The group of head h: heads are split evenly over G groups. */
-function groupOf(h: number, H: number, G: number): number { return Math.floor(h / (H / G)); }
+function groupOf(h: number, H: number, G: number): number {
+  return Math.floor(h / (H / G));
+}
 
 /**
  * The recurrence, one token at a time. y (B, L, H, P) <- …; h (B, H, P, N) holds the initial state
  * on entry and the final state on exit.
  */
-export function ssdRecurrent(y: F, h: F, x: F, delta: F, A: F, Bm: F, Cm: F, D: F,
-  B: number, L: number, H: number, P: number, G: number, N: number): void {
+export function ssdRecurrent(
+  y: F,
+  h: F,
+  x: F,
+  delta: F,
+  A: F,
+  Bm: F,
+  Cm: F,
+  D: F,
+  B: number,
+  L: number,
+  H: number,
+  P: number,
+  G: number,
+  N: number,
+): void {
   for (let b = 0; b < B; b++) {
     for (let hh = 0; hh < H; hh++) {
       const g = groupOf(hh, H, G);
       for (let t = 0; t < L; t++) {
-        const dt = delta[(b * L + t) * H + hh], decay = Math.exp(dt * A[hh]);
+        const dt = delta[(b * L + t) * H + hh],
+          decay = Math.exp(dt * A[hh]);
         const bo = ((b * L + t) * G + g) * N;
         for (let p = 0; p < P; p++) {
-          const xi = ((b * L + t) * H + hh) * P + p, xv = x[xi], dtx = dt * xv, s0 = ((b * H + hh) * P + p) * N;
+          const xi = ((b * L + t) * H + hh) * P + p,
+            xv = x[xi],
+            dtx = dt * xv,
+            s0 = ((b * H + hh) * P + p) * N;
           let acc = 0;
           for (let n = 0; n < N; n++) {
             const hn = decay * h[s0 + n] + dtx * Bm[bo + n];
@@ -56,18 +74,44 @@ export function ssdRecurrent(y: F, h: F, x: F, delta: F, A: F, Bm: F, Cm: F, D: 
 
 /** Scratch of one chunk for one head, carved out of the caller's `work`. */
 interface ChunkScratch {
-  a: F; seg: F; eOut: F; eSt: F;  // (Q) a = Δ·A, a row of segment sums, decays
-  Lm: F; Gm: F; M: F;             // (Q, Q) segment decays, C·Bᵀ, their product
-  Xd: F; CH: F;                   // (Q, P) Δ·x, C·Hᵀ
+  a: F;
+  seg: F;
+  eOut: F;
+  eSt: F; // (Q) a = Δ·A, a row of segment sums, decays
+  Lm: F;
+  Gm: F;
+  M: F; // (Q, Q) segment decays, C·Bᵀ, their product
+  Xd: F;
+  CH: F; // (Q, P) Δ·x, C·Hᵀ
 }
 
 /** Gradients of one head in one chunk, and the state gradients carried between chunks. */
-interface ChunkGrads { dXd: F; dH: F; da: F; row: F; dHn: F }
+interface ChunkGrads {
+  dXd: F;
+  dH: F;
+  da: F;
+  row: F;
+  dHn: F;
+}
 
 function carve(work: F, B: number, H: number, P: number, N: number, Q: number): { s: ChunkScratch; gr: ChunkGrads } {
   let o = 0;
-  const take = (n: number): F => { const v = work.subarray(o, o + n); o += n; return v; };
-  const s = { a: take(Q), seg: take(Q), eOut: take(Q), eSt: take(Q), Lm: take(Q * Q), Gm: take(Q * Q), M: take(Q * Q), Xd: take(Q * P), CH: take(Q * P) };
+  const take = (n: number): F => {
+    const v = work.subarray(o, o + n);
+    o += n;
+    return v;
+  };
+  const s = {
+    a: take(Q),
+    seg: take(Q),
+    eOut: take(Q),
+    eSt: take(Q),
+    Lm: take(Q * Q),
+    Gm: take(Q * Q),
+    M: take(Q * Q),
+    Xd: take(Q * P),
+    CH: take(Q * P),
+  };
   const gr = { dXd: take(Q * P), dH: take(P * N), da: take(Q), row: take(Q), dHn: take(B * H * P * N) };
   return { s, gr };
 }
@@ -105,13 +149,32 @@ function groupScores(Gm: F, Bm: F, Cm: F, b: number, t0: number, q: number, L: n
 }
 
 /** Per head of one chunk: a, decays, M = Gm ∘ Lm, Xd = Δ·X and CH = C·Hᵀ (H the state entering the chunk). */
-function chunkHead(s: ChunkScratch, hs: F, h0: number, x: F, delta: F, A: F, Cm: F,
-  b: number, hh: number, g: number, t0: number, q: number, L: number, H: number, P: number, G: number, N: number): void {
+function chunkHead(
+  s: ChunkScratch,
+  hs: F,
+  h0: number,
+  x: F,
+  delta: F,
+  A: F,
+  Cm: F,
+  b: number,
+  hh: number,
+  g: number,
+  t0: number,
+  q: number,
+  L: number,
+  H: number,
+  P: number,
+  G: number,
+  N: number,
+): void {
   for (let i = 0; i < q; i++) s.a[i] = delta[(b * L + t0 + i) * H + hh] * A[hh];
   chunkDecays(s, q);
   for (let k = 0; k < q * q; k++) s.M[k] = s.Gm[k] * s.Lm[k];
   for (let i = 0; i < q; i++) {
-    const dt = delta[(b * L + t0 + i) * H + hh], xo = ((b * L + t0 + i) * H + hh) * P, co = ((b * L + t0 + i) * G + g) * N;
+    const dt = delta[(b * L + t0 + i) * H + hh],
+      xo = ((b * L + t0 + i) * H + hh) * P,
+      co = ((b * L + t0 + i) * G + g) * N;
     for (let p = 0; p < P; p++) {
       s.Xd[i * P + p] = dt * x[xo + p];
       let c = 0;
@@ -126,12 +189,32 @@ function chunkHead(s: ChunkScratch, hs: F, h0: number, x: F, delta: F, A: F, Cm:
  * final state on exit; hck (B, nChunks, H, P, N) receives the state entering each chunk (null to
  * skip), nChunks = ceil(L / Q). work: ssdWorkSize(B, H, P, N, Q) floats of scratch.
  */
-export function ssdChunkForward(y: F, h: F, hck: F | null, x: F, delta: F, A: F, Bm: F, Cm: F, D: F, work: F,
-  B: number, L: number, H: number, P: number, G: number, N: number, Q: number): void {
-  const nC = Math.ceil(L / Q), { s } = carve(work, B, H, P, N, Q), PN = P * N;
+export function ssdChunkForward(
+  y: F,
+  h: F,
+  hck: F | null,
+  x: F,
+  delta: F,
+  A: F,
+  Bm: F,
+  Cm: F,
+  D: F,
+  work: F,
+  B: number,
+  L: number,
+  H: number,
+  P: number,
+  G: number,
+  N: number,
+  Q: number,
+): void {
+  const nC = Math.ceil(L / Q),
+    { s } = carve(work, B, H, P, N, Q),
+    PN = P * N;
   for (let b = 0; b < B; b++) {
     for (let c = 0; c < nC; c++) {
-      const t0 = c * Q, q = Math.min(Q, L - t0);
+      const t0 = c * Q,
+        q = Math.min(Q, L - t0);
       for (let g = 0; g < G; g++) {
         groupScores(s.Gm, Bm, Cm, b, t0, q, L, G, g, N);
         for (let hh = g * (H / G); hh < (g + 1) * (H / G); hh++) {
@@ -171,25 +254,54 @@ export function ssdChunkForward(y: F, h: F, hck: F | null, x: F, delta: F, A: F,
  *   dC += (dY·Xdᵀ ∘ Lm)·B + diag(e_out)·(dY·H);   dB += (dY·Xdᵀ ∘ Lm)ᵀ·C + diag(e_st)·(Xd·dH')
  *   dS = (dY·Xdᵀ) ∘ M, and a_r receives Σ_{i≥r, j<r} dS[i][j] plus the e_out, e_st and total terms.
  */
-export function ssdChunkBackward(dx: F, ddelta: F, dA: F, dB: F, dC: F, dD: F, dh0: F | null,
-  dy: F, x: F, delta: F, A: F, Bm: F, Cm: F, D: F, hck: F, work: F,
-  B: number, L: number, H: number, P: number, G: number, N: number, Q: number): void {
-  const nC = Math.ceil(L / Q), { s, gr } = carve(work, B, H, P, N, Q), PN = P * N;
+export function ssdChunkBackward(
+  dx: F,
+  ddelta: F,
+  dA: F,
+  dB: F,
+  dC: F,
+  dD: F,
+  dh0: F | null,
+  dy: F,
+  x: F,
+  delta: F,
+  A: F,
+  Bm: F,
+  Cm: F,
+  D: F,
+  hck: F,
+  work: F,
+  B: number,
+  L: number,
+  H: number,
+  P: number,
+  G: number,
+  N: number,
+  Q: number,
+): void {
+  const nC = Math.ceil(L / Q),
+    { s, gr } = carve(work, B, H, P, N, Q),
+    PN = P * N;
   const dHn = gr.dHn; // dL/d(state leaving the chunk being processed), per (b, h)
   dHn.fill(0);
   for (let b = 0; b < B; b++) {
     for (let c = nC - 1; c >= 0; c--) {
-      const t0 = c * Q, q = Math.min(Q, L - t0);
+      const t0 = c * Q,
+        q = Math.min(Q, L - t0);
       for (let g = 0; g < G; g++) {
         groupScores(s.Gm, Bm, Cm, b, t0, q, L, G, g, N);
         for (let hh = g * (H / G); hh < (g + 1) * (H / G); hh++) {
-          const ck = ((b * nC + c) * H + hh) * PN, hn = (b * H + hh) * PN;
+          const ck = ((b * nC + c) * H + hh) * PN,
+            hn = (b * H + hh) * PN;
           chunkHead(s, hck, ck, x, delta, A, Cm, b, hh, g, t0, q, L, H, P, G, N);
           chunkHeadBackward(s, gr, hn, hck, ck, dy, dB, dC, Bm, Cm, b, hh, g, t0, q, L, H, P, G, N);
           // Xd = Δ·x and a = Δ·A back to x, Δ, A; the skip D·x
-          let dAh = 0, dDh = 0;
+          let dAh = 0,
+            dDh = 0;
           for (let i = 0; i < q; i++) {
-            const ti = (b * L + t0 + i) * H + hh, xo = ti * P, dt = delta[ti];
+            const ti = (b * L + t0 + i) * H + hh,
+              xo = ti * P,
+              dt = delta[ti];
             let dd = gr.da[i] * A[hh];
             for (let p = 0; p < P; p++) {
               dd += gr.dXd[i * P + p] * x[xo + p];
@@ -210,13 +322,38 @@ export function ssdChunkBackward(dx: F, ddelta: F, dA: F, dB: F, dC: F, dD: F, d
 }
 
 /** One head of one chunk: dXd, dH (the gradient of the state entering it), da, and its dB, dC. */
-function chunkHeadBackward(s: ChunkScratch, gr: ChunkGrads, hn: number, hs: F, ck: number, dy: F, dB: F, dC: F, Bm: F, Cm: F,
-  b: number, hh: number, g: number, t0: number, q: number, L: number, H: number, P: number, G: number, N: number): void {
-  const { dXd, dH, da, dHn } = gr, tot = s.eOut[q - 1];
-  const yo = (i: number) => ((b * L + t0 + i) * H + hh) * P, bo = (i: number) => ((b * L + t0 + i) * G + g) * N;
+function chunkHeadBackward(
+  s: ChunkScratch,
+  gr: ChunkGrads,
+  hn: number,
+  hs: F,
+  ck: number,
+  dy: F,
+  dB: F,
+  dC: F,
+  Bm: F,
+  Cm: F,
+  b: number,
+  hh: number,
+  g: number,
+  t0: number,
+  q: number,
+  L: number,
+  H: number,
+  P: number,
+  G: number,
+  N: number,
+): void {
+  const { dXd, dH, da, dHn } = gr,
+    tot = s.eOut[q - 1];
+  const yo = (i: number) => ((b * L + t0 + i) * H + hh) * P,
+    bo = (i: number) => ((b * L + t0 + i) * G + g) * N;
   // the total decay of the chunk and the state it received
   let dtot = 0;
-  for (let k = 0; k < P * N; k++) { dtot += dHn[hn + k] * hs[ck + k]; dH[k] = tot * dHn[hn + k]; }
+  for (let k = 0; k < P * N; k++) {
+    dtot += dHn[hn + k] * hs[ck + k];
+    dH[k] = tot * dHn[hn + k];
+  }
   da.fill(0);
   for (let i = 0; i < q; i++) {
     // off-diagonal output e_out[i]·(C_i·Hᵀ): dH, dC_i and e_out's gradient
@@ -251,20 +388,38 @@ function chunkHeadBackward(s: ChunkScratch, gr: ChunkGrads, hn: number, hs: F, c
 }
 
 /** The diagonal block Y = (G ∘ Lm)·Xd: dXd, dB, dC, and the segment sums' share of da. */
-function diagonalBlockBackward(s: ChunkScratch, gr: ChunkGrads, dy: F, dB: F, dC: F, Bm: F, Cm: F,
-  yo: (i: number) => number, bo: (i: number) => number, q: number, P: number, N: number): void {
+function diagonalBlockBackward(
+  s: ChunkScratch,
+  gr: ChunkGrads,
+  dy: F,
+  dB: F,
+  dC: F,
+  Bm: F,
+  Cm: F,
+  yo: (i: number) => number,
+  bo: (i: number) => number,
+  q: number,
+  P: number,
+  N: number,
+): void {
   const { dXd, da, row } = gr;
   for (let i = 0; i < q; i++) {
     for (let j = 0; j <= i; j++) {
-      let dM = 0;                                                       // dM[i][j] = dY_i · Xd_j
+      let dM = 0; // dM[i][j] = dY_i · Xd_j
       for (let p = 0; p < P; p++) dM += dy[yo(i) + p] * s.Xd[j * P + p];
       for (let p = 0; p < P; p++) dXd[j * P + p] += s.M[i * q + j] * dy[yo(i) + p];
       const dG = dM * s.Lm[i * q + j];
-      for (let n = 0; n < N; n++) { dC[bo(i) + n] += dG * Bm[bo(j) + n]; dB[bo(j) + n] += dG * Cm[bo(i) + n]; }
-      row[j] = dM * s.M[i * q + j];                                     // dS[i][j]
+      for (let n = 0; n < N; n++) {
+        dC[bo(i) + n] += dG * Bm[bo(j) + n];
+        dB[bo(j) + n] += dG * Cm[bo(i) + n];
+      }
+      row[j] = dM * s.M[i * q + j]; // dS[i][j]
     }
     // S[i][j] = a_{j+1} + … + a_i: a_r (j < r ≤ i) receives Σ_{j<r} dS[i][j]
     let prefix = 0;
-    for (let r = 1; r <= i; r++) { prefix += row[r - 1]; da[r] += prefix; }
+    for (let r = 1; r <= i; r++) {
+      prefix += row[r - 1];
+      da[r] += prefix;
+    }
   }
 }

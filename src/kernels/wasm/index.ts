@@ -23,24 +23,62 @@ export type Ptr = number;
  */
 export const WASM_KERNELS = [
   // matmul.ts (beta 0 overwrites out, otherwise accumulates; the strided forms compute one block for threads)
-  'matmulNT', 'matmulNN', 'matmulTN', 'matmulNTStrided', 'matmulNNStrided', 'matmulTNStrided',
+  'matmulNT',
+  'matmulNN',
+  'matmulTN',
+  'matmulNTStrided',
+  'matmulNNStrided',
+  'matmulTNStrided',
   // scan.ts (hck = 0 / dh0 = 0 skip; the range forms compute some channels for threads)
-  'scanForward', 'scanBackward', 'scanStep', 'scanForwardRange', 'scanBackwardRange',
+  'scanForward',
+  'scanBackward',
+  'scanStep',
+  'scanForwardRange',
+  'scanBackwardRange',
   // ssd.ts, mamba2.ts (Mamba-2: work = ssdWorkSize floats of scratch)
-  'ssdRecurrent', 'ssdChunkForward', 'ssdChunkBackward',
-  'dtSoftplusForward', 'dtSoftplusBackward', 'gatedRmsnormForward', 'gatedRmsnormBackward',
+  'ssdRecurrent',
+  'ssdChunkForward',
+  'ssdChunkBackward',
+  'dtSoftplusForward',
+  'dtSoftplusBackward',
+  'gatedRmsnormForward',
+  'gatedRmsnormBackward',
   // conv.ts, norm.ts
-  'conv1dForward', 'conv1dBackward', 'conv1dStep',
-  'rmsnormForward', 'rmsnormBackward', 'addRmsnormForward',
+  'conv1dForward',
+  'conv1dBackward',
+  'conv1dStep',
+  'rmsnormForward',
+  'rmsnormBackward',
+  'addRmsnormForward',
   // elementwise.ts
-  'add', 'mul', 'accumulate', 'mulAccumulate', 'accumulatePartials',
-  'siluForward', 'siluBackward', 'softplusForward', 'softplusBackward', 'expForward',
+  'add',
+  'mul',
+  'accumulate',
+  'mulAccumulate',
+  'accumulatePartials',
+  'siluForward',
+  'siluBackward',
+  'softplusForward',
+  'softplusBackward',
+  'expForward',
   // loss.ts, optim.ts, bench.ts
-  'crossEntropyForward', 'crossEntropyBackward', 'embeddingForward', 'embeddingBackward',
-  'adamwStep', 'readBandwidth',
+  'crossEntropyForward',
+  'crossEntropyBackward',
+  'embeddingForward',
+  'embeddingBackward',
+  'adamwStep',
+  'readBandwidth',
   // quant.ts (q8 / q4 blocks of 32)
-  'quantizeQ8', 'quantizeQ4', 'dequantizeQ8', 'dequantizeQ4', 'embeddingQ8', 'embeddingQ4',
-  'matmulQ8', 'matmulQ4', 'matmulQ8Strided', 'matmulQ4Strided',
+  'quantizeQ8',
+  'quantizeQ4',
+  'dequantizeQ8',
+  'dequantizeQ4',
+  'embeddingQ8',
+  'embeddingQ4',
+  'matmulQ8',
+  'matmulQ4',
+  'matmulQ8Strided',
+  'matmulQ4Strided',
 ] as const satisfies readonly (keyof typeof ref)[];
 
 export type WasmKernelName = (typeof WASM_KERNELS)[number];
@@ -89,7 +127,9 @@ export function instantiateWasmKernels(module: WebAssembly.Module, memory: WebAs
   const instance = new WebAssembly.Instance(module, {
     env: {
       memory,
-      abort: (): never => { throw new Error('frugal: wasm kernel aborted'); },
+      abort: (): never => {
+        throw new Error('frugal: wasm kernel aborted');
+      },
     },
   });
   const ex = instance.exports as Record<string, unknown>;

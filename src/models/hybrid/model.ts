@@ -17,12 +17,14 @@ import type { Block, BlockRunner, LmEnds } from '../stack.js';
 import type { ModelState, ParamSpec, ParamTable, TrainableModel } from '../types.js';
 
 /** One layer's mixer, by its type. */
-export type HybridMixer =
-  | { type: 'mamba2'; p: Mamba2Mixer }
-  | { type: 'mamba'; p: MambaMixer }
-  | { type: 'attention'; p: AttentionParams };
+export type HybridMixer = { type: 'mamba2'; p: Mamba2Mixer } | { type: 'mamba'; p: MambaMixer } | { type: 'attention'; p: AttentionParams };
 
-export interface HybridLayer { inNorm: Tensor; mixer: HybridMixer; ffNorm: Tensor; mlp: MlpParams }
+export interface HybridLayer {
+  inNorm: Tensor;
+  mixer: HybridMixer;
+  ffNorm: Tensor;
+  mlp: MlpParams;
+}
 
 /**
  * A hybrid language model in Bamba's layout (transformers' BambaForCausalLM):
@@ -54,11 +56,20 @@ export class HybridLM implements TrainableModel {
   }
 
   private layer(type: LayerType, i: number): HybridLayer {
-    const l = lookups(this), p = `model.layers.${i}`;
-    const mixer: HybridMixer = type === 'mamba2' ? { type, p: mamba2MixerParams(l, `${p}.mamba`) }
-      : type === 'mamba' ? { type, p: mambaMixerParams(l, `${p}.mamba`) }
-      : { type, p: attentionParams(l, `${p}.self_attn`) };
-    return { inNorm: l.p(`${p}.input_layernorm.weight`), mixer, ffNorm: l.p(`${p}.pre_ff_layernorm.weight`), mlp: mlpParams(l, `${p}.feed_forward`) };
+    const l = lookups(this),
+      p = `model.layers.${i}`;
+    const mixer: HybridMixer =
+      type === 'mamba2'
+        ? { type, p: mamba2MixerParams(l, `${p}.mamba`) }
+        : type === 'mamba'
+          ? { type, p: mambaMixerParams(l, `${p}.mamba`) }
+          : { type, p: attentionParams(l, `${p}.self_attn`) };
+    return {
+      inNorm: l.p(`${p}.input_layernorm.weight`),
+      mixer,
+      ffNorm: l.p(`${p}.pre_ff_layernorm.weight`),
+      mlp: mlpParams(l, `${p}.feed_forward`),
+    };
   }
 
   private relinkEnds(): void {
@@ -73,11 +84,15 @@ export class HybridLM implements TrainableModel {
     return this;
   }
 
-  weightsChanged(): void { this.runner?.invalidate(); }
+  weightsChanged(): void {
+    this.runner?.invalidate();
+  }
 
   /** Re-read the weights by name after quantisation replaced some of them (quant.ts). */
   relink(): void {
-    this.config.layerTypes.forEach((type, i) => { this.layers[i] = this.layer(type, i); });
+    this.config.layerTypes.forEach((type, i) => {
+      this.layers[i] = this.layer(type, i);
+    });
     this.relinkEnds();
     this.runner = null;
   }
@@ -88,7 +103,9 @@ export class HybridLM implements TrainableModel {
     return c;
   }
 
-  get parameterCount(): number { return countParameters(this); }
+  get parameterCount(): number {
+    return countParameters(this);
+  }
 
   private ends(): LmEnds {
     const c = this.config;
@@ -97,9 +114,16 @@ export class HybridLM implements TrainableModel {
 
   /** Logits (B, L, V) for ids (B·L) at positions 0 .. L−1, differentiable. */
   forward(ids: Int32Array, B: number, L: number): Tensor {
-    const e = this.e, c = this.config;
-    const mix = (m: HybridMixer) => (u: Tensor): Tensor => m.type === 'mamba2' ? mamba2Mixer(e, c.mamba2, m.p, u)
-      : m.type === 'mamba' ? mambaMixer(e, c.mamba, m.p, u) : attentionBlock(e, c, m.p, u);
+    const e = this.e,
+      c = this.config;
+    const mix =
+      (m: HybridMixer) =>
+      (u: Tensor): Tensor =>
+        m.type === 'mamba2'
+          ? mamba2Mixer(e, c.mamba2, m.p, u)
+          : m.type === 'mamba'
+            ? mambaMixer(e, c.mamba, m.p, u)
+            : attentionBlock(e, c, m.p, u);
     const blocks: Block[] = this.layers.flatMap((ly) => [
       { norm: ly.inNorm, f: mix(ly.mixer) },
       { norm: ly.ffNorm, f: (u: Tensor) => mlpBlock(e, ly.mlp, u) },
@@ -107,15 +131,22 @@ export class HybridLM implements TrainableModel {
     return stackForward(e, this.ends(), blocks, ids, B, L);
   }
 
-  loss(ids: Int32Array, targets: Int32Array, B: number, L: number): Tensor { return lmLoss(this, ids, targets, B, L); }
+  loss(ids: Int32Array, targets: Int32Array, B: number, L: number): Tensor {
+    return lmLoss(this, ids, targets, B, L);
+  }
 
   private getRunner(): StackRunner {
     if (!this.runner) {
-      const e = this.e, c = this.config;
+      const e = this.e,
+        c = this.config;
       const blocks: BlockRunner[] = this.layers.flatMap((ly, i) => {
         const m = ly.mixer;
-        const mixer = m.type === 'mamba2' ? new Mamba2BlockRunner(e, c.mamba2, m.p, ly.inNorm, i)
-          : m.type === 'mamba' ? new MambaBlockRunner(e, c.mamba, m.p, ly.inNorm, i) : new AttentionBlockRunner(e, c, m.p, ly.inNorm, i);
+        const mixer =
+          m.type === 'mamba2'
+            ? new Mamba2BlockRunner(e, c.mamba2, m.p, ly.inNorm, i)
+            : m.type === 'mamba'
+              ? new MambaBlockRunner(e, c.mamba, m.p, ly.inNorm, i)
+              : new AttentionBlockRunner(e, c, m.p, ly.inNorm, i);
         return [mixer, new MlpBlockRunner(e, c.intermediateSize, ly.mlp, ly.ffNorm)];
       });
       const kmax = Math.max(c.dModel, c.mamba2.dInner, c.mamba.dInner, c.mamba.dtRank, c.nHead * c.headDim, c.intermediateSize);
@@ -124,8 +155,16 @@ export class HybridLM implements TrainableModel {
     return this.runner;
   }
 
-  createState(B: number, tokens = 0): ModelState { return this.getRunner().createState(B, tokens); }
-  savedStateShapes(B: number, position: number): Map<string, number[]> { return this.getRunner().savedStateShapes(B, position); }
-  step(ids: Int32Array, state: ModelState): Float32Array { return this.getRunner().step(ids, state); }
-  prefill(ids: Int32Array, L: number, state: ModelState): Float32Array { return this.getRunner().prefill(ids, L, state); }
+  createState(B: number, tokens = 0): ModelState {
+    return this.getRunner().createState(B, tokens);
+  }
+  savedStateShapes(B: number, position: number): Map<string, number[]> {
+    return this.getRunner().savedStateShapes(B, position);
+  }
+  step(ids: Int32Array, state: ModelState): Float32Array {
+    return this.getRunner().step(ids, state);
+  }
+  prefill(ids: Int32Array, L: number, state: ModelState): Float32Array {
+    return this.getRunner().prefill(ids, L, state);
+  }
 }

@@ -13,26 +13,38 @@ export function hybridParamSpecs(c: HybridConfig): ParamSpec[] {
   const { dModel: D, nHead: H, nKvHead: Hkv, headDim: hd, intermediateSize: F, vocabSize: V } = c;
   const normal = { kind: 'normal' as const, std: c.initializerRange };
   const weight = (name: string, shape: number[]): ParamSpec => ({ name, shape, init: normal, decay: true });
-  const bias = (on: boolean, name: string, n: number): ParamSpec[] => (on ? [{ name, shape: [n], init: { kind: 'zeros' }, decay: false }] : []);
+  const bias = (on: boolean, name: string, n: number): ParamSpec[] =>
+    on ? [{ name, shape: [n], init: { kind: 'zeros' }, decay: false }] : [];
   const ones = (name: string): ParamSpec => ({ name, shape: [D], init: { kind: 'ones' }, decay: false });
   const specs: ParamSpec[] = [weight('model.embed_tokens.weight', [V, D])];
   c.layerTypes.forEach((type, i) => {
-    const p = `model.layers.${i}`, a = `${p}.self_attn`, f = `${p}.feed_forward`;
+    const p = `model.layers.${i}`,
+      a = `${p}.self_attn`,
+      f = `${p}.feed_forward`;
     specs.push(ones(`${p}.input_layernorm.weight`));
     if (type === 'mamba2') specs.push(...mamba2MixerSpecs(c.mamba2, `${p}.mamba`, c.nLayer));
     else if (type === 'mamba') specs.push(...mambaMixerSpecs(c.mamba, `${p}.mamba`, c.nLayer));
     else {
       specs.push(
-        weight(`${a}.q_proj.weight`, [H * hd, D]), ...bias(c.attentionBias, `${a}.q_proj.bias`, H * hd),
-        weight(`${a}.k_proj.weight`, [Hkv * hd, D]), ...bias(c.attentionBias, `${a}.k_proj.bias`, Hkv * hd),
-        weight(`${a}.v_proj.weight`, [Hkv * hd, D]), ...bias(c.attentionBias, `${a}.v_proj.bias`, Hkv * hd),
-        weight(`${a}.o_proj.weight`, [D, H * hd]), ...bias(c.attentionBias, `${a}.o_proj.bias`, D),
+        weight(`${a}.q_proj.weight`, [H * hd, D]),
+        ...bias(c.attentionBias, `${a}.q_proj.bias`, H * hd),
+        weight(`${a}.k_proj.weight`, [Hkv * hd, D]),
+        ...bias(c.attentionBias, `${a}.k_proj.bias`, Hkv * hd),
+        weight(`${a}.v_proj.weight`, [Hkv * hd, D]),
+        ...bias(c.attentionBias, `${a}.v_proj.bias`, Hkv * hd),
+        weight(`${a}.o_proj.weight`, [D, H * hd]),
+        ...bias(c.attentionBias, `${a}.o_proj.bias`, D),
       );
     }
-    specs.push(ones(`${p}.pre_ff_layernorm.weight`),
-      weight(`${f}.gate_proj.weight`, [F, D]), ...bias(c.mlpBias, `${f}.gate_proj.bias`, F),
-      weight(`${f}.up_proj.weight`, [F, D]), ...bias(c.mlpBias, `${f}.up_proj.bias`, F),
-      weight(`${f}.down_proj.weight`, [D, F]), ...bias(c.mlpBias, `${f}.down_proj.bias`, D));
+    specs.push(
+      ones(`${p}.pre_ff_layernorm.weight`),
+      weight(`${f}.gate_proj.weight`, [F, D]),
+      ...bias(c.mlpBias, `${f}.gate_proj.bias`, F),
+      weight(`${f}.up_proj.weight`, [F, D]),
+      ...bias(c.mlpBias, `${f}.up_proj.bias`, F),
+      weight(`${f}.down_proj.weight`, [D, F]),
+      ...bias(c.mlpBias, `${f}.down_proj.bias`, D),
+    );
   });
   specs.push(ones('model.final_layernorm.weight'));
   if (!c.tieWordEmbeddings) specs.push(weight('lm_head.weight', [V, D]));

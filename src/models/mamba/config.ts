@@ -6,16 +6,16 @@ import { inputError } from '../../io/errors.js';
  */
 export interface MambaConfig {
   readonly modelType: 'mamba';
-  readonly dModel: number;          // D
+  readonly dModel: number; // D
   readonly nLayer: number;
-  readonly dState: number;          // N in the paper
-  readonly dConv: number;           // K, causal conv kernel
+  readonly dState: number; // N in the paper
+  readonly dConv: number; // K, causal conv kernel
   readonly expand: number;
-  readonly dInner: number;          // ED = expand · D
-  readonly dtRank: number;          // R = ceil(D / 16) by default
-  readonly vocabSize: number;       // V: rows of the output head, padding included
+  readonly dInner: number; // ED = expand · D
+  readonly dtRank: number; // R = ceil(D / 16) by default
+  readonly vocabSize: number; // V: rows of the output head, padding included
   readonly layerNormEpsilon: number;
-  readonly useBias: boolean;        // in_proj / out_proj bias
+  readonly useBias: boolean; // in_proj / out_proj bias
   readonly useConvBias: boolean;
   readonly tieWordEmbeddings: boolean;
   // initialisation-only (kept so a saved config round-trips)
@@ -34,13 +34,37 @@ export interface MambaConfig {
 }
 
 export type MambaOptions = Partial<Omit<MambaConfig, 'modelType' | 'dInner' | 'dtRank'>> & {
-  dModel: number; nLayer: number; dInner?: number; dtRank?: number | 'auto';
+  dModel: number;
+  nLayer: number;
+  dInner?: number;
+  dtRank?: number | 'auto';
 };
 
-const OPTION_KEYS = new Set(['dModel', 'nLayer', 'dState', 'dConv', 'expand', 'dInner', 'dtRank', 'vocabSize',
-  'layerNormEpsilon', 'useBias', 'useConvBias', 'tieWordEmbeddings', 'initializerRange', 'timeStepMin', 'timeStepMax',
-  'timeStepFloor', 'timeStepScale', 'rescalePrenormResidual', 'residualInFp32', 'padTokenId', 'bosTokenId',
-  'eosTokenId', 'tokenizer']);
+const OPTION_KEYS = new Set([
+  'dModel',
+  'nLayer',
+  'dState',
+  'dConv',
+  'expand',
+  'dInner',
+  'dtRank',
+  'vocabSize',
+  'layerNormEpsilon',
+  'useBias',
+  'useConvBias',
+  'tieWordEmbeddings',
+  'initializerRange',
+  'timeStepMin',
+  'timeStepMax',
+  'timeStepFloor',
+  'timeStepScale',
+  'rescalePrenormResidual',
+  'residualInFp32',
+  'padTokenId',
+  'bosTokenId',
+  'eosTokenId',
+  'tokenizer',
+]);
 
 const MAX_LAYERS = 65536;
 
@@ -107,8 +131,18 @@ export function createMambaConfig(o: MambaOptions, where = 'model options'): Mam
  */
 export function mambaParameterCount(c: MambaConfig): number {
   const { dModel: D, dInner: ED, dState: N, dConv: K, dtRank: R, vocabSize: V } = c;
-  const layer = D + 2 * ED * D + (c.useBias ? 2 * ED + D : 0) + ED * K + (c.useConvBias ? ED : 0)
-    + (R + 2 * N) * ED + ED * R + ED + ED * N + ED + D * ED;
+  const layer =
+    D +
+    2 * ED * D +
+    (c.useBias ? 2 * ED + D : 0) +
+    ED * K +
+    (c.useConvBias ? ED : 0) +
+    (R + 2 * N) * ED +
+    ED * R +
+    ED +
+    ED * N +
+    ED +
+    D * ED;
   return V * D * (c.tieWordEmbeddings ? 1 : 2) + c.nLayer * layer + D;
 }
 
@@ -123,17 +157,68 @@ export function mambaParameterCount(c: MambaConfig): number {
  * own block (tokenizer kind, the original-layout config kept for a lossless round trip).
  */
 export const PRETRAINED_KEYS: readonly string[] = [
-  'tie_word_embeddings', 'model_type', 'architectures', 'torch_dtype', 'dtype', 'transformers_version', '_name_or_path',
-  'name_or_path', 'return_dict', 'output_hidden_states', 'output_attentions', 'torchscript', 'use_return_dict',
-  'is_encoder_decoder', 'is_decoder', 'add_cross_attention', 'cross_attention_hidden_size', 'tie_encoder_decoder',
-  'chunk_size_feed_forward', 'pruned_heads', 'problem_type', 'id2label', 'label2id', 'num_labels', 'finetuning_task',
-  'task_specific_params', 'tokenizer_class', 'prefix', 'sep_token_id', 'decoder_start_token_id', 'max_length',
-  'min_length', 'do_sample', 'early_stopping', 'num_beams', 'num_beam_groups', 'diversity_penalty', 'temperature',
-  'top_k', 'top_p', 'typical_p', 'repetition_penalty', 'length_penalty', 'no_repeat_ngram_size',
-  'encoder_no_repeat_ngram_size', 'bad_words_ids', 'num_return_sequences', 'output_scores', 'return_dict_in_generate',
-  'forced_bos_token_id', 'forced_eos_token_id', 'remove_invalid_values', 'exponential_decay_length_penalty',
-  'suppress_tokens', 'begin_suppress_tokens', 'use_bfloat16', 'quantization_config',
-  'pad_vocab_size_multiple', 'fused_add_norm', 'rms_norm', 'n_layer', 'd_model',
+  'tie_word_embeddings',
+  'model_type',
+  'architectures',
+  'torch_dtype',
+  'dtype',
+  'transformers_version',
+  '_name_or_path',
+  'name_or_path',
+  'return_dict',
+  'output_hidden_states',
+  'output_attentions',
+  'torchscript',
+  'use_return_dict',
+  'is_encoder_decoder',
+  'is_decoder',
+  'add_cross_attention',
+  'cross_attention_hidden_size',
+  'tie_encoder_decoder',
+  'chunk_size_feed_forward',
+  'pruned_heads',
+  'problem_type',
+  'id2label',
+  'label2id',
+  'num_labels',
+  'finetuning_task',
+  'task_specific_params',
+  'tokenizer_class',
+  'prefix',
+  'sep_token_id',
+  'decoder_start_token_id',
+  'max_length',
+  'min_length',
+  'do_sample',
+  'early_stopping',
+  'num_beams',
+  'num_beam_groups',
+  'diversity_penalty',
+  'temperature',
+  'top_k',
+  'top_p',
+  'typical_p',
+  'repetition_penalty',
+  'length_penalty',
+  'no_repeat_ngram_size',
+  'encoder_no_repeat_ngram_size',
+  'bad_words_ids',
+  'num_return_sequences',
+  'output_scores',
+  'return_dict_in_generate',
+  'forced_bos_token_id',
+  'forced_eos_token_id',
+  'remove_invalid_values',
+  'exponential_decay_length_penalty',
+  'suppress_tokens',
+  'begin_suppress_tokens',
+  'use_bfloat16',
+  'quantization_config',
+  'pad_vocab_size_multiple',
+  'fused_add_norm',
+  'rms_norm',
+  'n_layer',
+  'd_model',
   'frugal',
 ];
 
@@ -143,10 +228,31 @@ export const PRETRAINED_KEYS: readonly string[] = [
  * never an error.
  */
 const HF_KNOWN = new Set([
-  'vocab_size', 'hidden_size', 'state_size', 'num_hidden_layers', 'layer_norm_epsilon', 'pad_token_id',
-  'bos_token_id', 'eos_token_id', 'expand', 'conv_kernel', 'use_bias', 'use_conv_bias', 'hidden_act',
-  'initializer_range', 'residual_in_fp32', 'time_step_rank', 'time_step_scale', 'time_step_min', 'time_step_max',
-  'time_step_init_scheme', 'time_step_floor', 'rescale_prenorm_residual', 'use_cache', 'use_mambapy', 'intermediate_size',
+  'vocab_size',
+  'hidden_size',
+  'state_size',
+  'num_hidden_layers',
+  'layer_norm_epsilon',
+  'pad_token_id',
+  'bos_token_id',
+  'eos_token_id',
+  'expand',
+  'conv_kernel',
+  'use_bias',
+  'use_conv_bias',
+  'hidden_act',
+  'initializer_range',
+  'residual_in_fp32',
+  'time_step_rank',
+  'time_step_scale',
+  'time_step_min',
+  'time_step_max',
+  'time_step_init_scheme',
+  'time_step_floor',
+  'rescale_prenorm_residual',
+  'use_cache',
+  'use_mambapy',
+  'intermediate_size',
   ...PRETRAINED_KEYS,
 ]);
 
@@ -168,7 +274,8 @@ export function reader(o: Record<string, unknown>, file: string) {
     int: (k: string, d?: number): number | undefined => {
       if (!has(k)) return d;
       const v = o[k];
-      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw inputError(`${file}: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
+        throw inputError(`${file}: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
       return v;
     },
     num: (k: string, d?: number): number | undefined => {
@@ -217,7 +324,9 @@ export function mambaConfigFromJson(j: unknown, file: string): HFParseResult {
  */
 export function mambaConfigFromHF(j: unknown, file: string): HFParseResult {
   const o = asObject(j, file);
-  const warnings = Object.keys(o).filter((k) => !HF_KNOWN.has(k)).map((k) => `${file}: unknown config key '${k}' ignored`);
+  const warnings = Object.keys(o)
+    .filter((k) => !HF_KNOWN.has(k))
+    .map((k) => `${file}: unknown config key '${k}' ignored`);
   if (o.model_type !== undefined && o.model_type !== 'mamba') {
     throw inputError(`${file}: model_type '${String(o.model_type)}' is not supported here (expected 'mamba')`);
   }
@@ -231,74 +340,123 @@ export function mambaConfigFromHF(j: unknown, file: string): HFParseResult {
   const rank = o.time_step_rank;
   if (rank !== undefined && rank !== null && rank !== 'auto') r.int('time_step_rank');
   const frugal = (typeof o.frugal === 'object' && o.frugal !== null ? o.frugal : {}) as Record<string, unknown>;
-  const config = createMambaConfig({
-    dModel: r.int('hidden_size') as number,
-    nLayer: r.int('num_hidden_layers') as number,
-    vocabSize: r.int('vocab_size'),
-    dState: r.int('state_size', 16),
-    dConv: r.int('conv_kernel', 4),
-    expand: r.int('expand', 2),
-    dInner: r.int('intermediate_size'),
-    dtRank: rank === undefined || rank === null ? 'auto' : rank as number | 'auto',
-    layerNormEpsilon: r.num('layer_norm_epsilon', 1e-5),
-    useBias: r.flag('use_bias', true),
-    useConvBias: r.flag('use_conv_bias', true),
-    tieWordEmbeddings: r.flag('tie_word_embeddings', true),
-    initializerRange: r.num('initializer_range', 0.1),
-    timeStepMin: r.num('time_step_min', 0.001),
-    timeStepMax: r.num('time_step_max', 0.1),
-    timeStepFloor: r.num('time_step_floor', 1e-4),
-    timeStepScale: r.num('time_step_scale', 1.0),
-    rescalePrenormResidual: r.flag('rescale_prenorm_residual', false),
-    residualInFp32: r.flag('residual_in_fp32', true),
-    padTokenId: r.tokenId('pad_token_id', warnings),
-    bosTokenId: r.tokenId('bos_token_id', warnings),
-    eosTokenId: r.tokenId('eos_token_id', warnings),
-    tokenizer: frugal.tokenizer === 'byte' ? 'byte' : 'file',
-  }, file);
+  const config = createMambaConfig(
+    {
+      dModel: r.int('hidden_size') as number,
+      nLayer: r.int('num_hidden_layers') as number,
+      vocabSize: r.int('vocab_size'),
+      dState: r.int('state_size', 16),
+      dConv: r.int('conv_kernel', 4),
+      expand: r.int('expand', 2),
+      dInner: r.int('intermediate_size'),
+      dtRank: rank === undefined || rank === null ? 'auto' : (rank as number | 'auto'),
+      layerNormEpsilon: r.num('layer_norm_epsilon', 1e-5),
+      useBias: r.flag('use_bias', true),
+      useConvBias: r.flag('use_conv_bias', true),
+      tieWordEmbeddings: r.flag('tie_word_embeddings', true),
+      initializerRange: r.num('initializer_range', 0.1),
+      timeStepMin: r.num('time_step_min', 0.001),
+      timeStepMax: r.num('time_step_max', 0.1),
+      timeStepFloor: r.num('time_step_floor', 1e-4),
+      timeStepScale: r.num('time_step_scale', 1.0),
+      rescalePrenormResidual: r.flag('rescale_prenorm_residual', false),
+      residualInFp32: r.flag('residual_in_fp32', true),
+      padTokenId: r.tokenId('pad_token_id', warnings),
+      bosTokenId: r.tokenId('bos_token_id', warnings),
+      eosTokenId: r.tokenId('eos_token_id', warnings),
+      tokenizer: frugal.tokenizer === 'byte' ? 'byte' : 'file',
+    },
+    file,
+  );
   return { config, warnings, layout: 'hf' };
 }
 
 /** mamba_ssm's MambaConfig (models/config_mamba.py) and the Mamba block's ssm_cfg (modules/mamba_simple.py). */
-const ORIGINAL_KNOWN = new Set(['d_model', 'd_intermediate', 'n_layer', 'vocab_size', 'ssm_cfg', 'attn_layer_idx', 'attn_cfg',
-  'rms_norm', 'residual_in_fp32', 'fused_add_norm', 'pad_vocab_size_multiple', 'tie_embeddings']);
-const SSM_KNOWN = new Set(['d_state', 'd_conv', 'expand', 'dt_rank', 'dt_min', 'dt_max', 'dt_init', 'dt_scale', 'dt_init_floor',
-  'conv_bias', 'bias', 'use_fast_path', 'layer']);
+const ORIGINAL_KNOWN = new Set([
+  'd_model',
+  'd_intermediate',
+  'n_layer',
+  'vocab_size',
+  'ssm_cfg',
+  'attn_layer_idx',
+  'attn_cfg',
+  'rms_norm',
+  'residual_in_fp32',
+  'fused_add_norm',
+  'pad_vocab_size_multiple',
+  'tie_embeddings',
+]);
+const SSM_KNOWN = new Set([
+  'd_state',
+  'd_conv',
+  'expand',
+  'dt_rank',
+  'dt_min',
+  'dt_max',
+  'dt_init',
+  'dt_scale',
+  'dt_init_floor',
+  'conv_bias',
+  'bias',
+  'use_fast_path',
+  'layer',
+]);
 
 /** Read a state-spaces (mamba_ssm) config.json: d_model, n_layer, ssm_cfg, vocab padded to a multiple. */
 export function mambaConfigFromOriginal(o: Record<string, unknown>, file: string): HFParseResult {
-  const warnings = Object.keys(o).filter((k) => !ORIGINAL_KNOWN.has(k)).map((k) => `${file}: unknown config key '${k}' ignored`);
+  const warnings = Object.keys(o)
+    .filter((k) => !ORIGINAL_KNOWN.has(k))
+    .map((k) => `${file}: unknown config key '${k}' ignored`);
   const ssmRaw = o.ssm_cfg ?? {};
   if (typeof ssmRaw !== 'object' || ssmRaw === null || Array.isArray(ssmRaw)) throw inputError(`${file}: 'ssm_cfg' must be an object`);
   const ssm = ssmRaw as Record<string, unknown>;
-  warnings.push(...Object.keys(ssm).filter((k) => !SSM_KNOWN.has(k)).map((k) => `${file}: unknown ssm_cfg key '${k}' ignored`));
+  warnings.push(
+    ...Object.keys(ssm)
+      .filter((k) => !SSM_KNOWN.has(k))
+      .map((k) => `${file}: unknown ssm_cfg key '${k}' ignored`),
+  );
   if (ssm.layer !== undefined && ssm.layer !== 'Mamba1') {
     throw inputError(`${file}: ssm_cfg.layer '${String(ssm.layer)}' is not supported (frugal runs Mamba1, Mamba2 and Mamba3 blocks)`);
   }
-  const r = reader(o, file), s = reader(ssm, `${file} ssm_cfg`);
-  if (r.has('d_intermediate') && o.d_intermediate !== 0) throw inputError(`${file}: d_intermediate ${JSON.stringify(o.d_intermediate)} adds MLP blocks, which Mamba-1 checkpoints frugal runs do not have`);
-  if (Array.isArray(o.attn_layer_idx) && o.attn_layer_idx.length > 0) throw inputError(`${file}: attn_layer_idx names attention layers; hybrid checkpoints are not supported`);
-  if (r.flag('rms_norm', true) === false) throw inputError(`${file}: rms_norm false (LayerNorm) is not supported; Mamba checkpoints use RMSNorm`);
+  const r = reader(o, file),
+    s = reader(ssm, `${file} ssm_cfg`);
+  if (r.has('d_intermediate') && o.d_intermediate !== 0)
+    throw inputError(
+      `${file}: d_intermediate ${JSON.stringify(o.d_intermediate)} adds MLP blocks, which Mamba-1 checkpoints frugal runs do not have`,
+    );
+  if (Array.isArray(o.attn_layer_idx) && o.attn_layer_idx.length > 0)
+    throw inputError(`${file}: attn_layer_idx names attention layers; hybrid checkpoints are not supported`);
+  if (r.flag('rms_norm', true) === false)
+    throw inputError(`${file}: rms_norm false (LayerNorm) is not supported; Mamba checkpoints use RMSNorm`);
   for (const k of ['d_model', 'n_layer', 'vocab_size']) if (o[k] === undefined) throw inputError(`${file}: missing required key '${k}'`);
   const multiple = r.int('pad_vocab_size_multiple', 8) as number;
   const vocab = r.int('vocab_size') as number;
   const rank = ssm.dt_rank;
   if (rank !== undefined && rank !== 'auto') s.int('dt_rank');
-  const config = createMambaConfig({
-    dModel: r.int('d_model') as number,
-    nLayer: r.int('n_layer') as number,
-    vocabSize: Math.ceil(vocab / multiple) * multiple, // mamba_ssm pads the embedding and head rows
-    dState: s.int('d_state', 16), dConv: s.int('d_conv', 4), expand: s.int('expand', 2),
-    dtRank: rank === undefined ? 'auto' : rank as number | 'auto',
-    layerNormEpsilon: 1e-5, // mamba_ssm's RMSNorm default; the original config has no key for it
-    useBias: s.flag('bias', false), useConvBias: s.flag('conv_bias', true),
-    tieWordEmbeddings: r.flag('tie_embeddings', true),
-    initializerRange: 0.02, // mamba_ssm _init_weights
-    timeStepMin: s.num('dt_min', 0.001), timeStepMax: s.num('dt_max', 0.1),
-    timeStepFloor: s.num('dt_init_floor', 1e-4), timeStepScale: s.num('dt_scale', 1.0),
-    rescalePrenormResidual: true, residualInFp32: r.flag('residual_in_fp32', true),
-    tokenizer: 'file',
-  }, file);
+  const config = createMambaConfig(
+    {
+      dModel: r.int('d_model') as number,
+      nLayer: r.int('n_layer') as number,
+      vocabSize: Math.ceil(vocab / multiple) * multiple, // mamba_ssm pads the embedding and head rows
+      dState: s.int('d_state', 16),
+      dConv: s.int('d_conv', 4),
+      expand: s.int('expand', 2),
+      dtRank: rank === undefined ? 'auto' : (rank as number | 'auto'),
+      layerNormEpsilon: 1e-5, // mamba_ssm's RMSNorm default; the original config has no key for it
+      useBias: s.flag('bias', false),
+      useConvBias: s.flag('conv_bias', true),
+      tieWordEmbeddings: r.flag('tie_embeddings', true),
+      initializerRange: 0.02, // mamba_ssm _init_weights
+      timeStepMin: s.num('dt_min', 0.001),
+      timeStepMax: s.num('dt_max', 0.1),
+      timeStepFloor: s.num('dt_init_floor', 1e-4),
+      timeStepScale: s.num('dt_scale', 1.0),
+      rescalePrenormResidual: true,
+      residualInFp32: r.flag('residual_in_fp32', true),
+      tokenizer: 'file',
+    },
+    file,
+  );
   return { config, warnings, layout: 'original', original: o };
 }
 
@@ -353,7 +511,13 @@ export function mambaConfigToOriginal(c: MambaConfig, kept?: Record<string, unkn
   put(ssm, 'd_conv', c.dConv, 4);
   put(ssm, 'expand', c.expand, 2);
   const auto = Math.ceil(c.dModel / 16);
-  put(ssm, 'dt_rank', c.dtRank === auto && kept === undefined ? 'auto' : c.dtRank, 'auto', (a) => a === c.dtRank || (a === 'auto' && c.dtRank === auto));
+  put(
+    ssm,
+    'dt_rank',
+    c.dtRank === auto && kept === undefined ? 'auto' : c.dtRank,
+    'auto',
+    (a) => a === c.dtRank || (a === 'auto' && c.dtRank === auto),
+  );
   if (ssm.dt_rank === auto && kept !== undefined && keptSsm.dt_rank === undefined) delete ssm.dt_rank;
   put(ssm, 'dt_min', c.timeStepMin, 0.001);
   put(ssm, 'dt_max', c.timeStepMax, 0.1);
@@ -361,10 +525,15 @@ export function mambaConfigToOriginal(c: MambaConfig, kept?: Record<string, unkn
   put(ssm, 'dt_init_floor', c.timeStepFloor, 1e-4);
   put(ssm, 'conv_bias', c.useConvBias, true);
   put(ssm, 'bias', c.useBias, false);
-  const multiple = typeof k.pad_vocab_size_multiple === 'number' && c.vocabSize % k.pad_vocab_size_multiple === 0 ? k.pad_vocab_size_multiple
-    : c.vocabSize % 8 === 0 ? 8 : 1;
+  const multiple =
+    typeof k.pad_vocab_size_multiple === 'number' && c.vocabSize % k.pad_vocab_size_multiple === 0
+      ? k.pad_vocab_size_multiple
+      : c.vocabSize % 8 === 0
+        ? 8
+        : 1;
   // keep the unpadded vocabulary size when it still pads to the same number of rows
-  const keptVocab = typeof k.vocab_size === 'number' && Math.ceil(k.vocab_size / multiple) * multiple === c.vocabSize ? k.vocab_size : c.vocabSize;
+  const keptVocab =
+    typeof k.vocab_size === 'number' && Math.ceil(k.vocab_size / multiple) * multiple === c.vocabSize ? k.vocab_size : c.vocabSize;
   const out: Record<string, unknown> = { ...k };
   out.d_model = c.dModel;
   out.n_layer = c.nLayer;

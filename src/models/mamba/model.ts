@@ -12,7 +12,11 @@ export { SCALE_SUFFIX, quantizationConfig } from '../backbone.js';
 
 /** Mamba-1's mixer for the shared backbone (runner.ts). */
 export const MAMBA1: MixerKind<MambaConfig, MambaMixer> = {
-  specs: mambaParamSpecs, params: mambaMixerParams, taped: mambaMixer, width: mambaProductWidth, toHF: mambaConfigToHF,
+  specs: mambaParamSpecs,
+  params: mambaMixerParams,
+  taped: mambaMixer,
+  width: mambaProductWidth,
+  toHF: mambaConfigToHF,
   runner: (e, c, m, norm, i) => new MambaBlockRunner(e, c, m, norm, i),
 };
 

@@ -13,11 +13,14 @@ export function mambaParamSpecs(c: MambaConfig): ParamSpec[] {
     { name: 'backbone.embeddings.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true },
   ];
   for (let i = 0; i < c.nLayer; i++) {
-    specs.push({ name: `backbone.layers.${i}.norm.weight`, shape: [D], init: { kind: 'ones' }, decay: false },
-      ...mambaMixerSpecs(c, `backbone.layers.${i}.mixer`, c.nLayer));
+    specs.push(
+      { name: `backbone.layers.${i}.norm.weight`, shape: [D], init: { kind: 'ones' }, decay: false },
+      ...mambaMixerSpecs(c, `backbone.layers.${i}.mixer`, c.nLayer),
+    );
   }
   specs.push({ name: 'backbone.norm_f.weight', shape: [D], init: { kind: 'ones' }, decay: false });
-  if (!c.tieWordEmbeddings) specs.push({ name: 'lm_head.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true });
+  if (!c.tieWordEmbeddings)
+    specs.push({ name: 'lm_head.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true });
   return specs;
 }
 
@@ -35,7 +38,12 @@ export function mambaMixerSpecs(c: MambaConfig, m: string, nLayer: number): Para
     { name: `${m}.x_proj.weight`, shape: [R + 2 * N, ED], init: linear(ED), decay: true },
     // dt_proj: weight uniform in ±R^-1/2 · scale; bias = softplus^-1(Δ), Δ log-uniform in [min, max]
     { name: `${m}.dt_proj.weight`, shape: [ED, R], init: { kind: 'uniform', bound: c.timeStepScale / Math.sqrt(R) }, decay: true },
-    { name: `${m}.dt_proj.bias`, shape: [ED], init: { kind: 'dtBias', min: c.timeStepMin, max: c.timeStepMax, floor: c.timeStepFloor }, decay: false },
+    {
+      name: `${m}.dt_proj.bias`,
+      shape: [ED],
+      init: { kind: 'dtBias', min: c.timeStepMin, max: c.timeStepMax, floor: c.timeStepFloor },
+      decay: false,
+    },
     { name: `${m}.A_log`, shape: [ED, N], init: { kind: 'alog' }, decay: false },
     { name: `${m}.D`, shape: [ED], init: { kind: 'ones' }, decay: false },
     { name: `${m}.out_proj.weight`, shape: [D, ED], init: { kind: 'uniform', bound: outBound }, decay: true },

@@ -9,19 +9,19 @@ import type { HFParseResult as MambaParse } from '../mamba/config.js';
  */
 export interface Mamba2Config {
   readonly modelType: 'mamba2';
-  readonly dModel: number;          // D
+  readonly dModel: number; // D
   readonly nLayer: number;
-  readonly dState: number;          // N
-  readonly dConv: number;           // K, causal conv kernel over x, B and C
+  readonly dState: number; // N
+  readonly dConv: number; // K, causal conv kernel over x, B and C
   readonly expand: number;
-  readonly dInner: number;          // ED = expand · D = H · P
-  readonly headDim: number;         // P
-  readonly nHeads: number;          // H: each head has one decay A_h, one Δ, one D
-  readonly nGroups: number;         // G: heads share B and C in G groups (head h reads group h / (H/G))
-  readonly chunkSize: number;       // Q: tokens per chunk of the SSD in training and prefill
-  readonly vocabSize: number;       // V: rows of the output head, padding included
+  readonly dInner: number; // ED = expand · D = H · P
+  readonly headDim: number; // P
+  readonly nHeads: number; // H: each head has one decay A_h, one Δ, one D
+  readonly nGroups: number; // G: heads share B and C in G groups (head h reads group h / (H/G))
+  readonly chunkSize: number; // Q: tokens per chunk of the SSD in training and prefill
+  readonly vocabSize: number; // V: rows of the output head, padding included
   readonly layerNormEpsilon: number; // the block norms, norm_f and the gated norm
-  readonly useBias: boolean;        // in_proj / out_proj bias
+  readonly useBias: boolean; // in_proj / out_proj bias
   readonly useConvBias: boolean;
   readonly tieWordEmbeddings: boolean;
   readonly timeStepLimit: readonly [number, number]; // Δ is clamped to [lo, hi]
@@ -40,18 +40,50 @@ export interface Mamba2Config {
 }
 
 /** The conv runs over x, B and C: ED + 2·G·N channels. */
-export function convDim(c: Mamba2Config): number { return c.dInner + 2 * c.nGroups * c.dState; }
+export function convDim(c: Mamba2Config): number {
+  return c.dInner + 2 * c.nGroups * c.dState;
+}
 /** in_proj's output [z | x B C | dt]: ED + (ED + 2GN) + H. */
-export function inProjDim(c: Mamba2Config): number { return 2 * c.dInner + 2 * c.nGroups * c.dState + c.nHeads; }
+export function inProjDim(c: Mamba2Config): number {
+  return 2 * c.dInner + 2 * c.nGroups * c.dState + c.nHeads;
+}
 
 export type Mamba2Options = Partial<Omit<Mamba2Config, 'modelType' | 'dInner' | 'nHeads'>> & {
-  dModel: number; nLayer: number; dInner?: number; nHeads?: number;
+  dModel: number;
+  nLayer: number;
+  dInner?: number;
+  nHeads?: number;
 };
 
-const OPTION_KEYS = new Set(['dModel', 'nLayer', 'dState', 'dConv', 'expand', 'dInner', 'headDim', 'nHeads', 'nGroups', 'chunkSize',
-  'vocabSize', 'layerNormEpsilon', 'useBias', 'useConvBias', 'tieWordEmbeddings', 'timeStepLimit', 'initializerRange', 'timeStepMin',
-  'timeStepMax', 'timeStepFloor', 'aInitRange', 'rescalePrenormResidual', 'residualInFp32', 'padTokenId', 'bosTokenId', 'eosTokenId',
-  'tokenizer']);
+const OPTION_KEYS = new Set([
+  'dModel',
+  'nLayer',
+  'dState',
+  'dConv',
+  'expand',
+  'dInner',
+  'headDim',
+  'nHeads',
+  'nGroups',
+  'chunkSize',
+  'vocabSize',
+  'layerNormEpsilon',
+  'useBias',
+  'useConvBias',
+  'tieWordEmbeddings',
+  'timeStepLimit',
+  'initializerRange',
+  'timeStepMin',
+  'timeStepMax',
+  'timeStepFloor',
+  'aInitRange',
+  'rescalePrenormResidual',
+  'residualInFp32',
+  'padTokenId',
+  'bosTokenId',
+  'eosTokenId',
+  'tokenizer',
+]);
 
 /** Head size by default: 64 (the published models'), or the largest divisor of ED below it for small widths. */
 export function defaultHeadDim(dInner: number): number {
@@ -75,11 +107,18 @@ export function createMamba2Config(o: Mamba2Options, where = 'model options'): M
   const headDim = positiveInt(o.headDim ?? (o.nHeads !== undefined ? dInner / o.nHeads : defaultHeadDim(dInner)), 'headDim', where);
   if (dInner % headDim !== 0) throw inputError(`${where}: the inner width ${dInner} is not a multiple of the head size ${headDim}`);
   const nHeads = dInner / headDim;
-  if (o.nHeads !== undefined && o.nHeads !== nHeads) throw inputError(`${where}: ${o.nHeads} heads of ${headDim} do not make the inner width ${dInner}`);
+  if (o.nHeads !== undefined && o.nHeads !== nHeads)
+    throw inputError(`${where}: ${o.nHeads} heads of ${headDim} do not make the inner width ${dInner}`);
   const nGroups = positiveInt(o.nGroups ?? 1, 'nGroups', where);
   if (nHeads % nGroups !== 0) throw inputError(`${where}: ${nHeads} heads do not split into ${nGroups} groups of B and C`);
   const c: Mamba2Config = {
-    modelType: 'mamba2', dModel, expand, dInner, headDim, nHeads, nGroups,
+    modelType: 'mamba2',
+    dModel,
+    expand,
+    dInner,
+    headDim,
+    nHeads,
+    nGroups,
     nLayer: positiveInt(o.nLayer, 'nLayer', where),
     dState: positiveInt(o.dState ?? 128, 'dState', where),
     dConv: positiveInt(o.dConv ?? 4, 'dConv', where),
@@ -97,7 +136,9 @@ export function createMamba2Config(o: Mamba2Options, where = 'model options'): M
     aInitRange: range(o.aInitRange ?? [1, 16], 'aInitRange', where),
     rescalePrenormResidual: bool(o.rescalePrenormResidual ?? true, 'rescalePrenormResidual', where),
     residualInFp32: bool(o.residualInFp32 ?? true, 'residualInFp32', where),
-    padTokenId: o.padTokenId ?? 0, bosTokenId: o.bosTokenId ?? 0, eosTokenId: o.eosTokenId ?? 0,
+    padTokenId: o.padTokenId ?? 0,
+    bosTokenId: o.bosTokenId ?? 0,
+    eosTokenId: o.eosTokenId ?? 0,
     tokenizer: o.tokenizer ?? 'byte',
   };
   if (c.layerNormEpsilon <= 0) throw inputError(`${where}: layer_norm_epsilon must be > 0`);
@@ -108,7 +149,9 @@ export function createMamba2Config(o: Mamba2Options, where = 'model options'): M
 
 /** Parameters of one Mamba-2 mixer and its block norm (params.ts lists the same shapes). */
 export function mamba2LayerParameterCount(c: Mamba2Config): number {
-  const { dModel: D, dInner: ED, nHeads: H, dConv: K } = c, CD = convDim(c), IP = inProjDim(c);
+  const { dModel: D, dInner: ED, nHeads: H, dConv: K } = c,
+    CD = convDim(c),
+    IP = inProjDim(c);
   return D + IP * D + (c.useBias ? IP + D : 0) + CD * K + (c.useConvBias ? CD : 0) + 3 * H + ED + D * ED;
 }
 
@@ -117,13 +160,44 @@ export function mamba2ParameterCount(c: Mamba2Config): number {
   return c.vocabSize * c.dModel * (c.tieWordEmbeddings ? 1 : 2) + c.nLayer * mamba2LayerParameterCount(c) + c.dModel;
 }
 
-export interface Mamba2Parse { config: Mamba2Config; warnings: string[]; layout: MambaParse['layout']; original?: Record<string, unknown> }
+export interface Mamba2Parse {
+  config: Mamba2Config;
+  warnings: string[];
+  layout: MambaParse['layout'];
+  original?: Record<string, unknown>;
+}
 
 /** transformers' Mamba2Config keys (https://huggingface.co/docs/transformers/model_doc/mamba2) and PRETRAINED_KEYS. */
-const HF_KNOWN = new Set(['num_heads', 'head_dim', 'vocab_size', 'hidden_size', 'state_size', 'num_hidden_layers', 'layer_norm_epsilon',
-  'pad_token_id', 'bos_token_id', 'eos_token_id', 'expand', 'conv_kernel', 'n_groups', 'use_bias', 'use_conv_bias', 'hidden_act',
-  'initializer_range', 'residual_in_fp32', 'time_step_rank', 'time_step_min', 'time_step_max', 'time_step_floor', 'time_step_limit',
-  'rescale_prenorm_residual', 'use_cache', 'rms_norm', 'chunk_size', ...PRETRAINED_KEYS]);
+const HF_KNOWN = new Set([
+  'num_heads',
+  'head_dim',
+  'vocab_size',
+  'hidden_size',
+  'state_size',
+  'num_hidden_layers',
+  'layer_norm_epsilon',
+  'pad_token_id',
+  'bos_token_id',
+  'eos_token_id',
+  'expand',
+  'conv_kernel',
+  'n_groups',
+  'use_bias',
+  'use_conv_bias',
+  'hidden_act',
+  'initializer_range',
+  'residual_in_fp32',
+  'time_step_rank',
+  'time_step_min',
+  'time_step_max',
+  'time_step_floor',
+  'time_step_limit',
+  'rescale_prenorm_residual',
+  'use_cache',
+  'rms_norm',
+  'chunk_size',
+  ...PRETRAINED_KEYS,
+]);
 
 /**
  * time_step_limit as read: a pair, where a writer that cannot write Infinity may have left null
@@ -141,99 +215,203 @@ function readLimit(v: unknown, file: string, warnings: string[]): [number, numbe
 /** Read a transformers Mamba2Config object leniently (documented keys accepted, unknown ones warned about). */
 export function mamba2ConfigFromHF(j: unknown, file: string): Mamba2Parse {
   const o = asObject(j, file);
-  const warnings = Object.keys(o).filter((k) => !HF_KNOWN.has(k)).map((k) => `${file}: unknown config key '${k}' ignored`);
-  if (o.hidden_act !== undefined && o.hidden_act !== 'silu') throw inputError(`${file}: hidden_act '${String(o.hidden_act)}' is not supported (Mamba-2 uses 'silu')`);
-  if (o.rms_norm === false) throw inputError(`${file}: rms_norm false (no gated norm) is not supported; Mamba-2 checkpoints use the gated RMSNorm`);
+  const warnings = Object.keys(o)
+    .filter((k) => !HF_KNOWN.has(k))
+    .map((k) => `${file}: unknown config key '${k}' ignored`);
+  if (o.hidden_act !== undefined && o.hidden_act !== 'silu')
+    throw inputError(`${file}: hidden_act '${String(o.hidden_act)}' is not supported (Mamba-2 uses 'silu')`);
+  if (o.rms_norm === false)
+    throw inputError(`${file}: rms_norm false (no gated norm) is not supported; Mamba-2 checkpoints use the gated RMSNorm`);
   for (const k of ['hidden_size', 'num_hidden_layers', 'vocab_size']) {
     if (o[k] === undefined) throw inputError(`${file}: missing required key '${k}' (is this a Mamba-2 config.json?)`);
   }
   const r = reader(o, file);
   const frugal = (typeof o.frugal === 'object' && o.frugal !== null ? o.frugal : {}) as Record<string, unknown>;
-  const D = r.int('hidden_size') as number, expand = r.int('expand', 2) as number;
-  const headDim = r.int('head_dim', 64) as number, nHeads = r.int('num_heads', 128) as number;
+  const D = r.int('hidden_size') as number,
+    expand = r.int('expand', 2) as number;
+  const headDim = r.int('head_dim', 64) as number,
+    nHeads = r.int('num_heads', 128) as number;
   if (nHeads * headDim !== expand * D) {
-    throw inputError(`${file}: num_heads ${nHeads} × head_dim ${headDim} must equal expand ${expand} × hidden_size ${D} (as Mamba2Config requires)`);
+    throw inputError(
+      `${file}: num_heads ${nHeads} × head_dim ${headDim} must equal expand ${expand} × hidden_size ${D} (as Mamba2Config requires)`,
+    );
   }
-  const config = createMamba2Config({
-    dModel: D, expand, headDim, nHeads,
-    nLayer: r.int('num_hidden_layers') as number,
-    vocabSize: r.int('vocab_size'),
-    dState: r.int('state_size', 128), dConv: r.int('conv_kernel', 4), nGroups: r.int('n_groups', 8),
-    chunkSize: r.int('chunk_size', 256),
-    layerNormEpsilon: r.num('layer_norm_epsilon', 1e-5),
-    useBias: r.flag('use_bias', false), useConvBias: r.flag('use_conv_bias', true),
-    // Mamba2Config's own default is an untied head
-    tieWordEmbeddings: r.flag('tie_word_embeddings', false),
-    timeStepLimit: readLimit(o.time_step_limit, file, warnings),
-    initializerRange: r.num('initializer_range', 0.1),
-    timeStepMin: r.num('time_step_min', 0.001), timeStepMax: r.num('time_step_max', 0.1), timeStepFloor: r.num('time_step_floor', 1e-4),
-    rescalePrenormResidual: r.flag('rescale_prenorm_residual', false), residualInFp32: r.flag('residual_in_fp32', true),
-    padTokenId: r.tokenId('pad_token_id', warnings), bosTokenId: r.tokenId('bos_token_id', warnings), eosTokenId: r.tokenId('eos_token_id', warnings),
-    tokenizer: frugal.tokenizer === 'byte' ? 'byte' : 'file',
-  }, file);
+  const config = createMamba2Config(
+    {
+      dModel: D,
+      expand,
+      headDim,
+      nHeads,
+      nLayer: r.int('num_hidden_layers') as number,
+      vocabSize: r.int('vocab_size'),
+      dState: r.int('state_size', 128),
+      dConv: r.int('conv_kernel', 4),
+      nGroups: r.int('n_groups', 8),
+      chunkSize: r.int('chunk_size', 256),
+      layerNormEpsilon: r.num('layer_norm_epsilon', 1e-5),
+      useBias: r.flag('use_bias', false),
+      useConvBias: r.flag('use_conv_bias', true),
+      // Mamba2Config's own default is an untied head
+      tieWordEmbeddings: r.flag('tie_word_embeddings', false),
+      timeStepLimit: readLimit(o.time_step_limit, file, warnings),
+      initializerRange: r.num('initializer_range', 0.1),
+      timeStepMin: r.num('time_step_min', 0.001),
+      timeStepMax: r.num('time_step_max', 0.1),
+      timeStepFloor: r.num('time_step_floor', 1e-4),
+      rescalePrenormResidual: r.flag('rescale_prenorm_residual', false),
+      residualInFp32: r.flag('residual_in_fp32', true),
+      padTokenId: r.tokenId('pad_token_id', warnings),
+      bosTokenId: r.tokenId('bos_token_id', warnings),
+      eosTokenId: r.tokenId('eos_token_id', warnings),
+      tokenizer: frugal.tokenizer === 'byte' ? 'byte' : 'file',
+    },
+    file,
+  );
   return { config, warnings, layout: 'hf' };
 }
 
 /** mamba_ssm's MambaConfig keys and the Mamba2 block's ssm_cfg (modules/mamba2.py). */
-const ORIGINAL_KNOWN = new Set(['d_model', 'd_intermediate', 'n_layer', 'vocab_size', 'ssm_cfg', 'attn_layer_idx', 'attn_cfg',
-  'rms_norm', 'residual_in_fp32', 'fused_add_norm', 'pad_vocab_size_multiple', 'tie_embeddings']);
-const SSM_KNOWN = new Set(['layer', 'd_state', 'd_conv', 'conv_init', 'expand', 'headdim', 'd_ssm', 'ngroups', 'A_init_range',
-  'D_has_hdim', 'rmsnorm', 'norm_before_gate', 'dt_min', 'dt_max', 'dt_init_floor', 'dt_limit', 'bias', 'conv_bias', 'chunk_size',
-  'use_mem_eff_path']);
+const ORIGINAL_KNOWN = new Set([
+  'd_model',
+  'd_intermediate',
+  'n_layer',
+  'vocab_size',
+  'ssm_cfg',
+  'attn_layer_idx',
+  'attn_cfg',
+  'rms_norm',
+  'residual_in_fp32',
+  'fused_add_norm',
+  'pad_vocab_size_multiple',
+  'tie_embeddings',
+]);
+const SSM_KNOWN = new Set([
+  'layer',
+  'd_state',
+  'd_conv',
+  'conv_init',
+  'expand',
+  'headdim',
+  'd_ssm',
+  'ngroups',
+  'A_init_range',
+  'D_has_hdim',
+  'rmsnorm',
+  'norm_before_gate',
+  'dt_min',
+  'dt_max',
+  'dt_init_floor',
+  'dt_limit',
+  'bias',
+  'conv_bias',
+  'chunk_size',
+  'use_mem_eff_path',
+]);
 
 /** Variants of the Mamba2 block frugal does not run, refused with the key that selects them. */
 function refuseVariants(ssm: Record<string, unknown>, o: Record<string, unknown>, file: string, dInner: number): void {
-  const why = ssm.d_ssm !== undefined && ssm.d_ssm !== null && ssm.d_ssm !== dInner ? `ssm_cfg.d_ssm ${JSON.stringify(ssm.d_ssm)} (a gated MLP beside the SSM)`
-    : ssm.D_has_hdim === true ? 'ssm_cfg.D_has_hdim true (a D per channel)'
-    : ssm.rmsnorm === false ? 'ssm_cfg.rmsnorm false'
-    : ssm.norm_before_gate === true ? 'ssm_cfg.norm_before_gate true'
-    : o.d_intermediate !== undefined && o.d_intermediate !== 0 ? `d_intermediate ${JSON.stringify(o.d_intermediate)} (MLP blocks)`
-    : Array.isArray(o.attn_layer_idx) && o.attn_layer_idx.length > 0 ? 'attn_layer_idx (attention layers: load the hybrid in Bamba\'s layout)'
-    : o.rms_norm === false ? 'rms_norm false (LayerNorm blocks)' : null;
+  const why =
+    ssm.d_ssm !== undefined && ssm.d_ssm !== null && ssm.d_ssm !== dInner
+      ? `ssm_cfg.d_ssm ${JSON.stringify(ssm.d_ssm)} (a gated MLP beside the SSM)`
+      : ssm.D_has_hdim === true
+        ? 'ssm_cfg.D_has_hdim true (a D per channel)'
+        : ssm.rmsnorm === false
+          ? 'ssm_cfg.rmsnorm false'
+          : ssm.norm_before_gate === true
+            ? 'ssm_cfg.norm_before_gate true'
+            : o.d_intermediate !== undefined && o.d_intermediate !== 0
+              ? `d_intermediate ${JSON.stringify(o.d_intermediate)} (MLP blocks)`
+              : Array.isArray(o.attn_layer_idx) && o.attn_layer_idx.length > 0
+                ? "attn_layer_idx (attention layers: load the hybrid in Bamba's layout)"
+                : o.rms_norm === false
+                  ? 'rms_norm false (LayerNorm blocks)'
+                  : null;
   if (why) throw inputError(`${file}: ${why} is not supported; frugal runs the Mamba2 block of the published mamba2-* checkpoints`);
 }
 
 /** Read a state-spaces (mamba_ssm) config.json whose ssm_cfg.layer is "Mamba2". */
 export function mamba2ConfigFromOriginal(o: Record<string, unknown>, file: string): Mamba2Parse {
-  const warnings = Object.keys(o).filter((k) => !ORIGINAL_KNOWN.has(k)).map((k) => `${file}: unknown config key '${k}' ignored`);
+  const warnings = Object.keys(o)
+    .filter((k) => !ORIGINAL_KNOWN.has(k))
+    .map((k) => `${file}: unknown config key '${k}' ignored`);
   const ssm = asObject(o.ssm_cfg ?? {}, `${file} ssm_cfg`);
-  warnings.push(...Object.keys(ssm).filter((k) => !SSM_KNOWN.has(k)).map((k) => `${file}: unknown ssm_cfg key '${k}' ignored`));
+  warnings.push(
+    ...Object.keys(ssm)
+      .filter((k) => !SSM_KNOWN.has(k))
+      .map((k) => `${file}: unknown ssm_cfg key '${k}' ignored`),
+  );
   for (const k of ['d_model', 'n_layer', 'vocab_size']) if (o[k] === undefined) throw inputError(`${file}: missing required key '${k}'`);
-  const r = reader(o, file), s = reader(ssm, `${file} ssm_cfg`);
-  const D = r.int('d_model') as number, expand = s.int('expand', 2) as number;
+  const r = reader(o, file),
+    s = reader(ssm, `${file} ssm_cfg`);
+  const D = r.int('d_model') as number,
+    expand = s.int('expand', 2) as number;
   refuseVariants(ssm, o, file, expand * D);
-  const multiple = r.int('pad_vocab_size_multiple', 8) as number, vocab = r.int('vocab_size') as number;
-  const config = createMamba2Config({
-    dModel: D, expand, nLayer: r.int('n_layer') as number,
-    vocabSize: Math.ceil(vocab / multiple) * multiple, // mamba_ssm pads the embedding and head rows
-    dState: s.int('d_state', 128), dConv: s.int('d_conv', 4), headDim: s.int('headdim', 64), nGroups: s.int('ngroups', 1),
-    chunkSize: s.int('chunk_size', 256),
-    layerNormEpsilon: 1e-5, // mamba_ssm's RMSNorm and the gated norm; the original config has no key for it
-    useBias: s.flag('bias', false), useConvBias: s.flag('conv_bias', true),
-    tieWordEmbeddings: r.flag('tie_embeddings', true),
-    timeStepLimit: ssm.dt_limit === undefined ? undefined : readLimit(ssm.dt_limit, `${file} ssm_cfg.dt_limit`, warnings),
-    aInitRange: ssm.A_init_range === undefined ? undefined : range(ssm.A_init_range, 'ssm_cfg.A_init_range', file),
-    initializerRange: 0.02, timeStepMin: s.num('dt_min', 0.001), timeStepMax: s.num('dt_max', 0.1), timeStepFloor: s.num('dt_init_floor', 1e-4),
-    rescalePrenormResidual: true, residualInFp32: r.flag('residual_in_fp32', true),
-    tokenizer: 'file',
-  }, file);
+  const multiple = r.int('pad_vocab_size_multiple', 8) as number,
+    vocab = r.int('vocab_size') as number;
+  const config = createMamba2Config(
+    {
+      dModel: D,
+      expand,
+      nLayer: r.int('n_layer') as number,
+      vocabSize: Math.ceil(vocab / multiple) * multiple, // mamba_ssm pads the embedding and head rows
+      dState: s.int('d_state', 128),
+      dConv: s.int('d_conv', 4),
+      headDim: s.int('headdim', 64),
+      nGroups: s.int('ngroups', 1),
+      chunkSize: s.int('chunk_size', 256),
+      layerNormEpsilon: 1e-5, // mamba_ssm's RMSNorm and the gated norm; the original config has no key for it
+      useBias: s.flag('bias', false),
+      useConvBias: s.flag('conv_bias', true),
+      tieWordEmbeddings: r.flag('tie_embeddings', true),
+      timeStepLimit: ssm.dt_limit === undefined ? undefined : readLimit(ssm.dt_limit, `${file} ssm_cfg.dt_limit`, warnings),
+      aInitRange: ssm.A_init_range === undefined ? undefined : range(ssm.A_init_range, 'ssm_cfg.A_init_range', file),
+      initializerRange: 0.02,
+      timeStepMin: s.num('dt_min', 0.001),
+      timeStepMax: s.num('dt_max', 0.1),
+      timeStepFloor: s.num('dt_init_floor', 1e-4),
+      rescalePrenormResidual: true,
+      residualInFp32: r.flag('residual_in_fp32', true),
+      tokenizer: 'file',
+    },
+    file,
+  );
   return { config, warnings, layout: 'original', original: o };
 }
 
 /** The config.json transformers' Mamba2ForCausalLM.from_pretrained expects, plus frugal's own block. */
 export function mamba2ConfigToHF(c: Mamba2Config): Record<string, unknown> {
   return {
-    architectures: ['Mamba2ForCausalLM'], model_type: 'mamba2',
-    num_heads: c.nHeads, head_dim: c.headDim, vocab_size: c.vocabSize, hidden_size: c.dModel, state_size: c.dState,
-    num_hidden_layers: c.nLayer, layer_norm_epsilon: c.layerNormEpsilon,
-    pad_token_id: c.padTokenId, bos_token_id: c.bosTokenId, eos_token_id: c.eosTokenId,
-    expand: c.expand, conv_kernel: c.dConv, n_groups: c.nGroups, use_bias: c.useBias, use_conv_bias: c.useConvBias,
-    hidden_act: 'silu', initializer_range: c.initializerRange, residual_in_fp32: c.residualInFp32,
+    architectures: ['Mamba2ForCausalLM'],
+    model_type: 'mamba2',
+    num_heads: c.nHeads,
+    head_dim: c.headDim,
+    vocab_size: c.vocabSize,
+    hidden_size: c.dModel,
+    state_size: c.dState,
+    num_hidden_layers: c.nLayer,
+    layer_norm_epsilon: c.layerNormEpsilon,
+    pad_token_id: c.padTokenId,
+    bos_token_id: c.bosTokenId,
+    eos_token_id: c.eosTokenId,
+    expand: c.expand,
+    conv_kernel: c.dConv,
+    n_groups: c.nGroups,
+    use_bias: c.useBias,
+    use_conv_bias: c.useConvBias,
+    hidden_act: 'silu',
+    initializer_range: c.initializerRange,
+    residual_in_fp32: c.residualInFp32,
     time_step_rank: Math.ceil(c.dModel / 16), // read by Mamba2Config, used by no layer
-    time_step_min: c.timeStepMin, time_step_max: c.timeStepMax, time_step_floor: c.timeStepFloor,
+    time_step_min: c.timeStepMin,
+    time_step_max: c.timeStepMax,
+    time_step_floor: c.timeStepFloor,
     time_step_limit: [...c.timeStepLimit],
-    rescale_prenorm_residual: c.rescalePrenormResidual, use_cache: true, rms_norm: true, chunk_size: c.chunkSize,
-    tie_word_embeddings: c.tieWordEmbeddings, torch_dtype: 'float32',
+    rescale_prenorm_residual: c.rescalePrenormResidual,
+    use_cache: true,
+    rms_norm: true,
+    chunk_size: c.chunkSize,
+    tie_word_embeddings: c.tieWordEmbeddings,
+    torch_dtype: 'float32',
     frugal: { tokenizer: c.tokenizer },
   };
 }
@@ -245,16 +423,32 @@ export function mamba2ConfigToHF(c: Mamba2Config): Record<string, unknown> {
 export function mamba2ConfigToOriginal(c: Mamba2Config, kept?: Record<string, unknown>): Record<string, unknown> {
   const k = kept ?? {};
   const ssm: Record<string, unknown> = { ...(typeof k.ssm_cfg === 'object' && k.ssm_cfg !== null ? k.ssm_cfg : {}), layer: 'Mamba2' };
-  const put = (key: string, value: unknown, dflt: unknown) => { if (ssm[key] !== undefined || value !== dflt) ssm[key] = value; };
-  put('d_state', c.dState, 128); put('d_conv', c.dConv, 4); put('expand', c.expand, 2); put('headdim', c.headDim, 64);
-  put('ngroups', c.nGroups, 1); put('chunk_size', c.chunkSize, 256); put('bias', c.useBias, false); put('conv_bias', c.useConvBias, true);
-  put('dt_min', c.timeStepMin, 0.001); put('dt_max', c.timeStepMax, 0.1); put('dt_init_floor', c.timeStepFloor, 1e-4);
+  const put = (key: string, value: unknown, dflt: unknown) => {
+    if (ssm[key] !== undefined || value !== dflt) ssm[key] = value;
+  };
+  put('d_state', c.dState, 128);
+  put('d_conv', c.dConv, 4);
+  put('expand', c.expand, 2);
+  put('headdim', c.headDim, 64);
+  put('ngroups', c.nGroups, 1);
+  put('chunk_size', c.chunkSize, 256);
+  put('bias', c.useBias, false);
+  put('conv_bias', c.useConvBias, true);
+  put('dt_min', c.timeStepMin, 0.001);
+  put('dt_max', c.timeStepMax, 0.1);
+  put('dt_init_floor', c.timeStepFloor, 1e-4);
   if (ssm.dt_limit !== undefined || c.timeStepLimit[0] !== 0 || c.timeStepLimit[1] !== Infinity) ssm.dt_limit = [...c.timeStepLimit];
   return originalConfig(c, k, ssm);
 }
 
 /** The fields of a state-space model that state-spaces' config.json spells outside ssm_cfg. */
-interface OriginalOuter { dModel: number; nLayer: number; vocabSize: number; residualInFp32: boolean; tieWordEmbeddings: boolean }
+interface OriginalOuter {
+  dModel: number;
+  nLayer: number;
+  vocabSize: number;
+  residualInFp32: boolean;
+  tieWordEmbeddings: boolean;
+}
 
 /**
  * A state-spaces config.json around `ssm` (its ssm_cfg) for `c`, keeping the keys of `kept` (the
@@ -262,13 +456,27 @@ interface OriginalOuter { dModel: number; nLayer: number; vocabSize: number; res
  */
 export function originalConfig(c: OriginalOuter, kept: Record<string, unknown>, ssm: Record<string, unknown>): Record<string, unknown> {
   const k = kept;
-  const multiple = typeof k.pad_vocab_size_multiple === 'number' && c.vocabSize % k.pad_vocab_size_multiple === 0 ? k.pad_vocab_size_multiple
-    : c.vocabSize % 8 === 0 ? 8 : 1;
-  const keptVocab = typeof k.vocab_size === 'number' && Math.ceil(k.vocab_size / multiple) * multiple === c.vocabSize ? k.vocab_size : c.vocabSize;
+  const multiple =
+    typeof k.pad_vocab_size_multiple === 'number' && c.vocabSize % k.pad_vocab_size_multiple === 0
+      ? k.pad_vocab_size_multiple
+      : c.vocabSize % 8 === 0
+        ? 8
+        : 1;
+  const keptVocab =
+    typeof k.vocab_size === 'number' && Math.ceil(k.vocab_size / multiple) * multiple === c.vocabSize ? k.vocab_size : c.vocabSize;
   return {
-    d_intermediate: 0, attn_layer_idx: [], attn_cfg: {}, rms_norm: true, fused_add_norm: true,
+    d_intermediate: 0,
+    attn_layer_idx: [],
+    attn_cfg: {},
+    rms_norm: true,
+    fused_add_norm: true,
     ...k,
-    d_model: c.dModel, n_layer: c.nLayer, vocab_size: keptVocab, ssm_cfg: ssm,
-    residual_in_fp32: c.residualInFp32, pad_vocab_size_multiple: multiple, tie_embeddings: c.tieWordEmbeddings,
+    d_model: c.dModel,
+    n_layer: c.nLayer,
+    vocab_size: keptVocab,
+    ssm_cfg: ssm,
+    residual_in_fp32: c.residualInFp32,
+    pad_vocab_size_multiple: multiple,
+    tie_embeddings: c.tieWordEmbeddings,
   };
 }

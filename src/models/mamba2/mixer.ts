@@ -22,11 +22,16 @@ import { convDim, inProjDim } from './config.js';
 
 /** Parameters of one mixer, looked up once by name. */
 export interface Mamba2Mixer {
-  inProj: Weight; inProjBias: Tensor | null;
-  convW: Tensor; convB: Tensor | null;
-  dtBias: Tensor; Alog: Tensor; D: Tensor;
+  inProj: Weight;
+  inProjBias: Tensor | null;
+  convW: Tensor;
+  convB: Tensor | null;
+  dtBias: Tensor;
+  Alog: Tensor;
+  D: Tensor;
   normW: Tensor;
-  outProj: Weight; outProjBias: Tensor | null;
+  outProj: Weight;
+  outProjBias: Tensor | null;
 }
 
 type Lookups = { p(name: string): Tensor; w(name: string): Weight; opt(name: string): Tensor | null };
@@ -34,46 +39,67 @@ type Lookups = { p(name: string): Tensor; w(name: string): Weight; opt(name: str
 /** The mixer's parameters under prefix m (e.g. backbone.layers.0.mixer). */
 export function mamba2MixerParams(l: Lookups, m: string): Mamba2Mixer {
   return {
-    inProj: l.w(`${m}.in_proj.weight`), inProjBias: l.opt(`${m}.in_proj.bias`),
-    convW: l.p(`${m}.conv1d.weight`), convB: l.opt(`${m}.conv1d.bias`),
-    dtBias: l.p(`${m}.dt_bias`), Alog: l.p(`${m}.A_log`), D: l.p(`${m}.D`),
+    inProj: l.w(`${m}.in_proj.weight`),
+    inProjBias: l.opt(`${m}.in_proj.bias`),
+    convW: l.p(`${m}.conv1d.weight`),
+    convB: l.opt(`${m}.conv1d.bias`),
+    dtBias: l.p(`${m}.dt_bias`),
+    Alog: l.p(`${m}.A_log`),
+    D: l.p(`${m}.D`),
     normW: l.p(`${m}.norm.weight`),
-    outProj: l.w(`${m}.out_proj.weight`), outProjBias: l.opt(`${m}.out_proj.bias`),
+    outProj: l.w(`${m}.out_proj.weight`),
+    outProjBias: l.opt(`${m}.out_proj.bias`),
   };
 }
 
 /** The taped mixer on u (B, L, D) -> (B, L, D). */
 export function mamba2Mixer(e: Engine, c: Mamba2Config, ly: Mamba2Mixer, u: Tensor): Tensor {
-  const { dInner: ED, nHeads: H, nGroups: G, dState: N } = c, CD = convDim(c), GN = G * N;
-  const zxbcdt = op.linear(e, u, ly.inProj, ly.inProjBias);                          // (B, L, 2ED + 2GN + H)
-  const z = op.sliceLast(e, zxbcdt, 0, ED);                                           // (B, L, ED)
+  const { dInner: ED, nHeads: H, nGroups: G, dState: N } = c,
+    CD = convDim(c),
+    GN = G * N;
+  const zxbcdt = op.linear(e, u, ly.inProj, ly.inProjBias); // (B, L, 2ED + 2GN + H)
+  const z = op.sliceLast(e, zxbcdt, 0, ED); // (B, L, ED)
   const xBC = op.silu(e, op.conv1d(e, op.sliceLast(e, zxbcdt, ED, CD), ly.convW, ly.convB)); // (B, L, ED + 2GN)
-  const dt = op.sliceLast(e, zxbcdt, ED + CD, H);                                     // (B, L, H)
-  const x = op.sliceLast(e, xBC, 0, ED);                                              // (B, L, H·P)
-  const Bm = op.sliceLast(e, xBC, ED, GN);                                            // (B, L, G·N)
-  const Cm = op.sliceLast(e, xBC, ED + GN, GN);                                       // (B, L, G·N)
+  const dt = op.sliceLast(e, zxbcdt, ED + CD, H); // (B, L, H)
+  const x = op.sliceLast(e, xBC, 0, ED); // (B, L, H·P)
+  const Bm = op.sliceLast(e, xBC, ED, GN); // (B, L, G·N)
+  const Cm = op.sliceLast(e, xBC, ED + GN, GN); // (B, L, G·N)
   const delta = dtSoftplus(e, dt, ly.dtBias, c.timeStepLimit[0], c.timeStepLimit[1]); // (B, L, H)
   const y = ssd(e, x, delta, op.negExp(e, ly.Alog), Bm, Cm, ly.D, null, H, G, c.chunkSize); // (B, L, ED)
-  const normed = gatedRmsnorm(e, y, z, ly.normW, ED / G, c.layerNormEpsilon);         // (B, L, ED)
-  return op.linear(e, normed, ly.outProj, ly.outProjBias);                            // (B, L, D)
+  const normed = gatedRmsnorm(e, y, z, ly.normW, ED / G, c.layerNormEpsilon); // (B, L, ED)
+  return op.linear(e, normed, ly.outProj, ly.outProjBias); // (B, L, D)
 }
 
 /** The widest input of the mixer's products (for the q8 scratch of quantised weights). */
-export function mamba2ProductWidth(c: Mamba2Config): number { return Math.max(c.dModel, c.dInner); }
+export function mamba2ProductWidth(c: Mamba2Config): number {
+  return Math.max(c.dModel, c.dInner);
+}
 
 /** The inference path of one Mamba-2 mixer (layer i), on the shared buffers of a pass. */
 export class Mamba2BlockRunner implements BlockRunner {
-  private A: Tensor | null = null;     // (H) −exp(A_log), per weight version
+  private A: Tensor | null = null; // (H) −exp(A_log), per weight version
   private zeroBias: Tensor | null = null;
 
-  constructor(private readonly e: Engine, private readonly c: Mamba2Config, private readonly ly: Mamba2Mixer,
-    readonly norm: Tensor, private readonly i: number) {}
+  constructor(
+    private readonly e: Engine,
+    private readonly c: Mamba2Config,
+    private readonly ly: Mamba2Mixer,
+    readonly norm: Tensor,
+    private readonly i: number,
+  ) {}
 
-  invalidate(): void { this.A?.dispose(); this.A = null; }
+  invalidate(): void {
+    this.A?.dispose();
+    this.A = null;
+  }
 
-  stateShapes(B: number): [string, number[]][] { // a recurrent state: the same whatever the tokens
+  stateShapes(B: number): [string, number[]][] {
+    // a recurrent state: the same whatever the tokens
     const { nHeads: H, headDim: P, dState: N, dConv: K } = this.c;
-    return [[`conv.${this.i}`, [B, convDim(this.c), K]], [`ssm.${this.i}`, [B, H, P, N]]];
+    return [
+      [`conv.${this.i}`, [B, convDim(this.c), K]],
+      [`ssm.${this.i}`, [B, H, P, N]],
+    ];
   }
 
   private decay(): Tensor {
@@ -91,13 +117,30 @@ export class Mamba2BlockRunner implements BlockRunner {
   }
 
   run(buf: Buffers, q: QuantScratch, u: Tensor, out: Tensor, B: number, L: number, state: ModelState): void {
-    const c = this.c, e = this.e, k = e.k, ly = this.ly, M = B * L;
-    const { dInner: ED, nHeads: H, headDim: P, nGroups: G, dState: N, dConv: K } = c, CD = convDim(c), IP = inProjDim(c), GN = G * N;
-    const zx = buf('m2.zxbcdt', [M, IP]), z = buf('m2.z', [M, ED]), xBC = buf('m2.xBC', [M, CD]), conv = buf('m2.conv', [M, CD]);
-    const dt = buf('m2.dt', [M, H]), x = buf('m2.x', [M, ED]), Bm = buf('m2.B', [M, GN]), Cm = buf('m2.C', [M, GN]);
-    const delta = buf('m2.delta', [M, H]), y = buf('m2.y', [M, ED]), normed = buf('m2.normed', [M, ED]), rstd = buf('m2.rstd', [M, G]);
-    const convState = state.tensors.get(`conv.${this.i}`) as Tensor, h = state.tensors.get(`ssm.${this.i}`) as Tensor;
-    linearInto(e, zx, u, ly.inProj, ly.inProjBias, M, q);                          // (M, IP)
+    const c = this.c,
+      e = this.e,
+      k = e.k,
+      ly = this.ly,
+      M = B * L;
+    const { dInner: ED, nHeads: H, headDim: P, nGroups: G, dState: N, dConv: K } = c,
+      CD = convDim(c),
+      IP = inProjDim(c),
+      GN = G * N;
+    const zx = buf('m2.zxbcdt', [M, IP]),
+      z = buf('m2.z', [M, ED]),
+      xBC = buf('m2.xBC', [M, CD]),
+      conv = buf('m2.conv', [M, CD]);
+    const dt = buf('m2.dt', [M, H]),
+      x = buf('m2.x', [M, ED]),
+      Bm = buf('m2.B', [M, GN]),
+      Cm = buf('m2.C', [M, GN]);
+    const delta = buf('m2.delta', [M, H]),
+      y = buf('m2.y', [M, ED]),
+      normed = buf('m2.normed', [M, ED]),
+      rstd = buf('m2.rstd', [M, G]);
+    const convState = state.tensors.get(`conv.${this.i}`) as Tensor,
+      h = state.tensors.get(`ssm.${this.i}`) as Tensor;
+    linearInto(e, zx, u, ly.inProj, ly.inProjBias, M, q); // (M, IP)
     k.sliceColumns(z, zx, M, IP, 0, ED);
     k.sliceColumns(xBC, zx, M, IP, ED, CD);
     k.sliceColumns(dt, zx, M, IP, ED + CD, H);
@@ -108,8 +151,27 @@ export class Mamba2BlockRunner implements BlockRunner {
     k.sliceColumns(Cm, conv, M, CD, ED + GN, GN);
     k.dtSoftplusForward(delta, dt, ly.dtBias, M, H, c.timeStepLimit[0], c.timeStepLimit[1]);
     if (L === 1) k.ssdRecurrent(y, h, x, delta, this.decay(), Bm, Cm, ly.D, B, 1, H, P, G, N);
-    else k.ssdChunkForward(y, h, null, x, delta, this.decay(), Bm, Cm, ly.D, buf('m2.work', [ssdWorkSize(B, H, P, N, c.chunkSize)]), B, L, H, P, G, N, c.chunkSize);
+    else
+      k.ssdChunkForward(
+        y,
+        h,
+        null,
+        x,
+        delta,
+        this.decay(),
+        Bm,
+        Cm,
+        ly.D,
+        buf('m2.work', [ssdWorkSize(B, H, P, N, c.chunkSize)]),
+        B,
+        L,
+        H,
+        P,
+        G,
+        N,
+        c.chunkSize,
+      );
     k.gatedRmsnormForward(normed, rstd, y, z, ly.normW, M, ED, ED / G, c.layerNormEpsilon);
-    linearInto(e, out, normed, ly.outProj, ly.outProjBias, M, q);                  // (M, D)
+    linearInto(e, out, normed, ly.outProj, ly.outProjBias, M, q); // (M, D)
   }
 }

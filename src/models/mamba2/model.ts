@@ -10,7 +10,11 @@ import type { MixerKind } from '../backbone.js';
 
 /** Mamba-2's mixer for the shared backbone (mixer.ts). */
 export const MAMBA2: MixerKind<Mamba2Config, Mamba2Mixer> = {
-  specs: mamba2ParamSpecs, params: mamba2MixerParams, taped: mamba2Mixer, width: mamba2ProductWidth, toHF: mamba2ConfigToHF,
+  specs: mamba2ParamSpecs,
+  params: mamba2MixerParams,
+  taped: mamba2Mixer,
+  width: mamba2ProductWidth,
+  toHF: mamba2ConfigToHF,
   runner: (e, c, m, norm, i) => new Mamba2BlockRunner(e, c, m, norm, i),
 };
 

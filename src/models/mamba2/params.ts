@@ -12,7 +12,9 @@ const linear = (fanIn: number) => ({ kind: 'uniform' as const, bound: 1 / Math.s
 
 /** One Mamba-2 mixer's parameters under `m` (e.g. backbone.layers.3.mixer). */
 export function mamba2MixerSpecs(c: Mamba2Config, m: string, nLayer: number): ParamSpec[] {
-  const { dModel: D, dInner: ED, nHeads: H, dConv: K } = c, CD = convDim(c), IP = inProjDim(c);
+  const { dModel: D, dInner: ED, nHeads: H, dConv: K } = c,
+    CD = convDim(c),
+    IP = inProjDim(c);
   // out_proj is rescaled by 1/sqrt(n_layer) at init (GPT-2 style prenorm residual rescaling)
   const outBound = (c.rescalePrenormResidual ? 1 / Math.sqrt(nLayer) : 1) / Math.sqrt(ED);
   return [
@@ -21,7 +23,12 @@ export function mamba2MixerSpecs(c: Mamba2Config, m: string, nLayer: number): Pa
     { name: `${m}.conv1d.weight`, shape: [CD, 1, K], init: linear(K), decay: true },
     ...(c.useConvBias ? [{ name: `${m}.conv1d.bias`, shape: [CD], init: linear(K), decay: false }] : []),
     // dt_bias = softplus^-1(Δ), Δ log-uniform in [min, max]; A = −uniform(lo, hi) per head
-    { name: `${m}.dt_bias`, shape: [H], init: { kind: 'dtBias', min: c.timeStepMin, max: c.timeStepMax, floor: c.timeStepFloor }, decay: false },
+    {
+      name: `${m}.dt_bias`,
+      shape: [H],
+      init: { kind: 'dtBias', min: c.timeStepMin, max: c.timeStepMax, floor: c.timeStepFloor },
+      decay: false,
+    },
     { name: `${m}.A_log`, shape: [H], init: { kind: 'logUniform', min: c.aInitRange[0], max: c.aInitRange[1] }, decay: false },
     { name: `${m}.D`, shape: [H], init: { kind: 'ones' }, decay: false },
     { name: `${m}.norm.weight`, shape: [ED], init: { kind: 'ones' }, decay: false },
@@ -33,12 +40,17 @@ export function mamba2MixerSpecs(c: Mamba2Config, m: string, nLayer: number): Pa
 /** The whole language model: embedding, n_layer × (norm, mixer), norm_f, head unless tied. */
 export function mamba2ParamSpecs(c: Mamba2Config): ParamSpec[] {
   const { dModel: D, vocabSize: V } = c;
-  const specs: ParamSpec[] = [{ name: 'backbone.embeddings.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true }];
+  const specs: ParamSpec[] = [
+    { name: 'backbone.embeddings.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true },
+  ];
   for (let i = 0; i < c.nLayer; i++) {
-    specs.push({ name: `backbone.layers.${i}.norm.weight`, shape: [D], init: { kind: 'ones' }, decay: false },
-      ...mamba2MixerSpecs(c, `backbone.layers.${i}.mixer`, c.nLayer));
+    specs.push(
+      { name: `backbone.layers.${i}.norm.weight`, shape: [D], init: { kind: 'ones' }, decay: false },
+      ...mamba2MixerSpecs(c, `backbone.layers.${i}.mixer`, c.nLayer),
+    );
   }
   specs.push({ name: 'backbone.norm_f.weight', shape: [D], init: { kind: 'ones' }, decay: false });
-  if (!c.tieWordEmbeddings) specs.push({ name: 'lm_head.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true });
+  if (!c.tieWordEmbeddings)
+    specs.push({ name: 'lm_head.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true });
   return specs;
 }

@@ -10,7 +10,11 @@ import type { MixerKind } from '../backbone.js';
 
 /** Mamba-3's SISO mixer for the shared backbone (mixer.ts). */
 export const MAMBA3: MixerKind<Mamba3Config, Mamba3Mixer> = {
-  specs: mamba3ParamSpecs, params: mamba3MixerParams, taped: mamba3Mixer, width: mamba3ProductWidth, toHF: mamba3ConfigToHF,
+  specs: mamba3ParamSpecs,
+  params: mamba3MixerParams,
+  taped: mamba3Mixer,
+  width: mamba3ProductWidth,
+  toHF: mamba3ConfigToHF,
   runner: (e, c, m, norm, i) => new Mamba3BlockRunner(e, c, m, norm, i),
 };
 

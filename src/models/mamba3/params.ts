@@ -13,7 +13,12 @@ export function mamba3MixerSpecs(c: Mamba3Config, m: string, nLayer: number): Pa
   const outBound = (c.rescalePrenormResidual ? 1 / Math.sqrt(nLayer) : 1) / Math.sqrt(ED);
   return [
     { name: `${m}.in_proj.weight`, shape: [mamba3InProjDim(c), D], init: { kind: 'uniform', bound: 1 / Math.sqrt(D) }, decay: true },
-    { name: `${m}.dt_bias`, shape: [H], init: { kind: 'dtBias', min: c.timeStepMin, max: c.timeStepMax, floor: c.timeStepFloor }, decay: false },
+    {
+      name: `${m}.dt_bias`,
+      shape: [H],
+      init: { kind: 'dtBias', min: c.timeStepMin, max: c.timeStepMax, floor: c.timeStepFloor },
+      decay: false,
+    },
     { name: `${m}.B_bias`, shape: [H, 1, N], init: { kind: 'ones' }, decay: false },
     { name: `${m}.C_bias`, shape: [H, 1, N], init: { kind: 'ones' }, decay: false },
     { name: `${m}.B_norm.weight`, shape: [N], init: { kind: 'ones' }, decay: false },
@@ -25,12 +30,17 @@ export function mamba3MixerSpecs(c: Mamba3Config, m: string, nLayer: number): Pa
 
 export function mamba3ParamSpecs(c: Mamba3Config): ParamSpec[] {
   const { dModel: D, vocabSize: V } = c;
-  const specs: ParamSpec[] = [{ name: 'backbone.embeddings.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true }];
+  const specs: ParamSpec[] = [
+    { name: 'backbone.embeddings.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true },
+  ];
   for (let i = 0; i < c.nLayer; i++) {
-    specs.push({ name: `backbone.layers.${i}.norm.weight`, shape: [D], init: { kind: 'ones' }, decay: false },
-      ...mamba3MixerSpecs(c, `backbone.layers.${i}.mixer`, c.nLayer));
+    specs.push(
+      { name: `backbone.layers.${i}.norm.weight`, shape: [D], init: { kind: 'ones' }, decay: false },
+      ...mamba3MixerSpecs(c, `backbone.layers.${i}.mixer`, c.nLayer),
+    );
   }
   specs.push({ name: 'backbone.norm_f.weight', shape: [D], init: { kind: 'ones' }, decay: false });
-  if (!c.tieWordEmbeddings) specs.push({ name: 'lm_head.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true });
+  if (!c.tieWordEmbeddings)
+    specs.push({ name: 'lm_head.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true });
   return specs;
 }

@@ -13,15 +13,22 @@ import { TransformerRunner } from './runner.js';
 
 /** Parameters of one decoder layer, looked up once by name (biases null when the config has none). */
 export interface LlamaLayer {
-  inNorm: Tensor;                                  // (D)
-  q: Tensor; qBias: Tensor | null;                 // (H·hd, D)
-  k: Tensor; kBias: Tensor | null;                 // (Hkv·hd, D)
-  v: Tensor; vBias: Tensor | null;                 // (Hkv·hd, D)
-  o: Tensor; oBias: Tensor | null;                 // (D, H·hd)
-  postNorm: Tensor;                                // (D)
-  gate: Tensor; gateBias: Tensor | null;           // (F, D)
-  up: Tensor; upBias: Tensor | null;               // (F, D)
-  down: Tensor; downBias: Tensor | null;           // (D, F)
+  inNorm: Tensor; // (D)
+  q: Tensor;
+  qBias: Tensor | null; // (H·hd, D)
+  k: Tensor;
+  kBias: Tensor | null; // (Hkv·hd, D)
+  v: Tensor;
+  vBias: Tensor | null; // (Hkv·hd, D)
+  o: Tensor;
+  oBias: Tensor | null; // (D, H·hd)
+  postNorm: Tensor; // (D)
+  gate: Tensor;
+  gateBias: Tensor | null; // (F, D)
+  up: Tensor;
+  upBias: Tensor | null; // (F, D)
+  down: Tensor;
+  downBias: Tensor | null; // (D, F)
 }
 
 /**
@@ -57,17 +64,26 @@ export class TransformerLM implements TrainableModel {
     const opt = (name: string): Tensor | null => this.params.get(name) ?? null;
     this.layers = [];
     for (let i = 0; i < config.nLayer; i++) {
-      const l = `model.layers.${i}`, a = `${l}.self_attn`, m = `${l}.mlp`;
+      const l = `model.layers.${i}`,
+        a = `${l}.self_attn`,
+        m = `${l}.mlp`;
       this.layers.push({
         inNorm: p(`${l}.input_layernorm.weight`),
-        q: p(`${a}.q_proj.weight`), qBias: opt(`${a}.q_proj.bias`),
-        k: p(`${a}.k_proj.weight`), kBias: opt(`${a}.k_proj.bias`),
-        v: p(`${a}.v_proj.weight`), vBias: opt(`${a}.v_proj.bias`),
-        o: p(`${a}.o_proj.weight`), oBias: opt(`${a}.o_proj.bias`),
+        q: p(`${a}.q_proj.weight`),
+        qBias: opt(`${a}.q_proj.bias`),
+        k: p(`${a}.k_proj.weight`),
+        kBias: opt(`${a}.k_proj.bias`),
+        v: p(`${a}.v_proj.weight`),
+        vBias: opt(`${a}.v_proj.bias`),
+        o: p(`${a}.o_proj.weight`),
+        oBias: opt(`${a}.o_proj.bias`),
         postNorm: p(`${l}.post_attention_layernorm.weight`),
-        gate: p(`${m}.gate_proj.weight`), gateBias: opt(`${m}.gate_proj.bias`),
-        up: p(`${m}.up_proj.weight`), upBias: opt(`${m}.up_proj.bias`),
-        down: p(`${m}.down_proj.weight`), downBias: opt(`${m}.down_proj.bias`),
+        gate: p(`${m}.gate_proj.weight`),
+        gateBias: opt(`${m}.gate_proj.bias`),
+        up: p(`${m}.up_proj.weight`),
+        upBias: opt(`${m}.up_proj.bias`),
+        down: p(`${m}.down_proj.weight`),
+        downBias: opt(`${m}.down_proj.bias`),
       });
     }
     this.embed = p('model.embed_tokens.weight');
@@ -83,9 +99,13 @@ export class TransformerLM implements TrainableModel {
   }
 
   /** Nothing is derived from the weights at present; kept for the TrainableModel contract. */
-  weightsChanged(): void { /* the KV-cache path reads the parameters directly */ }
+  weightsChanged(): void {
+    /* the KV-cache path reads the parameters directly */
+  }
 
-  hfConfig(): Record<string, unknown> { return llamaConfigToHF(this.config); }
+  hfConfig(): Record<string, unknown> {
+    return llamaConfigToHF(this.config);
+  }
 
   get parameterCount(): number {
     let n = 0;
@@ -95,14 +115,15 @@ export class TransformerLM implements TrainableModel {
 
   /** Logits (B, L, V) for ids (B·L) at positions 0 .. L-1, differentiable. */
   forward(ids: Int32Array, B: number, L: number): Tensor {
-    const e = this.e, c = this.config;
+    const e = this.e,
+      c = this.config;
     if (ids.length !== B * L) throw new Error(`forward: ${ids.length} ids for B=${B}, L=${L}`);
-    let h = op.embedding(e, this.embed, e.ids(ids, [B, L]));                   // (B, L, D)
+    let h = op.embedding(e, this.embed, e.ids(ids, [B, L])); // (B, L, D)
     for (const ly of this.layers) {
       h = op.add(e, h, this.attention(ly, op.rmsnorm(e, h, ly.inNorm, c.rmsNormEps)));
       h = op.add(e, h, this.mlp(ly, op.rmsnorm(e, h, ly.postNorm, c.rmsNormEps)));
     }
-    return lmLogits(e, h, this.norm, c.rmsNormEps, this.head);                 // (B, L, V)
+    return lmLogits(e, h, this.norm, c.rmsNormEps, this.head); // (B, L, V)
   }
 
   /** Mean next-token cross-entropy (nats) of targets (B·L) given ids (B·L). */
@@ -112,19 +133,20 @@ export class TransformerLM implements TrainableModel {
 
   /** Self-attention on x (B, L, D) -> (B, L, D). */
   private attention(ly: LlamaLayer, x: Tensor): Tensor {
-    const e = this.e, { nHead: H, nKvHead: Hkv, ropeTheta } = this.config;
-    const q = rope(e, op.linear(e, x, ly.q, ly.qBias), H, ropeTheta);         // (B, L, H·hd)
-    const k = rope(e, op.linear(e, x, ly.k, ly.kBias), Hkv, ropeTheta);       // (B, L, Hkv·hd)
-    const v = op.linear(e, x, ly.v, ly.vBias);                                 // (B, L, Hkv·hd)
-    const a = causalAttention(e, q, k, v, H, Hkv);                             // (B, L, H·hd)
-    return op.linear(e, a, ly.o, ly.oBias);                                    // (B, L, D)
+    const e = this.e,
+      { nHead: H, nKvHead: Hkv, ropeTheta } = this.config;
+    const q = rope(e, op.linear(e, x, ly.q, ly.qBias), H, ropeTheta); // (B, L, H·hd)
+    const k = rope(e, op.linear(e, x, ly.k, ly.kBias), Hkv, ropeTheta); // (B, L, Hkv·hd)
+    const v = op.linear(e, x, ly.v, ly.vBias); // (B, L, Hkv·hd)
+    const a = causalAttention(e, q, k, v, H, Hkv); // (B, L, H·hd)
+    return op.linear(e, a, ly.o, ly.oBias); // (B, L, D)
   }
 
   /** SwiGLU MLP on x (B, L, D) -> (B, L, D). */
   private mlp(ly: LlamaLayer, x: Tensor): Tensor {
     const e = this.e;
     const g = swiglu(e, op.linear(e, x, ly.gate, ly.gateBias), op.linear(e, x, ly.up, ly.upBias)); // (B, L, F)
-    return op.linear(e, g, ly.down, ly.downBias);                              // (B, L, D)
+    return op.linear(e, g, ly.down, ly.downBias); // (B, L, D)
   }
 
   private getRunner(): TransformerRunner {
@@ -132,10 +154,20 @@ export class TransformerLM implements TrainableModel {
     return this.runner;
   }
 
-  createState(B: number, tokens = 0): ModelState { return this.getRunner().createState(B, tokens); }
-  savedStateShapes(B: number, position: number): Map<string, number[]> { return this.getRunner().savedStateShapes(B, position); }
-  step(ids: Int32Array, state: ModelState): Float32Array { return this.getRunner().step(ids, state); }
-  prefill(ids: Int32Array, L: number, state: ModelState): Float32Array { return this.getRunner().prefill(ids, L, state); }
+  createState(B: number, tokens = 0): ModelState {
+    return this.getRunner().createState(B, tokens);
+  }
+  savedStateShapes(B: number, position: number): Map<string, number[]> {
+    return this.getRunner().savedStateShapes(B, position);
+  }
+  step(ids: Int32Array, state: ModelState): Float32Array {
+    return this.getRunner().step(ids, state);
+  }
+  prefill(ids: Int32Array, L: number, state: ModelState): Float32Array {
+    return this.getRunner().prefill(ids, L, state);
+  }
   /** Grow the KV cache of `state` to hold `tokens` positions now (exactly), instead of doubling on demand. */
-  reserve(state: ModelState, tokens: number): void { this.getRunner().reserve(state, tokens); }
+  reserve(state: ModelState, tokens: number): void {
+    this.getRunner().reserve(state, tokens);
+  }
 }

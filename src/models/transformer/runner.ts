@@ -13,7 +13,9 @@ export function prefillChunk(context: number): number {
 }
 
 /** State tensor names of the cache of layer i, stream b, kv head g: each (capacity, hd). */
-export function kvNames(i: number, b: number, g: number): [string, string] { return [`k.${i}.${b}.${g}`, `v.${i}.${b}.${g}`]; }
+export function kvNames(i: number, b: number, g: number): [string, string] {
+  return [`k.${i}.${b}.${g}`, `v.${i}.${b}.${g}`];
+}
 
 /**
  * The KV-cache inference path of the transformer: `prefill` runs the tokens through every layer in
@@ -34,7 +36,8 @@ export class TransformerRunner {
 
   /** Every layer's, stream's and kv head's cache, with room for max(INITIAL_CAPACITY, tokens) rows. */
   createState(B: number, tokens = 0): ModelState {
-    const rows = Math.max(INITIAL_CAPACITY, tokens), hd = this.m.config.headDim;
+    const rows = Math.max(INITIAL_CAPACITY, tokens),
+      hd = this.m.config.headDim;
     const tensors = new Map<string, Tensor>();
     for (const name of this.savedStateShapes(B, rows).keys()) tensors.set(name, this.e.persistent([rows, hd]));
     return { batch: B, tensors, position: 0 };
@@ -53,7 +56,9 @@ export class TransformerRunner {
   }
 
   /** Rows the cache of `state` can hold. */
-  capacity(state: ModelState): number { return (state.tensors.get('k.0.0.0') as Tensor).shape[0]; }
+  capacity(state: ModelState): number {
+    return (state.tensors.get('k.0.0.0') as Tensor).shape[0];
+  }
 
   /** Grow the cache to exactly `tokens` rows now if it holds fewer. */
   reserve(state: ModelState, tokens: number): void {
@@ -61,7 +66,8 @@ export class TransformerRunner {
   }
 
   private grow(state: ModelState, rows: number): void {
-    const hd = this.m.config.headDim, live = state.position * hd;
+    const hd = this.m.config.headDim,
+      live = state.position * hd;
     for (const [name, old] of state.tensors) {
       const t = this.e.persistent([rows, hd]);
       this.e.k.copyInto(t, old, live);
@@ -94,7 +100,7 @@ export class TransformerRunner {
     if (L === 0) throw new Error('prefill: needs at least one token');
     checkTokenIds(ids, this.m.config.vocabSize, 'prefill');
     let logits: Float32Array | null = null;
-    for (let t0 = 0; t0 < L;) {
+    for (let t0 = 0; t0 < L; ) {
       const C = Math.min(L - t0, prefillChunk(state.position + L - t0));
       const part = Int32Array.from({ length: B * C }, (_, i) => ids[Math.floor(i / C) * L + t0 + (i % C)]);
       logits = this.chunk(part, C, state, t0 + C === L);
@@ -115,21 +121,32 @@ export class TransformerRunner {
    * position .. position+C-1, appending their keys and values; logits (B, V) of the last one.
    */
   private chunk(ids: Int32Array, C: number, state: ModelState, wantLogits: boolean): Float32Array | null {
-    const c = this.m.config, k = this.e.k, B = state.batch, M = B * C;
+    const c = this.m.config,
+      k = this.e.k,
+      B = state.batch,
+      M = B * C;
     const { dModel: D, nHead: H, nKvHead: Hkv, headDim: hd, intermediateSize: F, vocabSize: V } = c;
-    const pos0 = state.position, n = pos0 + C;
+    const pos0 = state.position,
+      n = pos0 + C;
     if (this.capacity(state) < n) this.grow(state, Math.max(n, 2 * this.capacity(state)));
     const ids32 = this.idsTensor(M);
     ids32.ints().set(ids);
-    const h = this.buf('h', M * D), u = this.buf('u', M * D), rstd = this.buf('rstd', M), o = this.buf('o', M * D);
-    const q = this.buf('q', M * H * hd), kk = this.buf('k', M * Hkv * hd), v = this.buf('v', M * Hkv * hd);
-    const attn = this.buf('attn', M * H * hd), gate = this.buf('gate', M * F), up = this.buf('up', M * F);
+    const h = this.buf('h', M * D),
+      u = this.buf('u', M * D),
+      rstd = this.buf('rstd', M),
+      o = this.buf('o', M * D);
+    const q = this.buf('q', M * H * hd),
+      kk = this.buf('k', M * Hkv * hd),
+      v = this.buf('v', M * Hkv * hd);
+    const attn = this.buf('attn', M * H * hd),
+      gate = this.buf('gate', M * F),
+      up = this.buf('up', M * F);
     k.embeddingForward(h, this.m.embed, ids32, M, D);
     this.m.layers.forEach((ly, i) => {
       k.rmsnormForward(u, rstd, h, ly.inNorm, M, D, c.rmsNormEps);
-      this.linear(q, u, ly.q, ly.qBias, M);                                    // (B·C, H·hd)
-      this.linear(kk, u, ly.k, ly.kBias, M);                                   // (B·C, Hkv·hd)
-      this.linear(v, u, ly.v, ly.vBias, M);                                    // (B·C, Hkv·hd)
+      this.linear(q, u, ly.q, ly.qBias, M); // (B·C, H·hd)
+      this.linear(kk, u, ly.k, ly.kBias, M); // (B·C, Hkv·hd)
+      this.linear(v, u, ly.v, ly.vBias, M); // (B·C, Hkv·hd)
       k.ropeForward(q, q, B, C, H, hd, pos0, c.ropeTheta);
       k.ropeForward(kk, kk, B, C, Hkv, hd, pos0, c.ropeTheta);
       for (let b = 0; b < B; b++) {
@@ -140,20 +157,23 @@ export class TransformerRunner {
         }
         for (let hh = 0; hh < H; hh++) this.attend(attn, q, state, i, b, hh, C, n);
       }
-      this.linear(o, attn, ly.o, ly.oBias, M);                                 // (B·C, D)
+      this.linear(o, attn, ly.o, ly.oBias, M); // (B·C, D)
       k.add(h, h, o, M * D);
       k.rmsnormForward(u, rstd, h, ly.postNorm, M, D, c.rmsNormEps);
-      this.linear(gate, u, ly.gate, ly.gateBias, M);                           // (B·C, F)
-      this.linear(up, u, ly.up, ly.upBias, M);                                 // (B·C, F)
+      this.linear(gate, u, ly.gate, ly.gateBias, M); // (B·C, F)
+      this.linear(up, u, ly.up, ly.upBias, M); // (B·C, F)
       k.swigluForward(gate, gate, up, M * F);
-      this.linear(o, gate, ly.down, ly.downBias, M);                           // (B·C, D)
+      this.linear(o, gate, ly.down, ly.downBias, M); // (B·C, D)
       k.add(h, h, o, M * D);
     });
     state.position = n;
     if (!wantLogits) return null;
     // only the last position of each stream needs logits
-    const last = this.buf('last', B * D), lu = this.buf('lu', B * D), logits = this.buf('logits', B * V);
-    const hv = h.floats(), lv = last.floats();
+    const last = this.buf('last', B * D),
+      lu = this.buf('lu', B * D),
+      logits = this.buf('logits', B * V);
+    const hv = h.floats(),
+      lv = last.floats();
     for (let b = 0; b < B; b++) lv.set(hv.subarray((b * C + C - 1) * D, (b * C + C) * D), b * D);
     k.rmsnormForward(lu, rstd, last, this.m.norm, B, D, c.rmsNormEps);
     this.linear(logits, lu, this.m.head, null, B);
@@ -165,16 +185,21 @@ export class TransformerRunner {
    * the n cached positions, for the C queries at positions n-C .. n-1.
    */
   private attend(attn: Tensor, q: Tensor, state: ModelState, layer: number, b: number, hh: number, C: number, n: number): void {
-    const k = this.e.k, { nHead: H, nKvHead: Hkv, headDim: hd } = this.m.config;
-    const g = Math.floor(hh / (H / Hkv)), [kn, vn] = kvNames(layer, b, g);
-    const Qh = this.buf('Qh', C * hd), S = this.buf('S', C * n), z = this.buf('z', C), Oh = this.buf('Oh', C * hd);
-    const ones = this.buf('ones', n, 1);                                       // (n) all ones, never written
-    k.gatherHead(Qh, q, b * C, C, H, hd, hh, 1 / Math.sqrt(hd));              // (C, hd)
-    k.matmulNT(S, Qh, state.tensors.get(kn) as Tensor, C, n, hd, 0);           // (C, n) scores
+    const k = this.e.k,
+      { nHead: H, nKvHead: Hkv, headDim: hd } = this.m.config;
+    const g = Math.floor(hh / (H / Hkv)),
+      [kn, vn] = kvNames(layer, b, g);
+    const Qh = this.buf('Qh', C * hd),
+      S = this.buf('S', C * n),
+      z = this.buf('z', C),
+      Oh = this.buf('Oh', C * hd);
+    const ones = this.buf('ones', n, 1); // (n) all ones, never written
+    k.gatherHead(Qh, q, b * C, C, H, hd, hh, 1 / Math.sqrt(hd)); // (C, hd)
+    k.matmulNT(S, Qh, state.tensors.get(kn) as Tensor, C, n, hd, 0); // (C, n) scores
     k.causalMaxShift(S, C, n, n - C + 1);
-    k.expForward(S, S, C * n);                                                 // unnormalised probabilities
-    k.matmulNT(z, S, ones, C, 1, n, 0);                                        // (C) row sums
-    k.matmulNN(Oh, S, state.tensors.get(vn) as Tensor, C, hd, n, 0);           // (C, hd)
+    k.expForward(S, S, C * n); // unnormalised probabilities
+    k.matmulNT(z, S, ones, C, 1, n, 0); // (C) row sums
+    k.matmulNN(Oh, S, state.tensors.get(vn) as Tensor, C, hd, n, 0); // (C, hd)
     k.scatterHead(attn, Oh, z, b * C, C, H, hd, hh);
   }
 

@@ -3,22 +3,29 @@
  * Every loop runs a few untimed warm-up calls first (JIT, first allocations, waking the worker
  * threads) and is then timed over at least a number of calls and a number of seconds.
  */
-import { Engine, valueAndGrad } from '../ops/index.js';
-import type { Tensor } from '../tensor/index.js';
-import { MambaLM } from '../models/mamba/model.js';
-import { createMambaConfig } from '../models/mamba/config.js';
-import type { MambaConfig, MambaOptions } from '../models/mamba/config.js';
-import type { ModelState } from '../models/types.js';
-import { AdamW } from '../train/optim.js';
-import { Rng } from '../io/rng.js';
-import { timePerCall } from './speed-machine.js';
-import { BatchDecoder } from '../infer/batch.js';
+import { Engine, valueAndGrad } from '../../ops/index.js';
+import type { Tensor } from '../../tensor/index.js';
+import { MambaLM } from '../../models/mamba/model.js';
+import { createMambaConfig } from '../../models/mamba/config.js';
+import type { MambaConfig, MambaOptions } from '../../models/mamba/config.js';
+import type { ModelState } from '../../models/types.js';
+import { AdamW } from '../../train/optim.js';
+import { Rng } from '../../io/rng.js';
+import { timePerCall } from './machine.js';
+import { mambaScanFlopsPerToken, rateSpread } from '../formulas.js';
+import type { Spread } from '../formulas.js';
+import { BatchDecoder } from '../../infer/batch.js';
 
 /** Tokens processed by the timed and warm-up loops of the run (for the closing tokens/s and J/token). */
-export class TokenCounter { tokens = 0; }
+export class TokenCounter {
+  tokens = 0;
+}
 
 /** The f32 values of every parameter of a model, drawn once and copied into each fresh model. */
-export interface ModelWeights { config: MambaConfig; values: Map<string, Float32Array> }
+export interface ModelWeights {
+  config: MambaConfig;
+  values: Map<string, Float32Array>;
+}
 
 export function makeWeights(options: MambaOptions, seed: number): ModelWeights {
   const config = createMambaConfig(options, 'bench model');
@@ -43,38 +50,66 @@ export function buildModel(w: ModelWeights, threads: number): MambaLM {
 }
 
 /** A pseudo-random token stream over the vocabulary (decode speed does not depend on the ids). */
-function nextId(id: number, V: number): number { return (id * 1103515245 + 12345) % V; }
+function nextId(id: number, V: number): number {
+  return (id * 1103515245 + 12345) % V;
+}
 
 function resetState(s: ModelState): void {
   for (const t of s.tensors.values()) t.zero();
   s.position = 0;
 }
 
-/** Batch-1 decode tokens/s: ≥ `tokens` steps and ≥ minSeconds after 3 warm-up steps. */
-export function decodeRate(m: MambaLM, tokens: number, minSeconds: number, count: TokenCounter): number {
-  const V = m.config.vocabSize, st = m.createState(1), ids = new Int32Array(1);
+/** Batch-1 decode tokens/s of each step: ≥ `tokens` steps and ≥ minSeconds after 3 warm-up steps. */
+export function decodeRate(m: MambaLM, tokens: number, minSeconds: number, count: TokenCounter): Spread {
+  const V = m.config.vocabSize,
+    st = m.createState(1),
+    ids = new Int32Array(1);
   let id = 1;
-  const r = timePerCall(() => { ids[0] = id; m.step(ids, st); id = nextId(id, V); count.tokens++; }, minSeconds, tokens, 3);
-  return 1 / r.mean;
+  return rateSpread(
+    1,
+    timePerCall(
+      () => {
+        ids[0] = id;
+        m.step(ids, st);
+        id = nextId(id, V);
+        count.tokens++;
+      },
+      minSeconds,
+      tokens,
+      3,
+    ).samples,
+  );
 }
 
 /**
  * Prefill tokens/s of an L-token prompt from an empty state. The warm-up prefills min(L, 128)
  * tokens; L ≤ 128 is then timed over ≥ minSeconds, longer prompts once (seconds each).
  */
-export function prefillRate(m: MambaLM, L: number, minSeconds: number, count: TokenCounter): number {
-  const V = m.config.vocabSize, st = m.createState(1);
+export function prefillRate(m: MambaLM, L: number, minSeconds: number, count: TokenCounter): Spread {
+  const V = m.config.vocabSize,
+    st = m.createState(1);
   const ids = new Int32Array(L);
   for (let i = 0, id = 7; i < L; i++, id = nextId(id, V)) ids[i] = id;
   const warmL = Math.min(L, 128);
   resetState(st);
   m.prefill(ids.subarray(0, warmL), warmL, st);
   count.tokens += warmL;
-  const r = timePerCall(() => { resetState(st); m.prefill(ids, L, st); count.tokens += L; }, L <= 128 ? minSeconds : 0, 1, 0);
-  return L / r.mean;
+  return rateSpread(
+    L,
+    timePerCall(
+      () => {
+        resetState(st);
+        m.prefill(ids, L, st);
+        count.tokens += L;
+      },
+      L <= 128 ? minSeconds : 0,
+      1,
+      0,
+    ).samples,
+  );
 }
 
-/** The stream id `join` returns: a number (as an earlier BatchDecoder returned) or `{ id, logits }`. */
+/** The stream id `join` returns: a number or `{ id, logits }`. */
 function joinedId(j: number | { id: number }): number {
   return typeof j === 'number' ? j : j.id;
 }
@@ -83,40 +118,61 @@ function joinedId(j: number | { id: number }): number {
  * Aggregate tokens/s of S streams decoding together through BatchDecoder (src/infer/batch.ts):
  * each joins with its own 4-token prompt, then every timed call is one step of all S streams.
  */
-export function streamsRate(m: MambaLM, S: number, steps: number, minSeconds: number, count: TokenCounter): number {
+export function streamsRate(m: MambaLM, S: number, steps: number, minSeconds: number, count: TokenCounter): Spread {
   const V = m.config.vocabSize;
   const dec = new BatchDecoder(m, S);
   const tokens = new Map<number, number>();
   try {
     for (let s = 0; s < S; s++) tokens.set(joinedId(dec.join(Int32Array.from([1, 2, 3, 4].map((k) => (s * 4 + k) % V)))), (s * 7 + 5) % V);
     count.tokens += 4 * S;
-    const r = timePerCall(() => {
-      const out = dec.step(tokens);
-      for (const id of out.keys()) tokens.set(id, nextId(tokens.get(id) ?? 1, V));
-      count.tokens += S;
-    }, minSeconds, steps, 2);
-    return S / r.mean;
+    const r = timePerCall(
+      () => {
+        const out = dec.step(tokens);
+        for (const id of out.keys()) tokens.set(id, nextId(tokens.get(id) ?? 1, V));
+        count.tokens += S;
+      },
+      minSeconds,
+      steps,
+      2,
+    );
+    return rateSpread(S, r.samples);
   } finally {
     for (const id of tokens.keys()) dec.leave(id);
     dec.dispose();
   }
 }
 
-export interface TrainTiming { tokPerSec: number; parameters: number; scanFlopsPerToken: number }
+export interface TrainTiming {
+  rate: Spread;
+  parameters: number;
+  scanFlopsPerToken: number;
+}
 
 /**
  * Training tokens/s of a fresh model: one AdamW step (forward, backward, clip, update) per batch of
  * B sequences of L random bytes; ≥ `steps` timed steps and ≥ minSeconds after one warm-up step.
  */
-export function trainRate(options: MambaOptions, threads: number, B: number, L: number, steps: number, minSeconds: number,
-  count: TokenCounter): TrainTiming {
+export function trainRate(
+  options: MambaOptions,
+  threads: number,
+  B: number,
+  L: number,
+  steps: number,
+  minSeconds: number,
+  count: TokenCounter,
+): TrainTiming {
   const e = new Engine({ kernels: 'wasm', threads });
   try {
     const m = new MambaLM(e, createMambaConfig(options, 'bench training model')).init(Rng.fromSeed(3));
     const opt = new AdamW(e, m.specs, m.params, { lr: 1e-3 });
-    const rng = Rng.fromSeed(4), V = m.config.vocabSize;
-    const ids = new Int32Array(B * L), targets = new Int32Array(B * L);
-    for (let i = 0; i < ids.length; i++) { ids[i] = rng.int(V); targets[i] = rng.int(V); }
+    const rng = Rng.fromSeed(4),
+      V = m.config.vocabSize;
+    const ids = new Int32Array(B * L),
+      targets = new Int32Array(B * L);
+    for (let i = 0; i < ids.length; i++) {
+      ids[i] = rng.int(V);
+      targets[i] = rng.int(V);
+    }
     const step = () => {
       opt.zeroGrad();
       valueAndGrad(e, (): Tensor => m.loss(ids, targets, B, L));
@@ -125,8 +181,7 @@ export function trainRate(options: MambaOptions, threads: number, B: number, L: 
       count.tokens += B * L;
     };
     const r = timePerCall(step, minSeconds, steps, 1);
-    const { dInner: ED, dState: N, nLayer } = m.config;
-    return { tokPerSec: (B * L) / r.mean, parameters: m.parameterCount, scanFlopsPerToken: 21 * ED * N * nLayer };
+    return { rate: rateSpread(B * L, r.samples), parameters: m.parameterCount, scanFlopsPerToken: mambaScanFlopsPerToken(m.config) };
   } finally {
     e.dispose();
   }

@@ -1,6 +1,6 @@
-/** Measurements: the Mamba vs transformer scaling study (scaling.ts), its summary, table and chart. */
-export { ARCHS, projectNextSeconds, runArch, runScaling } from './scaling.js';
-export type { ArchResult, PointEnergy, ScalingOptions, ScalingPoint, ScalingResult, StopInfo, StudyArch } from './scaling.js';
+/** Measurements: the Mamba vs transformer scaling study (study.ts), its summary, table and chart. */
+export { ARCHS, projectNextSeconds, runArch, runScaling } from './study.js';
+export type { ArchResult, PointEnergy, ScalingOptions, ScalingPoint, ScalingResult, StopInfo, StudyArch } from './study.js';
 export { scalingTable, summarize, summaryLines } from './summary.js';
 export type { ScalingSummary } from './summary.js';
 export { scalingSvg } from './svg.js';

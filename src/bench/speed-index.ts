@@ -1,8 +1,0 @@
-/** The speed benchmark's public face (`frugal bench`); src/bench/index.ts is the scaling study's. */
-export { runSpeedBench } from './speed.js';
-export type { SpeedOptions, SpeedResult } from './speed.js';
-export { speedTable, speedTargets } from './speed-table.js';
-export { speedPlan, PRECISIONS } from './speed-types.js';
-export type {
-  DecodeEntry, KernelEntry, MachineSection, PeerEntry, Precision, PrefillEntry, Skipped, SpeedDoc, SpeedMode, SpeedPlan, StreamsEntry, TrainEntry,
-} from './speed-types.js';

@@ -1,0 +1,373 @@
+/**
+ * The machine's ceilings, measured with frugal's own kernels in the same run as everything else
+ * (they vary by ±15% from run to run; each is reported as the median pass with min and max, and
+ * fractions of a ceiling use its max, the best the machine did): read bandwidth with the wasm `readBandwidth` kernel over a
+ * buffer of ≥ 1 GiB, GEMM throughput with `matmulNT`, and the speed-up of every hot wasm kernel
+ * over its TypeScript twin.
+ */
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { Heap } from '../../tensor/index.js';
+import type { Tensor } from '../../tensor/index.js';
+import { Engine } from '../../ops/index.js';
+import { getWasmModule, instantiateWasmKernels } from '../../kernels/wasm/index.js';
+import { ThreadPool, splitRange } from '../../kernels/threads.js';
+import { Rng } from '../../io/rng.js';
+import type { KernelEntry, MachinePoint } from './types.js';
+import { rateSpread } from '../formulas.js';
+import type { Spread } from '../formulas.js';
+
+/** Seconds of every timed call of `fn` after `warm` untimed calls: at least minReps calls and minSeconds. */
+export function timePerCall(fn: () => void, minSeconds: number, minReps = 1, warm = 1): { mean: number; samples: number[] } {
+  for (let i = 0; i < warm; i++) fn();
+  const samples: number[] = [];
+  const t0 = performance.now();
+  let now = t0;
+  while (samples.length < minReps || now - t0 < minSeconds * 1000) {
+    const s = performance.now();
+    fn();
+    now = performance.now();
+    samples.push((now - s) / 1000);
+  }
+  return { mean: (now - t0) / 1000 / samples.length, samples };
+}
+
+/** CPU time of the whole machine and of this process (its threads, and its finished children). */
+export interface CpuSample {
+  wallMs: number;
+  busyMs: number;
+  ownMs: number;
+}
+
+/** Children's CPU time from /proc/self/stat (cutime + cstime, clock ticks of 10 ms); 0 where there is no /proc. */
+function childrenMs(): number {
+  try {
+    const f = readFileSync('/proc/self/stat', 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+    return (Number(rest[13]) + Number(rest[14])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+export function cpuSample(): CpuSample {
+  let busyMs = 0;
+  for (const c of cpus()) busyMs += c.times.user + c.times.nice + c.times.sys + c.times.irq;
+  const u = process.cpuUsage();
+  return { wallMs: performance.now(), busyMs, ownMs: (u.user + u.system) / 1000 + childrenMs() };
+}
+
+/**
+ * The share of the machine's CPUs that OTHER processes kept busy between two samples (0: the
+ * machine was ours alone, 1: every CPU busy with other work). Every figure of the run drops with it.
+ */
+export function otherCpuShare(a: CpuSample, b: CpuSample): number {
+  const wall = Math.max(1e-9, b.wallMs - a.wallMs) * cpus().length;
+  return Math.min(1, Math.max(0, (b.busyMs - a.busyMs - (b.ownMs - a.ownMs)) / wall));
+}
+
+/** otherCpuShare over the next `ms` milliseconds, sleeping meanwhile. */
+export function otherCpuShareNow(ms: number): number {
+  const a = cpuSample();
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  return otherCpuShare(a, cpuSample());
+}
+
+/** Streams each thread's piece is read as (assembly/bench.ts: 16 beat 1 by ≈ 40% on one core). */
+export const READ_STREAMS = 16;
+
+/**
+ * Read bandwidth in GB/s (1e9 bytes) at each thread count: passes of `readBandwidth` over `bytes`,
+ * split into one contiguous piece per thread (each read as READ_STREAMS streams), as many as fit
+ * in minSeconds (at least 3). The buffer lives in its own wasm memory.
+ */
+export function measureBandwidth(bytes: number, threads: readonly number[], minSeconds: number): Map<number, Spread> {
+  const heap = new Heap();
+  const n = Math.floor(bytes / 4 / 32) * 32;
+  const x = heap.alloc(n * 4);
+  const out = heap.alloc(64 * Math.max(...threads));
+  heap.f32(x, n).fill(1); // touch every page with real data
+  const module = getWasmModule();
+  const main = instantiateWasmKernels(module, heap.memory);
+  const result = new Map<number, Spread>();
+  for (const T of threads) {
+    const pool = new ThreadPool(heap.memory, module, main, T);
+    try {
+      const parts = splitRange(n, T, 32);
+      const run = () =>
+        pool.run(parts.map(([a, b], t) => ({ name: 'readBandwidth' as const, args: [out + 64 * t, x + a * 4, b - a, READ_STREAMS] })));
+      result.set(T, rateSpread((n * 4) / 1e9, timePerCall(run, minSeconds, 3, 2).samples));
+    } finally {
+      pool.dispose();
+    }
+  }
+  return result;
+}
+
+/** Fill a new tensor of `e` with uniform values in [lo, hi) from `rng`. */
+function uniform(e: Engine, shape: number[], rng: Rng, lo = -1, hi = 1): Tensor {
+  const t = e.persistent(shape);
+  const v = t.floats();
+  for (let i = 0; i < v.length; i++) v[i] = lo + (hi - lo) * rng.uniform();
+  return t;
+}
+
+/** matmulNT GFLOP/s at M = N = K = `size` on `e`'s threads (one warm-up call wakes the workers). */
+export function measureGemm(e: Engine, size: number, minSeconds: number): Spread {
+  const rng = Rng.fromSeed(11);
+  const a = uniform(e, [size, size], rng),
+    b = uniform(e, [size, size], rng),
+    out = e.persistent([size, size]);
+  try {
+    return rateSpread((2 * size ** 3) / 1e9, timePerCall(() => e.k.matmulNT(out, a, b, size, size, size, 0), minSeconds, 3, 2).samples);
+  } finally {
+    out.dispose();
+    b.dispose();
+    a.dispose();
+  }
+}
+
+/** Bandwidth and GEMM at every thread count. */
+export function measureMachine(
+  bandwidthBytes: number,
+  gemmSize: number,
+  threads: readonly number[],
+  minSeconds: number,
+  log: (m: string) => void,
+): MachinePoint[] {
+  const bw = measureBandwidth(bandwidthBytes, threads, minSeconds);
+  const points: MachinePoint[] = [];
+  for (const T of threads) {
+    const e = new Engine({ kernels: 'wasm', threads: T });
+    try {
+      const g = measureGemm(e, gemmSize, minSeconds),
+        b = bw.get(T) as Spread;
+      points.push({
+        threads: T,
+        bandwidth_gbs: b.median,
+        bandwidth_gbs_min: b.min,
+        bandwidth_gbs_max: b.max,
+        gemm_gflops: g.median,
+        gemm_gflops_min: g.min,
+        gemm_gflops_max: g.max,
+      });
+      log(
+        `machine: ${T} thread${T > 1 ? 's' : ''}: read ${b.median.toFixed(1)} GB/s (${b.min.toFixed(1)}–${b.max.toFixed(1)}), ` +
+          `matmulNT ${gemmSize}³ ${g.median.toFixed(1)} GFLOP/s (${g.min.toFixed(1)}–${g.max.toFixed(1)})`,
+      );
+    } finally {
+      e.dispose();
+    }
+  }
+  return points;
+}
+
+/** One kernel case: allocate its operands on `e` (values from `rng`) and return the call to time. */
+interface KernelCase {
+  name: string;
+  shape: string;
+  make: (e: Engine, rng: Rng) => () => void;
+}
+
+function ids(e: Engine, n: number, V: number, rng: Rng): Tensor {
+  const t = e.persistent([n], 'i32');
+  const v = t.ints();
+  for (let i = 0; i < n; i++) v[i] = Math.floor(rng.uniform() * V);
+  return t;
+}
+
+/** The hot kernels of decode, prefill and training, at mamba-130m / d256 shapes (tiny: small ones). */
+function kernelCases(tiny: boolean): KernelCase[] {
+  const s = (full: number, small: number) => (tiny ? small : full);
+  const D = s(768, 32),
+    ED = s(1536, 64),
+    Vt = s(4096, 256),
+    L = s(256, 16),
+    N = 16,
+    G = s(256, 16);
+  const n = s(1 << 18, 1 << 10),
+    rows = s(2048, 32),
+    K = 4,
+    chunk = 16;
+  const u = uniform;
+  return [
+    {
+      name: 'matmulNT',
+      shape: `decode in_proj 1×${D} · (${2 * ED}×${D})ᵀ`,
+      make: (e, r) => {
+        const x = u(e, [1, D], r),
+          w = u(e, [2 * ED, D], r),
+          y = e.persistent([1, 2 * ED]);
+        return () => e.k.matmulNT(y, x, w, 1, 2 * ED, D, 0);
+      },
+    },
+    {
+      name: 'matmulNT',
+      shape: `${G}×${G}×${G}`,
+      make: (e, r) => {
+        const a = u(e, [G, G], r),
+          b = u(e, [G, G], r),
+          y = e.persistent([G, G]);
+        return () => e.k.matmulNT(y, a, b, G, G, G, 0);
+      },
+    },
+    {
+      name: 'matmulTN',
+      shape: `weight grad ${G}×${G}, ${rows} rows`,
+      make: (e, r) => {
+        const a = u(e, [rows, G], r),
+          b = u(e, [rows, G], r),
+          y = e.persistent([G, G]);
+        return () => e.k.matmulTN(y, a, b, G, G, rows, 0);
+      },
+    },
+    {
+      name: 'scanStep',
+      shape: `B1 ED${ED} N${N}`,
+      make: (e, r) => {
+        const y = e.persistent([1, ED]),
+          h = u(e, [1, ED, N], r),
+          x = u(e, [1, ED], r),
+          dl = u(e, [1, ED], r, 0.001, 0.2);
+        const A = u(e, [ED, N], r, -16, -1),
+          Bm = u(e, [1, N], r),
+          Cm = u(e, [1, N], r),
+          Dp = u(e, [ED], r);
+        return () => e.k.scanStep(y, h, x, dl, A, Bm, Cm, Dp, 1, ED, N);
+      },
+    },
+    {
+      name: 'scanForward',
+      shape: `B1 L${L} ED${ED} N${N}`,
+      make: (e, r) => {
+        const y = e.persistent([1, L, ED]),
+          h = e.persistent([1, ED, N]),
+          x = u(e, [1, L, ED], r),
+          dl = u(e, [1, L, ED], r, 0.001, 0.2);
+        const A = u(e, [ED, N], r, -16, -1),
+          Bm = u(e, [1, L, N], r),
+          Cm = u(e, [1, L, N], r),
+          Dp = u(e, [ED], r);
+        return () => {
+          h.zero();
+          e.k.scanForward(y, h, null, x, dl, A, Bm, Cm, Dp, 1, L, ED, N, chunk);
+        };
+      },
+    },
+    {
+      name: 'scanBackward',
+      shape: `B1 L${L} ED${ED / 2} N${N}`,
+      make: (e, r) => {
+        const C = ED / 2,
+          nc = Math.ceil(L / chunk);
+        const x = u(e, [1, L, C], r),
+          dl = u(e, [1, L, C], r, 0.001, 0.2),
+          A = u(e, [C, N], r, -16, -1);
+        const Bm = u(e, [1, L, N], r),
+          Cm = u(e, [1, L, N], r),
+          Dp = u(e, [C], r),
+          dy = u(e, [1, L, C], r);
+        const hck = u(e, [1, nc, C, N], r),
+          work = e.persistent([(chunk + 1) * N]);
+        const dx = e.persistent([1, L, C]),
+          dd = e.persistent([1, L, C]),
+          dA = e.persistent([C, N]);
+        const dB = e.persistent([1, L, N]),
+          dC = e.persistent([1, L, N]),
+          dD = e.persistent([C]);
+        return () => e.k.scanBackward(dx, dd, dA, dB, dC, dD, null, dy, x, dl, A, Bm, Cm, Dp, hck, work, 1, L, C, N, chunk);
+      },
+    },
+    {
+      name: 'conv1dForward',
+      shape: `B1 L${L} C${ED} K${K}`,
+      make: (e, r) => {
+        const o = e.persistent([1, L, ED]),
+          x = u(e, [1, L, ED], r),
+          w = u(e, [ED, K], r),
+          b = u(e, [ED], r);
+        return () => e.k.conv1dForward(o, x, w, b, 1, L, ED, K);
+      },
+    },
+    {
+      name: 'rmsnormForward',
+      shape: `${L}×${D}`,
+      make: (e, r) => {
+        const o = e.persistent([L, D]),
+          rs = e.persistent([L]),
+          x = u(e, [L, D], r),
+          w = u(e, [D], r);
+        return () => e.k.rmsnormForward(o, rs, x, w, L, D, 1e-5);
+      },
+    },
+    {
+      name: 'siluForward',
+      shape: `n ${n}`,
+      make: (e, r) => {
+        const o = e.persistent([n]),
+          x = u(e, [n], r, -8, 8);
+        return () => e.k.siluForward(o, x, n);
+      },
+    },
+    {
+      name: 'softplusForward',
+      shape: `n ${n}`,
+      make: (e, r) => {
+        const o = e.persistent([n]),
+          x = u(e, [n], r, -8, 8);
+        return () => e.k.softplusForward(o, x, n);
+      },
+    },
+    {
+      name: 'crossEntropyForward',
+      shape: `${rows}×256`,
+      make: (e, r) => {
+        const lg = u(e, [rows, 256], r, -5, 5),
+          ls = e.persistent([rows]),
+          lse = e.persistent([rows]),
+          t = ids(e, rows, 256, r);
+        return () => e.k.crossEntropyForward(ls, lse, lg, t, rows, 256);
+      },
+    },
+    {
+      name: 'embeddingForward',
+      shape: `${rows} rows of ${Vt}×${D}`,
+      make: (e, r) => {
+        const tab = u(e, [Vt, D], r),
+          o = e.persistent([rows, D]),
+          t = ids(e, rows, Vt, r);
+        return () => e.k.embeddingForward(o, tab, t, rows, D);
+      },
+    },
+    {
+      name: 'adamwStep',
+      shape: `n ${n}`,
+      make: (e, r) => {
+        const p = u(e, [n], r),
+          g = u(e, [n], r),
+          m = u(e, [n], r, -0.01, 0.01),
+          v = u(e, [n], r, 0, 1e-4);
+        return () => e.k.adamwStep(p, g, m, v, n, 1e-3, 0.9, 0.999, 1e-8, 0.1, 0.5, 0.5);
+      },
+    },
+  ];
+}
+
+/** wasm (one thread) over ref for every case; each side on its own engine with the same values. */
+export function measureKernels(tiny: boolean, seconds: number, log: (m: string) => void): KernelEntry[] {
+  const out: KernelEntry[] = [];
+  for (const c of kernelCases(tiny)) {
+    const ew = new Engine({ kernels: 'wasm', threads: 1 }),
+      er = new Engine({ kernels: 'ref' });
+    try {
+      const tw = timePerCall(c.make(ew, Rng.fromSeed(5)), seconds, 2).mean;
+      const tr = timePerCall(c.make(er, Rng.fromSeed(5)), seconds, 1).mean;
+      out.push({ name: c.name, shape: c.shape, wasm_ms: tw * 1e3, ref_ms: tr * 1e3, wasm_over_ref: tr / tw });
+      log(`kernels: ${c.name} ${c.shape}: wasm ${(tw * 1e3).toFixed(3)} ms, ref ${(tr * 1e3).toFixed(3)} ms, ×${(tr / tw).toFixed(1)}`);
+    } finally {
+      ew.dispose();
+      er.dispose();
+    }
+  }
+  return out;
+}

@@ -1,0 +1,113 @@
+import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import type { Command, OptionValues } from '@commander-js/extra-typings';
+import { availableParallelism } from 'node:os';
+import type { KernelKind } from '../kernels/backend.js';
+
+/**
+ * Option parsers and the option groups several commands share. Each command registers itself in
+ * its own module (train.ts, generate.ts, …) from these pieces; commander infers each command's
+ * option types from them, so actions read typed values.
+ */
+
+/** Option parsers that reject bad numbers with a message naming the flag and the fix. */
+export function intArg(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`expected a whole number, got '${v}'`);
+    if (n < min || n > max) throw new InvalidArgumentError(`must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+}
+
+export function floatArg(min: number, max = Infinity) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${v}'`);
+    if (n < min || n > max) throw new InvalidArgumentError(`must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+}
+
+export function kernelsArg(v: string): KernelKind {
+  if (v !== 'wasm' && v !== 'ref') throw new InvalidArgumentError(`expected 'wasm' or 'ref', got '${v}'`);
+  return v;
+}
+
+export function idsArg(v: string): number[] {
+  const parts = v.split(',').map((s) => s.trim());
+  if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p)))
+    throw new InvalidArgumentError(`expected comma-separated token ids like 3,1,4, got '${v}'`);
+  const ids = parts.map(Number);
+  const big = ids.find((v) => v > 0x7fffffff);
+  if (big !== undefined) throw new InvalidArgumentError(`token id ${big} is too large (ids are below 2^31)`);
+  return ids;
+}
+
+/** --seed: JavaScript's exact integers, 0 … 2^53 − 1. */
+export const SEED_HELP = '0 … 2^53 − 1';
+
+export function seedArg(v: string): number {
+  if (!/^\s*\d+\s*$/.test(v)) throw new InvalidArgumentError(`expected a whole number from ${SEED_HELP}, got '${v}'`);
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`must be at most 2^53 − 1 (${Number.MAX_SAFE_INTEGER}), got ${v.trim()}`);
+  return n;
+}
+
+export const DEFAULT_THREADS = availableParallelism();
+
+/** The program and every subcommand: commander with option types inferred from the definitions. */
+export type AnyCommand = Command<unknown[], OptionValues, OptionValues>;
+
+/** --debug: every command. */
+export function debugOption<A extends unknown[], O extends OptionValues, G extends OptionValues>(c: Command<A, O, G>) {
+  return c.option('--debug', 'print stack traces on errors');
+}
+
+/** --kernels, --threads and --debug: every command that runs a model. */
+export function engineOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(c: Command<A, O, G>) {
+  return debugOption(
+    c
+      .addOption(
+        new Option('--kernels <kind>', 'wasm (WebAssembly SIMD) or ref (plain TypeScript twins)')
+          .default<KernelKind>('wasm')
+          .argParser(kernelsArg),
+      )
+      .addOption(new Option('--threads <n>', 'worker threads').default(DEFAULT_THREADS).argParser(intArg(1, 256))),
+  );
+}
+
+/** --energy-log and --tdp: the commands that end with a J/token figure (train, generate, bench). */
+export function energyOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(c: Command<A, O, G>) {
+  return c
+    .option('--energy-log <file>', 'append a CodeCarbon-style CSV row (kWh, W, kg CO2) with joules, J/token, kind and method')
+    .option(
+      '--tdp <watts>',
+      'CPU package power for the CPU-time energy estimate (default: from a table of CPUs, else 10 W per core)',
+      floatArg(0.001, 1e5),
+    );
+}
+
+/** --force with what it replaces: the commands that write an output (see io/outputs.ts). */
+export function forceOption<A extends unknown[], O extends OptionValues, G extends OptionValues>(c: Command<A, O, G>, replaces: string) {
+  return c.option('--force', replaces);
+}
+
+/** --model DIR: the commands that read a checkpoint. */
+export function modelOption<A extends unknown[], O extends OptionValues, G extends OptionValues>(
+  c: Command<A, O, G>,
+  help = 'model directory',
+) {
+  return c.requiredOption('--model <dir>', help);
+}
+
+/** --seed with what it seeds. */
+export function seedOption<A extends unknown[], O extends OptionValues, G extends OptionValues>(c: Command<A, O, G>, seeds: string) {
+  return c.option('--seed <n>', `${seeds}, ${SEED_HELP}`, seedArg, 1);
+}
+
+/** The options given on the command line (not defaults): `o` narrowed to the keys `cmd` got from the user. */
+export function givenOptions<O extends OptionValues>(o: O, cmd: { getOptionValueSource(key: string): string | undefined }): Partial<O> {
+  const out: Partial<O> = { ...o };
+  for (const k in out) if (cmd.getOptionValueSource(k) !== 'cli') delete out[k];
+  return out;
+}
