@@ -36,6 +36,9 @@ export function gatedRmsnorm(e: Engine, y: Tensor, z: Tensor, w: Tensor, gs: num
   return out;
 }
 
+/** The longest chunk the models run the SSD in on a CPU (see cpuChunk in models/mamba2/mixer.ts). */
+export const SSD_CPU_CHUNK = 64;
+
 /** Sizes of an SSD call, checked against each other. */
 export interface SsdDims {
   B: number;
