@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Engine } from '../../src/ops/index.js';
+import { Engine, valueAndGrad } from '../../src/ops/index.js';
 import { Rng } from '../../src/io/rng.js';
 import { Mamba2LM } from '../../src/models/mamba2/model.js';
 import { createMamba2Config } from '../../src/models/mamba2/config.js';
@@ -80,5 +80,32 @@ describe('float64 finite-difference gradient check of a whole 2-layer Mamba-2 LM
     const model = new Mamba2LM(e, cfg).init(rng);
     perturb(model, rng, 0.2);
     checkModelGradients(model, rng, 2, 9, 4, 1e-5, 1e-3);
+  });
+});
+
+describe('Mamba-2 on worker threads', () => {
+  it('every thread count gives the single-thread loss, gradients and prefill bit for bit', () => {
+    const run = (threads: number) => {
+      const e = new Engine({ kernels: 'wasm', threads });
+      try {
+        const model = new Mamba2LM(e, createMamba2Config({ ...SMALL, dModel: 32, headDim: 16 })).init(Rng.fromSeed(9));
+        for (const p of model.params.values()) p.grad = e.persistent(p.shape);
+        const B = 5,
+          L = 37,
+          ids = randomIds(4, B * L, 40),
+          targets = randomIds(5, B * L, 40);
+        const loss = valueAndGrad(e, () => model.loss(ids, targets, B, L));
+        const grads = [...model.params.values()].map((p) => Buffer.from(Float32Array.from(p.grad!.data()).buffer));
+        const logits = Buffer.from(model.prefill(ids, L, model.createState(B)).buffer);
+        return { loss, grads, logits };
+      } finally {
+        e.dispose();
+      }
+    };
+    const one = run(1),
+      two = run(2);
+    expect(two.loss).toBe(one.loss);
+    two.grads.forEach((g, i) => expect(g.equals(one.grads[i]), `gradient ${i}`).toBe(true));
+    expect(two.logits.equals(one.logits)).toBe(true);
   });
 });
