@@ -64,14 +64,14 @@ for (const [name, make] of Object.entries(MODELS)) {
     let stateBytes = 0;
     for (let r = 0; r < 3; r++) {
       const st = m.createState(1);
-      let logits = m.prefill(
+      m.prefill(
         Int32Array.from({ length: 64 }, (_, i) => (i * 7919) % 50000),
         64,
         st,
       );
-      for (let i = 0; i < 8; i++) logits = m.step(Int32Array.of(i), st);
+      for (let i = 0; i < 8; i++) m.step(Int32Array.of(i), st);
       const t0 = performance.now();
-      for (let i = 0; i < tokens; i++) logits = m.step(Int32Array.of((i * 31) % 50000), st);
+      for (let i = 0; i < tokens; i++) m.step(Int32Array.of((i * 31) % 50000), st);
       runs.push((tokens * 1000) / (performance.now() - t0));
       stateBytes = [...st.tensors.values()].reduce((n, t) => n + t.byteLength, 0);
       for (const t of st.tensors.values()) t.dispose();

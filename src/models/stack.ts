@@ -265,3 +265,33 @@ export class StackRunner {
     return logits.floats().slice(0, B * V) as Float32Array;
   }
 }
+
+/**
+ * What the Mamba-1 and Mamba-2 block runners share: A = −exp(A_log), computed once per weight
+ * version (invalidate() after a change), and a zero conv bias for a checkpoint without one.
+ */
+export class SsmBlockBase {
+  private A: Tensor | null = null;
+  private zero: Tensor | null = null;
+
+  constructor(protected readonly e: Engine) {}
+
+  invalidate(): void {
+    this.A?.dispose();
+    this.A = null;
+  }
+
+  protected decay(Alog: Tensor): Tensor {
+    if (!this.A) {
+      this.A = this.e.persistent(Alog.shape);
+      this.e.k.negExpForward(this.A, Alog, Alog.size);
+    }
+    return this.A;
+  }
+
+  protected convBias(bias: Tensor | null, C: number): Tensor {
+    if (bias) return bias;
+    if (!this.zero) this.zero = this.e.persistent([C]);
+    return this.zero;
+  }
+}

@@ -12,7 +12,7 @@ import { loadModel, modelFiles } from '../../src/models/checkpoint.js';
 import { writeDirAtomic } from '../../src/io/atomic.js';
 import type { KernelKind } from '../../src/kernels/backend.js';
 import { expectClose } from '../helpers/compare.js';
-import { checkModelGradients, perturb, randomIds } from '../helpers/models.js';
+import { checkModelGradients, expectStepsMatchForward, perturb, randomIds } from '../helpers/models.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'frugal-hybrid-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -46,22 +46,8 @@ it('partial rotary with every channel turned is the full rotary embedding', () =
 
 describe.each(['wasm', 'ref'] as KernelKind[])('hybrid invariants (Mamba-2, attention, Mamba-1 layers), %s kernels', (kernels) => {
   it('parallel forward equals successive steps', () => {
-    const { e, model } = makeModel(kernels);
-    const B = 2,
-      L = 20,
-      V = 40,
-      ids = randomIds(1, B * L, V);
-    const par = e.scope(() => model.forward(ids, B, L).toFloat64());
-    const state = model.createState(B),
-      seq = new Float64Array(B * L * V);
-    for (let t = 0; t < L; t++) {
-      const logits = model.step(
-        Int32Array.from({ length: B }, (_, b) => ids[b * L + t]),
-        state,
-      );
-      for (let b = 0; b < B; b++) seq.set(logits.subarray(b * V, (b + 1) * V), (b * L + t) * V);
-    }
-    expectClose(seq, par, 1e-5, 'steps vs parallel');
+    const { model } = makeModel(kernels);
+    expectStepsMatchForward(model, 2, 20, 1);
   });
 
   it('steps continue from prefills, across the KV cache growing past its first capacity', () => {

@@ -6,7 +6,7 @@ import { createMamba2Config } from '../../src/models/mamba2/config.js';
 import type { Mamba2Options } from '../../src/models/mamba2/config.js';
 import type { KernelKind } from '../../src/kernels/backend.js';
 import { expectClose } from '../helpers/compare.js';
-import { checkModelGradients, perturb, randomIds } from '../helpers/models.js';
+import { checkModelGradients, expectStepsMatchForward, perturb, randomIds } from '../helpers/models.js';
 
 const KINDS: KernelKind[] = ['wasm', 'ref'];
 const SMALL: Mamba2Options = { dModel: 16, nLayer: 2, dState: 8, headDim: 8, nGroups: 2, chunkSize: 8, vocabSize: 40 };
@@ -20,23 +20,9 @@ function makeModel(kernels: KernelKind, extra: Partial<Mamba2Options> = {}, seed
 
 describe.each(KINDS)('Mamba-2 invariants, %s kernels', (kernels) => {
   it('parallel forward over 30 tokens (chunks of 8) equals 30 successive steps', () => {
-    const { e, model } = makeModel(kernels);
-    const B = 2,
-      L = 30,
-      V = model.config.vocabSize;
-    const ids = randomIds(1, B * L, V);
-    const par = e.scope(() => model.forward(ids, B, L).toFloat64());
-    const state = model.createState(B);
-    const seq = new Float64Array(B * L * V);
-    for (let t = 0; t < L; t++) {
-      const logits = model.step(
-        Int32Array.from({ length: B }, (_, b) => ids[b * L + t]),
-        state,
-      );
-      for (let b = 0; b < B; b++) seq.set(logits.subarray(b * V, (b + 1) * V), (b * L + t) * V);
-    }
-    expectClose(seq, par, 1e-5, 'steps vs parallel');
-    expect(state.position).toBe(L);
+    const { model } = makeModel(kernels);
+    const state = expectStepsMatchForward(model, 2, 30, 1);
+    expect(state.position).toBe(30);
   });
 
   it('steps continue exactly from the state prefills leave (a prefill shorter than the conv, then one spanning chunks)', () => {

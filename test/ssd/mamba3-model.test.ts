@@ -6,7 +6,7 @@ import { createMamba3Config } from '../../src/models/mamba3/config.js';
 import type { Mamba3Options } from '../../src/models/mamba3/config.js';
 import type { KernelKind } from '../../src/kernels/backend.js';
 import { expectClose } from '../helpers/compare.js';
-import { checkModelGradients, perturb, randomIds } from '../helpers/models.js';
+import { checkModelGradients, expectStepsMatchForward, perturb, randomIds } from '../helpers/models.js';
 
 const SMALL: Mamba3Options = { dModel: 16, nLayer: 2, dState: 8, headDim: 8, nGroups: 2, vocabSize: 40 };
 
@@ -19,22 +19,8 @@ function makeModel(kernels: KernelKind, seed = 3) {
 
 describe.each(['wasm', 'ref'] as KernelKind[])('Mamba-3 invariants, %s kernels', (kernels) => {
   it('parallel forward over 40 tokens equals 40 successive steps', () => {
-    const { e, model } = makeModel(kernels);
-    const B = 2,
-      L = 40,
-      V = 40,
-      ids = randomIds(1, B * L, V);
-    const par = e.scope(() => model.forward(ids, B, L).toFloat64());
-    const state = model.createState(B),
-      seq = new Float64Array(B * L * V);
-    for (let t = 0; t < L; t++) {
-      const logits = model.step(
-        Int32Array.from({ length: B }, (_, b) => ids[b * L + t]),
-        state,
-      );
-      for (let b = 0; b < B; b++) seq.set(logits.subarray(b * V, (b + 1) * V), (b * L + t) * V);
-    }
-    expectClose(seq, par, 1e-5, 'steps vs parallel');
+    const { model } = makeModel(kernels);
+    expectStepsMatchForward(model, 2, 40, 1);
   });
 
   it('steps continue from the state prefills leave', () => {

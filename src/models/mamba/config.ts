@@ -301,6 +301,20 @@ export function reader(o: Record<string, unknown>, file: string) {
   };
 }
 
+/**
+ * The token ids and tokenizer kind every Hugging Face config.json of frugal's models carries (ids
+ * are informational: a malformed one falls back to 0 with a warning; `frugal.tokenizer` says byte).
+ */
+export function tokenFields(o: Record<string, unknown>, r: ReturnType<typeof reader>, warnings: string[]) {
+  const frugal = (typeof o.frugal === 'object' && o.frugal !== null ? o.frugal : {}) as Record<string, unknown>;
+  return {
+    padTokenId: r.tokenId('pad_token_id', warnings),
+    bosTokenId: r.tokenId('bos_token_id', warnings),
+    eosTokenId: r.tokenId('eos_token_id', warnings),
+    tokenizer: frugal.tokenizer === 'byte' ? ('byte' as const) : ('file' as const),
+  };
+}
+
 export function asObject(j: unknown, file: string): Record<string, unknown> {
   if (typeof j !== 'object' || j === null || Array.isArray(j)) throw inputError(`${file}: config.json must be a JSON object`);
   return j as Record<string, unknown>;
@@ -339,7 +353,6 @@ export function mambaConfigFromHF(j: unknown, file: string): HFParseResult {
   const r = reader(o, file);
   const rank = o.time_step_rank;
   if (rank !== undefined && rank !== null && rank !== 'auto') r.int('time_step_rank');
-  const frugal = (typeof o.frugal === 'object' && o.frugal !== null ? o.frugal : {}) as Record<string, unknown>;
   const config = createMambaConfig(
     {
       dModel: r.int('hidden_size') as number,
@@ -361,10 +374,7 @@ export function mambaConfigFromHF(j: unknown, file: string): HFParseResult {
       timeStepScale: r.num('time_step_scale', 1.0),
       rescalePrenormResidual: r.flag('rescale_prenorm_residual', false),
       residualInFp32: r.flag('residual_in_fp32', true),
-      padTokenId: r.tokenId('pad_token_id', warnings),
-      bosTokenId: r.tokenId('bos_token_id', warnings),
-      eosTokenId: r.tokenId('eos_token_id', warnings),
-      tokenizer: frugal.tokenizer === 'byte' ? 'byte' : 'file',
+      ...tokenFields(o, r, warnings),
     },
     file,
   );
@@ -372,7 +382,7 @@ export function mambaConfigFromHF(j: unknown, file: string): HFParseResult {
 }
 
 /** mamba_ssm's MambaConfig (models/config_mamba.py) and the Mamba block's ssm_cfg (modules/mamba_simple.py). */
-const ORIGINAL_KNOWN = new Set([
+export const ORIGINAL_KNOWN: ReadonlySet<string> = new Set([
   'd_model',
   'd_intermediate',
   'n_layer',

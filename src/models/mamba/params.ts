@@ -1,5 +1,6 @@
 import type { MambaConfig } from './config.js';
 import type { ParamSpec } from '../types.js';
+import { backboneParamSpecs } from '../backbone-params.js';
 
 /**
  * The one parameter table of Mamba-1: Hugging Face names and shapes (MambaForCausalLM), the
@@ -8,20 +9,7 @@ import type { ParamSpec } from '../types.js';
  * iterate over this list; nothing else lists parameters.
  */
 export function mambaParamSpecs(c: MambaConfig): ParamSpec[] {
-  const { dModel: D, vocabSize: V } = c;
-  const specs: ParamSpec[] = [
-    { name: 'backbone.embeddings.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true },
-  ];
-  for (let i = 0; i < c.nLayer; i++) {
-    specs.push(
-      { name: `backbone.layers.${i}.norm.weight`, shape: [D], init: { kind: 'ones' }, decay: false },
-      ...mambaMixerSpecs(c, `backbone.layers.${i}.mixer`, c.nLayer),
-    );
-  }
-  specs.push({ name: 'backbone.norm_f.weight', shape: [D], init: { kind: 'ones' }, decay: false });
-  if (!c.tieWordEmbeddings)
-    specs.push({ name: 'lm_head.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true });
-  return specs;
+  return backboneParamSpecs(c, (m) => mambaMixerSpecs(c, m, c.nLayer));
 }
 
 /** One Mamba-1 mixer's parameters under `m` (e.g. backbone.layers.3.mixer) in a stack of nLayer residual blocks. */

@@ -3,7 +3,7 @@ import type { Engine, QuantScratch } from '../../ops/index.js';
 import * as op from '../../ops/ops.js';
 import { linearInto, SCAN_CHUNK } from '../../ops/ops.js';
 import type { ModelState } from '../types.js';
-import { convContinue } from '../stack.js';
+import { SsmBlockBase, convContinue } from '../stack.js';
 import type { BlockRunner, Buffers } from '../stack.js';
 import type { MambaConfig } from './config.js';
 
@@ -74,21 +74,15 @@ export function mambaProductWidth(c: MambaConfig): number {
  * both continuing from and advancing the conv window conv.{i} (B, ED, K) and the SSM state ssm.{i}
  * (B, ED, N). A = −exp(A_log) is computed once per weight version.
  */
-export class MambaBlockRunner implements BlockRunner {
-  private A: Tensor | null = null; // (ED, N)
-  private zeroConvBias: Tensor | null = null;
-
+export class MambaBlockRunner extends SsmBlockBase implements BlockRunner {
   constructor(
-    private readonly e: Engine,
+    e: Engine,
     private readonly c: MambaConfig,
     private readonly ly: MambaMixer,
     readonly norm: Tensor,
     private readonly i: number,
-  ) {}
-
-  invalidate(): void {
-    this.A?.dispose();
-    this.A = null;
+  ) {
+    super(e);
   }
 
   stateShapes(B: number): [string, number[]][] {
@@ -98,20 +92,6 @@ export class MambaBlockRunner implements BlockRunner {
       [`conv.${this.i}`, [B, ED, K]],
       [`ssm.${this.i}`, [B, ED, N]],
     ]; // last K conv inputs (oldest first), h
-  }
-
-  private decay(): Tensor {
-    if (!this.A) {
-      this.A = this.e.persistent(this.ly.Alog.shape);
-      this.e.k.negExpForward(this.A, this.ly.Alog, this.ly.Alog.size);
-    }
-    return this.A;
-  }
-
-  private convBias(): Tensor {
-    if (this.ly.convB) return this.ly.convB;
-    if (!this.zeroConvBias) this.zeroConvBias = this.e.persistent([this.c.dInner]);
-    return this.zeroConvBias;
   }
 
   /** u (M, D) -> out (M, D), continuing from and advancing this layer's conv window and SSM state. */
@@ -138,7 +118,18 @@ export class MambaBlockRunner implements BlockRunner {
     linearInto(e, xz, u, ly.inProj, ly.inProjBias, M, q); // (M, 2ED)
     k.sliceColumns(x, xz, M, 2 * ED, 0, ED);
     k.sliceColumns(z, xz, M, 2 * ED, ED, ED);
-    convContinue(e, xconv, x, state.tensors.get(`conv.${this.i}`) as Tensor, ly.convW, this.convBias(), B, L, ED, this.c.dConv); // (M, ED)
+    convContinue(
+      e,
+      xconv,
+      x,
+      state.tensors.get(`conv.${this.i}`) as Tensor,
+      ly.convW,
+      this.convBias(ly.convB, this.c.dInner),
+      B,
+      L,
+      ED,
+      this.c.dConv,
+    ); // (M, ED)
     k.siluForward(xc, xconv, M * ED);
     linearInto(e, xdbl, xc, ly.xProj, null, M, q); // (M, R + 2N)
     k.sliceColumns(dt, xdbl, M, R + 2 * N, 0, R);
@@ -147,7 +138,22 @@ export class MambaBlockRunner implements BlockRunner {
     linearInto(e, dtp, dt, ly.dtProj, ly.dtProjBias, M, q); // (M, ED)
     k.softplusForward(delta, dtp, M * ED);
     // no checkpoints (hck null), so the chunk length does not enter the arithmetic
-    k.scanForward(y, state.tensors.get(`ssm.${this.i}`) as Tensor, null, xc, delta, this.decay(), Bm, Cm, ly.D, B, L, ED, N, SCAN_CHUNK);
+    k.scanForward(
+      y,
+      state.tensors.get(`ssm.${this.i}`) as Tensor,
+      null,
+      xc,
+      delta,
+      this.decay(ly.Alog),
+      Bm,
+      Cm,
+      ly.D,
+      B,
+      L,
+      ED,
+      N,
+      SCAN_CHUNK,
+    );
     k.siluForward(gate, z, M * ED);
     k.mul(gated, y, gate, M * ED);
     linearInto(e, out, gated, ly.outProj, ly.outProjBias, M, q); // (M, D)

@@ -1,5 +1,5 @@
 import { inputError } from '../../io/errors.js';
-import { PRETRAINED_KEYS, asObject, bool, finiteNum, positiveInt, reader } from '../mamba/config.js';
+import { ORIGINAL_KNOWN, PRETRAINED_KEYS, asObject, bool, finiteNum, positiveInt, reader, tokenFields } from '../mamba/config.js';
 import type { HFParseResult as MambaParse } from '../mamba/config.js';
 
 /**
@@ -226,7 +226,6 @@ export function mamba2ConfigFromHF(j: unknown, file: string): Mamba2Parse {
     if (o[k] === undefined) throw inputError(`${file}: missing required key '${k}' (is this a Mamba-2 config.json?)`);
   }
   const r = reader(o, file);
-  const frugal = (typeof o.frugal === 'object' && o.frugal !== null ? o.frugal : {}) as Record<string, unknown>;
   const D = r.int('hidden_size') as number,
     expand = r.int('expand', 2) as number;
   const headDim = r.int('head_dim', 64) as number,
@@ -260,10 +259,7 @@ export function mamba2ConfigFromHF(j: unknown, file: string): Mamba2Parse {
       timeStepFloor: r.num('time_step_floor', 1e-4),
       rescalePrenormResidual: r.flag('rescale_prenorm_residual', false),
       residualInFp32: r.flag('residual_in_fp32', true),
-      padTokenId: r.tokenId('pad_token_id', warnings),
-      bosTokenId: r.tokenId('bos_token_id', warnings),
-      eosTokenId: r.tokenId('eos_token_id', warnings),
-      tokenizer: frugal.tokenizer === 'byte' ? 'byte' : 'file',
+      ...tokenFields(o, r, warnings),
     },
     file,
   );
@@ -271,20 +267,6 @@ export function mamba2ConfigFromHF(j: unknown, file: string): Mamba2Parse {
 }
 
 /** mamba_ssm's MambaConfig keys and the Mamba2 block's ssm_cfg (modules/mamba2.py). */
-const ORIGINAL_KNOWN = new Set([
-  'd_model',
-  'd_intermediate',
-  'n_layer',
-  'vocab_size',
-  'ssm_cfg',
-  'attn_layer_idx',
-  'attn_cfg',
-  'rms_norm',
-  'residual_in_fp32',
-  'fused_add_norm',
-  'pad_vocab_size_multiple',
-  'tie_embeddings',
-]);
 const SSM_KNOWN = new Set([
   'layer',
   'd_state',
@@ -422,10 +404,7 @@ export function mamba2ConfigToHF(c: Mamba2Config): Record<string, unknown> {
  */
 export function mamba2ConfigToOriginal(c: Mamba2Config, kept?: Record<string, unknown>): Record<string, unknown> {
   const k = kept ?? {};
-  const ssm: Record<string, unknown> = { ...(typeof k.ssm_cfg === 'object' && k.ssm_cfg !== null ? k.ssm_cfg : {}), layer: 'Mamba2' };
-  const put = (key: string, value: unknown, dflt: unknown) => {
-    if (ssm[key] !== undefined || value !== dflt) ssm[key] = value;
-  };
+  const { ssm, put } = keptSsm(k, 'Mamba2');
   put('d_state', c.dState, 128);
   put('d_conv', c.dConv, 4);
   put('expand', c.expand, 2);
@@ -439,6 +418,18 @@ export function mamba2ConfigToOriginal(c: Mamba2Config, kept?: Record<string, un
   put('dt_init_floor', c.timeStepFloor, 1e-4);
   if (ssm.dt_limit !== undefined || c.timeStepLimit[0] !== 0 || c.timeStepLimit[1] !== Infinity) ssm.dt_limit = [...c.timeStepLimit];
   return originalConfig(c, k, ssm);
+}
+
+/**
+ * The ssm_cfg of a state-spaces config.json for block `layer`, starting from the kept one; `put`
+ * writes a key when it was there before or differs from the block's default.
+ */
+export function keptSsm(kept: Record<string, unknown>, layer: string) {
+  const ssm: Record<string, unknown> = { ...(typeof kept.ssm_cfg === 'object' && kept.ssm_cfg !== null ? kept.ssm_cfg : {}), layer };
+  const put = (key: string, value: unknown, dflt: unknown) => {
+    if (ssm[key] !== undefined || value !== dflt) ssm[key] = value;
+  };
+  return { ssm, put };
 }
 
 /** The fields of a state-space model that state-spaces' config.json spells outside ssm_cfg. */

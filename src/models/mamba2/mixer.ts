@@ -5,7 +5,7 @@ import { linearInto } from '../../ops/ops.js';
 import { SSD_CPU_CHUNK, dtSoftplus, gatedRmsnorm, ssd } from '../../ops/ssd.js';
 import { ssdWorkSize } from '../../kernels/ssd-work.js';
 import type { ModelState } from '../types.js';
-import { convContinue } from '../stack.js';
+import { SsmBlockBase, convContinue } from '../stack.js';
 import type { BlockRunner, Buffers } from '../stack.js';
 import type { Mamba2Config } from './config.js';
 import { convDim, inProjDim } from './config.js';
@@ -86,21 +86,15 @@ export function mamba2ProductWidth(c: Mamba2Config): number {
 }
 
 /** The inference path of one Mamba-2 mixer (layer i), on the shared buffers of a pass. */
-export class Mamba2BlockRunner implements BlockRunner {
-  private A: Tensor | null = null; // (H) −exp(A_log), per weight version
-  private zeroBias: Tensor | null = null;
-
+export class Mamba2BlockRunner extends SsmBlockBase implements BlockRunner {
   constructor(
-    private readonly e: Engine,
+    e: Engine,
     private readonly c: Mamba2Config,
     private readonly ly: Mamba2Mixer,
     readonly norm: Tensor,
     private readonly i: number,
-  ) {}
-
-  invalidate(): void {
-    this.A?.dispose();
-    this.A = null;
+  ) {
+    super(e);
   }
 
   stateShapes(B: number): [string, number[]][] {
@@ -110,20 +104,6 @@ export class Mamba2BlockRunner implements BlockRunner {
       [`conv.${this.i}`, [B, convDim(this.c), K]],
       [`ssm.${this.i}`, [B, H, P, N]],
     ];
-  }
-
-  private decay(): Tensor {
-    if (!this.A) {
-      this.A = this.e.persistent(this.ly.Alog.shape);
-      this.e.k.negExpForward(this.A, this.ly.Alog, this.ly.Alog.size);
-    }
-    return this.A;
-  }
-
-  private convBias(): Tensor {
-    if (this.ly.convB) return this.ly.convB;
-    if (!this.zeroBias) this.zeroBias = this.e.persistent([convDim(this.c)]);
-    return this.zeroBias;
   }
 
   run(buf: Buffers, q: QuantScratch, u: Tensor, out: Tensor, B: number, L: number, state: ModelState): void {
@@ -154,13 +134,13 @@ export class Mamba2BlockRunner implements BlockRunner {
     k.sliceColumns(z, zx, M, IP, 0, ED);
     k.sliceColumns(xBC, zx, M, IP, ED, CD);
     k.sliceColumns(dt, zx, M, IP, ED + CD, H);
-    convContinue(e, conv, xBC, convState, ly.convW, this.convBias(), B, L, CD, K);
+    convContinue(e, conv, xBC, convState, ly.convW, this.convBias(ly.convB, CD), B, L, CD, K);
     k.siluForward(conv, conv, M * CD);
     k.sliceColumns(x, conv, M, CD, 0, ED);
     k.sliceColumns(Bm, conv, M, CD, ED, GN);
     k.sliceColumns(Cm, conv, M, CD, ED + GN, GN);
     k.dtSoftplusForward(delta, dt, ly.dtBias, M, H, c.timeStepLimit[0], c.timeStepLimit[1]);
-    if (L === 1) k.ssdRecurrent(y, h, x, delta, this.decay(), Bm, Cm, ly.D, B, 1, H, P, G, N);
+    if (L === 1) k.ssdRecurrent(y, h, x, delta, this.decay(ly.Alog), Bm, Cm, ly.D, B, 1, H, P, G, N);
     else
       k.ssdChunkForward(
         y,
@@ -168,7 +148,7 @@ export class Mamba2BlockRunner implements BlockRunner {
         null,
         x,
         delta,
-        this.decay(),
+        this.decay(ly.Alog),
         Bm,
         Cm,
         ly.D,

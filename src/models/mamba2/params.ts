@@ -1,6 +1,7 @@
 import type { Mamba2Config } from './config.js';
 import { convDim, inProjDim } from './config.js';
 import type { ParamSpec } from '../types.js';
+import { backboneParamSpecs } from '../backbone-params.js';
 
 /**
  * The one parameter table of Mamba-2: Hugging Face names and shapes (Mamba2ForCausalLM), the
@@ -39,18 +40,5 @@ export function mamba2MixerSpecs(c: Mamba2Config, m: string, nLayer: number): Pa
 
 /** The whole language model: embedding, n_layer × (norm, mixer), norm_f, head unless tied. */
 export function mamba2ParamSpecs(c: Mamba2Config): ParamSpec[] {
-  const { dModel: D, vocabSize: V } = c;
-  const specs: ParamSpec[] = [
-    { name: 'backbone.embeddings.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true },
-  ];
-  for (let i = 0; i < c.nLayer; i++) {
-    specs.push(
-      { name: `backbone.layers.${i}.norm.weight`, shape: [D], init: { kind: 'ones' }, decay: false },
-      ...mamba2MixerSpecs(c, `backbone.layers.${i}.mixer`, c.nLayer),
-    );
-  }
-  specs.push({ name: 'backbone.norm_f.weight', shape: [D], init: { kind: 'ones' }, decay: false });
-  if (!c.tieWordEmbeddings)
-    specs.push({ name: 'lm_head.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true });
-  return specs;
+  return backboneParamSpecs(c, (m) => mamba2MixerSpecs(c, m, c.nLayer));
 }

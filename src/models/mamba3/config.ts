@@ -1,7 +1,7 @@
 import { inputError } from '../../io/errors.js';
-import { PRETRAINED_KEYS, asObject, bool, finiteNum, positiveInt, reader } from '../mamba/config.js';
+import { ORIGINAL_KNOWN, PRETRAINED_KEYS, asObject, bool, finiteNum, positiveInt, reader, tokenFields } from '../mamba/config.js';
 import type { CheckpointLayout } from '../mamba/config.js';
-import { defaultHeadDim, originalConfig } from '../mamba2/config.js';
+import { defaultHeadDim, keptSsm, originalConfig } from '../mamba2/config.js';
 
 /**
  * Mamba-3 (SISO) configuration, after state-spaces modules/mamba3.py: the shape legend of every
@@ -144,20 +144,6 @@ const SSM_KNOWN = new Set([
   'chunk_size',
   'dropout',
 ]);
-const ORIGINAL_KNOWN = new Set([
-  'd_model',
-  'd_intermediate',
-  'n_layer',
-  'vocab_size',
-  'ssm_cfg',
-  'attn_layer_idx',
-  'attn_cfg',
-  'rms_norm',
-  'residual_in_fp32',
-  'fused_add_norm',
-  'pad_vocab_size_multiple',
-  'tie_embeddings',
-]);
 
 /** Read a state-spaces config.json whose ssm_cfg.layer is "Mamba3". */
 export function mamba3ConfigFromOriginal(o: Record<string, unknown>, file: string): Mamba3Parse {
@@ -237,8 +223,7 @@ export function mamba3ConfigFromHF(j: unknown, file: string): Mamba3Parse {
   refuse({ is_mimo: o.is_mimo, is_outproj_norm: o.is_outproj_norm }, {}, file);
   for (const k of ['hidden_size', 'num_hidden_layers', 'vocab_size'])
     if (o[k] === undefined) throw inputError(`${file}: missing required key '${k}'`);
-  const r = reader(o, file),
-    frugal = (typeof o.frugal === 'object' && o.frugal !== null ? o.frugal : {}) as Record<string, unknown>;
+  const r = reader(o, file);
   const D = r.int('hidden_size') as number,
     expand = r.int('expand', 2) as number,
     headDim = r.int('head_dim', 64) as number;
@@ -265,10 +250,7 @@ export function mamba3ConfigFromHF(j: unknown, file: string): Mamba3Parse {
       residualInFp32: r.flag('residual_in_fp32', true),
       rescalePrenormResidual: r.flag('rescale_prenorm_residual', true),
       initializerRange: r.num('initializer_range', 0.02),
-      padTokenId: r.tokenId('pad_token_id', warnings),
-      bosTokenId: r.tokenId('bos_token_id', warnings),
-      eosTokenId: r.tokenId('eos_token_id', warnings),
-      tokenizer: frugal.tokenizer === 'byte' ? 'byte' : 'file',
+      ...tokenFields(o, r, warnings),
     },
     file,
   );
@@ -310,10 +292,7 @@ export function mamba3ConfigToHF(c: Mamba3Config): Record<string, unknown> {
 
 export function mamba3ConfigToOriginal(c: Mamba3Config, kept?: Record<string, unknown>): Record<string, unknown> {
   const k = kept ?? {};
-  const ssm: Record<string, unknown> = { ...(typeof k.ssm_cfg === 'object' && k.ssm_cfg !== null ? k.ssm_cfg : {}), layer: 'Mamba3' };
-  const put = (key: string, value: unknown, dflt: unknown) => {
-    if (ssm[key] !== undefined || value !== dflt) ssm[key] = value;
-  };
+  const { ssm, put } = keptSsm(k, 'Mamba3');
   put('d_state', c.dState, 128);
   put('expand', c.expand, 2);
   put('headdim', c.headDim, 64);

@@ -1,6 +1,7 @@
 import type { Mamba3Config } from './config.js';
 import { mamba3InProjDim } from './config.js';
 import type { ParamSpec } from '../types.js';
+import { backboneParamSpecs } from '../backbone-params.js';
 
 /**
  * The one parameter table of Mamba-3 (SISO): state-spaces modules/mamba3.py's names under
@@ -29,18 +30,5 @@ export function mamba3MixerSpecs(c: Mamba3Config, m: string, nLayer: number): Pa
 }
 
 export function mamba3ParamSpecs(c: Mamba3Config): ParamSpec[] {
-  const { dModel: D, vocabSize: V } = c;
-  const specs: ParamSpec[] = [
-    { name: 'backbone.embeddings.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true },
-  ];
-  for (let i = 0; i < c.nLayer; i++) {
-    specs.push(
-      { name: `backbone.layers.${i}.norm.weight`, shape: [D], init: { kind: 'ones' }, decay: false },
-      ...mamba3MixerSpecs(c, `backbone.layers.${i}.mixer`, c.nLayer),
-    );
-  }
-  specs.push({ name: 'backbone.norm_f.weight', shape: [D], init: { kind: 'ones' }, decay: false });
-  if (!c.tieWordEmbeddings)
-    specs.push({ name: 'lm_head.weight', shape: [V, D], init: { kind: 'normal', std: c.initializerRange }, decay: true });
-  return specs;
+  return backboneParamSpecs(c, (m) => mamba3MixerSpecs(c, m, c.nLayer));
 }
