@@ -84,6 +84,7 @@ export function mamba3Scan(
     Cb,
     ang,
     D,
+    e.zeros([2 * N]),
     B,
     L,
     H,

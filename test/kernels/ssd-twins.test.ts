@@ -236,3 +236,89 @@ describe('Mamba-2 elementwise twins', () => {
     t.free();
   });
 });
+
+describe('Mamba-3 scan forward twin', () => {
+  it.each([
+    [2, 11, 4, 3, 2, 6, 2, 4],
+    [1, 20, 2, 8, 1, 16, 8, 16],
+    [1, 3, 3, 5, 3, 5, 1, 16],
+  ])('B=%i L=%i H=%i P=%i G=%i N=%i S=%i chunk=%i: outputs, final state and checkpoints', (B, L, H, P, G, N, S, chunk) => {
+    const nC = Math.ceil(L / chunk),
+      W = P * N + S + N + P;
+    const t = place({
+      y: rnd(B * L * H * P),
+      h: rnd(B * H * P * N),
+      th: Float32Array.from({ length: B * H * S }, () => 6 * r.uniform()),
+      kp: rnd(B * H * N),
+      vp: rnd(B * H * P),
+      hck: rnd(B * nC * H * W),
+      x: rnd(B * L * H * P),
+      adt: rnd(B * L * H, 0.3, -0.5),
+      dt: pos(B * L * H),
+      trap: Float32Array.from({ length: B * L * H }, () => r.uniform()),
+      Bn: rnd(B * L * G * N),
+      Cn: rnd(B * L * G * N),
+      Bb: rnd(H * N, 0.3, 1),
+      Cb: rnd(H * N, 0.3, 1),
+      ang: rnd(B * L * S, 2),
+      D: rnd(H),
+      work: new Float32Array(2 * N),
+    });
+    wk.mamba3ScanForward(
+      t.p.y,
+      t.p.h,
+      t.p.th,
+      t.p.kp,
+      t.p.vp,
+      t.p.hck,
+      t.p.x,
+      t.p.adt,
+      t.p.dt,
+      t.p.trap,
+      t.p.Bn,
+      t.p.Cn,
+      t.p.Bb,
+      t.p.Cb,
+      t.p.ang,
+      t.p.D,
+      t.p.work,
+      B,
+      L,
+      H,
+      P,
+      G,
+      N,
+      S,
+      chunk,
+    );
+    ref.mamba3ScanForward(
+      t.r.y,
+      t.r.h,
+      t.r.th,
+      t.r.kp,
+      t.r.vp,
+      t.r.hck,
+      t.r.x,
+      t.r.adt,
+      t.r.dt,
+      t.r.trap,
+      t.r.Bn,
+      t.r.Cn,
+      t.r.Bb,
+      t.r.Cb,
+      t.r.ang,
+      t.r.D,
+      t.r.work,
+      B,
+      L,
+      H,
+      P,
+      G,
+      N,
+      S,
+      chunk,
+    );
+    for (const k of ['y', 'h', 'th', 'kp', 'vp', 'hck']) close(`mamba3ScanForward ${k}`, t.got(k), t.r[k], 2e-5);
+    t.free();
+  });
+});

@@ -95,7 +95,7 @@ function stepHead(
 
 /**
  * y (B, L, H, P) <- …; h, th, kp, vp hold the state on entry and on exit; hck receives the state
- * at the start of each chunk (null to skip).
+ * at the start of each chunk (null to skip). work: 2N floats of scratch.
  */
 export function mamba3ScanForward(
   y: F,
@@ -114,6 +114,7 @@ export function mamba3ScanForward(
   Cb: F,
   ang: F,
   D: F,
+  work: F,
   B: number,
   L: number,
   H: number,
@@ -125,7 +126,7 @@ export function mamba3ScanForward(
 ): void {
   const nC = Math.ceil(L / chunk),
     W = ckWidth(P, N, S),
-    q = new (y.constructor as { new (n: number): F })(2 * N);
+    q = work; // (2N): the turned C and B of the current token
   for (let b = 0; b < B; b++) {
     for (let hh = 0; hh < H; hh++) {
       const g = Math.floor(hh / (H / G)),

@@ -43,6 +43,8 @@ export const WASM_KERNELS = [
   'dtSoftplusBackward',
   'gatedRmsnormForward',
   'gatedRmsnormBackward',
+  // mamba3.ts (Mamba-3's scan forward: prefill, decoding and the taped forward; work = 2N floats)
+  'mamba3ScanForward',
   // conv.ts, norm.ts
   'conv1dForward',
   'conv1dBackward',

@@ -167,6 +167,7 @@ export class Mamba3BlockRunner implements BlockRunner {
       ly.Cbias,
       ang,
       ly.D,
+      buf('m3.work', [2 * N]),
       B,
       L,
       H,
