@@ -49,7 +49,7 @@ export class Model {
     this.codec = codec; // given where there is no folder to read tokenizer.json from (a browser)
   }
 
-  /** `'mamba'` or `'llama'` (the transformer baseline), as config.json's `model_type`. */
+  /** config.json's `model_type`: `'mamba'`, `'mamba2'`, `'mamba3'`, `'bamba'` or `'frugal-hybrid'`, or `'llama'` (the transformer baseline). */
   get architecture(): string {
     return this.network.config.modelType;
   }

@@ -11,6 +11,7 @@ export type Init =
   | { kind: 'zeros' }
   | { kind: 'ones' }
   | { kind: 'alog' } // A_log[d, n] = log(n + 1)
+  | { kind: 'logUniform'; min: number; max: number } // log of uniform(min, max): Mamba-2's A_log
   | { kind: 'dtBias'; min: number; max: number; floor: number }; // inverse softplus of log-uniform Δ
 
 /** One row of a parameter table: allocation, init, loading, saving, gradients and optimiser all read it. */

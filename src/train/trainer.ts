@@ -17,7 +17,7 @@ import type { TrainerState } from './checkpoint.js';
 
 /** Every setting of a training run (the flags of `frugal train`). */
 export interface TrainOptions {
-  /** Architecture: `'mamba'` or `'transformer'` (the Llama-style baseline). */
+  /** Architecture: `'mamba'`, `'mamba2'`, `'mamba3'`, `'hybrid'` or `'transformer'` (the Llama-style baseline). */
   arch: string;
   /** Training text: a file, or `'sotu'` (State of the Union addresses, from npm). */
   data: string;
@@ -27,10 +27,12 @@ export interface TrainOptions {
   dModel: number;
   /** Number of layers. */
   layers: number;
-  /** Mamba: SSM state size N. */
+  /** State-space models: SSM state size N. */
   dState: number;
-  /** Transformer: attention heads (default: head size closest to 64). */
+  /** Transformer and hybrid: attention heads (default: head size closest to 64). */
   heads?: number;
+  /** Hybrid: comma-separated layer types, one per layer (mamba2, attention, mamba), e.g. `'mamba2,attention,mamba2'`. */
+  layerTypes?: string;
   /** Training sequence length L, in tokens. */
   seqLen: number;
   /** Sequences per step B. */
@@ -289,7 +291,14 @@ function prepareRun(input: TrainOptions, out: OutputDir, log: (m: string) => voi
       model = createModel(
         o.arch,
         e,
-        { dModel: o.dModel, layers: o.layers, dState: o.dState, heads: o.heads, vocabSize: 256 },
+        {
+          dModel: o.dModel,
+          layers: o.layers,
+          dState: o.dState,
+          heads: o.heads,
+          vocabSize: 256,
+          layerTypes: o.layerTypes?.split(',').map((t) => t.trim()),
+        },
         Rng.fromSeed(o.seed),
       );
     }

@@ -7,11 +7,12 @@ import { GOLDEN_SETUPS, golden } from '../helpers/golden.js';
 
 /**
  * The model against golden values written by an independent PyTorch implementation
- * (tools/mamba_reference.py, tools/make_fixtures.py): logits in both modes, the loss, the gradient
- * of every parameter, and the recurrent state left after the sequence.
+ * (tools/mamba_reference.py, tools/make_fixtures.py; Mamba-2: tools/mamba2_reference.py,
+ * tools/make_mamba2_fixtures.py, in transformers' and state-spaces' layouts): logits in both
+ * modes, the loss, the gradient of every parameter, and the recurrent state left after the sequence.
  */
 // mamba-tiny-c has L = 48: the checkpointed scan backward (chunks of SCAN_CHUNK = 16) crosses chunk boundaries
-const FIXTURES = ['mamba-tiny-a', 'mamba-tiny-b', 'mamba-tiny-c'];
+const FIXTURES = ['mamba-tiny-a', 'mamba-tiny-b', 'mamba-tiny-c', 'mamba2-tiny-a', 'mamba2-tiny-b'];
 const SETUPS = GOLDEN_SETUPS;
 
 describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {

@@ -3,11 +3,13 @@ import type { KernelKind } from '../../kernels/backend.js';
 import { Rng } from '../../io/rng.js';
 import { argmax } from '../../infer/sample.js';
 import { MambaLM } from '../../models/mamba/model.js';
+import { Mamba2LM } from '../../models/mamba2/model.js';
+import { convDim } from '../../models/mamba2/config.js';
 import { TransformerLM } from '../../models/transformer/model.js';
 import type { ModelState, TrainableModel } from '../../models/types.js';
 import { PROFILE_IDS, analyticEstimate, getProfile, startEnergy, wattsPerCore } from '../../energy/index.js';
 import type { CorePower, HardwareProfile, WorkCount } from '../../energy/index.js';
-import { kvBytesPerToken, mambaDecodeWork, transformerDecodeWork } from './cost.js';
+import { kvBytesPerToken, mamba2DecodeWork, mambaDecodeWork, transformerDecodeWork } from './cost.js';
 import { studyPair } from './models.js';
 import { median, spread } from '../formulas.js';
 
@@ -23,7 +25,7 @@ import { median, spread } from '../formulas.js';
  * per doubling) would overrun it, or whose state would exceed the memory budget. The report says
  * where and why each one stopped.
  */
-export const ARCHS = ['mamba', 'transformer'] as const;
+export const ARCHS = ['mamba', 'transformer', 'mamba2'] as const;
 export type StudyArch = (typeof ARCHS)[number];
 
 export interface ScalingOptions {
@@ -147,6 +149,12 @@ function setup(arch: StudyArch, o: ScalingOptions): ArchSetup {
     const m = new MambaLM(e, pair.mamba).init(rng);
     const fixed = pair.mamba.nLayer * pair.mamba.dInner * (pair.mamba.dConv + pair.mamba.dState) * 4;
     return { model: m, engine: e, work: () => mambaDecodeWork(pair.mamba, m.parameterCount), bytesAt: () => fixed };
+  }
+  if (arch === 'mamba2') {
+    const c = pair.mamba2,
+      m = new Mamba2LM(e, c).init(rng);
+    const fixed = c.nLayer * (convDim(c) * c.dConv + c.dInner * c.dState) * 4;
+    return { model: m, engine: e, work: () => mamba2DecodeWork(c, m.parameterCount), bytesAt: () => fixed };
   }
   const m = new TransformerLM(e, pair.transformer).init(rng);
   return {

@@ -35,6 +35,16 @@ export const WASM_KERNELS = [
   'scanStep',
   'scanForwardRange',
   'scanBackwardRange',
+  // ssd.ts, mamba2.ts (Mamba-2: work = ssdWorkSize floats of scratch)
+  'ssdRecurrent',
+  'ssdChunkForward',
+  'ssdChunkBackward',
+  'dtSoftplusForward',
+  'dtSoftplusBackward',
+  'gatedRmsnormForward',
+  'gatedRmsnormBackward',
+  // mamba3.ts (Mamba-3's scan forward: prefill, decoding and the taped forward; work = 2N floats)
+  'mamba3ScanForward',
   // conv.ts, norm.ts
   'conv1dForward',
   'conv1dBackward',
