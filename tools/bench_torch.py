@@ -3,13 +3,18 @@
 - decode:      batch-1 recurrent `step` of the mamba-130m-shaped model (d_model 768, 24 layers,
                d_inner 1536, d_state 16, d_conv 4, dt_rank 48, vocab 50280, tied head), float32,
                random weights, under torch.inference_mode();
-- prefill-128: the parallel forward over a 128-token prompt (parallel scan), inference mode;
+- prefill-128: the parallel forward over a 128-token prompt (parallel scan), inference mode, with
+               the head applied at the last position only, as frugal and llama.cpp do;
 - train:       AdamW steps of the d_model 256, 4-layer, vocab 256 model on batch 8 × seq 256,
                with mamba.py's parallel scan (Blelloch, in place, custom backward).
 
 Each at every --threads count (torch.set_num_threads). Prints one JSON document to stdout:
-  {"torch": version, "blas": name, "results": [{"measure", "threads", "tok_s"}, ...], "skipped": [...]}
-progress to stderr. Run by src/bench/speed/peers.ts; by hand:
+  {"torch": version, "blas": name, "results": [{"measure", "threads", "tok_s", "tok_s_min", "tok_s_max"}, ...],
+   "skipped": [...]}
+where tok_s is the median timed call (min and max beside it); training results also carry the
+model's parameters and the scan's FLOPs per token, for its MFU. Progress goes to stderr.
+This is frugal's own peer script, not a published implementation: `frugal bench` runs it one
+measure at a time, interleaved with its own timings (src/bench/speed/peers.ts); by hand:
   /usr/bin/python3 tools/bench_torch.py --mode quick --threads 1,2
 """
 import argparse
@@ -175,10 +180,12 @@ class MambaLM(nn.Module):
         self.norms = nn.ModuleList([RMSNorm(d_model) for _ in range(n_layer)])
         self.norm_f = RMSNorm(d_model)
 
-    def forward(self, ids):  # (B, L) -> logits (B, L, V), tied head
+    def forward(self, ids, last_only=False):  # (B, L) -> logits (B, L, V), or (B, 1, V) at the last position; tied head
         x = self.embedding(ids)
         for norm, layer in zip(self.norms, self.layers):
             x = x + layer(norm(x))
+        if last_only:  # a prompt's prefill needs the next token's logits only
+            x = x[:, -1:]
         return F.linear(self.norm_f(x), self.embedding.weight)
 
     def empty_caches(self, B):
@@ -195,13 +202,23 @@ class MambaLM(nn.Module):
 # ---------------------------------------------------------------- timings
 
 def timed(fn, min_calls, min_seconds, warm):
+    """Seconds of every timed call, after `warm` untimed ones."""
     for _ in range(warm):
         fn()
-    calls, t0 = 0, time.perf_counter()
-    while calls < min_calls or time.perf_counter() - t0 < min_seconds:
+    samples, t0 = [], time.perf_counter()
+    while len(samples) < min_calls or time.perf_counter() - t0 < min_seconds:
+        s = time.perf_counter()
         fn()
-        calls += 1
-    return (time.perf_counter() - t0) / calls
+        samples.append(time.perf_counter() - s)
+    return samples
+
+
+def rate(work, samples, **extra):
+    """Work per second of each call: the median, with min and max."""
+    r = sorted(work / s for s in samples)
+    m = len(r) // 2
+    med = r[m] if len(r) % 2 else (r[m - 1] + r[m]) / 2
+    return dict(tok_s=med, tok_s_min=r[0], tok_s_max=r[-1], **extra)
 
 
 PLANS = {
@@ -250,7 +267,6 @@ def main():
     what = set(args.what.split(','))
     torch.manual_seed(0)
     results = []
-    # training first: the comparison with a stated goal (≥ 5×)
     if 'train' in what:
         model = MambaLM(**plan['train']).float()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
@@ -268,8 +284,11 @@ def main():
                 continue
             torch.set_num_threads(T)
             s = timed(train_step, plan['steps'], plan['seconds'], 2)  # the first steps still allocate
-            results.append(dict(measure='train', threads=T, tok_s=B * L / s))
-            log(f'train {T} threads: {B * L / s:.0f} tok/s')
+            layer = model.layers[0]
+            scan = 21 * layer.d_inner * layer.d_state * len(model.layers)  # as frugal counts it (src/bench/formulas.ts)
+            r = rate(B * L, s, measure='train', threads=T, parameters=sum(p.numel() for p in model.parameters()), scan_flops_per_token=scan)
+            results.append(r)
+            log(f'train {T} threads: {r["tok_s"]:.0f} tok/s')
     if what & {'decode', 'prefill'}:
         model = MambaLM(**plan['decode']).float().eval()
         V = plan['decode']['vocab']
@@ -282,15 +301,15 @@ def main():
                     def step():
                         model.step(ids, caches)
                         ids[0] = (ids[0] * 1103515245 + 12345) % V
-                    s = timed(step, plan['tokens'], plan['seconds'], 3)
-                    results.append(dict(measure='decode', threads=T, tok_s=1 / s))
-                    log(f'decode f32 {T} threads: {1 / s:.2f} tok/s')
+                    r = rate(1, timed(step, plan['tokens'], plan['seconds'], 3), measure='decode', threads=T)
+                    results.append(r)
+                    log(f'decode f32 {T} threads: {r["tok_s"]:.2f} tok/s')
                 P = plan['prompt']
                 if 'prefill' in what and fits(f'prefill-{P} {T} threads'):
                     prompt = torch.randint(0, V, (1, P))
-                    s = timed(lambda: model(prompt)[:, -1], 1, plan['seconds'], 1)
-                    results.append(dict(measure=f'prefill-{P}', threads=T, tok_s=P / s))
-                    log(f'prefill-{P} f32 {T} threads: {P / s:.1f} tok/s')
+                    r = rate(P, timed(lambda: model(prompt, last_only=True), 1, plan['seconds'], 1), measure=f'prefill-{P}', threads=T)
+                    results.append(r)
+                    log(f'prefill-{P} f32 {T} threads: {r["tok_s"]:.1f} tok/s')
         del model
     json.dump(dict(torch=torch.__version__, blas=blas_name(), results=results, skipped=skipped), sys.stdout)
     print()

@@ -39,7 +39,7 @@ from mamba_reference import (  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "test", "fixtures")
 
-BATCH, SEQ = 2, 13
+BATCH, SEQ = 2, 13  # default shape of the golden batch; a spec may set its own
 
 COMMON_CONFIG = {
     "model_type": "mamba",
@@ -72,6 +72,27 @@ FIXTURE_SPECS = {
             # intermediate_size deliberately absent: ED = expand * D = 32
             "time_step_rank": "auto",  # ceil(16 / 16) = 1
             "vocab_size": 37,
+            "layer_norm_epsilon": 1e-5,
+            "use_bias": False,
+            "use_conv_bias": True,
+            "tie_word_embeddings": True,
+        },
+    ),
+    # L = 48 > 2 x 16: the scan's checkpointed backward (chunks of 16 steps, src/ops/ops.ts
+    # SCAN_CHUNK) recomputes states across three chunks, so its gradients are checked against
+    # PyTorch's autograd through chunk boundaries, not only against frugal's own twin
+    "mamba-tiny-c": dict(
+        seed=9012,
+        batch=2,
+        seq=48,
+        config={
+            "hidden_size": 16,
+            "num_hidden_layers": 2,
+            "state_size": 6,
+            "conv_kernel": 4,
+            "expand": 2,
+            "time_step_rank": 2,
+            "vocab_size": 23,
             "layer_norm_epsilon": 1e-5,
             "use_bias": False,
             "use_conv_bias": True,
@@ -309,7 +330,7 @@ def check_recurrence(model, ids):
         _, pre_states = model.forward(ids[:, :7], return_states=True)
         st = [(c.clone(), s.clone()) for c, s in pre_states]
         tail = []
-        for t in range(7, SEQ):
+        for t in range(7, ids.shape[1]):
             lg, st = model.step(ids[:, t], st)
             tail.append(lg)
         d_tail = (torch.stack(tail, 1) - logits[:, 7:]).abs().max().item()
@@ -330,8 +351,9 @@ def memory_effect(model, ids, logits, names):
 
 def write_golden(out_dir, golden):
     """Write golden.safetensors (F32) and confirm what was written by reading it back."""
+    batch, seq = golden["ids"].shape
     save_safetensors(os.path.join(out_dir, "golden.safetensors"), golden,
-                     metadata={"generator": "tools/make_fixtures.py", "batch": BATCH, "seq_len": SEQ})
+                     metadata={"generator": "tools/make_fixtures.py", "batch": batch, "seq_len": seq})
 
     # re-read and confirm what was written
     back, _ = load_safetensors(os.path.join(out_dir, "golden.safetensors"))
@@ -365,8 +387,9 @@ def make_fixture(dirname, spec):
     if cfg.tie_word_embeddings:
         assert "lm_head.weight" not in model.params
 
-    ids = torch.randint(0, cfg.vocab_size, (BATCH, SEQ), generator=gen)
-    targets = torch.randint(0, cfg.vocab_size, (BATCH, SEQ), generator=gen)
+    batch, seq = spec.get("batch", BATCH), spec.get("seq", SEQ)
+    ids = torch.randint(0, cfg.vocab_size, (batch, seq), generator=gen)
+    targets = torch.randint(0, cfg.vocab_size, (batch, seq), generator=gen)
 
     # 3. forward (parallel) vs step
     logits, logits_step, step_states, (d_logits, d_state, d_tail) = check_recurrence(model, ids)

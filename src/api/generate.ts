@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Rng } from '../io/rng.js';
 import { checkTokenIds } from '../io/tokenids.js';
 import { inputError } from '../io/errors.js';
@@ -61,14 +62,27 @@ export function tokenIds(model: Model, input: string | ArrayLike<number>, what: 
 }
 
 /**
- * Continue `prompt` (text, or token ids): the prompt is read in one parallel pass, then tokens
+ * The prompt's ids; an empty prompt starts from the config's BOS token, and a model without one
+ * needs a prompt (generation must start from some token, and picking one silently would be a guess).
+ */
+export function startIds(model: Model, ids: Int32Array): Int32Array {
+  if (ids.length > 0) return ids;
+  const bos = model.network.hfConfig().bos_token_id;
+  if (typeof bos === 'number' && Number.isInteger(bos) && bos >= 0 && bos < model.vocabSize) return Int32Array.of(bos);
+  throw inputError(
+    `the prompt is empty and ${join(model.dir, 'config.json')} names no bos_token_id to start from: give a prompt, e.g. --prompt "The "`,
+  );
+}
+
+/**
+ * Continue `prompt` (text, or token ids; empty: from the config's BOS token): the prompt is read in one parallel pass, then tokens
  * are sampled one at a time from the recurrent state (or KV cache) and streamed to `onText`.
  * Stops after `maxTokens`, or at the tokenizer's end-of-text token.
  *
  * @throws FrugalError when the prompt holds ids outside the vocabulary, or text the model has no tokenizer for
  */
 export function generate(model: Model, prompt: string | ArrayLike<number>, options: GenerateOptions = {}): Generation {
-  const ids = tokenIds(model, prompt, 'prompt');
+  const ids = startIds(model, tokenIds(model, prompt, 'prompt'));
   const { tokenizer, stopAt } = typeof prompt === 'string' || options.onText ? model.text() : { tokenizer: null, stopAt: null };
   const dec = tokenizer?.createStreamDecoder();
   const energy = startEnergy({ tdp: options.tdp });

@@ -3,7 +3,7 @@ import type { KernelKind } from '../kernels/backend.js';
 import { loadModel as loadCheckpoint } from '../models/checkpoint.js';
 import type { TrainableModel } from '../models/types.js';
 import { ByteTokenizer, loadTokenizer } from '../io/tokenizer.js';
-import type { Tokenizer } from '../io/tokenizer.js';
+import type { HFTokenizer, Tokenizer } from '../io/tokenizer.js';
 import { inputError } from '../io/errors.js';
 import { Adapter, loadAdapter } from '../models/lora.js';
 
@@ -45,13 +45,14 @@ export class Model {
   private active: string | null = null;
 
   /** @internal Use {@link loadModel}, or {@link train}'s result. */
-  constructor(network: TrainableModel, dir: string, warnings: readonly string[] = []) {
+  constructor(network: TrainableModel, dir: string, warnings: readonly string[] = [], codec: TextCodec | null = null) {
     this.network = network;
     this.dir = dir;
     this.warnings = warnings;
+    this.codec = codec; // given where there is no folder to read tokenizer.json from (a browser)
   }
 
-  /** `'mamba'` or `'llama'` (the transformer baseline), as config.json's `model_type`. */
+  /** config.json's `model_type`: `'mamba'`, `'mamba2'`, `'mamba3'`, `'bamba'` or `'frugal-hybrid'`, or `'llama'` (the transformer baseline). */
   get architecture(): string {
     return this.network.config.modelType;
   }
@@ -129,9 +130,13 @@ export function loadModel(path: string, options: RunOptions & { adapter?: string
  * (with a warning when the checkpoint does not say it was trained with bytes).
  */
 function modelCodec(model: TrainableModel, dir: string): TextCodec {
+  return textCodec(model, loadTokenizer(dir), dir);
+}
+
+/** The codec of `model` given its tokenizer.json (`file`, or null when `dir` has none). */
+export function textCodec(model: TrainableModel, file: HFTokenizer | null, dir: string): TextCodec {
   const V = model.config.vocabSize;
   const hf = model.hfConfig();
-  const file = loadTokenizer(dir);
   if (file) {
     const warnings =
       file.vocabSize > V

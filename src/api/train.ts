@@ -3,6 +3,7 @@ import type { StepReport, TrainHooks, TrainOptions, TrainingRun } from '../train
 import { startEnergy } from '../energy/index.js';
 import type { EnergyReport } from '../energy/index.js';
 import { Model } from './model.js';
+import { defaultDState } from '../models/factory.js';
 import type { EnergyOptions } from './generate.js';
 
 /**
@@ -49,7 +50,18 @@ export const TRAIN_DEFAULTS: TrainDefaults = {
 export function trainOptions(settings: TrainSettings): TrainOptions {
   const given = Object.fromEntries(Object.entries(settings).filter(([k, v]) => v !== undefined && k !== 'tdp'));
   const lr = settings.lr ?? TRAIN_DEFAULTS.lr;
-  return { ...TRAIN_DEFAULTS, minLr: lr / 10, ...given, out: settings.out, explicit: Object.keys(given) };
+  // the state size's default is the architecture's (Mamba-1 16, Mamba-2/-3 128); a hybrid is as deep as its layer list
+  const arch = settings.arch ?? TRAIN_DEFAULTS.arch;
+  const depth = settings.layerTypes !== undefined ? { layers: settings.layerTypes.split(',').length } : {};
+  return {
+    ...TRAIN_DEFAULTS,
+    dState: defaultDState(arch),
+    ...depth,
+    minLr: lr / 10,
+    ...given,
+    out: settings.out,
+    explicit: Object.keys(given),
+  };
 }
 
 /** What a finished run reached and what it cost. */

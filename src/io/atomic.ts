@@ -65,6 +65,24 @@ function uniqueSuffix(kind: 'tmp' | 'old'): string {
  */
 export type FileProducer = (write: (chunk: Uint8Array) => void) => void;
 
+/** The chunks joined into one array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/** Run a producer into memory (its chunks are copied: a producer may reuse its buffer). */
+export function collectBytes(p: FileProducer): Uint8Array {
+  const parts: Uint8Array[] = [];
+  p((c) => parts.push(c.slice()));
+  return concatBytes(parts);
+}
+
 /** What a file may be given as: bytes, text (UTF-8), or a producer. */
 export type FileData = Uint8Array | string | FileProducer;
 

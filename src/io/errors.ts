@@ -1,4 +1,5 @@
-import { constants as osConstants } from 'node:os';
+/** POSIX numbers of the signals the CLI handles (no node:os, so that this module also runs in a browser). */
+const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGTERM: 15 };
 
 /**
  * Errors meant for people. A FrugalError carries an exit code: 2 for bad input or usage
@@ -35,6 +36,6 @@ export class StoppedError extends Error {
   constructor(message: string, signal: NodeJS.Signals) {
     super(message);
     this.name = 'StoppedError';
-    this.exitCode = 128 + (osConstants.signals[signal] ?? 2);
+    this.exitCode = 128 + (SIGNAL_NUMBERS[signal] ?? 2);
   }
 }

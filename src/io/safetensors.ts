@@ -127,7 +127,7 @@ function encodeHeader(
     offset += count * size;
   }
   let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8); // align the data section to 8 bytes
+  json += ' '.repeat((8 - (new TextEncoder().encode(json).length % 8)) % 8); // align the data section to 8 bytes (TextEncoder: also in browsers)
   const text = new TextEncoder().encode(json);
   const out = new Uint8Array(8 + text.length);
   new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);

@@ -50,8 +50,8 @@ export function tokenizerSha256(dir: string | null): string {
   return file !== null && existsSync(file) ? createHash('sha256').update(readFileSync(file)).digest('hex') : BYTE_TOKENIZER;
 }
 
-/** Write a state file atomically (a temporary name, then a rename): F32 tensors and the header. */
-export function writeStateFile(path: string, header: StateHeader, tensors: StreamTensor[]): void {
+/** The bytes of a state file (F32 tensors and the header), as a producer. */
+export function stateFileProducer(header: StateHeader, tensors: StreamTensor[]): FileProducer {
   for (const t of tensors) if (t.dtype !== 'F32') throw new Error(`state file: tensor '${t.name}' is ${t.dtype}; state tensors are F32`);
   const metadata = {
     format: STATE_FORMAT,
@@ -62,14 +62,23 @@ export function writeStateFile(path: string, header: StateHeader, tensors: Strea
     batch: String(header.batch),
     dtype: 'F32',
   };
-  writeFileAtomic(path, safetensorsProducer(tensors, metadata).producer);
+  return safetensorsProducer(tensors, metadata).producer;
+}
+
+/** Write a state file atomically (a temporary name, then a rename). */
+export function writeStateFile(path: string, header: StateHeader, tensors: StreamTensor[]): void {
+  writeFileAtomic(path, stateFileProducer(header, tensors));
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /** Read a state file and check its header (not yet against a model: see src/models/state.ts). */
 export function readStateFile(path: string): { header: StateHeader; file: SafetensorsFile } {
-  const file = readSafetensors(path);
+  return checkStateFile(readSafetensors(path), path);
+}
+
+/** The header of a decoded state file (`path` names it in errors), checked. */
+export function checkStateFile(file: SafetensorsFile, path: string): { header: StateHeader; file: SafetensorsFile } {
   const m = file.metadata;
   const bad = (what: string): never => {
     throw inputError(`${path} is not a usable frugal state file: ${what}`);

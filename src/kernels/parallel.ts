@@ -2,6 +2,7 @@ import type { Heap } from '../tensor/index.js';
 import type { WasmKernels } from './wasm/index.js';
 import type { Job, ThreadPool } from './threads.js';
 import { splitRange } from './threads.js';
+import { ssdWorkSize } from './ssd-work.js';
 
 /**
  * Threaded versions of the heavy wasm kernels, each typed as the kernel it stands in for. Work is
@@ -12,11 +13,15 @@ import { splitRange } from './threads.js';
  * - scan forward: by (batch, channel) pairs;
  * - scan backward: by a FIXED number of channel groups (independent of the thread count), each with
  *   its own dB/dC partial buffers, added afterwards in group order. One thread does the same.
+ * - Mamba-2's chunked SSD: by streams (each stream's outputs are its own); its backward by a FIXED
+ *   number of stream groups, each with its own dA/dD partials, added in group order.
  * Small problems run on the calling thread: waking workers costs more than they save.
  */
 export const MIN_PARALLEL_FLOPS = 1 << 16;
 /** Channel groups of the scan backward: part of the arithmetic, so fixed, not the thread count. */
 export const SCAN_GROUPS = 8;
+/** Stream groups of the SSD backward (fixed for the same reason). */
+export const SSD_GROUPS = 8;
 
 /** What each threaded kernel needs: the thread count, the single-thread kernels, and a way to run one job per thread. */
 interface Pool {
@@ -37,6 +42,8 @@ export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): P
     scanForward,
     scanStep: (y, h, x, delta, A, Bm, Cm, D, B, ED, N) => scanForward(y, h, 0, x, delta, A, Bm, Cm, D, B, 1, ED, N, 1),
     scanBackward: threadedScanBackward(p, heap),
+    ssdChunkForward: threadedSsdForward(p, heap),
+    ssdChunkBackward: threadedSsdBackward(p, heap),
   };
 }
 
@@ -169,6 +176,110 @@ function threadedScanBackward({ T, w, jobs }: Pool, heap: Heap): WasmKernels['sc
       heap.release(work);
       heap.release(dCp);
       heap.release(dBp);
+    }
+  };
+}
+
+/** Byte offsets of stream b0 in the SSD's batch-major arrays. */
+function ssdOffsets(b0: number, L: number, H: number, P: number, G: number, N: number, nC: number) {
+  return { x: b0 * L * H * P * 4, dt: b0 * L * H * 4, bc: b0 * L * G * N * 4, h: b0 * H * P * N * 4, ck: b0 * nC * H * P * N * 4 };
+}
+
+/** The SSD forward over streams: each thread runs its own streams with its own work buffer (bit for bit one call's). */
+function threadedSsdForward({ T, w, jobs }: Pool, heap: Heap): WasmKernels['ssdChunkForward'] {
+  return (y, h, hck, x, delta, A, Bm, Cm, D, work, B, L, H, P, G, N, Q) => {
+    if (T === 1 || B < 2) return w.ssdChunkForward(y, h, hck, x, delta, A, Bm, Cm, D, work, B, L, H, P, G, N, Q);
+    const r = splitRange(B, Math.min(T, B)),
+      nC = Math.ceil(L / Q);
+    const bytes = ssdWorkSize(Math.max(...r.map(([a, b]) => b - a)), H, P, N, Q) * 4;
+    const works = r.map(() => heap.alloc(bytes));
+    try {
+      jobs((t) => {
+        if (t >= r.length || r[t][1] === r[t][0]) return null;
+        const o = ssdOffsets(r[t][0], L, H, P, G, N, nC);
+        const args: Parameters<WasmKernels['ssdChunkForward']> = [
+          y + o.x,
+          h + o.h,
+          hck === 0 ? 0 : hck + o.ck,
+          x + o.x,
+          delta + o.dt,
+          A,
+          Bm + o.bc,
+          Cm + o.bc,
+          D,
+          works[t],
+          r[t][1] - r[t][0],
+          L,
+          H,
+          P,
+          G,
+          N,
+          Q,
+        ];
+        return { name: 'ssdChunkForward', args };
+      });
+    } finally {
+      for (const a of works) heap.release(a);
+    }
+  };
+}
+
+/** The SSD backward over SSD_GROUPS stream groups, each with its own dA/dD partials, summed in group order. */
+function threadedSsdBackward({ T, w, jobs }: Pool, heap: Heap): WasmKernels['ssdChunkBackward'] {
+  return (dx, ddelta, dA, dB, dC, dD, dh0, dy, x, delta, A, Bm, Cm, D, hck, _work, B, L, H, P, G, N, Q) => {
+    const NG = Math.min(SSD_GROUPS, B),
+      groups = splitRange(B, NG),
+      nC = Math.ceil(L / Q);
+    const workBytes = ssdWorkSize(Math.max(...groups.map(([a, b]) => b - a)), H, P, N, Q) * 4;
+    const dAp = heap.alloc(NG * H * 4),
+      dDp = heap.alloc(NG * H * 4); // zero-filled
+    const work = heap.alloc(workBytes * NG);
+    const args = (g: number): Parameters<WasmKernels['ssdChunkBackward']> => {
+      const o = ssdOffsets(groups[g][0], L, H, P, G, N, nC);
+      return [
+        dx + o.x,
+        ddelta + o.dt,
+        dAp + g * H * 4,
+        dB + o.bc,
+        dC + o.bc,
+        dDp + g * H * 4,
+        dh0 === 0 ? 0 : dh0 + o.h,
+        dy + o.x,
+        x + o.x,
+        delta + o.dt,
+        A,
+        Bm + o.bc,
+        Cm + o.bc,
+        D,
+        hck + o.ck,
+        work + g * workBytes,
+        groups[g][1] - groups[g][0],
+        L,
+        H,
+        P,
+        G,
+        N,
+        Q,
+      ];
+    };
+    try {
+      if (T === 1) for (let g = 0; g < NG; g++) w.ssdChunkBackward(...args(g));
+      else {
+        const owner = splitRange(NG, Math.min(T, NG));
+        const rounds = Math.max(...owner.map(([a, b]) => b - a));
+        for (let k = 0; k < rounds; k++) {
+          jobs((t) => {
+            const g = t < owner.length ? owner[t][0] + k : -1;
+            return g < 0 || g >= owner[t][1] ? null : { name: 'ssdChunkBackward', args: args(g) };
+          });
+        }
+      }
+      w.accumulatePartials(dA, dAp, NG, H, H);
+      w.accumulatePartials(dD, dDp, NG, H, H);
+    } finally {
+      heap.release(work);
+      heap.release(dDp);
+      heap.release(dAp);
     }
   };
 }

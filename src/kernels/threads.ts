@@ -17,9 +17,11 @@ const GEN = 0,
 const MAX_ARGS = 30;
 const SLOT = MAX_ARGS + 2; // [kernel index, arg count, args…]
 
-/** Plain JavaScript run inside each worker (eval'd, so it works from src/ under vitest and from dist/). */
-const WORKER_SOURCE = `
-const { workerData } = require('node:worker_threads');
+/**
+ * Plain JavaScript run inside each worker, given `workerData` (eval'd, so it works from src/ under
+ * vitest and from dist/; a browser runs the same loop in a Web Worker, see useThreadSpawner).
+ */
+export const WORKER_LOOP = `
 const { memory, module, ctlBuf, jobsBuf, index, names, slot, startGen } = workerData;
 const ctl = new Int32Array(ctlBuf), jobs = new Float64Array(jobsBuf);
 let fns = null;
@@ -49,6 +51,34 @@ for (;;) {
   Atomics.notify(ctl, ${DONE});
 }
 `;
+const WORKER_SOURCE = `const { workerData } = require('node:worker_threads');\n${WORKER_LOOP}`;
+
+/** What a pool hands each worker: the shared memory, the compiled kernels and the control buffers. */
+export interface WorkerData {
+  memory: WebAssembly.Memory;
+  module: WebAssembly.Module;
+  ctlBuf: SharedArrayBuffer;
+  jobsBuf: SharedArrayBuffer;
+  index: number;
+  names: string[];
+  slot: number;
+  startGen: number;
+}
+
+/** Starts one worker running WORKER_LOOP on `data` (Node's worker_threads unless useThreadSpawner says otherwise). */
+export type ThreadSpawner = (loop: string, data: WorkerData) => { terminate(): unknown };
+let spawner: ThreadSpawner | null = null;
+
+/** Start pool workers with `s` from now on (a browser's Web Workers: there is no node:worker_threads there). */
+export function useThreadSpawner(s: ThreadSpawner): void {
+  spawner = s;
+}
+
+function nodeWorker(data: WorkerData): { terminate(): unknown } {
+  const w = new Worker(WORKER_SOURCE, { eval: true, workerData: data });
+  w.unref(); // never keep the process alive
+  return w;
+}
 
 /** One job: a kernel and its arguments (typed as that kernel takes them), or null for a thread with nothing to do this time. */
 export type Job = { [K in WasmKernelName]: { name: K; args: Parameters<WasmKernels[K]> } }[WasmKernelName] | null;
@@ -56,7 +86,7 @@ export type Job = { [K in WasmKernelName]: { name: K; args: Parameters<WasmKerne
 export class ThreadPool {
   /** Threads that run kernels, the calling thread included. */
   readonly size: number;
-  private readonly workers: Worker[] = [];
+  private readonly workers: { terminate(): unknown }[] = [];
   private readonly ctl: Int32Array;
   private readonly jobs: Float64Array;
   private readonly index = new Map<WasmKernelName, number>();
@@ -70,17 +100,24 @@ export class ThreadPool {
     this.main = main;
     const names = wasmKernelNames();
     names.forEach((n, i) => this.index.set(n, i));
-    const ctlBuf = new SharedArrayBuffer(16);
-    const jobsBuf = new SharedArrayBuffer(8 * SLOT * this.size);
+    // one thread shares nothing: plain buffers, so that a page without cross-origin isolation (no SharedArrayBuffer) runs too
+    const Buf = this.size > 1 ? SharedArrayBuffer : ArrayBuffer;
+    const ctlBuf = new Buf(16);
+    const jobsBuf = new Buf(8 * SLOT * this.size);
     this.ctl = new Int32Array(ctlBuf);
     this.jobs = new Float64Array(jobsBuf);
     for (let i = 1; i < this.size; i++) {
-      const w = new Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: { memory, module, ctlBuf, jobsBuf, index: i, names, slot: SLOT, startGen: 0 },
-      });
-      w.unref(); // never keep the process alive
-      this.workers.push(w);
+      const data: WorkerData = {
+        memory,
+        module,
+        ctlBuf: ctlBuf as SharedArrayBuffer,
+        jobsBuf: jobsBuf as SharedArrayBuffer,
+        index: i,
+        names,
+        slot: SLOT,
+        startGen: 0,
+      };
+      this.workers.push(spawner ? spawner(WORKER_LOOP, data) : nodeWorker(data));
     }
   }
 

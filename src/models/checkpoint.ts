@@ -17,11 +17,20 @@ import { TOKENIZER_FILES } from '../io/tokenizer.js';
 import { MambaLM, SCALE_SUFFIX } from './mamba/model.js';
 import { quantMapFromConfig } from './quant.js';
 import { mambaConfigFromJson, mambaParameterCount } from './mamba/config.js';
-import type { MambaConfig } from './mamba/config.js';
 import { mambaParamSpecs } from './mamba/params.js';
 import type { CheckpointLayout } from './mamba/config.js';
 import { TransformerLM } from './transformer/model.js';
 import { llamaConfigFromHF } from './transformer/config.js';
+import { parseJsonLenient, stringifyJson } from '../io/json.js';
+import { mamba2ConfigFromHF, mamba2ConfigFromOriginal, mamba2ParameterCount } from './mamba2/config.js';
+import { mamba2ParamSpecs } from './mamba2/params.js';
+import { Mamba2LM } from './mamba2/model.js';
+import { hybridConfigFromHF } from './hybrid/config.js';
+import { mamba3ConfigFromHF, mamba3ConfigFromOriginal, mamba3ParameterCount } from './mamba3/config.js';
+import { mamba3ParamSpecs } from './mamba3/params.js';
+import { Mamba3LM } from './mamba3/model.js';
+import { hybridParamSpecs, hybridParameterCount } from './hybrid/params.js';
+import { HybridLM } from './hybrid/model.js';
 import type { ParamSpec, TrainableModel } from './types.js';
 
 /**
@@ -64,7 +73,7 @@ export function readConfigJson(dir: string): unknown {
   if (!existsSync(file)) throw inputError(`${file} is missing: a model directory needs config.json and its weights (model.safetensors)`);
   if (statSync(file).size > MAX_CONFIG_BYTES) throw inputError(`${file} is over ${MAX_CONFIG_BYTES} bytes; it is not a model config`);
   try {
-    return JSON.parse(readFileSync(file, 'utf8'));
+    return parseJsonLenient(readFileSync(file, 'utf8')); // transformers writes bare Infinity (time_step_limit)
   } catch (err) {
     throw inputError(`${file} is not valid JSON (${(err as Error).message})`);
   }
@@ -83,6 +92,7 @@ export function loadModel(e: Engine, path: string): LoadedModel {
   try {
     const { model, warnings, layout } = modelFromConfig(e, json, file);
     loadWeights(model, weights, layout);
+    warnings.push(...tiedHeadWarnings(model, weights.entries, json, layout, file));
     SOURCE_DIR.set(model, dir);
     return { model, warnings: [...found, ...warnings], dir, layout };
   } finally {
@@ -105,10 +115,10 @@ export function checkWeightsFit(parameters: number, bytesPer: number, file: stri
   );
 }
 
-/** Bytes a quantised Mamba checkpoint occupies in memory: q8 one byte per weight, q4 half, plus f32 block scales. */
-function quantBytes(config: MambaConfig, quant: ReadonlyMap<string, QFormat>, bytesPer: number): number {
+/** Bytes a quantised checkpoint occupies in memory: q8 one byte per weight, q4 half, plus f32 block scales. */
+function quantBytes(specs: readonly ParamSpec[], quant: ReadonlyMap<string, QFormat>, bytesPer: number): number {
   let n = 0;
-  for (const s of mambaParamSpecs(config)) {
+  for (const s of specs) {
     // safe to list: the layer count is bounded by the config reader
     const size = s.shape.reduce((a, b) => a * b, 1);
     const f = quant.get(s.name);
@@ -117,29 +127,114 @@ function quantBytes(config: MambaConfig, quant: ReadonlyMap<string, QFormat>, by
   return n;
 }
 
-/** Build an (uninitialised) model of the architecture config.json names (model_type). */
-export function modelFromConfig(
-  e: Engine,
-  json: unknown,
-  file: string,
-): { model: TrainableModel; warnings: string[]; layout: CheckpointLayout } {
-  const type = typeof json === 'object' && json !== null ? (json as Record<string, unknown>).model_type : undefined;
-  const bytesPer = e.dtype === 'f64' ? 8 : 4;
+/**
+ * The architecture a config.json describes: its model_type, or for state-spaces' layout (no
+ * model_type, d_model) the block its ssm_cfg.layer names (Mamba1 by default).
+ */
+export function architectureOf(json: unknown): string | undefined {
+  const o = typeof json === 'object' && json !== null ? (json as Record<string, unknown>) : {};
+  if (o.model_type !== undefined || o.hidden_size !== undefined || o.d_model === undefined) return o.model_type as string | undefined;
+  const layer =
+    (typeof o.ssm_cfg === 'object' && o.ssm_cfg !== null ? (o.ssm_cfg as Record<string, unknown>).layer : undefined) ?? 'Mamba1';
+  return layer === 'Mamba2' ? 'mamba2' : layer === 'Mamba3' ? 'mamba3' : 'mamba';
+}
+
+/** What loading needs of a config.json before any weight is allocated. */
+export interface ArchConfig {
+  warnings: string[];
+  layout: CheckpointLayout;
+  /** Parameters, by arithmetic on the shape legend (a forged config is refused before listing anything). */
+  parameterCount: number;
+  /** The parameter table (lists every layer: call after the count was checked). */
+  specs(): ParamSpec[];
+  /** An uninitialised model, storing the weights `quant` names block-quantised. */
+  build(e: Engine, quant: ReadonlyMap<string, QFormat>): TrainableModel;
+}
+
+/** Read config.json as the architecture it names (model_type, or state-spaces' ssm_cfg.layer). */
+export function archConfig(json: unknown, file: string): ArchConfig {
+  const type = architectureOf(json);
   switch (type) {
     case 'mamba':
     case undefined: {
       const { config, warnings, layout } = mambaConfigFromJson(json, file);
-      const quant = quantMapFromConfig(json, file);
-      checkWeightsFit(mambaParameterCount(config), bytesPer, file, quant.size > 0 ? quantBytes(config, quant, bytesPer) : undefined);
-      return { model: new MambaLM(e, config, quant), warnings, layout };
+      return {
+        warnings,
+        layout,
+        parameterCount: mambaParameterCount(config),
+        specs: () => mambaParamSpecs(config),
+        build: (e, q) => new MambaLM(e, config, q),
+      };
+    }
+    case 'mamba2': {
+      const o = json as Record<string, unknown>;
+      const { config, warnings, layout } = o.model_type === undefined ? mamba2ConfigFromOriginal(o, file) : mamba2ConfigFromHF(o, file);
+      return {
+        warnings,
+        layout,
+        parameterCount: mamba2ParameterCount(config),
+        specs: () => mamba2ParamSpecs(config),
+        build: (e, q) => new Mamba2LM(e, config, q),
+      };
+    }
+    case 'mamba3': {
+      const o = json as Record<string, unknown>;
+      const { config, warnings, layout } = o.model_type === undefined ? mamba3ConfigFromOriginal(o, file) : mamba3ConfigFromHF(o, file);
+      return {
+        warnings,
+        layout,
+        parameterCount: mamba3ParameterCount(config),
+        specs: () => mamba3ParamSpecs(config),
+        build: (e, q) => new Mamba3LM(e, config, q),
+      };
+    }
+    case 'bamba':
+    case 'frugal-hybrid': {
+      const { config, warnings } = hybridConfigFromHF(json, file);
+      return {
+        warnings,
+        layout: 'hf',
+        parameterCount: hybridParameterCount(config),
+        specs: () => hybridParamSpecs(config),
+        build: (e, q) => new HybridLM(e, config, q),
+      };
     }
     case 'llama': {
       const { config, warnings } = llamaConfigFromHF(json, file);
-      return { model: new TransformerLM(e, config), warnings, layout: 'hf' };
+      return {
+        warnings,
+        layout: 'hf',
+        parameterCount: 0,
+        specs: () => [],
+        build: (e, q) => {
+          if (q.size > 0) throw inputError(`${file}: quantised transformer checkpoints are not supported`);
+          return new TransformerLM(e, config);
+        },
+      };
     }
     default:
-      throw inputError(`${file}: model_type '${String(type)}' is not supported (supported: mamba, llama)`);
+      throw inputError(
+        `${file}: model_type '${String(type)}' is not supported (supported: mamba, mamba2, mamba3, bamba, frugal-hybrid, llama)`,
+      );
   }
+}
+
+/**
+ * Build an (uninitialised) model of the architecture config.json names, after checking that its
+ * weights fit; `quant` (default: config.json's quantization_config) names the weights stored
+ * block-quantised.
+ */
+export function modelFromConfig(
+  e: Engine,
+  json: unknown,
+  file: string,
+  quant = quantMapFromConfig(json, file),
+): { model: TrainableModel; warnings: string[]; layout: CheckpointLayout } {
+  const a = archConfig(json, file);
+  const bytesPer = e.dtype === 'f64' ? 8 : 4;
+  if (a.parameterCount > 0)
+    checkWeightsFit(a.parameterCount, bytesPer, file, quant.size > 0 ? quantBytes(a.specs(), quant, bytesPer) : undefined);
+  return { model: a.build(e, quant), warnings: a.warnings, layout: a.layout };
 }
 
 /** The stored name of parameter `name` in a checkpoint of `layout` (state-spaces spells one differently). */
@@ -150,9 +245,9 @@ export function storedName(name: string, layout: CheckpointLayout): string {
 /** Where each parameter comes from: one float tensor, or a quantised weight's values and block scales. */
 export type WeightSource = { kind: 'float'; entry: TensorEntry } | { kind: 'quant'; format: QFormat; q: TensorEntry; scales: TensorEntry };
 
-/** The block-quantised weights of a model (MambaLM keeps them apart from its f32 parameters). */
+/** The block-quantised weights of a model (the state-space models keep them apart from their f32 parameters). */
 function quantOf(model: TrainableModel): ReadonlyMap<string, QWeight> {
-  return model instanceof MambaLM ? model.qweights : new Map();
+  return 'qweights' in model ? (model as { qweights: ReadonlyMap<string, QWeight> }).qweights : new Map();
 }
 
 /**
@@ -301,7 +396,7 @@ export function modelWeightsProducer(model: TrainableModel): FileProducer {
  */
 export function modelFiles(model: TrainableModel): Record<string, FileData> {
   const files: Record<string, FileData> = {
-    'config.json': JSON.stringify(model.hfConfig(), null, 2) + '\n',
+    'config.json': stringifyJson(model.hfConfig()) + '\n',
     'model.safetensors': modelWeightsProducer(model),
   };
   const source = SOURCE_DIR.get(model);
@@ -317,4 +412,41 @@ export function modelFiles(model: TrainableModel): Record<string, FileData> {
 /** Whether the checkpoint's head shares the embedding (a stored lm_head.weight is then redundant). */
 function tiedHead(model: TrainableModel): boolean {
   return model.hfConfig().tie_word_embeddings === true;
+}
+
+/**
+ * A stored lm_head.weight beside a tied head is not loaded: the embedding serves as the head too.
+ * That is harmless when the two hold the same values (state-spaces checkpoints store both); when
+ * they differ, the model computes something else than the checkpoint's author may have meant, so
+ * say so, naming both tensors and which one is used. Call after loadWeights (the embedding is read).
+ */
+function tiedHeadWarnings(
+  model: TrainableModel,
+  entries: Map<string, TensorEntry>,
+  json: unknown,
+  layout: CheckpointLayout,
+  file: string,
+): string[] {
+  const head = entries.get('lm_head.weight');
+  const embedName = model.specs.find((s) => /embed/.test(s.name))?.name;
+  if (!head || !tiedHead(model) || embedName === undefined) return [];
+  const stored = storedName(embedName, layout),
+    embed = model.params.get(embedName);
+  const shape = embed?.shape ?? [];
+  if (embed && head.shape.length === shape.length && head.shape.every((v, i) => v === shape[i])) {
+    const values = new Float32Array(head.shape.reduce((a, b) => a * b, 1));
+    readFloatsInto(head, values);
+    const e = embed.floats();
+    let same = true;
+    for (let i = 0; i < values.length && same; i++) same = values[i] === e[i];
+    if (same) return [];
+  }
+  const says =
+    (json as Record<string, unknown> | null)?.tie_word_embeddings === undefined
+      ? 'has no tie_word_embeddings, so the head defaults to tied'
+      : 'sets "tie_word_embeddings": true';
+  return [
+    `${file} ${says}, but the checkpoint's lm_head.weight differs from ${stored}: using ${stored} as both the embedding ` +
+      'and the head, and lm_head.weight is not used (set "tie_word_embeddings": false in config.json to use it)',
+  ];
 }

@@ -1,9 +1,9 @@
 /**
- * Converting a Mamba checkpoint (`frugal convert`): move it between the layouts people use, without loading it
+ * Converting a state-space checkpoint (`frugal convert`): move it between the layouts people use, without loading it
  * into the engine (so models larger than WebAssembly's 4 GiB convert too):
  *   --to hf        transformers' layout (config.json + model.safetensors, sharded past --max-shard-size)
  *   --to original  state-spaces' layout (mamba_ssm config.json + pytorch_model.bin)
- *   --to gguf      one GGUF file of architecture `mamba` for llama.cpp (f32, f16 or q8_0 tensors)
+ *   --to gguf      one GGUF file of architecture `mamba` or `mamba2` for llama.cpp (f32, f16 or q8_0 tensors)
  * with --dtype f32 | f16 (| q8_0 for gguf). Tensors stream one at a time; every value is checked
  * finite; writes are atomic. Without --dtype, tensors keep their stored type (lossless).
  */
@@ -26,7 +26,11 @@ import { TOKENIZER_FILES } from '../io/tokenizer.js';
 import { mambaConfigFromJson, mambaConfigToHF, mambaConfigToOriginal } from './mamba/config.js';
 import type { MambaConfig } from './mamba/config.js';
 import { mambaParamSpecs } from './mamba/params.js';
-import { planTensors, readConfigJson, storedName } from './checkpoint.js';
+import { architectureOf, planTensors, readConfigJson, storedName } from './checkpoint.js';
+import type { CheckpointLayout } from './mamba/config.js';
+import type { ParamSpec } from './types.js';
+import { stringifyJson } from '../io/json.js';
+import { mamba2Source, mamba3Source } from './convert-ssm.js';
 
 /** Layouts a checkpoint converts to: transformers (`hf`), state-spaces mamba_ssm (`original`), llama.cpp (`gguf`). */
 export type ConvertTarget = 'hf' | 'original' | 'gguf';
@@ -45,11 +49,54 @@ export interface ConvertOpts {
   force?: boolean;
 }
 
-interface Source {
-  config: MambaConfig;
+/**
+ * A checkpoint as convert sees it: its config.json, the original-layout config it keeps (if any),
+ * its stored tensors by HF name, and what differs between architectures: the parameter table,
+ * both config.json layouts and the GGUF form.
+ */
+export interface Source {
   json: Record<string, unknown>;
   original?: Record<string, unknown>;
   plan: Map<string, TensorEntry>;
+  tied: boolean;
+  toHF(): Record<string, unknown>;
+  toOriginal(kept?: Record<string, unknown>): Record<string, unknown>;
+  gguf(o: ConvertOpts, log: (m: string) => void): GgufPlan;
+}
+
+/** An architecture's GGUF form: why it cannot be written (or null), its key-values, and each tensor's name, shape and values. */
+export interface GgufPlan {
+  refuse: string | null;
+  kv: [string, GgufValue][];
+  tensor(hf: string, shape: number[], values: Float32Array): { name: string; shape: number[]; values: Float32Array };
+}
+
+/** The parsed config of a checkpoint: its parameter table and layout, and how it writes itself. */
+export interface Parsed {
+  specs: ParamSpec[];
+  tied: boolean;
+  layout: CheckpointLayout;
+  warnings: string[];
+  original?: Record<string, unknown>;
+  toHF(): Record<string, unknown>;
+  toOriginal(kept?: Record<string, unknown>): Record<string, unknown>;
+  gguf(s: Source, o: ConvertOpts, log: (m: string) => void): GgufPlan;
+}
+
+/** Mamba-1's side of the conversion. */
+function mambaParsed(json: unknown, file: string): Parsed {
+  const p = mambaConfigFromJson(json, file),
+    c = p.config;
+  return {
+    specs: mambaParamSpecs(c),
+    tied: c.tieWordEmbeddings,
+    layout: p.layout,
+    warnings: p.warnings,
+    original: p.original,
+    toHF: () => mambaConfigToHF(c),
+    toOriginal: (kept) => mambaConfigToOriginal(c, kept),
+    gguf: (_s, o) => mambaGguf(c, o),
+  };
 }
 
 const TORCH_DTYPE: Record<string, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
@@ -71,25 +118,36 @@ export function convertCheckpoint(input: ConvertOpts): { tensors: number; bytes:
   const o = { ...input, model };
   const file = join(o.model, 'config.json');
   const json = readConfigJson(o.model);
-  const type = typeof json === 'object' && json !== null ? (json as Record<string, unknown>).model_type : undefined;
-  if (type !== undefined && type !== 'mamba')
-    throw inputError(`${file}: convert handles Mamba checkpoints; model_type '${String(type)}' is not one`);
-  const parsed = mambaConfigFromJson(json, file);
+  const type = architectureOf(json);
+  if (type !== undefined && type !== 'mamba' && type !== 'mamba2' && type !== 'mamba3') {
+    throw inputError(
+      `${file}: convert handles Mamba, Mamba-2 and Mamba-3 checkpoints; model_type '${String(type)}' is not one` +
+        (type === 'bamba' ? " (a Bamba hybrid has only transformers' layout, which it is already in)" : ''),
+    );
+  }
+  const parsed = type === 'mamba2' ? mamba2Source(json, file) : type === 'mamba3' ? mamba3Source(json, file) : mambaParsed(json, file);
   for (const w of parsed.warnings) log(`warning: ${w}`);
   const weights = openWeights(o.model);
   try {
     if ((json as Record<string, unknown>).quantization_config !== undefined) {
       throw inputError(`${file}: this is a quantised checkpoint; convert the f32 (or f16) checkpoint it was made from`);
     }
-    const specs = mambaParamSpecs(parsed.config);
     const plan = new Map(
-      [...planTensors(specs, parsed.config.tieWordEmbeddings, weights.entries, weights.file, parsed.layout)].map(([n, w]) => [
+      [...planTensors(parsed.specs, parsed.tied, weights.entries, weights.file, parsed.layout)].map(([n, w]) => [
         n,
         (w as { entry: TensorEntry }).entry,
       ]),
     );
     const kept = parsed.original ?? keptOriginal(json as Record<string, unknown>);
-    const src: Source = { config: parsed.config, json: json as Record<string, unknown>, original: kept, plan };
+    const src: Source = {
+      json: json as Record<string, unknown>,
+      original: kept,
+      plan,
+      tied: parsed.tied,
+      toHF: parsed.toHF,
+      toOriginal: parsed.toOriginal,
+      gguf: (oo, l) => parsed.gguf(src, oo, l),
+    };
     if (o.to === 'gguf') return writeGguf(o, src, log);
     const dtype = (e: TensorEntry): 'F32' | 'F16' | 'BF16' =>
       o.dtype === 'f32' ? 'F32' : o.dtype === 'f16' ? 'F16' : e.dtype === 'F16' || e.dtype === 'BF16' ? e.dtype : 'F32';
@@ -148,12 +206,12 @@ function writeHf(
     layout === 'hf'
       ? { ...s.json }
       : {
-          ...mambaConfigToHF(s.config),
+          ...s.toHF(),
           pad_vocab_size_multiple: typeof s.original?.pad_vocab_size_multiple === 'number' ? s.original.pad_vocab_size_multiple : 8,
           frugal: { tokenizer: 'file', original_config: s.original },
         };
   config.torch_dtype = dtypes.size === 1 ? TORCH_DTYPE[[...dtypes][0]] : 'float32';
-  const files: Record<string, FileData> = { 'config.json': JSON.stringify(config, null, 2) + '\n', ...tokenizerFiles(o.model) };
+  const files: Record<string, FileData> = { 'config.json': stringifyJson(config) + '\n', ...tokenizerFiles(o.model) };
   const limit = o.maxShardBytes ?? 5e9;
   const shards: (typeof items)[] = [[]];
   let size = 0;
@@ -193,12 +251,12 @@ function writeHf(
 }
 
 function writeOriginal(o: ConvertOpts, s: Source, dtypeOf: (e: TensorEntry) => 'F32' | 'F16' | 'BF16'): { tensors: number; bytes: number } {
-  const config = mambaConfigToOriginal(s.config, s.original);
+  const config = s.toOriginal(s.original);
   const tensors = [...s.plan].map(([name, e]) => {
     const dtype = dtypeOf(e);
     return { name: storedName(name, 'original'), dtype, shape: e.shape, storage: name, data: () => tensorBytes(e, dtype) };
   });
-  if (s.config.tieWordEmbeddings) {
+  if (s.tied) {
     // mamba_ssm's state dict lists the tied head too, sharing the embedding's storage
     const emb = tensors.find((t) => t.name === 'backbone.embedding.weight')!;
     tensors.push({ ...emb, name: 'lm_head.weight' });
@@ -206,7 +264,7 @@ function writeOriginal(o: ConvertOpts, s: Source, dtypeOf: (e: TensorEntry) => '
   let bytes = 0;
   const producer = torchBinProducer(tensors, { archive: 'pytorch_model' });
   writeDirAtomic(o.out, {
-    'config.json': JSON.stringify(config, null, 2) + '\n',
+    'config.json': stringifyJson(config) + '\n',
     'pytorch_model.bin': (write) =>
       producer((c) => {
         bytes += c.length;
@@ -241,9 +299,9 @@ export function ggufName(hf: string): string {
   return `blk.${m[1]}.${n}`;
 }
 
-function writeGguf(o: ConvertOpts, s: Source, log: (m: string) => void): { tensors: number; bytes: number } {
-  const c = s.config;
-  const why =
+/** Mamba-1's GGUF form (llama.cpp architecture `mamba`). */
+function mambaGguf(c: MambaConfig, o: ConvertOpts): GgufPlan {
+  const refuse =
     c.dInner !== 2 * c.dModel
       ? `intermediate_size ${c.dInner} is not 2 × hidden_size (llama.cpp supports expand = 2 only)`
       : !c.useConvBias
@@ -251,35 +309,6 @@ function writeGguf(o: ConvertOpts, s: Source, log: (m: string) => void): { tenso
         : c.useBias
           ? 'use_bias is true (llama.cpp has no in_proj/out_proj bias)'
           : null;
-  if (why) throw inputError(`${join(o.model, 'config.json')}: cannot write a llama.cpp GGUF: ${why}`);
-  const want: ConvertDtype = o.dtype ?? ([...s.plan.values()].some((e) => e.dtype === 'F16' || e.dtype === 'BF16') ? 'f16' : 'f32');
-  const tensors: GgufTensor[] = [];
-  for (const [hf, e] of s.plan) {
-    const name = ggufName(hf);
-    // llama.cpp keeps 1-D tensors, norms, the conv kernel and names without ".weight" (ssm_a, ssm_d) in F32
-    const shape = hf.endsWith('conv1d.weight') ? [e.shape[0], e.shape[2]] : e.shape; // (ED, 1, K) -> (ED, K)
-    const f32Only = shape.length <= 1 || name.endsWith('_norm.weight') || name.endsWith('ssm_conv1d.weight') || !name.endsWith('.weight');
-    const row = shape[shape.length - 1];
-    const type: GgmlType = f32Only || want === 'f32' ? 'F32' : want === 'q8_0' && row % 32 === 0 ? 'Q8_0' : 'F16';
-    if (want === 'q8_0' && type === 'F16')
-      log(`convert: ${name} rows of ${row} are not a multiple of 32; stored as f16 (as llama.cpp's converter does)`);
-    tensors.push({
-      name,
-      shape,
-      type,
-      data: () => {
-        const v = readFloat32(e);
-        const bad = firstNonFinite(v);
-        if (bad >= 0)
-          throw inputError(`${e.src.file}: tensor '${e.name}' holds ${v[bad]} at index ${bad}; the checkpoint is corrupt or diverged`);
-        if (hf.endsWith('.A_log')) for (let i = 0; i < v.length; i++) v[i] = -Math.exp(v[i]); // llama.cpp stores A = -exp(A_log)
-        if (type === 'Q8_0') return quantizeQ8_0(v);
-        return type === 'F32'
-          ? new Uint8Array(v.buffer)
-          : convertRaw(new Uint8Array(v.buffer), 'F32', 'F16', `${e.src.file}: tensor '${e.name}'`);
-      },
-    });
-  }
   const u32 = (value: number): GgufValue => ({ type: 'u32', value });
   const kv: [string, GgufValue][] = [
     ['general.architecture', { type: 'string', value: 'mamba' }],
@@ -295,9 +324,59 @@ function writeGguf(o: ConvertOpts, s: Source, log: (m: string) => void): { tenso
     ['mamba.ssm.time_step_rank', u32(c.dtRank)],
     ['mamba.attention.layer_norm_rms_epsilon', { type: 'f32', value: c.layerNormEpsilon }],
     ['mamba.ssm.dt_b_c_rms', { type: 'bool', value: false }],
-    ['general.file_type', u32(want === 'f32' ? 0 : want === 'f16' ? 1 : 7)], // llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0
-    ['general.quantization_version', u32(2)],
-    ...ggufVocab(o.model, c.vocabSize, { bos: c.bosTokenId, eos: c.eosTokenId, pad: c.padTokenId }, log),
+  ];
+  return {
+    refuse,
+    kv,
+    tensor: (hf, shape, v) => {
+      if (hf.endsWith('.A_log')) for (let i = 0; i < v.length; i++) v[i] = -Math.exp(v[i]); // llama.cpp stores A = -exp(A_log)
+      return { name: ggufName(hf), shape: hf.endsWith('conv1d.weight') ? [shape[0], shape[2]] : shape, values: v }; // (ED, 1, K) -> (ED, K)
+    },
+  };
+}
+
+function writeGguf(o: ConvertOpts, s: Source, log: (m: string) => void): { tensors: number; bytes: number } {
+  const g = s.gguf(o, log);
+  if (g.refuse) throw inputError(`${join(o.model, 'config.json')}: cannot write a llama.cpp GGUF: ${g.refuse}`);
+  const want: ConvertDtype = o.dtype ?? ([...s.plan.values()].some((e) => e.dtype === 'F16' || e.dtype === 'BF16') ? 'f16' : 'f32');
+  const tensors: GgufTensor[] = [];
+  for (const [hf, e] of s.plan) {
+    const probe = g.tensor(hf, [...e.shape], new Float32Array(0)); // name and shape only
+    const { name, shape } = probe;
+    // llama.cpp keeps 1-D tensors, norms, the conv kernel and names without ".weight" (ssm_a, ssm_d) in F32
+    const f32Only = shape.length <= 1 || name.endsWith('_norm.weight') || name.endsWith('ssm_conv1d.weight') || !name.endsWith('.weight');
+    const row = shape[shape.length - 1];
+    const type: GgmlType = f32Only || want === 'f32' ? 'F32' : want === 'q8_0' && row % 32 === 0 ? 'Q8_0' : 'F16';
+    if (want === 'q8_0' && type === 'F16')
+      log(`convert: ${name} rows of ${row} are not a multiple of 32; stored as f16 (as llama.cpp's converter does)`);
+    tensors.push({
+      name,
+      shape,
+      type,
+      data: () => {
+        const read = readFloat32(e);
+        const bad = firstNonFinite(read);
+        if (bad >= 0)
+          throw inputError(`${e.src.file}: tensor '${e.name}' holds ${read[bad]} at index ${bad}; the checkpoint is corrupt or diverged`);
+        const v = g.tensor(hf, [...e.shape], read).values;
+        if (type === 'Q8_0') return quantizeQ8_0(v);
+        return type === 'F32'
+          ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+          : convertRaw(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 'F32', 'F16', `${e.src.file}: tensor '${e.name}'`);
+      },
+    });
+  }
+  const ids = s.toHF();
+  const kv: [string, GgufValue][] = [
+    ...g.kv,
+    ['general.file_type', { type: 'u32', value: want === 'f32' ? 0 : want === 'f16' ? 1 : 7 }], // llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0
+    ['general.quantization_version', { type: 'u32', value: 2 }],
+    ...ggufVocab(
+      o.model,
+      ids.vocab_size as number,
+      { bos: ids.bos_token_id as number, eos: ids.eos_token_id as number, pad: ids.pad_token_id as number },
+      log,
+    ),
   ];
   let bytes = 0;
   const producer = ggufProducer(kv, tensors);

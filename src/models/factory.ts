@@ -5,11 +5,22 @@ import { createMambaConfig } from './mamba/config.js';
 import { MambaLM } from './mamba/model.js';
 import { createLlamaConfig } from './transformer/config.js';
 import { TransformerLM } from './transformer/model.js';
+import { createMamba2Config } from './mamba2/config.js';
+import { Mamba2LM } from './mamba2/model.js';
+import { createHybridConfig } from './hybrid/config.js';
+import { createMamba3Config } from './mamba3/config.js';
+import { Mamba3LM } from './mamba3/model.js';
+import { HybridLM } from './hybrid/model.js';
 import type { TrainableModel } from './types.js';
 
 /** Architectures `frugal train --arch` can build from scratch. */
-export const ARCHITECTURES = ['mamba', 'transformer'] as const;
+export const ARCHITECTURES = ['mamba', 'mamba2', 'mamba3', 'hybrid', 'transformer'] as const;
 export type Arch = (typeof ARCHITECTURES)[number];
+
+/** The SSM state size N when --d-state is not given: Mamba-1's 16, Mamba-2's and Mamba-3's 128. */
+export function defaultDState(arch: string): number {
+  return arch === 'mamba' || arch === 'transformer' ? 16 : 128;
+}
 
 /** The size flags of `frugal train` (each architecture reads those that apply to it). */
 export interface SizeOptions {
@@ -17,7 +28,8 @@ export interface SizeOptions {
   layers: number;
   dState: number;
   vocabSize: number;
-  heads?: number; // transformer: attention heads (default: head size closest to 64)
+  heads?: number; // transformer and hybrid: attention heads (default: head size closest to 64)
+  layerTypes?: readonly string[]; // hybrid: one of mamba, mamba2, attention per layer
   tokenizer?: 'byte' | 'file'; // 'file': the ids of a tokenizer.json saved with the model
   eosTokenId?: number; // its end-of-text id (generation stops there)
 }
@@ -31,6 +43,28 @@ export function createModel(arch: string, e: Engine, s: SizeOptions, rng: Rng): 
         e,
         createMambaConfig({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize, ...vocab }),
       ).init(rng);
+    case 'mamba2':
+      return new Mamba2LM(
+        e,
+        createMamba2Config({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize, ...vocab }, '--arch mamba2'),
+      ).init(rng);
+    case 'mamba3':
+      return new Mamba3LM(
+        e,
+        createMamba3Config({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize }, '--arch mamba3'),
+      ).init(rng);
+    case 'hybrid': {
+      if (!s.layerTypes) throw inputError('--arch hybrid needs --layer-types, one type per layer, e.g. mamba2,attention,mamba2');
+      if (s.layerTypes.length !== s.layers)
+        throw inputError(`--layer-types lists ${s.layerTypes.length} layers but --layers is ${s.layers}`);
+      return new HybridLM(
+        e,
+        createHybridConfig(
+          { dModel: s.dModel, layerTypes: s.layerTypes, dState: s.dState, nHead: s.heads, vocabSize: s.vocabSize },
+          '--arch hybrid',
+        ),
+      ).init(rng);
+    }
     case 'transformer':
       return new TransformerLM(
         e,

@@ -22,6 +22,9 @@ export function initValues(out: Float32Array | Float64Array, shape: readonly num
       for (let i = 0; i < out.length; i++) out[i] = Math.log((i % N) + 1);
       return;
     }
+    case 'logUniform':
+      for (let i = 0; i < out.length; i++) out[i] = Math.log(init.min + (init.max - init.min) * rng.uniform());
+      return;
     case 'dtBias': {
       for (let i = 0; i < out.length; i++) {
         const dt = Math.max(init.floor, Math.exp(rng.uniform() * (Math.log(init.max) - Math.log(init.min)) + Math.log(init.min)));

@@ -143,7 +143,7 @@ export class Adapter {
 
   /** Make this adapter the one `model` runs (replacing any other); null detaches every adapter. */
   static attach(model: TrainableModel, adapter: Adapter | null): void {
-    model.lora.clear();
+    model.e.lora.clear();
     if (adapter) {
       for (const [path, { A, B }] of adapter.modules) {
         const w = weightOf(model, path) as Weight;
@@ -152,7 +152,7 @@ export class Adapter {
           return adapter.rng.uniform();
         };
         const pair: LoraPair = { A, B, scale: adapter.scale, dropout: adapter.options.dropout, draw };
-        model.lora.set(w, pair);
+        model.e.lora.set(w, pair);
       }
     }
     model.weightsChanged();

@@ -1,33 +1,42 @@
 import type { QFormat, QWeight, Tensor, Weight } from '../tensor/index.js';
-import { QBLOCK, isQuant, weightByteLength } from '../tensor/index.js';
+import { QBLOCK, weightByteLength } from '../tensor/index.js';
 import { inputError } from '../io/errors.js';
-import type { MambaLM } from './mamba/model.js';
-import type { ParamSpec } from './types.js';
+import type { Engine } from '../ops/index.js';
+import type { ParamSpec, ParamTable, TrainableModel } from './types.js';
 
 /**
- * Quantising a Mamba model for inference (following llama.cpp's choices): the big
- * projections (in_proj, x_proj, out_proj, dt_proj when its rows are a multiple of the block) and
- * the embedding/head go to q8 or q4; A_log, D, conv weights, norms, biases and the recurrent state
- * stay f32, because quantising those hurts Mamba most. With q4 the embedding/head stays at q8
- * (higher precision, as llama.cpp keeps its output tensor).
+ * Quantising a state-space model for inference (following llama.cpp's choices): the big
+ * projections (Mamba's in_proj, x_proj, out_proj, dt_proj when its rows are a multiple of the
+ * block; Mamba-2's in_proj and out_proj; a hybrid's attention and MLP projections) and the
+ * embedding/head go to q8 or q4; A_log, D, dt_bias, conv weights, norms, biases and the
+ * recurrent state stay f32, because quantising those hurts Mamba most. With q4 the
+ * embedding/head stays at q8 (higher precision, as llama.cpp keeps its output tensor).
  */
-/** Names of the weights that may be quantised (see quantPlan). */
-const QUANTISABLE =
-  /^(backbone\.layers\.\d+\.mixer\.(in_proj|x_proj|out_proj|dt_proj)\.weight|backbone\.embeddings\.weight|lm_head\.weight)$/;
+const PROJECTION =
+  /^(backbone|model)\.layers\.\d+\.((mixer|mamba)\.(in_proj|x_proj|out_proj|dt_proj)|self_attn\.[qkvo]_proj|feed_forward\.(gate|up|down)_proj)\.weight$/;
+const TABLE = /^(backbone\.embeddings\.weight|model\.embed_tokens\.weight|lm_head\.weight)$/;
+
+/** A model that can hold block-quantised weights: its f32 parameters, its quantised ones, and `relink` to re-read its layers after a swap. */
+export interface QuantisableModel extends TrainableModel {
+  readonly e: Engine;
+  readonly specs: readonly ParamSpec[];
+  readonly params: ParamTable;
+  readonly qweights: Map<string, QWeight>;
+  relink(): void;
+}
 
 export function quantPlan(specs: readonly ParamSpec[], format: QFormat): Map<string, QFormat> {
   const plan = new Map<string, QFormat>();
   for (const s of specs) {
     if (s.shape.length !== 2 || s.shape[1] % QBLOCK !== 0) continue;
-    const n = s.name;
-    if (/\.mixer\.(in_proj|x_proj|out_proj|dt_proj)\.weight$/.test(n)) plan.set(n, format);
-    else if (n === 'backbone.embeddings.weight' || n === 'lm_head.weight') plan.set(n, 'q8');
+    if (PROJECTION.test(s.name)) plan.set(s.name, format);
+    else if (TABLE.test(s.name)) plan.set(s.name, 'q8');
   }
   return plan;
 }
 
 /** Quantise one f32 (N, K) tensor into a new QWeight (K a multiple of 32). */
-export function quantizeTensor(model: MambaLM, t: Tensor, format: QFormat): QWeight {
+export function quantizeTensor(model: { e: Engine }, t: Tensor, format: QFormat): QWeight {
   const e = model.e,
     [N, K] = t.shape;
   if (K % QBLOCK !== 0) throw inputError(`cannot quantise a tensor of shape [${t.shape}]: its rows are not a multiple of ${QBLOCK}`);
@@ -39,32 +48,22 @@ export function quantizeTensor(model: MambaLM, t: Tensor, format: QFormat): QWei
 }
 
 /** Quantise a loaded f32 model in place (inference only afterwards). */
-export function quantizeModel(model: MambaLM, format: QFormat): void {
+export function quantizeModel(model: QuantisableModel, format: QFormat): void {
   if (model.qweights.size > 0) throw inputError('this model is already quantised; quantise the f32 checkpoint instead');
-  const plan = quantPlan(model.specs, format);
-  const swap = new Map<Weight, QWeight>();
-  for (const [name, f] of plan) {
+  const replaced: Tensor[] = [];
+  for (const [name, f] of quantPlan(model.specs, format)) {
     const t = model.params.get(name) as Tensor;
-    const qw = quantizeTensor(model, t, f);
-    model.qweights.set(name, qw);
+    model.qweights.set(name, quantizeTensor(model, t, f));
     model.params.delete(name);
-    swap.set(t, qw);
+    replaced.push(t);
   }
-  const sub = (w: Weight): Weight => swap.get(w) ?? w;
-  for (const ly of model.layers) {
-    ly.inProj = sub(ly.inProj);
-    ly.xProj = sub(ly.xProj);
-    ly.dtProj = sub(ly.dtProj);
-    ly.outProj = sub(ly.outProj);
-  }
-  model.embed = sub(model.embed);
-  model.head = sub(model.head);
-  for (const t of swap.keys()) if (!isQuant(t)) t.dispose();
+  model.relink();
+  for (const t of replaced) t.dispose();
   model.weightsChanged();
 }
 
 /** Bytes of weights a decoding step reads (each distinct weight once; a tied head counts once). */
-export function weightBytes(model: MambaLM): number {
+export function weightBytes(model: { params: ParamTable; qweights: ReadonlyMap<string, QWeight> }): number {
   const seen = new Set<Weight>();
   let bytes = 0;
   const add = (w: Weight | null) => {
@@ -97,7 +96,8 @@ export function quantMapFromConfig(json: unknown, file: string): Map<string, QFo
   if (typeof modules !== 'object' || modules === null)
     throw inputError(`${file}: quantization_config.modules must map tensor names to q8 or q4`);
   for (const [name, f] of Object.entries(modules)) {
-    if (!QUANTISABLE.test(name)) throw inputError(`${file}: quantization_config.modules names '${name}', which frugal never quantises`);
+    if (!PROJECTION.test(name) && !TABLE.test(name))
+      throw inputError(`${file}: quantization_config.modules names '${name}', which frugal never quantises`);
     if (f !== 'q8' && f !== 'q4') throw inputError(`${file}: quantization_config.modules['${name}'] is '${String(f)}', expected q8 or q4`);
     out.set(name, f);
   }

@@ -5,33 +5,34 @@ import { inputError } from '../io/errors.js';
 import { readableDir, writeDirAtomic } from '../io/atomic.js';
 import { openWeights } from '../io/weights.js';
 import { firstNonFinite, readFloatsInto } from '../io/tensors.js';
-import { modelFiles, planTensors, readConfigJson, rememberSource } from './checkpoint.js';
-import { mambaConfigFromJson } from './mamba/config.js';
-import { mambaParamSpecs } from './mamba/params.js';
-import { MambaLM } from './mamba/model.js';
+import { architectureOf, archConfig, modelFiles, modelFromConfig, planTensors, readConfigJson, rememberSource } from './checkpoint.js';
 import { quantMapFromConfig, quantPlan, weightBytes } from './quant.js';
+import type { QuantisableModel } from './quant.js';
 import type { QFormat } from '../tensor/index.js';
 
 /**
- * Quantise a Mamba checkpoint while reading it, one tensor at a time: the model is built with
- * quantised storage for the weights the plan names, and each of those is read in f32 into a
+ * Quantise a state-space checkpoint (Mamba, Mamba-2 and their hybrids) while reading it, one
+ * tensor at a time: the model is built with quantised storage for the weights the plan names,
+ * and each of those is read in f32 into a
  * temporary buffer, quantised into place and released. Memory peaks at the quantised model plus
  * one f32 tensor, so checkpoints whose f32 weights exceed WebAssembly's 4 GiB still quantise.
  */
-export function quantizeCheckpoint(e: Engine, path: string, format: QFormat): { model: MambaLM; warnings: string[] } {
+export function quantizeCheckpoint(e: Engine, path: string, format: QFormat): { model: QuantisableModel; warnings: string[] } {
   const { dir, warnings: found } = readableDir(path); // reading only
   const file = join(dir, 'config.json');
   const json = readConfigJson(dir);
   if (quantMapFromConfig(json, file).size > 0)
     throw inputError(`${dir} is already quantised; quantise the f32 (or f16/bf16) checkpoint instead`);
-  const { config, warnings: configWarnings, layout } = mambaConfigFromJson(json, file);
-  const warnings = [...found, ...configWarnings];
-  const specs = mambaParamSpecs(config);
+  const arch = archConfig(json, file);
+  const specs = arch.specs();
   const plan = quantPlan(specs, format);
+  if (plan.size === 0) throw inputError(`${file}: this architecture has no weights frugal quantises`);
   const weights = openWeights(dir);
   try {
-    const sources = planTensors(specs, config.tieWordEmbeddings, weights.entries, weights.file, layout);
-    const model = new MambaLM(e, config, plan);
+    const { model: built, warnings: configWarnings, layout } = modelFromConfig(e, json, file, plan);
+    const model = built as QuantisableModel;
+    const warnings = [...found, ...configWarnings];
+    const sources = planTensors(specs, model.hfConfig().tie_word_embeddings === true, weights.entries, weights.file, layout);
     for (const s of specs) {
       const src = sources.get(s.name);
       if (src?.kind !== 'float') throw inputError(`${weights.file}: tensor '${s.name}' is not stored as floats`);
@@ -72,10 +73,9 @@ export interface QuantizeJob {
 export function quantizeToDir(j: QuantizeJob, log: (m: string) => void): { before: number; after: number } {
   const e = new Engine({ kernels: j.kernels, threads: j.threads });
   try {
-    const json = readConfigJson(readableDir(j.model).dir);
-    const type = typeof json === 'object' && json !== null && 'model_type' in json ? json.model_type : undefined;
-    if (type !== undefined && type !== 'mamba')
-      throw inputError(`${j.model}: quantisation supports Mamba checkpoints (model_type 'mamba')`);
+    const arch = architectureOf(readConfigJson(readableDir(j.model).dir));
+    if (arch === 'llama')
+      throw inputError(`${j.model}: quantisation supports the state-space models (model_type mamba, mamba2, mamba3, bamba), not '${arch}'`);
     // tensor by tensor: the f32 model never needs to fit in memory at once
     const { model, warnings } = quantizeCheckpoint(e, j.model, j.to);
     for (const w of warnings) log(`warning: ${w}`);

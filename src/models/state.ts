@@ -1,7 +1,8 @@
 import { inputError } from '../io/errors.js';
 import { readStateFile, sha256Of, writeStateFile } from '../io/statefile.js';
 import { readTensorF32 } from '../io/safetensors.js';
-import type { StreamTensor } from '../io/safetensors.js';
+import type { SafetensorsFile, StreamTensor } from '../io/safetensors.js';
+import type { StateHeader } from '../io/statefile.js';
 import type { Tensor } from '../tensor/index.js';
 import { modelWeightsProducer } from './checkpoint.js';
 import type { ModelState, TrainableModel } from './types.js';
@@ -43,22 +44,27 @@ export function saveState(
   tokenizer: string,
   weightsSha256 = modelSha256(model),
 ): void {
-  const tensors = [...model.savedStateShapes(state.batch, state.position)].map(([name, shape]) => {
+  writeStateFile(path, stateHeader(model, state, tokenizer, weightsSha256), stateTensors(model, state));
+}
+
+/** The header of a state file for `state` of `model`. */
+export function stateHeader(model: TrainableModel, state: ModelState, tokenizer: string, weightsSha256: string): StateHeader {
+  return {
+    architecture: model.config.modelType,
+    modelSha256: weightsSha256,
+    tokenizerSha256: tokenizer,
+    tokens: state.position,
+    batch: state.batch,
+  };
+}
+
+/** The tensors a state file stores for `state` (only the part of a KV cache that is filled). */
+export function stateTensors(model: TrainableModel, state: ModelState): StreamTensor[] {
+  return [...model.savedStateShapes(state.batch, state.position)].map(([name, shape]) => {
     const t = state.tensors.get(name);
     if (!t) throw new Error(`saveState: the state has no tensor '${name}'`);
     return leading(name, t, shape);
   });
-  writeStateFile(
-    path,
-    {
-      architecture: model.config.modelType,
-      modelSha256: weightsSha256,
-      tokenizerSha256: tokenizer,
-      tokens: state.position,
-      batch: state.batch,
-    },
-    tensors,
-  );
 }
 
 /**
@@ -67,6 +73,18 @@ export function saveState(
  */
 export function loadState(path: string, model: TrainableModel, tokenizer: string, weightsSha256 = modelSha256(model)): ModelState {
   const { header, file } = readStateFile(path);
+  return restoreState(header, file, path, model, tokenizer, weightsSha256);
+}
+
+/** A new state for `model` from a checked state file (`path` names it in errors), after checking that this model and tokenizer made it. */
+export function restoreState(
+  header: StateHeader,
+  file: SafetensorsFile,
+  path: string,
+  model: TrainableModel,
+  tokenizer: string,
+  weightsSha256: string,
+): ModelState {
   const arch = model.config.modelType;
   if (header.architecture !== arch) throw inputError(`${path} holds the state of a ${header.architecture} model; this model is ${arch}`);
   if (header.modelSha256 !== weightsSha256) {

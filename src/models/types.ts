@@ -1,5 +1,4 @@
-import type { Tensor, Weight } from '../tensor/index.js';
-import type { LoraPair } from '../ops/ops.js';
+import type { Tensor } from '../tensor/index.js';
 import type { Engine } from '../ops/engine.js';
 
 /** name -> tensor, with Hugging Face names. Insertion order is the parameter table's order. */
@@ -12,6 +11,7 @@ export type Init =
   | { kind: 'zeros' }
   | { kind: 'ones' }
   | { kind: 'alog' } // A_log[d, n] = log(n + 1)
+  | { kind: 'logUniform'; min: number; max: number } // log of uniform(min, max): Mamba-2's A_log
   | { kind: 'dtBias'; min: number; max: number; floor: number }; // inverse softplus of log-uniform Δ
 
 /** One row of a parameter table: allocation, init, loading, saving, gradients and optimiser all read it. */
@@ -57,8 +57,6 @@ export interface TrainableModel extends SequenceModel {
   readonly e: Engine;
   readonly config: { readonly vocabSize: number; readonly modelType: string };
   readonly parameterCount: number;
-  /** The attached adapter's LoRA pairs, by the weight each updates (models/lora.ts); empty: the base alone. */
-  readonly lora: Map<Weight, LoraPair>;
   /** Mean next-token cross-entropy (nats), differentiable: a (1) tensor. */
   loss(ids: Int32Array, targets: Int32Array, B: number, L: number): Tensor;
   /** Call after parameters change so cached derived weights are rebuilt. */

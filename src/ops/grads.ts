@@ -1,6 +1,8 @@
 import type { Tensor } from '../tensor/index.js';
 import type { Engine } from './engine.js';
 import type { InputGrads, OpName, OpNode } from './records.js';
+import { attentionBackwardBlocked } from './attention-blocked.js';
+import { ssdWorkSize } from '../kernels/ssd-work.js';
 
 /**
  * Every gradient rule in one table, typed per op by OpRecords (records.ts). `dy` is the output's
@@ -174,7 +176,9 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
       { B, L, H, Hkv, hd } = n.attrs;
     const grads = n.inputs.map((t) => gradOf(e, t));
     const [gq, gk, gv] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
-    e.k.attentionBackward(gq, gk, gv, dy, q, k, v, n.out, n.saved[0], B, L, H, Hkv, hd);
+    // the wasm backend runs the products on its SIMD matmuls (attention-blocked.ts); ref runs the spec
+    if (e.k.kind === 'wasm') attentionBackwardBlocked(e, gq, gk, gv, dy, q, k, v, n.out, n.saved[0], { B, L, H, Hkv, hd });
+    else e.k.attentionBackward(gq, gk, gv, dy, q, k, v, n.out, n.saved[0], B, L, H, Hkv, hd);
     return grads as InputGrads<'attention'>;
   },
   // silu(gate) ⊙ up:  dgate += dy·up·silu'(gate);  dup += dy·silu(gate)
@@ -184,5 +188,112 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
       gu = gradOf(e, up);
     e.k.swigluBackward(gg ?? e.zeros(gate.shape), gu ?? e.zeros(up.shape), dy, gate, up, n.attrs.n);
     return [gg, gu];
+  },
+  // Mamba-2 and the hybrids: see kernels/ref/mamba2.ts, ssd.ts and rotary.ts
+  ropePartial: (e, n, dy) => {
+    const gx = gradOf(e, n.inputs[0]),
+      { B, L, H, hd, rd, pos0, theta } = n.attrs;
+    if (gx) e.k.ropePartialBackward(gx, dy, B, L, H, hd, rd, pos0, theta);
+    return [gx];
+  },
+  dtSoftplus: (e, n, dy) => {
+    const [dt, bias] = n.inputs,
+      gd = gradOf(e, dt),
+      gb = gradOf(e, bias),
+      { rows, H, lo, hi } = n.attrs;
+    e.k.dtSoftplusBackward(gd ?? e.zeros(dt.shape), gb ?? e.zeros(bias.shape), dy, dt, bias, rows, H, lo, hi);
+    return [gd, gb];
+  },
+  gatedRmsnorm: (e, n, dy) => {
+    const [y, z, w] = n.inputs,
+      { rows, D, gs } = n.attrs;
+    const grads = n.inputs.map((t) => gradOf(e, t));
+    const [gy, gz, gw] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
+    e.k.gatedRmsnormBackward(gy, gz, gw, dy, y, z, w, n.saved[0], rows, D, gs);
+    return grads as InputGrads<'gatedRmsnorm'>;
+  },
+  // Mamba-3: see kernels/ref/mamba3.ts
+  sigmoid: (e, n, dy) => {
+    const [x] = n.inputs,
+      gx = gradOf(e, x);
+    if (gx) e.k.sigmoidBackward(gx, dy, x, n.attrs.n);
+    return [gx];
+  },
+  negHeavyTail: (e, n, dy) => {
+    const [x] = n.inputs,
+      gx = gradOf(e, x);
+    if (gx) e.k.negHeavyTailBackward(gx, dy, x, n.attrs.floor, n.attrs.n);
+    return [gx];
+  },
+  mamba3Scan: (e, n, dy) => {
+    const { B, L, H, P, G, N, S, chunk } = n.attrs,
+      [x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D] = n.inputs;
+    const grads = n.inputs.map((t) => gradOf(e, t));
+    const [gx, ga, gd, gt, gB, gC, gBb, gCb, gang, gD] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
+    e.k.mamba3ScanBackward(
+      gx,
+      ga,
+      gd,
+      gt,
+      gB,
+      gC,
+      gBb,
+      gCb,
+      gang,
+      gD,
+      dy,
+      x,
+      adt,
+      dt,
+      trap,
+      Bn,
+      Cn,
+      Bb,
+      Cb,
+      ang,
+      D,
+      n.saved[0],
+      B,
+      L,
+      H,
+      P,
+      G,
+      N,
+      S,
+      chunk,
+    );
+    return grads as InputGrads<'mamba3Scan'>;
+  },
+  ssd: (e, n, dy) => {
+    const { B, L, H, P, G, N, Q } = n.attrs,
+      [x, delta, A, Bm, Cm, D] = n.inputs;
+    const grads = n.inputs.map((t) => gradOf(e, t));
+    const [dx, ddelta, dA, dB, dC, dD] = grads.slice(0, 6).map((g, i) => g ?? e.zeros((n.inputs[i] as Tensor).shape));
+    e.k.ssdChunkBackward(
+      dx,
+      ddelta,
+      dA,
+      dB,
+      dC,
+      dD,
+      grads[6],
+      dy,
+      x,
+      delta,
+      A,
+      Bm,
+      Cm,
+      D,
+      n.saved[0],
+      e.zeros([ssdWorkSize(B, H, P, N, Q)]),
+      B,
+      L,
+      H,
+      P,
+      G,
+      N,
+      Q,
+    );
+    return grads as InputGrads<'ssd'>;
   },
 };

@@ -55,7 +55,7 @@ export function linearInto(
   b: Tensor | null,
   rows: number,
   scratch: QuantScratch | null,
-  lora: LoraPair | null = null,
+  lora: LoraPair | null = e.lora.get(w) ?? null,
 ): void {
   const [N, K] = w.shape,
     k = e.k;
@@ -92,16 +92,16 @@ export function embeddingInto(e: Engine, out: Tensor, table: Weight, ids: Tensor
  * quantises the rows of x to q8 and runs the integer-dot kernels; it stays frozen, but gradients
  * flow through it to x (for adapters trained on a quantised base).
  */
-export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null, lora: LoraPair | null = null): Tensor {
+export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null, lora: LoraPair | null = e.lora.get(w) ?? null): Tensor {
   const [N, K] = w.shape,
     M = rowsOf(x);
   if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
   const y = e.zeros(withLast(x, N));
   if (isQuant(w)) {
-    linearInto(e, y, x, w, b, M, { qx: e.zeros([M, K], 'i8'), sx: e.zeros([M, K / QBLOCK]) });
+    linearInto(e, y, x, w, b, M, { qx: e.zeros([M, K], 'i8'), sx: e.zeros([M, K / QBLOCK]) }, null);
     e.tape?.record('linearQuant', y, [x, b], [w.q, w.scales], { M, N, K, q4: w.format === 'q4' });
   } else {
-    linearInto(e, y, x, w, b, M, null);
+    linearInto(e, y, x, w, b, M, null, null);
     e.tape?.record('linear', y, [x, w, b], [], { M, N, K });
   }
   return lora ? add(e, y, loraUpdate(e, x, lora, N)) : y;
@@ -236,6 +236,22 @@ export function selectiveScan(
   e.k.scanForward(y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk);
   e.tape?.record('scan', y, [x, delta, A, Bm, Cm, D], [hck], { B, L, ED, N, chunk });
   return y;
+}
+
+/**
+ * out (n, C) = x (rows, C)[idx (n)]: the rows a loss reads (for example the answer positions of a
+ * synthetic task). The gather is the embedding lookup with x as the table, so it shares that
+ * kernel and gradient rule (d x[idx] += d out, repeated rows accumulate).
+ */
+export function gatherRows(e: Engine, x: Tensor, idx: Tensor): Tensor {
+  const C = lastDim(x),
+    rows = rowsOf(x),
+    n = idx.size;
+  checkTokenIds(idx.ints(), rows, 'row indices');
+  const out = e.zeros([n, C]);
+  e.k.embeddingForward(out, x, idx, n, C);
+  e.tape?.record('embedding', out, [x], [idx], { n, D: C });
+  return out;
 }
 
 /** Mean next-token cross-entropy (nats) of logits (rows, V) against targets (rows) -> (1) */

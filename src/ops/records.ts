@@ -48,6 +48,27 @@ export interface OpRecords {
     attrs: { B: number; L: number; H: number; Hkv: number; hd: number };
   };
   swiglu: { inputs: [gate: Tensor, up: Tensor]; saved: []; attrs: { n: number } };
+  // Mamba-2 and the hybrids (ops/ssd.ts)
+  ropePartial: {
+    inputs: [x: Tensor];
+    saved: [];
+    attrs: { B: number; L: number; H: number; hd: number; rd: number; pos0: number; theta: number };
+  };
+  dtSoftplus: { inputs: [dt: Tensor, bias: Tensor]; saved: []; attrs: { rows: number; H: number; lo: number; hi: number } };
+  gatedRmsnorm: { inputs: [y: Tensor, z: Tensor, w: Tensor]; saved: [rstd: Tensor]; attrs: { rows: number; D: number; gs: number } };
+  // Mamba-3 (ops/mamba3.ts)
+  sigmoid: { inputs: [x: Tensor]; saved: []; attrs: { n: number } };
+  negHeavyTail: { inputs: [x: Tensor]; saved: []; attrs: { n: number; floor: number } };
+  mamba3Scan: {
+    inputs: [x: Tensor, adt: Tensor, dt: Tensor, trap: Tensor, Bn: Tensor, Cn: Tensor, Bb: Tensor, Cb: Tensor, ang: Tensor, D: Tensor];
+    saved: [hck: Tensor];
+    attrs: { B: number; L: number; H: number; P: number; G: number; N: number; S: number; chunk: number };
+  };
+  ssd: {
+    inputs: [x: Tensor, delta: Tensor, A: Tensor, Bm: Tensor, Cm: Tensor, D: Tensor, h0: Tensor | null];
+    saved: [hck: Tensor];
+    attrs: { B: number; L: number; H: number; P: number; G: number; N: number; Q: number };
+  };
 }
 
 export type OpName = keyof OpRecords;

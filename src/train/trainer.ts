@@ -19,7 +19,7 @@ import type { TrainerState } from './checkpoint.js';
 
 /** Every setting of a training run (the flags of `frugal train`). */
 export interface TrainOptions {
-  /** Architecture: `'mamba'` or `'transformer'` (the Llama-style baseline). */
+  /** Architecture: `'mamba'`, `'mamba2'`, `'mamba3'`, `'hybrid'` or `'transformer'` (the Llama-style baseline). */
   arch: string;
   /** Training text: a file, or `'sotu'` (State of the Union addresses, from npm). */
   data: string;
@@ -29,10 +29,12 @@ export interface TrainOptions {
   dModel: number;
   /** Number of layers. */
   layers: number;
-  /** Mamba: SSM state size N. */
+  /** State-space models: SSM state size N. */
   dState: number;
-  /** Transformer: attention heads (default: head size closest to 64). */
+  /** Transformer and hybrid: attention heads (default: head size closest to 64). */
   heads?: number;
+  /** Hybrid: comma-separated layer types, one per layer (mamba2, attention, mamba), e.g. `'mamba2,attention,mamba2'`. */
+  layerTypes?: string;
   /** Training sequence length L, in tokens. */
   seqLen: number;
   /** Sequences per step B. */
@@ -331,7 +333,13 @@ function newModel(o: TrainOptions, e: Engine): TrainableModel {
   const tok = o.tokenizer ? loadTokenizer(o.tokenizer) : null;
   if (o.tokenizer && !tok) throw inputError(`--tokenizer ${o.tokenizer} has no tokenizer.json (make one with 'frugal tokenizer train')`);
   const vocab = tok ? { vocabSize: tok.vocabSize, tokenizer: 'file' as const, eosTokenId: [...tok.specialIds].at(-1) } : { vocabSize: 256 };
-  const size = { dModel: o.dModel, layers: o.layers, dState: o.dState, heads: o.heads };
+  const size = {
+    dModel: o.dModel,
+    layers: o.layers,
+    dState: o.dState,
+    heads: o.heads,
+    layerTypes: o.layerTypes?.split(',').map((t) => t.trim()),
+  };
   const model = createModel(o.arch, e, { ...size, ...vocab }, Rng.fromSeed(o.seed));
   if (o.tokenizer) rememberSource(model, o.tokenizer); // its tokenizer files are saved with the model
   return model;

@@ -4,9 +4,10 @@ import { Engine } from '../../src/ops/index.js';
 import { Rng } from '../../src/io/rng.js';
 
 /**
- * `frugal bench` (the speed benchmark) on its hidden --tiny settings: the document has
- * every section and every entry field, all numbers finite. Timings are not asserted (they depend
- * on the machine); only the shape of what the benchmark reports.
+ * `frugal bench` (the speed benchmark) on its hidden --tiny settings: the document has every
+ * section and every entry field, all numbers finite, each median within its min and max, and the
+ * derived figures consistent with the figures they come from. Timings are not asserted (they depend
+ * on the machine); only what the benchmark reports and how its numbers relate.
  */
 function frugal(...args: string[]) {
   const r = spawnSync(process.execPath, ['bin/frugal.js', ...args], { encoding: 'utf8', timeout: 120_000 });
@@ -31,6 +32,13 @@ function expectFields(where: string, entry: unknown, numbers: string[], strings:
   }
 }
 
+/** The median `key` lies within `key`_min and `key`_max. */
+function expectSpread(where: string, entry: unknown, key: string): void {
+  const e = entry as Record<string, number>;
+  expect(e[`${key}_min`], `${where}: ${key}_min ≤ ${key}`).toBeLessThanOrEqual(e[key]);
+  expect(e[key], `${where}: ${key} ≤ ${key}_max`).toBeLessThanOrEqual(e[`${key}_max`]);
+}
+
 function entries(doc: Doc, key: string, nonEmpty = true): unknown[] {
   const a = doc[key];
   expect(Array.isArray(a), `${key} is an array`).toBe(true);
@@ -50,14 +58,15 @@ describe('frugal bench --tiny --json', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim().startsWith('{')).toBe(true);
     expect(r.stderr).toMatch(/bench: \d+ tokens in [\d.]+ s, \d+ tok\/s, .*J\/token \((measured|estimated)\)/);
-    expect(r.stderr).toMatch(/\| threads \| read GB\/s/); // the table
+    expect(r.stderr).toMatch(/\| threads \|\s+read GB\/s/); // the table
   });
 
-  it('has every section of the document', () => {
-    for (const k of ['machine', 'decode', 'prefill', 'train', 'streams', 'kernels', 'peers', 'skipped']) expect(doc, k).toHaveProperty(k);
+  it('has every section', () => {
+    for (const k of ['machine', 'decode', 'prefill', 'train', 'streams', 'kernels', 'peers', 'peer_builds', 'skipped'])
+      expect(doc, k).toHaveProperty(k);
   });
 
-  it('machine: bandwidth, GEMM and threads, at 1 and all threads', () => {
+  it('machine: bandwidth, GEMM and threads, at 1 and all threads; CPU model, ISA, Node and V8; the CPU peak', () => {
     expectFields(
       'machine',
       doc.machine,
@@ -71,18 +80,52 @@ describe('frugal bench --tiny --json', () => {
         'other_busy_before',
         'other_busy_during',
       ],
-      ['cpu'],
+      ['cpu', 'node', 'v8'],
     );
-    const by = (doc.machine as Doc).by_threads as unknown[];
+    const m = doc.machine as Doc;
+    expect(Array.isArray(m.isa)).toBe(true);
+    expect(m.v8).toBe(process.versions.v8);
+    const by = m.by_threads as unknown[];
     expect(by.map((p) => (p as Doc).threads)).toContain(1);
-    by.forEach((p, i) => expectFields(`machine.by_threads[${i}]`, p, ['threads', 'bandwidth_gbs', 'gemm_gflops']));
+    by.forEach((p, i) => {
+      expectFields(`machine.by_threads[${i}]`, p, [
+        'threads',
+        'bandwidth_gbs',
+        'bandwidth_gbs_min',
+        'bandwidth_gbs_max',
+        'gemm_gflops',
+        'gemm_gflops_min',
+        'gemm_gflops_max',
+      ]);
+      expectSpread(`machine.by_threads[${i}] bandwidth`, p, 'bandwidth_gbs');
+      expectSpread(`machine.by_threads[${i}] gemm`, p, 'gemm_gflops');
+    });
+    const pk = m.cpu_peak as Doc;
+    expectFields(
+      'machine.cpu_peak',
+      pk,
+      ['cores', 'ghz', 'vector_bits', 'datapath_bits', 'fma_units', 'flops_per_cycle', 'gflops'],
+      ['model'],
+    );
+    expect(pk.gflops as number).toBeCloseTo((pk.cores as number) * (pk.ghz as number) * (pk.flops_per_cycle as number), 6);
+    for (const k of ['detected', 'assumed']) expect((pk[k] as string[]).length, `cpu_peak.${k}`).toBeGreaterThan(0);
   });
 
   it('decode: f32, q8 and q4 at 1 and all threads, with the bandwidth bound', () => {
     const d = entries(doc, 'decode');
-    d.forEach((e, i) =>
-      expectFields(`decode[${i}]`, e, ['threads', 'tok_s', 'weight_bytes_per_token', 'bound_fraction'], ['model', 'precision']),
-    );
+    d.forEach((e, i) => {
+      expectFields(
+        `decode[${i}]`,
+        e,
+        ['threads', 'tok_s', 'tok_s_min', 'tok_s_max', 'weight_bytes_per_token', 'bound_tok_s', 'bound_fraction'],
+        ['model', 'precision'],
+      );
+      expectSpread(`decode[${i}]`, e, 'tok_s');
+      const x = e as Doc,
+        bw = ((doc.machine as Doc).by_threads as Doc[]).find((p) => p.threads === x.threads) as Doc;
+      expect(x.bound_tok_s as number).toBeCloseTo(((bw.bandwidth_gbs_max as number) * 1e9) / (x.weight_bytes_per_token as number), 3);
+      expect(x.bound_fraction as number).toBeCloseTo((x.tok_s as number) / (x.bound_tok_s as number), 9);
+    });
     const seen = new Set(d.map((e) => `${(e as Doc).precision}@${(e as Doc).threads}`));
     for (const p of ['f32', 'q8', 'q4']) expect(seen, `decode ${p} at 1 thread`).toContain(`${p}@1`);
     const bytes = (p: string) => (d.find((e) => (e as Doc).precision === p) as Doc).weight_bytes_per_token as number;
@@ -91,28 +134,88 @@ describe('frugal bench --tiny --json', () => {
   });
 
   it('prefill, train, streams and kernels entries carry every field', () => {
-    entries(doc, 'prefill').forEach((e, i) =>
-      expectFields(`prefill[${i}]`, e, ['threads', 'prompt_tokens', 'tok_s', 'over_steps'], ['precision']),
-    );
-    entries(doc, 'train').forEach((e, i) =>
-      expectFields(`train[${i}]`, e, ['threads', 'batch', 'seq_len', 'parameters', 'tok_s', 'mfu', 'mfu_with_scan'], ['model']),
-    );
+    entries(doc, 'prefill').forEach((e, i) => {
+      expectFields(`prefill[${i}]`, e, ['threads', 'prompt_tokens', 'tok_s', 'tok_s_min', 'tok_s_max', 'over_steps'], ['precision']);
+      expectSpread(`prefill[${i}]`, e, 'tok_s');
+    });
+    const pk = (doc.machine as Doc).cpu_peak as Doc;
+    entries(doc, 'train').forEach((e, i) => {
+      expectFields(
+        `train[${i}]`,
+        e,
+        [
+          'threads',
+          'batch',
+          'seq_len',
+          'parameters',
+          'tok_s',
+          'tok_s_min',
+          'tok_s_max',
+          'flops_per_token',
+          'flops_per_token_with_scan',
+          'mfu',
+          'mfu_with_scan',
+          'of_gemm_peak',
+          'of_gemm_peak_with_scan',
+        ],
+        ['model'],
+      );
+      const x = e as Doc,
+        T = x.threads as number,
+        tok = x.tok_s as number;
+      const gemm = (((doc.machine as Doc).by_threads as Doc[]).find((p) => p.threads === T) as Doc).gemm_gflops_max as number;
+      const cpu = Math.min(T, pk.cores as number) * (pk.ghz as number) * (pk.flops_per_cycle as number);
+      expect(x.flops_per_token).toBe(6 * (x.parameters as number));
+      expect(x.mfu as number).toBeCloseTo((tok * (x.flops_per_token as number)) / (cpu * 1e9), 12); // against the hardware
+      expect(x.of_gemm_peak as number).toBeCloseTo((tok * (x.flops_per_token as number)) / (gemm * 1e9), 12); // against frugal's GEMM
+      expect(x.mfu_with_scan as number).toBeGreaterThan(x.mfu as number);
+    });
     const s = entries(doc, 'streams');
-    s.forEach((e, i) => expectFields(`streams[${i}]`, e, ['streams', 'threads', 'aggregate_tok_s', 'over_one'], ['model', 'precision']));
+    s.forEach((e, i) => {
+      expectFields(
+        `streams[${i}]`,
+        e,
+        ['streams', 'threads', 'aggregate_tok_s', 'aggregate_tok_s_min', 'aggregate_tok_s_max', 'over_one'],
+        ['model', 'precision'],
+      );
+      expectSpread(`streams[${i}]`, e, 'aggregate_tok_s');
+    });
     expect(s.map((e) => (e as Doc).streams)).toEqual(expect.arrayContaining([1]));
     entries(doc, 'kernels').forEach((e, i) => expectFields(`kernels[${i}]`, e, ['wasm_ms', 'ref_ms', 'wasm_over_ref'], ['name', 'shape']));
   });
 
   it('peers: PyTorch side by side when python3-torch is installed; llama.cpp skipped without --llama-bench', () => {
     const peers = entries(doc, 'peers', false);
-    peers.forEach((e, i) =>
-      expectFields(`peers[${i}]`, e, ['threads', 'tok_s', 'frugal_tok_s', 'ratio'], ['name', 'measure', 'precision']),
-    );
+    peers.forEach((e, i) => {
+      expectFields(
+        `peers[${i}]`,
+        e,
+        [
+          'threads',
+          'rounds',
+          'tok_s',
+          'tok_s_min',
+          'tok_s_max',
+          'frugal_tok_s',
+          'frugal_tok_s_min',
+          'frugal_tok_s_max',
+          'ratio',
+          'ratio_min',
+          'ratio_max',
+        ],
+        ['name', 'measure', 'precision', 'detail'],
+      );
+      for (const k of ['tok_s', 'frugal_tok_s', 'ratio']) expectSpread(`peers[${i}]`, e, k);
+      expect((e as Doc).rounds).toBe(2);
+    });
     const skipped = entries(doc, 'skipped', false) as Doc[];
     expect(skipped.some((x) => x.what === 'llama.cpp' && /--llama-bench/.test(String(x.reason)))).toBe(true);
     if (hasTorch) {
       const measures = peers.filter((e) => (e as Doc).name === 'pytorch').map((e) => (e as Doc).measure);
-      expect(measures).toEqual(expect.arrayContaining(['decode', 'train']));
+      expect(measures).toEqual(expect.arrayContaining(['decode', 'prefill-8', 'train']));
+      const train = peers.find((e) => (e as Doc).name === 'pytorch' && (e as Doc).measure === 'train') as Doc;
+      expectFields('pytorch train', train, ['mfu', 'mfu_with_scan']);
+      expectFields('peer_builds.pytorch', (doc.peer_builds as Doc).pytorch, [], ['torch', 'blas', 'python']);
     } else {
       expect(skipped.some((x) => x.what === 'pytorch')).toBe(true);
     }

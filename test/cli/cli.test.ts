@@ -87,7 +87,7 @@ describe('frugal train and generate', () => {
       const t = frugal('train', '--steps', '15', '--d-model', '32', '--seq-len', '32', '--batch', '4', '--out', out, '--eval-windows', '4');
       expect(t.code, t.stderr).toBe(0);
       expect(t.stdout).toBe('');
-      expect(t.stderr).toMatch(/tok\/s.*bits\/byte.*J\/token \(estimated|measured\)/);
+      expect(t.stderr).toMatch(/tok\/s.*bits\/byte.*J\/token \((estimated|measured)\)/);
       const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
       expect(config.model_type).toBe('mamba');
       expect(config.hidden_size).toBe(32);

@@ -7,6 +7,8 @@ import {
   getProfile,
   integrateSmiSamples,
   parsePerfIntervals,
+  perfSamples,
+  smiSamples,
   wattsPerCore,
 } from '../../src/energy/index.js';
 import { FrugalError } from '../../src/io/errors.js';
@@ -43,8 +45,12 @@ describe('analytic estimate', () => {
     expect(h.joules).toBeCloseTo(2e6 * 4.6e-12 + (3e6 * 1.95e-9) / 8, 15); // 3.7 + 0.9 pJ; 1.95 nJ / 8 B
     expect(h.jPerToken).toBeCloseTo(h.joules / 4, 18);
     expect(h).toMatchObject({ kind: 'estimated', method: 'analytic:horowitz-45nm' });
-    expect(analyticEstimate(w, 1, PROFILES['mobile-npu']).joules).toBeCloseTo((2e6 * 2) / 11.5e12 + 3e6 * 3.97e-12 * 8, 15);
-    expect(analyticEstimate(w, 1, PROFILES.photonic).joules).toBeCloseTo((2e6 * 2) / 22.3e12 + 3e6 * 3.97e-12 * 8, 15);
+    expect(analyticEstimate(w, 1, PROFILES['mobile-npu']).joules).toBeCloseTo((2e6 * 2) / 11.5e12 + 3e6 * 14.0e-12 * 8, 15); // LPDDR4
+    expect(analyticEstimate(w, 1, PROFILES.photonic).joules).toBeCloseTo((2e6 * 2) / 22.3e12 + 3e6 * 3.97e-12 * 8, 15); // HBM2
+    // each profile has its own memory system: the mobile NPU and the photonic accelerator differ per byte as well as per MAC
+    const perToken = Object.values(PROFILES).map((p) => analyticEstimate({ macs: 0, bytes: 1 }, 1, p).jPerToken);
+    expect(new Set(perToken).size).toBe(3);
+    expect(analyticEstimate(w, 1, PROFILES['mobile-npu']).scope).toMatch(/8-bit integer MAC.*LPDDR4/);
     expect(PROFILES.photonic.joulesPerMac * 1e15).toBeCloseTo(89.7, 1); // fJ per MAC
     expect(PROFILES['mobile-npu'].joulesPerMac * 1e15).toBeCloseTo(173.9, 1);
     expect(() => getProfile('abacus')).toThrow(/horowitz-45nm, mobile-npu, photonic/);
@@ -60,6 +66,7 @@ describe('sample parsers', () => {
       '     0.300512,<not counted>,Joules,power/energy-pkg/,0,100.00,,',
     ].join('\n');
     expect(parsePerfIntervals(text)).toBeCloseTo(4.8, 12);
+    expect(perfSamples(text).readings).toBe(2); // the uncounted interval is no reading
   });
 
   it('integrates nvidia-smi power samples per GPU (output captured from an H200)', () => {
@@ -75,5 +82,7 @@ describe('sample parsers', () => {
     const two =
       '2026/01/01 00:00:00.000, 0, 10\n2026/01/01 00:00:00.000, 1, 200\n2026/01/01 00:00:01.000, 0, 10\n2026/01/01 00:00:01.000, 1, [N/A]\n2026/01/01 00:00:02.000, 1, 200';
     expect(integrateSmiSamples(two)).toBeCloseTo(10 + 400, 9); // GPUs integrated separately
+    expect(smiSamples(h200).readings).toBe(5);
+    expect(smiSamples(two).readings).toBe(2); // one reading covers every GPU sampled with it
   });
 });

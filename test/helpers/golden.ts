@@ -1,3 +1,7 @@
+import { expect } from 'vitest';
+import { valueAndGrad } from '../../src/ops/index.js';
+import type { TrainableModel } from '../../src/models/types.js';
+import { expectClose } from './compare.js';
 import { readFileSync } from 'node:fs';
 import { decodeSafetensors, readTensorF64 } from '../../src/io/safetensors.js';
 import type { KernelKind } from '../../src/kernels/backend.js';
@@ -16,4 +20,16 @@ export function golden(name: string) {
   const get = (n: string) => readTensorF64(g, n);
   const ints = (n: string) => Int32Array.from(get(n));
   return { g, get, ids: ints('ids'), targets: ints('targets'), B: g.tensors.get('ids')!.shape[0], L: g.tensors.get('ids')!.shape[1] };
+}
+
+/** The loss and every parameter's gradient of `model` against a fixture's golden values (tolerance tol, relative). */
+export function expectGoldenGradients(model: TrainableModel, gold: ReturnType<typeof golden>, tol: number): void {
+  const e = model.e;
+  for (const t of model.params.values()) t.grad = e.persistent(t.shape);
+  const loss = valueAndGrad(e, () => model.loss(gold.ids, gold.targets, gold.B, gold.L));
+  expect(Math.abs(loss - gold.get('loss')[0])).toBeLessThan(tol);
+  for (const [name, t] of model.params) {
+    expect(gold.g.tensors.has(`grad.${name}`), `golden has grad.${name}`).toBe(true);
+    expectClose(t.grad!.toFloat64(), gold.get(`grad.${name}`), tol, `grad.${name}`);
+  }
 }

@@ -1,4 +1,5 @@
 import { expect } from 'vitest';
+import { expectClose } from './compare.js';
 import { Rng } from '../../src/io/rng.js';
 import { Tape } from '../../src/ops/index.js';
 import type { TrainableModel } from '../../src/models/types.js';
@@ -67,4 +68,28 @@ export function checkModelGradients(
       expect(rel, `${name}[${i}] analytic ${g[i]} numeric ${num}`).toBeLessThanOrEqual(tol);
     }
   }
+}
+
+/** Logits of L successive steps of B streams from a fresh state, laid out as forward's (B, L, V); the state is returned too. */
+export function stepLogits(model: TrainableModel, ids: Int32Array, B: number, L: number) {
+  const V = model.config.vocabSize,
+    state = model.createState(B),
+    out = new Float64Array(B * L * V);
+  for (let t = 0; t < L; t++) {
+    const logits = model.step(
+      Int32Array.from({ length: B }, (_, b) => ids[b * L + t]),
+      state,
+    );
+    for (let b = 0; b < B; b++) out.set(logits.subarray(b * V, (b + 1) * V), (b * L + t) * V);
+  }
+  return { logits: out, state };
+}
+
+/** Assert that L successive steps of B streams give the parallel forward's logits (seeded ids); returns the state after them. */
+export function expectStepsMatchForward(model: TrainableModel, B: number, L: number, seed: number, tol = 1e-5) {
+  const ids = randomIds(seed, B * L, model.config.vocabSize);
+  const par = model.e.scope(() => model.forward(ids, B, L).toFloat64());
+  const { logits, state } = stepLogits(model, ids, B, L);
+  expectClose(logits, par, tol, 'steps vs parallel');
+  return state;
 }

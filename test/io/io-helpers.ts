@@ -1,23 +1,9 @@
 import { expect } from 'vitest';
 import { FrugalError } from '../../src/io/errors.js';
-import type { FileProducer } from '../../src/io/atomic.js';
+import { collectBytes } from '../../src/io/atomic.js';
 
 /** Run a file producer into memory. */
-export function collect(p: FileProducer): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  p((c) => {
-    parts.push(new Uint8Array(c));
-    n += c.length;
-  });
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of parts) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
+export const collect = collectBytes;
 
 /** Assert fn throws a bad-input error (exit code 2) whose message matches. */
 export function expectInputError(fn: () => unknown, pattern: RegExp): FrugalError {

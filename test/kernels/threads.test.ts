@@ -3,14 +3,20 @@ import { Engine, valueAndGrad } from '../../src/ops/index.js';
 import { Rng } from '../../src/io/rng.js';
 import { MambaLM } from '../../src/models/mamba/model.js';
 import { createMambaConfig } from '../../src/models/mamba/config.js';
+import { quantizeModel } from '../../src/models/quant.js';
+import { BatchDecoder } from '../../src/infer/batch.js';
+import { TransformerLM } from '../../src/models/transformer/model.js';
+import { createLlamaConfig } from '../../src/models/transformer/config.js';
+import type { SequenceModel } from '../../src/models/types.js';
 import * as ref from '../../src/kernels/ref/index.js';
 import { splitRange } from '../../src/kernels/threads.js';
 import { expectClose } from '../helpers/compare.js';
 
 /**
  * Every thread count gives the single-thread answer bit for bit (work is split over outputs, never
- * over a reduction), for each threaded kernel on shapes that take every split path, and for a
- * whole training step and decoding.
+ * over a reduction), for each threaded kernel on shapes that take every split path, and for whole
+ * models: a Mamba training step, f32, q8 and q4 decoding, batched decoding, and the transformer's
+ * forward, backward and KV-cache decoding.
  */
 const engines: Engine[] = [];
 afterAll(() => {
@@ -111,20 +117,82 @@ describe('whole-model work across thread counts', () => {
     }
   });
 
-  it('prefill and steps are bit-identical for 1-4 threads', () => {
+  it.each(['f32', 'q8', 'q4'] as const)('%s prefill and steps are bit-identical for 1-4 threads', (precision) => {
     // wide enough that one-row decoding products go to the workers
     const wide = createMambaConfig({ dModel: 256, nLayer: 2, dState: 16, vocabSize: 64 });
     const ids = Int32Array.from({ length: 30 }, (_, i) => (i * 7) % 64);
     const runs = THREADS.map((T) => {
       const e = engine(T);
       const m = new MambaLM(e, wide).init(Rng.fromSeed(9));
-      const s = m.createState(1);
-      const out = [bits(m.prefill(ids.subarray(0, 20), 20, s))];
+      if (precision !== 'f32') quantizeModel(m, precision);
+      return decodeBits(m, ids, T);
+    });
+    for (let i = 1; i < runs.length; i++) expect(runs[i].equals(runs[0]), `${THREADS[i]} threads`).toBe(true);
+  });
+
+  it('batched decoding of several streams is bit-identical for 1-4 threads', () => {
+    const wide = createMambaConfig({ dModel: 256, nLayer: 2, dState: 16, vocabSize: 64 });
+    const runs = THREADS.map((T) => {
+      const e = engine(T);
+      const dec = new BatchDecoder(new MambaLM(e, wide).init(Rng.fromSeed(9)), 4);
+      const out: Buffer[] = [];
+      const next = new Map<number, number>();
+      for (let s = 0; s < 3; s++) {
+        const j = dec.join(Int32Array.from({ length: 3 + s }, (_, i) => (i * 5 + s) % 64));
+        out.push(bits(j.logits));
+        next.set(j.id, s + 1);
+      }
       const r0 = e.k.parallelRuns();
-      for (let t = 20; t < 30; t++) out.push(bits(m.step(ids.subarray(t, t + 1), s)));
-      if (T > 1) expect(e.k.parallelRuns() - r0, 'decoding used the workers').toBeGreaterThan(10);
+      for (let t = 0; t < 6; t++) {
+        const logits = dec.step(next);
+        for (const [id, l] of [...logits].sort((a, b) => a[0] - b[0])) {
+          out.push(bits(l));
+          next.set(id, (id * 11 + t) % 64);
+        }
+      }
+      if (T > 1) expect(e.k.parallelRuns() - r0, 'batched decoding used the workers').toBeGreaterThan(10);
       return Buffer.concat(out);
     });
+    for (let i = 1; i < runs.length; i++) expect(runs[i].equals(runs[0]), `${THREADS[i]} threads`).toBe(true);
+  });
+});
+
+/** Prefill 20 tokens, then 10 single steps: every logit's bits (and the workers must have been used). */
+function decodeBits(m: SequenceModel, ids: Int32Array, T: number): Buffer {
+  const s = m.createState(1);
+  const out = [bits(m.prefill(ids.subarray(0, 20), 20, s))];
+  const r0 = m.e.k.parallelRuns();
+  for (let t = 20; t < 30; t++) out.push(bits(m.step(ids.subarray(t, t + 1), s)));
+  if (T > 1) expect(m.e.k.parallelRuns() - r0, 'decoding used the workers').toBeGreaterThan(10);
+  return Buffer.concat(out);
+}
+
+describe('the transformer across thread counts', () => {
+  const cfg = createLlamaConfig({ dModel: 256, nLayer: 2, nHead: 4, nKvHead: 2, vocabSize: 64 });
+  const make = (T: number) => new TransformerLM(engine(T), cfg).init(Rng.fromSeed(7));
+
+  it('the forward, the loss and every gradient are bit-identical for 1-4 threads', () => {
+    const ids = Int32Array.from(randomValues(6, 2 * 24), (v) => Math.abs(Math.floor(v * 20)) % 64);
+    const tg = Int32Array.from(randomValues(7, 2 * 24), (v) => Math.abs(Math.floor(v * 20)) % 64);
+    const runs = THREADS.map((T) => {
+      const m = make(T),
+        e = m.e;
+      const logits = e.scope(() => bits(m.forward(ids, 2, 24).floats()));
+      for (const p of m.params.values()) p.grad = e.persistent(p.shape);
+      const loss = valueAndGrad(e, () => m.loss(ids, tg, 2, 24));
+      if (T > 1) expect(e.k.parallelRuns()).toBeGreaterThan(10);
+      return { logits, loss, grads: [...m.params.values()].map((p) => bits(p.grad!.floats())) };
+    });
+    for (let i = 1; i < runs.length; i++) {
+      expect(runs[i].logits.equals(runs[0].logits), `${THREADS[i]} threads, logits`).toBe(true);
+      expect(runs[i].loss).toBe(runs[0].loss);
+      runs[i].grads.forEach((g, j) => expect(g.equals(runs[0].grads[j]), `${THREADS[i]} threads, gradient ${j}`).toBe(true));
+    }
+  });
+
+  it('KV-cache prefill and steps are bit-identical for 1-4 threads', () => {
+    const ids = Int32Array.from({ length: 30 }, (_, i) => (i * 7) % 64);
+    const runs = THREADS.map((T) => decodeBits(make(T), ids, T));
     for (let i = 1; i < runs.length; i++) expect(runs[i].equals(runs[0]), `${THREADS[i]} threads`).toBe(true);
   });
 });

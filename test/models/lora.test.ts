@@ -58,7 +58,7 @@ describe.each(ARCHS)('LoRA on the %s', (_, make, type) => {
     const base = logitsOf(m, ids, 2, 9),
       baseStep = m.step(ids.subarray(0, 2), m.createState(2));
     Adapter.attach(m, new Adapter(m, { r: 2, alpha: 16, dropout: 0, targets: LORA_TARGETS[type] }, 'base').init(Rng.fromSeed(1)));
-    expect(m.lora.size).toBeGreaterThan(0);
+    expect(m.e.lora.size).toBeGreaterThan(0);
     expect(logitsOf(m, ids, 2, 9)).toEqual(base);
     expect(m.step(ids.subarray(0, 2), m.createState(2))).toEqual(baseStep);
   });

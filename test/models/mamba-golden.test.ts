@@ -1,19 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import { Engine, valueAndGrad } from '../../src/ops/index.js';
 import { loadModel } from '../../src/models/checkpoint.js';
+import { SCAN_CHUNK } from '../../src/ops/ops.js';
 import { expectClose } from '../helpers/compare.js';
 import { GOLDEN_SETUPS, golden } from '../helpers/golden.js';
 
 /**
  * The model against golden values written by an independent PyTorch implementation
- * (tools/mamba_reference.py, tools/make_fixtures.py): logits in both modes, the loss, the gradient
- * of every parameter, and the recurrent state left after the sequence.
+ * (tools/mamba_reference.py, tools/make_fixtures.py; Mamba-2: tools/mamba2_reference.py,
+ * tools/make_mamba2_fixtures.py, in transformers' and state-spaces' layouts): logits in both
+ * modes, the loss, the gradient of every parameter, and the recurrent state left after the sequence.
  */
-const FIXTURES = ['mamba-tiny-a', 'mamba-tiny-b'];
+// mamba-tiny-c has L = 48: the checkpointed scan backward (chunks of SCAN_CHUNK = 16) crosses chunk boundaries
+const FIXTURES = ['mamba-tiny-a', 'mamba-tiny-b', 'mamba-tiny-c', 'mamba2-tiny-a', 'mamba2-tiny-b'];
 const SETUPS = GOLDEN_SETUPS;
 
 describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
   const gold = golden(name);
+
   describe.each(SETUPS)('kernels $kernels, $dtype', ({ kernels, dtype, tol }) => {
     const load = () => {
       const e = new Engine({ kernels, dtype });
@@ -76,5 +80,13 @@ describe.each(FIXTURES)('%s against the PyTorch reference', (name) => {
         expectClose(t.grad!.toFloat64(), gold.get(gname), tol * 10, gname);
       }
     });
+  });
+});
+
+describe('the long golden sequence', () => {
+  it('mamba-tiny-c spans at least 40 steps: three chunks of the checkpointed scan', () => {
+    const { L } = golden('mamba-tiny-c');
+    expect(L).toBeGreaterThanOrEqual(40);
+    expect(Math.ceil(L / SCAN_CHUNK)).toBeGreaterThanOrEqual(3);
   });
 });

@@ -33,7 +33,12 @@ const engine = (kernels: 'wasm' | 'ref', threads = 1) => {
 };
 
 const make = (arch: string, kernels: 'wasm' | 'ref', seed = 5) =>
-  createModel(arch, engine(kernels), { dModel: 32, layers: 2, dState: 8, heads: 2, vocabSize: 40 }, Rng.fromSeed(seed));
+  createModel(
+    arch,
+    engine(kernels),
+    { dModel: 32, layers: 2, dState: 8, heads: 2, vocabSize: 40, layerTypes: ['mamba2', 'attention'] },
+    Rng.fromSeed(seed),
+  );
 const bytes = (f: Float32Array) => Buffer.from(f.buffer, f.byteOffset, f.byteLength);
 
 /** Prefill, then steps: the state a stream has after some work. */
@@ -66,6 +71,31 @@ function more(m: TrainableModel, s: ModelState): Buffer {
   return Buffer.concat(out);
 }
 
+/** Save a warmed-up state, load it beside the checkpoint on another engine, continue: the same logits bit for bit. */
+function roundTrip(arch: string, kernels: 'wasm' | 'ref', B: number): void {
+  const m = make(arch, kernels);
+  const dir = join(tmp, `${arch}-${kernels}`),
+    file = join(tmp, `${arch}-${kernels}.state.safetensors`);
+  writeDirAtomic(dir, modelFiles(m));
+  const s = warm(m, B);
+  saveState(file, m, s, tokenizerSha256(dir));
+  const uninterrupted = more(m, s);
+
+  const moved = loadModel(engine(kernels), dir).model;
+  const restored = loadState(file, moved, tokenizerSha256(dir));
+  expect(restored.position).toBe(8);
+  expect(restored.batch).toBe(B);
+  expect(more(moved, restored).equals(uninterrupted)).toBe(true);
+}
+
+describe.each([
+  ['mamba2', 'wasm', 2],
+  ['mamba3', 'ref', 1],
+  ['hybrid', 'wasm', 2],
+] as const)('%s state file (%s kernels, batch %i)', (arch, kernels, B) => {
+  it('save -> load on another engine -> continue gives the logits of never having saved, bit for bit', () => roundTrip(arch, kernels, B));
+});
+
 describe.each([
   ['mamba', 'wasm', 2],
   ['mamba', 'ref', 1],
@@ -73,19 +103,7 @@ describe.each([
   ['transformer', 'ref', 2],
 ] as const)('%s state file (%s kernels, batch %i)', (arch, kernels, B) => {
   it('save -> load on another engine -> continue gives the logits of never having saved, bit for bit', () => {
-    const m = make(arch, kernels);
-    const dir = join(tmp, `${arch}-${kernels}`),
-      file = join(tmp, `${arch}-${kernels}.state.safetensors`);
-    writeDirAtomic(dir, modelFiles(m));
-    const s = warm(m, B);
-    saveState(file, m, s, tokenizerSha256(dir));
-    const uninterrupted = more(m, s);
-
-    const moved = loadModel(engine(kernels), dir).model;
-    const restored = loadState(file, moved, tokenizerSha256(dir));
-    expect(restored.position).toBe(8);
-    expect(restored.batch).toBe(B);
-    expect(more(moved, restored).equals(uninterrupted)).toBe(true);
+    roundTrip(arch, kernels, B);
   });
 
   it('writes the documented header, names the weights file by its SHA-256, and refuses another model', () => {

@@ -1,6 +1,7 @@
 import type { WorkCount } from '../../energy/index.js';
 import type { MambaConfig } from '../../models/mamba/config.js';
 import type { LlamaConfig } from '../../models/transformer/config.js';
+import type { Mamba2Config } from '../../models/mamba2/config.js';
 
 /**
  * Work of one decoded token, counted from the configuration, for the analytic energy estimate
@@ -25,6 +26,24 @@ export function mambaDecodeWork(c: MambaConfig, parameters: number): WorkCount {
     3 * D; // silu ×2, softplus, gate, D·x, residual, RMSNorm
   const macs = c.nLayer * perLayer + D * V + 3 * D;
   const stateBytes = c.nLayer * ED * (K + N) * F32;
+  return { macs, bytes: parameters * F32 + 2 * stateBytes };
+}
+
+/** Mamba-2 decode step: independent of the context length. */
+export function mamba2DecodeWork(c: Mamba2Config, parameters: number): WorkCount {
+  const { dModel: D, dInner: ED, dState: N, dConv: K, nHeads: H, nGroups: G, vocabSize: V } = c;
+  const CD = ED + 2 * G * N,
+    IP = ED + CD + H;
+  const perLayer =
+    D * IP + // in_proj
+    CD * K + // causal conv, one step
+    ED * N * 3 +
+    H + // h = exp(Δ·A)·h + Δ·x·Bᵀ, y = h·C, one exp per head
+    ED * D + // out_proj
+    8 * ED +
+    3 * D; // silu ×2, softplus, gated norm, D·x, residual, RMSNorm
+  const macs = c.nLayer * perLayer + D * V + 3 * D;
+  const stateBytes = c.nLayer * (CD * K + ED * N) * F32;
   return { macs, bytes: parameters * F32 + 2 * stateBytes };
 }
 

@@ -6,6 +6,8 @@ import { createLlamaConfig, defaultHeads } from '../../models/transformer/config
 import type { LlamaConfig } from '../../models/transformer/config.js';
 import { llamaParamSpecs } from '../../models/transformer/params.js';
 import type { ParamSpec } from '../../models/types.js';
+import { createMamba2Config } from '../../models/mamba2/config.js';
+import type { Mamba2Config } from '../../models/mamba2/config.js';
 
 /**
  * The pair of models the scaling study compares: the same width D and byte vocabulary, the
@@ -18,6 +20,8 @@ export interface StudyPair {
   transformer: LlamaConfig;
   mambaParams: number;
   transformerParams: number;
+  /** A Mamba-2 of the same width and depth (its in_proj is a little wider: within about 6% of Mamba's parameters). */
+  mamba2: Mamba2Config;
 }
 
 export const PARITY_TOLERANCE = 0.05;
@@ -52,5 +56,6 @@ export function studyPair(tiny: boolean): StudyPair {
   const gap = Math.abs(transformerParams - mambaParams) / mambaParams;
   if (gap > PARITY_TOLERANCE)
     throw runtimeError(`bench: the models differ by ${(gap * 100).toFixed(1)}% in parameters (${mambaParams} vs ${transformerParams})`);
-  return { mamba, transformer, mambaParams, transformerParams };
+  const mamba2 = createMamba2Config({ dModel: D, nLayer: layers, dState: tiny ? 16 : 64, headDim: tiny ? 16 : 64, vocabSize: V });
+  return { mamba, transformer, mambaParams, transformerParams, mamba2 };
 }

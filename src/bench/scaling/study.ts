@@ -3,12 +3,15 @@ import type { KernelKind } from '../../kernels/backend.js';
 import { Rng } from '../../io/rng.js';
 import { argmax } from '../../infer/sample.js';
 import { MambaLM } from '../../models/mamba/model.js';
+import { Mamba2LM } from '../../models/mamba2/model.js';
+import { convDim } from '../../models/mamba2/config.js';
 import { TransformerLM } from '../../models/transformer/model.js';
 import type { ModelState, TrainableModel } from '../../models/types.js';
 import { PROFILE_IDS, analyticEstimate, getProfile, startEnergy, wattsPerCore } from '../../energy/index.js';
-import type { CorePower, WorkCount } from '../../energy/index.js';
-import { kvBytesPerToken, mambaDecodeWork, transformerDecodeWork } from './cost.js';
+import type { CorePower, HardwareProfile, WorkCount } from '../../energy/index.js';
+import { kvBytesPerToken, mamba2DecodeWork, mambaDecodeWork, transformerDecodeWork } from './cost.js';
 import { studyPair } from './models.js';
+import { median, spread } from '../formulas.js';
 
 /**
  * `frugal bench scaling`: for each architecture, one stream grows from minContext to maxContext
@@ -22,7 +25,7 @@ import { studyPair } from './models.js';
  * per doubling) would overrun it, or whose state would exceed the memory budget. The report says
  * where and why each one stopped.
  */
-export const ARCHS = ['mamba', 'transformer'] as const;
+export const ARCHS = ['mamba', 'transformer', 'mamba2'] as const;
 export type StudyArch = (typeof ARCHS)[number];
 
 export interface ScalingOptions {
@@ -49,7 +52,9 @@ export interface PointEnergy {
 
 export interface ScalingPoint {
   context: number; // tokens in the state when decoding starts
-  decodeMsPerToken: number; // the lowest burst median: a burst slowed by another process does not count
+  decodeMsPerToken: number; // the median step of all bursts, with the fastest and slowest step beside it
+  decodeMsPerTokenMin: number;
+  decodeMsPerTokenMax: number;
   decodeMsPerTokenMean: number;
   decodeCpuMsPerToken: number; // median CPU time of this process per step: robust to other processes sharing the cores
   stateBytes: number; // bytes the stream's state holds (allocated)
@@ -113,7 +118,7 @@ export function projectNextSeconds(prefill: { context: number; seconds: number }
 
 /** Milliseconds of decode steps run before any measurement (JIT warm-up). */
 const WARMUP_MS = 1000;
-/** Decode bursts per point and the pause between them: the reported latency is the lowest burst median. */
+/** Decode bursts per point and the pause between them: the reported latency is the median step of all bursts. */
 export const DECODE_BURSTS = 3;
 const BURST_PAUSE_MS = 20;
 
@@ -127,12 +132,6 @@ function stateBytes(state: ModelState): number {
   let n = 0;
   for (const t of state.tensors.values()) n += t.byteLength;
   return n;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y),
-    m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 interface ArchSetup {
@@ -150,6 +149,12 @@ function setup(arch: StudyArch, o: ScalingOptions): ArchSetup {
     const m = new MambaLM(e, pair.mamba).init(rng);
     const fixed = pair.mamba.nLayer * pair.mamba.dInner * (pair.mamba.dConv + pair.mamba.dState) * 4;
     return { model: m, engine: e, work: () => mambaDecodeWork(pair.mamba, m.parameterCount), bytesAt: () => fixed };
+  }
+  if (arch === 'mamba2') {
+    const c = pair.mamba2,
+      m = new Mamba2LM(e, c).init(rng);
+    const fixed = c.nLayer * (convDim(c) * c.dConv + c.dInner * c.dState) * 4;
+    return { model: m, engine: e, work: () => mamba2DecodeWork(c, m.parameterCount), bytesAt: () => fixed };
   }
   const m = new TransformerLM(e, pair.transformer).init(rng);
   return {
@@ -194,12 +199,7 @@ function decodeBursts(
   return { logits, bursts, cpuSeconds: (cu.user + cu.system) / 1e6 };
 }
 
-/**
- * Run the study for one architecture until maxContext or a budget stops it. One function over
- * 80 lines on purpose: warm-up, then per context length the memory check, the time projection,
- * the prefill, the decode bursts and the point's record, in the order they happen (its helpers,
- * decodeBursts and projectNextSeconds, are already apart).
- */
+/** Run the study for one architecture until maxContext or a budget stops it. */
 export function runArch(
   arch: StudyArch,
   o: ScalingOptions,
@@ -224,6 +224,11 @@ export function runArch(
     wl = model.step(Int32Array.of(argmax(wl)), warm);
   disposeState(warm);
 
+  let warned = false; // a decode burst is short: say once, not at every context, why it is not measured
+  const warnOnce = (m: string) => {
+    if (!warned) log(`bench ${arch}: ${m}`);
+    warned = true;
+  };
   const state = model.createState(1);
   const points: ScalingPoint[] = [],
     cumulative: { context: number; seconds: number }[] = [],
@@ -267,13 +272,14 @@ export function runArch(
     cumulative.push({ context: n, seconds: prefillTotal });
     // one untimed step (warm-up), then the timed bursts
     logits = model.step(Int32Array.of(argmax(logits)), state);
-    const meter = measured ? startEnergy({ tdp: o.tdp }) : null;
+    const meter = measured ? startEnergy({ tdp: o.tdp, warn: warnOnce }) : null;
     const dec = decodeBursts(model, state, logits, o.decodeTokens);
     logits = dec.logits;
     const m = meter?.stop(d) ?? null;
     const times = dec.bursts.flatMap((b) => b.times),
       wall = times.reduce((x, y) => x + y, 0) / 1000,
       cpuSec = dec.cpuSeconds;
+    const step = spread(times);
     tokens += d + 1;
     decodeSeconds.push(wall);
     const at = work(n + (d + 1) / 2);
@@ -281,9 +287,11 @@ export function runArch(
     for (const id of PROFILE_IDS) estimated[`analytic:${id}`] = analyticEstimate(at, 1, getProfile(id)).joules;
     const point: ScalingPoint = {
       context: n,
-      decodeMsPerToken: Math.min(...dec.bursts.map((b) => median(b.times))),
+      decodeMsPerToken: step.median,
+      decodeMsPerTokenMin: step.min,
+      decodeMsPerTokenMax: step.max,
       decodeMsPerTokenMean: (wall * 1000) / d,
-      decodeCpuMsPerToken: Math.min(...dec.bursts.map((b) => median(b.cpu))),
+      decodeCpuMsPerToken: median(dec.bursts.flatMap((b) => b.cpu)),
       stateBytes: stateBytes(state),
       prefillSeconds: prefillTotal,
       prefillTokensPerSecond: n / Math.max(prefillTotal, 1e-9),
@@ -311,7 +319,8 @@ export function runArch(
 
 export interface ScalingResult {
   options: ScalingOptions;
-  energy: { cpuWattsPerCore: number; cpuPowerSource: string; measured: boolean; profiles: string[] };
+  /** The CPU-time estimate's power, and every analytic hardware profile with its figures and sources. */
+  energy: { cpuWattsPerCore: number; cpuPowerSource: string; measured: boolean; profiles: HardwareProfile[] };
   results: ArchResult[];
   seconds: number;
   tokens: number;
@@ -332,7 +341,7 @@ export function runScaling(o: ScalingOptions, log: (msg: string) => void = () =>
   });
   return {
     options: o,
-    energy: { cpuWattsPerCore: power.watts, cpuPowerSource: power.source, measured, profiles: [...PROFILE_IDS] },
+    energy: { cpuWattsPerCore: power.watts, cpuPowerSource: power.source, measured, profiles: PROFILE_IDS.map(getProfile) },
     results,
     seconds: (performance.now() - start) / 1000,
     tokens: results.reduce((n, r) => n + r.tokens, 0),

@@ -5,8 +5,10 @@ import type { ArchResult, ScalingPoint, ScalingResult } from './study.js';
  * measured points only.
  */
 export interface ScalingSummary {
-  /** max/min over the measured contexts (1 = perfectly flat), per architecture. */
+  /** max/min of the per-context median decode times over the measured contexts (1 = perfectly flat), per architecture. */
   decodeFlatness: Record<string, number>;
+  /** The smallest and largest of those medians (ms per token). */
+  decodeMedians: Record<string, { min: number; max: number }>;
   /** The same for the per-step CPU time (insensitive to other processes taking turns on the cores). */
   decodeCpuFlatness: Record<string, number>;
   stateFlatness: Record<string, number>;
@@ -31,6 +33,7 @@ function byArch(r: ScalingResult, arch: string): ArchResult | undefined {
 export function summarize(r: ScalingResult, ratioContext = 1 << 16): ScalingSummary {
   const s: ScalingSummary = {
     decodeFlatness: {},
+    decodeMedians: {},
     decodeCpuFlatness: {},
     stateFlatness: {},
     decodeGrowth: {},
@@ -44,6 +47,7 @@ export function summarize(r: ScalingResult, ratioContext = 1 << 16): ScalingSumm
     const d = a.points.map((p) => p.decodeMsPerToken),
       m = a.points.map((p) => p.stateBytes);
     s.decodeFlatness[a.arch] = ratio(d);
+    s.decodeMedians[a.arch] = { min: Math.min(...d), max: Math.max(...d) };
     s.decodeCpuFlatness[a.arch] = ratio(a.points.map((p) => p.decodeCpuMsPerToken));
     s.stateFlatness[a.arch] = ratio(m);
     s.decodeGrowth[a.arch] = d.length ? d[d.length - 1] / d[0] : NaN;
@@ -91,12 +95,14 @@ export function scalingTable(r: ScalingResult): string {
     return p ? f(p) : '—';
   };
   const lines = [
-    '| context | decode ms/token: Mamba | transformer | state: Mamba | KV cache | J/token (est., CPU time): Mamba | transformer | J/token (est., 45 nm analytic): Mamba | transformer | prefill s: Mamba | transformer |',
+    '| context | decode ms/token, median (min–max): Mamba | transformer | state: Mamba | KV cache | J/token (est., CPU time): Mamba | transformer | J/token (est., 45 nm analytic): Mamba | transformer | prefill s: Mamba | transformer |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const n of contexts) {
+    const ms = (p: ScalingPoint) =>
+      `${p.decodeMsPerToken.toFixed(2)} (${p.decodeMsPerTokenMin.toFixed(2)}–${p.decodeMsPerTokenMax.toFixed(2)})`;
     lines.push(
-      `| ${pow2(n)} | ${cell(mb, n, (p) => p.decodeMsPerToken.toFixed(2))} | ${cell(tf, n, (p) => p.decodeMsPerToken.toFixed(2))} | ` +
+      `| ${pow2(n)} | ${cell(mb, n, ms)} | ${cell(tf, n, ms)} | ` +
         `${cell(mb, n, (p) => bytes(p.stateBytes))} | ${cell(tf, n, (p) => bytes(p.stateBytes))} | ` +
         `${cell(mb, n, (p) => sci(p.energy.estimated['cpu-time']))} | ${cell(tf, n, (p) => sci(p.energy.estimated['cpu-time']))} | ` +
         `${cell(mb, n, (p) => sci(p.energy.estimated['analytic:horowitz-45nm']))} | ${cell(tf, n, (p) => sci(p.energy.estimated['analytic:horowitz-45nm']))} | ` +
@@ -110,8 +116,9 @@ export function scalingTable(r: ScalingResult): string {
 export function summaryLines(r: ScalingResult, s: ScalingSummary): string[] {
   const out: string[] = [];
   for (const a of r.results) {
+    const dm = s.decodeMedians[a.arch];
     out.push(
-      `${a.arch}: ${a.parameters.toLocaleString('en-US')} parameters; decode max/min ${s.decodeFlatness[a.arch].toFixed(3)} ` +
+      `${a.arch}: ${a.parameters.toLocaleString('en-US')} parameters; median decode ${dm.min.toFixed(3)}–${dm.max.toFixed(3)} ms/token over the contexts, max/min ${s.decodeFlatness[a.arch].toFixed(3)} ` +
         `(CPU time ${s.decodeCpuFlatness[a.arch].toFixed(3)}), ` +
         `state max/min ${s.stateFlatness[a.arch].toFixed(3)} over ${a.points.length} contexts; stopped: ${a.stopped.reason} (${a.stopped.detail})`,
     );

@@ -12,17 +12,17 @@ interface Panel {
   value: (p: ScalingPoint) => number | null;
 }
 
-const COLORS: Record<string, string> = { mamba: '#1b7f5f', transformer: '#c8511b' };
+export const COLORS: Record<string, string> = { mamba: '#1b7f5f', transformer: '#c8511b' };
 const W = 460,
   H = 320,
   M = { left: 72, right: 16, top: 34, bottom: 48 };
 
-function esc(s: string): string {
+export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
 /** Number label for a power of ten. */
-function decade(k: number): string {
+export function decade(k: number): string {
   if (k >= -2 && k <= 4) return String(Number((10 ** k).toFixed(Math.max(0, -k))));
   return `1e${k}`;
 }

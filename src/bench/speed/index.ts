@@ -7,6 +7,7 @@ export type {
   DecodeEntry,
   KernelEntry,
   MachineSection,
+  PeerBuilds,
   PeerEntry,
   Precision,
   PrefillEntry,
@@ -17,3 +18,7 @@ export type {
   StreamsEntry,
   TrainEntry,
 } from './types.js';
+export { cpuPeak, cpuPeakFrom, peakGflopsAt } from './cpu-peak.js';
+export type { CpuPeak } from './cpu-peak.js';
+export { bandwidthBound, boundFraction, flopsFraction, mambaScanFlopsPerToken, spread, trainFlopsPerToken } from '../formulas.js';
+export type { Spread } from '../formulas.js';

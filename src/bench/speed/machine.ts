@@ -1,6 +1,7 @@
 /**
  * The machine's ceilings, measured with frugal's own kernels in the same run as everything else
- * (they vary by ±15% from run to run): read bandwidth with the wasm `readBandwidth` kernel over a
+ * (they vary by ±15% from run to run; each is reported as the median pass with min and max, and
+ * fractions of a ceiling use its max, the best the machine did): read bandwidth with the wasm `readBandwidth` kernel over a
  * buffer of ≥ 1 GiB, GEMM throughput with `matmulNT`, and the speed-up of every hot wasm kernel
  * over its TypeScript twin.
  */
@@ -13,22 +14,22 @@ import { getWasmModule, instantiateWasmKernels } from '../../kernels/wasm/index.
 import { ThreadPool, splitRange } from '../../kernels/threads.js';
 import { Rng } from '../../io/rng.js';
 import type { KernelEntry, MachinePoint } from './types.js';
+import { rateSpread } from '../formulas.js';
+import type { Spread } from '../formulas.js';
 
-/** Seconds per call of `fn`, after `warm` untimed calls: mean over ≥ minReps calls and ≥ minSeconds. */
-export function timePerCall(fn: () => void, minSeconds: number, minReps = 1, warm = 1): { mean: number; best: number; reps: number } {
+/** Seconds of every timed call of `fn` after `warm` untimed calls: at least minReps calls and minSeconds. */
+export function timePerCall(fn: () => void, minSeconds: number, minReps = 1, warm = 1): { mean: number; samples: number[] } {
   for (let i = 0; i < warm; i++) fn();
-  let reps = 0,
-    best = Infinity;
+  const samples: number[] = [];
   const t0 = performance.now();
   let now = t0;
-  while (reps < minReps || now - t0 < minSeconds * 1000) {
+  while (samples.length < minReps || now - t0 < minSeconds * 1000) {
     const s = performance.now();
     fn();
     now = performance.now();
-    best = Math.min(best, (now - s) / 1000);
-    reps++;
+    samples.push((now - s) / 1000);
   }
-  return { mean: (now - t0) / 1000 / reps, best, reps };
+  return { mean: (now - t0) / 1000 / samples.length, samples };
 }
 
 /** CPU time of the whole machine and of this process (its threads, and its finished children). */
@@ -76,11 +77,11 @@ export function otherCpuShareNow(ms: number): number {
 export const READ_STREAMS = 16;
 
 /**
- * Read bandwidth in GB/s (1e9 bytes) at each thread count: one pass of `readBandwidth` over
- * `bytes`, split into one contiguous piece per thread (each read as READ_STREAMS streams), best of
- * the passes that fit in minSeconds (at least 3). The buffer lives in its own wasm memory.
+ * Read bandwidth in GB/s (1e9 bytes) at each thread count: passes of `readBandwidth` over `bytes`,
+ * split into one contiguous piece per thread (each read as READ_STREAMS streams), as many as fit
+ * in minSeconds (at least 3). The buffer lives in its own wasm memory.
  */
-export function measureBandwidth(bytes: number, threads: readonly number[], minSeconds: number): Map<number, number> {
+export function measureBandwidth(bytes: number, threads: readonly number[], minSeconds: number): Map<number, Spread> {
   const heap = new Heap();
   const n = Math.floor(bytes / 4 / 32) * 32;
   const x = heap.alloc(n * 4);
@@ -88,15 +89,14 @@ export function measureBandwidth(bytes: number, threads: readonly number[], minS
   heap.f32(x, n).fill(1); // touch every page with real data
   const module = getWasmModule();
   const main = instantiateWasmKernels(module, heap.memory);
-  const result = new Map<number, number>();
+  const result = new Map<number, Spread>();
   for (const T of threads) {
     const pool = new ThreadPool(heap.memory, module, main, T);
     try {
       const parts = splitRange(n, T, 32);
       const run = () =>
         pool.run(parts.map(([a, b], t) => ({ name: 'readBandwidth' as const, args: [out + 64 * t, x + a * 4, b - a, READ_STREAMS] })));
-      const r = timePerCall(run, minSeconds, 3, 2);
-      result.set(T, (n * 4) / r.best / 1e9);
+      result.set(T, rateSpread((n * 4) / 1e9, timePerCall(run, minSeconds, 3, 2).samples));
     } finally {
       pool.dispose();
     }
@@ -112,15 +112,14 @@ function uniform(e: Engine, shape: number[], rng: Rng, lo = -1, hi = 1): Tensor 
   return t;
 }
 
-/** matmulNT GFLOP/s at M = N = K = `size` on `e`'s threads (best call; one warm-up call wakes the workers). */
-export function measureGemm(e: Engine, size: number, minSeconds: number): number {
+/** matmulNT GFLOP/s at M = N = K = `size` on `e`'s threads (one warm-up call wakes the workers). */
+export function measureGemm(e: Engine, size: number, minSeconds: number): Spread {
   const rng = Rng.fromSeed(11);
   const a = uniform(e, [size, size], rng),
     b = uniform(e, [size, size], rng),
     out = e.persistent([size, size]);
   try {
-    const r = timePerCall(() => e.k.matmulNT(out, a, b, size, size, size, 0), minSeconds, 3, 2);
-    return (2 * size ** 3) / r.best / 1e9;
+    return rateSpread((2 * size ** 3) / 1e9, timePerCall(() => e.k.matmulNT(out, a, b, size, size, size, 0), minSeconds, 3, 2).samples);
   } finally {
     out.dispose();
     b.dispose();
@@ -141,10 +140,20 @@ export function measureMachine(
   for (const T of threads) {
     const e = new Engine({ kernels: 'wasm', threads: T });
     try {
-      const gemm = measureGemm(e, gemmSize, minSeconds);
-      points.push({ threads: T, bandwidth_gbs: bw.get(T) as number, gemm_gflops: gemm });
+      const g = measureGemm(e, gemmSize, minSeconds),
+        b = bw.get(T) as Spread;
+      points.push({
+        threads: T,
+        bandwidth_gbs: b.median,
+        bandwidth_gbs_min: b.min,
+        bandwidth_gbs_max: b.max,
+        gemm_gflops: g.median,
+        gemm_gflops_min: g.min,
+        gemm_gflops_max: g.max,
+      });
       log(
-        `machine: ${T} thread${T > 1 ? 's' : ''}: read ${(bw.get(T) as number).toFixed(1)} GB/s, matmulNT ${gemmSize}³ ${gemm.toFixed(1)} GFLOP/s`,
+        `machine: ${T} thread${T > 1 ? 's' : ''}: read ${b.median.toFixed(1)} GB/s (${b.min.toFixed(1)}–${b.max.toFixed(1)}), ` +
+          `matmulNT ${gemmSize}³ ${g.median.toFixed(1)} GFLOP/s (${g.min.toFixed(1)}–${g.max.toFixed(1)})`,
       );
     } finally {
       e.dispose();
@@ -167,10 +176,7 @@ function ids(e: Engine, n: number, V: number, rng: Rng): Tensor {
   return t;
 }
 
-/**
- * The hot kernels of decode, prefill and training, at mamba-130m / d256 shapes (tiny: small ones).
- * Over 80 lines because it is one table, a case per kernel, read top to bottom.
- */
+/** The hot kernels of decode, prefill and training, at mamba-130m / d256 shapes (tiny: small ones). */
 function kernelCases(tiny: boolean): KernelCase[] {
   const s = (full: number, small: number) => (tiny ? small : full);
   const D = s(768, 32),

@@ -12,6 +12,8 @@ import type { ModelState } from '../../models/types.js';
 import { AdamW } from '../../train/optim.js';
 import { Rng } from '../../io/rng.js';
 import { timePerCall } from './machine.js';
+import { mambaScanFlopsPerToken, rateSpread } from '../formulas.js';
+import type { Spread } from '../formulas.js';
 import { BatchDecoder } from '../../infer/batch.js';
 
 /** Tokens processed by the timed and warm-up loops of the run (for the closing tokens/s and J/token). */
@@ -57,31 +59,33 @@ function resetState(s: ModelState): void {
   s.position = 0;
 }
 
-/** Batch-1 decode tokens/s: ≥ `tokens` steps and ≥ minSeconds after 3 warm-up steps. */
-export function decodeRate(m: MambaLM, tokens: number, minSeconds: number, count: TokenCounter): number {
+/** Batch-1 decode tokens/s of each step: ≥ `tokens` steps and ≥ minSeconds after 3 warm-up steps. */
+export function decodeRate(m: MambaLM, tokens: number, minSeconds: number, count: TokenCounter): Spread {
   const V = m.config.vocabSize,
     st = m.createState(1),
     ids = new Int32Array(1);
   let id = 1;
-  const r = timePerCall(
-    () => {
-      ids[0] = id;
-      m.step(ids, st);
-      id = nextId(id, V);
-      count.tokens++;
-    },
-    minSeconds,
-    tokens,
-    3,
+  return rateSpread(
+    1,
+    timePerCall(
+      () => {
+        ids[0] = id;
+        m.step(ids, st);
+        id = nextId(id, V);
+        count.tokens++;
+      },
+      minSeconds,
+      tokens,
+      3,
+    ).samples,
   );
-  return 1 / r.mean;
 }
 
 /**
  * Prefill tokens/s of an L-token prompt from an empty state. The warm-up prefills min(L, 128)
  * tokens; L ≤ 128 is then timed over ≥ minSeconds, longer prompts once (seconds each).
  */
-export function prefillRate(m: MambaLM, L: number, minSeconds: number, count: TokenCounter): number {
+export function prefillRate(m: MambaLM, L: number, minSeconds: number, count: TokenCounter): Spread {
   const V = m.config.vocabSize,
     st = m.createState(1);
   const ids = new Int32Array(L);
@@ -90,20 +94,22 @@ export function prefillRate(m: MambaLM, L: number, minSeconds: number, count: To
   resetState(st);
   m.prefill(ids.subarray(0, warmL), warmL, st);
   count.tokens += warmL;
-  const r = timePerCall(
-    () => {
-      resetState(st);
-      m.prefill(ids, L, st);
-      count.tokens += L;
-    },
-    L <= 128 ? minSeconds : 0,
-    1,
-    0,
+  return rateSpread(
+    L,
+    timePerCall(
+      () => {
+        resetState(st);
+        m.prefill(ids, L, st);
+        count.tokens += L;
+      },
+      L <= 128 ? minSeconds : 0,
+      1,
+      0,
+    ).samples,
   );
-  return L / r.mean;
 }
 
-/** The stream id `join` returns: a number (as an earlier BatchDecoder returned) or `{ id, logits }`. */
+/** The stream id `join` returns: a number or `{ id, logits }`. */
 function joinedId(j: number | { id: number }): number {
   return typeof j === 'number' ? j : j.id;
 }
@@ -112,7 +118,7 @@ function joinedId(j: number | { id: number }): number {
  * Aggregate tokens/s of S streams decoding together through BatchDecoder (src/infer/batch.ts):
  * each joins with its own 4-token prompt, then every timed call is one step of all S streams.
  */
-export function streamsRate(m: MambaLM, S: number, steps: number, minSeconds: number, count: TokenCounter): number {
+export function streamsRate(m: MambaLM, S: number, steps: number, minSeconds: number, count: TokenCounter): Spread {
   const V = m.config.vocabSize;
   const dec = new BatchDecoder(m, S);
   const tokens = new Map<number, number>();
@@ -129,7 +135,7 @@ export function streamsRate(m: MambaLM, S: number, steps: number, minSeconds: nu
       steps,
       2,
     );
-    return S / r.mean;
+    return rateSpread(S, r.samples);
   } finally {
     for (const id of tokens.keys()) dec.leave(id);
     dec.dispose();
@@ -137,7 +143,7 @@ export function streamsRate(m: MambaLM, S: number, steps: number, minSeconds: nu
 }
 
 export interface TrainTiming {
-  tokPerSec: number;
+  rate: Spread;
   parameters: number;
   scanFlopsPerToken: number;
 }
@@ -175,8 +181,7 @@ export function trainRate(
       count.tokens += B * L;
     };
     const r = timePerCall(step, minSeconds, steps, 1);
-    const { dInner: ED, dState: N, nLayer } = m.config;
-    return { tokPerSec: (B * L) / r.mean, parameters: m.parameterCount, scanFlopsPerToken: 21 * ED * N * nLayer };
+    return { rate: rateSpread(B * L, r.samples), parameters: m.parameterCount, scanFlopsPerToken: mambaScanFlopsPerToken(m.config) };
   } finally {
     e.dispose();
   }

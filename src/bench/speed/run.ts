@@ -1,16 +1,16 @@
 /**
- * `frugal bench`: one run on the current machine that measures its ceilings (read bandwidth, GEMM),
- * batch-1 decode and prefill of a mamba-130m-shaped model at f32 / q8 / q4 on 1 and all threads,
- * many streams decoding together, training of the d256 model, every hot kernel against its
- * TypeScript twin, and the peers (llama.cpp, PyTorch) side by side. See types.ts for the
- * document and the plans (full ≤ 10 minutes, quick ≈ 1, tiny for tests).
+ * `frugal bench`: one run on the current machine that measures its ceilings (read bandwidth, GEMM,
+ * the CPU's theoretical peak), batch-1 decode and prefill of a mamba-130m-shaped model at f32 / q8
+ * / q4 on 1 and all threads, many streams decoding together, training of the d256 model, every hot
+ * kernel against its TypeScript twin, and the peers (llama.cpp, PyTorch) in interleaved rounds.
+ * See types.ts for the document and the plans (full ≤ 10 minutes, quick ≈ 1, tiny for tests).
  */
 import { cpus } from 'node:os';
 import type { MambaLM } from '../../models/mamba/model.js';
 import type {
   DecodeEntry,
   MachinePoint,
-  PeerEntry,
+  PeerBuilds,
   PrefillEntry,
   Skipped,
   SpeedDoc,
@@ -24,8 +24,13 @@ import { cpuSample, measureKernels, measureMachine, otherCpuShare, otherCpuShare
 import { quantizeModel, weightBytes } from '../../models/quant.js';
 import { TokenCounter, buildModel, decodeRate, makeWeights, prefillRate, streamsRate, trainRate } from './models.js';
 import type { ModelWeights } from './models.js';
-import { runLlamaPeer, runTorchPeer } from './peers.js';
-import type { PeerRun } from './peers.js';
+import { llamaRound, prepareLlama, probeTorch, torchRound } from './peers.js';
+import type { LlamaPeer, TorchPeer } from './peers.js';
+import { Comparisons, runRounds } from './compare.js';
+import { cpuPeak, peakGflopsAt } from './cpu-peak.js';
+import type { CpuPeak } from './cpu-peak.js';
+import { boundFraction, bandwidthBound, flopsFraction, trainFlopsPerToken } from '../formulas.js';
+import type { Spread } from '../formulas.js';
 
 /** The run's time budget: optional measurements are skipped, and listed, once it runs short. */
 export class Budget {
@@ -63,38 +68,103 @@ export interface SpeedResult {
   tokens: number;
 }
 
+/** Everything the sections share. */
+interface Run {
+  plan: SpeedPlan;
+  mode: SpeedMode;
+  machine: MachinePoint[];
+  peak: CpuPeak;
+  count: TokenCounter;
+  budget: Budget;
+  log: (m: string) => void;
+  skipped: Skipped[];
+  comparisons: Comparisons;
+  llama: LlamaPeer | null;
+  torch: TorchPeer | null;
+  /** Thread counts the peers run at (quick and tiny: all threads only). */
+  peerThreads: number[];
+}
+
+const rate = (s: Spread) => ({ tok_s: s.median, tok_s_min: s.min, tok_s_max: s.max });
+const plural = (T: number) => `${T} thread${T > 1 ? 's' : ''}`;
+const range = (s: Spread, d = 1) => `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`;
+
+/** Interleaved rounds of frugal's decode and 128-token prefill against each peer at (T, precision). */
+function decodePeers(r: Run, m: MambaLM, T: number, precision: (typeof PRECISIONS)[number]): void {
+  if (!r.peerThreads.includes(T)) return;
+  const L = r.plan.prefillLens[0],
+    secs = r.plan.roundSeconds;
+  const frugal = () =>
+    new Map([
+      ['decode', decodeRate(m, Math.max(2, r.plan.decodeTokens / 4), secs, r.count).median],
+      [`prefill-${L}`, prefillRate(m, L, secs, r.count).median],
+    ]);
+  const canContinue = () => r.budget.before(0.8);
+  const key = (name: 'llama.cpp' | 'pytorch') => (measure: string) => ({ name, measure, precision, threads: T });
+  const llama = r.llama;
+  if (llama?.files.has(precision)) {
+    runRounds(
+      {
+        rounds: r.plan.peerRounds,
+        canContinue,
+        frugal,
+        key: key('llama.cpp'),
+        what: `llama.cpp ${precision} ${plural(T)}`,
+        peer: () => llamaRound(llama, precision, T, L, r.plan.decodeTokens, r.mode === 'full' ? 3 : 1, r.log),
+      },
+      r.comparisons,
+      r.skipped,
+    );
+  }
+  const torch = r.torch;
+  if (torch && precision === 'f32') {
+    runRounds(
+      {
+        rounds: r.plan.peerRounds,
+        canContinue,
+        frugal,
+        key: key('pytorch'),
+        what: `pytorch decode and prefill ${plural(T)}`,
+        peer: () => torchRound(torch, r.mode, 'decode,prefill', T, r.log),
+      },
+      r.comparisons,
+      r.skipped,
+    );
+  }
+}
+
 /** Measurements of the decode model at every (threads, precision). */
 interface DecodeRuns {
   decode: DecodeEntry[];
   prefill: PrefillEntry[];
   streams: StreamsEntry[];
-  skipped: Skipped[];
 }
 
-function decodeSection(
-  plan: SpeedPlan,
-  w: ModelWeights,
-  machine: MachinePoint[],
-  count: TokenCounter,
-  budget: Budget,
-  log: (m: string) => void,
-  keep: (m: MambaLM) => void,
-): DecodeRuns {
-  const r: DecodeRuns = { decode: [], prefill: [], streams: [], skipped: [] };
-  const model = plan.decodeName;
+function decodeSection(r: Run, w: ModelWeights): DecodeRuns {
+  const out: DecodeRuns = { decode: [], prefill: [], streams: [] };
+  const { plan, budget, count, log } = r,
+    model = plan.decodeName;
   for (const T of plan.threads) {
-    const bw = (machine.find((x) => x.threads === T) as MachinePoint).bandwidth_gbs;
+    const bw = (r.machine.find((x) => x.threads === T) as MachinePoint).bandwidth_gbs_max;
     for (const precision of PRECISIONS) {
       const m = buildModel(w, T);
       try {
         if (precision !== 'f32') quantizeModel(m, precision);
         const bytes = weightBytes(m);
-        const tokS = decodeRate(m, plan.decodeTokens, plan.minSeconds, count);
-        const bound = (bw * 1e9) / bytes;
-        r.decode.push({ model, precision, threads: T, tok_s: tokS, weight_bytes_per_token: bytes, bound_fraction: tokS / bound });
+        const s = decodeRate(m, plan.decodeTokens, plan.minSeconds, count);
+        const bound = bandwidthBound(bw, bytes);
+        out.decode.push({
+          model,
+          precision,
+          threads: T,
+          ...rate(s),
+          weight_bytes_per_token: bytes,
+          bound_tok_s: bound,
+          bound_fraction: boundFraction(s.median, bw, bytes),
+        });
         log(
-          `decode: ${model} ${precision} ${T} thread${T > 1 ? 's' : ''}: ${tokS.toFixed(2)} tok/s, ` +
-            `${(bytes / 1e6).toFixed(1)} MB/token, ${((100 * tokS) / bound).toFixed(0)}% of the ${bound.toFixed(1)} tok/s bandwidth bound`,
+          `decode: ${model} ${precision} ${plural(T)}: ${range(s, 2)} tok/s, ${(bytes / 1e6).toFixed(1)} MB/token, ` +
+            `${((100 * s.median) / bound).toFixed(0)}% of the ${bound.toFixed(1)} tok/s bandwidth bound`,
         );
         for (const L of plan.prefillLens) {
           if (precision !== 'f32' && !plan.prefillAllPrecisions.includes(L)) continue;
@@ -107,23 +177,21 @@ function decodeSection(
             continue;
           }
           const p = prefillRate(m, L, plan.minSeconds, count);
-          r.prefill.push({ model, precision, threads: T, prompt_tokens: L, tok_s: p, over_steps: p / tokS });
-          log(
-            `prefill: ${precision} ${T} thread${T > 1 ? 's' : ''} ${L} tokens: ${p.toFixed(1)} tok/s (${(p / tokS).toFixed(1)}× single steps)`,
-          );
+          out.prefill.push({ model, precision, threads: T, prompt_tokens: L, ...rate(p), over_steps: p.median / s.median });
+          log(`prefill: ${precision} ${plural(T)} ${L} tokens: ${range(p)} tok/s (${(p.median / s.median).toFixed(1)}× single steps)`);
         }
-        const top = T === plan.threads[plan.threads.length - 1];
         if (precision === 'f32' && plan.streamThreads.includes(T)) {
-          if (top || budget.before(0.3)) r.streams.push(...streamsSection(plan, m, T, count, log));
+          const top = T === plan.threads[plan.threads.length - 1];
+          if (top || budget.before(0.3)) out.streams.push(...streamsSection(plan, m, T, count, log));
           else r.skipped.push({ section: 'streams', what: `${T} threads`, reason: `the time budget (${budget.seconds} s) runs short` });
         }
-        if (precision === 'f32' && T === plan.threads[0]) keep(m);
+        decodePeers(r, m, T, precision);
       } finally {
         m.e.dispose();
       }
     }
   }
-  return r;
+  return out;
 }
 
 function streamsSection(plan: SpeedPlan, m: MambaLM, T: number, count: TokenCounter, log: (m: string) => void): StreamsEntry[] {
@@ -131,69 +199,90 @@ function streamsSection(plan: SpeedPlan, m: MambaLM, T: number, count: TokenCoun
   let one = NaN;
   for (const S of plan.streams) {
     const agg = streamsRate(m, S, Math.max(2, plan.decodeTokens / 4), plan.minSeconds, count);
-    if (S === 1 || !Number.isFinite(one)) one = agg / S;
-    out.push({ model: plan.decodeName, precision: 'f32', streams: S, threads: T, aggregate_tok_s: agg, over_one: agg / one });
-    log(`streams: ${S} × f32 on ${T} thread${T > 1 ? 's' : ''}: ${agg.toFixed(1)} tok/s aggregate (${(agg / one).toFixed(1)}× one stream)`);
+    if (S === 1 || !Number.isFinite(one)) one = agg.median / S;
+    out.push({
+      model: plan.decodeName,
+      precision: 'f32',
+      streams: S,
+      threads: T,
+      aggregate_tok_s: agg.median,
+      aggregate_tok_s_min: agg.min,
+      aggregate_tok_s_max: agg.max,
+      over_one: agg.median / one,
+    });
+    log(`streams: ${S} × f32 on ${plural(T)}: ${range(agg)} tok/s aggregate (${(agg.median / one).toFixed(1)}× one stream)`);
   }
   return out;
 }
 
-function trainSection(plan: SpeedPlan, machine: MachinePoint[], count: TokenCounter, log: (m: string) => void): TrainEntry[] {
-  const out: TrainEntry[] = [];
+function trainSection(r: Run): TrainEntry[] {
+  const { plan, count, log } = r,
+    out: TrainEntry[] = [];
   for (const T of plan.threads) {
     const t = trainRate(plan.trainModel, T, plan.trainBatch, plan.trainSeq, plan.trainSteps, plan.minSeconds, count);
-    const peak = (machine.find((x) => x.threads === T) as MachinePoint).gemm_gflops * 1e9;
-    const flops = 6 * t.parameters * t.tokPerSec;
-    const entry: TrainEntry = {
+    const gemm = (r.machine.find((x) => x.threads === T) as MachinePoint).gemm_gflops_max,
+      cpu = peakGflopsAt(r.peak, T);
+    const f = trainFlopsPerToken(t.parameters),
+      fs = trainFlopsPerToken(t.parameters, t.scanFlopsPerToken),
+      tok = t.rate.median;
+    const e: TrainEntry = {
       model: plan.trainName,
       threads: T,
       batch: plan.trainBatch,
       seq_len: plan.trainSeq,
       parameters: t.parameters,
-      tok_s: t.tokPerSec,
-      mfu: flops / peak,
-      mfu_with_scan: (flops + t.scanFlopsPerToken * t.tokPerSec) / peak,
+      ...rate(t.rate),
+      flops_per_token: f,
+      flops_per_token_with_scan: fs,
+      mfu: flopsFraction(tok, f, cpu),
+      mfu_with_scan: flopsFraction(tok, fs, cpu),
+      of_gemm_peak: flopsFraction(tok, f, gemm),
+      of_gemm_peak_with_scan: flopsFraction(tok, fs, gemm),
     };
-    out.push(entry);
+    out.push(e);
     log(
-      `train: ${plan.trainName} ${T} thread${T > 1 ? 's' : ''}: ${t.tokPerSec.toFixed(0)} tok/s, MFU ${(100 * entry.mfu).toFixed(0)}% ` +
-        `(${(100 * entry.mfu_with_scan).toFixed(0)}% with the scan) of ${(peak / 1e9).toFixed(1)} GFLOP/s`,
+      `train: ${plan.trainName} ${plural(T)}: ${range(t.rate, 0)} tok/s, MFU ${(100 * e.mfu).toFixed(1)}% of the CPU's ${cpu.toFixed(0)} GFLOP/s peak ` +
+        `(${(100 * e.mfu_with_scan).toFixed(1)}% with the scan); ${(100 * e.of_gemm_peak).toFixed(0)}% of frugal's measured GEMM peak ${gemm.toFixed(1)} GFLOP/s`,
     );
-  }
-  return out;
-}
-
-/** frugal's own figure for a peer's measure, or NaN. */
-function frugalFigure(run: PeerRun, doc: Pick<SpeedDoc, 'decode' | 'prefill' | 'train'>): number {
-  const same = (e: { threads: number }) => e.threads === run.threads;
-  if (run.measure === 'decode') return doc.decode.find((e) => same(e) && e.precision === run.precision)?.tok_s ?? NaN;
-  if (run.measure === 'train') return doc.train.find(same)?.tok_s ?? NaN;
-  const m = /^prefill-(\d+)$/.exec(run.measure);
-  if (m) return doc.prefill.find((e) => same(e) && e.precision === run.precision && e.prompt_tokens === Number(m[1]))?.tok_s ?? NaN;
-  return NaN;
-}
-
-function pairPeers(runs: PeerRun[], doc: Pick<SpeedDoc, 'decode' | 'prefill' | 'train'>, skipped: Skipped[]): PeerEntry[] {
-  const out: PeerEntry[] = [];
-  for (const r of runs) {
-    const mine = frugalFigure(r, doc);
-    if (!Number.isFinite(mine) || !(r.tok_s > 0)) {
-      skipped.push({
-        section: 'peers',
-        what: `${r.name} ${r.measure} ${r.precision} ${r.threads} threads`,
-        reason: 'no frugal figure to compare with in this run',
-      });
-      continue;
+    const torch = r.torch;
+    if (torch && r.peerThreads.includes(T)) {
+      runRounds(
+        {
+          rounds: plan.peerRounds,
+          canContinue: () => r.budget.before(0.9),
+          what: `pytorch train ${plural(T)}`,
+          frugal: () =>
+            new Map([['train', trainRate(plan.trainModel, T, plan.trainBatch, plan.trainSeq, 1, plan.roundSeconds, count).rate.median]]),
+          peer: () => torchRound(torch, r.mode, 'train', T, log),
+          key: (measure) => ({ name: 'pytorch', measure, precision: 'f32', threads: T }),
+        },
+        r.comparisons,
+        r.skipped,
+      );
     }
-    out.push({ ...r, frugal_tok_s: mine, ratio: mine / r.tok_s });
   }
   return out;
 }
 
-/**
- * Run the whole benchmark; progress goes to `log`. Just over 80 lines: the plan's parts (machine,
- * decode, prefill, training, streams, kernels, peers) in the order they run, each a call.
- */
+/** The llama.cpp and PyTorch peers this run can use, with the reasons for those it cannot. */
+function openPeers(o: SpeedOptions, w: ModelWeights, skipped: Skipped[]): { llama: LlamaPeer | null; torch: TorchPeer | null } {
+  let llama: LlamaPeer | null = null;
+  if (o.llamaBench === null) skipped.push({ section: 'peers', what: 'llama.cpp', reason: 'no --llama-bench PATH given' });
+  else {
+    const m = buildModel(w, 1);
+    try {
+      llama = prepareLlama(o.llamaBench, m, PRECISIONS, skipped);
+    } finally {
+      m.e.dispose();
+    }
+  }
+  let torch: TorchPeer | null = null;
+  if (o.python === null) skipped.push({ section: 'peers', what: 'pytorch', reason: 'skipped (--no-torch)' });
+  else torch = probeTorch(o.python, skipped);
+  return { llama, torch };
+}
+
+/** Run the whole benchmark; progress goes to `log`. */
 export function runSpeedBench(o: SpeedOptions): SpeedResult {
   const plan = speedPlan(o.mode, o.threads);
   const budget = new Budget(o.budgetSeconds ?? plan.budgetSeconds);
@@ -205,14 +294,22 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
     log(`bench: warning: other processes keep ${(100 * busyBefore).toFixed(0)}% of the CPUs busy: every figure will be low`);
   const cpu0 = cpuSample();
   log(`bench: ${o.mode} run, threads ${plan.threads.join(' and ')}; decode model ${plan.decodeName}, training model ${plan.trainName}`);
+  const peak = cpuPeak();
+  log(
+    `machine: CPU peak ${peak.gflops.toFixed(0)} GFLOP/s float32 = ${peak.cores} cores × ${peak.ghz.toFixed(2)} GHz × ${peak.flops_per_cycle} FLOP/cycle; ` +
+      `detected: ${peak.detected.join('; ')}; assumed: ${peak.assumed.join('; ')}`,
+  );
 
   const points = measureMachine(plan.bandwidthBytes, plan.gemmSize, plan.threads, plan.minSeconds / 3, log);
   const top = points[points.length - 1];
   const machine = {
     ...top,
     cpu: cpus()[0]?.model?.trim() ?? 'unknown',
+    isa: peak.isa,
     logical_cpus: cpus().length,
     node: process.version,
+    v8: process.versions.v8,
+    cpu_peak: peak,
     other_busy_before: busyBefore,
     other_busy_during: NaN,
     bandwidth_bytes: plan.bandwidthBytes,
@@ -223,40 +320,32 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
 
   const weights = makeWeights(plan.decodeModel, o.seed);
   log(`bench: ${plan.decodeName}: ${[...weights.values.values()].reduce((a, v) => a + v.length, 0).toLocaleString('en-US')} parameters`);
-  let llamaRuns: PeerRun[] = [];
-  const peerThreads = o.mode === 'quick' ? plan.threads.slice(-1) : plan.threads; // quick: all threads only
-  const keep = (m: MambaLM) => {
-    // the f32 model is converted for llama.cpp while it exists
-    if (o.llamaBench === null) return;
-    const lr = runLlamaPeer({
-      llamaBench: o.llamaBench,
-      model: m,
-      precisions: [...PRECISIONS],
-      threads: peerThreads,
-      promptTokens: plan.prefillLens[0],
-      decodeTokens: plan.decodeTokens,
-      repetitions: o.mode === 'full' ? 3 : 1,
-      log,
-    });
-    llamaRuns = lr.runs;
-    skipped.push(...lr.skipped);
+  const { llama, torch } = openPeers(o, weights, skipped);
+  const run: Run = {
+    plan,
+    mode: o.mode,
+    machine: points,
+    peak,
+    count,
+    budget,
+    log,
+    skipped,
+    comparisons: new Comparisons(),
+    llama,
+    torch,
+    peerThreads: o.mode === 'full' ? plan.threads : plan.threads.slice(-1),
   };
-  const dec = decodeSection(plan, weights, points, count, budget, log, keep);
-  skipped.push(...dec.skipped);
-  if (o.llamaBench === null) skipped.push({ section: 'peers', what: 'llama.cpp', reason: 'no --llama-bench PATH given' });
-  const train = trainSection(plan, points, count, log);
-
-  let torchRuns: PeerRun[] = [];
-  if (o.python === null) skipped.push({ section: 'peers', what: 'pytorch', reason: 'skipped (--no-torch)' });
-  else if (budget.left < 15 && o.mode !== 'tiny')
-    skipped.push({ section: 'peers', what: 'pytorch', reason: `the time budget (${budget.seconds} s) is spent` });
-  else {
-    const tr = runTorchPeer({ python: o.python, threads: peerThreads, mode: o.mode, budgetSeconds: Math.max(15, budget.left - 5), log });
-    torchRuns = tr.runs;
-    skipped.push(...tr.skipped);
+  let dec: DecodeRuns, train: TrainEntry[];
+  try {
+    dec = decodeSection(run, weights);
+    train = trainSection(run);
+  } finally {
+    llama?.dispose();
   }
-  const body = { decode: dec.decode, prefill: dec.prefill, train };
-  const peers = pairPeers([...llamaRuns, ...torchRuns], body, skipped);
+  const peers = run.comparisons.entries((T) => peakGflopsAt(peak, T));
+  const peerBuilds: PeerBuilds = {};
+  if (llama) peerBuilds.llama_cpp = llama.build;
+  if (torch) peerBuilds.pytorch = torch.build;
   for (const s of skipped) log(`bench: skipped ${s.section}: ${s.what}: ${s.reason}`);
   machine.other_busy_during = otherCpuShare(cpu0, cpuSample());
   if (machine.other_busy_during > 0.1)
@@ -268,10 +357,13 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
     mode: o.mode,
     seconds: budget.elapsed,
     machine,
-    ...body,
+    decode: dec.decode,
+    prefill: dec.prefill,
+    train,
     streams: dec.streams,
     kernels,
     peers,
+    peer_builds: peerBuilds,
     skipped,
   };
   return { doc, tokens: count.tokens };

@@ -4,6 +4,7 @@ import type { SpeedDoc } from './types.js';
 type Cell = string | number;
 
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+const pct1 = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 function fmt(v: Cell, digits = 1): string {
   if (typeof v === 'string') return v;
@@ -20,15 +21,30 @@ function table(title: string, head: string[], rows: Cell[][], digits: number[] =
   return [`${title}`, line(head), sep, ...cells.map(line)].join('\n') + '\n';
 }
 
-/** Every section as a table, then the skipped parts. */
+/** "median (min–max)" of a figure and its _min / _max companions. */
+function mid(median: number, min: number, max: number, digits = 1): string {
+  return `${fmt(median, digits)} (${fmt(min, digits)}–${fmt(max, digits)})`;
+}
+
+/** Every section as a table, then the skipped parts. Figures are medians with (min–max). */
 export function speedTable(d: SpeedDoc): string {
-  const m = d.machine;
+  const m = d.machine,
+    pk = m.cpu_peak;
   const parts = [
-    `frugal bench (${d.mode}, ${d.seconds.toFixed(0)} s): ${m.cpu}, ${m.logical_cpus} logical CPUs, Node ${m.node}, other processes busy ${pct(m.other_busy_before)} before, ${pct(m.other_busy_during)} during the run\n`,
+    `frugal bench (${d.mode}, ${d.seconds.toFixed(0)} s): ${m.cpu}, ${m.logical_cpus} logical CPUs, ${m.isa.join(' ')}, Node ${m.node} (V8 ${m.v8}), ` +
+      `other processes busy ${pct(m.other_busy_before)} before, ${pct(m.other_busy_during)} during the run\n`,
+    `CPU theoretical peak: ${fmt(pk.gflops, 0)} GFLOP/s float32 = ${pk.cores} cores × ${pk.ghz.toFixed(2)} GHz × ${pk.flops_per_cycle} FLOP/cycle ` +
+      `(${pk.fma_units} FMA × ${pk.datapath_bits / 32} lanes × 2)\n  detected: ${pk.detected.join('; ')}\n  assumed: ${pk.assumed.join('; ')}\n`,
     table(
-      `machine (wasm readBandwidth over ${(m.bandwidth_bytes / 2 ** 30).toFixed(2)} GiB, 16 streams a thread; matmulNT ${m.gemm_shape}³)`,
-      ['threads', 'read GB/s', 'GEMM GFLOP/s'],
-      m.by_threads.map((p) => [String(p.threads), p.bandwidth_gbs, p.gemm_gflops]),
+      `machine (wasm readBandwidth over ${(m.bandwidth_bytes / 2 ** 30).toFixed(2)} GiB, 16 streams a thread; matmulNT ${m.gemm_shape}³ = frugal's measured GEMM peak)`,
+      ['threads', 'read GB/s', 'GEMM GFLOP/s', 'CPU peak GFLOP/s'],
+      m.by_threads.map((p) => [
+        String(p.threads),
+        mid(p.bandwidth_gbs, p.bandwidth_gbs_min, p.bandwidth_gbs_max),
+        mid(p.gemm_gflops, p.gemm_gflops_min, p.gemm_gflops_max),
+        Math.min(p.threads, pk.cores) * pk.ghz * pk.flops_per_cycle,
+      ]),
+      [1, 1, 1, 0],
     ),
     table(
       'decode (batch 1)',
@@ -37,9 +53,9 @@ export function speedTable(d: SpeedDoc): string {
         e.model,
         e.precision,
         String(e.threads),
-        e.tok_s,
+        mid(e.tok_s, e.tok_s_min, e.tok_s_max, 2),
         e.weight_bytes_per_token / 1e6,
-        e.tok_s / e.bound_fraction,
+        e.bound_tok_s,
         pct(e.bound_fraction),
       ]),
       [1, 1, 1, 2, 1, 1],
@@ -47,18 +63,39 @@ export function speedTable(d: SpeedDoc): string {
     table(
       'prefill',
       ['model', 'precision', 'threads', 'prompt', 'tok/s', '× single steps'],
-      d.prefill.map((e) => [e.model, e.precision, String(e.threads), String(e.prompt_tokens), e.tok_s, e.over_steps]),
+      d.prefill.map((e) => [
+        e.model,
+        e.precision,
+        String(e.threads),
+        String(e.prompt_tokens),
+        mid(e.tok_s, e.tok_s_min, e.tok_s_max),
+        e.over_steps,
+      ]),
     ),
     table(
-      'train (AdamW step)',
-      ['model', 'threads', 'batch × seq', 'tok/s', 'MFU (6·P)', 'MFU with scan'],
-      d.train.map((e) => [e.model, String(e.threads), `${e.batch} × ${e.seq_len}`, e.tok_s, pct(e.mfu), pct(e.mfu_with_scan)]),
-      [1, 1, 1, 0],
+      'train (AdamW step; MFU = model FLOPs ÷ the CPU\'s theoretical peak; "of GEMM peak" = the same FLOPs ÷ frugal\'s measured GEMM peak)',
+      ['model', 'threads', 'batch × seq', 'tok/s', 'MFU (6·P)', 'MFU with scan', 'of GEMM peak', 'of GEMM peak with scan'],
+      d.train.map((e) => [
+        e.model,
+        String(e.threads),
+        `${e.batch} × ${e.seq_len}`,
+        mid(e.tok_s, e.tok_s_min, e.tok_s_max, 0),
+        pct1(e.mfu),
+        pct1(e.mfu_with_scan),
+        pct(e.of_gemm_peak),
+        pct(e.of_gemm_peak_with_scan),
+      ]),
     ),
     table(
       'streams (BatchDecoder, f32)',
       ['model', 'streams', 'threads', 'aggregate tok/s', '× one stream'],
-      d.streams.map((e) => [e.model, String(e.streams), String(e.threads), e.aggregate_tok_s, e.over_one]),
+      d.streams.map((e) => [
+        e.model,
+        String(e.streams),
+        String(e.threads),
+        mid(e.aggregate_tok_s, e.aggregate_tok_s_min, e.aggregate_tok_s_max),
+        e.over_one,
+      ]),
     ),
     table(
       'kernels (one thread)',
@@ -67,17 +104,27 @@ export function speedTable(d: SpeedDoc): string {
       [1, 1, 3, 3, 1],
     ),
     table(
-      'peers (ratio = frugal ÷ peer)',
-      ['peer', 'measure', 'precision', 'threads', 'peer tok/s', 'frugal tok/s', 'ratio', 'peer build'],
-      d.peers.map((e) => [e.name, e.measure, e.precision, String(e.threads), e.tok_s, e.frugal_tok_s, e.ratio, e.detail]),
-      [1, 1, 1, 1, 1, 1, 2],
+      "peers (interleaved rounds: frugal, then the peer; ratio = frugal ÷ peer, median of the rounds' ratios)",
+      ['peer', 'measure', 'precision', 'threads', 'rounds', 'peer tok/s', 'frugal tok/s', 'ratio', 'peer MFU', 'peer build'],
+      d.peers.map((e) => [
+        e.name,
+        e.measure,
+        e.precision,
+        String(e.threads),
+        String(e.rounds),
+        mid(e.tok_s, e.tok_s_min, e.tok_s_max),
+        mid(e.frugal_tok_s, e.frugal_tok_s_min, e.frugal_tok_s_max),
+        mid(e.ratio, e.ratio_min, e.ratio_max, 2),
+        e.mfu === undefined ? '' : pct1(e.mfu),
+        e.detail,
+      ]),
     ),
   ];
   if (d.skipped.length > 0) parts.push(`skipped:\n${d.skipped.map((s) => `- ${s.section}: ${s.what}: ${s.reason}`).join('\n')}\n`);
   return parts.join('\n');
 }
 
-/** The benchmark's targets, each with its figure from this run (met, missed, or not measured). */
+/** The speed targets frugal set itself, each with its figure from this run (met, missed, or not measured). */
 export function speedTargets(d: SpeedDoc): string[] {
   const out: string[] = [];
   const all = Math.max(...d.machine.by_threads.map((p) => p.threads));
@@ -100,7 +147,7 @@ export function speedTargets(d: SpeedDoc): string[] {
   const long = d.prefill.filter((e) => e.precision === 'f32' && e.prompt_tokens >= 1024).sort((a, b) => b.threads - a.threads)[0];
   say(`1024-token prefill over 1024 single steps (f32, ${all} threads)`, long?.over_steps, 5);
   const tr = d.train.find((e) => e.threads === all);
-  say(`training MFU (${all} threads)`, tr?.mfu, 0.5, '%');
+  say(`training FLOPs of frugal's measured GEMM peak (${all} threads)`, tr?.of_gemm_peak, 0.5, '%');
   const s32 = d.streams.find((e) => e.streams === 32 && e.threads === all);
   say(`32 streams over one (${all} threads)`, s32?.over_one, 10);
   for (const p of d.peers) {

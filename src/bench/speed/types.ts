@@ -4,23 +4,36 @@
  * llama-bench, past the time budget) is listed under `skipped` with the reason instead.
  */
 import type { MambaOptions } from '../../models/mamba/config.js';
+import type { CpuPeak } from './cpu-peak.js';
 
 export type Precision = 'f32' | 'q8' | 'q4';
 export const PRECISIONS: readonly Precision[] = ['f32', 'q8', 'q4'];
 
-/** Machine ceilings measured with the project's own SIMD kernels, at one thread count. */
+/**
+ * Machine ceilings measured with the project's own SIMD kernels, at one thread count: the median
+ * pass with min and max. Fractions of a ceiling (bound_fraction, of_gemm_peak) use its max.
+ */
 export interface MachinePoint {
   threads: number;
-  /** Streaming read over `bandwidth_bytes` with the wasm `readBandwidth` kernel (16 streams per thread, best pass), GB/s (1e9). */
+  /** Streaming read over `bandwidth_bytes` with the wasm `readBandwidth` kernel (16 streams per thread), GB/s (1e9). */
   bandwidth_gbs: number;
-  /** matmulNT at gemm_shape (M = N = K), GFLOP/s. */
+  bandwidth_gbs_min: number;
+  bandwidth_gbs_max: number;
+  /** matmulNT at gemm_shape (M = N = K), GFLOP/s: frugal's measured GEMM peak. */
   gemm_gflops: number;
+  gemm_gflops_min: number;
+  gemm_gflops_max: number;
 }
 
 export interface MachineSection extends MachinePoint {
   cpu: string;
+  /** Vector and matrix extensions in the CPU flags (AVX2, AVX-512F, AVX-512 VNNI …). */
+  isa: string[];
   logical_cpus: number;
   node: string;
+  v8: string;
+  /** The CPU's theoretical float32 peak and how it was found (cpu-peak.ts): MFU is measured against it. */
+  cpu_peak: CpuPeak;
   /** Share of all CPUs other processes kept busy just before the run (0.5 s) and during it: every figure drops with it. */
   other_busy_before: number;
   other_busy_during: number;
@@ -30,38 +43,50 @@ export interface MachineSection extends MachinePoint {
   by_threads: MachinePoint[];
 }
 
-export interface DecodeEntry {
+/** Tokens per second: the median timed call, with the slowest and the fastest. */
+export interface Rate {
+  tok_s: number;
+  tok_s_min: number;
+  tok_s_max: number;
+}
+
+export interface DecodeEntry extends Rate {
   model: string;
   precision: Precision;
   threads: number;
-  tok_s: number;
-  /** Bytes of weights read per decoded token (the whole model: the tied head reads the embedding). */
+  /** Bytes of weights read per decoded token (the whole model: the tied head reads the embedding once). */
   weight_bytes_per_token: number;
-  /** tok_s ÷ (bandwidth at these threads ÷ weight_bytes_per_token). */
+  /** bandwidth_gbs_max at these threads ÷ weight_bytes_per_token. */
+  bound_tok_s: number;
+  /** tok_s ÷ bound_tok_s. */
   bound_fraction: number;
 }
 
-export interface PrefillEntry {
+export interface PrefillEntry extends Rate {
   model: string;
   precision: Precision;
   threads: number;
   prompt_tokens: number;
-  tok_s: number;
   /** tok_s ÷ decode tok_s at the same precision and threads: a prefill against as many single steps. */
   over_steps: number;
 }
 
-export interface TrainEntry {
+export interface TrainEntry extends Rate {
   model: string;
   threads: number;
   batch: number;
   seq_len: number;
   parameters: number;
-  tok_s: number;
-  /** 6 × parameters × tok_s ÷ gemm peak at these threads (matmul FLOPs only, the scan not counted). */
+  /** 6 × parameters (matmul FLOPs of forward and backward). */
+  flops_per_token: number;
+  /** The same with the selective scan's 7 forward + 14 backward FLOPs per (token, ED, N, layer) added. */
+  flops_per_token_with_scan: number;
+  /** Model-FLOP utilisation: tok_s × flops_per_token ÷ the CPU's theoretical peak at these threads. */
   mfu: number;
-  /** The same with the selective scan's forward and backward FLOPs added (7 forward + 14 backward per (token, ED, N, layer), the backward's recomputation not counted). */
   mfu_with_scan: number;
+  /** The same FLOPs as a fraction of frugal's measured GEMM peak (gemm_gflops_max at these threads): not MFU. */
+  of_gemm_peak: number;
+  of_gemm_peak_with_scan: number;
 }
 
 export interface StreamsEntry {
@@ -69,7 +94,10 @@ export interface StreamsEntry {
   precision: Precision;
   streams: number;
   threads: number;
+  /** The median timed step of all streams, with min and max. */
   aggregate_tok_s: number;
+  aggregate_tok_s_min: number;
+  aggregate_tok_s_max: number;
   /** aggregate_tok_s ÷ the one-stream aggregate at the same threads. */
   over_one: number;
 }
@@ -83,18 +111,40 @@ export interface KernelEntry {
   wasm_over_ref: number;
 }
 
+/**
+ * A peer against frugal, measured in interleaved rounds on the same machine in the same run: each
+ * round times frugal, then the peer, back to back, so both see the same load from other processes.
+ * Figures are medians over the rounds with min and max; the ratio is the median of the per-round
+ * ratios.
+ */
 export interface PeerEntry {
   name: 'llama.cpp' | 'pytorch';
   /** 'decode', 'prefill-128', 'train' */
   measure: string;
   precision: Precision;
   threads: number;
+  rounds: number;
   tok_s: number;
+  tok_s_min: number;
+  tok_s_max: number;
   frugal_tok_s: number;
+  frugal_tok_s_min: number;
+  frugal_tok_s_max: number;
   /** frugal ÷ peer: above 1 means frugal is faster. */
   ratio: number;
+  ratio_min: number;
+  ratio_max: number;
   /** The peer's version and build (e.g. its BLAS), the GGUF type. */
   detail: string;
+  /** Training peers: the peer's own MFU against the same CPU peak (6 × its parameters, and with its scan). */
+  mfu?: number;
+  mfu_with_scan?: number;
+}
+
+/** How each peer was built, so that its columns can be traced and rebuilt (docs/BENCHMARKS.md). */
+export interface PeerBuilds {
+  llama_cpp?: { binary: string; commit: string; build_number: number; cpu_info: string; backends: string; cmake: Record<string, string> };
+  pytorch?: { python: string; torch: string; blas: string };
 }
 
 export interface Skipped {
@@ -114,6 +164,7 @@ export interface SpeedDoc {
   streams: StreamsEntry[];
   kernels: KernelEntry[];
   peers: PeerEntry[];
+  peer_builds: PeerBuilds;
   skipped: Skipped[];
 }
 
@@ -147,9 +198,12 @@ export interface SpeedPlan {
   kernelTiny: boolean;
   /** Seconds the run aims to stay under: optional measurements are skipped once it runs short. */
   budgetSeconds: number;
+  /** Interleaved rounds (frugal, then the peer) of every peer comparison, and seconds of frugal's timing in each. */
+  peerRounds: number;
+  roundSeconds: number;
 }
 
-/** mamba-130m's shapes (the state-spaces/mamba-130m checkpoint's config) with random weights. */
+/** mamba-130m's shapes (state-spaces/mamba-130m) with random weights. */
 const MAMBA_130M: MambaOptions = {
   dModel: 768,
   nLayer: 24,
@@ -187,6 +241,8 @@ export function speedPlan(mode: SpeedMode, all: number): SpeedPlan {
       kernelSeconds: 0.005,
       kernelTiny: true,
       budgetSeconds: 600,
+      peerRounds: 2,
+      roundSeconds: 0.01,
     };
   }
   const quick = mode === 'quick';
@@ -211,5 +267,7 @@ export function speedPlan(mode: SpeedMode, all: number): SpeedPlan {
     kernelSeconds: quick ? 0.05 : 0.25,
     kernelTiny: false,
     budgetSeconds: quick ? 80 : 540,
+    peerRounds: quick ? 1 : 3,
+    roundSeconds: quick ? 0.3 : 1,
   };
 }

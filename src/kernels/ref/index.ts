@@ -12,3 +12,7 @@ export * from './kvcache.js';
 export * from './quant.js';
 export * from './strided.js';
 export * from './bench.js';
+export * from './ssd.js';
+export * from './mamba2.js';
+export * from './rotary.js';
+export * from './mamba3.js';

@@ -35,6 +35,16 @@ export const WASM_KERNELS = [
   'scanStep',
   'scanForwardRange',
   'scanBackwardRange',
+  // ssd.ts, mamba2.ts (Mamba-2: work = ssdWorkSize floats of scratch)
+  'ssdRecurrent',
+  'ssdChunkForward',
+  'ssdChunkBackward',
+  'dtSoftplusForward',
+  'dtSoftplusBackward',
+  'gatedRmsnormForward',
+  'gatedRmsnormBackward',
+  // mamba3.ts (Mamba-3's scan forward: prefill, decoding and the taped forward; work = 2N floats)
+  'mamba3ScanForward',
   // conv.ts, norm.ts
   'conv1dForward',
   'conv1dBackward',
@@ -103,6 +113,14 @@ export function compileWasmModule(): WebAssembly.Module {
     throw new Error(`frugal: cannot read ${WASM_URL.pathname} (${(e as Error).message}); run \`npm run build:wasm\``);
   }
   return new WebAssembly.Module(bytes);
+}
+
+/**
+ * Use `module` (compiled elsewhere, e.g. from a fetched build/kernels.wasm in a browser, where there
+ * is no file system) as the kernels module from now on.
+ */
+export function useWasmModule(module: WebAssembly.Module): void {
+  cachedModule = module;
 }
 
 /**

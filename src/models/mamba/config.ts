@@ -68,19 +68,19 @@ const OPTION_KEYS = new Set([
 
 const MAX_LAYERS = 65536;
 
-function positiveInt(v: unknown, key: string, where: string): number {
+export function positiveInt(v: unknown, key: string, where: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
     throw inputError(`${where}: ${key} must be a positive integer, got ${JSON.stringify(v)}`);
   }
   return v;
 }
 
-function finiteNum(v: unknown, key: string, where: string): number {
+export function finiteNum(v: unknown, key: string, where: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw inputError(`${where}: ${key} must be a number, got ${JSON.stringify(v)}`);
   return v;
 }
 
-function bool(v: unknown, key: string, where: string): boolean {
+export function bool(v: unknown, key: string, where: string): boolean {
   if (typeof v !== 'boolean') throw inputError(`${where}: ${key} must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
@@ -151,34 +151,12 @@ export function mambaParameterCount(c: MambaConfig): number {
  * (https://huggingface.co/docs/transformers/model_doc/mamba, .../main_classes/configuration).
  * Init-only keys are accepted and kept; keys outside this list produce a warning, never an error.
  */
-const HF_KNOWN = new Set([
-  // MambaConfig
-  'vocab_size',
-  'hidden_size',
-  'state_size',
-  'num_hidden_layers',
-  'layer_norm_epsilon',
-  'pad_token_id',
-  'bos_token_id',
-  'eos_token_id',
-  'expand',
-  'conv_kernel',
-  'use_bias',
-  'use_conv_bias',
-  'hidden_act',
-  'initializer_range',
-  'residual_in_fp32',
-  'time_step_rank',
-  'time_step_scale',
-  'time_step_min',
-  'time_step_max',
-  'time_step_init_scheme',
-  'time_step_floor',
-  'rescale_prenorm_residual',
-  'use_cache',
-  'use_mambapy',
-  'intermediate_size',
-  // PretrainedConfig
+/**
+ * Keys of the PretrainedConfig every transformers config.json may carry, the ones left in the
+ * published state-spaces *-hf configs by their conversion from the original layout, and frugal's
+ * own block (tokenizer kind, the original-layout config kept for a lossless round trip).
+ */
+export const PRETRAINED_KEYS: readonly string[] = [
   'tie_word_embeddings',
   'model_type',
   'architectures',
@@ -236,14 +214,46 @@ const HF_KNOWN = new Set([
   'begin_suppress_tokens',
   'use_bfloat16',
   'quantization_config',
-  // left in the published state-spaces/mamba-*-hf configs by their conversion from the original layout
   'pad_vocab_size_multiple',
   'fused_add_norm',
   'rms_norm',
   'n_layer',
   'd_model',
-  // frugal's own block (tokenizer kind, the original-layout config kept for a lossless round trip)
   'frugal',
+];
+
+/**
+ * Keys of transformers' MambaConfig (https://huggingface.co/docs/transformers/model_doc/mamba) and
+ * PRETRAINED_KEYS. Init-only keys are accepted and kept; keys outside this list produce a warning,
+ * never an error.
+ */
+const HF_KNOWN = new Set([
+  'vocab_size',
+  'hidden_size',
+  'state_size',
+  'num_hidden_layers',
+  'layer_norm_epsilon',
+  'pad_token_id',
+  'bos_token_id',
+  'eos_token_id',
+  'expand',
+  'conv_kernel',
+  'use_bias',
+  'use_conv_bias',
+  'hidden_act',
+  'initializer_range',
+  'residual_in_fp32',
+  'time_step_rank',
+  'time_step_scale',
+  'time_step_min',
+  'time_step_max',
+  'time_step_init_scheme',
+  'time_step_floor',
+  'rescale_prenorm_residual',
+  'use_cache',
+  'use_mambapy',
+  'intermediate_size',
+  ...PRETRAINED_KEYS,
 ]);
 
 export type CheckpointLayout = 'hf' | 'original';
@@ -257,7 +267,7 @@ export interface HFParseResult {
 }
 
 /** Typed getters over a config object whose errors name the config key and file. */
-function reader(o: Record<string, unknown>, file: string) {
+export function reader(o: Record<string, unknown>, file: string) {
   const has = (k: string) => o[k] !== undefined && o[k] !== null;
   return {
     has,
@@ -291,7 +301,21 @@ function reader(o: Record<string, unknown>, file: string) {
   };
 }
 
-function asObject(j: unknown, file: string): Record<string, unknown> {
+/**
+ * The token ids and tokenizer kind every Hugging Face config.json of frugal's models carries (ids
+ * are informational: a malformed one falls back to 0 with a warning; `frugal.tokenizer` says byte).
+ */
+export function tokenFields(o: Record<string, unknown>, r: ReturnType<typeof reader>, warnings: string[]) {
+  const frugal = (typeof o.frugal === 'object' && o.frugal !== null ? o.frugal : {}) as Record<string, unknown>;
+  return {
+    padTokenId: r.tokenId('pad_token_id', warnings),
+    bosTokenId: r.tokenId('bos_token_id', warnings),
+    eosTokenId: r.tokenId('eos_token_id', warnings),
+    tokenizer: frugal.tokenizer === 'byte' ? ('byte' as const) : ('file' as const),
+  };
+}
+
+export function asObject(j: unknown, file: string): Record<string, unknown> {
   if (typeof j !== 'object' || j === null || Array.isArray(j)) throw inputError(`${file}: config.json must be a JSON object`);
   return j as Record<string, unknown>;
 }
@@ -329,7 +353,6 @@ export function mambaConfigFromHF(j: unknown, file: string): HFParseResult {
   const r = reader(o, file);
   const rank = o.time_step_rank;
   if (rank !== undefined && rank !== null && rank !== 'auto') r.int('time_step_rank');
-  const frugal = (typeof o.frugal === 'object' && o.frugal !== null ? o.frugal : {}) as Record<string, unknown>;
   const config = createMambaConfig(
     {
       dModel: r.int('hidden_size') as number,
@@ -351,10 +374,7 @@ export function mambaConfigFromHF(j: unknown, file: string): HFParseResult {
       timeStepScale: r.num('time_step_scale', 1.0),
       rescalePrenormResidual: r.flag('rescale_prenorm_residual', false),
       residualInFp32: r.flag('residual_in_fp32', true),
-      padTokenId: r.tokenId('pad_token_id', warnings),
-      bosTokenId: r.tokenId('bos_token_id', warnings),
-      eosTokenId: r.tokenId('eos_token_id', warnings),
-      tokenizer: frugal.tokenizer === 'byte' ? 'byte' : 'file',
+      ...tokenFields(o, r, warnings),
     },
     file,
   );
@@ -362,7 +382,7 @@ export function mambaConfigFromHF(j: unknown, file: string): HFParseResult {
 }
 
 /** mamba_ssm's MambaConfig (models/config_mamba.py) and the Mamba block's ssm_cfg (modules/mamba_simple.py). */
-const ORIGINAL_KNOWN = new Set([
+export const ORIGINAL_KNOWN: ReadonlySet<string> = new Set([
   'd_model',
   'd_intermediate',
   'n_layer',
@@ -406,7 +426,7 @@ export function mambaConfigFromOriginal(o: Record<string, unknown>, file: string
       .map((k) => `${file}: unknown ssm_cfg key '${k}' ignored`),
   );
   if (ssm.layer !== undefined && ssm.layer !== 'Mamba1') {
-    throw inputError(`${file}: ssm_cfg.layer '${String(ssm.layer)}' is not supported (frugal runs Mamba-1 blocks)`);
+    throw inputError(`${file}: ssm_cfg.layer '${String(ssm.layer)}' is not supported (frugal runs Mamba1, Mamba2 and Mamba3 blocks)`);
   }
   const r = reader(o, file),
     s = reader(ssm, `${file} ssm_cfg`);

@@ -1,7 +1,6 @@
-import type { Tensor, Weight } from '../../tensor/index.js';
+import type { Tensor } from '../../tensor/index.js';
 import type { Engine } from '../../ops/index.js';
 import * as op from '../../ops/ops.js';
-import type { LoraPair } from '../../ops/ops.js';
 import { causalAttention, rope, swiglu } from '../../ops/attention.js';
 import type { Rng } from '../../io/rng.js';
 import type { LlamaConfig } from './config.js';
@@ -48,8 +47,6 @@ export class TransformerLM implements TrainableModel {
   readonly embed: Tensor;
   readonly norm: Tensor;
   readonly head: Tensor;
-  /** The attached adapter's LoRA pairs, by the weight each updates (models/lora.ts); empty: the base alone. */
-  readonly lora: Map<Weight, LoraPair> = new Map();
   private runner: TransformerRunner | null = null;
 
   /** Allocate parameters (zero-filled) for `config`; fill them with `init` or by loading. */
@@ -134,27 +131,22 @@ export class TransformerLM implements TrainableModel {
     return lmLoss(this, ids, targets, B, L);
   }
 
-  /** x Wᵀ + b, with the attached adapter's update of W. */
-  private lin(x: Tensor, w: Tensor, b: Tensor | null): Tensor {
-    return op.linear(this.e, x, w, b, this.lora.get(w) ?? null);
-  }
-
   /** Self-attention on x (B, L, D) -> (B, L, D). */
   private attention(ly: LlamaLayer, x: Tensor): Tensor {
     const e = this.e,
       { nHead: H, nKvHead: Hkv, ropeTheta } = this.config;
-    const q = rope(e, this.lin(x, ly.q, ly.qBias), H, ropeTheta); // (B, L, H·hd)
-    const k = rope(e, this.lin(x, ly.k, ly.kBias), Hkv, ropeTheta); // (B, L, Hkv·hd)
-    const v = this.lin(x, ly.v, ly.vBias); // (B, L, Hkv·hd)
+    const q = rope(e, op.linear(e, x, ly.q, ly.qBias), H, ropeTheta); // (B, L, H·hd)
+    const k = rope(e, op.linear(e, x, ly.k, ly.kBias), Hkv, ropeTheta); // (B, L, Hkv·hd)
+    const v = op.linear(e, x, ly.v, ly.vBias); // (B, L, Hkv·hd)
     const a = causalAttention(e, q, k, v, H, Hkv); // (B, L, H·hd)
-    return this.lin(a, ly.o, ly.oBias); // (B, L, D)
+    return op.linear(e, a, ly.o, ly.oBias); // (B, L, D)
   }
 
   /** SwiGLU MLP on x (B, L, D) -> (B, L, D). */
   private mlp(ly: LlamaLayer, x: Tensor): Tensor {
     const e = this.e;
-    const g = swiglu(e, this.lin(x, ly.gate, ly.gateBias), this.lin(x, ly.up, ly.upBias)); // (B, L, F)
-    return this.lin(g, ly.down, ly.downBias); // (B, L, D)
+    const g = swiglu(e, op.linear(e, x, ly.gate, ly.gateBias), op.linear(e, x, ly.up, ly.upBias)); // (B, L, F)
+    return op.linear(e, g, ly.down, ly.downBias); // (B, L, D)
   }
 
   private getRunner(): TransformerRunner {

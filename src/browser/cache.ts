@@ -1,0 +1,47 @@
+/**
+ * Model files cached in the Origin Private File System under their SHA-256, checked on every read:
+ * the next visit loads a model without the network, and a damaged copy is fetched again.
+ */
+import type { FileEntry } from './protocol.js';
+
+const DIR = 'frugal-models';
+
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function cacheDir(): Promise<FileSystemDirectoryHandle | null> {
+  try {
+    return await (await navigator.storage.getDirectory()).getDirectoryHandle(DIR, { create: true });
+  } catch {
+    return null; // no OPFS (a private window, an old browser): fetch every time
+  }
+}
+
+/** The cached bytes of a file with this entry, or null when absent or not matching its checksum. */
+export async function cachedFile(entry: FileEntry): Promise<Uint8Array | null> {
+  const dir = await cacheDir();
+  if (dir === null) return null;
+  try {
+    const f = await (await dir.getFileHandle(entry.sha256)).getFile();
+    if (f.size !== entry.bytes) return null;
+    const bytes = new Uint8Array(await f.arrayBuffer());
+    return (await sha256Hex(bytes)) === entry.sha256 ? bytes : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Keep `bytes` (already checked against its SHA-256) for the next visit; a failure only costs the cache. */
+export async function cacheFile(sha256: string, bytes: Uint8Array): Promise<void> {
+  const dir = await cacheDir();
+  if (dir === null) return;
+  try {
+    const w = await (await dir.getFileHandle(sha256, { create: true })).createWritable();
+    await w.write(bytes as Uint8Array<ArrayBuffer>);
+    await w.close();
+  } catch {
+    /* quota or a closed tab: the model still runs from memory */
+  }
+}

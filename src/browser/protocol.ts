@@ -1,0 +1,55 @@
+/**
+ * Messages between the page and the module Worker that owns the wasm memory, the model and every
+ * recurrent state (the main thread only renders).
+ */
+
+/** A file of a model the server offers: its size and SHA-256 (the page caches it by that). */
+export interface FileEntry {
+  bytes: number;
+  sha256: string;
+}
+
+/** Where a model's files come from: a folder URL the server lists (with its files), or files the person picked. */
+export type ModelSource = { url: string; manifest: Record<string, FileEntry> } | { files: Record<string, Uint8Array> };
+
+export type ToWorker =
+  | { type: 'load'; kernels: string; name: string; model: ModelSource; threads: number }
+  | {
+      type: 'generate';
+      prompt: string;
+      maxTokens: number;
+      temperature: number;
+      topK: number;
+      topP: number;
+      seed: number;
+      /** Continue the conversation so far (its state) instead of starting afresh. */
+      continue: boolean;
+    }
+  | { type: 'abort' }
+  | { type: 'snapshot' }
+  | { type: 'restore'; bytes: Uint8Array };
+
+export type FromWorker =
+  | { type: 'progress'; loaded: number; total: number }
+  | { type: 'ready'; name: string; architecture: string; parameters: number; backend: string; cached: boolean }
+  | { type: 'tokens'; text: string; count: number; tokensPerSecond: number }
+  | {
+      type: 'done';
+      tokens: number;
+      tokensPerSecond: number;
+      /** Joules per token, estimated (browsers expose no energy counters): see `energyLabel`. */
+      jPerToken: number;
+      energyLabel: string;
+      stateBytes: number;
+      aborted: boolean;
+    }
+  /** The conversation's state as a state file (docs/DESIGN.md), and the tokens it holds. */
+  | { type: 'snapshot'; bytes: Uint8Array; tokens: number }
+  | { type: 'restored'; tokens: number }
+  | { type: 'error'; message: string };
+
+/** How often the worker posts the tokens made so far (and listens for `abort`). */
+export const BATCH_MS = 30;
+
+/** Watts per busy core behind the browser's J/token estimate (frugal's fallback CPU figure in Node too). */
+export const WATTS_PER_CORE = 10;

@@ -1,0 +1,157 @@
+/**
+ * The module Worker: loads the kernels and a model, generates in batches of about BATCH_MS
+ * (posting the text of each batch, then yielding so that an `abort` is heard between batches).
+ */
+import { decodeState, encodeState, initKernels, loadModelFiles, stateIdentity, TokenStream } from './index.js';
+import type { Model, ModelFiles, StateIdentity } from './index.js';
+import type { ModelState } from '../models/types.js';
+import { BATCH_MS, WATTS_PER_CORE } from './protocol.js';
+import type { FileEntry, FromWorker, ToWorker } from './protocol.js';
+import { cachedFile, cacheFile, sha256Hex } from './cache.js';
+import { concatBytes } from '../io/atomic.js';
+
+// the tsconfig's lib is DOM: the worker's global is typed by the one method used
+const post = (m: FromWorker) => (self as unknown as { postMessage(m: FromWorker): void }).postMessage(m);
+let model: Model | null = null;
+let kernelsReady: Promise<void> | null = null;
+let aborted = false;
+let threadCount = 1;
+let identity: StateIdentity | null = null;
+/** The state after the last generation: what `snapshot` saves and a `continue` generation resumes. */
+let conversation: ModelState | null = null;
+
+/**
+ * A model folder's files from the OPFS cache when a checked copy is there, else from the server
+ * (reporting bytes as they arrive), each checked against the SHA-256 the server lists.
+ */
+async function fetchModel(url: string, manifest: Record<string, FileEntry>): Promise<{ files: ModelFiles; cached: boolean }> {
+  const base = url.endsWith('/') ? url : `${url}/`;
+  const names = Object.keys(manifest);
+  const total = names.reduce((n, k) => n + manifest[k].bytes, 0);
+  let loaded = 0;
+  let cached = true;
+  const files: Record<string, Uint8Array> = {};
+  for (const name of names) {
+    const entry = manifest[name];
+    let bytes = await cachedFile(entry);
+    if (bytes === null) {
+      cached = false;
+      bytes = await download(base + name, (n) => post({ type: 'progress', loaded: loaded + n, total }));
+      const sum = await sha256Hex(bytes);
+      if (sum !== entry.sha256)
+        throw new Error(
+          `${base}${name} arrived damaged (SHA-256 ${sum.slice(0, 12)}…, the server lists ${entry.sha256.slice(0, 12)}…); reload to try again`,
+        );
+      await cacheFile(entry.sha256, bytes);
+    }
+    loaded += entry.bytes;
+    post({ type: 'progress', loaded, total });
+    files[name] = bytes;
+  }
+  return { files, cached };
+}
+
+async function download(url: string, progress: (n: number) => void): Promise<Uint8Array> {
+  const res = await fetch(url);
+  if (!res.ok || res.body === null) throw new Error(`cannot fetch ${url} (HTTP ${res.status})`);
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    n += value.byteLength;
+    progress(n);
+  }
+  return concatBytes(parts);
+}
+
+async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
+  kernelsReady ??= initKernels(m.kernels);
+  await kernelsReady;
+  const { files, cached } = 'url' in m.model ? await fetchModel(m.model.url, m.model.manifest) : { files: m.model.files, cached: false };
+  // kernel threads share memory: only in a cross-origin isolated page
+  const threads = crossOriginIsolated ? Math.max(1, Math.floor(m.threads)) : 1;
+  const next = await loadModelFiles(files, m.name, threads);
+  model?.dispose();
+  model = next;
+  threadCount = threads;
+  identity = await stateIdentity(next, files);
+  conversation = null;
+  const backend = threads > 1 ? `wasm-simd-threads:${threads}` : 'wasm-simd';
+  post({ type: 'ready', name: m.name, architecture: next.architecture, parameters: next.parameters, backend, cached });
+}
+
+/** Let queued messages (an abort) run: a macrotask, as timers are clamped and microtasks would not do. */
+const yieldToEvents = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<void> {
+  if (model === null) throw new Error('no model is loaded yet');
+  aborted = false;
+  const t0 = performance.now();
+  const s = new TokenStream(model, m.prompt, { ...m, state: m.continue && conversation ? conversation : undefined });
+  const t1 = performance.now();
+  let count = 0;
+  let ended = false;
+  while (!ended && !aborted) {
+    let text = '';
+    const start = performance.now();
+    while (performance.now() - start < BATCH_MS) {
+      const t = s.next();
+      if (t === null) {
+        ended = true;
+        break;
+      }
+      count++;
+      text += t.text;
+    }
+    const tps = count / Math.max((performance.now() - t1) / 1000, 1e-9);
+    if (text || count) post({ type: 'tokens', text, count, tokensPerSecond: tps });
+    await yieldToEvents();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const decode = (performance.now() - t1) / 1000;
+  s.settle();
+  conversation = s.state;
+  post({
+    type: 'done',
+    tokens: count,
+    tokensPerSecond: count / Math.max(decode, 1e-9),
+    jPerToken: (seconds * WATTS_PER_CORE * threadCount) / Math.max(1, count + s.promptTokens),
+    energyLabel: `estimated: ${WATTS_PER_CORE} W per busy core × CPU time`,
+    stateBytes: s.stateBytes,
+    aborted,
+  });
+}
+
+function snapshot(): void {
+  if (model === null || identity === null || conversation === null) throw new Error('snapshot: there is no conversation yet');
+  post({ type: 'snapshot', bytes: encodeState(model, conversation, identity), tokens: conversation.position });
+}
+
+function restore(bytes: Uint8Array): void {
+  if (model === null || identity === null) throw new Error('restore: no model is loaded yet');
+  conversation = decodeState(bytes, 'the saved conversation', model, identity);
+  post({ type: 'restored', tokens: conversation.position });
+}
+
+/** One message at a time, in order (a load, then a restore, then a generation); `abort` at once. */
+let queue: Promise<void> = Promise.resolve();
+
+async function handle(m: Exclude<ToWorker, { type: 'abort' }>): Promise<void> {
+  try {
+    if (m.type === 'load') await load(m);
+    else if (m.type === 'generate') await generate(m);
+    else if (m.type === 'snapshot') snapshot();
+    else restore(m.bytes);
+  } catch (e) {
+    post({ type: 'error', message: e instanceof Error ? e.message : String(e) });
+  }
+}
+
+self.onmessage = (ev: MessageEvent<ToWorker>) => {
+  const m = ev.data;
+  if (m.type === 'abort') aborted = true;
+  else queue = queue.then(() => handle(m));
+};
