@@ -29,9 +29,15 @@ export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 const PREFIX = 'base_model.model.';
 
 /** The modules LoRA may target, per architecture (config.json's model_type), in table order. */
+const ATTENTION = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 export const LORA_TARGETS: Readonly<Record<string, readonly string[]>> = {
   mamba: ['in_proj', 'x_proj', 'dt_proj', 'out_proj'],
-  llama: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  mamba2: ['in_proj', 'out_proj'],
+  mamba3: ['in_proj', 'out_proj'],
+  llama: ATTENTION,
+  // hybrids: the projections of whichever layer types they hold
+  bamba: ['in_proj', 'x_proj', 'dt_proj', 'out_proj', ...ATTENTION],
+  'frugal-hybrid': ['in_proj', 'x_proj', 'dt_proj', 'out_proj', ...ATTENTION],
 };
 
 export interface LoraOptions {

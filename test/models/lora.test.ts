@@ -8,6 +8,8 @@ import { Rng } from '../../src/io/rng.js';
 import { MambaLM } from '../../src/models/mamba/model.js';
 import { createMambaConfig } from '../../src/models/mamba/config.js';
 import { TransformerLM } from '../../src/models/transformer/model.js';
+import { Mamba2LM } from '../../src/models/mamba2/model.js';
+import { createMamba2Config } from '../../src/models/mamba2/config.js';
 import { createLlamaConfig } from '../../src/models/transformer/config.js';
 import { Adapter, LORA_TARGETS, loadAdapter, mergeAdapter } from '../../src/models/lora.js';
 import { quantizeModel, quantizeTensor } from '../../src/models/quant.js';
@@ -28,9 +30,15 @@ const transformer: Make = (e, seed = 3, dModel = 32, vocab = 40) => {
   perturb(m, Rng.fromSeed(seed + 1), 0.3);
   return m;
 };
+const mamba2: Make = (e, seed = 3, dModel = 32, vocab = 40) => {
+  const m = new Mamba2LM(e, createMamba2Config({ dModel, nLayer: 2, dState: 8, vocabSize: vocab, headDim: 16 })).init(Rng.fromSeed(seed));
+  perturb(m, Rng.fromSeed(seed + 1), 0.05);
+  return m;
+};
 const ARCHS: [string, Make, string][] = [
   ['mamba', mamba, 'mamba'],
   ['transformer', transformer, 'llama'],
+  ['Mamba-2', mamba2, 'mamba2'],
 ];
 
 /** An adapter on every target with B drawn at random too (a fresh adapter's B = 0 changes nothing). */
