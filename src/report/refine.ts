@@ -360,51 +360,39 @@ function study(o: RefineOptions, s: Shape, work: string, t0: number): RefineRepo
     }
   };
   const w = (n: string, f: string) => join(dir(n), f);
-  score(
-    'small-general',
-    'small Mamba, general text only',
-    small,
-    tokens(steps.general),
-    small.joules,
-    [w('small-general', 'model.safetensors')],
-    false,
-  );
-  score(
-    'large-general',
-    '4× larger Mamba, general text only, same tokens',
-    large,
-    tokens(steps.general),
-    large.joules,
-    [w('large-general', 'model.safetensors')],
-    false,
-  );
-  score(
-    'small-lora',
-    `small + LoRA adapter (r ${s.rank}) on the era's text`,
-    lora,
-    tokens(steps.lora),
-    small.joules + lora.joules,
-    [w('small-lora', 'adapter_model.safetensors')],
-    true,
-  );
-  score(
-    'small-full',
-    "small, every weight fine-tuned on the era's text",
-    full,
-    tokens(steps.full),
-    small.joules + full.joules,
-    [w('small-full', 'model.safetensors')],
-    false,
-  );
-  score(
-    'small-distilled',
-    "small, the large one distilled into it on the era's text",
-    distill,
-    tokens(steps.distill),
-    small.joules + large.joules + distill.joules,
-    [w('small-distilled', 'model.safetensors')],
-    false,
-  );
+  const rows: [string, string, { joules: number }, number, number, string, boolean][] = [
+    ['small-general', 'small Mamba, general text only', small, steps.general, small.joules, 'model.safetensors', false],
+    ['large-general', '4× larger Mamba, general text only, same tokens', large, steps.general, large.joules, 'model.safetensors', false],
+    [
+      'small-lora',
+      `small + LoRA adapter (r ${s.rank}) on the era's text`,
+      lora,
+      steps.lora,
+      small.joules + lora.joules,
+      'adapter_model.safetensors',
+      true,
+    ],
+    [
+      'small-full',
+      "small, every weight fine-tuned on the era's text",
+      full,
+      steps.full,
+      small.joules + full.joules,
+      'model.safetensors',
+      false,
+    ],
+    [
+      'small-distilled',
+      "small, the large one distilled into it on the era's text",
+      distill,
+      steps.distill,
+      small.joules + large.joules + distill.joules,
+      'model.safetensors',
+      false,
+    ],
+  ];
+  for (const [name, what, phase, n, withBase, file, adapter] of rows)
+    score(name, what, phase, tokens(n), withBase, [w(name, file)], adapter);
   return summarize(o, s, data.info, bpe.tokens.length + 1, steps, entries, (performance.now() - t0) / 1000);
 }
 
