@@ -79,6 +79,9 @@ describe('frugal finetune --method lora', () => {
     expect(
       ok(['generate', '--model', ws.base, '--adapter', ad, '--prompt', 'The', '--max-tokens', '8', '--threads', '1']).stdout.length,
     ).toBeGreaterThan(0);
+    const bench = JSON.parse(ok(['bench', '--model', ws.base, '--adapter', ad, '--tiny', '--json', '--threads', '1']).stdout);
+    expect(bench.map((r: { adapter: string | null }) => r.adapter)).toEqual([null, ad]);
+    for (const r of bench) expect(r.decode_tok_s > 0 && r.j_per_token > 0).toBe(true);
     const merged = join(d, 'merged');
     ok(['merge', '--model', ws.base, '--adapter', ad, '--out', merged]);
     const a = logits(['--model', ws.base, '--adapter', ad]).logits,
