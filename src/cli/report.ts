@@ -7,6 +7,9 @@ import { formatJoules } from '../energy/index.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
 
+/** The default budget: the full study's time on this 2-core machine shared with other work (see docs/synthetic). */
+export const DEFAULT_BUDGET_MINUTES = 45;
+
 /** The report's progress on stderr: a bar over the whole plan when stderr is a terminal, else a line per phase. */
 function studyProgress(): { update: (label: string, fraction: number) => void; stop: () => void } {
   if (process.stderr.isTTY) {
@@ -35,7 +38,7 @@ export function registerReport(program: Command, common: (c: Command) => Command
   common(group.command('synthetic').description('train and evaluate every model of the synthetic study; writes synthetic.json, synthetic.md, SVG charts and models/'))
     .requiredOption('--out <dir>', 'report folder')
     .option('--quick', 'fixed small step counts and short lengths (what the test suite runs), no time budget')
-    .option('--budget-minutes <n>', 'time budget of the full study, shared among its jobs', floatArg(1, 100000), 40)
+    .option('--budget-minutes <n>', 'time budget of the full study, shared among its jobs', floatArg(1, 100000), DEFAULT_BUDGET_MINUTES)
     .option('--seed <n>', 'seed of every model and of the evaluation data', intArg(0, 2 ** 32), 1)
     .option('--render-only', 'only write synthetic.md and the charts again from the folder\'s synthetic.json (after editing its NOTES.md)')
     .action((o: Record<string, unknown>) => {
@@ -43,7 +46,7 @@ export function registerReport(program: Command, common: (c: Command) => Command
       if (o.renderOnly === true) { writeReport(out, readReport(out)); err(`report: rendered ${out}/synthetic.md`); return; }
       const quick = o.quick === true;
       const command = `frugal report synthetic --out ${out}${quick ? ' --quick' : ''}` +
-        (!quick && o.budgetMinutes !== 40 ? ` --budget-minutes ${String(o.budgetMinutes)}` : '') + (o.seed !== 1 ? ` --seed ${String(o.seed)}` : '');
+        (!quick && o.budgetMinutes !== DEFAULT_BUDGET_MINUTES ? ` --budget-minutes ${String(o.budgetMinutes)}` : '') + (o.seed !== 1 ? ` --seed ${String(o.seed)}` : '');
       const bar = studyProgress();
       const rep = runStudy({
         out, quick, budgetMinutes: o.budgetMinutes as number, threads: o.threads as number, seed: o.seed as number, command,
