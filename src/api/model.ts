@@ -5,6 +5,7 @@ import type { TrainableModel } from '../models/types.js';
 import { ByteTokenizer, loadTokenizer } from '../io/tokenizer.js';
 import type { HFTokenizer, Tokenizer } from '../io/tokenizer.js';
 import { inputError } from '../io/errors.js';
+import { Adapter, loadAdapter } from '../models/lora.js';
 
 /** How a model runs: which kernels and how many threads. */
 export interface RunOptions {
@@ -40,6 +41,8 @@ export class Model {
   /** What loading found worth saying (unknown config keys, a recovered folder, …). */
   readonly warnings: readonly string[];
   private codec: TextCodec | null = null;
+  private readonly adapters = new Map<string, Adapter>();
+  private active: string | null = null;
 
   /** @internal Use {@link loadModel}, or {@link train}'s result. */
   constructor(network: TrainableModel, dir: string, warnings: readonly string[] = [], codec: TextCodec | null = null) {
@@ -72,6 +75,28 @@ export class Model {
     return this.codec;
   }
 
+  /**
+   * Run a LoRA adapter (Hugging Face PEFT layout, from `frugal finetune --method lora`) on this
+   * model from now on, or none (`null`). Each adapter is read once: switching between adapters
+   * already used never reloads them or the base.
+   *
+   * @throws FrugalError (`exitCode` 2) when the adapter was trained on another base (its first mismatch is named)
+   */
+  useAdapter(path: string | null): void {
+    let a: Adapter | null = null;
+    if (path !== null) {
+      a = this.adapters.get(path) ?? loadAdapter(this.network, path);
+      this.adapters.set(path, a);
+    }
+    Adapter.attach(this.network, a);
+    this.active = path;
+  }
+
+  /** The folder of the adapter in use, or null. */
+  get adapter(): string | null {
+    return this.active;
+  }
+
   /** Stop the model's worker threads. The model must not be used afterwards. */
   dispose(): void {
     this.network.e.dispose();
@@ -84,13 +109,16 @@ export class Model {
  * f32 or quantised by `frugal quantize`. Reading only: nothing on disk changes.
  *
  * @param path the checkpoint folder
+ * @param options kernels, threads, and `adapter`: a LoRA adapter folder to run on the model (see {@link Model.useAdapter})
  * @throws FrugalError (`exitCode` 2) when the folder is missing, incomplete or malformed
  */
-export function loadModel(path: string, options: RunOptions = {}): Model {
+export function loadModel(path: string, options: RunOptions & { adapter?: string } = {}): Model {
   const e = new Engine({ kernels: options.kernels ?? 'wasm', threads: options.threads ?? 1 });
   try {
     const { model, warnings, dir } = loadCheckpoint(e, path);
-    return new Model(model, dir, warnings);
+    const m = new Model(model, dir, warnings);
+    if (options.adapter !== undefined) m.useAdapter(options.adapter);
+    return m;
   } catch (err) {
     e.dispose();
     throw err;

@@ -70,6 +70,8 @@ export interface Trained {
   model: Model;
   /** Number of parameters. */
   parameters: number;
+  /** Parameters the run trained: all of them, or a LoRA run's adapter alone. */
+  trainable: number;
   /** The step reached (a resumed run counts the steps of earlier sessions too). */
   steps: number;
   /** Validation loss at the end, in bits per byte (bits per token ÷ bytes per token). */
@@ -163,6 +165,7 @@ export function startTraining(settings: TrainSettings, hooks: TrainHooks = {}): 
       return {
         model: new Model(r.model, out),
         parameters: r.parameters,
+        trainable: r.trainable,
         steps: r.state.step,
         valBpb: r.valBpb,
         unigramBpb: r.unigramBpb,

@@ -13,6 +13,7 @@ import { formatJPerToken } from '../energy/index.js';
 import { debugOption, energyOptions, floatArg, intArg, seedOption } from './options.js';
 import { checkEnergyLog, logEnergy, meterFor } from './energy-log.js';
 import { writeOut } from './stdout.js';
+import { benchModelCommand } from './bench-model.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
 
@@ -52,7 +53,9 @@ export function registerSpeed(bench: Command): void {
     )
     .option('--llama-bench <path>', "llama.cpp's llama-bench binary: convert the decode model to GGUF and run it side by side")
     .option('--python <path>', 'Python with torch for the PyTorch comparison', DEFAULT_PYTHON)
-    .option('--no-torch', 'skip the PyTorch comparison');
+    .option('--no-torch', 'skip the PyTorch comparison')
+    .option('--model <dir>', 'instead: decoding speed and J/token of this checkpoint (bench-model.ts)')
+    .option('--adapter <dir>', 'with --model: also with this LoRA adapter attached');
   const run = seedOption(cmd, 'weights seed').option(
     '--budget-seconds <n>',
     'time the run aims to stay under; optional parts past it are skipped and listed (default 540, --quick 80)',
@@ -62,7 +65,11 @@ export function registerSpeed(bench: Command): void {
 }
 
 /** Run the benchmark, print the table (stderr) and the document (stdout with --json), then the summary line. */
-export function benchSpeedCommand(o: BenchSpeedFlags, args: string): void {
+export function benchSpeedCommand(o: BenchSpeedFlags & { model?: string; adapter?: string }, args: string): void {
+  if (o.model !== undefined || o.adapter !== undefined) {
+    benchModelCommand({ model: o.model as string, adapter: o.adapter, threads: o.threads, tokens: o.tiny ? 8 : 64, json: o.json });
+    return;
+  }
   const mode: SpeedMode = o.tiny === true ? 'tiny' : o.quick === true ? 'quick' : 'full';
   const flags = checkEnergyLog({ energyLog: o.energyLog, tdp: o.tdp }, []);
   const energy = meterFor(flags);

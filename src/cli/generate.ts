@@ -9,12 +9,14 @@ import { checkEnergyLog, logEnergy } from './energy-log.js';
 import type { EnergyFlags } from './energy-log.js';
 import { energyOptions, engineOptions, floatArg, idsArg, intArg, modelOption, seedOption } from './options.js';
 import type { AnyCommand } from './options.js';
+import { compareLine, decodeCost, decodeCostOf } from './compare.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
+const ADAPTER_HELP = "a LoRA adapter folder (PEFT layout, from 'frugal finetune') to run on the model";
 
-/** The model of --model, its load warnings on stderr. */
-export function openModel(o: RunOptions & { model: string }): Model {
-  const model = loadModel(o.model, { kernels: o.kernels, threads: o.threads });
+/** The model of --model (with --adapter when given), its load warnings on stderr. */
+export function openModel(o: RunOptions & { model: string; adapter?: string }): Model {
+  const model = loadModel(o.model, { kernels: o.kernels, threads: o.threads, adapter: o.adapter });
   for (const w of model.warnings) err(`warning: ${w}`);
   return model;
 }
@@ -34,7 +36,12 @@ export function registerGenerate(program: AnyCommand): void {
         .option('--max-tokens <n>', 'tokens to generate', intArg(0, 1e9), 200)
         .option('--temperature <x>', 'sampling temperature (0: greedy)', floatArg(0, 100), 0.8)
         .option('--top-k <n>', 'sample among the k most likely tokens (0: all)', intArg(0, 1e9), 0)
-        .option('--top-p <x>', 'nucleus sampling mass (1: off)', floatArg(0.000001, 1), 1),
+        .option('--top-p <x>', 'nucleus sampling mass (1: off)', floatArg(0.000001, 1), 1)
+        .option('--adapter <dir>', ADAPTER_HELP)
+        .option(
+          '--compare <dir>',
+          'then decode the same prompt with this model too (its text discarded): one line comparing tok/s and J/token on stderr',
+        ),
       'sampling seed',
     ),
   ).action((o) => generateCommand(o));
@@ -42,6 +49,7 @@ export function registerGenerate(program: AnyCommand): void {
   modelOption(engineOptions(program.command('logits').description('print {"shape":[L,V],"logits":[...]} for a token sequence to stdout')))
     .option('--ids <list>', 'comma-separated token ids, e.g. 3,1,4', idsArg)
     .option('--text <text>', 'text to tokenise instead of --ids')
+    .option('--adapter <dir>', ADAPTER_HELP)
     .addOption(
       new Option('--mode <mode>', 'parallel forward or successive recurrent steps')
         .choices(['parallel', 'step'] as const)
@@ -52,6 +60,9 @@ export function registerGenerate(program: AnyCommand): void {
 
 export interface GenerateFlags extends RunOptions, EnergyFlags {
   model: string;
+  adapter?: string;
+  /** Another model folder to decode the same prompt with, for one comparison line on stderr (compare.ts). */
+  compare?: string;
   prompt: string;
   maxTokens: number;
   temperature: number;
@@ -62,7 +73,7 @@ export interface GenerateFlags extends RunOptions, EnergyFlags {
 
 /** Stream generated text to stdout as it is made (stopping at once when the reader goes away). */
 export function generateCommand(input: GenerateFlags): void {
-  const o = { ...input, ...checkEnergyLog(input, [input.model]) };
+  const o = { ...input, ...checkEnergyLog(input, [input.model, input.adapter, input.compare]) };
   const model = openModel(o);
   const prompt = encode(model, o.prompt, '--prompt');
   const r = generate(model, prompt, { ...o, onText: writeOut, log: err });
@@ -73,10 +84,12 @@ export function generateCommand(input: GenerateFlags): void {
       `${n} tokens at ${r.tokensPerSecond.toFixed(1)} tok/s; ${formatJPerToken(r.energy)}`,
   );
   logEnergy(o, r.energy, 'generate', r.promptTokens + n, r.prefillSeconds + r.decodeSeconds);
+  if (o.compare !== undefined) err(compareLine(decodeCost(model, r), decodeCostOf(o.compare, o)));
 }
 
 export interface LogitsFlags extends RunOptions {
   model: string;
+  adapter?: string;
   ids?: number[];
   text?: string;
   mode: 'parallel' | 'step';

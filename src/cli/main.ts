@@ -11,6 +11,12 @@ import { registerRepro } from './repro.js';
 import { registerEval } from './eval.js';
 import { registerReport } from './report.js';
 import { registerWeb } from './web.js';
+import { registerTokenizer } from './tokenizer.js';
+import { registerFinetune } from './finetune.js';
+import { registerMerge } from './merge.js';
+import { registerDistill } from './distill.js';
+import { registerEvalLm } from './eval-lm.js';
+import { registerReportRefine } from './report-refine.js';
 
 /**
  * `frugal` command line. stdout carries only the product (generated text, JSON); progress, logs,
@@ -36,6 +42,12 @@ export function buildProgram(): Command {
   registerEval(program);
   registerReport(program);
   registerWeb(program);
+  registerTokenizer(program);
+  registerFinetune(program);
+  registerMerge(program);
+  registerDistill(program);
+  registerEvalLm(program); // adds `lm` to an `eval` command
+  registerReportRefine(program); // adds `refine` to a `report` command
   return program;
 }
 

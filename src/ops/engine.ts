@@ -1,3 +1,5 @@
+import type { Weight } from '../tensor/index.js';
+import type { LoraPair } from './ops.js';
 import { Heap, Tensor } from '../tensor/index.js';
 import type { DType } from '../tensor/index.js';
 import { createBackend } from '../kernels/backend.js';
@@ -21,6 +23,12 @@ export class Engine {
   readonly dtype: 'f32' | 'f64';
   /** Set while recording a differentiable computation. */
   tape: Tape | null = null;
+  /**
+   * The attached LoRA adapter's pairs, by the base weight each updates (models/lora.ts): every
+   * product over such a weight, taped (`linear`) or not (`linearInto`), adds its update unmerged,
+   * so every architecture runs adapters on every path without knowing of them. Empty: no adapter.
+   */
+  readonly lora = new Map<Weight, LoraPair>();
   private scopes: Tensor[][] = [];
 
   constructor(opts: EngineOptions = {}) {

@@ -29,6 +29,40 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
     if (gb) e.k.addBiasBackward(gb, dy, M, N);
     return [gx, gw, gb];
   },
+  // y = x deq(W)^T + b with W frozen:  dx += dy deq(W) (dequantised for the product, then freed);  db += Σ_rows dy
+  linearQuant: (e, n, dy) => {
+    const [x, b] = n.inputs,
+      [q, scales] = n.saved,
+      { M, N, K, q4 } = n.attrs;
+    const gx = gradOf(e, x),
+      gb = gradOf(e, b);
+    if (gx) {
+      const w = e.zeros([N, K]);
+      if (q4) e.k.dequantizeQ4(w, q, scales, N, K);
+      else e.k.dequantizeQ8(w, q, scales, N, K);
+      e.k.matmulNN(gx, dy, w, M, K, N, 1);
+    }
+    if (gb) e.k.addBiasBackward(gb, dy, M, N);
+    return [gx, gb];
+  },
+  // out = t Bᵀ with t = s·x Aᵀ:  dB += dyᵀ t;  dt = s·dy B;  dA += dtᵀ x;  dx += dt A
+  lora: (e, n, dy) => {
+    const [x, A, B] = n.inputs,
+      [t] = n.saved,
+      { M, N, K, r, scale } = n.attrs;
+    const gx = gradOf(e, x),
+      gA = gradOf(e, A),
+      gB = gradOf(e, B);
+    if (gB) e.k.matmulTN(gB, dy, t, N, r, M, 1);
+    if (gx || gA) {
+      const dt = e.zeros([M, r]);
+      e.k.matmulNN(dt, dy, B, M, r, N, 0);
+      e.k.scaleInPlace(dt, scale, M * r);
+      if (gA) e.k.matmulTN(gA, dt, x, r, K, M, 1);
+      if (gx) e.k.matmulNN(gx, dt, A, M, K, r, 1);
+    }
+    return [gx, gA, gB];
+  },
   // out = table[ids]:  dtable[ids] += dout
   embedding: (e, n, dy) => {
     const gt = gradOf(e, n.inputs[0]);
@@ -115,6 +149,18 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
     const scale = e.zeros([rows]);
     scale.data().fill(dy.data()[0] / rows);
     e.k.crossEntropyBackward(gl, scale, logits, n.saved[0], n.saved[1], rows, V);
+    return [gl];
+  },
+  // mean distillation loss: see kernels/ref/loss.ts
+  distill: (e, n, dy) => {
+    const [logits] = n.inputs,
+      gl = gradOf(e, logits),
+      { rows, V, T, alpha } = n.attrs,
+      [teacher, lseT, lse1, targets] = n.saved;
+    if (!gl) return [null];
+    const scale = e.zeros([rows]);
+    scale.data().fill(dy.data()[0] / rows);
+    e.k.distillBackward(gl, scale, logits, teacher, lseT, lse1, targets, rows, V, T, alpha);
     return [gl];
   },
   // rotation by −angle (kernels/ref/attention.ts)

@@ -30,11 +30,33 @@ export interface QuantScratch {
 }
 
 /**
- * y (rows, N) = x (rows, K) @ w (N, K)^T + b (N), outside any tape: the one product the taped op,
- * decoding and prefill all run. A quantised w first quantises the rows of x into `scratch`, then
- * runs the integer-dot kernel.
+ * A LoRA update of one weight W (N, K): W + scale · B A, with A (r, K), B (N, r). `dropout`
+ * (training only) zeroes inputs of the update with that probability, drawn from `draw`.
  */
-export function linearInto(e: Engine, y: Tensor, x: Tensor, w: Weight, b: Tensor | null, rows: number, scratch: QuantScratch | null): void {
+export interface LoraPair {
+  readonly A: Tensor;
+  readonly B: Tensor;
+  readonly scale: number;
+  readonly dropout: number;
+  readonly draw: (() => number) | null;
+}
+
+/**
+ * y (rows, N) = x (rows, K) @ w (N, K)^T + b (N) [+ scale · (x Aᵀ) Bᵀ with a LoRA pair], outside
+ * any tape: the one product the taped op, decoding and prefill all run. A quantised w first
+ * quantises the rows of x into `scratch`, then runs the integer-dot kernel. The LoRA update is
+ * added unmerged, so one base serves any adapter (f32 or quantised).
+ */
+export function linearInto(
+  e: Engine,
+  y: Tensor,
+  x: Tensor,
+  w: Weight,
+  b: Tensor | null,
+  rows: number,
+  scratch: QuantScratch | null,
+  lora: LoraPair | null = e.lora.get(w) ?? null,
+): void {
   const [N, K] = w.shape,
     k = e.k;
   if (isQuant(w)) {
@@ -46,6 +68,15 @@ export function linearInto(e: Engine, y: Tensor, x: Tensor, w: Weight, b: Tensor
     k.matmulNT(y, x, w, rows, N, K, 0);
   }
   if (b) k.addBias(y, y, b, rows, N);
+  if (lora) {
+    const r = lora.A.shape[0];
+    e.scope(() => {
+      const t = e.zeros([rows, r]);
+      k.matmulNT(t, x, lora.A, rows, r, K, 0);
+      k.scaleInPlace(t, lora.scale, rows * r);
+      k.matmulNT(y, t, lora.B, rows, N, r, 1); // y += t Bᵀ
+    });
+  }
 }
 
 /** out (n, D) = rows ids (n) of table (V, D), f32 or quantised (dequantised on the way), outside any tape. */
@@ -57,19 +88,48 @@ export function embeddingInto(e: Engine, out: Tensor, table: Weight, ids: Tensor
 }
 
 /**
- * y (rows, N) = x (rows, K) @ w (N, K)^T + b (N). A quantised w (inference only) quantises the
- * rows of x to q8 and runs the integer-dot kernels; it is not differentiable with respect to w.
+ * y (rows, N) = x (rows, K) @ w (N, K)^T + b (N) [+ the LoRA update of `lora`]. A quantised w
+ * quantises the rows of x to q8 and runs the integer-dot kernels; it stays frozen, but gradients
+ * flow through it to x (for adapters trained on a quantised base).
  */
-export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null): Tensor {
+export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null, lora: LoraPair | null = e.lora.get(w) ?? null): Tensor {
   const [N, K] = w.shape,
     M = rowsOf(x);
   if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
-  const quant = isQuant(w);
-  if (quant && e.tape && x.requiresGrad) throw new Error('quantised weights are for inference: train the f32 model, then quantise');
   const y = e.zeros(withLast(x, N));
-  linearInto(e, y, x, w, b, M, quant ? { qx: e.zeros([M, K], 'i8'), sx: e.zeros([M, K / QBLOCK]) } : null);
-  if (!quant) e.tape?.record('linear', y, [x, w, b], [], { M, N, K });
-  return y;
+  if (isQuant(w)) {
+    linearInto(e, y, x, w, b, M, { qx: e.zeros([M, K], 'i8'), sx: e.zeros([M, K / QBLOCK]) }, null);
+    e.tape?.record('linearQuant', y, [x, b], [w.q, w.scales], { M, N, K, q4: w.format === 'q4' });
+  } else {
+    linearInto(e, y, x, w, b, M, null, null);
+    e.tape?.record('linear', y, [x, w, b], [], { M, N, K });
+  }
+  return lora ? add(e, y, loraUpdate(e, x, lora, N)) : y;
+}
+
+/** scale · (x Aᵀ) Bᵀ (rows, N) for x (rows, K): a LoRA pair's update, with its dropout while a tape records. */
+export function loraUpdate(e: Engine, x: Tensor, lora: LoraPair, N: number): Tensor {
+  const K = lastDim(x),
+    M = rowsOf(x),
+    r = lora.A.shape[0];
+  if (lora.A.shape[1] !== K || lora.B.shape[0] !== N || lora.B.shape[1] !== r) {
+    throw new Error(`lora: A [${lora.A.shape}] and B [${lora.B.shape}] do not fit a (${N}, ${K}) weight`);
+  }
+  let xin = x;
+  if (lora.dropout > 0 && e.tape && lora.draw) {
+    const keep = 1 - lora.dropout,
+      mask = e.zeros(x.shape),
+      m = mask.data();
+    for (let i = 0; i < m.length; i++) m[i] = lora.draw() < keep ? 1 / keep : 0;
+    xin = mul(e, x, mask);
+  }
+  const t = e.zeros([M, lora.A.shape[0]]),
+    out = e.zeros(withLast(x, N));
+  e.k.matmulNT(t, xin, lora.A, M, r, K, 0);
+  e.k.scaleInPlace(t, lora.scale, M * r);
+  e.k.matmulNT(out, t, lora.B, M, N, r, 0);
+  e.tape?.record('lora', out, [xin, lora.A, lora.B], [t], { M, N, K, r, scale: lora.scale });
+  return out;
 }
 
 /** out (n, D) = table (V, D)[ids (n)]; a quantised table (inference only) is dequantised row by row. */
@@ -206,5 +266,26 @@ export function crossEntropy(e: Engine, logits: Tensor, targets: Tensor): Tensor
   e.k.crossEntropyForward(losses, lse, logits, targets, rows, V);
   e.k.meanForward(out, losses, rows);
   e.tape?.record('crossEntropy', out, [logits], [lse, targets], { rows, V });
+  return out;
+}
+
+/**
+ * Mean distillation loss (1) of student logits (rows, V) against the teacher's logits (rows, V,
+ * not differentiated) and the next tokens: alpha · T² · KL(softmax(teacher/T) ‖ softmax(logits/T))
+ * + (1 − alpha) · cross-entropy. T² keeps the soft term's gradients on the scale of the hard one's.
+ */
+export function distillLoss(e: Engine, logits: Tensor, teacher: Tensor, targets: Tensor, T: number, alpha: number): Tensor {
+  const V = lastDim(logits),
+    rows = rowsOf(logits);
+  sameShape('distill', logits, teacher);
+  if (targets.size !== rows) throw new Error(`distill: ${targets.size} targets for ${rows} rows`);
+  checkTokenIds(targets.ints(), V, 'targets');
+  const losses = e.zeros([rows]),
+    lseT = e.zeros([rows]),
+    lse1 = e.zeros([rows]),
+    out = e.zeros([1]);
+  e.k.distillForward(losses, lseT, lse1, logits, teacher, targets, rows, V, T, alpha);
+  e.k.meanForward(out, losses, rows);
+  e.tape?.record('distill', out, [logits], [teacher, lseT, lse1, targets], { rows, V, T, alpha });
   return out;
 }

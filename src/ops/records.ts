@@ -9,6 +9,18 @@ import type { Tensor } from '../tensor/index.js';
  */
 export interface OpRecords {
   linear: { inputs: [x: Tensor, w: Tensor, b: Tensor | null]; saved: []; attrs: { M: number; N: number; K: number } };
+  // a frozen block-quantised weight (QLoRA-style training): only x (and a bias) can need a gradient
+  linearQuant: {
+    inputs: [x: Tensor, b: Tensor | null];
+    saved: [q: Tensor, scales: Tensor];
+    attrs: { M: number; N: number; K: number; q4: boolean };
+  };
+  // a low-rank update s·(x Aᵀ) Bᵀ; saves t = s·x Aᵀ (M, r)
+  lora: {
+    inputs: [x: Tensor, A: Tensor, B: Tensor];
+    saved: [t: Tensor];
+    attrs: { M: number; N: number; K: number; r: number; scale: number };
+  };
   embedding: { inputs: [table: Tensor]; saved: [ids: Tensor]; attrs: { n: number; D: number } };
   rmsnorm: { inputs: [x: Tensor, w: Tensor]; saved: [rstd: Tensor]; attrs: { rows: number; D: number } };
   add: { inputs: [a: Tensor, b: Tensor]; saved: []; attrs: { n: number } };
@@ -24,6 +36,11 @@ export interface OpRecords {
     attrs: { B: number; L: number; ED: number; N: number; chunk: number };
   };
   crossEntropy: { inputs: [logits: Tensor]; saved: [lse: Tensor, targets: Tensor]; attrs: { rows: number; V: number } };
+  distill: {
+    inputs: [logits: Tensor];
+    saved: [teacher: Tensor, lseT: Tensor, lse1: Tensor, targets: Tensor];
+    attrs: { rows: number; V: number; T: number; alpha: number };
+  };
   rope: { inputs: [x: Tensor]; saved: []; attrs: { B: number; L: number; H: number; hd: number; pos0: number; theta: number } };
   attention: {
     inputs: [q: Tensor, k: Tensor, v: Tensor];

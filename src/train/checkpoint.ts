@@ -5,8 +5,7 @@ import { inputError } from '../io/errors.js';
 import { writeDirAtomic } from '../io/atomic.js';
 import { decodeSafetensors, encodeSafetensors, readTensorF32 } from '../io/safetensors.js';
 import type { SafeTensorIn } from '../io/safetensors.js';
-import { modelFiles } from '../models/checkpoint.js';
-import type { TrainableModel } from '../models/types.js';
+import type { FileData } from '../io/atomic.js';
 import type { AdamW } from './optim.js';
 
 /**
@@ -29,9 +28,13 @@ export interface TrainerState {
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 
-export function saveTrainingCheckpoint(dir: string, model: TrainableModel, opt: AdamW, state: TrainerState): void {
+/**
+ * Write a training checkpoint: `files` are what the run trains (a model's checkpoint files, or an
+ * adapter's), beside the optimiser's moments over its parameter table and the trainer state.
+ */
+export function saveTrainingCheckpoint(dir: string, files: Record<string, FileData>, opt: AdamW, state: TrainerState): void {
   const moments: SafeTensorIn[] = [];
-  for (const s of model.specs) {
+  for (const s of opt.specs) {
     for (const [prefix, table] of [
       ['m', opt.m],
       ['v', opt.v],
@@ -45,7 +48,7 @@ export function saveTrainingCheckpoint(dir: string, model: TrainableModel, opt: 
     }
   }
   writeDirAtomic(dir, {
-    ...modelFiles(model),
+    ...files,
     [OPTIMIZER_FILE]: encodeSafetensors(moments, { step: String(opt.step) }),
     [TRAINER_STATE_FILE]: JSON.stringify(state) + '\n',
   });

@@ -10,7 +10,9 @@ import { loadTokenizer } from '../io/tokenizer.js';
 import type { HFTokenizer } from '../io/tokenizer.js';
 import { createModel } from '../models/factory.js';
 import type { TrainableModel } from '../models/types.js';
-import { loadModel } from '../models/checkpoint.js';
+import { loadModel, modelFiles, rememberSource } from '../models/checkpoint.js';
+import type { Adapter, LoraOptions } from '../models/lora.js';
+import { distillBatch, encodeBytes, loadTeacher, loraAdapter } from './refine.js';
 import { AdamW, learningRate } from './optim.js';
 import { loadOptimizerState, readTrainerState, saveTrainingCheckpoint } from './checkpoint.js';
 import type { TrainerState } from './checkpoint.js';
@@ -69,6 +71,16 @@ export interface TrainOptions {
   force?: boolean;
   /** Start from this model folder instead of random weights (null: random). */
   init: string | null;
+  /** A new model's tokenizer: a folder with tokenizer.json (its ids are the vocabulary); absent: bytes. */
+  tokenizer?: string | null;
+  /** With `init`: `'full'` trains every weight (the default), `'lora'` a LoRA adapter on the frozen base. */
+  method?: 'full' | 'lora';
+  /** The adapter's shape for method `'lora'`. */
+  lora?: LoraOptions;
+  /** Distillation: the teacher's model folder (same tokenizer); its softmax temperature and the soft loss's weight. */
+  teacher?: string | null;
+  temperature?: number;
+  alpha?: number;
   /**
    * The options given explicitly (the command line's flags, a library call's settings); on resume
    * the others come from the saved run. Without it every option counts as given.
@@ -108,6 +120,10 @@ export interface TrainHooks {
 
 export interface TrainResult {
   model: TrainableModel;
+  /** The adapter trained (method 'lora'), attached to `model`; null for a full run. */
+  adapter: Adapter | null;
+  /** Parameters the optimiser updated (the adapter's alone for LoRA). */
+  trainable: number;
   engine: Engine;
   state: TrainerState;
   parameters: number;
@@ -150,23 +166,8 @@ function tokenize(
 ): { train: TokenData; val: TokenData; bytesPerToken: number } {
   if (!tok) return { train, val, bytesPerToken: 1 };
   const t0 = performance.now();
-  const dec = new TextDecoder();
-  // encode in pieces: a tokenizer's cost grows with the length of what it is handed at once
-  const enc = (b: Uint8Array) => {
-    const parts: Int32Array[] = [];
-    const text = dec.decode(b);
-    const PIECE = 1 << 16;
-    for (let i = 0; i < text.length; i += PIECE) parts.push(tok.encode(text.slice(i, i + PIECE)));
-    const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
-    let o = 0;
-    for (const p of parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
-  };
-  const tt = enc(train),
-    tv = enc(val);
+  const tt = encodeBytes(tok, train),
+    tv = encodeBytes(tok, val);
   log(`tokenised the corpus with ${tok.file}: ${tt.length + tv.length} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return { train: tt, val: tv, bytesPerToken: val.length / Math.max(1, tv.length) };
 }
@@ -184,7 +185,7 @@ function adoptSaved(o: TrainOptions, state: TrainerState, log: (m: string) => vo
   for (const [k, v] of Object.entries({ ...state.options, data: state.data.spec })) {
     if (MACHINE_OPTIONS.has(k) || v === undefined) continue;
     const explicit = o.explicit ? o.explicit.includes(k) : k in given;
-    if (!explicit || given[k] === v) {
+    if (!explicit || JSON.stringify(given[k]) === JSON.stringify(v)) {
       out[k] = v;
       continue;
     }
@@ -229,7 +230,7 @@ export function startTraining(input: TrainOptions, hooks: TrainHooks = {}): Trai
     input.out,
     {
       flag: '--out',
-      inputs: [input.data === 'sotu' ? null : input.data, input.init],
+      inputs: [input.data === 'sotu' ? null : input.data, input.init, input.tokenizer, input.teacher],
       force: input.force,
       resume: input.resume,
     },
@@ -248,6 +249,10 @@ interface PreparedRun {
   o: TrainOptions;
   e: Engine;
   model: TrainableModel;
+  /** The adapter a LoRA run trains (attached to `model`), else null. */
+  adapter: Adapter | null;
+  /** A distillation run's frozen teacher, else null. */
+  teacher: TrainableModel | null;
   opt: AdamW;
   state: TrainerState;
   dataRng: Rng;
@@ -280,28 +285,11 @@ function prepareRun(input: TrainOptions, out: OutputDir, log: (m: string) => voi
       log(`--force: ${why}; continuing on the new data`);
       state.data = { spec: o.data, bytes: corpus.bytes.length };
     }
-    model = loadModel(e, dir).model;
+    model = loadModel(e, o.method === 'lora' ? (o.init as string) : dir).model;
     dataRng.setState(state.dataRng);
     log(`resuming ${input.out} at step ${state.step}`);
   } else {
-    if (o.init) {
-      model = loadModel(e, o.init).model;
-      log(`starting from ${o.init}`);
-    } else {
-      model = createModel(
-        o.arch,
-        e,
-        {
-          dModel: o.dModel,
-          layers: o.layers,
-          dState: o.dState,
-          heads: o.heads,
-          vocabSize: 256,
-          layerTypes: o.layerTypes?.split(',').map((t) => t.trim()),
-        },
-        Rng.fromSeed(o.seed),
-      );
-    }
+    model = o.init ? loadModel(e, o.init).model : newModel(o, e);
     state = {
       format: 'frugal-trainer-state/1',
       step: 0,
@@ -314,20 +302,47 @@ function prepareRun(input: TrainOptions, out: OutputDir, log: (m: string) => voi
     };
   }
   // a checkpoint with a tokenizer.json (a published model given to --init) trains on its token ids
-  const tok = resuming ? loadTokenizer(dir) : o.init ? loadTokenizer(o.init) : null;
+  // a LoRA run reads text as its base does; a new model with --tokenizer trains on that file's ids
+  const tokDir = o.method === 'lora' ? o.init : resuming ? dir : (o.init ?? o.tokenizer ?? null);
+  const tok = tokDir ? loadTokenizer(tokDir) : null;
   if (!tok && model.config.vocabSize < 256)
     throw inputError(`the byte tokenizer needs a vocabulary of at least 256, the model has ${model.config.vocabSize}`);
   if (tok && tok.vocabSize > model.config.vocabSize)
     throw inputError(`${tok.file} has ${tok.vocabSize} ids but the model's vocabulary is ${model.config.vocabSize}`);
   const { train: trainData, val, bytesPerToken } = tokenize(tok, trainBytes, valBytes, log);
-  if ('qweights' in model && (model.qweights as Map<string, unknown>).size > 0) {
+  if (o.method !== 'lora' && 'qweights' in model && (model.qweights as Map<string, unknown>).size > 0) {
     throw inputError(
-      `${o.init ?? input.out} is quantised, and quantised models are for inference only: train the f32 checkpoint, then 'frugal quantize' it`,
+      `${o.init ?? input.out} is quantised: full fine-tuning needs the f32 checkpoint (or train a LoRA adapter on this base with --method lora)`,
     );
   }
-  const opt = new AdamW(e, model.specs, model.params, { lr: o.lr, weightDecay: o.weightDecay });
+  const adapter = o.method === 'lora' ? loraAdapter(o, model, resuming ? dir : null) : null;
+  const teacher = o.teacher ? loadTeacher(e, o.teacher, model, tokDir) : null;
+  const table = adapter ?? model;
+  const opt = new AdamW(e, table.specs, table.params, { lr: o.lr, weightDecay: o.weightDecay });
   if (resuming) loadOptimizerState(dir, opt, state.step);
-  return { o, e, model, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb: unigramEntropyBits(trainBytes), resuming };
+  if (!saved && o.init)
+    log(
+      `starting from ${o.init}${adapter ? ` with a LoRA adapter (r ${adapter.options.r}, alpha ${adapter.options.alpha}, ${adapter.modules.size} modules)` : ''}`,
+    );
+  const unigramBpb = unigramEntropyBits(trainBytes);
+  return { o, e, model, adapter, teacher, opt, state, dataRng, trainData, val, bytesPerToken, unigramBpb, resuming };
+}
+
+/** A new model of the run's architecture and size: byte-level, or on the ids of --tokenizer's file. */
+function newModel(o: TrainOptions, e: Engine): TrainableModel {
+  const tok = o.tokenizer ? loadTokenizer(o.tokenizer) : null;
+  if (o.tokenizer && !tok) throw inputError(`--tokenizer ${o.tokenizer} has no tokenizer.json (make one with 'frugal tokenizer train')`);
+  const vocab = tok ? { vocabSize: tok.vocabSize, tokenizer: 'file' as const, eosTokenId: [...tok.specialIds].at(-1) } : { vocabSize: 256 };
+  const size = {
+    dModel: o.dModel,
+    layers: o.layers,
+    dState: o.dState,
+    heads: o.heads,
+    layerTypes: o.layerTypes?.split(',').map((t) => t.trim()),
+  };
+  const model = createModel(o.arch, e, { ...size, ...vocab }, Rng.fromSeed(o.seed));
+  if (o.tokenizer) rememberSource(model, o.tokenizer); // its tokenizer files are saved with the model
+  return model;
 }
 
 /** A prepared run, stepped one optimiser step at a time. */
@@ -359,20 +374,23 @@ class Steps implements TrainingRun {
   }
 
   save(): void {
-    const { state, dataRng, o, model, opt } = this.p;
+    const { state, dataRng, o, model, adapter, opt } = this.p;
     state.dataRng = dataRng.getState();
     state.options = { ...o, resume: false, force: false, explicit: undefined };
-    saveTrainingCheckpoint(this.out.path, model, opt, state);
+    saveTrainingCheckpoint(this.out.path, adapter ? adapter.files(model) : modelFiles(model), opt, state);
     this.saved = state.step;
     this.hooks.onSave?.(state.step);
   }
 
   step(): void {
-    const { o, e, model, opt, state } = this.p;
+    const { o, e, model, adapter, teacher, opt, state } = this.p;
     const step = state.step + 1;
     const batch = sampleBatch(this.p.dataRng, this.p.trainData, o.batch, o.seqLen);
     opt.zeroGrad();
-    const loss = valueAndGrad(e, () => model.loss(batch.inputs, batch.targets, o.batch, o.seqLen));
+    if (adapter) adapter.rng = Rng.fromSeed(o.seed * 1_000_003 + step); // dropout's draws for this step, the same on resume
+    const loss = valueAndGrad(e, () =>
+      teacher ? distillBatch(e, model, teacher, batch, o) : model.loss(batch.inputs, batch.targets, o.batch, o.seqLen),
+    );
     const lr = learningRate(step, o.lr, o.warmup, o.steps, o.minLr);
     const gradNorm = opt.update(lr, o.clip);
     model.weightsChanged();
@@ -391,7 +409,7 @@ class Steps implements TrainingRun {
   }
 
   finish(): TrainResult {
-    const { model, e, state } = this.p;
+    const { model, adapter, e, state } = this.p;
     const trainSeconds = (performance.now() - this.t0) / 1000;
     const bpb = this.validate();
     if (state.valBpb.at(-1)?.step !== state.step) state.valBpb.push({ step: state.step, bpb });
@@ -399,6 +417,8 @@ class Steps implements TrainingRun {
     this.save();
     return {
       model,
+      adapter,
+      trainable: adapter ? adapter.parameterCount : model.parameterCount,
       engine: e,
       state,
       parameters: model.parameterCount,

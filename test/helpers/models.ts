@@ -3,6 +3,7 @@ import { expectClose } from './compare.js';
 import { Rng } from '../../src/io/rng.js';
 import { Tape } from '../../src/ops/index.js';
 import type { TrainableModel } from '../../src/models/types.js';
+import type { Tensor } from '../../src/tensor/index.js';
 
 /** n token ids in [0, V), seeded. */
 export function randomIds(seed: number, n: number, V: number): Int32Array {
@@ -24,10 +25,19 @@ export function perturb(model: TrainableModel, rng: Rng, scale: number): void {
  * `samples` elements per parameter tensor, chosen among those whose gradient is at least 1% of the
  * tensor's largest so round-off cannot dominate. The model's engine must be float64.
  */
-export function checkModelGradients(model: TrainableModel, rng: Rng, B: number, L: number, samples: number, tol: number, h = 1e-3): void {
+export function checkModelGradients(
+  model: TrainableModel,
+  rng: Rng,
+  B: number,
+  L: number,
+  samples: number,
+  tol: number,
+  h = 1e-3,
+  params: ReadonlyMap<string, Tensor> = model.params,
+): void {
   const e = model.e,
     V = model.config.vocabSize;
-  for (const p of model.params.values()) p.grad = e.persistent(p.shape);
+  for (const p of params.values()) p.grad = e.persistent(p.shape);
   const ids = Int32Array.from({ length: B * L }, () => rng.int(V)),
     targets = Int32Array.from({ length: B * L }, () => rng.int(V));
   const lossAt = () => e.scope(() => model.loss(ids, targets, B, L).data()[0]);
@@ -38,7 +48,7 @@ export function checkModelGradients(model: TrainableModel, rng: Rng, B: number, 
     e.tape = null;
     tape.backward(e, loss);
   });
-  for (const [name, p] of model.params) {
+  for (const [name, p] of params) {
     const g = p.grad!.toFloat64();
     let scale = 0;
     for (const v of g) scale = Math.max(scale, Math.abs(v));

@@ -97,6 +97,17 @@ const t = (e: Engine, rng: Rng, shape: number[], scale = 1, offset = 0) =>
 const CASES: Case[] = [
   { name: 'linear', inputs: (e, r) => [t(e, r, [2, 3, 5]), t(e, r, [4, 5]), t(e, r, [4])], run: (e, [x, w, b]) => op.linear(e, x, w, b) },
   { name: 'linear without bias', inputs: (e, r) => [t(e, r, [7, 3]), t(e, r, [6, 3])], run: (e, [x, w]) => op.linear(e, x, w, null) },
+  // LoRA: the update alone, and a product with its adapter (x, W, b, A, B all checked)
+  {
+    name: 'lora update (r 2, scale 1.7)',
+    inputs: (e, r) => [t(e, r, [2, 3, 5]), t(e, r, [2, 5]), t(e, r, [4, 2])],
+    run: (e, [x, A, B]) => op.loraUpdate(e, x, { A, B, scale: 1.7, dropout: 0, draw: null }, 4),
+  },
+  {
+    name: 'linear with a LoRA adapter (r 3)',
+    inputs: (e, r) => [t(e, r, [7, 6]), t(e, r, [5, 6]), t(e, r, [5]), t(e, r, [3, 6]), t(e, r, [5, 3])],
+    run: (e, [x, w, b, A, B]) => op.linear(e, x, w, b, { A, B, scale: 0.5, dropout: 0, draw: null }),
+  },
   { name: 'embedding', inputs: (e, r) => [t(e, r, [9, 4])], run: (e, [w]) => op.embedding(e, w, e.ids([3, 1, 4, 1, 5, 8, 0])) },
   { name: 'rmsnorm', inputs: (e, r) => [t(e, r, [3, 7]), t(e, r, [7], 0.5, 1)], run: (e, [x, w]) => op.rmsnorm(e, x, w, 1e-5) },
   { name: 'rmsnorm with large eps', inputs: (e, r) => [t(e, r, [4, 5], 0.1), t(e, r, [5])], run: (e, [x, w]) => op.rmsnorm(e, x, w, 0.5) },
@@ -143,6 +154,11 @@ const CASES: Case[] = [
   },
   { name: 'gatherRows (a row twice)', inputs: (e, r) => [t(e, r, [2, 3, 4])], run: (e, [x]) => op.gatherRows(e, x, e.ids([5, 0, 5, 2])) },
   { name: 'crossEntropy', inputs: (e, r) => [t(e, r, [5, 7], 2)], run: (e, [x]) => op.crossEntropy(e, x, e.ids([0, 6, 3, 3, 1])) },
+  {
+    name: 'distillation loss (T 2, alpha 0.7)',
+    inputs: (e, r) => [t(e, r, [5, 7], 2)],
+    run: (e, [x]) => op.distillLoss(e, x, e.persistent([5, 7]).set(randn(Rng.fromSeed(3), 35, 2)), e.ids([0, 6, 3, 3, 1]), 2, 0.7),
+  },
   // the transformer baseline's ops (src/ops/attention.ts)
   { name: 'rope (3 heads of 4, from position 5)', inputs: (e, r) => [t(e, r, [2, 6, 12])], run: (e, [x]) => rope(e, x, 3, 50, 5) },
   { name: 'rope (1 head of 6, large theta)', inputs: (e, r) => [t(e, r, [1, 4, 6])], run: (e, [x]) => rope(e, x, 1, 10000) },
@@ -276,8 +292,13 @@ describe('float64 finite-difference gradient checks, op by op', () => {
   it('covers every op in the gradient table', async () => {
     const { GRAD_RULES } = await import('../../src/ops/grads.js');
     const names = new Set(Object.keys(GRAD_RULES));
+    // linearQuant's rule is checked against the f32 product's in test/models/lora.test.ts: its forward
+    // quantises x to q8, so finite differences of it are steps, not slopes
     const covered = new Set([
       'linear',
+      'linearQuant',
+      'lora',
+      'distill',
       'embedding',
       'rmsnorm',
       'add',

@@ -2,6 +2,7 @@ import type { Tensor } from '../../tensor/index.js';
 import type { Engine } from '../../ops/index.js';
 import type { ModelState } from '../types.js';
 import type { TransformerLM } from './model.js';
+import { linearInto } from '../../ops/ops.js';
 import { checkTokenIds } from '../../io/tokenids.js';
 
 /** Cache rows a new state starts with; it doubles when a token does not fit (or grows exactly on `reserve`). */
@@ -111,9 +112,7 @@ export class TransformerRunner {
 
   /** y (rows, N) = x (rows, K) Wᵀ + b */
   private linear(y: Tensor, x: Tensor, w: Tensor, b: Tensor | null, rows: number): void {
-    const [N, K] = w.shape;
-    this.e.k.matmulNT(y, x, w, rows, N, K, 0);
-    if (b) this.e.k.addBias(y, y, b, rows, N);
+    linearInto(this.e, y, x, w, b, rows, null); // with the attached adapter's update of w, if any
   }
 
   /**
