@@ -52,7 +52,8 @@ export function registerSpeed(bench: Command): void {
       '--arch <arch>',
       `architecture of the decode and training models: ${BENCH_ARCHS.join(', ')} (mamba2, mamba3, hybrid at the mamba2-130m shape; peers are Mamba-1 only)`,
       (v: string): BenchArch => {
-        if (!(BENCH_ARCHS as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected one of ${BENCH_ARCHS.join(', ')}, got '${v}'`);
+        if (!(BENCH_ARCHS as readonly string[]).includes(v))
+          throw new InvalidArgumentError(`expected one of ${BENCH_ARCHS.join(', ')}, got '${v}'`);
         return v as BenchArch;
       },
       'mamba' as BenchArch,

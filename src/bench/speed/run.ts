@@ -256,7 +256,9 @@ function trainSection(r: Run): TrainEntry[] {
           canContinue: () => r.budget.before(0.9),
           what: `pytorch train ${plural(T)}`,
           frugal: () =>
-            new Map([['train', trainRate(plan.arch, plan.trainModel, T, plan.trainBatch, plan.trainSeq, 1, plan.roundSeconds, count).rate.median]]),
+            new Map([
+              ['train', trainRate(plan.arch, plan.trainModel, T, plan.trainBatch, plan.trainSeq, 1, plan.roundSeconds, count).rate.median],
+            ]),
           peer: () => torchRound(torch, r.mode, 'train', T, log),
           key: (measure) => ({ name: 'pytorch', measure, precision: 'f32', threads: T }),
         },
