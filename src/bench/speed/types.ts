@@ -79,7 +79,7 @@ export interface TrainEntry extends Rate {
   parameters: number;
   /** 6 × parameters (matmul FLOPs of forward and backward). */
   flops_per_token: number;
-  /** The same with the selective scan's 7 forward + 14 backward FLOPs per (token, ED, N, layer) added. */
+  /** The same with the recurrence's FLOPs added (Mamba-1: 7 forward + 14 backward per (token, ED, N, layer); others: arch.ts). */
   flops_per_token_with_scan: number;
   /** Model-FLOP utilisation: tok_s × flops_per_token ÷ the CPU's theoretical peak at these threads. */
   mfu: number;
