@@ -100,6 +100,23 @@ describe('frugal bench --tiny --arch mamba2 --json', () => {
     expect(skipped.filter((s) => /Mamba-1 only/.test(s.reason)).map((s) => s.what)).toEqual(['llama.cpp', 'pytorch']);
   });
 
+  it('hybrid: records the layer list and skips the streams its KV cache cannot batch, with the reason', () => {
+    const r = spawnSync(
+      process.execPath,
+      ['bin/frugal.js', 'bench', '--tiny', '--arch', 'hybrid', '--json', '--no-torch', '--threads', '1'],
+      {
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(doc.layer_types).toEqual(['mamba2', 'attention']);
+    expect(doc.streams).toEqual([]);
+    expect((doc.skipped as { section: string }[]).some((s) => s.section === 'streams')).toBe(true);
+    expect((doc.decode as unknown[]).length).toBe(3); // f32, q8, q4 at one thread
+  });
+
   it('rejects an unknown architecture with exit code 2', () => {
     const r = spawnSync(process.execPath, ['bin/frugal.js', 'bench', '--arch', 'rwkv'], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(2);

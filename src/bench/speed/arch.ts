@@ -69,7 +69,7 @@ export function newBenchModel(arch: BenchArch, s: BenchShape, e: Engine, where =
   }
 }
 
-/** Bytes of one stream's recurrent state (conv and SSM state, and for attention layers an empty KV cache). */
+/** Bytes of one stream's recurrent state (conv and SSM state, and for attention layers the KV cache as first allocated). */
 export function stateBytesPerStream(m: BenchModel): number {
   const st = m.createState(1);
   let n = 0;

@@ -184,7 +184,13 @@ function decodeSection(r: Run, w: ModelWeights): DecodeRuns {
           out.prefill.push({ model, precision, threads: T, prompt_tokens: L, ...rate(p), over_steps: p.median / s.median });
           log(`prefill: ${precision} ${plural(T)} ${L} tokens: ${range(p)} tok/s (${(p.median / s.median).toFixed(1)}× single steps)`);
         }
-        if (precision === 'f32' && plan.streamThreads.includes(T)) {
+        if (precision === 'f32' && plan.streamThreads.includes(T) && plan.arch === 'hybrid')
+          r.skipped.push({
+            section: 'streams',
+            what: `${T} threads`,
+            reason: "BatchDecoder serves batch-major state only; the hybrid's KV cache is not",
+          });
+        else if (precision === 'f32' && plan.streamThreads.includes(T)) {
           const top = T === plan.threads[plan.threads.length - 1];
           if (top || budget.before(0.3)) out.streams.push(...streamsSection(plan, m, T, count, log));
           else r.skipped.push({ section: 'streams', what: `${T} threads`, reason: `the time budget (${budget.seconds} s) runs short` });

@@ -160,7 +160,7 @@ export interface SpeedDoc {
   arch: BenchArch;
   /** The decode model's hybrid layer list (hybrid only). */
   layer_types?: string[];
-  /** Bytes of one decode stream's recurrent state (conv + SSM state; attention layers' KV cache empty, it grows 2 × KV width × 4 bytes per token). */
+  /** Bytes of one decode stream's recurrent state (conv + SSM state; attention layers' KV cache as first allocated; it grows with the context). */
   state_bytes_per_stream: number;
   seconds: number;
   machine: MachineSection;
