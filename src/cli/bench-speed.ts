@@ -9,6 +9,9 @@ import type { Command } from '@commander-js/extra-typings';
 import { availableParallelism } from 'node:os';
 import { runSpeedBench, speedTable, speedTargets } from '../bench/speed/index.js';
 import type { SpeedMode } from '../bench/speed/index.js';
+import { InvalidArgumentError } from '@commander-js/extra-typings';
+import { BENCH_ARCHS } from '../bench/speed/arch.js';
+import type { BenchArch } from '../bench/speed/arch.js';
 import { formatJPerToken } from '../energy/index.js';
 import { debugOption, energyOptions, floatArg, intArg, seedOption } from './options.js';
 import { checkEnergyLog, logEnergy, meterFor } from './energy-log.js';
@@ -29,6 +32,7 @@ export interface BenchSpeedFlags {
   python: string;
   torch: boolean;
   seed: number;
+  arch: BenchArch;
   budgetSeconds?: number;
   energyLog?: string;
   tdp?: number;
@@ -45,6 +49,16 @@ export function registerSpeed(bench: Command): void {
     )
     .addOption(new Option('--tiny', 'tests only: tiny models and buffers, a few seconds').hideHelp())
     .option('--json', 'write the results document as JSON to stdout')
+    .option(
+      '--arch <arch>',
+      `architecture of the decode and training models: ${BENCH_ARCHS.join(', ')} (mamba2, mamba3, hybrid at the mamba2-130m shape; peers are Mamba-1 only)`,
+      (v: string): BenchArch => {
+        if (!(BENCH_ARCHS as readonly string[]).includes(v))
+          throw new InvalidArgumentError(`expected one of ${BENCH_ARCHS.join(', ')}, got '${v}'`);
+        return v as BenchArch;
+      },
+      'mamba' as BenchArch,
+    )
     .option(
       '--threads <n>',
       '"all threads": the largest thread count measured (1 is always measured too)',
@@ -79,6 +93,7 @@ export function benchSpeedCommand(o: BenchSpeedFlags & { model?: string; adapter
     llamaBench: o.llamaBench ?? null,
     python: o.torch ? o.python : null,
     seed: o.seed,
+    arch: o.arch,
     budgetSeconds: o.budgetSeconds,
     command: `frugal ${args}`,
     log: err,

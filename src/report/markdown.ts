@@ -149,8 +149,9 @@ export function renderMarkdown(rep: SyntheticReport, x: MarkdownExtras): string 
       `other processes kept ${fmt.pct(run.other_cpu_share)} of the machine's CPUs busy meanwhile. ` +
       (run.quick ? 'Quick mode: fixed small step counts, not a study.' : `Time budget ${String(run.budget_minutes)} minutes.`),
     '',
-    `**Energy is ${rep.tasks.every((t) => t.train.energy_kind === 'measured') ? 'measured' : 'estimated'}** ` +
-      `(${String(m.watts_source)}; this machine exposes no energy counters, so joules are this process's CPU time × ${String(m.watts_per_core)} W per core).`,
+    rep.tasks.every((t) => t.train.energy_kind === 'measured')
+      ? "**Energy is measured** by the machine's energy counters (see each figure's kind)."
+      : `**Energy is estimated**: no energy counter was readable, so joules are this process's CPU time × ${String(m.watts_per_core)} W per core (${String(m.watts_source)}).`,
     '',
     '## Headline',
     '',

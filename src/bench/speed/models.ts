@@ -5,14 +5,13 @@
  */
 import { Engine, valueAndGrad } from '../../ops/index.js';
 import type { Tensor } from '../../tensor/index.js';
-import { MambaLM } from '../../models/mamba/model.js';
-import { createMambaConfig } from '../../models/mamba/config.js';
-import type { MambaConfig, MambaOptions } from '../../models/mamba/config.js';
+import { newBenchModel, recurrenceFlopsPerToken } from './arch.js';
+import type { BenchArch, BenchModel, BenchShape } from './arch.js';
 import type { ModelState } from '../../models/types.js';
 import { AdamW } from '../../train/optim.js';
 import { Rng } from '../../io/rng.js';
 import { timePerCall } from './machine.js';
-import { mambaScanFlopsPerToken, rateSpread } from '../formulas.js';
+import { rateSpread } from '../formulas.js';
 import type { Spread } from '../formulas.js';
 import { BatchDecoder } from '../../infer/batch.js';
 
@@ -23,27 +22,27 @@ export class TokenCounter {
 
 /** The f32 values of every parameter of a model, drawn once and copied into each fresh model. */
 export interface ModelWeights {
-  config: MambaConfig;
+  arch: BenchArch;
+  shape: BenchShape;
   values: Map<string, Float32Array>;
 }
 
-export function makeWeights(options: MambaOptions, seed: number): ModelWeights {
-  const config = createMambaConfig(options, 'bench model');
+export function makeWeights(arch: BenchArch, shape: BenchShape, seed: number): ModelWeights {
   const e = new Engine({ kernels: 'wasm', threads: 1 });
   try {
-    const m = new MambaLM(e, config).init(Rng.fromSeed(seed));
+    const m = newBenchModel(arch, shape, e).init(Rng.fromSeed(seed));
     const values = new Map<string, Float32Array>();
     for (const [name, t] of m.params) values.set(name, Float32Array.from(t.floats()));
-    return { config, values };
+    return { arch, shape, values };
   } finally {
     e.dispose();
   }
 }
 
 /** A model with these weights on a new engine of `threads` threads (dispose its engine when done). */
-export function buildModel(w: ModelWeights, threads: number): MambaLM {
+export function buildModel(w: ModelWeights, threads: number): BenchModel {
   const e = new Engine({ kernels: 'wasm', threads });
-  const m = new MambaLM(e, w.config);
+  const m = newBenchModel(w.arch, w.shape, e);
   for (const [name, t] of m.params) t.set(w.values.get(name) as Float32Array);
   m.weightsChanged();
   return m;
@@ -60,7 +59,7 @@ function resetState(s: ModelState): void {
 }
 
 /** Batch-1 decode tokens/s of each step: ≥ `tokens` steps and ≥ minSeconds after 3 warm-up steps. */
-export function decodeRate(m: MambaLM, tokens: number, minSeconds: number, count: TokenCounter): Spread {
+export function decodeRate(m: BenchModel, tokens: number, minSeconds: number, count: TokenCounter): Spread {
   const V = m.config.vocabSize,
     st = m.createState(1),
     ids = new Int32Array(1);
@@ -85,7 +84,7 @@ export function decodeRate(m: MambaLM, tokens: number, minSeconds: number, count
  * Prefill tokens/s of an L-token prompt from an empty state. The warm-up prefills min(L, 128)
  * tokens; L ≤ 128 is then timed over ≥ minSeconds, longer prompts once (seconds each).
  */
-export function prefillRate(m: MambaLM, L: number, minSeconds: number, count: TokenCounter): Spread {
+export function prefillRate(m: BenchModel, L: number, minSeconds: number, count: TokenCounter): Spread {
   const V = m.config.vocabSize,
     st = m.createState(1);
   const ids = new Int32Array(L);
@@ -118,7 +117,7 @@ function joinedId(j: number | { id: number }): number {
  * Aggregate tokens/s of S streams decoding together through BatchDecoder (src/infer/batch.ts):
  * each joins with its own 4-token prompt, then every timed call is one step of all S streams.
  */
-export function streamsRate(m: MambaLM, S: number, steps: number, minSeconds: number, count: TokenCounter): Spread {
+export function streamsRate(m: BenchModel, S: number, steps: number, minSeconds: number, count: TokenCounter): Spread {
   const V = m.config.vocabSize;
   const dec = new BatchDecoder(m, S);
   const tokens = new Map<number, number>();
@@ -153,7 +152,8 @@ export interface TrainTiming {
  * B sequences of L random bytes; ≥ `steps` timed steps and ≥ minSeconds after one warm-up step.
  */
 export function trainRate(
-  options: MambaOptions,
+  arch: BenchArch,
+  shape: BenchShape,
   threads: number,
   B: number,
   L: number,
@@ -163,7 +163,7 @@ export function trainRate(
 ): TrainTiming {
   const e = new Engine({ kernels: 'wasm', threads });
   try {
-    const m = new MambaLM(e, createMambaConfig(options, 'bench training model')).init(Rng.fromSeed(3));
+    const m = newBenchModel(arch, shape, e, 'bench training model').init(Rng.fromSeed(3));
     const opt = new AdamW(e, m.specs, m.params, { lr: 1e-3 });
     const rng = Rng.fromSeed(4),
       V = m.config.vocabSize;
@@ -181,7 +181,7 @@ export function trainRate(
       count.tokens += B * L;
     };
     const r = timePerCall(step, minSeconds, steps, 1);
-    return { rate: rateSpread(B * L, r.samples), parameters: m.parameterCount, scanFlopsPerToken: mambaScanFlopsPerToken(m.config) };
+    return { rate: rateSpread(B * L, r.samples), parameters: m.parameterCount, scanFlopsPerToken: recurrenceFlopsPerToken(m, L) };
   } finally {
     e.dispose();
   }

@@ -7,6 +7,8 @@
  */
 import { cpus } from 'node:os';
 import type { MambaLM } from '../../models/mamba/model.js';
+import { stateBytesPerStream } from './arch.js';
+import type { BenchArch, BenchModel } from './arch.js';
 import type {
   DecodeEntry,
   MachinePoint,
@@ -57,6 +59,8 @@ export interface SpeedOptions {
   /** Python with torch for the PyTorch peer, or null to skip it. */
   python: string | null;
   seed: number;
+  /** The architecture measured (default mamba: Mamba-1). */
+  arch?: BenchArch;
   /** Seconds the whole run aims to stay under (optional parts are skipped past it); default from the mode. */
   budgetSeconds?: number;
   command: string;
@@ -90,7 +94,7 @@ const plural = (T: number) => `${T} thread${T > 1 ? 's' : ''}`;
 const range = (s: Spread, d = 1) => `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`;
 
 /** Interleaved rounds of frugal's decode and 128-token prefill against each peer at (T, precision). */
-function decodePeers(r: Run, m: MambaLM, T: number, precision: (typeof PRECISIONS)[number]): void {
+function decodePeers(r: Run, m: BenchModel, T: number, precision: (typeof PRECISIONS)[number]): void {
   if (!r.peerThreads.includes(T)) return;
   const L = r.plan.prefillLens[0],
     secs = r.plan.roundSeconds;
@@ -180,7 +184,13 @@ function decodeSection(r: Run, w: ModelWeights): DecodeRuns {
           out.prefill.push({ model, precision, threads: T, prompt_tokens: L, ...rate(p), over_steps: p.median / s.median });
           log(`prefill: ${precision} ${plural(T)} ${L} tokens: ${range(p)} tok/s (${(p.median / s.median).toFixed(1)}× single steps)`);
         }
-        if (precision === 'f32' && plan.streamThreads.includes(T)) {
+        if (precision === 'f32' && plan.streamThreads.includes(T) && plan.arch === 'hybrid')
+          r.skipped.push({
+            section: 'streams',
+            what: `${T} threads`,
+            reason: "BatchDecoder serves batch-major state only; the hybrid's KV cache is not",
+          });
+        else if (precision === 'f32' && plan.streamThreads.includes(T)) {
           const top = T === plan.threads[plan.threads.length - 1];
           if (top || budget.before(0.3)) out.streams.push(...streamsSection(plan, m, T, count, log));
           else r.skipped.push({ section: 'streams', what: `${T} threads`, reason: `the time budget (${budget.seconds} s) runs short` });
@@ -194,7 +204,7 @@ function decodeSection(r: Run, w: ModelWeights): DecodeRuns {
   return out;
 }
 
-function streamsSection(plan: SpeedPlan, m: MambaLM, T: number, count: TokenCounter, log: (m: string) => void): StreamsEntry[] {
+function streamsSection(plan: SpeedPlan, m: BenchModel, T: number, count: TokenCounter, log: (m: string) => void): StreamsEntry[] {
   const out: StreamsEntry[] = [];
   let one = NaN;
   for (const S of plan.streams) {
@@ -219,7 +229,7 @@ function trainSection(r: Run): TrainEntry[] {
   const { plan, count, log } = r,
     out: TrainEntry[] = [];
   for (const T of plan.threads) {
-    const t = trainRate(plan.trainModel, T, plan.trainBatch, plan.trainSeq, plan.trainSteps, plan.minSeconds, count);
+    const t = trainRate(plan.arch, plan.trainModel, T, plan.trainBatch, plan.trainSeq, plan.trainSteps, plan.minSeconds, count);
     const gemm = (r.machine.find((x) => x.threads === T) as MachinePoint).gemm_gflops_max,
       cpu = peakGflopsAt(r.peak, T);
     const f = trainFlopsPerToken(t.parameters),
@@ -252,7 +262,9 @@ function trainSection(r: Run): TrainEntry[] {
           canContinue: () => r.budget.before(0.9),
           what: `pytorch train ${plural(T)}`,
           frugal: () =>
-            new Map([['train', trainRate(plan.trainModel, T, plan.trainBatch, plan.trainSeq, 1, plan.roundSeconds, count).rate.median]]),
+            new Map([
+              ['train', trainRate(plan.arch, plan.trainModel, T, plan.trainBatch, plan.trainSeq, 1, plan.roundSeconds, count).rate.median],
+            ]),
           peer: () => torchRound(torch, r.mode, 'train', T, log),
           key: (measure) => ({ name: 'pytorch', measure, precision: 'f32', threads: T }),
         },
@@ -267,11 +279,16 @@ function trainSection(r: Run): TrainEntry[] {
 /** The llama.cpp and PyTorch peers this run can use, with the reasons for those it cannot. */
 function openPeers(o: SpeedOptions, w: ModelWeights, skipped: Skipped[]): { llama: LlamaPeer | null; torch: TorchPeer | null } {
   let llama: LlamaPeer | null = null;
+  if (w.arch !== 'mamba') {
+    const reason = `the peers run Mamba-1 only: llama.cpp's GGUF export and the PyTorch script here build Mamba-1, not ${w.arch}`;
+    skipped.push({ section: 'peers', what: 'llama.cpp', reason }, { section: 'peers', what: 'pytorch', reason });
+    return { llama, torch: null };
+  }
   if (o.llamaBench === null) skipped.push({ section: 'peers', what: 'llama.cpp', reason: 'no --llama-bench PATH given' });
   else {
     const m = buildModel(w, 1);
     try {
-      llama = prepareLlama(o.llamaBench, m, PRECISIONS, skipped);
+      llama = prepareLlama(o.llamaBench, m as MambaLM, PRECISIONS, skipped);
     } finally {
       m.e.dispose();
     }
@@ -282,9 +299,18 @@ function openPeers(o: SpeedOptions, w: ModelWeights, skipped: Skipped[]): { llam
   return { llama, torch };
 }
 
+function stateOf(w: ModelWeights): number {
+  const m = buildModel(w, 1);
+  try {
+    return stateBytesPerStream(m);
+  } finally {
+    m.e.dispose();
+  }
+}
+
 /** Run the whole benchmark; progress goes to `log`. */
 export function runSpeedBench(o: SpeedOptions): SpeedResult {
-  const plan = speedPlan(o.mode, o.threads);
+  const plan = speedPlan(o.mode, o.threads, o.arch ?? 'mamba');
   const budget = new Budget(o.budgetSeconds ?? plan.budgetSeconds);
   const log = o.log,
     count = new TokenCounter();
@@ -318,8 +344,12 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
   };
   const kernels = measureKernels(plan.kernelTiny, plan.kernelSeconds, log);
 
-  const weights = makeWeights(plan.decodeModel, o.seed);
-  log(`bench: ${plan.decodeName}: ${[...weights.values.values()].reduce((a, v) => a + v.length, 0).toLocaleString('en-US')} parameters`);
+  const weights = makeWeights(plan.arch, plan.decodeModel, o.seed);
+  const stateBytes = stateOf(weights);
+  log(
+    `bench: ${plan.arch} ${plan.decodeName}: ${[...weights.values.values()].reduce((a, v) => a + v.length, 0).toLocaleString('en-US')} parameters, ` +
+      `${(stateBytes / 1024).toFixed(0)} KiB of state per stream`,
+  );
   const { llama, torch } = openPeers(o, weights, skipped);
   const run: Run = {
     plan,
@@ -355,6 +385,9 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
   const doc: SpeedDoc = {
     command: o.command,
     mode: o.mode,
+    arch: plan.arch,
+    ...(plan.decodeModel.layerTypes ? { layer_types: [...plan.decodeModel.layerTypes] } : {}),
+    state_bytes_per_stream: stateBytes,
     seconds: budget.elapsed,
     machine,
     decode: dec.decode,

@@ -3,7 +3,7 @@
  * size it. Every array entry holds finite numbers; what could not be measured (no PyTorch, no
  * llama-bench, past the time budget) is listed under `skipped` with the reason instead.
  */
-import type { MambaOptions } from '../../models/mamba/config.js';
+import type { BenchArch, BenchShape } from './arch.js';
 import type { CpuPeak } from './cpu-peak.js';
 
 export type Precision = 'f32' | 'q8' | 'q4';
@@ -79,7 +79,7 @@ export interface TrainEntry extends Rate {
   parameters: number;
   /** 6 × parameters (matmul FLOPs of forward and backward). */
   flops_per_token: number;
-  /** The same with the selective scan's 7 forward + 14 backward FLOPs per (token, ED, N, layer) added. */
+  /** The same with the recurrence's FLOPs added (Mamba-1: 7 forward + 14 backward per (token, ED, N, layer); others: arch.ts). */
   flops_per_token_with_scan: number;
   /** Model-FLOP utilisation: tok_s × flops_per_token ÷ the CPU's theoretical peak at these threads. */
   mfu: number;
@@ -156,6 +156,12 @@ export interface Skipped {
 export interface SpeedDoc {
   command: string;
   mode: SpeedMode;
+  /** The architecture of the decode and training models (`--arch`; mamba: Mamba-1). */
+  arch: BenchArch;
+  /** The decode model's hybrid layer list (hybrid only). */
+  layer_types?: string[];
+  /** Bytes of one decode stream's recurrent state (conv + SSM state; attention layers' KV cache as first allocated; it grows with the context). */
+  state_bytes_per_stream: number;
   seconds: number;
   machine: MachineSection;
   decode: DecodeEntry[];
@@ -175,10 +181,11 @@ export interface SpeedPlan {
   mode: SpeedMode;
   /** Thread counts of decode, prefill, train and the machine ceilings: 1 and all. */
   threads: number[];
+  arch: BenchArch;
   decodeName: string;
-  decodeModel: MambaOptions;
+  decodeModel: BenchShape;
   trainName: string;
-  trainModel: MambaOptions;
+  trainModel: BenchShape;
   trainBatch: number;
   trainSeq: number;
   /** Timed steps at least, and seconds at least, of every timed loop (after its warm-up). */
@@ -204,29 +211,54 @@ export interface SpeedPlan {
 }
 
 /** mamba-130m's shapes (state-spaces/mamba-130m) with random weights. */
-const MAMBA_130M: MambaOptions = {
+const MAMBA_130M: BenchShape = {
   dModel: 768,
   nLayer: 24,
   dState: 16,
-  dConv: 4,
   dInner: 1536,
   dtRank: 48,
   vocabSize: 50280,
   tieWordEmbeddings: true,
 };
-const D256: MambaOptions = { dModel: 256, nLayer: 4, dState: 16, vocabSize: 256 };
+/** mamba2-130m's shapes (state-spaces/mamba2-130m): Mamba-3 and the hybrid's Mamba-2 layers take the same. */
+const MAMBA2_130M: BenchShape = { dModel: 768, nLayer: 24, dState: 128, headDim: 64, expand: 2, nGroups: 1, vocabSize: 50280 };
+/** Bamba's pattern at 24 layers: Mamba-2 everywhere but three attention layers. */
+const HYBRID_24 = Array.from({ length: 24 }, (_, i) => (i % 8 === 4 ? 'attention' : 'mamba2'));
+
+/** Per architecture: the decode shape, the d256 training shape, and the tiny pair (tests). */
+function shapes(arch: BenchArch): { name: string; decode: BenchShape; train: BenchShape; tiny: BenchShape; tinyTrain: BenchShape } {
+  if (arch === 'mamba')
+    return {
+      name: 'mamba-130m-shape',
+      decode: MAMBA_130M,
+      train: { dModel: 256, nLayer: 4, dState: 16, vocabSize: 256 },
+      tiny: { dModel: 64, nLayer: 2, dState: 16, vocabSize: 512 },
+      tinyTrain: { dModel: 32, nLayer: 2, dState: 8, vocabSize: 256 },
+    };
+  const layers = (n: number) => (arch === 'hybrid' ? { layerTypes: n === 24 ? HYBRID_24 : ['mamba2', 'attention'] } : {});
+  return {
+    name: `${arch}-130m-shape`,
+    decode: { ...MAMBA2_130M, ...layers(24) },
+    train: { dModel: 256, nLayer: arch === 'hybrid' ? 2 : 4, dState: 64, headDim: 64, vocabSize: 256, ...layers(2) },
+    tiny: { dModel: 64, nLayer: 2, dState: 16, headDim: 32, vocabSize: 512, ...layers(2) },
+    tinyTrain: { dModel: 32, nLayer: 2, dState: 8, headDim: 16, vocabSize: 256, ...layers(2) },
+  };
+}
 
 /** The plan of each mode for a machine with `all` logical CPUs. */
-export function speedPlan(mode: SpeedMode, all: number): SpeedPlan {
+export function speedPlan(mode: SpeedMode, all: number, arch: BenchArch = 'mamba'): SpeedPlan {
   const threads = [...new Set([1, all])];
+  const sh = shapes(arch),
+    suffix = arch === 'mamba' ? '' : `-${arch}`;
   if (mode === 'tiny') {
     return {
       mode,
       threads,
-      decodeName: 'tiny-d64-l2-v512',
-      decodeModel: { dModel: 64, nLayer: 2, dState: 16, vocabSize: 512 },
-      trainName: 'tiny-d32-l2-v256',
-      trainModel: { dModel: 32, nLayer: 2, dState: 8, vocabSize: 256 },
+      arch,
+      decodeName: `tiny-d64-l2-v512${suffix}`,
+      decodeModel: sh.tiny,
+      trainName: `tiny-d32-l2-v256${suffix}`,
+      trainModel: sh.tinyTrain,
       trainBatch: 2,
       trainSeq: 16,
       minSeconds: 0.02,
@@ -249,10 +281,11 @@ export function speedPlan(mode: SpeedMode, all: number): SpeedPlan {
   return {
     mode,
     threads,
-    decodeName: 'mamba-130m-shape',
-    decodeModel: MAMBA_130M,
-    trainName: 'd256-l4-v256',
-    trainModel: D256,
+    arch,
+    decodeName: sh.name,
+    decodeModel: sh.decode,
+    trainName: `d256-l${sh.train.nLayer}-v256${suffix}`,
+    trainModel: sh.train,
     trainBatch: 8,
     trainSeq: 256,
     minSeconds: quick ? 0.5 : 3,
