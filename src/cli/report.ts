@@ -12,7 +12,7 @@ import { formatJoules } from '../energy/index.js';
 const err = (s: string) => process.stderr.write(s + '\n');
 
 /** The default budget: the full study's time on this 2-core machine shared with other work (see docs/synthetic). */
-export const DEFAULT_BUDGET_MINUTES = 45;
+export const DEFAULT_BUDGET_MINUTES = 60;
 
 /** The report's progress on stderr: a bar over the whole plan when stderr is a terminal, else a line per phase. */
 function studyProgress(): { update: (label: string, fraction: number) => void; stop: () => void } {

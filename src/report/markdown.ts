@@ -207,6 +207,12 @@ export function renderMarkdown(rep: SyntheticReport, x: MarkdownExtras): string 
   return lines.join('\n');
 }
 
+/** ", after a curriculum: 600 steps at 64, 300 at 256" (nothing without one). */
+function curriculumText(c: { seqLen: number; steps: number }[] | null | undefined): string {
+  if (!c?.length) return '';
+  return `, after a length curriculum: ${c.map((p) => `${fmt.int(p.steps)} steps at ${fmt.int(p.seqLen)}`).join(', ')}`;
+}
+
 function recipeText(rep: SyntheticReport, x: MarkdownExtras): string {
   const rows = rep.tasks.map((t) => {
     const r = x.recipes.get(t.model_dir);
@@ -215,7 +221,7 @@ function recipeText(rep: SyntheticReport, x: MarkdownExtras): string {
     return [
       rowName(t),
       shape,
-      `${r.train.batch} × ${r.train.seqLen}${r.train.disks ? ` (${r.train.disks}-disk scenes)` : ''}`,
+      `${r.train.batch} × ${r.train.seqLen}${r.train.disks ? ` (${r.train.disks}-disk scenes)` : ''}${curriculumText(r.train.curriculum)}`,
       String(r.train.steps),
       `AdamW lr ${r.train.lr} (warm-up ${r.train.warmup}, cosine to ${r.train.minLr}), weight decay ${r.train.weightDecay}, clip ${r.train.clip}`,
       fmt.int(t.params),

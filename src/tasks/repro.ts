@@ -9,7 +9,7 @@ import type { TrainableModel } from '../models/types.js';
 import { trainScored } from '../train/scored.js';
 import type { CurvePoint } from '../train/scored.js';
 import type { EnergyKind } from '../energy/index.js';
-import { buildModel, recipeFor } from './recipes.js';
+import { buildModel, lengthAt, recipeFor } from './recipes.js';
 import type { TaskArch, TaskRecipe } from './recipes.js';
 import { HANOI_METHODS, TASKS, TASK_NAMES, taskTokenizer } from './registry.js';
 import type { HanoiMethod, TaskName } from './registry.js';
@@ -66,8 +66,7 @@ export function repro(o: ReproOptions): TaskFile {
     const data = Rng.fromSeed(o.seed + 1),
       t = recipe.train,
       spec = TASKS[o.task];
-    const size = t.disks ?? t.seqLen;
-    const r = trainScored(model, t, () => spec.batch(data, t.batch, size, recipe.method), {
+    const r = trainScored(model, t, (step) => spec.batch(data, t.batch, t.disks ?? lengthAt(t, step), recipe.method), {
       deadline: o.deadline,
       among: spec.among,
       onStep: (s, loss, tokens) => o.onStep?.(s, t.steps, loss, tokens),
