@@ -108,3 +108,14 @@ export function accumulatePartials(dst: usize, partials: usize, G: i32, n: i32, 
     store<f32>(dst + o, s);
   }
 }
+
+/** Copy columns [c0, c0+w) of x (rows, C) into out (rows, w): one bulk copy per row. */
+export function sliceColumns(out: usize, x: usize, rows: i32, C: i32, c0: i32, w: i32): void {
+  const rowW = <usize>w << 2, rowC = <usize>C << 2;
+  let src = x + (<usize>c0 << 2), dst = out;
+  for (let r = 0; r < rows; r++) {
+    memory.copy(dst, src, rowW);
+    src += rowC;
+    dst += rowW;
+  }
+}

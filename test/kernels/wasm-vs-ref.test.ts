@@ -383,6 +383,16 @@ describe('conv1d', () => {
       expectClose(`conv1dForward ${tag}`, t.got('out'), t.r.out);
       t.free();
     });
+    for (const withState of [false, true]) {
+      it(`conv1dPrefill ${tag}${withState ? ' from a state' : ' from zeros'}`, () => {
+        rand = prng(B + L * 3 + C * 5 + K * 7 + (withState ? 2 : 3));
+        const t = place({ out: uni(B * L * C), x: uni(B * L * C), state: uni(B * C * K), w: uni(C * K), bias: uni(C) });
+        wk.conv1dPrefill(t.p.out, t.p.x, withState ? t.p.state : 0, t.p.w, t.p.bias, B, L, C, K);
+        ref.conv1dPrefill(t.r.out, t.r.x, withState ? t.r.state : null, t.r.w, t.r.bias, B, L, C, K);
+        expectClose(`conv1dPrefill ${tag}`, t.got('out'), t.r.out);
+        t.free();
+      });
+    }
     it(`conv1dBackward ${tag}`, () => {
       rand = prng(B + L * 3 + C * 5 + K * 7 + 1);
       const t = place({ dx: uni(B * L * C), dw: uni(C * K), dbias: uni(C), dout: uni(B * L * C), x: uni(B * L * C), w: uni(C * K) });
@@ -453,6 +463,22 @@ describe('rmsnorm', () => {
 
 describe('elementwise', () => {
   const sizes = [1, 3, 4, 5, 17, 1000];
+  for (const [rows, C, c0, w] of [
+    [1, 1, 0, 1],
+    [3, 10, 2, 5],
+    [7, 256, 128, 128],
+    [4, 36, 4, 16],
+    [2, 9, 8, 1],
+  ]) {
+    it(`sliceColumns rows${rows} C${C} [${c0}, ${c0 + w})`, () => {
+      rand = prng(rows * 31 + C + c0);
+      const t = place({ out: uni(rows * w), x: uni(rows * C) });
+      wk.sliceColumns(t.p.out, t.p.x, rows, C, c0, w);
+      ref.sliceColumns(t.r.out, t.r.x, rows, C, c0, w);
+      expect(Array.from(t.got('out'))).toEqual(Array.from(t.r.out));
+      t.free();
+    });
+  }
   for (const n of sizes) {
     it(`add/mul/accumulate/mulAccumulate n=${n}`, () => {
       rand = prng(n);

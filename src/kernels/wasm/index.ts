@@ -47,6 +47,7 @@ export const WASM_KERNELS = [
   'mamba3ScanForward',
   // conv.ts, norm.ts
   'conv1dForward',
+  'conv1dPrefill',
   'conv1dBackward',
   'conv1dStep',
   'rmsnormForward',
@@ -58,6 +59,7 @@ export const WASM_KERNELS = [
   'accumulate',
   'mulAccumulate',
   'accumulatePartials',
+  'sliceColumns',
   'siluForward',
   'siluBackward',
   'softplusForward',
