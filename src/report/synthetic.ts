@@ -82,14 +82,14 @@ interface EvalPlan {
 /**
  * Lengths and sequences per length of each evaluation. Long lengths get a fixed number of tokens
  * (2^19 for Mamba; 2^17 for the transformer, whose sequences cost more the longer they are, so that
- * its joules per sequence are measured out to 2^16 within the budget), with at least 16 (Mamba) or 2
+ * its joules per sequence are measured out to 2^16 within the budget), with at least 8 (Mamba) or 2
  * (transformer) sequences.
  */
 export function evalPlan(m: StudyModel, quick: boolean): EvalPlan {
   if (m.task === 'hanoi') return { lengths: [3, 4], n: () => (quick ? 16 : 256) };
   if (m.task === 'selective-copy') return quick ? { lengths: [128], n: () => 8 } : { lengths: [1024, 4096], n: () => 128 };
   if (quick) return { lengths: [64, 256, 1024], n: () => 16 };
-  const [tokens, least] = m.arch === 'mamba' ? [2 ** 19, 16] : [2 ** 17, 2];
+  const [tokens, least] = m.arch === 'mamba' ? [2 ** 19, 8] : [2 ** 17, 2];
   return { lengths: powersOfTwo(6, 20), n: (L) => Math.max(least, Math.min(256, Math.floor(tokens / L))) };
 }
 
@@ -101,8 +101,8 @@ export function evalPlan(m: StudyModel, quick: boolean): EvalPlan {
  * takes what is left.
  */
 const WEIGHTS: readonly [number, number][] = [
-  [8.5, 3.5],
-  [8, 10],
+  [8.5, 4.5],
+  [8, 9],
   [1.3, 0.1],
   [4.2, 0.2],
   [0.9, 0.1],
