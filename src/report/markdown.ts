@@ -138,6 +138,35 @@ function headlineText(rep: SyntheticReport): string {
   ].join('\n');
 }
 
+export const SYNTHETIC_MARKERS = [
+  '<!-- rendered from docs/synthetic/synthetic.json by tools/render_readme.mjs -->',
+  '<!-- end of docs/synthetic/synthetic.json -->',
+] as const;
+
+const PAPERS =
+  'The papers: Mamba (Gu & Dao 2023) solves induction heads perfectly out to 2^20 tokens (4000× its training length) while no other model ' +
+  'goes beyond 2×, and copies selectively at 99.8%. Duggan et al. (ICRA 2026): on Tower of Hanoi a neuro-symbolic system succeeded 95% ' +
+  'of the time against 34% for a fine-tuned vision-language-action model, 78% against 0% on an unseen larger puzzle, with 1% of the training ' +
+  'energy and 5% of the inference energy. The Hanoi task here is a token-sequence analogue of that study, not a reproduction.';
+
+/** The README's synthetic-study section: the committed run's command, headline, the papers' numbers and the targets. */
+export function readmeSyntheticSection(rep: SyntheticReport): string {
+  return [
+    `From the committed full run \`${rep.run.command}\` (${fmt.sec(rep.run.seconds / 60)} minutes on ${String(rep.machine.cpu)}, ` +
+      `${String(rep.machine.threads)} threads; energy ${rep.tasks.every((t) => t.train.energy_kind === 'measured') ? 'measured' : '**estimated**: CPU time × W per core'}); ` +
+      'every number, chart and model is in [docs/synthetic/](docs/synthetic/synthetic.md).',
+    '',
+    headlineText(rep),
+    '',
+    PAPERS,
+    '',
+    table(
+      ['target', 'measured', 'met'],
+      targets(rep).map((t) => [t.target, t.measured, t.met === null ? 'not run' : t.met ? 'yes' : '**no**']),
+    ),
+  ].join('\n');
+}
+
 /** The whole synthetic.md. */
 export function renderMarkdown(rep: SyntheticReport, x: MarkdownExtras): string {
   const m = rep.machine,
@@ -157,10 +186,7 @@ export function renderMarkdown(rep: SyntheticReport, x: MarkdownExtras): string 
     '',
     headlineText(rep),
     '',
-    'The papers: Mamba (Gu & Dao 2023) solves induction heads perfectly out to 2^20 tokens (4000× its training length) while no other model ' +
-      'goes beyond 2×, and copies selectively at 99.8%. Duggan et al. (ICRA 2026): on Tower of Hanoi a neuro-symbolic system succeeded 95% ' +
-      'of the time against 34% for a fine-tuned vision-language-action model, 78% against 0% on an unseen larger puzzle, with 1% of the training ' +
-      'energy and 5% of the inference energy. The Hanoi task here is a token-sequence analogue of that study, not a reproduction.',
+    PAPERS,
     '',
     '## Targets',
     '',
