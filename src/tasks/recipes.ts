@@ -45,11 +45,15 @@ export interface TaskRecipe {
   };
 }
 
-/** The training length of step `step` (from 0) of a recipe: its curriculum phase's, else seqLen. */
-export function lengthAt(t: TaskRecipe['train'], step: number): number {
+/**
+ * The training length of step `step` (from 0) of a recipe: its curriculum phase's, else seqLen.
+ * When a time budget allows only `planned` of the recipe's steps, the phases shrink alike.
+ */
+export function lengthAt(t: TaskRecipe['train'], step: number, planned = t.steps): number {
+  const f = Math.min(1, planned / t.steps);
   let end = 0;
   for (const p of t.curriculum ?? []) {
-    end += p.steps;
+    end += p.steps * f;
     if (step < end) return p.seqLen;
   }
   return t.seqLen;

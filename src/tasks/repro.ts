@@ -66,7 +66,9 @@ export function repro(o: ReproOptions): TaskFile {
     const data = Rng.fromSeed(o.seed + 1),
       t = recipe.train,
       spec = TASKS[o.task];
-    const r = trainScored(model, t, (step) => spec.batch(data, t.batch, t.disks ?? lengthAt(t, step), recipe.method), {
+    let len = 0; // a curriculum only moves to longer lengths, even if the budget's plan grows back
+    const size = (step: number, planned: number) => t.disks ?? (len = Math.max(len, lengthAt(t, step, planned)));
+    const r = trainScored(model, t, (step, planned) => spec.batch(data, t.batch, size(step, planned), recipe.method), {
       deadline: o.deadline,
       among: spec.among,
       onStep: (s, loss, tokens) => o.onStep?.(s, t.steps, loss, tokens),

@@ -92,11 +92,36 @@ export interface ScoredHooks {
   among?: number;
 }
 
-/** Train `model` for recipe.steps steps on batches from `next(step)`; energy covers the whole loop. */
+/**
+ * The steps a budgeted run can still take: at `msPerStep` (the recent time per step), the steps
+ * that fit before the deadline, at most the recipe's. A time-budgeted run sizes its schedule (and
+ * its length curriculum) by this, so that it still ends with its decay when the budget cuts it short.
+ */
+export function plannedSteps(recipeSteps: number, step: number, msPerStep: number, leftMs: number): number {
+  if (!(msPerStep > 0)) return recipeSteps;
+  const fit = Math.floor(Math.max(0, leftMs) / msPerStep);
+  return Math.max(step + 1, Math.min(recipeSteps, step + fit));
+}
+
+/** Steps before a budgeted run trusts its step time (the first ones compile code and grow buffers). */
+const PLAN_AFTER = 5;
+
+/** The recipe with its schedule scaled to `planned` steps (warm-up kept, the decay phase scaled alike). */
+export function scaledRecipe(r: ScoredRecipe, planned: number): ScoredRecipe {
+  if (planned >= r.steps) return r;
+  const f = planned / r.steps;
+  return { ...r, steps: planned, ...(r.decaySteps !== undefined ? { decaySteps: Math.max(1, Math.round(r.decaySteps * f)) } : {}) };
+}
+
+/**
+ * Train `model` for recipe.steps steps on batches from `next(step, planned)`; energy covers the
+ * whole loop. With a deadline, `planned` (the steps the budget allows, see plannedSteps) sizes the
+ * learning-rate schedule; without one it is recipe.steps throughout.
+ */
 export function trainScored(
   model: TrainableModel,
   r: ScoredRecipe,
-  next: (step: number) => ScoredBatch,
+  next: (step: number, planned: number) => ScoredBatch,
   hooks: ScoredHooks = {},
 ): ScoredTrainResult {
   const e = model.e,
@@ -113,12 +138,21 @@ export function trainScored(
     wTotal = 0,
     wSteps = 0,
     stoppedEarly: string | null = null;
+  let planned = r.steps,
+    msPerStep = 0, // moving average of the recent steps' times (a curriculum makes later steps dearer)
+    last = t0;
   while (step < r.steps) {
-    if (hooks.deadline !== undefined && performance.now() > hooks.deadline) {
-      stoppedEarly = `time budget reached after ${step} of ${r.steps} steps`;
-      break;
+    if (hooks.deadline !== undefined) {
+      const now = performance.now();
+      if (now > hooks.deadline) {
+        stoppedEarly = `time budget reached after ${step} of ${r.steps} steps`;
+        break;
+      }
+      if (step > 0) msPerStep = step <= PLAN_AFTER ? now - last : 0.9 * msPerStep + 0.1 * (now - last);
+      last = now;
+      if (step >= PLAN_AFTER) planned = plannedSteps(r.steps, step, msPerStep, hooks.deadline - now);
     }
-    const b = next(step);
+    const b = next(step, planned);
     opt.zeroGrad();
     const loss = valueAndGrad(e, () => {
       const picked = scoredLogits(model, b);
@@ -126,7 +160,7 @@ export function trainScored(
       return op.crossEntropy(e, picked, e.ids(b.targets));
     });
     step++;
-    opt.update(scheduledLr(step, r), r.clip);
+    opt.update(scheduledLr(step, scaledRecipe(r, planned)), r.clip);
     model.weightsChanged();
     tokens += b.B * b.L;
     wLoss += loss;
