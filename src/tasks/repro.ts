@@ -67,7 +67,11 @@ export function repro(o: ReproOptions): TaskFile {
       t = recipe.train,
       spec = TASKS[o.task];
     let len = 0; // a curriculum only moves to longer lengths, even if the budget's plan grows back
-    const size = (step: number, planned: number) => t.disks ?? (len = Math.max(len, lengthAt(t, step, planned)));
+    const size = (step: number, planned: number) => {
+      if (t.disks !== null) return t.disks;
+      len = Math.max(len, lengthAt(t, step, planned));
+      return len;
+    };
     const r = trainScored(model, t, (step, planned) => spec.batch(data, t.batch, size(step, planned), recipe.method), {
       deadline: o.deadline,
       among: spec.among,
