@@ -125,8 +125,11 @@ function headlineText(rep: SyntheticReport): string {
   if (!h) return 'No length was run by both architectures, so there is no headline.';
   const jm = joulesPerCorrect(h.joules_per_sequence.mamba, h.accuracy.mamba),
     jt = joulesPerCorrect(h.joules_per_sequence.transformer, h.accuracy.transformer);
+  // above chance means the 95% interval's lower end is above it (one right answer of two is not a skill)
   const chance = 1 / 16,
-    both = h.accuracy.mamba > chance && h.accuracy.transformer > chance;
+    lower = (arch: string) =>
+      rep.tasks.find((t) => t.task === 'induction' && t.arch === arch)?.eval.find((x) => x.length === h.length)?.ci95?.[0] ?? 0,
+    both = lower('mamba') > chance && lower('transformer') > chance;
   return [
     `**Induction heads at ${lengthLabel(h.length, 'induction')} tokens** (the longest length both architectures ran, trained at 256): ` +
       `Mamba ${fmt.pct(h.accuracy.mamba)}, transformer ${fmt.pct(h.accuracy.transformer)} (chance 6.25%); ` +
@@ -134,7 +137,7 @@ function headlineText(rep: SyntheticReport): string {
       `(${h.energy_kind}): the transformer spends **${fmt.ratio(h.ratio)}** Mamba's energy per sequence.` +
       (both && jm !== null && jt !== null
         ? ` Per correct answer: ${fmt.joules(jm)} J against ${fmt.joules(jt)} J.`
-        : ' Joules per correct answer are not compared: one of the two is at chance there.'),
+        : ' Joules per correct answer are not compared: one of the two is not above chance there (the lower end of its 95% interval).'),
   ].join('\n');
 }
 
@@ -249,7 +252,11 @@ function recipeText(rep: SyntheticReport, x: MarkdownExtras): string {
       shape,
       `${r.train.batch} × ${r.train.seqLen}${r.train.disks ? ` (${r.train.disks}-disk scenes)` : ''}${curriculumText(r.train.curriculum)}`,
       String(r.train.steps),
-      `AdamW lr ${r.train.lr} (warm-up ${r.train.warmup}, cosine to ${r.train.minLr}), weight decay ${r.train.weightDecay}, clip ${r.train.clip}`,
+      `AdamW lr ${r.train.lr} (warm-up ${r.train.warmup}, ${
+        r.train.decaySteps !== undefined
+          ? `constant, then a cosine to ${r.train.minLr} over the last ${r.train.decaySteps} steps`
+          : `cosine to ${r.train.minLr}`
+      }), weight decay ${r.train.weightDecay}, clip ${r.train.clip}`,
       fmt.int(t.params),
     ];
   });
