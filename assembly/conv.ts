@@ -28,51 +28,9 @@
   store<f32>(p + 3 * rowW, load<f32>(p + 3 * rowW) + f32x4.extract_lane(v, 3));
 }
 
+/** out (B, L, C) <- x (B, L, C), w (C, K), bias (C): conv1dPrefill from an empty window (zeros before t = 0). */
 export function conv1dForward(out: usize, x: usize, w: usize, bias: usize, B: i32, L: i32, C: i32, K: i32): void {
-  const rowC = <usize>C << 2;
-  const C4 = C & ~3;
-  for (let b = 0; b < B; b++) {
-    const xb = x + <usize>b * <usize>L * rowC, ob = out + <usize>b * <usize>L * rowC;
-    for (let c = 0; c < C4; c += 4) {
-      const co = <usize>c << 2;
-      const bv = v128.load(bias + co);
-      if (K <= 4) {
-        // taps aligned to the right: w3 multiplies x_t, w2 x_{t-1}, ...
-        const w0 = wcol(w, c, K - 4, K), w1 = wcol(w, c, K - 3, K), w2 = wcol(w, c, K - 2, K), w3 = wcol(w, c, K - 1, K);
-        let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0); // x_{t-3}, x_{t-2}, x_{t-1}
-        let px = xb + co, po = ob + co;
-        for (let t = 0; t < L; t++) {
-          const x3 = v128.load(px);
-          const s = f32x4.add(f32x4.add(bv, f32x4.mul(w0, x0)),
-            f32x4.add(f32x4.mul(w1, x1), f32x4.add(f32x4.mul(w2, x2), f32x4.mul(w3, x3))));
-          v128.store(po, s);
-          x0 = x1; x1 = x2; x2 = x3;
-          px += rowC; po += rowC;
-        }
-      } else {
-        for (let t = 0; t < L; t++) {
-          let s = bv;
-          const kLo = max<i32>(0, K - 1 - t);
-          for (let k = kLo; k < K; k++) {
-            const tt = t - (K - 1) + k;
-            s = f32x4.add(s, f32x4.mul(wcol(w, c, k, K), v128.load(xb + <usize>tt * rowC + co)));
-          }
-          v128.store(ob + <usize>t * rowC + co, s);
-        }
-      }
-    }
-    for (let c = C4; c < C; c++) {
-      const co = <usize>c << 2;
-      for (let t = 0; t < L; t++) {
-        let s = load<f32>(bias + co);
-        for (let k = 0; k < K; k++) {
-          const tt = t - (K - 1) + k;
-          if (tt >= 0) s += load<f32>(w + (<usize>c * <usize>K + <usize>k) * 4) * load<f32>(xb + <usize>tt * rowC + co);
-        }
-        store<f32>(ob + <usize>t * rowC + co, s);
-      }
-    }
-  }
+  conv1dPrefill(out, x, 0, w, bias, B, L, C, K);
 }
 
 /**
