@@ -213,21 +213,28 @@ function metered<T>(fn: () => T): { r: T; joules: number; kind: string } {
 }
 
 /**
- * Decode speed and J/token of `model` (greedy, from a short prompt): the best of 5 timed runs after
- * a warm-up run, as the scaling study reports its fastest burst. Other processes on the machine slow
- * a run down and cost it CPU time (caches, clock); the best run is the one they disturbed least.
+ * Decode speed and J/token of every model (greedy, from a short prompt), measured interleaved: after
+ * a warm-up run of each, ROUNDS rounds each run every model once in turn, so that whatever else the
+ * machine does at a moment falls on all of them alike; each model's figure is its best round (the
+ * one the rest of the machine disturbed least), as the scaling study reports its fastest burst.
  */
-function decodeCost(model: TrainableModel, tok: HFTokenizer, n: number): { tokS: number; jPerToken: number; kind: string } {
+const ROUNDS = 7;
+function decodeCosts(models: readonly TrainableModel[], tok: HFTokenizer, n: number): { tokS: number; jPerToken: number; kind: string }[] {
   const prompt = tok.encode('Tonight, I want to talk about');
-  const once = () => {
+  const once = (model: TrainableModel) => {
     const energy = startEnergy();
     const r = generate(model, prompt, n, { temperature: 0, topK: 0, topP: 1 }, Rng.fromSeed(1), () => {});
     const rep = energy.stop(r.ids.length + r.promptTokens);
     return { tokS: r.ids.length / Math.max(r.decodeSeconds, 1e-9), jPerToken: rep.jPerToken, kind: rep.kind };
   };
-  once();
-  const runs = Array.from({ length: 5 }, once);
-  return { tokS: Math.max(...runs.map((x) => x.tokS)), jPerToken: Math.min(...runs.map((x) => x.jPerToken)), kind: runs[0].kind };
+  for (const m of models) once(m);
+  const runs = models.map(() => [] as ReturnType<typeof once>[]);
+  for (let r = 0; r < ROUNDS; r++) models.forEach((m, i) => runs[i].push(once(m)));
+  return runs.map((rs) => ({
+    tokS: Math.max(...rs.map((x) => x.tokS)),
+    jPerToken: Math.min(...rs.map((x) => x.jPerToken)),
+    kind: rs[0].kind,
+  }));
 }
 
 function fileBytes(...files: string[]): number {
@@ -312,6 +319,7 @@ function study(o: RefineOptions, s: Shape, work: string, t0: number): RefineRepo
   });
   const tokens = (n: number) => n * s.batch * s.seqLen;
   const entries: RefineEntry[] = [];
+  const loaded: { engine: Engine; model: TrainableModel }[] = [];
   const score = (
     name: string,
     description: string,
@@ -323,41 +331,37 @@ function study(o: RefineOptions, s: Shape, work: string, t0: number): RefineRepo
   ) => {
     // one thread: at these sizes a second thread's hand-offs cost more than they save, and would blur J/token
     const e = new Engine({ kernels: 'wasm', threads: 1 });
-    try {
-      const modelDir = adapter ? dir('small-general') : dir(name);
-      const model = loadModel(e, modelDir).model;
-      let trained = model.parameterCount;
-      if (adapter) {
-        const a = loadAdapter(model, dir(name));
-        Adapter.attach(model, a);
-        trained = a.parameterCount;
-      }
-      const bpt = (b: Uint8Array) => {
-        const ids = encodeBytes(tok, b);
-        return { ids, bpt: b.length / ids.length };
-      };
-      const dom = bpt(data.heldout),
-        gen = bpt(data.generalHeldout);
-      const dec = decodeCost(model, tok, s.decode);
-      entries.push({
-        name,
-        description,
-        parameters: model.parameterCount,
-        trained_parameters: trained,
-        domain_bits_per_byte: evaluate(model, dom.ids, s.seqLen, s.evalWindows, s.batch, dom.bpt),
-        general_bits_per_byte: evaluate(model, gen.ids, s.seqLen, s.evalWindows, s.batch, gen.bpt),
-        decode_tok_s: dec.tokS,
-        j_per_token: dec.jPerToken,
-        energy_kind: dec.kind,
-        train_tokens: trainTok,
-        train_joules: phase.joules,
-        train_joules_with_base: withBase,
-        artefact: artefact.map((f) => f.slice(work.length + 1)).join(' + '),
-        artefact_bytes: fileBytes(...artefact),
-      });
-    } finally {
-      e.dispose();
+    const modelDir = adapter ? dir('small-general') : dir(name);
+    const model = loadModel(e, modelDir).model;
+    loaded.push({ engine: e, model });
+    let trained = model.parameterCount;
+    if (adapter) {
+      const a = loadAdapter(model, dir(name));
+      Adapter.attach(model, a);
+      trained = a.parameterCount;
     }
+    const bpt = (b: Uint8Array) => {
+      const ids = encodeBytes(tok, b);
+      return { ids, bpt: b.length / ids.length };
+    };
+    const dom = bpt(data.heldout),
+      gen = bpt(data.generalHeldout);
+    entries.push({
+      name,
+      description,
+      parameters: model.parameterCount,
+      trained_parameters: trained,
+      domain_bits_per_byte: evaluate(model, dom.ids, s.seqLen, s.evalWindows, s.batch, dom.bpt),
+      general_bits_per_byte: evaluate(model, gen.ids, s.seqLen, s.evalWindows, s.batch, gen.bpt),
+      decode_tok_s: 0,
+      j_per_token: 0,
+      energy_kind: 'estimated',
+      train_tokens: trainTok,
+      train_joules: phase.joules,
+      train_joules_with_base: withBase,
+      artefact: artefact.map((f) => f.slice(work.length + 1)).join(' + '),
+      artefact_bytes: fileBytes(...artefact),
+    });
   };
   const w = (n: string, f: string) => join(dir(n), f);
   const rows: [string, string, { joules: number }, number, number, string, boolean][] = [
@@ -391,8 +395,22 @@ function study(o: RefineOptions, s: Shape, work: string, t0: number): RefineRepo
       false,
     ],
   ];
-  for (const [name, what, phase, n, withBase, file, adapter] of rows)
-    score(name, what, phase, tokens(n), withBase, [w(name, file)], adapter);
+  try {
+    for (const [name, what, phase, n, withBase, file, adapter] of rows)
+      score(name, what, phase, tokens(n), withBase, [w(name, file)], adapter);
+    decodeCosts(
+      loaded.map((l) => l.model),
+      tok,
+      s.decode,
+    ).forEach((d, i) => {
+      entries[i].decode_tok_s = d.tokS;
+      entries[i].j_per_token = d.jPerToken;
+      entries[i].energy_kind = d.kind;
+    });
+  } finally {
+    for (const l of loaded) l.engine.dispose();
+  }
+
   return summarize(o, s, data.info, bpe.tokens.length + 1, steps, entries, (performance.now() - t0) / 1000);
 }
 
