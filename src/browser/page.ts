@@ -159,6 +159,8 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       }
       break;
     case 'tokens':
+      // from the page's start (navigation) to the first token it shows: loading included
+      if ($('first-token').textContent === '') $('first-token').textContent = `${performance.now().toFixed(0)} ms after the page opened`;
       $('output').textContent += m.text;
       $('speed').textContent = m.tokensPerSecond.toFixed(1);
       break;
@@ -166,6 +168,7 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       $('speed').textContent = m.tokensPerSecond.toFixed(1);
       $('energy').textContent = `${m.jPerToken.toPrecision(3)} J/token (${m.energyLabel})`;
       $('state').textContent = `${(m.stateBytes / 1024).toFixed(1)} KiB`;
+      $('prefill').textContent = `${m.promptTokens} tokens at ${m.prefillTokensPerSecond.toFixed(1)} tokens/s`;
       if ($<HTMLInputElement>('continue').checked) send({ type: 'snapshot' });
       setStatus('done');
       break;

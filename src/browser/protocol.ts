@@ -42,6 +42,9 @@ export type FromWorker =
       energyLabel: string;
       stateBytes: number;
       aborted: boolean;
+      /** Tokens of the prompt, and how fast the prefill read them (one parallel pass). */
+      promptTokens: number;
+      prefillTokensPerSecond: number;
     }
   /** The conversation's state as a state file (docs/DESIGN.md), and the tokens it holds. */
   | { type: 'snapshot'; bytes: Uint8Array; tokens: number }

@@ -122,6 +122,8 @@ async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<voi
     energyLabel: `estimated: ${WATTS_PER_CORE} W per busy core × CPU time`,
     stateBytes: s.stateBytes,
     aborted,
+    promptTokens: s.promptTokens,
+    prefillTokensPerSecond: s.promptTokens / Math.max((t1 - t0) / 1000, 1e-9),
   });
 }
 
