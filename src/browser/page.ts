@@ -139,11 +139,25 @@ async function loadPicked(list: FileList): Promise<void> {
   });
 }
 
+/** A model folder at any URL (and optionally a LoRA adapter's folder), read by the standard file names. */
+function loadUrl(folder: string, adapter?: string): void {
+  const abs = (u: string) => new URL(u, location.href).href;
+  setStatus('loading');
+  send({
+    type: 'load',
+    kernels: new URL('/kernels.wasm', location.href).href,
+    name: folder.replace(/\/+$/, '').split('/').pop() || folder,
+    model: { folder: abs(folder), adapter: adapter ? abs(adapter) : undefined },
+    threads,
+  });
+}
+
 worker.onmessage = (ev: MessageEvent<FromWorker>) => {
   const m = ev.data;
   switch (m.type) {
     case 'progress':
-      $('progress').textContent = `${(m.loaded / 1e6).toFixed(2)} / ${(m.total / 1e6).toFixed(2)} MB`;
+      // a folder read from a URL has no listing: its total is not known up front
+      $('progress').textContent = `${(m.loaded / 1e6).toFixed(2)}${m.total > 0 ? ` / ${(m.total / 1e6).toFixed(2)}` : ''} MB`;
       break;
     case 'ready':
       current = m.name;
@@ -221,6 +235,10 @@ async function start(): Promise<void> {
     const list = (e.target as HTMLInputElement).files;
     if (list && list.length > 0) void loadPicked(list);
   });
+  $('load-url').addEventListener('click', () => {
+    const u = $<HTMLInputElement>('model-url').value.trim();
+    if (u) loadUrl(u);
+  });
   const res = await fetch('/api/models');
   models = (await res.json()) as ModelEntry[];
   const pickB = $<HTMLSelectElement>('model-b');
@@ -230,7 +248,11 @@ async function start(): Promise<void> {
   }
   const transformer = models.findIndex((m) => /transformer|llama/i.test(m.name));
   pickB.selectedIndex = transformer >= 0 ? transformer : Math.min(1, models.length - 1);
-  if (models.length > 0) load(models[0]);
+  const folder = params.get('model_url');
+  if (folder !== null) {
+    $<HTMLInputElement>('model-url').value = folder;
+    loadUrl(folder, params.get('adapter_url') ?? undefined);
+  } else if (models.length > 0) load(models[0]);
   else setStatus('error: the server offers no model; pick a model folder’s files');
 }
 

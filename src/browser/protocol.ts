@@ -9,8 +9,15 @@ export interface FileEntry {
   sha256: string;
 }
 
-/** Where a model's files come from: a folder URL the server lists (with its files), or files the person picked. */
-export type ModelSource = { url: string; manifest: Record<string, FileEntry> } | { files: Record<string, Uint8Array> };
+/**
+ * Where a model's files come from: a folder URL the server lists (with its files), files the person
+ * picked, or any folder URL (an HF-style directory, read by its standard file names; the server
+ * must allow this page to read it: CORS), with optionally a LoRA adapter's folder URL.
+ */
+export type ModelSource =
+  | { url: string; manifest: Record<string, FileEntry> }
+  | { files: Record<string, Uint8Array> }
+  | { folder: string; adapter?: string };
 
 export type ToWorker =
   | { type: 'load'; kernels: string; name: string; model: ModelSource; threads: number }

@@ -11,6 +11,7 @@ import { debugOption, intArg } from './options.js';
 import type { AnyCommand } from './options.js';
 import { writeOut } from './stdout.js';
 import { handler, webModels } from './web.js';
+import type { WebModel } from './web.js';
 
 /**
  * `frugal bench web`: the page served by `frugal web` (cross-origin isolated, on loopback) in
@@ -107,8 +108,8 @@ async function pageSpeed(page: Page): Promise<{ decode: number; prefill: number;
 }
 
 /** The same generation in Node, best of RUNS after a warm-up. */
-function nodeSpeed(dir: string, threads: number, tokens: number): { decode: number; prefill: number } {
-  const model = loadModel(dir, { threads });
+function nodeSpeed(m: WebModel, threads: number, tokens: number): { decode: number; prefill: number } {
+  const model = loadModel(m.base, { threads, adapter: m.adapter });
   try {
     const once = () => generate(model, BENCH_WEB_PROMPT, { maxTokens: tokens, temperature: 0 });
     once();
@@ -131,7 +132,7 @@ function sizes(): { bundle_bytes: Record<string, number>; bundle_total_bytes: nu
   return { bundle_bytes: bundle, bundle_total_bytes: total, wasm_bytes: statSync(join(ROOT, 'build', 'kernels.wasm')).size };
 }
 
-async function listen(models: string[]): Promise<{ server: Server; url: string }> {
+async function listen(models: WebModel[]): Promise<{ server: Server; url: string }> {
   const server = createServer(handler(models, true));
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', () => ok()));
   const addr = server.address();
@@ -140,12 +141,12 @@ async function listen(models: string[]): Promise<{ server: Server; url: string }
 }
 
 export async function benchWebCommand(o: BenchWebFlags): Promise<void> {
-  const [dir] = webModels(o.model === undefined ? undefined : [o.model]);
+  const [chosen] = webModels(o.model === undefined ? undefined : [o.model]);
   if (!existsSync(join(ROOT, 'dist', 'web', 'page.js'))) throw inputError(`${join(ROOT, 'dist', 'web')} is missing: run \`npm run build\``);
   if (!existsSync(o.chromium))
     throw inputError(`--chromium ${o.chromium} is missing: install Chromium (Debian: apt-get install chromium) or give its path`);
   const { chromium } = await playwright();
-  const { server, url } = await listen([dir]);
+  const { server, url } = await listen([chosen]);
   const browser = await chromium.launch({ executablePath: o.chromium, args: ['--no-sandbox'] });
   try {
     const rows: BenchWebRow[] = [];
@@ -166,7 +167,7 @@ export async function benchWebCommand(o: BenchWebFlags): Promise<void> {
       }
       await context.close();
       err(`${threads} thread${threads > 1 ? 's' : ''}: Node…`);
-      const n = nodeSpeed(dir, threads, o.tokens);
+      const n = nodeSpeed(chosen, threads, o.tokens);
       const row = {
         threads,
         backend,
@@ -185,8 +186,8 @@ export async function benchWebCommand(o: BenchWebFlags): Promise<void> {
       rows.push(row);
     }
     const doc = {
-      command: `frugal bench web --model ${o.model ?? dir} --tokens ${o.tokens} --threads ${o.threads.join(',')}`,
-      model: relative(process.cwd(), dir) || '.',
+      command: `frugal bench web --model ${o.model ?? chosen.base} --tokens ${o.tokens} --threads ${o.threads.join(',')}`,
+      model: relative(process.cwd(), chosen.adapter ?? chosen.base) || '.',
       tokens: o.tokens,
       browser: `${browser.browserType().name()} ${browser.version()}`,
       rows,
