@@ -44,6 +44,8 @@ async function restoreConversation(): Promise<void> {
   send({ type: 'restore', bytes: new Uint8Array(await file.arrayBuffer()) });
 }
 let autorun = params.get('autorun') === '1';
+/** The autorun generation is under way: its first token is timed from the page's start (loading included). */
+let timingFirst = false;
 /** Kernel threads when the page is cross-origin isolated: ?threads=N, else up to 4 of the device's cores. */
 const threads = Math.max(1, Math.floor(Number(params.get('threads') ?? Math.min(4, navigator.hardwareConcurrency || 1))) || 1);
 
@@ -169,12 +171,15 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       setStatus('ready');
       if (autorun) {
         autorun = false;
+        timingFirst = true;
         generate();
       }
       break;
     case 'tokens':
-      // from the page's start (navigation) to the first token it shows: loading included
-      if ($('first-token').textContent === '') $('first-token').textContent = `${performance.now().toFixed(0)} ms after the page opened`;
+      if (timingFirst) {
+        timingFirst = false;
+        $('first-token').textContent = `${performance.now().toFixed(0)} ms after the page opened`;
+      }
       $('output').textContent += m.text;
       $('speed').textContent = m.tokensPerSecond.toFixed(1);
       break;

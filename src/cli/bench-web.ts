@@ -16,23 +16,23 @@ import type { WebModel } from './web.js';
 /**
  * `frugal bench web`: the page served by `frugal web` (cross-origin isolated, on loopback) in
  * headless Chromium, driven through playwright-core, against Node on the same checkpoint, prompt
- * and thread count: decode and prefill tokens/s (best of 3 after a warm-up, on both sides), the
+ * and thread count: decode and prefill tokens/s (the best of --runs, interleaved, after a warm-up on each side), the
  * time from opening the page to its first token with the model already in the browser's cache,
  * and the sizes of what a browser downloads (the bundle and the kernels). JSON on stdout.
  */
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const err = (s: string) => process.stderr.write(`bench web: ${s}\n`);
-/** A fixed English prompt (256 bytes: 256 tokens for a byte-level model) to time the prefill with. */
+/** A fixed English prompt (1024 bytes: 1024 tokens for a byte-level model) to time the prefill with. */
 export const BENCH_WEB_PROMPT = 'The state of the Union is strong, and the Congress and the people have worked together for a year. '
-  .repeat(3)
-  .slice(0, 256);
-const RUNS = 3;
+  .repeat(11)
+  .slice(0, 1024);
 
 export interface BenchWebFlags {
   model?: string;
   tokens: number;
   threads: number[];
+  runs: number;
   chromium: string;
 }
 
@@ -63,6 +63,7 @@ export function registerBenchWeb(bench: AnyCommand): void {
     .option('--model <dir>', "checkpoint folder (default: the page's first model)")
     .option('--tokens <n>', 'greedy tokens per generation', intArg(1, 1 << 20), 128)
     .option('--threads <list>', 'kernel thread counts, comma-separated', threadList, [1, 2])
+    .option('--runs <n>', 'timed generations on each side, interleaved (the best is reported)', intArg(1, 1000), 10)
     .option('--chromium <path>', 'the Chromium (or Chrome) executable to drive', process.env.CHROMIUM ?? '/usr/bin/chromium');
   debugOption(cmd).action((o) => benchWebCommand(o));
 }
@@ -94,30 +95,39 @@ async function settled(page: Page, want: 'ready' | 'done'): Promise<void> {
 
 const numberIn = async (page: Page, id: string, re: RegExp) => Number(re.exec((await page.textContent(`[data-testid=${id}]`)) ?? '')?.[1]);
 
-/** Best of RUNS greedy generations in the page (after the warm-up the page's autorun did). */
-async function pageSpeed(page: Page): Promise<{ decode: number; prefill: number; promptTokens: number }> {
-  let decode = 0;
-  let prefill = 0;
-  for (let i = 0; i < RUNS; i++) {
-    await page.click('[data-testid=generate]');
-    await settled(page, 'done');
-    decode = Math.max(decode, await numberIn(page, 'speed', /^([\d.]+)/));
-    prefill = Math.max(prefill, await numberIn(page, 'prefill', /at ([\d.]+) tokens\/s/));
-  }
-  return { decode, prefill, promptTokens: await numberIn(page, 'prefill', /^(\d+) tokens/) };
+interface Speeds {
+  decode: number;
+  prefill: number;
+}
+const best = (a: Speeds, b: Speeds): Speeds => ({ decode: Math.max(a.decode, b.decode), prefill: Math.max(a.prefill, b.prefill) });
+
+/** One greedy generation in the page (tokens/s as it reports them). */
+async function pageOnce(page: Page): Promise<Speeds> {
+  await page.click('[data-testid=generate]');
+  await settled(page, 'done');
+  return { decode: await numberIn(page, 'speed', /^([\d.]+)/), prefill: await numberIn(page, 'prefill', /at ([\d.]+) tokens\/s/) };
 }
 
-/** The same generation in Node, best of RUNS after a warm-up. */
-function nodeSpeed(m: WebModel, threads: number, tokens: number): { decode: number; prefill: number } {
+/**
+ * The page (after the warm-up its autorun did) and Node (after one of its own) on the same model,
+ * prompt and threads, their runs interleaved so that the machine's other work falls on both alike:
+ * the best of `runs` on each side.
+ */
+async function measure(page: Page, m: WebModel, threads: number, tokens: number, runs: number) {
   const model = loadModel(m.base, { threads, adapter: m.adapter });
   try {
-    const once = () => generate(model, BENCH_WEB_PROMPT, { maxTokens: tokens, temperature: 0 });
-    once();
-    const runs = Array.from({ length: RUNS }, once);
-    return {
-      decode: Math.max(...runs.map((r) => r.tokensPerSecond)),
-      prefill: Math.max(...runs.map((r) => r.promptTokens / Math.max(r.prefillSeconds, 1e-9))),
+    const nodeOnce = (): Speeds => {
+      const r = generate(model, BENCH_WEB_PROMPT, { maxTokens: tokens, temperature: 0 });
+      return { decode: r.tokensPerSecond, prefill: r.promptTokens / Math.max(r.prefillSeconds, 1e-9) };
     };
+    nodeOnce();
+    let inPage: Speeds = { decode: 0, prefill: 0 };
+    let inNode: Speeds = { decode: 0, prefill: 0 };
+    for (let i = 0; i < runs; i++) {
+      inPage = best(inPage, await pageOnce(page));
+      inNode = best(inNode, nodeOnce());
+    }
+    return { inPage, inNode, promptTokens: await numberIn(page, 'prefill', /^(\d+) tokens/) };
   } finally {
     model.dispose();
   }
@@ -155,29 +165,27 @@ export async function benchWebCommand(o: BenchWebFlags): Promise<void> {
       const context = await browser.newContext(); // a fresh origin storage: the first visit downloads the model
       const page = await context.newPage();
       const q = `?prompt=${encodeURIComponent(BENCH_WEB_PROMPT)}&max_tokens=${o.tokens}&temperature=0&seed=1&threads=${threads}`;
-      err(`${threads} thread${threads > 1 ? 's' : ''}: the page…`);
+      err(`${threads} thread${threads > 1 ? 's' : ''}: the page and Node, ${o.runs} runs each…`);
       await page.goto(`${url}${q}&autorun=1`);
       await settled(page, 'done'); // the warm-up, and the model now in the browser's cache
-      const p = await pageSpeed(page);
       const backend = (await page.textContent('[data-testid=backend]')) ?? '';
+      const { inPage, inNode, promptTokens } = await measure(page, chosen, threads, o.tokens, o.runs);
       if (Number.isNaN(firstTokenMs)) {
         await page.goto(`${url}${q}&autorun=1`); // the next visit: the model from the cache
         await settled(page, 'done');
         firstTokenMs = await numberIn(page, 'first-token', /^(\d+) ms/);
       }
       await context.close();
-      err(`${threads} thread${threads > 1 ? 's' : ''}: Node…`);
-      const n = nodeSpeed(chosen, threads, o.tokens);
       const row = {
         threads,
         backend,
-        prompt_tokens: p.promptTokens,
-        page_decode_tok_s: p.decode,
-        node_decode_tok_s: +n.decode.toFixed(1),
-        decode_ratio: +(p.decode / n.decode).toFixed(3),
-        page_prefill_tok_s: p.prefill,
-        node_prefill_tok_s: +n.prefill.toFixed(1),
-        prefill_ratio: +(p.prefill / n.prefill).toFixed(3),
+        prompt_tokens: promptTokens,
+        page_decode_tok_s: inPage.decode,
+        node_decode_tok_s: +inNode.decode.toFixed(1),
+        decode_ratio: +(inPage.decode / inNode.decode).toFixed(3),
+        page_prefill_tok_s: inPage.prefill,
+        node_prefill_tok_s: +inNode.prefill.toFixed(1),
+        prefill_ratio: +(inPage.prefill / inNode.prefill).toFixed(3),
       };
       err(
         `${backend}: decode ${row.page_decode_tok_s} tok/s in the page, ${row.node_decode_tok_s} in Node; ` +
@@ -186,7 +194,8 @@ export async function benchWebCommand(o: BenchWebFlags): Promise<void> {
       rows.push(row);
     }
     const doc = {
-      command: `frugal bench web --model ${o.model ?? chosen.base} --tokens ${o.tokens} --threads ${o.threads.join(',')}`,
+      command: `frugal bench web${o.model === undefined ? '' : ` --model ${o.model}`} --tokens ${o.tokens} --threads ${o.threads.join(',')} --runs ${o.runs}`,
+      runs: o.runs,
       model: relative(process.cwd(), chosen.adapter ?? chosen.base) || '.',
       tokens: o.tokens,
       browser: `${browser.browserType().name()} ${browser.version()}`,

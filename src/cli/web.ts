@@ -22,7 +22,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  * Models the page offers when --model is not given: the bundled ones when present, else a small
  * trained Mamba and transformer committed with the tests (so the page always opens on something).
  */
-export const DEFAULT_WEB_MODELS = ['models/mamba', 'models/transformer'];
+export const DEFAULT_WEB_MODELS = ['models/mamba-sotu', 'models/transformer-sotu', 'models/mamba-sotu-q8'];
 export const FALLBACK_WEB_MODELS = ['test/fixtures/mamba-d256-l4', 'test/fixtures/llama-d64-l2'];
 const BASE_FILES = new Set(['config.json', 'model.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json']);
 const SHARD = /^model-\d{5}-of-\d{5}\.safetensors$/;
