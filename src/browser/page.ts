@@ -46,6 +46,57 @@ async function restoreConversation(): Promise<void> {
 let autorun = params.get('autorun') === '1';
 /** The autorun generation is under way: its first token is timed from the page's start (loading included). */
 let timingFirst = false;
+/**
+ * A module that uses a relaxed-SIMD instruction (i8x16.relaxed_swizzle): WebAssembly.validate
+ * accepts it only where the browser runs relaxed SIMD.
+ */
+const RELAXED_PROBE = Uint8Array.of(
+  0,
+  97,
+  115,
+  109,
+  1,
+  0,
+  0,
+  0,
+  1,
+  5,
+  1,
+  96,
+  0,
+  1,
+  123,
+  3,
+  2,
+  1,
+  0,
+  10,
+  15,
+  1,
+  13,
+  0,
+  65,
+  1,
+  253,
+  15,
+  65,
+  2,
+  253,
+  15,
+  253,
+  128,
+  2,
+  11,
+);
+/**
+ * The kernels: Node's default build (plain SIMD), or with `?kernels=relaxed` the opt-in
+ * relaxed-SIMD build (fused multiply-adds: faster where the CPU has FMA, not bit-identical to
+ * Node), when this browser validates relaxed SIMD; otherwise the default build runs.
+ */
+const relaxed = params.get('kernels') === 'relaxed' && WebAssembly.validate(RELAXED_PROBE);
+const kernels: { kernels: string; build?: 'relaxed-simd' } = relaxed
+  ? { kernels: new URL('/kernels-relaxed.wasm', location.href).href, build: 'relaxed-simd' }
+  : { kernels: new URL('/kernels.wasm', location.href).href };
 /** Kernel threads when the page is cross-origin isolated: ?threads=N, else up to 4 of the device's cores. */
 const threads = Math.max(1, Math.floor(Number(params.get('threads') ?? Math.min(4, navigator.hardwareConcurrency || 1))) || 1);
 
@@ -92,7 +143,7 @@ let side: Worker | null = null;
 function loadRequest(entry: ModelEntry): ToWorker {
   return {
     type: 'load',
-    kernels: new URL('/kernels.wasm', location.href).href,
+    ...kernels,
     name: entry.name,
     model: { url: new URL(entry.url, location.href).href, manifest: entry.files },
     threads,
@@ -134,7 +185,7 @@ async function loadPicked(list: FileList): Promise<void> {
   setStatus('loading');
   send({
     type: 'load',
-    kernels: new URL('/kernels.wasm', location.href).href,
+    ...kernels,
     name: list[0]?.name ?? 'picked files',
     model: { files },
     threads,
@@ -147,7 +198,7 @@ function loadUrl(folder: string, adapter?: string): void {
   setStatus('loading');
   send({
     type: 'load',
-    kernels: new URL('/kernels.wasm', location.href).href,
+    ...kernels,
     name: folder.replace(/\/+$/, '').split('/').pop() || folder,
     model: { folder: abs(folder), adapter: adapter ? abs(adapter) : undefined },
     threads,

@@ -20,7 +20,15 @@ export type ModelSource =
   | { folder: string; adapter?: string };
 
 export type ToWorker =
-  | { type: 'load'; kernels: string; name: string; model: ModelSource; threads: number }
+  | {
+      type: 'load';
+      /** URL of the kernels module; `build` names an opt-in build (the backend gets it as a suffix). */
+      kernels: string;
+      build?: 'relaxed-simd';
+      name: string;
+      model: ModelSource;
+      threads: number;
+    }
   | {
       type: 'generate';
       prompt: string;

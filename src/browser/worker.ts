@@ -143,7 +143,7 @@ async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   threadCount = threads;
   identity = await stateIdentity(next, files);
   conversation = null;
-  const backend = threads > 1 ? `wasm-simd-threads:${threads}` : 'wasm-simd';
+  const backend = (threads > 1 ? `wasm-simd-threads:${threads}` : 'wasm-simd') + (m.build ? `+${m.build}` : '');
   post({ type: 'ready', name: m.name, architecture: next.architecture, parameters: next.parameters, backend, cached });
 }
 

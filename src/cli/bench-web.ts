@@ -33,6 +33,7 @@ export interface BenchWebFlags {
   tokens: number;
   threads: number[];
   runs: number;
+  kernels: 'default' | 'relaxed';
   chromium: string;
 }
 
@@ -56,6 +57,11 @@ function threadList(v: string): number[] {
   return [...new Set(n)];
 }
 
+function kernelsBuild(v: string): 'default' | 'relaxed' {
+  if (v !== 'default' && v !== 'relaxed') throw new InvalidArgumentError(`expected default or relaxed, got '${v}'`);
+  return v;
+}
+
 export function registerBenchWeb(bench: AnyCommand): void {
   const cmd = bench
     .command('web')
@@ -63,6 +69,12 @@ export function registerBenchWeb(bench: AnyCommand): void {
     .option('--model <dir>', "checkpoint folder (default: the page's first model)")
     .option('--tokens <n>', 'greedy tokens per generation', intArg(1, 1 << 20), 128)
     .option('--threads <list>', 'kernel thread counts, comma-separated', threadList, [1, 2])
+    .option(
+      '--kernels <build>',
+      "the page's kernels: default (Node's build) or relaxed (the opt-in relaxed-SIMD build; Node keeps the default)",
+      kernelsBuild,
+      'default',
+    )
     .option('--runs <n>', 'timed generations on each side, interleaved (the best is reported)', intArg(1, 1000), 10)
     .option('--chromium <path>', 'the Chromium (or Chrome) executable to drive', process.env.CHROMIUM ?? '/usr/bin/chromium');
   debugOption(cmd).action((o) => benchWebCommand(o));
@@ -164,7 +176,7 @@ export async function benchWebCommand(o: BenchWebFlags): Promise<void> {
     for (const threads of o.threads) {
       const context = await browser.newContext(); // a fresh origin storage: the first visit downloads the model
       const page = await context.newPage();
-      const q = `?prompt=${encodeURIComponent(BENCH_WEB_PROMPT)}&max_tokens=${o.tokens}&temperature=0&seed=1&threads=${threads}`;
+      const q = `?prompt=${encodeURIComponent(BENCH_WEB_PROMPT)}&max_tokens=${o.tokens}&temperature=0&seed=1&threads=${threads}${o.kernels === 'relaxed' ? '&kernels=relaxed' : ''}`;
       err(`${threads} thread${threads > 1 ? 's' : ''}: the page and Node, ${o.runs} runs each…`);
       await page.goto(`${url}${q}&autorun=1`);
       await settled(page, 'done'); // the warm-up, and the model now in the browser's cache
@@ -194,7 +206,7 @@ export async function benchWebCommand(o: BenchWebFlags): Promise<void> {
       rows.push(row);
     }
     const doc = {
-      command: `frugal bench web${o.model === undefined ? '' : ` --model ${o.model}`} --tokens ${o.tokens} --threads ${o.threads.join(',')} --runs ${o.runs}`,
+      command: `frugal bench web${o.model === undefined ? '' : ` --model ${o.model}`} --tokens ${o.tokens} --threads ${o.threads.join(',')} --runs ${o.runs}${o.kernels === 'relaxed' ? ' --kernels relaxed' : ''}`,
       runs: o.runs,
       model: relative(process.cwd(), chosen.adapter ?? chosen.base) || '.',
       tokens: o.tokens,

@@ -166,7 +166,7 @@ export function handler(models: readonly WebModel[], isolation: boolean, root = 
     const m = /^\/models\/(\d+)\/([^/]+)$/.exec(p);
     const file = m && Number(m[1]) < models.length ? modelFilePath(models[Number(m[1])], m[2]) : null;
     if (p === '/' || p === '/index.html') send(res, isolation, 200, 'text/html; charset=utf-8', PAGE_HTML);
-    else if (p === '/kernels.wasm') sendFile(res, isolation, join(root, 'build', 'kernels.wasm'), head);
+    else if (p === '/kernels.wasm' || p === '/kernels-relaxed.wasm') sendFile(res, isolation, join(root, 'build', p.slice(1)), head);
     else if (p === '/api/models') send(res, isolation, 200, 'application/json', JSON.stringify(listing(models)));
     else if (file !== null) sendFile(res, isolation, file, head);
     else if (/^\/[\w.-]+\.js$/.test(p)) sendFile(res, isolation, join(bundle, p.slice(1)), head);

@@ -175,6 +175,15 @@ describe('checkpoints in the page', () => {
   });
 });
 
+it('runs the opt-in relaxed-SIMD kernels with ?kernels=relaxed, and names them in the backend', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${url}?kernels=relaxed&prompt=${encodeURIComponent(PROMPT)}&max_tokens=${TOKENS}&temperature=0&autorun=1`);
+  expect(await status(page, (s) => s === 'done' || s.startsWith('error'))).toBe('done');
+  expect(await page.textContent('[data-testid=backend]')).toBe('wasm-simd+relaxed-simd'); // Chromium runs relaxed SIMD
+  expect(await page.textContent('[data-testid=output]')).toHaveLength(TOKENS); // one byte a token here
+  await page.close();
+});
+
 describe('a model folder from a URL', () => {
   it('loads shards and an adapter by URL, greedy output equal to frugal generate', async () => {
     const page = await browser.newPage();
