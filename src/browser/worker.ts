@@ -7,7 +7,7 @@ import type { Model, ModelFiles, StateIdentity } from './index.js';
 import type { ModelState } from '../models/types.js';
 import { BATCH_MS, WATTS_PER_CORE } from './protocol.js';
 import type { FileEntry, FromWorker, ModelSource, ToWorker } from './protocol.js';
-import { cachedFile, cacheFile, sha256Hex } from './cache.js';
+import { cachedFile, cachedUrl, cacheFile, cacheUrl, sha256Hex } from './cache.js';
 import { concatBytes } from '../io/atomic.js';
 import { parseWeightIndex } from '../io/weights.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../models/lora.js';
@@ -38,7 +38,7 @@ async function fetchModel(url: string, manifest: Record<string, FileEntry>): Pro
     let bytes = await cachedFile(entry);
     if (bytes === null) {
       cached = false;
-      bytes = (await download(base + name, (n) => post({ type: 'progress', loaded: loaded + n, total }))) as Uint8Array;
+      bytes = ((await download(base + name, (n) => post({ type: 'progress', loaded: loaded + n, total }))) as Downloaded).bytes;
       const sum = await sha256Hex(bytes);
       if (sum !== entry.sha256)
         throw new Error(
@@ -61,11 +61,19 @@ function unreachable(url: string, e: unknown): Error {
   );
 }
 
+interface Downloaded {
+  bytes: Uint8Array;
+  /** The server's ETag or Last-Modified ('' when it sent neither). */
+  validator: string;
+}
+
+const validatorOf = (res: Response) => res.headers.get('etag') ?? res.headers.get('last-modified') ?? '';
+
 /**
  * The bytes at `url`, reporting how many have arrived; null for a 404 when `optional`. A body
  * shorter than the Content-Length the server announced, or a connection lost midway, is an error.
  */
-async function download(url: string, progress: (n: number) => void, optional = false): Promise<Uint8Array | null> {
+async function download(url: string, progress: (n: number) => void, optional = false): Promise<Downloaded | null> {
   let res: Response;
   try {
     res = await fetch(url);
@@ -93,21 +101,49 @@ async function download(url: string, progress: (n: number) => void, optional = f
   }
   if (Number.isFinite(announced) && n !== announced)
     throw new Error(`${url} is truncated: ${n} of the ${announced} bytes the server announced arrived; reload to try again`);
-  return concatBytes(parts);
+  return { bytes: concatBytes(parts), validator: validatorOf(res) };
+}
+
+/**
+ * The bytes at `url`: the cached copy while the server says the file is unchanged (a HEAD with the
+ * same validator and size) or cannot be reached (offline), else downloaded and cached.
+ */
+async function fetchUrl(
+  url: string,
+  progress: (n: number) => void,
+  optional: boolean,
+): Promise<{ bytes: Uint8Array | null; cached: boolean }> {
+  const known = await cachedUrl(url);
+  if (known !== null) {
+    const head = await fetch(url, { method: 'HEAD' }).catch(() => null);
+    const unchanged =
+      head === null ||
+      (head.ok &&
+        known.validator !== '' &&
+        validatorOf(head) === known.validator &&
+        Number(head.headers.get('content-length')) === known.bytes);
+    const bytes = unchanged ? await cachedFile(known) : null;
+    if (bytes !== null) return { bytes, cached: true };
+  }
+  const got = await download(url, progress, optional);
+  if (got !== null) await cacheUrl(url, got.validator, got.bytes);
+  return { bytes: got?.bytes ?? null, cached: false };
 }
 
 /** The files of a folder of an HF-style checkpoint at `folder` (and of an adapter's at `adapter`), by their standard names. */
-async function fetchFolder(folder: string, adapter: string | undefined): Promise<ModelFiles> {
+async function fetchFolder(folder: string, adapter: string | undefined): Promise<{ files: ModelFiles; cached: boolean }> {
   const files: Record<string, Uint8Array> = {};
   let loaded = 0;
+  let cached = true;
   const get = async (base: string, name: string, optional = false) => {
     const url = new URL(name, base.endsWith('/') ? base : `${base}/`).href;
-    const b = await download(url, (n) => post({ type: 'progress', loaded: loaded + n, total: 0 }), optional);
-    if (b !== null) {
-      files[name] = b;
-      loaded += b.byteLength;
+    const got = await fetchUrl(url, (n) => post({ type: 'progress', loaded: loaded + n, total: 0 }), optional);
+    if (got.bytes !== null) {
+      files[name] = got.bytes;
+      loaded += got.bytes.byteLength;
+      cached &&= got.cached;
     }
-    return b;
+    return got.bytes;
   };
   await get(folder, 'config.json');
   const index = await get(folder, 'model.safetensors.index.json', true);
@@ -121,14 +157,14 @@ async function fetchFolder(folder: string, adapter: string | undefined): Promise
     await get(adapter, ADAPTER_CONFIG);
     await get(adapter, ADAPTER_WEIGHTS);
   }
-  return files;
+  return { files, cached };
 }
 
 /** A model's files from where the page says they are; `cached` when none had to be downloaded. */
 async function modelFiles(source: ModelSource): Promise<{ files: ModelFiles; cached: boolean }> {
   if ('url' in source) return fetchModel(source.url, source.manifest);
   if ('files' in source) return { files: source.files, cached: false };
-  return { files: await fetchFolder(source.folder, source.adapter), cached: false };
+  return fetchFolder(source.folder, source.adapter);
 }
 
 async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {

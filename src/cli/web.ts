@@ -95,12 +95,13 @@ function adapterBase(dir: string): string {
   return base;
 }
 
-function send(res: ServerResponse, isolation: boolean, status: number, type: string, body: string | Uint8Array): void {
+function send(res: ServerResponse, isolation: boolean, status: number, type: string, body: string | Uint8Array, modified?: string): void {
   const headers: Record<string, string> = {
     'content-type': type,
     'content-length': String(Buffer.byteLength(body)),
     'cache-control': 'no-cache',
   };
+  if (modified !== undefined) headers['last-modified'] = modified;
   if (isolation) {
     headers['cross-origin-opener-policy'] = 'same-origin';
     headers['cross-origin-embedder-policy'] = 'require-corp';
@@ -118,10 +119,12 @@ function sendFile(res: ServerResponse, isolation: boolean, path: string, head: b
   const ext = path.slice(path.lastIndexOf('.'));
   const type = TYPES[ext] ?? 'application/octet-stream';
   const body = readFileSync(path);
+  // a validator, so that a page that read this file from its URL knows when its cached copy is stale
+  const modified = statSync(path).mtime.toUTCString();
   if (head) {
-    res.writeHead(200, { 'content-length': String(body.byteLength), 'content-type': type });
+    res.writeHead(200, { 'content-length': String(body.byteLength), 'content-type': type, 'last-modified': modified });
     res.end();
-  } else send(res, isolation, 200, type, body);
+  } else send(res, isolation, 200, type, body, modified);
 }
 
 /** A model file's size and SHA-256, which the page checks and caches it by. */

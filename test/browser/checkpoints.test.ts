@@ -190,7 +190,13 @@ describe('a model folder from a URL', () => {
     const q = `model_url=${encodeURIComponent('/models/0/')}&adapter_url=${encodeURIComponent('/models/3/')}`;
     await page.goto(`${url}?${q}&prompt=${encodeURIComponent(PROMPT)}&max_tokens=${TOKENS}&temperature=0&seed=1&autorun=1`);
     expect(await status(page, (s) => s === 'done' || s.startsWith('error'))).toBe('done');
-    expect(await page.textContent('[data-testid=output]')).toBe(nodeGreedy(['--model', MODEL, '--adapter', join(dir, 'lora')]));
+    const expected = nodeGreedy(['--model', MODEL, '--adapter', join(dir, 'lora')]);
+    expect(await page.textContent('[data-testid=output]')).toBe(expected);
+    expect(await page.textContent('[data-testid=model-info]')).not.toMatch(/cache/);
+    await page.reload(); // the next visit: the server says the files are unchanged, the copies kept in OPFS are used
+    expect(await status(page, (s) => s === 'done' || s.startsWith('error'))).toBe('done');
+    expect(await page.textContent('[data-testid=model-info]')).toMatch(/from this browser’s cache/);
+    expect(await page.textContent('[data-testid=output]')).toBe(expected);
     await page.close();
   });
 
