@@ -2,7 +2,7 @@
  * f32x4 matrix products, row-major, register-tiled. Same contracts as src/kernels/ref/matmul.ts:
  * `beta` 0 overwrites `out`, any other value accumulates into it. All pointers are byte offsets.
  */
-import { hsum4 } from './vmath';
+import { fmadd, hsum4 } from './vmath';
 
 // ================================================================ NT: out = a (M,K) @ b (N,K)^T
 //
@@ -24,7 +24,7 @@ import { hsum4 } from './vmath';
     bv = v128.load32_lane(pb + rowB + o, bv, 1);
     bv = v128.load32_lane(pb + 2 * rowB + o, bv, 2);
     bv = v128.load32_lane(pb + 3 * rowB + o, bv, 3);
-    s = f32x4.add(s, f32x4.mul(v128.load32_splat(pa + o), bv));
+    s = fmadd(v128.load32_splat(pa + o), bv, s);
   }
   return s;
 }
@@ -41,7 +41,7 @@ import { hsum4 } from './vmath';
   let k = 0;
   for (; k < K4; k += 4) {
     const o = <usize>k << 2;
-    v = f32x4.add(v, f32x4.mul(v128.load(pa + o), v128.load(pb + o)));
+    v = fmadd(v128.load(pa + o), v128.load(pb + o), v);
   }
   const t = f32x4.add(v, f32x4.shuffle(v, v, 2, 3, 0, 1));
   let s = f32x4.extract_lane(f32x4.add(t, f32x4.shuffle(t, t, 1, 0, 3, 2)), 0);
@@ -71,14 +71,14 @@ function ntRow(po: usize, pa: usize, b: usize, N: i32, K: i32, acc: bool): void 
     let c4 = f32x4.splat(0), c5 = f32x4.splat(0), c6 = f32x4.splat(0), c7 = f32x4.splat(0);
     for (let o: usize = 0, oe = <usize>K4 << 2; o < oe; o += 16) {
       const av = v128.load(pa + o);
-      c0 = f32x4.add(c0, f32x4.mul(av, v128.load(p0 + o)));
-      c1 = f32x4.add(c1, f32x4.mul(av, v128.load(p0 + rowS + o)));
-      c2 = f32x4.add(c2, f32x4.mul(av, v128.load(p0 + 2 * rowS + o)));
-      c3 = f32x4.add(c3, f32x4.mul(av, v128.load(p0 + 3 * rowS + o)));
-      c4 = f32x4.add(c4, f32x4.mul(av, v128.load(p0 + 4 * rowS + o)));
-      c5 = f32x4.add(c5, f32x4.mul(av, v128.load(p0 + 5 * rowS + o)));
-      c6 = f32x4.add(c6, f32x4.mul(av, v128.load(p0 + 6 * rowS + o)));
-      c7 = f32x4.add(c7, f32x4.mul(av, v128.load(p0 + 7 * rowS + o)));
+      c0 = fmadd(av, v128.load(p0 + o), c0);
+      c1 = fmadd(av, v128.load(p0 + rowS + o), c1);
+      c2 = fmadd(av, v128.load(p0 + 2 * rowS + o), c2);
+      c3 = fmadd(av, v128.load(p0 + 3 * rowS + o), c3);
+      c4 = fmadd(av, v128.load(p0 + 4 * rowS + o), c4);
+      c5 = fmadd(av, v128.load(p0 + 5 * rowS + o), c5);
+      c6 = fmadd(av, v128.load(p0 + 6 * rowS + o), c6);
+      c7 = fmadd(av, v128.load(p0 + 7 * rowS + o), c7);
     }
     let s0 = hsum4(c0, c1, c2, c3), s1 = hsum4(c4, c5, c6, c7);
     if (K4 < K) {
@@ -97,10 +97,10 @@ function ntRow(po: usize, pa: usize, b: usize, N: i32, K: i32, acc: bool): void 
     let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
     for (let o: usize = 0, oe = <usize>K4 << 2; o < oe; o += 16) {
       const a0 = v128.load(pa + o);
-      c00 = f32x4.add(c00, f32x4.mul(a0, v128.load(pb0 + o)));
-      c01 = f32x4.add(c01, f32x4.mul(a0, v128.load(pb1 + o)));
-      c02 = f32x4.add(c02, f32x4.mul(a0, v128.load(pb2 + o)));
-      c03 = f32x4.add(c03, f32x4.mul(a0, v128.load(pb3 + o)));
+      c00 = fmadd(a0, v128.load(pb0 + o), c00);
+      c01 = fmadd(a0, v128.load(pb1 + o), c01);
+      c02 = fmadd(a0, v128.load(pb2 + o), c02);
+      c03 = fmadd(a0, v128.load(pb3 + o), c03);
     }
     let s0 = hsum4(c00, c01, c02, c03);
     if (K4 < K) s0 = ntTail4(s0, pa, pb0, rowA, K4, K);
@@ -148,21 +148,21 @@ export function matmulNTStrided(out: usize, a: usize, b: usize, M: i32, N: i32, 
         for (let o: usize = 0, oe = <usize>K4 << 2; o < oe; o += 16) {
           const a0 = v128.load(pa0 + o), a1 = v128.load(pa1 + o), a2 = v128.load(pa2 + o);
           let bv = v128.load(pb0 + o);
-          c00 = f32x4.add(c00, f32x4.mul(a0, bv));
-          c10 = f32x4.add(c10, f32x4.mul(a1, bv));
-          c20 = f32x4.add(c20, f32x4.mul(a2, bv));
+          c00 = fmadd(a0, bv, c00);
+          c10 = fmadd(a1, bv, c10);
+          c20 = fmadd(a2, bv, c20);
           bv = v128.load(pb1 + o);
-          c01 = f32x4.add(c01, f32x4.mul(a0, bv));
-          c11 = f32x4.add(c11, f32x4.mul(a1, bv));
-          c21 = f32x4.add(c21, f32x4.mul(a2, bv));
+          c01 = fmadd(a0, bv, c01);
+          c11 = fmadd(a1, bv, c11);
+          c21 = fmadd(a2, bv, c21);
           bv = v128.load(pb2 + o);
-          c02 = f32x4.add(c02, f32x4.mul(a0, bv));
-          c12 = f32x4.add(c12, f32x4.mul(a1, bv));
-          c22 = f32x4.add(c22, f32x4.mul(a2, bv));
+          c02 = fmadd(a0, bv, c02);
+          c12 = fmadd(a1, bv, c12);
+          c22 = fmadd(a2, bv, c22);
           bv = v128.load(pb3 + o);
-          c03 = f32x4.add(c03, f32x4.mul(a0, bv));
-          c13 = f32x4.add(c13, f32x4.mul(a1, bv));
-          c23 = f32x4.add(c23, f32x4.mul(a2, bv));
+          c03 = fmadd(a0, bv, c03);
+          c13 = fmadd(a1, bv, c13);
+          c23 = fmadd(a2, bv, c23);
         }
         let s0 = hsum4(c00, c01, c02, c03);
         let s1 = hsum4(c10, c11, c12, c13);
@@ -234,17 +234,17 @@ function gemmAB(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f3
         for (let k = k0; k < k1; k++) {
           const b0 = v128.load(pb), b1 = v128.load(pb, 16);
           let av = v128.load32_splat(pa);
-          c00 = f32x4.add(c00, f32x4.mul(av, b0));
-          c01 = f32x4.add(c01, f32x4.mul(av, b1));
+          c00 = fmadd(av, b0, c00);
+          c01 = fmadd(av, b1, c01);
           av = v128.load32_splat(pa + sa);
-          c10 = f32x4.add(c10, f32x4.mul(av, b0));
-          c11 = f32x4.add(c11, f32x4.mul(av, b1));
+          c10 = fmadd(av, b0, c10);
+          c11 = fmadd(av, b1, c11);
           av = v128.load32_splat(pa + sa2);
-          c20 = f32x4.add(c20, f32x4.mul(av, b0));
-          c21 = f32x4.add(c21, f32x4.mul(av, b1));
+          c20 = fmadd(av, b0, c20);
+          c21 = fmadd(av, b1, c21);
           av = v128.load32_splat(pa + sa3);
-          c30 = f32x4.add(c30, f32x4.mul(av, b0));
-          c31 = f32x4.add(c31, f32x4.mul(av, b1));
+          c30 = fmadd(av, b0, c30);
+          c31 = fmadd(av, b1, c31);
           pa += sk;
           pb += rowB;
         }
@@ -260,8 +260,8 @@ function gemmAB(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f3
         let pb = pbj + <usize>k0 * rowB;
         for (let k = k0; k < k1; k++) {
           const av = v128.load32_splat(pa);
-          c00 = f32x4.add(c00, f32x4.mul(av, v128.load(pb)));
-          c01 = f32x4.add(c01, f32x4.mul(av, v128.load(pb, 16)));
+          c00 = fmadd(av, v128.load(pb), c00);
+          c01 = fmadd(av, v128.load(pb, 16), c01);
           pa += sk;
           pb += rowB;
         }
@@ -280,10 +280,10 @@ function gemmAB(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f3
         let pb = pbj + <usize>k0 * rowB;
         for (let k = k0; k < k1; k++) {
           const b0 = v128.load(pb);
-          c0 = f32x4.add(c0, f32x4.mul(v128.load32_splat(pa), b0));
-          c1 = f32x4.add(c1, f32x4.mul(v128.load32_splat(pa + sa), b0));
-          c2 = f32x4.add(c2, f32x4.mul(v128.load32_splat(pa + sa2), b0));
-          c3 = f32x4.add(c3, f32x4.mul(v128.load32_splat(pa + sa3), b0));
+          c0 = fmadd(v128.load32_splat(pa), b0, c0);
+          c1 = fmadd(v128.load32_splat(pa + sa), b0, c1);
+          c2 = fmadd(v128.load32_splat(pa + sa2), b0, c2);
+          c3 = fmadd(v128.load32_splat(pa + sa3), b0, c3);
           pa += sk;
           pb += rowB;
         }
@@ -295,7 +295,7 @@ function gemmAB(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f3
         let pa = a + <usize>i * sa + <usize>k0 * sk;
         let pb = pbj + <usize>k0 * rowB;
         for (let k = k0; k < k1; k++) {
-          c0 = f32x4.add(c0, f32x4.mul(v128.load32_splat(pa), v128.load(pb)));
+          c0 = fmadd(v128.load32_splat(pa), v128.load(pb), c0);
           pa += sk;
           pb += rowB;
         }

@@ -34,6 +34,17 @@
   return f32x4.extract_lane(f32x4.pmax(t, f32x4.shuffle(t, t, 1, 0, 3, 2)), 0);
 }
 
+/**
+ * c + a·b per lane. The default build rounds twice (mul, then add): every page and Node compute
+ * the same bits with it. The opt-in relaxed-SIMD build
+ * (build/kernels-relaxed.wasm, compiled with ASC_FEATURE_RELAXED_SIMD) lets the engine fuse them
+ * (one rounding where the CPU has FMA), so its results differ in the last bits.
+ */
+@inline export function fmadd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}
+
 /** [Σv0, Σv1, Σv2, Σv3]: four horizontal sums packed into one vector. */
 @inline export function hsum4(v0: v128, v1: v128, v2: v128, v3: v128): v128 {
   const s01 = f32x4.add(f32x4.shuffle(v0, v1, 0, 4, 1, 5), f32x4.shuffle(v0, v1, 2, 6, 3, 7));

@@ -1,6 +1,8 @@
 /**
  * Model files cached in the Origin Private File System under their SHA-256, checked on every read:
- * the next visit loads a model without the network, and a damaged copy is fetched again.
+ * the next visit loads a model without the network, and a damaged copy is fetched again. Files
+ * read from any URL are indexed by URL too, with the server's validator (ETag or Last-Modified),
+ * so that they are reused while the server says they have not changed.
  */
 import type { FileEntry } from './protocol.js';
 
@@ -43,5 +45,43 @@ export async function cacheFile(sha256: string, bytes: Uint8Array): Promise<void
     await w.close();
   } catch {
     /* quota or a closed tab: the model still runs from memory */
+  }
+}
+
+/** A file read from a URL: its size and SHA-256, and the validator the server sent with it ('' when none). */
+export interface UrlEntry extends FileEntry {
+  validator: string;
+}
+
+const URL_INDEX = 'url-index.json';
+
+async function urlIndex(dir: FileSystemDirectoryHandle): Promise<Record<string, UrlEntry>> {
+  try {
+    return JSON.parse(await (await (await dir.getFileHandle(URL_INDEX)).getFile()).text()) as Record<string, UrlEntry>;
+  } catch {
+    return {}; // none yet, or unreadable: start afresh
+  }
+}
+
+/** What the cache holds for `url`, or null. */
+export async function cachedUrl(url: string): Promise<UrlEntry | null> {
+  const dir = await cacheDir();
+  return dir === null ? null : ((await urlIndex(dir))[url] ?? null);
+}
+
+/** Keep `bytes`, read from `url` with `validator`, for the next visit. */
+export async function cacheUrl(url: string, validator: string, bytes: Uint8Array): Promise<void> {
+  const sha256 = await sha256Hex(bytes);
+  await cacheFile(sha256, bytes);
+  const dir = await cacheDir();
+  if (dir === null) return;
+  try {
+    const index = await urlIndex(dir);
+    index[url] = { bytes: bytes.byteLength, sha256, validator };
+    const w = await (await dir.getFileHandle(URL_INDEX, { create: true })).createWritable();
+    await w.write(JSON.stringify(index));
+    await w.close();
+  } catch {
+    /* as in cacheFile: only the cache is lost */
   }
 }

@@ -17,7 +17,9 @@
 import { Engine } from '../ops/index.js';
 import { useWasmModule } from '../kernels/wasm/index.js';
 import { modelFromConfig, loadWeights } from '../models/checkpoint.js';
-import { decodeSafetensors } from '../io/safetensors.js';
+import { memoryWeights } from '../io/weights.js';
+import { parseJsonLenient } from '../io/json.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, Adapter, adapterFromBytes, parseAdapterConfig } from '../models/lora.js';
 import { HFTokenizer } from '../io/tokenizer.js';
 import { inputError } from '../io/errors.js';
 import { Model, textCodec } from '../api/model.js';
@@ -51,38 +53,50 @@ export async function initKernels(source: string | URL | BufferSource): Promise<
   useWasmModule(module);
 }
 
-/** A model's files by name: `config.json`, `model.safetensors`, and optionally `tokenizer.json`, `tokenizer_config.json`. */
+/**
+ * A model's files by name: `config.json`, `model.safetensors` (or `model.safetensors.index.json`
+ * and its shards), optionally `tokenizer.json` and `tokenizer_config.json`, and optionally a LoRA
+ * adapter's `adapter_config.json` and `adapter_model.safetensors`.
+ */
 export type ModelFiles = Readonly<Record<string, Uint8Array>>;
 
 function jsonFile(files: ModelFiles, name: string, where: string): unknown {
   const b = files[name];
   if (b === undefined) return undefined;
   try {
-    return JSON.parse(new TextDecoder().decode(b));
+    return parseJsonLenient(new TextDecoder().decode(b)); // transformers writes bare Infinity
   } catch (e) {
     throw inputError(`${where}/${name} is not valid JSON (${(e as Error).message})`);
   }
 }
 
 /**
- * Load a model from its files (an HF-style folder held in memory; `where` names it in messages).
- * Runs the WebAssembly SIMD kernels, on the calling thread or on `threads` threads (the calling
- * one included: needs a cross-origin isolated page, and a Worker as the calling thread); call
- * {@link initKernels} first. Every thread count gives the same numbers, bit for bit, as Node.
+ * Load a model from its files (an HF-style folder held in memory; `where` names it in messages):
+ * f32, F16 or BF16 weights, or q8/q4 ones from `frugal quantize`, in one file or shards, and the
+ * LoRA adapter among the files, attached, when there is one. Runs the WebAssembly SIMD kernels,
+ * on the calling thread or on `threads` threads (the calling one included: needs a cross-origin
+ * isolated page, and a Worker as the calling thread); call {@link initKernels} first. Every
+ * thread count gives the same numbers, bit for bit, as Node.
  *
  * @throws FrugalError for a missing, wrong or broken file, naming it
  */
 export async function loadModelFiles(files: ModelFiles, where = 'model', threads = 1): Promise<Model> {
   const json = jsonFile(files, 'config.json', where);
   if (json === undefined) throw inputError(`${where} has no config.json: a model needs config.json and model.safetensors`);
-  const weights = files['model.safetensors'];
-  if (weights === undefined) throw inputError(`${where} has no model.safetensors: a model needs config.json and model.safetensors`);
+  const weights = memoryWeights(files, where);
   if (threads > 1) useWebWorkerThreads();
   const e = new Engine({ kernels: 'wasm', threads });
   try {
     await threadsStarted();
     const { model, warnings, layout } = modelFromConfig(e, json, `${where}/config.json`);
-    loadWeights(model, decodeSafetensors(weights, `${where}/model.safetensors`), layout);
+    loadWeights(model, weights, layout);
+    const adapterConfig = files[ADAPTER_CONFIG];
+    if (adapterConfig !== undefined) {
+      const a = files[ADAPTER_WEIGHTS];
+      if (a === undefined) throw inputError(`${where} has ${ADAPTER_CONFIG} but no ${ADAPTER_WEIGHTS}: an adapter needs both`);
+      const c = parseAdapterConfig(new TextDecoder().decode(adapterConfig), `${where}/${ADAPTER_CONFIG}`);
+      Adapter.attach(model, adapterFromBytes(model, c, a, `${where}/${ADAPTER_WEIGHTS}`, `${where}/${ADAPTER_CONFIG}`));
+    }
     const tj = jsonFile(files, 'tokenizer.json', where);
     const tok = tj === undefined ? null : new HFTokenizer(tj, jsonFile(files, 'tokenizer_config.json', where), `${where}/tokenizer.json`);
     const m = new Model(model, where, warnings);

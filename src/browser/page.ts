@@ -44,6 +44,59 @@ async function restoreConversation(): Promise<void> {
   send({ type: 'restore', bytes: new Uint8Array(await file.arrayBuffer()) });
 }
 let autorun = params.get('autorun') === '1';
+/** The autorun generation is under way: its first token is timed from the page's start (loading included). */
+let timingFirst = false;
+/**
+ * A module that uses a relaxed-SIMD instruction (i8x16.relaxed_swizzle): WebAssembly.validate
+ * accepts it only where the browser runs relaxed SIMD.
+ */
+const RELAXED_PROBE = Uint8Array.of(
+  0,
+  97,
+  115,
+  109,
+  1,
+  0,
+  0,
+  0,
+  1,
+  5,
+  1,
+  96,
+  0,
+  1,
+  123,
+  3,
+  2,
+  1,
+  0,
+  10,
+  15,
+  1,
+  13,
+  0,
+  65,
+  1,
+  253,
+  15,
+  65,
+  2,
+  253,
+  15,
+  253,
+  128,
+  2,
+  11,
+);
+/**
+ * The kernels: Node's default build (plain SIMD), or with `?kernels=relaxed` the opt-in
+ * relaxed-SIMD build (fused multiply-adds: faster where the CPU has FMA, not bit-identical to
+ * Node), when this browser validates relaxed SIMD; otherwise the default build runs.
+ */
+const relaxed = params.get('kernels') === 'relaxed' && WebAssembly.validate(RELAXED_PROBE);
+const kernels: { kernels: string; build?: 'relaxed-simd' } = relaxed
+  ? { kernels: new URL('/kernels-relaxed.wasm', location.href).href, build: 'relaxed-simd' }
+  : { kernels: new URL('/kernels.wasm', location.href).href };
 /** Kernel threads when the page is cross-origin isolated: ?threads=N, else up to 4 of the device's cores. */
 const threads = Math.max(1, Math.floor(Number(params.get('threads') ?? Math.min(4, navigator.hardwareConcurrency || 1))) || 1);
 
@@ -90,7 +143,7 @@ let side: Worker | null = null;
 function loadRequest(entry: ModelEntry): ToWorker {
   return {
     type: 'load',
-    kernels: new URL('/kernels.wasm', location.href).href,
+    ...kernels,
     name: entry.name,
     model: { url: new URL(entry.url, location.href).href, manifest: entry.files },
     threads,
@@ -132,9 +185,22 @@ async function loadPicked(list: FileList): Promise<void> {
   setStatus('loading');
   send({
     type: 'load',
-    kernels: new URL('/kernels.wasm', location.href).href,
+    ...kernels,
     name: list[0]?.name ?? 'picked files',
     model: { files },
+    threads,
+  });
+}
+
+/** A model folder at any URL (and optionally a LoRA adapter's folder), read by the standard file names. */
+function loadUrl(folder: string, adapter?: string): void {
+  const abs = (u: string) => new URL(u, location.href).href;
+  setStatus('loading');
+  send({
+    type: 'load',
+    ...kernels,
+    name: folder.replace(/\/+$/, '').split('/').pop() || folder,
+    model: { folder: abs(folder), adapter: adapter ? abs(adapter) : undefined },
     threads,
   });
 }
@@ -143,7 +209,8 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
   const m = ev.data;
   switch (m.type) {
     case 'progress':
-      $('progress').textContent = `${(m.loaded / 1e6).toFixed(2)} / ${(m.total / 1e6).toFixed(2)} MB`;
+      // a folder read from a URL has no listing: its total is not known up front
+      $('progress').textContent = `${(m.loaded / 1e6).toFixed(2)}${m.total > 0 ? ` / ${(m.total / 1e6).toFixed(2)}` : ''} MB`;
       break;
     case 'ready':
       current = m.name;
@@ -155,10 +222,15 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       setStatus('ready');
       if (autorun) {
         autorun = false;
+        timingFirst = true;
         generate();
       }
       break;
     case 'tokens':
+      if (timingFirst) {
+        timingFirst = false;
+        $('first-token').textContent = `${performance.now().toFixed(0)} ms after the page opened`;
+      }
       $('output').textContent += m.text;
       $('speed').textContent = m.tokensPerSecond.toFixed(1);
       break;
@@ -166,6 +238,7 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       $('speed').textContent = m.tokensPerSecond.toFixed(1);
       $('energy').textContent = `${m.jPerToken.toPrecision(3)} J/token (${m.energyLabel})`;
       $('state').textContent = `${(m.stateBytes / 1024).toFixed(1)} KiB`;
+      $('prefill').textContent = `${m.promptTokens} tokens at ${m.prefillTokensPerSecond.toFixed(1)} tokens/s`;
       if ($<HTMLInputElement>('continue').checked) send({ type: 'snapshot' });
       setStatus('done');
       break;
@@ -218,6 +291,10 @@ async function start(): Promise<void> {
     const list = (e.target as HTMLInputElement).files;
     if (list && list.length > 0) void loadPicked(list);
   });
+  $('load-url').addEventListener('click', () => {
+    const u = $<HTMLInputElement>('model-url').value.trim();
+    if (u) loadUrl(u);
+  });
   const res = await fetch('/api/models');
   models = (await res.json()) as ModelEntry[];
   const pickB = $<HTMLSelectElement>('model-b');
@@ -227,7 +304,11 @@ async function start(): Promise<void> {
   }
   const transformer = models.findIndex((m) => /transformer|llama/i.test(m.name));
   pickB.selectedIndex = transformer >= 0 ? transformer : Math.min(1, models.length - 1);
-  if (models.length > 0) load(models[0]);
+  const folder = params.get('model_url');
+  if (folder !== null) {
+    $<HTMLInputElement>('model-url').value = folder;
+    loadUrl(folder, params.get('adapter_url') ?? undefined);
+  } else if (models.length > 0) load(models[0]);
   else setStatus('error: the server offers no model; pick a model folder’s files');
 }
 

@@ -9,11 +9,26 @@ export interface FileEntry {
   sha256: string;
 }
 
-/** Where a model's files come from: a folder URL the server lists (with its files), or files the person picked. */
-export type ModelSource = { url: string; manifest: Record<string, FileEntry> } | { files: Record<string, Uint8Array> };
+/**
+ * Where a model's files come from: a folder URL the server lists (with its files), files the person
+ * picked, or any folder URL (an HF-style directory, read by its standard file names; the server
+ * must allow this page to read it: CORS), with optionally a LoRA adapter's folder URL.
+ */
+export type ModelSource =
+  | { url: string; manifest: Record<string, FileEntry> }
+  | { files: Record<string, Uint8Array> }
+  | { folder: string; adapter?: string };
 
 export type ToWorker =
-  | { type: 'load'; kernels: string; name: string; model: ModelSource; threads: number }
+  | {
+      type: 'load';
+      /** URL of the kernels module; `build` names an opt-in build (the backend gets it as a suffix). */
+      kernels: string;
+      build?: 'relaxed-simd';
+      name: string;
+      model: ModelSource;
+      threads: number;
+    }
   | {
       type: 'generate';
       prompt: string;
@@ -42,6 +57,9 @@ export type FromWorker =
       energyLabel: string;
       stateBytes: number;
       aborted: boolean;
+      /** Tokens of the prompt, and how fast the prefill read them (one parallel pass). */
+      promptTokens: number;
+      prefillTokensPerSecond: number;
     }
   /** The conversation's state as a state file (docs/DESIGN.md), and the tokens it holds. */
   | { type: 'snapshot'; bytes: Uint8Array; tokens: number }

@@ -6,9 +6,11 @@ import { decodeState, encodeState, initKernels, loadModelFiles, stateIdentity, T
 import type { Model, ModelFiles, StateIdentity } from './index.js';
 import type { ModelState } from '../models/types.js';
 import { BATCH_MS, WATTS_PER_CORE } from './protocol.js';
-import type { FileEntry, FromWorker, ToWorker } from './protocol.js';
-import { cachedFile, cacheFile, sha256Hex } from './cache.js';
+import type { FileEntry, FromWorker, ModelSource, ToWorker } from './protocol.js';
+import { cachedFile, cachedUrl, cacheFile, cacheUrl, sha256Hex } from './cache.js';
 import { concatBytes } from '../io/atomic.js';
+import { parseWeightIndex } from '../io/weights.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../models/lora.js';
 
 // the tsconfig's lib is DOM: the worker's global is typed by the one method used
 const post = (m: FromWorker) => (self as unknown as { postMessage(m: FromWorker): void }).postMessage(m);
@@ -36,7 +38,7 @@ async function fetchModel(url: string, manifest: Record<string, FileEntry>): Pro
     let bytes = await cachedFile(entry);
     if (bytes === null) {
       cached = false;
-      bytes = await download(base + name, (n) => post({ type: 'progress', loaded: loaded + n, total }));
+      bytes = ((await download(base + name, (n) => post({ type: 'progress', loaded: loaded + n, total }))) as Downloaded).bytes;
       const sum = await sha256Hex(bytes);
       if (sum !== entry.sha256)
         throw new Error(
@@ -51,26 +53,124 @@ async function fetchModel(url: string, manifest: Record<string, FileEntry>): Pro
   return { files, cached };
 }
 
-async function download(url: string, progress: (n: number) => void): Promise<Uint8Array> {
-  const res = await fetch(url);
-  if (!res.ok || res.body === null) throw new Error(`cannot fetch ${url} (HTTP ${res.status})`);
+/** A fetch that failed before any response: offline, a refused connection, or a server that does not allow this page to read it. */
+function unreachable(url: string, e: unknown): Error {
+  return new Error(
+    `cannot fetch ${url} (${e instanceof Error ? e.message : String(e)}): the server is unreachable, or it does not let this page ` +
+      'read its files (CORS: it must send Access-Control-Allow-Origin)',
+  );
+}
+
+interface Downloaded {
+  bytes: Uint8Array;
+  /** The server's ETag or Last-Modified ('' when it sent neither). */
+  validator: string;
+}
+
+const validatorOf = (res: Response) => res.headers.get('etag') ?? res.headers.get('last-modified') ?? '';
+
+/**
+ * The bytes at `url`, reporting how many have arrived; null for a 404 when `optional`. A body
+ * shorter than the Content-Length the server announced, or a connection lost midway, is an error.
+ */
+async function download(url: string, progress: (n: number) => void, optional = false): Promise<Downloaded | null> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw unreachable(url, e);
+  }
+  if (optional && res.status === 404) return null;
+  if (!res.ok || res.body === null)
+    throw new Error(`cannot fetch ${url} (HTTP ${res.status}${res.status === 404 ? ': no such file' : ''})`);
+  // with a content encoding the header counts compressed bytes: only a plain body can be checked
+  const announced = res.headers.get('content-encoding') ? Number.NaN : Number(res.headers.get('content-length') ?? Number.NaN);
   const parts: Uint8Array[] = [];
   let n = 0;
   const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parts.push(value);
-    n += value.byteLength;
-    progress(n);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      n += value.byteLength;
+      progress(n);
+    }
+  } catch (e) {
+    throw new Error(`${url} broke off after ${n} bytes (${e instanceof Error ? e.message : String(e)}); reload to try again`);
   }
-  return concatBytes(parts);
+  if (Number.isFinite(announced) && n !== announced)
+    throw new Error(`${url} is truncated: ${n} of the ${announced} bytes the server announced arrived; reload to try again`);
+  return { bytes: concatBytes(parts), validator: validatorOf(res) };
+}
+
+/**
+ * The bytes at `url`: the cached copy while the server says the file is unchanged (a HEAD with the
+ * same validator and size) or cannot be reached (offline), else downloaded and cached.
+ */
+async function fetchUrl(
+  url: string,
+  progress: (n: number) => void,
+  optional: boolean,
+): Promise<{ bytes: Uint8Array | null; cached: boolean }> {
+  const known = await cachedUrl(url);
+  if (known !== null) {
+    const head = await fetch(url, { method: 'HEAD' }).catch(() => null);
+    const unchanged =
+      head === null ||
+      (head.ok &&
+        known.validator !== '' &&
+        validatorOf(head) === known.validator &&
+        Number(head.headers.get('content-length')) === known.bytes);
+    const bytes = unchanged ? await cachedFile(known) : null;
+    if (bytes !== null) return { bytes, cached: true };
+  }
+  const got = await download(url, progress, optional);
+  if (got !== null) await cacheUrl(url, got.validator, got.bytes);
+  return { bytes: got?.bytes ?? null, cached: false };
+}
+
+/** The files of a folder of an HF-style checkpoint at `folder` (and of an adapter's at `adapter`), by their standard names. */
+async function fetchFolder(folder: string, adapter: string | undefined): Promise<{ files: ModelFiles; cached: boolean }> {
+  const files: Record<string, Uint8Array> = {};
+  let loaded = 0;
+  let cached = true;
+  const get = async (base: string, name: string, optional = false) => {
+    const url = new URL(name, base.endsWith('/') ? base : `${base}/`).href;
+    const got = await fetchUrl(url, (n) => post({ type: 'progress', loaded: loaded + n, total: 0 }), optional);
+    if (got.bytes !== null) {
+      files[name] = got.bytes;
+      loaded += got.bytes.byteLength;
+      cached &&= got.cached;
+    }
+    return got.bytes;
+  };
+  await get(folder, 'config.json');
+  const index = await get(folder, 'model.safetensors.index.json', true);
+  if (index === null) await get(folder, 'model.safetensors');
+  else {
+    const shards = new Set(parseWeightIndex(new TextDecoder().decode(index), `${folder}/model.safetensors.index.json`).values());
+    for (const shard of shards) await get(folder, shard);
+  }
+  if ((await get(folder, 'tokenizer.json', true)) !== null) await get(folder, 'tokenizer_config.json', true);
+  if (adapter !== undefined) {
+    await get(adapter, ADAPTER_CONFIG);
+    await get(adapter, ADAPTER_WEIGHTS);
+  }
+  return { files, cached };
+}
+
+/** A model's files from where the page says they are; `cached` when none had to be downloaded. */
+async function modelFiles(source: ModelSource): Promise<{ files: ModelFiles; cached: boolean }> {
+  if ('url' in source) return fetchModel(source.url, source.manifest);
+  if ('files' in source) return { files: source.files, cached: false };
+  return fetchFolder(source.folder, source.adapter);
 }
 
 async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   kernelsReady ??= initKernels(m.kernels);
   await kernelsReady;
-  const { files, cached } = 'url' in m.model ? await fetchModel(m.model.url, m.model.manifest) : { files: m.model.files, cached: false };
+  const { files, cached } = await modelFiles(m.model);
   // kernel threads share memory: only in a cross-origin isolated page
   const threads = crossOriginIsolated ? Math.max(1, Math.floor(m.threads)) : 1;
   const next = await loadModelFiles(files, m.name, threads);
@@ -79,7 +179,7 @@ async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   threadCount = threads;
   identity = await stateIdentity(next, files);
   conversation = null;
-  const backend = threads > 1 ? `wasm-simd-threads:${threads}` : 'wasm-simd';
+  const backend = (threads > 1 ? `wasm-simd-threads:${threads}` : 'wasm-simd') + (m.build ? `+${m.build}` : '');
   post({ type: 'ready', name: m.name, architecture: next.architecture, parameters: next.parameters, backend, cached });
 }
 
@@ -122,6 +222,8 @@ async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<voi
     energyLabel: `estimated: ${WATTS_PER_CORE} W per busy core × CPU time`,
     stateBytes: s.stateBytes,
     aborted,
+    promptTokens: s.promptTokens,
+    prefillTokensPerSecond: s.promptTokens / Math.max((t1 - t0) / 1000, 1e-9),
   });
 }
 

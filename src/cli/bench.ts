@@ -1,5 +1,6 @@
 import { registerSpeed } from './bench-speed.js';
 import { registerScaling } from './bench-scaling.js';
+import { registerBenchWeb } from './bench-web.js';
 import type { AnyCommand } from './options.js';
 
 /**
@@ -10,7 +11,10 @@ export function registerBench(program: AnyCommand): void {
   // `bench` has options of its own (the speed benchmark's); for `frugal bench scaling --quick` to
   // reach `scaling`, the program must stop reading options at the subcommand name too
   program.enablePositionalOptions();
-  const bench = program.command('bench').description('measurements; `bench scaling`: Mamba vs transformer across context lengths');
+  const bench = program
+    .command('bench')
+    .description('measurements; `bench scaling`: Mamba vs transformer across context lengths; `bench web`: the page against Node');
   registerScaling(bench);
+  registerBenchWeb(bench);
   registerSpeed(bench);
 }

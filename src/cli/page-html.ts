@@ -31,8 +31,11 @@ export const PAGE_HTML = `<!doctype html>
 <p>Runs in this tab on the CPU (WebAssembly SIMD): nothing leaves the device.</p>
 <label for="model">Model</label>
 <select id="model" data-testid="model"></select>
-<label for="files">…or a model folder's files (config.json, model.safetensors, tokenizer.json)</label>
+<label for="files">…or a model folder's files (config.json, model.safetensors or its shards, tokenizer.json, a LoRA adapter's files)</label>
 <input id="files" data-testid="files" type="file" multiple>
+<label for="model-url">…or a model folder's URL (Hugging Face layout; another site must allow this page to read it: CORS)</label>
+<div class="row"><div style="flex:1 1 200px"><input id="model-url" data-testid="model-url" type="url" placeholder="https://example.org/my-model/"></div>
+<div style="flex:0 0 auto"><button type="button" data-testid="load-url" style="margin:0">Load</button></div></div>
 <p id="model-info" data-testid="model-info"></p>
 <label for="prompt">Prompt</label>
 <textarea id="prompt" data-testid="prompt" rows="3">The </textarea>
@@ -59,6 +62,8 @@ export const PAGE_HTML = `<!doctype html>
   <dt>Loaded</dt><dd data-testid="progress"></dd>
   <dt>Backend</dt><dd data-testid="backend"></dd>
   <dt>Tokens/s</dt><dd data-testid="speed"></dd>
+  <dt>Prompt</dt><dd data-testid="prefill"></dd>
+  <dt>First token</dt><dd data-testid="first-token"></dd>
   <dt>State memory</dt><dd data-testid="state"></dd>
   <dt>Conversation</dt><dd data-testid="saved"></dd>
   <dt>Energy</dt><dd data-testid="energy"></dd>

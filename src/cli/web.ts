@@ -1,10 +1,11 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inputError } from '../io/errors.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, parseAdapterConfig } from '../models/lora.js';
 import { debugOption, intArg } from './options.js';
 import type { AnyCommand } from './options.js';
 import { PAGE_HTML } from './page-html.js';
@@ -21,9 +22,24 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  * Models the page offers when --model is not given: the bundled ones when present, else a small
  * trained Mamba and transformer committed with the tests (so the page always opens on something).
  */
-export const DEFAULT_WEB_MODELS = ['models/mamba', 'models/transformer'];
+export const DEFAULT_WEB_MODELS = ['models/mamba-sotu', 'models/transformer-sotu', 'models/mamba-sotu-q8'];
 export const FALLBACK_WEB_MODELS = ['test/fixtures/mamba-d256-l4', 'test/fixtures/llama-d64-l2'];
-const MODEL_FILES = new Set(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+const BASE_FILES = new Set(['config.json', 'model.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json']);
+const SHARD = /^model-\d{5}-of-\d{5}\.safetensors$/;
+const ADAPTER_FILES = new Set([ADAPTER_CONFIG, ADAPTER_WEIGHTS]);
+
+/** A model the page offers: a checkpoint folder, and the LoRA adapter folder run on it, if any. */
+export interface WebModel {
+  base: string;
+  adapter?: string;
+}
+
+/** Where the file `name` of model `m` lives, or null when the server does not serve that name. */
+function modelFilePath(m: WebModel, name: string): string | null {
+  if (BASE_FILES.has(name) || SHARD.test(name)) return join(m.base, name);
+  if (m.adapter !== undefined && ADAPTER_FILES.has(name)) return join(m.adapter, name);
+  return null;
+}
 const TYPES: Record<string, string> = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 
 export interface WebFlags {
@@ -48,25 +64,44 @@ function collect(v: string, prev: string[] | undefined): string[] {
   return [...(prev ?? []), v];
 }
 
-/** The model folders to offer, checked up front (a bad --model is a clear error, not a broken page). */
-export function webModels(given: readonly string[] | undefined, root = ROOT): string[] {
+/**
+ * The models to offer, checked up front (a bad --model is a clear error, not a broken page). A
+ * LoRA adapter folder (from `frugal finetune --method lora`) is offered on its base, the folder
+ * its adapter_config.json names.
+ */
+export function webModels(given: readonly string[] | undefined, root = ROOT): WebModel[] {
   const dirs = given?.length ? given.map((d) => resolve(d)) : DEFAULT_WEB_MODELS.map((d) => join(root, d)).filter((d) => existsSync(d));
   if (!given?.length && dirs.length === 0) dirs.push(...FALLBACK_WEB_MODELS.map((d) => join(root, d)));
-  for (const d of dirs) {
-    if (!existsSync(join(d, 'config.json')) || !existsSync(join(d, 'model.safetensors')))
+  return dirs.map((d) => {
+    const m: WebModel = existsSync(join(d, ADAPTER_CONFIG)) ? { base: adapterBase(d), adapter: d } : { base: d };
+    const weights = ['model.safetensors', 'model.safetensors.index.json'].some((f) => existsSync(join(m.base, f)));
+    if (!existsSync(join(m.base, 'config.json')) || !weights)
       throw inputError(
-        `--model ${d}: the page needs a folder with config.json and model.safetensors (a single-file Hugging Face checkpoint)`,
+        `--model ${m.base}: the page needs a folder with config.json and model.safetensors (or model.safetensors.index.json and its shards), or a LoRA adapter's folder`,
       );
-  }
-  return dirs;
+    return m;
+  });
 }
 
-function send(res: ServerResponse, isolation: boolean, status: number, type: string, body: string | Uint8Array): void {
+/** The base of adapter folder `dir`: its adapter_config.json's base_model_name_or_path, a folder (as `frugal finetune` was given it). */
+function adapterBase(dir: string): string {
+  const file = join(dir, ADAPTER_CONFIG);
+  const c = parseAdapterConfig(readFileSync(file, 'utf8'), file);
+  const base = resolve(c.base_model_name_or_path ?? '');
+  if (!c.base_model_name_or_path || !existsSync(join(base, 'config.json')))
+    throw inputError(
+      `--model ${dir}: a LoRA adapter whose base (base_model_name_or_path ${JSON.stringify(c.base_model_name_or_path ?? '')}) is not a model folder here; run frugal web where that path leads to the base`,
+    );
+  return base;
+}
+
+function send(res: ServerResponse, isolation: boolean, status: number, type: string, body: string | Uint8Array, modified?: string): void {
   const headers: Record<string, string> = {
     'content-type': type,
     'content-length': String(Buffer.byteLength(body)),
     'cache-control': 'no-cache',
   };
+  if (modified !== undefined) headers['last-modified'] = modified;
   if (isolation) {
     headers['cross-origin-opener-policy'] = 'same-origin';
     headers['cross-origin-embedder-policy'] = 'require-corp';
@@ -84,10 +119,12 @@ function sendFile(res: ServerResponse, isolation: boolean, path: string, head: b
   const ext = path.slice(path.lastIndexOf('.'));
   const type = TYPES[ext] ?? 'application/octet-stream';
   const body = readFileSync(path);
+  // a validator, so that a page that read this file from its URL knows when its cached copy is stale
+  const modified = statSync(path).mtime.toUTCString();
   if (head) {
-    res.writeHead(200, { 'content-length': String(body.byteLength), 'content-type': type });
+    res.writeHead(200, { 'content-length': String(body.byteLength), 'content-type': type, 'last-modified': modified });
     res.end();
-  } else send(res, isolation, 200, type, body);
+  } else send(res, isolation, 200, type, body, modified);
 }
 
 /** A model file's size and SHA-256, which the page checks and caches it by. */
@@ -109,25 +146,32 @@ function fileEntry(path: string): FileEntry {
 }
 
 /** What /api/models says: each model's name, URL and files (size and SHA-256). */
-export function listing(models: readonly string[]) {
-  return models.map((d, i) => {
+export function listing(models: readonly WebModel[]) {
+  return models.map((m, i) => {
     const files: Record<string, FileEntry> = {};
-    for (const f of MODEL_FILES) if (existsSync(join(d, f))) files[f] = fileEntry(join(d, f));
-    return { name: basename(d), url: `/models/${i}/`, files };
+    for (const dir of m.adapter === undefined ? [m.base] : [m.base, m.adapter]) {
+      for (const f of readdirSync(dir).sort()) {
+        const path = modelFilePath(m, f);
+        if (path === join(dir, f) && statSync(path).isFile()) files[f] = fileEntry(path);
+      }
+    }
+    const name = m.adapter === undefined ? basename(m.base) : `${basename(m.base)} + ${basename(m.adapter)}`;
+    return { name, url: `/models/${i}/`, files };
   });
 }
 
 /** Route one request: the page, its scripts, the kernels, the model list and the models' files. */
-export function handler(models: readonly string[], isolation: boolean, root = ROOT) {
+export function handler(models: readonly WebModel[], isolation: boolean, root = ROOT) {
   const bundle = join(root, 'dist', 'web');
   return (req: IncomingMessage, res: ServerResponse): void => {
     const p = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
     const head = req.method === 'HEAD';
     const m = /^\/models\/(\d+)\/([^/]+)$/.exec(p);
+    const file = m && Number(m[1]) < models.length ? modelFilePath(models[Number(m[1])], m[2]) : null;
     if (p === '/' || p === '/index.html') send(res, isolation, 200, 'text/html; charset=utf-8', PAGE_HTML);
-    else if (p === '/kernels.wasm') sendFile(res, isolation, join(root, 'build', 'kernels.wasm'), head);
+    else if (p === '/kernels.wasm' || p === '/kernels-relaxed.wasm') sendFile(res, isolation, join(root, 'build', p.slice(1)), head);
     else if (p === '/api/models') send(res, isolation, 200, 'application/json', JSON.stringify(listing(models)));
-    else if (m && Number(m[1]) < models.length && MODEL_FILES.has(m[2])) sendFile(res, isolation, join(models[Number(m[1])], m[2]), head);
+    else if (file !== null) sendFile(res, isolation, file, head);
     else if (/^\/[\w.-]+\.js$/.test(p)) sendFile(res, isolation, join(bundle, p.slice(1)), head);
     else send(res, isolation, 404, 'text/plain', 'not found\n');
   };
@@ -147,7 +191,7 @@ export async function webCommand(o: WebFlags): Promise<void> {
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : o.port;
   process.stderr.write(
-    `web: http://${o.host}:${port}/ (${o.isolation ? 'cross-origin isolated' : 'not isolated'}; models: ${models.join(', ')})\n`,
+    `web: http://${o.host}:${port}/ (${o.isolation ? 'cross-origin isolated' : 'not isolated'}; models: ${models.map((m) => m.adapter ?? m.base).join(', ')})\n`,
   );
   await new Promise<void>((done) => {
     const stop = () => server.close(() => done());

@@ -7,9 +7,9 @@
  * Opening indexes every tensor (name, dtype, shape, byte range) without reading any values.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { inputError } from './errors.js';
-import { FileSource } from './bytesource.js';
+import { FileSource, MemorySource } from './bytesource.js';
 import type { ByteSource } from './bytesource.js';
 import { indexSafetensors } from './safetensors.js';
 import { indexTorchBin } from './torchbin.js';
@@ -59,23 +59,11 @@ export function openWeights(dir: string): WeightSet {
       sources.push(src);
       return { entries: indexWeightFile(src), file, format, close };
     }
-    const entries = new Map<string, TensorEntry>();
-    const map = readIndex(file);
-    const shards = [...new Set(map.values())];
-    for (const shard of shards) {
+    const entries = indexShards(readIndex(file), file, (shard) => {
       const src = new FileSource(join(dir, shard));
       sources.push(src);
-      for (const [name, e] of indexWeightFile(src)) {
-        const want = map.get(name);
-        if (want === undefined)
-          throw inputError(`${src.file}: tensor '${name}' is not listed in ${file} (extra tensor, or a shard from another checkpoint)`);
-        if (want !== shard) throw inputError(`${src.file}: tensor '${name}' is here but ${file} says it is in ${want}`);
-        entries.set(name, e);
-      }
-    }
-    for (const [name, shard] of map) {
-      if (!entries.has(name)) throw inputError(`${file} lists tensor '${name}' in ${shard}, but that shard does not contain it`);
-    }
+      return src;
+    });
     return { entries, file, format, close };
   } catch (e) {
     close();
@@ -83,12 +71,65 @@ export function openWeights(dir: string): WeightSet {
   }
 }
 
+/**
+ * The safetensors weights of a checkpoint held in memory by file name (a browser's picked or
+ * fetched files): `model.safetensors`, or `model.safetensors.index.json` and its shards, checked
+ * as {@link openWeights} checks them on disk. `where` names the folder in messages.
+ */
+export function memoryWeights(files: Readonly<Record<string, Uint8Array>>, where: string): WeightSet {
+  const close = () => {};
+  const index = files['model.safetensors.index.json'];
+  if (index !== undefined) {
+    const file = `${where}/model.safetensors.index.json`;
+    const entries = indexShards(parseWeightIndex(new TextDecoder().decode(index), file), file, (shard) => {
+      const bytes = files[shard];
+      if (bytes === undefined) throw inputError(`${file} lists the shard ${shard}, which is missing: give every shard the index names`);
+      return new MemorySource(bytes, `${where}/${shard}`);
+    });
+    return { entries, file, format: 'safetensors', close };
+  }
+  const bytes = files['model.safetensors'];
+  if (bytes === undefined)
+    throw inputError(
+      `${where} has no model.safetensors: a model needs config.json and model.safetensors (or model.safetensors.index.json and its shards)`,
+    );
+  const file = `${where}/model.safetensors`;
+  return { entries: indexWeightFile(new MemorySource(bytes, file)), file, format: 'safetensors', close };
+}
+
+/**
+ * Index every shard a weight index lists (opened by `open`), checking that each tensor is where the
+ * index says and that no listed tensor is missing.
+ */
+export function indexShards(map: ReadonlyMap<string, string>, file: string, open: (shard: string) => ByteSource): Map<string, TensorEntry> {
+  const entries = new Map<string, TensorEntry>();
+  for (const shard of new Set(map.values())) {
+    const src = open(shard);
+    for (const [name, e] of indexWeightFile(src)) {
+      const want = map.get(name);
+      if (want === undefined)
+        throw inputError(`${src.file}: tensor '${name}' is not listed in ${file} (extra tensor, or a shard from another checkpoint)`);
+      if (want !== shard) throw inputError(`${src.file}: tensor '${name}' is here but ${file} says it is in ${want}`);
+      entries.set(name, e);
+    }
+  }
+  for (const [name, shard] of map) {
+    if (!entries.has(name)) throw inputError(`${file} lists tensor '${name}' in ${shard}, but that shard does not contain it`);
+  }
+  return entries;
+}
+
 /** Read `weight_map` (tensor -> shard file) from a sharded checkpoint's index. */
 function readIndex(file: string): Map<string, string> {
   if (statSync(file).size > MAX_INDEX_BYTES) throw inputError(`${file} is over ${MAX_INDEX_BYTES} bytes; it is not a weight index`);
+  return parseWeightIndex(readFileSync(file, 'utf8'), file);
+}
+
+/** `weight_map` of a weight index's text (`file` names it in messages). */
+export function parseWeightIndex(text: string, file: string): Map<string, string> {
   let j: unknown;
   try {
-    j = JSON.parse(readFileSync(file, 'utf8'));
+    j = JSON.parse(text);
   } catch (e) {
     throw inputError(`${file} is not valid JSON (${(e as Error).message})`);
   }
@@ -97,7 +138,8 @@ function readIndex(file: string): Map<string, string> {
     throw inputError(`${file} has no "weight_map" object (tensor name -> shard file)`);
   const map = new Map<string, string>();
   for (const [name, shard] of Object.entries(wm as Record<string, unknown>)) {
-    if (typeof shard !== 'string' || shard === '' || basename(shard) !== shard || shard === '.' || shard === '..') {
+    // a plain name (no node:path: a browser reads indexes too)
+    if (typeof shard !== 'string' || shard === '' || shard.includes('/') || shard === '.' || shard === '..') {
       throw inputError(`${file}: tensor '${name}' maps to ${JSON.stringify(shard)}, which is not a file name in this directory`);
     }
     map.set(name, shard);

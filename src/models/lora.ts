@@ -202,9 +202,14 @@ function readAdapterConfig(dir: string): AdapterConfigJson {
   if (!existsSync(dir) || !statSync(dir).isDirectory())
     throw inputError(`--adapter ${dir} is not a folder (give the folder 'frugal finetune --method lora' wrote)`);
   if (!existsSync(file)) throw inputError(`${file} is missing: an adapter folder holds ${ADAPTER_CONFIG} and ${ADAPTER_WEIGHTS}`);
+  return parseAdapterConfig(readFileSync(file, 'utf8'), file);
+}
+
+/** adapter_config.json's text, checked for what frugal runs (`file` names it in messages). */
+export function parseAdapterConfig(text: string, file: string): AdapterConfigJson {
   let c: Record<string, unknown>;
   try {
-    c = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    c = JSON.parse(text) as Record<string, unknown>;
   } catch (e) {
     throw inputError(`${file} is not valid JSON (${(e as Error).message})`);
   }
@@ -235,7 +240,21 @@ export function loadAdapter(model: TrainableModel, path: string): Adapter {
   const c = readAdapterConfig(dir);
   const file = join(dir, ADAPTER_WEIGHTS);
   if (!existsSync(file)) throw inputError(`${file} is missing: an adapter folder holds ${ADAPTER_CONFIG} and ${ADAPTER_WEIGHTS}`);
-  const f = decodeSafetensors(new Uint8Array(readFileSync(file)), file);
+  return adapterFromBytes(model, c, new Uint8Array(readFileSync(file)), file, join(dir, ADAPTER_CONFIG));
+}
+
+/**
+ * The adapter of config `c` (from {@link parseAdapterConfig}) whose weights are `bytes` (the
+ * safetensors file `file`), checked against `model` as {@link loadAdapter} checks a folder.
+ */
+export function adapterFromBytes(
+  model: TrainableModel,
+  c: AdapterConfigJson,
+  bytes: Uint8Array,
+  file: string,
+  configFile: string,
+): Adapter {
+  const f = decodeSafetensors(bytes, file);
   const type = f.metadata.frugal_model_type,
     vocab = f.metadata.frugal_vocab_size;
   if (type !== undefined && type !== model.config.modelType)
@@ -250,7 +269,7 @@ export function loadAdapter(model: TrainableModel, path: string): Adapter {
     if (!known.has(m[1])) throw inputError(`${file}: tensor '${name}' adapts module '${m[1]}', which this base does not have`);
   }
   const options = { r: c.r, alpha: c.lora_alpha, dropout: Number(c.lora_dropout ?? 0), targets: c.target_modules };
-  const adapter = new Adapter(model, options, c.base_model_name_or_path ?? '', join(dir, ADAPTER_CONFIG));
+  const adapter = new Adapter(model, options, c.base_model_name_or_path ?? '', configFile);
   for (const name of f.tensors.keys()) {
     if (!adapter.params.has(name))
       throw inputError(`${file}: tensor '${name}' is for a module outside target_modules (${c.target_modules.join(',')})`);
