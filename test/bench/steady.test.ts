@@ -185,12 +185,24 @@ describe('flags on synthetic documents', () => {
     expect(steadyFlags(d)).toEqual([]);
     d.flags = [];
     const t = speedTargets(d);
-    expect(t).toContain('decode f32 1 threads vs llama.cpp: 1.10× (goal 1.00×) met');
+    expect(t).toContain('decode f32 1 thread vs llama.cpp: 1.10× (goal 1.00×) met');
     expect(t).toContain('decode f32 2 threads of the bandwidth bound: 83% (goal 85%) MISSED');
     expect(t).toContain("prefill f32 128 tokens 2 threads of frugal's GEMM peak: 90% (goal 85%) met");
-    expect(t).toContain('prefill q8 over f32 (128 tokens, 1 threads): 1.20× (goal 1.00×) met');
+    expect(t).toContain('prefill q8 over f32 (128 tokens, 1 thread): 1.20× (goal 1.00×) met');
     expect(t).toContain('32 streams 2 threads of the compute bound: 60% (goal 70%) MISSED');
     expect(t).toContain('decode q8 vs llama.cpp: not measured');
+  });
+
+  it('a target whose figure, or the ceiling it is a fraction of, carries a flag is not judged', () => {
+    const d = doc();
+    d.decode[0].bound_fraction = 1.2;
+    d.machine.after = [point(1, 20, 30), point(2, 30, 40)]; // the 2-thread GEMM peak fell by 31%
+    d.flags = steadyFlags(d);
+    const t = speedTargets(d);
+    expect(t).toContain('decode f32 2 threads of the bandwidth bound: 120% (goal 85%) not judged: bound');
+    expect(t).toContain("prefill f32 128 tokens 2 threads of frugal's GEMM peak: 90% (goal 85%) not judged: ceiling-drift");
+    expect(t).toContain("prefill f32 128 tokens 1 thread of frugal's GEMM peak: 90% (goal 85%) met");
+    expect(t).toContain('32 streams 2 threads of the compute bound: 60% (goal 70%) not judged: ceiling-drift');
   });
 
   it('relative spread: (max − min) ÷ median, flagged over 10%', () => {
@@ -228,7 +240,7 @@ describe('flags on synthetic documents', () => {
     d.flags = steadyFlags(d);
     const t = speedTargets(d);
     expect(t).toContain('decode f32 2 threads vs llama.cpp: 1.60× (goal 1.00×) not judged: peer-anomaly');
-    expect(t).toContain('decode f32 1 threads vs llama.cpp: 1.10× (goal 1.00×) met');
+    expect(t).toContain('decode f32 1 thread vs llama.cpp: 1.10× (goal 1.00×) met');
   });
 
   it('fewer than 5 alternations are flagged, and so are unsteady ratios', () => {

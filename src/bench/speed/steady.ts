@@ -60,7 +60,7 @@ export function ceilingFlags(before: readonly MachinePoint[], after: readonly Ma
       if (d > MAX_SPREAD)
         out.push({
           kind: 'ceiling-drift',
-          figure: `${what} ${plural(b.threads)}`,
+          figure: what === 'GEMM peak' ? figure.gemm(b.threads) : figure.bandwidth(b.threads),
           detail: `${x.toFixed(1)} at the start, ${y.toFixed(1)} at the end (${pct(d)} apart): the load changed during the run`,
         });
     }
@@ -70,7 +70,7 @@ export function ceilingFlags(before: readonly MachinePoint[], after: readonly Ma
     if (sorted[i].gemm_gflops_max < sorted[i - 1].gemm_gflops_max)
       out.push({
         kind: 'ceiling-drift',
-        figure: `GEMM peak ${plural(sorted[i].threads)}`,
+        figure: figure.gemm(sorted[i].threads),
         detail: `below the ${plural(sorted[i - 1].threads)} peak (${sorted[i].gemm_gflops_max.toFixed(1)} < ${sorted[i - 1].gemm_gflops_max.toFixed(1)} GFLOP/s): the other cores were busy`,
       });
   return out;
@@ -93,35 +93,50 @@ export function peerAnomalies(peers: readonly PeerEntry[]): Flag[] {
   return out;
 }
 
-export function peerFigure(p: Pick<PeerEntry, 'name' | 'measure' | 'precision' | 'threads'>): string {
-  return `${p.name} ${p.measure} ${p.precision} ${plural(p.threads)}`;
+/** The names flags give figures (targets look their figures up by them). */
+export const figure = {
+  peer: (p: Pick<PeerEntry, 'name' | 'measure' | 'precision' | 'threads'>) => `${p.name} ${p.measure} ${p.precision} ${plural(p.threads)}`,
+  decode: (e: { precision: string; threads: number }) => `decode ${e.precision} ${plural(e.threads)}`,
+  prefill: (e: { precision: string; threads: number; prompt_tokens: number }) =>
+    `prefill ${e.precision} ${e.prompt_tokens} tokens ${plural(e.threads)}`,
+  streams: (e: { streams: number; threads: number }) => `${e.streams} streams ${plural(e.threads)}`,
+  train: (e: { threads: number }) => `train ${plural(e.threads)}`,
+  bandwidth: (T: number) => `read bandwidth ${plural(T)}`,
+  gemm: (T: number) => `GEMM peak ${plural(T)}`,
+};
+export const peerFigure = figure.peer;
+
+/** The kinds of the flags on any of `figures` (a peer's ratio counts as the peer's figure), joined; '' when none. */
+export function flagsOn(flags: readonly Flag[], figures: readonly string[]): string {
+  const kinds = flags.filter((f) => figures.some((g) => f.figure === g || f.figure === `${g} (ratio)`)).map((f) => f.kind);
+  return [...new Set(kinds)].join(', ');
 }
 
 /** Every flag of a finished document (`after`: the ceilings measured again at its end, if they were). */
 export function steadyFlags(d: SpeedDoc): Flag[] {
   const out: Flag[] = [];
   for (const p of d.machine.by_threads) {
-    spreadFlag(out, `read bandwidth ${plural(p.threads)}`, p.bandwidth_gbs, p.bandwidth_gbs_min, p.bandwidth_gbs_max);
-    spreadFlag(out, `GEMM peak ${plural(p.threads)}`, p.gemm_gflops, p.gemm_gflops_min, p.gemm_gflops_max);
+    spreadFlag(out, figure.bandwidth(p.threads), p.bandwidth_gbs, p.bandwidth_gbs_min, p.bandwidth_gbs_max);
+    spreadFlag(out, figure.gemm(p.threads), p.gemm_gflops, p.gemm_gflops_min, p.gemm_gflops_max);
   }
   out.push(...ceilingFlags(d.machine.by_threads, d.machine.after ?? []));
   for (const e of d.decode) {
-    const f = `decode ${e.precision} ${plural(e.threads)}`;
+    const f = figure.decode(e);
     spreadFlag(out, f, e.tok_s, e.tok_s_min, e.tok_s_max);
     boundFlag(out, f, e.bound_fraction, 'the read-bandwidth bound');
   }
   for (const e of d.prefill) {
-    const f = `prefill ${e.precision} ${e.prompt_tokens} tokens ${plural(e.threads)}`;
+    const f = figure.prefill(e);
     spreadFlag(out, f, e.tok_s, e.tok_s_min, e.tok_s_max);
     boundFlag(out, f, e.of_gemm_peak, "frugal's measured GEMM peak");
   }
   for (const e of d.streams) {
-    const f = `${e.streams} streams ${plural(e.threads)}`;
+    const f = figure.streams(e);
     spreadFlag(out, f, e.aggregate_tok_s, e.aggregate_tok_s_min, e.aggregate_tok_s_max);
     boundFlag(out, f, e.of_compute_bound, 'the compute bound');
   }
   for (const e of d.train) {
-    const f = `train ${plural(e.threads)}`;
+    const f = figure.train(e);
     spreadFlag(out, f, e.tok_s, e.tok_s_min, e.tok_s_max);
     boundFlag(out, f, e.of_gemm_peak, "frugal's measured GEMM peak");
     boundFlag(out, f, e.mfu, "the CPU's theoretical peak");
@@ -133,12 +148,6 @@ export function steadyFlags(d: SpeedDoc): Flag[] {
   }
   out.push(...peerAnomalies(d.peers));
   return out;
-}
-
-/** Whether a peer comparison may be quoted as met: steady, enough rounds, no anomaly. */
-export function peerTrusted(p: PeerEntry, flags: readonly Flag[]): boolean {
-  const f = peerFigure(p);
-  return !flags.some((x) => x.figure === f || x.figure === `${f} (ratio)`);
 }
 
 // ---------------------------------------------------------------- peak resident memory

@@ -1,6 +1,6 @@
 /** The table `frugal bench` prints to stderr: one Markdown table per section of the document. */
 import type { SpeedDoc } from './types.js';
-import { peerFigure } from './steady.js';
+import { figure, flagsOn } from './steady.js';
 
 type Cell = string | number;
 
@@ -144,54 +144,71 @@ export function speedTable(d: SpeedDoc): string {
 
 /**
  * The speed targets, each with its figure from this run: met, MISSED, not measured, or not judged
- * (a peer comparison with a flag: unsteady, too few rounds, or a peer anomaly).
+ * with the kinds of the flags on the figures behind it (steady.ts: its own figure, the ceiling it is
+ * a fraction of, or the figures of a ratio).
  */
 export function speedTargets(d: SpeedDoc): string[] {
   const out: string[] = [];
   const flags = d.flags ?? [];
-  const all = Math.max(...d.machine.by_threads.map((p) => p.threads));
-  const say = (what: string, value: number | undefined, goal: number, unit: '×' | '%' = '×', note = '') => {
+  const threads = d.machine.by_threads.map((p) => p.threads),
+    all = Math.max(...threads);
+  const th = (T: number) => `${T} thread${T > 1 ? 's' : ''}`;
+  const say = (what: string, value: number | undefined, goal: number, unit: '×' | '%', figures: string[]) => {
     const show = (x: number) => (unit === '%' ? pct(x) : `${x.toFixed(2)}×`);
+    const why = flagsOn(flags, figures);
     if (value === undefined || !Number.isFinite(value)) out.push(`${what}: not measured`);
-    else if (note !== '') out.push(`${what}: ${show(value)} (goal ${show(goal)}) not judged: ${note}`);
+    else if (why !== '') out.push(`${what}: ${show(value)} (goal ${show(goal)}) not judged: ${why}`);
     else out.push(`${what}: ${show(value)} (goal ${show(goal)}) ${value >= goal ? 'met' : 'MISSED'}`);
   };
-  const peer = (measure: string, precision: string, goal: number) => {
-    const ps = d.peers.filter((p) => p.name === 'llama.cpp' && p.measure === measure && p.precision === precision);
-    if (ps.length === 0) say(`${measure} ${precision} vs llama.cpp`, undefined, goal);
-    for (const p of ps) {
-      const why = flags.filter((f) => f.figure === peerFigure(p) || f.figure === `${peerFigure(p)} (ratio)`).map((f) => f.kind);
-      say(
-        `${measure} ${precision} ${p.threads} threads vs llama.cpp`,
-        p.ratio,
-        goal,
-        '×',
-        why.length > 0 ? [...new Set(why)].join(', ') : '',
-      );
-    }
+  const peer = (name: 'llama.cpp' | 'pytorch', measure: string, precision: string, goal: number) => {
+    const ps = d.peers.filter((p) => p.name === name && p.measure === measure && p.precision === precision);
+    if (ps.length === 0) say(`${measure} ${precision} vs ${name}`, undefined, goal, '×', []);
+    for (const p of ps) say(`${measure} ${precision} ${th(p.threads)} vs ${name}`, p.ratio, goal, '×', [figure.peer(p)]);
   };
-  for (const p of ['f32', 'q8', 'q4']) peer('decode', p, 1);
+  for (const p of ['f32', 'q8', 'q4']) peer('llama.cpp', 'decode', p, 1);
   const dec = d.decode.find((e) => e.precision === 'f32' && e.threads === all);
-  say(`decode f32 ${all} threads of the bandwidth bound`, dec?.bound_fraction, 0.85, '%');
+  say(
+    `decode f32 ${th(all)} of the bandwidth bound`,
+    dec?.bound_fraction,
+    0.85,
+    '%',
+    dec ? [figure.decode(dec), figure.bandwidth(all)] : [],
+  );
   const L = Math.min(...d.prefill.map((e) => e.prompt_tokens));
   const pre = (p: string, T: number) => d.prefill.find((e) => e.precision === p && e.threads === T && e.prompt_tokens === L);
-  for (const T of d.machine.by_threads.map((x) => x.threads)) {
-    say(`prefill f32 ${L} tokens ${T} threads of frugal's GEMM peak`, pre('f32', T)?.of_gemm_peak, 0.85, '%');
+  for (const T of threads) {
+    const f32 = pre('f32', T);
+    say(
+      `prefill f32 ${L} tokens ${th(T)} of frugal's GEMM peak`,
+      f32?.of_gemm_peak,
+      0.85,
+      '%',
+      f32 ? [figure.prefill(f32), figure.gemm(T)] : [],
+    );
     for (const p of ['q8', 'q4']) {
-      const f = pre('f32', T)?.tok_s;
-      say(`prefill ${p} over f32 (${L} tokens, ${T} threads)`, f ? (pre(p, T)?.tok_s ?? NaN) / f : undefined, 1);
+      const q = pre(p, T);
+      say(
+        `prefill ${p} over f32 (${L} tokens, ${th(T)})`,
+        f32 && q ? q.tok_s / f32.tok_s : undefined,
+        1,
+        '×',
+        f32 && q ? [figure.prefill(f32), figure.prefill(q)] : [],
+      );
     }
   }
-  peer(`prefill-${L}`, 'f32', 0.85);
-  for (const p of ['q8', 'q4']) peer(`prefill-${L}`, p, 0.6);
+  peer('llama.cpp', `prefill-${L}`, 'f32', 0.85);
+  for (const p of ['q8', 'q4']) peer('llama.cpp', `prefill-${L}`, p, 0.6);
   const s32 = d.streams.find((e) => e.streams === 32 && e.threads === all);
-  say(`32 streams ${all} threads of the compute bound`, s32?.of_compute_bound, 0.7, '%');
-  for (const p of d.peers.filter((x) => x.name === 'pytorch' && x.measure === 'train')) {
-    const why = flags.filter((f) => f.figure === peerFigure(p) || f.figure === `${peerFigure(p)} (ratio)`).map((f) => f.kind);
-    say(`train ${p.threads} threads vs pytorch`, p.ratio, 5, '×', why.length > 0 ? [...new Set(why)].join(', ') : '');
-  }
+  say(`32 streams ${th(all)} of the compute bound`, s32?.of_compute_bound, 0.7, '%', s32 ? [figure.streams(s32), figure.gemm(all)] : []);
+  peer('pytorch', 'train', 'f32', 5);
   const tr = d.train.find((e) => e.threads === all);
-  say(`training FLOPs of frugal's measured GEMM peak (${all} threads)`, tr?.of_gemm_peak, 0.5, '%');
+  say(
+    `training FLOPs of frugal's measured GEMM peak (${th(all)})`,
+    tr?.of_gemm_peak,
+    0.5,
+    '%',
+    tr ? [figure.train(tr), figure.gemm(all)] : [],
+  );
   out.push('each headline ratio within 10% across three consecutive runs: not judged by one run (compare the JSON of three)');
   return out;
 }
