@@ -5,7 +5,7 @@
  */
 export { matmulNT, matmulNN, matmulTN, matmulNTStrided, matmulNNStrided, matmulTNStrided } from './matmul';
 export { scanForward, scanBackward, scanStep, scanForwardRange, scanBackwardRange } from './scan';
-export { conv1dForward, conv1dBackward, conv1dStep } from './conv';
+export { conv1dForward, conv1dPrefill, conv1dBackward, conv1dStep } from './conv';
 export { ssdRecurrent, ssdChunkForward, ssdChunkBackward } from './ssd';
 export { mamba3ScanForward } from './mamba3';
 export { dtSoftplusForward, dtSoftplusBackward, gatedRmsnormForward, gatedRmsnormBackward } from './mamba2';

@@ -49,6 +49,7 @@ export const WASM_KERNELS = [
   'conv1dForward',
   'conv1dBackward',
   'conv1dStep',
+  'conv1dPrefill',
   'rmsnormForward',
   'rmsnormBackward',
   'addRmsnormForward',
