@@ -120,27 +120,21 @@ export function steadyFlags(d: SpeedDoc): Flag[] {
     spreadFlag(out, figure.gemm(p.threads), p.gemm_gflops, p.gemm_gflops_min, p.gemm_gflops_max);
   }
   out.push(...ceilingFlags(d.machine.by_threads, d.machine.after ?? []));
-  for (const e of d.decode) {
-    const f = figure.decode(e);
-    spreadFlag(out, f, e.tok_s, e.tok_s_min, e.tok_s_max);
-    boundFlag(out, f, e.bound_fraction, 'the read-bandwidth bound');
-  }
-  for (const e of d.prefill) {
-    const f = figure.prefill(e);
-    spreadFlag(out, f, e.tok_s, e.tok_s_min, e.tok_s_max);
-    boundFlag(out, f, e.of_gemm_peak, "frugal's measured GEMM peak");
-  }
-  for (const e of d.streams) {
-    const f = figure.streams(e);
-    spreadFlag(out, f, e.aggregate_tok_s, e.aggregate_tok_s_min, e.aggregate_tok_s_max);
-    boundFlag(out, f, e.of_compute_bound, 'the compute bound');
-  }
-  for (const e of d.train) {
-    const f = figure.train(e);
-    spreadFlag(out, f, e.tok_s, e.tok_s_min, e.tok_s_max);
-    boundFlag(out, f, e.of_gemm_peak, "frugal's measured GEMM peak");
-    boundFlag(out, f, e.mfu, "the CPU's theoretical peak");
-  }
+  const gemm = "frugal's measured GEMM peak";
+  /** A figure's spread, and each fraction of a bound it reports. */
+  const check = (f: string, median: number, min: number, max: number, bounds: [number | undefined, string][]) => {
+    spreadFlag(out, f, median, min, max);
+    for (const [x, what] of bounds) boundFlag(out, f, x, what);
+  };
+  for (const e of d.decode) check(figure.decode(e), e.tok_s, e.tok_s_min, e.tok_s_max, [[e.bound_fraction, 'the read-bandwidth bound']]);
+  for (const e of d.prefill) check(figure.prefill(e), e.tok_s, e.tok_s_min, e.tok_s_max, [[e.of_gemm_peak, gemm]]);
+  for (const e of d.streams)
+    check(figure.streams(e), e.aggregate_tok_s, e.aggregate_tok_s_min, e.aggregate_tok_s_max, [[e.of_compute_bound, 'the compute bound']]);
+  for (const e of d.train)
+    check(figure.train(e), e.tok_s, e.tok_s_min, e.tok_s_max, [
+      [e.of_gemm_peak, gemm],
+      [e.mfu, "the CPU's theoretical peak"],
+    ]);
   for (const p of d.peers) {
     const f = peerFigure(p);
     spreadFlag(out, `${f} (ratio)`, p.ratio, p.ratio_min, p.ratio_max);
