@@ -28,31 +28,31 @@
   store<f32>(p + 3 * rowW, load<f32>(p + 3 * rowW) + f32x4.extract_lane(v, 3));
 }
 
-/** out (B, L, C) <- x (B, L, C), w (C, K), bias (C): conv1dPrefill from an empty window (zeros before t = 0). */
 export function conv1dForward(out: usize, x: usize, w: usize, bias: usize, B: i32, L: i32, C: i32, K: i32): void {
   conv1dPrefill(out, x, 0, w, bias, B, L, C, K);
 }
 
 /**
- * conv1dForward continuing from a recurrent window: inputs before t = 0 come from state (B, C, K)
- * (slot K-1 is the newest) instead of zeros; state 0 means zeros. Same sliding-window paths.
- * out (B, L, C) <- x (B, L, C), state (B, C, K) or 0, w (C, K), bias (C)
+ * The conv of a prefill that continues from the recurrent state (B, C, K) (slot K−1 the newest):
+ * inputs before t = 0 come from it instead of zeros; state 0 means zeros (conv1dForward). The
+ * sliding window simply starts filled with the state's last inputs.
  */
 export function conv1dPrefill(out: usize, x: usize, state: usize, w: usize, bias: usize, B: i32, L: i32, C: i32, K: i32): void {
   const rowC = <usize>C << 2;
   const C4 = C & ~3;
   for (let b = 0; b < B; b++) {
     const xb = x + <usize>b * <usize>L * rowC, ob = out + <usize>b * <usize>L * rowC;
-    const sb: usize = state == 0 ? 0 : state + <usize>b * <usize>C * (<usize>K << 2);
+    const sb = state + <usize>b * <usize>C * (<usize>K << 2);
     for (let c = 0; c < C4; c += 4) {
       const co = <usize>c << 2;
       const bv = v128.load(bias + co);
       if (K <= 4) {
+        // taps aligned to the right: w3 multiplies x_t, w2 x_{t-1}, ...
         const w0 = wcol(w, c, K - 4, K), w1 = wcol(w, c, K - 3, K), w2 = wcol(w, c, K - 2, K), w3 = wcol(w, c, K - 1, K);
-        // x_{t-3}, x_{t-2}, x_{t-1} at t = 0: the window's last three slots (zeros without a state)
-        let x0 = sb == 0 ? f32x4.splat(0) : wcol(sb, c, K - 3, K);
-        let x1 = sb == 0 ? f32x4.splat(0) : wcol(sb, c, K - 2, K);
-        let x2 = sb == 0 ? f32x4.splat(0) : wcol(sb, c, K - 1, K);
+        // x_{t-3}, x_{t-2}, x_{t-1} before t = 0: the state's newest slots, or zeros
+        let x0 = state ? wcol(sb, c, K - 3, K) : f32x4.splat(0),
+          x1 = state ? wcol(sb, c, K - 2, K) : f32x4.splat(0),
+          x2 = state ? wcol(sb, c, K - 1, K) : f32x4.splat(0);
         let px = xb + co, po = ob + co;
         for (let t = 0; t < L; t++) {
           const x3 = v128.load(px);
@@ -68,7 +68,7 @@ export function conv1dPrefill(out: usize, x: usize, state: usize, w: usize, bias
           for (let k = 0; k < K; k++) {
             const tt = t - (K - 1) + k;
             if (tt >= 0) s = f32x4.add(s, f32x4.mul(wcol(w, c, k, K), v128.load(xb + <usize>tt * rowC + co)));
-            else if (sb != 0) s = f32x4.add(s, f32x4.mul(wcol(w, c, k, K), wcol(sb, c, K + tt, K)));
+            else if (state) s = f32x4.add(s, f32x4.mul(wcol(w, c, k, K), wcol(sb, c, K + tt, K)));
           }
           v128.store(ob + <usize>t * rowC + co, s);
         }
@@ -79,10 +79,9 @@ export function conv1dPrefill(out: usize, x: usize, state: usize, w: usize, bias
       for (let t = 0; t < L; t++) {
         let s = load<f32>(bias + co);
         for (let k = 0; k < K; k++) {
-          const tt = t - (K - 1) + k;
-          const wk = load<f32>(w + (<usize>c * <usize>K + <usize>k) * 4);
+          const tt = t - (K - 1) + k, wk = load<f32>(w + (<usize>c * <usize>K + <usize>k) * 4);
           if (tt >= 0) s += wk * load<f32>(xb + <usize>tt * rowC + co);
-          else if (sb != 0) s += wk * load<f32>(sb + (<usize>c * <usize>K + <usize>(K + tt)) * 4);
+          else if (state) s += wk * load<f32>(sb + (<usize>c * <usize>K + <usize>(K + tt)) * 4);
         }
         store<f32>(ob + <usize>t * rowC + co, s);
       }

@@ -91,8 +91,19 @@ function ntRow(po: usize, pa: usize, b: usize, N: i32, K: i32, acc: bool): void 
     storeLane(q + 4 * qs, f32x4.extract_lane(s1, 0), acc); storeLane(q + 5 * qs, f32x4.extract_lane(s1, 1), acc);
     storeLane(q + 6 * qs, f32x4.extract_lane(s1, 2), acc); storeLane(q + 7 * qs, f32x4.extract_lane(s1, 3), acc);
   }
-  // rows [8S, N4): adjacent 4-row tiles; [N4, N): single dot products (as in the tiled path)
-  for (let j = S << 3; j < N4; j += 4) {
+  ntRowBlock(po, pa, b, S << 3, N, K, acc); // rows [8S, N): adjacent 4-row tiles, then single dot products
+}
+
+/**
+ * One row of a against rows [j0, j1) of b (j0 a multiple of 4): adjacent 4-row tiles, then single
+ * dot products, reduced as in every other path. The GEMM's rows past its 3-row tiles take this
+ * inside each block of b, so they reuse the block from cache instead of streaming all of b again.
+ */
+function ntRowBlock(po: usize, pa: usize, b: usize, j0: i32, j1: i32, K: i32, acc: bool): void {
+  const K4 = K & ~3;
+  const rowA = <usize>K << 2;
+  const j4 = j0 + ((j1 - j0) & ~3);
+  for (let j = j0; j < j4; j += 4) {
     const pb0 = b + <usize>j * rowA, pb1 = pb0 + rowA, pb2 = pb1 + rowA, pb3 = pb2 + rowA;
     let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
     for (let o: usize = 0, oe = <usize>K4 << 2; o < oe; o += 16) {
@@ -106,7 +117,7 @@ function ntRow(po: usize, pa: usize, b: usize, N: i32, K: i32, acc: bool): void 
     if (K4 < K) s0 = ntTail4(s0, pa, pb0, rowA, K4, K);
     ntStore4(po + (<usize>j << 2), s0, acc);
   }
-  for (let j = N4; j < N; j++) {
+  for (let j = j4; j < j1; j++) {
     const p = po + (<usize>j << 2);
     const v = dot1(pa, b + <usize>j * rowA, K);
     store<f32>(p, acc ? load<f32>(p) + v : v);
@@ -186,9 +197,11 @@ export function matmulNTStrided(out: usize, a: usize, b: usize, M: i32, N: i32, 
         }
       }
     }
+    // rows past the 3-row tiles, against this block while it is in cache (batched decoding, prefill tails)
+    if (M > 1) for (let r = M - M % 3; r < M; r++) ntRowBlock(out + <usize>r * rowO, a + <usize>r * rowA, b, j0, j1, K, acc);
   }
-  // rows left after the 3-row tiles: one at a time (the decoding case M = 1)
-  for (let i = M - M % 3; i < M; i++) ntRow(out + <usize>i * rowO, a + <usize>i * rowA, b, N, K, acc);
+  // the decoding GEMV (M = 1): all of b streamed once, eight far-apart rows at a time
+  if (M == 1) ntRow(out, a, b, N, K, acc);
 }
 
 // ================================================================ NN and TN

@@ -25,6 +25,15 @@ export function trainFlopsPerToken(parameters: number, extra = 0): number {
   return 6 * parameters + extra;
 }
 
+/**
+ * Model FLOPs per prompt token of an L-token prefill: 2 per parameter outside the embedding table
+ * and head (`tableParameters`, which a prefill does not multiply per token), plus the head's 2·V·D
+ * once per prompt (it runs at the last position only).
+ */
+export function prefillFlopsPerToken(parameters: number, tableParameters: number, vocab: number, dModel: number, L: number): number {
+  return 2 * (parameters - tableParameters) + (2 * vocab * dModel) / L;
+}
+
 /** Model FLOPs per second over a peak in GFLOP/s: the CPU's theoretical peak (MFU) or frugal's measured GEMM peak. */
 export function flopsFraction(tokS: number, flopsPerToken: number, peakGflops: number): number {
   return (tokS * flopsPerToken) / (peakGflops * 1e9);

@@ -57,14 +57,14 @@ export function registerScaling(bench: AnyCommand): void {
     .option('--max-context <n>', 'last context length (a power of two)', powerOfTwo, 1 << 20)
     .option(
       '--decode-tokens <n>',
-      'timed decode steps per burst (3 bursts per context; the median step is reported, with min and max)',
+      'timed decode steps per burst (5 bursts per context, alternating between the architectures; the median step is reported, with min and max)',
       intArg(1, 4096),
       16,
     )
     .option('--prefill-chunk <n>', 'tokens per prefill call', intArg(1, 1 << 20), 4096)
     .option(
       '--budget-seconds <n>',
-      'time budget of the whole study; each architecture gets an equal share of what is left',
+      'time budget of the whole study; the architectures run in lockstep, and a context that would overrun it stops the costliest first',
       floatArg(1, 86400),
       900,
     )

@@ -110,7 +110,7 @@ describe('frugal bench scaling on tiny shapes', () => {
     const [mb, tf] = doc.results;
     expect(mb.stopped.reason).toBe('completed');
     expect(tf.stopped).toMatchObject({ reason: 'memory', lastContext: 64, nextContext: 128 });
-    expect(tf.stopped.detail).toMatch(/the state at 128 tokens would hold 33\.8 KiB, over the 20\.5 KiB memory budget/);
+    expect(tf.stopped.detail).toMatch(/the state at 128 tokens would hold 34\.8 KiB, over the 20\.5 KiB memory budget/);
     expect(tf.points.map((p) => p.context)).toEqual([16, 32, 64]);
     expect(r.stderr).toMatch(/transformer: .* stopped: memory/);
   });

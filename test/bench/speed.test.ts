@@ -111,6 +111,18 @@ describe('frugal bench --tiny --json', () => {
     for (const k of ['detected', 'assumed']) expect((pk[k] as string[]).length, `cpu_peak.${k}`).toBeGreaterThan(0);
   });
 
+  it('steady measurement: the ceilings again at the end, flags, peak RSS per figure', () => {
+    const m = doc.machine as Doc;
+    const before = (m.by_threads as Doc[]).map((p) => p.threads);
+    expect((m.after as Doc[]).map((p) => p.threads)).toEqual(before);
+    (m.after as Doc[]).forEach((p, i) => expectFields(`machine.after[${i}]`, p, ['bandwidth_gbs', 'gemm_gflops']));
+    expect(['per-figure', 'process-peak']).toContain(m.rss_method);
+    const flags = entries(doc, 'flags', false) as Doc[];
+    for (const f of flags) expectFields('flag', f, [], ['kind', 'figure', 'detail']);
+    for (const k of ['decode', 'prefill', 'streams', 'train'])
+      for (const e of entries(doc, k) as Doc[]) expect(e.peak_rss_bytes as number, `${k} peak RSS`).toBeGreaterThan(1e6);
+  });
+
   it('decode: f32, q8 and q4 at 1 and all threads, with the bandwidth bound', () => {
     const d = entries(doc, 'decode');
     d.forEach((e, i) => {
@@ -135,8 +147,16 @@ describe('frugal bench --tiny --json', () => {
 
   it('prefill, train, streams and kernels entries carry every field', () => {
     entries(doc, 'prefill').forEach((e, i) => {
-      expectFields(`prefill[${i}]`, e, ['threads', 'prompt_tokens', 'tok_s', 'tok_s_min', 'tok_s_max', 'over_steps'], ['precision']);
+      expectFields(
+        `prefill[${i}]`,
+        e,
+        ['threads', 'prompt_tokens', 'tok_s', 'tok_s_min', 'tok_s_max', 'over_steps', 'flops_per_token', 'of_gemm_peak', 'peak_rss_bytes'],
+        ['precision'],
+      );
       expectSpread(`prefill[${i}]`, e, 'tok_s');
+      const x = e as Doc,
+        gemm = (((doc.machine as Doc).by_threads as Doc[]).find((p) => p.threads === x.threads) as Doc).gemm_gflops_max as number;
+      expect(x.of_gemm_peak as number).toBeCloseTo(((x.tok_s as number) * (x.flops_per_token as number)) / (gemm * 1e9), 12);
     });
     const pk = (doc.machine as Doc).cpu_peak as Doc;
     entries(doc, 'train').forEach((e, i) => {
@@ -175,7 +195,16 @@ describe('frugal bench --tiny --json', () => {
       expectFields(
         `streams[${i}]`,
         e,
-        ['streams', 'threads', 'aggregate_tok_s', 'aggregate_tok_s_min', 'aggregate_tok_s_max', 'over_one'],
+        [
+          'streams',
+          'threads',
+          'aggregate_tok_s',
+          'aggregate_tok_s_min',
+          'aggregate_tok_s_max',
+          'over_one',
+          'of_compute_bound',
+          'peak_rss_bytes',
+        ],
         ['model', 'precision'],
       );
       expectSpread(`streams[${i}]`, e, 'aggregate_tok_s');

@@ -145,6 +145,48 @@ describe.each(['q8', 'q4'] as const)('%s', (format) => {
     expect(relErr(out.floats(), exact)).toBeLessThan(format === 'q8' ? 0.02 : 0.2);
   });
 
+  it.each([
+    [2, 37, 64],
+    [7, 300, 1024],
+    [9, 131, 96],
+  ])('the blocked product (M=%i, N=%i, K=%i) gives every row bit for bit its one-row product, at 1 and 2 threads', (M, Nw, Kw) => {
+    // N = 300 at K = 1024 crosses the kernel's blocks of weight rows; M mod 4 ≠ 0 takes the one-row tail
+    const quantised = (e: Engine) => {
+      const qw = e.persistent(format === 'q8' ? [Nw, Kw] : [Nw, Kw / 2], format === 'q8' ? 'i8' : 'u8'),
+        sw = e.persistent([Nw, Kw / QK]);
+      const qx = e.persistent([M, Kw], 'i8'),
+        sx = e.persistent([M, Kw / QK]);
+      if (format === 'q8') e.k.quantizeQ8(qw, sw, e.persistent([Nw, Kw]).set(randn(5, Nw * Kw)), Nw, Kw);
+      else e.k.quantizeQ4(qw, sw, e.persistent([Nw, Kw]).set(randn(5, Nw * Kw)), Nw, Kw);
+      e.k.quantizeQ8(qx, sx, e.persistent([M, Kw]).set(randn(6, M * Kw)), M, Kw);
+      return { qw, sw, qx, sx };
+    };
+    const product = (threads: number) => {
+      const e = engine('wasm', threads),
+        { qw, sw, qx, sx } = quantised(e),
+        out = e.persistent([M, Nw]);
+      if (format === 'q8') e.k.matmulQ8(out, qx, sx, qw, sw, M, Nw, Kw);
+      else e.k.matmulQ4(out, qx, sx, qw, sw, M, Nw, Kw);
+      return { e, qw, sw, qx, sx, out: Float32Array.from(out.floats()) };
+    };
+    const one = product(1),
+      two = product(2);
+    expect(Buffer.from(two.out.buffer).equals(Buffer.from(one.out.buffer)), 'threads').toBe(true);
+    const { e, qw, sw, qx, sx } = one;
+    for (let i = 0; i < M; i++) {
+      const xi = e.persistent([1, Kw], 'i8').set(qx.data().subarray(i * Kw, (i + 1) * Kw)),
+        si = e.persistent([1, Kw / QK]).set(sx.floats().subarray((i * Kw) / QK, ((i + 1) * Kw) / QK)),
+        row = e.persistent([1, Nw]);
+      if (format === 'q8') e.k.matmulQ8(row, xi, si, qw, sw, 1, Nw, Kw);
+      else e.k.matmulQ4(row, xi, si, qw, sw, 1, Nw, Kw);
+      expect(Array.from(row.floats()), `row ${i}`).toEqual(Array.from(one.out.subarray(i * Nw, (i + 1) * Nw)));
+    }
+    const want = new Float64Array(M * Nw);
+    if (format === 'q8') ref.matmulQ8(want, qx.data() as Int8Array, sx.floats(), qw.data() as Int8Array, sw.floats(), M, Nw, Kw);
+    else ref.matmulQ4(want, qx.data() as Int8Array, sx.floats(), qw.data() as Uint8Array, sw.floats(), M, Nw, Kw);
+    expectClose(one.out, want, 1e-5, 'blocked quantised product vs twin');
+  });
+
   it('a quantised model stays close to the f32 one; parallel = steps; threads agree bit for bit', () => {
     // wide enough that decoding's one-row products go to the worker threads (MIN_PARALLEL_FLOPS)
     const cfg = createMambaConfig({ dModel: 256, nLayer: 2, dState: 16, vocabSize: 96 });
@@ -171,5 +213,30 @@ describe.each(['q8', 'q4'] as const)('%s', (format) => {
     expectClose(q1.steps, q1.par, 1e-5, 'quantised steps vs parallel');
     expect(Buffer.from(q2.steps.buffer).equals(Buffer.from(q1.steps.buffer))).toBe(true);
     expect(relErr(q1.par, f32.par)).toBeLessThan(format === 'q8' ? 0.03 : 0.3);
+  });
+});
+
+describe('q8 activation rounding', () => {
+  it('ties round half away from zero in the wasm quantiser as in the reference', () => {
+    // a block with max |x| = 127 has scale 1: x itself is rounded; ±k.5 are exact ties
+    const K = 64,
+      x = new Float32Array(K);
+    x[0] = 127;
+    const ties = [0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, 0.49999997, -0.49999997];
+    ties.forEach((v, i) => {
+      x[1 + i] = v;
+    });
+    x[32] = -127; // second block: the clamp at −127
+    x[33] = -126.5;
+    const e = engine('wasm');
+    const q = e.persistent([1, K], 'i8'),
+      s = e.persistent([1, K / QK]);
+    e.k.quantizeQ8(q, s, e.persistent([1, K]).set(x), 1, K);
+    const rq = new Int8Array(K),
+      rs = new Float32Array(K / QK);
+    ref.quantizeQ8(rq, rs, x, 1, K);
+    expect(Array.from(q.data())).toEqual(Array.from(rq));
+    expect(Array.from(q.data().subarray(0, 11))).toEqual([127, 1, -1, 2, -2, 3, -3, 127, -127, 0, 0]);
+    expect(Array.from(q.data().subarray(32, 34))).toEqual([-127, -127]);
   });
 });

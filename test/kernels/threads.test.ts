@@ -98,6 +98,35 @@ describe.each([
   });
 });
 
+describe.each([
+  [2, 150, 1024],
+  [5, 77, 96],
+  [32, 203, 768],
+] as const)('matmulNT with %i rows (%i x %i)', (M, N, K) => {
+  it('gives every row bit for bit its one-row product (batched decoding = one stream), at 1-4 threads', () => {
+    // K = 1024 makes blocks of 64 rows of b, so N = 150 crosses them; M mod 3 ≠ 0 takes the in-block row tail
+    const a = randomValues(11, M * K),
+      b = randomValues(12, N * K);
+    const e1 = engine(1),
+      bt = e1.persistent([N, K]).set(b),
+      row = e1.persistent([1, N]);
+    const rows = Array.from({ length: M }, (_, i) => {
+      e1.k.matmulNT(row, e1.persistent([1, K]).set(a.slice(i * K, (i + 1) * K)), bt, 1, N, K, 0);
+      return Float32Array.from(row.floats());
+    });
+    for (const T of THREADS) {
+      const e = engine(T),
+        out = e.persistent([M, N]);
+      e.k.matmulNT(out, e.persistent([M, K]).set(a), e.persistent([N, K]).set(b), M, N, K, 0);
+      for (let i = 0; i < M; i++)
+        expect(
+          bits(Float64Array.from(out.floats().subarray(i * N, (i + 1) * N))).equals(bits(Float64Array.from(rows[i]))),
+          `row ${i}, ${T} threads`,
+        ).toBe(true);
+    }
+  });
+});
+
 describe('whole-model work across thread counts', () => {
   const cfg = createMambaConfig({ dModel: 48, nLayer: 2, dState: 16, vocabSize: 64 });
   it('a training step (loss and every gradient) is bit-identical for 1-4 threads', () => {

@@ -409,6 +409,16 @@ describe('conv1d', () => {
     [1, 5, 5],
     [2, 4, 2],
   ]) {
+    it(`conv1dPrefill from a state, B${B} C${C} K${K}, L 1, 2 and 9`, () => {
+      for (const L of [1, 2, 9]) {
+        rand = prng(B * 5 + C * 13 + K + L);
+        const t = place({ out: uni(B * L * C), state: uni(B * C * K), x: uni(B * L * C), w: uni(C * K), bias: uni(C) });
+        wk.conv1dPrefill(t.p.out, t.p.x, t.p.state, t.p.w, t.p.bias, B, L, C, K);
+        ref.conv1dPrefill(t.r.out, t.r.x, t.r.state, t.r.w, t.r.bias, B, L, C, K);
+        expectClose(`conv1dPrefill L${L}`, t.got('out'), t.r.out);
+        t.free();
+      }
+    });
     it(`conv1dStep B${B} C${C} K${K}`, () => {
       rand = prng(B * 3 + C * 11 + K);
       const t = place({ out: uni(B * C), state: uni(B * C * K), x: uni(B * C), w: uni(C * K), bias: uni(C) });

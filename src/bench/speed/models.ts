@@ -82,7 +82,7 @@ export function decodeRate(m: BenchModel, tokens: number, minSeconds: number, co
 
 /**
  * Prefill tokens/s of an L-token prompt from an empty state. The warm-up prefills min(L, 128)
- * tokens; L ≤ 128 is then timed over ≥ minSeconds, longer prompts once (seconds each).
+ * tokens; L ≤ 128 is then timed over ≥ minSeconds and ≥ 3 calls, longer prompts once (seconds each).
  */
 export function prefillRate(m: BenchModel, L: number, minSeconds: number, count: TokenCounter): Spread {
   const V = m.config.vocabSize,
@@ -102,7 +102,7 @@ export function prefillRate(m: BenchModel, L: number, minSeconds: number, count:
         count.tokens += L;
       },
       L <= 128 ? minSeconds : 0,
-      1,
+      L <= 128 ? 3 : 1, // three calls at least, so that min and max mean something
       0,
     ).samples,
   );

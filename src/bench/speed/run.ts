@@ -31,8 +31,12 @@ import type { LlamaPeer, TorchPeer } from './peers.js';
 import { Comparisons, runRounds } from './compare.js';
 import { cpuPeak, peakGflopsAt } from './cpu-peak.js';
 import type { CpuPeak } from './cpu-peak.js';
-import { boundFraction, bandwidthBound, flopsFraction, trainFlopsPerToken } from '../formulas.js';
+import { boundFraction, bandwidthBound, flopsFraction, prefillFlopsPerToken, trainFlopsPerToken } from '../formulas.js';
 import type { Spread } from '../formulas.js';
+import { peakRssBytes, resetPeakRss, steadyFlags, withPeakRss } from './steady.js';
+
+/** The embedding table and an untied head: read by row (or at the last position only), not per prompt token. */
+const TABLES = /(^|\.)(embeddings|embed_tokens)\.weight$|^lm_head\.weight$/;
 
 /** The run's time budget: optional measurements are skipped, and listed, once it runs short. */
 export class Budget {
@@ -87,9 +91,17 @@ interface Run {
   torch: TorchPeer | null;
   /** Thread counts the peers run at (quick and tiny: all threads only). */
   peerThreads: number[];
+  /** Parameters of the decode model, and those of its embedding table and untied head (prefill FLOPs skip them). */
+  parameters: number;
+  tableParameters: number;
 }
 
 const rate = (s: Spread) => ({ tok_s: s.median, tok_s_min: s.min, tok_s_max: s.max });
+/** A timed figure with the peak resident memory while it ran. */
+function measured(fn: () => Spread): { s: Spread; peak_rss_bytes: number } {
+  const { value, peakRss } = withPeakRss(fn);
+  return { s: value, peak_rss_bytes: peakRss };
+}
 const plural = (T: number) => `${T} thread${T > 1 ? 's' : ''}`;
 const range = (s: Spread, d = 1) => `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`;
 
@@ -149,19 +161,22 @@ function decodeSection(r: Run, w: ModelWeights): DecodeRuns {
   const { plan, budget, count, log } = r,
     model = plan.decodeName;
   for (const T of plan.threads) {
-    const bw = (r.machine.find((x) => x.threads === T) as MachinePoint).bandwidth_gbs_max;
+    const point = r.machine.find((x) => x.threads === T) as MachinePoint,
+      bw = point.bandwidth_gbs_max,
+      gemm = point.gemm_gflops_max;
     for (const precision of PRECISIONS) {
       const m = buildModel(w, T);
       try {
         if (precision !== 'f32') quantizeModel(m, precision);
         const bytes = weightBytes(m);
-        const s = decodeRate(m, plan.decodeTokens, plan.minSeconds, count);
+        const { s, peak_rss_bytes } = measured(() => decodeRate(m, plan.decodeTokens, plan.minSeconds, count));
         const bound = bandwidthBound(bw, bytes);
         out.decode.push({
           model,
           precision,
           threads: T,
           ...rate(s),
+          peak_rss_bytes,
           weight_bytes_per_token: bytes,
           bound_tok_s: bound,
           bound_fraction: boundFraction(s.median, bw, bytes),
@@ -180,9 +195,24 @@ function decodeSection(r: Run, w: ModelWeights): DecodeRuns {
             });
             continue;
           }
-          const p = prefillRate(m, L, plan.minSeconds, count);
-          out.prefill.push({ model, precision, threads: T, prompt_tokens: L, ...rate(p), over_steps: p.median / s.median });
-          log(`prefill: ${precision} ${plural(T)} ${L} tokens: ${range(p)} tok/s (${(p.median / s.median).toFixed(1)}× single steps)`);
+          const { s: p, peak_rss_bytes: rss } = measured(() => prefillRate(m, L, plan.minSeconds, count));
+          const flops = prefillFlopsPerToken(r.parameters, r.tableParameters, m.config.vocabSize, plan.decodeModel.dModel, L);
+          const of = flopsFraction(p.median, flops, gemm);
+          out.prefill.push({
+            model,
+            precision,
+            threads: T,
+            prompt_tokens: L,
+            ...rate(p),
+            peak_rss_bytes: rss,
+            over_steps: p.median / s.median,
+            flops_per_token: flops,
+            of_gemm_peak: of,
+          });
+          log(
+            `prefill: ${precision} ${plural(T)} ${L} tokens: ${range(p)} tok/s (${(p.median / s.median).toFixed(1)}× single steps), ` +
+              `${(100 * of).toFixed(0)}% of the ${gemm.toFixed(1)} GFLOP/s GEMM peak`,
+          );
         }
         if (precision === 'f32' && plan.streamThreads.includes(T) && plan.arch === 'hybrid')
           r.skipped.push({
@@ -192,7 +222,7 @@ function decodeSection(r: Run, w: ModelWeights): DecodeRuns {
           });
         else if (precision === 'f32' && plan.streamThreads.includes(T)) {
           const top = T === plan.threads[plan.threads.length - 1];
-          if (top || budget.before(0.3)) out.streams.push(...streamsSection(plan, m, T, count, log));
+          if (top || budget.before(0.3)) out.streams.push(...streamsSection(plan, m, T, count, log, r.parameters, gemm));
           else r.skipped.push({ section: 'streams', what: `${T} threads`, reason: `the time budget (${budget.seconds} s) runs short` });
         }
         decodePeers(r, m, T, precision);
@@ -204,11 +234,20 @@ function decodeSection(r: Run, w: ModelWeights): DecodeRuns {
   return out;
 }
 
-function streamsSection(plan: SpeedPlan, m: BenchModel, T: number, count: TokenCounter, log: (m: string) => void): StreamsEntry[] {
+function streamsSection(
+  plan: SpeedPlan,
+  m: BenchModel,
+  T: number,
+  count: TokenCounter,
+  log: (m: string) => void,
+  parameters: number,
+  gemm: number,
+): StreamsEntry[] {
   const out: StreamsEntry[] = [];
   let one = NaN;
   for (const S of plan.streams) {
-    const agg = streamsRate(m, S, Math.max(2, plan.decodeTokens / 4), plan.minSeconds, count);
+    const { s: agg, peak_rss_bytes } = measured(() => streamsRate(m, S, Math.max(2, plan.decodeTokens / 4), plan.minSeconds, count));
+    const bound = flopsFraction(agg.median, 2 * parameters, gemm);
     if (S === 1 || !Number.isFinite(one)) one = agg.median / S;
     out.push({
       model: plan.decodeName,
@@ -219,8 +258,13 @@ function streamsSection(plan: SpeedPlan, m: BenchModel, T: number, count: TokenC
       aggregate_tok_s_min: agg.min,
       aggregate_tok_s_max: agg.max,
       over_one: agg.median / one,
+      of_compute_bound: bound,
+      peak_rss_bytes,
     });
-    log(`streams: ${S} × f32 on ${plural(T)}: ${range(agg)} tok/s aggregate (${(agg.median / one).toFixed(1)}× one stream)`);
+    log(
+      `streams: ${S} × f32 on ${plural(T)}: ${range(agg)} tok/s aggregate (${(agg.median / one).toFixed(1)}× one stream, ` +
+        `${(100 * bound).toFixed(0)}% of the compute bound)`,
+    );
   }
   return out;
 }
@@ -229,7 +273,9 @@ function trainSection(r: Run): TrainEntry[] {
   const { plan, count, log } = r,
     out: TrainEntry[] = [];
   for (const T of plan.threads) {
+    resetPeakRss();
     const t = trainRate(plan.arch, plan.trainModel, T, plan.trainBatch, plan.trainSeq, plan.trainSteps, plan.minSeconds, count);
+    const peak_rss_bytes = peakRssBytes();
     const gemm = (r.machine.find((x) => x.threads === T) as MachinePoint).gemm_gflops_max,
       cpu = peakGflopsAt(r.peak, T);
     const f = trainFlopsPerToken(t.parameters),
@@ -242,6 +288,7 @@ function trainSection(r: Run): TrainEntry[] {
       seq_len: plan.trainSeq,
       parameters: t.parameters,
       ...rate(t.rate),
+      peak_rss_bytes,
       flops_per_token: f,
       flops_per_token_with_scan: fs,
       mfu: flopsFraction(tok, f, cpu),
@@ -341,6 +388,8 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
     bandwidth_bytes: plan.bandwidthBytes,
     gemm_shape: plan.gemmSize,
     by_threads: points,
+    after: [] as MachinePoint[],
+    rss_method: resetPeakRss() ? ('per-figure' as const) : ('process-peak' as const),
   };
   const kernels = measureKernels(plan.kernelTiny, plan.kernelSeconds, log);
 
@@ -351,6 +400,12 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
       `${(stateBytes / 1024).toFixed(0)} KiB of state per stream`,
   );
   const { llama, torch } = openPeers(o, weights, skipped);
+  let parameters = 0,
+    tableParameters = 0;
+  for (const [name, v] of weights.values) {
+    parameters += v.length;
+    if (TABLES.test(name)) tableParameters += v.length;
+  }
   const run: Run = {
     plan,
     mode: o.mode,
@@ -364,6 +419,8 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
     llama,
     torch,
     peerThreads: o.mode === 'full' ? plan.threads : plan.threads.slice(-1),
+    parameters,
+    tableParameters,
   };
   let dec: DecodeRuns, train: TrainEntry[];
   try {
@@ -377,6 +434,9 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
   if (llama) peerBuilds.llama_cpp = llama.build;
   if (torch) peerBuilds.pytorch = torch.build;
   for (const s of skipped) log(`bench: skipped ${s.section}: ${s.what}: ${s.reason}`);
+  log('bench: the machine ceilings again, at the end of the run');
+  const after = measureMachine(plan.bandwidthBytes, plan.gemmSize, plan.threads, plan.minSeconds / 3, log);
+  machine.after = after;
   machine.other_busy_during = otherCpuShare(cpu0, cpuSample());
   if (machine.other_busy_during > 0.1)
     log(
@@ -399,5 +459,7 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
     peer_builds: peerBuilds,
     skipped,
   };
+  doc.flags = steadyFlags(doc);
+  for (const f of doc.flags) log(`bench: flag ${f.kind}: ${f.figure}: ${f.detail}`);
   return { doc, tokens: count.tokens };
 }

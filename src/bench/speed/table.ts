@@ -1,10 +1,14 @@
 /** The table `frugal bench` prints to stderr: one Markdown table per section of the document. */
 import type { SpeedDoc } from './types.js';
+import { figure, flagsOn } from './steady.js';
 
 type Cell = string | number;
 
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 const pct1 = (x: number) => `${(100 * x).toFixed(1)}%`;
+/** Peak resident memory in MB, or blank for a document without it. */
+const rss = (b: number | undefined) => (b === undefined ? '' : (b / 1e6).toFixed(0));
+const optPct = (x: number | undefined) => (x === undefined ? '' : pct(x));
 
 function fmt(v: Cell, digits = 1): string {
   if (typeof v === 'string') return v;
@@ -48,7 +52,7 @@ export function speedTable(d: SpeedDoc): string {
     ),
     table(
       'decode (batch 1)',
-      ['model', 'precision', 'threads', 'tok/s', 'MB/token', 'bound tok/s', 'of bound'],
+      ['model', 'precision', 'threads', 'tok/s', 'MB/token', 'bound tok/s', 'of bound', 'peak RSS MB'],
       d.decode.map((e) => [
         e.model,
         e.precision,
@@ -57,12 +61,13 @@ export function speedTable(d: SpeedDoc): string {
         e.weight_bytes_per_token / 1e6,
         e.bound_tok_s,
         pct(e.bound_fraction),
+        rss(e.peak_rss_bytes),
       ]),
       [1, 1, 1, 2, 1, 1],
     ),
     table(
       'prefill',
-      ['model', 'precision', 'threads', 'prompt', 'tok/s', '× single steps'],
+      ['model', 'precision', 'threads', 'prompt', 'tok/s', '× single steps', "of frugal's GEMM peak", 'peak RSS MB'],
       d.prefill.map((e) => [
         e.model,
         e.precision,
@@ -70,11 +75,13 @@ export function speedTable(d: SpeedDoc): string {
         String(e.prompt_tokens),
         mid(e.tok_s, e.tok_s_min, e.tok_s_max),
         e.over_steps,
+        optPct(e.of_gemm_peak),
+        rss(e.peak_rss_bytes),
       ]),
     ),
     table(
       'train (AdamW step; MFU = model FLOPs ÷ the CPU\'s theoretical peak; "of GEMM peak" = the same FLOPs ÷ frugal\'s measured GEMM peak)',
-      ['model', 'threads', 'batch × seq', 'tok/s', 'MFU (6·P)', 'MFU with scan', 'of GEMM peak', 'of GEMM peak with scan'],
+      ['model', 'threads', 'batch × seq', 'tok/s', 'MFU (6·P)', 'MFU with scan', 'of GEMM peak', 'of GEMM peak with scan', 'peak RSS MB'],
       d.train.map((e) => [
         e.model,
         String(e.threads),
@@ -84,17 +91,20 @@ export function speedTable(d: SpeedDoc): string {
         pct1(e.mfu_with_scan),
         pct(e.of_gemm_peak),
         pct(e.of_gemm_peak_with_scan),
+        rss(e.peak_rss_bytes),
       ]),
     ),
     table(
       'streams (BatchDecoder, f32)',
-      ['model', 'streams', 'threads', 'aggregate tok/s', '× one stream'],
+      ['model', 'streams', 'threads', 'aggregate tok/s', '× one stream', 'of compute bound', 'peak RSS MB'],
       d.streams.map((e) => [
         e.model,
         String(e.streams),
         String(e.threads),
         mid(e.aggregate_tok_s, e.aggregate_tok_s_min, e.aggregate_tok_s_max),
         e.over_one,
+        optPct(e.of_compute_bound),
+        rss(e.peak_rss_bytes),
       ]),
     ),
     table(
@@ -120,39 +130,85 @@ export function speedTable(d: SpeedDoc): string {
       ]),
     ),
   ];
+  if (m.after && m.after.length > 0)
+    parts.push(
+      `machine ceilings again at the end: ${m.after
+        .map((p) => `${p.threads} thread${p.threads > 1 ? 's' : ''} read ${fmt(p.bandwidth_gbs)} GB/s, GEMM ${fmt(p.gemm_gflops)} GFLOP/s`)
+        .join('; ')}\n`,
+    );
+  if (d.flags && d.flags.length > 0)
+    parts.push(`flags (not to be trusted as they stand):\n${d.flags.map((f) => `- ${f.kind}: ${f.figure}: ${f.detail}`).join('\n')}\n`);
   if (d.skipped.length > 0) parts.push(`skipped:\n${d.skipped.map((s) => `- ${s.section}: ${s.what}: ${s.reason}`).join('\n')}\n`);
   return parts.join('\n');
 }
 
-/** The speed targets frugal set itself, each with its figure from this run (met, missed, or not measured). */
+/**
+ * The speed targets, each with its figure from this run: met, MISSED, not measured, or not judged
+ * with the kinds of the flags on the figures behind it (steady.ts: its own figure, the ceiling it is
+ * a fraction of, or the figures of a ratio).
+ */
 export function speedTargets(d: SpeedDoc): string[] {
   const out: string[] = [];
-  const all = Math.max(...d.machine.by_threads.map((p) => p.threads));
-  const dec = (p: string, t: number) => d.decode.find((e) => e.precision === p && e.threads === t);
-  const say = (what: string, value: number | undefined, goal: number, unit = '×') => {
+  const flags = d.flags ?? [];
+  const threads = d.machine.by_threads.map((p) => p.threads),
+    all = Math.max(...threads);
+  const th = (T: number) => `${T} thread${T > 1 ? 's' : ''}`;
+  const say = (what: string, value: number | undefined, goal: number, unit: '×' | '%', figures: string[]) => {
+    const show = (x: number) => (unit === '%' ? pct(x) : `${x.toFixed(2)}×`);
+    const why = flagsOn(flags, figures);
     if (value === undefined || !Number.isFinite(value)) out.push(`${what}: not measured`);
-    else
-      out.push(
-        `${what}: ${unit === '%' ? pct(value) : `${value.toFixed(2)}×`} (goal ${unit === '%' ? pct(goal) : `${goal}×`}) ${value >= goal ? 'met' : 'MISSED'}`,
-      );
+    else if (why !== '') out.push(`${what}: ${show(value)} (goal ${show(goal)}) not judged: ${why}`);
+    else out.push(`${what}: ${show(value)} (goal ${show(goal)}) ${value >= goal ? 'met' : 'MISSED'}`);
   };
-  for (const p of ['f32', 'q8']) say(`decode ${p} ${all} threads of bandwidth bound`, dec(p, all)?.bound_fraction, 0.9, '%');
-  const f32 = dec('f32', all)?.tok_s;
-  say(`q8 decode over f32 (${all} threads)`, f32 ? (dec('q8', all)?.tok_s ?? NaN) / f32 : undefined, 3);
+  const peer = (name: 'llama.cpp' | 'pytorch', measure: string, precision: string, goal: number) => {
+    const ps = d.peers.filter((p) => p.name === name && p.measure === measure && p.precision === precision);
+    if (ps.length === 0) say(`${measure} ${precision} vs ${name}`, undefined, goal, '×', []);
+    for (const p of ps) say(`${measure} ${precision} ${th(p.threads)} vs ${name}`, p.ratio, goal, '×', [figure.peer(p)]);
+  };
+  for (const p of ['f32', 'q8', 'q4']) peer('llama.cpp', 'decode', p, 1);
+  const dec = d.decode.find((e) => e.precision === 'f32' && e.threads === all);
   say(
-    `q4 decode over q8 (${all} threads)`,
-    dec('q8', all) ? (dec('q4', all)?.tok_s ?? NaN) / (dec('q8', all)?.tok_s ?? NaN) : undefined,
-    1,
+    `decode f32 ${th(all)} of the bandwidth bound`,
+    dec?.bound_fraction,
+    0.85,
+    '%',
+    dec ? [figure.decode(dec), figure.bandwidth(all)] : [],
   );
-  const long = d.prefill.filter((e) => e.precision === 'f32' && e.prompt_tokens >= 1024).sort((a, b) => b.threads - a.threads)[0];
-  say(`1024-token prefill over 1024 single steps (f32, ${all} threads)`, long?.over_steps, 5);
-  const tr = d.train.find((e) => e.threads === all);
-  say(`training FLOPs of frugal's measured GEMM peak (${all} threads)`, tr?.of_gemm_peak, 0.5, '%');
-  const s32 = d.streams.find((e) => e.streams === 32 && e.threads === all);
-  say(`32 streams over one (${all} threads)`, s32?.over_one, 10);
-  for (const p of d.peers) {
-    const goal = p.name === 'pytorch' && p.measure === 'train' ? 5 : 1;
-    say(`${p.measure} ${p.precision} ${p.threads} threads vs ${p.name}`, p.ratio, goal);
+  const L = Math.min(...d.prefill.map((e) => e.prompt_tokens));
+  const pre = (p: string, T: number) => d.prefill.find((e) => e.precision === p && e.threads === T && e.prompt_tokens === L);
+  for (const T of threads) {
+    const f32 = pre('f32', T);
+    say(
+      `prefill f32 ${L} tokens ${th(T)} of frugal's GEMM peak`,
+      f32?.of_gemm_peak,
+      0.85,
+      '%',
+      f32 ? [figure.prefill(f32), figure.gemm(T)] : [],
+    );
+    for (const p of ['q8', 'q4']) {
+      const q = pre(p, T);
+      say(
+        `prefill ${p} over f32 (${L} tokens, ${th(T)})`,
+        f32 && q ? q.tok_s / f32.tok_s : undefined,
+        1,
+        '×',
+        f32 && q ? [figure.prefill(f32), figure.prefill(q)] : [],
+      );
+    }
   }
+  peer('llama.cpp', `prefill-${L}`, 'f32', 0.85);
+  for (const p of ['q8', 'q4']) peer('llama.cpp', `prefill-${L}`, p, 0.6);
+  const s32 = d.streams.find((e) => e.streams === 32 && e.threads === all);
+  say(`32 streams ${th(all)} of the compute bound`, s32?.of_compute_bound, 0.7, '%', s32 ? [figure.streams(s32), figure.gemm(all)] : []);
+  peer('pytorch', 'train', 'f32', 5);
+  const tr = d.train.find((e) => e.threads === all);
+  say(
+    `training FLOPs of frugal's measured GEMM peak (${th(all)})`,
+    tr?.of_gemm_peak,
+    0.5,
+    '%',
+    tr ? [figure.train(tr), figure.gemm(all)] : [],
+  );
+  out.push('each headline ratio within 10% across three consecutive runs: not judged by one run (compare the JSON of three)');
   return out;
 }

@@ -5,6 +5,8 @@
  */
 import type { BenchArch, BenchShape } from './arch.js';
 import type { CpuPeak } from './cpu-peak.js';
+import { MIN_ROUNDS } from './steady.js';
+import type { Flag, RssMethod } from './steady.js';
 
 export type Precision = 'f32' | 'q8' | 'q4';
 export const PRECISIONS: readonly Precision[] = ['f32', 'q8', 'q4'];
@@ -41,6 +43,10 @@ export interface MachineSection extends MachinePoint {
   gemm_shape: number;
   /** Every thread count measured (the top-level figures are the all-threads one). */
   by_threads: MachinePoint[];
+  /** The same ceilings measured again at the end of the run (a move between the two is flagged). */
+  after?: MachinePoint[];
+  /** How peak_rss_bytes was read: per figure (VmHWM reset before each) or the process's peak so far. */
+  rss_method?: RssMethod;
 }
 
 /** Tokens per second: the median timed call, with the slowest and the fastest. */
@@ -48,6 +54,8 @@ export interface Rate {
   tok_s: number;
   tok_s_min: number;
   tok_s_max: number;
+  /** Peak resident memory of the process while this figure was measured (machine.rss_method). */
+  peak_rss_bytes?: number;
 }
 
 export interface DecodeEntry extends Rate {
@@ -69,6 +77,10 @@ export interface PrefillEntry extends Rate {
   prompt_tokens: number;
   /** tok_s ÷ decode tok_s at the same precision and threads: a prefill against as many single steps. */
   over_steps: number;
+  /** Model FLOPs per prompt token: 2 × the projections' parameters, plus the head once per prompt (2·V·D ÷ L). */
+  flops_per_token?: number;
+  /** tok_s × flops_per_token ÷ frugal's measured GEMM peak (gemm_gflops_max at these threads). */
+  of_gemm_peak?: number;
 }
 
 export interface TrainEntry extends Rate {
@@ -100,6 +112,9 @@ export interface StreamsEntry {
   aggregate_tok_s_max: number;
   /** aggregate_tok_s ÷ the one-stream aggregate at the same threads. */
   over_one: number;
+  /** aggregate_tok_s × 2 × parameters ÷ frugal's measured GEMM peak at these threads: the fraction of the compute bound. */
+  of_compute_bound?: number;
+  peak_rss_bytes?: number;
 }
 
 export interface KernelEntry {
@@ -172,6 +187,8 @@ export interface SpeedDoc {
   peers: PeerEntry[];
   peer_builds: PeerBuilds;
   skipped: Skipped[];
+  /** What the run should not be trusted for (steady.ts): unsteady, above a bound, a moved ceiling, too few rounds, a peer anomaly. */
+  flags?: Flag[];
 }
 
 export type SpeedMode = 'full' | 'quick' | 'tiny';
@@ -300,7 +317,7 @@ export function speedPlan(mode: SpeedMode, all: number, arch: BenchArch = 'mamba
     kernelSeconds: quick ? 0.05 : 0.25,
     kernelTiny: false,
     budgetSeconds: quick ? 80 : 540,
-    peerRounds: quick ? 1 : 3,
+    peerRounds: quick ? 3 : MIN_ROUNDS,
     roundSeconds: quick ? 0.3 : 1,
   };
 }

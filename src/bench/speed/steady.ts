@@ -1,0 +1,178 @@
+/**
+ * Steady measurement for `frugal bench`: on a shared machine one figure can swing 3× between runs,
+ * so every figure is reported as a median with its min and max, and the run flags what it should
+ * not be trusted for instead of quoting it: a spread over 10%, a figure above a physical bound
+ * (decode faster than the read bandwidth allows, FLOP rates above the measured GEMM peak), machine
+ * ceilings that moved between the start and the end of the run, a peer comparison with fewer than
+ * MIN_ROUNDS alternations, and a peer that got slower with more threads (its ratio is then no
+ * win). Peak resident memory is read per figure. The flagging is pure (tested on synthetic docs).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { MachinePoint, PeerEntry, SpeedDoc } from './types.js';
+
+/** Alternations (frugal, peer) a comparison needs before its ratio counts as steady. */
+export const MIN_ROUNDS = 5;
+/** (max − min) ÷ median above which a figure is flagged as unsteady. */
+export const MAX_SPREAD = 0.1;
+
+export type FlagKind = 'spread' | 'bound' | 'ceiling-drift' | 'rounds' | 'peer-anomaly';
+
+export interface Flag {
+  kind: FlagKind;
+  /** The figure, as the table names it ('decode q8 2 threads', 'llama.cpp decode f32 2 threads'). */
+  figure: string;
+  detail: string;
+}
+
+/** (max − min) ÷ median; 0 for a single sample. */
+export function relativeSpread(median: number, min: number, max: number): number {
+  return median > 0 ? (max - min) / median : 0;
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+const plural = (T: number) => `${T} thread${T > 1 ? 's' : ''}`;
+
+function spreadFlag(out: Flag[], figure: string, median: number, min: number, max: number): void {
+  const s = relativeSpread(median, min, max);
+  if (s > MAX_SPREAD) out.push({ kind: 'spread', figure, detail: `min–max spread ${pct(s)} of the median (over ${pct(MAX_SPREAD)})` });
+}
+
+function boundFlag(out: Flag[], figure: string, fraction: number | undefined, bound: string): void {
+  if (fraction !== undefined && fraction > 1)
+    out.push({
+      kind: 'bound',
+      figure,
+      detail: `${pct(fraction)} of ${bound}: above a physical bound, so the bound or the figure is mismeasured`,
+    });
+}
+
+/** The machine ceilings at the start and the end of the run: a move over MAX_SPREAD, or a GEMM peak lower at more threads. */
+export function ceilingFlags(before: readonly MachinePoint[], after: readonly MachinePoint[]): Flag[] {
+  const out: Flag[] = [];
+  for (const b of before) {
+    const a = after.find((x) => x.threads === b.threads);
+    if (!a) continue;
+    for (const [what, x, y] of [
+      ['read bandwidth', b.bandwidth_gbs, a.bandwidth_gbs],
+      ['GEMM peak', b.gemm_gflops, a.gemm_gflops],
+    ] as const) {
+      const d = Math.abs(y - x) / Math.max(x, y);
+      if (d > MAX_SPREAD)
+        out.push({
+          kind: 'ceiling-drift',
+          figure: what === 'GEMM peak' ? figure.gemm(b.threads) : figure.bandwidth(b.threads),
+          detail: `${x.toFixed(1)} at the start, ${y.toFixed(1)} at the end (${pct(d)} apart): the load changed during the run`,
+        });
+    }
+  }
+  const sorted = [...before].sort((x, y) => x.threads - y.threads);
+  for (let i = 1; i < sorted.length; i++)
+    if (sorted[i].gemm_gflops_max < sorted[i - 1].gemm_gflops_max)
+      out.push({
+        kind: 'ceiling-drift',
+        figure: figure.gemm(sorted[i].threads),
+        detail: `below the ${plural(sorted[i - 1].threads)} peak (${sorted[i].gemm_gflops_max.toFixed(1)} < ${sorted[i - 1].gemm_gflops_max.toFixed(1)} GFLOP/s): the other cores were busy`,
+      });
+  return out;
+}
+
+/** A peer slower at more threads than at fewer (same measure and precision): its higher-thread ratios are no win. */
+export function peerAnomalies(peers: readonly PeerEntry[]): Flag[] {
+  const out: Flag[] = [];
+  for (const p of peers) {
+    const fewer = peers.filter(
+      (q) => q.name === p.name && q.measure === p.measure && q.precision === p.precision && q.threads < p.threads && q.tok_s > p.tok_s,
+    );
+    for (const q of fewer)
+      out.push({
+        kind: 'peer-anomaly',
+        figure: peerFigure(p),
+        detail: `${p.name} ran ${p.tok_s.toFixed(1)} tok/s at ${plural(p.threads)} but ${q.tok_s.toFixed(1)} at ${plural(q.threads)}: its ratio here is not quoted as a win`,
+      });
+  }
+  return out;
+}
+
+/** The names flags give figures (targets look their figures up by them). */
+export const figure = {
+  peer: (p: Pick<PeerEntry, 'name' | 'measure' | 'precision' | 'threads'>) => `${p.name} ${p.measure} ${p.precision} ${plural(p.threads)}`,
+  decode: (e: { precision: string; threads: number }) => `decode ${e.precision} ${plural(e.threads)}`,
+  prefill: (e: { precision: string; threads: number; prompt_tokens: number }) =>
+    `prefill ${e.precision} ${e.prompt_tokens} tokens ${plural(e.threads)}`,
+  streams: (e: { streams: number; threads: number }) => `${e.streams} streams ${plural(e.threads)}`,
+  train: (e: { threads: number }) => `train ${plural(e.threads)}`,
+  bandwidth: (T: number) => `read bandwidth ${plural(T)}`,
+  gemm: (T: number) => `GEMM peak ${plural(T)}`,
+};
+export const peerFigure = figure.peer;
+
+/** The kinds of the flags on any of `figures` (a peer's ratio counts as the peer's figure), joined; '' when none. */
+export function flagsOn(flags: readonly Flag[], figures: readonly string[]): string {
+  const kinds = flags.filter((f) => figures.some((g) => f.figure === g || f.figure === `${g} (ratio)`)).map((f) => f.kind);
+  return [...new Set(kinds)].join(', ');
+}
+
+/** Every flag of a finished document (`after`: the ceilings measured again at its end, if they were). */
+export function steadyFlags(d: SpeedDoc): Flag[] {
+  const out: Flag[] = [];
+  for (const p of d.machine.by_threads) {
+    spreadFlag(out, figure.bandwidth(p.threads), p.bandwidth_gbs, p.bandwidth_gbs_min, p.bandwidth_gbs_max);
+    spreadFlag(out, figure.gemm(p.threads), p.gemm_gflops, p.gemm_gflops_min, p.gemm_gflops_max);
+  }
+  out.push(...ceilingFlags(d.machine.by_threads, d.machine.after ?? []));
+  const gemm = "frugal's measured GEMM peak";
+  /** A figure's spread, and each fraction of a bound it reports. */
+  const check = (f: string, median: number, min: number, max: number, bounds: [number | undefined, string][]) => {
+    spreadFlag(out, f, median, min, max);
+    for (const [x, what] of bounds) boundFlag(out, f, x, what);
+  };
+  for (const e of d.decode) check(figure.decode(e), e.tok_s, e.tok_s_min, e.tok_s_max, [[e.bound_fraction, 'the read-bandwidth bound']]);
+  for (const e of d.prefill) check(figure.prefill(e), e.tok_s, e.tok_s_min, e.tok_s_max, [[e.of_gemm_peak, gemm]]);
+  for (const e of d.streams)
+    check(figure.streams(e), e.aggregate_tok_s, e.aggregate_tok_s_min, e.aggregate_tok_s_max, [[e.of_compute_bound, 'the compute bound']]);
+  for (const e of d.train)
+    check(figure.train(e), e.tok_s, e.tok_s_min, e.tok_s_max, [
+      [e.of_gemm_peak, gemm],
+      [e.mfu, "the CPU's theoretical peak"],
+    ]);
+  for (const p of d.peers) {
+    const f = peerFigure(p);
+    spreadFlag(out, `${f} (ratio)`, p.ratio, p.ratio_min, p.ratio_max);
+    if (p.rounds < MIN_ROUNDS) out.push({ kind: 'rounds', figure: f, detail: `${p.rounds} alternations (fewer than ${MIN_ROUNDS})` });
+  }
+  out.push(...peerAnomalies(d.peers));
+  return out;
+}
+
+// ---------------------------------------------------------------- peak resident memory
+
+/** How peak RSS is read: per figure (Linux: VmHWM, reset through /proc/self/clear_refs) or the process's high-water mark. */
+export type RssMethod = 'per-figure' | 'process-peak';
+
+/** Reset the peak-RSS counter (Linux); false where that is not possible (then peaks are the process's so far). */
+export function resetPeakRss(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Peak resident bytes since the last reset (VmHWM), or the process's lifetime peak where /proc is missing. */
+export function peakRssBytes(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // no /proc: fall through
+  }
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+/** Run `fn` and return its value with the peak resident bytes while it ran. */
+export function withPeakRss<T>(fn: () => T): { value: T; peakRss: number } {
+  resetPeakRss();
+  const value = fn();
+  return { value, peakRss: peakRssBytes() };
+}
