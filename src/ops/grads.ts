@@ -226,32 +226,13 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
     return [gx];
   },
   mamba3Scan: (e, n, dy) => {
-    const { B, L, H, P, G, N, S, chunk } = n.attrs,
-      [x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D] = n.inputs;
+    const { B, L, H, P, G, N, S, R, chunk, halves } = n.attrs;
     const grads = n.inputs.map((t) => gradOf(e, t));
-    const [gx, ga, gd, gt, gB, gC, gBb, gCb, gang, gD] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
-    e.k.mamba3ScanBackward(
-      gx,
-      ga,
-      gd,
-      gt,
-      gB,
-      gC,
-      gBb,
-      gCb,
-      gang,
-      gD,
+    const g = grads.map((t, i) => t ?? e.zeros(n.inputs[i].shape)) as Tensor[];
+    e.k.mamba3MimoScanBackward(
+      ...(g as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]),
       dy,
-      x,
-      adt,
-      dt,
-      trap,
-      Bn,
-      Cn,
-      Bb,
-      Cb,
-      ang,
-      D,
+      ...n.inputs,
       n.saved[0],
       B,
       L,
@@ -260,9 +241,27 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
       G,
       N,
       S,
+      R,
       chunk,
+      halves,
     );
     return grads as InputGrads<'mamba3Scan'>;
+  },
+  mimoUp: (e, n, dy) => {
+    const [x, w] = n.inputs,
+      gx = gradOf(e, x),
+      gw = gradOf(e, w),
+      { M, H, R, P } = n.attrs;
+    e.k.mimoUpBackward(gx, gw, dy, x, w, M, H, R, P);
+    return [gx, gw];
+  },
+  mimoDown: (e, n, dy) => {
+    const [o, w] = n.inputs,
+      go = gradOf(e, o),
+      gw = gradOf(e, w),
+      { M, H, R, P } = n.attrs;
+    e.k.mimoDownBackward(go, gw, dy, o, w, M, H, R, P);
+    return [go, gw];
   },
   ssd: (e, n, dy) => {
     const { B, L, H, P, G, N, Q } = n.attrs,
