@@ -55,9 +55,9 @@ function ckWidth(d: Dims): number {
   return d.P * d.N + d.S + d.R * d.N + d.R * d.P;
 }
 
-/** The channel pair turned by angle i: (2i, 2i+1), or (i, i + N/2) with halves. */
-function pair(i: number, N: number, halves: boolean): [number, number] {
-  return halves ? [i, i + (N >> 1)] : [2 * i, 2 * i + 1];
+/** The channel pair turned by angle i is (i0, i0 + step): (2i, 2i+1), or (i, i + N/2) with halves. */
+function first(i: number, halves: boolean): number {
+  return halves ? i : 2 * i;
 }
 
 /** out[o ..] (N) = R(θ)·(src + bias). */
@@ -67,7 +67,8 @@ function rotate(out: F, o: number, src: F, so: number, bias: F, bo: number, th: 
   for (let i = 0; i < d.S; i++) {
     const c = Math.cos(th[to + i]),
       s = Math.sin(th[to + i]),
-      [i0, i1] = pair(i, N, d.halves),
+      i0 = first(i, d.halves),
+      i1 = i0 + (d.halves ? N >> 1 : 1),
       a = out[o + i0],
       b = out[o + i1];
     out[o + i0] = a * c - b * s;
@@ -115,21 +116,25 @@ function stepHead(o: F, oo: number, s: HeadState, q: F, inp: Inputs, d: Dims, b:
     ga = lam * dtv,
     x = inp.x,
     Dh = inp.D[hh];
+  const { h, ho, kp, ko, vp, vo } = s; // locals: the loops below are the scan's hot path
   for (let p = 0; p < P; p++) {
-    const hp = s.ho + p * N;
-    for (let n = 0; n < N; n++) {
-      let add = 0;
-      for (let r = 0; r < R; r++) add += be * s.vp[s.vo + r * P + p] * s.kp[s.ko + r * N + n] + ga * x[xo + r * P + p] * q[RN + r * N + n];
-      s.h[hp + n] = al * s.h[hp + n] + add;
+    const hp = ho + p * N;
+    for (let n = 0; n < N; n++) h[hp + n] *= al;
+    for (let r = 0; r < R; r++) {
+      const bv = be * vp[vo + r * P + p],
+        gx = ga * x[xo + r * P + p],
+        kr = ko + r * N,
+        qr = RN + r * N;
+      for (let n = 0; n < N; n++) h[hp + n] += bv * kp[kr + n] + gx * q[qr + n];
     }
     for (let r = 0; r < R; r++) {
       let acc = 0;
-      for (let n = 0; n < N; n++) acc += s.h[hp + n] * q[r * N + n];
+      for (let n = 0; n < N; n++) acc += h[hp + n] * q[r * N + n];
       o[oo + r * P + p] = acc + Dh * x[xo + r * P + p];
     }
   }
-  for (let k = 0; k < RN; k++) s.kp[s.ko + k] = q[RN + k];
-  for (let k = 0; k < R * P; k++) s.vp[s.vo + k] = x[xo + k];
+  for (let k = 0; k < RN; k++) kp[ko + k] = q[RN + k];
+  for (let k = 0; k < R * P; k++) vp[vo + k] = x[xo + k];
 }
 
 function saveCheckpoint(hck: F, o: number, h: F, th: F, kp: F, vp: F, bh: number, d: Dims): void {
@@ -503,7 +508,8 @@ function backStep(
   let dd = dbe * (1 - lam) * al + dga * lam;
   // back through the rotations: the angle's share, then C + C_bias and B + B_bias
   for (let i = 0; i < S; i++) {
-    const [i0, i1] = pair(i, N, d.halves),
+    const i0 = first(i, d.halves),
+      i1 = i0 + (d.halves ? N >> 1 : 1),
       c = Math.cos(rec[th + i]),
       s = Math.sin(rec[th + i]);
     for (let r = 0; r < R; r++) {
