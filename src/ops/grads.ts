@@ -16,6 +16,21 @@ function gradOf(e: Engine, t: Tensor | null): Tensor | null {
   return t?.requiresGrad ? e.gradOf(t) : null;
 }
 
+/** MIMO's rank projections (ops/mamba3.ts): the gradients of their input and weights. */
+function rankProjection(
+  e: Engine,
+  n: OpNode<'mimoUp' | 'mimoDown'>,
+  dy: Tensor,
+  backward: Engine['k']['mimoUpBackward'],
+): InputGrads<'mimoUp' | 'mimoDown'> {
+  const [x, w] = n.inputs,
+    gx = gradOf(e, x),
+    gw = gradOf(e, w),
+    { M, H, R, P } = n.attrs;
+  backward(gx, gw, dy, x, w, M, H, R, P);
+  return [gx, gw];
+}
+
 export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   // y = x W^T + b:  dx += dy W;  dW += dy^T x;  db += Σ_rows dy
   linear: (e, n, dy) => {
@@ -247,22 +262,8 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
     );
     return grads as InputGrads<'mamba3Scan'>;
   },
-  mimoUp: (e, n, dy) => {
-    const [x, w] = n.inputs,
-      gx = gradOf(e, x),
-      gw = gradOf(e, w),
-      { M, H, R, P } = n.attrs;
-    e.k.mimoUpBackward(gx, gw, dy, x, w, M, H, R, P);
-    return [gx, gw];
-  },
-  mimoDown: (e, n, dy) => {
-    const [o, w] = n.inputs,
-      go = gradOf(e, o),
-      gw = gradOf(e, w),
-      { M, H, R, P } = n.attrs;
-    e.k.mimoDownBackward(go, gw, dy, o, w, M, H, R, P);
-    return [go, gw];
-  },
+  mimoUp: (e, n, dy) => rankProjection(e, n, dy, e.k.mimoUpBackward),
+  mimoDown: (e, n, dy) => rankProjection(e, n, dy, e.k.mimoDownBackward),
   ssd: (e, n, dy) => {
     const { B, L, H, P, G, N, Q } = n.attrs,
       [x, delta, A, Bm, Cm, D] = n.inputs;
