@@ -51,7 +51,7 @@ export function registerSpeed(bench: Command): void {
     .option('--json', 'write the results document as JSON to stdout')
     .option(
       '--arch <arch>',
-      `architecture of the decode and training models: ${BENCH_ARCHS.join(', ')} (mamba2, mamba3, hybrid at the mamba2-130m shape; peers are Mamba-1 only)`,
+      `architecture of the decode and training models: ${BENCH_ARCHS.join(', ')} (mamba2, mamba3, hybrid at the mamba2-130m shape; llama.cpp: mamba and mamba2; PyTorch: mamba)`,
       (v: string): BenchArch => {
         if (!(BENCH_ARCHS as readonly string[]).includes(v))
           throw new InvalidArgumentError(`expected one of ${BENCH_ARCHS.join(', ')}, got '${v}'`);

@@ -146,7 +146,7 @@ export function registerFinetune(program: AnyCommand): void {
     .option('--dropout <p>', "LoRA dropout on the adapter's input while training", floatArg(0, 0.99), 0)
     .option(
       '--targets <list>',
-      `modules to adapt (Mamba: ${LORA_TARGETS.mamba.join(',')}; transformer: ${LORA_TARGETS.llama.join(',')}; default: all of them)`,
+      `modules to adapt (Mamba: ${LORA_TARGETS.mamba.join(',')}; Mamba-2, Mamba-3: ${LORA_TARGETS.mamba2.join(',')}; transformer: ${LORA_TARGETS.llama.join(',')}; hybrids: those of their layers; default: all of them)`,
       targetList,
     );
   runOptions(cmd, { steps: 200, warmup: 10, weightDecay: 0, lrHelp: '2e-3 for lora, 3e-4 for full' }).action(

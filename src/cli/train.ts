@@ -13,7 +13,7 @@ const err = (s: string) => process.stderr.write(s + '\n');
 const D = TRAIN_DEFAULTS;
 
 /** The shape flags that --init replaces with the checkpoint's own config. */
-const SHAPE_FLAGS = ['arch', 'dModel', 'layers', 'dState', 'heads', 'layerTypes'] as const;
+const SHAPE_FLAGS = ['arch', 'dModel', 'layers', 'dState', 'heads', 'layerTypes', 'mimoRank'] as const;
 
 /** `frugal train`: the defaults are the library's (TRAIN_DEFAULTS); only the flags given reach it, so --resume restores the rest. */
 export function registerTrain(program: AnyCommand): void {
@@ -30,7 +30,8 @@ export function registerTrain(program: AnyCommand): void {
     .option('--d-model <n>', 'model width D', intArg(1, 65536), D.dModel)
     .option('--layers <n>', 'number of Mamba layers', intArg(1, 1024), D.layers)
     .option('--d-state <n>', 'SSM state size N (default 16 for mamba, 128 for mamba2, mamba3 and hybrid)', intArg(1, 1024))
-    .option('--heads <n>', 'transformer and hybrid: attention heads (default: head size closest to 64)', intArg(1, 4096));
+    .option('--heads <n>', 'transformer and hybrid: attention heads (default: head size closest to 64)', intArg(1, 4096))
+    .option('--mimo-rank <n>', 'mamba3: MIMO heads with n ranks (default: SISO)', intArg(1, 64));
   const schedule = shape
     .option('--seq-len <n>', 'training sequence length L', intArg(1, 1 << 20), D.seqLen)
     .option('--batch <n>', 'sequences per step B', intArg(1, 65536), D.batch)

@@ -41,7 +41,7 @@ type Lookups = ReturnType<typeof lookups>;
 /** One kind of mixer: its parameters, its taped forward, its inference runner and its config.json. */
 export interface MixerKind<C extends BackboneConfig, M> {
   specs(c: C): ParamSpec[];
-  params(l: Lookups, prefix: string): M;
+  params(l: Lookups, prefix: string, c: C): M;
   taped(e: Engine, c: C, m: M, u: Tensor): Tensor;
   runner(e: Engine, c: C, m: M, norm: Tensor, layer: number): BlockRunner;
   /** The widest input of the mixer's products (the q8 scratch of quantised weights). */
@@ -81,7 +81,7 @@ export class BackboneLM<C extends BackboneConfig, M> implements TrainableModel {
     ({ params: this.params, qweights: this.qweights } = allocateWeights(e, this.specs, quant));
     const l = lookups(this);
     this.layers = Array.from({ length: config.nLayer }, (_, i) => ({
-      ...kind.params(l, `backbone.layers.${i}.mixer`),
+      ...kind.params(l, `backbone.layers.${i}.mixer`, config),
       norm: l.p(`backbone.layers.${i}.norm.weight`),
     }));
     this.normF = l.p('backbone.norm_f.weight');
@@ -103,7 +103,7 @@ export class BackboneLM<C extends BackboneConfig, M> implements TrainableModel {
   /** Re-read the weights by name (after quantisation replaced some of them, quant.ts). */
   relink(): void {
     const l = lookups(this);
-    this.layers.forEach((ly, i) => Object.assign(ly, this.kind.params(l, `backbone.layers.${i}.mixer`)));
+    this.layers.forEach((ly, i) => Object.assign(ly, this.kind.params(l, `backbone.layers.${i}.mixer`, this.config)));
     this.embed = l.w('backbone.embeddings.weight');
     this.head = this.config.tieWordEmbeddings ? this.embed : l.w('lm_head.weight');
     this.runner = null;

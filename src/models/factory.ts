@@ -30,6 +30,7 @@ export interface SizeOptions {
   vocabSize: number;
   heads?: number; // transformer and hybrid: attention heads (default: head size closest to 64)
   layerTypes?: readonly string[]; // hybrid: one of mamba, mamba2, attention per layer
+  mimoRank?: number; // mamba3: MIMO heads with this many ranks (absent: SISO)
   tokenizer?: 'byte' | 'file'; // 'file': the ids of a tokenizer.json saved with the model
   eosTokenId?: number; // its end-of-text id (generation stops there)
 }
@@ -37,6 +38,7 @@ export interface SizeOptions {
 /** A freshly initialised model of architecture `arch`. */
 export function createModel(arch: string, e: Engine, s: SizeOptions, rng: Rng): TrainableModel {
   const vocab = { ...(s.tokenizer ? { tokenizer: s.tokenizer } : {}), ...(s.eosTokenId !== undefined ? { eosTokenId: s.eosTokenId } : {}) };
+  if (s.mimoRank !== undefined && arch !== 'mamba3') throw inputError(`--mimo-rank is for --arch mamba3, not ${arch}`);
   switch (arch) {
     case 'mamba':
       return new MambaLM(
@@ -51,7 +53,16 @@ export function createModel(arch: string, e: Engine, s: SizeOptions, rng: Rng): 
     case 'mamba3':
       return new Mamba3LM(
         e,
-        createMamba3Config({ dModel: s.dModel, nLayer: s.layers, dState: s.dState, vocabSize: s.vocabSize }, '--arch mamba3'),
+        createMamba3Config(
+          {
+            dModel: s.dModel,
+            nLayer: s.layers,
+            dState: s.dState,
+            vocabSize: s.vocabSize,
+            ...(s.mimoRank !== undefined ? { isMimo: true, mimoRank: s.mimoRank } : {}),
+          },
+          '--arch mamba3',
+        ),
       ).init(rng);
     case 'hybrid': {
       if (!s.layerTypes) throw inputError('--arch hybrid needs --layer-types, one type per layer, e.g. mamba2,attention,mamba2');

@@ -10,6 +10,9 @@ export function initValues(out: Float32Array | Float64Array, shape: readonly num
     case 'ones':
       out.fill(1);
       return;
+    case 'constant':
+      out.fill(init.value);
+      return;
     case 'normal':
       for (let i = 0; i < out.length; i++) out[i] = rng.normal() * init.std;
       return;

@@ -10,6 +10,7 @@ export type Init =
   | { kind: 'uniform'; bound: number }
   | { kind: 'zeros' }
   | { kind: 'ones' }
+  | { kind: 'constant'; value: number }
   | { kind: 'alog' } // A_log[d, n] = log(n + 1)
   | { kind: 'logUniform'; min: number; max: number } // log of uniform(min, max): Mamba-2's A_log
   | { kind: 'dtBias'; min: number; max: number; floor: number }; // inverse softplus of log-uniform Δ

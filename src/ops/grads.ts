@@ -16,6 +16,21 @@ function gradOf(e: Engine, t: Tensor | null): Tensor | null {
   return t?.requiresGrad ? e.gradOf(t) : null;
 }
 
+/** MIMO's rank projections (ops/mamba3.ts): the gradients of their input and weights. */
+function rankProjection(
+  e: Engine,
+  n: OpNode<'mimoUp' | 'mimoDown'>,
+  dy: Tensor,
+  backward: Engine['k']['mimoUpBackward'],
+): InputGrads<'mimoUp' | 'mimoDown'> {
+  const [x, w] = n.inputs,
+    gx = gradOf(e, x),
+    gw = gradOf(e, w),
+    { M, H, R, P } = n.attrs;
+  backward(gx, gw, dy, x, w, M, H, R, P);
+  return [gx, gw];
+}
+
 export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   // y = x W^T + b:  dx += dy W;  dW += dy^T x;  db += Σ_rows dy
   linear: (e, n, dy) => {
@@ -226,32 +241,13 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
     return [gx];
   },
   mamba3Scan: (e, n, dy) => {
-    const { B, L, H, P, G, N, S, chunk } = n.attrs,
-      [x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D] = n.inputs;
+    const { B, L, H, P, G, N, S, R, chunk, halves } = n.attrs;
     const grads = n.inputs.map((t) => gradOf(e, t));
-    const [gx, ga, gd, gt, gB, gC, gBb, gCb, gang, gD] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
-    e.k.mamba3ScanBackward(
-      gx,
-      ga,
-      gd,
-      gt,
-      gB,
-      gC,
-      gBb,
-      gCb,
-      gang,
-      gD,
+    const g = grads.map((t, i) => t ?? e.zeros(n.inputs[i].shape)) as Tensor[];
+    e.k.mamba3MimoScanBackward(
+      ...(g as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]),
       dy,
-      x,
-      adt,
-      dt,
-      trap,
-      Bn,
-      Cn,
-      Bb,
-      Cb,
-      ang,
-      D,
+      ...n.inputs,
       n.saved[0],
       B,
       L,
@@ -260,10 +256,14 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
       G,
       N,
       S,
+      R,
       chunk,
+      halves,
     );
     return grads as InputGrads<'mamba3Scan'>;
   },
+  mimoUp: (e, n, dy) => rankProjection(e, n, dy, e.k.mimoUpBackward),
+  mimoDown: (e, n, dy) => rankProjection(e, n, dy, e.k.mimoDownBackward),
   ssd: (e, n, dy) => {
     const { B, L, H, P, G, N, Q } = n.attrs,
       [x, delta, A, Bm, Cm, D] = n.inputs;

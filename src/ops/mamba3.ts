@@ -35,8 +35,9 @@ export function rmsnormRuns(e: Engine, x: Tensor, w: Tensor, eps: number): Tenso
 }
 
 /**
- * The Mamba-3 SISO scan from a zero state: y (B, L, H·P) from x (B, L, H·P), adt, dt, trap
- * (B, L, H), Bn, Cn (B, L, G·N), Bb, Cb (H, N), ang (B, L, S), D (H). Saves the state at the start
+ * The Mamba-3 scan from a zero state (kernels/ref/mamba3.ts): o (B, L, H·R·P) from v (B, L, H·R·P),
+ * adt, dt, trap (B, L, H), Bn, Cn (B, L, R·G·N), Bb, Cb (H·R·N), ang (B, L, S), D (H); R ranks
+ * (SISO: R 1, pairwise turns; MIMO: `halves`, MIMO's half-split turns). Saves the state at the start
  * of every chunk of `chunk` tokens for the backward.
  */
 export function mamba3Scan(
@@ -54,46 +55,56 @@ export function mamba3Scan(
   H: number,
   G: number,
   chunk: number,
+  R = 1,
+  halves = false,
 ): Tensor {
-  const [B, L, ED] = x.shape,
-    P = ED / H,
-    N = Bb.size / H,
+  const [B, L] = x.shape,
+    P = x.size / (B * L * H * R),
+    N = Bb.size / (H * R),
     S = ang.size / (B * L);
-  if (!Number.isInteger(P) || Bn.size !== B * L * G * N || Cn.size !== Bn.size || adt.size !== B * L * H || !Number.isInteger(S)) {
+  if (
+    !Number.isInteger(P) ||
+    !Number.isInteger(N) ||
+    Bn.size !== B * L * R * G * N ||
+    Cn.size !== Bn.size ||
+    adt.size !== B * L * H ||
+    !Number.isInteger(S)
+  ) {
     throw new Error(
-      `mamba3Scan: x [${x.shape}], B [${Bn.shape}], biases [${Bb.shape}], angles [${ang.shape}] do not fit ${H} heads in ${G} groups`,
+      `mamba3Scan: x [${x.shape}], B [${Bn.shape}], biases [${Bb.shape}], angles [${ang.shape}] do not fit ${H} heads of ${R} ranks in ${G} groups`,
     );
   }
   const y = e.zeros(x.shape),
-    hck = e.zeros([B, Math.ceil(L / chunk), H, P * N + S + N + P]);
-  const state = [e.zeros([B, H, P, N]), e.zeros([B, H, S]), e.zeros([B, H, N]), e.zeros([B, H, P])];
-  e.k.mamba3ScanForward(
-    y,
-    state[0],
-    state[1],
-    state[2],
-    state[3],
-    hck,
-    x,
-    adt,
-    dt,
-    trap,
-    Bn,
-    Cn,
-    Bb,
-    Cb,
-    ang,
-    D,
-    e.zeros([2 * N]),
-    B,
-    L,
-    H,
-    P,
-    G,
-    N,
-    S,
-    chunk,
-  );
-  e.tape?.record('mamba3Scan', y, [x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D], [hck], { B, L, H, P, G, N, S, chunk });
+    hck = e.zeros([B, Math.ceil(L / chunk), H, P * N + S + R * N + R * P]);
+  const state = [e.zeros([B, H, P, N]), e.zeros([B, H, S]), e.zeros([B, H, R, N]), e.zeros([B, H, R, P])] as const,
+    work = e.zeros([2 * R * N]);
+  if (R === 1 && !halves) {
+    e.k.mamba3ScanForward(y, ...state, hck, x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D, work, B, L, H, P, G, N, S, chunk);
+  } else {
+    e.k.mamba3MimoScanForward(y, ...state, hck, x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D, work, B, L, H, P, G, N, S, R, chunk, halves);
+  }
+  e.tape?.record('mamba3Scan', y, [x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D], [hck], { B, L, H, P, G, N, S, R, chunk, halves });
   return y;
+}
+
+/** MIMO's up-projection: out (…, H, R, P) = x (…, H·P) ⊙ w (H, R, P), broadcast over the ranks. */
+export function mimoUp(e: Engine, x: Tensor, w: Tensor): Tensor {
+  const [H, R, P] = w.shape,
+    M = x.size / (H * P);
+  if (!Number.isInteger(M)) throw new Error(`mimoUp: x [${x.shape}] is not a whole number of ${H} heads of ${P}`);
+  const out = e.zeros([...x.shape.slice(0, -1), H * R * P]);
+  e.k.mimoUpForward(out, x, w, M, H, R, P);
+  e.tape?.record('mimoUp', out, [x, w], [], { M, H, R, P });
+  return out;
+}
+
+/** MIMO's down-projection: out (…, H·P) = Σ_r o (…, H, R, P) ⊙ w (H, R, P). */
+export function mimoDown(e: Engine, o: Tensor, w: Tensor): Tensor {
+  const [H, R, P] = w.shape,
+    M = o.size / (H * R * P);
+  if (!Number.isInteger(M)) throw new Error(`mimoDown: o [${o.shape}] is not a whole number of ${H} heads of ${R} ranks of ${P}`);
+  const out = e.zeros([...o.shape.slice(0, -1), H * P]);
+  e.k.mimoDownForward(out, o, w, M, H, R, P);
+  e.tape?.record('mimoDown', out, [o, w], [], { M, H, R, P });
+  return out;
 }

@@ -62,8 +62,10 @@ export interface OpRecords {
   mamba3Scan: {
     inputs: [x: Tensor, adt: Tensor, dt: Tensor, trap: Tensor, Bn: Tensor, Cn: Tensor, Bb: Tensor, Cb: Tensor, ang: Tensor, D: Tensor];
     saved: [hck: Tensor];
-    attrs: { B: number; L: number; H: number; P: number; G: number; N: number; S: number; chunk: number };
+    attrs: { B: number; L: number; H: number; P: number; G: number; N: number; S: number; R: number; chunk: number; halves: boolean };
   };
+  mimoUp: { inputs: [x: Tensor, w: Tensor]; saved: []; attrs: { M: number; H: number; R: number; P: number } };
+  mimoDown: { inputs: [o: Tensor, w: Tensor]; saved: []; attrs: { M: number; H: number; R: number; P: number } };
   ssd: {
     inputs: [x: Tensor, delta: Tensor, A: Tensor, Bm: Tensor, Cm: Tensor, D: Tensor, h0: Tensor | null];
     saved: [hck: Tensor];

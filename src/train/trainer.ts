@@ -33,6 +33,8 @@ export interface TrainOptions {
   dState: number;
   /** Transformer and hybrid: attention heads (default: head size closest to 64). */
   heads?: number;
+  /** Mamba-3: MIMO heads with this many ranks (absent: SISO). */
+  mimoRank?: number;
   /** Hybrid: comma-separated layer types, one per layer (mamba2, attention, mamba), e.g. `'mamba2,attention,mamba2'`. */
   layerTypes?: string;
   /** Training sequence length L, in tokens. */
@@ -338,6 +340,7 @@ function newModel(o: TrainOptions, e: Engine): TrainableModel {
     layers: o.layers,
     dState: o.dState,
     heads: o.heads,
+    mimoRank: o.mimoRank,
     layerTypes: o.layerTypes?.split(',').map((t) => t.trim()),
   };
   const model = createModel(o.arch, e, { ...size, ...vocab }, Rng.fromSeed(o.seed));

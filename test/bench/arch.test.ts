@@ -1,5 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Engine } from '../../src/ops/index.js';
 import { Rng } from '../../src/io/rng.js';
 import { quantizeModel, weightBytes } from '../../src/models/quant.js';
@@ -82,12 +85,38 @@ describe('the --arch mamba2 plan', () => {
   });
 });
 
+/**
+ * A stand-in for llama.cpp's llama-bench: logs the GGUF architecture of each -m file (the string
+ * after general.architecture's key) and prints llama-bench's JSON for the -p / -n it was given.
+ */
+const FAKE_LLAMA_BENCH = `#!/usr/bin/env node
+const fs = require('node:fs');
+const a = process.argv.slice(2), arg = (k) => a[a.indexOf(k) + 1];
+const b = fs.readFileSync(arg('-m')), at = b.indexOf('general.architecture') + 'general.architecture'.length + 4;
+const n = Number(b.readBigUInt64LE(at));
+fs.appendFileSync(process.env.FAKE_LOG, b.subarray(at + 8, at + 8 + n).toString() + ' ' + arg('-m').split('-').pop() + '\\n');
+const rec = (p, g, ts) => ({ n_prompt: p, n_gen: g, samples_ts: [ts], build_commit: 'fake', build_number: 1, backends: 'CPU' });
+console.log(JSON.stringify([rec(Number(arg('-p')), 0, 1000), rec(0, Number(arg('-n')), 100)]));
+`;
+
 describe('frugal bench --tiny --arch mamba2 --json', () => {
-  it('records the architecture and the state per stream, measures every precision, and says why the peers are skipped', () => {
-    const r = spawnSync(process.execPath, ['bin/frugal.js', 'bench', '--tiny', '--arch', 'mamba2', '--json', '--no-torch'], {
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
+  it('records the architecture and the state per stream, measures every precision, runs llama.cpp on mamba2 GGUF files', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'frugal-fake-llama-')),
+      bin = join(dir, 'llama-bench'),
+      log = join(dir, 'log');
+    writeFileSync(bin, FAKE_LLAMA_BENCH);
+    chmodSync(bin, 0o755);
+    const r = spawnSync(
+      process.execPath,
+      ['bin/frugal.js', 'bench', '--tiny', '--arch', 'mamba2', '--json', '--no-torch', '--llama-bench', bin],
+      {
+        encoding: 'utf8',
+        timeout: 120_000,
+        env: { ...process.env, FAKE_LOG: log },
+      },
+    );
+    const seen = r.status === 0 ? readFileSync(log, 'utf8') : '';
+    rmSync(dir, { recursive: true, force: true });
     expect(r.status, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(doc.arch).toBe('mamba2');
@@ -96,8 +125,17 @@ describe('frugal bench --tiny --arch mamba2 --json', () => {
     expect(new Set(decode.map((d) => d.precision))).toEqual(new Set(['f32', 'q8', 'q4']));
     expect((doc.train as unknown[]).length).toBeGreaterThan(0);
     expect((doc.streams as unknown[]).length).toBeGreaterThan(0);
+    // llama-bench read GGUF files of architecture mamba2 (f32 and q8_0: q4_0 needs llama-quantize)
+    expect(new Set(seen.trim().split('\n'))).toEqual(new Set(['mamba2 f32.gguf', 'mamba2 q8_0.gguf']));
+    const peers = doc.peers as { name: string; measure: string; precision: string; tok_s: number }[];
+    const llama = peers.filter((p) => p.name === 'llama.cpp');
+    expect(new Set(llama.map((p) => `${p.precision} ${p.measure}`))).toEqual(
+      new Set(['f32 decode', 'f32 prefill-8', 'q8 decode', 'q8 prefill-8']),
+    );
+    expect(llama.find((p) => p.measure === 'decode')?.tok_s).toBe(100);
     const skipped = doc.skipped as { what: string; reason: string }[];
-    expect(skipped.filter((s) => /Mamba-1 only/.test(s.reason)).map((s) => s.what)).toEqual(['llama.cpp', 'pytorch']);
+    expect(skipped.find((s) => s.what === 'llama.cpp q4')?.reason).toMatch(/llama-quantize/);
+    expect(skipped.find((s) => s.what === 'pytorch')?.reason).toMatch(/builds Mamba-1 only, not mamba2/);
   });
 
   it('hybrid: records the layer list and skips the streams its KV cache cannot batch, with the reason', () => {

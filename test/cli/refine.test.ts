@@ -91,6 +91,29 @@ describe('frugal finetune --method lora', () => {
     expect(Math.max(...a.map((v, i) => Math.abs(v - b[i])))).toBeGreaterThan(1e-3);
   });
 
+  it("on a Mamba-2 base: the default targets are in_proj and out_proj, PEFT's names, and the adapter equals its merge", () => {
+    const d = ws.caseDir(),
+      base = join(d, 'm2'),
+      ad = join(d, 'ad');
+    ok(['train', ...TINY, '--arch', 'mamba2', '--layers', '2', '--d-state', '8', '--steps', '1', '--data', ws.corpus, '--out', base]);
+    ok(['finetune', '--model', base, '--data', ws.corpus, '--out', ad, '--rank', '2', '--steps', '3', '--lr', '1e-2', ...RUN]);
+    expect(JSON.parse(readFileSync(join(ad, 'adapter_config.json'), 'utf8'))).toMatchObject({
+      r: 2,
+      target_modules: ['in_proj', 'out_proj'],
+    });
+    // 2 layers × 2 modules × (A, B), named base_model.model.backbone.layers.{i}.mixer.{in,out}_proj.lora_{A,B}.weight
+    const py = spawnSync('python3', ['tools/check_peft_adapter.py', ad, '--base', base], { encoding: 'utf8' });
+    expect(py.status, py.stdout + py.stderr).toBe(0);
+    expect(py.stdout).toMatch(/^ok: PEFT LoRA layout, 8 tensors/);
+    const merged = join(d, 'merged');
+    ok(['merge', '--model', base, '--adapter', ad, '--out', merged]);
+    const a = logits(['--model', base, '--adapter', ad]).logits,
+      m = logits(['--model', merged]).logits,
+      b = logits(['--model', base]).logits;
+    expect(Math.max(...a.map((v, i) => Math.abs(v - m[i])))).toBeLessThan(1e-4);
+    expect(Math.max(...a.map((v, i) => Math.abs(v - b[i])))).toBeGreaterThan(1e-3);
+  });
+
   it('trains on a q8 base (QLoRA-style), and full fine-tuning writes a whole checkpoint', () => {
     const d = ws.caseDir(),
       q8 = join(d, 'q8');

@@ -10,6 +10,10 @@ import { createMambaConfig } from '../../src/models/mamba/config.js';
 import { TransformerLM } from '../../src/models/transformer/model.js';
 import { Mamba2LM } from '../../src/models/mamba2/model.js';
 import { createMamba2Config } from '../../src/models/mamba2/config.js';
+import { Mamba3LM } from '../../src/models/mamba3/model.js';
+import { createMamba3Config } from '../../src/models/mamba3/config.js';
+import { HybridLM } from '../../src/models/hybrid/model.js';
+import { createHybridConfig } from '../../src/models/hybrid/config.js';
 import { createLlamaConfig } from '../../src/models/transformer/config.js';
 import { Adapter, LORA_TARGETS, loadAdapter, mergeAdapter } from '../../src/models/lora.js';
 import { quantizeModel, quantizeTensor } from '../../src/models/quant.js';
@@ -35,10 +39,24 @@ const mamba2: Make = (e, seed = 3, dModel = 32, vocab = 40) => {
   perturb(m, Rng.fromSeed(seed + 1), 0.05);
   return m;
 };
+const mamba3Mimo: Make = (e, seed = 3, dModel = 32, vocab = 40) => {
+  const c = createMamba3Config({ dModel, nLayer: 2, dState: 8, headDim: 16, isMimo: true, mimoRank: 2, vocabSize: vocab });
+  const m = new Mamba3LM(e, c).init(Rng.fromSeed(seed));
+  perturb(m, Rng.fromSeed(seed + 1), 0.05);
+  return m;
+};
+const bamba: Make = (e, seed = 3, dModel = 32, vocab = 40) => {
+  const c = createHybridConfig({ dModel, layerTypes: ['mamba2', 'attention'], dState: 8, nHead: 2, vocabSize: vocab });
+  const m = new HybridLM(e, c).init(Rng.fromSeed(seed));
+  perturb(m, Rng.fromSeed(seed + 1), 0.05);
+  return m;
+};
 const ARCHS: [string, Make, string][] = [
   ['mamba', mamba, 'mamba'],
   ['transformer', transformer, 'llama'],
   ['Mamba-2', mamba2, 'mamba2'],
+  ['Mamba-3 MIMO', mamba3Mimo, 'mamba3'],
+  ['Bamba hybrid (Mamba-2 and attention layers)', bamba, 'bamba'],
 ];
 
 /** An adapter on every target with B drawn at random too (a fresh adapter's B = 0 changes nothing). */

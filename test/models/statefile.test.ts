@@ -32,11 +32,20 @@ const engine = (kernels: 'wasm' | 'ref', threads = 1) => {
   return e;
 };
 
+/** 'mamba3-mimo': Mamba-3 with MIMO heads of rank 2 (its kprev and vprev carry the ranks). */
 const make = (arch: string, kernels: 'wasm' | 'ref', seed = 5) =>
   createModel(
-    arch,
+    arch === 'mamba3-mimo' ? 'mamba3' : arch,
     engine(kernels),
-    { dModel: 32, layers: 2, dState: 8, heads: 2, vocabSize: 40, layerTypes: ['mamba2', 'attention'] },
+    {
+      dModel: 32,
+      layers: 2,
+      dState: 8,
+      heads: 2,
+      vocabSize: 40,
+      layerTypes: ['mamba2', 'attention'],
+      ...(arch === 'mamba3-mimo' ? { mimoRank: 2 } : {}),
+    },
     Rng.fromSeed(seed),
   );
 const bytes = (f: Float32Array) => Buffer.from(f.buffer, f.byteOffset, f.byteLength);
@@ -91,6 +100,7 @@ function roundTrip(arch: string, kernels: 'wasm' | 'ref', B: number): void {
 describe.each([
   ['mamba2', 'wasm', 2],
   ['mamba3', 'ref', 1],
+  ['mamba3-mimo', 'wasm', 2],
   ['hybrid', 'wasm', 2],
 ] as const)('%s state file (%s kernels, batch %i)', (arch, kernels, B) => {
   it('save -> load on another engine -> continue gives the logits of never having saved, bit for bit', () => roundTrip(arch, kernels, B));

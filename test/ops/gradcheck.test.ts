@@ -3,7 +3,7 @@ import { Engine, Tape } from '../../src/ops/index.js';
 import * as op from '../../src/ops/ops.js';
 import { causalAttention, rope, swiglu } from '../../src/ops/attention.js';
 import { dtSoftplus, gatedRmsnorm, ropePartial, ssd } from '../../src/ops/ssd.js';
-import { mamba3Scan, negHeavyTail, rmsnormRuns, sigmoid } from '../../src/ops/mamba3.js';
+import { mamba3Scan, mimoDown, mimoUp, negHeavyTail, rmsnormRuns, sigmoid } from '../../src/ops/mamba3.js';
 import type { Tensor } from '../../src/tensor/index.js';
 import { Rng } from '../../src/io/rng.js';
 import { MambaLM } from '../../src/models/mamba/model.js';
@@ -283,6 +283,33 @@ const CASES: Case[] = [
     ],
     run: (e, [x, a, d, tr, Bn, Cn, Bb, Cb, ang, D]) => mamba3Scan(e, x, a, d, tr, Bn, Cn, Bb, Cb, ang, D, 1, 1, 16),
   },
+  {
+    // x (B 2, L 7, H 2 · R 3 · P 2), B and C (B, L, R 3 · G 2 · N 6), biases (H · R · N): 2 of 3 pairs turned, (i, i + 3)
+    name: 'mamba3Scan MIMO (3 ranks, half-split turns, chunk 3, L 7, 2 heads in 2 groups)',
+    inputs: (e, r) => [
+      t(e, r, [2, 7, 12]),
+      t(e, r, [2, 7, 2], 0.3, -0.5),
+      t(e, r, [2, 7, 2], 0.2, 0.5),
+      t(e, r, [2, 7, 2], 0.3, 0.5),
+      t(e, r, [2, 7, 36]),
+      t(e, r, [2, 7, 36]),
+      t(e, r, [36], 0.5, 1),
+      t(e, r, [36], 0.5, 1),
+      t(e, r, [2, 7, 2]),
+      t(e, r, [2]),
+    ],
+    run: (e, [x, a, d, tr, Bn, Cn, Bb, Cb, ang, D]) => mamba3Scan(e, x, a, d, tr, Bn, Cn, Bb, Cb, ang, D, 2, 2, 3, 3, true),
+  },
+  {
+    name: 'mimoUp (3 heads, 2 ranks, 4 channels)',
+    inputs: (e, r) => [t(e, r, [2, 5, 12]), t(e, r, [3, 2, 4])],
+    run: (e, [x, w]) => mimoUp(e, x, w),
+  },
+  {
+    name: 'mimoDown (3 heads, 2 ranks, 4 channels)',
+    inputs: (e, r) => [t(e, r, [2, 5, 24]), t(e, r, [3, 2, 4])],
+    run: (e, [o, w]) => mimoDown(e, o, w),
+  },
   { name: 'swiglu of a tensor with itself', inputs: (e, r) => [t(e, r, [9], 3)], run: (e, [g]) => swiglu(e, g, g) },
 ];
 
@@ -320,6 +347,8 @@ describe('float64 finite-difference gradient checks, op by op', () => {
       'sigmoid',
       'negHeavyTail',
       'mamba3Scan',
+      'mimoUp',
+      'mimoDown',
     ]);
     expect([...names].sort()).toEqual([...covered].sort());
   });

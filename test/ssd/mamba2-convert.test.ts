@@ -80,6 +80,19 @@ describe('Mamba-3 checkpoints between layouts', () => {
     expect(config(out('m3-back'))).toEqual(config(M3));
     expectInputError(() => convertCheckpoint({ model: M3, out: out('m3.gguf'), to: 'gguf' }), /llama\.cpp has no Mamba-3 architecture/);
   });
+  it('MIMO (3 ranks, untied head): both ways, the rank keys and mimo_x/z/o kept, the golden logits', () => {
+    const M3 = 'test/fixtures/mamba3-mimo-tiny';
+    convertCheckpoint({ model: M3, out: out('m3m-hf'), to: 'hf' });
+    expect(config(out('m3m-hf'))).toMatchObject({ model_type: 'mamba3', is_mimo: true, mimo_rank: 3, tie_word_embeddings: false });
+    goldenLogits(out('m3m-hf'), 'mamba3-mimo-tiny');
+    convertCheckpoint({ model: out('m3m-hf'), out: out('m3m-back'), to: 'original' });
+    const a = tensors(M3),
+      b = tensors(out('m3m-back'));
+    expect([...a.keys()].filter((n) => n.endsWith('mimo_z'))).toHaveLength(2);
+    expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+    for (const [n, t] of a) expect(b.get(n)!.equals(t), n).toBe(true);
+    expect(config(out('m3m-back'))).toEqual(config(M3));
+  });
 });
 
 describe('Mamba-2 -> GGUF (llama.cpp architecture "mamba2")', () => {

@@ -6,17 +6,19 @@ import { GOLDEN_SETUPS, expectGoldenGradients, golden } from '../helpers/golden.
 import { stepLogits } from '../helpers/models.js';
 
 /**
- * Mamba-3 (SISO) in state-spaces' layout (ssm_cfg.layer "Mamba3", pytorch_model.bin, padded
- * vocabulary) against the independent float64 PyTorch transcription in tools/mamba3_reference.py,
- * whose parallel logits come from the attention form of the trapezoidal recurrence: logits in both
- * modes, the loss, every gradient, and the state after the sequence.
+ * Mamba-3 in state-spaces' layout (ssm_cfg.layer "Mamba3", pytorch_model.bin, padded vocabulary),
+ * SISO (mamba3-tiny) and MIMO with 3 ranks and an untied head (mamba3-mimo-tiny), against the
+ * independent float64 PyTorch transcription in tools/mamba3_reference.py, whose parallel logits
+ * come from the attention form of the trapezoidal recurrence: logits in both modes, the loss, every
+ * gradient, and the state after the sequence.
  */
-const gold = golden('mamba3-tiny');
+const CASES = ['mamba3-tiny', 'mamba3-mimo-tiny'].flatMap((fixture) => GOLDEN_SETUPS.map((s) => ({ fixture, ...s })));
 
-describe.each(GOLDEN_SETUPS)('mamba3-tiny against the PyTorch reference, kernels $kernels, $dtype', ({ kernels, dtype, tol }) => {
+describe.each(CASES)('$fixture against the PyTorch reference, kernels $kernels, $dtype', ({ fixture, kernels, dtype, tol }) => {
+  const gold = golden(fixture);
   const load = () => {
     const e = new Engine({ kernels, dtype });
-    return { e, ...loadModel(e, 'test/fixtures/mamba3-tiny') };
+    return { e, ...loadModel(e, `test/fixtures/${fixture}`) };
   };
 
   it('parallel forward gives the golden logits', () => {

@@ -1,7 +1,7 @@
 /**
  * The peers of `frugal bench`, one measurement per call so that speed.ts can interleave them with
  * frugal's own (compare.ts):
- * - llama.cpp (`--llama-bench PATH`): the decode model is saved and converted to GGUF once by
+ * - llama.cpp (`--llama-bench PATH`): the decode model (Mamba-1 or Mamba-2) is saved and converted to GGUF once by
  *   `frugal convert` run as a child process (f32, q8_0; q4_0 through the llama-quantize next to
  *   llama-bench), then each round runs llama-bench with a 128-token prompt and a decode;
  * - PyTorch (when `python -c "import torch"` works): tools/bench_torch.py, frugal's own
@@ -16,7 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeDirAtomic } from '../../io/atomic.js';
 import { modelFiles } from '../../models/checkpoint.js';
-import type { MambaLM } from '../../models/mamba/model.js';
+import type { TrainableModel } from '../../models/types.js';
 import type { PeerBuilds, Precision, Skipped } from './types.js';
 import { median } from '../formulas.js';
 
@@ -139,7 +139,13 @@ function frugalConvert(model: string, out: string, dtype: 'f32' | 'q8_0'): void 
 }
 
 /** Make the GGUF file of each precision: frugal convert for f32 and q8_0, llama-quantize for q4_0. */
-function ggufFiles(bin: string, model: MambaLM, precisions: readonly Precision[], dir: string, skipped: Skipped[]): Map<Precision, string> {
+function ggufFiles(
+  bin: string,
+  model: TrainableModel,
+  precisions: readonly Precision[],
+  dir: string,
+  skipped: Skipped[],
+): Map<Precision, string> {
   const ckpt = join(dir, 'model');
   writeDirAtomic(ckpt, modelFiles(model));
   const files = new Map<Precision, string>();
@@ -179,8 +185,8 @@ function ggufFiles(bin: string, model: MambaLM, precisions: readonly Precision[]
   return files;
 }
 
-/** Convert the f32 decode model for llama.cpp at every precision; null (and the reason in `skipped`) when that fails. */
-export function prepareLlama(bin: string, model: MambaLM, precisions: readonly Precision[], skipped: Skipped[]): LlamaPeer | null {
+/** Convert the f32 decode model (Mamba-1 or Mamba-2) for llama.cpp at every precision; null (and the reason in `skipped`) when that fails. */
+export function prepareLlama(bin: string, model: TrainableModel, precisions: readonly Precision[], skipped: Skipped[]): LlamaPeer | null {
   if (!existsSync(bin)) {
     skipped.push({ section: 'peers', what: 'llama.cpp', reason: `--llama-bench ${bin} does not exist` });
     return null;

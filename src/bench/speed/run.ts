@@ -6,7 +6,6 @@
  * See types.ts for the document and the plans (full ≤ 10 minutes, quick ≈ 1, tiny for tests).
  */
 import { cpus } from 'node:os';
-import type { MambaLM } from '../../models/mamba/model.js';
 import { stateBytesPerStream } from './arch.js';
 import type { BenchArch, BenchModel } from './arch.js';
 import type {
@@ -326,22 +325,24 @@ function trainSection(r: Run): TrainEntry[] {
 /** The llama.cpp and PyTorch peers this run can use, with the reasons for those it cannot. */
 function openPeers(o: SpeedOptions, w: ModelWeights, skipped: Skipped[]): { llama: LlamaPeer | null; torch: TorchPeer | null } {
   let llama: LlamaPeer | null = null;
-  if (w.arch !== 'mamba') {
-    const reason = `the peers run Mamba-1 only: llama.cpp's GGUF export and the PyTorch script here build Mamba-1, not ${w.arch}`;
-    skipped.push({ section: 'peers', what: 'llama.cpp', reason }, { section: 'peers', what: 'pytorch', reason });
-    return { llama, torch: null };
-  }
-  if (o.llamaBench === null) skipped.push({ section: 'peers', what: 'llama.cpp', reason: 'no --llama-bench PATH given' });
+  // llama.cpp runs GGUF files of architecture mamba and mamba2, which frugal convert writes
+  if (w.arch !== 'mamba' && w.arch !== 'mamba2') {
+    const reason = `llama.cpp runs Mamba-1 and Mamba-2 (GGUF mamba, mamba2), not ${w.arch}`;
+    skipped.push({ section: 'peers', what: 'llama.cpp', reason });
+  } else if (o.llamaBench === null) skipped.push({ section: 'peers', what: 'llama.cpp', reason: 'no --llama-bench PATH given' });
   else {
     const m = buildModel(w, 1);
     try {
-      llama = prepareLlama(o.llamaBench, m as MambaLM, PRECISIONS, skipped);
+      llama = prepareLlama(o.llamaBench, m, PRECISIONS, skipped);
     } finally {
       m.e.dispose();
     }
   }
   let torch: TorchPeer | null = null;
-  if (o.python === null) skipped.push({ section: 'peers', what: 'pytorch', reason: 'skipped (--no-torch)' });
+  if (w.arch !== 'mamba') {
+    const reason = `the PyTorch peer (tools/bench_torch.py) builds Mamba-1 only, not ${w.arch}`;
+    skipped.push({ section: 'peers', what: 'pytorch', reason });
+  } else if (o.python === null) skipped.push({ section: 'peers', what: 'pytorch', reason: 'skipped (--no-torch)' });
   else torch = probeTorch(o.python, skipped);
   return { llama, torch };
 }

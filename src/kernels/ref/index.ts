@@ -16,3 +16,4 @@ export * from './ssd.js';
 export * from './mamba2.js';
 export * from './rotary.js';
 export * from './mamba3.js';
+export * from './mimo.js';

@@ -2,100 +2,171 @@ import type { F } from './types.js';
 import { sigmoid } from './elementwise.js';
 
 /**
- * Mamba-3 SISO (state-spaces modules/mamba3.py and the float64 step reference of its tests), per
- * batch b and head h (group g = h / (H/G)), with P channels, state N and S rotary angles:
+ * Mamba-3 (state-spaces modules/mamba3.py and the float64 step references of its tests), per
+ * batch b and head h (group g = h / (H/G)), with P channels, state N, S rotary angles and R ranks
+ * (R = 1 and pairwise turns: SISO; R ≥ 1 and half-split turns: MIMO):
  *   θ_t = θ_{t−1} + π·tanh(a_t)·Δ_t                       (S angles; a_t shared by the heads)
- *   q_t = R(θ_t)(C_t + C_bias_h),  k_t = R(θ_t)(B_t + B_bias_h)  (pairs (2i, 2i+1) turned by θ_t[i], i < S)
+ *   q_{t,r} = R(θ_t)(C_{t,r} + C_bias_{h,r}),  k_{t,r} = R(θ_t)(B_{t,r} + B_bias_{h,r})
  *   α = exp(ADT_t),  β = (1 − λ_t)·Δ_t·α,  γ = λ_t·Δ_t        (λ = trapezoid weight in (0, 1))
- *   h_t = α·h_{t−1} + β·v_{t−1} k_{t−1}ᵀ + γ·v_t k_tᵀ          (h ∈ R^{P×N}, v_t = x_t)
- *   y_t = h_t q_t + D_h·v_t
- * The trapezoidal update mixes the previous token's input into the state, so the state carries
- * (h, θ, k_{t−1}, v_{t−1}); θ is kept reduced mod 2π, as the reference does. Shapes: x, y (B, L, H, P);
- * adt, dt, trap (B, L, H); Bn, Cn (B, L, G, N) (after their RMSNorm); Bb, Cb (H, N); ang (B, L, S)
- * (the raw angle projections); D (H); states h (B, H, P, N), th (B, H, S), kp (B, H, N), vp (B, H, P).
- * Checkpoints hck (B, nChunks, H, W) hold the four states at the start of each chunk of `chunk`
- * tokens, W = P·N + S + N + P; the backward recomputes the states inside a chunk from them.
+ *   h_t = α·h_{t−1} + β·Σ_r v_{t−1,r} k_{t−1,r}ᵀ + γ·Σ_r v_{t,r} k_{t,r}ᵀ   (h ∈ R^{P×N})
+ *   o_{t,r} = h_t q_{t,r} + D_h·v_{t,r}
+ * R(θ) turns the pairs (2i, 2i+1) (SISO, `halves` false) or (i, i + N/2) (MIMO's kernels, `halves`
+ * true) by θ[i], i < S; the other channels pass. v is the rank's input (SISO: x; MIMO: x ⊙ mimo_x,
+ * made outside). The trapezoidal update mixes the previous token's input into the state, so the
+ * state carries (h, θ, k_{t−1}, v_{t−1}); θ is kept reduced mod 2π, as the reference does.
+ * Shapes: v, o (B, L, H, R, P); adt, dt, trap (B, L, H); Bn, Cn (B, L, R, G, N) (after their
+ * RMSNorm); Bb, Cb (H, R, N); ang (B, L, S) (the raw angle projections); D (H); states h (B, H, P, N),
+ * th (B, H, S), kp (B, H, R, N), vp (B, H, R, P). Checkpoints hck (B, nChunks, H, W) hold the four
+ * states at the start of each chunk of `chunk` tokens, W = P·N + S + R·N + R·P; the backward
+ * recomputes the states inside a chunk from them.
  */
 
 const TWO_PI = 2 * Math.PI;
 
-/** Floats of one head's checkpoint: h, θ, k_{t−1}, v_{t−1}. */
-function ckWidth(P: number, N: number, S: number): number {
-  return P * N + S + N + P;
+/** Sizes of one scan; `halves` picks MIMO's half-split turns. */
+interface Dims {
+  B: number;
+  L: number;
+  H: number;
+  P: number;
+  G: number;
+  N: number;
+  S: number;
+  R: number;
+  halves: boolean;
 }
 
-/** q (N) = R(θ)·(C + bias), in place on the pairs i < S. */
-function rotate(out: F, o: number, src: F, so: number, bias: F, bo: number, th: F, to: number, N: number, S: number): void {
+/** The scan's inputs (shapes in the header). */
+interface Inputs {
+  x: F;
+  adt: F;
+  dt: F;
+  trap: F;
+  Bn: F;
+  Cn: F;
+  Bb: F;
+  Cb: F;
+  ang: F;
+  D: F;
+}
+
+/** Floats of one head's checkpoint: h, θ, k_{t−1}, v_{t−1}. */
+function ckWidth(d: Dims): number {
+  return d.P * d.N + d.S + d.R * d.N + d.R * d.P;
+}
+
+/** The channel pair turned by angle i is (i0, i0 + step): (2i, 2i+1), or (i, i + N/2) with halves. */
+function first(i: number, halves: boolean): number {
+  return halves ? i : 2 * i;
+}
+
+/** out[o ..] (N) = R(θ)·(src + bias). */
+function rotate(out: F, o: number, src: F, so: number, bias: F, bo: number, th: F, to: number, d: Dims): void {
+  const N = d.N;
   for (let n = 0; n < N; n++) out[o + n] = src[so + n] + bias[bo + n];
-  for (let i = 0; i < S; i++) {
+  for (let i = 0; i < d.S; i++) {
     const c = Math.cos(th[to + i]),
       s = Math.sin(th[to + i]),
-      a = out[o + 2 * i],
-      b = out[o + 2 * i + 1];
-    out[o + 2 * i] = a * c - b * s;
-    out[o + 2 * i + 1] = a * s + b * c;
+      i0 = first(i, d.halves),
+      i1 = i0 + (d.halves ? N >> 1 : 1),
+      a = out[o + i0],
+      b = out[o + i1];
+    out[o + i0] = a * c - b * s;
+    out[o + i1] = a * s + b * c;
   }
 }
 
-/** One token of one head: advance (θ, h, k_{t−1}, v_{t−1}) stored at the given offsets; returns nothing, writes y. */
-function stepHead(
-  y: F,
-  yo: number,
-  h: F,
-  ho: number,
-  th: F,
-  to: number,
-  kp: F,
-  ko: number,
-  vp: F,
-  vo: number,
-  q: F,
-  x: F,
-  xo: number,
-  a: number,
-  dtv: number,
-  lam: number,
-  Bn: F,
-  Cn: F,
-  bo: number,
-  Bb: F,
-  Cb: F,
-  hb: number,
-  ang: F,
-  ao: number,
-  Dh: number,
-  P: number,
-  N: number,
-  S: number,
-): void {
-  for (let i = 0; i < S; i++) {
-    const v = th[to + i] + Math.PI * Math.tanh(ang[ao + i]) * dtv;
-    th[to + i] = v - TWO_PI * Math.floor(v / TWO_PI);
-  }
-  rotate(q, 0, Cn, bo, Cb, hb, th, to, N, S);
-  rotate(q, N, Bn, bo, Bb, hb, th, to, N, S); // k_t in q[N ..]
-  const al = Math.exp(a),
-    be = (1 - lam) * dtv * al,
-    ga = lam * dtv;
-  for (let p = 0; p < P; p++) {
-    const hp = ho + p * N,
-      xv = x[xo + p],
-      vpv = vp[vo + p];
-    let acc = 0;
-    for (let n = 0; n < N; n++) {
-      const hn = al * h[hp + n] + be * vpv * kp[ko + n] + ga * xv * q[N + n];
-      h[hp + n] = hn;
-      acc += hn * q[n];
-    }
-    y[yo + p] = acc + Dh * xv;
-  }
-  for (let n = 0; n < N; n++) kp[ko + n] = q[N + n];
-  for (let p = 0; p < P; p++) vp[vo + p] = x[xo + p];
+/** Where one head's state lives: h, θ, k_{t−1}, v_{t−1} (arrays and offsets). */
+interface HeadState {
+  h: F;
+  ho: number;
+  th: F;
+  to: number;
+  kp: F;
+  ko: number;
+  vp: F;
+  vo: number;
 }
 
 /**
- * y (B, L, H, P) <- …; h, th, kp, vp hold the state on entry and on exit; hck receives the state
- * at the start of each chunk (null to skip). work: 2N floats of scratch.
+ * One token t of head hh in batch b: advance the state in place and write o (R·P at oo). q holds
+ * 2RN floats of scratch: the turned C of every rank, then the turned B.
+ */
+function stepHead(o: F, oo: number, s: HeadState, q: F, inp: Inputs, d: Dims, b: number, t: number, hh: number): void {
+  const { L, H, P, G, N, S, R } = d,
+    g = Math.floor(hh / (H / G)),
+    r0 = (b * L + t) * H + hh,
+    xo = r0 * R * P,
+    ao = (b * L + t) * S,
+    dtv = inp.dt[r0],
+    lam = inp.trap[r0],
+    RN = R * N;
+  for (let i = 0; i < S; i++) {
+    const v = s.th[s.to + i] + Math.PI * Math.tanh(inp.ang[ao + i]) * dtv;
+    s.th[s.to + i] = v - TWO_PI * Math.floor(v / TWO_PI);
+  }
+  for (let r = 0; r < R; r++) {
+    const bo = (((b * L + t) * R + r) * G + g) * N,
+      hb = (hh * R + r) * N;
+    rotate(q, r * N, inp.Cn, bo, inp.Cb, hb, s.th, s.to, d);
+    rotate(q, RN + r * N, inp.Bn, bo, inp.Bb, hb, s.th, s.to, d); // k_{t,r}
+  }
+  const al = Math.exp(inp.adt[r0]),
+    be = (1 - lam) * dtv * al,
+    ga = lam * dtv,
+    x = inp.x,
+    Dh = inp.D[hh];
+  const { h, ho, kp, ko, vp, vo } = s; // locals: the loops below are the scan's hot path
+  for (let p = 0; p < P; p++) {
+    const hp = ho + p * N;
+    for (let n = 0; n < N; n++) h[hp + n] *= al;
+    for (let r = 0; r < R; r++) {
+      const bv = be * vp[vo + r * P + p],
+        gx = ga * x[xo + r * P + p],
+        kr = ko + r * N,
+        qr = RN + r * N;
+      for (let n = 0; n < N; n++) h[hp + n] += bv * kp[kr + n] + gx * q[qr + n];
+    }
+    for (let r = 0; r < R; r++) {
+      let acc = 0;
+      for (let n = 0; n < N; n++) acc += h[hp + n] * q[r * N + n];
+      o[oo + r * P + p] = acc + Dh * x[xo + r * P + p];
+    }
+  }
+  for (let k = 0; k < RN; k++) kp[ko + k] = q[RN + k];
+  for (let k = 0; k < R * P; k++) vp[vo + k] = x[xo + k];
+}
+
+function saveCheckpoint(hck: F, o: number, h: F, th: F, kp: F, vp: F, bh: number, d: Dims): void {
+  const PN = d.P * d.N,
+    RN = d.R * d.N,
+    RP = d.R * d.P,
+    S = d.S;
+  for (let k = 0; k < PN; k++) hck[o + k] = h[bh * PN + k];
+  for (let k = 0; k < S; k++) hck[o + PN + k] = th[bh * S + k];
+  for (let k = 0; k < RN; k++) hck[o + PN + S + k] = kp[bh * RN + k];
+  for (let k = 0; k < RP; k++) hck[o + PN + S + RN + k] = vp[bh * RP + k];
+}
+
+function scanForward(o: F, h: F, th: F, kp: F, vp: F, hck: F | null, inp: Inputs, work: F, d: Dims, chunk: number): void {
+  const { B, L, H, P, N, S, R } = d,
+    nC = Math.ceil(L / chunk),
+    W = ckWidth(d);
+  for (let b = 0; b < B; b++) {
+    for (let hh = 0; hh < H; hh++) {
+      const bh = b * H + hh,
+        st: HeadState = { h, ho: bh * P * N, th, to: bh * S, kp, ko: bh * R * N, vp, vo: bh * R * P };
+      for (let t = 0; t < L; t++) {
+        if (hck !== null && t % chunk === 0) saveCheckpoint(hck, ((b * nC + t / chunk) * H + hh) * W, h, th, kp, vp, bh, d);
+        stepHead(o, ((b * L + t) * H + hh) * R * P, st, work, inp, d, b, t, hh);
+      }
+    }
+  }
+}
+
+/**
+ * SISO: y (B, L, H, P) <- …; h, th, kp (B, H, N), vp (B, H, P) hold the state on entry and on exit;
+ * hck receives the state at the start of each chunk (null to skip). work: 2N floats of scratch.
  */
 export function mamba3ScanForward(
   y: F,
@@ -124,63 +195,154 @@ export function mamba3ScanForward(
   S: number,
   chunk: number,
 ): void {
-  const nC = Math.ceil(L / chunk),
-    W = ckWidth(P, N, S),
-    q = work; // (2N): the turned C and B of the current token
+  const d: Dims = { B, L, H, P, G, N, S, R: 1, halves: false };
+  scanForward(y, h, th, kp, vp, hck, { x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D }, work, d, chunk);
+}
+
+/**
+ * MIMO (and SISO with halves false, R 1): o (B, L, H, R, P) <- … from v (B, L, H, R, P); states as
+ * the header says; work: 2RN floats of scratch.
+ */
+export function mamba3MimoScanForward(
+  o: F,
+  h: F,
+  th: F,
+  kp: F,
+  vp: F,
+  hck: F | null,
+  v: F,
+  adt: F,
+  dt: F,
+  trap: F,
+  Bn: F,
+  Cn: F,
+  Bb: F,
+  Cb: F,
+  ang: F,
+  D: F,
+  work: F,
+  B: number,
+  L: number,
+  H: number,
+  P: number,
+  G: number,
+  N: number,
+  S: number,
+  R: number,
+  chunk: number,
+  halves: boolean,
+): void {
+  scanForward(o, h, th, kp, vp, hck, { x: v, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D }, work, { B, L, H, P, G, N, S, R, halves }, chunk);
+}
+
+/** Gradients (shapes of the inputs), all ACCUMULATED. */
+interface Grads {
+  dx: F;
+  dadt: F;
+  ddt: F;
+  dtrap: F;
+  dBn: F;
+  dCn: F;
+  dBb: F;
+  dCb: F;
+  dang: F;
+  dD: F;
+}
+
+/**
+ * Gradients, all ACCUMULATED: dx (B, L, H, R, P), dadt, ddt, dtrap (B, L, H), dBn, dCn
+ * (B, L, R, G, N), dBb, dCb (H, R, N), dang (B, L, S), dD (H), from dy (B, L, H, R, P) and the
+ * forward's checkpoints. No gradient flows into the initial or from the final state.
+ */
+export function mamba3MimoScanBackward(
+  dx: F,
+  dadt: F,
+  ddt: F,
+  dtrap: F,
+  dBn: F,
+  dCn: F,
+  dBb: F,
+  dCb: F,
+  dang: F,
+  dD: F,
+  dy: F,
+  x: F,
+  adt: F,
+  dt: F,
+  trap: F,
+  Bn: F,
+  Cn: F,
+  Bb: F,
+  Cb: F,
+  ang: F,
+  D: F,
+  hck: F,
+  B: number,
+  L: number,
+  H: number,
+  P: number,
+  G: number,
+  N: number,
+  S: number,
+  R: number,
+  chunk: number,
+  halves: boolean,
+): void {
+  const d: Dims = { B, L, H, P, G, N, S, R, halves },
+    gr: Grads = { dx, dadt, ddt, dtrap, dBn, dCn, dBb, dCb, dang, dD },
+    inp: Inputs = { x, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D },
+    nC = Math.ceil(L / chunk),
+    W = ckWidth(d),
+    PN = P * N,
+    RN = R * N;
+  const T = dx.constructor as { new (n: number): F };
+  // per step of a chunk, the state after it (W floats: h, θ, k, v) and its turned q (RN); row 0 is the checkpoint
+  const rec = new T((chunk + 1) * W),
+    qs = new T(chunk * RN),
+    q = new T(2 * RN),
+    o = new T(R * P);
+  const c: Carry = {
+    dh: new T(PN),
+    dkn: new T(RN),
+    dvn: new T(R * P),
+    dth: new T(S),
+    gm: new T(PN),
+    dq: new T(RN),
+    dk: new T(RN),
+  };
   for (let b = 0; b < B; b++) {
     for (let hh = 0; hh < H; hh++) {
-      const g = Math.floor(hh / (H / G)),
-        bh = b * H + hh;
-      for (let t = 0; t < L; t++) {
-        if (hck !== null && t % chunk === 0) saveCheckpoint(hck, ((b * nC + t / chunk) * H + hh) * W, h, th, kp, vp, bh, P, N, S);
-        const r = (b * L + t) * H + hh;
-        stepHead(
-          y,
-          r * P,
-          h,
-          bh * P * N,
-          th,
-          bh * S,
-          kp,
-          bh * N,
-          vp,
-          bh * P,
-          q,
-          x,
-          r * P,
-          adt[r],
-          dt[r],
-          trap[r],
-          Bn,
-          Cn,
-          ((b * L + t) * G + g) * N,
-          Bb,
-          Cb,
-          hh * N,
-          ang,
-          (b * L + t) * S,
-          D[hh],
-          P,
-          N,
-          S,
-        );
+      for (const a of [c.dh, c.dkn, c.dvn, c.dth]) a.fill(0);
+      for (let ci = nC - 1; ci >= 0; ci--) {
+        const t0 = ci * chunk,
+          t1 = Math.min(L, t0 + chunk),
+          ck = ((b * nC + ci) * H + hh) * W;
+        for (let k = 0; k < W; k++) rec[k] = hck[ck + k];
+        for (let t = t0; t < t1; t++) {
+          const s = (t - t0 + 1) * W;
+          for (let k = 0; k < W; k++) rec[s + k] = rec[s - W + k];
+          stepHead(
+            o,
+            0,
+            { h: rec, ho: s, th: rec, to: s + PN, kp: rec, ko: s + PN + S, vp: rec, vo: s + PN + S + RN },
+            q,
+            inp,
+            d,
+            b,
+            t,
+            hh,
+          );
+          for (let k = 0; k < RN; k++) qs[(t - t0) * RN + k] = q[k];
+        }
+        for (let t = t1 - 1; t >= t0; t--) backStep(t - t0, rec, qs, W, c, gr, dy, inp, d, b, t, hh);
       }
     }
   }
 }
 
-function saveCheckpoint(hck: F, o: number, h: F, th: F, kp: F, vp: F, bh: number, P: number, N: number, S: number): void {
-  const PN = P * N;
-  for (let k = 0; k < PN; k++) hck[o + k] = h[bh * PN + k];
-  for (let k = 0; k < S; k++) hck[o + PN + k] = th[bh * S + k];
-  for (let k = 0; k < N; k++) hck[o + PN + S + k] = kp[bh * N + k];
-  for (let k = 0; k < P; k++) hck[o + PN + S + N + k] = vp[bh * P + k];
-}
-
 /**
- * Gradients, all ACCUMULATED: dx (B, L, H, P), dadt, ddt, dtrap (B, L, H), dBn, dCn (B, L, G, N),
- * dBb, dCb (H, N), dang (B, L, S), dD (H), from dy and the forward's checkpoints. No gradient
- * flows into the initial or from the final state.
+ * SISO's backward (mamba3ScanForward's shapes: dx (B, L, H, P), dBn, dCn (B, L, G, N),
+ * dBb, dCb (H, N)): mamba3MimoScanBackward with one rank and pairwise turns.
  */
 export function mamba3ScanBackward(
   dx: F,
@@ -214,109 +376,40 @@ export function mamba3ScanBackward(
   S: number,
   chunk: number,
 ): void {
-  const nC = Math.ceil(L / chunk),
-    W = ckWidth(P, N, S),
-    PN = P * N;
-  const T = dx.constructor as { new (n: number): F };
-  // per step of a chunk, the state after it: h (PN), θ (S), k (N), v (P), and its q (N); row 0 is the checkpoint
-  const rec = new T((chunk + 1) * W),
-    qs = new T(chunk * N),
-    q = new T(2 * N),
-    y = new T(P);
-  const dh = new T(PN),
-    dkn = new T(N),
-    dvn = new T(P),
-    dth = new T(S),
-    gm = new T(PN),
-    dq = new T(N),
-    dk = new T(N);
-  for (let b = 0; b < B; b++) {
-    for (let hh = 0; hh < H; hh++) {
-      const g = Math.floor(hh / (H / G));
-      dh.fill(0);
-      dkn.fill(0);
-      dvn.fill(0);
-      dth.fill(0);
-      for (let c = nC - 1; c >= 0; c--) {
-        const t0 = c * chunk,
-          t1 = Math.min(L, t0 + chunk),
-          ck = ((b * nC + c) * H + hh) * W;
-        for (let k = 0; k < W; k++) rec[k] = hck[ck + k];
-        for (let t = t0; t < t1; t++) {
-          const s = (t - t0 + 1) * W,
-            r = (b * L + t) * H + hh;
-          for (let k = 0; k < W; k++) rec[s + k] = rec[s - W + k];
-          stepHead(
-            y,
-            0,
-            rec,
-            s,
-            rec,
-            s + PN,
-            rec,
-            s + PN + S,
-            rec,
-            s + PN + S + N,
-            q,
-            x,
-            r * P,
-            adt[r],
-            dt[r],
-            trap[r],
-            Bn,
-            Cn,
-            ((b * L + t) * G + g) * N,
-            Bb,
-            Cb,
-            hh * N,
-            ang,
-            (b * L + t) * S,
-            D[hh],
-            P,
-            N,
-            S,
-          );
-          for (let n = 0; n < N; n++) qs[(t - t0) * N + n] = q[n];
-        }
-        for (let t = t1 - 1; t >= t0; t--) {
-          backStep(
-            t - t0,
-            rec,
-            qs,
-            W,
-            { dh, dkn, dvn, dth, gm, dq, dk },
-            dx,
-            dadt,
-            ddt,
-            dtrap,
-            dBn,
-            dCn,
-            dBb,
-            dCb,
-            dang,
-            dD,
-            dy,
-            x,
-            adt,
-            dt,
-            trap,
-            ang,
-            D,
-            b,
-            t,
-            hh,
-            g,
-            L,
-            H,
-            P,
-            G,
-            N,
-            S,
-          );
-        }
-      }
-    }
-  }
+  mamba3MimoScanBackward(
+    dx,
+    dadt,
+    ddt,
+    dtrap,
+    dBn,
+    dCn,
+    dBb,
+    dCb,
+    dang,
+    dD,
+    dy,
+    x,
+    adt,
+    dt,
+    trap,
+    Bn,
+    Cn,
+    Bb,
+    Cb,
+    ang,
+    D,
+    hck,
+    B,
+    L,
+    H,
+    P,
+    G,
+    N,
+    S,
+    1,
+    chunk,
+    false,
+  );
 }
 
 /** The backward's carries (gradients of h_t, k_t, v_t, θ_t from later tokens) and per-token scratch (G, dq, dk). */
@@ -337,118 +430,122 @@ function backStep(
   qs: F,
   W: number,
   carry: Carry,
-  dx: F,
-  dadt: F,
-  ddt: F,
-  dtrap: F,
-  dBn: F,
-  dCn: F,
-  dBb: F,
-  dCb: F,
-  dang: F,
-  dD: F,
+  gr: Grads,
   dy: F,
-  x: F,
-  adt: F,
-  dt: F,
-  trap: F,
-  ang: F,
-  D: F,
+  inp: Inputs,
+  d: Dims,
   b: number,
   t: number,
   hh: number,
-  g: number,
-  L: number,
-  H: number,
-  P: number,
-  G: number,
-  N: number,
-  S: number,
 ): void {
   const { dh, dkn, dvn, dth, gm, dq, dk } = carry;
-  const PN = P * N,
+  const { L, H, P, G, N, S, R } = d,
+    x = inp.x,
+    PN = P * N,
+    RN = R * N,
     cur = (j + 1) * W,
     prev = j * W,
-    r = (b * L + t) * H + hh,
-    xo = r * P,
-    bo = ((b * L + t) * G + g) * N,
+    r0 = (b * L + t) * H + hh,
+    xo = r0 * R * P,
+    g = Math.floor(hh / (H / G)),
     ao = (b * L + t) * S;
   const kt = cur + PN + S,
     th = cur + PN,
     kpv = prev + PN + S,
-    vpv = prev + PN + S + N,
-    qo = j * N;
-  const dtv = dt[r],
-    lam = trap[r],
-    al = Math.exp(adt[r]),
+    vpv = prev + PN + S + RN,
+    qo = j * RN;
+  const dtv = inp.dt[r0],
+    lam = inp.trap[r0],
+    al = Math.exp(inp.adt[r0]),
     be = (1 - lam) * dtv * al,
-    ga = lam * dtv;
-  // G = dL/dh_t: carried + y_t = h_t q_t
-  for (let p = 0; p < P; p++) for (let n = 0; n < N; n++) gm[p * N + n] = dh[p * N + n] + dy[xo + p] * qs[qo + n];
+    ga = lam * dtv,
+    Dh = inp.D[hh];
+  // G = dL/dh_t: carried + Σ_r dy_r q_rᵀ (o_r = h_t q_r)
+  for (let p = 0; p < P; p++)
+    for (let n = 0; n < N; n++) {
+      let s = dh[p * N + n];
+      for (let r = 0; r < R; r++) s += dy[xo + r * P + p] * qs[qo + r * N + n];
+      gm[p * N + n] = s;
+    }
   let dal = 0,
     dbe = 0,
     dga = 0,
     dDh = 0;
   dq.fill(0);
-  for (let n = 0; n < N; n++) dk[n] = dkn[n];
-  for (let p = 0; p < P; p++) {
-    let gk = 0,
-      gkp = 0;
-    for (let n = 0; n < N; n++) {
-      const gv = gm[p * N + n];
-      dq[n] += rec[cur + p * N + n] * dy[xo + p];
-      dal += gv * rec[prev + p * N + n];
-      gk += gv * rec[kt + n];
-      gkp += gv * rec[kpv + n];
-      dk[n] += ga * gv * x[xo + p];
+  for (let k = 0; k < RN; k++) dk[k] = dkn[k];
+  for (let r = 0; r < R; r++) {
+    for (let p = 0; p < P; p++) {
+      const dyv = dy[xo + r * P + p],
+        xv = x[xo + r * P + p];
+      let gk = 0,
+        gkp = 0;
+      for (let n = 0; n < N; n++) {
+        const gv = gm[p * N + n];
+        dq[r * N + n] += rec[cur + p * N + n] * dyv;
+        gk += gv * rec[kt + r * N + n];
+        gkp += gv * rec[kpv + r * N + n];
+        dk[r * N + n] += ga * gv * xv;
+      }
+      dbe += rec[vpv + r * P + p] * gkp;
+      dga += xv * gk;
+      dDh += dyv * xv;
+      gr.dx[xo + r * P + p] += Dh * dyv + ga * gk + dvn[r * P + p];
+      dvn[r * P + p] = be * gkp; // to v_{t−1,r}
     }
-    dbe += rec[vpv + p] * gkp;
-    dga += x[xo + p] * gk;
-    dDh += dy[xo + p] * x[xo + p];
-    dx[xo + p] += D[hh] * dy[xo + p] + ga * gk + dvn[p];
-    dvn[p] = be * gkp; // to v_{t−1} = x_{t−1}
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let p = 0; p < P; p++) s += gm[p * N + n] * rec[vpv + r * P + p];
+      dkn[r * N + n] = be * s; // to k_{t−1,r}
+    }
   }
-  for (let n = 0; n < N; n++) {
-    let s = 0;
-    for (let p = 0; p < P; p++) s += gm[p * N + n] * rec[vpv + p];
-    dkn[n] = be * s; // to k_{t−1}
+  for (let k = 0; k < PN; k++) {
+    dal += gm[k] * rec[prev + k];
+    dh[k] = al * gm[k];
   }
-  for (let k = 0; k < PN; k++) dh[k] = al * gm[k];
-  dD[hh] += dDh;
-  dadt[r] += dal * al + dbe * be;
-  dtrap[r] += -dbe * dtv * al + dga * dtv;
+  gr.dD[hh] += dDh;
+  gr.dadt[r0] += dal * al + dbe * be;
+  gr.dtrap[r0] += -dbe * dtv * al + dga * dtv;
   let dd = dbe * (1 - lam) * al + dga * lam;
   // back through the rotations: the angle's share, then C + C_bias and B + B_bias
   for (let i = 0; i < S; i++) {
-    const q0 = qs[qo + 2 * i],
-      q1 = qs[qo + 2 * i + 1],
-      k0 = rec[kt + 2 * i],
-      k1 = rec[kt + 2 * i + 1];
-    dth[i] += -dq[2 * i] * q1 + dq[2 * i + 1] * q0 - dk[2 * i] * k1 + dk[2 * i + 1] * k0;
-    const c = Math.cos(rec[th + i]),
+    const i0 = first(i, d.halves),
+      i1 = i0 + (d.halves ? N >> 1 : 1),
+      c = Math.cos(rec[th + i]),
       s = Math.sin(rec[th + i]);
-    const a = dq[2 * i],
-      bq = dq[2 * i + 1],
-      ak = dk[2 * i],
-      bk = dk[2 * i + 1];
-    dq[2 * i] = a * c + bq * s;
-    dq[2 * i + 1] = -a * s + bq * c;
-    dk[2 * i] = ak * c + bk * s;
-    dk[2 * i + 1] = -ak * s + bk * c;
+    for (let r = 0; r < R; r++) {
+      const m = r * N,
+        q0 = qs[qo + m + i0],
+        q1 = qs[qo + m + i1],
+        k0 = rec[kt + m + i0],
+        k1 = rec[kt + m + i1];
+      dth[i] += -dq[m + i0] * q1 + dq[m + i1] * q0 - dk[m + i0] * k1 + dk[m + i1] * k0;
+      const a = dq[m + i0],
+        bq = dq[m + i1],
+        ak = dk[m + i0],
+        bk = dk[m + i1];
+      dq[m + i0] = a * c + bq * s;
+      dq[m + i1] = -a * s + bq * c;
+      dk[m + i0] = ak * c + bk * s;
+      dk[m + i1] = -ak * s + bk * c;
+    }
   }
-  for (let n = 0; n < N; n++) {
-    dCn[bo + n] += dq[n];
-    dCb[hh * N + n] += dq[n];
-    dBn[bo + n] += dk[n];
-    dBb[hh * N + n] += dk[n];
+  for (let r = 0; r < R; r++) {
+    const bo = (((b * L + t) * R + r) * G + g) * N,
+      hb = (hh * R + r) * N;
+    for (let n = 0; n < N; n++) {
+      gr.dCn[bo + n] += dq[r * N + n];
+      gr.dCb[hb + n] += dq[r * N + n];
+      gr.dBn[bo + n] += dk[r * N + n];
+      gr.dBb[hb + n] += dk[r * N + n];
+    }
   }
   // θ_t = θ_{t−1} + π·tanh(a)·Δ: dth stays as the carry to θ_{t−1}
   for (let i = 0; i < S; i++) {
-    const tn = Math.tanh(ang[ao + i]);
-    dang[ao + i] += dth[i] * Math.PI * (1 - tn * tn) * dtv;
+    const tn = Math.tanh(inp.ang[ao + i]);
+    gr.dang[ao + i] += dth[i] * Math.PI * (1 - tn * tn) * dtv;
     dd += dth[i] * Math.PI * tn;
   }
-  ddt[r] += dd;
+  gr.ddt[r0] += dd;
 }
 
 /** out (n) = sigmoid(x): Mamba-3's trapezoid weight λ */

@@ -4,9 +4,11 @@ import type { CheckpointLayout } from '../mamba/config.js';
 import { defaultHeadDim, keptSsm, originalConfig } from '../mamba2/config.js';
 
 /**
- * Mamba-3 (SISO) configuration, after state-spaces modules/mamba3.py: the shape legend of every
- * tensor of the model. No conv; per-token Δ, decay and trapezoid weight per head; B and C
- * RMS-normalised, biased per head and turned by data-dependent rotary angles.
+ * Mamba-3 configuration (SISO, or MIMO with `isMimo`), after state-spaces modules/mamba3.py: the
+ * shape legend of every tensor of the model. No conv; per-token Δ, decay and trapezoid weight per
+ * head; B and C RMS-normalised, biased per head and turned by data-dependent rotary angles. MIMO
+ * gives each head R = mimo_rank pairs of B and C, and spreads its input and gate over R ranks (and
+ * gathers the R outputs) with per-head weights mimo_x, mimo_z, mimo_o (H, R, P).
  *
  * Checkpoints: state-spaces' layout (config.json with ssm_cfg.layer "Mamba3", pytorch_model.bin)
  * is read and written by convert; transformers has no Mamba-3 class, so frugal's own saves use
@@ -25,6 +27,8 @@ export interface Mamba3Config {
   readonly nGroups: number; // G: heads share B and C in G groups
   readonly ropeFraction: number; // 0.5 or 1: the share of the state the rotary angles turn
   readonly nAngles: number; // S = floor(N · ropeFraction / 2): rotary angles per token
+  readonly isMimo: boolean; // MIMO heads (their own rotary pairing: channel i with i + N/2)
+  readonly mimoRank: number; // R: B/C pairs per head (1 when not MIMO)
   readonly aFloor: number; // the decay rate A is at most −aFloor
   readonly chunkSize: number; // the reference kernels' chunk (kept for the config; frugal's scan checkpoints every 16)
   readonly vocabSize: number;
@@ -42,12 +46,21 @@ export interface Mamba3Config {
   readonly tokenizer: 'byte' | 'file';
 }
 
-/** in_proj's output [z | x | B | C | dt | A | trap | angles]: 2ED + 2GN + 3H + S. */
+/** in_proj's output [z | x | B | C | dt | A | trap | angles]: 2ED + 2RGN + 3H + S. */
 export function mamba3InProjDim(c: Mamba3Config): number {
-  return 2 * c.dInner + 2 * c.nGroups * c.dState + 3 * c.nHeads + c.nAngles;
+  return 2 * c.dInner + 2 * c.mimoRank * c.nGroups * c.dState + 3 * c.nHeads + c.nAngles;
 }
 
 export type Mamba3Options = Partial<Omit<Mamba3Config, 'modelType' | 'dInner' | 'nHeads' | 'nAngles'>> & { dModel: number; nLayer: number };
+
+/** R: mimo_rank when MIMO (the reference's default 4), 1 otherwise. */
+function mimoRankOf(o: Mamba3Options, where: string): number {
+  if (!o.isMimo) {
+    if (o.mimoRank !== undefined && o.mimoRank !== 1) throw inputError(`${where}: mimo_rank ${o.mimoRank} needs is_mimo true`);
+    return 1;
+  }
+  return positiveInt(o.mimoRank ?? 4, 'mimoRank', where);
+}
 
 export function createMamba3Config(o: Mamba3Options, where = 'model options'): Mamba3Config {
   const dModel = positiveInt(o.dModel, 'dModel', where),
@@ -63,6 +76,10 @@ export function createMamba3Config(o: Mamba3Options, where = 'model options'): M
   if (ropeFraction !== 0.5 && ropeFraction !== 1) throw inputError(`${where}: rope_fraction must be 0.5 or 1.0, got ${ropeFraction}`);
   const nAngles = Math.floor(Math.floor(dState * ropeFraction) / 2);
   if (nAngles < 1) throw inputError(`${where}: a state of ${dState} leaves no rotary angle at rope_fraction ${ropeFraction}`);
+  const isMimo = bool(o.isMimo ?? false, 'isMimo', where),
+    mimoRank = mimoRankOf(o, where);
+  // MIMO's turns pair channel i with i + N/2
+  if (isMimo && dState % 2 !== 0) throw inputError(`${where}: MIMO needs an even state size, got ${dState}`);
   const c: Mamba3Config = {
     modelType: 'mamba3',
     dModel,
@@ -75,6 +92,8 @@ export function createMamba3Config(o: Mamba3Options, where = 'model options'): M
     nGroups,
     ropeFraction,
     nAngles,
+    isMimo,
+    mimoRank,
     aFloor: finiteNum(o.aFloor ?? 1e-4, 'aFloor', where),
     chunkSize: positiveInt(o.chunkSize ?? 64, 'chunkSize', where),
     vocabSize: positiveInt(o.vocabSize ?? 256, 'vocabSize', where),
@@ -99,8 +118,9 @@ export function createMamba3Config(o: Mamba3Options, where = 'model options'): M
 
 /** Parameters from the shape legend (params.ts lists the same shapes). */
 export function mamba3ParameterCount(c: Mamba3Config): number {
-  const { dModel: D, dInner: ED, nHeads: H, dState: N } = c;
-  const layer = D + mamba3InProjDim(c) * D + H + 2 * H * N + 2 * N + H + D * ED;
+  const { dModel: D, dInner: ED, nHeads: H, dState: N, mimoRank: R, headDim: P } = c;
+  const mimo = c.isMimo ? 3 * H * R * P : 0;
+  const layer = D + mamba3InProjDim(c) * D + H + 2 * H * R * N + 2 * N + H + mimo + D * ED;
   return c.vocabSize * D * (c.tieWordEmbeddings ? 1 : 2) + c.nLayer * layer + D;
 }
 
@@ -114,16 +134,14 @@ export interface Mamba3Parse {
 /** Variants of the Mamba3 block frugal does not run, refused with the key that selects them. */
 function refuse(s: Record<string, unknown>, o: Record<string, unknown>, file: string): void {
   const why =
-    s.is_mimo === true
-      ? 'ssm_cfg.is_mimo true (MIMO heads)'
-      : s.is_outproj_norm === true
-        ? 'ssm_cfg.is_outproj_norm true (the gated output norm)'
-        : o.d_intermediate !== undefined && o.d_intermediate !== 0
-          ? `d_intermediate ${JSON.stringify(o.d_intermediate)} (MLP blocks)`
-          : Array.isArray(o.attn_layer_idx) && o.attn_layer_idx.length > 0
-            ? 'attn_layer_idx (attention layers)'
-            : null;
-  if (why) throw inputError(`${file}: ${why} is not supported; frugal runs Mamba-3's SISO block`);
+    s.is_outproj_norm === true
+      ? 'ssm_cfg.is_outproj_norm true (the gated output norm)'
+      : o.d_intermediate !== undefined && o.d_intermediate !== 0
+        ? `d_intermediate ${JSON.stringify(o.d_intermediate)} (MLP blocks)`
+        : Array.isArray(o.attn_layer_idx) && o.attn_layer_idx.length > 0
+          ? 'attn_layer_idx (attention layers)'
+          : null;
+  if (why) throw inputError(`${file}: ${why} is not supported; frugal runs Mamba-3's block without them`);
 }
 
 const SSM_KNOWN = new Set([
@@ -171,6 +189,8 @@ export function mamba3ConfigFromOriginal(o: Record<string, unknown>, file: strin
       headDim: s.int('headdim', 64),
       nGroups: s.int('ngroups', 1),
       ropeFraction: s.num('rope_fraction', 0.5),
+      isMimo: s.flag('is_mimo', false),
+      mimoRank: ssm.is_mimo === true ? s.int('mimo_rank', 4) : undefined,
       aFloor: s.num('A_floor', 1e-4),
       chunkSize: s.int('chunk_size', 64),
       timeStepMin: s.num('dt_min', 0.001),
@@ -202,6 +222,7 @@ const HF_KNOWN = new Set([
   'a_floor',
   'is_outproj_norm',
   'is_mimo',
+  'mimo_rank',
   'chunk_size',
   'time_step_min',
   'time_step_max',
@@ -220,7 +241,7 @@ export function mamba3ConfigFromHF(j: unknown, file: string): Mamba3Parse {
   const warnings = Object.keys(o)
     .filter((k) => !HF_KNOWN.has(k))
     .map((k) => `${file}: unknown config key '${k}' ignored`);
-  refuse({ is_mimo: o.is_mimo, is_outproj_norm: o.is_outproj_norm }, {}, file);
+  refuse({ is_outproj_norm: o.is_outproj_norm }, {}, file);
   for (const k of ['hidden_size', 'num_hidden_layers', 'vocab_size'])
     if (o[k] === undefined) throw inputError(`${file}: missing required key '${k}'`);
   const r = reader(o, file);
@@ -240,6 +261,8 @@ export function mamba3ConfigFromHF(j: unknown, file: string): Mamba3Parse {
       dState: r.int('state_size', 128),
       nGroups: r.int('n_groups', 1),
       ropeFraction: r.num('rope_fraction', 0.5),
+      isMimo: r.flag('is_mimo', false),
+      mimoRank: o.is_mimo === true ? r.int('mimo_rank', 4) : undefined,
       aFloor: r.num('a_floor', 1e-4),
       chunkSize: r.int('chunk_size', 64),
       layerNormEpsilon: r.num('layer_norm_epsilon', 1e-5),
@@ -276,7 +299,8 @@ export function mamba3ConfigToHF(c: Mamba3Config): Record<string, unknown> {
     rope_fraction: c.ropeFraction,
     a_floor: c.aFloor,
     is_outproj_norm: false,
-    is_mimo: false,
+    is_mimo: c.isMimo,
+    ...(c.isMimo ? { mimo_rank: c.mimoRank } : {}),
     chunk_size: c.chunkSize,
     time_step_min: c.timeStepMin,
     time_step_max: c.timeStepMax,
@@ -299,6 +323,8 @@ export function mamba3ConfigToOriginal(c: Mamba3Config, kept?: Record<string, un
   put('ngroups', c.nGroups, 1);
   put('rope_fraction', c.ropeFraction, 0.5);
   put('A_floor', c.aFloor, 1e-4);
+  put('is_mimo', c.isMimo, false);
+  if (c.isMimo) ssm.mimo_rank = c.mimoRank;
   put('chunk_size', c.chunkSize, 64);
   put('dt_min', c.timeStepMin, 0.001);
   put('dt_max', c.timeStepMax, 0.1);
