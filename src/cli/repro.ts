@@ -5,8 +5,8 @@ import { openOutputDir } from '../io/outputs.js';
 import { intArg } from './options.js';
 import { createProgress } from './progress.js';
 import { repro } from '../tasks/repro.js';
-import { ARCHS, recipeFor } from '../tasks/recipes.js';
-import type { TaskArch } from '../tasks/recipes.js';
+import { REPRO_ARCHS, recipeFor } from '../tasks/recipes.js';
+import type { ReproArch } from '../tasks/recipes.js';
 import { HANOI_METHODS, TASK_NAMES } from '../tasks/registry.js';
 import type { HanoiMethod, TaskName } from '../tasks/registry.js';
 import { formatJoules } from '../energy/index.js';
@@ -22,7 +22,12 @@ export function registerRepro(program: AnyCommand): void {
   )
     .addArgument(new Argument('<task>', 'induction, selective-copy or hanoi').choices(TASK_NAMES))
     .addOption(
-      new Option('--arch <name>', 'mamba, or the transformer baseline of the same parameter count').choices(ARCHS).default('mamba'),
+      new Option(
+        '--arch <name>',
+        'mamba, the transformer baseline of the same parameter count, or a Mamba-2 / Mamba-3 block of the same shape',
+      )
+        .choices(REPRO_ARCHS)
+        .default('mamba'),
     )
     .addOption(
       new Option(
@@ -40,7 +45,7 @@ export function registerRepro(program: AnyCommand): void {
       const outDir = openOutputDir(o.out as string, { flag: '--out', force: o.force === true }, (m) => err(`warning: ${m}`));
       try {
         const method = (o.method as HanoiMethod | undefined) ?? null,
-          arch = o.arch as TaskArch;
+          arch = o.arch as ReproArch;
         const steps = o.steps as number | undefined,
           quick = o.quick === true;
         const bar = createProgress(recipeFor(task, arch, method, { steps, quick }).train.steps, `repro ${task}`);

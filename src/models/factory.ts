@@ -59,6 +59,7 @@ export function createModel(arch: string, e: Engine, s: SizeOptions, rng: Rng): 
             nLayer: s.layers,
             dState: s.dState,
             vocabSize: s.vocabSize,
+            ...vocab,
             ...(s.mimoRank !== undefined ? { isMimo: true, mimoRank: s.mimoRank } : {}),
           },
           '--arch mamba3',

@@ -3,6 +3,7 @@ import type { Rng } from '../io/rng.js';
 import { inputError } from '../io/errors.js';
 import { createMambaConfig, mambaParameterCount } from '../models/mamba/config.js';
 import { MambaLM } from '../models/mamba/model.js';
+import { createModel } from '../models/factory.js';
 import { createLlamaConfig } from '../models/transformer/config.js';
 import type { LlamaConfig } from '../models/transformer/config.js';
 import { llamaParamSpecs } from '../models/transformer/params.js';
@@ -20,6 +21,12 @@ import type { HanoiMethod, TaskName } from './registry.js';
  */
 export const ARCHS = ['mamba', 'transformer'] as const;
 export type TaskArch = (typeof ARCHS)[number];
+/**
+ * What `frugal repro` also trains: Mamba-2 and Mamba-3 (SISO) blocks of the same width, depth and
+ * d_state on the Mamba recipe (the study itself compares Mamba-1 with the transformer).
+ */
+export const REPRO_ARCHS = [...ARCHS, 'mamba2', 'mamba3'] as const;
+export type ReproArch = (typeof REPRO_ARCHS)[number];
 
 export interface ModelShape {
   dModel: number;
@@ -29,7 +36,7 @@ export interface ModelShape {
 
 export interface TaskRecipe {
   task: TaskName;
-  arch: TaskArch;
+  arch: ReproArch;
   method: HanoiMethod | null;
   model: ModelShape;
   train: ScoredRecipe & {
@@ -149,7 +156,7 @@ export interface RecipeOptions {
 }
 
 /** The recipe of one model of the study; `steps` overrides the step count. */
-export function recipeFor(task: TaskName, arch: TaskArch, method: HanoiMethod | null, o: RecipeOptions = {}): TaskRecipe {
+export function recipeFor(task: TaskName, arch: ReproArch, method: HanoiMethod | null, o: RecipeOptions = {}): TaskRecipe {
   if (task !== 'hanoi' && method !== null) throw inputError(`--method applies to the hanoi task only, not ${task}`);
   const m = task === 'hanoi' ? (method ?? 'neuro-symbolic') : null;
   const b = base(task, m);
@@ -215,5 +222,10 @@ export function matchedIntermediate(s: ModelShape, task: TaskName): number {
 /** A freshly initialised model for a recipe. */
 export function buildModel(e: Engine, r: TaskRecipe, rng: Rng): TrainableModel {
   if (r.arch === 'mamba') return new MambaLM(e, mambaConfig(r.model, r.task)).init(rng);
+  if (r.arch === 'mamba2' || r.arch === 'mamba3') {
+    const t = TASKS[r.task];
+    const size = { dModel: r.model.dModel, layers: r.model.layers, dState: r.model.dState, vocabSize: t.vocabSize };
+    return createModel(r.arch, e, { ...size, tokenizer: 'file', eosTokenId: t.eos ?? 0 }, rng);
+  }
   return new TransformerLM(e, llamaConfig(r.model, r.task, matchedIntermediate(r.model, r.task))).init(rng);
 }

@@ -10,7 +10,7 @@ import { trainScored } from '../train/scored.js';
 import type { CurvePoint } from '../train/scored.js';
 import type { EnergyKind } from '../energy/index.js';
 import { buildModel, lengthAt, recipeFor } from './recipes.js';
-import type { TaskArch, TaskRecipe } from './recipes.js';
+import type { ReproArch, TaskRecipe } from './recipes.js';
 import { HANOI_METHODS, TASKS, TASK_NAMES, taskTokenizer } from './registry.js';
 import type { HanoiMethod, TaskName } from './registry.js';
 
@@ -33,7 +33,7 @@ export interface TrainRecord {
 export interface TaskFile {
   format: 'frugal-task/1';
   task: TaskName;
-  arch: TaskArch;
+  arch: ReproArch;
   method: HanoiMethod | null;
   params: number;
   seed: number;
@@ -44,7 +44,7 @@ export interface TaskFile {
 
 export interface ReproOptions {
   task: TaskName;
-  arch: TaskArch;
+  arch: ReproArch;
   method: HanoiMethod | null;
   out: string;
   steps?: number;

@@ -25,6 +25,8 @@ describe.each([
   ['selective-copy', ['--arch', 'transformer', '--steps', '2'], '40', 18],
   ['hanoi', ['--arch', 'mamba', '--method', 'end-to-end', '--steps', '2'], '3,4', 33],
   ['hanoi', ['--arch', 'transformer', '--method', 'neuro-symbolic', '--steps', '2'], '3', 33],
+  ['induction', ['--arch', 'mamba2', '--steps', '2'], '16,32', 17],
+  ['hanoi', ['--arch', 'mamba3', '--method', 'neuro-symbolic', '--steps', '2'], '3', 33],
 ])('frugal repro %s %s', (task, flags, lengths, vocab) => {
   const out = join(dir, `${task}-${flags.join('')}`);
   it('trains, saves a checkpoint that logits reads, and eval prints one row per length', () => {
