@@ -256,10 +256,12 @@ export class StackRunner {
       lastU = buf('lastU', [state.batch, D]),
       lastR = buf('lastRstd', [state.batch]);
     const logits = buf('logits', [state.batch, V]);
-    const hv = h.floats(),
-      lv = last.floats();
-    for (let b = 0; b < B; b++) lv.set(hv.subarray((b * L + L - 1) * D, (b * L + L) * D), b * D);
-    k.rmsnormForward(lastU, lastR, last, normF, B, D, eps);
+    if (L > 1) {
+      const hv = h.floats(),
+        lv = last.floats();
+      for (let b = 0; b < B; b++) lv.set(hv.subarray((b * L + L - 1) * D, (b * L + L) * D), b * D);
+    }
+    k.rmsnormForward(lastU, lastR, L > 1 ? last : h, normF, B, D, eps); // one token: h holds just the last rows
     linearInto(this.e, logits, lastU, head, null, B, q);
     state.position += L;
     return logits.floats().slice(0, B * V) as Float32Array;
