@@ -47,29 +47,32 @@ export function mambaScanStepRange(out: usize, delta: usize, h: usize, xc: usize
   dtBias: usize, A: usize, D: usize, B: i32, ED: i32, N: i32, R: i32, c0: i32, c1: i32): void {
   const rowN = <usize>N << 2, rowR = <usize>R << 2, rowX = <usize>(R + 2 * N) << 2, rowXZ = <usize>ED << 3;
   // Δ and the gate four channels at a time (lane-wise, so any grouping gives the same bits), the
-  // scan one channel at a time as in scanForwardRange
+  // scan one channel at a time as in scanForwardRange; (b, d) advance without dividing
+  const b0 = c0 / ED, d0 = c0 % ED;
+  let b = b0, d = d0;
   for (let c = c0; c < c1; c += 4) {
     const cnt = min<i32>(4, c1 - c);
     let v = f32x4.splat(0);
     for (let j = 0; j < cnt; j++) {
-      const b = (c + j) / ED, d = (c + j) % ED;
-      const dt = dot1(xdbl + <usize>b * rowX, dtW + <usize>d * rowR, R) + load<f32>(dtBias + (<usize>d << 2));
-      v = setLane(v, j, dt);
+      v = setLane(v, j, dot1(xdbl + <usize>b * rowX, dtW + <usize>d * rowR, R) + load<f32>(dtBias + (<usize>d << 2)));
+      if (++d == ED) { d = 0; b++; }
     }
     stN(delta + (<usize>c << 2), f32x4.add(f32x4.pmax(v, f32x4.splat(0)), vlog1p(vexpNegAbs(v))), cnt);
   }
+  b = b0; d = d0;
   for (let c = c0; c < c1; c++) {
-    const b = c / ED, d = c % ED;
     const i = <usize>c << 2, xrow = xdbl + <usize>b * rowX;
     scanChannel(out + i, h + <usize>c * rowN, 0, 0, xc + i, delta + i, A + <usize>d * rowN, xrow + rowR, xrow + rowR + rowN,
       load<f32>(D + (<usize>d << 2)), 1, N, 1, 0, 0);
+    if (++d == ED) { d = 0; b++; }
   }
+  b = b0; d = d0;
   for (let c = c0; c < c1; c += 4) {
     const cnt = min<i32>(4, c1 - c);
     let z = f32x4.splat(0);
     for (let j = 0; j < cnt; j++) {
-      const b = (c + j) / ED, d = (c + j) % ED;
       z = setLane(z, j, load<f32>(xz + <usize>b * rowXZ + (<usize>(ED + d) << 2)));
+      if (++d == ED) { d = 0; b++; }
     }
     const po = out + (<usize>c << 2);
     stN(po, f32x4.mul(ldN(po, cnt), f32x4.mul(z, vsigmoidFromE(z, vexpNegAbs(z)))), cnt);
