@@ -59,7 +59,7 @@ describe('Mamba-1 fused decoding step', () => {
       t.free();
     });
 
-    it(`mambaScanStepRange over a split of the channels gives the whole call's bits, ${tag}`, () => {
+    it(`mambaScanStepRange over a split of the channels gives the whole call's bits and its twin's values, ${tag}`, () => {
       seed(B * 5 + ED * 3 + N + R * 29 + K);
       const inp = inputs(s);
       const whole = place(inp),
@@ -68,8 +68,15 @@ describe('Mamba-1 fused decoding step', () => {
         wk.mambaScanStepRange(p.out, p.delta, p.h, p.xc, p.xdbl, p.xz, p.dtW, p.dtBias, p.A, p.D, B, ED, N, R, c0, c1);
       run(whole.p, 0, B * ED);
       const cut = [0, 5, Math.floor((B * ED) / 2) + 1, B * ED].sort((a, b) => a - b);
-      for (let i = 0; i + 1 < cut.length; i++) run(split.p, cut[i], cut[i + 1]);
-      for (const k of ['out', 'delta', 'h'] as const) expect(bitsOf(split.got(k)).equals(bitsOf(whole.got(k))), k).toBe(true);
+      const r = split.r;
+      for (let i = 0; i + 1 < cut.length; i++) {
+        run(split.p, cut[i], cut[i + 1]);
+        ref.mambaScanStepRange(r.out, r.delta, r.h, r.xc, r.xdbl, r.xz, r.dtW, r.dtBias, r.A, r.D, B, ED, N, R, cut[i], cut[i + 1]);
+      }
+      for (const k of ['out', 'delta', 'h'] as const) {
+        expect(bitsOf(split.got(k)).equals(bitsOf(whole.got(k))), k).toBe(true);
+        expectClose(`${k} by ranges ${tag}`, split.got(k), r[k]);
+      }
       whole.free();
       split.free();
     });
