@@ -187,30 +187,37 @@ export function conv1dStep(out: usize, state: usize, x: usize, w: usize, bias: u
   for (let b = 0; b < B; b++) {
     for (let c = 0; c < C; c++) {
       const i = <usize>b * <usize>C + <usize>c;
-      const ps = state + i * rowK;
-      const pw = w + <usize>c * rowK;
-      const xv = load<f32>(x + (i << 2));
-      if (K == 4) {
-        const s = f32x4.replace_lane(f32x4.shuffle(v128.load(ps), v128.load(ps), 1, 2, 3, 0), 3, xv);
-        v128.store(ps, s);
-        const p = f32x4.mul(s, v128.load(pw));
-        // same order as a sequential sum is not required; bias + lanes
-        const t = f32x4.add(p, f32x4.shuffle(p, p, 2, 3, 0, 1));
-        const sum = f32x4.extract_lane(f32x4.add(t, f32x4.shuffle(t, t, 1, 0, 3, 2)), 0);
-        store<f32>(out + (i << 2), load<f32>(bias + (<usize>c << 2)) + sum);
-      } else {
-        for (let k = 0; k < K - 1; k++) {
-          const o = <usize>k << 2;
-          store<f32>(ps + o, load<f32>(ps + o + 4));
-        }
-        store<f32>(ps + rowK - 4, xv);
-        let s = load<f32>(bias + (<usize>c << 2));
-        for (let k = 0; k < K; k++) {
-          const o = <usize>k << 2;
-          s += load<f32>(pw + o) * load<f32>(ps + o);
-        }
-        store<f32>(out + (i << 2), s);
-      }
+      convChannelStep(out + (i << 2), state + i * rowK, w + <usize>c * rowK, load<f32>(x + (i << 2)),
+        load<f32>(bias + (<usize>c << 2)), K);
     }
+  }
+}
+
+/**
+ * One channel's step (K ≥ 1): its window ps (K) shifted left with xv appended, *po = bias + Σ w·window.
+ * The fused decoding step (mamba1.ts) runs the same, so both compute the same bits.
+ */
+@inline export function convChannelStep(po: usize, ps: usize, pw: usize, xv: f32, bias: f32, K: i32): void {
+  const rowK = <usize>K << 2;
+  if (K == 4) {
+    const s = f32x4.replace_lane(f32x4.shuffle(v128.load(ps), v128.load(ps), 1, 2, 3, 0), 3, xv);
+    v128.store(ps, s);
+    const p = f32x4.mul(s, v128.load(pw));
+    // same order as a sequential sum is not required; bias + lanes
+    const t = f32x4.add(p, f32x4.shuffle(p, p, 2, 3, 0, 1));
+    const sum = f32x4.extract_lane(f32x4.add(t, f32x4.shuffle(t, t, 1, 0, 3, 2)), 0);
+    store<f32>(po, bias + sum);
+  } else {
+    for (let k = 0; k < K - 1; k++) {
+      const o = <usize>k << 2;
+      store<f32>(ps + o, load<f32>(ps + o + 4));
+    }
+    store<f32>(ps + rowK - 4, xv);
+    let s = bias;
+    for (let k = 0; k < K; k++) {
+      const o = <usize>k << 2;
+      s += load<f32>(pw + o) * load<f32>(ps + o);
+    }
+    store<f32>(po, s);
   }
 }

@@ -35,7 +35,7 @@ import { fmadd, hsum4 } from './vmath';
 }
 
 /** Scalar dot product of a row of a and a row of b. */
-@inline function dot1(pa: usize, pb: usize, K: i32): f32 {
+@inline export function dot1(pa: usize, pb: usize, K: i32): f32 {
   const K4 = K & ~3;
   let v = f32x4.splat(0);
   let k = 0;

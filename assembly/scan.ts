@@ -85,35 +85,41 @@ export function scanForwardRange(y: usize, h: usize, hck: usize, x: usize, delta
     const b = c / ED, d = c % ED;
     const bLE = <usize>b * <usize>L * rowE;
     const bLN = <usize>b * <usize>L * rowN;
-    {
-      const dOff = <usize>d << 2;
-      const ph = h + (<usize>b * <usize>ED + <usize>d) * rowN;
-      const pA = A + <usize>d * rowN;
-      const Dd = load<f32>(D + dOff);
-      const px = x + bLE + dOff, pd = delta + bLE + dOff, py = y + bLE + dOff;
-      const pck = hck == 0 ? <usize>0 : hck + (<usize>b * <usize>nChunks * <usize>ED + <usize>d) * rowN;
-      if (N <= 0) {
-        for (let t = 0; t < L; t++) {
-          const o = <usize>t * rowE;
-          store<f32>(py + o, Dd * load<f32>(px + o));
-        }
-        continue;
-      }
-      let n0 = 0;
-      let first = true;
-      for (; n0 + 16 <= N; n0 += 16) {
-        const no = <usize>n0 << 2;
-        fwd16(py, ph + no, pck == 0 ? <usize>0 : pck + no, ckStride, px, pd, pA + no, Bm + bLN + no, Cm + bLN + no,
-          Dd, first, L, chunk, rowE, rowN);
-        first = false;
-      }
-      for (; n0 < N; n0 += 4) {
-        const no = <usize>n0 << 2;
-        fwd4(py, ph + no, pck == 0 ? <usize>0 : pck + no, ckStride, px, pd, pA + no, Bm + bLN + no, Cm + bLN + no,
-          Dd, first, L, chunk, rowE, rowN, min<i32>(4, N - n0));
-        first = false;
-      }
+    const dOff = <usize>d << 2;
+    scanChannel(y + bLE + dOff, h + (<usize>b * <usize>ED + <usize>d) * rowN,
+      hck == 0 ? <usize>0 : hck + (<usize>b * <usize>nChunks * <usize>ED + <usize>d) * rowN, ckStride,
+      x + bLE + dOff, delta + bLE + dOff, A + <usize>d * rowN, Bm + bLN, Cm + bLN, load<f32>(D + dOff), L, N, chunk, rowE, rowN);
+  }
+}
+
+/**
+ * The scan of one (batch, channel) pair over L steps: py, px, pd walk its column of y, x, delta
+ * (rowE bytes a step), ph its state (N), pck its checkpoints (0: none), pA its row of A, pB and pC
+ * the stream's rows of B and C (rowN bytes a step). The fused decoding step (mamba1.ts) runs it at
+ * L = 1, so both compute the same bits.
+ */
+@inline export function scanChannel(py: usize, ph: usize, pck: usize, ckStride: usize, px: usize, pd: usize, pA: usize,
+  pB: usize, pC: usize, Dd: f32, L: i32, N: i32, chunk: i32, rowE: usize, rowN: usize): void {
+  if (N <= 0) {
+    for (let t = 0; t < L; t++) {
+      const o = <usize>t * rowE;
+      store<f32>(py + o, Dd * load<f32>(px + o));
     }
+    return;
+  }
+  let n0 = 0;
+  let first = true;
+  for (; n0 + 16 <= N; n0 += 16) {
+    const no = <usize>n0 << 2;
+    fwd16(py, ph + no, pck == 0 ? <usize>0 : pck + no, ckStride, px, pd, pA + no, pB + no, pC + no,
+      Dd, first, L, chunk, rowE, rowN);
+    first = false;
+  }
+  for (; n0 < N; n0 += 4) {
+    const no = <usize>n0 << 2;
+    fwd4(py, ph + no, pck == 0 ? <usize>0 : pck + no, ckStride, px, pd, pA + no, pB + no, pC + no,
+      Dd, first, L, chunk, rowE, rowN, min<i32>(4, N - n0));
+    first = false;
   }
 }
 

@@ -10,7 +10,7 @@ import { ssdWorkSize } from './ssd-work.js';
  * single-thread answer:
  * - matmuls: by rows of the output, or (when there are fewer rows than threads, as in decoding) by
  *   columns at multiples of 4 through the strided kernels (see assembly/matmul.ts for why that is exact);
- * - scan forward: by (batch, channel) pairs;
+ * - scan forward and Mamba-1's fused decoding step: by (batch, channel) pairs;
  * - scan backward: by a FIXED number of channel groups (independent of the thread count), each with
  *   its own dB/dC partial buffers, added afterwards in group order. One thread does the same.
  * - Mamba-2's chunked SSD: by streams (each stream's outputs are its own); its backward by a FIXED
@@ -42,6 +42,7 @@ export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): P
     scanForward,
     scanStep: (y, h, x, delta, A, Bm, Cm, D, B, ED, N) => scanForward(y, h, 0, x, delta, A, Bm, Cm, D, B, 1, ED, N, 1),
     scanBackward: threadedScanBackward(p, heap),
+    mambaScanStep: threadedMambaScanStep(p),
     ssdChunkForward: threadedSsdForward(p, heap),
     ssdChunkBackward: threadedSsdBackward(p, heap),
   };
@@ -111,6 +112,20 @@ function threadedScanForward({ T, w, jobs }: Pool): WasmKernels['scanForward'] {
     if (T === 1 || B * L * ED * N < MIN_PARALLEL_FLOPS) return w.scanForward(y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk);
     const r = splitRange(B * ED, T);
     return jobs((t) => ({ name: 'scanForwardRange', args: [y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk, r[t][0], r[t][1]] }));
+  };
+}
+
+/** Mamba-1's fused decoding step by (stream, channel) pairs: each pair's outputs are its own. */
+function threadedMambaScanStep({ T, w, jobs }: Pool): WasmKernels['mambaScanStep'] {
+  return (out, delta, h, xc, xdbl, xz, dtW, dtBias, A, D, B, ED, N, R) => {
+    // about 8 flops per state element (exp's polynomial included) and 2 per dt_proj weight
+    if (T === 1 || B * ED * (8 * N + 2 * R) < MIN_PARALLEL_FLOPS)
+      return w.mambaScanStep(out, delta, h, xc, xdbl, xz, dtW, dtBias, A, D, B, ED, N, R);
+    const r = splitRange(B * ED, T);
+    return jobs((t) => ({
+      name: 'mambaScanStepRange',
+      args: [out, delta, h, xc, xdbl, xz, dtW, dtBias, A, D, B, ED, N, R, r[t][0], r[t][1]],
+    }));
   };
 }
 

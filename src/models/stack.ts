@@ -133,6 +133,13 @@ export function convContinue(
   e.k.conv1dFillState(state, x, B, L, C, K);
 }
 
+/** a and b have the same dimensions (a plain loop: this runs for every buffer of every decoding step) */
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Rows a new KV cache starts with (it doubles when full); recurrent states do not grow. */
 export const INITIAL_ROWS = 64;
 
@@ -200,7 +207,7 @@ export class StackRunner {
     // by name: a step asks for the same shapes every time (new ones only when the active streams change)
     const buf: Buffers = (name, shape, dtype) => {
       let t = kept.get(name);
-      if (!t || t.dtype !== (dtype ?? this.e.dtype) || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      if (!t || t.dtype !== (dtype ?? this.e.dtype) || !sameShape(t.shape, shape)) {
         t?.dispose();
         t = this.e.persistent(shape, dtype);
         kept.set(name, t);
@@ -256,10 +263,12 @@ export class StackRunner {
       lastU = buf('lastU', [state.batch, D]),
       lastR = buf('lastRstd', [state.batch]);
     const logits = buf('logits', [state.batch, V]);
-    const hv = h.floats(),
-      lv = last.floats();
-    for (let b = 0; b < B; b++) lv.set(hv.subarray((b * L + L - 1) * D, (b * L + L) * D), b * D);
-    k.rmsnormForward(lastU, lastR, last, normF, B, D, eps);
+    if (L > 1) {
+      const hv = h.floats(),
+        lv = last.floats();
+      for (let b = 0; b < B; b++) lv.set(hv.subarray((b * L + L - 1) * D, (b * L + L) * D), b * D);
+    }
+    k.rmsnormForward(lastU, lastR, L > 1 ? last : h, normF, B, D, eps); // one token: h holds just the last rows
     linearInto(this.e, logits, lastU, head, null, B, q);
     state.position += L;
     return logits.floats().slice(0, B * V) as Float32Array;

@@ -17,3 +17,4 @@ export * from './mamba2.js';
 export * from './rotary.js';
 export * from './mamba3.js';
 export * from './mimo.js';
+export * from './mamba1.js';

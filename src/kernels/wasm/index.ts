@@ -45,6 +45,10 @@ export const WASM_KERNELS = [
   'gatedRmsnormBackward',
   // mamba3.ts (Mamba-3's scan forward: prefill, decoding and the taped forward; work = 2N floats)
   'mamba3ScanForward',
+  // mamba1.ts (Mamba-1's decoding step fused around its products; the range form for threads)
+  'mambaConvStep',
+  'mambaScanStep',
+  'mambaScanStepRange',
   // conv.ts, norm.ts
   'conv1dForward',
   'conv1dPrefill',

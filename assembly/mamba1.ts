@@ -1,0 +1,80 @@
+/**
+ * The Mamba-1 mixer's decoding step (one token per stream) fused into two kernels around its
+ * products, so a layer costs in_proj, mambaConvStep, x_proj, mambaScanStep, out_proj instead of a
+ * dozen small calls. Same contracts as src/kernels/ref/mamba1.ts. Each kernel runs the very
+ * per-channel code of the unfused kernels (convChannelStep, dot1, scanChannel and the lane-wise
+ * softplus and silu), so the fused step computes the same bits as the unfused one.
+ */
+import { convChannelStep } from './conv';
+import { dot1 } from './matmul';
+import { scanChannel } from './scan';
+import { siluForward } from './elementwise';
+import { ldN, stN, vexpNegAbs, vlog1p, vsigmoidFromE } from './vmath';
+
+/** v with lane j (0..3) set to x. */
+@inline function setLane(v: v128, j: i32, x: f32): v128 {
+  if (j == 0) return f32x4.replace_lane(v, 0, x);
+  if (j == 1) return f32x4.replace_lane(v, 1, x);
+  if (j == 2) return f32x4.replace_lane(v, 2, x);
+  return f32x4.replace_lane(v, 3, x);
+}
+
+/** xc (B, ED) = silu(conv step of x = xz[:, :ED]) over the window state (B, ED, K), advanced. */
+export function mambaConvStep(xc: usize, state: usize, xz: usize, w: usize, bias: usize, B: i32, ED: i32, K: i32): void {
+  const rowK = <usize>K << 2, rowXZ = <usize>ED << 3;
+  for (let b = 0; b < B; b++) {
+    const px = xz + <usize>b * rowXZ, po = xc + <usize>b * (<usize>ED << 2), ps = state + <usize>b * <usize>ED * rowK;
+    for (let d = 0; d < ED; d++) {
+      const o = <usize>d << 2, bd = load<f32>(bias + o);
+      if (K <= 0) store<f32>(po + o, bd);
+      else convChannelStep(po + o, ps + <usize>d * rowK, w + <usize>d * rowK, load<f32>(px + o), bd, K);
+    }
+  }
+  siluForward(xc, xc, B * ED);
+}
+
+export function mambaScanStep(out: usize, delta: usize, h: usize, xc: usize, xdbl: usize, xz: usize, dtW: usize,
+  dtBias: usize, A: usize, D: usize, B: i32, ED: i32, N: i32, R: i32): void {
+  mambaScanStepRange(out, delta, h, xc, xdbl, xz, dtW, dtBias, A, D, B, ED, N, R, 0, B * ED);
+}
+
+/**
+ * mambaScanStep over the (stream, channel) pairs c = b·ED + d in [c0, c1) only (threads split
+ * them): Δ = softplus(dt_proj(dt) + bias), the scan step with B, C read in place from
+ * xdbl = [dt | B | C] (B, R + 2N), y + D·x, then out = y ⊙ silu(z) with z = xz[:, ED:].
+ */
+export function mambaScanStepRange(out: usize, delta: usize, h: usize, xc: usize, xdbl: usize, xz: usize, dtW: usize,
+  dtBias: usize, A: usize, D: usize, B: i32, ED: i32, N: i32, R: i32, c0: i32, c1: i32): void {
+  const rowN = <usize>N << 2, rowR = <usize>R << 2, rowX = <usize>(R + 2 * N) << 2, rowXZ = <usize>ED << 3;
+  // Δ and the gate four channels at a time (lane-wise, so any grouping gives the same bits), the
+  // scan one channel at a time as in scanForwardRange; (b, d) advance without dividing
+  const b0 = c0 / ED, d0 = c0 % ED;
+  let b = b0, d = d0;
+  for (let c = c0; c < c1; c += 4) {
+    const cnt = min<i32>(4, c1 - c);
+    let v = f32x4.splat(0);
+    for (let j = 0; j < cnt; j++) {
+      v = setLane(v, j, dot1(xdbl + <usize>b * rowX, dtW + <usize>d * rowR, R) + load<f32>(dtBias + (<usize>d << 2)));
+      if (++d == ED) { d = 0; b++; }
+    }
+    stN(delta + (<usize>c << 2), f32x4.add(f32x4.pmax(v, f32x4.splat(0)), vlog1p(vexpNegAbs(v))), cnt);
+  }
+  b = b0; d = d0;
+  for (let c = c0; c < c1; c++) {
+    const i = <usize>c << 2, xrow = xdbl + <usize>b * rowX;
+    scanChannel(out + i, h + <usize>c * rowN, 0, 0, xc + i, delta + i, A + <usize>d * rowN, xrow + rowR, xrow + rowR + rowN,
+      load<f32>(D + (<usize>d << 2)), 1, N, 1, 0, 0);
+    if (++d == ED) { d = 0; b++; }
+  }
+  b = b0; d = d0;
+  for (let c = c0; c < c1; c += 4) {
+    const cnt = min<i32>(4, c1 - c);
+    let z = f32x4.splat(0);
+    for (let j = 0; j < cnt; j++) {
+      z = setLane(z, j, load<f32>(xz + <usize>b * rowXZ + (<usize>(ED + d) << 2)));
+      if (++d == ED) { d = 0; b++; }
+    }
+    const po = out + (<usize>c << 2);
+    stN(po, f32x4.mul(ldN(po, cnt), f32x4.mul(z, vsigmoidFromE(z, vexpNegAbs(z)))), cnt);
+  }
+}
