@@ -211,6 +211,7 @@ export function runStream(runner: StreamRunner, input: Readable, o: RunOptions):
   let partial = '',
     ended = false,
     failure: Error | null = null,
+    fatal: Error | null = null, // a fatal bad line: raised once the ticks before it are done
     fresh = !o.resumed;
   const waiting: string[] = []; // lines read but not yet queued (block: the queue is full)
   let wake: (() => void) | null = null;
@@ -220,7 +221,7 @@ export function runStream(runner: StreamRunner, input: Readable, o: RunOptions):
     w?.();
   };
   const feed = () => {
-    while (waiting.length && !failure) {
+    while (waiting.length && !failure && !fatal) {
       if (o.overflow === 'block' && queue.depth >= queue.capacity) {
         input.pause();
         return;
@@ -233,12 +234,12 @@ export function runStream(runner: StreamRunner, input: Readable, o: RunOptions):
         if (e instanceof HeaderError) failure = inputError(`${o.where}: ${e.message}`);
         else if (e instanceof BadLine) {
           res.badLines++;
-          if (o.fatalBadLines) failure = inputError(`${o.where} ${e.message}; fix the line or pass --on-bad-line skip`);
+          if (o.fatalBadLines) fatal = inputError(`${o.where} ${e.message}; fix the line or pass --on-bad-line skip`);
           else o.log(`frugal: ${o.where} ${e.message} (skipped)`);
         } else throw e;
       }
     }
-    if (input.isPaused() && !ended) input.resume();
+    if (input.isPaused() && !ended && !fatal) input.resume();
   };
   input.setEncoding('utf8');
   input.on('data', (chunk: string) => {
@@ -273,6 +274,10 @@ export function runStream(runner: StreamRunner, input: Readable, o: RunOptions):
       if (!tick) {
         feed();
         if (queue.depth > 0) continue;
+        if (fatal) {
+          failure = fatal;
+          break;
+        }
         if (ended && waiting.length === 0) break;
         await new Promise<void>((resolve) => {
           wake = resolve;
