@@ -25,14 +25,14 @@ const pm = (v: number[], d = 3) => {
 
 function forecastTable(r: SeriesRow): string[] {
   const b = r.baselines as ForecastBaselines;
-  const line = (name: string, s: ForecastScores) => `| ${name} | ${f(s.mse, 4)} | ${f(s.nll)} | ${f(s.coverage90, 2)} | | | |`;
+  const line = (name: string, s: ForecastScores) => `| ${name} | ${f(s.mse, 4)} | ${f(s.nll)} | ${f(s.coverage90, 2)} | | | | |`;
   const out = [
     `### ${r.series}`,
     '',
     `${r.source}. Trained on the first ${r.rows.train} ticks, scored on the last ${r.rows.held_out} (one step ahead).`,
     '',
-    '| forecaster | MSE | NLL (nats) | 90% coverage | skill vs persistence | NLL − GARCH | NLL − oracle |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| forecaster | MSE | NLL (nats) | 90% coverage | skill vs persistence | skill vs training mean | NLL − GARCH | NLL − oracle |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
     line('persistence', b.persistence),
     line('training mean', b.train_mean),
     line('EWMA variance (λ 0.94)', b.ewma),
@@ -44,7 +44,7 @@ function forecastTable(r: SeriesRow): string[] {
     if (!m.length) continue;
     const g = (k: keyof ForecastModelRow, d = 3) => pm(m.map((x) => x[k] as number), d);
     out.push(
-      `| **${arch}** (${m.length} seed${m.length > 1 ? 's' : ''}) | ${g('mse', 4)} | ${g('nll')} | ${g('coverage90', 2)} | ${g('skill_vs_persistence')} | ${g('nll_minus_garch')} | ${m[0].excess_nll === null ? '—' : g('excess_nll')} |`,
+      `| **${arch}** (${m.length} seed${m.length > 1 ? 's' : ''}) | ${g('mse', 4)} | ${g('nll')} | ${g('coverage90', 2)} | ${g('skill_vs_persistence')} | ${g('skill_vs_mean')} | ${g('nll_minus_garch')} | ${m[0].excess_nll === null ? '—' : g('excess_nll')} |`,
     );
   }
   out.push('');
@@ -136,7 +136,7 @@ export function renderStreamsMarkdown(rep: StreamsReport, notes: string | null, 
     '',
     '## Forecasts',
     '',
-    'One step ahead: MSE of the mean, Gaussian negative log-likelihood of the next value (mean and variance together), coverage of the 90% interval. Skill vs persistence = 1 − MSE/MSE(persistence); NLL − GARCH below zero means the model beats a GARCH(1,1) fitted on the training span; a positive figure is a loss and is reported as one.',
+    'One step ahead: MSE of the mean, Gaussian negative log-likelihood of the next value (mean and variance together), coverage of the 90% interval. Skill = 1 − MSE/MSE(reference): against persistence (the last value, a weak reference for returns) and against the training mean (returns are nearly unpredictable in the mean, so a skill near or below 0 there is expected); NLL − GARCH below zero means the model beats a GARCH(1,1) fitted on the training span; a positive figure is a loss and is reported as one.',
     '',
     ...rep.series.filter((s) => s.kind === 'forecast').flatMap(forecastTable),
     '## Anomaly detection',

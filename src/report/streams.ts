@@ -163,8 +163,8 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
   const shapes = matchedShapes(p.dModel, p.layers);
   const series = SERIES.filter((s) => !o.quick || QUICK_SERIES.includes(s.name));
   const jobs = series.length * ARCHS.length * p.seeds;
-  // the latency runs take about a fifth of the budget; training shares what is left
-  const latencyShare = o.quick ? 0 : 0.2;
+  // the latency runs keep a fifth of the budget; training (with each model's scoring stream) shares the rest
+  const trainEnd = o.quick ? Infinity : end - 0.2 * o.budgetMinutes * 60e3;
   let done = 0;
   const rows: SeriesRow[] = [];
   for (const s of series) {
@@ -179,8 +179,9 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
       if (run.data !== data) Object.assign(run, tail(run.data, run.oracle, p.cut));
       for (const shape of shapes) {
         const dir = join(o.out, 'models', `${s.kind === 'forecast' ? 'forecast' : 'anomaly'}-${s.name}-${shape.arch}-seed${seed}`);
-        const left = Math.max(0, end - performance.now()) * (1 - latencyShare);
-        const deadline = Number.isFinite(end) ? performance.now() + left / (jobs - done) : undefined;
+        // a job's share of the training time left; about a third of it goes to scoring (streaming the series)
+        const left = Math.max(0, trainEnd - performance.now());
+        const deadline = Number.isFinite(trainEnd) ? performance.now() + (0.7 * left) / (jobs - done) : undefined;
         o.progress?.(`train ${s.name} ${shape.arch} seed ${seed}`, done / jobs);
         const fit = fitStreamModel({
           data: run.data,
