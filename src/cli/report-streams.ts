@@ -15,10 +15,17 @@ export function registerReportStreams(program: AnyCommand): void {
     program.commands.find((c) => c.name() === 'report') ?? program.command('report').description('studies that write a report folder');
   group
     .command('streams')
-    .description('train and stream Mamba and the transformer on market and sensor series; writes streams.json, streams.md, SVG charts and models/')
+    .description(
+      'train and stream Mamba and the transformer on market and sensor series; writes streams.json, streams.md, SVG charts and models/',
+    )
     .requiredOption('--out <dir>', 'report folder')
     .option('--quick', 'tiny models, a few steps, short series and 2,000 latency ticks (what the test suite runs), no time budget')
-    .option('--budget-minutes <n>', 'time budget of the full study (training is sized to fit it)', floatArg(1, 100000), STREAMS_BUDGET_MINUTES)
+    .option(
+      '--budget-minutes <n>',
+      'time budget of the full study (training is sized to fit it)',
+      floatArg(1, 100000),
+      STREAMS_BUDGET_MINUTES,
+    )
     .option('--render-only', "only write streams.md and the charts again from the folder's streams.json (after editing its NOTES.md)")
     .option('--force', 'replace the report already in --out')
     .action((o: { out: string; quick?: boolean; budgetMinutes: number; renderOnly?: boolean; force?: boolean }) => {

@@ -43,10 +43,12 @@ export const STREAM_TRAIN_DEFAULTS = { dModel: 32, layers: 2, seqLen: 64, batch:
 
 export function streamTrainCommand(f: StreamTrainFlags): void {
   if (f.task !== 'forecast' && f.task !== 'classify') throw inputError(`--task '${f.task}' is not a task: choose forecast or classify`);
-  if (f.data === undefined || f.data === 'sotu') throw inputError('--task needs --data FILE.csv (a header row with t, time or date, then numeric columns)');
+  if (f.data === undefined || f.data === 'sotu')
+    throw inputError('--task needs --data FILE.csv (a header row with t, time or date, then numeric columns)');
   if (f.target === undefined) throw inputError('--task needs --target COLUMN (the column to forecast, or the class label)');
   const arch = f.arch ?? 'mamba';
-  if (!(STREAM_ARCHS as readonly string[]).includes(arch)) throw inputError(`--task takes --arch ${STREAM_ARCHS.join(' or ')}, not ${arch}`);
+  if (!(STREAM_ARCHS as readonly string[]).includes(arch))
+    throw inputError(`--task takes --arch ${STREAM_ARCHS.join(' or ')}, not ${arch}`);
   const D = STREAM_TRAIN_DEFAULTS;
   const steps = f.steps ?? D.steps;
   let last = 0;
@@ -113,7 +115,12 @@ export function registerStream(program: AnyCommand): void {
     .option('--save-every <n>', 'write --state every n ticks (0: only at the end and on a signal)', intArg(0, 1e12), 1000)
     .option('--learn', 'prequential: after each label arrives, one SGD step of the head (the backbone stays frozen)')
     .option('--lr <x>', 'SGD learning rate of the head with --learn', floatArg(0, 10), 1e-3)
-    .option('--label-delay <n>', 'classify: ticks before a tick’s label is known (forecast labels come --horizon ticks later)', intArg(0, 1e9), 0)
+    .option(
+      '--label-delay <n>',
+      'classify: ticks before a tick’s label is known (forecast labels come --horizon ticks later)',
+      intArg(0, 1e9),
+      0,
+    )
     .option('--queue <n>', 'ticks waiting between the input and the model, at most', intArg(1, 1e9), 1024)
     .option('--overflow <policy>', `when the queue is full: ${OVERFLOW_POLICIES.join(', ')}`, 'block')
     .option('--on-bad-line <policy>', 'a malformed line: skip (reported on stderr) or fatal (exit 2)', 'skip')
@@ -132,7 +139,8 @@ function formatOf(o: StreamFlags): TickFormat {
 async function streamCommand(o: StreamFlags): Promise<void> {
   if (!(OVERFLOW_POLICIES as readonly string[]).includes(o.overflow))
     throw inputError(`--overflow '${o.overflow}' is not a policy: choose ${OVERFLOW_POLICIES.join(', ')}`);
-  if (!(BAD_LINE_POLICIES as readonly string[]).includes(o.onBadLine)) throw inputError(`--on-bad-line '${o.onBadLine}': choose skip or fatal`);
+  if (!(BAD_LINE_POLICIES as readonly string[]).includes(o.onBadLine))
+    throw inputError(`--on-bad-line '${o.onBadLine}': choose skip or fatal`);
   const format = formatOf(o);
   if (o.input !== '-' && !existsSync(o.input)) throw inputError(`--input ${o.input} does not exist`);
   const model = loadStreamModel(new Engine(), o.model);
@@ -161,7 +169,11 @@ async function streamCommand(o: StreamFlags): Promise<void> {
       (runner.scored ? `; ${runner.scored} scored, mean loss ${(runner.lossSum / runner.scored).toFixed(4)} nats` : '') +
       (o.state ? `; state ${o.state}` : ''),
   );
-  if (r.signal) throw new StoppedError(`stopped by ${r.signal} after tick ${runner.ticks - 1}; the state is in ${o.state ?? '(no --state given)'}`, r.signal);
+  if (r.signal)
+    throw new StoppedError(
+      `stopped by ${r.signal} after tick ${runner.ticks - 1}; the state is in ${o.state ?? '(no --state given)'}`,
+      r.signal,
+    );
 }
 
 export interface RunOptions {
@@ -207,7 +219,17 @@ function coalesceTicks(a: Tick, b: Tick): Tick {
 export function runStream(runner: StreamRunner, input: Readable, o: RunOptions): Promise<RunResult> {
   const parser = new TickParser(o.format);
   const queue = new TickQueue<Tick>(o.queue, o.overflow, coalesceTicks);
-  const res: RunResult = { ticks: 0, seconds: 0, duplicates: 0, outOfOrder: 0, replayed: 0, gaps: 0, badLines: 0, queue: queue.stats, signal: null };
+  const res: RunResult = {
+    ticks: 0,
+    seconds: 0,
+    duplicates: 0,
+    outOfOrder: 0,
+    replayed: 0,
+    gaps: 0,
+    badLines: 0,
+    queue: queue.stats,
+    signal: null,
+  };
   let partial = '',
     ended = false,
     failure: Error | null = null,

@@ -63,7 +63,9 @@ export interface HiddenBackbone extends TrainableModel {
 }
 
 function isHidden(m: TrainableModel): m is HiddenBackbone {
-  return typeof (m as Partial<HiddenBackbone>).hiddenForward === 'function' && typeof (m as Partial<HiddenBackbone>).hiddenStep === 'function';
+  return (
+    typeof (m as Partial<HiddenBackbone>).hiddenForward === 'function' && typeof (m as Partial<HiddenBackbone>).hiddenStep === 'function'
+  );
 }
 
 /** Width of the head's output: 2 (mean, log sd) or the number of classes. */
@@ -146,12 +148,22 @@ export class StreamModel {
 
   /** The checkpoint folder's files: the backbone's, stream.json and the heads. */
   files(): Record<string, FileData> {
-    const tensors = this.headSpecs.map((s) => ({ name: s.name, dtype: 'F32' as const, shape: s.shape, data: f32(this.heads.get(s.name) as Tensor) }));
+    const tensors = this.headSpecs.map((s) => ({
+      name: s.name,
+      dtype: 'F32' as const,
+      shape: s.shape,
+      data: f32(this.heads.get(s.name) as Tensor),
+    }));
     return {
       ...modelFiles(this.backbone),
       [STREAM_SPEC_FILE]: JSON.stringify(this.spec, null, 1) + '\n',
       [HEADS_FILE]: safetensorsProducer(
-        tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, write: (emit) => emit(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)) })),
+        tensors.map((t) => ({
+          name: t.name,
+          dtype: t.dtype,
+          shape: t.shape,
+          write: (emit) => emit(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)),
+        })),
         { format: 'pt' },
       ).producer,
     };
@@ -168,7 +180,15 @@ function isTokenTable(name: string): boolean {
 }
 
 /** A new streaming model: backbone `arch` of width dModel and `layers` layers, heads for `spec`. */
-export function createStreamModel(e: Engine, arch: StreamArch, dModel: number, layers: number, spec: StreamSpec, rng: Rng, heads?: number): StreamModel {
+export function createStreamModel(
+  e: Engine,
+  arch: StreamArch,
+  dModel: number,
+  layers: number,
+  spec: StreamSpec,
+  rng: Rng,
+  heads?: number,
+): StreamModel {
   const bb = createModel(arch, e, { dModel, layers, dState: 16, vocabSize: STUB_VOCAB, ...(heads ? { heads } : {}) }, rng);
   if (!isHidden(bb)) throw inputError(`--arch ${arch} does not take continuous inputs (choose one of: ${STREAM_ARCHS.join(', ')})`);
   return new StreamModel(bb, spec).init(rng);
@@ -192,7 +212,9 @@ export function shapeCount(arch: StreamArch, D: number, layers: number): number 
 export function loadStreamModel(e: Engine, dir: string): StreamModel {
   const specPath = join(dir, STREAM_SPEC_FILE);
   if (!existsSync(specPath))
-    throw inputError(`${dir} has no ${STREAM_SPEC_FILE}: it is not a streaming model (train one with 'frugal train --task forecast --data FILE.csv --target COLUMN')`);
+    throw inputError(
+      `${dir} has no ${STREAM_SPEC_FILE}: it is not a streaming model (train one with 'frugal train --task forecast --data FILE.csv --target COLUMN')`,
+    );
   let spec: StreamSpec;
   try {
     spec = JSON.parse(readFileSync(specPath, 'utf8')) as StreamSpec;

@@ -206,7 +206,8 @@ export class StackRunner {
   stepVectors(x: Float32Array, state: ModelState): Float32Array {
     const D = this.ends().dModel,
       B = x.length / D;
-    if (!Number.isInteger(B) || B < 1 || B > state.batch) throw new Error(`stepVectors: ${x.length} values for a state of batch ${state.batch}`);
+    if (!Number.isInteger(B) || B < 1 || B > state.batch)
+      throw new Error(`stepVectors: ${x.length} values for a state of batch ${state.batch}`);
     return this.pass(this.keptBuffers(state), state.batch, x, B, 1, state, true);
   }
 
@@ -255,7 +256,15 @@ export class StackRunner {
    * ids (B·L), or embedded inputs (B·L, D), through every block from `state`, which it advances;
    * logits (B, V) of each stream's last token, or with `hidden` its final-norm hidden state (B, D).
    */
-  private pass(buf: Buffers, M: number, ids: Int32Array | Float32Array, B: number, L: number, state: ModelState, hidden = false): Float32Array {
+  private pass(
+    buf: Buffers,
+    M: number,
+    ids: Int32Array | Float32Array,
+    B: number,
+    L: number,
+    state: ModelState,
+    hidden = false,
+  ): Float32Array {
     const { embed, normF, head, eps, vocabSize: V, dModel: D } = this.ends(),
       k = this.e.k,
       rows = B * L;

@@ -86,11 +86,7 @@ function scores(idx: number[], y: Float64Array, mu: ArrayLike<number>, variance:
 }
 
 /** The baselines of a one-column forecast (target = that column one tick ahead). */
-export function forecastBaselines(
-  y: Float64Array,
-  trainEnd: number,
-  oracle: Oracle | null,
-): ForecastBaselines {
+export function forecastBaselines(y: Float64Array, trainEnd: number, oracle: Oracle | null): ForecastBaselines {
   const T = y.length,
     idx = heldOut(T, trainEnd);
   const train = y.subarray(0, trainEnd);

@@ -42,7 +42,11 @@ function forecastTable(r: SeriesRow): string[] {
   for (const arch of ARCHS) {
     const m = r.models.filter((x) => x.arch === arch) as ForecastModelRow[];
     if (!m.length) continue;
-    const g = (k: keyof ForecastModelRow, d = 3) => pm(m.map((x) => x[k] as number), d);
+    const g = (k: keyof ForecastModelRow, d = 3) =>
+      pm(
+        m.map((x) => x[k] as number),
+        d,
+      );
     out.push(
       `| **${arch}** (${m.length} seed${m.length > 1 ? 's' : ''}) | ${g('mse', 4)} | ${g('nll')} | ${g('coverage90', 2)} | ${g('skill_vs_persistence')} | ${g('skill_vs_mean')} | ${g('nll_minus_garch')} | ${m[0].excess_nll === null ? '—' : g('excess_nll')} |`,
     );
@@ -94,7 +98,12 @@ export function streamsCharts(rep: StreamsReport): { file: string; caption: stri
         title: 'Memory along the stream',
         x: { label: 'ticks (log scale)', scale: 'log10' },
         y: { label: 'resident set (MiB)', scale: 'linear', min: 0 },
-        series: rep.latency.map((l) => ({ arch: l.arch, label: l.window ? `${l.arch} (window ${l.window})` : l.arch, line: true, points: l.memory.map(([t, rss]) => ({ x: t, y: rss })) })),
+        series: rep.latency.map((l) => ({
+          arch: l.arch,
+          label: l.window ? `${l.arch} (window ${l.window})` : l.arch,
+          line: true,
+          points: l.memory.map(([t, rss]) => ({ x: t, y: rss })),
+        })),
       },
     },
     {
@@ -111,7 +120,9 @@ export function streamsCharts(rep: StreamsReport): { file: string; caption: stri
           line: false,
           points: rep.series
             .filter((s) => s.kind === 'forecast')
-            .flatMap((s, i) => (s.models.filter((m) => m.arch === arch) as ForecastModelRow[]).map((m) => ({ x: i + 1, y: m.nll_minus_garch }))),
+            .flatMap((s, i) =>
+              (s.models.filter((m) => m.arch === arch) as ForecastModelRow[]).map((m) => ({ x: i + 1, y: m.nll_minus_garch })),
+            ),
         })),
       },
     },

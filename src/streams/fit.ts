@@ -43,7 +43,14 @@ export interface Fitted {
 export function fitStreamModel(o: FitOptions): Fitted {
   if (o.out !== undefined && existsSync(o.out) && !o.force) throw inputError(`--out ${o.out} already exists; pass --force to replace it`);
   if (!(o.horizon >= 1)) throw inputError(`--horizon must be at least 1, got ${o.horizon}`);
-  const spec = makeSpec(o.data, { task: o.task, target: o.target, features: o.features, horizon: o.horizon, window: o.window, where: o.where });
+  const spec = makeSpec(o.data, {
+    task: o.task,
+    target: o.target,
+    features: o.features,
+    horizon: o.horizon,
+    window: o.window,
+    where: o.where,
+  });
   const series = makeSeries(o.data, spec);
   const e = new Engine({ threads: o.threads ?? 1 });
   const rng = Rng.fromSeed(o.seed);

@@ -37,7 +37,15 @@ export function softmax(z: ArrayLike<number>, off: number, K: number): Float64Ar
 }
 
 /** Cross-entropy of logits z[off .. off+K) against class c; gradient into `grad` when given. */
-export function softmaxLoss(z: ArrayLike<number>, off: number, K: number, c: number, grad?: Float64Array | number[], goff = 0, scale = 1): number {
+export function softmaxLoss(
+  z: ArrayLike<number>,
+  off: number,
+  K: number,
+  c: number,
+  grad?: Float64Array | number[],
+  goff = 0,
+  scale = 1,
+): number {
   const p = softmax(z, off, K);
   if (grad) for (let k = 0; k < K; k++) grad[goff + k] = scale * (p[k] - (k === c ? 1 : 0));
   return -Math.log(Math.max(p[c], 1e-300));

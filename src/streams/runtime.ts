@@ -217,7 +217,13 @@ export class StreamRunner {
     };
     writeStateFile(
       path,
-      { architecture: this.model.backbone.config.modelType, modelSha256: id.model, tokenizerSha256: id.stream, tokens: this.state.position, batch: 1 },
+      {
+        architecture: this.model.backbone.config.modelType,
+        modelSha256: id.model,
+        tokenizerSha256: id.stream,
+        tokens: this.state.position,
+        batch: 1,
+      },
       tensors,
       { [STREAM_STATE_KEY]: JSON.stringify(saved) },
     );
@@ -229,7 +235,9 @@ export class StreamRunner {
     const { header, file } = readStateFile(path);
     const id = this.identity();
     if (header.modelSha256 !== id.model || header.tokenizerSha256 !== id.stream)
-      throw inputError(`${path} was saved by another streaming model (its weights or stream files differ); continue a stream with the model that made it`);
+      throw inputError(
+        `${path} was saved by another streaming model (its weights or stream files differ); continue a stream with the model that made it`,
+      );
     const raw = file.metadata[STREAM_STATE_KEY];
     if (raw === undefined) throw inputError(`${path} is a frugal state file but not a stream's (no ${STREAM_STATE_KEY} metadata)`);
     const saved = JSON.parse(raw) as SavedStream;

@@ -89,7 +89,8 @@ export function garchJumps(rng: Rng, T: number, g = { omega: 0.05, alpha: 0.1, b
     ov[t] = s2 + jump.lambda * jump.sd * jump.sd;
   }
   const J2 = jump.sd * jump.sd;
-  const oracleLogDensity = (t: number, y: number) => logMix(y, 1 - jump.lambda, 0, ov[t] - jump.lambda * J2, 0, ov[t] - jump.lambda * J2 + J2);
+  const oracleLogDensity = (t: number, y: number) =>
+    logMix(y, 1 - jump.lambda, 0, ov[t] - jump.lambda * J2, 0, ov[t] - jump.lambda * J2 + J2);
   return { data: { at: r.map((_, i) => i), columns: new Map([['ret', r]]) }, oracleMean: om, oracleVar: ov, oracleLogDensity };
 }
 

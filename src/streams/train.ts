@@ -69,7 +69,9 @@ export function makeSpec(
   const T = data.at.length,
     trainEnd = Math.floor(T * (1 - HELD_OUT));
   if (trainEnd < o.window + o.horizon + 1)
-    throw inputError(`${o.where} has ${T} rows: its training span (the first 80%) needs more than --seq-len + --horizon = ${o.window + o.horizon} rows`);
+    throw inputError(
+      `${o.where} has ${T} rows: its training span (the first 80%) needs more than --seq-len + --horizon = ${o.window + o.horizon} rows`,
+    );
   const stats = features.map((c) => meanStd(data.columns.get(c) as (number | null)[], trainEnd));
   const y = data.columns.get(o.target) as (number | null)[];
   let classes = 0;
@@ -191,7 +193,9 @@ function lossAndGrad(m: StreamModel, x: Float32Array, lab: Float64Array, B: numb
       for (let p = 0; p < B * L; p++) {
         if (Number.isNaN(lab[p])) continue;
         sum +=
-          m.spec.head === 'gaussian' ? gaussianLoss(v[p * O], v[p * O + 1], lab[p], g, p * O, 1 / n) : softmaxLoss(v, p * O, O, lab[p], g, p * O, 1 / n);
+          m.spec.head === 'gaussian'
+            ? gaussianLoss(v[p * O], v[p * O + 1], lab[p], g, p * O, 1 / n)
+            : softmaxLoss(v, p * O, O, lab[p], g, p * O, 1 / n);
       }
       e.tape = null;
       tape.backwardFrom(e, out, g);

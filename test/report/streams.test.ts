@@ -34,7 +34,8 @@ describe('frugal report streams --quick', () => {
   it('writes streams.json, streams.md, the charts and the models, and nothing on stdout', () => {
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toBe('');
-    for (const f of ['streams.json', 'streams.md', 'streams-memory.svg', 'streams-skill.svg']) expect(existsSync(join(dir, f)), f).toBe(true);
+    for (const f of ['streams.json', 'streams.md', 'streams-memory.svg', 'streams-skill.svg'])
+      expect(existsSync(join(dir, f)), f).toBe(true);
     const models = readdirSync(join(dir, 'models'));
     expect(models.filter((m) => m.includes('forecast')).length).toBe(4);
     for (const f of ['streams-memory.svg', 'streams-skill.svg']) {
@@ -87,7 +88,12 @@ describe('frugal report streams --quick', () => {
     writeFileSync(input, 't,ret\n0,0.5\n1,-0.2\n2,0.1\n');
     const r = frugal(['stream', '--model', model, '--input', input]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l).i)).toEqual([0, 1, 2]);
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).i),
+    ).toEqual([0, 1, 2]);
     writeFileSync(join(dir, 'NOTES.md'), 'A note from the run.\n');
     rmSync(input);
     const again = frugal(['report', 'streams', '--out', dir, '--render-only']);

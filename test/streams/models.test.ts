@@ -91,7 +91,22 @@ describe('each task trains end to end on a tiny budget', () => {
   };
 
   it('forecast (Mamba): the loss falls and the held-out forecast beats a constant', () => {
-    const r = fitStreamModel({ data: sine, where: 'sine', task: 'forecast', target: 'a', features: ['a'], horizon: 1, arch: 'mamba', dModel: 16, layers: 1, window: 24, batch: 4, steps: 60, lr: 1e-2, seed: 1 });
+    const r = fitStreamModel({
+      data: sine,
+      where: 'sine',
+      task: 'forecast',
+      target: 'a',
+      features: ['a'],
+      horizon: 1,
+      arch: 'mamba',
+      dModel: 16,
+      layers: 1,
+      window: 24,
+      batch: 4,
+      steps: 60,
+      lr: 1e-2,
+      seed: 1,
+    });
     expect(r.train.steps).toBe(60);
     const first = r.train.losses[0],
       lastMean = r.train.losses.slice(-10).reduce((a, b) => a + b, 0) / 10;
@@ -105,7 +120,22 @@ describe('each task trains end to end on a tiny budget', () => {
   });
 
   it('classify (transformer): the loss falls below the trivial rate', () => {
-    const r = fitStreamModel({ data: sine, where: 'sine', task: 'classify', target: 'cls', features: ['a'], horizon: 1, arch: 'transformer', dModel: 16, layers: 1, window: 16, batch: 4, steps: 40, lr: 1e-2, seed: 2 });
+    const r = fitStreamModel({
+      data: sine,
+      where: 'sine',
+      task: 'classify',
+      target: 'cls',
+      features: ['a'],
+      horizon: 1,
+      arch: 'transformer',
+      dModel: 16,
+      layers: 1,
+      window: 16,
+      batch: 4,
+      steps: 40,
+      lr: 1e-2,
+      seed: 2,
+    });
     expect(r.spec.classes).toBe(2);
     const lastMean = r.train.losses.slice(-5).reduce((a, b) => a + b, 0) / 5;
     expect(lastMean).toBeLessThan(0.4); // the base rate's entropy is about 0.64 nats

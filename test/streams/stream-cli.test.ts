@@ -29,7 +29,26 @@ function csvRows(n: number, from = 0): string[] {
 const HEADER = 't,x,y,cls';
 
 function train(dir: string, args: string[]): void {
-  const r = frugal(['train', '--data', join(root, 'series.csv'), '--out', dir, '--d-model', '16', '--layers', '1', '--seq-len', '16', '--batch', '2', '--steps', '8', '--threads', '1', ...args]);
+  const r = frugal([
+    'train',
+    '--data',
+    join(root, 'series.csv'),
+    '--out',
+    dir,
+    '--d-model',
+    '16',
+    '--layers',
+    '1',
+    '--seq-len',
+    '16',
+    '--batch',
+    '2',
+    '--steps',
+    '8',
+    '--threads',
+    '1',
+    ...args,
+  ]);
   expect(r.code, r.stderr).toBe(0);
   expect(r.stdout).toBe('');
 }
@@ -52,7 +71,14 @@ const file = (name: string, lines: string[]) => {
 describe('frugal train --task', () => {
   it('records the task, features and their normalisation', () => {
     const s = JSON.parse(readFileSync(join(root, 'ct', 'stream.json'), 'utf8'));
-    expect(s).toMatchObject({ format: 'frugal-stream/1', task: 'classify', head: 'softmax', features: ['x', 'y'], target: 'cls', classes: 2 });
+    expect(s).toMatchObject({
+      format: 'frugal-stream/1',
+      task: 'classify',
+      head: 'softmax',
+      features: ['x', 'y'],
+      target: 'cls',
+      classes: 2,
+    });
     expect(s.rows).toEqual({ train: 128, held_out: 32 });
     expect(s.norm.mean).toHaveLength(2);
   });
@@ -64,7 +90,8 @@ describe('frugal train --task', () => {
 });
 
 describe('frugal stream', () => {
-  const stream = (model: string, args: string[], input?: string) => frugal(['stream', '--model', join(root, model), ...args], input === undefined ? {} : { input });
+  const stream = (model: string, args: string[], input?: string) =>
+    frugal(['stream', '--model', join(root, model), ...args], input === undefined ? {} : { input });
 
   for (const [model, extra] of [
     ['fm', ['--learn', '--lr', '0.01']],
@@ -84,7 +111,13 @@ describe('frugal stream', () => {
       const a = stream(model, ['--input', file('a.csv', [HEADER, ...csvRows(70)]), '--state', state, '--save-every', '16', ...extra]);
       expect(a.code, a.stderr).toBe(0);
       // the second half as JSON Lines on stdin: the format does not change the ticks
-      const b = stream(model, ['--input', '-', '--format', 'jsonl', '--state', state, ...extra], csvRows(TICKS - 70, 70).map(toJsonl).join('\n') + '\n');
+      const b = stream(
+        model,
+        ['--input', '-', '--format', 'jsonl', '--state', state, ...extra],
+        csvRows(TICKS - 70, 70)
+          .map(toJsonl)
+          .join('\n') + '\n',
+      );
       expect(b.code, b.stderr).toBe(0);
       expect(a.stdout + b.stdout).toBe(whole.stdout);
       expect(JSON.parse(b.stdout.split('\n')[0]).i).toBe(70);
@@ -107,7 +140,10 @@ describe('frugal stream', () => {
     const faulty = [...rows.slice(0, 10), rows[9], ...rows.slice(10, 20), rows[15], ...rows.slice(24, 40)];
     const r = stream('fm', ['--input', file('faulty.csv', [HEADER, ...faulty])]);
     expect(r.code, r.stderr).toBe(0);
-    const out = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const out = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(out.map((o) => o.i)).toEqual(Array.from({ length: 36 }, (_, k) => k)); // tick indices stay contiguous
     expect(out.filter((o) => o.gap !== undefined).map((o) => [o.t, o.gap])).toEqual([[24, 4]]);
     expect(r.stderr).toMatch(/skipped 1 duplicate, 1 out-of-order, 0 malformed; 1 gaps/);
@@ -130,14 +166,20 @@ describe('frugal stream', () => {
     const state = join(root, 'other.state');
     rmSync(state, { force: true });
     expect(stream('fm', ['--input', file('s.csv', [HEADER, ...csvRows(5)]), '--state', state]).code).toBe(0);
-    expectOneLineError(stream('ft', ['--input', file('s.csv', [HEADER, ...csvRows(5)]), '--state', state]), 2, /saved by another streaming model/);
+    expectOneLineError(
+      stream('ft', ['--input', file('s.csv', [HEADER, ...csvRows(5)]), '--state', state]),
+      2,
+      /saved by another streaming model/,
+    );
     expectOneLineError(stream('fm', ['--input', file('nt.csv', ['x,y', '1,2'])]), 2, /no time column: name one t, time or date/);
   });
 
   it('SIGTERM writes the state, and the stream continues from it', async () => {
     const state = join(root, 'term.state');
     rmSync(state, { force: true });
-    const child = spawn(process.execPath, ['bin/frugal.js', 'stream', '--model', join(root, 'fm'), '--state', state, '--save-every', '0'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/frugal.js', 'stream', '--model', join(root, 'fm'), '--state', state, '--save-every', '0'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();

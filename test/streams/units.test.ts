@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BadLine, HeaderError, TickParser, readCsvColumns, splitCsv } from '../../src/streams/parse.js';
+import { type BadLine, HeaderError, TickParser, readCsvColumns, splitCsv } from '../../src/streams/parse.js';
 import { TickQueue, TimeCheck } from '../../src/streams/queue.js';
 import { ewmaVariance, fitGarch, garchFilter, garchLogLik, nelderMead } from '../../src/streams/baselines.js';
 import { coverage, eventF1, excessLoss, gaussianNll, percentile, runs, skill, windowF1 } from '../../src/streams/metrics.js';
@@ -12,7 +12,12 @@ describe('tick parsers', () => {
     const p = new TickParser('csv');
     expect(p.push('date,price,"vol"\r')).toBeNull();
     expect(p.columns).toEqual(['price', 'vol']);
-    expect(p.push('2020-01-02,3.5,"1000"')).toEqual({ line: 2, t: '2020-01-02', at: Date.UTC(2020, 0, 2), values: { price: 3.5, vol: 1000 } });
+    expect(p.push('2020-01-02,3.5,"1000"')).toEqual({
+      line: 2,
+      t: '2020-01-02',
+      at: Date.UTC(2020, 0, 2),
+      values: { price: 3.5, vol: 1000 },
+    });
   });
 
   it('parses rows into ticks with line numbers', () => {
@@ -220,6 +225,10 @@ describe('head losses', () => {
     const loss = softmaxLoss(z, 0, 3, 1, g);
     const lse = Math.log(z.reduce((a, v) => a + Math.exp(v), 0));
     expect(loss).toBeCloseTo(lse - z[1], 12);
-    for (let k = 0; k < 3; k++) expect(g[k]).toBeCloseTo(fd((x) => softmaxLoss(x, 0, 3, 1), z, k), 6);
+    for (let k = 0; k < 3; k++)
+      expect(g[k]).toBeCloseTo(
+        fd((x) => softmaxLoss(x, 0, 3, 1), z, k),
+        6,
+      );
   });
 });

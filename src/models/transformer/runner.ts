@@ -97,7 +97,8 @@ export class TransformerRunner {
 
   /** One embedded input x (B, D) per stream; the final-norm hidden state (B, D). A finite `window` makes the cache a ring of that many rows. */
   stepVectors(x: Float32Array, state: ModelState, window = Infinity): Float32Array {
-    if (x.length !== state.batch * this.m.config.dModel) throw new Error(`stepVectors: ${x.length} values for a state of batch ${state.batch}`);
+    if (x.length !== state.batch * this.m.config.dModel)
+      throw new Error(`stepVectors: ${x.length} values for a state of batch ${state.batch}`);
     return this.chunk(x, 1, state, true, window) as Float32Array;
   }
 
