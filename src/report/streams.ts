@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { Engine } from '../ops/index.js';
 import { Rng } from '../io/rng.js';
-import { cpuModel, cpuTimeEstimate, logicalCpus, wattsPerCore } from '../energy/index.js';
+import { cpuTimeEstimate, wattsPerCore } from '../energy/index.js';
+import { machineRecord } from './synthetic.js';
 import type { EnergyKind } from '../energy/index.js';
 import { cpuSample, otherCpuShare } from '../bench/speed/machine.js';
 import { defaultHeads } from '../models/transformer/config.js';
@@ -292,14 +293,7 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
   const seconds = (performance.now() - t0) / 1000;
   return {
     format: 'frugal-streams/1',
-    machine: {
-      cpu: cpuModel(),
-      logical_cpus: logicalCpus(),
-      node: process.version,
-      platform: `${process.platform}-${process.arch}`,
-      watts_per_core: wattsPerCore().watts,
-      watts_source: wattsPerCore().source,
-    },
+    machine: machineRecord(1),
     run: {
       command: o.command,
       quick: o.quick,

@@ -232,3 +232,26 @@ describe('head losses', () => {
       );
   });
 });
+
+describe('data sets', () => {
+  it('a missing gretl file is bad input that names the package to install', async () => {
+    const { readGdt } = await import('../../src/streams/data.js');
+    expect(() => readGdt('no-such-file.gdt')).toThrow(/is missing: install Debian's gretl-data \('apt-get install gretl-data'\)/);
+    try {
+      readGdt('no-such-file.gdt');
+    } catch (e) {
+      expect((e as { exitCode?: number }).exitCode).toBe(2);
+    }
+  });
+
+  it('reads the registry series: S&P 500 returns, Dow Jones, DEM/GBP and the labelled sensors', async () => {
+    const d = await import('../../src/streams/data.js');
+    const sp = d.sp500Returns();
+    expect(sp.at.length).toBe(5104); // 5,105 daily closes (the file's last line has no newline) → 5,104 returns
+    expect(Math.abs((sp.columns.get('ret') as number[])[0] - 100 * Math.log(1399.420044 / 1455.219971))).toBeLessThan(1e-9);
+    expect(d.djReturns().at.length).toBe(2527);
+    expect(d.demGbpReturns().at.length).toBe(1974);
+    const s = d.sensorSeries();
+    expect((s.columns.get('label') as number[]).filter((v) => v === 1).length).toBe(149);
+  });
+});
