@@ -96,6 +96,8 @@ export class StreamModel {
     readonly backbone: HiddenBackbone,
     readonly spec: StreamSpec,
   ) {
+    const hf = backbone.hfConfig();
+    this.dModel = (hf.hidden_size ?? hf.d_model) as number;
     const e = backbone.e,
       D = this.dModel;
     this.headSpecs = headSpecs(spec.features.length, D, headOutputs(spec));
@@ -109,9 +111,8 @@ export class StreamModel {
   get e(): Engine {
     return this.backbone.e;
   }
-  get dModel(): number {
-    return (this.backbone.hfConfig().hidden_size ?? this.backbone.hfConfig().d_model) as number;
-  }
+  /** The backbone's width D (read once: the runtime asks for it every tick). */
+  readonly dModel: number;
   get arch(): StreamArch {
     return this.backbone.config.modelType === 'llama' ? 'transformer' : 'mamba';
   }

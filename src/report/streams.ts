@@ -96,12 +96,16 @@ export interface ModelShape {
   parameters: number;
 }
 
-export interface ForecastModelRow extends ForecastScores {
+export interface ForecastModelRow extends ForecastScoresRow {
   arch: StreamArch;
   seed: number;
   model_dir: string;
   steps: number;
   train_seconds: number;
+}
+
+/** A model's forecast scores and how they compare with the baselines. */
+export interface ForecastScoresRow extends ForecastScores {
   /** 1 − MSE / MSE(persistence). */
   skill_vs_persistence: number;
   /** 1 − MSE / MSE(training mean). */
@@ -242,7 +246,6 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
           force: true,
         });
         spec = fit.spec;
-        const out = runSeries(fit.model, run.data);
         const base = {
           arch: shape.arch,
           seed,
@@ -250,39 +253,13 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
           steps: fit.train.steps,
           train_seconds: fit.train.seconds,
         };
-        if (s.kind === 'anomaly') {
-          const label = (run.data.columns.get('label') as (number | null)[]).map((v) => v === 1);
-          models.push({ ...base, ...modelDetection(out.p1, label, fit.spec.rows.train) });
-        } else {
-          const y = Float64Array.from(run.data.columns.get(target) as number[]);
-          const b = forecastBaselines(y, fit.spec.rows.train, run.oracle);
-          const sc = forecastScores(out, y, fit.spec.rows.train);
-          models.push({
-            ...base,
-            ...sc,
-            skill_vs_persistence: 1 - sc.mse / b.persistence.mse,
-            skill_vs_mean: 1 - sc.mse / b.train_mean.mse,
-            nll_minus_garch: sc.nll - b.garch.nll,
-            excess_nll: b.oracle ? sc.nll - b.oracle.nll : null,
-            excess_mse: b.oracle ? sc.mse - b.oracle.mse : null,
-          });
-        }
+        models.push({ ...base, ...scoreModel(s.kind, fit.model, run, target) });
         done++;
         log(`${s.name} ${shape.arch} seed ${seed}: ${fit.train.steps} steps in ${fit.train.seconds.toFixed(0)} s`);
       }
     }
     const sp = spec as StreamSpec;
-    let baselines: SeriesRow['baselines'];
-    if (s.kind === 'anomaly') {
-      const label = (data.columns.get('label') as (number | null)[]).map((v) => v === 1);
-      baselines = {
-        threshold: thresholdDetection(
-          sp.features.map((f) => data.columns.get(f) as (number | null)[]),
-          label,
-          sp.rows.train,
-        ),
-      };
-    } else baselines = forecastBaselines(Float64Array.from(data.columns.get(target) as number[]), sp.rows.train, oracle);
+    const baselines = seriesBaselines(s.kind, data, oracle, target, sp);
     rows.push({ series: s.name, source: s.source, kind: s.kind, rows: sp.rows, baselines, models });
   }
   o.progress?.('latency', done / jobs);
@@ -306,6 +283,46 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
     series: rows,
     latency,
   };
+}
+
+/** A trained model's scores on its series' held-out span (forecast against the baselines, or detection). */
+function scoreModel(
+  kind: SeriesDef['kind'],
+  model: StreamModel,
+  run: { data: SeriesColumns; oracle: Oracle | null },
+  target: string,
+): ForecastScoresRow | DetectionScores {
+  const out = runSeries(model, run.data),
+    trainEnd = model.spec.rows.train;
+  if (kind === 'anomaly') {
+    const label = (run.data.columns.get('label') as (number | null)[]).map((v) => v === 1);
+    return modelDetection(out.p1, label, trainEnd);
+  }
+  const y = Float64Array.from(run.data.columns.get(target) as number[]);
+  const b = forecastBaselines(y, trainEnd, run.oracle);
+  const sc = forecastScores(out, y, trainEnd);
+  return {
+    ...sc,
+    skill_vs_persistence: 1 - sc.mse / b.persistence.mse,
+    skill_vs_mean: 1 - sc.mse / b.train_mean.mse,
+    nll_minus_garch: sc.nll - b.garch.nll,
+    excess_nll: b.oracle ? sc.nll - b.oracle.nll : null,
+    excess_mse: b.oracle ? sc.mse - b.oracle.mse : null,
+  };
+}
+
+/** The baselines of a series (on its first draw): the forecasters, or the threshold detector. */
+function seriesBaselines(
+  kind: SeriesDef['kind'],
+  data: SeriesColumns,
+  oracle: Oracle | null,
+  target: string,
+  spec: StreamSpec,
+): SeriesRow['baselines'] {
+  if (kind === 'forecast') return forecastBaselines(Float64Array.from(data.columns.get(target) as number[]), spec.rows.train, oracle);
+  const label = (data.columns.get('label') as (number | null)[]).map((v) => v === 1);
+  const features = spec.features.map((f) => data.columns.get(f) as (number | null)[]);
+  return { threshold: thresholdDetection(features, label, spec.rows.train) };
 }
 
 /**

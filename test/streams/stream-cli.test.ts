@@ -7,8 +7,8 @@ import { PassThrough } from 'node:stream';
 import { Engine } from '../../src/ops/index.js';
 import { loadStreamModel } from '../../src/models/heads.js';
 import { StreamRunner } from '../../src/streams/runtime.js';
-import { runStream } from '../../src/cli/stream.js';
-import type { RunResult } from '../../src/cli/stream.js';
+import { runStream } from '../../src/streams/loop.js';
+import type { RunResult } from '../../src/streams/loop.js';
 import type { OverflowPolicy } from '../../src/streams/queue.js';
 import { expectOneLineError, frugal } from '../helpers/cli.js';
 
