@@ -67,6 +67,15 @@ describe('frugal report streams --quick', () => {
     expect(md).toContain('threshold on EWMA z-scores');
   });
 
+  it('finds the feed faults injected into a synthetic stream', () => {
+    const f = rep.faults;
+    expect(f.detected.duplicate).toBe(f.injected.duplicates);
+    expect(f.detected.out_of_order).toBe(f.injected.swapped);
+    expect(f.detected.gap).toBeLessThanOrEqual(f.injected.dropped + f.injected.swapped);
+    expect(f.detected.gap).toBeGreaterThan(0.9 * (f.injected.dropped + f.injected.swapped));
+    expect(md).toContain(`${f.detected.duplicate} duplicates and ${f.detected.out_of_order} out-of-order ticks skipped`);
+  });
+
   it('measures per-tick latency and memory for both, and labels energy as estimated', () => {
     expect(rep.latency.map((l) => [l.arch, l.window])).toEqual([
       ['mamba', null],
