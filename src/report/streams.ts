@@ -3,6 +3,7 @@ import { Engine } from '../ops/index.js';
 import { Rng } from '../io/rng.js';
 import { cpuTimeEstimate, wattsPerCore } from '../energy/index.js';
 import { machineRecord } from './synthetic.js';
+import type { StudyOptions } from './synthetic.js';
 import type { EnergyKind } from '../energy/index.js';
 import { cpuSample, otherCpuShare } from '../bench/speed/machine.js';
 import { defaultHeads } from '../models/transformer/config.js';
@@ -163,14 +164,8 @@ export interface StreamsReport {
   latency: LatencyRow[];
 }
 
-export interface StreamsOptions {
-  out: string;
-  quick: boolean;
-  budgetMinutes: number;
-  command: string;
-  progress?: (label: string, fraction: number) => void;
-  log?: (m: string) => void;
-}
+/** The synthetic study's options less its seed (three fixed seeds here) and threads (one per model). */
+export type StreamsOptions = Omit<StudyOptions, 'threads' | 'seed'>;
 
 /** The transformer's width whose parameter count is nearest Mamba's at the same depth (even head size). */
 export function matchedShapes(dMamba: number, layers: number): [ModelShape, ModelShape] {
