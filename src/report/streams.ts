@@ -214,6 +214,12 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
   const trainEnd = o.quick ? Infinity : end - 0.2 * o.budgetMinutes * 60e3;
   let done = 0;
   const rows: SeriesRow[] = [];
+  // ticks every scoring stream still to run will read (the anomaly series is read in full), and the cost of one (measured as jobs finish)
+  let ticksLeft =
+      series.reduce((a, s) => a + (s.kind === 'anomaly' ? 18_914 : s.name.startsWith('synthetic') ? SYNTH_T : 5000), 0) *
+      ARCHS.length *
+      p.seeds,
+    usPerScoredTick = 100;
   for (const s of series) {
     const loaded = s.load(1);
     const { data, oracle } = tail(loaded.data, loaded.oracle, s.kind === 'anomaly' ? 2 * p.cut : p.cut);
@@ -226,9 +232,9 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
       if (run.data !== data) Object.assign(run, tail(run.data, run.oracle, p.cut));
       for (const shape of shapes) {
         const dir = join(o.out, 'models', `${s.kind === 'forecast' ? 'forecast' : 'anomaly'}-${s.name}-${shape.arch}-seed${seed}`);
-        // a job's share of the training time left; about a third of it goes to scoring (streaming the series)
-        const left = Math.max(0, trainEnd - performance.now());
-        const deadline = Number.isFinite(trainEnd) ? performance.now() + (0.7 * left) / (jobs - done) : undefined;
+        // a job's share of the training time left, less the time its scoring stream is expected to take
+        const left = Math.max(0, trainEnd - performance.now()) - usPerScoredTick * 1e-3 * ticksLeft;
+        const deadline = Number.isFinite(trainEnd) ? performance.now() + Math.max(0, left) / (jobs - done) : undefined;
         o.progress?.(`train ${s.name} ${shape.arch} seed ${seed}`, done / jobs);
         const fit = fitStreamModel({
           data: run.data,
@@ -257,7 +263,10 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
           steps: fit.train.steps,
           train_seconds: fit.train.seconds,
         };
+        const s0 = performance.now();
         models.push({ ...base, ...scoreModel(s.kind, fit.model, run, target) });
+        usPerScoredTick = Math.max(usPerScoredTick, ((performance.now() - s0) * 1e3) / run.data.at.length);
+        ticksLeft -= run.data.at.length;
         done++;
         log(`${s.name} ${shape.arch} seed ${seed}: ${fit.train.steps} steps in ${fit.train.seconds.toFixed(0)} s`);
       }
@@ -267,10 +276,13 @@ export function runStreamsStudy(o: StreamsOptions): StreamsReport {
     rows.push({ series: s.name, source: s.source, kind: s.kind, rows: sp.rows, baselines, models });
   }
   o.progress?.('latency', done / jobs);
-  const latency = ARCHS.map((arch, k) => {
-    const left = Number.isFinite(end) ? Math.max(0, end - performance.now()) / (ARCHS.length - k) : Infinity;
-    return measureLatency(arch, shapes[k], p.window, p.latencyTicks, left, log);
-  });
+  const latency = measureLatency(
+    shapes,
+    p.window,
+    p.latencyTicks,
+    Number.isFinite(end) ? Math.max(0, end - performance.now()) : Infinity,
+    log,
+  );
   const seconds = (performance.now() - t0) / 1000;
   return {
     format: 'frugal-streams/1',
@@ -349,20 +361,8 @@ function seriesBaselines(
   return { threshold: thresholdDetection(features, label, spec.rows.train) };
 }
 
-/**
- * Per-tick latency and memory of one architecture over `ticks` ticks of random inputs (fewer when
- * `ms` of budget would not hold them: the count run is reported). The transformer keeps a sliding
- * window of `window` rows. Energy: this process's CPU time × power per core (estimated).
- */
-export function measureLatency(
-  arch: StreamArch,
-  shape: ModelShape,
-  window: number,
-  ticks: number,
-  ms: number,
-  log: (m: string) => void,
-): LatencyRow {
-  const F = 4;
+/** A streaming runner of `arch` at `shape` on four random features, for timing (its weights are random: only the time counts). */
+function timingStream(arch: StreamArch, shape: ModelShape, window: number): { model: StreamModel; runner: StreamRunner; tick: () => void } {
   const spec: StreamSpec = {
     format: 'frugal-stream/1',
     task: 'forecast',
@@ -371,57 +371,79 @@ export function measureLatency(
     target: 'a',
     horizon: 1,
     classes: 0,
-    norm: { mean: Array(F).fill(0), std: Array(F).fill(1) },
+    norm: { mean: [0, 0, 0, 0], std: [1, 1, 1, 1] },
     target_norm: { mean: 0, std: 1 },
     window,
     median_dt: 1,
     rows: { train: 0, held_out: 0 },
   };
   const rng = Rng.fromSeed(7);
-  const model: StreamModel = createStreamModel(new Engine(), arch, shape.d_model, shape.layers, spec, rng, shape.heads ?? undefined);
-  const r = new StreamRunner(model, { learn: false, lr: 0, labelDelay: 0 });
+  const model = createStreamModel(new Engine(), arch, shape.d_model, shape.layers, spec, rng, shape.heads ?? undefined);
+  const runner = new StreamRunner(model, { learn: false, lr: 0, labelDelay: 0 });
   const values: Record<string, number | null> = { a: 0, b: 0, c: 0, d: 0 };
-  const tick = (t: number) => {
-    values.a = rng.normal();
-    values.b = rng.normal();
-    values.c = rng.normal();
-    values.d = rng.normal();
-    r.tick(t, values);
+  let t = 0;
+  const tick = () => {
+    for (const k of spec.features) values[k] = rng.normal();
+    runner.tick(t++, values);
   };
-  // probe 500 ticks, then run as many as the budget holds (at most `ticks`)
-  const p0 = performance.now();
-  for (let t = 0; t < 500; t++) tick(t);
-  const perTick = (performance.now() - p0) / 500;
-  const n = Math.max(1000, Math.min(ticks, Math.floor((0.9 * ms) / perTick)));
-  const lat = new Float64Array(n);
-  const memory: [number, number, number][] = [];
-  const every = Math.max(1, Math.floor(n / 20));
-  const heapMiB = () => model.e.heap.memory.buffer.byteLength / 2 ** 20;
-  const cpu0 = process.cpuUsage(),
-    w0 = performance.now();
-  for (let t = 0; t < n; t++) {
-    const a = process.hrtime.bigint();
-    tick(500 + t);
-    lat[t] = Number(process.hrtime.bigint() - a) / 1000;
-    if (t % every === 0 || t === n - 1) memory.push([t + 1, process.memoryUsage.rss() / 2 ** 20, heapMiB()]);
+  return { model, runner, tick };
+}
+
+/**
+ * Per-tick latency and memory of both architectures over the same number of ticks: `ticks`
+ * (10^6 in the full run), or fewer when `ms` of budget cannot hold them (the count run is
+ * reported). Each first runs 2,000 ticks to warm up and 2,000 more to estimate its time per tick.
+ * The transformer keeps a sliding window of `window` rows. Energy: this process's CPU time × power
+ * per core (estimated).
+ */
+export function measureLatency(
+  shapes: readonly ModelShape[],
+  window: number,
+  ticks: number,
+  ms: number,
+  log: (m: string) => void,
+): LatencyRow[] {
+  const streams = shapes.map((sh) => timingStream(sh.arch, sh, window));
+  let perTick = 0;
+  for (const st of streams) {
+    for (let i = 0; i < 2000; i++) st.tick();
+    const p0 = performance.now();
+    for (let i = 0; i < 2000; i++) st.tick();
+    perTick += (performance.now() - p0) / 2000;
   }
-  const cpu = process.cpuUsage(cpu0),
-    wall = (performance.now() - w0) / 1000;
-  const energy = cpuTimeEstimate((cpu.user + cpu.system) / 1e6, wall, n, wattsPerCore());
-  let stateBytes = 0;
-  for (const t of r.state.tensors.values()) stateBytes += t.size * 4;
-  log(`latency ${arch}: ${n} ticks, p50 ${percentile(lat, 50).toFixed(1)} µs, p99 ${percentile(lat, 99).toFixed(1)} µs`);
-  return {
-    arch,
-    window: arch === 'transformer' ? window : null,
-    ticks: n,
-    p50_us: percentile(lat, 50),
-    p99_us: percentile(lat, 99),
-    mean_us: meanSd(Array.from(lat)).mean,
-    memory,
-    state_bytes: stateBytes,
-    joules_per_tick: energy.joules / n,
-    energy_kind: energy.kind,
-    energy_method: energy.method,
-  };
+  const n = Math.max(1000, Math.min(ticks, Math.floor((0.85 * ms) / perTick)));
+  return streams.map(({ model, runner, tick }, k) => {
+    const lat = new Float64Array(n);
+    const memory: [number, number, number][] = [];
+    const every = Math.max(1, Math.floor(n / 20));
+    const heapMiB = () => model.e.heap.memory.buffer.byteLength / 2 ** 20;
+    const cpu0 = process.cpuUsage(),
+      w0 = performance.now();
+    for (let t = 0; t < n; t++) {
+      const a = process.hrtime.bigint();
+      tick();
+      lat[t] = Number(process.hrtime.bigint() - a) / 1000;
+      if (t % every === 0 || t === n - 1) memory.push([t + 1, process.memoryUsage.rss() / 2 ** 20, heapMiB()]);
+    }
+    const cpu = process.cpuUsage(cpu0),
+      wall = (performance.now() - w0) / 1000;
+    const energy = cpuTimeEstimate((cpu.user + cpu.system) / 1e6, wall, n, wattsPerCore());
+    let stateBytes = 0;
+    for (const t of runner.state.tensors.values()) stateBytes += t.size * 4;
+    const arch = shapes[k].arch;
+    log(`latency ${arch}: ${n} ticks, p50 ${percentile(lat, 50).toFixed(1)} µs, p99 ${percentile(lat, 99).toFixed(1)} µs`);
+    return {
+      arch,
+      window: arch === 'transformer' ? window : null,
+      ticks: n,
+      p50_us: percentile(lat, 50),
+      p99_us: percentile(lat, 99),
+      mean_us: meanSd(Array.from(lat)).mean,
+      memory,
+      state_bytes: stateBytes,
+      joules_per_tick: energy.joules / n,
+      energy_kind: energy.kind,
+      energy_method: energy.method,
+    };
+  });
 }
