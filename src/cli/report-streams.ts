@@ -1,5 +1,5 @@
 import type { AnyCommand } from './options.js';
-import { floatArg } from './options.js';
+import { debugOption, floatArg } from './options.js';
 import { checkReportDir, studyProgress } from './report.js';
 import { runStreamsStudy } from '../report/streams.js';
 import { STREAMS_JSON, readStreamsReport, writeStreamsReport } from '../report/streams-md.js';

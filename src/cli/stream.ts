@@ -11,7 +11,7 @@ import { OVERFLOW_POLICIES } from '../streams/queue.js';
 import { runStream } from '../streams/loop.js';
 import type { OverflowPolicy } from '../streams/queue.js';
 import { StreamRunner } from '../streams/runtime.js';
-import { floatArg, intArg } from './options.js';
+import { debugOption, floatArg, intArg } from './options.js';
 import type { AnyCommand } from './options.js';
 import { writeOut } from './stdout.js';
 
@@ -105,9 +105,11 @@ interface StreamFlags {
 
 /** `frugal stream`: one JSON line per tick on stdout, as ticks arrive. */
 export function registerStream(program: AnyCommand): void {
-  program
-    .command('stream')
-    .description('run a streaming model over ticks as they arrive (CSV or JSON Lines); one JSON line per tick on stdout')
+  debugOption(
+    program
+      .command('stream')
+      .description('run a streaming model over ticks as they arrive (CSV or JSON Lines); one JSON line per tick on stdout'),
+  )
     .requiredOption('--model <dir>', "a streaming model folder (from 'frugal train --task …')")
     .option('--input <file|->', 'ticks to read: a file, or - for stdin', '-')
     .option('--format <csv|jsonl>', 'input format (default: jsonl for a .jsonl file, else csv)')

@@ -212,6 +212,10 @@ export function shapeCount(arch: StreamArch, D: number, layers: number): number 
 /** Load a streaming model folder (written by `frugal train --task`). */
 export function loadStreamModel(e: Engine, dir: string): StreamModel {
   const specPath = join(dir, STREAM_SPEC_FILE);
+  if (!existsSync(dir))
+    throw inputError(
+      `model directory ${dir} does not exist (train one with 'frugal train --task forecast --data FILE.csv --target COLUMN --out ${dir}')`,
+    );
   if (!existsSync(specPath))
     throw inputError(
       `${dir} has no ${STREAM_SPEC_FILE}: it is not a streaming model (train one with 'frugal train --task forecast --data FILE.csv --target COLUMN')`,
