@@ -13,11 +13,13 @@ export const STREAMS_BUDGET_MINUTES = 60;
 export function registerReportStreams(program: AnyCommand): void {
   const group =
     program.commands.find((c) => c.name() === 'report') ?? program.command('report').description('studies that write a report folder');
-  group
-    .command('streams')
-    .description(
-      'train and stream Mamba and the transformer on market and sensor series; writes streams.json, streams.md, SVG charts and models/',
-    )
+  debugOption(
+    group
+      .command('streams')
+      .description(
+        'train and stream Mamba and the transformer on market and sensor series; writes streams.json, streams.md, SVG charts and models/',
+      ),
+  )
     .requiredOption('--out <dir>', 'report folder')
     .option('--quick', 'tiny models, a few steps, short series and 2,000 latency ticks (what the test suite runs), no time budget')
     .option(
