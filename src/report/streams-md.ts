@@ -78,7 +78,7 @@ function anomalyTable(r: SeriesRow): string[] {
 
 function latencyTable(l: readonly LatencyRow[]): string[] {
   return [
-    '| model | ticks | p50 µs/tick | p99 µs/tick | memory at start → end (RSS MiB) | wasm memory MiB | state bytes | J/tick (estimated) |',
+    '| model | ticks | p50 µs/tick | p99 µs/tick | process RSS MiB, first → last sample | wasm memory MiB | state bytes | J/tick (estimated) |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...l.map((x) => {
       const a = x.memory[0],
@@ -143,6 +143,8 @@ export function renderStreamsMarkdown(rep: StreamsReport, notes: string | null, 
     '## Per-tick latency and memory',
     '',
     ...latencyTable(rep.latency),
+    'Memory is flat when a stream’s first and last samples agree: the resident set is the whole process (what earlier phases left behind included, so compare each row with itself), the wasm memory holds every tensor of the model and its state. p99 includes whatever else the machine ran (see the CPU share above).',
+    '',
     `Energy is **estimated** (this process's CPU time × ${Number(m.watts_per_core).toFixed(2)} W per core, ${String(m.watts_source)}); the machine has no energy counters.`,
     '',
     '## Forecasts',

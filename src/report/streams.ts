@@ -411,7 +411,7 @@ export function measureLatency(
     for (let i = 0; i < 2000; i++) st.tick();
     perTick += (performance.now() - p0) / 2000;
   }
-  const n = Math.max(1000, Math.min(ticks, Math.floor((0.85 * ms) / perTick)));
+  const n = Math.max(1000, Math.min(ticks, Math.floor((0.75 * ms) / perTick)));
   return streams.map(({ model, runner, tick }, k) => {
     const lat = new Float64Array(n);
     const memory: [number, number, number][] = [];
