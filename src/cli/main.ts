@@ -17,6 +17,8 @@ import { registerMerge } from './merge.js';
 import { registerDistill } from './distill.js';
 import { registerEvalLm } from './eval-lm.js';
 import { registerReportRefine } from './report-refine.js';
+import { registerStream } from './stream.js';
+import { registerReportStreams } from './report-streams.js';
 
 /**
  * `frugal` command line. stdout carries only the product (generated text, JSON); progress, logs,
@@ -48,6 +50,8 @@ export function buildProgram(): Command {
   registerDistill(program);
   registerEvalLm(program); // adds `lm` to an `eval` command
   registerReportRefine(program); // adds `refine` to a `report` command
+  registerStream(program);
+  registerReportStreams(program); // adds `streams` to a `report` command
   return program;
 }
 

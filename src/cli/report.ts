@@ -15,7 +15,7 @@ const err = (s: string) => process.stderr.write(s + '\n');
 export const DEFAULT_BUDGET_MINUTES = 60;
 
 /** The report's progress on stderr: a bar over the whole plan when stderr is a terminal, else a line per phase. */
-function studyProgress(): { update: (label: string, fraction: number) => void; stop: () => void } {
+export function studyProgress(): { update: (label: string, fraction: number) => void; stop: () => void } {
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
       {
@@ -46,13 +46,13 @@ function studyProgress(): { update: (label: string, fraction: number) => void; s
  * A report folder is new, empty, or an earlier report (replaced only with --force): a folder that
  * holds anything else is the user's, and frugal does not write into it.
  */
-function checkReportDir(out: string, force: boolean): void {
+export function checkReportDir(out: string, force: boolean, reportJson = REPORT_JSON): void {
   const path = realOutputPath(out, '--out');
   if (!existsSync(path)) return;
   if (!statSync(path).isDirectory()) throw inputError(`--out ${out} is a file, not a folder; --out names the report folder`);
   const entries = readdirSync(path);
   if (entries.length === 0) return;
-  if (!entries.includes(REPORT_JSON)) {
+  if (!entries.includes(reportJson)) {
     throw inputError(
       `--out ${out} already exists and is not a frugal report (it holds ${entries.slice(0, 3).join(', ')}); choose a new folder`,
     );

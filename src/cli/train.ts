@@ -8,6 +8,7 @@ import { watchStopSignals } from './interrupt.js';
 import { checkEnergyLog, logEnergy } from './energy-log.js';
 import { energyOptions, engineOptions, floatArg, forceOption, givenOptions, intArg, seedOption } from './options.js';
 import type { AnyCommand } from './options.js';
+import { streamTrainCommand } from './stream.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
 const D = TRAIN_DEFAULTS;
@@ -46,11 +47,21 @@ export function registerTrain(program: AnyCommand): void {
     .option('--eval-windows <n>', 'validation windows of seq-len bytes', intArg(1, 1e9), D.evalWindows)
     .option('--save-every <n>', 'checkpoint every n steps (0: only at the end)', intArg(0, 1e9), D.saveEvery)
     .option('--val-fraction <x>', 'tail fraction of the corpus held out for validation', floatArg(0.0001, 0.5), D.valFraction)
-    .option('--resume', 'continue the run saved in --out with every option it was started with');
+    .option('--resume', 'continue the run saved in --out with every option it was started with')
+    .option('--task <kind>', 'train on a numeric series instead of text: forecast (Gaussian head) or classify (--data FILE.csv)')
+    .option('--target <column>', '--task: the column to forecast, or the class label column (0, 1, …)')
+    .option('--features <list>', '--task: input columns, comma-separated (default: every numeric column; classify: all but --target)')
+    .option('--horizon <n>', '--task forecast: predict the target this many ticks ahead', intArg(1, 1e6), 1);
   energyOptions(
     forceOption(run, 'replace an existing checkpoint in --out; with --resume, accept options that differ from the saved run'),
   ).action(async (o, c) => {
     const given = givenOptions(o, c);
+    if (o.task !== undefined) {
+      streamTrainCommand({ ...given, task: o.task, out: o.out, threads: o.threads, force: o.force === true, horizon: o.horizon });
+      return;
+    }
+    for (const k of ['target', 'features'] as const)
+      if (given[k] !== undefined) throw inputError(`--${k} is for --task forecast|classify (training on a numeric series)`);
     if (o.init !== undefined && o.tokenizer !== undefined)
       throw inputError(`--tokenizer has no effect with --init: the model's tokenizer comes from ${o.init}`);
     if (o.init !== undefined) {

@@ -51,7 +51,7 @@ export function tokenizerSha256(dir: string | null): string {
 }
 
 /** The bytes of a state file (F32 tensors and the header), as a producer. */
-export function stateFileProducer(header: StateHeader, tensors: StreamTensor[]): FileProducer {
+export function stateFileProducer(header: StateHeader, tensors: StreamTensor[], extra: Record<string, string> = {}): FileProducer {
   for (const t of tensors) if (t.dtype !== 'F32') throw new Error(`state file: tensor '${t.name}' is ${t.dtype}; state tensors are F32`);
   const metadata = {
     format: STATE_FORMAT,
@@ -62,12 +62,13 @@ export function stateFileProducer(header: StateHeader, tensors: StreamTensor[]):
     batch: String(header.batch),
     dtype: 'F32',
   };
-  return safetensorsProducer(tensors, metadata).producer;
+  // extra keys (a stream's position and learned head) never replace the identity above
+  return safetensorsProducer(tensors, { ...extra, ...metadata }).producer;
 }
 
-/** Write a state file atomically (a temporary name, then a rename). */
-export function writeStateFile(path: string, header: StateHeader, tensors: StreamTensor[]): void {
-  writeFileAtomic(path, stateFileProducer(header, tensors));
+/** Write a state file atomically (a temporary name, then a rename); `extra` adds metadata keys. */
+export function writeStateFile(path: string, header: StateHeader, tensors: StreamTensor[], extra: Record<string, string> = {}): void {
+  writeFileAtomic(path, stateFileProducer(header, tensors, extra));
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;

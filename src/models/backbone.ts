@@ -2,7 +2,7 @@ import type { QFormat, QWeight, Tensor, Weight } from '../tensor/index.js';
 import type { Engine } from '../ops/index.js';
 import type { Rng } from '../io/rng.js';
 import { lmLoss } from './lm.js';
-import { StackRunner, allocateWeights, countParameters, initWeights, lookups, stackForward } from './stack.js';
+import { StackRunner, allocateWeights, countParameters, initWeights, lookups, stackForward, stackHidden } from './stack.js';
 import type { BlockRunner, LmEnds } from './stack.js';
 import type { ModelState, ParamSpec, ParamTable, TrainableModel } from './types.js';
 import { QBLOCK } from '../tensor/index.js';
@@ -128,6 +128,17 @@ export class BackboneLM<C extends BackboneConfig, M> implements TrainableModel {
   forward(ids: Int32Array, B: number, L: number): Tensor {
     const blocks = this.layers.map((ly) => ({ norm: ly.norm, f: (u: Tensor) => this.kind.taped(this.e, this.config, ly, u) }));
     return stackForward(this.e, this.ends(), blocks, ids, B, L);
+  }
+
+  /** The final-norm hidden states (B, L, D) of embedded inputs h (B, L, D), differentiable (continuous inputs, task heads). */
+  hiddenForward(h: Tensor): Tensor {
+    const blocks = this.layers.map((ly) => ({ norm: ly.norm, f: (u: Tensor) => this.kind.taped(this.e, this.config, ly, u) }));
+    return stackHidden(this.e, this.ends(), blocks, h);
+  }
+
+  /** One embedded input (B, D) per stream: the final-norm hidden state (B, D), advancing `state`. */
+  hiddenStep(x: Float32Array, state: ModelState): Float32Array {
+    return this.getRunner().stepVectors(x, state);
   }
 
   /** Mean next-token cross-entropy (nats) of targets (B·L) given ids (B·L). */

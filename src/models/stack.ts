@@ -107,6 +107,12 @@ export function stackForward(e: Engine, ends: LmEnds, blocks: readonly Block[], 
   return lmLogits(e, h, ends.normF, ends.eps, ends.head); // (B, L, V)
 }
 
+/** The blocks and the final norm on embedded inputs h (B, L, D), differentiable: the hidden states (B, L, D) a task head reads. */
+export function stackHidden(e: Engine, ends: LmEnds, blocks: readonly Block[], h: Tensor): Tensor {
+  for (const b of blocks) h = op.add(e, h, b.f(op.rmsnorm(e, h, b.norm, ends.eps)));
+  return op.rmsnorm(e, h, ends.normF, ends.eps);
+}
+
 /**
  * out (B·L, C) = the causal depthwise conv of x (B·L, C) over time, continuing from the window
  * `state` (B, C, K) of the last K inputs, which then holds the new last K. One token (decoding)
@@ -197,13 +203,28 @@ export class StackRunner {
     const B = ids.length;
     if (B < 1 || B > state.batch) throw new Error(`step: ${ids.length} ids for a state of batch ${state.batch}`);
     checkTokenIds(ids, this.ends().vocabSize, 'step');
+    return this.pass(this.keptBuffers(state), state.batch, ids, B, 1, state);
+  }
+
+  /**
+   * One embedded input x (B, D) per stream instead of a token (continuous inputs): the final-norm
+   * hidden state (B, D) of each stream, for a task head. Same buffers and blocks as `step`.
+   */
+  stepVectors(x: Float32Array, state: ModelState): Float32Array {
+    const D = this.ends().dModel,
+      B = x.length / D;
+    if (!Number.isInteger(B) || B < 1 || B > state.batch)
+      throw new Error(`stepVectors: ${x.length} values for a state of batch ${state.batch}`);
+    return this.pass(this.keptBuffers(state), state.batch, x, B, 1, state, true);
+  }
+
+  private keptBuffers(state: ModelState): Buffers {
     let cache = this.stepBuffers.get(state.batch);
     if (!cache) {
       cache = new Map();
       this.stepBuffers.set(state.batch, cache);
     }
-    const kept = cache,
-      rows = state.batch; // sized for the state; the first B rows are used
+    const kept = cache; // sized for the state's batch; the first B rows are used
     // by name: a step asks for the same shapes every time (new ones only when the active streams change)
     const buf: Buffers = (name, shape, dtype) => {
       let t = kept.get(name);
@@ -214,7 +235,7 @@ export class StackRunner {
       }
       return t;
     };
-    return this.pass(buf, rows, ids, B, 1, state);
+    return buf;
   }
 
   /** L tokens for each stream of `state` (ids (B·L), stream-major) in one pass; logits (B, V) of the last. */
@@ -238,8 +259,19 @@ export class StackRunner {
     });
   }
 
-  /** ids (B·L) through every block from `state`, which it advances; logits (B, V) of each stream's last token. */
-  private pass(buf: Buffers, M: number, ids: Int32Array, B: number, L: number, state: ModelState): Float32Array {
+  /**
+   * ids (B·L), or embedded inputs (B·L, D), through every block from `state`, which it advances;
+   * logits (B, V) of each stream's last token, or with `hidden` its final-norm hidden state (B, D).
+   */
+  private pass(
+    buf: Buffers,
+    M: number,
+    ids: Int32Array | Float32Array,
+    B: number,
+    L: number,
+    state: ModelState,
+    hidden = false,
+  ): Float32Array {
     const { embed, normF, head, eps, vocabSize: V, dModel: D } = this.ends(),
       k = this.e.k,
       rows = B * L;
@@ -250,8 +282,10 @@ export class StackRunner {
       out = buf('out', [M, D]);
     const kq = Math.ceil(this.kmax / QBLOCK) * QBLOCK;
     const q: QuantScratch = { qx: buf('qx', [M, kq], 'i8'), sx: buf('sx', [M, kq / QBLOCK]) };
-    idT.ints().set(ids);
-    embeddingInto(this.e, h, embed, idT, rows);
+    if (ids instanceof Int32Array) {
+      idT.ints().set(ids);
+      embeddingInto(this.e, h, embed, idT, rows);
+    } else h.data().set(ids);
     this.blocks.forEach((b, i) => {
       if (i === 0) k.rmsnormForward(u, rstd, h, b.norm, rows, D, eps); // later blocks: fused below
       b.run(buf, q, u, out, B, L, state);
@@ -269,6 +303,10 @@ export class StackRunner {
       for (let b = 0; b < B; b++) lv.set(hv.subarray((b * L + L - 1) * D, (b * L + L) * D), b * D);
     }
     k.rmsnormForward(lastU, lastR, L > 1 ? last : h, normF, B, D, eps); // one token: h holds just the last rows
+    if (hidden) {
+      state.position += L;
+      return Float32Array.from(lastU.floats().subarray(0, B * D));
+    }
     linearInto(this.e, logits, lastU, head, null, B, q);
     state.position += L;
     return logits.floats().slice(0, B * V) as Float32Array;

@@ -126,6 +126,26 @@ export class TransformerLM implements TrainableModel {
     return lmLogits(e, h, this.norm, c.rmsNormEps, this.head); // (B, L, V)
   }
 
+  /** The final-norm hidden states (B, L, D) of embedded inputs h (B, L, D), differentiable (continuous inputs, task heads). */
+  hiddenForward(h: Tensor): Tensor {
+    const e = this.e,
+      c = this.config;
+    for (const ly of this.layers) {
+      h = op.add(e, h, this.attention(ly, op.rmsnorm(e, h, ly.inNorm, c.rmsNormEps)));
+      h = op.add(e, h, this.mlp(ly, op.rmsnorm(e, h, ly.postNorm, c.rmsNormEps)));
+    }
+    return op.rmsnorm(e, h, this.norm, c.rmsNormEps);
+  }
+
+  /**
+   * One embedded input (B, D) per stream: the final-norm hidden state (B, D), advancing `state`.
+   * With `window`, the KV cache is a ring of that many rows (a sliding window: constant memory and
+   * time per token; keys keep their absolute rotary positions, so only relative distances count).
+   */
+  hiddenStep(x: Float32Array, state: ModelState, window = Infinity): Float32Array {
+    return this.getRunner().stepVectors(x, state, window);
+  }
+
   /** Mean next-token cross-entropy (nats) of targets (B·L) given ids (B·L). */
   loss(ids: Int32Array, targets: Int32Array, B: number, L: number): Tensor {
     return lmLoss(this, ids, targets, B, L);

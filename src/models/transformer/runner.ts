@@ -95,6 +95,13 @@ export class TransformerRunner {
     return this.chunk(ids, 1, state, true) as Float32Array;
   }
 
+  /** One embedded input x (B, D) per stream; the final-norm hidden state (B, D). A finite `window` makes the cache a ring of that many rows. */
+  stepVectors(x: Float32Array, state: ModelState, window = Infinity): Float32Array {
+    if (x.length !== state.batch * this.m.config.dModel)
+      throw new Error(`stepVectors: ${x.length} values for a state of batch ${state.batch}`);
+    return this.chunk(x, 1, state, true, window) as Float32Array;
+  }
+
   prefill(ids: Int32Array, L: number, state: ModelState): Float32Array {
     const B = state.batch;
     if (ids.length !== B * L) throw new Error(`prefill: ${ids.length} ids for batch ${B} × ${L} tokens`);
@@ -119,17 +126,19 @@ export class TransformerRunner {
    * Run C new tokens per stream (ids (B·C), stream-major) through every layer at positions
    * position .. position+C-1, appending their keys and values; logits (B, V) of the last one.
    */
-  private chunk(ids: Int32Array, C: number, state: ModelState, wantLogits: boolean): Float32Array | null {
+  private chunk(ids: Int32Array | Float32Array, C: number, state: ModelState, wantLogits: boolean, window = Infinity): Float32Array | null {
     const c = this.m.config,
       k = this.e.k,
       B = state.batch,
       M = B * C;
     const { dModel: D, nHead: H, nKvHead: Hkv, headDim: hd, intermediateSize: F, vocabSize: V } = c;
     const pos0 = state.position,
-      n = pos0 + C;
-    if (this.capacity(state) < n) this.grow(state, Math.max(n, 2 * this.capacity(state)));
-    const ids32 = this.idsTensor(M);
-    ids32.ints().set(ids);
+      ring = Number.isFinite(window);
+    // a ring (one token at a time): the new row goes to slot pos0 mod window, and the query sees every filled row
+    if (ring && C !== 1) throw new Error('a sliding-window cache takes one token at a time');
+    const n = ring ? Math.min(pos0 + 1, window) : pos0 + C,
+      slot = ring ? pos0 % window : pos0;
+    if (this.capacity(state) < n) this.grow(state, ring ? window : Math.max(n, 2 * this.capacity(state)));
     const h = this.buf('h', M * D),
       u = this.buf('u', M * D),
       rstd = this.buf('rstd', M),
@@ -140,7 +149,11 @@ export class TransformerRunner {
     const attn = this.buf('attn', M * H * hd),
       gate = this.buf('gate', M * F),
       up = this.buf('up', M * F);
-    k.embeddingForward(h, this.m.embed, ids32, M, D);
+    if (ids instanceof Int32Array) {
+      const ids32 = this.idsTensor(M);
+      ids32.ints().set(ids);
+      k.embeddingForward(h, this.m.embed, ids32, M, D);
+    } else h.data().set(ids);
     this.m.layers.forEach((ly, i) => {
       k.rmsnormForward(u, rstd, h, ly.inNorm, M, D, c.rmsNormEps);
       this.linear(q, u, ly.q, ly.qBias, M); // (B·C, H·hd)
@@ -151,8 +164,8 @@ export class TransformerRunner {
       for (let b = 0; b < B; b++) {
         for (let g = 0; g < Hkv; g++) {
           const [kn, vn] = kvNames(i, b, g);
-          k.kvAppend(state.tensors.get(kn) as Tensor, kk, b * C, C, Hkv, hd, g, pos0);
-          k.kvAppend(state.tensors.get(vn) as Tensor, v, b * C, C, Hkv, hd, g, pos0);
+          k.kvAppend(state.tensors.get(kn) as Tensor, kk, b * C, C, Hkv, hd, g, slot);
+          k.kvAppend(state.tensors.get(vn) as Tensor, v, b * C, C, Hkv, hd, g, slot);
         }
         for (let hh = 0; hh < H; hh++) this.attend(attn, q, state, i, b, hh, C, n);
       }
@@ -165,7 +178,7 @@ export class TransformerRunner {
       this.linear(o, gate, ly.down, ly.downBias, M); // (B·C, D)
       k.add(h, h, o, M * D);
     });
-    state.position = n;
+    state.position = pos0 + C;
     if (!wantLogits) return null;
     // only the last position of each stream needs logits
     const last = this.buf('last', B * D),
@@ -175,6 +188,7 @@ export class TransformerRunner {
       lv = last.floats();
     for (let b = 0; b < B; b++) lv.set(hv.subarray((b * C + C - 1) * D, (b * C + C) * D), b * D);
     k.rmsnormForward(lu, rstd, last, this.m.norm, B, D, c.rmsNormEps);
+    if (!(ids instanceof Int32Array)) return Float32Array.from(lu.floats().subarray(0, B * D));
     this.linear(logits, lu, this.m.head, null, B);
     return Float32Array.from(logits.floats().subarray(0, B * V));
   }
