@@ -17,6 +17,7 @@ import { registerMerge } from './merge.js';
 import { registerDistill } from './distill.js';
 import { registerEvalLm } from './eval-lm.js';
 import { registerReportRefine } from './report-refine.js';
+import { registerReportGenomics } from './report-genome.js';
 
 /**
  * `frugal` command line. stdout carries only the product (generated text, JSON); progress, logs,
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerDistill(program);
   registerEvalLm(program); // adds `lm` to an `eval` command
   registerReportRefine(program); // adds `refine` to a `report` command
+  registerReportGenomics(program); // adds `genomics` to it
   return program;
 }
 

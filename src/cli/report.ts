@@ -15,7 +15,7 @@ const err = (s: string) => process.stderr.write(s + '\n');
 export const DEFAULT_BUDGET_MINUTES = 60;
 
 /** The report's progress on stderr: a bar over the whole plan when stderr is a terminal, else a line per phase. */
-function studyProgress(): { update: (label: string, fraction: number) => void; stop: () => void } {
+export function studyProgress(): { update: (label: string, fraction: number) => void; stop: () => void } {
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
       {

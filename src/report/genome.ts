@@ -1,0 +1,260 @@
+import { Engine } from '../ops/index.js';
+import { Rng } from '../io/rng.js';
+import { cpuModel, logicalCpus, wattsPerCore } from '../energy/index.js';
+import type { EnergyKind } from '../energy/index.js';
+import { cpuSample, otherCpuShare } from '../bench/speed/machine.js';
+import { ARCHS, buildPair } from '../tasks/recipes.js';
+import type { ModelShape, TaskArch } from '../tasks/recipes.js';
+import { trainScored } from '../train/scored.js';
+import type { ScoredRecipe } from '../train/scored.js';
+import type { ScoredBatch } from '../tasks/types.js';
+import { GENOME_VOCAB, exonBatch, lmBatch, mcc, motifBatch, strainBatch } from '../genome/tasks.js';
+import { exonScorer, exonTiles, lmScorer, motifScorer, strainScorer } from '../genome/score.js';
+import type { BatchScore, EvalRow } from './evaluate.js';
+import { evaluateModel } from './evaluate.js';
+import { loadGenomeData } from './genome-data.js';
+import type { DataInfo, GenomeData } from './genome-data.js';
+import type { TrainableModel } from '../models/types.js';
+
+/**
+ * `frugal report genomics`: nucleotide models on real genomes, Mamba beside a transformer of the
+ * same width, depth and parameter count, over several seeds. Four tasks: (a) strain
+ * classification against window length, (b) next-base bits per base against context length
+ * beside the order-k Markov baseline, (c) exon labelling on held-out HLA genes (per-base MCC),
+ * (d) the motif pair against distance. Training is on short windows; evaluation reads long ones
+ * through the inference paths, within a time budget shared by weight among the jobs (a length
+ * predicted to overrun is reported out of budget, with the reason).
+ */
+export const GENOME_TASKS = ['strain', 'lm', 'exon', 'motif'] as const;
+export type GenomeTask = (typeof GENOME_TASKS)[number];
+
+interface TaskPlan {
+  steps: number;
+  /** Training window (strain, lm, exon) or the largest training distance (motif). */
+  trainLength: number;
+  /** Evaluation lengths: window (strain), context (lm), tile (exon), distance (motif). */
+  lengths: number[];
+  /** [train, eval] shares of the time budget per model. */
+  weights: [number, number];
+}
+
+interface Plan {
+  shape: ModelShape;
+  seeds: number;
+  batch: number;
+  lr: number;
+  /** Tokens evaluated per length: Mamba, transformer (at least `least` sequences). */
+  evalTokens: [number, number];
+  least: [number, number];
+  lmScored: number;
+  tasks: Record<GenomeTask, TaskPlan>;
+}
+
+export const PLANS: Record<'full' | 'quick', Plan> = {
+  full: {
+    shape: { dModel: 64, layers: 2, dState: 16 },
+    seeds: 3,
+    batch: 8,
+    lr: 3e-3,
+    evalTokens: [2 ** 21, 2 ** 17],
+    least: [8, 2],
+    lmScored: 256,
+    tasks: {
+      strain: { steps: 600, trainLength: 1024, lengths: [1000, 4000, 16000, 64000, 100000, 256000], weights: [3, 2] },
+      lm: { steps: 600, trainLength: 1024, lengths: [1000, 4000, 16000, 64000, 256000], weights: [3, 1.5] },
+      exon: { steps: 600, trainLength: 1024, lengths: [2048], weights: [2, 0.5] },
+      motif: { steps: 800, trainLength: 256, lengths: [64, 256, 1024, 4096, 16384, 65536], weights: [3, 1] },
+    },
+  },
+  quick: {
+    shape: { dModel: 16, layers: 1, dState: 4 },
+    seeds: 1,
+    batch: 2,
+    lr: 1e-2,
+    evalTokens: [2 ** 12, 2 ** 11],
+    least: [2, 2],
+    lmScored: 16,
+    tasks: {
+      strain: { steps: 3, trainLength: 128, lengths: [256, 1024], weights: [1, 1] },
+      lm: { steps: 3, trainLength: 128, lengths: [64, 256], weights: [1, 1] },
+      exon: { steps: 3, trainLength: 128, lengths: [512], weights: [1, 1] },
+      motif: { steps: 3, trainLength: 32, lengths: [16, 64], weights: [1, 1] },
+    },
+  },
+};
+
+export interface GenomeEvalRow extends EvalRow {
+  /** lm: bits per definite base at this context length. */
+  bits_per_base?: number | null;
+  /** exon: Matthews correlation of the per-base labels. */
+  mcc?: number | null;
+}
+
+export interface GenomeRun {
+  task: GenomeTask;
+  arch: TaskArch;
+  seed: number;
+  params: number;
+  train: { steps: number; tokens: number; seconds: number; joules: number; energy_kind: EnergyKind; stopped_early: string | null };
+  eval: GenomeEvalRow[];
+}
+
+export interface GenomicsReport {
+  format: 'frugal-genomics/1';
+  machine: Record<string, unknown>;
+  run: {
+    command: string;
+    quick: boolean;
+    budget_minutes: number | null;
+    seeds: number[];
+    rc_equivariant: boolean;
+    seconds: number;
+    other_cpu_share: number;
+  };
+  data: DataInfo;
+  models: { shape: ModelShape; vocab: number; params: Record<TaskArch, number> };
+  runs: GenomeRun[];
+}
+
+export interface GenomicsOptions {
+  quick: boolean;
+  budgetMinutes: number;
+  threads: number;
+  seed: number;
+  /** Seeds per model (default: the plan's). */
+  seeds?: number;
+  root: string;
+  rc: boolean;
+  command: string;
+  progress?: (label: string, fraction: number) => void;
+  log?: (m: string) => void;
+}
+
+/** The training batch of step `step` of a task. */
+function batchOf(task: GenomeTask, d: GenomeData, rng: Rng, p: Plan, rc: boolean): ScoredBatch {
+  const L = p.tasks[task].trainLength;
+  if (task === 'strain') return strainBatch(rng, d.strains, p.batch, L, rc);
+  if (task === 'lm') return lmBatch(rng, d.strains[0], d.strains[0].train, p.batch, L);
+  if (task === 'exon') return exonBatch(rng, d.hla, d.hla.exon, d.hla.exonStarts, p.batch, L);
+  // distances from 2 motif lengths up to the training length, log-uniform
+  const lo = Math.log2(16),
+    hi = Math.log2(L);
+  return motifBatch(rng, d.background, p.batch, Math.round(2 ** (lo + rng.uniform() * (hi - lo))));
+}
+
+function scorerOf(task: GenomeTask, d: GenomeData, p: Plan, rc: boolean): (m: TrainableModel, r: Rng, B: number, L: number) => BatchScore {
+  if (task === 'strain') return strainScorer(d.strains, rc);
+  if (task === 'lm') return lmScorer(d.strains[0], p.lmScored);
+  if (task === 'exon') return exonScorer(d.hla, d.hla.exon);
+  return motifScorer(d.background, rc);
+}
+
+/** Sequences per evaluation length: a fixed number of tokens (all tiles for exons). */
+function evalCount(task: GenomeTask, arch: TaskArch, d: GenomeData, p: Plan): (L: number) => number {
+  if (task === 'exon') return (W) => exonTiles(d.hla.test, W).length;
+  const i = arch === 'mamba' ? 0 : 1;
+  return (L) => Math.max(p.least[i], Math.min(128, Math.floor(p.evalTokens[i] / L)));
+}
+
+/** The task's metric on an evaluated row: bits per base (lm), MCC (exon). */
+function withMetric(task: GenomeTask, r: EvalRow): GenomeEvalRow {
+  const s = r.sums;
+  if (task === 'lm') return { ...r, bits_per_base: s && s.bases > 0 ? s.bits / s.bases : null };
+  if (task === 'exon') return { ...r, mcc: s ? mcc(s.tp, s.fp, s.tn, s.fn) : null };
+  return r;
+}
+
+/** Run the study; the caller writes the files. */
+export function runGenomics(o: GenomicsOptions): GenomicsReport {
+  const log = o.log ?? (() => {}),
+    p = PLANS[o.quick ? 'quick' : 'full'];
+  const t0 = performance.now(),
+    c0 = cpuSample();
+  const end = o.quick ? undefined : t0 + o.budgetMinutes * 60e3;
+  const data = loadGenomeData(o.root, log);
+  const seeds = Array.from({ length: o.seeds ?? p.seeds }, (_, i) => o.seed + i);
+  const jobs = GENOME_TASKS.flatMap((task) => seeds.flatMap((seed) => ARCHS.map((arch) => ({ task, seed, arch }))));
+  let weightLeft = jobs.reduce((a, j) => a + p.tasks[j.task].weights[0] + p.tasks[j.task].weights[1], 0);
+  const total = weightLeft;
+  const deadline = (w: number) =>
+    end === undefined ? undefined : performance.now() + (Math.max(0, end - performance.now()) * w) / weightLeft;
+  const runs: GenomeRun[] = [],
+    params = { mamba: 0, transformer: 0 };
+  for (const j of jobs) {
+    const [wt, we] = p.tasks[j.task].weights,
+      name = `${j.task} ${j.arch} seed ${j.seed}`,
+      done = total - weightLeft;
+    const e = new Engine({ threads: o.threads });
+    try {
+      const model = buildPair(e, j.arch, p.shape, { vocabSize: GENOME_VOCAB, eos: null }, Rng.fromSeed(j.seed));
+      params[j.arch] = model.parameterCount;
+      const data0 = Rng.fromSeed(j.seed * 7919 + GENOME_TASKS.indexOf(j.task));
+      const recipe: ScoredRecipe = {
+        steps: p.tasks[j.task].steps,
+        batch: p.batch,
+        lr: p.lr,
+        warmup: Math.min(50, Math.ceil(p.tasks[j.task].steps / 10)),
+        minLr: p.lr / 100,
+        weightDecay: 0,
+        clip: 1,
+      };
+      const r = trainScored(model, recipe, () => batchOf(j.task, data, data0, p, o.rc), {
+        deadline: deadline(wt),
+        onStep: (s) => o.progress?.(`train ${name} ${s}/${recipe.steps}`, (done + (wt * s) / recipe.steps) / total),
+      });
+      if (r.stoppedEarly) log(`${name}: ${r.stoppedEarly}`);
+      weightLeft -= wt;
+      const ev = evaluateModel(model, {
+        run: scorerOf(j.task, data, p, o.rc),
+        method: null,
+        lengths: p.tasks[j.task].lengths,
+        n: evalCount(j.task, j.arch, data, p),
+        seed: j.seed + 1000,
+        deadline: deadline(we),
+        onProgress: (L, k, n) => o.progress?.(`eval ${name} at ${L} ${k}/${n}`, (done + wt) / total),
+      });
+      weightLeft -= we;
+      runs.push({
+        task: j.task,
+        arch: j.arch,
+        seed: j.seed,
+        params: model.parameterCount,
+        train: {
+          steps: r.steps,
+          tokens: r.tokens,
+          seconds: r.seconds,
+          joules: r.energy.joules,
+          energy_kind: r.energy.kind,
+          stopped_early: r.stoppedEarly,
+        },
+        eval: ev.map((row) => withMetric(j.task, row)),
+      });
+    } finally {
+      e.dispose();
+    }
+  }
+  return {
+    format: 'frugal-genomics/1',
+    machine: {
+      cpu: cpuModel(),
+      logical_cpus: logicalCpus(),
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+      threads: o.threads,
+      watts_per_core: wattsPerCore().watts,
+      watts_source: wattsPerCore().source,
+    },
+    run: {
+      command: o.command,
+      quick: o.quick,
+      budget_minutes: o.quick ? null : o.budgetMinutes,
+      seeds,
+      rc_equivariant: o.rc,
+      seconds: (performance.now() - t0) / 1000,
+      other_cpu_share: otherCpuShare(c0, cpuSample()),
+    },
+    data: data.info,
+    models: { shape: p.shape, vocab: GENOME_VOCAB, params },
+    runs,
+  };
+}
