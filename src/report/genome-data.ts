@@ -93,7 +93,6 @@ export function loadGenomeData(root: string, log: (m: string) => void): GenomeDa
       test_bases: r.test.to - r.test.from,
     });
   });
-  log(`genomes: ${strains.length} strains, ${(info.reduce((a, s) => a + s.bases, 0) / 1e6).toFixed(1)} Mbp`);
   const ecoli = strains[STRAINS.indexOf(ECOLI)];
   const fitTo = Math.floor((ecoli.train.to * 7) / 8);
   const markovFit = { from: 0, to: fitTo },
@@ -110,7 +109,11 @@ export function loadGenomeData(root: string, log: (m: string) => void): GenomeDa
   const cut = geneCut(n, genes);
   const split = splitRanges(n, cut);
   checkDisjoint([split.train], [split.test]);
-  log(`HLA ${HLA.accession}: ${(n / 1e6).toFixed(2)} Mbp, ${starts.length} exons; Markov order ${choice.k} chosen on validation`);
+  // logged once everything is read, so that a missing file is the only line on stderr
+  log(
+    `genomes: ${strains.length} strains, ${(info.reduce((a, s) => a + s.bases, 0) / 1e6).toFixed(1)} Mbp; ` +
+      `HLA ${HLA.accession}: ${(n / 1e6).toFixed(2)} Mbp, ${starts.length} exons; Markov order ${choice.k} chosen on validation`,
+  );
   return {
     strains,
     markovFit,
