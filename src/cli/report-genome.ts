@@ -87,7 +87,8 @@ export function registerReportGenomics(program: AnyCommand): void {
     .option('--seeds <n>', 'seeds per model (default: 3, or 1 with --quick)', intArg(1, 100))
     .option('--rc-equivariant', "average each window's answer with its reverse complement's (reverse-complement invariant answers)")
     .option('--genomes <root>', 'folder the genome packages are installed under', DEFAULT_GENOME_ROOT);
-  forceOption(seedOption(cmd, 'first seed of the models and of the evaluation data'), 'replace a report frugal wrote before in --out').action(
-    (o) => reportGenomics(o as GenomicsCliOptions),
-  );
+  forceOption(
+    seedOption(cmd, 'first seed of the models and of the evaluation data'),
+    'replace a report frugal wrote before in --out',
+  ).action((o) => reportGenomics(o as GenomicsCliOptions));
 }

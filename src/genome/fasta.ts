@@ -26,7 +26,8 @@ export function splitLines(text: string, source: string): string[] {
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
   return lines.map((l, i) => {
     const s = l.endsWith('\r') ? l.slice(0, -1) : l;
-    if (s.includes('\r')) throw inputError(`${source}:${i + 1}: a carriage return inside a line; convert the file to LF or CRLF line endings`);
+    if (s.includes('\r'))
+      throw inputError(`${source}:${i + 1}: a carriage return inside a line; convert the file to LF or CRLF line endings`);
     return s;
   });
 }

@@ -38,7 +38,10 @@ export function parseLocation(loc: string, where: string): { spans: [number, num
   if (depth !== 0) throw inputError(`${where}: location ${loc} is cut short (unbalanced parentheses); the feature table is truncated`);
   const spans: [number, number][] = [];
   // a span in another entry (ACC.1:10..20) is not on this sequence: skipped
-  for (const part of loc.replace(/(complement|join|order)\(/g, '').replace(/\)/g, '').split(',')) {
+  for (const part of loc
+    .replace(/(complement|join|order)\(/g, '')
+    .replace(/\)/g, '')
+    .split(',')) {
     if (part.includes(':') || part.trim() === '') continue;
     const m = /^[<>]?(\d+)(?:(?:\.\.|\^)[<>]?(\d+))?$/.exec(part.trim());
     if (!m) throw inputError(`${where}: cannot read location part '${part.trim()}' of ${loc}`);
@@ -64,7 +67,8 @@ function finishFeature(p: Pending, source: string): GenbankFeature {
     if (!m) throw inputError(`${where}: cannot read qualifier ${q.slice(0, 40)}`);
     let v = m[2] ?? '';
     if (v.startsWith('"')) {
-      if (v.length < 2 || !v.endsWith('"')) throw inputError(`${where}: qualifier /${m[1]} has an unclosed quote; the feature table is truncated`);
+      if (v.length < 2 || !v.endsWith('"'))
+        throw inputError(`${where}: qualifier /${m[1]} has an unclosed quote; the feature table is truncated`);
       v = v.slice(1, -1);
     }
     qualifiers[m[1]] = v;
@@ -112,12 +116,15 @@ function readRecord(lines: string[], start: number, source: string): { record: G
       if (section !== 'origin') throw inputError(`${source}:${n}: record ${locus} ends before its ORIGIN sequence; the file is truncated`);
       const sequence = seq.join('');
       if (sequence.length !== length)
-        throw inputError(`${source}:${start + 1}: record ${locus} declares ${length} bp but holds ${sequence.length}; the file is truncated`);
+        throw inputError(
+          `${source}:${start + 1}: record ${locus} declares ${length} bp but holds ${sequence.length}; the file is truncated`,
+        );
       return { record: { locus, length, features, sequence, line: start + 1 }, next: i + 1 };
     }
     if (section === 'origin') {
       const s = l.replace(/[\s\d]/g, '').toUpperCase();
-      if (!/^[ACGTUNRYSWKMBDHV]*$/.test(s)) throw inputError(`${source}:${n}: '${s.replace(/[ACGTUNRYSWKMBDHV]/g, '')[0]}' is not a nucleotide code`);
+      if (!/^[ACGTUNRYSWKMBDHV]*$/.test(s))
+        throw inputError(`${source}:${n}: '${s.replace(/[ACGTUNRYSWKMBDHV]/g, '')[0]}' is not a nucleotide code`);
       seq.push(s);
     } else if (l.startsWith('ORIGIN')) {
       flush();

@@ -95,8 +95,10 @@ export function packageVersions(root: string): Record<string, string> {
       out[p] = `not used (genomes read from ${root})`;
       continue;
     }
-    const r = spawnSync('dpkg-query', ['-W', '-f', '${Version}', p], { encoding: 'utf8' });
-    out[p] = r.status === 0 && r.stdout.trim() !== '' ? r.stdout.trim() : 'unknown (dpkg-query found no version)';
+    // `dpkg-query -W NAME` prints "NAME<tab>VERSION"
+    const r = spawnSync('dpkg-query', ['-W', p], { encoding: 'utf8' }),
+      v = r.status === 0 ? (r.stdout.trim().split('\t')[1] ?? '') : '';
+    out[p] = v !== '' ? v : 'unknown (dpkg-query found no version)';
   }
   return out;
 }

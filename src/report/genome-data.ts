@@ -27,7 +27,16 @@ export interface GenomeData {
 export interface DataInfo {
   packages: Record<string, string>;
   genome_root: string;
-  strains: { label: number; species: string; strain: string; file: string; bases: number; other_codes: number; train_bases: number; test_bases: number }[];
+  strains: {
+    label: number;
+    species: string;
+    strain: string;
+    file: string;
+    bases: number;
+    other_codes: number;
+    train_bases: number;
+    test_bases: number;
+  }[];
   hla: {
     accession: string;
     file: string;

@@ -115,7 +115,10 @@ export function genomicsTargets(rep: GenomicsReport, rows = summarize(rep)): { t
     {
       target: 'Time and joules per 100k-base window, each architecture',
       measured: cost
-        .map((c) => `${c.arch}: ${c.seconds === null ? c.note : `${fmt.sec(c.seconds)} s, ${fmt.joules(c.joules as number)} J (${energyKind(rep)})`}`)
+        .map(
+          (c) =>
+            `${c.arch}: ${c.seconds === null ? c.note : `${fmt.sec(c.seconds)} s, ${fmt.joules(c.joules as number)} J (${energyKind(rep)})`}`,
+        )
         .join('; '),
       met: cost.every((c) => c.seconds !== null) ? true : cost.some((c) => c.seconds !== null) ? false : null,
     },
@@ -127,9 +130,7 @@ const byArch = (rows: SummaryRow[], task: GenomeTask, y: (r: SummaryRow) => numb
     arch,
     label: arch,
     line: true,
-    points: rows
-      .filter((r) => r.task === task && r.arch === arch && y(r) !== null)
-      .map((r) => ({ x: r.length, y: y(r) as number })),
+    points: rows.filter((r) => r.task === task && r.arch === arch && y(r) !== null).map((r) => ({ x: r.length, y: y(r) as number })),
   }));
 
 function skippedNote(rows: SummaryRow[], task: GenomeTask): string | undefined {
@@ -244,7 +245,9 @@ export function genomicsMarkdown(rep: GenomicsReport, charts: { file: string; ca
       ? "**Energy is measured** by the machine's energy counters."
       : `**Energy is estimated**: no energy counter was readable, so joules are this process's CPU time × ${String(m.watts_per_core)} W per core (${String(m.watts_source)}).`,
     '',
-    `Genomes from Debian packages (${Object.entries(d.packages).map(([p, v]) => `${p} ${v}`).join(', ')}): ${d.strains.length} strains ` +
+    `Genomes from Debian packages (${Object.entries(d.packages)
+      .map(([p, v]) => `${p} ${v}`)
+      .join(', ')}): ${d.strains.length} strains ` +
       `(${d.strains.map((s) => `${s.species} ${s.strain}`).join(', ')}) and ${d.hla.accession}, the human HLA class I region ` +
       `(${fmt.int(d.hla.bases)} bases, ${d.hla.exons} exons). The last 20% of each genome is the test set; the HLA genes from base ${fmt.int(d.hla.test_from)} on ` +
       `(${d.hla.genes_test} genes) are held out whole (${d.hla.genes_train} genes train).`,
@@ -263,7 +266,12 @@ export function genomicsMarkdown(rep: GenomicsReport, charts: { file: string; ca
     '',
     table(
       ['arch', 'seconds per window', `joules per window (${kind})`, 'note'],
-      per100k(rep, rows).map((c) => [c.arch, c.seconds === null ? '—' : fmt.sec(c.seconds), c.joules === null ? '—' : fmt.joules(c.joules), c.note]),
+      per100k(rep, rows).map((c) => [
+        c.arch,
+        c.seconds === null ? '—' : fmt.sec(c.seconds),
+        c.joules === null ? '—' : fmt.joules(c.joules),
+        c.note,
+      ]),
     ),
     '',
     '## (a) Strain classification',

@@ -9,7 +9,7 @@ import { trainScored } from '../train/scored.js';
 import type { ScoredRecipe } from '../train/scored.js';
 import type { ScoredBatch } from '../tasks/types.js';
 import { GENOME_VOCAB, exonBatch, lmBatch, mcc, motifBatch, strainBatch } from '../genome/tasks.js';
-import { exonScorer, exonTiles, lmScorer, motifScorer, strainScorer } from '../genome/score.js';
+import { exonScorer, exonTiles, lmScorer, motifScorer, strainScorer } from './genome-score.js';
 import type { BatchScore, EvalRow } from './evaluate.js';
 import { evaluateModel } from './evaluate.js';
 import { loadGenomeData } from './genome-data.js';

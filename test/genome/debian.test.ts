@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_GENOME_ROOT, ECOLI, loadHla, loadStrain } from '../../src/genome/sources.js';
+import { DEFAULT_GENOME_ROOT, ECOLI, loadHla, loadStrain, packageVersions } from '../../src/genome/sources.js';
 
 /**
  * The real genomes, as the Debian packages install them (.ci/run installs ragout-examples and
@@ -22,5 +22,11 @@ describe('genomes from the Debian packages', () => {
     // the first annotated exon, as the file writes it
     expect(exons[0].location).toBe('56..221');
     expect(exons[0].spans).toEqual([[56, 221]]);
+  });
+
+  it('names the installed package versions the report records', () => {
+    const v = packageVersions(DEFAULT_GENOME_ROOT);
+    expect(v['ragout-examples']).toMatch(/^\d[\w.+~-]*$/);
+    expect(v['emboss-test']).toMatch(/^\d[\w.+~-]*$/);
   });
 });

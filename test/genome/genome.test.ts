@@ -21,7 +21,7 @@ import {
   motifSequence,
   strainBatch,
 } from '../../src/genome/tasks.js';
-import { classify } from '../../src/genome/score.js';
+import { classify } from '../../src/report/genome-score.js';
 import { geneCut, loadGenomeData } from '../../src/report/genome-data.js';
 import { writeToyGenomes } from '../helpers/genomes.js';
 

@@ -73,9 +73,13 @@ describe('readGenbank', () => {
   });
 
   it('a truncated feature table, a cut location and an unclosed quote are errors with the line', () => {
-    expect(inputErrorOf(() => readGenbank(text('truncated.gb'), 't.gb')).message).toMatch(/^t\.gb:16: record TINY1 .* no closing '\/\/'; the file is truncated/);
+    expect(inputErrorOf(() => readGenbank(text('truncated.gb'), 't.gb')).message).toMatch(
+      /^t\.gb:16: record TINY1 .* no closing '\/\/'; the file is truncated/,
+    );
     expect(inputErrorOf(() => readGenbank(text('truncated-location.gb'), 'l.gb')).message).toMatch(/^l\.gb:15: location .* cut short/);
-    expect(inputErrorOf(() => readGenbank(text('unclosed-quote.gb'), 'q.gb')).message).toMatch(/^q\.gb:3: qualifier \/note has an unclosed quote/);
+    expect(inputErrorOf(() => readGenbank(text('unclosed-quote.gb'), 'q.gb')).message).toMatch(
+      /^q\.gb:3: qualifier \/note has an unclosed quote/,
+    );
   });
 
   it('a record shorter than its LOCUS length is truncated', () => {

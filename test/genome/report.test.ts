@@ -19,7 +19,12 @@ let root = '',
 let rep: {
   format: string;
   run: { quick: boolean; seeds: number[]; command: string };
-  data: { packages: Record<string, string>; strains: unknown[]; hla: { bases: number; exons: number }; markov: { k: number; test_bits_per_base: number } };
+  data: {
+    packages: Record<string, string>;
+    strains: unknown[];
+    hla: { bases: number; exons: number };
+    markov: { k: number; test_bits_per_base: number };
+  };
   models: { params: Record<string, number> };
   runs: { task: string; arch: string; seed: number; params: number; train: { steps: number }; eval: Record<string, unknown>[] }[];
   summary: { task: string; arch: string; length: number; mean: number | null }[];

@@ -42,7 +42,11 @@ export function writeToyGenomes(root: string, bases = 6000, hlaBases = 20000, se
   const seq = random(hlaBases, 0.45).toLowerCase();
   const origin: string[] = [];
   for (let i = 0; i < seq.length; i += 60) {
-    const chunk = seq.slice(i, i + 60).match(/.{1,10}/g)?.join(' ') ?? '';
+    const chunk =
+      seq
+        .slice(i, i + 60)
+        .match(/.{1,10}/g)
+        ?.join(' ') ?? '';
     origin.push(`${String(i + 1).padStart(9)} ${chunk}`);
   }
   const other = ['LOCUS       OTHER                     10 bp    DNA     linear   PRI 01-JAN-2000', 'ORIGIN', '        1 acgtacgtac', '//'];

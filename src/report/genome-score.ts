@@ -1,13 +1,13 @@
 import type { Rng } from '../io/rng.js';
 import type { TrainableModel } from '../models/types.js';
-import type { BatchScore } from '../report/evaluate.js';
-import { disposeState, prefillChunked } from '../report/evaluate.js';
-import type { MarkovModel } from './markov.js';
-import { DEFINITE, reverseComplement } from './nucleotides.js';
-import type { Range } from './split.js';
-import { windowStart } from './split.js';
-import { EXON_DELAY, LABEL0, motifLength, motifSequence } from './tasks.js';
-import type { Sequence } from './tasks.js';
+import type { BatchScore } from './evaluate.js';
+import { disposeState, prefillChunked } from './evaluate.js';
+import type { MarkovModel } from '../genome/markov.js';
+import { DEFINITE, reverseComplement } from '../genome/nucleotides.js';
+import type { Range } from '../genome/split.js';
+import { windowStart } from '../genome/split.js';
+import { EXON_DELAY, LABEL0, motifLength, motifSequence } from '../genome/tasks.js';
+import type { Sequence } from '../genome/tasks.js';
 
 /**
  * Scoring the genome tasks on held-out bases through the inference paths: a window is prefilled
