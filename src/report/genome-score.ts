@@ -151,34 +151,41 @@ export function exonTiles(r: Range, W: number): number[] {
   return starts;
 }
 
+/** Tiles a forward pass takes at once (bounds its activations). */
+const EXON_BATCH = 8;
+
 /**
- * (c) Exon labelling over the held-out genes in tiles of W = `length` bases, tile after tile (B
- * tiles per call; each length keeps its own place, so a warm-up at another length takes none).
- * Sums: a confusion table.
+ * (c) Exon labelling over the held-out genes: `count` tiles of W = `length` bases spread evenly
+ * over the test part (all of them when count ≥ their number), taken in order, B per call (each
+ * length keeps its own place, so a warm-up at another length takes none). Sums: a confusion table.
  */
-export function exonScorer(g: Sequence, exon: Uint8Array) {
+export function exonScorer(g: Sequence, exon: Uint8Array, count: (W: number) => number) {
   const place = new Map<number, number>();
   return (model: TrainableModel, _rng: Rng, B: number, W: number): BatchScore => {
     const V = model.config.vocabSize,
-      e = model.e,
-      tiles = exonTiles(g.test, W);
+      all = exonTiles(g.test, W),
+      n = Math.min(all.length, count(W));
     const c = { tp: 0, fp: 0, tn: 0, fn: 0 };
-    for (let b = 0; b < B; b++) {
-      const k = place.get(W) ?? 0;
-      place.set(W, k + 1);
-      const s = tiles[k % tiles.length],
-        ids = Int32Array.from(g.ids.subarray(s, s + W));
-      const logits = e.scope(() => model.forward(ids, 1, W).floats().slice());
-      for (let t = EXON_DELAY; t < W; t++) {
-        const said = logits[t * V + LABEL0 + 1] > logits[t * V + LABEL0] ? 1 : 0,
-          truth = exon[s + t - EXON_DELAY];
-        if (said && truth) c.tp++;
-        else if (said) c.fp++;
-        else if (truth) c.fn++;
-        else c.tn++;
-      }
+    const k0 = place.get(W) ?? 0;
+    place.set(W, k0 + B);
+    const starts = Array.from({ length: B }, (_, b) => all[Math.floor((((k0 + b) % n) * all.length) / n)]);
+    for (let b0 = 0; b0 < B; b0 += EXON_BATCH) {
+      const part = starts.slice(b0, b0 + EXON_BATCH),
+        ids = new Int32Array(part.length * W);
+      part.forEach((s, j) => ids.set(g.ids.subarray(s, s + W), j * W));
+      const logits = model.e.scope(() => model.forward(ids, part.length, W).floats().slice());
+      part.forEach((s, j) => {
+        for (let t = EXON_DELAY; t < W; t++) {
+          const o = (j * W + t) * V,
+            said = logits[o + LABEL0 + 1] > logits[o + LABEL0] ? 1 : 0,
+            truth = exon[s + t - EXON_DELAY];
+          if (said && truth) c.tp++;
+          else if (said) c.fp++;
+          else if (truth) c.fn++;
+          else c.tn++;
+        }
+      });
     }
-    const trials = B * (W - EXON_DELAY);
-    return { correct: c.tp + c.tn, trials, tokens: B * W, extra: c };
+    return { correct: c.tp + c.tn, trials: B * (W - EXON_DELAY), tokens: B * W, extra: c };
   };
 }

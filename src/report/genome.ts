@@ -47,6 +47,8 @@ interface Plan {
   evalTokens: [number, number];
   least: [number, number];
   lmScored: number;
+  /** Held-out HLA bases the exon labelling scores (tiles spread over the held-out genes). */
+  exonBases: number;
   tasks: Record<GenomeTask, TaskPlan>;
 }
 
@@ -59,6 +61,7 @@ export const PLANS: Record<'full' | 'quick', Plan> = {
     evalTokens: [2 ** 21, 2 ** 17],
     least: [8, 2],
     lmScored: 256,
+    exonBases: 2 ** 18,
     tasks: {
       strain: { steps: 600, trainLength: 1024, lengths: [1000, 4000, 16000, 64000, 100000, 256000], weights: [3, 2] },
       lm: { steps: 600, trainLength: 1024, lengths: [1000, 4000, 16000, 64000, 256000], weights: [3, 1.5] },
@@ -74,6 +77,7 @@ export const PLANS: Record<'full' | 'quick', Plan> = {
     evalTokens: [2 ** 12, 2 ** 11],
     least: [2, 2],
     lmScored: 16,
+    exonBases: 2 ** 13,
     tasks: {
       strain: { steps: 3, trainLength: 128, lengths: [256, 1024], weights: [1, 1] },
       lm: { steps: 3, trainLength: 128, lengths: [64, 256], weights: [1, 1] },
@@ -145,13 +149,13 @@ function batchOf(task: GenomeTask, d: GenomeData, rng: Rng, p: Plan, rc: boolean
 function scorerOf(task: GenomeTask, d: GenomeData, p: Plan, rc: boolean): (m: TrainableModel, r: Rng, B: number, L: number) => BatchScore {
   if (task === 'strain') return strainScorer(d.strains, rc);
   if (task === 'lm') return lmScorer(d.strains[0], p.lmScored);
-  if (task === 'exon') return exonScorer(d.hla, d.hla.exon);
+  if (task === 'exon') return exonScorer(d.hla, d.hla.exon, (W) => Math.floor(p.exonBases / W));
   return motifScorer(d.background, rc);
 }
 
 /** Sequences per evaluation length: a fixed number of tokens (all tiles for exons). */
 function evalCount(task: GenomeTask, arch: TaskArch, d: GenomeData, p: Plan): (L: number) => number {
-  if (task === 'exon') return (W) => exonTiles(d.hla.test, W).length;
+  if (task === 'exon') return (W) => Math.min(exonTiles(d.hla.test, W).length, Math.floor(p.exonBases / W));
   const i = arch === 'mamba' ? 0 : 1;
   return (L) => Math.max(p.least[i], Math.min(128, Math.floor(p.evalTokens[i] / L)));
 }
