@@ -1,7 +1,5 @@
 import { Engine } from '../ops/index.js';
 import { Rng } from '../io/rng.js';
-import { cpuModel, logicalCpus, wattsPerCore } from '../energy/index.js';
-import type { EnergyKind } from '../energy/index.js';
 import { cpuSample, otherCpuShare } from '../bench/speed/machine.js';
 import { ARCHS, buildPair } from '../tasks/recipes.js';
 import type { ModelShape, TaskArch } from '../tasks/recipes.js';
@@ -12,6 +10,9 @@ import { GENOME_VOCAB, exonBatch, lmBatch, mcc, motifBatch, strainBatch } from '
 import { exonScorer, exonTiles, lmScorer, motifScorer, strainScorer } from './genome-score.js';
 import type { BatchScore, EvalRow } from './evaluate.js';
 import { evaluateModel } from './evaluate.js';
+import { machineInfo } from './synthetic.js';
+import { trainRecord } from '../tasks/repro.js';
+import type { TaskFile } from '../tasks/repro.js';
 import { loadGenomeData } from './genome-data.js';
 import type { DataInfo, GenomeData } from './genome-data.js';
 import type { TrainableModel } from '../models/types.js';
@@ -99,7 +100,7 @@ export interface GenomeRun {
   arch: TaskArch;
   seed: number;
   params: number;
-  train: { steps: number; tokens: number; seconds: number; joules: number; energy_kind: EnergyKind; stopped_early: string | null };
+  train: TaskFile['train'];
   eval: GenomeEvalRow[];
 }
 
@@ -223,14 +224,7 @@ export function runGenomics(o: GenomicsOptions): GenomicsReport {
         arch: j.arch,
         seed: j.seed,
         params: model.parameterCount,
-        train: {
-          steps: r.steps,
-          tokens: r.tokens,
-          seconds: r.seconds,
-          joules: r.energy.joules,
-          energy_kind: r.energy.kind,
-          stopped_early: r.stoppedEarly,
-        },
+        train: trainRecord(r),
         eval: ev.map((row) => withMetric(j.task, row)),
       });
     } finally {
@@ -239,15 +233,7 @@ export function runGenomics(o: GenomicsOptions): GenomicsReport {
   }
   return {
     format: 'frugal-genomics/1',
-    machine: {
-      cpu: cpuModel(),
-      logical_cpus: logicalCpus(),
-      node: process.version,
-      platform: `${process.platform}-${process.arch}`,
-      threads: o.threads,
-      watts_per_core: wattsPerCore().watts,
-      watts_source: wattsPerCore().source,
-    },
+    machine: machineInfo(o.threads),
     run: {
       command: o.command,
       quick: o.quick,

@@ -177,15 +177,7 @@ export function runStudy(o: StudyOptions): SyntheticReport {
   });
   const seconds = (performance.now() - t0) / 1000;
   return {
-    machine: {
-      cpu: cpuModel(),
-      logical_cpus: logicalCpus(),
-      node: process.version,
-      platform: `${process.platform}-${process.arch}`,
-      threads: o.threads,
-      watts_per_core: wattsPerCore().watts,
-      watts_source: wattsPerCore().source,
-    },
+    machine: machineInfo(o.threads),
     run: {
       command: o.command,
       quick: o.quick,
@@ -196,6 +188,19 @@ export function runStudy(o: StudyOptions): SyntheticReport {
     },
     tasks: rows,
     headline: headline(rows),
+  };
+}
+
+/** The machine a report ran on: CPU, threads, Node, and the watts per core behind estimated energy. */
+export function machineInfo(threads: number): Record<string, unknown> {
+  return {
+    cpu: cpuModel(),
+    logical_cpus: logicalCpus(),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    threads,
+    watts_per_core: wattsPerCore().watts,
+    watts_source: wattsPerCore().source,
   };
 }
 
