@@ -6,7 +6,7 @@ import type { ModelShape, TaskArch } from '../tasks/recipes.js';
 import { trainScored } from '../train/scored.js';
 import type { ScoredRecipe } from '../train/scored.js';
 import type { ScoredBatch } from '../tasks/types.js';
-import { GENOME_VOCAB, exonBatch, lmBatch, mcc, motifBatch, strainBatch } from '../genome/tasks.js';
+import { GENOME_VOCAB, MOTIF_LEN, exonBatch, lmBatch, mcc, motifBatch, strainBatch } from '../genome/tasks.js';
 import { exonScorer, exonTiles, lmScorer, motifScorer, strainScorer } from './genome-score.js';
 import type { BatchScore, EvalRow } from './evaluate.js';
 import { evaluateModel } from './evaluate.js';
@@ -141,8 +141,8 @@ function batchOf(task: GenomeTask, d: GenomeData, rng: Rng, p: Plan, rc: boolean
   if (task === 'strain') return strainBatch(rng, d.strains, p.batch, L, rc);
   if (task === 'lm') return lmBatch(rng, d.strains[0], d.strains[0].train, p.batch, L);
   if (task === 'exon') return exonBatch(rng, d.hla, d.hla.exon, d.hla.exonStarts, p.batch, L);
-  // distances from 2 motif lengths up to the training length, log-uniform
-  const lo = Math.log2(16),
+  // distances from twice the motif length up to the training length, log-uniform
+  const lo = Math.log2(2 * MOTIF_LEN),
     hi = Math.log2(L);
   return motifBatch(rng, d.background, p.batch, Math.round(2 ** (lo + rng.uniform() * (hi - lo))));
 }
