@@ -227,13 +227,11 @@ function taskTable(rows: SummaryRow[], task: GenomeTask): string {
   );
 }
 
-/** The whole genomics.md. */
-export function genomicsMarkdown(rep: GenomicsReport, charts: { file: string; caption: string }[]): string {
-  const rows = summarize(rep),
-    m = rep.machine,
+/** The opening paragraphs: the run, the energy's kind, the data and the models. */
+function intro(rep: GenomicsReport, kind: string): string[] {
+  const m = rep.machine,
     run = rep.run,
     d = rep.data;
-  const kind = energyKind(rep);
   return [
     '# Genomes: Mamba and a transformer on real DNA',
     '',
@@ -255,6 +253,16 @@ export function genomicsMarkdown(rep: GenomicsReport, charts: { file: string; ca
     `Models: Mamba d_model ${rep.models.shape.dModel}, ${rep.models.shape.layers} layers, d_state ${rep.models.shape.dState} (${fmt.int(rep.models.params.mamba)} parameters) ` +
       `and a Llama-layout transformer of the same width and depth (${fmt.int(rep.models.params.transformer)} parameters), vocabulary ${rep.models.vocab} (A C G T N and answer ids).`,
     '',
+  ];
+}
+
+/** The whole genomics.md. */
+export function genomicsMarkdown(rep: GenomicsReport, charts: { file: string; caption: string }[]): string {
+  const rows = summarize(rep),
+    d = rep.data,
+    kind = energyKind(rep);
+  return [
+    ...intro(rep, kind),
     '## Targets',
     '',
     table(

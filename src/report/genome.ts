@@ -177,6 +177,62 @@ function withMetric(task: GenomeTask, r: EvalRow): GenomeEvalRow {
   return r;
 }
 
+interface JobHooks {
+  trainDeadline: () => number | undefined;
+  evalDeadline: () => number | undefined;
+  /** Training is over (the evaluation's deadline is reckoned after it). */
+  trained: () => void;
+  onStep: (step: number, steps: number) => void;
+  onEval: (length: number, done: number, n: number) => void;
+}
+
+/** One model of the study: a fresh model of `arch`, trained on the task, then evaluated at every length. */
+function runJob(
+  j: { task: GenomeTask; arch: TaskArch; seed: number },
+  data: GenomeData,
+  p: Plan,
+  o: GenomicsOptions,
+  h: JobHooks,
+): GenomeRun {
+  const e = new Engine({ threads: o.threads });
+  try {
+    const model = buildPair(e, j.arch, p.shape, { vocabSize: GENOME_VOCAB, eos: null }, Rng.fromSeed(j.seed));
+    const batches = Rng.fromSeed(j.seed * 7919 + GENOME_TASKS.indexOf(j.task));
+    const steps = p.tasks[j.task].steps;
+    const recipe: ScoredRecipe = {
+      steps,
+      batch: p.batch,
+      lr: p.lr,
+      warmup: Math.min(50, Math.ceil(steps / 10)),
+      minLr: p.lr / 100,
+      weightDecay: 0,
+      clip: 1,
+    };
+    const r = trainScored(model, recipe, () => batchOf(j.task, data, batches, p, o.rc), {
+      deadline: h.trainDeadline(),
+      onStep: (s) => h.onStep(s, steps),
+    });
+    h.trained();
+    const ev = evaluateModel(model, {
+      run: scorerOf(j.task, data, p, o.rc),
+      method: null,
+      lengths: p.tasks[j.task].lengths,
+      n: evalCount(j.task, j.arch, data, p),
+      seed: j.seed + 1000,
+      deadline: h.evalDeadline(),
+      onProgress: h.onEval,
+    });
+    return {
+      ...j,
+      params: model.parameterCount,
+      train: trainRecord(r),
+      eval: ev.map((row) => withMetric(j.task, row)),
+    };
+  } finally {
+    e.dispose();
+  }
+}
+
 /** Run the study; the caller writes the files. */
 export function runGenomics(o: GenomicsOptions): GenomicsReport {
   const log = o.log ?? (() => {}),
@@ -186,7 +242,7 @@ export function runGenomics(o: GenomicsOptions): GenomicsReport {
   const end = o.quick ? undefined : t0 + o.budgetMinutes * 60e3;
   const data = loadGenomeData(o.root, log);
   const seeds = Array.from({ length: o.seeds ?? p.seeds }, (_, i) => o.seed + i);
-  const jobs = GENOME_TASKS.flatMap((task) => seeds.flatMap((seed) => ARCHS.map((arch) => ({ task, seed, arch }))));
+  const jobs = GENOME_TASKS.flatMap((task) => seeds.flatMap((seed) => ARCHS.map((arch) => ({ task, arch, seed }))));
   let weightLeft = jobs.reduce((a, j) => a + p.tasks[j.task].weights[0] + p.tasks[j.task].weights[1], 0);
   const total = weightLeft;
   const deadline = (w: number) =>
@@ -197,47 +253,19 @@ export function runGenomics(o: GenomicsOptions): GenomicsReport {
     const [wt, we] = p.tasks[j.task].weights,
       name = `${j.task} ${j.arch} seed ${j.seed}`,
       done = total - weightLeft;
-    const e = new Engine({ threads: o.threads });
-    try {
-      const model = buildPair(e, j.arch, p.shape, { vocabSize: GENOME_VOCAB, eos: null }, Rng.fromSeed(j.seed));
-      params[j.arch] = model.parameterCount;
-      const data0 = Rng.fromSeed(j.seed * 7919 + GENOME_TASKS.indexOf(j.task));
-      const recipe: ScoredRecipe = {
-        steps: p.tasks[j.task].steps,
-        batch: p.batch,
-        lr: p.lr,
-        warmup: Math.min(50, Math.ceil(p.tasks[j.task].steps / 10)),
-        minLr: p.lr / 100,
-        weightDecay: 0,
-        clip: 1,
-      };
-      const r = trainScored(model, recipe, () => batchOf(j.task, data, data0, p, o.rc), {
-        deadline: deadline(wt),
-        onStep: (s) => o.progress?.(`train ${name} ${s}/${recipe.steps}`, (done + (wt * s) / recipe.steps) / total),
-      });
-      if (r.stoppedEarly) log(`${name}: ${r.stoppedEarly}`);
-      weightLeft -= wt;
-      const ev = evaluateModel(model, {
-        run: scorerOf(j.task, data, p, o.rc),
-        method: null,
-        lengths: p.tasks[j.task].lengths,
-        n: evalCount(j.task, j.arch, data, p),
-        seed: j.seed + 1000,
-        deadline: deadline(we),
-        onProgress: (L, k, n) => o.progress?.(`eval ${name} at ${L} ${k}/${n}`, (done + wt) / total),
-      });
-      weightLeft -= we;
-      runs.push({
-        task: j.task,
-        arch: j.arch,
-        seed: j.seed,
-        params: model.parameterCount,
-        train: trainRecord(r),
-        eval: ev.map((row) => withMetric(j.task, row)),
-      });
-    } finally {
-      e.dispose();
-    }
+    const r = runJob(j, data, p, o, {
+      trainDeadline: () => deadline(wt),
+      evalDeadline: () => deadline(we),
+      trained: () => {
+        weightLeft -= wt;
+      },
+      onStep: (s, steps) => o.progress?.(`train ${name} ${s}/${steps}`, (done + (wt * s) / steps) / total),
+      onEval: (L, k, n) => o.progress?.(`eval ${name} at ${L} ${k}/${n}`, (done + wt) / total),
+    });
+    weightLeft -= we;
+    if (r.train.stopped_early) log(`${name}: ${r.train.stopped_early}`);
+    params[j.arch] = r.params;
+    runs.push(r);
   }
   return {
     format: 'frugal-genomics/1',
