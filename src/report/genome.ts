@@ -56,10 +56,11 @@ interface Plan {
 /**
  * The full study and --quick. Why the full plan's sizes: Mamba (d_model 64, 2 layers) reads about
  * 40k–95k bases per second through chunked prefill on this 2-core machine (two 256,000-base windows
- * took 12.2 s at nice 19 beside other work), so 2^19 bases per evaluated length cost Mamba 6–13 s and
- * its three long-window tasks about 3.5 minutes per seed; the weights give each job about that share
- * of the default 60 minutes, and the transformer's lengths that cannot finish in theirs are reported
- * out of budget (the time they leave passes to the next jobs).
+ * took 12.2 s at nice 19 beside other work, and far less when other work takes the cores), so 2^18
+ * bases per evaluated length (at least 2 windows: 512,000 bases at 256,000) cost Mamba about 2
+ * million bases per long-window task and seed; the weights give strain classification, whose six
+ * lengths cost most, the largest evaluation share, and the transformer's lengths that cannot finish
+ * in theirs are reported out of budget (the time they leave passes to the next jobs).
  */
 export const PLANS: Record<'full' | 'quick', Plan> = {
   full: {
@@ -67,13 +68,13 @@ export const PLANS: Record<'full' | 'quick', Plan> = {
     seeds: 3,
     batch: 8,
     lr: 3e-3,
-    evalTokens: [2 ** 19, 2 ** 17],
-    least: [4, 2],
+    evalTokens: [2 ** 18, 2 ** 17],
+    least: [2, 2],
     lmScored: 256,
     exonBases: 2 ** 18,
     tasks: {
-      strain: { steps: 600, trainLength: 1024, lengths: [1000, 4000, 16000, 64000, 100000, 256000], weights: [3, 2.5] },
-      lm: { steps: 600, trainLength: 1024, lengths: [1000, 4000, 16000, 64000, 256000], weights: [3, 2] },
+      strain: { steps: 600, trainLength: 1024, lengths: [1000, 4000, 16000, 64000, 100000, 256000], weights: [3, 4] },
+      lm: { steps: 600, trainLength: 1024, lengths: [1000, 4000, 16000, 64000, 256000], weights: [3, 2.5] },
       exon: { steps: 600, trainLength: 1024, lengths: [2048], weights: [2, 0.5] },
       motif: { steps: 800, trainLength: 256, lengths: [64, 256, 1024, 4096, 16384, 65536], weights: [3, 2] },
     },
