@@ -19,6 +19,7 @@ import { registerEvalLm } from './eval-lm.js';
 import { registerReportRefine } from './report-refine.js';
 import { registerStream } from './stream.js';
 import { registerReportStreams } from './report-streams.js';
+import { registerReportGenomics } from './report-genome.js';
 
 /**
  * `frugal` command line. stdout carries only the product (generated text, JSON); progress, logs,
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
   registerReportRefine(program); // adds `refine` to a `report` command
   registerStream(program);
   registerReportStreams(program); // adds `streams` to a `report` command
+  registerReportGenomics(program); // adds `genomics` to it
   return program;
 }
 

@@ -28,10 +28,15 @@ export interface EvalRow {
   tok_s: number | null;
   /** Present only when the length was not run: which budget (time or memory) and by how much. */
   out_of_budget?: string;
+  /** Sums of a custom scorer's counters over the length's batches (bits, bases, a confusion table). */
+  sums?: Record<string, number>;
 }
 
 export interface EvalOptions {
-  task: TaskName;
+  /** A synthetic task, scored by this module; or none, and `run` scores each batch. */
+  task?: TaskName;
+  /** A custom scorer of B sequences at `length` (the genome tasks). */
+  run?: (model: TrainableModel, rng: Rng, B: number, length: number) => BatchScore;
   method: HanoiMethod | null;
   lengths: readonly number[];
   /** Sequences (episodes) per length. */
@@ -55,7 +60,7 @@ export function stateBytesPerStream(model: TrainableModel, length: number): numb
   return length * c.nLayer * 2 * c.nKvHead * c.headDim * 4;
 }
 
-function disposeState(s: ModelState): void {
+export function disposeState(s: ModelState): void {
   for (const t of s.tensors.values()) t.dispose();
 }
 
@@ -72,10 +77,12 @@ export function prefillChunked(model: TrainableModel, ids: Int32Array, B: number
   return logits as Float32Array;
 }
 
-interface BatchScore {
+export interface BatchScore {
   correct: number;
   trials: number;
   tokens: number;
+  /** Further counters, summed over batches into EvalRow.sums. */
+  extra?: Record<string, number>;
 }
 
 function induction(model: TrainableModel, rng: Rng, B: number, L: number): BatchScore {
@@ -169,6 +176,7 @@ function hanoi(model: TrainableModel, rng: Rng, B: number, disks: number, method
 }
 
 function runBatch(model: TrainableModel, o: EvalOptions, rng: Rng, B: number, length: number): BatchScore {
+  if (o.run) return o.run(model, rng, B, length);
   if (o.task === 'induction') return induction(model, rng, B, length);
   if (o.task === 'selective-copy') return selectiveCopy(model, rng, B, length);
   return hanoi(model, rng, B, length, o.method ?? 'neuro-symbolic');
@@ -180,7 +188,7 @@ function lengthRng(seed: number, length: number): Rng {
 }
 
 /** Sequences per batch: large enough to amortise each call, small enough for the state budget. */
-function batchSize(model: TrainableModel, task: TaskName, length: number, n: number, maxStateBytes: number): number {
+function batchSize(model: TrainableModel, task: TaskName | undefined, length: number, n: number, maxStateBytes: number): number {
   const perStream = stateBytesPerStream(model, task === 'hanoi' ? 64 : length);
   const cap = model.config.modelType === 'llama' ? 16 : 64;
   return Math.max(1, Math.min(n, cap, perStream > 0 ? Math.floor(maxStateBytes / perStream) : cap));
@@ -216,13 +224,18 @@ export function evaluateModel(model: TrainableModel, o: EvalOptions): EvalRow[] 
     const t0 = performance.now();
     let correct = 0,
       trials = 0,
-      tokens = 0;
+      tokens = 0,
+      sums: Record<string, number> | undefined;
     for (let s0 = 0; s0 < n; s0 += B) {
       const b = Math.min(B, n - s0);
       const r = runBatch(model, o, rng, b, length);
       correct += r.correct;
       trials += r.trials;
       tokens += r.tokens;
+      for (const [k, v] of Object.entries(r.extra ?? {})) {
+        sums ??= {};
+        sums[k] = (sums[k] ?? 0) + v;
+      }
       o.onProgress?.(length, s0 + b, n);
     }
     const seconds = (performance.now() - t0) / 1000,
@@ -237,6 +250,7 @@ export function evaluateModel(model: TrainableModel, o: EvalOptions): EvalRow[] 
       joules_per_sequence: e.joules / n,
       energy_kind: e.kind,
       tok_s: tokens / Math.max(seconds, 1e-9),
+      ...(sums ? { sums } : {}),
     });
   }
   return rows;

@@ -188,8 +188,13 @@ export function recipeFor(task: TaskName, arch: ReproArch, method: HanoiMethod |
   };
 }
 
-function mambaConfig(s: ModelShape, task: TaskName) {
-  const t = TASKS[task];
+/** A vocabulary and its end id: what the model configs take from a task. */
+export interface VocabSpec {
+  vocabSize: number;
+  eos: number | null;
+}
+
+function mambaConfig(s: ModelShape, t: VocabSpec) {
   return createMambaConfig({
     dModel: s.dModel,
     nLayer: s.layers,
@@ -200,8 +205,7 @@ function mambaConfig(s: ModelShape, task: TaskName) {
   });
 }
 
-function llamaConfig(s: ModelShape, task: TaskName, intermediateSize: number): LlamaConfig {
-  const t = TASKS[task];
+function llamaConfig(s: ModelShape, t: VocabSpec, intermediateSize: number): LlamaConfig {
   return createLlamaConfig({
     dModel: s.dModel,
     nLayer: s.layers,
@@ -217,21 +221,25 @@ function llamaParameters(c: LlamaConfig): number {
 }
 
 /** The SwiGLU width whose transformer (same width and depth) has the parameter count closest to the Mamba's. */
-export function matchedIntermediate(s: ModelShape, task: TaskName): number {
-  const target = mambaParameterCount(mambaConfig(s, task));
-  const at = (f: number) => llamaParameters(llamaConfig(s, task, f));
+export function matchedIntermediate(s: ModelShape, task: TaskName | VocabSpec): number {
+  const t = typeof task === 'string' ? TASKS[task] : task;
+  const target = mambaParameterCount(mambaConfig(s, t));
+  const at = (f: number) => llamaParameters(llamaConfig(s, t, f));
   const perUnit = at(2) - at(1);
   const f = Math.max(1, Math.round((target - at(1)) / perUnit) + 1);
   return [f - 1, f, f + 1].filter((x) => x >= 1).reduce((best, x) => (Math.abs(at(x) - target) < Math.abs(at(best) - target) ? x : best));
 }
 
+/** A fresh Mamba or transformer (matched parameter count) of shape s over vocabulary t. */
+export function buildPair(e: Engine, arch: TaskArch, s: ModelShape, t: VocabSpec, rng: Rng): TrainableModel {
+  if (arch === 'mamba') return new MambaLM(e, mambaConfig(s, t)).init(rng);
+  return new TransformerLM(e, llamaConfig(s, t, matchedIntermediate(s, t))).init(rng);
+}
+
 /** A freshly initialised model for a recipe. */
 export function buildModel(e: Engine, r: TaskRecipe, rng: Rng): TrainableModel {
-  if (r.arch === 'mamba') return new MambaLM(e, mambaConfig(r.model, r.task)).init(rng);
-  if (r.arch === 'mamba2' || r.arch === 'mamba3') {
-    const t = TASKS[r.task];
-    const size = { dModel: r.model.dModel, layers: r.model.layers, dState: r.model.dState, vocabSize: t.vocabSize };
-    return createModel(r.arch, e, { ...size, tokenizer: 'file', eosTokenId: t.eos ?? 0 }, rng);
-  }
-  return new TransformerLM(e, llamaConfig(r.model, r.task, matchedIntermediate(r.model, r.task))).init(rng);
+  const t = TASKS[r.task];
+  if (r.arch === 'mamba' || r.arch === 'transformer') return buildPair(e, r.arch, r.model, t, rng);
+  const size = { dModel: r.model.dModel, layers: r.model.layers, dState: r.model.dState, vocabSize: t.vocabSize };
+  return createModel(r.arch, e, { ...size, tokenizer: 'file', eosTokenId: t.eos ?? 0 }, rng);
 }

@@ -7,7 +7,7 @@ import { writeDirAtomic } from '../io/atomic.js';
 import { modelFiles } from '../models/checkpoint.js';
 import type { TrainableModel } from '../models/types.js';
 import { trainScored } from '../train/scored.js';
-import type { CurvePoint } from '../train/scored.js';
+import type { CurvePoint, ScoredTrainResult } from '../train/scored.js';
 import type { EnergyKind } from '../energy/index.js';
 import { buildModel, lengthAt, recipeFor } from './recipes.js';
 import type { ReproArch, TaskRecipe } from './recipes.js';
@@ -57,6 +57,19 @@ export interface ReproOptions {
   onStep?: (step: number, steps: number, loss: number, tokens: number) => void;
 }
 
+/** What a report records of a scored training run. */
+export function trainRecord(r: ScoredTrainResult): TaskFile['train'] {
+  return {
+    steps: r.steps,
+    tokens: r.tokens,
+    seconds: r.seconds,
+    joules: r.energy.joules,
+    energy_kind: r.energy.kind,
+    energy_method: r.energy.method,
+    stopped_early: r.stoppedEarly,
+  };
+}
+
 /** Train and save; returns what frugal_task.json records. */
 export function repro(o: ReproOptions): TaskFile {
   const recipe = recipeFor(o.task, o.arch, o.method, { steps: o.steps, quick: o.quick });
@@ -85,15 +98,7 @@ export function repro(o: ReproOptions): TaskFile {
       params: model.parameterCount,
       seed: o.seed,
       recipe,
-      train: {
-        steps: r.steps,
-        tokens: r.tokens,
-        seconds: r.seconds,
-        joules: r.energy.joules,
-        energy_kind: r.energy.kind,
-        energy_method: r.energy.method,
-        stopped_early: r.stoppedEarly,
-      },
+      train: trainRecord(r),
       curve: r.curve,
     };
     saveTaskModel(o.out, model, file);

@@ -1,0 +1,191 @@
+import type { Rng } from '../io/rng.js';
+import type { TrainableModel } from '../models/types.js';
+import type { BatchScore } from './evaluate.js';
+import { disposeState, prefillChunked } from './evaluate.js';
+import type { MarkovModel } from '../genome/markov.js';
+import { DEFINITE, reverseComplement } from '../genome/nucleotides.js';
+import type { Range } from '../genome/split.js';
+import { windowStart } from '../genome/split.js';
+import { EXON_DELAY, LABEL0, motifLength, motifSequence } from '../genome/tasks.js';
+import type { Sequence } from '../genome/tasks.js';
+
+/**
+ * Scoring the genome tasks on held-out bases through the inference paths: a window is prefilled
+ * in chunks (Mamba's recurrent state stays the same size however long the window; the
+ * transformer's KV cache grows with it), and the answer read from the last position's logits.
+ * Next-base scoring prefills the context and then steps base by base; exon labels come from the
+ * parallel forward pass over tiles of the held-out genes.
+ */
+
+/** Softmax over the K answer logits from LABEL0 of each of the B rows of logits (B, V). */
+function answerProbs(logits: Float32Array, B: number, V: number, K: number): Float64Array {
+  const p = new Float64Array(B * K);
+  for (let b = 0; b < B; b++) {
+    let mx = -Infinity,
+      z = 0;
+    for (let j = 0; j < K; j++) mx = Math.max(mx, logits[b * V + LABEL0 + j]);
+    for (let j = 0; j < K; j++) z += p[b * K + j] = Math.exp(logits[b * V + LABEL0 + j] - mx);
+    for (let j = 0; j < K; j++) p[b * K + j] /= z;
+  }
+  return p;
+}
+
+function lastLogits(model: TrainableModel, ids: Int32Array, B: number, L: number): Float32Array {
+  const state = model.createState(B);
+  try {
+    return prefillChunked(model, ids, B, L, state);
+  } finally {
+    disposeState(state);
+  }
+}
+
+/**
+ * Probabilities (B, K) of the K answers after reading each of B windows (ids (B·L)). With `rc`,
+ * the mean of the window's and its reverse complement's: the answer is then the same for a
+ * window and its reverse complement (reverse-complement invariance of the classifier).
+ */
+export function classify(model: TrainableModel, ids: Int32Array, B: number, L: number, K: number, rc: boolean): Float64Array {
+  const V = model.config.vocabSize,
+    p = answerProbs(lastLogits(model, ids, B, L), B, V, K);
+  if (!rc) return p;
+  const flipped = new Int32Array(B * L);
+  for (let b = 0; b < B; b++) flipped.set(reverseComplement(ids.subarray(b * L, (b + 1) * L)), b * L);
+  const q = answerProbs(lastLogits(model, flipped, B, L), B, V, K);
+  return p.map((x, i) => (x + q[i]) / 2);
+}
+
+function argmax(p: Float64Array, b: number, K: number): number {
+  let best = 0;
+  for (let j = 1; j < K; j++) if (p[b * K + j] > p[b * K + best]) best = j;
+  return best;
+}
+
+/** (a) B held-out windows of L bases, each from a random strain: which strain? */
+export function strainScorer(genomes: readonly Sequence[], rc: boolean) {
+  return (model: TrainableModel, rng: Rng, B: number, L: number): BatchScore => {
+    const ids = new Int32Array(B * L),
+      labels: number[] = [];
+    for (let b = 0; b < B; b++) {
+      const g = rng.int(genomes.length),
+        s = windowStart(rng, genomes[g].test, L);
+      if (s === null) throw new Error(`${L}-base window: strain ${g}'s test part is shorter`);
+      ids.set(genomes[g].ids.subarray(s, s + L), b * L);
+      labels.push(g);
+    }
+    const p = classify(model, ids, B, L, genomes.length, rc);
+    return { correct: labels.filter((g, b) => argmax(p, b, genomes.length) === g).length, trials: B, tokens: B * L * (rc ? 2 : 1) };
+  };
+}
+
+/** (d) B motif-pair sequences at distance d: same motif or not? */
+export function motifScorer(bg: MarkovModel, rc: boolean) {
+  return (model: TrainableModel, rng: Rng, B: number, d: number): BatchScore => {
+    const L = motifLength(d),
+      ids = new Int32Array(B * L),
+      labels: number[] = [];
+    for (let b = 0; b < B; b++) {
+      const s = motifSequence(rng, bg, d);
+      ids.set(s.ids, b * L);
+      labels.push(s.label);
+    }
+    const p = classify(model, ids, B, L, 2, rc);
+    return { correct: labels.filter((y, b) => argmax(p, b, 2) === y).length, trials: B, tokens: B * L * (rc ? 2 : 1) };
+  };
+}
+
+/** Bits of the definite base `target` under the softmax of row b's four base logits. */
+export function baseBits(logits: Float32Array, b: number, V: number, target: number): number {
+  const o = b * V;
+  const mx = Math.max(logits[o], logits[o + 1], logits[o + 2], logits[o + 3]);
+  const z = Math.exp(logits[o] - mx) + Math.exp(logits[o + 1] - mx) + Math.exp(logits[o + 2] - mx) + Math.exp(logits[o + 3] - mx);
+  return -(logits[o + target] - mx - Math.log(z)) / Math.LN2;
+}
+
+/**
+ * (b) Next-base scoring at context length c: B held-out windows; prefill c bases, then step
+ * through `scored` more, scoring each definite base. Sums: bits, bases.
+ */
+export function lmScorer(g: Sequence, scored: number) {
+  return (model: TrainableModel, rng: Rng, B: number, c: number): BatchScore => {
+    const V = model.config.vocabSize,
+      L = c + scored,
+      ids = new Int32Array(B * L);
+    for (let b = 0; b < B; b++) {
+      const s = windowStart(rng, g.test, L);
+      if (s === null) throw new Error(`context ${c}: the test part is shorter than ${L} bases`);
+      ids.set(g.ids.subarray(s, s + L), b * L);
+    }
+    const state = model.createState(B);
+    let bits = 0,
+      bases = 0,
+      correct = 0;
+    try {
+      const ctx = new Int32Array(B * c);
+      for (let b = 0; b < B; b++) ctx.set(ids.subarray(b * L, b * L + c), b * c);
+      let logits = prefillChunked(model, ctx, B, c, state);
+      const next = new Int32Array(B);
+      for (let t = c; t < L; t++) {
+        for (let b = 0; b < B; b++) {
+          const y = ids[b * L + t];
+          next[b] = y;
+          if (y >= DEFINITE) continue;
+          bits += baseBits(logits, b, V, y);
+          bases++;
+          let best = 0;
+          for (let j = 1; j < DEFINITE; j++) if (logits[b * V + j] > logits[b * V + best]) best = j;
+          if (best === y) correct++;
+        }
+        if (t + 1 < L) logits = model.step(next, state);
+      }
+    } finally {
+      disposeState(state);
+    }
+    return { correct, trials: Math.max(1, bases), tokens: B * L, extra: { bits, bases } };
+  };
+}
+
+/** Tiles of W bases over a range, each scoring its bases from EXON_DELAY on (the tiles overlap by EXON_DELAY). */
+export function exonTiles(r: Range, W: number): number[] {
+  const starts: number[] = [];
+  for (let s = r.from; s + W <= r.to; s += W - EXON_DELAY) starts.push(s);
+  return starts;
+}
+
+/** Tiles a forward pass takes at once (bounds its activations). */
+const EXON_BATCH = 8;
+
+/**
+ * (c) Exon labelling over the held-out genes: `count` tiles of W = `length` bases spread evenly
+ * over the test part (all of them when count ≥ their number), taken in order, B per call (each
+ * length keeps its own place, so a warm-up at another length takes none). Sums: a confusion table.
+ */
+export function exonScorer(g: Sequence, exon: Uint8Array, count: (W: number) => number) {
+  const place = new Map<number, number>();
+  return (model: TrainableModel, _rng: Rng, B: number, W: number): BatchScore => {
+    const V = model.config.vocabSize,
+      all = exonTiles(g.test, W),
+      n = Math.min(all.length, count(W));
+    const c = { tp: 0, fp: 0, tn: 0, fn: 0 };
+    const k0 = place.get(W) ?? 0;
+    place.set(W, k0 + B);
+    const starts = Array.from({ length: B }, (_, b) => all[Math.floor((((k0 + b) % n) * all.length) / n)]);
+    for (let b0 = 0; b0 < B; b0 += EXON_BATCH) {
+      const part = starts.slice(b0, b0 + EXON_BATCH),
+        ids = new Int32Array(part.length * W);
+      part.forEach((s, j) => ids.set(g.ids.subarray(s, s + W), j * W));
+      const logits = model.e.scope(() => model.forward(ids, part.length, W).floats().slice());
+      part.forEach((s, j) => {
+        for (let t = EXON_DELAY; t < W; t++) {
+          const o = (j * W + t) * V,
+            said = logits[o + LABEL0 + 1] > logits[o + LABEL0] ? 1 : 0,
+            truth = exon[s + t - EXON_DELAY];
+          if (said && truth) c.tp++;
+          else if (said) c.fp++;
+          else if (truth) c.fn++;
+          else c.tn++;
+        }
+      });
+    }
+    return { correct: c.tp + c.tn, trials: B * (W - EXON_DELAY), tokens: B * W, extra: c };
+  };
+}

@@ -1,0 +1,287 @@
+import { Engine } from '../ops/index.js';
+import { Rng } from '../io/rng.js';
+import { cpuSample, otherCpuShare } from '../bench/speed/machine.js';
+import { ARCHS, buildPair } from '../tasks/recipes.js';
+import type { ModelShape, TaskArch } from '../tasks/recipes.js';
+import { trainScored } from '../train/scored.js';
+import type { ScoredRecipe } from '../train/scored.js';
+import type { ScoredBatch } from '../tasks/types.js';
+import { GENOME_VOCAB, MOTIF_LEN, exonBatch, lmBatch, mcc, motifBatch, strainBatch } from '../genome/tasks.js';
+import { exonScorer, exonTiles, lmScorer, motifScorer, strainScorer } from './genome-score.js';
+import type { BatchScore, EvalRow } from './evaluate.js';
+import { evaluateModel } from './evaluate.js';
+import { machineRecord } from './synthetic.js';
+import { trainRecord } from '../tasks/repro.js';
+import type { TaskFile } from '../tasks/repro.js';
+import { loadGenomeData } from './genome-data.js';
+import type { DataInfo, GenomeData } from './genome-data.js';
+import type { TrainableModel } from '../models/types.js';
+
+/**
+ * `frugal report genomics`: nucleotide models on real genomes, Mamba beside a transformer of the
+ * same width, depth and parameter count, over several seeds. Four tasks: (a) strain
+ * classification against window length, (b) next-base bits per base against context length
+ * beside the order-k Markov baseline, (c) exon labelling on held-out HLA genes (per-base MCC),
+ * (d) the motif pair against distance. Training is on short windows; evaluation reads long ones
+ * through the inference paths, within a time budget shared by weight among the jobs (a length
+ * predicted to overrun is reported out of budget, with the reason).
+ */
+export const GENOME_TASKS = ['strain', 'lm', 'exon', 'motif'] as const;
+export type GenomeTask = (typeof GENOME_TASKS)[number];
+
+interface TaskPlan {
+  steps: number;
+  /** Training window (strain, lm, exon) or the largest training distance (motif). */
+  trainLength: number;
+  /** Evaluation lengths: window (strain), context (lm), tile (exon), distance (motif). */
+  lengths: number[];
+  /** [train, eval] shares of the time budget per model. */
+  weights: [number, number];
+}
+
+interface Plan {
+  shape: ModelShape;
+  seeds: number;
+  batch: number;
+  lr: number;
+  /** Tokens evaluated per length: Mamba, transformer (at least `least` sequences). */
+  evalTokens: [number, number];
+  least: [number, number];
+  lmScored: number;
+  /** Held-out HLA bases the exon labelling scores (tiles spread over the held-out genes). */
+  exonBases: number;
+  tasks: Record<GenomeTask, TaskPlan>;
+}
+
+/**
+ * The full study and --quick. Why the full plan's sizes: Mamba (d_model 64, 2 layers) reads about
+ * 40k–95k bases per second through chunked prefill on this 2-core machine (two 256,000-base windows
+ * took 12.2 s at nice 19 beside other work, and far less when other work takes the cores), so 2^18
+ * bases per evaluated length (at least 2 windows: 512,000 bases at 256,000) cost Mamba about 2
+ * million bases per long-window task and seed; the weights give strain classification, whose six
+ * lengths cost most, the largest evaluation share, and the transformer's lengths that cannot finish
+ * in theirs are reported out of budget (the time they leave passes to the next jobs).
+ */
+export const PLANS: Record<'full' | 'quick', Plan> = {
+  full: {
+    shape: { dModel: 64, layers: 2, dState: 16 },
+    seeds: 3,
+    batch: 8,
+    lr: 3e-3,
+    evalTokens: [2 ** 18, 2 ** 17],
+    least: [2, 2],
+    lmScored: 256,
+    exonBases: 2 ** 18,
+    tasks: {
+      strain: { steps: 600, trainLength: 1024, lengths: [1000, 4000, 16000, 64000, 100000, 256000], weights: [3, 4] },
+      lm: { steps: 600, trainLength: 1024, lengths: [1000, 4000, 16000, 64000, 256000], weights: [3, 2.5] },
+      exon: { steps: 600, trainLength: 1024, lengths: [2048], weights: [2, 0.5] },
+      motif: { steps: 800, trainLength: 256, lengths: [64, 256, 1024, 4096, 16384, 65536], weights: [3, 2] },
+    },
+  },
+  quick: {
+    shape: { dModel: 16, layers: 1, dState: 4 },
+    seeds: 1,
+    batch: 2,
+    lr: 1e-2,
+    evalTokens: [2 ** 12, 2 ** 11],
+    least: [2, 2],
+    lmScored: 16,
+    exonBases: 2 ** 13,
+    tasks: {
+      strain: { steps: 3, trainLength: 128, lengths: [256, 1024], weights: [1, 1] },
+      lm: { steps: 3, trainLength: 128, lengths: [64, 256], weights: [1, 1] },
+      exon: { steps: 3, trainLength: 128, lengths: [512], weights: [1, 1] },
+      motif: { steps: 3, trainLength: 32, lengths: [16, 64], weights: [1, 1] },
+    },
+  },
+};
+
+export interface GenomeEvalRow extends EvalRow {
+  /** lm: bits per definite base at this context length. */
+  bits_per_base?: number | null;
+  /** exon: Matthews correlation of the per-base labels. */
+  mcc?: number | null;
+}
+
+export interface GenomeRun {
+  task: GenomeTask;
+  arch: TaskArch;
+  seed: number;
+  params: number;
+  train: TaskFile['train'];
+  eval: GenomeEvalRow[];
+}
+
+export interface GenomicsReport {
+  format: 'frugal-genomics/1';
+  machine: Record<string, unknown>;
+  run: {
+    command: string;
+    quick: boolean;
+    budget_minutes: number | null;
+    seeds: number[];
+    rc_equivariant: boolean;
+    seconds: number;
+    other_cpu_share: number;
+  };
+  data: DataInfo;
+  models: { shape: ModelShape; vocab: number; params: Record<TaskArch, number> };
+  runs: GenomeRun[];
+}
+
+export interface GenomicsOptions {
+  quick: boolean;
+  budgetMinutes: number;
+  threads: number;
+  seed: number;
+  /** Seeds per model (default: the plan's). */
+  seeds?: number;
+  root: string;
+  rc: boolean;
+  command: string;
+  progress?: (label: string, fraction: number) => void;
+  log?: (m: string) => void;
+}
+
+/** The training batch of step `step` of a task. */
+function batchOf(task: GenomeTask, d: GenomeData, rng: Rng, p: Plan, rc: boolean): ScoredBatch {
+  const L = p.tasks[task].trainLength;
+  if (task === 'strain') return strainBatch(rng, d.strains, p.batch, L, rc);
+  if (task === 'lm') return lmBatch(rng, d.strains[0], d.strains[0].train, p.batch, L);
+  if (task === 'exon') return exonBatch(rng, d.hla, d.hla.exon, d.hla.exonStarts, p.batch, L);
+  // distances from twice the motif length up to the training length, log-uniform
+  const lo = Math.log2(2 * MOTIF_LEN),
+    hi = Math.log2(L);
+  return motifBatch(rng, d.background, p.batch, Math.round(2 ** (lo + rng.uniform() * (hi - lo))));
+}
+
+function scorerOf(task: GenomeTask, d: GenomeData, p: Plan, rc: boolean): (m: TrainableModel, r: Rng, B: number, L: number) => BatchScore {
+  if (task === 'strain') return strainScorer(d.strains, rc);
+  if (task === 'lm') return lmScorer(d.strains[0], p.lmScored);
+  if (task === 'exon') return exonScorer(d.hla, d.hla.exon, (W) => Math.floor(p.exonBases / W));
+  return motifScorer(d.background, rc);
+}
+
+/** Sequences per evaluation length: a fixed number of tokens (all tiles for exons). */
+function evalCount(task: GenomeTask, arch: TaskArch, d: GenomeData, p: Plan): (L: number) => number {
+  if (task === 'exon') return (W) => Math.min(exonTiles(d.hla.test, W).length, Math.floor(p.exonBases / W));
+  const i = arch === 'mamba' ? 0 : 1;
+  return (L) => Math.max(p.least[i], Math.min(128, Math.floor(p.evalTokens[i] / L)));
+}
+
+/** The task's metric on an evaluated row: bits per base (lm), MCC (exon). */
+function withMetric(task: GenomeTask, r: EvalRow): GenomeEvalRow {
+  const s = r.sums;
+  if (task === 'lm') return { ...r, bits_per_base: s && s.bases > 0 ? s.bits / s.bases : null };
+  if (task === 'exon') return { ...r, mcc: s ? mcc(s.tp, s.fp, s.tn, s.fn) : null };
+  return r;
+}
+
+interface JobHooks {
+  trainDeadline: () => number | undefined;
+  evalDeadline: () => number | undefined;
+  /** Training is over (the evaluation's deadline is reckoned after it). */
+  trained: () => void;
+  onStep: (step: number, steps: number) => void;
+  onEval: (length: number, done: number, n: number) => void;
+}
+
+/** One model of the study: a fresh model of `arch`, trained on the task, then evaluated at every length. */
+function runJob(
+  j: { task: GenomeTask; arch: TaskArch; seed: number },
+  data: GenomeData,
+  p: Plan,
+  o: GenomicsOptions,
+  h: JobHooks,
+): GenomeRun {
+  const e = new Engine({ threads: o.threads });
+  try {
+    const model = buildPair(e, j.arch, p.shape, { vocabSize: GENOME_VOCAB, eos: null }, Rng.fromSeed(j.seed));
+    const batches = Rng.fromSeed(j.seed * 7919 + GENOME_TASKS.indexOf(j.task));
+    const steps = p.tasks[j.task].steps;
+    const recipe: ScoredRecipe = {
+      steps,
+      batch: p.batch,
+      lr: p.lr,
+      warmup: Math.min(50, Math.ceil(steps / 10)),
+      minLr: p.lr / 100,
+      weightDecay: 0,
+      clip: 1,
+    };
+    const r = trainScored(model, recipe, () => batchOf(j.task, data, batches, p, o.rc), {
+      deadline: h.trainDeadline(),
+      onStep: (s) => h.onStep(s, steps),
+    });
+    h.trained();
+    const ev = evaluateModel(model, {
+      run: scorerOf(j.task, data, p, o.rc),
+      method: null,
+      lengths: p.tasks[j.task].lengths,
+      n: evalCount(j.task, j.arch, data, p),
+      seed: j.seed + 1000,
+      deadline: h.evalDeadline(),
+      onProgress: h.onEval,
+    });
+    return {
+      ...j,
+      params: model.parameterCount,
+      train: trainRecord(r),
+      eval: ev.map((row) => withMetric(j.task, row)),
+    };
+  } finally {
+    e.dispose();
+  }
+}
+
+/** Run the study; the caller writes the files. */
+export function runGenomics(o: GenomicsOptions): GenomicsReport {
+  const log = o.log ?? (() => {}),
+    p = PLANS[o.quick ? 'quick' : 'full'];
+  const t0 = performance.now(),
+    c0 = cpuSample();
+  const end = o.quick ? undefined : t0 + o.budgetMinutes * 60e3;
+  const data = loadGenomeData(o.root, log);
+  const seeds = Array.from({ length: o.seeds ?? p.seeds }, (_, i) => o.seed + i);
+  const jobs = GENOME_TASKS.flatMap((task) => seeds.flatMap((seed) => ARCHS.map((arch) => ({ task, arch, seed }))));
+  let weightLeft = jobs.reduce((a, j) => a + p.tasks[j.task].weights[0] + p.tasks[j.task].weights[1], 0);
+  const total = weightLeft;
+  const deadline = (w: number) =>
+    end === undefined ? undefined : performance.now() + (Math.max(0, end - performance.now()) * w) / weightLeft;
+  const runs: GenomeRun[] = [],
+    params = { mamba: 0, transformer: 0 };
+  for (const j of jobs) {
+    const [wt, we] = p.tasks[j.task].weights,
+      name = `${j.task} ${j.arch} seed ${j.seed}`,
+      done = total - weightLeft;
+    const r = runJob(j, data, p, o, {
+      trainDeadline: () => deadline(wt),
+      evalDeadline: () => deadline(we),
+      trained: () => {
+        weightLeft -= wt;
+      },
+      onStep: (s, steps) => o.progress?.(`train ${name} ${s}/${steps}`, (done + (wt * s) / steps) / total),
+      onEval: (L, k, n) => o.progress?.(`eval ${name} at ${L} ${k}/${n}`, (done + wt) / total),
+    });
+    weightLeft -= we;
+    if (r.train.stopped_early) log(`${name}: ${r.train.stopped_early}`);
+    params[j.arch] = r.params;
+    runs.push(r);
+  }
+  return {
+    format: 'frugal-genomics/1',
+    machine: machineRecord(o.threads),
+    run: {
+      command: o.command,
+      quick: o.quick,
+      budget_minutes: o.quick ? null : o.budgetMinutes,
+      seeds,
+      rc_equivariant: o.rc,
+      seconds: (performance.now() - t0) / 1000,
+      other_cpu_share: otherCpuShare(c0, cpuSample()),
+    },
+    data: data.info,
+    models: { shape: p.shape, vocab: GENOME_VOCAB, params },
+    runs,
+  };
+}
