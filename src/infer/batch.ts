@@ -1,18 +1,22 @@
 import type { Tensor } from '../tensor/index.js';
 import type { ModelState, SequenceModel } from '../models/types.js';
+import { kvStream } from '../models/transformer/runner.js';
 
 /**
  * Batched decoding: up to `capacity` independent streams stepped together, so each weight read
  * serves every stream (GEMV becomes GEMM). Active streams occupy the leading rows of one state;
  * a stream joins by prefilling its prompt alone and copying its state into the next free row, and
  * leaves by moving the last row into its place. Every kernel treats rows independently, so each
- * stream gets bit for bit the logits it would get alone. The state must be batch-major (every
- * state tensor's first dimension is the batch), as Mamba's conv and SSM states are.
+ * stream gets bit for bit the logits it would get alone. Recurrent state is batch-major (every
+ * tensor's first dimension is the batch, as Mamba's conv and SSM states); a KV cache keeps one
+ * tensor per stream (k.i.b.g, attention layers), which a joining stream hands over whole, and
+ * the state's per-stream positions let streams of different lengths attend together.
  */
 export class BatchDecoder {
   readonly model: SequenceModel;
   readonly capacity: number;
   private readonly state: ModelState;
+  private readonly positions: number[];
   private readonly rows: number[] = []; // stream id of each active row
   private nextId = 1;
 
@@ -22,8 +26,11 @@ export class BatchDecoder {
     this.capacity = capacity;
     this.state = model.createState(capacity);
     for (const [name, t] of this.state.tensors) {
-      if (t.shape[0] !== capacity) throw new Error(`BatchDecoder needs batch-major state; '${name}' has shape [${t.shape}]`);
+      if (!kvStream(name) && t.shape[0] !== capacity)
+        throw new Error(`BatchDecoder needs batch-major or per-stream state; '${name}' has shape [${t.shape}]`);
     }
+    this.positions = new Array<number>(capacity).fill(0);
+    this.state.positions = this.positions;
   }
 
   get active(): readonly number[] {
@@ -34,16 +41,27 @@ export class BatchDecoder {
   join(prompt: Int32Array): { id: number; logits: Float32Array } {
     if (this.rows.length >= this.capacity) throw new Error(`all ${this.capacity} streams are busy`);
     if (prompt.length === 0) throw new Error('join: the prompt needs at least one token');
-    const solo = this.model.createState(1);
+    const solo = this.model.createState(1),
+      handed = new Set<Tensor>();
     try {
       const logits = this.model.prefill(prompt, prompt.length, solo);
       const r = this.rows.length;
-      for (const [name, t] of this.state.tensors) copyRow(t, r, solo.tensors.get(name) as Tensor, 0);
+      for (const [name, t] of this.state.tensors) {
+        const kv = kvStream(name);
+        if (!kv) copyRow(t, r, solo.tensors.get(name) as Tensor, 0);
+        else if (kv.stream === r) {
+          const own = solo.tensors.get(kv.of(0)) as Tensor; // the cache its prefill filled, whatever its rows
+          this.state.tensors.set(name, own);
+          handed.add(own);
+          t.dispose();
+        }
+      }
+      this.positions[r] = solo.position;
       const id = this.nextId++;
       this.rows.push(id);
       return { id, logits };
     } finally {
-      for (const t of solo.tensors.values()) t.dispose();
+      for (const t of solo.tensors.values()) if (!handed.has(t)) t.dispose();
     }
   }
 
@@ -53,7 +71,16 @@ export class BatchDecoder {
     if (r < 0) throw new Error(`no active stream ${id}`);
     const last = this.rows.length - 1;
     if (r !== last) {
-      for (const t of this.state.tensors.values()) copyRow(t, r, t, last);
+      const tensors = this.state.tensors;
+      for (const [name, t] of [...tensors]) {
+        const kv = kvStream(name);
+        if (!kv) copyRow(t, r, t, last);
+        else if (kv.stream === r) {
+          tensors.set(name, tensors.get(kv.of(last)) as Tensor); // swap the two streams' caches
+          tensors.set(kv.of(last), t);
+        }
+      }
+      this.positions[r] = this.positions[last];
       this.rows[r] = this.rows[last];
     }
     this.rows.pop();

@@ -8,6 +8,7 @@ import { checkTokenIds } from '../io/tokenids.js';
 import type { Rng } from '../io/rng.js';
 import { initValues } from './init.js';
 import { lmLogits } from './lm.js';
+import { advance } from './transformer/runner.js';
 import type { ModelState, ParamSpec, ParamTable } from './types.js';
 
 /**
@@ -304,11 +305,11 @@ export class StackRunner {
     }
     k.rmsnormForward(lastU, lastR, L > 1 ? last : h, normF, B, D, eps); // one token: h holds just the last rows
     if (hidden) {
-      state.position += L;
+      advance(state, B, L);
       return Float32Array.from(lastU.floats().subarray(0, B * D));
     }
     linearInto(this.e, logits, lastU, head, null, B, q);
-    state.position += L;
+    advance(state, B, L);
     return logits.floats().slice(0, B * V) as Float32Array;
   }
 }

@@ -29,6 +29,11 @@ export interface ModelState {
   readonly tensors: Map<string, Tensor>;
   /** Tokens consumed so far (per stream, identical for a batch). */
   position: number;
+  /**
+   * Each stream's own count when streams of different lengths share the state (batched decoding,
+   * src/infer/batch.ts); a KV cache then places and attends each stream by it. Absent: `position`.
+   */
+  positions?: number[];
 }
 
 export interface SequenceModel {

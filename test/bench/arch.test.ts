@@ -138,7 +138,7 @@ describe('frugal bench --tiny --arch mamba2 --json', () => {
     expect(skipped.find((s) => s.what === 'pytorch')?.reason).toMatch(/builds Mamba-1 only, not mamba2/);
   });
 
-  it('hybrid: records the layer list and skips the streams its KV cache cannot batch, with the reason', () => {
+  it('hybrid: records the layer list and measures many streams', () => {
     const r = spawnSync(
       process.execPath,
       ['bin/frugal.js', 'bench', '--tiny', '--arch', 'hybrid', '--json', '--no-torch', '--threads', '1'],
@@ -150,8 +150,8 @@ describe('frugal bench --tiny --arch mamba2 --json', () => {
     expect(r.status, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(doc.layer_types).toEqual(['mamba2', 'attention']);
-    expect(doc.streams).toEqual([]);
-    expect((doc.skipped as { section: string }[]).some((s) => s.section === 'streams')).toBe(true);
+    expect((doc.streams as unknown[]).length).toBeGreaterThan(0);
+    expect((doc.skipped as { section: string }[]).some((s) => s.section === 'streams')).toBe(false);
     expect((doc.decode as unknown[]).length).toBe(3); // f32, q8, q4 at one thread
   });
 

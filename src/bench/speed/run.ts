@@ -213,13 +213,7 @@ function decodeSection(r: Run, w: ModelWeights): DecodeRuns {
               `${(100 * of).toFixed(0)}% of the ${gemm.toFixed(1)} GFLOP/s GEMM peak`,
           );
         }
-        if (precision === 'f32' && plan.streamThreads.includes(T) && plan.arch === 'hybrid')
-          r.skipped.push({
-            section: 'streams',
-            what: `${T} threads`,
-            reason: "BatchDecoder serves batch-major state only; the hybrid's KV cache is not",
-          });
-        else if (precision === 'f32' && plan.streamThreads.includes(T)) {
+        if (precision === 'f32' && plan.streamThreads.includes(T)) {
           const top = T === plan.threads[plan.threads.length - 1];
           if (top || budget.before(0.3)) out.streams.push(...streamsSection(plan, m, T, count, log, r.parameters, gemm));
           else r.skipped.push({ section: 'streams', what: `${T} threads`, reason: `the time budget (${budget.seconds} s) runs short` });

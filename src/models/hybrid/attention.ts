@@ -4,7 +4,7 @@ import * as op from '../../ops/ops.js';
 import { linearInto } from '../../ops/ops.js';
 import { causalAttention, swiglu } from '../../ops/attention.js';
 import { ropePartial } from '../../ops/ssd.js';
-import { INITIAL_CAPACITY, kvNames, prefillChunk } from '../transformer/runner.js';
+import { INITIAL_CAPACITY, fitCaches, kvNames, prefillChunk, ropeStreams, streamPosition } from '../transformer/runner.js';
 import type { ModelState } from '../types.js';
 import type { BlockRunner, Buffers } from '../stack.js';
 import type { HybridConfig } from './config.js';
@@ -139,19 +139,17 @@ export class AttentionBlockRunner implements BlockRunner {
     return t;
   }
 
-  /** Make every cache of this layer hold at least `rows` rows, copying the live ones. */
-  private reserve(state: ModelState, rows: number): void {
-    const hd = this.c.headDim,
-      first = state.tensors.get(kvNames(this.i, 0, 0)[0]) as Tensor;
-    if (first.shape[0] >= rows) return;
-    const cap = Math.max(rows, 2 * first.shape[0], INITIAL_CAPACITY);
-    for (const [name] of this.stateShapes(state.batch, cap)) {
-      const old = state.tensors.get(name) as Tensor,
-        t = this.e.persistent([cap, hd]);
-      this.e.k.copyInto(t, old, state.position * hd);
-      old.dispose();
-      state.tensors.set(name, t);
-    }
+  /** Make the first B streams' caches of this layer hold their next L tokens (doubling, as the transformer's), keeping the live rows. */
+  private reserve(state: ModelState, B: number, L: number): void {
+    const names = (b: number) => Array.from({ length: this.c.nKvHead }, (_, g) => kvNames(this.i, b, g)).flat();
+    fitCaches(
+      this.e,
+      state,
+      B,
+      names,
+      (b) => streamPosition(state, b) + L,
+      (rows, n) => Math.max(n, 2 * rows, INITIAL_CAPACITY),
+    );
   }
 
   run(buf: Buffers, qs: QuantScratch, u: Tensor, out: Tensor, B: number, L: number, state: ModelState): void {
@@ -160,8 +158,7 @@ export class AttentionBlockRunner implements BlockRunner {
       k = e.k,
       a = this.a,
       M = B * L;
-    const pos0 = state.position;
-    this.reserve(state, pos0 + L);
+    this.reserve(state, B, L);
     const q = buf('at.q', [M, H * hd]),
       kk = buf('at.k', [M, Hkv * hd]),
       v = buf('at.v', [M, Hkv * hd]),
@@ -169,9 +166,11 @@ export class AttentionBlockRunner implements BlockRunner {
     linearInto(e, q, u, a.q, a.qBias, M, qs);
     linearInto(e, kk, u, a.k, a.kBias, M, qs);
     linearInto(e, v, u, a.v, a.vBias, M, qs);
-    k.ropePartialForward(q, q, B, L, H, hd, rd, pos0, ropeTheta);
-    k.ropePartialForward(kk, kk, B, L, Hkv, hd, rd, pos0, ropeTheta);
+    const tmp = this.buf('rope', L * H * hd);
+    ropeStreams(q, tmp, B, L * H * hd, state, (t, nb, p) => k.ropePartialForward(t, t, nb, L, H, hd, rd, p, ropeTheta));
+    ropeStreams(kk, tmp, B, L * Hkv * hd, state, (t, nb, p) => k.ropePartialForward(t, t, nb, L, Hkv, hd, rd, p, ropeTheta));
     for (let b = 0; b < B; b++) {
+      const pos0 = streamPosition(state, b);
       for (let g = 0; g < Hkv; g++) {
         const [kn, vn] = kvNames(this.i, b, g);
         k.kvAppend(state.tensors.get(kn) as Tensor, kk, b * L, L, Hkv, hd, g, pos0);

@@ -18,6 +18,73 @@ export function kvNames(i: number, b: number, g: number): [string, string] {
   return [`k.${i}.${b}.${g}`, `v.${i}.${b}.${g}`];
 }
 
+const KV_NAME = /^([kv]\.\d+)\.(\d+)\.(\d+)$/;
+
+/** For a KV-cache tensor name (kvNames), its stream and the same tensor's name for stream b; null for any other state. */
+export function kvStream(name: string): { stream: number; of(b: number): string } | null {
+  const m = KV_NAME.exec(name);
+  return m ? { stream: Number(m[2]), of: (b) => `${m[1]}.${b}.${m[3]}` } : null;
+}
+
+/** Stream b's position: its own when the state keeps one per stream (batched decoding), else the shared one. */
+export function streamPosition(state: ModelState, b: number): number {
+  return state.positions ? state.positions[b] : state.position;
+}
+
+/** The first B streams of `state` consumed L more tokens. */
+export function advance(state: ModelState, B: number, L: number): void {
+  state.position += L;
+  if (state.positions) for (let b = 0; b < B; b++) state.positions[b] += L;
+}
+
+/**
+ * rope(t, streams, pos0) on x, B streams of `size` floats each, each at its own position: one call
+ * when they share it, else one per stream through `tmp` (≥ size floats), the same arithmetic.
+ */
+export function ropeStreams(
+  x: Tensor,
+  tmp: Tensor,
+  B: number,
+  size: number,
+  state: ModelState,
+  rope: (t: Tensor, streams: number, pos0: number) => void,
+): void {
+  if (!state.positions) return rope(x, B, state.position);
+  const xv = x.data(),
+    tv = tmp.data();
+  for (let b = 0; b < B; b++) {
+    tv.set(xv.subarray(b * size, (b + 1) * size));
+    rope(tmp, 1, state.positions[b]);
+    xv.set(tv.subarray(0, size), b * size);
+  }
+}
+
+/**
+ * Make the caches of each of the first B streams (`names(b)`, each (rows, hd)) hold need(b) rows;
+ * a short one becomes size(rows, need) rows, keeping its contents. Streams may differ in rows
+ * (batched decoding hands each stream the cache its own prefill made).
+ */
+export function fitCaches(
+  e: Engine,
+  state: ModelState,
+  B: number,
+  names: (b: number) => string[],
+  need: (b: number) => number,
+  size: (rows: number, need: number) => number,
+): void {
+  for (let b = 0; b < B; b++) {
+    const n = need(b);
+    for (const name of names(b)) {
+      const old = state.tensors.get(name) as Tensor;
+      if (old.shape[0] >= n) continue;
+      const t = e.persistent([size(old.shape[0], n), old.shape[1]]);
+      e.k.copyInto(t, old, old.size);
+      old.dispose();
+      state.tensors.set(name, t);
+    }
+  }
+}
+
 /**
  * The KV-cache inference path of the transformer: `prefill` runs the tokens through every layer in
  * chunks (each chunk's queries attend to the whole cache plus the chunk, causally), and `step` is a
@@ -56,25 +123,24 @@ export class TransformerRunner {
     return shapes;
   }
 
-  /** Rows the cache of `state` can hold. */
-  capacity(state: ModelState): number {
-    return (state.tensors.get('k.0.0.0') as Tensor).shape[0];
-  }
-
   /** Grow the cache to exactly `tokens` rows now if it holds fewer. */
   reserve(state: ModelState, tokens: number): void {
-    if (this.capacity(state) < tokens) this.grow(state, tokens);
+    fitCaches(
+      this.e,
+      state,
+      state.batch,
+      (b) => this.streamNames(b),
+      () => tokens,
+      (_, n) => n,
+    );
   }
 
-  private grow(state: ModelState, rows: number): void {
-    const hd = this.m.config.headDim,
-      live = state.position * hd;
-    for (const [name, old] of state.tensors) {
-      const t = this.e.persistent([rows, hd]);
-      this.e.k.copyInto(t, old, live);
-      old.dispose();
-      state.tensors.set(name, t);
-    }
+  /** Every layer's and kv head's cache names of stream b. */
+  private streamNames(b: number): string[] {
+    const { nLayer, nKvHead } = this.m.config,
+      out: string[] = [];
+    for (let i = 0; i < nLayer; i++) for (let g = 0; g < nKvHead; g++) out.push(...kvNames(i, b, g));
+    return out;
   }
 
   /** A persistent working buffer of at least `size` elements (contents undefined on reuse). */
@@ -89,10 +155,11 @@ export class TransformerRunner {
     return t;
   }
 
+  /** One token for each of the first ids.length streams of `state` (≤ its batch); logits (B, V). */
   step(ids: Int32Array, state: ModelState): Float32Array {
-    if (ids.length !== state.batch) throw new Error(`step: ${ids.length} ids for a state of batch ${state.batch}`);
+    if (ids.length < 1 || ids.length > state.batch) throw new Error(`step: ${ids.length} ids for a state of batch ${state.batch}`);
     checkTokenIds(ids, this.m.config.vocabSize, 'step');
-    return this.chunk(ids, 1, state, true) as Float32Array;
+    return this.chunk(ids, 1, state, true, Infinity, ids.length) as Float32Array;
   }
 
   /** One embedded input x (B, D) per stream; the final-norm hidden state (B, D). A finite `window` makes the cache a ring of that many rows. */
@@ -126,19 +193,31 @@ export class TransformerRunner {
    * Run C new tokens per stream (ids (B·C), stream-major) through every layer at positions
    * position .. position+C-1, appending their keys and values; logits (B, V) of the last one.
    */
-  private chunk(ids: Int32Array | Float32Array, C: number, state: ModelState, wantLogits: boolean, window = Infinity): Float32Array | null {
+  private chunk(
+    ids: Int32Array | Float32Array,
+    C: number,
+    state: ModelState,
+    wantLogits: boolean,
+    window = Infinity,
+    B = state.batch,
+  ): Float32Array | null {
     const c = this.m.config,
       k = this.e.k,
-      B = state.batch,
       M = B * C;
     const { dModel: D, nHead: H, nKvHead: Hkv, headDim: hd, intermediateSize: F, vocabSize: V } = c;
-    const pos0 = state.position,
-      ring = Number.isFinite(window);
-    // a ring (one token at a time): the new row goes to slot pos0 mod window, and the query sees every filled row
+    const ring = Number.isFinite(window);
+    // a ring (one token at a time): the new row goes to slot pos mod window, and the query sees every filled row
     if (ring && C !== 1) throw new Error('a sliding-window cache takes one token at a time');
-    const n = ring ? Math.min(pos0 + 1, window) : pos0 + C,
-      slot = ring ? pos0 % window : pos0;
-    if (this.capacity(state) < n) this.grow(state, ring ? window : Math.max(n, 2 * this.capacity(state)));
+    const seen = (b: number) => (ring ? Math.min(streamPosition(state, b) + 1, window) : streamPosition(state, b) + C),
+      slot = (b: number) => (ring ? streamPosition(state, b) % window : streamPosition(state, b));
+    fitCaches(
+      this.e,
+      state,
+      B,
+      (b) => this.streamNames(b),
+      seen,
+      (rows, n) => (ring ? window : Math.max(n, 2 * rows)),
+    );
     const h = this.buf('h', M * D),
       u = this.buf('u', M * D),
       rstd = this.buf('rstd', M),
@@ -159,15 +238,16 @@ export class TransformerRunner {
       this.linear(q, u, ly.q, ly.qBias, M); // (B·C, H·hd)
       this.linear(kk, u, ly.k, ly.kBias, M); // (B·C, Hkv·hd)
       this.linear(v, u, ly.v, ly.vBias, M); // (B·C, Hkv·hd)
-      k.ropeForward(q, q, B, C, H, hd, pos0, c.ropeTheta);
-      k.ropeForward(kk, kk, B, C, Hkv, hd, pos0, c.ropeTheta);
+      const tmp = this.buf('rope', C * H * hd);
+      ropeStreams(q, tmp, B, C * H * hd, state, (t, nb, p) => k.ropeForward(t, t, nb, C, H, hd, p, c.ropeTheta));
+      ropeStreams(kk, tmp, B, C * Hkv * hd, state, (t, nb, p) => k.ropeForward(t, t, nb, C, Hkv, hd, p, c.ropeTheta));
       for (let b = 0; b < B; b++) {
         for (let g = 0; g < Hkv; g++) {
           const [kn, vn] = kvNames(i, b, g);
-          k.kvAppend(state.tensors.get(kn) as Tensor, kk, b * C, C, Hkv, hd, g, slot);
-          k.kvAppend(state.tensors.get(vn) as Tensor, v, b * C, C, Hkv, hd, g, slot);
+          k.kvAppend(state.tensors.get(kn) as Tensor, kk, b * C, C, Hkv, hd, g, slot(b));
+          k.kvAppend(state.tensors.get(vn) as Tensor, v, b * C, C, Hkv, hd, g, slot(b));
         }
-        for (let hh = 0; hh < H; hh++) this.attend(attn, q, state, i, b, hh, C, n);
+        for (let hh = 0; hh < H; hh++) this.attend(attn, q, state, i, b, hh, C, seen(b));
       }
       this.linear(o, attn, ly.o, ly.oBias, M); // (B·C, D)
       k.add(h, h, o, M * D);
@@ -178,7 +258,7 @@ export class TransformerRunner {
       this.linear(o, gate, ly.down, ly.downBias, M); // (B·C, D)
       k.add(h, h, o, M * D);
     });
-    state.position = pos0 + C;
+    advance(state, B, C);
     if (!wantLogits) return null;
     // only the last position of each stream needs logits
     const last = this.buf('last', B * D),

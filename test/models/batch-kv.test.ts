@@ -1,0 +1,114 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { Engine } from '../../src/ops/index.js';
+import { Rng } from '../../src/io/rng.js';
+import { HybridLM } from '../../src/models/hybrid/model.js';
+import { createHybridConfig } from '../../src/models/hybrid/config.js';
+import { TransformerLM } from '../../src/models/transformer/model.js';
+import { createLlamaConfig } from '../../src/models/transformer/config.js';
+import type { SequenceModel } from '../../src/models/types.js';
+import { BatchDecoder } from '../../src/infer/batch.js';
+import { argmax } from '../../src/infer/sample.js';
+
+/**
+ * Models with attention decode streams of different lengths together: each row's KV cache and
+ * rotary position are its own, so each stream gets bit for bit the logits it gets alone.
+ */
+const engines: Engine[] = [];
+afterAll(() => {
+  for (const e of engines) e.dispose();
+});
+
+function engine(threads: number): Engine {
+  const e = new Engine({ kernels: 'wasm', threads });
+  engines.push(e);
+  return e;
+}
+
+const builders: [string, (e: Engine) => SequenceModel][] = [
+  [
+    'hybrid',
+    (e) =>
+      new HybridLM(
+        e,
+        createHybridConfig({
+          dModel: 32,
+          layerTypes: ['mamba2', 'attention', 'mamba2', 'attention'],
+          vocabSize: 50,
+          dState: 8,
+          nHead: 4,
+          nKvHead: 2,
+          intermediateSize: 48,
+          mamba2: { headDim: 8, nGroups: 1, chunkSize: 8 },
+        }),
+      ).init(Rng.fromSeed(5)),
+  ],
+  [
+    'transformer',
+    (e) => new TransformerLM(e, createLlamaConfig({ dModel: 32, nLayer: 2, nHead: 4, nKvHead: 2, vocabSize: 50 })).init(Rng.fromSeed(6)),
+  ],
+];
+
+/** Greedy continuation of a prompt, decoding alone: the logits bytes of every step. */
+function alone(m: SequenceModel, prompt: Int32Array, steps: number): Buffer[] {
+  const s = m.createState(1);
+  let logits = m.prefill(prompt, prompt.length, s);
+  const out = [Buffer.from(logits.buffer.slice(0))];
+  for (let i = 0; i < steps; i++) {
+    logits = m.step(Int32Array.of(argmax(logits)), s);
+    out.push(Buffer.from(logits.buffer.slice(0)));
+  }
+  for (const t of s.tensors.values()) t.dispose();
+  return out;
+}
+
+describe.each(builders)('batched decoding with a KV cache: %s', (_, build) => {
+  it.each([1, 2])('three streams of different lengths, one leaving and another joining, match decoding alone (%i threads)', (threads) => {
+    const m = build(engine(threads));
+    // prompts of 2, 70 (past the cache's first 64 rows) and 5 tokens; the fourth joins later
+    const prompts = [[1, 2], Array.from({ length: 70 }, (_, i) => (7 * i + 3) % 50), [40, 41, 42, 43, 44], [9, 8, 7, 6, 5, 4, 3, 2, 1]].map(
+      (p) => Int32Array.from(p),
+    );
+    const plan = [
+      // [stream index, join step, steps to run]
+      [0, 0, 3],
+      [1, 0, 8],
+      [2, 0, 7],
+      [3, 4, 5],
+    ];
+    const dec = new BatchDecoder(m, 3);
+    const got = new Map<number, Buffer[]>(),
+      ids = new Map<number, number>(),
+      last = new Map<number, Float32Array>();
+    for (let t = 0; t < 12; t++) {
+      for (const [k, , n] of plan)
+        if (ids.has(k) && got.get(k)?.length === n + 1) {
+          dec.leave(ids.get(k) as number);
+          ids.delete(k);
+        }
+      for (const [k, join] of plan) {
+        if (join !== t) continue;
+        const j = dec.join(prompts[k]);
+        ids.set(k, j.id);
+        last.set(k, j.logits);
+        got.set(k, [Buffer.from(j.logits.buffer.slice(0))]);
+      }
+      if (t === 0) expect(dec.active.length).toBe(3);
+      if (dec.active.length === 0) continue;
+      const tokens = new Map<number, number>();
+      for (const [k, id] of ids) tokens.set(id, argmax(last.get(k) as Float32Array));
+      const out = dec.step(tokens);
+      for (const [k, id] of ids) {
+        const l = out.get(id) as Float32Array;
+        last.set(k, l);
+        got.get(k)?.push(Buffer.from(l.buffer.slice(0)));
+      }
+    }
+    for (const [k, , n] of plan) {
+      const ref = alone(m, prompts[k], n);
+      const g = (got.get(k) as Buffer[]).slice(0, n + 1);
+      expect(g.length).toBe(n + 1);
+      g.forEach((b, i) => expect(b.equals(ref[i]), `stream ${k}, step ${i}`).toBe(true));
+    }
+    dec.dispose();
+  });
+});
