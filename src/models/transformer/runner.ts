@@ -49,7 +49,10 @@ export function ropeStreams(
   state: ModelState,
   rope: (t: Tensor, streams: number, pos0: number) => void,
 ): void {
-  if (!state.positions) return rope(x, B, state.position);
+  if (!state.positions) {
+    rope(x, B, state.position);
+    return;
+  }
   const xv = x.data(),
     tv = tmp.data();
   for (let b = 0; b < B; b++) {
