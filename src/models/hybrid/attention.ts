@@ -110,6 +110,7 @@ export class MlpBlockRunner implements BlockRunner {
  */
 export class AttentionBlockRunner implements BlockRunner {
   private readonly scratch = new Map<string, Tensor>();
+  private readonly names: string[][] = [];
 
   constructor(
     private readonly e: Engine,
@@ -141,7 +142,10 @@ export class AttentionBlockRunner implements BlockRunner {
 
   /** Make the first B streams' caches of this layer hold their next L tokens (doubling, as the transformer's), keeping the live rows. */
   private reserve(state: ModelState, B: number, L: number): void {
-    const names = (b: number) => Array.from({ length: this.c.nKvHead }, (_, g) => kvNames(this.i, b, g)).flat();
+    const names = (b: number) => {
+      this.names[b] ??= Array.from({ length: this.c.nKvHead }, (_, g) => kvNames(this.i, b, g)).flat(); // made once: each step asks
+      return this.names[b];
+    };
     fitCaches(
       this.e,
       state,

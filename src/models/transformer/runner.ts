@@ -99,6 +99,7 @@ export class TransformerRunner {
   private readonly m: TransformerLM;
   private readonly e: Engine;
   private readonly scratch = new Map<string, Tensor>();
+  private readonly names: string[][] = [];
 
   constructor(m: TransformerLM) {
     this.m = m;
@@ -138,11 +139,15 @@ export class TransformerRunner {
     );
   }
 
-  /** Every layer's and kv head's cache names of stream b. */
+  /** Every layer's and kv head's cache names of stream b (made once: each step asks). */
   private streamNames(b: number): string[] {
-    const { nLayer, nKvHead } = this.m.config,
-      out: string[] = [];
-    for (let i = 0; i < nLayer; i++) for (let g = 0; g < nKvHead; g++) out.push(...kvNames(i, b, g));
+    let out = this.names[b];
+    if (!out) {
+      const { nLayer, nKvHead } = this.m.config;
+      out = [];
+      for (let i = 0; i < nLayer; i++) for (let g = 0; g < nKvHead; g++) out.push(...kvNames(i, b, g));
+      this.names[b] = out;
+    }
     return out;
   }
 
