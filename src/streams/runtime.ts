@@ -89,6 +89,11 @@ export class StreamRunner {
     this.time = new TimeCheck(model.spec.median_dt);
   }
 
+  /** Free the recurrent state's memory (a runner made for one pass, as validation makes). */
+  dispose(): void {
+    for (const t of this.state.tensors.values()) t.dispose();
+  }
+
   /** The transformer's sliding window (its training length); Infinity for Mamba, whose state does not grow. */
   get window(): number {
     return this.model.arch === 'transformer' ? this.model.spec.window : Infinity;

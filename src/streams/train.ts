@@ -1,4 +1,5 @@
 import { Tape } from '../ops/index.js';
+import type { Tensor } from '../tensor/index.js';
 import type { Rng } from '../io/rng.js';
 import { inputError } from '../io/errors.js';
 import { AdamW, learningRate } from '../train/optim.js';
@@ -132,6 +133,13 @@ export interface TrainRun {
   deadline?: number;
   rng: Rng;
   onStep?: (step: number, loss: number) => void;
+  /** Labels at or past this tick are not trained on (a validation tail); default: the training span's end. */
+  until?: number;
+  /**
+   * Early stopping: every `every` steps (and at the last) `score()` is taken (lower is better) and
+   * the weights of the best score are the ones kept at the end.
+   */
+  validate?: { every: number; score: () => number };
 }
 
 export interface TrainResult {
@@ -141,6 +149,9 @@ export interface TrainResult {
   losses: number[];
   /** Ticks seen in training (steps × batch × window). */
   ticks: number;
+  /** With validation: the step whose weights were kept, and each (step, score) taken. */
+  kept_step?: number;
+  validation?: { step: number; score: number }[];
 }
 
 /** Train `m` on the training span of `s` (labels of positions whose target lies in the span only). */
@@ -152,10 +163,11 @@ export function trainStreamModel(m: StreamModel, s: Series, r: TrainRun): TrainR
     B = r.batch;
   const { specs, params } = m.trainable();
   const opt = new AdamW(e, specs, params, { weightDecay: 0.01 });
-  const last = s.trainEnd - m.spec.horizon; // labels beyond this would read the held-out span
+  const last = Math.min(r.until ?? s.trainEnd, s.trainEnd) - m.spec.horizon; // labels beyond this would read the held-out span
   if (last - L < 1) throw inputError(`the training span is too short for windows of ${L} ticks`);
   const t0 = performance.now(),
-    losses: number[] = [];
+    losses: number[] = [],
+    best = new BestWeights([...params.values()]);
   const x = new Float32Array(B * L * F),
     lab = new Float64Array(B * L);
   let step = 0;
@@ -172,8 +184,37 @@ export function trainStreamModel(m: StreamModel, s: Series, r: TrainRun): TrainR
     m.backbone.weightsChanged();
     losses.push(loss);
     r.onStep?.(step + 1, loss);
+    if (r.validate && ((step + 1) % r.validate.every === 0 || step + 1 === r.steps)) best.take(step + 1, r.validate.score());
   }
-  return { steps: step, seconds: (performance.now() - t0) / 1000, losses, ticks: step * B * L };
+  if (r.validate && best.step < step) {
+    if (best.step === 0 || step % r.validate.every !== 0) best.take(step, r.validate.score());
+    best.restore();
+    m.backbone.weightsChanged();
+  }
+  const res: TrainResult = { steps: step, seconds: (performance.now() - t0) / 1000, losses, ticks: step * B * L };
+  return r.validate ? { ...res, kept_step: best.step, validation: best.scores } : res;
+}
+
+/** The best weights seen by validation: a copy of every trained tensor at the step of the lowest score. */
+class BestWeights {
+  step = 0;
+  score = Infinity;
+  readonly scores: { step: number; score: number }[] = [];
+  private copy: Float32Array[] = [];
+
+  constructor(private readonly tensors: Tensor[]) {}
+
+  take(step: number, score: number): void {
+    this.scores.push({ step, score });
+    if (!(score < this.score)) return;
+    this.step = step;
+    this.score = score;
+    this.copy = this.tensors.map((t) => Float32Array.from(t.floats()));
+  }
+
+  restore(): void {
+    this.tensors.forEach((t, i) => t.floats().set(this.copy[i]));
+  }
 }
 
 /** Record the forward on a tape, compute the head loss in float64, and back-propagate its gradient. */

@@ -4,7 +4,8 @@ import { Rng } from '../../src/io/rng.js';
 import { createStreamModel, headSpecs, shapeCount } from '../../src/models/heads.js';
 import type { StreamArch, StreamSpec } from '../../src/models/heads.js';
 import type { HiddenBackbone } from '../../src/models/heads.js';
-import { fitStreamModel } from '../../src/streams/fit.js';
+import { fitStreamModel, streamedLoss } from '../../src/streams/fit.js';
+import { makeSeries, makeSpec, trainStreamModel } from '../../src/streams/train.js';
 import { runSeries } from '../../src/report/streams-eval.js';
 import { matchedShapes } from '../../src/report/streams.js';
 
@@ -139,5 +140,55 @@ describe('each task trains end to end on a tiny budget', () => {
     expect(r.spec.classes).toBe(2);
     const lastMean = r.train.losses.slice(-5).reduce((a, b) => a + b, 0) / 5;
     expect(lastMean).toBeLessThan(0.4); // the base rate's entropy is about 0.64 nats
+  });
+
+  it('early stopping keeps the weights of the best validation score, and validation never trains on its tail', () => {
+    const e = new Engine();
+    const sp = makeSpec(sine, { task: 'forecast', target: 'a', features: ['a'], horizon: 1, window: 16, where: 'sine' });
+    const series = makeSeries(sine, sp);
+    const m = createStreamModel(e, 'mamba', 8, 1, sp, Rng.fromSeed(4));
+    const tensors = [...m.trainable().params.values()];
+    const snap = () => tensors.map((t) => Float32Array.from(t.floats()));
+    const at = new Map<number, Float32Array[]>();
+    const scores = [3, 1, 2, 5]; // the second validation (step 20) is the best
+    let k = 0;
+    const r = trainStreamModel(m, series, {
+      steps: 40,
+      batch: 2,
+      lr: 1e-2,
+      rng: Rng.fromSeed(5),
+      until: 120,
+      onStep: (step) => at.set(step, snap()),
+      validate: { every: 10, score: () => scores[k++] },
+    });
+    expect(r.kept_step).toBe(20);
+    expect(r.validation?.map((v) => v.step)).toEqual([10, 20, 30, 40]);
+    const kept = snap();
+    kept.forEach((w, i) => expect(Array.from(w)).toEqual(Array.from((at.get(20) as Float32Array[])[i])));
+    expect(kept.some((w, i) => w.some((v, j) => v !== (at.get(40) as Float32Array[])[i][j]))).toBe(true);
+    // the streamed validation loss is finite and, from a trained model, below an untrained one's
+    const fresh = createStreamModel(new Engine(), 'mamba', 8, 1, sp, Rng.fromSeed(4));
+    const trained = fitStreamModel({
+      data: sine,
+      where: 'sine',
+      task: 'forecast',
+      target: 'a',
+      features: ['a'],
+      horizon: 1,
+      arch: 'mamba',
+      dModel: 8,
+      layers: 1,
+      window: 16,
+      batch: 4,
+      steps: 60,
+      lr: 1e-2,
+      seed: 1,
+    });
+    const valStart = series.trainEnd - Math.floor(series.trainEnd / 5);
+    const lt = streamedLoss(trained.model, sine, valStart, series.trainEnd),
+      lf = streamedLoss(fresh, sine, valStart, series.trainEnd);
+    expect(Number.isFinite(lt)).toBe(true);
+    expect(lt).toBeLessThan(lf);
+    expect(trained.train.kept_step).toBeGreaterThan(0);
   });
 });
