@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
-import { inputError } from '../io/errors.js';
+import { readNotes, readReportJson } from './write.js';
 import { chartSvg } from './charts.js';
 import type { Chart } from './charts.js';
 import { meanSd } from '../streams/metrics.js';
@@ -15,7 +15,6 @@ import { ARCHS } from './streams.js';
  */
 export const STREAMS_JSON = 'streams.json';
 export const STREAMS_MD = 'streams.md';
-const NOTES = 'NOTES.md';
 
 const f = (x: number | null | undefined, d = 3) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d));
 const pm = (v: number[], d = 3) => {
@@ -173,17 +172,10 @@ export function writeStreamsReport(dir: string, rep: StreamsReport): void {
   mkdirSync(dir, { recursive: true });
   const charts = streamsCharts(rep);
   for (const c of charts) writeFileAtomic(join(dir, c.file), chartSvg(c.chart));
-  const np = join(dir, NOTES);
   writeFileAtomic(join(dir, STREAMS_JSON), JSON.stringify(rep, null, 1) + '\n');
-  writeFileAtomic(join(dir, STREAMS_MD), renderStreamsMarkdown(rep, existsSync(np) ? readFileSync(np, 'utf8') : null, charts));
+  writeFileAtomic(join(dir, STREAMS_MD), renderStreamsMarkdown(rep, readNotes(dir), charts));
 }
 
 export function readStreamsReport(dir: string): StreamsReport {
-  const p = join(dir, STREAMS_JSON);
-  if (!existsSync(p)) throw inputError(`${p} does not exist: run 'frugal report streams --out ${dir}' first`);
-  try {
-    return JSON.parse(readFileSync(p, 'utf8')) as StreamsReport;
-  } catch (e) {
-    throw inputError(`${p} is not valid JSON (${(e as Error).message})`);
-  }
+  return readReportJson<StreamsReport>(dir, STREAMS_JSON, 'streams');
 }

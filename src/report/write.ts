@@ -132,8 +132,7 @@ export function writeReport(dir: string, rep: SyntheticReport): void {
   const { curves, recipes } = modelExtras(dir, rep);
   const charts = reportCharts(rep, curves);
   for (const c of charts) writeFileAtomic(join(dir, c.file), chartSvg(c.chart));
-  const notesPath = join(dir, NOTES_FILE);
-  const notes = existsSync(notesPath) ? readFileSync(notesPath, 'utf8') : null;
+  const notes = readNotes(dir);
   writeFileAtomic(join(dir, REPORT_JSON), JSON.stringify(rep, null, 1) + '\n');
   writeFileAtomic(
     join(dir, REPORT_MD),
@@ -141,13 +140,24 @@ export function writeReport(dir: string, rep: SyntheticReport): void {
   );
 }
 
-/** Read a report back (to render it again, e.g. after editing NOTES.md). */
-export function readReport(dir: string): SyntheticReport {
-  const p = join(dir, REPORT_JSON);
-  if (!existsSync(p)) throw inputError(`${p} does not exist: run 'frugal report synthetic --out ${dir}' first`);
+/** The folder's NOTES.md, or null: a report's hand-written Notes section. */
+export function readNotes(dir: string): string | null {
+  const p = join(dir, NOTES_FILE);
+  return existsSync(p) ? readFileSync(p, 'utf8') : null;
+}
+
+/** A report's JSON read back from `dir` (to render it again), with an error that names the command making it. */
+export function readReportJson<T>(dir: string, file: string, study: string): T {
+  const p = join(dir, file);
+  if (!existsSync(p)) throw inputError(`${p} does not exist: run 'frugal report ${study} --out ${dir}' first`);
   try {
-    return JSON.parse(readFileSync(p, 'utf8')) as SyntheticReport;
+    return JSON.parse(readFileSync(p, 'utf8')) as T;
   } catch (err) {
     throw inputError(`${p} is not valid JSON (${(err as Error).message})`);
   }
+}
+
+/** Read a report back (to render it again, e.g. after editing NOTES.md). */
+export function readReport(dir: string): SyntheticReport {
+  return readReportJson<SyntheticReport>(dir, REPORT_JSON, 'synthetic');
 }

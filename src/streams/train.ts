@@ -186,10 +186,13 @@ export function trainStreamModel(m: StreamModel, s: Series, r: TrainRun): TrainR
     r.onStep?.(step + 1, loss);
     if (r.validate && ((step + 1) % r.validate.every === 0 || step + 1 === r.steps)) best.take(step + 1, r.validate.score());
   }
-  if (r.validate && best.step < step) {
-    if (best.step === 0 || step % r.validate.every !== 0) best.take(step, r.validate.score());
-    best.restore();
-    m.backbone.weightsChanged();
+  if (r.validate) {
+    // a run the deadline stopped between validations is scored at its last step too
+    if ((best.scores.at(-1)?.step ?? 0) < step) best.take(step, r.validate.score());
+    if (best.step < step) {
+      best.restore();
+      m.backbone.weightsChanged();
+    }
   }
   const res: TrainResult = { steps: step, seconds: (performance.now() - t0) / 1000, losses, ticks: step * B * L };
   return r.validate ? { ...res, kept_step: best.step, validation: best.scores } : res;
