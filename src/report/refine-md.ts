@@ -96,7 +96,7 @@ export function refineMarkdown(r: RefineReport, command: string): string {
     ...rows,
     '',
     "- bits/byte: mean next-token loss over windows of the held-out text, each window starting without context, over the text's bytes per token.",
-    `- decode tok/s and J/token: greedy decoding of ${r.quick ? 16 : 128} tokens after a short prompt, one stream, one thread, the best of 5 runs (J/token ${r.models[0].energy_kind}); LoRA runs unmerged (merged, it costs what the small model costs).`,
+    `- decode tok/s and J/token: greedy decoding of ${r.decode.tokens} tokens after a short prompt, one stream, one thread, the best of ${r.decode.rounds} interleaved rounds (J/token ${r.models[0].energy_kind}); LoRA runs unmerged (merged, it costs what the small model costs).`,
     `- energy: ${r.models[0].energy_kind === 'estimated' ? 'this machine has no energy counters, so every joule figure is an **estimate** (CPU time × power per core)' : 'measured by hardware counters'}; ` +
       '"training J with its base" adds the general training the model started from (and, for distillation, the teacher\'s).',
     '- artefact: what has to be shipped for the model on top of nothing (the LoRA adapter alone needs the small general base beside it).',
