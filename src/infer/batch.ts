@@ -37,11 +37,15 @@ export class BatchDecoder {
     return this.rows;
   }
 
-  /** Add a stream: prefill its prompt (≥ 1 token) alone, then give it a row. Returns its id and its next-token logits. */
-  join(prompt: Int32Array): { id: number; logits: Float32Array } {
+  /**
+   * Add a stream: prefill its prompt (≥ 1 token) alone, from `from` (a one-stream state, which the
+   * decoder takes over) or a fresh state, then give it a row. Returns its id and its next-token logits.
+   */
+  join(prompt: Int32Array, from?: ModelState): { id: number; logits: Float32Array } {
     if (this.rows.length >= this.capacity) throw new Error(`all ${this.capacity} streams are busy`);
     if (prompt.length === 0) throw new Error('join: the prompt needs at least one token');
-    const solo = this.model.createState(1),
+    if (from && from.batch !== 1) throw new Error(`join: the state to continue holds ${from.batch} streams, not 1`);
+    const solo = from ?? this.model.createState(1),
       handed = new Set<Tensor>();
     try {
       const logits = this.model.prefill(prompt, prompt.length, solo);
@@ -63,6 +67,22 @@ export class BatchDecoder {
     } finally {
       for (const t of solo.tensors.values()) if (!handed.has(t)) t.dispose();
     }
+  }
+
+  /**
+   * A copy of one stream's recurrent state as a one-stream state (to save it while the stream
+   * goes on, or after its last step). Needs batch-major state: a KV cache is not copied out.
+   */
+  rowState(id: number): ModelState {
+    const r = this.rows.indexOf(id);
+    if (r < 0) throw new Error(`no active stream ${id}`);
+    const solo = this.model.createState(1);
+    for (const [name, t] of this.state.tensors) {
+      if (kvStream(name)) throw new Error('rowState: a KV cache is not copied out of a batch');
+      copyRow(solo.tensors.get(name) as Tensor, 0, t, r);
+    }
+    solo.position = this.positions[r];
+    return solo;
   }
 
   /** Remove a stream; the last active row moves into its place. */

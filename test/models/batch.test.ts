@@ -145,3 +145,36 @@ describe.each(withAttention)('batched decoding with a KV cache: %s', (_, build) 
     expectBatchedAsAlone(build(engine(threads)), 3, prompts, plan, 12);
   });
 });
+
+describe('BatchDecoder rowState and join from a state', () => {
+  it('a stream copied out of a batch and joined again continues bit for bit as decoding alone', () => {
+    const m = model(1, null);
+    const prompt = Int32Array.of(3, 14, 15, 9, 26);
+    const want = alone(m, prompt, 12);
+    const dec = new BatchDecoder(m, 3);
+    dec.join(Int32Array.of(7, 7, 7)); // a neighbour in row 0
+    const a = dec.join(prompt);
+    let logits = a.logits;
+    const got = [Buffer.from(logits.buffer.slice(0))];
+    for (let i = 0; i < 5; i++) {
+      const tok = argmax(logits);
+      const out = dec.step(new Map(dec.active.map((id) => [id, id === a.id ? tok : 1])));
+      logits = out.get(a.id) as Float32Array;
+      got.push(Buffer.from(logits.buffer.slice(0)));
+    }
+    const saved = dec.rowState(a.id);
+    dec.leave(a.id);
+    const pending = argmax(logits); // the next token is fed as the continuation's one-token prompt
+    const b = dec.join(Int32Array.of(pending), saved);
+    logits = b.logits;
+    got.push(Buffer.from(logits.buffer.slice(0)));
+    for (let i = 0; i < 6; i++) {
+      const tok = argmax(logits);
+      logits = dec.step(new Map(dec.active.map((id) => [id, id === b.id ? tok : 1]))).get(b.id) as Float32Array;
+      got.push(Buffer.from(logits.buffer.slice(0)));
+    }
+    expect(got.length).toBe(want.length);
+    got.forEach((g, i) => expect(g.equals(want[i]), `step ${i}`).toBe(true));
+    dec.dispose();
+  });
+});
