@@ -20,6 +20,7 @@ import { registerReportRefine } from './report-refine.js';
 import { registerStream } from './stream.js';
 import { registerReportStreams } from './report-streams.js';
 import { registerReportGenomics } from './report-genome.js';
+import { registerServe } from './serve.js';
 
 /**
  * `frugal` command line. stdout carries only the product (generated text, JSON); progress, logs,
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
   registerStream(program);
   registerReportStreams(program); // adds `streams` to a `report` command
   registerReportGenomics(program); // adds `genomics` to it
+  registerServe(program);
   return program;
 }
 

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CorruptSnapshotError } from './store.js';
 import type { IdempotencyRecord, SessionRecord, Snapshot, StateStore } from './store.js';
@@ -12,8 +13,9 @@ import type { IdempotencyRecord, SessionRecord, Snapshot, StateStore } from './s
  *   snapshots/<id>.snap   MAGIC, one JSON line (id, parent, tokens, model, checksum, created,
  *                         bytes), then the state file's bytes; written once, atomically
  *   sessions/<id>.json    the session record, replaced atomically on each turn
- *   locks/<id>.lock       a session's turn lock: {"token", "expires"} created with O_EXCL; an
- *                         expired lock is broken by whoever first creates <id>.lock.break (O_EXCL)
+ *   locks/<id>.lock       a session's turn lock: {"token", "expires", "pid", "host"} created with
+ *                         O_EXCL; an expired lock, or one whose process on this machine has died, is
+ *                         broken by whoever first creates <id>.lock.break (O_EXCL)
  *   idempotency/<sha256 of the key>.json   {"record", "expires"}
  *
  * Every write goes to a temporary name, is fsynced, renamed into place, and the directory is
@@ -102,6 +104,20 @@ export function decodeSnapshot(id: string, buf: Uint8Array): Snapshot {
 interface LockFile {
   token: string;
   expires: number;
+  /** The holder's process and machine: a lock whose holder is gone from this machine is stale at once (a restart after a crash). */
+  pid?: number;
+  host?: string;
+}
+
+/** False when `l` was taken by a process of this machine that no longer runs. */
+function holderAlive(l: LockFile): boolean {
+  if (l.pid === undefined || l.host !== hostname()) return true;
+  try {
+    process.kill(l.pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 export class DirStore implements StateStore {
@@ -201,9 +217,9 @@ export class DirStore implements StateStore {
     const path = this.lockPath(sessionId);
     const token = randomBytes(16).toString('hex');
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (await createExclusive(path, JSON.stringify({ token, expires: Date.now() + ttlMs } satisfies LockFile))) return token;
+      if (await createExclusive(path, JSON.stringify({ token, expires: Date.now() + ttlMs, pid: process.pid, host: hostname() } satisfies LockFile))) return token;
       const held = await readLock(path);
-      if (held && held.expires > Date.now()) return null;
+      if (held && held.expires > Date.now() && holderAlive(held)) return null;
       if (!(await this.breakLock(path, held))) return null;
     }
     return null;
@@ -223,7 +239,7 @@ export class DirStore implements StateStore {
     }
     try {
       const now = await readLock(path);
-      if (now && (now.token !== seen?.token || now.expires > Date.now())) return false; // retaken meanwhile
+      if (now && (now.token !== seen?.token || (now.expires > Date.now() && holderAlive(now)))) return false; // retaken meanwhile
       await unlink(path).catch(() => undefined);
       return true;
     } finally {
