@@ -88,9 +88,12 @@ export async function serve(o: ServeOptions): Promise<{ url: string; stop: () =>
     life.draining = true;
     o.log(`frugal serve: draining ${scheduler.active + scheduler.queued} open stream(s)`);
     const closed = app.close(); // stops accepting; waits for requests in progress
-    app.server.closeIdleConnections();
     const t0 = Date.now();
-    while ((!scheduler.idle || life.inflight > 0) && Date.now() - t0 < DRAIN_LIMIT_MS) await new Promise((r) => setTimeout(r, 20));
+    do {
+      app.server.closeIdleConnections(); // a keep-alive connection whose stream just ended holds the close up otherwise
+      await new Promise((r) => setTimeout(r, 20));
+    } while ((!scheduler.idle || life.inflight > 0) && Date.now() - t0 < DRAIN_LIMIT_MS);
+    app.server.closeAllConnections();
     await closed;
     metrics.close();
     scheduler.dispose();
