@@ -18,12 +18,20 @@ export function registerServe(program: AnyCommand): void {
     .option('--host <addr>', 'address to listen on (loopback unless told otherwise)', '127.0.0.1')
     .option('--api-key <key>', 'require Authorization: Bearer KEY on every route but /health')
     .option('--max-streams <n>', 'streams decoded together (as many more may wait in the queue)', intArg(1, 4096), 64)
-    .addOption(new Option('--state-dir <dir>', `directory of snapshots and sessions (default ./${DEFAULT_STATE_DIR})`).conflicts('stateStore'))
+    .addOption(
+      new Option('--state-dir <dir>', `directory of snapshots and sessions (default ./${DEFAULT_STATE_DIR})`).conflicts('stateStore'),
+    )
     .option('--state-store <url>', 'redis://HOST:PORT: snapshots, sessions and turn locks in Redis, shared by replicas')
     .option('--log-prompts', 'write prompts to the log (never by default)')
     .option('--tdp <watts>', 'CPU package power for the energy estimate in /metrics', floatArg(0.001, 1e5))
     .action(async (o) => {
-      const { stop } = await serve({ ...o, model: o.model ?? BUNDLED_MODEL, apiKey: o.apiKey, logPrompts: o.logPrompts === true, log: err });
+      const { stop } = await serve({
+        ...o,
+        model: o.model ?? BUNDLED_MODEL,
+        apiKey: o.apiKey,
+        logPrompts: o.logPrompts === true,
+        log: err,
+      });
       const onSignal = (sig: NodeJS.Signals) => {
         err(`frugal serve: ${sig}`);
         stop().then(

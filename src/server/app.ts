@@ -47,7 +47,9 @@ export function buildApp(life: Lifecycle, o: AppOptions): FastifyInstance {
   const want = o.apiKey === undefined ? null : keyDigest(o.apiKey);
   const inflightKeys = new Set<string>();
 
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: LIMITS.stateBytes }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: LIMITS.stateBytes }, (_req, body, done) =>
+    done(null, body),
+  );
 
   app.addHook('onRequest', async (req, reply) => {
     const t0 = performance.now();
@@ -64,7 +66,13 @@ export function buildApp(life: Lifecycle, o: AppOptions): FastifyInstance {
       const h = req.headers.authorization ?? '';
       const got = keyDigest(h.startsWith('Bearer ') ? h.slice(7) : '\u0000no key');
       if (!timingSafeEqual(got, want))
-        throw new ApiError(401, 'missing or wrong API key: send Authorization: Bearer <key>', 'invalid_request_error', null, 'invalid_api_key');
+        throw new ApiError(
+          401,
+          'missing or wrong API key: send Authorization: Bearer <key>',
+          'invalid_request_error',
+          null,
+          'invalid_api_key',
+        );
     }
     if (!life.ready) throw new ApiError(503, 'the model is loading; retry shortly', 'server_error', null, 'loading');
   });
@@ -111,26 +119,29 @@ export function buildApp(life: Lifecycle, o: AppOptions): FastifyInstance {
         reply.raw.writeHead(rec.status, { 'content-type': 'application/json; charset=utf-8', 'idempotent-replayed': 'true' });
         return reply.raw.end(rec.body);
       }
-      if (inflightKeys.has(key)) throw new ApiError(409, 'a request with this Idempotency-Key is in progress', 'invalid_request_error', null, 'idempotency_in_progress');
+      if (inflightKeys.has(key))
+        throw new ApiError(
+          409,
+          'a request with this Idempotency-Key is in progress',
+          'invalid_request_error',
+          null,
+          'idempotency_in_progress',
+        );
       inflightKeys.add(key);
     }
     try {
-      return await respond(ctx, spec, endpoint, body, req, reply, stream, includeUsage, key);
+      return await respond(ctx, spec, reply, { endpoint, stream, includeUsage, key });
     } finally {
       if (key !== null) inflightKeys.delete(key);
     }
   };
 
+  /** Run the turn and answer: a stream that begins once the turn passed its checks, or the whole JSON. */
   const respond = async (
     ctx: ServerContext,
     spec: TurnSpec,
-    endpoint: Endpoint,
-    body: CommonBody,
-    req: FastifyRequest,
     reply: FastifyReply,
-    stream: boolean,
-    includeUsage: boolean,
-    key: string | null,
+    { endpoint, stream, includeUsage, key }: { endpoint: Endpoint; stream: boolean; includeUsage: boolean; key: string | null },
   ) => {
     const meta: ResponseMeta = {
       id: spec.id,
@@ -144,7 +155,6 @@ export function buildApp(life: Lifecycle, o: AppOptions): FastifyInstance {
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
     });
-    void req;
     let sse: SseWriter | null = null;
     if (stream) {
       spec.onStarted = () => {
@@ -157,7 +167,8 @@ export function buildApp(life: Lifecycle, o: AppOptions): FastifyInstance {
     try {
       const result = await runTurn(ctx, spec, abort.signal);
       const final = finalResponse(meta, result);
-      if (key !== null) await ctx.store.putIdempotent(key, { status: 200, body: JSON.stringify(final), created: Date.now() }, IDEMPOTENCY_TTL_MS);
+      if (key !== null)
+        await ctx.store.putIdempotent(key, { status: 200, body: JSON.stringify(final), created: Date.now() }, IDEMPOTENCY_TTL_MS);
       if (sse) return (sse as SseWriter).finish(result);
       return final;
     } catch (e) {
@@ -177,7 +188,8 @@ export function buildApp(life: Lifecycle, o: AppOptions): FastifyInstance {
 /** The turn a validated request asks for. */
 function turnSpec(ctx: ServerContext, endpoint: Endpoint, req: CompletionBody | ChatBody): TurnSpec {
   const body = req as CommonBody & { max_completion_tokens?: number | null };
-  if (body.model !== ctx.served.id) throw notFound(`no model '${body.model}'; this server runs '${ctx.served.id}'`, 'model', 'model_not_found');
+  if (body.model !== ctx.served.id)
+    throw notFound(`no model '${body.model}'; this server runs '${ctx.served.id}'`, 'model', 'model_not_found');
   const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
   let logprobs: number | null = null;
   let input: TurnSpec['input'];
@@ -185,7 +197,10 @@ function turnSpec(ctx: ServerContext, endpoint: Endpoint, req: CompletionBody | 
     const chat = req as ChatBody;
     if (chat.logprobs === true) logprobs = chat.top_logprobs ?? 0;
     else if (chat.top_logprobs != null) throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs');
-    const messages = chat.messages.map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('') }));
+    const messages = chat.messages.map((m) => ({
+      role: m.role,
+      content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
+    }));
     if (messages.length === 0) throw badRequest('messages must hold at least one message', 'messages');
     input = (continued) => ctx.served.renderChat(messages, continued);
   } else {
@@ -217,12 +232,23 @@ export function toApiError(e: unknown): ApiError {
   const fe = e as FastifyError;
   if (fe.validation) {
     const first = fe.validation[0];
-    const param = (first?.instancePath ?? '').replace(/^\//, '').split('/')[0] || (first?.params as { missingProperty?: string })?.missingProperty || null;
+    const param =
+      (first?.instancePath ?? '').replace(/^\//, '').split('/')[0] ||
+      (first?.params as { missingProperty?: string })?.missingProperty ||
+      null;
     return badRequest(`invalid request: ${param ?? 'body'} ${first?.message ?? fe.message}`, param, 'invalid_value');
   }
-  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError(413, 'the request body is too large', 'invalid_request_error', null, 'body_too_large');
-  if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ApiError(415, 'send the body as application/json', 'invalid_request_error', null, 'unsupported_media_type');
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return new ApiError(413, 'the request body is too large', 'invalid_request_error', null, 'body_too_large');
+  if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+    return new ApiError(415, 'send the body as application/json', 'invalid_request_error', null, 'unsupported_media_type');
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500)
-    return new ApiError(fe.statusCode, `invalid request: ${fe.message}`, 'invalid_request_error', null, fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? 'invalid_json' : null);
+    return new ApiError(
+      fe.statusCode,
+      `invalid request: ${fe.message}`,
+      'invalid_request_error',
+      null,
+      fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? 'invalid_json' : null,
+    );
   return new ApiError(500, `internal error: ${e instanceof Error ? e.message : String(e)}`, 'server_error', null, null);
 }

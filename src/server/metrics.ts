@@ -86,7 +86,12 @@ export class Metrics {
     out.push('# HELP frugal_requests_total HTTP requests by endpoint and status code', '# TYPE frugal_requests_total counter');
     for (const [k, v] of this.requests) out.push(`frugal_requests_total{${k}} ${v}`);
     one('frugal_generated_tokens_total', 'counter', 'Tokens generated', this.generatedTokens);
-    one('frugal_prefill_tokens_total', 'counter', 'New prompt tokens prefilled (a continued conversation prefills only its new tokens)', this.prefillTokens);
+    one(
+      'frugal_prefill_tokens_total',
+      'counter',
+      'New prompt tokens prefilled (a continued conversation prefills only its new tokens)',
+      this.prefillTokens,
+    );
     one('frugal_snapshots_committed_total', 'counter', 'State snapshots committed (one per completed turn and choice)', this.snapshots);
     one('frugal_active_streams', 'gauge', 'Streams in the batched decode loop', active);
     one('frugal_queue_depth', 'gauge', 'Streams waiting for a slot', queued);

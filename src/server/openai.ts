@@ -38,7 +38,8 @@ export class ApiError extends Error {
 
 export const badRequest = (message: string, param: string | null = null, code: string | null = null) =>
   new ApiError(400, message, 'invalid_request_error', param, code);
-export const notFound = (message: string, param: string | null, code: string) => new ApiError(404, message, 'invalid_request_error', param, code);
+export const notFound = (message: string, param: string | null, code: string) =>
+  new ApiError(404, message, 'invalid_request_error', param, code);
 
 const stop = {
   anyOf: [

@@ -65,7 +65,12 @@ export function finalResponse(m: ResponseMeta, r: TurnResult): Record<string, un
   const head = { id: m.id, object: m.endpoint === 'chat' ? 'chat.completion' : 'text_completion', created: m.created, model: m.model };
   const choices = r.choices.map((c, index) =>
     m.endpoint === 'chat'
-      ? { index, message: { role: 'assistant', content: c.text, refusal: null }, logprobs: logprobsOf(m, c.logprobs, 0), finish_reason: c.finishReason }
+      ? {
+          index,
+          message: { role: 'assistant', content: c.text, refusal: null },
+          logprobs: logprobsOf(m, c.logprobs, 0),
+          finish_reason: c.finishReason,
+        }
       : { index, text: c.text, logprobs: logprobsOf(m, c.logprobs, 0), finish_reason: c.finishReason },
   );
   return { ...head, choices, usage: usageOf(r), frugal: extension(m, r) };
@@ -102,20 +107,30 @@ export class SseWriter {
   /** The chat endpoint's opening chunk per choice: the assistant role. */
   open(n: number): void {
     if (this.m.endpoint !== 'chat') return;
-    this.chunk(Array.from({ length: n }, (_, index) => ({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null })));
+    this.chunk(
+      Array.from({ length: n }, (_, index) => ({ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null })),
+    );
   }
 
   delta(index: number, text: string, lp: LogprobEntry[]): void {
     const offset = this.offsets[index] ?? 0;
     this.offsets[index] = offset + text.length;
     const logprobs = logprobsOf(this.m, lp, offset);
-    this.chunk([this.m.endpoint === 'chat' ? { index, delta: { content: text }, logprobs, finish_reason: null } : { index, text, logprobs, finish_reason: null }]);
+    this.chunk([
+      this.m.endpoint === 'chat'
+        ? { index, delta: { content: text }, logprobs, finish_reason: null }
+        : { index, text, logprobs, finish_reason: null },
+    ]);
   }
 
   /** Each choice's finish reason, the usage chunk when asked for, the extension fields, then [DONE]. */
   finish(r: TurnResult): void {
     r.choices.forEach((c, index) =>
-      this.chunk([this.m.endpoint === 'chat' ? { index, delta: {}, logprobs: null, finish_reason: c.finishReason } : { index, text: '', logprobs: null, finish_reason: c.finishReason }]),
+      this.chunk([
+        this.m.endpoint === 'chat'
+          ? { index, delta: {}, logprobs: null, finish_reason: c.finishReason }
+          : { index, text: '', logprobs: null, finish_reason: c.finishReason },
+      ]),
     );
     if (this.includeUsage) this.chunk([], usageOf(r));
     this.write(`: frugal ${JSON.stringify(extension(this.m, r))}\n\n`);

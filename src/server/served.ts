@@ -50,7 +50,11 @@ export class ServedModel {
     this.codec = model.text();
     this.weights = modelSha256(net);
     this.tokenizer = tokenizerSha256(model.dir);
-    const adapterHash = adapter ? createHash('sha256').update(readFileSync(join(readableDir(adapter).dir, ADAPTER_WEIGHTS))).digest('hex') : 'none';
+    const adapterHash = adapter
+      ? createHash('sha256')
+          .update(readFileSync(join(readableDir(adapter).dir, ADAPTER_WEIGHTS)))
+          .digest('hex')
+      : 'none';
     this.identity = createHash('sha256').update(`${this.weights}:${adapterHash}:${this.tokenizer}`).digest('hex');
     this.id = basename(model.dir.replace(/[\\/]+$/, '')) + (adapter ? `+${basename(adapter.replace(/[\\/]+$/, ''))}` : '');
     const cfg = readTokenizerConfig(model.dir);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { inputError } from '../io/errors.js';
 import { buildApp } from './app.js';
@@ -5,6 +6,7 @@ import type { Lifecycle } from './app.js';
 import { Metrics } from './metrics.js';
 import { Scheduler } from './scheduler.js';
 import { openServedModel } from './served.js';
+import type { ServedModel } from './served.js';
 import { DirStore } from './store-dir.js';
 import type { StateStore } from './store.js';
 
@@ -53,6 +55,10 @@ async function openStore(o: ServeOptions): Promise<StateStore> {
 
 /** Start serving; resolves once listening (the model loads right after). Returns how to stop. */
 export async function serve(o: ServeOptions): Promise<{ url: string; stop: () => Promise<void> }> {
+  if (!existsSync(o.model))
+    throw inputError(`--model ${o.model} does not exist; give a checkpoint directory (the bundled one is models/mamba-sotu)`);
+  if (o.adapter !== undefined && !existsSync(o.adapter))
+    throw inputError(`--adapter ${o.adapter} does not exist; give an adapter folder from 'frugal finetune'`);
   const store = await openStore(o);
   const life: Lifecycle = { ready: false, draining: false, ctx: null, inflight: 0 };
   const app = buildApp(life, { apiKey: o.apiKey, logPrompts: o.logPrompts, keepAliveMs: KEEP_ALIVE_MS, log: o.log });
@@ -68,7 +74,7 @@ export async function serve(o: ServeOptions): Promise<{ url: string; stop: () =>
   }
   o.log(`frugal serve: listening on ${url}, state in ${store.where}; loading ${o.model}`);
   await new Promise((r) => setImmediate(r)); // let /health answer 503 before the load blocks
-  let served;
+  let served: ServedModel;
   try {
     served = openServedModel(o.model, o.adapter, o.threads);
   } catch (e) {

@@ -5,7 +5,7 @@ import type { Lifecycle } from './app.js';
 import { ApiError, badRequest, notFound, sessionCreateSchema } from './openai.js';
 import { STORE_ID, sha256Hex } from './store-dir.js';
 import { CorruptSnapshotError } from './store.js';
-import type { SessionRecord } from './store.js';
+import type { SessionRecord, Snapshot } from './store.js';
 import type { ServerContext } from './turn.js';
 
 /**
@@ -55,7 +55,7 @@ export function registerSessions(app: FastifyInstance, life: Lifecycle): void {
   app.get<Params>('/v1/sessions/:id/state', async (req, reply) => {
     const s = await sessionOr404(ctx(), req.params.id);
     if (s.snapshot === null) throw notFound(`session '${s.id}' has no turn yet, so no state`, 'session_id', 'no_state');
-    let snap;
+    let snap: Snapshot | null;
     try {
       snap = await ctx().store.getSnapshot(s.snapshot);
     } catch (e) {
@@ -70,7 +70,8 @@ export function registerSessions(app: FastifyInstance, life: Lifecycle): void {
   app.put<Params>('/v1/sessions/:id/state', async (req, reply) => {
     const { id } = req.params;
     if (!STORE_ID.test(id)) throw badRequest(`session id '${id}' is not 1-128 letters, digits, '-' or '_'`, 'session_id');
-    if (!Buffer.isBuffer(req.body)) throw new ApiError(415, 'send the state file as application/octet-stream', 'invalid_request_error', null, 'unsupported_media_type');
+    if (!Buffer.isBuffer(req.body))
+      throw new ApiError(415, 'send the state file as application/octet-stream', 'invalid_request_error', null, 'unsupported_media_type');
     const bytes = new Uint8Array(req.body);
     const c = ctx();
     let tokens: number;
@@ -84,7 +85,15 @@ export function registerSessions(app: FastifyInstance, life: Lifecycle): void {
     }
     const old = await c.store.getSession(id);
     const snapId = `import-${randomBytes(12).toString('hex')}`;
-    await c.store.putSnapshot({ id: snapId, parent: null, tokens, model: c.served.identity, checksum: sha256Hex(bytes), state: bytes, created: Date.now() });
+    await c.store.putSnapshot({
+      id: snapId,
+      parent: null,
+      tokens,
+      model: c.served.identity,
+      checksum: sha256Hex(bytes),
+      state: bytes,
+      created: Date.now(),
+    });
     const now = Date.now();
     const s: SessionRecord = { id, snapshot: snapId, created: old?.created ?? now, updated: now };
     await c.store.putSession(s);

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CorruptSnapshotError } from './store.js';
 import type { IdempotencyRecord, SessionRecord, Snapshot, StateStore } from './store.js';
@@ -84,7 +85,8 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
 /** A snapshot file's bytes decoded and verified (length and checksum), or CorruptSnapshotError. */
 export function decodeSnapshot(id: string, buf: Uint8Array): Snapshot {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (b.subarray(0, MAGIC.length).toString('latin1') !== MAGIC) throw new CorruptSnapshotError(id, 'it does not start with the snapshot mark');
+  if (b.subarray(0, MAGIC.length).toString('latin1') !== MAGIC)
+    throw new CorruptSnapshotError(id, 'it does not start with the snapshot mark');
   const nl = b.indexOf(10, MAGIC.length);
   if (nl < 0) throw new CorruptSnapshotError(id, 'its header is cut short');
   let meta: Omit<Snapshot, 'state'> & { bytes: number };
@@ -217,7 +219,13 @@ export class DirStore implements StateStore {
     const path = this.lockPath(sessionId);
     const token = randomBytes(16).toString('hex');
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (await createExclusive(path, JSON.stringify({ token, expires: Date.now() + ttlMs, pid: process.pid, host: hostname() } satisfies LockFile))) return token;
+      if (
+        await createExclusive(
+          path,
+          JSON.stringify({ token, expires: Date.now() + ttlMs, pid: process.pid, host: hostname() } satisfies LockFile),
+        )
+      )
+        return token;
       const held = await readLock(path);
       if (held && held.expires > Date.now() && holderAlive(held)) return null;
       if (!(await this.breakLock(path, held))) return null;
@@ -277,7 +285,7 @@ export class DirStore implements StateStore {
 
 /** Create `path` with `data` only if it does not exist (O_EXCL); false when it does. */
 async function createExclusive(path: string, data: string): Promise<boolean> {
-  let fd;
+  let fd: FileHandle;
   try {
     fd = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
   } catch (e) {

@@ -9,7 +9,7 @@ import { QueueFullError } from './scheduler.js';
 import type { Job, JobEnd, Scheduler } from './scheduler.js';
 import type { ServedModel } from './served.js';
 import { CorruptSnapshotError } from './store.js';
-import type { StateStore } from './store.js';
+import type { Snapshot, StateStore } from './store.js';
 import { sha256Hex } from './store-dir.js';
 
 /**
@@ -72,7 +72,10 @@ export interface TurnResult {
   conversationTokens: number;
 }
 
-export const newId = (prefix: string) => `${prefix}-${randomBytes(12).toString('base64url').replace(/[^A-Za-z0-9]/g, 'x')}`;
+export const newId = (prefix: string) =>
+  `${prefix}-${randomBytes(12)
+    .toString('base64url')
+    .replace(/[^A-Za-z0-9]/g, 'x')}`;
 
 /** Where a turn starts: a restored state (with its pending token) or a fresh conversation. */
 interface Start {
@@ -83,7 +86,7 @@ interface Start {
 
 async function resolveStart(ctx: ServerContext, snapshotId: string | null): Promise<Start> {
   if (snapshotId === null) return { bytes: null, parent: null, tokens: 0 };
-  let snap;
+  let snap: Snapshot | null;
   try {
     snap = await ctx.store.getSnapshot(snapshotId);
   } catch (e) {
@@ -91,9 +94,18 @@ async function resolveStart(ctx: ServerContext, snapshotId: string | null): Prom
       throw new ApiError(422, e.message, 'invalid_request_error', 'previous_response_id', 'snapshot_corrupt');
     throw e;
   }
-  if (!snap) throw notFound(`no snapshot '${snapshotId}': previous_response_id takes the id of a completed response`, 'previous_response_id', 'snapshot_not_found');
+  if (!snap)
+    throw notFound(
+      `no snapshot '${snapshotId}': previous_response_id takes the id of a completed response`,
+      'previous_response_id',
+      'snapshot_not_found',
+    );
   if (snap.model !== ctx.served.identity)
-    throw badRequest(`snapshot '${snapshotId}' was made by another model, adapter or tokenizer`, 'previous_response_id', 'snapshot_model_mismatch');
+    throw badRequest(
+      `snapshot '${snapshotId}' was made by another model, adapter or tokenizer`,
+      'previous_response_id',
+      'snapshot_model_mismatch',
+    );
   return { bytes: snap.state, parent: snap.id, tokens: snap.tokens };
 }
 
@@ -124,7 +136,13 @@ export async function runTurn(ctx: ServerContext, spec: TurnSpec, signal: AbortS
     if (!session) throw notFound(`no session '${spec.sessionId}'`, 'session_id', 'session_not_found');
     lock = await ctx.store.lockTurn(spec.sessionId, ctx.lockTtlMs);
     if (lock === null)
-      throw new ApiError(409, `session '${spec.sessionId}' has a turn in progress; wait for it to finish`, 'invalid_request_error', 'session_id', 'session_busy');
+      throw new ApiError(
+        409,
+        `session '${spec.sessionId}' has a turn in progress; wait for it to finish`,
+        'invalid_request_error',
+        'session_id',
+        'session_busy',
+      );
   }
   try {
     const start = await resolveStart(ctx, spec.previousResponseId ?? session?.snapshot ?? null);
@@ -137,7 +155,11 @@ export async function runTurn(ctx: ServerContext, spec: TurnSpec, signal: AbortS
       throw e;
     }
     if (ids.length > LIMITS.promptTokens)
-      throw badRequest(`the prompt has ${ids.length} tokens; at most ${LIMITS.promptTokens} new tokens per request`, 'prompt', 'context_length_exceeded');
+      throw badRequest(
+        `the prompt has ${ids.length} tokens; at most ${LIMITS.promptTokens} new tokens per request`,
+        'prompt',
+        'context_length_exceeded',
+      );
     const result = await decodeChoices(ctx, spec, start, ids, signal);
     if (session && lock !== null) {
       const now = Date.now();
@@ -222,13 +244,26 @@ function decodeChoices(ctx: ServerContext, spec: TurnSpec, start: Start, ids: In
           const tokens = state.position + 1;
           disposeState(state);
           const reason = end.reason === 'length' && !stops.stopped ? 'length' : 'stop';
-          const snap = { id: snapshotId, parent: start.parent, tokens, model: served.identity, checksum: sha256Hex(bytes), state: bytes, created: Date.now() };
+          const snap = {
+            id: snapshotId,
+            parent: start.parent,
+            tokens,
+            model: served.identity,
+            checksum: sha256Hex(bytes),
+            state: bytes,
+            created: Date.now(),
+          };
           ctx.store.putSnapshot(snap).then(() => {
             metrics.snapshots++;
             results[i] = { text, finishReason: reason, logprobs: lps, snapshot: snapshotId };
             if (--remaining === 0 && !failed) {
               signal.removeEventListener('abort', onAbort);
-              resolve({ choices: results as ChoiceResult[], promptTokens: ids.length, completionTokens: completion, conversationTokens: tokens });
+              resolve({
+                choices: results as ChoiceResult[],
+                promptTokens: ids.length,
+                completionTokens: completion,
+                conversationTokens: tokens,
+              });
             }
           }, fail);
         },

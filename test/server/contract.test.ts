@@ -96,7 +96,12 @@ describe('frugal serve with the official openai client', () => {
     expect(new Set(a.choices.map((c) => c.text)).size).toBeGreaterThan(1);
     const ext = (a as unknown as { frugal: { snapshots: string[] } }).frugal;
     expect(ext.snapshots).toEqual([0, 1, 2].map((i) => `${a.id}-${i}`));
-    const next = await client.completions.create({ model: MODEL, prompt: '', max_tokens: 4, previous_response_id: ext.snapshots[1] } as never);
+    const next = await client.completions.create({
+      model: MODEL,
+      prompt: '',
+      max_tokens: 4,
+      previous_response_id: ext.snapshots[1],
+    } as never);
     expect(next.choices[0].text.length).toBeGreaterThan(0);
   });
 
@@ -140,7 +145,13 @@ describe('frugal serve with the official openai client', () => {
     expect(got).toHaveLength(96);
     expect(got).toEqual(refTokens);
     const more = ' And we must';
-    const third = await client.completions.create({ model: MODEL, prompt: more, max_tokens: 4, temperature: 0, previous_response_id: second.id } as never);
+    const third = await client.completions.create({
+      model: MODEL,
+      prompt: more,
+      max_tokens: 4,
+      temperature: 0,
+      previous_response_id: second.id,
+    } as never);
     expect(await metric(srv.url, 'frugal_prefill_tokens_total', auth)).toBe(before + tokenizer.encode(more).length);
     expect(third.usage?.prompt_tokens).toBe(tokenizer.encode(more).length);
   });
@@ -178,7 +189,8 @@ describe('frugal serve with the official openai client', () => {
   it('runs 64 concurrent streams to [DONE], each with its sequential greedy output', async () => {
     const prompts = ['The', 'We the people', 'Congress shall', 'Tonight I'];
     const sequential = [];
-    for (const p of prompts) sequential.push((await client.completions.create({ model: MODEL, prompt: p, max_tokens: 10, temperature: 0 })).choices[0].text);
+    for (const p of prompts)
+      sequential.push((await client.completions.create({ model: MODEL, prompt: p, max_tokens: 10, temperature: 0 })).choices[0].text);
     const streams = Array.from({ length: 64 }, async (_, i) => {
       const r = await fetch(`${srv.url}/v1/completions`, {
         method: 'POST',

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { post, startServer } from './serve.js';
+import { metric, post, startServer } from './serve.js';
 import type { Body, ServerProc } from './serve.js';
 
 /**
@@ -69,7 +69,14 @@ describe('frugal serve state that outlives requests and processes', () => {
     const s = await post(`${a.url}/v1/sessions`, {});
     expect(s.status).toBe(201);
     session = s.json.id;
-    const t1 = await post(`${a.url}/v1/completions`, { model: MODEL, prompt: 'The state of the Union is', max_tokens: 16, temperature: 0.9, seed: 5, session_id: session });
+    const t1 = await post(`${a.url}/v1/completions`, {
+      model: MODEL,
+      prompt: 'The state of the Union is',
+      max_tokens: 16,
+      temperature: 0.9,
+      seed: 5,
+      session_id: session,
+    });
     expect(t1.status).toBe(200);
     turn1 = t1.json.id;
     expect((await post(`${a.url}/v1/sessions/${session}`, undefined, {}, 'GET')).json.snapshot).toBe(turn1);
@@ -101,12 +108,32 @@ describe('frugal serve state that outlives requests and processes', () => {
     expect(state.status).toBe(200);
     expect(state.headers.get('x-frugal-snapshot')).toBe(turn1);
     const bytes = new Uint8Array(await state.arrayBuffer());
-    const put = await fetch(`${a.url}/v1/sessions/imported-1/state`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: bytes });
+    const put = await fetch(`${a.url}/v1/sessions/imported-1/state`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
     expect(put.status).toBe(201);
-    const bad = await fetch(`${a.url}/v1/sessions/imported-2/state`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: bytes.slice(0, 100) });
+    const bad = await fetch(`${a.url}/v1/sessions/imported-2/state`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: bytes.slice(0, 100),
+    });
     expect(bad.status).toBe(400);
-    const fromImport = await post(`${a.url}/v1/completions`, { model: MODEL, prompt: ' We', max_tokens: 8, temperature: 0, session_id: 'imported-1' });
-    const fromSnap = await post(`${a.url}/v1/completions`, { model: MODEL, prompt: ' We', max_tokens: 8, temperature: 0, previous_response_id: turn1 });
+    const fromImport = await post(`${a.url}/v1/completions`, {
+      model: MODEL,
+      prompt: ' We',
+      max_tokens: 8,
+      temperature: 0,
+      session_id: 'imported-1',
+    });
+    const fromSnap = await post(`${a.url}/v1/completions`, {
+      model: MODEL,
+      prompt: ' We',
+      max_tokens: 8,
+      temperature: 0,
+      previous_response_id: turn1,
+    });
     expect(fromImport.json.choices[0].text).toBe(fromSnap.json.choices[0].text);
   });
 
@@ -131,6 +158,35 @@ describe('frugal serve state that outlives requests and processes', () => {
     expect(bad.json.error.code).toBe('snapshot_corrupt');
     expect((await fetch(`${a.url}/health`)).status).toBe(200);
     expect((await post(`${a.url}/v1/completions`, { model: MODEL, prompt: 'Peace', max_tokens: 4 })).status).toBe(200);
+  });
+
+  it('frees a slot at once when its client goes away, and answers a full queue with 429 and retry-after-ms', async () => {
+    const ac = new AbortController();
+    const r = await fetch(`${a.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, prompt: 'The', max_tokens: 2000, stream: true }),
+      signal: ac.signal,
+    });
+    const reader = (r.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    ac.abort();
+    let active = 1;
+    for (let i = 0; i < 100 && active > 0; i++) {
+      await new Promise((res) => setTimeout(res, 20));
+      active = await metric(a.url, 'frugal_active_streams');
+    }
+    expect(active).toBe(0);
+    const burst = await Promise.all(
+      Array.from({ length: 12 }, () => post(`${a.url}/v1/completions`, { model: MODEL, prompt: 'We', max_tokens: 40 })),
+    );
+    const refused = burst.filter((b) => b.status === 429);
+    expect(refused.length).toBeGreaterThan(0); // 4 streams and 4 queued places
+    expect(burst.filter((b) => b.status === 200).length).toBeGreaterThanOrEqual(8);
+    for (const b of refused) {
+      expect(Number(b.headers.get('retry-after-ms'))).toBeGreaterThan(0);
+      expect(b.json.error.type).toBe('rate_limit_exceeded');
+    }
   });
 
   it('drains open streams on SIGTERM, then exits 0', async () => {

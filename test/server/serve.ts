@@ -48,8 +48,17 @@ export interface Body {
 }
 
 /** POST JSON, the response and its parsed body. */
-export async function post(url: string, body: unknown, headers: Record<string, string> = {}, method = 'POST'): Promise<{ status: number; json: Body; headers: Headers }> {
-  const r = await fetch(url, { method, headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+export async function post(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+  method = 'POST',
+): Promise<{ status: number; json: Body; headers: Headers }> {
+  const r = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
   const text = await r.text();
   let json = {} as Body;
   try {
@@ -70,6 +79,12 @@ export async function metric(url: string, name: string, headers: Record<string, 
 
 /** An OpenAI-shaped error body. */
 export function expectApiError(json: Partial<Body>): void {
-  if (!json.error || typeof json.error.message !== 'string' || typeof json.error.type !== 'string' || !('param' in json.error) || !('code' in json.error))
+  if (
+    !json.error ||
+    typeof json.error.message !== 'string' ||
+    typeof json.error.type !== 'string' ||
+    !('param' in json.error) ||
+    !('code' in json.error)
+  )
     throw new Error(`not an OpenAI-shaped error: ${JSON.stringify(json)}`);
 }

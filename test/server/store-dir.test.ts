@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { DirStore } from '../../src/server/store-dir.js';
 import { CorruptSnapshotError } from '../../src/server/store.js';
@@ -87,5 +88,22 @@ describe('DirStore', () => {
     expect(await s.getIdempotent('key 1')).toEqual({ status: 200, body: '{"ok":1}', created: 5 });
     expect(await s.getIdempotent('key 2')).toBeNull();
     expect(await s.getIdempotent('key 3')).toBeNull();
+  });
+});
+
+describe('DirStore turn lock after a crash', () => {
+  it('breaks a lock at once when its holder process on this machine is gone', async () => {
+    const s = await fresh();
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid as number; // a process that has exited
+    writeFileSync(
+      join(s.dir, 'locks', 'sess.lock'),
+      JSON.stringify({ token: 'x', expires: Date.now() + 600_000, pid: dead, host: hostname() }),
+    );
+    expect(await s.lockTurn('sess', 60_000)).not.toBeNull();
+    writeFileSync(
+      join(s.dir, 'locks', 'other.lock'),
+      JSON.stringify({ token: 'y', expires: Date.now() + 600_000, pid: process.pid, host: hostname() }),
+    );
+    expect(await s.lockTurn('other', 60_000)).toBeNull(); // a live holder keeps it
   });
 });
