@@ -176,12 +176,12 @@ export async function runTurn(ctx: ServerContext, spec: TurnSpec, signal: AbortS
 
 /** One decode stream per choice, submitted together; resolves when every choice has committed its snapshot. */
 function decodeChoices(ctx: ServerContext, spec: TurnSpec, start: Start, ids: Int32Array, signal: AbortSignal): Promise<TurnResult> {
-  const { scheduler, metrics, served } = ctx;
+  const { scheduler, metrics } = ctx;
   const seed = spec.seed ?? randomInt(2 ** 47);
-  const t0 = performance.now();
   return new Promise<TurnResult>((resolve, reject) => {
     const jobs: Job[] = [];
-    const results: (ChoiceResult | null)[] = new Array(spec.n).fill(null);
+    const results: ChoiceResult[] = [];
+    const tokens: number[] = [];
     let remaining = spec.n,
       completion = 0,
       prefilled = 0,
@@ -194,81 +194,23 @@ function decodeChoices(ctx: ServerContext, spec: TurnSpec, start: Start, ids: In
     };
     const onAbort = () => fail(new ApiError(499, 'the client closed the request', 'invalid_request_error', null, 'client_closed'));
     signal.addEventListener('abort', onAbort, { once: true });
+    const hooks: ChoiceHooks = {
+      t0: performance.now(),
+      failed: () => failed,
+      fail,
+      committed: (i, r, conversation, generated) => {
+        results[i] = r;
+        tokens[i] = conversation;
+        completion += generated;
+        if (--remaining > 0 || failed) return;
+        signal.removeEventListener('abort', onAbort);
+        resolve({ choices: results, promptTokens: ids.length, completionTokens: completion, conversationTokens: tokens[0] });
+      },
+    };
     for (let i = 0; i < spec.n; i++) {
-      const { state, prompt, carried } = startState(ctx, start, ids);
-      const decoder = served.codec.tokenizer.createStreamDecoder();
-      const stops = new StopMatcher(spec.stop);
-      const generated: number[] = [];
-      let text = '',
-        last = 0;
-      const lps: LogprobEntry[] = [];
-      const snapshotId = spec.n > 1 ? `${spec.id}-${i}` : spec.id;
-      prefilled += prompt.length - carried;
-      const emit = (piece: string, lp: LogprobEntry[]) => {
-        const safe = stops.push(piece);
-        text += safe;
-        if (safe !== '' || lp.length > 0) spec.onDelta(i, safe, lp);
-      };
-      const job: Job = {
-        prompt,
-        from: state,
-        maxTokens: spec.maxTokens,
-        sampling: { temperature: spec.temperature, topK: 0, topP: spec.topP },
-        rng: Rng.fromSeed((seed + i) % Number.MAX_SAFE_INTEGER),
-        stopAt: served.codec.stopAt,
-        onToken: (id, logits) => {
-          const now = performance.now();
-          if (generated.length === 0) metrics.ttft.observe((now - t0) / 1000);
-          else metrics.itl.observe((now - last) / 1000);
-          last = now;
-          generated.push(id);
-          completion++;
-          metrics.generatedTokens++;
-          metrics.tokens(1);
-          const lp = spec.logprobs === null ? [] : [logprobEntry(served, logits, id, spec.logprobs)];
-          lps.push(...lp);
-          emit(id === served.codec.stopAt ? '' : decoder.push(id), lp);
-          return !stops.stopped;
-        },
-        onEnd: (end: JobEnd) => {
-          if (end.reason === 'cancelled' || failed) return disposeState(end.state);
-          if (end.reason === 'error' || !end.state) return fail(end.error ?? new Error('decode failed'));
-          emit(decoder.flush(), []);
-          const tail = stops.flush();
-          if (tail) {
-            text += tail;
-            spec.onDelta(i, tail, []);
-          }
-          const state = end.state;
-          const bytes = served.encodeState(state, generated[generated.length - 1]);
-          const tokens = state.position + 1;
-          disposeState(state);
-          const reason = end.reason === 'length' && !stops.stopped ? 'length' : 'stop';
-          const snap = {
-            id: snapshotId,
-            parent: start.parent,
-            tokens,
-            model: served.identity,
-            checksum: sha256Hex(bytes),
-            state: bytes,
-            created: Date.now(),
-          };
-          ctx.store.putSnapshot(snap).then(() => {
-            metrics.snapshots++;
-            results[i] = { text, finishReason: reason, logprobs: lps, snapshot: snapshotId };
-            if (--remaining === 0 && !failed) {
-              signal.removeEventListener('abort', onAbort);
-              resolve({
-                choices: results as ChoiceResult[],
-                promptTokens: ids.length,
-                completionTokens: completion,
-                conversationTokens: tokens,
-              });
-            }
-          }, fail);
-        },
-      };
-      jobs.push(job);
+      const first = startState(ctx, start, ids);
+      prefilled += first.prompt.length - first.carried;
+      jobs.push(choiceJob(ctx, spec, i, start.parent, first, (seed + i) % Number.MAX_SAFE_INTEGER, hooks));
     }
     try {
       scheduler.submit(jobs);
@@ -283,6 +225,89 @@ function decodeChoices(ctx: ServerContext, spec: TurnSpec, start: Start, ids: In
     metrics.prefillTokens += prefilled;
     metrics.tokens(prefilled);
   });
+}
+
+/** What a choice's stream reports to its turn. */
+interface ChoiceHooks {
+  /** When the request arrived (performance.now()), for time to first token. */
+  t0: number;
+  failed(): boolean;
+  fail(e: Error): void;
+  /** Choice i committed its snapshot; the conversation holds `conversation` tokens; it generated `generated`. */
+  committed(i: number, r: ChoiceResult, conversation: number, generated: number): void;
+}
+
+/** Choice i's stream: its tokens through the stream decoder and stop strings to onDelta, then its snapshot. */
+function choiceJob(
+  ctx: ServerContext,
+  spec: TurnSpec,
+  i: number,
+  parent: string | null,
+  first: { state: ModelState | null; prompt: Int32Array },
+  seed: number,
+  hooks: ChoiceHooks,
+): Job {
+  const { served, metrics } = ctx;
+  const decoder = served.codec.tokenizer.createStreamDecoder();
+  const stops = new StopMatcher(spec.stop);
+  const generated: number[] = [];
+  const lps: LogprobEntry[] = [];
+  const snapshotId = spec.n > 1 ? `${spec.id}-${i}` : spec.id;
+  let text = '',
+    last = 0;
+  const emit = (piece: string, lp: LogprobEntry[]) => {
+    const safe = stops.push(piece);
+    text += safe;
+    if (safe !== '' || lp.length > 0) spec.onDelta(i, safe, lp);
+  };
+  const onToken = (id: number, logits: Float32Array): boolean => {
+    const now = performance.now();
+    if (generated.length === 0) metrics.ttft.observe((now - hooks.t0) / 1000);
+    else metrics.itl.observe((now - last) / 1000);
+    last = now;
+    generated.push(id);
+    metrics.generatedTokens++;
+    metrics.tokens(1);
+    const lp = spec.logprobs === null ? [] : [logprobEntry(served, logits, id, spec.logprobs)];
+    lps.push(...lp);
+    emit(id === served.codec.stopAt ? '' : decoder.push(id), lp);
+    return !stops.stopped;
+  };
+  const onEnd = (end: JobEnd): void => {
+    if (end.reason === 'cancelled' || hooks.failed()) {
+      disposeState(end.state);
+      return;
+    }
+    if (end.reason === 'error' || !end.state) {
+      hooks.fail(end.error ?? new Error('decode failed'));
+      return;
+    }
+    emit(decoder.flush(), []);
+    const tail = stops.flush();
+    if (tail) {
+      text += tail;
+      spec.onDelta(i, tail, []);
+    }
+    const bytes = served.encodeState(end.state, generated[generated.length - 1]);
+    const tokens = end.state.position + 1; // the pending token is part of the conversation
+    disposeState(end.state);
+    const finishReason = end.reason === 'length' && !stops.stopped ? 'length' : 'stop';
+    const snap = { id: snapshotId, parent, tokens, model: served.identity, checksum: sha256Hex(bytes), state: bytes, created: Date.now() };
+    ctx.store.putSnapshot(snap).then(() => {
+      metrics.snapshots++;
+      hooks.committed(i, { text, finishReason, logprobs: lps, snapshot: snapshotId }, tokens, generated.length);
+    }, hooks.fail);
+  };
+  return {
+    prompt: first.prompt,
+    from: first.state,
+    maxTokens: spec.maxTokens,
+    sampling: { temperature: spec.temperature, topK: 0, topP: spec.topP },
+    rng: Rng.fromSeed(seed),
+    stopAt: served.codec.stopAt,
+    onToken,
+    onEnd,
+  };
 }
 
 function logprobEntry(served: ServedModel, logits: Float32Array, id: number, top: number): LogprobEntry {
