@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { loadModel } from '../api/model.js';
-import type { Model, TextCodec } from '../api/model.js';
+import type { Model, RunOptions, TextCodec } from '../api/model.js';
 import { collectBytes, readableDir } from '../io/atomic.js';
 import { inputError } from '../io/errors.js';
 import { decodeSafetensors } from '../io/safetensors.js';
@@ -96,8 +96,8 @@ export class ServedModel {
 }
 
 /** Load the model (and adapter) a server runs. */
-export function openServedModel(dir: string, adapter: string | undefined, threads: number): ServedModel {
-  const model = loadModel(dir, { threads, adapter });
+export function openServedModel(dir: string, adapter: string | undefined, run: RunOptions): ServedModel {
+  const model = loadModel(dir, { ...run, adapter });
   try {
     return new ServedModel(model, adapter);
   } catch (e) {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { inputError } from '../io/errors.js';
+import type { KernelKind } from '../kernels/backend.js';
 import { buildApp } from './app.js';
 import type { Lifecycle } from './app.js';
 import { Metrics } from './metrics.js';
@@ -26,6 +27,7 @@ export interface ServeOptions {
   stateStore?: string;
   logPrompts: boolean;
   threads: number;
+  kernels: KernelKind;
   tdp?: number;
   log: (line: string) => void;
 }
@@ -76,7 +78,7 @@ export async function serve(o: ServeOptions): Promise<{ url: string; stop: () =>
   await new Promise((r) => setImmediate(r)); // let /health answer 503 before the load blocks
   let served: ServedModel;
   try {
-    served = openServedModel(o.model, o.adapter, o.threads);
+    served = openServedModel(o.model, o.adapter, { threads: o.threads, kernels: o.kernels });
   } catch (e) {
     await app.close();
     await store.close();

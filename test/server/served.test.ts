@@ -14,7 +14,7 @@ afterAll(() => {
   for (const m of opened) m.dispose();
 });
 function open(dir: string): ServedModel {
-  const m = openServedModel(dir, undefined, 1);
+  const m = openServedModel(dir, undefined, { threads: 1 });
   opened.push(m);
   return m;
 }
