@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,14 +12,15 @@ import type { IdempotencyRecord, SessionRecord, Snapshot, StateStore } from './s
  * on the same machine may share.
  *
  *   snapshots/<id>.snap   MAGIC, one JSON line (id, parent, tokens, model, checksum, created,
- *                         bytes), then the state file's bytes; written once, atomically
+ *                         bytes), then the state file's bytes; written once (hard-linked into
+ *                         place, so of two racing writers exactly one wins)
  *   sessions/<id>.json    the session record, replaced atomically on each turn
  *   locks/<id>.lock       a session's turn lock: {"token", "expires", "pid", "host"} created with
  *                         O_EXCL; an expired lock, or one whose process on this machine has died, is
  *                         broken by whoever first creates <id>.lock.break (O_EXCL)
  *   idempotency/<sha256 of the key>.json   {"record", "expires"}
  *
- * Every write goes to a temporary name, is fsynced, renamed into place, and the directory is
+ * Every write goes to a temporary name, is fsynced, renamed (a snapshot: linked) into place, and the directory is
  * fsynced, so a crash leaves either the old file or the new one. Snapshots are verified (length
  * and SHA-256) on every load: a torn or edited file raises CorruptSnapshotError, never a state.
  */
@@ -64,6 +65,32 @@ export async function writeAtomic(path: string, dir: string, data: Uint8Array | 
     throw e;
   }
   await fsyncDir(dir);
+}
+
+/**
+ * Create `path` with `data` unless it exists, atomically: a fsynced temporary file is hard-linked
+ * into place (link, unlike rename, fails when the name is taken, so of two racing writers one
+ * wins), then the directory is fsynced. False when `path` already existed.
+ */
+async function writeOnce(path: string, dir: string, data: Uint8Array): Promise<boolean> {
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const fd = await open(tmp, 'w');
+    try {
+      await fd.writeFile(data);
+      await fd.sync();
+    } finally {
+      await fd.close();
+    }
+    await link(tmp, path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+  await fsyncDir(dir);
+  return true;
 }
 
 async function readOrNull(path: string): Promise<Buffer | null> {
@@ -160,13 +187,10 @@ export class DirStore implements StateStore {
   async putSnapshot(s: Snapshot): Promise<void> {
     const path = this.snapPath(s.id);
     if (sha256Hex(s.state) !== s.checksum) throw new Error(`snapshot ${s.id}: its checksum does not match its state bytes`);
-    const old = await readOrNull(path);
-    if (old) {
-      const prev = decodeSnapshot(s.id, old);
-      if (prev.checksum === s.checksum && prev.model === s.model && prev.tokens === s.tokens) return;
-      throw new Error(`snapshot ${s.id} already exists with other contents; snapshots are immutable`);
-    }
-    await writeAtomic(path, this.snaps, encodeSnapshot(s));
+    if (await writeOnce(path, this.snaps, encodeSnapshot(s))) return;
+    const prev = decodeSnapshot(s.id, (await readOrNull(path)) ?? new Uint8Array());
+    if (prev.checksum === s.checksum && prev.model === s.model && prev.tokens === s.tokens) return;
+    throw new Error(`snapshot ${s.id} already exists with other contents; snapshots are immutable`);
   }
 
   async getSnapshot(id: string): Promise<Snapshot | null> {
