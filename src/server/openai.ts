@@ -5,12 +5,12 @@
 
 /** Limits on what one request may ask for (answered with a 400 or 413 beyond them). */
 export const LIMITS = {
-  /** Bytes of a JSON request body. */
-  bodyBytes: 1 << 20,
+  /** Bytes of a JSON request body (room for a 100k-token prompt of English text). */
+  bodyBytes: 2 << 20,
   /** Bytes of a state file sent to PUT /v1/sessions/{id}/state. */
   stateBytes: 64 << 20,
   /** New tokens one request may prefill. */
-  promptTokens: 65_536,
+  promptTokens: 131_072,
   maxTokens: 4096,
   n: 8,
   stop: 4,

@@ -16,6 +16,9 @@ import type { ModelState, SequenceModel } from '../models/types.js';
  * token the next turn starts by feeding. So a continued conversation runs exactly the steps an
  * uninterrupted generation would, and ending a turn costs no extra step.
  */
+/** Prompt tokens prefilled per turn of the loop. */
+export const PREFILL_CHUNK = 2048;
+
 export interface Job {
   /** Tokens to prefill (≥ 1): a pending token carried from the snapshot, then the request's new ones. */
   prompt: Int32Array;
@@ -60,11 +63,13 @@ export class Scheduler {
   private readonly queue: Job[] = [];
   private readonly running = new Map<Job, Running>();
   private scheduled = false;
+  /** The stream whose prompt is being prefilled, chunk by chunk, into its own state. */
+  private pre: { job: Job; state: ModelState; at: number; base: number } | null = null;
   /** Recent batched step durations (ms), for the retry hint. */
   private stepMs = 10;
 
   constructor(
-    model: SequenceModel,
+    private readonly model: SequenceModel,
     readonly capacity: number,
     readonly maxQueue: number,
     /** Called with each step's batch size and duration (metrics). */
@@ -76,16 +81,17 @@ export class Scheduler {
   get active(): number {
     return this.running.size;
   }
+  /** Streams waiting for a row, the one being prefilled included. */
   get queued(): number {
-    return this.queue.length;
+    return this.queue.length + (this.pre ? 1 : 0);
   }
   get idle(): boolean {
-    return this.running.size === 0 && this.queue.length === 0;
+    return this.running.size === 0 && this.queue.length === 0 && this.pre === null;
   }
 
   /** Queue streams, all or none: throws QueueFullError when the batch and the queue have no room for them all. */
   submit(jobs: readonly Job[]): void {
-    if (this.running.size + this.queue.length + jobs.length > this.capacity + this.maxQueue) {
+    if (this.running.size + this.queued + jobs.length > this.capacity + this.maxQueue) {
       throw new QueueFullError(Math.max(1, Math.round(this.stepMs * 16)));
     }
     this.queue.push(...jobs);
@@ -94,9 +100,16 @@ export class Scheduler {
 
   /** The client went away: free its slot (or queue place) now. Nothing is committed. */
   cancel(job: Job): void {
+    if (this.pre?.job === job) {
+      for (const t of this.pre.state.tensors.values()) t.dispose();
+      this.pre = null;
+      job.onEnd({ reason: 'cancelled', state: null, generated: 0 });
+      return;
+    }
     const q = this.queue.indexOf(job);
     if (q >= 0) {
       this.queue.splice(q, 1);
+      if (job.from) for (const t of job.from.tensors.values()) t.dispose();
       job.onEnd({ reason: 'cancelled', state: null, generated: 0 });
       return;
     }
@@ -119,17 +132,7 @@ export class Scheduler {
 
   /** Admit queued streams, sample one token for each, end those that are done, step the rest once. */
   private tick(): void {
-    while (this.queue.length > 0 && this.running.size < this.capacity) {
-      const job = this.queue.shift() as Job;
-      try {
-        const base = (job.from?.position ?? 0) + job.prompt.length;
-        const { id, logits } = this.dec.join(job.prompt, job.from ?? undefined);
-        this.running.set(job, { job, id, logits, generated: 0, base });
-      } catch (e) {
-        job.onEnd({ reason: 'error', state: null, generated: 0, error: e instanceof Error ? e : new Error(String(e)) });
-      }
-      break; // one prefill per turn of the loop: a long prompt delays the others' next step once, not many times
-    }
+    this.admit();
     const next = new Map<number, number>();
     for (const r of [...this.running.values()]) {
       const tok = sampleToken(r.logits, r.job.sampling, r.job.rng);
@@ -147,6 +150,36 @@ export class Scheduler {
     this.stepMs = 0.8 * this.stepMs + 0.2 * ms;
     this.onStep(next.size, ms / 1000);
     for (const r of this.running.values()) r.logits = out.get(r.id) as Float32Array;
+  }
+
+  /**
+   * Prefill one chunk of the next queued prompt (at most PREFILL_CHUNK tokens per turn of the
+   * loop, so a long prompt delays the others' steps by one chunk at a time and its buffers stay
+   * small); its last chunk is prefilled by the decoder's join, which gives it a row.
+   */
+  private admit(): void {
+    if (this.running.size >= this.capacity) return;
+    if (!this.pre) {
+      const job = this.queue.shift();
+      if (!job) return;
+      const state = job.from ?? this.model.createState(1);
+      this.pre = { job, state, at: 0, base: state.position + job.prompt.length };
+    }
+    const p = this.pre;
+    try {
+      const rest = p.job.prompt.length - p.at;
+      if (rest > PREFILL_CHUNK) {
+        this.model.prefill(p.job.prompt.subarray(p.at, p.at + PREFILL_CHUNK), PREFILL_CHUNK, p.state);
+        p.at += PREFILL_CHUNK;
+        return;
+      }
+      this.pre = null;
+      const { id, logits } = this.dec.join(p.job.prompt.subarray(p.at), p.state);
+      this.running.set(p.job, { job: p.job, id, logits, generated: 0, base: p.base });
+    } catch (e) {
+      this.pre = null;
+      p.job.onEnd({ reason: 'error', state: null, generated: 0, error: e instanceof Error ? e : new Error(String(e)) });
+    }
   }
 
   private finish(r: Running, reason: 'stop' | 'length'): void {

@@ -156,6 +156,15 @@ describe('frugal serve with the official openai client', () => {
     expect(third.usage?.prompt_tokens).toBe(tokenizer.encode(more).length);
   });
 
+  it('prefills a prompt longer than one chunk as the library prefills it whole', async () => {
+    const ids = Array.from(tokenizer.encode('The state of the Union is strong, and we shall keep it so. '.repeat(400)));
+    expect(ids.length).toBeGreaterThan(2 * 2048); // three chunks
+    const want = generate(model, ids, { maxTokens: 8, temperature: 0 });
+    const r = await client.completions.create({ model: MODEL, prompt: ids, max_tokens: 8, temperature: 0, logprobs: 0 });
+    expect(r.choices[0].logprobs?.tokens).toEqual(want.ids.map((id) => tokenizer.decode([id])));
+    expect(r.usage?.prompt_tokens).toBe(ids.length);
+  });
+
   it('answers malformed requests with the right 4xx in OpenAI shape and keeps serving', async () => {
     const url = `${srv.url}/v1/completions`;
     const cases: [unknown, number, Record<string, string>?][] = [
