@@ -48,17 +48,26 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** Write `data` to a new temporary file beside `path` and fsync it; returns its name (the caller publishes or removes it). */
+async function writeTemp(path: string, data: Uint8Array | string): Promise<string> {
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = await open(tmp, 'w');
+  try {
+    await fd.writeFile(data);
+    await fd.sync();
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  } finally {
+    await fd.close();
+  }
+  return tmp;
+}
+
 /** Temporary file, fsync, rename over `path`, fsync the directory. */
 export async function writeAtomic(path: string, dir: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const tmp = await writeTemp(path, data);
   try {
-    const fd = await open(tmp, 'w');
-    try {
-      await fd.writeFile(data);
-      await fd.sync();
-    } finally {
-      await fd.close();
-    }
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
@@ -73,15 +82,8 @@ export async function writeAtomic(path: string, dir: string, data: Uint8Array | 
  * wins), then the directory is fsynced. False when `path` already existed.
  */
 async function writeOnce(path: string, dir: string, data: Uint8Array): Promise<boolean> {
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const tmp = await writeTemp(path, data);
   try {
-    const fd = await open(tmp, 'w');
-    try {
-      await fd.writeFile(data);
-      await fd.sync();
-    } finally {
-      await fd.close();
-    }
     await link(tmp, path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
