@@ -322,3 +322,71 @@ describe('Mamba-3 scan forward twin', () => {
     t.free();
   });
 });
+
+/**
+ * MIMO's scan (R ranks, half-split turns; R 1 with pairwise turns is SISO through the MIMO kernel)
+ * from random non-zero states. Same 2e-5 as SISO: both sides round to f32 on every store, the wasm
+ * sums the state in lanes of four and takes exp, tanh, sin and cos from f32 polynomials (~1e-7
+ * relative each); with α = exp(ADT) < 1 those errors are damped, not compounded, along the tokens.
+ */
+describe('Mamba-3 MIMO scan forward twin', () => {
+  it.each([
+    [2, 11, 4, 3, 2, 6, 3, 2, 4, true],
+    [1, 9, 3, 5, 3, 10, 5, 3, 16, true],
+    [2, 13, 2, 4, 2, 14, 2, 4, 5, true],
+    [2, 7, 2, 7, 1, 5, 2, 1, 3, false],
+  ])(
+    'B=%i L=%i H=%i P=%i G=%i N=%i S=%i R=%i chunk=%i halves=%s: outputs, final state and checkpoints',
+    (B, L, H, P, G, N, S, R, chunk, halves) => {
+      const nC = Math.ceil(L / chunk),
+        W = P * N + S + R * N + R * P;
+      const t = place({
+        o: rnd(B * L * H * R * P),
+        h: rnd(B * H * P * N),
+        th: Float32Array.from({ length: B * H * S }, () => 6 * r.uniform()),
+        kp: rnd(B * H * R * N),
+        vp: rnd(B * H * R * P),
+        hck: rnd(B * nC * H * W),
+        v: rnd(B * L * H * R * P),
+        adt: rnd(B * L * H, 0.3, -0.5),
+        dt: pos(B * L * H),
+        trap: Float32Array.from({ length: B * L * H }, () => r.uniform()),
+        Bn: rnd(B * L * R * G * N),
+        Cn: rnd(B * L * R * G * N),
+        Bb: rnd(H * R * N, 0.3, 1),
+        Cb: rnd(H * R * N, 0.3, 1),
+        ang: rnd(B * L * S, 2),
+        D: rnd(H),
+        work: new Float32Array(2 * R * N),
+      });
+      const names = ['o', 'h', 'th', 'kp', 'vp', 'hck', 'v', 'adt', 'dt', 'trap', 'Bn', 'Cn', 'Bb', 'Cb', 'ang', 'D', 'work'] as const,
+        sizes = [B, L, H, P, G, N, S, R, chunk] as const;
+      const [o, h, th, kp, vp, hck, v, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D, work] = names.map((k) => t.p[k]);
+      wk.mamba3MimoScanForward(o, h, th, kp, vp, hck, v, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D, work, ...sizes, halves ? 1 : 0);
+      const a = names.map((k) => t.r[k]);
+      ref.mamba3MimoScanForward(
+        a[0],
+        a[1],
+        a[2],
+        a[3],
+        a[4],
+        a[5],
+        a[6],
+        a[7],
+        a[8],
+        a[9],
+        a[10],
+        a[11],
+        a[12],
+        a[13],
+        a[14],
+        a[15],
+        a[16],
+        ...sizes,
+        halves,
+      );
+      for (const k of ['o', 'h', 'th', 'kp', 'vp', 'hck']) close(`mamba3MimoScanForward ${k}`, t.got(k), t.r[k], 2e-5);
+      t.free();
+    },
+  );
+});

@@ -44,6 +44,29 @@ describe.each(SETUPS)('Mamba-3 $kind invariants, $kernels kernels', ({ kernels, 
   });
 });
 
+describe.each([
+  ['SISO', SMALL],
+  ['MIMO rank 2', MIMO],
+  ['MIMO rank 3, odd head size, every state channel turned', { ...MIMO, mimoRank: 3, headDim: 5, dModel: 10, ropeFraction: 1 }],
+] as [string, Mamba3Options][])('Mamba-3 %s: wasm and ref kernels agree on a whole model', (_name, opts) => {
+  // f32 on both sides; the wasm scan sums the state in lanes of four and takes exp/tanh/sin/cos from
+  // f32 polynomials, and the projections' GEMMs sum in another order: 1e-5 of the largest logit
+  // covers that over 2 layers and 30 tokens (a wrong turn, rank or layout errs by far more)
+  it('gives the same logits over 2 sequences of 30 tokens and the same logits on decoding', () => {
+    const ids = randomIds(4, 2 * 30, 40);
+    const runs = (['wasm', 'ref'] as KernelKind[]).map((k) => {
+      const { e, model } = makeModel(k, 5, opts);
+      expect(e.k.wasmKernels.includes('mamba3MimoScanForward')).toBe(k === 'wasm');
+      const full = e.scope(() => model.forward(ids, 2, 30).toFloat64()),
+        state = model.createState(1);
+      model.prefill(ids.subarray(0, 29), 29, state);
+      return { full, step: Float64Array.from(model.step(ids.subarray(29, 30), state)) };
+    });
+    expectClose(runs[0].full, runs[1].full, 1e-5, 'forward logits, wasm vs ref');
+    expectClose(runs[0].step, runs[1].step, 1e-5, 'decoded logits, wasm vs ref');
+  });
+});
+
 describe('float64 finite-difference gradient check of a whole 2-layer Mamba-3 LM', () => {
   it.each([
     ['tied head, 2 groups', {}],
