@@ -390,3 +390,40 @@ describe('Mamba-3 MIMO scan forward twin', () => {
     },
   );
 });
+
+describe('Mamba-3 MIMO rank projection twins', () => {
+  // products and sums of R terms, each rounded to f32 on both sides: 1e-5 of the largest value
+  it.each([
+    [3, 2, 3, 5],
+    [2, 3, 4, 8],
+    [5, 1, 1, 3],
+  ])('M=%i H=%i R=%i P=%i: up and down, forward and backward, with and without each gradient', (M, H, R, P) => {
+    const t = place({
+      up: rnd(M * H * R * P),
+      down: rnd(M * H * P),
+      x: rnd(M * H * P),
+      ranked: rnd(M * H * R * P),
+      w: rnd(H * R * P),
+      dx: rnd(M * H * P),
+      dO: rnd(M * H * R * P),
+      dwUp: rnd(H * R * P),
+      dwDown: rnd(H * R * P),
+    });
+    const { p, r: a } = t;
+    wk.mimoUpForward(p.up, p.x, p.w, M, H, R, P);
+    ref.mimoUpForward(a.up, a.x, a.w, M, H, R, P);
+    wk.mimoDownForward(p.down, p.ranked, p.w, M, H, R, P);
+    ref.mimoDownForward(a.down, a.ranked, a.w, M, H, R, P);
+    // the up-projection's gradient comes from a ranked dout, the down-projection's from a plain one
+    wk.mimoUpBackward(p.dx, p.dwUp, p.ranked, p.x, p.w, M, H, R, P);
+    ref.mimoUpBackward(a.dx, a.dwUp, a.ranked, a.x, a.w, M, H, R, P);
+    wk.mimoDownBackward(p.dO, p.dwDown, p.x, p.ranked, p.w, M, H, R, P);
+    ref.mimoDownBackward(a.dO, a.dwDown, a.x, a.ranked, a.w, M, H, R, P);
+    wk.mimoUpBackward(0, p.dwDown, p.ranked, p.x, p.w, M, H, R, P);
+    ref.mimoUpBackward(null, a.dwDown, a.ranked, a.x, a.w, M, H, R, P);
+    wk.mimoDownBackward(p.dO, 0, p.x, p.ranked, p.w, M, H, R, P);
+    ref.mimoDownBackward(a.dO, null, a.x, a.ranked, a.w, M, H, R, P);
+    for (const k of ['up', 'down', 'dx', 'dO', 'dwUp', 'dwDown']) close(`MIMO projections ${k}`, t.got(k), a[k], 1e-5);
+    t.free();
+  });
+});

@@ -46,6 +46,11 @@ export const WASM_KERNELS = [
   // mamba3.ts (Mamba-3's scan forward, SISO and MIMO: prefill, decoding and the taped forward; work = 2RN floats)
   'mamba3ScanForward',
   'mamba3MimoScanForward',
+  // mimo.ts (Mamba-3 MIMO's rank projections; dx, dO, dw = 0 skip)
+  'mimoUpForward',
+  'mimoUpBackward',
+  'mimoDownForward',
+  'mimoDownBackward',
   // mamba1.ts (Mamba-1's decoding step fused around its products; the range form for threads)
   'mambaConvStep',
   'mambaScanStep',
