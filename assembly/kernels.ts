@@ -8,6 +8,7 @@ export { scanForward, scanBackward, scanStep, scanForwardRange, scanBackwardRang
 export { conv1dForward, conv1dPrefill, conv1dBackward, conv1dStep } from './conv';
 export { ssdRecurrent, ssdChunkForward, ssdChunkBackward } from './ssd';
 export { mamba3ScanForward, mamba3MimoScanForward } from './mamba3';
+export { mamba3MimoScanBackward } from './mamba3-back';
 export { mimoUpForward, mimoUpBackward, mimoDownForward, mimoDownBackward } from './mimo';
 export { mambaConvStep, mambaScanStep, mambaScanStepRange } from './mamba1';
 export { dtSoftplusForward, dtSoftplusBackward, gatedRmsnormForward, gatedRmsnormBackward } from './mamba2';

@@ -8,7 +8,7 @@
  */
 import { sexp, ldN, stN, hsum } from './vmath';
 
-const PI: f32 = 3.14159265358979323846;
+export const PI: f32 = 3.14159265358979323846;
 const TWO_PI: f32 = 6.28318530717958647692;
 // π/2 split into three parts (Cody–Waite), each exact in f32 products with small multiples
 const DP1: f32 = 1.5703125;
@@ -16,7 +16,7 @@ const DP2: f32 = 4.837512969970703125e-4;
 const DP3: f32 = 7.54978995489188216e-8;
 
 /** sin(x) (q = 0) or cos(x) (q = 1) for moderate |x|: reduce by π/2, Cephes sinf/cosf polynomials. */
-@inline function sinQuadrant(x: f32, q: i32): f32 {
+@inline export function sinQuadrant(x: f32, q: i32): f32 {
   const jf = nearest<f32>(x * <f32>0.63661977236758134308);
   const r = x - jf * DP1 - jf * DP2 - jf * DP3;
   const z = r * r;
@@ -26,7 +26,7 @@ const DP3: f32 = 7.54978995489188216e-8;
   return j == 0 ? s : j == 1 ? c : j == 2 ? -s : -c;
 }
 
-@inline function tanhf(x: f32): f32 {
+@inline export function tanhf(x: f32): f32 {
   // 1 − 2/(e^{2x} + 1): exact enough for |x| ≤ 9, ±1 beyond (e^{2x} overflows to inf or rounds to 0)
   return <f32>1.0 - <f32>2.0 / (sexp(<f32>2.0 * x) + <f32>1.0);
 }
@@ -123,32 +123,43 @@ export function mamba3ScanForward(y: usize, h: usize, th: usize, kp: usize, vp: 
 export function mamba3MimoScanForward(o: usize, h: usize, th: usize, kp: usize, vp: usize, hck: usize, v: usize, adt: usize, dt: usize,
   trap: usize, Bn: usize, Cn: usize, Bb: usize, Cb: usize, ang: usize, D: usize, work: usize,
   B: i32, L: i32, H: i32, P: i32, G: i32, N: i32, S: i32, R: i32, chunk: i32, halves: bool): void {
-  const nC = (L + chunk - 1) / chunk, PN = P * N, RN = R * N, RP = R * P, W = PN + S + RN + RP, hpg = H / G;
-  const k = work + (<usize>RN << 2);
+  const nC = (L + chunk - 1) / chunk, PN = P * N, RN = R * N, RP = R * P, W = PN + S + RN + RP;
   for (let b = 0; b < B; b++) {
     for (let hh = 0; hh < H; hh++) {
-      const g = hh / hpg, bh = b * H + hh;
+      const bh = b * H + hh;
       const ph = h + (<usize>(bh * PN) << 2), pth = th + (<usize>(bh * S) << 2), pkp = kp + (<usize>(bh * RN) << 2), pvp = vp + (<usize>(bh * RP) << 2);
-      const Dh = load<f32>(D + (<usize>hh << 2));
       for (let t = 0; t < L; t++) {
         if (hck != 0 && t % chunk == 0) saveCheckpoint(hck + (<usize>(((b * nC + t / chunk) * H + hh) * W) << 2), ph, pth, pkp, pvp, PN, S, RN, RP);
-        const r0 = (b * L + t) * H + hh, ro = <usize>r0 << 2;
-        const dtv = load<f32>(dt + ro), lam = load<f32>(trap + ro);
-        advanceAngles(pth, ang + (<usize>((b * L + t) * S) << 2), dtv, S);
-        for (let r = 0; r < R; r++) {
-          const bo = (<usize>((((b * L + t) * R + r) * G + g) * N)) << 2, hb = (<usize>((hh * R + r) * N)) << 2, wo = <usize>(r * N) << 2;
-          biased(work + wo, Cn + bo, Cb + hb, N);
-          biased(k + wo, Bn + bo, Bb + hb, N);
-        }
-        turnAll(work, pth, 2 * R, N, S, halves);
-        const al = sexp(load<f32>(adt + ro)), be = (<f32>1.0 - lam) * dtv * al, ga = lam * dtv;
-        const px = v + (<usize>(r0 * RP) << 2), py = o + (<usize>(r0 * RP) << 2);
-        for (let p = 0; p < P; p++) mimoRow(py, ph + (<usize>(p * N) << 2), work, pkp, pvp, px, al, be, ga, Dh, p, P, N, R);
-        memory.copy(pkp, k, <usize>RN << 2);
-        memory.copy(pvp, px, <usize>RP << 2);
+        mimoToken(o + (<usize>(((b * L + t) * H + hh) * RP) << 2), ph, pth, pkp, pvp, work, v, adt, dt, trap, Bn, Cn, Bb, Cb, ang, D,
+          b, t, hh, L, H, P, G, N, S, R, halves);
       }
     }
   }
+}
+
+/**
+ * One token t of head hh in batch b: advance the MIMO state (h, θ, k_{t−1}, v_{t−1} at ph, pth,
+ * pkp, pvp) in place and write the R·P outputs at py; work: 2RN floats, left holding the turned C
+ * and B of the token (the backward keeps the C).
+ */
+@inline export function mimoToken(py: usize, ph: usize, pth: usize, pkp: usize, pvp: usize, work: usize, v: usize, adt: usize, dt: usize,
+  trap: usize, Bn: usize, Cn: usize, Bb: usize, Cb: usize, ang: usize, D: usize,
+  b: i32, t: i32, hh: i32, L: i32, H: i32, P: i32, G: i32, N: i32, S: i32, R: i32, halves: bool): void {
+  const RN = R * N, RP = R * P, g = hh / (H / G), k = work + (<usize>RN << 2);
+  const r0 = (b * L + t) * H + hh, ro = <usize>r0 << 2;
+  const dtv = load<f32>(dt + ro), lam = load<f32>(trap + ro);
+  advanceAngles(pth, ang + (<usize>((b * L + t) * S) << 2), dtv, S);
+  for (let r = 0; r < R; r++) {
+    const bo = (<usize>((((b * L + t) * R + r) * G + g) * N)) << 2, hb = (<usize>((hh * R + r) * N)) << 2, wo = <usize>(r * N) << 2;
+    biased(work + wo, Cn + bo, Cb + hb, N);
+    biased(k + wo, Bn + bo, Bb + hb, N);
+  }
+  turnAll(work, pth, 2 * R, N, S, halves);
+  const al = sexp(load<f32>(adt + ro)), be = (<f32>1.0 - lam) * dtv * al, ga = lam * dtv, Dh = load<f32>(D + (<usize>hh << 2));
+  const px = v + (<usize>(r0 * RP) << 2);
+  for (let p = 0; p < P; p++) mimoRow(py, ph + (<usize>(p * N) << 2), work, pkp, pvp, px, al, be, ga, Dh, p, P, N, R);
+  memory.copy(pkp, k, <usize>RN << 2);
+  memory.copy(pvp, px, <usize>RP << 2);
 }
 
 /** State row p (N floats at hp) advanced by one token, then o[r·P + p] = h_p·q_r + D·v_{r,p} for every rank. */

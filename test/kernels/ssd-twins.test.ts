@@ -10,7 +10,7 @@ import { Heap } from '../../src/tensor/heap.js';
 import * as ref from '../../src/kernels/ref/index.js';
 import { loadWasmKernels } from '../../src/kernels/wasm/index.js';
 import type { WasmKernels } from '../../src/kernels/wasm/index.js';
-import { ssdWorkSize } from '../../src/kernels/ssd-work.js';
+import { mamba3WorkSize, ssdWorkSize } from '../../src/kernels/ssd-work.js';
 import { Rng } from '../../src/io/rng.js';
 
 let heap: Heap;
@@ -389,6 +389,72 @@ describe('Mamba-3 MIMO scan forward twin', () => {
       t.free();
     },
   );
+});
+
+/**
+ * The scan backward (SISO through R 1 with pairwise turns) from the reference forward's checkpoints
+ * of random non-zero states; every gradient starts at random values, so overwrite-vs-accumulate
+ * mistakes show, and work starts as garbage. The forward's 2e-5 of each gradient's largest value:
+ * the gradients are f32 sums over the state and the tokens of a chunk, in lanes of four on one side
+ * (about 1e-6 seen on these shapes).
+ */
+describe('Mamba-3 scan backward twin', () => {
+  it.each([
+    [2, 11, 4, 3, 2, 6, 3, 2, 4, true],
+    [1, 9, 3, 5, 3, 10, 5, 3, 16, true],
+    [2, 13, 2, 4, 2, 14, 2, 4, 5, true],
+    [2, 7, 2, 7, 1, 5, 2, 1, 3, false],
+  ])('B=%i L=%i H=%i P=%i G=%i N=%i S=%i R=%i chunk=%i halves=%s: every gradient', (B, L, H, P, G, N, S, R, chunk, halves) => {
+    const nC = Math.ceil(L / chunk),
+      W = P * N + S + R * N + R * P,
+      BL = B * L,
+      RGN = R * G * N;
+    const inputs = {
+      x: rnd(BL * H * R * P),
+      adt: rnd(BL * H, 0.3, -0.5),
+      dt: pos(BL * H),
+      trap: Float32Array.from({ length: BL * H }, () => r.uniform()),
+      Bn: rnd(BL * RGN),
+      Cn: rnd(BL * RGN),
+      Bb: rnd(H * R * N, 0.3, 1),
+      Cb: rnd(H * R * N, 0.3, 1),
+      ang: rnd(BL * S, 2),
+      D: rnd(H),
+    };
+    const hck = new Float32Array(B * nC * H * W),
+      i = inputs;
+    ref.mamba3MimoScanForward(
+      new Float32Array(BL * H * R * P),
+      rnd(B * H * P * N),
+      Float32Array.from({ length: B * H * S }, () => 6 * r.uniform()),
+      rnd(B * H * R * N),
+      rnd(B * H * R * P),
+      hck,
+      ...([i.x, i.adt, i.dt, i.trap, i.Bn, i.Cn, i.Bb, i.Cb, i.ang, i.D] as const),
+      new Float32Array(2 * R * N),
+      ...([B, L, H, P, G, N, S, R, chunk] as const),
+      halves,
+    );
+    const grads = ['dx', 'dadt', 'ddt', 'dtrap', 'dBn', 'dCn', 'dBb', 'dCb', 'dang', 'dD'] as const,
+      ins = ['x', 'adt', 'dt', 'trap', 'Bn', 'Cn', 'Bb', 'Cb', 'ang', 'D'] as const;
+    const t = place({
+      ...Object.fromEntries(grads.map((g, k) => [g, rnd(inputs[ins[k]].length)])),
+      dy: rnd(BL * H * R * P),
+      ...inputs,
+      hck,
+      work: rnd(mamba3WorkSize(P, N, S, R, chunk), 1e3),
+    });
+    const sizes = [B, L, H, P, G, N, S, R, chunk] as const,
+      names = [...grads, 'dy', ...ins, 'hck', 'work'] as const;
+    const p = names.map((k) => t.p[k]),
+      a = names.map((k) => t.r[k]);
+    // biome-ignore format: one argument per array, in the kernel's order
+    wk.mamba3MimoScanBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17], p[18], p[19], p[20], p[21], p[22], ...sizes, halves ? 1 : 0);
+    // biome-ignore format: as above
+    ref.mamba3MimoScanBackward(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], ...sizes, halves);
+    for (const k of grads) close(`mamba3MimoScanBackward ${k}`, t.got(k), t.r[k], 2e-5);
+    t.free();
+  });
 });
 
 describe('Mamba-3 MIMO rank projection twins', () => {

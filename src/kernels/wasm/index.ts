@@ -46,6 +46,8 @@ export const WASM_KERNELS = [
   // mamba3.ts (Mamba-3's scan forward, SISO and MIMO: prefill, decoding and the taped forward; work = 2RN floats)
   'mamba3ScanForward',
   'mamba3MimoScanForward',
+  // mamba3-back.ts (the scan backward of both: work = mamba3WorkSize floats)
+  'mamba3MimoScanBackward',
   // mimo.ts (Mamba-3 MIMO's rank projections; dx, dO, dw = 0 skip)
   'mimoUpForward',
   'mimoUpBackward',
