@@ -300,7 +300,10 @@ export function mamba3MimoScanBackward(
   // carved from work in mamba3WorkSize's order: per step of a chunk, the state after it (W floats:
   // h, θ, k, v; row 0 is the checkpoint) and its turned q (RN); the step's scratch; the carries
   let at = 0;
-  const take = (n: number): F => work.subarray(at, (at += n));
+  const take = (n: number): F => {
+    at += n;
+    return work.subarray(at - n, at);
+  };
   const rec = take((chunk + 1) * W),
     qs = take(chunk * RN),
     q = take(2 * RN),
