@@ -2,7 +2,7 @@ import type { Tensor } from '../tensor/index.js';
 import type { Engine } from './engine.js';
 import type { InputGrads, OpName, OpNode } from './records.js';
 import { attentionBackwardBlocked } from './attention-blocked.js';
-import { ssdWorkSize } from '../kernels/ssd-work.js';
+import { mamba3WorkSize, ssdWorkSize } from '../kernels/ssd-work.js';
 
 /**
  * Every gradient rule in one table, typed per op by OpRecords (records.ts). `dy` is the output's
@@ -249,6 +249,7 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
       dy,
       ...n.inputs,
       n.saved[0],
+      e.zeros([mamba3WorkSize(P, N, S, R, chunk)]),
       B,
       L,
       H,

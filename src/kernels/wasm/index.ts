@@ -43,8 +43,16 @@ export const WASM_KERNELS = [
   'dtSoftplusBackward',
   'gatedRmsnormForward',
   'gatedRmsnormBackward',
-  // mamba3.ts (Mamba-3's scan forward: prefill, decoding and the taped forward; work = 2N floats)
+  // mamba3.ts (Mamba-3's scan forward, SISO and MIMO: prefill, decoding and the taped forward; work = 2RN floats)
   'mamba3ScanForward',
+  'mamba3MimoScanForward',
+  // mamba3-back.ts (the scan backward of both: work = mamba3WorkSize floats)
+  'mamba3MimoScanBackward',
+  // mimo.ts (Mamba-3 MIMO's rank projections; dx, dO, dw = 0 skip)
+  'mimoUpForward',
+  'mimoUpBackward',
+  'mimoDownForward',
+  'mimoDownBackward',
   // mamba1.ts (Mamba-1's decoding step fused around its products; the range form for threads)
   'mambaConvStep',
   'mambaScanStep',
@@ -91,8 +99,11 @@ export const WASM_KERNELS = [
 
 export type WasmKernelName = (typeof WASM_KERNELS)[number];
 
-/** A reference parameter as the wasm kernel takes it: arrays (and absent optional arrays) as byte offsets, 0 for absent. */
-type ToPtr<P> = P extends F | Int32Array | Int8Array | Uint8Array | null ? Ptr : P;
+/**
+ * A reference parameter as the wasm kernel takes it: arrays (and absent optional arrays) as byte
+ * offsets, 0 for absent; flags as 0 or 1 (a wasm bool is an i32, and thread jobs carry numbers only).
+ */
+type ToPtr<P> = P extends F | Int32Array | Int8Array | Uint8Array | null ? Ptr : P extends boolean ? number : P;
 /** A reference kernel's parameter list with every array replaced by its byte offset. */
 export type PtrArgs<T extends readonly unknown[]> = { [I in keyof T]: ToPtr<T[I]> };
 
