@@ -1,27 +1,15 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../src/bench/serve/server.js';
 
 /** A throwaway redis-server on a free loopback port: no persistence, its own temporary folder. */
 export interface RedisServer {
   url: string;
   port: number;
   stop(): Promise<void>;
-}
-
-/** A port nothing listens on right now (the OS picks it; the listener is closed before returning). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Debian's redis-server, or an error that says how to install it (the tests never skip silently). */

@@ -2,7 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createClient, RESP_TYPES } from 'redis';
 import { createRedisStore, parseRedisUrl } from '../../src/server/store-redis.js';
 import type { StateStore } from '../../src/server/store.js';
-import { freePort, type RedisServer, startRedis } from '../helpers/redis.js';
+import { freePort } from '../../src/bench/serve/server.js';
+import { type RedisServer, startRedis } from '../helpers/redis.js';
 import { sampleSnapshot, storeContract } from './store-contract.js';
 
 // started at collection time so that the contract's `make` can use it; a missing redis-server
