@@ -23,11 +23,11 @@ export function redisServerBinary(): string {
   return 'redis-server';
 }
 
-/** Starts redis-server and resolves once it accepts connections. */
-export async function startRedis(): Promise<RedisServer> {
+/** Starts redis-server (on `port`, or a free one) and resolves once it accepts connections. */
+export async function startRedis(port?: number): Promise<RedisServer> {
   const bin = redisServerBinary();
   const dir = mkdtempSync(join(tmpdir(), 'frugal-redis-'));
-  const port = await freePort();
+  port ??= await freePort();
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'];
   const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';

@@ -122,6 +122,31 @@ describe('Redis store', () => {
     await expect(s.getSnapshot('resp-m2')).rejects.toThrow(/resp-m2 is corrupt \(its metadata is not JSON\)/);
   });
 
+  it('a store outlives a Redis restart: commands fail at once while it is down, then work again', async () => {
+    const own = await startRedis();
+    const s = await createRedisStore(own.url, { prefix: 'restart:' });
+    stores.push(s);
+    await s.putSession({ id: 'sess-a', snapshot: null, created: 1, updated: 1 });
+    await own.stop();
+    // refused at once rather than queued until some later reconnection
+    await expect(s.getSession('sess-a')).rejects.toThrow();
+    const again = await startRedis(own.port);
+    try {
+      let back = false;
+      for (let i = 0; i < 200 && !back; i++) {
+        back = await s.putSession({ id: 'sess-b', snapshot: 'resp-1', created: 2, updated: 2 }).then(
+          () => true,
+          () => false,
+        );
+        if (!back) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(back).toBe(true);
+      expect((await s.getSession('sess-b'))?.snapshot).toBe('resp-1');
+    } finally {
+      await again.stop();
+    }
+  });
+
   it('an unreachable Redis fails at startup with one line that says how to fix it', async () => {
     const port = await freePort();
     const err = await createRedisStore(`redis://127.0.0.1:${port}`).catch((e: unknown) => e);
