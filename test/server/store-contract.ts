@@ -158,6 +158,46 @@ export function storeContract(name: string, make: () => Promise<StateStore>, hoo
       expect(await store.getIdempotent('key-1')).toEqual(r);
     });
 
+    it('racing turns: of ten concurrent lock attempts on one session exactly one wins', async () => {
+      const store = await fresh();
+      const tokens = await Promise.all(Array.from({ length: 10 }, () => store.lockTurn('sess-race', 60_000)));
+      expect(tokens.filter((t) => t !== null).length).toBe(1);
+    });
+
+    it('racing writers of one snapshot id: one set of bytes wins, the other writer is refused', async () => {
+      const store = await fresh();
+      const a = sampleSnapshot('resp-race', 64 * 1024);
+      const bBytes = a.state.map((x) => x ^ 0x5a);
+      const b = { ...a, state: bBytes, checksum: sha256(bBytes) };
+      const results = await Promise.allSettled([store.putSnapshot(a), store.putSnapshot(b)]);
+      expect(results.filter((r) => r.status === 'fulfilled').length).toBe(1);
+      const won = results[0].status === 'fulfilled' ? a : b;
+      expect((await store.getSnapshot('resp-race'))?.checksum).toBe(won.checksum);
+    });
+
+    it('ids that come from URLs never reach another record', async () => {
+      const store = await fresh();
+      await store.putSession({ id: 'sess-x', snapshot: null, created: 1, updated: 1 });
+      await store.putSnapshot(sampleSnapshot('resp-x'));
+      for (const id of [
+        '../sess-x',
+        '../sessions/sess-x',
+        '../session/sess-x',
+        'sess-x/..',
+        './sess-x',
+        'sess-x/',
+        '%2e%2e%2fsess-x',
+        'SESS-X',
+      ]) {
+        const s = await store.getSession(id).catch(() => null);
+        expect(s, id).toBeNull();
+      }
+      for (const id of ['../resp-x', 'resp-x/.', '../snapshots/resp-x']) {
+        const s = await store.getSnapshot(id).catch(() => null);
+        expect(s, id).toBeNull();
+      }
+    });
+
     it('names its location for logs', async () => {
       const store = await fresh();
       expect(store.where.length).toBeGreaterThan(0);
