@@ -22,7 +22,7 @@ import { ByteTokenizer } from '../../src/io/tokenizer.js';
 import { expectOneLineError, frugal } from '../helpers/cli.js';
 
 describe('SSE parser', () => {
-  const wire = ': keep-alive\r\n\r\ndata: {"t":"é"}\n\ndata: a\ndata: b\r\n\r\ndata:[DONE]\n\ndata: unterminated';
+  const wire = ': keep-alive\r\n\r\ndata: {"t":"é"}\n\ndata: a\r\ndata: b\r\n\r\ndata:[DONE]\n\ndata: unterminated';
 
   it('gives the same events however the bytes are cut, even inside a UTF-8 character or a CRLF', () => {
     const bytes = new TextEncoder().encode(wire);
