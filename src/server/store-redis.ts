@@ -62,6 +62,12 @@ export function parseRedisUrl(url: string): { url: string; db: number } {
 export async function createRedisStore(url: string, opts: RedisStoreOptions = {}): Promise<StateStore> {
   parseRedisUrl(url);
   const prefix = opts.prefix ?? 'frugal:';
+  const where = safeUrl(url) + (opts.prefix === undefined ? '' : ` (prefix ${prefix})`);
+  return new RedisStore(await connect(url, opts.connectTimeoutMs ?? 3000), prefix, where);
+}
+
+/** A connected client that reconnects by itself once it has served, and says so (once per cause) on stderr. */
+async function connect(url: string, connectTimeoutMs: number) {
   let connected = false;
   let lastError = '';
   const client = createClient({
@@ -70,14 +76,14 @@ export async function createRedisStore(url: string, opts: RedisStoreOptions = {}
     // than waiting in a queue that a client-side timeout would abandon anyway
     disableOfflineQueue: true,
     socket: {
-      connectTimeout: opts.connectTimeoutMs ?? 3000,
+      connectTimeout: connectTimeoutMs,
       // at startup one refused connection is the answer; once serving, reconnect with backoff
       reconnectStrategy: (retries, cause) => (connected ? Math.min(50 * 2 ** retries, 2000) : cause),
     },
   });
   // node-redis emits 'error' on every failed (re)connection; without a listener it would crash the process
   client.on('error', (err: Error) => {
-    if (connected && err.message !== lastError)
+    if (connected && client.isOpen && err.message !== lastError)
       process.stderr.write(`frugal serve: Redis at ${safeUrl(url)}: ${err.message}; reconnecting\n`);
     lastError = err.message;
   });
@@ -94,87 +100,95 @@ export async function createRedisStore(url: string, opts: RedisStoreOptions = {}
     );
   }
   connected = true;
-  const bin = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
-  const key = {
-    snap: (id: string) => `${prefix}snap:${id}`,
-    session: (id: string) => `${prefix}session:${id}`,
-    sessions: `${prefix}sessions`,
-    lock: (id: string) => `${prefix}lock:${id}`,
-    idem: (k: string) => `${prefix}idem:${k}`,
-  };
+  return client;
+}
 
-  return {
-    where: safeUrl(url) + (opts.prefix === undefined ? '' : ` (prefix ${prefix})`),
+type RedisClient = Awaited<ReturnType<typeof connect>>;
 
-    async putSnapshot(s) {
-      const meta: SnapshotMeta = { id: s.id, parent: s.parent, tokens: s.tokens, model: s.model, checksum: s.checksum, created: s.created };
-      const state = Buffer.from(s.state.buffer, s.state.byteOffset, s.state.byteLength);
-      const r = await client.eval(PUT_SNAPSHOT, { keys: [key.snap(s.id)], arguments: [JSON.stringify(meta), state] });
-      if (r === -1) throw new Error(`snapshot ${s.id} already exists with different bytes; snapshots are immutable`);
-    },
+class RedisStore implements StateStore {
+  /** The same connection, replying with Buffers: snapshot bytes are not UTF-8. */
+  private readonly bin;
 
-    async getSnapshot(id) {
-      const [meta, state] = await bin.hmGet(key.snap(id), ['meta', 'state']);
-      if (meta === null && state === null) return null;
-      return decodeSnapshot(id, meta, state);
-    },
+  constructor(
+    private readonly client: RedisClient,
+    private readonly prefix: string,
+    readonly where: string,
+  ) {
+    this.bin = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
+  }
 
-    async hasSnapshot(id) {
-      return (await client.exists(key.snap(id))) === 1;
-    },
+  private key(kind: 'snap' | 'session' | 'lock' | 'idem', id: string): string {
+    return `${this.prefix}${kind}:${id}`;
+  }
+  private get sessionSet(): string {
+    return `${this.prefix}sessions`;
+  }
 
-    async putSession(s) {
-      await client.multi().set(key.session(s.id), JSON.stringify(s)).sAdd(key.sessions, s.id).exec();
-    },
+  async putSnapshot(s: Snapshot): Promise<void> {
+    const meta: SnapshotMeta = { id: s.id, parent: s.parent, tokens: s.tokens, model: s.model, checksum: s.checksum, created: s.created };
+    const state = Buffer.from(s.state.buffer, s.state.byteOffset, s.state.byteLength);
+    const r = await this.client.eval(PUT_SNAPSHOT, { keys: [this.key('snap', s.id)], arguments: [JSON.stringify(meta), state] });
+    if (r === -1) throw new Error(`snapshot ${s.id} already exists with different bytes; snapshots are immutable`);
+  }
 
-    async getSession(id) {
-      const v = await client.get(key.session(id));
-      return v === null ? null : (JSON.parse(v) as SessionRecord);
-    },
+  async getSnapshot(id: string): Promise<Snapshot | null> {
+    const [meta, state] = await this.bin.hmGet(this.key('snap', id), ['meta', 'state']);
+    if (meta === null && state === null) return null;
+    return decodeSnapshot(id, meta, state);
+  }
 
-    async deleteSession(id) {
-      const [deleted] = await client.multi().del(key.session(id)).sRem(key.sessions, id).exec();
-      return Number(deleted) === 1;
-    },
+  async hasSnapshot(id: string): Promise<boolean> {
+    return (await this.client.exists(this.key('snap', id))) === 1;
+  }
 
-    async listSessions() {
-      const ids = await client.sMembers(key.sessions);
-      const out: SessionRecord[] = [];
-      // MGET in slices: one round trip per thousand sessions, no single reply of unbounded size
-      for (let i = 0; i < ids.length; i += 1000) {
-        const values = await client.mGet(ids.slice(i, i + 1000).map(key.session));
-        for (const v of values) if (v !== null) out.push(JSON.parse(v) as SessionRecord);
-      }
-      return out;
-    },
+  async putSession(s: SessionRecord): Promise<void> {
+    await this.client.multi().set(this.key('session', s.id), JSON.stringify(s)).sAdd(this.sessionSet, s.id).exec();
+  }
 
-    async lockTurn(sessionId, ttlMs) {
-      const token = randomUUID();
-      const r = await client.set(key.lock(sessionId), token, {
-        condition: 'NX',
-        expiration: { type: 'PX', value: Math.max(1, Math.ceil(ttlMs)) },
-      });
-      return r === 'OK' ? token : null;
-    },
+  async getSession(id: string): Promise<SessionRecord | null> {
+    const v = await this.client.get(this.key('session', id));
+    return v === null ? null : (JSON.parse(v) as SessionRecord);
+  }
 
-    async unlockTurn(sessionId, token) {
-      await client.eval(UNLOCK, { keys: [key.lock(sessionId)], arguments: [token] });
-    },
+  async deleteSession(id: string): Promise<boolean> {
+    const [deleted] = await this.client.multi().del(this.key('session', id)).sRem(this.sessionSet, id).exec();
+    return Number(deleted) === 1;
+  }
 
-    async getIdempotent(k) {
-      const v = await client.get(key.idem(k));
-      return v === null ? null : (JSON.parse(v) as IdempotencyRecord);
-    },
+  async listSessions(): Promise<SessionRecord[]> {
+    const ids = await this.client.sMembers(this.sessionSet);
+    const out: SessionRecord[] = [];
+    // MGET in slices: one round trip per thousand sessions, no single reply of unbounded size
+    for (let i = 0; i < ids.length; i += 1000) {
+      const values = await this.client.mGet(ids.slice(i, i + 1000).map((id) => this.key('session', id)));
+      for (const v of values) if (v !== null) out.push(JSON.parse(v) as SessionRecord);
+    }
+    return out;
+  }
 
-    async putIdempotent(k, r, ttlMs) {
-      await client.set(key.idem(k), JSON.stringify(r), { expiration: { type: 'PX', value: Math.max(1, Math.ceil(ttlMs)) } });
-    },
+  async lockTurn(sessionId: string, ttlMs: number): Promise<string | null> {
+    const token = randomUUID();
+    const expiration = { type: 'PX' as const, value: Math.max(1, Math.ceil(ttlMs)) };
+    const r = await this.client.set(this.key('lock', sessionId), token, { condition: 'NX', expiration });
+    return r === 'OK' ? token : null;
+  }
 
-    async close() {
-      connected = false;
-      if (client.isOpen) await client.close();
-    },
-  };
+  async unlockTurn(sessionId: string, token: string): Promise<void> {
+    await this.client.eval(UNLOCK, { keys: [this.key('lock', sessionId)], arguments: [token] });
+  }
+
+  async getIdempotent(key: string): Promise<IdempotencyRecord | null> {
+    const v = await this.client.get(this.key('idem', key));
+    return v === null ? null : (JSON.parse(v) as IdempotencyRecord);
+  }
+
+  async putIdempotent(key: string, r: IdempotencyRecord, ttlMs: number): Promise<void> {
+    await this.client.set(this.key('idem', key), JSON.stringify(r), { expiration: { type: 'PX', value: Math.max(1, Math.ceil(ttlMs)) } });
+  }
+
+  async close(): Promise<void> {
+    if (this.client.isOpen) await this.client.close();
+  }
 }
 
 /** Parses and verifies a stored snapshot; anything missing, unparsable or off its checksum is corrupt. */

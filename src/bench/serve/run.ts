@@ -9,7 +9,7 @@
  *   - restart to first token with many persisted sessions (the server is killed, then started again).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadModel } from '../../api/model.js';
@@ -87,6 +87,8 @@ export async function runServeBench(o: ServeBenchOptions): Promise<Record<string
     model: o.model,
     server_args: serveArgs(serve),
     reference_threads: o.threads,
+    node: process.version,
+    cpus: availableParallelism(),
   };
   const failed: string[] = [];
   const part = async (name: string, fn: () => Promise<unknown>) => {
