@@ -7,6 +7,14 @@
  *   - a long conversation continued from its snapshot (`previous_response_id`) against a fresh
  *     request that re-processes its whole history;
  *   - restart to first token with many persisted sessions (the server is killed, then started again).
+ *
+ * What it relies on of the server: `frugal serve --port P --host 127.0.0.1 --state-dir DIR
+ * [--model DIR]`; GET /health 200 when ready; GET /v1/models `{"data":[{"id"}]}`; POST
+ * /v1/completions with `model, prompt, max_tokens, temperature, stream: true, stream_options:
+ * {include_usage: true}` and the extension fields `previous_response_id` and `session_id`,
+ * answering `data: {"id", "choices":[{"text"}], "usage"}` events and `data: [DONE]`, the
+ * response `id` being the snapshot a later `previous_response_id` continues; POST /v1/sessions
+ * `{}` answering `{"id"}`; GET /v1/sessions/{id} 200 for a known session.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -75,10 +83,20 @@ export function plan(quick: boolean) {
 }
 
 export async function runServeBench(o: ServeBenchOptions): Promise<Record<string, unknown>> {
-  const started = performance.now();
-  const stateDir = mkdtempSync(join(tmpdir(), 'frugal-bench-serve-'));
   const p = plan(o.quick);
   const model = loadModel(o.model, { threads: o.threads });
+  const stateDir = mkdtempSync(join(tmpdir(), 'frugal-bench-serve-'));
+  try {
+    return await measure(o, p, model, stateDir);
+  } finally {
+    model.dispose();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+/** Every part in turn against one server (the restart replaces it); a part that fails records its error and the next runs. */
+async function measure(o: ServeBenchOptions, p: ReturnType<typeof plan>, model: Model, stateDir: string): Promise<Record<string, unknown>> {
+  const started = performance.now();
   const prompts = new Prompts();
   const serve: ServeOptions = { port: await freePort(), stateDir, model: o.passModel ? o.model : undefined, extra: o.serverArgs };
   const doc: Record<string, unknown> = {
@@ -114,8 +132,6 @@ export async function runServeBench(o: ServeBenchOptions): Promise<Record<string
     await part('restart', () => restart(api, holder, serve, prompts, { sessions: o.sessions, log: o.log }));
   } finally {
     await holder.current.stop('SIGTERM');
-    model.dispose();
-    rmSync(stateDir, { recursive: true, force: true });
   }
   doc.verdicts = verdicts(doc);
   doc.failed = failed;

@@ -62,7 +62,15 @@ export function startServe(o: ServeOptions): ServeProcess {
   child.stderr?.on('data', (d: Buffer) => {
     tail = (tail + d.toString()).slice(-4096);
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // the benchmark leaving for any reason (an error, a signal that ends it) must not leave the server running
+  const orphan = () => child.kill('SIGKILL');
+  process.once('exit', orphan);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      process.removeListener('exit', orphan);
+      resolve();
+    }),
+  );
   return {
     base: `http://127.0.0.1:${o.port}`,
     child,
