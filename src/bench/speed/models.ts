@@ -7,7 +7,7 @@ import { Engine, valueAndGrad } from '../../ops/index.js';
 import type { Tensor } from '../../tensor/index.js';
 import { newBenchModel, recurrenceFlopsPerToken } from './arch.js';
 import type { BenchArch, BenchModel, BenchShape } from './arch.js';
-import type { ModelState } from '../../models/types.js';
+import type { ModelState, SequenceModel } from '../../models/types.js';
 import { AdamW } from '../../train/optim.js';
 import { Rng } from '../../io/rng.js';
 import { timePerCall } from './machine.js';
@@ -116,8 +116,15 @@ function joinedId(j: number | { id: number }): number {
 /**
  * Aggregate tokens/s of S streams decoding together through BatchDecoder (src/infer/batch.ts):
  * each joins with its own 4-token prompt, then every timed call is one step of all S streams.
+ * Any sequence model: `frugal bench serve` runs it on the checkpoint the server serves.
  */
-export function streamsRate(m: BenchModel, S: number, steps: number, minSeconds: number, count: TokenCounter): Spread {
+export function streamsRate(
+  m: SequenceModel & { readonly config: { readonly vocabSize: number } },
+  S: number,
+  steps: number,
+  minSeconds: number,
+  count: TokenCounter,
+): Spread {
   const V = m.config.vocabSize;
   const dec = new BatchDecoder(m, S);
   const tokens = new Map<number, number>();
