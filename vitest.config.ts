@@ -1,11 +1,29 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * The kernel twin tests run twice: against the default build (build/kernels.wasm) with every other
+ * test, and again against the opt-in relaxed-SIMD build (build/kernels-relaxed.wasm), which
+ * test/helpers/wasm-twins.ts picks when FRUGAL_TEST_WASM_BUILD says so.
+ */
+const RELAXED_TWINS = [
+  'test/kernels/wasm-vs-ref.test.ts',
+  'test/kernels/wasm-vs-ref-ops.test.ts',
+  'test/kernels/ssd-twins.test.ts',
+  'test/kernels/mamba1-twins.test.ts',
+  'test/kernels/strided.test.ts',
+  'test/kernels/threads.test.ts',
+  'test/kernels/quant.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
     globalSetup: ['test/globalSetup.ts'],
+    projects: [
+      { extends: true, test: { name: 'simd', include: ['test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'relaxed-simd', include: RELAXED_TWINS, env: { FRUGAL_TEST_WASM_BUILD: 'relaxed-simd' } } },
+    ],
   },
 });

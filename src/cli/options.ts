@@ -2,6 +2,7 @@ import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import type { Command, OptionValues } from '@commander-js/extra-typings';
 import { availableParallelism } from 'node:os';
 import type { KernelKind } from '../kernels/backend.js';
+import { relaxedWasmBytes } from '../kernels/wasm/index.js';
 
 /**
  * Option parsers and the option groups several commands share. Each command registers itself in
@@ -29,9 +30,21 @@ export function floatArg(min: number, max = Infinity) {
 }
 
 export function kernelsArg(v: string): KernelKind {
-  if (v !== 'wasm' && v !== 'ref') throw new InvalidArgumentError(`expected 'wasm' or 'ref', got '${v}'`);
+  if (v !== 'wasm' && v !== 'wasm-relaxed' && v !== 'ref')
+    throw new InvalidArgumentError(`expected 'wasm', 'wasm-relaxed' or 'ref', got '${v}'`);
+  if (v === 'wasm-relaxed') {
+    // checked (and Node 20's V8 flag set) while parsing, before a command reads any data
+    try {
+      relaxedWasmBytes();
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+  }
   return v;
 }
+
+/** --kernels's help: every command that runs a model. */
+export const KERNELS_HELP = 'wasm (WebAssembly SIMD), wasm-relaxed (the opt-in relaxed-SIMD build) or ref (plain TypeScript twins)';
 
 export function idsArg(v: string): number[] {
   const parts = v.split(',').map((s) => s.trim());
@@ -68,7 +81,7 @@ export function engineOptions<A extends unknown[], O extends OptionValues, G ext
   return debugOption(
     c
       .addOption(
-        new Option('--kernels <kind>', 'wasm (WebAssembly SIMD) or ref (plain TypeScript twins)')
+        new Option('--kernels <kind>', KERNELS_HELP)
           .default<KernelKind>('wasm')
           .argParser(kernelsArg),
       )
