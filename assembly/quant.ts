@@ -182,7 +182,7 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
 /** The q8 block at px against the q8 weight block at pw, by dotQ8Relaxed. */
 @inline function blockQ8Relaxed(px: usize, pw: usize): v128 {
   const w0 = v128.load(pw), w1 = v128.load(pw, 16);
-  return dotQ8Relaxed(px, i8x16.abs(w0), i8x16.abs(w1), i8x16.shr_s(w0, 7), i8x16.shr_s(w1, 7));
+  return dotQ8Relaxed(px, i8x16.abs(w0), i8x16.abs(w1), i8x16.lt_s(w0, i8x16.splat(0)), i8x16.lt_s(w1, i8x16.splat(0)));
 }
 
 /** acc + isum · (d_w · d_x) */
@@ -224,11 +224,13 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
     for (let b = 0; b < nb; b++) {
       const o = <usize>b * QK, os = <usize>b << 2;
       if (ASC_FEATURE_RELAXED_SIMD && !four) {
-        const p = px + o, dx = load<f32>(psx + os);
-        a0 = scaleAdd(a0, blockQ8Relaxed(p, pw + o), load<f32>(ps + os), dx);
-        a1 = scaleAdd(a1, blockQ8Relaxed(p, pw + wS + o), load<f32>(ps + sS + os), dx);
-        a2 = scaleAdd(a2, blockQ8Relaxed(p, pw + 2 * wS + o), load<f32>(ps + 2 * sS + os), dx);
-        a3 = scaleAdd(a3, blockQ8Relaxed(p, pw + 3 * wS + o), load<f32>(ps + 3 * sS + os), dx);
+        // the product is symmetric: here the activation block gives the magnitudes and signs, once for four weight rows
+        const v0 = v128.load(px + o), v1 = v128.load(px + o, 16), dx = load<f32>(psx + os);
+        const m0 = i8x16.abs(v0), m1 = i8x16.abs(v1), n0 = i8x16.lt_s(v0, i8x16.splat(0)), n1 = i8x16.lt_s(v1, i8x16.splat(0));
+        a0 = scaleAdd(a0, dotQ8Relaxed(pw + o, m0, m1, n0, n1), load<f32>(ps + os), dx);
+        a1 = scaleAdd(a1, dotQ8Relaxed(pw + wS + o, m0, m1, n0, n1), load<f32>(ps + sS + os), dx);
+        a2 = scaleAdd(a2, dotQ8Relaxed(pw + 2 * wS + o, m0, m1, n0, n1), load<f32>(ps + 2 * sS + os), dx);
+        a3 = scaleAdd(a3, dotQ8Relaxed(pw + 3 * wS + o, m0, m1, n0, n1), load<f32>(ps + 3 * sS + os), dx);
         continue;
       }
       const x0 = v128.load8x8_s(px + o), x1 = v128.load8x8_s(px + o + 8), x2 = v128.load8x8_s(px + o + 16), x3 = v128.load8x8_s(px + o + 24);
@@ -260,7 +262,7 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
       if (ASC_FEATURE_RELAXED_SIMD && !four) {
         // the weight block's magnitudes and signs, once for the four activation rows
         const v0 = v128.load(pw + o), v1 = v128.load(pw + o, 16);
-        const m0 = i8x16.abs(v0), m1 = i8x16.abs(v1), n0 = i8x16.shr_s(v0, 7), n1 = i8x16.shr_s(v1, 7);
+        const m0 = i8x16.abs(v0), m1 = i8x16.abs(v1), n0 = i8x16.lt_s(v0, i8x16.splat(0)), n1 = i8x16.lt_s(v1, i8x16.splat(0));
         const dw = load<f32>(ps + os), p = px + o, q = psx + os;
         a0 = scaleAdd(a0, dotQ8Relaxed(p, m0, m1, n0, n1), dw, load<f32>(q));
         a1 = scaleAdd(a1, dotQ8Relaxed(p + rowX, m0, m1, n0, n1), dw, load<f32>(q + rowS));

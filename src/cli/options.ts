@@ -1,8 +1,8 @@
 import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import type { Command, OptionValues } from '@commander-js/extra-typings';
 import { availableParallelism } from 'node:os';
-import type { KernelKind } from '../kernels/backend.js';
-import { relaxedWasmBytes } from '../kernels/wasm/index.js';
+import type { KernelKind, WasmKind } from '../kernels/backend.js';
+import { RelaxedSimdUnavailable, relaxedWasmBytes } from '../kernels/wasm/index.js';
 
 /**
  * Option parsers and the option groups several commands share. Each command registers itself in
@@ -37,10 +37,22 @@ export function kernelsArg(v: string): KernelKind {
     try {
       relaxedWasmBytes();
     } catch (e) {
-      throw new InvalidArgumentError((e as Error).message);
+      throw new InvalidArgumentError(e instanceof RelaxedSimdUnavailable ? e.reason : (e as Error).message);
     }
   }
   return v;
+}
+
+/**
+ * `frugal bench --kernels`: one WebAssembly build or several, comma-separated (wasm, wasm-relaxed),
+ * each checked as kernelsArg checks it; the first runs the whole benchmark.
+ */
+export function kernelBuildsArg(v: string): WasmKind[] {
+  const builds = v.split(',').map((s) => s.trim());
+  for (const b of builds)
+    if (b !== 'wasm' && b !== 'wasm-relaxed') throw new InvalidArgumentError(`expected wasm, wasm-relaxed or both comma-separated, got '${v}'`);
+  if (new Set(builds).size !== builds.length) throw new InvalidArgumentError(`a build is listed twice in '${v}'`);
+  return builds.map((b) => kernelsArg(b) as WasmKind);
 }
 
 /** --kernels's help: every command that runs a model. */

@@ -38,8 +38,12 @@ export type Backend = {
 export type KernelKind = 'wasm' | 'wasm-relaxed' | 'ref';
 export const KERNEL_KINDS: readonly KernelKind[] = ['wasm', 'wasm-relaxed', 'ref'];
 
+/** The WebAssembly builds among the kernel kinds. */
+export type WasmKind = Exclude<KernelKind, 'ref'>;
+export const WASM_KINDS: readonly WasmKind[] = ['wasm', 'wasm-relaxed'];
+
 /** Whether `kind` runs a WebAssembly build (f32 only, worker threads, the blocked attention). */
-export function isWasm(kind: KernelKind): kind is 'wasm' | 'wasm-relaxed' {
+export function isWasm(kind: KernelKind): kind is WasmKind {
   return kind !== 'ref';
 }
 

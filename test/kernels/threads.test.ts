@@ -9,7 +9,6 @@ import { TransformerLM } from '../../src/models/transformer/model.js';
 import { createLlamaConfig } from '../../src/models/transformer/config.js';
 import type { SequenceModel } from '../../src/models/types.js';
 import * as ref from '../../src/kernels/ref/index.js';
-import { TEST_WASM } from '../helpers/wasm-twins.js';
 import { splitRange } from '../../src/kernels/threads.js';
 import { expectClose } from '../helpers/compare.js';
 
@@ -24,7 +23,7 @@ afterAll(() => {
   for (const e of engines) e.dispose();
 });
 function engine(threads: number): Engine {
-  const e = new Engine({ kernels: TEST_WASM, threads });
+  const e = new Engine({ kernels: 'wasm', threads });
   engines.push(e);
   return e;
 }

@@ -6,7 +6,7 @@ import { describe, it, expect } from 'vitest';
 import { Heap } from '../../src/tensor/heap.js';
 import * as ref from '../../src/kernels/ref/index.js';
 import { loadWasmKernels } from '../../src/kernels/wasm/index.js';
-import { TEST_BUILD, expectClose, heap, ints, place, seed, uni, useWasmHeap, wk } from '../helpers/wasm-twins.js';
+import { expectClose, heap, ints, place, seed, uni, useWasmHeap, wk } from '../helpers/wasm-twins.js';
 
 useWasmHeap();
 
@@ -289,7 +289,7 @@ describe('adamw', () => {
 describe('after heap growth', () => {
   it('kernels see inputs placed before a grow and results are read through rebuilt views', () => {
     const h = new Heap(4);
-    const k = loadWasmKernels(h.memory, TEST_BUILD);
+    const k = loadWasmKernels(h.memory);
     seed(99);
     const M = 9,
       N = 14,

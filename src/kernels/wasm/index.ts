@@ -136,9 +136,13 @@ export function compileWasmModule(): WebAssembly.Module {
 
 /** Thrown when this JavaScript engine cannot run the relaxed-SIMD build: a usage error (exit 2), pick `wasm`. */
 export class RelaxedSimdUnavailable extends FrugalError {
+  /** The message without its `--kernels wasm-relaxed: ` head (for an error that names the option itself). */
+  readonly reason: string;
   constructor(detail: string) {
-    super(`--kernels wasm-relaxed: this Node (${process.version}) cannot run relaxed SIMD (${detail}); use --kernels wasm`, 2);
+    const reason = `this Node (${process.version}) cannot run relaxed SIMD (${detail}); use --kernels wasm`;
+    super(`--kernels wasm-relaxed: ${reason}`, 2);
     this.name = 'RelaxedSimdUnavailable';
+    this.reason = reason;
   }
 }
 
