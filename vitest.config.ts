@@ -6,8 +6,9 @@ import { defineConfig } from 'vitest/config';
  * test/helpers/wasm-twins.ts picks when FRUGAL_TEST_WASM_BUILD says so. The files again are those
  * of the kernels the relaxed build compiles differently: the products (assembly/matmul.ts's
  * multiply-adds, quant.ts's integer dot) and the kernels built on them (ssd.ts, mamba1.ts); the
- * others (norms, elementwise, loss, optimiser) hold no relaxed instruction. Threads and the engine:
- * test/kernels/relaxed.test.ts.
+ * others (norms, elementwise, loss, optimiser) hold no relaxed instruction. Threads, the engine,
+ * the command line and a short quantised-quality check: test/kernels/relaxed.test.ts (the full
+ * quality test takes minutes: test/models/quant-quality.test.ts says how to run it on this build).
  */
 const RELAXED_TWINS = [
   'test/kernels/wasm-vs-ref.test.ts',

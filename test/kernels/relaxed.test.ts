@@ -17,6 +17,9 @@ import { Rng } from '../../src/io/rng.js';
 import { MambaLM } from '../../src/models/mamba/model.js';
 import { createMambaConfig } from '../../src/models/mamba/config.js';
 import { quantizeModel } from '../../src/models/quant.js';
+import { loadModel } from '../../src/models/checkpoint.js';
+import { loadCorpus, splitCorpus } from '../../src/io/corpus.js';
+import { evaluate } from '../../src/train/trainer.js';
 import { RELAXED_WASM_URL, WASM_URL, getWasmModule, relaxedWasmBytes } from '../../src/kernels/wasm/index.js';
 import { expectClose } from '../helpers/compare.js';
 
@@ -106,6 +109,20 @@ describe('the relaxed-SIMD kernels build', () => {
     expect(bits(decode('wasm-relaxed', 2)).equals(bits(relaxed1))).toBe(true);
     expectClose(relaxed1, decode('wasm', 1), 1e-4, 'relaxed vs default build');
   });
+
+  it('scores held-out text with a q8 trained model as the default build does', () => {
+    // a short form of test/models/quant-quality.test.ts (whose full run takes minutes): 4 windows
+    const { val } = splitCorpus(loadCorpus('sotu').bytes, 0.05);
+    const score = (kernels: 'wasm' | 'wasm-relaxed') => {
+      const m = loadModel(engine(kernels, 2), 'test/fixtures/mamba-d256-l4').model as MambaLM;
+      quantizeModel(m, 'q8');
+      return evaluate(m, val, 256, 4, 4);
+    };
+    const plain = score('wasm'),
+      relaxed = score('wasm-relaxed');
+    expect(plain).toBeLessThan(4); // the model has learned the corpus
+    expect(Math.abs(relaxed - plain) / plain, `relaxed ${relaxed} vs default ${plain} bits/byte`).toBeLessThan(1e-4);
+  });
 });
 
 describe('--kernels wasm-relaxed on the command line', () => {
@@ -128,7 +145,7 @@ describe('--kernels wasm-relaxed on the command line', () => {
     const r = frugal(['bench', '--tiny', '--kernels', 'wasm,wasm-relaxed'], ['--require', preload]);
     rmSync(dirname(preload), { recursive: true, force: true });
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/wasm-relaxed: this Node \(v[\d.]+\) cannot run relaxed SIMD .*use --kernels wasm/);
+    expect(r.stderr).toMatch(/wasm-relaxed.*this Node \(v[\d.]+\) cannot run relaxed SIMD .*use --kernels wasm/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.status).toBe(2);
   });
