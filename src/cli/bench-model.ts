@@ -58,7 +58,13 @@ export function benchModelCommand(o: {
   try {
     const n = o.tokens ?? 64;
     const rows: ModelBenchRow[] = [];
-    const row = (adapter: string | null) => ({ model: o.model, adapter, parameters: model.parameters, ...measure(model, n), kernel_build: kernels });
+    const row = (adapter: string | null) => ({
+      model: o.model,
+      adapter,
+      parameters: model.parameters,
+      ...measure(model, n),
+      kernel_build: kernels,
+    });
     rows.push(row(null));
     if (o.adapter !== undefined) {
       model.useAdapter(o.adapter);

@@ -65,9 +65,7 @@ export function runOptions(c: Command, d: ScheduleDefaults): Command {
 /** --kernels, --threads and --debug (as options.ts's engineOptions), on a plain commander command. */
 export function engineFlags(c: Command): Command {
   return c
-    .addOption(
-      new Option('--kernels <kind>', KERNELS_HELP).default('wasm').argParser(kernelsArg),
-    )
+    .addOption(new Option('--kernels <kind>', KERNELS_HELP).default('wasm').argParser(kernelsArg))
     .addOption(new Option('--threads <n>', 'worker threads').default(DEFAULT_THREADS).argParser(intArg(1, 256)))
     .option('--debug', 'print stack traces on errors');
 }

@@ -50,7 +50,8 @@ export function kernelsArg(v: string): KernelKind {
 export function kernelBuildsArg(v: string): WasmKind[] {
   const builds = v.split(',').map((s) => s.trim());
   for (const b of builds)
-    if (b !== 'wasm' && b !== 'wasm-relaxed') throw new InvalidArgumentError(`expected wasm, wasm-relaxed or both comma-separated, got '${v}'`);
+    if (b !== 'wasm' && b !== 'wasm-relaxed')
+      throw new InvalidArgumentError(`expected wasm, wasm-relaxed or both comma-separated, got '${v}'`);
   if (new Set(builds).size !== builds.length) throw new InvalidArgumentError(`a build is listed twice in '${v}'`);
   return builds.map((b) => kernelsArg(b) as WasmKind);
 }
@@ -92,11 +93,7 @@ export function debugOption<A extends unknown[], O extends OptionValues, G exten
 export function engineOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(c: Command<A, O, G>) {
   return debugOption(
     c
-      .addOption(
-        new Option('--kernels <kind>', KERNELS_HELP)
-          .default<KernelKind>('wasm')
-          .argParser(kernelsArg),
-      )
+      .addOption(new Option('--kernels <kind>', KERNELS_HELP).default<KernelKind>('wasm').argParser(kernelsArg))
       .addOption(new Option('--threads <n>', 'worker threads').default(DEFAULT_THREADS).argParser(intArg(1, 256))),
   );
 }

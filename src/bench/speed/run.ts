@@ -309,7 +309,11 @@ function trainSection(r: Run): TrainEntry[] {
           what: `pytorch train ${plural(T)}`,
           frugal: () =>
             new Map([
-              ['train', trainRate(plan.arch, plan.trainModel, T, plan.trainBatch, plan.trainSeq, 1, plan.roundSeconds, count, r.kernels).rate.median],
+              [
+                'train',
+                trainRate(plan.arch, plan.trainModel, T, plan.trainBatch, plan.trainSeq, 1, plan.roundSeconds, count, r.kernels).rate
+                  .median,
+              ],
             ]),
           peer: () => torchRound(torch, r.mode, 'train', T, log),
           key: (measure) => ({ name: 'pytorch', measure, precision: 'f32', threads: T }),
@@ -369,7 +373,9 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
   if (busyBefore > 0.1)
     log(`bench: warning: other processes keep ${(100 * busyBefore).toFixed(0)}% of the CPUs busy: every figure will be low`);
   const cpu0 = cpuSample();
-  log(`bench: ${o.mode} run, threads ${plan.threads.join(' and ')}; decode model ${plan.decodeName}, training model ${plan.trainName}; kernels ${kernels}`);
+  log(
+    `bench: ${o.mode} run, threads ${plan.threads.join(' and ')}; decode model ${plan.decodeName}, training model ${plan.trainName}; kernels ${kernels}`,
+  );
   const peak = cpuPeak();
   log(
     `machine: CPU peak ${peak.gflops.toFixed(0)} GFLOP/s float32 = ${peak.cores} cores × ${peak.ghz.toFixed(2)} GHz × ${peak.flops_per_cycle} FLOP/cycle; ` +

@@ -135,7 +135,16 @@ export function speedTable(d: SpeedDoc): string {
       table(
         "kernel builds (interleaved rounds; ratio = the build ÷ the first build, median of the rounds' ratios)",
         ['build', 'measure', 'precision', 'threads', 'rounds', 'value', 'unit', 'ratio'],
-        d.builds.map((e) => [e.kernels, e.measure, e.precision, String(e.threads), String(e.rounds), mid(e.value, e.value_min, e.value_max), e.unit, e.over_first]),
+        d.builds.map((e) => [
+          e.kernels,
+          e.measure,
+          e.precision,
+          String(e.threads),
+          String(e.rounds),
+          mid(e.value, e.value_min, e.value_max),
+          e.unit,
+          e.over_first,
+        ]),
         [1, 1, 1, 1, 1, 1, 1, 2],
       ),
     );
