@@ -1,6 +1,7 @@
 import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import type { Command, OptionValues } from '@commander-js/extra-typings';
 import { availableParallelism } from 'node:os';
+import { WASM_KINDS } from '../kernels/backend.js';
 import type { KernelKind, WasmKind } from '../kernels/backend.js';
 import { RelaxedSimdUnavailable, relaxedWasmBytes } from '../kernels/wasm/index.js';
 
@@ -50,7 +51,7 @@ export function kernelsArg(v: string): KernelKind {
 export function kernelBuildsArg(v: string): WasmKind[] {
   const builds = v.split(',').map((s) => s.trim());
   for (const b of builds)
-    if (b !== 'wasm' && b !== 'wasm-relaxed')
+    if (!(WASM_KINDS as readonly string[]).includes(b))
       throw new InvalidArgumentError(`expected wasm, wasm-relaxed or both comma-separated, got '${v}'`);
   if (new Set(builds).size !== builds.length) throw new InvalidArgumentError(`a build is listed twice in '${v}'`);
   return builds.map((b) => kernelsArg(b) as WasmKind);
