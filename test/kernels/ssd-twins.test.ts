@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Heap } from '../../src/tensor/heap.js';
 import * as ref from '../../src/kernels/ref/index.js';
 import { loadWasmKernels } from '../../src/kernels/wasm/index.js';
+import { TEST_BUILD } from '../helpers/wasm-twins.js';
 import type { WasmKernels } from '../../src/kernels/wasm/index.js';
 import { mamba3WorkSize, ssdWorkSize } from '../../src/kernels/ssd-work.js';
 import { Rng } from '../../src/io/rng.js';
@@ -17,7 +18,7 @@ let heap: Heap;
 let wk: WasmKernels;
 beforeAll(() => {
   heap = new Heap(256);
-  wk = loadWasmKernels(heap.memory);
+  wk = loadWasmKernels(heap.memory, TEST_BUILD);
 });
 
 /** Arrays placed in the heap (offsets p) and copied for the reference (r); got(name) reads one back. */

@@ -14,6 +14,7 @@ import { timePerCall } from './machine.js';
 import { rateSpread } from '../formulas.js';
 import type { Spread } from '../formulas.js';
 import { BatchDecoder } from '../../infer/batch.js';
+import type { WasmKind } from '../../kernels/backend.js';
 
 /** Tokens processed by the timed and warm-up loops of the run (for the closing tokens/s and J/token). */
 export class TokenCounter {
@@ -39,9 +40,9 @@ export function makeWeights(arch: BenchArch, shape: BenchShape, seed: number): M
   }
 }
 
-/** A model with these weights on a new engine of `threads` threads (dispose its engine when done). */
-export function buildModel(w: ModelWeights, threads: number): BenchModel {
-  const e = new Engine({ kernels: 'wasm', threads });
+/** A model with these weights on a new engine of `threads` threads and kernel build `kernels` (dispose its engine when done). */
+export function buildModel(w: ModelWeights, threads: number, kernels: WasmKind = 'wasm'): BenchModel {
+  const e = new Engine({ kernels, threads });
   const m = newBenchModel(w.arch, w.shape, e);
   for (const [name, t] of m.params) t.set(w.values.get(name) as Float32Array);
   m.weightsChanged();
@@ -167,8 +168,9 @@ export function trainRate(
   steps: number,
   minSeconds: number,
   count: TokenCounter,
+  kernels: WasmKind = 'wasm',
 ): TrainTiming {
-  const e = new Engine({ kernels: 'wasm', threads });
+  const e = new Engine({ kernels, threads });
   try {
     const m = newBenchModel(arch, shape, e, 'bench training model').init(Rng.fromSeed(3));
     const opt = new AdamW(e, m.specs, m.params, { lr: 1e-3 });
