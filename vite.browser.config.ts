@@ -15,7 +15,7 @@ function nodeImports(dir: string, found = new Map<string, Set<string>>()): Map<s
     if (e.isDirectory()) nodeImports(p, found);
     else if (p.endsWith('.ts')) {
       const text = readFileSync(p, 'utf8');
-      for (const m of text.matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s+from\s+'(node:[a-z_/]+)'/g)) {
+      for (const m of text.matchAll(/import\s+(?:type\s+)?\{([^}]*)\}\s+from\s+'(node:[a-z0-9_/]+)'/g)) {
         const names = found.get(m[2]) ?? new Set<string>();
         for (const n of m[1].split(',')) {
           const name = n.trim().split(/\s+as\s+/)[0];
@@ -24,7 +24,7 @@ function nodeImports(dir: string, found = new Map<string, Set<string>>()): Map<s
         found.set(m[2], names);
       }
       // namespace imports (`import * as zlib from 'node:zlib'`): the members the file uses
-      for (const m of text.matchAll(/import\s+\*\s+as\s+(\w+)\s+from\s+'(node:[a-z_/]+)'/g)) {
+      for (const m of text.matchAll(/import\s+\*\s+as\s+(\w+)\s+from\s+'(node:[a-z0-9_/]+)'/g)) {
         const names = found.get(m[2]) ?? new Set<string>();
         for (const u of text.matchAll(new RegExp(`\\b${m[1]}\\.(\\w+)`, 'g'))) names.add(u[1]);
         found.set(m[2], names);

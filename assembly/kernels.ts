@@ -7,7 +7,9 @@ export { matmulNT, matmulNN, matmulTN, matmulNTStrided, matmulNNStrided, matmulT
 export { scanForward, scanBackward, scanStep, scanForwardRange, scanBackwardRange } from './scan';
 export { conv1dForward, conv1dPrefill, conv1dBackward, conv1dStep } from './conv';
 export { ssdRecurrent, ssdChunkForward, ssdChunkBackward } from './ssd';
-export { mamba3ScanForward } from './mamba3';
+export { mamba3ScanForward, mamba3MimoScanForward } from './mamba3';
+export { mamba3MimoScanBackward } from './mamba3-back';
+export { mimoUpForward, mimoUpBackward, mimoDownForward, mimoDownBackward } from './mimo';
 export { mambaConvStep, mambaScanStep, mambaScanStepRange } from './mamba1';
 export { dtSoftplusForward, dtSoftplusBackward, gatedRmsnormForward, gatedRmsnormBackward } from './mamba2';
 export { rmsnormForward, rmsnormBackward, addRmsnormForward } from './norm';

@@ -1,7 +1,8 @@
 /**
  * Block-quantised weights (q8 and q4, blocks of 32 along K) — twins of src/kernels/ref/quant.ts,
  * which documents the formats. Products quantise the activations to q8 per block (quantizeQ8 on
- * x first) and sum exact integer products of each block with i32x4.dot_i16x8_s, then scale.
+ * x first) and sum exact integer products of each block with i32x4.dot_i16x8_s, then scale; the
+ * relaxed-SIMD build takes q8 × q8 blocks with the relaxed integer dot instead (dotQ8Relaxed).
  */
 const QK: i32 = 32;
 
@@ -156,6 +157,34 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   return f32x4.extract_lane(f32x4.add(t, f32x4.shuffle(t, t, 1, 0, 3, 2)), 0);
 }
 
+/**
+ * The relaxed-SIMD build's q8 × q8 block dot (i32x4 lane sums, exact). The relaxed integer dot
+ * takes its second operand as 7-bit: a lane in [0, 127] is read alike everywhere, one with the top
+ * bit set may be read signed or unsigned. q8_0 weights span [−127, 127], so the weight's sign moves
+ * to the activation: w·x = |w| · (sign(w)·x), with |w| ∈ [0, 127] the 7-bit operand and
+ * sign(w)·x ∈ [−127, 127] the signed one (quantizeQ8 clamps to ±127, so negating x never wraps).
+ * Pair sums stay within 2·127·127 < 2^15: x86's pmaddubsw does not saturate. Every product is
+ * exact, so the integer sums equal the default build's; only their lane partition differs (lane ℓ
+ * holds bytes 4ℓ…4ℓ+3 of each half), so the f32 result may differ in its last bits.
+ * i16x8.relaxed_dot_i8x16_i7x16_s then i32x4.extadd_pairwise_i16x8_s, not the fused
+ * i32x4.relaxed_dot_i8x16_i7x16_add_s: Node 20's baseline compiler (Liftoff) returns wrong sums
+ * for the fused form (doubled, or zero), and V8 lowers it to the same two steps without AVX-VNNI.
+ * `mag` and `neg` are |w| and the sign masks (−1 where w < 0) of the block's two halves.
+ */
+@inline function dotQ8Relaxed(px: usize, mag0: v128, mag1: v128, neg0: v128, neg1: v128): v128 {
+  const x0 = i8x16.sub(v128.xor(v128.load(px), neg0), neg0), x1 = i8x16.sub(v128.xor(v128.load(px, 16), neg1), neg1);
+  return i32x4.add(
+    i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x0, mag0)),
+    i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(x1, mag1)),
+  );
+}
+
+/** The q8 block at px against the q8 weight block at pw, by dotQ8Relaxed. */
+@inline function blockQ8Relaxed(px: usize, pw: usize): v128 {
+  const w0 = v128.load(pw), w1 = v128.load(pw, 16);
+  return dotQ8Relaxed(px, i8x16.abs(w0), i8x16.abs(w1), i8x16.lt_s(w0, i8x16.splat(0)), i8x16.lt_s(w1, i8x16.splat(0)));
+}
+
 /** acc + isum · (d_w · d_x) */
 @inline function scaleAdd(acc: v128, isum: v128, dw: f32, dx: f32): v128 {
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dw * dx)));
@@ -169,6 +198,10 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   let a = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const o = <usize>b * QK, os = <usize>b << 2, p = px + o;
+    if (ASC_FEATURE_RELAXED_SIMD && !four) {
+      a = scaleAdd(a, blockQ8Relaxed(p, pw + o), load<f32>(ps + os), load<f32>(psx + os));
+      continue;
+    }
     const x0 = v128.load8x8_s(p), x1 = v128.load8x8_s(p + 8), x2 = v128.load8x8_s(p + 16), x3 = v128.load8x8_s(p + 24);
     a = scaleAdd(a, dotW(x0, x1, x2, x3, pw + (four ? o >> 1 : o), four), load<f32>(ps + os), load<f32>(psx + os));
   }
@@ -190,6 +223,16 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     for (let b = 0; b < nb; b++) {
       const o = <usize>b * QK, os = <usize>b << 2;
+      if (ASC_FEATURE_RELAXED_SIMD && !four) {
+        // the product is symmetric: here the activation block gives the magnitudes and signs, once for four weight rows
+        const v0 = v128.load(px + o), v1 = v128.load(px + o, 16), dx = load<f32>(psx + os);
+        const m0 = i8x16.abs(v0), m1 = i8x16.abs(v1), n0 = i8x16.lt_s(v0, i8x16.splat(0)), n1 = i8x16.lt_s(v1, i8x16.splat(0));
+        a0 = scaleAdd(a0, dotQ8Relaxed(pw + o, m0, m1, n0, n1), load<f32>(ps + os), dx);
+        a1 = scaleAdd(a1, dotQ8Relaxed(pw + wS + o, m0, m1, n0, n1), load<f32>(ps + sS + os), dx);
+        a2 = scaleAdd(a2, dotQ8Relaxed(pw + 2 * wS + o, m0, m1, n0, n1), load<f32>(ps + 2 * sS + os), dx);
+        a3 = scaleAdd(a3, dotQ8Relaxed(pw + 3 * wS + o, m0, m1, n0, n1), load<f32>(ps + 3 * sS + os), dx);
+        continue;
+      }
       const x0 = v128.load8x8_s(px + o), x1 = v128.load8x8_s(px + o + 8), x2 = v128.load8x8_s(px + o + 16), x3 = v128.load8x8_s(px + o + 24);
       const dx = load<f32>(psx + os);
       a0 = scaleAdd(a0, dotW(x0, x1, x2, x3, pw + (four ? o >> 1 : o), four), load<f32>(ps + os), dx);
@@ -216,6 +259,17 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     for (let b = 0; b < nb; b++) {
       const o = <usize>b * QK, os = <usize>b << 2;
+      if (ASC_FEATURE_RELAXED_SIMD && !four) {
+        // the weight block's magnitudes and signs, once for the four activation rows
+        const v0 = v128.load(pw + o), v1 = v128.load(pw + o, 16);
+        const m0 = i8x16.abs(v0), m1 = i8x16.abs(v1), n0 = i8x16.lt_s(v0, i8x16.splat(0)), n1 = i8x16.lt_s(v1, i8x16.splat(0));
+        const dw = load<f32>(ps + os), p = px + o, q = psx + os;
+        a0 = scaleAdd(a0, dotQ8Relaxed(p, m0, m1, n0, n1), dw, load<f32>(q));
+        a1 = scaleAdd(a1, dotQ8Relaxed(p + rowX, m0, m1, n0, n1), dw, load<f32>(q + rowS));
+        a2 = scaleAdd(a2, dotQ8Relaxed(p + 2 * rowX, m0, m1, n0, n1), dw, load<f32>(q + 2 * rowS));
+        a3 = scaleAdd(a3, dotQ8Relaxed(p + 3 * rowX, m0, m1, n0, n1), dw, load<f32>(q + 3 * rowS));
+        continue;
+      }
       let w0: v128, w1: v128, w2: v128, w3: v128;
       if (four) {
         const lo = unpack4lo(pw + (o >> 1)), hi = unpack4hi(pw + (o >> 1));

@@ -5,8 +5,9 @@
  * package root holding dist/ and build/ (the current checkout by default); random weights (decode
  * cost does not depend on them).
  * - `--shape refine` (default): greedy decoding of 128 tokens after an 8-token prompt on the shapes
- *   of `frugal report refine`, the small (d_model 128, 2 layers) and the 4× larger (d_model 256,
- *   3 layers) Mamba over a 1,024-token vocabulary; also prints the small ÷ large ratio.
+ *   of `frugal report refine`, the small (d_model 128, 2 layers), its 4.35× larger (d_model 160,
+ *   8 layers) and a wide, shallow model of about the same size (d_model 256, 3 layers) over a
+ *   1,024-token vocabulary; also prints the small ÷ other ratio of each.
  * - `--shape mamba-130m`: `frugal bench`'s decode model (mamba-130m's shapes, f32), 128 steps.
  * Each figure is the best round; the CPU time of the process (user + system, all threads) per
  * token is given too, which other processes disturb less than wall time.
@@ -41,7 +42,8 @@ const SHAPES =
   o.shape === 'refine'
     ? [
         { name: 'small', dModel: 128, nLayer: 2, dState: 16, vocabSize: 1024 },
-        { name: 'large', dModel: 256, nLayer: 3, dState: 16, vocabSize: 1024 },
+        { name: 'large', dModel: 160, nLayer: 8, dState: 16, vocabSize: 1024 },
+        { name: 'wide', dModel: 256, nLayer: 3, dState: 16, vocabSize: 1024 },
       ]
     : [{ name: 'mamba-130m', dModel: 768, nLayer: 24, dState: 16, vocabSize: 50280 }];
 const cpu = () => {
@@ -113,10 +115,10 @@ const out = builds.map((b, i) => {
     r[`${s.name}_us_per_token`] = us(best[i][j].wall);
     r[`${s.name}_cpu_us_per_token`] = us(best[i][j].cpu);
   });
-  if (SHAPES.length === 2) {
-    r.ratio = +(best[i][0].wall / best[i][1].wall).toFixed(3);
-    r.cpu_ratio = +(best[i][0].cpu / best[i][1].cpu).toFixed(3);
-  }
+  SHAPES.slice(1).forEach((s, j) => {
+    r[`ratio_small_${s.name}`] = +(best[i][0].wall / best[i][j + 1].wall).toFixed(3);
+    r[`cpu_ratio_small_${s.name}`] = +(best[i][0].cpu / best[i][j + 1].cpu).toFixed(3);
+  });
   return r;
 });
 const same = SHAPES.map((_, s) => builds.every((_b, i) => idsOf[i][s] === idsOf[0][s]));

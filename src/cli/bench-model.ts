@@ -4,6 +4,7 @@ import type { Model } from '../api/model.js';
 import { formatJoules } from '../energy/index.js';
 import { inputError } from '../io/errors.js';
 import { writeOut } from './stdout.js';
+import type { WasmKind } from '../kernels/backend.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
 
@@ -16,13 +17,15 @@ export interface ModelBenchRow {
   decode_tok_s: number;
   j_per_token: number;
   energy_kind: string;
+  /** The kernel build that ran (`--kernels`): wasm or wasm-relaxed. */
+  kernel_build: WasmKind;
 }
 
 /**
  * Greedy decoding of `tokens` tokens after a 64-token prompt, the best of 3 runs after a warm-up:
  * prefill and decode tokens/s and J/token of the whole call.
  */
-function measure(model: Model, tokens: number): Omit<ModelBenchRow, 'model' | 'adapter' | 'parameters'> {
+function measure(model: Model, tokens: number): Omit<ModelBenchRow, 'model' | 'adapter' | 'parameters' | 'kernel_build'> {
   const prompt = Int32Array.from({ length: 64 }, (_, i) => (i * 7 + 3) % model.vocabSize);
   const once = () => generate(model, prompt, { maxTokens: tokens, temperature: 0 });
   once();
@@ -41,13 +44,27 @@ function measure(model: Model, tokens: number): Omit<ModelBenchRow, 'model' | 'a
  * speed benchmark's own models are random weights in published shapes), and with an adapter, the
  * same model with it attached (unmerged), so its cost shows beside the base's.
  */
-export function benchModelCommand(o: { model: string; adapter?: string; threads: number; tokens?: number; json?: boolean }): void {
+export function benchModelCommand(o: {
+  model: string;
+  adapter?: string;
+  threads: number;
+  kernels?: WasmKind;
+  tokens?: number;
+  json?: boolean;
+}): void {
   if (o.adapter !== undefined && o.model === undefined) throw inputError('bench: --adapter needs --model, the base it runs on');
-  const model = loadModel(o.model, { threads: o.threads });
+  const kernels = o.kernels ?? 'wasm';
+  const model = loadModel(o.model, { threads: o.threads, kernels });
   try {
     const n = o.tokens ?? 64;
     const rows: ModelBenchRow[] = [];
-    const row = (adapter: string | null) => ({ model: o.model, adapter, parameters: model.parameters, ...measure(model, n) });
+    const row = (adapter: string | null) => ({
+      model: o.model,
+      adapter,
+      parameters: model.parameters,
+      ...measure(model, n),
+      kernel_build: kernels,
+    });
     rows.push(row(null));
     if (o.adapter !== undefined) {
       model.useAdapter(o.adapter);
@@ -56,7 +73,7 @@ export function benchModelCommand(o: { model: string; adapter?: string; threads:
     for (const r of rows) {
       err(
         `bench: ${r.model}${r.adapter ? ` + ${r.adapter}` : ''}: prefill ${r.prefill_tok_s.toFixed(0)} tok/s, decode ${r.decode_tok_s.toFixed(1)} tok/s, ` +
-          `${formatJoules(r.j_per_token)} J/token (${r.energy_kind}), ${o.threads} thread${o.threads > 1 ? 's' : ''}`,
+          `${formatJoules(r.j_per_token)} J/token (${r.energy_kind}), ${o.threads} thread${o.threads > 1 ? 's' : ''}, kernels ${kernels}`,
       );
     }
     if (o.json === true) writeOut(JSON.stringify(rows, null, 2) + '\n');

@@ -13,7 +13,8 @@ import { InvalidArgumentError } from '@commander-js/extra-typings';
 import { BENCH_ARCHS } from '../bench/speed/arch.js';
 import type { BenchArch } from '../bench/speed/arch.js';
 import { formatJPerToken } from '../energy/index.js';
-import { debugOption, energyOptions, floatArg, intArg, seedOption } from './options.js';
+import { debugOption, energyOptions, floatArg, intArg, kernelBuildsArg, seedOption } from './options.js';
+import type { WasmKind } from '../kernels/backend.js';
 import { checkEnergyLog, logEnergy, meterFor } from './energy-log.js';
 import { writeOut } from './stdout.js';
 import { benchModelCommand } from './bench-model.js';
@@ -37,6 +38,8 @@ export interface BenchSpeedFlags {
   energyLog?: string;
   tdp?: number;
   debug?: boolean;
+  /** Kernel builds: the first runs everything; with two, the builds section times both. */
+  kernels: WasmKind[];
 }
 
 /** Add the speed benchmark's options and default action to `bench`. */
@@ -68,6 +71,12 @@ export function registerSpeed(bench: Command): void {
     .option('--llama-bench <path>', "llama.cpp's llama-bench binary: convert the decode model to GGUF and run it side by side")
     .option('--python <path>', 'Python with torch for the PyTorch comparison', DEFAULT_PYTHON)
     .option('--no-torch', 'skip the PyTorch comparison')
+    .option(
+      '--kernels <builds>',
+      'kernel build: wasm (plain SIMD) or wasm-relaxed (the opt-in relaxed-SIMD build); wasm,wasm-relaxed runs on the first and times both side by side',
+      kernelBuildsArg,
+      ['wasm'] as WasmKind[],
+    )
     .option('--model <dir>', 'instead: decoding speed and J/token of this checkpoint (bench-model.ts)')
     .option('--adapter <dir>', 'with --model: also with this LoRA adapter attached');
   const run = seedOption(cmd, 'weights seed').option(
@@ -81,7 +90,14 @@ export function registerSpeed(bench: Command): void {
 /** Run the benchmark, print the table (stderr) and the document (stdout with --json), then the summary line. */
 export function benchSpeedCommand(o: BenchSpeedFlags & { model?: string; adapter?: string }, args: string): void {
   if (o.model !== undefined || o.adapter !== undefined) {
-    benchModelCommand({ model: o.model as string, adapter: o.adapter, threads: o.threads, tokens: o.tiny ? 8 : 64, json: o.json });
+    benchModelCommand({
+      model: o.model as string,
+      adapter: o.adapter,
+      threads: o.threads,
+      kernels: o.kernels[0],
+      tokens: o.tiny ? 8 : 64,
+      json: o.json,
+    });
     return;
   }
   const mode: SpeedMode = o.tiny === true ? 'tiny' : o.quick === true ? 'quick' : 'full';
@@ -95,6 +111,7 @@ export function benchSpeedCommand(o: BenchSpeedFlags & { model?: string; adapter
     seed: o.seed,
     arch: o.arch,
     budgetSeconds: o.budgetSeconds,
+    kernels: o.kernels,
     command: `frugal ${args}`,
     log: err,
   });

@@ -1,3 +1,4 @@
+import type { KernelKind } from '../kernels/backend.js';
 import { InvalidArgumentError } from '@commander-js/extra-typings';
 import type { AnyCommand } from './options.js';
 import { engineOptions } from './options.js';
@@ -65,7 +66,7 @@ export function registerEval(program: AnyCommand): void {
           n: o.n as number,
           seed: o.seed as number,
           threads: o.threads as number,
-          kernels: o.kernels as 'wasm' | 'ref',
+          kernels: o.kernels as KernelKind,
         }),
       );
   }
@@ -77,7 +78,7 @@ interface EvalCliOptions {
   n: number;
   seed: number;
   threads: number;
-  kernels: 'wasm' | 'ref';
+  kernels: KernelKind;
 }
 
 function evalCommand(task: TaskName, o: EvalCliOptions): void {

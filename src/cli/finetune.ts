@@ -1,3 +1,4 @@
+import type { KernelKind } from '../kernels/backend.js';
 // commander's plain types: the extra typings' inferred type of this many options takes the type
 // checker minutes; the actions read their values through explicit interfaces (RunFlags, …)
 import { InvalidArgumentError, Option } from 'commander';
@@ -8,7 +9,7 @@ import { readableDir } from '../io/atomic.js';
 import { inputError } from '../io/errors.js';
 import type { TrainSettings } from '../api/train.js';
 import { trainCommand } from './train.js';
-import { DEFAULT_THREADS, SEED_HELP, floatArg, intArg, kernelsArg, seedArg } from './options.js';
+import { DEFAULT_THREADS, KERNELS_HELP, SEED_HELP, floatArg, intArg, kernelsArg, seedArg } from './options.js';
 import type { AnyCommand } from './options.js';
 
 const err = (s: string) => process.stderr.write(s + '\n');
@@ -64,9 +65,7 @@ export function runOptions(c: Command, d: ScheduleDefaults): Command {
 /** --kernels, --threads and --debug (as options.ts's engineOptions), on a plain commander command. */
 export function engineFlags(c: Command): Command {
   return c
-    .addOption(
-      new Option('--kernels <kind>', 'wasm (WebAssembly SIMD) or ref (plain TypeScript twins)').default('wasm').argParser(kernelsArg),
-    )
+    .addOption(new Option('--kernels <kind>', KERNELS_HELP).default('wasm').argParser(kernelsArg))
     .addOption(new Option('--threads <n>', 'worker threads').default(DEFAULT_THREADS).argParser(intArg(1, 256)))
     .option('--debug', 'print stack traces on errors');
 }
@@ -81,7 +80,7 @@ export function modelType(dir: string): string {
 export interface RunFlags {
   out: string;
   threads: number;
-  kernels: 'wasm' | 'ref';
+  kernels: KernelKind;
   steps: number;
   warmup: number;
   weightDecay: number;

@@ -81,7 +81,7 @@ export function generateCommand(input: GenerateFlags): void {
   if (n > 0) writeOut('\n');
   err(
     `generate: prompt ${r.promptTokens} tokens, prefill ${(r.promptTokens / Math.max(r.prefillSeconds, 1e-9)).toFixed(1)} tok/s; ` +
-      `${n} tokens at ${r.tokensPerSecond.toFixed(1)} tok/s; ${formatJPerToken(r.energy)}`,
+      `${n} tokens at ${r.tokensPerSecond.toFixed(1)} tok/s; ${formatJPerToken(r.energy)}; kernels ${model.network.e.k.kind}`,
   );
   logEnergy(o, r.energy, 'generate', r.promptTokens + n, r.prefillSeconds + r.decodeSeconds);
   if (o.compare !== undefined) err(compareLine(decodeCost(model, r), decodeCostOf(o.compare, o)));

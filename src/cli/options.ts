@@ -1,7 +1,9 @@
 import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import type { Command, OptionValues } from '@commander-js/extra-typings';
 import { availableParallelism } from 'node:os';
-import type { KernelKind } from '../kernels/backend.js';
+import { WASM_KINDS } from '../kernels/backend.js';
+import type { KernelKind, WasmKind } from '../kernels/backend.js';
+import { RelaxedSimdUnavailable, relaxedWasmBytes } from '../kernels/wasm/index.js';
 
 /**
  * Option parsers and the option groups several commands share. Each command registers itself in
@@ -29,9 +31,34 @@ export function floatArg(min: number, max = Infinity) {
 }
 
 export function kernelsArg(v: string): KernelKind {
-  if (v !== 'wasm' && v !== 'ref') throw new InvalidArgumentError(`expected 'wasm' or 'ref', got '${v}'`);
+  if (v !== 'wasm' && v !== 'wasm-relaxed' && v !== 'ref')
+    throw new InvalidArgumentError(`expected 'wasm', 'wasm-relaxed' or 'ref', got '${v}'`);
+  if (v === 'wasm-relaxed') {
+    // checked (and Node 20's V8 flag set) while parsing, before a command reads any data
+    try {
+      relaxedWasmBytes();
+    } catch (e) {
+      throw new InvalidArgumentError(e instanceof RelaxedSimdUnavailable ? e.reason : (e as Error).message);
+    }
+  }
   return v;
 }
+
+/**
+ * `frugal bench --kernels`: one WebAssembly build or several, comma-separated (wasm, wasm-relaxed),
+ * each checked as kernelsArg checks it; the first runs the whole benchmark.
+ */
+export function kernelBuildsArg(v: string): WasmKind[] {
+  const builds = v.split(',').map((s) => s.trim());
+  for (const b of builds)
+    if (!(WASM_KINDS as readonly string[]).includes(b))
+      throw new InvalidArgumentError(`expected wasm, wasm-relaxed or both comma-separated, got '${v}'`);
+  if (new Set(builds).size !== builds.length) throw new InvalidArgumentError(`a build is listed twice in '${v}'`);
+  return builds.map((b) => kernelsArg(b) as WasmKind);
+}
+
+/** --kernels's help: every command that runs a model. */
+export const KERNELS_HELP = 'wasm (WebAssembly SIMD), wasm-relaxed (the opt-in relaxed-SIMD build) or ref (plain TypeScript twins)';
 
 export function idsArg(v: string): number[] {
   const parts = v.split(',').map((s) => s.trim());
@@ -67,11 +94,7 @@ export function debugOption<A extends unknown[], O extends OptionValues, G exten
 export function engineOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(c: Command<A, O, G>) {
   return debugOption(
     c
-      .addOption(
-        new Option('--kernels <kind>', 'wasm (WebAssembly SIMD) or ref (plain TypeScript twins)')
-          .default<KernelKind>('wasm')
-          .argParser(kernelsArg),
-      )
+      .addOption(new Option('--kernels <kind>', KERNELS_HELP).default<KernelKind>('wasm').argParser(kernelsArg))
       .addOption(new Option('--threads <n>', 'worker threads').default(DEFAULT_THREADS).argParser(intArg(1, 256))),
   );
 }

@@ -1,3 +1,4 @@
+import type { KernelKind } from '../kernels/backend.js';
 import { recoverDir } from '../io/atomic.js';
 import { openOutputDir } from '../io/outputs.js';
 import type { QuantizeJob } from '../models/quantize-checkpoint.js';
@@ -31,7 +32,7 @@ export interface QuantizeOpts {
   model: string;
   to: QFormat;
   out: string;
-  kernels: 'wasm' | 'ref';
+  kernels: KernelKind;
   threads: number;
   force?: boolean;
 }

@@ -1,3 +1,4 @@
+import type { KernelKind } from '../kernels/backend.js';
 import { Argument, Option } from '@commander-js/extra-typings';
 import type { AnyCommand } from './options.js';
 import { engineOptions } from './options.js';
@@ -59,7 +60,7 @@ export function registerRepro(program: AnyCommand): void {
           quick,
           seed: o.seed as number,
           threads: o.threads as number,
-          kernels: o.kernels as 'wasm' | 'ref',
+          kernels: o.kernels as KernelKind,
           onStep: (s, _, loss, tokens) =>
             bar.update(s, { loss: loss.toFixed(4), tps: (tokens / ((performance.now() - t0) / 1000)).toFixed(0) }),
         });

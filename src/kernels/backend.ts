@@ -29,9 +29,23 @@ export type Backend = {
   parallelRuns(): number;
 };
 
-/** Which kernels run the model: WebAssembly SIMD (`'wasm'`), or their plain TypeScript reference twins (`'ref'`). */
-export type KernelKind = 'wasm' | 'ref';
-export const KERNEL_KINDS: readonly KernelKind[] = ['wasm', 'ref'];
+/**
+ * Which kernels run the model: WebAssembly SIMD (`'wasm'`, the default: the same bits in Node and
+ * every browser), the opt-in relaxed-SIMD build of the same kernels (`'wasm-relaxed'`: fused
+ * multiply-adds and the relaxed integer dot product, faster where the CPU has them, last bits not
+ * identical), or their plain TypeScript reference twins (`'ref'`).
+ */
+export type KernelKind = 'wasm' | 'wasm-relaxed' | 'ref';
+export const KERNEL_KINDS: readonly KernelKind[] = ['wasm', 'wasm-relaxed', 'ref'];
+
+/** The WebAssembly builds among the kernel kinds. */
+export type WasmKind = Exclude<KernelKind, 'ref'>;
+export const WASM_KINDS: readonly WasmKind[] = ['wasm', 'wasm-relaxed'];
+
+/** Whether `kind` runs a WebAssembly build (f32 only, worker threads, the blocked attention). */
+export function isWasm(kind: KernelKind): kind is WasmKind {
+  return kind !== 'ref';
+}
 
 type AnyKernel = (...args: unknown[]) => unknown;
 
@@ -47,13 +61,13 @@ export function createBackend(kind: KernelKind, heap: Heap, threads = 1): Backen
   const table: Record<string, unknown> = {
     kind,
     wasmKernels: [],
-    threads: kind === 'wasm' ? threads : 1,
+    threads: isWasm(kind) ? threads : 1,
     dispose: () => {},
     parallelRuns: () => 0,
   };
   let wasm: Record<string, AnyKernel | undefined> | null = null;
-  if (kind === 'wasm') {
-    const module = getWasmModule();
+  if (isWasm(kind)) {
+    const module = getWasmModule(kind === 'wasm-relaxed' ? 'relaxed-simd' : 'simd');
     const main = instantiateWasmKernels(module, heap.memory);
     const pool = new ThreadPool(heap.memory, module, main, threads);
     wasm = { ...main, ...threadedKernels(pool, main, heap) } as unknown as Record<string, AnyKernel | undefined>;

@@ -1,3 +1,4 @@
+import type { KernelKind } from '../kernels/backend.js';
 import { join } from 'node:path';
 import { Engine } from '../ops/index.js';
 import type { Tensor } from '../tensor/index.js';
@@ -65,7 +66,7 @@ export interface QuantizeJob {
   model: string;
   to: QFormat;
   outDir: string;
-  kernels: 'wasm' | 'ref';
+  kernels: KernelKind;
   threads: number;
 }
 

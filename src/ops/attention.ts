@@ -1,5 +1,6 @@
 import type { Tensor } from '../tensor/index.js';
 import type { Engine } from './engine.js';
+import { isWasm } from '../kernels/backend.js';
 import { attentionForwardBlocked } from './attention-blocked.js';
 
 /**
@@ -43,7 +44,7 @@ export function causalAttention(e: Engine, q: Tensor, k: Tensor, v: Tensor, H: n
   const out = e.zeros(q.shape),
     lse = e.zeros([B, H, L]);
   // the wasm backend runs the products on its SIMD matmuls (attention-blocked.ts); ref runs the spec
-  if (e.k.kind === 'wasm') attentionForwardBlocked(e, out, lse, q, k, v, { B, L, H, Hkv, hd });
+  if (isWasm(e.k.kind)) attentionForwardBlocked(e, out, lse, q, k, v, { B, L, H, Hkv, hd });
   else e.k.attentionForward(out, lse, q, k, v, B, L, H, Hkv, hd);
   e.tape?.record('attention', out, [q, k, v], [lse], { B, L, H, Hkv, hd });
   return out;

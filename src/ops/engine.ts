@@ -2,12 +2,12 @@ import type { Weight } from '../tensor/index.js';
 import type { LoraPair } from './ops.js';
 import { Heap, Tensor } from '../tensor/index.js';
 import type { DType } from '../tensor/index.js';
-import { createBackend } from '../kernels/backend.js';
+import { createBackend, isWasm } from '../kernels/backend.js';
 import type { Backend, KernelKind } from '../kernels/backend.js';
 import type { Tape } from './tape.js';
 
 export interface EngineOptions {
-  kernels?: KernelKind; // default 'wasm'
+  kernels?: KernelKind; // default 'wasm'; 'wasm-relaxed' throws FrugalError (exit 2) where relaxed SIMD cannot run
   dtype?: 'f32' | 'f64'; // float64 needs the reference kernels (gradient checks)
   initialPages?: number;
   threads?: number; // worker threads for the wasm kernels (default 1: the calling thread only)
@@ -34,7 +34,7 @@ export class Engine {
   constructor(opts: EngineOptions = {}) {
     const kernels = opts.kernels ?? 'wasm';
     this.dtype = opts.dtype ?? 'f32';
-    if (kernels === 'wasm' && this.dtype === 'f64') throw new Error('float64 engines need --kernels ref (the wasm kernels are f32)');
+    if (isWasm(kernels) && this.dtype === 'f64') throw new Error('float64 engines need --kernels ref (the wasm kernels are f32)');
     this.heap = new Heap(opts.initialPages);
     this.k = createBackend(kernels, this.heap, opts.threads ?? 1);
   }

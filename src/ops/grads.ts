@@ -1,8 +1,9 @@
 import type { Tensor } from '../tensor/index.js';
 import type { Engine } from './engine.js';
+import { isWasm } from '../kernels/backend.js';
 import type { InputGrads, OpName, OpNode } from './records.js';
 import { attentionBackwardBlocked } from './attention-blocked.js';
-import { ssdWorkSize } from '../kernels/ssd-work.js';
+import { mamba3WorkSize, ssdWorkSize } from '../kernels/ssd-work.js';
 
 /**
  * Every gradient rule in one table, typed per op by OpRecords (records.ts). `dy` is the output's
@@ -192,7 +193,7 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
     const grads = n.inputs.map((t) => gradOf(e, t));
     const [gq, gk, gv] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
     // the wasm backend runs the products on its SIMD matmuls (attention-blocked.ts); ref runs the spec
-    if (e.k.kind === 'wasm') attentionBackwardBlocked(e, gq, gk, gv, dy, q, k, v, n.out, n.saved[0], { B, L, H, Hkv, hd });
+    if (isWasm(e.k.kind)) attentionBackwardBlocked(e, gq, gk, gv, dy, q, k, v, n.out, n.saved[0], { B, L, H, Hkv, hd });
     else e.k.attentionBackward(gq, gk, gv, dy, q, k, v, n.out, n.saved[0], B, L, H, Hkv, hd);
     return grads as InputGrads<'attention'>;
   },
@@ -249,6 +250,7 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
       dy,
       ...n.inputs,
       n.saved[0],
+      e.zeros([mamba3WorkSize(P, N, S, R, chunk)]),
       B,
       L,
       H,

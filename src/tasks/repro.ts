@@ -1,3 +1,4 @@
+import type { KernelKind } from '../kernels/backend.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../ops/index.js';
@@ -51,7 +52,7 @@ export interface ReproOptions {
   quick?: boolean;
   seed: number;
   threads: number;
-  kernels?: 'wasm' | 'ref';
+  kernels?: KernelKind;
   /** performance.now() time after which training stops early (the report's budget). */
   deadline?: number;
   onStep?: (step: number, steps: number, loss: number, tokens: number) => void;

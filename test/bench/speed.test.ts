@@ -50,7 +50,7 @@ describe('frugal bench --tiny --json', () => {
   let r: ReturnType<typeof frugal>;
   let doc: Doc = {};
   beforeAll(() => {
-    r = frugal('bench', '--tiny', '--json');
+    r = frugal('bench', '--tiny', '--json', '--kernels', 'wasm,wasm-relaxed');
     if (r.code === 0) doc = JSON.parse(r.stdout) as Doc;
   });
 
@@ -143,6 +143,28 @@ describe('frugal bench --tiny --json', () => {
     const bytes = (p: string) => (d.find((e) => (e as Doc).precision === p) as Doc).weight_bytes_per_token as number;
     expect(bytes('q8')).toBeLessThan(bytes('f32'));
     expect(bytes('q4')).toBeLessThan(bytes('q8'));
+  });
+
+  it('names the kernel build of every section, and times both builds side by side', () => {
+    expect(doc.kernel_build).toBe('wasm');
+    expect(r.stderr).toMatch(/frugal bench \(tiny, \d+ s, kernels wasm\)/);
+    const builds = entries(doc, 'builds') as Doc[];
+    for (const [i, e] of builds.entries()) {
+      expectFields(
+        `builds[${i}]`,
+        e,
+        ['threads', 'rounds', 'value', 'value_min', 'value_max', 'over_first'],
+        ['kernels', 'measure', 'precision', 'unit'],
+      );
+      expectSpread(`builds[${i}]`, e, 'value');
+    }
+    const key = (e: Doc) => `${String(e.measure)} ${String(e.precision)} ${String(e.threads)}`;
+    const first = builds.filter((e) => e.kernels === 'wasm'),
+      second = builds.filter((e) => e.kernels === 'wasm-relaxed');
+    expect(second.map(key)).toEqual(first.map(key));
+    expect(first.length + second.length).toBe(builds.length);
+    for (const m of ['gemm', 'decode', 'prefill-8']) expect(first.map((e) => e.measure)).toContain(m);
+    for (const e of first) expect(e.over_first).toBe(1);
   });
 
   it('prefill, train, streams and kernels entries carry every field', () => {
@@ -256,6 +278,17 @@ describe('frugal bench command line', () => {
     const r = frugal('bench', 'scaling', '--quick', '--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/--min-context/); // help is what was asked for: stdout
+  });
+  it('takes wasm, wasm-relaxed or both as --kernels, each once', () => {
+    for (const [v, msg] of [
+      ['ref', /expected wasm, wasm-relaxed or both comma-separated, got 'ref'/],
+      ['wasm,wasm', /a build is listed twice in 'wasm,wasm'/],
+    ] as const) {
+      const r = frugal('bench', '--tiny', '--kernels', v);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(msg);
+      expect(r.stdout).toBe('');
+    }
   });
   it('rejects an unknown flag with exit code 2', () => {
     const r = frugal('bench', '--bogus');

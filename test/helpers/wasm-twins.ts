@@ -4,7 +4,17 @@
  */
 import { beforeAll, expect } from 'vitest';
 import { Heap } from '../../src/tensor/heap.js';
-import { loadWasmKernels, type WasmKernels } from '../../src/kernels/wasm/index.js';
+import { loadWasmKernels, type WasmBuild, type WasmKernels } from '../../src/kernels/wasm/index.js';
+import type { KernelKind } from '../../src/kernels/backend.js';
+
+/**
+ * The kernels build the twin tests run: plain SIMD, or the relaxed-SIMD build when the `relaxed-simd`
+ * project of vitest.config.ts runs the same files again (it sets FRUGAL_TEST_WASM_BUILD). Loading
+ * the relaxed build throws where this Node cannot run it: those tests fail, they are not skipped.
+ */
+export const TEST_BUILD: WasmBuild = process.env.FRUGAL_TEST_WASM_BUILD === 'relaxed-simd' ? 'relaxed-simd' : 'simd';
+/** The engine kernels of TEST_BUILD. */
+export const TEST_WASM: KernelKind = TEST_BUILD === 'relaxed-simd' ? 'wasm-relaxed' : 'wasm';
 
 /** mulberry32: tiny seeded PRNG, uniform in [0, 1). */
 function prng(seed: number): () => number {
@@ -45,7 +55,7 @@ export let wk: WasmKernels;
 export function useWasmHeap(): void {
   beforeAll(() => {
     heap = new Heap(64);
-    wk = loadWasmKernels(heap.memory);
+    wk = loadWasmKernels(heap.memory, TEST_BUILD);
   });
 }
 

@@ -6,7 +6,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import * as ref from '../../src/kernels/ref/index.js';
-import { expectClose, heap, place, seed, uni, useWasmHeap, wk } from '../helpers/wasm-twins.js';
+import { TEST_BUILD, expectClose, heap, place, seed, uni, useWasmHeap, wk } from '../helpers/wasm-twins.js';
 
 useWasmHeap();
 
@@ -115,7 +115,9 @@ describe('Mamba-1 fused decoding step', () => {
       wk.siluForward(p.gate, p.z, B * ED);
       wk.mul(p.out, p.y, p.gate, B * ED);
       for (const k of ['xc', 'state', 'delta', 'h', 'out'] as const) {
-        expect(bitsOf(f.got(k)).equals(bitsOf(u.got(k))), `${k} ${tag}`).toBe(true);
+        // the relaxed-SIMD build fuses the chain's matmulNT multiply-adds, which the step does not
+        if (TEST_BUILD === 'relaxed-simd') expectClose(`${k} ${tag}`, f.got(k), u.got(k));
+        else expect(bitsOf(f.got(k)).equals(bitsOf(u.got(k))), `${k} ${tag}`).toBe(true);
       }
       f.free();
       u.free();

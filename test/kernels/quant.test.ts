@@ -7,6 +7,7 @@ import { createMambaConfig } from '../../src/models/mamba/config.js';
 import { quantizeModel, weightBytes } from '../../src/models/quant.js';
 import { isQuant } from '../../src/tensor/index.js';
 import { expectClose, relErr } from '../helpers/compare.js';
+import { TEST_WASM } from '../helpers/wasm-twins.js';
 
 /**
  * Quantisation: each format's round-trip error within its named bound, the wasm quantisers equal to
@@ -23,8 +24,9 @@ const engines: Engine[] = [];
 afterAll(() => {
   for (const e of engines) e.dispose();
 });
+/** 'wasm' runs TEST_WASM: the default build, or the relaxed-SIMD one in vitest.config.ts's relaxed-simd project. */
 const engine = (kernels: 'wasm' | 'ref', threads = 1) => {
-  const e = new Engine({ kernels, threads });
+  const e = new Engine({ kernels: kernels === 'wasm' ? TEST_WASM : kernels, threads });
   engines.push(e);
   return e;
 };

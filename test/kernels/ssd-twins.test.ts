@@ -9,15 +9,16 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Heap } from '../../src/tensor/heap.js';
 import * as ref from '../../src/kernels/ref/index.js';
 import { loadWasmKernels } from '../../src/kernels/wasm/index.js';
+import { TEST_BUILD } from '../helpers/wasm-twins.js';
 import type { WasmKernels } from '../../src/kernels/wasm/index.js';
-import { ssdWorkSize } from '../../src/kernels/ssd-work.js';
+import { mamba3WorkSize, ssdWorkSize } from '../../src/kernels/ssd-work.js';
 import { Rng } from '../../src/io/rng.js';
 
 let heap: Heap;
 let wk: WasmKernels;
 beforeAll(() => {
   heap = new Heap(256);
-  wk = loadWasmKernels(heap.memory);
+  wk = loadWasmKernels(heap.memory, TEST_BUILD);
 });
 
 /** Arrays placed in the heap (offsets p) and copied for the reference (r); got(name) reads one back. */
@@ -319,6 +320,147 @@ describe('Mamba-3 scan forward twin', () => {
       chunk,
     );
     for (const k of ['y', 'h', 'th', 'kp', 'vp', 'hck']) close(`mamba3ScanForward ${k}`, t.got(k), t.r[k], 2e-5);
+    t.free();
+  });
+});
+
+/** Scan shapes for the MIMO kernels: B, L, H, P, G, N, S, R, chunk, halves (R 1 with pairwise turns is SISO). */
+const MIMO_SHAPES: [number, number, number, number, number, number, number, number, number, boolean][] = [
+  [2, 11, 4, 3, 2, 6, 3, 2, 4, true],
+  [1, 9, 3, 5, 3, 10, 5, 3, 16, true],
+  [2, 13, 2, 4, 2, 14, 2, 4, 5, true],
+  [2, 7, 2, 7, 1, 5, 2, 1, 3, false],
+];
+const SCAN_INPUTS = ['x', 'adt', 'dt', 'trap', 'Bn', 'Cn', 'Bb', 'Cb', 'ang', 'D'] as const;
+
+/** Random scan inputs (x is v, the ranks' input) and non-zero states (angles in [0, 6)) of one MIMO shape. */
+function mimoScanData(B: number, L: number, H: number, P: number, G: number, N: number, S: number, R: number) {
+  const BL = B * L;
+  return {
+    inputs: {
+      x: rnd(BL * H * R * P),
+      adt: rnd(BL * H, 0.3, -0.5),
+      dt: pos(BL * H),
+      trap: Float32Array.from({ length: BL * H }, () => r.uniform()),
+      Bn: rnd(BL * R * G * N),
+      Cn: rnd(BL * R * G * N),
+      Bb: rnd(H * R * N, 0.3, 1),
+      Cb: rnd(H * R * N, 0.3, 1),
+      ang: rnd(BL * S, 2),
+      D: rnd(H),
+    },
+    states: {
+      h: rnd(B * H * P * N),
+      th: Float32Array.from({ length: B * H * S }, () => 6 * r.uniform()),
+      kp: rnd(B * H * R * N),
+      vp: rnd(B * H * R * P),
+    },
+  };
+}
+
+/**
+ * MIMO's scan from random non-zero states. Same 2e-5 as SISO: both sides round to f32 on every
+ * store, the wasm sums the state in lanes of four and takes exp, tanh, sin and cos from f32
+ * polynomials (~1e-7 relative each); with α = exp(ADT) < 1 those errors are damped, not
+ * compounded, along the tokens.
+ */
+describe('Mamba-3 MIMO scan forward twin', () => {
+  it.each(MIMO_SHAPES)(
+    'B=%i L=%i H=%i P=%i G=%i N=%i S=%i R=%i chunk=%i halves=%s: outputs, final state and checkpoints',
+    (B, L, H, P, G, N, S, R, chunk, halves) => {
+      const { inputs, states } = mimoScanData(B, L, H, P, G, N, S, R);
+      const t = place({
+        o: rnd(B * L * H * R * P),
+        ...states,
+        hck: rnd(B * Math.ceil(L / chunk) * H * (P * N + S + R * N + R * P)),
+        ...inputs,
+        work: new Float32Array(2 * R * N),
+      });
+      const names = ['o', 'h', 'th', 'kp', 'vp', 'hck', ...SCAN_INPUTS, 'work'] as const,
+        sizes = [B, L, H, P, G, N, S, R, chunk] as const,
+        p = names.map((k) => t.p[k]),
+        a = names.map((k) => t.r[k]);
+      // biome-ignore format: one argument per array, in the kernel's order
+      wk.mamba3MimoScanForward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15], p[16], ...sizes, halves ? 1 : 0);
+      // biome-ignore format: as above
+      ref.mamba3MimoScanForward(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], ...sizes, halves);
+      for (const k of ['o', 'h', 'th', 'kp', 'vp', 'hck']) close(`mamba3MimoScanForward ${k}`, t.got(k), t.r[k], 2e-5);
+      t.free();
+    },
+  );
+});
+
+/**
+ * The scan backward (SISO through R 1 with pairwise turns) from the reference forward's checkpoints
+ * of random non-zero states; every gradient starts at random values, so overwrite-vs-accumulate
+ * mistakes show, and work starts as garbage. The forward's 2e-5 of each gradient's largest value:
+ * the gradients are f32 sums over the state and the tokens of a chunk, in lanes of four on one side
+ * (about 1e-6 seen on these shapes).
+ */
+describe('Mamba-3 scan backward twin', () => {
+  it.each(MIMO_SHAPES)(
+    'B=%i L=%i H=%i P=%i G=%i N=%i S=%i R=%i chunk=%i halves=%s: every gradient',
+    (B, L, H, P, G, N, S, R, chunk, halves) => {
+      const { inputs, states: st } = mimoScanData(B, L, H, P, G, N, S, R),
+        hck = new Float32Array(B * Math.ceil(L / chunk) * H * (P * N + S + R * N + R * P)),
+        sizes = [B, L, H, P, G, N, S, R, chunk] as const,
+        i = SCAN_INPUTS.map((k) => inputs[k]);
+      // biome-ignore format: one argument per array, in the kernel's order
+      ref.mamba3MimoScanForward(new Float32Array(B * L * H * R * P), st.h, st.th, st.kp, st.vp, hck, i[0], i[1], i[2], i[3], i[4], i[5], i[6], i[7], i[8], i[9], new Float32Array(2 * R * N), ...sizes, halves);
+      const grads = ['dx', 'dadt', 'ddt', 'dtrap', 'dBn', 'dCn', 'dBb', 'dCb', 'dang', 'dD'] as const;
+      const t = place({
+        ...Object.fromEntries(grads.map((g, k) => [g, rnd(i[k].length)])),
+        dy: rnd(B * L * H * R * P),
+        ...inputs,
+        hck,
+        work: rnd(mamba3WorkSize(P, N, S, R, chunk), 1e3),
+      });
+      const names = [...grads, 'dy', ...SCAN_INPUTS, 'hck', 'work'] as const,
+        p = names.map((k) => t.p[k]),
+        a = names.map((k) => t.r[k]);
+      // biome-ignore format: one argument per array, in the kernel's order
+      wk.mamba3MimoScanBackward(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15], p[16], p[17], p[18], p[19], p[20], p[21], p[22], ...sizes, halves ? 1 : 0);
+      // biome-ignore format: as above
+      ref.mamba3MimoScanBackward(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], ...sizes, halves);
+      for (const k of grads) close(`mamba3MimoScanBackward ${k}`, t.got(k), t.r[k], 2e-5);
+      t.free();
+    },
+  );
+});
+
+describe('Mamba-3 MIMO rank projection twins', () => {
+  // products and sums of R terms, each rounded to f32 on both sides: 1e-5 of the largest value
+  it.each([
+    [3, 2, 3, 5],
+    [2, 3, 4, 8],
+    [5, 1, 1, 3],
+  ])('M=%i H=%i R=%i P=%i: up and down, forward and backward, with and without each gradient', (M, H, R, P) => {
+    const t = place({
+      up: rnd(M * H * R * P),
+      down: rnd(M * H * P),
+      x: rnd(M * H * P),
+      ranked: rnd(M * H * R * P),
+      w: rnd(H * R * P),
+      dx: rnd(M * H * P),
+      dO: rnd(M * H * R * P),
+      dwUp: rnd(H * R * P),
+      dwDown: rnd(H * R * P),
+    });
+    const { p, r: a } = t;
+    wk.mimoUpForward(p.up, p.x, p.w, M, H, R, P);
+    ref.mimoUpForward(a.up, a.x, a.w, M, H, R, P);
+    wk.mimoDownForward(p.down, p.ranked, p.w, M, H, R, P);
+    ref.mimoDownForward(a.down, a.ranked, a.w, M, H, R, P);
+    // the up-projection's gradient comes from a ranked dout, the down-projection's from a plain one
+    wk.mimoUpBackward(p.dx, p.dwUp, p.ranked, p.x, p.w, M, H, R, P);
+    ref.mimoUpBackward(a.dx, a.dwUp, a.ranked, a.x, a.w, M, H, R, P);
+    wk.mimoDownBackward(p.dO, p.dwDown, p.x, p.ranked, p.w, M, H, R, P);
+    ref.mimoDownBackward(a.dO, a.dwDown, a.x, a.ranked, a.w, M, H, R, P);
+    wk.mimoUpBackward(0, p.dwDown, p.ranked, p.x, p.w, M, H, R, P);
+    ref.mimoUpBackward(null, a.dwDown, a.ranked, a.x, a.w, M, H, R, P);
+    wk.mimoDownBackward(p.dO, 0, p.x, p.ranked, p.w, M, H, R, P);
+    ref.mimoDownBackward(a.dO, null, a.x, a.ranked, a.w, M, H, R, P);
+    for (const k of ['up', 'down', 'dx', 'dO', 'dwUp', 'dwDown']) close(`MIMO projections ${k}`, t.got(k), a[k], 1e-5);
     t.free();
   });
 });

@@ -1,6 +1,7 @@
 import { describe, it } from 'vitest';
 import { Heap } from '../../src/tensor/heap.js';
 import { loadWasmKernels } from '../../src/kernels/wasm/index.js';
+import { TEST_BUILD } from '../helpers/wasm-twins.js';
 import * as ref from '../../src/kernels/ref/index.js';
 import { Rng } from '../../src/io/rng.js';
 import { expectClose } from '../helpers/compare.js';
@@ -11,7 +12,7 @@ import { expectClose } from '../helpers/compare.js';
  * larger output, with the rest of the output left untouched.
  */
 const heap = new Heap(64);
-const w = loadWasmKernels(heap.memory);
+const w = loadWasmKernels(heap.memory, TEST_BUILD);
 const rng = Rng.fromSeed(77);
 const rand = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
 

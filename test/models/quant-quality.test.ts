@@ -10,12 +10,15 @@ import { writeDirAtomic } from '../../src/io/atomic.js';
 import { loadCorpus, splitCorpus } from '../../src/io/corpus.js';
 import { evaluate } from '../../src/train/trainer.js';
 import { isQuant } from '../../src/tensor/index.js';
+import { TEST_WASM } from '../helpers/wasm-twins.js';
 
 /**
  * On a committed small trained model (d_model 256, 4 layers, trained on the State of the Union
  * corpus by `frugal train`, see test/fixtures/mamba-d256-l4/README.md), scored on 64 KiB of held-out
  * text: q8's validation loss is within 0.2% of f32's and q4's within 1% (measured: about +0.004% and
- * +0.14%); a quantised checkpoint saves and loads bit for bit.
+ * +0.14%); a quantised checkpoint saves and loads bit for bit. On the relaxed-SIMD kernel build:
+ * `FRUGAL_TEST_WASM_BUILD=relaxed-simd npx vitest run test/models/quant-quality.test.ts` (minutes:
+ * not part of the relaxed-simd project; test/kernels/relaxed.test.ts scores a few windows on both).
  */
 const DIR = 'test/fixtures/mamba-d256-l4';
 const engines: Engine[] = [];
@@ -23,7 +26,7 @@ afterAll(() => {
   for (const e of engines) e.dispose();
 });
 function load(): MambaLM {
-  const e = new Engine({ kernels: 'wasm', threads: 2 });
+  const e = new Engine({ kernels: TEST_WASM, threads: 2 });
   engines.push(e);
   return loadModel(e, DIR).model as MambaLM;
 }
@@ -62,7 +65,7 @@ describe('quantised quality on a trained model', () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'frugal-q-')), 'm');
     try {
       writeDirAtomic(dir, modelFiles(m));
-      const e2 = new Engine({ kernels: 'wasm', threads: 2 });
+      const e2 = new Engine({ kernels: TEST_WASM, threads: 2 });
       engines.push(e2);
       const back = loadModel(e2, dir).model as MambaLM;
       expect(isQuant(back.layers[0].inProj)).toBe(true);
@@ -83,7 +86,7 @@ describe('quantising a checkpoint tensor by tensor', () => {
     const ids = Int32Array.from(new TextEncoder().encode('We the people'));
     const a = load();
     quantizeModel(a, 'q4');
-    const e = new Engine({ kernels: 'wasm', threads: 2 });
+    const e = new Engine({ kernels: TEST_WASM, threads: 2 });
     engines.push(e);
     const b = quantizeCheckpoint(e, DIR, 'q4').model;
     const la = a.e.scope(() => Float32Array.from(a.forward(ids, 1, ids.length).data()));

@@ -5,6 +5,7 @@
  * buffer of ≥ 1 GiB, GEMM throughput with `matmulNT`, and the speed-up of every hot wasm kernel
  * over its TypeScript twin.
  */
+import type { WasmKind } from '../../kernels/backend.js';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { Heap } from '../../tensor/index.js';
@@ -134,11 +135,12 @@ export function measureMachine(
   threads: readonly number[],
   minSeconds: number,
   log: (m: string) => void,
+  kernels: WasmKind = 'wasm',
 ): MachinePoint[] {
   const bw = measureBandwidth(bandwidthBytes, threads, minSeconds);
   const points: MachinePoint[] = [];
   for (const T of threads) {
-    const e = new Engine({ kernels: 'wasm', threads: T });
+    const e = new Engine({ kernels, threads: T });
     try {
       const g = measureGemm(e, gemmSize, minSeconds),
         b = bw.get(T) as Spread;
@@ -353,11 +355,11 @@ function kernelCases(tiny: boolean): KernelCase[] {
   ];
 }
 
-/** wasm (one thread) over ref for every case; each side on its own engine with the same values. */
-export function measureKernels(tiny: boolean, seconds: number, log: (m: string) => void): KernelEntry[] {
+/** wasm (one thread, build `kernels`) over ref for every case; each side on its own engine with the same values. */
+export function measureKernels(tiny: boolean, seconds: number, log: (m: string) => void, kernels: WasmKind = 'wasm'): KernelEntry[] {
   const out: KernelEntry[] = [];
   for (const c of kernelCases(tiny)) {
-    const ew = new Engine({ kernels: 'wasm', threads: 1 }),
+    const ew = new Engine({ kernels, threads: 1 }),
       er = new Engine({ kernels: 'ref' });
     try {
       const tw = timePerCall(c.make(ew, Rng.fromSeed(5)), seconds, 2).mean;

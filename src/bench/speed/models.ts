@@ -7,13 +7,14 @@ import { Engine, valueAndGrad } from '../../ops/index.js';
 import type { Tensor } from '../../tensor/index.js';
 import { newBenchModel, recurrenceFlopsPerToken } from './arch.js';
 import type { BenchArch, BenchModel, BenchShape } from './arch.js';
-import type { ModelState } from '../../models/types.js';
+import type { ModelState, SequenceModel } from '../../models/types.js';
 import { AdamW } from '../../train/optim.js';
 import { Rng } from '../../io/rng.js';
 import { timePerCall } from './machine.js';
 import { rateSpread } from '../formulas.js';
 import type { Spread } from '../formulas.js';
 import { BatchDecoder } from '../../infer/batch.js';
+import type { WasmKind } from '../../kernels/backend.js';
 
 /** Tokens processed by the timed and warm-up loops of the run (for the closing tokens/s and J/token). */
 export class TokenCounter {
@@ -39,9 +40,9 @@ export function makeWeights(arch: BenchArch, shape: BenchShape, seed: number): M
   }
 }
 
-/** A model with these weights on a new engine of `threads` threads (dispose its engine when done). */
-export function buildModel(w: ModelWeights, threads: number): BenchModel {
-  const e = new Engine({ kernels: 'wasm', threads });
+/** A model with these weights on a new engine of `threads` threads and kernel build `kernels` (dispose its engine when done). */
+export function buildModel(w: ModelWeights, threads: number, kernels: WasmKind = 'wasm'): BenchModel {
+  const e = new Engine({ kernels, threads });
   const m = newBenchModel(w.arch, w.shape, e);
   for (const [name, t] of m.params) t.set(w.values.get(name) as Float32Array);
   m.weightsChanged();
@@ -116,8 +117,15 @@ function joinedId(j: number | { id: number }): number {
 /**
  * Aggregate tokens/s of S streams decoding together through BatchDecoder (src/infer/batch.ts):
  * each joins with its own 4-token prompt, then every timed call is one step of all S streams.
+ * Any sequence model: `frugal bench serve` runs it on the checkpoint the server serves.
  */
-export function streamsRate(m: BenchModel, S: number, steps: number, minSeconds: number, count: TokenCounter): Spread {
+export function streamsRate(
+  m: SequenceModel & { readonly config: { readonly vocabSize: number } },
+  S: number,
+  steps: number,
+  minSeconds: number,
+  count: TokenCounter,
+): Spread {
   const V = m.config.vocabSize;
   const dec = new BatchDecoder(m, S);
   const tokens = new Map<number, number>();
@@ -160,8 +168,9 @@ export function trainRate(
   steps: number,
   minSeconds: number,
   count: TokenCounter,
+  kernels: WasmKind = 'wasm',
 ): TrainTiming {
-  const e = new Engine({ kernels: 'wasm', threads });
+  const e = new Engine({ kernels, threads });
   try {
     const m = newBenchModel(arch, shape, e, 'bench training model').init(Rng.fromSeed(3));
     const opt = new AdamW(e, m.specs, m.params, { lr: 1e-3 });

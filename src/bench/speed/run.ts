@@ -33,6 +33,8 @@ import type { CpuPeak } from './cpu-peak.js';
 import { boundFraction, bandwidthBound, flopsFraction, prefillFlopsPerToken, trainFlopsPerToken } from '../formulas.js';
 import type { Spread } from '../formulas.js';
 import { peakRssBytes, resetPeakRss, steadyFlags, withPeakRss } from './steady.js';
+import { measureBuilds } from './builds.js';
+import type { WasmKind } from '../../kernels/backend.js';
 
 /** The embedding table and an untied head: read by row (or at the last position only), not per prompt token. */
 const TABLES = /(^|\.)(embeddings|embed_tokens)\.weight$|^lm_head\.weight$/;
@@ -66,6 +68,8 @@ export interface SpeedOptions {
   arch?: BenchArch;
   /** Seconds the whole run aims to stay under (optional parts are skipped past it); default from the mode. */
   budgetSeconds?: number;
+  /** Kernel builds: every section runs on the first (default wasm); with more, builds.ts times them all. */
+  kernels?: readonly WasmKind[];
   command: string;
   log: (m: string) => void;
 }
@@ -90,6 +94,8 @@ interface Run {
   torch: TorchPeer | null;
   /** Thread counts the peers run at (quick and tiny: all threads only). */
   peerThreads: number[];
+  /** The kernel build every section runs on. */
+  kernels: WasmKind;
   /** Parameters of the decode model, and those of its embedding table and untied head (prefill FLOPs skip them). */
   parameters: number;
   tableParameters: number;
@@ -164,7 +170,7 @@ function decodeSection(r: Run, w: ModelWeights): DecodeRuns {
       bw = point.bandwidth_gbs_max,
       gemm = point.gemm_gflops_max;
     for (const precision of PRECISIONS) {
-      const m = buildModel(w, T);
+      const m = buildModel(w, T, r.kernels);
       try {
         if (precision !== 'f32') quantizeModel(m, precision);
         const bytes = weightBytes(m);
@@ -267,7 +273,7 @@ function trainSection(r: Run): TrainEntry[] {
     out: TrainEntry[] = [];
   for (const T of plan.threads) {
     resetPeakRss();
-    const t = trainRate(plan.arch, plan.trainModel, T, plan.trainBatch, plan.trainSeq, plan.trainSteps, plan.minSeconds, count);
+    const t = trainRate(plan.arch, plan.trainModel, T, plan.trainBatch, plan.trainSeq, plan.trainSteps, plan.minSeconds, count, r.kernels);
     const peak_rss_bytes = peakRssBytes();
     const gemm = (r.machine.find((x) => x.threads === T) as MachinePoint).gemm_gflops_max,
       cpu = peakGflopsAt(r.peak, T);
@@ -303,7 +309,11 @@ function trainSection(r: Run): TrainEntry[] {
           what: `pytorch train ${plural(T)}`,
           frugal: () =>
             new Map([
-              ['train', trainRate(plan.arch, plan.trainModel, T, plan.trainBatch, plan.trainSeq, 1, plan.roundSeconds, count).rate.median],
+              [
+                'train',
+                trainRate(plan.arch, plan.trainModel, T, plan.trainBatch, plan.trainSeq, 1, plan.roundSeconds, count, r.kernels).rate
+                  .median,
+              ],
             ]),
           peer: () => torchRound(torch, r.mode, 'train', T, log),
           key: (measure) => ({ name: 'pytorch', measure, precision: 'f32', threads: T }),
@@ -355,20 +365,24 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
   const plan = speedPlan(o.mode, o.threads, o.arch ?? 'mamba');
   const budget = new Budget(o.budgetSeconds ?? plan.budgetSeconds);
   const log = o.log,
-    count = new TokenCounter();
+    count = new TokenCounter(),
+    builds = o.kernels ?? ['wasm'],
+    kernels = builds[0];
   const skipped: Skipped[] = [];
   const busyBefore = otherCpuShareNow(500);
   if (busyBefore > 0.1)
     log(`bench: warning: other processes keep ${(100 * busyBefore).toFixed(0)}% of the CPUs busy: every figure will be low`);
   const cpu0 = cpuSample();
-  log(`bench: ${o.mode} run, threads ${plan.threads.join(' and ')}; decode model ${plan.decodeName}, training model ${plan.trainName}`);
+  log(
+    `bench: ${o.mode} run, threads ${plan.threads.join(' and ')}; decode model ${plan.decodeName}, training model ${plan.trainName}; kernels ${kernels}`,
+  );
   const peak = cpuPeak();
   log(
     `machine: CPU peak ${peak.gflops.toFixed(0)} GFLOP/s float32 = ${peak.cores} cores × ${peak.ghz.toFixed(2)} GHz × ${peak.flops_per_cycle} FLOP/cycle; ` +
       `detected: ${peak.detected.join('; ')}; assumed: ${peak.assumed.join('; ')}`,
   );
 
-  const points = measureMachine(plan.bandwidthBytes, plan.gemmSize, plan.threads, plan.minSeconds / 3, log);
+  const points = measureMachine(plan.bandwidthBytes, plan.gemmSize, plan.threads, plan.minSeconds / 3, log, kernels);
   const top = points[points.length - 1];
   const machine = {
     ...top,
@@ -386,7 +400,7 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
     after: [] as MachinePoint[],
     rss_method: resetPeakRss() ? ('per-figure' as const) : ('process-peak' as const),
   };
-  const kernels = measureKernels(plan.kernelTiny, plan.kernelSeconds, log);
+  const kernelTimes = measureKernels(plan.kernelTiny, plan.kernelSeconds, log, kernels);
 
   const weights = makeWeights(plan.arch, plan.decodeModel, o.seed);
   const stateBytes = stateOf(weights);
@@ -414,6 +428,7 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
     llama,
     torch,
     peerThreads: o.mode === 'full' ? plan.threads : plan.threads.slice(-1),
+    kernels,
     parameters,
     tableParameters,
   };
@@ -424,13 +439,14 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
   } finally {
     llama?.dispose();
   }
+  const buildEntries = builds.length > 1 ? measureBuilds(builds, plan, weights, count, log) : undefined;
   const peers = run.comparisons.entries((T) => peakGflopsAt(peak, T));
   const peerBuilds: PeerBuilds = {};
   if (llama) peerBuilds.llama_cpp = llama.build;
   if (torch) peerBuilds.pytorch = torch.build;
   for (const s of skipped) log(`bench: skipped ${s.section}: ${s.what}: ${s.reason}`);
   log('bench: the machine ceilings again, at the end of the run');
-  const after = measureMachine(plan.bandwidthBytes, plan.gemmSize, plan.threads, plan.minSeconds / 3, log);
+  const after = measureMachine(plan.bandwidthBytes, plan.gemmSize, plan.threads, plan.minSeconds / 3, log, kernels);
   machine.after = after;
   machine.other_busy_during = otherCpuShare(cpu0, cpuSample());
   if (machine.other_busy_during > 0.1)
@@ -449,7 +465,9 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
     prefill: dec.prefill,
     train,
     streams: dec.streams,
-    kernels,
+    kernels: kernelTimes,
+    kernel_build: kernels,
+    ...(buildEntries ? { builds: buildEntries } : {}),
     peers,
     peer_builds: peerBuilds,
     skipped,

@@ -35,7 +35,7 @@ export function speedTable(d: SpeedDoc): string {
   const m = d.machine,
     pk = m.cpu_peak;
   const parts = [
-    `frugal bench (${d.mode}, ${d.seconds.toFixed(0)} s): ${m.cpu}, ${m.logical_cpus} logical CPUs, ${m.isa.join(' ')}, Node ${m.node} (V8 ${m.v8}), ` +
+    `frugal bench (${d.mode}, ${d.seconds.toFixed(0)} s, kernels ${d.kernel_build ?? 'wasm'}): ${m.cpu}, ${m.logical_cpus} logical CPUs, ${m.isa.join(' ')}, Node ${m.node} (V8 ${m.v8}), ` +
       `other processes busy ${pct(m.other_busy_before)} before, ${pct(m.other_busy_during)} during the run\n`,
     `CPU theoretical peak: ${fmt(pk.gflops, 0)} GFLOP/s float32 = ${pk.cores} cores × ${pk.ghz.toFixed(2)} GHz × ${pk.flops_per_cycle} FLOP/cycle ` +
       `(${pk.fma_units} FMA × ${pk.datapath_bits / 32} lanes × 2)\n  detected: ${pk.detected.join('; ')}\n  assumed: ${pk.assumed.join('; ')}\n`,
@@ -130,6 +130,24 @@ export function speedTable(d: SpeedDoc): string {
       ]),
     ),
   ];
+  if (d.builds)
+    parts.push(
+      table(
+        "kernel builds (interleaved rounds; ratio = the build ÷ the first build, median of the rounds' ratios)",
+        ['build', 'measure', 'precision', 'threads', 'rounds', 'value', 'unit', 'ratio'],
+        d.builds.map((e) => [
+          e.kernels,
+          e.measure,
+          e.precision,
+          String(e.threads),
+          String(e.rounds),
+          mid(e.value, e.value_min, e.value_max),
+          e.unit,
+          e.over_first,
+        ]),
+        [1, 1, 1, 1, 1, 1, 1, 2],
+      ),
+    );
   if (m.after && m.after.length > 0)
     parts.push(
       `machine ceilings again at the end: ${m.after

@@ -7,6 +7,7 @@ import type { BenchArch, BenchShape } from './arch.js';
 import type { CpuPeak } from './cpu-peak.js';
 import { MIN_ROUNDS } from './steady.js';
 import type { Flag, RssMethod } from './steady.js';
+import type { WasmKind } from '../../kernels/backend.js';
 
 export type Precision = 'f32' | 'q8' | 'q4';
 export const PRECISIONS: readonly Precision[] = ['f32', 'q8', 'q4'];
@@ -127,6 +128,26 @@ export interface KernelEntry {
 }
 
 /**
+ * One figure of one kernel build (`--kernels wasm,wasm-relaxed`), timed in interleaved rounds with
+ * the other builds listed (builds.ts): the median round with min and max.
+ */
+export interface BuildEntry {
+  /** The kernel build: wasm (plain SIMD, the default) or wasm-relaxed (the opt-in relaxed-SIMD build). */
+  kernels: WasmKind;
+  /** 'gemm' (matmulNT at machine.gemm_shape), 'decode' (batch 1) or 'prefill-L' (an L-token prompt). */
+  measure: string;
+  precision: Precision;
+  threads: number;
+  rounds: number;
+  unit: 'GFLOP/s' | 'tok/s';
+  value: number;
+  value_min: number;
+  value_max: number;
+  /** The median of this build's value ÷ the first build's, round by round: above 1, this build is faster. */
+  over_first: number;
+}
+
+/**
  * A peer against frugal, measured in interleaved rounds on the same machine in the same run: each
  * round times frugal, then the peer, back to back, so both see the same load from other processes.
  * Figures are medians over the rounds with min and max; the ratio is the median of the per-round
@@ -184,6 +205,10 @@ export interface SpeedDoc {
   train: TrainEntry[];
   streams: StreamsEntry[];
   kernels: KernelEntry[];
+  /** The kernel build every section above ran on (`--kernels`, its first build): wasm or wasm-relaxed. */
+  kernel_build?: WasmKind;
+  /** With more than one build in `--kernels`: every build on the same figures (builds.ts). */
+  builds?: BuildEntry[];
   peers: PeerEntry[];
   peer_builds: PeerBuilds;
   skipped: Skipped[];

@@ -252,7 +252,8 @@ interface Grads {
 /**
  * Gradients, all ACCUMULATED: dx (B, L, H, R, P), dadt, ddt, dtrap (B, L, H), dBn, dCn
  * (B, L, R, G, N), dBb, dCb (H, R, N), dang (B, L, S), dD (H), from dy (B, L, H, R, P) and the
- * forward's checkpoints. No gradient flows into the initial or from the final state.
+ * forward's checkpoints. No gradient flows into the initial or from the final state. work:
+ * mamba3WorkSize(P, N, S, R, chunk) floats of scratch (kernels/ssd-work.ts).
  */
 export function mamba3MimoScanBackward(
   dx: F,
@@ -277,6 +278,7 @@ export function mamba3MimoScanBackward(
   ang: F,
   D: F,
   hck: F,
+  work: F,
   B: number,
   L: number,
   H: number,
@@ -295,21 +297,18 @@ export function mamba3MimoScanBackward(
     W = ckWidth(d),
     PN = P * N,
     RN = R * N;
-  const T = dx.constructor as { new (n: number): F };
-  // per step of a chunk, the state after it (W floats: h, θ, k, v) and its turned q (RN); row 0 is the checkpoint
-  const rec = new T((chunk + 1) * W),
-    qs = new T(chunk * RN),
-    q = new T(2 * RN),
-    o = new T(R * P);
-  const c: Carry = {
-    dh: new T(PN),
-    dkn: new T(RN),
-    dvn: new T(R * P),
-    dth: new T(S),
-    gm: new T(PN),
-    dq: new T(RN),
-    dk: new T(RN),
+  // carved from work in mamba3WorkSize's order: per step of a chunk, the state after it (W floats:
+  // h, θ, k, v; row 0 is the checkpoint) and its turned q (RN); the step's scratch; the carries
+  let at = 0;
+  const take = (n: number): F => {
+    at += n;
+    return work.subarray(at - n, at);
   };
+  const rec = take((chunk + 1) * W),
+    qs = take(chunk * RN),
+    q = take(2 * RN),
+    o = take(R * P);
+  const c: Carry = { dh: take(PN), dkn: take(RN), dvn: take(R * P), dth: take(S), gm: take(PN), dq: take(RN), dk: take(RN) };
   for (let b = 0; b < B; b++) {
     for (let hh = 0; hh < H; hh++) {
       for (const a of [c.dh, c.dkn, c.dvn, c.dth]) a.fill(0);
@@ -367,6 +366,7 @@ export function mamba3ScanBackward(
   ang: F,
   D: F,
   hck: F,
+  work: F,
   B: number,
   L: number,
   H: number,
@@ -399,6 +399,7 @@ export function mamba3ScanBackward(
     ang,
     D,
     hck,
+    work,
     B,
     L,
     H,

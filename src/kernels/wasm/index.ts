@@ -9,6 +9,8 @@
  * the memory it is pointed at.
  */
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { FrugalError } from '../../io/errors.js';
 import type * as ref from '../ref/index.js';
 import type { F } from '../ref/types.js';
 
@@ -43,8 +45,16 @@ export const WASM_KERNELS = [
   'dtSoftplusBackward',
   'gatedRmsnormForward',
   'gatedRmsnormBackward',
-  // mamba3.ts (Mamba-3's scan forward: prefill, decoding and the taped forward; work = 2N floats)
+  // mamba3.ts (Mamba-3's scan forward, SISO and MIMO: prefill, decoding and the taped forward; work = 2RN floats)
   'mamba3ScanForward',
+  'mamba3MimoScanForward',
+  // mamba3-back.ts (the scan backward of both: work = mamba3WorkSize floats)
+  'mamba3MimoScanBackward',
+  // mimo.ts (Mamba-3 MIMO's rank projections; dx, dO, dw = 0 skip)
+  'mimoUpForward',
+  'mimoUpBackward',
+  'mimoDownForward',
+  'mimoDownBackward',
   // mamba1.ts (Mamba-1's decoding step fused around its products; the range form for threads)
   'mambaConvStep',
   'mambaScanStep',
@@ -91,8 +101,11 @@ export const WASM_KERNELS = [
 
 export type WasmKernelName = (typeof WASM_KERNELS)[number];
 
-/** A reference parameter as the wasm kernel takes it: arrays (and absent optional arrays) as byte offsets, 0 for absent. */
-type ToPtr<P> = P extends F | Int32Array | Int8Array | Uint8Array | null ? Ptr : P;
+/**
+ * A reference parameter as the wasm kernel takes it: arrays (and absent optional arrays) as byte
+ * offsets, 0 for absent; flags as 0 or 1 (a wasm bool is an i32, and thread jobs carry numbers only).
+ */
+type ToPtr<P> = P extends F | Int32Array | Int8Array | Uint8Array | null ? Ptr : P extends boolean ? number : P;
 /** A reference kernel's parameter list with every array replaced by its byte offset. */
 export type PtrArgs<T extends readonly unknown[]> = { [I in keyof T]: ToPtr<T[I]> };
 
@@ -107,18 +120,59 @@ export function wasmKernelNames(): WasmKernelName[] {
 /** Location of the compiled module: build/ at the package root, from src/kernels/wasm/ or dist/kernels/wasm/. */
 export const WASM_URL = new URL('../../../build/kernels.wasm', import.meta.url);
 
-let cachedModule: WebAssembly.Module | null = null;
+/**
+ * The opt-in relaxed-SIMD build of the same kernels (asconfig.json's `relaxed` target): fused
+ * multiply-adds and the relaxed integer dot product; `--kernels wasm-relaxed` runs it.
+ */
+export const RELAXED_WASM_URL = new URL('../../../build/kernels-relaxed.wasm', import.meta.url);
+
+/** Which build of the kernels: plain SIMD (the default: the same bits everywhere) or relaxed SIMD. */
+export type WasmBuild = 'simd' | 'relaxed-simd';
+
+const cachedModules = new Map<WasmBuild, WebAssembly.Module>();
+
+function readModuleBytes(url: URL): Uint8Array<ArrayBuffer> {
+  try {
+    const b = readFileSync(url);
+    return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength);
+  } catch (e) {
+    throw new Error(`frugal: cannot read ${url.pathname} (${(e as Error).message}); run \`npm run build:wasm\``);
+  }
+}
 
 /** Compile build/kernels.wasm (synchronously). Throws a clear error when it has not been built. */
 export function compileWasmModule(): WebAssembly.Module {
-  let bytes: Uint8Array<ArrayBuffer>;
-  try {
-    const b = readFileSync(WASM_URL);
-    bytes = new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, b.byteLength);
-  } catch (e) {
-    throw new Error(`frugal: cannot read ${WASM_URL.pathname} (${(e as Error).message}); run \`npm run build:wasm\``);
+  return new WebAssembly.Module(readModuleBytes(WASM_URL));
+}
+
+/** Thrown when this JavaScript engine cannot run the relaxed-SIMD build: a usage error (exit 2), pick `wasm`. */
+export class RelaxedSimdUnavailable extends FrugalError {
+  /** The message without its `--kernels wasm-relaxed: ` head (for an error that names the option itself). */
+  readonly reason: string;
+  constructor(detail: string) {
+    const reason = `this Node (${process.version}) cannot run relaxed SIMD (${detail}); use --kernels wasm`;
+    super(`--kernels wasm-relaxed: ${reason}`, 2);
+    this.name = 'RelaxedSimdUnavailable';
+    this.reason = reason;
   }
-  return new WebAssembly.Module(bytes);
+}
+
+/**
+ * The relaxed-SIMD build's bytes, once `WebAssembly.validate` accepts them. Node 20's V8 has relaxed
+ * SIMD behind --experimental-wasm-relaxed-simd (off by default): the flag is turned on here, only
+ * when validation fails without it (later V8s ship the feature and may not know the flag). V8 flags
+ * are process-wide, so worker threads instantiate the posted module too.
+ */
+export function relaxedWasmBytes(): Uint8Array<ArrayBuffer> {
+  const bytes = readModuleBytes(RELAXED_WASM_URL);
+  if (WebAssembly.validate(bytes)) return bytes;
+  try {
+    setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch (e) {
+    throw new RelaxedSimdUnavailable(`cannot set the V8 flag: ${(e as Error).message}`);
+  }
+  if (!WebAssembly.validate(bytes)) throw new RelaxedSimdUnavailable('WebAssembly.validate rejects build/kernels-relaxed.wasm');
+  return bytes;
 }
 
 /**
@@ -126,16 +180,21 @@ export function compileWasmModule(): WebAssembly.Module {
  * is no file system) as the kernels module from now on.
  */
 export function useWasmModule(module: WebAssembly.Module): void {
-  cachedModule = module;
+  cachedModules.set('simd', module);
 }
 
 /**
- * The compiled module, compiled once and cached. A WebAssembly.Module can be posted to worker
- * threads, which instantiate it on the same shared memory with `instantiateWasmKernels`.
+ * The compiled module of `build` (default: plain SIMD), compiled once and cached. A
+ * WebAssembly.Module can be posted to worker threads, which instantiate it on the same shared
+ * memory with `instantiateWasmKernels`.
  */
-export function getWasmModule(): WebAssembly.Module {
-  if (cachedModule === null) cachedModule = compileWasmModule();
-  return cachedModule;
+export function getWasmModule(build: WasmBuild = 'simd'): WebAssembly.Module {
+  let m = cachedModules.get(build);
+  if (m === undefined) {
+    m = build === 'simd' ? compileWasmModule() : new WebAssembly.Module(relaxedWasmBytes());
+    cachedModules.set(build, m);
+  }
+  return m;
 }
 
 /** Instantiate a compiled kernels module on `memory` (a shared memory, e.g. Heap.memory). */
@@ -158,7 +217,7 @@ export function instantiateWasmKernels(module: WebAssembly.Module, memory: WebAs
   return out as WasmKernels;
 }
 
-/** The kernels, instantiated on `memory` (synchronous; the module is compiled once per process). */
-export function loadWasmKernels(memory: WebAssembly.Memory): WasmKernels {
-  return instantiateWasmKernels(getWasmModule(), memory);
+/** The kernels of `build`, instantiated on `memory` (synchronous; each module is compiled once per process). */
+export function loadWasmKernels(memory: WebAssembly.Memory, build: WasmBuild = 'simd'): WasmKernels {
+  return instantiateWasmKernels(getWasmModule(build), memory);
 }
