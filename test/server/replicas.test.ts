@@ -1,0 +1,115 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { startRedis } from '../helpers/redis.js';
+import type { RedisServer } from '../helpers/redis.js';
+import { post, startServer } from './serve.js';
+import type { Body, ServerProc } from './serve.js';
+
+/**
+ * Two `frugal serve` replicas on one redis-server (`--state-store redis://…`): a session begun on
+ * one continues on the other exactly as on one server, and a turn on a session that the other
+ * replica is running is refused (409), because the turn lock lives in Redis.
+ */
+const MODEL = 'mamba-sotu';
+const procs: ServerProc[] = [];
+let redis: RedisServer | null = null;
+
+afterAll(async () => {
+  for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  await redis?.stop();
+});
+
+async function replica(url: string): Promise<ServerProc> {
+  const p = await startServer(['--state-store', url, '--max-streams', '4']);
+  procs.push(p);
+  return p;
+}
+
+/** A streamed completion's text; `onFirst` runs when the first text chunk arrives. */
+async function streamText(url: string, body: Record<string, unknown>, onFirst: () => void): Promise<string> {
+  const r = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, stream: true, ...body }),
+  });
+  expect(r.status).toBe(200);
+  const reader = (r.body as ReadableStream<Uint8Array>).getReader();
+  let raw = '',
+    first = true;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    raw += Buffer.from(value).toString();
+    if (first && raw.includes('"text":"')) {
+      first = false;
+      onFirst();
+    }
+  }
+  return raw
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: {'))
+    .map((e) => (JSON.parse(e.slice(6)) as Body).choices[0]?.text ?? '')
+    .join('');
+}
+
+describe('frugal serve replicas sharing one Redis', () => {
+  it('continue each other’s sessions and refuse a concurrent turn', async () => {
+    redis = await startRedis();
+    const [a, b] = await Promise.all([replica(redis.url), replica(redis.url)]);
+    const greedy = { temperature: 0 };
+
+    // the reference: one uninterrupted conversation of two turns on replica A alone
+    const r1 = await post(`${a.url}/v1/completions`, { model: MODEL, prompt: 'The state of the Union is', max_tokens: 40, ...greedy });
+    const r2 = await post(`${a.url}/v1/completions`, {
+      model: MODEL,
+      prompt: ' We',
+      max_tokens: 40,
+      previous_response_id: r1.json.id,
+      ...greedy,
+    });
+    expect(r2.status).toBe(200);
+
+    // a session: turn 1 on A, turn 2 on B
+    const s = await post(`${a.url}/v1/sessions`, {});
+    expect(s.status).toBe(201);
+    const session = s.json.id;
+    const t1 = await post(`${a.url}/v1/completions`, {
+      model: MODEL,
+      prompt: 'The state of the Union is',
+      max_tokens: 40,
+      session_id: session,
+      ...greedy,
+    });
+    expect(t1.json.choices[0].text).toBe(r1.json.choices[0].text);
+    const seen = await post(`${b.url}/v1/sessions/${session}`, undefined, {}, 'GET');
+    expect(seen.status).toBe(200);
+    expect(seen.json.snapshot).toBe(t1.json.id);
+    const t2 = await post(`${b.url}/v1/completions`, { model: MODEL, prompt: ' We', max_tokens: 40, session_id: session, ...greedy });
+    expect(t2.status).toBe(200);
+    expect(t2.json.choices[0].text).toBe(r2.json.choices[0].text);
+    expect(new Set(t2.json.choices[0].text.split(' ')).size).toBeGreaterThan(5);
+    // B prefilled only the new tokens: the conversation's earlier tokens came from A's snapshot
+    expect(t2.json.usage.prompt_tokens).toBe(r2.json.usage.prompt_tokens);
+
+    // a long turn streaming on A holds the session: B refuses a second one
+    let busy = 0,
+      code: string | null = null;
+    const pending: Promise<void>[] = [];
+    const long = await streamText(a.url, { prompt: ' And', max_tokens: 200, session_id: session, ...greedy }, () => {
+      pending.push(
+        post(`${b.url}/v1/completions`, { model: MODEL, prompt: 'x', max_tokens: 2, session_id: session }).then((r) => {
+          busy = r.status;
+          code = r.json.error?.code ?? null;
+        }),
+      );
+    });
+    await Promise.all(pending);
+    expect(long.length).toBeGreaterThan(100);
+    expect(busy).toBe(409);
+    expect(code).toBe('session_busy');
+
+    // once A's turn is committed, B takes the next one
+    const t4 = await post(`${b.url}/v1/completions`, { model: MODEL, prompt: ' Now', max_tokens: 4, session_id: session, ...greedy });
+    expect(t4.status).toBe(200);
+    expect((await post(`${a.url}/v1/sessions/${session}`, undefined, {}, 'GET')).json.snapshot).toBe(t4.json.id);
+  });
+});
