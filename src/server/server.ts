@@ -1,5 +1,6 @@
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { inputError } from '../io/errors.js';
 import type { KernelKind } from '../kernels/backend.js';
 import { buildApp } from './app.js';
@@ -55,6 +56,29 @@ async function openStore(o: ServeOptions): Promise<StateStore> {
   return mod.createRedisStore(o.stateStore);
 }
 
+/**
+ * Read every file of the checkpoint (and adapter) once, asynchronously, into the page cache: the
+ * load that follows is synchronous and would hold the event loop for the whole disk read of a large
+ * checkpoint, so /health would hang instead of answering 503. What remains blocking is the parse
+ * from memory.
+ */
+async function warmFiles(dirs: readonly string[]): Promise<void> {
+  const buf = new Uint8Array(1 << 22);
+  for (const dir of dirs) {
+    if (!statSync(dir).isDirectory()) continue;
+    for (const name of readdirSync(dir)) {
+      const f = join(dir, name);
+      if (!statSync(f).isFile()) continue;
+      const h = await open(f, 'r');
+      try {
+        while ((await h.read(buf, 0, buf.length, null)).bytesRead > 0);
+      } finally {
+        await h.close();
+      }
+    }
+  }
+}
+
 /** Start serving; resolves once listening (the model loads right after). Returns how to stop. */
 export async function serve(o: ServeOptions): Promise<{ url: string; stop: () => Promise<void> }> {
   if (!existsSync(o.model))
@@ -75,9 +99,9 @@ export async function serve(o: ServeOptions): Promise<{ url: string; stop: () =>
     throw e;
   }
   o.log(`frugal serve: listening on ${url}, state in ${store.where}; loading ${o.model}`);
-  await new Promise((r) => setImmediate(r)); // let /health answer 503 before the load blocks
   let served: ServedModel;
   try {
+    await warmFiles(o.adapter === undefined ? [o.model] : [o.model, o.adapter]); // /health answers 503 meanwhile
     served = openServedModel(o.model, o.adapter, { threads: o.threads, kernels: o.kernels });
   } catch (e) {
     await app.close();

@@ -7,6 +7,7 @@ import { decodeSafetensors } from '../../src/io/safetensors.js';
 import { PENDING_KEY, openServedModel } from '../../src/server/served.js';
 import type { ServedModel } from '../../src/server/served.js';
 import { StopMatcher, tokenLogprobs } from '../../src/server/openai.js';
+import { buildApp } from '../../src/server/app.js';
 
 /** The served model's snapshot encoding and chat templates; stop strings and log probabilities. */
 const opened: ServedModel[] = [];
@@ -76,5 +77,31 @@ describe('tokenLogprobs', () => {
     expect(r.logprob).toBeCloseTo(Math.log(1 / 5), 6);
     expect(r.top.map(([i]) => i)).toEqual([1, 0]);
     expect(r.top[0][1]).toBeCloseTo(Math.log(3 / 5), 6);
+  });
+});
+
+describe('the HTTP app before the model is loaded', () => {
+  it('answers /health with 503 and every API route with an OpenAI-shaped 503, the key still checked first', async () => {
+    const life = { ready: false, draining: false, ctx: null, inflight: 0 };
+    const app = buildApp(life, { apiKey: 'k', logPrompts: false, keepAliveMs: 15_000, log: () => {} });
+    try {
+      const health = await app.inject({ method: 'GET', url: '/health' });
+      expect(health.statusCode).toBe(503);
+      expect(health.json()).toEqual({ status: 'loading' });
+      const noKey = await app.inject({ method: 'GET', url: '/v1/models' });
+      expect(noKey.statusCode).toBe(401);
+      const models = await app.inject({ method: 'GET', url: '/v1/models', headers: { authorization: 'Bearer k' } });
+      expect(models.statusCode).toBe(503);
+      expect(models.json().error.code).toBe('loading');
+      const done = await app.inject({
+        method: 'POST',
+        url: '/v1/completions',
+        headers: { authorization: 'Bearer k', 'content-type': 'application/json' },
+        payload: { model: 'm', prompt: 'x' },
+      });
+      expect(done.statusCode).toBe(503);
+    } finally {
+      await app.close();
+    }
   });
 });
