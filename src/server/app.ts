@@ -8,6 +8,7 @@ import type { Endpoint, ResponseMeta } from './responses.js';
 import { registerSessions } from './sessions.js';
 import { newId, runTurn } from './turn.js';
 import type { ServerContext, TurnSpec } from './turn.js';
+import type { IdempotencyRecord } from './store.js';
 
 /**
  * The HTTP side of `frugal serve` (fastify, requests validated against JSON schemas): the OpenAI
@@ -45,7 +46,6 @@ export function buildApp(life: Lifecycle, o: AppOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   });
   const want = o.apiKey === undefined ? null : keyDigest(o.apiKey);
-  const inflightKeys = new Set<string>();
 
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: LIMITS.stateBytes }, (_req, body, done) =>
     done(null, body),
@@ -111,15 +111,20 @@ export function buildApp(life: Lifecycle, o: AppOptions): FastifyInstance {
     const key = typeof idem === 'string' && idem !== '' ? `${endpoint}:${o.apiKey ?? ''}:${idem}` : null;
     const stream = body.stream === true;
     const includeUsage = body.stream_options?.include_usage === true;
+    const replay = (rec: IdempotencyRecord) => {
+      reply.hijack();
+      if (stream) return replayStream(reply.raw, JSON.parse(rec.body), includeUsage);
+      reply.raw.writeHead(rec.status, { 'content-type': 'application/json; charset=utf-8', 'idempotent-replayed': 'true' });
+      return reply.raw.end(rec.body);
+    };
+    // a key in progress is held by a lock in the store, so replicas sharing it see it too
+    const lockId = key === null ? '' : `idem_${createHash('sha256').update(key).digest('hex')}`;
+    let token: string | null = null;
     if (key !== null) {
       const rec = await ctx.store.getIdempotent(key);
-      if (rec) {
-        reply.hijack();
-        if (stream) return replayStream(reply.raw, JSON.parse(rec.body), includeUsage);
-        reply.raw.writeHead(rec.status, { 'content-type': 'application/json; charset=utf-8', 'idempotent-replayed': 'true' });
-        return reply.raw.end(rec.body);
-      }
-      if (inflightKeys.has(key))
+      if (rec) return replay(rec);
+      token = await ctx.store.lockTurn(lockId, ctx.lockTtlMs);
+      if (token === null)
         throw new ApiError(
           409,
           'a request with this Idempotency-Key is in progress',
@@ -127,12 +132,16 @@ export function buildApp(life: Lifecycle, o: AppOptions): FastifyInstance {
           null,
           'idempotency_in_progress',
         );
-      inflightKeys.add(key);
+      const done = await ctx.store.getIdempotent(key); // finished elsewhere between the read and the lock
+      if (done) {
+        await ctx.store.unlockTurn(lockId, token);
+        return replay(done);
+      }
     }
     try {
       return await respond(ctx, spec, reply, { endpoint, stream, includeUsage, key });
     } finally {
-      if (key !== null) inflightKeys.delete(key);
+      if (token !== null) await ctx.store.unlockTurn(lockId, token);
     }
   };
 

@@ -6,8 +6,9 @@ import type { Body, ServerProc } from './serve.js';
 
 /**
  * Two `frugal serve` replicas on one redis-server (`--state-store redis://…`): a session begun on
- * one continues on the other exactly as on one server, and a turn on a session that the other
- * replica is running is refused (409), because the turn lock lives in Redis.
+ * one continues on the other exactly as on one server, a turn on a session that the other replica
+ * is running is refused (409), because the turn lock lives in Redis, and so is a request whose
+ * Idempotency-Key the other replica is still answering.
  */
 const MODEL = 'mamba-sotu';
 const procs: ServerProc[] = [];
@@ -25,10 +26,15 @@ async function replica(url: string): Promise<ServerProc> {
 }
 
 /** A streamed completion's text; `onFirst` runs when the first text chunk arrives. */
-async function streamText(url: string, body: Record<string, unknown>, onFirst: () => void): Promise<string> {
+async function streamText(
+  url: string,
+  body: Record<string, unknown>,
+  onFirst: () => void,
+  headers: Record<string, string> = {},
+): Promise<string> {
   const r = await fetch(`${url}/v1/completions`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ model: MODEL, stream: true, ...body }),
   });
   expect(r.status).toBe(200);
@@ -111,5 +117,28 @@ describe('frugal serve replicas sharing one Redis', () => {
     const t4 = await post(`${b.url}/v1/completions`, { model: MODEL, prompt: ' Now', max_tokens: 4, session_id: session, ...greedy });
     expect(t4.status).toBe(200);
     expect((await post(`${a.url}/v1/sessions/${session}`, undefined, {}, 'GET')).json.snapshot).toBe(t4.json.id);
+
+    // an Idempotency-Key in progress on A is in progress for B too; once done, B replays A's answer
+    const key = { 'idempotency-key': 'replicated-1' };
+    let second = 0;
+    const dupes: Promise<void>[] = [];
+    const first = await streamText(
+      a.url,
+      { prompt: 'We', max_tokens: 200, ...greedy },
+      () => {
+        dupes.push(
+          post(`${b.url}/v1/completions`, { model: MODEL, prompt: 'We', max_tokens: 200, ...greedy }, key).then((r) => {
+            second = r.status;
+          }),
+        );
+      },
+      key,
+    );
+    await Promise.all(dupes);
+    expect(second).toBe(409);
+    const again = await post(`${b.url}/v1/completions`, { model: MODEL, prompt: 'We', max_tokens: 200, ...greedy }, key);
+    expect(again.status).toBe(200);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.json.choices[0].text).toBe(first);
   });
 });
