@@ -2,8 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { metric, post, startServer } from './serve.js';
-import type { Body, ServerProc } from './serve.js';
+import { metric, post, startServer, stream, textOf } from './serve.js';
+import type { ServerProc } from './serve.js';
 
 /**
  * What outlives a request: sessions and their turn lock, Idempotency-Key, state export and
@@ -22,40 +22,6 @@ async function server(): Promise<ServerProc> {
   procs.push(p);
   return p;
 }
-
-/** A streamed completion: resolves with the raw event text; `onFirst` runs at the first text chunk. */
-async function stream(url: string, body: Record<string, unknown>, onFirst: () => void = () => {}): Promise<string> {
-  const r = await fetch(`${url}/v1/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: MODEL, stream: true, ...body }),
-  });
-  expect(r.status).toBe(200);
-  const reader = (r.body as ReadableStream<Uint8Array>).getReader();
-  let raw = '',
-    first = true;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      raw += Buffer.from(value).toString();
-      if (first && raw.includes('"text":"')) {
-        first = false;
-        onFirst();
-      }
-    }
-  } catch {
-    /* the server died mid-stream */
-  }
-  return raw;
-}
-
-const textOf = (raw: string) =>
-  raw
-    .split('\n\n')
-    .filter((e) => e.startsWith('data: {'))
-    .map((e) => (JSON.parse(e.slice(6)) as Body).choices[0]?.text ?? '')
-    .join('');
 
 describe('frugal serve state that outlives requests and processes', () => {
   let a: ServerProc;

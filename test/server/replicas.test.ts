@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { startRedis } from '../helpers/redis.js';
 import type { RedisServer } from '../helpers/redis.js';
-import { post, startServer } from './serve.js';
-import type { Body, ServerProc } from './serve.js';
+import { post, startServer, stream, textOf } from './serve.js';
+import type { ServerProc } from './serve.js';
 
 /**
  * Two `frugal serve` replicas on one redis-server (`--state-store redis://…`): a session begun on
@@ -23,38 +23,6 @@ async function replica(url: string): Promise<ServerProc> {
   const p = await startServer(['--state-store', url, '--max-streams', '4']);
   procs.push(p);
   return p;
-}
-
-/** A streamed completion's text; `onFirst` runs when the first text chunk arrives. */
-async function streamText(
-  url: string,
-  body: Record<string, unknown>,
-  onFirst: () => void,
-  headers: Record<string, string> = {},
-): Promise<string> {
-  const r = await fetch(`${url}/v1/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify({ model: MODEL, stream: true, ...body }),
-  });
-  expect(r.status).toBe(200);
-  const reader = (r.body as ReadableStream<Uint8Array>).getReader();
-  let raw = '',
-    first = true;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    raw += Buffer.from(value).toString();
-    if (first && raw.includes('"text":"')) {
-      first = false;
-      onFirst();
-    }
-  }
-  return raw
-    .split('\n\n')
-    .filter((e) => e.startsWith('data: {'))
-    .map((e) => (JSON.parse(e.slice(6)) as Body).choices[0]?.text ?? '')
-    .join('');
 }
 
 describe('frugal serve replicas sharing one Redis', () => {
@@ -100,14 +68,16 @@ describe('frugal serve replicas sharing one Redis', () => {
     let busy = 0,
       code: string | null = null;
     const pending: Promise<void>[] = [];
-    const long = await streamText(a.url, { prompt: ' And', max_tokens: 200, session_id: session, ...greedy }, () => {
-      pending.push(
-        post(`${b.url}/v1/completions`, { model: MODEL, prompt: 'x', max_tokens: 2, session_id: session }).then((r) => {
-          busy = r.status;
-          code = r.json.error?.code ?? null;
-        }),
-      );
-    });
+    const long = textOf(
+      await stream(a.url, { prompt: ' And', max_tokens: 200, session_id: session, ...greedy }, () => {
+        pending.push(
+          post(`${b.url}/v1/completions`, { model: MODEL, prompt: 'x', max_tokens: 2, session_id: session }).then((r) => {
+            busy = r.status;
+            code = r.json.error?.code ?? null;
+          }),
+        );
+      }),
+    );
     await Promise.all(pending);
     expect(long.length).toBeGreaterThan(100);
     expect(busy).toBe(409);
@@ -122,17 +92,19 @@ describe('frugal serve replicas sharing one Redis', () => {
     const key = { 'idempotency-key': 'replicated-1' };
     let second = 0;
     const dupes: Promise<void>[] = [];
-    const first = await streamText(
-      a.url,
-      { prompt: 'We', max_tokens: 200, ...greedy },
-      () => {
-        dupes.push(
-          post(`${b.url}/v1/completions`, { model: MODEL, prompt: 'We', max_tokens: 200, ...greedy }, key).then((r) => {
-            second = r.status;
-          }),
-        );
-      },
-      key,
+    const first = textOf(
+      await stream(
+        a.url,
+        { prompt: 'We', max_tokens: 200, ...greedy },
+        () => {
+          dupes.push(
+            post(`${b.url}/v1/completions`, { model: MODEL, prompt: 'We', max_tokens: 200, ...greedy }, key).then((r) => {
+              second = r.status;
+            }),
+          );
+        },
+        key,
+      ),
     );
     await Promise.all(dupes);
     expect(second).toBe(409);

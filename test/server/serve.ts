@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { expect } from 'vitest';
 
 /** A `frugal serve` process on a free loopback port (the built CLI, one thread), its log collected. */
 export interface ServerProc {
@@ -88,3 +89,46 @@ export function expectApiError(json: Partial<Body>): void {
   )
     throw new Error(`not an OpenAI-shaped error: ${JSON.stringify(json)}`);
 }
+
+/**
+ * A streamed completion of the bundled model's id: resolves with the raw event text (whatever
+ * arrived, if the server dies mid-stream); `onFirst` runs at the first text chunk.
+ */
+export async function stream(
+  url: string,
+  body: Record<string, unknown>,
+  onFirst: () => void = () => {},
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const r = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ model: 'mamba-sotu', stream: true, ...body }),
+  });
+  expect(r.status).toBe(200);
+  const reader = (r.body as ReadableStream<Uint8Array>).getReader();
+  let raw = '',
+    first = true;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      raw += Buffer.from(value).toString();
+      if (first && raw.includes('"text":"')) {
+        first = false;
+        onFirst();
+      }
+    }
+  } catch {
+    /* the server died mid-stream */
+  }
+  return raw;
+}
+
+/** The text of choice 0 in a stream's raw events. */
+export const textOf = (raw: string): string =>
+  raw
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: {'))
+    .map((e) => (JSON.parse(e.slice(6)) as Body).choices[0]?.text ?? '')
+    .join('');
