@@ -33,10 +33,19 @@ interface TaskPlan {
   steps: number;
   /** Training window (strain, lm, exon) or the largest training distance (motif). */
   trainLength: number;
+  /**
+   * Strain: the shortest training window; each step's windows are drawn log-uniform between this
+   * and trainLength (absent: all trainLength), so that the answer read at the end of a window
+   * does not depend on one window length.
+   */
+  minLength?: number;
   /** Evaluation lengths: window (strain), context (lm), tile (exon), distance (motif). */
   lengths: number[];
   /** [train, eval] shares of the time budget per model. */
   weights: [number, number];
+  /** Training windows per step and peak learning rate, where the task's differ from the plan's. */
+  batch?: number;
+  lr?: number;
 }
 
 interface Plan {
@@ -100,6 +109,8 @@ export const PLANS: Record<'full' | 'quick', Plan> = {
 export interface GenomeEvalRow extends EvalRow {
   /** lm: bits per definite base at this context length. */
   bits_per_base?: number | null;
+  /** lm: the Markov baseline's bits per base on the same scored bases (a paired comparison). */
+  markov_bits_per_base?: number | null;
   /** exon: Matthews correlation of the per-base labels. */
   mcc?: number | null;
 }
@@ -146,19 +157,25 @@ export interface GenomicsOptions {
 
 /** The training batch of step `step` of a task. */
 function batchOf(task: GenomeTask, d: GenomeData, rng: Rng, p: Plan, rc: boolean): ScoredBatch {
-  const L = p.tasks[task].trainLength;
-  if (task === 'strain') return strainBatch(rng, d.strains, p.batch, L, rc);
-  if (task === 'lm') return lmBatch(rng, d.strains[0], d.strains[0].train, p.batch, L);
-  if (task === 'exon') return exonBatch(rng, d.hla, d.hla.exon, d.hla.exonStarts, p.batch, L);
+  const L = p.tasks[task].trainLength,
+    B = p.tasks[task].batch ?? p.batch;
+  if (task === 'strain') return strainBatch(rng, d.strains, B, logUniform(rng, p.tasks[task].minLength ?? L, L), rc);
+  if (task === 'lm') return lmBatch(rng, d.strains[0], d.strains[0].train, B, L);
+  if (task === 'exon') return exonBatch(rng, d.hla, d.hla.exon, d.hla.exonStarts, B, L);
   // distances from twice the motif length up to the training length, log-uniform
-  const lo = Math.log2(2 * MOTIF_LEN),
-    hi = Math.log2(L);
-  return motifBatch(rng, d.background, p.batch, Math.round(2 ** (lo + rng.uniform() * (hi - lo))));
+  return motifBatch(rng, d.background, B, logUniform(rng, 2 * MOTIF_LEN, L));
+}
+
+/** An integer drawn log-uniform between lo and hi. */
+function logUniform(rng: Rng, lo: number, hi: number): number {
+  const a = Math.log2(lo),
+    b = Math.log2(hi);
+  return Math.round(2 ** (a + rng.uniform() * (b - a)));
 }
 
 function scorerOf(task: GenomeTask, d: GenomeData, p: Plan, rc: boolean): (m: TrainableModel, r: Rng, B: number, L: number) => BatchScore {
   if (task === 'strain') return strainScorer(d.strains, rc);
-  if (task === 'lm') return lmScorer(d.strains[0], p.lmScored);
+  if (task === 'lm') return lmScorer(d.strains[0], p.lmScored, d.markov);
   if (task === 'exon') return exonScorer(d.hla, d.hla.exon, (W) => Math.floor(p.exonBases / W));
   return motifScorer(d.background, rc);
 }
@@ -173,9 +190,29 @@ function evalCount(task: GenomeTask, arch: TaskArch, d: GenomeData, p: Plan): (L
 /** The task's metric on an evaluated row: bits per base (lm), MCC (exon). */
 function withMetric(task: GenomeTask, r: EvalRow): GenomeEvalRow {
   const s = r.sums;
-  if (task === 'lm') return { ...r, bits_per_base: s && s.bases > 0 ? s.bits / s.bases : null };
+  if (task === 'lm')
+    return {
+      ...r,
+      bits_per_base: s && s.bases > 0 ? s.bits / s.bases : null,
+      markov_bits_per_base: s && s.markov_bases > 0 ? s.markov_bits / s.markov_bases : null,
+    };
   if (task === 'exon') return { ...r, mcc: s ? mcc(s.tp, s.fp, s.tn, s.fn) : null };
   return r;
+}
+
+/** Evaluation rows of a model that took no training step (its budget was spent before the first). */
+function untrained(lengths: number[], why: string | null): EvalRow[] {
+  const reason = `not evaluated: no training step fit in the budget (${why ?? 'no steps'})`;
+  return lengths.map((length) => ({
+    length,
+    n: 0,
+    accuracy: null,
+    ci95: null,
+    joules_per_sequence: null,
+    energy_kind: 'estimated',
+    tok_s: null,
+    out_of_budget: reason,
+  }));
 }
 
 interface JobHooks {
@@ -199,13 +236,15 @@ function runJob(
   try {
     const model = buildPair(e, j.arch, p.shape, { vocabSize: GENOME_VOCAB, eos: null }, Rng.fromSeed(j.seed));
     const batches = Rng.fromSeed(j.seed * 7919 + GENOME_TASKS.indexOf(j.task));
-    const steps = p.tasks[j.task].steps;
+    const tp = p.tasks[j.task],
+      steps = tp.steps,
+      lr = tp.lr ?? p.lr;
     const recipe: ScoredRecipe = {
       steps,
-      batch: p.batch,
-      lr: p.lr,
+      batch: tp.batch ?? p.batch,
+      lr,
       warmup: Math.min(50, Math.ceil(steps / 10)),
-      minLr: p.lr / 100,
+      minLr: lr / 100,
       weightDecay: 0,
       clip: 1,
     };
@@ -214,10 +253,11 @@ function runJob(
       onStep: (s) => h.onStep(s, steps),
     });
     h.trained();
-    const ev = evaluateModel(model, {
+    // an untrained model's accuracy is chance, not a result: its lengths are reported as not run
+    const ev = r.steps === 0 ? untrained(tp.lengths, r.stoppedEarly) : evaluateModel(model, {
       run: scorerOf(j.task, data, p, o.rc),
       method: null,
-      lengths: p.tasks[j.task].lengths,
+      lengths: tp.lengths,
       n: evalCount(j.task, j.arch, data, p),
       seed: j.seed + 1000,
       deadline: h.evalDeadline(),
