@@ -167,11 +167,15 @@ export function exonTiles(r: Range, W: number): number[] {
 const EXON_BATCH = 8;
 
 /**
- * (c) Exon labelling over the held-out genes: `count` tiles of W = `length` bases spread evenly
+ * (c) Exon labelling over the held-out genes (exon when P(exon) exceeds `prior`, the share of exon
+ * labels in the training batches): `count` tiles of W = `length` bases spread evenly
  * over the test part (all of them when count ≥ their number), taken in order, B per call (each
  * length keeps its own place, so a warm-up at another length takes none). Sums: a confusion table.
  */
-export function exonScorer(g: Sequence, exon: Uint8Array, count: (W: number) => number) {
+export function exonScorer(g: Sequence, exon: Uint8Array, count: (W: number) => number, prior = 0.5) {
+  // exon when P(exon) / P(not) beats the training batches' odds: exons are a minority, and a model
+  // fitted to that prior rarely puts P(exon) above one half, so argmax would say "not exon" throughout
+  const cut = Math.log(prior / (1 - prior));
   const place = new Map<number, number>();
   return (model: TrainableModel, _rng: Rng, B: number, W: number): BatchScore => {
     const V = model.config.vocabSize,
@@ -189,7 +193,7 @@ export function exonScorer(g: Sequence, exon: Uint8Array, count: (W: number) => 
       part.forEach((s, j) => {
         for (let t = EXON_DELAY; t < W; t++) {
           const o = (j * W + t) * V,
-            said = logits[o + LABEL0 + 1] > logits[o + LABEL0] ? 1 : 0,
+            said = logits[o + LABEL0 + 1] - logits[o + LABEL0] > cut ? 1 : 0,
             truth = exon[s + t - EXON_DELAY];
           if (said && truth) c.tp++;
           else if (said) c.fp++;
