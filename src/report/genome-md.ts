@@ -311,7 +311,7 @@ export function genomicsMarkdown(rep: GenomicsReport, charts: { file: string; ca
     '',
     '## (c) Exon labelling on held-out HLA genes',
     '',
-    'Per-base Matthews correlation of exon / not exon over tiles spread evenly across the held-out genes (each base labelled 32 bases after it is read).',
+    'Per-base Matthews correlation of exon / not exon over tiles spread evenly across the held-out genes (each base labelled 32 bases after it is read; a base is called exon when the model gives it more than the share of exon labels in the training batches).',
     '',
     taskTable(rows, 'exon'),
     '',
