@@ -72,20 +72,24 @@ interface Plan {
  *
  * The training recipe comes from single-job pilots (seed 1, Mamba, CPU seconds at nice 19 beside
  * other work; a full run has both cores): a step of 8 × 1024 bases costs Mamba about 0.34 CPU s and
- * the transformer about 0.54 CPU s. The weights are the jobs' shares of the budget, set from those
- * costs: train 400 + 700 + 300 + 800 steps of the four tasks, both architectures the same steps.
+ * the transformer about 0.54 CPU s. Both architectures train the same steps; the weights (each
+ * job's [train, eval] share of the budget) follow those costs, reckoning 1.5 cores' speed-up from
+ * two threads: about 100, 205, 90 and 50 s of training per job for the four tasks.
  *  - lm: 400 steps at lr 3e-3 scored 1.9347 bits per base at context 1000 (128 held-out windows);
  *    600 steps at lr 6e-3 scored 1.9298 against 1.9318 for the order-6 Markov baseline on the same
- *    bases, still falling, hence 700 steps at 6e-3 (about 5.7 million bases).
+ *    bases (its loss still falling), hence 700 steps at 6e-3 (about 5.7 million bases).
  *  - strain: the answer is one label per window, so a step teaches only `batch` labels; species
- *    (GC content; 25% of the 12 strains when species is right) is learnt in about 300 steps. Fixed
- *    1024-base windows: 25.8% at 1000 bases but 9.4% at 4000 (the end-of-window readout does not
- *    carry past the trained length); windows drawn log-uniform from 256 to 2048 bases (16 per step):
- *    31.3% at 1000, 27.3% at 4000, 12.5% at 16000; from 256 to 4096 (8 per step): 26.6%, 18.8%,
- *    37.5% (8 windows only). STRAIN_NOTE below.
+ *    (GC content; 25% of the 12 strains when species is right) is learnt in about 300 steps. At 300
+ *    steps, accuracy at 1000 / 4000 / 16000 / 64000 bases (windows scored in brackets): fixed
+ *    1024-base windows, 8 a step: 25.8% (128), 9.4% (32) — the end-of-window answer does not carry
+ *    past the trained length; windows log-uniform in 256–2048, 16 a step: 31.3% (128), 27.3% (128),
+ *    12.5% (32); 256–4096, 8 a step: 26.6% (128), 18.8% (32), 37.5% (8); 256–8192, 8 a step: at
+ *    4000 19.5% (128), 16000 18.8% (32), 64000 12.5% (8). Longer windows hold further but learn
+ *    slower per CPU second; 256–2048 at 8 a step for 400 steps fits the share.
  *  - exon: 300 steps reach the loss of the labels' prior and a little under (0.45 against 0.50
  *    nats); argmax then says "not exon" at every base (MCC 0 over 64 held-out 2048-base tiles); the
  *    same model read with the cut at the training batches' exon share (exonPrior, 0.205) gets MCC 0.146.
+ *  - motif: not piloted; 800 steps of at most 280 bases are cheap beside the others.
  */
 export const PLANS: Record<'full' | 'quick', Plan> = {
   full: {
@@ -100,14 +104,14 @@ export const PLANS: Record<'full' | 'quick', Plan> = {
     tasks: {
       strain: {
         steps: 400,
-        trainLength: 4096,
+        trainLength: 2048,
         minLength: 256,
         lengths: [1000, 4000, 16000, 64000, 100000, 256000],
-        weights: [4, 3],
+        weights: [5, 3],
       },
-      lm: { steps: 700, trainLength: 1024, lr: 6e-3, lengths: [1000, 4000, 16000, 64000, 256000], weights: [7.5, 2] },
-      exon: { steps: 300, trainLength: 1024, lengths: [2048], weights: [3, 0.5] },
-      motif: { steps: 800, trainLength: 256, lengths: [64, 256, 1024, 4096, 16384, 65536], weights: [1.5, 1.5] },
+      lm: { steps: 700, trainLength: 1024, lr: 6e-3, lengths: [1000, 4000, 16000, 64000, 256000], weights: [10, 2] },
+      exon: { steps: 300, trainLength: 1024, lengths: [2048], weights: [4.5, 0.5] },
+      motif: { steps: 800, trainLength: 256, lengths: [64, 256, 1024, 4096, 16384, 65536], weights: [2.5, 1.5] },
     },
   },
   quick: {
