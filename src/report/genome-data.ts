@@ -19,6 +19,8 @@ export interface GenomeData {
   /** E. coli: the Markov baseline's fitting part (the model trains on all of `train`). */
   markovFit: Range;
   validation: Range;
+  /** The baseline: the chosen order refitted on E. coli's whole training part. */
+  markov: MarkovModel;
   hla: Sequence & { exon: Uint8Array; exonStarts: number[] };
   background: MarkovModel;
   info: DataInfo;
@@ -127,6 +129,7 @@ export function loadGenomeData(root: string, log: (m: string) => void): GenomeDa
     strains,
     markovFit,
     validation,
+    markov,
     hla: { ids: t.ids, ...split, exon, exonStarts: starts },
     background: fitMarkov([ecoli.ids.subarray(0, ecoli.train.to)], BACKGROUND_ORDER),
     info: {

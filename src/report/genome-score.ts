@@ -2,6 +2,7 @@ import type { Rng } from '../io/rng.js';
 import type { TrainableModel } from '../models/types.js';
 import type { BatchScore } from './evaluate.js';
 import { disposeState, prefillChunked } from './evaluate.js';
+import { markovBits } from '../genome/markov.js';
 import type { MarkovModel } from '../genome/markov.js';
 import { DEFINITE, reverseComplement } from '../genome/nucleotides.js';
 import type { Range } from '../genome/split.js';
@@ -103,17 +104,26 @@ export function baseBits(logits: Float32Array, b: number, V: number, target: num
 
 /**
  * (b) Next-base scoring at context length c: B held-out windows; prefill c bases, then step
- * through `scored` more, scoring each definite base. Sums: bits, bases.
+ * through `scored` more, scoring each definite base. Sums: bits, bases; with `markov`, also the
+ * baseline's bits on the same bases (markov_bits, markov_bases): a few hundred windows sample the
+ * test part, so the model is compared with the baseline on the bases it read, not only on the whole.
  */
-export function lmScorer(g: Sequence, scored: number) {
+export function lmScorer(g: Sequence, scored: number, markov?: MarkovModel) {
   return (model: TrainableModel, rng: Rng, B: number, c: number): BatchScore => {
     const V = model.config.vocabSize,
       L = c + scored,
       ids = new Int32Array(B * L);
+    let markovBitsSum = 0,
+      markovBases = 0;
     for (let b = 0; b < B; b++) {
       const s = windowStart(rng, g.test, L);
       if (s === null) throw new Error(`context ${c}: the test part is shorter than ${L} bases`);
       ids.set(g.ids.subarray(s, s + L), b * L);
+      if (markov) {
+        const m = markovBits(markov, g.ids, s + c, s + L);
+        markovBitsSum += m.bits;
+        markovBases += m.bases;
+      }
     }
     const state = model.createState(B);
     let bits = 0,
@@ -140,7 +150,9 @@ export function lmScorer(g: Sequence, scored: number) {
     } finally {
       disposeState(state);
     }
-    return { correct, trials: Math.max(1, bases), tokens: B * L, extra: { bits, bases } };
+    const extra: Record<string, number> = { bits, bases };
+    if (markov) Object.assign(extra, { markov_bits: markovBitsSum, markov_bases: markovBases });
+    return { correct, trials: Math.max(1, bases), tokens: B * L, extra };
   };
 }
 
@@ -155,11 +167,15 @@ export function exonTiles(r: Range, W: number): number[] {
 const EXON_BATCH = 8;
 
 /**
- * (c) Exon labelling over the held-out genes: `count` tiles of W = `length` bases spread evenly
+ * (c) Exon labelling over the held-out genes (exon when P(exon) exceeds `prior`, the share of exon
+ * labels in the training batches): `count` tiles of W = `length` bases spread evenly
  * over the test part (all of them when count ≥ their number), taken in order, B per call (each
  * length keeps its own place, so a warm-up at another length takes none). Sums: a confusion table.
  */
-export function exonScorer(g: Sequence, exon: Uint8Array, count: (W: number) => number) {
+export function exonScorer(g: Sequence, exon: Uint8Array, count: (W: number) => number, prior = 0.5) {
+  // exon when P(exon) / P(not) beats the training batches' odds: exons are a minority, and a model
+  // fitted to that prior rarely puts P(exon) above one half, so argmax would say "not exon" throughout
+  const cut = Math.log(prior / (1 - prior));
   const place = new Map<number, number>();
   return (model: TrainableModel, _rng: Rng, B: number, W: number): BatchScore => {
     const V = model.config.vocabSize,
@@ -177,7 +193,7 @@ export function exonScorer(g: Sequence, exon: Uint8Array, count: (W: number) => 
       part.forEach((s, j) => {
         for (let t = EXON_DELAY; t < W; t++) {
           const o = (j * W + t) * V,
-            said = logits[o + LABEL0 + 1] > logits[o + LABEL0] ? 1 : 0,
+            said = logits[o + LABEL0 + 1] - logits[o + LABEL0] > cut ? 1 : 0,
             truth = exon[s + t - EXON_DELAY];
           if (said && truth) c.tp++;
           else if (said) c.fp++;

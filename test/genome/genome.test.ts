@@ -21,7 +21,8 @@ import {
   motifSequence,
   strainBatch,
 } from '../../src/genome/tasks.js';
-import { classify } from '../../src/report/genome-score.js';
+import { classify, exonScorer } from '../../src/report/genome-score.js';
+import type { TrainableModel } from '../../src/models/types.js';
 import { geneCut, loadGenomeData } from '../../src/report/genome-data.js';
 import { writeToyGenomes } from '../helpers/genomes.js';
 
@@ -192,5 +193,34 @@ describe('genome data', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('exon readout', () => {
+  // a stand-in model whose every position says P(exon) = 0.3 (logit 0 for "not", log(0.3/0.7) for "exon")
+  const W = 64,
+    V = GENOME_VOCAB;
+  const model = {
+    config: { vocabSize: V },
+    e: { scope: <T>(f: () => T) => f() },
+    forward: (_ids: Int32Array, B: number) => {
+      const l = new Float32Array(B * W * V);
+      for (let i = 0; i < B * W; i++) l[i * V + LABEL0 + 1] = Math.log(0.3 / 0.7);
+      return { floats: () => l };
+    },
+  } as unknown as TrainableModel;
+  const g = { ids: new Uint8Array(200), train: { from: 0, to: 100 }, test: { from: 100, to: 200 } };
+  const exon = new Uint8Array(200).fill(1, 120, 140);
+  const score = (prior?: number) => exonScorer(g, exon, () => 1, prior)(model, Rng.fromSeed(1), 1, W).extra as Record<string, number>;
+  it('argmax (prior one half) says "not exon" when P(exon) is 0.3; a 0.2 prior says exon', () => {
+    const half = score();
+    expect(half.tp + half.fp).toBe(0);
+    // the one tile scores bases 100 … 131 (its first EXON_DELAY positions label nothing): 12 exon bases
+    expect(half.fn).toBe(12);
+    expect(half.tn).toBe(W - EXON_DELAY - 12);
+    const low = score(0.2);
+    expect(low.tn + low.fn).toBe(0);
+    expect(low.tp).toBe(12);
+    expect(low.fp).toBe(W - EXON_DELAY - 12);
   });
 });

@@ -79,6 +79,9 @@ describe('frugal report genomics --quick', () => {
         if (r.task === 'lm') {
           expect(e.bits_per_base as number).toBeGreaterThan(1);
           expect(e.bits_per_base as number).toBeLessThan(4);
+          // the baseline scored on the same bases
+          expect(e.markov_bits_per_base as number).toBeGreaterThan(1);
+          expect(e.markov_bits_per_base as number).toBeLessThan(4);
         }
         if (r.task === 'exon') expect(Math.abs(e.mcc as number)).toBeLessThanOrEqual(1);
       }

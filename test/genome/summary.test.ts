@@ -59,7 +59,15 @@ describe('genomics summary', () => {
     const t = genomicsTargets(rep);
     expect(t.map((x) => x.met)).toEqual([true, true, true, true]);
     expect(t[1].measured).toBe('out of budget from 256000 bases');
-    expect(t[2].measured).toBe('1.8500 against order-6 Markov 1.9300 bits per base');
+    expect(t[2].measured).toBe('1.8500 at context 4000 against order-6 Markov 1.9300 bits per base on the whole test part');
+    // with the baseline scored on the same bases, the comparison is the paired one
+    const paired = structuredClone(rep);
+    paired.runs[3].eval[1].markov_bits_per_base = 1.84;
+    const tp = genomicsTargets(paired)[2];
+    expect(tp.met).toBe(false);
+    expect(tp.measured).toBe(
+      '1.8500 at context 4000 against order-6 Markov 1.8400 bits per base on the same bases (1.9300 on the whole test part)',
+    );
     // Mamba falling at a longer window is not "keeps improving"
     const worse = structuredClone(rep);
     worse.runs[0].eval[2].accuracy = 0.1;
