@@ -73,11 +73,23 @@ export async function cachedUrl(url: string): Promise<UrlEntry | null> {
 export async function cacheUrl(url: string, validator: string, bytes: Uint8Array): Promise<void> {
   const sha256 = await sha256Hex(bytes);
   await cacheFile(sha256, bytes);
+  await indexUrl(url, { bytes: bytes.byteLength, sha256, validator });
+}
+
+/** The mark of an optional file the server said does not exist (404), kept so that an offline visit knows it too. */
+export const ABSENT = -1;
+
+/** Remember that `url` (an optional file of a model folder) does not exist. */
+export async function cacheAbsent(url: string): Promise<void> {
+  await indexUrl(url, { bytes: ABSENT, sha256: '', validator: '' });
+}
+
+async function indexUrl(url: string, entry: UrlEntry): Promise<void> {
   const dir = await cacheDir();
   if (dir === null) return;
   try {
     const index = await urlIndex(dir);
-    index[url] = { bytes: bytes.byteLength, sha256, validator };
+    index[url] = entry;
     const w = await (await dir.getFileHandle(URL_INDEX, { create: true })).createWritable();
     await w.write(JSON.stringify(index));
     await w.close();

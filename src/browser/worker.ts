@@ -7,7 +7,7 @@ import type { Model, ModelFiles, StateIdentity } from './index.js';
 import type { ModelState } from '../models/types.js';
 import { BATCH_MS, WATTS_PER_CORE } from './protocol.js';
 import type { FileEntry, FromWorker, ModelSource, ToWorker } from './protocol.js';
-import { cachedFile, cachedUrl, cacheFile, cacheUrl, sha256Hex } from './cache.js';
+import { ABSENT, cacheAbsent, cachedFile, cachedUrl, cacheFile, cacheUrl, sha256Hex } from './cache.js';
 import { concatBytes } from '../io/atomic.js';
 import { parseWeightIndex } from '../io/weights.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../models/lora.js';
@@ -114,7 +114,11 @@ async function fetchUrl(
   optional: boolean,
 ): Promise<{ bytes: Uint8Array | null; cached: boolean }> {
   const known = await cachedUrl(url);
-  if (known !== null) {
+  if (known !== null && known.bytes === ABSENT) {
+    // an optional file that was absent: still absent unless the server now has it; offline, it is
+    const head = await fetch(url, { method: 'HEAD' }).catch(() => null);
+    if (head === null || head.status === 404) return { bytes: null, cached: true };
+  } else if (known !== null) {
     const head = await fetch(url, { method: 'HEAD' }).catch(() => null);
     const unchanged =
       head === null ||
@@ -127,6 +131,7 @@ async function fetchUrl(
   }
   const got = await download(url, progress, optional);
   if (got !== null) await cacheUrl(url, got.validator, got.bytes);
+  else await cacheAbsent(url);
   return { bytes: got?.bytes ?? null, cached: false };
 }
 

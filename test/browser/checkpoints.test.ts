@@ -200,6 +200,33 @@ describe('a model folder from a URL', () => {
     await page.close();
   });
 
+  it('reuses a model folder loaded from a URL offline, optional files it lacked included', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${url}?prompt=${encodeURIComponent(PROMPT)}&max_tokens=${TOKENS}&temperature=0&seed=1`);
+    expect(await status(page, settled)).toBe('ready');
+    const load = async (u: string) => {
+      await page.fill('[data-testid=model-url]', u);
+      await page.click('[data-testid=load-url]');
+      return status(page, (s) => s === 'ready' || s.startsWith('error'));
+    };
+    // the q8 folder is one safetensors file: its index (optional) answers 404 and is remembered as absent
+    expect(await load(`${url}models/1/`)).toBe('ready');
+    expect(await page.textContent('[data-testid=model-info]')).not.toMatch(/cache/);
+    await page.context().setOffline(true);
+    try {
+      expect(await load(`${url}models/1/`)).toBe('ready');
+      expect(await page.textContent('[data-testid=model-info]')).toMatch(/from this browser’s cache/);
+      await page.click('[data-testid=generate]');
+      expect(await status(page, (s) => s === 'done' || s.startsWith('error'))).toBe('done');
+      expect(await page.textContent('[data-testid=output]')).toBe(nodeGreedy(['--model', join(dir, 'q8')]));
+      // a folder never loaded has nothing cached: offline, it fails with the reason
+      expect(await load(`${url}models/2/`)).toMatch(/^error: cannot fetch .*models\/2\/config\.json/);
+    } finally {
+      await page.context().setOffline(false);
+      await page.close();
+    }
+  });
+
   it('says what went wrong for a missing file, a server without CORS and a broken download, and keeps working', async () => {
     const page = await browser.newPage();
     await page.goto(`${url}?prompt=${encodeURIComponent(PROMPT)}&max_tokens=8&temperature=0`);
