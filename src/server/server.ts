@@ -62,11 +62,15 @@ async function openStore(o: ServeOptions): Promise<StateStore> {
  * checkpoint, so /health would hang instead of answering 503. What remains blocking is the parse
  * from memory.
  */
+/** What the load reads: weights (single, sharded or PyTorch), adapters, configs and tokenizers. */
+const WEIGHT_FILE = /^(model.*\.safetensors|adapter_model\.safetensors|pytorch_model.*\.bin|.*\.json)$/;
+
 async function warmFiles(dirs: readonly string[]): Promise<void> {
   const buf = new Uint8Array(1 << 22);
   for (const dir of dirs) {
     if (!statSync(dir).isDirectory()) continue;
     for (const name of readdirSync(dir)) {
+      if (!WEIGHT_FILE.test(name)) continue; // a training checkpoint's optimizer state is twice the weights and never loaded
       const f = join(dir, name);
       if (!statSync(f).isFile()) continue;
       const h = await open(f, 'r');
