@@ -298,7 +298,7 @@ export function genomicsMarkdown(rep: GenomicsReport, charts: { file: string; ca
     '',
     '## (a) Strain classification',
     '',
-    'The strain is read from the last position after the whole window (trained on windows of a few thousand bases at most, answered from the first quarter on).',
+    'The strain is read along the whole window: the answer’s log-probabilities at every 256th base and at the last are averaged (constant memory beside the state). The models were trained on windows of a few thousand bases at most, answering from the first quarter on.',
     '',
     taskTable(rows, 'strain'),
     '',

@@ -13,7 +13,8 @@ import type { Sequence } from '../genome/tasks.js';
 /**
  * Scoring the genome tasks on held-out bases through the inference paths: a window is prefilled
  * in chunks (Mamba's recurrent state stays the same size however long the window; the
- * transformer's KV cache grows with it), and the answer read from the last position's logits.
+ * transformer's KV cache grows with it); the strain answer is pooled along the window, the motif
+ * answer read from the last position's logits.
  * Next-base scoring prefills the context and then steps base by base; exon labels come from the
  * parallel forward pass over tiles of the held-out genes.
  */
@@ -61,8 +62,79 @@ function argmax(p: Float64Array, b: number, K: number): number {
   return best;
 }
 
-/** (a) B held-out windows of L bases, each from a random strain: which strain? */
-export function strainScorer(genomes: readonly Sequence[], rc: boolean) {
+/** Bases between two readouts of the pooled strain answer. */
+export const POOL_STRIDE = 256;
+
+/**
+ * Log-probabilities (B, K) of the K answers pooled along each of B windows: the window is prefilled
+ * in chunks ending every `stride` bases, and the answer's log-softmax at each chunk's last position
+ * (and the window's last) is averaged. A model trained to name the strain from what it has read so
+ * far answers from its recent bases; pooling adds up that evidence along the whole window, in
+ * constant memory (K running sums beside the recurrent state), so a longer window can only add evidence.
+ */
+export function pooledLogProbs(
+  model: TrainableModel,
+  ids: Int32Array,
+  B: number,
+  L: number,
+  K: number,
+  stride = POOL_STRIDE,
+): Float64Array {
+  const V = model.config.vocabSize,
+    sum = new Float64Array(B * K),
+    C = Math.max(1, Math.min(stride, Math.floor((1 << 15) / B)));
+  let reads = 0;
+  const state = model.createState(B);
+  try {
+    for (let t0 = 0; t0 < L; t0 += C) {
+      const c = Math.min(C, L - t0),
+        part = new Int32Array(B * c);
+      for (let b = 0; b < B; b++) part.set(ids.subarray(b * L + t0, b * L + t0 + c), b * c);
+      const logits = model.prefill(part, c, state),
+        end = t0 + c;
+      if (end % stride !== 0 && end !== L) continue;
+      const p = answerProbs(logits, B, V, K);
+      for (let i = 0; i < B * K; i++) sum[i] += Math.log(Math.max(p[i], 1e-300));
+      reads++;
+    }
+  } finally {
+    disposeState(state);
+  }
+  return sum.map((x) => x / reads);
+}
+
+/** Softmax of each row of (B, K) mean log-probabilities. */
+function softmaxRows(lp: Float64Array, B: number, K: number): Float64Array {
+  const p = new Float64Array(B * K);
+  for (let b = 0; b < B; b++) {
+    let mx = -Infinity,
+      z = 0;
+    for (let j = 0; j < K; j++) mx = Math.max(mx, lp[b * K + j]);
+    for (let j = 0; j < K; j++) z += p[b * K + j] = Math.exp(lp[b * K + j] - mx);
+    for (let j = 0; j < K; j++) p[b * K + j] /= z;
+  }
+  return p;
+}
+
+/** Pooled answer probabilities (B, K); with `rc`, the window and its reverse complement pooled together. */
+export function classifyPooled(model: TrainableModel, ids: Int32Array, B: number, L: number, K: number, rc: boolean): Float64Array {
+  const lp = pooledLogProbs(model, ids, B, L, K);
+  if (!rc) return softmaxRows(lp, B, K);
+  const flipped = new Int32Array(B * L);
+  for (let b = 0; b < B; b++) flipped.set(reverseComplement(ids.subarray(b * L, (b + 1) * L)), b * L);
+  const lq = pooledLogProbs(model, flipped, B, L, K);
+  return softmaxRows(
+    lp.map((x, i) => (x + lq[i]) / 2),
+    B,
+    K,
+  );
+}
+
+/**
+ * (a) B held-out windows of L bases, each from a random strain: which strain? Read pooled along the
+ * window (`pooled`, the study's readout) or from the last position alone.
+ */
+export function strainScorer(genomes: readonly Sequence[], rc: boolean, pooled = true) {
   return (model: TrainableModel, rng: Rng, B: number, L: number): BatchScore => {
     const ids = new Int32Array(B * L),
       labels: number[] = [];
@@ -73,7 +145,7 @@ export function strainScorer(genomes: readonly Sequence[], rc: boolean) {
       ids.set(genomes[g].ids.subarray(s, s + L), b * L);
       labels.push(g);
     }
-    const p = classify(model, ids, B, L, genomes.length, rc);
+    const p = (pooled ? classifyPooled : classify)(model, ids, B, L, genomes.length, rc);
     return { correct: labels.filter((g, b) => argmax(p, b, genomes.length) === g).length, trials: B, tokens: B * L * (rc ? 2 : 1) };
   };
 }

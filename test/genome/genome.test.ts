@@ -21,7 +21,7 @@ import {
   motifSequence,
   strainBatch,
 } from '../../src/genome/tasks.js';
-import { classify, exonScorer } from '../../src/report/genome-score.js';
+import { classify, exonScorer, pooledLogProbs } from '../../src/report/genome-score.js';
 import type { TrainableModel } from '../../src/models/types.js';
 import { geneCut, loadGenomeData } from '../../src/report/genome-data.js';
 import { writeToyGenomes } from '../helpers/genomes.js';
@@ -165,6 +165,38 @@ describe('reverse-complement equivariance', () => {
         const p0 = classify(m, x, B, L, 12, false),
           q0 = classify(m, rx, B, L, 12, false);
         expect(p0.some((v, i) => Math.abs(v - q0[i]) > 1e-6)).toBe(true);
+      } finally {
+        e.dispose();
+      }
+    }
+  });
+});
+
+describe('pooled strain readout', () => {
+  it('averages the answer log-probabilities read every stride bases and at the end, as separate readings of each prefix give them', () => {
+    for (const arch of ['mamba', 'transformer'] as const) {
+      const e = new Engine({ threads: 1 });
+      try {
+        const m = buildPair(e, arch, { dModel: 16, layers: 1, dState: 4 }, { vocabSize: GENOME_VOCAB, eos: null }, Rng.fromSeed(5));
+        const rng = Rng.fromSeed(6),
+          L = 70,
+          B = 2,
+          K = 12,
+          stride = 32;
+        const x = Int32Array.from({ length: B * L }, () => rng.int(5));
+        const got = pooledLogProbs(m, x, B, L, K, stride);
+        // readings after 32, 64 and 70 bases, each from a fresh state over the whole prefix
+        const want = new Float64Array(B * K);
+        for (const n of [32, 64, 70]) {
+          const pre = new Int32Array(B * n);
+          for (let b = 0; b < B; b++) pre.set(x.subarray(b * L, b * L + n), b * n);
+          const p = classify(m, pre, B, n, K, false);
+          for (let i = 0; i < B * K; i++) want[i] += Math.log(p[i]) / 3;
+        }
+        for (let i = 0; i < B * K; i++) expect(got[i]).toBeCloseTo(want[i], 4);
+        // the last position alone is a different reading
+        const last = classify(m, x, B, L, K, false);
+        expect(last.some((v, i) => Math.abs(Math.log(v) - got[i]) > 1e-3)).toBe(true);
       } finally {
         e.dispose();
       }
