@@ -11,7 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 
 /**
  * Checkpoints beyond a single f32 file, in the page (Debian's Chromium, `frugal web` on loopback):
- * shards, q8 and q4, a LoRA adapter and Mamba-2, each made here by the CLI and each generating
+ * shards, q8 and q4, a LoRA adapter, Mamba-2, Mamba-3 and a hybrid, each made here by the CLI and each generating
  * greedily what `frugal generate` does; and a model folder opened from a URL, with one-line errors
  * for a missing file, a server without CORS and a download that breaks off.
  */
@@ -106,7 +106,25 @@ beforeAll(async () => {
     join(dir, 'm2'),
     ...run,
   ]);
-  const models = ['sharded', 'q8', 'q4', 'lora', 'm2'].flatMap((m) => ['--model', join(dir, m)]);
+  const small = ['--d-model', '32', '--steps', '150', '--lr', '0.01', '--data', corpus, ...run];
+  frugal(['train', '--arch', 'mamba3', '--layers', '2', '--out', join(dir, 'm3'), ...small]);
+  // the hybrid learns slower on 16-byte windows: longer windows and a larger batch
+  const longer = ['--seq-len', '32', '--batch', '4', '--steps', '200', '--lr', '0.01', '--eval-windows', '2', '--threads', '1'];
+  frugal([
+    'train',
+    '--arch',
+    'hybrid',
+    '--layer-types',
+    'mamba2,attention',
+    '--d-model',
+    '32',
+    '--data',
+    corpus,
+    '--out',
+    join(dir, 'hy'),
+    ...longer,
+  ]);
+  const models = ['sharded', 'q8', 'q4', 'lora', 'm2', 'm3', 'hy'].flatMap((m) => ['--model', join(dir, m)]);
   web = spawn(process.execPath, ['bin/frugal.js', 'web', '--port', '0', '--no-isolation', ...models], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -153,6 +171,8 @@ describe('checkpoints in the page', () => {
       model: () => ['--model', MODEL, '--adapter', join(dir, 'lora')],
     },
     { index: 4, name: 'Mamba-2', info: 'm2', arch: 'mamba2', model: () => ['--model', join(dir, 'm2')] },
+    { index: 5, name: 'Mamba-3', info: 'm3', arch: 'mamba3', model: () => ['--model', join(dir, 'm3')] },
+    { index: 6, name: 'a hybrid (Mamba-2 and attention)', info: 'hy', arch: 'bamba', model: () => ['--model', join(dir, 'hy')] },
   ])('$name: greedy output equals frugal generate', async ({ index, info, arch, model }) => {
     const expected = nodeGreedy(model());
     expect(new Set(expected).size).toBeGreaterThanOrEqual(3);
