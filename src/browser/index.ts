@@ -30,6 +30,8 @@ import type { SamplingOptions } from '../infer/sample.js';
 import type { ModelState } from '../models/types.js';
 import type { StreamDecoder } from '../io/tokenizer.js';
 import { threadsStarted, useWebWorkerThreads } from './threads.js';
+import { poolStatsSince } from '../kernels/threads.js';
+import type { PoolStats } from '../kernels/threads.js';
 
 export { Model } from '../api/model.js';
 export type { TextCodec } from '../api/model.js';
@@ -126,6 +128,10 @@ export class TokenStream {
   readonly stateBytes: number;
   /** The recurrent state (or KV cache) after the tokens so far: keep it to continue the conversation. */
   readonly state: ModelState;
+  /** Seconds the prompt's parallel pass took (the prefill alone, as `generate` times it: not the tokenizer). */
+  readonly prefillSeconds: number;
+  /** What the prefill asked of the kernel threads (parallel calls, the caller's wait at their joins, worker sleeps). */
+  readonly prefillPool: PoolStats;
   private readonly dec: StreamDecoder;
   private readonly rng: Rng;
   private readonly sampling: SamplingOptions;
@@ -151,7 +157,12 @@ export class TokenStream {
     this.promptTokens = ids.length;
     this.state = o.state ?? model.network.createState(1);
     this.stateBytes = stateBytes(this.state);
+    const k = model.network.e.k,
+      p0 = k.poolStats(),
+      t0 = performance.now();
     this.logits = model.network.prefill(ids, ids.length, this.state);
+    this.prefillSeconds = (performance.now() - t0) / 1000;
+    this.prefillPool = poolStatsSince(p0, k.poolStats());
   }
 
   /** The next token and the text it completes (may be empty mid-character), or null at the end. */

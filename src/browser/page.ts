@@ -239,6 +239,8 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       $('energy').textContent = `${m.jPerToken.toPrecision(3)} J/token (${m.energyLabel})`;
       $('state').textContent = `${(m.stateBytes / 1024).toFixed(1)} KiB`;
       $('prefill').textContent = `${m.promptTokens} tokens at ${m.prefillTokensPerSecond.toFixed(1)} tokens/s`;
+      // for `frugal bench web`: how the prefill's parallel calls went (joins waited on, worker sleeps)
+      $('prefill').dataset.pool = JSON.stringify(m.prefillPool);
       if ($<HTMLInputElement>('continue').checked) send({ type: 'snapshot' });
       setStatus('done');
       break;

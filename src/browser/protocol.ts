@@ -60,6 +60,8 @@ export type FromWorker =
       /** Tokens of the prompt, and how fast the prefill read them (one parallel pass). */
       promptTokens: number;
       prefillTokensPerSecond: number;
+      /** What the prefill asked of the kernel threads: parallel calls, the caller's wait at their joins (ms), worker sleeps. */
+      prefillPool: { runs: number; joinMs: number; sleeps: number };
     }
   /** The conversation's state as a state file (docs/DESIGN.md), and the tokens it holds. */
   | { type: 'snapshot'; bytes: Uint8Array; tokens: number }

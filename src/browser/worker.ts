@@ -228,7 +228,8 @@ async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<voi
     stateBytes: s.stateBytes,
     aborted,
     promptTokens: s.promptTokens,
-    prefillTokensPerSecond: s.promptTokens / Math.max((t1 - t0) / 1000, 1e-9),
+    prefillTokensPerSecond: s.promptTokens / Math.max(s.prefillSeconds, 1e-9),
+    prefillPool: s.prefillPool,
   });
 }
 

@@ -6,6 +6,8 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generate } from '../api/generate.js';
 import { loadModel } from '../api/model.js';
+import { TokenStream } from '../browser/index.js';
+import type { PoolStats } from '../kernels/threads.js';
 import { inputError, runtimeError } from '../io/errors.js';
 import { debugOption, intArg } from './options.js';
 import type { AnyCommand } from './options.js';
@@ -48,6 +50,16 @@ export interface BenchWebRow {
   page_prefill_tok_s: number;
   node_prefill_tok_s: number;
   prefill_ratio: number;
+  /**
+   * Where a prefill's time goes between threads, per prefill (median over the runs): the parallel
+   * kernel calls, the milliseconds the calling thread waited at their joins for the other threads
+   * after its own share, and the times a worker had gone to sleep (Atomics.wait) between calls.
+   */
+  prefill_parallel_runs: number;
+  page_prefill_join_ms: number;
+  node_prefill_join_ms: number;
+  page_prefill_sleeps: number;
+  node_prefill_sleeps: number;
 }
 
 function threadList(v: string): number[] {
@@ -112,12 +124,15 @@ interface Speeds {
   prefill: number;
 }
 const best = (a: Speeds, b: Speeds): Speeds => ({ decode: Math.max(a.decode, b.decode), prefill: Math.max(a.prefill, b.prefill) });
+const median = (x: number[]) => [...x].sort((a, b) => a - b)[x.length >> 1] ?? Number.NaN;
 
-/** One greedy generation in the page (tokens/s as it reports them). */
-async function pageOnce(page: Page): Promise<Speeds> {
+/** One greedy generation in the page (tokens/s as it reports them), and its prefill's thread counters. */
+async function pageOnce(page: Page): Promise<Speeds & { pool: PoolStats }> {
   await page.click('[data-testid=generate]');
   await settled(page, 'done');
-  return { decode: await numberIn(page, 'speed', /^([\d.]+)/), prefill: await numberIn(page, 'prefill', /at ([\d.]+) tokens\/s/) };
+  const pool = JSON.parse((await page.getAttribute('[data-testid=prefill]', 'data-pool')) ?? 'null') as PoolStats | null;
+  if (pool === null) throw runtimeError('the page reported no prefill counters');
+  return { decode: await numberIn(page, 'speed', /^([\d.]+)/), prefill: await numberIn(page, 'prefill', /at ([\d.]+) tokens\/s/), pool };
 }
 
 /**
@@ -128,18 +143,38 @@ async function pageOnce(page: Page): Promise<Speeds> {
 async function measure(page: Page, m: WebModel, threads: number, tokens: number, runs: number) {
   const model = loadModel(m.base, { threads, adapter: m.adapter });
   try {
-    const nodeOnce = (): Speeds => {
+    // decode as `frugal generate` runs it; the prefill through the page's own code path (TokenStream)
+    const nodeOnce = (): Speeds & { pool: PoolStats } => {
       const r = generate(model, BENCH_WEB_PROMPT, { maxTokens: tokens, temperature: 0 });
-      return { decode: r.tokensPerSecond, prefill: r.promptTokens / Math.max(r.prefillSeconds, 1e-9) };
+      const s = new TokenStream(model, BENCH_WEB_PROMPT, { maxTokens: 1, temperature: 0 });
+      for (const t of s.state.tensors.values()) t.dispose();
+      return { decode: r.tokensPerSecond, prefill: s.promptTokens / Math.max(s.prefillSeconds, 1e-9), pool: s.prefillPool };
     };
     nodeOnce();
     let inPage: Speeds = { decode: 0, prefill: 0 };
     let inNode: Speeds = { decode: 0, prefill: 0 };
+    const pools: { page: PoolStats[]; node: PoolStats[] } = { page: [], node: [] };
     for (let i = 0; i < runs; i++) {
-      inPage = best(inPage, await pageOnce(page));
-      inNode = best(inNode, nodeOnce());
+      const p = await pageOnce(page),
+        n = nodeOnce();
+      inPage = best(inPage, p);
+      inNode = best(inNode, n);
+      pools.page.push(p.pool);
+      pools.node.push(n.pool);
     }
-    return { inPage, inNode, promptTokens: await numberIn(page, 'prefill', /^(\d+) tokens/) };
+    const pool = (side: PoolStats[], k: keyof PoolStats) => +median(side.map((x) => x[k])).toFixed(2);
+    return {
+      inPage,
+      inNode,
+      promptTokens: await numberIn(page, 'prefill', /^(\d+) tokens/),
+      threadsRow: {
+        prefill_parallel_runs: pool(pools.node, 'runs'),
+        page_prefill_join_ms: pool(pools.page, 'joinMs'),
+        node_prefill_join_ms: pool(pools.node, 'joinMs'),
+        page_prefill_sleeps: pool(pools.page, 'sleeps'),
+        node_prefill_sleeps: pool(pools.node, 'sleeps'),
+      },
+    };
   } finally {
     model.dispose();
   }
@@ -181,7 +216,7 @@ export async function benchWebCommand(o: BenchWebFlags): Promise<void> {
       await page.goto(`${url}${q}&autorun=1`);
       await settled(page, 'done'); // the warm-up, and the model now in the browser's cache
       const backend = (await page.textContent('[data-testid=backend]')) ?? '';
-      const { inPage, inNode, promptTokens } = await measure(page, chosen, threads, o.tokens, o.runs);
+      const { inPage, inNode, promptTokens, threadsRow } = await measure(page, chosen, threads, o.tokens, o.runs);
       if (Number.isNaN(firstTokenMs)) {
         await page.goto(`${url}${q}&autorun=1`); // the next visit: the model from the cache
         await settled(page, 'done');
@@ -200,10 +235,12 @@ export async function benchWebCommand(o: BenchWebFlags): Promise<void> {
         page_prefill_tok_s: inPage.prefill,
         node_prefill_tok_s: node.prefill,
         prefill_ratio: +(inPage.prefill / node.prefill).toFixed(3),
+        ...threadsRow,
       };
       err(
         `${backend}: decode ${row.page_decode_tok_s} tok/s in the page, ${row.node_decode_tok_s} in Node; ` +
-          `prefill ${row.page_prefill_tok_s} / ${row.node_prefill_tok_s}`,
+          `prefill ${row.page_prefill_tok_s} / ${row.node_prefill_tok_s}; per prefill ${row.prefill_parallel_runs} parallel calls, ` +
+          `join waits ${row.page_prefill_join_ms} / ${row.node_prefill_join_ms} ms, worker sleeps ${row.page_prefill_sleeps} / ${row.node_prefill_sleeps}`,
       );
       rows.push(row);
     }

@@ -4,6 +4,7 @@ import { Tensor } from '../tensor/index.js';
 import type { Heap } from '../tensor/index.js';
 import { getWasmModule, instantiateWasmKernels } from './wasm/index.js';
 import { ThreadPool } from './threads.js';
+import type { PoolStats } from './threads.js';
 import { threadedKernels } from './parallel.js';
 
 /**
@@ -27,6 +28,8 @@ export type Backend = {
   readonly threads: number;
   dispose(): void;
   parallelRuns(): number;
+  /** The thread pool's counters (zeros without workers). */
+  poolStats(): PoolStats;
 };
 
 /**
@@ -64,6 +67,7 @@ export function createBackend(kind: KernelKind, heap: Heap, threads = 1): Backen
     threads: isWasm(kind) ? threads : 1,
     dispose: () => {},
     parallelRuns: () => 0,
+    poolStats: (): PoolStats => ({ runs: 0, joinMs: 0, sleeps: 0 }),
   };
   let wasm: Record<string, AnyKernel | undefined> | null = null;
   if (isWasm(kind)) {
@@ -73,6 +77,7 @@ export function createBackend(kind: KernelKind, heap: Heap, threads = 1): Backen
     wasm = { ...main, ...threadedKernels(pool, main, heap) } as unknown as Record<string, AnyKernel | undefined>;
     table.dispose = () => pool.dispose();
     table.parallelRuns = () => pool.parallelRuns;
+    table.poolStats = () => pool.stats();
   }
   const wasmNames: string[] = [];
   for (const [name, fn] of Object.entries(ref)) {

@@ -13,7 +13,8 @@ import { wasmKernelNames } from './wasm/index.js';
 const GEN = 0,
   DONE = 1,
   FAILED = 2,
-  STOP = 3;
+  STOP = 3,
+  SLEEPS = 4; // times a worker stopped spinning and slept in Atomics.wait (then a wake-up costs a futex)
 const MAX_ARGS = 30;
 const SLOT = MAX_ARGS + 2; // [kernel index, arg count, args…]
 
@@ -34,7 +35,10 @@ let gen = startGen;
 for (;;) {
   let spins = 0, g;
   while ((g = Atomics.load(ctl, ${GEN})) === gen) {
-    if (++spins > 4000) Atomics.wait(ctl, ${GEN}, gen, 50);
+    if (++spins > 4000) {
+      if (spins === 4001) Atomics.add(ctl, ${SLEEPS}, 1);
+      Atomics.wait(ctl, ${GEN}, gen, 50);
+    }
   }
   gen = g; // the counter wraps around: only a change matters, never its sign
   if (Atomics.load(ctl, ${STOP}) !== 0) break;
@@ -83,6 +87,18 @@ function nodeWorker(data: WorkerData): { terminate(): unknown } {
 /** One job: a kernel and its arguments (typed as that kernel takes them), or null for a thread with nothing to do this time. */
 export type Job = { [K in WasmKernelName]: { name: K; args: Parameters<WasmKernels[K]> } }[WasmKernelName] | null;
 
+/** A pool's counters since it started (see ThreadPool.stats). */
+export interface PoolStats {
+  runs: number;
+  joinMs: number;
+  sleeps: number;
+}
+
+/** What `b` added to `a`. */
+export function poolStatsSince(a: PoolStats, b: PoolStats): PoolStats {
+  return { runs: b.runs - a.runs, joinMs: b.joinMs - a.joinMs, sleeps: b.sleeps - a.sleeps };
+}
+
 export class ThreadPool {
   /** Threads that run kernels, the calling thread included. */
   readonly size: number;
@@ -94,6 +110,8 @@ export class ThreadPool {
   private closed = false;
   /** Calls that handed work to the workers (for tests and benchmarks). */
   parallelRuns = 0;
+  /** Milliseconds the calling thread waited for the workers after its own share (stragglers at the join). */
+  joinMs = 0;
 
   constructor(memory: WebAssembly.Memory, module: WebAssembly.Module, main: WasmKernels, size: number) {
     this.size = Math.max(1, Math.floor(size));
@@ -102,7 +120,7 @@ export class ThreadPool {
     names.forEach((n, i) => this.index.set(n, i));
     // one thread shares nothing: plain buffers, so that a page without cross-origin isolation (no SharedArrayBuffer) runs too
     const Buf = this.size > 1 ? SharedArrayBuffer : ArrayBuffer;
-    const ctlBuf = new Buf(16);
+    const ctlBuf = new Buf(20);
     const jobsBuf = new Buf(8 * SLOT * this.size);
     this.ctl = new Int32Array(ctlBuf);
     this.jobs = new Float64Array(jobsBuf);
@@ -150,18 +168,25 @@ export class ThreadPool {
     } finally {
       // always wait: the workers write into buffers the caller frees once this returns or throws
       if (n > 0) {
+        const w0 = performance.now();
         let spins = 0,
           d: number;
         // biome-ignore lint/suspicious/noAssignInExpressions: one atomic read per spin, kept for the wait below
         while ((d = Atomics.load(this.ctl, DONE)) < n) {
           if (++spins > 4000) Atomics.wait(this.ctl, DONE, d, 50);
         }
+        this.joinMs += performance.now() - w0;
       }
     }
     if (n > 0 && Atomics.load(this.ctl, FAILED) !== 0) {
       Atomics.store(this.ctl, FAILED, 0);
       throw new Error('a kernel failed in a worker thread (out-of-bounds memory access?)');
     }
+  }
+
+  /** Counters for benchmarks: parallel calls, the caller's wait at their joins, and worker sleeps. */
+  stats(): PoolStats {
+    return { runs: this.parallelRuns, joinMs: this.joinMs, sleeps: this.size > 1 ? Atomics.load(this.ctl, SLEEPS) : 0 };
   }
 
   /** Stop the workers. */

@@ -27,6 +27,13 @@ it('measures the page beside Node on the same checkpoint and thread count', () =
     for (const k of ['page_decode_tok_s', 'node_decode_tok_s', 'page_prefill_tok_s', 'node_prefill_tok_s'])
       expect(row[k], k).toBeGreaterThan(0);
     expect(row.decode_ratio).toBeCloseTo((row.page_decode_tok_s as number) / (row.node_decode_tok_s as number), 2);
+    // the prefill's thread counters: parallel calls only with a second thread, on both sides
+    if (row.threads === 1) expect([row.prefill_parallel_runs, row.page_prefill_join_ms, row.node_prefill_join_ms]).toEqual([0, 0, 0]);
+    else {
+      expect(row.prefill_parallel_runs).toBeGreaterThan(4);
+      for (const k of ['page_prefill_join_ms', 'node_prefill_join_ms', 'page_prefill_sleeps', 'node_prefill_sleeps'])
+        expect(row[k], k).toBeGreaterThanOrEqual(0);
+    }
   }
   expect(doc.first_token_ms_cached).toBeGreaterThan(0);
   expect(doc.wasm_bytes).toBe(statSync('build/kernels.wasm').size);

@@ -9,7 +9,7 @@ import { TransformerLM } from '../../src/models/transformer/model.js';
 import { createLlamaConfig } from '../../src/models/transformer/config.js';
 import type { SequenceModel } from '../../src/models/types.js';
 import * as ref from '../../src/kernels/ref/index.js';
-import { splitRange } from '../../src/kernels/threads.js';
+import { poolStatsSince, splitRange } from '../../src/kernels/threads.js';
 import { expectClose } from '../helpers/compare.js';
 
 /**
@@ -223,5 +223,29 @@ describe('the transformer across thread counts', () => {
     const ids = Int32Array.from({ length: 30 }, (_, i) => (i * 7) % 64);
     const runs = THREADS.map((T) => decodeBits(make(T), ids, T));
     for (let i = 1; i < runs.length; i++) expect(runs[i].equals(runs[0]), `${THREADS[i]} threads`).toBe(true);
+  });
+});
+
+describe("the pool's counters", () => {
+  it('count parallel calls, the wait at their joins, and a worker that slept between calls', async () => {
+    const e = engine(2),
+      M = 64,
+      K = 64,
+      N = 64;
+    const a = e.persistent([M, K]).set(randomValues(1, M * K)),
+      b = e.persistent([N, K]).set(randomValues(2, N * K)),
+      out = e.persistent([M, N]);
+    const s0 = e.k.poolStats();
+    e.k.matmulNT(out, a, b, M, N, K, 1);
+    const s1 = e.k.poolStats();
+    expect(poolStatsSince(s0, s1).runs).toBe(1);
+    expect(s1.joinMs).toBeGreaterThanOrEqual(s0.joinMs);
+    await new Promise((ok) => setTimeout(ok, 200)); // far longer than the worker spins before it sleeps
+    e.k.matmulNT(out, a, b, M, N, K, 1);
+    const d = poolStatsSince(s1, e.k.poolStats());
+    expect(d.runs).toBe(1);
+    expect(d.sleeps).toBeGreaterThanOrEqual(1);
+    // one thread has no pool to count
+    expect(engine(1).k.poolStats()).toEqual({ runs: 0, joinMs: 0, sleeps: 0 });
   });
 });
