@@ -56,6 +56,7 @@ interface Srv {
   steps: number[];
   complete(body: Record<string, unknown>, headers?: Record<string, string>): Promise<{ status: number; json: Body; raw: string }>;
   inject(method: 'GET' | 'POST', url: string): Promise<string>;
+  put(url: string, bytes: Uint8Array): Promise<{ status: number; json: Body }>;
   close(): Promise<void>;
 }
 
@@ -82,6 +83,15 @@ async function start(dir: string, stateDir: string): Promise<Srv> {
       return { status: r.statusCode, json, raw: r.body };
     },
     inject: async (method, url) => (await app.inject({ method, url })).body,
+    put: async (url, bytes) => {
+      const r = await app.inject({
+        method: 'PUT',
+        url,
+        headers: { 'content-type': 'application/octet-stream' },
+        payload: Buffer.from(bytes),
+      });
+      return { status: r.statusCode, json: r.json() as Body };
+    },
     close: async () => {
       await app.close();
       metrics.close();
@@ -193,6 +203,15 @@ describe('the context limit of a KV cache', () => {
       expect(full.status).toBe(200);
       expect(full.json.frugal.conversation_tokens).toBe(HYBRID_CONTEXT);
       expect((await bytes()) - small).toBeGreaterThan(small); // the KV cache grew with the conversation
+      // a state file past the limit is refused on import too
+      const net = h.served.model.network;
+      const long = net.createState(1);
+      net.prefill(new Int32Array(HYBRID_CONTEXT + 1).fill(5), HYBRID_CONTEXT + 1, long);
+      const file = h.served.encodeState(long, 7);
+      for (const t of long.tensors.values()) t.dispose();
+      const put = await h.put('/v1/sessions/too-long/state', file);
+      expect(put.status).toBe(400);
+      expect(put.json.error.code).toBe('context_length_exceeded');
     } finally {
       await h.close();
     }
