@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +52,7 @@ beforeAll(() => {
 });
 
 interface Srv {
+  app: FastifyInstance;
   served: ServedModel;
   /** Streams in each batched step. */
   steps: number[];
@@ -69,6 +71,7 @@ async function start(dir: string, stateDir: string): Promise<Srv> {
   const life: Lifecycle = { ready: true, draining: false, ctx: { served, store, scheduler, metrics, lockTtlMs: 60_000 }, inflight: 0 };
   const app = buildApp(life, { logPrompts: false, keepAliveMs: 15_000, log: () => {} });
   return {
+    app,
     served,
     steps,
     complete: async (body, headers = {}) => {
@@ -141,6 +144,36 @@ describe.each(MODELS)('frugal serve with a KV cache: %s', (_, dir) => {
       expect(tokensOf(third.json)).toHaveLength(12);
       expect(tokensOf(third.json)).toEqual(tokensOf(one.json));
       expect(third.json.choices[0].text).toBe(one.json.choices[0].text);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('answers a chat completion streamed as whole, and continues it', async () => {
+    const s = await start(dir, join(tmp, `state-${Math.random().toString(36).slice(2)}`));
+    try {
+      const chat = async (body: Record<string, unknown>) =>
+        s.app.inject({
+          method: 'POST',
+          url: '/v1/chat/completions',
+          headers: { 'content-type': 'application/json' },
+          payload: { model: s.served.id, temperature: 0, max_tokens: 12, ...body },
+        });
+      const messages = [{ role: 'user', content: 'Hello' }];
+      const whole = (await chat({ messages })).json() as Body;
+      const raw = (await chat({ messages, stream: true })).body;
+      const streamed = raw
+        .split('\n\n')
+        .filter((e) => e.startsWith('data: {'))
+        .map((e) => (JSON.parse(e.slice(6)) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '')
+        .join('');
+      expect(whole.choices[0].message.content.length).toBeGreaterThan(0);
+      expect(streamed).toBe(whole.choices[0].message.content);
+      const next = await chat({ messages: [{ role: 'user', content: 'And?' }], previous_response_id: whole.id });
+      expect(next.statusCode).toBe(200);
+      expect((next.json() as Body).usage.prompt_tokens).toBe(
+        s.served.codec.tokenizer.encode('\nUser: And?\nAssistant:').length, // the plain template, continued: only the new message
+      );
     } finally {
       await s.close();
     }
