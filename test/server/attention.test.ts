@@ -17,6 +17,8 @@ import { Scheduler } from '../../src/server/scheduler.js';
 import { openServedModel } from '../../src/server/served.js';
 import type { ServedModel } from '../../src/server/served.js';
 import { DirStore } from '../../src/server/store-dir.js';
+import { createRedisStore } from '../../src/server/store-redis.js';
+import { startRedis } from '../helpers/redis.js';
 import { expectApiError, textOf } from './serve.js';
 import type { Body } from './serve.js';
 
@@ -26,7 +28,7 @@ import type { Body } from './serve.js';
  * transformer. The app, decode loop and directory store are put together as `frugal serve` does,
  * in this process, so the test sees each batched step's size. A continued conversation must give
  * exactly the tokens of one uninterrupted completion: that holds only if each snapshot carries the
- * whole KV cache (every consumed position) through the store, a restart and a batch.
+ * whole KV cache (every consumed position) through the store (a directory, Redis), a restart and a batch.
  */
 const tmp = mkdtempSync(join(tmpdir(), 'frugal-kv-serve-'));
 const HYBRID = join(tmp, 'hybrid');
@@ -62,9 +64,10 @@ interface Srv {
   close(): Promise<void>;
 }
 
-async function start(dir: string, stateDir: string): Promise<Srv> {
+/** A server of the model in `dir` on the state directory or redis:// URL `where`. */
+async function start(dir: string, where: string): Promise<Srv> {
   const served = openServedModel(dir, undefined, { threads: 1 });
-  const store = await DirStore.open(stateDir);
+  const store = where.startsWith('redis://') ? await createRedisStore(where) : await DirStore.open(where);
   const steps: number[] = [];
   const scheduler = new Scheduler(served.model.network, 4, 4, (n) => steps.push(n));
   const metrics = new Metrics();
@@ -199,6 +202,26 @@ describe.each(MODELS)('frugal serve with a KV cache: %s', (_, dir) => {
       }
     } finally {
       await s.close();
+    }
+  });
+});
+
+describe('KV-cache snapshots in Redis', () => {
+  it('a hybrid conversation begun on one server continues on another sharing the Redis store, token for token', async () => {
+    const redis = await startRedis();
+    const [a, b] = [await start(HYBRID, redis.url), await start(HYBRID, redis.url)];
+    try {
+      const prompt = 'The state of the Union is';
+      const whole = await a.complete({ prompt, max_tokens: 40 });
+      const first = await a.complete({ prompt, max_tokens: 15 });
+      const second = await b.complete({ prompt: '', max_tokens: 25, previous_response_id: first.json.id });
+      expect(second.status).toBe(200);
+      expect([...tokensOf(first.json), ...tokensOf(second.json)]).toEqual(tokensOf(whole.json));
+      expect(tokensOf(whole.json)).toHaveLength(40);
+    } finally {
+      await a.close();
+      await b.close();
+      await redis.stop();
     }
   });
 });
