@@ -70,18 +70,25 @@ export class BatchDecoder {
   }
 
   /**
-   * A copy of one stream's recurrent state as a one-stream state (to save it while the stream
-   * goes on, or after its last step). Needs batch-major state: a KV cache is not copied out.
+   * A copy of one stream's state as a one-stream state (to save it while the stream goes on, or
+   * after its last step): its row of each batch-major tensor and, of its KV caches, the rows of
+   * the positions it has consumed (the rest of a cache is room, not state).
    */
   rowState(id: number): ModelState {
     const r = this.rows.indexOf(id);
     if (r < 0) throw new Error(`no active stream ${id}`);
-    const solo = this.model.createState(1);
-    for (const [name, t] of this.state.tensors) {
-      if (kvStream(name)) throw new Error('rowState: a KV cache is not copied out of a batch');
-      copyRow(solo.tensors.get(name) as Tensor, 0, t, r);
+    const used = this.positions[r];
+    const solo = this.model.createState(1, used);
+    for (const [name, t] of solo.tensors) {
+      const kv = kvStream(name);
+      if (!kv) copyRow(t, 0, this.state.tensors.get(name) as Tensor, r);
+      else {
+        const own = this.state.tensors.get(kv.of(r)) as Tensor; // (rows, hd), rows ≥ used
+        const n = used * own.shape[1];
+        t.data().set(own.data().subarray(0, n));
+      }
     }
-    solo.position = this.positions[r];
+    solo.position = used;
     return solo;
   }
 

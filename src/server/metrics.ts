@@ -40,6 +40,8 @@ export class Metrics {
   generatedTokens = 0;
   prefillTokens = 0;
   snapshots = 0;
+  /** Bytes of the snapshots committed: fixed per snapshot for Mamba, growing with the conversation for attention layers. */
+  snapshotBytes = 0;
   readonly ttft = new Histogram('frugal_time_to_first_token_seconds', 'Time from a request to its first generated token', TTFT_BUCKETS);
   readonly itl = new Histogram('frugal_inter_token_latency_seconds', 'Time between successive tokens of one stream', ITL_BUCKETS);
   private energy: EnergySession;
@@ -93,6 +95,12 @@ export class Metrics {
       this.prefillTokens,
     );
     one('frugal_snapshots_committed_total', 'counter', 'State snapshots committed (one per completed turn and choice)', this.snapshots);
+    one(
+      'frugal_snapshot_bytes_total',
+      'counter',
+      'Bytes of the state snapshots committed (fixed per snapshot for a recurrent state; a KV cache grows with the conversation)',
+      this.snapshotBytes,
+    );
     one('frugal_active_streams', 'gauge', 'Streams in the batched decode loop', active);
     one('frugal_queue_depth', 'gauge', 'Streams waiting for a slot', queued);
     out.push(this.ttft.text(), this.itl.text());

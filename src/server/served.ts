@@ -32,6 +32,12 @@ export class ServedModel {
   /** SHA-256 over the weights, adapter and tokenizer hashes: the `model` of every snapshot it commits. */
   readonly identity: string;
   readonly codec: TextCodec;
+  /**
+   * Tokens a conversation may hold: the model's max_position_embeddings when its state holds a KV
+   * cache (attention layers: the cache, and so each snapshot, grows with the conversation); null
+   * for a recurrent state (Mamba family), whose size is fixed however long the conversation.
+   */
+  readonly maxContext: number | null;
   private readonly weights: string;
   private readonly tokenizer: string;
   private readonly template: Template | null;
@@ -42,11 +48,7 @@ export class ServedModel {
     adapter: string | undefined,
   ) {
     const net = model.network;
-    for (const name of net.createState(1).tensors.keys())
-      if (kvStream(name))
-        throw inputError(
-          `${model.dir} is a ${net.config.modelType} model with a KV cache; frugal serve runs recurrent models (Mamba family), whose state is fixed-size`,
-        );
+    this.maxContext = contextLimit(net);
     this.codec = model.text();
     this.weights = modelSha256(net);
     this.tokenizer = tokenizerSha256(model.dir);
@@ -104,6 +106,16 @@ export function openServedModel(dir: string, adapter: string | undefined, run: R
     model.dispose();
     throw e;
   }
+}
+
+/** A model's context limit when its state holds a KV cache (see ServedModel.maxContext), else null. */
+function contextLimit(net: Model['network']): number | null {
+  const state = net.createState(1);
+  const kv = [...state.tensors.keys()].some((name) => kvStream(name) !== null);
+  for (const t of state.tensors.values()) t.dispose();
+  if (!kv) return null;
+  const max = net.hfConfig().max_position_embeddings;
+  return typeof max === 'number' && Number.isInteger(max) && max > 0 ? max : null;
 }
 
 function readTokenizerConfig(dir: string): Record<string, unknown> {

@@ -83,6 +83,13 @@ export function registerSessions(app: FastifyInstance, life: Lifecycle): void {
       if (e instanceof FrugalError) throw badRequest(e.message, 'body', 'invalid_state');
       throw e;
     }
+    const limit = c.served.maxContext;
+    if (limit !== null && tokens > limit)
+      throw badRequest(
+        `the state file holds ${tokens} tokens; this model's maximum context length is ${limit} tokens`,
+        'body',
+        'context_length_exceeded',
+      );
     const old = await c.store.getSession(id);
     const snapId = `import-${randomBytes(12).toString('hex')}`;
     await c.store.putSnapshot({

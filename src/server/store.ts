@@ -6,7 +6,7 @@
  * the same sessions). Every method is async so that either can sit behind it.
  */
 
-/** One committed turn: the recurrent state after it, in the state file format of docs/DESIGN.md. */
+/** One committed turn: the state after it (recurrent state, or a KV cache up to its tokens), in the state file format of docs/DESIGN.md. */
 export interface Snapshot {
   /** The response id that committed it (`<id>-<i>` for choice i when n > 1). */
   id: string;

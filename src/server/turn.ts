@@ -160,6 +160,7 @@ export async function runTurn(ctx: ServerContext, spec: TurnSpec, signal: AbortS
         'prompt',
         'context_length_exceeded',
       );
+    checkContext(ctx.served.maxContext, start.tokens, Math.max(ids.length, start.bytes ? 0 : 1), spec.maxTokens);
     const result = await decodeChoices(ctx, spec, start, ids, signal);
     if (session && lock !== null) {
       const now = Date.now();
@@ -172,6 +173,22 @@ export async function runTurn(ctx: ServerContext, spec: TurnSpec, signal: AbortS
   } finally {
     if (lock !== null && spec.sessionId !== null) await ctx.store.unlockTurn(spec.sessionId, lock);
   }
+}
+
+/**
+ * A KV cache holds every token of its conversation, so a model with attention layers attends to at
+ * most `limit` (its max_position_embeddings): a turn that could take the conversation past it
+ * (its tokens so far, the new ones, max_tokens generated) is refused before anything runs.
+ */
+function checkContext(limit: number | null, before: number, fresh: number, maxTokens: number): void {
+  if (limit === null || before + fresh + maxTokens <= limit) return;
+  const had = before > 0 ? `${before} already in the conversation, ` : '';
+  throw badRequest(
+    `this model's maximum context length is ${limit} tokens; this turn could reach ${before + fresh + maxTokens} ` +
+      `(${had}${fresh} in the prompt, ${maxTokens} in the completion): lower max_tokens, shorten the prompt, or start a new conversation`,
+    'prompt',
+    'context_length_exceeded',
+  );
 }
 
 /** One decode stream per choice, submitted together; resolves when every choice has committed its snapshot. */
@@ -295,6 +312,7 @@ function choiceJob(
     const snap = { id: snapshotId, parent, tokens, model: served.identity, checksum: sha256Hex(bytes), state: bytes, created: Date.now() };
     ctx.store.putSnapshot(snap).then(() => {
       metrics.snapshots++;
+      metrics.snapshotBytes += bytes.length;
       hooks.committed(i, { text, finishReason, logprobs: lps, snapshot: snapshotId }, tokens, generated.length);
     }, hooks.fail);
   };

@@ -146,9 +146,11 @@ describe.each(withAttention)('batched decoding with a KV cache: %s', (_, build) 
   });
 });
 
-describe('BatchDecoder rowState and join from a state', () => {
-  it('a stream copied out of a batch and joined again continues bit for bit as decoding alone', () => {
-    const m = model(1, null);
+const everyState: [string, (e: Engine) => SequenceModel][] = [['mamba', () => model(1, null)], ...withAttention];
+
+describe.each(everyState)('BatchDecoder rowState and join from a state: %s', (_, build) => {
+  it('a stream copied out of a batch (its KV cache too) and joined again continues bit for bit as decoding alone', () => {
+    const m = build(engine(1));
     const prompt = Int32Array.of(3, 14, 15, 9, 26);
     const want = alone(m, prompt, 12);
     const dec = new BatchDecoder(m, 3);
