@@ -182,16 +182,27 @@ describe('the page', () => {
   });
 });
 
-it('keeps a conversation across a reload, in a state file that Node continues identically', async () => {
+// the transformer's state is a KV cache, as a hybrid's attention layers hold: it grows with the conversation
+it.each([
+  { model: MODEL, index: 0 },
+  { model: TRANSFORMER, index: 1 },
+])('keeps a conversation across a reload, in a state file that Node continues identically ($model)', async ({ model: dirOf, index }) => {
+  const name = dirOf.split('/').pop() as string;
   const context = await browser.newContext(); // one origin's storage, kept across the reload
   const page = await context.newPage();
   await page.goto(`${servers[1].url}?prompt=${encodeURIComponent(PROMPT)}&max_tokens=16&temperature=0`);
   await waitStatus(page, (s) => s === 'ready');
+  if (index > 0) {
+    await page.selectOption('[data-testid=model]', { index });
+    await page.waitForFunction((n) => document.querySelector('[data-testid=model-info]')?.textContent?.startsWith(`${n}:`), name);
+    await waitStatus(page, (s) => s === 'ready');
+  }
   await page.check('[data-testid=continue]');
   await page.click('[data-testid=generate]');
   await page.waitForFunction(() => /tokens saved$/.test(document.querySelector('[data-testid=saved]')?.textContent ?? ''));
   expect(await page.textContent('[data-testid=saved]')).toBe('20 tokens saved'); // 4 prompt bytes + 16 generated
   await page.reload();
+  if (index > 0) await page.selectOption('[data-testid=model]', { index });
   await page.waitForFunction(() => /restored$/.test(document.querySelector('[data-testid=saved]')?.textContent ?? ''));
   expect(await page.textContent('[data-testid=saved]')).toBe('20 tokens restored');
   expect(await page.textContent('[data-testid=model-info]')).toMatch(/from this browser’s cache/); // OPFS, checked by SHA-256
@@ -201,11 +212,11 @@ it('keeps a conversation across a reload, in a state file that Node continues id
   expect(await waitStatus(page, finished)).toBe('done');
   const continued = await page.textContent('[data-testid=output]');
   await page.waitForFunction(() => document.querySelector('[data-testid=saved]')?.textContent === '48 tokens saved'); // 20 + 4 + 24
-  const bytes = await page.evaluate(async () => {
+  const bytes = await page.evaluate(async (n) => {
     const dir = await navigator.storage.getDirectory();
-    const f = await (await dir.getFileHandle('frugal-state-mamba-d256-l4.safetensors')).getFile();
+    const f = await (await dir.getFileHandle(`frugal-state-${n}.safetensors`)).getFile();
     return Array.from(new Uint8Array(await f.arrayBuffer()));
-  });
+  }, name);
   await context.close();
 
   // Node: the state the page saved after the first generation would now be the continued one, so
@@ -216,7 +227,7 @@ it('keeps a conversation across a reload, in a state file that Node continues id
   const dir = mkdtempSync(join(tmpdir(), 'frugal-web-'));
   const file = join(dir, 'state.safetensors');
   writeFileSync(file, Uint8Array.from(bytes));
-  const model = loadModel(MODEL);
+  const model = loadModel(dirOf);
   try {
     const saved = loadState(file, model.network, 'byte'); // the page's last save: after the continuation
     expect(saved.position).toBe(20 + 4 + 24);
