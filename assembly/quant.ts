@@ -2,7 +2,8 @@
  * Block-quantised weights (q8 and q4, blocks of 32 along K) — twins of src/kernels/ref/quant.ts,
  * which documents the formats. Products quantise the activations to q8 per block (quantizeQ8 on
  * x first) and sum exact integer products of each block with i32x4.dot_i16x8_s, then scale; the
- * relaxed-SIMD build takes q8 × q8 blocks with the relaxed integer dot instead (dotQ8Relaxed).
+ * relaxed-SIMD build takes its blocks with the relaxed integer dot instead (dotQ8Relaxed for q8
+ * weights, dotQ4Relaxed for q4).
  */
 const QK: i32 = 32;
 
@@ -179,6 +180,35 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   );
 }
 
+/**
+ * The relaxed-SIMD build's q4 × q8 block dot (i32x4 lane sums, exact), after llama.cpp: the nibble
+ * n ∈ [0, 15] is the 7-bit operand as it is, and Σ(n − 8)·x = Σ n·x − 8·Σ x. `lo` and `hi` are
+ * the block's nibbles (elements 0–15 and 16–31) as bytes, x0 and x1 the activation's halves and
+ * `off` their q4Offset. Each i16 lane stays small: Σ n·x over its 4 elements is at most
+ * 4·15·127 = 7620 in magnitude, the corrected sum 4·8·127 = 4064. Lane ℓ holds elements 4ℓ…4ℓ+3
+ * of each half, as dotQ8Relaxed's. Two steps, not the fused form (see dotQ8Relaxed).
+ */
+@inline function dotQ4Relaxed(x0: v128, x1: v128, off: v128, lo: v128, hi: v128): v128 {
+  const s = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi));
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.sub(s, off));
+}
+
+/** 8·Σx of the q8 block (halves x0, x1) in dotQ4Relaxed's i16 lanes: once per activation block. */
+@inline function q4Offset(x0: v128, x1: v128): v128 {
+  const e = i8x16.splat(8);
+  return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, e), i16x8.relaxed_dot_i8x16_i7x16_s(x1, e));
+}
+
+/** Nibbles of the q4 block at p as bytes in [0, 15]: elements 0–15 (lo) and 16–31 (hi). */
+@inline function nibblesLo(p: usize): v128 { return v128.and(v128.load(p), i8x16.splat(15)); }
+@inline function nibblesHi(p: usize): v128 { return i8x16.shr_u(v128.load(p), 4); }
+
+/** The q8 block at px against a q4 block's nibbles lo, hi (nibblesLo, nibblesHi), by dotQ4Relaxed. */
+@inline function blockQ4Relaxed(px: usize, lo: v128, hi: v128): v128 {
+  const x0 = v128.load(px), x1 = v128.load(px, 16);
+  return dotQ4Relaxed(x0, x1, q4Offset(x0, x1), lo, hi);
+}
+
 /** The q8 block at px against the q8 weight block at pw, by dotQ8Relaxed. */
 @inline function blockQ8Relaxed(px: usize, pw: usize): v128 {
   const w0 = v128.load(pw), w1 = v128.load(pw, 16);
@@ -198,8 +228,9 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   let a = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const o = <usize>b * QK, os = <usize>b << 2, p = px + o;
-    if (ASC_FEATURE_RELAXED_SIMD && !four) {
-      a = scaleAdd(a, blockQ8Relaxed(p, pw + o), load<f32>(ps + os), load<f32>(psx + os));
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      const blk = four ? blockQ4Relaxed(p, nibblesLo(pw + (o >> 1)), nibblesHi(pw + (o >> 1))) : blockQ8Relaxed(p, pw + o);
+      a = scaleAdd(a, blk, load<f32>(ps + os), load<f32>(psx + os));
       continue;
     }
     const x0 = v128.load8x8_s(p), x1 = v128.load8x8_s(p + 8), x2 = v128.load8x8_s(p + 16), x3 = v128.load8x8_s(p + 24);
@@ -231,6 +262,16 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
         a1 = scaleAdd(a1, dotQ8Relaxed(pw + wS + o, m0, m1, n0, n1), load<f32>(ps + sS + os), dx);
         a2 = scaleAdd(a2, dotQ8Relaxed(pw + 2 * wS + o, m0, m1, n0, n1), load<f32>(ps + 2 * sS + os), dx);
         a3 = scaleAdd(a3, dotQ8Relaxed(pw + 3 * wS + o, m0, m1, n0, n1), load<f32>(ps + 3 * sS + os), dx);
+        continue;
+      }
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        // the activation block's halves and offset, once for four weight rows
+        const x0 = v128.load(px + o), x1 = v128.load(px + o, 16), off = q4Offset(x0, x1), dx = load<f32>(psx + os);
+        const p = pw + (o >> 1);
+        a0 = scaleAdd(a0, dotQ4Relaxed(x0, x1, off, nibblesLo(p), nibblesHi(p)), load<f32>(ps + os), dx);
+        a1 = scaleAdd(a1, dotQ4Relaxed(x0, x1, off, nibblesLo(p + wS), nibblesHi(p + wS)), load<f32>(ps + sS + os), dx);
+        a2 = scaleAdd(a2, dotQ4Relaxed(x0, x1, off, nibblesLo(p + 2 * wS), nibblesHi(p + 2 * wS)), load<f32>(ps + 2 * sS + os), dx);
+        a3 = scaleAdd(a3, dotQ4Relaxed(x0, x1, off, nibblesLo(p + 3 * wS), nibblesHi(p + 3 * wS)), load<f32>(ps + 3 * sS + os), dx);
         continue;
       }
       const x0 = v128.load8x8_s(px + o), x1 = v128.load8x8_s(px + o + 8), x2 = v128.load8x8_s(px + o + 16), x3 = v128.load8x8_s(px + o + 24);
@@ -268,6 +309,16 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
         a1 = scaleAdd(a1, dotQ8Relaxed(p + rowX, m0, m1, n0, n1), dw, load<f32>(q + rowS));
         a2 = scaleAdd(a2, dotQ8Relaxed(p + 2 * rowX, m0, m1, n0, n1), dw, load<f32>(q + 2 * rowS));
         a3 = scaleAdd(a3, dotQ8Relaxed(p + 3 * rowX, m0, m1, n0, n1), dw, load<f32>(q + 3 * rowS));
+        continue;
+      }
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        // the weight block's nibbles, once for the four activation rows
+        const lo = nibblesLo(pw + (o >> 1)), hi = nibblesHi(pw + (o >> 1));
+        const dw = load<f32>(ps + os), p = px + o, q = psx + os;
+        a0 = scaleAdd(a0, blockQ4Relaxed(p, lo, hi), dw, load<f32>(q));
+        a1 = scaleAdd(a1, blockQ4Relaxed(p + rowX, lo, hi), dw, load<f32>(q + rowS));
+        a2 = scaleAdd(a2, blockQ4Relaxed(p + 2 * rowX, lo, hi), dw, load<f32>(q + 2 * rowS));
+        a3 = scaleAdd(a3, blockQ4Relaxed(p + 3 * rowX, lo, hi), dw, load<f32>(q + 3 * rowS));
         continue;
       }
       let w0: v128, w1: v128, w2: v128, w3: v128;
