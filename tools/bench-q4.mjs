@@ -8,7 +8,8 @@
  * (Node 20's V8 flag is turned on as the engine does). Random nibbles, activations and scales
  * (the time does not depend on them). The figure per build and shape is the median over rounds of
  * the mean time per call in that round; ratios are to the first build (below 1: faster), the
- * median of the rounds' ratios.
+ * median of the rounds' ratios. Each build's outputs are compared with the first build's too
+ * (`same bits`, or the largest difference).
  *
  *   npm run build:wasm
  *   cp build/kernels.wasm old.wasm          # before changing assembly/, then rebuild
@@ -88,12 +89,14 @@ function setUp({ name, path }) {
     top += Math.ceil(n / 64) * 64;
     return p;
   };
+  const layout = [];
   const calls = shapes.map(({ M, N, K }, si) => {
     const qx = alloc(M * K),
       sx = alloc((M * K) / 8),
       qw = alloc((N * K) / 2),
       sw = alloc((N * K) / 8),
       out = alloc(M * N * 4);
+    layout.push({ out });
     fill(new Uint8Array(memory.buffer, qw, (N * K) / 2), 17 + si);
     const x = new Int8Array(memory.buffer, qx, M * K);
     fill(new Uint8Array(memory.buffer, qx, M * K), 29 + si);
@@ -103,7 +106,12 @@ function setUp({ name, path }) {
     for (let i = 0; i < (M * K) / 32; i++) f[sx / 4 + i] = 0.02 * (1 + (i % 5));
     return () => k.matmulQ4(out, qx, sx, qw, sw, M, N, K);
   });
-  return { name, calls };
+  const outputs = shapes.map(({ M, N }, si) => {
+    calls[si]();
+    const { out } = layout[si];
+    return Float32Array.from(new Float32Array(memory.buffer, out, M * N));
+  });
+  return { name, calls, outputs };
 }
 
 /** Mean seconds per call over ≥ 3 calls and `seconds`, after 2 warm-up calls. */
@@ -139,6 +147,17 @@ const median = (v) => {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+/** 'same bits', or the largest difference relative to the largest |output| of the first build. */
+function agreement(a, ref) {
+  if (Buffer.from(a.buffer).equals(Buffer.from(ref.buffer))) return 'same bits';
+  let d = 0,
+    m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - ref[i]));
+    m = Math.max(m, Math.abs(ref[i]));
+  }
+  return `max diff ${(d / m).toExponential(2)} of max |out|`;
+}
 const summary = shapes.map((s, si) => {
   const ms = builds.map((_, bi) => median(runs[si][bi]) * 1e3);
   const row = { shape: s.name, M: s.M, N: s.N, K: s.K };
@@ -147,6 +166,7 @@ const summary = shapes.map((s, si) => {
     row[`${b.name}_gmacs`] = Number(((s.M * s.N * s.K) / (ms[bi] / 1e3) / 1e9).toFixed(2));
     // the median of each round's ratio: both times of a round met the same load
     if (bi > 0) row[`${b.name}_over_${builds[0].name}`] = Number(median(runs[si][bi].map((t, r) => t / runs[si][0][r])).toFixed(3));
+    if (bi > 0) row[`${b.name}_vs_${builds[0].name}`] = agreement(b.outputs[si], builds[0].outputs[si]);
   });
   return row;
 });
