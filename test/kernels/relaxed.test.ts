@@ -1,6 +1,6 @@
 /**
  * The opt-in relaxed-SIMD build (build/kernels-relaxed.wasm: the same kernels with the products'
- * multiply-adds fused and the q8 products on the relaxed integer dot) as `--kernels wasm-relaxed`
+ * multiply-adds fused and the q8 and q4 products on the relaxed integer dot) as `--kernels wasm-relaxed`
  * runs it: loaded by the engine (Node 20 validates relaxed SIMD only behind a V8 flag, which
  * relaxedWasmBytes sets), against the reference twins, and on worker threads. Nothing here is
  * skipped where the build cannot run: the first test fails instead. The twin test files run against
