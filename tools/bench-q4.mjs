@@ -7,7 +7,8 @@
  * build/kernels-relaxed.wasm), optionally named `name=path`; relaxed-SIMD builds are accepted
  * (Node 20's V8 flag is turned on as the engine does). Random nibbles, activations and scales
  * (the time does not depend on them). The figure per build and shape is the median over rounds of
- * the mean time per call in that round; ratios are to the first build (below 1: faster), the
+ * the mean time per call in that round, in wall time and in CPU time of this process (which other
+ * processes disturb less on a busy machine); ratios are to the first build (below 1: faster), the
  * median of the rounds' ratios. Each build's outputs are compared with the first build's too
  * (`same bits`, or the largest difference).
  *
@@ -114,31 +115,39 @@ function setUp({ name, path }) {
   return { name, calls, outputs };
 }
 
-/** Mean seconds per call over ≥ 3 calls and `seconds`, after 2 warm-up calls. */
+const cpuNow = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+/** Mean wall and CPU seconds per call over ≥ 3 calls and `seconds`, after 2 warm-up calls. */
 function time(fn) {
   fn();
   fn();
   let n = 0;
-  const t0 = performance.now();
+  const c0 = cpuNow(),
+    t0 = performance.now();
   let t = t0;
   while (n < 3 || t - t0 < seconds * 1000) {
     fn();
     n++;
     t = performance.now();
   }
-  return (t - t0) / 1000 / n;
+  return { wall: (t - t0) / 1000 / n, cpu: (cpuNow() - c0) / n };
 }
 
 const builds = files.map(setUp);
-const runs = shapes.map(() => builds.map(() => []));
+const runs = shapes.map(() => builds.map(() => [])),
+  cpus = shapes.map(() => builds.map(() => []));
 for (let r = -1; r < rounds; r++) {
   // round −1 warms every kernel up to V8's optimising tier and is not counted
   const parts = [];
   shapes.forEach((s, si) => {
     builds.forEach((b, bi) => {
       const t = time(b.calls[si]);
-      if (r >= 0) runs[si][bi].push(t);
-      parts.push(`${s.name}/${b.name} ${(t * 1e3).toFixed(3)} ms`);
+      if (r >= 0) runs[si][bi].push(t.wall);
+      if (r >= 0) cpus[si][bi].push(t.cpu);
+      parts.push(`${s.name}/${b.name} ${(t.wall * 1e3).toFixed(3)} ms`);
     });
   });
   process.stderr.write(`round ${r < 0 ? 'warm-up' : r + 1}: ${parts.join(', ')}\n`);
@@ -165,7 +174,9 @@ const summary = shapes.map((s, si) => {
     row[`${b.name}_ms`] = Number(ms[bi].toFixed(4));
     row[`${b.name}_gmacs`] = Number(((s.M * s.N * s.K) / (ms[bi] / 1e3) / 1e9).toFixed(2));
     // the median of each round's ratio: both times of a round met the same load
+    row[`${b.name}_cpu_ms`] = Number((median(cpus[si][bi]) * 1e3).toFixed(4));
     if (bi > 0) row[`${b.name}_over_${builds[0].name}`] = Number(median(runs[si][bi].map((t, r) => t / runs[si][0][r])).toFixed(3));
+    if (bi > 0) row[`${b.name}_over_${builds[0].name}_cpu`] = Number(median(cpus[si][bi].map((t, r) => t / cpus[si][0][r])).toFixed(3));
     if (bi > 0) row[`${b.name}_vs_${builds[0].name}`] = agreement(b.outputs[si], builds[0].outputs[si]);
   });
   return row;
