@@ -19,8 +19,9 @@ import { expectClose } from '../helpers/compare.js';
  * Tolerance: the integer block sums are exact in both builds; what is left is f32 arithmetic on
  * them (each lane's sum times d_w·d_x, added over the blocks, then the 4 lanes; the builds
  * partition a block over the lanes differently), i.e. a few roundings of 2^-24 relative to the
- * largest output. 1e-5 of the largest output holds that with room and is far below what an error
- * of even one unit in a block's integer sum gives in these cases (over 1e-4).
+ * largest output. 1e-5 of the largest output holds that with room and is far below what a wrong
+ * correction gives (8·Σx is hundreds to thousands of units per block here; a correction of 7·Σx
+ * fails every case with Σx ≠ 0). The hand-worked cases, exact in f32, take no tolerance at all.
  */
 const heap = new Heap(64);
 const w = loadWasmKernels(heap.memory, TEST_BUILD);
