@@ -2,7 +2,8 @@
  * Block-quantised weights (q8 and q4, blocks of 32 along K) — twins of src/kernels/ref/quant.ts,
  * which documents the formats. Products quantise the activations to q8 per block (quantizeQ8 on
  * x first) and sum exact integer products of each block with i32x4.dot_i16x8_s, then scale; the
- * relaxed-SIMD build takes q8 × q8 blocks with the relaxed integer dot instead (dotQ8Relaxed).
+ * relaxed-SIMD build takes its blocks with the relaxed integer dot instead (dotQ8Relaxed for q8
+ * weights, dotQ4Relaxed for q4).
  */
 const QK: i32 = 32;
 
@@ -152,6 +153,22 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   return dot4(x0, x1, x2, x3, v128.load8x8_s(p), v128.load8x8_s(p + 8), v128.load8x8_s(p + 16), v128.load8x8_s(p + 24));
 }
 
+/**
+ * The default build's q4 GEMV block: Σ(n − 8)·x = Σ n·x − 8·Σx, the nibbles n widened unsigned
+ * as they load (v128.load8x8_u, then a mask or a shift: no byte unpacking, no −8 per weight row)
+ * and `off` (q4OffsetI32) subtracted. The quarters and lanes are dot4's, so every lane sum is
+ * exactly the one the widened n − 8 gives.
+ */
+@inline function dotNibbles(x0: v128, x1: v128, x2: v128, x3: v128, off: v128, p: usize): v128 {
+  const b0 = v128.load8x8_u(p), b1 = v128.load8x8_u(p + 8), m = i16x8.splat(15);
+  return i32x4.sub(dot4(x0, x1, x2, x3, v128.and(b0, m), v128.and(b1, m), i16x8.shr_u(b0, 4), i16x8.shr_u(b1, 4)), off);
+}
+
+/** 8·Σx of the widened q8 block (quarters x0…x3) in dot4's lanes: once per block for the GEMV's four weight rows. */
+@inline function q4OffsetI32(x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  return i32x4.dot_i16x8_s(i16x8.add(i16x8.add(x0, x1), i16x8.add(x2, x3)), i16x8.splat(8));
+}
+
 @inline function hsumf(v: v128): f32 {
   const t = f32x4.add(v, f32x4.shuffle(v, v, 2, 3, 0, 1));
   return f32x4.extract_lane(f32x4.add(t, f32x4.shuffle(t, t, 1, 0, 3, 2)), 0);
@@ -179,6 +196,35 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   );
 }
 
+/**
+ * The relaxed-SIMD build's q4 × q8 block dot (i32x4 lane sums, exact), after llama.cpp: the nibble
+ * n ∈ [0, 15] is the 7-bit operand as it is, and Σ(n − 8)·x = Σ n·x − 8·Σ x. `lo` and `hi` are
+ * the block's nibbles (elements 0–15 and 16–31) as bytes, x0 and x1 the activation's halves and
+ * `off` their q4Offset. Each i16 lane stays small: Σ n·x over its 4 elements is at most
+ * 4·15·127 = 7620 in magnitude, the corrected sum 4·8·127 = 4064. Lane ℓ holds elements 4ℓ…4ℓ+3
+ * of each half, as dotQ8Relaxed's. Two steps, not the fused form (see dotQ8Relaxed).
+ */
+@inline function dotQ4Relaxed(x0: v128, x1: v128, off: v128, lo: v128, hi: v128): v128 {
+  const s = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, lo), i16x8.relaxed_dot_i8x16_i7x16_s(x1, hi));
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.sub(s, off));
+}
+
+/** 8·Σx of the q8 block (halves x0, x1) in dotQ4Relaxed's i16 lanes: once per activation block. */
+@inline function q4Offset(x0: v128, x1: v128): v128 {
+  const e = i8x16.splat(8);
+  return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(x0, e), i16x8.relaxed_dot_i8x16_i7x16_s(x1, e));
+}
+
+/** Nibbles of the q4 block at p as bytes in [0, 15]: elements 0–15 (lo) and 16–31 (hi). */
+@inline function nibblesLo(p: usize): v128 { return v128.and(v128.load(p), i8x16.splat(15)); }
+@inline function nibblesHi(p: usize): v128 { return i8x16.shr_u(v128.load(p), 4); }
+
+/** The q8 block at px against a q4 block's nibbles lo, hi (nibblesLo, nibblesHi), by dotQ4Relaxed. */
+@inline function blockQ4Relaxed(px: usize, lo: v128, hi: v128): v128 {
+  const x0 = v128.load(px), x1 = v128.load(px, 16);
+  return dotQ4Relaxed(x0, x1, q4Offset(x0, x1), lo, hi);
+}
+
 /** The q8 block at px against the q8 weight block at pw, by dotQ8Relaxed. */
 @inline function blockQ8Relaxed(px: usize, pw: usize): v128 {
   const w0 = v128.load(pw), w1 = v128.load(pw, 16);
@@ -198,8 +244,9 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   let a = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const o = <usize>b * QK, os = <usize>b << 2, p = px + o;
-    if (ASC_FEATURE_RELAXED_SIMD && !four) {
-      a = scaleAdd(a, blockQ8Relaxed(p, pw + o), load<f32>(ps + os), load<f32>(psx + os));
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      const blk = four ? blockQ4Relaxed(p, nibblesLo(pw + (o >> 1)), nibblesHi(pw + (o >> 1))) : blockQ8Relaxed(p, pw + o);
+      a = scaleAdd(a, blk, load<f32>(ps + os), load<f32>(psx + os));
       continue;
     }
     const x0 = v128.load8x8_s(p), x1 = v128.load8x8_s(p + 8), x2 = v128.load8x8_s(p + 16), x3 = v128.load8x8_s(p + 24);
@@ -233,8 +280,26 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
         a3 = scaleAdd(a3, dotQ8Relaxed(pw + 3 * wS + o, m0, m1, n0, n1), load<f32>(ps + 3 * sS + os), dx);
         continue;
       }
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        // the activation block's halves and offset, once for four weight rows
+        const x0 = v128.load(px + o), x1 = v128.load(px + o, 16), off = q4Offset(x0, x1), dx = load<f32>(psx + os);
+        const p = pw + (o >> 1);
+        a0 = scaleAdd(a0, dotQ4Relaxed(x0, x1, off, nibblesLo(p), nibblesHi(p)), load<f32>(ps + os), dx);
+        a1 = scaleAdd(a1, dotQ4Relaxed(x0, x1, off, nibblesLo(p + wS), nibblesHi(p + wS)), load<f32>(ps + sS + os), dx);
+        a2 = scaleAdd(a2, dotQ4Relaxed(x0, x1, off, nibblesLo(p + 2 * wS), nibblesHi(p + 2 * wS)), load<f32>(ps + 2 * sS + os), dx);
+        a3 = scaleAdd(a3, dotQ4Relaxed(x0, x1, off, nibblesLo(p + 3 * wS), nibblesHi(p + 3 * wS)), load<f32>(ps + 3 * sS + os), dx);
+        continue;
+      }
       const x0 = v128.load8x8_s(px + o), x1 = v128.load8x8_s(px + o + 8), x2 = v128.load8x8_s(px + o + 16), x3 = v128.load8x8_s(px + o + 24);
       const dx = load<f32>(psx + os);
+      if (four) {
+        const off = q4OffsetI32(x0, x1, x2, x3), p = pw + (o >> 1);
+        a0 = scaleAdd(a0, dotNibbles(x0, x1, x2, x3, off, p), load<f32>(ps + os), dx);
+        a1 = scaleAdd(a1, dotNibbles(x0, x1, x2, x3, off, p + wS), load<f32>(ps + sS + os), dx);
+        a2 = scaleAdd(a2, dotNibbles(x0, x1, x2, x3, off, p + 2 * wS), load<f32>(ps + 2 * sS + os), dx);
+        a3 = scaleAdd(a3, dotNibbles(x0, x1, x2, x3, off, p + 3 * wS), load<f32>(ps + 3 * sS + os), dx);
+        continue;
+      }
       a0 = scaleAdd(a0, dotW(x0, x1, x2, x3, pw + (four ? o >> 1 : o), four), load<f32>(ps + os), dx);
       a1 = scaleAdd(a1, dotW(x0, x1, x2, x3, pw + wS + (four ? o >> 1 : o), four), load<f32>(ps + sS + os), dx);
       a2 = scaleAdd(a2, dotW(x0, x1, x2, x3, pw + 2 * wS + (four ? o >> 1 : o), four), load<f32>(ps + 2 * sS + os), dx);
@@ -247,6 +312,41 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
 }
 
 /**
+ * The relaxed build's q4 GEMM tile: four activation rows against two weight rows (pw, pw + rowW)
+ * at once, so each activation block's halves and q4Offset serve two weight rows, and each weight
+ * block's nibbles four activation rows. Every output takes tile4Q's arithmetic (the same blocks,
+ * lanes and order), so it equals the GEMV's bit for bit. Outputs go to po and po + 4, rows ldo apart.
+ */
+@inline function tile4x2Q4Relaxed(po: usize, ldo: usize, px: usize, psx: usize, pw: usize, ps: usize, rowW: usize, nb: i32, K: i32): void {
+  const rowS = <usize>nb << 2, rowX = <usize>K;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const o = <usize>b * QK, os = <usize>b << 2, p = pw + (o >> 1);
+    const lo0 = nibblesLo(p), hi0 = nibblesHi(p), lo1 = nibblesLo(p + rowW), hi1 = nibblesHi(p + rowW);
+    const dw0 = load<f32>(ps + os), dw1 = load<f32>(ps + rowS + os);
+    let x = px + o, q = psx + os;
+    let x0 = v128.load(x), x1 = v128.load(x, 16), off = q4Offset(x0, x1), dx = load<f32>(q);
+    a0 = scaleAdd(a0, dotQ4Relaxed(x0, x1, off, lo0, hi0), dw0, dx);
+    b0 = scaleAdd(b0, dotQ4Relaxed(x0, x1, off, lo1, hi1), dw1, dx);
+    x += rowX; q += rowS;
+    x0 = v128.load(x); x1 = v128.load(x, 16); off = q4Offset(x0, x1); dx = load<f32>(q);
+    a1 = scaleAdd(a1, dotQ4Relaxed(x0, x1, off, lo0, hi0), dw0, dx);
+    b1 = scaleAdd(b1, dotQ4Relaxed(x0, x1, off, lo1, hi1), dw1, dx);
+    x += rowX; q += rowS;
+    x0 = v128.load(x); x1 = v128.load(x, 16); off = q4Offset(x0, x1); dx = load<f32>(q);
+    a2 = scaleAdd(a2, dotQ4Relaxed(x0, x1, off, lo0, hi0), dw0, dx);
+    b2 = scaleAdd(b2, dotQ4Relaxed(x0, x1, off, lo1, hi1), dw1, dx);
+    x += rowX; q += rowS;
+    x0 = v128.load(x); x1 = v128.load(x, 16); off = q4Offset(x0, x1); dx = load<f32>(q);
+    a3 = scaleAdd(a3, dotQ4Relaxed(x0, x1, off, lo0, hi0), dw0, dx);
+    b3 = scaleAdd(b3, dotQ4Relaxed(x0, x1, off, lo1, hi1), dw1, dx);
+  }
+  store<f32>(po, hsumf(a0)); store<f32>(po + ldo, hsumf(a1)); store<f32>(po + 2 * ldo, hsumf(a2)); store<f32>(po + 3 * ldo, hsumf(a3));
+  store<f32>(po + 4, hsumf(b0)); store<f32>(po + ldo + 4, hsumf(b1)); store<f32>(po + 2 * ldo + 4, hsumf(b2)); store<f32>(po + 3 * ldo + 4, hsumf(b3));
+}
+
+/**
  * Four activation rows (px, rows K bytes apart; scales psx, rows rowS apart) against weight rows
  * [j0, j1): each weight block is loaded and widened once for the four rows. Outputs go to po + j.
  */
@@ -254,7 +354,9 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   const nb = K / QK;
   const rowW: usize = four ? <usize>K >> 1 : <usize>K;
   const rowS = <usize>nb << 2, rowX = <usize>K;
-  for (let j = j0; j < j1; j++) {
+  let j = j0;
+  if (ASC_FEATURE_RELAXED_SIMD && four) for (; j + 2 <= j1; j += 2) tile4x2Q4Relaxed(po + (<usize>j << 2), ldo, px, psx, qw + <usize>j * rowW, sw + <usize>j * rowS, rowW, nb, K);
+  for (; j < j1; j++) {
     const pw = qw + <usize>j * rowW, ps = sw + <usize>j * rowS;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     for (let b = 0; b < nb; b++) {
@@ -268,6 +370,16 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
         a1 = scaleAdd(a1, dotQ8Relaxed(p + rowX, m0, m1, n0, n1), dw, load<f32>(q + rowS));
         a2 = scaleAdd(a2, dotQ8Relaxed(p + 2 * rowX, m0, m1, n0, n1), dw, load<f32>(q + 2 * rowS));
         a3 = scaleAdd(a3, dotQ8Relaxed(p + 3 * rowX, m0, m1, n0, n1), dw, load<f32>(q + 3 * rowS));
+        continue;
+      }
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        // the weight block's nibbles, once for the four activation rows
+        const lo = nibblesLo(pw + (o >> 1)), hi = nibblesHi(pw + (o >> 1));
+        const dw = load<f32>(ps + os), p = px + o, q = psx + os;
+        a0 = scaleAdd(a0, blockQ4Relaxed(p, lo, hi), dw, load<f32>(q));
+        a1 = scaleAdd(a1, blockQ4Relaxed(p + rowX, lo, hi), dw, load<f32>(q + rowS));
+        a2 = scaleAdd(a2, blockQ4Relaxed(p + 2 * rowX, lo, hi), dw, load<f32>(q + 2 * rowS));
+        a3 = scaleAdd(a3, blockQ4Relaxed(p + 3 * rowX, lo, hi), dw, load<f32>(q + 3 * rowS));
         continue;
       }
       let w0: v128, w1: v128, w2: v128, w3: v128;

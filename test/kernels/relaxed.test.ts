@@ -1,6 +1,6 @@
 /**
  * The opt-in relaxed-SIMD build (build/kernels-relaxed.wasm: the same kernels with the products'
- * multiply-adds fused and the q8 products on the relaxed integer dot) as `--kernels wasm-relaxed`
+ * multiply-adds fused and the q8 and q4 products on the relaxed integer dot) as `--kernels wasm-relaxed`
  * runs it: loaded by the engine (Node 20 validates relaxed SIMD only behind a V8 flag, which
  * relaxedWasmBytes sets), against the reference twins, and on worker threads. Nothing here is
  * skipped where the build cannot run: the first test fails instead. The twin test files run against
@@ -61,13 +61,14 @@ describe('the relaxed-SIMD kernels build', () => {
   it.each([
     [1, 300, 256],
     [9, 67, 96],
-  ])('f32 and q8 products (M=%i, N=%i, K=%i) equal their twins, and 3 threads give 1 thread bit for bit', (M, N, K) => {
+  ])('f32, q8 and q4 products (M=%i, N=%i, K=%i) equal their twins, and 3 threads give 1 thread bit for bit', (M, N, K) => {
     const run = (threads: number) => {
       const e = engine('wasm-relaxed', threads);
       const a = e.persistent([M, K]).set(randn(1, M * K)),
         w = e.persistent([N, K]).set(randn(2, N * K));
       const f32 = e.persistent([M, N]),
-        q8 = e.persistent([M, N]);
+        q8 = e.persistent([M, N]),
+        q4 = e.persistent([M, N]);
       e.k.matmulNT(f32, a, w, M, N, K, 0);
       const qw = e.persistent([N, K], 'i8'),
         sw = e.persistent([N, K / 32]),
@@ -76,39 +77,60 @@ describe('the relaxed-SIMD kernels build', () => {
       e.k.quantizeQ8(qw, sw, w, N, K);
       e.k.quantizeQ8(qx, sx, a, M, K);
       e.k.matmulQ8(q8, qx, sx, qw, sw, M, N, K);
-      return { f32: Float32Array.from(f32.floats()), q8: Float32Array.from(q8.floats()), qx, sx, qw, sw };
+      const qw4 = e.persistent([N, K / 2], 'u8'),
+        sw4 = e.persistent([N, K / 32]);
+      e.k.quantizeQ4(qw4, sw4, w, N, K);
+      e.k.matmulQ4(q4, qx, sx, qw4, sw4, M, N, K);
+      return {
+        f32: Float32Array.from(f32.floats()),
+        q8: Float32Array.from(q8.floats()),
+        q4: Float32Array.from(q4.floats()),
+        qx,
+        sx,
+        qw,
+        sw,
+        qw4,
+        sw4,
+      };
     };
     const one = run(1),
       three = run(3);
     expect(bits(three.f32).equals(bits(one.f32)), 'f32 threads').toBe(true);
     expect(bits(three.q8).equals(bits(one.q8)), 'q8 threads').toBe(true);
+    expect(bits(three.q4).equals(bits(one.q4)), 'q4 threads').toBe(true);
     const want = new Float64Array(M * N);
     ref.matmulNT(want, randn(1, M * K), randn(2, N * K), M, N, K, 0);
     expectClose(one.f32, want, 1e-5, 'f32 product vs twin');
     const wantQ = new Float64Array(M * N);
     ref.matmulQ8(wantQ, one.qx.data() as Int8Array, one.sx.floats(), one.qw.data() as Int8Array, one.sw.floats(), M, N, K);
     expectClose(one.q8, wantQ, 1e-5, 'q8 product vs twin');
+    const wantQ4 = new Float64Array(M * N);
+    ref.matmulQ4(wantQ4, one.qx.data() as Int8Array, one.sx.floats(), one.qw4.data() as Uint8Array, one.sw4.floats(), M, N, K);
+    expectClose(one.q4, wantQ4, 1e-5, 'q4 product vs twin');
   });
 
-  it('decodes a q8 Mamba as the default build does within float rounding, the same bits at 1 and 2 threads', () => {
-    // wide enough that decoding's products go to the worker threads
-    const cfg = createMambaConfig({ dModel: 256, nLayer: 2, dState: 16, vocabSize: 96 });
-    const ids = Int32Array.from({ length: 12 }, (_, i) => (i * 11) % 96);
-    const decode = (kernels: 'wasm' | 'wasm-relaxed', threads: number) => {
-      const e = engine(kernels, threads);
-      const m = new MambaLM(e, cfg).init(Rng.fromSeed(4));
-      quantizeModel(m, 'q8');
-      const st = m.createState(1),
-        out: number[] = [];
-      const runs0 = e.k.parallelRuns();
-      for (let t = 0; t < ids.length; t++) out.push(...m.step(ids.subarray(t, t + 1), st));
-      if (threads > 1) expect(e.k.parallelRuns() - runs0, 'decoding used the worker threads').toBeGreaterThan(ids.length);
-      return Float32Array.from(out);
-    };
-    const relaxed1 = decode('wasm-relaxed', 1);
-    expect(bits(decode('wasm-relaxed', 2)).equals(bits(relaxed1))).toBe(true);
-    expectClose(relaxed1, decode('wasm', 1), 1e-4, 'relaxed vs default build');
-  });
+  it.each(['q8', 'q4'] as const)(
+    'decodes a %s Mamba as the default build does within float rounding, the same bits at 1 and 2 threads',
+    (format) => {
+      // wide enough that decoding's products go to the worker threads
+      const cfg = createMambaConfig({ dModel: 256, nLayer: 2, dState: 16, vocabSize: 96 });
+      const ids = Int32Array.from({ length: 12 }, (_, i) => (i * 11) % 96);
+      const decode = (kernels: 'wasm' | 'wasm-relaxed', threads: number) => {
+        const e = engine(kernels, threads);
+        const m = new MambaLM(e, cfg).init(Rng.fromSeed(4));
+        quantizeModel(m, format);
+        const st = m.createState(1),
+          out: number[] = [];
+        const runs0 = e.k.parallelRuns();
+        for (let t = 0; t < ids.length; t++) out.push(...m.step(ids.subarray(t, t + 1), st));
+        if (threads > 1) expect(e.k.parallelRuns() - runs0, 'decoding used the worker threads').toBeGreaterThan(ids.length);
+        return Float32Array.from(out);
+      };
+      const relaxed1 = decode('wasm-relaxed', 1);
+      expect(bits(decode('wasm-relaxed', 2)).equals(bits(relaxed1))).toBe(true);
+      expectClose(relaxed1, decode('wasm', 1), 1e-4, 'relaxed vs default build');
+    },
+  );
 
   it('scores held-out text with a q8 trained model as the default build does', () => {
     // a short form of test/models/quant-quality.test.ts (whose full run takes minutes): 4 windows

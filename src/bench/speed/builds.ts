@@ -2,7 +2,7 @@
  * `frugal bench --kernels wasm,wasm-relaxed`: the kernel builds side by side. The main sections
  * run on the first build listed; this section times every build on the same figures in interleaved
  * rounds (each round times every build back to back, so all of them see the same load from other
- * processes): frugal's GEMM peak, batch-1 decode and a prefill, at f32 and q8, on 1 and all threads.
+ * processes): frugal's GEMM peak, batch-1 decode and a prefill, at f32, q8 and q4, on 1 and all threads.
  */
 import type { WasmKind } from '../../kernels/backend.js';
 import { Engine } from '../../ops/index.js';
@@ -39,7 +39,7 @@ function figures(plan: SpeedPlan, w: ModelWeights, count: TokenCounter): Figure[
         return { time: () => measureGemm(e, plan.gemmSize, secs), close: () => e.dispose() };
       },
     });
-    for (const precision of ['f32', 'q8'] as const) {
+    for (const precision of ['f32', 'q8', 'q4'] as const) {
       const model = (k: WasmKind) => {
         const m = buildModel(w, T, k);
         if (precision !== 'f32') quantizeModel(m, precision);
