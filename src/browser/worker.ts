@@ -189,7 +189,16 @@ async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
 }
 
 /** Let queued messages (an abort) run: a macrotask, as timers are clamped and microtasks would not do. */
-const yieldToEvents = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+/**
+ * Let queued messages (a stop) run between token batches. A message to itself, not setTimeout(0):
+ * a timer set from a timer's callback is clamped to 4 ms after a few levels, a message is not.
+ */
+const yieldChannel = new MessageChannel();
+const yieldToEvents = () =>
+  new Promise<void>((resolve) => {
+    yieldChannel.port1.onmessage = () => resolve();
+    yieldChannel.port2.postMessage(null);
+  });
 
 async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<void> {
   if (model === null) throw new Error('no model is loaded yet');

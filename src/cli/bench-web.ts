@@ -4,7 +4,6 @@ import type { Server } from 'node:http';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generate } from '../api/generate.js';
 import { loadModel } from '../api/model.js';
 import { TokenStream } from '../browser/index.js';
 import type { PoolStats } from '../kernels/threads.js';
@@ -143,12 +142,15 @@ async function pageOnce(page: Page): Promise<Speeds & { pool: PoolStats }> {
 async function measure(page: Page, m: WebModel, threads: number, tokens: number, runs: number) {
   const model = loadModel(m.base, { threads, adapter: m.adapter });
   try {
-    // decode as `frugal generate` runs it; the prefill through the page's own code path (TokenStream)
+    // the page's own code path (TokenStream: the prefill, then token by token with the text decoded)
     const nodeOnce = (): Speeds & { pool: PoolStats } => {
-      const r = generate(model, BENCH_WEB_PROMPT, { maxTokens: tokens, temperature: 0 });
-      const s = new TokenStream(model, BENCH_WEB_PROMPT, { maxTokens: 1, temperature: 0 });
+      const s = new TokenStream(model, BENCH_WEB_PROMPT, { maxTokens: tokens, temperature: 0 });
+      const t1 = performance.now();
+      let count = 0;
+      while (s.next() !== null) count++;
+      const decode = (performance.now() - t1) / 1000;
       for (const t of s.state.tensors.values()) t.dispose();
-      return { decode: r.tokensPerSecond, prefill: s.promptTokens / Math.max(s.prefillSeconds, 1e-9), pool: s.prefillPool };
+      return { decode: count / Math.max(decode, 1e-9), prefill: s.promptTokens / Math.max(s.prefillSeconds, 1e-9), pool: s.prefillPool };
     };
     nodeOnce();
     let inPage: Speeds = { decode: 0, prefill: 0 };

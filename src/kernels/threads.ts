@@ -16,6 +16,8 @@ const GEN = 0,
   STOP = 3,
   SLEEPS = 4; // times a worker stopped spinning and slept in Atomics.wait (then a wake-up costs a futex)
 const MAX_ARGS = 30;
+/** Reads of the control block a waiting thread makes before it sleeps in Atomics.wait. */
+const SPINS = 400000;
 const SLOT = MAX_ARGS + 2; // [kernel index, arg count, args…]
 
 /**
@@ -35,8 +37,8 @@ let gen = startGen;
 for (;;) {
   let spins = 0, g;
   while ((g = Atomics.load(ctl, ${GEN})) === gen) {
-    if (++spins > 4000) {
-      if (spins === 4001) Atomics.add(ctl, ${SLEEPS}, 1);
+    if (++spins > ${SPINS}) {
+      if (spins === ${SPINS + 1}) Atomics.add(ctl, ${SLEEPS}, 1);
       Atomics.wait(ctl, ${GEN}, gen, 50);
     }
   }
@@ -173,7 +175,7 @@ export class ThreadPool {
           d: number;
         // biome-ignore lint/suspicious/noAssignInExpressions: one atomic read per spin, kept for the wait below
         while ((d = Atomics.load(this.ctl, DONE)) < n) {
-          if (++spins > 4000) Atomics.wait(this.ctl, DONE, d, 50);
+          if (++spins > SPINS) Atomics.wait(this.ctl, DONE, d, 50);
         }
         this.joinMs += performance.now() - w0;
       }
