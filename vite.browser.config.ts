@@ -58,7 +58,7 @@ export default defineConfig({
     outDir: 'dist/web',
     emptyOutDir: true,
     target: 'es2022',
-    minify: false,
+    minify: true,
     sourcemap: false,
     assetsInlineLimit: 0,
     lib: {
