@@ -169,7 +169,8 @@ export class ThreadPool {
       if (own) (this.main[own.name] as (...a: number[]) => void)(...own.args);
     } finally {
       // always wait: the workers write into buffers the caller frees once this returns or throws
-      if (n > 0) {
+      // the clock is read only when the workers are not done yet (a decode step makes dozens of these calls)
+      if (n > 0 && Atomics.load(this.ctl, DONE) < n) {
         const w0 = performance.now();
         let spins = 0,
           d: number;

@@ -64,15 +64,30 @@ export function disposeState(s: ModelState): void {
   for (const t of s.tensors.values()) t.dispose();
 }
 
-/** Prefill B streams of L tokens (ids stream-major) in chunks; logits (B, V) of the last token. */
-export function prefillChunked(model: TrainableModel, ids: Int32Array, B: number, L: number, state: ModelState): Float32Array {
+/**
+ * Prefill B streams of L tokens (ids stream-major) in chunks; logits (B, V) of the last token.
+ * With `read`, chunks also end at every multiple of `stride` tokens, and `read` gets the logits
+ * there (and at L) with the tokens read so far.
+ */
+export function prefillChunked(
+  model: TrainableModel,
+  ids: Int32Array,
+  B: number,
+  L: number,
+  state: ModelState,
+  stride = Number.POSITIVE_INFINITY,
+  read?: (logits: Float32Array, end: number) => void,
+): Float32Array {
   const C = Math.max(1, Math.floor(PREFILL_TOKENS / B));
   let logits: Float32Array | null = null;
-  for (let t0 = 0; t0 < L; t0 += C) {
-    const c = Math.min(C, L - t0),
+  for (let t0 = 0; t0 < L; ) {
+    const next = Math.min(L, (Math.floor(t0 / stride) + 1) * stride),
+      c = Math.min(C, next - t0),
       part = new Int32Array(B * c);
     for (let b = 0; b < B; b++) part.set(ids.subarray(b * L + t0, b * L + t0 + c), b * c);
     logits = model.prefill(part, c, state);
+    t0 += c;
+    if (read && t0 === next) read(logits, t0);
   }
   return logits as Float32Array;
 }

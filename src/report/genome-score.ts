@@ -19,17 +19,30 @@ import type { Sequence } from '../genome/tasks.js';
  * parallel forward pass over tiles of the held-out genes.
  */
 
-/** Softmax over the K answer logits from LABEL0 of each of the B rows of logits (B, V). */
-function answerProbs(logits: Float32Array, B: number, V: number, K: number): Float64Array {
+/** Softmax over K values of each of B rows: row b's values at src[b * stride + offset + j]. */
+function softmaxRows(src: ArrayLike<number>, B: number, stride: number, offset: number, K: number): Float64Array {
   const p = new Float64Array(B * K);
   for (let b = 0; b < B; b++) {
+    const o = b * stride + offset;
     let mx = -Infinity,
       z = 0;
-    for (let j = 0; j < K; j++) mx = Math.max(mx, logits[b * V + LABEL0 + j]);
-    for (let j = 0; j < K; j++) z += p[b * K + j] = Math.exp(logits[b * V + LABEL0 + j] - mx);
+    for (let j = 0; j < K; j++) mx = Math.max(mx, src[o + j]);
+    for (let j = 0; j < K; j++) z += p[b * K + j] = Math.exp(src[o + j] - mx);
     for (let j = 0; j < K; j++) p[b * K + j] /= z;
   }
   return p;
+}
+
+/** Softmax over the K answer logits from LABEL0 of each of the B rows of logits (B, V). */
+function answerProbs(logits: Float32Array, B: number, V: number, K: number): Float64Array {
+  return softmaxRows(logits, B, V, LABEL0, K);
+}
+
+/** Each of B windows of L ids (stream-major) reverse-complemented. */
+function reverseComplementRows(ids: Int32Array, B: number, L: number): Int32Array {
+  const out = new Int32Array(B * L);
+  for (let b = 0; b < B; b++) out.set(reverseComplement(ids.subarray(b * L, (b + 1) * L)), b * L);
+  return out;
 }
 
 function lastLogits(model: TrainableModel, ids: Int32Array, B: number, L: number): Float32Array {
@@ -50,8 +63,7 @@ export function classify(model: TrainableModel, ids: Int32Array, B: number, L: n
   const V = model.config.vocabSize,
     p = answerProbs(lastLogits(model, ids, B, L), B, V, K);
   if (!rc) return p;
-  const flipped = new Int32Array(B * L);
-  for (let b = 0; b < B; b++) flipped.set(reverseComplement(ids.subarray(b * L, (b + 1) * L)), b * L);
+  const flipped = reverseComplementRows(ids, B, L);
   const q = answerProbs(lastLogits(model, flipped, B, L), B, V, K);
   return p.map((x, i) => (x + q[i]) / 2);
 }
@@ -81,51 +93,32 @@ export function pooledLogProbs(
   stride = POOL_STRIDE,
 ): Float64Array {
   const V = model.config.vocabSize,
-    sum = new Float64Array(B * K),
-    C = Math.max(1, Math.min(stride, Math.floor((1 << 15) / B)));
+    sum = new Float64Array(B * K);
   let reads = 0;
   const state = model.createState(B);
   try {
-    for (let t0 = 0; t0 < L; t0 += C) {
-      const c = Math.min(C, L - t0),
-        part = new Int32Array(B * c);
-      for (let b = 0; b < B; b++) part.set(ids.subarray(b * L + t0, b * L + t0 + c), b * c);
-      const logits = model.prefill(part, c, state),
-        end = t0 + c;
-      if (end % stride !== 0 && end !== L) continue;
+    prefillChunked(model, ids, B, L, state, stride, (logits) => {
       const p = answerProbs(logits, B, V, K);
       for (let i = 0; i < B * K; i++) sum[i] += Math.log(Math.max(p[i], 1e-300));
       reads++;
-    }
+    });
   } finally {
     disposeState(state);
   }
   return sum.map((x) => x / reads);
 }
 
-/** Softmax of each row of (B, K) mean log-probabilities. */
-function softmaxRows(lp: Float64Array, B: number, K: number): Float64Array {
-  const p = new Float64Array(B * K);
-  for (let b = 0; b < B; b++) {
-    let mx = -Infinity,
-      z = 0;
-    for (let j = 0; j < K; j++) mx = Math.max(mx, lp[b * K + j]);
-    for (let j = 0; j < K; j++) z += p[b * K + j] = Math.exp(lp[b * K + j] - mx);
-    for (let j = 0; j < K; j++) p[b * K + j] /= z;
-  }
-  return p;
-}
-
 /** Pooled answer probabilities (B, K); with `rc`, the window and its reverse complement pooled together. */
 export function classifyPooled(model: TrainableModel, ids: Int32Array, B: number, L: number, K: number, rc: boolean): Float64Array {
   const lp = pooledLogProbs(model, ids, B, L, K);
-  if (!rc) return softmaxRows(lp, B, K);
-  const flipped = new Int32Array(B * L);
-  for (let b = 0; b < B; b++) flipped.set(reverseComplement(ids.subarray(b * L, (b + 1) * L)), b * L);
+  if (!rc) return softmaxRows(lp, B, K, 0, K);
+  const flipped = reverseComplementRows(ids, B, L);
   const lq = pooledLogProbs(model, flipped, B, L, K);
   return softmaxRows(
     lp.map((x, i) => (x + lq[i]) / 2),
     B,
+    K,
+    0,
     K,
   );
 }
