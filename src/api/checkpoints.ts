@@ -28,7 +28,7 @@ export interface ConvertSettings {
   out: string;
   /** `'hf'` (transformers, the default), `'original'` (state-spaces mamba_ssm) or `'gguf'` (llama.cpp). */
   to?: ConvertTarget;
-  /** Tensor type: `'f32'`, `'f16'`, or `'q8_0'` (gguf only); default: as stored (lossless). */
+  /** Tensor type: `'f32'`, `'f16'`, `'q8_0'` or `'q4_0'` (gguf only; q4_0 keeps the embedding/head q8_0); default: as stored (lossless). */
   dtype?: ConvertDtype;
   /** hf: start a new shard past this many bytes (default 5e9, transformers' default). */
   maxShardBytes?: number;

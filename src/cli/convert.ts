@@ -1,6 +1,6 @@
 /**
  * `frugal convert`: move a Mamba checkpoint between the layouts people use (the conversion itself
- * is src/models/convert.ts): --to hf | original | gguf, --dtype f32 | f16 (| q8_0 for gguf).
+ * is src/models/convert.ts): --to hf | original | gguf, --dtype f32 | f16 (| q8_0 | q4_0 for gguf).
  */
 import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import { openConvertOutput } from '../models/convert.js';
@@ -24,10 +24,11 @@ export function registerConvert(program: AnyCommand): void {
         .default('hf'),
     )
     .addOption(
-      new Option('--dtype <type>', 'tensor type (default: as stored, lossless); q8_0 for gguf only').choices([
+      new Option('--dtype <type>', 'tensor type (default: as stored, lossless); q8_0 and q4_0 for gguf only').choices([
         'f32',
         'f16',
         'q8_0',
+        'q4_0',
       ] as const),
     )
     .option('--max-shard-size <size>', 'hf: split model.safetensors into shards past this size, e.g. 2GB', sizeArg, 5e9);

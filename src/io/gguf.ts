@@ -4,17 +4,18 @@
  * first, ggml type, offset), then the tensor data, each tensor aligned to `general.alignment`
  * (32). Written as a stream, one tensor at a time.
  *
- * ggml type codes are fixed by ggml and never renumbered: F32 0, F16 1, Q8_0 8.
+ * ggml type codes are fixed by ggml and never renumbered: F32 0, F16 1, Q4_0 2, Q8_0 8.
  */
 import { inputError } from './errors.js';
 import type { FileProducer } from './atomic.js';
 import { f32BitsToF16Bits } from './tensors.js';
 
-export const GGML_TYPES = { F32: 0, F16: 1, Q8_0: 8 } as const;
+export const GGML_TYPES = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const;
 export type GgmlType = keyof typeof GGML_TYPES;
 export const GGUF_ALIGNMENT = 32;
-const Q8_BLOCK = 32,
-  Q8_BYTES = 34; // 32 int8 values and one f16 scale
+const QK = 32, // weights per block of every block type here (ggml QK8_0 = QK4_0)
+  Q8_BYTES = 34, // 32 int8 values and one f16 scale
+  Q4_BYTES = 18; // one f16 scale and 32 4-bit values, two to a byte
 
 /** GGUF metadata value types. */
 const VT = { UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7, STRING: 8, ARRAY: 9 } as const;
@@ -42,8 +43,8 @@ export function ggmlBytes(type: GgmlType, shape: readonly number[]): number {
   if (type === 'F32') return n * 4;
   if (type === 'F16') return n * 2;
   const row = shape[shape.length - 1] ?? 1;
-  if (row % Q8_BLOCK !== 0) throw new Error(`Q8_0 needs rows that are a multiple of ${Q8_BLOCK}, got ${row}`);
-  return (n / Q8_BLOCK) * Q8_BYTES;
+  if (row % QK !== 0) throw new Error(`${type} needs rows that are a multiple of ${QK}, got ${row}`);
+  return (n / QK) * (type === 'Q4_0' ? Q4_BYTES : Q8_BYTES);
 }
 
 /**
@@ -51,19 +52,19 @@ export function ggmlBytes(type: GgmlType, shape: readonly number[]): number {
  * (round half away from zero, x multiplied by the f32 reciprocal), d stored as f16.
  */
 export function quantizeQ8_0(v: Float32Array): Uint8Array {
-  if (v.length % Q8_BLOCK !== 0) throw new Error(`quantizeQ8_0: ${v.length} values is not a multiple of ${Q8_BLOCK}`);
-  const out = new Uint8Array((v.length / Q8_BLOCK) * Q8_BYTES);
+  if (v.length % QK !== 0) throw new Error(`quantizeQ8_0: ${v.length} values is not a multiple of ${QK}`);
+  const out = new Uint8Array((v.length / QK) * Q8_BYTES);
   const dv = new DataView(out.buffer);
   const bits = new Uint32Array(1),
     f = new Float32Array(bits.buffer);
-  for (let b = 0, o = 0; b < v.length; b += Q8_BLOCK, o += Q8_BYTES) {
+  for (let b = 0, o = 0; b < v.length; b += QK, o += Q8_BYTES) {
     let amax = 0;
-    for (let i = 0; i < Q8_BLOCK; i++) amax = Math.max(amax, Math.abs(v[b + i]));
+    for (let i = 0; i < QK; i++) amax = Math.max(amax, Math.abs(v[b + i]));
     const d = Math.fround(amax / 127);
     const id = d === 0 ? 0 : Math.fround(1 / d);
     f[0] = d;
     dv.setUint16(o, f32BitsToF16Bits(bits[0]), true);
-    for (let i = 0; i < Q8_BLOCK; i++) {
+    for (let i = 0; i < QK; i++) {
       const x = Math.fround(v[b + i] * id);
       const r = Math.sign(x) * Math.floor(Math.abs(x) + 0.5); // roundf: half away from zero
       dv.setInt8(o + 2 + i, r);
@@ -74,12 +75,59 @@ export function quantizeQ8_0(v: Float32Array): Uint8Array {
 
 /** Dequantise Q8_0 bytes (for tests and read-back checks). */
 export function dequantizeQ8_0(bytes: Uint8Array, f16ToF32: (h: number) => number): Float32Array {
-  const n = (bytes.length / Q8_BYTES) * Q8_BLOCK;
+  const n = (bytes.length / Q8_BYTES) * QK;
   const out = new Float32Array(n);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let b = 0, o = 0; b < n; b += Q8_BLOCK, o += Q8_BYTES) {
+  for (let b = 0, o = 0; b < n; b += QK, o += Q8_BYTES) {
     const d = f16ToF32(dv.getUint16(o, true));
-    for (let i = 0; i < Q8_BLOCK; i++) out[b + i] = Math.fround(dv.getInt8(o + 2 + i) * d);
+    for (let i = 0; i < QK; i++) out[b + i] = Math.fround(dv.getInt8(o + 2 + i) * d);
+  }
+  return out;
+}
+
+/**
+ * Q4_0 as ggml's reference quantiser defines it: per block of 32, the value of largest magnitude
+ * (the first, on a tie) maps to -8, so d = that value / -8 (the sign matters: the other end of the
+ * range, +7, is one step short); q = min(15, trunc(x/d + 8.5)), all in f32. Byte j holds value j
+ * in its low nibble and value j + 16 in its high nibble; value = (q - 8) * d.
+ */
+export function quantizeQ4_0(v: Float32Array): Uint8Array {
+  if (v.length % QK !== 0) throw new Error(`quantizeQ4_0: ${v.length} values is not a multiple of ${QK}`);
+  const out = new Uint8Array((v.length / QK) * Q4_BYTES);
+  const dv = new DataView(out.buffer);
+  const bits = new Uint32Array(1),
+    f = new Float32Array(bits.buffer);
+  const nibble = (x: number, id: number) => Math.min(15, Math.trunc(Math.fround(Math.fround(x * id) + 8.5)));
+  for (let b = 0, o = 0; b < v.length; b += QK, o += Q4_BYTES) {
+    let amax = 0,
+      max = 0;
+    for (let i = 0; i < QK; i++) {
+      if (Math.abs(v[b + i]) > amax) {
+        amax = Math.abs(v[b + i]);
+        max = v[b + i];
+      }
+    }
+    const d = Math.fround(max / -8);
+    const id = d === 0 ? 0 : Math.fround(1 / d);
+    f[0] = d;
+    dv.setUint16(o, f32BitsToF16Bits(bits[0]), true);
+    for (let j = 0; j < QK / 2; j++) out[o + 2 + j] = nibble(v[b + j], id) | (nibble(v[b + j + 16], id) << 4);
+  }
+  return out;
+}
+
+/** Dequantise Q4_0 bytes (for read-back checks). */
+export function dequantizeQ4_0(bytes: Uint8Array, f16ToF32: (h: number) => number): Float32Array {
+  const n = (bytes.length / Q4_BYTES) * QK;
+  const out = new Float32Array(n);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let b = 0, o = 0; b < n; b += QK, o += Q4_BYTES) {
+    const d = f16ToF32(dv.getUint16(o, true));
+    for (let j = 0; j < QK / 2; j++) {
+      const q = bytes[o + 2 + j];
+      out[b + j] = Math.fround(((q & 15) - 8) * d);
+      out[b + j + 16] = Math.fround(((q >> 4) - 8) * d);
+    }
   }
   return out;
 }

@@ -3,8 +3,8 @@
  * into the engine (so models larger than WebAssembly's 4 GiB convert too):
  *   --to hf        transformers' layout (config.json + model.safetensors, sharded past --max-shard-size)
  *   --to original  state-spaces' layout (mamba_ssm config.json + pytorch_model.bin)
- *   --to gguf      one GGUF file of architecture `mamba` or `mamba2` for llama.cpp (f32, f16 or q8_0 tensors)
- * with --dtype f32 | f16 (| q8_0 for gguf). Tensors stream one at a time; every value is checked
+ *   --to gguf      one GGUF file of architecture `mamba` or `mamba2` for llama.cpp (f32, f16, q8_0 or q4_0 tensors)
+ * with --dtype f32 | f16 (| q8_0 | q4_0 for gguf). Tensors stream one at a time; every value is checked
  * finite; writes are atomic. Without --dtype, tensors keep their stored type (lossless).
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { openWeights, shardName } from '../io/weights.js';
 import { safetensorsProducer } from '../io/safetensors.js';
 import type { SafeDtypeIn, StreamTensor } from '../io/safetensors.js';
 import { torchBinProducer } from '../io/torchbin.js';
-import { ggufProducer, quantizeQ8_0 } from '../io/gguf.js';
+import { ggufProducer, quantizeQ4_0, quantizeQ8_0 } from '../io/gguf.js';
 import type { GgmlType, GgufTensor, GgufValue } from '../io/gguf.js';
 import { ggufVocab } from '../io/ggufvocab.js';
 import { DTYPE_BYTES, convertRaw, elementCount, firstNonFinite, readFloat32, readRaw } from '../io/tensors.js';
@@ -34,8 +34,8 @@ import { mamba2Source, mamba3Source } from './convert-ssm.js';
 
 /** Layouts a checkpoint converts to: transformers (`hf`), state-spaces mamba_ssm (`original`), llama.cpp (`gguf`). */
 export type ConvertTarget = 'hf' | 'original' | 'gguf';
-/** Tensor types of a conversion (`q8_0`: GGUF only). */
-export type ConvertDtype = 'f32' | 'f16' | 'q8_0';
+/** Tensor types of a conversion (`q8_0`, `q4_0`: GGUF only). */
+export type ConvertDtype = 'f32' | 'f16' | 'q8_0' | 'q4_0';
 
 export interface ConvertOpts {
   model: string;
@@ -103,7 +103,8 @@ const TORCH_DTYPE: Record<string, string> = { F32: 'float32', F16: 'float16', BF
 
 /** Refuse option combinations that cannot work, before anything is read or written. */
 export function checkRequest(o: ConvertOpts): void {
-  if (o.dtype === 'q8_0' && o.to !== 'gguf') throw inputError(`--dtype q8_0 is for --to gguf; choose f32 or f16 for --to ${o.to}`);
+  if ((o.dtype === 'q8_0' || o.dtype === 'q4_0') && o.to !== 'gguf')
+    throw inputError(`--dtype ${o.dtype} is for --to gguf; choose f32 or f16 for --to ${o.to}`);
 }
 
 /**
@@ -335,6 +336,23 @@ function mambaGguf(c: MambaConfig, o: ConvertOpts): GgufPlan {
   };
 }
 
+/** llama.cpp's llama_ftype of each --dtype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_Q4_0. */
+const LLAMA_FTYPE: Record<ConvertDtype, number> = { f32: 0, f16: 1, q8_0: 7, q4_0: 2 };
+
+/**
+ * A GGUF tensor's type for --dtype `want`. q8_0 follows llama.cpp's converter (rows that are not
+ * whole blocks fall back to f16); q4_0 follows `frugal quantize --to q4`: the embedding/head stays
+ * q8_0 and rows that are not whole blocks (Mamba's dt_proj, K = dt_rank) stay f32, so that both
+ * programs run the same bytes per weight.
+ */
+function ggufType(want: ConvertDtype, name: string, shape: readonly number[], f32Only: boolean): GgmlType {
+  if (f32Only || want === 'f32') return 'F32';
+  const blocks = shape[shape.length - 1] % 32 === 0;
+  if (want === 'q8_0') return blocks ? 'Q8_0' : 'F16';
+  if (want === 'q4_0') return !blocks ? 'F32' : name === 'token_embd.weight' || name === 'output.weight' ? 'Q8_0' : 'Q4_0';
+  return 'F16';
+}
+
 function writeGguf(o: ConvertOpts, s: Source, log: (m: string) => void): { tensors: number; bytes: number } {
   const g = s.gguf(o, log);
   if (g.refuse) throw inputError(`${join(o.model, 'config.json')}: cannot write a llama.cpp GGUF: ${g.refuse}`);
@@ -345,10 +363,10 @@ function writeGguf(o: ConvertOpts, s: Source, log: (m: string) => void): { tenso
     const { name, shape } = probe;
     // llama.cpp keeps 1-D tensors, norms, the conv kernel and names without ".weight" (ssm_a, ssm_d) in F32
     const f32Only = shape.length <= 1 || name.endsWith('_norm.weight') || name.endsWith('ssm_conv1d.weight') || !name.endsWith('.weight');
+    const type = ggufType(want, name, shape, f32Only);
     const row = shape[shape.length - 1];
-    const type: GgmlType = f32Only || want === 'f32' ? 'F32' : want === 'q8_0' && row % 32 === 0 ? 'Q8_0' : 'F16';
-    if (want === 'q8_0' && type === 'F16')
-      log(`convert: ${name} rows of ${row} are not a multiple of 32; stored as f16 (as llama.cpp's converter does)`);
+    if ((want === 'q8_0' && type === 'F16') || (want === 'q4_0' && type === 'F32' && !f32Only))
+      log(`convert: ${name} rows of ${row} are not a multiple of 32; stored as ${type.toLowerCase()}`);
     tensors.push({
       name,
       shape,
@@ -360,6 +378,7 @@ function writeGguf(o: ConvertOpts, s: Source, log: (m: string) => void): { tenso
           throw inputError(`${e.src.file}: tensor '${e.name}' holds ${read[bad]} at index ${bad}; the checkpoint is corrupt or diverged`);
         const v = g.tensor(hf, [...e.shape], read).values;
         if (type === 'Q8_0') return quantizeQ8_0(v);
+        if (type === 'Q4_0') return quantizeQ4_0(v);
         return type === 'F32'
           ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
           : convertRaw(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 'F32', 'F16', `${e.src.file}: tensor '${e.name}'`);
@@ -369,7 +388,7 @@ function writeGguf(o: ConvertOpts, s: Source, log: (m: string) => void): { tenso
   const ids = s.toHF();
   const kv: [string, GgufValue][] = [
     ...g.kv,
-    ['general.file_type', { type: 'u32', value: want === 'f32' ? 0 : want === 'f16' ? 1 : 7 }], // llama_ftype: ALL_F32, MOSTLY_F16, MOSTLY_Q8_0
+    ['general.file_type', { type: 'u32', value: LLAMA_FTYPE[want] }],
     ['general.quantization_version', { type: 'u32', value: 2 }],
     ...ggufVocab(
       o.model,

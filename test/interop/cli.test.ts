@@ -70,6 +70,8 @@ describe('published layouts through the CLI', () => {
       ['--model', fixture('orig-bin-f16-untied'), '--out', join(tmp, 'x.gguf'), '--to', 'gguf'],
       ['--model', fixture('hf-bf16-untied'), '--out', join(tmp, 'y'), '--max-shard-size', 'lots'],
       ['--model', join(tmp, 'nowhere'), '--out', join(tmp, 'z')],
+      ['--model', fixture('frugal-trained'), '--out', join(tmp, 'q.gguf'), '--to', 'gguf', '--dtype', 'q5'],
+      ['--model', fixture('frugal-trained'), '--out', join(tmp, 'q'), '--to', 'hf', '--dtype', 'q4_0'],
     ]) {
       const r = frugal('convert', ...args);
       expect(r.code, r.stderr).toBe(2);

@@ -2,8 +2,9 @@
  * The peers of `frugal bench`, one measurement per call so that speed.ts can interleave them with
  * frugal's own (compare.ts):
  * - llama.cpp (`--llama-bench PATH`): the decode model (Mamba-1 or Mamba-2) is saved and converted to GGUF once by
- *   `frugal convert` run as a child process (f32, q8_0; q4_0 through the llama-quantize next to
- *   llama-bench), then each round runs llama-bench with a 128-token prompt and a decode;
+ *   `frugal convert` run as a child process (f32, q8_0, q4_0; q4_0 keeps the embedding/head q8_0 and
+ *   dt_proj f32, as frugal's q4 does, where llama-quantize refuses dt_proj's rows of dt_rank
+ *   values), then each round runs llama-bench with a 128-token prompt and a decode;
  * - PyTorch (when `python -c "import torch"` works): tools/bench_torch.py, frugal's own
  *   mamba.py-style script (parallel scan for training, plain recurrent step for decoding) on the
  *   same shapes and threads, doing the same work (the head at the last prompt position only).
@@ -112,7 +113,7 @@ export interface LlamaPeer {
   dispose(): void;
 }
 
-const GGUF_TYPE: Record<Precision, string> = { f32: 'f32', q8: 'q8_0', q4: 'q4_0' };
+const GGUF_TYPE: Record<Precision, 'f32' | 'q8_0' | 'q4_0'> = { f32: 'f32', q8: 'q8_0', q4: 'q4_0' };
 
 /** CMake cache entries that say how llama.cpp was built (its CMakeCache.txt sits in the build folder above bin/). */
 const BUILD_KEYS =
@@ -130,7 +131,7 @@ export function llamaCmakeFlags(bin: string): Record<string, string> {
 }
 
 /** `frugal convert --to gguf --dtype <dtype>`; throws with its message when it fails. */
-function frugalConvert(model: string, out: string, dtype: 'f32' | 'q8_0'): void {
+function frugalConvert(model: string, out: string, dtype: 'f32' | 'q8_0' | 'q4_0'): void {
   const r = spawnSync(process.execPath, [FRUGAL_BIN, 'convert', '--model', model, '--out', out, '--to', 'gguf', '--dtype', dtype], {
     encoding: 'utf8',
     timeout: 600_000,
@@ -138,14 +139,11 @@ function frugalConvert(model: string, out: string, dtype: 'f32' | 'q8_0'): void 
   if (r.status !== 0) throw new Error(`frugal convert --dtype ${dtype}: ${firstLine(r.stderr) || r.error?.message || `exit ${r.status}`}`);
 }
 
-/** Make the GGUF file of each precision: frugal convert for f32 and q8_0, llama-quantize for q4_0. */
-function ggufFiles(
-  bin: string,
-  model: TrainableModel,
-  precisions: readonly Precision[],
-  dir: string,
-  skipped: Skipped[],
-): Map<Precision, string> {
+/**
+ * Make the GGUF file of each precision with frugal convert. The f32 file comes first (when it
+ * fails, so does the whole peer); a quantised one that fails is reported as skipped.
+ */
+function ggufFiles(model: TrainableModel, precisions: readonly Precision[], dir: string, skipped: Skipped[]): Map<Precision, string> {
   const ckpt = join(dir, 'model');
   writeDirAtomic(ckpt, modelFiles(model));
   const files = new Map<Precision, string>();
@@ -157,30 +155,12 @@ function ggufFiles(
       continue;
     }
     const out = join(dir, `model-${GGUF_TYPE[p]}.gguf`);
-    if (p === 'q8') {
-      frugalConvert(ckpt, out, 'q8_0');
+    try {
+      frugalConvert(ckpt, out, GGUF_TYPE[p]);
       files.set(p, out);
-      continue;
+    } catch (e) {
+      skipped.push({ section: 'peers', what: `llama.cpp ${p}`, reason: (e as Error).message });
     }
-    const quantize = join(dirname(bin), 'llama-quantize');
-    if (!existsSync(quantize)) {
-      skipped.push({
-        section: 'peers',
-        what: `llama.cpp ${p}`,
-        reason: `frugal convert writes f32, f16 and q8_0; ${GGUF_TYPE[p]} needs ${quantize}, which is missing`,
-      });
-      continue;
-    }
-    const r = spawnSync(quantize, [f32, out, GGUF_TYPE[p]], { encoding: 'utf8', timeout: 600_000 });
-    if (r.status !== 0) {
-      skipped.push({
-        section: 'peers',
-        what: `llama.cpp ${p}`,
-        reason: `llama-quantize failed: ${firstLine(r.stderr) || r.error?.message}`,
-      });
-      continue;
-    }
-    files.set(p, out);
   }
   return files;
 }
@@ -194,7 +174,7 @@ export function prepareLlama(bin: string, model: TrainableModel, precisions: rea
   const dir = mkdtempSync(join(tmpdir(), 'frugal-bench-'));
   const dispose = () => rmSync(dir, { recursive: true, force: true });
   try {
-    const files = ggufFiles(bin, model, precisions, dir, skipped);
+    const files = ggufFiles(model, precisions, dir, skipped);
     return {
       bin,
       files,
