@@ -3,8 +3,8 @@
  * frugal's own (compare.ts):
  * - llama.cpp (`--llama-bench PATH`): the decode model (Mamba-1 or Mamba-2) is saved and converted to GGUF once by
  *   `frugal convert` run as a child process (f32, q8_0, q4_0; q4_0 keeps the embedding/head q8_0 and
- *   dt_proj f32, as frugal's q4 does, where llama-quantize refuses dt_proj's rows of dt_rank
- *   values), then each round runs llama-bench with a 128-token prompt and a decode;
+ *   dt_proj f32, as frugal's q4 does, where older llama-quantize builds refuse dt_proj's rows of
+ *   dt_rank values), then each round runs llama-bench with a 128-token prompt and a decode;
  * - PyTorch (when `python -c "import torch"` works): tools/bench_torch.py, frugal's own
  *   mamba.py-style script (parallel scan for training, plain recurrent step for decoding) on the
  *   same shapes and threads, doing the same work (the head at the last prompt position only).
