@@ -55,15 +55,12 @@ export function quantizeQ8_0(v: Float32Array): Uint8Array {
   if (v.length % QK !== 0) throw new Error(`quantizeQ8_0: ${v.length} values is not a multiple of ${QK}`);
   const out = new Uint8Array((v.length / QK) * Q8_BYTES);
   const dv = new DataView(out.buffer);
-  const bits = new Uint32Array(1),
-    f = new Float32Array(bits.buffer);
   for (let b = 0, o = 0; b < v.length; b += QK, o += Q8_BYTES) {
     let amax = 0;
     for (let i = 0; i < QK; i++) amax = Math.max(amax, Math.abs(v[b + i]));
     const d = Math.fround(amax / 127);
     const id = d === 0 ? 0 : Math.fround(1 / d);
-    f[0] = d;
-    dv.setUint16(o, f32BitsToF16Bits(bits[0]), true);
+    dv.setUint16(o, f32ToF16Bits(d), true);
     for (let i = 0; i < QK; i++) {
       const x = Math.fround(v[b + i] * id);
       const r = Math.sign(x) * Math.floor(Math.abs(x) + 0.5); // roundf: half away from zero
@@ -73,16 +70,34 @@ export function quantizeQ8_0(v: Float32Array): Uint8Array {
   return out;
 }
 
-/** Dequantise Q8_0 bytes (for tests and read-back checks). */
-export function dequantizeQ8_0(bytes: Uint8Array, f16ToF32: (h: number) => number): Float32Array {
-  const n = (bytes.length / Q8_BYTES) * QK;
+const f16Scratch = new Float32Array(1),
+  f16ScratchBits = new Uint32Array(f16Scratch.buffer);
+/** A block scale as ggml stores it: the f32 value rounded to f16 bits. */
+function f32ToF16Bits(x: number): number {
+  f16Scratch[0] = x;
+  return f32BitsToF16Bits(f16ScratchBits[0]);
+}
+
+/** Dequantise blocks of `blockBytes` (an f16 scale d first): `put(out, b, o, d)` fills out[b .. b + 32) from bytes[o + 2 ..]. */
+function dequantizeBlocks(
+  bytes: Uint8Array,
+  blockBytes: number,
+  f16ToF32: (h: number) => number,
+  put: (out: Float32Array, b: number, o: number, d: number) => void,
+): Float32Array {
+  const n = (bytes.length / blockBytes) * QK;
   const out = new Float32Array(n);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let b = 0, o = 0; b < n; b += QK, o += Q8_BYTES) {
-    const d = f16ToF32(dv.getUint16(o, true));
-    for (let i = 0; i < QK; i++) out[b + i] = Math.fround(dv.getInt8(o + 2 + i) * d);
-  }
+  for (let b = 0, o = 0; b < n; b += QK, o += blockBytes) put(out, b, o, f16ToF32(dv.getUint16(o, true)));
   return out;
+}
+
+/** Dequantise Q8_0 bytes (for tests and read-back checks). */
+export function dequantizeQ8_0(bytes: Uint8Array, f16ToF32: (h: number) => number): Float32Array {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return dequantizeBlocks(bytes, Q8_BYTES, f16ToF32, (out, b, o, d) => {
+    for (let i = 0; i < QK; i++) out[b + i] = Math.fround(dv.getInt8(o + 2 + i) * d);
+  });
 }
 
 /**
@@ -95,8 +110,6 @@ export function quantizeQ4_0(v: Float32Array): Uint8Array {
   if (v.length % QK !== 0) throw new Error(`quantizeQ4_0: ${v.length} values is not a multiple of ${QK}`);
   const out = new Uint8Array((v.length / QK) * Q4_BYTES);
   const dv = new DataView(out.buffer);
-  const bits = new Uint32Array(1),
-    f = new Float32Array(bits.buffer);
   const nibble = (x: number, id: number) => Math.min(15, Math.trunc(Math.fround(Math.fround(x * id) + 8.5)));
   for (let b = 0, o = 0; b < v.length; b += QK, o += Q4_BYTES) {
     let amax = 0,
@@ -109,8 +122,7 @@ export function quantizeQ4_0(v: Float32Array): Uint8Array {
     }
     const d = Math.fround(max / -8);
     const id = d === 0 ? 0 : Math.fround(1 / d);
-    f[0] = d;
-    dv.setUint16(o, f32BitsToF16Bits(bits[0]), true);
+    dv.setUint16(o, f32ToF16Bits(d), true);
     for (let j = 0; j < QK / 2; j++) out[o + 2 + j] = nibble(v[b + j], id) | (nibble(v[b + j + 16], id) << 4);
   }
   return out;
@@ -118,18 +130,13 @@ export function quantizeQ4_0(v: Float32Array): Uint8Array {
 
 /** Dequantise Q4_0 bytes (for read-back checks). */
 export function dequantizeQ4_0(bytes: Uint8Array, f16ToF32: (h: number) => number): Float32Array {
-  const n = (bytes.length / Q4_BYTES) * QK;
-  const out = new Float32Array(n);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let b = 0, o = 0; b < n; b += QK, o += Q4_BYTES) {
-    const d = f16ToF32(dv.getUint16(o, true));
+  return dequantizeBlocks(bytes, Q4_BYTES, f16ToF32, (out, b, o, d) => {
     for (let j = 0; j < QK / 2; j++) {
       const q = bytes[o + 2 + j];
       out[b + j] = Math.fround(((q & 15) - 8) * d);
       out[b + j + 16] = Math.fround(((q >> 4) - 8) * d);
     }
-  }
-  return out;
+  });
 }
 
 class Buf {
