@@ -96,14 +96,18 @@ function threadedMatmulNT({ T, w, jobs, chunked }: Pool): WasmKernels['matmulNT'
           total: N,
           size: cw,
         });
-      return chunked({
-        name: 'matmulNT',
-        base: [out, a, b, 0, N, K, beta],
-        perStart: [N * 4, K * 4, 0, 0, 0, 0, 0],
-        perCount: [0, 0, 0, 1, 0, 0, 0],
-        total: M,
-        size: rowChunk(M, T, 3),
-      });
+      if (M >= T * rowChunk(M, T, 3))
+        return chunked({
+          name: 'matmulNT',
+          base: [out, a, b, 0, N, K, beta],
+          perStart: [N * 4, K * 4, 0, 0, 0, 0, 0],
+          perCount: [0, 0, 0, 1, 0, 0, 0],
+          total: M,
+          size: rowChunk(M, T, 3),
+        });
+      // a few rows of a narrow product (a small batch of streams): one share each
+      const r = splitRange(M, T);
+      return jobs((t) => ({ name: 'matmulNT', args: [out + r[t][0] * N * 4, a + r[t][0] * K * 4, b, r[t][1] - r[t][0], N, K, beta] }));
     }
     const c = splitRange(N, T, 4);
     return jobs((t) => ({ name: 'matmulNTStrided', args: [out + c[t][0] * 4, a, b + c[t][0] * K * 4, M, c[t][1] - c[t][0], K, beta, N] }));
@@ -112,7 +116,7 @@ function threadedMatmulNT({ T, w, jobs, chunked }: Pool): WasmKernels['matmulNT'
 
 /** out (M,N) = a·b with A[i,k] at a + i·sa + k·sk: split rows when there are enough, else columns */
 function threadedGemmAB(
-  { T, jobs }: Pool,
+  { T, jobs, chunked }: Pool,
   name: 'matmulNNStrided' | 'matmulTNStrided',
   single: WasmKernels['matmulNN'],
 ): WasmKernels['matmulNN'] {
@@ -120,6 +124,17 @@ function threadedGemmAB(
   return (out, a, b, M, N, K, beta) => {
     if (T === 1 || M * N * K < MIN_PARALLEL_FLOPS) return single(out, a, b, M, N, K, beta);
     const rowStep = name === 'matmulNNStrided' ? K * 4 : 4;
+    if (M >= T * rowChunk(M, T, 4)) {
+      // chunks of rows in whole 4-row tiles of the kernel, claimed as the threads go
+      return chunked({
+        name,
+        base: [out, a, b, 0, N, K, beta, lda(M, K), N, N],
+        perStart: [N * 4, rowStep, 0, 0, 0, 0, 0, 0, 0, 0],
+        perCount: [0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+        total: M,
+        size: rowChunk(M, T, 4),
+      });
+    }
     if (M >= T) {
       const r = splitRange(M, T);
       return jobs((t) => ({
@@ -153,14 +168,20 @@ function threadedMatmulQ(
           total: N,
           size: cw,
         });
-      return chunked({
+      if (M >= T * rowChunk(M, T, 4))
+        return chunked({
+          name,
+          base: [out, qx, sx, qw, sw, 0, N, K, N],
+          perStart: [N * 4, K, nb * 4, 0, 0, 0, 0, 0, 0],
+          perCount: [0, 0, 0, 0, 0, 1, 0, 0, 0],
+          total: M,
+          size: rowChunk(M, T, 4),
+        });
+      const r = splitRange(M, T);
+      return jobs((t) => ({
         name,
-        base: [out, qx, sx, qw, sw, 0, N, K, N],
-        perStart: [N * 4, K, nb * 4, 0, 0, 0, 0, 0, 0],
-        perCount: [0, 0, 0, 0, 0, 1, 0, 0, 0],
-        total: M,
-        size: rowChunk(M, T, 4),
-      });
+        args: [out + r[t][0] * N * 4, qx + r[t][0] * K, sx + r[t][0] * nb * 4, qw, sw, r[t][1] - r[t][0], N, K, N],
+      }));
     }
     const c = splitRange(N, T, 2);
     return jobs((t) => ({
