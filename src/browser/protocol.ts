@@ -3,6 +3,7 @@
  * recurrent state (the main thread only renders).
  */
 
+import type { PoolStats } from '../kernels/threads.js';
 /** A file of a model the server offers: its size and SHA-256 (the page caches it by that). */
 export interface FileEntry {
   bytes: number;
@@ -61,7 +62,7 @@ export type FromWorker =
       promptTokens: number;
       prefillTokensPerSecond: number;
       /** What the prefill asked of the kernel threads: parallel calls, the caller's wait at their joins (ms), worker sleeps. */
-      prefillPool: { runs: number; joinMs: number; sleeps: number };
+      prefillPool: PoolStats;
     }
   /** The conversation's state as a state file (docs/DESIGN.md), and the tokens it holds. */
   | { type: 'snapshot'; bytes: Uint8Array; tokens: number }

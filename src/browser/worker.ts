@@ -208,6 +208,8 @@ async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<voi
   const t1 = performance.now();
   let count = 0;
   let ended = false;
+  // the end of the last batch: the yield after it (waiting for messages) makes no token, so it is not timed
+  let tEnd = t1;
   while (!ended && !aborted) {
     let text = '';
     const start = performance.now();
@@ -220,12 +222,13 @@ async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<voi
       count++;
       text += t.text;
     }
-    const tps = count / Math.max((performance.now() - t1) / 1000, 1e-9);
+    tEnd = performance.now();
+    const tps = count / Math.max((tEnd - t1) / 1000, 1e-9);
     if (text || count) post({ type: 'tokens', text, count, tokensPerSecond: tps });
     await yieldToEvents();
   }
-  const seconds = (performance.now() - t0) / 1000;
-  const decode = (performance.now() - t1) / 1000;
+  const seconds = (tEnd - t0) / 1000;
+  const decode = (tEnd - t1) / 1000;
   s.settle();
   conversation = s.state;
   post({

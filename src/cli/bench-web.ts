@@ -52,13 +52,16 @@ export interface BenchWebRow {
   /**
    * Where a prefill's time goes between threads, per prefill (median over the runs): the parallel
    * kernel calls, the milliseconds the calling thread waited at their joins for the other threads
-   * after its own share, and the times a worker had gone to sleep (Atomics.wait) between calls.
+   * after its own share, the times a worker had gone to sleep (Atomics.wait) between calls, and the
+   * share of the chunked products' chunks the calling thread ran (0.5 at 2 threads when both keep pace).
    */
   prefill_parallel_runs: number;
   page_prefill_join_ms: number;
   node_prefill_join_ms: number;
   page_prefill_sleeps: number;
   node_prefill_sleeps: number;
+  page_prefill_caller_share: number;
+  node_prefill_caller_share: number;
 }
 
 function threadList(v: string): number[] {
@@ -165,6 +168,7 @@ async function measure(page: Page, m: WebModel, threads: number, tokens: number,
       pools.node.push(n.pool);
     }
     const pool = (side: PoolStats[], k: keyof PoolStats) => +median(side.map((x) => x[k])).toFixed(2);
+    const share = (side: PoolStats[]) => +median(side.map((x) => (x.chunks > 0 ? x.callerChunks / x.chunks : 0))).toFixed(3);
     return {
       inPage,
       inNode,
@@ -175,6 +179,8 @@ async function measure(page: Page, m: WebModel, threads: number, tokens: number,
         node_prefill_join_ms: pool(pools.node, 'joinMs'),
         page_prefill_sleeps: pool(pools.page, 'sleeps'),
         node_prefill_sleeps: pool(pools.node, 'sleeps'),
+        page_prefill_caller_share: share(pools.page),
+        node_prefill_caller_share: share(pools.node),
       },
     };
   } finally {
@@ -242,7 +248,8 @@ export async function benchWebCommand(o: BenchWebFlags): Promise<void> {
       err(
         `${backend}: decode ${row.page_decode_tok_s} tok/s in the page, ${row.node_decode_tok_s} in Node; ` +
           `prefill ${row.page_prefill_tok_s} / ${row.node_prefill_tok_s}; per prefill ${row.prefill_parallel_runs} parallel calls, ` +
-          `join waits ${row.page_prefill_join_ms} / ${row.node_prefill_join_ms} ms, worker sleeps ${row.page_prefill_sleeps} / ${row.node_prefill_sleeps}`,
+          `join waits ${row.page_prefill_join_ms} / ${row.node_prefill_join_ms} ms, worker sleeps ${row.page_prefill_sleeps} / ${row.node_prefill_sleeps}, ` +
+          `caller's share of the chunks ${row.page_prefill_caller_share} / ${row.node_prefill_caller_share}`,
       );
       rows.push(row);
     }

@@ -1,6 +1,6 @@
 import type { Heap } from '../tensor/index.js';
-import type { WasmKernels } from './wasm/index.js';
-import type { Job, ThreadPool } from './threads.js';
+import type { WasmKernelName, WasmKernels } from './wasm/index.js';
+import type { ChunkedJob, Job, ThreadPool } from './threads.js';
 import { splitRange } from './threads.js';
 import { ssdWorkSize } from './ssd-work.js';
 
@@ -23,15 +23,48 @@ export const SCAN_GROUPS = 8;
 /** Stream groups of the SSD backward (fixed for the same reason). */
 export const SSD_GROUPS = 8;
 
-/** What each threaded kernel needs: the thread count, the single-thread kernels, and a way to run one job per thread. */
+/**
+ * Chunks per thread of a chunked product: the threads claim chunks as they go, so one that runs
+ * slower (or wakes later) takes fewer of them instead of holding the others at the join.
+ */
+export const CHUNKS_PER_THREAD = 4;
+
+/** What each threaded kernel needs: the thread count, the single-thread kernels, one job per thread, or chunks claimed as the threads go. */
 interface Pool {
   T: number;
   w: WasmKernels;
   jobs: (make: (t: number) => Job) => void;
+  chunked: <K extends WasmKernelName>(job: ChunkedJob<K>) => void;
 }
 
+/**
+ * Width of the column chunks of an (M ≥ threads) product whose kernel keeps blocks of `block`
+ * weight rows hot: at most one such block (so the chunk is one pass of the kernel's own loop), a
+ * multiple of 4 (so every element takes the path it takes in one call), and at least 16; 0 when N
+ * is too narrow for CHUNKS_PER_THREAD chunks a thread, and the rows are chunked instead.
+ */
+export function columnChunk(N: number, T: number, block: number): number {
+  const w = Math.min(block & ~3, Math.floor(N / (CHUNKS_PER_THREAD * T)) & ~3);
+  return w >= 16 ? w : 0;
+}
+
+/** Rows per chunk: a multiple of the kernel's row tile, about CHUNKS_PER_THREAD chunks a thread. */
+export function rowChunk(M: number, T: number, tile: number): number {
+  return tile * Math.max(1, Math.ceil(M / (tile * CHUNKS_PER_THREAD * T)));
+}
+
+/** The f32 NT product's block of b rows (assembly/matmul.ts ntBlock). */
+const ntBlock = (K: number) => Math.max(16, Math.floor(65536 / Math.max(K, 1)) & ~3);
+/** The quantised products' block of weight rows (assembly/quant.ts qBlock), by bytes per weight row. */
+const qBlock = (rowBytes: number) => Math.max(4, Math.floor(131072 / Math.max(rowBytes, 1)));
+
 export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): Partial<WasmKernels> {
-  const p: Pool = { T: pool.size, w, jobs: (make) => pool.run(Array.from({ length: pool.size }, (_, t) => make(t))) };
+  const p: Pool = {
+    T: pool.size,
+    w,
+    jobs: (make) => pool.run(Array.from({ length: pool.size }, (_, t) => make(t))),
+    chunked: (job) => pool.runChunked(job),
+  };
   const scanForward = threadedScanForward(p);
   return {
     matmulNT: threadedMatmulNT(p),
@@ -48,10 +81,31 @@ export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): P
   };
 }
 
-function threadedMatmulNT({ T, w, jobs }: Pool): WasmKernels['matmulNT'] {
+function threadedMatmulNT({ T, w, jobs, chunked }: Pool): WasmKernels['matmulNT'] {
   return (out, a, b, M, N, K, beta) => {
     if (T === 1 || M * N * K < MIN_PARALLEL_FLOPS) return w.matmulNT(out, a, b, M, N, K, beta);
     if (M >= T) {
+      // a prompt's projections: chunks of columns (weight rows, read once in all), or of rows when N is narrow
+      const cw = columnChunk(N, T, ntBlock(K));
+      if (cw > 0)
+        return chunked({
+          name: 'matmulNTStrided',
+          base: [out, a, b, M, 0, K, beta, N],
+          perStart: [4, 0, K * 4, 0, 0, 0, 0, 0],
+          perCount: [0, 0, 0, 0, 1, 0, 0, 0],
+          total: N,
+          size: cw,
+        });
+      if (M >= T * rowChunk(M, T, 3))
+        return chunked({
+          name: 'matmulNT',
+          base: [out, a, b, 0, N, K, beta],
+          perStart: [N * 4, K * 4, 0, 0, 0, 0, 0],
+          perCount: [0, 0, 0, 1, 0, 0, 0],
+          total: M,
+          size: rowChunk(M, T, 3),
+        });
+      // a few rows of a narrow product (a small batch of streams): one share each
       const r = splitRange(M, T);
       return jobs((t) => ({ name: 'matmulNT', args: [out + r[t][0] * N * 4, a + r[t][0] * K * 4, b, r[t][1] - r[t][0], N, K, beta] }));
     }
@@ -62,7 +116,7 @@ function threadedMatmulNT({ T, w, jobs }: Pool): WasmKernels['matmulNT'] {
 
 /** out (M,N) = a·b with A[i,k] at a + i·sa + k·sk: split rows when there are enough, else columns */
 function threadedGemmAB(
-  { T, jobs }: Pool,
+  { T, jobs, chunked }: Pool,
   name: 'matmulNNStrided' | 'matmulTNStrided',
   single: WasmKernels['matmulNN'],
 ): WasmKernels['matmulNN'] {
@@ -70,6 +124,17 @@ function threadedGemmAB(
   return (out, a, b, M, N, K, beta) => {
     if (T === 1 || M * N * K < MIN_PARALLEL_FLOPS) return single(out, a, b, M, N, K, beta);
     const rowStep = name === 'matmulNNStrided' ? K * 4 : 4;
+    if (M >= T * rowChunk(M, T, 4)) {
+      // chunks of rows in whole 4-row tiles of the kernel, claimed as the threads go
+      return chunked({
+        name,
+        base: [out, a, b, 0, N, K, beta, lda(M, K), N, N],
+        perStart: [N * 4, rowStep, 0, 0, 0, 0, 0, 0, 0, 0],
+        perCount: [0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+        total: M,
+        size: rowChunk(M, T, 4),
+      });
+    }
     if (M >= T) {
       const r = splitRange(M, T);
       return jobs((t) => ({
@@ -84,7 +149,7 @@ function threadedGemmAB(
 
 /** Quantised products: rows of the output, or columns (weight rows) when there are few rows. */
 function threadedMatmulQ(
-  { T, jobs }: Pool,
+  { T, jobs, chunked }: Pool,
   single: WasmKernels['matmulQ8'],
   name: 'matmulQ8Strided' | 'matmulQ4Strided',
   wRowBytes: (K: number) => number,
@@ -93,6 +158,25 @@ function threadedMatmulQ(
     if (T === 1 || M * N * K < MIN_PARALLEL_FLOPS) return single(out, qx, sx, qw, sw, M, N, K);
     const nb = K / 32;
     if (M >= T) {
+      const cw = columnChunk(N, T, qBlock(wRowBytes(K)));
+      if (cw > 0)
+        return chunked({
+          name,
+          base: [out, qx, sx, qw, sw, M, 0, K, N],
+          perStart: [4, 0, 0, wRowBytes(K), nb * 4, 0, 0, 0, 0],
+          perCount: [0, 0, 0, 0, 0, 0, 1, 0, 0],
+          total: N,
+          size: cw,
+        });
+      if (M >= T * rowChunk(M, T, 4))
+        return chunked({
+          name,
+          base: [out, qx, sx, qw, sw, 0, N, K, N],
+          perStart: [N * 4, K, nb * 4, 0, 0, 0, 0, 0, 0],
+          perCount: [0, 0, 0, 0, 0, 1, 0, 0, 0],
+          total: M,
+          size: rowChunk(M, T, 4),
+        });
       const r = splitRange(M, T);
       return jobs((t) => ({
         name,
@@ -107,11 +191,23 @@ function threadedMatmulQ(
   };
 }
 
-function threadedScanForward({ T, w, jobs }: Pool): WasmKernels['scanForward'] {
+function threadedScanForward({ T, w, jobs, chunked }: Pool): WasmKernels['scanForward'] {
   return (y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk) => {
     if (T === 1 || B * L * ED * N < MIN_PARALLEL_FLOPS) return w.scanForward(y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk);
-    const r = splitRange(B * ED, T);
-    return jobs((t) => ({ name: 'scanForwardRange', args: [y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk, r[t][0], r[t][1]] }));
+    if (L === 1) {
+      // a decoding step: too little work a thread to pay for claiming chunks
+      const r = splitRange(B * ED, T);
+      return jobs((t) => ({ name: 'scanForwardRange', args: [y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk, r[t][0], r[t][1]] }));
+    }
+    // a prompt or a training batch: (stream, channel) pairs [start, start + count) in chunks of a multiple of 4
+    return chunked({
+      name: 'scanForwardRange',
+      base: [y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk, 0, 0],
+      perStart: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1],
+      perCount: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+      total: B * ED,
+      size: rowChunk(B * ED, T, 4),
+    });
   };
 }
 

@@ -14,8 +14,13 @@ const GEN = 0,
   DONE = 1,
   FAILED = 2,
   STOP = 3,
-  SLEEPS = 4; // times a worker stopped spinning and slept in Atomics.wait (then a wake-up costs a futex)
+  SLEEPS = 4, // times a worker stopped spinning and slept in Atomics.wait (then a wake-up costs a futex)
+  NEXT = 5; // the next chunk of a chunked job to claim
 const MAX_ARGS = 30;
+/** A chunked job: [kernel index, arg count, total, chunk size, base args…, per start…, per count…]. */
+const CHUNK_LEN = 4 + 3 * MAX_ARGS;
+/** Marks a worker's job slot: take chunks of the shared chunked job. */
+const CHUNKED = -2;
 /** Reads of the control block a waiting thread makes before it sleeps in Atomics.wait. */
 const SPINS = 400000;
 const SLOT = MAX_ARGS + 2; // [kernel index, arg count, args…]
@@ -25,8 +30,8 @@ const SLOT = MAX_ARGS + 2; // [kernel index, arg count, args…]
  * vitest and from dist/; a browser runs the same loop in a Web Worker, see useThreadSpawner).
  */
 export const WORKER_LOOP = `
-const { memory, module, ctlBuf, jobsBuf, index, names, slot, startGen } = workerData;
-const ctl = new Int32Array(ctlBuf), jobs = new Float64Array(jobsBuf);
+const { memory, module, ctlBuf, jobsBuf, chunkBuf, index, names, slot, startGen } = workerData;
+const ctl = new Int32Array(ctlBuf), jobs = new Float64Array(jobsBuf), chunk = new Float64Array(chunkBuf);
 let fns = null;
 try {
   const inst = new WebAssembly.Instance(module, { env: { memory, abort() { throw new Error('wasm kernel aborted'); } } });
@@ -45,7 +50,19 @@ for (;;) {
   gen = g; // the counter wraps around: only a change matters, never its sign
   if (Atomics.load(ctl, ${STOP}) !== 0) break;
   const base = index * slot, k = jobs[base];
-  if (k >= 0) {
+  if (k === ${CHUNKED}) {
+    try {
+      if (fns === null) throw new Error('no kernels');
+      const f = fns[chunk[0]], n = chunk[1], total = chunk[2], size = chunk[3], a = new Array(n);
+      for (;;) {
+        const s = Atomics.add(ctl, ${NEXT}, 1) * size;
+        if (s >= total) break;
+        const m = Math.min(size, total - s);
+        for (let i = 0; i < n; i++) a[i] = chunk[4 + i] + chunk[${4 + MAX_ARGS} + i] * s + chunk[${4 + 2 * MAX_ARGS} + i] * m;
+        f(...a);
+      }
+    } catch (e) { Atomics.store(ctl, ${FAILED}, 1); }
+  } else if (k >= 0) {
     try {
       if (fns === null) throw new Error('no kernels');
       const n = jobs[base + 1], a = new Array(n);
@@ -65,6 +82,7 @@ export interface WorkerData {
   module: WebAssembly.Module;
   ctlBuf: SharedArrayBuffer;
   jobsBuf: SharedArrayBuffer;
+  chunkBuf: SharedArrayBuffer;
   index: number;
   names: string[];
   slot: number;
@@ -94,11 +112,34 @@ export interface PoolStats {
   runs: number;
   joinMs: number;
   sleeps: number;
+  /** Chunks of chunked jobs, all threads together, and how many of them the calling thread ran. */
+  chunks: number;
+  callerChunks: number;
 }
 
 /** What `b` added to `a`. */
 export function poolStatsSince(a: PoolStats, b: PoolStats): PoolStats {
-  return { runs: b.runs - a.runs, joinMs: b.joinMs - a.joinMs, sleeps: b.sleeps - a.sleeps };
+  return {
+    runs: b.runs - a.runs,
+    joinMs: b.joinMs - a.joinMs,
+    sleeps: b.sleeps - a.sleeps,
+    chunks: b.chunks - a.chunks,
+    callerChunks: b.callerChunks - a.callerChunks,
+  };
+}
+
+/**
+ * A job cut into chunks that the threads claim one at a time (so a thread that runs slower, or
+ * starts later, simply takes fewer): chunk c covers [c·size, min((c+1)·size, total)), and kernel
+ * argument i is base[i] + perStart[i]·start + perCount[i]·count for that chunk.
+ */
+export interface ChunkedJob<K extends WasmKernelName = WasmKernelName> {
+  name: K;
+  base: Parameters<WasmKernels[K]>;
+  perStart: number[];
+  perCount: number[];
+  total: number;
+  size: number;
 }
 
 export class ThreadPool {
@@ -107,6 +148,7 @@ export class ThreadPool {
   private readonly workers: { terminate(): unknown }[] = [];
   private readonly ctl: Int32Array;
   private readonly jobs: Float64Array;
+  private readonly chunk: Float64Array;
   private readonly index = new Map<WasmKernelName, number>();
   private readonly main: WasmKernels;
   private closed = false;
@@ -114,6 +156,8 @@ export class ThreadPool {
   parallelRuns = 0;
   /** Milliseconds the calling thread waited for the workers after its own share (stragglers at the join). */
   joinMs = 0;
+  private chunks = 0;
+  private callerChunks = 0;
 
   constructor(memory: WebAssembly.Memory, module: WebAssembly.Module, main: WasmKernels, size: number) {
     this.size = Math.max(1, Math.floor(size));
@@ -122,16 +166,19 @@ export class ThreadPool {
     names.forEach((n, i) => this.index.set(n, i));
     // one thread shares nothing: plain buffers, so that a page without cross-origin isolation (no SharedArrayBuffer) runs too
     const Buf = this.size > 1 ? SharedArrayBuffer : ArrayBuffer;
-    const ctlBuf = new Buf(20);
+    const ctlBuf = new Buf(28);
     const jobsBuf = new Buf(8 * SLOT * this.size);
+    const chunkBuf = new Buf(8 * CHUNK_LEN);
     this.ctl = new Int32Array(ctlBuf);
     this.jobs = new Float64Array(jobsBuf);
+    this.chunk = new Float64Array(chunkBuf);
     for (let i = 1; i < this.size; i++) {
       const data: WorkerData = {
         memory,
         module,
         ctlBuf: ctlBuf as SharedArrayBuffer,
         jobsBuf: jobsBuf as SharedArrayBuffer,
+        chunkBuf: chunkBuf as SharedArrayBuffer,
         index: i,
         names,
         slot: SLOT,
@@ -147,8 +194,6 @@ export class ThreadPool {
     if (jobs.length > this.size) throw new Error(`thread pool: ${jobs.length} jobs for ${this.size} threads`);
     const n = this.size - 1;
     if (n > 0) {
-      this.parallelRuns++;
-      Atomics.store(this.ctl, DONE, 0);
       for (let t = 1; t <= n; t++) {
         const job = jobs[t] ?? null,
           base = t * SLOT;
@@ -161,35 +206,103 @@ export class ThreadPool {
         this.jobs[base + 1] = job.args.length;
         for (let i = 0; i < job.args.length; i++) this.jobs[base + 2 + i] = job.args[i];
       }
-      Atomics.add(this.ctl, GEN, 1);
-      Atomics.notify(this.ctl, GEN);
+      this.wake();
     }
     const own = jobs[0];
     try {
       if (own) (this.main[own.name] as (...a: number[]) => void)(...own.args);
     } finally {
-      // always wait: the workers write into buffers the caller frees once this returns or throws
-      // the clock is read only when the workers are not done yet (a decode step makes dozens of these calls)
-      if (n > 0 && Atomics.load(this.ctl, DONE) < n) {
-        const w0 = performance.now();
-        let spins = 0,
-          d: number;
-        // biome-ignore lint/suspicious/noAssignInExpressions: one atomic read per spin, kept for the wait below
-        while ((d = Atomics.load(this.ctl, DONE)) < n) {
-          if (++spins > SPINS) Atomics.wait(this.ctl, DONE, d, 50);
-        }
-        this.joinMs += performance.now() - w0;
-      }
+      this.join();
     }
-    if (n > 0 && Atomics.load(this.ctl, FAILED) !== 0) {
+  }
+
+  /**
+   * Run a chunked job on every thread: each claims the next chunk until none is left. The split
+   * depends on timing, so a chunked job must be one whose outputs are bit-identical for any split
+   * into its chunks (outputs, never a reduction, as everywhere in the pool).
+   */
+  runChunked<K extends WasmKernelName>(job: ChunkedJob<K>): void {
+    if (this.closed) throw new Error('thread pool used after dispose()');
+    const { base, perStart, perCount, total, size } = job,
+      n = base.length;
+    if (n > MAX_ARGS) throw new Error(`thread pool: ${job.name} has too many arguments`);
+    if (!(size >= 1) || !Number.isInteger(size)) throw new Error(`thread pool: ${job.name} chunk size ${size}`);
+    const f = this.main[job.name] as (...a: number[]) => void;
+    const args = (s: number, m: number) => Array.from({ length: n }, (_, i) => base[i] + perStart[i] * s + perCount[i] * m);
+    if (total <= 0) return;
+    if (this.size === 1 || total <= size) {
+      f(...args(0, total));
+      return;
+    }
+    const c = this.chunk;
+    c[0] = this.index.get(job.name) as number;
+    c[1] = n;
+    c[2] = total;
+    c[3] = size;
+    for (let i = 0; i < n; i++) {
+      c[4 + i] = base[i];
+      c[4 + MAX_ARGS + i] = perStart[i];
+      c[4 + 2 * MAX_ARGS + i] = perCount[i];
+    }
+    Atomics.store(this.ctl, NEXT, 0);
+    for (let t = 1; t < this.size; t++) this.jobs[t * SLOT] = CHUNKED;
+    this.wake();
+    let mine = 0;
+    try {
+      for (;;) {
+        const s = Atomics.add(this.ctl, NEXT, 1) * size;
+        if (s >= total) break;
+        f(...args(s, Math.min(size, total - s)));
+        mine++;
+      }
+    } finally {
+      this.join();
+      this.chunks += Math.ceil(total / size);
+      this.callerChunks += mine;
+    }
+  }
+
+  /** Post the jobs written for the workers. */
+  private wake(): void {
+    this.parallelRuns++;
+    Atomics.store(this.ctl, DONE, 0);
+    Atomics.add(this.ctl, GEN, 1);
+    Atomics.notify(this.ctl, GEN);
+  }
+
+  /**
+   * Wait for every worker, always (they write into buffers the caller frees once a run returns or
+   * throws), then report a worker's failure. The clock is read only when the workers are not done
+   * yet: a decode step makes dozens of these calls.
+   */
+  private join(): void {
+    const n = this.size - 1;
+    if (n === 0) return;
+    if (Atomics.load(this.ctl, DONE) < n) {
+      const w0 = performance.now();
+      let spins = 0,
+        d: number;
+      // biome-ignore lint/suspicious/noAssignInExpressions: one atomic read per spin, kept for the wait below
+      while ((d = Atomics.load(this.ctl, DONE)) < n) {
+        if (++spins > SPINS) Atomics.wait(this.ctl, DONE, d, 50);
+      }
+      this.joinMs += performance.now() - w0;
+    }
+    if (Atomics.load(this.ctl, FAILED) !== 0) {
       Atomics.store(this.ctl, FAILED, 0);
       throw new Error('a kernel failed in a worker thread (out-of-bounds memory access?)');
     }
   }
 
-  /** Counters for benchmarks: parallel calls, the caller's wait at their joins, and worker sleeps. */
+  /** Counters for benchmarks: parallel calls, the caller's wait at their joins, worker sleeps, and chunks. */
   stats(): PoolStats {
-    return { runs: this.parallelRuns, joinMs: this.joinMs, sleeps: this.size > 1 ? Atomics.load(this.ctl, SLEEPS) : 0 };
+    return {
+      runs: this.parallelRuns,
+      joinMs: this.joinMs,
+      sleeps: this.size > 1 ? Atomics.load(this.ctl, SLEEPS) : 0,
+      chunks: this.chunks,
+      callerChunks: this.callerChunks,
+    };
   }
 
   /** Stop the workers. */

@@ -93,6 +93,7 @@ describe('frugal bench --tiny --json', () => {
         'bandwidth_gbs',
         'bandwidth_gbs_min',
         'bandwidth_gbs_max',
+        'read_streams',
         'gemm_gflops',
         'gemm_gflops_min',
         'gemm_gflops_max',

@@ -57,6 +57,7 @@ describe('splitRange', () => {
 
 describe.each([
   ['matmulNT', 'rows', 37, 45, 65],
+  ['matmulNT', 'column chunks', 7, 301, 37],
   ['matmulNT', 'one row (columns)', 1, 1003, 129],
   ['matmulNT', 'few rows', 3, 518, 70],
   ['matmulNN', 'rows', 29, 41, 90],
@@ -239,6 +240,9 @@ describe("the pool's counters", () => {
     e.k.matmulNT(out, a, b, M, N, K, 1);
     const s1 = e.k.poolStats();
     expect(poolStatsSince(s0, s1).runs).toBe(1);
+    // 64 rows, about 4 chunks a thread: 8 rows a chunk, rounded up to the kernel's 3-row tiles = 9, so 8 chunks
+    expect(poolStatsSince(s0, s1).chunks).toBe(8);
+    expect(poolStatsSince(s0, s1).callerChunks).toBeLessThanOrEqual(8);
     expect(s1.joinMs).toBeGreaterThanOrEqual(s0.joinMs);
     await new Promise((ok) => setTimeout(ok, 200)); // far longer than the worker spins before it sleeps
     e.k.matmulNT(out, a, b, M, N, K, 1);
@@ -246,6 +250,6 @@ describe("the pool's counters", () => {
     expect(d.runs).toBe(1);
     expect(d.sleeps).toBeGreaterThanOrEqual(1);
     // one thread has no pool to count
-    expect(engine(1).k.poolStats()).toEqual({ runs: 0, joinMs: 0, sleeps: 0 });
+    expect(engine(1).k.poolStats()).toEqual({ runs: 0, joinMs: 0, sleeps: 0, chunks: 0, callerChunks: 0 });
   });
 });

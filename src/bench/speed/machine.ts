@@ -74,15 +74,21 @@ export function otherCpuShareNow(ms: number): number {
   return otherCpuShare(a, cpuSample());
 }
 
-/** Streams each thread's piece is read as (assembly/bench.ts: 16 beat 1 by ≈ 40% on one core). */
-export const READ_STREAMS = 16;
+/**
+ * Stream counts each thread's piece may be read as (assembly/bench.ts). Which is fastest depends
+ * on the CPU's prefetchers: 16 beat 1 by ≈ 40% on one core of a Xeon, while on the AMD EPYC we
+ * measure on 2–4 streams read ≈ 36 GB/s on one core and 16 only ≈ 19
+ * (`node tools/bench-read-streams.mjs`). The probe tries each and keeps the best: it is a ceiling.
+ */
+export const READ_STREAMS = [2, 4, 8, 16] as const;
 
 /**
  * Read bandwidth in GB/s (1e9 bytes) at each thread count: passes of `readBandwidth` over `bytes`,
- * split into one contiguous piece per thread (each read as READ_STREAMS streams), as many as fit
- * in minSeconds (at least 3). The buffer lives in its own wasm memory.
+ * split into one contiguous piece per thread, each read as the stream count of READ_STREAMS that
+ * was fastest in two probe passes, as many passes as fit in minSeconds (at least 3). The buffer
+ * lives in its own wasm memory.
  */
-export function measureBandwidth(bytes: number, threads: readonly number[], minSeconds: number): Map<number, Spread> {
+export function measureBandwidth(bytes: number, threads: readonly number[], minSeconds: number): Map<number, Spread & { streams: number }> {
   const heap = new Heap();
   const n = Math.floor(bytes / 4 / 32) * 32;
   const x = heap.alloc(n * 4);
@@ -90,14 +96,20 @@ export function measureBandwidth(bytes: number, threads: readonly number[], minS
   heap.f32(x, n).fill(1); // touch every page with real data
   const module = getWasmModule();
   const main = instantiateWasmKernels(module, heap.memory);
-  const result = new Map<number, Spread>();
+  const result = new Map<number, Spread & { streams: number }>();
   for (const T of threads) {
     const pool = new ThreadPool(heap.memory, module, main, T);
     try {
       const parts = splitRange(n, T, 32);
-      const run = () =>
-        pool.run(parts.map(([a, b], t) => ({ name: 'readBandwidth' as const, args: [out + 64 * t, x + a * 4, b - a, READ_STREAMS] })));
-      result.set(T, rateSpread((n * 4) / 1e9, timePerCall(run, minSeconds, 3, 2).samples));
+      const run = (S: number) => () =>
+        pool.run(parts.map(([a, b], t) => ({ name: 'readBandwidth' as const, args: [out + 64 * t, x + a * 4, b - a, S] })));
+      let streams: number = READ_STREAMS[0],
+        best = Number.POSITIVE_INFINITY;
+      for (const S of READ_STREAMS) {
+        const t = Math.min(...timePerCall(run(S), 0, 2, 1).samples);
+        if (t < best) [best, streams] = [t, S];
+      }
+      result.set(T, { ...rateSpread((n * 4) / 1e9, timePerCall(run(streams), minSeconds, 3, 1).samples), streams });
     } finally {
       pool.dispose();
     }
@@ -143,18 +155,19 @@ export function measureMachine(
     const e = new Engine({ kernels, threads: T });
     try {
       const g = measureGemm(e, gemmSize, minSeconds),
-        b = bw.get(T) as Spread;
+        b = bw.get(T) as Spread & { streams: number };
       points.push({
         threads: T,
         bandwidth_gbs: b.median,
         bandwidth_gbs_min: b.min,
         bandwidth_gbs_max: b.max,
+        read_streams: b.streams,
         gemm_gflops: g.median,
         gemm_gflops_min: g.min,
         gemm_gflops_max: g.max,
       });
       log(
-        `machine: ${T} thread${T > 1 ? 's' : ''}: read ${b.median.toFixed(1)} GB/s (${b.min.toFixed(1)}–${b.max.toFixed(1)}), ` +
+        `machine: ${T} thread${T > 1 ? 's' : ''}: read ${b.median.toFixed(1)} GB/s (${b.min.toFixed(1)}–${b.max.toFixed(1)}; ${b.streams} streams a thread), ` +
           `matmulNT ${gemmSize}³ ${g.median.toFixed(1)} GFLOP/s (${g.min.toFixed(1)}–${g.max.toFixed(1)})`,
       );
     } finally {

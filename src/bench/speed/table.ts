@@ -40,11 +40,12 @@ export function speedTable(d: SpeedDoc): string {
     `CPU theoretical peak: ${fmt(pk.gflops, 0)} GFLOP/s float32 = ${pk.cores} cores × ${pk.ghz.toFixed(2)} GHz × ${pk.flops_per_cycle} FLOP/cycle ` +
       `(${pk.fma_units} FMA × ${pk.datapath_bits / 32} lanes × 2)\n  detected: ${pk.detected.join('; ')}\n  assumed: ${pk.assumed.join('; ')}\n`,
     table(
-      `machine (wasm readBandwidth over ${(m.bandwidth_bytes / 2 ** 30).toFixed(2)} GiB, 16 streams a thread; matmulNT ${m.gemm_shape}³ = frugal's measured GEMM peak)`,
-      ['threads', 'read GB/s', 'GEMM GFLOP/s', 'CPU peak GFLOP/s'],
+      `machine (wasm readBandwidth over ${(m.bandwidth_bytes / 2 ** 30).toFixed(2)} GiB, the fastest of 2/4/8/16 streams a thread; matmulNT ${m.gemm_shape}³ = frugal's measured GEMM peak)`,
+      ['threads', 'read GB/s', 'streams', 'GEMM GFLOP/s', 'CPU peak GFLOP/s'],
       m.by_threads.map((p) => [
         String(p.threads),
         mid(p.bandwidth_gbs, p.bandwidth_gbs_min, p.bandwidth_gbs_max),
+        p.read_streams === undefined ? '16' : String(p.read_streams),
         mid(p.gemm_gflops, p.gemm_gflops_min, p.gemm_gflops_max),
         Math.min(p.threads, pk.cores) * pk.ghz * pk.flops_per_cycle,
       ]),

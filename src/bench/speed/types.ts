@@ -18,10 +18,12 @@ export const PRECISIONS: readonly Precision[] = ['f32', 'q8', 'q4'];
  */
 export interface MachinePoint {
   threads: number;
-  /** Streaming read over `bandwidth_bytes` with the wasm `readBandwidth` kernel (16 streams per thread), GB/s (1e9). */
+  /** Streaming read over `bandwidth_bytes` with the wasm `readBandwidth` kernel (read_streams streams per thread), GB/s (1e9). */
   bandwidth_gbs: number;
   bandwidth_gbs_min: number;
   bandwidth_gbs_max: number;
+  /** Streams per thread of the read: the fastest of 2, 4, 8 and 16 in a probe (absent in documents from before the probe). */
+  read_streams?: number;
   /** matmulNT at gemm_shape (M = N = K), GFLOP/s: frugal's measured GEMM peak. */
   gemm_gflops: number;
   gemm_gflops_min: number;
