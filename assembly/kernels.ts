@@ -15,7 +15,7 @@ export { dtSoftplusForward, dtSoftplusBackward, gatedRmsnormForward, gatedRmsnor
 export { rmsnormForward, rmsnormBackward, addRmsnormForward } from './norm';
 export {
   add, mul, accumulate, mulAccumulate, siluForward, siluBackward, softplusForward, softplusBackward, expForward,
-  accumulatePartials, sliceColumns,
+  accumulatePartials, sliceColumns, sliceColumnsBackward, swigluForward, swigluBackward,
 } from './elementwise';
 export { crossEntropyForward, crossEntropyBackward, embeddingForward, embeddingBackward } from './loss';
 export { adamwStep } from './optim';

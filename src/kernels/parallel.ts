@@ -3,6 +3,7 @@ import type { WasmKernels } from './wasm/index.js';
 import type { Job, ThreadPool } from './threads.js';
 import { splitRange } from './threads.js';
 import { ssdWorkSize } from './ssd-work.js';
+import { threadedTrainKernels } from './parallel-train.js';
 
 /**
  * Threaded versions of the heavy wasm kernels, each typed as the kernel it stands in for. Work is
@@ -34,6 +35,7 @@ export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): P
   const p: Pool = { T: pool.size, w, jobs: (make) => pool.run(Array.from({ length: pool.size }, (_, t) => make(t))) };
   const scanForward = threadedScanForward(p);
   return {
+    ...threadedTrainKernels(pool, w),
     matmulNT: threadedMatmulNT(p),
     matmulNN: threadedGemmAB(p, 'matmulNNStrided', w.matmulNN),
     matmulTN: threadedGemmAB(p, 'matmulTNStrided', w.matmulTN),

@@ -96,7 +96,7 @@ export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null, lora: 
   const [N, K] = w.shape,
     M = rowsOf(x);
   if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
-  const y = e.zeros(withLast(x, N));
+  const y = e.empty(withLast(x, N)); // every product kernel overwrites its output
   if (isQuant(w)) {
     linearInto(e, y, x, w, b, M, { qx: e.zeros([M, K], 'i8'), sx: e.zeros([M, K / QBLOCK]) }, null);
     e.tape?.record('linearQuant', y, [x, b], [w.q, w.scales], { M, N, K, q4: w.format === 'q4' });
@@ -146,8 +146,8 @@ export function embedding(e: Engine, table: Weight, ids: Tensor): Tensor {
 export function rmsnorm(e: Engine, x: Tensor, w: Tensor, eps: number): Tensor {
   const D = lastDim(x),
     rows = rowsOf(x);
-  const out = e.zeros(x.shape),
-    rstd = e.zeros([rows]);
+  const out = e.empty(x.shape),
+    rstd = e.empty([rows]);
   e.k.rmsnormForward(out, rstd, x, w, rows, D, eps);
   e.tape?.record('rmsnorm', out, [x, w], [rstd], { rows, D });
   return out;
@@ -156,7 +156,7 @@ export function rmsnorm(e: Engine, x: Tensor, w: Tensor, eps: number): Tensor {
 /** out = a ∘ b elementwise for the two-input ops (same size). */
 function binary(e: Engine, op: 'add' | 'mul', a: Tensor, b: Tensor): Tensor {
   sameShape(op, a, b);
-  const out = e.zeros(a.shape);
+  const out = e.empty(a.shape);
   e.k[op](out, a, b, a.size);
   e.tape?.record(op, out, [a, b], [], { n: a.size });
   return out;
@@ -165,7 +165,7 @@ function binary(e: Engine, op: 'add' | 'mul', a: Tensor, b: Tensor): Tensor {
 /** out = f(x) elementwise for the one-input ops, each with its forward kernel. */
 const UNARY = { silu: 'siluForward', softplus: 'softplusForward', negExp: 'negExpForward' } as const;
 function unary(e: Engine, op: keyof typeof UNARY, x: Tensor): Tensor {
-  const out = e.zeros(x.shape);
+  const out = e.empty(x.shape);
   e.k[UNARY[op]](out, x, x.size);
   e.tape?.record(op, out, [x], [], { n: x.size });
   return out;
@@ -193,7 +193,7 @@ export function sliceLast(e: Engine, x: Tensor, c0: number, w: number): Tensor {
   const C = lastDim(x),
     rows = rowsOf(x);
   if (c0 < 0 || c0 + w > C) throw new Error(`sliceLast: columns [${c0}, ${c0 + w}) outside [0, ${C})`);
-  const out = e.zeros(withLast(x, w));
+  const out = e.empty(withLast(x, w));
   e.k.sliceColumns(out, x, rows, C, c0, w);
   e.tape?.record('sliceLast', out, [x], [], { rows, C, c0, w });
   return out;
@@ -205,7 +205,7 @@ export function conv1d(e: Engine, x: Tensor, w: Tensor, bias: Tensor | null): Te
     K = w.shape[w.shape.length - 1];
   if (w.size !== C * K) throw new Error(`conv1d: weight [${w.shape}] does not match ${C} channels`);
   const b = bias ?? e.zeros([C]);
-  const out = e.zeros(x.shape);
+  const out = e.empty(x.shape);
   e.k.conv1dForward(out, x, w, b, B, L, C, K);
   e.tape?.record('conv1d', out, [x, w, bias], [], { B, L, C, K });
   return out;
@@ -230,9 +230,9 @@ export function selectiveScan(
 ): Tensor {
   const [B, L, ED] = x.shape,
     N = A.shape[1];
-  const y = e.zeros(x.shape);
-  const h = e.zeros([B, ED, N]);
-  const hck = e.zeros([B, Math.ceil(L / chunk), ED, N]);
+  const y = e.empty(x.shape);
+  const h = e.zeros([B, ED, N]); // the starting state, read by the first step
+  const hck = e.empty([B, Math.ceil(L / chunk), ED, N]); // every checkpoint is written
   e.k.scanForward(y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk);
   e.tape?.record('scan', y, [x, delta, A, Bm, Cm, D], [hck], { B, L, ED, N, chunk });
   return y;

@@ -61,8 +61,11 @@ export class Heap {
     this.memory.grow(pages);
   }
 
-  /** Allocate `bytes` (rounded up to 64) and return the byte offset. Memory is zero-filled. */
-  alloc(bytes: number): number {
+  /**
+   * Allocate `bytes` (rounded up to 64) and return the byte offset. Memory is zero-filled unless
+   * `zero` is false (for outputs a kernel overwrites in full: filling them first is wasted traffic).
+   */
+  alloc(bytes: number, zero = true): number {
     if (!Number.isFinite(bytes) || bytes < 0) throw new RangeError(`heap: cannot allocate ${bytes} bytes`);
     if (this.onAlloc) this.onAlloc(bytes);
     const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
@@ -76,7 +79,7 @@ export class Heap {
           b.bytes -= size;
         }
         this.used.set(off, size);
-        this.u8().fill(0, off, off + size);
+        if (zero) this.u8().fill(0, off, off + size);
         return off;
       }
     }
@@ -91,7 +94,7 @@ export class Heap {
     }
     this.top = end;
     this.used.set(off, size);
-    this.u8().fill(0, off, end); // a block may have been used before and returned to the top
+    if (zero) this.u8().fill(0, off, end); // a block may have been used before and returned to the top
     return off;
   }
 
