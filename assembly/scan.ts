@@ -244,8 +244,12 @@ export function scanBackwardRange(dx: usize, ddelta: usize, dA: usize, dB: usize
   const nChunks = (L + chunk - 1) / chunk;
   const rowE = <usize>ED << 2, rowN = <usize>N << 2;
   const ckStride = <usize>ED * rowN;
-  for (let d = d0; d < d1; d++) {
-    for (let b = 0; b < B; b++) {
+  // streams outer, channels inner: neighbouring channels share the cache lines of x, delta, dy, dx
+  // and ddelta, and one stream's rows of B, C, dB and dC (L·N each) stay in L2 across its channels.
+  // Every sum still adds in the same order (over channels d ascending for each stream, over
+  // streams b ascending for each channel), so the result is the same bit for bit as d outer.
+  for (let b = 0; b < B; b++) {
+    for (let d = d0; d < d1; d++) {
       const bLE = <usize>b * <usize>L * rowE;
       const bLN = <usize>b * <usize>L * rowN;
       const dOff = <usize>d << 2;

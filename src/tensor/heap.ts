@@ -79,7 +79,7 @@ export class Heap {
           b.bytes -= size;
         }
         this.used.set(off, size);
-        if (zero) this.u8().fill(0, off, off + size);
+        if (zero) this.zeroFill(off, size);
         return off;
       }
     }
@@ -94,8 +94,16 @@ export class Heap {
     }
     this.top = end;
     this.used.set(off, size);
-    if (zero) this.u8().fill(0, off, end); // a block may have been used before and returned to the top
+    if (zero) this.zeroFill(off, size); // a block may have been used before and returned to the top
     return off;
+  }
+
+  /**
+   * Zero `bytes` (a multiple of 64) at `off` (64-aligned) through 8-byte lanes: on a shared memory
+   * V8 fills a Uint8Array byte by byte (about 7× slower here than a Float64Array over the same bytes).
+   */
+  private zeroFill(off: number, bytes: number): void {
+    new Float64Array(this.u8().buffer, off, bytes / 8).fill(0);
   }
 
   /** Return a block to the free list. */
