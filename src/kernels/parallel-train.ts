@@ -1,3 +1,4 @@
+import type { Heap } from '../tensor/index.js';
 import type { WasmKernelName, WasmKernels } from './wasm/index.js';
 import type { Job, ThreadPool } from './threads.js';
 import { splitRange } from './threads.js';
@@ -10,8 +11,14 @@ import { splitRange } from './threads.js';
  *   meets the same lane arithmetic as in one call;
  * - row kernels by ranges of rows, the depthwise conv by streams.
  * Nothing is reduced across a split, so every thread count gives bit for bit the one-thread answer.
- * Kernels whose backward reduces over rows (a bias or weight gradient) stay on one thread.
+ * Backward kernels that also sum over rows (the conv's weight and bias gradients, the bias of Δ,
+ * RMSNorm's weight) run as a FIXED number of row groups (REDUCE_GROUPS, not the thread count), each
+ * summing into its own zeroed partials, which are then added in group order, as the scan backward
+ * does: one thread runs the same groups in turn, so every thread count gives the same bits.
  */
+
+/** Row groups of the backward kernels that sum over rows: part of the arithmetic, so fixed. */
+export const REDUCE_GROUPS = 4;
 
 /** Elements (or element-equivalents) below which waking the workers costs more than it saves. */
 export const MIN_PARALLEL_ELEMENTS = 1 << 15;
@@ -105,6 +112,85 @@ const SPLITS: Partial<Record<WasmKernelName, Split>> = {
   },
 };
 
+/** A split whose `sums` arguments (with their size in floats) are sums over all units: those get per-group partials. */
+interface GroupSplit extends Split {
+  sums: readonly (readonly [number, (a: readonly number[]) => number])[];
+}
+
+const GROUPED: Partial<Record<WasmKernelName, GroupSplit>> = {
+  // (dx, dw, dbias, dout, x, w, B, L, C, K): by streams; dw (C, K) and dbias (C) sum over them
+  conv1dBackward: {
+    ptrs: [0, 3, 4].map((i) => [i, (a: readonly number[]) => 4 * a[7] * a[8]] as const),
+    count: 6,
+    align: 1,
+    work: (a) => a[7] * a[8] * a[9],
+    sums: [
+      [1, (a) => a[8] * a[9]],
+      [2, (a) => a[8]],
+    ],
+  },
+  // (ddt, dbias, dout, dt, bias, rows, H, lo, hi): by rows; dbias (H) sums over them
+  dtSoftplusBackward: {
+    ptrs: [0, 2, 3].map((i) => [i, (a: readonly number[]) => 4 * a[6]] as const),
+    count: 5,
+    align: 1,
+    work: (a) => a[6],
+    sums: [[1, (a) => a[6]]],
+  },
+  // (dx, dw, dout, x, w, rstd, rows, D): by rows; dw (D) sums over them
+  rmsnormBackward: {
+    ptrs: [...[0, 2, 3].map((i) => [i, (a: readonly number[]) => 4 * a[7]] as const), [5, F4] as const],
+    count: 6,
+    align: 1,
+    work: (a) => a[7],
+    sums: [[1, (a) => a[7]]],
+  },
+};
+
+/**
+ * A grouped kernel: REDUCE_GROUPS row groups (fewer when there are fewer units), each with its own
+ * zeroed partials of the summed outputs, run in rounds of one group per thread; then the partials
+ * are added into those outputs in group order.
+ */
+function grouped(pool: ThreadPool, heap: Heap, w: WasmKernels, name: WasmKernelName, s: GroupSplit): (...a: number[]) => void {
+  const T = pool.size,
+    single = w[name] as unknown as (...a: number[]) => void;
+  return (...args: number[]) => {
+    const n = args[s.count],
+      G = Math.min(REDUCE_GROUPS, n);
+    if (G < 2) return single(...args);
+    const groups = splitRange(n, G),
+      sizes = s.sums.map(([, f]) => f(args)),
+      parts = sizes.map((k) => heap.alloc(G * k * 4)); // zero-filled
+    const job = (g: number): number[] => {
+      const j = args.slice();
+      for (const [i, step] of s.ptrs) j[i] = args[i] + groups[g][0] * step(args);
+      s.sums.forEach(([i], k) => {
+        j[i] = parts[k] + g * sizes[k] * 4;
+      });
+      j[s.count] = groups[g][1] - groups[g][0];
+      return j;
+    };
+    try {
+      if (T === 1 || n * s.work(args) < MIN_PARALLEL_ELEMENTS) for (let g = 0; g < G; g++) single(...job(g));
+      else {
+        const owner = splitRange(G, Math.min(T, G)); // thread t runs groups owner[t], one a round
+        const rounds = Math.max(...owner.map(([a, b]) => b - a));
+        for (let k = 0; k < rounds; k++)
+          pool.run(
+            Array.from({ length: T }, (_, t): Job => {
+              const g = t < owner.length ? owner[t][0] + k : -1;
+              return g < 0 || g >= owner[t][1] ? null : ({ name, args: job(g) } as unknown as Job);
+            }),
+          );
+      }
+      s.sums.forEach(([i], k) => w.accumulatePartials(args[i], parts[k], G, sizes[k], sizes[k]));
+    } finally {
+      for (const p of parts) heap.release(p);
+    }
+  };
+}
+
 /** One kernel run over the split's ranges, one job per thread (threads with an empty range get none). */
 function threaded(pool: ThreadPool, name: WasmKernelName, s: Split, single: (...a: number[]) => void): (...a: number[]) => void {
   const T = pool.size;
@@ -124,11 +210,12 @@ function threaded(pool: ThreadPool, name: WasmKernelName, s: Split, single: (...
   };
 }
 
-/** The threaded stand-ins of the kernels in SPLITS, typed as the kernels they replace. */
-export function threadedTrainKernels(pool: ThreadPool, w: WasmKernels): Partial<WasmKernels> {
+/** The threaded stand-ins of the kernels in SPLITS and GROUPED, typed as the kernels they replace. */
+export function threadedTrainKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): Partial<WasmKernels> {
   const out: Partial<Record<WasmKernelName, unknown>> = {};
   for (const [name, s] of Object.entries(SPLITS) as [WasmKernelName, Split][]) {
     out[name] = threaded(pool, name, s, w[name] as unknown as (...a: number[]) => void);
   }
+  for (const [name, s] of Object.entries(GROUPED) as [WasmKernelName, GroupSplit][]) out[name] = grouped(pool, heap, w, name, s);
   return out as Partial<WasmKernels>;
 }

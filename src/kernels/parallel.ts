@@ -35,7 +35,7 @@ export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): P
   const p: Pool = { T: pool.size, w, jobs: (make) => pool.run(Array.from({ length: pool.size }, (_, t) => make(t))) };
   const scanForward = threadedScanForward(p);
   return {
-    ...threadedTrainKernels(pool, w),
+    ...threadedTrainKernels(pool, w, heap),
     matmulNT: threadedMatmulNT(p),
     matmulNN: threadedGemmAB(p, 'matmulNNStrided', w.matmulNN),
     matmulTN: threadedGemmAB(p, 'matmulTNStrided', w.matmulTN),

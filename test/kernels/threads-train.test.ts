@@ -8,7 +8,8 @@ import { expectClose } from '../helpers/compare.js';
 
 /**
  * The threaded passes of a training step (kernels/parallel-train.ts) give the one-thread answer
- * bit for bit at 1-4 threads, on odd sizes above the threshold (ranges that end inside an f32x4
+ * bit for bit at 1-4 threads (the grouped backward kernels too: their groups do not depend on the
+ * thread count), on odd sizes above the threshold (ranges that end inside an f32x4
  * vector, row counts that do not divide), hand their work to the workers, and match the reference.
  */
 // one engine per thread count for every case (starting workers is the slow part)
@@ -52,6 +53,11 @@ const CASES: [string, Arg[]][] = [
   ['dtSoftplusForward', [arr(R * W), arr(R * W, -6, 6), arr(W), R, W, 0.01, 2]],
   ['rmsnormForward', [arr(R * W), arr(R), arr(R * W), arr(W, 0.5, 1.5), R, W, 1e-5]],
   ['conv1dForward', [arr(3 * 101 * W), arr(3 * 101 * W), arr(W * 4), arr(W), 3, 101, W, 4]],
+  // backward kernels that also sum over rows: a fixed number of row groups with partials
+  ['conv1dBackward', [arr(5 * 61 * W), arr(W * 4), arr(W), arr(5 * 61 * W), arr(5 * 61 * W), arr(W * 4), 5, 61, W, 4]],
+  ['dtSoftplusBackward', [arr(R * W), arr(W), arr(R * W), arr(R * W, -6, 6), arr(W), R, W, 0, Number.POSITIVE_INFINITY]],
+  ['dtSoftplusBackward', [arr(R * W), arr(W), arr(R * W), arr(R * W, -6, 6), arr(W), R, W, 0.01, 2]],
+  ['rmsnormBackward', [arr(R * W), arr(W), arr(R * W), arr(R * W), arr(W, 0.5, 1.5), arr(R, 0.5, 2), R, W]],
 ];
 
 type Kernel = (...a: unknown[]) => void;
@@ -93,7 +99,8 @@ describe.each(CASES)('threaded %s', (name, args) => {
       const e = engine(T);
       const before = e.k.parallelRuns();
       const got = runOn(e, name, args);
-      expect(e.k.parallelRuns() - before, 'work went to the worker threads').toBe(T > 1 ? 1 : 0);
+      const runs = e.k.parallelRuns() - before; // one, or a round per group for the grouped kernels
+      expect(runs > 0, 'work went to the worker threads').toBe(T > 1);
       return got;
     });
     for (let i = 1; i < outs.length; i++)
