@@ -4,7 +4,7 @@
  * a batch of 8 × 256 random bytes, one AdamW step (forward, backward, clip, update) exactly as
  * bench's trainRate runs it, with every kernel of the engine's backend wrapped in a timer.
  *
- *   npm run build && nice -n 19 node tools/profile-train.mjs [--threads 1,2] [--steps 8] [--json]
+ *   npm run build && nice -n 19 node tools/profile-train.mjs [--threads 1,2] [--steps 8] [--clock wall|cpu] [--json]
  *
  * Each kernel's time is its own (allocations it makes, such as the threaded scan backward's
  * partials, are counted under `heap.alloc`), keyed by phase (fwd, bwd, opt) and kernel; products
@@ -26,6 +26,7 @@ const { values: o } = parseArgs({
     threads: { type: 'string', default: '1,2' },
     steps: { type: 'string', default: '8' },
     json: { type: 'boolean', default: false },
+    clock: { type: 'string', default: 'wall' },
     top: { type: 'string', default: '40' },
   },
 });
@@ -35,6 +36,22 @@ if (threads.some((t) => !(t >= 1)) || !(steps >= 1)) {
   process.stderr.write('profile-train: --threads takes a list like 1,2 and --steps a count ≥ 1\n');
   process.exit(2);
 }
+if (!['wall', 'cpu'].includes(o.clock)) {
+  process.stderr.write('profile-train: --clock is wall or cpu\n');
+  process.exit(2);
+}
+/**
+ * Milliseconds now: wall time, or this process's CPU time (user + system, all threads), which
+ * other processes on a busy machine disturb far less; it is the time of the step only at 1 thread
+ * (with workers it adds what they spend, spinning included).
+ */
+const now =
+  o.clock === 'cpu'
+    ? () => {
+        const u = process.cpuUsage();
+        return (u.user + u.system) / 1000;
+      }
+    : () => performance.now();
 const plan = speedPlan('full', 2);
 const B = plan.trainBatch,
   L = plan.trainSeq;
@@ -58,11 +75,11 @@ function setup(T) {
   const timed = (key, fn) =>
     function (...args) {
       s.child.push(0);
-      const t0 = performance.now();
+      const t0 = now();
       try {
         return fn.apply(this, args);
       } finally {
-        const dt = performance.now() - t0;
+        const dt = now() - t0;
         const inner = s.child.pop();
         s.child[s.child.length - 1] += dt;
         const k = `${s.phase} ${key(args)}`;
@@ -78,7 +95,7 @@ function setup(T) {
   const step = () => {
     s.cur = new Map();
     s.child = [0];
-    const t0 = performance.now();
+    const t0 = now();
     s.phase = 'fwd';
     opt.zeroGrad();
     valueAndGrad(e, () => {
@@ -89,7 +106,7 @@ function setup(T) {
     s.phase = 'opt';
     opt.update(1e-3, 1);
     m.weightsChanged();
-    const total = performance.now() - t0;
+    const total = now() - t0;
     s.cur.set('all (js)', total - s.child[0]);
     return { total, parts: s.cur };
   };
@@ -121,7 +138,7 @@ if (o.json) {
 } else {
   const th = runs.map((r) => `${r.T}T`);
   const out = [
-    `${plan.trainName}, batch ${B} × ${L}, median of ${steps} steps: ` +
+    `${plan.trainName}, batch ${B} × ${L}, median of ${steps} steps (${o.clock} clock): ` +
       summary.map((x) => `${x.threads}T ${x.step_ms.toFixed(1)} ms (${x.tok_s.toFixed(0)} tok/s)`).join(', '),
     '',
     `| op | ${th.map((t) => `ms ${t}`).join(' | ')} | ${th.map((t) => `share ${t}`).join(' | ')} |${runs.length > 1 ? ' speed-up |' : ''}`,

@@ -100,6 +100,16 @@ const SPLITS: Partial<Record<WasmKernelName, Split>> = {
     align: 1,
     work: (a) => a[5],
   },
+  // (out, a, b, M, N, K, beta, lda, ldb, ldo): by rows of out (the taped forward's products, ops.ts)
+  matmulNNStrided: {
+    ptrs: [
+      [0, (a) => 4 * a[9]],
+      [1, (a) => 4 * a[7]],
+    ],
+    count: 3,
+    align: 1,
+    work: (a) => a[4] * a[5],
+  },
   // (out, x, w, bias, B, L, C, K): each stream's L × C outputs are its own
   conv1dForward: {
     ptrs: [

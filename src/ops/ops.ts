@@ -2,6 +2,7 @@ import type { Tensor, Weight } from '../tensor/index.js';
 import { isQuant, QBLOCK } from '../tensor/index.js';
 import type { Engine } from './engine.js';
 import { checkTokenIds } from '../io/tokenids.js';
+import { isWasm } from '../kernels/backend.js';
 
 /**
  * Differentiable ops: each allocates its output in the current scope, runs one or two kernels, and
@@ -101,10 +102,49 @@ export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null, lora: 
     linearInto(e, y, x, w, b, M, { qx: e.zeros([M, K], 'i8'), sx: e.zeros([M, K / QBLOCK]) }, null);
     e.tape?.record('linearQuant', y, [x, b], [w.q, w.scales], { M, N, K, q4: w.format === 'q4' });
   } else {
-    linearInto(e, y, x, w, b, M, null, null);
+    if (isWasm(e.k.kind) && M >= NN_MIN_ROWS) {
+      productNN(e, y, x, w, M, N, K);
+      if (b) e.k.addBias(y, y, b, M, N);
+    } else linearInto(e, y, x, w, b, M, null, null);
     e.tape?.record('linear', y, [x, w, b], [], { M, N, K });
   }
   return lora ? add(e, y, loraUpdate(e, x, lora, N)) : y;
+}
+
+/** Rows from which the parallel forward runs its products as NN over a transposed weight (its cost is N·K, theirs M·N·K). */
+const NN_MIN_ROWS = 16;
+
+/**
+ * y (M, N) = x (M, K) @ w (N, K)ᵀ as the NN product over wᵀ (K, N), its rows padded by 8 floats:
+ * the NN kernel's 4×8 outer-product tile runs about 1.7× the NT kernel's dot products at the
+ * training shapes, once its b rows do not lie a multiple of 4 KiB apart (then they alias in L1).
+ */
+function productNN(e: Engine, y: Tensor, x: Tensor, w: Tensor, M: number, N: number, K: number): void {
+  const ldb = N + 8;
+  e.scope(() => {
+    const wt = e.empty([K, ldb]);
+    e.k.transpose(wt, w, N, K, ldb);
+    e.k.matmulNNStrided(y, x, wt, M, N, K, 0, K, ldb, N);
+  });
+}
+
+/**
+ * gw (N, K) += dy (M, N)ᵀ @ x (M, K): the weight gradient of a linear layer. When dy's rows lie a
+ * multiple of 4 KiB apart (N a multiple of 1024, as Mamba-1's in_proj at d_inner 512) the TN
+ * kernel's walk down them aliases in L1; dy is then transposed (rows padded) for the NN kernel,
+ * about 1.5× faster with the transpose counted.
+ */
+export function weightGradInto(e: Engine, gw: Tensor, dy: Tensor, x: Tensor, M: number, N: number, K: number): void {
+  if (!isWasm(e.k.kind) || N % 1024 !== 0 || M < NN_MIN_ROWS) {
+    e.k.matmulTN(gw, dy, x, N, K, M, 1);
+    return;
+  }
+  const lda = M + 8;
+  e.scope(() => {
+    const dyT = e.empty([N, lda]);
+    e.k.transpose(dyT, dy, M, N, lda);
+    e.k.matmulNNStrided(gw, dyT, x, N, K, M, 1, lda, K, K);
+  });
 }
 
 /** scale · (x Aᵀ) Bᵀ (rows, N) for x (rows, K): a LoRA pair's update, with its dropout while a tape records. */

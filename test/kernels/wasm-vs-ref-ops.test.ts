@@ -114,6 +114,21 @@ describe('elementwise', () => {
       t.free();
     });
   }
+  for (const [rows, cols, ldo] of [
+    [1, 1, 1],
+    [5, 3, 5],
+    [9, 17, 17],
+    [33, 20, 41],
+  ]) {
+    it(`transpose ${rows}×${cols} into rows of ${ldo}`, () => {
+      seed(rows * 13 + cols);
+      const t = place({ out: uni(cols * ldo), x: uni(rows * cols) });
+      wk.transpose(t.p.out, t.p.x, rows, cols, ldo);
+      ref.transpose(t.r.out, t.r.x, rows, cols, ldo);
+      expect(Array.from(t.got('out'))).toEqual(Array.from(t.r.out));
+      t.free();
+    });
+  }
   for (const [rows, C, c0, w] of [
     [1, 1, 0, 1],
     [3, 10, 2, 5],

@@ -31,6 +31,7 @@ export const WASM_KERNELS = [
   'matmulNTStrided',
   'matmulNNStrided',
   'matmulTNStrided',
+  'transpose',
   // scan.ts (hck = 0 / dh0 = 0 skip; the range forms compute some channels for threads)
   'scanForward',
   'scanBackward',
