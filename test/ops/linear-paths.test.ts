@@ -55,7 +55,10 @@ describe.each([
     });
     for (const k of ['y', 'dx', 'dw', 'db'] as const) {
       expectClose(got[0][k], want[k], 1e-5, `${k} vs reference`);
-      expect(Buffer.from(Float32Array.from(got[1][k]).buffer).equals(Buffer.from(Float32Array.from(got[0][k]).buffer)), `${k}, 2 threads`).toBe(true);
+      expect(
+        Buffer.from(Float32Array.from(got[1][k]).buffer).equals(Buffer.from(Float32Array.from(got[0][k]).buffer)),
+        `${k}, 2 threads`,
+      ).toBe(true);
     }
   });
 });
