@@ -5,11 +5,13 @@ import { splitRange } from './threads.js';
 
 /**
  * Threaded versions of the passes around the products of a training step (elementwise ops, the
- * column slices, the bias + softplus of Δ, RMSNorm's forward, the depthwise conv, AdamW): on two
- * threads these ran on one and held back the step's scaling. Each splits over OUTPUTS only:
+ * column slices, the bias + softplus of Δ, RMSNorm's forward, the depthwise conv, AdamW, the
+ * transposes and strided NN products of the taped linear layer, ops.ts): on two threads these ran
+ * on one and held back the step's scaling. Each splits over OUTPUTS only:
  * - elementwise kernels by element ranges at multiples of 4 (the f32x4 lanes), so each element
  *   meets the same lane arithmetic as in one call;
- * - row kernels by ranges of rows, the depthwise conv by streams.
+ * - row kernels by ranges of rows (the NN product: each row of out sums over k in the same order
+ *   in any tile), the depthwise conv by streams, the transpose by rows of its input.
  * Nothing is reduced across a split, so every thread count gives bit for bit the one-thread answer.
  * Backward kernels that also sum over rows (the conv's weight and bias gradients, the bias of Δ,
  * RMSNorm's weight) run as a FIXED number of row groups (REDUCE_GROUPS, not the thread count), each
@@ -109,6 +111,16 @@ const SPLITS: Partial<Record<WasmKernelName, Split>> = {
     count: 3,
     align: 1,
     work: (a) => a[4] * a[5],
+  },
+  // (out, x, rows, cols, ldo): by rows of x, i.e. column ranges of out (16 at a time: whole cache lines)
+  transpose: {
+    ptrs: [
+      [0, F4],
+      [1, (a) => 4 * a[3]],
+    ],
+    count: 2,
+    align: 16,
+    work: (a) => a[3],
   },
   // (out, x, w, bias, B, L, C, K): each stream's L × C outputs are its own
   conv1dForward: {
