@@ -79,6 +79,32 @@ export function softplusBackward(dx: usize, dout: usize, x: usize, n: i32): void
   }
 }
 
+/** out (n) = silu(gate) ⊙ up: the gate of Mamba-1's output (up = y) and of Llama's MLP */
+export function swigluForward(out: usize, gate: usize, up: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    const g = ldN(gate + o, c);
+    stN(out + o, f32x4.mul(f32x4.mul(g, vsigmoidFromE(g, vexpNegAbs(g))), ldN(up + o, c)), c);
+  }
+}
+
+/**
+ * dgate (n) += dout·up·(s + g·s·(1-s));  dup (n) += dout·g·s;  s = sigmoid(gate). One pass where
+ * silu, mul and their three backward kernels took five; the same arithmetic as those, lane for lane.
+ */
+export function swigluBackward(dgate: usize, dup: usize, dout: usize, gate: usize, up: usize, n: i32): void {
+  for (let i = 0; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    const g = ldN(gate + o, c), dy = ldN(dout + o, c);
+    const e = vexpNegAbs(g);
+    const s = vsigmoidFromE(g, e), oms = vOneMinusSigmoidFromE(g, e);
+    const gs = f32x4.mul(g, s);
+    const d = f32x4.add(s, f32x4.mul(gs, oms));
+    stN(dgate + o, f32x4.add(ldN(dgate + o, c), f32x4.mul(f32x4.mul(dy, ldN(up + o, c)), d)), c);
+    stN(dup + o, f32x4.add(ldN(dup + o, c), f32x4.mul(dy, gs)), c);
+  }
+}
+
 /** out (n) = exp(x): exposes the vector exp (tests compare it with Math.exp). */
 export function expForward(out: usize, x: usize, n: i32): void {
   for (let i = 0; i < n; i += 4) {
@@ -118,4 +144,10 @@ export function sliceColumns(out: usize, x: usize, rows: i32, C: i32, c0: i32, w
     src += rowC;
     dst += rowW;
   }
+}
+
+/** dx (rows, C) columns [c0, c0+w) += dout (rows, w): the gradient of sliceColumns */
+export function sliceColumnsBackward(dx: usize, dout: usize, rows: i32, C: i32, c0: i32, w: i32): void {
+  const rowC = <usize>C << 2, rowW = <usize>w << 2;
+  for (let r = 0; r < rows; r++) accumulate(dx + <usize>r * rowC + (<usize>c0 << 2), dout + <usize>r * rowW, w);
 }

@@ -3,7 +3,7 @@
  * taking byte offsets into the imported shared memory instead of arrays. Nothing here allocates and
  * the module has no static data, so everything below 64 KiB that the heap leaves us is unused.
  */
-export { matmulNT, matmulNN, matmulTN, matmulNTStrided, matmulNNStrided, matmulTNStrided } from './matmul';
+export { matmulNT, matmulNN, matmulTN, matmulNTStrided, matmulNNStrided, matmulTNStrided, transpose } from './matmul';
 export { scanForward, scanBackward, scanStep, scanForwardRange, scanBackwardRange } from './scan';
 export { conv1dForward, conv1dPrefill, conv1dBackward, conv1dStep } from './conv';
 export { ssdRecurrent, ssdChunkForward, ssdChunkBackward } from './ssd';
@@ -15,7 +15,7 @@ export { dtSoftplusForward, dtSoftplusBackward, gatedRmsnormForward, gatedRmsnor
 export { rmsnormForward, rmsnormBackward, addRmsnormForward } from './norm';
 export {
   add, mul, accumulate, mulAccumulate, siluForward, siluBackward, softplusForward, softplusBackward, expForward,
-  accumulatePartials, sliceColumns,
+  accumulatePartials, sliceColumns, sliceColumnsBackward, swigluForward, swigluBackward,
 } from './elementwise';
 export { crossEntropyForward, crossEntropyBackward, embeddingForward, embeddingBackward } from './loss';
 export { adamwStep } from './optim';

@@ -17,17 +17,24 @@ export function dtSoftplusForward(out: usize, dt: usize, bias: usize, rows: i32,
   }
 }
 
-/** ddt (rows, H) += dout·sigmoid(dt + bias) where the clamp does not bite, dbias (H) += column sums */
+/**
+ * ddt (rows, H) += dout·sigmoid(dt + bias) where the clamp does not bite, dbias (H) += column sums.
+ * With no clamp (lo ≤ 0, hi = +∞: Mamba-1, and Mamba-2's default) softplus ≥ 0 never leaves the
+ * range, so the softplus itself (a log1p per element) is not recomputed.
+ */
 export function dtSoftplusBackward(ddt: usize, dbias: usize, dout: usize, dt: usize, bias: usize, rows: i32, H: i32, lo: f32, hi: f32): void {
   const rowH = <usize>H << 2, lv = f32x4.splat(lo), hv = f32x4.splat(hi);
+  const clamps = lo > 0 || hi < Infinity;
   for (let r = 0; r < rows; r++) {
     for (let h = 0; h < H; h += 4) {
       const o = <usize>r * rowH + (<usize>h << 2), ob = <usize>h << 2, c = H - h;
       const v = f32x4.add(ldN(dt + o, c), ldN(bias + ob, c));
       const e = vexpNegAbs(v);
-      const sp = f32x4.add(f32x4.pmax(v, f32x4.splat(0)), vlog1p(e));
-      const inside = v128.and(f32x4.ge(sp, lv), f32x4.le(sp, hv));
-      const g = v128.and(f32x4.mul(ldN(dout + o, c), vsigmoidFromE(v, e)), inside);
+      let g = f32x4.mul(ldN(dout + o, c), vsigmoidFromE(v, e));
+      if (clamps) {
+        const sp = f32x4.add(f32x4.pmax(v, f32x4.splat(0)), vlog1p(e));
+        g = v128.and(g, v128.and(f32x4.ge(sp, lv), f32x4.le(sp, hv)));
+      }
       stN(ddt + o, f32x4.add(ldN(ddt + o, c), g), c);
       stN(dbias + ob, f32x4.add(ldN(dbias + ob, c), g), c);
     }

@@ -347,3 +347,15 @@ export function matmulTNStrided(out: usize, a: usize, b: usize, M: i32, N: i32, 
 export function matmulTN(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32, beta: f32): void {
   gemmAB(out, a, b, M, N, K, beta, 4, <usize>M << 2, <usize>N << 2, <usize>N << 2);
 }
+
+/** out (cols, ldo) ← x (rows, cols)ᵀ in columns [0, rows): 8 rows of x at a time, so each row of out gets 32 contiguous bytes. */
+export function transpose(out: usize, x: usize, rows: i32, cols: i32, ldo: i32): void {
+  const rowX = <usize>cols << 2, rowO = <usize>ldo << 2;
+  for (let r0 = 0; r0 < rows; r0 += 8) {
+    const r1 = min<i32>(rows, r0 + 8);
+    for (let c = 0; c < cols; c++) {
+      const po = out + <usize>c * rowO;
+      for (let r = r0; r < r1; r++) store<f32>(po + (<usize>r << 2), load<f32>(x + <usize>r * rowX + (<usize>c << 2)));
+    }
+  }
+}

@@ -135,11 +135,14 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
  * Backward for one group of lanes (2 vectors, or 1 possibly partial vector when `two` is false).
  * Walks the chunks last to first: recomputes the group's states of the chunk into `work` (same
  * layout as the reference: work[s·N + n] = h_{t0+s-1}), then back-propagates through them.
+ * `pa` ≠ 0 points at lanes of `work` that another group of the same channel owns (free while this
+ * one runs): the recompute keeps each step's decay exp(Δ·A) there (row s: step t0 + s), so the
+ * back-propagation reads it instead of evaluating the exponential a second time (same bits).
  */
 @inline function bwdGroup(two: bool, cnt: i32, first: bool,
   dx: usize, ddelta: usize, pdA: usize, dB: usize, dC: usize, pdh0: usize,
   dy: usize, x: usize, delta: usize, pA: usize, Bm: usize, Cm: usize, Dd: f32, pck: usize, ckStride: usize,
-  work: usize, L: i32, chunk: i32, nChunks: i32, rowE: usize, rowN: usize): void {
+  work: usize, pa: usize, L: i32, chunk: i32, nChunks: i32, rowE: usize, rowN: usize): void {
   const A0 = two ? v128.load(pA) : ldN(pA, cnt);
   const A1 = two ? v128.load(pA, 16) : f32x4.splat(0);
   let g0 = f32x4.splat(0), g1 = f32x4.splat(0);
@@ -150,20 +153,25 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
     const pc0 = pck + <usize>c * ckStride;
     let h0 = two ? v128.load(pc0) : ldN(pc0, cnt);
     let h1 = two ? v128.load(pc0, 16) : f32x4.splat(0);
-    let pw = work;
+    let pw = work, pwa = pa;
     if (two) { v128.store(pw, h0); v128.store(pw, h1, 16); } else stN(pw, h0, cnt);
     for (let t = t0; t < t1; t++) {
       const ie = <usize>t * rowE, in_ = <usize>t * rowN;
       const dt = load<f32>(delta + ie), dtv = f32x4.splat(dt), dtx = f32x4.splat(dt * load<f32>(x + ie));
       pw += rowN;
+      const a0 = vexp(f32x4.mul(dtv, A0));
       if (two) {
-        h0 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A0)), h0), f32x4.mul(dtx, v128.load(Bm + in_)));
-        h1 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A1)), h1), f32x4.mul(dtx, v128.load(Bm + in_, 16)));
+        const a1 = vexp(f32x4.mul(dtv, A1));
+        h0 = f32x4.add(f32x4.mul(a0, h0), f32x4.mul(dtx, v128.load(Bm + in_)));
+        h1 = f32x4.add(f32x4.mul(a1, h1), f32x4.mul(dtx, v128.load(Bm + in_, 16)));
         v128.store(pw, h0); v128.store(pw, h1, 16);
+        if (pa != 0) { v128.store(pwa, a0); v128.store(pwa, a1, 16); }
       } else {
-        h0 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A0)), h0), f32x4.mul(dtx, ldN(Bm + in_, cnt)));
+        h0 = f32x4.add(f32x4.mul(a0, h0), f32x4.mul(dtx, ldN(Bm + in_, cnt)));
         stN(pw, h0, cnt);
+        if (pa != 0) v128.store(pwa, a0);
       }
+      pwa += rowN;
     }
     // back-propagate through the chunk
     for (let t = t1 - 1; t >= t0; t--) {
@@ -173,8 +181,9 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
       const pws = work + <usize>(t - t0 + 1) * rowN;
       const pwp = pws - rowN;
       let ddt: v128, dxv: v128;
+      const pas = pa + <usize>(t - t0) * rowN;
       {
-        const a = vexp(f32x4.mul(dtv, A0));
+        const a = pa != 0 ? v128.load(pas) : vexp(f32x4.mul(dtv, A0));
         const hs = two ? v128.load(pws) : ldN(pws, cnt);
         const Bv = two ? v128.load(Bm + in_) : ldN(Bm + in_, cnt);
         const Cv = two ? v128.load(Cm + in_) : ldN(Cm + in_, cnt);
@@ -192,7 +201,7 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
         g0 = f32x4.mul(gn, a);
       }
       if (two) {
-        const a = vexp(f32x4.mul(dtv, A1));
+        const a = pa != 0 ? v128.load(pas, 16) : vexp(f32x4.mul(dtv, A1));
         const hs = v128.load(pws, 16);
         const Bv = v128.load(Bm + in_, 16);
         const Cv = v128.load(Cm + in_, 16);
@@ -244,8 +253,12 @@ export function scanBackwardRange(dx: usize, ddelta: usize, dA: usize, dB: usize
   const nChunks = (L + chunk - 1) / chunk;
   const rowE = <usize>ED << 2, rowN = <usize>N << 2;
   const ckStride = <usize>ED * rowN;
-  for (let d = d0; d < d1; d++) {
-    for (let b = 0; b < B; b++) {
+  // streams outer, channels inner: neighbouring channels share the cache lines of x, delta, dy, dx
+  // and ddelta, and one stream's rows of B, C, dB and dC (L·N each) stay in L2 across its channels.
+  // Every sum still adds in the same order (over channels d ascending for each stream, over
+  // streams b ascending for each channel), so the result is the same bit for bit as d outer.
+  for (let b = 0; b < B; b++) {
+    for (let d = d0; d < d1; d++) {
       const bLE = <usize>b * <usize>L * rowE;
       const bLN = <usize>b * <usize>L * rowN;
       const dOff = <usize>d << 2;
@@ -270,12 +283,16 @@ export function scanBackwardRange(dx: usize, ddelta: usize, dA: usize, dB: usize
       const pA = A + <usize>d * rowN;
       const pdA = dA + <usize>d * rowN;
       const pdh = dh0 == 0 ? <usize>0 : dh0 + (<usize>b * <usize>ED + <usize>d) * rowN;
+      // with N ≥ 16 every group has the lanes of another group to keep its decays in: the first
+      // group of 8 those of the second, every later group (of 8, or of 4 at the tail) lanes 0..7
+      const cache = N >= 16;
       let n0 = 0;
       let first = true;
       for (; n0 + 8 <= N; n0 += 8) {
         const no = <usize>n0 << 2;
+        const pa = cache ? work + (n0 == 0 ? <usize>32 : <usize>0) : <usize>0;
         bwdGroup(true, 4, first, pdx, pdd, pdA + no, dB + bLN + no, dC + bLN + no, pdh == 0 ? <usize>0 : pdh + no,
-          pdy, px, pdl, pA + no, Bm + bLN + no, Cm + bLN + no, Dd, pck + no, ckStride, work + no,
+          pdy, px, pdl, pA + no, Bm + bLN + no, Cm + bLN + no, Dd, pck + no, ckStride, work + no, pa,
           L, chunk, nChunks, rowE, rowN);
         first = false;
       }
@@ -283,7 +300,7 @@ export function scanBackwardRange(dx: usize, ddelta: usize, dA: usize, dB: usize
         const no = <usize>n0 << 2;
         bwdGroup(false, min<i32>(4, N - n0), first, pdx, pdd, pdA + no, dB + bLN + no, dC + bLN + no,
           pdh == 0 ? <usize>0 : pdh + no, pdy, px, pdl, pA + no, Bm + bLN + no, Cm + bLN + no, Dd, pck + no, ckStride,
-          work + no, L, chunk, nChunks, rowE, rowN);
+          work + no, cache ? work : <usize>0, L, chunk, nChunks, rowE, rowN);
         first = false;
       }
     }

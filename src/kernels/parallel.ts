@@ -3,6 +3,7 @@ import type { WasmKernelName, WasmKernels } from './wasm/index.js';
 import type { ChunkedJob, Job, ThreadPool } from './threads.js';
 import { splitRange } from './threads.js';
 import { ssdWorkSize } from './ssd-work.js';
+import { threadedTrainKernels } from './parallel-train.js';
 
 /**
  * Threaded versions of the heavy wasm kernels, each typed as the kernel it stands in for. Work is
@@ -67,6 +68,7 @@ export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): P
   };
   const scanForward = threadedScanForward(p);
   return {
+    ...threadedTrainKernels(pool, w, heap),
     matmulNT: threadedMatmulNT(p),
     matmulNN: threadedGemmAB(p, 'matmulNNStrided', w.matmulNN),
     matmulTN: threadedGemmAB(p, 'matmulTNStrided', w.matmulTN),

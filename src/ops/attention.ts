@@ -53,7 +53,7 @@ export function causalAttention(e: Engine, q: Tensor, k: Tensor, v: Tensor, H: n
 /** SwiGLU gate of Llama's MLP: silu(gate) ⊙ up, both (…, F) -> (…, F) */
 export function swiglu(e: Engine, gate: Tensor, up: Tensor): Tensor {
   if (gate.size !== up.size) throw new Error(`swiglu: shapes [${gate.shape}] and [${up.shape}] differ`);
-  const out = e.zeros(gate.shape);
+  const out = e.empty(gate.shape);
   e.k.swigluForward(out, gate, up, gate.size);
   e.tape?.record('swiglu', out, [gate, up], [], { n: gate.size });
   return out;

@@ -46,7 +46,19 @@ export class Engine {
 
   /** A new zero-filled tensor of the engine's float dtype (or `dtype`), owned by the current scope. */
   zeros(shape: readonly number[], dtype: DType = this.dtype): Tensor {
-    const t = new Tensor(this.heap, shape, dtype);
+    return this.owned(new Tensor(this.heap, shape, dtype));
+  }
+
+  /**
+   * A new tensor whose values are left as the memory held them, owned by the current scope: only
+   * for the output of a kernel that writes every element before anything reads it (a product with
+   * beta 0, an elementwise op). Skipping the zero-fill saves a pass over every activation.
+   */
+  empty(shape: readonly number[], dtype: DType = this.dtype): Tensor {
+    return this.owned(new Tensor(this.heap, shape, dtype, false));
+  }
+
+  private owned(t: Tensor): Tensor {
     const s = this.scopes[this.scopes.length - 1];
     if (s) s.push(t);
     return t;

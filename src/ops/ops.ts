@@ -2,6 +2,7 @@ import type { Tensor, Weight } from '../tensor/index.js';
 import { isQuant, QBLOCK } from '../tensor/index.js';
 import type { Engine } from './engine.js';
 import { checkTokenIds } from '../io/tokenids.js';
+import { isWasm } from '../kernels/backend.js';
 
 /**
  * Differentiable ops: each allocates its output in the current scope, runs one or two kernels, and
@@ -96,15 +97,54 @@ export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null, lora: 
   const [N, K] = w.shape,
     M = rowsOf(x);
   if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
-  const y = e.zeros(withLast(x, N));
+  const y = e.empty(withLast(x, N)); // every product kernel overwrites its output
   if (isQuant(w)) {
     linearInto(e, y, x, w, b, M, { qx: e.zeros([M, K], 'i8'), sx: e.zeros([M, K / QBLOCK]) }, null);
     e.tape?.record('linearQuant', y, [x, b], [w.q, w.scales], { M, N, K, q4: w.format === 'q4' });
   } else {
-    linearInto(e, y, x, w, b, M, null, null);
+    if (isWasm(e.k.kind) && M >= NN_MIN_ROWS) {
+      productNN(e, y, x, w, M, N, K);
+      if (b) e.k.addBias(y, y, b, M, N);
+    } else linearInto(e, y, x, w, b, M, null, null);
     e.tape?.record('linear', y, [x, w, b], [], { M, N, K });
   }
   return lora ? add(e, y, loraUpdate(e, x, lora, N)) : y;
+}
+
+/** Rows from which the parallel forward runs its products as NN over a transposed weight (its cost is N·K, theirs M·N·K). */
+const NN_MIN_ROWS = 16;
+
+/**
+ * y (M, N) = x (M, K) @ w (N, K)ᵀ as the NN product over wᵀ (K, N), its rows padded by 8 floats:
+ * the NN kernel's 4×8 outer-product tile runs about 1.7× the NT kernel's dot products at the
+ * training shapes, once its b rows do not lie a multiple of 4 KiB apart (then they alias in L1).
+ */
+function productNN(e: Engine, y: Tensor, x: Tensor, w: Tensor, M: number, N: number, K: number): void {
+  const ldb = N + 8;
+  e.scope(() => {
+    const wt = e.empty([K, ldb]);
+    e.k.transpose(wt, w, N, K, ldb);
+    e.k.matmulNNStrided(y, x, wt, M, N, K, 0, K, ldb, N);
+  });
+}
+
+/**
+ * gw (N, K) += dy (M, N)ᵀ @ x (M, K): the weight gradient of a linear layer. When dy's rows lie a
+ * multiple of 4 KiB apart (N a multiple of 1024, as Mamba-1's in_proj at d_inner 512) the TN
+ * kernel's walk down them aliases in L1; dy is then transposed (rows padded) for the NN kernel,
+ * about 1.5× faster with the transpose counted.
+ */
+export function weightGradInto(e: Engine, gw: Tensor, dy: Tensor, x: Tensor, M: number, N: number, K: number): void {
+  if (!isWasm(e.k.kind) || N % 1024 !== 0 || M < NN_MIN_ROWS) {
+    e.k.matmulTN(gw, dy, x, N, K, M, 1);
+    return;
+  }
+  const lda = M + 8;
+  e.scope(() => {
+    const dyT = e.empty([N, lda]);
+    e.k.transpose(dyT, dy, M, N, lda);
+    e.k.matmulNNStrided(gw, dyT, x, N, K, M, 1, lda, K, K);
+  });
 }
 
 /** scale · (x Aᵀ) Bᵀ (rows, N) for x (rows, K): a LoRA pair's update, with its dropout while a tape records. */
@@ -146,8 +186,8 @@ export function embedding(e: Engine, table: Weight, ids: Tensor): Tensor {
 export function rmsnorm(e: Engine, x: Tensor, w: Tensor, eps: number): Tensor {
   const D = lastDim(x),
     rows = rowsOf(x);
-  const out = e.zeros(x.shape),
-    rstd = e.zeros([rows]);
+  const out = e.empty(x.shape),
+    rstd = e.empty([rows]);
   e.k.rmsnormForward(out, rstd, x, w, rows, D, eps);
   e.tape?.record('rmsnorm', out, [x, w], [rstd], { rows, D });
   return out;
@@ -156,7 +196,7 @@ export function rmsnorm(e: Engine, x: Tensor, w: Tensor, eps: number): Tensor {
 /** out = a ∘ b elementwise for the two-input ops (same size). */
 function binary(e: Engine, op: 'add' | 'mul', a: Tensor, b: Tensor): Tensor {
   sameShape(op, a, b);
-  const out = e.zeros(a.shape);
+  const out = e.empty(a.shape);
   e.k[op](out, a, b, a.size);
   e.tape?.record(op, out, [a, b], [], { n: a.size });
   return out;
@@ -165,7 +205,7 @@ function binary(e: Engine, op: 'add' | 'mul', a: Tensor, b: Tensor): Tensor {
 /** out = f(x) elementwise for the one-input ops, each with its forward kernel. */
 const UNARY = { silu: 'siluForward', softplus: 'softplusForward', negExp: 'negExpForward' } as const;
 function unary(e: Engine, op: keyof typeof UNARY, x: Tensor): Tensor {
-  const out = e.zeros(x.shape);
+  const out = e.empty(x.shape);
   e.k[UNARY[op]](out, x, x.size);
   e.tape?.record(op, out, [x], [], { n: x.size });
   return out;
@@ -193,7 +233,7 @@ export function sliceLast(e: Engine, x: Tensor, c0: number, w: number): Tensor {
   const C = lastDim(x),
     rows = rowsOf(x);
   if (c0 < 0 || c0 + w > C) throw new Error(`sliceLast: columns [${c0}, ${c0 + w}) outside [0, ${C})`);
-  const out = e.zeros(withLast(x, w));
+  const out = e.empty(withLast(x, w));
   e.k.sliceColumns(out, x, rows, C, c0, w);
   e.tape?.record('sliceLast', out, [x], [], { rows, C, c0, w });
   return out;
@@ -205,7 +245,7 @@ export function conv1d(e: Engine, x: Tensor, w: Tensor, bias: Tensor | null): Te
     K = w.shape[w.shape.length - 1];
   if (w.size !== C * K) throw new Error(`conv1d: weight [${w.shape}] does not match ${C} channels`);
   const b = bias ?? e.zeros([C]);
-  const out = e.zeros(x.shape);
+  const out = e.empty(x.shape);
   e.k.conv1dForward(out, x, w, b, B, L, C, K);
   e.tape?.record('conv1d', out, [x, w, bias], [], { B, L, C, K });
   return out;
@@ -230,9 +270,9 @@ export function selectiveScan(
 ): Tensor {
   const [B, L, ED] = x.shape,
     N = A.shape[1];
-  const y = e.zeros(x.shape);
-  const h = e.zeros([B, ED, N]);
-  const hck = e.zeros([B, Math.ceil(L / chunk), ED, N]);
+  const y = e.empty(x.shape);
+  const h = e.zeros([B, ED, N]); // the starting state, read by the first step
+  const hck = e.empty([B, Math.ceil(L / chunk), ED, N]); // every checkpoint is written
   e.k.scanForward(y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk);
   e.tape?.record('scan', y, [x, delta, A, Bm, Cm, D], [hck], { B, L, ED, N, chunk });
   return y;

@@ -17,7 +17,7 @@ export function dtSoftplus(e: Engine, dt: Tensor, bias: Tensor, lo: number, hi: 
   const H = bias.size,
     rows = dt.size / H;
   if (lastDim(dt) !== H) throw new Error(`dtSoftplus: dt [${dt.shape}] does not end in ${H} heads`);
-  const out = e.zeros(dt.shape);
+  const out = e.empty(dt.shape);
   e.k.dtSoftplusForward(out, dt, bias, rows, H, lo, hi);
   e.tape?.record('dtSoftplus', out, [dt, bias], [], { rows, H, lo, hi });
   return out;

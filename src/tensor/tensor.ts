@@ -25,12 +25,13 @@ export class Tensor {
   requiresGrad = false;
   private disposed = false;
 
-  constructor(heap: Heap, shape: readonly number[], dtype: DType) {
+  /** `zero` false leaves the values as the memory held them (see Engine.empty). */
+  constructor(heap: Heap, shape: readonly number[], dtype: DType, zero = true) {
     this.heap = heap;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
     this.size = sizeOf(shape);
-    this.offset = heap.alloc(this.size * BYTES[dtype]);
+    this.offset = heap.alloc(this.size * BYTES[dtype], zero);
   }
 
   get byteLength(): number {

@@ -101,6 +101,48 @@ describe('elementwise', () => {
       expectClose('softplusBackward', t.got('dx2'), t.r.dx2);
       t.free();
     });
+    it(`swiglu forward+backward n=${n}`, () => {
+      seed(n + 2);
+      const t = place({ out: uni(n), gate: uni(n, -12, 12), up: uni(n, -3, 3), dout: uni(n), dgate: uni(n), dup: uni(n) });
+      wk.swigluForward(t.p.out, t.p.gate, t.p.up, n);
+      ref.swigluForward(t.r.out, t.r.gate, t.r.up, n);
+      expectClose('swigluForward', t.got('out'), t.r.out);
+      wk.swigluBackward(t.p.dgate, t.p.dup, t.p.dout, t.p.gate, t.p.up, n);
+      ref.swigluBackward(t.r.dgate, t.r.dup, t.r.dout, t.r.gate, t.r.up, n);
+      expectClose('swigluBackward dgate', t.got('dgate'), t.r.dgate);
+      expectClose('swigluBackward dup', t.got('dup'), t.r.dup);
+      t.free();
+    });
+  }
+  for (const [rows, cols, ldo] of [
+    [1, 1, 1],
+    [5, 3, 5],
+    [9, 17, 17],
+    [33, 20, 41],
+  ]) {
+    it(`transpose ${rows}×${cols} into rows of ${ldo}`, () => {
+      seed(rows * 13 + cols);
+      const t = place({ out: uni(cols * ldo), x: uni(rows * cols) });
+      wk.transpose(t.p.out, t.p.x, rows, cols, ldo);
+      ref.transpose(t.r.out, t.r.x, rows, cols, ldo);
+      expect(Array.from(t.got('out'))).toEqual(Array.from(t.r.out));
+      t.free();
+    });
+  }
+  for (const [rows, C, c0, w] of [
+    [1, 1, 0, 1],
+    [3, 10, 2, 5],
+    [7, 256, 128, 128],
+    [5, 37, 3, 29],
+  ]) {
+    it(`sliceColumnsBackward rows${rows} C${C} [${c0}, ${c0 + w})`, () => {
+      seed(rows * 17 + C + c0);
+      const t = place({ dx: uni(rows * C), dout: uni(rows * w) });
+      wk.sliceColumnsBackward(t.p.dx, t.p.dout, rows, C, c0, w);
+      ref.sliceColumnsBackward(t.r.dx, t.r.dout, rows, C, c0, w);
+      expectClose('sliceColumnsBackward', t.got('dx'), t.r.dx);
+      t.free();
+    });
   }
 
   it('silu, softplus and their gradients are finite and accurate elementwise on [-100, 100]', () => {

@@ -122,6 +122,9 @@ const scanShapes: ScanShape[] = [
   { B: 1, L: 20, ED: 3, N: 3, chunk: 7 },
   { B: 2, L: 24, ED: 2, N: 36, chunk: 24 },
   { B: 1, L: 9, ED: 2, N: 2, chunk: 100 },
+  // the backward keeps decays in another group's lanes from N = 16: a tail group of 4, three groups of 8
+  { B: 2, L: 21, ED: 3, N: 20, chunk: 5 },
+  { B: 1, L: 17, ED: 2, N: 24, chunk: 16 },
 ];
 
 function scanInputs(s: ScanShape) {

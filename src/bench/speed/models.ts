@@ -172,26 +172,54 @@ export function trainRate(
 ): TrainTiming {
   const e = new Engine({ kernels, threads });
   try {
-    const m = newBenchModel(arch, shape, e, 'bench training model').init(Rng.fromSeed(3));
-    const opt = new AdamW(e, m.specs, m.params, { lr: 1e-3 });
-    const rng = Rng.fromSeed(4),
-      V = m.config.vocabSize;
-    const ids = new Int32Array(B * L),
-      targets = new Int32Array(B * L);
-    for (let i = 0; i < ids.length; i++) {
-      ids[i] = rng.int(V);
-      targets[i] = rng.int(V);
-    }
-    const step = () => {
-      opt.zeroGrad();
-      valueAndGrad(e, (): Tensor => m.loss(ids, targets, B, L));
-      opt.update(1e-3, 1);
-      m.weightsChanged();
-      count.tokens += B * L;
-    };
-    const r = timePerCall(step, minSeconds, steps, 1);
+    const { m, step } = trainingStep(e, arch, shape, B, L);
+    const r = timePerCall(
+      () => {
+        step();
+        count.tokens += B * L;
+      },
+      minSeconds,
+      steps,
+      1,
+    );
     return { rate: rateSpread(B * L, r.samples), parameters: m.parameterCount, scanFlopsPerToken: recurrenceFlopsPerToken(m, L) };
   } finally {
     e.dispose();
   }
+}
+
+/**
+ * The fresh model of trainRate on engine e and its step: one AdamW step (forward, backward, clip,
+ * update) on B sequences of L random bytes. `onLoss` runs between the forward and the backward
+ * (tools/profile-train.mjs marks the phases with it).
+ */
+export function trainingStep(
+  e: Engine,
+  arch: BenchArch,
+  shape: BenchShape,
+  B: number,
+  L: number,
+  onLoss: () => void = () => {},
+): { m: BenchModel; opt: AdamW; step: () => void } {
+  const m = newBenchModel(arch, shape, e, 'bench training model').init(Rng.fromSeed(3));
+  const opt = new AdamW(e, m.specs, m.params, { lr: 1e-3 });
+  const rng = Rng.fromSeed(4),
+    V = m.config.vocabSize;
+  const ids = new Int32Array(B * L),
+    targets = new Int32Array(B * L);
+  for (let i = 0; i < ids.length; i++) {
+    ids[i] = rng.int(V);
+    targets[i] = rng.int(V);
+  }
+  const step = () => {
+    opt.zeroGrad();
+    valueAndGrad(e, (): Tensor => {
+      const loss = m.loss(ids, targets, B, L);
+      onLoss();
+      return loss;
+    });
+    opt.update(1e-3, 1);
+    m.weightsChanged();
+  };
+  return { m, opt, step };
 }

@@ -40,3 +40,11 @@ export function matmulTN(out: F, a: F, b: F, M: number, N: number, K: number, be
     }
   }
 }
+
+/**
+ * out (cols, ldo) ← x (rows, cols)ᵀ in columns [0, rows) of each row (ldo ≥ rows): a weight laid
+ * out for the NN product, its rows padded so that they do not lie a multiple of 4 KiB apart.
+ */
+export function transpose(out: F, x: F, rows: number, cols: number, ldo: number): void {
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * ldo + r] = x[r * cols + c];
+}

@@ -31,6 +31,7 @@ export const WASM_KERNELS = [
   'matmulNTStrided',
   'matmulNNStrided',
   'matmulTNStrided',
+  'transpose',
   // scan.ts (hck = 0 / dh0 = 0 skip; the range forms compute some channels for threads)
   'scanForward',
   'scanBackward',
@@ -74,6 +75,9 @@ export const WASM_KERNELS = [
   'mulAccumulate',
   'accumulatePartials',
   'sliceColumns',
+  'sliceColumnsBackward',
+  'swigluForward',
+  'swigluBackward',
   'siluForward',
   'siluBackward',
   'softplusForward',

@@ -3,6 +3,8 @@ import { isQuant } from '../../tensor/index.js';
 import type { Engine, QuantScratch } from '../../ops/index.js';
 import * as op from '../../ops/ops.js';
 import { linearInto, SCAN_CHUNK } from '../../ops/ops.js';
+import { dtSoftplus } from '../../ops/ssd.js';
+import { swiglu } from '../../ops/attention.js';
 import type { ModelState } from '../types.js';
 import { SsmBlockBase, convContinue } from '../stack.js';
 import type { BlockRunner, Buffers } from '../stack.js';
@@ -57,10 +59,11 @@ export function mambaMixer(e: Engine, c: MambaConfig, ly: MambaMixer, u: Tensor)
   const dt = op.sliceLast(e, xdbl, 0, R); // (B, L, R)
   const Bm = op.sliceLast(e, xdbl, R, N); // (B, L, N)
   const Cm = op.sliceLast(e, xdbl, R + N, N); // (B, L, N)
-  const delta = op.softplus(e, op.linear(e, dt, ly.dtProj, ly.dtProjBias)); // (B, L, ED)
+  // the bias add and softplus run as one pass (Mamba-2's kernel with no clamp), as does the gate
+  const delta = dtSoftplus(e, op.linear(e, dt, ly.dtProj, null), ly.dtProjBias, 0, Number.POSITIVE_INFINITY); // (B, L, ED)
   const A = op.negExp(e, ly.Alog); // (ED, N)
   const y = op.selectiveScan(e, xc, delta, A, Bm, Cm, ly.D); // (B, L, ED)
-  const gated = op.mul(e, y, op.silu(e, z)); // (B, L, ED)
+  const gated = swiglu(e, z, y); // y ⊙ silu(z): (B, L, ED)
   return op.linear(e, gated, ly.outProj, ly.outProjBias); // (B, L, D)
 }
 
