@@ -1,7 +1,7 @@
 import type { Heap } from '../tensor/index.js';
 import type { WasmKernelName, WasmKernels } from './wasm/index.js';
-import type { Job, ThreadPool } from './threads.js';
-import { splitRange } from './threads.js';
+import type { ChunkedJob, Job, ThreadPool } from './threads.js';
+import { CHUNKS_PER_THREAD, splitRange } from './threads.js';
 
 /**
  * Threaded versions of the passes around the products of a training step (elementwise ops, the
@@ -9,7 +9,7 @@ import { splitRange } from './threads.js';
  * transposes and strided NN products of the taped linear layer, ops.ts): on two threads these ran
  * on one and held back the step's scaling. Each splits over OUTPUTS only:
  * - elementwise kernels by element ranges at multiples of 4 (the f32x4 lanes), so each element
- *   meets the same lane arithmetic as in one call;
+ *   meets the same lane arithmetic as in one call, in chunks the threads claim as they go;
  * - row kernels by ranges of rows (the NN product: each row of out sums over k in the same order
  *   in any tile), the depthwise conv by streams, the transpose by rows of its input.
  * Nothing is reduced across a split, so every thread count gives bit for bit the one-thread answer.
@@ -213,19 +213,33 @@ function grouped(pool: ThreadPool, heap: Heap, w: WasmKernels, name: WasmKernelN
   };
 }
 
-/** One kernel run over the split's ranges, one job per thread (threads with an empty range get none). */
+/**
+ * One kernel run over the split's ranges: chunks (about CHUNKS_PER_THREAD a thread, at the split's
+ * alignment) that the threads claim as they go, so a thread the OS has set aside does not hold the
+ * others at the join; one range per thread when there are too few units for that.
+ */
 function threaded(pool: ThreadPool, name: WasmKernelName, s: Split, single: (...a: number[]) => void): (...a: number[]) => void {
   const T = pool.size;
   return (...args: number[]) => {
     const n = args[s.count];
     if (T === 1 || n * s.work(args) < MIN_PARALLEL_ELEMENTS || n < 2 * s.align) return single(...args);
+    const size = s.align * Math.ceil(n / (s.align * CHUNKS_PER_THREAD * T));
+    if (Math.ceil(n / size) >= T) {
+      const base = args.slice(),
+        perStart = args.map(() => 0),
+        perCount = args.map(() => 0);
+      base[s.count] = 0;
+      perCount[s.count] = 1;
+      for (const [i, step] of s.ptrs) perStart[i] = step(args);
+      // the chunks carry the arguments of `name` with some offsets moved: the same kernel's own shape
+      return pool.runChunked({ name, base, perStart, perCount, total: n, size } as unknown as ChunkedJob);
+    }
     const r = splitRange(n, T, s.align);
     const jobs = r.map(([a, b]): Job => {
       if (a === b) return null;
       const j = args.slice();
       for (const [i, step] of s.ptrs) j[i] = args[i] + a * step(args);
       j[s.count] = b - a;
-      // the job carries the arguments of `name` with some offsets moved: the same kernel's own shape
       return { name, args: j } as unknown as Job;
     });
     pool.run(jobs);

@@ -1,7 +1,7 @@
 import type { Heap } from '../tensor/index.js';
 import type { WasmKernelName, WasmKernels } from './wasm/index.js';
 import type { ChunkedJob, Job, ThreadPool } from './threads.js';
-import { splitRange } from './threads.js';
+import { CHUNKS_PER_THREAD, splitRange } from './threads.js';
 import { ssdWorkSize } from './ssd-work.js';
 import { threadedTrainKernels } from './parallel-train.js';
 
@@ -23,12 +23,6 @@ export const MIN_PARALLEL_FLOPS = 1 << 16;
 export const SCAN_GROUPS = 8;
 /** Stream groups of the SSD backward (fixed for the same reason). */
 export const SSD_GROUPS = 8;
-
-/**
- * Chunks per thread of a chunked product: the threads claim chunks as they go, so one that runs
- * slower (or wakes later) takes fewer of them instead of holding the others at the join.
- */
-export const CHUNKS_PER_THREAD = 4;
 
 /** What each threaded kernel needs: the thread count, the single-thread kernels, one job per thread, or chunks claimed as the threads go. */
 interface Pool {

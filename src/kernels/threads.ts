@@ -107,6 +107,12 @@ function nodeWorker(data: WorkerData): { terminate(): unknown } {
 /** One job: a kernel and its arguments (typed as that kernel takes them), or null for a thread with nothing to do this time. */
 export type Job = { [K in WasmKernelName]: { name: K; args: Parameters<WasmKernels[K]> } }[WasmKernelName] | null;
 
+/**
+ * Chunks per thread of a chunked job: the threads claim chunks as they go, so one that runs
+ * slower (or wakes later) takes fewer of them instead of holding the others at the join.
+ */
+export const CHUNKS_PER_THREAD = 4;
+
 /** A pool's counters since it started (see ThreadPool.stats). */
 export interface PoolStats {
   runs: number;
