@@ -78,3 +78,37 @@ export function mambaScanStepRange(out: usize, delta: usize, h: usize, xc: usize
     stN(po, f32x4.mul(ldN(po, cnt), f32x4.mul(z, vsigmoidFromE(z, vexpNegAbs(z)))), cnt);
   }
 }
+
+// ---------------------------------------------------------------- prefill (M = B·L rows at once)
+
+/**
+ * delta (M, ED) = softplus(dtp + bias), bias (ED) broadcast over the rows: dt_proj's bias add and
+ * the softplus in one pass, the same lane-wise arithmetic as addBias then softplusForward.
+ */
+export function mambaDeltaPrefill(delta: usize, dtp: usize, bias: usize, M: i32, ED: i32): void {
+  const row = <usize>ED << 2;
+  for (let r = 0; r < M; r++) {
+    const pi = dtp + <usize>r * row, po = delta + <usize>r * row;
+    for (let c = 0; c < ED; c += 4) {
+      const o = <usize>c << 2, cnt = min<i32>(4, ED - c);
+      const v = f32x4.add(ldN(pi + o, cnt), ldN(bias + o, cnt));
+      stN(po + o, f32x4.add(f32x4.pmax(v, f32x4.splat(0)), vlog1p(vexpNegAbs(v))), cnt);
+    }
+  }
+}
+
+/**
+ * out (M, ED) = y ⊙ silu(z), z = xz[:, ED:] read in place (xz (M, 2ED)): the gate without slicing
+ * z out, the same lane-wise arithmetic as siluForward then mul (and as mambaScanStep's gate).
+ */
+export function mambaGatePrefill(out: usize, y: usize, xz: usize, M: i32, ED: i32): void {
+  const row = <usize>ED << 2;
+  for (let r = 0; r < M; r++) {
+    const py = y + <usize>r * row, pz = xz + <usize>r * (row << 1) + row, po = out + <usize>r * row;
+    for (let c = 0; c < ED; c += 4) {
+      const o = <usize>c << 2, cnt = min<i32>(4, ED - c);
+      const z = ldN(pz + o, cnt);
+      stN(po + o, f32x4.mul(ldN(py + o, cnt), f32x4.mul(z, vsigmoidFromE(z, vexpNegAbs(z)))), cnt);
+    }
+  }
+}

@@ -54,7 +54,7 @@ const flopsOf = new Map(); // label -> FLOPs of one call
 const calls = new Map();
 for (const name of Object.keys(k)) {
   const fn = k[name];
-  if (typeof fn !== 'function' || fn.length === 0 && !/^[a-z]/.test(name)) continue;
+  if (typeof fn !== 'function' || (fn.length === 0 && !/^[a-z]/.test(name))) continue;
   if (['dispose', 'parallelRuns', 'poolStats'].includes(name)) continue;
   k[name] = (...args) => {
     const s = performance.now();
@@ -129,7 +129,9 @@ const prefill = profile(`prefill of ${L} tokens`, () => {
 const st = m.createState(S),
   tok = new Int32Array(S).fill(3);
 const step = profile(`one step of ${S} streams`, () => m.step(tok, st));
-console.log(`mamba ${plan.decodeModel.dModel}×${plan.decodeModel.nLayer}, f32, ${T} thread(s), kernels ${o.kernels}; GEMM peak ${gemm.toFixed(1)} GFLOP/s`);
+console.log(
+  `mamba ${plan.decodeModel.dModel}×${plan.decodeModel.nLayer}, f32, ${T} thread(s), kernels ${o.kernels}; GEMM peak ${gemm.toFixed(1)} GFLOP/s`,
+);
 print(prefill, gemm, L);
 print(step, gemm, S);
 m.e.dispose();
