@@ -53,6 +53,22 @@ import { fmadd, hsum4 } from './vmath';
 }
 
 /**
+ * One row of a against 4 rows of b (rowB bytes apart) for K a multiple of 4: the 4 dot products
+ * reduced as dot1 reduces each (4-lane partial sums, then (s0 + s2) + (s1 + s3)), so the same bits.
+ */
+@inline export function dot4(pa: usize, pb: usize, rowB: usize, K: i32): v128 {
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+  for (let o: usize = 0, oe = <usize>K << 2; o < oe; o += 16) {
+    const av = v128.load(pa + o);
+    c0 = fmadd(av, v128.load(pb + o), c0);
+    c1 = fmadd(av, v128.load(pb + rowB + o), c1);
+    c2 = fmadd(av, v128.load(pb + 2 * rowB + o), c2);
+    c3 = fmadd(av, v128.load(pb + 3 * rowB + o), c3);
+  }
+  return hsum4(c0, c1, c2, c3);
+}
+
+/**
  * One row of a against all N rows of b (the decoding GEMV): out[j] = a · b_j for j < N. Rows of b
  * are read as eight far-apart streams at once (rows u, u+S, …, u+7S), which keeps more memory
  * requests in flight than four adjacent rows; each output is still reduced exactly as in the

@@ -15,6 +15,7 @@ const shapes = [
   { B: 3, ED: 37, N: 5, R: 3, K: 4 },
   { B: 2, ED: 20, N: 20, R: 1, K: 3 },
   { B: 2, ED: 7, N: 36, R: 48, K: 1 },
+  { B: 3, ED: 10, N: 16, R: 12, K: 4 },
 ];
 
 function inputs(s: (typeof shapes)[number]) {
