@@ -158,6 +158,21 @@ describe('scan', () => {
         t.free();
       });
     }
+    it(`scanForward without checkpoints gives the bits of the run that writes them, ${tag}`, () => {
+      // N = 16 without checkpoints takes its own compiled copy of the 16-lane loop
+      seed(B * 5 + L * 7 + ED * 11 + N * 13 + chunk);
+      const inp = scanInputs(s);
+      const a = place(inp),
+        b = place(inp);
+      for (const [t, ck] of [
+        [a, a.p.hck],
+        [b, 0],
+      ] as const)
+        wk.scanForward(t.p.y, t.p.h, ck, t.p.x, t.p.delta, t.p.A, t.p.Bm, t.p.Cm, t.p.D, B, L, ED, N, chunk);
+      for (const k of ['y', 'h'] as const) expect(Buffer.from(b.got(k).buffer).equals(Buffer.from(a.got(k).buffer)), k).toBe(true);
+      a.free();
+      b.free();
+    });
     for (const withDh0 of [true, false]) {
       it(`scanBackward ${tag}${withDh0 ? '' : ' (no dh0)'}`, () => {
         seed(B * 11 + L * 13 + ED * 19 + N * 23 + chunk + (withDh0 ? 1 : 0));
