@@ -6,6 +6,7 @@
  * shape) with its milliseconds, its share of the pass and, for products, GFLOP/s against
  * frugal's GEMM peak (matmulNT 1024³ timed in the same process, as `frugal bench` measures it).
  * The time between kernel calls (JavaScript, buffer zeroing, copies) is the "outside kernels" row.
+ * On a busy machine `--clock cpu` times by this process's CPU time instead of the wall clock.
  *
  *   npm run build
  *   nice -n 19 node tools/profile-prefill.mjs --threads 1 --rounds 5
@@ -15,7 +16,6 @@
 import { parseArgs } from 'node:util';
 import { buildModel, makeWeights } from '../dist/bench/speed/models.js';
 import { speedPlan } from '../dist/bench/speed/types.js';
-import { measureGemm } from '../dist/bench/speed/machine.js';
 import { median } from '../dist/bench/formulas.js';
 
 const { values: o } = parseArgs({
@@ -25,20 +25,32 @@ const { values: o } = parseArgs({
     streams: { type: 'string', default: '32' },
     prompt: { type: 'string', default: '128' },
     kernels: { type: 'string', default: 'wasm' },
+    clock: { type: 'string', default: 'wall' },
   },
 });
 const T = Number(o.threads),
   rounds = Number(o.rounds),
   S = Number(o.streams),
   L = Number(o.prompt);
-if (![T, rounds, S, L].every((n) => Number.isInteger(n) && n > 0)) {
-  process.stderr.write('usage: node tools/profile-prefill.mjs [--threads T] [--rounds R] [--streams S] [--prompt L]\n');
+if (![T, rounds, S, L].every((n) => Number.isInteger(n) && n > 0) || !['wall', 'cpu'].includes(o.clock)) {
+  process.stderr.write('usage: node tools/profile-prefill.mjs [--threads T] [--rounds R] [--streams S] [--prompt L] [--clock wall|cpu]\n');
   process.exit(2);
 }
 const plan = speedPlan('full', T);
 const w = makeWeights('mamba', plan.decodeModel, 1);
 const m = buildModel(w, T, o.kernels);
 const k = m.e.k;
+/**
+ * Milliseconds now: wall time, or with --clock cpu this process's CPU time (all its threads), which
+ * time spent waiting for a core on a busy machine does not inflate.
+ */
+const now =
+  o.clock === 'cpu'
+    ? () => {
+        const u = process.cpuUsage();
+        return (u.user + u.system) / 1e3;
+      }
+    : () => performance.now();
 
 /** Kernel label: the products by shape (M×K→N), everything else by name. */
 function label(name, args) {
@@ -57,9 +69,9 @@ for (const name of Object.keys(k)) {
   if (typeof fn !== 'function' || (fn.length === 0 && !/^[a-z]/.test(name))) continue;
   if (['dispose', 'parallelRuns', 'poolStats'].includes(name)) continue;
   k[name] = (...args) => {
-    const s = performance.now();
+    const s = now();
     const r = fn(...args);
-    const dt = performance.now() - s;
+    const dt = now() - s;
     const key = label(name, args);
     times.set(key, (times.get(key) ?? 0) + dt);
     calls.set(key, (calls.get(key) ?? 0) + 1);
@@ -81,9 +93,9 @@ function profile(title, fn) {
   for (let r = 0; r < rounds; r++) {
     times = new Map();
     calls.clear();
-    const s = performance.now();
+    const s = now();
     fn();
-    walls.push(performance.now() - s);
+    walls.push(now() - s);
     for (const [key, ms] of times) perLabel.set(key, [...(perLabel.get(key) ?? []), ms]);
     callsPerPass = new Map(calls);
     process.stderr.write(`${title}: round ${r + 1}/${rounds} ${walls.at(-1).toFixed(1)} ms\n`);
@@ -116,7 +128,28 @@ function print({ title, wall, rows }, gemm, tokens) {
   );
 }
 
-const gemm = measureGemm(m.e, plan.gemmSize, 1).median;
+/** matmulNT n³ in GFLOP/s on the chosen clock: the median of ≥ 5 calls over ≥ 1 s, after one warm-up. */
+function gemmPeak(n) {
+  const [a, b, c] = [0, 1, 2].map(() => m.e.persistent([n, n]));
+  a.floats().forEach((_, i, v) => {
+    v[i] = Math.sin(i);
+  });
+  b.floats().forEach((_, i, v) => {
+    v[i] = Math.cos(i);
+  });
+  k.matmulNT(c, a, b, n, n, n, 0);
+  const rates = [],
+    t0 = performance.now();
+  while (rates.length < 5 || performance.now() - t0 < 1000) {
+    const s = now();
+    k.matmulNT(c, a, b, n, n, n, 0);
+    rates.push((2 * n ** 3) / ((now() - s) * 1e6));
+  }
+  for (const t of [a, b, c]) t.dispose();
+  return median(rates);
+}
+
+const gemm = gemmPeak(plan.gemmSize);
 process.stderr.write(`GEMM peak (matmulNT ${plan.gemmSize}³, ${T} thread(s)): ${gemm.toFixed(1)} GFLOP/s\n`);
 const V = plan.decodeModel.vocabSize;
 const pre = m.createState(1),
