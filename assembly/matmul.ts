@@ -53,8 +53,9 @@ import { fmadd, hsum4 } from './vmath';
 }
 
 /**
- * One row of a against 4 rows of b (rowB bytes apart) for K a multiple of 4: the 4 dot products
- * reduced as dot1 reduces each (4-lane partial sums, then (s0 + s2) + (s1 + s3)), so the same bits.
+ * One row of a against 4 rows of b (rowB bytes apart) over k < K, K a multiple of 4: the 4 dot
+ * products reduced as dot1 reduces each (4-lane partial sums, then (s0 + s2) + (s1 + s3)), so the
+ * same bits; the 1-row tiles add ntTail4 for the rest of k.
  */
 @inline export function dot4(pa: usize, pb: usize, rowB: usize, K: i32): v128 {
   let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
@@ -120,16 +121,8 @@ function ntRowBlock(po: usize, pa: usize, b: usize, j0: i32, j1: i32, K: i32, ac
   const rowA = <usize>K << 2;
   const j4 = j0 + ((j1 - j0) & ~3);
   for (let j = j0; j < j4; j += 4) {
-    const pb0 = b + <usize>j * rowA, pb1 = pb0 + rowA, pb2 = pb1 + rowA, pb3 = pb2 + rowA;
-    let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
-    for (let o: usize = 0, oe = <usize>K4 << 2; o < oe; o += 16) {
-      const a0 = v128.load(pa + o);
-      c00 = fmadd(a0, v128.load(pb0 + o), c00);
-      c01 = fmadd(a0, v128.load(pb1 + o), c01);
-      c02 = fmadd(a0, v128.load(pb2 + o), c02);
-      c03 = fmadd(a0, v128.load(pb3 + o), c03);
-    }
-    let s0 = hsum4(c00, c01, c02, c03);
+    const pb0 = b + <usize>j * rowA;
+    let s0 = dot4(pa, pb0, rowA, K4);
     if (K4 < K) s0 = ntTail4(s0, pa, pb0, rowA, K4, K);
     ntStore4(po + (<usize>j << 2), s0, acc);
   }
