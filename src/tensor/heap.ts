@@ -76,7 +76,7 @@ export class Heap {
           b.bytes -= size;
         }
         this.used.set(off, size);
-        this.u8().fill(0, off, off + size);
+        this.zeroFill(off, size);
         return off;
       }
     }
@@ -91,8 +91,16 @@ export class Heap {
     }
     this.top = end;
     this.used.set(off, size);
-    this.u8().fill(0, off, end); // a block may have been used before and returned to the top
+    this.zeroFill(off, size); // a block may have been used before and returned to the top
     return off;
+  }
+
+  /**
+   * Zero `size` bytes at `off` (both multiples of ALIGN) eight at a time: V8 fills a typed array
+   * over shared memory element by element, so bytes took 8× as long (2.2 ms per 8 MiB, 0.27 as f64).
+   */
+  private zeroFill(off: number, size: number): void {
+    this.f64(off, size / 8).fill(0);
   }
 
   /** Return a block to the free list. */
