@@ -33,6 +33,18 @@ export function conv1dForward(out: usize, x: usize, w: usize, bias: usize, B: i3
 }
 
 /**
+ * Rows per block of the sliding-window prefill (see conv1dPrefill): 8 keeps a power-of-two row
+ * stride (C = 1024, 2048: every row in one L1 set) within the set's ways; 16 did not.
+ */
+const TB: i32 = 8;
+
+/** x_r of channels c..c+3: row r of x, or for r < 0 the state's slot K + r (zeros without a state or past its start). */
+@inline function xrow(xb: usize, sb: usize, state: usize, r: i32, c: i32, K: i32, rowC: usize): v128 {
+  if (r >= 0) return v128.load(xb + <usize>r * rowC + (<usize>c << 2));
+  return state ? wcol(sb, c, K + r, K) : f32x4.splat(0);
+}
+
+/**
  * The conv of a prefill that continues from the recurrent state (B, C, K) (slot K−1 the newest):
  * inputs before t = 0 come from it instead of zeros; state 0 means zeros (conv1dForward). The
  * sliding window simply starts filled with the state's last inputs.
@@ -43,26 +55,34 @@ export function conv1dPrefill(out: usize, x: usize, state: usize, w: usize, bias
   for (let b = 0; b < B; b++) {
     const xb = x + <usize>b * <usize>L * rowC, ob = out + <usize>b * <usize>L * rowC;
     const sb = state + <usize>b * <usize>C * (<usize>K << 2);
-    for (let c = 0; c < C4; c += 4) {
-      const co = <usize>c << 2;
-      const bv = v128.load(bias + co);
-      if (K <= 4) {
-        // taps aligned to the right: w3 multiplies x_t, w2 x_{t-1}, ...
-        const w0 = wcol(w, c, K - 4, K), w1 = wcol(w, c, K - 3, K), w2 = wcol(w, c, K - 2, K), w3 = wcol(w, c, K - 1, K);
-        // x_{t-3}, x_{t-2}, x_{t-1} before t = 0: the state's newest slots, or zeros
-        let x0 = state ? wcol(sb, c, K - 3, K) : f32x4.splat(0),
-          x1 = state ? wcol(sb, c, K - 2, K) : f32x4.splat(0),
-          x2 = state ? wcol(sb, c, K - 1, K) : f32x4.splat(0);
-        let px = xb + co, po = ob + co;
-        for (let t = 0; t < L; t++) {
-          const x3 = v128.load(px);
-          const s = f32x4.add(f32x4.add(bv, f32x4.mul(w0, x0)),
-            f32x4.add(f32x4.mul(w1, x1), f32x4.add(f32x4.mul(w2, x2), f32x4.mul(w3, x3))));
-          v128.store(po, s);
-          x0 = x1; x1 = x2; x2 = x3;
-          px += rowC; po += rowC;
+    if (K <= 4) {
+      // TB rows at a time for every channel group: rows C·4 bytes apart share a few L1 sets (at
+      // C = 1536 a whole column walk thrashed them), and TB rows stay cached for the next group
+      for (let t0 = 0; t0 < L; t0 += TB) {
+        const t1 = min<i32>(L, t0 + TB);
+        for (let c = 0; c < C4; c += 4) {
+          const co = <usize>c << 2;
+          const bv = v128.load(bias + co);
+          // taps aligned to the right: w3 multiplies x_t, w2 x_{t-1}, ...
+          const w0 = wcol(w, c, K - 4, K), w1 = wcol(w, c, K - 3, K), w2 = wcol(w, c, K - 2, K), w3 = wcol(w, c, K - 1, K);
+          let x0 = xrow(xb, sb, state, t0 - 3, c, K, rowC),
+            x1 = xrow(xb, sb, state, t0 - 2, c, K, rowC),
+            x2 = xrow(xb, sb, state, t0 - 1, c, K, rowC);
+          let px = xb + <usize>t0 * rowC + co, po = ob + <usize>t0 * rowC + co;
+          for (let t = t0; t < t1; t++) {
+            const x3 = v128.load(px);
+            const s = f32x4.add(f32x4.add(bv, f32x4.mul(w0, x0)),
+              f32x4.add(f32x4.mul(w1, x1), f32x4.add(f32x4.mul(w2, x2), f32x4.mul(w3, x3))));
+            v128.store(po, s);
+            x0 = x1; x1 = x2; x2 = x3;
+            px += rowC; po += rowC;
+          }
         }
-      } else {
+      }
+    } else {
+      for (let c = 0; c < C4; c += 4) {
+        const co = <usize>c << 2;
+        const bv = v128.load(bias + co);
         for (let t = 0; t < L; t++) {
           let s = bv;
           for (let k = 0; k < K; k++) {

@@ -10,7 +10,7 @@ export { ssdRecurrent, ssdChunkForward, ssdChunkBackward } from './ssd';
 export { mamba3ScanForward, mamba3MimoScanForward } from './mamba3';
 export { mamba3MimoScanBackward } from './mamba3-back';
 export { mimoUpForward, mimoUpBackward, mimoDownForward, mimoDownBackward } from './mimo';
-export { mambaConvStep, mambaScanStep, mambaScanStepRange } from './mamba1';
+export { mambaConvStep, mambaScanStep, mambaScanStepRange, mambaDeltaPrefill, mambaGatePrefill } from './mamba1';
 export { dtSoftplusForward, dtSoftplusBackward, gatedRmsnormForward, gatedRmsnormBackward } from './mamba2';
 export { rmsnormForward, rmsnormBackward, addRmsnormForward } from './norm';
 export {

@@ -6,10 +6,10 @@
  * softplus and silu), so the fused step computes the same bits as the unfused one.
  */
 import { convChannelStep } from './conv';
-import { dot1 } from './matmul';
+import { dot1, dot4 } from './matmul';
 import { scanChannel } from './scan';
-import { siluForward } from './elementwise';
-import { ldN, stN, vexpNegAbs, vlog1p, vsigmoidFromE } from './vmath';
+import { silu4, siluForward } from './elementwise';
+import { hsum4, ldN, stN, vexpNegAbs, vlog1p, vsigmoidFromE } from './vmath';
 
 /** v with lane j (0..3) set to x. */
 @inline function setLane(v: v128, j: i32, x: f32): v128 {
@@ -24,13 +24,33 @@ export function mambaConvStep(xc: usize, state: usize, xz: usize, w: usize, bias
   const rowK = <usize>K << 2, rowXZ = <usize>ED << 3;
   for (let b = 0; b < B; b++) {
     const px = xz + <usize>b * rowXZ, po = xc + <usize>b * (<usize>ED << 2), ps = state + <usize>b * <usize>ED * rowK;
-    for (let d = 0; d < ED; d++) {
+    let d0 = 0;
+    if (K == 4) for (; d0 + 4 <= ED; d0 += 4) convStep4(po, ps, w, px, bias, d0);
+    for (let d = d0; d < ED; d++) {
       const o = <usize>d << 2, bd = load<f32>(bias + o);
       if (K <= 0) store<f32>(po + o, bd);
       else convChannelStep(po + o, ps + <usize>d * rowK, w + <usize>d * rowK, load<f32>(px + o), bd, K);
     }
   }
   siluForward(xc, xc, B * ED);
+}
+
+/**
+ * Four channels d0..d0+3 of one stream at K = 4: each window (one vector) shifted with its x
+ * appended, and bias + its 4 products summed as convChannelStep sums them ((p0 + p2) + (p1 + p3)),
+ * so the same bits, with one transpose-add for the four sums.
+ */
+@inline function convStep4(po: usize, ps: usize, w: usize, px: usize, bias: usize, d0: i32): void {
+  const o = <usize>d0 << 2, so = <usize>d0 << 4;
+  const xv = v128.load(px + o);
+  const s0 = f32x4.shuffle(v128.load(ps + so), xv, 1, 2, 3, 4);
+  const s1 = f32x4.shuffle(v128.load(ps + so, 16), xv, 1, 2, 3, 5);
+  const s2 = f32x4.shuffle(v128.load(ps + so, 32), xv, 1, 2, 3, 6);
+  const s3 = f32x4.shuffle(v128.load(ps + so, 48), xv, 1, 2, 3, 7);
+  v128.store(ps + so, s0); v128.store(ps + so, s1, 16); v128.store(ps + so, s2, 32); v128.store(ps + so, s3, 48);
+  const sums = hsum4(f32x4.mul(s0, v128.load(w + so)), f32x4.mul(s1, v128.load(w + so, 16)),
+    f32x4.mul(s2, v128.load(w + so, 32)), f32x4.mul(s3, v128.load(w + so, 48)));
+  v128.store(po + o, f32x4.add(v128.load(bias + o), sums));
 }
 
 export function mambaScanStep(out: usize, delta: usize, h: usize, xc: usize, xdbl: usize, xz: usize, dtW: usize,
@@ -53,9 +73,16 @@ export function mambaScanStepRange(out: usize, delta: usize, h: usize, xc: usize
   for (let c = c0; c < c1; c += 4) {
     const cnt = min<i32>(4, c1 - c);
     let v = f32x4.splat(0);
-    for (let j = 0; j < cnt; j++) {
-      v = setLane(v, j, dot1(xdbl + <usize>b * rowX, dtW + <usize>d * rowR, R) + load<f32>(dtBias + (<usize>d << 2)));
-      if (++d == ED) { d = 0; b++; }
+    if (cnt == 4 && d + 4 <= ED && (R & 3) == 0) {
+      // four channels of one stream: one pass over its dt row (dot4 gives dot1's bits)
+      v = f32x4.add(dot4(xdbl + <usize>b * rowX, dtW + <usize>d * rowR, rowR, R), v128.load(dtBias + (<usize>d << 2)));
+      d += 4;
+      if (d == ED) { d = 0; b++; }
+    } else {
+      for (let j = 0; j < cnt; j++) {
+        v = setLane(v, j, dot1(xdbl + <usize>b * rowX, dtW + <usize>d * rowR, R) + load<f32>(dtBias + (<usize>d << 2)));
+        if (++d == ED) { d = 0; b++; }
+      }
     }
     stN(delta + (<usize>c << 2), f32x4.add(f32x4.pmax(v, f32x4.splat(0)), vlog1p(vexpNegAbs(v))), cnt);
   }
@@ -76,5 +103,56 @@ export function mambaScanStepRange(out: usize, delta: usize, h: usize, xc: usize
     }
     const po = out + (<usize>c << 2);
     stN(po, f32x4.mul(ldN(po, cnt), f32x4.mul(z, vsigmoidFromE(z, vexpNegAbs(z)))), cnt);
+  }
+}
+
+// ---------------------------------------------------------------- prefill (M = B·L rows at once)
+
+/**
+ * delta (M, ED) = softplus(dtp + bias), bias (ED) broadcast over the rows: dt_proj's bias add and
+ * the softplus in one pass, the same lane-wise arithmetic as addBias then softplusForward.
+ */
+@inline function softplus4(v: v128): v128 {
+  return f32x4.add(f32x4.pmax(v, f32x4.splat(0)), vlog1p(vexpNegAbs(v)));
+}
+
+export function mambaDeltaPrefill(delta: usize, dtp: usize, bias: usize, M: i32, ED: i32): void {
+  const row = <usize>ED << 2;
+  for (let r = 0; r < M; r++) {
+    const pi = dtp + <usize>r * row, po = delta + <usize>r * row;
+    let c = 0;
+    // two vectors a turn: V8 rebuilds each v128 constant at its uses in a loop body, once for both
+    for (; c + 8 <= ED; c += 8) {
+      const o = <usize>c << 2;
+      const v0 = f32x4.add(v128.load(pi + o), v128.load(bias + o));
+      const v1 = f32x4.add(v128.load(pi + o, 16), v128.load(bias + o, 16));
+      v128.store(po + o, softplus4(v0));
+      v128.store(po + o, softplus4(v1), 16);
+    }
+    for (; c < ED; c += 4) {
+      const o = <usize>c << 2, cnt = min<i32>(4, ED - c);
+      stN(po + o, softplus4(f32x4.add(ldN(pi + o, cnt), ldN(bias + o, cnt))), cnt);
+    }
+  }
+}
+
+/**
+ * out (M, ED) = y ⊙ silu(z), z = xz[:, ED:] read in place (xz (M, 2ED)): the gate without slicing
+ * z out, the same lane-wise arithmetic as siluForward then mul (and as mambaScanStep's gate).
+ */
+export function mambaGatePrefill(out: usize, y: usize, xz: usize, M: i32, ED: i32): void {
+  const row = <usize>ED << 2;
+  for (let r = 0; r < M; r++) {
+    const py = y + <usize>r * row, pz = xz + <usize>r * (row << 1) + row, po = out + <usize>r * row;
+    let c = 0;
+    for (; c + 8 <= ED; c += 8) {
+      const o = <usize>c << 2; // two vectors a turn, as in mambaDeltaPrefill
+      v128.store(po + o, f32x4.mul(v128.load(py + o), silu4(v128.load(pz + o))));
+      v128.store(po + o, f32x4.mul(v128.load(py + o, 16), silu4(v128.load(pz + o, 16))), 16);
+    }
+    for (; c < ED; c += 4) {
+      const o = <usize>c << 2, cnt = min<i32>(4, ED - c);
+      stN(po + o, f32x4.mul(ldN(py + o, cnt), silu4(ldN(pz + o, cnt))), cnt);
+    }
   }
 }

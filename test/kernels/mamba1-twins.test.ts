@@ -15,6 +15,7 @@ const shapes = [
   { B: 3, ED: 37, N: 5, R: 3, K: 4 },
   { B: 2, ED: 20, N: 20, R: 1, K: 3 },
   { B: 2, ED: 7, N: 36, R: 48, K: 1 },
+  { B: 3, ED: 10, N: 16, R: 12, K: 4 },
 ];
 
 function inputs(s: (typeof shapes)[number]) {
@@ -119,6 +120,62 @@ describe('Mamba-1 fused decoding step', () => {
         if (TEST_BUILD === 'relaxed-simd') expectClose(`${k} ${tag}`, f.got(k), u.got(k));
         else expect(bitsOf(f.got(k)).equals(bitsOf(u.got(k))), `${k} ${tag}`).toBe(true);
       }
+      f.free();
+      u.free();
+    });
+  }
+});
+
+describe('Mamba-1 prefill kernels (Δ and the gate)', () => {
+  for (const [M, ED] of [
+    [1, 5],
+    [7, 37],
+    [33, 64],
+    [3, 1],
+  ] as const) {
+    const tag = `M${M} ED${ED}`;
+
+    it(`mambaDeltaPrefill and mambaGatePrefill match their reference twins, ${tag}`, () => {
+      seed(M * 101 + ED);
+      const t = place({
+        delta: uni(M * ED),
+        dtp: uni(M * ED, -6, 6),
+        bias: uni(ED, -4, 1),
+        out: uni(M * ED),
+        y: uni(M * ED, -2, 2),
+        xz: uni(M * 2 * ED, -8, 8),
+      });
+      const { p, r } = t;
+      wk.mambaDeltaPrefill(p.delta, p.dtp, p.bias, M, ED);
+      ref.mambaDeltaPrefill(r.delta, r.dtp, r.bias, M, ED);
+      expectClose(`delta ${tag}`, t.got('delta'), r.delta);
+      wk.mambaGatePrefill(p.out, p.y, p.xz, M, ED);
+      ref.mambaGatePrefill(r.out, r.y, r.xz, M, ED);
+      expectClose(`gated ${tag}`, t.got('out'), r.out);
+      t.free();
+    });
+
+    it(`compute the bits of the unfused kernels they replace (bias add, softplus; slice, silu, mul), ${tag}`, () => {
+      seed(M * 103 + ED * 7);
+      const inp = {
+        delta: new Float32Array(M * ED),
+        dtp: uni(M * ED, -6, 6),
+        bias: uni(ED, -4, 1),
+        out: new Float32Array(M * ED),
+        y: uni(M * ED, -2, 2),
+        xz: uni(M * 2 * ED, -8, 8),
+      };
+      const f = place(inp),
+        u = place({ ...inp, z: new Float32Array(M * ED), gate: new Float32Array(M * ED) });
+      wk.mambaDeltaPrefill(f.p.delta, f.p.dtp, f.p.bias, M, ED);
+      wk.mambaGatePrefill(f.p.out, f.p.y, f.p.xz, M, ED);
+      const p = u.p;
+      ref.addBias(heap.f32(p.dtp, M * ED), heap.f32(p.dtp, M * ED), heap.f32(p.bias, ED), M, ED); // as linearInto adds it
+      wk.softplusForward(p.delta, p.dtp, M * ED);
+      wk.sliceColumns(p.z, p.xz, M, 2 * ED, ED, ED);
+      wk.siluForward(p.gate, p.z, M * ED);
+      wk.mul(p.out, p.y, p.gate, M * ED);
+      for (const k of ['delta', 'out'] as const) expect(bitsOf(f.got(k)).equals(bitsOf(u.got(k))), `${k} ${tag}`).toBe(true);
       f.free();
       u.free();
     });

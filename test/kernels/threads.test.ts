@@ -103,9 +103,12 @@ describe.each([
   [2, 150, 1024],
   [5, 77, 96],
   [32, 203, 768],
+  [7, 77, 98],
+  [4, 9, 6],
 ] as const)('matmulNT with %i rows (%i x %i)', (M, N, K) => {
   it('gives every row bit for bit its one-row product (batched decoding = one stream), at 1-4 threads', () => {
-    // K = 1024 makes blocks of 64 rows of b, so N = 150 crosses them; M mod 3 ≠ 0 takes the in-block row tail
+    // K = 1024 makes blocks of 64 rows of b, so N = 150 crosses them; M mod 3 ≠ 0 takes the in-block
+    // row tail (2-row tiles: 3 + 1 rows go as 2 + 2), K mod 4 ≠ 0 the scalar k-tail
     const a = randomValues(11, M * K),
       b = randomValues(12, N * K);
     const e1 = engine(1),

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Heap } from '../../src/tensor/heap.js';
 import * as ref from '../../src/kernels/ref/index.js';
 import { wasmKernelNames, getWasmModule, instantiateWasmKernels, WASM_URL } from '../../src/kernels/wasm/index.js';
-import { expectClose, place, seed, uni, useWasmHeap, wk } from '../helpers/wasm-twins.js';
+import { expectClose, heap, place, seed, uni, useWasmHeap, wk } from '../helpers/wasm-twins.js';
 
 useWasmHeap();
 
@@ -161,6 +161,21 @@ describe('scan', () => {
         t.free();
       });
     }
+    it(`scanForward without checkpoints gives the bits of the run that writes them, ${tag}`, () => {
+      // N = 16 without checkpoints takes its own compiled copy of the 16-lane loop
+      seed(B * 5 + L * 7 + ED * 11 + N * 13 + chunk);
+      const inp = scanInputs(s);
+      const a = place(inp),
+        b = place(inp);
+      for (const [t, ck] of [
+        [a, a.p.hck],
+        [b, 0],
+      ] as const)
+        wk.scanForward(t.p.y, t.p.h, ck, t.p.x, t.p.delta, t.p.A, t.p.Bm, t.p.Cm, t.p.D, B, L, ED, N, chunk);
+      for (const k of ['y', 'h'] as const) expect(Buffer.from(b.got(k).buffer).equals(Buffer.from(a.got(k).buffer)), k).toBe(true);
+      a.free();
+      b.free();
+    });
     for (const withDh0 of [true, false]) {
       it(`scanBackward ${tag}${withDh0 ? '' : ' (no dh0)'}`, () => {
         seed(B * 11 + L * 13 + ED * 19 + N * 23 + chunk + (withDh0 ? 1 : 0));
@@ -325,6 +340,46 @@ describe('conv1d', () => {
         expectClose(`conv1dPrefill L${L}`, t.got('out'), t.r.out);
         t.free();
       }
+    });
+    it(`conv1dPrefill in two chunks gives the bits of one call, B${B} C${C} K${K}`, () => {
+      // 20 rows cross the kernel's blocks of 8; the second chunk starts from the state the first left
+      const L = 20,
+        L1 = 11;
+      seed(B * 7 + C * 17 + K);
+      const state = uni(B * C * K),
+        x = uni(B * L * C);
+      const one = place({ out: new Float32Array(B * L * C), state, x, w: uni(C * K), bias: uni(C) });
+      wk.conv1dPrefill(one.p.out, one.p.x, one.p.state, one.p.w, one.p.bias, B, L, C, K);
+      const whole = one.got('out');
+      const rows = (b: number, t0: number, t1: number) => x.slice((b * L + t0) * C, (b * L + t1) * C);
+      const parts = [
+        [0, L1],
+        [L1, L],
+      ].map(([t0, t1]) =>
+        Float32Array.from({ length: B * (t1 - t0) * C }, (_, i) => rows(Math.floor(i / ((t1 - t0) * C)), t0, t1)[i % ((t1 - t0) * C)]),
+      );
+      const two = place({
+        out: new Float32Array(B * L * C),
+        state,
+        a: parts[0],
+        b: parts[1],
+        w: one.r.w,
+        bias: one.r.bias,
+        o1: new Float32Array(B * L1 * C),
+        o2: new Float32Array(B * (L - L1) * C),
+      });
+      wk.conv1dPrefill(two.p.o1, two.p.a, two.p.state, two.p.w, two.p.bias, B, L1, C, K);
+      ref.conv1dFillState(heap.f32(two.p.state, B * C * K), heap.f32(two.p.a, B * L1 * C), B, L1, C, K);
+      wk.conv1dPrefill(two.p.o2, two.p.b, two.p.state, two.p.w, two.p.bias, B, L - L1, C, K);
+      const o1 = two.got('o1'),
+        o2 = two.got('o2');
+      for (let b = 0; b < B; b++) {
+        const want = whole.subarray(b * L * C, (b + 1) * L * C),
+          got = Float32Array.from([...o1.subarray(b * L1 * C, (b + 1) * L1 * C), ...o2.subarray(b * (L - L1) * C, (b + 1) * (L - L1) * C)]);
+        expect(Buffer.from(got.buffer).equals(Buffer.from(Float32Array.from(want).buffer)), `stream ${b}`).toBe(true);
+      }
+      one.free();
+      two.free();
     });
     it(`conv1dStep B${B} C${C} K${K}`, () => {
       seed(B * 3 + C * 11 + K);

@@ -90,3 +90,18 @@ export function mambaScanStepRange(
     out[c] = (acc + D[d] * xt) * z * sigmoid(z);
   }
 }
+
+/** delta (M, ED) = softplus(dtp + bias), bias (ED) broadcast over the rows (prefill: dt_proj's bias and softplus at once). */
+export function mambaDeltaPrefill(delta: F, dtp: F, bias: F, M: number, ED: number): void {
+  for (let r = 0; r < M; r++) for (let c = 0; c < ED; c++) delta[r * ED + c] = softplus1(dtp[r * ED + c] + bias[c]);
+}
+
+/** out (M, ED) = y ⊙ silu(z) with z = xz[:, ED:] (xz (M, 2ED)): the prefill's gate, z read in place. */
+export function mambaGatePrefill(out: F, y: F, xz: F, M: number, ED: number): void {
+  for (let r = 0; r < M; r++) {
+    for (let c = 0; c < ED; c++) {
+      const z = xz[r * 2 * ED + ED + c];
+      out[r * ED + c] = y[r * ED + c] * z * sigmoid(z);
+    }
+  }
+}

@@ -56,10 +56,13 @@ export const WASM_KERNELS = [
   'mimoUpBackward',
   'mimoDownForward',
   'mimoDownBackward',
-  // mamba1.ts (Mamba-1's decoding step fused around its products; the range form for threads)
+  // mamba1.ts (Mamba-1's decoding step fused around its products; the range form for threads;
+  // the prefill's Δ and gate)
   'mambaConvStep',
   'mambaScanStep',
   'mambaScanStepRange',
+  'mambaDeltaPrefill',
+  'mambaGatePrefill',
   // conv.ts, norm.ts
   'conv1dForward',
   'conv1dPrefill',

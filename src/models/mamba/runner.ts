@@ -117,7 +117,6 @@ export class MambaBlockRunner extends SsmBlockBase implements BlockRunner {
       M = B * L;
     const xz = buf('m1.xz', [M, 2 * ED]),
       x = buf('m1.x', [M, ED]),
-      z = buf('m1.z', [M, ED]),
       xconv = buf('m1.xconv', [M, ED]);
     const xc = buf('m1.xc', [M, ED]),
       xdbl = buf('m1.xdbl', [M, R + 2 * N]),
@@ -127,11 +126,9 @@ export class MambaBlockRunner extends SsmBlockBase implements BlockRunner {
       dtp = buf('m1.dtp', [M, ED]),
       delta = buf('m1.delta', [M, ED]);
     const y = buf('m1.y', [M, ED]),
-      gate = buf('m1.gate', [M, ED]),
       gated = buf('m1.gated', [M, ED]);
     linearInto(e, xz, u, ly.inProj, ly.inProjBias, M, q); // (M, 2ED)
-    k.sliceColumns(x, xz, M, 2 * ED, 0, ED);
-    k.sliceColumns(z, xz, M, 2 * ED, ED, ED);
+    k.sliceColumns(x, xz, M, 2 * ED, 0, ED); // z stays in xz: the gate reads it there
     convContinue(
       e,
       xconv,
@@ -149,8 +146,13 @@ export class MambaBlockRunner extends SsmBlockBase implements BlockRunner {
     k.sliceColumns(dt, xdbl, M, R + 2 * N, 0, R);
     k.sliceColumns(Bm, xdbl, M, R + 2 * N, R, N);
     k.sliceColumns(Cm, xdbl, M, R + 2 * N, R + N, N);
-    linearInto(e, dtp, dt, ly.dtProj, ly.dtProjBias, M, q); // (M, ED)
-    k.softplusForward(delta, dtp, M * ED);
+    if (isQuant(ly.dtProj) || e.lora.has(ly.dtProj)) {
+      linearInto(e, dtp, dt, ly.dtProj, ly.dtProjBias, M, q); // (M, ED)
+      k.softplusForward(delta, dtp, M * ED);
+    } else {
+      k.matmulNT(dtp, dt, ly.dtProj, M, ED, R, 0); // (M, ED); its bias is added with the softplus
+      k.mambaDeltaPrefill(delta, dtp, ly.dtProjBias, M, ED);
+    }
     // no checkpoints (hck null), so the chunk length does not enter the arithmetic
     k.scanForward(
       y,
@@ -168,8 +170,7 @@ export class MambaBlockRunner extends SsmBlockBase implements BlockRunner {
       N,
       SCAN_CHUNK,
     );
-    k.siluForward(gate, z, M * ED);
-    k.mul(gated, y, gate, M * ED);
+    k.mambaGatePrefill(gated, y, xz, M, ED); // y ⊙ silu(z)
     linearInto(e, out, gated, ly.outProj, ly.outProjBias, M, q); // (M, D)
   }
 
