@@ -6,8 +6,8 @@ import { CHUNKS_PER_THREAD, splitRange } from './threads.js';
 /**
  * Threaded versions of the passes around the products of a training step (elementwise ops, the
  * column slices, the bias + softplus of Δ, RMSNorm's forward, the depthwise conv, AdamW, the
- * transposes and strided NN products of the taped linear layer, ops.ts): on two threads these ran
- * on one and held back the step's scaling. Each splits over OUTPUTS only:
+ * transposes and strided NN products of the taped linear layer, ops.ts) and of a prompt (Mamba-1's
+ * fused Δ and gate): on two threads these ran on one and held back the scaling. Each splits over OUTPUTS only:
  * - elementwise kernels by element ranges at multiples of 4 (the f32x4 lanes), so each element
  *   meets the same lane arithmetic as in one call, in chunks the threads claim as they go;
  * - row kernels by ranges of rows (the NN product: each row of out sums over k in the same order
@@ -121,6 +121,26 @@ const SPLITS: Partial<Record<WasmKernelName, Split>> = {
     count: 2,
     align: 16,
     work: (a) => a[3],
+  },
+  // prefill's Δ (delta, dtp, bias, M, ED) and gate (out, y, xz, M, ED): rows of ED, xz rows of 2·ED
+  mambaDeltaPrefill: {
+    ptrs: [
+      [0, (a) => 4 * a[4]],
+      [1, (a) => 4 * a[4]],
+    ],
+    count: 3,
+    align: 1,
+    work: (a) => a[4],
+  },
+  mambaGatePrefill: {
+    ptrs: [
+      [0, (a) => 4 * a[4]],
+      [1, (a) => 4 * a[4]],
+      [2, (a) => 8 * a[4]],
+    ],
+    count: 3,
+    align: 1,
+    work: (a) => a[4],
   },
   // (out, x, w, bias, B, L, C, K): each stream's L × C outputs are its own
   conv1dForward: {

@@ -52,6 +52,8 @@ const CASES: [string, Arg[]][] = [
   ['dtSoftplusForward', [arr(R * W), arr(R * W, -6, 6), arr(W), R, W, 0, Number.POSITIVE_INFINITY]],
   ['dtSoftplusForward', [arr(R * W), arr(R * W, -6, 6), arr(W), R, W, 0.01, 2]],
   ['rmsnormForward', [arr(R * W), arr(R), arr(R * W), arr(W, 0.5, 1.5), R, W, 1e-5]],
+  ['mambaDeltaPrefill', [arr(R * W), arr(R * W, -6, 6), arr(W), R, W]],
+  ['mambaGatePrefill', [arr(R * W), arr(R * W), arr(R * 2 * W, -12, 12), R, W]],
   ['conv1dForward', [arr(3 * 101 * W), arr(3 * 101 * W), arr(W * 4), arr(W), 3, 101, W, 4]],
   // out (67, 40; rows of 43) += a (67, 45; rows of 52) @ b (45, 40; rows of 44)
   ['matmulNNStrided', [arr(67 * 43), arr(67 * 52), arr(45 * 44), 67, 40, 45, 1, 52, 44, 43]],
