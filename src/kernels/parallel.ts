@@ -91,6 +91,7 @@ function threadedMatmulNT({ T, w, jobs, chunked }: Pool): WasmKernels['matmulNT'
           perCount: [0, 0, 0, 0, 1, 0, 0, 0],
           total: N,
           size: cw,
+          align: 4,
         });
       if (M >= T * rowChunk(M, T, 3))
         return chunked({
@@ -100,6 +101,7 @@ function threadedMatmulNT({ T, w, jobs, chunked }: Pool): WasmKernels['matmulNT'
           perCount: [0, 0, 0, 1, 0, 0, 0],
           total: M,
           size: rowChunk(M, T, 3),
+          align: 3,
         });
       // a few rows of a narrow product (a small batch of streams): one share each
       const r = splitRange(M, T);
@@ -129,6 +131,7 @@ function threadedGemmAB(
         perCount: [0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
         total: M,
         size: rowChunk(M, T, 4),
+        align: 4,
       });
     }
     if (M >= T) {
@@ -163,6 +166,7 @@ function threadedMatmulQ(
           perCount: [0, 0, 0, 0, 0, 0, 1, 0, 0],
           total: N,
           size: cw,
+          align: 4,
         });
       if (M >= T * rowChunk(M, T, 4))
         return chunked({
@@ -172,6 +176,7 @@ function threadedMatmulQ(
           perCount: [0, 0, 0, 0, 0, 1, 0, 0, 0],
           total: M,
           size: rowChunk(M, T, 4),
+          align: 4,
         });
       const r = splitRange(M, T);
       return jobs((t) => ({
@@ -203,6 +208,7 @@ function threadedScanForward({ T, w, jobs, chunked }: Pool): WasmKernels['scanFo
       perCount: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
       total: B * ED,
       size: rowChunk(B * ED, T, 4),
+      align: 4,
     });
   };
 }
