@@ -252,7 +252,7 @@ function threaded(pool: ThreadPool, name: WasmKernelName, s: Split, single: (...
       perCount[s.count] = 1;
       for (const [i, step] of s.ptrs) perStart[i] = step(args);
       // the chunks carry the arguments of `name` with some offsets moved: the same kernel's own shape
-      return pool.runChunked({ name, base, perStart, perCount, total: n, size, align: s.align } as unknown as ChunkedJob);
+      return pool.runChunked({ name, base, perStart, perCount, total: n, size } as unknown as ChunkedJob);
     }
     const r = splitRange(n, T, s.align);
     const jobs = r.map(([a, b]): Job => {

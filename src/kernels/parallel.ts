@@ -91,7 +91,6 @@ function threadedMatmulNT({ T, w, jobs, chunked }: Pool): WasmKernels['matmulNT'
           perCount: [0, 0, 0, 0, 1, 0, 0, 0],
           total: N,
           size: cw,
-          align: 4,
         });
       if (M >= T * rowChunk(M, T, 3))
         return chunked({
@@ -101,7 +100,6 @@ function threadedMatmulNT({ T, w, jobs, chunked }: Pool): WasmKernels['matmulNT'
           perCount: [0, 0, 0, 1, 0, 0, 0],
           total: M,
           size: rowChunk(M, T, 3),
-          align: 3,
         });
       // a few rows of a narrow product (a small batch of streams): one share each
       const r = splitRange(M, T);
@@ -131,7 +129,6 @@ function threadedGemmAB(
         perCount: [0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
         total: M,
         size: rowChunk(M, T, 4),
-        align: 4,
       });
     }
     if (M >= T) {
@@ -166,7 +163,6 @@ function threadedMatmulQ(
           perCount: [0, 0, 0, 0, 0, 0, 1, 0, 0],
           total: N,
           size: cw,
-          align: 4,
         });
       if (M >= T * rowChunk(M, T, 4))
         return chunked({
@@ -176,7 +172,6 @@ function threadedMatmulQ(
           perCount: [0, 0, 0, 0, 0, 1, 0, 0, 0],
           total: M,
           size: rowChunk(M, T, 4),
-          align: 4,
         });
       const r = splitRange(M, T);
       return jobs((t) => ({
@@ -208,7 +203,6 @@ function threadedScanForward({ T, w, jobs, chunked }: Pool): WasmKernels['scanFo
       perCount: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
       total: B * ED,
       size: rowChunk(B * ED, T, 4),
-      align: 4,
     });
   };
 }

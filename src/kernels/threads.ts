@@ -17,12 +17,8 @@ const GEN = 0,
   SLEEPS = 4, // times a worker stopped spinning and slept in Atomics.wait (then a wake-up costs a futex)
   NEXT = 5; // the next chunk of a chunked job to claim
 const MAX_ARGS = 30;
-/**
- * A chunked job: [kernel index, arg count, total, big chunk size, base args…, per start…, per count…,
- * big chunks, small chunk size]: the first chunks are big, the rest small (see ThreadPool.runChunked).
- */
-const CHUNK_LEN = 6 + 3 * MAX_ARGS;
-const BIG_CHUNKS = 4 + 3 * MAX_ARGS;
+/** A chunked job: [kernel index, arg count, total, chunk size, base args…, per start…, per count…]. */
+const CHUNK_LEN = 4 + 3 * MAX_ARGS;
 /** Marks a worker's job slot: take chunks of the shared chunked job. */
 const CHUNKED = -2;
 /** Reads of the control block a waiting thread makes before it sleeps in Atomics.wait. */
@@ -57,11 +53,11 @@ for (;;) {
   if (k === ${CHUNKED}) {
     try {
       if (fns === null) throw new Error('no kernels');
-      const f = fns[chunk[0]], n = chunk[1], total = chunk[2], big = chunk[3], c1 = chunk[${BIG_CHUNKS}], small = chunk[${BIG_CHUNKS + 1}], a = new Array(n);
+      const f = fns[chunk[0]], n = chunk[1], total = chunk[2], size = chunk[3], a = new Array(n);
       for (;;) {
-        const c = Atomics.add(ctl, ${NEXT}, 1), s = c < c1 ? c * big : c1 * big + (c - c1) * small;
+        const s = Atomics.add(ctl, ${NEXT}, 1) * size;
         if (s >= total) break;
-        const m = Math.min(c < c1 ? big : small, total - s);
+        const m = Math.min(size, total - s);
         for (let i = 0; i < n; i++) a[i] = chunk[4 + i] + chunk[${4 + MAX_ARGS} + i] * s + chunk[${4 + 2 * MAX_ARGS} + i] * m;
         f(...a);
       }
@@ -140,11 +136,8 @@ export function poolStatsSince(a: PoolStats, b: PoolStats): PoolStats {
 
 /**
  * A job cut into chunks that the threads claim one at a time (so a thread that runs slower, or
- * starts later, simply takes fewer): chunks of `size` units cover about half of [0, total), then
- * chunks of a quarter of that (a multiple of `align`, default 1) the rest, so the last chunk, which
- * the others may wait for at the join, is small. Kernel argument i of the chunk [start, start + count)
- * is base[i] + perStart[i]·start + perCount[i]·count. Every chunk starts at a multiple of `align` when
- * `size` is one.
+ * starts later, simply takes fewer): chunk c covers [c·size, min((c+1)·size, total)), and kernel
+ * argument i is base[i] + perStart[i]·start + perCount[i]·count for that chunk.
  */
 export interface ChunkedJob<K extends WasmKernelName = WasmKernelName> {
   name: K;
@@ -153,7 +146,6 @@ export interface ChunkedJob<K extends WasmKernelName = WasmKernelName> {
   perCount: number[];
   total: number;
   size: number;
-  align?: number;
 }
 
 export class ThreadPool {
@@ -248,16 +240,11 @@ export class ThreadPool {
       f(...args(0, total));
       return;
     }
-    const align = job.align ?? 1,
-      small = Math.max(align, Math.floor(size / 4 / align) * align),
-      c1 = Math.floor(total / size / 2);
     const c = this.chunk;
     c[0] = this.index.get(job.name) as number;
     c[1] = n;
     c[2] = total;
     c[3] = size;
-    c[BIG_CHUNKS] = c1;
-    c[BIG_CHUNKS + 1] = small;
     for (let i = 0; i < n; i++) {
       c[4 + i] = base[i];
       c[4 + MAX_ARGS + i] = perStart[i];
@@ -269,15 +256,14 @@ export class ThreadPool {
     let mine = 0;
     try {
       for (;;) {
-        const k = Atomics.add(this.ctl, NEXT, 1),
-          s = k < c1 ? k * size : c1 * size + (k - c1) * small;
+        const s = Atomics.add(this.ctl, NEXT, 1) * size;
         if (s >= total) break;
-        f(...args(s, Math.min(k < c1 ? size : small, total - s)));
+        f(...args(s, Math.min(size, total - s)));
         mine++;
       }
     } finally {
       this.join();
-      this.chunks += c1 + Math.ceil((total - c1 * size) / small);
+      this.chunks += Math.ceil(total / size);
       this.callerChunks += mine;
     }
   }
