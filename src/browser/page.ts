@@ -126,12 +126,24 @@ function generate(): void {
     seed: Math.max(0, Math.floor(numberField('seed', 1))),
     continue: $<HTMLInputElement>('continue').checked,
   };
-  send(request);
-  if (side !== null) {
-    $('output-b').textContent = '';
-    $('status-b').textContent = 'generating';
-    side.postMessage({ ...request, continue: false });
-  }
+  // start the workers once this frame's rendering of the cleared output and the new status is
+  // done, so that it does not take a core from the prompt's kernel threads (on a two-core machine
+  // it stalled one of them for a few milliseconds in each prefill); a hidden page, which gets no
+  // frames, starts them at once
+  afterPaint(() => {
+    send(request);
+    if (side !== null) {
+      $('output-b').textContent = '';
+      $('status-b').textContent = 'generating';
+      side.postMessage({ ...request, continue: false });
+    }
+  });
+}
+
+/** Run `fn` after the next frame is painted (a task queued from its animation frame), or at once when the page is hidden. */
+function afterPaint(fn: () => void): void {
+  if (document.visibilityState === 'hidden') return fn();
+  requestAnimationFrame(() => setTimeout(fn, 0));
 }
 
 /**
