@@ -370,37 +370,3 @@ describe('after heap growth', () => {
     expectClose('matmulNT beta=1 after second grow', h.f32(pout, M * N), want);
   });
 });
-
-describe('heap allocation', () => {
-  it('hands out zeroed blocks again, from the free list and from the top', () => {
-    const h = new Heap(4);
-    const a = h.alloc(200), // 256 bytes
-      b = h.alloc(1000),
-      c = h.alloc(64);
-    for (const [p, n] of [
-      [a, 256],
-      [b, 1024],
-      [c, 64],
-    ])
-      h.u8().fill(0xff, p, p + n);
-    h.release(a); // a hole below b: the free list
-    h.release(c); // the top
-    const a2 = h.alloc(100),
-      c2 = h.alloc(1000); // does not fit the 256-byte hole: past b
-    expect(a2).toBe(a);
-    expect(c2).toBe(c);
-    expect(
-      h
-        .u8()
-        .subarray(a2, a2 + 128)
-        .every((x) => x === 0),
-    ).toBe(true);
-    expect(
-      h
-        .u8()
-        .subarray(c2, c2 + 1024)
-        .every((x) => x === 0),
-    ).toBe(true);
-    expect(h.u8()[a2 + 128]).toBe(0xff); // only the 128 bytes handed out were zeroed
-  });
-});
