@@ -46,6 +46,17 @@ const elementwise = (ptrs: readonly number[], count: number): Split => ({
   work: () => 1,
 });
 
+/** Row kernels: rows counted at argument `count`, W floats a row at argument `width`; `wide` arrays hold rows of 2·W. */
+const byRows = (count: number, width: number, ptrs: readonly number[], wide: readonly number[] = []): Split => ({
+  ptrs: [
+    ...ptrs.map((i) => [i, (a: readonly number[]) => 4 * a[width]] as const),
+    ...wide.map((i) => [i, (a: readonly number[]) => 8 * a[width]] as const),
+  ],
+  count,
+  align: 1,
+  work: (a) => a[width],
+});
+
 const SPLITS: Partial<Record<WasmKernelName, Split>> = {
   // (out, x, y, n) and (dst, x, y, n)
   add: elementwise([0, 1, 2], 3),
@@ -82,15 +93,7 @@ const SPLITS: Partial<Record<WasmKernelName, Split>> = {
     work: (a) => a[5],
   },
   // (out, dt, bias, rows, H, lo, hi): out and dt rows of H
-  dtSoftplusForward: {
-    ptrs: [
-      [0, (a) => 4 * a[4]],
-      [1, (a) => 4 * a[4]],
-    ],
-    count: 3,
-    align: 1,
-    work: (a) => a[4],
-  },
+  dtSoftplusForward: byRows(3, 4, [0, 1]),
   // (out, rstd, x, w, rows, D, eps)
   rmsnormForward: {
     ptrs: [
@@ -123,25 +126,8 @@ const SPLITS: Partial<Record<WasmKernelName, Split>> = {
     work: (a) => a[3],
   },
   // prefill's Δ (delta, dtp, bias, M, ED) and gate (out, y, xz, M, ED): rows of ED, xz rows of 2·ED
-  mambaDeltaPrefill: {
-    ptrs: [
-      [0, (a) => 4 * a[4]],
-      [1, (a) => 4 * a[4]],
-    ],
-    count: 3,
-    align: 1,
-    work: (a) => a[4],
-  },
-  mambaGatePrefill: {
-    ptrs: [
-      [0, (a) => 4 * a[4]],
-      [1, (a) => 4 * a[4]],
-      [2, (a) => 8 * a[4]],
-    ],
-    count: 3,
-    align: 1,
-    work: (a) => a[4],
-  },
+  mambaDeltaPrefill: byRows(3, 4, [0, 1]),
+  mambaGatePrefill: byRows(3, 4, [0, 1], [2]),
   // (out, x, w, bias, B, L, C, K): each stream's L × C outputs are its own
   conv1dForward: {
     ptrs: [
