@@ -142,8 +142,8 @@ function generate(): void {
 
 /** Run `fn` after the next frame is painted (a task queued from its animation frame), or at once when the page is hidden. */
 function afterPaint(fn: () => void): void {
-  if (document.visibilityState === 'hidden') return fn();
-  requestAnimationFrame(() => setTimeout(fn, 0));
+  if (document.visibilityState === 'hidden') fn();
+  else requestAnimationFrame(() => setTimeout(fn, 0));
 }
 
 /**
