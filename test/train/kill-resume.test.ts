@@ -42,7 +42,7 @@ const ARGS = [
   '--threads',
   '1',
 ];
-const STEPS = 300;
+const STEPS = 600;
 const MIN_LANDED = 15,
   MAX_ATTEMPTS = 100;
 
@@ -103,7 +103,7 @@ describe('kill -9 during checkpoint saves', () => {
         lastStep = 0;
       while (landed < MIN_LANDED && attempts < MAX_ATTEMPTS) {
         attempts++;
-        const r = await runCli(dir, out, rng.int(200));
+        const r = await runCli(dir, out, rng.int(100));
         expect(r.signal, `attempt ${attempts}: the run finished before ${MIN_LANDED} kills landed (${landed} did)`).toBe('SIGKILL');
         if (saveTraces(dir).length > 0) landed++; // the process is dead: these are its unfinished save
         recoverDir(out);
