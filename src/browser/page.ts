@@ -174,7 +174,7 @@ function toggleSide(on: boolean): void {
     const m = ev.data;
     if (m.type === 'ready') $('status-b').textContent = `ready: ${m.name} (${m.architecture}), ${m.backend}`;
     else if (m.type === 'tokens') {
-      $('output-b').textContent += m.text;
+      $('output-b').append(m.text); // a new text node: no re-layout of what is there
       $('speed-b').textContent = m.tokensPerSecond.toFixed(1);
     } else if (m.type === 'done') {
       $('speed-b').textContent = m.tokensPerSecond.toFixed(1);
@@ -243,7 +243,7 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
         timingFirst = false;
         $('first-token').textContent = `${performance.now().toFixed(0)} ms after the page opened`;
       }
-      $('output').textContent += m.text;
+      $('output').append(m.text); // a new text node, not the whole text replaced at every batch
       $('speed').textContent = m.tokensPerSecond.toFixed(1);
       break;
     case 'done':
