@@ -1,7 +1,7 @@
 import type { Heap } from '../tensor/index.js';
 import type { WasmKernelName, WasmKernels } from './wasm/index.js';
-import type { ChunkedJob, Job, ThreadPool } from './threads.js';
-import { CHUNKS_PER_THREAD, splitRange } from './threads.js';
+import type { Job, ThreadPool } from './threads.js';
+import { CHUNKS_PER_THREAD, chunkedJob, splitRange } from './threads.js';
 
 /**
  * Threaded versions of the passes around the products of a training step (elementwise ops, the
@@ -231,14 +231,9 @@ function threaded(pool: ThreadPool, name: WasmKernelName, s: Split, single: (...
     if (T === 1 || n * s.work(args) < MIN_PARALLEL_ELEMENTS || n < 2 * s.align) return single(...args);
     const size = s.align * Math.ceil(n / (s.align * CHUNKS_PER_THREAD * T));
     if (Math.ceil(n / size) >= T) {
-      const base = args.slice(),
-        perStart = args.map(() => 0),
-        perCount = args.map(() => 0);
-      base[s.count] = 0;
-      perCount[s.count] = 1;
-      for (const [i, step] of s.ptrs) perStart[i] = step(args);
+      const moves = Object.fromEntries(s.ptrs.map(([i, step]) => [i, step(args)]));
       // the chunks carry the arguments of `name` with some offsets moved: the same kernel's own shape
-      return pool.runChunked({ name, base, perStart, perCount, total: n, size } as unknown as ChunkedJob);
+      return pool.runChunked(chunkedJob(name, args as unknown as Parameters<WasmKernels[typeof name]>, moves, s.count, n, size));
     }
     const r = splitRange(n, T, s.align);
     const jobs = r.map(([a, b]): Job => {

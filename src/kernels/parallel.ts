@@ -1,7 +1,7 @@
 import type { Heap } from '../tensor/index.js';
 import type { WasmKernelName, WasmKernels } from './wasm/index.js';
 import type { ChunkedJob, Job, ThreadPool } from './threads.js';
-import { CHUNKS_PER_THREAD, splitRange } from './threads.js';
+import { CHUNKS_PER_THREAD, chunkedJob, splitRange } from './threads.js';
 import { ssdWorkSize } from './ssd-work.js';
 import { threadedTrainKernels } from './parallel-train.js';
 
@@ -83,24 +83,9 @@ function threadedMatmulNT({ T, w, jobs, chunked }: Pool): WasmKernels['matmulNT'
     if (M >= T) {
       // a prompt's projections: chunks of columns (weight rows, read once in all), or of rows when N is narrow
       const cw = columnChunk(N, T, ntBlock(K));
-      if (cw > 0)
-        return chunked({
-          name: 'matmulNTStrided',
-          base: [out, a, b, M, 0, K, beta, N],
-          perStart: [4, 0, K * 4, 0, 0, 0, 0, 0],
-          perCount: [0, 0, 0, 0, 1, 0, 0, 0],
-          total: N,
-          size: cw,
-        });
+      if (cw > 0) return chunked(chunkedJob('matmulNTStrided', [out, a, b, M, N, K, beta, N], { 0: 4, 2: K * 4 }, 4, N, cw));
       if (M >= T * rowChunk(M, T, 3))
-        return chunked({
-          name: 'matmulNT',
-          base: [out, a, b, 0, N, K, beta],
-          perStart: [N * 4, K * 4, 0, 0, 0, 0, 0],
-          perCount: [0, 0, 0, 1, 0, 0, 0],
-          total: M,
-          size: rowChunk(M, T, 3),
-        });
+        return chunked(chunkedJob('matmulNT', [out, a, b, M, N, K, beta], { 0: N * 4, 1: K * 4 }, 3, M, rowChunk(M, T, 3)));
       // a few rows of a narrow product (a small batch of streams): one share each
       const r = splitRange(M, T);
       return jobs((t) => ({ name: 'matmulNT', args: [out + r[t][0] * N * 4, a + r[t][0] * K * 4, b, r[t][1] - r[t][0], N, K, beta] }));
@@ -122,14 +107,7 @@ function threadedGemmAB(
     const rowStep = name === 'matmulNNStrided' ? K * 4 : 4;
     if (M >= T * rowChunk(M, T, 4)) {
       // chunks of rows in whole 4-row tiles of the kernel, claimed as the threads go
-      return chunked({
-        name,
-        base: [out, a, b, 0, N, K, beta, lda(M, K), N, N],
-        perStart: [N * 4, rowStep, 0, 0, 0, 0, 0, 0, 0, 0],
-        perCount: [0, 0, 0, 1, 0, 0, 0, 0, 0, 0],
-        total: M,
-        size: rowChunk(M, T, 4),
-      });
+      return chunked(chunkedJob(name, [out, a, b, M, N, K, beta, lda(M, K), N, N], { 0: N * 4, 1: rowStep }, 3, M, rowChunk(M, T, 4)));
     }
     if (M >= T) {
       const r = splitRange(M, T);
@@ -155,24 +133,9 @@ function threadedMatmulQ(
     const nb = K / 32;
     if (M >= T) {
       const cw = columnChunk(N, T, qBlock(wRowBytes(K)));
-      if (cw > 0)
-        return chunked({
-          name,
-          base: [out, qx, sx, qw, sw, M, 0, K, N],
-          perStart: [4, 0, 0, wRowBytes(K), nb * 4, 0, 0, 0, 0],
-          perCount: [0, 0, 0, 0, 0, 0, 1, 0, 0],
-          total: N,
-          size: cw,
-        });
+      if (cw > 0) return chunked(chunkedJob(name, [out, qx, sx, qw, sw, M, N, K, N], { 0: 4, 3: wRowBytes(K), 4: nb * 4 }, 6, N, cw));
       if (M >= T * rowChunk(M, T, 4))
-        return chunked({
-          name,
-          base: [out, qx, sx, qw, sw, 0, N, K, N],
-          perStart: [N * 4, K, nb * 4, 0, 0, 0, 0, 0, 0],
-          perCount: [0, 0, 0, 0, 0, 1, 0, 0, 0],
-          total: M,
-          size: rowChunk(M, T, 4),
-        });
+        return chunked(chunkedJob(name, [out, qx, sx, qw, sw, M, N, K, N], { 0: N * 4, 1: K, 2: nb * 4 }, 5, M, rowChunk(M, T, 4)));
       const r = splitRange(M, T);
       return jobs((t) => ({
         name,
@@ -196,14 +159,8 @@ function threadedScanForward({ T, w, jobs, chunked }: Pool): WasmKernels['scanFo
       return jobs((t) => ({ name: 'scanForwardRange', args: [y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk, r[t][0], r[t][1]] }));
     }
     // a prompt or a training batch: (stream, channel) pairs [start, start + count) in chunks of a multiple of 4
-    return chunked({
-      name: 'scanForwardRange',
-      base: [y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk, 0, 0],
-      perStart: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1],
-      perCount: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-      total: B * ED,
-      size: rowChunk(B * ED, T, 4),
-    });
+    const args: Parameters<WasmKernels['scanForwardRange']> = [y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk, 0, 0];
+    return chunked(chunkedJob('scanForwardRange', args, { 14: 1, 15: 1 }, 15, B * ED, rowChunk(B * ED, T, 4)));
   };
 }
 

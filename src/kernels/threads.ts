@@ -148,6 +148,25 @@ export interface ChunkedJob<K extends WasmKernelName = WasmKernelName> {
   size: number;
 }
 
+/**
+ * The chunked job of kernel `name` on `args`: the chunk [start, start + count) moves argument i
+ * by moves[i]·start (byte strides of its arrays, or 1 for an index) and puts count into argument
+ * `countAt` (added to what moves gives it, so a range's end can be start + count).
+ */
+export function chunkedJob<K extends WasmKernelName>(
+  name: K,
+  args: Parameters<WasmKernels[K]>,
+  moves: Readonly<Record<number, number>>,
+  countAt: number,
+  total: number,
+  size: number,
+): ChunkedJob<K> {
+  const base = args.map((v, i) => (i === countAt ? 0 : v)) as Parameters<WasmKernels[K]>;
+  const perStart = args.map((_, i) => moves[i] ?? 0),
+    perCount = args.map((_, i) => (i === countAt ? 1 : 0));
+  return { name, base, perStart, perCount, total, size };
+}
+
 export class ThreadPool {
   /** Threads that run kernels, the calling thread included. */
   readonly size: number;
