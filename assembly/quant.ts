@@ -169,9 +169,42 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   return i32x4.dot_i16x8_s(i16x8.add(i16x8.add(x0, x1), i16x8.add(x2, x3)), i16x8.splat(8));
 }
 
-@inline function hsumf(v: v128): f32 {
-  const t = f32x4.add(v, f32x4.shuffle(v, v, 2, 3, 0, 1));
-  return f32x4.extract_lane(f32x4.add(t, f32x4.shuffle(t, t, 1, 0, 3, 2)), 0);
+/**
+ * [Σa, Σb, Σc, Σd]: the lane totals of four i32x4 block sums, exact. Products reduce each block's
+ * integer dot to one total per output before scaling, so every output takes the same arithmetic
+ * on every path and build: acc += f32(isum_b) · (d_w · d_x), block after block, in f32.
+ */
+@inline export function sum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7)); // a0+a2 b0+b2 a1+a3 b1+b3
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
+}
+
+/** The total of one i32x4 block sum, exact. */
+@inline export function hsumi(v: v128): i32 {
+  const t = i32x4.add(v, v128.shuffle<i32>(v, v, 2, 3, 0, 1));
+  return i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1);
+}
+
+/** Four f32 at p, p + step, p + 2·step, p + 3·step as one vector (four rows' block scales). */
+@inline export function gather4(p: usize, step: usize): v128 {
+  let v = v128.load32_zero(p);
+  v = v128.load32_lane(p + step, v, 1);
+  v = v128.load32_lane(p + 2 * step, v, 2);
+  return v128.load32_lane(p + 3 * step, v, 3);
+}
+
+/** acc + f32(isum) · (dw · dx), lane by lane: four outputs' block b. */
+@inline export function scaleAdd4(acc: v128, isum: v128, dw: v128, dx: v128): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(dw, dx)));
+}
+
+/** Lanes 0…3 of v to p, p + step, p + 2·step, p + 3·step. */
+@inline export function scatter4(p: usize, step: usize, v: v128): void {
+  v128.store32_lane(p, v, 0);
+  v128.store32_lane(p + step, v, 1);
+  v128.store32_lane(p + 2 * step, v, 2);
+  v128.store32_lane(p + 3 * step, v, 3);
 }
 
 /**
@@ -231,33 +264,58 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   return dotQ8Relaxed(px, i8x16.abs(w0), i8x16.abs(w1), i8x16.lt_s(w0, i8x16.splat(0)), i8x16.lt_s(w1, i8x16.splat(0)));
 }
 
-/** acc + isum · (d_w · d_x) */
-@inline function scaleAdd(acc: v128, isum: v128, dw: f32, dx: f32): v128 {
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(dw * dx)));
+/**
+ * The i32x4 block sums (dot4's or the relaxed dots' lanes, exact) of the q8 activation block at px
+ * against the weight block at pw: q8 bytes, or q4 nibbles when `four`.
+ */
+@inline function blockDot(px: usize, pw: usize, four: bool): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return four ? blockQ4Relaxed(px, nibblesLo(pw), nibblesHi(pw)) : blockQ8Relaxed(px, pw);
+  const x0 = v128.load8x8_s(px), x1 = v128.load8x8_s(px + 8), x2 = v128.load8x8_s(px + 16), x3 = v128.load8x8_s(px + 24);
+  return dotW(x0, x1, x2, x3, pw, four);
+}
+
+/** One output of the GEMV or GEMM: weight row pw (scales ps) against the q8 row px (scales psx). */
+@inline function dotRow(px: usize, psx: usize, pw: usize, ps: usize, nb: i32, four: bool): f32 {
+  let a: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const o = <usize>b * QK, os = <usize>b << 2;
+    a += <f32>hsumi(blockDot(px + o, pw + (four ? o >> 1 : o), four)) * (load<f32>(ps + os) * load<f32>(psx + os));
+  }
+  return a;
 }
 
 /**
- * One output of the GEMV: weight row pw (scales ps) against the q8 row px (scales psx). Quarters
- * of a q4 block: nibbles unpacked to i8x16 (elements 0–15, 16–31), then widened.
+ * Block b of one activation row against four weight rows pw, pw + wS, pw + 2wS, pw + 3wS (q8
+ * bytes, or q4 nibbles when `four`): the four totals [isum_0 … isum_3], the activation's loads,
+ * widening, magnitudes or offset taken once for the four rows.
  */
-@inline function dotRow(px: usize, psx: usize, pw: usize, ps: usize, nb: i32, four: bool): f32 {
-  let a = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    const o = <usize>b * QK, os = <usize>b << 2, p = px + o;
-    if (ASC_FEATURE_RELAXED_SIMD) {
-      const blk = four ? blockQ4Relaxed(p, nibblesLo(pw + (o >> 1)), nibblesHi(pw + (o >> 1))) : blockQ8Relaxed(p, pw + o);
-      a = scaleAdd(a, blk, load<f32>(ps + os), load<f32>(psx + os));
-      continue;
-    }
-    const x0 = v128.load8x8_s(p), x1 = v128.load8x8_s(p + 8), x2 = v128.load8x8_s(p + 16), x3 = v128.load8x8_s(p + 24);
-    a = scaleAdd(a, dotW(x0, x1, x2, x3, pw + (four ? o >> 1 : o), four), load<f32>(ps + os), load<f32>(psx + os));
+@inline function blockDotRows4(px: usize, pw: usize, wS: usize, four: bool): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD && !four) {
+    // the product is symmetric: the activation block gives the magnitudes and signs
+    const v0 = v128.load(px), v1 = v128.load(px, 16);
+    const m0 = i8x16.abs(v0), m1 = i8x16.abs(v1), n0 = i8x16.lt_s(v0, i8x16.splat(0)), n1 = i8x16.lt_s(v1, i8x16.splat(0));
+    return sum4(dotQ8Relaxed(pw, m0, m1, n0, n1), dotQ8Relaxed(pw + wS, m0, m1, n0, n1),
+      dotQ8Relaxed(pw + 2 * wS, m0, m1, n0, n1), dotQ8Relaxed(pw + 3 * wS, m0, m1, n0, n1));
   }
-  return hsumf(a);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const x0 = v128.load(px), x1 = v128.load(px, 16), off = q4Offset(x0, x1);
+    return sum4(dotQ4Relaxed(x0, x1, off, nibblesLo(pw), nibblesHi(pw)), dotQ4Relaxed(x0, x1, off, nibblesLo(pw + wS), nibblesHi(pw + wS)),
+      dotQ4Relaxed(x0, x1, off, nibblesLo(pw + 2 * wS), nibblesHi(pw + 2 * wS)), dotQ4Relaxed(x0, x1, off, nibblesLo(pw + 3 * wS), nibblesHi(pw + 3 * wS)));
+  }
+  const x0 = v128.load8x8_s(px), x1 = v128.load8x8_s(px + 8), x2 = v128.load8x8_s(px + 16), x3 = v128.load8x8_s(px + 24);
+  if (four) {
+    const off = q4OffsetI32(x0, x1, x2, x3);
+    return sum4(dotNibbles(x0, x1, x2, x3, off, pw), dotNibbles(x0, x1, x2, x3, off, pw + wS),
+      dotNibbles(x0, x1, x2, x3, off, pw + 2 * wS), dotNibbles(x0, x1, x2, x3, off, pw + 3 * wS));
+  }
+  return sum4(dotW(x0, x1, x2, x3, pw, false), dotW(x0, x1, x2, x3, pw + wS, false),
+    dotW(x0, x1, x2, x3, pw + 2 * wS, false), dotW(x0, x1, x2, x3, pw + 3 * wS, false));
 }
 
 /**
  * Decoding (one activation row): out[j] for every weight row j. Four far-apart weight rows (u,
- * u+S, u+2S, u+3S) per pass keep four independent streams of weight loads in flight.
+ * u+S, u+2S, u+3S) per pass keep four independent streams of weight loads in flight, their block
+ * totals and scales in the lanes of one vector.
  */
 @inline function gemvQ(po: usize, px: usize, psx: usize, qw: usize, sw: usize, N: i32, K: i32, four: bool): void {
   const nb = K / QK;
@@ -267,46 +325,13 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   const wS = <usize>S * rowW, sS = <usize>S * rowS;
   for (let u = 0; u < S; u++) {
     const pw = qw + <usize>u * rowW, ps = sw + <usize>u * rowS;
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let acc = f32x4.splat(0);
     for (let b = 0; b < nb; b++) {
       const o = <usize>b * QK, os = <usize>b << 2;
-      if (ASC_FEATURE_RELAXED_SIMD && !four) {
-        // the product is symmetric: here the activation block gives the magnitudes and signs, once for four weight rows
-        const v0 = v128.load(px + o), v1 = v128.load(px + o, 16), dx = load<f32>(psx + os);
-        const m0 = i8x16.abs(v0), m1 = i8x16.abs(v1), n0 = i8x16.lt_s(v0, i8x16.splat(0)), n1 = i8x16.lt_s(v1, i8x16.splat(0));
-        a0 = scaleAdd(a0, dotQ8Relaxed(pw + o, m0, m1, n0, n1), load<f32>(ps + os), dx);
-        a1 = scaleAdd(a1, dotQ8Relaxed(pw + wS + o, m0, m1, n0, n1), load<f32>(ps + sS + os), dx);
-        a2 = scaleAdd(a2, dotQ8Relaxed(pw + 2 * wS + o, m0, m1, n0, n1), load<f32>(ps + 2 * sS + os), dx);
-        a3 = scaleAdd(a3, dotQ8Relaxed(pw + 3 * wS + o, m0, m1, n0, n1), load<f32>(ps + 3 * sS + os), dx);
-        continue;
-      }
-      if (ASC_FEATURE_RELAXED_SIMD) {
-        // the activation block's halves and offset, once for four weight rows
-        const x0 = v128.load(px + o), x1 = v128.load(px + o, 16), off = q4Offset(x0, x1), dx = load<f32>(psx + os);
-        const p = pw + (o >> 1);
-        a0 = scaleAdd(a0, dotQ4Relaxed(x0, x1, off, nibblesLo(p), nibblesHi(p)), load<f32>(ps + os), dx);
-        a1 = scaleAdd(a1, dotQ4Relaxed(x0, x1, off, nibblesLo(p + wS), nibblesHi(p + wS)), load<f32>(ps + sS + os), dx);
-        a2 = scaleAdd(a2, dotQ4Relaxed(x0, x1, off, nibblesLo(p + 2 * wS), nibblesHi(p + 2 * wS)), load<f32>(ps + 2 * sS + os), dx);
-        a3 = scaleAdd(a3, dotQ4Relaxed(x0, x1, off, nibblesLo(p + 3 * wS), nibblesHi(p + 3 * wS)), load<f32>(ps + 3 * sS + os), dx);
-        continue;
-      }
-      const x0 = v128.load8x8_s(px + o), x1 = v128.load8x8_s(px + o + 8), x2 = v128.load8x8_s(px + o + 16), x3 = v128.load8x8_s(px + o + 24);
-      const dx = load<f32>(psx + os);
-      if (four) {
-        const off = q4OffsetI32(x0, x1, x2, x3), p = pw + (o >> 1);
-        a0 = scaleAdd(a0, dotNibbles(x0, x1, x2, x3, off, p), load<f32>(ps + os), dx);
-        a1 = scaleAdd(a1, dotNibbles(x0, x1, x2, x3, off, p + wS), load<f32>(ps + sS + os), dx);
-        a2 = scaleAdd(a2, dotNibbles(x0, x1, x2, x3, off, p + 2 * wS), load<f32>(ps + 2 * sS + os), dx);
-        a3 = scaleAdd(a3, dotNibbles(x0, x1, x2, x3, off, p + 3 * wS), load<f32>(ps + 3 * sS + os), dx);
-        continue;
-      }
-      a0 = scaleAdd(a0, dotW(x0, x1, x2, x3, pw + (four ? o >> 1 : o), four), load<f32>(ps + os), dx);
-      a1 = scaleAdd(a1, dotW(x0, x1, x2, x3, pw + wS + (four ? o >> 1 : o), four), load<f32>(ps + sS + os), dx);
-      a2 = scaleAdd(a2, dotW(x0, x1, x2, x3, pw + 2 * wS + (four ? o >> 1 : o), four), load<f32>(ps + 2 * sS + os), dx);
-      a3 = scaleAdd(a3, dotW(x0, x1, x2, x3, pw + 3 * wS + (four ? o >> 1 : o), four), load<f32>(ps + 3 * sS + os), dx);
+      const isum = blockDotRows4(px + o, pw + (four ? o >> 1 : o), wS, four);
+      acc = scaleAdd4(acc, isum, gather4(ps + os, sS), f32x4.splat(load<f32>(psx + os)));
     }
-    const pj = po + (<usize>u << 2), oS = <usize>S << 2;
-    store<f32>(pj, hsumf(a0)); store<f32>(pj + oS, hsumf(a1)); store<f32>(pj + 2 * oS, hsumf(a2)); store<f32>(pj + 3 * oS, hsumf(a3));
+    scatter4(po + (<usize>u << 2), <usize>S << 2, acc);
   }
   for (let j = S << 2; j < N; j++) store<f32>(po + (<usize>j << 2), dotRow(px, psx, qw + <usize>j * rowW, sw + <usize>j * rowS, nb, four));
 }
@@ -314,41 +339,37 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
 /**
  * The relaxed build's q4 GEMM tile: four activation rows against two weight rows (pw, pw + rowW)
  * at once, so each activation block's halves and q4Offset serve two weight rows, and each weight
- * block's nibbles four activation rows. Every output takes tile4Q's arithmetic (the same blocks,
- * lanes and order), so it equals the GEMV's bit for bit. Outputs go to po and po + 4, rows ldo apart.
+ * block's nibbles four activation rows. Every output takes the GEMV's arithmetic (the same block
+ * totals, scale and order), so it equals the GEMV's bit for bit. Outputs go to po and po + 4,
+ * rows ldo apart.
  */
 @inline function tile4x2Q4Relaxed(po: usize, ldo: usize, px: usize, psx: usize, pw: usize, ps: usize, rowW: usize, nb: i32, K: i32): void {
   const rowS = <usize>nb << 2, rowX = <usize>K;
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+  let a = f32x4.splat(0), c = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const o = <usize>b * QK, os = <usize>b << 2, p = pw + (o >> 1);
     const lo0 = nibblesLo(p), hi0 = nibblesHi(p), lo1 = nibblesLo(p + rowW), hi1 = nibblesHi(p + rowW);
-    const dw0 = load<f32>(ps + os), dw1 = load<f32>(ps + rowS + os);
-    let x = px + o, q = psx + os;
-    let x0 = v128.load(x), x1 = v128.load(x, 16), off = q4Offset(x0, x1), dx = load<f32>(q);
-    a0 = scaleAdd(a0, dotQ4Relaxed(x0, x1, off, lo0, hi0), dw0, dx);
-    b0 = scaleAdd(b0, dotQ4Relaxed(x0, x1, off, lo1, hi1), dw1, dx);
-    x += rowX; q += rowS;
-    x0 = v128.load(x); x1 = v128.load(x, 16); off = q4Offset(x0, x1); dx = load<f32>(q);
-    a1 = scaleAdd(a1, dotQ4Relaxed(x0, x1, off, lo0, hi0), dw0, dx);
-    b1 = scaleAdd(b1, dotQ4Relaxed(x0, x1, off, lo1, hi1), dw1, dx);
-    x += rowX; q += rowS;
-    x0 = v128.load(x); x1 = v128.load(x, 16); off = q4Offset(x0, x1); dx = load<f32>(q);
-    a2 = scaleAdd(a2, dotQ4Relaxed(x0, x1, off, lo0, hi0), dw0, dx);
-    b2 = scaleAdd(b2, dotQ4Relaxed(x0, x1, off, lo1, hi1), dw1, dx);
-    x += rowX; q += rowS;
-    x0 = v128.load(x); x1 = v128.load(x, 16); off = q4Offset(x0, x1); dx = load<f32>(q);
-    a3 = scaleAdd(a3, dotQ4Relaxed(x0, x1, off, lo0, hi0), dw0, dx);
-    b3 = scaleAdd(b3, dotQ4Relaxed(x0, x1, off, lo1, hi1), dw1, dx);
+    let x = px + o;
+    let x0 = v128.load(x), x1 = v128.load(x, 16), off = q4Offset(x0, x1);
+    const a0 = dotQ4Relaxed(x0, x1, off, lo0, hi0), c0 = dotQ4Relaxed(x0, x1, off, lo1, hi1);
+    x += rowX; x0 = v128.load(x); x1 = v128.load(x, 16); off = q4Offset(x0, x1);
+    const a1 = dotQ4Relaxed(x0, x1, off, lo0, hi0), c1 = dotQ4Relaxed(x0, x1, off, lo1, hi1);
+    x += rowX; x0 = v128.load(x); x1 = v128.load(x, 16); off = q4Offset(x0, x1);
+    const a2 = dotQ4Relaxed(x0, x1, off, lo0, hi0), c2 = dotQ4Relaxed(x0, x1, off, lo1, hi1);
+    x += rowX; x0 = v128.load(x); x1 = v128.load(x, 16); off = q4Offset(x0, x1);
+    const a3 = dotQ4Relaxed(x0, x1, off, lo0, hi0), c3 = dotQ4Relaxed(x0, x1, off, lo1, hi1);
+    const dx = gather4(psx + os, rowS);
+    a = scaleAdd4(a, sum4(a0, a1, a2, a3), f32x4.splat(load<f32>(ps + os)), dx);
+    c = scaleAdd4(c, sum4(c0, c1, c2, c3), f32x4.splat(load<f32>(ps + rowS + os)), dx);
   }
-  store<f32>(po, hsumf(a0)); store<f32>(po + ldo, hsumf(a1)); store<f32>(po + 2 * ldo, hsumf(a2)); store<f32>(po + 3 * ldo, hsumf(a3));
-  store<f32>(po + 4, hsumf(b0)); store<f32>(po + ldo + 4, hsumf(b1)); store<f32>(po + 2 * ldo + 4, hsumf(b2)); store<f32>(po + 3 * ldo + 4, hsumf(b3));
+  scatter4(po, ldo, a);
+  scatter4(po + 4, ldo, c);
 }
 
 /**
  * Four activation rows (px, rows K bytes apart; scales psx, rows rowS apart) against weight rows
- * [j0, j1): each weight block is loaded and widened once for the four rows. Outputs go to po + j.
+ * [j0, j1): each weight block is loaded and widened once for the four rows, whose block totals
+ * and scales share the lanes of one vector. Outputs go to po + j, rows ldo apart.
  */
 @inline function tile4Q(po: usize, ldo: usize, px: usize, psx: usize, qw: usize, sw: usize, j0: i32, j1: i32, K: i32, four: bool): void {
   const nb = K / QK;
@@ -358,47 +379,35 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
   if (ASC_FEATURE_RELAXED_SIMD && four) for (; j + 2 <= j1; j += 2) tile4x2Q4Relaxed(po + (<usize>j << 2), ldo, px, psx, qw + <usize>j * rowW, sw + <usize>j * rowS, rowW, nb, K);
   for (; j < j1; j++) {
     const pw = qw + <usize>j * rowW, ps = sw + <usize>j * rowS;
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let acc = f32x4.splat(0);
     for (let b = 0; b < nb; b++) {
-      const o = <usize>b * QK, os = <usize>b << 2;
+      const o = <usize>b * QK, os = <usize>b << 2, p = px + o;
+      let isum: v128;
       if (ASC_FEATURE_RELAXED_SIMD && !four) {
         // the weight block's magnitudes and signs, once for the four activation rows
         const v0 = v128.load(pw + o), v1 = v128.load(pw + o, 16);
         const m0 = i8x16.abs(v0), m1 = i8x16.abs(v1), n0 = i8x16.lt_s(v0, i8x16.splat(0)), n1 = i8x16.lt_s(v1, i8x16.splat(0));
-        const dw = load<f32>(ps + os), p = px + o, q = psx + os;
-        a0 = scaleAdd(a0, dotQ8Relaxed(p, m0, m1, n0, n1), dw, load<f32>(q));
-        a1 = scaleAdd(a1, dotQ8Relaxed(p + rowX, m0, m1, n0, n1), dw, load<f32>(q + rowS));
-        a2 = scaleAdd(a2, dotQ8Relaxed(p + 2 * rowX, m0, m1, n0, n1), dw, load<f32>(q + 2 * rowS));
-        a3 = scaleAdd(a3, dotQ8Relaxed(p + 3 * rowX, m0, m1, n0, n1), dw, load<f32>(q + 3 * rowS));
-        continue;
-      }
-      if (ASC_FEATURE_RELAXED_SIMD) {
+        isum = sum4(dotQ8Relaxed(p, m0, m1, n0, n1), dotQ8Relaxed(p + rowX, m0, m1, n0, n1),
+          dotQ8Relaxed(p + 2 * rowX, m0, m1, n0, n1), dotQ8Relaxed(p + 3 * rowX, m0, m1, n0, n1));
+      } else if (ASC_FEATURE_RELAXED_SIMD) {
         // the weight block's nibbles, once for the four activation rows
         const lo = nibblesLo(pw + (o >> 1)), hi = nibblesHi(pw + (o >> 1));
-        const dw = load<f32>(ps + os), p = px + o, q = psx + os;
-        a0 = scaleAdd(a0, blockQ4Relaxed(p, lo, hi), dw, load<f32>(q));
-        a1 = scaleAdd(a1, blockQ4Relaxed(p + rowX, lo, hi), dw, load<f32>(q + rowS));
-        a2 = scaleAdd(a2, blockQ4Relaxed(p + 2 * rowX, lo, hi), dw, load<f32>(q + 2 * rowS));
-        a3 = scaleAdd(a3, blockQ4Relaxed(p + 3 * rowX, lo, hi), dw, load<f32>(q + 3 * rowS));
-        continue;
-      }
-      let w0: v128, w1: v128, w2: v128, w3: v128;
-      if (four) {
-        const lo = unpack4lo(pw + (o >> 1)), hi = unpack4hi(pw + (o >> 1));
-        w0 = i16x8.extend_low_i8x16_s(lo); w1 = i16x8.extend_high_i8x16_s(lo);
-        w2 = i16x8.extend_low_i8x16_s(hi); w3 = i16x8.extend_high_i8x16_s(hi);
+        isum = sum4(blockQ4Relaxed(p, lo, hi), blockQ4Relaxed(p + rowX, lo, hi), blockQ4Relaxed(p + 2 * rowX, lo, hi), blockQ4Relaxed(p + 3 * rowX, lo, hi));
       } else {
-        w0 = v128.load8x8_s(pw + o); w1 = v128.load8x8_s(pw + o + 8);
-        w2 = v128.load8x8_s(pw + o + 16); w3 = v128.load8x8_s(pw + o + 24);
+        let w0: v128, w1: v128, w2: v128, w3: v128;
+        if (four) {
+          const lo = unpack4lo(pw + (o >> 1)), hi = unpack4hi(pw + (o >> 1));
+          w0 = i16x8.extend_low_i8x16_s(lo); w1 = i16x8.extend_high_i8x16_s(lo);
+          w2 = i16x8.extend_low_i8x16_s(hi); w3 = i16x8.extend_high_i8x16_s(hi);
+        } else {
+          w0 = v128.load8x8_s(pw + o); w1 = v128.load8x8_s(pw + o + 8);
+          w2 = v128.load8x8_s(pw + o + 16); w3 = v128.load8x8_s(pw + o + 24);
+        }
+        isum = sum4(dotX(p, w0, w1, w2, w3), dotX(p + rowX, w0, w1, w2, w3), dotX(p + 2 * rowX, w0, w1, w2, w3), dotX(p + 3 * rowX, w0, w1, w2, w3));
       }
-      const dw = load<f32>(ps + os), p = px + o, q = psx + os;
-      a0 = scaleAdd(a0, dotX(p, w0, w1, w2, w3), dw, load<f32>(q));
-      a1 = scaleAdd(a1, dotX(p + rowX, w0, w1, w2, w3), dw, load<f32>(q + rowS));
-      a2 = scaleAdd(a2, dotX(p + 2 * rowX, w0, w1, w2, w3), dw, load<f32>(q + 2 * rowS));
-      a3 = scaleAdd(a3, dotX(p + 3 * rowX, w0, w1, w2, w3), dw, load<f32>(q + 3 * rowS));
+      acc = scaleAdd4(acc, isum, f32x4.splat(load<f32>(ps + os)), gather4(psx + os, rowS));
     }
-    const pj = po + (<usize>j << 2);
-    store<f32>(pj, hsumf(a0)); store<f32>(pj + ldo, hsumf(a1)); store<f32>(pj + 2 * ldo, hsumf(a2)); store<f32>(pj + 3 * ldo, hsumf(a3));
+    scatter4(po + (<usize>j << 2), ldo, acc);
   }
 }
 
@@ -412,7 +421,7 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
  * is false, q4 nibbles when true) and x quantised to q8. One row is the decoding GEMV (gemvQ);
  * more run as a GEMM: blocks of weight rows stay in cache while the activation rows pass them four
  * at a time (tile4Q), the last M mod 4 one by one. Every output takes the same arithmetic on every
- * path (block order, lanes, scale, then hsumf), so any split over rows or columns is exact.
+ * path (the block totals, scale and order), so any split over rows or columns is exact.
  */
 @inline function matmulQ(out: usize, qx: usize, sx: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32, ldo: i32, four: bool): void {
   const nb = K / QK;
@@ -450,3 +459,4 @@ export function matmulQ4Strided(out: usize, qx: usize, sx: usize, qw: usize, sw:
 export function matmulQ4(out: usize, qx: usize, sx: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32): void {
   matmulQ(out, qx, sx, qw, sw, M, N, K, N, true);
 }
+

@@ -54,11 +54,16 @@ const now =
 
 /** Kernel label: the products by shape (M×K→N), everything else by name. */
 function label(name, args) {
-  if (name === 'matmulNT' || name === 'matmulQ8' || name === 'matmulQ4') {
-    const [M, N, K] = name === 'matmulNT' ? args.slice(3, 6) : args.slice(5, 8);
-    return `${name} ${M}×${K}→${N}`;
-  }
-  return name;
+  const mnk = shapeOf(name, args);
+  return mnk ? `${name} ${mnk[0]}×${mnk[2]}→${mnk[1]}` : name;
+}
+
+/** [M, N, K] of a product kernel's arguments, or null. */
+function shapeOf(name, args) {
+  if (name === 'matmulNT') return args.slice(3, 6);
+  if (name === 'matmulQ8' || name === 'matmulQ4') return args.slice(5, 8);
+  if (name === 'matmulQ4x4') return args.slice(4, 7);
+  return null;
 }
 
 let times = new Map(); // label -> ms in the current pass
@@ -75,10 +80,8 @@ for (const name of Object.keys(k)) {
     const key = label(name, args);
     times.set(key, (times.get(key) ?? 0) + dt);
     calls.set(key, (calls.get(key) ?? 0) + 1);
-    if (key.startsWith('matmul')) {
-      const [M, N, K] = name === 'matmulNT' ? args.slice(3, 6) : args.slice(5, 8);
-      flopsOf.set(key, 2 * M * N * K);
-    }
+    const mnk = shapeOf(name, args);
+    if (mnk) flopsOf.set(key, 2 * mnk[0] * mnk[1] * mnk[2]);
     return r;
   };
 }

@@ -68,6 +68,7 @@ export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): P
     matmulTN: threadedGemmAB(p, 'matmulTNStrided', w.matmulTN),
     matmulQ8: threadedMatmulQ(p, w.matmulQ8, 'matmulQ8Strided', (K) => K),
     matmulQ4: threadedMatmulQ(p, w.matmulQ4, 'matmulQ4Strided', (K) => K / 2),
+    matmulQ4x4: threadedMatmulQ4x4(p),
     scanForward,
     scanStep: (y, h, x, delta, A, Bm, Cm, D, B, ED, N) => scanForward(y, h, 0, x, delta, A, Bm, Cm, D, B, 1, ED, N, 1),
     scanBackward: threadedScanBackward(p, heap),
@@ -146,6 +147,30 @@ function threadedMatmulQ(
     return jobs((t) => ({
       name,
       args: [out + c[t][0] * 4, qx, sx, qw + c[t][0] * wRowBytes(K), sw + c[t][0] * nb * 4, M, c[t][1] - c[t][0], K, N],
+    }));
+  };
+}
+
+/**
+ * Products with packed q4 weights (groups of four rows): as threadedMatmulQ, with every split of
+ * the weight rows at a multiple of 4. A weight row's share of a group is K/2 bytes of nibbles and
+ * K/32 scales, as in the row layout, so a split at row 4g starts at the same offsets.
+ */
+function threadedMatmulQ4x4({ T, w, jobs, chunked }: Pool): WasmKernels['matmulQ4x4'] {
+  return (out, prep, qw, sw, M, N, K) => {
+    if (T === 1 || M * N * K < MIN_PARALLEL_FLOPS) return w.matmulQ4x4(out, prep, qw, sw, M, N, K);
+    const nb = K / 32,
+      rowP = nb * 96;
+    const args: Parameters<WasmKernels['matmulQ4x4Strided']> = [out, prep, qw, sw, M, N, K, N];
+    if (M >= T) {
+      const cw = columnChunk(N, T, qBlock(K / 2 + nb * 4));
+      if (cw > 0) return chunked(chunkedJob('matmulQ4x4Strided', args, { 0: 4, 2: K / 2, 3: nb * 4 }, 5, N, cw));
+      return chunked(chunkedJob('matmulQ4x4Strided', args, { 0: N * 4, 1: rowP }, 4, M, rowChunk(M, T, 4)));
+    }
+    const c = splitRange(N, T, 4);
+    return jobs((t) => ({
+      name: 'matmulQ4x4Strided',
+      args: [out + c[t][0] * 4, prep, qw + (c[t][0] * K) / 2, sw + c[t][0] * nb * 4, M, c[t][1] - c[t][0], K, N],
     }));
   };
 }

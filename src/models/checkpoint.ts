@@ -12,10 +12,11 @@ import type { FileData, FileProducer } from '../io/atomic.js';
 import { openWeights } from '../io/weights.js';
 import type { WeightSet } from '../io/weights.js';
 import { firstNonFinite, readFloatsInto, readRawInto } from '../io/tensors.js';
+import { unpackQ4x4 } from '../kernels/ref/quant4x4.js';
 import type { TensorEntry } from '../io/tensors.js';
 import { TOKENIZER_FILES } from '../io/tokenizer.js';
 import { MambaLM, SCALE_SUFFIX } from './mamba/model.js';
-import { quantMapFromConfig } from './quant.js';
+import { packQ4Weights, quantMapFromConfig } from './quant.js';
 import { mambaConfigFromJson, mambaParameterCount } from './mamba/config.js';
 import { mambaParamSpecs } from './mamba/params.js';
 import type { CheckpointLayout } from './mamba/config.js';
@@ -330,6 +331,7 @@ export function loadWeights(model: TrainableModel, f: WeightSet | SafetensorsFil
   for (const [name, w] of plan) {
     if (w.kind === 'quant') {
       const qw = quantOf(model).get(name) as QWeight;
+      qw.packed = false; // read in the row layout; packQ4Weights below repacks
       const bytes = qw.q.data();
       readRawInto(w.q, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       const scales = qw.scales.floats();
@@ -341,6 +343,7 @@ export function loadWeights(model: TrainableModel, f: WeightSet | SafetensorsFil
     readFloatsInto(w.entry, values);
     finite(w.entry, values);
   }
+  packQ4Weights({ e: model.e, qweights: quantOf(model) });
   model.weightsChanged();
 }
 
@@ -378,10 +381,35 @@ export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
   const quant = quantOf(model);
   return model.specs.flatMap((s) => {
     const q = quant.get(s.name);
-    return q
-      ? [heapStream(s.name, q.q), heapStream(s.name + SCALE_SUFFIX, q.scales)]
-      : [heapStream(s.name, model.params.get(s.name) as Tensor)];
+    if (!q) return [heapStream(s.name, model.params.get(s.name) as Tensor)];
+    if (q.packed) return rowLayoutStreams(s.name, q);
+    return [heapStream(s.name, q.q), heapStream(s.name + SCALE_SUFFIX, q.scales)];
   });
+}
+
+/** A packed q4 weight as the checkpoint stores it (the row layout), unpacked once when the first of its two tensors is written. */
+function rowLayoutStreams(name: string, w: QWeight): StreamTensor[] {
+  const [N, K] = w.shape;
+  let rows: { q: Uint8Array; scales: Float32Array } | null = null;
+  const unpacked = () => {
+    if (!rows) {
+      rows = { q: new Uint8Array((N * K) / 2), scales: new Float32Array((N * K) / QBLOCK) };
+      unpackQ4x4(rows.q, rows.scales, w.q.data() as Uint8Array, w.scales.floats(), N, K);
+    }
+    return rows;
+  };
+  return [
+    { name, dtype: 'U8', shape: [N, K / 2], write: (emit) => emit(unpacked().q) },
+    {
+      name: name + SCALE_SUFFIX,
+      dtype: 'F32',
+      shape: [N, K / QBLOCK],
+      write: (emit) => {
+        emit(new Uint8Array(unpacked().scales.buffer));
+        rows = null; // written last: let the copy go
+      },
+    },
+  ];
 }
 
 /** The bytes of the model.safetensors frugal writes for `model` (streamed from the heap when run). */

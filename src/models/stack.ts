@@ -1,5 +1,5 @@
 import type { DType, QFormat, QWeight, Tensor, Weight } from '../tensor/index.js';
-import { QBLOCK } from '../tensor/index.js';
+import { prepBytes, QBLOCK } from '../tensor/index.js';
 import type { Engine, QuantScratch } from '../ops/index.js';
 import * as op from '../ops/ops.js';
 import { embeddingInto, linearInto } from '../ops/ops.js';
@@ -282,7 +282,11 @@ export class StackRunner {
       rstd = buf('rstd', [M]),
       out = buf('out', [M, D]);
     const kq = Math.ceil(this.kmax / QBLOCK) * QBLOCK;
-    const q: QuantScratch = { qx: buf('qx', [M, kq], 'i8'), sx: buf('sx', [M, kq / QBLOCK]) };
+    const q: QuantScratch = {
+      qx: buf('qx', [M, kq], 'i8'),
+      sx: buf('sx', [M, kq / QBLOCK]),
+      prep: () => buf('qprep', [prepBytes(M, kq)], 'u8'),
+    };
     if (ids instanceof Int32Array) {
       idT.ints().set(ids);
       embeddingInto(this.e, h, embed, idT, rows);

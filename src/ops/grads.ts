@@ -50,12 +50,13 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
   linearQuant: (e, n, dy) => {
     const [x, b] = n.inputs,
       [q, scales] = n.saved,
-      { M, N, K, q4 } = n.attrs;
+      { M, N, K, q4, packed } = n.attrs;
     const gx = gradOf(e, x),
       gb = gradOf(e, b);
     if (gx) {
       const w = e.zeros([N, K]);
-      if (q4) e.k.dequantizeQ4(w, q, scales, N, K);
+      if (packed) e.k.dequantizeQ4x4(w, q, scales, N, K);
+      else if (q4) e.k.dequantizeQ4(w, q, scales, N, K);
       else e.k.dequantizeQ8(w, q, scales, N, K);
       e.k.matmulNN(gx, dy, w, M, K, N, 1);
     }

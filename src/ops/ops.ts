@@ -1,5 +1,5 @@
 import type { Tensor, Weight } from '../tensor/index.js';
-import { isQuant, QBLOCK } from '../tensor/index.js';
+import { isQuant, prepBytes, QBLOCK } from '../tensor/index.js';
 import type { Engine } from './engine.js';
 import { checkTokenIds } from '../io/tokenids.js';
 import { isWasm } from '../kernels/backend.js';
@@ -24,10 +24,15 @@ function sameShape(op: string, a: Tensor, b: Tensor): void {
   if (a.size !== b.size) throw new Error(`${op}: shapes [${a.shape}] and [${b.shape}] differ`);
 }
 
-/** Scratch of a product with a quantised weight: the input quantised to q8 per block, (rows, ≥ K) int8 and (rows, ≥ K/32) f32. */
+/**
+ * Scratch of a product with a quantised weight: the input quantised to q8 per block, (rows, ≥ K)
+ * int8 and (rows, ≥ K/32) f32, and for a packed q4 weight its prepared form (≥ prepBytes(rows, K)
+ * bytes), asked for only then.
+ */
 export interface QuantScratch {
   readonly qx: Tensor;
   readonly sx: Tensor;
+  readonly prep: () => Tensor;
 }
 
 /**
@@ -63,7 +68,11 @@ export function linearInto(
   if (isQuant(w)) {
     if (!scratch) throw new Error('linear: a quantised weight needs scratch for its quantised input');
     k.quantizeQ8(scratch.qx, scratch.sx, x, rows, K);
-    if (w.format === 'q8') k.matmulQ8(y, scratch.qx, scratch.sx, w.q, w.scales, rows, N, K);
+    if (w.packed) {
+      const prep = scratch.prep();
+      k.prepQ4x4(prep, scratch.qx, scratch.sx, rows, K);
+      k.matmulQ4x4(y, prep, w.q, w.scales, rows, N, K);
+    } else if (w.format === 'q8') k.matmulQ8(y, scratch.qx, scratch.sx, w.q, w.scales, rows, N, K);
     else k.matmulQ4(y, scratch.qx, scratch.sx, w.q, w.scales, rows, N, K);
   } else {
     k.matmulNT(y, x, w, rows, N, K, 0);
@@ -83,6 +92,8 @@ export function linearInto(
 /** out (n, D) = rows ids (n) of table (V, D), f32 or quantised (dequantised on the way), outside any tape. */
 export function embeddingInto(e: Engine, out: Tensor, table: Weight, ids: Tensor, n: number): void {
   const D = table.shape[1];
+  if (isQuant(table) && table.packed)
+    throw new Error('embedding: a repacked q4 weight cannot be a lookup table (only projections are repacked)');
   if (!isQuant(table)) e.k.embeddingForward(out, table, ids, n, D);
   else if (table.format === 'q8') e.k.embeddingQ8(out, table.q, table.scales, ids, n, D);
   else e.k.embeddingQ4(out, table.q, table.scales, ids, n, D);
@@ -99,8 +110,9 @@ export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null, lora: 
   if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
   const y = e.empty(withLast(x, N)); // every product kernel overwrites its output
   if (isQuant(w)) {
-    linearInto(e, y, x, w, b, M, { qx: e.zeros([M, K], 'i8'), sx: e.zeros([M, K / QBLOCK]) }, null);
-    e.tape?.record('linearQuant', y, [x, b], [w.q, w.scales], { M, N, K, q4: w.format === 'q4' });
+    const scratch = { qx: e.zeros([M, K], 'i8'), sx: e.zeros([M, K / QBLOCK]), prep: () => e.zeros([prepBytes(M, K)], 'u8') };
+    linearInto(e, y, x, w, b, M, scratch, null);
+    e.tape?.record('linearQuant', y, [x, b], [w.q, w.scales], { M, N, K, q4: w.format === 'q4', packed: w.packed === true });
   } else {
     if (isWasm(e.k.kind) && M >= NN_MIN_ROWS) {
       productNN(e, y, x, w, M, N, K);

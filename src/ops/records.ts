@@ -13,7 +13,7 @@ export interface OpRecords {
   linearQuant: {
     inputs: [x: Tensor, b: Tensor | null];
     saved: [q: Tensor, scales: Tensor];
-    attrs: { M: number; N: number; K: number; q4: boolean };
+    attrs: { M: number; N: number; K: number; q4: boolean; packed: boolean };
   };
   // a low-rank update s·(x Aᵀ) Bᵀ; saves t = s·x Aᵀ (M, r)
   lora: {

@@ -10,6 +10,7 @@ export * from './optim.js';
 export * from './attention.js';
 export * from './kvcache.js';
 export * from './quant.js';
+export * from './quant4x4.js';
 export * from './strided.js';
 export * from './bench.js';
 export * from './ssd.js';

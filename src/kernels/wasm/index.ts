@@ -104,6 +104,12 @@ export const WASM_KERNELS = [
   'matmulQ4',
   'matmulQ8Strided',
   'matmulQ4Strided',
+  // quant4x4.ts (q4 weights repacked in groups of four rows, activations prepared once a product)
+  'repackQ4x4',
+  'prepQ4x4',
+  'matmulQ4x4',
+  'matmulQ4x4Strided',
+  'dequantizeQ4x4',
 ] as const satisfies readonly (keyof typeof ref)[];
 
 export type WasmKernelName = (typeof WASM_KERNELS)[number];

@@ -1,0 +1,132 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { Engine, Tape } from '../../src/ops/index.js';
+import * as op from '../../src/ops/ops.js';
+import { loadModel } from '../../src/models/checkpoint.js';
+import type { MambaLM } from '../../src/models/mamba/model.js';
+import { packQ4Weights, quantizeModel, quantizeTensor } from '../../src/models/quant.js';
+import { modelSha256 } from '../../src/models/state.js';
+import { unpackQ4x4 } from '../../src/kernels/ref/quant4x4.js';
+import type { QWeight } from '../../src/tensor/index.js';
+import { Rng } from '../../src/io/rng.js';
+
+/**
+ * q4 projections repacked at load (groups of four rows, src/kernels/ref/quant4x4.ts) on the
+ * committed trained model (test/fixtures/mamba-d256-l4): which weights are packed, and that
+ * packing changes nothing a user can see — the logits of a prompt and of greedy decoding, at 1 and
+ * 2 threads, are the bits of the same model with its weights left in the row layout; the weights'
+ * hash (what state files check) and therefore the checkpoint bytes are the row layout's; the
+ * gradient through a packed weight (adapters on a q4 base) equals the row layout's.
+ */
+const DIR = 'test/fixtures/mamba-d256-l4';
+const engines: Engine[] = [];
+afterAll(() => {
+  for (const e of engines) e.dispose();
+});
+
+function engine(threads: number, kernels: 'wasm' | 'wasm-relaxed' | 'ref' = 'wasm'): Engine {
+  const e = new Engine({ kernels, threads });
+  engines.push(e);
+  return e;
+}
+
+/** The model quantised to q4, its projections packed, or (`rows`) put back in the row layout. */
+function q4Model(threads: number, rows: boolean): MambaLM {
+  const m = loadModel(engine(threads), DIR).model as MambaLM;
+  quantizeModel(m, 'q4');
+  if (rows)
+    for (const w of m.qweights.values()) {
+      if (!w.packed) continue;
+      const [N, K] = w.shape;
+      const q = new Uint8Array((N * K) / 2),
+        s = new Float32Array((N * K) / 32);
+      unpackQ4x4(q, s, w.q.data() as Uint8Array, w.scales.floats(), N, K);
+      w.q.data().set(q);
+      w.scales.data().set(s);
+      w.packed = false;
+    }
+  return m;
+}
+
+/** Logits of a 37-token prompt, then of 12 greedy steps, concatenated. */
+function logits(m: MambaLM): Float32Array {
+  const V = m.config.vocabSize;
+  const st = m.createState(1);
+  const ids = Int32Array.from({ length: 37 }, (_, i) => (i * 7919 + 13) % V);
+  const out: number[] = [];
+  let last = Float32Array.from(m.prefill(ids, ids.length, st));
+  for (let t = 0; t < 12; t++) {
+    out.push(...last);
+    let best = 0;
+    for (let v = 1; v < V; v++) if (last[v] > last[best]) best = v;
+    last = Float32Array.from(m.step(Int32Array.of(best), st));
+  }
+  return Float32Array.from(out);
+}
+
+const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
+
+describe('q4 projections repacked in groups of four rows', () => {
+  it('packs exactly the q4 projections with rows a multiple of 4, on the default build only', () => {
+    const m = q4Model(1, false);
+    const packed = [...m.qweights].filter(([, w]) => w.packed).map(([n]) => n);
+    expect(packed.length).toBeGreaterThan(0);
+    for (const [name, w] of m.qweights) {
+      const projection = /\.(in_proj|x_proj|out_proj|dt_proj)\.weight$/.test(name);
+      expect(w.packed === true, name).toBe(w.format === 'q4' && projection && w.shape[0] % 4 === 0);
+    }
+    for (const kernels of ['wasm-relaxed', 'ref'] as const) {
+      const r = loadModel(engine(1, kernels), DIR).model as MambaLM;
+      quantizeModel(r, 'q4');
+      expect(
+        [...r.qweights.values()].some((w) => w.packed),
+        kernels,
+      ).toBe(false);
+    }
+  });
+
+  it('prompt and greedy decoding give the row layout bits at 1 and 2 threads', () => {
+    const want = logits(q4Model(1, true));
+    for (const threads of [1, 2]) expect(same(logits(q4Model(threads, false)), want), `${threads} thread(s)`).toBe(true);
+    expect(same(logits(q4Model(2, true)), want), 'row layout, 2 threads').toBe(true);
+  });
+
+  it("the weights' hash is the row layout's (checkpoints are written unpacked)", () => {
+    expect(modelSha256(q4Model(1, false))).toBe(modelSha256(q4Model(1, true)));
+  });
+
+  it('packing twice is a no-op; a gradient through a packed weight is the row layout one', () => {
+    const e = engine(2);
+    const r = Rng.fromSeed(3);
+    const [N, K, M] = [64, 96, 9];
+    const f32 = e.persistent([N, K]).set(Array.from({ length: N * K }, () => r.normal()));
+    const w = quantizeTensor({ e }, f32, 'q4');
+    const rowsW = quantizeTensor({ e }, f32, 'q4');
+    const name = 'backbone.layers.0.mixer.in_proj.weight';
+    packQ4Weights({ e, qweights: new Map([[name, w]]) });
+    const once = Uint8Array.from(w.q.data());
+    packQ4Weights({ e, qweights: new Map([[name, w]]) });
+    expect(w.packed).toBe(true);
+    expect(Uint8Array.from(w.q.data())).toEqual(once);
+    const grad = (weight: QWeight) => {
+      const x = e.persistent([M, K]).set(Array.from({ length: M * K }, (_, i) => Math.sin(i)));
+      x.requiresGrad = true;
+      x.grad = e.persistent(x.shape);
+      const tape = new Tape();
+      e.tape = tape;
+      return e.scope(() => {
+        const y = op.linear(e, x, weight, null, null);
+        e.tape = null;
+        tape.backwardFrom(
+          e,
+          y,
+          Array.from({ length: M * N }, (_, i) => Math.cos(i)),
+        );
+        return { y: Float32Array.from(y.floats()), dx: Float32Array.from(x.grad!.floats()) };
+      });
+    };
+    const a = grad(w),
+      b = grad(rowsW);
+    expect(same(a.y, b.y)).toBe(true);
+    expect(same(a.dx, b.dx)).toBe(true);
+  });
+});
