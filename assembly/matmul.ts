@@ -138,20 +138,38 @@ function ntRows2Block(po: usize, pa0: usize, b: usize, j0: i32, j1: i32, K: i32,
     const pb0 = b + <usize>j * rowA, pb1 = pb0 + rowA, pb2 = pb1 + rowA, pb3 = pb2 + rowA;
     let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
     let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0), c13 = f32x4.splat(0);
-    for (let o: usize = 0, oe = <usize>K4 << 2; o < oe; o += 16) {
-      const a0 = v128.load(pa0 + o), a1 = v128.load(pa1 + o);
-      let bv = v128.load(pb0 + o);
-      c00 = fmadd(a0, bv, c00);
-      c10 = fmadd(a1, bv, c10);
-      bv = v128.load(pb1 + o);
-      c01 = fmadd(a0, bv, c01);
-      c11 = fmadd(a1, bv, c11);
-      bv = v128.load(pb2 + o);
-      c02 = fmadd(a0, bv, c02);
-      c12 = fmadd(a1, bv, c12);
-      bv = v128.load(pb3 + o);
-      c03 = fmadd(a0, bv, c03);
-      c13 = fmadd(a1, bv, c13);
+    let q0 = pa0, q1 = pa1, r0 = pb0, r1 = pb1, r2 = pb2, r3 = pb3;
+    const qe = pa0 + ((<usize>K4 & ~7) << 2);
+    for (; q0 < qe; q0 += 32, q1 += 32, r0 += 32, r1 += 32, r2 += 32, r3 += 32) {
+      let a0 = v128.load(q0), a1 = v128.load(q1);
+      let bv = v128.load(r0);
+      c00 = fmadd(a0, bv, c00); c10 = fmadd(a1, bv, c10);
+      bv = v128.load(r1);
+      c01 = fmadd(a0, bv, c01); c11 = fmadd(a1, bv, c11);
+      bv = v128.load(r2);
+      c02 = fmadd(a0, bv, c02); c12 = fmadd(a1, bv, c12);
+      bv = v128.load(r3);
+      c03 = fmadd(a0, bv, c03); c13 = fmadd(a1, bv, c13);
+      a0 = v128.load(q0, 16); a1 = v128.load(q1, 16);
+      bv = v128.load(r0, 16);
+      c00 = fmadd(a0, bv, c00); c10 = fmadd(a1, bv, c10);
+      bv = v128.load(r1, 16);
+      c01 = fmadd(a0, bv, c01); c11 = fmadd(a1, bv, c11);
+      bv = v128.load(r2, 16);
+      c02 = fmadd(a0, bv, c02); c12 = fmadd(a1, bv, c12);
+      bv = v128.load(r3, 16);
+      c03 = fmadd(a0, bv, c03); c13 = fmadd(a1, bv, c13);
+    }
+    if (K4 & 4) {
+      const a0 = v128.load(q0), a1 = v128.load(q1);
+      let bv = v128.load(r0);
+      c00 = fmadd(a0, bv, c00); c10 = fmadd(a1, bv, c10);
+      bv = v128.load(r1);
+      c01 = fmadd(a0, bv, c01); c11 = fmadd(a1, bv, c11);
+      bv = v128.load(r2);
+      c02 = fmadd(a0, bv, c02); c12 = fmadd(a1, bv, c12);
+      bv = v128.load(r3);
+      c03 = fmadd(a0, bv, c03); c13 = fmadd(a1, bv, c13);
     }
     let s0 = hsum4(c00, c01, c02, c03);
     let s1 = hsum4(c10, c11, c12, c13);
@@ -206,24 +224,40 @@ export function matmulNTStrided(out: usize, a: usize, b: usize, M: i32, N: i32, 
         let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
         let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0), c13 = f32x4.splat(0);
         let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c22 = f32x4.splat(0), c23 = f32x4.splat(0);
-        for (let o: usize = 0, oe = <usize>K4 << 2; o < oe; o += 16) {
-          const a0 = v128.load(pa0 + o), a1 = v128.load(pa1 + o), a2 = v128.load(pa2 + o);
-          let bv = v128.load(pb0 + o);
-          c00 = fmadd(a0, bv, c00);
-          c10 = fmadd(a1, bv, c10);
-          c20 = fmadd(a2, bv, c20);
-          bv = v128.load(pb1 + o);
-          c01 = fmadd(a0, bv, c01);
-          c11 = fmadd(a1, bv, c11);
-          c21 = fmadd(a2, bv, c21);
-          bv = v128.load(pb2 + o);
-          c02 = fmadd(a0, bv, c02);
-          c12 = fmadd(a1, bv, c12);
-          c22 = fmadd(a2, bv, c22);
-          bv = v128.load(pb3 + o);
-          c03 = fmadd(a0, bv, c03);
-          c13 = fmadd(a1, bv, c13);
-          c23 = fmadd(a2, bv, c23);
+        // k eight at a time from pointers that move (each load's second half an immediate offset),
+        // then the last four: per output the same 4-lane sums in the same k order
+        let q0 = pa0, q1 = pa1, q2 = pa2, r0 = pb0, r1 = pb1, r2 = pb2, r3 = pb3;
+        const qe = pa0 + ((<usize>K4 & ~7) << 2);
+        for (; q0 < qe; q0 += 32, q1 += 32, q2 += 32, r0 += 32, r1 += 32, r2 += 32, r3 += 32) {
+          let a0 = v128.load(q0), a1 = v128.load(q1), a2 = v128.load(q2);
+          let bv = v128.load(r0);
+          c00 = fmadd(a0, bv, c00); c10 = fmadd(a1, bv, c10); c20 = fmadd(a2, bv, c20);
+          bv = v128.load(r1);
+          c01 = fmadd(a0, bv, c01); c11 = fmadd(a1, bv, c11); c21 = fmadd(a2, bv, c21);
+          bv = v128.load(r2);
+          c02 = fmadd(a0, bv, c02); c12 = fmadd(a1, bv, c12); c22 = fmadd(a2, bv, c22);
+          bv = v128.load(r3);
+          c03 = fmadd(a0, bv, c03); c13 = fmadd(a1, bv, c13); c23 = fmadd(a2, bv, c23);
+          a0 = v128.load(q0, 16); a1 = v128.load(q1, 16); a2 = v128.load(q2, 16);
+          bv = v128.load(r0, 16);
+          c00 = fmadd(a0, bv, c00); c10 = fmadd(a1, bv, c10); c20 = fmadd(a2, bv, c20);
+          bv = v128.load(r1, 16);
+          c01 = fmadd(a0, bv, c01); c11 = fmadd(a1, bv, c11); c21 = fmadd(a2, bv, c21);
+          bv = v128.load(r2, 16);
+          c02 = fmadd(a0, bv, c02); c12 = fmadd(a1, bv, c12); c22 = fmadd(a2, bv, c22);
+          bv = v128.load(r3, 16);
+          c03 = fmadd(a0, bv, c03); c13 = fmadd(a1, bv, c13); c23 = fmadd(a2, bv, c23);
+        }
+        if (K4 & 4) {
+          const a0 = v128.load(q0), a1 = v128.load(q1), a2 = v128.load(q2);
+          let bv = v128.load(r0);
+          c00 = fmadd(a0, bv, c00); c10 = fmadd(a1, bv, c10); c20 = fmadd(a2, bv, c20);
+          bv = v128.load(r1);
+          c01 = fmadd(a0, bv, c01); c11 = fmadd(a1, bv, c11); c21 = fmadd(a2, bv, c21);
+          bv = v128.load(r2);
+          c02 = fmadd(a0, bv, c02); c12 = fmadd(a1, bv, c12); c22 = fmadd(a2, bv, c22);
+          bv = v128.load(r3);
+          c03 = fmadd(a0, bv, c03); c13 = fmadd(a1, bv, c13); c23 = fmadd(a2, bv, c23);
         }
         let s0 = hsum4(c00, c01, c02, c03);
         let s1 = hsum4(c10, c11, c12, c13);
