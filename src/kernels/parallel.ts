@@ -85,8 +85,8 @@ function threadedMatmulNT({ T, w, jobs, chunked }: Pool): WasmKernels['matmulNT'
       // a prompt's projections: chunks of columns (weight rows, read once in all), or of rows when N is narrow
       const cw = columnChunk(N, T, ntBlock(K));
       if (cw > 0) return chunked(chunkedJob('matmulNTStrided', [out, a, b, M, N, K, beta, N], { 0: 4, 2: K * 4 }, 4, N, cw));
-      if (M >= T * rowChunk(M, T, 3))
-        return chunked(chunkedJob('matmulNT', [out, a, b, M, N, K, beta], { 0: N * 4, 1: K * 4 }, 3, M, rowChunk(M, T, 3)));
+      if (M >= T * rowChunk(M, T, 2))
+        return chunked(chunkedJob('matmulNT', [out, a, b, M, N, K, beta], { 0: N * 4, 1: K * 4 }, 3, M, rowChunk(M, T, 2)));
       // a few rows of a narrow product (a small batch of streams): one share each
       const r = splitRange(M, T);
       return jobs((t) => ({ name: 'matmulNT', args: [out + r[t][0] * N * 4, a + r[t][0] * K * 4, b, r[t][1] - r[t][0], N, K, beta] }));
