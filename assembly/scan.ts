@@ -10,7 +10,7 @@
  * sum over n get one horizontal sum per group: for y the first group writes Σ + D·x and the others
  * add; dx and ddelta are accumulated by every group (the D·dy term of dx once).
  */
-import { vexp, ldN, stN, hsum } from './vmath';
+import { vexpNeg, ldN, stN, hsum } from './vmath';
 
 // ================================================================ forward
 
@@ -30,10 +30,10 @@ import { vexp, ldN, stN, hsum } from './vmath';
     }
     const dt = load<f32>(pd), xt = load<f32>(px);
     const dtv = f32x4.splat(dt), dtx = f32x4.splat(dt * xt);
-    h0 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A0)), h0), f32x4.mul(dtx, v128.load(pb)));
-    h1 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A1)), h1), f32x4.mul(dtx, v128.load(pb, 16)));
-    h2 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A2)), h2), f32x4.mul(dtx, v128.load(pb, 32)));
-    h3 = f32x4.add(f32x4.mul(vexp(f32x4.mul(dtv, A3)), h3), f32x4.mul(dtx, v128.load(pb, 48)));
+    h0 = f32x4.add(f32x4.mul(vexpNeg(f32x4.mul(dtv, A0)), h0), f32x4.mul(dtx, v128.load(pb)));
+    h1 = f32x4.add(f32x4.mul(vexpNeg(f32x4.mul(dtv, A1)), h1), f32x4.mul(dtx, v128.load(pb, 16)));
+    h2 = f32x4.add(f32x4.mul(vexpNeg(f32x4.mul(dtv, A2)), h2), f32x4.mul(dtx, v128.load(pb, 32)));
+    h3 = f32x4.add(f32x4.mul(vexpNeg(f32x4.mul(dtv, A3)), h3), f32x4.mul(dtx, v128.load(pb, 48)));
     const acc = f32x4.add(
       f32x4.add(f32x4.mul(v128.load(pc), h0), f32x4.mul(v128.load(pc, 16), h1)),
       f32x4.add(f32x4.mul(v128.load(pc, 32), h2), f32x4.mul(v128.load(pc, 48), h3)));
@@ -57,7 +57,7 @@ import { vexp, ldN, stN, hsum } from './vmath';
       if (++tc == chunk) tc = 0;
     }
     const dt = load<f32>(pd), xt = load<f32>(px);
-    h0 = f32x4.add(f32x4.mul(vexp(f32x4.mul(f32x4.splat(dt), A0)), h0), f32x4.mul(f32x4.splat(dt * xt), ldN(pb, cnt)));
+    h0 = f32x4.add(f32x4.mul(vexpNeg(f32x4.mul(f32x4.splat(dt), A0)), h0), f32x4.mul(f32x4.splat(dt * xt), ldN(pb, cnt)));
     const s = hsum(f32x4.mul(ldN(pc, cnt), h0));
     if (first) store<f32>(py, s + Dd * xt);
     else store<f32>(py, load<f32>(py) + s);
@@ -165,9 +165,9 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
       const ie = <usize>t * rowE, in_ = <usize>t * rowN;
       const dt = load<f32>(delta + ie), dtv = f32x4.splat(dt), dtx = f32x4.splat(dt * load<f32>(x + ie));
       pw += rowN;
-      const a0 = vexp(f32x4.mul(dtv, A0));
+      const a0 = vexpNeg(f32x4.mul(dtv, A0));
       if (two) {
-        const a1 = vexp(f32x4.mul(dtv, A1));
+        const a1 = vexpNeg(f32x4.mul(dtv, A1));
         h0 = f32x4.add(f32x4.mul(a0, h0), f32x4.mul(dtx, v128.load(Bm + in_)));
         h1 = f32x4.add(f32x4.mul(a1, h1), f32x4.mul(dtx, v128.load(Bm + in_, 16)));
         v128.store(pw, h0); v128.store(pw, h1, 16);
@@ -189,7 +189,7 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
       let ddt: v128, dxv: v128;
       const pas = pa + <usize>(t - t0) * rowN;
       {
-        const a = pa != 0 ? v128.load(pas) : vexp(f32x4.mul(dtv, A0));
+        const a = pa != 0 ? v128.load(pas) : vexpNeg(f32x4.mul(dtv, A0));
         const hs = two ? v128.load(pws) : ldN(pws, cnt);
         const Bv = two ? v128.load(Bm + in_) : ldN(Bm + in_, cnt);
         const Cv = two ? v128.load(Cm + in_) : ldN(Cm + in_, cnt);
@@ -207,7 +207,7 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
         g0 = f32x4.mul(gn, a);
       }
       if (two) {
-        const a = pa != 0 ? v128.load(pas, 16) : vexp(f32x4.mul(dtv, A1));
+        const a = pa != 0 ? v128.load(pas, 16) : vexpNeg(f32x4.mul(dtv, A1));
         const hs = v128.load(pws, 16);
         const Bv = v128.load(Bm + in_, 16);
         const Cv = v128.load(Cm + in_, 16);

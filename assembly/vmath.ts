@@ -86,6 +86,31 @@
   return f32x4.mul(f32x4.mul(p, s1), s2);
 }
 
+/**
+ * e^x for x ≤ 0, for the scan's decay e^(Δ·A) (a factor on the state, where only its size
+ * relative to 1 matters): vexp without its overflow clamp and with the scale 2^n in one step, x
+ * clamped at −87.33654 (e^x = 2^−126, the smallest normal f32). The same bits as vexp wherever
+ * e^x is a normal f32; below, 2^−126·p (p ≈ 1) where vexp gives a subnormal or 0, an absolute
+ * difference under 1.2e-38. Six operations fewer than vexp's 28. Not for outputs that must keep
+ * their subnormal values (SiLU and softplus at large negative inputs use vexp).
+ */
+@inline export function vexpNeg(x0: v128): v128 {
+  const x = f32x4.pmax(x0, f32x4.splat(-87.33654));
+  const tm = f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504088896341)), f32x4.splat(12582912.0));
+  const fn = f32x4.sub(tm, f32x4.splat(12582912.0));
+  let r = f32x4.sub(x, f32x4.mul(fn, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(fn, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
+  // n ≥ −126: 2^n is one normal f32, its exponent field n + 127
+  return f32x4.mul(p, i32x4.shl(i32x4.add(i32x4.sub(tm, i32x4.splat(0x4b400000)), i32x4.splat(127)), 23));
+}
+
 /** Scalar e^x through the vector routine (same numerics as vexp). */
 @inline export function sexp(x: f32): f32 {
   return f32x4.extract_lane(vexp(f32x4.splat(x)), 0);
