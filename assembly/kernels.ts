@@ -24,4 +24,7 @@ export {
   quantizeQ8, quantizeQ4, dequantizeQ8, dequantizeQ4, embeddingQ8, embeddingQ4,
   matmulQ8, matmulQ4, matmulQ8Strided, matmulQ4Strided,
 } from './quant';
-export { repackQ4x4, prepQ4x4, matmulQ4x4, matmulQ4x4Strided, dequantizeQ4x4 } from './quant4x4';
+export {
+  repackQ4x4, repackQ8x4, prepQ4x4, prepQ8x4, matmulQ4x4, matmulQ4x4Strided, matmulQ8x4, matmulQ8x4Strided,
+  dequantizeQ4x4, dequantizeQ8x4,
+} from './quant4x4';

@@ -1,136 +1,260 @@
 /**
- * Products with q4 weights repacked in groups of four rows ("q4x4") — twins of
- * src/kernels/ref/quant4x4.ts, which documents the layout and the prepared activation. Every
- * output takes the arithmetic of quant.ts's products (the exact integer total of each block, then
- * acc += f32(isum) · (d_w · d_x) block after block), so a packed weight gives the bits its row
- * layout gives, on either build.
+ * Products with q8 and q4 weights repacked in groups of four rows ("x4") — twins of
+ * src/kernels/ref/quant4x4.ts, which documents both layouts and the prepared activation. A 16-byte
+ * weight vector holds four rows side by side, so each `pmaddwd` leaves each row's partial sum in
+ * its own i32 lane: a block's four totals come out in one vector with no reduction across lanes.
+ * Every output takes the arithmetic of quant.ts's products (the exact integer total of each block,
+ * then acc += f32(isum) · (d_w · d_x) block after block), so a packed weight gives the bits its
+ * row layout gives.
  */
-import { gather4, scaleAdd4, scatter4, sum4 } from './quant';
+import { scaleAdd4 } from './quant';
 
 const QK: i32 = 32;
-const PREP: usize = 96; // bytes of a prepared activation block
+const PREP: usize = 288; // bytes of a prepared activation block: 16 coefficient vectors, offset, scale
 
-/** dq, ds (packed) <- q (N, K/2) nibbles and s (N, K/32) scales in the row layout; N a multiple of 4. */
-export function repackQ4x4(dq: usize, ds: usize, q: usize, s: usize, N: i32, K: i32): void {
-  const nb = K / QK, rowW = <usize>K >> 1, rowS = <usize>nb << 2;
-  const flip = i16x8.splat(-32768); // the top bit of every odd byte
-  for (let n = 0; n < N; n++) {
-    const g = <usize>(n >> 2), r = <usize>(n & 3);
-    for (let b = 0; b < nb; b++) {
-      const blk = g * <usize>nb + <usize>b;
-      v128.store(dq + (blk << 6) + (r << 4), v128.xor(v128.load(q + <usize>n * rowW + (<usize>b << 4)), flip));
-      store<f32>(ds + (blk << 4) + (r << 2), load<f32>(s + <usize>n * rowS + (<usize>b << 2)));
-    }
-  }
+// ---------------------------------------------------------------- repacking (at load)
+
+/** q8x4 byte of element k of block b of row n (see the twin's q8Slot). */
+@inline function q8Slot(n: i32, b: i32, k: i32, nb: i32): usize {
+  const lane = 2 * (n & 3) + ((k >> 1) & 1);
+  return (((<usize>(n >> 2) * <usize>nb + <usize>b) * 8 + <usize>(k >> 2)) << 4) + <usize>(2 * lane + (k & 1));
 }
 
-/** prep (rows, K/32 · 96 bytes) <- q8 rows qx (rows, K) and scales sx (rows, K/32). */
+/** q4x4 byte of element k of block b of row n; its nibble is the high one when k is odd. */
+@inline function q4Slot(n: i32, b: i32, k: i32, nb: i32): usize {
+  const lane = 2 * (n & 3) + ((k >> 2) & 1);
+  return (((<usize>(n >> 2) * <usize>nb + <usize>b) * 4 + <usize>(k >> 3)) << 4) + <usize>(2 * lane + ((k & 3) >> 1));
+}
+
+@inline function scaleAt(ds: usize, n: i32, b: i32, nb: i32): usize {
+  return ds + ((((<usize>(n >> 2) * <usize>nb + <usize>b) << 2) + <usize>(n & 3)) << 2);
+}
+
+/** dq, ds (packed) <- q (N, K/2) nibbles and s (N, K/32) in the row layout; N a multiple of 4. */
+export function repackQ4x4(dq: usize, ds: usize, q: usize, s: usize, N: i32, K: i32): void {
+  const nb = K / QK;
+  memory.fill(dq, 0, (<usize>N * <usize>K) >> 1);
+  for (let n = 0; n < N; n++)
+    for (let b = 0; b < nb; b++) {
+      store<f32>(scaleAt(ds, n, b, nb), load<f32>(s + ((<usize>n * <usize>nb + <usize>b) << 2)));
+      const row = q + ((<usize>n * <usize>K) >> 1) + (<usize>b << 4);
+      for (let k = 0; k < QK; k++) {
+        const byte = <i32>load<u8>(row + <usize>(k & 15));
+        let nib = k < 16 ? byte & 15 : byte >> 4;
+        if ((k & 3) == 3) nib ^= 8; // a lane's top nibble, read signed: n − 8
+        const p = dq + q4Slot(n, b, k, nb);
+        store<u8>(p, <u8>(<i32>load<u8>(p) | (nib << ((k & 1) << 2))));
+      }
+    }
+}
+
+/** dq, ds (packed) <- q (N, K) int8 and s (N, K/32) in the row layout; N a multiple of 4. */
+export function repackQ8x4(dq: usize, ds: usize, q: usize, s: usize, N: i32, K: i32): void {
+  const nb = K / QK;
+  for (let n = 0; n < N; n++)
+    for (let b = 0; b < nb; b++) {
+      store<f32>(scaleAt(ds, n, b, nb), load<f32>(s + ((<usize>n * <usize>nb + <usize>b) << 2)));
+      const row = q + <usize>n * <usize>K + (<usize>b << 5);
+      for (let k = 0; k < QK; k++) {
+        const v = <i32>load<u8>(row + <usize>k);
+        store<u8>(dq + q8Slot(n, b, k, nb), <u8>((k & 1) == 0 ? v ^ 0x80 : v)); // a pair's first byte + 128
+      }
+    }
+}
+
+// ---------------------------------------------------------------- the prepared activation
+
+/** A coefficient vector: the lane pair (lo, hi) for all four rows. */
+@inline function pairSplat(p: usize, lo: i32, hi: i32): void {
+  v128.store(p, i32x4.splat((lo & 0xffff) | (hi << 16)));
+}
+
+/** The offset and the scale of a prepared block at pp. */
+@inline function prepTail(pp: usize, off: i32, dx: f32): void {
+  v128.store(pp, i32x4.splat(off), 256);
+  v128.store(pp, f32x4.splat(dx), 272);
+}
+
+/** prep (rows, K/32 · 288 bytes) <- q8 rows qx (rows, K), scales sx (rows, K/32), for q4x4 weights. */
 export function prepQ4x4(prep: usize, qx: usize, sx: usize, rows: i32, K: i32): void {
   const nb = K / QK;
-  for (let r = 0; r < rows; r++) {
+  for (let r = 0; r < rows; r++)
     for (let b = 0; b < nb; b++) {
       const i = <usize>r * <usize>nb + <usize>b, xp = qx + i * QK, pp = prep + i * PREP;
-      const v0 = v128.load(xp), v1 = v128.load(xp, 16);
-      // lane l: a = x[2l], c = x[2l+1] (the first 16), b = x[16+2l], d = x[17+2l], sign-extended in place
-      const a = i16x8.shr_s(i16x8.shl(v0, 8), 8), c = i16x8.shr_s(v0, 8), bb = i16x8.shr_s(i16x8.shl(v1, 8), 8), d = i16x8.shr_s(v1, 8);
-      v128.store(pp, a);
-      v128.store(pp, i16x8.sub(bb, i16x8.shl(a, 4)), 16);
-      v128.store(pp, i16x8.sub(c, i16x8.shl(bb, 4)), 32);
-      v128.store(pp, i16x8.sub(d, i16x8.shl(c, 4)), 48);
-      const o = i32x4.dot_i16x8_s(i16x8.add(i16x8.add(a, bb), c), i16x8.splat(8));
-      const t = i32x4.add(o, v128.shuffle<i32>(o, o, 2, 3, 0, 1));
-      v128.store(pp, i32x4.add(t, v128.shuffle<i32>(t, t, 1, 0, 3, 2)), 64);
-      v128.store(pp, f32x4.splat(load<f32>(sx + (i << 2))), 80);
+      let off = 0;
+      for (let h = 0; h < 4; h++)
+        for (let j = 0; j < 4; j++) {
+          // vector 4h + j: lanes 2r and 2r + 1 take the lane's k = 8h + j and 8h + 4 + j
+          const k0 = 8 * h + j, k1 = k0 + 4;
+          const x0 = <i32>load<i8>(xp + <usize>k0), x1 = <i32>load<i8>(xp + <usize>k1);
+          const lo = j == 0 ? x0 : x0 - 16 * <i32>load<i8>(xp + <usize>(k0 - 1));
+          const hi = j == 0 ? x1 : x1 - 16 * <i32>load<i8>(xp + <usize>(k1 - 1));
+          pairSplat(pp + (<usize>(4 * h + j) << 4), lo, hi);
+          if (j != 3) off += 8 * (x0 + x1);
+        }
+      prepTail(pp, off, load<f32>(sx + (i << 2)));
     }
-  }
 }
 
-/**
- * The prepared block at pp against one packed row's 16 bytes w: i32x4 lane sums, before the
- * offset (A·w + B·(w >> 4) + C·(w >> 8) + D·(w >> 12), arithmetic shifts).
- */
-@inline function rowDot(pp: usize, w: v128): v128 {
+/** prep <- q8 rows, for q8x4 weights (see prepQ4x4). */
+export function prepQ8x4(prep: usize, qx: usize, sx: usize, rows: i32, K: i32): void {
+  const nb = K / QK;
+  for (let r = 0; r < rows; r++)
+    for (let b = 0; b < nb; b++) {
+      const i = <usize>r * <usize>nb + <usize>b, xp = qx + i * QK, pp = prep + i * PREP;
+      let off = 0;
+      for (let h = 0; h < 8; h++) {
+        // vectors 2h, 2h + 1: lanes 2r and 2r + 1 take the pairs k = 4h, 4h + 1 and 4h + 2, 4h + 3
+        const p = xp + (<usize>h << 2);
+        const a0 = <i32>load<i8>(p), a1 = <i32>load<i8>(p, 1), b0 = <i32>load<i8>(p, 2), b1 = <i32>load<i8>(p, 3);
+        pairSplat(pp + (<usize>(2 * h) << 4), a0, b0);
+        pairSplat(pp + (<usize>(2 * h + 1) << 4), a1 - 256 * a0, b1 - 256 * b0);
+        off += 128 * (a0 + b0);
+      }
+      prepTail(pp, off, load<f32>(sx + (i << 2)));
+    }
+}
+
+// ---------------------------------------------------------------- products
+
+/** Σ of the pmaddwd of one 16-byte q4x4 weight vector w (its shifts) against prepared vectors p … p + 48. */
+@inline function quadQ4(p: usize, w: v128): v128 {
   return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(v128.load(pp), w), i32x4.dot_i16x8_s(v128.load(pp, 16), i16x8.shr_s(w, 4))),
-    i32x4.add(i32x4.dot_i16x8_s(v128.load(pp, 32), i16x8.shr_s(w, 8)), i32x4.dot_i16x8_s(v128.load(pp, 48), i16x8.shr_s(w, 12))),
+    i32x4.add(i32x4.dot_i16x8_s(w, v128.load(p)), i32x4.dot_i16x8_s(i16x8.shr_s(w, 4), v128.load(p, 16))),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(w, 8), v128.load(p, 32)), i32x4.dot_i16x8_s(i16x8.shr_s(w, 12), v128.load(p, 48))),
   );
 }
 
-/** One prepared row (pp) against G groups of packed rows (pw, ps): 4G outputs at po. */
-@inline function gemv4x4(po: usize, pp: usize, pw: usize, ps: usize, G: i32, nb: i32): void {
+/** Σ of the pmaddwd of one 16-byte q8x4 weight vector w (and w ≫ 8) against prepared vectors p, p + 16. */
+@inline function pairQ8(p: usize, w: v128): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(w, v128.load(p)), i32x4.dot_i16x8_s(i16x8.shr_s(w, 8), v128.load(p, 16)));
+}
+
+/**
+ * The four rows' block totals of a group's block at pw against the prepared block at pp (offset
+ * not yet taken off): the block's weight vectors one at a time, a loop rather than unrolled, so
+ * V8 keeps one vector's shifts live instead of hoisting every load of the block.
+ */
+@inline function blockX4(pp: usize, pw: usize, four: bool): v128 {
+  let acc = i32x4.splat(0);
+  if (four) for (let h: usize = 0; h < 4; h++) acc = i32x4.add(acc, quadQ4(pp + (h << 6), v128.load(pw + (h << 4))));
+  else for (let h: usize = 0; h < 8; h++) acc = i32x4.add(acc, pairQ8(pp + (h << 5), v128.load(pw + (h << 4))));
+  return acc;
+}
+
+/** One prepared row (pp) against G groups (pw, ps): 4G outputs at po, four a store. */
+@inline function gemvX4(po: usize, pp: usize, pw: usize, ps: usize, G: i32, nb: i32, four: bool): void {
+  const blkW: usize = four ? 64 : 128;
   for (let g = 0; g < G; g++) {
     let acc = f32x4.splat(0), p = pp;
     for (let b = 0; b < nb; b++) {
-      const isum = i32x4.sub(sum4(rowDot(p, v128.load(pw)), rowDot(p, v128.load(pw, 16)), rowDot(p, v128.load(pw, 32)), rowDot(p, v128.load(pw, 48))), v128.load(p, 64));
-      acc = scaleAdd4(acc, isum, v128.load(ps), v128.load(p, 80));
-      pw += 64; ps += 16; p += PREP;
+      const isum = i32x4.sub(blockX4(p, pw, four), v128.load(p, 256));
+      acc = scaleAdd4(acc, isum, v128.load(ps), v128.load(p, 272));
+      pw += blkW; ps += 16; p += PREP;
     }
     v128.store(po + (<usize>g << 4), acc);
   }
 }
 
 /**
- * Four prepared rows (pp, rows rowP bytes apart) against one group of four packed weight rows
- * (pw, scales ps): each weight lane's shifts serve the four prepared rows, each prepared block
- * the four weight rows, and a weight row's totals and scales for the four prepared rows share the
- * lanes of one vector. Output column r of the group goes to po + 4r, rows ldo apart.
+ * Two prepared rows (pp, pp + rowP) against one group (pw, ps): each weight vector and its shifts
+ * serve both rows. The group's four outputs of each row go to po and po + ldo.
  */
-@inline function tileGroup(po: usize, ldo: usize, pp: usize, rowP: usize, pw: usize, ps: usize, nb: i32): void {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+@inline function tile2X4(po: usize, ldo: usize, pp: usize, rowP: usize, pw: usize, ps: usize, nb: i32, four: bool): void {
+  const blkW: usize = four ? 64 : 128;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    const off = gather4(pp + 64, rowP), dx = gather4(pp + 80, rowP);
-    const w0 = v128.load(pw), w1 = v128.load(pw, 16), w2 = v128.load(pw, 32), w3 = v128.load(pw, 48);
-    a0 = scaleAdd4(a0, i32x4.sub(sum4(rowDot(pp, w0), rowDot(pp + rowP, w0), rowDot(pp + 2 * rowP, w0), rowDot(pp + 3 * rowP, w0)), off), f32x4.splat(load<f32>(ps)), dx);
-    a1 = scaleAdd4(a1, i32x4.sub(sum4(rowDot(pp, w1), rowDot(pp + rowP, w1), rowDot(pp + 2 * rowP, w1), rowDot(pp + 3 * rowP, w1)), off), f32x4.splat(load<f32>(ps, 4)), dx);
-    a2 = scaleAdd4(a2, i32x4.sub(sum4(rowDot(pp, w2), rowDot(pp + rowP, w2), rowDot(pp + 2 * rowP, w2), rowDot(pp + 3 * rowP, w2)), off), f32x4.splat(load<f32>(ps, 8)), dx);
-    a3 = scaleAdd4(a3, i32x4.sub(sum4(rowDot(pp, w3), rowDot(pp + rowP, w3), rowDot(pp + 2 * rowP, w3), rowDot(pp + 3 * rowP, w3)), off), f32x4.splat(load<f32>(ps, 12)), dx);
-    pw += 64; ps += 16; pp += PREP;
+    let s0 = i32x4.splat(0), s1 = i32x4.splat(0);
+    if (four)
+      for (let h: usize = 0; h < 4; h++) {
+        const w = v128.load(pw + (h << 4)), p = pp + (h << 6);
+        const w4 = i16x8.shr_s(w, 4), w8 = i16x8.shr_s(w, 8), w12 = i16x8.shr_s(w, 12);
+        s0 = i32x4.add(s0, i32x4.add(
+          i32x4.add(i32x4.dot_i16x8_s(w, v128.load(p)), i32x4.dot_i16x8_s(w4, v128.load(p, 16))),
+          i32x4.add(i32x4.dot_i16x8_s(w8, v128.load(p, 32)), i32x4.dot_i16x8_s(w12, v128.load(p, 48)))));
+        const q = p + rowP;
+        s1 = i32x4.add(s1, i32x4.add(
+          i32x4.add(i32x4.dot_i16x8_s(w, v128.load(q)), i32x4.dot_i16x8_s(w4, v128.load(q, 16))),
+          i32x4.add(i32x4.dot_i16x8_s(w8, v128.load(q, 32)), i32x4.dot_i16x8_s(w12, v128.load(q, 48)))));
+      }
+    else
+      for (let h: usize = 0; h < 8; h++) {
+        const w = v128.load(pw + (h << 4)), p = pp + (h << 5);
+        const w8 = i16x8.shr_s(w, 8), q = p + rowP;
+        s0 = i32x4.add(s0, i32x4.add(i32x4.dot_i16x8_s(w, v128.load(p)), i32x4.dot_i16x8_s(w8, v128.load(p, 16))));
+        s1 = i32x4.add(s1, i32x4.add(i32x4.dot_i16x8_s(w, v128.load(q)), i32x4.dot_i16x8_s(w8, v128.load(q, 16))));
+      }
+    const dw = v128.load(ps);
+    a0 = scaleAdd4(a0, i32x4.sub(s0, v128.load(pp, 256)), dw, v128.load(pp, 272));
+    a1 = scaleAdd4(a1, i32x4.sub(s1, v128.load(pp + rowP, 256)), dw, v128.load(pp + rowP, 272));
+    pw += blkW; ps += 16; pp += PREP;
   }
-  scatter4(po, ldo, a0); scatter4(po + 4, ldo, a1); scatter4(po + 8, ldo, a2); scatter4(po + 12, ldo, a3);
+  v128.store(po, a0);
+  v128.store(po + ldo, a1);
 }
 
 /**
- * out (M, N; rows ldo floats apart) = x (M, K) @ W (N, K)^T, W packed (repackQ4x4), x prepared
- * (prepQ4x4). One row is the decoding GEMV; more run as a GEMM: groups of weight rows stay in
- * cache (≈ 128 KiB) while the prepared rows pass them four at a time (tileGroup), the last
- * M mod 4 by the GEMV.
+ * out (M, N; rows ldo floats apart) = x (M, K) @ W (N, K)^T, W packed (q4x4 when `four`, else
+ * q8x4), x prepared. One row is the decoding GEMV; more run as a GEMM: groups of weight rows stay
+ * in cache (≈ 128 KiB) while the prepared rows pass them two at a time, an odd last row by the GEMV.
  */
-export function matmulQ4x4Strided(out: usize, prep: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32, ldo: i32): void {
+@inline function matmulX4(out: usize, prep: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32, ldo: i32, four: bool): void {
   const nb = K / QK, G = N >> 2;
-  const gW = <usize>nb << 6, gS = <usize>nb << 4, rowP = <usize>nb * PREP, rowO = <usize>ldo << 2;
+  const gW: usize = <usize>nb * (four ? 64 : 128), gS = <usize>nb << 4, rowP = <usize>nb * PREP, rowO = <usize>ldo << 2;
   if (M == 1) {
-    gemv4x4(out, prep, qw, sw, G, nb);
+    gemvX4(out, prep, qw, sw, G, nb, four);
     return;
   }
   const JG = max<i32>(1, <i32>(<usize>131072 / (gW + gS)));
   for (let g0 = 0; g0 < G; g0 += JG) {
     const g1 = min<i32>(G, g0 + JG);
     let i = 0;
-    for (; i + 4 <= M; i += 4)
+    for (; i + 2 <= M; i += 2)
       for (let g = g0; g < g1; g++)
-        tileGroup(out + <usize>i * rowO + (<usize>g << 4), rowO, prep + <usize>i * rowP, rowP, qw + <usize>g * gW, sw + <usize>g * gS, nb);
-    for (; i < M; i++) gemv4x4(out + <usize>i * rowO + (<usize>g0 << 4), prep + <usize>i * rowP, qw + <usize>g0 * gW, sw + <usize>g0 * gS, g1 - g0, nb);
+        tile2X4(out + <usize>i * rowO + (<usize>g << 4), rowO, prep + <usize>i * rowP, rowP, qw + <usize>g * gW, sw + <usize>g * gS, nb, four);
+    if (i < M) gemvX4(out + <usize>i * rowO + (<usize>g0 << 4), prep + <usize>i * rowP, qw + <usize>g0 * gW, sw + <usize>g0 * gS, g1 - g0, nb, four);
   }
+}
+
+export function matmulQ4x4Strided(out: usize, prep: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32, ldo: i32): void {
+  matmulX4(out, prep, qw, sw, M, N, K, ldo, true);
 }
 
 export function matmulQ4x4(out: usize, prep: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32): void {
-  matmulQ4x4Strided(out, prep, qw, sw, M, N, K, N);
+  matmulX4(out, prep, qw, sw, M, N, K, N, true);
 }
 
-/** out (N, K) <- the packed weights dequantised: element values (n − 8)·d in the row order. */
+export function matmulQ8x4Strided(out: usize, prep: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32, ldo: i32): void {
+  matmulX4(out, prep, qw, sw, M, N, K, ldo, false);
+}
+
+export function matmulQ8x4(out: usize, prep: usize, qw: usize, sw: usize, M: i32, N: i32, K: i32): void {
+  matmulX4(out, prep, qw, sw, M, N, K, N, false);
+}
+
+// ---------------------------------------------------------------- dequantising (a frozen weight's backward)
+
 export function dequantizeQ4x4(out: usize, qw: usize, sw: usize, N: i32, K: i32): void {
   const nb = K / QK;
-  for (let n = 0; n < N; n++) {
-    const g = <usize>(n >> 2), r = <usize>(n & 3);
+  for (let n = 0; n < N; n++)
     for (let b = 0; b < nb; b++) {
-      const blk = g * <usize>nb + <usize>b;
-      const d = load<f32>(sw + (blk << 4) + (r << 2));
-      const pw = qw + (blk << 6) + (r << 4), po = out + ((<usize>n * <usize>K + <usize>b * QK) << 2);
-      for (let j = 0; j < 16; j++) {
-        const byte = <i32>load<u8>(pw + <usize>j) ^ (j & 1 ? 0x80 : 0);
-        store<f32>(po + (<usize>j << 2), <f32>((byte & 15) - 8) * d);
-        store<f32>(po + (<usize>(j + 16) << 2), <f32>((byte >> 4) - 8) * d);
+      const d = load<f32>(scaleAt(sw, n, b, nb)), po = out + ((<usize>n * <usize>K + <usize>b * QK) << 2);
+      for (let k = 0; k < QK; k++) {
+        let nib = (<i32>load<u8>(qw + q4Slot(n, b, k, nb)) >> ((k & 1) << 2)) & 15;
+        if ((k & 3) == 3) nib ^= 8;
+        store<f32>(po + (<usize>k << 2), <f32>(nib - 8) * d);
       }
     }
-  }
+}
+
+export function dequantizeQ8x4(out: usize, qw: usize, sw: usize, N: i32, K: i32): void {
+  const nb = K / QK;
+  for (let n = 0; n < N; n++)
+    for (let b = 0; b < nb; b++) {
+      const d = load<f32>(scaleAt(sw, n, b, nb)), po = out + ((<usize>n * <usize>K + <usize>b * QK) << 2);
+      for (let k = 0; k < QK; k++) {
+        const v = <i32>load<u8>(qw + q8Slot(n, b, k, nb));
+        store<f32>(po + (<usize>k << 2), <f32>(<i8>((k & 1) == 0 ? v ^ 0x80 : v)) * d);
+      }
+    }
 }

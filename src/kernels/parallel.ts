@@ -68,7 +68,8 @@ export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): P
     matmulTN: threadedGemmAB(p, 'matmulTNStrided', w.matmulTN),
     matmulQ8: threadedMatmulQ(p, w.matmulQ8, 'matmulQ8Strided', (K) => K),
     matmulQ4: threadedMatmulQ(p, w.matmulQ4, 'matmulQ4Strided', (K) => K / 2),
-    matmulQ4x4: threadedMatmulQ4x4(p),
+    matmulQ4x4: threadedMatmulX4(p, 'matmulQ4x4Strided', (K) => K / 2),
+    matmulQ8x4: threadedMatmulX4(p, 'matmulQ8x4Strided', (K) => K),
     scanForward,
     scanStep: (y, h, x, delta, A, Bm, Cm, D, B, ED, N) => scanForward(y, h, 0, x, delta, A, Bm, Cm, D, B, 1, ED, N, 1),
     scanBackward: threadedScanBackward(p, heap),
@@ -152,26 +153,28 @@ function threadedMatmulQ(
 }
 
 /**
- * Products with packed q4 weights (groups of four rows): as threadedMatmulQ, with every split of
- * the weight rows at a multiple of 4. A weight row's share of a group is K/2 bytes of nibbles and
- * K/32 scales, as in the row layout, so a split at row 4g starts at the same offsets.
+ * Products with packed weights (groups of four rows): as threadedMatmulQ, with every split of the
+ * weight rows at a multiple of 4. A weight row's share of a group is its row's bytes (K/2 for q4,
+ * K for q8) and K/32 scales, as in the row layout, so a split at row 4g starts at the same offsets.
  */
-function threadedMatmulQ4x4({ T, w, jobs, chunked }: Pool): WasmKernels['matmulQ4x4'] {
+function threadedMatmulX4(
+  { T, w, jobs, chunked }: Pool,
+  name: 'matmulQ4x4Strided' | 'matmulQ8x4Strided',
+  wRowBytes: (K: number) => number,
+): WasmKernels['matmulQ4x4'] {
+  const single = name === 'matmulQ4x4Strided' ? w.matmulQ4x4 : w.matmulQ8x4;
   return (out, prep, qw, sw, M, N, K) => {
-    if (T === 1 || M * N * K < MIN_PARALLEL_FLOPS) return w.matmulQ4x4(out, prep, qw, sw, M, N, K);
+    if (T === 1 || M * N * K < MIN_PARALLEL_FLOPS) return single(out, prep, qw, sw, M, N, K);
     const nb = K / 32,
-      rowP = nb * 96;
+      rowW = wRowBytes(K);
     const args: Parameters<WasmKernels['matmulQ4x4Strided']> = [out, prep, qw, sw, M, N, K, N];
     if (M >= T) {
-      const cw = columnChunk(N, T, qBlock(K / 2 + nb * 4));
-      if (cw > 0) return chunked(chunkedJob('matmulQ4x4Strided', args, { 0: 4, 2: K / 2, 3: nb * 4 }, 5, N, cw));
-      return chunked(chunkedJob('matmulQ4x4Strided', args, { 0: N * 4, 1: rowP }, 4, M, rowChunk(M, T, 4)));
+      const cw = columnChunk(N, T, qBlock(rowW + nb * 4));
+      if (cw > 0) return chunked(chunkedJob(name, args, { 0: 4, 2: rowW, 3: nb * 4 }, 5, N, cw));
+      return chunked(chunkedJob(name, args, { 0: N * 4, 1: nb * 288 }, 4, M, rowChunk(M, T, 2)));
     }
     const c = splitRange(N, T, 4);
-    return jobs((t) => ({
-      name: 'matmulQ4x4Strided',
-      args: [out + c[t][0] * 4, prep, qw + (c[t][0] * K) / 2, sw + c[t][0] * nb * 4, M, c[t][1] - c[t][0], K, N],
-    }));
+    return jobs((t) => ({ name, args: [out + c[t][0] * 4, prep, qw + c[t][0] * rowW, sw + c[t][0] * nb * 4, M, c[t][1] - c[t][0], K, N] }));
   };
 }
 

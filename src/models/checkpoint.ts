@@ -12,11 +12,11 @@ import type { FileData, FileProducer } from '../io/atomic.js';
 import { openWeights } from '../io/weights.js';
 import type { WeightSet } from '../io/weights.js';
 import { firstNonFinite, readFloatsInto, readRawInto } from '../io/tensors.js';
-import { unpackQ4x4 } from '../kernels/ref/quant4x4.js';
+import { unpackQ4x4, unpackQ8x4 } from '../kernels/ref/quant4x4.js';
 import type { TensorEntry } from '../io/tensors.js';
 import { TOKENIZER_FILES } from '../io/tokenizer.js';
 import { MambaLM, SCALE_SUFFIX } from './mamba/model.js';
-import { packQ4Weights, quantMapFromConfig } from './quant.js';
+import { packQuantWeights, quantMapFromConfig } from './quant.js';
 import { mambaConfigFromJson, mambaParameterCount } from './mamba/config.js';
 import { mambaParamSpecs } from './mamba/params.js';
 import type { CheckpointLayout } from './mamba/config.js';
@@ -331,7 +331,7 @@ export function loadWeights(model: TrainableModel, f: WeightSet | SafetensorsFil
   for (const [name, w] of plan) {
     if (w.kind === 'quant') {
       const qw = quantOf(model).get(name) as QWeight;
-      qw.packed = false; // read in the row layout; packQ4Weights below repacks
+      qw.packed = false; // read in the row layout; packQuantWeights below repacks
       const bytes = qw.q.data();
       readRawInto(w.q, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       const scales = qw.scales.floats();
@@ -343,7 +343,7 @@ export function loadWeights(model: TrainableModel, f: WeightSet | SafetensorsFil
     readFloatsInto(w.entry, values);
     finite(w.entry, values);
   }
-  packQ4Weights({ e: model.e, qweights: quantOf(model) });
+  packQuantWeights({ e: model.e, qweights: quantOf(model) });
   model.weightsChanged();
 }
 
@@ -387,19 +387,24 @@ export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
   });
 }
 
-/** A packed q4 weight as the checkpoint stores it (the row layout), unpacked once when the first of its two tensors is written. */
+/** A packed weight as the checkpoint stores it (the row layout), unpacked once when the first of its two tensors is written. */
 function rowLayoutStreams(name: string, w: QWeight): StreamTensor[] {
-  const [N, K] = w.shape;
+  const [N, K] = w.shape,
+    four = w.format === 'q4';
   let rows: { q: Uint8Array; scales: Float32Array } | null = null;
   const unpacked = () => {
     if (!rows) {
-      rows = { q: new Uint8Array((N * K) / 2), scales: new Float32Array((N * K) / QBLOCK) };
-      unpackQ4x4(rows.q, rows.scales, w.q.data() as Uint8Array, w.scales.floats(), N, K);
+      const q = new Uint8Array(four ? (N * K) / 2 : N * K),
+        scales = new Float32Array((N * K) / QBLOCK),
+        data = w.q.data();
+      if (four) unpackQ4x4(q, scales, data as Uint8Array, w.scales.floats(), N, K);
+      else unpackQ8x4(new Int8Array(q.buffer), scales, data as Int8Array, w.scales.floats(), N, K);
+      rows = { q, scales };
     }
     return rows;
   };
   return [
-    { name, dtype: 'U8', shape: [N, K / 2], write: (emit) => emit(unpacked().q) },
+    { name, dtype: four ? 'U8' : 'I8', shape: [N, four ? K / 2 : K], write: (emit) => emit(unpacked().q) },
     {
       name: name + SCALE_SUFFIX,
       dtype: 'F32',

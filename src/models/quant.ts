@@ -59,28 +59,29 @@ export function quantizeModel(model: QuantisableModel, format: QFormat): void {
   }
   model.relink();
   for (const t of replaced) t.dispose();
-  packQ4Weights(model);
+  packQuantWeights(model);
   model.weightsChanged();
 }
 
 /**
- * Repack, in place, the q4 projections of a model on the default wasm kernels into the layout its
- * decoding products read fastest (groups of four rows, activations prepared once a product:
+ * Repack, in place, the quantised projections of a model on the default wasm kernels into the
+ * layout its products read fastest (groups of four rows, activations prepared once a product:
  * src/kernels/ref/quant4x4.ts), the same values giving the same bits. Lookup tables keep the row
  * layout (embeddings read rows), as do weights whose rows are not a multiple of 4, and the
- * relaxed-SIMD build, whose row-layout products are as fast. Checkpoints are always written in the
- * row layout (modelStreamTensors unpacks).
+ * relaxed-SIMD build, whose relaxed integer dots run on the row layout. Checkpoints are always
+ * written in the row layout (modelStreamTensors unpacks).
  */
-export function packQ4Weights(model: { e: Engine; qweights: ReadonlyMap<string, QWeight> }): void {
+export function packQuantWeights(model: { e: Engine; qweights: ReadonlyMap<string, QWeight> }): void {
   const e = model.e;
   if (e.k.kind !== 'wasm') return;
   for (const [name, w] of model.qweights) {
     const [N, K] = w.shape;
-    if (w.format !== 'q4' || w.packed || !PROJECTION.test(name) || N % 4 !== 0) continue;
+    if (w.packed || !PROJECTION.test(name) || N % 4 !== 0) continue;
     e.scope(() => {
-      const q = e.empty([N, K / 2], 'u8'),
+      const q = e.empty(w.q.shape, w.q.dtype),
         scales = e.empty([N, K / QBLOCK]);
-      e.k.repackQ4x4(q, scales, w.q, w.scales, N, K);
+      if (w.format === 'q4') e.k.repackQ4x4(q, scales, w.q, w.scales, N, K);
+      else e.k.repackQ8x4(q, scales, w.q, w.scales, N, K);
       w.q.data().set(q.data());
       w.scales.data().set(scales.data());
     });

@@ -55,7 +55,8 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
       gb = gradOf(e, b);
     if (gx) {
       const w = e.zeros([N, K]);
-      if (packed) e.k.dequantizeQ4x4(w, q, scales, N, K);
+      if (packed && q4) e.k.dequantizeQ4x4(w, q, scales, N, K);
+      else if (packed) e.k.dequantizeQ8x4(w, q, scales, N, K);
       else if (q4) e.k.dequantizeQ4(w, q, scales, N, K);
       else e.k.dequantizeQ8(w, q, scales, N, K);
       e.k.matmulNN(gx, dy, w, M, K, N, 1);

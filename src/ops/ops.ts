@@ -68,10 +68,14 @@ export function linearInto(
   if (isQuant(w)) {
     if (!scratch) throw new Error('linear: a quantised weight needs scratch for its quantised input');
     k.quantizeQ8(scratch.qx, scratch.sx, x, rows, K);
-    if (w.packed) {
+    if (w.packed && w.format === 'q4') {
       const prep = scratch.prep();
       k.prepQ4x4(prep, scratch.qx, scratch.sx, rows, K);
       k.matmulQ4x4(y, prep, w.q, w.scales, rows, N, K);
+    } else if (w.packed) {
+      const prep = scratch.prep();
+      k.prepQ8x4(prep, scratch.qx, scratch.sx, rows, K);
+      k.matmulQ8x4(y, prep, w.q, w.scales, rows, N, K);
     } else if (w.format === 'q8') k.matmulQ8(y, scratch.qx, scratch.sx, w.q, w.scales, rows, N, K);
     else k.matmulQ4(y, scratch.qx, scratch.sx, w.q, w.scales, rows, N, K);
   } else {
@@ -93,7 +97,7 @@ export function linearInto(
 export function embeddingInto(e: Engine, out: Tensor, table: Weight, ids: Tensor, n: number): void {
   const D = table.shape[1];
   if (isQuant(table) && table.packed)
-    throw new Error('embedding: a repacked q4 weight cannot be a lookup table (only projections are repacked)');
+    throw new Error('embedding: a repacked weight cannot be a lookup table (only projections are repacked)');
   if (!isQuant(table)) e.k.embeddingForward(out, table, ids, n, D);
   else if (table.format === 'q8') e.k.embeddingQ8(out, table.q, table.scales, ids, n, D);
   else e.k.embeddingQ4(out, table.q, table.scales, ids, n, D);

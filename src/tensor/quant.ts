@@ -8,8 +8,8 @@ export const QBLOCK = 32;
 /**
  * A quantised 2-D weight (N, K): `q` holds int8 values (q8, N·K bytes) or packed nibbles (q4,
  * N·K/2 bytes), `scales` one f32 per block of 32 along K (N, K/32). Inference only: no gradient.
- * `packed` (q4 only): q and scales hold the same values in the layout the decoding products read
- * (groups of four rows, src/kernels/ref/quant4x4.ts) instead of the row layout checkpoints keep.
+ * `packed`: q and scales hold the same values in the layout the products read (groups of four
+ * rows, src/kernels/ref/quant4x4.ts) instead of the row layout checkpoints keep.
  */
 export interface QWeight {
   readonly kind: 'quant';
@@ -20,9 +20,9 @@ export interface QWeight {
   packed?: boolean;
 }
 
-/** Bytes a product with a packed q4 weight needs to prepare `rows` activation rows of length K (96 a block). */
+/** Bytes a product with a packed weight needs to prepare `rows` activation rows of length K (288 a block). */
 export function prepBytes(rows: number, K: number): number {
-  return rows * (K / QBLOCK) * 96;
+  return rows * (K / QBLOCK) * 288;
 }
 
 export type Weight = Tensor | QWeight;

@@ -104,12 +104,17 @@ export const WASM_KERNELS = [
   'matmulQ4',
   'matmulQ8Strided',
   'matmulQ4Strided',
-  // quant4x4.ts (q4 weights repacked in groups of four rows, activations prepared once a product)
+  // quant4x4.ts (q8/q4 weights repacked in groups of four rows, activations prepared once a product)
   'repackQ4x4',
+  'repackQ8x4',
   'prepQ4x4',
+  'prepQ8x4',
   'matmulQ4x4',
   'matmulQ4x4Strided',
+  'matmulQ8x4',
+  'matmulQ8x4Strided',
   'dequantizeQ4x4',
+  'dequantizeQ8x4',
 ] as const satisfies readonly (keyof typeof ref)[];
 
 export type WasmKernelName = (typeof WASM_KERNELS)[number];
