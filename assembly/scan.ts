@@ -10,14 +10,15 @@
  * sum over n get one horizontal sum per group: for y the first group writes Σ + D·x and the others
  * add; dx and ddelta are accumulated by every group (the D·dy term of dx once).
  */
-import { vexpNeg, ldN, stN, hsum } from './vmath';
+import { vexp2Neg, log2eTimes, ldN, stN, hsum } from './vmath';
 
 // ================================================================ forward
 
 @inline function fwd16(y: usize, ph: usize, pck: usize, ckStride: usize, x: usize, delta: usize, pA: usize,
   pB: usize, pC: usize, Dd: f32, first: bool, L: i32, chunk: i32, rowE: usize, rowN: usize): void {
   let h0 = v128.load(ph), h1 = v128.load(ph, 16), h2 = v128.load(ph, 32), h3 = v128.load(ph, 48);
-  const A0 = v128.load(pA), A1 = v128.load(pA, 16), A2 = v128.load(pA, 32), A3 = v128.load(pA, 48);
+  // A·log2 e once: the decay e^(Δ·A) is 2^(Δ·A·log2 e) (vexp2Neg)
+  const A0 = log2eTimes(v128.load(pA)), A1 = log2eTimes(v128.load(pA, 16)), A2 = log2eTimes(v128.load(pA, 32)), A3 = log2eTimes(v128.load(pA, 48));
   let px = x, pd = delta, py = y, pb = pB, pc = pC, ck = pck;
   let tc = 0;
   for (let t = 0; t < L; t++) {
@@ -30,10 +31,10 @@ import { vexpNeg, ldN, stN, hsum } from './vmath';
     }
     const dt = load<f32>(pd), xt = load<f32>(px);
     const dtv = f32x4.splat(dt), dtx = f32x4.splat(dt * xt);
-    h0 = f32x4.add(f32x4.mul(vexpNeg(f32x4.mul(dtv, A0)), h0), f32x4.mul(dtx, v128.load(pb)));
-    h1 = f32x4.add(f32x4.mul(vexpNeg(f32x4.mul(dtv, A1)), h1), f32x4.mul(dtx, v128.load(pb, 16)));
-    h2 = f32x4.add(f32x4.mul(vexpNeg(f32x4.mul(dtv, A2)), h2), f32x4.mul(dtx, v128.load(pb, 32)));
-    h3 = f32x4.add(f32x4.mul(vexpNeg(f32x4.mul(dtv, A3)), h3), f32x4.mul(dtx, v128.load(pb, 48)));
+    h0 = f32x4.add(f32x4.mul(vexp2Neg(f32x4.mul(dtv, A0)), h0), f32x4.mul(dtx, v128.load(pb)));
+    h1 = f32x4.add(f32x4.mul(vexp2Neg(f32x4.mul(dtv, A1)), h1), f32x4.mul(dtx, v128.load(pb, 16)));
+    h2 = f32x4.add(f32x4.mul(vexp2Neg(f32x4.mul(dtv, A2)), h2), f32x4.mul(dtx, v128.load(pb, 32)));
+    h3 = f32x4.add(f32x4.mul(vexp2Neg(f32x4.mul(dtv, A3)), h3), f32x4.mul(dtx, v128.load(pb, 48)));
     const acc = f32x4.add(
       f32x4.add(f32x4.mul(v128.load(pc), h0), f32x4.mul(v128.load(pc, 16), h1)),
       f32x4.add(f32x4.mul(v128.load(pc, 32), h2), f32x4.mul(v128.load(pc, 48), h3)));
@@ -48,7 +49,7 @@ import { vexpNeg, ldN, stN, hsum } from './vmath';
 @inline function fwd4(y: usize, ph: usize, pck: usize, ckStride: usize, x: usize, delta: usize, pA: usize,
   pB: usize, pC: usize, Dd: f32, first: bool, L: i32, chunk: i32, rowE: usize, rowN: usize, cnt: i32): void {
   let h0 = ldN(ph, cnt);
-  const A0 = ldN(pA, cnt);
+  const A0 = log2eTimes(ldN(pA, cnt));
   let px = x, pd = delta, py = y, pb = pB, pc = pC, ck = pck;
   let tc = 0;
   for (let t = 0; t < L; t++) {
@@ -57,7 +58,7 @@ import { vexpNeg, ldN, stN, hsum } from './vmath';
       if (++tc == chunk) tc = 0;
     }
     const dt = load<f32>(pd), xt = load<f32>(px);
-    h0 = f32x4.add(f32x4.mul(vexpNeg(f32x4.mul(f32x4.splat(dt), A0)), h0), f32x4.mul(f32x4.splat(dt * xt), ldN(pb, cnt)));
+    h0 = f32x4.add(f32x4.mul(vexp2Neg(f32x4.mul(f32x4.splat(dt), A0)), h0), f32x4.mul(f32x4.splat(dt * xt), ldN(pb, cnt)));
     const s = hsum(f32x4.mul(ldN(pc, cnt), h0));
     if (first) store<f32>(py, s + Dd * xt);
     else store<f32>(py, load<f32>(py) + s);
@@ -151,6 +152,7 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
   work: usize, pa: usize, L: i32, chunk: i32, nChunks: i32, rowE: usize, rowN: usize): void {
   const A0 = two ? v128.load(pA) : ldN(pA, cnt);
   const A1 = two ? v128.load(pA, 16) : f32x4.splat(0);
+  const L0 = log2eTimes(A0), L1 = log2eTimes(A1); // the decay's argument, as the forward forms it
   let g0 = f32x4.splat(0), g1 = f32x4.splat(0);
   let dA0 = f32x4.splat(0), dA1 = f32x4.splat(0);
   for (let c = nChunks - 1; c >= 0; c--) {
@@ -165,9 +167,9 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
       const ie = <usize>t * rowE, in_ = <usize>t * rowN;
       const dt = load<f32>(delta + ie), dtv = f32x4.splat(dt), dtx = f32x4.splat(dt * load<f32>(x + ie));
       pw += rowN;
-      const a0 = vexpNeg(f32x4.mul(dtv, A0));
+      const a0 = vexp2Neg(f32x4.mul(dtv, L0));
       if (two) {
-        const a1 = vexpNeg(f32x4.mul(dtv, A1));
+        const a1 = vexp2Neg(f32x4.mul(dtv, L1));
         h0 = f32x4.add(f32x4.mul(a0, h0), f32x4.mul(dtx, v128.load(Bm + in_)));
         h1 = f32x4.add(f32x4.mul(a1, h1), f32x4.mul(dtx, v128.load(Bm + in_, 16)));
         v128.store(pw, h0); v128.store(pw, h1, 16);
@@ -189,7 +191,7 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
       let ddt: v128, dxv: v128;
       const pas = pa + <usize>(t - t0) * rowN;
       {
-        const a = pa != 0 ? v128.load(pas) : vexpNeg(f32x4.mul(dtv, A0));
+        const a = pa != 0 ? v128.load(pas) : vexp2Neg(f32x4.mul(dtv, L0));
         const hs = two ? v128.load(pws) : ldN(pws, cnt);
         const Bv = two ? v128.load(Bm + in_) : ldN(Bm + in_, cnt);
         const Cv = two ? v128.load(Cm + in_) : ldN(Cm + in_, cnt);
@@ -207,7 +209,7 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
         g0 = f32x4.mul(gn, a);
       }
       if (two) {
-        const a = pa != 0 ? v128.load(pas, 16) : vexpNeg(f32x4.mul(dtv, A1));
+        const a = pa != 0 ? v128.load(pas, 16) : vexp2Neg(f32x4.mul(dtv, L1));
         const hs = v128.load(pws, 16);
         const Bv = v128.load(Bm + in_, 16);
         const Cv = v128.load(Cm + in_, 16);
