@@ -75,44 +75,49 @@ export function repackQ8x4(dq: usize, ds: usize, q: usize, s: usize, N: i32, K: 
   v128.store(pp, f32x4.splat(dx), 272);
 }
 
+/** One prepared block at pp from the q8 block at xp (32 values): q4x4's coefficients, or q8x4's. */
+@inline function prepBlock(pp: usize, xp: usize, four: bool): i32 {
+  let off = 0;
+  if (four)
+    for (let h = 0; h < 4; h++)
+      for (let j = 0; j < 4; j++) {
+        // vector 4h + j: lanes 2r and 2r + 1 take the lane's k = 8h + j and 8h + 4 + j
+        const k0 = 8 * h + j, k1 = k0 + 4;
+        const x0 = <i32>load<i8>(xp + <usize>k0), x1 = <i32>load<i8>(xp + <usize>k1);
+        const lo = j == 0 ? x0 : x0 - 16 * <i32>load<i8>(xp + <usize>(k0 - 1));
+        const hi = j == 0 ? x1 : x1 - 16 * <i32>load<i8>(xp + <usize>(k1 - 1));
+        pairSplat(pp + (<usize>(4 * h + j) << 4), lo, hi);
+        if (j != 3) off += 8 * (x0 + x1);
+      }
+  else
+    for (let h = 0; h < 8; h++) {
+      // vectors 2h, 2h + 1: lanes 2r and 2r + 1 take the pairs k = 4h, 4h + 1 and 4h + 2, 4h + 3
+      const p = xp + (<usize>h << 2);
+      const a0 = <i32>load<i8>(p), a1 = <i32>load<i8>(p, 1), b0 = <i32>load<i8>(p, 2), b1 = <i32>load<i8>(p, 3);
+      pairSplat(pp + (<usize>(2 * h) << 4), a0, b0);
+      pairSplat(pp + (<usize>(2 * h + 1) << 4), a1 - 256 * a0, b1 - 256 * b0);
+      off += 128 * (a0 + b0);
+    }
+  return off;
+}
+
+/** Every block of every row: coefficients, then the offset and the scale. */
+@inline function prepX4(prep: usize, qx: usize, sx: usize, rows: i32, K: i32, four: bool): void {
+  const blocks = <usize>rows * <usize>(K / QK);
+  for (let i: usize = 0; i < blocks; i++) {
+    const pp = prep + i * PREP;
+    prepTail(pp, prepBlock(pp, qx + i * QK, four), load<f32>(sx + (i << 2)));
+  }
+}
+
 /** prep (rows, K/32 · 288 bytes) <- q8 rows qx (rows, K), scales sx (rows, K/32), for q4x4 weights. */
 export function prepQ4x4(prep: usize, qx: usize, sx: usize, rows: i32, K: i32): void {
-  const nb = K / QK;
-  for (let r = 0; r < rows; r++)
-    for (let b = 0; b < nb; b++) {
-      const i = <usize>r * <usize>nb + <usize>b, xp = qx + i * QK, pp = prep + i * PREP;
-      let off = 0;
-      for (let h = 0; h < 4; h++)
-        for (let j = 0; j < 4; j++) {
-          // vector 4h + j: lanes 2r and 2r + 1 take the lane's k = 8h + j and 8h + 4 + j
-          const k0 = 8 * h + j, k1 = k0 + 4;
-          const x0 = <i32>load<i8>(xp + <usize>k0), x1 = <i32>load<i8>(xp + <usize>k1);
-          const lo = j == 0 ? x0 : x0 - 16 * <i32>load<i8>(xp + <usize>(k0 - 1));
-          const hi = j == 0 ? x1 : x1 - 16 * <i32>load<i8>(xp + <usize>(k1 - 1));
-          pairSplat(pp + (<usize>(4 * h + j) << 4), lo, hi);
-          if (j != 3) off += 8 * (x0 + x1);
-        }
-      prepTail(pp, off, load<f32>(sx + (i << 2)));
-    }
+  prepX4(prep, qx, sx, rows, K, true);
 }
 
 /** prep <- q8 rows, for q8x4 weights (see prepQ4x4). */
 export function prepQ8x4(prep: usize, qx: usize, sx: usize, rows: i32, K: i32): void {
-  const nb = K / QK;
-  for (let r = 0; r < rows; r++)
-    for (let b = 0; b < nb; b++) {
-      const i = <usize>r * <usize>nb + <usize>b, xp = qx + i * QK, pp = prep + i * PREP;
-      let off = 0;
-      for (let h = 0; h < 8; h++) {
-        // vectors 2h, 2h + 1: lanes 2r and 2r + 1 take the pairs k = 4h, 4h + 1 and 4h + 2, 4h + 3
-        const p = xp + (<usize>h << 2);
-        const a0 = <i32>load<i8>(p), a1 = <i32>load<i8>(p, 1), b0 = <i32>load<i8>(p, 2), b1 = <i32>load<i8>(p, 3);
-        pairSplat(pp + (<usize>(2 * h) << 4), a0, b0);
-        pairSplat(pp + (<usize>(2 * h + 1) << 4), a1 - 256 * a0, b1 - 256 * b0);
-        off += 128 * (a0 + b0);
-      }
-      prepTail(pp, off, load<f32>(sx + (i << 2)));
-    }
+  prepX4(prep, qx, sx, rows, K, false);
 }
 
 // ---------------------------------------------------------------- products

@@ -125,41 +125,54 @@ function prepBlock(view: DataView, o: number, coef: (i: number, half: number) =>
   }
 }
 
-/** prep (rows, K/QK · 288 bytes) <- q8 activation rows qx (rows, K), scales sx (rows, K/QK), for q4x4 weights. */
-export function prepQ4x4(prep: Uint8Array, qx: Int8Array, sx: F, rows: number, K: number): void {
+/**
+ * Every block of every activation row prepared by `block`, given the block's activations x(k):
+ * its coefficient of vector i at lane half, and its offset.
+ */
+function prepRows(
+  prep: Uint8Array,
+  qx: Int8Array,
+  sx: F,
+  rows: number,
+  K: number,
+  block: (x: (k: number) => number) => { coef: (i: number, half: number) => number; off: number },
+): void {
   const nb = K / QK,
     view = new DataView(prep.buffer, prep.byteOffset, prep.byteLength);
   for (let r = 0; r < rows; r++)
     for (let b = 0; b < nb; b++) {
-      const x = (k: number) => qx[r * K + b * QK + k];
-      let off = 0;
-      for (let k = 0; k < QK; k++) if (k % 4 !== 3) off += 8 * x(k);
-      // vector 4h + j, lane half: the four k of that lane are 8h + 4·half + 0 … 3
-      const coef = (i: number, half: number) => {
-        const k0 = 8 * (i >> 2) + 4 * half,
-          j = i & 3;
-        return j === 0 ? x(k0) : x(k0 + j) - 16 * x(k0 + j - 1);
-      };
+      const { coef, off } = block((k) => qx[r * K + b * QK + k]);
       prepBlock(view, (r * nb + b) * PREP_BLOCK_BYTES, coef, off, sx[r * nb + b]);
     }
 }
 
+/** prep (rows, K/QK · 288 bytes) <- q8 activation rows qx (rows, K), scales sx (rows, K/QK), for q4x4 weights. */
+export function prepQ4x4(prep: Uint8Array, qx: Int8Array, sx: F, rows: number, K: number): void {
+  prepRows(prep, qx, sx, rows, K, (x) => {
+    let off = 0;
+    for (let k = 0; k < QK; k++) if (k % 4 !== 3) off += 8 * x(k);
+    // vector 4h + j, lane half: the four k of that lane are 8h + 4·half + 0 … 3
+    const coef = (i: number, half: number) => {
+      const k0 = 8 * (i >> 2) + 4 * half,
+        j = i & 3;
+      return j === 0 ? x(k0) : x(k0 + j) - 16 * x(k0 + j - 1);
+    };
+    return { coef, off };
+  });
+}
+
 /** prep <- q8 activation rows, for q8x4 weights (see prepQ4x4). */
 export function prepQ8x4(prep: Uint8Array, qx: Int8Array, sx: F, rows: number, K: number): void {
-  const nb = K / QK,
-    view = new DataView(prep.buffer, prep.byteOffset, prep.byteLength);
-  for (let r = 0; r < rows; r++)
-    for (let b = 0; b < nb; b++) {
-      const x = (k: number) => qx[r * K + b * QK + k];
-      let off = 0;
-      for (let k = 0; k < QK; k += 2) off += 128 * x(k);
-      // vector 2h (+1 for the shifted one), lane half: the pair k = 4h + 2·half, +1
-      const coef = (i: number, half: number) => {
-        const k0 = 4 * (i >> 1) + 2 * half;
-        return i & 1 ? x(k0 + 1) - 256 * x(k0) : x(k0);
-      };
-      prepBlock(view, (r * nb + b) * PREP_BLOCK_BYTES, coef, off, sx[r * nb + b]);
-    }
+  prepRows(prep, qx, sx, rows, K, (x) => {
+    let off = 0;
+    for (let k = 0; k < QK; k += 2) off += 128 * x(k);
+    // vector 2h (+1 for the shifted one), lane half: the pair k = 4h + 2·half, +1
+    const coef = (i: number, half: number) => {
+      const k0 = 4 * (i >> 1) + 2 * half;
+      return i & 1 ? x(k0 + 1) - 256 * x(k0) : x(k0);
+    };
+    return { coef, off };
+  });
 }
 
 /** The activations of block b of prepared row r read back from its coefficients, and d_x. */
