@@ -215,7 +215,8 @@ export function embeddingQ4(out: usize, q: usize, scales: usize, ids: usize, n: 
  * sign(w)·x ∈ [−127, 127] the signed one (quantizeQ8 clamps to ±127, so negating x never wraps).
  * Pair sums stay within 2·127·127 < 2^15: x86's pmaddubsw does not saturate. Every product is
  * exact, so the integer sums equal the default build's; only their lane partition differs (lane ℓ
- * holds bytes 4ℓ…4ℓ+3 of each half), so the f32 result may differ in its last bits.
+ * holds bytes 4ℓ…4ℓ+3 of each half), and the products total each block (sum4) before scaling, so
+ * the outputs are the default build's bits.
  * i16x8.relaxed_dot_i8x16_i7x16_s then i32x4.extadd_pairwise_i16x8_s, not the fused
  * i32x4.relaxed_dot_i8x16_i7x16_add_s: Node 20's baseline compiler (Liftoff) returns wrong sums
  * for the fused form (doubled, or zero), and V8 lowers it to the same two steps without AVX-VNNI.
