@@ -61,53 +61,60 @@ describe('the relaxed-SIMD kernels build', () => {
   it.each([
     [1, 300, 256],
     [9, 67, 96],
-  ])('f32, q8 and q4 products (M=%i, N=%i, K=%i) equal their twins, and 3 threads give 1 thread bit for bit', (M, N, K) => {
-    const run = (threads: number) => {
-      const e = engine('wasm-relaxed', threads);
-      const a = e.persistent([M, K]).set(randn(1, M * K)),
-        w = e.persistent([N, K]).set(randn(2, N * K));
-      const f32 = e.persistent([M, N]),
-        q8 = e.persistent([M, N]),
-        q4 = e.persistent([M, N]);
-      e.k.matmulNT(f32, a, w, M, N, K, 0);
-      const qw = e.persistent([N, K], 'i8'),
-        sw = e.persistent([N, K / 32]),
-        qx = e.persistent([M, K], 'i8'),
-        sx = e.persistent([M, K / 32]);
-      e.k.quantizeQ8(qw, sw, w, N, K);
-      e.k.quantizeQ8(qx, sx, a, M, K);
-      e.k.matmulQ8(q8, qx, sx, qw, sw, M, N, K);
-      const qw4 = e.persistent([N, K / 2], 'u8'),
-        sw4 = e.persistent([N, K / 32]);
-      e.k.quantizeQ4(qw4, sw4, w, N, K);
-      e.k.matmulQ4(q4, qx, sx, qw4, sw4, M, N, K);
-      return {
-        f32: Float32Array.from(f32.floats()),
-        q8: Float32Array.from(q8.floats()),
-        q4: Float32Array.from(q4.floats()),
-        qx,
-        sx,
-        qw,
-        sw,
-        qw4,
-        sw4,
+  ])(
+    "f32, q8 and q4 products (M=%i, N=%i, K=%i) equal their twins, 3 threads give 1 thread bit for bit, and the quantised ones give the default build's bits",
+    (M, N, K) => {
+      const run = (threads: number, kernels: 'wasm' | 'wasm-relaxed' = 'wasm-relaxed') => {
+        const e = engine(kernels, threads);
+        const a = e.persistent([M, K]).set(randn(1, M * K)),
+          w = e.persistent([N, K]).set(randn(2, N * K));
+        const f32 = e.persistent([M, N]),
+          q8 = e.persistent([M, N]),
+          q4 = e.persistent([M, N]);
+        e.k.matmulNT(f32, a, w, M, N, K, 0);
+        const qw = e.persistent([N, K], 'i8'),
+          sw = e.persistent([N, K / 32]),
+          qx = e.persistent([M, K], 'i8'),
+          sx = e.persistent([M, K / 32]);
+        e.k.quantizeQ8(qw, sw, w, N, K);
+        e.k.quantizeQ8(qx, sx, a, M, K);
+        e.k.matmulQ8(q8, qx, sx, qw, sw, M, N, K);
+        const qw4 = e.persistent([N, K / 2], 'u8'),
+          sw4 = e.persistent([N, K / 32]);
+        e.k.quantizeQ4(qw4, sw4, w, N, K);
+        e.k.matmulQ4(q4, qx, sx, qw4, sw4, M, N, K);
+        return {
+          f32: Float32Array.from(f32.floats()),
+          q8: Float32Array.from(q8.floats()),
+          q4: Float32Array.from(q4.floats()),
+          qx,
+          sx,
+          qw,
+          sw,
+          qw4,
+          sw4,
+        };
       };
-    };
-    const one = run(1),
-      three = run(3);
-    expect(bits(three.f32).equals(bits(one.f32)), 'f32 threads').toBe(true);
-    expect(bits(three.q8).equals(bits(one.q8)), 'q8 threads').toBe(true);
-    expect(bits(three.q4).equals(bits(one.q4)), 'q4 threads').toBe(true);
-    const want = new Float64Array(M * N);
-    ref.matmulNT(want, randn(1, M * K), randn(2, N * K), M, N, K, 0);
-    expectClose(one.f32, want, 1e-5, 'f32 product vs twin');
-    const wantQ = new Float64Array(M * N);
-    ref.matmulQ8(wantQ, one.qx.data() as Int8Array, one.sx.floats(), one.qw.data() as Int8Array, one.sw.floats(), M, N, K);
-    expectClose(one.q8, wantQ, 1e-5, 'q8 product vs twin');
-    const wantQ4 = new Float64Array(M * N);
-    ref.matmulQ4(wantQ4, one.qx.data() as Int8Array, one.sx.floats(), one.qw4.data() as Uint8Array, one.sw4.floats(), M, N, K);
-    expectClose(one.q4, wantQ4, 1e-5, 'q4 product vs twin');
-  });
+      const one = run(1),
+        three = run(3);
+      expect(bits(three.f32).equals(bits(one.f32)), 'f32 threads').toBe(true);
+      expect(bits(three.q8).equals(bits(one.q8)), 'q8 threads').toBe(true);
+      expect(bits(three.q4).equals(bits(one.q4)), 'q4 threads').toBe(true);
+      // each block's exact integer total, then the same f32 steps: the relaxed dots change nothing
+      const plain = run(1, 'wasm');
+      expect(bits(one.q8).equals(bits(plain.q8)), 'q8 vs the default build').toBe(true);
+      expect(bits(one.q4).equals(bits(plain.q4)), 'q4 vs the default build').toBe(true);
+      const want = new Float64Array(M * N);
+      ref.matmulNT(want, randn(1, M * K), randn(2, N * K), M, N, K, 0);
+      expectClose(one.f32, want, 1e-5, 'f32 product vs twin');
+      const wantQ = new Float64Array(M * N);
+      ref.matmulQ8(wantQ, one.qx.data() as Int8Array, one.sx.floats(), one.qw.data() as Int8Array, one.sw.floats(), M, N, K);
+      expectClose(one.q8, wantQ, 1e-5, 'q8 product vs twin');
+      const wantQ4 = new Float64Array(M * N);
+      ref.matmulQ4(wantQ4, one.qx.data() as Int8Array, one.sx.floats(), one.qw4.data() as Uint8Array, one.sw4.floats(), M, N, K);
+      expectClose(one.q4, wantQ4, 1e-5, 'q4 product vs twin');
+    },
+  );
 
   it.each(['q8', 'q4'] as const)(
     'decodes a %s Mamba as the default build does within float rounding, the same bits at 1 and 2 threads',
