@@ -26,7 +26,7 @@ function sameShape(op: string, a: Tensor, b: Tensor): void {
 
 /**
  * Scratch of a product with a quantised weight: the input quantised to q8 per block, (rows, ≥ K)
- * int8 and (rows, ≥ K/32) f32, and for a packed q4 weight its prepared form (≥ prepBytes(rows, K)
+ * int8 and (rows, ≥ K/32) f32, and for a packed weight its prepared form (≥ prepBytes(rows, K)
  * bytes), asked for only then.
  */
 export interface QuantScratch {
