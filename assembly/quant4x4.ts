@@ -170,24 +170,18 @@ export function prepQ8x4(prep: usize, qx: usize, sx: usize, rows: i32, K: i32): 
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     let s0 = i32x4.splat(0), s1 = i32x4.splat(0);
+    // the same weight vector against both rows: V8 computes its shifts once for the two
     if (four)
       for (let h: usize = 0; h < 4; h++) {
         const w = v128.load(pw + (h << 4)), p = pp + (h << 6);
-        const w4 = i16x8.shr_s(w, 4), w8 = i16x8.shr_s(w, 8), w12 = i16x8.shr_s(w, 12);
-        s0 = i32x4.add(s0, i32x4.add(
-          i32x4.add(i32x4.dot_i16x8_s(w, v128.load(p)), i32x4.dot_i16x8_s(w4, v128.load(p, 16))),
-          i32x4.add(i32x4.dot_i16x8_s(w8, v128.load(p, 32)), i32x4.dot_i16x8_s(w12, v128.load(p, 48)))));
-        const q = p + rowP;
-        s1 = i32x4.add(s1, i32x4.add(
-          i32x4.add(i32x4.dot_i16x8_s(w, v128.load(q)), i32x4.dot_i16x8_s(w4, v128.load(q, 16))),
-          i32x4.add(i32x4.dot_i16x8_s(w8, v128.load(q, 32)), i32x4.dot_i16x8_s(w12, v128.load(q, 48)))));
+        s0 = i32x4.add(s0, quadQ4(p, w));
+        s1 = i32x4.add(s1, quadQ4(p + rowP, w));
       }
     else
       for (let h: usize = 0; h < 8; h++) {
         const w = v128.load(pw + (h << 4)), p = pp + (h << 5);
-        const w8 = i16x8.shr_s(w, 8), q = p + rowP;
-        s0 = i32x4.add(s0, i32x4.add(i32x4.dot_i16x8_s(w, v128.load(p)), i32x4.dot_i16x8_s(w8, v128.load(p, 16))));
-        s1 = i32x4.add(s1, i32x4.add(i32x4.dot_i16x8_s(w, v128.load(q)), i32x4.dot_i16x8_s(w8, v128.load(q, 16))));
+        s0 = i32x4.add(s0, pairQ8(p, w));
+        s1 = i32x4.add(s1, pairQ8(p + rowP, w));
       }
     const dw = v128.load(ps);
     a0 = scaleAdd4(a0, i32x4.sub(s0, v128.load(pp, 256)), dw, v128.load(pp, 272));
