@@ -132,6 +132,7 @@ export class TokenStream {
   readonly prefillSeconds: number;
   /** What the prefill asked of the kernel threads (parallel calls, the caller's wait at their joins, worker sleeps). */
   readonly prefillPool: PoolStats;
+  private readonly poolAfterPrefill: PoolStats;
   private readonly dec: StreamDecoder;
   private readonly rng: Rng;
   private readonly sampling: SamplingOptions;
@@ -162,7 +163,13 @@ export class TokenStream {
       t0 = performance.now();
     this.logits = model.network.prefill(ids, ids.length, this.state);
     this.prefillSeconds = (performance.now() - t0) / 1000;
-    this.prefillPool = poolStatsSince(p0, k.poolStats());
+    this.poolAfterPrefill = k.poolStats();
+    this.prefillPool = poolStatsSince(p0, this.poolAfterPrefill);
+  }
+
+  /** What the tokens since the prefill asked of the kernel threads (read it before {@link settle}). */
+  decodePool(): PoolStats {
+    return poolStatsSince(this.poolAfterPrefill, this.model.network.e.k.poolStats());
   }
 
   /** The next token and the text it completes (may be empty mid-character), or null at the end. */

@@ -63,6 +63,8 @@ export type FromWorker =
       prefillTokensPerSecond: number;
       /** What the prefill asked of the kernel threads: parallel calls, the caller's wait at their joins (ms), worker sleeps. */
       prefillPool: PoolStats;
+      /** The same for the tokens after the prefill (the generation's steps). */
+      decodePool: PoolStats;
     }
   /** The conversation's state as a state file (docs/DESIGN.md), and the tokens it holds. */
   | { type: 'snapshot'; bytes: Uint8Array; tokens: number }

@@ -229,6 +229,7 @@ async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<voi
   }
   const seconds = (tEnd - t0) / 1000;
   const decode = (tEnd - t1) / 1000;
+  const decodePool = s.decodePool();
   s.settle();
   conversation = s.state;
   post({
@@ -242,6 +243,7 @@ async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<voi
     promptTokens: s.promptTokens,
     prefillTokensPerSecond: s.promptTokens / Math.max(s.prefillSeconds, 1e-9),
     prefillPool: s.prefillPool,
+    decodePool,
   });
 }
 

@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { loadModel } from '../api/model.js';
 import { TokenStream } from '../browser/index.js';
@@ -62,6 +63,15 @@ export interface BenchWebRow {
   node_prefill_sleeps: number;
   page_prefill_caller_share: number;
   node_prefill_caller_share: number;
+  /**
+   * The same for the generated tokens, per token (median over the runs): parallel kernel calls, the
+   * microseconds the calling thread waited at their joins, and worker sleeps.
+   */
+  decode_parallel_runs_per_token: number;
+  page_decode_join_us_per_token: number;
+  node_decode_join_us_per_token: number;
+  page_decode_sleeps: number;
+  node_decode_sleeps: number;
 }
 
 function threadList(v: string): number[] {
@@ -107,15 +117,25 @@ async function playwright(): Promise<Playwright> {
 
 /** Wait for the page's status to end a load or a generation; an `error: …` status is a runtime failure. */
 async function settled(page: Page, want: 'ready' | 'done'): Promise<void> {
-  await page.waitForFunction(
-    (w) => {
-      const s = document.querySelector('[data-testid=status]')?.textContent ?? '';
-      return s === w || s.startsWith('error');
-    },
+  // a MutationObserver, not Playwright's polling (every animation frame): frames drawn while the
+  // page generates would take the cores the timed threads run on
+  const s = await page.evaluate(
+    (w) =>
+      new Promise<string>((resolve) => {
+        const el = document.querySelector('[data-testid=status]');
+        if (el === null) return resolve('error: the page has no status element');
+        const now = () => el.textContent ?? '';
+        const done = () => now() === w || now().startsWith('error');
+        if (done()) return resolve(now());
+        const seen = new MutationObserver(() => {
+          if (!done()) return;
+          seen.disconnect();
+          resolve(now());
+        });
+        seen.observe(el, { childList: true, characterData: true, subtree: true });
+      }),
     want,
-    { timeout: 600_000 },
   );
-  const s = (await page.textContent('[data-testid=status]')) ?? '';
   if (s !== want) throw runtimeError(`the page says ${s}`);
 }
 
@@ -126,15 +146,29 @@ interface Speeds {
   prefill: number;
 }
 const best = (a: Speeds, b: Speeds): Speeds => ({ decode: Math.max(a.decode, b.decode), prefill: Math.max(a.prefill, b.prefill) });
+/**
+ * Idle milliseconds before each timed generation: on two cores the side just measured still runs
+ * for a while (the page paints its result, the other pool's workers spin before they sleep), and
+ * a generation timed inside that tail shares its cores with it.
+ */
+const QUIET_MS = 60;
 const median = (x: number[]) => [...x].sort((a, b) => a - b)[x.length >> 1] ?? Number.NaN;
 
 /** One greedy generation in the page (tokens/s as it reports them), and its prefill's thread counters. */
-async function pageOnce(page: Page): Promise<Speeds & { pool: PoolStats }> {
+async function pageOnce(page: Page): Promise<Speeds & { pool: PoolStats; decodePool: PoolStats }> {
   await page.click('[data-testid=generate]');
   await settled(page, 'done');
-  const pool = JSON.parse((await page.getAttribute('[data-testid=prefill]', 'data-pool')) ?? 'null') as PoolStats | null;
-  if (pool === null) throw runtimeError('the page reported no prefill counters');
-  return { decode: await numberIn(page, 'speed', /^([\d.]+)/), prefill: await numberIn(page, 'prefill', /at ([\d.]+) tokens\/s/), pool };
+  const counters = async (id: string) => {
+    const p = JSON.parse((await page.getAttribute(`[data-testid=${id}]`, 'data-pool')) ?? 'null') as PoolStats | null;
+    if (p === null) throw runtimeError(`the page reported no thread counters on '${id}'`);
+    return p;
+  };
+  return {
+    decode: await numberIn(page, 'speed', /^([\d.]+)/),
+    prefill: await numberIn(page, 'prefill', /at ([\d.]+) tokens\/s/),
+    pool: await counters('prefill'),
+    decodePool: await counters('speed'),
+  };
 }
 
 /**
@@ -146,28 +180,38 @@ async function measure(page: Page, m: WebModel, threads: number, tokens: number,
   const model = loadModel(m.base, { threads, adapter: m.adapter });
   try {
     // the page's own code path (TokenStream: the prefill, then token by token with the text decoded)
-    const nodeOnce = (): Speeds & { pool: PoolStats } => {
+    const nodeOnce = (): Speeds & { pool: PoolStats; decodePool: PoolStats; count: number } => {
       const s = new TokenStream(model, BENCH_WEB_PROMPT, { maxTokens: tokens, temperature: 0 });
       const t1 = performance.now();
       let count = 0;
       while (s.next() !== null) count++;
       const decode = (performance.now() - t1) / 1000;
+      const decodePool = s.decodePool();
       for (const t of s.state.tensors.values()) t.dispose();
-      return { decode: count / Math.max(decode, 1e-9), prefill: s.promptTokens / Math.max(s.prefillSeconds, 1e-9), pool: s.prefillPool };
+      const prefill = s.promptTokens / Math.max(s.prefillSeconds, 1e-9);
+      return { decode: count / Math.max(decode, 1e-9), prefill, pool: s.prefillPool, decodePool, count };
     };
     nodeOnce();
     let inPage: Speeds = { decode: 0, prefill: 0 };
     let inNode: Speeds = { decode: 0, prefill: 0 };
     const pools: { page: PoolStats[]; node: PoolStats[] } = { page: [], node: [] };
+    // per generated token (both sides make the same greedy tokens; Node counts them)
+    const steps: { page: PoolStats[]; node: PoolStats[] } = { page: [], node: [] };
+    const perToken = (p: PoolStats, n: number): PoolStats => ({ ...p, runs: p.runs / n, joinMs: p.joinMs / n });
     for (let i = 0; i < runs; i++) {
-      const p = await pageOnce(page),
-        n = nodeOnce();
+      await sleep(QUIET_MS);
+      const p = await pageOnce(page);
+      await sleep(QUIET_MS);
+      const n = nodeOnce();
       inPage = best(inPage, p);
       inNode = best(inNode, n);
       pools.page.push(p.pool);
       pools.node.push(n.pool);
+      steps.page.push(perToken(p.decodePool, n.count));
+      steps.node.push(perToken(n.decodePool, n.count));
     }
     const pool = (side: PoolStats[], k: keyof PoolStats) => +median(side.map((x) => x[k])).toFixed(2);
+    const us = (side: PoolStats[]) => +(median(side.map((x) => x.joinMs)) * 1000).toFixed(2);
     const share = (side: PoolStats[]) => +median(side.map((x) => (x.chunks > 0 ? x.callerChunks / x.chunks : 0))).toFixed(3);
     return {
       inPage,
@@ -181,6 +225,11 @@ async function measure(page: Page, m: WebModel, threads: number, tokens: number,
         node_prefill_sleeps: pool(pools.node, 'sleeps'),
         page_prefill_caller_share: share(pools.page),
         node_prefill_caller_share: share(pools.node),
+        decode_parallel_runs_per_token: pool(steps.node, 'runs'),
+        page_decode_join_us_per_token: us(steps.page),
+        node_decode_join_us_per_token: us(steps.node),
+        page_decode_sleeps: pool(steps.page, 'sleeps'),
+        node_decode_sleeps: pool(steps.node, 'sleeps'),
       },
     };
   } finally {
@@ -249,7 +298,9 @@ export async function benchWebCommand(o: BenchWebFlags): Promise<void> {
         `${backend}: decode ${row.page_decode_tok_s} tok/s in the page, ${row.node_decode_tok_s} in Node; ` +
           `prefill ${row.page_prefill_tok_s} / ${row.node_prefill_tok_s}; per prefill ${row.prefill_parallel_runs} parallel calls, ` +
           `join waits ${row.page_prefill_join_ms} / ${row.node_prefill_join_ms} ms, worker sleeps ${row.page_prefill_sleeps} / ${row.node_prefill_sleeps}, ` +
-          `caller's share of the chunks ${row.page_prefill_caller_share} / ${row.node_prefill_caller_share}`,
+          `caller's share of the chunks ${row.page_prefill_caller_share} / ${row.node_prefill_caller_share}; ` +
+          `per token ${row.decode_parallel_runs_per_token} parallel calls, join waits ${row.page_decode_join_us_per_token} / ` +
+          `${row.node_decode_join_us_per_token} µs, worker sleeps ${row.page_decode_sleeps} / ${row.node_decode_sleeps}`,
       );
       rows.push(row);
     }

@@ -15,7 +15,11 @@ const GEN = 0,
   FAILED = 2,
   STOP = 3,
   SLEEPS = 4, // times a worker stopped spinning and slept in Atomics.wait (then a wake-up costs a futex)
-  NEXT = 5; // the next chunk of a chunked job to claim
+  NEXT = 5, // the next chunk of a chunked job to claim
+  // threads asleep in Atomics.wait: workers on GEN, the caller on DONE. A notify is paid only when
+  // one sleeps (spinning threads see the change anyway); in a browser it is a lock and a syscall.
+  SLEEPING = 6,
+  CALLER_SLEEPS = 7;
 const MAX_ARGS = 30;
 /** A chunked job: [kernel index, arg count, total, chunk size, base args…, per start…, per count…]. */
 const CHUNK_LEN = 4 + 3 * MAX_ARGS;
@@ -44,7 +48,9 @@ for (;;) {
   while ((g = Atomics.load(ctl, ${GEN})) === gen) {
     if (++spins > ${SPINS}) {
       if (spins === ${SPINS + 1}) Atomics.add(ctl, ${SLEEPS}, 1);
+      Atomics.add(ctl, ${SLEEPING}, 1); // before the wait checks GEN (the caller bumps GEN, then reads this)
       Atomics.wait(ctl, ${GEN}, gen, 50);
+      Atomics.sub(ctl, ${SLEEPING}, 1);
     }
   }
   gen = g; // the counter wraps around: only a change matters, never its sign
@@ -71,7 +77,7 @@ for (;;) {
     } catch (e) { Atomics.store(ctl, ${FAILED}, 1); }
   }
   Atomics.add(ctl, ${DONE}, 1);
-  Atomics.notify(ctl, ${DONE});
+  if (Atomics.load(ctl, ${CALLER_SLEEPS}) !== 0) Atomics.notify(ctl, ${DONE});
 }
 `;
 const WORKER_SOURCE = `const { workerData } = require('node:worker_threads');\n${WORKER_LOOP}`;
@@ -118,6 +124,8 @@ export interface PoolStats {
   runs: number;
   joinMs: number;
   sleeps: number;
+  /** Times the caller had to wake sleeping workers (Atomics.notify) when it posted work. */
+  wakes: number;
   /** Chunks of chunked jobs, all threads together, and how many of them the calling thread ran. */
   chunks: number;
   callerChunks: number;
@@ -129,6 +137,7 @@ export function poolStatsSince(a: PoolStats, b: PoolStats): PoolStats {
     runs: b.runs - a.runs,
     joinMs: b.joinMs - a.joinMs,
     sleeps: b.sleeps - a.sleeps,
+    wakes: b.wakes - a.wakes,
     chunks: b.chunks - a.chunks,
     callerChunks: b.callerChunks - a.callerChunks,
   };
@@ -183,6 +192,7 @@ export class ThreadPool {
   joinMs = 0;
   private chunks = 0;
   private callerChunks = 0;
+  private wakes = 0;
 
   constructor(memory: WebAssembly.Memory, module: WebAssembly.Module, main: WasmKernels, size: number) {
     this.size = Math.max(1, Math.floor(size));
@@ -191,7 +201,7 @@ export class ThreadPool {
     names.forEach((n, i) => this.index.set(n, i));
     // one thread shares nothing: plain buffers, so that a page without cross-origin isolation (no SharedArrayBuffer) runs too
     const Buf = this.size > 1 ? SharedArrayBuffer : ArrayBuffer;
-    const ctlBuf = new Buf(28);
+    const ctlBuf = new Buf(32);
     const jobsBuf = new Buf(8 * SLOT * this.size);
     const chunkBuf = new Buf(8 * CHUNK_LEN);
     this.ctl = new Int32Array(ctlBuf);
@@ -292,7 +302,10 @@ export class ThreadPool {
     this.parallelRuns++;
     Atomics.store(this.ctl, DONE, 0);
     Atomics.add(this.ctl, GEN, 1);
-    Atomics.notify(this.ctl, GEN);
+    if (Atomics.load(this.ctl, SLEEPING) !== 0) {
+      this.wakes++;
+      Atomics.notify(this.ctl, GEN);
+    }
   }
 
   /**
@@ -309,7 +322,11 @@ export class ThreadPool {
         d: number;
       // biome-ignore lint/suspicious/noAssignInExpressions: one atomic read per spin, kept for the wait below
       while ((d = Atomics.load(this.ctl, DONE)) < n) {
-        if (++spins > SPINS) Atomics.wait(this.ctl, DONE, d, 50);
+        if (++spins > SPINS) {
+          Atomics.store(this.ctl, CALLER_SLEEPS, 1); // before the wait checks DONE (a worker adds to DONE, then reads this)
+          Atomics.wait(this.ctl, DONE, d, 50);
+          Atomics.store(this.ctl, CALLER_SLEEPS, 0);
+        }
       }
       this.joinMs += performance.now() - w0;
     }
@@ -325,6 +342,7 @@ export class ThreadPool {
       runs: this.parallelRuns,
       joinMs: this.joinMs,
       sleeps: this.size > 1 ? Atomics.load(this.ctl, SLEEPS) : 0,
+      wakes: this.wakes,
       chunks: this.chunks,
       callerChunks: this.callerChunks,
     };
