@@ -11,7 +11,8 @@ import { threadedTrainKernels } from './parallel-train.js';
  * single-thread answer:
  * - matmuls: by rows of the output, or (when there are fewer rows than threads, as in decoding) by
  *   columns at multiples of 4 through the strided kernels (see assembly/matmul.ts for why that is exact);
- * - scan forward and Mamba-1's fused decoding step: by (batch, channel) pairs;
+ * - scan forward and Mamba-1's fused decoding step: by (batch, channel) pairs; its conv step, for
+ *   a batch of streams, by streams;
  * - scan backward: by a FIXED number of channel groups (independent of the thread count), each with
  *   its own dB/dC partial buffers, added afterwards in group order. One thread does the same.
  * - Mamba-2's chunked SSD: by streams (each stream's outputs are its own); its backward by a FIXED
@@ -74,6 +75,7 @@ export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): P
     scanStep: (y, h, x, delta, A, Bm, Cm, D, B, ED, N) => scanForward(y, h, 0, x, delta, A, Bm, Cm, D, B, 1, ED, N, 1),
     scanBackward: threadedScanBackward(p, heap),
     mambaScanStep: threadedMambaScanStep(p),
+    mambaConvStep: threadedMambaConvStep(p),
     ssdChunkForward: threadedSsdForward(p, heap),
     ssdChunkBackward: threadedSsdBackward(p, heap),
   };
@@ -189,6 +191,23 @@ function threadedScanForward({ T, w, jobs, chunked }: Pool): WasmKernels['scanFo
     // a prompt or a training batch: (stream, channel) pairs [start, start + count) in chunks of a multiple of 4
     const args: Parameters<WasmKernels['scanForwardRange']> = [y, h, hck, x, delta, A, Bm, Cm, D, B, L, ED, N, chunk, 0, 0];
     return chunked(chunkedJob('scanForwardRange', args, { 14: 1, 15: 1 }, 15, B * ED, rowChunk(B * ED, T, 4)));
+  };
+}
+
+/**
+ * Mamba-1's conv step (and its SiLU) for a batch of streams, by streams: each stream's window,
+ * outputs and SiLU are its own. One stream stays on the calling thread (a decoding token has enough
+ * synchronisation points already, and its conv step is a few microseconds).
+ */
+function threadedMambaConvStep({ T, w, jobs }: Pool): WasmKernels['mambaConvStep'] {
+  return (xc, state, xz, cw, bias, B, ED, K) => {
+    // K multiply-adds a channel, and about 24 flops of SiLU
+    if (T === 1 || B < T || B * ED * (2 * K + 24) < MIN_PARALLEL_FLOPS) return w.mambaConvStep(xc, state, xz, cw, bias, B, ED, K);
+    const r = splitRange(B, T);
+    return jobs((t) => ({
+      name: 'mambaConvStep',
+      args: [xc + r[t][0] * ED * 4, state + r[t][0] * ED * K * 4, xz + r[t][0] * 2 * ED * 4, cw, bias, r[t][1] - r[t][0], ED, K],
+    }));
   };
 }
 

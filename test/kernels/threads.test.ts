@@ -100,6 +100,40 @@ describe.each([
 });
 
 describe.each([
+  [9, 1030, 4],
+  [5, 777, 3],
+] as const)('the Mamba conv step of %i streams (%i channels, window %i)', (B, ED, K) => {
+  it('is split over streams, bit-identical for 1-4 threads and matches the reference', () => {
+    const outs = THREADS.map((T) => {
+      const e = engine(T);
+      const xc = e.persistent([B, ED]),
+        state = e.persistent([B, ED, K]).set(randomValues(1, B * ED * K)),
+        xz = e.persistent([B, 2 * ED]).set(randomValues(2, B * 2 * ED)),
+        w = e.persistent([ED, K]).set(randomValues(3, ED * K)),
+        bias = e.persistent([ED]).set(randomValues(4, ED));
+      const before = e.k.parallelRuns();
+      e.k.mambaConvStep(xc, state, xz, w, bias, B, ED, K);
+      expect(e.k.parallelRuns() - before, 'work went to the worker threads').toBe(T > 1 ? 1 : 0);
+      return { xc: xc.toFloat64(), state: state.toFloat64() };
+    });
+    for (let i = 1; i < outs.length; i++) {
+      expect(bits(outs[i].xc).equals(bits(outs[0].xc)), `${THREADS[i]} threads: outputs`).toBe(true);
+      expect(bits(outs[i].state).equals(bits(outs[0].state)), `${THREADS[i]} threads: windows`).toBe(true);
+    }
+    // the reference on the same float32 inputs, in float64
+    const f32 = (seed: number, n: number) => Float64Array.from(Float32Array.from(randomValues(seed, n)));
+    const xc = new Float64Array(B * ED),
+      state = f32(1, B * ED * K);
+    const xz = f32(2, B * 2 * ED),
+      w = f32(3, ED * K),
+      bias = f32(4, ED);
+    ref.mambaConvStep(xc, state, xz, w, bias, B, ED, K);
+    expectClose(outs[0].xc, xc, 1e-5, 'conv step vs reference');
+    expectClose(outs[0].state, state, 0, 'windows vs reference'); // moved, not computed
+  });
+});
+
+describe.each([
   [2, 150, 1024],
   [5, 77, 96],
   [32, 203, 768],
