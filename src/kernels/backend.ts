@@ -67,7 +67,7 @@ export function createBackend(kind: KernelKind, heap: Heap, threads = 1): Backen
     threads: isWasm(kind) ? threads : 1,
     dispose: () => {},
     parallelRuns: () => 0,
-    poolStats: (): PoolStats => ({ runs: 0, joinMs: 0, sleeps: 0, wakes: 0, chunks: 0, callerChunks: 0 }),
+    poolStats: (): PoolStats => ({ runs: 0, joinMs: 0, lateJoins: 0, sleeps: 0, wakes: 0, chunks: 0, callerChunks: 0 }),
   };
   let wasm: Record<string, AnyKernel | undefined> | null = null;
   if (isWasm(kind)) {

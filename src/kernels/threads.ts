@@ -123,6 +123,8 @@ export const CHUNKS_PER_THREAD = 4;
 export interface PoolStats {
   runs: number;
   joinMs: number;
+  /** Joins at which the workers were still busy when the caller finished its share (no clock: a page's is coarse). */
+  lateJoins: number;
   sleeps: number;
   /** Times the caller had to wake sleeping workers (Atomics.notify) when it posted work. */
   wakes: number;
@@ -136,6 +138,7 @@ export function poolStatsSince(a: PoolStats, b: PoolStats): PoolStats {
   return {
     runs: b.runs - a.runs,
     joinMs: b.joinMs - a.joinMs,
+    lateJoins: b.lateJoins - a.lateJoins,
     sleeps: b.sleeps - a.sleeps,
     wakes: b.wakes - a.wakes,
     chunks: b.chunks - a.chunks,
@@ -190,6 +193,7 @@ export class ThreadPool {
   parallelRuns = 0;
   /** Milliseconds the calling thread waited for the workers after its own share (stragglers at the join). */
   joinMs = 0;
+  private lateJoins = 0;
   private chunks = 0;
   private callerChunks = 0;
   private wakes = 0;
@@ -317,6 +321,7 @@ export class ThreadPool {
     const n = this.size - 1;
     if (n === 0) return;
     if (Atomics.load(this.ctl, DONE) < n) {
+      this.lateJoins++;
       const w0 = performance.now();
       let spins = 0,
         d: number;
@@ -341,6 +346,7 @@ export class ThreadPool {
     return {
       runs: this.parallelRuns,
       joinMs: this.joinMs,
+      lateJoins: this.lateJoins,
       sleeps: this.size > 1 ? Atomics.load(this.ctl, SLEEPS) : 0,
       wakes: this.wakes,
       chunks: this.chunks,

@@ -29,7 +29,7 @@ it('measures the page beside Node on the same checkpoint and thread count', () =
     expect(row.decode_ratio).toBeCloseTo((row.page_decode_tok_s as number) / (row.node_decode_tok_s as number), 2);
     // the prefill's thread counters: parallel calls only with a second thread, on both sides
     // and the generated tokens', per token
-    const decode = ['page_decode_join_us_per_token', 'node_decode_join_us_per_token', 'page_decode_sleeps', 'node_decode_sleeps'];
+    const decode = ['page_decode_late_joins_per_token', 'node_decode_late_joins_per_token', 'page_decode_sleeps', 'node_decode_sleeps'];
     if (row.threads === 1) {
       expect([row.prefill_parallel_runs, row.page_prefill_join_ms, row.node_prefill_join_ms]).toEqual([0, 0, 0]);
       expect([row.decode_parallel_runs_per_token, ...decode.map((k) => row[k])]).toEqual([0, 0, 0, 0, 0]);

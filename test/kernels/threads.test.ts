@@ -281,6 +281,9 @@ describe("the pool's counters", () => {
     expect(poolStatsSince(s0, s1).chunks).toBe(8);
     expect(poolStatsSince(s0, s1).callerChunks).toBeLessThanOrEqual(8);
     expect(s1.joinMs).toBeGreaterThanOrEqual(s0.joinMs);
+    // a join the caller waited at is counted, and only those are timed
+    expect(poolStatsSince(s0, s1).lateJoins).toBeLessThanOrEqual(1);
+    if (poolStatsSince(s0, s1).lateJoins === 0) expect(s1.joinMs).toBe(s0.joinMs);
     await new Promise((ok) => setTimeout(ok, 200)); // far longer than the worker spins before it sleeps
     e.k.matmulNT(out, a, b, M, N, K, 1);
     const d = poolStatsSince(s1, e.k.poolStats());
@@ -289,6 +292,6 @@ describe("the pool's counters", () => {
     // the sleeping worker was woken (a notify is skipped only while every worker spins)
     expect(d.wakes).toBeGreaterThanOrEqual(1);
     // one thread has no pool to count
-    expect(engine(1).k.poolStats()).toEqual({ runs: 0, joinMs: 0, sleeps: 0, wakes: 0, chunks: 0, callerChunks: 0 });
+    expect(engine(1).k.poolStats()).toEqual({ runs: 0, joinMs: 0, lateJoins: 0, sleeps: 0, wakes: 0, chunks: 0, callerChunks: 0 });
   });
 });
