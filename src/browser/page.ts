@@ -253,7 +253,7 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       $('prefill').textContent = `${m.promptTokens} tokens at ${m.prefillTokensPerSecond.toFixed(1)} tokens/s`;
       // for `frugal bench web`: how the prefill's parallel calls went (joins waited on, worker sleeps)
       $('prefill').dataset.pool = JSON.stringify(m.prefillPool);
-      $('speed').dataset.pool = JSON.stringify(m.decodePool);
+      $('speed').dataset.pool = JSON.stringify(m.decodePool ?? null);
       if ($<HTMLInputElement>('continue').checked) send({ type: 'snapshot' });
       setStatus('done');
       break;

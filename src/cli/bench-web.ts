@@ -64,14 +64,15 @@ export interface BenchWebRow {
   page_prefill_caller_share: number;
   node_prefill_caller_share: number;
   /**
-   * The same for the generated tokens, per token (median over the runs): parallel kernel calls, the
+   * The same for the generation's steps (the first token comes from the prefill's logits, so N
+   * tokens take N − 1 steps), per step (median over the runs): parallel kernel calls, the
    * joins at which the calling thread found the workers still busy after its own share (counted,
    * not timed: a cross-origin isolated page's clock has a resolution of microseconds), and worker
    * sleeps over the whole generation.
    */
-  decode_parallel_runs_per_token: number;
-  page_decode_late_joins_per_token: number;
-  node_decode_late_joins_per_token: number;
+  decode_parallel_runs_per_step: number;
+  page_decode_late_joins_per_step: number;
+  node_decode_late_joins_per_step: number;
   page_decode_sleeps: number;
   node_decode_sleeps: number;
 }
@@ -129,9 +130,14 @@ async function settled(page: Page, want: 'ready' | 'done'): Promise<void> {
         const now = () => el.textContent ?? '';
         const done = () => now() === w || now().startsWith('error');
         if (done()) return resolve(now());
+        const give = setTimeout(() => {
+          seen.disconnect();
+          resolve(`error: no '${w}' from the page in 600 s (it says '${now()}')`);
+        }, 600_000);
         const seen = new MutationObserver(() => {
           if (!done()) return;
           seen.disconnect();
+          clearTimeout(give);
           resolve(now());
         });
         seen.observe(el, { childList: true, characterData: true, subtree: true });
@@ -197,9 +203,12 @@ async function measure(page: Page, m: WebModel, threads: number, tokens: number,
     let inPage: Speeds = { decode: 0, prefill: 0 };
     let inNode: Speeds = { decode: 0, prefill: 0 };
     const pools: { page: PoolStats[]; node: PoolStats[] } = { page: [], node: [] };
-    // per generated token (both sides make the same greedy tokens; Node counts them)
+    // per step: N tokens take N - 1 (both sides make the same greedy tokens; Node counts them)
     const steps: { page: PoolStats[]; node: PoolStats[] } = { page: [], node: [] };
-    const perToken = (p: PoolStats, n: number): PoolStats => ({ ...p, runs: p.runs / n, lateJoins: p.lateJoins / n });
+    const perStep = (p: PoolStats, tokens: number): PoolStats => {
+      const n = Math.max(1, tokens - 1);
+      return { ...p, runs: p.runs / n, lateJoins: p.lateJoins / n };
+    };
     for (let i = 0; i < runs; i++) {
       await sleep(QUIET_MS);
       const p = await pageOnce(page);
@@ -209,8 +218,8 @@ async function measure(page: Page, m: WebModel, threads: number, tokens: number,
       inNode = best(inNode, n);
       pools.page.push(p.pool);
       pools.node.push(n.pool);
-      steps.page.push(perToken(p.decodePool, n.count));
-      steps.node.push(perToken(n.decodePool, n.count));
+      steps.page.push(perStep(p.decodePool, n.count));
+      steps.node.push(perStep(n.decodePool, n.count));
     }
     const pool = (side: PoolStats[], k: keyof PoolStats) => +median(side.map((x) => x[k])).toFixed(2);
     const share = (side: PoolStats[]) => +median(side.map((x) => (x.chunks > 0 ? x.callerChunks / x.chunks : 0))).toFixed(3);
@@ -226,9 +235,9 @@ async function measure(page: Page, m: WebModel, threads: number, tokens: number,
         node_prefill_sleeps: pool(pools.node, 'sleeps'),
         page_prefill_caller_share: share(pools.page),
         node_prefill_caller_share: share(pools.node),
-        decode_parallel_runs_per_token: pool(steps.node, 'runs'),
-        page_decode_late_joins_per_token: pool(steps.page, 'lateJoins'),
-        node_decode_late_joins_per_token: pool(steps.node, 'lateJoins'),
+        decode_parallel_runs_per_step: pool(steps.node, 'runs'),
+        page_decode_late_joins_per_step: pool(steps.page, 'lateJoins'),
+        node_decode_late_joins_per_step: pool(steps.node, 'lateJoins'),
         page_decode_sleeps: pool(steps.page, 'sleeps'),
         node_decode_sleeps: pool(steps.node, 'sleeps'),
       },
@@ -300,8 +309,8 @@ export async function benchWebCommand(o: BenchWebFlags): Promise<void> {
           `prefill ${row.page_prefill_tok_s} / ${row.node_prefill_tok_s}; per prefill ${row.prefill_parallel_runs} parallel calls, ` +
           `join waits ${row.page_prefill_join_ms} / ${row.node_prefill_join_ms} ms, worker sleeps ${row.page_prefill_sleeps} / ${row.node_prefill_sleeps}, ` +
           `caller's share of the chunks ${row.page_prefill_caller_share} / ${row.node_prefill_caller_share}; ` +
-          `per token ${row.decode_parallel_runs_per_token} parallel calls, ${row.page_decode_late_joins_per_token} / ` +
-          `${row.node_decode_late_joins_per_token} of them waited on at the join, worker sleeps ${row.page_decode_sleeps} / ${row.node_decode_sleeps}`,
+          `per step ${row.decode_parallel_runs_per_step} parallel calls, ${row.page_decode_late_joins_per_step} / ` +
+          `${row.node_decode_late_joins_per_step} of them waited on at the join, worker sleeps ${row.page_decode_sleeps} / ${row.node_decode_sleeps}`,
       );
       rows.push(row);
     }

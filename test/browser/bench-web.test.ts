@@ -28,17 +28,20 @@ it('measures the page beside Node on the same checkpoint and thread count', () =
       expect(row[k], k).toBeGreaterThan(0);
     expect(row.decode_ratio).toBeCloseTo((row.page_decode_tok_s as number) / (row.node_decode_tok_s as number), 2);
     // the prefill's thread counters: parallel calls only with a second thread, on both sides
-    // and the generated tokens', per token
-    const decode = ['page_decode_late_joins_per_token', 'node_decode_late_joins_per_token', 'page_decode_sleeps', 'node_decode_sleeps'];
+    // and the generation's steps', per step
+    const decode = ['page_decode_late_joins_per_step', 'node_decode_late_joins_per_step', 'page_decode_sleeps', 'node_decode_sleeps'];
     if (row.threads === 1) {
       expect([row.prefill_parallel_runs, row.page_prefill_join_ms, row.node_prefill_join_ms]).toEqual([0, 0, 0]);
-      expect([row.decode_parallel_runs_per_token, ...decode.map((k) => row[k])]).toEqual([0, 0, 0, 0, 0]);
+      expect([row.decode_parallel_runs_per_step, ...decode.map((k) => row[k])]).toEqual([0, 0, 0, 0, 0]);
     } else {
       expect(row.prefill_parallel_runs).toBeGreaterThan(4);
       for (const k of ['page_prefill_join_ms', 'node_prefill_join_ms', 'page_prefill_sleeps', 'node_prefill_sleeps', ...decode])
         expect(row[k], k).toBeGreaterThanOrEqual(0);
       // a step of this 4-layer Mamba: the in and out projections of each layer, its scan step, and the head
-      expect(row.decode_parallel_runs_per_token).toBeGreaterThanOrEqual(4);
+      expect(row.decode_parallel_runs_per_step).toBeGreaterThanOrEqual(4);
+      // a join waited at is one of the parallel calls
+      for (const k of ['page_decode_late_joins_per_step', 'node_decode_late_joins_per_step'])
+        expect(row[k], k).toBeLessThanOrEqual(row.decode_parallel_runs_per_step as number);
     }
   }
   expect(doc.first_token_ms_cached).toBeGreaterThan(0);
