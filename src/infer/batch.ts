@@ -113,7 +113,11 @@ export class BatchDecoder {
     this.rows.pop();
   }
 
-  /** One token for every active stream (all must be given); returns each stream's next logits. */
+  /**
+   * One token for every active stream (all must be given); returns each stream's next logits:
+   * views of one fresh array of all the rows (copying each row again cost 32 streams of a 50k
+   * vocabulary 6 MiB a step).
+   */
   step(tokens: ReadonlyMap<number, number>): Map<number, Float32Array> {
     const n = this.rows.length;
     if (n === 0) return new Map();
@@ -127,7 +131,7 @@ export class BatchDecoder {
     const logits = this.model.step(ids, this.state);
     const V = logits.length / n;
     const out = new Map<number, Float32Array>();
-    this.rows.forEach((id, r) => out.set(id, logits.slice(r * V, (r + 1) * V)));
+    this.rows.forEach((id, r) => out.set(id, logits.subarray(r * V, (r + 1) * V)));
     return out;
   }
 

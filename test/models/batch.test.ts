@@ -12,6 +12,9 @@ import { quantizeModel } from '../../src/models/quant.js';
 import { BatchDecoder } from '../../src/infer/batch.js';
 import { argmax } from '../../src/infer/sample.js';
 
+/** A copy of an array's own bytes (a stream's logits are a view of the step's rows). */
+const bytes = (a: Float32Array) => Buffer.from(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+
 /** Streams joining and leaving a batch get, bit for bit, what each gets decoding alone. */
 const engines: Engine[] = [];
 afterAll(() => {
@@ -34,10 +37,10 @@ function model(threads: number, quant: 'q8' | null) {
 function alone(m: SequenceModel, prompt: Int32Array, steps: number): Buffer[] {
   const s = m.createState(1);
   let logits = m.prefill(prompt, prompt.length, s);
-  const out = [Buffer.from(logits.buffer.slice(0))];
+  const out = [bytes(logits)];
   for (let i = 0; i < steps; i++) {
     logits = m.step(Int32Array.of(argmax(logits)), s);
-    out.push(Buffer.from(logits.buffer.slice(0)));
+    out.push(bytes(logits));
   }
   for (const t of s.tensors.values()) t.dispose();
   return out;
@@ -64,7 +67,7 @@ function expectBatchedAsAlone(m: SequenceModel, capacity: number, prompts: Int32
       const j = dec.join(prompts[k]);
       ids.set(k, j.id);
       last.set(k, j.logits);
-      got.set(k, [Buffer.from(j.logits.buffer.slice(0))]);
+      got.set(k, [bytes(j.logits)]);
     }
     expect(dec.active.length).toBeLessThanOrEqual(capacity);
     if (dec.active.length === 0) continue;
@@ -74,7 +77,7 @@ function expectBatchedAsAlone(m: SequenceModel, capacity: number, prompts: Int32
     for (const [k, id] of ids) {
       const l = out.get(id) as Float32Array;
       last.set(k, l);
-      got.get(k)?.push(Buffer.from(l.buffer.slice(0)));
+      got.get(k)?.push(bytes(l));
     }
   }
   for (const [k, , n] of plan) {
@@ -157,23 +160,23 @@ describe.each(everyState)('BatchDecoder rowState and join from a state: %s', (_,
     dec.join(Int32Array.of(7, 7, 7)); // a neighbour in row 0
     const a = dec.join(prompt);
     let logits = a.logits;
-    const got = [Buffer.from(logits.buffer.slice(0))];
+    const got = [bytes(logits)];
     for (let i = 0; i < 5; i++) {
       const tok = argmax(logits);
       const out = dec.step(new Map(dec.active.map((id) => [id, id === a.id ? tok : 1])));
       logits = out.get(a.id) as Float32Array;
-      got.push(Buffer.from(logits.buffer.slice(0)));
+      got.push(bytes(logits));
     }
     const saved = dec.rowState(a.id);
     dec.leave(a.id);
     const pending = argmax(logits); // the next token is fed as the continuation's one-token prompt
     const b = dec.join(Int32Array.of(pending), saved);
     logits = b.logits;
-    got.push(Buffer.from(logits.buffer.slice(0)));
+    got.push(bytes(logits));
     for (let i = 0; i < 6; i++) {
       const tok = argmax(logits);
       logits = dec.step(new Map(dec.active.map((id) => [id, id === b.id ? tok : 1]))).get(b.id) as Float32Array;
-      got.push(Buffer.from(logits.buffer.slice(0)));
+      got.push(bytes(logits));
     }
     expect(got.length).toBe(want.length);
     got.forEach((g, i) => expect(g.equals(want[i]), `step ${i}`).toBe(true));
