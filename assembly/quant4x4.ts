@@ -233,27 +233,30 @@ export function matmulQ8x4(out: usize, prep: usize, qw: usize, sw: usize, M: i32
 
 // ---------------------------------------------------------------- dequantising (a frozen weight's backward)
 
-export function dequantizeQ4x4(out: usize, qw: usize, sw: usize, N: i32, K: i32): void {
+/** Weight k of block b of row n in a packed layout, as a signed integer (q4: −8..7, q8: −128..127). */
+@inline function weightX4(qw: usize, n: i32, b: i32, k: i32, nb: i32, four: bool): i32 {
+  if (four) {
+    let nib = (<i32>load<u8>(qw + q4Slot(n, b, k, nb)) >> ((k & 1) << 2)) & 15;
+    if ((k & 3) == 3) nib ^= 8; // the top nibble of each pair is stored flipped
+    return nib - 8;
+  }
+  const v = <i32>load<u8>(qw + q8Slot(n, b, k, nb));
+  return <i32><i8>((k & 1) == 0 ? v ^ 0x80 : v); // the first byte of each pair is stored + 128
+}
+
+@inline function dequantizeX4(out: usize, qw: usize, sw: usize, N: i32, K: i32, four: bool): void {
   const nb = K / QK;
   for (let n = 0; n < N; n++)
     for (let b = 0; b < nb; b++) {
       const d = load<f32>(scaleAt(sw, n, b, nb)), po = out + ((<usize>n * <usize>K + <usize>b * QK) << 2);
-      for (let k = 0; k < QK; k++) {
-        let nib = (<i32>load<u8>(qw + q4Slot(n, b, k, nb)) >> ((k & 1) << 2)) & 15;
-        if ((k & 3) == 3) nib ^= 8;
-        store<f32>(po + (<usize>k << 2), <f32>(nib - 8) * d);
-      }
+      for (let k = 0; k < QK; k++) store<f32>(po + (<usize>k << 2), <f32>weightX4(qw, n, b, k, nb, four) * d);
     }
 }
 
+export function dequantizeQ4x4(out: usize, qw: usize, sw: usize, N: i32, K: i32): void {
+  dequantizeX4(out, qw, sw, N, K, true);
+}
+
 export function dequantizeQ8x4(out: usize, qw: usize, sw: usize, N: i32, K: i32): void {
-  const nb = K / QK;
-  for (let n = 0; n < N; n++)
-    for (let b = 0; b < nb; b++) {
-      const d = load<f32>(scaleAt(sw, n, b, nb)), po = out + ((<usize>n * <usize>K + <usize>b * QK) << 2);
-      for (let k = 0; k < QK; k++) {
-        const v = <i32>load<u8>(qw + q8Slot(n, b, k, nb));
-        store<f32>(po + (<usize>k << 2), <f32>(<i8>((k & 1) == 0 ? v ^ 0x80 : v)) * d);
-      }
-    }
+  dequantizeX4(out, qw, sw, N, K, false);
 }
