@@ -3,7 +3,10 @@
  * taking byte offsets into the imported shared memory instead of arrays. Nothing here allocates and
  * the module has no static data, so everything below 64 KiB that the heap leaves us is unused.
  */
-export { matmulNT, matmulNN, matmulTN, matmulNTStrided, matmulNNStrided, matmulTNStrided, transpose } from './matmul';
+export {
+  matmulNT, matmulNN, matmulTN, matmulNTStrided, matmulNNStrided, matmulTNStrided, transpose,
+  packPanels4, unpackPanels4, matmulNTP4, matmulNTP4Strided,
+} from './matmul';
 export { scanForward, scanBackward, scanStep, scanForwardRange, scanBackwardRange } from './scan';
 export { conv1dForward, conv1dPrefill, conv1dBackward, conv1dStep } from './conv';
 export { ssdRecurrent, ssdChunkForward, ssdChunkBackward } from './ssd';

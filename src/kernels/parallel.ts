@@ -65,6 +65,7 @@ export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): P
   return {
     ...threadedTrainKernels(pool, w, heap),
     matmulNT: threadedMatmulNT(p),
+    matmulNTP4: threadedMatmulNT(p, 'matmulNTP4'),
     matmulNN: threadedGemmAB(p, 'matmulNNStrided', w.matmulNN),
     matmulTN: threadedGemmAB(p, 'matmulTNStrided', w.matmulTN),
     matmulQ8: threadedMatmulQ(p, w.matmulQ8, 'matmulQ8Strided', (K) => K),
@@ -81,21 +82,27 @@ export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): P
   };
 }
 
-function threadedMatmulNT({ T, w, jobs, chunked }: Pool): WasmKernels['matmulNT'] {
+/**
+ * The f32 NT product, with b in the row layout (`matmulNT`) or in panels of four rows
+ * (`matmulNTP4`): a panel starts where its first row starts, so both split alike.
+ */
+function threadedMatmulNT({ T, w, jobs, chunked }: Pool, name: 'matmulNT' | 'matmulNTP4' = 'matmulNT'): WasmKernels['matmulNT'] {
+  const strided = name === 'matmulNT' ? 'matmulNTStrided' : 'matmulNTP4Strided';
+  const single = w[name];
   return (out, a, b, M, N, K, beta) => {
-    if (T === 1 || M * N * K < MIN_PARALLEL_FLOPS) return w.matmulNT(out, a, b, M, N, K, beta);
+    if (T === 1 || M * N * K < MIN_PARALLEL_FLOPS) return single(out, a, b, M, N, K, beta);
     if (M >= T) {
       // a prompt's projections: chunks of columns (weight rows, read once in all), or of rows when N is narrow
       const cw = columnChunk(N, T, ntBlock(K));
-      if (cw > 0) return chunked(chunkedJob('matmulNTStrided', [out, a, b, M, N, K, beta, N], { 0: 4, 2: K * 4 }, 4, N, cw));
+      if (cw > 0) return chunked(chunkedJob(strided, [out, a, b, M, N, K, beta, N], { 0: 4, 2: K * 4 }, 4, N, cw));
       if (M >= T * rowChunk(M, T, 2))
-        return chunked(chunkedJob('matmulNT', [out, a, b, M, N, K, beta], { 0: N * 4, 1: K * 4 }, 3, M, rowChunk(M, T, 2)));
+        return chunked(chunkedJob(name, [out, a, b, M, N, K, beta], { 0: N * 4, 1: K * 4 }, 3, M, rowChunk(M, T, 2)));
       // a few rows of a narrow product (a small batch of streams): one share each
       const r = splitRange(M, T);
-      return jobs((t) => ({ name: 'matmulNT', args: [out + r[t][0] * N * 4, a + r[t][0] * K * 4, b, r[t][1] - r[t][0], N, K, beta] }));
+      return jobs((t) => ({ name, args: [out + r[t][0] * N * 4, a + r[t][0] * K * 4, b, r[t][1] - r[t][0], N, K, beta] }));
     }
     const c = splitRange(N, T, 4);
-    return jobs((t) => ({ name: 'matmulNTStrided', args: [out + c[t][0] * 4, a, b + c[t][0] * K * 4, M, c[t][1] - c[t][0], K, beta, N] }));
+    return jobs((t) => ({ name: strided, args: [out + c[t][0] * 4, a, b + c[t][0] * K * 4, M, c[t][1] - c[t][0], K, beta, N] }));
   };
 }
 

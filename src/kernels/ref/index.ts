@@ -11,6 +11,7 @@ export * from './attention.js';
 export * from './kvcache.js';
 export * from './quant.js';
 export * from './quant4x4.js';
+export * from './panels.js';
 export * from './strided.js';
 export * from './bench.js';
 export * from './ssd.js';

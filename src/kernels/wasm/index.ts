@@ -32,6 +32,11 @@ export const WASM_KERNELS = [
   'matmulNNStrided',
   'matmulTNStrided',
   'transpose',
+  // matmul.ts, weights in panels of four rows (ref/panels.ts)
+  'packPanels4',
+  'unpackPanels4',
+  'matmulNTP4',
+  'matmulNTP4Strided',
   // scan.ts (hck = 0 / dh0 = 0 skip; the range forms compute some channels for threads)
   'scanForward',
   'scanBackward',
