@@ -4,7 +4,7 @@
  * kernel of the engine is wrapped with a timer, then a 128-token prefill and one step of 32
  * batched decode streams run a few times each. Prints, per pass, each kernel (matrix products by
  * shape) with its milliseconds, its share of the pass and, for products, GFLOP/s against
- * frugal's GEMM peak (matmulNT 1024³ timed in the same process, as `frugal bench` measures it).
+ * frugal's GEMM peak (matmulNTP4 1024³ timed in the same process, as `frugal bench` measures it).
  * The time between kernel calls (JavaScript, buffer zeroing, copies) is the "outside kernels" row.
  * On a busy machine `--clock cpu` times by this process's CPU time instead of the wall clock.
  *
@@ -60,7 +60,7 @@ function label(name, args) {
 
 /** [M, N, K] of a product kernel's arguments, or null. */
 function shapeOf(name, args) {
-  if (name === 'matmulNT') return args.slice(3, 6);
+  if (name === 'matmulNT' || name === 'matmulNTP4') return args.slice(3, 6);
   if (name === 'matmulQ8' || name === 'matmulQ4') return args.slice(5, 8);
   if (name === 'matmulQ4x4') return args.slice(4, 7);
   return null;
@@ -131,7 +131,7 @@ function print({ title, wall, rows }, gemm, tokens) {
   );
 }
 
-/** matmulNT n³ in GFLOP/s on the chosen clock: the median of ≥ 5 calls over ≥ 1 s, after one warm-up. */
+/** matmulNTP4 n³ (the weight in panels) in GFLOP/s on the chosen clock: the median of ≥ 5 calls over ≥ 1 s, after one warm-up. */
 function gemmPeak(n) {
   const [a, b, c] = [0, 1, 2].map(() => m.e.persistent([n, n]));
   a.floats().forEach((_, i, v) => {
@@ -140,20 +140,22 @@ function gemmPeak(n) {
   b.floats().forEach((_, i, v) => {
     v[i] = Math.cos(i);
   });
-  k.matmulNT(c, a, b, n, n, n, 0);
+  const bp = m.e.persistent([n, n]);
+  k.packPanels4(bp, b, n, n);
+  k.matmulNTP4(c, a, bp, n, n, n, 0);
   const rates = [],
     t0 = performance.now();
   while (rates.length < 5 || performance.now() - t0 < 1000) {
     const s = now();
-    k.matmulNT(c, a, b, n, n, n, 0);
+    k.matmulNTP4(c, a, bp, n, n, n, 0);
     rates.push((2 * n ** 3) / ((now() - s) * 1e6));
   }
-  for (const t of [a, b, c]) t.dispose();
+  for (const t of [a, b, bp, c]) t.dispose();
   return median(rates);
 }
 
 const gemm = gemmPeak(plan.gemmSize);
-process.stderr.write(`GEMM peak (matmulNT ${plan.gemmSize}³, ${T} thread(s)): ${gemm.toFixed(1)} GFLOP/s\n`);
+process.stderr.write(`GEMM peak (matmulNTP4 ${plan.gemmSize}³, ${T} thread(s)): ${gemm.toFixed(1)} GFLOP/s\n`);
 const V = plan.decodeModel.vocabSize;
 const pre = m.createState(1),
   ids = Int32Array.from({ length: L }, (_, i) => (i * 7919) % V);

@@ -6,6 +6,7 @@ import { StackRunner, allocateWeights, countParameters, initWeights, lookups, st
 import type { BlockRunner, LmEnds } from './stack.js';
 import type { ModelState, ParamSpec, ParamTable, TrainableModel } from './types.js';
 import { QBLOCK } from '../tensor/index.js';
+import { inferenceLayout } from './panels.js';
 
 /** SUFFIX of the tensor holding a quantised weight's block scales, beside the weight's HF name. */
 export const SCALE_SUFFIX = '_scale';
@@ -146,7 +147,9 @@ export class BackboneLM<C extends BackboneConfig, M> implements TrainableModel {
     return lmLoss(this, ids, targets, B, L);
   }
 
+  /** The inference path, with the weights in the layout it reads (models/panels.ts). */
   private getRunner(): StackRunner {
+    inferenceLayout(this);
     if (!this.runner) {
       const blocks = this.layers.map((ly, i) => this.kind.runner(this.e, this.config, ly, ly.norm, i));
       this.runner = new StackRunner(this.e, () => this.ends(), blocks, this.kind.width(this.config));

@@ -33,6 +33,7 @@ import { Mamba3LM } from './mamba3/model.js';
 import { hybridParamSpecs, hybridParameterCount } from './hybrid/params.js';
 import { HybridLM } from './hybrid/model.js';
 import type { ParamSpec, TrainableModel } from './types.js';
+import { rowValues } from '../ops/panels.js';
 
 /**
  * Checkpoint directories as Hugging Face and state-spaces publish them: config.json plus weights
@@ -339,7 +340,9 @@ export function loadWeights(model: TrainableModel, f: WeightSet | SafetensorsFil
       finite(w.scales, scales);
       continue;
     }
-    const values = (model.params.get(name) as Tensor).floats(); // a view of the heap: read straight into place
+    const t = model.params.get(name) as Tensor;
+    t.panels = false; // overwritten in the row layout (inference moves it again: models/panels.ts)
+    const values = t.floats(); // a view of the heap: read straight into place
     readFloatsInto(w.entry, values);
     finite(w.entry, values);
   }
@@ -356,6 +359,19 @@ function entriesOf(f: SafetensorsFile): Map<string, TensorEntry> {
 }
 
 /** A heap tensor as a stream tensor, read from the heap when written (the heap may grow before then). */
+/** A weight held in panels, written in the row layout (unpacked when its turn comes). */
+function f32Stream(name: string, shape: readonly number[], rows: () => Float32Array): StreamTensor {
+  return {
+    name,
+    dtype: 'F32',
+    shape: [...shape],
+    write: (emit) => {
+      const v = rows();
+      emit(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    },
+  };
+}
+
 function heapStream(name: string, t: Tensor): StreamTensor {
   const dtype = t.dtype === 'i8' ? 'I8' : t.dtype === 'u8' ? 'U8' : 'F32';
   return {
@@ -381,7 +397,10 @@ export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
   const quant = quantOf(model);
   return model.specs.flatMap((s) => {
     const q = quant.get(s.name);
-    if (!q) return [heapStream(s.name, model.params.get(s.name) as Tensor)];
+    if (!q) {
+      const t = model.params.get(s.name) as Tensor;
+      return [t.panels ? f32Stream(s.name, t.shape, () => rowValues(model.e, t)) : heapStream(s.name, t)];
+    }
     if (q.packed) return rowLayoutStreams(s.name, q);
     return [heapStream(s.name, q.q), heapStream(s.name + SCALE_SUFFIX, q.scales)];
   });

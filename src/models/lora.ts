@@ -8,6 +8,7 @@ import { decodeSafetensors, encodeSafetensors, readTensorF64 } from '../io/safet
 import { readableDir } from '../io/atomic.js';
 import type { Rng } from '../io/rng.js';
 import type { ParamSpec, ParamTable, TrainableModel } from './types.js';
+import { toRows } from '../ops/panels.js';
 
 /**
  * LoRA adapters (Hu et al. 2021) in the Hugging Face PEFT layout. An adapter adds to each target
@@ -291,6 +292,7 @@ export function mergeAdapter(model: TrainableModel, adapter: Adapter): void {
   for (const [path, { A, B }] of adapter.modules) {
     const w = weightOf(model, path) as Weight;
     if (isQuant(w)) throw inputError(`${path}.weight is quantised: merge the adapter into the f32 base, then 'frugal quantize' the result`);
+    toRows(e, w); // the update is added in the row layout
     e.scope(() => {
       const [out, inp] = w.shape,
         r = A.shape[0];

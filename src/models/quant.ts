@@ -3,6 +3,7 @@ import { QBLOCK, weightByteLength } from '../tensor/index.js';
 import { inputError } from '../io/errors.js';
 import type { Engine } from '../ops/index.js';
 import type { ParamSpec, ParamTable, TrainableModel } from './types.js';
+import { rowLayout } from './panels.js';
 
 /**
  * Quantising a state-space model for inference (following llama.cpp's choices): the big
@@ -50,6 +51,7 @@ export function quantizeTensor(model: { e: Engine }, t: Tensor, format: QFormat)
 /** Quantise a loaded f32 model in place (inference only afterwards). */
 export function quantizeModel(model: QuantisableModel, format: QFormat): void {
   if (model.qweights.size > 0) throw inputError('this model is already quantised; quantise the f32 checkpoint instead');
+  rowLayout(model); // quantisation reads rows
   const replaced: Tensor[] = [];
   for (const [name, f] of quantPlan(model.specs, format)) {
     const t = model.params.get(name) as Tensor;

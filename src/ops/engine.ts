@@ -11,6 +11,8 @@ export interface EngineOptions {
   dtype?: 'f32' | 'f64'; // float64 needs the reference kernels (gradient checks)
   initialPages?: number;
   threads?: number; // worker threads for the wasm kernels (default 1: the calling thread only)
+  /** false: inference keeps every weight in the row layout instead of panels of four rows (ops/panels.ts); same bits, slower products. */
+  panels?: boolean;
 }
 
 /**
@@ -21,6 +23,8 @@ export class Engine {
   readonly heap: Heap;
   readonly k: Backend;
   readonly dtype: 'f32' | 'f64';
+  /** Whether inference may hold weights in panels of four rows (EngineOptions.panels). */
+  readonly panels: boolean;
   /** Set while recording a differentiable computation. */
   tape: Tape | null = null;
   /**
@@ -34,6 +38,7 @@ export class Engine {
   constructor(opts: EngineOptions = {}) {
     const kernels = opts.kernels ?? 'wasm';
     this.dtype = opts.dtype ?? 'f32';
+    this.panels = opts.panels ?? true;
     if (isWasm(kernels) && this.dtype === 'f64') throw new Error('float64 engines need --kernels ref (the wasm kernels are f32)');
     this.heap = new Heap(opts.initialPages);
     this.k = createBackend(kernels, this.heap, opts.threads ?? 1);

@@ -3,6 +3,7 @@ import { isQuant, prepBytes, QBLOCK } from '../tensor/index.js';
 import type { Engine } from './engine.js';
 import { checkTokenIds } from '../io/tokenids.js';
 import { isWasm } from '../kernels/backend.js';
+import { toRows } from './panels.js';
 
 /**
  * Differentiable ops: each allocates its output in the current scope, runs one or two kernels, and
@@ -75,6 +76,8 @@ export function linearInto(
       (four ? k.matmulQ4x4 : k.matmulQ8x4)(y, prep, w.q, w.scales, rows, N, K);
     } else if (w.format === 'q8') k.matmulQ8(y, scratch.qx, scratch.sx, w.q, w.scales, rows, N, K);
     else k.matmulQ4(y, scratch.qx, scratch.sx, w.q, w.scales, rows, N, K);
+  } else if (w.panels) {
+    k.matmulNTP4(y, x, w, rows, N, K, 0);
   } else {
     k.matmulNT(y, x, w, rows, N, K, 0);
   }
@@ -95,7 +98,7 @@ export function embeddingInto(e: Engine, out: Tensor, table: Weight, ids: Tensor
   const D = table.shape[1];
   if (isQuant(table) && table.packed)
     throw new Error('embedding: a repacked weight cannot be a lookup table (only projections are repacked)');
-  if (!isQuant(table)) e.k.embeddingForward(out, table, ids, n, D);
+  if (!isQuant(table)) (table.panels ? e.k.embeddingP4 : e.k.embeddingForward)(out, table, ids, n, D);
   else if (table.format === 'q8') e.k.embeddingQ8(out, table.q, table.scales, ids, n, D);
   else e.k.embeddingQ4(out, table.q, table.scales, ids, n, D);
 }
@@ -110,6 +113,9 @@ export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null, lora: 
     M = rowsOf(x);
   if (lastDim(x) !== K) throw new Error(`linear: input [${x.shape}] does not match weight [${w.shape}]`);
   const y = e.empty(withLast(x, N)); // every product kernel overwrites its output
+  // the differentiable op reads rows (a weight being trained is updated as rows, and its forward keeps
+  // the bits it has without inference): a weight inference moved to panels goes back first
+  if (!isQuant(w) && w.panels) toRows(e, w);
   if (isQuant(w)) {
     const scratch = { qx: e.empty([M, K], 'i8'), sx: e.empty([M, K / QBLOCK]), prep: () => e.empty([prepBytes(M, K)], 'u8') };
     linearInto(e, y, x, w, b, M, scratch, null);
@@ -191,6 +197,7 @@ export function embedding(e: Engine, table: Weight, ids: Tensor): Tensor {
   const [V, D] = table.shape;
   checkTokenIds(ids.ints(), V, 'embedding');
   const out = e.zeros([...ids.shape, D]);
+  if (!isQuant(table) && table.panels) toRows(e, table); // as linear
   embeddingInto(e, out, table, ids, ids.size);
   if (!isQuant(table)) e.tape?.record('embedding', out, [table], [ids], { n: ids.size, D });
   return out;

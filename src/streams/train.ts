@@ -204,6 +204,7 @@ class BestWeights {
   score = Infinity;
   readonly scores: { step: number; score: number }[] = [];
   private copy: Float32Array[] = [];
+  private panels: boolean[] = []; // each copy's layout (models/panels.ts): restored with it
 
   constructor(private readonly tensors: Tensor[]) {}
 
@@ -213,10 +214,14 @@ class BestWeights {
     this.step = step;
     this.score = score;
     this.copy = this.tensors.map((t) => Float32Array.from(t.floats()));
+    this.panels = this.tensors.map((t) => t.panels);
   }
 
   restore(): void {
-    this.tensors.forEach((t, i) => t.floats().set(this.copy[i]));
+    this.tensors.forEach((t, i) => {
+      t.floats().set(this.copy[i]);
+      t.panels = this.panels[i];
+    });
   }
 }
 

@@ -23,6 +23,11 @@ export class Tensor {
   grad: Tensor | null = null;
   /** Whether gradients flow into this tensor (parameters, and outputs of ops on them). */
   requiresGrad = false;
+  /**
+   * A 2-D f32 weight whose values are held in panels of four rows (src/kernels/ref/panels.ts), the
+   * layout inference products read; false: the row layout everything else reads (src/ops/panels.ts).
+   */
+  panels = false;
   private disposed = false;
 
   /** `zero` false leaves the values as the memory held them (see Engine.empty). */

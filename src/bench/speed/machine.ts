@@ -2,7 +2,7 @@
  * The machine's ceilings, measured with frugal's own kernels in the same run as everything else
  * (they vary by ±15% from run to run; each is reported as the median pass with min and max, and
  * fractions of a ceiling use its max, the best the machine did): read bandwidth with the wasm `readBandwidth` kernel over a
- * buffer of ≥ 1 GiB, GEMM throughput with `matmulNT`, and the speed-up of every hot wasm kernel
+ * buffer of ≥ 1 GiB, GEMM throughput with `matmulNTP4` (weights in panels), and the speed-up of every hot wasm kernel
  * over its TypeScript twin.
  */
 import type { WasmKind } from '../../kernels/backend.js';
@@ -125,16 +125,23 @@ function uniform(e: Engine, shape: number[], rng: Rng, lo = -1, hi = 1): Tensor 
   return t;
 }
 
-/** matmulNT GFLOP/s at M = N = K = `size` on `e`'s threads (one warm-up call wakes the workers). */
+/**
+ * GFLOP/s of frugal's fastest f32 product at M = N = K = `size` on `e`'s threads (one warm-up call
+ * wakes the workers): matmulNTP4, the weight in panels of four rows as inference holds its
+ * weights (ops/panels.ts), which runs at or above matmulNT over rows.
+ */
 export function measureGemm(e: Engine, size: number, minSeconds: number): Spread {
   const rng = Rng.fromSeed(11);
   const a = uniform(e, [size, size], rng),
     b = uniform(e, [size, size], rng),
+    bp = e.persistent([size, size]),
     out = e.persistent([size, size]);
   try {
-    return rateSpread((2 * size ** 3) / 1e9, timePerCall(() => e.k.matmulNT(out, a, b, size, size, size, 0), minSeconds, 3, 2).samples);
+    e.k.packPanels4(bp, b, size, size);
+    return rateSpread((2 * size ** 3) / 1e9, timePerCall(() => e.k.matmulNTP4(out, a, bp, size, size, size, 0), minSeconds, 3, 2).samples);
   } finally {
     out.dispose();
+    bp.dispose();
     b.dispose();
     a.dispose();
   }
@@ -168,7 +175,7 @@ export function measureMachine(
       });
       log(
         `machine: ${T} thread${T > 1 ? 's' : ''}: read ${b.median.toFixed(1)} GB/s (${b.min.toFixed(1)}–${b.max.toFixed(1)}; ${b.streams} streams a thread), ` +
-          `matmulNT ${gemmSize}³ ${g.median.toFixed(1)} GFLOP/s (${g.min.toFixed(1)}–${g.max.toFixed(1)})`,
+          `matmulNTP4 ${gemmSize}³ ${g.median.toFixed(1)} GFLOP/s (${g.min.toFixed(1)}–${g.max.toFixed(1)})`,
       );
     } finally {
       e.dispose();

@@ -40,9 +40,12 @@ export function makeWeights(arch: BenchArch, shape: BenchShape, seed: number): M
   }
 }
 
-/** A model with these weights on a new engine of `threads` threads and kernel build `kernels` (dispose its engine when done). */
-export function buildModel(w: ModelWeights, threads: number, kernels: WasmKind = 'wasm'): BenchModel {
-  const e = new Engine({ kernels, threads });
+/**
+ * A model with these weights on a new engine of `threads` threads and kernel build `kernels`
+ * (dispose its engine when done); `panels` false keeps its weights in the row layout (A/B tools).
+ */
+export function buildModel(w: ModelWeights, threads: number, kernels: WasmKind = 'wasm', panels = true): BenchModel {
+  const e = new Engine({ kernels, threads, panels });
   const m = newBenchModel(w.arch, w.shape, e);
   for (const [name, t] of m.params) t.set(w.values.get(name) as Float32Array);
   m.weightsChanged();

@@ -40,7 +40,7 @@ export function speedTable(d: SpeedDoc): string {
     `CPU theoretical peak: ${fmt(pk.gflops, 0)} GFLOP/s float32 = ${pk.cores} cores × ${pk.ghz.toFixed(2)} GHz × ${pk.flops_per_cycle} FLOP/cycle ` +
       `(${pk.fma_units} FMA × ${pk.datapath_bits / 32} lanes × 2)\n  detected: ${pk.detected.join('; ')}\n  assumed: ${pk.assumed.join('; ')}\n`,
     table(
-      `machine (wasm readBandwidth over ${(m.bandwidth_bytes / 2 ** 30).toFixed(2)} GiB, the fastest of 2/4/8/16 streams a thread; matmulNT ${m.gemm_shape}³ = frugal's measured GEMM peak)`,
+      `machine (wasm readBandwidth over ${(m.bandwidth_bytes / 2 ** 30).toFixed(2)} GiB, the fastest of 2/4/8/16 streams a thread; matmulNTP4 ${m.gemm_shape}³, weights in panels = frugal's measured GEMM peak)`,
       ['threads', 'read GB/s', 'streams', 'GEMM GFLOP/s', 'CPU peak GFLOP/s'],
       m.by_threads.map((p) => [
         String(p.threads),

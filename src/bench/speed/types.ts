@@ -24,7 +24,7 @@ export interface MachinePoint {
   bandwidth_gbs_max: number;
   /** Streams per thread of the read: the fastest of 2, 4, 8 and 16 in a probe (absent in documents from before the probe). */
   read_streams?: number;
-  /** matmulNT at gemm_shape (M = N = K), GFLOP/s: frugal's measured GEMM peak. */
+  /** matmulNTP4 (weights in panels) at gemm_shape (M = N = K), GFLOP/s: frugal's measured GEMM peak. */
   gemm_gflops: number;
   gemm_gflops_min: number;
   gemm_gflops_max: number;
@@ -136,7 +136,7 @@ export interface KernelEntry {
 export interface BuildEntry {
   /** The kernel build: wasm (plain SIMD, the default) or wasm-relaxed (the opt-in relaxed-SIMD build). */
   kernels: WasmKind;
-  /** 'gemm' (matmulNT at machine.gemm_shape), 'decode' (batch 1) or 'prefill-L' (an L-token prompt). */
+  /** 'gemm' (matmulNTP4 at machine.gemm_shape), 'decode' (batch 1) or 'prefill-L' (an L-token prompt). */
   measure: string;
   precision: Precision;
   threads: number;

@@ -7,7 +7,7 @@ import type { F } from './types.js';
  * 4p starts in the row layout, so a block of columns starting at a multiple of 4 is the same
  * offset in both. Checkpoints and training always use the row layout.
  */
-export function panelIndex(n: number, k: number, K: number): number {
+function panelIndex(n: number, k: number, K: number): number {
   return (n >> 2) * 4 * K + (k >> 2) * 16 + (n & 3) * 4 + (k & 3);
 }
 

@@ -15,6 +15,7 @@ import { quantizationConfig } from '../backbone.js';
 import { StackRunner, allocateWeights, countParameters, initWeights, lookups, stackForward } from '../stack.js';
 import type { Block, BlockRunner, LmEnds } from '../stack.js';
 import type { ModelState, ParamSpec, ParamTable, TrainableModel } from '../types.js';
+import { inferenceLayout } from '../panels.js';
 
 /** One layer's mixer, by its type. */
 export type HybridMixer = { type: 'mamba2'; p: Mamba2Mixer } | { type: 'mamba'; p: MambaMixer } | { type: 'attention'; p: AttentionParams };
@@ -136,6 +137,7 @@ export class HybridLM implements TrainableModel {
   }
 
   private getRunner(): StackRunner {
+    inferenceLayout(this); // the weights in the layout inference reads (models/panels.ts)
     if (!this.runner) {
       const e = this.e,
         c = this.config;

@@ -10,6 +10,7 @@ import { initValues } from '../init.js';
 import { lmLogits, lmLoss } from '../lm.js';
 import type { ModelState, ParamSpec, ParamTable, TrainableModel } from '../types.js';
 import { TransformerRunner } from './runner.js';
+import { inferenceLayout } from '../panels.js';
 
 /** Parameters of one decoder layer, looked up once by name (biases null when the config has none). */
 export interface LlamaLayer {
@@ -170,6 +171,7 @@ export class TransformerLM implements TrainableModel {
   }
 
   private getRunner(): TransformerRunner {
+    inferenceLayout(this); // the weights in the layout inference reads (models/panels.ts)
     if (!this.runner) this.runner = new TransformerRunner(this);
     return this.runner;
   }

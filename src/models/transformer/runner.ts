@@ -2,7 +2,7 @@ import type { Tensor } from '../../tensor/index.js';
 import type { Engine } from '../../ops/index.js';
 import type { ModelState } from '../types.js';
 import type { TransformerLM } from './model.js';
-import { linearInto } from '../../ops/ops.js';
+import { embeddingInto, linearInto } from '../../ops/ops.js';
 import { checkTokenIds } from '../../io/tokenids.js';
 
 /** Cache rows a new state starts with; it doubles when a token does not fit (or grows exactly on `reserve`). */
@@ -239,7 +239,7 @@ export class TransformerRunner {
     if (ids instanceof Int32Array) {
       const ids32 = this.idsTensor(M);
       ids32.ints().set(ids);
-      k.embeddingForward(h, this.m.embed, ids32, M, D);
+      embeddingInto(this.e, h, this.m.embed, ids32, M); // the table may be held in panels
     } else h.data().set(ids);
     this.m.layers.forEach((ly, i) => {
       k.rmsnormForward(u, rstd, h, ly.inNorm, M, D, c.rmsNormEps);

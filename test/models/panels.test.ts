@@ -1,0 +1,138 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { Engine, valueAndGrad } from '../../src/ops/index.js';
+import { loadModel, loadWeights } from '../../src/models/checkpoint.js';
+import { quantizeModel } from '../../src/models/quant.js';
+import { modelSha256 } from '../../src/models/state.js';
+import { panelWeights } from '../../src/models/panels.js';
+import { decodeSafetensors } from '../../src/io/safetensors.js';
+import { existsSync, readFileSync } from 'node:fs';
+import type { TrainableModel, SequenceModel } from '../../src/models/types.js';
+import type { QuantisableModel } from '../../src/models/quant.js';
+
+/**
+ * f32 weights held in panels of four rows for inference (src/models/panels.ts), on committed
+ * models of every family: which weights inference moves, and that the move changes nothing a
+ * user can see — a prompt's and greedy decoding's logits are the bits of the same model on an
+ * engine that keeps the row layout (`panels: false`), at 1 and 2 threads; the weights' hash and
+ * checkpoint bytes are the row layout's; a training step after inference computes the gradients
+ * of a model that never ran inference, and leaves its weights in rows; quantising after
+ * inference gives the same q8 bytes; reloading weights into a model in panels reads them as rows.
+ */
+const MODELS = [
+  'test/fixtures/mamba-d256-l4',
+  'test/fixtures/llama-d64-l2',
+  'test/fixtures/bamba-tiny',
+  'test/fixtures/mamba2-tiny-a',
+  'test/fixtures/mamba3-tiny',
+];
+const engines: Engine[] = [];
+afterAll(() => {
+  for (const e of engines) e.dispose();
+});
+type Lm = TrainableModel &
+  SequenceModel & { loss(ids: Int32Array, targets: Int32Array, B: number, L: number): import('../../src/tensor/index.js').Tensor };
+
+function load(dir: string, threads = 1, panels = true): Lm {
+  const e = new Engine({ kernels: 'wasm', threads, panels });
+  engines.push(e);
+  return loadModel(e, dir).model as unknown as Lm;
+}
+
+const vocab = (m: Lm) => (m as unknown as { config: { vocabSize: number } }).config.vocabSize;
+
+/** Logits of a 23-token prompt, then of 6 greedy steps, concatenated. */
+function logits(m: Lm): Buffer {
+  const V = vocab(m);
+  const st = m.createState(1);
+  const ids = Int32Array.from({ length: 23 }, (_, i) => (i * 7919 + 13) % V);
+  const out: number[] = [];
+  let last = Float32Array.from(m.prefill(ids, ids.length, st));
+  for (let t = 0; t < 6; t++) {
+    out.push(...last);
+    let best = 0;
+    for (let v = 1; v < V; v++) if (last[v] > last[best]) best = v;
+    last = Float32Array.from(m.step(Int32Array.of(best), st));
+  }
+  return Buffer.from(Float32Array.from(out).buffer);
+}
+
+function grads(m: Lm): Buffer[] {
+  const V = vocab(m);
+  const ids = Int32Array.from({ length: 2 * 17 }, (_, i) => (i * 31 + 5) % V),
+    tg = Int32Array.from({ length: 2 * 17 }, (_, i) => (i * 17 + 3) % V);
+  for (const p of m.params.values()) p.grad = m.e.persistent(p.shape);
+  valueAndGrad(m.e, () => m.loss(ids, tg, 2, 17));
+  return [...m.params.values()].map((p) => Buffer.from(Float32Array.from(p.grad!.floats()).buffer));
+}
+
+describe.each(MODELS)('%s: weights in panels for inference', (dir) => {
+  it('inference moves the projections and the token table, nothing else', () => {
+    const m = load(dir);
+    expect([...m.params.values()].some((t) => t.panels)).toBe(false);
+    logits(m);
+    const moved = new Set(panelWeights(m));
+    expect(moved.size).toBeGreaterThan(0);
+    for (const [name, t] of m.params) {
+      const want =
+        /(in_proj|x_proj|out_proj|[qkvo]_proj|gate_proj|up_proj|down_proj)\.weight$|(embeddings|embed_tokens)\.weight$|^lm_head\.weight$/.test(
+          name,
+        ) &&
+        t.shape.length === 2 &&
+        t.shape[0] % 4 === 0 &&
+        t.shape[1] % 4 === 0;
+      expect(t.panels, name).toBe(want);
+      expect(moved.has(t), name).toBe(want);
+    }
+  });
+
+  it('prompt and greedy logits are the row layout bits at 1 and 2 threads', () => {
+    const want = logits(load(dir, 1, false));
+    for (const threads of [1, 2]) expect(logits(load(dir, threads)).equals(want), `${threads} thread(s)`).toBe(true);
+  });
+
+  it("the weights' hash after inference is the row layout's", () => {
+    const m = load(dir);
+    logits(m);
+    expect(modelSha256(m)).toBe(modelSha256(load(dir, 1, false)));
+  });
+
+  it('training after inference: the gradients of a fresh model, the weights back in rows', () => {
+    const m = load(dir);
+    logits(m);
+    const g = grads(m);
+    const want = grads(load(dir, 1, false));
+    g.forEach((b, i) => expect(b.equals(want[i]), `gradient ${i}`).toBe(true));
+    expect([...m.params.values()].filter((t) => t.panels).length).toBe(0);
+    // and inference again moves them back, with the same logits
+    expect(logits(m).equals(logits(load(dir, 1, false)))).toBe(true);
+  });
+});
+
+describe.each(MODELS.filter((d) => existsSync(`${d}/model.safetensors`)))('%s: reloading weights', (dir) => {
+  it('into a model in panels reads them as rows', () => {
+    const m = load(dir);
+    logits(m);
+    const file = `${dir}/model.safetensors`;
+    loadWeights(m, decodeSafetensors(readFileSync(file), file));
+    expect([...m.params.values()].some((t) => t.panels)).toBe(false);
+    expect(logits(m).equals(logits(load(dir, 1, false)))).toBe(true);
+  });
+});
+
+describe('quantising after inference', () => {
+  it('gives the q8 bytes of quantising a fresh model', () => {
+    const dir = MODELS[0];
+    const a = load(dir);
+    logits(a);
+    quantizeModel(a as unknown as QuantisableModel, 'q8');
+    const b = load(dir, 1, false);
+    quantizeModel(b as unknown as QuantisableModel, 'q8');
+    const qa = (a as unknown as QuantisableModel).qweights,
+      qb = (b as unknown as QuantisableModel).qweights;
+    expect(qa.size).toBeGreaterThan(0);
+    for (const [name, w] of qa) {
+      expect(Buffer.from(w.q.data()).equals(Buffer.from((qb.get(name) as typeof w).q.data())), name).toBe(true);
+    }
+    expect(logits(a).equals(logits(b))).toBe(true);
+  });
+});
