@@ -2,7 +2,8 @@
 /**
  * The products of one kernels build on mamba-130m's shapes, each layout timed in turn in every
  * round (so all meet the same load from other processes): f32 (matmulNT), q8 and q4 in the row
- * layout checkpoints keep (matmulQ8, matmulQ4), and q8 and q4 repacked in groups of four rows as
+ * layout checkpoints keep (matmulQ8, matmulQ4), f32 in panels of four rows as inference holds it
+ * (matmulNTP4), and q8 and q4 repacked in groups of four rows as
  * models load them on the default build (matmulQ8x4, matmulQ4x4, with the activation's
  * preparation counted). Activation quantisation (quantizeQ8) is counted in every quantised figure.
  * One thread; one activation row (decoding's GEMV) and 32 and 128 rows (batched streams, a prompt).
@@ -63,6 +64,7 @@ for (const [M, N, K] of SHAPES) {
     s8 = alloc(N * nb * 4),
     q4 = alloc((N * K) / 2),
     s4 = alloc(N * nb * 4);
+  const wp = alloc(N * K * 4);
   const p8 = alloc(N * K),
     ps8 = alloc(N * nb * 4),
     p4 = alloc((N * K) / 2),
@@ -72,12 +74,14 @@ for (const [M, N, K] of SHAPES) {
     prep = alloc(M * nb * 288);
   for (let i = 0; i < M * K; i++) f32[(a >> 2) + i] = Math.sin(i);
   for (let i = 0; i < N * K; i++) f32[(w >> 2) + i] = Math.cos(1.3 * i);
+  k.packPanels4(wp, w, N, K);
   k.quantizeQ8(q8, s8, w, N, K);
   k.quantizeQ4(q4, s4, w, N, K);
   k.repackQ8x4(p8, ps8, q8, s8, N, K);
   k.repackQ4x4(p4, ps4, q4, s4, N, K);
   const run = {
     f32: (o) => k.matmulNT(o, a, w, M, N, K, 0),
+    f32p4: (o) => k.matmulNTP4(o, a, wp, M, N, K, 0),
     q8: (o) => (k.quantizeQ8(qx, sx, a, M, K), k.matmulQ8(o, qx, sx, q8, s8, M, N, K)),
     q8x4: (o) => (k.quantizeQ8(qx, sx, a, M, K), k.prepQ8x4(prep, qx, sx, M, K), k.matmulQ8x4(o, prep, p8, ps8, M, N, K)),
     q4: (o) => (k.quantizeQ8(qx, sx, a, M, K), k.matmulQ4(o, qx, sx, q4, s4, M, N, K)),
@@ -85,6 +89,7 @@ for (const [M, N, K] of SHAPES) {
   };
   const same = {};
   for (const [rows, packed] of [
+    ['f32', 'f32p4'],
     ['q8', 'q8x4'],
     ['q4', 'q4x4'],
   ]) {
@@ -101,12 +106,23 @@ for (const [M, N, K] of SHAPES) {
       rates[name].push((2 * M * N * K) / (((cpuMs() - t) * 1e6) / reps));
     }
   const g = Object.fromEntries(Object.entries(rates).map(([n, v]) => [n, +median(v).toFixed(1)]));
-  const row = { M, N, K, gflops: g, q8x4_over_q8: +(g.q8x4 / g.q8).toFixed(2), q4x4_over_q4: +(g.q4x4 / g.q4).toFixed(2), same_bits: same };
+  const row = {
+    M,
+    N,
+    K,
+    gflops: g,
+    f32p4_over_f32: +(g.f32p4 / g.f32).toFixed(2),
+    q8x4_over_q8: +(g.q8x4 / g.q8).toFixed(2),
+    q4x4_over_q4: +(g.q4x4 / g.q4).toFixed(2),
+    same_bits: same,
+  };
   out.push(row);
   process.stderr.write(
     `${M}×${K}→${N}: ${Object.entries(g)
       .map(([n, v]) => `${n} ${v}`)
-      .join(', ')} GFLOP/s; packed ÷ rows q8 ${row.q8x4_over_q8}×, q4 ${row.q4x4_over_q4}×; same bits ${same.q8x4 && same.q4x4}\n`,
+      .join(
+        ', ',
+      )} GFLOP/s; packed ÷ rows f32 ${row.f32p4_over_f32}×, q8 ${row.q8x4_over_q8}×, q4 ${row.q4x4_over_q4}×; same bits ${same.f32p4 && same.q8x4 && same.q4x4}\n`,
   );
 }
 console.log(JSON.stringify({ build: path, rounds, clock: 'cpu', shapes: out }, null, 2));
