@@ -9,14 +9,18 @@ const QK: i32 = 32;
 
 /**
  * Four lanes of x·id rounded half away from zero and clamped to ±127, as the reference's roundAway.
- * Not floor(|v| + 0.5) in f32: that sum rounds up for the float just below 0.5. The fraction
- * |v| − trunc(|v|) is exact, so comparing it with 0.5 is.
+ * Not floor(|v| + 0.5) in f32: that sum rounds up for the float just below 0.5. t = trunc(v) and
+ * the fraction v − t are exact, so comparing |v − t| with 0.5 is; t ± 1 and the clamp are exact
+ * integers in f32, which the 1.5·2^23 trick turns into i32 (the sum's low mantissa bits hold it),
+ * cheaper than a saturating conversion.
  */
 @inline function round4(v: v128): v128 {
-  const a = f32x4.abs(v), t = f32x4.trunc(a);
-  const r = i32x4.sub(i32x4.trunc_sat_f32x4_s(t), f32x4.ge(f32x4.sub(a, t), f32x4.splat(0.5))); // a true lane is −1
-  const s = v128.bitselect(i32x4.neg(r), r, f32x4.lt(v, f32x4.splat(0)));
-  return i32x4.max_s(i32x4.splat(-127), i32x4.min_s(i32x4.splat(127), s));
+  const t = f32x4.trunc(v);
+  const up = f32x4.ge(f32x4.abs(f32x4.sub(v, t)), f32x4.splat(0.5));
+  const step = v128.and(up, v128.or(v128.and(v, f32x4.splat(-0.0)), f32x4.splat(1.0))); // ±1 with v's sign where |frac| ≥ 0.5
+  let r = f32x4.pmax(f32x4.splat(-127.0), f32x4.pmin(f32x4.splat(127.0), f32x4.add(t, step)));
+  r = v128.and(r, f32x4.eq(v, v)); // NaN → 0, as the reference's Int8Array stores its NaN
+  return i32x4.sub(f32x4.add(r, f32x4.splat(12582912.0)), i32x4.splat(0x4b400000));
 }
 
 /** Eight lanes of x·id at p (f32) as i16x8, each rounded as roundAway. */
@@ -34,9 +38,17 @@ export function quantizeQ8(q: usize, scales: usize, x: usize, rows: i32, K: i32)
     for (let b = 0; b < nb; b++) {
       const o = (<usize>r * <usize>K + <usize>b * QK);
       const px = x + (o << 2);
-      let m = f32x4.splat(0);
-      for (let i = 0; i < QK; i += 4) m = f32x4.max(m, f32x4.abs(v128.load(px + (<usize>i << 2))));
-      const amax = max<f32>(max<f32>(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max<f32>(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+      // max |x| with pmax (one instruction; f32x4.max's NaN rules cost V8 about eight), and a NaN
+      // anywhere in the block kept as the reference's Math.max keeps it
+      let m = f32x4.splat(0), nan = i32x4.splat(0);
+      for (let i = 0; i < QK; i += 4) {
+        const v = v128.load(px + (<usize>i << 2));
+        m = f32x4.pmax(m, f32x4.abs(v));
+        nan = v128.or(nan, f32x4.ne(v, v));
+      }
+      m = f32x4.pmax(m, f32x4.shuffle(m, m, 2, 3, 0, 1));
+      m = f32x4.pmax(m, f32x4.shuffle(m, m, 1, 0, 3, 2));
+      const amax: f32 = v128.any_true(nan) ? NaN : f32x4.extract_lane(m, 0);
       const d: f32 = amax / 127;
       const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
       store<f32>(scales + ((<usize>r * <usize>nb + <usize>b) << 2), d);

@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { buildModel, makeWeights } from '../dist/bench/speed/models.js';
 import { speedPlan } from '../dist/bench/speed/types.js';
 import { median } from '../dist/bench/formulas.js';
+import { quantizeModel } from '../dist/models/quant.js';
 
 const { values: o } = parseArgs({
   options: {
@@ -26,19 +27,27 @@ const { values: o } = parseArgs({
     prompt: { type: 'string', default: '128' },
     kernels: { type: 'string', default: 'wasm' },
     clock: { type: 'string', default: 'wall' },
+    format: { type: 'string', default: 'f32' },
   },
 });
 const T = Number(o.threads),
   rounds = Number(o.rounds),
   S = Number(o.streams),
   L = Number(o.prompt);
-if (![T, rounds, S, L].every((n) => Number.isInteger(n) && n > 0) || !['wall', 'cpu'].includes(o.clock)) {
-  process.stderr.write('usage: node tools/profile-prefill.mjs [--threads T] [--rounds R] [--streams S] [--prompt L] [--clock wall|cpu]\n');
+if (
+  ![T, rounds, S, L].every((n) => Number.isInteger(n) && n > 0) ||
+  !['wall', 'cpu'].includes(o.clock) ||
+  !['f32', 'q8', 'q4'].includes(o.format)
+) {
+  process.stderr.write(
+    'usage: node tools/profile-prefill.mjs [--threads T] [--rounds R] [--streams S] [--prompt L] [--clock wall|cpu] [--format f32|q8|q4]\n',
+  );
   process.exit(2);
 }
 const plan = speedPlan('full', T);
 const w = makeWeights('mamba', plan.decodeModel, 1);
 const m = buildModel(w, T, o.kernels);
+if (o.format !== 'f32') quantizeModel(m, o.format);
 const k = m.e.k;
 /**
  * Milliseconds now: wall time, or with --clock cpu this process's CPU time (all its threads), which

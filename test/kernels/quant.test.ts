@@ -221,6 +221,25 @@ describe.each(['q8', 'q4'] as const)('%s', (format) => {
 });
 
 describe('q8 activation rounding', () => {
+  it('a NaN or an infinity in a block gives the reference scale and bytes', () => {
+    const K = 96,
+      x = Float32Array.from({ length: K }, (_, i) => Math.sin(i) * 3);
+    x[5] = Number.NaN; // first block: scale NaN, every value NaN → 0
+    x[40] = Number.POSITIVE_INFINITY; // second: scale inf, id 0, inf·0 = NaN → 0
+    x[70] = Number.NEGATIVE_INFINITY;
+    const e = engine('wasm');
+    const q = e.persistent([1, K], 'i8'),
+      s = e.persistent([1, K / QK]);
+    e.k.quantizeQ8(q, s, e.persistent([1, K]).set(x), 1, K);
+    const rq = new Int8Array(K),
+      rs = new Float32Array(K / QK);
+    ref.quantizeQ8(rq, rs, x, 1, K);
+    expect(Array.from(q.data())).toEqual(Array.from(rq));
+    expect(Array.from(s.floats())).toEqual(Array.from(rs));
+    expect(Number.isNaN(rs[0])).toBe(true);
+    expect(rs[1]).toBe(Number.POSITIVE_INFINITY);
+  });
+
   it('ties round half away from zero in the wasm quantiser as in the reference', () => {
     // a block with max |x| = 127 has scale 1: x itself is rounded; ±k.5 are exact ties
     const K = 64,
