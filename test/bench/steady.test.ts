@@ -222,6 +222,10 @@ describe('flags on synthetic documents', () => {
     d.streams[0].of_compute_bound = 1.2;
     const f = steadyFlags(d).filter((x) => x.kind === 'bound');
     expect(f.map((x) => x.figure)).toEqual(['decode f32 2 threads', '32 streams 2 threads']);
+    // the f32 GEMM peak bounds f32 prefill only: a q4 prefill of integer dots may pass it
+    for (const e of d.prefill) e.of_gemm_peak = e.precision === 'f32' ? 1.05 : 1.3;
+    const g = steadyFlags(d).filter((x) => x.kind === 'bound' && x.figure.startsWith('prefill'));
+    expect(g.map((x) => x.figure)).toEqual(['prefill f32 128 tokens 1 thread', 'prefill f32 128 tokens 2 threads']);
   });
 
   it('ceilings that moved between start and end, or a 2-thread GEMM peak below the 1-thread one, are flagged', () => {
