@@ -391,7 +391,7 @@ export function transpose(out: usize, x: usize, rows: i32, cols: i32, ldo: i32):
 // (element (n, k) at float p·4K + k4·16 + (n mod 4)·4 + k mod 4, p = n/4, k4 = k/4). A 2×4 tile then
 // reads one address stream instead of four rows 4K bytes apart, which the hardware prefetcher
 // follows better when the weights come from memory: at 32 rows the product runs 1.10–1.16× faster
-// (src/kernels/ref/panels.ts has the layout's twin). Panel p starts at byte 16pK, where row 4p of
+// (src/kernels/ref/panels.ts has the layout's twin; p4Gemv for the GEMV). Panel p starts at byte 16pK, where row 4p of
 // the row layout starts, so a split of the columns at a multiple of 4 offsets b exactly as there.
 // Each output is the same sum in the same order as matmulNT's (4-lane partial sums over k, hsum4),
 // so the two layouts give the same bits.
@@ -461,22 +461,52 @@ function p4Row(po: usize, pa: usize, bp: usize, j0: i32, j1: i32, K: i32, acc: b
 }
 
 /**
- * The decoding GEMV over panels: two far-apart panels at once (u and u + S, S = half the
- * panels), two address streams: from memory that reads 1.0–1.15× faster than ntRow's four rows
- * (tools/bench-panels.mjs), and one panel's single stream reads slower than both.
+ * The decoding GEMV over panels, two ways with the same sums (so the same bits), chosen by the
+ * bytes of b: up to 2 MiB (a small model's weights, which stay in cache from token to token) one
+ * panel at a time, two steps of k an iteration; above (weights streamed from memory) two
+ * far-apart panels at once (u and u + S, S half the panels) from two moving pointers. Measured
+ * with `node tools/bench-packed.mjs`: in cache the first reads 1.05–1.3× faster than the second
+ * and than ntRow's four rows; from memory the second 1.1–1.2× faster than both.
  */
 function p4Gemv(po: usize, pa: usize, bp: usize, N: i32, K: i32, acc: bool): void {
   const rowA = <usize>K << 2;
-  const P = N >> 2, S = P >> 1;
-  const far = <usize>S * (rowA << 2), farO = <usize>S << 4;
+  const P = N >> 2;
   const qe = pa + rowA;
+  if (<usize>N * rowA <= (<usize>2 << 20)) {
+    for (let j = 0; j < N; j += 4) {
+      let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+      let r = bp + <usize>j * rowA, q = pa;
+      for (; q + 16 < qe; q += 32, r += 128) {
+        let av = v128.load(q);
+        c0 = fmadd(av, v128.load(r), c0);
+        c1 = fmadd(av, v128.load(r, 16), c1);
+        c2 = fmadd(av, v128.load(r, 32), c2);
+        c3 = fmadd(av, v128.load(r, 48), c3);
+        av = v128.load(q, 16);
+        c0 = fmadd(av, v128.load(r, 64), c0);
+        c1 = fmadd(av, v128.load(r, 80), c1);
+        c2 = fmadd(av, v128.load(r, 96), c2);
+        c3 = fmadd(av, v128.load(r, 112), c3);
+      }
+      if (q < qe) {
+        const av = v128.load(q);
+        c0 = fmadd(av, v128.load(r), c0);
+        c1 = fmadd(av, v128.load(r, 16), c1);
+        c2 = fmadd(av, v128.load(r, 32), c2);
+        c3 = fmadd(av, v128.load(r, 48), c3);
+      }
+      ntStore4(po + (<usize>j << 2), hsum4(c0, c1, c2, c3), acc);
+    }
+    return;
+  }
+  const S = P >> 1;
+  const far = <usize>S * (rowA << 2), farO = <usize>S << 4;
   for (let u = 0; u < S; u++) {
     let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
     let d0 = f32x4.splat(0), d1 = f32x4.splat(0), d2 = f32x4.splat(0), d3 = f32x4.splat(0);
-    let r = bp + <usize>u * (rowA << 2);
-    for (let q = pa; q < qe; q += 16, r += 64) {
+    let r = bp + <usize>u * (rowA << 2), s = r + far, q = pa;
+    for (; q < qe; q += 16, r += 64, s += 64) {
       const av = v128.load(q);
-      const s = r + far;
       c0 = fmadd(av, v128.load(r), c0);
       c1 = fmadd(av, v128.load(r, 16), c1);
       c2 = fmadd(av, v128.load(r, 32), c2);
@@ -486,9 +516,9 @@ function p4Gemv(po: usize, pa: usize, bp: usize, N: i32, K: i32, acc: bool): voi
       d2 = fmadd(av, v128.load(s, 32), d2);
       d3 = fmadd(av, v128.load(s, 48), d3);
     }
-    const q = po + (<usize>u << 4);
-    ntStore4(q, hsum4(c0, c1, c2, c3), acc);
-    ntStore4(q + farO, hsum4(d0, d1, d2, d3), acc);
+    const o = po + (<usize>u << 4);
+    ntStore4(o, hsum4(c0, c1, c2, c3), acc);
+    ntStore4(o + farO, hsum4(d0, d1, d2, d3), acc);
   }
   if (P & 1) p4Row(po, pa, bp, (P - 1) << 2, N, K, acc); // the odd last panel
 }

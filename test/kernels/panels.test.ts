@@ -29,11 +29,14 @@ const at = (p: number, n: number) => Float32Array.from(new Float32Array(heap.mem
 const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 const randn = (rng: Rng, n: number) => Float32Array.from({ length: n }, () => rng.normal());
 
-// [M, N, K]: GEMV with an even and an odd number of panels, odd M, b over several blocks (K 64 → 1024 rows a block)
+// [M, N, K]: GEMV with b in cache (≤ 2 MiB, odd K/4) and from memory (> 2 MiB: two far-apart panels,
+// an even and an odd number of them), odd M, b over several blocks (K 64 → 1024 rows a block)
 const SHAPES = [
   [1, 16, 8],
   [1, 20, 12],
   [1, 3072, 64],
+  [1, 3072, 256],
+  [1, 3076, 192],
   [2, 8, 4],
   [3, 12, 20],
   [7, 2100, 64],
@@ -113,6 +116,7 @@ describe('threaded product over panels', () => {
   });
   it.each([
     [1, 3072, 64],
+    [1, 3076, 256],
     [3, 1024, 96],
     [32, 1024, 256],
     [130, 512, 64],
