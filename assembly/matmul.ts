@@ -442,14 +442,29 @@ function p4Rows2(po: usize, pa0: usize, bp: usize, j0: i32, j1: i32, K: i32, acc
   }
 }
 
-/** One row of a against panels [j0/4, j1/4) (dot4's sums). */
+/**
+ * One row of a against panels [j0/4, j1/4) (dot4's sums), two steps of k an iteration: the GEMV
+ * for weights in cache, the GEMM's odd last row and the far-apart GEMV's odd last panel.
+ */
 function p4Row(po: usize, pa: usize, bp: usize, j0: i32, j1: i32, K: i32, acc: bool): void {
   const rowA = <usize>K << 2;
   const qe = pa + rowA;
   for (let j = j0; j < j1; j += 4) {
     let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
-    let r = bp + <usize>j * rowA;
-    for (let q = pa; q < qe; q += 16, r += 64) {
+    let r = bp + <usize>j * rowA, q = pa;
+    for (; q + 16 < qe; q += 32, r += 128) {
+      let av = v128.load(q);
+      c0 = fmadd(av, v128.load(r), c0);
+      c1 = fmadd(av, v128.load(r, 16), c1);
+      c2 = fmadd(av, v128.load(r, 32), c2);
+      c3 = fmadd(av, v128.load(r, 48), c3);
+      av = v128.load(q, 16);
+      c0 = fmadd(av, v128.load(r, 64), c0);
+      c1 = fmadd(av, v128.load(r, 80), c1);
+      c2 = fmadd(av, v128.load(r, 96), c2);
+      c3 = fmadd(av, v128.load(r, 112), c3);
+    }
+    if (q < qe) {
       const av = v128.load(q);
       c0 = fmadd(av, v128.load(r), c0);
       c1 = fmadd(av, v128.load(r, 16), c1);
@@ -464,39 +479,17 @@ function p4Row(po: usize, pa: usize, bp: usize, j0: i32, j1: i32, K: i32, acc: b
  * The decoding GEMV over panels, two ways with the same sums (so the same bits), chosen by the
  * bytes of b: up to 2 MiB (a small model's weights, which stay in cache from token to token) one
  * panel at a time, two steps of k an iteration; above (weights streamed from memory) two
- * far-apart panels at once (u and u + S, S half the panels) from two moving pointers. Measured
- * with `node tools/bench-packed.mjs`: in cache the first reads 1.05–1.3× faster than the second
- * and than ntRow's four rows; from memory the second 1.1–1.2× faster than both.
+ * far-apart panels at once (u and u + S, S half the panels) from two moving pointers. On
+ * mamba-130m's and the bundled model's shapes, in cache the first read 1.05–1.3× faster than the
+ * second and than ntRow's four rows; from memory the second 1.1–1.2× faster than both
+ * (`node tools/bench-packed.mjs`, with `--cold` for the weights from memory).
  */
 function p4Gemv(po: usize, pa: usize, bp: usize, N: i32, K: i32, acc: bool): void {
   const rowA = <usize>K << 2;
   const P = N >> 2;
   const qe = pa + rowA;
   if (<usize>N * rowA <= (<usize>2 << 20)) {
-    for (let j = 0; j < N; j += 4) {
-      let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
-      let r = bp + <usize>j * rowA, q = pa;
-      for (; q + 16 < qe; q += 32, r += 128) {
-        let av = v128.load(q);
-        c0 = fmadd(av, v128.load(r), c0);
-        c1 = fmadd(av, v128.load(r, 16), c1);
-        c2 = fmadd(av, v128.load(r, 32), c2);
-        c3 = fmadd(av, v128.load(r, 48), c3);
-        av = v128.load(q, 16);
-        c0 = fmadd(av, v128.load(r, 64), c0);
-        c1 = fmadd(av, v128.load(r, 80), c1);
-        c2 = fmadd(av, v128.load(r, 96), c2);
-        c3 = fmadd(av, v128.load(r, 112), c3);
-      }
-      if (q < qe) {
-        const av = v128.load(q);
-        c0 = fmadd(av, v128.load(r), c0);
-        c1 = fmadd(av, v128.load(r, 16), c1);
-        c2 = fmadd(av, v128.load(r, 32), c2);
-        c3 = fmadd(av, v128.load(r, 48), c3);
-      }
-      ntStore4(po + (<usize>j << 2), hsum4(c0, c1, c2, c3), acc);
-    }
+    p4Row(po, pa, bp, 0, N, K, acc);
     return;
   }
   const S = P >> 1;

@@ -9,10 +9,12 @@
  * One thread; one activation row (decoding's GEMV) and 32 and 128 rows (batched streams, a prompt).
  * The figure per layout and shape is the median over rounds of GFLOP/s (2·M·N·K per call) by this
  * process's CPU time, which other processes disturb less than wall time; each packed product is
- * checked bit for bit against its row layout's (`same bits`).
+ * checked bit for bit against its row layout's (`same bits`). `--cold` evicts the caches (writes
+ * 64 MiB) before every call and times the calls alone: the weights then come from memory, as in a
+ * model whose weights do not fit in cache.
  *
  *   npm run build:wasm
- *   node tools/bench-packed.mjs [build/kernels.wasm] [--rounds 7]
+ *   node tools/bench-packed.mjs [build/kernels.wasm] [--rounds 7] [--cold]
  *
  * Prints one line per shape to stderr and the summary as JSON to stdout.
  */
@@ -20,7 +22,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 
-const { values: o, positionals } = parseArgs({ allowPositionals: true, options: { rounds: { type: 'string', default: '7' } } });
+const { values: o, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { rounds: { type: 'string', default: '7' }, cold: { type: 'boolean', default: false } },
+});
 const rounds = Number(o.rounds);
 if (!(rounds >= 1)) {
   process.stderr.write('bench-packed: --rounds takes a whole number ≥ 1\n');
@@ -54,6 +59,7 @@ const SHAPES = [
   [128, 768, 1536],
 ];
 const out = [];
+const evict = o.cold ? new Float32Array(memory.buffer, alloc(64 << 20), 16 << 20) : null;
 for (const [M, N, K] of SHAPES) {
   const nb = K / 32;
   const a = alloc(M * K * 4),
@@ -97,13 +103,18 @@ for (const [M, N, K] of SHAPES) {
     run[packed](y);
     same[packed] = f32.subarray(y >> 2, (y >> 2) + M * N).every((v, i) => Object.is(v, f32[(yRows >> 2) + i]));
   }
-  const reps = Math.max(3, Math.round(3e8 / (M * N * K)));
+  const reps = o.cold ? 3 : Math.max(3, Math.round(3e8 / (M * N * K)));
   const rates = Object.fromEntries(Object.keys(run).map((n) => [n, []]));
   for (let r = 0; r < rounds; r++)
     for (const [name, fn] of Object.entries(run)) {
-      const t = cpuMs();
-      for (let i = 0; i < reps; i++) fn(y);
-      rates[name].push((2 * M * N * K) / (((cpuMs() - t) * 1e6) / reps));
+      let ms = 0;
+      for (let i = 0; i < reps; i++) {
+        if (o.cold) evict.fill(i + r);
+        const t = cpuMs();
+        fn(y);
+        ms += cpuMs() - t;
+      }
+      rates[name].push((2 * M * N * K) / ((ms * 1e6) / reps));
     }
   const g = Object.fromEntries(Object.entries(rates).map(([n, v]) => [n, +median(v).toFixed(1)]));
   const row = {
@@ -125,4 +136,4 @@ for (const [M, N, K] of SHAPES) {
       )} GFLOP/s; packed ÷ rows f32 ${row.f32p4_over_f32}×, q8 ${row.q8x4_over_q8}×, q4 ${row.q4x4_over_q4}×; same bits ${same.f32p4 && same.q8x4 && same.q4x4}\n`,
   );
 }
-console.log(JSON.stringify({ build: path, rounds, clock: 'cpu', shapes: out }, null, 2));
+console.log(JSON.stringify({ build: path, rounds, clock: 'cpu', cold: o.cold, shapes: out }, null, 2));

@@ -220,6 +220,19 @@ describe.each(['q8', 'q4'] as const)('%s', (format) => {
   });
 });
 
+/** One row x quantised to q8 by the wasm kernel and by the reference: bytes and scales of each. */
+function quantizeBoth(x: Float32Array) {
+  const K = x.length,
+    e = engine('wasm');
+  const qt = e.persistent([1, K], 'i8'),
+    st = e.persistent([1, K / QK]);
+  e.k.quantizeQ8(qt, st, e.persistent([1, K]).set(x), 1, K);
+  const rq = new Int8Array(K),
+    rs = new Float32Array(K / QK);
+  ref.quantizeQ8(rq, rs, x, 1, K);
+  return { q: Int8Array.from(qt.data() as Int8Array), s: Float32Array.from(st.floats()), rq, rs };
+}
+
 describe('q8 activation rounding', () => {
   it('a NaN or an infinity in a block gives the reference scale and bytes', () => {
     const K = 96,
@@ -227,15 +240,9 @@ describe('q8 activation rounding', () => {
     x[5] = Number.NaN; // first block: scale NaN, every value NaN → 0
     x[40] = Number.POSITIVE_INFINITY; // second: scale inf, id 0, inf·0 = NaN → 0
     x[70] = Number.NEGATIVE_INFINITY;
-    const e = engine('wasm');
-    const q = e.persistent([1, K], 'i8'),
-      s = e.persistent([1, K / QK]);
-    e.k.quantizeQ8(q, s, e.persistent([1, K]).set(x), 1, K);
-    const rq = new Int8Array(K),
-      rs = new Float32Array(K / QK);
-    ref.quantizeQ8(rq, rs, x, 1, K);
-    expect(Array.from(q.data())).toEqual(Array.from(rq));
-    expect(Array.from(s.floats())).toEqual(Array.from(rs));
+    const { q, s, rq, rs } = quantizeBoth(x);
+    expect(Array.from(q)).toEqual(Array.from(rq));
+    expect(Array.from(s)).toEqual(Array.from(rs));
     expect(Number.isNaN(rs[0])).toBe(true);
     expect(rs[1]).toBe(Number.POSITIVE_INFINITY);
   });
@@ -251,15 +258,9 @@ describe('q8 activation rounding', () => {
     });
     x[32] = -127; // second block: the clamp at −127
     x[33] = -126.5;
-    const e = engine('wasm');
-    const q = e.persistent([1, K], 'i8'),
-      s = e.persistent([1, K / QK]);
-    e.k.quantizeQ8(q, s, e.persistent([1, K]).set(x), 1, K);
-    const rq = new Int8Array(K),
-      rs = new Float32Array(K / QK);
-    ref.quantizeQ8(rq, rs, x, 1, K);
-    expect(Array.from(q.data())).toEqual(Array.from(rq));
-    expect(Array.from(q.data().subarray(0, 11))).toEqual([127, 1, -1, 2, -2, 3, -3, 127, -127, 0, 0]);
-    expect(Array.from(q.data().subarray(32, 34))).toEqual([-127, -127]);
+    const { q, rq } = quantizeBoth(x);
+    expect(Array.from(q)).toEqual(Array.from(rq));
+    expect(Array.from(q.subarray(0, 11))).toEqual([127, 1, -1, 2, -2, 3, -3, 127, -127, 0, 0]);
+    expect(Array.from(q.subarray(32, 34))).toEqual([-127, -127]);
   });
 });
