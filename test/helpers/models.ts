@@ -2,7 +2,7 @@ import { expect } from 'vitest';
 import { expectClose } from './compare.js';
 import { Rng } from '../../src/io/rng.js';
 import { Tape } from '../../src/ops/index.js';
-import type { TrainableModel } from '../../src/models/types.js';
+import type { SequenceModel, TrainableModel } from '../../src/models/types.js';
 import type { Tensor } from '../../src/tensor/index.js';
 
 /** n token ids in [0, V), seeded. */
@@ -92,4 +92,27 @@ export function expectStepsMatchForward(model: TrainableModel, B: number, L: num
   const { logits, state } = stepLogits(model, ids, B, L);
   expectClose(logits, par, tol, 'steps vs parallel');
   return state;
+}
+
+/**
+ * Logits of a `prompt`-token prompt (ids spread over the vocabulary), then of `steps` greedy
+ * steps, concatenated: what a user of the model sees, for bit-for-bit comparisons.
+ */
+export function greedyLogits(
+  m: Pick<SequenceModel, 'createState' | 'prefill' | 'step'>,
+  V: number,
+  prompt: number,
+  steps: number,
+): Float32Array {
+  const st = m.createState(1);
+  const ids = Int32Array.from({ length: prompt }, (_, i) => (i * 7919 + 13) % V);
+  const out: number[] = [];
+  let last = Float32Array.from(m.prefill(ids, ids.length, st));
+  for (let t = 0; t < steps; t++) {
+    out.push(...last);
+    let best = 0;
+    for (let v = 1; v < V; v++) if (last[v] > last[best]) best = v;
+    last = Float32Array.from(m.step(Int32Array.of(best), st));
+  }
+  return Float32Array.from(out);
 }

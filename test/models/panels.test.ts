@@ -8,6 +8,7 @@ import { decodeSafetensors } from '../../src/io/safetensors.js';
 import { existsSync, readFileSync } from 'node:fs';
 import type { TrainableModel, SequenceModel } from '../../src/models/types.js';
 import type { QuantisableModel } from '../../src/models/quant.js';
+import { greedyLogits } from '../helpers/models.js';
 
 /**
  * f32 weights held in panels of four rows for inference (src/models/panels.ts), on committed
@@ -40,21 +41,8 @@ function load(dir: string, threads = 1, panels = true): Lm {
 
 const vocab = (m: Lm) => (m as unknown as { config: { vocabSize: number } }).config.vocabSize;
 
-/** Logits of a 23-token prompt, then of 6 greedy steps, concatenated. */
-function logits(m: Lm): Buffer {
-  const V = vocab(m);
-  const st = m.createState(1);
-  const ids = Int32Array.from({ length: 23 }, (_, i) => (i * 7919 + 13) % V);
-  const out: number[] = [];
-  let last = Float32Array.from(m.prefill(ids, ids.length, st));
-  for (let t = 0; t < 6; t++) {
-    out.push(...last);
-    let best = 0;
-    for (let v = 1; v < V; v++) if (last[v] > last[best]) best = v;
-    last = Float32Array.from(m.step(Int32Array.of(best), st));
-  }
-  return Buffer.from(Float32Array.from(out).buffer);
-}
+/** Logits of a 23-token prompt, then of 6 greedy steps, concatenated, as bytes. */
+const logits = (m: Lm): Buffer => Buffer.from(greedyLogits(m, vocab(m), 23, 6).buffer);
 
 function grads(m: Lm): Buffer[] {
   const V = vocab(m);

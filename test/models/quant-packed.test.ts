@@ -8,6 +8,7 @@ import { modelSha256 } from '../../src/models/state.js';
 import { unpackQ4x4, unpackQ8x4 } from '../../src/kernels/ref/quant4x4.js';
 import type { QWeight } from '../../src/tensor/index.js';
 import { Rng } from '../../src/io/rng.js';
+import { greedyLogits } from '../helpers/models.js';
 
 /**
  * q8 and q4 projections repacked at load (groups of four rows, src/kernels/ref/quant4x4.ts) on
@@ -54,20 +55,7 @@ function quantModel(format: 'q8' | 'q4', threads: number, rows: boolean): MambaL
 }
 
 /** Logits of a 37-token prompt, then of 12 greedy steps, concatenated. */
-function logits(m: MambaLM): Float32Array {
-  const V = m.config.vocabSize;
-  const st = m.createState(1);
-  const ids = Int32Array.from({ length: 37 }, (_, i) => (i * 7919 + 13) % V);
-  const out: number[] = [];
-  let last = Float32Array.from(m.prefill(ids, ids.length, st));
-  for (let t = 0; t < 12; t++) {
-    out.push(...last);
-    let best = 0;
-    for (let v = 1; v < V; v++) if (last[v] > last[best]) best = v;
-    last = Float32Array.from(m.step(Int32Array.of(best), st));
-  }
-  return Float32Array.from(out);
-}
+const logits = (m: MambaLM) => greedyLogits(m, m.config.vocabSize, 37, 12);
 
 const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
 
