@@ -32,7 +32,9 @@ export interface TextCodec {
  */
 export class Model {
   /**
-   * The network (Mamba or the transformer baseline) with its parameters in the engine's memory.
+   * The network (Mamba or the transformer baseline) with its parameters in the engine's memory;
+   * while it runs inference its projections are held in panels of four rows (`Tensor.panels`,
+   * ops/panels.ts), so read weights through a checkpoint writer, not their raw values.
    * @internal For frugal's own layers (the commands, benchmarks); not part of the library's API.
    */
   readonly network: TrainableModel;

@@ -358,20 +358,11 @@ function entriesOf(f: SafetensorsFile): Map<string, TensorEntry> {
   return out;
 }
 
-/** A heap tensor as a stream tensor, read from the heap when written (the heap may grow before then). */
-/** A weight held in panels, written in the row layout (unpacked when its turn comes). */
-function f32Stream(name: string, shape: readonly number[], rows: () => Float32Array): StreamTensor {
-  return {
-    name,
-    dtype: 'F32',
-    shape: [...shape],
-    write: (emit) => {
-      const v = rows();
-      emit(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
-    },
-  };
-}
-
+/**
+ * A heap tensor as a stream tensor, read from the heap when written (the heap may grow before
+ * then), in the row layout: a weight that inference holds in panels at that moment is unpacked
+ * into a copy (ops/panels.ts).
+ */
 function heapStream(name: string, t: Tensor): StreamTensor {
   const dtype = t.dtype === 'i8' ? 'I8' : t.dtype === 'u8' ? 'U8' : 'F32';
   return {
@@ -379,7 +370,7 @@ function heapStream(name: string, t: Tensor): StreamTensor {
     dtype,
     shape: [...t.shape],
     write: (emit) => {
-      const v = t.data();
+      const v = t.panels ? rowValues(t) : t.data();
       if (!(v instanceof Float64Array)) {
         emit(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
         return;
@@ -397,10 +388,7 @@ export function modelStreamTensors(model: TrainableModel): StreamTensor[] {
   const quant = quantOf(model);
   return model.specs.flatMap((s) => {
     const q = quant.get(s.name);
-    if (!q) {
-      const t = model.params.get(s.name) as Tensor;
-      return [t.panels ? f32Stream(s.name, t.shape, () => rowValues(model.e, t)) : heapStream(s.name, t)];
-    }
+    if (!q) return [heapStream(s.name, model.params.get(s.name) as Tensor)];
     if (q.packed) return rowLayoutStreams(s.name, q);
     return [heapStream(s.name, q.q), heapStream(s.name + SCALE_SUFFIX, q.scales)];
   });

@@ -292,7 +292,7 @@ export function mergeAdapter(model: TrainableModel, adapter: Adapter): void {
   for (const [path, { A, B }] of adapter.modules) {
     const w = weightOf(model, path) as Weight;
     if (isQuant(w)) throw inputError(`${path}.weight is quantised: merge the adapter into the f32 base, then 'frugal quantize' the result`);
-    toRows(e, w); // the update is added in the row layout
+    toRows(w); // the update is added in the row layout
     e.scope(() => {
       const [out, inp] = w.shape,
         r = A.shape[0];

@@ -38,5 +38,5 @@ export function inferenceLayout(model: HasParams): void {
 
 /** Every weight of `model` back in the row layout (before reading or writing them as rows). */
 export function rowLayout(model: HasParams): void {
-  for (const t of model.params.values()) toRows(model.e, t);
+  for (const t of model.params.values()) toRows(t);
 }

@@ -74,7 +74,11 @@ export function lookups(w: Weights) {
 /** Fill every f32 parameter by its init rule, in table order. */
 export function initWeights(w: Weights, specs: readonly ParamSpec[], rng: Rng): void {
   if (w.qweights.size > 0) throw new Error('init: quantised models are made by quantising a trained one');
-  for (const s of specs) initValues((w.params.get(s.name) as Tensor).floats(), s.shape, s.init, rng);
+  for (const s of specs) {
+    const t = w.params.get(s.name) as Tensor;
+    t.panels = false; // drawn in the row layout (ops/panels.ts)
+    initValues(t.floats(), s.shape, s.init, rng);
+  }
 }
 
 export function countParameters(w: Weights): number {

@@ -115,7 +115,7 @@ export function linear(e: Engine, x: Tensor, w: Weight, b: Tensor | null, lora: 
   const y = e.empty(withLast(x, N)); // every product kernel overwrites its output
   // the differentiable op reads rows (a weight being trained is updated as rows, and its forward keeps
   // the bits it has without inference): a weight inference moved to panels goes back first
-  if (!isQuant(w) && w.panels) toRows(e, w);
+  if (!isQuant(w) && w.panels) toRows(w);
   if (isQuant(w)) {
     const scratch = { qx: e.empty([M, K], 'i8'), sx: e.empty([M, K / QBLOCK]), prep: () => e.empty([prepBytes(M, K)], 'u8') };
     linearInto(e, y, x, w, b, M, scratch, null);
@@ -197,7 +197,7 @@ export function embedding(e: Engine, table: Weight, ids: Tensor): Tensor {
   const [V, D] = table.shape;
   checkTokenIds(ids.ints(), V, 'embedding');
   const out = e.zeros([...ids.shape, D]);
-  if (!isQuant(table) && table.panels) toRows(e, table); // as linear
+  if (!isQuant(table) && table.panels) toRows(table); // as linear
   embeddingInto(e, out, table, ids, ids.size);
   if (!isQuant(table)) e.tape?.record('embedding', out, [table], [ids], { n: ids.size, D });
   return out;

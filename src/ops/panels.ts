@@ -18,36 +18,49 @@ export function panelable(e: Engine, t: Tensor): boolean {
 /** Move `t` into panels in place (no-op when it is there or cannot be). */
 export function toPanels(e: Engine, t: Tensor): void {
   if (t.panels || !panelable(e, t)) return;
-  relayout(e, t, 'packPanels4');
+  relayout(t, true);
   t.panels = true;
 }
 
 /** Move `t` back to the row layout in place (no-op when it is there). */
-export function toRows(e: Engine, t: Tensor): void {
+export function toRows(t: Tensor): void {
   if (!t.panels) return;
-  relayout(e, t, 'unpackPanels4');
+  relayout(t, false);
   t.panels = false;
 }
 
-function relayout(e: Engine, t: Tensor, kernel: 'packPanels4' | 'unpackPanels4'): void {
-  const [N, K] = t.shape;
-  e.scope(() => {
-    const tmp = e.empty([N, K]);
-    e.k[kernel](tmp, t, N, K);
-    t.floats().set(tmp.floats());
-  });
+/**
+ * Move t between the layouts in place, one panel at a time: panel p covers exactly the bytes of
+ * rows 4p … 4p+3, so a 4K-float copy is all the scratch it needs (a whole-tensor temporary would
+ * add the largest weight, the token table, to the heap's high-water mark for good).
+ */
+function relayout(t: Tensor, toPanels: boolean): void {
+  const [N, K] = t.shape,
+    v = t.floats(),
+    tmp = new Float32Array(4 * K);
+  for (let o = 0; o < N * K; o += 4 * K) {
+    tmp.set(v.subarray(o, o + 4 * K));
+    permute(v, o, tmp, 0, K, toPanels);
+  }
+}
+
+/** One panel: rows (4, K) at src[s…] into panel order at dst[d…] (`toPanels`), or back. */
+function permute(dst: Float32Array | Float64Array, d: number, src: Float32Array, s: number, K: number, toPanels: boolean): void {
+  for (let r = 0; r < 4; r++)
+    for (let k = 0; k < K; k++) {
+      const panel = ((k >> 2) << 4) + (r << 2) + (k & 3),
+        row = r * K + k;
+      if (toPanels) dst[d + panel] = src[s + row];
+      else dst[d + row] = src[s + panel];
+    }
 }
 
 /** The row-layout values of `t`: a copy when it is held in panels, else a view. */
-export function rowValues(e: Engine, t: Tensor): Float32Array {
+export function rowValues(t: Tensor): Float32Array {
   const v = t.floats() as Float32Array;
   if (!t.panels) return v;
   const [N, K] = t.shape,
     out = new Float32Array(N * K);
-  e.scope(() => {
-    const tmp = e.empty([N, K]);
-    e.k.unpackPanels4(tmp, t, N, K);
-    out.set(tmp.floats());
-  });
+  for (let o = 0; o < N * K; o += 4 * K) permute(out, o, v, o, K, false);
   return out;
 }

@@ -1,6 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine, valueAndGrad } from '../../src/ops/index.js';
-import { loadModel, loadWeights } from '../../src/models/checkpoint.js';
+import { loadModel, loadWeights, modelWeightsProducer } from '../../src/models/checkpoint.js';
+import { sha256Of } from '../../src/io/statefile.js';
+import { Rng } from '../../src/io/rng.js';
 import { quantizeModel } from '../../src/models/quant.js';
 import { modelSha256 } from '../../src/models/state.js';
 import { panelWeights } from '../../src/models/panels.js';
@@ -104,6 +106,28 @@ describe.each(MODELS.filter((d) => existsSync(`${d}/model.safetensors`)))('%s: r
     loadWeights(m, decodeSafetensors(readFileSync(file), file));
     expect([...m.params.values()].some((t) => t.panels)).toBe(false);
     expect(logits(m).equals(logits(load(dir, 1, false)))).toBe(true);
+  });
+});
+
+describe('weights drawn or written around inference', () => {
+  it('init after inference draws rows: the logits of a fresh model with the same draw', () => {
+    for (const dir of [MODELS[0], MODELS[1]]) {
+      const a = load(dir) as Lm & { init(r: Rng): unknown },
+        b = load(dir, 1, false) as Lm & { init(r: Rng): unknown };
+      logits(a);
+      a.init(Rng.fromSeed(5));
+      b.init(Rng.fromSeed(5));
+      expect(logits(a).equals(logits(b)), dir).toBe(true);
+    }
+  });
+
+  it('a weights producer made before inference and written after it writes rows', () => {
+    const dir = MODELS[0];
+    const m = load(dir);
+    const producer = modelWeightsProducer(m);
+    logits(m);
+    expect([...m.params.values()].some((t) => t.panels)).toBe(true);
+    expect(sha256Of(producer)).toBe(modelSha256(load(dir, 1, false)));
   });
 });
 

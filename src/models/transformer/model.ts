@@ -94,7 +94,11 @@ export class TransformerLM implements TrainableModel {
 
   /** Reference initialisation, drawn in parameter-table order from `rng`. */
   init(rng: Rng): this {
-    for (const s of this.specs) initValues((this.params.get(s.name) as Tensor).floats(), s.shape, s.init, rng);
+    for (const s of this.specs) {
+      const t = this.params.get(s.name) as Tensor;
+      t.panels = false; // drawn in the row layout (ops/panels.ts)
+      initValues(t.floats(), s.shape, s.init, rng);
+    }
     this.weightsChanged();
     return this;
   }
