@@ -396,24 +396,25 @@ export function transpose(out: usize, x: usize, rows: i32, cols: i32, ldo: i32):
 // Each output is the same sum in the same order as matmulNT's (4-lane partial sums over k, hsum4),
 // so the two layouts give the same bits.
 
-/** out (N/4 panels) ← b (N, K) in the row layout. */
-export function packPanels4(out: usize, b: usize, N: i32, K: i32): void {
+/** Row n of a row layout at `rows`, and its place in panels at `panels`: its K/4 runs, 64 bytes apart there. */
+@inline function relayoutPanels4(rows: usize, panels: usize, N: i32, K: i32, toPanels: bool): void {
   const rowB = <usize>K << 2, runs = <usize>K >> 2;
   for (let n = 0; n < N; n++) {
-    const src = b + <usize>n * rowB;
-    const dst = out + <usize>(n >> 2) * (rowB << 2) + (<usize>(n & 3) << 4);
-    for (let k4: usize = 0; k4 < runs; k4++) v128.store(dst + (k4 << 6), v128.load(src + (k4 << 4)));
+    const r = rows + <usize>n * rowB;
+    const p = panels + <usize>(n >> 2) * (rowB << 2) + (<usize>(n & 3) << 4);
+    if (toPanels) for (let k4: usize = 0; k4 < runs; k4++) v128.store(p + (k4 << 6), v128.load(r + (k4 << 4)));
+    else for (let k4: usize = 0; k4 < runs; k4++) v128.store(r + (k4 << 4), v128.load(p + (k4 << 6)));
   }
+}
+
+/** out (N/4 panels) ← b (N, K) in the row layout. */
+export function packPanels4(out: usize, b: usize, N: i32, K: i32): void {
+  relayoutPanels4(b, out, N, K, true);
 }
 
 /** out (N, K) in the row layout ← bp in panels. */
 export function unpackPanels4(out: usize, bp: usize, N: i32, K: i32): void {
-  const rowB = <usize>K << 2, runs = <usize>K >> 2;
-  for (let n = 0; n < N; n++) {
-    const dst = out + <usize>n * rowB;
-    const src = bp + <usize>(n >> 2) * (rowB << 2) + (<usize>(n & 3) << 4);
-    for (let k4: usize = 0; k4 < runs; k4++) v128.store(dst + (k4 << 4), v128.load(src + (k4 << 6)));
-  }
+  relayoutPanels4(out, bp, N, K, false);
 }
 
 /** Two rows of a (rowO bytes apart in out) against panels [j0/4, j1/4): 2×4 tiles as ntRows2Block's. */

@@ -206,11 +206,6 @@ function threadedScanForward({ T, w, jobs, chunked }: Pool): WasmKernels['scanFo
 }
 
 /**
- * Mamba-1's conv step (and its SiLU) for a batch of streams, by streams: each stream's window,
- * outputs and SiLU are its own. One stream stays on the calling thread (a decoding token has enough
- * synchronisation points already, and its conv step is a few microseconds).
- */
-/**
  * A quantised product's per-row preparation of its activations (quantizeQ8, then prepQ8x4 or
  * prepQ4x4 for packed weights) by rows: every row's output is its own, so any split gives the same
  * bytes. `strides` gives each of the three arrays' bytes per row. In a prompt these ran on one
@@ -231,6 +226,11 @@ function threadedRows(
   };
 }
 
+/**
+ * Mamba-1's conv step (and its SiLU) for a batch of streams, by streams: each stream's window,
+ * outputs and SiLU are its own. One stream stays on the calling thread (a decoding token has enough
+ * synchronisation points already, and its conv step is a few microseconds).
+ */
 function threadedMambaConvStep({ T, w, jobs }: Pool): WasmKernels['mambaConvStep'] {
   return (xc, state, xz, cw, bias, B, ED, K) => {
     // K multiply-adds a channel, and about 24 flops of SiLU

@@ -1,6 +1,7 @@
 import type { Tensor } from '../tensor/index.js';
 import { isWasm } from '../kernels/backend.js';
 import type { Engine } from './engine.js';
+import { packPanels4, unpackPanels4 } from '../kernels/ref/panels.js';
 
 /**
  * Weights in panels of four rows (src/kernels/ref/panels.ts): the layout the wasm products read
@@ -32,27 +33,18 @@ export function toRows(t: Tensor): void {
 /**
  * Move t between the layouts in place, one panel at a time: panel p covers exactly the bytes of
  * rows 4p … 4p+3, so a 4K-float copy is all the scratch it needs (a whole-tensor temporary would
- * add the largest weight, the token table, to the heap's high-water mark for good).
+ * add the largest weight, the token table, to the heap's high-water mark for good). Each panel is
+ * the reference kernels' layout of a 4-row matrix.
  */
 function relayout(t: Tensor, toPanels: boolean): void {
   const [N, K] = t.shape,
     v = t.floats(),
     tmp = new Float32Array(4 * K);
   for (let o = 0; o < N * K; o += 4 * K) {
-    tmp.set(v.subarray(o, o + 4 * K));
-    permute(v, o, tmp, 0, K, toPanels);
+    const panel = v.subarray(o, o + 4 * K);
+    tmp.set(panel);
+    (toPanels ? packPanels4 : unpackPanels4)(panel, tmp, 4, K);
   }
-}
-
-/** One panel: rows (4, K) at src[s…] into panel order at dst[d…] (`toPanels`), or back. */
-function permute(dst: Float32Array | Float64Array, d: number, src: Float32Array, s: number, K: number, toPanels: boolean): void {
-  for (let r = 0; r < 4; r++)
-    for (let k = 0; k < K; k++) {
-      const panel = ((k >> 2) << 4) + (r << 2) + (k & 3),
-        row = r * K + k;
-      if (toPanels) dst[d + panel] = src[s + row];
-      else dst[d + row] = src[s + panel];
-    }
 }
 
 /** The row-layout values of `t`: a copy when it is held in panels, else a view. */
@@ -61,6 +53,6 @@ export function rowValues(t: Tensor): Float32Array {
   if (!t.panels) return v;
   const [N, K] = t.shape,
     out = new Float32Array(N * K);
-  for (let o = 0; o < N * K; o += 4 * K) permute(out, o, v, o, K, false);
+  unpackPanels4(out, v, N, K);
   return out;
 }
