@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { Comparisons, runRounds } from '../../src/bench/speed/compare.js';
 import type { PeerRound } from '../../src/bench/speed/peers.js';
-import { ceilingFlags, peerAnomalies, relativeSpread, steadyFlags, withPeakRss } from '../../src/bench/speed/steady.js';
+import {
+  ceilingFlags,
+  interleavedFraction,
+  peerAnomalies,
+  relativeSpread,
+  runInterleaved,
+  steadyFlags,
+  withPeakRss,
+} from '../../src/bench/speed/steady.js';
 import { speedTargets } from '../../src/bench/speed/table.js';
 import type { MachinePoint, PeerEntry, Skipped, SpeedDoc } from '../../src/bench/speed/types.js';
 
@@ -176,6 +184,57 @@ describe('interleaved rounds', () => {
     );
     expect(rounds).toBe(2);
     expect(skipped[0].what).toBe('pytorch: rounds 3–5');
+  });
+});
+
+describe('fractions of a ceiling measured in alternation with it', () => {
+  it('a load that comes and goes moves the figure and its ceiling together: the fraction holds', () => {
+    // the machine speeds up from 50 to 80 and drops back; the figure runs at 0.9 of the machine it had
+    const ceilings = [50, 50, 80, 80, 80, 50];
+    const figures = [45, 72, 72, 72, 45]; // the last round saw the drop: over the higher ceiling, 45 ÷ 80
+    const x = interleavedFraction(figures, ceilings);
+    expect(x.rounds).toBe(5);
+    expect(x.median).toBeCloseTo(0.9, 12);
+    expect(x.max).toBeCloseTo(0.9, 12);
+    expect(x.min).toBeCloseTo(45 / 80, 12);
+    // against the ceiling of the start the same figures read 72 ÷ 50 = 144%: "above a physical bound"
+    expect(Math.max(...figures) / ceilings[0]).toBeCloseTo(1.44, 12);
+    // a steady machine gives the figure's own fraction exactly
+    const y = interleavedFraction([45, 45, 45], [50, 50, 50, 50]);
+    expect([y.min, y.median, y.max]).toEqual([0.9, 0.9, 0.9]);
+  });
+
+  it('runs ceiling, figure, …, ceiling in that order, and refuses a mismatched count', () => {
+    const calls: string[] = [];
+    let c = 0;
+    const x = runInterleaved(
+      3,
+      () => (calls.push('figure'), 30),
+      () => (calls.push('ceiling'), [40, 60, 50, 30][c++]),
+    );
+    expect(calls).toEqual(['ceiling', 'figure', 'ceiling', 'figure', 'ceiling', 'figure', 'ceiling']);
+    expect([x.min, x.median, x.max].map((v) => +v.toFixed(12))).toEqual([0.5, 0.5, 0.6]); // 30 ÷ 60, 30 ÷ 60, 30 ÷ 50
+    expect(() => interleavedFraction([1, 2], [1, 2])).toThrow(/2 figures need 3 ceilings/);
+    expect(() => interleavedFraction([], [1])).toThrow(/0 figures need 1 ceilings/);
+  });
+
+  it('an interleaved fraction is judged on its own rounds: their spread and the bound, not the start ceiling', () => {
+    const d = doc();
+    d.machine.after = [point(1, 20, 30), point(2, 30, 40)]; // the start ceilings drifted
+    d.decode[0].tok_s_min = 30; // and the decode itself swung with the machine
+    d.decode[0].interleaved = { ceiling: 'read bandwidth', median: 0.88, min: 0.86, max: 0.9, rounds: 5 };
+    d.decode[0].bound_fraction = 0.88;
+    d.streams[0].interleaved = { ceiling: 'GEMM peak', median: 0.72, min: 0.6, max: 0.75, rounds: 5 };
+    d.streams[0].of_compute_bound = 0.72;
+    d.flags = steadyFlags(d);
+    expect(d.flags.map((f) => `${f.kind}: ${f.figure}`)).toContain('spread: 32 streams 2 threads (of its ceiling)');
+    const t = speedTargets(d);
+    expect(t).toContain('decode f32 2 threads of the bandwidth bound: 88% (goal 85%) met');
+    expect(t).toContain('32 streams 2 threads of the compute bound: 72% (goal 70%) not judged: spread');
+    d.decode[0].interleaved.max = 1.1;
+    d.decode[0].bound_fraction = 1.02;
+    d.flags = steadyFlags(d);
+    expect(speedTargets(d)).toContain('decode f32 2 threads of the bandwidth bound: 102% (goal 85%) not judged: spread, bound');
   });
 });
 

@@ -15,7 +15,7 @@ import { getWasmModule, instantiateWasmKernels } from '../../kernels/wasm/index.
 import { ThreadPool, splitRange } from '../../kernels/threads.js';
 import { Rng } from '../../io/rng.js';
 import type { KernelEntry, MachinePoint } from './types.js';
-import { rateSpread } from '../formulas.js';
+import { spread } from '../formulas.js';
 import type { Spread } from '../formulas.js';
 
 /** Seconds of every timed call of `fn` after `warm` untimed calls: at least minReps calls and minSeconds. */
@@ -83,35 +83,67 @@ export function otherCpuShareNow(ms: number): number {
 export const READ_STREAMS = [2, 4, 8, 16] as const;
 
 /**
- * Read bandwidth in GB/s (1e9 bytes) at each thread count: passes of `readBandwidth` over `bytes`,
- * split into one contiguous piece per thread, each read as the stream count of READ_STREAMS that
- * was fastest in two probe passes, as many passes as fit in minSeconds (at least 3). The buffer
- * lives in its own wasm memory.
+ * A streaming read of a buffer of ≥ `bytes` in its own wasm memory on T threads: one contiguous
+ * piece per thread, each read as the stream count of READ_STREAMS that was fastest in two probe
+ * passes. `pass()` reads it once and returns GB/s (1e9 bytes). Dispose to stop its workers.
+ */
+export class BandwidthProbe {
+  readonly streams: number;
+  readonly bytes: number;
+  private readonly pool: ThreadPool;
+  private readonly parts: [number, number][];
+  private readonly x: number;
+  private readonly out: number;
+
+  constructor(bytes: number, readonly threads: number) {
+    const heap = new Heap();
+    const n = Math.max(32, Math.floor(bytes / 4 / 32) * 32);
+    this.bytes = n * 4;
+    this.x = heap.alloc(n * 4);
+    this.out = heap.alloc(64 * threads);
+    heap.f32(this.x, n).fill(1); // touch every page with real data
+    const module = getWasmModule();
+    this.pool = new ThreadPool(heap.memory, module, instantiateWasmKernels(module, heap.memory), threads);
+    this.parts = splitRange(n, threads, 32);
+    let streams: number = READ_STREAMS[0],
+      best = Number.POSITIVE_INFINITY;
+    for (const S of READ_STREAMS) {
+      const t = Math.min(...timePerCall(() => this.read(S), 0, 2, 1).samples);
+      if (t < best) [best, streams] = [t, S];
+    }
+    this.streams = streams;
+  }
+
+  private read(S: number): void {
+    this.pool.run(this.parts.map(([a, b], t) => ({ name: 'readBandwidth' as const, args: [this.out + 64 * t, this.x + a * 4, b - a, S] })));
+  }
+
+  /** One timed pass: GB/s. */
+  pass(): number {
+    const s = performance.now();
+    this.read(this.streams);
+    return this.bytes / 1e9 / ((performance.now() - s) / 1000);
+  }
+
+  dispose(): void {
+    this.pool.dispose();
+  }
+}
+
+/**
+ * Read bandwidth in GB/s (1e9 bytes) at each thread count: a BandwidthProbe over `bytes`, as many
+ * passes as fit in minSeconds (at least 3).
  */
 export function measureBandwidth(bytes: number, threads: readonly number[], minSeconds: number): Map<number, Spread & { streams: number }> {
-  const heap = new Heap();
-  const n = Math.floor(bytes / 4 / 32) * 32;
-  const x = heap.alloc(n * 4);
-  const out = heap.alloc(64 * Math.max(...threads));
-  heap.f32(x, n).fill(1); // touch every page with real data
-  const module = getWasmModule();
-  const main = instantiateWasmKernels(module, heap.memory);
   const result = new Map<number, Spread & { streams: number }>();
   for (const T of threads) {
-    const pool = new ThreadPool(heap.memory, module, main, T);
+    const probe = new BandwidthProbe(bytes, T);
     try {
-      const parts = splitRange(n, T, 32);
-      const run = (S: number) => () =>
-        pool.run(parts.map(([a, b], t) => ({ name: 'readBandwidth' as const, args: [out + 64 * t, x + a * 4, b - a, S] })));
-      let streams: number = READ_STREAMS[0],
-        best = Number.POSITIVE_INFINITY;
-      for (const S of READ_STREAMS) {
-        const t = Math.min(...timePerCall(run(S), 0, 2, 1).samples);
-        if (t < best) [best, streams] = [t, S];
-      }
-      result.set(T, { ...rateSpread((n * 4) / 1e9, timePerCall(run(streams), minSeconds, 3, 1).samples), streams });
+      const gbs: number[] = [];
+      timePerCall(() => gbs.push(probe.pass()), minSeconds, 3, 1);
+      result.set(T, { ...spread(gbs.slice(1)), streams: probe.streams });
     } finally {
-      pool.dispose();
+      probe.dispose();
     }
   }
   return result;
@@ -126,24 +158,47 @@ function uniform(e: Engine, shape: number[], rng: Rng, lo = -1, hi = 1): Tensor 
 }
 
 /**
- * GFLOP/s of frugal's fastest f32 product at M = N = K = `size` on `e`'s threads (one warm-up call
- * wakes the workers): matmulNTP4, the weight in panels of four rows as inference holds its
- * weights (ops/panels.ts), which runs at or above matmulNT over rows.
+ * frugal's fastest f32 product at M = N = K = `size` on `e`'s threads: matmulNTP4, the weight in
+ * panels of four rows as inference holds its weights (ops/panels.ts), which runs at or above
+ * matmulNT over rows. `call()` runs it once and returns GFLOP/s. Dispose to free its operands.
  */
-export function measureGemm(e: Engine, size: number, minSeconds: number): Spread {
-  const rng = Rng.fromSeed(11);
-  const a = uniform(e, [size, size], rng),
-    b = uniform(e, [size, size], rng),
-    bp = e.persistent([size, size]),
-    out = e.persistent([size, size]);
-  try {
+export class GemmProbe {
+  private readonly ts: Tensor[];
+  constructor(
+    private readonly e: Engine,
+    readonly size: number,
+  ) {
+    const rng = Rng.fromSeed(11);
+    const a = uniform(e, [size, size], rng),
+      b = uniform(e, [size, size], rng),
+      bp = e.persistent([size, size]),
+      out = e.persistent([size, size]);
     e.k.packPanels4(bp, b, size, size);
-    return rateSpread((2 * size ** 3) / 1e9, timePerCall(() => e.k.matmulNTP4(out, a, bp, size, size, size, 0), minSeconds, 3, 2).samples);
+    this.ts = [a, bp, out, b];
+  }
+
+  call(): number {
+    const [a, bp, out] = this.ts,
+      n = this.size;
+    const s = performance.now();
+    this.e.k.matmulNTP4(out, a, bp, n, n, n, 0);
+    return (2 * n ** 3) / 1e9 / ((performance.now() - s) / 1000);
+  }
+
+  dispose(): void {
+    for (const t of this.ts) t.dispose();
+  }
+}
+
+/** GFLOP/s of a GemmProbe on `e` (two warm-up calls wake the workers), as many calls as fit in minSeconds (at least 3). */
+export function measureGemm(e: Engine, size: number, minSeconds: number): Spread {
+  const probe = new GemmProbe(e, size);
+  try {
+    const g: number[] = [];
+    timePerCall(() => g.push(probe.call()), minSeconds, 3, 2);
+    return spread(g.slice(2));
   } finally {
-    out.dispose();
-    bp.dispose();
-    b.dispose();
-    a.dispose();
+    probe.dispose();
   }
 }
 

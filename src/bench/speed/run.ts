@@ -10,6 +10,7 @@ import { stateBytesPerStream } from './arch.js';
 import type { BenchArch, BenchModel } from './arch.js';
 import type {
   DecodeEntry,
+  Interleaved,
   MachinePoint,
   PeerBuilds,
   PrefillEntry,
@@ -21,7 +22,7 @@ import type {
   TrainEntry,
 } from './types.js';
 import { PRECISIONS, speedPlan } from './types.js';
-import { cpuSample, measureKernels, measureMachine, otherCpuShare, otherCpuShareNow } from './machine.js';
+import { BandwidthProbe, GemmProbe, cpuSample, measureKernels, measureMachine, otherCpuShare, otherCpuShareNow, timePerCall } from './machine.js';
 import { quantizeModel, weightBytes } from '../../models/quant.js';
 import { TokenCounter, buildModel, decodeRate, makeWeights, prefillRate, streamsRate, trainRate } from './models.js';
 import type { ModelWeights } from './models.js';
@@ -32,7 +33,7 @@ import { cpuPeak, peakGflopsAt } from './cpu-peak.js';
 import type { CpuPeak } from './cpu-peak.js';
 import { boundFraction, bandwidthBound, flopsFraction, prefillFlopsPerToken, trainFlopsPerToken } from '../formulas.js';
 import type { Spread } from '../formulas.js';
-import { peakRssBytes, resetPeakRss, steadyFlags, withPeakRss } from './steady.js';
+import { peakRssBytes, resetPeakRss, runInterleaved, steadyFlags, withPeakRss } from './steady.js';
 import { measureBuilds } from './builds.js';
 import type { WasmKind } from '../../kernels/backend.js';
 
@@ -326,6 +327,91 @@ function trainSection(r: Run): TrainEntry[] {
   return out;
 }
 
+/** The best of `fn`'s rates over ≥ 3 calls and ≥ `seconds`: a ceiling as the machine reached it right then. */
+function bestOf(fn: () => number, seconds: number): number {
+  const xs: number[] = [];
+  timePerCall(() => xs.push(fn()), seconds, 3, 0);
+  return Math.max(...xs);
+}
+
+/**
+ * The fractions of a ceiling measured again, each in alternation with its ceiling (steady.ts
+ * runInterleaved): every decode figure against reads of a buffer of its own bytes per token, the
+ * f32 prefill of the shortest prompt and every streams figure against GEMM probes on the model's
+ * own engine. A shared machine's load moves a figure and its ceiling together, so the fraction
+ * holds where the start-of-run ceiling does not. Runs after every figure that reads peak memory
+ * (the probe's buffer would count in theirs); past the budget the fractions keep the start ceiling.
+ */
+function interleavedSection(r: Run, w: ModelWeights, dec: DecodeRuns): void {
+  const { plan, count, log } = r,
+    rounds = plan.peerRounds,
+    secs = plan.roundSeconds,
+    L = Math.min(...plan.prefillLens);
+  const say = (what: string, x: Interleaved) =>
+    log(
+      `interleaved: ${what}: ${(100 * x.median).toFixed(0)}% (${(100 * x.min).toFixed(0)}–${(100 * x.max).toFixed(0)}%) of the ${x.ceiling} ` +
+        `measured around each of ${x.rounds} rounds`,
+    );
+  for (const T of plan.threads)
+    for (const precision of PRECISIONS) {
+      const d = dec.decode.find((e) => e.threads === T && e.precision === precision);
+      const pf = precision === 'f32' ? dec.prefill.find((e) => e.threads === T && e.precision === 'f32' && e.prompt_tokens === L) : undefined;
+      const ss = precision === 'f32' ? dec.streams.filter((e) => e.threads === T) : [];
+      if (!d && !pf && ss.length === 0) continue;
+      if (!r.budget.before(0.9)) {
+        r.skipped.push({
+          section: 'interleaved',
+          what: `${precision} ${plural(T)}`,
+          reason: `the time budget (${r.budget.seconds} s) runs short: these fractions use the ceilings from the start of the run`,
+        });
+        continue;
+      }
+      const m = buildModel(w, T, r.kernels);
+      try {
+        if (precision !== 'f32') quantizeModel(m, precision);
+        if (d) {
+          const bytes = d.weight_bytes_per_token,
+            probe = new BandwidthProbe(bytes, T);
+          try {
+            const x = runInterleaved(
+              rounds,
+              () => (decodeRate(m, Math.max(2, plan.decodeTokens / 4), secs, count).median * bytes) / 1e9,
+              () => bestOf(() => probe.pass(), secs / 10),
+            );
+            d.interleaved = { ceiling: 'read bandwidth', ...x };
+            d.bound_fraction = x.median;
+            say(`decode ${precision} ${plural(T)}`, d.interleaved);
+          } finally {
+            probe.dispose();
+          }
+        }
+        if (!pf && ss.length === 0) continue;
+        const g = new GemmProbe(m.e, plan.gemmSize),
+          ceiling = () => bestOf(() => g.call(), secs / 10);
+        try {
+          const flops = pf?.flops_per_token;
+          if (pf && flops !== undefined) {
+            const x = runInterleaved(rounds, () => (prefillRate(m, L, secs, count).median * flops) / 1e9, ceiling);
+            pf.interleaved = { ceiling: 'GEMM peak', ...x };
+            pf.of_gemm_peak = x.median;
+            say(`prefill f32 ${L} tokens ${plural(T)}`, pf.interleaved);
+          }
+          for (const e of ss) {
+            const steps = Math.max(2, plan.decodeTokens / 4);
+            const x = runInterleaved(rounds, () => (streamsRate(m, e.streams, steps, secs, count).median * 2 * r.parameters) / 1e9, ceiling);
+            e.interleaved = { ceiling: 'GEMM peak', ...x };
+            e.of_compute_bound = x.median;
+            say(`${e.streams} streams ${plural(T)}`, e.interleaved);
+          }
+        } finally {
+          g.dispose();
+        }
+      } finally {
+        m.e.dispose();
+      }
+    }
+}
+
 /** The llama.cpp and PyTorch peers this run can use, with the reasons for those it cannot. */
 function openPeers(o: SpeedOptions, w: ModelWeights, skipped: Skipped[]): { llama: LlamaPeer | null; torch: TorchPeer | null } {
   let llama: LlamaPeer | null = null;
@@ -440,6 +526,7 @@ export function runSpeedBench(o: SpeedOptions): SpeedResult {
     llama?.dispose();
   }
   const buildEntries = builds.length > 1 ? measureBuilds(builds, plan, weights, count, log) : undefined;
+  interleavedSection(run, weights, dec);
   const peers = run.comparisons.entries((T) => peakGflopsAt(peak, T));
   const peerBuilds: PeerBuilds = {};
   if (llama) peerBuilds.llama_cpp = llama.build;

@@ -8,7 +8,9 @@
  * win). Peak resident memory is read per figure. The flagging is pure (tested on synthetic docs).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { MachinePoint, PeerEntry, SpeedDoc } from './types.js';
+import type { Interleaved, MachinePoint, PeerEntry, SpeedDoc } from './types.js';
+import { spread } from '../formulas.js';
+import type { Spread } from '../formulas.js';
 
 /** Alternations (frugal, peer) a comparison needs before its ratio counts as steady. */
 export const MIN_ROUNDS = 5;
@@ -22,6 +24,30 @@ export interface Flag {
   /** The figure, as the table names it ('decode q8 2 threads', 'llama.cpp decode f32 2 threads'). */
   figure: string;
   detail: string;
+}
+
+/**
+ * A figure as a fraction of a machine ceiling measured in alternation with it: ceiling, figure,
+ * ceiling, figure, …, ceiling (`ceilings` has one more entry than `figures`). Round i's fraction is
+ * figures[i] over the higher of the two ceilings around it (the best the machine did right then),
+ * so load that comes and goes during the run moves the figure and its bound together instead of
+ * showing up as a fraction above 1. The median, min and max of the rounds' fractions.
+ */
+export function interleavedFraction(figures: readonly number[], ceilings: readonly number[]): Spread & { rounds: number } {
+  if (figures.length === 0 || ceilings.length !== figures.length + 1)
+    throw new Error(`interleavedFraction: ${figures.length} figures need ${figures.length + 1} ceilings around them, got ${ceilings.length}`);
+  return { ...spread(figures.map((f, i) => f / Math.max(ceilings[i], ceilings[i + 1]))), rounds: figures.length };
+}
+
+/** Run `rounds` alternations ceiling, figure, …, ceiling (each call returns its rate) and return interleavedFraction of them. */
+export function runInterleaved(rounds: number, figure: () => number, ceiling: () => number): Spread & { rounds: number } {
+  const figures: number[] = [],
+    ceilings = [ceiling()];
+  for (let i = 0; i < rounds; i++) {
+    figures.push(figure());
+    ceilings.push(ceiling());
+  }
+  return interleavedFraction(figures, ceilings);
 }
 
 /** (max − min) ÷ median; 0 for a single sample. */
@@ -102,6 +128,8 @@ export const figure = {
   streams: (e: { streams: number; threads: number }) => `${e.streams} streams ${plural(e.threads)}`,
   train: (e: { threads: number }) => `train ${plural(e.threads)}`,
   bandwidth: (T: number) => `read bandwidth ${plural(T)}`,
+  /** A figure's fraction of the ceiling measured in alternation with it (an entry's `interleaved`). */
+  ofCeiling: (f: string) => `${f} (of its ceiling)`,
   gemm: (T: number) => `GEMM peak ${plural(T)}`,
 };
 export const peerFigure = figure.peer;
@@ -126,13 +154,26 @@ export function steadyFlags(d: SpeedDoc): Flag[] {
     spreadFlag(out, f, median, min, max);
     for (const [x, what] of bounds) boundFlag(out, f, x, what);
   };
-  for (const e of d.decode) check(figure.decode(e), e.tok_s, e.tok_s_min, e.tok_s_max, [[e.bound_fraction, 'the read-bandwidth bound']]);
+  /** The fraction of a ceiling: on the figure itself, or, measured in alternation, on its own rounds (their spread too). */
+  const fraction = (f: string, x: number | undefined, what: string, il: Interleaved | undefined) => {
+    if (!il) return boundFlag(out, f, x, what);
+    spreadFlag(out, figure.ofCeiling(f), il.median, il.min, il.max);
+    boundFlag(out, figure.ofCeiling(f), x, what);
+  };
+  for (const e of d.decode) {
+    check(figure.decode(e), e.tok_s, e.tok_s_min, e.tok_s_max, []);
+    fraction(figure.decode(e), e.bound_fraction, 'the read-bandwidth bound', e.interleaved);
+  }
   // frugal's f32 GEMM peak bounds an f32 prefill only: the q8/q4 products run on 16-bit integer
   // dots (pmaddwd: twice the lanes of an f32 multiply-add), so theirs may pass it
-  for (const e of d.prefill)
-    check(figure.prefill(e), e.tok_s, e.tok_s_min, e.tok_s_max, e.precision === 'f32' ? [[e.of_gemm_peak, gemm]] : []);
-  for (const e of d.streams)
-    check(figure.streams(e), e.aggregate_tok_s, e.aggregate_tok_s_min, e.aggregate_tok_s_max, [[e.of_compute_bound, 'the compute bound']]);
+  for (const e of d.prefill) {
+    check(figure.prefill(e), e.tok_s, e.tok_s_min, e.tok_s_max, []);
+    if (e.precision === 'f32') fraction(figure.prefill(e), e.of_gemm_peak, gemm, e.interleaved);
+  }
+  for (const e of d.streams) {
+    check(figure.streams(e), e.aggregate_tok_s, e.aggregate_tok_s_min, e.aggregate_tok_s_max, []);
+    fraction(figure.streams(e), e.of_compute_bound, 'the compute bound', e.interleaved);
+  }
   for (const e of d.train)
     check(figure.train(e), e.tok_s, e.tok_s_min, e.tok_s_max, [
       [e.of_gemm_peak, gemm],

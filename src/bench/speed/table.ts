@@ -1,5 +1,5 @@
 /** The table `frugal bench` prints to stderr: one Markdown table per section of the document. */
-import type { SpeedDoc } from './types.js';
+import type { Interleaved, SpeedDoc } from './types.js';
 import { figure, flagsOn } from './steady.js';
 
 type Cell = string | number;
@@ -9,6 +9,9 @@ const pct1 = (x: number) => `${(100 * x).toFixed(1)}%`;
 /** Peak resident memory in MB, or blank for a document without it. */
 const rss = (b: number | undefined) => (b === undefined ? '' : (b / 1e6).toFixed(0));
 const optPct = (x: number | undefined) => (x === undefined ? '' : pct(x));
+/** A fraction of a ceiling; measured in alternation with it, with its rounds' range and an `i`. */
+const ofCeiling = (x: number | undefined, il: Interleaved | undefined) =>
+  il ? `${pct(il.median)} (${pct(il.min)}–${pct(il.max)}) i` : optPct(x);
 
 function fmt(v: Cell, digits = 1): string {
   if (typeof v === 'string') return v;
@@ -52,7 +55,7 @@ export function speedTable(d: SpeedDoc): string {
       [1, 1, 1, 0],
     ),
     table(
-      'decode (batch 1)',
+      'decode (batch 1; a fraction marked i was measured in alternation with its ceiling: the median of its rounds, min–max)',
       ['model', 'precision', 'threads', 'tok/s', 'MB/token', 'bound tok/s', 'of bound', 'peak RSS MB'],
       d.decode.map((e) => [
         e.model,
@@ -61,7 +64,7 @@ export function speedTable(d: SpeedDoc): string {
         mid(e.tok_s, e.tok_s_min, e.tok_s_max, 2),
         e.weight_bytes_per_token / 1e6,
         e.bound_tok_s,
-        pct(e.bound_fraction),
+        ofCeiling(e.bound_fraction, e.interleaved),
         rss(e.peak_rss_bytes),
       ]),
       [1, 1, 1, 2, 1, 1],
@@ -76,7 +79,7 @@ export function speedTable(d: SpeedDoc): string {
         String(e.prompt_tokens),
         mid(e.tok_s, e.tok_s_min, e.tok_s_max),
         e.over_steps,
-        optPct(e.of_gemm_peak),
+        ofCeiling(e.of_gemm_peak, e.interleaved),
         rss(e.peak_rss_bytes),
       ]),
     ),
@@ -104,7 +107,7 @@ export function speedTable(d: SpeedDoc): string {
         String(e.threads),
         mid(e.aggregate_tok_s, e.aggregate_tok_s_min, e.aggregate_tok_s_max),
         e.over_one,
-        optPct(e.of_compute_bound),
+        ofCeiling(e.of_compute_bound, e.interleaved),
         rss(e.peak_rss_bytes),
       ]),
     ),
@@ -162,6 +165,14 @@ export function speedTable(d: SpeedDoc): string {
 }
 
 /**
+ * The figures a fraction of a ceiling rests on: the fraction's own rounds where it was measured in
+ * alternation with the ceiling, else the figure and the ceiling from the start of the run.
+ */
+function ceilingFigures(f: string, interleaved: Interleaved | undefined, ceiling: string): string[] {
+  return interleaved ? [figure.ofCeiling(f)] : [f, ceiling];
+}
+
+/**
  * The speed targets, each with its figure from this run: met, MISSED, not measured, or not judged
  * with the kinds of the flags on the figures behind it (steady.ts: its own figure, the ceiling it is
  * a fraction of, or the figures of a ratio).
@@ -191,7 +202,7 @@ export function speedTargets(d: SpeedDoc): string[] {
     dec?.bound_fraction,
     0.85,
     '%',
-    dec ? [figure.decode(dec), figure.bandwidth(all)] : [],
+    dec ? ceilingFigures(figure.decode(dec), dec.interleaved, figure.bandwidth(all)) : [],
   );
   const L = Math.min(...d.prefill.map((e) => e.prompt_tokens));
   const pre = (p: string, T: number) => d.prefill.find((e) => e.precision === p && e.threads === T && e.prompt_tokens === L);
@@ -202,7 +213,7 @@ export function speedTargets(d: SpeedDoc): string[] {
       f32?.of_gemm_peak,
       0.85,
       '%',
-      f32 ? [figure.prefill(f32), figure.gemm(T)] : [],
+      f32 ? ceilingFigures(figure.prefill(f32), f32.interleaved, figure.gemm(T)) : [],
     );
     for (const p of ['q8', 'q4']) {
       const q = pre(p, T);
@@ -218,7 +229,7 @@ export function speedTargets(d: SpeedDoc): string[] {
   peer('llama.cpp', `prefill-${L}`, 'f32', 0.85);
   for (const p of ['q8', 'q4']) peer('llama.cpp', `prefill-${L}`, p, 0.6);
   const s32 = d.streams.find((e) => e.streams === 32 && e.threads === all);
-  say(`32 streams ${th(all)} of the compute bound`, s32?.of_compute_bound, 0.7, '%', s32 ? [figure.streams(s32), figure.gemm(all)] : []);
+  say(`32 streams ${th(all)} of the compute bound`, s32?.of_compute_bound, 0.7, '%', s32 ? ceilingFigures(figure.streams(s32), s32.interleaved, figure.gemm(all)) : []);
   peer('pytorch', 'train', 'f32', 5);
   const tr = d.train.find((e) => e.threads === all);
   say(

@@ -14,7 +14,8 @@ export const PRECISIONS: readonly Precision[] = ['f32', 'q8', 'q4'];
 
 /**
  * Machine ceilings measured with the project's own SIMD kernels, at one thread count: the median
- * pass with min and max. Fractions of a ceiling (bound_fraction, of_gemm_peak) use its max.
+ * pass with min and max. Fractions of a ceiling (bound_fraction, of_gemm_peak) use its max, or,
+ * where an entry has `interleaved`, the ceiling measured in alternation with the figure.
  */
 export interface MachinePoint {
   threads: number;
@@ -52,6 +53,19 @@ export interface MachineSection extends MachinePoint {
   rss_method?: RssMethod;
 }
 
+/**
+ * A fraction of a machine ceiling measured in alternation with it (steady.ts interleavedFraction):
+ * `rounds` rounds of the figure, each between two measurements of the ceiling, each over the
+ * higher of the two. When present, the entry's fraction field is its median.
+ */
+export interface Interleaved {
+  ceiling: 'read bandwidth' | 'GEMM peak';
+  median: number;
+  min: number;
+  max: number;
+  rounds: number;
+}
+
 /** Tokens per second: the median timed call, with the slowest and the fastest. */
 export interface Rate {
   tok_s: number;
@@ -69,8 +83,12 @@ export interface DecodeEntry extends Rate {
   weight_bytes_per_token: number;
   /** bandwidth_gbs_max at these threads ÷ weight_bytes_per_token. */
   bound_tok_s: number;
-  /** tok_s ÷ bound_tok_s. */
+  /**
+   * tok_s ÷ bound_tok_s; where `interleaved` is present, its median instead: decode rounds each
+   * between two reads of a buffer of weight_bytes_per_token, at the end of the run.
+   */
   bound_fraction: number;
+  interleaved?: Interleaved;
 }
 
 export interface PrefillEntry extends Rate {
@@ -82,8 +100,12 @@ export interface PrefillEntry extends Rate {
   over_steps: number;
   /** Model FLOPs per prompt token: 2 × the projections' parameters, plus the head once per prompt (2·V·D ÷ L). */
   flops_per_token?: number;
-  /** tok_s × flops_per_token ÷ frugal's measured GEMM peak (gemm_gflops_max at these threads). */
+  /**
+   * tok_s × flops_per_token ÷ frugal's measured GEMM peak (gemm_gflops_max at these threads); where
+   * `interleaved` is present (f32), its median instead: prefill rounds each between two GEMM probes.
+   */
   of_gemm_peak?: number;
+  interleaved?: Interleaved;
 }
 
 export interface TrainEntry extends Rate {
@@ -115,8 +137,12 @@ export interface StreamsEntry {
   aggregate_tok_s_max: number;
   /** aggregate_tok_s ÷ the one-stream aggregate at the same threads. */
   over_one: number;
-  /** aggregate_tok_s × 2 × parameters ÷ frugal's measured GEMM peak at these threads: the fraction of the compute bound. */
+  /**
+   * aggregate_tok_s × 2 × parameters ÷ frugal's measured GEMM peak at these threads: the fraction of
+   * the compute bound; where `interleaved` is present, its median instead (steps between GEMM probes).
+   */
   of_compute_bound?: number;
+  interleaved?: Interleaved;
   peak_rss_bytes?: number;
 }
 
