@@ -96,7 +96,11 @@ function speedRows(d: SpeedDoc, threads: number[]): string[] {
     ),
     row(
       `${Math.max(...d.streams.map((x) => x.streams))} batched streams, f32 (aggregate tok/s; × one stream; of the compute bound)`,
-      cell(s32, (e) => `${mm(e.aggregate_tok_s, e.aggregate_tok_s_min, e.aggregate_tok_s_max)}; ${x2(e.over_one)}; ${ofCeiling(e.of_compute_bound, e.interleaved)}`),
+      cell(
+        s32,
+        (e) =>
+          `${mm(e.aggregate_tok_s, e.aggregate_tok_s_min, e.aggregate_tok_s_max)}; ${x2(e.over_one)}; ${ofCeiling(e.of_compute_bound, e.interleaved)}`,
+      ),
     ),
   ];
   return [

@@ -207,11 +207,15 @@ describe('fractions of a ceiling measured in alternation with it', () => {
   it('runs ceiling, figure, …, ceiling in that order, and refuses a mismatched count', () => {
     const calls: string[] = [];
     let c = 0;
-    const x = runInterleaved(
-      3,
-      () => (calls.push('figure'), 30),
-      () => (calls.push('ceiling'), [40, 60, 50, 30][c++]),
-    );
+    const figure = () => {
+      calls.push('figure');
+      return 30;
+    };
+    const ceiling = () => {
+      calls.push('ceiling');
+      return [40, 60, 50, 30][c++];
+    };
+    const x = runInterleaved(3, figure, ceiling);
     expect(calls).toEqual(['ceiling', 'figure', 'ceiling', 'figure', 'ceiling', 'figure', 'ceiling']);
     expect([x.min, x.median, x.max].map((v) => +v.toFixed(12))).toEqual([0.5, 0.5, 0.6]); // 30 ÷ 60, 30 ÷ 60, 30 ÷ 50
     expect(() => interleavedFraction([1, 2], [1, 2])).toThrow(/2 figures need 3 ceilings/);

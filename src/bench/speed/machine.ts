@@ -95,7 +95,10 @@ export class BandwidthProbe {
   private readonly x: number;
   private readonly out: number;
 
-  constructor(bytes: number, readonly threads: number) {
+  constructor(
+    bytes: number,
+    readonly threads: number,
+  ) {
     const heap = new Heap();
     const n = Math.max(32, Math.floor(bytes / 4 / 32) * 32);
     this.bytes = n * 4;

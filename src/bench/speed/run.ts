@@ -22,7 +22,16 @@ import type {
   TrainEntry,
 } from './types.js';
 import { PRECISIONS, speedPlan } from './types.js';
-import { BandwidthProbe, GemmProbe, cpuSample, measureKernels, measureMachine, otherCpuShare, otherCpuShareNow, timePerCall } from './machine.js';
+import {
+  BandwidthProbe,
+  GemmProbe,
+  cpuSample,
+  measureKernels,
+  measureMachine,
+  otherCpuShare,
+  otherCpuShareNow,
+  timePerCall,
+} from './machine.js';
 import { quantizeModel, weightBytes } from '../../models/quant.js';
 import { TokenCounter, buildModel, decodeRate, makeWeights, prefillRate, streamsRate, trainRate } from './models.js';
 import type { ModelWeights } from './models.js';
@@ -355,7 +364,8 @@ function interleavedSection(r: Run, w: ModelWeights, dec: DecodeRuns): void {
   for (const T of plan.threads)
     for (const precision of PRECISIONS) {
       const d = dec.decode.find((e) => e.threads === T && e.precision === precision);
-      const pf = precision === 'f32' ? dec.prefill.find((e) => e.threads === T && e.precision === 'f32' && e.prompt_tokens === L) : undefined;
+      const pf =
+        precision === 'f32' ? dec.prefill.find((e) => e.threads === T && e.precision === 'f32' && e.prompt_tokens === L) : undefined;
       const ss = precision === 'f32' ? dec.streams.filter((e) => e.threads === T) : [];
       if (!d && !pf && ss.length === 0) continue;
       if (!r.budget.before(0.9)) {
@@ -398,7 +408,11 @@ function interleavedSection(r: Run, w: ModelWeights, dec: DecodeRuns): void {
           }
           for (const e of ss) {
             const steps = Math.max(2, plan.decodeTokens / 4);
-            const x = runInterleaved(rounds, () => (streamsRate(m, e.streams, steps, secs, count).median * 2 * r.parameters) / 1e9, ceiling);
+            const x = runInterleaved(
+              rounds,
+              () => (streamsRate(m, e.streams, steps, secs, count).median * 2 * r.parameters) / 1e9,
+              ceiling,
+            );
             e.interleaved = { ceiling: 'GEMM peak', ...x };
             e.of_compute_bound = x.median;
             say(`${e.streams} streams ${plural(T)}`, e.interleaved);

@@ -35,7 +35,9 @@ export interface Flag {
  */
 export function interleavedFraction(figures: readonly number[], ceilings: readonly number[]): Spread & { rounds: number } {
   if (figures.length === 0 || ceilings.length !== figures.length + 1)
-    throw new Error(`interleavedFraction: ${figures.length} figures need ${figures.length + 1} ceilings around them, got ${ceilings.length}`);
+    throw new Error(
+      `interleavedFraction: ${figures.length} figures need ${figures.length + 1} ceilings around them, got ${ceilings.length}`,
+    );
   return { ...spread(figures.map((f, i) => f / Math.max(ceilings[i], ceilings[i + 1]))), rounds: figures.length };
 }
 

@@ -229,7 +229,13 @@ export function speedTargets(d: SpeedDoc): string[] {
   peer('llama.cpp', `prefill-${L}`, 'f32', 0.85);
   for (const p of ['q8', 'q4']) peer('llama.cpp', `prefill-${L}`, p, 0.6);
   const s32 = d.streams.find((e) => e.streams === 32 && e.threads === all);
-  say(`32 streams ${th(all)} of the compute bound`, s32?.of_compute_bound, 0.7, '%', s32 ? ceilingFigures(figure.streams(s32), s32.interleaved, figure.gemm(all)) : []);
+  say(
+    `32 streams ${th(all)} of the compute bound`,
+    s32?.of_compute_bound,
+    0.7,
+    '%',
+    s32 ? ceilingFigures(figure.streams(s32), s32.interleaved, figure.gemm(all)) : [],
+  );
   peer('pytorch', 'train', 'f32', 5);
   const tr = d.train.find((e) => e.threads === all);
   say(
