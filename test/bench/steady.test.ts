@@ -239,6 +239,11 @@ describe('fractions of a ceiling measured in alternation with it', () => {
     d.decode[0].bound_fraction = 1.02;
     d.flags = steadyFlags(d);
     expect(speedTargets(d)).toContain('decode f32 2 threads of the bandwidth bound: 102% (goal 85%) not judged: spread, bound');
+    // just short of the goal: a decimal shows the miss
+    d.decode[0].interleaved = { ceiling: 'read bandwidth', median: 0.8494, min: 0.84, max: 0.86, rounds: 5 };
+    d.decode[0].bound_fraction = 0.8494;
+    d.flags = steadyFlags(d);
+    expect(speedTargets(d)).toContain('decode f32 2 threads of the bandwidth bound: 84.9% (goal 85%) MISSED');
   });
 });
 

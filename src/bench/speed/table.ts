@@ -184,7 +184,9 @@ export function speedTargets(d: SpeedDoc): string[] {
     all = Math.max(...threads);
   const th = (T: number) => `${T} thread${T > 1 ? 's' : ''}`;
   const say = (what: string, value: number | undefined, goal: number, unit: '×' | '%', figures: string[]) => {
-    const show = (x: number) => (unit === '%' ? pct(x) : `${x.toFixed(2)}×`);
+    // a fraction just short of its goal keeps a decimal, so that 84.9% does not read as the 85% it missed
+    const show = (x: number) =>
+      unit === '%' ? (x < goal && pct(x) === pct(goal) ? `${(100 * x).toFixed(1)}%` : pct(x)) : `${x.toFixed(2)}×`;
     const why = flagsOn(flags, figures);
     if (value === undefined || !Number.isFinite(value)) out.push(`${what}: not measured`);
     else if (why !== '') out.push(`${what}: ${show(value)} (goal ${show(goal)}) not judged: ${why}`);
