@@ -1,7 +1,8 @@
 /**
  * frugal's WebAssembly SIMD kernels: f32 twins of src/kernels/ref/*, same names and argument order,
  * taking byte offsets into the imported shared memory instead of arrays. Nothing here allocates and
- * the module has no static data, so everything below 64 KiB that the heap leaves us is unused.
+ * the module's only static data is a few constant tables (assembly/vmath.ts), inside the first 64
+ * KiB that the heap leaves to it.
  */
 export {
   matmulNT, matmulNN, matmulTN, matmulNTStrided, matmulNNStrided, matmulTNStrided, transpose,

@@ -10,7 +10,7 @@
  * sum over n get one horizontal sum per group: for y the first group writes Σ + D·x and the others
  * add; dx and ddelta are accumulated by every group (the D·dy term of dx once).
  */
-import { vexp2Neg, log2eTimes, ldN, stN, hsum } from './vmath';
+import { vexp2Neg, vexp2NegM, log2eTimes, ldN, stN, hsum } from './vmath';
 
 // ================================================================ forward
 
@@ -31,10 +31,10 @@ import { vexp2Neg, log2eTimes, ldN, stN, hsum } from './vmath';
     }
     const dt = load<f32>(pd), xt = load<f32>(px);
     const dtv = f32x4.splat(dt), dtx = f32x4.splat(dt * xt);
-    h0 = f32x4.add(f32x4.mul(vexp2Neg(f32x4.mul(dtv, A0)), h0), f32x4.mul(dtx, v128.load(pb)));
-    h1 = f32x4.add(f32x4.mul(vexp2Neg(f32x4.mul(dtv, A1)), h1), f32x4.mul(dtx, v128.load(pb, 16)));
-    h2 = f32x4.add(f32x4.mul(vexp2Neg(f32x4.mul(dtv, A2)), h2), f32x4.mul(dtx, v128.load(pb, 32)));
-    h3 = f32x4.add(f32x4.mul(vexp2Neg(f32x4.mul(dtv, A3)), h3), f32x4.mul(dtx, v128.load(pb, 48)));
+    h0 = f32x4.add(f32x4.mul(vexp2NegM(f32x4.mul(dtv, A0)), h0), f32x4.mul(dtx, v128.load(pb)));
+    h1 = f32x4.add(f32x4.mul(vexp2NegM(f32x4.mul(dtv, A1)), h1), f32x4.mul(dtx, v128.load(pb, 16)));
+    h2 = f32x4.add(f32x4.mul(vexp2NegM(f32x4.mul(dtv, A2)), h2), f32x4.mul(dtx, v128.load(pb, 32)));
+    h3 = f32x4.add(f32x4.mul(vexp2NegM(f32x4.mul(dtv, A3)), h3), f32x4.mul(dtx, v128.load(pb, 48)));
     const acc = f32x4.add(
       f32x4.add(f32x4.mul(v128.load(pc), h0), f32x4.mul(v128.load(pc, 16), h1)),
       f32x4.add(f32x4.mul(v128.load(pc, 32), h2), f32x4.mul(v128.load(pc, 48), h3)));

@@ -62,25 +62,31 @@
  * Error: at most 1 ulp from the correctly rounded result (checked on every 7th f32 bit pattern with
  * |x| < 104, subnormal results included).
  */
+const EXP_C = memory.data<f32>([-104.0, 89.0, 1.44269504088896341, 12582912.0, 0.693359375, -2.12194440e-4,
+  1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1, 1.0]);
+const EXP_I = memory.data<i32>([0x4b400000, 127]);
+
 @inline export function vexp(x0: v128): v128 {
-  let x = f32x4.pmax(x0, f32x4.splat(-104.0));
-  x = f32x4.pmin(x, f32x4.splat(89.0));
+  // constants by broadcast loads at their uses (see EXP2_NEG below for why)
+  const c = EXP_C;
+  let x = f32x4.pmax(x0, v128.load32_splat(c));
+  x = f32x4.pmin(x, v128.load32_splat(c, 4));
   // n = round(x·log2 e) by the 1.5·2^23 trick: the sum's low mantissa bits hold n (|n| < 2^22)
-  const tm = f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504088896341)), f32x4.splat(12582912.0));
-  const fn = f32x4.sub(tm, f32x4.splat(12582912.0));
-  let r = f32x4.sub(x, f32x4.mul(fn, f32x4.splat(0.693359375)));
-  r = f32x4.sub(r, f32x4.mul(fn, f32x4.splat(-2.12194440e-4)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1.0));
-  const n = i32x4.sub(tm, i32x4.splat(0x4b400000));
+  const tm = f32x4.add(f32x4.mul(x, v128.load32_splat(c, 8)), v128.load32_splat(c, 12));
+  const fn = f32x4.sub(tm, v128.load32_splat(c, 12));
+  let r = f32x4.sub(x, f32x4.mul(fn, v128.load32_splat(c, 16)));
+  r = f32x4.sub(r, f32x4.mul(fn, v128.load32_splat(c, 20)));
+  let p = v128.load32_splat(c, 24);
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 28));
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 32));
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 36));
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 40));
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 44));
+  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), v128.load32_splat(c, 48));
+  const n = i32x4.sub(tm, v128.load32_splat(EXP_I));
   const n1 = i32x4.shr_s(n, 1);
   const n2 = i32x4.sub(n, n1);
-  const bias = i32x4.splat(127);
+  const bias = v128.load32_splat(EXP_I, 4);
   const s1 = i32x4.shl(i32x4.add(n1, bias), 23);
   const s2 = i32x4.shl(i32x4.add(n2, bias), 23);
   return f32x4.mul(f32x4.mul(p, s1), s2);
@@ -107,6 +113,32 @@
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(6.931471824645996e-1));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
   return f32x4.mul(p, i32x4.shl(i32x4.add(i32x4.sub(tm, i32x4.splat(0x4b400000)), i32x4.splat(127)), 23));
+}
+
+/**
+ * vexp2Neg's constants in memory, each read by a broadcast load where it is used: the same
+ * arithmetic, so the same bits. In a loop that also keeps many vectors live (the scan's 16
+ * states and their decay factors), an engine that hoists splatted constants out of the loop runs
+ * out of the 16 vector registers and spills, one that rebuilds them at their uses does not; a
+ * load at the use is what both handle alike (V8 folds it into the instruction).
+ */
+const EXP2_NEG = memory.data<f32>([-126.0, 12582912.0, 1.533953909529373e-4, 1.3399877352640033e-3, 9.618512354791164e-3,
+  5.550329014658928e-2, 2.4022646248340607e-1, 6.931471824645996e-1, 1.0]);
+const EXP2_NEG_INT = memory.data<i32>([0x4b400000, 127]);
+
+@inline export function vexp2NegM(y0: v128): v128 {
+  const c = EXP2_NEG, ci = EXP2_NEG_INT;
+  const y = f32x4.pmax(y0, v128.load32_splat(c));
+  const tm = f32x4.add(y, v128.load32_splat(c, 4));
+  const r = f32x4.sub(y, f32x4.sub(tm, v128.load32_splat(c, 4)));
+  let p = v128.load32_splat(c, 8);
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 12));
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 16));
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 20));
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 24));
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 28));
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 32));
+  return f32x4.mul(p, i32x4.shl(i32x4.add(i32x4.sub(tm, v128.load32_splat(ci)), v128.load32_splat(ci, 4)), 23));
 }
 
 /** A·log2 e: the per-channel factor vexp2Neg's argument Δ·A·log2 e is formed from. */

@@ -52,8 +52,8 @@ export interface BenchWebRow {
   prefill_ratio: number;
   /**
    * Where a prefill's time goes between threads, per prefill (median over the runs): the parallel
-   * kernel calls, the milliseconds the calling thread waited at their joins for the other threads
-   * after its own share, the times a worker had gone to sleep (Atomics.wait) between calls, and the
+   * kernel calls, the milliseconds the calling thread waited at the joins of the chunked ones (the
+   * products) for the other threads after its own share, the times a worker had gone to sleep (Atomics.wait) between calls, and the
    * share of the chunked products' chunks the calling thread ran (0.5 at 2 threads when both keep pace).
    */
   prefill_parallel_runs: number;

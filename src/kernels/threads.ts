@@ -30,10 +30,59 @@ const SPINS = 400000;
 const SLOT = MAX_ARGS + 2; // [kernel index, arg count, args…]
 
 /**
+ * A kernel call with its arguments spelled out, not spread: a spread call into wasm takes the
+ * engine's generic path (an array walk and a generic JS-to-wasm wrapper), which costs a newer V8
+ * (Chromium's) about a microsecond a call, and a decode step makes a dozen such calls per thread.
+ * The calling thread runs this function; the workers run its text (WORKER_LOOP), so it may refer
+ * to nothing outside itself. Up to 16 arguments (the threaded kernels' most), more are spread.
+ */
+export function callKernel(f: (...a: number[]) => unknown, a: ArrayLike<number>, n: number): unknown {
+  switch (n) {
+    case 0:
+      return f();
+    case 1:
+      return f(a[0]);
+    case 2:
+      return f(a[0], a[1]);
+    case 3:
+      return f(a[0], a[1], a[2]);
+    case 4:
+      return f(a[0], a[1], a[2], a[3]);
+    case 5:
+      return f(a[0], a[1], a[2], a[3], a[4]);
+    case 6:
+      return f(a[0], a[1], a[2], a[3], a[4], a[5]);
+    case 7:
+      return f(a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
+    case 8:
+      return f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+    case 9:
+      return f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
+    case 10:
+      return f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+    case 11:
+      return f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10]);
+    case 12:
+      return f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]);
+    case 13:
+      return f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]);
+    case 14:
+      return f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]);
+    case 15:
+      return f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14]);
+    case 16:
+      return f(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]);
+    default:
+      return f(...Array.from(a).slice(0, n));
+  }
+}
+
+/**
  * Plain JavaScript run inside each worker, given `workerData` (eval'd, so it works from src/ under
  * vitest and from dist/; a browser runs the same loop in a Web Worker, see useThreadSpawner).
  */
 export const WORKER_LOOP = `
+const callKernel = ${callKernel.toString()};
 const { memory, module, ctlBuf, jobsBuf, chunkBuf, index, names, slot, startGen } = workerData;
 const ctl = new Int32Array(ctlBuf), jobs = new Float64Array(jobsBuf), chunk = new Float64Array(chunkBuf);
 let fns = null;
@@ -65,7 +114,7 @@ for (;;) {
         if (s >= total) break;
         const m = Math.min(size, total - s);
         for (let i = 0; i < n; i++) a[i] = chunk[4 + i] + chunk[${4 + MAX_ARGS} + i] * s + chunk[${4 + 2 * MAX_ARGS} + i] * m;
-        f(...a);
+        callKernel(f, a, n);
       }
     } catch (e) { Atomics.store(ctl, ${FAILED}, 1); }
   } else if (k >= 0) {
@@ -73,7 +122,7 @@ for (;;) {
       if (fns === null) throw new Error('no kernels');
       const n = jobs[base + 1], a = new Array(n);
       for (let i = 0; i < n; i++) a[i] = jobs[base + 2 + i];
-      fns[k](...a);
+      callKernel(fns[k], a, n);
     } catch (e) { Atomics.store(ctl, ${FAILED}, 1); }
   }
   Atomics.add(ctl, ${DONE}, 1);
@@ -122,6 +171,7 @@ export const CHUNKS_PER_THREAD = 4;
 /** A pool's counters since it started (see ThreadPool.stats). */
 export interface PoolStats {
   runs: number;
+  /** Milliseconds the caller waited at the joins of chunked runs (the prompt's products); other joins are only counted. */
   joinMs: number;
   /** Joins at which the workers were still busy when the caller finished its share (no clock: a page's is coarse). */
   lateJoins: number;
@@ -191,7 +241,7 @@ export class ThreadPool {
   private closed = false;
   /** Calls that handed work to the workers (for tests and benchmarks). */
   parallelRuns = 0;
-  /** Milliseconds the calling thread waited for the workers after its own share (stragglers at the join). */
+  /** Milliseconds the calling thread waited for the workers after its share of a chunked run (stragglers at the join). */
   joinMs = 0;
   private lateJoins = 0;
   private chunks = 0;
@@ -249,9 +299,9 @@ export class ThreadPool {
     }
     const own = jobs[0];
     try {
-      if (own) (this.main[own.name] as (...a: number[]) => void)(...own.args);
+      if (own) callKernel(this.main[own.name] as (...a: number[]) => void, own.args, own.args.length);
     } finally {
-      this.join();
+      this.join(false);
     }
   }
 
@@ -267,10 +317,14 @@ export class ThreadPool {
     if (n > MAX_ARGS) throw new Error(`thread pool: ${job.name} has too many arguments`);
     if (!(size >= 1) || !Number.isInteger(size)) throw new Error(`thread pool: ${job.name} chunk size ${size}`);
     const f = this.main[job.name] as (...a: number[]) => void;
-    const args = (s: number, m: number) => Array.from({ length: n }, (_, i) => base[i] + perStart[i] * s + perCount[i] * m);
+    const a = new Array<number>(n);
+    const args = (s: number, m: number) => {
+      for (let i = 0; i < n; i++) a[i] = base[i] + perStart[i] * s + perCount[i] * m;
+      return a;
+    };
     if (total <= 0) return;
     if (this.size === 1 || total <= size) {
-      f(...args(0, total));
+      callKernel(f, args(0, total), n);
       return;
     }
     const c = this.chunk;
@@ -291,11 +345,11 @@ export class ThreadPool {
       for (;;) {
         const s = Atomics.add(this.ctl, NEXT, 1) * size;
         if (s >= total) break;
-        f(...args(s, Math.min(size, total - s)));
+        callKernel(f, args(s, Math.min(size, total - s)), n);
         mine++;
       }
     } finally {
-      this.join();
+      this.join(true);
       this.chunks += Math.ceil(total / size);
       this.callerChunks += mine;
     }
@@ -314,15 +368,17 @@ export class ThreadPool {
 
   /**
    * Wait for every worker, always (they write into buffers the caller frees once a run returns or
-   * throws), then report a worker's failure. The clock is read only when the workers are not done
-   * yet: a decode step makes dozens of these calls.
+   * throws), then report a worker's failure. The clock is read only at a `timed` join (a chunked
+   * run: a prompt's product, long and few) whose workers are not done yet: a decode step makes a
+   * dozen short runs, and a page's clock costs about a microsecond a read (measured: two reads at
+   * each late join took 5–8% of a 2-thread decode step in Chromium).
    */
-  private join(): void {
+  private join(timed: boolean): void {
     const n = this.size - 1;
     if (n === 0) return;
     if (Atomics.load(this.ctl, DONE) < n) {
       this.lateJoins++;
-      const w0 = performance.now();
+      const w0 = timed ? performance.now() : 0;
       let spins = 0,
         d: number;
       // biome-ignore lint/suspicious/noAssignInExpressions: one atomic read per spin, kept for the wait below
@@ -333,7 +389,7 @@ export class ThreadPool {
           Atomics.store(this.ctl, CALLER_SLEEPS, 0);
         }
       }
-      this.joinMs += performance.now() - w0;
+      if (timed) this.joinMs += performance.now() - w0;
     }
     if (Atomics.load(this.ctl, FAILED) !== 0) {
       Atomics.store(this.ctl, FAILED, 0);

@@ -9,7 +9,7 @@ import { TransformerLM } from '../../src/models/transformer/model.js';
 import { createLlamaConfig } from '../../src/models/transformer/config.js';
 import type { SequenceModel } from '../../src/models/types.js';
 import * as ref from '../../src/kernels/ref/index.js';
-import { poolStatsSince, splitRange, ThreadPool } from '../../src/kernels/threads.js';
+import { callKernel, poolStatsSince, splitRange, ThreadPool } from '../../src/kernels/threads.js';
 import type { Job } from '../../src/kernels/threads.js';
 import { getWasmModule, instantiateWasmKernels } from '../../src/kernels/wasm/index.js';
 import { expectClose } from '../helpers/compare.js';
@@ -266,6 +266,25 @@ describe('the transformer across thread counts', () => {
   });
 });
 
+describe('callKernel', () => {
+  it('passes exactly the first n arguments, spelled out or (past 16) spread', () => {
+    const values = Float64Array.from({ length: 30 }, (_, i) => 1.5 * i - 7);
+    for (let n = 0; n <= 30; n++) {
+      let got: number[] = [];
+      const ret = callKernel(
+        (...xs: number[]) => {
+          got = xs;
+          return xs.length;
+        },
+        values,
+        n,
+      );
+      expect(got, `${n} arguments`).toEqual(Array.from(values.subarray(0, n)));
+      expect(ret).toBe(n);
+    }
+  });
+});
+
 describe("the pool's counters", () => {
   it('count parallel calls, the wait at their joins, and a worker that slept between calls', async () => {
     const e = engine(2),
@@ -305,6 +324,8 @@ describe("the pool's counters", () => {
       pool.run([null, big]);
       expect(pool.stats().lateJoins).toBe(1);
       expect(pool.stats().runs).toBe(1);
+      // counted, not timed: only the joins of chunked runs read the clock
+      expect(pool.stats().joinMs).toBe(0);
       const want = bits(y.toFloat64());
       y.set(new Array(n * n).fill(0));
       e1.k.matmulNT(y, x, x, n, n, n, 0);
