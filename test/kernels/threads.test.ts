@@ -9,7 +9,8 @@ import { TransformerLM } from '../../src/models/transformer/model.js';
 import { createLlamaConfig } from '../../src/models/transformer/config.js';
 import type { SequenceModel } from '../../src/models/types.js';
 import * as ref from '../../src/kernels/ref/index.js';
-import { callKernel, poolStatsSince, splitRange, ThreadPool } from '../../src/kernels/threads.js';
+import { CHUNKS_PER_THREAD, callKernel, poolStatsSince, splitRange, ThreadPool } from '../../src/kernels/threads.js';
+import { columnChunk } from '../../src/kernels/parallel.js';
 import type { Job } from '../../src/kernels/threads.js';
 import { getWasmModule, instantiateWasmKernels } from '../../src/kernels/wasm/index.js';
 import { expectClose } from '../helpers/compare.js';
@@ -263,6 +264,32 @@ describe('the transformer across thread counts', () => {
     const ids = Int32Array.from({ length: 30 }, (_, i) => (i * 7) % 64);
     const runs = THREADS.map((T) => decodeBits(make(T), ids, T));
     for (let i = 1; i < runs.length; i++) expect(runs[i].equals(runs[0]), `${THREADS[i]} threads`).toBe(true);
+  });
+});
+
+describe('columnChunk', () => {
+  it('gives each thread as many equal chunks where it can, never wider than the block, in multiples of 4', () => {
+    // out_proj at 2 threads: 40-column blocks left 20 chunks, the last of 8 columns; 24 of 32 end together
+    expect(columnChunk(768, 2, 40)).toBe(32);
+    expect(columnChunk(3072, 2, 84)).toBe(64); // in_proj: 48 chunks of 64, not 37 of 84
+    expect(columnChunk(80, 2, 40)).toBe(0); // too narrow: the rows are chunked instead
+    for (const N of [48, 80, 256, 768, 1000, 1536, 3072, 50280])
+      for (const T of [2, 3, 4])
+        for (const block of [16, 40, 84, 192, 1364]) {
+          const w = columnChunk(N, T, block),
+            most = Math.min(block & ~3, Math.floor(N / (CHUNKS_PER_THREAD * T)) & ~3);
+          if (most < 16) {
+            expect(w, `${N} ${T} ${block}`).toBe(0);
+            continue;
+          }
+          expect(w % 4, `${N} ${T} ${block}`).toBe(0);
+          expect(w).toBeGreaterThanOrEqual(Math.max(16, most / 2));
+          expect(w).toBeLessThanOrEqual(most);
+          const n = Math.ceil(N / w),
+            last = N - (n - 1) * w;
+          // a narrower width than the block only to balance; else the largest is kept
+          if (w !== most) expect(n % T === 0 && 4 * last >= 3 * w, `${N} ${T} ${block}: ${w}`).toBe(true);
+        }
   });
 });
 
