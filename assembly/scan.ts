@@ -10,7 +10,7 @@
  * sum over n get one horizontal sum per group: for y the first group writes Σ + D·x and the others
  * add; dx and ddelta are accumulated by every group (the D·dy term of dx once).
  */
-import { vexp2Neg, vexp2NegM, log2eTimes, ldN, stN, hsum } from './vmath';
+import { vexp2Neg, log2eTimes, ldN, stN, hsum } from './vmath';
 
 // ================================================================ forward
 
@@ -31,10 +31,10 @@ import { vexp2Neg, vexp2NegM, log2eTimes, ldN, stN, hsum } from './vmath';
     }
     const dt = load<f32>(pd), xt = load<f32>(px);
     const dtv = f32x4.splat(dt), dtx = f32x4.splat(dt * xt);
-    h0 = f32x4.add(f32x4.mul(vexp2NegM(f32x4.mul(dtv, A0)), h0), f32x4.mul(dtx, v128.load(pb)));
-    h1 = f32x4.add(f32x4.mul(vexp2NegM(f32x4.mul(dtv, A1)), h1), f32x4.mul(dtx, v128.load(pb, 16)));
-    h2 = f32x4.add(f32x4.mul(vexp2NegM(f32x4.mul(dtv, A2)), h2), f32x4.mul(dtx, v128.load(pb, 32)));
-    h3 = f32x4.add(f32x4.mul(vexp2NegM(f32x4.mul(dtv, A3)), h3), f32x4.mul(dtx, v128.load(pb, 48)));
+    h0 = f32x4.add(f32x4.mul(vexp2Neg(f32x4.mul(dtv, A0)), h0), f32x4.mul(dtx, v128.load(pb)));
+    h1 = f32x4.add(f32x4.mul(vexp2Neg(f32x4.mul(dtv, A1)), h1), f32x4.mul(dtx, v128.load(pb, 16)));
+    h2 = f32x4.add(f32x4.mul(vexp2Neg(f32x4.mul(dtv, A2)), h2), f32x4.mul(dtx, v128.load(pb, 32)));
+    h3 = f32x4.add(f32x4.mul(vexp2Neg(f32x4.mul(dtv, A3)), h3), f32x4.mul(dtx, v128.load(pb, 48)));
     const acc = f32x4.add(
       f32x4.add(f32x4.mul(v128.load(pc), h0), f32x4.mul(v128.load(pc, 16), h1)),
       f32x4.add(f32x4.mul(v128.load(pc, 32), h2), f32x4.mul(v128.load(pc, 48), h3)));
@@ -167,9 +167,9 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
       const ie = <usize>t * rowE, in_ = <usize>t * rowN;
       const dt = load<f32>(delta + ie), dtv = f32x4.splat(dt), dtx = f32x4.splat(dt * load<f32>(x + ie));
       pw += rowN;
-      const a0 = vexp2NegM(f32x4.mul(dtv, L0));
+      const a0 = vexp2Neg(f32x4.mul(dtv, L0));
       if (two) {
-        const a1 = vexp2NegM(f32x4.mul(dtv, L1));
+        const a1 = vexp2Neg(f32x4.mul(dtv, L1));
         h0 = f32x4.add(f32x4.mul(a0, h0), f32x4.mul(dtx, v128.load(Bm + in_)));
         h1 = f32x4.add(f32x4.mul(a1, h1), f32x4.mul(dtx, v128.load(Bm + in_, 16)));
         v128.store(pw, h0); v128.store(pw, h1, 16);
@@ -191,7 +191,7 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
       let ddt: v128, dxv: v128;
       const pas = pa + <usize>(t - t0) * rowN;
       {
-        const a = pa != 0 ? v128.load(pas) : vexp2NegM(f32x4.mul(dtv, L0));
+        const a = pa != 0 ? v128.load(pas) : vexp2Neg(f32x4.mul(dtv, L0));
         const hs = two ? v128.load(pws) : ldN(pws, cnt);
         const Bv = two ? v128.load(Bm + in_) : ldN(Bm + in_, cnt);
         const Cv = two ? v128.load(Cm + in_) : ldN(Cm + in_, cnt);
@@ -209,7 +209,7 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
         g0 = f32x4.mul(gn, a);
       }
       if (two) {
-        const a = pa != 0 ? v128.load(pas, 16) : vexp2NegM(f32x4.mul(dtv, L1));
+        const a = pa != 0 ? v128.load(pas, 16) : vexp2Neg(f32x4.mul(dtv, L1));
         const hs = v128.load(pws, 16);
         const Bv = v128.load(Bm + in_, 16);
         const Cv = v128.load(Cm + in_, 16);

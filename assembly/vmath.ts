@@ -54,6 +54,11 @@
 
 // ---------------------------------------------------------------- exp
 
+/** vexp's constants: the clamps, log2 e, the rounding constant, ln 2 in two parts, the polynomial's coefficients; EXP_I the exponent's offset and bias. */
+const EXP_C = memory.data<f32>([-104.0, 89.0, 1.44269504088896341, 12582912.0, 0.693359375, -2.12194440e-4,
+  1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1, 1.0]);
+const EXP_I = memory.data<i32>([0x4b400000, 127]);
+
 /**
  * e^x lane-wise. Cody–Waite range reduction x = n·ln2 + r, |r| ≤ ln2/2, a degree-7 (Cephes)
  * polynomial for e^r, and the scale 2^n applied as 2^(n>>1)·2^(n-(n>>1)) so that results down in
@@ -62,12 +67,8 @@
  * Error: at most 1 ulp from the correctly rounded result (checked on every 7th f32 bit pattern with
  * |x| < 104, subnormal results included).
  */
-const EXP_C = memory.data<f32>([-104.0, 89.0, 1.44269504088896341, 12582912.0, 0.693359375, -2.12194440e-4,
-  1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1, 1.0]);
-const EXP_I = memory.data<i32>([0x4b400000, 127]);
-
 @inline export function vexp(x0: v128): v128 {
-  // constants by broadcast loads at their uses (see EXP2_NEG below for why)
+  // constants by broadcast loads at their uses (see vexp2Neg below for why)
   const c = EXP_C;
   let x = f32x4.pmax(x0, v128.load32_splat(c));
   x = f32x4.pmin(x, v128.load32_splat(c, 4));
@@ -92,6 +93,10 @@ const EXP_I = memory.data<i32>([0x4b400000, 127]);
   return f32x4.mul(f32x4.mul(p, s1), s2);
 }
 
+/** vexp2Neg's constants: the clamp, the rounding constant, the polynomial's coefficients (the exponent's offset and bias: EXP_I). */
+const EXP2_NEG = memory.data<f32>([-126.0, 12582912.0, 1.533953909529373e-4, 1.3399877352640033e-3, 9.618512354791164e-3,
+  5.550329014658928e-2, 2.4022646248340607e-1, 6.931471824645996e-1, 1.0]);
+
 /**
  * 2^y for y ≤ 0, the scan's decay e^(Δ·A) as 2^(Δ·A·log2 e) with A·log2 e formed once per channel:
  * y = n + r with n = round(y) and r = y − n exact in [−1/2, 1/2], 2^r by a degree-6 polynomial
@@ -100,34 +105,15 @@ const EXP_I = memory.data<i32>([0x4b400000, 127]);
  * nothing). No Cody–Waite reduction and no overflow clamp: 21 operations a vector with the product,
  * where vexp takes 32. Its results differ from vexp's by the rounding of A·log2 e and of the
  * polynomial (a few ulps of the factor), well inside the scan twins' tolerance.
+ *
+ * Its constants are read from memory by a broadcast load where each is used. In a loop that also
+ * keeps many vectors live (the scan's 16 states and their decay factors), an engine that hoists
+ * splatted constants out of the loop runs out of the 16 vector registers and spills (Chromium's
+ * V8 did: the scan ran 1.3× slower in the page than in Node), one that rebuilds them at each use
+ * does not; a load at the use is what both handle alike (V8 folds it into the instruction).
  */
 @inline export function vexp2Neg(y0: v128): v128 {
-  const y = f32x4.pmax(y0, f32x4.splat(-126.0));
-  const tm = f32x4.add(y, f32x4.splat(12582912.0)); // round to an integer by 1.5·2^23: n sits in the low mantissa bits
-  const r = f32x4.sub(y, f32x4.sub(tm, f32x4.splat(12582912.0)));
-  let p = f32x4.splat(1.533953909529373e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3399877352640033e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(9.618512354791164e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.550329014658928e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(2.4022646248340607e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(6.931471824645996e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.0));
-  return f32x4.mul(p, i32x4.shl(i32x4.add(i32x4.sub(tm, i32x4.splat(0x4b400000)), i32x4.splat(127)), 23));
-}
-
-/**
- * vexp2Neg's constants in memory, each read by a broadcast load where it is used: the same
- * arithmetic, so the same bits. In a loop that also keeps many vectors live (the scan's 16
- * states and their decay factors), an engine that hoists splatted constants out of the loop runs
- * out of the 16 vector registers and spills, one that rebuilds them at their uses does not; a
- * load at the use is what both handle alike (V8 folds it into the instruction).
- */
-const EXP2_NEG = memory.data<f32>([-126.0, 12582912.0, 1.533953909529373e-4, 1.3399877352640033e-3, 9.618512354791164e-3,
-  5.550329014658928e-2, 2.4022646248340607e-1, 6.931471824645996e-1, 1.0]);
-const EXP2_NEG_INT = memory.data<i32>([0x4b400000, 127]);
-
-@inline export function vexp2NegM(y0: v128): v128 {
-  const c = EXP2_NEG, ci = EXP2_NEG_INT;
+  const c = EXP2_NEG, ci = EXP_I;
   const y = f32x4.pmax(y0, v128.load32_splat(c));
   const tm = f32x4.add(y, v128.load32_splat(c, 4));
   const r = f32x4.sub(y, f32x4.sub(tm, v128.load32_splat(c, 4)));

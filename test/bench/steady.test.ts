@@ -315,6 +315,19 @@ describe('flags on synthetic documents', () => {
     expect(t).toContain('decode f32 1 thread vs llama.cpp: 1.10× (goal 1.00×) met');
   });
 
+  it('PyTorch on the reference BLAS is an anomaly: its ratios are not judged as wins', () => {
+    const d = doc();
+    d.peers.push(peer({ name: 'pytorch', measure: 'train', precision: 'f32', threads: 1, tok_s: 300, ratio: 10.4 }));
+    d.peer_builds = { pytorch: { python: '/usr/bin/python3', torch: '1.13.0a0', blas: 'reference (netlib)' } };
+    d.flags = steadyFlags(d);
+    expect(d.flags.filter((f) => f.kind === 'peer-anomaly').map((f) => f.figure)).toEqual(['pytorch train f32 1 thread']);
+    expect(speedTargets(d)).toContain('train f32 1 thread vs pytorch: 10.40× (goal 5.00×) not judged: peer-anomaly');
+    // on OpenBLAS the same ratio counts
+    d.peer_builds = { pytorch: { python: '/usr/bin/python3', torch: '1.13.0a0', blas: 'openblas-openmp' } };
+    d.flags = steadyFlags(d);
+    expect(speedTargets(d)).toContain('train f32 1 thread vs pytorch: 10.40× (goal 5.00×) met');
+  });
+
   it('fewer than 5 alternations are flagged, and so are unsteady ratios', () => {
     const d = doc();
     d.peers[0].rounds = 3;

@@ -134,6 +134,43 @@ export class BandwidthProbe {
 }
 
 /**
+ * The weight read of a decoding step as frugal does it: its GEMV (matmulNTP4 at M = 1, the threads
+ * splitting the columns as in decoding) over a weight matrix of ≥ `bytes` in its own engine.
+ * `pass()` runs it once and returns GB/s of weight bytes. The decode bound takes the faster of this
+ * and the pure read kernel (a decode at 2 threads read its weights at up to 1.2× the read kernel's
+ * rate in alternating rounds; the GEMV reads as decoding does, two far-apart panels a thread).
+ * Dispose to free its engine.
+ */
+export class GemvProbe {
+  readonly bytes: number;
+  private readonly e: Engine;
+  private readonly ts: Tensor[];
+  constructor(bytes: number, threads: number, kernels: WasmKind = 'wasm') {
+    const K = 768,
+      N = Math.max(4, Math.ceil(bytes / (4 * K) / 4) * 4);
+    this.bytes = N * K * 4;
+    this.e = new Engine({ kernels, threads });
+    const w = this.e.persistent([N, K]),
+      x = this.e.persistent([1, K]),
+      out = this.e.persistent([1, N]);
+    w.floats().fill(1 / K); // touch every page with real data (the layout's order does not matter to a read)
+    x.floats().fill(1);
+    this.ts = [out, x, w];
+  }
+
+  pass(): number {
+    const [out, x, w] = this.ts;
+    const s = performance.now();
+    this.e.k.matmulNTP4(out, x, w, 1, w.shape[0], w.shape[1], 0);
+    return this.bytes / 1e9 / ((performance.now() - s) / 1000);
+  }
+
+  dispose(): void {
+    this.e.dispose();
+  }
+}
+
+/**
  * Read bandwidth in GB/s (1e9 bytes) at each thread count: a BandwidthProbe over `bytes`, as many
  * passes as fit in minSeconds (at least 3).
  */

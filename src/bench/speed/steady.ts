@@ -187,7 +187,26 @@ export function steadyFlags(d: SpeedDoc): Flag[] {
     if (p.rounds < MIN_ROUNDS) out.push({ kind: 'rounds', figure: f, detail: `${p.rounds} alternations (fewer than ${MIN_ROUNDS})` });
   }
   out.push(...peerAnomalies(d.peers));
+  out.push(...slowPeerBuilds(d));
   return out;
+}
+
+/**
+ * A peer built in a way that makes it slow for no reason of its own: PyTorch on the reference BLAS
+ * (what Debian's python3-torch links to when no optimised BLAS is installed, about 25× slower than
+ * OpenBLAS). Its ratios are then no win.
+ */
+export function slowPeerBuilds(d: Pick<SpeedDoc, 'peers' | 'peer_builds'>): Flag[] {
+  if (d.peer_builds.pytorch?.blas !== 'reference (netlib)') return [];
+  return d.peers
+    .filter((p) => p.name === 'pytorch')
+    .map((p) => ({
+      kind: 'peer-anomaly' as const,
+      figure: peerFigure(p),
+      detail:
+        'PyTorch ran on the reference BLAS (netlib, about 25× slower than OpenBLAS): its ratio is no win; ' +
+        'install an optimised one (Debian: apt-get install libopenblas0-openmp)',
+    }));
 }
 
 // ---------------------------------------------------------------- peak resident memory
