@@ -161,6 +161,11 @@ function loadNote(d: SpeedDoc): string[] {
   ];
 }
 
+/** Whether any fraction of the document was measured in alternation with its ceiling. */
+function interleavedAny(d: SpeedDoc): boolean {
+  return [...d.decode, ...d.prefill, ...d.streams].some((e) => e.interleaved !== undefined);
+}
+
 /** The README's "Measured on this machine" block. */
 export function readmeSpeedSection(d: SpeedDoc): string {
   const m = d.machine,
@@ -172,7 +177,11 @@ export function readmeSpeedSection(d: SpeedDoc): string {
     `\`${d.command}\` (${f(d.seconds, 0)} s, ${d.mode} mode) on ${m.cpu} (${m.logical_cpus} logical CPUs; ${m.isa.join(', ')}), ` +
       `Node ${m.node}, V8 ${m.v8}; other processes kept ${pct(m.other_busy_before)} of the CPUs busy before the run and ${pct(m.other_busy_during)} during it. ` +
       `Random weights in the shapes of mamba-130m for decode and prefill. Every figure is the median timed call with (min–max); ` +
-      'fractions of a ceiling use its max. Speeds are measured; no energy figure appears here.',
+      (interleavedAny(d)
+        ? 'fractions of a ceiling were measured again in rounds alternating with the ceiling (the decode against reads of as many bytes, ' +
+          'the f32 prefill and the streams against the GEMM peak; the median of the rounds with their min–max), the others use the ceiling’s max. '
+        : 'fractions of a ceiling use its max. ') +
+      'Speeds are measured; no energy figure appears here.',
     '',
     ...speedRows(d, threads),
     '',
