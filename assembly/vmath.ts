@@ -54,6 +54,18 @@
 
 // ---------------------------------------------------------------- exp
 
+/**
+ * Five Horner steps p = p·r + k with the next five coefficients of a table at `k` (broadcast
+ * loads, see vexp2Neg for why): the shared middle of vexp's and vexp2Neg's polynomials.
+ */
+@inline function horner5(p: v128, r: v128, k: usize): v128 {
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(k));
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(k, 4));
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(k, 8));
+  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(k, 12));
+  return f32x4.add(f32x4.mul(p, r), v128.load32_splat(k, 16));
+}
+
 /** vexp's constants: the clamps, log2 e, the rounding constant, ln 2 in two parts, the polynomial's coefficients; EXP_I the exponent's offset and bias. */
 const EXP_C = memory.data<f32>([-104.0, 89.0, 1.44269504088896341, 12582912.0, 0.693359375, -2.12194440e-4,
   1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1, 1.0]);
@@ -77,12 +89,7 @@ const EXP_I = memory.data<i32>([0x4b400000, 127]);
   const fn = f32x4.sub(tm, v128.load32_splat(c, 12));
   let r = f32x4.sub(x, f32x4.mul(fn, v128.load32_splat(c, 16)));
   r = f32x4.sub(r, f32x4.mul(fn, v128.load32_splat(c, 20)));
-  let p = v128.load32_splat(c, 24);
-  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 28));
-  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 32));
-  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 36));
-  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 40));
-  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 44));
+  let p = horner5(v128.load32_splat(c, 24), r, c + 28);
   p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), v128.load32_splat(c, 48));
   const n = i32x4.sub(tm, v128.load32_splat(EXP_I));
   const n1 = i32x4.shr_s(n, 1);
@@ -117,12 +124,7 @@ const EXP2_NEG = memory.data<f32>([-126.0, 12582912.0, 1.533953909529373e-4, 1.3
   const y = f32x4.pmax(y0, v128.load32_splat(c));
   const tm = f32x4.add(y, v128.load32_splat(c, 4));
   const r = f32x4.sub(y, f32x4.sub(tm, v128.load32_splat(c, 4)));
-  let p = v128.load32_splat(c, 8);
-  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 12));
-  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 16));
-  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 20));
-  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 24));
-  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 28));
+  let p = horner5(v128.load32_splat(c, 8), r, c + 12);
   p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 32));
   return f32x4.mul(p, i32x4.shl(i32x4.add(i32x4.sub(tm, v128.load32_splat(ci)), v128.load32_splat(ci, 4)), 23));
 }

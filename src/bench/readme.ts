@@ -4,7 +4,8 @@
  * figure and every ratio in the text comes from a committed run. tools/render_readme.mjs writes
  * them between their markers; a test checks that the README holds what these functions render.
  */
-import type { Interleaved, PeerEntry, SpeedDoc } from './speed/types.js';
+import type { PeerEntry, SpeedDoc } from './speed/types.js';
+import { ceilingText } from './speed/table.js';
 import type { ScalingResult } from './scaling/study.js';
 import type { ScalingSummary } from './scaling/summary.js';
 import { scalingTable } from './scaling/summary.js';
@@ -23,9 +24,6 @@ const README_FLAGS = ['CMAKE_BUILD_TYPE', 'GGML_NATIVE', 'GGML_OPENMP', 'GGML_LL
 
 const f = (x: number, d = 1) => x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 const pct = (x: number, d = 0) => `${(100 * x).toFixed(d)}%`;
-/** A fraction of a ceiling, with its rounds' range where it was measured in alternation with the ceiling. */
-const ofCeiling = (x: number | undefined, il: Interleaved | undefined) =>
-  x === undefined ? '' : il ? `${pct(il.median)} (${pct(il.min)}–${pct(il.max)})` : pct(x);
 /** "median (min–max)" */
 const mm = (m: number, lo: number, hi: number, d = 1) => `${f(m, d)} (${f(lo, d)}–${f(hi, d)})`;
 const x2 = (r: number) => `${r.toFixed(2)}×`;
@@ -65,7 +63,7 @@ function speedRows(d: SpeedDoc, threads: number[]): string[] {
     ...['f32', 'q8', 'q4'].map((p) =>
       row(
         `decode ${p} (tok/s; of the bandwidth bound)`,
-        cell(dec(p), (e) => `${mm(e.tok_s, e.tok_s_min, e.tok_s_max)}; ${ofCeiling(e.bound_fraction, e.interleaved)}`),
+        cell(dec(p), (e) => `${mm(e.tok_s, e.tok_s_min, e.tok_s_max)}; ${ceilingText(e.bound_fraction, e.interleaved)}`),
       ),
     ),
     ...['f32', 'q8', 'q4'].map((p) =>
@@ -76,7 +74,7 @@ function speedRows(d: SpeedDoc, threads: number[]): string[] {
     ),
     row(
       `prefill f32, ${first}-token prompt, of frugal's GEMM peak`,
-      cell(pre('f32', first), (e) => ofCeiling(e.of_gemm_peak, e.interleaved)),
+      cell(pre('f32', first), (e) => ceilingText(e.of_gemm_peak, e.interleaved)),
     ),
     row(
       `prefill f32, ${longest} tokens, over ${longest} single steps`,
@@ -99,7 +97,7 @@ function speedRows(d: SpeedDoc, threads: number[]): string[] {
       cell(
         s32,
         (e) =>
-          `${mm(e.aggregate_tok_s, e.aggregate_tok_s_min, e.aggregate_tok_s_max)}; ${x2(e.over_one)}; ${ofCeiling(e.of_compute_bound, e.interleaved)}`,
+          `${mm(e.aggregate_tok_s, e.aggregate_tok_s_min, e.aggregate_tok_s_max)}; ${x2(e.over_one)}; ${ceilingText(e.of_compute_bound, e.interleaved)}`,
       ),
     ),
   ];

@@ -231,7 +231,6 @@ async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<voi
       n++;
       text += t.text;
     }
-
     tEnd = performance.now();
     // tokens a batch at this pace, over 8
     every = Math.max(1, Math.min(64, Math.floor((n * BATCH_MS) / (8 * Math.max(tEnd - start, 0.01)))));

@@ -33,6 +33,20 @@ export function timePerCall(fn: () => void, minSeconds: number, minReps = 1, war
   return { mean: (now - t0) / 1000 / samples.length, samples };
 }
 
+/** `work` units per second of one call of `fn` (GB for a read, GFLOP for a product). */
+function rateOf(work: number, fn: () => void): number {
+  const s = performance.now();
+  fn();
+  return work / ((performance.now() - s) / 1000);
+}
+
+/** The rates `rate` returns over ≥ minReps calls and ≥ minSeconds, after `warm` calls left out. */
+export function ratesOver(rate: () => number, minSeconds: number, minReps = 3, warm = 0): number[] {
+  const xs: number[] = [];
+  timePerCall(() => xs.push(rate()), minSeconds, minReps, warm);
+  return xs.slice(warm);
+}
+
 /** CPU time of the whole machine and of this process (its threads, and its finished children). */
 export interface CpuSample {
   wallMs: number;
@@ -123,9 +137,7 @@ export class BandwidthProbe {
 
   /** One timed pass: GB/s. */
   pass(): number {
-    const s = performance.now();
-    this.read(this.streams);
-    return this.bytes / 1e9 / ((performance.now() - s) / 1000);
+    return rateOf(this.bytes / 1e9, () => this.read(this.streams));
   }
 
   dispose(): void {
@@ -160,9 +172,7 @@ export class GemvProbe {
 
   pass(): number {
     const [out, x, w] = this.ts;
-    const s = performance.now();
-    this.e.k.matmulNTP4(out, x, w, 1, w.shape[0], w.shape[1], 0);
-    return this.bytes / 1e9 / ((performance.now() - s) / 1000);
+    return rateOf(this.bytes / 1e9, () => this.e.k.matmulNTP4(out, x, w, 1, w.shape[0], w.shape[1], 0));
   }
 
   dispose(): void {
@@ -179,9 +189,7 @@ export function measureBandwidth(bytes: number, threads: readonly number[], minS
   for (const T of threads) {
     const probe = new BandwidthProbe(bytes, T);
     try {
-      const gbs: number[] = [];
-      timePerCall(() => gbs.push(probe.pass()), minSeconds, 3, 1);
-      result.set(T, { ...spread(gbs.slice(1)), streams: probe.streams });
+      result.set(T, { ...spread(ratesOver(() => probe.pass(), minSeconds, 3, 1)), streams: probe.streams });
     } finally {
       probe.dispose();
     }
@@ -214,15 +222,14 @@ export class GemmProbe {
       bp = e.persistent([size, size]),
       out = e.persistent([size, size]);
     e.k.packPanels4(bp, b, size, size);
-    this.ts = [a, bp, out, b];
+    b.dispose();
+    this.ts = [a, bp, out];
   }
 
   call(): number {
     const [a, bp, out] = this.ts,
       n = this.size;
-    const s = performance.now();
-    this.e.k.matmulNTP4(out, a, bp, n, n, n, 0);
-    return (2 * n ** 3) / 1e9 / ((performance.now() - s) / 1000);
+    return rateOf((2 * n ** 3) / 1e9, () => this.e.k.matmulNTP4(out, a, bp, n, n, n, 0));
   }
 
   dispose(): void {
@@ -234,9 +241,7 @@ export class GemmProbe {
 export function measureGemm(e: Engine, size: number, minSeconds: number): Spread {
   const probe = new GemmProbe(e, size);
   try {
-    const g: number[] = [];
-    timePerCall(() => g.push(probe.call()), minSeconds, 3, 2);
-    return spread(g.slice(2));
+    return spread(ratesOver(() => probe.call(), minSeconds, 3, 2));
   } finally {
     probe.dispose();
   }

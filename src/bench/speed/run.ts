@@ -31,7 +31,7 @@ import {
   measureMachine,
   otherCpuShare,
   otherCpuShareNow,
-  timePerCall,
+  ratesOver,
 } from './machine.js';
 import { quantizeModel, weightBytes } from '../../models/quant.js';
 import { TokenCounter, buildModel, decodeRate, makeWeights, prefillRate, streamsRate, trainRate } from './models.js';
@@ -338,11 +338,7 @@ function trainSection(r: Run): TrainEntry[] {
 }
 
 /** The best of `fn`'s rates over ≥ 3 calls and ≥ `seconds`: a ceiling as the machine reached it right then. */
-function bestOf(fn: () => number, seconds: number): number {
-  const xs: number[] = [];
-  timePerCall(() => xs.push(fn()), seconds, 3, 0);
-  return Math.max(...xs);
-}
+const bestOf = (fn: () => number, seconds: number) => Math.max(...ratesOver(fn, seconds));
 
 /**
  * The fractions of a ceiling measured again, each in alternation with its ceiling (steady.ts

@@ -9,9 +9,11 @@ const pct1 = (x: number) => `${(100 * x).toFixed(1)}%`;
 /** Peak resident memory in MB, or blank for a document without it. */
 const rss = (b: number | undefined) => (b === undefined ? '' : (b / 1e6).toFixed(0));
 const optPct = (x: number | undefined) => (x === undefined ? '' : pct(x));
-/** A fraction of a ceiling; measured in alternation with it, with its rounds' range and an `i`. */
-const ofCeiling = (x: number | undefined, il: Interleaved | undefined) =>
-  il ? `${pct(il.median)} (${pct(il.min)}–${pct(il.max)}) i` : optPct(x);
+/** A fraction of a ceiling, with its rounds' range where it was measured in alternation with the ceiling (the README's cells too). */
+export const ceilingText = (x: number | undefined, il: Interleaved | undefined) =>
+  il ? `${pct(il.median)} (${pct(il.min)}–${pct(il.max)})` : optPct(x);
+/** The same, marked `i` where measured in alternation. */
+const ofCeiling = (x: number | undefined, il: Interleaved | undefined) => (il ? `${ceilingText(x, il)} i` : ceilingText(x, il));
 
 function fmt(v: Cell, digits = 1): string {
   if (typeof v === 'string') return v;
