@@ -4,7 +4,7 @@
  * only ever evaluate exp(-|x|) ≤ 1, so nothing overflows for any finite input.
  */
 import {
-  ldN, stN, vexp, vexpNegAbs, vlog1p, vsigmoidFromE, vOneMinusSigmoidFromE,
+  ldN, stN, vexp, vexpNegAbs, vsoftplus, vsigmoidFromE, vOneMinusSigmoidFromE,
 } from './vmath';
 
 /** out (n) = x + y */
@@ -78,7 +78,7 @@ export function softplusForward(out: usize, x: usize, n: i32): void {
   for (let i = 0; i < n; i += 4) {
     const o = <usize>i << 2, c = n - i;
     const xv = ldN(x + o, c);
-    stN(out + o, f32x4.add(f32x4.pmax(xv, f32x4.splat(0)), vlog1p(vexpNegAbs(xv))), c);
+    stN(out + o, vsoftplus(xv), c);
   }
 }
 

@@ -9,7 +9,7 @@ import { convChannelStep } from './conv';
 import { dot1, dot4 } from './matmul';
 import { scanChannel } from './scan';
 import { silu4, siluForward } from './elementwise';
-import { hsum4, ldN, stN, vexpNegAbs, vlog1p, vsigmoidFromE } from './vmath';
+import { hsum4, ldN, stN, vexpNegAbs, vsoftplus, vsigmoidFromE } from './vmath';
 
 /** v with lane j (0..3) set to x. */
 @inline function setLane(v: v128, j: i32, x: f32): v128 {
@@ -84,7 +84,7 @@ export function mambaScanStepRange(out: usize, delta: usize, h: usize, xc: usize
         if (++d == ED) { d = 0; b++; }
       }
     }
-    stN(delta + (<usize>c << 2), f32x4.add(f32x4.pmax(v, f32x4.splat(0)), vlog1p(vexpNegAbs(v))), cnt);
+    stN(delta + (<usize>c << 2), vsoftplus(v), cnt);
   }
   b = b0; d = d0;
   for (let c = c0; c < c1; c++) {
@@ -112,10 +112,6 @@ export function mambaScanStepRange(out: usize, delta: usize, h: usize, xc: usize
  * delta (M, ED) = softplus(dtp + bias), bias (ED) broadcast over the rows: dt_proj's bias add and
  * the softplus in one pass, the same lane-wise arithmetic as addBias then softplusForward.
  */
-@inline function softplus4(v: v128): v128 {
-  return f32x4.add(f32x4.pmax(v, f32x4.splat(0)), vlog1p(vexpNegAbs(v)));
-}
-
 export function mambaDeltaPrefill(delta: usize, dtp: usize, bias: usize, M: i32, ED: i32): void {
   const row = <usize>ED << 2;
   for (let r = 0; r < M; r++) {
@@ -126,12 +122,12 @@ export function mambaDeltaPrefill(delta: usize, dtp: usize, bias: usize, M: i32,
       const o = <usize>c << 2;
       const v0 = f32x4.add(v128.load(pi + o), v128.load(bias + o));
       const v1 = f32x4.add(v128.load(pi + o, 16), v128.load(bias + o, 16));
-      v128.store(po + o, softplus4(v0));
-      v128.store(po + o, softplus4(v1), 16);
+      v128.store(po + o, vsoftplus(v0));
+      v128.store(po + o, vsoftplus(v1), 16);
     }
     for (; c < ED; c += 4) {
       const o = <usize>c << 2, cnt = min<i32>(4, ED - c);
-      stN(po + o, softplus4(f32x4.add(ldN(pi + o, cnt), ldN(bias + o, cnt))), cnt);
+      stN(po + o, vsoftplus(f32x4.add(ldN(pi + o, cnt), ldN(bias + o, cnt))), cnt);
     }
   }
 }

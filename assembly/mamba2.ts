@@ -2,7 +2,7 @@
  * The elementwise kernels around Mamba-2's SSD, f32x4: twins of src/kernels/ref/mamba2.ts (read it
  * for the math and the shapes). Backward kernels accumulate.
  */
-import { ldN, stN, hsum, vexpNegAbs, vlog1p, vsigmoidFromE, vOneMinusSigmoidFromE } from './vmath';
+import { ldN, stN, hsum, vexpNegAbs, vlog1pUnit, vsoftplus, vsigmoidFromE, vOneMinusSigmoidFromE } from './vmath';
 
 /** out (rows, H) = clamp(softplus(dt + bias), lo, hi) */
 export function dtSoftplusForward(out: usize, dt: usize, bias: usize, rows: i32, H: i32, lo: f32, hi: f32): void {
@@ -11,7 +11,7 @@ export function dtSoftplusForward(out: usize, dt: usize, bias: usize, rows: i32,
     for (let h = 0; h < H; h += 4) {
       const o = <usize>r * rowH + (<usize>h << 2), c = H - h;
       const v = f32x4.add(ldN(dt + o, c), ldN(bias + (<usize>h << 2), c));
-      const sp = f32x4.add(f32x4.pmax(v, f32x4.splat(0)), vlog1p(vexpNegAbs(v)));
+      const sp = vsoftplus(v);
       stN(out + o, f32x4.pmin(hv, f32x4.pmax(lv, sp)), c);
     }
   }
@@ -32,7 +32,7 @@ export function dtSoftplusBackward(ddt: usize, dbias: usize, dout: usize, dt: us
       const e = vexpNegAbs(v);
       let g = f32x4.mul(ldN(dout + o, c), vsigmoidFromE(v, e));
       if (clamps) {
-        const sp = f32x4.add(f32x4.pmax(v, f32x4.splat(0)), vlog1p(e));
+        const sp = f32x4.add(f32x4.pmax(v, f32x4.splat(0)), vlog1pUnit(e));
         g = v128.and(g, v128.and(f32x4.ge(sp, lv), f32x4.le(sp, hv)));
       }
       stN(ddt + o, f32x4.add(ldN(ddt + o, c), g), c);

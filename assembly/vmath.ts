@@ -100,18 +100,20 @@ const EXP_I = memory.data<i32>([0x4b400000, 127]);
   return f32x4.mul(f32x4.mul(p, s1), s2);
 }
 
-/** vexp2Neg's constants: the clamp, the rounding constant, the polynomial's coefficients (the exponent's offset and bias: EXP_I). */
-const EXP2_NEG = memory.data<f32>([-126.0, 12582912.0, 1.533953909529373e-4, 1.3399877352640033e-3, 9.618512354791164e-3,
-  5.550329014658928e-2, 2.4022646248340607e-1, 6.931471824645996e-1, 1.0]);
+/** vexp2Neg's constants: the clamp, the rounding constant (1.5·2^23 + 127: see below), the polynomial's coefficients, highest first. */
+const EXP2_NEG = memory.data<f32>([-126.0, 12583039.0, 1.3276474783197045e-3, 9.675540961325169e-3, 5.550714209675789e-2,
+  2.4022118747234344e-1, 6.931471228599548e-1, 1.0000001192092896]);
 
 /**
  * 2^y for y ≤ 0, the scan's decay e^(Δ·A) as 2^(Δ·A·log2 e) with A·log2 e formed once per channel:
- * y = n + r with n = round(y) and r = y − n exact in [−1/2, 1/2], 2^r by a degree-6 polynomial
- * (relative-error minimax, at most 1.15 ulp in f32 over [−1/2, 1/2]), then 2^n in one step, y
- * clamped at −126 (2^−126, the smallest normal f32: a factor on the state that small changes
- * nothing). No Cody–Waite reduction and no overflow clamp: 21 operations a vector with the product,
- * where vexp takes 32. Its results differ from vexp's by the rounding of A·log2 e and of the
- * polynomial (a few ulps of the factor), well inside the scan twins' tolerance.
+ * y = n + r with n = round(y) and r = y − n exact in [−1/2, 1/2], 2^r by a degree-5 polynomial
+ * (relative-error minimax, its coefficients then tuned in f32: at most 2.6 ulp as evaluated in
+ * f32 over [−1/2, 1/2]), then 2^n in one step, y clamped at −126 (2^−126, the smallest normal f32:
+ * a factor on the state that small changes nothing). n is rounded by adding 1.5·2^23 + 127, so the
+ * sum's bits end in n + 127, which is already the biased exponent: shifted left by 23 they are 2^n.
+ * No Cody–Waite reduction and no overflow clamp: 17 operations a vector with the product, where
+ * vexp takes 32. Its results differ from vexp's by the rounding of A·log2 e and of the polynomial
+ * (a few ulps of the factor), well inside the scan twins' tolerance.
  *
  * Its constants are read from memory by a broadcast load where each is used. In a loop that also
  * keeps many vectors live (the scan's 16 states and their decay factors), an engine that hoists
@@ -120,13 +122,34 @@ const EXP2_NEG = memory.data<f32>([-126.0, 12582912.0, 1.533953909529373e-4, 1.3
  * does not; a load at the use is what both handle alike (V8 folds it into the instruction).
  */
 @inline export function vexp2Neg(y0: v128): v128 {
-  const c = EXP2_NEG, ci = EXP_I;
+  const c = EXP2_NEG;
   const y = f32x4.pmax(y0, v128.load32_splat(c));
   const tm = f32x4.add(y, v128.load32_splat(c, 4));
   const r = f32x4.sub(y, f32x4.sub(tm, v128.load32_splat(c, 4)));
-  let p = horner5(v128.load32_splat(c, 8), r, c + 12);
-  p = f32x4.add(f32x4.mul(p, r), v128.load32_splat(c, 32));
-  return f32x4.mul(p, i32x4.shl(i32x4.add(i32x4.sub(tm, v128.load32_splat(ci)), v128.load32_splat(ci, 4)), 23));
+  const p = horner5(v128.load32_splat(c, 8), r, c + 12);
+  return f32x4.mul(p, i32x4.shl(tm, 23));
+}
+
+/** vexpNeg's constants: the rounding constant 1.5·2^23 + 192 (see below), 2^−65, −0 (the sign bit). */
+const EXP_NEG = memory.data<f32>([12583104.0, 2.710505431213761e-20, -0.0]);
+
+/**
+ * e^x lane-wise for x ≤ 0: vexp's reduction and polynomial, with the scaling of vexp2Neg. The
+ * rounding constant 1.5·2^23 + 192 leaves n + 192 in the sum's low bits, so a shift makes 2^(n+65),
+ * a normal number for every n ≥ −150 (x ≥ −104); p·2^(n+65) is exact and the product with 2^−65
+ * rounds once, subnormal results included. 192 is even, as vexp's rounding constant is, so n
+ * rounds the same way: the same bits as vexp for every x ≤ 0, in 25 operations instead of 32.
+ */
+@inline export function vexpNeg(x0: v128): v128 {
+  const c = EXP_C, k = EXP_NEG;
+  const x = f32x4.pmax(x0, v128.load32_splat(c));
+  const tm = f32x4.add(f32x4.mul(x, v128.load32_splat(c, 8)), v128.load32_splat(k));
+  const fn = f32x4.sub(tm, v128.load32_splat(k));
+  let r = f32x4.sub(x, f32x4.mul(fn, v128.load32_splat(c, 16)));
+  r = f32x4.sub(r, f32x4.mul(fn, v128.load32_splat(c, 20)));
+  let p = horner5(v128.load32_splat(c, 24), r, c + 28);
+  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), v128.load32_splat(c, 48));
+  return f32x4.mul(f32x4.mul(p, i32x4.shl(tm, 23)), v128.load32_splat(k, 4));
 }
 
 /** A·log2 e: the per-channel factor vexp2Neg's argument Δ·A·log2 e is formed from. */
@@ -174,22 +197,6 @@ const LN2_LO: f32 = 9.0580006145e-06;
   return logTail(f, k, f32x4.splat(0.0));
 }
 
-/** log(1+x) lane-wise for x ≥ 0 (accurate for tiny x as well: log1p(x) = x). */
-@inline export function vlog1p(x: v128): v128 {
-  const u = f32x4.add(f32x4.splat(1.0), x);
-  let iu = i32x4.add(u, i32x4.splat(0x3f800000 - 0x3f3504f3));
-  const k = i32x4.sub(i32x4.shr_u(iu, 23), i32x4.splat(0x7f));
-  // correction term ~ log(1+x) - log(u) for the rounding of 1+x
-  const cBig = f32x4.sub(f32x4.splat(1.0), f32x4.sub(u, x));
-  const cSmall = f32x4.sub(x, f32x4.sub(u, f32x4.splat(1.0)));
-  let c = v128.bitselect(cBig, cSmall, i32x4.ge_s(k, i32x4.splat(2)));
-  c = f32x4.div(c, u);
-  c = v128.andnot(c, i32x4.ge_s(k, i32x4.splat(25)));
-  iu = i32x4.add(v128.and(iu, i32x4.splat(0x007fffff)), i32x4.splat(0x3f3504f3));
-  const f = f32x4.sub(iu, f32x4.splat(1.0));
-  return logTail(f, k, c);
-}
-
 /** Scalar log through the vector routine. */
 @inline export function slog(x: f32): f32 {
   return f32x4.extract_lane(vlog(f32x4.splat(x)), 0);
@@ -212,6 +219,30 @@ const LN2_LO: f32 = 9.0580006145e-06;
   return f32x4.div(v128.bitselect(e, f32x4.splat(1.0), pos), f32x4.add(f32x4.splat(1.0), e));
 }
 
+/** e^−|x| lane-wise: vexpNeg of x with its sign bit set (the same bits as vexp(−|x|)). */
 @inline export function vexpNegAbs(x: v128): v128 {
-  return vexp(f32x4.neg(f32x4.abs(x)));
+  return vexpNeg(v128.or(x, v128.load32_splat(EXP_NEG, 8)));
+}
+
+/** log1p(e)/e on [0, 1]: a degree-8 relative-error minimax polynomial, coefficients tuned in f32, highest first. */
+const LOG1P_UNIT = memory.data<f32>([5.23269223049283e-3, -2.9505236074328423e-2, 7.822597771883011e-2, -1.3663245737552643e-1,
+  1.9106003642082214e-1, -2.4842976033687592e-1, 3.3319091796875e-1, -4.999949634075165e-1, 1.0]);
+
+/**
+ * log(1+e) lane-wise for e in [0, 1] (softplus's e = e^−|x|): e·P(e) with no division and no
+ * range reduction, at most 1.4 ulp from log1p of the f32 e as evaluated in f32 (checked on a
+ * fine grid of [0, 1] and down to 1e−30), exact in the limit e → 0 (P(0) = 1).
+ */
+@inline export function vlog1pUnit(e: v128): v128 {
+  const k = LOG1P_UNIT;
+  let p = horner5(v128.load32_splat(k), e, k + 4);
+  p = f32x4.add(f32x4.mul(p, e), v128.load32_splat(k, 24));
+  p = f32x4.add(f32x4.mul(p, e), v128.load32_splat(k, 28));
+  p = f32x4.add(f32x4.mul(p, e), v128.load32_splat(k, 32));
+  return f32x4.mul(p, e);
+}
+
+/** softplus(x) = max(x, 0) + log1p(e^−|x|) lane-wise, overflow-free, with no division. */
+@inline export function vsoftplus(x: v128): v128 {
+  return f32x4.add(f32x4.pmax(x, f32x4.splat(0)), vlog1pUnit(vexpNegAbs(x)));
 }

@@ -70,13 +70,13 @@ describe('block kernels vs reference twins', () => {
     expectClose(getF(pd, n), want, 1e-6, 'accumulatePartials');
   });
 
-  it('scanForwardRange and scanBackwardRange on a middle range', () => {
-    const B = 2,
-      L = 11,
-      ED = 7,
-      N = 5,
-      chunk = 4,
-      nC = Math.ceil(L / chunk);
+  // the second shape runs whole groups of four channels (N = 16, ED a multiple of 4) with single
+  // channels at both ends of the range
+  it.each([
+    { B: 2, L: 11, ED: 7, N: 5, chunk: 4, c0: 3, c1: 11 },
+    { B: 2, L: 10, ED: 12, N: 16, chunk: 4, c0: 2, c1: 21 },
+  ])('scanForwardRange and scanBackwardRange on a middle range, $ED channels, N = $N', ({ B, L, ED, N, chunk, c0, c1 }) => {
+    const nC = Math.ceil(L / chunk);
     const x = rand(B * L * ED),
       delta = rand(B * L * ED).map((v) => Math.abs(v) * 0.3 + 0.01),
       A = rand(ED * N).map((v) => -Math.abs(v) - 0.1);
@@ -95,7 +95,6 @@ describe('block kernels vs reference twins', () => {
     const py = put(y0),
       ph = put(h0),
       pck = put(ck0);
-    const [c0, c1] = [3, 11];
     w.scanForwardRange(py, ph, pck, px, pdl, pA, pB, pC, pD, B, L, ED, N, chunk, c0, c1);
     const y = Float32Array.from(y0),
       h = Float32Array.from(h0),

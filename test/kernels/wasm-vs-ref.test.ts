@@ -134,6 +134,9 @@ const scanShapes: ScanShape[] = [
   { B: 1, L: 1, ED: 1, N: 1, chunk: 1 },
   { B: 2, L: 7, ED: 3, N: 5, chunk: 3 },
   { B: 2, L: 33, ED: 5, N: 16, chunk: 8 },
+  // four channels a vector (N = 16, ED a multiple of 4, L ≥ 8): whole groups, and a group with a chunk of 1
+  { B: 2, L: 33, ED: 8, N: 16, chunk: 8 },
+  { B: 1, L: 8, ED: 4, N: 16, chunk: 1 },
   { B: 1, L: 40, ED: 4, N: 19, chunk: 16 },
   { B: 3, L: 10, ED: 2, N: 8, chunk: 4 },
   { B: 1, L: 20, ED: 3, N: 3, chunk: 7 },
