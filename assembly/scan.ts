@@ -8,7 +8,8 @@
  * the backward, then groups of 4, the last one partial (N % 4 lanes, other lanes zero: A = B = C = 0
  * there, so those lanes stay exactly 0 and contribute nothing). The per-time-step outputs that
  * sum over n get one horizontal sum per group: for y the first group writes Σ + D·x and the others
- * add; dx and ddelta are accumulated by every group (the D·dy term of dx once).
+ * add; dx and ddelta are accumulated by every group (the D·dy term of dx once). Over a prompt or a
+ * training batch at N = 16 the forward instead runs four channels a vector (fwdT16, below).
  */
 import { vexp2Neg, log2eTimes, ldN, stN, hsum } from './vmath';
 
@@ -215,7 +216,8 @@ export function scanForwardRange(y: usize, h: usize, hck: usize, x: usize, delta
  * The scan of one (batch, channel) pair over L steps: py, px, pd walk its column of y, x, delta
  * (rowE bytes a step), ph its state (N), pck its checkpoints (0: none), pA its row of A, pB and pC
  * the stream's rows of B and C (rowN bytes a step). The fused decoding step (mamba1.ts) runs it at
- * L = 1, so both compute the same bits.
+ * L = 1, so the two compute the same bits (a prompt's groups of four channels, fwdT16, sum y in
+ * another order).
  */
 @inline export function scanChannel(py: usize, ph: usize, pck: usize, ckStride: usize, px: usize, pd: usize, pA: usize,
   pB: usize, pC: usize, Dd: f32, L: i32, N: i32, chunk: i32, rowE: usize, rowN: usize): void {

@@ -171,8 +171,8 @@ const Lg4: f32 = 0.24279078841;
 const LN2_HI: f32 = 6.9313812256e-01;
 const LN2_LO: f32 = 9.0580006145e-06;
 
-/** log(1+f) + k·ln2 tail shared by vlog and vlog1p; f in [sqrt(2)/2-1, sqrt(2)-1]. */
-@inline function logTail(f: v128, k: v128, c: v128): v128 {
+/** log(1+f) + k·ln2, vlog's tail; f in [sqrt(2)/2-1, sqrt(2)-1]. */
+@inline function logTail(f: v128, k: v128): v128 {
   const s = f32x4.div(f, f32x4.add(f32x4.splat(2.0), f));
   const z = f32x4.mul(s, s);
   const w = f32x4.mul(z, z);
@@ -182,7 +182,7 @@ const LN2_LO: f32 = 9.0580006145e-06;
   const hfsq = f32x4.mul(f32x4.mul(f32x4.splat(0.5), f), f);
   const dk = f32x4.convert_i32x4_s(k);
   let res = f32x4.mul(s, f32x4.add(hfsq, R));
-  res = f32x4.add(res, f32x4.add(f32x4.mul(dk, f32x4.splat(LN2_LO)), c));
+  res = f32x4.add(res, f32x4.mul(dk, f32x4.splat(LN2_LO)));
   res = f32x4.sub(res, hfsq);
   res = f32x4.add(res, f);
   return f32x4.add(res, f32x4.mul(dk, f32x4.splat(LN2_HI)));
@@ -194,7 +194,7 @@ const LN2_LO: f32 = 9.0580006145e-06;
   const k = i32x4.sub(i32x4.shr_u(ix, 23), i32x4.splat(0x7f));
   ix = i32x4.add(v128.and(ix, i32x4.splat(0x007fffff)), i32x4.splat(0x3f3504f3));
   const f = f32x4.sub(ix, f32x4.splat(1.0));
-  return logTail(f, k, f32x4.splat(0.0));
+  return logTail(f, k);
 }
 
 /** Scalar log through the vector routine. */
