@@ -276,7 +276,7 @@ function threadedScanBackward({ T, w, jobs }: Pool, heap: Heap): WasmKernels['sc
     const partBytes = n * 4 * G;
     const dBp = heap.alloc(partBytes),
       dCp = heap.alloc(partBytes); // zero-filled
-    const workBytes = (chunk + 1) * N * 4;
+    const workBytes = (2 * chunk + 1) * N * 4;
     const work = heap.alloc(workBytes * G);
     const args = (g: number): Parameters<WasmKernels['scanBackwardRange']> => [
       dx,

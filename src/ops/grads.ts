@@ -155,7 +155,7 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
       [x, delta, A, Bm, Cm, D] = n.inputs;
     const grads = n.inputs.map((t) => gradOf(e, t));
     const [dx, ddelta, dA, dB, dC, dD] = grads.map((g, i) => g ?? e.zeros(n.inputs[i].shape));
-    const work = e.zeros([chunk + 1, N]);
+    const work = e.zeros([2 * chunk + 1, N]);
     e.k.scanBackward(dx, ddelta, dA, dB, dC, dD, null, dy, x, delta, A, Bm, Cm, D, n.saved[0], work, B, L, ED, N, chunk);
     return grads as InputGrads<'scan'>;
   },

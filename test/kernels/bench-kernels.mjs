@@ -67,7 +67,7 @@ function report(name, tw, tr) {
   const [dC, rdC] = arr(B * L * N),
     [dD, rdD] = arr(ED),
     [dy, rdy] = arr(B * L * ED),
-    [work, rwork] = arr((chunk + 1) * N);
+    [work, rwork] = arr((2 * chunk + 1) * N);
   const tw2 = time(() => k.scanBackward(dx, dd, dA, dB, dC, dD, 0, dy, x, dl, A, Bm, Cm, D, hck, work, B, L, ED, N, chunk));
   const tr2 = time(() =>
     ref.scanBackward(rdx, rdd, rdA, rdB, rdC, rdD, null, rdy, rx, rdl, rA, rB, rC, rD, rhck, rwork, B, L, ED, N, chunk),

@@ -111,7 +111,7 @@ describe('block kernels vs reference twins', () => {
     const pg = g0.map(put),
       pdy = put(dy),
       pfull = put(full),
-      pwork = put(new Float32Array((chunk + 1) * N));
+      pwork = put(new Float32Array((2 * chunk + 1) * N));
     w.scanBackwardRange(pg[0], pg[1], pg[2], pg[3], pg[4], pg[5], 0, pdy, px, pdl, pA, pB, pC, pD, pfull, pwork, B, L, ED, N, chunk, 2, 5);
     const gr = g0.map((v) => Float32Array.from(v));
     ref.scanBackwardRange(
@@ -130,7 +130,7 @@ describe('block kernels vs reference twins', () => {
       Cm,
       D,
       full,
-      new Float32Array((chunk + 1) * N),
+      new Float32Array((2 * chunk + 1) * N),
       B,
       L,
       ED,

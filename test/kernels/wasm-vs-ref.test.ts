@@ -218,7 +218,7 @@ describe('scan', () => {
           Cm: inp.Cm,
           D: inp.D,
           hck: inp.hck,
-          work: new Float32Array((chunk + 1) * N),
+          work: new Float32Array((2 * chunk + 1) * N),
         });
         wk.scanBackward(
           t.p.dx,

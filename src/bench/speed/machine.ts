@@ -390,7 +390,7 @@ function kernelCases(tiny: boolean): KernelCase[] {
           Dp = u(e, [C], r),
           dy = u(e, [1, L, C], r);
         const hck = u(e, [1, nc, C, N], r),
-          work = e.persistent([(chunk + 1) * N]);
+          work = e.persistent([(2 * chunk + 1) * N]);
         const dx = e.persistent([1, L, C]),
           dd = e.persistent([1, L, C]),
           dA = e.persistent([C, N]);

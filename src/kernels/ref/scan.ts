@@ -62,7 +62,8 @@ export function scanForward(
 /**
  * Gradients, all ACCUMULATED: dx, ddelta (B, L, ED); dA (ED, N); dB, dC (B, L, N); dD (ED).
  * dh0 (B, ED, N) receives the gradient w.r.t. the initial state (pass null to skip).
- * work (chunk + 1) · N scratch for the recomputed states. No gradient flows into the final state.
+ * work (2·chunk + 1) · N scratch: the recomputed states (chunk + 1 rows; the SIMD kernel keeps the
+ * decays in the other chunk rows). No gradient flows into the final state.
  */
 export function scanBackward(
   dx: F,
