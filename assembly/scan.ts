@@ -11,7 +11,7 @@
  * add; dx and ddelta are accumulated by every group (the D·dy term of dx once). Over a prompt or a
  * training batch at N = 16 the forward instead runs four channels a vector (fwdT16, below).
  */
-import { vexp2Neg, log2eTimes, ldN, stN, hsum } from './vmath';
+import { vexp2Neg, log2eTimes, ldN, stN, hsum, hsum2 } from './vmath';
 
 // ================================================================ forward
 
@@ -361,12 +361,6 @@ export function scanStep(y: usize, h: usize, x: usize, delta: usize, A: usize, B
     stN(pdA, f32x4.add(ldN(pdA, cnt), dA0), cnt);
     if (pdh0 != 0) stN(pdh0, f32x4.add(ldN(pdh0, cnt), g0), cnt);
   }
-}
-
-/** [Σa, ·, Σb, ·]: two horizontal sums in one shuffle network (lanes 0 and 2). */
-@inline function hsum2(a: v128, b: v128): v128 {
-  const s = f32x4.add(f32x4.shuffle(a, b, 0, 1, 4, 5), f32x4.shuffle(a, b, 2, 3, 6, 7));
-  return f32x4.add(s, f32x4.shuffle(s, s, 1, 0, 3, 2));
 }
 
 /**

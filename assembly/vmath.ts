@@ -45,6 +45,12 @@
   return f32x4.add(c, f32x4.mul(a, b));
 }
 
+/** [Σa, ·, Σb, ·]: two horizontal sums in one shuffle network (lanes 0 and 2). */
+@inline export function hsum2(a: v128, b: v128): v128 {
+  const s = f32x4.add(f32x4.shuffle(a, b, 0, 1, 4, 5), f32x4.shuffle(a, b, 2, 3, 6, 7));
+  return f32x4.add(s, f32x4.shuffle(s, s, 1, 0, 3, 2));
+}
+
 /** [Σv0, Σv1, Σv2, Σv3]: four horizontal sums packed into one vector. */
 @inline export function hsum4(v0: v128, v1: v128, v2: v128, v3: v128): v128 {
   const s01 = f32x4.add(f32x4.shuffle(v0, v1, 0, 4, 1, 5), f32x4.shuffle(v0, v1, 2, 6, 3, 7));
@@ -72,6 +78,18 @@ const EXP_C = memory.data<f32>([-104.0, 89.0, 1.44269504088896341, 12582912.0, 0
 const EXP_I = memory.data<i32>([0x4b400000, 127]);
 
 /**
+ * e^r for x = fn·ln2 + r (fn = round(x·log2 e), as a float): vexp's and vexpNeg's Cody–Waite
+ * reduction (ln 2 in two parts, so r is exact) and the degree-7 (Cephes) polynomial for e^r.
+ */
+@inline function expReduced(x: v128, fn: v128): v128 {
+  const c = EXP_C;
+  let r = f32x4.sub(x, f32x4.mul(fn, v128.load32_splat(c, 16)));
+  r = f32x4.sub(r, f32x4.mul(fn, v128.load32_splat(c, 20)));
+  const p = horner5(v128.load32_splat(c, 24), r, c + 28);
+  return f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), v128.load32_splat(c, 48));
+}
+
+/**
  * e^x lane-wise. Cody–Waite range reduction x = n·ln2 + r, |r| ≤ ln2/2, a degree-7 (Cephes)
  * polynomial for e^r, and the scale 2^n applied as 2^(n>>1)·2^(n-(n>>1)) so that results down in
  * the subnormal range are rounded once and exactly, and overflow gives +inf. x is clamped to
@@ -86,11 +104,7 @@ const EXP_I = memory.data<i32>([0x4b400000, 127]);
   x = f32x4.pmin(x, v128.load32_splat(c, 4));
   // n = round(x·log2 e) by the 1.5·2^23 trick: the sum's low mantissa bits hold n (|n| < 2^22)
   const tm = f32x4.add(f32x4.mul(x, v128.load32_splat(c, 8)), v128.load32_splat(c, 12));
-  const fn = f32x4.sub(tm, v128.load32_splat(c, 12));
-  let r = f32x4.sub(x, f32x4.mul(fn, v128.load32_splat(c, 16)));
-  r = f32x4.sub(r, f32x4.mul(fn, v128.load32_splat(c, 20)));
-  let p = horner5(v128.load32_splat(c, 24), r, c + 28);
-  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), v128.load32_splat(c, 48));
+  const p = expReduced(x, f32x4.sub(tm, v128.load32_splat(c, 12)));
   const n = i32x4.sub(tm, v128.load32_splat(EXP_I));
   const n1 = i32x4.shr_s(n, 1);
   const n2 = i32x4.sub(n, n1);
@@ -144,11 +158,7 @@ const EXP_NEG = memory.data<f32>([12583104.0, 2.710505431213761e-20, -0.0]);
   const c = EXP_C, k = EXP_NEG;
   const x = f32x4.pmax(x0, v128.load32_splat(c));
   const tm = f32x4.add(f32x4.mul(x, v128.load32_splat(c, 8)), v128.load32_splat(k));
-  const fn = f32x4.sub(tm, v128.load32_splat(k));
-  let r = f32x4.sub(x, f32x4.mul(fn, v128.load32_splat(c, 16)));
-  r = f32x4.sub(r, f32x4.mul(fn, v128.load32_splat(c, 20)));
-  let p = horner5(v128.load32_splat(c, 24), r, c + 28);
-  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), v128.load32_splat(c, 48));
+  const p = expReduced(x, f32x4.sub(tm, v128.load32_splat(k)));
   return f32x4.mul(f32x4.mul(p, i32x4.shl(tm, 23)), v128.load32_splat(k, 4));
 }
 
