@@ -5,7 +5,7 @@
  * KiB that the heap leaves to it.
  */
 export {
-  matmulNT, matmulNN, matmulTN, matmulNTStrided, matmulNNStrided, matmulTNStrided, transpose,
+  matmulNT, matmulNN, matmulTN, matmulNTStrided, matmulNNStrided, matmulTNStrided, transpose, padRows,
   packPanels4, unpackPanels4, matmulNTP4, matmulNTP4Strided,
 } from './matmul';
 export { scanForward, scanBackward, scanStep, scanForwardRange, scanBackwardRange } from './scan';

@@ -372,16 +372,50 @@ export function matmulTN(out: usize, a: usize, b: usize, M: i32, N: i32, K: i32,
   gemmAB(out, a, b, M, N, K, beta, 4, <usize>M << 2, <usize>N << 2, <usize>N << 2);
 }
 
-/** out (cols, ldo) ← x (rows, cols)ᵀ in columns [0, rows): 8 rows of x at a time, so each row of out gets 32 contiguous bytes. */
+/**
+ * out (cols, ldo) ← x (rows, cols)ᵀ in columns [0, rows): 4×4 blocks transposed in registers
+ * (four loads, eight shuffles, four stores), 16 rows of x at a time so that each row of out gets
+ * 64 contiguous bytes; the last rows and columns (under 4) one float at a time.
+ */
 export function transpose(out: usize, x: usize, rows: i32, cols: i32, ldo: i32): void {
   const rowX = <usize>cols << 2, rowO = <usize>ldo << 2;
-  for (let r0 = 0; r0 < rows; r0 += 8) {
-    const r1 = min<i32>(rows, r0 + 8);
-    for (let c = 0; c < cols; c++) {
-      const po = out + <usize>c * rowO;
-      for (let r = r0; r < r1; r++) store<f32>(po + (<usize>r << 2), load<f32>(x + <usize>r * rowX + (<usize>c << 2)));
+  const R4 = rows & ~3, C4 = cols & ~3;
+  for (let r0 = 0; r0 < R4; r0 += 16) {
+    const r1 = min<i32>(R4, r0 + 16);
+    for (let c = 0; c < C4; c += 4) {
+      const po = out + <usize>c * rowO, px = x + (<usize>c << 2);
+      for (let r = r0; r < r1; r += 4) {
+        const p = px + <usize>r * rowX;
+        const a = v128.load(p), b = v128.load(p + rowX), d = v128.load(p + 2 * rowX), e = v128.load(p + 3 * rowX);
+        const t0 = f32x4.shuffle(a, b, 0, 4, 1, 5), t1 = f32x4.shuffle(a, b, 2, 6, 3, 7);
+        const t2 = f32x4.shuffle(d, e, 0, 4, 1, 5), t3 = f32x4.shuffle(d, e, 2, 6, 3, 7);
+        const q = po + (<usize>r << 2);
+        v128.store(q, f32x4.shuffle(t0, t2, 0, 1, 4, 5));
+        v128.store(q + rowO, f32x4.shuffle(t0, t2, 2, 3, 6, 7));
+        v128.store(q + 2 * rowO, f32x4.shuffle(t1, t3, 0, 1, 4, 5));
+        v128.store(q + 3 * rowO, f32x4.shuffle(t1, t3, 2, 3, 6, 7));
+      }
     }
   }
+  // the last cols % 4 columns of the first R4 rows, then the last rows % 4 rows
+  for (let c = C4; c < cols; c++) {
+    const po = out + <usize>c * rowO;
+    for (let r = 0; r < R4; r++) store<f32>(po + (<usize>r << 2), load<f32>(x + <usize>r * rowX + (<usize>c << 2)));
+  }
+  for (let r = R4; r < rows; r++) {
+    for (let c = 0; c < cols; c++) store<f32>(out + <usize>c * rowO + (<usize>r << 2), load<f32>(x + <usize>r * rowX + (<usize>c << 2)));
+  }
+}
+
+/**
+ * out (rows, ldo) ← x (rows, cols) in columns [0, cols) of each row (ldo ≥ cols; the rest of each
+ * row untouched): an operand of the NN/TN products copied with its rows padded, so that they do
+ * not lie a multiple of 256 bytes apart (such rows share a few L1 sets, and a k-block's 256 rows
+ * of b then evict each other).
+ */
+export function padRows(out: usize, x: usize, rows: i32, cols: i32, ldo: i32): void {
+  const rowX = <usize>cols << 2, rowO = <usize>ldo << 2;
+  for (let r = 0; r < rows; r++) memory.copy(out + <usize>r * rowO, x + <usize>r * rowX, rowX);
 }
 
 // ================================================================ NT over weights in panels of four rows

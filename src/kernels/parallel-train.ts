@@ -115,6 +115,26 @@ const SPLITS: Partial<Record<WasmKernelName, Split>> = {
     align: 1,
     work: (a) => a[4] * a[5],
   },
+  // (out, a, b, M, N, K, beta, lda, ldb, ldo): by rows of out, i.e. columns of a, in whole 4-row tiles (the weight gradient, ops.ts)
+  matmulTNStrided: {
+    ptrs: [
+      [0, (a) => 4 * a[9]],
+      [1, F4],
+    ],
+    count: 3,
+    align: 4,
+    work: (a) => a[4] * a[5],
+  },
+  // (out, x, rows, cols, ldo): by rows
+  padRows: {
+    ptrs: [
+      [0, (a) => 4 * a[4]],
+      [1, (a) => 4 * a[3]],
+    ],
+    count: 2,
+    align: 1,
+    work: (a) => a[3],
+  },
   // (out, x, rows, cols, ldo): by rows of x, i.e. column ranges of out (16 at a time: whole cache lines)
   transpose: {
     ptrs: [

@@ -3,7 +3,7 @@ import type { Engine } from './engine.js';
 import { isWasm } from '../kernels/backend.js';
 import type { InputGrads, OpName, OpNode } from './records.js';
 import { attentionBackwardBlocked } from './attention-blocked.js';
-import { weightGradInto } from './ops.js';
+import { inputGradInto, weightGradInto } from './ops.js';
 import { mamba3WorkSize, ssdWorkSize } from '../kernels/ssd-work.js';
 
 /**
@@ -41,7 +41,7 @@ export const GRAD_RULES: { readonly [O in OpName]: Rule<O> } = {
     const gx = gradOf(e, x),
       gw = gradOf(e, w),
       gb = gradOf(e, b);
-    if (gx) e.k.matmulNN(gx, dy, w, M, K, N, 1);
+    if (gx) inputGradInto(e, gx, dy, w, M, N, K);
     if (gw) weightGradInto(e, gw, dy, x, M, N, K);
     if (gb) e.k.addBiasBackward(gb, dy, M, N);
     return [gx, gw, gb];

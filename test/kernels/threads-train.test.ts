@@ -57,7 +57,10 @@ const CASES: [string, Arg[]][] = [
   ['conv1dForward', [arr(3 * 101 * W), arr(3 * 101 * W), arr(W * 4), arr(W), 3, 101, W, 4]],
   // out (67, 40; rows of 43) += a (67, 45; rows of 52) @ b (45, 40; rows of 44)
   ['matmulNNStrided', [arr(67 * 43), arr(67 * 52), arr(45 * 44), 67, 40, 45, 1, 52, 44, 43]],
+  // out (67, 40; rows of 43) += a (45, 67; rows of 70)ᵀ @ b (45, 40; rows of 44)
+  ['matmulTNStrided', [arr(67 * 43), arr(45 * 70), arr(45 * 44), 67, 40, 45, 1, 70, 44, 43]],
   ['transpose', [arr(133 * 311), arr(301 * 133), 301, 133, 311]],
+  ['padRows', [arr(301 * 141), arr(301 * 133), 301, 133, 141]],
   // backward kernels that also sum over rows: a fixed number of row groups with partials
   ['conv1dBackward', [arr(5 * 61 * W), arr(W * 4), arr(W), arr(5 * 61 * W), arr(5 * 61 * W), arr(W * 4), 5, 61, W, 4]],
   ['dtSoftplusBackward', [arr(R * W), arr(W), arr(R * W), arr(R * W, -6, 6), arr(W), R, W, 0, Number.POSITIVE_INFINITY]],

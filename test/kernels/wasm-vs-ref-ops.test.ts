@@ -50,6 +50,22 @@ describe('rmsnorm', () => {
 
 describe('elementwise', () => {
   const sizes = [1, 3, 4, 5, 17, 1000];
+  for (const [rows, cols, ldo] of [
+    [1, 1, 1],
+    [3, 5, 13],
+    [17, 64, 72],
+  ]) {
+    it(`padRows ${rows}×${cols} into rows of ${ldo}: the pad columns untouched`, () => {
+      seed(rows * 7 + cols);
+      const t = place({ out: uni(rows * ldo), x: uni(rows * cols) });
+      wk.padRows(t.p.out, t.p.x, rows, cols, ldo);
+      ref.padRows(t.r.out, t.r.x, rows, cols, ldo);
+      expect(Array.from(t.got('out'))).toEqual(Array.from(t.r.out));
+      // the copy lands where the row layout says, and nothing else moves
+      expect(t.got('out')[(rows - 1) * ldo + cols - 1]).toBe(t.r.x[rows * cols - 1]);
+      t.free();
+    });
+  }
   for (const [rows, C, c0, w] of [
     [1, 1, 0, 1],
     [3, 10, 2, 5],
@@ -119,6 +135,10 @@ describe('elementwise', () => {
     [5, 3, 5],
     [9, 17, 17],
     [33, 20, 41],
+    [4, 4, 4],
+    [16, 8, 24],
+    [37, 23, 45],
+    [64, 48, 72],
   ]) {
     it(`transpose ${rows}×${cols} into rows of ${ldo}`, () => {
       seed(rows * 13 + cols);

@@ -7,7 +7,8 @@ import { expectClose } from '../helpers/compare.js';
 /**
  * The taped linear layer on the wasm kernels takes other products than the reference (NN over a
  * transposed weight from 16 rows; the weight gradient through a transposed dy when dy's rows are a
- * multiple of 1024 floats): its output and every gradient against the float64 reference engine,
+ * multiple of 1024 floats; operands whose rows lie a multiple of 256 bytes apart copied with padded
+ * rows first): its output and every gradient against the float64 reference engine,
  * on those shapes and on the small ones that keep the plain products, at 1 and 2 threads.
  */
 const engines: Engine[] = [];
@@ -45,6 +46,9 @@ describe.each([
   [16, 2048, 9],
   [40, 48, 33], // NN forward, plain TN weight gradient
   [7, 1024, 12], // under 16 rows: the plain NT and TN products
+  [150, 128, 64], // rows 256 bytes apart: dx over the weight copied padded, dW over x copied padded
+  [150, 192, 128], // dW through the strided TN product with dy and x both padded
+  [40, 1024, 64], // dW through the transposed dy and x padded
 ])('linear with %i rows, %i outputs, %i inputs', (M, N, K) => {
   it('matches the float64 reference at 1 and 2 threads, the same bits on both', () => {
     const want = run(new Engine({ kernels: 'ref', dtype: 'f64' }), M, N, K);

@@ -48,3 +48,8 @@ export function matmulTN(out: F, a: F, b: F, M: number, N: number, K: number, be
 export function transpose(out: F, x: F, rows: number, cols: number, ldo: number): void {
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * ldo + r] = x[r * cols + c];
 }
+
+/** out (rows, ldo) ← x (rows, cols) in columns [0, cols) of each row (ldo ≥ cols), the rest untouched: an operand copied with padded rows. */
+export function padRows(out: F, x: F, rows: number, cols: number, ldo: number): void {
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * ldo + c] = x[r * cols + c];
+}

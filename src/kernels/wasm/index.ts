@@ -32,6 +32,7 @@ export const WASM_KERNELS = [
   'matmulNNStrided',
   'matmulTNStrided',
   'transpose',
+  'padRows',
   // matmul.ts, weights in panels of four rows (ref/panels.ts)
   'packPanels4',
   'unpackPanels4',
