@@ -23,6 +23,11 @@ export function mul(out: usize, x: usize, y: usize, n: i32): void {
   }
 }
 
+/** out (n) = 0: the heap's zero-fill of a new block (memory.fill, a native memset). */
+export function fillZero(out: usize, n: i32): void {
+  memory.fill(out, 0, <usize>n << 2);
+}
+
 /** dst (n) += src */
 export function accumulate(dst: usize, src: usize, n: i32): void {
   for (let i = 0; i < n; i += 4) {

@@ -18,7 +18,7 @@ export { mambaConvStep, mambaScanStep, mambaScanStepRange, mambaDeltaPrefill, ma
 export { dtSoftplusForward, dtSoftplusBackward, gatedRmsnormForward, gatedRmsnormBackward } from './mamba2';
 export { rmsnormForward, rmsnormBackward, addRmsnormForward } from './norm';
 export {
-  add, mul, accumulate, mulAccumulate, siluForward, siluBackward, softplusForward, softplusBackward, expForward,
+  add, mul, fillZero, accumulate, mulAccumulate, siluForward, siluBackward, softplusForward, softplusBackward, expForward,
   accumulatePartials, sliceColumns, sliceColumnsBackward, swigluForward, swigluBackward,
 } from './elementwise';
 export { crossEntropyForward, crossEntropyBackward, embeddingForward, embeddingBackward } from './loss';

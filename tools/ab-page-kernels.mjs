@@ -55,6 +55,7 @@ async function timeKernels(bytes, reps) {
   time('matmulNTP4 512³', () => k.matmulNTP4(out, a, bp, S, S, S, 0), 4);
   time('matmulNTP4 1×512→512', () => k.matmulNTP4(out, a, bp, 1, S, S, 0), 400);
   time('scanForward 128×256×16', () => k.scanForward(y, h, 0, x, dl, A, Bm, Cm, D, 1, L, ED, N, L), 20);
+  time('scanStep 256×16 (decoding)', () => k.scanStep(y, h, x, dl, A, Bm, Cm, D, 1, ED, N), 400);
   time('softplusForward 32768', () => k.softplusForward(y, x, L * ED), 50);
   time('siluForward 32768', () => k.siluForward(y, x, L * ED), 50);
   return res;

@@ -73,6 +73,7 @@ export function createBackend(kind: KernelKind, heap: Heap, threads = 1): Backen
   if (isWasm(kind)) {
     const module = getWasmModule(kind === 'wasm-relaxed' ? 'relaxed-simd' : 'simd');
     const main = instantiateWasmKernels(module, heap.memory);
+    heap.zeroWith = (off, bytes) => main.fillZero(off, bytes / 4);
     const pool = new ThreadPool(heap.memory, module, main, threads);
     wasm = { ...main, ...threadedKernels(pool, main, heap) } as unknown as Record<string, AnyKernel | undefined>;
     table.dispose = () => pool.dispose();

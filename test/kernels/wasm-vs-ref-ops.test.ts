@@ -50,6 +50,17 @@ describe('rmsnorm', () => {
 
 describe('elementwise', () => {
   const sizes = [1, 3, 4, 5, 17, 1000];
+  for (const n of [1, 7, 64, 1001]) {
+    it(`fillZero ${n} floats, and not one more`, () => {
+      seed(n);
+      const t = place({ out: uni(n + 3) });
+      wk.fillZero(t.p.out, n);
+      ref.fillZero(t.r.out, n);
+      expect(Array.from(t.got('out'))).toEqual(Array.from(t.r.out));
+      expect(t.r.out[n], 'the float after the block').not.toBe(0);
+      t.free();
+    });
+  }
   for (const [rows, cols, ldo] of [
     [1, 1, 1],
     [3, 5, 13],

@@ -36,8 +36,10 @@ describe('heap allocation', () => {
     expect(h.u8()[a2 + 960], 'the rest of the freed block is untouched').toBe(0xab);
   });
 
-  it('Engine.empty leaves the memory as it was, Engine.zeros clears it', () => {
-    const e = new Engine({ kernels: 'ref', dtype: 'f32' });
+  it.each(['ref', 'wasm'] as const)('Engine.empty leaves the memory as it was, Engine.zeros clears it (%s kernels)', (kernels) => {
+    const e = new Engine({ kernels, dtype: 'f32' });
+    // the wasm backend zeroes through its fillZero kernel; the reference one through a typed array
+    expect(e.heap.zeroWith === null).toBe(kernels === 'ref');
     const t = e.persistent([37]);
     t.data().fill(7);
     const off = t.offset;
@@ -49,5 +51,6 @@ describe('heap allocation', () => {
     const z = e.zeros([37]);
     expect(z.offset).toBe(off);
     expect(Array.from(z.data())).toEqual(Array(37).fill(0));
+    e.dispose();
   });
 });

@@ -31,6 +31,11 @@ export function mul(out: F, x: F, y: F, n: number): void {
   for (let i = 0; i < n; i++) out[i] = x[i] * y[i];
 }
 
+/** out (n) = 0 */
+export function fillZero(out: F, n: number): void {
+  out.fill(0, 0, n);
+}
+
 /** dst (n) += src */
 export function accumulate(dst: F, src: F, n: number): void {
   for (let i = 0; i < n; i++) dst[i] += src[i];

@@ -80,6 +80,7 @@ export const WASM_KERNELS = [
   // elementwise.ts
   'add',
   'mul',
+  'fillZero',
   'accumulate',
   'mulAccumulate',
   'accumulatePartials',
