@@ -3,7 +3,7 @@ import type { F } from './ref/types.js';
 import { Tensor } from '../tensor/index.js';
 import type { Heap } from '../tensor/index.js';
 import { getWasmModule, instantiateWasmKernels } from './wasm/index.js';
-import { ThreadPool } from './threads.js';
+import { ThreadPool, callKernel } from './threads.js';
 import type { PoolStats } from './threads.js';
 import { threadedKernels } from './parallel.js';
 
@@ -94,7 +94,9 @@ export function createBackend(kind: KernelKind, heap: Heap, threads = 1): Backen
             args[i] = a.offset;
           } else if (a === null) args[i] = 0;
         }
-        return fast(...args);
+        // spelled out, not spread: a spread call into wasm costs a page's V8 about a microsecond
+        // (threads.ts callKernel), and a decoding step makes some thirty kernel calls
+        return callKernel(fast as (...a: number[]) => unknown, args as number[], args.length);
       };
     } else {
       table[name] = (...args: unknown[]) => {
