@@ -5,6 +5,7 @@
  */
 import {
   ldN, stN, vexp, vexpNegAbs, vsoftplus, vsigmoidFromE, vOneMinusSigmoidFromE,
+  enAbs, enRound, enRest, enFirst, enHorner, enEnd, lpFirst, lpHorner, lpEnd,
 } from './vmath';
 
 /** out (n) = x + y */
@@ -50,15 +51,28 @@ export function mulAccumulate(dst: usize, x: usize, y: usize, n: i32): void {
 }
 
 /**
- * out (n) = silu(x) = x·sigmoid(x), two vectors a turn: V8 rebuilds each v128 constant at its uses
- * in a loop body (three instructions each), so two vectors share one build of them.
+ * out (n) = silu(x) = x·sigmoid(x), four vectors a turn with their exponentials in lock step
+ * (vmath enAbs): the same bits as silu4 on each.
  */
 export function siluForward(out: usize, x: usize, n: i32): void {
   let i = 0;
-  for (; i + 8 <= n; i += 8) {
+  for (; i + 16 <= n; i += 16) {
     const o = <usize>i << 2;
-    v128.store(out + o, silu4(v128.load(x + o)));
-    v128.store(out + o, silu4(v128.load(x + o, 16)), 16);
+    const x0 = v128.load(x + o), x1 = v128.load(x + o, 16), x2 = v128.load(x + o, 32), x3 = v128.load(x + o, 48);
+    const s0 = enAbs(x0), s1 = enAbs(x1), s2 = enAbs(x2), s3 = enAbs(x3);
+    const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
+    const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
+    const p = enFirst();
+    let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
+    p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
+    p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
+    p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
+    p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
+    const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
+    v128.store(out + o, f32x4.mul(x0, vsigmoidFromE(x0, e0)));
+    v128.store(out + o, f32x4.mul(x1, vsigmoidFromE(x1, e1)), 16);
+    v128.store(out + o, f32x4.mul(x2, vsigmoidFromE(x2, e2)), 32);
+    v128.store(out + o, f32x4.mul(x3, vsigmoidFromE(x3, e3)), 48);
   }
   for (; i < n; i += 4) {
     const o = <usize>i << 2, c = n - i;
@@ -78,13 +92,63 @@ export function siluBackward(dx: usize, dout: usize, x: usize, n: i32): void {
   }
 }
 
-/** out (n) = softplus(x) = max(x,0) + log1p(exp(-|x|)) */
+/** out (n) = softplus(x) = max(x,0) + log1p(exp(-|x|)), four vectors a turn in lock step (the same bits as vsoftplus) */
 export function softplusForward(out: usize, x: usize, n: i32): void {
-  for (let i = 0; i < n; i += 4) {
-    const o = <usize>i << 2, c = n - i;
-    const xv = ldN(x + o, c);
-    stN(out + o, vsoftplus(xv), c);
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const o = <usize>i << 2;
+    softplus16(out + o, v128.load(x + o), v128.load(x + o, 16), v128.load(x + o, 32), v128.load(x + o, 48));
   }
+  for (; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    stN(out + o, vsoftplus(ldN(x + o, c)), c);
+  }
+}
+
+/** out[0..16) = softplus of x0..x3, their exponentials and logarithms in lock step (vmath enAbs): vsoftplus's bits. */
+@inline export function softplus16(out: usize, x0: v128, x1: v128, x2: v128, x3: v128): void {
+  const s0 = enAbs(x0), s1 = enAbs(x1), s2 = enAbs(x2), s3 = enAbs(x3);
+  const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
+  const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
+  const p = enFirst();
+  let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
+  p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
+  p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
+  p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
+  p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
+  const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
+  const q = lpFirst();
+  let q0 = lpHorner(q, e0, 0), q1 = lpHorner(q, e1, 0), q2 = lpHorner(q, e2, 0), q3 = lpHorner(q, e3, 0);
+  q0 = lpHorner(q0, e0, 1); q1 = lpHorner(q1, e1, 1); q2 = lpHorner(q2, e2, 1); q3 = lpHorner(q3, e3, 1);
+  q0 = lpHorner(q0, e0, 2); q1 = lpHorner(q1, e1, 2); q2 = lpHorner(q2, e2, 2); q3 = lpHorner(q3, e3, 2);
+  q0 = lpHorner(q0, e0, 3); q1 = lpHorner(q1, e1, 3); q2 = lpHorner(q2, e2, 3); q3 = lpHorner(q3, e3, 3);
+  q0 = lpHorner(q0, e0, 4); q1 = lpHorner(q1, e1, 4); q2 = lpHorner(q2, e2, 4); q3 = lpHorner(q3, e3, 4);
+  q0 = lpHorner(q0, e0, 5); q1 = lpHorner(q1, e1, 5); q2 = lpHorner(q2, e2, 5); q3 = lpHorner(q3, e3, 5);
+  q0 = lpHorner(q0, e0, 6); q1 = lpHorner(q1, e1, 6); q2 = lpHorner(q2, e2, 6); q3 = lpHorner(q3, e3, 6);
+  q0 = lpHorner(q0, e0, 7); q1 = lpHorner(q1, e1, 7); q2 = lpHorner(q2, e2, 7); q3 = lpHorner(q3, e3, 7);
+  const z = f32x4.splat(0);
+  v128.store(out, f32x4.add(f32x4.pmax(x0, z), lpEnd(q0, e0)));
+  v128.store(out, f32x4.add(f32x4.pmax(x1, z), lpEnd(q1, e1)), 16);
+  v128.store(out, f32x4.add(f32x4.pmax(x2, z), lpEnd(q2, e2)), 32);
+  v128.store(out, f32x4.add(f32x4.pmax(x3, z), lpEnd(q3, e3)), 48);
+}
+
+/** out[0..16) = y ⊙ silu(z) of four vectors each, the exponentials in lock step: silu4's bits. */
+@inline export function gate16(out: usize, y: usize, z0: v128, z1: v128, z2: v128, z3: v128): void {
+  const s0 = enAbs(z0), s1 = enAbs(z1), s2 = enAbs(z2), s3 = enAbs(z3);
+  const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
+  const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
+  const p = enFirst();
+  let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
+  p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
+  p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
+  p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
+  p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
+  const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
+  v128.store(out, f32x4.mul(v128.load(y), f32x4.mul(z0, vsigmoidFromE(z0, e0))));
+  v128.store(out, f32x4.mul(v128.load(y, 16), f32x4.mul(z1, vsigmoidFromE(z1, e1))), 16);
+  v128.store(out, f32x4.mul(v128.load(y, 32), f32x4.mul(z2, vsigmoidFromE(z2, e2))), 32);
+  v128.store(out, f32x4.mul(v128.load(y, 48), f32x4.mul(z3, vsigmoidFromE(z3, e3))), 48);
 }
 
 /** dx (n) += dout ⊙ sigmoid(x) */

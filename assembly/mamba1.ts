@@ -8,7 +8,7 @@
 import { convChannelStep } from './conv';
 import { dot1, dot4 } from './matmul';
 import { scanChannel } from './scan';
-import { silu4, siluForward } from './elementwise';
+import { silu4, siluForward, softplus16, gate16 } from './elementwise';
 import { hsum4, ldN, stN, vexpNegAbs, vsoftplus, vsigmoidFromE } from './vmath';
 
 /** v with lane j (0..3) set to x. */
@@ -117,13 +117,11 @@ export function mambaDeltaPrefill(delta: usize, dtp: usize, bias: usize, M: i32,
   for (let r = 0; r < M; r++) {
     const pi = dtp + <usize>r * row, po = delta + <usize>r * row;
     let c = 0;
-    // two vectors a turn: V8 rebuilds each v128 constant at its uses in a loop body, once for both
-    for (; c + 8 <= ED; c += 8) {
-      const o = <usize>c << 2;
-      const v0 = f32x4.add(v128.load(pi + o), v128.load(bias + o));
-      const v1 = f32x4.add(v128.load(pi + o, 16), v128.load(bias + o, 16));
-      v128.store(po + o, vsoftplus(v0));
-      v128.store(po + o, vsoftplus(v1), 16);
+    // four vectors a turn, their softplus in lock step (elementwise softplus16)
+    for (; c + 16 <= ED; c += 16) {
+      const o = <usize>c << 2, pb = bias + o, pd = pi + o;
+      softplus16(po + o, f32x4.add(v128.load(pd), v128.load(pb)), f32x4.add(v128.load(pd, 16), v128.load(pb, 16)),
+        f32x4.add(v128.load(pd, 32), v128.load(pb, 32)), f32x4.add(v128.load(pd, 48), v128.load(pb, 48)));
     }
     for (; c < ED; c += 4) {
       const o = <usize>c << 2, cnt = min<i32>(4, ED - c);
@@ -141,10 +139,9 @@ export function mambaGatePrefill(out: usize, y: usize, xz: usize, M: i32, ED: i3
   for (let r = 0; r < M; r++) {
     const py = y + <usize>r * row, pz = xz + <usize>r * (row << 1) + row, po = out + <usize>r * row;
     let c = 0;
-    for (; c + 8 <= ED; c += 8) {
-      const o = <usize>c << 2; // two vectors a turn, as in mambaDeltaPrefill
-      v128.store(po + o, f32x4.mul(v128.load(py + o), silu4(v128.load(pz + o))));
-      v128.store(po + o, f32x4.mul(v128.load(py + o, 16), silu4(v128.load(pz + o, 16))), 16);
+    for (; c + 16 <= ED; c += 16) {
+      const o = <usize>c << 2, z = pz + o; // four vectors a turn in lock step, as in mambaDeltaPrefill
+      gate16(po + o, py + o, v128.load(z), v128.load(z, 16), v128.load(z, 32), v128.load(z, 48));
     }
     for (; c < ED; c += 4) {
       const o = <usize>c << 2, cnt = min<i32>(4, ED - c);

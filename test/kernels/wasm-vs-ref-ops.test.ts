@@ -93,6 +93,18 @@ describe('elementwise', () => {
       t.free();
     });
   }
+  it('silu and softplus: four vectors a turn in lock step give the bits of one vector at a time', () => {
+    // a call on 4 floats takes the one-vector path; on 1003 the lock-step path covers all but the last 11
+    const n = 1003;
+    seed(n + 5);
+    const t = place({ a: uni(n), b: uni(n), x: uni(n, -30, 30) });
+    for (const k of ['siluForward', 'softplusForward'] as const) {
+      wk[k](t.p.a, t.p.x, n);
+      for (let i = 0; i < n; i += 4) wk[k](t.p.b + 4 * i, t.p.x + 4 * i, Math.min(4, n - i));
+      expect(Buffer.from(t.got('a').buffer).equals(Buffer.from(t.got('b').buffer)), k).toBe(true);
+    }
+    t.free();
+  });
   for (const n of sizes) {
     it(`add/mul/accumulate/mulAccumulate n=${n}`, () => {
       seed(n);
