@@ -82,7 +82,27 @@ export function siluForward(out: usize, x: usize, n: i32): void {
 
 /** dx (n) += dout ⊙ (s + x·s·(1-s)), s = sigmoid(x) */
 export function siluBackward(dx: usize, dout: usize, x: usize, n: i32): void {
-  for (let i = 0; i < n; i += 4) {
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    // four vectors a turn, their exponentials in lock step (vmath enAbs): the same bits
+    const o = <usize>i << 2, px = x + o, pd = dx + o, py = dout + o;
+    const x0 = v128.load(px), x1 = v128.load(px, 16), x2 = v128.load(px, 32), x3 = v128.load(px, 48);
+    const s0 = enAbs(x0), s1 = enAbs(x1), s2 = enAbs(x2), s3 = enAbs(x3);
+    const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
+    const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
+    const p = enFirst();
+    let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
+    p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
+    p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
+    p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
+    p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
+    const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
+    siluGrad(pd, py, x0, e0);
+    siluGrad(pd + 16, py + 16, x1, e1);
+    siluGrad(pd + 32, py + 32, x2, e2);
+    siluGrad(pd + 48, py + 48, x3, e3);
+  }
+  for (; i < n; i += 4) {
     const o = <usize>i << 2, c = n - i;
     const xv = ldN(x + o, c);
     const e = vexpNegAbs(xv);
@@ -90,6 +110,13 @@ export function siluBackward(dx: usize, dout: usize, x: usize, n: i32): void {
     const d = f32x4.add(s, f32x4.mul(f32x4.mul(xv, s), oms));
     stN(dx + o, f32x4.add(ldN(dx + o, c), f32x4.mul(ldN(dout + o, c), d)), c);
   }
+}
+
+/** siluBackward on one whole vector, given e = e^−|x|. */
+@inline function siluGrad(pdx: usize, pdout: usize, xv: v128, e: v128): void {
+  const s = vsigmoidFromE(xv, e), oms = vOneMinusSigmoidFromE(xv, e);
+  const d = f32x4.add(s, f32x4.mul(f32x4.mul(xv, s), oms));
+  v128.store(pdx, f32x4.add(v128.load(pdx), f32x4.mul(v128.load(pdout), d)));
 }
 
 /** out (n) = softplus(x) = max(x,0) + log1p(exp(-|x|)), four vectors a turn in lock step (the same bits as vsoftplus) */
@@ -153,7 +180,27 @@ export function softplusForward(out: usize, x: usize, n: i32): void {
 
 /** dx (n) += dout ⊙ sigmoid(x) */
 export function softplusBackward(dx: usize, dout: usize, x: usize, n: i32): void {
-  for (let i = 0; i < n; i += 4) {
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    // four vectors a turn, their exponentials in lock step: the same bits
+    const o = <usize>i << 2, px = x + o, pd = dx + o, py = dout + o;
+    const x0 = v128.load(px), x1 = v128.load(px, 16), x2 = v128.load(px, 32), x3 = v128.load(px, 48);
+    const s0 = enAbs(x0), s1 = enAbs(x1), s2 = enAbs(x2), s3 = enAbs(x3);
+    const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
+    const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
+    const p = enFirst();
+    let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
+    p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
+    p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
+    p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
+    p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
+    const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
+    v128.store(pd, f32x4.add(v128.load(pd), f32x4.mul(v128.load(py), vsigmoidFromE(x0, e0))));
+    v128.store(pd, f32x4.add(v128.load(pd, 16), f32x4.mul(v128.load(py, 16), vsigmoidFromE(x1, e1))), 16);
+    v128.store(pd, f32x4.add(v128.load(pd, 32), f32x4.mul(v128.load(py, 32), vsigmoidFromE(x2, e2))), 32);
+    v128.store(pd, f32x4.add(v128.load(pd, 48), f32x4.mul(v128.load(py, 48), vsigmoidFromE(x3, e3))), 48);
+  }
+  for (; i < n; i += 4) {
     const o = <usize>i << 2, c = n - i;
     const xv = ldN(x + o, c);
     const s = vsigmoidFromE(xv, vexpNegAbs(xv));
@@ -163,7 +210,27 @@ export function softplusBackward(dx: usize, dout: usize, x: usize, n: i32): void
 
 /** out (n) = silu(gate) ⊙ up: the gate of Mamba-1's output (up = y) and of Llama's MLP */
 export function swigluForward(out: usize, gate: usize, up: usize, n: i32): void {
-  for (let i = 0; i < n; i += 4) {
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    // four vectors a turn, their exponentials in lock step: the same bits
+    const o = <usize>i << 2, pg = gate + o, pu = up + o, po = out + o;
+    const g0 = v128.load(pg), g1 = v128.load(pg, 16), g2 = v128.load(pg, 32), g3 = v128.load(pg, 48);
+    const s0 = enAbs(g0), s1 = enAbs(g1), s2 = enAbs(g2), s3 = enAbs(g3);
+    const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
+    const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
+    const p = enFirst();
+    let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
+    p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
+    p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
+    p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
+    p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
+    const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
+    v128.store(po, f32x4.mul(f32x4.mul(g0, vsigmoidFromE(g0, e0)), v128.load(pu)));
+    v128.store(po, f32x4.mul(f32x4.mul(g1, vsigmoidFromE(g1, e1)), v128.load(pu, 16)), 16);
+    v128.store(po, f32x4.mul(f32x4.mul(g2, vsigmoidFromE(g2, e2)), v128.load(pu, 32)), 32);
+    v128.store(po, f32x4.mul(f32x4.mul(g3, vsigmoidFromE(g3, e3)), v128.load(pu, 48)), 48);
+  }
+  for (; i < n; i += 4) {
     const o = <usize>i << 2, c = n - i;
     const g = ldN(gate + o, c);
     stN(out + o, f32x4.mul(f32x4.mul(g, vsigmoidFromE(g, vexpNegAbs(g))), ldN(up + o, c)), c);
@@ -175,7 +242,27 @@ export function swigluForward(out: usize, gate: usize, up: usize, n: i32): void 
  * silu, mul and their three backward kernels took five; the same arithmetic as those, lane for lane.
  */
 export function swigluBackward(dgate: usize, dup: usize, dout: usize, gate: usize, up: usize, n: i32): void {
-  for (let i = 0; i < n; i += 4) {
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    // four vectors a turn, their exponentials in lock step: the same bits
+    const o = <usize>i << 2, pg = gate + o;
+    const g0 = v128.load(pg), g1 = v128.load(pg, 16), g2 = v128.load(pg, 32), g3 = v128.load(pg, 48);
+    const s0 = enAbs(g0), s1 = enAbs(g1), s2 = enAbs(g2), s3 = enAbs(g3);
+    const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
+    const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
+    const p = enFirst();
+    let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
+    p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
+    p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
+    p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
+    p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
+    const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
+    swigluGrad(dgate + o, dup + o, dout + o, up + o, g0, e0);
+    swigluGrad(dgate + o + 16, dup + o + 16, dout + o + 16, up + o + 16, g1, e1);
+    swigluGrad(dgate + o + 32, dup + o + 32, dout + o + 32, up + o + 32, g2, e2);
+    swigluGrad(dgate + o + 48, dup + o + 48, dout + o + 48, up + o + 48, g3, e3);
+  }
+  for (; i < n; i += 4) {
     const o = <usize>i << 2, c = n - i;
     const g = ldN(gate + o, c), dy = ldN(dout + o, c);
     const e = vexpNegAbs(g);
@@ -185,6 +272,16 @@ export function swigluBackward(dgate: usize, dup: usize, dout: usize, gate: usiz
     stN(dgate + o, f32x4.add(ldN(dgate + o, c), f32x4.mul(f32x4.mul(dy, ldN(up + o, c)), d)), c);
     stN(dup + o, f32x4.add(ldN(dup + o, c), f32x4.mul(dy, gs)), c);
   }
+}
+
+/** swigluBackward on one whole vector, given e = e^−|g|. */
+@inline function swigluGrad(pdg: usize, pdu: usize, pdy: usize, pup: usize, g: v128, e: v128): void {
+  const dy = v128.load(pdy);
+  const s = vsigmoidFromE(g, e), oms = vOneMinusSigmoidFromE(g, e);
+  const gs = f32x4.mul(g, s);
+  const d = f32x4.add(s, f32x4.mul(gs, oms));
+  v128.store(pdg, f32x4.add(v128.load(pdg), f32x4.mul(f32x4.mul(dy, v128.load(pup)), d)));
+  v128.store(pdu, f32x4.add(v128.load(pdu), f32x4.mul(dy, gs)));
 }
 
 /** out (n) = exp(x): exposes the vector exp (tests compare it with Math.exp). */

@@ -105,6 +105,37 @@ describe('elementwise', () => {
     }
     t.free();
   });
+  it('the backward and gated kernels: four vectors a turn in lock step give the bits of one vector at a time', () => {
+    const n = 1003;
+    seed(n + 6);
+    const zeros = () => new Float32Array(n); // what the kernels accumulate into: the same start for both paths
+    const t = place({ x: uni(n, -30, 30), y: uni(n), d: uni(n), bias: uni(n, -2, 2), a1: zeros(), a2: zeros(), b1: zeros(), b2: zeros() });
+    const same = (what: string) => {
+      expect(Buffer.from(t.got('a1').buffer).equals(Buffer.from(t.got('b1').buffer)), what).toBe(true);
+      expect(Buffer.from(t.got('a2').buffer).equals(Buffer.from(t.got('b2').buffer)), what).toBe(true);
+    };
+    const pieces = (f: (o: number, m: number) => void) => {
+      for (let i = 0; i < n; i += 4) f(4 * i, Math.min(4, n - i));
+    };
+    wk.siluBackward(t.p.a1, t.p.d, t.p.x, n);
+    wk.softplusBackward(t.p.a2, t.p.d, t.p.x, n);
+    pieces((o, m) => wk.siluBackward(t.p.b1 + o, t.p.d + o, t.p.x + o, m));
+    pieces((o, m) => wk.softplusBackward(t.p.b2 + o, t.p.d + o, t.p.x + o, m));
+    same('siluBackward, softplusBackward');
+    wk.swigluForward(t.p.a1, t.p.x, t.p.y, n);
+    pieces((o, m) => wk.swigluForward(t.p.b1 + o, t.p.x + o, t.p.y + o, m));
+    wk.swigluBackward(t.p.a1, t.p.a2, t.p.d, t.p.x, t.p.y, n);
+    pieces((o, m) => wk.swigluBackward(t.p.b1 + o, t.p.b2 + o, t.p.d + o, t.p.x + o, t.p.y + o, m));
+    same('swigluForward, swigluBackward');
+    // one row of n: Δ's softplus (no clamp) into a1, then its gradient into a1 (dt) and a2 (bias)
+    const inf = Number.POSITIVE_INFINITY;
+    wk.dtSoftplusForward(t.p.a1, t.p.x, t.p.bias, 1, n, 0, inf);
+    pieces((o, m) => wk.dtSoftplusForward(t.p.b1 + o, t.p.x + o, t.p.bias + o, 1, m, 0, inf));
+    wk.dtSoftplusBackward(t.p.a1, t.p.a2, t.p.d, t.p.x, t.p.bias, 1, n, 0, inf);
+    pieces((o, m) => wk.dtSoftplusBackward(t.p.b1 + o, t.p.b2 + o, t.p.d + o, t.p.x + o, t.p.bias + o, 1, m, 0, inf));
+    same('dtSoftplusForward, dtSoftplusBackward');
+    t.free();
+  });
   for (const n of sizes) {
     it(`add/mul/accumulate/mulAccumulate n=${n}`, () => {
       seed(n);
