@@ -6,8 +6,6 @@
  * last multiple of 4 run scalar.
  */
 
-import { enAbs, enRound, enRest, enFirst, enHorner, enEnd, vsigmoidFromE, vexpNegAbs } from './vmath';
-
 /** Gather w[c..c+3, k] (w is (C, K)) into one vector; zero when k is out of [0, K). */
 @inline function wcol(w: usize, c: i32, k: i32, K: i32): v128 {
   if (k < 0 || k >= K) return f32x4.splat(0);
@@ -243,91 +241,3 @@ export function conv1dStep(out: usize, state: usize, x: usize, w: usize, bias: u
     store<f32>(po, s);
   }
 }
-
-/** silu of four vectors stored at p, p + rowC, p + 2·rowC, p + 3·rowC, the exponentials in lock step (elementwise siluForward's bits). */
-@inline function silu4Rows(p: usize, rowC: usize, x0: v128, x1: v128, x2: v128, x3: v128): void {
-  const s0 = enAbs(x0), s1 = enAbs(x1), s2 = enAbs(x2), s3 = enAbs(x3);
-  const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
-  const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
-  const q = enFirst();
-  let p0 = enHorner(q, r0, 0), p1 = enHorner(q, r1, 0), p2 = enHorner(q, r2, 0), p3 = enHorner(q, r3, 0);
-  p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
-  p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
-  p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
-  p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
-  v128.store(p, f32x4.mul(x0, vsigmoidFromE(x0, enEnd(p0, r0, t0))));
-  v128.store(p + rowC, f32x4.mul(x1, vsigmoidFromE(x1, enEnd(p1, r1, t1))));
-  v128.store(p + 2 * rowC, f32x4.mul(x2, vsigmoidFromE(x2, enEnd(p2, r2, t2))));
-  v128.store(p + 3 * rowC, f32x4.mul(x3, vsigmoidFromE(x3, enEnd(p3, r3, t3))));
-}
-
-/**
- * Mamba-1's prompt conv: out (B·L, ED) = silu(conv of x) with x = xz[:, :ED] read in place (xz rows
- * of 2·ED), continuing from the conv state (B, ED, K), which then holds the last K inputs; channels
- * [c0, c1) only (threads split them; c0 a multiple of 4). The same arithmetic as conv1dPrefill,
- * siluForward and conv1dFillState on the sliced x, so the same bits, with no slice and no separate
- * SiLU pass: rows four at a time, their SiLU in lock step.
- */
-export function mambaConvPrefill(out: usize, xz: usize, state: usize, w: usize, bias: usize, B: i32, L: i32, ED: i32, K: i32,
-  c0: i32, c1: i32): void {
-  const rowC = <usize>ED << 2, rowX = rowC << 1, rowK = <usize>K << 2;
-  const cq = K <= 4 ? c0 + ((c1 - c0) & ~3) : c0; // channels in whole fours take the vector path
-  for (let b = 0; b < B; b++) {
-    const xb = xz + <usize>b * <usize>L * rowX, ob = out + <usize>b * <usize>L * rowC;
-    const sb = state + <usize>b * <usize>ED * rowK;
-    for (let t0 = 0; t0 < L; t0 += TB) {
-      const t1 = min<i32>(L, t0 + TB);
-      for (let c = c0; c < cq; c += 4) {
-        const co = <usize>c << 2;
-        const bv = v128.load(bias + co);
-        const w0 = wcol(w, c, K - 4, K), w1 = wcol(w, c, K - 3, K), w2 = wcol(w, c, K - 2, K), w3 = wcol(w, c, K - 1, K);
-        let x0 = xrow(xb, sb, state, t0 - 3, c, K, rowX),
-          x1 = xrow(xb, sb, state, t0 - 2, c, K, rowX),
-          x2 = xrow(xb, sb, state, t0 - 1, c, K, rowX);
-        let px = xb + <usize>t0 * rowX + co, po = ob + <usize>t0 * rowC + co;
-        let t = t0;
-        for (; t + 4 <= t1; t += 4) {
-          // four rows' sums as conv1dPrefill forms them, then their SiLU in lock step
-          const x3 = v128.load(px), x4 = v128.load(px + rowX), x5 = v128.load(px + 2 * rowX), x6 = v128.load(px + 3 * rowX);
-          const s0 = f32x4.add(f32x4.add(bv, f32x4.mul(w0, x0)), f32x4.add(f32x4.mul(w1, x1), f32x4.add(f32x4.mul(w2, x2), f32x4.mul(w3, x3))));
-          const s1 = f32x4.add(f32x4.add(bv, f32x4.mul(w0, x1)), f32x4.add(f32x4.mul(w1, x2), f32x4.add(f32x4.mul(w2, x3), f32x4.mul(w3, x4))));
-          const s2 = f32x4.add(f32x4.add(bv, f32x4.mul(w0, x2)), f32x4.add(f32x4.mul(w1, x3), f32x4.add(f32x4.mul(w2, x4), f32x4.mul(w3, x5))));
-          const s3 = f32x4.add(f32x4.add(bv, f32x4.mul(w0, x3)), f32x4.add(f32x4.mul(w1, x4), f32x4.add(f32x4.mul(w2, x5), f32x4.mul(w3, x6))));
-          silu4Rows(po, rowC, s0, s1, s2, s3);
-          x0 = x4; x1 = x5; x2 = x6;
-          px += rowX << 2; po += rowC << 2;
-        }
-        for (; t < t1; t++) {
-          const x3 = v128.load(px);
-          const s = f32x4.add(f32x4.add(bv, f32x4.mul(w0, x0)), f32x4.add(f32x4.mul(w1, x1), f32x4.add(f32x4.mul(w2, x2), f32x4.mul(w3, x3))));
-          v128.store(po, f32x4.mul(s, vsigmoidFromE(s, vexpNegAbs(s))));
-          x0 = x1; x1 = x2; x2 = x3;
-          px += rowX; po += rowC;
-        }
-      }
-    }
-    // the other channels one at a time (a kernel wider than 4, or a range's last few)
-    for (let c = cq; c < c1; c++) {
-      const co = <usize>c << 2;
-      for (let t = 0; t < L; t++) {
-        let s = load<f32>(bias + co);
-        for (let k = 0; k < K; k++) {
-          const tt = t - (K - 1) + k, wk = load<f32>(w + (<usize>c * <usize>K + <usize>k) * 4);
-          if (tt >= 0) s += wk * load<f32>(xb + <usize>tt * rowX + co);
-          else if (state) s += wk * load<f32>(sb + (<usize>c * <usize>K + <usize>(K + tt)) * 4);
-        }
-        const v = f32x4.splat(s);
-        store<f32>(ob + <usize>t * rowC + co, f32x4.extract_lane(f32x4.mul(v, vsigmoidFromE(v, vexpNegAbs(v))), 0));
-      }
-    }
-    // the state: the last K inputs, older ones shifted in when L < K (conv1dFillState)
-    for (let c = c0; c < c1; c++) {
-      const ps = sb + <usize>c * rowK, co = <usize>c << 2;
-      for (let k = 0; k < K; k++) {
-        const t = L - K + k;
-        store<f32>(ps + (<usize>k << 2), t >= 0 ? load<f32>(xb + <usize>t * rowX + co) : load<f32>(ps + (<usize>(k + L) << 2)));
-      }
-    }
-  }
-}
-

@@ -9,7 +9,7 @@ export {
   packPanels4, unpackPanels4, matmulNTP4, matmulNTP4Strided,
 } from './matmul';
 export { scanForward, scanBackward, scanStep, scanForwardRange, scanBackwardRange } from './scan';
-export { conv1dForward, conv1dPrefill, conv1dBackward, conv1dStep, mambaConvPrefill } from './conv';
+export { conv1dForward, conv1dPrefill, conv1dBackward, conv1dStep } from './conv';
 export { ssdRecurrent, ssdChunkForward, ssdChunkBackward } from './ssd';
 export { mamba3ScanForward, mamba3MimoScanForward } from './mamba3';
 export { mamba3MimoScanBackward } from './mamba3-back';

@@ -94,6 +94,19 @@ const SPLITS: Partial<Record<WasmKernelName, Split>> = {
   },
   // (out, dt, bias, rows, H, lo, hi): out and dt rows of H
   dtSoftplusForward: byRows(3, 4, [0, 1]),
+  // (hOut, out, rstd, h, delta, w, rows, D, eps): the residual add and the next block's norm of a prompt
+  addRmsnormForward: {
+    ptrs: [
+      [0, (a) => 4 * a[7]],
+      [1, (a) => 4 * a[7]],
+      [2, F4],
+      [3, (a) => 4 * a[7]],
+      [4, (a) => 4 * a[7]],
+    ],
+    count: 6,
+    align: 1,
+    work: (a) => a[7],
+  },
   // (out, rstd, x, w, rows, D, eps)
   rmsnormForward: {
     ptrs: [

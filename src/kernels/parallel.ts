@@ -91,7 +91,6 @@ export function threadedKernels(pool: ThreadPool, w: WasmKernels, heap: Heap): P
     scanBackward: threadedScanBackward(p, heap),
     mambaScanStep: threadedMambaScanStep(p),
     mambaConvStep: threadedMambaConvStep(p),
-    mambaConvPrefill: threadedMambaConvPrefill(p),
     ssdChunkForward: threadedSsdForward(p, heap),
     ssdChunkBackward: threadedSsdBackward(p, heap),
   };
@@ -265,25 +264,6 @@ function threadedMambaScanStep({ T, w, jobs }: Pool): WasmKernels['mambaScanStep
       name: 'mambaScanStepRange',
       args: [out, delta, h, xc, xdbl, xz, dtW, dtBias, A, D, B, ED, N, R, r[t][0], r[t][1]],
     }));
-  };
-}
-
-/**
- * Mamba-1's prompt conv by ranges of channels in whole fours (each channel's outputs and state are
- * its own), claimed in chunks as the threads go: the same bits as one call.
- */
-function threadedMambaConvPrefill({ T, w, chunked }: Pool): WasmKernels['mambaConvPrefill'] {
-  return (out, xz, state, wt, bias, B, L, ED, K, c0, c1) => {
-    const n = c1 - c0;
-    // per output: the conv's 2K flops and SiLU's some 30 operations
-    if (T === 1 || c0 % 4 !== 0 || n < 8 || B * L * n * (2 * K + 30) < MIN_PARALLEL_FLOPS)
-      return w.mambaConvPrefill(out, xz, state, wt, bias, B, L, ED, K, c0, c1);
-    const size = 4 * Math.max(1, Math.ceil(n / (4 * CHUNKS_PER_THREAD * T)));
-    // a chunk's channels [c0 + s, c0 + s + m)
-    const base = [out, xz, state, wt, bias, B, L, ED, K, c0, c0] as Parameters<WasmKernels['mambaConvPrefill']>;
-    const perStart = base.map((_, i) => (i >= 9 ? 1 : 0)),
-      perCount = base.map((_, i) => (i === 10 ? 1 : 0));
-    return chunked({ name: 'mambaConvPrefill', base, perStart, perCount, total: n, size });
   };
 }
 

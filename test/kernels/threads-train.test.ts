@@ -52,6 +52,7 @@ const CASES: [string, Arg[]][] = [
   ['dtSoftplusForward', [arr(R * W), arr(R * W, -6, 6), arr(W), R, W, 0, Number.POSITIVE_INFINITY]],
   ['dtSoftplusForward', [arr(R * W), arr(R * W, -6, 6), arr(W), R, W, 0.01, 2]],
   ['rmsnormForward', [arr(R * W), arr(R), arr(R * W), arr(W, 0.5, 1.5), R, W, 1e-5]],
+  ['addRmsnormForward', [arr(R * W), arr(R * W), arr(R), arr(R * W), arr(R * W), arr(W, 0.5, 1.5), R, W, 1e-5]],
   ['mambaDeltaPrefill', [arr(R * W), arr(R * W, -6, 6), arr(W), R, W]],
   ['mambaGatePrefill', [arr(R * W), arr(R * W), arr(R * 2 * W, -12, 12), R, W]],
   ['conv1dForward', [arr(3 * 101 * W), arr(3 * 101 * W), arr(W * 4), arr(W), 3, 101, W, 4]],

@@ -105,24 +105,3 @@ export function mambaGatePrefill(out: F, y: F, xz: F, M: number, ED: number): vo
     }
   }
 }
-
-/**
- * The prompt's conv, channels [c0, c1): xc (B·L, ED) = silu(bias + Σ_k w[d,k]·x) over x = xz[:, :ED]
- * (xz (B·L, 2ED)) continuing from the window state (B, ED, K), which then holds the last K inputs
- * (older ones shifted in when L < K): conv1dPrefill, siluForward and conv1dFillState on the sliced x.
- */
-export function mambaConvPrefill(xc: F, xz: F, state: F, w: F, bias: F, B: number, L: number, ED: number, K: number, c0: number, c1: number): void {
-  for (let b = 0; b < B; b++) {
-    for (let d = c0; d < c1; d++) {
-      const s0 = (b * ED + d) * K,
-        x = (t: number) => (t >= 0 ? xz[(b * L + t) * 2 * ED + d] : state[s0 + K + t]);
-      for (let t = 0; t < L; t++) {
-        let s = bias[d];
-        for (let k = 0; k < K; k++) s += w[d * K + k] * x(t - (K - 1) + k);
-        xc[(b * L + t) * ED + d] = s * sigmoid(s);
-      }
-      for (let k = 0; k < K; k++) state[s0 + k] = L - K + k >= 0 ? x(L - K + k) : state[s0 + k + L];
-    }
-  }
-}
-

@@ -72,7 +72,6 @@ export const WASM_KERNELS = [
   // conv.ts, norm.ts
   'conv1dForward',
   'conv1dPrefill',
-  'mambaConvPrefill',
   'conv1dBackward',
   'conv1dStep',
   'rmsnormForward',

@@ -115,7 +115,9 @@ export class MambaBlockRunner extends SsmBlockBase implements BlockRunner {
       k = e.k,
       ly = this.ly,
       M = B * L;
-    const xz = buf('m1.xz', [M, 2 * ED]);
+    const xz = buf('m1.xz', [M, 2 * ED]),
+      x = buf('m1.x', [M, ED]),
+      xconv = buf('m1.xconv', [M, ED]);
     const xc = buf('m1.xc', [M, ED]),
       xdbl = buf('m1.xdbl', [M, R + 2 * N]),
       dt = buf('m1.dt', [M, R]);
@@ -126,18 +128,20 @@ export class MambaBlockRunner extends SsmBlockBase implements BlockRunner {
     const y = buf('m1.y', [M, ED]),
       gated = buf('m1.gated', [M, ED]);
     linearInto(e, xz, u, ly.inProj, ly.inProjBias, M, q); // (M, 2ED)
-    const conv = state.tensors.get(`conv.${this.i}`) as Tensor,
-      convB = this.convBias(ly.convB, ED);
-    if (L > 1) {
-      // the conv, its SiLU and the new conv state in one pass, x read inside xz (z stays there too: the gate reads it)
-      k.mambaConvPrefill(xc, xz, conv, ly.convW, convB, B, L, ED, this.c.dConv, 0, ED);
-    } else {
-      const x = buf('m1.x', [M, ED]),
-        xconv = buf('m1.xconv', [M, ED]);
-      k.sliceColumns(x, xz, M, 2 * ED, 0, ED);
-      convContinue(e, xconv, x, conv, ly.convW, convB, B, L, ED, this.c.dConv); // (M, ED)
-      k.siluForward(xc, xconv, M * ED);
-    }
+    k.sliceColumns(x, xz, M, 2 * ED, 0, ED); // z stays in xz: the gate reads it there
+    convContinue(
+      e,
+      xconv,
+      x,
+      state.tensors.get(`conv.${this.i}`) as Tensor,
+      ly.convW,
+      this.convBias(ly.convB, this.c.dInner),
+      B,
+      L,
+      ED,
+      this.c.dConv,
+    ); // (M, ED)
+    k.siluForward(xc, xconv, M * ED);
     linearInto(e, xdbl, xc, ly.xProj, null, M, q); // (M, R + 2N)
     k.sliceColumns(dt, xdbl, M, R + 2 * N, 0, R);
     k.sliceColumns(Bm, xdbl, M, R + 2 * N, R, N);
