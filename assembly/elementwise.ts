@@ -50,90 +50,21 @@ export function mulAccumulate(dst: usize, x: usize, y: usize, n: i32): void {
   return f32x4.mul(x, vsigmoidFromE(x, vexpNegAbs(x)));
 }
 
+/** What lockStep16 finishes its four exponentials into (a compile-time constant at each use). */
+export const LS_SILU: i32 = 0, LS_SOFTPLUS: i32 = 1, LS_GATE: i32 = 2, LS_SILU_BWD: i32 = 3, LS_SOFTPLUS_BWD: i32 = 4,
+  LS_SWIGLU: i32 = 5, LS_SWIGLU_BWD: i32 = 6, LS_DT_SOFTPLUS: i32 = 7, LS_DT_BWD: i32 = 8;
+
 /**
- * out (n) = silu(x) = x·sigmoid(x), four vectors a turn with their exponentials in lock step
- * (vmath enAbs): the same bits as silu4 on each.
+ * Four whole vectors x0..x3 of an elementwise kernel: their e^−|x| in lock step (vmath enAbs …
+ * enEnd), for the softplus kinds their log1p too (lpFirst … lpEnd), then the kernel's own finish
+ * on each, vector i at byte 16·i of the pointers: LS_SILU a = silu(x); LS_SOFTPLUS a = softplus(x);
+ * LS_GATE a = b ⊙ silu(x); LS_SILU_BWD a += b ⊙ silu′(x); LS_SOFTPLUS_BWD a += b ⊙ sigmoid(x);
+ * LS_SWIGLU a = silu(x) ⊙ b; LS_SWIGLU_BWD swigluBackward's two outputs a, b from dout c and up d;
+ * LS_DT_SOFTPLUS a = softplus(x) clamped to [lo, hi]; LS_DT_BWD a += c ⊙ sigmoid(x), b += the same.
+ * Each finish is its one-vector kernel's arithmetic, so the same bits.
  */
-export function siluForward(out: usize, x: usize, n: i32): void {
-  let i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const o = <usize>i << 2;
-    const x0 = v128.load(x + o), x1 = v128.load(x + o, 16), x2 = v128.load(x + o, 32), x3 = v128.load(x + o, 48);
-    const s0 = enAbs(x0), s1 = enAbs(x1), s2 = enAbs(x2), s3 = enAbs(x3);
-    const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
-    const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
-    const p = enFirst();
-    let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
-    p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
-    p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
-    p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
-    p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
-    const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
-    v128.store(out + o, f32x4.mul(x0, vsigmoidFromE(x0, e0)));
-    v128.store(out + o, f32x4.mul(x1, vsigmoidFromE(x1, e1)), 16);
-    v128.store(out + o, f32x4.mul(x2, vsigmoidFromE(x2, e2)), 32);
-    v128.store(out + o, f32x4.mul(x3, vsigmoidFromE(x3, e3)), 48);
-  }
-  for (; i < n; i += 4) {
-    const o = <usize>i << 2, c = n - i;
-    stN(out + o, silu4(ldN(x + o, c)), c);
-  }
-}
-
-/** dx (n) += dout ⊙ (s + x·s·(1-s)), s = sigmoid(x) */
-export function siluBackward(dx: usize, dout: usize, x: usize, n: i32): void {
-  let i = 0;
-  for (; i + 16 <= n; i += 16) {
-    // four vectors a turn, their exponentials in lock step (vmath enAbs): the same bits
-    const o = <usize>i << 2, px = x + o, pd = dx + o, py = dout + o;
-    const x0 = v128.load(px), x1 = v128.load(px, 16), x2 = v128.load(px, 32), x3 = v128.load(px, 48);
-    const s0 = enAbs(x0), s1 = enAbs(x1), s2 = enAbs(x2), s3 = enAbs(x3);
-    const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
-    const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
-    const p = enFirst();
-    let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
-    p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
-    p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
-    p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
-    p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
-    const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
-    siluGrad(pd, py, x0, e0);
-    siluGrad(pd + 16, py + 16, x1, e1);
-    siluGrad(pd + 32, py + 32, x2, e2);
-    siluGrad(pd + 48, py + 48, x3, e3);
-  }
-  for (; i < n; i += 4) {
-    const o = <usize>i << 2, c = n - i;
-    const xv = ldN(x + o, c);
-    const e = vexpNegAbs(xv);
-    const s = vsigmoidFromE(xv, e), oms = vOneMinusSigmoidFromE(xv, e);
-    const d = f32x4.add(s, f32x4.mul(f32x4.mul(xv, s), oms));
-    stN(dx + o, f32x4.add(ldN(dx + o, c), f32x4.mul(ldN(dout + o, c), d)), c);
-  }
-}
-
-/** siluBackward on one whole vector, given e = e^−|x|. */
-@inline function siluGrad(pdx: usize, pdout: usize, xv: v128, e: v128): void {
-  const s = vsigmoidFromE(xv, e), oms = vOneMinusSigmoidFromE(xv, e);
-  const d = f32x4.add(s, f32x4.mul(f32x4.mul(xv, s), oms));
-  v128.store(pdx, f32x4.add(v128.load(pdx), f32x4.mul(v128.load(pdout), d)));
-}
-
-/** out (n) = softplus(x) = max(x,0) + log1p(exp(-|x|)), four vectors a turn in lock step (the same bits as vsoftplus) */
-export function softplusForward(out: usize, x: usize, n: i32): void {
-  let i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const o = <usize>i << 2;
-    softplus16(out + o, v128.load(x + o), v128.load(x + o, 16), v128.load(x + o, 32), v128.load(x + o, 48));
-  }
-  for (; i < n; i += 4) {
-    const o = <usize>i << 2, c = n - i;
-    stN(out + o, vsoftplus(ldN(x + o, c)), c);
-  }
-}
-
-/** out[0..16) = softplus of x0..x3, their exponentials and logarithms in lock step (vmath enAbs): vsoftplus's bits. */
-@inline export function softplus16(out: usize, x0: v128, x1: v128, x2: v128, x3: v128): void {
+@inline export function lockStep16(kind: i32, x0: v128, x1: v128, x2: v128, x3: v128, a: usize, b: usize, c: usize, d: usize,
+  lo: v128, hi: v128): void {
   const s0 = enAbs(x0), s1 = enAbs(x1), s2 = enAbs(x2), s3 = enAbs(x3);
   const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
   const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
@@ -144,62 +75,117 @@ export function softplusForward(out: usize, x: usize, n: i32): void {
   p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
   p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
   const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
-  const q = lpFirst();
-  let q0 = lpHorner(q, e0, 0), q1 = lpHorner(q, e1, 0), q2 = lpHorner(q, e2, 0), q3 = lpHorner(q, e3, 0);
-  q0 = lpHorner(q0, e0, 1); q1 = lpHorner(q1, e1, 1); q2 = lpHorner(q2, e2, 1); q3 = lpHorner(q3, e3, 1);
-  q0 = lpHorner(q0, e0, 2); q1 = lpHorner(q1, e1, 2); q2 = lpHorner(q2, e2, 2); q3 = lpHorner(q3, e3, 2);
-  q0 = lpHorner(q0, e0, 3); q1 = lpHorner(q1, e1, 3); q2 = lpHorner(q2, e2, 3); q3 = lpHorner(q3, e3, 3);
-  q0 = lpHorner(q0, e0, 4); q1 = lpHorner(q1, e1, 4); q2 = lpHorner(q2, e2, 4); q3 = lpHorner(q3, e3, 4);
-  q0 = lpHorner(q0, e0, 5); q1 = lpHorner(q1, e1, 5); q2 = lpHorner(q2, e2, 5); q3 = lpHorner(q3, e3, 5);
-  q0 = lpHorner(q0, e0, 6); q1 = lpHorner(q1, e1, 6); q2 = lpHorner(q2, e2, 6); q3 = lpHorner(q3, e3, 6);
-  q0 = lpHorner(q0, e0, 7); q1 = lpHorner(q1, e1, 7); q2 = lpHorner(q2, e2, 7); q3 = lpHorner(q3, e3, 7);
-  const z = f32x4.splat(0);
-  v128.store(out, f32x4.add(f32x4.pmax(x0, z), lpEnd(q0, e0)));
-  v128.store(out, f32x4.add(f32x4.pmax(x1, z), lpEnd(q1, e1)), 16);
-  v128.store(out, f32x4.add(f32x4.pmax(x2, z), lpEnd(q2, e2)), 32);
-  v128.store(out, f32x4.add(f32x4.pmax(x3, z), lpEnd(q3, e3)), 48);
+  if (kind == LS_SOFTPLUS || kind == LS_DT_SOFTPLUS) {
+    const q = lpFirst();
+    let q0 = lpHorner(q, e0, 0), q1 = lpHorner(q, e1, 0), q2 = lpHorner(q, e2, 0), q3 = lpHorner(q, e3, 0);
+    q0 = lpHorner(q0, e0, 1); q1 = lpHorner(q1, e1, 1); q2 = lpHorner(q2, e2, 1); q3 = lpHorner(q3, e3, 1);
+    q0 = lpHorner(q0, e0, 2); q1 = lpHorner(q1, e1, 2); q2 = lpHorner(q2, e2, 2); q3 = lpHorner(q3, e3, 2);
+    q0 = lpHorner(q0, e0, 3); q1 = lpHorner(q1, e1, 3); q2 = lpHorner(q2, e2, 3); q3 = lpHorner(q3, e3, 3);
+    q0 = lpHorner(q0, e0, 4); q1 = lpHorner(q1, e1, 4); q2 = lpHorner(q2, e2, 4); q3 = lpHorner(q3, e3, 4);
+    q0 = lpHorner(q0, e0, 5); q1 = lpHorner(q1, e1, 5); q2 = lpHorner(q2, e2, 5); q3 = lpHorner(q3, e3, 5);
+    q0 = lpHorner(q0, e0, 6); q1 = lpHorner(q1, e1, 6); q2 = lpHorner(q2, e2, 6); q3 = lpHorner(q3, e3, 6);
+    q0 = lpHorner(q0, e0, 7); q1 = lpHorner(q1, e1, 7); q2 = lpHorner(q2, e2, 7); q3 = lpHorner(q3, e3, 7);
+    const z = f32x4.splat(0);
+    const v0 = f32x4.add(f32x4.pmax(x0, z), lpEnd(q0, e0)), v1 = f32x4.add(f32x4.pmax(x1, z), lpEnd(q1, e1));
+    const v2 = f32x4.add(f32x4.pmax(x2, z), lpEnd(q2, e2)), v3 = f32x4.add(f32x4.pmax(x3, z), lpEnd(q3, e3));
+    if (kind == LS_SOFTPLUS) {
+      v128.store(a, v0); v128.store(a, v1, 16); v128.store(a, v2, 32); v128.store(a, v3, 48);
+    } else {
+      v128.store(a, f32x4.pmin(hi, f32x4.pmax(lo, v0)));
+      v128.store(a, f32x4.pmin(hi, f32x4.pmax(lo, v1)), 16);
+      v128.store(a, f32x4.pmin(hi, f32x4.pmax(lo, v2)), 32);
+      v128.store(a, f32x4.pmin(hi, f32x4.pmax(lo, v3)), 48);
+    }
+    return;
+  }
+  finish(kind, x0, e0, a, b, c, d);
+  finish(kind, x1, e1, a + 16, b + 16, c + 16, d + 16);
+  finish(kind, x2, e2, a + 32, b + 32, c + 32, d + 32);
+  finish(kind, x3, e3, a + 48, b + 48, c + 48, d + 48);
 }
 
-/** out[0..16) = y ⊙ silu(z) of four vectors each, the exponentials in lock step: silu4's bits. */
-@inline export function gate16(out: usize, y: usize, z0: v128, z1: v128, z2: v128, z3: v128): void {
-  const s0 = enAbs(z0), s1 = enAbs(z1), s2 = enAbs(z2), s3 = enAbs(z3);
-  const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
-  const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
-  const p = enFirst();
-  let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
-  p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
-  p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
-  p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
-  p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
-  const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
-  v128.store(out, f32x4.mul(v128.load(y), f32x4.mul(z0, vsigmoidFromE(z0, e0))));
-  v128.store(out, f32x4.mul(v128.load(y, 16), f32x4.mul(z1, vsigmoidFromE(z1, e1))), 16);
-  v128.store(out, f32x4.mul(v128.load(y, 32), f32x4.mul(z2, vsigmoidFromE(z2, e2))), 32);
-  v128.store(out, f32x4.mul(v128.load(y, 48), f32x4.mul(z3, vsigmoidFromE(z3, e3))), 48);
+/** lockStep16's finish of one vector x with e = e^−|x| (the kinds without a logarithm). */
+@inline function finish(kind: i32, x: v128, e: v128, a: usize, b: usize, c: usize, d: usize): void {
+  if (kind == LS_SILU) v128.store(a, f32x4.mul(x, vsigmoidFromE(x, e)));
+  else if (kind == LS_GATE) v128.store(a, f32x4.mul(v128.load(b), f32x4.mul(x, vsigmoidFromE(x, e))));
+  else if (kind == LS_SWIGLU) v128.store(a, f32x4.mul(f32x4.mul(x, vsigmoidFromE(x, e)), v128.load(b)));
+  else if (kind == LS_SOFTPLUS_BWD) v128.store(a, f32x4.add(v128.load(a), f32x4.mul(v128.load(b), vsigmoidFromE(x, e))));
+  else if (kind == LS_DT_BWD) {
+    const g = f32x4.mul(v128.load(c), vsigmoidFromE(x, e));
+    v128.store(a, f32x4.add(v128.load(a), g));
+    v128.store(b, f32x4.add(v128.load(b), g));
+  } else {
+    // LS_SILU_BWD and LS_SWIGLU_BWD: d = s + x·s·(1 − s)
+    const s = vsigmoidFromE(x, e), oms = vOneMinusSigmoidFromE(x, e);
+    if (kind == LS_SILU_BWD) {
+      const dd = f32x4.add(s, f32x4.mul(f32x4.mul(x, s), oms));
+      v128.store(a, f32x4.add(v128.load(a), f32x4.mul(v128.load(b), dd)));
+    } else {
+      const dy = v128.load(c), gs = f32x4.mul(x, s);
+      const dd = f32x4.add(s, f32x4.mul(gs, oms));
+      v128.store(a, f32x4.add(v128.load(a), f32x4.mul(f32x4.mul(dy, v128.load(d)), dd)));
+      v128.store(b, f32x4.add(v128.load(b), f32x4.mul(dy, gs)));
+    }
+  }
+}
+
+/**
+ * out (n) = silu(x) = x·sigmoid(x), four vectors a turn with their exponentials in lock step
+ * (vmath enAbs): the same bits as silu4 on each.
+ */
+export function siluForward(out: usize, x: usize, n: i32): void {
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const o = <usize>i << 2, px = x + o;
+    lockStep16(LS_SILU, v128.load(px), v128.load(px, 16), v128.load(px, 32), v128.load(px, 48), out + o, 0, 0, 0, f32x4.splat(0), f32x4.splat(0));
+  }
+
+  for (; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    stN(out + o, silu4(ldN(x + o, c)), c);
+  }
+}
+
+/** dx (n) += dout ⊙ (s + x·s·(1-s)), s = sigmoid(x) */
+export function siluBackward(dx: usize, dout: usize, x: usize, n: i32): void {
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const o = <usize>i << 2, px = x + o;
+    lockStep16(LS_SILU_BWD, v128.load(px), v128.load(px, 16), v128.load(px, 32), v128.load(px, 48), dx + o, dout + o, 0, 0, f32x4.splat(0), f32x4.splat(0));
+  }
+
+  for (; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    const xv = ldN(x + o, c);
+    const e = vexpNegAbs(xv);
+    const s = vsigmoidFromE(xv, e), oms = vOneMinusSigmoidFromE(xv, e);
+    const d = f32x4.add(s, f32x4.mul(f32x4.mul(xv, s), oms));
+    stN(dx + o, f32x4.add(ldN(dx + o, c), f32x4.mul(ldN(dout + o, c), d)), c);
+  }
+}
+
+/** out (n) = softplus(x) = max(x,0) + log1p(exp(-|x|)), four vectors a turn in lock step (the same bits as vsoftplus) */
+export function softplusForward(out: usize, x: usize, n: i32): void {
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const o = <usize>i << 2, px = x + o;
+    lockStep16(LS_SOFTPLUS, v128.load(px), v128.load(px, 16), v128.load(px, 32), v128.load(px, 48), out + o, 0, 0, 0, f32x4.splat(0), f32x4.splat(0));
+  }
+
+  for (; i < n; i += 4) {
+    const o = <usize>i << 2, c = n - i;
+    stN(out + o, vsoftplus(ldN(x + o, c)), c);
+  }
 }
 
 /** dx (n) += dout ⊙ sigmoid(x) */
 export function softplusBackward(dx: usize, dout: usize, x: usize, n: i32): void {
   let i = 0;
   for (; i + 16 <= n; i += 16) {
-    // four vectors a turn, their exponentials in lock step: the same bits
-    const o = <usize>i << 2, px = x + o, pd = dx + o, py = dout + o;
-    const x0 = v128.load(px), x1 = v128.load(px, 16), x2 = v128.load(px, 32), x3 = v128.load(px, 48);
-    const s0 = enAbs(x0), s1 = enAbs(x1), s2 = enAbs(x2), s3 = enAbs(x3);
-    const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
-    const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
-    const p = enFirst();
-    let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
-    p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
-    p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
-    p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
-    p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
-    const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
-    v128.store(pd, f32x4.add(v128.load(pd), f32x4.mul(v128.load(py), vsigmoidFromE(x0, e0))));
-    v128.store(pd, f32x4.add(v128.load(pd, 16), f32x4.mul(v128.load(py, 16), vsigmoidFromE(x1, e1))), 16);
-    v128.store(pd, f32x4.add(v128.load(pd, 32), f32x4.mul(v128.load(py, 32), vsigmoidFromE(x2, e2))), 32);
-    v128.store(pd, f32x4.add(v128.load(pd, 48), f32x4.mul(v128.load(py, 48), vsigmoidFromE(x3, e3))), 48);
+    const o = <usize>i << 2, px = x + o;
+    lockStep16(LS_SOFTPLUS_BWD, v128.load(px), v128.load(px, 16), v128.load(px, 32), v128.load(px, 48), dx + o, dout + o, 0, 0, f32x4.splat(0), f32x4.splat(0));
   }
+
   for (; i < n; i += 4) {
     const o = <usize>i << 2, c = n - i;
     const xv = ldN(x + o, c);
@@ -212,24 +198,10 @@ export function softplusBackward(dx: usize, dout: usize, x: usize, n: i32): void
 export function swigluForward(out: usize, gate: usize, up: usize, n: i32): void {
   let i = 0;
   for (; i + 16 <= n; i += 16) {
-    // four vectors a turn, their exponentials in lock step: the same bits
-    const o = <usize>i << 2, pg = gate + o, pu = up + o, po = out + o;
-    const g0 = v128.load(pg), g1 = v128.load(pg, 16), g2 = v128.load(pg, 32), g3 = v128.load(pg, 48);
-    const s0 = enAbs(g0), s1 = enAbs(g1), s2 = enAbs(g2), s3 = enAbs(g3);
-    const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
-    const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
-    const p = enFirst();
-    let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
-    p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
-    p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
-    p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
-    p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
-    const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
-    v128.store(po, f32x4.mul(f32x4.mul(g0, vsigmoidFromE(g0, e0)), v128.load(pu)));
-    v128.store(po, f32x4.mul(f32x4.mul(g1, vsigmoidFromE(g1, e1)), v128.load(pu, 16)), 16);
-    v128.store(po, f32x4.mul(f32x4.mul(g2, vsigmoidFromE(g2, e2)), v128.load(pu, 32)), 32);
-    v128.store(po, f32x4.mul(f32x4.mul(g3, vsigmoidFromE(g3, e3)), v128.load(pu, 48)), 48);
+    const o = <usize>i << 2, pg = gate + o;
+    lockStep16(LS_SWIGLU, v128.load(pg), v128.load(pg, 16), v128.load(pg, 32), v128.load(pg, 48), out + o, up + o, 0, 0, f32x4.splat(0), f32x4.splat(0));
   }
+
   for (; i < n; i += 4) {
     const o = <usize>i << 2, c = n - i;
     const g = ldN(gate + o, c);
@@ -244,24 +216,10 @@ export function swigluForward(out: usize, gate: usize, up: usize, n: i32): void 
 export function swigluBackward(dgate: usize, dup: usize, dout: usize, gate: usize, up: usize, n: i32): void {
   let i = 0;
   for (; i + 16 <= n; i += 16) {
-    // four vectors a turn, their exponentials in lock step: the same bits
     const o = <usize>i << 2, pg = gate + o;
-    const g0 = v128.load(pg), g1 = v128.load(pg, 16), g2 = v128.load(pg, 32), g3 = v128.load(pg, 48);
-    const s0 = enAbs(g0), s1 = enAbs(g1), s2 = enAbs(g2), s3 = enAbs(g3);
-    const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
-    const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
-    const p = enFirst();
-    let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
-    p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
-    p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
-    p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
-    p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
-    const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
-    swigluGrad(dgate + o, dup + o, dout + o, up + o, g0, e0);
-    swigluGrad(dgate + o + 16, dup + o + 16, dout + o + 16, up + o + 16, g1, e1);
-    swigluGrad(dgate + o + 32, dup + o + 32, dout + o + 32, up + o + 32, g2, e2);
-    swigluGrad(dgate + o + 48, dup + o + 48, dout + o + 48, up + o + 48, g3, e3);
+    lockStep16(LS_SWIGLU_BWD, v128.load(pg), v128.load(pg, 16), v128.load(pg, 32), v128.load(pg, 48), dgate + o, dup + o, dout + o, up + o, f32x4.splat(0), f32x4.splat(0));
   }
+
   for (; i < n; i += 4) {
     const o = <usize>i << 2, c = n - i;
     const g = ldN(gate + o, c), dy = ldN(dout + o, c);
@@ -272,16 +230,6 @@ export function swigluBackward(dgate: usize, dup: usize, dout: usize, gate: usiz
     stN(dgate + o, f32x4.add(ldN(dgate + o, c), f32x4.mul(f32x4.mul(dy, ldN(up + o, c)), d)), c);
     stN(dup + o, f32x4.add(ldN(dup + o, c), f32x4.mul(dy, gs)), c);
   }
-}
-
-/** swigluBackward on one whole vector, given e = e^−|g|. */
-@inline function swigluGrad(pdg: usize, pdu: usize, pdy: usize, pup: usize, g: v128, e: v128): void {
-  const dy = v128.load(pdy);
-  const s = vsigmoidFromE(g, e), oms = vOneMinusSigmoidFromE(g, e);
-  const gs = f32x4.mul(g, s);
-  const d = f32x4.add(s, f32x4.mul(gs, oms));
-  v128.store(pdg, f32x4.add(v128.load(pdg), f32x4.mul(f32x4.mul(dy, v128.load(pup)), d)));
-  v128.store(pdu, f32x4.add(v128.load(pdu), f32x4.mul(dy, gs)));
 }
 
 /** out (n) = exp(x): exposes the vector exp (tests compare it with Math.exp). */

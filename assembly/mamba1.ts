@@ -8,7 +8,7 @@
 import { convChannelStep } from './conv';
 import { dot1, dot4 } from './matmul';
 import { scanChannel } from './scan';
-import { silu4, siluForward, softplus16, gate16 } from './elementwise';
+import { silu4, siluForward, lockStep16, LS_SOFTPLUS, LS_GATE } from './elementwise';
 import { hsum4, ldN, stN, vexpNegAbs, vsoftplus, vsigmoidFromE } from './vmath';
 
 /** v with lane j (0..3) set to x. */
@@ -117,11 +117,12 @@ export function mambaDeltaPrefill(delta: usize, dtp: usize, bias: usize, M: i32,
   for (let r = 0; r < M; r++) {
     const pi = dtp + <usize>r * row, po = delta + <usize>r * row;
     let c = 0;
-    // four vectors a turn, their softplus in lock step (elementwise softplus16)
+    // four vectors a turn, their softplus in lock step (elementwise lockStep16)
     for (; c + 16 <= ED; c += 16) {
       const o = <usize>c << 2, pb = bias + o, pd = pi + o;
-      softplus16(po + o, f32x4.add(v128.load(pd), v128.load(pb)), f32x4.add(v128.load(pd, 16), v128.load(pb, 16)),
-        f32x4.add(v128.load(pd, 32), v128.load(pb, 32)), f32x4.add(v128.load(pd, 48), v128.load(pb, 48)));
+      const no = f32x4.splat(0);
+      lockStep16(LS_SOFTPLUS, f32x4.add(v128.load(pd), v128.load(pb)), f32x4.add(v128.load(pd, 16), v128.load(pb, 16)),
+        f32x4.add(v128.load(pd, 32), v128.load(pb, 32)), f32x4.add(v128.load(pd, 48), v128.load(pb, 48)), po + o, 0, 0, 0, no, no);
     }
     for (; c < ED; c += 4) {
       const o = <usize>c << 2, cnt = min<i32>(4, ED - c);
@@ -141,7 +142,7 @@ export function mambaGatePrefill(out: usize, y: usize, xz: usize, M: i32, ED: i3
     let c = 0;
     for (; c + 16 <= ED; c += 16) {
       const o = <usize>c << 2, z = pz + o; // four vectors a turn in lock step, as in mambaDeltaPrefill
-      gate16(po + o, py + o, v128.load(z), v128.load(z, 16), v128.load(z, 32), v128.load(z, 48));
+      lockStep16(LS_GATE, v128.load(z), v128.load(z, 16), v128.load(z, 32), v128.load(z, 48), po + o, py + o, 0, 0, f32x4.splat(0), f32x4.splat(0));
     }
     for (; c < ED; c += 4) {
       const o = <usize>c << 2, cnt = min<i32>(4, ED - c);

@@ -2,10 +2,8 @@
  * The elementwise kernels around Mamba-2's SSD, f32x4: twins of src/kernels/ref/mamba2.ts (read it
  * for the math and the shapes). Backward kernels accumulate.
  */
-import {
-  ldN, stN, hsum, vexpNegAbs, vlog1pUnit, vsoftplus, vsigmoidFromE, vOneMinusSigmoidFromE,
-  enAbs, enRound, enRest, enFirst, enHorner, enEnd, lpFirst, lpHorner, lpEnd,
-} from './vmath';
+import { ldN, stN, hsum, vexpNegAbs, vlog1pUnit, vsoftplus, vsigmoidFromE, vOneMinusSigmoidFromE } from './vmath';
+import { lockStep16, LS_DT_SOFTPLUS, LS_DT_BWD } from './elementwise';
 
 /** out (rows, H) = clamp(softplus(dt + bias), lo, hi) */
 export function dtSoftplusForward(out: usize, dt: usize, bias: usize, rows: i32, H: i32, lo: f32, hi: f32): void {
@@ -13,34 +11,10 @@ export function dtSoftplusForward(out: usize, dt: usize, bias: usize, rows: i32,
   for (let r = 0; r < rows; r++) {
     let h = 0;
     for (; h + 16 <= H; h += 16) {
-      // four vectors a turn, their exponentials and logarithms in lock step: vsoftplus's bits
-      const o = <usize>r * rowH + (<usize>h << 2), pd = dt + o, pb = bias + (<usize>h << 2), po = out + o;
-      const v0 = f32x4.add(v128.load(pd), v128.load(pb)), v1 = f32x4.add(v128.load(pd, 16), v128.load(pb, 16));
-      const v2 = f32x4.add(v128.load(pd, 32), v128.load(pb, 32)), v3 = f32x4.add(v128.load(pd, 48), v128.load(pb, 48));
-      const s0 = enAbs(v0), s1 = enAbs(v1), s2 = enAbs(v2), s3 = enAbs(v3);
-      const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
-      const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
-      const p = enFirst();
-      let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
-      p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
-      p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
-      p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
-      p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
-      const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
-      const q = lpFirst();
-      let q0 = lpHorner(q, e0, 0), q1 = lpHorner(q, e1, 0), q2 = lpHorner(q, e2, 0), q3 = lpHorner(q, e3, 0);
-      q0 = lpHorner(q0, e0, 1); q1 = lpHorner(q1, e1, 1); q2 = lpHorner(q2, e2, 1); q3 = lpHorner(q3, e3, 1);
-      q0 = lpHorner(q0, e0, 2); q1 = lpHorner(q1, e1, 2); q2 = lpHorner(q2, e2, 2); q3 = lpHorner(q3, e3, 2);
-      q0 = lpHorner(q0, e0, 3); q1 = lpHorner(q1, e1, 3); q2 = lpHorner(q2, e2, 3); q3 = lpHorner(q3, e3, 3);
-      q0 = lpHorner(q0, e0, 4); q1 = lpHorner(q1, e1, 4); q2 = lpHorner(q2, e2, 4); q3 = lpHorner(q3, e3, 4);
-      q0 = lpHorner(q0, e0, 5); q1 = lpHorner(q1, e1, 5); q2 = lpHorner(q2, e2, 5); q3 = lpHorner(q3, e3, 5);
-      q0 = lpHorner(q0, e0, 6); q1 = lpHorner(q1, e1, 6); q2 = lpHorner(q2, e2, 6); q3 = lpHorner(q3, e3, 6);
-      q0 = lpHorner(q0, e0, 7); q1 = lpHorner(q1, e1, 7); q2 = lpHorner(q2, e2, 7); q3 = lpHorner(q3, e3, 7);
-      const z = f32x4.splat(0);
-      v128.store(po, f32x4.pmin(hv, f32x4.pmax(lv, f32x4.add(f32x4.pmax(v0, z), lpEnd(q0, e0)))));
-      v128.store(po, f32x4.pmin(hv, f32x4.pmax(lv, f32x4.add(f32x4.pmax(v1, z), lpEnd(q1, e1)))), 16);
-      v128.store(po, f32x4.pmin(hv, f32x4.pmax(lv, f32x4.add(f32x4.pmax(v2, z), lpEnd(q2, e2)))), 32);
-      v128.store(po, f32x4.pmin(hv, f32x4.pmax(lv, f32x4.add(f32x4.pmax(v3, z), lpEnd(q3, e3)))), 48);
+      // four vectors a turn, their exponentials and logarithms in lock step (elementwise lockStep16): vsoftplus's bits
+      const o = <usize>r * rowH + (<usize>h << 2), pd = dt + o, pb = bias + (<usize>h << 2);
+      lockStep16(LS_DT_SOFTPLUS, f32x4.add(v128.load(pd), v128.load(pb)), f32x4.add(v128.load(pd, 16), v128.load(pb, 16)),
+        f32x4.add(v128.load(pd, 32), v128.load(pb, 32)), f32x4.add(v128.load(pd, 48), v128.load(pb, 48)), out + o, 0, 0, 0, lv, hv);
     }
     for (; h < H; h += 4) {
       const o = <usize>r * rowH + (<usize>h << 2), c = H - h;
@@ -63,24 +37,10 @@ export function dtSoftplusBackward(ddt: usize, dbias: usize, dout: usize, dt: us
     let h = 0;
     if (!clamps) {
       for (; h + 16 <= H; h += 16) {
-        // four vectors a turn, their exponentials in lock step: the same bits
+        // four vectors a turn, their exponentials in lock step (elementwise lockStep16): the same bits
         const o = <usize>r * rowH + (<usize>h << 2), ob = <usize>h << 2, pd = dt + o, pb = bias + ob;
-        const v0 = f32x4.add(v128.load(pd), v128.load(pb)), v1 = f32x4.add(v128.load(pd, 16), v128.load(pb, 16));
-        const v2 = f32x4.add(v128.load(pd, 32), v128.load(pb, 32)), v3 = f32x4.add(v128.load(pd, 48), v128.load(pb, 48));
-        const s0 = enAbs(v0), s1 = enAbs(v1), s2 = enAbs(v2), s3 = enAbs(v3);
-        const t0 = enRound(s0), t1 = enRound(s1), t2 = enRound(s2), t3 = enRound(s3);
-        const r0 = enRest(s0, t0), r1 = enRest(s1, t1), r2 = enRest(s2, t2), r3 = enRest(s3, t3);
-        const p = enFirst();
-        let p0 = enHorner(p, r0, 0), p1 = enHorner(p, r1, 0), p2 = enHorner(p, r2, 0), p3 = enHorner(p, r3, 0);
-        p0 = enHorner(p0, r0, 1); p1 = enHorner(p1, r1, 1); p2 = enHorner(p2, r2, 1); p3 = enHorner(p3, r3, 1);
-        p0 = enHorner(p0, r0, 2); p1 = enHorner(p1, r1, 2); p2 = enHorner(p2, r2, 2); p3 = enHorner(p3, r3, 2);
-        p0 = enHorner(p0, r0, 3); p1 = enHorner(p1, r1, 3); p2 = enHorner(p2, r2, 3); p3 = enHorner(p3, r3, 3);
-        p0 = enHorner(p0, r0, 4); p1 = enHorner(p1, r1, 4); p2 = enHorner(p2, r2, 4); p3 = enHorner(p3, r3, 4);
-        const e0 = enEnd(p0, r0, t0), e1 = enEnd(p1, r1, t1), e2 = enEnd(p2, r2, t2), e3 = enEnd(p3, r3, t3);
-        dtGrad(ddt + o, dbias + ob, dout + o, v0, e0);
-        dtGrad(ddt + o + 16, dbias + ob + 16, dout + o + 16, v1, e1);
-        dtGrad(ddt + o + 32, dbias + ob + 32, dout + o + 32, v2, e2);
-        dtGrad(ddt + o + 48, dbias + ob + 48, dout + o + 48, v3, e3);
+        lockStep16(LS_DT_BWD, f32x4.add(v128.load(pd), v128.load(pb)), f32x4.add(v128.load(pd, 16), v128.load(pb, 16)),
+          f32x4.add(v128.load(pd, 32), v128.load(pb, 32)), f32x4.add(v128.load(pd, 48), v128.load(pb, 48)), ddt + o, dbias + ob, dout + o, 0, hv, hv);
       }
     }
     for (; h < H; h += 4) {
@@ -96,13 +56,6 @@ export function dtSoftplusBackward(ddt: usize, dbias: usize, dout: usize, dt: us
       stN(dbias + ob, f32x4.add(ldN(dbias + ob, c), g), c);
     }
   }
-}
-
-/** dtSoftplusBackward without a clamp on one whole vector, given e = e^−|v|. */
-@inline function dtGrad(pddt: usize, pdb: usize, pdout: usize, v: v128, e: v128): void {
-  const g = f32x4.mul(v128.load(pdout), vsigmoidFromE(v, e));
-  v128.store(pddt, f32x4.add(v128.load(pddt), g));
-  v128.store(pdb, f32x4.add(v128.load(pdb), g));
 }
 
 /** silu(z) and silu'(z) lane-wise. */
