@@ -40,7 +40,7 @@ export function dtSoftplusBackward(ddt: usize, dbias: usize, dout: usize, dt: us
         // four vectors a turn, their exponentials in lock step (elementwise lockStep16): the same bits
         const o = <usize>r * rowH + (<usize>h << 2), ob = <usize>h << 2, pd = dt + o, pb = bias + ob;
         lockStep16(LS_DT_BWD, f32x4.add(v128.load(pd), v128.load(pb)), f32x4.add(v128.load(pd, 16), v128.load(pb, 16)),
-          f32x4.add(v128.load(pd, 32), v128.load(pb, 32)), f32x4.add(v128.load(pd, 48), v128.load(pb, 48)), ddt + o, dbias + ob, dout + o, 0, hv, hv);
+          f32x4.add(v128.load(pd, 32), v128.load(pb, 32)), f32x4.add(v128.load(pd, 48), v128.load(pb, 48)), ddt + o, dbias + ob, dout + o, 0, f32x4.splat(0), f32x4.splat(0));
       }
     }
     for (; h < H; h += 4) {

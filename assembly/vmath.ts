@@ -77,16 +77,24 @@ const EXP_C = memory.data<f32>([-104.0, 89.0, 1.44269504088896341, 12582912.0, 0
   1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1, 1.0]);
 const EXP_I = memory.data<i32>([0x4b400000, 127]);
 
+/** r = x − fn·ln 2 by Cody–Waite (ln 2 in two parts, so r is exact), fn = round(x·log2 e) as a float. */
+@inline function cwRest(x: v128, fn: v128): v128 {
+  const r = f32x4.sub(x, f32x4.mul(fn, v128.load32_splat(EXP_C, 16)));
+  return f32x4.sub(r, f32x4.mul(fn, v128.load32_splat(EXP_C, 20)));
+}
+
+/** e^r from the polynomial's last Horner value p: p·r² + r + 1. */
+@inline function expTail(p: v128, r: v128): v128 {
+  return f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), v128.load32_splat(EXP_C, 48));
+}
+
 /**
- * e^r for x = fn·ln2 + r (fn = round(x·log2 e), as a float): vexp's and vexpNeg's Cody–Waite
- * reduction (ln 2 in two parts, so r is exact) and the degree-7 (Cephes) polynomial for e^r.
+ * e^r for x = fn·ln2 + r: vexp's reduction (cwRest) and the degree-7 (Cephes) polynomial for e^r,
+ * its Horner steps those of enHorner.
  */
 @inline function expReduced(x: v128, fn: v128): v128 {
-  const c = EXP_C;
-  let r = f32x4.sub(x, f32x4.mul(fn, v128.load32_splat(c, 16)));
-  r = f32x4.sub(r, f32x4.mul(fn, v128.load32_splat(c, 20)));
-  const p = horner5(v128.load32_splat(c, 24), r, c + 28);
-  return f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), v128.load32_splat(c, 48));
+  const r = cwRest(x, fn);
+  return expTail(horner5(v128.load32_splat(EXP_C, 24), r, EXP_C + 28), r);
 }
 
 /**
@@ -155,11 +163,9 @@ const EXP_NEG = memory.data<f32>([12583104.0, 2.710505431213761e-20, -0.0]);
  * rounds the same way: the same bits as vexp for every x ≤ 0, in 25 operations instead of 32.
  */
 @inline export function vexpNeg(x0: v128): v128 {
-  const c = EXP_C, k = EXP_NEG;
-  const x = f32x4.pmax(x0, v128.load32_splat(c));
-  const tm = f32x4.add(f32x4.mul(x, v128.load32_splat(c, 8)), v128.load32_splat(k));
-  const p = expReduced(x, f32x4.sub(tm, v128.load32_splat(k)));
-  return f32x4.mul(f32x4.mul(p, i32x4.shl(tm, 23)), v128.load32_splat(k, 4));
+  const s = f32x4.pmax(x0, v128.load32_splat(EXP_C));
+  const tm = enRound(s), r = enRest(s, tm);
+  return enEnd(horner5(enFirst(), r, EXP_C + 28), r, tm);
 }
 
 /** A·log2 e: the per-channel factor vexp2Neg's argument Δ·A·log2 e is formed from. */
@@ -244,12 +250,8 @@ const LOG1P_UNIT = memory.data<f32>([5.23269223049283e-3, -2.9505236074328423e-2
  * fine grid of [0, 1] and down to 1e−30: tools/poly_coefficients.py), exact as e → 0 (P(0) = 1).
  */
 @inline export function vlog1pUnit(e: v128): v128 {
-  const k = LOG1P_UNIT;
-  let p = horner5(v128.load32_splat(k), e, k + 4);
-  p = f32x4.add(f32x4.mul(p, e), v128.load32_splat(k, 24));
-  p = f32x4.add(f32x4.mul(p, e), v128.load32_splat(k, 28));
-  p = f32x4.add(f32x4.mul(p, e), v128.load32_splat(k, 32));
-  return f32x4.mul(p, e);
+  const q = horner5(lpFirst(), e, LOG1P_UNIT + 4); // lpHorner steps 0..4
+  return lpEnd(lpHorner(lpHorner(lpHorner(q, e, 5), e, 6), e, 7), e);
 }
 
 /**
@@ -257,7 +259,7 @@ const LOG1P_UNIT = memory.data<f32>([5.23269223049283e-3, -2.9505236074328423e-2
  * of each before the next). Each is a chain of some twenty dependent operations: written one after
  * another, four such chains do not fit the core's scheduler together, so each runs at its own
  * latency; interleaved they overlap, and a softplus or SiLU pass runs 1.3–1.5× faster
- * (tools/ab-builds.mjs). The same operations in the same order for each lane, so the same bits:
+ * (tools/ab-builds.mjs). vexpNeg and vlog1pUnit are built from the same stages, so the same bits:
  * e^−|x| = enEnd(p, r, tm) with s = enAbs(x), tm = enRound(s), r = enRest(s, tm) and p five
  * enHorner steps from enFirst(); log1p(e) = lpEnd(q, e) with q eight lpHorner steps from lpFirst().
  */
@@ -268,20 +270,17 @@ const LOG1P_UNIT = memory.data<f32>([5.23269223049283e-3, -2.9505236074328423e-2
   return f32x4.add(f32x4.mul(s, v128.load32_splat(EXP_C, 8)), v128.load32_splat(EXP_NEG));
 }
 @inline export function enRest(s: v128, tm: v128): v128 {
-  const fn = f32x4.sub(tm, v128.load32_splat(EXP_NEG));
-  const r = f32x4.sub(s, f32x4.mul(fn, v128.load32_splat(EXP_C, 16)));
-  return f32x4.sub(r, f32x4.mul(fn, v128.load32_splat(EXP_C, 20)));
+  return cwRest(s, f32x4.sub(tm, v128.load32_splat(EXP_NEG)));
 }
 @inline export function enFirst(): v128 {
   return v128.load32_splat(EXP_C, 24);
 }
-/** Step i (0..4) of e^r's polynomial. */
+/** Step i (0..4) of e^r's polynomial (horner5 from EXP_C + 28 runs all five). */
 @inline export function enHorner(p: v128, r: v128, i: usize): v128 {
   return f32x4.add(f32x4.mul(p, r), v128.load32_splat(EXP_C + 28 + (i << 2)));
 }
 @inline export function enEnd(p: v128, r: v128, tm: v128): v128 {
-  const e = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), v128.load32_splat(EXP_C, 48));
-  return f32x4.mul(f32x4.mul(e, i32x4.shl(tm, 23)), v128.load32_splat(EXP_NEG, 4));
+  return f32x4.mul(f32x4.mul(expTail(p, r), i32x4.shl(tm, 23)), v128.load32_splat(EXP_NEG, 4));
 }
 @inline export function lpFirst(): v128 {
   return v128.load32_splat(LOG1P_UNIT);

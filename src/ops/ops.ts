@@ -158,12 +158,11 @@ function aliases(ld: number): boolean {
 }
 
 /**
- * x (rows, cols) as a product's operand: a copy with rows of cols + 8 floats (made in the current
- * scope) when its rows alias, else x itself; with its row length. The kernels read the same values
- * in the same order either way, so the product's bits do not change.
+ * x (rows, cols) copied, in the current scope, with rows of cols + 8 floats, for a product whose
+ * operand's rows alias; with its row length. The kernels read the same values in the same order
+ * from either, so the product's bits do not change.
  */
-function unaliased(e: Engine, x: Tensor, rows: number, cols: number): [Tensor, number] {
-  if (!aliases(cols)) return [x, cols];
+function padded(e: Engine, x: Tensor, rows: number, cols: number): [Tensor, number] {
   const ld = cols + 8,
     p = e.empty([rows, ld]);
   e.k.padRows(p, x, rows, cols, ld);
@@ -189,7 +188,7 @@ export function inputGradInto(e: Engine, gx: Tensor, dy: Tensor, w: Tensor, M: n
     return;
   }
   e.scope(() => {
-    const [wp, ldb] = unaliased(e, w, N, K);
+    const [wp, ldb] = padded(e, w, N, K);
     e.k.matmulNNStrided(gx, dy, wp, M, K, N, 1, N, ldb, K);
   });
 }
@@ -209,14 +208,14 @@ export function weightGradInto(e: Engine, gw: Tensor, dy: Tensor, x: Tensor, M: 
     return;
   }
   e.scope(() => {
-    const [xb, ldb] = padX ? unaliased(e, x, M, K) : [x, K];
+    const [xb, ldb] = padX ? padded(e, x, M, K) : [x, K];
     if (N % 1024 === 0) {
       const lda = M + 8,
         dyT = e.empty([N, lda]);
       e.k.transpose(dyT, dy, M, N, lda);
       e.k.matmulNNStrided(gw, dyT, xb, N, K, M, 1, lda, ldb, K);
     } else {
-      const [a, lda] = padDy ? unaliased(e, dy, M, N) : [dy, N];
+      const [a, lda] = padDy ? padded(e, dy, M, N) : [dy, N];
       e.k.matmulTNStrided(gw, a, xb, N, K, M, 1, lda, ldb, K);
     }
   });
